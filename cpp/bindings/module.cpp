@@ -1,0 +1,15 @@
+// clarion._core: the compiled kernels. Bindings check and convert arguments only; every compute
+// call releases the GIL. Registration functions live beside the kernels they bind.
+#include <pybind11/pybind11.h>
+
+#include "clarion/errors.hpp"
+
+namespace py = pybind11;
+
+void register_counts(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "clarion's compiled kernels (private: use the functions re-exported by `clarion`).";
+  py::register_exception<clarion::CudaError>(m, "CudaError", PyExc_RuntimeError);
+  register_counts(m);
+}

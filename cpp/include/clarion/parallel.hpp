@@ -1,0 +1,94 @@
+// The CPU driver shared by every row-wise counting kernel: rows are cut into chunks, threads pull
+// chunks, each slot (a thread for exact integer sums, a chunk for floating sums) fills a private
+// table, and the tables are merged in a fixed order. Floating results therefore depend on the
+// chunking -- a pure function of (rows, table size) -- and never on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "clarion/common.hpp"
+
+namespace clarion::detail {
+
+constexpr i64 kRowsPerChunk = i64{1} << 16;
+constexpr i64 kMaxChunks = 64;
+constexpr i64 kScratchCells = (i64{256} << 20) / 8;  // 256 MiB of private tables at most
+
+inline int resolve_threads(int n_threads) {
+  if (n_threads > 0) return n_threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// Runs fn(t) for t in [0, n) on up to n_threads threads (t = 0 runs on the calling thread).
+template <class Fn>
+void parallel_for_threads(int n, Fn&& fn) {
+  if (n <= 1) { fn(0); return; }
+  std::vector<std::thread> pool;
+  pool.reserve(n - 1);
+  for (int t = 1; t < n; ++t) pool.emplace_back([&fn, t] { fn(t); });
+  fn(0);
+  for (auto& th : pool) th.join();
+}
+
+// row_fn(i, add, &bad_col) -> error code; add(cell, value) accumulates into the slot's table.
+template <class Out, class RowFn>
+RowError run_chunked(i64 n_rows, i64 total_cells, int n_threads, Out* out, RowFn&& row_fn) {
+  constexpr bool kExact = std::is_integral_v<Out>;
+  std::fill(out, out + total_cells, Out{0});
+  RowError first;
+  if (n_rows <= 0 || total_cells <= 0) return first;
+
+  const i64 cells = std::max<i64>(total_cells, 1);
+  const i64 max_slots = std::max<i64>(1, kScratchCells / cells);
+  i64 n_chunks = (n_rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  if (!kExact) n_chunks = std::min({n_chunks, kMaxChunks, max_slots});
+  const i64 rows_per_chunk = (n_rows + n_chunks - 1) / n_chunks;
+  n_chunks = (n_rows + rows_per_chunk - 1) / rows_per_chunk;
+  int threads = static_cast<int>(std::min<i64>(resolve_threads(n_threads), n_chunks));
+  if (kExact) threads = static_cast<int>(std::min<i64>(threads, max_slots));
+  const i64 n_slots = kExact ? threads : n_chunks;
+
+  // Slot 0 is the output itself; the others are private scratch tables.
+  std::vector<Out> scratch(static_cast<size_t>((n_slots - 1) * cells), Out{0});
+  auto slot_table = [&](i64 s) { return s == 0 ? out : scratch.data() + (s - 1) * cells; };
+
+  std::atomic<i64> next_chunk{0};
+  std::vector<RowError> errors(threads);
+  parallel_for_threads(threads, [&](int t) {
+    for (;;) {
+      const i64 c = next_chunk.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      Out* table = slot_table(kExact ? t : c);
+      auto add = [table](i64 cell, Out v) { table[cell] += v; };
+      const i64 begin = c * rows_per_chunk;
+      const i64 end = std::min(n_rows, begin + rows_per_chunk);
+      for (i64 i = begin; i < end; ++i) {
+        i64 bad_col = -1;
+        const int err = row_fn(i, add, &bad_col);
+        if (err != 0) { keep_first_error(errors[t], RowError{err, i, bad_col}); break; }
+      }
+    }
+  });
+  for (const auto& e : errors) keep_first_error(first, e);
+  if (first.what != 0 || n_slots == 1) return first;
+
+  // Merge slots 1..n-1 into slot 0 in slot order, in parallel over cell ranges.
+  const int merge_threads = static_cast<int>(std::min<i64>(resolve_threads(n_threads), std::max<i64>(1, cells / 4096)));
+  const i64 span = (cells + merge_threads - 1) / merge_threads;
+  parallel_for_threads(merge_threads, [&](int t) {
+    const i64 lo = t * span, hi = std::min(cells, lo + span);
+    for (i64 s = 1; s < n_slots; ++s) {
+      const Out* src = slot_table(s);
+      for (i64 k = lo; k < hi; ++k) out[k] += src[k];
+    }
+  });
+  return first;
+}
+
+}  // namespace clarion::detail
