@@ -1,6 +1,7 @@
 // CPU drivers of the grouped count kernels: the row arithmetic is in grouped_counts.hpp, the
 // threading in parallel.hpp.
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "clarion/grouped_counts_drivers.hpp"
@@ -11,6 +12,21 @@ namespace clarion::bias {
 template <class Code, class W, class Out>
 RowError grouped_counts_cpu(const CountsProblem& pb, const Code* groups, const Code* labels,
                             const Code* preds, const W* weights, Out* out, int n_threads) {
+  if (pb.n_boot == 0 && pb.n_batch == 1) {
+    auto single = [&](auto preds_tag, auto weights_tag) {
+      constexpr bool kPreds = decltype(preds_tag)::value;
+      constexpr bool kWeights = decltype(weights_tag)::value;
+      return detail::run_chunked<Out>(pb.n_rows, pb.total_cells(), n_threads, out,
+                                      [&](i64 i, auto& add, i64* bad_col) {
+                                        return count_row_single<kPreds, kWeights, Code, W, Out>(
+                                            pb, i, groups, labels, preds, weights, add, bad_col);
+                                      });
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    if (preds != nullptr) return weights != nullptr ? single(T{}, T{}) : single(T{}, F{});
+    return weights != nullptr ? single(F{}, T{}) : single(F{}, F{});
+  }
   return detail::run_chunked<Out>(pb.n_rows, pb.total_cells(), n_threads, out,
                                   [&](i64 i, auto& add, i64* bad_col) {
                                     return count_row<Code, W, Out>(pb, i, groups, labels, preds, weights, add, bad_col);

@@ -58,11 +58,11 @@ def _as_codes(a: Any, arg: str, ndims: tuple[int, ...]):
         return arr.astype(np.int8)
     if kind == "u":
         if arr.dtype.itemsize == 8:
-            xp = _xp(arr)
-            if arr.size and int(arr.max()) > np.iinfo(np.int64).max:
-                row = int(xp.argmax(arr.reshape(len(arr), -1).max(axis=1)))
-                raise ValueError(MSG_CODE_RANGE.format(arg=arg, value=int(arr.reshape(len(arr), -1)[row].max()),
-                                                       row=row, col="", n="int64 max", hint=""))
+            big = _xp(arr).flatnonzero((arr > np.iinfo(np.int64).max).reshape(arr.shape[0], -1).any(axis=1))
+            if big.size:
+                row = int(big[0])
+                raise ValueError(MSG_CODE_RANGE.format(arg=arg, value=int(arr[row].max()), row=row, col="",
+                                                       n="2**63", hint=""))
             return arr.astype(np.int64)
         return arr.astype({1: np.int16, 2: np.int32, 4: np.int64}[arr.dtype.itemsize])
     if kind != "i":
@@ -343,7 +343,7 @@ def grouped_threshold_counts(
     nan = np.flatnonzero(np.isnan(th_host))
     if nan.size:
         raise ValueError(MSG_THRESHOLDS_NAN.format(pos=int(nan[0])))
-    dec = np.flatnonzero(np.diff(th_host) < 0)
+    dec = np.flatnonzero(th_host[1:] < th_host[:-1])
     if dec.size:
         k = int(dec[0]) + 1
         raise ValueError(MSG_THRESHOLDS_ORDER.format(pos=k, value=th_host[k], prev=k - 1, prev_value=th_host[k - 1]))

@@ -60,6 +60,11 @@ def poisson1_draws(seed: int, replicate: int, rows: np.ndarray) -> np.ndarray:
     return np.searchsorted(POISSON1_CDF_BITS, u, side="right").astype(np.int64)
 
 
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    """(N,) -> (N, 1); (N, B) unchanged (also for N = 0, where reshape(-1) is ambiguous)."""
+    return a[:, None] if a.ndim == 1 else a
+
+
 def first_invalid_row(
     groups: np.ndarray,
     labels: np.ndarray,
@@ -90,12 +95,12 @@ def first_invalid_row(
         ok &= ~bad[:, 2]
     cols = None
     if preds is not None:
-        p = preds.reshape(len(g), -1).astype(np.int64, copy=False)
+        p = _as_2d(preds).astype(np.int64, copy=False)
         badp = (p < 0) | (p >= n_preds)
         bad[:, 3] = ok & badp.any(axis=1)
         cols = badp
     elif scores is not None:
-        s = scores.reshape(len(g), -1)
+        s = _as_2d(scores)
         bads = np.isnan(s)
         bad[:, 4] = ok & bads.any(axis=1)
         cols = bads
@@ -145,7 +150,7 @@ def grouped_counts(
     n = len(groups)
     g = groups.astype(np.int64)
     lab = labels.astype(np.int64)
-    p2 = np.zeros((n, 1), dtype=np.int64) if preds is None else preds.reshape(n, -1).astype(np.int64)
+    p2 = np.zeros((n, 1), dtype=np.int64) if preds is None else _as_2d(preds).astype(np.int64)
     P = 1 if preds is None else n_preds
     B = p2.shape[1]
     kept = g != -1
@@ -182,7 +187,7 @@ def grouped_threshold_counts(
     Returns [R, B, T, G, L, 2].
     """
     n = len(groups)
-    s2 = scores.reshape(n, -1)
+    s2 = _as_2d(scores)
     B = s2.shape[1]
     T = len(thresholds)
     bins = np.searchsorted(thresholds, s2, side="right")  # [N, B] in 0..T

@@ -92,6 +92,30 @@ CLARION_HD int count_row(const CountsProblem& pb, i64 i, const Code* groups, con
   return kErrNone;
 }
 
+// Fast path of count_row for the common case (one prediction column or none, no bootstrap):
+// the same checks and arithmetic with the optional inputs resolved at compile time.
+template <bool kPreds, bool kWeights, class Code, class W, class Out, class Adder>
+CLARION_HD int count_row_single(const CountsProblem& pb, i64 i, const Code* groups, const Code* labels,
+                                const Code* preds, const W* weights, Adder& add, i64* bad_col) {
+  const i64 g = groups[i];
+  if (g == -1) return kErrNone;
+  const i64 l = labels[i];
+  const i64 p = kPreds ? static_cast<i64>(preds[i]) : 0;
+  Out w = 1;
+  if (kWeights) w = static_cast<Out>(weights[i]);
+  const bool ok = code_in_range(g, pb.n_groups) & code_in_range(l, pb.n_labels) & code_in_range(p, pb.n_preds) &
+                  (!kWeights || weight_ok(static_cast<double>(weights[i])));
+  if (!ok) {
+    if (!code_in_range(g, pb.n_groups)) return kErrGroups;
+    if (!code_in_range(l, pb.n_labels)) return kErrLabels;
+    if (kWeights && !weight_ok(static_cast<double>(weights[i]))) return kErrWeights;
+    *bad_col = 0;
+    return kErrPreds;
+  }
+  add((g * pb.n_labels + l) * pb.n_preds + p, w);
+  return kErrNone;
+}
+
 // Row i of grouped_threshold_counts: like count_row with the predicted code replaced by the score
 // bin (pb.n_preds == T + 1). `scores` is N x B row-major.
 template <class Code, class S, class W, class Out, class Adder>
