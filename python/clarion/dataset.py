@@ -167,7 +167,7 @@ class Reader:
             if c not in frame.columns:
                 raise DataError(f"{self.path}: column {c!r} not found (columns: {list(frame.columns)})")
             col = frame[c]
-            missing = col.isna().to_numpy()
+            missing = col.isna().to_numpy().copy()  # pandas 3 hands out read-only views
             if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
                 missing |= (col.astype(str).str.len() == 0).to_numpy()
             for i in np.flatnonzero(missing & keep):
