@@ -509,17 +509,17 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
 def _load_model(cfg: Any, model: Any, base_dir: str, why: str) -> tuple[Any, bool]:
     """The model as a clarion Model; the bool says whether it already selects outputs itself (an
     endpoint configured with predictor.label/probability)."""
+    p = cfg.predictor
+    if model is None and (p is None or not (p.endpoint_url or p.model_uri)):
+        raise ValueError(MSG_NO_MODEL.format(why=why))
     from clarion import models
 
-    p = cfg.predictor
     headers = p.label_headers if p is not None else None
-    if model is None and p is not None and p.endpoint_url:
+    if model is None and p.endpoint_url:
         model = _endpoint(cfg, p.endpoint_url)
-    elif model is None and p is not None and p.model_uri:
+    elif model is None:
         uri = p.model_uri
         model = uri if os.path.isabs(uri) or "://" in uri else os.path.join(base_dir, uri)
-    if model is None:
-        raise ValueError(MSG_NO_MODEL.format(why=why))
     if isinstance(model, models.Endpoint):
         return models.as_model(model, label_headers=headers), True
     return models.as_model(model, label_headers=headers), False
@@ -735,8 +735,9 @@ class _Job:
         self.pred_col = pred_col
         from clarion import bias
 
+        make = getattr(bias, "Accumulator", None) or _Collector
         for f in plan.facets:
-            self.accumulators.append(bias.Accumulator(
+            self.accumulators.append(make(
                 label=plan.label, facet=f.name, facet_values=f.values, facet_threshold=f.threshold,
                 label_values=plan.label_values, label_threshold=plan.label_threshold,
                 predicted_label=pred_col, probability_threshold=cfg.probability_threshold,
@@ -1004,6 +1005,24 @@ class _Job:
 
 
 # ---- engine adapters (thin: the engines' public APIs are fixed by their issues) --------------------
+
+
+class _Collector:
+    """Stand-in for :class:`clarion.bias.Accumulator` in a build without it: keeps the few bias
+    columns (not the features) and calls :func:`clarion.bias.report` on them at the end."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.kw, self.parts = kw, []
+
+    def update(self, batch: Any) -> None:
+        self.parts.append(batch)
+
+    def report(self, **kw: Any) -> Any:
+        import pandas as pd
+
+        from clarion import bias
+
+        return bias.report(pd.concat(self.parts, ignore_index=True), **self.kw, **kw)
 
 
 class _Selected:
