@@ -219,8 +219,17 @@ def _resolve(key: str, v: str | int | None, columns: list[str]) -> str | None:
 
 
 def _make_plan(cfg: Any, columns: list[str]) -> _Plan:
-    label = _resolve("label", cfg.label, columns)
-    pred = _resolve("predicted_label", cfg.predicted_label, columns)
+    label_key, pred_key = cfg.label, cfg.predicted_label
+    if cfg.dataset_type in ("application/jsonlines", "application/json"):
+        # label / predicted_label are JMESPaths into each record; the reader appends their values
+        # after the features, named by them (or by the last entries of ``headers``)
+        extra = [k for k in (label_key, pred_key) if isinstance(k, str)]
+        tail = columns[len(columns) - len(extra):]
+        named = dict(zip(extra, tail))
+        label_key = named.get(label_key, label_key) if isinstance(label_key, str) else label_key
+        pred_key = named.get(pred_key, pred_key) if isinstance(pred_key, str) else pred_key
+    label = _resolve("label", label_key, columns)
+    pred = _resolve("predicted_label", pred_key, columns)
     facets = [_Facet(_resolve(f"facet[{i}].name_or_index", f.name_or_index, columns), f.value_or_threshold, None)
               for i, f in enumerate(cfg.facet)] if (cfg.pre_training_bias or cfg.post_training_bias) else []
     group = _resolve("group_variable", cfg.group_variable, columns)
@@ -999,7 +1008,8 @@ class _Job:
         self.paths.update(analysis=p_json, config=p_cfg, report_html=paths["html"], report_md=paths["md"])
         import json
 
-        doc = json.loads(open(p_json, encoding="utf-8").read())
+        with open(p_json, encoding="utf-8") as fh:
+            doc = json.load(fh)
         return AnalysisResult(self.out_dir, doc, dict(self.paths), self.n_rows, self.source.skipped,
                               self.source.skipped_examples, list(self.notes))
 

@@ -215,8 +215,13 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
 def _local_summary(local_shap: Any, feature_values: Any, max_rows: int) -> str:
     import numpy as np
 
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    def numeric(s: Any) -> bool:  # pandas 3 string columns are not numpy dtypes
+        return is_numeric_dtype(s.dtype) and not is_bool_dtype(s.dtype)
+
     df = local_shap.iloc[:max_rows]
-    cols = [c for c in df.columns if np.issubdtype(df[c].dtype, np.number)]
+    cols = [c for c in df.columns if numeric(df[c])]
     order = sorted(cols, key=lambda c: -float(np.nanmean(np.abs(df[c].to_numpy(dtype=float)))))[:12]
     values = [df[c].to_numpy(dtype=float).tolist() for c in order]
     colours = None
@@ -224,8 +229,9 @@ def _local_summary(local_shap: Any, feature_values: Any, max_rows: int) -> str:
         fv = feature_values.iloc[:max_rows]
         colours = []
         for c in order:
-            base = next((f for f in fv.columns if c == f or c.startswith(f"{f}_")), None)
-            if base is not None and np.issubdtype(fv[base].dtype, np.number):
+            bases = [f for f in fv.columns if c == f or c.startswith(f"{f}_")]
+            base = max(bases, key=len) if bases else None  # "age_group_label0" is age_group's, not age's
+            if base is not None and numeric(fv[base]):
                 x = fv[base].to_numpy(dtype=float)
                 lo, hi = np.nanmin(x), np.nanmax(x)
                 colours.append(((x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5)).tolist())
