@@ -278,3 +278,12 @@ def test_report_errors_have_exit_code(tmp_path, capsys):
     bad.write_text('{"foo": 1}')
     assert main(["report", str(bad)]) == EXIT_ERROR
     assert "is it an analysis.json" in capsys.readouterr().err
+
+
+def test_analyze_is_a_lazy_top_level_name():
+    import subprocess
+    import sys
+
+    code = ("import sys, clarion; assert 'clarion.analysis' not in sys.modules; "
+            "from clarion.analysis import analyze; assert clarion.analyze is analyze")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

@@ -15,6 +15,7 @@ from clarion._version import __version__
 __all__ = [
     "CudaError",
     "__version__",
+    "analyze",
     "build_info",
     "grouped_counts",
     "grouped_threshold_counts",
@@ -54,6 +55,8 @@ def build_info() -> dict[str, Any]:
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"clarion.{name}")
+    if name == "analyze":  # the analysis job (clarion.analysis.analyze), imported on first use
+        return importlib.import_module("clarion.analysis").analyze
     if name == "CudaError":
         from clarion import _backend
 
