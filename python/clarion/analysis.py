@@ -673,9 +673,11 @@ class _Job:
         read_bar, model_bar = self.read_bar, self.model_bar
         read_bar.close()
         model_bar.close()
+        src = self.source.path if self.source.reader is None else os.path.basename(self.source.path)
+        self.notes.insert(0, f"{self.n_rows:,} rows analysed from {src}")
         skipped = self.source.skipped
         if skipped:
-            self.notes.insert(0, f"{skipped:,} malformed rows skipped (first: {self.source.skipped_examples[0]})")
+            self.notes.insert(1, f"{skipped:,} malformed rows skipped (first: {self.source.skipped_examples[0]})")
 
         analysis: dict[str, Any] = {"version": "1.0"}
         if bias:
@@ -765,7 +767,8 @@ class _Job:
 
     def _rows_to_keep(self, frame: Any, pred: Any) -> Any:
         plan = self.plan
-        cols = list(dict.fromkeys(plan.features + [c for c in [plan.label, plan.predicted, plan.join] if c]))
+        cols = list(dict.fromkeys(plan.features + [f.name for f in plan.facets]
+                                  + [c for c in [plan.label, plan.predicted, plan.join] if c]))
         part = frame[cols].copy()
         if pred is not None:
             part[PREDICTED_COLUMN if plan.predicted is None else plan.predicted] = pred
@@ -824,7 +827,8 @@ class _Job:
                 e["metrics"].sort(key=lambda m: m["name"])
             return part
         rows = self._rows()
-        cols = [c for c in rows.columns if c != plan.join]
+        # FlipTest's neighbours are found in the model's feature space (+ this facet, label, prediction)
+        cols = list(dict.fromkeys(plan.features + [f.name, plan.label, self.pred_col]))
         ft = bias.report(rows[cols], label=plan.label, facet=f.name, facet_values=f.values,
                          facet_threshold=f.threshold, label_values=plan.label_values,
                          label_threshold=plan.label_threshold, predicted_label=self.pred_col,
@@ -891,8 +895,7 @@ class _Job:
             os.makedirs(os.path.dirname(p), exist_ok=True)
             atomic_write_text(p, baseline_frame.to_csv(index=False))
             self.paths["baseline"] = p
-        probe = self.outputs.predict(rows[plan.features].iloc[:1])
-        cols = self.outputs.explained(probe)
+        cols = self.outputs.explained(self._n_outputs(rows))
         names = self.outputs.names(len(cols))
         self.explained_cols = cols
         self.shap_model = _Selected(self.outputs.model, cols, plan.features)
@@ -962,6 +965,12 @@ class _Job:
         for c in self.source:
             yield c.frame, (c.frame[plan.join] if plan.join else None)
 
+    def _n_outputs(self, rows: Any) -> int:
+        n = getattr(self.outputs.model, "n_outputs", None)
+        if isinstance(n, (int, np.integer)) and n > 0:
+            return int(n)
+        return self.outputs.predict(rows[self.plan.features].iloc[:1]).shape[1]
+
     # -- PDP ----------------------------------------------------------------------------------------
     def _pdp(self, shap_block: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         from clarion import explain
@@ -976,8 +985,7 @@ class _Job:
             feats = [k for k, _ in sorted(g.items(), key=lambda kv: -abs(kv[1]))][: pc.top_k_features]
         model = getattr(self, "shap_model", None)
         if model is None:
-            probe = self.outputs.predict(rows[plan.features].iloc[:1])
-            model = _Selected(self.outputs.model, self.outputs.explained(probe), plan.features)
+            model = _Selected(self.outputs.model, self.outputs.explained(self._n_outputs(rows)), plan.features)
         X = rows[plan.features]
         bar = Progress("PDP", total=len(feats), unit="features", enabled=self.progress)
         entries = []
