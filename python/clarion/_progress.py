@@ -66,6 +66,11 @@ class Progress:
             self.stream.write("\r" + self._line())
             self.stream.flush()
 
+    def set(self, n: int) -> None:
+        """Set the count to ``n`` (for callers that know the total done so far)."""
+        if self.enabled and n > self.n:
+            self.update(n - self.n)
+
     def close(self) -> None:
         """Finish the bar (prints the final line)."""
         if not self.enabled or self._closed:

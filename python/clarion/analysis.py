@@ -201,6 +201,7 @@ class _Plan:
     features: list[str]
     label_values: list[Any] | None = None
     label_threshold: float | None = None
+    label_numeric: bool = False
     negative_label: Any = None
     need_model_rows: bool = False  # model called on the data rows (post-training bias)
     need_model: bool = False
@@ -460,23 +461,33 @@ class _Outputs:
             if plan.label_threshold is not None:
                 return s
             return self._to_label_space(s > self.threshold, plan)
-        names = self.label_headers or _output_names(self.model)
-        if names is not None and len(names) == P.shape[1]:
-            names = list(names)
-            if P.shape[1] == 2 and pos is not None:
-                hits = [i for i, n in enumerate(names) if n in pos or str(n) in {str(v) for v in pos}]
-                if len(hits) == 1:
-                    return self._to_label_space(P[:, hits[0]] > self.threshold, plan)
-            return np.asarray(names, dtype=object)[np.argmax(P, axis=1)]
+        names = self.label_headers if self.label_headers and len(self.label_headers) == P.shape[1] \
+            else _output_names(self.model)
+        names = list(names) if names is not None and len(names) == P.shape[1] else None
+        wanted = {str(v) for v in pos} if pos is not None else set()
+        hits = [i for i, n in enumerate(names or []) if str(n) in wanted]
         if P.shape[1] == 2:
-            return self._to_label_space(P[:, 1] > self.threshold, plan)
-        return np.argmax(P, axis=1)
+            # the positive class's score; without a name for it, scikit-learn's (negative, positive) order
+            col = hits[0] if len(hits) == 1 else 1
+            return self._to_label_space(P[:, col] > self.threshold, plan)
+        top = np.argmax(P, axis=1)
+        if hits:  # outputs named by label values: the name of the highest output, in the label's type
+            return _coerce_array(np.asarray(names, dtype=object)[top], plan.label_numeric)
+        return top
 
     @staticmethod
     def _to_label_space(positive: np.ndarray, plan: _Plan) -> np.ndarray:
         pos = plan.label_values[0]
         out = np.where(positive, pos, plan.negative_label)
         return out.astype(object) if isinstance(pos, str) else out
+
+
+def _coerce_array(values: np.ndarray, numeric: bool) -> np.ndarray:
+    if not numeric:
+        return values
+    import pandas as pd
+
+    return pd.to_numeric(pd.Series(values)).to_numpy()
 
 
 def _output_names(model: Any) -> list[Any] | None:
@@ -523,15 +534,14 @@ def _load_model(cfg: Any, model: Any, base_dir: str, why: str) -> tuple[Any, boo
         raise ValueError(MSG_NO_MODEL.format(why=why))
     from clarion import models
 
-    headers = p.label_headers if p is not None else None
     if model is None and p.endpoint_url:
         model = _endpoint(cfg, p.endpoint_url)
     elif model is None:
         uri = p.model_uri
         model = uri if os.path.isabs(uri) or "://" in uri else os.path.join(base_dir, uri)
-    if isinstance(model, models.Endpoint):
-        return models.as_model(model, label_headers=headers), True
-    return models.as_model(model, label_headers=headers), False
+    # label_headers name the *explained* outputs (clarion handles them), not necessarily every
+    # model output, so they are not handed to as_model; an Endpoint applies them itself
+    return models.as_model(model), isinstance(model, models.Endpoint)
 
 
 def _endpoint(cfg: Any, url: str) -> Any:
@@ -733,6 +743,7 @@ class _Job:
         if not (cfg.pre_training_bias or cfg.post_training_bias):
             return
         plan.label_values, plan.label_threshold = _values_or_threshold(cfg.label_values_or_threshold, head[plan.label])
+        plan.label_numeric = _numeric_dtype(head[plan.label])
         if plan.label_values is not None:
             plan.negative_label = _negative_label(plan.label_values, head[plan.label])
         for f in plan.facets:
@@ -898,7 +909,7 @@ class _Job:
         cols = self.outputs.explained(self._n_outputs(rows))
         names = self.outputs.names(len(cols))
         self.explained_cols = cols
-        self.shap_model = _Selected(self.outputs.model, cols, plan.features)
+        self.shap_model = _Selected(self.outputs.model, cols, rows[plan.features].dtypes)
         kw: dict[str, Any] = {"num_samples": sc.num_samples, "seed": self.seed,
                               "link": "logit" if sc.use_logit else "identity"}
         if sc.features_to_explain:
@@ -916,9 +927,16 @@ class _Job:
         parts: list[np.ndarray] = []
         expected = None
         bar = Progress("SHAP", total=self.n_rows, unit="rows", enabled=self.progress)
+        done = 0
+
+        def tick(k: int, total: int) -> None:  # explain() reports synthetic rows of this batch
+            bar.set(done + int(n_batch * k / max(total, 1)))
+
         try:
             for X, join in self._shap_batches():
-                e = explainer.explain(X[plan.features], progress=False)
+                n_batch = len(X)
+                e = explainer.explain(X[plan.features], progress=tick if self.progress else None)
+                done += n_batch
                 vals = _values_3d(e, feats)
                 expected = e.expected_value
                 parts.append(vals)
@@ -927,7 +945,7 @@ class _Job:
                     if join is not None:
                         frame.insert(0, plan.join, join.to_numpy())
                     sink.write(frame)
-                bar.update(len(X))
+                bar.set(done)
             if sink is not None:
                 sink.commit()
                 self.paths["local_shap"] = sink.path
@@ -985,7 +1003,8 @@ class _Job:
             feats = [k for k, _ in sorted(g.items(), key=lambda kv: -abs(kv[1]))][: pc.top_k_features]
         model = getattr(self, "shap_model", None)
         if model is None:
-            model = _Selected(self.outputs.model, self.outputs.explained(self._n_outputs(rows)), plan.features)
+            model = _Selected(self.outputs.model, self.outputs.explained(self._n_outputs(rows)),
+                              rows[plan.features].dtypes)
         X = rows[plan.features]
         bar = Progress("PDP", total=len(feats), unit="features", enabled=self.progress)
         entries = []
@@ -1046,14 +1065,14 @@ class _Collector:
 class _Selected:
     """The model restricted to the explained outputs; a callable taking the feature DataFrame."""
 
-    def __init__(self, model: Any, cols: list[int], features: list[str]) -> None:
-        self.model, self.cols, self.features = model, list(cols), list(features)
+    def __init__(self, model: Any, cols: list[int], dtypes: Any) -> None:
+        self.model, self.cols, self.dtypes = model, list(cols), dtypes
 
     def __call__(self, X: Any) -> np.ndarray:
         import pandas as pd
 
-        if not isinstance(X, pd.DataFrame):
-            X = pd.DataFrame(np.asarray(X), columns=self.features)
+        if not isinstance(X, pd.DataFrame):  # an array: back to the data's columns and dtypes
+            X = pd.DataFrame(np.asarray(X), columns=list(self.dtypes.index)).astype(self.dtypes.to_dict())
         out = np.asarray(self.model.predict(X), dtype=np.float64)
         if out.ndim == 1:
             out = out[:, None]
@@ -1110,7 +1129,7 @@ def _pdp_entry(pdp: Any, feature: str, col: Any) -> dict[str, Any]:
         preds = [df[pred_col].astype(float).tolist()]
     else:
         preds = [g.set_index(value_col).loc[grid, pred_col].astype(float).tolist()
-                 for _, g in df.groupby(out_col, sort=True)]
+                 for _, g in df.groupby(out_col, sort=False)]
     numeric = _numeric_dtype(col)
     vals = col.dropna()
     if numeric:
