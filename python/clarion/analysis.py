@@ -1012,7 +1012,7 @@ class _Job:
             try:
                 pdp = explain.partial_dependence(model, X, [f], grid_resolution=pc.grid_resolution)
                 entries.append(_pdp_entry(pdp, f, X[f]))
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - Clarify reports a failed feature as an entry with "error"
                 entries.append({"feature_name": f, "data_type": "categorical" if not _numeric_dtype(X[f])
                                 else "numerical", "error": str(exc)})
             bar.update(1)

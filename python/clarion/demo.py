@@ -10,7 +10,8 @@ summons? The demo
    ``released`` from the other columns;
 3. writes a Clarify analysis config ``DIR/analysis_config.json``: pre- and post-training bias for
    the facets ``colour`` (Black) and ``sex`` (Female), label ``released`` = Yes, conditional
-   disparity by ``year``, Kernel SHAP with a seed, partial dependence of the top features;
+   disparity by ``year``, 95% bootstrap intervals, Kernel SHAP with a seed, partial dependence of
+   the top features;
 4. runs :func:`clarion.analyze` into ``DIR`` and prints where ``report.html`` is.
 """
 
@@ -37,8 +38,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "group_variable": "year",
     "probability_threshold": 0.5,
     "methods": {
-        "pre_training_bias": {"methods": "all"},
-        "post_training_bias": {"methods": "all"},
+        "pre_training_bias": {"methods": "all", "confidence": 0.95, "n_bootstrap": 200},
+        "post_training_bias": {"methods": "all", "confidence": 0.95, "n_bootstrap": 200},
         "shap": {"num_clusters": 5, "agg_method": "mean_abs", "use_logit": False, "save_local_shap_values": True,
                  "seed": 0},
         "pdp": {"top_k_features": 3, "grid_resolution": 10},

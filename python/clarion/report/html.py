@@ -49,7 +49,7 @@ h3{font-size:16px;margin:22px 0 8px} .muted{color:#6b7280;font-size:13px}
 section.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px 18px;margin:14px 0}
 table{border-collapse:collapse;width:100%;font-size:13px} th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #f1f5f9;vertical-align:middle}
 th{background:#f8fafc;font-weight:600} td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
-.err{color:#b91c1c} .flag{color:#b91c1c;font-weight:600} .grid{display:flex;flex-wrap:wrap;gap:18px}
+.err{color:#b91c1c;overflow-wrap:anywhere;white-space:normal} .flag{color:#b91c1c;font-weight:600} .grid{display:flex;flex-wrap:wrap;gap:18px}
 .summary li{margin:3px 0} code{background:#f1f5f9;padding:1px 4px;border-radius:3px}
 """
 
