@@ -365,3 +365,21 @@ def test_cli_analyze_end_to_end(synth, tmp_path, capsys):
     assert captured.out.strip().splitlines()[-1] == f"report: {tmp_path / 'o' / 'report.html'}"
     assert "largest disparities:" in captured.out
     assert "reading" in captured.err  # progress bars go to stderr
+
+
+def test_an_endpoint_gives_the_same_analysis_as_the_model_in_process(synth, tmp_path):
+    engines(*ALL)
+    serve = engines("serve")
+    pytest.importorskip("uvicorn")
+    d, df, model = synth
+    want = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "local", progress=False)
+    with serve.ModelServer(model) as url:
+        cfg = config(predictor={"endpoint_url": url, "probability": 1})
+        got = A.analyze(cfg, d / "data.csv", output_dir=tmp_path / "endpoint", progress=False)
+        # --endpoint on the command line overrides the config's predictor
+        (tmp_path / "c.json").write_text(json.dumps(config()))
+        code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
+                     "--output", str(tmp_path / "cli"), "--endpoint", url, "--quiet"])
+    assert code == EXIT_OK
+    assert_docs_close(want.analysis, got.analysis, rel=1e-9)
+    assert_docs_close(want.analysis, load(tmp_path / "cli"), rel=1e-9)
