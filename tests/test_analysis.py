@@ -287,3 +287,18 @@ def test_analyze_is_a_lazy_top_level_name():
     code = ("import sys, clarion; assert 'clarion.analysis' not in sys.modules; "
             "from clarion.analysis import analyze; assert clarion.analyze is analyze")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_dataframe_rows_with_a_missing_label_raise_or_are_skipped():
+    from clarion.config import read_config
+
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "g": list("abab"), "y": [1, None, 0, 1]})
+    src = A._Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=False)
+    src.set_required(["y"])
+    with pytest.raises(DataError, match=r"<DataFrame>: row 1, column 'y': missing value"):
+        list(src)
+    src = A._Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=True)
+    src.set_required(["y"])
+    chunks = list(src)
+    assert [c.start for c in chunks] == [0, 2] and src.skipped == 1
+    assert pd.concat([c.frame for c in chunks])["x"].tolist() == [1.0, 3.0, 4.0]

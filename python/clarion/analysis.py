@@ -257,6 +257,8 @@ class _Source:
     def __init__(self, cfg: Any, data: Any, *, chunk_rows: int, skip_bad_rows: bool) -> None:
         import pandas as pd
 
+        self.skip_bad_rows = skip_bad_rows
+        self._skipped: list[str] = []
         self.frame = None
         self.reader = None
         self.is_parquet = False
@@ -300,24 +302,31 @@ class _Source:
         from clarion.dataset import Chunk, DataError
 
         f = self.frame
+        keep = np.ones(len(f), dtype=bool)
+        self._skipped = []
         for c in getattr(self, "_required", []):
             if c not in f.columns:
                 raise DataError(f"<DataFrame>: column {c!r} not found (columns: {list(f.columns)})")
-            bad = np.flatnonzero(f[c].isna().to_numpy())
-            if len(bad):
-                raise DataError(f"<DataFrame>: row {bad[0]}, column {c!r}: missing value")
-        for s in range(0, max(len(f), 1), self.chunk_rows):
-            part = f.iloc[s : s + self.chunk_rows].reset_index(drop=True)
-            if len(part):
-                yield Chunk(part, s, np.arange(s + 1, s + 1 + len(part), dtype=np.int64))
+            for i in np.flatnonzero(f[c].isna().to_numpy() & keep):
+                msg = f"<DataFrame>: row {i}, column {c!r}: missing value"
+                if not self.skip_bad_rows:
+                    raise DataError(msg)
+                keep[i] = False
+                self._skipped.append(msg)
+        rows = np.flatnonzero(keep)
+        start = 0
+        for s in range(0, len(rows), self.chunk_rows):
+            idx = rows[s : s + self.chunk_rows]
+            yield Chunk(f.iloc[idx].reset_index(drop=True), start, idx + 1)
+            start += len(idx)
 
     @property
     def skipped(self) -> int:
-        return self.reader.skipped if self.reader is not None else 0
+        return self.reader.skipped if self.reader is not None else len(self._skipped)
 
     @property
     def skipped_examples(self) -> list[str]:
-        return list(self.reader.skipped_examples) if self.reader is not None else []
+        return list(self.reader.skipped_examples) if self.reader is not None else self._skipped[:5]
 
 
 class _Sample:
@@ -642,6 +651,10 @@ class _Job:
         plan = self.plan = _make_plan(cfg, columns)
         bias = bool(cfg.pre_training_bias or cfg.post_training_bias)
         self.source.set_required([c for c in (plan.label if bias else None, plan.predicted) if c])
+        # where predictions made from the model go (a name no input column has)
+        self.pred_col = plan.predicted or next(n for n in (PREDICTED_COLUMN, *(f"{PREDICTED_COLUMN}_{i}" for i in
+                                                                                range(1, len(columns) + 2)))
+                                               if n not in columns)
         self.outputs = None
         if plan.need_model:
             why = ", ".join(w for w, on in (("post-training bias (no predicted_label column)", plan.need_model_rows),
@@ -752,9 +765,7 @@ class _Job:
             elif _numeric_dtype(head[f.name]) and head[f.name].nunique() > MAX_CATEGORIES:
                 raise ValueError(f"facet {f.name!r}: a numeric facet with many values needs value_or_threshold "
                                  f"(a threshold, e.g. [40])")
-        post = cfg.post_training_bias is not None
-        pred_col = plan.predicted or (PREDICTED_COLUMN if post else None)
-        self.pred_col = pred_col
+        pred_col = self.pred_col if cfg.post_training_bias is not None else None
         from clarion import bias
 
         make = getattr(bias, "Accumulator", None) or _Collector
@@ -782,7 +793,7 @@ class _Job:
                                   + [c for c in [plan.label, plan.predicted, plan.join] if c]))
         part = frame[cols].copy()
         if pred is not None:
-            part[PREDICTED_COLUMN if plan.predicted is None else plan.predicted] = pred
+            part[self.pred_col] = pred
         return part
 
     def _rows(self) -> Any:
