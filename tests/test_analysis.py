@@ -302,3 +302,18 @@ def test_dataframe_rows_with_a_missing_label_raise_or_are_skipped():
     chunks = list(src)
     assert [c.start for c in chunks] == [0, 2] and src.skipped == 1
     assert pd.concat([c.frame for c in chunks])["x"].tolist() == [1.0, 3.0, 4.0]
+
+
+def test_cli_shows_config_warnings_as_plain_lines(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    write_csv(data)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(bias_config(dataset_uri="s3://bucket/x.csv", colour="blue")))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "x").write_text("")  # refused after the config is read: no engine needed
+    assert main(["analyze", "--config", str(cfg), "--data", str(data), "--output", str(out), "--quiet"]) == EXIT_ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert "clarion analyze: warning: dataset_uri: SageMaker-only key, ignored by clarion; use the --data " \
+           "argument (local path)" in err
+    assert "clarion analyze: warning: colour: unknown key, ignored" in err

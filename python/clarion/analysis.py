@@ -1181,8 +1181,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
 
 
+class _cli_warnings:
+    """Show warnings (unknown config keys, SageMaker-only keys...) as one plain line each."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self._ctx = None
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("default")
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            print(f"clarion {self.command}: warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
 def run(args: argparse.Namespace) -> int:
     """``clarion analyze``: returns an exit code of :mod:`clarion.cli`."""
+    with _cli_warnings("analyze"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from clarion.cli import EXIT_OK
 
     model = args.model
