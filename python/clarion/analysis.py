@@ -768,7 +768,11 @@ class _Job:
         pred_col = self.pred_col if cfg.post_training_bias is not None else None
         from clarion import bias
 
-        make = getattr(bias, "Accumulator", None) or _Collector
+        # Counts accumulate chunk by chunk; bootstrap intervals need each row's global index, so
+        # with ``confidence`` the few bias columns (not the features) are collected instead.
+        wants_ci = any(m is not None and m.confidence is not None
+                       for m in (cfg.pre_training_bias, cfg.post_training_bias))
+        make = _Collector if wants_ci or not hasattr(bias, "Accumulator") else bias.Accumulator
         for f in plan.facets:
             self.accumulators.append(make(
                 label=plan.label, facet=f.name, facet_values=f.values, facet_threshold=f.threshold,
@@ -1056,8 +1060,9 @@ class _Job:
 
 
 class _Collector:
-    """Stand-in for :class:`clarion.bias.Accumulator` in a build without it: keeps the few bias
-    columns (not the features) and calls :func:`clarion.bias.report` on them at the end."""
+    """The Accumulator interface over :func:`clarion.bias.report`: keeps the few bias columns (label,
+    facets, group, weights, prediction — not the features) and reports on them at the end. Used
+    for bootstrap intervals, which :class:`clarion.bias.Accumulator` does not compute."""
 
     def __init__(self, **kw: Any) -> None:
         self.kw, self.parts = kw, []
