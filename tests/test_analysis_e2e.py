@@ -186,16 +186,19 @@ def test_demo_shap_equals_kernel_shap_with_the_same_seed(demo):
     pos = list(model.classes_).index("Yes")
     X = df[FEATURES]
     bg = explain.kmeans_baseline(X, 5)
-    e = explain.KernelShap(lambda Z: model.predict_proba(Z)[:, pos], bg, seed=0).explain(X)
+    # every row is explained with the same seeded plan, so a slice of rows (kept short for speed,
+    # from the middle of the file) must match the same rows of out.csv
+    rows = slice(2000, 2800)
+    e = explain.KernelShap(lambda Z: model.predict_proba(Z)[:, pos], bg, seed=0).explain(X.iloc[rows])
     local = pd.read_csv(out / "explanations_shap" / "out.csv")
     names = list(e.feature_names)
     want = np.asarray(e.values)[:, [names.index(f) for f in FEATURES]]
-    np.testing.assert_allclose(local.to_numpy(), want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(local.iloc[rows].to_numpy(), want, rtol=1e-9, atol=1e-12)
     block = load(out)["explanations"]["kernel_shap"]["Yes"]
-    g = e.global_importance("mean_abs")
-    for f in FEATURES:
-        assert block["global_shap_values"][f] == pytest.approx(float(g[f]), rel=1e-9)
     assert block["expected_value"] == pytest.approx(float(np.ravel(e.expected_value)[0]), rel=1e-12)
+    # global values: Clarify's mean_abs over every record of out.csv
+    for f in FEATURES:
+        assert block["global_shap_values"][f] == pytest.approx(float(local[f"{f}_Yes"].abs().mean()), rel=1e-9)
 
 
 def chromium():

@@ -794,7 +794,7 @@ class _Job:
     def _rows_to_keep(self, frame: Any, pred: Any) -> Any:
         plan = self.plan
         cols = list(dict.fromkeys(plan.features + [f.name for f in plan.facets]
-                                  + [c for c in [plan.label, plan.predicted, plan.join] if c]))
+                                  + [c for c in [plan.label, plan.predicted, plan.join, plan.group, plan.weights] if c]))
         part = frame[cols].copy()
         if pred is not None:
             part[self.pred_col] = pred
@@ -854,11 +854,13 @@ class _Job:
             return part
         rows = self._rows()
         # FlipTest's neighbours are found in the model's feature space (+ this facet, label, prediction)
-        cols = list(dict.fromkeys(plan.features + [f.name, plan.label, self.pred_col]))
+        cols = list(dict.fromkeys(plan.features + [c for c in (f.name, plan.label, self.pred_col, plan.group,
+                                                                   plan.weights) if c]))
         ft = bias.report(rows[cols], label=plan.label, facet=f.name, facet_values=f.values,
                          facet_threshold=f.threshold, label_values=plan.label_values,
                          label_threshold=plan.label_threshold, predicted_label=self.pred_col,
-                         probability_threshold=cfg.probability_threshold, methods=["FT"], stage="post"
+                         probability_threshold=cfg.probability_threshold, group_variable=plan.group,
+                         weights=plan.weights, methods=["FT"], stage="post"
                          ).to_dict()["post_training_bias_metrics"]
         if part is None:
             return ft
