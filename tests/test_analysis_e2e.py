@@ -29,6 +29,10 @@ def engines(*names):
 
 ALL = ("bias", "explain", "models")
 
+
+def models_mod():
+    return engines("models")
+
 EVIL = "<script>alert(1)</script>"
 
 
@@ -147,7 +151,14 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
     local = pd.read_csv(out / "explanations_shap" / "out.csv")
     assert local.shape == (5226, len(FEATURES)) and list(local.columns) == [f"{f}_Yes" for f in FEATURES]
     assert (out / "explanations_shap" / "baseline.csv").exists()
-    assert json.loads((out / "analysis_config.json").read_text())["label"] == "released"
+    written = json.loads((out / "analysis_config.json").read_text())
+    assert written["label"] == "released"
+    if written["predictor"].get("model_uri"):  # the demo's model file reproduces the model's predictions
+        from clarion.demo import load_data, train_model
+
+        df = load_data()
+        model = models_mod().as_model(str(out / written["predictor"]["model_uri"]))
+        np.testing.assert_array_equal(model.predict(df[FEATURES]), train_model(df).predict_proba(df[FEATURES]))
     assert (out / "report.html").exists() and (out / "report.md").exists()
     assert result.n_rows == 5226 and result.skipped_rows == 0
     s = result.summary()

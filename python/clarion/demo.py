@@ -7,12 +7,17 @@ summons? The demo
 
 1. writes the data as ``DIR/data/arrests.csv``;
 2. trains a small scikit-learn model (one-hot encoding + logistic regression) predicting
-   ``released`` from the other columns;
+   ``released`` from the other columns, saved as ``DIR/model.skops`` (skops: a data-only format,
+   nothing is unpickled when it is loaded);
 3. writes a Clarify analysis config ``DIR/analysis_config.json``: pre- and post-training bias for
    the facets ``colour`` (Black) and ``sex`` (Female), label ``released`` = Yes, conditional
    disparity by ``year``, 95% bootstrap intervals, Kernel SHAP with a seed, partial dependence of
    the top features;
 4. runs :func:`clarion.analyze` into ``DIR`` and prints where ``report.html`` is.
+
+The written config names the model file, so the same analysis reruns from the command line::
+
+    clarion analyze --config DIR/analysis_config.json --data DIR/data/arrests.csv --output OTHER_DIR
 """
 
 from __future__ import annotations
@@ -94,9 +99,17 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
     atomic_write_text(data_path, df.to_csv(index=False))
     model = train_model(df)
     cfg = dict(DEMO_CONFIG, headers=list(df.columns))
+    try:
+        import skops.io as sio
+    except ImportError:  # the analysis still runs, with the model in memory
+        sio = None
+    if sio is not None:
+        sio.dump(model, os.path.join(out, "model.skops"))
+        cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
     config_path = os.path.join(out, "analysis_config.json")
     AnalysisConfig.from_dict(cfg).write(config_path)
-    return analyze(config_path, data_path, model=model, output_dir=out, overwrite=True, progress=progress)
+    return analyze(config_path, data_path, model=None if sio is not None else model, output_dir=out, overwrite=True,
+                   progress=progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
