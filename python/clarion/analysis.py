@@ -801,11 +801,16 @@ class _Job:
         return part
 
     def _rows(self) -> Any:
+        """The kept rows (or the uniform sample), built once after the read."""
         import pandas as pd
 
-        if self.kept is not None:
-            return pd.concat(self.kept, ignore_index=True) if self.kept else None
-        return self.sample.result()
+        if getattr(self, "_rows_cache", None) is None:
+            if self.kept is not None:
+                self._rows_cache = pd.concat(self.kept, ignore_index=True) if self.kept else None
+                self.kept = [self._rows_cache]
+            else:
+                self._rows_cache = self.sample.result()
+        return self._rows_cache
 
     # -- bias ---------------------------------------------------------------------------------------
     def _bias_sections(self, want_ft: bool) -> dict[str, Any]:
