@@ -198,7 +198,7 @@ def test_sklearn_binary_score_and_regressor():
 
 def test_sklearn_pipeline_on_dataframes_gets_dataframes():
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
@@ -206,7 +206,7 @@ def test_sklearn_pipeline_on_dataframes_gets_dataframes():
     y = np.where((df["income"] > 50) & (df["city"] != "nice"), "yes", "no")
     pipe = Pipeline([
         ("prep", ColumnTransformer([("city", OneHotEncoder(), ["city"])], remainder="passthrough")),
-        ("gb", HistGradientBoostingClassifier(max_iter=20)),
+        ("lr", LogisticRegression()),
     ]).fit(df, y)
     m = as_model(pipe)
     assert m.accepts == "pandas" and m.feature_names == ["age", "income", "city"]
@@ -226,14 +226,14 @@ def test_sklearn_pipeline_on_dataframes_gets_dataframes():
 
 def test_xgboost_classifier_regressor_and_booster():
     xgb = pytest.importorskip("xgboost")
-    clf = xgb.XGBClassifier(n_estimators=15, max_depth=3).fit(X_NUM, Y_BIN)
+    clf = xgb.XGBClassifier(n_jobs=1, n_estimators=15, max_depth=3).fit(X_NUM, Y_BIN)
     np.testing.assert_array_equal(as_model(clf).predict(X_NUM), clf.predict_proba(X_NUM))
     np.testing.assert_array_equal(as_model(clf, output="label").predict(X_NUM)[:, 0], clf.predict(X_NUM))
     np.testing.assert_array_equal(as_model(clf, output="score").predict(X_NUM)[:, 0],
                                   clf.predict(X_NUM, output_margin=True))
-    multi = xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(X_NUM, Y_MULTI)
+    multi = xgb.XGBClassifier(n_jobs=1, n_estimators=10, max_depth=3).fit(X_NUM, Y_MULTI)
     np.testing.assert_array_equal(as_model(multi).predict(X_NUM), multi.predict_proba(X_NUM))
-    reg = xgb.XGBRegressor(n_estimators=10).fit(X_NUM, Y_REG)
+    reg = xgb.XGBRegressor(n_jobs=1, n_estimators=10).fit(X_NUM, Y_REG)
     np.testing.assert_array_equal(as_model(reg).predict(X_NUM)[:, 0], reg.predict(X_NUM))
     booster = clf.get_booster()
     direct = booster.predict(xgb.DMatrix(X_NUM))
@@ -244,7 +244,7 @@ def test_xgboost_classifier_regressor_and_booster():
 
 def test_xgboost_early_stopping_uses_best_iteration():
     xgb = pytest.importorskip("xgboost")
-    clf = xgb.XGBClassifier(n_estimators=200, early_stopping_rounds=3, learning_rate=0.5)
+    clf = xgb.XGBClassifier(n_jobs=1, n_estimators=200, early_stopping_rounds=3, learning_rate=0.5)
     clf.fit(X_NUM[:160], Y_BIN[:160], eval_set=[(X_NUM[160:], Y_BIN[160:])], verbose=False)
     assert clf.best_iteration < 199
     np.testing.assert_array_equal(as_model(clf).predict(X_NUM), clf.predict_proba(X_NUM))
@@ -253,13 +253,19 @@ def test_xgboost_early_stopping_uses_best_iteration():
 @pytest.mark.parametrize("suffix", [".json", ".ubj"])
 def test_xgboost_model_files(tmp_path, suffix):
     xgb = pytest.importorskip("xgboost")
-    clf = xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(X_NUM, Y_MULTI)
+    clf = xgb.XGBClassifier(n_jobs=1, n_estimators=10, max_depth=3).fit(X_NUM, Y_MULTI)
     path = tmp_path / f"model{suffix}"
     clf.save_model(path)
     m = as_model(str(path))
     np.testing.assert_array_equal(m.predict(X_NUM), clf.predict_proba(X_NUM))
     assert m.name == f"model{suffix}"
     assert as_model(path).predict(X_NUM[:3]).shape == (3, 3)  # os.PathLike too
+    binary = xgb.XGBClassifier(n_jobs=1, n_estimators=10, max_depth=3).fit(X_NUM, Y_BIN)
+    binary.save_model(path)
+    np.testing.assert_array_equal(as_model(path).predict(X_NUM), binary.predict_proba(X_NUM))
+    raw = tmp_path / f"raw{suffix}"
+    binary.get_booster().save_model(raw)  # a bare Booster file: its raw output, one column
+    np.testing.assert_array_equal(as_model(raw).predict(X_NUM)[:, 0], binary.predict_proba(X_NUM)[:, 1])
 
 
 # -- ONNX ----------------------------------------------------------------------------------------

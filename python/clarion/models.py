@@ -7,7 +7,9 @@ Kernel SHAP, partial dependence) goes through :func:`as_model`, which turns any 
   ``accepts="cupy"`` for callables that want a DataFrame or data on the GPU);
 * a scikit-learn estimator or Pipeline (probabilities for classifiers by default);
 * an xgboost ``Booster``, ``XGBClassifier`` / ``XGBRegressor`` or a saved ``.json`` / ``.ubj``
-  model file (predictions through xgboost's in-place prediction);
+  model file (predictions through xgboost's in-place prediction; a file saved from
+  ``XGBClassifier`` gives ``predict_proba``'s columns, one saved from a ``Booster`` its raw
+  output);
 * an ONNX model (``.onnx`` file or an ``onnxruntime.InferenceSession``);
 * a scikit-learn model saved with skops (``.skops``, loaded with skops' trusted-types API);
 * an HTTP endpoint speaking the SageMaker invocation protocol (:class:`Endpoint`, or an
@@ -37,6 +39,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -263,8 +266,8 @@ class Model:
         n = _n_rows(X)
         step = self._chunk_rows(X)
         if n <= step:
-            return self._predict_one(X, n)
-        parts = [self._predict_one(_slice_rows(X, s, min(s + step, n)), min(s + step, n) - s)
+            return self._predict_one(X, n, 0)
+        parts = [self._predict_one(_slice_rows(X, s, min(s + step, n)), min(s + step, n) - s, s)
                  for s in range(0, n, step)]
         return self._concat(parts)
 
@@ -424,7 +427,7 @@ class Model:
         elif d != self._n_outputs and not (n == 0 and d == 0):
             raise ValueError(MSG_OUTPUTS_CHANGED.format(name=self.name, got=d, expected=self._n_outputs))
 
-    def _predict_one(self, X: Any, n: int) -> Any:
+    def _predict_one(self, X: Any, n: int, offset: int) -> Any:
         if n == 0 and self._n_outputs is not None:
             if _is_device_array(X) and self.accepts == "cupy":
                 return _cupy().empty((0, self._n_outputs), dtype=np.float64)
@@ -558,7 +561,15 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
         except ImportError as exc:
             raise ImportError(f"loading {path!r} needs xgboost (pip install xgboost)") from exc
         booster = xgb.Booster(model_file=path)
-        model = _from_xgboost(booster, output=output, label_headers=label_headers, accepts=accepts,
+        obj: Any = booster
+        try:  # saved from XGBClassifier/XGBRegressor: keep the estimator's semantics
+            kind = json.loads(booster.attr("scikit_learn") or "{}").get("_estimator_type")
+        except (ValueError, AttributeError):
+            kind = None
+        if kind in ("classifier", "regressor"):
+            obj = xgb.XGBClassifier() if kind == "classifier" else xgb.XGBRegressor()
+            obj.load_model(path)
+        model = _from_xgboost(obj, output=output, label_headers=label_headers, accepts=accepts,
                               feature_names=feature_names, **common)
         model.name = os.path.basename(path)
         return model
@@ -845,6 +856,13 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def _close_connections(conns: set, lock: threading.Lock) -> None:
+    with lock:
+        for conn in list(conns):
+            conn.close()
+        conns.clear()
+
+
 class _HTTPConnection(http.client.HTTPConnection):
     # http.client sends the headers and the body in two writes; without TCP_NODELAY, Nagle's
     # algorithm and the server's delayed ACK add ~40 ms to every request.
@@ -1002,6 +1020,10 @@ class Endpoint(Model):
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # every worker thread's connection, so that close() (or garbage collection) closes them all
+        self._conns: set[http.client.HTTPConnection] = set()
+        self._conns_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _close_connections, self._conns, self._conns_lock)
         self._one_per_request = content_type == "application/json" and "$records" not in content_template
         self._jmes = None
         field = probability if output == "probability" else label
@@ -1033,10 +1055,10 @@ class Endpoint(Model):
     def close(self) -> None:
         """Shut the worker threads down and close this thread's connection."""
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
-        self._drop_connection()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _close_connections(self._conns, self._conns_lock)
 
     def __enter__(self) -> Endpoint:
         return self
@@ -1056,10 +1078,13 @@ class Endpoint(Model):
     def _chunk_rows(self, X: Any) -> int:
         return max(super()._chunk_rows(X), 1)
 
-    def _predict_one(self, X: Any, n: int) -> Any:
-        if n == 0 and self._n_outputs is None:
-            raise ValueError(f"cannot predict 0 rows with endpoint {self.url}: its number of outputs is unknown")
-        return super()._predict_one(X, n)
+    def _predict_one(self, X: Any, n: int, offset: int) -> Any:
+        if n == 0:
+            if self._n_outputs is None:
+                raise ValueError(f"cannot predict 0 rows with endpoint {self.url}: its number of outputs is unknown")
+            return np.empty((0, self._n_outputs), dtype=np.float64)
+        xin, on_device = self._prepare(X)
+        return self._finish(self._call_endpoint(xin, offset), n, on_device)
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -1160,6 +1185,8 @@ class Endpoint(Model):
             cls = _HTTPSConnection if self._scheme == "https" else _HTTPConnection
             conn = cls(self._host, self._port, timeout=self.timeout)
             self._local.conn = conn
+            with self._conns_lock:
+                self._conns.add(conn)
         return conn
 
     def _drop_connection(self) -> None:
@@ -1167,6 +1194,8 @@ class Endpoint(Model):
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._conns_lock:
+                self._conns.discard(conn)
 
     def _post(self, body: bytes, first_row: int) -> bytes:
         headers = {"Content-Type": self.content_type, "Accept": self.accept_type, **self.extra_headers}
@@ -1312,6 +1341,7 @@ class Endpoint(Model):
     # -- the call ------------------------------------------------------------------------------
 
     def _run_batch(self, body: bytes, start: int, stop: int) -> np.ndarray:
+        # start/stop are row numbers in the input of predict (chunk offset included)
         return self._decode(self._post(body, start), stop - start, start)
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -1320,10 +1350,11 @@ class Endpoint(Model):
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="clarion-endpoint")
             return self._pool
 
-    def _call_endpoint(self, X: Any) -> np.ndarray:
+    def _call_endpoint(self, X: Any, offset: int = 0) -> np.ndarray:
         enc, pre, sep, post = self._encode_rows(X)
-        batches = self._batches(enc, pre, sep, post)
-        bodies = [pre + sep.join(enc[s:e]) + post for s, e in batches]
+        local = self._batches(enc, pre, sep, post)
+        bodies = [pre + sep.join(enc[s:e]) + post for s, e in local]
+        batches = [(s + offset, e + offset) for s, e in local]
         if len(batches) == 1 or self.concurrency == 1:
             parts = [self._run_batch(b, s, e) for b, (s, e) in zip(bodies, batches)]
         else:

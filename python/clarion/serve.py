@@ -94,7 +94,7 @@ def _parse_request(body: bytes, content_type: str, model: Model, finder: Any) ->
         if not body.strip():
             raise _BadRequest("empty request body")
         try:
-            frame = pd.read_csv(io.BytesIO(body), header=None, float_precision="round_trip")
+            frame = pd.read_csv(io.BytesIO(body), header=None)
         except Exception as exc:
             raise _BadRequest(f"cannot parse CSV: {exc}") from None
         names = model.feature_names
@@ -117,8 +117,10 @@ def _parse_request(body: bytes, content_type: str, model: Model, finder: Any) ->
             if finder is not None and isinstance(doc, dict):
                 records = finder.search(doc)
                 finder = None
-            elif isinstance(doc, dict) and "instances" in doc:
-                records = doc["instances"]
+            elif isinstance(doc, dict):
+                records = doc["instances"] if "instances" in doc else [doc]  # else: one record
+            elif isinstance(doc, list) and doc and not isinstance(doc[0], (list, dict)):
+                records = [doc]  # one record given as a flat list of values
             else:
                 records = doc
             if not isinstance(records, list):
@@ -263,7 +265,7 @@ class ModelServer:
         sock = _listen_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off", log_config=None, interface="asgi3")
         self._server = uvicorn.Server(config)
         self._sock = sock
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
