@@ -8,8 +8,8 @@ through ``clarion serve`` on loopback, at several batch sizes, with the overhead
   ``--in-process``, a :class:`clarion.serve.ModelServer` thread). Target at 1,000 rows per batch:
   within 3× of the direct call.
 
-Every result is checked equal to the direct prediction before timing; each timing is the best of
-``--repeat`` runs and ratios are within one run.
+Every result is checked equal to the direct prediction before timing; the contenders are timed in
+interleaved rounds (``--repeat`` of them), best of each, and ratios are within one run.
 
     python benchmarks/bench_models.py
     python benchmarks/bench_models.py --rows 20000 --batch 100 1000 10000 --json out.json
@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 
-def best_of(fn, repeat):
-    best = np.inf
+def interleaved(contenders, repeat):
+    best = dict.fromkeys(contenders, np.inf)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -113,14 +114,21 @@ def run(args):
                     expected = sliced(clf.predict_proba, X, batch)
                     assert np.array_equal(sliced(model.predict, X, batch), expected)
                     row = {"model": kind, "rows": args.rows, "batch": batch}
-                    row["direct_s"] = best_of(lambda: sliced(clf.predict_proba, X, batch), args.repeat)
-                    row["as_model_s"] = best_of(lambda: sliced(model.predict, X, batch), args.repeat)
+                    contenders = {
+                        "direct_s": lambda: sliced(clf.predict_proba, X, batch),
+                        "as_model_s": lambda: sliced(model.predict, X, batch),
+                    }
+                    endpoints = []
                     for c in args.concurrency:
-                        with Endpoint(url, max_batch_rows=batch, concurrency=c) as ep:
-                            got = ep.predict(X)
-                            # the server runs the model on the same batches, so results are equal
-                            assert np.array_equal(got, expected), "endpoint result differs"
-                            row[f"endpoint_c{c}_s"] = best_of(lambda: ep.predict(X), args.repeat)
+                        ep = Endpoint(url, max_batch_rows=batch, concurrency=c)
+                        endpoints.append(ep)
+                        # the server runs the model on the same batches, so results are equal
+                        assert np.array_equal(ep.predict(X), expected), "endpoint result differs"
+                        contenders[f"endpoint_c{c}_s"] = lambda ep=ep: ep.predict(X)
+                    # interleaved rounds, best of each: the load on a shared machine drifts
+                    row.update(interleaved(contenders, args.repeat))
+                    for ep in endpoints:
+                        ep.close()
                     results.append(row)
                     print(json.dumps(row), file=sys.stderr)
             finally:

@@ -405,3 +405,22 @@ def test_endpoint_argument_checks():
         Endpoint("http://h/", content_type="application/jsonlines", content_template='{"x":1}')
     with pytest.raises(ValueError, match="output='label' needs label"):
         Endpoint("http://h/", output="label")
+
+
+def test_serve_loads_module_attribute_and_features_path(tmp_path, monkeypatch):
+    import argparse
+
+    from clarion import serve
+
+    (tmp_path / "my_scorer.py").write_text(
+        "import numpy as np\n\ndef score(X):\n    return np.asarray(X)[:, 0] * 3 + 1\n")
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(output=None, label_headers=None, trusted=None)
+    model = serve._load("my_scorer:score", args)
+    X, _ = _rows(30)
+    np.testing.assert_array_equal(model.predict(X)[:, 0], X[:, 0] * 3 + 1)
+    with ModelServer(model, features="payload.values") as url:
+        with Endpoint(url, content_type="application/jsonlines", content_template='{"payload":{"values":$features}}',
+                      probability="scores[0]", max_batch_rows=7) as ep:
+            np.testing.assert_array_equal(ep.predict(X)[:, 0], X[:, 0] * 3 + 1)
+    sys.modules.pop("my_scorer", None)
