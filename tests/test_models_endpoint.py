@@ -424,3 +424,33 @@ def test_serve_loads_module_attribute_and_features_path(tmp_path, monkeypatch):
                       probability="scores[0]", max_batch_rows=7) as ep:
             np.testing.assert_array_equal(ep.predict(X)[:, 0], X[:, 0] * 3 + 1)
     sys.modules.pop("my_scorer", None)
+
+
+@settings(max_examples=40)
+@given(data=st.data(), n=st.integers(1, 6), width=st.integers(1, 4),
+       kind=st.sampled_from(["float64", "float32", "int64"]))
+def test_row_encoding_round_trips_exactly(data, n, width, kind):
+    from hypothesis.extra.numpy import arrays
+
+    elements = (st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == "float32" else 64)
+                if kind != "int64" else st.integers(-(2**62), 2**62))
+    X = data.draw(arrays(kind, (n, width), elements=elements))
+    for ctype in ("text/csv", "application/jsonlines", "application/json"):
+        ep = Endpoint("http://127.0.0.1:9/", content_type=ctype)
+        if ctype != "text/csv" and np.isinf(X.astype(np.float64)).any():
+            with pytest.raises(ValueError, match="JSON cannot carry infinities"):
+                ep._encode_rows(X)
+            continue
+        enc, pre, sep, post = ep._encode_rows(X)
+        assert len(enc) == n
+        for i, row in enumerate(enc):
+            if ctype == "text/csv":
+                back = [float(v) if v else np.nan for v in row.decode().split(",")]
+            else:
+                doc = json.loads(row)
+                back = [np.nan if v is None else v for v in (doc["features"] if isinstance(doc, dict) else doc)]
+            np.testing.assert_array_equal(np.asarray(back, dtype=np.float64),
+                                          X[i].astype(np.float64), err_msg=ctype)
+        body = json.loads(pre + sep.join(enc) + post) if ctype == "application/json" else None
+        if body is not None:
+            assert len(body) == n

@@ -95,6 +95,10 @@ MSG_ENDPOINT_COUNT = (
     "endpoint {url} returned {got} predictions for the batch starting at row {row}, which has {n} rows"
 )
 MSG_ENDPOINT_PARSE = "endpoint {url}: cannot parse the response for the batch starting at row {row}: {message}"
+MSG_JSON_INF = (
+    "X row {row}, column {col} is {value}: JSON cannot carry infinities (NaN is sent as null); "
+    "use content_type='text/csv' or replace them"
+)
 MSG_ROW_TOO_LARGE = "row {row} alone takes {size} bytes, more than max_payload_bytes={limit}"
 
 
@@ -870,8 +874,13 @@ def _numeric_row_texts(X: Any, rows: list[list[Any]]) -> list[str] | None:
 
 
 def _json_value(v: Any) -> Any:
+    """A JSON-ready value: NaN becomes null (missing); infinities raise OverflowError."""
     if isinstance(v, float):
-        return None if v != v else v
+        if v != v:
+            return None
+        if math.isinf(v):
+            raise OverflowError(v)
+        return v
     if isinstance(v, np.generic):
         return _json_value(v.item())
     return v
@@ -1181,9 +1190,20 @@ class Endpoint(Model):
     def _clean_rows(X: Any, rows: list[list[Any]]) -> list[list[Any]]:
         if type(X) is np.ndarray and X.dtype.kind in "iub":
             return rows
-        if type(X) is np.ndarray and X.dtype.kind == "f" and not np.isnan(X).any():
-            return rows
-        return [[_json_value(v) for v in r] for r in rows]
+        if type(X) is np.ndarray and X.dtype.kind == "f":
+            if np.isinf(X).any():
+                i, j = np.argwhere(np.isinf(X))[0]
+                raise ValueError(MSG_JSON_INF.format(row=int(i), col=int(j), value=X[i, j]))
+            if not np.isnan(X).any():
+                return rows
+        out = []
+        for i, r in enumerate(rows):
+            try:
+                out.append([_json_value(v) for v in r])
+            except OverflowError:
+                j = next(k for k, v in enumerate(r) if isinstance(v, (float, np.floating)) and math.isinf(v))
+                raise ValueError(MSG_JSON_INF.format(row=i, col=j, value=r[j])) from None
+        return out
 
     def _batches(self, enc: list[bytes], pre: bytes, sep: bytes, post: bytes) -> list[tuple[int, int]]:
         limit = self.max_payload_bytes
