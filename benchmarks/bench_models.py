@@ -9,7 +9,8 @@ through ``clarion serve`` on loopback, at several batch sizes, with the overhead
   within 3× of the direct call.
 
 Every result is checked equal to the direct prediction before timing; the contenders are timed in
-interleaved rounds (``--repeat`` of them), best of each, and ratios are within one run.
+interleaved rounds (``--repeat`` of them, alternating order, each round >= 50 ms per contender),
+best of each, and ratios are within one run.
 
     python benchmarks/bench_models.py
     python benchmarks/bench_models.py --rows 20000 --batch 100 1000 10000 --json out.json
@@ -32,13 +33,24 @@ from pathlib import Path
 import numpy as np
 
 
-def interleaved(contenders, repeat):
+def interleaved(contenders, repeat, min_time=0.05):
+    """Best time per call of each contender over ``repeat`` rounds; in each round every
+    contender runs ``k`` times back to back (``k`` chosen so a round takes >= ``min_time``), and
+    the order of the contenders alternates between rounds so none is always first."""
+    loops = {}
+    for name, fn in contenders.items():
+        t0 = time.perf_counter()
+        fn()
+        loops[name] = max(1, int(np.ceil(min_time / max(time.perf_counter() - t0, 1e-9))))
     best = dict.fromkeys(contenders, np.inf)
-    for _ in range(repeat):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for r in range(repeat):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, k = contenders[name], loops[name]
             t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            for _ in range(k):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / k)
     return best
 
 
@@ -127,6 +139,14 @@ def run(args):
                         contenders[f"endpoint_c{c}_s"] = lambda ep=ep: ep.predict(X)
                     # interleaved rounds, best of each: the load on a shared machine drifts
                     row.update(interleaved(contenders, args.repeat))
+                    # Model's own fixed cost per call, measured on a no-op model (timing noise on a
+                    # loaded machine is larger than this cost, so it is measured apart)
+                    Xb = X[:batch]
+                    noop = as_model(lambda A: A[:, :2])
+                    fixed = interleaved({"raw": lambda: Xb[:, :2], "model": lambda: noop.predict(Xb)},
+                                        args.repeat, min_time=0.02)
+                    row["model_fixed_cost_s"] = max(0.0, fixed["model"] - fixed["raw"])
+                    row["calls"] = -(-args.rows // batch)
                     for ep in endpoints:
                         ep.close()
                     results.append(row)
@@ -141,13 +161,16 @@ def run(args):
 
 
 def table(results, concurrency):
-    cols = ["model", "batch", "direct rows/s", "as_model rows/s", "as_model overhead"]
+    cols = ["model", "batch", "direct rows/s", "as_model rows/s", "as_model overhead (measured)",
+            "Model fixed cost / call", "fixed cost / direct call"]
     cols += [f"endpoint c={c} rows/s" for c in concurrency] + [f"endpoint c={c} / direct" for c in concurrency]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         n = r["rows"]
         cells = [r["model"], f"{r['batch']:,}", f"{n / r['direct_s']:,.0f}", f"{n / r['as_model_s']:,.0f}",
-                 f"{(r['as_model_s'] / r['direct_s'] - 1) * 100:+.1f} %"]
+                 f"{(r['as_model_s'] / r['direct_s'] - 1) * 100:+.1f} %",
+                 f"{r['model_fixed_cost_s'] * 1e6:.1f} µs",
+                 f"{r['model_fixed_cost_s'] * r['calls'] / r['direct_s'] * 100:.2f} %"]
         cells += [f"{n / r[f'endpoint_c{c}_s']:,.0f}" for c in concurrency]
         cells += [f"{r[f'endpoint_c{c}_s'] / r['direct_s']:.2f}×" for c in concurrency]
         lines.append("| " + " | ".join(cells) + " |")
