@@ -121,6 +121,16 @@ def to_numeric(col: Any, arg: str, name: Any) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _native_max(x: np.ndarray, col: Any) -> Any:
+    """max of the non-NaN values, as an int when the column holds integers (for "(t, max]")."""
+    m = float(np.nanmax(x))
+    dt = dtype_of(col)
+    kind = getattr(dt, "kind", None)
+    if kind in ("i", "u") or (kind is None and "int" in str(dt)):
+        return int(m)
+    return m
+
+
 def is_float_column(col: Any) -> bool:
     col = column_values(col)
     if isinstance(col, pd.Series):
@@ -351,8 +361,7 @@ class State:
             if compat == "clarion" and nan.any():
                 raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
             if track and x.size and not nan.all():
-                m = np.nanmax(x)
-                m = m.item() if hasattr(m, "item") else m
+                m = _native_max(x, col)
                 with self.lock:
                     self.label_max = m if self.label_max is None else max(self.label_max, m)
             return (x > spec.label_threshold).view(np.int8)
@@ -380,8 +389,7 @@ class State:
             x = to_numeric(col, "facet_threshold", fs.name)
             finite = ~np.isnan(x)
             if finite.any():
-                m = np.nanmax(x)
-                m = m.item() if hasattr(m, "item") else m
+                m = _native_max(x, col)
                 with self.lock:
                     fs.col_max = m if fs.col_max is None else max(fs.col_max, m)
             codes = (x > fs.threshold).view(np.int8).astype(np.int32)
@@ -614,7 +622,8 @@ class State:
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
         with self.lock:
             pre_names, post_names = normalize_methods(methods, stage, bool(self.spec.models))
-            self.check_label_values()
+            if compat == "clarion":
+                self.check_label_values()
             rows, perm = self.model_rows()
             has_group = self.group_vocab is not None
             results = []
