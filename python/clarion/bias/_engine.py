@@ -691,3 +691,66 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[np.ndarr
     lo = np.where(bad, np.nan, s[lo_i])
     hi = np.where(bad, np.nan, s[hi_i])
     return lo, hi
+
+
+# ------------------------------------------------------------------------------------------------
+# merging states (vocabularies differ between processes: codes are remapped by value)
+
+
+def _scatter_axis(a: np.ndarray, axis: int, lut: np.ndarray, size: int) -> np.ndarray:
+    """out[..., lut[j], ...] = a[..., j, ...] along ``axis`` (lut injective), other slots 0."""
+    a = np.moveaxis(a, axis, 0)
+    out = np.zeros((size,) + a.shape[1:], dtype=a.dtype)
+    out[lut[: a.shape[0]]] = a
+    return np.moveaxis(out, 0, axis)
+
+
+def _vocab_lut(ours: Vocabulary, theirs: Vocabulary) -> np.ndarray:
+    lut = np.zeros(len(theirs), dtype=np.intp)
+    with ours._lock:  # noqa: SLF001
+        for j, v in enumerate(theirs.values):
+            lut[j + 1] = ours._add(v)  # noqa: SLF001
+    return lut
+
+
+def merge_states(ours: State, theirs: State) -> None:
+    """Add ``theirs`` into ``ours`` (same Spec), remapping codes by value."""
+    if theirs is ours:
+        raise ValueError("merge: cannot merge an accumulator into itself")
+    with ours.lock, theirs.lock:
+        if ours.model_kinds is not None and theirs.model_kinds is not None and ours.model_kinds != theirs.model_kinds:
+            raise ValueError(f"merge: prediction kinds differ ({ours.model_kinds} vs {theirs.model_kinds})")
+        if ours.weighted != theirs.weighted:
+            raise ValueError("merge: one state is weighted and the other is not")
+        if ours.model_kinds is None:
+            ours.model_kinds = theirs.model_kinds
+        for v in theirs.label_vocab.values:
+            with ours.label_vocab._lock:  # noqa: SLF001
+                ours.label_vocab._add(v)  # noqa: SLF001
+        if theirs.label_max is not None:
+            ours.label_max = theirs.label_max if ours.label_max is None else max(ours.label_max, theirs.label_max)
+        klut = None
+        if ours.group_vocab is not None:
+            klut = _vocab_lut(ours.group_vocab, theirs.group_vocab)
+            ours.group_missing |= theirs.group_missing
+        K = len(ours.group_vocab) if ours.group_vocab is not None else 1
+        for f, tfs in theirs.facets.items():
+            fs = ours.facets[f]
+            if fs.threshold is not None:
+                vlut = np.arange(2, dtype=np.intp)
+                if tfs.col_max is not None:
+                    fs.col_max = tfs.col_max if fs.col_max is None else max(fs.col_max, tfs.col_max)
+            else:
+                vlut = _vocab_lut(fs.vocab, tfs.vocab)
+            V = fs.n_codes
+            seen = np.zeros(V, dtype=bool)
+            seen[: fs.seen.size] = fs.seen
+            seen[vlut[: tfs.seen.size][tfs.seen]] = True
+            fs.seen = seen
+            for kind, c in tfs.counts.items():
+                vax = -3 if kind == "pre" else -4
+                c = _scatter_axis(c, vax, vlut, V)
+                c = _scatter_axis(c, vax + 1, klut, K) if klut is not None else c
+                old = fs.counts.get(kind)
+                fs.counts[kind] = c if old is None else ours._grown(old, kind, V, K) + c  # noqa: SLF001
+        ours.n_rows += theirs.n_rows
