@@ -90,6 +90,40 @@ def fairlearn_frame(df):
     mf.difference()
 
 
+def bench_accumulator(rows, batch, repeat):
+    """Issue 10: rows/s of Accumulator.update on fixed-size batches vs the one-shot report."""
+    out = []
+    for n in rows:
+        frames, *_ = make(n)
+        for kind in ("numeric", "string"):
+            df = frames[kind]
+            pos = [True] if kind == "numeric" else ["yes"]
+            kw = dict(label="y", facet="f", label_values=pos, predicted_label="p")
+            parts = [df.iloc[i:i + batch] for i in range(0, n, batch)]
+
+            def stream(kw=kw, parts=parts):
+                acc = cb.Accumulator(**kw)
+                for part in parts:
+                    acc.update(part)
+                acc.report(COUNT)
+                return acc
+
+            t_one = best(lambda df=df, kw=kw: cb.report(df, methods=COUNT, **kw), repeat)
+            t_acc = best(stream, repeat)
+            size = len(stream().to_bytes())
+            r = {"rows": n, "kind": kind, "batch": batch, "one_shot": t_one, "accumulator": t_acc,
+                 "state_bytes": size}
+            print(json.dumps(r))
+            out.append(r)
+    print("\n| rows | columns | batch | one-shot report | accumulator (updates + report) | one-shot rows/s | "
+          "accumulator rows/s | ratio | state size |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in out:
+        print(f"| {r['rows']:.0e} | {r['kind']} | {r['batch']:,} | {r['one_shot'] * 1e3:.1f} ms | "
+              f"{r['accumulator'] * 1e3:.1f} ms | {r['rows'] / r['one_shot']:,.0f} | {r['rows'] / r['accumulator']:,.0f} | "
+              f"{r['accumulator'] / r['one_shot']:.2f}× | {r['state_bytes']:,} B |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", nargs="+", type=float, default=[1e4, 1e5])
@@ -98,7 +132,13 @@ def main(argv=None):
     ap.add_argument("--smclarify-all-max", type=float, default=1e5, help="largest N for smclarify, all values")
     ap.add_argument("--fairlearn-max", type=float, default=1e6)
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--accumulator", action="store_true",
+                    help="also time Accumulator.update on 10,000-row batches against the one-shot report")
+    ap.add_argument("--batch", type=int, default=10_000)
     args = ap.parse_args(argv)
+    if args.accumulator:
+        bench_accumulator([int(r) for r in args.rows], args.batch, args.repeat)
+        return
     logging.disable(logging.CRITICAL)
     rows_out = []
     warm, *_ = make(200)

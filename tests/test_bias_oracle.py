@@ -70,3 +70,56 @@ def test_fliptest_matches_smclarify():
         ours = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify",
                          methods=["CI", "FT"])
         assert_matches(ours.to_dict(), theirs)
+
+
+def _sklearn_flip_test(features_a, features_d, pred_a, pred_d, *, k=None, backend="auto", n_threads=None):
+    """The clarion.bias.fliptest contract, implemented with sklearn (as smclarify does)."""
+    from types import SimpleNamespace
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if np.isnan(features_a).any() or np.isnan(features_d).any():
+        raise ValueError("Input X contains NaN.")
+    k = (5 if len(features_a) > 9 else 1) if k is None else k
+    knn = KNeighborsClassifier(n_neighbors=k).fit(features_a, pred_a)
+    flip = knn.predict(features_d).astype(bool)
+    f_plus = int(np.sum(pred_d & ~flip))
+    f_minus = int(np.sum(~pred_d & flip))
+    return SimpleNamespace(value=(f_plus - f_minus) / len(features_d), f_plus=f_plus, f_minus=f_minus, k=k)
+
+
+def test_fliptest_glue_with_an_sklearn_stand_in(monkeypatch):
+    """Masks, feature selection and error entries around flip_test, against smclarify's FT.
+
+    Uses a stand-in module with the agreed flip_test contract while clarion.bias.fliptest is
+    written elsewhere; test_fliptest_matches_smclarify runs the real one when it is present."""
+    import sys
+    import types
+
+    fake = types.ModuleType("clarion.bias.fliptest")
+    fake.flip_test = _sklearn_flip_test
+    monkeypatch.setitem(sys.modules, "clarion.bias.fliptest", fake)
+    monkeypatch.setattr(cb, "fliptest", fake, raising=False)
+    rng = np.random.default_rng(5)
+    for n in (6, 40, 200):
+        df = random_frame(rng, n, 3)
+        if not df.p.any():
+            continue
+        theirs = smclarify_report(df, facet="f", label="y", pred="p", group=None, methods_pre=["CI"],
+                                  methods_post=["FT"])
+        ours = cb.report(df.assign(f=df.f.astype("category")), label="y", facet="f", label_values=[True],
+                         predicted_label="p", compat="smclarify", methods=["CI", "FT"])
+        assert_matches(ours.to_dict(), theirs)
+    # a string column left among the features: smclarify's error entry; clarion skips it by default
+    df = random_frame(rng, 30, 2).assign(s=["q"] * 30)
+    sm = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify",
+                   methods=["FT"]).to_frame()
+    assert (sm.error == "FlipTest does not support non-numeric columns").all()
+    cl = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"]).to_frame()
+    assert cl.value.notna().all() and (cl.error == "").all()
+    with pytest.raises(ValueError, match="features: column 's' is not numeric"):
+        cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"],
+                  features=["x1", "s"])
+    nan = df.assign(x1=np.where(np.arange(30) == 3, np.nan, df.x1))
+    got = cb.report(nan, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"]).to_frame()
+    assert got.value.isna().all() and got.error.str.contains("NaN").all()

@@ -365,6 +365,9 @@ class State:
                 with self.lock:
                     self.label_max = m if self.label_max is None else max(self.label_max, m)
             return (x > spec.label_threshold).view(np.int8)
+        fast = self._positive_numeric(col, arg, name, compat, track)
+        if fast is not None:
+            return fast
         vocab = self.label_vocab if track else Vocabulary()
         codes, seen = vocab.encode(col)
         if compat == "clarion" and seen.size and seen[0] == 0:
@@ -383,6 +386,45 @@ class State:
             except TypeError:  # pragma: no cover
                 lut[j + 1] = 0
         return lut[codes]
+
+    def _positive_numeric(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray | None:
+        """Fast path for numpy-typed bool/int/float columns with numeric label values: no hashing.
+
+        Only the label values that occur are recorded in the label vocabulary (that is all the
+        "value never occurs" check needs)."""
+        values = self.spec.label_values
+        if not all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in values):
+            return None
+        if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype):
+            x = col.to_numpy()
+        elif isinstance(col, np.ndarray):
+            x = col
+        else:
+            return None
+        if x.ndim != 1 or x.dtype.kind not in "biuf":
+            return None
+        if x.dtype.kind == "f":
+            nan = np.isnan(x)
+            if compat == "clarion" and nan.any():
+                raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
+        if x.dtype.kind == "b":
+            want_t = any(v == 1 for v in values)
+            want_f = any(v == 0 for v in values)
+            xb = x.view(np.int8)
+            y = xb if (want_t and not want_f) else (1 - xb if want_f and not want_t else
+                                                    np.full(x.shape, int(want_t and want_f), np.int8))
+            y = np.ascontiguousarray(y, dtype=np.int8)
+        elif len(values) == 1:
+            y = (x == values[0]).view(np.int8)
+        else:
+            y = np.isin(x, np.asarray(values)).view(np.int8)
+        if track:
+            occurred = [v for v in values if (bool(y.any()) if len(values) == 1 and x.dtype.kind != "b"
+                                              else bool(np.any(x == v)))]
+            with self.label_vocab._lock:  # noqa: SLF001
+                for v in occurred:
+                    self.label_vocab._add(v)  # noqa: SLF001
+        return y
 
     def _facet_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
         if fs.threshold is not None:
