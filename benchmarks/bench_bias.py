@@ -27,11 +27,10 @@ import platform
 import sys
 import time
 
-import numpy as np
-import pandas as pd
-
 import clarion
 import clarion.bias as cb
+import numpy as np
+import pandas as pd
 
 COUNT = [m for m in cb.ALL_METRICS if m != "FT"]
 
@@ -80,7 +79,12 @@ def smclarify_one(df, value, *, all_values=False):
 
 
 def fairlearn_frame(df):
-    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+    from fairlearn.metrics import (
+        MetricFrame,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
     from sklearn.metrics import accuracy_score, precision_score
 
     mf = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
+from clarion.bias.accumulator import MAGIC
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import clarion.bias as cb
-from clarion.bias.accumulator import MAGIC
 
 METHODS = [m for m in cb.ALL_METRICS if m != "FT"]
 KW = dict(label="y", facet=["f", "h"], facet_threshold={"h": 0.5}, label_values=[1],
@@ -26,7 +25,7 @@ def data(seed: int, n: int = 300) -> pd.DataFrame:
     return df
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(1, 299), max_size=6, unique=True),
        order=st.randoms(use_true_random=False))
 def test_any_split_and_merge_order_equals_one_shot(seed, cuts, order):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
+import clarion
+import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
-
-import clarion
-import clarion.bias as cb
 from clarion import _reference
 from clarion.bias import _engine, _metrics
 

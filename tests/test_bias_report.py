@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
+import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
+from clarion.bias import _engine, _metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import clarion.bias as cb
-from clarion.bias import _engine, _metrics
 
 # facet a: (y, yhat) = (1,1) (1,1) (1,0) (0,1) (0,0) (0,0); facet d: (1,1) (0,1) (0,0) (0,0)
 HAND = pd.DataFrame({
@@ -310,3 +309,23 @@ def test_missing_facet_rows_belong_to_facet_a():
 def test_interval_string_matches_smclarify_rule():
     assert _engine.interval_string(40, 79) == "(40, 79]"
     assert _engine.interval_string(2.0, 3.0) == "(2.0, 3.0]"
+
+
+def test_to_dict_feeds_the_html_report_and_the_drift_monitor():
+    from clarion import monitor
+    from clarion.report.html import render_html, render_markdown
+
+    df = _random_data(8, 400)
+    rep = cb.report(df, predicted_label="p", confidence=0.9, n_bootstrap=100, seed=3, **COMMON)
+    doc = {"version": "1.0", **rep.to_dict()}
+    html = render_html(doc)
+    assert "Pre-training bias" in html and "Post-training bias" in html
+    md = render_markdown(doc)
+    dpl = next(m for m in doc["pre_training_bias_metrics"]["facets"]["f"][0]["metrics"] if m["name"] == "DPL")
+    from clarion.report.svg import fmt
+
+    assert f"[{fmt(dpl['ci_low'])}, {fmt(dpl['ci_high'])}]" in md  # the interval column
+    drift = monitor.bias_drift(doc, doc)
+    assert drift.ok
+    shifted = {"version": "1.0", **cb.report(df.assign(p=1 - df.p), predicted_label="p", **COMMON).to_dict()}
+    assert not monitor.bias_drift(doc, shifted).ok

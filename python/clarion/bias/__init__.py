@@ -14,18 +14,24 @@ a count tensor (:mod:`clarion.bias._metrics`). FlipTest lives in :mod:`clarion.b
 
 from __future__ import annotations
 
-from clarion.bias._metrics import ALL_METRICS, COUNT_METRICS, METRIC_INFO, POST_TRAINING, PRE_TRAINING
+from clarion.bias._metrics import (
+    ALL_METRICS,
+    COUNT_METRICS,
+    METRIC_INFO,
+    POST_TRAINING,
+    PRE_TRAINING,
+)
 from clarion.bias._report import report
-from clarion.bias.accumulator import Accumulator
 from clarion.bias._result import BiasReport
+from clarion.bias.accumulator import Accumulator
 
 __all__ = [
     "ALL_METRICS",
-    "Accumulator",
     "COUNT_METRICS",
     "METRIC_INFO",
     "POST_TRAINING",
     "PRE_TRAINING",
+    "Accumulator",
     "BiasReport",
     "report",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 
 from clarion._counts import grouped_counts, grouped_threshold_counts
-from clarion.bias._encode import Vocabulary, column_values, is_missing_value, is_numeric_column
-from clarion.bias._metrics import ALL_METRICS, COUNT_METRICS, METRIC_INFO, POST_TRAINING, PRE_TRAINING, compute
+from clarion.bias._encode import Vocabulary, column_values, is_numeric_column
+from clarion.bias._metrics import (
+    ALL_METRICS,
+    COUNT_METRICS,
+    METRIC_INFO,
+    POST_TRAINING,
+    PRE_TRAINING,
+    compute,
+)
 from clarion.bias._result import BiasReport, FacetResult
 
 # Message templates (tests import and match these).
@@ -76,9 +83,6 @@ class Table:
             self._get = arrays.__getitem__
         else:
             raise TypeError(MSG_DATA_TYPE.format(t=type(data).__name__))
-
-    def has(self, name: Any) -> bool:
-        return isinstance(name, str) and name in self.columns or (not isinstance(name, str) and name in self.columns)
 
     def col(self, name: Any, arg: str) -> Any:
         try:

@@ -368,7 +368,7 @@ def _rate_diff(c: _Counts, compat: str, num: tuple, den: tuple, d_minus_a: bool,
         return _div(x, y, compat)
 
     ra, rd = rate(0), rate(1)
-    v, both = _diff_inf(rd, ra, compat) if d_minus_a else _diff_inf(ra, rd, compat)
+    v, _ = _diff_inf(rd, ra, compat) if d_minus_a else _diff_inf(ra, rd, compat)
     out = _Out(v)
     if compat == "smclarify":
         return out.fail(c.d_empty, s_codes[0]).fail(c.a_empty, s_codes[1])

@@ -101,7 +101,6 @@ class _FlipTests:
     def pred(self, m: int) -> np.ndarray:
         """Predicted-positive mask of post row m (user order)."""
         if m not in self._preds:
-            rows, _ = self.state.model_rows()
             spec = self.spec
             kinds = self.state.model_kinds
             # map post row m to (model index, threshold)
@@ -281,7 +280,7 @@ def report(
                       label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
                       probability_threshold=probability_threshold, group_variable=group_variable, weights=weights,
                       features=features)
-    pre_names, post_names = normalize_methods(methods, stage, bool(spec.models))
+    _, post_names = normalize_methods(methods, stage, bool(spec.models))
     table = Table(data)
     state = State(spec)
     enc = state.encode(table, compat)

@@ -253,7 +253,7 @@ class Accumulator:
                     "group_vocab": None if st.group_vocab is None else [_tag(v) for v in st.group_vocab.values],
                     "group_missing": st.group_missing, "facets": [], "arrays": [],
                 }
-                for f, fs in st.facets.items():
+                for fs in st.facets.values():
                     sj["facets"].append({"vocab": [_tag(v) for v in fs.vocab.values], "seen": fs.seen.tolist(),
                                          "col_max": None if fs.col_max is None else _tag(fs.col_max)})
                     for kind, c in fs.counts.items():
