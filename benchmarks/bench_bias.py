@@ -63,6 +63,7 @@ def make(n, seed=0):
 
 
 def clarion_report(df, kind, **kw):
+    """The full report (all metrics but FT); all facet values one-vs-rest unless facet_values=."""
     pos = [True] if kind == "numeric" else ["yes"]
     return cb.report(df, label="y", facet="f", label_values=pos, predicted_label="p", methods=COUNT, **kw)
 
@@ -76,6 +77,22 @@ def smclarify_one(df, value, *, all_values=False):
     bias_report(df.drop(columns=["p"]), fc, lc, StageType.PRE_TRAINING, metrics=["all"])
     bias_report(df, fc, lc, StageType.POST_TRAINING, LabelColumn("p", df["p"], [True]),
                 metrics=[m for m in cb.POST_TRAINING if m != "FT"])
+
+
+def have_fliptest():
+    try:
+        import clarion.bias.fliptest  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def smclarify_ft(df, value):
+    from smclarify.bias.report import FacetColumn, LabelColumn, StageType, bias_report
+
+    df = df[["f", "y", "p", "x"]]
+    bias_report(df, FacetColumn("f", [value]), LabelColumn("y", df["y"], [True]), StageType.POST_TRAINING,
+                LabelColumn("p", df["p"], [True]), metrics=["FT"])
 
 
 def fairlearn_frame(df):
@@ -155,6 +172,14 @@ def main(argv=None):
         r = {"rows": n}
         for kind, df in frames.items():
             r[f"clarion_{kind}"] = best(lambda df=df, kind=kind: clarion_report(df, kind), args.repeat)
+        r["clarion_one_value"] = best(lambda: clarion_report(frames["numeric"], "numeric", facet_values=[3]),
+                                      args.repeat)
+        if have_fliptest():
+            r["clarion_ft_one_value"] = best(lambda: cb.report(frames["numeric"], label="y", facet="f",
+                                                               facet_values=[3], label_values=[True],
+                                                               predicted_label="p", methods=["FT"]), 1)
+            if n <= args.smclarify_max:
+                r["smclarify_ft_one_value"] = best(lambda: smclarify_ft(frames["numeric"], 3), 1)
         # metric step alone and the count floor, on the numeric columns
         from clarion.bias._engine import Spec, State, Table
 
@@ -185,6 +210,14 @@ def main(argv=None):
     def ratio(a, b):
         return "—" if a is None or b is None else f"{a / b:,.0f}×"
 
+    print("\n| rows | clarion 1 value (numeric) | smclarify 1 value | speedup (1 value) | FT clarion | FT smclarify "
+          "| FT speedup |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows_out:
+        print(f"| {r['rows']:.0e} | {ms(r['clarion_one_value'])} | {ms(r.get('smclarify_one_value'))} | "
+              f"{ratio(r.get('smclarify_one_value'), r['clarion_one_value'])} | {ms(r.get('clarion_ft_one_value'))} | "
+              f"{ms(r.get('smclarify_ft_one_value'))} | "
+              f"{ratio(r.get('smclarify_ft_one_value'), r.get('clarion_ft_one_value'))} |")
     print("\n| rows | clarion numeric | clarion categorical | clarion string | metric step | grouped_counts floor "
           "| 1,000 bootstrap | smclarify 1 value | smclarify 10 values | fairlearn | speedup vs smclarify "
           "(10 values, numeric) | string vs smclarify | metric step / floor |")

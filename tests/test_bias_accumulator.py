@@ -115,3 +115,16 @@ def test_fliptest_is_an_error_entry_and_bad_config():
         cb.Accumulator(label="y", facet="f", label_values=[1], window="1h")
     with pytest.raises(ValueError, match="report: no rows"):
         cb.Accumulator(label="y", facet="f", label_values=[1]).report()
+
+
+def test_selected_facet_values_stream_merge_and_persist():
+    df = data(6)
+    kw = dict(label="y", facet=["f", "g"], facet_values={"f": ["b", "e"], "g": ["z"]}, label_values=[1],
+              predicted_label="p")
+    want = cb.report(df, methods=METHODS, **kw).to_frame()
+    a = cb.Accumulator(**kw).update(df[df.f != "e"])  # "e" only arrives in the second state
+    b = cb.Accumulator(**kw).update(df[df.f == "e"])
+    merged = cb.Accumulator.from_bytes(b.to_bytes()).merge(cb.Accumulator.from_bytes(a.to_bytes()))
+    pd.testing.assert_frame_equal(merged.report(METHODS).to_frame(), want)
+    with pytest.raises(ValueError, match="facet_values: value 'e' does not occur in column 'f'"):
+        a.report(METHODS)

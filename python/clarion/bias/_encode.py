@@ -61,6 +61,8 @@ def is_numeric_column(col: Any) -> bool:
     col = column_values(col)
     if isinstance(col, pd.Series):
         dt = col.dtype
+        if isinstance(dt, np.dtype) and dt.kind in "biuf":  # numpy-backed: no NA mask to consult
+            return factorize(col.to_numpy())
         if isinstance(dt, pd.CategoricalDtype):
             return False
         return pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt)
@@ -104,6 +106,8 @@ def factorize(col: Any) -> tuple[np.ndarray, list, np.ndarray | None]:
     col = column_values(col)
     if isinstance(col, pd.Series):
         dt = col.dtype
+        if isinstance(dt, np.dtype) and dt.kind in "biuf":  # numpy-backed: no NA mask to consult
+            return factorize(col.to_numpy())
         if isinstance(dt, pd.CategoricalDtype):
             codes = np.asarray(col.cat.codes)
             cats = list(col.cat.categories)
@@ -164,6 +168,7 @@ class Vocabulary:
     def __init__(self, values: list | None = None) -> None:
         self.values: list = []
         self._index: dict = {}
+        self._lut_cache: dict = {}
         self._lock = threading.Lock()
         for v in values or []:
             self._add(v)
@@ -198,19 +203,32 @@ class Vocabulary:
         """
         local, uniques, present = factorize(col)
         local = local.astype(np.int32, copy=False)
+        key = None
+        if len(uniques) <= 64:  # batches of a stream usually repeat the same local vocabulary
+            try:
+                key = (tuple(uniques), None if present is None else present.tobytes())
+                hash(key)
+            except TypeError:
+                key = None
         with self._lock:
-            lut = np.empty(len(uniques) + 1, dtype=np.int32)
-            lut[0] = 0
-            for j, u in enumerate(uniques):
-                if present is not None and not present[j]:
-                    lut[j + 1] = 0  # never used by a row
-                    continue
-                lut[j + 1] = 0 if is_missing_value(u) else self._add(u)
-        if lut.size > 1 and np.array_equal(lut[1:], np.arange(1, lut.size, dtype=np.int32)):
-            codes = local + np.int32(1)
-        else:
-            codes = lut[local + 1]
-        seen = lut[1:] if present is None else lut[1:][present]
-        if local.size and (local < 0).any():
-            seen = np.concatenate([seen, [0]])
-        return codes, np.unique(seen)
+            hit = self._lut_cache.get(key) if key is not None else None
+            if hit is None:
+                lut = np.empty(len(uniques) + 1, dtype=np.int32)
+                lut[0] = 0
+                for j, u in enumerate(uniques):
+                    if present is not None and not present[j]:
+                        lut[j + 1] = 0  # never used by a row
+                        continue
+                    lut[j + 1] = 0 if is_missing_value(u) else self._add(u)
+                identity = lut.size > 1 and np.array_equal(lut[1:], np.arange(1, lut.size, dtype=np.int32))
+                seen = np.unique(lut[1:] if present is None else lut[1:][present])
+                hit = (lut, identity, seen)
+                if key is not None:
+                    if len(self._lut_cache) > 64:
+                        self._lut_cache.clear()
+                    self._lut_cache[key] = hit
+        lut, identity, seen = hit
+        codes = local + np.int32(1) if identity else lut[local + 1]
+        if local.size and local.min() < 0:
+            seen = np.concatenate([[0], seen])
+        return codes, seen

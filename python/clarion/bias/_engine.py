@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from clarion._counts import grouped_counts, grouped_threshold_counts
-from clarion.bias._encode import Vocabulary, column_values, is_numeric_column
+from clarion.bias._encode import Vocabulary, column_values, factorize, is_missing_value, is_numeric_column
 from clarion.bias._metrics import (
     ALL_METRICS,
     COUNT_METRICS,
@@ -313,6 +313,14 @@ def interval_string(threshold: float, col_max: Any) -> str:
     return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
 
 
+def _binary_seen(codes: np.ndarray) -> np.ndarray:
+    """The codes (0 and/or 1) that occur in a binary code array, without sorting it."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    n1 = int(np.count_nonzero(codes))
+    return np.array([c for c, ok in ((0, n1 < codes.size), (1, n1 > 0)) if ok], dtype=np.int32)
+
+
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     if a.shape[axis] == size:
         return a
@@ -332,12 +340,17 @@ class FacetState:
     vocab: Vocabulary = field(default_factory=Vocabulary)
     seen: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=bool))  # per code
     col_max: Any = None
+    values: list | None = None  # facet_values: codes are binary (0 = facet a, 1 = facet d)
     # counts: "pre" [V, K, 2]; "labels" [B1, V, K, 2, 2]; "scores" [B2, T, V, K, 2, 2] (V axis = -4/-3)
     counts: dict = field(default_factory=dict)
 
     @property
     def n_codes(self) -> int:
-        return 2 if self.threshold is not None else len(self.vocab)
+        return 2 if self.binary else len(self.vocab)
+
+    @property
+    def binary(self) -> bool:
+        return self.threshold is not None or self.values is not None
 
 
 class State:
@@ -350,7 +363,7 @@ class State:
         self.group_vocab = Vocabulary() if spec.group_variable is not None else None
         self.group_missing = False
         self.model_kinds: list[str] | None = None
-        self.facets = {f: FacetState(f, spec.facet_threshold[f]) for f in spec.facets}
+        self.facets = {f: FacetState(f, spec.facet_threshold[f], values=spec.facet_values[f]) for f in spec.facets}
         self.n_rows = 0
         self.weighted = spec.weights is not None if weighted is None else weighted
         self.lock = threading.RLock()
@@ -423,8 +436,10 @@ class State:
         else:
             y = np.isin(x, np.asarray(values)).view(np.int8)
         if track:
-            occurred = [v for v in values if (bool(y.any()) if len(values) == 1 and x.dtype.kind != "b"
-                                              else bool(np.any(x == v)))]
+            if len(values) == 1:
+                occurred = values if y.any() else []
+            else:
+                occurred = [v for v in values if np.any(x == v)]
             with self.label_vocab._lock:  # noqa: SLF001
                 for v in occurred:
                     self.label_vocab._add(v)  # noqa: SLF001
@@ -439,9 +454,53 @@ class State:
                 with self.lock:
                     fs.col_max = m if fs.col_max is None else max(fs.col_max, m)
             codes = (x > fs.threshold).view(np.int8).astype(np.int32)
-            seen = np.unique(codes)
-            return codes, seen
+            return codes, _binary_seen(codes)
+        if fs.values is not None:
+            return self._selected_codes(fs, col)
         return fs.vocab.encode(col)
+
+    def _selected_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
+        """facet_values: 1 for rows whose value is selected, else 0 (missing included); the
+        selected values that occur are recorded in ``fs.vocab``."""
+        values = fs.values
+        numeric = all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) and not
+                      (isinstance(v, float) and math.isnan(v)) for v in values)
+        x = None
+        if numeric:
+            if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+                x = col.to_numpy()
+            elif isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "biuf":
+                x = col
+        if x is not None:
+            d = (x == values[0]) if len(values) == 1 else np.isin(x, np.asarray(values))
+            occurred = values if len(values) == 1 and d.any() else [v for v in values if np.any(x == v)]
+            if len(values) == 1 and not d.any():
+                occurred = []
+        else:
+            local, uniques, present = factorize(col)
+            keys = set()
+            for v in values:
+                try:
+                    keys.add(v.item() if isinstance(v, np.generic) else v)
+                except TypeError:  # pragma: no cover - unhashable value
+                    pass
+            lut = np.zeros(len(uniques) + 1, dtype=np.int8)
+            occurred = []
+            for j, u in enumerate(uniques):
+                k = u.item() if isinstance(u, np.generic) else u
+                try:
+                    hit = (not is_missing_value(k)) and k in keys
+                except TypeError:  # pragma: no cover
+                    hit = False
+                if hit and (present is None or present[j]):
+                    lut[j + 1] = 1
+                    occurred.append(k)
+            d = lut[np.asarray(local, dtype=np.intp) + 1]
+        with fs.vocab._lock:  # noqa: SLF001
+            for v in occurred:
+                fs.vocab._add(v)  # noqa: SLF001
+        codes = d.view(np.int8).astype(np.int32) if d.dtype == bool else d.astype(np.int32)
+        return codes, _binary_seen(codes)
 
     def encode(self, table: Table, compat: str) -> dict:
         """Everything one batch contributes, as arrays (no counting yet)."""
@@ -580,19 +639,15 @@ class State:
             sel = np.zeros((1, V))
             sel[0, 1] = 1.0
             return [interval_string(fs.threshold, fs.col_max)], sel, [[1]]
-        chosen = self.spec.facet_values[fs.name]
-        if chosen is not None:
-            codes = []
-            for v in chosen:
-                c = fs.vocab.code_of(v)
-                if c is None or c == 0 or not seen[c]:
-                    shown = ", ".join(repr(fs.vocab.values[i - 1]) for i in np.flatnonzero(seen) if i)
+        if fs.values is not None:
+            for v in fs.values:
+                if fs.vocab.code_of(v) in (None, 0):
+                    found = ", ".join(repr(x) for x in fs.vocab.values) or "none of them"
                     raise ValueError(MSG_VALUE_ABSENT.format(arg="facet_values", value=v, name=fs.name,
-                                                             seen=shown[:300]))
-                codes.append(c)
+                                                             seen=f"of the selected values: {found}"))
             sel = np.zeros((1, V))
-            sel[0, codes] = 1.0
-            return [",".join(map(str, chosen))], sel, [codes]
+            sel[0, 1] = 1.0
+            return [",".join(map(str, fs.values))], sel, [[1]]
         present = [c for c in np.flatnonzero(seen) if c != 0]
         vals = [fs.vocab.values[c - 1] for c in present]
         order = _sort_key_values(vals)
@@ -782,8 +837,11 @@ def merge_states(ours: State, theirs: State) -> None:
         K = len(ours.group_vocab) if ours.group_vocab is not None else 1
         for f, tfs in theirs.facets.items():
             fs = ours.facets[f]
-            if fs.threshold is not None:
+            if fs.binary:
                 vlut = np.arange(2, dtype=np.intp)
+                for v in tfs.vocab.values:
+                    with fs.vocab._lock:  # noqa: SLF001
+                        fs.vocab._add(v)  # noqa: SLF001
                 if tfs.col_max is not None:
                     fs.col_max = tfs.col_max if fs.col_max is None else max(fs.col_max, tfs.col_max)
             else:
