@@ -329,3 +329,16 @@ def test_to_dict_feeds_the_html_report_and_the_drift_monitor():
     assert drift.ok
     shifted = {"version": "1.0", **cb.report(df.assign(p=1 - df.p), predicted_label="p", **COMMON).to_dict()}
     assert not monitor.bias_drift(doc, shifted).ok
+
+
+def test_prediction_containers():
+    df = _random_data(9, 80)
+    base = cb.report(df, predicted_label=["p", "s1"], **COMMON).to_frame()
+    arrays = cb.report(df, predicted_label=[df.p.to_numpy(), df.s1.to_numpy()], **COMMON).to_frame()
+    assert list(arrays.model.dropna().unique()) == ["model_0", "model_1"]
+    pd.testing.assert_frame_equal(arrays.drop(columns="model"), base.drop(columns="model"))
+    two_d = cb.report(df, predicted_label=np.column_stack([df.p, df.p]), **COMMON).to_frame()
+    assert set(two_d.model.dropna()) == {"model_0", "model_1"}
+    one = cb.report(df, predicted_label=list(df.p), **COMMON).to_frame()
+    assert "model" not in one.columns
+    pd.testing.assert_frame_equal(one, cb.report(df, predicted_label="p", **COMMON).to_frame())

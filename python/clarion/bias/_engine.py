@@ -234,6 +234,10 @@ class Spec:
             models = [(f"model_{j}", predicted_label[:, j]) for j in range(predicted_label.shape[1])]
         elif isinstance(predicted_label, (list, tuple)) and all(isinstance(p, str) for p in predicted_label):
             models = [(p, p) for p in predicted_label]
+        elif isinstance(predicted_label, (list, tuple)) and predicted_label and all(
+                isinstance(p, str) or (hasattr(p, "__len__") and not isinstance(p, (bytes, dict)))
+                for p in predicted_label):
+            models = [(p, p) if isinstance(p, str) else (f"model_{j}", p) for j, p in enumerate(predicted_label)]
         elif isinstance(predicted_label, pd.DataFrame):
             models = [(str(c), predicted_label[c]) for c in predicted_label.columns]
         else:
@@ -257,15 +261,6 @@ class Spec:
                    label_threshold=lt, models=models, thresholds=[float(t) for t in thresholds],
                    multi_model=len(models) > 1 or multi_thr, group_variable=group_variable, weights=weights,
                    features=feats)
-
-    def same_as(self, other: Spec) -> bool:
-        def norm(s: Spec):
-            return (repr(s.label), repr(s.facets), repr(s.facet_values), repr(s.facet_threshold),
-                    repr(s.label_values), repr(s.label_threshold), repr([m for m, _ in s.models]),
-                    repr([src if isinstance(src, str) else "<array>" for _, src in s.models]),
-                    repr(s.thresholds), repr(s.multi_model), repr(s.group_variable), repr(s.weights))
-
-        return norm(self) == norm(other)
 
 
 def normalize_methods(methods: Any, stage: str, has_pred: bool) -> tuple[list[str], list[str]]:
