@@ -109,8 +109,9 @@ def factorize(col: Any) -> tuple[np.ndarray, list, np.ndarray | None]:
         if isinstance(dt, np.dtype) and dt.kind in "biuf":  # numpy-backed: no NA mask to consult
             return factorize(col.to_numpy())
         if isinstance(dt, pd.CategoricalDtype):
-            codes = np.asarray(col.cat.codes)
-            cats = list(col.cat.categories)
+            arr = col.array  # the Categorical itself: its codes without building a Series
+            codes = arr.codes
+            cats = list(arr.categories)
             present = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0 if len(cats) else np.zeros(0, bool)
             return codes, cats, present
         if dt == object or isinstance(dt, pd.StringDtype) or str(dt).startswith(("str", "string")):

@@ -67,7 +67,7 @@ class Table:
         if isinstance(data, pd.DataFrame):
             self.columns = list(data.columns)
             self.n = len(data)
-            self._get = lambda name: data[name]
+            self._get = self._frame_getter(data)
         elif type(data).__module__.startswith("pyarrow") and hasattr(data, "column_names"):
             self.columns = list(data.column_names)
             self.n = data.num_rows
@@ -83,6 +83,24 @@ class Table:
             self._get = arrays.__getitem__
         else:
             raise TypeError(MSG_DATA_TYPE.format(t=type(data).__name__))
+
+    @staticmethod
+    def _frame_getter(data: pd.DataFrame):
+        """Column access; numpy-typed columns come back as arrays without building a Series
+        (``DataFrame.__getitem__`` costs tens of microseconds, which adds up over small batches)."""
+        unique = data.columns.is_unique
+
+        def get(name: Any) -> Any:
+            if unique and hasattr(data, "_get_column_array"):
+                try:
+                    arr = data._get_column_array(data.columns.get_loc(name))  # noqa: SLF001 - guarded
+                except (AttributeError, TypeError, IndexError, KeyError):  # pragma: no cover - pandas internals
+                    return data[name]
+                if isinstance(arr, np.ndarray) and arr.ndim == 1 and arr.dtype.kind in "biufcmM":
+                    return arr
+            return data[name]
+
+        return get
 
     def col(self, name: Any, arg: str) -> Any:
         try:
@@ -384,8 +402,15 @@ class State:
         codes, seen = vocab.encode(col)
         if compat == "clarion" and seen.size and seen[0] == 0:
             raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(codes == 0)[0])))
+        return self._label_lut(vocab)[codes]
+
+    def _label_lut(self, vocab: Vocabulary) -> np.ndarray:
+        """lut[code] = 1 when the vocabulary value of ``code`` is a positive label value."""
+        cached = getattr(vocab, "_positive_lut", None)
+        if cached is not None and cached.size == len(vocab):
+            return cached
         keys = set()
-        for v in spec.label_values:
+        for v in self.spec.label_values:
             try:
                 keys.add(v.item() if isinstance(v, np.generic) else v)
             except TypeError:  # pragma: no cover - unhashable value
@@ -397,7 +422,8 @@ class State:
                 lut[j + 1] = v in keys
             except TypeError:  # pragma: no cover
                 lut[j + 1] = 0
-        return lut[codes]
+        vocab._positive_lut = lut  # noqa: SLF001 - the vocabulary only grows, so size keys the cache
+        return lut
 
     def _positive_numeric(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray | None:
         """Fast path for numpy-typed bool/int/float columns with numeric label values: no hashing.
