@@ -96,3 +96,27 @@ def test_bad_bootstrap_arguments():
     with pytest.raises(ValueError, match="seed must be an integer"):
         cb.report(df, label="y", facet="f", label_values=[1], confidence=0.9, seed=-1)
     assert math.isnan(_engine.percentile_interval(np.array([[np.nan], [1.0]]), 0.9)[0][0])
+
+
+def test_bootstrap_driver_reports_the_first_bad_row_and_is_thread_independent():
+    """The blocked CPU bootstrap driver (blocks of 256 rows, chunks of 65,536) keeps the kernel's
+    contract: first offending row named, same floating sums for any thread count."""
+    rng = np.random.default_rng(0)
+    n = 150_000
+    g = rng.integers(0, 3, n).astype(np.int32)
+    lab = rng.integers(0, 2, n).astype(np.int32)
+    w = rng.random(n)
+    bad = g.copy()
+    bad[[70_001, 100_000]] = 7
+    with pytest.raises(ValueError, match="groups: code 7 at row 70001"):
+        clarion.grouped_counts(bad, lab, n_groups=3, n_labels=2, n_bootstrap=3, seed=1, backend="cpu")
+    one = clarion.grouped_counts(g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=1,
+                                 backend="cpu")
+    two = clarion.grouped_counts(g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=2,
+                                 backend="cpu")
+    assert np.array_equal(one, two)
+    ref = clarion.grouped_counts(g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4,
+                                 seed=9, backend="numpy")
+    got = clarion.grouped_counts(g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4,
+                                 seed=9, backend="cpu")
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
