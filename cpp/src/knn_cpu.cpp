@@ -44,7 +44,7 @@ constexpr int kMaxDepth = 96;
 
 class KdTree {
  public:
-  KdTree(const double* xa, const std::uint8_t* ya, i64 n, i64 m, int n_threads) : xa_(xa), n_(n), m_(m) {
+  KdTree(const double* xa, const std::uint8_t* ya, i64 n, i64 m, int n_threads) : n_(n), m_(m) {
     depth_ = 0;
     while (ceil_div(n_, i64{1} << depth_) > kLeafSize) ++depth_;
     if (depth_ > kMaxDepth - 2) throw std::invalid_argument("knn: too many reference rows");
@@ -57,8 +57,9 @@ class KdTree {
     min_idx_.assign(n_nodes, 0);
     idx_.resize(n_);
     for (i64 i = 0; i < n_; ++i) idx_[i] = i;
-    pts_.resize(static_cast<size_t>(n_ * m_));
+    pts_.assign(xa, xa + n_ * m_);  // the working copy, permuted into tree order by build()
     labels_.resize(n_);
+    for (i64 i = 0; i < n_; ++i) labels_[i] = ya[i] ? 1 : 0;
 
     const int threads = resolve_threads(n_threads);
     int par_depth = 0;
@@ -67,17 +68,11 @@ class KdTree {
     build(0, 0, n_, 0, par_depth, &frontier);
     std::atomic<size_t> next{0};
     parallel_for_threads(static_cast<int>(std::min<size_t>(threads, frontier.size())), [&](int) {
-      std::vector<std::pair<double, i64>> keys;
       for (;;) {
         const size_t t = next.fetch_add(1);
         if (t >= frontier.size()) break;
         const Task& task = frontier[t];
-        build(task.node, task.lo, task.hi, task.depth, -1, nullptr, &keys);
-        for (i64 p = task.lo; p < task.hi; ++p) {
-          const double* src = xa_ + idx_[p] * m_;
-          std::copy(src, src + m_, pts_.data() + p * m_);
-          labels_[p] = ya[idx_[p]] ? 1 : 0;
-        }
+        build(task.node, task.lo, task.hi, task.depth, -1, nullptr);
         compute_boxes(task.node);
       }
     });
@@ -167,7 +162,7 @@ class KdTree {
     for (i64 j = 0; j < m_; ++j) {
       double mn = std::numeric_limits<double>::infinity(), mx = -mn;
       for (i64 p = lo; p < hi; p += step) {
-        const double v = xa_[idx_[p] * m_ + j];
+        const double v = pts_[p * m_ + j];
         mn = std::min(mn, v);
         mx = std::max(mx, v);
       }
@@ -180,8 +175,7 @@ class KdTree {
     return best;
   }
 
-  void build(i64 node, i64 lo, i64 hi, int depth, int par_depth, std::vector<Task>* frontier,
-             std::vector<std::pair<double, i64>>* keys = nullptr) {
+  void build(i64 node, i64 lo, i64 hi, int depth, int par_depth, std::vector<Task>* frontier) {
     if (frontier != nullptr && depth >= par_depth) {
       frontier->push_back({node, lo, hi, depth});
       return;
@@ -193,20 +187,57 @@ class KdTree {
       return;
     }
     const i64 dim = choose_dim(lo, hi);
-    std::vector<std::pair<double, i64>> local;
-    auto& kv = keys != nullptr ? *keys : local;
-    kv.resize(hi - lo);
-    for (i64 p = lo; p < hi; ++p) kv[p - lo] = {xa_[idx_[p] * m_ + dim], idx_[p]};
     const i64 mid = lo + (hi - lo) / 2;
-    std::nth_element(kv.begin(), kv.begin() + (mid - lo), kv.end());
-    const double split = kv[mid - lo].first;
+    select(lo, hi, mid, dim, static_cast<u64>(node));
     // Equal keys may straddle the median; that is fine: the split plane only orders the queries
     // (leaf_of), while searches prune with the exact boxes.
-    for (i64 p = lo; p < hi; ++p) idx_[p] = kv[p - lo].second;
     split_dim_[node] = dim;
-    split_val_[node] = split;
-    build(2 * node + 1, lo, mid, depth + 1, par_depth, frontier, keys);
-    build(2 * node + 2, mid, hi, depth + 1, par_depth, frontier, keys);
+    split_val_[node] = pts_[mid * m_ + dim];
+    build(2 * node + 1, lo, mid, depth + 1, par_depth, frontier);
+    build(2 * node + 2, mid, hi, depth + 1, par_depth, frontier);
+  }
+
+  double key(i64 p, i64 dim) const { return pts_[p * m_ + dim]; }
+
+  void swap_rows(i64 a, i64 b) {
+    std::swap_ranges(pts_.data() + a * m_, pts_.data() + (a + 1) * m_, pts_.data() + b * m_);
+    std::swap(idx_[a], idx_[b]);
+    std::swap(labels_[a], labels_[b]);
+  }
+
+  // Quickselect on the rows [lo, hi) by column `dim`: afterwards row nth holds the value it would
+  // have in sorted order, rows before it are <= and rows after it >=. Rows move as a whole (point,
+  // index, label), so the memory traffic is sequential. Pivot: median of three pseudo-random rows
+  // (deterministic, keyed on the node), swapped to the front for Hoare's partition.
+  void select(i64 lo, i64 hi, i64 nth, i64 dim, u64 seed) {
+    u64 state = seed * 0x9E3779B97F4A7C15ull + 1;
+    auto next_rand = [&state]() {
+      state += 0x9E3779B97F4A7C15ull;
+      u64 z = state;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      return z ^ (z >> 31);
+    };
+    while (hi - lo > 1) {
+      const u64 n = static_cast<u64>(hi - lo);
+      i64 a = lo + static_cast<i64>(next_rand() % n), b = lo + static_cast<i64>(next_rand() % n),
+          c = lo + static_cast<i64>(next_rand() % n);
+      if (key(a, dim) > key(b, dim)) std::swap(a, b);
+      if (key(b, dim) > key(c, dim)) std::swap(b, c);
+      if (key(a, dim) > key(b, dim)) std::swap(a, b);
+      swap_rows(lo, b);
+      const double pivot = key(lo, dim);
+      i64 i = lo - 1, j = hi;
+      for (;;) {
+        do ++i; while (key(i, dim) < pivot);
+        do --j; while (key(j, dim) > pivot);
+        if (i >= j) break;
+        swap_rows(i, j);
+      }
+      // Now [lo, j] <= pivot <= [j + 1, hi), with lo <= j < hi - 1.
+      if (nth <= j) hi = j + 1;
+      else lo = j + 1;
+    }
   }
 
   void compute_boxes(i64 node) {
@@ -250,7 +281,6 @@ class KdTree {
     }
   }
 
-  const double* xa_;
   i64 n_, m_;
   int depth_ = 0;
   std::vector<i64> node_lo_, node_hi_, split_dim_, min_idx_;
