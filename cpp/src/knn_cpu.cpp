@@ -58,6 +58,7 @@ class KdTree {
     idx_.resize(n_);
     for (i64 i = 0; i < n_; ++i) idx_[i] = i;
     pts_.assign(xa, xa + n_ * m_);  // the working copy, permuted into tree order by build()
+    cols_.resize(pts_.size());
     labels_.resize(n_);
     for (i64 i = 0; i < n_; ++i) labels_[i] = ya[i] ? 1 : 0;
 
@@ -77,6 +78,8 @@ class KdTree {
       }
     });
     compute_top_boxes(0, 0, par_depth);
+    pts_.clear();  // searches read cols_
+    pts_.shrink_to_fit();
   }
 
   i64 m() const { return m_; }
@@ -104,11 +107,12 @@ class KdTree {
       const i64 node = e.node;
       if (nb.full() && prunable(e.lb, node, nb)) continue;
       if (split_dim_[node] < 0) {
-        for (i64 p = node_lo_[node]; p < node_hi_[node]; ++p) {
-          const double bound = nb.full() ? nb.worst_dist() : std::numeric_limits<double>::infinity();
-          const double d = sq_dist_bounded(q, pts_.data() + p * m_, m_, bound);
-          if (d > bound) continue;
-          nb.offer(d, idx_[p], labels_[p]);
+        const i64 lo_p = node_lo_[node], count = node_hi_[node] - lo_p;
+        double dist[kLeafSize];
+        sq_dist_columns(q, cols_.data() + lo_p * m_, count, m_, dist);
+        for (i64 p = 0; p < count; ++p) {
+          if (nb.full() && dist[p] > nb.worst_dist()) continue;
+          nb.offer(dist[p], idx_[lo_p + p], labels_[lo_p + p]);
         }
         continue;
       }
@@ -256,6 +260,10 @@ class KdTree {
         }
       }
       min_idx_[node] = mi;
+      // The leaf's points column by column, for the vectorised scan.
+      const i64 lo_p = node_lo_[node], count = node_hi_[node] - lo_p;
+      for (i64 p = 0; p < count; ++p)
+        for (i64 j = 0; j < m_; ++j) cols_[lo_p * m_ + j * count + p] = pts_[(lo_p + p) * m_ + j];
       return;
     }
     compute_boxes(2 * node + 1);
@@ -287,6 +295,7 @@ class KdTree {
   std::vector<double> split_val_, box_;
   std::vector<i64> idx_;            // tree position -> reference-row index
   std::vector<double> pts_;         // reference rows in tree order
+  std::vector<double> cols_;        // the same, column by column within each leaf
   std::vector<std::uint8_t> labels_;
 };
 

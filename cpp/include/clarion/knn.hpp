@@ -69,6 +69,18 @@ CLARION_HD double sq_dist_bounded(const double* q, const double* x, i64 m, doubl
   return acc;
 }
 
+// sq_dist of q to each of `count` points stored column by column (point p's column j at
+// cols[j * count + p]) into acc[0..count): the same left-to-right sums as sq_dist, laid out so
+// that the loop over points vectorises.
+CLARION_HD void sq_dist_columns(const double* q, const double* cols, i64 count, i64 m, double* acc) {
+  for (i64 p = 0; p < count; ++p) acc[p] = 0.0;
+  for (i64 j = 0; j < m; ++j) {
+    const double qj = q[j];
+    const double* col = cols + j * count;
+    for (i64 p = 0; p < count; ++p) acc[p] = add_rn(acc[p], sq_term(qj, col[p]));
+  }
+}
+
 // Lower bound of sq_dist(q, x) over every x with lo[j] <= x[j] <= hi[j]. The gap is computed as
 // (lo - q) or (q - hi), which by monotone rounding is <= |fl(q - x)| for every x in the box.
 CLARION_HD double box_lower_bound(const double* q, const double* lo, const double* hi, i64 m) {
