@@ -246,6 +246,14 @@ def test_bad_dataframe_columns_are_named():
         flip_test(a.fillna(0), a, [True, False], [True, False])
 
 
+def test_nullable_pandas_predictions():
+    xa, xd = [[0.0], [1.0]], [[0.1], [0.9]]
+    got = flip_test(xa, xd, pd.Series([True, False], dtype="boolean"), pd.Series([1, 0], dtype="Int64"), k=1)
+    assert got == flip_test(xa, xd, [True, False], [True, False], k=1)
+    with pytest.raises(ValueError, match=r"pred_d: value nan at row 1 is not a boolean"):
+        flip_test(xa, xd, [True, False], pd.Series([True, None], dtype="boolean"))
+
+
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend must be one of"):
         flip_test([[1.0]], [[1.0]], [True], [True], backend="gpu")
@@ -291,3 +299,19 @@ def test_matches_smclarify_ft_mixed_columns():
     want = smclarify_ft(df[~facet].to_numpy(float), df[facet].to_numpy(float), pred[~facet], pred[facet])
     got = flip_test(df[~facet], df[facet], pred[~facet], pred[facet])
     assert abs(got.value - want) <= 1e-12
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(BACKENDS["cuda"] is not None, reason=f"cuda backend unavailable: {BACKENDS['cuda']}")
+def test_cuda_reruns_identical_and_large_k_falls_back():
+    rng = np.random.default_rng(9)
+    xa, xd = rng.integers(0, 4, size=(5000, 3)).astype(float), rng.normal(size=(3000, 3))
+    ya = rng.random(5000) < 0.4
+    first = kernel_votes("cuda", xa, ya, xd, 5)
+    second = kernel_votes("cuda", xa, ya, xd, 5)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[0], kernel_votes("cpu", xa, ya, xd, 5)[0])
+    k = int(_backend.core().KNN_CUDA_MAX_K) + 1
+    yd = rng.random(3000) < 0.5
+    got = flip_test(*on("cuda", xa, xd, ya, yd), k=k)
+    assert got == flip_test(xa, xd, ya, yd, k=k, backend="cpu")

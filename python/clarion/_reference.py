@@ -217,7 +217,7 @@ def grouped_threshold_counts(
 #   vote = 1 when strictly more than k/2 of the k nearest labels are 1 (an even split votes 0).
 # ---------------------------------------------------------------------------------------------
 
-__all__ += ["knn_vote"]  # noqa: PLE0605
+__all__ += ["knn_vote"]
 
 
 def knn_vote(

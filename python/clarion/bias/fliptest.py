@@ -119,7 +119,11 @@ def _check_finite(x: Any, arg: str, names: list[Any] | None) -> None:
 def _predictions(p: Any, arg: str, features: str, n: int):
     """uint8 0/1 vector of length n."""
     if hasattr(p, "to_numpy") and not _backend.is_device_array(p):  # pandas / pyarrow
-        p = p.to_numpy()
+        dtype = getattr(p, "dtype", None)
+        if dtype is not None and not isinstance(dtype, np.dtype) and getattr(dtype, "kind", "O") in "biuf":
+            p = p.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable boolean/Int64: NA -> NaN, an error below
+        else:
+            p = p.to_numpy()
     elif not (_backend.is_device_array(p) or isinstance(p, np.ndarray)):
         p = np.asarray(p)
     xp = _xp(p)
