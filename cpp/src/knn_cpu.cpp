@@ -36,7 +36,7 @@ void validate(const KnnProblem& pb) {
 
 namespace {
 
-constexpr i64 kLeafSize = 16;
+constexpr i64 kLeafSize = 64;
 constexpr i64 kSplitSample = 128;     // points sampled to choose a node's split dimension
 constexpr i64 kSmallK = 32;           // sorted-list neighbour set up to here, binary heap above
 constexpr i64 kQueriesPerChunk = 256;
