@@ -205,3 +205,56 @@ def grouped_threshold_counts(
     out[..., 1] = np.moveaxis(above, -1, 2)
     out[..., 0] = np.moveaxis(below, -1, 2)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact k-nearest-neighbour majority vote (FlipTest's kernel, cpp/include/clarion/knn.hpp).
+#
+# Brute force with the kernel's rules:
+#   d(q, x) = (...((0 + t_0*t_0) + t_1*t_1) + ...) + t_{M-1}*t_{M-1},  t_j = q_j - x_j  (float64,
+#   every product and sum rounded on its own, summed over columns left to right),
+#   neighbours ordered by (d, reference-row index): equal distances go to the lower row index,
+#   vote = 1 when strictly more than k/2 of the k nearest labels are 1 (an even split votes 0).
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["knn_vote"]
+
+
+def knn_vote(
+    xa: np.ndarray, ya: np.ndarray, xd: np.ndarray, k: int, *, block_rows: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positive labels among the k nearest rows of ``xa`` for each row of ``xd``, and the vote.
+
+    Parameters
+    ----------
+    xa : float64 array, shape (n_a, M)
+        Reference rows (facet a).
+    ya : bool or 0/1 array, shape (n_a,)
+        Their labels.
+    xd : float64 array, shape (n_d, M)
+        Query rows (facet d).
+    k : int
+        Neighbours, ``1 <= k <= n_a``.
+    block_rows : int
+        Query rows per distance block (memory: ``block_rows * n_a`` doubles).
+
+    Returns
+    -------
+    positives : int64 array, shape (n_d,)
+    votes : bool array, shape (n_d,)
+    """
+    xa = np.asarray(xa, dtype=np.float64)
+    xd = np.asarray(xd, dtype=np.float64)
+    ya = np.asarray(ya).astype(np.int64)
+    n_d = xd.shape[0]
+    positives = np.zeros(n_d, dtype=np.int64)
+    for start in range(0, n_d, block_rows):
+        q = xd[start : start + block_rows]
+        dist = np.zeros((q.shape[0], xa.shape[0]))
+        for j in range(xa.shape[1]):
+            t = q[:, j, None] - xa[None, :, j]
+            dist = dist + t * t
+        # A stable sort keeps equal distances in row order: the lower reference row comes first.
+        nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        positives[start : start + q.shape[0]] = ya[nearest].sum(axis=1)
+    return positives, 2 * positives > k
