@@ -276,3 +276,18 @@ def test_ill_conditioned_plan_warns():
     X = rng.normal(size=(2, 8))
     e = ks.explain(X)
     np.testing.assert_allclose(e.values.sum(1), mlp(8)(X) - e.expected_value, atol=1e-10)
+
+
+def test_sampled_accuracy_matches_shap_on_the_same_budget():
+    # Same scheme as shap (spec 3): on the same model and budget clarion's error is shap's.
+    shap = pytest.importorskip("shap")
+    M, n = 12, 1024
+    rng = np.random.default_rng(112)
+    f = mlp(M, seed=M)
+    B, X = rng.normal(size=(5, M)), rng.normal(size=(12, M))
+    truth = KernelShap(f, B, num_samples=2**M).explain(X).values
+    np.random.seed(0)
+    theirs = np.asarray(shap.KernelExplainer(f, B).shap_values(X, l1_reg=False, nsamples=n, silent=True))
+    ours = np.stack([KernelShap(f, B, num_samples=n, seed=s).explain(X).values for s in range(3)])
+    rel = lambda v: np.median(np.linalg.norm(v - truth, axis=-1) / np.linalg.norm(truth, axis=-1))  # noqa: E731
+    assert rel(ours) < 1.5 * rel(theirs), (rel(ours), rel(theirs))

@@ -53,7 +53,8 @@ class Explanation:
         (log-odds with ``link="logit"``); each row satisfies
         ``values.sum(axis=1) = g(f(x)) - expected_value``.
     expected_value : float or ndarray of shape (D,)
-        The base value ``g(sum_k pi_k f(b_k))``.
+        The base value ``g(sum_k pi_k f(b_k))``. With ``features_to_explain`` it is per row
+        (shape ``(N,)`` or ``(N, D)``): ``g(sum_k pi_k f(x_rest, b_k))``.
     feature_names : list of str
         One name per player (column, or group of columns).
     data : ndarray or DataFrame
@@ -458,6 +459,23 @@ class KernelShap:
             phi = _kernels.apply(impl, Y, self._base_link, LTd, q0, q1, phi, self._threads)
             if progress is not None:
                 progress(q1 * K, total * K)
+        expected = self.expected_value
+        if (self._col_player < 0).any():
+            # Columns outside features_to_explain stay at x, so v(0) = g(E_pi f(x_rest, b)) is
+            # per row. apply() used the global base; shift by the operator's row sums:
+            # sum_s L[:, s] (y_s - v0) = A + (base - v0) L 1.
+            v0 = xp.empty((N, D))
+            Z0 = xp.zeros((1, M), dtype=np.uint8)
+            for a in range(0, N, max(1, rows_per_batch // K)):
+                b = min(N, a + max(1, rows_per_batch // K))
+                syn = _kernels.mask(impl, Xm[a:b], self._B, Z0, cpd, 0, b - a, self._threads)
+                F = self._predict(self._codec.decode(syn), where=f" (v(0) of X rows {a}..{b - 1})")
+                v0[a:b] = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
+            ell = LTd.sum(axis=0)
+            phi += ell[None, :, None] * (self._base_link[None, :] - v0)[:, None, :]
+            delta = self._link_fn(fx) - v0
+            ev = v0.get() if impl == "cuda" else v0
+            expected = ev[:, 0].copy() if self._predict.vector_out else ev
         phi += xp.asarray(cs)[None, :, None] * delta[:, None, :]
         if impl == "cuda":
             phi = phi.get()
@@ -474,7 +492,7 @@ class KernelShap:
         if self._predict.vector_out:
             values = values[:, :, 0]
             std = None if std is None else std[:, :, 0]
-        return Explanation(np.ascontiguousarray(values), self.expected_value, self.feature_names, X,
+        return Explanation(np.ascontiguousarray(values), expected, self.feature_names, X,
                            output_names=self.output_names, std=std, exact=self.exact_, num_samples=S,
                            player_columns=self._player_columns)
 

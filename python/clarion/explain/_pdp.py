@@ -17,7 +17,7 @@ from clarion.explain._tabular import _NUM, TabularCodec
 __all__ = ["partial_dependence"]
 
 
-def _grid(codec: TabularCodec, col: np.ndarray, j: int, grid_resolution: int, percentiles: tuple[float, float]):
+def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, grid_resolution: int, percentiles: tuple[float, float]):
     """Grid in code space and its display values."""
     kind = codec.kinds[j] if codec.is_frame else _NUM
     if kind == _NUM:
@@ -30,7 +30,7 @@ def _grid(codec: TabularCodec, col: np.ndarray, j: int, grid_resolution: int, pe
         else:
             grid = np.unique(np.quantile(vals, np.linspace(percentiles[0], percentiles[1], grid_resolution)))
         if codec.is_frame:
-            shown = codec.decode(np.tile(grid[:, None], (1, codec.n_columns)))[codec.columns[j]].tolist()
+            shown = _show(codec, template, j, grid)
         elif codec.orig_dtype.kind in "biu":
             shown = grid.astype(codec.orig_dtype).tolist()
         else:
@@ -41,8 +41,15 @@ def _grid(codec: TabularCodec, col: np.ndarray, j: int, grid_resolution: int, pe
     if kind == "cat":  # follow the dtype's category order
         order = {v: i for i, v in enumerate(codec.dtypes[j].categories)}
         codes = np.array(sorted(codes, key=lambda c: order.get(cats[int(c)], len(order))), dtype=np.float64)
-    shown = codec.decode(np.tile(codes[:, None], (1, codec.n_columns)))[codec.columns[j]].tolist() if codes.size else []
-    return codes.astype(np.float64), shown
+    codes = codes.astype(np.float64)
+    return codes, (_show(codec, template, j, codes) if codes.size else [])
+
+
+def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -> list[Any]:
+    """Grid values of column j in the column's own type (decoded through a valid row)."""
+    rows = np.tile(template, (grid.size, 1))
+    rows[:, j] = grid
+    return codec.decode(rows)[codec.columns[j]].tolist()
 
 
 def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
@@ -124,7 +131,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     Z = xp.asarray(np.array([[1, 0]], dtype=np.uint8))
     records: list[tuple[Any, Any, Any, float]] = []
     for j in cols:
-        grid, shown = _grid(codec, host[:, j], j, int(grid_resolution), (float(lo), float(hi)))
+        grid, shown = _grid(codec, host[:1], host[:, j], j, int(grid_resolution), (float(lo), float(hi)))
         G = grid.size
         if G == 0:
             continue

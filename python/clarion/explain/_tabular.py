@@ -44,7 +44,11 @@ class TabularCodec:
                     raise TypeError(MSG_DTYPE.format(arg=arg, col=col, dtype=dt))
                 self.kinds.append(kind)
                 self.categories.append([] if kind in (_CAT, _OBJ) else None)
-            self.index: list[dict[Any, int] | None] = [{} if c is not None else None for c in self.categories]
+            for j, kind in enumerate(self.kinds):
+                if kind == _CAT:  # codes follow the dtype's own category order
+                    self.categories[j] = list(self.dtypes[j].categories)
+            self.index: list[dict[Any, int] | None] = [
+                None if c is None else {v: i for i, v in enumerate(c)} for c in self.categories]
             self.dtype = np.dtype(np.float64)
         else:
             arr = np.asarray(data) if not _is_device(data) else data
@@ -142,9 +146,8 @@ class TabularCodec:
                 codes = v.astype(np.int64)
                 cats = self.categories[j]
                 if kind == _CAT:
-                    cat_dtype = dt if list(dt.categories) == cats[: len(dt.categories)] and len(cats) == len(dt.categories) else None
-                    if cat_dtype is not None:
-                        cols[col] = pd.Categorical.from_codes(codes, dtype=cat_dtype)
+                    if len(cats) == len(dt.categories):
+                        cols[col] = pd.Categorical.from_codes(codes, dtype=dt)
                     else:
                         cols[col] = pd.Categorical.from_codes(codes, categories=cats, ordered=bool(dt.ordered))
                 else:
