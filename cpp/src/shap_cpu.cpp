@@ -18,7 +18,7 @@ namespace {
 // Split [0, n) into contiguous ranges over up to n_threads threads when the work is large enough.
 template <class Fn>
 void for_ranges(i64 n, i64 work_per_item, int n_threads, Fn&& fn) {
-  const i64 min_work = i64{1} << 16;
+  const i64 min_work = i64{1} << 20;  // elements per thread: below that a thread costs more than it saves
   i64 threads = std::min<i64>(detail::resolve_threads(n_threads), std::max<i64>(1, n));
   threads = std::min<i64>(threads, std::max<i64>(1, n * std::max<i64>(work_per_item, 1) / min_work));
   const i64 span = (n + threads - 1) / std::max<i64>(threads, 1);
@@ -309,18 +309,21 @@ void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_pla
   const i64 nq = q1 - q0;
   if (nq <= 0 || K <= 0 || P <= 0) return;
   for_ranges(nq, K * P, n_threads, [&](i64 lo, i64 hi) {
-    std::vector<unsigned char> sel(static_cast<size_t>(P));
+    std::vector<i64> from_x(static_cast<size_t>(P));
     for (i64 iq = lo; iq < hi; ++iq) {
       const i64 q = q0 + iq, n = q / S, s = q % S;
       const unsigned char* z = Z + s * M;
       const T* x = X + n * P;
-      // The masked_value rule, evaluated once per (row, coalition) instead of once per element.
-      for (i64 c = 0; c < P; ++c) sel[c] = takes_x(z, col_player, c) ? 1 : 0;
+      // The masked_value rule evaluated once per (row, coalition): copy the whole background
+      // block, then overwrite the columns that come from x.
+      i64 nx = 0;
+      for (i64 c = 0; c < P; ++c)
+        if (takes_x(z, col_player, c)) from_x[nx++] = c;
       T* o = out + iq * K * P;
+      std::memcpy(o, B, static_cast<size_t>(K * P) * sizeof(T));
       for (i64 k = 0; k < K; ++k) {
-        const T* b = B + k * P;
         T* ok = o + k * P;
-        for (i64 c = 0; c < P; ++c) ok[c] = sel[c] ? x[c] : b[c];
+        for (i64 i = 0; i < nx; ++i) ok[from_x[i]] = x[from_x[i]];
       }
     }
   });

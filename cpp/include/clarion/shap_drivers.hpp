@@ -27,7 +27,7 @@ int wls_operator(const unsigned char* Z, const double* w, i64 S, int M, double* 
 
 // Masking: out[(q - q0) * K + k, c] = masked_value(X[n], B[k], Z[s], col_player, c) for q in
 // [q0, q1), n = q / S, s = q % S. X [N x P], B [K x P], Z [S x M], col_player [P] (values in [-1, M)), out
-// [(q1 - q0) * K x P].
+// [(q1 - q0) * K x P]. X, B and out must not overlap.
 template <class T>
 void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K,
               i64 S, i64 q0, i64 q1, T* out, int n_threads);

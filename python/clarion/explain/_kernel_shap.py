@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -36,6 +37,7 @@ MSG_AGG = "agg must be 'mean_abs', 'median' or 'mean_sq', got {value!r}"
 
 _LINKS = {"identity": 0, "logit": 1}
 _STD_GROUPS = 10
+_HOST_BATCH_ROWS = 1 << 16
 
 
 class ShapConditioningWarning(UserWarning):
@@ -243,7 +245,8 @@ class KernelShap:
         ``predict_proba``, another estimator through ``predict``. The batch is a numpy array, or
         a DataFrame with the background's columns and dtypes when the background is one
         (categorical and string columns are masked as codes and handed back with their dtypes,
-        so a Pipeline with a OneHotEncoder works unchanged).
+        so a Pipeline with a OneHotEncoder works unchanged). A batch is only valid during the
+        call: its memory is reused for the next batch, so a model must not keep a reference.
     background : ndarray, DataFrame or Baseline
         K background rows (uniform weights), or a weighted :class:`Baseline` such as
         :func:`kmeans_baseline` returns.
@@ -267,7 +270,9 @@ class KernelShap:
         ``sum(phi) = g(f(x)) - g(E f(x_rest, b))``).
     memory_budget : int or str, default "1GiB"
         Bytes for the synthetic rows of one model batch and their outputs (the model's own
-        temporaries are not counted). At least one row's K synthetic rows form a batch.
+        temporaries are not counted). At least one row's K synthetic rows form a batch. On the
+        host, batches start at 2^16 rows and double (up to the budget) while throughput improves;
+        results never depend on the batch sizes.
     n_jobs : int, optional
         CPU threads of the compiled kernels (default all cores or ``CLARION_NUM_THREADS``);
         does not parallelise the model.
@@ -446,11 +451,22 @@ class KernelShap:
         Mo = LT.shape[1]
         Zd, LTd, cpd = (xp.asarray(self._Z), xp.asarray(LT), xp.asarray(self._col_player))
         phi = xp.zeros((N, Mo, D))
-        pairs_per_batch = max(1, rows_per_batch // K)
+        max_pairs = max(1, rows_per_batch // K)
         total = N * S
-        for q0 in range(0, total, pairs_per_batch):
-            q1 = min(total, q0 + pairs_per_batch)
-            syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads)
+        # Host batches start cache-sized (2^16 rows, one reused buffer) and double while the
+        # throughput of a whole batch (mask + model + reduce + solve) improves by > 10%: models
+        # with a high per-call cost get large batches, cache-bound models stay small. Results do
+        # not depend on the batch sizes (see apply), so this keeps runs bit-identical.
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        q0 = 0
+        while q0 < total:
+            q1 = min(total, q0 + pairs)
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+            syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
             F = self._predict(self._codec.decode(syn),
                               where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
             del syn
@@ -459,6 +475,13 @@ class KernelShap:
             phi = _kernels.apply(impl, Y, self._base_link, LTd, q0, q1, phi, self._threads)
             if progress is not None:
                 progress(q1 * K, total * K)
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
         expected = self.expected_value
         if (self._col_player < 0).any():
             # Columns outside features_to_explain stay at x, so v(0) = g(E_pi f(x_rest, b)) is

@@ -53,13 +53,21 @@ def _stream() -> int:
     return int(cupy.cuda.get_current_stream().ptr)
 
 
-def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, threads: int) -> Any:
-    """Synthetic rows of pairs [q0, q1): [(q1 - q0) K, P] (see shap_drivers.hpp)."""
+def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, threads: int,
+         buffer: np.ndarray | None = None) -> Any:
+    """Synthetic rows of pairs [q0, q1): [(q1 - q0) K, P] (see shap_drivers.hpp).
+
+    ``buffer`` (CPU only): a C-contiguous array of at least that many rows to write into and
+    return a view of, so that batches reuse warm memory."""
     K, P = B.shape
     if impl == "numpy":
         return _reference.shap_mask(X, B, Z, col_player, q0, q1)
     if impl == "cpu":
-        out = np.empty(((q1 - q0) * K, P), dtype=X.dtype)
+        rows = (q1 - q0) * K
+        if buffer is not None and buffer.shape[0] >= rows and buffer.dtype == X.dtype:
+            out = buffer[:rows]
+        else:
+            out = np.empty((rows, P), dtype=X.dtype)
         _backend.core().shap_mask_cpu(X, B, Z, col_player, q0, q1, out, threads)
         return out
     import cupy  # noqa: PLC0415
