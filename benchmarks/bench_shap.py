@@ -18,8 +18,8 @@ untimed run and compared with ``memory_budget`` + the O(N·M·D) outputs.
 Targets (issue 4): clarion / floor <= 1.15 (boosted model) and <= 2 (logistic regression);
 clarion >= 50x faster than shap (logistic regression) and >= 2x (boosted model).
 
-    python benchmarks/bench_shap.py                              # default grid (a few minutes)
-    python benchmarks/bench_shap.py --rows 100 1000 --json out.json
+    python benchmarks/bench_shap.py --threads 1                  # default grid, N = 10 (minutes)
+    python benchmarks/bench_shap.py --rows 100 1000 --json out.json   # the issue's full grid
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ import numpy as np
 from clarion.explain import KernelShap
 
 
-def best_of(fn, repeat):
-    best = np.inf
+def interleaved(fns, repeat):
+    """Best time of each function over `repeat` interleaved rounds (f1, f2, f3, f1, f2, f3, ...)."""
+    best = [np.inf] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
@@ -82,26 +84,31 @@ def run(args):
                 for N in args.rows:
                     B, X = Xall[:K], Xall[1000:1000 + N]
                     syn = synthetic_rows(X, B, S, M)
-                    floor = best_of(lambda: (f(syn), f(X)), args.repeat)
                     step = args.batch_rows
+
+                    def one_call():
+                        f(syn)
+                        f(X)
 
                     def batched():
                         for a in range(0, syn.shape[0], step):
                             f(syn[a:a + step])
                         f(X)
 
-                    floor_b = best_of(batched, args.repeat)
-                    del syn
                     holder = {}
 
                     def ours_run():
-                        ks = KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget)
+                        ks = KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
+                                        n_jobs=args.threads)
                         holder["e"], holder["ks"] = ks.explain(X), ks
 
-                    ours = best_of(ours_run, args.repeat)
+                    # Interleaved repeats, best of each: the three see the same machine load.
+                    floor, floor_b, ours = interleaved([one_call, batched, ours_run], args.repeat)
+                    del syn
                     e, ks = holder["e"], holder["ks"]
                     tracemalloc.start()
-                    KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget).explain(X)
+                    KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
+                               n_jobs=args.threads).explain(X)
                     peak = tracemalloc.get_traced_memory()[1]
                     tracemalloc.stop()
                     shap_t = np.nan
@@ -148,15 +155,24 @@ def main():
     p.add_argument("--models", nargs="+", default=["logreg", "hgb", "mlp"])
     p.add_argument("--background", nargs="+", type=int, default=[10, 50])
     p.add_argument("--samples", nargs="+", type=int, default=[512, 2048])
-    p.add_argument("--rows", nargs="+", type=int, default=[100])
+    p.add_argument("--rows", nargs="+", type=int, default=[10])
     p.add_argument("--shap-rows", type=int, default=3, help="rows shap explains (its time is scaled to N)")
-    p.add_argument("--repeat", type=int, default=2, help="best of this many runs (clarion and floors)")
+    p.add_argument("--repeat", type=int, default=3, help="best of this many runs (clarion and floors)")
     p.add_argument("--batch-rows", type=int, default=1 << 16,
                    help="batch size of the batched floor (clarion's host batch size)")
     p.add_argument("--budget", default="256MiB", help="clarion memory_budget")
+    p.add_argument("--threads", type=int, default=None,
+                   help="limit every thread pool (BLAS and OpenMP via threadpoolctl, clarion's n_jobs) for "
+                        "the whole run: floor, clarion and shap alike")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
-    results = run(args)
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            results = run(args)
+    else:
+        results = run(args)
     import sklearn
 
     print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, "

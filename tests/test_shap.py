@@ -291,3 +291,40 @@ def test_sampled_accuracy_matches_shap_on_the_same_budget():
     ours = np.stack([KernelShap(f, B, num_samples=n, seed=s).explain(X).values for s in range(3)])
     rel = lambda v: np.median(np.linalg.norm(v - truth, axis=-1) / np.linalg.norm(truth, axis=-1))  # noqa: E731
     assert rel(ours) < 1.5 * rel(theirs), (rel(ours), rel(theirs))
+
+
+def test_to_shap_with_groups_and_per_row_base():
+    pytest.importorskip("shap")
+    rng = np.random.default_rng(17)
+    f = mlp(5, D=2)
+    B, X = rng.normal(size=(4, 5)), rng.normal(size=(3, 5))
+    e = KernelShap(f, B, feature_groups={"g": [0, 1]}, features_to_explain=["g", "3", "4"], num_samples=6).explain(X)
+    assert e.values.shape == (3, 3, 2) and np.shape(e.expected_value) == (3, 2)
+    s = e.to_shap()
+    assert s.data is None and s.base_values.shape == (3, 2)
+    np.testing.assert_allclose(s.values.sum(1) + s.base_values, f(X), atol=1e-10)
+
+
+def _cupy_ok() -> bool:
+    from clarion.testing import available_backends
+
+    return dict(available_backends())["cuda"] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cupy_ok(), reason="no usable CUDA device / cupy")
+def test_cuda_end_to_end_equals_cpu():
+    import cupy
+
+    rng = np.random.default_rng(18)
+    W = rng.normal(size=(10, 3))
+    f_host = lambda Z: np.tanh(Z @ W)  # noqa: E731
+    f_dev = lambda Z: cupy.tanh(Z @ cupy.asarray(W))  # noqa: E731
+    B, X = rng.normal(size=(6, 10)), rng.normal(size=(20, 10))
+    host = KernelShap(f_host, B, num_samples=300, seed=4).explain(X, return_std=True)
+    dev = KernelShap(f_dev, cupy.asarray(B), num_samples=300, seed=4).explain(cupy.asarray(X), return_std=True)
+    np.testing.assert_allclose(dev.values, host.values, atol=1e-9)
+    np.testing.assert_allclose(dev.std, host.std, atol=1e-9)
+    np.testing.assert_allclose(dev.expected_value, host.expected_value, atol=1e-12)
+    again = KernelShap(f_dev, cupy.asarray(B), num_samples=300, seed=4).explain(cupy.asarray(X))
+    np.testing.assert_array_equal(again.values, dev.values)

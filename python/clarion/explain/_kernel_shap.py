@@ -153,8 +153,11 @@ class Explanation:
         except ImportError as exc:  # pragma: no cover - exercised without shap
             raise ImportError("to_shap() needs the shap package (pip install shap)") from exc
         N = self.values.shape[0]
-        base = np.broadcast_to(np.asarray(self.expected_value, dtype=np.float64),
-                               (N,) + np.shape(self.expected_value)).copy()
+        ev = np.asarray(self.expected_value, dtype=np.float64)
+        if ev.ndim == self.values.ndim - 1:  # already per row (features_to_explain)
+            base = ev.copy()
+        else:
+            base = np.broadcast_to(ev, (N,) + ev.shape).copy()
         data = None
         if self._player_columns is not None and all(len(c) == 1 for c in self._player_columns):
             cols = [c[0] for c in self._player_columns]

@@ -129,7 +129,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     rows_per_batch = max(1, budget // bytes_per_row(P, Xm.dtype.itemsize, D, codec.is_frame))
     bg_rows = min(N, rows_per_batch)
     Z = xp.asarray(np.array([[1, 0]], dtype=np.uint8))
-    records: list[tuple[Any, Any, Any, float]] = []
+    frames: list[pd.DataFrame] = []
     for j in cols:
         grid, shown = _grid(codec, host[:1], host[:, j], j, int(grid_resolution), (float(lo), float(hi)))
         G = grid.size
@@ -154,7 +154,16 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
                 del syn
                 avg[q0:q1] += _kernels.reduce(impl, F, pi, 0, threads)
         avg = avg.get() if impl == "cuda" else avg
-        for g in range(G):
-            for d in range(D):
-                records.append((codec.columns[j], shown[g], outputs[d], float(avg[g, d])))
-    return pd.DataFrame.from_records(records, columns=["feature", "value", "output", "average"])
+        values = np.empty(G, dtype=object)
+        values[:] = shown
+        outs = np.empty(D, dtype=object)
+        outs[:] = outputs
+        frames.append(pd.DataFrame({
+            "feature": np.full(G * D, codec.columns[j], dtype=object),
+            "value": np.repeat(values, D),
+            "output": np.tile(outs, G),
+            "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
+        }))
+    if not frames:
+        return pd.DataFrame({"feature": [], "value": [], "output": [], "average": []})
+    return pd.concat(frames, ignore_index=True)
