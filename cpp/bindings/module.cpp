@@ -7,9 +7,13 @@
 namespace py = pybind11;
 
 void register_counts(py::module_& m);
+void register_knn(py::module_& m);
+void register_shap(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "clarion's compiled kernels (private: use the functions re-exported by `clarion`).";
   py::register_exception<clarion::CudaError>(m, "CudaError", PyExc_RuntimeError);
   register_counts(m);
+  register_knn(m);
+  register_shap(m);
 }

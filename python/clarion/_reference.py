@@ -8,6 +8,9 @@ re-check them, see :func:`first_invalid_row` for the shared validation rule.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 __all__ = [
@@ -205,3 +208,331 @@ def grouped_threshold_counts(
     out[..., 1] = np.moveaxis(above, -1, 2)
     out[..., 0] = np.moveaxis(below, -1, 2)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact k-nearest-neighbour majority vote (FlipTest's kernel, cpp/include/clarion/knn.hpp).
+#
+# Brute force with the kernel's rules:
+#   d(q, x) = (...((0 + t_0*t_0) + t_1*t_1) + ...) + t_{M-1}*t_{M-1},  t_j = q_j - x_j  (float64,
+#   every product and sum rounded on its own, summed over columns left to right),
+#   neighbours ordered by (d, reference-row index): equal distances go to the lower row index,
+#   vote = 1 when strictly more than k/2 of the k nearest labels are 1 (an even split votes 0).
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["knn_vote"]
+
+
+def knn_vote(
+    xa: np.ndarray, ya: np.ndarray, xd: np.ndarray, k: int, *, block_rows: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positive labels among the k nearest rows of ``xa`` for each row of ``xd``, and the vote.
+
+    Parameters
+    ----------
+    xa : float64 array, shape (n_a, M)
+        Reference rows (facet a).
+    ya : bool or 0/1 array, shape (n_a,)
+        Their labels.
+    xd : float64 array, shape (n_d, M)
+        Query rows (facet d).
+    k : int
+        Neighbours, ``1 <= k <= n_a``.
+    block_rows : int
+        Query rows per distance block (memory: ``block_rows * n_a`` doubles).
+
+    Returns
+    -------
+    positives : int64 array, shape (n_d,)
+    votes : bool array, shape (n_d,)
+    """
+    xa = np.asarray(xa, dtype=np.float64)
+    xd = np.asarray(xd, dtype=np.float64)
+    ya = np.asarray(ya).astype(np.int64)
+    n_d = xd.shape[0]
+    positives = np.zeros(n_d, dtype=np.int64)
+    for start in range(0, n_d, block_rows):
+        q = xd[start : start + block_rows]
+        dist = np.zeros((q.shape[0], xa.shape[0]))
+        for j in range(xa.shape[1]):
+            t = q[:, j, None] - xa[None, :, j]
+            dist = dist + t * t
+        # A stable sort keeps equal distances in row order: the lower reference row comes first.
+        nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        positives[start : start + q.shape[0]] = ya[nearest].sum(axis=1)
+    return positives, 2 * positives > k
+# =================================================================================================
+# Kernel SHAP (issue 4; spec ../shared/spec/kernel-shap.md). Twins of cpp/src/shap_cpu.cpp.
+# =================================================================================================
+
+_MASK64 = (1 << 64) - 1
+SHAP_LINK_IDENTITY, SHAP_LINK_LOGIT = 0, 1
+SHAP_LOGIT_EPS = 1e-15
+
+
+def _splitmix64_int(x: int) -> int:
+    """Scalar splitmix64 on Python ints (same bits as rng.hpp)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def shap_uniform01(key: int, counter: int) -> float:
+    """u = (splitmix64(key + counter) >> 11) * 2^-53: a uniform double in [0, 1) (shap.hpp)."""
+    return float(_splitmix64_int((key + counter) & _MASK64) >> 11) * 2.0**-53
+
+
+def shap_plan_key(seed: int) -> int:
+    return _splitmix64_int((seed ^ 0x5348415050) & _MASK64)
+
+
+def shap_size_mass(M: int, s: int) -> float:
+    """Kernel mass of all coalitions of size s: (M - 1) / (s (M - s))."""
+    return (float(M) - 1.0) / (float(s) * float(M - s))
+
+
+def shap_binom(n: int, k: int) -> float:
+    r = 1.0
+    for i in range(1, k + 1):
+        r = r * float(n - k + i) / float(i)
+    return r
+
+
+def shap_coalition_plan(M: int, n_samples: int, seed: int, paired: bool = True):
+    """shap's coalition plan (spec section 3), driven by clarion's counter-based RNG.
+
+    Phase 1 enumerates whole subset sizes s (with their complements M - s), smallest first, while
+    ``left * rem[s] / nsub >= 1 - 1e-8``; each enumerated coalition gets weight
+    ``wv[s] / C(M, s)`` (halved for paired sizes) where ``wv[s] ∝ (M-1)/(s(M-s))`` (doubled for
+    paired sizes) sums to 1. Phase 2 draws ``4 * left`` times: a size from the remaining size mass
+    (halved for paired sizes since each draw yields two coalitions), a uniform subset of that
+    size by partial Fisher-Yates, then (``paired``) its complement; a coalition seen before adds
+    1 to its weight instead of a new row. The sampled block is rescaled to the remaining mass.
+    Scalar Python loops on purpose: every floating operation happens in the order of the C++
+    driver, so both give the same plan bit for bit.
+
+    Returns ``(Z [S, M] uint8, w [S] float64, block [S] int64)``.
+    """
+    n_sizes = (M - 1 + 1) // 2
+    n_paired = (M - 1) // 2
+    wv = [shap_size_mass(M, s) * (2.0 if s <= n_paired else 1.0) for s in range(1, n_sizes + 1)]
+    total = 0.0
+    for v in wv:
+        total += v
+    wv = [v / total for v in wv]
+    rows: list[list[int]] = []
+    weights: list[float] = []
+    blocks: list[int] = []
+    n_full = 0
+    left = float(n_samples)
+    rem = list(wv)
+    for s in range(1, n_sizes + 1):
+        nsub = shap_binom(M, s) * (2.0 if s <= n_paired else 1.0)
+        if left * rem[s - 1] / nsub >= 1.0 - 1e-8:
+            n_full += 1
+            left -= nsub
+            if rem[s - 1] < 1.0:
+                scale = 1.0 - rem[s - 1]
+                rem = [v / scale for v in rem]
+            wk = wv[s - 1] / shap_binom(M, s)
+            if s <= n_paired:
+                wk /= 2.0
+            for idx in itertools.combinations(range(M), s):
+                z = [0] * M
+                for i in idx:
+                    z[i] = 1
+                rows.append(z)
+                weights.append(wk)
+                blocks.append(-1)
+                if s <= n_paired:
+                    rows.append([1 - v for v in z])
+                    weights.append(wk)
+                    blocks.append(-1)
+        else:
+            break
+    n_fixed = len(rows)
+    samples_left = n_samples - n_fixed
+    if n_full != n_sizes and samples_left > 0:
+        n_rest = n_sizes - n_full
+        mass = []
+        acc = 0.0
+        for i in range(n_rest):
+            s = n_full + 1 + i
+            mass.append(wv[s - 1] / (2.0 if (paired and s <= n_paired) else 1.0))
+            acc += mass[-1]
+        cdf, run = [], 0.0
+        for i in range(n_rest):
+            run += mass[i] / acc
+            cdf.append(run)
+        key = shap_plan_key(seed)
+        ctr = 0
+        seen: dict[tuple[int, ...], int] = {}
+        comp_of: dict[int, int] = {}
+        draw = 0
+        t = 0
+        n_draws = 4 * samples_left
+        while t < n_draws and samples_left > 0:
+            t += 1
+            u = shap_uniform01(key, ctr)
+            ctr += 1
+            i = 0
+            while i < n_rest - 1 and not (u < cdf[i]):
+                i += 1
+            s = n_full + 1 + i
+            perm = list(range(M))
+            for j in range(s):
+                r = j + int(shap_uniform01(key, ctr) * float(M - j))
+                ctr += 1
+                r = min(r, M - 1)
+                perm[j], perm[r] = perm[r], perm[j]
+            z = [0] * M
+            for j in range(s):
+                z[perm[j]] = 1
+            has_pair = s <= n_paired
+            if not paired and has_pair:
+                if shap_uniform01(key, ctr) < 0.5:
+                    z = [1 - v for v in z]
+                ctr += 1
+            tz = tuple(z)
+            if tz not in seen:
+                at = len(rows)
+                seen[tz] = at
+                rows.append(z)
+                weights.append(1.0)
+                blocks.append(draw)
+                samples_left -= 1
+                if paired and has_pair and samples_left > 0:
+                    comp_of[at] = len(rows)
+                    rows.append([1 - v for v in z])
+                    weights.append(1.0)
+                    blocks.append(draw)
+                    samples_left -= 1
+                draw += 1
+            else:
+                at = seen[tz]
+                weights[at] += 1.0
+                if paired and has_pair and samples_left > 0 and at in comp_of:
+                    weights[comp_of[at]] += 1.0
+        weight_left = 0.0
+        for i in range(n_full, n_sizes):
+            weight_left += wv[i]
+        sampled = 0.0
+        for q in range(n_fixed, len(rows)):
+            sampled += weights[q]
+        for q in range(n_fixed, len(rows)):
+            weights[q] *= weight_left / sampled
+    Z = np.array(rows, dtype=np.uint8).reshape(len(rows), M)
+    return Z, np.array(weights, dtype=np.float64), np.array(blocks, dtype=np.int64)
+
+
+def shap_wls_operator(Z: np.ndarray, w: np.ndarray):
+    """The fixed operator (L [M, S], c [M]) with phi = L y + c Delta (spec 2.3).
+
+    Eliminating the last player through sum(phi) = Delta:
+    X = Z[:, :M-1] - Z[:, M-1:],  P = (X^T W X)^{-1} X^T W,  p = P Z[:, M-1],
+    L = [P; -1^T P],  c = [-p; 1 + 1^T p].  Cholesky when the normal matrix is positive definite
+    (relative pivot > 1e-10), else the minimum-norm least-squares solution (pseudo-inverse,
+    eigenvalues below 1e-10 * max cut). Returns (L, c, status) with status 1 for the fallback.
+    """
+    Zf = Z.astype(np.float64)
+    M = Z.shape[1]
+    X = Zf[:, : M - 1] - Zf[:, M - 1 :]
+    XtW = X.T * w[None, :]
+    A = XtW @ X
+    status = 0
+    try:
+        R = np.linalg.cholesky(A)
+        piv = np.diag(R) ** 2
+        if A.size and not (piv > 1e-10 * np.max(np.diag(A))).all():
+            raise np.linalg.LinAlgError("ill-conditioned")
+        P = np.linalg.solve(R.T, np.linalg.solve(R, XtW))
+    except np.linalg.LinAlgError:
+        status = 1
+        e, V = np.linalg.eigh(A)
+        keep = np.abs(e) > 1e-10 * np.max(np.abs(e))
+        Ainv = (V[:, keep] / e[keep]) @ V[:, keep].T
+        P = Ainv @ XtW
+    p = P @ Zf[:, M - 1]
+    L = np.vstack([P, -P.sum(axis=0, keepdims=True)])
+    c = np.concatenate([-p, [1.0 + p.sum()]])
+    return L, c, status
+
+
+def shap_mask(X: np.ndarray, B: np.ndarray, Z: np.ndarray, col_player: np.ndarray, q0: int, q1: int):
+    """Synthetic rows of pairs q in [q0, q1) (n = q // S, s = q % S), K background rows innermost:
+    out[(q - q0) K + k, c] = X[n, c] if col_player[c] < 0 or Z[s, col_player[c]] else B[k, c]."""
+    S, K = Z.shape[0], B.shape[0]
+    q = np.arange(q0, q1)
+    n, s = q // S, q % S
+    player = np.asarray(col_player)
+    zc = np.where(player[None, :] < 0, 1, Z[:, np.maximum(player, 0)])  # [S, P] takes-x flags
+    take_x = zc[s].astype(bool)[:, None, :]  # [nq, 1, P]
+    out = np.where(take_x, X[n][:, None, :], B[None, :, :])  # [nq, K, P]
+    return out.reshape(len(q) * K, X.shape[1]).astype(X.dtype, copy=False)
+
+
+def shap_link(v: np.ndarray, link: int) -> np.ndarray:
+    """identity, or shap's logit log(p / (1 - p)) with p clipped to [1e-15, 1 - 1e-15]."""
+    if link == SHAP_LINK_LOGIT:
+        p = np.clip(v, SHAP_LOGIT_EPS, 1.0 - SHAP_LOGIT_EPS)
+        return np.log(p / (1.0 - p))
+    return v
+
+
+def shap_reduce(F: np.ndarray, pi: np.ndarray, link: int) -> np.ndarray:
+    """Y[r, d] = g(sum_k pi_k F[r K + k, d]) (link after the background average, as shap)."""
+    K = len(pi)
+    D = F.shape[1]
+    Fr = F.reshape(-1, K, D)
+    return shap_link(np.einsum("rkd,k->rd", Fr, pi), link)
+
+
+def shap_apply(Y: np.ndarray, base: np.ndarray, LT: np.ndarray, q0: int, q1: int, phi: np.ndarray):
+    """phi[n, m, d] += LT[s, m] (Y[q - q0, d] - base[d]) for pairs q = n S + s in [q0, q1)."""
+    S = LT.shape[0]
+    q = np.arange(q0, q1)
+    n, s = q // S, q % S
+    contrib = LT[s][:, :, None] * (Y - base[None, :])[:, None, :]  # [nq, Mo, D]
+    out = phi.copy()
+    np.add.at(out, n, contrib)
+    return out
+
+
+def shap_value_function(f, x: np.ndarray, B: np.ndarray, pi: np.ndarray, col_player: np.ndarray,
+                        coalitions: np.ndarray, link: int) -> np.ndarray:
+    """v(z) = g(sum_k pi_k f(h(x, b_k, z))) for each coalition row z: [T, D]."""
+    rows = shap_mask(x[None, :], B, coalitions, col_player, 0, coalitions.shape[0])
+    F = np.asarray(f(rows), dtype=np.float64)
+    F = F.reshape(rows.shape[0], -1)
+    return shap_reduce(F, pi, link)
+
+
+def exact_shapley(f, x: np.ndarray, B: np.ndarray, pi: np.ndarray | None = None,
+                  col_player: np.ndarray | None = None, M: int | None = None, link: int = 0) -> np.ndarray:
+    """Brute-force Shapley values of the background-expectation game, M <= 10 players.
+
+    phi_j = sum_{S ⊆ N \\ {j}} |S|! (M - |S| - 1)! / M! [v(S ∪ {j}) - v(S)], with
+    v(S) = g(E_pi f(h(x, b, S))). Returns [M, D].
+    """
+    P = x.shape[0]
+    col_player = np.arange(P, dtype=np.int32) if col_player is None else np.asarray(col_player)
+    M = int(col_player.max()) + 1 if M is None else M
+    if M > 10:
+        raise ValueError("exact_shapley enumerates 2^M coalitions; M must be <= 10")
+    pi = np.full(B.shape[0], 1.0 / B.shape[0]) if pi is None else np.asarray(pi, dtype=np.float64)
+    subsets = np.array(list(itertools.product([0, 1], repeat=M)), dtype=np.uint8)  # [2^M, M]
+    v = shap_value_function(f, x, B, pi, col_player, subsets, link)  # [2^M, D]
+    index = {tuple(z): i for i, z in enumerate(subsets.tolist())}
+    fact = [math.factorial(i) for i in range(M + 1)]
+    phi = np.zeros((M, v.shape[1]))
+    for j in range(M):
+        for z in subsets.tolist():
+            if z[j]:
+                continue
+            size = sum(z)
+            with_j = list(z)
+            with_j[j] = 1
+            weight = fact[size] * fact[M - size - 1] / fact[M]
+            phi[j] += weight * (v[index[tuple(with_j)]] - v[index[tuple(z)]])
+    return phi

@@ -36,9 +36,10 @@ void parallel_for_threads(int n, Fn&& fn) {
   for (auto& th : pool) th.join();
 }
 
-// row_fn(i, add, &bad_col) -> error code; add(cell, value) accumulates into the slot's table.
-template <class Out, class RowFn>
-RowError run_chunked(i64 n_rows, i64 total_cells, int n_threads, Out* out, RowFn&& row_fn) {
+// range_fn(begin, end, table) -> RowError: counts rows [begin, end) into the slot's `table` and
+// returns the first invalid row of the range (what == 0 when there is none).
+template <class Out, class RangeFn>
+RowError run_chunked_ranges(i64 n_rows, i64 total_cells, int n_threads, Out* out, RangeFn&& range_fn) {
   constexpr bool kExact = std::is_integral_v<Out>;
   std::fill(out, out + total_cells, Out{0});
   RowError first;
@@ -65,14 +66,9 @@ RowError run_chunked(i64 n_rows, i64 total_cells, int n_threads, Out* out, RowFn
       const i64 c = next_chunk.fetch_add(1, std::memory_order_relaxed);
       if (c >= n_chunks) break;
       Out* table = slot_table(kExact ? t : c);
-      auto add = [table](i64 cell, Out v) { table[cell] += v; };
       const i64 begin = c * rows_per_chunk;
       const i64 end = std::min(n_rows, begin + rows_per_chunk);
-      for (i64 i = begin; i < end; ++i) {
-        i64 bad_col = -1;
-        const int err = row_fn(i, add, &bad_col);
-        if (err != 0) { keep_first_error(errors[t], RowError{err, i, bad_col}); break; }
-      }
+      keep_first_error(errors[t], range_fn(begin, end, table));
     }
   });
   for (const auto& e : errors) keep_first_error(first, e);
@@ -89,6 +85,20 @@ RowError run_chunked(i64 n_rows, i64 total_cells, int n_threads, Out* out, RowFn
     }
   });
   return first;
+}
+
+// row_fn(i, add, &bad_col) -> error code; add(cell, value) accumulates into the slot's table.
+template <class Out, class RowFn>
+RowError run_chunked(i64 n_rows, i64 total_cells, int n_threads, Out* out, RowFn&& row_fn) {
+  return run_chunked_ranges<Out>(n_rows, total_cells, n_threads, out, [&](i64 begin, i64 end, Out* table) {
+    auto add = [table](i64 cell, Out v) { table[cell] += v; };
+    for (i64 i = begin; i < end; ++i) {
+      i64 bad_col = -1;
+      const int err = row_fn(i, add, &bad_col);
+      if (err != 0) return RowError{err, i, bad_col};
+    }
+    return RowError{};
+  });
 }
 
 }  // namespace clarion::detail

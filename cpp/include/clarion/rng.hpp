@@ -27,8 +27,13 @@ CLARION_HD unsigned poisson1_from_bits(u64 u) {
       0xFFFFED1F4AA8F120ULL, 0xFFFFFE216E641462ULL, 0xFFFFFFD4D85D3183ULL, 0xFFFFFFFC6DA262B4ULL,
       0xFFFFFFFFBA12D178ULL, 0xFFFFFFFFFB07C64CULL, 0xFFFFFFFFFFAB8EA5ULL, 0xFFFFFFFFFFFABE22ULL,
       0xFFFFFFFFFFFFB11AULL, 0xFFFFFFFFFFFFFBA1ULL, 0xFFFFFFFFFFFFFFC5ULL, 0xFFFFFFFFFFFFFFFDULL};
-  unsigned k = 0;
-  while (k < 20 && cdf[k] <= u) ++k;
+  // The first four comparisons decide 98.1% of draws; counting them without branches avoids a
+  // mispredicted jump per draw (cdf is increasing, so the count equals the loop's k when k < 4).
+  unsigned k = static_cast<unsigned>(cdf[0] <= u) + static_cast<unsigned>(cdf[1] <= u) +
+               static_cast<unsigned>(cdf[2] <= u) + static_cast<unsigned>(cdf[3] <= u);
+  if (k == 4) {
+    while (k < 20 && cdf[k] <= u) ++k;
+  }
   return k;
 }
 

@@ -1,0 +1,215 @@
+// Bindings of the Kernel SHAP kernels: shape/dtype checks and conversion only; the GIL is released
+// around every kernel. Python allocates every output.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "clarion/shap_drivers.hpp"
+
+namespace py = pybind11;
+using clarion::i64;
+
+namespace {
+
+void check(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+void require(const py::array& a, const char* name, char kind, int itemsize, int ndim) {
+  check(a.ndim() == ndim, std::string(name) + " must be " + std::to_string(ndim) + "-D");
+  check(a.dtype().kind() == kind && a.dtype().itemsize() == itemsize,
+        std::string(name) + " has the wrong dtype");
+  check((a.flags() & py::array::c_style) != 0, std::string(name) + " must be C-contiguous");
+}
+
+void require_out(py::array& a, const char* name) {
+  check(a.writeable(), std::string(name) + " must be writeable");
+}
+
+i64 shap_coalition_plan(int M, i64 n_samples, std::uint64_t seed, bool paired, py::array& Z, py::array& w,
+                        py::array& block) {
+  require(Z, "Z", 'u', 1, 2);
+  require(w, "w", 'f', 8, 1);
+  require(block, "block", 'i', 8, 1);
+  require_out(Z, "Z");
+  require_out(w, "w");
+  require_out(block, "block");
+  check(M >= 2, "M must be >= 2");
+  check(n_samples >= 1, "n_samples must be >= 1");
+  check(Z.shape(0) >= n_samples && Z.shape(1) == M, "Z must have shape (>= n_samples, M)");
+  check(w.shape(0) >= n_samples && block.shape(0) >= n_samples, "w and block need n_samples entries");
+  auto* z = static_cast<unsigned char*>(Z.mutable_data());
+  auto* wp = static_cast<double*>(w.mutable_data());
+  auto* bp = static_cast<i64*>(block.mutable_data());
+  py::gil_scoped_release release;
+  return clarion::shap::coalition_plan(M, n_samples, seed, paired, z, wp, bp);
+}
+
+int shap_wls_operator(const py::array& Z, const py::array& w, py::array& L, py::array& c) {
+  require(Z, "Z", 'u', 1, 2);
+  require(w, "w", 'f', 8, 1);
+  require(L, "L", 'f', 8, 2);
+  require(c, "c", 'f', 8, 1);
+  require_out(L, "L");
+  require_out(c, "c");
+  const i64 S = Z.shape(0), M = Z.shape(1);
+  check(M >= 2, "Z must have at least 2 columns (players)");
+  check(w.shape(0) == S, "w must have one entry per row of Z");
+  check(L.shape(0) == M && L.shape(1) == S, "L must have shape (M, S)");
+  check(c.shape(0) == M, "c must have shape (M,)");
+  const auto* z = static_cast<const unsigned char*>(Z.data());
+  const auto* wp = static_cast<const double*>(w.data());
+  auto* lp = static_cast<double*>(L.mutable_data());
+  auto* cp = static_cast<double*>(c.mutable_data());
+  py::gil_scoped_release release;
+  return clarion::shap::wls_operator(z, wp, S, static_cast<int>(M), lp, cp);
+}
+
+void check_mask_args(const py::array& X, const py::array& B, const py::array& Z, const py::array& col_player,
+                     i64 q0, i64 q1, const py::array& out) {
+  require(Z, "Z", 'u', 1, 2);
+  require(col_player, "col_player", 'i', 4, 1);
+  check(X.ndim() == 2 && B.ndim() == 2 && out.ndim() == 2, "X, B and out must be 2-D");
+  const i64 P = X.shape(1), S = Z.shape(0), N = X.shape(0), K = B.shape(0);
+  check(B.shape(1) == P && out.shape(1) == P, "X, B and out must have the same number of columns");
+  check(col_player.shape(0) == P, "col_player must have one entry per column");
+  check(0 <= q0 && q0 <= q1 && q1 <= N * S, "pair range [q0, q1) must lie in [0, N * S]");
+  check(out.shape(0) == (q1 - q0) * K, "out must have (q1 - q0) * K rows");
+  const int* cp = static_cast<const int*>(col_player.data());
+  for (i64 c = 0; c < P; ++c) check(cp[c] >= -1 && cp[c] < Z.shape(1), "col_player values must be in [-1, M)");
+}
+
+void shap_mask_cpu(const py::array& X, const py::array& B, const py::array& Z, const py::array& col_player, i64 q0,
+                   i64 q1, py::array& out, int n_threads) {
+  check_mask_args(X, B, Z, col_player, q0, q1, out);
+  require_out(out, "out");
+  const i64 P = X.shape(1), M = Z.shape(1), K = B.shape(0), S = Z.shape(0);
+  const auto* z = static_cast<const unsigned char*>(Z.data());
+  const int* cp = static_cast<const int*>(col_player.data());
+  const int size = static_cast<int>(X.dtype().itemsize());
+  require(X, "X", 'f', size, 2);
+  require(B, "B", 'f', size, 2);
+  require(out, "out", 'f', size, 2);
+  if (size == 8) {
+    const auto* x = static_cast<const double*>(X.data());
+    const auto* b = static_cast<const double*>(B.data());
+    auto* o = static_cast<double*>(out.mutable_data());
+    py::gil_scoped_release release;
+    clarion::shap::mask_cpu<double>(x, b, z, cp, P, M, K, S, q0, q1, o, n_threads);
+  } else if (size == 4) {
+    const auto* x = static_cast<const float*>(X.data());
+    const auto* b = static_cast<const float*>(B.data());
+    auto* o = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    clarion::shap::mask_cpu<float>(x, b, z, cp, P, M, K, S, q0, q1, o, n_threads);
+  } else {
+    throw std::invalid_argument("X must be float32 or float64");
+  }
+}
+
+void shap_reduce_cpu(const py::array& F, const py::array& pi, int link, py::array& Y, int n_threads) {
+  require(F, "F", 'f', 8, 2);
+  require(pi, "pi", 'f', 8, 1);
+  require(Y, "Y", 'f', 8, 2);
+  require_out(Y, "Y");
+  const i64 K = pi.shape(0), R = Y.shape(0), D = Y.shape(1);
+  check(K >= 1, "pi must have at least one entry");
+  check(F.shape(0) == R * K && F.shape(1) == D, "F must have shape (R * K, D) for Y of shape (R, D)");
+  check(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  const auto* f = static_cast<const double*>(F.data());
+  const auto* p = static_cast<const double*>(pi.data());
+  auto* y = static_cast<double*>(Y.mutable_data());
+  py::gil_scoped_release release;
+  clarion::shap::reduce_cpu(f, p, R, K, D, link, y, n_threads);
+}
+
+void shap_apply_cpu(const py::array& Y, const py::array& base, const py::array& LT, i64 q0, i64 q1, py::array& phi,
+                    int n_threads) {
+  require(Y, "Y", 'f', 8, 2);
+  require(base, "base", 'f', 8, 1);
+  require(LT, "LT", 'f', 8, 2);
+  require(phi, "phi", 'f', 8, 3);
+  require_out(phi, "phi");
+  const i64 S = LT.shape(0), Mo = LT.shape(1), D = Y.shape(1), N = phi.shape(0);
+  check(phi.shape(1) == Mo && phi.shape(2) == D, "phi must have shape (N, Mo, D)");
+  check(base.shape(0) == D, "base must have shape (D,)");
+  check(0 <= q0 && q0 <= q1 && q1 <= N * S, "pair range [q0, q1) must lie in [0, N * S]");
+  check(Y.shape(0) == q1 - q0, "Y must have q1 - q0 rows");
+  const auto* y = static_cast<const double*>(Y.data());
+  const auto* b = static_cast<const double*>(base.data());
+  const auto* lt = static_cast<const double*>(LT.data());
+  auto* ph = static_cast<double*>(phi.mutable_data());
+  py::gil_scoped_release release;
+  clarion::shap::apply_cpu(y, b, lt, S, Mo, D, q0, q1, ph, n_threads);
+}
+
+#ifdef CLARION_WITH_CUDA
+template <class T>
+T* ptr(std::uintptr_t p) { return reinterpret_cast<T*>(p); }
+
+void shap_mask_cuda(std::uintptr_t X, std::uintptr_t B, std::uintptr_t Z, std::uintptr_t col_player,
+                    std::uintptr_t out, const std::string& dtype, i64 P, i64 M, i64 K, i64 S, i64 q0, i64 q1,
+                    std::uintptr_t stream) {
+  check(P >= 1 && M >= 1 && K >= 1 && S >= 1 && 0 <= q0 && q0 <= q1, "invalid mask problem dimensions");
+  void* st = reinterpret_cast<void*>(stream);
+  const auto* z = ptr<const unsigned char>(Z);
+  const int* cp = ptr<const int>(col_player);
+  py::gil_scoped_release release;
+  if (dtype == "float64")
+    clarion::shap::mask_cuda<double>(ptr<const double>(X), ptr<const double>(B), z, cp, P, M, K, S, q0, q1,
+                                     ptr<double>(out), st);
+  else if (dtype == "float32")
+    clarion::shap::mask_cuda<float>(ptr<const float>(X), ptr<const float>(B), z, cp, P, M, K, S, q0, q1,
+                                    ptr<float>(out), st);
+  else
+    throw std::invalid_argument("X must be float32 or float64");
+}
+
+void shap_reduce_cuda(std::uintptr_t F, std::uintptr_t pi, std::uintptr_t Y, i64 R, i64 K, i64 D, int link,
+                      std::uintptr_t stream) {
+  check(R >= 0 && K >= 1 && D >= 1, "invalid reduce problem dimensions");
+  check(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  py::gil_scoped_release release;
+  clarion::shap::reduce_cuda(ptr<const double>(F), ptr<const double>(pi), R, K, D, link, ptr<double>(Y),
+                             reinterpret_cast<void*>(stream));
+}
+
+void shap_apply_cuda(std::uintptr_t Y, std::uintptr_t base, std::uintptr_t LT, std::uintptr_t phi, i64 S, i64 Mo,
+                     i64 D, i64 q0, i64 q1, std::uintptr_t stream) {
+  check(S >= 1 && Mo >= 1 && D >= 1 && 0 <= q0 && q0 <= q1, "invalid apply problem dimensions");
+  py::gil_scoped_release release;
+  clarion::shap::apply_cuda(ptr<const double>(Y), ptr<const double>(base), ptr<const double>(LT), S, Mo, D, q0, q1,
+                            ptr<double>(phi), reinterpret_cast<void*>(stream));
+}
+#endif
+
+}  // namespace
+
+void register_shap(py::module_& m) {
+  m.def("shap_coalition_plan", &shap_coalition_plan, py::arg("M"), py::arg("n_samples"), py::arg("seed"),
+        py::arg("paired"), py::arg("Z"), py::arg("w"), py::arg("block"),
+        "Fill Z [>= n_samples x M] (uint8), w and block with shap's coalition plan; returns S.");
+  m.def("shap_wls_operator", &shap_wls_operator, py::arg("Z"), py::arg("w"), py::arg("L"), py::arg("c"),
+        "Fill L [M x S] and c [M] (phi = L y + c Delta); returns 0 (Cholesky) or 1 (pseudo-inverse).");
+  m.def("shap_mask_cpu", &shap_mask_cpu, py::arg("X"), py::arg("B"), py::arg("Z"), py::arg("col_player"),
+        py::arg("q0"), py::arg("q1"), py::arg("out"), py::arg("n_threads"),
+        "Write the synthetic rows of pairs [q0, q1) into out [(q1 - q0) * K x P].");
+  m.def("shap_reduce_cpu", &shap_reduce_cpu, py::arg("F"), py::arg("pi"), py::arg("link"), py::arg("Y"),
+        py::arg("n_threads"), "Y[r, d] = link(sum_k pi_k F[r * K + k, d]).");
+  m.def("shap_apply_cpu", &shap_apply_cpu, py::arg("Y"), py::arg("base"), py::arg("LT"), py::arg("q0"),
+        py::arg("q1"), py::arg("phi"), py::arg("n_threads"),
+        "phi[n, m, d] += LT[s, m] * (Y[q - q0, d] - base[d]) for pairs q = n * S + s in [q0, q1).");
+#ifdef CLARION_WITH_CUDA
+  m.def("shap_mask_cuda", &shap_mask_cuda, py::arg("X"), py::arg("B"), py::arg("Z"), py::arg("col_player"),
+        py::arg("out"), py::arg("dtype"), py::arg("P"), py::arg("M"), py::arg("K"), py::arg("S"), py::arg("q0"),
+        py::arg("q1"), py::arg("stream"), "CUDA masking on device pointers.");
+  m.def("shap_reduce_cuda", &shap_reduce_cuda, py::arg("F"), py::arg("pi"), py::arg("Y"), py::arg("R"), py::arg("K"),
+        py::arg("D"), py::arg("link"), py::arg("stream"), "CUDA background reduction on device pointers.");
+  m.def("shap_apply_cuda", &shap_apply_cuda, py::arg("Y"), py::arg("base"), py::arg("LT"), py::arg("phi"),
+        py::arg("S"), py::arg("Mo"), py::arg("D"), py::arg("q0"), py::arg("q1"), py::arg("stream"),
+        "CUDA operator application on device pointers.");
+#endif
+}

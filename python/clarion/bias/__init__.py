@@ -1,0 +1,37 @@
+"""Bias metrics over sensitive groups, compatible with SageMaker Clarify / smclarify.
+
+* :func:`report` — every pre- and post-training metric for one or several facets, models and
+  probability thresholds, from one count pass over the rows per facet;
+* :class:`Accumulator` — the same report over batches that arrive over time (update, merge,
+  persist), holding only count tensors;
+* :class:`BiasReport` — the result: ``to_frame()`` and ``to_dict()`` (analysis.json sections).
+
+The engine has three layers that the report, the accumulator, chunked readers and Dask
+partitions share: column encoding (:mod:`clarion.bias._encode`), counting with
+:func:`clarion.grouped_counts` (:mod:`clarion.bias._engine`), and metrics as pure functions of
+a count tensor (:mod:`clarion.bias._metrics`). FlipTest lives in :mod:`clarion.bias.fliptest`.
+"""
+
+from __future__ import annotations
+
+from clarion.bias._metrics import (
+    ALL_METRICS,
+    COUNT_METRICS,
+    METRIC_INFO,
+    POST_TRAINING,
+    PRE_TRAINING,
+)
+from clarion.bias._report import report
+from clarion.bias._result import BiasReport
+from clarion.bias.accumulator import Accumulator
+
+__all__ = [
+    "ALL_METRICS",
+    "COUNT_METRICS",
+    "METRIC_INFO",
+    "POST_TRAINING",
+    "PRE_TRAINING",
+    "Accumulator",
+    "BiasReport",
+    "report",
+]

@@ -1,0 +1,235 @@
+"""Layer 1 of the bias engine: columns to integer codes with a growable vocabulary.
+
+Every column that defines groups (facet, group variable) or labels is turned into int32 codes
+once per call. Code 0 is reserved for a missing value (NaN / None / NA); codes 1, 2, ... are the
+distinct values in the order a :class:`Vocabulary` first saw them. A vocabulary can keep growing
+across batches (the streaming accumulator): codes already handed out never change, so counts made
+with an earlier, smaller vocabulary stay valid when padded with zeros.
+
+Fast paths, fastest first: pandas categoricals (their codes are reused), booleans (a view),
+integers with a compact range (an offset and a bincount), pyarrow arrays and pandas' Arrow-backed
+strings (Arrow's ``dictionary_encode``), then ``pandas.factorize`` for everything else.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column"]
+
+# A compact integer range is encoded by offset (no hashing) when it is at most this many times
+# the number of rows (and small in absolute terms).
+_INT_RANGE_MAX = 1 << 20
+
+
+def is_missing_value(v: Any) -> bool:
+    """True for None, NaN, pandas.NA and NaT."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    try:
+        return isinstance(v, (float, np.floating)) and math.isnan(v)
+    except TypeError:  # pragma: no cover - exotic scalars
+        return False
+
+
+def _key(v: Any) -> Any:
+    """Dictionary key of a value: numpy scalars become Python scalars (1 == 1.0 == np.int64(1))."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def column_values(col: Any) -> Any:
+    """A 1-D column as numpy array, pandas Series, or pyarrow (Chunked)Array, unchanged if possible."""
+    if isinstance(col, (pd.Series, np.ndarray)):
+        return col
+    if isinstance(col, pd.Index):
+        return pd.Series(col)
+    mod = type(col).__module__
+    if mod.startswith("pyarrow"):
+        return col
+    return np.asarray(col)
+
+
+def is_numeric_column(col: Any) -> bool:
+    """True for bool, integer and float columns (numpy, pandas or pyarrow)."""
+    col = column_values(col)
+    if isinstance(col, pd.Series):
+        dt = col.dtype
+        if isinstance(dt, np.dtype) and dt.kind in "biuf":  # numpy-backed: no NA mask to consult
+            return factorize(col.to_numpy())
+        if isinstance(dt, pd.CategoricalDtype):
+            return False
+        return pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt)
+    if isinstance(col, np.ndarray):
+        return col.dtype.kind in "biuf"
+    import pyarrow as pa  # noqa: PLC0415 - only for arrow input
+
+    t = col.type
+    return pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _arrow_factorize(arr: Any) -> tuple[np.ndarray, list]:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    idx = arr.indices
+    codes = idx.to_numpy(zero_copy_only=False)
+    if idx.null_count:
+        codes = np.where(idx.is_null().to_numpy(zero_copy_only=False), -1, codes)
+    uniques = arr.dictionary.to_pylist()
+    # a NaN inside a float dictionary is a value for Arrow but missing for us
+    bad = [i for i, u in enumerate(uniques) if is_missing_value(u)]
+    if bad:
+        codes = codes.astype(np.int64)
+        for i in bad:
+            codes[codes == i] = -1
+    return codes.astype(np.int64, copy=False), uniques
+
+
+def factorize(col: Any) -> tuple[np.ndarray, list, np.ndarray | None]:
+    """Local codes of a column: ``(codes, uniques, present)``.
+
+    ``codes[i]`` is -1 for a missing value, else an index into ``uniques``. ``present`` is None
+    when every unique value occurs in the column, else a bool mask over ``uniques`` (categoricals
+    may declare categories that do not occur).
+    """
+    col = column_values(col)
+    if isinstance(col, pd.Series):
+        dt = col.dtype
+        if isinstance(dt, np.dtype) and dt.kind in "biuf":  # numpy-backed: no NA mask to consult
+            return factorize(col.to_numpy())
+        if isinstance(dt, pd.CategoricalDtype):
+            arr = col.array  # the Categorical itself: its codes without building a Series
+            codes = arr.codes
+            cats = list(arr.categories)
+            present = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0 if len(cats) else np.zeros(0, bool)
+            return codes, cats, present
+        if dt == object or isinstance(dt, pd.StringDtype) or str(dt).startswith(("str", "string")):
+            arr = col.array
+            if type(arr).__name__ in ("ArrowStringArray", "ArrowStringArrayNumpySemantics", "ArrowExtensionArray"):
+                try:
+                    import pyarrow as pa  # noqa: PLC0415
+
+                    return (*_arrow_factorize(pa.chunked_array(arr._pa_array)), None)  # noqa: SLF001
+                except (ImportError, AttributeError):  # pragma: no cover - older pandas internals
+                    pass
+        if pd.api.types.is_bool_dtype(dt) and not col.hasnans:
+            return factorize(col.to_numpy(dtype=bool))
+        if pd.api.types.is_integer_dtype(dt) and not col.hasnans and isinstance(dt, np.dtype):
+            return factorize(col.to_numpy())
+        if pd.api.types.is_float_dtype(dt) and isinstance(dt, np.dtype):
+            return factorize(col.to_numpy())
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        return np.asarray(codes), list(uniques), None
+    if isinstance(col, np.ndarray):
+        if col.ndim != 1:
+            raise ValueError(f"expected a 1-D column, got an array of shape {col.shape}")
+        kind = col.dtype.kind
+        if kind == "b":
+            n1 = int(np.count_nonzero(col))
+            present = np.array([n1 < col.size, n1 > 0])
+            return col.view(np.int8), [False, True], present
+        if kind in "iu" and col.size:
+            lo, hi = int(col.min()), int(col.max())
+            span = hi - lo + 1
+            if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)):
+                off = col - lo if lo != 0 or kind == "u" else col
+                cnt = np.bincount(off.astype(np.intp, copy=False), minlength=span)
+                idx = np.flatnonzero(cnt)
+                if idx.size == span:
+                    codes = off
+                else:
+                    lut = np.full(span, -1, dtype=np.int64)
+                    lut[idx] = np.arange(idx.size)
+                    codes = lut[off]
+                return codes, [int(v) for v in (idx + lo)], None
+        if kind in "iufb" or kind in "OUSMm":
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
+            return np.asarray(codes), list(uniques), None
+        raise TypeError(f"cannot encode a column of dtype {col.dtype}")
+    return (*_arrow_factorize(col), None)
+
+
+class Vocabulary:
+    """Distinct values of a column, in first-seen order; code 0 means "missing".
+
+    Thread-safe: :meth:`encode` may run concurrently on several batches.
+    """
+
+    def __init__(self, values: list | None = None) -> None:
+        self.values: list = []
+        self._index: dict = {}
+        self._lut_cache: dict = {}
+        self._lock = threading.Lock()
+        for v in values or []:
+            self._add(v)
+
+    def __len__(self) -> int:
+        """Number of codes in use, the missing slot included."""
+        return len(self.values) + 1
+
+    def _add(self, v: Any) -> int:
+        k = _key(v)
+        code = self._index.get(k)
+        if code is None:
+            self.values.append(k)
+            code = len(self.values)
+            self._index[k] = code
+        return code
+
+    def code_of(self, v: Any) -> int | None:
+        """Code of a value (0 for a missing value), or None when it was never seen."""
+        if is_missing_value(v):
+            return 0
+        try:
+            return self._index.get(_key(v))
+        except TypeError:
+            return None
+
+    def encode(self, col: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Codes of a column in this vocabulary (growing it), and the codes that occur.
+
+        Returns ``(codes, seen)``: int32 codes (0 = missing) and the sorted array of codes that
+        occur in ``col``.
+        """
+        local, uniques, present = factorize(col)
+        local = local.astype(np.int32, copy=False)
+        key = None
+        if len(uniques) <= 64:  # batches of a stream usually repeat the same local vocabulary
+            try:
+                key = (tuple(uniques), None if present is None else present.tobytes())
+                hash(key)
+            except TypeError:
+                key = None
+        with self._lock:
+            hit = self._lut_cache.get(key) if key is not None else None
+            if hit is None:
+                lut = np.empty(len(uniques) + 1, dtype=np.int32)
+                lut[0] = 0
+                for j, u in enumerate(uniques):
+                    if present is not None and not present[j]:
+                        lut[j + 1] = 0  # never used by a row
+                        continue
+                    lut[j + 1] = 0 if is_missing_value(u) else self._add(u)
+                identity = lut.size > 1 and np.array_equal(lut[1:], np.arange(1, lut.size, dtype=np.int32))
+                seen = np.unique(lut[1:] if present is None else lut[1:][present])
+                hit = (lut, identity, seen)
+                if key is not None:
+                    if len(self._lut_cache) > 64:
+                        self._lut_cache.clear()
+                    self._lut_cache[key] = hit
+        lut, identity, seen = hit
+        codes = local + np.int32(1) if identity else lut[local + 1]
+        if local.size and local.min() < 0:
+            seen = np.concatenate([[0], seen])
+        return codes, seen

@@ -1,0 +1,881 @@
+"""Layer 2 of the bias engine: a validated specification, count state, and report assembly.
+
+``Spec`` holds what a call asked for (columns, values, thresholds, models). ``State`` turns
+batches of rows into count tensors with the grouped-count kernel, keeps them (growing with the
+vocabularies), merges with another state, and assembles a :class:`BiasReport` by evaluating the
+formulas of :mod:`clarion.bias._metrics`. :func:`clarion.bias.report` is one ``State`` fed with
+all rows; :class:`clarion.bias.Accumulator` is one fed batch by batch.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clarion._counts import grouped_counts, grouped_threshold_counts
+from clarion.bias._encode import Vocabulary, column_values, factorize, is_missing_value, is_numeric_column
+from clarion.bias._metrics import (
+    ALL_METRICS,
+    COUNT_METRICS,
+    METRIC_INFO,
+    POST_TRAINING,
+    PRE_TRAINING,
+    compute,
+)
+from clarion.bias._result import BiasReport, FacetResult
+
+# Message templates (tests import and match these).
+MSG_DATA_TYPE = "data must be a pandas DataFrame, a pyarrow Table or RecordBatch, or a dict of 1-D arrays; got {t}"
+MSG_COLUMN = "{arg}: column {name!r} is not in the data (columns: {cols})"
+MSG_LENGTH = "{arg}: {what} has {got} rows but the data has {n}"
+MSG_NOT_NUMERIC = "{arg}: column {name!r} must be numeric (bool, integer or float) for a threshold; got dtype {dtype}"
+MSG_LABEL_MISSING = ("{arg}: column {name!r} has a missing value (NaN/None) at row {row}; clarion does not guess "
+                     "its class (compat='smclarify' counts it as negative)")
+MSG_VALUE_ABSENT = "{arg}: value {value!r} does not occur in column {name!r} (values seen: {seen})"
+MSG_BOTH = "give either {a} or {b}, not both"
+MSG_NEITHER = "give label_values (the positive label values) or label_threshold (positive = label > threshold)"
+MSG_METHOD = "methods: unknown metric {name!r}; known: {known}"
+MSG_STAGE_METHOD = "methods: {name} is a {stage}-training metric but stage={want!r}"
+MSG_NEED_PRED = "predicted_label is required for post-training metrics ({names})"
+MSG_SCORE_NAN = "predicted_label: model {model!r} has a NaN score at row {row}"
+MSG_GROUP_MISSING = ("group_variable: missing value at row {row}; give every row a subgroup (compat='smclarify' "
+                     "leaves such rows out of CDDL/CDDPL as smclarify does)")
+MSG_FEATURE = "features: column {name!r} is not numeric (dtype {dtype}); FlipTest needs numeric or bool features"
+MSG_MODEL_KIND = ("predicted_label: model {model!r} changed kind between batches (was {was}, now {now}); "
+                  "give the same dtype in every batch")
+MSG_PROB = "probability_threshold must be a number or a list of numbers, got {value!r}"
+MSG_CONFIDENCE = "confidence must be a number in (0, 1), got {value!r}"
+
+STAGES = ("pre", "post", "both")
+
+
+# ------------------------------------------------------------------------------------------------
+# data access
+
+
+class Table:
+    """Uniform column access over a DataFrame, a pyarrow Table/RecordBatch or a dict of arrays."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        if isinstance(data, pd.DataFrame):
+            self.columns = list(data.columns)
+            self.n = len(data)
+            self._get = self._frame_getter(data)
+        elif type(data).__module__.startswith("pyarrow") and hasattr(data, "column_names"):
+            self.columns = list(data.column_names)
+            self.n = data.num_rows
+            self._get = lambda name: data.column(name)
+        elif isinstance(data, Mapping):
+            self.columns = list(data.keys())
+            arrays = {k: column_values(v) for k, v in data.items()}
+            lengths = {k: len(v) for k, v in arrays.items()}
+            self.n = next(iter(lengths.values()), 0)
+            for k, ln in lengths.items():
+                if ln != self.n:
+                    raise ValueError(MSG_LENGTH.format(arg="data", what=f"column {k!r}", got=ln, n=self.n))
+            self._get = arrays.__getitem__
+        else:
+            raise TypeError(MSG_DATA_TYPE.format(t=type(data).__name__))
+
+    @staticmethod
+    def _frame_getter(data: pd.DataFrame):
+        """Column access; numpy-typed columns come back as arrays without building a Series
+        (``DataFrame.__getitem__`` costs tens of microseconds, which adds up over small batches)."""
+        unique = data.columns.is_unique
+
+        def get(name: Any) -> Any:
+            if unique and hasattr(data, "_get_column_array"):
+                try:
+                    arr = data._get_column_array(data.columns.get_loc(name))  # noqa: SLF001 - guarded
+                except (AttributeError, TypeError, IndexError, KeyError):  # pragma: no cover - pandas internals
+                    return data[name]
+                if isinstance(arr, np.ndarray) and arr.ndim == 1 and arr.dtype.kind in "biufcmM":
+                    return arr
+            return data[name]
+
+        return get
+
+    def col(self, name: Any, arg: str) -> Any:
+        try:
+            ok = name in self.columns
+        except TypeError:
+            ok = False
+        if not ok:
+            cols = ", ".join(repr(c) for c in self.columns[:20]) + (" ..." if len(self.columns) > 20 else "")
+            raise ValueError(MSG_COLUMN.format(arg=arg, name=name, cols=cols))
+        return self._get(name)
+
+    def source(self, src: Any, arg: str) -> Any:
+        """A column by name, or an array given directly (checked for length)."""
+        if isinstance(src, str) or (isinstance(src, (int, np.integer)) and not isinstance(src, bool)):
+            return self.col(src, arg)
+        arr = column_values(src)
+        if len(arr) != self.n:
+            raise ValueError(MSG_LENGTH.format(arg=arg, what="the array", got=len(arr), n=self.n))
+        return arr
+
+
+def dtype_of(col: Any) -> Any:
+    col = column_values(col)
+    return getattr(col, "dtype", None) or getattr(col, "type", None)
+
+
+def to_numeric(col: Any, arg: str, name: Any) -> np.ndarray:
+    """A numeric column as a float64 numpy array (NaN for missing); TypeError for non-numeric."""
+    if not is_numeric_column(col):
+        raise TypeError(MSG_NOT_NUMERIC.format(arg=arg, name=name, dtype=dtype_of(col)))
+    col = column_values(col)
+    if isinstance(col, pd.Series):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(col, np.ndarray):
+        return col.astype(np.float64, copy=False)
+    import pyarrow as pa  # noqa: PLC0415
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _native_max(x: np.ndarray, col: Any) -> Any:
+    """max of the non-NaN values, as an int when the column holds integers (for "(t, max]")."""
+    m = float(np.nanmax(x))
+    dt = dtype_of(col)
+    kind = getattr(dt, "kind", None)
+    if kind in ("i", "u") or (kind is None and "int" in str(dt)):
+        return int(m)
+    return m
+
+
+def is_float_column(col: Any) -> bool:
+    col = column_values(col)
+    if isinstance(col, pd.Series):
+        return pd.api.types.is_float_dtype(col.dtype)
+    if isinstance(col, np.ndarray):
+        return col.dtype.kind == "f"
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.types.is_floating(col.type)
+
+
+# ------------------------------------------------------------------------------------------------
+# the specification
+
+
+def _as_list(v: Any) -> list | None:
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
+        return list(v)
+    return [v]
+
+
+def _per_facet(v: Any, facets: list, arg: str, is_list: bool) -> dict:
+    if isinstance(v, Mapping):
+        unknown = [k for k in v if k not in facets]
+        if unknown:
+            raise ValueError(f"{arg}: {unknown[0]!r} is not one of the facets {facets}")
+        return {f: (_as_list(v.get(f)) if is_list else v.get(f)) for f in facets}
+    return {f: (_as_list(v) if is_list else v) for f in facets}
+
+
+def _threshold(v: Any, arg: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or math.isnan(v):
+        raise ValueError(f"{arg} must be a number, got {v!r}")
+    return v
+
+
+@dataclass
+class Spec:
+    """A validated bias configuration (shared by report() and Accumulator)."""
+
+    label: Any
+    facets: list
+    facet_values: dict
+    facet_threshold: dict
+    label_values: list | None
+    label_threshold: float | None
+    models: list  # [(name, source)]
+    thresholds: list  # probability thresholds
+    multi_model: bool
+    group_variable: Any
+    weights: Any
+    features: list | None = None
+
+    @classmethod
+    def build(cls, *, label: Any, facet: Any, facet_values: Any = None, facet_threshold: Any = None,
+              label_values: Any = None, label_threshold: Any = None, predicted_label: Any = None,
+              probability_threshold: Any = 0.5, group_variable: Any = None, weights: Any = None,
+              features: Any = None) -> Spec:
+        if label is None:
+            raise ValueError("label: give the label column name")
+        facets = _as_list(facet)
+        if not facets:
+            raise ValueError("facet: give a facet column name or a list of names")
+        if len(set(map(repr, facets))) != len(facets):
+            raise ValueError(f"facet: a facet is listed twice in {facets}")
+        if label in facets:
+            raise ValueError(f"facet: {label!r} is the label column")
+        fv = _per_facet(facet_values, facets, "facet_values", True)
+        ft = {f: _threshold(t, "facet_threshold") for f, t in _per_facet(facet_threshold, facets, "facet_threshold",
+                                                                          False).items()}
+        for f in facets:
+            if fv[f] is not None and ft[f] is not None:
+                raise ValueError(MSG_BOTH.format(a="facet_values", b="facet_threshold") + f" (facet {f!r})")
+            if fv[f] is not None and len(fv[f]) == 0:
+                raise ValueError(f"facet_values: empty list for facet {f!r}")
+        lv = _as_list(label_values)
+        lt = _threshold(label_threshold, "label_threshold")
+        if lv is not None and lt is not None:
+            raise ValueError(MSG_BOTH.format(a="label_values", b="label_threshold"))
+        if lv is None and lt is None:
+            raise ValueError(MSG_NEITHER)
+        if lv is not None and not lv:
+            raise ValueError("label_values: empty list")
+        # models
+        models: list = []
+        if predicted_label is None:
+            pass
+        elif isinstance(predicted_label, str):
+            models = [(predicted_label, predicted_label)]
+        elif isinstance(predicted_label, Mapping):
+            models = [(str(k), v) for k, v in predicted_label.items()]
+        elif isinstance(predicted_label, np.ndarray) and predicted_label.ndim == 2:
+            models = [(f"model_{j}", predicted_label[:, j]) for j in range(predicted_label.shape[1])]
+        elif isinstance(predicted_label, (list, tuple)) and all(isinstance(p, str) for p in predicted_label):
+            models = [(p, p) for p in predicted_label]
+        elif isinstance(predicted_label, (list, tuple)) and predicted_label and all(
+                isinstance(p, str) or (hasattr(p, "__len__") and not isinstance(p, (bytes, dict)))
+                for p in predicted_label):
+            models = [(p, p) if isinstance(p, str) else (f"model_{j}", p) for j, p in enumerate(predicted_label)]
+        elif isinstance(predicted_label, pd.DataFrame):
+            models = [(str(c), predicted_label[c]) for c in predicted_label.columns]
+        else:
+            models = [("predicted_label", predicted_label)]
+        if predicted_label is not None and not models:
+            raise ValueError("predicted_label: no model given")
+        names = [m for m, _ in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"predicted_label: model names must be unique, got {names}")
+        multi_thr = isinstance(probability_threshold, (list, tuple, np.ndarray))
+        thresholds = _as_list(probability_threshold)
+        if not thresholds:
+            raise ValueError(MSG_PROB.format(value=probability_threshold))
+        for t in thresholds:
+            if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or math.isnan(t):
+                raise ValueError(MSG_PROB.format(value=probability_threshold))
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError(f"probability_threshold: repeated value in {thresholds}")
+        feats = _as_list(features)
+        return cls(label=label, facets=facets, facet_values=fv, facet_threshold=ft, label_values=lv,
+                   label_threshold=lt, models=models, thresholds=[float(t) for t in thresholds],
+                   multi_model=len(models) > 1 or multi_thr, group_variable=group_variable, weights=weights,
+                   features=feats)
+
+
+def normalize_methods(methods: Any, stage: str, has_pred: bool) -> tuple[list[str], list[str]]:
+    """(pre-training names, post-training names) to evaluate."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    if isinstance(methods, str) and methods == "all":
+        pre = list(PRE_TRAINING) if stage in ("pre", "both") else []
+        post = list(POST_TRAINING) if stage in ("post", "both") and has_pred else []
+        if stage == "post" and not has_pred:
+            raise ValueError(MSG_NEED_PRED.format(names="stage='post'"))
+        return pre, post
+    names = _as_list(methods)
+    if not names:
+        raise ValueError("methods: give 'all' or a non-empty list of metric names")
+    pre, post = [], []
+    for n in names:
+        if n not in ALL_METRICS:
+            raise ValueError(MSG_METHOD.format(name=n, known=", ".join(ALL_METRICS)))
+        st = METRIC_INFO[n]["stage"]
+        if stage != "both" and st != stage:
+            raise ValueError(MSG_STAGE_METHOD.format(name=n, stage=st, want=stage))
+        (pre if st == "pre" else post).append(n)
+    if post and not has_pred:
+        raise ValueError(MSG_NEED_PRED.format(names=", ".join(post)))
+    return sorted(set(pre)), sorted(set(post))
+
+
+def _sort_key_values(values: list) -> list[int]:
+    """Indices of ``values`` in a canonical order (sorted; mixed types by type name, then str)."""
+    idx = list(range(len(values)))
+    try:
+        return sorted(idx, key=lambda i: values[i])
+    except TypeError:
+        return sorted(idx, key=lambda i: (type(values[i]).__name__, str(values[i])))
+
+
+def interval_string(threshold: float, col_max: Any) -> str:
+    """smclarify's ``value_or_threshold`` for a threshold: ``"(t, max]"`` (its IntervalIndex rule)."""
+    if col_max is None or (isinstance(col_max, float) and math.isnan(col_max)):
+        return f"({threshold}, nan]"
+    breaks = [threshold]
+    if abs(col_max) not in breaks:
+        breaks.append(col_max)
+    return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
+
+
+def _binary_seen(codes: np.ndarray) -> np.ndarray:
+    """The codes (0 and/or 1) that occur in a binary code array, without sorting it."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    n1 = int(np.count_nonzero(codes))
+    return np.array([c for c, ok in ((0, n1 < codes.size), (1, n1 > 0)) if ok], dtype=np.int32)
+
+
+def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    if a.shape[axis] == size:
+        return a
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, size - a.shape[axis])
+    return np.pad(a, pad)
+
+
+# ------------------------------------------------------------------------------------------------
+# counting state
+
+
+@dataclass
+class FacetState:
+    name: Any
+    threshold: float | None
+    vocab: Vocabulary = field(default_factory=Vocabulary)
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=bool))  # per code
+    col_max: Any = None
+    values: list | None = None  # facet_values: codes are binary (0 = facet a, 1 = facet d)
+    # counts: "pre" [V, K, 2]; "labels" [B1, V, K, 2, 2]; "scores" [B2, T, V, K, 2, 2] (V axis = -4/-3)
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def n_codes(self) -> int:
+        return 2 if self.binary else len(self.vocab)
+
+    @property
+    def binary(self) -> bool:
+        return self.threshold is not None or self.values is not None
+
+
+class State:
+    """Counts of everything a :class:`Spec` needs, growable and mergeable."""
+
+    def __init__(self, spec: Spec, *, weighted: bool | None = None) -> None:
+        self.spec = spec
+        self.label_vocab = Vocabulary()
+        self.label_max: Any = None
+        self.group_vocab = Vocabulary() if spec.group_variable is not None else None
+        self.group_missing = False
+        self.model_kinds: list[str] | None = None
+        self.facets = {f: FacetState(f, spec.facet_threshold[f], values=spec.facet_values[f]) for f in spec.facets}
+        self.n_rows = 0
+        self.weighted = spec.weights is not None if weighted is None else weighted
+        self.lock = threading.RLock()
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def _positive(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray:
+        spec = self.spec
+        if spec.label_threshold is not None:
+            x = to_numeric(col, arg, name)
+            nan = np.isnan(x)
+            if compat == "clarion" and nan.any():
+                raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
+            if track and x.size and not nan.all():
+                m = _native_max(x, col)
+                with self.lock:
+                    self.label_max = m if self.label_max is None else max(self.label_max, m)
+            return (x > spec.label_threshold).view(np.int8)
+        fast = self._positive_numeric(col, arg, name, compat, track)
+        if fast is not None:
+            return fast
+        vocab = self.label_vocab if track else Vocabulary()
+        codes, seen = vocab.encode(col)
+        if compat == "clarion" and seen.size and seen[0] == 0:
+            raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(codes == 0)[0])))
+        return self._label_lut(vocab)[codes]
+
+    def _label_lut(self, vocab: Vocabulary) -> np.ndarray:
+        """lut[code] = 1 when the vocabulary value of ``code`` is a positive label value."""
+        cached = getattr(vocab, "_positive_lut", None)
+        if cached is not None and cached.size == len(vocab):
+            return cached
+        keys = set()
+        for v in self.spec.label_values:
+            try:
+                keys.add(v.item() if isinstance(v, np.generic) else v)
+            except TypeError:  # pragma: no cover - unhashable value
+                pass
+        values = list(vocab.values)
+        lut = np.zeros(len(values) + 1, dtype=np.int8)
+        for j, v in enumerate(values):
+            try:
+                lut[j + 1] = v in keys
+            except TypeError:  # pragma: no cover
+                lut[j + 1] = 0
+        vocab._positive_lut = lut  # noqa: SLF001 - the vocabulary only grows, so size keys the cache
+        return lut
+
+    def _positive_numeric(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray | None:
+        """Fast path for numpy-typed bool/int/float columns with numeric label values: no hashing.
+
+        Only the label values that occur are recorded in the label vocabulary (that is all the
+        "value never occurs" check needs)."""
+        values = self.spec.label_values
+        if not all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in values):
+            return None
+        if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype):
+            x = col.to_numpy()
+        elif isinstance(col, np.ndarray):
+            x = col
+        else:
+            return None
+        if x.ndim != 1 or x.dtype.kind not in "biuf":
+            return None
+        if x.dtype.kind == "f":
+            nan = np.isnan(x)
+            if compat == "clarion" and nan.any():
+                raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
+        if x.dtype.kind == "b":
+            want_t = any(v == 1 for v in values)
+            want_f = any(v == 0 for v in values)
+            xb = x.view(np.int8)
+            y = xb if (want_t and not want_f) else (1 - xb if want_f and not want_t else
+                                                    np.full(x.shape, int(want_t and want_f), np.int8))
+            y = np.ascontiguousarray(y, dtype=np.int8)
+        elif len(values) == 1:
+            y = (x == values[0]).view(np.int8)
+        else:
+            y = np.isin(x, np.asarray(values)).view(np.int8)
+        if track:
+            if len(values) == 1:
+                occurred = values if y.any() else []
+            else:
+                occurred = [v for v in values if np.any(x == v)]
+            with self.label_vocab._lock:  # noqa: SLF001
+                for v in occurred:
+                    self.label_vocab._add(v)  # noqa: SLF001
+        return y
+
+    def _facet_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
+        if fs.threshold is not None:
+            x = to_numeric(col, "facet_threshold", fs.name)
+            finite = ~np.isnan(x)
+            if finite.any():
+                m = _native_max(x, col)
+                with self.lock:
+                    fs.col_max = m if fs.col_max is None else max(fs.col_max, m)
+            codes = (x > fs.threshold).view(np.int8).astype(np.int32)
+            return codes, _binary_seen(codes)
+        if fs.values is not None:
+            return self._selected_codes(fs, col)
+        return fs.vocab.encode(col)
+
+    def _selected_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
+        """facet_values: 1 for rows whose value is selected, else 0 (missing included); the
+        selected values that occur are recorded in ``fs.vocab``."""
+        values = fs.values
+        numeric = all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) and not
+                      (isinstance(v, float) and math.isnan(v)) for v in values)
+        x = None
+        if numeric:
+            if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+                x = col.to_numpy()
+            elif isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "biuf":
+                x = col
+        if x is not None:
+            d = (x == values[0]) if len(values) == 1 else np.isin(x, np.asarray(values))
+            occurred = values if len(values) == 1 and d.any() else [v for v in values if np.any(x == v)]
+            if len(values) == 1 and not d.any():
+                occurred = []
+        else:
+            local, uniques, present = factorize(col)
+            keys = set()
+            for v in values:
+                try:
+                    keys.add(v.item() if isinstance(v, np.generic) else v)
+                except TypeError:  # pragma: no cover - unhashable value
+                    pass
+            lut = np.zeros(len(uniques) + 1, dtype=np.int8)
+            occurred = []
+            for j, u in enumerate(uniques):
+                k = u.item() if isinstance(u, np.generic) else u
+                try:
+                    hit = (not is_missing_value(k)) and k in keys
+                except TypeError:  # pragma: no cover
+                    hit = False
+                if hit and (present is None or present[j]):
+                    lut[j + 1] = 1
+                    occurred.append(k)
+            d = lut[np.asarray(local, dtype=np.intp) + 1]
+        with fs.vocab._lock:  # noqa: SLF001
+            for v in occurred:
+                fs.vocab._add(v)  # noqa: SLF001
+        codes = d.view(np.int8).astype(np.int32) if d.dtype == bool else d.astype(np.int32)
+        return codes, _binary_seen(codes)
+
+    def encode(self, table: Table, compat: str) -> dict:
+        """Everything one batch contributes, as arrays (no counting yet)."""
+        spec = self.spec
+        out: dict[str, Any] = {"n": table.n}
+        out["y"] = self._positive(table.col(spec.label, "label"), "label", spec.label, compat, track=True)
+        w = None
+        if spec.weights is not None:
+            w = table.source(spec.weights, "weights")
+            w = to_numeric(w, "weights", spec.weights if isinstance(spec.weights, str) else "<array>")
+        out["w"] = w
+        g = None
+        if self.group_vocab is not None:
+            gcol = table.source(spec.group_variable, "group_variable")
+            g, gseen = self.group_vocab.encode(gcol)
+            if gseen.size and gseen[0] == 0:
+                if compat == "clarion":
+                    raise ValueError(MSG_GROUP_MISSING.format(row=int(np.flatnonzero(g == 0)[0])))
+                with self.lock:
+                    self.group_missing = True
+        out["g"] = g
+        # models
+        lab_cols, score_cols, kinds = [], [], []
+        for name, src in spec.models:
+            col = table.source(src, "predicted_label")
+            if spec.label_values is not None and is_float_column(col):
+                s = to_numeric(col, "predicted_label", name)
+                nan = np.flatnonzero(np.isnan(s))
+                if nan.size:
+                    raise ValueError(MSG_SCORE_NAN.format(model=name, row=int(nan[0])))
+                score_cols.append(s)
+                kinds.append("scores")
+            else:
+                lab_cols.append(self._positive(col, "predicted_label", name, compat, track=False))
+                kinds.append("labels")
+        if spec.models:
+            with self.lock:
+                if self.model_kinds is None:
+                    self.model_kinds = kinds
+                elif self.model_kinds != kinds:
+                    j = next(i for i, (a, b) in enumerate(zip(self.model_kinds, kinds)) if a != b)
+                    raise ValueError(MSG_MODEL_KIND.format(model=spec.models[j][0], was=self.model_kinds[j],
+                                                           now=kinds[j]))
+        out["preds"] = np.ascontiguousarray(np.column_stack(lab_cols)) if lab_cols else None
+        out["scores"] = np.ascontiguousarray(np.column_stack(score_cols)) if score_cols else None
+        out["facets"] = {}
+        for f, fs in self.facets.items():
+            out["facets"][f] = self._facet_codes(fs, table.col(f, "facet"))
+        return out
+
+    # -- counting ------------------------------------------------------------------------------
+
+    def count(self, enc: dict, *, n_bootstrap: int = 0, seed: int | None = None, row_offset: int = 0,
+              backend: str = "auto", n_threads: int | None = None) -> dict:
+        """Count one encoded batch: {facet: (V, K, {kind: counts})} with the V and K it used."""
+        K = len(self.group_vocab) if self.group_vocab is not None else 1
+        kw = dict(weights=enc["w"], n_bootstrap=n_bootstrap, seed=seed, row_offset=row_offset, backend=backend,
+                  n_threads=n_threads)
+        lead = 1 if n_bootstrap else 0
+        result = {}
+        for f, fs in self.facets.items():
+            codes, seen = enc["facets"][f]
+            V = fs.n_codes
+            groups = codes if enc["g"] is None else codes * np.int32(K) + enc["g"]
+            G = V * K
+            counts = {}
+            if enc["preds"] is None and enc["scores"] is None:
+                c = grouped_counts(groups, enc["y"], n_groups=G, n_labels=2, **kw)
+                counts["pre"] = c.reshape(c.shape[:lead] + (V, K, 2))
+            if enc["preds"] is not None:
+                c = grouped_counts(groups, enc["y"], enc["preds"], n_groups=G, n_labels=2, n_preds=2, **kw)
+                counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
+            if enc["scores"] is not None:
+                th = np.nextafter(np.asarray(self.spec.thresholds, dtype=np.float64), np.inf)
+                order = np.argsort(th, kind="stable")
+                c = grouped_threshold_counts(groups, enc["y"], enc["scores"], th[order], n_groups=G, n_labels=2, **kw)
+                c = c.reshape(c.shape[:lead + 2] + (V, K, 2, 2))
+                inv = np.empty_like(order)
+                inv[order] = np.arange(order.size)
+                counts["scores"] = np.take(c, inv, axis=lead + 1)
+            result[f] = (V, K, seen, counts)
+        return result
+
+    def _grown(self, arr: np.ndarray, kind: str, V: int, K: int) -> np.ndarray:
+        vax = -3 if kind == "pre" else -4
+        return _pad_axis(_pad_axis(arr, vax, V), vax + 1, K)
+
+    def add_counts(self, batch: dict, n_rows: int) -> None:
+        """Add counted batch tables into the state (thread-safe; pads to grown vocabularies)."""
+        with self.lock:
+            K = len(self.group_vocab) if self.group_vocab is not None else 1
+            for f, (_, _, seen, counts) in batch.items():
+                fs = self.facets[f]
+                V = fs.n_codes
+                if fs.seen.size < V:
+                    fs.seen = _pad_axis(fs.seen, 0, V)
+                fs.seen[seen] = True
+                for kind, c in counts.items():
+                    c = self._grown(c, kind, V, K)
+                    old = fs.counts.get(kind)
+                    if old is None:
+                        fs.counts[kind] = c.copy()
+                    else:
+                        old = self._grown(old, kind, V, K)
+                        fs.counts[kind] = old + c
+            self.n_rows += n_rows
+
+    def update(self, table: Table, compat: str = "clarion", **count_kw: Any) -> dict:
+        enc = self.encode(table, compat)
+        batch = self.count(enc, **count_kw)
+        self.add_counts(batch, table.n)
+        return enc
+
+    # -- assembly ------------------------------------------------------------------------------
+
+    def label_value_or_threshold(self) -> str:
+        spec = self.spec
+        if spec.label_threshold is not None:
+            return interval_string(spec.label_threshold, self.label_max)
+        return ",".join(map(str, spec.label_values))
+
+    def check_label_values(self) -> None:
+        spec = self.spec
+        if spec.label_values is None:
+            return
+        for v in spec.label_values:
+            if self.label_vocab.code_of(v) in (None, 0):
+                seen = ", ".join(repr(x) for x in self.label_vocab.values[:10])
+                raise ValueError(MSG_VALUE_ABSENT.format(arg="label_values", value=v, name=spec.label, seen=seen))
+
+    def entries(self, fs: FacetState, compat: str) -> tuple[list[str], np.ndarray, list]:
+        """Labels, selection matrix [E, V] and selected codes per entry, in canonical order."""
+        V = fs.n_codes
+        seen = _pad_axis(fs.seen, 0, V)
+        if fs.threshold is not None:
+            sel = np.zeros((1, V))
+            sel[0, 1] = 1.0
+            return [interval_string(fs.threshold, fs.col_max)], sel, [[1]]
+        if fs.values is not None:
+            for v in fs.values:
+                if fs.vocab.code_of(v) in (None, 0):
+                    found = ", ".join(repr(x) for x in fs.vocab.values) or "none of them"
+                    raise ValueError(MSG_VALUE_ABSENT.format(arg="facet_values", value=v, name=fs.name,
+                                                             seen=f"of the selected values: {found}"))
+            sel = np.zeros((1, V))
+            sel[0, 1] = 1.0
+            return [",".join(map(str, fs.values))], sel, [[1]]
+        present = [c for c in np.flatnonzero(seen) if c != 0]
+        vals = [fs.vocab.values[c - 1] for c in present]
+        order = _sort_key_values(vals)
+        codes = [int(present[i]) for i in order]
+        labels = [str(vals[i]) for i in order]
+        sel_codes = [[c] for c in codes]
+        if compat == "smclarify" and seen[0]:
+            labels.append("nan")
+            sel_codes.append([])
+        sel = np.zeros((len(labels), V))
+        for e, cs in enumerate(sel_codes):
+            sel[e, cs] = 1.0
+        return labels, sel, sel_codes
+
+    def _k_order(self) -> np.ndarray:
+        if self.group_vocab is None:
+            return np.zeros(1, dtype=np.intp)
+        vals = self.group_vocab.values
+        return np.array([0] + [i + 1 for i in _sort_key_values(vals)], dtype=np.intp)
+
+    def tensors(self, fs: FacetState, sel: np.ndarray, counts: dict | None = None) -> tuple[Any, Any]:
+        """(pre [..., E, 2, K, 2, 1], post [..., M, E, 2, K, 2, 2] or None) for one facet."""
+        counts = fs.counts if counts is None else counts
+        V = fs.n_codes
+        K = len(self.group_vocab) if self.group_vocab is not None else 1
+        korder = self._k_order()
+        post = []
+        if "labels" in counts:
+            post.append(self._grown(counts["labels"], "labels", V, K))
+        if "scores" in counts:
+            c = self._grown(counts["scores"], "scores", V, K)
+            post.append(c.reshape(c.shape[:-6] + (c.shape[-6] * c.shape[-5],) + c.shape[-4:]))
+        if post:
+            full = np.concatenate(post, axis=-5) if len(post) > 1 else post[0]
+            pre = full[..., :1, :, :, :, :].sum(axis=-1, keepdims=True)[..., 0, :, :, :, :]
+        else:
+            full = None
+            pre = self._grown(counts["pre"], "pre", V, K)[..., None]
+        def split(c: np.ndarray) -> np.ndarray:
+            c = np.take(c.astype(np.float64, copy=False), korder, axis=-3)
+            d = np.einsum("ev,...vkyp->...ekyp", sel, c)
+            total = c.sum(axis=-4)
+            a = total[..., None, :, :, :] - d
+            return np.stack([a, d], axis=-4)
+
+        return split(pre), (None if full is None else split(full))
+
+    def model_rows(self) -> tuple[list, np.ndarray | None]:
+        """(model, threshold) per post row in the user's order, and the permutation from count order."""
+        spec = self.spec
+        if not spec.models:
+            return [], None
+        kinds = self.model_kinds or []
+        lab = [m for (m, _), k in zip(spec.models, kinds) if k == "labels"]
+        sc = [m for (m, _), k in zip(spec.models, kinds) if k == "scores"]
+        count_order = [(m, None) for m in lab] + [(m, t) for m in sc for t in spec.thresholds]
+        rows = []
+        for (m, _), k in zip(spec.models, kinds):
+            if k == "labels":
+                rows.append((m, None))
+            else:
+                rows.extend((m, t) for t in spec.thresholds)
+        perm = np.array([count_order.index(r) for r in rows], dtype=np.intp)
+        if not spec.multi_model:
+            rows = [(None, None) for _ in rows]
+        return rows, perm
+
+    def assemble(self, *, methods: Any = "all", stage: str = "both", compat: str = "clarion",
+                 boot: dict | None = None, confidence: float | None = None, ft: Any = None,
+                 n_bootstrap: int = 0) -> BiasReport:
+        """Evaluate the metrics on the current counts (``boot``: replicate counts per facet)."""
+        if compat not in ("clarion", "smclarify"):
+            raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
+        with self.lock:
+            pre_names, post_names = normalize_methods(methods, stage, bool(self.spec.models))
+            if compat == "clarion":
+                self.check_label_values()
+            rows, perm = self.model_rows()
+            has_group = self.group_vocab is not None
+            results = []
+            for f, fs in self.facets.items():
+                labels, sel, sel_codes = self.entries(fs, compat)
+                pre, post = self.tensors(fs, sel)
+                bpre = bpost = None
+                if boot is not None:
+                    bpre, bpost = self.tensors(fs, sel, boot[f])
+                if post is not None:
+                    post = np.take(post, perm, axis=-6)
+                    if bpost is not None:
+                        bpost = np.take(bpost, perm, axis=-6)
+                for stage_name, names, tens, btens in (("pre_training", pre_names, pre, bpre),
+                                                       ("post_training", post_names, post, bpost)):
+                    if not names:
+                        continue
+                    count_names = [n for n in names if n in COUNT_METRICS]
+                    res = compute(tens, count_names, compat=compat, has_group=has_group,
+                                  missing_subgroup=self.group_missing)
+                    values, reasons = {}, {}
+                    for n, (v, r) in res.items():
+                        values[n] = v.reshape(-1, len(labels))
+                        reasons[n] = r.reshape(-1, len(labels))
+                    fr = FacetResult(stage=stage_name, facet=f, entries=labels, values=values, reasons=reasons)
+                    if btens is not None and count_names:
+                        bres = compute(btens, count_names, compat=compat, has_group=has_group,
+                                       missing_subgroup=self.group_missing)
+                        for n, (v, _) in bres.items():
+                            lo, hi = percentile_interval(v, confidence)
+                            fr.ci_low[n] = lo.reshape(-1, len(labels))
+                            fr.ci_high[n] = hi.reshape(-1, len(labels))
+                    if "FT" in names:
+                        M = len(rows)
+                        vals = np.full((M, len(labels)), np.nan)
+                        reas = np.zeros((M, len(labels)), dtype=np.int16)
+                        for m in range(M):
+                            for e in range(len(labels)):
+                                v, err = ft(f, sel_codes[e], m) if ft is not None else (
+                                    np.nan, "FlipTest needs the feature rows, which an Accumulator does not keep")
+                                vals[m, e] = v
+                                if err:
+                                    fr.errors[("FT", m, e)] = err
+                                    reas[m, e] = -1
+                        fr.values["FT"], fr.reasons["FT"] = vals, reas
+                    results.append(fr)
+            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(),
+                              models=rows or [(None, None)], multi_model=self.spec.multi_model, compat=compat,
+                              confidence=confidence if boot is not None else None, results=results,
+                              n_bootstrap=n_bootstrap)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval over axis 0 (order statistics, no interpolation).
+
+    ``low = v_(floor(R·α/2))``, ``high = v_(ceil(R·(1 − α/2)) − 1)`` of the sorted replicates,
+    α = 1 − confidence. NaN when any replicate is undefined (a resample without a needed cell).
+    """
+    R = values.shape[0]
+    alpha = 1.0 - confidence
+    s = np.sort(values, axis=0)
+    lo_i = min(max(int(math.floor(R * alpha / 2)), 0), R - 1)
+    hi_i = min(max(int(math.ceil(R * (1 - alpha / 2))) - 1, 0), R - 1)
+    bad = np.isnan(values).any(axis=0)
+    lo = np.where(bad, np.nan, s[lo_i])
+    hi = np.where(bad, np.nan, s[hi_i])
+    return lo, hi
+
+
+# ------------------------------------------------------------------------------------------------
+# merging states (vocabularies differ between processes: codes are remapped by value)
+
+
+def _scatter_axis(a: np.ndarray, axis: int, lut: np.ndarray, size: int) -> np.ndarray:
+    """out[..., lut[j], ...] = a[..., j, ...] along ``axis`` (lut injective), other slots 0."""
+    a = np.moveaxis(a, axis, 0)
+    out = np.zeros((size,) + a.shape[1:], dtype=a.dtype)
+    out[lut[: a.shape[0]]] = a
+    return np.moveaxis(out, 0, axis)
+
+
+def _vocab_lut(ours: Vocabulary, theirs: Vocabulary) -> np.ndarray:
+    lut = np.zeros(len(theirs), dtype=np.intp)
+    with ours._lock:  # noqa: SLF001
+        for j, v in enumerate(theirs.values):
+            lut[j + 1] = ours._add(v)  # noqa: SLF001
+    return lut
+
+
+def merge_states(ours: State, theirs: State) -> None:
+    """Add ``theirs`` into ``ours`` (same Spec), remapping codes by value."""
+    if theirs is ours:
+        raise ValueError("merge: cannot merge an accumulator into itself")
+    with ours.lock, theirs.lock:
+        if ours.model_kinds is not None and theirs.model_kinds is not None and ours.model_kinds != theirs.model_kinds:
+            raise ValueError(f"merge: prediction kinds differ ({ours.model_kinds} vs {theirs.model_kinds})")
+        if ours.weighted != theirs.weighted:
+            raise ValueError("merge: one state is weighted and the other is not")
+        if ours.model_kinds is None:
+            ours.model_kinds = theirs.model_kinds
+        for v in theirs.label_vocab.values:
+            with ours.label_vocab._lock:  # noqa: SLF001
+                ours.label_vocab._add(v)  # noqa: SLF001
+        if theirs.label_max is not None:
+            ours.label_max = theirs.label_max if ours.label_max is None else max(ours.label_max, theirs.label_max)
+        klut = None
+        if ours.group_vocab is not None:
+            klut = _vocab_lut(ours.group_vocab, theirs.group_vocab)
+            ours.group_missing |= theirs.group_missing
+        K = len(ours.group_vocab) if ours.group_vocab is not None else 1
+        for f, tfs in theirs.facets.items():
+            fs = ours.facets[f]
+            if fs.binary:
+                vlut = np.arange(2, dtype=np.intp)
+                for v in tfs.vocab.values:
+                    with fs.vocab._lock:  # noqa: SLF001
+                        fs.vocab._add(v)  # noqa: SLF001
+                if tfs.col_max is not None:
+                    fs.col_max = tfs.col_max if fs.col_max is None else max(fs.col_max, tfs.col_max)
+            else:
+                vlut = _vocab_lut(fs.vocab, tfs.vocab)
+            V = fs.n_codes
+            seen = np.zeros(V, dtype=bool)
+            seen[: fs.seen.size] = fs.seen
+            seen[vlut[: tfs.seen.size][tfs.seen]] = True
+            fs.seen = seen
+            for kind, c in tfs.counts.items():
+                vax = -3 if kind == "pre" else -4
+                c = _scatter_axis(c, vax, vlut, V)
+                c = _scatter_axis(c, vax + 1, klut, K) if klut is not None else c
+                old = fs.counts.get(kind)
+                fs.counts[kind] = c if old is None else ours._grown(old, kind, V, K) + c  # noqa: SLF001
+        ours.n_rows += theirs.n_rows

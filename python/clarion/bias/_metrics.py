@@ -1,0 +1,478 @@
+r"""Layer 3 of the bias engine: every count-based metric as a pure function of a count tensor.
+
+The input is one float64 array ``C[..., 2, K, 2, P]``:
+
+* axis -4: facet group, 0 = facet a (the rest), 1 = facet d (the selected rows);
+* axis -3: subgroup of the group variable (``K = 1`` without one);
+* axis -2: observed label, 0 = negative, 1 = positive;
+* axis -1: predicted label, 0 / 1 (``P = 1`` when there are no predictions: pre-training only).
+
+Any leading axes (facet values, models, thresholds, bootstrap replicates) are carried through:
+each function returns ``(value, reason)`` arrays of the leading shape, where ``reason`` is 0 for
+a defined value and otherwise a code into :data:`MESSAGES`. No Python loop runs over the leading
+axes, so 1,000 bootstrap replicates cost one vectorised evaluation.
+
+Two conventions (``compat``):
+
+* ``"clarion"``: an undefined value (0/0, an empty group, no group variable) is NaN with a reason;
+  a limit that is truly infinite (x/0 with x > 0) is ±inf; ∞ − ∞ is NaN with a reason;
+  KL, JS, LP, TVD and KS use the full label distribution of both groups.
+* ``"smclarify"``: smclarify 0.5's arithmetic: 0/0 → 0, x/0 → ±inf, a difference of two +inf
+  ratios → 0, the shared-support rule for KL … KS, and its error messages (the value is then NaN
+  with the message as reason, as a failed metric in a smclarify report).
+
+The formulas are in ``docs/metrics.md`` and in :data:`METRIC_INFO`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ALL_METRICS",
+    "COUNT_METRICS",
+    "MESSAGES",
+    "METRIC_INFO",
+    "POST_TRAINING",
+    "PRE_TRAINING",
+    "compute",
+]
+
+PRE_TRAINING = ("CDDL", "CI", "DPL", "JS", "KL", "KS", "LP", "TVD")
+POST_TRAINING = ("AD", "CDDPL", "DAR", "DCA", "DCR", "DI", "DPPL", "DRR", "FT", "GE", "RD", "SD", "TE")
+ALL_METRICS = PRE_TRAINING + POST_TRAINING
+COUNT_METRICS = tuple(m for m in ALL_METRICS if m != "FT")
+
+# name: stage, smclarify description (verbatim, KL's spelling included), kind, range, ideal, formula.
+# kind classifies how a metric reacts to swapping facets a and d (tests check every class):
+#   "difference": a difference of two group rates; swapping a and d negates it (DPL, RD, ...)
+#   "ratio": a ratio of two group rates; swapping inverts it (DI)
+#   "imbalance": CI, negated by the swap
+#   "divergence-symmetric": a distance between the two label distributions (JS, LP, TVD, KS)
+#   "divergence": KL(Pa || Pd), not symmetric
+#   "conditional": CDDL / CDDPL, a demographic disparity averaged over subgroups
+#   "dataset": GE, a function of all rows that does not depend on the facet
+#   "individual": FT, a k-nearest-neighbour test on feature rows (not count based)
+METRIC_INFO: dict[str, dict[str, Any]] = {
+    "CI": dict(stage="pre", description="Class Imbalance (CI)", kind="imbalance", range=(-1, 1), ideal=0.0,
+               formula="(n_a - n_d) / (n_a + n_d)"),
+    "DPL": dict(stage="pre", description="Difference in Positive Proportions in Labels (DPL)", kind="difference",
+                range=(-1, 1), ideal=0.0, formula="n_a(1)/n_a - n_d(1)/n_d"),
+    "KL": dict(stage="pre", description="Kullback-Liebler Divergence (KL)", kind="divergence",
+               range=(0, np.inf), ideal=0.0, formula="sum_y Pa(y) ln(Pa(y)/Pd(y))"),
+    "JS": dict(stage="pre", description="Jensen-Shannon Divergence (JS)", kind="divergence-symmetric",
+               range=(0, np.log(2)), ideal=0.0, formula="(KL(Pa||P) + KL(Pd||P))/2, P = (Pa+Pd)/2"),
+    "LP": dict(stage="pre", description="L-p Norm (LP)", kind="divergence-symmetric", range=(0, np.sqrt(2)),
+               ideal=0.0, formula="sqrt(sum_y (Pa(y) - Pd(y))^2)"),
+    "TVD": dict(stage="pre", description="Total Variation Distance (TVD)", kind="divergence-symmetric",
+                range=(0, 1), ideal=0.0, formula="sum_y |Pa(y) - Pd(y)| / 2"),
+    "KS": dict(stage="pre", description="Kolmogorov-Smirnov Distance (KS)", kind="divergence-symmetric",
+               range=(0, 1), ideal=0.0, formula="max_y |Pa(y) - Pd(y)|"),
+    "CDDL": dict(stage="pre", description="Conditional Demographic Disparity in Labels (CDDL)", kind="conditional",
+                 range=(-1, 1), ideal=0.0, formula="sum_i n_i (n_di(0)/n_i(0) - n_di(1)/n_i(1)) / sum_i n_i"),
+    "DPPL": dict(stage="post", description="Difference in Positive Proportions in Predicted Labels (DPPL)",
+                 kind="difference", range=(-1, 1), ideal=0.0, formula="n^_a(1)/n_a - n^_d(1)/n_d"),
+    "DI": dict(stage="post", description="Disparate Impact (DI)", kind="ratio", range=(0, np.inf), ideal=1.0,
+               formula="(n^_d(1)/n_d) / (n^_a(1)/n_a)"),
+    "DCA": dict(stage="post", description="Difference in Conditional Acceptance (DCA)", kind="difference",
+                range=(-np.inf, np.inf), ideal=0.0, formula="n_a(1)/n^_a(1) - n_d(1)/n^_d(1)"),
+    "DCR": dict(stage="post", description="Difference in Conditional Rejection (DCR)", kind="difference",
+                range=(-np.inf, np.inf), ideal=0.0, formula="n_d(0)/n^_d(0) - n_a(0)/n^_a(0)"),
+    "RD": dict(stage="post", description="Recall Difference (RD)", kind="difference", range=(-1, 1), ideal=0.0,
+               formula="TP_a/(TP_a+FN_a) - TP_d/(TP_d+FN_d)"),
+    "SD": dict(stage="post", description="Specificity Difference (SD)", kind="difference", range=(-1, 1),
+               ideal=0.0, formula="TN_d/(TN_d+FP_d) - TN_a/(TN_a+FP_a)"),
+    "DAR": dict(stage="post", description="Difference in Acceptance Rates (DAR)", kind="difference",
+                range=(-1, 1), ideal=0.0, formula="TP_a/(TP_a+FP_a) - TP_d/(TP_d+FP_d)"),
+    "DRR": dict(stage="post", description="Difference in Rejection Rates (DRR)", kind="difference",
+                range=(-1, 1), ideal=0.0, formula="TN_d/(TN_d+FN_d) - TN_a/(TN_a+FN_a)"),
+    "AD": dict(stage="post", description="Accuracy Difference (AD)", kind="difference", range=(-1, 1), ideal=0.0,
+               formula="(TP_a+TN_a)/n_a - (TP_d+TN_d)/n_d"),
+    "TE": dict(stage="post", description="Treatment Equality (TE)", kind="difference", range=(-np.inf, np.inf),
+               ideal=0.0, formula="FN_d/FP_d - FN_a/FP_a"),
+    "CDDPL": dict(stage="post", description="Conditional Demographic Disparity in Predicted Labels (CDDPL)",
+                  kind="conditional", range=(-1, 1), ideal=0.0,
+                  formula="as CDDL with predicted labels"),
+    "FT": dict(stage="post", description="Flip Test (FT)", kind="individual", range=(-1, 1), ideal=0.0,
+               formula="(F+ - F-)/n_d over a k-NN of facet a"),
+    "GE": dict(stage="post", description="Generalized Entropy (GE)", kind="dataset", range=(0, np.inf), ideal=0.0,
+               formula="sum_i ((b_i/mean b)^2 - 1) / (2N), b = yhat - y + 1"),
+}
+
+# Reason texts. Index 0 means "no error". smclarify's messages are verbatim.
+MESSAGES: list[str] = [""]
+_MSG_INDEX: dict[str, int] = {}
+
+
+def _m(text: str) -> int:
+    if text not in _MSG_INDEX:
+        _MSG_INDEX[text] = len(MESSAGES)
+        MESSAGES.append(text)
+    return _MSG_INDEX[text]
+
+
+# clarion reasons
+R_D_EMPTY = _m("facet d is empty: no row (or no weight) has the selected value(s)")
+R_A_EMPTY = _m("facet a is empty: every row (or all the weight) has the selected value(s)")
+R_NO_GROUP = _m("no group_variable was given")
+R_NO_POS = _m("no row has a positive label")
+R_NO_NEG = _m("no row has a negative label")
+R_NO_PRED_POS = _m("no row has a positive predicted label")
+R_NO_PRED_NEG = _m("no row has a negative predicted label")
+R_CDD_NO_SUBGROUP = _m("no subgroup of group_variable has both outcomes, so no subgroup disparity is defined")
+R_DI_ZERO = _m("neither facet has a positive prediction (0/0)")
+R_DCA_A = _m("facet a has no positive label and no positive prediction (0/0)")
+R_DCA_D = _m("facet d has no positive label and no positive prediction (0/0)")
+R_DCA_INF = _m("both facets have positive labels but no positive predictions (inf - inf)")
+R_DCR_A = _m("facet a has no negative label and no negative prediction (0/0)")
+R_DCR_D = _m("facet d has no negative label and no negative prediction (0/0)")
+R_DCR_INF = _m("both facets have negative labels but no negative predictions (inf - inf)")
+R_RD_A = _m("facet a has no positive label: its recall is 0/0")
+R_RD_D = _m("facet d has no positive label: its recall is 0/0")
+R_SD_A = _m("facet a has no negative label: its specificity is 0/0")
+R_SD_D = _m("facet d has no negative label: its specificity is 0/0")
+R_DAR_A = _m("facet a has no positive prediction: its precision is 0/0")
+R_DAR_D = _m("facet d has no positive prediction: its precision is 0/0")
+R_DRR_A = _m("facet a has no negative prediction: its negative predictive value is 0/0")
+R_DRR_D = _m("facet d has no negative prediction: its negative predictive value is 0/0")
+R_TE_A = _m("facet a has no false negative and no false positive (0/0)")
+R_TE_D = _m("facet d has no false negative and no false positive (0/0)")
+R_TE_INF = _m("both facets have false negatives but no false positives (inf - inf)")
+R_GE_EMPTY = _m("there are no rows")
+R_GE_ALL_FN = _m("every row is a false negative: the mean benefit is 0")
+# smclarify 0.5 messages (verbatim)
+S_CI_A = _m("CI: negated facet set is empty. Check that x[~facet] has non-zero length.")
+S_CI_D = _m("CI: facet set is empty. Check that x[facet] has non-zero length.")
+S_DPL_A = _m("Negative facet set is empty.")
+S_DPL_D = _m("Facet set is empty.")
+S_SHARED = _m("No instance of common facet found, dataset may be too small")
+S_NO_GROUP = _m("Group variable is empty or not provided")
+S_NO_POS = _m("No positive labels in set")
+S_NO_NEG = _m("No negative labels in set")
+S_DI_A = _m("Negated facet set is empty")
+S_D = _m("Facet set is empty")
+S_A = _m("Negated Facet set is empty")
+S_DCO_D = _m("DCO: Facet set is empty")
+S_DCO_A = _m("DCO: Negated Facet set is empty")
+S_DLA_D = _m("DLA: Facet set is empty")
+S_DLA_A = _m("DLA: Negated Facet set is empty")
+S_DLR_D = _m("DLR: Facet set is empty")
+S_DLR_A = _m("DLR: Negated Facet set is empty")
+S_GE_EMPTY = _m("dataset must be non-empty")
+S_GE_ALL_FN = _m(
+    "All predicted labels are false negatives. There should be at least one prediction that is not false negative."
+)
+
+
+class _Out:
+    """A value array and its reason codes; the first reason set wins."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = np.array(value, dtype=np.float64)
+        self.reason = np.zeros(self.value.shape, dtype=np.int16)
+
+    def fail(self, mask: Any, code: int) -> _Out:
+        mask = np.broadcast_to(mask, self.reason.shape) & (self.reason == 0)
+        self.reason[mask] = code
+        return self
+
+    def done(self) -> tuple[np.ndarray, np.ndarray]:
+        self.value[self.reason != 0] = np.nan
+        return self.value, self.reason
+
+
+def _div(x: np.ndarray, y: np.ndarray, compat: str) -> np.ndarray:
+    """x / y; smclarify's ``divide`` turns 0/0 into 0 (x/0 is ±inf in both conventions)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.true_divide(x, y)
+    if compat == "smclarify":
+        r = np.where((x == 0) & (y == 0), 0.0, r)
+    return r
+
+
+def _diff_inf(r1: np.ndarray, r2: np.ndarray, compat: str) -> tuple[np.ndarray, np.ndarray]:
+    """r1 - r2 and the mask where both are +inf (smclarify: 0; clarion: undefined)."""
+    with np.errstate(invalid="ignore"):
+        d = r1 - r2
+    both = (r1 == np.inf) & (r2 == np.inf)
+    if compat == "smclarify":
+        d = np.where(both, 0.0, d)
+    return d, both
+
+
+class _Counts:
+    """Named marginals of ``C[..., 2, K, 2, P]`` (computed once, shared by all metrics)."""
+
+    def __init__(self, C: np.ndarray) -> None:
+        C = np.asarray(C, dtype=np.float64)
+        self.C = C
+        g = C.sum(axis=-3)  # [..., 2, 2, P]  (group, y, yhat)
+        self.n = g.sum(axis=(-1, -2))  # [..., 2]
+        self.ny = g.sum(axis=-1)  # [..., 2(group), 2(y)]
+        self.has_pred = C.shape[-1] == 2
+        if self.has_pred:
+            self.nyhat = g.sum(axis=-2)  # [..., 2(group), 2(yhat)]
+            self.TN, self.FP = g[..., 0, 0], g[..., 0, 1]
+            self.FN, self.TP = g[..., 1, 0], g[..., 1, 1]
+        self.na, self.nd = self.n[..., 0], self.n[..., 1]
+        self.a_empty, self.d_empty = self.na == 0, self.nd == 0
+
+
+def _empty(out: _Out, c: _Counts, compat: str, a_code: int, d_code: int, d_first: bool) -> _Out:
+    if compat == "smclarify":
+        first, second = ((c.d_empty, d_code), (c.a_empty, a_code)) if d_first else ((c.a_empty, a_code),
+                                                                                     (c.d_empty, d_code))
+        return out.fail(*first).fail(*second)
+    return out.fail(c.d_empty, R_D_EMPTY).fail(c.a_empty, R_A_EMPTY)
+
+
+def _ci(c: _Counts, compat: str) -> _Out:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (c.na - c.nd) / (c.na + c.nd)
+    return _empty(_Out(v), c, compat, S_CI_A, S_CI_D, d_first=False)
+
+
+def _proportion_diff(c: _Counts, n1: np.ndarray, compat: str) -> _Out:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = n1[..., 0] / c.na - n1[..., 1] / c.nd
+    return _empty(_Out(v), c, compat, S_DPL_A, S_DPL_D, d_first=False)
+
+
+def _distributions(c: _Counts, compat: str):
+    """Pa, Pd over y = 0, 1, and the mask of label values to use."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Pa = c.ny[..., 0, :] / c.na[..., None]
+        Pd = c.ny[..., 1, :] / c.nd[..., None]
+    if compat == "smclarify":
+        use = (Pa > 0) & (Pd > 0)
+    else:
+        use = np.ones(Pa.shape, dtype=bool)
+    return Pa, Pd, use
+
+
+def _divergence_fail(out: _Out, c: _Counts, use: np.ndarray, compat: str) -> _Out:
+    if compat == "smclarify":
+        return out.fail(~use.any(axis=-1), S_SHARED)
+    return out.fail(c.d_empty, R_D_EMPTY).fail(c.a_empty, R_A_EMPTY)
+
+
+def _xlogy_ratio(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """p ln(p/q) with 0 ln(0/q) = 0 and p ln(p/0) = inf for p > 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = p * np.log(p / q)
+    return np.where(p == 0, 0.0, t)
+
+
+def _kl(c: _Counts, compat: str) -> _Out:
+    Pa, Pd, use = _distributions(c, compat)
+    t = np.where(use, _xlogy_ratio(Pa, Pd), 0.0)
+    return _divergence_fail(_Out(t[..., 0] + t[..., 1]), c, use, compat)
+
+
+def _js(c: _Counts, compat: str) -> _Out:
+    Pa, Pd, use = _distributions(c, compat)
+    P = 0.5 * (Pa + Pd)
+    ta = np.where(use, _xlogy_ratio(Pa, P), 0.0)
+    td = np.where(use, _xlogy_ratio(Pd, P), 0.0)
+    v = 0.5 * ((ta[..., 0] + ta[..., 1]) + (td[..., 0] + td[..., 1]))
+    return _divergence_fail(_Out(v), c, use, compat)
+
+
+def _lp(c: _Counts, compat: str, order: str) -> _Out:
+    Pa, Pd, use = _distributions(c, compat)
+    x = np.where(use, Pa - Pd, 0.0)
+    if order == "LP":
+        v = np.sqrt(x[..., 0] * x[..., 0] + x[..., 1] * x[..., 1])
+    elif order == "TVD":
+        v = 0.5 * (np.abs(x[..., 0]) + np.abs(x[..., 1]))
+    else:
+        v = np.maximum(np.abs(x[..., 0]), np.abs(x[..., 1]))
+    return _divergence_fail(_Out(v), c, use, compat)
+
+
+def _cdd(c: _Counts, compat: str, predicted: bool, has_group: bool, missing_subgroup: bool) -> _Out:
+    X = c.C.sum(axis=-2) if predicted else c.C.sum(axis=-1)  # [..., 2(group), K, 2(outcome)]
+    pos_i = X[..., 1].sum(axis=-2)  # [..., K]: positives per subgroup (both facets)
+    neg_i = X[..., 0].sum(axis=-2)
+    n_i = pos_i + neg_i
+    pos_d_i, neg_d_i = X[..., 1, :, 1], X[..., 1, :, 0]
+    pos_all, neg_all = pos_i.sum(axis=-1), neg_i.sum(axis=-1)
+    if compat == "smclarify" and missing_subgroup:
+        # smclarify's np.unique gives NaN its own subgroup whose mask matches nothing: weight 0
+        n_i = n_i.copy()
+        n_i[..., 0] = 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        A = pos_d_i / pos_i
+        D = neg_d_i / neg_i
+    if compat == "smclarify":
+        A = np.where(pos_i != 0, A, 0.0)
+        D = np.where(neg_i != 0, D, 0.0)
+        dd = D - A
+        num = (n_i * dd).sum(axis=-1)
+        v = _div(num, n_i.sum(axis=-1), compat)
+        out = _Out(v)
+        if not has_group:
+            return out.fail(True, S_NO_GROUP)
+        return out.fail(pos_all == 0, S_NO_POS).fail(neg_all == 0, S_NO_NEG)
+    ok = (pos_i != 0) & (neg_i != 0)
+    w = np.where(ok, n_i, 0.0)
+    dd = np.where(ok, D - A, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (w * dd).sum(axis=-1) / w.sum(axis=-1)
+    out = _Out(v)
+    if not has_group:
+        return out.fail(True, R_NO_GROUP)
+    out.fail(c.d_empty, R_D_EMPTY).fail(c.a_empty, R_A_EMPTY)
+    out.fail(pos_all == 0, R_NO_PRED_POS if predicted else R_NO_POS)
+    out.fail(neg_all == 0, R_NO_PRED_NEG if predicted else R_NO_NEG)
+    return out.fail(w.sum(axis=-1) == 0, R_CDD_NO_SUBGROUP)
+
+
+def _di(c: _Counts, compat: str) -> _Out:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        qa = c.nyhat[..., 0, 1] / c.na
+        qd = c.nyhat[..., 1, 1] / c.nd
+    out = _Out(_div(qd, qa, compat))
+    if compat == "smclarify":
+        return out.fail(c.a_empty, S_DI_A).fail(c.d_empty, S_D)
+    return _empty(out, c, compat, 0, 0, False).fail((qa == 0) & (qd == 0), R_DI_ZERO)
+
+
+def _dco(c: _Counts, compat: str, which: str) -> _Out:
+    if which == "DCA":
+        ra = _div(c.ny[..., 0, 1], c.nyhat[..., 0, 1], compat)
+        rd = _div(c.ny[..., 1, 1], c.nyhat[..., 1, 1], compat)
+        v, both = _diff_inf(ra, rd, compat)
+        codes = (R_DCA_A, R_DCA_D, R_DCA_INF)
+    else:
+        ra = _div(c.ny[..., 0, 0], c.nyhat[..., 0, 0], compat)
+        rd = _div(c.ny[..., 1, 0], c.nyhat[..., 1, 0], compat)
+        v, both = _diff_inf(rd, ra, compat)
+        codes = (R_DCR_A, R_DCR_D, R_DCR_INF)
+    out = _Out(v)
+    if compat == "smclarify":
+        return out.fail(c.d_empty, S_DCO_D).fail(c.a_empty, S_DCO_A)
+    _empty(out, c, compat, 0, 0, False)
+    return out.fail(np.isnan(ra), codes[0]).fail(np.isnan(rd), codes[1]).fail(both, codes[2])
+
+
+def _rate_diff(c: _Counts, compat: str, num: tuple, den: tuple, d_minus_a: bool, codes: tuple,
+               s_codes: tuple) -> _Out:
+    """Difference of a per-group rate num/den; num/den are tuples of count arrays added up."""
+    def rate(g: int) -> np.ndarray:
+        x = sum(a[..., g] for a in num)
+        y = sum(a[..., g] for a in den)
+        return _div(x, y, compat)
+
+    ra, rd = rate(0), rate(1)
+    v, _ = _diff_inf(rd, ra, compat) if d_minus_a else _diff_inf(ra, rd, compat)
+    out = _Out(v)
+    if compat == "smclarify":
+        return out.fail(c.d_empty, s_codes[0]).fail(c.a_empty, s_codes[1])
+    _empty(out, c, compat, 0, 0, False)
+    return out.fail(np.isnan(ra), codes[0]).fail(np.isnan(rd), codes[1])
+
+
+def _ad(c: _Counts, compat: str) -> _Out:
+    acc_a = _div(c.TP[..., 0] + c.TN[..., 0], c.na, compat)
+    acc_d = _div(c.TP[..., 1] + c.TN[..., 1], c.nd, compat)
+    v, _ = _diff_inf(acc_a, acc_d, compat)
+    return _empty(_Out(v), c, compat, S_A, S_D, d_first=True)
+
+
+def _te(c: _Counts, compat: str) -> _Out:
+    ta = _div(c.FN[..., 0], c.FP[..., 0], compat)
+    td = _div(c.FN[..., 1], c.FP[..., 1], compat)
+    v, both = _diff_inf(td, ta, compat)
+    out = _Out(v)
+    if compat == "smclarify":
+        return out.fail(c.d_empty, S_D).fail(c.a_empty, S_A)
+    _empty(out, c, compat, 0, 0, False)
+    return out.fail(np.isnan(ta), R_TE_A).fail(np.isnan(td), R_TE_D).fail(both, R_TE_INF)
+
+
+def _ge(c: _Counts, compat: str) -> _Out:
+    TP, TN = c.TP.sum(axis=-1), c.TN.sum(axis=-1)
+    FP, FN = c.FP.sum(axis=-1), c.FN.sum(axis=-1)
+    N = TP + TN + FP + FN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (TP + TN + 2.0 * FP) / N
+        r1 = 1.0 / mean
+        r2 = 2.0 / mean
+        total = -FN + (TP + TN) * (r1 * r1 - 1.0) + FP * (r2 * r2 - 1.0)
+        v = total / (N * 2.0)
+    out = _Out(v)
+    if compat == "smclarify":
+        return out.fail(N == 0, S_GE_EMPTY).fail(mean == 0, S_GE_ALL_FN)
+    return out.fail(N == 0, R_GE_EMPTY).fail(mean == 0, R_GE_ALL_FN)
+
+
+def compute(
+    C: np.ndarray,
+    methods: Iterable[str],
+    *,
+    compat: str = "clarion",
+    has_group: bool = False,
+    missing_subgroup: bool = False,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Evaluate count-based metrics on ``C[..., 2, K, 2, P]`` (see the module docstring).
+
+    Parameters
+    ----------
+    C : ndarray
+        Counts (or weighted counts); any leading axes.
+    methods : iterable of str
+        Metric names among :data:`COUNT_METRICS`; post-training ones need ``P == 2``.
+    compat : {"clarion", "smclarify"}
+        Edge-case convention.
+    has_group : bool
+        Whether axis -3 holds the subgroups of a group variable (else CDDL/CDDPL fail).
+    missing_subgroup : bool
+        Whether subgroup 0 holds rows whose group variable is missing (dropped by smclarify).
+
+    Returns
+    -------
+    dict
+        name → ``(value, reason)``, arrays of the leading shape; ``reason`` indexes
+        :data:`MESSAGES` (0 = defined).
+    """
+    if compat not in ("clarion", "smclarify"):
+        raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
+    c = _Counts(C)
+    table: dict[str, Callable[[], _Out]] = {
+        "CI": lambda: _ci(c, compat),
+        "DPL": lambda: _proportion_diff(c, c.ny[..., 1], compat),
+        "KL": lambda: _kl(c, compat),
+        "JS": lambda: _js(c, compat),
+        "LP": lambda: _lp(c, compat, "LP"),
+        "TVD": lambda: _lp(c, compat, "TVD"),
+        "KS": lambda: _lp(c, compat, "KS"),
+        "CDDL": lambda: _cdd(c, compat, False, has_group, missing_subgroup),
+    }
+    if c.has_pred:
+        TP, FP, FN, TN = c.TP, c.FP, c.FN, c.TN
+        table.update({
+            "DPPL": lambda: _proportion_diff(c, c.nyhat[..., 1], compat),
+            "DI": lambda: _di(c, compat),
+            "DCA": lambda: _dco(c, compat, "DCA"),
+            "DCR": lambda: _dco(c, compat, "DCR"),
+            "RD": lambda: _rate_diff(c, compat, (TP,), (TP, FN), False, (R_RD_A, R_RD_D), (S_DLA_D, S_DLA_A)),
+            "SD": lambda: _rate_diff(c, compat, (TN,), (TN, FP), True, (R_SD_A, R_SD_D), (S_DLA_D, S_DLA_A)),
+            "DAR": lambda: _rate_diff(c, compat, (TP,), (TP, FP), False, (R_DAR_A, R_DAR_D), (S_DLR_D, S_DLR_A)),
+            "DRR": lambda: _rate_diff(c, compat, (TN,), (TN, FN), True, (R_DRR_A, R_DRR_D), (S_DLR_D, S_DLR_A)),
+            "AD": lambda: _ad(c, compat),
+            "TE": lambda: _te(c, compat),
+            "CDDPL": lambda: _cdd(c, compat, True, has_group, missing_subgroup),
+            "GE": lambda: _ge(c, compat),
+        })
+    out = {}
+    for name in methods:
+        if name not in table:
+            if name in COUNT_METRICS:
+                raise ValueError(f"metric {name} needs predicted labels (a count tensor with P == 2)")
+            raise ValueError(f"unknown count-based metric {name!r}; known: {', '.join(COUNT_METRICS)}")
+        out[name] = table[name]().done()
+    return out

@@ -1,0 +1,23 @@
+"""Kernel SHAP attributions, k-means baselines and partial dependence.
+
+* :class:`KernelShap` — local attributions of many rows with one shared coalition plan and one
+  linear operator; the compiled core builds, averages and solves everything but the model.
+* :class:`Explanation` — local values plus Clarify's global aggregations.
+* :func:`kmeans_baseline` — weighted k-means background (modes for categorical columns).
+* :func:`partial_dependence` — Clarify-style partial dependence through the same masking path.
+"""
+
+from __future__ import annotations
+
+from clarion.explain._baseline import Baseline, kmeans_baseline
+from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
+from clarion.explain._pdp import partial_dependence
+
+__all__ = [
+    "Baseline",
+    "Explanation",
+    "KernelShap",
+    "ShapConditioningWarning",
+    "kmeans_baseline",
+    "partial_dependence",
+]

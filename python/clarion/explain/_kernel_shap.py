@@ -1,0 +1,525 @@
+"""Kernel SHAP with one shared coalition plan and one linear operator (spec: kernel-shap.md)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from clarion import _backend
+from clarion.explain import _kernels
+from clarion.explain._baseline import Baseline
+from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._model import prediction_function
+from clarion.explain._tabular import TabularCodec
+
+__all__ = ["Explanation", "KernelShap", "ShapConditioningWarning"]
+
+MSG_EMPTY_BACKGROUND = "background has no rows (K = 0); Kernel SHAP needs at least one background row"
+MSG_FEW_PLAYERS = (
+    "Kernel SHAP needs at least 2 players (features or groups to explain), got M = {M}; with "
+    "one player its attribution is simply f(x) - E f(background)"
+)
+MSG_NUM_SAMPLES = "num_samples must be None or an integer >= 2, got {value!r}"
+MSG_LINK = "link must be 'identity' or 'logit', got {value!r}"
+MSG_WEIGHTS = "background weights must be finite, >= 0 and not all 0 (one per background row)"
+MSG_UNKNOWN_COLUMN = "{arg}: unknown column {col!r} (columns: {columns})"
+MSG_UNKNOWN_PLAYER = "features_to_explain: unknown feature {name!r} (features: {names})"
+MSG_GROUP_OVERLAP = "feature_groups: column {col!r} is in more than one group"
+MSG_GROUP_EMPTY = "feature_groups: group {name!r} has no columns"
+MSG_SEED = "seed must be None or an integer in [0, 2**64), got {value!r}"
+MSG_AGG = "agg must be 'mean_abs', 'median' or 'mean_sq', got {value!r}"
+
+_LINKS = {"identity": 0, "logit": 1}
+_STD_GROUPS = 10
+_HOST_BATCH_ROWS = 1 << 16
+
+
+class ShapConditioningWarning(UserWarning):
+    """The coalition plan does not determine the attributions (too few coalitions): the operator
+    was computed by least squares (minimum-norm solution) instead of a Cholesky solve."""
+
+
+class Explanation:
+    """Local Kernel SHAP attributions of N rows, with Clarify's global aggregations.
+
+    Attributes
+    ----------
+    values : ndarray
+        ``(N, M)`` for a model with one output, ``(N, M, D)`` for D outputs. In link space
+        (log-odds with ``link="logit"``); each row satisfies
+        ``values.sum(axis=1) = g(f(x)) - expected_value``.
+    expected_value : float or ndarray of shape (D,)
+        The base value ``g(sum_k pi_k f(b_k))``. With ``features_to_explain`` it is per row
+        (shape ``(N,)`` or ``(N, D)``): ``g(sum_k pi_k f(x_rest, b_k))``.
+    feature_names : list of str
+        One name per player (column, or group of columns).
+    data : ndarray or DataFrame
+        The explained rows as given.
+    output_names : list or None
+        Output labels (a classifier's ``classes_``) or None.
+    std : ndarray or None
+        Standard errors of ``values`` from the sampling (``explain(..., return_std=True)``), zeros
+        in exact mode; None when not requested.
+    exact : bool
+        Whether every coalition was enumerated (exact Shapley values of the game).
+    num_samples : int
+        Coalitions evaluated per row (S).
+    """
+
+    def __init__(self, values: np.ndarray, expected_value: Any, feature_names: list[str], data: Any, *,
+                 output_names: list[Any] | None = None, std: np.ndarray | None = None, exact: bool = False,
+                 num_samples: int = 0, player_columns: list[list[int]] | None = None):
+        self.values = values
+        self.expected_value = expected_value
+        self.feature_names = list(feature_names)
+        self.data = data
+        self.output_names = output_names
+        self.std = std
+        self.exact = exact
+        self.num_samples = num_samples
+        self._player_columns = player_columns
+
+    def __repr__(self) -> str:
+        return (f"Explanation(values shape {self.values.shape}, features {len(self.feature_names)}, "
+                f"exact={self.exact}, num_samples={self.num_samples})")
+
+    def _outputs(self) -> list[Any]:
+        D = self.values.shape[2]
+        return list(self.output_names) if self.output_names is not None and len(self.output_names) == D else list(range(D))
+
+    def global_importance(self, agg: Literal["mean_abs", "median", "mean_sq"] = "mean_abs") -> pd.Series | pd.DataFrame:
+        r"""Clarify's global SHAP values per feature over the N explained rows.
+
+        .. math::
+
+            \text{mean\_abs}_j = \frac1N \sum_n |\phi_{nj}|,\quad
+            \text{mean\_sq}_j = \frac1N \sum_n \phi_{nj}^2,\quad
+            \text{median}_j = \operatorname{median}_n \phi_{nj}\ \text{(signed)}
+
+        Parameters
+        ----------
+        agg : {"mean_abs", "median", "mean_sq"}
+            Aggregation, as Clarify's ``agg_method``.
+
+        Returns
+        -------
+        Series or DataFrame
+            A Series indexed by feature name for a one-output model, else a DataFrame with one
+            column per output; sorted by importance, descending (by ``|median|`` for
+            ``"median"``; by the mean over outputs for several outputs). NaN when N = 0.
+        """
+        if agg not in ("mean_abs", "median", "mean_sq"):
+            raise ValueError(MSG_AGG.format(value=agg))
+        v = self.values if self.values.ndim == 3 else self.values[:, :, None]
+        if v.shape[0] == 0:
+            g = np.full(v.shape[1:], np.nan)
+        elif agg == "mean_abs":
+            g = np.abs(v).mean(axis=0)
+        elif agg == "mean_sq":
+            g = (v**2).mean(axis=0)
+        else:
+            g = np.median(v, axis=0)
+        key = np.abs(g).mean(axis=1) if agg == "median" else g.mean(axis=1)
+        order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")
+        names = [self.feature_names[i] for i in order]
+        if self.values.ndim == 2:
+            return pd.Series(g[order, 0], index=pd.Index(names, name="feature"), name=agg)
+        return pd.DataFrame(g[order], index=pd.Index(names, name="feature"),
+                            columns=pd.Index(self._outputs(), name="output"))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Local values, one row per explained row (Clarify's ``out.csv`` layout).
+
+        Columns are feature names for a one-output model, else a ``(output, feature)``
+        MultiIndex. The index is the DataFrame index of ``data`` when it had one.
+        """
+        index = self.data.index if isinstance(self.data, pd.DataFrame) else None
+        if self.values.ndim == 2:
+            return pd.DataFrame(self.values, columns=self.feature_names, index=index)
+        N, M, D = self.values.shape
+        cols = pd.MultiIndex.from_product([self._outputs(), self.feature_names], names=["output", "feature"])
+        return pd.DataFrame(self.values.transpose(0, 2, 1).reshape(N, D * M), columns=cols, index=index)
+
+    def to_shap(self) -> Any:
+        """A ``shap.Explanation`` (needs shap installed), so shap's plots work on the result."""
+        try:
+            import shap  # noqa: PLC0415 - optional
+        except ImportError as exc:  # pragma: no cover - exercised without shap
+            raise ImportError("to_shap() needs the shap package (pip install shap)") from exc
+        N = self.values.shape[0]
+        ev = np.asarray(self.expected_value, dtype=np.float64)
+        if ev.ndim == self.values.ndim - 1:  # already per row (features_to_explain)
+            base = ev.copy()
+        else:
+            base = np.broadcast_to(ev, (N,) + ev.shape).copy()
+        data = None
+        if self._player_columns is not None and all(len(c) == 1 for c in self._player_columns):
+            cols = [c[0] for c in self._player_columns]
+            raw = self.data.to_numpy() if isinstance(self.data, pd.DataFrame) else np.asarray(self.data)
+            data = raw[:, cols]
+        kwargs = {}
+        if self.values.ndim == 3:
+            kwargs["output_names"] = [str(o) for o in self._outputs()]
+        return shap.Explanation(values=self.values, base_values=base, data=data,
+                                feature_names=self.feature_names, **kwargs)
+
+
+def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
+    """col_player [P] (int32, -1 = fixed to x), player names, player -> columns."""
+    P = len(columns)
+    names_str = [str(c) for c in columns]
+
+    def col_index(col: Any, arg: str) -> int:
+        if col in columns:
+            return columns.index(col)
+        if isinstance(col, str) and col in names_str:
+            return names_str.index(col)
+        if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and 0 <= col < P:
+            return int(col)
+        raise ValueError(MSG_UNKNOWN_COLUMN.format(arg=arg, col=col, columns=columns))
+
+    owner = [-1] * P
+    groups: list[tuple[str, list[int]]] = []
+    if feature_groups is not None:
+        items = (feature_groups.items() if isinstance(feature_groups, Mapping)
+                 else [(None, g) for g in feature_groups])
+        for name, cols in items:
+            if isinstance(cols, (str, int, np.integer)):
+                cols = [cols]
+            idx = [col_index(c, "feature_groups") for c in cols]
+            if not idx:
+                raise ValueError(MSG_GROUP_EMPTY.format(name=name))
+            gname = str(name) if name is not None else "+".join(names_str[i] for i in idx)
+            for i in idx:
+                if owner[i] != -1:
+                    raise ValueError(MSG_GROUP_OVERLAP.format(col=columns[i]))
+                owner[i] = len(groups)
+            groups.append((gname, sorted(set(idx))))
+    players = list(groups)
+    for i in range(P):
+        if owner[i] == -1:
+            players.append((names_str[i], [i]))
+    players.sort(key=lambda p: p[1][0])
+    if features_to_explain is not None:
+        if isinstance(features_to_explain, (str, int, np.integer)):
+            features_to_explain = [features_to_explain]
+        pnames = [p[0] for p in players]
+        keep = []
+        for f in features_to_explain:
+            if f in pnames:
+                k = pnames.index(f)
+            elif str(f) in pnames:
+                k = pnames.index(str(f))
+            elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(players):
+                k = int(f)
+            else:
+                raise ValueError(MSG_UNKNOWN_PLAYER.format(name=f, names=pnames))
+            if k not in keep:
+                keep.append(k)
+        players = [players[k] for k in sorted(keep)]
+    col_player = np.full(P, -1, dtype=np.int32)
+    for j, (_, cols) in enumerate(players):
+        col_player[cols] = j
+    return col_player, [p[0] for p in players], [p[1] for p in players]
+
+
+class KernelShap:
+    r"""Kernel SHAP attributions whose only real cost is the model.
+
+    Explains a model's outputs by the Shapley values of the game
+    :math:`v(z) = g\big(\sum_k \pi_k f(h(x, b_k, z))\big)` (interventional expectation over the
+    background, link :math:`g` applied after the average, as shap and Clarify). One coalition
+    plan (shap's scheme, seeded) is shared by all rows, so the constrained weighted least-squares
+    solve is a fixed operator: :math:`\phi = L y + c\,\Delta` with
+    :math:`y_s = v(z_s) - v(0)` and :math:`\Delta = v(1) - v(0)`. The compiled core writes the
+    synthetic rows straight into model-sized batches (chunked to ``memory_budget``), averages the
+    outputs over the background and applies the operator; the model is called once per batch.
+
+    Parameters
+    ----------
+    model : callable or scikit-learn estimator
+        ``f(batch) -> (n,)`` or ``(n, D)``; a classifier (or Pipeline) is called through
+        ``predict_proba``, another estimator through ``predict``. The batch is a numpy array, or
+        a DataFrame with the background's columns and dtypes when the background is one
+        (categorical and string columns are masked as codes and handed back with their dtypes,
+        so a Pipeline with a OneHotEncoder works unchanged). A batch is only valid during the
+        call: its memory is reused for the next batch, so a model must not keep a reference.
+    background : ndarray, DataFrame or Baseline
+        K background rows (uniform weights), or a weighted :class:`Baseline` such as
+        :func:`kmeans_baseline` returns.
+    num_samples : int, optional
+        Coalitions per row; default shap's ``2 M + 2048``, capped at :math:`2^M - 2`. At the cap
+        every coalition is enumerated and the result is the exact Shapley value.
+    seed : int, optional
+        Seed of the coalition plan; the same seed gives bit-identical results. None draws one
+        (kept in ``seed_``).
+    link : {"identity", "logit"}
+        ``"logit"`` explains log-odds (Clarify's ``use_logit``), with probabilities clipped to
+        ``[1e-15, 1 - 1e-15]``.
+    paired : bool, default True
+        Pair each sampled coalition with its complement (antithetic sampling, as shap).
+    feature_groups : mapping name -> columns, or list of column lists, optional
+        Columns that act as one player (e.g. one-hot blocks). Other columns are players on their
+        own. Players are ordered by their first column.
+    features_to_explain : list of feature names or indices, optional
+        Players to explain; all other columns always take the explained row's value (so the base
+        value is the background average with those columns present, and
+        ``sum(phi) = g(f(x)) - g(E f(x_rest, b))``).
+    memory_budget : int or str, default "1GiB"
+        Bytes for the synthetic rows of one model batch and their outputs (the model's own
+        temporaries are not counted). At least one row's K synthetic rows form a batch. On the
+        host, batches start at 2^16 rows and double (up to the budget) while throughput improves;
+        results never depend on the batch sizes.
+    n_jobs : int, optional
+        CPU threads of the compiled kernels (default all cores or ``CLARION_NUM_THREADS``);
+        does not parallelise the model.
+    backend : {"auto", "numpy", "cpu", "cuda"}
+        See :mod:`clarion._backend`. cupy arrays (background and X) use the CUDA kernels; the
+        model then receives cupy batches and no synthetic row leaves the GPU.
+
+    Attributes
+    ----------
+    expected_value : float or ndarray
+        Base value ``g(E_pi f(b))``.
+    feature_names : list of str
+    num_samples_ : int
+        Coalitions in the plan (S).
+    exact_ : bool
+        Whether the plan enumerates every coalition.
+    seed_ : int
+    """
+
+    def __init__(self, model: Any, background: Any, *, num_samples: int | None = None, seed: int | None = None,
+                 link: Literal["identity", "logit"] = "identity", paired: bool = True,
+                 feature_groups: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
+                 features_to_explain: Sequence[Any] | None = None, memory_budget: int | str = "1GiB",
+                 n_jobs: int | None = None, backend: str = "auto"):
+        self._predict = prediction_function(model)
+        if link not in _LINKS:
+            raise ValueError(MSG_LINK.format(value=link))
+        self.link = link
+        self._link = _LINKS[link]
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer))
+                                        or num_samples < 2):
+            raise ValueError(MSG_NUM_SAMPLES.format(value=num_samples))
+        if seed is None:
+            seed = secrets.randbits(63)
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(MSG_SEED.format(value=seed))
+        self.seed_ = int(seed)
+        self.paired = bool(paired)
+        self._budget = parse_budget(memory_budget)
+        self._n_jobs = check_n_jobs(n_jobs)
+        self._threads = _kernels.n_threads(self._n_jobs)
+        self._backend_req = backend
+
+        data, weights = (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
+        self._codec = TabularCodec(data, "background")
+        B = self._codec.encode(data, "background")
+        K = B.shape[0]
+        if K == 0:
+            raise ValueError(MSG_EMPTY_BACKGROUND)
+        self._impl = _backend.resolve(backend, B)
+        if weights is None:
+            pi = np.full(K, 1.0 / K)
+        else:
+            pi = np.asarray(weights, dtype=np.float64)
+            if pi.shape != (K,) or not np.isfinite(pi).all() or (pi < 0).any() or pi.sum() <= 0:
+                raise ValueError(MSG_WEIGHTS)
+            pi = pi / pi.sum()
+        self._pi_host = pi
+        self._B = B
+        self._col_player, self.feature_names, self._player_columns = _players(
+            self._codec.columns, feature_groups, features_to_explain)
+        M = len(self.feature_names)
+        if M < 2:
+            raise ValueError(MSG_FEW_PLAYERS.format(M=M))
+        self.M = M
+        max_samples = 2**M - 2 if M <= 30 else 2**30
+        S_req = 2 * M + 2**11 if num_samples is None else int(num_samples)
+        self._n_samples = min(S_req, max_samples)
+
+        xp = self._xp()
+        self._pi = xp.asarray(pi)
+        Fb = self._predict(self._codec.decode(B), where=" (on the background)")
+        self.output_names = self._predict.output_names
+        base = _kernels.reduce(self._impl, Fb, self._pi, 0, self._threads)[0]
+        self._base_raw = base
+        self._base_link = xp.asarray(self._link_fn(base))
+
+        Z, w, block = _kernels.coalition_plan(self._impl, M, self._n_samples, self.seed_, self.paired)
+        L, c, status = _kernels.wls_operator(self._impl, Z, w)
+        if status:
+            warnings.warn(
+                f"the {Z.shape[0]} coalitions of the plan do not determine all {M} attributions "
+                f"(num_samples={self._n_samples}); the operator was computed by least squares "
+                "(minimum-norm solution). Increase num_samples.",
+                ShapConditioningWarning, stacklevel=2)
+        self._Z, self._w, self._block, self._L, self._c = Z, w, block, L, c
+        self.num_samples_ = Z.shape[0]
+        self.exact_ = M <= 30 and self.num_samples_ == 2**M - 2
+
+    # ---------------------------------------------------------------------------------------------
+    def _xp(self):
+        if self._impl == "cuda":
+            import cupy  # noqa: PLC0415
+
+            return cupy
+        return np
+
+    def _link_fn(self, v: Any) -> Any:
+        if self._link == 0:
+            return v
+        xp = self._xp()
+        p = xp.clip(v, 1e-15, 1 - 1e-15)
+        return xp.log(p / (1 - p))
+
+    @property
+    def expected_value(self) -> Any:
+        ev = np.asarray(self._base_link.get() if hasattr(self._base_link, "get") else self._base_link)
+        return float(ev[0]) if self._predict.vector_out else ev.copy()
+
+    def _operators(self, return_std: bool):
+        """Stacked transposed operators LT [S, Mo] and c [Mo]: the plan's operator first, then
+        (return_std) one per group of sampled draws (spec 7.1)."""
+        L, c = self._L, self._c
+        if not return_std:
+            return np.ascontiguousarray(L.T), c, 0
+        sampled = self._block >= 0
+        n_draws = int(self._block.max()) + 1 if sampled.any() else 0
+        G = min(_STD_GROUPS, n_draws)
+        if G < 2:
+            return np.ascontiguousarray(L.T), c, G
+        S, M = self._Z.shape
+        LT = np.zeros((S, M * (G + 1)))
+        cs = np.zeros(M * (G + 1))
+        LT[:, :M], cs[:M] = L.T, c
+        left = self._w[sampled].sum()
+        for g in range(G):
+            in_g = sampled & (self._block % G == g)
+            sel = ~sampled | in_g
+            wg = self._w.copy()
+            wg[in_g] *= left / self._w[in_g].sum()
+            Lg, cg, _ = _kernels.wls_operator(self._impl, self._Z[sel], wg[sel])
+            LT[sel, (g + 1) * M:(g + 2) * M] = Lg.T
+            cs[(g + 1) * M:(g + 2) * M] = cg
+        return LT, cs, G
+
+    def explain(self, X: Any, *, progress: Callable[[int, int], None] | None = None,
+                return_std: bool = False) -> Explanation:
+        """Attributions of every row of ``X``.
+
+        Parameters
+        ----------
+        X : ndarray or DataFrame, shape (N, P)
+            Rows to explain, with the background's columns.
+        progress : callable, optional
+            Called as ``progress(done, total)`` (synthetic rows) after each model batch.
+        return_std : bool, default False
+            Also estimate standard errors: the sampled draws are split into G = 10 groups, each
+            group (with the enumerated coalitions) gives its own estimate through its own
+            operator in the same pass, and ``std = sd_g(phi_g) / sqrt(G)``. Zeros in exact mode;
+            NaN when fewer than 2 draws were sampled.
+
+        Returns
+        -------
+        Explanation
+        """
+        Xm = self._codec.encode(X, "X")
+        impl = _backend.resolve(self._backend_req, Xm, self._B)
+        if impl != self._impl:
+            raise ValueError(f"X must live where the background does (background backend {self._impl!r}, X {impl!r})")
+        xp = self._xp()
+        N, P = Xm.shape
+        K = self._B.shape[0]
+        M, S = self.M, self.num_samples_
+        D = self._predict.n_outputs
+        row_bytes = bytes_per_row(P, Xm.dtype.itemsize, D, self._codec.is_frame)
+        rows_per_batch = max(1, self._budget // row_bytes)
+
+        # f(x) for every row, in batches.
+        fx = xp.empty((N, D))
+        for a in range(0, N, rows_per_batch):
+            b = min(N, a + rows_per_batch)
+            fx[a:b] = self._predict(self._codec.decode(Xm[a:b]), where=f" (on X rows {a}..{b - 1})")
+        delta = self._link_fn(fx) - self._base_link[None, :]
+
+        LT, cs, G = self._operators(return_std)
+        Mo = LT.shape[1]
+        Zd, LTd, cpd = (xp.asarray(self._Z), xp.asarray(LT), xp.asarray(self._col_player))
+        phi = xp.zeros((N, Mo, D))
+        max_pairs = max(1, rows_per_batch // K)
+        total = N * S
+        # Host batches start cache-sized (2^16 rows, one reused buffer) and double while the
+        # throughput of a whole batch (mask + model + reduce + solve) improves by > 10%: models
+        # with a high per-call cost get large batches, cache-bound models stay small. Results do
+        # not depend on the batch sizes (see apply), so this keeps runs bit-identical.
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        q0 = 0
+        while q0 < total:
+            q1 = min(total, q0 + pairs)
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+            syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
+            F = self._predict(self._codec.decode(syn),
+                              where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
+            del syn
+            Y = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
+            del F
+            phi = _kernels.apply(impl, Y, self._base_link, LTd, q0, q1, phi, self._threads)
+            if progress is not None:
+                progress(q1 * K, total * K)
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
+        expected = self.expected_value
+        if (self._col_player < 0).any():
+            # Columns outside features_to_explain stay at x, so v(0) = g(E_pi f(x_rest, b)) is
+            # per row. apply() used the global base; shift by the operator's row sums:
+            # sum_s L[:, s] (y_s - v0) = A + (base - v0) L 1.
+            v0 = xp.empty((N, D))
+            Z0 = xp.zeros((1, M), dtype=np.uint8)
+            for a in range(0, N, max(1, rows_per_batch // K)):
+                b = min(N, a + max(1, rows_per_batch // K))
+                syn = _kernels.mask(impl, Xm[a:b], self._B, Z0, cpd, 0, b - a, self._threads)
+                F = self._predict(self._codec.decode(syn), where=f" (v(0) of X rows {a}..{b - 1})")
+                v0[a:b] = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
+            ell = LTd.sum(axis=0)
+            phi += ell[None, :, None] * (self._base_link[None, :] - v0)[:, None, :]
+            delta = self._link_fn(fx) - v0
+            ev = v0.get() if impl == "cuda" else v0
+            expected = ev[:, 0].copy() if self._predict.vector_out else ev
+        phi += xp.asarray(cs)[None, :, None] * delta[:, None, :]
+        if impl == "cuda":
+            phi = phi.get()
+        values = phi[:, :M]
+        std = None
+        if return_std:
+            if self.exact_:
+                std = np.zeros_like(values)
+            elif G < 2:
+                std = np.full_like(values, np.nan)
+            else:
+                sub = phi[:, M:].reshape(N, G, M, D)
+                std = np.sqrt(sub.var(axis=1, ddof=1) / G)
+        if self._predict.vector_out:
+            values = values[:, :, 0]
+            std = None if std is None else std[:, :, 0]
+        return Explanation(np.ascontiguousarray(values), expected, self.feature_names, X,
+                           output_names=self.output_names, std=std, exact=self.exact_, num_samples=S,
+                           player_columns=self._player_columns)
+
+    __call__ = explain

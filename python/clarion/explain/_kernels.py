@@ -1,0 +1,108 @@
+"""Backend-dispatched Kernel SHAP kernels (numpy reference / C++ CPU / CUDA).
+
+``impl`` comes from :func:`clarion._backend.resolve`; nothing here asks whether a GPU exists.
+The coalition plan and the operator are tiny and always computed on the host.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from clarion import _backend, _reference
+
+
+def n_threads(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        env = os.environ.get("CLARION_NUM_THREADS")
+        return int(env) if env else 0
+    return 0 if n_jobs == -1 else int(n_jobs)
+
+
+def coalition_plan(impl: str, M: int, n_samples: int, seed: int, paired: bool):
+    """(Z [S, M] uint8, w [S], block [S]) on the host."""
+    if impl == "numpy" or not _backend.has_core():
+        return _reference.shap_coalition_plan(M, n_samples, seed, paired)
+    Z = np.empty((n_samples, M), dtype=np.uint8)
+    w = np.empty(n_samples, dtype=np.float64)
+    block = np.empty(n_samples, dtype=np.int64)
+    S = _backend.core().shap_coalition_plan(M, n_samples, seed, paired, Z, w, block)
+    return Z[:S].copy(), w[:S].copy(), block[:S].copy()
+
+
+def wls_operator(impl: str, Z: np.ndarray, w: np.ndarray):
+    """(L [M, S], c [M], status) on the host; status 1 = least-squares fallback."""
+    if impl == "numpy" or not _backend.has_core():
+        return _reference.shap_wls_operator(Z, w)
+    M, S = Z.shape[1], Z.shape[0]
+    L = np.empty((M, S), dtype=np.float64)
+    c = np.empty(M, dtype=np.float64)
+    status = _backend.core().shap_wls_operator(np.ascontiguousarray(Z), np.ascontiguousarray(w), L, c)
+    return L, c, int(status)
+
+
+def _ptr(a: Any) -> int:
+    return int(a.__cuda_array_interface__["data"][0])
+
+
+def _stream() -> int:
+    import cupy  # noqa: PLC0415
+
+    return int(cupy.cuda.get_current_stream().ptr)
+
+
+def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, threads: int,
+         buffer: np.ndarray | None = None) -> Any:
+    """Synthetic rows of pairs [q0, q1): [(q1 - q0) K, P] (see shap_drivers.hpp).
+
+    ``buffer`` (CPU only): a C-contiguous array of at least that many rows to write into and
+    return a view of, so that batches reuse warm memory."""
+    K, P = B.shape
+    if impl == "numpy":
+        return _reference.shap_mask(X, B, Z, col_player, q0, q1)
+    if impl == "cpu":
+        rows = (q1 - q0) * K
+        if buffer is not None and buffer.shape[0] >= rows and buffer.dtype == X.dtype:
+            out = buffer[:rows]
+        else:
+            out = np.empty((rows, P), dtype=X.dtype)
+        _backend.core().shap_mask_cpu(X, B, Z, col_player, q0, q1, out, threads)
+        return out
+    import cupy  # noqa: PLC0415
+
+    out = cupy.empty(((q1 - q0) * K, P), dtype=X.dtype)
+    _backend.core().shap_mask_cuda(_ptr(X), _ptr(B), _ptr(Z), _ptr(col_player), _ptr(out), str(X.dtype), P,
+                                   Z.shape[1], K, Z.shape[0], q0, q1, _stream())
+    return out
+
+
+def reduce(impl: str, F: Any, pi: Any, link: int, threads: int) -> Any:
+    """Y[r, d] = link(sum_k pi_k F[r K + k, d])."""
+    K = pi.shape[0]
+    R, D = F.shape[0] // K, F.shape[1]
+    if impl == "numpy":
+        return _reference.shap_reduce(F, pi, link)
+    if impl == "cpu":
+        Y = np.empty((R, D), dtype=np.float64)
+        _backend.core().shap_reduce_cpu(np.ascontiguousarray(F), pi, link, Y, threads)
+        return Y
+    import cupy  # noqa: PLC0415
+
+    F = cupy.ascontiguousarray(F)
+    Y = cupy.empty((R, D), dtype=cupy.float64)
+    _backend.core().shap_reduce_cuda(_ptr(F), _ptr(pi), _ptr(Y), R, K, D, link, _stream())
+    return Y
+
+
+def apply(impl: str, Y: Any, base: Any, LT: Any, q0: int, q1: int, phi: Any, threads: int) -> Any:
+    """phi[n, m, d] += LT[s, m] (Y[q - q0, d] - base[d]) for pairs q = n S + s in [q0, q1)."""
+    if impl == "numpy":
+        return _reference.shap_apply(Y, base, LT, q0, q1, phi)
+    if impl == "cpu":
+        _backend.core().shap_apply_cpu(Y, base, LT, q0, q1, phi, threads)
+        return phi
+    _backend.core().shap_apply_cuda(_ptr(Y), _ptr(base), _ptr(LT), _ptr(phi), LT.shape[0], LT.shape[1], Y.shape[1],
+                                    q0, q1, _stream())
+    return phi

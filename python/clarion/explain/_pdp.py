@@ -1,0 +1,169 @@
+"""Partial dependence through the batched masking path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clarion import _backend
+from clarion.explain import _kernels
+from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._model import prediction_function
+from clarion.explain._tabular import _NUM, TabularCodec
+
+__all__ = ["partial_dependence"]
+
+
+def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, grid_resolution: int, percentiles: tuple[float, float]):
+    """Grid in code space and its display values."""
+    kind = codec.kinds[j] if codec.is_frame else _NUM
+    if kind == _NUM:
+        vals = col[~np.isnan(col)]
+        if vals.size == 0:
+            return np.empty(0), []
+        uniq = np.unique(vals)
+        if uniq.size <= grid_resolution:
+            grid = uniq
+        else:
+            grid = np.unique(np.quantile(vals, np.linspace(percentiles[0], percentiles[1], grid_resolution)))
+        if codec.is_frame:
+            shown = _show(codec, template, j, grid)
+        elif codec.orig_dtype.kind in "biu":
+            shown = grid.astype(codec.orig_dtype).tolist()
+        else:
+            shown = grid.tolist()
+        return grid, shown
+    codes = np.unique(col[col >= 0])
+    cats = codec.categories[j]
+    if kind == "cat":  # follow the dtype's category order
+        order = {v: i for i, v in enumerate(codec.dtypes[j].categories)}
+        codes = np.array(sorted(codes, key=lambda c: order.get(cats[int(c)], len(order))), dtype=np.float64)
+    codes = codes.astype(np.float64)
+    return codes, (_show(codec, template, j, codes) if codes.size else [])
+
+
+def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -> list[Any]:
+    """Grid values of column j in the column's own type (decoded through a valid row)."""
+    rows = np.tile(template, (grid.size, 1))
+    rows[:, j] = grid
+    return codec.decode(rows)[codec.columns[j]].tolist()
+
+
+def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
+                       percentiles: tuple[float, float] = (0.05, 0.95), memory_budget: int | str = "1GiB",
+                       n_jobs: int | None = None, backend: str = "auto") -> pd.DataFrame:
+    r"""Partial dependence of the model's outputs on each of ``features`` (Clarify's PDP).
+
+    .. math::
+
+        \mathrm{PD}_j(v) = \frac1N \sum_{n=1}^N f(x_n \text{ with } x_{nj} := v)
+
+    for every grid value ``v`` of feature ``j``: for a numeric feature, the distinct values when
+    there are at most ``grid_resolution`` of them, else the ``grid_resolution`` quantiles between
+    ``percentiles`` (duplicates dropped); for a categorical / string / bool feature, every value
+    present in ``X``. The rows ``x_n`` with the feature replaced are written by the same masking
+    kernel as Kernel SHAP, straight into model-sized batches (one model call per batch, never per
+    grid point or row), and averaged by the same reduction kernel.
+
+    Parameters
+    ----------
+    model : callable or scikit-learn estimator
+        As for :class:`KernelShap` (``predict_proba`` for classifiers).
+    X : ndarray or DataFrame, shape (N, P)
+        Data over which the model output is averaged; a DataFrame keeps its dtypes.
+    features : column name / index, or a list of them
+    grid_resolution : int, default 20
+        Maximum number of grid points of a numeric feature (>= 2).
+    percentiles : (float, float), default (0.05, 0.95)
+        Range of the quantile grid, ``0 <= lo < hi <= 1``.
+    memory_budget, n_jobs, backend
+        As for :class:`KernelShap`.
+
+    Returns
+    -------
+    DataFrame
+        Tidy: columns ``feature``, ``value`` (grid value, in the column's own type), ``output``
+        (class label or output index) and ``average`` (the partial dependence), one row per
+        (feature, grid value, output).
+    """
+    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
+        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
+    lo, hi = percentiles
+    if not (0.0 <= lo < hi <= 1.0):
+        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    predict = prediction_function(model)
+    budget = parse_budget(memory_budget)
+    threads = _kernels.n_threads(check_n_jobs(n_jobs))
+    codec = TabularCodec(X, "X")
+    Xm = codec.encode(X, "X")
+    N, P = Xm.shape
+    if N == 0:
+        raise ValueError("X has no rows; partial dependence averages over the rows of X")
+    impl = _backend.resolve(backend, Xm)
+    xp = np
+    if impl == "cuda":
+        import cupy  # noqa: PLC0415
+
+        xp = cupy
+    if isinstance(features, (str, int, np.integer)) or not isinstance(features, Sequence):
+        features = [features]
+    names = [str(c) for c in codec.columns]
+    cols = []
+    for f in features:
+        if f in codec.columns:
+            cols.append(codec.columns.index(f))
+        elif isinstance(f, str) and f in names:
+            cols.append(names.index(f))
+        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < P:
+            cols.append(int(f))
+        else:
+            raise ValueError(f"features: unknown column {f!r} (columns: {codec.columns})")
+
+    host = Xm.get() if impl == "cuda" else Xm
+    first = predict(codec.decode(Xm[:1]), where=" (on X row 0)")
+    D = first.shape[1]
+    outputs = predict.output_names if predict.output_names is not None and len(predict.output_names) == D else list(range(D))
+    rows_per_batch = max(1, budget // bytes_per_row(P, Xm.dtype.itemsize, D, codec.is_frame))
+    bg_rows = min(N, rows_per_batch)
+    Z = xp.asarray(np.array([[1, 0]], dtype=np.uint8))
+    frames: list[pd.DataFrame] = []
+    for j in cols:
+        grid, shown = _grid(codec, host[:1], host[:, j], j, int(grid_resolution), (float(lo), float(hi)))
+        G = grid.size
+        if G == 0:
+            continue
+        gx = np.tile(host[:1], (G, 1)).astype(host.dtype)
+        gx[:, j] = grid
+        gx = xp.asarray(gx)
+        col_player = np.ones(P, dtype=np.int32)
+        col_player[j] = 0
+        col_player = xp.asarray(col_player)
+        avg = xp.zeros((G, D))
+        pairs_per_batch = max(1, rows_per_batch // bg_rows)
+        for k0 in range(0, N, bg_rows):  # background slices only when N rows exceed the budget
+            k1 = min(N, k0 + bg_rows)
+            B = Xm[k0:k1]
+            pi = xp.full(k1 - k0, 1.0 / N)
+            for q0 in range(0, G, pairs_per_batch):
+                q1 = min(G, q0 + pairs_per_batch)
+                syn = _kernels.mask(impl, gx, B, Z, col_player, q0, q1, threads)
+                F = predict(codec.decode(syn), where=f" (partial dependence of {codec.columns[j]!r})")
+                del syn
+                avg[q0:q1] += _kernels.reduce(impl, F, pi, 0, threads)
+        avg = avg.get() if impl == "cuda" else avg
+        values = np.empty(G, dtype=object)
+        values[:] = shown
+        outs = np.empty(D, dtype=object)
+        outs[:] = outputs
+        frames.append(pd.DataFrame({
+            "feature": np.full(G * D, codec.columns[j], dtype=object),
+            "value": np.repeat(values, D),
+            "output": np.tile(outs, G),
+            "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
+        }))
+    if not frames:
+        return pd.DataFrame({"feature": [], "value": [], "output": [], "average": []})
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,364 @@
+"""``clarion serve MODEL``: a local model server speaking the SageMaker invocation protocol.
+
+``POST /invocations`` takes rows as ``text/csv`` (one row per line, no header),
+``application/jsonlines`` (one JSON value per line: a list of feature values, or an object whose
+``features`` field — or the ``--features`` JMESPath — holds them) or ``application/json`` (a list
+of such records, or an object with ``instances`` / the ``--features`` JMESPath). It answers, by
+the ``Accept`` header (default: the request's content type):
+
+* ``text/csv``: one line per row with the model's outputs;
+* ``application/jsonlines``: one ``{"scores": [...]}`` per row (plus ``"predicted_label"``, the
+  name of the highest score, when the model has several outputs);
+* ``application/json``: ``{"predictions": [{"scores": [...], ...}, ...]}``.
+
+``GET /ping`` answers 200 when the model is loaded. Bad requests get 400 with a message,
+unsupported media types 415 / 406. The server is uvicorn + starlette (optional dependencies,
+``pip install clarion[serve]``).
+
+For tests and demos, :class:`ModelServer` runs the same server in a background thread::
+
+    with ModelServer(model) as url:
+        Endpoint(url).predict(X)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from clarion.models import CONTENT_TYPES, Model, as_model
+
+__all__ = ["ModelServer", "add_arguments", "create_app", "run"]
+
+
+class _BadRequest(ValueError):
+    pass
+
+
+def _features_of(record: Any, finder: Any) -> Any:
+    if finder is not None:
+        return finder.search(record)
+    if isinstance(record, dict):
+        if "features" in record:
+            return record["features"]
+        return record  # key-value pairs, ordered by the model's feature names
+    return record
+
+
+def _rows_from_records(records: list[Any], finder: Any, feature_names: list[str] | None) -> list[list[Any]]:
+    rows = []
+    for i, rec in enumerate(records):
+        f = _features_of(rec, finder)
+        if isinstance(f, dict):
+            if feature_names is None:
+                raise _BadRequest(f"record {i} is an object but the model has no feature names")
+            missing = [n for n in feature_names if n not in f]
+            if missing:
+                raise _BadRequest(f"record {i} lacks features {missing}")
+            f = [f[n] for n in feature_names]
+        if not isinstance(f, list):
+            raise _BadRequest(f"record {i}: expected a list of feature values, got {str(f)[:200]}")
+        rows.append(f)
+    return rows
+
+
+def _to_input(rows: list[list[Any]], model: Model) -> Any:
+    widths = {len(r) for r in rows}
+    if len(widths) > 1:
+        raise _BadRequest(f"records have different numbers of features: {sorted(widths)}")
+    if rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
+                    for r in rows for v in r):
+        arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+        return arr
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=model.feature_names if model.feature_names and rows
+                         and len(model.feature_names) == len(rows[0]) else None)
+    return frame.infer_objects()
+
+
+def _parse_request(body: bytes, content_type: str, model: Model, finder: Any) -> Any:
+    if content_type == "text/csv":
+        import pandas as pd
+
+        if not body.strip():
+            raise _BadRequest("empty request body")
+        try:
+            frame = pd.read_csv(io.BytesIO(body), header=None)
+        except Exception as exc:
+            raise _BadRequest(f"cannot parse CSV: {exc}") from None
+        names = model.feature_names
+        if names is not None and len(names) == frame.shape[1]:
+            frame.columns = names
+        if all(k in "fiub" for k in frame.dtypes.map(lambda d: d.kind)):
+            if model.accepts != "pandas":
+                # C order, as a client's array would be: BLAS sums F-ordered data differently
+                return np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+        return frame
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadRequest(f"body is not UTF-8: {exc}") from None
+    try:
+        if content_type == "application/jsonlines":
+            records = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+        else:
+            doc = json.loads(text)
+            if finder is not None and isinstance(doc, dict):
+                records = finder.search(doc)
+                finder = None
+            elif isinstance(doc, dict):
+                records = doc["instances"] if "instances" in doc else [doc]  # else: one record
+            elif isinstance(doc, list) and doc and not isinstance(doc[0], (list, dict)):
+                records = [doc]  # one record given as a flat list of values
+            else:
+                records = doc
+            if not isinstance(records, list):
+                raise _BadRequest("expected a JSON list of records (or {\"instances\": [...]})")
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(f"cannot parse JSON: {exc}") from None
+    if not records:
+        raise _BadRequest("no records in the request")
+    return _to_input(_rows_from_records(records, finder, model.feature_names), model)
+
+
+def _format_response(y: np.ndarray, accept: str, names: list[str] | None) -> bytes:
+    rows = y.tolist()
+    if accept == "text/csv":
+        if not rows or not rows[0]:
+            return b"\n" * len(rows)
+        # repr of the nested list is C speed; floats come out shortest round-trip ("nan"/"inf" too)
+        return (repr(rows)[2:-2].replace(", ", ",").replace("],[", "\n") + "\n").encode()
+    many = y.shape[1] > 1 and names is not None
+
+    def record(r: list[float]) -> dict[str, Any]:
+        rec: dict[str, Any] = {"scores": r}
+        if many:
+            rec["predicted_label"] = names[int(np.argmax(r))]
+        return rec
+
+    if accept == "application/jsonlines":
+        return ("\n".join(json.dumps(record(r), separators=(",", ":")) for r in rows) + "\n").encode()
+    return json.dumps({"predictions": [record(r) for r in rows]}, separators=(",", ":")).encode()
+
+
+def create_app(model: Any, *, features: str | None = None) -> Any:
+    """A starlette application serving ``model`` at ``POST /invocations`` and ``GET /ping``.
+
+    Parameters
+    ----------
+    model
+        Anything :func:`clarion.models.as_model` accepts.
+    features : str, optional
+        JMESPath locating the feature values in JSON / JSON Lines records (default: the record
+        itself when it is a list, its ``features`` field when it is an object).
+
+    Returns
+    -------
+    starlette.applications.Starlette
+    """
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    model = as_model(model)
+    finder = None
+    if features:
+        import jmespath
+
+        finder = jmespath.compile(features)
+
+    async def ping(request):
+        return Response(b"", status_code=200)
+
+    async def invocations(request):
+        ctype = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
+        if ctype not in CONTENT_TYPES:
+            return Response(f"unsupported content type {ctype!r}; use one of {list(CONTENT_TYPES)}",
+                            status_code=415, media_type="text/plain")
+        accept = request.headers.get("accept", ctype).split(",")[0].split(";")[0].strip().lower()
+        if accept in ("", "*/*"):
+            accept = ctype
+        if accept not in CONTENT_TYPES:
+            return Response(f"unsupported accept type {accept!r}; use one of {list(CONTENT_TYPES)}",
+                            status_code=406, media_type="text/plain")
+        body = await request.body()
+        try:
+            X = _parse_request(body, ctype, model, finder)
+            y = await run_in_threadpool(model.predict, X)
+        except (ValueError, TypeError, KeyError) as exc:
+            return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
+        except Exception as exc:  # the model failed: a server error, not the client's
+            return Response(f"{type(exc).__name__}: {exc}", status_code=500, media_type="text/plain")
+        return Response(_format_response(np.asarray(y), accept, model.output_names), media_type=accept)
+
+    return Starlette(routes=[Route("/ping", ping, methods=["GET"]),
+                             Route("/invocations", invocations, methods=["POST"])])
+
+
+def _uvicorn():
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise ImportError("clarion serve needs uvicorn and starlette: pip install 'clarion[serve]'") from exc
+    return uvicorn
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """A bound socket with TCP_NODELAY, which accepted connections inherit: uvicorn writes a
+    response's headers and body separately, and with Nagle's algorithm the client's delayed ACK
+    would add ~40 ms to every answer."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class ModelServer:
+    """Run the model server in a background thread (for tests, demos and notebooks).
+
+    Parameters
+    ----------
+    model
+        Anything :func:`clarion.models.as_model` accepts, or a starlette/ASGI app from
+        :func:`create_app`.
+    host : str, default "127.0.0.1"
+    port : int, default 0
+        0 picks a free port.
+    features : str, optional
+        See :func:`create_app`.
+
+    Examples
+    --------
+    >>> with ModelServer(model) as url:            # doctest: +SKIP
+    ...     Endpoint(url).predict(X)
+
+    Attributes
+    ----------
+    url : str
+        ``http://host:port/invocations`` once started.
+    """
+
+    def __init__(self, model: Any, *, host: str = "127.0.0.1", port: int = 0, features: str | None = None,
+                 app: Any = None) -> None:
+        self._app = app if app is not None else create_app(model, features=features)
+        self.host = host
+        self.port = int(port)
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self.url: str | None = None
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start serving; returns the ``/invocations`` URL."""
+        uvicorn = _uvicorn()
+        sock = _listen_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app, host=self.host, port=self.port, log_level="warning",
+                                access_log=False, lifespan="off", log_config=None, interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name="clarion-serve", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the model server did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{self.port}/invocations"
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``clarion serve``."""
+    parser.add_argument("model", metavar="MODEL",
+                        help="model file (.json/.ubj xgboost, .onnx, .skops) or module:attribute of a "
+                             "Python object (a fitted estimator or a function); pickle files are refused")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
+    parser.add_argument("--output", choices=["label", "probability", "score"], default=None,
+                        help="which prediction to serve (classifiers default to probability)")
+    parser.add_argument("--label-headers", default=None,
+                        help="comma-separated names of the outputs (used for predicted_label)")
+    parser.add_argument("--features", default=None,
+                        help="JMESPath of the feature values in JSON / JSON Lines records")
+    parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
+                        help="extra type to trust when loading a .skops file (repeatable)")
+
+
+def _load(spec: str, args: argparse.Namespace) -> Model:
+    headers = args.label_headers.split(",") if args.label_headers else None
+    if os.path.exists(spec) or not (":" in spec and not spec.lower().startswith(("http://", "https://"))):
+        return as_model(spec, output=args.output, label_headers=headers, trusted=args.trusted)
+    # module:attribute, typed by the user on the command line (never read from a config)
+    module_name, _, attr = spec.partition(":")
+    sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    finally:
+        sys.path.pop(0)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return as_model(obj, output=args.output, label_headers=headers)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the model until interrupted; returns the exit code."""
+    from clarion.cli import EXIT_ERROR, EXIT_OK
+
+    try:
+        model = _load(args.model, args)
+        app = create_app(model, features=args.features)
+        uvicorn = _uvicorn()
+    except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:
+        print(f"clarion serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        sock = _listen_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"clarion serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"clarion serve: {model!r} at http://{args.host}:{sock.getsockname()[1]}/invocations",
+          file=sys.stderr)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=args.host, port=sock.getsockname()[1], log_level="info",
+                                      lifespan="off")).run(sockets=[sock])
+    finally:
+        sock.close()
+    return EXIT_OK
