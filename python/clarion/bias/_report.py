@@ -209,8 +209,9 @@ def report(
 
     Parameters
     ----------
-    data : pandas.DataFrame, pyarrow.Table or dict of 1-D arrays
-        The rows.
+    data : pandas.DataFrame, pyarrow.Table, dict of 1-D arrays, or Dask DataFrame / 2-D array
+        The rows. A Dask collection is counted on its workers by
+        :func:`clarion.distributed.bias_report` (same numbers).
     label : str
         Observed label column.
     facet : str or list of str
@@ -273,6 +274,15 @@ def report(
     TypeError
         A threshold on a non-numeric column, or ``data`` of an unsupported type.
     """
+    from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
+
+    if distributed.is_dask_collection(data):  # same report, counted on the Dask workers
+        return distributed.bias_report(
+            data, label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
+            label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
+            probability_threshold=probability_threshold, group_variable=group_variable, methods=methods,
+            stage=stage, weights=weights, compat=compat, features=features, confidence=confidence,
+            n_bootstrap=n_bootstrap, seed=seed, backend=backend, n_threads=n_threads)
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
     _check_bootstrap(confidence, n_bootstrap, seed)

@@ -417,8 +417,9 @@ class KernelShap:
 
         Parameters
         ----------
-        X : ndarray or DataFrame, shape (N, P)
-            Rows to explain, with the background's columns.
+        X : ndarray, DataFrame, or Dask DataFrame / 2-D array, shape (N, P)
+            Rows to explain, with the background's columns. A Dask collection is explained
+            partition by partition on its workers (:func:`clarion.distributed.explain`).
         progress : callable, optional
             Called as ``progress(done, total)`` (synthetic rows) after each model batch.
         return_std : bool, default False
@@ -431,6 +432,10 @@ class KernelShap:
         -------
         Explanation
         """
+        from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
+
+        if distributed.is_dask_collection(X):  # partitions explained on the workers, same plan
+            return distributed.explain(self, X, return_std=return_std, progress=progress)
         Xm = self._codec.encode(X, "X")
         impl = _backend.resolve(self._backend_req, Xm, self._B)
         if impl != self._impl:

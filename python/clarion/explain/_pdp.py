@@ -73,7 +73,9 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     model : callable or scikit-learn estimator
         As for :class:`KernelShap` (``predict_proba`` for classifiers).
     X : ndarray or DataFrame, shape (N, P)
-        Data over which the model output is averaged; a DataFrame keeps its dtypes.
+        Data over which the model output is averaged; a DataFrame keeps its dtypes. A Dask
+        DataFrame / array is summed partition by partition on its workers
+        (:func:`clarion.distributed.partial_dependence`).
     features : column name / index, or a list of them
     grid_resolution : int, default 20
         Maximum number of grid points of a numeric feature (>= 2).
@@ -89,6 +91,12 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
         (class label or output index) and ``average`` (the partial dependence), one row per
         (feature, grid value, output).
     """
+    from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
+
+    if distributed.is_dask_collection(X):  # partial sums per partition on the workers
+        return distributed.partial_dependence(model, X, features, grid_resolution=grid_resolution,
+                                              percentiles=percentiles, memory_budget=memory_budget,
+                                              n_jobs=n_jobs, backend=backend)
     if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
         raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
     lo, hi = percentiles
