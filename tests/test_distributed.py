@@ -255,3 +255,66 @@ def test_gpu_workers_explain_cupy_partitions(client):
     one = e.explain(cupy.asarray(X))
     many = e.explain(da.from_array(cupy.asarray(X), chunks=(10, 6), asarray=False))
     np.testing.assert_array_equal(one.values, many.values)
+
+
+def test_analysis_job_explains_on_the_cluster(client, tmp_path):
+    """``clarion analyze --dask-*``: SHAP and PDP of the analysis job run on the workers, same outputs."""
+    from sklearn.linear_model import LogisticRegression
+
+    from clarion import analysis
+
+    rng = np.random.default_rng(8)
+    n = 400
+    df = pd.DataFrame({"x1": rng.normal(size=n).round(4), "x2": rng.integers(0, 10, n), "g": rng.choice([0, 1], n)})
+    df["y"] = (df["x1"] + 0.1 * df["x2"] + rng.normal(size=n) > 0.5).astype(int)
+    model = LogisticRegression().fit(df[["x1", "x2", "g"]], df["y"])
+    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
+                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 50},
+                       "pdp": {"top_k_features": 2, "grid_resolution": 5}},
+           "predictor": {"probability": 1}}
+    df.to_csv(tmp_path / "data.csv", index=False)
+    local = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "local", progress=False)
+    calls = []
+    orig = cdist.explain
+
+    def spy(*a, **k):
+        calls.append(a[1].npartitions)
+        return orig(*a, **k)
+
+    cdist.explain = spy
+    try:
+        with cdist.cluster(client=client):
+            dist = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "dist",
+                                    progress=False)
+    finally:
+        cdist.explain = orig
+    assert calls and all(c >= 2 for c in calls)
+    a = pd.read_csv(tmp_path / "local" / "explanations_shap" / "out.csv")
+    b = pd.read_csv(tmp_path / "dist" / "explanations_shap" / "out.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    la, da_ = local.analysis, dist.analysis
+    assert la["pre_training_bias_metrics"] == da_["pre_training_bias_metrics"]
+    assert la["explanations"]["kernel_shap"] == da_["explanations"]["kernel_shap"]
+    for pa, pb in zip(la["explanations"]["pdp"], da_["explanations"]["pdp"]):
+        assert pa["feature_values"] == pb["feature_values"]
+        np.testing.assert_allclose(pa["model_predictions"], pb["model_predictions"], rtol=1e-12)
+
+
+def test_cli_dask_options_are_registered():
+    import argparse
+
+    from clarion import analysis
+
+    p = argparse.ArgumentParser()
+    analysis.add_arguments(p)
+    args = p.parse_args(["--config", "c", "--data", "d", "--output", "o", "--dask-workers", "2"])
+    assert args.dask_workers == 2 and args.dask_scheduler is None
+    with pytest.raises(SystemExit):
+        p.parse_args(["--config", "c", "--data", "d", "--output", "o", "--dask-workers", "2",
+                      "--dask-scheduler", "tcp://127.0.0.1:1"])
+    with pytest.raises(ValueError, match="dask_scheduler must be an address like tcp://HOST:PORT"):
+        cdist.cluster_client("localhost")
+    with pytest.raises(ValueError, match="dask_workers must be a positive integer"):
+        cdist.cluster_client(None, 0)

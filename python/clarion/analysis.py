@@ -34,6 +34,9 @@ import numpy as np
 
 from clarion._io import atomic_write_text
 from clarion._progress import Progress
+from clarion.distributed import add_arguments as dask_arguments
+from clarion.distributed import cli_cluster
+from clarion.distributed import on_cluster as dask_rows
 
 __all__ = ["AnalysisResult", "add_arguments", "analyze", "run"]
 
@@ -957,7 +960,7 @@ class _Job:
         try:
             for X, join in self._shap_batches():
                 n_batch = len(X)
-                e = explainer.explain(X[plan.features], progress=tick if self.progress else None)
+                e = explainer.explain(dask_rows(X[plan.features]), progress=tick if self.progress else None)
                 done += n_batch
                 vals = _values_3d(e, feats)
                 expected = e.expected_value
@@ -1032,7 +1035,7 @@ class _Job:
         entries = []
         for f in feats:
             try:
-                pdp = explain.partial_dependence(model, X, [f], grid_resolution=pc.grid_resolution)
+                pdp = explain.partial_dependence(model, dask_rows(X), [f], grid_resolution=pc.grid_resolution)
                 entries.append(_pdp_entry(pdp, f, X[f]))
             except Exception as exc:  # noqa: BLE001 - Clarify reports a failed feature as an entry with "error"
                 entries.append({"feature_name": f, "data_type": "categorical" if not _numeric_dtype(X[f])
@@ -1191,6 +1194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk read (default 50000)")
     parser.add_argument("--memory-budget", default="1GiB", help="memory for kept rows (default 1GiB)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    dask_arguments(parser)  # --dask-scheduler / --dask-workers (clarion.distributed)
 
 
 class _cli_warnings:
@@ -1231,9 +1235,10 @@ def _run(args: argparse.Namespace) -> int:
 
         cfg = read_config(args.config)
         model = _endpoint(cfg, args.endpoint)
-    result = analyze(args.config, args.data, model=model, output_dir=args.output, progress=not args.quiet,
-                     overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
-                     memory_budget=args.memory_budget)
+    with cli_cluster(args):  # a Dask client while --dask-scheduler / --dask-workers is given
+        result = analyze(args.config, args.data, model=model, output_dir=args.output, progress=not args.quiet,
+                         overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
+                         memory_budget=args.memory_budget)
     if not args.quiet:
         print(result.summary(), file=sys.stdout)
     return EXIT_OK

@@ -49,11 +49,15 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "add_arguments",
     "analyze",
     "bias_report",
+    "cli_cluster",
+    "cluster",
     "cluster_client",
     "explain",
     "is_dask_collection",
+    "on_cluster",
     "partial_dependence",
     "shap_frame",
 ]
@@ -456,7 +460,7 @@ def _check_columns(meta: pd.DataFrame, spec: Any) -> None:
 def _explain_part(explainer: Any, part: Any, return_std: bool) -> tuple:
     e = explainer.explain(part, return_std=return_std)
     per_row = np.ndim(e.expected_value) == e.values.ndim - 1
-    return e.values, e.std, (np.asarray(e.expected_value) if per_row else None)
+    return e.values, e.std, (np.asarray(e.expected_value) if per_row else None), part
 
 
 def explain(explainer: Any, X: Any, *, return_std: bool = False,
@@ -492,7 +496,7 @@ def explain(explainer: Any, X: Any, *, return_std: bool = False,
     expl = delayed(explainer, pure=True, traverse=False)
     tasks = [delayed(_explain_part, pure=True)(expl, p, return_std) for p in parts]
     results = _run_with_progress(tasks, progress, [delayed(_part_len, pure=True)(p) for p in parts])
-    data = _compute(*parts) if parts else ()
+    data = [r[3] for r in results]
     values = np.concatenate([r[0] for r in results]) if results else _empty_values(explainer)
     std = None
     if return_std:
@@ -530,12 +534,10 @@ def _run_with_progress(tasks: list, progress: Callable[[int, int], None] | None,
     lens = client.compute(lengths)
     futs = client.compute(tasks)
     total = int(sum(client.gather(lens)))
-    index = {f.key: i for i, f in enumerate(futs)}
     done = 0
     for fut in as_completed(futs):
         done += len(fut.result()[0])
         progress(done, total)
-    _ = index
     return client.gather(futs)
 
 
@@ -812,11 +814,86 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
     return client
 
 
-def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | None = None, **kwargs: Any) -> Any:
-    """:func:`clarion.analyze` with its work on a Dask cluster.
+_ACTIVE: list = []  # clients opened by :func:`cluster` (innermost last)
 
-    Opens :func:`cluster_client` (a running scheduler, or a local cluster of ``dask_workers``
-    processes), runs the analysis job with that client as the default scheduler, and closes it.
+
+class cluster:  # noqa: N801 - a context manager used like a function
+    """Context manager: a Dask client for clarion's analysis job (the CLI's ``--dask-*`` options).
+
+    ``with cluster(scheduler=..., n_workers=...):`` opens :func:`cluster_client` (or does nothing
+    when both are None; ``cluster(client=c)`` uses an open client and leaves it open); while open, :func:`on_cluster` splits the rows the analysis job explains
+    into partitions, so Kernel SHAP and partial dependence run on the workers.
+    """
+
+    def __init__(self, scheduler: str | None = None, n_workers: int | None = None, *, client: Any = None) -> None:
+        if client is not None and (scheduler is not None or n_workers is not None):
+            raise ValueError("give client, or dask_scheduler / dask_workers, not both")
+        self.scheduler, self.n_workers = scheduler, n_workers
+        self.client, self._own = client, client is None
+
+    def __enter__(self) -> Any:
+        if self.client is None:
+            if self.scheduler is None and self.n_workers is None:
+                return None
+            self.client = cluster_client(self.scheduler, self.n_workers)
+        _ACTIVE.append(self.client)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is None:
+            return
+        _ACTIVE.remove(self.client)
+        if self._own:
+            c = getattr(self.client, "_clarion_cluster", None)
+            self.client.close()
+            if c is not None:
+                c.close()
+            self.client = None
+
+
+def on_cluster(frame: Any, *, rows_per_partition: int = 64) -> Any:
+    """``frame`` as a Dask DataFrame spread over the workers of the active :class:`cluster`, or
+    ``frame`` itself when no cluster is active (or it is too small to split).
+
+    The analysis job passes the rows it explains through this function, so that
+    ``KernelShap.explain`` / ``partial_dependence`` run partition by partition on the workers
+    (same numbers). Column dtypes are kept as they are (no conversion to Arrow strings).
+    """
+    if not _ACTIVE or not isinstance(frame, pd.DataFrame) or len(frame) < 2:
+        return frame
+    import dask  # noqa: PLC0415
+    import dask.dataframe as dd  # noqa: PLC0415
+
+    client = _ACTIVE[-1]
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    nparts = int(min(max(1, len(frame) // max(1, rows_per_partition)), 4 * n_workers))
+    if nparts < 2:
+        return frame
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_pandas(frame, npartitions=nparts, sort=False)
+
+
+def add_arguments(parser: Any) -> None:
+    """``--dask-scheduler`` / ``--dask-workers`` for ``clarion analyze``."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help="run SHAP and PDP on this Dask cluster (pip install clarion[dask])")
+    g.add_argument("--dask-workers", type=int, metavar="N", default=None,
+                   help="start a local Dask cluster of N worker processes for SHAP and PDP")
+
+
+def cli_cluster(args: Any) -> cluster:
+    """:class:`cluster` from parsed ``clarion analyze`` arguments."""
+    return cluster(getattr(args, "dask_scheduler", None), getattr(args, "dask_workers", None))
+
+
+def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | None = None, **kwargs: Any) -> Any:
+    """:func:`clarion.analyze` with its model work (Kernel SHAP, partial dependence) on Dask.
+
+    Opens :class:`cluster` (a running scheduler, or a local cluster of ``dask_workers``
+    processes), runs the analysis job, and closes it. The data is read and counted for bias on
+    the client as in a local run; the rows to explain are split into partitions that the workers
+    explain with the same coalition plan, so the outputs are the local run's.
 
     Parameters
     ----------
@@ -833,11 +910,5 @@ def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | N
     """
     from clarion.analysis import analyze as _analyze  # noqa: PLC0415
 
-    client = cluster_client(dask_scheduler, dask_workers)
-    try:
+    with cluster(dask_scheduler, dask_workers):
         return _analyze(*args, **kwargs)
-    finally:
-        cluster = getattr(client, "_clarion_cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
