@@ -27,7 +27,9 @@ What travels (see ``docs/scaling.md``):
   ties are broken exactly as on one machine.
 * **Kernel SHAP** -- the explainer (coalition plan, operator, background, model) is one task
   result shipped once per worker; partitions are explained independently with the same plan, so
-  every row's attributions equal the single-machine ones. :func:`shap_frame` gives the local
+  every row's attributions equal the single-machine ones (bit for bit when the model's output
+  for a row does not depend on the other rows of its batch -- trees, element-wise functions; a
+  BLAS-based model may round differently in the last bit for another batch size). :func:`shap_frame` gives the local
   attributions as a lazy Dask DataFrame, so ``shap_frame(...).to_parquet(path)`` writes them per
   partition without collecting them.
 * **partial dependence** -- the grid needs the exact quantiles of each feature column, so those
@@ -469,7 +471,9 @@ def explain(explainer: Any, X: Any, *, return_std: bool = False,
 
     The explainer (its coalition plan, operator, background and model) becomes one task result
     that Dask ships once to each worker; every partition is explained there with the same plan,
-    so each row's attributions equal the single-machine ones. The local values are gathered into
+    so each row's attributions equal the single-machine ones (bit for bit when the model's output
+    for a row does not depend on the rest of its batch; BLAS-based models can differ in the last
+    bit, as they do between batch sizes on one machine). The local values are gathered into
     the returned :class:`~clarion.explain.Explanation` (with ``data`` the computed rows); to keep
     them on the cluster use :func:`shap_frame` and write it with ``to_parquet``.
 
