@@ -6,7 +6,9 @@ Two workloads, each timed in the same run three ways:
   with pandas first, inside the timing);
 * **dask, 1 worker** and **dask, 2 workers**: the same call on a Dask collection
   (``dask.dataframe.read_parquet`` for bias, ``from_pandas`` partitions for SHAP), on a
-  ``LocalCluster`` of single-threaded worker processes (cluster start-up is not timed).
+  ``LocalCluster`` of single-threaded worker processes (cluster start-up is not timed), started
+  as ``clarion analyze --dask-workers`` starts one (without the nanny's
+  ``MALLOC_TRIM_THRESHOLD_``; see ``clarion.distributed.NANNY_TRIM_KEY``).
 
 Workloads:
 
@@ -92,11 +94,13 @@ def main() -> None:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
+    import dask
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
     from sklearn.linear_model import LogisticRegression
 
     import clarion.bias as cb
+    from clarion.distributed import NANNY_TRIM_KEY
     from clarion.explain import KernelShap
 
     rows, per_file = int(args.bias_rows), int(args.rows_per_file)
@@ -129,8 +133,9 @@ def main() -> None:
 
         for n_workers in (1, 2):
             t0 = time.perf_counter()
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None)
+            with dask.config.set({NANNY_TRIM_KEY: None}):  # as clarion's own local clusters (see docs)
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None)
             client = Client(cluster)
             start = time.perf_counter() - t0
             try:

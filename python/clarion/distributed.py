@@ -56,6 +56,7 @@ __all__ = [
     "bias_report",
     "cli_cluster",
     "cluster",
+    "NANNY_TRIM_KEY",
     "cluster_client",
     "explain",
     "is_dask_collection",
@@ -509,10 +510,18 @@ def explain(explainer: Any, X: Any, *, return_std: bool = False,
         expected = np.concatenate([r[2] for r in results])
     else:
         expected = explainer.expected_value
-    rows = (pd.concat(list(data)) if is_frame else np.concatenate(list(data))) if data else meta
+    rows = (pd.concat(list(data)) if is_frame else _concat_blocks(data)) if data else meta
     return Explanation(np.ascontiguousarray(values), expected, explainer.feature_names, rows,
                        output_names=explainer.output_names, std=std, exact=explainer.exact_,
                        num_samples=explainer.num_samples_, player_columns=explainer._player_columns)  # noqa: SLF001
+
+
+def _concat_blocks(blocks: list) -> Any:
+    if hasattr(blocks[0], "__cuda_array_interface__"):
+        import cupy  # noqa: PLC0415 - device partitions only
+
+        return cupy.concatenate(blocks)
+    return np.concatenate(blocks)
 
 
 def _empty_values(explainer: Any) -> np.ndarray:
@@ -811,12 +820,21 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
         return Client(scheduler)
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ValueError(f"dask_workers must be a positive integer, got {n_workers!r}")
-    cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+    import dask  # noqa: PLC0415
+
+    with dask.config.set({NANNY_TRIM_KEY: None}):  # see NANNY_TRIM_KEY
+        cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
     client = Client(cluster)
     client._clarion_cluster = cluster  # noqa: SLF001 - closed together (Client.close does not close it)
     return client
 
+
+#: Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes glibc map and
+#: unmap every buffer above 128 KiB: the explainers' batch buffers are then page-faulted in on every
+#: batch (Kernel SHAP ran ~1.6x slower in a worker). Local clusters started by clarion unset it
+#: (``None`` unsets a variable in this Dask setting); docs/scaling.md says how for other clusters.
+NANNY_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 _ACTIVE: list = []  # clients opened by :func:`cluster` (innermost last)
 
