@@ -179,7 +179,7 @@ def test_shap_frame_to_parquet_without_collecting(client, tmp_path):
 
 
 def test_partial_dependence_equal(client):
-    model, X = _model()
+    _, X = _model()
     Xc = X.assign(cat=np.where(X["x1"] > 0, "hi", "lo"))
     f = lambda Z: (Z["x1"] + (Z["cat"] == "hi").astype(float) * 2 + Z["age"] / 50).to_numpy()  # noqa: E731
     one = partial_dependence(f, Xc, ["x1", "cat", "age"], grid_resolution=7)
@@ -261,9 +261,8 @@ def test_gpu_workers_explain_cupy_partitions(client):
 
 def test_analysis_job_explains_on_the_cluster(client, tmp_path):
     """``clarion analyze --dask-*``: SHAP and PDP of the analysis job run on the workers, same outputs."""
-    from sklearn.linear_model import LogisticRegression
-
     from clarion import analysis
+    from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(8)
     n = 400

@@ -51,12 +51,12 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "NANNY_TRIM_KEY",
     "add_arguments",
     "analyze",
     "bias_report",
     "cli_cluster",
     "cluster",
-    "NANNY_TRIM_KEY",
     "cluster_client",
     "explain",
     "is_dask_collection",
@@ -82,7 +82,7 @@ def is_dask_collection(x: Any) -> bool:
     if "dask" not in sys.modules:
         return False
     mod = type(x).__module__ or ""
-    if not (mod.startswith("dask") or mod.startswith("dask_cudf")):
+    if not mod.startswith("dask"):  # dask.*, dask_cudf, dask_expr ...
         return False
     import dask  # noqa: PLC0415
 
