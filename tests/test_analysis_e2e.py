@@ -280,8 +280,8 @@ def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
     csv = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "csv", progress=False)
     jl = tmp_path / "data.jsonl"
     with open(jl, "w") as fh:
-        for r in df.itertuples(index=False):
-            fh.write(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n")
+        fh.writelines(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
+                      for r in df.itertuples(index=False))
     cfg = config(dataset_type="application/jsonlines", features="features", label="label",
                  headers=["x1", "x2", "g", "y"])
     got = A.analyze(cfg, jl, model=model, output_dir=tmp_path / "jl", progress=False, chunk_rows=50)
@@ -298,7 +298,7 @@ def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
 
 def test_skip_bad_rows_counts_them_in_the_report(synth, tmp_path):
     engines("bias")
-    d, df, model = synth
+    d, df, _model = synth
     lines = (d / "data.csv").read_text().splitlines()
     lines.insert(5, "1.0,2,a")             # line 6: wrong field count
     lines.insert(9, "1.0,oops,a,1")        # line 10: unparseable number in a numeric column
@@ -341,7 +341,7 @@ def test_predicted_label_column_needs_no_model(tmp_path):
 
 def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path):
     engines(*ALL)
-    d, df, model = synth
+    d, _df, model = synth
     bg = [[0.0, 5, "a"], [0.5, 2, "b"]]
     cfg = config()
     cfg["methods"]["shap"] = {"baseline": bg, "seed": 1}
@@ -366,7 +366,7 @@ def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path
 
 def test_cli_analyze_end_to_end(synth, tmp_path, capsys):
     engines("bias")
-    d, df, model = synth
+    d, _df, _model = synth
     cfg = config(methods={"pre_training_bias": {"methods": "all"}})
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
@@ -385,7 +385,7 @@ def test_an_endpoint_gives_the_same_analysis_as_the_model_in_process(synth, tmp_
     engines(*ALL)
     serve = engines("serve")
     pytest.importorskip("uvicorn")
-    d, df, model = synth
+    d, _df, model = synth
     want = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "local", progress=False)
     with serve.ModelServer(model) as url:
         cfg = config(predictor={"endpoint_url": url, "probability": 1})
