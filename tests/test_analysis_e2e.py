@@ -1,6 +1,6 @@
 """clarion.analyze end to end: the real demo (Toronto arrests), Clarify's analysis.json structure key
 by key, bias numbers equal to clarion.bias.report, SHAP equal to KernelShap with the same seed,
-chunked = whole, CSV = JSON Lines = Parquet, skipped rows, escaping, streaming past the memory
+chunked = whole, CSV = JSON Lines = JSON = Parquet, skipped rows, escaping, streaming past the memory
 budget, and the report in a real headless browser."""
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def test_chunked_csv_equals_whole(synth, tmp_path):
     assert_docs_close(whole.analysis, mem.analysis)
 
 
-def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
+def test_jsonlines_json_and_parquet_equal_csv(synth, tmp_path):
     engines(*ALL)
     d, df, model = synth
     csv = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "csv", progress=False)
@@ -285,6 +285,12 @@ def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
     cfg = config(dataset_type="application/jsonlines", features="features", label="label",
                  headers=["x1", "x2", "g", "y"])
     got = A.analyze(cfg, jl, model=model, output_dir=tmp_path / "jl", progress=False, chunk_rows=50)
+    assert_docs_close(csv.analysis, got.analysis)
+    js = tmp_path / "data.json"  # tabular JSON: JMESPaths select the feature rows and the labels
+    js.write_text(json.dumps({"rows": [[r.x1, int(r.x2), r.g] for r in df.itertuples(index=False)],
+                              "labels": [int(v) for v in df["y"]]}))
+    cfg = config(dataset_type="application/json", features="rows", label="labels", headers=["x1", "x2", "g", "y"])
+    got = A.analyze(cfg, js, model=model, output_dir=tmp_path / "js", progress=False, chunk_rows=64)
     assert_docs_close(csv.analysis, got.analysis)
     pq = tmp_path / "data.parquet"
     df.to_parquet(pq)
