@@ -75,12 +75,14 @@ def write_parquet(folder: str, rows: int, rows_per_file: int, seed: int = 0) -> 
         pq.write_table(t, os.path.join(folder, f"part-{i:05d}.parquet"), row_group_size=1 << 20)
 
 
-def best(fn, repeat: int):
+def best(fn, repeat: int, label: str = ""):
     times, out = [], None
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
+    if label:
+        print(f"  {label}: " + ", ".join(f"{t:.2f}" for t in times) + " s")
     return min(times), out
 
 
@@ -124,8 +126,8 @@ def main() -> None:
         def bias_single():
             return cb.report(pd.read_parquet(tmp), **BIAS_KW)
 
-        t_bias_1p, rep_1p = best(bias_single, args.repeat)
-        t_shap_1p, shap_1p = best(lambda: explainer.explain(X), args.repeat)
+        t_bias_1p, rep_1p = best(bias_single, args.repeat, "bias, single process")
+        t_shap_1p, shap_1p = best(lambda: explainer.explain(X), args.repeat, "shap, single process")
         results["runs"]["single process"] = {"bias_s": t_bias_1p, "shap_s": t_shap_1p}
         print(f"single process: bias {t_bias_1p:.2f} s, shap {t_shap_1p:.2f} s")
         want_bias = rep_1p.to_frame()
@@ -139,9 +141,9 @@ def main() -> None:
             start = time.perf_counter() - t0
             try:
                 ddf = dd.read_parquet(tmp)
-                t_bias, rep = best(lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat)
+                t_bias, rep = best(lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat, f"bias, {n_workers} worker(s)")
                 Xd = dd.from_pandas(X, npartitions=args.shap_partitions)
-                t_shap, sh = best(lambda Xd=Xd: explainer.explain(Xd), args.repeat)
+                t_shap, sh = best(lambda Xd=Xd: explainer.explain(Xd), args.repeat, f"shap, {n_workers} worker(s)")
                 bias_same = want_bias.equals(rep.to_frame())
                 shap_same = bool(np.array_equal(sh.values, shap_1p.values))
                 shap_diff = float(np.abs(sh.values - shap_1p.values).max())

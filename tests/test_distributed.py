@@ -162,6 +162,17 @@ def test_shap_identical(client):
     np.testing.assert_array_equal(a.expected_value, b.expected_value)
 
 
+def test_shap_progress_reports_rows_as_partitions_finish(client):
+    model, X = _model()
+    e = KernelShap(model, X.iloc[:8], num_samples=60, seed=2)
+    rows = X.iloc[:50]
+    calls = []
+    got = e.explain(dd.from_pandas(rows, npartitions=5), progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(got.values, e.explain(rows).values)
+    assert len(calls) == 5 and calls[-1] == (50, 50)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
 def test_shap_frame_to_parquet_without_collecting(client, tmp_path):
     model, X = _model()
     e = KernelShap(model, X.iloc[:10], num_samples=100, seed=1)
