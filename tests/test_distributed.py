@@ -335,3 +335,37 @@ def test_cli_dask_options_are_registered():
         cdist.cluster_client("localhost")
     with pytest.raises(ValueError, match="dask_workers must be a positive integer"):
         cdist.cluster_client(None, 0)
+
+
+def test_cli_analyze_with_dask_workers(tmp_path, capsys, monkeypatch):
+    """``clarion analyze --dask-workers 2`` end to end (its own local cluster, progress bars on)."""
+    skio = pytest.importorskip("skops.io")
+    from clarion.cli import EXIT_OK, main
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(9)
+    n = 300
+    df = pd.DataFrame({"x1": rng.normal(size=n).round(4), "x2": rng.integers(0, 10, n), "g": rng.choice([0, 1], n)})
+    df["y"] = (df["x1"] + 0.1 * df["x2"] + rng.normal(size=n) > 0.5).astype(int)
+    model = LogisticRegression().fit(df[["x1", "x2", "g"]], df["y"])
+    skio.dump(model, tmp_path / "model.skops")
+    df.to_csv(tmp_path / "data.csv", index=False)
+    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+           "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]},
+                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 30}},
+           "predictor": {"probability": 1}}
+    (tmp_path / "cfg.json").write_text(__import__("json").dumps(cfg))
+    base = ["analyze", "--config", str(tmp_path / "cfg.json"), "--data", str(tmp_path / "data.csv"),
+            "--model", str(tmp_path / "model.skops")]
+    assert main(base + ["--output", str(tmp_path / "local"), "--quiet"]) == EXIT_OK
+    seen = []
+    orig = cdist.explain
+    monkeypatch.setattr(cdist, "explain", lambda e, X, **k: seen.append(X.npartitions) or orig(e, X, **k))
+    assert main(base + ["--output", str(tmp_path / "dist"), "--dask-workers", "2"]) == EXIT_OK
+    assert seen and seen[0] >= 2  # the rows were explained on the cluster
+    assert "SHAP" in capsys.readouterr().err
+    a = pd.read_csv(tmp_path / "local" / "explanations_shap" / "out.csv")
+    b = pd.read_csv(tmp_path / "dist" / "explanations_shap" / "out.csv")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-12)  # BLAS model: last-bit differences only
+    assert not cdist._ACTIVE  # noqa: SLF001 - the CLI's cluster was closed
