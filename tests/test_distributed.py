@@ -8,6 +8,7 @@ runs and checks that Dask's retry gives identical results.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -15,6 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 dd = pytest.importorskip("dask.dataframe")
 da = pytest.importorskip("dask.array")
@@ -73,6 +76,30 @@ def test_bias_report_identical(client, kw):
     df = _data()
     ddf = dd.from_pandas(df, npartitions=7)
     _same(cb.report(df, **kw), cb.report(ddf, **kw))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 60), nparts=st.integers(1, 6), seed=st.integers(0, 2**16), one_class=st.booleans(),
+       missing=st.booleans(), zero_w=st.booleans())
+def test_bias_identical_property(client, n, nparts, seed, one_class, missing, zero_w):
+    """Any data and any split: missing facet values, one label class, zero weights, tiny partitions."""
+    rng = np.random.default_rng(seed)
+    s = rng.choice(np.array(["a", "b", "c"], dtype=object), n)
+    if missing:
+        s[rng.random(n) < 0.3] = None
+    df = pd.DataFrame({"y": np.zeros(n, int) if one_class else rng.integers(0, 2, n), "s": s,
+                       "p": rng.integers(0, 2, n), "w": np.where(rng.random(n) < 0.3, 0.0, 1.0) if zero_w else 1.0})
+    ddf = dd.from_pandas(df, npartitions=min(nparts, n))
+    for kw in (dict(label="y", label_values=[1], facet="s", predicted_label="p", compat="smclarify"),
+               dict(label="y", label_values=[0], facet="s", predicted_label="p", weights="w",
+                    methods=["CI", "DPL", "DPPL", "DI", "AD"])):
+        try:
+            want = cb.report(df, **kw)
+        except ValueError as exc:  # e.g. no row of a label value: the same error from the cluster
+            with pytest.raises(ValueError, match=re.escape(str(exc).split(" (")[0])):
+                cb.report(ddf, **kw)
+            continue
+        _same(want, cb.report(ddf, **kw), exact="weights" not in kw)
 
 
 def test_bias_intervals_identical_with_global_row_offsets(client):
