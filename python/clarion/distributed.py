@@ -18,8 +18,10 @@ What travels (see ``docs/scaling.md``):
   states per task), and the metrics are evaluated once, on the client, from the merged counts.
   Unweighted counts are integers, so the result is bit for bit the single-machine one; weighted
   counts are float sums in another order (equal to ~1 ulp). Bootstrap replicates draw their
-  Poisson weights from the *global* row index (the kernel's ``row_offset``; partition offsets
-  come from a first pass over the partition lengths), so the intervals are identical too.
+  Poisson weights from the *global* row index (the kernel's ``row_offset``): the encoded columns
+  of every partition are kept on the workers while the partition lengths give each partition's
+  first global row, then the replicates are counted from the kept encodings (the data is read
+  once), so the intervals are identical too.
 * **FlipTest** -- exact: the feature rows of each FT facet are gathered once into one task
   result (facet a, the reference set of the k-NN search), which Dask ships once to every worker
   that holds a partition; each partition then queries its own facet-d rows against it with the
@@ -185,9 +187,9 @@ def _load_state(spec: Any, d: dict, *, counts: bool = True) -> Any:
     return st
 
 
-def _bias_partition(part: Any, spec: Any, compat: str, index: int, offset: int | None, n_bootstrap: int,
-                    seed: int, backend: str, n_threads: int | None) -> tuple[dict, dict | None]:
-    """Encode and count one partition: (state, bootstrap state or None), both dumped."""
+def _bias_encode(part: Any, spec: Any, compat: str, index: int, backend: str, n_threads: int | None,
+                 keep: bool) -> tuple[dict, dict | None, int]:
+    """Encode and count one partition: (state dump, the encoded columns when ``keep``, rows)."""
     from clarion.bias._engine import State, Table  # noqa: PLC0415
 
     if isinstance(part, np.ndarray):
@@ -199,15 +201,29 @@ def _bias_partition(part: Any, spec: Any, compat: str, index: int, offset: int |
     except ValueError as exc:
         raise ValueError(f"{exc} (row numbers count from the start of partition {index})") from None
     st.add_counts(st.count(enc, backend=backend, n_threads=n_threads), table.n)
-    boot = None
-    if offset is not None:
-        rep = st.count(enc, n_bootstrap=n_bootstrap, seed=seed, row_offset=offset, backend=backend,
-                       n_threads=n_threads)
-        bd = _dump_state(st)
-        for f, (_, _, _, counts) in rep.items():
-            bd["facets"][f]["counts"] = counts
-        boot = bd
-    return _dump_state(st), boot
+    return _dump_state(st), (enc if keep else None), table.n
+
+
+def _bias_partition(part: Any, spec: Any, compat: str, index: int, backend: str,
+                    n_threads: int | None) -> tuple[dict, None]:
+    """Counts of one partition (no bootstrap): (state dump, None)."""
+    return _bias_encode(part, spec, compat, index, backend, n_threads, False)[0], None
+
+
+def _encoded_len(item: tuple) -> int:
+    return item[2]
+
+
+def _bias_boot(item: tuple, spec: Any, offset: int, n_bootstrap: int, seed: int, backend: str,
+               n_threads: int | None) -> tuple[dict, dict]:
+    """Bootstrap replicate counts of an encoded partition whose first row is global row ``offset``."""
+    dump, enc, _ = item
+    st = _load_state(spec, dump)  # same vocabularies, so the same codes as ``enc``
+    rep = st.count(enc, n_bootstrap=n_bootstrap, seed=seed, row_offset=offset, backend=backend, n_threads=n_threads)
+    boot = _dump_state(st)
+    for f, (_, _, _, counts) in rep.items():
+        boot["facets"][f]["counts"] = counts
+    return dump, boot
 
 
 def _merge_dumped(spec: Any, dumps: list) -> dict | None:
@@ -397,14 +413,22 @@ n_bootstrap, seed, backend, n_threads
     parts = list(frame.to_delayed())
     meta = frame._meta  # noqa: SLF001
     _check_columns(meta, spec)
-    offsets: list[int | None] = [None] * len(parts)
-    if confidence is not None:
-        lengths = _compute(*[delayed(_part_len, pure=True)(p) for p in parts])
-        offsets = [int(o) for o in np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)[:-1]])] if parts else []
-    seed_i = 0 if seed is None else int(seed)
-    counted = [delayed(_bias_partition, pure=True)(p, spec, compat, i, offsets[i], int(n_bootstrap), seed_i,
-                                                   backend, n_threads)
-               for i, p in enumerate(parts)]
+    if confidence is None:
+        counted = [delayed(_bias_partition, pure=True)(p, spec, compat, i, backend, n_threads)
+                   for i, p in enumerate(parts)]
+    else:
+        # Replicate weights are drawn from the global row index, so each partition needs the rows
+        # before it: encode + count once, keep the (small) encoded columns on the workers, learn
+        # the lengths, then count the replicates from the kept encodings (the data is read once).
+        import dask  # noqa: PLC0415
+
+        encoded = list(dask.persist(*[delayed(_bias_encode, pure=True)(p, spec, compat, i, backend, n_threads, True)
+                                      for i, p in enumerate(parts)]))
+        lengths = _compute(*[delayed(_encoded_len, pure=True)(e) for e in encoded])
+        offsets = [int(o) for o in np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)[:-1]])]
+        seed_i = 0 if seed is None else int(seed)
+        counted = [delayed(_bias_boot, pure=True)(e, spec, offsets[i], int(n_bootstrap), seed_i, backend, n_threads)
+                   for i, e in enumerate(encoded)]
     total = _tree(counted, functools.partial(_merge_pairs, spec), split_every, "clarion-bias")
     (merged, boot_merged), = _compute(total)
     from clarion.bias._engine import State, merge_states  # noqa: PLC0415
