@@ -1,0 +1,256 @@
+"""The analysis job of :func:`clarion.analyze`, with time windows as one more group axis.
+
+:func:`analyze_windowed` runs the same job (same config semantics, same outputs) and, in the same
+single read of the data, also keeps
+
+* the bias counts per time window (:class:`clarion.bias.Accumulator` with ``window`` /
+  ``time_column``: the window is just another group axis of the count tensor; the whole-data
+  report is the sum of the windows' counts, so nothing is counted twice), and
+* the local SHAP attributions of every explained row with its window, aggregated per window with
+  the config's ``agg_method`` exactly as the global values are aggregated over all rows.
+
+It wraps the job class of :mod:`clarion.analysis` (subclass hooks on the chunk, the kept rows and
+the SHAP batches) rather than changing it. The time column is never a model feature: it is added
+to ``excluded_columns`` (the written ``analysis_config.json`` shows it there).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clarion import analysis as _analysis
+
+__all__ = ["WindowedAnalysis", "analyze_windowed", "check_window", "window_keys"]
+
+
+def check_window(window: str) -> str:
+    """Validate a window frequency: a fixed pandas frequency (``"1D"``, ``"6h"``, ``"7D"``, ``"15min"``).
+
+    Calendar frequencies (``"ME"``, ``"W"``, ``"QS"``) have no fixed length, so rows cannot be
+    floored onto them; they are refused with a ``ValueError`` naming the value.
+    """
+    import pandas as pd
+
+    try:
+        off = pd.tseries.frequencies.to_offset(window)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"window: {window!r} is not a pandas frequency ({exc})") from None
+    try:
+        pd.Timestamp("2000-01-01").floor(off)
+    except ValueError:
+        raise ValueError(f"window: {window!r} is a calendar frequency without a fixed length; use a fixed one "
+                         f"such as '1D', '7D', '6h' or '15min'") from None
+    if off.nanos <= 0:
+        raise ValueError(f"window: must be a positive length, got {window!r}")
+    return window
+
+
+def window_keys(times: Any, window: str, *, column: str = "time_column") -> np.ndarray:
+    """The window of each timestamp, as :class:`clarion.bias.Accumulator` names it: the time floored to
+    ``window``, in ISO format (timezone-aware times are converted to UTC first)."""
+    import pandas as pd
+
+    s = pd.Series(np.asarray(times)) if not isinstance(times, pd.Series) else times.reset_index(drop=True)
+    try:
+        t = pd.to_datetime(s)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{column}: values are not timestamps ({exc})") from None
+    if t.isna().any():
+        raise ValueError(f"{column}: missing timestamp at row {int(np.flatnonzero(t.isna().to_numpy())[0])}")
+    start = t.dt.floor(window).to_numpy()
+    uniq, inv = np.unique(start, return_inverse=True)
+    names = np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object)
+    return names[inv.reshape(-1)]
+
+
+@dataclass
+class WindowedAnalysis:
+    """What :func:`analyze_windowed` produced.
+
+    Attributes
+    ----------
+    result : clarion.analysis.AnalysisResult
+        The whole-data analysis (what :func:`clarion.analyze` returns for the same inputs).
+    windows : dict
+        Window start (ISO) -> an ``analysis.json``-shaped document of that window's rows (bias
+        sections without FlipTest, which needs the rows; ``explanations.kernel_shap`` with the
+        window's global attributions).
+    n_rows : dict
+        Window start -> rows in the window.
+    """
+
+    result: Any
+    windows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_rows: dict[str, int] = field(default_factory=dict)
+
+
+class _WindowedJob(_analysis._Job):  # noqa: SLF001 - wraps the analysis job (see module docstring)
+    def __init__(self, *args: Any, time_column: str, window: str) -> None:
+        super().__init__(*args)
+        self.time_column, self.window = time_column, window
+        self.window_rows: dict[str, int] = {}
+        self.window_shap: dict[str, dict[str, Any]] = {}
+        self._shap_times: list[np.ndarray] = []
+        self.window_accs: list[Any] = []
+
+    def run(self) -> Any:
+        tc = self.time_column
+        columns = self.source.columns()
+        if tc not in columns:
+            raise ValueError(f"time_column: column {tc!r} not found in the data (columns: {columns})")
+        plan = _analysis._make_plan(self.cfg, columns)  # noqa: SLF001
+        for role, col in (("label", plan.label), ("predicted_label", plan.predicted), ("weights", plan.weights),
+                          ("group_variable", plan.group), *(("facet", f.name) for f in plan.facets)):
+            if col == tc:
+                raise ValueError(f"time_column: {tc!r} is the {role} column; the time column must be a column "
+                                 f"of its own")
+        return super().run()
+
+    # -- pass 1: one read; the window is a group axis of the counts -------------------------------
+    def _process(self, c: Any, bias: bool) -> None:
+        keys = window_keys(c.frame[self.time_column], self.window)
+        u, n = np.unique(keys, return_counts=True)
+        for k, m in zip(u.tolist(), n.tolist()):
+            self.window_rows[k] = self.window_rows.get(k, 0) + int(m)
+        super()._process(c, bias)
+
+    def _decide(self, chunks: list[Any]) -> None:
+        super()._decide(chunks)
+        from clarion import bias
+
+        accs = []
+        for acc in self.accumulators:
+            if isinstance(acc, bias.Accumulator):
+                kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}  # noqa: SLF001
+                w = bias.Accumulator(**kw, window=self.window, time_column=self.time_column)
+                accs.append(w)  # the whole-data report is the sum of the windows
+                self.window_accs.append(w)
+            else:  # a row collector (bootstrap intervals): keep it for the whole-data report
+                accs.append(acc)
+                self.window_accs.append(bias.Accumulator(**acc.kw, window=self.window, time_column=self.time_column))
+        self.accumulators = accs
+        self._extra_accs = [w for w, a in zip(self.window_accs, accs) if w is not a]
+
+    def _bias_batch(self, frame: Any, pred: Any) -> Any:
+        batch = super()._bias_batch(frame, pred)
+        batch[self.time_column] = frame[self.time_column].to_numpy()
+        for acc in getattr(self, "_extra_accs", []):
+            acc.update(batch)
+        return batch
+
+    def _rows_to_keep(self, frame: Any, pred: Any) -> Any:
+        part = super()._rows_to_keep(frame, pred)
+        if self.time_column not in part.columns:
+            part[self.time_column] = frame[self.time_column].to_numpy()
+        return part
+
+    # -- SHAP: remember each explained row's window --------------------------------------------------
+    def _shap_batches(self) -> Any:
+        self._shap_times = []
+        for X, join in super()._shap_batches():
+            self._shap_times.append(window_keys(X[self.time_column], self.window))
+            yield X, join
+
+    def _shap(self) -> tuple[dict[str, Any], Any, Any]:
+        import pandas as pd
+
+        sc = self.cfg.shap
+        streamed = self.kept is None
+        forced = streamed and not sc.save_local_shap_values
+        if forced:  # the streamed run keeps no local values in memory: read them back from out.csv
+            sc.save_local_shap_values = True
+        try:
+            block, local, feature_values = super()._shap()
+            values = local
+            if values is None:
+                values = pd.read_csv(self.paths["local_shap"])
+        finally:
+            if forced:
+                sc.save_local_shap_values = False
+                for key in ("local_shap", "local_shap_parquet"):
+                    p = self.paths.pop(key, None)
+                    if p and os.path.exists(p):
+                        os.unlink(p)
+        keys = np.concatenate(self._shap_times) if self._shap_times else np.empty(0, dtype=object)
+        if len(keys) != len(values):
+            raise RuntimeError(f"internal: {len(values)} local attributions for {len(keys)} timestamps")
+        for k in sorted(set(keys.tolist())):
+            rows = keys == k
+            out: dict[str, Any] = {}
+            for label, b in block.items():
+                feats = list(b["global_shap_values"])
+                v = values.loc[rows, [f"{f}_{label}" for f in feats]].to_numpy(np.float64)
+                g = _analysis._aggregate(v, sc.agg_method)  # noqa: SLF001 - the job's own aggregation
+                out[label] = {"global_shap_values": {f: float(x) for f, x in zip(feats, g)},
+                              "expected_value": b["expected_value"]}
+            self.window_shap[k] = out
+        return block, local, feature_values
+
+    # -- per-window documents ----------------------------------------------------------------------
+    def window_documents(self) -> dict[str, dict[str, Any]]:
+        cfg = self.cfg
+        from clarion.config import POST_TRAINING_METHODS, PRE_TRAINING_METHODS
+
+        docs: dict[str, dict[str, Any]] = {k: {"version": "1.0"} for k in sorted(self.window_rows)}
+        stages = [("pre_training_bias_metrics", "pre", cfg.pre_training_bias, PRE_TRAINING_METHODS),
+                  ("post_training_bias_metrics", "post", cfg.post_training_bias, POST_TRAINING_METHODS)]
+        for key, stage, mcfg, every in stages:
+            if mcfg is None or not self.window_accs:
+                continue
+            methods = [m for m in (every if mcfg.methods == "all" else mcfg.methods) if m != "FT"]
+            if not methods:
+                continue
+            for w in self.window_accs[0].windows():
+                section: dict[str, Any] | None = None
+                for acc in self.window_accs:
+                    part = acc.report(methods=methods, stage=stage, window=w).to_dict()[key]
+                    if section is None:
+                        section = {k: v for k, v in part.items() if k != "facets"}
+                        section["facets"] = {}
+                    section["facets"].update(part["facets"])
+                docs.setdefault(w, {"version": "1.0"})[key] = section
+        for w, block in self.window_shap.items():
+            docs.setdefault(w, {"version": "1.0"})["explanations"] = {"kernel_shap": block}
+        return docs
+
+
+def _config_with_time_excluded(cfg: Any, time_column: str) -> Any:
+    cfg = copy.deepcopy(cfg)
+    excluded = list(cfg.excluded_columns or [])
+    if time_column not in excluded:
+        excluded.append(time_column)
+    cfg.excluded_columns = excluded
+    return cfg
+
+
+def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, model: Any = None,
+                     output_dir: str | os.PathLike, progress: bool = False, overwrite: bool = False,
+                     skip_bad_rows: bool = False, chunk_rows: int = 50_000,
+                     memory_budget: int | str = _analysis.DEFAULT_MEMORY_BUDGET) -> WindowedAnalysis:
+    """:func:`clarion.analyze` plus per-window bias metrics and global attributions, in one read.
+
+    Parameters are those of :func:`clarion.analyze`, plus ``time_column`` (the timestamp column,
+    never used as a model feature) and ``window`` (a fixed pandas frequency, see :func:`check_window`).
+    """
+    from clarion.config import read_config
+
+    check_window(window)
+    if not isinstance(time_column, str) or not time_column:
+        raise ValueError(f"time_column: expected a column name, got {time_column!r}")
+    base_dir = os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) \
+        else os.getcwd()
+    cfg = _config_with_time_excluded(read_config(config), time_column)
+    out_dir = os.fspath(output_dir)
+    budget = _analysis.parse_bytes(memory_budget)
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
+    _analysis._prepare_output_dir(out_dir, overwrite)  # noqa: SLF001
+    job = _WindowedJob(cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget,
+                       time_column=time_column, window=window)
+    result = job.run()
+    return WindowedAnalysis(result, job.window_documents(), dict(sorted(job.window_rows.items())))
