@@ -1,0 +1,334 @@
+"""clarion monitor / clarion.monitor.drift_over_time: drift of new data against a baseline, per window.
+
+The synthetic stream: a fixed block of 300 rows (seeded) is the baseline data; the new data is 10
+days of it, each day the same rows (shuffled, new timestamps), so without injection every window's
+counts are the baseline's counts (same metrics exactly, so the strict Clarify rule never fires).
+From day 6 on, the injected stream lowers the positive rate of facet F (labels and predictions)
+and shrinks feature ``a`` (the model's most important feature) to almost nothing, so the SHAP
+ranking changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
+from clarion.monitor import TABLE_COLUMNS, check_windows, drift_over_time
+
+DAYS, INJECT_FROM, N = 10, 6, 300
+START = pd.Timestamp("2026-03-01")
+WINDOWS = [(START + pd.Timedelta(days=d)).isoformat() for d in range(DAYS)]
+
+CONFIG = {
+    "dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
+    "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["sex"],
+    "methods": {"pre_training_bias": {"methods": ["CI", "DPL", "KL", "KS"]},
+                "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "RD"]},
+                "shap": {"baseline": [[0.0, 0.0, 0.0]], "agg_method": "mean_abs"}},
+    "predictor": {"model_uri": "model.skops", "probability": 1},
+}
+
+
+def base_block() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    a, b, c = rng.normal(size=(3, N))
+    return pd.DataFrame({"sex": np.where(rng.random(N) < 0.4, "F", "M"), "a": a, "b": b, "c": c,
+                         "y": (rng.random(N) < 0.5).astype(int), "pred": (rng.random(N) < 0.5).astype(int)})
+
+
+def injected_block(base: pd.DataFrame) -> pd.DataFrame:
+    out = base.copy()
+    f = np.flatnonzero(out["sex"].to_numpy() == "F")
+    drop = f[: int(0.7 * len(f))]
+    out.loc[drop, "y"] = 0
+    out.loc[drop, "pred"] = 0
+    out["a"] = out["a"] * 0.02
+    return out
+
+
+def stream(inject: bool) -> pd.DataFrame:
+    base, parts = base_block(), []
+    rng = np.random.default_rng(1)
+    for d in range(DAYS):
+        blk = injected_block(base) if inject and d >= INJECT_FROM else base
+        blk = blk.sample(frac=1, random_state=d).reset_index(drop=True)
+        secs = np.sort(rng.uniform(0, 86_399, len(blk)))
+        blk.insert(0, "ts", START + pd.Timedelta(days=d) + pd.to_timedelta(secs, unit="s"))
+        parts.append(blk)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    import clarion
+
+    d = tmp_path_factory.mktemp("monitor")
+    model = LogisticRegression()
+    model.coef_ = np.array([[3.0, 1.2, 1.0]])
+    model.intercept_ = np.array([0.0])
+    model.classes_ = np.array([0, 1])
+    model.n_features_in_ = 3
+    dump(model, d / "model.skops")
+    (d / "config.json").write_text(json.dumps(CONFIG))
+    # without --window the timestamp column is an ordinary column: the config excludes it from the features
+    (d / "config_ts.json").write_text(json.dumps({**CONFIG, "excluded_columns": ["sex", "ts"]}))
+    base_block().to_csv(d / "base.csv", index=False)
+    stream(False).to_csv(d / "clean.csv", index=False)
+    stream(True).to_csv(d / "injected.csv", index=False)
+    res = clarion.analyze(d / "config.json", d / "base.csv", output_dir=d / "baseline", progress=False)
+    return {"dir": d, "baseline": res.paths["analysis"], "config": str(d / "config.json"), "analysis": res.analysis,
+            "config_ts": str(d / "config_ts.json")}
+
+
+def cli(setup, data, out, *extra):
+    d = setup["dir"]
+    config = setup["config"] if "--window" in extra else setup["config_ts"]
+    return main(["monitor", "--baseline", setup["baseline"], "--data", str(d / data), "--config", config,
+                 "--output", str(d / out), "--quiet", *extra])
+
+
+# ---- the windowed API ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def injected(setup):
+    d = setup["dir"]
+    return drift_over_time(setup["baseline"], setup["config"], d / "injected.csv", time_column="ts", window="1D",
+                           output_dir=d / "api_injected")
+
+
+def test_injected_bias_flagged_exactly_from_its_window(injected):
+    assert injected.flagged == WINDOWS[INJECT_FROM:]
+    assert not injected.ok
+    for w in WINDOWS[:INJECT_FROM]:
+        assert injected.results[w].ok
+        assert all(s["status"] == "ok" for s in injected.results[w].scores), w
+    for w in WINDOWS[INJECT_FROM:]:
+        r = injected.results[w]
+        metrics = {v["metric_name"] for v in r.violations if v["constraint_check_type"] == "bias_drift_check"}
+        assert {"DPL", "DPPL", "DI"} <= metrics  # the injected disparity, pre and post training
+        assert "CI" not in metrics  # the facet's share of rows did not change
+        shap = [v for v in r.violations if v["constraint_check_type"] == "feature_attribution_drift_check"]
+        assert [v["label"] for v in shap] == ["label0"]
+    # the whole new data is checked too
+    assert not injected.overall.ok
+
+
+def test_window_numbers_are_the_engines_on_the_window_rows(setup, injected):
+    """Per-window bias = clarion.bias.report on that day's rows; per-window SHAP = mean |local| of them."""
+    from clarion import bias
+
+    d = setup["dir"]
+    data = pd.read_csv(d / "injected.csv", parse_dates=["ts"])
+    day = data["ts"].dt.floor("1D")
+    local = pd.read_csv(injected.output.paths["local_shap"])
+    assert len(local) == len(data)
+    for k in (0, INJECT_FROM, DAYS - 1):
+        w = WINDOWS[k]
+        rows = data[day == pd.Timestamp(w)]
+        ref = bias.report(rows, label="y", facet="sex", facet_values=["F"], label_values=[1], predicted_label="pred",
+                          methods=["CI", "DPL", "KL", "KS", "DPPL", "DI", "DCA", "RD"]).to_dict()
+        for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+            assert injected.windows[w][stage] == ref[stage]
+        g = injected.windows[w]["explanations"]["kernel_shap"]["label0"]["global_shap_values"]
+        loc = local[(day == pd.Timestamp(w)).to_numpy()]
+        for f in ("a", "b", "c"):
+            assert g[f] == pytest.approx(loc[f"{f}_label0"].abs().mean(), rel=1e-12)
+    assert injected.n_rows == {w: N for w in WINDOWS}
+
+
+def test_table_structure(injected):
+    t = injected.table
+    assert tuple(t.columns) == TABLE_COLUMNS
+    assert sorted(t["window"].unique()) == [pd.Timestamp(w) for w in WINDOWS]
+    assert set(t["check"]) == {"bias_drift_check", "feature_attribution_drift_check"}
+    bias = t[t["check"] == "bias_drift_check"]
+    assert len(bias) == DAYS * 8  # 8 metrics, one facet value
+    assert set(bias["status"]) == {"ok", "violation"}
+    nd = t[t["metric"] == "NDCG"].set_index("window")
+    assert list(nd.loc[[pd.Timestamp(w) for w in WINDOWS[:INJECT_FROM]], "value"]) == [1.0] * INJECT_FROM
+    assert (nd.loc[[pd.Timestamp(w) for w in WINDOWS[INJECT_FROM:]], "value"] < 0.9).all()
+    feats = t[t["metric"] == "global_shap_value"]
+    assert len(feats) == DAYS * 3 and feats["status"].isna().all()
+    assert (t["n_rows"] == N).all()
+
+
+def test_unchanged_stream_is_never_flagged(setup):
+    d = setup["dir"]
+    r = drift_over_time(setup["baseline"], setup["config"], d / "clean.csv", time_column="ts", window="1D")
+    assert r.ok and r.flagged == [] and r.overall.ok
+    assert set(r.table["status"].dropna()) == {"ok"}
+    # finer windows (6 h) of the same data: counts differ from the baseline's, but the rule with
+    # generous absolute bounds accepts them, and nothing else
+    r6 = drift_over_time(setup["analysis"], setup["config"], d / "clean.csv", time_column="ts", window="6h",
+                         rules={m: {"lower": -2.0, "upper": 2.0} for m in ("CI", "DPL", "KL", "KS", "DPPL", "DCA", "RD")}
+                         | {"DI": {"lower": 0.0, "upper": 10.0}}, threshold=0.0)
+    assert len(r6.results) == DAYS * 4 and r6.flagged == []
+
+
+def test_check_windows_on_documents(setup):
+    base = setup["analysis"]
+    worse = json.loads(json.dumps(base))
+    m = next(m for m in worse["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"] if m["name"] == "DPPL")
+    m["value"] = (abs(m["value"]) + 0.5) * (1 if m["value"] >= 0 else -1)
+    r = check_windows(base, {WINDOWS[1]: worse, WINDOWS[0]: base}, n_rows={WINDOWS[0]: 5, WINDOWS[1]: 6})
+    assert r.flagged == [WINDOWS[1]]
+    assert [v["metric_name"] for v in r.results[WINDOWS[1]].violations] == ["DPPL"]
+    assert r.to_dict()["violations"] == [{**r.results[WINDOWS[1]].violations[0], "window": WINDOWS[1]}]
+    assert list(r.table["n_rows"].unique()) == [5, 6]
+    with pytest.raises(ValueError, match="not a timestamp"):
+        check_windows(base, {"yesterday": base})
+
+
+# ---- the command line --------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes(setup, capsys):
+    assert cli(setup, "clean.csv", "c1", "--time-column", "ts", "--window", "1D") == EXIT_OK
+    assert cli(setup, "clean.csv", "c2") == EXIT_OK
+    assert cli(setup, "injected.csv", "c3", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
+    assert cli(setup, "injected.csv", "c4") == EXIT_VIOLATIONS
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--window", "1D"], "--time-column and --window go together"),
+    (["--time-column", "ts", "--window", "1ME"], "calendar frequency"),
+    (["--time-column", "ts", "--window", "fortnight"], "not a pandas frequency"),
+    (["--time-column", "when", "--window", "1D"], "column 'when' not found"),
+    (["--time-column", "y", "--window", "1D"], "is the label column"),
+    (["--threshold", "1.5"], "--threshold"),
+])
+def test_cli_bad_input(setup, capsys, extra, message):
+    assert cli(setup, "clean.csv", "bad", "--overwrite", *extra) == EXIT_ERROR
+    assert message in capsys.readouterr().err
+
+
+def test_cli_bad_baseline(setup, capsys, tmp_path):
+    d = setup["dir"]
+    args = ["monitor", "--data", str(d / "clean.csv"), "--config", setup["config"], "--quiet"]
+    assert main([*args, "--baseline", str(tmp_path / "none.json"), "--output", str(tmp_path / "o1")]) == EXIT_ERROR
+    assert "baseline: file not found" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{not json")
+    assert main([*args, "--baseline", str(tmp_path / "broken.json"), "--output", str(tmp_path / "o2")]) == EXIT_ERROR
+    assert "is not valid JSON" in capsys.readouterr().err
+    no_shap = {k: v for k, v in setup["analysis"].items() if k != "explanations"}
+    (tmp_path / "no_shap.json").write_text(json.dumps(no_shap))
+    assert main([*args, "--baseline", str(tmp_path / "no_shap.json"), "--output", str(tmp_path / "o3")]) == EXIT_ERROR
+    assert "no explanations.kernel_shap" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()  # refused before the analysis ran
+    (tmp_path / "rules.json").write_text(json.dumps({"DPPL": {"lower": "low"}}))
+    assert main([*args, "--baseline", setup["baseline"], "--output", str(tmp_path / "o4"),
+                 "--rules", str(tmp_path / "rules.json")]) == EXIT_ERROR
+    assert "rules['DPPL']" in capsys.readouterr().err
+
+
+def test_cli_written_files(setup):
+    d = setup["dir"]
+    assert cli(setup, "injected.csv", "files", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
+    out = d / "files"
+    for name in ("analysis.json", "analysis_config.json", "constraint_violations.json", "drift_over_time.csv",
+                 "drift_over_time.parquet", "analysis_by_window.json", "report.html", "report.md"):
+        assert (out / name).is_file(), name
+    cv = json.loads((out / "constraint_violations.json").read_text())
+    assert cv["version"] == "1.0" and set(cv) == {"version", "violations", "scores", "window_scores"}
+    overall = [v for v in cv["violations"] if "window" not in v]
+    windowed = [v for v in cv["violations"] if "window" in v]
+    assert overall and sorted({v["window"] for v in windowed}) == WINDOWS[INJECT_FROM:]
+    for v in cv["violations"]:
+        if v["constraint_check_type"] == "bias_drift_check":
+            assert set(v) - {"window"} == {"facet", "facet_value", "metric_name", "constraint_check_type", "description"}
+            assert v["description"].startswith("Value ") and v["facet"] == "sex" and v["facet_value"] == "F"
+        else:
+            assert v["constraint_check_type"] == "feature_attribution_drift_check"
+            assert set(v) - {"window"} == {"label", "metric_name", "constraint_check_type", "description"}
+            assert v["metric_name"] == "shap"
+    assert sorted(cv["window_scores"]) == WINDOWS
+    csv = pd.read_csv(out / "drift_over_time.csv", parse_dates=["window"])
+    pq = pd.read_parquet(out / "drift_over_time.parquet")
+    assert tuple(csv.columns) == tuple(pq.columns) == TABLE_COLUMNS
+    assert len(csv) == len(pq) == DAYS * (8 + 3 + 1)
+    np.testing.assert_allclose(csv["value"].to_numpy(), pq["value"].to_numpy(), rtol=1e-12)
+    by_window = json.loads((out / "analysis_by_window.json").read_text())
+    assert sorted(by_window) == WINDOWS and by_window[WINDOWS[0]]["n_rows"] == N
+    assert set(by_window[WINDOWS[0]]["analysis"]) == {"version", "pre_training_bias_metrics",
+                                                      "post_training_bias_metrics", "explanations"}
+    cfg = json.loads((out / "analysis_config.json").read_text())
+    assert "ts" in cfg["excluded_columns"]  # the time column is never a model feature
+    html = (out / "report.html").read_text()
+    assert html.index("Drift against the baseline") < html.index("</main>")
+    assert html.count("class=\"drift\"") == 8 + 2  # one chart per bias metric, NDCG and SHAP values per label
+    assert html.count("class=\"baseline\"") >= 8 + 1 + 3
+    assert "2026-03-07" in html
+    md = (out / "report.md").read_text()
+    assert "## Drift against the baseline" in md and f"first {WINDOWS[INJECT_FROM]}" in md
+
+
+def test_cli_overwrite_replaces_previous_run(setup):
+    d = setup["dir"]
+    assert cli(setup, "injected.csv", "again", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
+    assert cli(setup, "clean.csv", "again") == EXIT_ERROR  # not empty, no --overwrite
+    assert cli(setup, "clean.csv", "again", "--overwrite") == EXIT_OK
+    out = d / "again"
+    assert not (out / "drift_over_time.csv").exists() and not (out / "analysis_by_window.json").exists()
+    assert json.loads((out / "constraint_violations.json").read_text())["violations"] == []
+
+
+def test_clarify_shaped_baseline(setup, tmp_path):
+    """A baseline as SageMaker Clarify writes it: strings for infinities, null + error for a failed
+    metric, descriptions, label_value_or_threshold; only post-training bias and SHAP."""
+    cur = setup["analysis"]
+    post = {m["name"]: m["value"] for m in cur["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"]}
+    clarify = {
+        "version": "1.0",
+        "post_training_bias_metrics": {"label": "y", "label_value_or_threshold": "1", "facets": {"sex": [
+            {"value_or_threshold": "F", "metrics": [
+                {"name": "DCA", "description": "Difference in Conditional Acceptance (DCA)", "value": None,
+                 "error": "Denominator is 0"},
+                {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+                {"name": "DPPL", "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
+                 "value": post["DPPL"] * 2 if post["DPPL"] else 0.3},
+                {"name": "RD", "description": "Recall Difference (RD)", "value": 0.0}]}]}},
+        "explanations": {"kernel_shap": {"label0": {
+            "global_shap_values": {"a": 0.05, "b": 0.5, "c": 0.2}, "expected_value": 0.5}}},
+    }
+    p = tmp_path / "clarify_analysis.json"
+    p.write_text(json.dumps(clarify))
+    d = setup["dir"]
+    code = main(["monitor", "--baseline", str(p), "--data", str(d / "clean.csv"), "--config", setup["config_ts"],
+                 "--output", str(tmp_path / "out"), "--quiet"])
+    assert code == EXIT_VIOLATIONS
+    cv = json.loads((tmp_path / "out" / "constraint_violations.json").read_text())
+    got = sorted((v["constraint_check_type"], v.get("metric_name")) for v in cv["violations"])
+    expected = [("feature_attribution_drift_check", "shap")]  # current ranking a > b > c vs baseline b > c > a
+    if post["RD"] not in (0, 0.0):
+        expected.append(("bias_drift_check", "RD"))
+    assert got == sorted(expected)
+    status = {s["metric_name"]: s for s in cv["scores"] if "stage" in s}
+    assert status["DCA"]["status"] == "unchecked" and "baseline value is null" in status["DCA"]["reason"]
+    assert status["DI"]["status"] == "ok"  # nothing is farther from 1 than an infinite baseline
+    assert status["DPPL"]["status"] == "ok"
+    assert status["CI"]["status"] == "unchecked"  # pre-training metrics are not in this baseline
+    nd = next(s for s in cv["scores"] if s.get("metric_name") == "shap")
+    assert 0 < nd["ndcg"] < 0.9 and math.isfinite(nd["ndcg"])
+
+
+def test_drift_chart_escapes_and_marks():
+    from clarion.report.drift import time_series
+
+    svg = time_series(["2026-03-01T00:00:00", "2026-03-02T00:00:00", "<b>"], [[0.1, math.inf, math.nan]],
+                      baselines=[0.05], status=[["ok", "violation", None]], series_names=["<i>x</i>"])
+    assert "<i>" not in svg and "&lt;i&gt;" in svg and "<b>" not in svg
+    assert svg.count('class="baseline"') == 1 and "stroke-dasharray" in svg
+    assert 'class="pt violation"' in svg  # the infinite value, on the edge, in red
+    assert svg.count("<circle") == 1  # NaN leaves a gap
+    assert os.linesep not in svg
