@@ -1,6 +1,6 @@
 """clarion.analyze end to end: the real demo (Toronto arrests), Clarify's analysis.json structure key
 by key, bias numbers equal to clarion.bias.report, SHAP equal to KernelShap with the same seed,
-chunked = whole, CSV = JSON Lines = Parquet, skipped rows, escaping, streaming past the memory
+chunked = whole, CSV = JSON Lines = JSON = Parquet, skipped rows, escaping, streaming past the memory
 budget, and the report in a real headless browser."""
 
 from __future__ import annotations
@@ -274,17 +274,23 @@ def test_chunked_csv_equals_whole(synth, tmp_path):
     assert_docs_close(whole.analysis, mem.analysis)
 
 
-def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
+def test_jsonlines_json_and_parquet_equal_csv(synth, tmp_path):
     engines(*ALL)
     d, df, model = synth
     csv = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "csv", progress=False)
     jl = tmp_path / "data.jsonl"
     with open(jl, "w") as fh:
-        for r in df.itertuples(index=False):
-            fh.write(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n")
+        fh.writelines(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
+                      for r in df.itertuples(index=False))
     cfg = config(dataset_type="application/jsonlines", features="features", label="label",
                  headers=["x1", "x2", "g", "y"])
     got = A.analyze(cfg, jl, model=model, output_dir=tmp_path / "jl", progress=False, chunk_rows=50)
+    assert_docs_close(csv.analysis, got.analysis)
+    js = tmp_path / "data.json"  # tabular JSON: JMESPaths select the feature rows and the labels
+    js.write_text(json.dumps({"rows": [[r.x1, int(r.x2), r.g] for r in df.itertuples(index=False)],
+                              "labels": [int(v) for v in df["y"]]}))
+    cfg = config(dataset_type="application/json", features="rows", label="labels", headers=["x1", "x2", "g", "y"])
+    got = A.analyze(cfg, js, model=model, output_dir=tmp_path / "js", progress=False, chunk_rows=64)
     assert_docs_close(csv.analysis, got.analysis)
     pq = tmp_path / "data.parquet"
     df.to_parquet(pq)
@@ -298,7 +304,7 @@ def test_jsonlines_and_parquet_equal_csv(synth, tmp_path):
 
 def test_skip_bad_rows_counts_them_in_the_report(synth, tmp_path):
     engines("bias")
-    d, df, model = synth
+    d, df, _model = synth
     lines = (d / "data.csv").read_text().splitlines()
     lines.insert(5, "1.0,2,a")             # line 6: wrong field count
     lines.insert(9, "1.0,oops,a,1")        # line 10: unparseable number in a numeric column
@@ -341,7 +347,7 @@ def test_predicted_label_column_needs_no_model(tmp_path):
 
 def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path):
     engines(*ALL)
-    d, df, model = synth
+    d, _df, model = synth
     bg = [[0.0, 5, "a"], [0.5, 2, "b"]]
     cfg = config()
     cfg["methods"]["shap"] = {"baseline": bg, "seed": 1}
@@ -366,7 +372,7 @@ def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path
 
 def test_cli_analyze_end_to_end(synth, tmp_path, capsys):
     engines("bias")
-    d, df, model = synth
+    d, _df, _model = synth
     cfg = config(methods={"pre_training_bias": {"methods": "all"}})
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
@@ -385,7 +391,7 @@ def test_an_endpoint_gives_the_same_analysis_as_the_model_in_process(synth, tmp_
     engines(*ALL)
     serve = engines("serve")
     pytest.importorskip("uvicorn")
-    d, df, model = synth
+    d, _df, model = synth
     want = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "local", progress=False)
     with serve.ModelServer(model) as url:
         cfg = config(predictor={"endpoint_url": url, "probability": 1})

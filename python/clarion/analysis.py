@@ -1207,7 +1207,7 @@ class _cli_warnings:
         self._ctx.__enter__()
         warnings.simplefilter("default")
 
-        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        def show(message, category, filename, lineno, file=None, line=None):
             print(f"clarion {self.command}: warning: {message}", file=sys.stderr)
 
         warnings.showwarning = show

@@ -104,7 +104,9 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
     except ImportError:  # the analysis still runs, with the model in memory
         sio = None
     if sio is not None:
-        sio.dump(model, os.path.join(out, "model.skops"))
+        tmp = os.path.join(out, ".tmp-model.skops")
+        sio.dump(model, tmp)
+        os.replace(tmp, os.path.join(out, "model.skops"))  # atomic, like every other output
         cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
     config_path = os.path.join(out, "analysis_config.json")
     AnalysisConfig.from_dict(cfg).write(config_path)

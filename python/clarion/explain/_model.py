@@ -79,7 +79,10 @@ def prediction_function(model: Any) -> Predictor:
 
     Parameters
     ----------
-    model : callable or estimator
+    model : callable, estimator, or anything :func:`clarion.models.as_model` accepts
+        A model file path, an xgboost Booster, an ONNX session, an HTTP ``Endpoint`` or a
+        ``clarion.models.Model`` goes through :func:`clarion.models.as_model` (a one-output
+        model then gives 1-D attributions, as a plain callable returning 1-D output does).
         A scikit-learn classifier (or Pipeline ending in one) is called through
         ``predict_proba``; another estimator through ``predict``; any other callable is called
         as is. The batch is what the explainer builds: a numpy array, or a DataFrame with the
@@ -87,6 +90,10 @@ def prediction_function(model: Any) -> Predictor:
     """
     if isinstance(model, Predictor):
         return model
+    if callable(model) and not hasattr(model, "predict") and not _is_clarion_model(model):
+        return Predictor(model)
+    if not _is_sklearn_estimator(model):
+        return _from_as_model(model)
     if hasattr(model, "predict_proba") or hasattr(model, "predict"):
         is_clf = False
         try:
@@ -104,3 +111,31 @@ def prediction_function(model: Any) -> Predictor:
     if callable(model):
         return Predictor(model)
     raise TypeError(MSG_NOT_CALLABLE.format(type=type(model).__name__))
+
+
+def _is_clarion_model(model: Any) -> bool:
+    from clarion.models import Endpoint, Model  # noqa: PLC0415 - light, but only needed here
+
+    return isinstance(model, (Model, Endpoint))
+
+
+def _is_sklearn_estimator(model: Any) -> bool:
+    try:
+        from sklearn.base import BaseEstimator  # noqa: PLC0415 - optional dependency
+    except ImportError:  # pragma: no cover - without sklearn nothing is an estimator
+        return False
+    return isinstance(model, BaseEstimator) and type(model).__module__.split(".")[0] != "xgboost"
+
+
+def _from_as_model(model: Any) -> Predictor:
+    """Route model files, Boosters, ONNX sessions, endpoints and ``Model`` objects via ``as_model``."""
+    from clarion.models import as_model  # noqa: PLC0415 - keeps explain importable alone
+
+    m = as_model(model)
+
+    def predict(batch: Any) -> Any:
+        out = m.predict(batch)
+        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+
+    names = m.output_names if (m.n_outputs or 0) > 1 else None
+    return Predictor(predict, None if names is None else list(names))

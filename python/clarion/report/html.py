@@ -25,8 +25,8 @@ METRIC_GUIDE: dict[str, tuple[float, float, float, str]] = {
     "CDDL": (-1, 1, 0, "Positive: facet d is over-represented among rejections, within subgroups."),
     "DPPL": (-1, 1, 0, "Positive: the model predicts positive more often for facet a than for d."),
     "DI": (0, 2, 1, "Below 1: facet d gets positive predictions at a lower rate than facet a."),
-    "DCA": (-1, 1, 0, "Positive: facet a's acceptances exceed its qualified share more than d's do."),
-    "DCR": (-1, 1, 0, "Positive: facet d's rejections exceed its unqualified share more than a's do."),
+    "DCA": (-1, 1, 0, "Positive: per observed positive, facet a gets fewer positive predictions than d."),
+    "DCR": (-1, 1, 0, "Positive: per observed negative, facet d gets fewer negative predictions than a."),
     "RD": (-1, 1, 0, "Positive: the model finds a larger share of facet a's true positives (recall)."),
     "SD": (-1, 1, 0, "Positive: the model is more specific for facet d than for facet a."),
     "DAR": (-1, 1, 0, "Positive: facet a's positive predictions are more often right (precision)."),
@@ -34,7 +34,7 @@ METRIC_GUIDE: dict[str, tuple[float, float, float, str]] = {
     "AD": (-1, 1, 0, "Positive: the model is more accurate for facet a than for facet d."),
     "TE": (-2, 2, 0, "Difference in the ratio of false negatives to false positives (d − a)."),
     "CDDPL": (-1, 1, 0, "As CDDL, on predicted labels."),
-    "FT": (-1, 1, 0, "Share of facet d whose prediction differs from their nearest facet-a neighbours'."),
+    "FT": (-1, 1, 0, "Net share of facet d predicted better (> 0) or worse than their nearest facet-a neighbours."),
     "GE": (0, 1, 0, "Inequality of prediction benefits across individuals (0 = equal)."),
 }
 
