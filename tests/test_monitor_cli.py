@@ -17,7 +17,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
 from clarion.monitor import TABLE_COLUMNS, check_windows, drift_over_time
 
@@ -66,10 +65,9 @@ def stream(inject: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    import clarion
     from sklearn.linear_model import LogisticRegression
     from skops.io import dump
-
-    import clarion
 
     d = tmp_path_factory.mktemp("monitor")
     model = LogisticRegression()

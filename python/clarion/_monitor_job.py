@@ -89,7 +89,7 @@ class WindowedAnalysis:
     n_rows: dict[str, int] = field(default_factory=dict)
 
 
-class _WindowedJob(_analysis._Job):  # noqa: SLF001 - wraps the analysis job (see module docstring)
+class _WindowedJob(_analysis._Job):
     def __init__(self, *args: Any, time_column: str, window: str) -> None:
         super().__init__(*args)
         self.time_column, self.window = time_column, window
@@ -103,7 +103,7 @@ class _WindowedJob(_analysis._Job):  # noqa: SLF001 - wraps the analysis job (se
         columns = self.source.columns()
         if tc not in columns:
             raise ValueError(f"time_column: column {tc!r} not found in the data (columns: {columns})")
-        plan = _analysis._make_plan(self.cfg, columns)  # noqa: SLF001
+        plan = _analysis._make_plan(self.cfg, columns)
         for role, col in (("label", plan.label), ("predicted_label", plan.predicted), ("weights", plan.weights),
                           ("group_variable", plan.group), *(("facet", f.name) for f in plan.facets)):
             if col == tc:
@@ -126,7 +126,7 @@ class _WindowedJob(_analysis._Job):  # noqa: SLF001 - wraps the analysis job (se
         accs = []
         for acc in self.accumulators:
             if isinstance(acc, bias.Accumulator):
-                kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}  # noqa: SLF001
+                kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}
                 w = bias.Accumulator(**kw, window=self.window, time_column=self.time_column)
                 accs.append(w)  # the whole-data report is the sum of the windows
                 self.window_accs.append(w)
@@ -185,7 +185,7 @@ class _WindowedJob(_analysis._Job):  # noqa: SLF001 - wraps the analysis job (se
             for label, b in block.items():
                 feats = list(b["global_shap_values"])
                 v = values.loc[rows, [f"{f}_{label}" for f in feats]].to_numpy(np.float64)
-                g = _analysis._aggregate(v, sc.agg_method)  # noqa: SLF001 - the job's own aggregation
+                g = _analysis._aggregate(v, sc.agg_method)
                 out[label] = {"global_shap_values": {f: float(x) for f, x in zip(feats, g)},
                               "expected_value": b["expected_value"]}
             self.window_shap[k] = out
@@ -249,7 +249,7 @@ def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, m
     budget = _analysis.parse_bytes(memory_budget)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
-    _analysis._prepare_output_dir(out_dir, overwrite)  # noqa: SLF001
+    _analysis._prepare_output_dir(out_dir, overwrite)
     job = _WindowedJob(cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget,
                        time_column=time_column, window=window)
     result = job.run()

@@ -308,7 +308,7 @@ def check_baseline(baseline: Any, config: Any) -> dict[str, Any]:
 
     base = _load(baseline, "baseline")
     if not isinstance(base, dict):
-        raise ValueError(f"baseline: expected a JSON object (an analysis.json), got {type(base).__name__}")
+        raise TypeError(f"baseline: expected a JSON object (an analysis.json), got {type(base).__name__}")
     cfg = read_config(config)
     if (cfg.pre_training_bias or cfg.post_training_bias) and not _has_bias(base):
         raise ValueError("baseline: no pre_training_bias_metrics or post_training_bias_metrics, but the config "

@@ -82,7 +82,7 @@ def _read_rules(path: str | None) -> dict[str, dict[str, float]] | None:
     except json.JSONDecodeError as exc:
         raise ValueError(f"--rules: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(rules, dict):
-        raise ValueError(f"--rules: expected a JSON object {{METRIC: {{'lower': x, 'upper': y}}}}, got "
+        raise TypeError(f"--rules: expected a JSON object {{METRIC: {{'lower': x, 'upper': y}}}}, got "
                          f"{type(rules).__name__}")
     for name, r in rules.items():
         if not isinstance(r, dict) or not r or not set(r) <= {"lower", "upper"} or not all(
@@ -120,8 +120,8 @@ def _run(args: argparse.Namespace) -> int:
         from clarion.config import read_config
 
         model = _endpoint(read_config(args.config), args.endpoint)
-    kw = dict(model=model, output_dir=out, progress=not args.quiet, overwrite=args.overwrite,
-              skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows, memory_budget=args.memory_budget)
+    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": args.overwrite,
+          "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
 
     over_time = None
     if args.window is not None:

@@ -46,8 +46,8 @@ def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselin
     def py(v: float) -> float:
         return pad_t + (hi - v) / (hi - lo) * plot_h
 
-    parts = [f'<svg class="drift" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(title)}">',
+    parts = [(f'<svg class="drift" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+              f'aria-label="{esc(title)}">'),
              f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
              f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
              f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>']
