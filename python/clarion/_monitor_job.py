@@ -52,7 +52,7 @@ def check_window(window: str) -> str:
 
 def window_keys(times: Any, window: str, *, column: str = "time_column") -> np.ndarray:
     """The window of each timestamp, as :class:`clarion.bias.Accumulator` names it: the time floored to
-    ``window``, in ISO format (timezone-aware times are converted to UTC first)."""
+    ``window``, in ISO format (timezone-aware times keep their offset in the name)."""
     import pandas as pd
 
     s = pd.Series(np.asarray(times)) if not isinstance(times, pd.Series) else times.reset_index(drop=True)

@@ -168,7 +168,8 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         out.append(f"<section class='card drift-checks'><h3>Checks on all new rows</h3>"
                    f"{_checks_table(overall.scores)}</section>")
     if over_time is not None and len(over_time.table):
-        out.append(_time_series_cards(over_time))
+        out.append("<div class='drift-grid' style='display:grid;grid-template-columns:repeat(auto-fill,"
+                   "minmax(560px,1fr));gap:0 16px'>" + _time_series_cards(over_time) + "</div>")
     return "".join(out)
 
 
