@@ -284,7 +284,7 @@ class _Source:
 
         r = self.reader
         peek = read_dataset(r.path, r.dataset_type, headers=r.headers, features=r.features, label=r.label,
-                            predicted_label=r.predicted_label, chunk_rows=1, skip_bad_rows=True)
+                            predicted_label=r.predicted_label, chunk_rows=DECIDE_ROWS, skip_bad_rows=True)
         for chunk in peek:
             return [str(c) for c in chunk.frame.columns]
         raise ValueError(f"{self.path}: no data rows")
