@@ -356,3 +356,19 @@ def test_windows_same_when_streamed_with_intervals_and_time_zones(setup, tmp_pat
     a, b = ref.table, other.table
     pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
     np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("value", "message"), [("", "missing timestamp"), ("soon", "'soon' is not a timestamp")])
+def test_bad_timestamp_is_located(setup, tmp_path, capsys, value, message):
+    data = stream(False)
+    data["ts"] = data["ts"].astype(str)
+    data.loc[1234, "ts"] = value
+    data.to_csv(tmp_path / "bad.csv", index=False)
+    d = setup["dir"]
+    code = main(["monitor", "--baseline", setup["baseline"], "--data", str(tmp_path / "bad.csv"), "--config",
+                 setup["config"], "--output", str(tmp_path / "out"), "--quiet", "--time-column", "ts", "--window",
+                 "1D", "--chunk-rows", "1000"])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"bad.csv: line {1234 + 2}, column 'ts': {message}" in err, err
+    assert d.exists()

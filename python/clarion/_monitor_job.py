@@ -50,18 +50,28 @@ def check_window(window: str) -> str:
     return window
 
 
-def window_keys(times: Any, window: str, *, column: str = "time_column") -> np.ndarray:
+def window_keys(times: Any, window: str, *, column: str = "time_column", where: Any = None) -> np.ndarray:
     """The window of each timestamp, as :class:`clarion.bias.Accumulator` names it: the time floored to
-    ``window``, in ISO format (timezone-aware times keep their offset in the name)."""
+    ``window``, in ISO format (timezone-aware times keep their offset in the name).
+
+    ``where(i)`` (optional) locates row ``i`` in error messages (e.g. "data.csv: line 12").
+    A missing or unparseable timestamp raises ``ValueError`` naming the column and the row."""
     import pandas as pd
 
     s = pd.Series(np.asarray(times)) if not isinstance(times, pd.Series) else times.reset_index(drop=True)
     try:
         t = pd.to_datetime(s)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{column}: values are not timestamps ({exc})") from None
+        t = pd.to_datetime(s, errors="coerce", format="mixed")
+        bad = np.flatnonzero(t.isna().to_numpy() & s.notna().to_numpy())
+        at = f"{where(int(bad[0]))}, " if where is not None and len(bad) else ""
+        raise ValueError(f"{at}column {column!r}: "
+                         + (f"{s.iloc[int(bad[0])]!r} is not a timestamp" if len(bad) else f"not timestamps ({exc})")
+                         ) from None
     if t.isna().any():
-        raise ValueError(f"{column}: missing timestamp at row {int(np.flatnonzero(t.isna().to_numpy())[0])}")
+        i = int(np.flatnonzero(t.isna().to_numpy())[0])
+        raise ValueError(f"{where(i) + ', ' if where is not None else ''}column {column!r}: missing timestamp"
+                         + ("" if where is not None else f" at row {i}"))
     start = t.dt.floor(window).to_numpy()
     uniq, inv = np.unique(start, return_inverse=True)
     names = np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object)
@@ -113,7 +123,12 @@ class _WindowedJob(_analysis._Job):
 
     # -- pass 1: one read; the window is a group axis of the counts -------------------------------
     def _process(self, c: Any, bias: bool) -> None:
-        keys = window_keys(c.frame[self.time_column], self.window)
+        path = self.source.path
+
+        def where(i: int) -> str:
+            return f"{path}: line {int(c.lines[i])}" if c.lines is not None and len(c.lines) > i else path
+
+        keys = window_keys(c.frame[self.time_column], self.window, column=self.time_column, where=where)
         u, n = np.unique(keys, return_counts=True)
         for k, m in zip(u.tolist(), n.tolist()):
             self.window_rows[k] = self.window_rows.get(k, 0) + int(m)

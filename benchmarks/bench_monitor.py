@@ -1,0 +1,105 @@
+"""Cost of drift over time: the windowed monitor beside the plain analysis and a per-window loop.
+
+A synthetic CSV with N rows over 30 days (predicted labels in the file; pre- and post-training bias,
+every count metric, one facet; no model) is analysed
+
+* ``analyze``: :func:`clarion.analyze` on the whole file (the floor: one read, no windows);
+* ``windowed``: :func:`clarion.monitor.drift_over_time` with ``window="1D"`` — the same single read,
+  30 windows of bias metrics, every window and the whole file checked against a baseline;
+* ``per_window_loop``: what one would do without it — read the file, split it by day, and run
+  :func:`clarion.analyze` plus :func:`clarion.monitor.check_analysis` on each day's DataFrame.
+
+The table reports seconds (best of ``--repeat``) and the ratios to ``analyze``.
+
+Run: python benchmarks/bench_monitor.py [--rows 200000 1000000] [--repeat 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+CONFIG = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "predicted_label": "pred",
+          "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["ts"],
+          "methods": {"pre_training_bias": {"methods": ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]},
+                      "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR",
+                                                         "AD", "TE", "GE"]}}}
+DAYS = 30
+
+
+def make(path: str, n: int) -> None:
+    rng = np.random.default_rng(0)
+    ts = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, DAYS * 86400, n)), unit="s")
+    pd.DataFrame({"ts": ts, "sex": np.where(rng.random(n) < 0.4, "F", "M"), "x": rng.normal(size=n),
+                  "y": (rng.random(n) < 0.5).astype(int), "pred": (rng.random(n) < 0.5).astype(int)}
+                 ).to_csv(path, index=False)
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    import clarion
+    from clarion import monitor
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "config.json")
+        with open(cfg, "w") as fh:
+            json.dump(CONFIG, fh)
+        for n in args.rows:
+            data = os.path.join(tmp, f"data_{n}.csv")
+            make(data, n)
+            base = clarion.analyze(cfg, data, output_dir=os.path.join(tmp, f"base_{n}"), progress=False).analysis
+            k = [0]
+
+            def out() -> str:
+                k[0] += 1
+                return os.path.join(tmp, f"o{n}_{k[0]}")
+
+            def per_window_loop() -> None:
+                frame = pd.read_csv(data, parse_dates=["ts"])
+                for _, part in frame.groupby(frame["ts"].dt.floor("1D")):
+                    r = clarion.analyze(cfg, part, output_dir=out(), progress=False)
+                    monitor.check_analysis(base, r.analysis)
+
+            row = {"rows": n, "windows": DAYS,
+                   "analyze": best(lambda: clarion.analyze(cfg, data, output_dir=out(), progress=False), args.repeat),
+                   "windowed": best(lambda: monitor.drift_over_time(base, cfg, data, time_column="ts", window="1D",
+                                                                    output_dir=out()), args.repeat),
+                   "per_window_loop": best(per_window_loop, args.repeat)}
+            results.append(row)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, python "
+          f"{platform.python_version()}")
+    print("| rows | windows | analyze (s) | windowed (s) | per-window loop (s) | windowed / analyze | "
+          "loop / windowed |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['rows']:,} | {r['windows']} | {r['analyze']:.2f} | {r['windowed']:.2f} | "
+              f"{r['per_window_loop']:.2f} | {r['windowed'] / r['analyze']:.2f} | "
+              f"{r['per_window_loop'] / r['windowed']:.2f} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
