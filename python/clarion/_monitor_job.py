@@ -56,6 +56,12 @@ def window_keys(times: Any, window: str, *, column: str = "time_column", where: 
 
     ``where(i)`` (optional) locates row ``i`` in error messages (e.g. "data.csv: line 12").
     A missing or unparseable timestamp raises ``ValueError`` naming the column and the row."""
+    names, inv = _window_codes(_parse_times(times, column, where), window)
+    return names[inv]
+
+
+def _parse_times(times: Any, column: str, where: Any) -> Any:
+    """The timestamps as a datetime Series; missing/unparseable values raise (see :func:`window_keys`)."""
     import pandas as pd
 
     s = pd.Series(np.asarray(times)) if not isinstance(times, pd.Series) else times.reset_index(drop=True)
@@ -72,10 +78,16 @@ def window_keys(times: Any, window: str, *, column: str = "time_column", where: 
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise ValueError(f"{where(i) + ', ' if where is not None else ''}column {column!r}: missing timestamp"
                          + ("" if where is not None else f" at row {i}"))
+    return t
+
+
+def _window_codes(t: Any, window: str) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct window names, index of each row's name) for parsed timestamps ``t``."""
+    import pandas as pd
+
     start = t.dt.floor(window).to_numpy()
     uniq, inv = np.unique(start, return_inverse=True)
-    names = np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object)
-    return names[inv.reshape(-1)]
+    return np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object), inv.reshape(-1)
 
 
 @dataclass
@@ -128,9 +140,8 @@ class _WindowedJob(_analysis._Job):
         def where(i: int) -> str:
             return f"{path}: line {int(c.lines[i])}" if c.lines is not None and len(c.lines) > i else path
 
-        keys = window_keys(c.frame[self.time_column], self.window, column=self.time_column, where=where)
-        u, n = np.unique(keys, return_counts=True)
-        for k, m in zip(u.tolist(), n.tolist()):
+        names, inv = _window_codes(_parse_times(c.frame[self.time_column], self.time_column, where), self.window)
+        for k, m in zip(names.tolist(), np.bincount(inv, minlength=len(names)).tolist()):
             self.window_rows[k] = self.window_rows.get(k, 0) + int(m)
         super()._process(c, bias)
 
