@@ -34,8 +34,8 @@ CONFIG = {
 }
 
 
-def base_block() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
+def base_block(seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     a, b, c = rng.normal(size=(3, N))
     return pd.DataFrame({"sex": np.where(rng.random(N) < 0.4, "F", "M"), "a": a, "b": b, "c": c,
                          "y": (rng.random(N) < 0.5).astype(int), "pred": (rng.random(N) < 0.5).astype(int)})
@@ -51,11 +51,13 @@ def injected_block(base: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def stream(inject: bool) -> pd.DataFrame:
+def stream(inject: bool, *, noisy: bool = False) -> pd.DataFrame:
+    """Ten days; each day the baseline's rows (or, ``noisy``, a fresh sample of the same population)."""
     base, parts = base_block(), []
     rng = np.random.default_rng(1)
     for d in range(DAYS):
-        blk = injected_block(base) if inject and d >= INJECT_FROM else base
+        day = base_block(100 + d) if noisy else base
+        blk = injected_block(day) if inject and d >= INJECT_FROM else day
         blk = blk.sample(frac=1, random_state=d).reset_index(drop=True)
         secs = np.sort(rng.uniform(0, 86_399, len(blk)))
         blk.insert(0, "ts", START + pd.Timedelta(days=d) + pd.to_timedelta(secs, unit="s"))
@@ -165,12 +167,29 @@ def test_unchanged_stream_is_never_flagged(setup):
     r = drift_over_time(setup["baseline"], setup["config"], d / "clean.csv", time_column="ts", window="1D")
     assert r.ok and r.flagged == [] and r.overall.ok
     assert set(r.table["status"].dropna()) == {"ok"}
-    # finer windows (6 h) of the same data: counts differ from the baseline's, but the rule with
-    # generous absolute bounds accepts them, and nothing else
-    r6 = drift_over_time(setup["analysis"], setup["config"], d / "clean.csv", time_column="ts", window="6h",
-                         rules={m: {"lower": -2.0, "upper": 2.0} for m in ("CI", "DPL", "KL", "KS", "DPPL", "DCA", "RD")}
-                         | {"DI": {"lower": 0.0, "upper": 10.0}}, threshold=0.0)
-    assert len(r6.results) == DAYS * 4 and r6.flagged == []
+
+
+#: absolute bounds for sampling noise (300 rows a day, 40 % in facet F): about 2.5 standard errors
+NOISE_RULES = {"CI": {"lower": 0.05, "upper": 0.35}, "DPL": {"lower": -0.2, "upper": 0.2},
+               "KL": {"upper": 0.1}, "KS": {"upper": 0.2}, "DPPL": {"lower": -0.2, "upper": 0.2},
+               "DI": {"lower": 0.6, "upper": 1.6}, "DCA": {"lower": -0.3, "upper": 0.3},
+               "RD": {"lower": -0.3, "upper": 0.3}}
+
+
+@pytest.mark.parametrize("inject", [False, True])
+def test_independent_daily_samples_with_bounds(setup, tmp_path, inject):
+    """Each day a fresh sample of the population: with bounds that allow for sampling noise (rules),
+    unchanged days are never flagged and the injected bias is flagged exactly from its day."""
+    p = tmp_path / "noisy.csv"
+    stream(inject, noisy=True).to_csv(p, index=False)
+    r = drift_over_time(setup["baseline"], setup["config"], p, time_column="ts", window="1D", rules=NOISE_RULES)
+    assert r.flagged == (WINDOWS[INJECT_FROM:] if inject else [])
+    bias = r.table[r.table["check"] == "bias_drift_check"]
+    assert set(bias["status"]) == ({"ok", "violation"} if inject else {"ok"})
+    days = bias["window"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    assert set(days[bias["status"] == "violation"]) == set(WINDOWS[INJECT_FROM:] if inject else [])
+    nd = r.table[r.table["metric"] == "NDCG"]
+    assert (nd["value"] > 0.95).sum() == (INJECT_FROM if inject else DAYS)
 
 
 def test_check_windows_on_documents(setup):
