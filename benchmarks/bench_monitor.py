@@ -52,42 +52,44 @@ def best(fn, repeat: int) -> float:
     return min(times)
 
 
-def main() -> None:
+def measure(n: int, tmp: str, cfg: str, repeat: int) -> dict:
     import clarion
     from clarion import monitor
+
+    path = os.path.join(tmp, f"data_{n}.csv")
+    make(path, n)
+    data = pd.read_csv(path, parse_dates=["ts"])
+    base = clarion.analyze(cfg, data, output_dir=os.path.join(tmp, f"base_{n}"), progress=False).analysis
+    k = [0]
+
+    def out() -> str:
+        k[0] += 1
+        return os.path.join(tmp, f"o{n}_{k[0]}")
+
+    def per_window_loop() -> None:
+        for _, part in data.groupby(data["ts"].dt.floor("1D")):
+            r = clarion.analyze(cfg, part, output_dir=out(), progress=False)
+            monitor.check_analysis(base, r.analysis)
+
+    return {"rows": n, "windows": DAYS,
+            "analyze": best(lambda: clarion.analyze(cfg, data, output_dir=out(), progress=False), repeat),
+            "windowed": best(lambda: monitor.drift_over_time(base, cfg, data, time_column="ts", window="1D",
+                                                             output_dir=out()), repeat),
+            "per_window_loop": best(per_window_loop, repeat)}
+
+
+def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[200_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
     args = ap.parse_args()
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "config.json")
         with open(cfg, "w") as fh:
             json.dump(CONFIG, fh)
-        for n in args.rows:
-            path = os.path.join(tmp, f"data_{n}.csv")
-            make(path, n)
-            data = pd.read_csv(path, parse_dates=["ts"])
-            base = clarion.analyze(cfg, data, output_dir=os.path.join(tmp, f"base_{n}"), progress=False).analysis
-            k = [0]
-
-            def out() -> str:
-                k[0] += 1
-                return os.path.join(tmp, f"o{n}_{k[0]}")
-
-            def per_window_loop() -> None:
-                for _, part in data.groupby(data["ts"].dt.floor("1D")):
-                    r = clarion.analyze(cfg, part, output_dir=out(), progress=False)
-                    monitor.check_analysis(base, r.analysis)
-
-            row = {"rows": n, "windows": DAYS,
-                   "analyze": best(lambda: clarion.analyze(cfg, data, output_dir=out(), progress=False), args.repeat),
-                   "windowed": best(lambda: monitor.drift_over_time(base, cfg, data, time_column="ts", window="1D",
-                                                                    output_dir=out()), args.repeat),
-                   "per_window_loop": best(per_window_loop, args.repeat)}
-            results.append(row)
+        results = [measure(n, tmp, cfg, args.repeat) for n in args.rows]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, python "
           f"{platform.python_version()}")
     print("| rows | windows | analyze (s) | windowed (s) | per-window loop (s) | windowed / analyze | "
