@@ -24,7 +24,7 @@ STAGE_NAMES = {"pre_training_bias_metrics": "pre-training", "post_training_bias_
 
 def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselines: Sequence[float | None] = (),
                 status: Sequence[Sequence[str | None]] | None = None, series_names: Sequence[str] = (),
-                baseline_label: str = "baseline", width: int = 520, height: int = 200, title: str = "") -> str:
+                baseline_label: str = "baseline", width: int = 440, height: int = 190, title: str = "") -> str:
     """Line chart over windows: one line per series, each series' baseline as a dashed line of its
     colour, points coloured by status (red = violation, grey = unchecked). Infinite values are
     drawn as triangles on the top/bottom edge; NaN leaves a gap."""
@@ -169,7 +169,7 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
                    f"{_checks_table(overall.scores)}</section>")
     if over_time is not None and len(over_time.table):
         out.append("<div class='drift-grid' style='display:grid;grid-template-columns:repeat(auto-fill,"
-                   "minmax(560px,1fr));gap:0 16px'>" + _time_series_cards(over_time) + "</div>")
+                   "minmax(480px,1fr));gap:0 16px'>" + _time_series_cards(over_time) + "</div>")
     return "".join(out)
 
 
