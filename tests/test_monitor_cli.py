@@ -219,7 +219,7 @@ def test_cli_exit_codes(setup, capsys):
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--window", "1D"], "--time-column and --window go together"),
-    (["--time-column", "ts", "--window", "1ME"], "calendar frequency"),
+    (["--time-column", "ts", "--window", "2ME"], "not a multiple"),
     (["--time-column", "ts", "--window", "fortnight"], "not a pandas frequency"),
     (["--time-column", "when", "--window", "1D"], "column 'when' not found"),
     (["--time-column", "y", "--window", "1D"], "is the label column"),
@@ -421,3 +421,53 @@ def test_drift_report_renders_in_a_real_browser(setup):
     assert red.sum() > 8 * (DAYS - INJECT_FROM) * 20
     right_margin = img[:, 1150:1185]  # nothing overflows the page horizontally
     assert (np.abs(right_margin - right_margin[0, 0]).sum(axis=2) > 60).mean() < 0.001
+
+
+@pytest.mark.parametrize(("window", "resample", "march_31", "length"), [
+    ("ME", {"rule": "MS"}, "2026-03-01", pd.DateOffset(months=1)),
+    ("W", {"rule": "W", "label": "left"}, "2026-03-30", pd.DateOffset(weeks=1)),
+    ("QS", {"rule": "QS"}, "2026-01-01", pd.DateOffset(months=3)),
+])
+def test_calendar_windows(setup, tmp_path, window, resample, march_31, length):
+    """Calendar windows (months, weeks ending on Sunday, quarters) hold the rows pandas' resample puts
+    in the same period; their bias metrics are bias.report on those rows."""
+    from clarion import bias
+
+    rng = np.random.default_rng(5)
+    data = base_block(11).iloc[:240].reset_index(drop=True)
+    ts = pd.Timestamp("2026-01-20") + pd.to_timedelta(np.sort(rng.uniform(0, 100 * 86400, len(data))), unit="s")
+    data.insert(0, "ts", ts)
+    data.loc[5, "ts"] = pd.Timestamp("2026-03-31 23:59:59")  # the last second of a month, quarter and week
+    data.to_csv(tmp_path / "cal.csv", index=False)
+    r = drift_over_time(setup["baseline"], setup["config"], tmp_path / "cal.csv", time_column="ts", window=window)
+    t = pd.to_datetime(data["ts"])
+    counts = pd.Series(1, index=t).sort_index().resample(**resample).sum()
+    counts = counts[counts > 0]
+    if resample.get("label") == "left":  # weeks: resample labels (Sunday, Sunday]; the window starts on Monday
+        counts.index = counts.index + pd.Timedelta(days=1)
+    assert r.n_rows == {k.isoformat(): int(v) for k, v in counts.items()}
+    w = pd.Timestamp(march_31).isoformat()
+    rows = data[(t >= pd.Timestamp(w)) & (t < pd.Timestamp(w) + length)]
+    assert len(rows) == r.n_rows[w] and 5 in rows.index
+    ref = bias.report(rows, label="y", facet="sex", facet_values=["F"], label_values=[1], predicted_label="pred",
+                      methods=["DPPL", "DI", "DCA", "RD"], stage="post").to_dict()
+    assert r.windows[w]["post_training_bias_metrics"] == ref["post_training_bias_metrics"]
+
+
+def test_window_without_the_facet_value_is_unchecked(setup, tmp_path):
+    """A window with no row of facet F cannot have F's metrics: they are null with the reason, the
+    checks are 'unchecked', and no other window is affected."""
+    data = stream(False)
+    day3 = data["ts"].dt.floor("1D") == pd.Timestamp(WINDOWS[3])
+    data = data[~(day3 & (data["sex"] == "F"))]
+    data.to_csv(tmp_path / "nof.csv", index=False)
+    r = drift_over_time(setup["baseline"], setup["config"], tmp_path / "nof.csv", time_column="ts", window="1D")
+    for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for m in r.windows[WINDOWS[3]][stage]["facets"]["sex"][0]["metrics"]:
+            assert m["value"] is None and "not computable on this window's rows" in m["error"]
+    bias3 = [s for s in r.results[WINDOWS[3]].scores if "stage" in s]
+    assert len(bias3) == 8 and {s["status"] for s in bias3} == {"unchecked"}
+    assert r.flagged == [] and all(r.results[w].ok for w in WINDOWS)
+    t = r.table[(r.table["check"] == "bias_drift_check")]
+    assert set(t.loc[t["window"] == pd.Timestamp(WINDOWS[3]), "status"]) == {"unchecked"}
+    assert set(t.loc[t["window"] != pd.Timestamp(WINDOWS[3]), "status"]) == {"ok"}

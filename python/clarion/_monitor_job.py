@@ -25,14 +25,39 @@ import numpy as np
 
 from clarion import analysis as _analysis
 
-__all__ = ["WindowedAnalysis", "analyze_windowed", "check_window", "window_keys"]
+__all__ = ["WINDOW_START_COLUMN", "WindowedAnalysis", "analyze_windowed", "check_window", "is_fixed", "window_keys"]
+
+
+#: the column of window starts the job adds to the bias batches for calendar windows
+WINDOW_START_COLUMN = "__clarion_window_start__"
+
+
+def is_fixed(window: str) -> bool:
+    """True for a fixed-length frequency (``"1D"``, ``"6h"``), False for a calendar one (``"ME"``)."""
+    import pandas as pd
+
+    try:
+        pd.Timestamp("2000-01-01").floor(window)
+    except ValueError:
+        return False
+    return True
 
 
 def check_window(window: str) -> str:
-    """Validate a window frequency: a fixed pandas frequency (``"1D"``, ``"6h"``, ``"7D"``, ``"15min"``).
+    """Validate a window frequency (a pandas frequency string); returns it.
 
-    Calendar frequencies (``"ME"``, ``"W"``, ``"QS"``) have no fixed length, so rows cannot be
-    floored onto them; they are refused with a ``ValueError`` naming the value.
+    * fixed frequencies (``"1D"``, ``"7D"``, ``"6h"``, ``"15min"``): a row's window starts at its
+      time floored to the frequency (windows aligned on the Unix epoch);
+    * calendar frequencies of one unit (``"MS"``/``"ME"`` months, ``"QS"``/``"QE"`` quarters,
+      ``"YS"``/``"YE"`` years, ``"W"``/``"W-MON"`` weeks, ``"B"`` business days, ``"SMS"``…): a
+      row's window is the calendar period that contains its day, named by its first day. A
+      ``…S`` (begin) frequency starts the period on the anchor (``"MS"``: the 1st); an end-anchored
+      one (``"ME"``, ``"W"`` = weeks ending on Sunday) ends it on the anchor, as
+      ``pandas.Series.resample`` bins them (``"W"``: Monday to Sunday). For months, ``"MS"`` and
+      ``"ME"`` give the same windows.
+
+    Multiples of calendar frequencies (``"2ME"``) and intraday calendar frequencies (business
+    hours) are refused, as is a non-positive length: ``ValueError`` naming the value.
     """
     import pandas as pd
 
@@ -40,19 +65,43 @@ def check_window(window: str) -> str:
         off = pd.tseries.frequencies.to_offset(window)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"window: {window!r} is not a pandas frequency ({exc})") from None
-    try:
-        pd.Timestamp("2000-01-01").floor(off)
-    except ValueError:
-        raise ValueError(f"window: {window!r} is a calendar frequency without a fixed length; use a fixed one "
-                         f"such as '1D', '7D', '6h' or '15min'") from None
-    if off.nanos <= 0:
+    if off.n <= 0:
         raise ValueError(f"window: must be a positive length, got {window!r}")
+    if is_fixed(window):
+        if off.nanos <= 0:
+            raise ValueError(f"window: must be a positive length, got {window!r}")
+        return window
+    if off.n != 1:
+        raise ValueError(f"window: {window!r}: a calendar frequency must be a single unit (e.g. 'ME', 'QS', 'W'), "
+                         f"not a multiple; use a fixed length such as '14D' instead")
+    if isinstance(off, (pd.offsets.BusinessHour, pd.offsets.CustomBusinessHour)) or (
+            isinstance(off, pd.offsets.Week) and off.weekday is None):
+        raise ValueError(f"window: {window!r} is not supported; use a fixed length (e.g. '1h', '7D') or a calendar "
+                         f"period of a day or longer (e.g. 'W', 'ME')")
     return window
 
 
+def _window_starts(t: Any, window: str) -> Any:
+    """The start of the window of each (parsed) timestamp; see :func:`check_window`."""
+    import pandas as pd
+
+    if is_fixed(window):
+        return t.dt.floor(window)
+    off = pd.tseries.frequencies.to_offset(window)
+    day = t.dt.normalize()
+    uniq = pd.Series(day.unique())
+    one = pd.Timedelta(days=1)
+    if "End" in type(off).__name__ or isinstance(off, pd.offsets.Week):  # the period ends on the anchor
+        start = [off.rollback(d - one) + one for d in uniq]
+    else:  # the period starts on the anchor
+        start = [off.rollback(d) for d in uniq]
+    lookup = pd.Series(start, index=uniq.to_numpy())
+    return pd.Series(lookup.reindex(day.to_numpy()).to_numpy(), index=t.index).dt.normalize()
+
+
 def window_keys(times: Any, window: str, *, column: str = "time_column", where: Any = None) -> np.ndarray:
-    """The window of each timestamp, as :class:`clarion.bias.Accumulator` names it: the time floored to
-    ``window``, in ISO format (timezone-aware times keep their offset in the name).
+    """The window of each timestamp, named as :class:`clarion.bias.Accumulator` names windows: the
+    window start (:func:`check_window`), in ISO format (timezone-aware times keep their offset in the name).
 
     ``where(i)`` (optional) locates row ``i`` in error messages (e.g. "data.csv: line 12").
     A missing or unparseable timestamp raises ``ValueError`` naming the column and the row."""
@@ -67,13 +116,19 @@ def _parse_times(times: Any, column: str, where: Any) -> Any:
     s = pd.Series(np.asarray(times)) if not isinstance(times, pd.Series) else times.reset_index(drop=True)
     try:
         t = pd.to_datetime(s)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError):
+        t = None
+    if t is None:  # e.g. ISO timestamps with and without a time of day in one column
+        try:
+            t = pd.to_datetime(s, format="ISO8601")
+        except (ValueError, TypeError):
+            t = None
+    if t is None:
         t = pd.to_datetime(s, errors="coerce", format="mixed")
         bad = np.flatnonzero(t.isna().to_numpy() & s.notna().to_numpy())
         at = f"{where(int(bad[0]))}, " if where is not None and len(bad) else ""
         raise ValueError(f"{at}column {column!r}: "
-                         + (f"{s.iloc[int(bad[0])]!r} is not a timestamp" if len(bad) else f"not timestamps ({exc})")
-                         ) from None
+                         + (f"{s.iloc[int(bad[0])]!r} is not a timestamp" if len(bad) else "values are not timestamps"))
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
         raise ValueError(f"{where(i) + ', ' if where is not None else ''}column {column!r}: missing timestamp"
@@ -85,7 +140,7 @@ def _window_codes(t: Any, window: str) -> tuple[np.ndarray, np.ndarray]:
     """(distinct window names, index of each row's name) for parsed timestamps ``t``."""
     import pandas as pd
 
-    start = t.dt.floor(window).to_numpy()
+    start = _window_starts(t, window).to_numpy()
     uniq, inv = np.unique(start, return_inverse=True)
     return np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object), inv.reshape(-1)
 
@@ -125,6 +180,8 @@ class _WindowedJob(_analysis._Job):
         columns = self.source.columns()
         if tc not in columns:
             raise ValueError(f"time_column: column {tc!r} not found in the data (columns: {columns})")
+        if WINDOW_START_COLUMN in columns:
+            raise ValueError(f"data: column {WINDOW_START_COLUMN!r} is reserved for clarion's window starts")
         plan = _analysis._make_plan(self.cfg, columns)
         for role, col in (("label", plan.label), ("predicted_label", plan.predicted), ("weights", plan.weights),
                           ("group_variable", plan.group), *(("facet", f.name) for f in plan.facets)):
@@ -149,22 +206,28 @@ class _WindowedJob(_analysis._Job):
         super()._decide(chunks)
         from clarion import bias
 
+        # fixed windows: the Accumulator floors the time column itself; calendar windows: the job
+        # adds each row's window start (a midnight), which flooring to the day leaves as it is
+        win, col = (self.window, self.time_column) if is_fixed(self.window) else ("1D", WINDOW_START_COLUMN)
         accs = []
         for acc in self.accumulators:
             if isinstance(acc, bias.Accumulator):
                 kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}
-                w = bias.Accumulator(**kw, window=self.window, time_column=self.time_column)
+                w = bias.Accumulator(**kw, window=win, time_column=col)
                 accs.append(w)  # the whole-data report is the sum of the windows
                 self.window_accs.append(w)
             else:  # a row collector (bootstrap intervals): keep it for the whole-data report
                 accs.append(acc)
-                self.window_accs.append(bias.Accumulator(**acc.kw, window=self.window, time_column=self.time_column))
+                self.window_accs.append(bias.Accumulator(**acc.kw, window=win, time_column=col))
         self.accumulators = accs
         self._extra_accs = [w for w, a in zip(self.window_accs, accs) if w is not a]
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         batch = super()._bias_batch(frame, pred)
-        batch[self.time_column] = frame[self.time_column].to_numpy()
+        t = _parse_times(frame[self.time_column], self.time_column, None)  # parsed once, as for the SHAP rows
+        batch[self.time_column] = t.to_numpy()
+        if not is_fixed(self.window):
+            batch[WINDOW_START_COLUMN] = _window_starts(t, self.window).to_numpy()
         for acc in getattr(self, "_extra_accs", []):
             acc.update(batch)
         return batch
@@ -231,10 +294,16 @@ class _WindowedJob(_analysis._Job):
             methods = [m for m in (every if mcfg.methods == "all" else mcfg.methods) if m != "FT"]
             if not methods:
                 continue
+            templates: dict[int, dict[str, Any]] = {}
             for w in self.window_accs[0].windows():
                 section: dict[str, Any] | None = None
-                for acc in self.window_accs:
-                    part = acc.report(methods=methods, stage=stage, window=w).to_dict()[key]
+                for i, acc in enumerate(self.window_accs):
+                    try:
+                        part = acc.report(methods=methods, stage=stage, window=w).to_dict()[key]
+                    except ValueError as exc:  # e.g. the facet value or the positive label absent from the window
+                        if i not in templates:
+                            templates[i] = acc.report(methods=methods, stage=stage).to_dict()[key]
+                        part = _failed(templates[i], f"not computable on this window's rows: {exc}")
                     if section is None:
                         section = {k: v for k, v in part.items() if k != "facets"}
                         section["facets"] = {}
@@ -243,6 +312,15 @@ class _WindowedJob(_analysis._Job):
         for w, block in self.window_shap.items():
             docs.setdefault(w, {"version": "1.0"})["explanations"] = {"kernel_shap": block}
         return docs
+
+
+def _failed(section: dict[str, Any], error: str) -> dict[str, Any]:
+    """``section`` with every metric value null and ``error`` set (Clarify's form of a failed metric)."""
+    return {**{k: v for k, v in section.items() if k != "facets"},
+            "facets": {f: [{"value_or_threshold": e["value_or_threshold"],
+                            "metrics": [{"name": m["name"], "description": m["description"], "value": None,
+                                         "error": error} for m in e["metrics"]]} for e in entries]
+                       for f, entries in section["facets"].items()}}
 
 
 def _config_with_time_excluded(cfg: Any, time_column: str) -> Any:
@@ -261,7 +339,7 @@ def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, m
     """:func:`clarion.analyze` plus per-window bias metrics and global attributions, in one read.
 
     Parameters are those of :func:`clarion.analyze`, plus ``time_column`` (the timestamp column,
-    never used as a model feature) and ``window`` (a fixed pandas frequency, see :func:`check_window`).
+    never used as a model feature) and ``window`` (a pandas frequency, see :func:`check_window`).
     """
     from clarion.config import read_config
 

@@ -20,7 +20,7 @@ Attribution drift: per label, NDCG between baseline and current global SHAP valu
 violation when NDCG < ``threshold`` (default 0.9).
 
 Drift over time: :func:`drift_over_time` runs the analysis of new data once, with the rows cut into
-time windows (a fixed pandas frequency of a timestamp column), and checks every window against the
+time windows (a pandas frequency over a timestamp column), and checks every window against the
 baseline with the same two rules; :func:`check_windows` does the checking part for per-window
 ``analysis.json`` documents computed elsewhere. Both return a :class:`DriftOverTime` whose
 ``table`` is the tidy per-window table that ``clarion monitor --window`` writes.
@@ -480,9 +480,10 @@ def drift_over_time(baseline: Any, config: Any, data: Any, *, time_column: str, 
     time_column : str
         The timestamp column; never used as a model feature (it is added to ``excluded_columns``).
     window : str
-        A fixed pandas frequency (``"1D"``, ``"6h"``, ``"7D"``); a row belongs to the window that
-        starts at its time floored to the frequency. Calendar frequencies (``"ME"``, ``"W"``) are
-        refused.
+        A pandas frequency: a fixed length (``"1D"``, ``"6h"``, ``"7D"``: a row belongs to the window
+        that starts at its time floored to it) or a calendar period of one unit (``"ME"``/``"MS"``,
+        ``"W"``, ``"QS"``…: the period that contains the row's day, binned as ``pandas`` resample
+        bins it); windows are named by their start. See ``docs/monitoring.md``.
     model : optional
         As for :func:`clarion.analyze`.
     output_dir : path, optional

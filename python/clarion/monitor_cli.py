@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
     g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
     parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
-    parser.add_argument("--window", help="window length, a fixed pandas frequency such as 1D, 6h, 7D")
+    parser.add_argument("--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)")
     parser.add_argument("--rules", help="JSON file {METRIC: {\"lower\": x, \"upper\": y}}: absolute bounds "
                                         "replacing the baseline rule for those bias metrics")
     parser.add_argument("--threshold", type=float, default=0.9,
