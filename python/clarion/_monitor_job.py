@@ -105,7 +105,7 @@ def window_keys(times: Any, window: str, *, column: str = "time_column", where: 
 
     ``where(i)`` (optional) locates row ``i`` in error messages (e.g. "data.csv: line 12").
     A missing or unparseable timestamp raises ``ValueError`` naming the column and the row."""
-    names, inv = _window_codes(_parse_times(times, column, where), window)
+    names, inv = _window_codes(_window_starts(_parse_times(times, column, where), window))
     return names[inv]
 
 
@@ -136,11 +136,11 @@ def _parse_times(times: Any, column: str, where: Any) -> Any:
     return t
 
 
-def _window_codes(t: Any, window: str) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct window names, index of each row's name) for parsed timestamps ``t``."""
+def _window_codes(starts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct window names, index of each row's name) for the window starts of the rows."""
     import pandas as pd
 
-    start = _window_starts(t, window).to_numpy()
+    start = starts.to_numpy()
     uniq, inv = np.unique(start, return_inverse=True)
     return np.array([pd.Timestamp(u).isoformat() for u in uniq], dtype=object), inv.reshape(-1)
 
@@ -197,10 +197,16 @@ class _WindowedJob(_analysis._Job):
         def where(i: int) -> str:
             return f"{path}: line {int(c.lines[i])}" if c.lines is not None and len(c.lines) > i else path
 
-        names, inv = _window_codes(_parse_times(c.frame[self.time_column], self.time_column, where), self.window)
+        t = _parse_times(c.frame[self.time_column], self.time_column, where)
+        starts = _window_starts(t, self.window)
+        names, inv = _window_codes(starts)
         for k, m in zip(names.tolist(), np.bincount(inv, minlength=len(names)).tolist()):
             self.window_rows[k] = self.window_rows.get(k, 0) + int(m)
-        super()._process(c, bias)
+        self._chunk = (c.frame, t, starts)  # for _bias_batch on the same frame
+        try:
+            super()._process(c, bias)
+        finally:
+            self._chunk = None
 
     def _decide(self, chunks: list[Any]) -> None:
         super()._decide(chunks)
@@ -224,10 +230,15 @@ class _WindowedJob(_analysis._Job):
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         batch = super()._bias_batch(frame, pred)
-        t = _parse_times(frame[self.time_column], self.time_column, None)  # parsed once, as for the SHAP rows
-        batch[self.time_column] = t.to_numpy()
+        chunk = getattr(self, "_chunk", None)
+        if chunk is not None and chunk[0] is frame:
+            _, t, starts = chunk
+        else:
+            t = _parse_times(frame[self.time_column], self.time_column, None)
+            starts = _window_starts(t, self.window)
+        batch[self.time_column] = t.to_numpy()  # parsed: the Accumulator floors these very times
         if not is_fixed(self.window):
-            batch[WINDOW_START_COLUMN] = _window_starts(t, self.window).to_numpy()
+            batch[WINDOW_START_COLUMN] = starts.to_numpy()
         for acc in getattr(self, "_extra_accs", []):
             acc.update(batch)
         return batch
