@@ -471,3 +471,26 @@ def test_window_without_the_facet_value_is_unchecked(setup, tmp_path):
     t = r.table[(r.table["check"] == "bias_drift_check")]
     assert set(t.loc[t["window"] == pd.Timestamp(WINDOWS[3]), "status"]) == {"unchecked"}
     assert set(t.loc[t["window"] != pd.Timestamp(WINDOWS[3]), "status"]) == {"ok"}
+
+
+def test_cli_endpoint_gives_the_same_checks(setup):
+    """--endpoint (a model served over HTTP by clarion serve) gives the same analysis and violations
+    as the model file."""
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("starlette")
+    from skops.io import load
+
+    from clarion.serve import ModelServer
+
+    d = setup["dir"]
+    model = load(d / "model.skops", trusted=["sklearn.linear_model._logistic.LogisticRegression"])
+    with ModelServer(model) as url:
+        assert cli(setup, "injected.csv", "ep", "--time-column", "ts", "--window", "1D", "--endpoint", url) == EXIT_VIOLATIONS
+    assert cli(setup, "injected.csv", "file", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
+    a = json.loads((d / "ep" / "constraint_violations.json").read_text())
+    b = json.loads((d / "file" / "constraint_violations.json").read_text())
+    assert [(v.get("window"), v["metric_name"]) for v in a["violations"]] == \
+        [(v.get("window"), v["metric_name"]) for v in b["violations"]]
+    ta = pd.read_csv(d / "ep" / "drift_over_time.csv")
+    tb = pd.read_csv(d / "file" / "drift_over_time.csv")
+    np.testing.assert_allclose(ta["value"].to_numpy(), tb["value"].to_numpy(), rtol=1e-9, atol=1e-12)
