@@ -478,9 +478,8 @@ def test_cli_endpoint_gives_the_same_checks(setup):
     as the model file."""
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
-    from skops.io import load
-
     from clarion.serve import ModelServer
+    from skops.io import load
 
     d = setup["dir"]
     model = load(d / "model.skops", trusted=["sklearn.linear_model._logistic.LogisticRegression"])
