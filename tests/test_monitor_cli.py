@@ -493,3 +493,20 @@ def test_cli_endpoint_gives_the_same_checks(setup):
     ta = pd.read_csv(d / "ep" / "drift_over_time.csv")
     tb = pd.read_csv(d / "file" / "drift_over_time.csv")
     np.testing.assert_allclose(ta["value"].to_numpy(), tb["value"].to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("only", ["bias", "shap"])
+def test_bias_only_and_shap_only_configs(setup, tmp_path, only):
+    d = setup["dir"]
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["predictor"]["model_uri"] = str(d / "model.skops")
+    if only == "bias":
+        del cfg["methods"]["shap"], cfg["predictor"]  # predicted labels are in the data: no model at all
+    else:
+        del cfg["methods"]["pre_training_bias"], cfg["methods"]["post_training_bias"]
+    r = drift_over_time(setup["baseline"], cfg, d / "injected.csv", time_column="ts", window="1D")
+    assert r.flagged == WINDOWS[INJECT_FROM:]
+    checks = {"bias": {"bias_drift_check"}, "shap": {"feature_attribution_drift_check"}}[only]
+    assert set(r.table["check"]) == checks
+    assert {v["constraint_check_type"] for w in r.flagged for v in r.results[w].violations} == checks
+    assert r.n_rows == {w: N for w in WINDOWS}

@@ -358,7 +358,8 @@ class DriftOverTime:
     analysis : dict or None
         The ``analysis.json`` document of all the new rows (when the analysis ran here).
     output : clarion.analysis.AnalysisResult or None
-        What the analysis wrote (paths, row counts), when it ran here.
+        What the analysis wrote (paths, row counts), when it ran here (without ``output_dir`` its
+        paths pointed into a temporary folder that no longer exists).
     n_rows : dict of str to int
         Window start -> rows in the window (when known).
     """
