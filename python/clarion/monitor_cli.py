@@ -1,0 +1,188 @@
+"""``clarion monitor``: analyse new data and check it for bias and attribution drift against a baseline.
+
+::
+
+    clarion monitor --baseline baseline/analysis.json --data today.csv --config analysis_config.json \\
+        --output monitor/2026-03-10 [--model model.skops | --endpoint URL] \\
+        [--time-column ts --window 1D] [--rules rules.json] [--threshold 0.9] [--overwrite] [--quiet]
+
+Writes into ``--output`` what ``clarion analyze`` writes (``analysis.json``, ``analysis_config.json``,
+``explanations_shap/``, ``report.html``, ``report.md``), plus
+
+* ``constraint_violations.json``: Clarify's document (``{"version": "1.0", "violations": [...]}``)
+  with the compared values in ``scores``; with windows, each window's violations carry a
+  ``"window"`` key and ``window_scores`` holds each window's compared values;
+* with ``--time-column``/``--window``: ``drift_over_time.csv`` and ``drift_over_time.parquet`` (the
+  tidy table of :class:`clarion.monitor.DriftOverTime`) and ``analysis_by_window.json`` (each
+  window's analysis document);
+* a "Drift against the baseline" section at the end of ``report.html`` / ``report.md``.
+
+Exit code (:mod:`clarion.cli`): ``EXIT_OK`` (0) when no check is violated, ``EXIT_VIOLATIONS`` (3)
+when any is (overall or in any window), ``EXIT_ERROR`` (1) on bad input (missing or malformed
+baseline, config, data, model, window), before any output is written where it can be detected early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from clarion._io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["MONITOR_FILES", "add_arguments", "run"]
+
+#: files this command writes besides the analysis job's (removed first with --overwrite)
+MONITOR_FILES = ("constraint_violations.json", "drift_over_time.csv", "drift_over_time.parquet",
+                 "analysis_by_window.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``clarion monitor``."""
+    parser.add_argument("--baseline", required=True,
+                        help="the baseline analysis.json (clarion analyze or SageMaker Clarify output)")
+    parser.add_argument("--data", required=True, help="the new data file (CSV, JSON Lines, JSON or Parquet)")
+    parser.add_argument("--config", required=True, help="analysis_config.json (or .yaml), as used for the baseline")
+    parser.add_argument("--output", required=True, help="output directory")
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
+    g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
+    parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
+    parser.add_argument("--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)")
+    parser.add_argument("--rules", help="JSON file {METRIC: {\"lower\": x, \"upper\": y}}: absolute bounds "
+                                        "replacing the baseline rule for those bias metrics")
+    parser.add_argument("--threshold", type=float, default=0.9,
+                        help="NDCG below which attributions have drifted (default 0.9)")
+    parser.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty directory")
+    parser.add_argument("--skip-bad-rows", action="store_true",
+                        help="skip malformed records (counted in the report) instead of stopping")
+    parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk read (default 50000)")
+    parser.add_argument("--memory-budget", default="1GiB", help="memory for kept rows (default 1GiB)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``clarion monitor``: returns an exit code of :mod:`clarion.cli`."""
+    from clarion.analysis import _cli_warnings
+
+    with _cli_warnings("monitor"):
+        return _run(args)
+
+
+def _read_rules(path: str | None) -> dict[str, dict[str, float]] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rules = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"--rules: file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--rules: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(rules, dict):
+        raise TypeError(f"--rules: expected a JSON object {{METRIC: {{'lower': x, 'upper': y}}}}, got "
+                         f"{type(rules).__name__}")
+    for name, r in rules.items():
+        if not isinstance(r, dict) or not r or not set(r) <= {"lower", "upper"} or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in r.values()):
+            raise ValueError(f"--rules: rules[{name!r}]: expected {{'lower': x, 'upper': y}} with numbers, got {r!r}")
+    return rules
+
+
+def _run(args: argparse.Namespace) -> int:
+    from clarion import monitor
+    from clarion.cli import EXIT_OK, EXIT_VIOLATIONS
+    from clarion.report.drift import add_drift_section, drift_html, drift_markdown
+
+    # -- everything that can be checked before the analysis runs ------------------------------------
+    if (args.time_column is None) != (args.window is None):
+        raise ValueError("--time-column and --window go together (the timestamp column and the window length)")
+    if args.window is not None:
+        from clarion._monitor_job import check_window
+
+        check_window(args.window)
+    if not 0 <= args.threshold <= 1:
+        raise ValueError(f"--threshold: must lie in [0, 1], got {args.threshold!r}")
+    rules = _read_rules(args.rules)
+    base = monitor.check_baseline(args.baseline, args.config)
+    out = args.output
+    if args.overwrite:
+        for name in MONITOR_FILES:
+            p = os.path.join(out, name)
+            if os.path.isfile(p):
+                os.unlink(p)
+
+    model: Any = args.model
+    if args.endpoint:
+        from clarion.analysis import _endpoint
+        from clarion.config import read_config
+
+        model = _endpoint(read_config(args.config), args.endpoint)
+    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": args.overwrite,
+          "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
+
+    over_time = None
+    if args.window is not None:
+        over_time = monitor.drift_over_time(base, args.config, args.data, time_column=args.time_column,
+                                            window=args.window, rules=rules, threshold=args.threshold, **kw)
+        result, overall = over_time.output, over_time.overall
+        doc = over_time.to_dict()
+        _write_table(over_time.table, out)
+        atomic_write_text(os.path.join(out, "analysis_by_window.json"),
+                          json.dumps(_clean({w: {"n_rows": over_time.n_rows.get(w), "analysis": over_time.windows[w]}
+                                             for w in sorted(over_time.windows)}), indent=2, allow_nan=False) + "\n")
+    else:
+        from clarion.analysis import analyze
+
+        result = analyze(args.config, args.data, **kw)
+        overall = monitor.check_analysis(base, result.analysis, rules=rules, threshold=args.threshold)
+        doc = overall.to_dict()
+    atomic_write_text(os.path.join(out, "constraint_violations.json"),
+                      json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
+    baseline_name = os.fspath(args.baseline)
+    add_drift_section(result.paths["report_html"], result.paths.get("report_md"),
+                      html_section=drift_html(overall=overall, over_time=over_time, baseline=baseline_name,
+                                              window=args.window),
+                      md_section=drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name,
+                                                window=args.window))
+    n_viol = len(doc["violations"])
+    if not args.quiet:
+        print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
+    return EXIT_VIOLATIONS if n_viol else EXIT_OK
+
+
+def _clean(obj: Any) -> Any:
+    from clarion.report import _clean as clean
+
+    return clean(obj)
+
+
+def _write_table(table: Any, out: str) -> None:
+    import io
+
+    atomic_write_text(os.path.join(out, "drift_over_time.csv"), table.to_csv(index=False))
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # Parquet is optional; the CSV has the same table
+        return
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    atomic_write_bytes(os.path.join(out, "drift_over_time.parquet"), buf.getvalue())
+
+
+def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:
+    lines = [f"rows analysed: {result.n_rows:,}"]
+    if overall is not None:
+        lines.append(f"violations on all new rows: {len(overall.violations)}")
+        for v in overall.violations[:5]:
+            where = f"{v['facet']} = {v['facet_value']}" if "facet" in v else v.get("label", "")
+            lines.append(f"  {v['constraint_check_type']}: {where} {v['metric_name']}: {v['description']}")
+    if over_time is not None:
+        flagged = over_time.flagged
+        lines.append(f"windows: {len(over_time.results)}, with violations: {len(flagged)}"
+                     + (f" (first {flagged[0]})" if flagged else ""))
+    lines.append(f"constraint violations: {n_viol} -> {os.path.join(result.output_dir, 'constraint_violations.json')}")
+    lines.append(f"report: {result.paths['report_html']}")
+    return "\n".join(lines)
