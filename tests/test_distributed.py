@@ -396,3 +396,38 @@ def test_cli_analyze_with_dask_workers(tmp_path, capsys, monkeypatch):
     b = pd.read_csv(tmp_path / "dist" / "explanations_shap" / "out.csv")
     pd.testing.assert_frame_equal(a, b, rtol=1e-12)  # BLAS model: last-bit differences only
     assert not cdist._ACTIVE  # noqa: SLF001 - the CLI's cluster was closed
+
+
+def test_analysis_job_reads_a_dask_dataframe(client, tmp_path):
+    """``clarion.analyze(config, <dask DataFrame>)``: partitions stream through the job as chunks;
+    the outputs equal the run on the same rows as a pandas DataFrame, and a missing label is
+    located by its global row number."""
+    from clarion import analysis
+    from clarion.dataset import DataError
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(9)
+    n = 300
+    df = pd.DataFrame({"x1": rng.normal(size=n).round(4), "x2": rng.integers(0, 10, n),
+                       "g": rng.choice(["a", "b"], n), "y": rng.choice([0, 1], n)})
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(df[["x1", "x2"]], df["y"])
+    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}], "excluded_columns": ["g"],
+           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
+                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 20}},
+           "predictor": {"probability": 1}}
+    ddf = dd.from_pandas(df, npartitions=4)
+    local = analysis.analyze(cfg, df, model=model, output_dir=tmp_path / "local", progress=False, chunk_rows=64)
+    dist = analysis.analyze(cfg, ddf, model=model, output_dir=tmp_path / "dist", progress=False, chunk_rows=64)
+    assert local.analysis["pre_training_bias_metrics"] == dist.analysis["pre_training_bias_metrics"]
+    assert local.analysis["post_training_bias_metrics"] == dist.analysis["post_training_bias_metrics"]
+    a = pd.read_csv(tmp_path / "local" / "explanations_shap" / "out.csv")
+    b = pd.read_csv(tmp_path / "dist" / "explanations_shap" / "out.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+    bad = df.copy()
+    bad["y"] = bad["y"].astype("float64")
+    bad.loc[250, "y"] = np.nan
+    with pytest.raises(DataError, match=r"row 250, column 'y': missing value"):
+        analysis.analyze(cfg, dd.from_pandas(bad, npartitions=4), model=model, output_dir=tmp_path / "bad",
+                         progress=False)

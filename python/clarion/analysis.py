@@ -254,6 +254,17 @@ def _make_plan(cfg: Any, columns: list[str]) -> _Plan:
 # ---- data source ---------------------------------------------------------------------------------
 
 
+def _is_dask_frame(data: Any) -> bool:
+    """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
+    import sys
+
+    if "dask.dataframe" not in sys.modules:
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(data, dd.DataFrame)
+
+
 class _Source:
     """Chunks of the input (a file through :mod:`clarion.dataset`, or an in-memory DataFrame)."""
 
@@ -265,10 +276,18 @@ class _Source:
         self.frame = None
         self.reader = None
         self.is_parquet = False
+        self.partitions = None
         if isinstance(data, pd.DataFrame):
             self.frame = data.reset_index(drop=True)
             self.chunk_rows = chunk_rows
             self.path = "<DataFrame>"
+        elif _is_dask_frame(data):
+            # A Dask DataFrame streams partition by partition (computed on the cluster, counted
+            # here): the same chunks, row numbers and checks as an in-memory DataFrame.
+            self.partitions = data
+            self.frame = data._meta
+            self.chunk_rows = chunk_rows
+            self.path = "<dask DataFrame>"
         else:
             from clarion.dataset import read_dataset
 
@@ -302,25 +321,37 @@ class _Source:
         if self.reader is not None:
             yield from self.reader
             return
+        self._skipped = []
+        if self.partitions is None:
+            yield from self._frame_chunks(self.frame, 0, 0)
+            return
+        first_row, start = 0, 0
+        for i in range(self.partitions.npartitions):
+            part = self.partitions.get_partition(i).compute().reset_index(drop=True)
+            for chunk in self._frame_chunks(part, first_row, start):
+                start += len(chunk.frame)
+                yield chunk
+            first_row += len(part)
+
+    def _frame_chunks(self, f: Any, first_row: int, start: int) -> Iterator[Any]:
+        """Chunks of ``f``, whose first row is row ``first_row`` of the input; ``start`` counts the
+        rows kept before it."""
         from clarion.dataset import Chunk, DataError
 
-        f = self.frame
         keep = np.ones(len(f), dtype=bool)
-        self._skipped = []
         for c in getattr(self, "_required", []):
             if c not in f.columns:
-                raise DataError(f"<DataFrame>: column {c!r} not found (columns: {list(f.columns)})")
+                raise DataError(f"{self.path}: column {c!r} not found (columns: {list(f.columns)})")
             for i in np.flatnonzero(f[c].isna().to_numpy() & keep):
-                msg = f"<DataFrame>: row {i}, column {c!r}: missing value"
+                msg = f"{self.path}: row {first_row + i}, column {c!r}: missing value"
                 if not self.skip_bad_rows:
                     raise DataError(msg)
                 keep[i] = False
                 self._skipped.append(msg)
         rows = np.flatnonzero(keep)
-        start = 0
         for s in range(0, len(rows), self.chunk_rows):
             idx = rows[s : s + self.chunk_rows]
-            yield Chunk(f.iloc[idx].reset_index(drop=True), start, idx + 1)
+            yield Chunk(f.iloc[idx].reset_index(drop=True), start, first_row + idx + 1)
             start += len(idx)
 
     @property
@@ -581,9 +612,11 @@ def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.P
         A Clarify ``analysis_config.json`` (JSON or YAML path, dict, or
         :class:`clarion.config.AnalysisConfig`). Relative paths inside it (``predictor.model_uri``,
         ``methods.shap.baseline``) are relative to the config file's folder.
-    data : path or pandas.DataFrame
+    data : path, pandas.DataFrame or dask.dataframe.DataFrame
         The data set, in the config's ``dataset_type`` (``text/csv``, ``application/jsonlines``,
-        ``application/json``, ``application/x-parquet``), or a DataFrame.
+        ``application/json``, ``application/x-parquet``), or a DataFrame. A Dask DataFrame (e.g.
+        from ``dd.read_parquet`` on a cluster) streams through the job partition by partition,
+        with the same outputs as the same rows in one pandas DataFrame.
     model : optional
         Anything :func:`clarion.models.as_model` accepts (an estimator, a callable, a model file
         path, a :class:`clarion.models.Endpoint`). Default: ``predictor.model_uri`` or
