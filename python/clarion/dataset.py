@@ -120,7 +120,8 @@ class Reader:
             bad = int((~ok).sum())
             if ok.mean() > 0.5 and bad <= max(1, len(ok) // 100):
                 vals = num[ok].to_numpy(float)
-                numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
+                with np.errstate(invalid="ignore"):  # inf text: a float column
+                    numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
         return numeric
 
     def read_all(self) -> tuple[Any, np.ndarray]:
@@ -183,7 +184,8 @@ class Reader:
             if c not in frame.columns:
                 continue
             vals = pd.to_numeric(frame[c], errors="coerce")
-            integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
+            with np.errstate(invalid="ignore"):  # inf: not integral
+                integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
             frame[c] = vals.astype(np.int64) if integral else vals.astype(np.float64)
         return frame, lines
 
