@@ -274,14 +274,13 @@ class Reader:
         block = src.take(need)
         if not block:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), np.zeros(0, dtype=np.int64)
-        blank = np.fromiter((len(b) <= 2 and b.strip(b"\r\n") == b"" for b in block), dtype=bool, count=len(block))
+        blank = _blank(block)
         while len(block) - int(blank.sum()) < need:
             more = src.take(need - (len(block) - int(blank.sum())))
             if not more:
                 break
             block.extend(more)
-            blank = np.concatenate([blank, np.fromiter((len(b) <= 2 and b.strip(b"\r\n") == b"" for b in more),
-                                                       dtype=bool, count=len(more))])
+            blank = np.concatenate([blank, _blank(more)])
         first_line = src.n - len(block) + 1
         data = b"".join(block)
         ok = True
@@ -477,6 +476,14 @@ class _Lines:
     def unread(self, block: list[bytes]) -> None:
         self.buf.extendleft(reversed(block))
         self.n -= len(block)
+
+
+def _blank(block: list[bytes]) -> np.ndarray:
+    """Which lines are empty (the csv module reads no fields from them)."""
+    blank = np.fromiter(map(len, block), dtype=np.int64, count=len(block)) <= 2
+    for i in np.flatnonzero(blank):
+        blank[i] = block[i].strip(b"\r\n") == b""
+    return blank
 
 
 def _fast_number(col, kind: str):
