@@ -79,8 +79,7 @@ def main() -> None:
             make_csv(path, n)
             bad = os.path.join(tmp, f"bad_{n}.csv")
             with open(path) as src, open(bad, "w") as dst:
-                for i, line in enumerate(src):
-                    dst.write("60,oops,F,A,1,1\n" if i == n // 2 else line)
+                dst.writelines("60,oops,F,A,1,1\n" if i == n // 2 else line for i, line in enumerate(src))
             kinds = ["pandas_read_csv"] + (["reader_before"] if args.before else []) + [
                 "reader_line_by_line", "reader_fast", "reader_fast_one_bad_row"]
             for kind in kinds:

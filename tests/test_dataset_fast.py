@@ -13,11 +13,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from clarion import dataset
 from clarion.dataset import DataError, read_dataset
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def _outcome(path, slow, monkeypatch, **kw):

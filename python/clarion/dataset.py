@@ -18,8 +18,8 @@ import os
 import re
 from collections import deque
 from collections.abc import Iterator
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
