@@ -19,11 +19,60 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 
-def _outcome(path, slow, monkeypatch, **kw):
+# The CSV reader as it was before the fast path (line by line with the csv module), verbatim: the
+# oracle both paths must match.
+def _csv_before(self):
+    import csv
+
+    import pandas as pd
+
+    with open(self.path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        first = next(reader, None)
+        while first is not None and not first:
+            first = next(reader, None)
+        if first is None:
+            raise DataError(f"{self.path}: empty file")
+        if self.headers is None:
+            names, pending = [f.strip() for f in first], None
+        elif [f.strip() for f in first] == list(self.headers):
+            names, pending = list(self.headers), None
+        else:
+            names, pending = list(self.headers), (first, reader.line_num)
+        if len(set(names)) != len(names):
+            raise DataError(f"{self.path}: duplicate column names in the header")
+        n = len(names)
+        rows: list[list[str]] = []
+        lines: list[int] = []
+
+        def records():
+            if pending is not None:
+                yield pending
+            for fields in reader:
+                yield fields, reader.line_num
+
+        for fields, lineno in records():
+            if not fields:
+                continue
+            if len(fields) != n:
+                self._bad(f"line {lineno}", f"expected {n} fields, got {len(fields)}")
+                continue
+            rows.append(fields)
+            lines.append(lineno)
+            if len(rows) >= self.chunk_rows:
+                yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                rows, lines = [], []
+        if rows:
+            yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+
+
+def _outcome(path, path_kind, monkeypatch, **kw):
     """(chunks as (frame, start, lines), skipped, examples) or the DataError message."""
     with monkeypatch.context() as m:
-        if slow:
+        if path_kind == "fallback":
             m.setattr(dataset.Reader, "_csv_fast", lambda self, src, names, need: None)
+        elif path_kind == "before":
+            m.setattr(dataset.Reader, "_csv", _csv_before)
         r = read_dataset(path, "text/csv", **kw)
         try:
             chunks = [(c.frame, c.start, c.lines) for c in r]
@@ -33,8 +82,13 @@ def _outcome(path, slow, monkeypatch, **kw):
 
 
 def _assert_same(path, monkeypatch, **kw):
-    fast = _outcome(path, False, monkeypatch, **kw)
-    slow = _outcome(path, True, monkeypatch, **kw)
+    fast = _outcome(path, "fast", monkeypatch, **kw)
+    _assert_equal(_outcome(path, "fallback", monkeypatch, **kw), fast)
+    _assert_equal(_outcome(path, "before", monkeypatch, **kw), fast)
+    return fast
+
+
+def _assert_equal(slow, fast):
     if isinstance(slow, str) or isinstance(fast, str):
         assert fast == slow
         return fast
@@ -45,7 +99,6 @@ def _assert_same(path, monkeypatch, **kw):
         np.testing.assert_array_equal(fl, sl)
         assert fl.dtype == sl.dtype
         pd.testing.assert_frame_equal(ff, sf, check_exact=True)
-    return fast
 
 
 TEXT = st.lists(st.sampled_from(list('ab ,"\'xé') + ["\n", "\r", "NaN", "nan", "NA", "null", "1", "-"]),
@@ -113,6 +166,7 @@ def test_headers_from_config_and_lone_cr(tmp_path, monkeypatch):
         chunks, _, _ = _assert_same(path, monkeypatch, chunk_rows=k, headers=["a", "b", "c"])
         lines = np.concatenate([c[2] for c in chunks])
         np.testing.assert_array_equal(lines, [1, 2, 3, 5])
+        assert [len(c[0]) for c in chunks] == [min(k, 4 - s) for s in range(0, 4, k)]
 
 
 def _big(tmp_path, n=5000, bad_row=3777, kind="fields"):

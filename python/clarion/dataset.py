@@ -232,7 +232,10 @@ class Reader:
                         rows.append(fields)
                         lines.append(lineno)
                 need = self.chunk_rows - len(rows)
-                fast = self._csv_fast(src, names, need) if need > 0 else None
+                if need == 0:
+                    yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                    continue
+                fast = self._csv_fast(src, names, need)
                 if fast is not None:
                     frame, flines = fast
                     if len(frame) == 0 and not rows:
