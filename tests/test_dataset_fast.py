@@ -123,7 +123,8 @@ def csv_files(draw):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
                    quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])))
-    w.writerow(["i", "f", "s", "label"])
+    if draw(st.booleans()):
+        w.writerow(["i", "f", "s", "label"])
     for row in zip(ints, floats, texts, labels):
         w.writerow(row)
         if draw(st.integers(0, 30)) == 0:
@@ -134,11 +135,13 @@ def csv_files(draw):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=csv_files(), chunk_rows=st.sampled_from([1, 2, 3, 7, 1000]), skip=st.booleans())
-def test_fast_path_equals_line_by_line(tmp_path, monkeypatch, text, chunk_rows, skip):
+@given(text=csv_files(), chunk_rows=st.sampled_from([1, 2, 3, 7, 1000]), skip=st.booleans(),
+       headers=st.sampled_from([None, ["i", "f", "s", "label"]]))
+def test_fast_path_equals_line_by_line(tmp_path, monkeypatch, text, chunk_rows, skip, headers):
     path = tmp_path / "g.csv"
     path.write_bytes(text.encode("utf-8"))
-    _assert_same(path, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("label",))
+    _assert_same(path, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("label",),
+                 headers=headers)
 
 
 def test_fast_path_quoting_and_text_columns(tmp_path, monkeypatch):
