@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -117,7 +120,8 @@ class Reader:
             bad = int((~ok).sum())
             if ok.mean() > 0.5 and bad <= max(1, len(ok) // 100):
                 vals = num[ok].to_numpy(float)
-                numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
+                with np.errstate(invalid="ignore"):  # inf text: a float column
+                    numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
         return numeric
 
     def read_all(self) -> tuple[Any, np.ndarray]:
@@ -180,19 +184,28 @@ class Reader:
             if c not in frame.columns:
                 continue
             vals = pd.to_numeric(frame[c], errors="coerce")
-            integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
+            with np.errstate(invalid="ignore"):  # inf: not integral
+                integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
             frame[c] = vals.astype(np.int64) if integral else vals.astype(np.float64)
         return frame, lines
 
     # ---- formats --------------------------------------------------------------------------------
 
     def _csv(self):
+        """CSV rows in chunks of ``chunk_rows`` kept rows. Each chunk is first parsed by pyarrow's
+        vectorised CSV parser (all fields as text, exactly the strings the ``csv`` module gives, and
+        numeric columns converted when their types are known); a chunk it cannot take whole (a
+        wrong field count, a quoted field it might read differently, a line break inside quotes,
+        invalid UTF-8) is re-read by the line-by-line ``csv`` path, which locates every malformed
+        record. Chunk boundaries, line numbers, errors and skip counts are those of the
+        line-by-line path."""
         import csv
 
         import pandas as pd
 
-        with open(self.path, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
+        with open(self.path, "rb") as fh:
+            src = _Lines(fh)
+            reader = csv.reader(src)
             first = next(reader, None)
             while first is not None and not first:
                 first = next(reader, None)
@@ -203,32 +216,102 @@ class Reader:
             elif [f.strip() for f in first] == list(self.headers):
                 names, pending = list(self.headers), None
             else:
-                names, pending = list(self.headers), (first, reader.line_num)
+                names, pending = list(self.headers), (first, src.n)
             if len(set(names)) != len(names):
                 raise DataError(f"{self.path}: duplicate column names in the header")
             n = len(names)
-            rows: list[list[str]] = []
-            lines: list[int] = []
-
-            def records():
+            while True:
+                rows: list[list[str]] = []
+                lines: list[int] = []
                 if pending is not None:
-                    yield pending
-                for fields in reader:
-                    yield fields, reader.line_num
-
-            for fields, lineno in records():
-                if not fields:
-                    continue
-                if len(fields) != n:
-                    self._bad(f"line {lineno}", f"expected {n} fields, got {len(fields)}")
-                    continue
-                rows.append(fields)
-                lines.append(lineno)
-                if len(rows) >= self.chunk_rows:
+                    fields, lineno = pending
+                    pending = None
+                    if len(fields) != n:
+                        self._bad(f"line {lineno}", f"expected {n} fields, got {len(fields)}")
+                    else:
+                        rows.append(fields)
+                        lines.append(lineno)
+                need = self.chunk_rows - len(rows)
+                if need == 0:
                     yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
-                    rows, lines = [], []
-            if rows:
-                yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                    continue
+                fast = self._csv_fast(src, names, need)
+                if fast is not None:
+                    frame, flines = fast
+                    if len(frame) == 0 and not rows:
+                        return
+                    if rows:
+                        head = pd.DataFrame(rows, columns=names, dtype=object)
+                        frame = pd.concat([head, frame], ignore_index=True) if len(frame) else head
+                        flines = np.concatenate([np.asarray(lines, dtype=np.int64), flines])
+                    yield frame, flines
+                    if len(frame) < self.chunk_rows:
+                        return
+                    continue
+                # the line-by-line path for this chunk
+                done = True
+                for fields in reader:
+                    lineno = src.n
+                    if not fields:
+                        continue
+                    if len(fields) != n:
+                        self._bad(f"line {lineno}", f"expected {n} fields, got {len(fields)}")
+                        continue
+                    rows.append(fields)
+                    lines.append(lineno)
+                    if len(rows) >= self.chunk_rows:
+                        done = False
+                        break
+                if rows:
+                    yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                if done:
+                    return
+
+    def _csv_fast(self, src: _Lines, names: list[str], need: int):
+        """The next ``need`` non-blank lines parsed by pyarrow, or None (lines given back to
+        ``src``) when the line-by-line path must read them."""
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        block = src.take(need)
+        if not block:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), np.zeros(0, dtype=np.int64)
+        blank = _blank(block)
+        while len(block) - int(blank.sum()) < need:
+            more = src.take(need - (len(block) - int(blank.sum())))
+            if not more:
+                break
+            block.extend(more)
+            blank = np.concatenate([blank, _blank(more)])
+        first_line = src.n - len(block) + 1
+        data = b"".join(block)
+        ok = True
+        if b'"' in data:
+            ok = all(_CSV_QUOTED.fullmatch(b.rstrip(b"\r\n")) is not None for b in block if b'"' in b)
+        table = None
+        if ok:
+            try:
+                table = pacsv.read_csv(
+                    pa.py_buffer(data),
+                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) + 1)),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
+                    convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
+                                                         strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                         null_values=[]))
+            except (pa.ArrowInvalid, pa.ArrowException):
+                table = None
+        kept = np.flatnonzero(~blank)
+        if table is None or table.num_rows != len(kept):
+            src.unread(block)
+            return None
+        out = {}
+        for c in names:
+            col = table.column(c)
+            vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
+            out[c] = pd.Series(col.to_numpy(zero_copy_only=False) if vals is None else vals,
+                               dtype=object if vals is None else vals.dtype)
+        return pd.DataFrame(out), (first_line + kept).astype(np.int64)
 
     def _jsonlines(self):
         import jmespath
@@ -344,6 +427,87 @@ class Reader:
             lines = np.arange(start, start + len(frame), dtype=np.int64)
             start += len(frame)
             yield frame, lines
+
+
+
+# A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
+# wholly quoted with doubled quotes inside.
+_CSV_QUOTED = re.compile(rb'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*')
+_INT_TEXT = r"^-?[0-9]+$"
+
+
+class _Lines:
+    """The lines of a binary file, split as text mode with ``newline=""`` splits them (on ``\\n``,
+    ``\\r\\n`` and ``\\r``), iterable as text for ``csv.reader`` and taken in blocks of bytes for
+    the vectorised parser; ``n`` counts the lines handed out."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.buf: deque[bytes] = deque()
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.buf:
+            b = self.buf.popleft()
+        else:
+            b = self.fh.readline()
+            if not b:
+                raise StopIteration
+            if b"\r" in b and b.count(b"\r") != b.count(b"\r\n"):
+                parts = b.splitlines(keepends=True)
+                b = parts[0]
+                self.buf.extend(parts[1:])
+        self.n += 1
+        return b.decode("utf-8")
+
+    def take(self, k: int) -> list[bytes]:
+        out = [self.buf.popleft() for _ in range(min(k, len(self.buf)))]
+        if len(out) < k:
+            more = list(islice(self.fh, k - len(out)))
+            data = b"".join(more)
+            if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+                more = data.splitlines(keepends=True)
+                self.buf.extendleft(reversed(more[k - len(out):]))
+                more = more[: k - len(out)]
+            out.extend(more)
+        self.n += len(out)
+        return out
+
+    def unread(self, block: list[bytes]) -> None:
+        self.buf.extendleft(reversed(block))
+        self.n -= len(block)
+
+
+def _blank(block: list[bytes]) -> np.ndarray:
+    """Which lines are empty (the csv module reads no fields from them)."""
+    blank = np.fromiter(map(len, block), dtype=np.int64, count=len(block)) <= 2
+    for i in np.flatnonzero(blank):
+        blank[i] = block[i].strip(b"\r\n") == b""
+    return blank
+
+
+def _fast_number(col, kind: str):
+    """A text column as numbers the way ``pandas.to_numeric`` reads it, or None when any value
+    needs the precise path (whitespace, NaN/inf text, hex, huge values, not a number)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = pc.equal(pc.binary_length(col), 0)
+    col = pc.if_else(empty, pa.scalar(None, pa.string()), col)
+    try:
+        if kind == "int" and pc.all(pc.match_substring_regex(col, _INT_TEXT)).as_py() is not False:
+            return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    vals = np.asarray(vals, dtype=np.float64)
+    nan = np.isnan(vals)
+    if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < 2.0**63):
+        return None
+    return vals
 
 
 def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[str] | None = None,
