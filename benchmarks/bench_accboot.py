@@ -80,8 +80,8 @@ def main() -> None:
         for n in args.rows:
             path = os.path.join(tmp, f"d{n}.csv")
             # in a subprocess: a child's peak RSS would include this process's memory at fork time
-            subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {HERE!r}); import bench_accboot as b; "
-                            f"b.make_csv({path!r}, {n})"], check=True)
+            code = f"import sys; sys.path.insert(0, {HERE!r}); import bench_accboot as b; b.make_csv({path!r}, {n})"
+            subprocess.run([sys.executable, "-c", code], check=True)
             a = run(os.path.join(old, "python"), path, os.path.join(tmp, "o1"), args.n_bootstrap)
             b = run(os.path.join(ROOT, "python"), path, os.path.join(tmp, "o2"), args.n_bootstrap)
             same = a["doc"] == b["doc"]

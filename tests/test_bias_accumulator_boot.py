@@ -5,6 +5,7 @@ the one-shot ``clarion.bias.report(confidence=...)`` exactly."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 
@@ -39,7 +40,7 @@ def one_shot(df: pd.DataFrame, n_bootstrap: int = R, **kw) -> pd.DataFrame:
 
 def bounds_of(cuts: list[int], n: int) -> list[tuple[int, int]]:
     b = [0, *sorted(c for c in cuts if 0 < c < n), n]
-    return list(zip(b, b[1:]))
+    return list(itertools.pairwise(b))
 
 
 @settings(max_examples=12, deadline=None)
