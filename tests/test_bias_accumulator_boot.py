@@ -215,3 +215,25 @@ def test_version_1_is_still_read_and_unknown_versions_are_refused():
 
     with pytest.raises(ValueError, match="bootstrap replicates are missing"):
         cb.Accumulator.from_bytes(_rewrite(boot.to_bytes(), 2, drop_boot))
+
+
+def test_concurrent_updates_with_offsets_equal_the_one_shot_intervals():
+    import threading
+
+    df = data(9, n=400)
+    acc = cb.Accumulator(**KW, n_bootstrap=R, seed=SEED)
+    parts = list(itertools.pairwise(range(0, 401, 50)))
+    threads = [threading.Thread(target=acc.update, args=(df.iloc[a:b],), kwargs={"row_offset": a}) for a, b in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pd.testing.assert_frame_equal(acc.report(METHODS, confidence=CONF).to_frame(), one_shot(df))
+    # without offsets, concurrent batches take disjoint row numbers (in the order they reserve them)
+    imp = cb.Accumulator(**KW, n_bootstrap=R, seed=SEED)
+    threads = [threading.Thread(target=imp.update, args=(df.iloc[a:b],)) for a, b in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert imp.next_row == imp.n_rows == len(df)
