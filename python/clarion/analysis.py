@@ -804,17 +804,17 @@ class _Job:
         pred_col = self.pred_col if cfg.post_training_bias is not None else None
         from clarion import bias
 
-        # Counts accumulate chunk by chunk; bootstrap intervals need each row's global index, so
-        # with ``confidence`` the few bias columns (not the features) are collected instead.
-        wants_ci = any(m is not None and m.confidence is not None
-                       for m in (cfg.pre_training_bias, cfg.post_training_bias))
-        make = _Collector if wants_ci or not hasattr(bias, "Accumulator") else bias.Accumulator
+        # Counts accumulate chunk by chunk; with ``confidence`` the accumulators also keep the
+        # bootstrap replicate tables (rows numbered in reading order, as one report on all rows).
+        n_boot = max([m.n_bootstrap for m in (cfg.pre_training_bias, cfg.post_training_bias)
+                      if m is not None and m.confidence is not None], default=0)
         for f in plan.facets:
-            self.accumulators.append(make(
+            self.accumulators.append(bias.Accumulator(
                 label=plan.label, facet=f.name, facet_values=f.values, facet_threshold=f.threshold,
                 label_values=plan.label_values, label_threshold=plan.label_threshold,
                 predicted_label=pred_col, probability_threshold=cfg.probability_threshold,
-                group_variable=plan.group, weights=plan.weights))
+                group_variable=plan.group, weights=plan.weights, n_bootstrap=n_boot,
+                seed=self.seed if n_boot else None))
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         import pandas as pd
@@ -866,7 +866,7 @@ class _Job:
             for f, acc in zip(plan.facets, self.accumulators):
                 kw: dict[str, Any] = {"methods": methods, "stage": stage}
                 if mcfg.confidence is not None:
-                    kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap, seed=self.seed)
+                    kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap)
                 part = acc.report(**kw).to_dict()[key] if methods else None
                 if stage == "post" and want_ft:
                     part = self._with_flip_test(f, part)
@@ -1100,25 +1100,6 @@ class _Job:
 
 
 # ---- engine adapters (thin: the engines' public APIs are fixed by their issues) --------------------
-
-
-class _Collector:
-    """The Accumulator interface over :func:`clarion.bias.report`: keeps the few bias columns (label,
-    facets, group, weights, prediction — not the features) and reports on them at the end. Used
-    for bootstrap intervals, which :class:`clarion.bias.Accumulator` does not compute."""
-
-    def __init__(self, **kw: Any) -> None:
-        self.kw, self.parts = kw, []
-
-    def update(self, batch: Any) -> None:
-        self.parts.append(batch)
-
-    def report(self, **kw: Any) -> Any:
-        import pandas as pd
-
-        from clarion import bias
-
-        return bias.report(pd.concat(self.parts, ignore_index=True), **self.kw, **kw)
 
 
 class _Selected:

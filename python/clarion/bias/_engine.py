@@ -356,6 +356,8 @@ class FacetState:
     values: list | None = None  # facet_values: codes are binary (0 = facet a, 1 = facet d)
     # counts: "pre" [V, K, 2]; "labels" [B1, V, K, 2, 2]; "scores" [B2, T, V, K, 2, 2] (V axis = -4/-3)
     counts: dict = field(default_factory=dict)
+    # bootstrap replicates of the same tables, each with a leading [R] axis (Accumulator only)
+    boot: dict = field(default_factory=dict)
 
     @property
     def n_codes(self) -> int:
@@ -575,9 +577,25 @@ class State:
     # -- counting ------------------------------------------------------------------------------
 
     def count(self, enc: dict, *, n_bootstrap: int = 0, seed: int | None = None, row_offset: int = 0,
-              backend: str = "auto", n_threads: int | None = None) -> dict:
-        """Count one encoded batch: {facet: (V, K, {kind: counts})} with the V and K it used."""
+              backend: str = "auto", n_threads: int | None = None, rows: np.ndarray | None = None,
+              span: int | None = None) -> dict:
+        """Count one encoded batch: {facet: (V, K, {kind: counts})} with the V and K it used.
+
+        ``rows`` / ``span``: the encoded rows sit at positions ``rows`` of ``span`` consecutive
+        global rows starting at ``row_offset`` (the others are left out as group -1), so that a
+        subset of a batch (one time window) draws the bootstrap weights of its own global rows.
+        """
         K = len(self.group_vocab) if self.group_vocab is not None else 1
+
+        def spread(a: np.ndarray | None, fill: int = 0) -> np.ndarray | None:
+            if a is None or rows is None:
+                return a
+            out = np.full((span,) + a.shape[1:], fill, dtype=a.dtype)
+            out[rows] = a
+            return out
+
+        if rows is not None:
+            enc = {**enc, **{k: spread(enc[k]) for k in ("y", "w", "preds", "scores")}}
         kw = dict(weights=enc["w"], n_bootstrap=n_bootstrap, seed=seed, row_offset=row_offset, backend=backend,
                   n_threads=n_threads)
         lead = 1 if n_bootstrap else 0
@@ -586,6 +604,7 @@ class State:
             codes, seen = enc["facets"][f]
             V = fs.n_codes
             groups = codes if enc["g"] is None else codes * np.int32(K) + enc["g"]
+            groups = spread(np.asarray(groups, dtype=np.int32), -1)
             G = V * K
             counts = {}
             if enc["preds"] is None and enc["scores"] is None:
@@ -609,8 +628,9 @@ class State:
         vax = -3 if kind == "pre" else -4
         return _pad_axis(_pad_axis(arr, vax, V), vax + 1, K)
 
-    def add_counts(self, batch: dict, n_rows: int) -> None:
-        """Add counted batch tables into the state (thread-safe; pads to grown vocabularies)."""
+    def add_counts(self, batch: dict, n_rows: int, boot: dict | None = None) -> None:
+        """Add counted batch tables (and their bootstrap replicates ``boot``, counted with
+        ``n_bootstrap``) into the state (thread-safe; pads to grown vocabularies)."""
         with self.lock:
             K = len(self.group_vocab) if self.group_vocab is not None else 1
             for f, (_, _, seen, counts) in batch.items():
@@ -619,14 +639,11 @@ class State:
                 if fs.seen.size < V:
                     fs.seen = _pad_axis(fs.seen, 0, V)
                 fs.seen[seen] = True
-                for kind, c in counts.items():
-                    c = self._grown(c, kind, V, K)
-                    old = fs.counts.get(kind)
-                    if old is None:
-                        fs.counts[kind] = c.copy()
-                    else:
-                        old = self._grown(old, kind, V, K)
-                        fs.counts[kind] = old + c
+                for store, tables in ((fs.counts, counts), (fs.boot, None if boot is None else boot[f][3])):
+                    for kind, c in (tables or {}).items():
+                        c = self._grown(c, kind, V, K)
+                        old = store.get(kind)
+                        store[kind] = c.copy() if old is None else self._grown(old, kind, V, K) + c
             self.n_rows += n_rows
 
     def update(self, table: Table, compat: str = "clarion", **count_kw: Any) -> dict:
@@ -872,10 +889,11 @@ def merge_states(ours: State, theirs: State) -> None:
             seen[: fs.seen.size] = fs.seen
             seen[vlut[: tfs.seen.size][tfs.seen]] = True
             fs.seen = seen
-            for kind, c in tfs.counts.items():
-                vax = -3 if kind == "pre" else -4
-                c = _scatter_axis(c, vax, vlut, V)
-                c = _scatter_axis(c, vax + 1, klut, K) if klut is not None else c
-                old = fs.counts.get(kind)
-                fs.counts[kind] = c if old is None else ours._grown(old, kind, V, K) + c  # noqa: SLF001
+            for store, tables in ((fs.counts, tfs.counts), (fs.boot, tfs.boot)):
+                for kind, c in tables.items():
+                    vax = -3 if kind == "pre" else -4
+                    c = _scatter_axis(c, vax, vlut, V)
+                    c = _scatter_axis(c, vax + 1, klut, K) if klut is not None else c
+                    old = store.get(kind)
+                    store[kind] = c if old is None else ours._grown(old, kind, V, K) + c  # noqa: SLF001
         ours.n_rows += theirs.n_rows

@@ -4,19 +4,33 @@ The state is the count tensor of every facet (plus the vocabularies that name it
 it is small, and adding two states is adding counts: merging is associative and commutative
 and any split of the rows gives the report of all rows at once (exactly, for integer counts).
 
-Serialized format (``to_bytes``), version 1, all integers little-endian::
+With ``n_bootstrap=R`` the state also keeps R Poisson-bootstrap replicates of every count table
+(the kernel's ``grouped_counts(..., n_bootstrap=R, seed=s, row_offset=o)``): replicate r weights
+the row with global number i by a counter-based Poisson(1) draw keyed on (seed, r, i). Rows are
+numbered by the accumulator (the rows it has been given, in order) or explicitly with
+``update(batch, row_offset=o)``, so replicate tables of any split, and of states built
+independently with correct global offsets and merged in any order, add up to the one-shot ones
+bit for bit (integer counts), and ``report(confidence=...)`` equals
+``clarion.bias.report(all rows, confidence=..., n_bootstrap=R, seed=s)``.
+
+Serialized format (``to_bytes``), version 2, all integers little-endian::
 
     magic    8 bytes   b"CLRNBIAS"
-    version  uint32    1
+    version  uint32    2
     hlen     uint64    length of the header
-    header   hlen bytes UTF-8 JSON: {"config": ..., "windows": [{"key", "state"}, ...]}; each state
-                       lists its vocabularies (values tagged with their type), maxima, flags and,
-                       per count array, {"facet", "kind", "dtype", "shape", "offset", "nbytes"}
+    header   hlen bytes UTF-8 JSON: {"config": ..., "rows": {"next": int, "ranges": [[start, end], ...]},
+                       "windows": [{"key", "state"}, ...]}; ``config`` includes ``n_bootstrap`` and
+                       ``seed``; ``rows`` are the global row numbers counted (half-open, disjoint,
+                       sorted) and the next implicit row number; each state lists its vocabularies
+                       (values tagged with their type), maxima, flags and, per count array,
+                       {"facet", "kind", "boot", "dtype", "shape", "offset", "nbytes"} (``boot``:
+                       a replicate array, leading axis R)
     blob     the count arrays, C order, at the offsets the header gives
     sha256   32 bytes  digest of everything before it
 
-Nothing is unpickled or evaluated; a wrong magic, version, digest, length or configuration is
-refused with a ``ValueError`` that says which.
+Version 1 (no replicates, no ``rows``, no ``boot`` key) is still read: its rows count as numbered
+``0 .. n_rows - 1``. Nothing is unpickled or evaluated; a wrong magic, version, digest, length or
+configuration is refused with a ``ValueError`` that says which.
 """
 
 from __future__ import annotations
@@ -31,17 +45,22 @@ import numpy as np
 import pandas as pd
 
 from clarion.bias._encode import Vocabulary
-from clarion.bias._engine import Spec, State, Table, merge_states
+from clarion.bias._engine import MSG_CONFIDENCE, Spec, State, Table, merge_states
 from clarion.bias._result import BiasReport
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Accumulator"]
 
 MAGIC = b"CLRNBIAS"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _HEAD = struct.Struct("<8sIQ")
 
 MSG_CORRUPT = "from_bytes: {what}"
 MSG_CONFIG = "{op}: the accumulators were built with different configurations ({key} differs: {a!r} vs {b!r})"
+MSG_OVERLAP = ("{op}: global rows {a}..{b} are already counted (with n_bootstrap > 0 every row needs its own "
+               "global number: give each batch's row_offset so that the parts do not overlap)")
+MSG_NO_BOOT = ("confidence: this Accumulator keeps no bootstrap replicates; create it with n_bootstrap=R "
+               "(and a seed) to get intervals")
 MSG_SOURCE = ("{arg}: an Accumulator reads columns of each batch by name; got {kind} (pass the column name so "
               "every batch provides it)")
 
@@ -86,21 +105,40 @@ class Accumulator:
         Timestamp column of each batch (required with ``window``).
     compat : {"clarion", "smclarify"}
         Edge-case convention (also decides whether missing labels are errors).
+    n_bootstrap : int, default 0
+        Poisson bootstrap replicates kept next to the counts (0: none), for
+        ``report(confidence=...)``. Replicate ``r`` weights global row ``i`` by the Poisson(1)
+        draw keyed on ``(seed, r, i)``, as :func:`clarion.bias.report` does, so the intervals
+        equal the one-shot ones. The state grows by a factor ``1 + R``.
+    seed : int, optional
+        Bootstrap seed in ``[0, 2**64)`` (default 0, as in :func:`clarion.bias.report`).
 
     Notes
     -----
-    ``update`` costs one count-kernel pass over the batch, whatever was seen before; it is
-    thread-safe (encoding and counting run concurrently, the addition is locked). FlipTest needs
-    the rows and is reported as an error entry.
+    ``update`` costs one count-kernel pass over the batch (two with replicates), whatever was
+    seen before; it is thread-safe (encoding and counting run concurrently, the row numbering
+    and the addition are locked; concurrent batches are numbered in the order they reserve their
+    rows). Rows are numbered globally across windows: the whole-data report of a windowed
+    accumulator equals the one-shot report with intervals, while a single window's interval uses
+    its rows' global numbers (a valid bootstrap, not the same draws as a report on that window
+    alone). FlipTest needs the rows and is reported as an error entry.
     """
 
     def __init__(self, *, label: Any, facet: Any, facet_values: Any = None, facet_threshold: Any = None,
                  label_values: Any = None, label_threshold: float | None = None, predicted_label: Any = None,
                  probability_threshold: float | list[float] = 0.5, group_variable: Any = None, weights: Any = None,
                  window: str | None = None, time_column: str | None = None,
-                 compat: Literal["clarion", "smclarify"] = "clarion") -> None:
+                 compat: Literal["clarion", "smclarify"] = "clarion", n_bootstrap: int = 0,
+                 seed: int | None = None) -> None:
         if compat not in ("clarion", "smclarify"):
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
+        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+            raise ValueError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
+                                 0 <= seed < 2**64):
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        n_bootstrap = int(n_bootstrap)
+        seed = (0 if seed is None else int(seed)) if n_bootstrap else None
         if isinstance(predicted_label, Mapping_types()):
             bad = [k for k, v in predicted_label.items() if not isinstance(v, str)]
             if bad:
@@ -121,7 +159,7 @@ class Accumulator:
                             label_values=label_values, label_threshold=label_threshold,
                             predicted_label=predicted_label, probability_threshold=probability_threshold,
                             group_variable=group_variable, weights=weights, window=window, time_column=time_column,
-                            compat=compat)
+                            compat=compat, n_bootstrap=n_bootstrap, seed=seed)
         json.dumps(self._config_json())  # fail early on values that cannot be persisted
         self.spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
                                label_values=label_values, label_threshold=label_threshold,
@@ -130,8 +168,12 @@ class Accumulator:
         self.window = window
         self.time_column = time_column
         self.compat = compat
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
         self._states: dict[str, State] = {}
         self._lock = threading.Lock()
+        self._next_row = 0
+        self._ranges: list[list[int]] = []  # global rows counted: sorted, disjoint, half-open
 
     # -- config ---------------------------------------------------------------------------------
 
@@ -175,33 +217,127 @@ class Accumulator:
                 st = self._states[key] = State(self.spec)
             return st
 
-    def update(self, batch: Any) -> Accumulator:
+    # -- row numbering ----------------------------------------------------------------------------
+
+    def _overlap(self, ranges: list[list[int]]) -> tuple[int, int] | None:
+        """The first overlap of ``ranges`` with the counted rows (as inclusive row numbers)."""
+        for a, b in ranges:
+            for c, d in self._ranges:
+                if a < d and c < b:
+                    return max(a, c), min(b, d) - 1
+        return None
+
+    def _add_ranges(self, ranges: list[list[int]]) -> None:
+        merged: list[list[int]] = []
+        for a, b in sorted(self._ranges + [list(r) for r in ranges if r[1] > r[0]]):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self._ranges = merged
+
+    def _reserve(self, n: int, row_offset: int | None) -> int:
+        """Global number of the batch's first row; records rows [o, o + n) as counted."""
+        if row_offset is not None and (isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer))
+                                       or row_offset < 0):
+            raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
+        with self._lock:
+            o = self._next_row if row_offset is None else int(row_offset)
+            if self.n_bootstrap:
+                hit = self._overlap([[o, o + n]])
+                if hit is not None:
+                    raise ValueError(MSG_OVERLAP.format(op="update", a=hit[0], b=hit[1]))
+            self._add_ranges([[o, o + n]])
+            self._next_row = max(self._next_row, o + n)
+            return o
+
+    def _release(self, o: int, n: int) -> None:
+        """Undo :meth:`_reserve` after a failed count."""
+        with self._lock:
+            out = []
+            for a, b in self._ranges:
+                out.extend(r for r in ([a, min(b, o)], [max(a, o + n), b]) if r[1] > r[0])
+            self._ranges = out
+            if self._next_row == o + n:
+                self._next_row = max((b for _, b in out), default=0)
+
+    @property
+    def next_row(self) -> int:
+        """Global row number an ``update`` without ``row_offset`` gives its first row."""
+        return self._next_row
+
+    def update(self, batch: Any, *, row_offset: int | None = None) -> Accumulator:
         """Count one batch (DataFrame, pyarrow Table / RecordBatch, or dict of arrays).
 
         Values first seen in this batch extend the vocabularies; earlier counts stay valid.
-        Returns ``self``.
+
+        Parameters
+        ----------
+        batch : DataFrame, pyarrow Table / RecordBatch or dict of arrays
+            The rows.
+        row_offset : int, optional
+            Global row number of the batch's first row (default: :attr:`next_row`, i.e. the rows
+            given so far are numbered in order). It keys the bootstrap draws; give it when
+            independent accumulators (processes, partitions) count parts of one data set, so
+            that their merge equals the one-shot result. With ``n_bootstrap > 0`` a row number
+            already counted is a ``ValueError``.
+
+        Returns
+        -------
+        Accumulator
+            ``self``.
         """
         table = Table(batch)
         if table.n == 0:
             return self
         if self.window is None:
-            self._state("all").update(table, self.compat)
-            return self
-        t = pd.to_datetime(pd.Series(np.asarray(table.col(self.time_column, "time_column"))))
-        if t.isna().any():
-            raise ValueError(f"time_column: missing timestamp at row {int(np.flatnonzero(t.isna())[0])}")
-        start = t.dt.floor(self.window)
-        for key_ts, idx in pd.Series(np.arange(table.n)).groupby(start.to_numpy()).groups.items():
-            rows = np.asarray(idx)
-            sub = _take(table, rows)
-            self._state(_window_key(pd.Timestamp(key_ts))).update(Table(sub), self.compat)
+            parts = [("all", table, None)]
+        else:
+            t = pd.to_datetime(pd.Series(np.asarray(table.col(self.time_column, "time_column"))))
+            if t.isna().any():
+                raise ValueError(f"time_column: missing timestamp at row {int(np.flatnonzero(t.isna())[0])}")
+            start = t.dt.floor(self.window)
+            parts = []
+            for key_ts, idx in pd.Series(np.arange(table.n)).groupby(start.to_numpy()).groups.items():
+                rows = np.sort(np.asarray(idx, dtype=np.intp))
+                parts.append((_window_key(pd.Timestamp(key_ts)), Table(_take(table, rows)), rows))
+        encoded = [(key, self._state(key), sub, rows) for key, sub, rows in parts]
+        encoded = [(key, st, st.encode(sub, self.compat), sub.n, rows) for key, st, sub, rows in encoded]
+        o = self._reserve(table.n, row_offset)
+        try:
+            counted = []
+            for _, st, enc, n, rows in encoded:
+                boot = None
+                if self.n_bootstrap:
+                    kw: dict[str, Any] = {"row_offset": o}
+                    if rows is not None:
+                        lo, hi = int(rows[0]), int(rows[-1]) + 1
+                        kw["row_offset"] = o + lo
+                        if hi - lo != rows.size:
+                            kw.update(rows=rows - lo, span=hi - lo)
+                    boot = st.count(enc, n_bootstrap=self.n_bootstrap, seed=self.seed, **kw)
+                counted.append((st, st.count(enc), n, boot))
+        except BaseException:
+            self._release(o, table.n)
+            raise
+        for st, batch_counts, n, boot in counted:
+            st.add_counts(batch_counts, n, boot)
         return self
 
     def merge(self, other: Accumulator) -> Accumulator:
         """Add another accumulator's counts (same configuration) into this one; returns ``self``."""
         if not isinstance(other, Accumulator):
             raise TypeError(f"merge: expected an Accumulator, got {type(other).__name__}")
+        if other is self:
+            raise ValueError("merge: cannot merge an accumulator into itself")
         self._check_same(other, "merge")
+        with self._lock, other._lock:
+            if self.n_bootstrap:
+                hit = self._overlap(other._ranges)
+                if hit is not None:
+                    raise ValueError(MSG_OVERLAP.format(op="merge", a=hit[0], b=hit[1]))
+            self._add_ranges(other._ranges)
+            self._next_row = max(self._next_row, other._next_row)
         for key, st in list(other._states.items()):
             merge_states(self._state(key), st)
         return self
@@ -218,10 +354,27 @@ class Accumulator:
     # -- report ---------------------------------------------------------------------------------
 
     def report(self, methods: str | list[str] = "all", *, stage: Literal["pre", "post", "both"] = "both",
-               window: str | list[str] | None = None) -> BiasReport:
+               window: str | list[str] | None = None, confidence: float | None = None,
+               n_bootstrap: int | None = None) -> BiasReport:
         """The :class:`BiasReport` of every row counted so far (or of the given window(s)).
 
-        Identical to :func:`clarion.bias.report` on the same rows (FT excepted: it needs rows).
+        Identical to :func:`clarion.bias.report` on the same rows (FT excepted: it needs rows),
+        intervals included: with ``confidence`` every count-based metric gains the percentile
+        interval of the kept replicates (``low = v_(⌊Rα/2⌋)``, ``high = v_(⌈R(1 − α/2)⌉ − 1)``
+        of the sorted replicate values, α = 1 − confidence), the ``ci_low`` / ``ci_high`` of
+        ``clarion.bias.report(rows, confidence=..., n_bootstrap=R, seed=seed)``.
+
+        Parameters
+        ----------
+        methods, stage
+            As in :func:`clarion.bias.report`.
+        window : str or list of str, optional
+            Window(s) to report (default: all rows).
+        confidence : float in (0, 1), optional
+            Adds bootstrap intervals (needs ``n_bootstrap > 0`` at construction).
+        n_bootstrap : int, optional
+            Use the first ``n_bootstrap`` kept replicates (default: all). Replicate r does not
+            depend on how many are drawn, so this equals a one-shot report with that many.
         """
         keys = self.windows() if window is None else ([window] if isinstance(window, str) else list(window))
         for k in keys:
@@ -229,12 +382,30 @@ class Accumulator:
                 raise ValueError(f"window: {k!r} holds no counts; windows: {self.windows()}")
         if not keys:
             raise ValueError("report: no rows were counted yet")
+        R = 0
+        if confidence is not None:
+            if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not (
+                    0 < confidence < 1):
+                raise ValueError(MSG_CONFIDENCE.format(value=confidence))
+            if not self.n_bootstrap:
+                raise ValueError(MSG_NO_BOOT)
+            R = self.n_bootstrap if n_bootstrap is None else n_bootstrap
+            if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or not 1 <= R <= self.n_bootstrap:
+                raise ValueError(f"n_bootstrap must be an integer in [1, {self.n_bootstrap}] (the replicates this "
+                                 f"Accumulator keeps), got {n_bootstrap!r}")
+            R = int(R)
         if len(keys) == 1:
-            return self._states[keys[0]].assemble(methods=methods, stage=stage, compat=self.compat)
-        total = State(self.spec)
-        for k in keys:
-            merge_states(total, self._states[k])
-        return total.assemble(methods=methods, stage=stage, compat=self.compat)
+            total = self._states[keys[0]]
+        else:
+            total = State(self.spec)
+            for k in keys:
+                merge_states(total, self._states[k])
+        if not R:
+            return total.assemble(methods=methods, stage=stage, compat=self.compat)
+        with total.lock:
+            boot = {f: {kind: c[:R] for kind, c in fs.boot.items()} for f, fs in total.facets.items()}
+        return total.assemble(methods=methods, stage=stage, compat=self.compat, boot=boot,
+                              confidence=float(confidence), n_bootstrap=R)
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -256,14 +427,20 @@ class Accumulator:
                 for fs in st.facets.values():
                     sj["facets"].append({"vocab": [_tag(v) for v in fs.vocab.values], "seen": fs.seen.tolist(),
                                          "col_max": None if fs.col_max is None else _tag(fs.col_max)})
-                    for kind, c in fs.counts.items():
-                        b = np.ascontiguousarray(c).astype(c.dtype.newbyteorder("<"), copy=False).tobytes()
-                        sj["arrays"].append({"facet": len(sj["facets"]) - 1, "kind": kind, "dtype": c.dtype.str,
-                                             "shape": list(c.shape), "offset": offset, "nbytes": len(b)})
-                        blobs.append(b)
-                        offset += len(b)
+                    for is_boot, tables in ((False, fs.counts), (True, fs.boot)):
+                        for kind, c in tables.items():
+                            c = np.ascontiguousarray(c).astype(c.dtype.newbyteorder("<"), copy=False)
+                            b = c.tobytes()
+                            sj["arrays"].append({"facet": len(sj["facets"]) - 1, "kind": kind, "boot": is_boot,
+                                                 "dtype": c.dtype.str, "shape": list(c.shape), "offset": offset,
+                                                 "nbytes": len(b)})
+                            blobs.append(b)
+                            offset += len(b)
             windows.append({"key": key, "state": sj})
-        header = json.dumps({"config": self._config_json(), "windows": windows}, sort_keys=True).encode()
+        with self._lock:
+            rows = {"next": self._next_row, "ranges": [list(r) for r in self._ranges]}
+        header = json.dumps({"config": self._config_json(), "rows": rows, "windows": windows},
+                            sort_keys=True).encode()
         body = _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(blobs)
         return body + hashlib.sha256(body).digest()
 
@@ -286,9 +463,9 @@ class Accumulator:
         magic, version, hlen = _HEAD.unpack_from(data)
         if magic != MAGIC:
             raise ValueError(MSG_CORRUPT.format(what=f"not a clarion bias accumulator (magic {magic!r})"))
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(MSG_CORRUPT.format(what=f"format version {version} is not supported (this clarion "
-                                                f"reads version {FORMAT_VERSION})"))
+                                                f"reads versions {', '.join(map(str, READABLE_VERSIONS))})"))
         body, digest = data[:-32], data[-32:]
         if hashlib.sha256(body).digest() != digest:
             raise ValueError(MSG_CORRUPT.format(what="checksum mismatch: the data is corrupted or truncated"))
@@ -323,8 +500,21 @@ class Accumulator:
                 if end > len(blob):
                     raise ValueError(MSG_CORRUPT.format(what="an array runs past the end of the data"))
                 arr = np.frombuffer(blob[a["offset"]:end], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
-                facets[a["facet"]].counts[a["kind"]] = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+                fs = facets[a["facet"]]
+                store = fs.boot if a.get("boot", False) else fs.counts
+                if store is fs.boot and (arr.ndim < 1 or arr.shape[0] != acc.n_bootstrap):
+                    raise ValueError(MSG_CORRUPT.format(what=f"a replicate array has shape {list(arr.shape)}, not "
+                                                        f"{acc.n_bootstrap} replicates"))
+                store[a["kind"]] = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+            if acc.n_bootstrap and st.n_rows and any(set(fs.boot) != set(fs.counts) for fs in facets):
+                raise ValueError(MSG_CORRUPT.format(what="the bootstrap replicates are missing for some tables"))
             acc._states[w["key"]] = st
+        if "rows" in doc:
+            acc._next_row = int(doc["rows"]["next"])
+            acc._ranges = [[int(a), int(b)] for a, b in doc["rows"]["ranges"]]
+        else:  # version 1: rows numbered 0 .. n_rows - 1
+            acc._next_row = acc.n_rows
+            acc._ranges = [[0, acc._next_row]] if acc._next_row else []
         return acc
 
 
