@@ -215,18 +215,10 @@ class _WindowedJob(_analysis._Job):
         # fixed windows: the Accumulator floors the time column itself; calendar windows: the job
         # adds each row's window start (a midnight), which flooring to the day leaves as it is
         win, col = (self.window, self.time_column) if is_fixed(self.window) else ("1D", WINDOW_START_COLUMN)
-        accs = []
         for acc in self.accumulators:
-            if isinstance(acc, bias.Accumulator):
-                kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}
-                w = bias.Accumulator(**kw, window=win, time_column=col)
-                accs.append(w)  # the whole-data report is the sum of the windows
-                self.window_accs.append(w)
-            else:  # a row collector (bootstrap intervals): keep it for the whole-data report
-                accs.append(acc)
-                self.window_accs.append(bias.Accumulator(**acc.kw, window=win, time_column=col))
-        self.accumulators = accs
-        self._extra_accs = [w for w, a in zip(self.window_accs, accs) if w is not a]
+            kw = {k: v for k, v in acc._config.items() if k not in ("window", "time_column")}
+            self.window_accs.append(bias.Accumulator(**kw, window=win, time_column=col))
+        self.accumulators = list(self.window_accs)  # the whole-data report is the sum of the windows
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         batch = super()._bias_batch(frame, pred)
@@ -239,8 +231,6 @@ class _WindowedJob(_analysis._Job):
         batch[self.time_column] = t.to_numpy()  # parsed: the Accumulator floors these very times
         if not is_fixed(self.window):
             batch[WINDOW_START_COLUMN] = starts.to_numpy()
-        for acc in getattr(self, "_extra_accs", []):
-            acc.update(batch)
         return batch
 
     def _rows_to_keep(self, frame: Any, pred: Any) -> Any:
