@@ -189,7 +189,6 @@ def grouped_threshold_counts(
     iff bin > j), a histogram over bins, then suffix sums (>=) and prefix sums (<) over bins.
     Returns [R, B, T, G, L, 2].
     """
-    n = len(groups)
     s2 = _as_2d(scores)
     B = s2.shape[1]
     T = len(thresholds)

@@ -315,7 +315,6 @@ class Reader:
 
     def _jsonlines(self):
         import jmespath
-        import pandas as pd
 
         feat = jmespath.compile(self.features) if self.features else None
         lab = jmespath.compile(str(self.label)) if isinstance(self.label, str) else None
@@ -388,7 +387,6 @@ class Reader:
 
     def _json(self):
         import jmespath
-        import pandas as pd
 
         with open(self.path, encoding="utf-8") as fh:
             try:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -281,16 +281,11 @@ class _DistFlipTests:
         if "error" in res:
             return math.nan, res["error"]
         fp, fm, nd, na = res["counts"][(tuple(codes), m)]
-        if self.compat == "smclarify":
-            if nd == 0:
-                return math.nan, "Facet set is empty"
-            if na == 0:
-                return math.nan, "Negated Facet set is empty"
-        else:
-            if nd == 0:
-                return math.nan, "facet d is empty: no row has the selected value(s)"
-            if na == 0:
-                return math.nan, "facet a is empty: every row has the selected value(s)"
+        from clarion.bias._report import empty_facet_reason  # noqa: PLC0415
+
+        reason = empty_facet_reason(self.compat, nd, na)
+        if reason:
+            return math.nan, reason
         if res.get("feature_error"):
             return math.nan, res["feature_error"]
         if (tuple(codes), m) in res["errors"]:
@@ -737,7 +732,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     from clarion.explain import _kernels  # noqa: PLC0415
     from clarion.explain._common import check_n_jobs, parse_budget  # noqa: PLC0415
     from clarion.explain._model import prediction_function  # noqa: PLC0415
-    from clarion.explain._pdp import _grid  # noqa: PLC0415
+    from clarion.explain._pdp import _grid, feature_columns  # noqa: PLC0415
     from clarion.explain._tabular import TabularCodec  # noqa: PLC0415
 
     if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
@@ -751,20 +746,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     threads = _kernels.n_threads(check_n_jobs(n_jobs))
     parts, meta, is_frame = _partitions(X, "X")
     codec = TabularCodec(meta if is_frame else np.empty((0, X.shape[1]), dtype=X.dtype), "X")
-    P = codec.n_columns
-    if isinstance(features, (str, int, np.integer)) or not isinstance(features, Sequence):
-        features = [features]
-    names = [str(c) for c in codec.columns]
-    cols = []
-    for f in features:
-        if f in codec.columns:
-            cols.append(codec.columns.index(f))
-        elif isinstance(f, str) and f in names:
-            cols.append(names.index(f))
-        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < P:
-            cols.append(int(f))
-        else:
-            raise ValueError(f"features: unknown column {f!r} (columns: {codec.columns})")
+    cols = feature_columns(features, codec.columns)
     # the grid columns (and the first row) on the client, encoded in global first-seen order
     if is_frame:
         col_objs = [X[codec.columns[j]] for j in cols]

@@ -39,6 +39,16 @@ def _check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
 
 
+def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
+    """Why FlipTest is undefined when facet d (``nd`` rows) or facet a (``na`` rows) is empty."""
+    if nd == 0:
+        return "Facet set is empty" if compat == "smclarify" else "facet d is empty: no row has the selected value(s)"
+    if na == 0:
+        return ("Negated Facet set is empty" if compat == "smclarify"
+                else "facet a is empty: every row has the selected value(s)")
+    return None
+
+
 class _FlipTests:
     """FlipTest for each (facet, entry, model) of a report, on the rows of ``table``."""
 
@@ -125,16 +135,9 @@ class _FlipTests:
         d = np.isin(fcodes, codes) if codes else np.zeros(fcodes.shape, dtype=bool)
         nd = int(d.sum())
         na = d.size - nd
-        if self.compat == "smclarify":
-            if nd == 0:
-                return math.nan, "Facet set is empty"
-            if na == 0:
-                return math.nan, "Negated Facet set is empty"
-        else:
-            if nd == 0:
-                return math.nan, "facet d is empty: no row has the selected value(s)"
-            if na == 0:
-                return math.nan, "facet a is empty: every row has the selected value(s)"
+        reason = empty_facet_reason(self.compat, nd, na)
+        if reason:
+            return math.nan, reason
         X, err = self.features(facet)
         if err:
             return math.nan, err

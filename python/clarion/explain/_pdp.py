@@ -116,19 +116,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
         import cupy  # noqa: PLC0415
 
         xp = cupy
-    if isinstance(features, (str, int, np.integer)) or not isinstance(features, Sequence):
-        features = [features]
-    names = [str(c) for c in codec.columns]
-    cols = []
-    for f in features:
-        if f in codec.columns:
-            cols.append(codec.columns.index(f))
-        elif isinstance(f, str) and f in names:
-            cols.append(names.index(f))
-        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < P:
-            cols.append(int(f))
-        else:
-            raise ValueError(f"features: unknown column {f!r} (columns: {codec.columns})")
+    cols = feature_columns(features, codec.columns)
 
     host = Xm.get() if impl == "cuda" else Xm
     first = predict(codec.decode(Xm[:1]), where=" (on X row 0)")
@@ -175,3 +163,22 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     if not frames:
         return pd.DataFrame({"feature": [], "value": [], "output": [], "average": []})
     return pd.concat(frames, ignore_index=True)
+
+
+def feature_columns(features: Any, columns: Sequence[Any]) -> list[int]:
+    """Positions in ``columns`` of ``features`` (one name or position, or a sequence of them)."""
+    if isinstance(features, (str, int, np.integer)) or not isinstance(features, Sequence):
+        features = [features]
+    columns = list(columns)
+    names = [str(c) for c in columns]
+    cols = []
+    for f in features:
+        if f in columns:
+            cols.append(columns.index(f))
+        elif isinstance(f, str) and f in names:
+            cols.append(names.index(f))
+        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(columns):
+            cols.append(int(f))
+        else:
+            raise ValueError(f"features: unknown column {f!r} (columns: {columns})")
+    return cols
