@@ -12,7 +12,9 @@ void register_shap(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "clarion's compiled kernels (private: use the functions re-exported by `clarion`).";
-  py::register_exception<clarion::CudaError>(m, "CudaError", PyExc_RuntimeError);
+  auto cuda_error = py::register_exception<clarion::CudaError>(m, "CudaError", PyExc_RuntimeError);
+  cuda_error.attr("__doc__") =
+      "A CUDA runtime call failed in a clarion kernel; the message names the call, file and line.";
   register_counts(m);
   register_knn(m);
   register_shap(m);

@@ -21,7 +21,8 @@ __all__ = [
     "grouped_threshold_counts",
 ]
 
-_SUBMODULES = {"bias", "explain", "models", "config", "analysis", "report", "monitor", "distributed", "data", "testing"}
+_SUBMODULES = {"bias", "explain", "models", "config", "analysis", "report", "monitor", "distributed", "dataset",
+               "serve", "testing"}
 
 
 def build_info() -> dict[str, Any]:
