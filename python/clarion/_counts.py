@@ -384,3 +384,67 @@ def grouped_threshold_counts(
     if R == 0:
         out = out[0]
     return out
+
+
+# Rows the compiled kernels count in one chunk (``kRowsPerChunk`` in cpp/include/clarion/parallel.hpp):
+# a call on at most this many rows runs on one thread whatever ``n_threads`` says.
+_ROWS_PER_CHUNK = 1 << 16
+
+
+def _host_codes(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.ndarray | None,
+                            weights: np.ndarray | None, n_groups: int, n_labels: int, n_preds: int, *,
+                            n_bootstrap: int = 0, seed: int = 0, row_offset: int = 0, backend: str = "auto",
+                            n_threads: int | None = None) -> np.ndarray:
+    """:func:`grouped_counts` for internal callers that built the arrays themselves.
+
+    For the bias engine's per-batch counts (the streaming accumulator calls this once per batch,
+    so the public wrapper's argument checks would be a large part of a small batch's cost). The
+    caller guarantees what those checks establish: host numpy arrays, 1-D integer ``groups`` and
+    ``labels`` of one length, ``preds`` None or 2-D ``[N, B]`` integer, ``weights`` None or 1-D
+    float of length N, valid sizes, ``seed`` and ``row_offset``. The values are still checked
+    where the public function checks them, in the kernel: a code outside its range or a bad
+    weight raises the same ``ValueError`` naming the argument, row and value. The backend is
+    still chosen by :func:`clarion._backend.resolve`; anything but the compiled CPU kernel goes
+    through :func:`grouped_counts`.
+
+    Returns
+    -------
+    ndarray
+        ``[R, B, G, L, P]`` with ``R = max(n_bootstrap, 1)`` and ``B = 1`` without ``preds``
+        (``P = 1`` then): no axis is dropped.
+    """
+    impl = _backend.resolve(backend, groups, labels, preds, weights)
+    R = int(n_bootstrap)
+    if impl != "cpu" or any(a is not None and a.dtype.kind != "i" for a in (groups, labels, preds)) or (
+            weights is not None and weights.dtype not in (np.float64, np.float32)):
+        out = grouped_counts(groups, labels, None if preds is None else preds, weights=weights, n_groups=n_groups,
+                             n_labels=n_labels, n_preds=n_preds if preds is not None else None, n_bootstrap=R,
+                             seed=seed if R else None, row_offset=row_offset, backend=impl, n_threads=n_threads)
+        B = 1 if preds is None else preds.shape[1]
+        P = 1 if preds is None else n_preds
+        return np.asarray(out).reshape((max(R, 1), B, n_groups, n_labels, P))
+    dtype = groups.dtype if groups.dtype.kind == "i" else np.dtype(np.int64)
+    for a in (labels, preds):
+        if a is not None and a.dtype.itemsize > dtype.itemsize:
+            dtype = a.dtype
+    g = _host_codes(groups, dtype)
+    lab = _host_codes(labels, dtype)
+    p = None if preds is None else _host_codes(preds, dtype)
+    w = None if weights is None or weights.flags.c_contiguous else np.ascontiguousarray(weights)
+    w = weights if w is None else w
+    n = g.shape[0]
+    B = 1 if p is None else p.shape[1]
+    P = 1 if p is None else int(n_preds)
+    out = np.empty((max(R, 1), B, n_groups, n_labels, P), dtype=np.int64 if w is None else np.float64)
+    threads = 1 if n <= _ROWS_PER_CHUNK else _n_threads(n_threads)
+    err = _backend.core().grouped_counts_cpu(g, lab, p, w, out, n_groups, n_labels, P, R, seed, row_offset, threads)
+    if err[0]:
+        _raise_row_error(err, {"groups": g, "labels": lab, "preds": p, "weights": w, "batched": p is not None},
+                         {"groups": n_groups, "labels": n_labels, "preds": P})
+    return out

@@ -14,6 +14,7 @@ strings (Arrow's ``dictionary_encode``), then ``pandas.factorize`` for everythin
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = ["Vocabulary", "column_values", "factorize", "is_missing_value", "is_n
 # A compact integer range is encoded by offset (no hashing) when it is at most this many times
 # the number of rows (and small in absolute terms).
 _INT_RANGE_MAX = 1 << 20
+# A vocabulary keeps an integer lookup table (see Vocabulary._encode_known_ints) up to this many values.
+_INT_LUT_VALUES = 1 << 12
 
 
 def is_missing_value(v: Any) -> bool:
@@ -170,6 +173,11 @@ class Vocabulary:
         self.values: list = []
         self._index: dict = {}
         self._lut_cache: dict = {}
+        # (lut, base): code of integer value v at lut[v - base] (0: not in the vocabulary), for
+        # integer columns of later batches; None until an integer column was encoded, or when the
+        # vocabulary holds values that compare equal to integers other than int, bool and float.
+        self._int_lut: tuple[np.ndarray, int] | None = None
+        self._int_lut_size = -1  # len(values) when _int_lut was built
         self._lock = threading.Lock()
         for v in values or []:
             self._add(v)
@@ -196,12 +204,62 @@ class Vocabulary:
         except TypeError:
             return None
 
+    def _int_table(self) -> tuple[np.ndarray, int] | None:
+        """The integer lookup table of the current values (call with the lock held)."""
+        pairs = []
+        for k, code in self._index.items():
+            if isinstance(k, (bool, int)):
+                pairs.append((int(k), code))
+            elif isinstance(k, float):
+                if k.is_integer():
+                    pairs.append((int(k), code))
+            elif isinstance(k, numbers.Number):  # Decimal, Fraction, complex: may equal an integer
+                return None
+        if not pairs:
+            return None
+        base = min(v for v, _ in pairs)
+        span = max(v for v, _ in pairs) - base + 1
+        if span > _INT_RANGE_MAX or base < np.iinfo(np.int64).min or base + span - 1 > np.iinfo(np.int64).max:
+            return None
+        lut = np.zeros(span, dtype=np.int32)
+        for v, code in pairs:
+            lut[v - base] = code
+        return lut, base
+
+    def _encode_known_ints(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``encode`` of a signed-integer array whose values are all in the vocabulary already
+        (a stream's usual batch): a table lookup, no hashing; None when it does not apply."""
+        table = self._int_lut
+        if table is None:
+            return None
+        lut, base = table
+        lo, hi = int(col.min()), int(col.max())
+        span = hi - lo + 1
+        if lo < base or hi - base >= lut.size or span > max(1024, 4 * col.size):
+            return None
+        sub = lut[lo - base:hi - base + 1]
+        x = col if col.dtype.itemsize == 8 else col.astype(np.intp)  # col - lo must not wrap
+        off = x - lo if lo else x
+        present = np.flatnonzero(np.bincount(off.astype(np.intp, copy=False), minlength=span))
+        seen = sub[present]
+        if not seen.all():  # a value this vocabulary has not seen yet
+            return None
+        return np.take(sub, off), np.sort(seen)
+
     def encode(self, col: Any) -> tuple[np.ndarray, np.ndarray]:
         """Codes of a column in this vocabulary (growing it), and the codes that occur.
 
         Returns ``(codes, seen)``: int32 codes (0 = missing) and the sorted array of codes that
         occur in ``col``.
         """
+        col = column_values(col)
+        if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind == "i":
+            col = col.to_numpy()
+        ints = isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind == "i" and col.size > 0
+        if ints:
+            hit = self._encode_known_ints(col)
+            if hit is not None:
+                return hit
         local, uniques, present = factorize(col)
         local = local.astype(np.int32, copy=False)
         key = None
@@ -228,6 +286,9 @@ class Vocabulary:
                     if len(self._lut_cache) > 64:
                         self._lut_cache.clear()
                     self._lut_cache[key] = hit
+            if ints and self._int_lut_size != len(self.values) and len(self.values) <= _INT_LUT_VALUES:
+                self._int_lut = self._int_table()
+                self._int_lut_size = len(self.values)
         lut, identity, seen = hit
         codes = local + np.int32(1) if identity else lut[local + 1]
         if local.size and local.min() < 0:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clarion._counts import grouped_counts, grouped_threshold_counts
+from clarion._counts import grouped_counts, grouped_counts_prepared, grouped_threshold_counts
 from clarion.bias._encode import Vocabulary, column_values, factorize, is_missing_value, is_numeric_column
 from clarion.bias._metrics import (
     ALL_METRICS,
@@ -64,8 +64,13 @@ class Table:
 
     def __init__(self, data: Any) -> None:
         self.data = data
+        self._index: pd.Index | None = None  # a DataFrame's columns: hashed membership, no list
+        self._columns: list | None = None
         if isinstance(data, pd.DataFrame):
-            self.columns = list(data.columns)
+            if isinstance(data.columns, pd.MultiIndex):  # partial keys would match an Index lookup
+                self._columns = list(data.columns)
+            else:
+                self._index = data.columns
             self.n = len(data)
             self._get = self._frame_getter(data)
         elif type(data).__module__.startswith("pyarrow") and hasattr(data, "column_names"):
@@ -102,9 +107,21 @@ class Table:
 
         return get
 
+    @property
+    def columns(self) -> list:
+        """Column names, in order (built on first use: listing a DataFrame's Arrow-backed column
+        index costs more than a small batch's whole encoding)."""
+        if self._columns is None:
+            self._columns = list(self._index)
+        return self._columns
+
+    @columns.setter
+    def columns(self, value: list) -> None:
+        self._columns = value
+
     def col(self, name: Any, arg: str) -> Any:
         try:
-            ok = name in self.columns
+            ok = name in (self._index if self._columns is None else self._columns)
         except TypeError:
             ok = False
         if not ok:
@@ -324,6 +341,15 @@ def interval_string(threshold: float, col_max: Any) -> str:
     if abs(col_max) not in breaks:
         breaks.append(col_max)
     return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
+
+
+def _columns(cols: list) -> np.ndarray | None:
+    """The 1-D arrays ``cols`` as the C-contiguous columns of one [N, B] array (None for none)."""
+    if not cols:
+        return None
+    if len(cols) == 1:  # a contiguous column viewed as [N, 1]: no copy
+        return np.ascontiguousarray(cols[0]).reshape(-1, 1)
+    return np.ascontiguousarray(np.column_stack(cols))
 
 
 def _binary_seen(codes: np.ndarray) -> np.ndarray:
@@ -567,8 +593,8 @@ class State:
                     j = next(i for i, (a, b) in enumerate(zip(self.model_kinds, kinds)) if a != b)
                     raise ValueError(MSG_MODEL_KIND.format(model=spec.models[j][0], was=self.model_kinds[j],
                                                            now=kinds[j]))
-        out["preds"] = np.ascontiguousarray(np.column_stack(lab_cols)) if lab_cols else None
-        out["scores"] = np.ascontiguousarray(np.column_stack(score_cols)) if score_cols else None
+        out["preds"] = _columns(lab_cols)
+        out["scores"] = _columns(score_cols)
         out["facets"] = {}
         for f, fs in self.facets.items():
             out["facets"][f] = self._facet_codes(fs, table.col(f, "facet"))
@@ -599,6 +625,17 @@ class State:
         kw = dict(weights=enc["w"], n_bootstrap=n_bootstrap, seed=seed, row_offset=row_offset, backend=backend,
                   n_threads=n_threads)
         lead = 1 if n_bootstrap else 0
+        # the encoder's arrays (host numpy, 1-D codes, 2-D preds, float weights) with a valid seed and
+        # offset go to the kernel without the public wrapper's argument checks
+        prepared = (isinstance(row_offset, (int, np.integer)) and not isinstance(row_offset, bool) and row_offset >= 0
+                    and (not n_bootstrap or (seed is not None and isinstance(n_bootstrap, (int, np.integer))
+                                             and n_bootstrap > 0 and isinstance(seed, (int, np.integer))
+                                             and 0 <= seed < 2**64))
+                    and isinstance(enc["y"], np.ndarray) and enc["y"].ndim == 1
+                    and (enc["w"] is None or (isinstance(enc["w"], np.ndarray) and enc["w"].shape == enc["y"].shape))
+                    and (enc["preds"] is None or (isinstance(enc["preds"], np.ndarray) and enc["preds"].ndim == 2)))
+        pkw = dict(n_bootstrap=int(n_bootstrap), seed=int(seed or 0), row_offset=int(row_offset), backend=backend,
+                   n_threads=n_threads) if prepared else {}
         result = {}
         for f, fs in self.facets.items():
             codes, seen = enc["facets"][f]
@@ -607,12 +644,21 @@ class State:
             groups = spread(np.asarray(groups, dtype=np.int32), -1)
             G = V * K
             counts = {}
-            if enc["preds"] is None and enc["scores"] is None:
-                c = grouped_counts(groups, enc["y"], n_groups=G, n_labels=2, **kw)
-                counts["pre"] = c.reshape(c.shape[:lead] + (V, K, 2))
-            if enc["preds"] is not None:
-                c = grouped_counts(groups, enc["y"], enc["preds"], n_groups=G, n_labels=2, n_preds=2, **kw)
-                counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
+            if prepared:  # the arrays are ours (host numpy, valid shapes): skip the wrapper's checks
+                if enc["preds"] is None and enc["scores"] is None:
+                    c = grouped_counts_prepared(groups, enc["y"], None, enc["w"], G, 2, 1, **pkw)
+                    counts["pre"] = c.reshape(c.shape[:lead] + (V, K, 2))
+                if enc["preds"] is not None:
+                    c = grouped_counts_prepared(groups, enc["y"], enc["preds"], enc["w"], G, 2, 2, **pkw)
+                    c = c if lead else c[0]
+                    counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
+            else:
+                if enc["preds"] is None and enc["scores"] is None:
+                    c = grouped_counts(groups, enc["y"], n_groups=G, n_labels=2, **kw)
+                    counts["pre"] = c.reshape(c.shape[:lead] + (V, K, 2))
+                if enc["preds"] is not None:
+                    c = grouped_counts(groups, enc["y"], enc["preds"], n_groups=G, n_labels=2, n_preds=2, **kw)
+                    counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
             if enc["scores"] is not None:
                 th = np.nextafter(np.asarray(self.spec.thresholds, dtype=np.float64), np.inf)
                 order = np.argsort(th, kind="stable")
@@ -643,7 +689,15 @@ class State:
                     for kind, c in (tables or {}).items():
                         c = self._grown(c, kind, V, K)
                         old = store.get(kind)
-                        store[kind] = c.copy() if old is None else self._grown(old, kind, V, K) + c
+                        if old is None:
+                            store[kind] = c.copy()
+                            continue
+                        old = self._grown(old, kind, V, K)
+                        if old.dtype == np.result_type(old.dtype, c.dtype):
+                            np.add(old, c, out=old)  # the state's own array (never handed out): in place
+                            store[kind] = old
+                        else:
+                            store[kind] = old + c
             self.n_rows += n_rows
 
     def update(self, table: Table, compat: str = "clarion", **count_kw: Any) -> dict:

@@ -403,7 +403,7 @@ class Accumulator:
         if not R:
             return total.assemble(methods=methods, stage=stage, compat=self.compat)
         with total.lock:
-            boot = {f: {kind: c[:R] for kind, c in fs.boot.items()} for f, fs in total.facets.items()}
+            boot = {f: {kind: c[:R].copy() for kind, c in fs.boot.items()} for f, fs in total.facets.items()}
         return total.assemble(methods=methods, stage=stage, compat=self.compat, boot=boot,
                               confidence=float(confidence), n_bootstrap=R)
 
