@@ -732,7 +732,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     from clarion.explain import _kernels  # noqa: PLC0415
     from clarion.explain._common import check_n_jobs, parse_budget  # noqa: PLC0415
     from clarion.explain._model import prediction_function  # noqa: PLC0415
-    from clarion.explain._pdp import _grid, feature_columns  # noqa: PLC0415
+    from clarion.explain._pdp import _grid, feature_columns, pdp_frame  # noqa: PLC0415
     from clarion.explain._tabular import TabularCodec  # noqa: PLC0415
 
     if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
@@ -781,17 +781,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     (avgs,) = _compute(_tree(sums, _pd_add, split_every, "clarion-pdp"))
     frames = []
     for (j, shown), avg in zip(shown_all, avgs):
-        G = len(shown)
-        values = np.empty(G, dtype=object)
-        values[:] = shown
-        outs = np.empty(D, dtype=object)
-        outs[:] = outputs
-        frames.append(pd.DataFrame({
-            "feature": np.full(G * D, codec.columns[j], dtype=object),
-            "value": np.repeat(values, D),
-            "output": np.tile(outs, G),
-            "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
-        }))
+        frames.append(pdp_frame(codec.columns[j], shown, outputs, avg))
     return pd.concat(frames, ignore_index=True)
 
 

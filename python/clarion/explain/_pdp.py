@@ -150,16 +150,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
                 del syn
                 avg[q0:q1] += _kernels.reduce(impl, F, pi, 0, threads)
         avg = avg.get() if impl == "cuda" else avg
-        values = np.empty(G, dtype=object)
-        values[:] = shown
-        outs = np.empty(D, dtype=object)
-        outs[:] = outputs
-        frames.append(pd.DataFrame({
-            "feature": np.full(G * D, codec.columns[j], dtype=object),
-            "value": np.repeat(values, D),
-            "output": np.tile(outs, G),
-            "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
-        }))
+        frames.append(pdp_frame(codec.columns[j], shown, outputs, avg))
     if not frames:
         return pd.DataFrame({"feature": [], "value": [], "output": [], "average": []})
     return pd.concat(frames, ignore_index=True)
@@ -182,3 +173,18 @@ def feature_columns(features: Any, columns: Sequence[Any]) -> list[int]:
         else:
             raise ValueError(f"features: unknown column {f!r} (columns: {columns})")
     return cols
+
+
+def pdp_frame(column: Any, shown: Sequence[Any], outputs: Sequence[Any], avg: Any) -> pd.DataFrame:
+    """Tidy rows (feature, value, output, average) of one feature's ``G x D`` grid averages."""
+    G, D = len(shown), len(outputs)
+    values = np.empty(G, dtype=object)
+    values[:] = list(shown)
+    outs = np.empty(D, dtype=object)
+    outs[:] = list(outputs)
+    return pd.DataFrame({
+        "feature": np.full(G * D, column, dtype=object),
+        "value": np.repeat(values, D),
+        "output": np.tile(outs, G),
+        "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
+    })
