@@ -308,7 +308,7 @@ def test_cli_shows_config_warnings_as_plain_lines(tmp_path, capsys):
     data = tmp_path / "d.csv"
     write_csv(data)
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps(bias_config(dataset_uri="s3://bucket/x.csv", colour="blue")))
+    cfg.write_text(json.dumps(bias_config(dataset_uri="s3://bucket/x.csv", segment_config=[])))
     out = tmp_path / "o"
     out.mkdir()
     (out / "x").write_text("")  # refused after the config is read: no engine needed
@@ -316,4 +316,5 @@ def test_cli_shows_config_warnings_as_plain_lines(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert "clarion analyze: warning: dataset_uri: SageMaker-only key, ignored by clarion; use the --data " \
            "argument (local path)" in err
-    assert "clarion analyze: warning: colour: unknown key, ignored" in err
+    assert "clarion analyze: warning: segment_config: Clarify key not supported by clarion, ignored " \
+           "(segments are not supported yet)" in err

@@ -2,8 +2,9 @@
 
 A config is data: JSON (or YAML with PyYAML installed, read with ``safe_load``); nothing in it is
 evaluated or unpickled. Reading applies Clarify's job defaults, warns (:class:`ConfigWarning`)
-about unknown keys and SageMaker-only keys, and raises :class:`ConfigError` naming the key path
-for values outside the allowed sets. ``AnalysisConfig.from_dict(c.to_dict()) == c`` for every
+about SageMaker-only keys and Clarify keys that clarion does not implement, and raises
+:class:`ConfigError` naming the key path for a key that is neither Clarify's nor clarion's (with a
+did-you-mean suggestion) and for values outside the allowed types and ranges. ``AnalysisConfig.from_dict(c.to_dict()) == c`` for every
 valid config (round trip).
 
 clarion additions to Clarify's schema (all optional):
@@ -19,8 +20,12 @@ See ``docs/config.md`` for every key.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import math
+import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -59,15 +64,49 @@ SAGEMAKER_ONLY_TOP_KEYS = {
     "predicted_label_dataset_uri": "a single input file holding the predicted-label column",
     "facet_headers": "headers",
     "predicted_label_headers": "headers",
-    "segment_config": "nothing yet (segments are not supported)",
-    "time_series_data_config": "nothing (time series are not supported)",
 }
+#: Clarify keys that clarion does not implement: warned about (MSG_UNSUPPORTED) and ignored, per
+#: key path prefix; the top-level ones are kept in the written config like SageMaker-only keys.
+UNSUPPORTED_TOP_KEYS = {
+    "segment_config": "segments are not supported yet",
+    "time_series_data_config": "time series are not supported",
+}
+UNSUPPORTED_METHOD_KEYS = {"asymmetric_shapley_value": "time series are not supported"}
+UNSUPPORTED_SHAP_KEYS = {"text_config": "text features are not supported",
+                         "image_config": "images are not supported"}
+UNSUPPORTED_PREDICTOR_KEYS = {"time_series_predictor_config": "time series are not supported"}
+#: clarion predictor keys read by clarion.models / the CLI besides PredictorConfig's own list:
+#: known here so that they are never reported as unknown keys.
+PREDICTOR_EXTRA_KEYS = ("trusted_types", "record_template", "timeout", "retries")
+
+#: bounds of numeric keys (inclusive). MIN_NUM_SAMPLES is KernelShap's own minimum (a sampled
+#: plan needs two coalitions); the upper bounds keep a typo (10**12) from becoming a MemoryError
+#: or a run of days: see docs/config.md for each one's reason.
+MIN_NUM_SAMPLES = 2
+MAX_NUM_SAMPLES = 1_000_000
+MIN_N_BOOTSTRAP = 10
+MAX_N_BOOTSTRAP = 100_000
+MIN_GRID_RESOLUTION = 2
+MAX_GRID_RESOLUTION = 1_000
+SEED_LIMIT = 2**64  # seeds are unsigned 64-bit integers in the engines
+#: a path-valued key given as a URI (s3://, https://, gs://, file://...)
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 MSG_TYPE = "{path}: expected {want}, got {got!r}"
 MSG_CHOICE = "{path}: must be one of {choices}, got {got!r}"
 MSG_REQUIRED = "{path}: required{why}"
-MSG_UNKNOWN = "{path}: unknown key, ignored"
+MSG_UNKNOWN = "{path}: unknown key{hint}"
+MSG_DID_YOU_MEAN = " (did you mean {name!r}?)"
+MSG_KNOWN_KEYS = "; the keys here are {names}"
 MSG_SAGEMAKER = "{path}: SageMaker-only key, ignored by clarion; use {instead}"
+MSG_UNSUPPORTED = "{path}: Clarify key not supported by clarion, ignored ({why})"
+MSG_VALUES_MIXED = "{path}: values must be all text or all numbers, got {got!r}"
+MSG_VALUE_BOOL = ("{path}: true/false is not a value here; write 1 or 0 (or the text as it appears in "
+                  "the data), got {got!r}")
+MSG_NOT_FINITE = "{path}: expected a finite number, got {got!r}"
+MSG_DUPLICATES = "{path}: duplicate entries {dup}"
+MSG_REMOTE = ("{path}: {got!r} is a remote URI; clarion reads local files only: download it and give "
+              "its path (absolute, or relative to the config file){hint}")
 
 
 class ConfigError(ValueError):
@@ -78,8 +117,13 @@ class ConfigWarning(UserWarning):
     """A config key that clarion ignores (unknown, or only meaningful on SageMaker)."""
 
 
+def _is_int(v: Any) -> bool:
+    """An integer that is not a bool (JSON's true/false are Python ints)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 def _is_name_or_index(v: Any) -> bool:
-    return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+    return (isinstance(v, str) and v != "") or (_is_int(v) and v >= 0)
 
 
 def _check(cond: bool, path: str, want: str, got: Any) -> None:
@@ -87,22 +131,94 @@ def _check(cond: bool, path: str, want: str, got: Any) -> None:
         raise ConfigError(MSG_TYPE.format(path=path, want=want, got=got))
 
 
+def _integer(v: Any, path: str, low: int, high: int | None = None) -> int:
+    """``v`` as an int in ``[low, high]`` (bool refused), or ConfigError naming ``path``."""
+    want = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high:,}]"
+    _check(_is_int(v) and v >= low and (high is None or v <= high), path, want, v)
+    return int(v)
+
+
+def _number(v: Any, path: str, low: float, high: float, *, open_ends: bool = False) -> float:
+    """``v`` as a finite float in ``[low, high]`` (``(low, high)`` with ``open_ends``); bool, str and
+    NaN refused."""
+    want = f"a number in ({low:g}, {high:g})" if open_ends else f"a number in [{low:g}, {high:g}]"
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and (
+        low < v < high if open_ends else low <= v <= high)
+    _check(ok, path, want, v)
+    return float(v)
+
+
 def _scalar_list(v: Any, path: str) -> list:
-    _check(isinstance(v, list) and len(v) > 0 and all(
-        isinstance(x, (str, int, float)) and not isinstance(x, bool) or isinstance(x, bool) for x in v),
-        path, "a non-empty list of values", v)
-    return list(v)
+    """A non-empty list of values that are all text or all finite numbers (bool refused), so that
+    later stages can rely on one type; numbers come back as Python int / float."""
+    _check(isinstance(v, list) and len(v) > 0, path, "a non-empty list of values", v)
+    out: list = []
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or type(x).__name__ == "bool_":
+            raise ConfigError(MSG_VALUE_BOOL.format(path=f"{path}[{i}]", got=x))
+        if isinstance(x, str):
+            out.append(x)
+        elif isinstance(x, numbers.Real):
+            if not math.isfinite(x):
+                raise ConfigError(MSG_NOT_FINITE.format(path=f"{path}[{i}]", got=x))
+            out.append(int(x) if isinstance(x, numbers.Integral) else float(x))
+        else:
+            raise ConfigError(MSG_TYPE.format(path=f"{path}[{i}]", want="a text or a number", got=x))
+    if len({isinstance(x, str) for x in out}) > 1:
+        raise ConfigError(MSG_VALUES_MIXED.format(path=path, got=v))
+    return out
 
 
-def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str] | None = None) -> None:
+def _unique(v: list, path: str) -> None:
+    seen: set = set()
+    dup = [x for x in v if x in seen or seen.add(x)]  # type: ignore[func-returns-value]
+    if dup:
+        raise ConfigError(MSG_DUPLICATES.format(path=path, dup=sorted(set(dup), key=str)))
+
+
+def _local_path(v: Any, path: str, hint: str = "") -> None:
+    """A path-valued key must name a local file: a URI (``s3://``...) is never joined onto the config's
+    folder as if it were a relative path."""
+    if isinstance(v, str) and _URI.match(v):
+        raise ConfigError(MSG_REMOTE.format(path=path, got=v, hint=hint))
+
+
+def _choice_error(path: str, choices: Any, got: Any) -> ConfigError:
+    """MSG_CHOICE, with a did-you-mean suggestion when ``got`` is close to one of the choices."""
+    msg = MSG_CHOICE.format(path=path, choices=choices, got=got)
+    if isinstance(got, str) and isinstance(choices, (list, tuple)):
+        close = difflib.get_close_matches(got, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.6)
+        if close:
+            msg += MSG_DID_YOU_MEAN.format(name=close[0])
+    return ConfigError(msg)
+
+
+def _did_you_mean(key: str, names: list[str], known: set[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return MSG_DID_YOU_MEAN.format(name=close[0])
+    return MSG_KNOWN_KEYS.format(names=", ".join(sorted(known)))
+
+
+def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str] | None = None,
+                  unsupported: dict[str, str] | None = None) -> None:
+    """Check the keys of one config object: a SageMaker-only key or a Clarify key clarion does not
+    implement warns (ConfigWarning) and is ignored; any other key that is not in ``known`` is an
+    error naming its path, with a did-you-mean suggestion (a typo must never silently change a run)."""
+    sagemaker, unsupported = sagemaker or {}, unsupported or {}
+    if path == "predictor":
+        known = set(known) | set(PREDICTOR_EXTRA_KEYS)
     for k in d:
         if k in known:
             continue
-        p = f"{path}.{k}" if path else k
-        if sagemaker and k in sagemaker:
+        p = f"{path}.{k}" if path else str(k)
+        if k in sagemaker:
             warnings.warn(MSG_SAGEMAKER.format(path=p, instead=sagemaker[k]), ConfigWarning, stacklevel=4)
+        elif k in unsupported:
+            warnings.warn(MSG_UNSUPPORTED.format(path=p, why=unsupported[k]), ConfigWarning, stacklevel=4)
         else:
-            warnings.warn(MSG_UNKNOWN.format(path=p), ConfigWarning, stacklevel=4)
+            names = sorted({*known, *sagemaker, *unsupported})
+            raise ConfigError(MSG_UNKNOWN.format(path=p, hint=_did_you_mean(str(k), names, known)))
 
 
 def _drop_none(d: dict) -> dict:
@@ -157,16 +273,14 @@ class BiasMethodConfig:
         else:
             _check(isinstance(m, list) and len(m) > 0, f"{path}.methods", '"all" or a non-empty list', m)
             for i, name in enumerate(m):
-                if name not in allowed:
-                    raise ConfigError(MSG_CHOICE.format(path=f"{path}.methods[{i}]", choices=list(allowed), got=name))
+                if not isinstance(name, str) or name not in allowed:
+                    raise _choice_error(f"{path}.methods[{i}]", list(allowed), name)
+            _unique(m, f"{path}.methods")
             m = list(m)
         conf = d.get("confidence")
         if conf is not None:
-            _check(isinstance(conf, (int, float)) and not isinstance(conf, bool) and 0 < conf < 1,
-                   f"{path}.confidence", "a number in (0, 1)", conf)
-        nb = d.get("n_bootstrap", 1000)
-        _check(isinstance(nb, int) and not isinstance(nb, bool) and nb >= 10, f"{path}.n_bootstrap",
-               "an integer >= 10", nb)
+            conf = _number(conf, f"{path}.confidence", 0, 1, open_ends=True)
+        nb = _integer(d.get("n_bootstrap", 1000), f"{path}.n_bootstrap", MIN_N_BOOTSTRAP, MAX_N_BOOTSTRAP)
         return cls(m, conf, nb)
 
     def to_dict(self) -> dict:
@@ -194,26 +308,25 @@ class ShapConfig:
     def from_dict(cls, d: Any, path: str) -> ShapConfig:
         _check(isinstance(d, dict), path, "an object", d)
         names = {f.name for f in fields(cls)}
-        _warn_unknown(d, names, path, {"text_config": "nothing (text is not supported)",
-                                       "image_config": "nothing (images are not supported)"})
+        _warn_unknown(d, names, path, unsupported=UNSUPPORTED_SHAP_KEYS)
         c = cls()
-        if "baseline" in d and "num_clusters" in d:
+        if d.get("baseline") is not None and d.get("num_clusters") is not None:
             raise ConfigError(f"{path}: baseline and num_clusters are mutually exclusive")
         b = d.get("baseline")
         if b is not None:
             _check(isinstance(b, (str, list)) and (not isinstance(b, list) or all(isinstance(r, (list, dict)) for r in b)),
                    f"{path}.baseline", "a file path or a list of rows", b)
+            _check(b != "" and b != [], f"{path}.baseline", "a file path or a non-empty list of rows", b)
+            _local_path(b, f"{path}.baseline")
         c.baseline = b
-        for key in ("num_clusters", "num_samples", "seed"):
+        for key, low, high in (("num_clusters", 1, None), ("num_samples", MIN_NUM_SAMPLES, MAX_NUM_SAMPLES),
+                               ("seed", 0, SEED_LIMIT - 1)):
             v = d.get(key)
-            if v is not None:
-                low = 0 if key == "seed" else 1
-                _check(isinstance(v, int) and not isinstance(v, bool) and v >= low, f"{path}.{key}",
-                       f"an integer >= {low}", v)
-            setattr(c, key, v)
+            setattr(c, key, None if v is None else _integer(v, f"{path}.{key}", low, high))
         agg = d.get("agg_method", "mean_abs")
+        agg = agg.lower() if isinstance(agg, str) else agg  # Clarify compares it lower-cased
         if agg not in AGG_METHODS:
-            raise ConfigError(MSG_CHOICE.format(path=f"{path}.agg_method", choices=list(AGG_METHODS), got=agg))
+            raise _choice_error(f"{path}.agg_method", list(AGG_METHODS), d.get("agg_method"))
         c.agg_method = agg
         for key, default in (("use_logit", False), ("save_local_shap_values", True)):
             v = d.get(key, default)
@@ -223,6 +336,7 @@ class ShapConfig:
         if fe is not None:
             _check(isinstance(fe, list) and fe and all(_is_name_or_index(x) for x in fe),
                    f"{path}.features_to_explain", "a non-empty list of column names or indices", fe)
+            _unique(fe, f"{path}.features_to_explain")
         c.features_to_explain = fe
         return c
 
@@ -242,16 +356,14 @@ class PdpConfig:
     def from_dict(cls, d: Any, path: str) -> PdpConfig:
         _check(isinstance(d, dict), path, "an object", d)
         _warn_unknown(d, {"grid_resolution", "features", "top_k_features"}, path)
-        g = d.get("grid_resolution", 15)
-        _check(isinstance(g, int) and not isinstance(g, bool) and g >= 2, f"{path}.grid_resolution",
-               "an integer >= 2", g)
+        g = _integer(d.get("grid_resolution", 15), f"{path}.grid_resolution", MIN_GRID_RESOLUTION,
+                     MAX_GRID_RESOLUTION)
         f = d.get("features")
         if f is not None:
             _check(isinstance(f, list) and f and all(_is_name_or_index(x) for x in f), f"{path}.features",
                    "a non-empty list of column names or indices", f)
-        k = d.get("top_k_features", 10)
-        _check(isinstance(k, int) and not isinstance(k, bool) and k >= 1, f"{path}.top_k_features",
-               "an integer >= 1", k)
+            _unique(f, f"{path}.features")
+        k = _integer(d.get("top_k_features", 10), f"{path}.top_k_features", 1)
         return cls(g, f, k)
 
     def to_dict(self) -> dict:
@@ -315,10 +427,12 @@ class PredictorConfig:
             raise ConfigError(f"{path}: model_uri and endpoint_url are mutually exclusive")
         if c.endpoint_url and not c.endpoint_url.startswith(("http://", "https://")):
             raise ConfigError(MSG_TYPE.format(path=f"{path}.endpoint_url", want="an http(s):// URL", got=c.endpoint_url))
+        _local_path(c.model_uri, f"{path}.model_uri", "; for a model behind an HTTP endpoint use predictor.endpoint_url")
         for key in ("content_type", "accept_type"):
             v = d.get(key)
+            v = v.lower() if isinstance(v, str) else v  # Clarify compares them lower-cased
             if v is not None and v not in CONTENT_TYPES:
-                raise ConfigError(MSG_CHOICE.format(path=f"{path}.{key}", choices=list(CONTENT_TYPES), got=v))
+                raise _choice_error(f"{path}.{key}", list(CONTENT_TYPES), d.get(key))
             setattr(c, key, v)
         t = d.get("content_template")
         if t is not None:
@@ -334,8 +448,9 @@ class PredictorConfig:
             setattr(c, key, v)
         lh = d.get("label_headers")
         if lh is not None:
-            _check(isinstance(lh, list) and lh and all(isinstance(x, (str, int)) for x in lh),
-                   f"{path}.label_headers", "a non-empty list", lh)
+            _check(isinstance(lh, list) and lh and all(isinstance(x, str) or _is_int(x) for x in lh),
+                   f"{path}.label_headers", "a non-empty list of names (text or integers)", lh)
+            _unique(lh, f"{path}.label_headers")  # they name result blocks: a duplicate would overwrite one
         c.label_headers = lh
         return c
 
@@ -383,8 +498,8 @@ class AnalysisConfig:
     def from_dict(cls, d: Any) -> AnalysisConfig:
         """Validate and read a config dict (see the module docstring for the rules)."""
         _check(isinstance(d, dict), "config", "a JSON object", type(d).__name__)
-        _warn_unknown(d, set(cls._TOP), "", SAGEMAKER_ONLY_TOP_KEYS)
-        c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_TOP_KEYS})
+        _warn_unknown(d, set(cls._TOP), "", SAGEMAKER_ONLY_TOP_KEYS, UNSUPPORTED_TOP_KEYS)
+        c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_TOP_KEYS or k in UNSUPPORTED_TOP_KEYS})
         v = d.get("version", "1.0")
         if v != "1.0":
             raise ConfigError(MSG_CHOICE.format(path="version", choices=["1.0"], got=v))
@@ -392,7 +507,7 @@ class AnalysisConfig:
             raise ConfigError(MSG_REQUIRED.format(path="dataset_type", why=f" (one of {list(DATASET_TYPES)})"))
         dt = d["dataset_type"]
         if not isinstance(dt, str) or dt.lower() not in DATASET_TYPES:
-            raise ConfigError(MSG_CHOICE.format(path="dataset_type", choices=list(DATASET_TYPES), got=dt))
+            raise _choice_error("dataset_type", list(DATASET_TYPES), dt)
         c.dataset_type = dt.lower()
         h = d.get("headers")
         if h is not None:
@@ -408,7 +523,7 @@ class AnalysisConfig:
             setattr(c, key, val)
         f = d.get("features")
         if f is not None:
-            _check(isinstance(f, str), "features", "a JMESPath string", f)
+            _check(isinstance(f, str) and f != "", "features", "a JMESPath string", f)
         c.features = f
         lv = d.get("label_values_or_threshold")
         c.label_values_or_threshold = None if lv is None else _scalar_list(lv, "label_values_or_threshold")
@@ -420,16 +535,15 @@ class AnalysisConfig:
             _check(isinstance(ex, list) and all(_is_name_or_index(x) for x in ex), "excluded_columns",
                    "a list of column names or indices", ex)
         c.excluded_columns = ex
-        pt = d.get("probability_threshold", 0.5)
-        _check(isinstance(pt, (int, float)) and not isinstance(pt, bool), "probability_threshold", "a number", pt)
-        c.probability_threshold = float(pt)
+        # a score threshold: outside [0, 1] every prediction would be one class (DPPL 0.0, silently)
+        c.probability_threshold = _number(d.get("probability_threshold", 0.5), "probability_threshold", 0, 1)
 
         if "methods" not in d:
             raise ConfigError(MSG_REQUIRED.format(path="methods", why=" (at least one analysis method)"))
         m = d["methods"]
         _check(isinstance(m, dict), "methods", "an object", m)
         _warn_unknown(m, {"pre_training_bias", "post_training_bias", "shap", "pdp", "report"}, "methods",
-                      {"asymmetric_shapley_value": "nothing (time series are not supported)"})
+                      unsupported=UNSUPPORTED_METHOD_KEYS)
         if "pre_training_bias" in m:
             c.pre_training_bias = BiasMethodConfig.from_dict(m["pre_training_bias"], "methods.pre_training_bias",
                                                              PRE_TRAINING_METHODS)
@@ -487,7 +601,7 @@ class AnalysisConfig:
 
         p = os.fspath(path)
         if p.endswith((".yaml", ".yml")):
-            import yaml  # noqa: PLC0415 - optional
+            import yaml  # optional
 
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
@@ -509,7 +623,7 @@ def read_config(source: str | os.PathLike | dict | AnalysisConfig) -> AnalysisCo
         raise ConfigError(f"config: file not found: {p}") from None
     if p.endswith((".yaml", ".yml")):
         try:
-            import yaml  # noqa: PLC0415 - optional
+            import yaml  # optional
         except ImportError:
             raise ConfigError(f"config: {p} is YAML but PyYAML is not installed (pip install pyyaml)") from None
         try:
