@@ -206,8 +206,9 @@ def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str]
     implement warns (ConfigWarning) and is ignored; any other key that is not in ``known`` is an
     error naming its path, with a did-you-mean suggestion (a typo must never silently change a run)."""
     sagemaker, unsupported = sagemaker or {}, unsupported or {}
-    if path == "predictor":
+    if path == "predictor":  # PredictorConfig's call passes its own keys and the SageMaker-only ones
         known = set(known) | set(PREDICTOR_EXTRA_KEYS)
+        unsupported = {**UNSUPPORTED_PREDICTOR_KEYS, **unsupported}
     for k in d:
         if k in known:
             continue
