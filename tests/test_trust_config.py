@@ -397,3 +397,60 @@ def test_analyze_with_an_s3_baseline_fails_before_reading_anything(tmp_path):
     with pytest.raises(ConfigError, match=r"^methods\.shap\.baseline: 's3://bucket/b\.csv' is a remote URI"):
         clarion.analyze(str(cfg), str(tmp_path / "missing.csv"), output_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+# -- the same class in reading the file: nothing silently dropped, no traceback ---------------------
+
+def test_a_key_given_twice_in_a_json_file_is_an_error(tmp_path):
+    p = tmp_path / "c.json"  # json keeps the last "label" silently
+    p.write_text(json.dumps(BASE)[:-1] + ', "label": "age"}')
+    with pytest.raises(ConfigError, match=r"^config: .*c\.json: key 'label' appears twice in one object"):
+        read_config(p)
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_an_error(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(BASE, sort_keys=False) + "label: age\n")
+    with pytest.raises(ConfigError, match=r"^config: .*c\.yaml: key 'label' appears twice in one object \(line \d+\)"):
+        read_config(p)
+    # a YAML merge key that a key of the mapping overrides is not a duplicate
+    text = yaml.safe_dump(at("methods", KeyError), sort_keys=False) + (
+        "methods:\n  pre_training_bias: &m {methods: all}\n  post_training_bias:\n    <<: *m\n    methods: [DPPL]\n")
+    p.write_text(text)
+    c = read_config(p)
+    assert c.pre_training_bias.methods == "all" and c.post_training_bias.methods == ["DPPL"]
+
+
+def test_a_utf8_bom_before_the_json_is_accepted(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(BASE).encode())
+    assert read_config(p) == AnalysisConfig.from_dict(BASE)
+
+
+def test_a_binary_config_names_the_file(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=r"^config: .*c\.json is not UTF-8 text"):
+        read_config(p)
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_deep_nesting_is_a_config_error_not_a_recursion_error(tmp_path, suffix):
+    if suffix == "yaml":
+        pytest.importorskip("yaml")
+    p = tmp_path / f"c.{suffix}"
+    p.write_text('{"dataset_type": "text/csv", "segment_config": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    with pytest.raises(ConfigError, match=r"^config: nested deeper than 64 levels"):
+        read_config(p)
+    d = {"dataset_type": "text/csv", "segment_config": [[[[]]]]}
+    for _ in range(70):
+        d["segment_config"] = [d["segment_config"]]
+    with pytest.raises(ConfigError, match=r"^config: nested deeper than 64 levels"):
+        AnalysisConfig.from_dict(d)
+
+
+def test_headers_must_be_non_empty_names():
+    for h in ([], ["y", ""], ["y", 1]):
+        with pytest.raises(ConfigError, match=r"^headers: expected a non-empty list of non-empty strings"):
+            AnalysisConfig.from_dict(at("headers", h))

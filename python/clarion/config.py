@@ -19,6 +19,7 @@ See ``docs/config.md`` for every key.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import difflib
 import json
@@ -105,6 +106,12 @@ MSG_VALUE_BOOL = ("{path}: true/false is not a value here; write 1 or 0 (or the 
                   "the data), got {got!r}")
 MSG_NOT_FINITE = "{path}: expected a finite number, got {got!r}"
 MSG_DUPLICATES = "{path}: duplicate entries {dup}"
+MSG_DUPLICATE_KEY = "config: {file}: key {key!r} appears twice in one object{where} (only one would be read)"
+MSG_TOO_DEEP = "config: nested deeper than {n} levels"
+MSG_NOT_UTF8 = "config: {file} is not UTF-8 text ({exc})"
+#: deepest nesting a config may have (Clarify's deepest is 4); deeper input would otherwise end in a
+#: RecursionError somewhere (parsing, copying, writing)
+MAX_DEPTH = 64
 MSG_REMOTE = ("{path}: {got!r} is a remote URI; clarion reads local files only: download it and give "
               "its path (absolute, or relative to the config file){hint}")
 
@@ -220,6 +227,23 @@ def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str]
         else:
             names = sorted({*known, *sagemaker, *unsupported})
             raise ConfigError(MSG_UNKNOWN.format(path=p, hint=_did_you_mean(str(k), names, known)))
+
+
+def _check_depth(obj: Any) -> None:
+    """ConfigError when ``obj`` nests deeper than MAX_DEPTH (iterative: a YAML alias bomb or a
+    recursive structure terminates too)."""
+    deepest: dict[int, int] = {}
+    stack = [(obj, 1)]
+    while stack:
+        o, depth = stack.pop()
+        if not isinstance(o, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            raise ConfigError(MSG_TOO_DEEP.format(n=MAX_DEPTH))
+        if deepest.get(id(o), 0) >= depth:
+            continue
+        deepest[id(o)] = depth
+        stack.extend((v, depth + 1) for v in (o.values() if isinstance(o, dict) else o))
 
 
 def _drop_none(d: dict) -> dict:
@@ -499,6 +523,7 @@ class AnalysisConfig:
     def from_dict(cls, d: Any) -> AnalysisConfig:
         """Validate and read a config dict (see the module docstring for the rules)."""
         _check(isinstance(d, dict), "config", "a JSON object", type(d).__name__)
+        _check_depth(d)
         _warn_unknown(d, set(cls._TOP), "", SAGEMAKER_ONLY_TOP_KEYS, UNSUPPORTED_TOP_KEYS)
         c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_TOP_KEYS or k in UNSUPPORTED_TOP_KEYS})
         v = d.get("version", "1.0")
@@ -512,7 +537,8 @@ class AnalysisConfig:
         c.dataset_type = dt.lower()
         h = d.get("headers")
         if h is not None:
-            _check(isinstance(h, list) and all(isinstance(x, str) for x in h), "headers", "a list of strings", h)
+            _check(isinstance(h, list) and h and all(isinstance(x, str) and x for x in h), "headers",
+                   "a non-empty list of non-empty strings", h)
             dup = sorted({x for x in h if h.count(x) > 1})
             if dup:
                 raise ConfigError(f"headers: duplicate column names {dup}")
@@ -618,22 +644,59 @@ def read_config(source: str | os.PathLike | dict | AnalysisConfig) -> AnalysisCo
         return AnalysisConfig.from_dict(source)
     p = os.fspath(source)
     try:
-        with open(p, encoding="utf-8") as fh:
+        with open(p, encoding="utf-8-sig") as fh:  # a BOM (Windows editors) is not part of the JSON
             text = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {p}") from None
-    if p.endswith((".yaml", ".yml")):
-        try:
-            import yaml  # optional
-        except ImportError:
-            raise ConfigError(f"config: {p} is YAML but PyYAML is not installed (pip install pyyaml)") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config: {p} is not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config: {p} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(MSG_NOT_UTF8.format(file=p, exc=exc)) from None
+    try:
+        data = _load_yaml(text, p) if p.endswith((".yaml", ".yml")) else _load_json(text, p)
+    except RecursionError:
+        raise ConfigError(MSG_TOO_DEEP.format(n=MAX_DEPTH)) from None
     return AnalysisConfig.from_dict(data)
+
+
+def _load_json(text: str, p: str) -> Any:
+    def pairs(items: list) -> dict:
+        d: dict = {}
+        for k, v in items:
+            if k in d:  # json keeps the last one silently: as bad as a typo
+                raise ConfigError(MSG_DUPLICATE_KEY.format(file=p, key=k, where=""))
+            d[k] = v
+        return d
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config: {p} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def _load_yaml(text: str, p: str) -> Any:
+    try:
+        import yaml  # optional
+    except ImportError:
+        raise ConfigError(f"config: {p} is YAML but PyYAML is not installed (pip install pyyaml)") from None
+
+    class Loader(yaml.SafeLoader):  # safe_load, refusing a key given twice in one mapping
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<": keys it merges may be overridden
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, collections.abc.Hashable):
+                continue  # construct_mapping reports it as a YAML error
+            if key in seen:
+                where = f" (line {key_node.start_mark.line + 1})"
+                raise ConfigError(MSG_DUPLICATE_KEY.format(file=p, key=key, where=where))
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(text, Loader=Loader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: {p} is not valid YAML: {exc}") from None
