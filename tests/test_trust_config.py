@@ -454,3 +454,78 @@ def test_headers_must_be_non_empty_names():
     for h in ([], ["y", ""], ["y", 1]):
         with pytest.raises(ConfigError, match=r"^headers: expected a non-empty list of non-empty strings"):
             AnalysisConfig.from_dict(at("headers", h))
+
+
+# -- bounded fuzz: any JSON value at any key either loads (and round-trips) or is a ConfigError -----
+
+def _paths(d, prefix=""):
+    for k, v in d.items():
+        p = f"{prefix}.{k}" if prefix else k
+        yield p
+        if isinstance(v, dict):
+            yield from _paths(v, p)
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for i, x in enumerate(v):
+                yield from _paths(x, f"{p}.{i}")
+
+
+def test_fuzz_any_value_at_any_key_is_loaded_or_a_config_error():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
+        | st.sampled_from(["all", "s3://b/k", "age", "sex", "mean_abs", "text/csv", "$features", ""]),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        max_leaves=12)
+    paths = sorted(set(_paths(BASE)) | set(_paths(SDK_CONFIG)))
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(paths), json_values, st.booleans())
+    def check(path, value, sdk):
+        base = SDK_CONFIG if sdk else BASE
+        try:
+            d = at(path, value, base)
+        except (KeyError, IndexError, TypeError):
+            return  # the path is not in this base
+        try:
+            c, _ = load(d)
+        except ConfigError:
+            return
+        again, _ = load(c.to_dict())
+        assert again == c
+
+    check()
+
+
+# -- item 12, the rest of the config part: a JMESPath with a local model selects nothing ------------
+
+@pytest.mark.parametrize("key", ["probability", "label"])
+def test_a_jmespath_with_a_local_model_file_is_a_config_error(key):
+    d = at(f"predictor.{key}", "score")
+    with pytest.raises(ConfigError, match=rf"^predictor\.{key}: 'score' is a JMESPath, which selects from an "
+                                          r"endpoint's JSON response, but a local model returns an array"):
+        AnalysisConfig.from_dict(d)
+    # with an endpoint it is what Clarify means
+    ok = at("predictor", {"endpoint_url": "http://localhost:8080/invocations", "accept_type": "application/json",
+                          key: "score"})
+    assert getattr(AnalysisConfig.from_dict(ok).predictor, key) == "score"
+
+
+def test_a_jmespath_with_a_model_passed_to_analyze_is_an_error_not_every_output(tmp_path):
+    import clarion
+
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"y": [0, 1, 1, 0] * 5, "age": list(range(20)), "sex": list("FMFM") * 5}).to_csv(data, index=False)
+    d = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+         "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+         "methods": {"post_training_bias": {"methods": ["DPPL"]}},
+         "predictor": {"endpoint_url": "http://localhost:1/invocations", "probability": "score"}}
+    d["predictor"].pop("endpoint_url")  # a config written for an endpoint, run with a local model
+
+    def model(X):
+        p = np.asarray(X["age"], dtype=float) / 20
+        return np.column_stack([1 - p, p])
+
+    with pytest.raises(ValueError, match=r"^predictor\.probability: 'score' is a JMESPath"):
+        clarion.analyze(d, str(data), model=model, output_dir=tmp_path / "out", progress=False)

@@ -465,6 +465,11 @@ class _Outputs:
     def __init__(self, cfg: Any, model: Any, selects_in_model: bool) -> None:
         p = cfg.predictor
         self.model = model
+        for key in ("label", "probability"):  # a JMESPath selects nothing from a local model's array
+            if p is not None and not selects_in_model and isinstance(getattr(p, key), str):
+                from clarion.config import MSG_JMESPATH_LOCAL
+
+                raise ValueError(MSG_JMESPATH_LOCAL.format(path=f"predictor.{key}", got=getattr(p, key)))
         self.label_idx = None if p is None or selects_in_model or not isinstance(p.label, int) else p.label
         self.prob_idx = None if p is None or selects_in_model or not isinstance(p.probability, int) else p.probability
         self.label_headers = list(p.label_headers) if p is not None and p.label_headers else None

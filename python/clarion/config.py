@@ -106,6 +106,8 @@ MSG_VALUE_BOOL = ("{path}: true/false is not a value here; write 1 or 0 (or the 
                   "the data), got {got!r}")
 MSG_NOT_FINITE = "{path}: expected a finite number, got {got!r}"
 MSG_DUPLICATES = "{path}: duplicate entries {dup}"
+MSG_JMESPATH_LOCAL = ("{path}: {got!r} is a JMESPath, which selects from an endpoint's JSON response, but a "
+                      "local model returns an array of outputs: give the output's index (0, 1, ...)")
 MSG_DUPLICATE_KEY = "config: {file}: key {key!r} appears twice in one object{where} (only one would be read)"
 MSG_TOO_DEEP = "config: nested deeper than {n} levels"
 MSG_NOT_UTF8 = "config: {file} is not UTF-8 text ({exc})"
@@ -589,6 +591,11 @@ class AnalysisConfig:
             raise ConfigError("methods: no analysis method requested (pre_training_bias, post_training_bias, shap, pdp)")
         if "predictor" in d:
             c.predictor = PredictorConfig.from_dict(d["predictor"], "predictor")
+            if c.predictor.model_uri:  # else it would select nothing and every output be explained
+                for key in ("label", "probability"):
+                    v = getattr(c.predictor, key)
+                    if isinstance(v, str):
+                        raise ConfigError(MSG_JMESPATH_LOCAL.format(path=f"predictor.{key}", got=v))
         if c.pre_training_bias or c.post_training_bias:
             if c.label is None:
                 raise ConfigError(MSG_REQUIRED.format(path="label", why=" for bias metrics"))
