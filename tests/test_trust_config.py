@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -69,36 +70,41 @@ def test_base_config_loads_without_warnings():
 # -- item 12: a key that is neither Clarify's nor clarion's is an error with a did-you-mean -----------
 
 @pytest.mark.parametrize(
-    ("path", "value", "message"),
+    ("path", "value", "suggestion"),
     [
         # the three typos: each silently changed a run (a dropped section, CDDL n/a, every
         # output explained)
-        ("methods.post_trainig_bias", {"methods": "all"},
-         r"^methods\.post_trainig_bias: unknown key \(did you mean 'post_training_bias'\?\)$"),
-        ("group_varaible", "age", r"^group_varaible: unknown key \(did you mean 'group_variable'\?\)$"),
-        ("predictor.probabilty", 1, r"^predictor\.probabilty: unknown key \(did you mean 'probability'\?\)$"),
+        ("methods.post_trainig_bias", {"methods": "all"}, "post_training_bias"),
+        ("group_varaible", "age", "group_variable"),
+        ("predictor.probabilty", 1, "probability"),
         # every level
-        ("labl", "y", r"^labl: unknown key \(did you mean 'label'\?\)$"),
-        ("facet.0.valu_or_threshold", ["F"],
-         r"^facet\[0\]\.valu_or_threshold: unknown key \(did you mean 'value_or_threshold'\?\)$"),
-        ("methods.pre_training_bias.method", "all",
-         r"^methods\.pre_training_bias\.method: unknown key \(did you mean 'methods'\?\)$"),
-        ("methods.post_training_bias.n_boostrap", 10,
-         r"^methods\.post_training_bias\.n_boostrap: unknown key \(did you mean 'n_bootstrap'\?\)$"),
-        ("methods.shap.num_sample", 10, r"^methods\.shap\.num_sample: unknown key \(did you mean 'num_samples'\?\)$"),
-        ("methods.pdp.grid_resoluton", 10,
-         r"^methods\.pdp\.grid_resoluton: unknown key \(did you mean 'grid_resolution'\?\)$"),
-        ("methods.report.titel", "x", r"^methods\.report\.titel: unknown key \(did you mean 'title'\?\)$"),
-        ("predictor.endpoint_nme", "e",
-         r"^predictor\.endpoint_nme: unknown key \(did you mean 'endpoint_name'\?\)$"),
-        # nothing close: the keys of that object are listed
-        ("colour", "blue", r"^colour: unknown key; the keys here are dataset_type, excluded_columns, facet, "),
-        ("methods.shap.zzz", 1, r"^methods\.shap\.zzz: unknown key; the keys here are agg_method, baseline, "),
+        ("labl", "y", "label"),
+        ("facet.0.valu_or_threshold", ["F"], "value_or_threshold"),
+        ("methods.pre_training_bias.method", "all", "methods"),
+        ("methods.post_training_bias.n_boostrap", 10, "n_bootstrap"),
+        ("methods.shap.num_sample", 10, "num_samples"),
+        ("methods.pdp.grid_resoluton", 10, "grid_resolution"),
+        ("methods.report.titel", "x", "title"),
+        ("predictor.endpoint_nme", "e", "endpoint_name"),  # a SageMaker-only key is suggested too
+        ("predictor.trusted_type", ["x"], "trusted_types"),  # and clarion's predictor keys
     ],
 )
-def test_unknown_key_is_an_error_naming_the_path_with_a_suggestion(path, value, message):
-    with pytest.raises(ConfigError, match=message):
+def test_unknown_key_is_an_error_naming_the_path_with_a_suggestion(path, value, suggestion):
+    shown = re.sub(r"\.(\d+)\.", r"[\1].", path)
+    msg = C.MSG_UNKNOWN.format(path=shown, hint=C.MSG_DID_YOU_MEAN.format(name=suggestion))
+    assert msg.endswith(f"unknown key (did you mean '{suggestion}'?)")
+    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         AnalysisConfig.from_dict(at(path, value))
+
+
+@pytest.mark.parametrize(
+    ("path", "listed"),
+    [("colour", "dataset_type, excluded_columns, facet, features, group_variable, headers, "),
+     ("methods.shap.zzz", "agg_method, baseline, features_to_explain, num_clusters, num_samples, ")],
+)
+def test_unknown_key_without_a_close_name_lists_the_keys_of_its_object(path, listed):
+    with pytest.raises(ConfigError, match=f"^{re.escape(path)}: unknown key; the keys here are {listed}"):
+        AnalysisConfig.from_dict(at(path, 1))
 
 
 def test_unknown_key_is_exit_1_from_the_cli_and_nothing_is_written(tmp_path, capsys):

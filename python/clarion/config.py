@@ -314,6 +314,7 @@ class BiasMethodConfig:
         d: dict[str, Any] = {"methods": self.methods}
         if self.confidence is not None:
             d["confidence"] = self.confidence
+        if self.confidence is not None or self.n_bootstrap != 1000:  # round trip
             d["n_bootstrap"] = self.n_bootstrap
         return d
 
