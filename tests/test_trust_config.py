@@ -535,3 +535,27 @@ def test_a_jmespath_with_a_model_passed_to_analyze_is_an_error_not_every_output(
 
     with pytest.raises(ValueError, match=r"^predictor\.probability: 'score' is a JMESPath"):
         clarion.analyze(d, str(data), model=model, output_dir=tmp_path / "out", progress=False)
+
+
+def test_a_value_json_cannot_write_is_refused_when_read_not_when_results_are_written(tmp_path):
+    pytest.importorskip("yaml")
+    p = tmp_path / "c.yaml"  # YAML reads 2024-01-01 as a date, which analysis_config.json cannot hold
+    p.write_text("dataset_uri: 2024-01-01\ndataset_type: text/csv\nmethods: {shap: {}}\n")
+    with pytest.raises(ConfigError, match=r"^dataset_uri: expected a JSON value \(text, number, true/false, null, "
+                                          r"list or object\), got datetime\.date\(2024, 1, 1\)"):
+        read_config(p)
+    with pytest.raises(ConfigError, match=r"^segment_config\[0\]\.when: expected a JSON value"):
+        AnalysisConfig.from_dict(at("segment_config", [{"when": {1, 2}}], SDK_CONFIG))
+
+
+def test_numpy_numbers_in_a_dict_config_are_read_as_python_numbers(tmp_path):
+    d = at("facet.1.name_or_index", np.int64(1))
+    d = at("methods.shap.num_samples", np.int32(60), d)
+    d = at("probability_threshold", np.float32(0.25), d)
+    d = at("methods.shap.use_logit", np.bool_(True), d)
+    c = AnalysisConfig.from_dict(d)
+    assert type(c.facet[1].name_or_index) is int and type(c.shap.num_samples) is int
+    assert c.probability_threshold == 0.25 and c.shap.use_logit is True
+    c.write(tmp_path / "c.json")  # would fail at the end of a run with a numpy scalar left in
+    assert read_config(tmp_path / "c.json") == c
+    assert d["facet"][1]["name_or_index"].__class__ is np.int64  # the caller's dict is not changed

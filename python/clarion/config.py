@@ -110,6 +110,7 @@ MSG_JMESPATH_LOCAL = ("{path}: {got!r} is a JMESPath, which selects from an endp
                       "local model returns an array of outputs: give the output's index (0, 1, ...)")
 MSG_DUPLICATE_KEY = "config: {file}: key {key!r} appears twice in one object{where} (only one would be read)"
 MSG_TOO_DEEP = "config: nested deeper than {n} levels"
+JSON_VALUE = "a JSON value (text, number, true/false, null, list or object)"
 MSG_NOT_UTF8 = "config: {file} is not UTF-8 text ({exc})"
 #: deepest nesting a config may have (Clarify's deepest is 4); deeper input would otherwise end in a
 #: RecursionError somewhere (parsing, copying, writing)
@@ -163,7 +164,7 @@ def _scalar_list(v: Any, path: str) -> list:
     _check(isinstance(v, list) and len(v) > 0, path, "a non-empty list of values", v)
     out: list = []
     for i, x in enumerate(v):
-        if isinstance(x, bool) or type(x).__name__ == "bool_":
+        if isinstance(x, bool) or _is_np_bool(x):
             raise ConfigError(MSG_VALUE_BOOL.format(path=f"{path}[{i}]", got=x))
         if isinstance(x, str):
             out.append(x)
@@ -233,19 +234,49 @@ def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str]
 
 def _check_depth(obj: Any) -> None:
     """ConfigError when ``obj`` nests deeper than MAX_DEPTH (iterative: a YAML alias bomb or a
-    recursive structure terminates too)."""
+    recursive structure terminates too) or holds a value JSON cannot write (a YAML date...), which
+    would otherwise fail only when the config is written beside the results."""
     deepest: dict[int, int] = {}
-    stack = [(obj, 1)]
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
     while stack:
-        o, depth = stack.pop()
+        o, depth, path = stack.pop()
         if not isinstance(o, (dict, list)):
+            if o is not None and not isinstance(o, (str, numbers.Real)) and not _is_np_bool(o):
+                raise ConfigError(MSG_TYPE.format(path=path or "config", want=JSON_VALUE, got=o))
             continue
         if depth > MAX_DEPTH:
             raise ConfigError(MSG_TOO_DEEP.format(n=MAX_DEPTH))
         if deepest.get(id(o), 0) >= depth:
             continue
         deepest[id(o)] = depth
-        stack.extend((v, depth + 1) for v in (o.values() if isinstance(o, dict) else o))
+        items = o.items() if isinstance(o, dict) else ((f"[{i}]", v) for i, v in enumerate(o))
+        for k, v in items:
+            sub = (f"{path}.{k}" if path else str(k)) if isinstance(o, dict) else f"{path}{k}"
+            stack.append((v, depth + 1, sub))
+
+
+def _is_np_bool(v: Any) -> bool:
+    return type(v).__module__ == "numpy" and type(v).__name__ in ("bool", "bool_")
+
+
+def _plain(o: Any, memo: dict[int, Any]) -> Any:
+    """A copy of a (depth-checked) config with numpy scalars as Python ones, so that every value
+    read is one JSON can write (shared sub-objects are copied once)."""
+    if isinstance(o, (dict, list)):
+        if id(o) not in memo:
+            memo[id(o)] = r = {} if isinstance(o, dict) else []
+            if isinstance(o, dict):
+                r.update((_plain(k, memo), _plain(v, memo)) for k, v in o.items())
+            else:
+                r.extend(_plain(v, memo) for v in o)
+        return memo[id(o)]
+    if _is_np_bool(o):
+        return bool(o)
+    if isinstance(o, numbers.Integral) and type(o) not in (int, bool):
+        return int(o)
+    if isinstance(o, numbers.Real) and type(o) is not float and not isinstance(o, numbers.Integral):
+        return float(o)
+    return o
 
 
 def _drop_none(d: dict) -> dict:
@@ -527,6 +558,7 @@ class AnalysisConfig:
         """Validate and read a config dict (see the module docstring for the rules)."""
         _check(isinstance(d, dict), "config", "a JSON object", type(d).__name__)
         _check_depth(d)
+        d = _plain(d, {})
         _warn_unknown(d, set(cls._TOP), "", SAGEMAKER_ONLY_TOP_KEYS, UNSUPPORTED_TOP_KEYS)
         c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_TOP_KEYS or k in UNSUPPORTED_TOP_KEYS})
         v = d.get("version", "1.0")
