@@ -4,8 +4,8 @@ A config is data: JSON (or YAML with PyYAML installed, read with ``safe_load``);
 evaluated or unpickled. Reading applies Clarify's job defaults, warns (:class:`ConfigWarning`)
 about SageMaker-only keys and Clarify keys that clarion does not implement, and raises
 :class:`ConfigError` naming the key path for a key that is neither Clarify's nor clarion's (with a
-did-you-mean suggestion) and for values outside the allowed types and ranges. ``AnalysisConfig.from_dict(c.to_dict()) == c`` for every
-valid config (round trip).
+did-you-mean suggestion) and for values outside the allowed types and ranges.
+``AnalysisConfig.from_dict(c.to_dict()) == c`` for every valid config (round trip).
 
 clarion additions to Clarify's schema (all optional):
 
@@ -124,7 +124,8 @@ class ConfigError(ValueError):
 
 
 class ConfigWarning(UserWarning):
-    """A config key that clarion ignores (unknown, or only meaningful on SageMaker)."""
+    """A config key that clarion ignores (only meaningful on SageMaker, or a Clarify feature that
+    clarion does not implement); an unknown key is a :class:`ConfigError`."""
 
 
 def _is_int(v: Any) -> bool:
