@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
-from clarion import serve  # noqa: E402
-from clarion.serve import (  # noqa: E402
+from clarion import serve
+from clarion.serve import (
     DEFAULT_MAX_BODY_BYTES,
     MSG_BODY_TOO_LARGE,
     ModelServer,

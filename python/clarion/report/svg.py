@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 
-__all__ = ["bars", "esc", "fmt", "interval_track", "line_with_distribution", "strip_plot"]
+__all__ = ["bars", "esc", "fmt", "interval_track", "line_with_distribution", "md", "strip_plot"]
+
+# Markdown punctuation that can open or close markup inline (escapes, code spans, emphasis, link and
+# image brackets, table pipes, strikethrough, a heading's closing #s); ``<``, ``>``, ``&`` become
+# entities. Line-start markup (-, +, =, >, 1.) needs no escape: a data string never starts a line of
+# clarion's Markdown.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 
@@ -17,6 +25,13 @@ PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 def esc(s: object) -> str:
     """HTML/SVG-escape any value (quotes included)."""
     return html.escape(str(s), quote=True)
+
+
+def md(s: object) -> str:
+    """Markdown-escape any value for inline text or a GFM table cell: Markdown punctuation
+    backslash-escaped (``|`` included, so a cell cannot be split), ``&``, ``<`` and ``>`` as HTML
+    entities (no inline HTML), line breaks as spaces (a row stays one line)."""
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", _LINE_BREAK.sub(" ", str(s))), quote=False)
 
 
 def fmt(v: float | None, digits: int = 4) -> str:
