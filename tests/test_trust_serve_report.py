@@ -237,3 +237,383 @@ def test_any_json_request_gets_200_or_400_never_500(doc, ctype):
 
 
 _APP = create_app(_double)
+
+
+# ---- item 21 (analysis.json): one validated loader --------------------------------------------------
+
+from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main  # noqa: E402
+from clarion.monitor import (  # noqa: E402
+    MAX_ANALYSIS_DEPTH,
+    AnalysisError,
+    check_analysis,
+    load_analysis,
+    load_violations,
+)
+from clarion.report import render_html, render_markdown  # noqa: E402
+from clarion.report.cli import FORMATS, render_file  # noqa: E402
+
+# as SageMaker Clarify writes it (spec/clarify-config.md §3, smclarify's FacetReport JSON), with
+# the keys of a text job and keys Clarify may add that clarion does not read
+CLARIFY_DOC = {
+    "version": "1.0",
+    "pre_training_bias_metrics": {
+        "label": "approved", "label_value_or_threshold": "1",
+        "facets": {"sex": [{"value_or_threshold": "female", "metrics": [
+            {"name": "CDDL", "description": "Conditional Demographic Disparity in Labels (CDDL)", "value": 0.041},
+            {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18},
+            {"name": "KL", "description": "Kullback-Liebler Divergence (KL)", "value": 0.0104}]}],
+            "age": [{"value_or_threshold": "(60, 91]", "metrics": [
+                {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.64}]}]}},
+    "post_training_bias_metrics": {
+        "label": "approved", "label_value_or_threshold": "1",
+        "facets": {"sex": [{"value_or_threshold": "female", "metrics": [
+            {"name": "AD", "description": "Accuracy Difference (AD)", "value": 0.013},
+            {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+            {"name": "DPPL", "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
+             "value": -0.21},
+            {"name": "FT", "description": "Flip Test (FT)", "value": None,
+             "error": "FlipTest does not support non-numeric columns"}]}]}},
+    "explanations": {
+        "kernel_shap": {"label0": {"global_shap_values": {"age": 0.051, "income": 0.112, "sex": 0.004},
+                                   "expected_value": 0.43,
+                                   "global_top_shap_text": {"good": 0.1, "bad": -0.05}}},
+        "pdp": [{"feature_name": "income", "data_type": "numerical", "feature_values": [1250.0, 3750.0, 6250.0],
+                 "model_predictions": [[0.21, 0.47, 0.66]], "data_distribution": [0.42, 0.38, 0.20]},
+                {"feature_name": "notes", "data_type": "free_text", "error": "PDP does not support text"}],
+        "asymmetric_shapley_value": {"label0": {"whatever": [1, 2]}},
+    },
+    "basic_statistics": {"some": {"thing": [1, 2, 3]}},
+}
+
+
+def _write(tmp_path, doc, name="analysis.json"):
+    p = tmp_path / name
+    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return p
+
+
+def test_clarify_and_clarion_documents_load(tmp_path):
+    p = _write(tmp_path, CLARIFY_DOC)
+    assert load_analysis(p) == CLARIFY_DOC
+    assert load_analysis(CLARIFY_DOC) is CLARIFY_DOC
+    # clarion's own output, as analyze writes it (pre- and post-training bias with intervals off)
+    import clarion
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"sex": rng.choice(["F", "M"], 200), "x": rng.normal(size=200),
+                       "y": rng.integers(0, 2, 200), "pred": rng.integers(0, 2, 200)})
+    cfg = {"dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}}}
+    res = clarion.analyze(cfg, df, output_dir=tmp_path / "out")
+    on_disk = load_analysis(tmp_path / "out" / "analysis.json")
+    assert on_disk["pre_training_bias_metrics"]["facets"]["sex"][0]["metrics"]
+    load_analysis(res.analysis)  # the in-memory document too
+
+
+BAD_DOCS = [
+    ([], "", "expected a JSON object"),
+    ({"pre_training_bias_metrics": []}, "pre_training_bias_metrics", "expected an object, got a list of 0 items"),
+    ({"pre_training_bias_metrics": {"facets": {"sex": {"a": 1}}}}, 'pre_training_bias_metrics.facets.sex',
+     "expected a list"),
+    ({"post_training_bias_metrics": {"facets": {"sex": [{"metrics": [{"value": 1}]}]}}},
+     "post_training_bias_metrics.facets.sex[0].metrics[0]", 'no "name"'),
+    ({"post_training_bias_metrics": {"facets": {"the sex": [{"metrics": [{"name": "DI", "value": {"x": 1}}]}]}}},
+     'post_training_bias_metrics.facets["the sex"][0].metrics[0].value',
+     'expected a number, "Infinity", "-Infinity" or null, got an object with 1 key'),
+    ({"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": "big"}]}]}}},
+     "post_training_bias_metrics.facets.s[0].metrics[0].value", 'got "big"'),
+    ({"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": True}]}]}}},
+     "post_training_bias_metrics.facets.s[0].metrics[0].value", "got True"),
+    ({"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": "0.1"}}}}},
+     "explanations.kernel_shap.label0.global_shap_values.a", "expected a number"),
+    ({"explanations": {"kernel_shap": {"label0": {"expected_value": 1}}}}, "explanations.kernel_shap.label0",
+     'no "global_shap_values"'),
+    ({"explanations": {"kernel_shap": []}}, "explanations.kernel_shap", "expected an object"),
+    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [1, 2], "model_predictions": [[0.1]]}]}},
+     "explanations.pdp[0].model_predictions[0]", "1 values for 2 feature_values"),
+    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [1], "model_predictions": [[0.1]],
+                                "data_distribution": [0.5, 0.5]}]}},
+     "explanations.pdp[0].data_distribution", "2 values for 1 feature_values"),
+    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [[1]]}]}},
+     "explanations.pdp[0].feature_values[0]", "expected a number"),
+    ({"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": 10**400}}}}},
+     "explanations.kernel_shap.label0.global_shap_values.a", "number too large"),
+]
+
+
+@pytest.mark.parametrize("doc, path, problem", BAD_DOCS)
+def test_malformed_analysis_names_file_and_key_path(tmp_path, doc, path, problem):
+    p = _write(tmp_path, doc)
+    with pytest.raises(AnalysisError) as exc:
+        load_analysis(p, name="baseline")
+    msg = str(exc.value)
+    assert msg.startswith(f"baseline: {p}: {path or '(top level)'}: "), msg
+    assert problem in msg, msg
+    assert isinstance(exc.value, ValueError)
+
+
+def test_deep_and_cyclic_documents_give_analysis_error(tmp_path):
+    # deeper than the JSON parser's recursion limit: was RecursionError
+    p = _write(tmp_path, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(AnalysisError, match=rf"{p}: nested more than {MAX_ANALYSIS_DEPTH} levels deep"):
+        load_analysis(p)
+    # parsed, but deeper than the limit (in a key clarion does not read)
+    deep: object = 1
+    for _ in range(MAX_ANALYSIS_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(AnalysisError, match=r"analysis: extra(\[0\])+: nested more than"):
+        load_analysis({"extra": deep})
+    cyclic: dict = {"version": "1.0"}
+    cyclic["explanations"] = {"me": cyclic}
+    with pytest.raises(AnalysisError, match="nested more than"):
+        load_analysis(cyclic)
+    # not JSON, not UTF-8, missing
+    with pytest.raises(AnalysisError, match=rf"{_write(tmp_path, '{{', 'b.json')}: not valid JSON"):
+        load_analysis(tmp_path / "b.json")
+    (tmp_path / "c.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(AnalysisError, match="not UTF-8"):
+        load_analysis(tmp_path / "c.json")
+    with pytest.raises(AnalysisError, match="file not found"):
+        load_analysis(tmp_path / "nope.json")
+
+
+def _json_values(max_leaves=30):
+    scalars = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False)
+               | st.sampled_from(["Infinity", "-Infinity", "NaN", "x", "<b>", ""]))
+    keys = st.sampled_from(["version", "pre_training_bias_metrics", "post_training_bias_metrics", "explanations",
+                            "facets", "metrics", "name", "value", "error", "kernel_shap", "global_shap_values",
+                            "expected_value", "pdp", "feature_name", "feature_values", "model_predictions",
+                            "data_distribution", "label", "value_or_threshold", "sex", "a"])
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(keys, inner, max_size=4), max_leaves=max_leaves)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_json_values())
+def test_fuzz_random_json_only_analysis_error(tmp_path_factory, doc):
+    p = tmp_path_factory.mktemp("fz") / "analysis.json"
+    p.write_text(json.dumps(doc))
+    try:
+        load_analysis(p)
+    except AnalysisError as exc:
+        assert str(p) in str(exc)
+
+
+def _nodes(doc, path=()):
+    yield path
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _nodes(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _nodes(v, (*path, i))
+
+
+def _replace(doc, path, value):
+    import copy
+
+    doc = copy.deepcopy(doc)
+    if not path:
+        return value
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+_PATHS = list(_nodes(CLARIFY_DOC))
+
+
+@settings(max_examples=400, deadline=None)
+@given(where=st.sampled_from(_PATHS), value=_json_values(12), drop=st.booleans())
+def test_fuzz_mutated_document_is_refused_or_renders(where, value, drop):
+    """Anything load_analysis accepts, the renderers and the drift checks handle: a mutated Clarify
+    document either raises AnalysisError or renders (HTML, Markdown) and checks against itself
+    with at most a ValueError (e.g. nothing left to check)."""
+    doc = _replace(CLARIFY_DOC, where, value)
+    if drop and where and isinstance(_replace(CLARIFY_DOC, where[:-1], None), object):
+        parent = doc
+        for k in where[:-1]:
+            parent = parent[k]
+        if isinstance(parent, dict):
+            parent.pop(where[-1], None)
+    try:
+        load_analysis(doc)
+    except AnalysisError:
+        return
+    render_html(doc)
+    md = render_markdown(doc)
+    assert "<" not in md
+    try:
+        check_analysis(doc, doc)
+    except ValueError:
+        pass
+
+
+def test_cli_report_and_monitor_on_malformed_analysis_exit_1_without_traceback(tmp_path, capsys):
+    bad = _write(tmp_path, {"pre_training_bias_metrics": {"facets": {"sex": [{"metrics": "CI"}]}}})
+    deep = _write(tmp_path, "[" * 50_000 + "]" * 50_000, "deep.json")
+    for p, where in ((bad, "pre_training_bias_metrics.facets.sex[0].metrics: expected a list"),
+                     (deep, "nested more than")):
+        assert main(["report", str(p), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and str(p) in err and where in err
+        assert err.count("\n") == 1
+        assert main(["monitor", "--baseline", str(p), "--data", str(tmp_path / "new.csv"), "--config",
+                     str(tmp_path / "cfg.json"), "--output", str(tmp_path / "mon"), "--quiet"]) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"baseline: {p}" in err and where in err
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "mon").exists()
+
+
+def test_report_config_is_checked_too(tmp_path, capsys):
+    _write(tmp_path, CLARIFY_DOC)
+    _write(tmp_path, {"methods": ["shap"]}, "analysis_config.json")
+    assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "analysis_config.json: methods: expected an object, got a list of 1 item" in err
+    _write(tmp_path, {"facet": [["sex"]]}, "analysis_config.json")
+    assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
+    assert "facet[0]: expected an object" in capsys.readouterr().err
+
+
+# ---- item 20 (report): output extension, monitor folders ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["r.pdf", "r.txt", "report", "r.html.bak"])
+def test_report_refuses_an_extension_it_cannot_write(tmp_path, capsys, name):
+    _write(tmp_path, CLARIFY_DOC)
+    assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / name)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert ".html, .htm, .md" in err and name in err
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name, kind", [("r.html", "html"), ("R.HTM", "html"), ("r.MD", "markdown")])
+def test_report_writes_the_formats_it_lists(tmp_path, name, kind):
+    _write(tmp_path, CLARIFY_DOC)
+    assert FORMATS[name[name.rindex("."):].lower()] == kind
+    out = render_file(tmp_path / "analysis.json", tmp_path / name)
+    with open(out, encoding="utf-8") as fh:
+        text = fh.read()
+    assert text.startswith("<!DOCTYPE html>") == (kind == "html")
+    assert text.startswith("# Analysis Report") == (kind == "markdown")
+
+
+
+# ---- item 19: report.md escapes data -------------------------------------------------------------------
+
+import html as _html  # noqa: E402
+import re  # noqa: E402
+import string  # noqa: E402
+
+from clarion.monitor import DriftResult  # noqa: E402
+from clarion.report.drift import drift_markdown  # noqa: E402
+
+_GFM_CELL = re.compile(r"(?:\\.|[^|\\])*")  # GFM: a cell runs to the next pipe not escaped by a backslash
+_MARKUP = set("\\`*_[]|~#<>")
+
+
+def _cells(line: str) -> list[str]:
+    """Split a GFM table row the way GitHub does (escaped pipes do not split)."""
+    assert line.startswith("|") and line.endswith("|"), line
+    inner, pos, out = line[1:-1], 0, []
+    while True:
+        m = _GFM_CELL.match(inner, pos)
+        out.append(m.group().strip())
+        pos = m.end()
+        if pos >= len(inner):
+            return out
+        assert inner[pos] == "|"
+        pos += 1
+
+
+def _decode(text: str) -> str:
+    """What a CommonMark renderer shows for inline ``text`` that holds no markup: backslash escapes
+    resolved, entities decoded; an unescaped markup character fails the test."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in string.punctuation:
+            out.append(text[i + 1])
+            i += 2
+            continue
+        assert c not in _MARKUP, f"unescaped {c!r} at {i} in {text!r}"
+        out.append(c)
+        i += 1
+    return _html.unescape("".join(out))
+
+
+def _nl(s: str) -> str:
+    """``s`` as one line (each line break one space)."""
+    return s.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
+_nasty = st.lists(st.sampled_from(list("<>&|\\`*_[]()!~#:;'\"\r\n =-+.a1é")
+                                  + ["<script>", "<img src=x onerror=alert(1)>", "&lt;", "&#124;", "\\|", "```",
+                                     "**", "[x](javascript:alert(1))"]), min_size=1, max_size=12).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(label=_nasty, facet=_nasty, value=_nasty, name=_nasty, desc=_nasty, err=_nasty, feat=_nasty, shap_label=_nasty,
+       title=_nasty)
+def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(label, facet, value, name, desc, err, feat,
+                                                                      shap_label, title):
+    doc = {"version": "1.0",
+           "pre_training_bias_metrics": {"label": label, "label_value_or_threshold": value, "facets": {facet: [
+               {"value_or_threshold": value, "metrics": [
+                   {"name": name, "description": desc, "value": 0.5},
+                   {"name": "CI", "description": desc, "value": None, "error": err}]}]}},
+           "explanations": {"kernel_shap": {shap_label: {"global_shap_values": {feat: 0.3, "b": 0.1},
+                                                         "expected_value": 0.5}},
+                            "pdp": [{"feature_name": feat, "feature_values": [value, "x"], "model_predictions": [[1, 2]]},
+                                    {"feature_name": feat, "error": err}]}}
+    md = render_markdown(doc, title=title)
+    scores = [{"stage": "pre_training_bias_metrics", "facet": facet, "facet_value": value, "metric_name": name,
+               "baseline": 0.1, "current": 0.2, "status": "violation"}]
+    md += drift_markdown(overall=DriftResult([{"facet": facet, "metric_name": name}], scores), baseline=desc)
+    assert "<" not in md and ">" not in md
+    assert all(any(md.startswith(x, m.start()) for x in ("&amp;", "&lt;", "&gt;")) for m in re.finditer("&", md))
+    lines = md.split("\n")
+    # the bias table: header, rule, two rows of five cells, each cell's text exactly the data
+    at = lines.index("| metric | value | interval | ideal | description |")
+    rows = [_cells(ln) for ln in lines[at + 2: at + 4]]
+    assert lines[at + 4] == ""
+    assert [len(r) for r in rows] == [5, 5]
+    assert _decode(rows[0][0]) == _nl(name).strip() and _decode(rows[0][4]) == _nl(desc).strip()
+    assert _decode(rows[1][1]) == f"n/a ({_nl(err)})"
+    # the SHAP table
+    at = lines.index("| feature | global SHAP |")
+    shap_rows = [_cells(ln) for ln in lines[at + 2: at + 4]]
+    assert all(len(r) == 2 for r in shap_rows) and lines[at + 4] == ""
+    assert sorted(_decode(r[0]) for r in shap_rows) == sorted([_nl(feat).strip(), "b"])
+    # headings and lines of text: one line each, the data shown exactly
+    assert _decode(lines[0][2:]) == _nl(title)
+    head = next(ln for ln in lines if ln.startswith("### ") and " = " in ln)
+    assert _decode(head[4:]) == f"{_nl(facet)} = {_nl(value)}"
+    label_line = next(ln for ln in lines if ln.startswith("label "))
+    assert _decode(label_line) == f"label {_nl(label)}, positive when {_nl(value)}"
+    pdp_err = next(ln for ln in lines if ln.startswith("- ") and not ln.startswith("- **"))
+    assert _decode(pdp_err[2:]) == f"{_nl(feat)}: {_nl(err)}"
+    # the drift table
+    at = lines.index("| check | where | metric | baseline | current | status |")
+    drow = _cells(lines[at + 2])
+    assert len(drow) == 6 and _decode(drow[2]) == _nl(name).strip()
+    assert _decode(drow[1]) == f"{_nl(facet)} = {_nl(value)}".strip()
+    baseline_line = next(ln for ln in lines if ln.startswith("Baseline: "))
+    assert _decode(baseline_line[len("Baseline: "):]) == _nl(desc)
+
+
+def test_markdown_escapes_the_issue_examples():
+    doc = {"pre_training_bias_metrics": {"label": "<script>alert(1)</script>", "facets": {
+        "<img src=x onerror=alert(1)>": [{"value_or_threshold": "a|b\nc", "metrics": [
+            {"name": "CI", "description": "x | y", "value": 0.1}]}]}}}
+    md = render_markdown(doc)
+    assert "<script>" not in md and "<img" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert r"### &lt;img src=x onerror=alert(1)&gt; = a\|b c" in md
+    assert r"| CI | 0.1 |  | 0 | x \| y |" in md
+
