@@ -617,3 +617,82 @@ def test_markdown_escapes_the_issue_examples():
     assert r"### &lt;img src=x onerror=alert(1)&gt; = a\|b c" in md
     assert r"| CI | 0.1 |  | 0 | x \| y |" in md
 
+
+
+def _monitor_folder(tmp_path, *, window: bool):
+    import clarion
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 240
+
+    def block(shift: float) -> pd.DataFrame:
+        sex = rng.choice(["F", "M"], n)
+        y = (rng.random(n) < 0.5).astype(int)
+        pred = np.where((sex == "F") & (rng.random(n) < shift), 0, (rng.random(n) < 0.5).astype(int))
+        return pd.DataFrame({"sex": sex, "x": rng.normal(size=n), "y": y, "pred": pred})
+
+    cfg = {"dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["ts"],
+           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
+                       "post_training_bias": {"methods": ["DPPL", "DI"]}}}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    clarion.analyze(cfg, block(0.0).assign(ts="2026-01-01"), output_dir=tmp_path / "base")
+    days = [block(0.0 if d < 2 else 0.8).assign(ts=f"2026-03-0{d + 1}T12:00:00") for d in range(4)]
+    pd.concat(days, ignore_index=True).to_csv(tmp_path / "new.csv", index=False)
+    args = ["monitor", "--baseline", str(tmp_path / "base" / "analysis.json"), "--data", str(tmp_path / "new.csv"),
+            "--config", str(tmp_path / "cfg.json"), "--output", str(tmp_path / "mon"), "--quiet"]
+    if window:
+        args += ["--time-column", "ts", "--window", "1D"]
+    assert main(args) == EXIT_VIOLATIONS
+    return tmp_path / "mon"
+
+
+def _drift_part(text: str) -> str:
+    at = text.index("<h2 id='drift'>")
+    section = text[at: text.rindex("</main>")]
+    return re.sub(r"<li>baseline: <code>[^<]*</code></li>", "", section)  # the baseline's path is not kept
+
+
+@pytest.mark.parametrize("window", [True, False])
+def test_report_on_a_monitor_folder_keeps_the_drift_section(tmp_path, window):
+    """clarion report re-renders the drift section that clarion monitor wrote (before the fix it
+    was dropped): the same checks table and, with windows, the same per-window charts."""
+    mon = _monitor_folder(tmp_path, window=window)
+    written = (mon / "report.html").read_text(encoding="utf-8")
+    assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "again.html")]) == EXIT_OK
+    again = (tmp_path / "again.html").read_text(encoding="utf-8")
+    assert _drift_part(again) == _drift_part(written)
+    assert ("drift-series" in again) == window and "Checks on all new rows" in again
+    if window:
+        assert "<li>4 windows of 1D: <b>" in again  # the frequency is kept in constraint_violations.json
+    assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "again.md")]) == EXIT_OK
+    md_again = (tmp_path / "again.md").read_text(encoding="utf-8")
+    md_written = (mon / "report.md").read_text(encoding="utf-8")
+    drift_md = md_written[md_written.index("## Drift against the baseline"):]
+    drift_md = re.sub(r"Baseline: [^\n]*\n\n", "", drift_md)
+    assert md_again.endswith(drift_md), (md_again, drift_md)
+    # a Parquet-less folder re-renders from the CSV table, and the same
+    if window:
+        (mon / "drift_over_time.parquet").unlink()
+        assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "csv.html")]) == EXIT_OK
+        assert _drift_part((tmp_path / "csv.html").read_text(encoding="utf-8")) == _drift_part(written)
+
+
+def test_malformed_monitor_files_name_the_file_and_key(tmp_path, capsys):
+    mon = _monitor_folder(tmp_path, window=True)
+    cv = json.loads((mon / "constraint_violations.json").read_text())
+    assert load_violations(cv) is cv and cv["window"] == "1D"
+    cv["window_scores"]["2026-03-01T00:00:00"][0]["current"] = {"no": 1}
+    (mon / "constraint_violations.json").write_text(json.dumps(cv))
+    assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert 'constraint_violations.json: window_scores["2026-03-01T00:00:00"][0].current: expected a number' in err
+    cv["window_scores"]["2026-03-01T00:00:00"][0]["current"] = 0.1
+    (mon / "constraint_violations.json").write_text(json.dumps(cv))
+    (mon / "drift_over_time.parquet").unlink()
+    table = (mon / "drift_over_time.csv").read_text().replace("2026-03-02", "2027-01-01")
+    (mon / "drift_over_time.csv").write_text(table)
+    assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "drift_over_time.csv: row" in err and "2027-01-01" in err and "Traceback" not in err
