@@ -10,24 +10,41 @@ socket, so chunked bodies and lying ``Content-Length`` headers are exercised as 
 from __future__ import annotations
 
 import asyncio
+import html as _html
+import importlib.util
 import json
+import re
 import socket
+import string
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-
 from clarion import serve
+from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
+from clarion.monitor import (
+    MAX_ANALYSIS_DEPTH,
+    AnalysisError,
+    DriftResult,
+    check_analysis,
+    load_analysis,
+    load_violations,
+)
+from clarion.report import render_html, render_markdown
+from clarion.report.cli import FORMATS, render_file
+from clarion.report.drift import drift_markdown
 from clarion.serve import (
     DEFAULT_MAX_BODY_BYTES,
     MSG_BODY_TOO_LARGE,
     ModelServer,
     create_app,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+#: the server tests need clarion's [serve] extra; the report tests do not
+needs_serve = pytest.mark.skipif(importlib.util.find_spec("uvicorn") is None
+                                 or importlib.util.find_spec("starlette") is None,
+                                 reason="clarion serve needs uvicorn and starlette")
 
 
 def _double(X):
@@ -72,6 +89,7 @@ def small_server():
         yield url
 
 
+@needs_serve
 def test_declared_body_over_the_limit_gets_413_without_sending_it(small_server):
     """Content-Length of 256 MiB: answered 413 at once (before the fix the server waited for,
     then buffered, the whole body)."""
@@ -82,6 +100,7 @@ def test_declared_body_over_the_limit_gets_413_without_sending_it(small_server):
     assert b"connection: close" in resp.lower()
 
 
+@needs_serve
 def test_chunked_body_over_the_limit_gets_413_while_streaming(small_server):
     """No Content-Length (chunked): the server counts what arrives and answers 413 once past the
     limit, without waiting for the end of the body (which never comes here)."""
@@ -92,6 +111,7 @@ def test_chunked_body_over_the_limit_gets_413_while_streaming(small_server):
     assert status == 413, resp
 
 
+@needs_serve
 def test_lying_content_length_is_not_trusted(small_server):
     """Content-Length says 10 but the body is chunked and larger: the bytes received decide."""
     chunk = b"1,2,3\n" * 100
@@ -102,6 +122,7 @@ def test_lying_content_length_is_not_trusted(small_server):
     assert status != 200
 
 
+@needs_serve
 def test_body_at_the_limit_is_served_and_one_byte_more_is_not():
     row = b"1.5,2\n"
     body = row * 50
@@ -142,6 +163,7 @@ def _asgi_post(app, chunks, ctype: str, *, endless: bool = False) -> tuple[int, 
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode("utf-8", "replace")
 
 
+@needs_serve
 def test_app_stops_reading_the_stream_past_the_limit():
     """At the ASGI level: an endless body is read only up to the limit (bounded memory)."""
     app = create_app(_double, max_body_bytes=10_000)
@@ -161,6 +183,7 @@ def test_default_limit_is_sagemakers_and_covers_the_endpoint_client():
     assert inspect.signature(create_app).parameters["max_body_bytes"].default == DEFAULT_MAX_BODY_BYTES
 
 
+@needs_serve
 @pytest.mark.parametrize("bad", [0, -5, "lots", "6 parsecs", True, 1.5])
 def test_max_body_bytes_is_validated(bad):
     with pytest.raises(ValueError, match="max_body_bytes"):
@@ -191,6 +214,7 @@ def server():
         yield url
 
 
+@needs_serve
 @pytest.mark.parametrize("ctype", ["application/json", "application/jsonlines"])
 def test_deeply_nested_json_is_a_400(server, ctype):
     """Before the fix json.loads raised RecursionError, answered 500 as a model failure."""
@@ -203,6 +227,7 @@ def test_deeply_nested_json_is_a_400(server, ctype):
     assert status == 400 and b"nested too deeply" in text
 
 
+@needs_serve
 @pytest.mark.parametrize("body, ctype, needle", [
     (b"[[1, 2], [3", "application/json", b"cannot parse JSON"),
     (b"\xff\xfe", "application/json", b"not UTF-8"),
@@ -220,37 +245,34 @@ def test_malformed_requests_are_400_with_a_message(server, body, ctype, needle):
     assert needle in text, text
 
 
+def _containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["features", "instances", "x", "a"]), inner,
+                                                         max_size=3)
+
+
 _json = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=False, allow_infinity=False)
-                     | st.text(max_size=5),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
-                         ["features", "instances", "x", "a"]), inner, max_size=3), max_leaves=20)
+                     | st.text(max_size=5), _containers, max_leaves=20)
 
 
+@needs_serve
 @settings(max_examples=150, deadline=None)
 @given(doc=_json, ctype=st.sampled_from(["application/json", "application/jsonlines"]))
 def test_any_json_request_gets_200_or_400_never_500(doc, ctype):
     body = json.dumps(doc).encode()
     if ctype == "application/jsonlines":
         body = b"\n".join(json.dumps(d).encode() for d in (doc if isinstance(doc, list) else [doc]))
-    status, text = _asgi_post(_APP, [body], ctype)
+    status, text = _asgi_post(_app(), [body], ctype)
     assert status in (200, 400), text
 
 
-_APP = create_app(_double)
+def _app(cache={}):  # noqa: B006  (one app for all examples)
+    if "app" not in cache:
+        cache["app"] = create_app(_double)
+    return cache["app"]
 
 
 # ---- item 21 (analysis.json): one validated loader --------------------------------------------------
 
-from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main  # noqa: E402
-from clarion.monitor import (  # noqa: E402
-    MAX_ANALYSIS_DEPTH,
-    AnalysisError,
-    check_analysis,
-    load_analysis,
-    load_violations,
-)
-from clarion.report import render_html, render_markdown  # noqa: E402
-from clarion.report.cli import FORMATS, render_file  # noqa: E402
 
 # as SageMaker Clarify writes it (spec/clarify-config.md §3, smclarify's FacetReport JSON), with
 # the keys of a text job and keys Clarify may add that clarion does not read
@@ -370,7 +392,7 @@ def test_deep_and_cyclic_documents_give_analysis_error(tmp_path):
     with pytest.raises(AnalysisError, match="nested more than"):
         load_analysis(cyclic)
     # not JSON, not UTF-8, missing
-    with pytest.raises(AnalysisError, match=rf"{_write(tmp_path, '{{', 'b.json')}: not valid JSON"):
+    with pytest.raises(AnalysisError, match=rf"{_write(tmp_path, '{{', 'b.json')} is not valid JSON"):
         load_analysis(tmp_path / "b.json")
     (tmp_path / "c.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(AnalysisError, match="not UTF-8"):
@@ -386,8 +408,10 @@ def _json_values(max_leaves=30):
                             "facets", "metrics", "name", "value", "error", "kernel_shap", "global_shap_values",
                             "expected_value", "pdp", "feature_name", "feature_values", "model_predictions",
                             "data_distribution", "label", "value_or_threshold", "sex", "a"])
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(keys, inner, max_size=4), max_leaves=max_leaves)
+    def containers(inner):
+        return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+    return st.recursive(scalars, containers, max_leaves=max_leaves)
 
 
 @settings(max_examples=300, deadline=None)
@@ -506,12 +530,6 @@ def test_report_writes_the_formats_it_lists(tmp_path, name, kind):
 
 # ---- item 19: report.md escapes data -------------------------------------------------------------------
 
-import html as _html  # noqa: E402
-import re  # noqa: E402
-import string  # noqa: E402
-
-from clarion.monitor import DriftResult  # noqa: E402
-from clarion.report.drift import drift_markdown  # noqa: E402
 
 _GFM_CELL = re.compile(r"(?:\\.|[^|\\])*")  # GFM: a cell runs to the next pipe not escaped by a backslash
 _MARKUP = set("\\`*_[]|~#<>")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +108,7 @@ def _key(path: str, k: Any) -> str:
 
 def _show(v: Any, n: int = 60) -> str:
     """A short description of ``v`` for a message (never the whole of a large value)."""
-    if isinstance(v, dict):
+    if isinstance(v, Mapping):
         return f"an object with {len(v)} key{'s' if len(v) != 1 else ''}"
     if isinstance(v, (list, tuple)):
         return f"a list of {len(v)} item{'s' if len(v) != 1 else ''}"
@@ -126,7 +127,7 @@ class _Checker:
         return AnalysisError(MSG_ANALYSIS.format(where=self.where, path=path or "(top level)", problem=problem))
 
     def obj(self, v: Any, path: str, what: str = "an object") -> dict:
-        if not isinstance(v, dict):
+        if not isinstance(v, Mapping):
             raise self.fail(path, f"expected {what}, got {_show(v)}")
         return v
 
@@ -254,10 +255,10 @@ def _check_depth(doc: Any, check: _Checker) -> None:
     stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
     while stack:
         node, path, depth = stack.pop()
-        if isinstance(node, (dict, list, tuple)):
+        if isinstance(node, (Mapping, list, tuple)):
             if depth > MAX_ANALYSIS_DEPTH:
                 raise check.fail(path, f"nested more than {MAX_ANALYSIS_DEPTH} levels deep")
-            items = node.items() if isinstance(node, dict) else enumerate(node)
+            items = node.items() if isinstance(node, Mapping) else enumerate(node)
             stack.extend((v, _key(path, k), depth + 1) for k, v in items)
 
 
@@ -314,7 +315,7 @@ def _read_json(path: str, where: str) -> Any:
     except UnicodeDecodeError as exc:
         raise AnalysisError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise AnalysisError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise AnalysisError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise AnalysisError(f"{where}: nested more than {MAX_ANALYSIS_DEPTH} levels deep") from None
 

@@ -146,9 +146,12 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
     notes : list of str, optional
         Extra lines for the summary (e.g. skipped rows).
     """
+    from clarion import __version__
+    from clarion.monitor import load_analysis
+
+    load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     if title is None:
         title = ((config or {}).get("methods", {}).get("report", {}) or {}).get("title") or "Analysis Report"
-    from clarion import __version__
 
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body><main>",
@@ -261,6 +264,9 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
     Every string that came from data goes through :func:`clarion.report.svg.md`: Markdown
     punctuation escaped, ``<``/``>``/``&`` as entities, line breaks as spaces, so no value can
     inject markup or HTML, nor split a table cell or row."""
+    from clarion.monitor import load_analysis
+
+    load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     lines = [f"# {md(title)}", ""]
     for stage, sec in _bias_sections(analysis):
         lines += [f"## {STAGE_TITLES[stage]}", "",
