@@ -714,3 +714,13 @@ def test_malformed_monitor_files_name_the_file_and_key(tmp_path, capsys):
     assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "drift_over_time.csv: row" in err and "2027-01-01" in err and "Traceback" not in err
+
+
+def test_cli_serve_refuses_a_bad_max_body_bytes(tmp_path, monkeypatch, capsys):
+    (tmp_path / "scorer_mod.py").write_text("def score(X):\n    return X\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["serve", "scorer_mod:score", "--port", "0", "--max-body-bytes", "lots"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "--max-body-bytes: expected a number of bytes" in err and "Traceback" not in err
+    monkeypatch.delitem(__import__("sys").modules, "scorer_mod", raising=False)
