@@ -724,3 +724,16 @@ def test_cli_serve_refuses_a_bad_max_body_bytes(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "--max-body-bytes: expected a number of bytes" in err and "Traceback" not in err
     monkeypatch.delitem(__import__("sys").modules, "scorer_mod", raising=False)
+
+
+def test_pdp_categories_of_any_json_scalar_render():
+    """A categorical PDP grid as clarion writes it (``x.item()`` of each category) may hold booleans
+    or null: accepted by the loader and shown as they are by both renderers."""
+    doc = {"explanations": {"pdp": [{"feature_name": "member", "data_type": "categorical",
+                                     "feature_values": [True, False, None, 3],
+                                     "model_predictions": [[0.25, 0.5, None, 1.0]],
+                                     "data_distribution": [0.5, 0.25, 0.125, 0.125]}]}}
+    load_analysis(doc)
+    assert "**member**: True → 0.25, False → 0.5, None → n/a, 3 → 1" in render_markdown(doc)
+    page = render_html(doc)
+    assert ">True</text>" in page and ">None</text>" in page

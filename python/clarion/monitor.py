@@ -230,8 +230,8 @@ class _Checker:
                 if e.get("error"):
                     continue
                 xs = self.arr(e.get("feature_values", []), _key(epath, "feature_values"))
-                for j, x in enumerate(xs):
-                    if not isinstance(x, str):
+                for j, x in enumerate(xs):  # a grid value or category: a string, number, boolean or null
+                    if x is not None and not isinstance(x, (str, bool, np.bool_)):
                         self.number(x, _key(_key(epath, "feature_values"), j))
                 mp = _key(epath, "model_predictions")
                 for j, row in enumerate(self.arr(e.get("model_predictions", []), mp)):

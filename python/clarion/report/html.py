@@ -12,6 +12,7 @@ from clarion.report.svg import (
     bars,
     esc,
     fmt,
+    grid_label,
     interval_track,
     line_with_distribution,
     md,
@@ -301,7 +302,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
                 lines += [f"- {md(e.get('feature_name'))}: {md(e['error'])}"]
                 continue
             preds = (e.get("model_predictions") or [[]])[0]
-            pts = ", ".join(f"{md(x if isinstance(x, str) else fmt(float(x), 3))} → {md(fmt(_num(p), 3))}"
+            pts = ", ".join(f"{md(grid_label(x))} → {md(fmt(_num(p), 3))}"
                             for x, p in zip(e.get("feature_values", []), preds))
             lines.append(f"- **{md(e.get('feature_name'))}**: {pts}")
         lines.append("")
