@@ -16,8 +16,8 @@ nested too deeply, records of the wrong shape or feature values that are not sca
 with a message, unsupported media types 415 / 406, and a body larger than ``max_body_bytes``
 (default :data:`DEFAULT_MAX_BODY_BYTES`, SageMaker's 6 MB invocation limit; ``--max-body-bytes``)
 413: the body is read as a stream and the request refused as soon as it passes the limit (or
-at once when its ``Content-Length`` does), so a large body never sits in memory. The server is uvicorn + starlette (optional dependencies,
-``pip install clarion[serve]``).
+at once when its ``Content-Length`` does), so a large body never sits in memory. The server is
+uvicorn + starlette (optional dependencies, ``pip install clarion[serve]``).
 
 For tests and demos, :class:`ModelServer` runs the same server in a background thread::
 
@@ -51,11 +51,8 @@ DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
 MSG_BODY_TOO_LARGE = ("request body larger than this server's limit of {limit} bytes (max_body_bytes, "
                       "--max-body-bytes); send fewer rows per request")
-MSG_TOO_DEEP = "JSON nested too deeply (more than {depth} levels)"
+MSG_TOO_DEEP = "JSON nested too deeply to parse"
 MSG_NOT_SCALAR = "record {record}, feature {feature}: expected a number, string, boolean or null, got {kind}"
-
-#: nesting accepted in a JSON / JSON Lines request (a record in an object in a list is 3 levels)
-MAX_JSON_DEPTH = 64
 
 
 class _BadRequest(ValueError):
@@ -66,24 +63,14 @@ class _TooLarge(Exception):
     pass
 
 
-def _check_depth(doc: Any, limit: int = MAX_JSON_DEPTH) -> None:
-    """Refuse ``doc`` when it nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (list, dict)):
-            if depth > limit:
-                raise _BadRequest(MSG_TOO_DEEP.format(depth=limit))
-            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
-
-
 def _loads(text: str) -> Any:
+    """``json.loads``; nesting deeper than the parser's recursion limit is the client's error (400).
+    A parsed document is never walked recursively: records and feature values are checked one
+    level at a time, and a nested value where a feature value belongs is refused (MSG_NOT_SCALAR)."""
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except RecursionError:
-        raise _BadRequest(MSG_TOO_DEEP.format(depth=MAX_JSON_DEPTH)) from None
-    _check_depth(doc)
-    return doc
+        raise _BadRequest(MSG_TOO_DEEP) from None
 
 
 def _features_of(record: Any, finder: Any) -> Any:
