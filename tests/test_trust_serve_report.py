@@ -498,7 +498,7 @@ def test_report_config_is_checked_too(tmp_path, capsys):
     _write(tmp_path, {"methods": ["shap"]}, "analysis_config.json")
     assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "analysis_config.json: methods: expected an object, got a list of 1 item" in err
+    assert "analysis_config.json: methods: expected an object, got a list" in err
     _write(tmp_path, {"facet": [["sex"]]}, "analysis_config.json")
     assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
     assert "facet[0]: expected an object" in capsys.readouterr().err

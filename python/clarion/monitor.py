@@ -39,7 +39,7 @@ import numpy as np
 
 __all__ = ["MAX_ANALYSIS_DEPTH", "MSG_ANALYSIS", "TABLE_COLUMNS", "AnalysisError", "DriftOverTime", "DriftResult",
            "attribution_drift", "bias_drift", "check_analysis", "check_baseline", "check_windows", "drift_over_time",
-           "load_analysis", "load_violations", "ndcg"]
+           "load_analysis", "load_json", "load_violations", "ndcg"]
 
 STAGES = ("pre_training_bias_metrics", "post_training_bias_metrics")
 IDEAL = {"DI": 1.0}  # every other bias metric is ideally 0
@@ -302,6 +302,19 @@ def load_analysis(doc: Any, *, name: str | None = None) -> dict[str, Any]:
 
 def _load(doc: Any, arg: str) -> dict:
     return load_analysis(doc, name=arg)
+
+
+def load_json(path: str | os.PathLike, *, name: str | None = None) -> Any:
+    """Read a JSON file the way :func:`load_analysis` does (file, UTF-8, JSON syntax and
+    :data:`MAX_ANALYSIS_DEPTH` checked; :class:`AnalysisError` naming ``name`` and the file), with no
+    schema: for the other JSON files of an output folder (e.g. ``analysis_config.json``)."""
+    path = os.fspath(path)
+    where = f"{name}: {path}" if name else path
+    if not os.path.exists(path):
+        raise AnalysisError(f"{name + ': ' if name else ''}file not found: {path}")
+    data = _read_json(path, where)
+    _check_depth(data, _Checker(where))
+    return data
 
 
 def _read_json(path: str, where: str) -> Any:

@@ -23,7 +23,7 @@ __all__ = ["FORMATS", "MSG_FORMAT", "add_arguments", "render_file", "run"]
 
 #: output extensions ``clarion report`` writes (case-insensitive) -> the format
 FORMATS = {".html": "html", ".htm": "html", ".md": "markdown"}
-MSG_FORMAT = "output: {path}: cannot write {ext} ; clarion report writes {formats}"
+MSG_FORMAT = "output: {path}: clarion report cannot write {ext}; it writes {formats}"
 
 
 def _format_of(path: str) -> str:
@@ -36,26 +36,30 @@ def _format_of(path: str) -> str:
 
 def _load_config(path: str) -> dict[str, Any]:
     """The analysis config, checked where the report reads it (names the file and the key)."""
-    from clarion.monitor import AnalysisError, _check_depth, _Checker, _read_json
+    from clarion.monitor import AnalysisError, load_json
 
-    where = f"config: {path}"
-    if not os.path.exists(path):
-        raise AnalysisError(f"config: file not found: {path}")
-    cfg = _read_json(path, where)
-    check = _Checker(where)
-    _check_depth(cfg, check)
-    check.obj(cfg, "", "a JSON object (an analysis config)")
-    if cfg.get("methods") is not None:
-        methods = check.obj(cfg["methods"], "methods")
-        if methods.get("report") is not None:
-            report = check.obj(methods["report"], "methods.report")
-            if "title" in report:
-                check.text(report["title"], "methods.report.title")
+    cfg = load_json(path, name="config")
+
+    def need(ok: bool, key: str, what: str, v: Any) -> None:
+        if not ok:
+            got = type(v).__name__ if not isinstance(v, (list, dict)) else ("a list" if isinstance(v, list) else "an object")
+            raise AnalysisError(f"config: {path}: {key}: expected {what}, got {got}")
+
+    need(isinstance(cfg, dict), "(top level)", "a JSON object (an analysis config)", cfg)
+    methods = cfg.get("methods")
+    if methods is not None:
+        need(isinstance(methods, dict), "methods", "an object", methods)
+        report = methods.get("report")
+        if report is not None:
+            need(isinstance(report, dict), "methods.report", "an object", report)
+            title = report.get("title")
+            need(title is None or isinstance(title, str), "methods.report.title", "a string", title)
     if cfg.get("facet") is not None:
-        for i, f in enumerate(check.arr(cfg["facet"], "facet")):
-            check.obj(f, f"facet[{i}]")
+        need(isinstance(cfg["facet"], list), "facet", "a list", cfg["facet"])
+        for i, f in enumerate(cfg["facet"]):
+            need(isinstance(f, dict), f"facet[{i}]", "an object", f)
     if cfg.get("predictor") is not None:
-        check.obj(cfg["predictor"], "predictor")
+        need(isinstance(cfg["predictor"], dict), "predictor", "an object", cfg["predictor"])
     return cfg
 
 
@@ -64,7 +68,6 @@ def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
     None when ``here`` has no ``constraint_violations.json``."""
     from clarion.monitor import (
         TABLE_COLUMNS,
-        AnalysisError,
         DriftOverTime,
         DriftResult,
         load_violations,
@@ -89,10 +92,7 @@ def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
                 table = _read_table(tpath, results)
                 break
         over_time = DriftOverTime(table, results)
-    baseline = doc.get("baseline") or ""
-    if not isinstance(baseline, str):
-        raise AnalysisError(f"{path}: baseline: expected a string")
-    return overall, over_time, baseline, doc.get("window")
+    return overall, over_time, doc.get("baseline") or "", doc.get("window")
 
 
 def _read_table(path: str, results: dict[str, Any]) -> Any:
