@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_ANALYSIS_DEPTH", "MSG_ANALYSIS", "TABLE_COLUMNS", "AnalysisError", "DriftOverTime", "DriftResult",
-           "attribution_drift", "bias_drift", "check_analysis", "check_baseline", "check_windows", "drift_over_time",
-           "load_analysis", "load_json", "load_violations", "ndcg"]
+__all__ = ["MAX_ANALYSIS_DEPTH", "METRIC_STRINGS", "MSG_ANALYSIS", "TABLE_COLUMNS", "AnalysisError", "DriftOverTime",
+           "DriftResult", "attribution_drift", "bias_drift", "check_analysis", "check_baseline", "check_windows",
+           "drift_over_time", "load_analysis", "load_json", "load_violations", "ndcg"]
 
 STAGES = ("pre_training_bias_metrics", "post_training_bias_metrics")
 IDEAL = {"DI": 1.0}  # every other bias metric is ideally 0
