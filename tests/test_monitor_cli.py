@@ -257,7 +257,7 @@ def test_cli_written_files(setup):
                  "drift_over_time.parquet", "analysis_by_window.json", "report.html", "report.md"):
         assert (out / name).is_file(), name
     cv = json.loads((out / "constraint_violations.json").read_text())
-    assert cv["version"] == "1.0" and set(cv) == {"version", "violations", "scores", "window_scores"}
+    assert cv["version"] == "1.0" and set(cv) == {"version", "violations", "scores", "window_scores", "window"}
     overall = [v for v in cv["violations"] if "window" not in v]
     windowed = [v for v in cv["violations"] if "window" in v]
     assert overall and sorted({v["window"] for v in windowed}) == WINDOWS[INJECT_FROM:]

@@ -73,7 +73,8 @@ def test_markdown():
     md = render_markdown(doc(), title="T")
     assert "| CI | 0.18 | [0.12, 0.24] | 0 | Class Imbalance (CI) |" in md
     assert "| DI | ∞ |" in md
-    assert "n/a (needs <group_variable>)" in md
+    assert r"n/a (needs &lt;group\_variable&gt;)" in md  # data strings escaped (issue 13 item 19)
+    assert "<" not in md
 
 
 def chromium():

@@ -11,9 +11,13 @@ the ``Accept`` header (default: the request's content type):
   name of the highest score, when the model has several outputs);
 * ``application/json``: ``{"predictions": [{"scores": [...], ...}, ...]}``.
 
-``GET /ping`` answers 200 when the model is loaded. Bad requests get 400 with a message,
-unsupported media types 415 / 406. The server is uvicorn + starlette (optional dependencies,
-``pip install clarion[serve]``).
+``GET /ping`` answers 200 when the model is loaded. Bad requests (malformed CSV / JSON, JSON
+nested too deeply, records of the wrong shape or feature values that are not scalars) get 400
+with a message, unsupported media types 415 / 406, and a body larger than ``max_body_bytes``
+(default :data:`DEFAULT_MAX_BODY_BYTES`, SageMaker's 6 MB invocation limit; ``--max-body-bytes``)
+413: the body is read as a stream and the request refused as soon as it passes the limit (or
+at once when its ``Content-Length`` does), so a large body never sits in memory. The server is
+uvicorn + starlette (optional dependencies, ``pip install clarion[serve]``).
 
 For tests and demos, :class:`ModelServer` runs the same server in a background thread::
 
@@ -38,11 +42,35 @@ import numpy as np
 
 from clarion.models import CONTENT_TYPES, Model, as_model
 
-__all__ = ["ModelServer", "add_arguments", "create_app", "run"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MSG_BODY_TOO_LARGE", "MSG_NOT_SCALAR", "MSG_TOO_DEEP", "ModelServer",
+           "add_arguments", "create_app", "run"]
+
+#: largest request body accepted by default: SageMaker's invocation payload limit (6 MB = 6 MiB);
+#: clarion's :class:`clarion.models.Endpoint` sends at most 6,000,000 bytes per request
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+MSG_BODY_TOO_LARGE = ("request body larger than this server's limit of {limit} bytes (max_body_bytes, "
+                      "--max-body-bytes); send fewer rows per request")
+MSG_TOO_DEEP = "JSON nested too deeply to parse"
+MSG_NOT_SCALAR = "record {record}, feature {feature}: expected a number, string, boolean or null, got {kind}"
 
 
 class _BadRequest(ValueError):
     pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; nesting deeper than the parser's recursion limit is the client's error (400).
+    A parsed document is never walked recursively: records and feature values are checked one
+    level at a time, and a nested value where a feature value belongs is refused (MSG_NOT_SCALAR)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _BadRequest(MSG_TOO_DEEP) from None
 
 
 def _features_of(record: Any, finder: Any) -> Any:
@@ -67,9 +95,20 @@ def _rows_from_records(records: list[Any], finder: Any, feature_names: list[str]
                 raise _BadRequest(f"record {i} lacks features {missing}")
             f = [f[n] for n in feature_names]
         if not isinstance(f, list):
-            raise _BadRequest(f"record {i}: expected a list of feature values, got {str(f)[:200]}")
+            raise _BadRequest(f"record {i}: expected a list of feature values, got {_short(f)}")
+        for j, v in enumerate(f):
+            if v is not None and not isinstance(v, (int, float, str)):  # bool is an int
+                raise _BadRequest(MSG_NOT_SCALAR.format(record=i, feature=j, kind=_short(v)))
         rows.append(f)
     return rows
+
+
+def _short(v: Any, n: int = 200) -> str:
+    """At most ``n`` characters of ``v``'s JSON form (cheap on a large or deep value)."""
+    if isinstance(v, (list, dict)):
+        kind = "a list" if isinstance(v, list) else "an object"
+        return f"{kind} of {len(v)} item{'s' if len(v) != 1 else ''}"
+    return repr(v)[:n]
 
 
 def _to_input(rows: list[list[Any]], model: Model) -> Any:
@@ -111,9 +150,9 @@ def _parse_request(body: bytes, content_type: str, model: Model, finder: Any) ->
         raise _BadRequest(f"body is not UTF-8: {exc}") from None
     try:
         if content_type == "application/jsonlines":
-            records = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+            records = [_loads(ln) for ln in text.splitlines() if ln.strip()]
         else:
-            doc = json.loads(text)
+            doc = _loads(text)
             if finder is not None and isinstance(doc, dict):
                 records = finder.search(doc)
                 finder = None
@@ -152,7 +191,45 @@ def _format_response(y: np.ndarray, accept: str, names: list[str] | None) -> byt
     return json.dumps({"predictions": [record(r) for r in rows]}, separators=(",", ":")).encode()
 
 
-def create_app(model: Any, *, features: str | None = None) -> Any:
+def _max_body(v: Any, arg: str = "max_body_bytes") -> int:
+    """A positive byte count: an int, or a string such as ``"6MiB"``, ``"6MB"``, ``"6291456"``."""
+    import re
+
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        n = int(v)
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)\s*([KMG]i?)?B?\s*", str(v)) \
+            if isinstance(v, str) else None
+        if m is None:
+            raise ValueError(f"{arg}: expected a number of bytes such as 6291456 or '6MiB', got {v!r}")
+        mult = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[m.group(2)]
+        n = int(float(m.group(1)) * mult)
+    if n <= 0:
+        raise ValueError(f"{arg}: must be a positive number of bytes, got {v!r}")
+    return n
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    """The request body, read as a stream; :class:`_TooLarge` as soon as it passes ``limit`` bytes
+    (at once when ``Content-Length`` says so; the count of bytes received decides otherwise, with
+    chunked transfer or a ``Content-Length`` that lies)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            n = int(declared)
+        except ValueError:
+            raise _BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
+        if n > limit:
+            raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def create_app(model: Any, *, features: str | None = None, max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES) -> Any:
     """A starlette application serving ``model`` at ``POST /invocations`` and ``GET /ping``.
 
     Parameters
@@ -162,6 +239,9 @@ def create_app(model: Any, *, features: str | None = None) -> Any:
     features : str, optional
         JMESPath locating the feature values in JSON / JSON Lines records (default: the record
         itself when it is a list, its ``features`` field when it is an object).
+    max_body_bytes : int or str, default :data:`DEFAULT_MAX_BODY_BYTES`
+        Largest request body accepted (bytes, or a string like ``"16MiB"``); a larger one is
+        answered 413 (:data:`MSG_BODY_TOO_LARGE`) without being read whole.
 
     Returns
     -------
@@ -169,9 +249,11 @@ def create_app(model: Any, *, features: str | None = None) -> Any:
     """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
     from starlette.responses import Response
     from starlette.routing import Route
 
+    limit = _max_body(max_body_bytes)
     model = as_model(model)
     finder = None
     if features:
@@ -193,7 +275,17 @@ def create_app(model: Any, *, features: str | None = None) -> Any:
         if accept not in CONTENT_TYPES:
             return Response(f"unsupported accept type {accept!r}; use one of {list(CONTENT_TYPES)}",
                             status_code=406, media_type="text/plain")
-        body = await request.body()
+        try:
+            body = await _read_body(request, limit)
+        except _TooLarge:
+            # close the connection: the rest of the body is not read
+            return Response(MSG_BODY_TOO_LARGE.format(limit=limit), status_code=413, media_type="text/plain",
+                            headers={"connection": "close"})
+        except _BadRequest as exc:
+            return Response(f"ValueError: {exc}", status_code=400, media_type="text/plain",
+                            headers={"connection": "close"})
+        except ClientDisconnect:
+            return Response(b"", status_code=400)
         try:
             X = _parse_request(body, ctype, model, finder)
             y = await run_in_threadpool(model.predict, X)
@@ -239,6 +331,8 @@ class ModelServer:
         0 picks a free port.
     features : str, optional
         See :func:`create_app`.
+    max_body_bytes : int or str, default :data:`DEFAULT_MAX_BODY_BYTES`
+        See :func:`create_app`.
 
     Examples
     --------
@@ -252,8 +346,8 @@ class ModelServer:
     """
 
     def __init__(self, model: Any, *, host: str = "127.0.0.1", port: int = 0, features: str | None = None,
-                 app: Any = None) -> None:
-        self._app = app if app is not None else create_app(model, features=features)
+                 app: Any = None, max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES) -> None:
+        self._app = app if app is not None else create_app(model, features=features, max_body_bytes=max_body_bytes)
         self.host = host
         self.port = int(port)
         self._server = None
@@ -318,6 +412,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated names of the outputs (used for predicted_label)")
     parser.add_argument("--features", default=None,
                         help="JMESPath of the feature values in JSON / JSON Lines records")
+    parser.add_argument("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                        help="largest request body accepted, e.g. 6291456 or 16MiB (default 6MiB, SageMaker's "
+                             "invocation limit); a larger one is answered 413")
     parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
                         help="extra type to trust when loading a .skops file (repeatable)")
 
@@ -344,7 +441,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = _load(args.model, args)
-        app = create_app(model, features=args.features)
+        app = create_app(model, features=args.features,
+                         max_body_bytes=_max_body(args.max_body_bytes, "--max-body-bytes"))
         uvicorn = _uvicorn()
     except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:
         print(f"clarion serve: {exc}", file=sys.stderr)

@@ -1,35 +1,144 @@
 """``clarion report``: re-render a report from an existing ``analysis.json`` (clarion's or Clarify's).
 
 ``clarion report OUT/analysis.json -o report.html`` writes one self-contained HTML page (or
-Markdown, for a ``.md`` output). Files found beside ``analysis.json`` are used when present: the
-config summary from ``analysis_config.json`` and the local-attribution summary from
-``explanations_shap/out.csv``.
+Markdown, for a ``.md`` output; any other extension is refused: :data:`FORMATS`). Files found
+beside ``analysis.json`` are used when present: the config summary from ``analysis_config.json``,
+the local-attribution summary from ``explanations_shap/out.csv`` and, in a ``clarion monitor``
+output folder, the drift section from ``constraint_violations.json`` (with
+``drift_over_time.parquet`` / ``.csv`` for the per-window charts).
+
+Every input is validated before anything is written: a malformed ``analysis.json`` (or config,
+or ``constraint_violations.json``) raises :class:`clarion.monitor.AnalysisError`, a ``ValueError``
+naming the file and the key path.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-__all__ = ["add_arguments", "render_file", "run"]
+__all__ = ["FORMATS", "MSG_FORMAT", "add_arguments", "render_file", "run"]
+
+#: output extensions ``clarion report`` writes (case-insensitive) -> the format
+FORMATS = {".html": "html", ".htm": "html", ".md": "markdown"}
+MSG_FORMAT = "output: {path}: clarion report cannot write {ext}; it writes {formats}"
 
 
-def _load_json(path: str, what: str) -> Any:
+def _format_of(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise ValueError(MSG_FORMAT.format(path=path, ext=f"a {ext!r} file" if ext else "a file without an extension",
+                                           formats=", ".join(FORMATS)))
+    return FORMATS[ext]
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    """The analysis config, checked where the report reads it (names the file and the key)."""
+    from clarion.monitor import AnalysisError, load_json
+
+    cfg = load_json(path, name="config")
+
+    def need(ok: bool, key: str, what: str, v: Any) -> None:
+        if not ok:
+            got = type(v).__name__ if not isinstance(v, (list, dict)) else ("a list" if isinstance(v, list) else "an object")
+            raise AnalysisError(f"config: {path}: {key}: expected {what}, got {got}")
+
+    need(isinstance(cfg, dict), "(top level)", "a JSON object (an analysis config)", cfg)
+    methods = cfg.get("methods")
+    if methods is not None:
+        need(isinstance(methods, dict), "methods", "an object", methods)
+        report = methods.get("report")
+        if report is not None:
+            need(isinstance(report, dict), "methods.report", "an object", report)
+            title = report.get("title")
+            need(title is None or isinstance(title, str), "methods.report.title", "a string", title)
+    if cfg.get("facet") is not None:
+        need(isinstance(cfg["facet"], list), "facet", "a list", cfg["facet"])
+        for i, f in enumerate(cfg["facet"]):
+            need(isinstance(f, dict), f"facet[{i}]", "an object", f)
+    if cfg.get("predictor") is not None:
+        need(isinstance(cfg["predictor"], dict), "predictor", "an object", cfg["predictor"])
+    return cfg
+
+
+def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
+    """(overall, over_time, baseline, window) rebuilt from a ``clarion monitor`` output folder, or
+    None when ``here`` has no ``constraint_violations.json``."""
+    from clarion.monitor import (
+        TABLE_COLUMNS,
+        DriftOverTime,
+        DriftResult,
+        load_violations,
+    )
+
+    path = os.path.join(here, "constraint_violations.json")
+    if not os.path.exists(path):
+        return None
+    doc = load_violations(path)
+    violations = doc.get("violations", [])
+    overall = DriftResult([v for v in violations if "window" not in v], list(doc.get("scores", [])))
+    over_time = None
+    if doc.get("window_scores") is not None:
+        import pandas as pd
+
+        results = {w: DriftResult([{k: x for k, x in v.items() if k != "window"} for v in violations
+                                   if v.get("window") == w], list(sc)) for w, sc in doc["window_scores"].items()}
+        table = pd.DataFrame(columns=list(TABLE_COLUMNS))
+        for name in ("drift_over_time.parquet", "drift_over_time.csv"):
+            tpath = os.path.join(here, name)
+            if os.path.exists(tpath):
+                table = _read_table(tpath, results)
+                break
+        over_time = DriftOverTime(table, results)
+    return overall, over_time, doc.get("baseline") or "", doc.get("window")
+
+
+def _read_table(path: str, results: dict[str, Any]) -> Any:
+    """``drift_over_time.parquet`` / ``.csv``, its windows named as in ``results``."""
+    import pandas as pd
+
+    from clarion.monitor import TABLE_COLUMNS, AnalysisError
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what}: {path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        t = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path, dtype={"window": str})
+    except ImportError:  # no Parquet reader: the CSV beside it has the same table
+        return _read_table(path[: -len(".parquet")] + ".csv", results) if path.endswith(".parquet") else None
+    except (ValueError, OSError) as exc:
+        raise AnalysisError(f"{path}: cannot read the drift table: {exc}") from None
+    missing = [c for c in TABLE_COLUMNS if c not in t.columns]
+    if missing:
+        raise AnalysisError(f"{path}: columns {missing} missing (expected {list(TABLE_COLUMNS)})")
+    by_time = {}
+    for w in results:
+        try:
+            by_time[pd.Timestamp(w)] = w
+        except ValueError:
+            raise AnalysisError(f"constraint_violations.json: window_scores: key {w!r} is not a timestamp") from None
+    names = []
+    for i, w in enumerate(t["window"]):
+        try:
+            key = by_time.get(pd.Timestamp(w))
+        except (ValueError, TypeError):
+            key = None
+        if key is None:
+            raise AnalysisError(f"{path}: row {i + 1}: window {w!r} is not one of constraint_violations.json's "
+                                f"window_scores")
+        names.append(pd.Timestamp(key))
+    t = t.assign(window=pd.Series(names, index=t.index, dtype=object))
+    try:
+        for c in ("value", "baseline"):
+            t[c] = t[c].astype("float64")
+    except (ValueError, TypeError) as exc:
+        raise AnalysisError(f"{path}: column {c!r}: {exc}") from None
+    return t
 
 
 def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, title: str | None = None,
                 config_path: str | os.PathLike | None = None) -> str:
-    """Render ``analysis_path`` to ``output`` (HTML, or Markdown when it ends in ``.md``), atomically.
+    """Render ``analysis_path`` to ``output`` (HTML for ``.html`` / ``.htm``, Markdown for ``.md``),
+    atomically; with the drift section when ``analysis_path`` lies in a ``clarion monitor`` output.
 
     Parameters
     ----------
@@ -46,37 +155,58 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
     -------
     str
         The written path.
+
+    Raises
+    ------
+    ValueError
+        ``output`` has another extension (:data:`MSG_FORMAT`); an input is malformed
+        (:class:`clarion.monitor.AnalysisError`, naming the file and the key path).
     """
     from clarion._io import atomic_write_text
+    from clarion.monitor import AnalysisError, load_analysis
     from clarion.report import render_html, render_markdown
+    from clarion.report.drift import drift_html, drift_markdown
 
+    out = os.fspath(output)
+    fmt = _format_of(out)
     analysis_path = os.fspath(analysis_path)
-    doc = _load_json(analysis_path, "analysis")
-    if not isinstance(doc, dict):
-        raise ValueError(f"analysis: {analysis_path} is not an analysis.json document (expected a JSON object)")
+    doc = load_analysis(analysis_path, name="analysis")
     known = ("pre_training_bias_metrics", "post_training_bias_metrics", "explanations")
     if not any(k in doc for k in known):
-        raise ValueError(f"analysis: {analysis_path} has none of {list(known)}; is it an analysis.json?")
+        raise AnalysisError(f"analysis: {analysis_path} has none of {list(known)}; is it an analysis.json?")
     here = os.path.dirname(os.path.abspath(analysis_path))
     if config_path is None and os.path.exists(os.path.join(here, "analysis_config.json")):
         config_path = os.path.join(here, "analysis_config.json")
-    config = _load_json(os.fspath(config_path), "config") if config_path is not None else None
+    config = _load_config(os.fspath(config_path)) if config_path is not None else None
     if title is None:
-        title = ((config or {}).get("methods", {}).get("report", {}) or {}).get("title") or "Analysis Report"
-    out = os.fspath(output)
-    if out.endswith(".md"):
+        title = ((config or {}).get("methods") or {}).get("report") or {}
+        title = title.get("title") or "Analysis Report"
+    drift = _drift(here)
+    if fmt == "markdown":
         text = render_markdown(doc, title=title)
+        if drift is not None:
+            overall, over_time, baseline, window = drift
+            text = text.rstrip("\n") + "\n" + drift_markdown(overall=overall, over_time=over_time, baseline=baseline,
+                                                            window=window) + "\n"
     else:
         local = None
         local_path = os.path.join(here, "explanations_shap", "out.csv")
         if os.path.exists(local_path):
             import pandas as pd
 
-            local = pd.read_csv(local_path)
+            try:
+                local = pd.read_csv(local_path)
+            except (ValueError, OSError) as exc:
+                raise AnalysisError(f"{local_path}: cannot read the local attributions: {exc}") from None
             join = (config or {}).get("joinsource_name_or_index")
             if isinstance(join, str) and join in local.columns:
                 local = local.drop(columns=[join])
         text = render_html(doc, title=title, config=config, local_shap=local)
+        if drift is not None:
+            overall, over_time, baseline, window = drift
+            at = text.rfind("</main>")
+            text = text[:at] + drift_html(overall=overall, over_time=over_time, baseline=baseline,
+                                          window=window) + text[at:]
     atomic_write_text(out, text)
     return out
 
@@ -84,7 +214,8 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarion report``."""
     parser.add_argument("analysis", help="an analysis.json (clarion's or SageMaker Clarify's)")
-    parser.add_argument("-o", "--output", help="report file: .html (default: report.html beside the input) or .md")
+    parser.add_argument("-o", "--output", help="report file: .html/.htm (default: report.html beside the input) or .md; "
+                                             "other extensions are refused")
     parser.add_argument("--title", help="report title (default: the config's methods.report.title)")
     parser.add_argument("--config", help="the analysis config (default: analysis_config.json beside the input)")
 

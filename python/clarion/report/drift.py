@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clarion._io import atomic_write_text
-from clarion.report.svg import PALETTE, esc, fmt
+from clarion.report.svg import PALETTE, esc, fmt, md
 
 __all__ = ["add_drift_section", "drift_html", "drift_markdown", "time_series"]
 
@@ -156,7 +156,7 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         items.append(f"<li>all new rows: <b>{n_bad}</b> violation{'s' if n_bad != 1 else ''}</li>")
     if over_time is not None:
         nw = len(over_time.results)
-        items.append(f"<li>{nw} window{'s' if nw != 1 else ''} of {esc(window or '')}: "
+        items.append(f"<li>{nw} window{'s' if nw != 1 else ''}{' of ' + esc(window) if window else ''}: "
                      + (f"<b>{len(flagged)}</b> with violations, first <b>{esc(_short(flagged[0]))}</b>"
                         if flagged else "none with violations") + "</li>")
     out.append(f"<section class='card summary drift-summary'><h3>Summary</h3><ul>{''.join(items)}</ul>"
@@ -227,14 +227,15 @@ def _time_series_cards(over_time: Any) -> str:
 
 
 def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str = "", window: str | None = None) -> str:
-    """The drift section as Markdown: the checks on all rows and the windows with violations."""
+    """The drift section as Markdown: the checks on all rows and the windows with violations; data
+    strings escaped as in :func:`clarion.report.html.render_markdown`."""
 
     def cell(v: Any) -> str:
-        return _cell(v).replace("|", "\\|").replace("\n", " ")
+        return md(_cell(v))
 
     lines = ["", "## Drift against the baseline", ""]
     if baseline:
-        lines.append(f"Baseline: `{baseline}`")
+        lines.append(f"Baseline: {md(baseline)}")
         lines.append("")
     if overall is not None:
         lines += [f"All new rows: {len(overall.violations)} violation(s).", "",
@@ -250,14 +251,15 @@ def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str 
         lines.append("")
     if over_time is not None:
         flagged = over_time.flagged
-        lines.append(f"{len(over_time.results)} window(s) of {window or ''}; "
-                     + (f"{len(flagged)} with violations, first {flagged[0]}." if flagged else "none with violations."))
+        lines.append(f"{len(over_time.results)} window(s){' of ' + cell(window) if window else ''}; "
+                     + (f"{len(flagged)} with violations, first {md(flagged[0])}." if flagged
+                        else "none with violations."))
         if flagged:
             lines += ["", "| window | violations |", "| --- | --- |"]
             for w in flagged:
                 names = ", ".join(sorted({f"{v.get('facet', v.get('label'))}:{v['metric_name']}"
                                           for v in over_time.results[w].violations}))
-                lines.append(f"| {w} | {cell(names)} |")
+                lines.append(f"| {md(w)} | {cell(names)} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -8,7 +8,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from clarion.report.svg import bars, esc, fmt, interval_track, line_with_distribution, strip_plot
+from clarion.report.svg import (
+    bars,
+    esc,
+    fmt,
+    grid_label,
+    interval_track,
+    line_with_distribution,
+    md,
+    strip_plot,
+)
 
 __all__ = ["METRIC_GUIDE", "render_html", "render_markdown"]
 
@@ -55,11 +64,17 @@ th{background:#f8fafc;font-weight:600} td.num{font-variant-numeric:tabular-nums;
 
 
 def _num(v: Any) -> float | None:
+    """A value of analysis.json as a float: "Infinity" and the other strings the monitor reads
+    (:data:`clarion.monitor.METRIC_STRINGS`), None for null / NaN."""
     if v is None:
         return None
     if isinstance(v, str):
-        return {"Infinity": math.inf, "-Infinity": -math.inf}.get(v)
-    return float(v)
+        from clarion.monitor import METRIC_STRINGS
+
+        f = METRIC_STRINGS.get(v)
+    else:
+        f = float(v)
+    return None if f is None or math.isnan(f) else f
 
 
 def _guide(name: str) -> tuple[float, float, float, str]:
@@ -132,9 +147,12 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
     notes : list of str, optional
         Extra lines for the summary (e.g. skipped rows).
     """
+    from clarion import __version__
+    from clarion.monitor import load_analysis
+
+    load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     if title is None:
         title = ((config or {}).get("methods", {}).get("report", {}) or {}).get("title") or "Analysis Report"
-    from clarion import __version__
 
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body><main>",
@@ -214,7 +232,6 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
 
 def _local_summary(local_shap: Any, feature_values: Any, max_rows: int) -> str:
     import numpy as np
-
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     def numeric(s: Any) -> bool:  # pandas 3 string columns are not numpy dtypes
@@ -243,47 +260,50 @@ def _local_summary(local_shap: Any, feature_values: Any, max_rows: int) -> str:
 
 
 def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Report") -> str:
-    """The same tables as :func:`render_html`, as Markdown (for terminals and pull requests)."""
+    """The same tables as :func:`render_html`, as Markdown (for terminals and pull requests).
 
-    def cell(s: Any) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
+    Every string that came from data goes through :func:`clarion.report.svg.md`: Markdown
+    punctuation escaped, ``<``/``>``/``&`` as entities, line breaks as spaces, so no value can
+    inject markup or HTML, nor split a table cell or row."""
+    from clarion.monitor import load_analysis
 
-    lines = [f"# {cell(title)}", ""]
+    load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
+    lines = [f"# {md(title)}", ""]
     for stage, sec in _bias_sections(analysis):
         lines += [f"## {STAGE_TITLES[stage]}", "",
-                  f"label `{cell(sec.get('label'))}`, positive when `{cell(sec.get('label_value_or_threshold'))}`", ""]
+                  f"label {md(sec.get('label'))}, positive when {md(sec.get('label_value_or_threshold'))}", ""]
         for facet, entries in sec.get("facets", {}).items():
             for e in entries:
-                lines += [f"### {cell(facet)} = {cell(e.get('value_or_threshold'))}", "",
+                lines += [f"### {md(facet)} = {md(e.get('value_or_threshold'))}", "",
                           "| metric | value | interval | ideal | description |", "|---|---:|---|---:|---|"]
                 for m in e.get("metrics", []):
                     v = _num(m.get("value"))
-                    val = f"n/a ({cell(m.get('error', 'undefined'))})" if v is None else fmt(v)
+                    val = f"n/a ({md(m.get('error') or 'undefined')})" if v is None else md(fmt(v))
                     ci = ""
                     if m.get("ci_low") is not None and m.get("ci_high") is not None:
-                        ci = f"[{fmt(_num(m['ci_low']))}, {fmt(_num(m['ci_high']))}]"
-                    lines.append(f"| {cell(m['name'])} | {val} | {ci} | {fmt(_guide(m['name'])[2])} | "
-                                 f"{cell(m.get('description', ''))} |")
+                        ci = f"[{fmt(_num(m['ci_low']))}, {fmt(_num(m['ci_high']))}]"  # numbers only
+                    lines.append(f"| {md(m['name'])} | {val} | {ci} | {md(fmt(_guide(m['name'])[2]))} | "
+                                 f"{md(m.get('description') or '')} |")
                 lines.append("")
     shap = (analysis.get("explanations") or {}).get("kernel_shap") or {}
     if shap:
         lines += ["## Feature attributions (Kernel SHAP)", ""]
         for label, block in shap.items():
-            lines += [f"### {cell(label)} (expected value {fmt(_num(block.get('expected_value')))})", "",
+            lines += [f"### {md(label)} (expected value {md(fmt(_num(block.get('expected_value'))))})", "",
                       "| feature | global SHAP |", "|---|---:|"]
             for k, v in sorted(block.get("global_shap_values", {}).items(), key=lambda kv: -abs(kv[1])):
-                lines.append(f"| {cell(k)} | {fmt(float(v))} |")
+                lines.append(f"| {md(k)} | {md(fmt(float(v)))} |")
             lines.append("")
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         lines += ["## Partial dependence", ""]
         for e in pdp:
             if e.get("error"):
-                lines += [f"- {cell(e.get('feature_name'))}: {cell(e['error'])}"]
+                lines += [f"- {md(e.get('feature_name'))}: {md(e['error'])}"]
                 continue
-            preds = e.get("model_predictions", [[]])[0]
-            pts = ", ".join(f"{cell(x if isinstance(x, str) else fmt(float(x), 3))} → {fmt(float(p), 3)}"
+            preds = (e.get("model_predictions") or [[]])[0]
+            pts = ", ".join(f"{md(grid_label(x))} → {md(fmt(_num(p), 3))}"
                             for x, p in zip(e.get("feature_values", []), preds))
-            lines.append(f"- **{cell(e.get('feature_name'))}**: {pts}")
+            lines.append(f"- **{md(e.get('feature_name'))}**: {pts}")
         lines.append("")
     return "\n".join(lines)

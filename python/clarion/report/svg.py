@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
+import re
 from collections.abc import Sequence
 
-__all__ = ["bars", "esc", "fmt", "interval_track", "line_with_distribution", "strip_plot"]
+__all__ = ["bars", "esc", "fmt", "grid_label", "interval_track", "line_with_distribution", "md", "strip_plot"]
+
+# Markdown punctuation that can open or close markup inline (escapes, code spans, emphasis, link and
+# image brackets, table pipes, strikethrough, a heading's closing #s); ``<``, ``>``, ``&`` become
+# entities. Line-start markup (-, +, =, >, 1.) needs no escape: a data string never starts a line of
+# clarion's Markdown.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 
@@ -17,6 +26,21 @@ PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
 def esc(s: object) -> str:
     """HTML/SVG-escape any value (quotes included)."""
     return html.escape(str(s), quote=True)
+
+
+def md(s: object) -> str:
+    """Markdown-escape any value for inline text or a GFM table cell: Markdown punctuation
+    backslash-escaped (``|`` included, so a cell cannot be split), ``&``, ``<`` and ``>`` as HTML
+    entities (no inline HTML), line breaks as spaces (a row stays one line)."""
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", _LINE_BREAK.sub(" ", str(s))), quote=False)
+
+
+def grid_label(x: object) -> str:
+    """A PDP grid value as shown: numbers formatted (3 digits), categories (strings, booleans,
+    null) as they are."""
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return fmt(float(x), 3)
+    return str(x)
 
 
 def fmt(v: float | None, digits: int = 4) -> str:
@@ -174,7 +198,7 @@ def line_with_distribution(xs: Sequence[object], series: Sequence[Sequence[float
                          f'height="{h:.1f}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>')
     every = max(1, n // 6)
     for i in range(0, n, every):
-        label = xs[i] if isinstance(xs[i], str) else fmt(float(xs[i]), 3)
+        label = grid_label(xs[i])
         parts.append(f'<text x="{px(i):.1f}" y="{height - 14}" font-size="10" text-anchor="middle">'
                      f'{esc(label)}</text>')
     parts.append("</svg>")
