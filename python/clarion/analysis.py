@@ -22,6 +22,7 @@ This module is also the ``clarion analyze`` subcommand (:func:`add_arguments`, :
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -589,24 +590,15 @@ def _previous_outputs(output_dir: str) -> list[str]:
     return names + [f"{report}.html", f"{report}.md"]
 
 
-class _staged:
-    """``with _staged(out_dir) as s:`` write the run into ``s.stage``; on success it replaces the
-    previous results in ``out_dir`` (stale files of the previous run removed, the user's kept); on
-    failure or interrupt ``out_dir`` is left as it was. ``moved(result)`` rewrites an
-    :class:`AnalysisResult`'s paths from the stage to ``out_dir``."""
+@dataclass
+class _Stage:
+    """Where a run writes (``stage``) and where its results go on success (``out_dir``)."""
 
-    def __init__(self, out_dir: str) -> None:
-        self.out_dir = out_dir
-        self._cm = staged_output_dir(out_dir, _previous_outputs)
-
-    def __enter__(self) -> _staged:
-        self.stage = self._cm.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self._cm.__exit__(*exc)
+    out_dir: str
+    stage: str = ""
 
     def moved(self, result: AnalysisResult) -> AnalysisResult:
+        """``result`` with its paths rewritten from the stage to ``out_dir``."""
         def at(p: str) -> str:
             rel = os.path.relpath(p, self.stage)
             return p if rel.startswith("..") else os.path.join(self.out_dir, rel)
@@ -614,6 +606,16 @@ class _staged:
         result.output_dir = self.out_dir
         result.paths = {k: at(v) for k, v in result.paths.items()}
         return result
+
+
+@contextlib.contextmanager
+def _staged(out_dir: str) -> Iterator[_Stage]:
+    """``with _staged(out_dir) as s:`` write the run into ``s.stage``; on success it replaces the
+    previous results in ``out_dir`` (stale files of the previous run removed, the user's kept); on
+    failure or interrupt ``out_dir`` is left as it was."""
+    s = _Stage(out_dir)
+    with staged_output_dir(out_dir, _previous_outputs) as s.stage:
+        yield s
 
 
 def _load_model(cfg: Any, model: Any, base_dir: str, why: str) -> tuple[Any, bool]:

@@ -53,6 +53,8 @@ OPTIONAL_MODULES: dict[str, str] = {
 }
 #: subcommands whose optional packages come with another extra than OPTIONAL_MODULES says
 COMMAND_EXTRAS: dict[str, str] = {"demo": "examples"}
+#: optional packages a subcommand always needs: checked before it starts
+COMMAND_NEEDS: dict[str, tuple[str, ...]] = {"serve": ("starlette", "uvicorn")}
 
 MSG_MISSING_EXTRA = "{module} is not installed; it comes with clarion's {extra!r} extra: pip install 'clarion[{extra}]'"
 MSG_MISSING_MODULE = ("{message}: a dependency of clarion is missing from this environment "
@@ -132,6 +134,15 @@ def _message(exc: Exception, command: str) -> str:
     return MSG_INTERNAL.format(message=f"{type(exc).__name__}: {text}")
 
 
+def _check_needs(command: str) -> None:
+    """Raise ModuleNotFoundError for the first optional package ``command`` needs that is missing."""
+    import importlib.util
+
+    for name in COMMAND_NEEDS.get(command, ()):
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def _report(command: str, message: str) -> None:
     from clarion._progress import end_line
 
@@ -148,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
     try:
         args = _parser(command).parse_args(argv)
+        _check_needs(args.command)
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args))
     except KeyboardInterrupt:
