@@ -112,7 +112,7 @@ def run_cli(*args, cwd=None, blocked=(), **kw):
         sys.exit(main(sys.argv[2:]))
     """)
     return subprocess.run([sys.executable, "-c", code, json.dumps(sorted(blocked)), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env(**kw), timeout=600)
+                          capture_output=True, text=True, cwd=cwd, env=env(**kw), timeout=600, check=False)
 
 
 def assert_one_line_error(proc, *needles, command=None):
@@ -265,7 +265,8 @@ def test_demo_steps_need_only_the_examples_extra(tmp_path):
         sio.dump(model, p)
         print(models.as_model(p).predict(df[demo.FEATURES].iloc[:3]).shape)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=600,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(3, 2)"
 
@@ -326,7 +327,7 @@ def test_ci_installs_the_wheel_as_the_readme_says():
 class Failing:
     """A model that works for ``good`` calls, then raises ``exc``."""
 
-    output_names = ["0", "1"]
+    output_names = ("0", "1")
 
     def __init__(self, good, exc):
         self.good, self.exc, self.calls = good, exc, 0
@@ -419,7 +420,7 @@ def test_stale_report_name_outside_the_folder_is_never_removed(previous):
 
 
 def test_monitor_failed_overwrite_keeps_the_previous_results(previous, capsys):
-    tmp, out, _ = previous
+    tmp = previous[0]
     cfg = bias_only()
     (tmp / "c.json").write_text(json.dumps(cfg))
     base = tmp / "base"
@@ -522,7 +523,7 @@ def test_huge_n_bootstrap_is_one_line(tmp_path):
     assert resource.RLIM_INFINITY is not None
     proc = subprocess.run([sys.executable, "-c", code, "analyze", "--config", str(tmp_path / "c.json"), "--data",
                            str(tmp_path / "d.csv"), "--output", str(tmp_path / "o"), "--quiet"],
-                          capture_output=True, text=True, env=env(), timeout=600)
+                          capture_output=True, text=True, env=env(), timeout=600, check=False)
     line = assert_one_line_error(proc, command="analyze")
     assert "n_bootstrap" in line or "out of memory" in line
 
