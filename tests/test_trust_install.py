@@ -634,3 +634,18 @@ def test_error_after_a_progress_bar_starts_on_its_own_line(monkeypatch, capsys):
     sys.modules["clarion_fake_command"].run = run
     assert main(["fake"]) == EXIT_ERROR
     assert stream.getvalue().splitlines()[-1] == "clarion fake: error: d.csv: line 3: bad"
+
+
+def test_demo_without_skops_names_the_examples_extra(tmp_path, monkeypatch, capsys):
+    """The demo's config names its model file (so it reruns from the CLI): without skops it stops
+    with the extra to install instead of silently writing a config with no model."""
+    from clarion import demo
+
+    monkeypatch.setattr(demo, "load_data", lambda: data().rename(columns={"y": "released"}))
+    monkeypatch.setattr(demo, "train_model", lambda df, seed=0: object())
+    monkeypatch.setitem(sys.modules, "skops", None)
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--quiet"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err == "clarion demo: error: " + cli.MSG_MISSING_EXTRA.format(module="skops", extra="examples") + "\n"
+    assert os.listdir(tmp_path) == []

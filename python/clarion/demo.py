@@ -102,17 +102,15 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
         atomic_write_text(data_path, df.to_csv(index=False))
         model = train_model(df)
         cfg = dict(DEMO_CONFIG, headers=list(df.columns))
-        try:
+        try:  # the written config names the model file, so that the analysis reruns from the CLI
             import skops.io as sio
-        except ImportError:  # the analysis still runs, with the model in memory
-            sio = None
-        if sio is not None:
-            sio.dump(model, os.path.join(stage, "model.skops"))
-            cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
+        except ImportError as exc:
+            raise ImportError("clarion demo needs skops to save its model: pip install 'clarion[examples]'") from exc
+        sio.dump(model, os.path.join(stage, "model.skops"))
+        cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
         config_path = os.path.join(stage, "analysis_config.json")
         AnalysisConfig.from_dict(cfg).write(config_path)
-        result = analyze(config_path, data_path, model=None if sio is not None else model, output_dir=stage,
-                         overwrite=True, progress=progress)
+        result = analyze(config_path, data_path, output_dir=stage, overwrite=True, progress=progress)
     return staged.moved(result)
 
 

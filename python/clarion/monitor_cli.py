@@ -172,11 +172,7 @@ def _write_table(table: Any, out: str) -> None:
     import io
 
     atomic_write_text(os.path.join(out, "drift_over_time.csv"), table.to_csv(index=False))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:  # Parquet is optional; the CSV has the same table
-        return
-    buf = io.BytesIO()
+    buf = io.BytesIO()  # pyarrow is a base dependency: the Parquet file is always written
     table.to_parquet(buf, index=False)
     atomic_write_bytes(os.path.join(out, "drift_over_time.parquet"), buf.getvalue())
 
