@@ -649,3 +649,27 @@ def test_demo_without_skops_names_the_examples_extra(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert err == "clarion demo: error: " + cli.MSG_MISSING_EXTRA.format(module="skops", extra="examples") + "\n"
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fail_at", [1, 4, 7, 9])  # moving the old files away, placing the new
+def test_a_swap_that_fails_midway_puts_the_previous_folder_back(previous, monkeypatch, fail_at):
+    """Even the final swap is all or nothing: a failure while moving files (disk full, ...) restores
+    the previous results."""
+    from clarion import _io
+
+    tmp, out, before = previous
+    real, calls = _io._move, []
+
+    def move(src, dst):
+        calls.append(src)
+        if len(calls) == fail_at:
+            raise OSError(28, "No space left on device", dst)
+        real(src, dst)
+
+    monkeypatch.setattr(_io, "_move", move)
+    cfg = bias_only()
+    cfg["methods"]["report"] = {"name": "second", "title": "t"}
+    with pytest.raises(OSError, match="No space left"):
+        A.analyze(cfg, tmp / "d.csv", output_dir=out, progress=False, overwrite=True)
+    assert snapshot(out) == before
+    assert leftovers(tmp) == []
