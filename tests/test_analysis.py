@@ -54,14 +54,19 @@ def test_existing_output_dir_is_refused_without_overwrite(tmp_path):
 
 
 def test_overwrite_removes_only_previous_outputs(tmp_path):
+    data = tmp_path / "d.csv"
+    write_csv(data)
     out = tmp_path / "out"
     (out / "explanations_shap").mkdir(parents=True)
     (out / "explanations_shap" / "out.parquet").write_text("stale")
     (out / "analysis.json").write_text("{}")
     (out / "notes.txt").write_text("user file")
-    A._prepare_output_dir(str(out), overwrite=True)
-    assert sorted(os.listdir(out)) == ["explanations_shap", "notes.txt"]
-    assert os.listdir(out / "explanations_shap") == []
+    A._prepare_output_dir(str(out), overwrite=True)  # a check only: nothing goes before the run succeeds
+    assert (out / "analysis.json").read_text() == "{}"
+    A.analyze(bias_config(), data, output_dir=out, progress=False, overwrite=True)
+    assert sorted(os.listdir(out)) == ["analysis.json", "analysis_config.json", "notes.txt", "report.html",
+                                       "report.md"]
+    assert (out / "notes.txt").read_text() == "user file"
 
 
 def test_cli_refuses_existing_output_with_exit_code(tmp_path, capsys):

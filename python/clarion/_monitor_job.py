@@ -355,7 +355,8 @@ def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, m
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
     _analysis._prepare_output_dir(out_dir, overwrite)
-    job = _WindowedJob(cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget,
-                       time_column=time_column, window=window)
-    result = job.run()
-    return WindowedAnalysis(result, job.window_documents(), dict(sorted(job.window_rows.items())))
+    with _analysis._staged(out_dir) as staged:  # the previous results stay until this run has succeeded
+        job = _WindowedJob(cfg, data, model, staged.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget,
+                           time_column=time_column, window=window)
+        result = job.run()
+    return WindowedAnalysis(staged.moved(result), job.window_documents(), dict(sorted(job.window_rows.items())))

@@ -10,7 +10,23 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "end_line"]
+
+#: the stream on which a bar has drawn a line that no newline has ended yet (or None)
+_open_stream: TextIO | None = None
+
+
+def end_line() -> None:
+    """End the line of a bar that was redrawn in place and not closed (an error or an interrupt
+    stopped its task), so that the next message starts on a line of its own."""
+    global _open_stream
+    if _open_stream is not None:
+        try:
+            _open_stream.write("\n")
+            _open_stream.flush()
+        except (OSError, ValueError):  # closed stream
+            pass
+        _open_stream = None
 
 
 class Progress:
@@ -57,6 +73,7 @@ class Progress:
 
     def update(self, n: int = 1) -> None:
         """Advance by ``n`` units."""
+        global _open_stream
         if not self.enabled or self._closed:
             return
         self.n += n
@@ -65,6 +82,7 @@ class Progress:
             self._last = now
             self.stream.write("\r" + self._line())
             self.stream.flush()
+            _open_stream = self.stream
 
     def set(self, n: int) -> None:
         """Set the count to ``n`` (for callers that know the total done so far)."""
@@ -75,6 +93,9 @@ class Progress:
         """Finish the bar (prints the final line)."""
         if not self.enabled or self._closed:
             return
+        global _open_stream
         self._closed = True
         self.stream.write(("\r" if self._tty else "") + self._line() + "\n")
         self.stream.flush()
+        if _open_stream is self.stream:
+            _open_stream = None

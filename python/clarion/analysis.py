@@ -22,17 +22,17 @@ This module is also the ``clarion analyze`` subcommand (:func:`add_arguments`, :
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from clarion._io import atomic_write_text
+from clarion._io import atomic_write_text, create_temp_file, staged_output_dir
 from clarion._progress import Progress
 from clarion.distributed import add_arguments as dask_arguments
 from clarion.distributed import cli_cluster
@@ -53,6 +53,9 @@ PREDICTED_COLUMN = "predicted_label"
 
 OUTPUT_FILES = ("analysis.json", "analysis_config.json", "explanations_shap/out.csv",
                 "explanations_shap/out.parquet", "explanations_shap/baseline.csv")
+#: what ``clarion monitor`` writes besides (a later run into the same folder removes them too)
+MONITOR_OUTPUT_FILES = ("constraint_violations.json", "drift_over_time.csv", "drift_over_time.parquet",
+                        "analysis_by_window.json")
 
 MSG_EXISTS = ("output directory {path} already exists and is not empty; pass overwrite=True "
               "(--overwrite) to write into it")
@@ -401,7 +404,7 @@ class _CsvSink:
         d = os.path.dirname(path)
         os.makedirs(d, exist_ok=True)
         self.path, self.parquet_path = path, parquet_path
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-out.csv", dir=d)
+        fd, self.tmp = create_temp_file(d, "-out.csv")  # mode from the umask, like every output
         self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self.header = True
         self.pq_writer = None
@@ -416,8 +419,7 @@ class _CsvSink:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self.pq_writer is None:
-                fd, self.pq_tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-out.parquet",
-                                                   dir=os.path.dirname(self.parquet_path))
+                fd, self.pq_tmp = create_temp_file(os.path.dirname(self.parquet_path), "-out.parquet")
                 os.close(fd)
                 self.pq_writer = pq.ParquetWriter(self.pq_tmp, table.schema)
             self.pq_writer.write_table(table)
@@ -562,16 +564,63 @@ def _negative_label(values: list[Any], sample: Any) -> Any:
 
 
 def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuse an output folder that exists and is not empty, unless ``overwrite``. Nothing is
+    deleted here: the run writes into a temporary sibling folder that replaces the previous
+    results only when it succeeds (:func:`_staged`)."""
     if os.path.exists(output_dir):
         if not os.path.isdir(output_dir):
             raise FileExistsError(f"output directory {output_dir} exists and is not a directory")
         if os.listdir(output_dir) and not overwrite:
             raise FileExistsError(MSG_EXISTS.format(path=output_dir))
-        for name in OUTPUT_FILES:  # never leave a previous run's file beside this run's
-            p = os.path.join(output_dir, name)
-            if os.path.isfile(p):
-                os.unlink(p)
-    os.makedirs(output_dir, exist_ok=True)
+
+
+def _previous_outputs(output_dir: str) -> list[str]:
+    """The files (relative paths) that an earlier run wrote into ``output_dir``: Clarify's files,
+    ``clarion monitor``'s, everything in ``explanations_shap/``, and the report under the name its
+    ``analysis_config.json`` gave. A successful run removes them; any other file stays."""
+    import json
+
+    names = [*OUTPUT_FILES, *MONITOR_OUTPUT_FILES]
+    shap_dir = os.path.join(output_dir, "explanations_shap")
+    for d, _dirs, files in os.walk(shap_dir):
+        names += [os.path.relpath(os.path.join(d, f), output_dir) for f in files]
+    report = "report"
+    try:
+        with open(os.path.join(output_dir, "analysis_config.json"), encoding="utf-8") as fh:
+            rep = (json.load(fh).get("methods") or {}).get("report") or {}
+        if isinstance(rep.get("name"), str) and rep["name"]:
+            report = rep["name"]
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass  # no readable config: the default report name
+    return names + [f"{report}.html", f"{report}.md"]
+
+
+@dataclass
+class _Stage:
+    """Where a run writes (``stage``) and where its results go on success (``out_dir``)."""
+
+    out_dir: str
+    stage: str = ""
+
+    def moved(self, result: AnalysisResult) -> AnalysisResult:
+        """``result`` with its paths rewritten from the stage to ``out_dir``."""
+        def at(p: str) -> str:
+            rel = os.path.relpath(p, self.stage)
+            return p if rel.startswith("..") else os.path.join(self.out_dir, rel)
+
+        result.output_dir = self.out_dir
+        result.paths = {k: at(v) for k, v in result.paths.items()}
+        return result
+
+
+@contextlib.contextmanager
+def _staged(out_dir: str) -> Iterator[_Stage]:
+    """``with _staged(out_dir) as s:`` write the run into ``s.stage``; on success it replaces the
+    previous results in ``out_dir`` (stale files of the previous run removed, the user's kept); on
+    failure or interrupt ``out_dir`` is left as it was."""
+    s = _Stage(out_dir)
+    with staged_output_dir(out_dir, _previous_outputs) as s.stage:
+        yield s
 
 
 def _load_model(cfg: Any, model: Any, base_dir: str, why: str) -> tuple[Any, bool]:
@@ -672,8 +721,10 @@ def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.P
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
     _prepare_output_dir(out_dir, overwrite)
-    job = _Job(cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget)
-    return job.run()
+    with _staged(out_dir) as staged:  # the previous results stay until this run has succeeded
+        job = _Job(cfg, data, model, staged.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget)
+        result = job.run()
+    return staged.moved(result)
 
 
 class _Job:

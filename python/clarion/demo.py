@@ -87,31 +87,31 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
     -------
     clarion.analysis.AnalysisResult
     """
-    from clarion.analysis import _prepare_output_dir, analyze
+    from clarion._io import atomic_write_text
+    from clarion.analysis import _prepare_output_dir, _staged, analyze
     from clarion.config import AnalysisConfig
 
     out = os.fspath(output_dir)
     _prepare_output_dir(out, overwrite)
     df = load_data()
-    data_path = os.path.join(out, "data", "arrests.csv")
-    from clarion._io import atomic_write_text
-
-    atomic_write_text(data_path, df.to_csv(index=False))
-    model = train_model(df)
-    cfg = dict(DEMO_CONFIG, headers=list(df.columns))
-    try:
-        import skops.io as sio
-    except ImportError:  # the analysis still runs, with the model in memory
-        sio = None
-    if sio is not None:
-        tmp = os.path.join(out, ".tmp-model.skops")
-        sio.dump(model, tmp)
-        os.replace(tmp, os.path.join(out, "model.skops"))  # atomic, like every other output
+    # everything is written into a temporary sibling folder that becomes ``out`` only when the whole
+    # demo has succeeded: a failed or interrupted demo leaves nothing behind that blocks a rerun
+    with _staged(out) as staged:
+        stage = staged.stage
+        data_path = os.path.join(stage, "data", "arrests.csv")
+        atomic_write_text(data_path, df.to_csv(index=False))
+        model = train_model(df)
+        cfg = dict(DEMO_CONFIG, headers=list(df.columns))
+        try:  # the written config names the model file, so that the analysis reruns from the CLI
+            import skops.io as sio
+        except ImportError as exc:
+            raise ImportError("clarion demo needs skops to save its model: pip install 'clarion[examples]'") from exc
+        sio.dump(model, os.path.join(stage, "model.skops"))
         cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
-    config_path = os.path.join(out, "analysis_config.json")
-    AnalysisConfig.from_dict(cfg).write(config_path)
-    return analyze(config_path, data_path, model=None if sio is not None else model, output_dir=out, overwrite=True,
-                   progress=progress)
+        config_path = os.path.join(stage, "analysis_config.json")
+        AnalysisConfig.from_dict(cfg).write(config_path)
+        result = analyze(config_path, data_path, output_dir=stage, overwrite=True, progress=progress)
+    return staged.moved(result)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,12 +31,13 @@ import sys
 from typing import Any
 
 from clarion._io import atomic_write_bytes, atomic_write_text
+from clarion.analysis import MONITOR_OUTPUT_FILES
 
 __all__ = ["MONITOR_FILES", "add_arguments", "run"]
 
-#: files this command writes besides the analysis job's (removed first with --overwrite)
-MONITOR_FILES = ("constraint_violations.json", "drift_over_time.csv", "drift_over_time.parquet",
-                 "analysis_by_window.json")
+#: files this command writes besides the analysis job's (a later run into the same folder replaces
+#: or removes them, once it has succeeded)
+MONITOR_FILES = MONITOR_OUTPUT_FILES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +95,6 @@ def _read_rules(path: str | None) -> dict[str, dict[str, float]] | None:
 def _run(args: argparse.Namespace) -> int:
     from clarion import monitor
     from clarion.cli import EXIT_OK, EXIT_VIOLATIONS
-    from clarion.report.drift import add_drift_section, drift_html, drift_markdown
 
     # -- everything that can be checked before the analysis runs ------------------------------------
     if (args.time_column is None) != (args.window is None):
@@ -107,12 +107,24 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threshold: must lie in [0, 1], got {args.threshold!r}")
     rules = _read_rules(args.rules)
     base = monitor.check_baseline(args.baseline, args.config)
-    out = args.output
-    if args.overwrite:
-        for name in MONITOR_FILES:
-            p = os.path.join(out, name)
-            if os.path.isfile(p):
-                os.unlink(p)
+    from clarion.analysis import _prepare_output_dir, _staged
+
+    _prepare_output_dir(args.output, args.overwrite)
+    # every file of this run (the analysis's and the drift files) goes into a temporary folder that
+    # replaces the previous results only when the whole command has succeeded
+    with _staged(args.output) as staged:
+        result, overall, over_time, doc = _monitor(args, base, rules, staged.stage)
+    staged.moved(result)
+    n_viol = len(doc["violations"])
+    if not args.quiet:
+        print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
+    return EXIT_VIOLATIONS if n_viol else EXIT_OK
+
+
+def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """The analysis and the drift checks, every file written into ``out``."""
+    from clarion import monitor
+    from clarion.report.drift import add_drift_section, drift_html, drift_markdown
 
     model: Any = args.model
     if args.endpoint:
@@ -120,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         from clarion.config import read_config
 
         model = _endpoint(read_config(args.config), args.endpoint)
-    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": args.overwrite,
+    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": True,
           "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
 
     over_time = None
@@ -147,10 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                                               window=args.window),
                       md_section=drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name,
                                                 window=args.window))
-    n_viol = len(doc["violations"])
-    if not args.quiet:
-        print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
-    return EXIT_VIOLATIONS if n_viol else EXIT_OK
+    return result, overall, over_time, doc
 
 
 def _clean(obj: Any) -> Any:
@@ -163,11 +172,7 @@ def _write_table(table: Any, out: str) -> None:
     import io
 
     atomic_write_text(os.path.join(out, "drift_over_time.csv"), table.to_csv(index=False))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:  # Parquet is optional; the CSV has the same table
-        return
-    buf = io.BytesIO()
+    buf = io.BytesIO()  # pyarrow is a base dependency: the Parquet file is always written
     table.to_parquet(buf, index=False)
     atomic_write_bytes(os.path.join(out, "drift_over_time.parquet"), buf.getvalue())
 
