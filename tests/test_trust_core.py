@@ -299,6 +299,22 @@ def run_isolated(body: str) -> None:
     assert not failed, "\n".join(failed)
 
 
+def test_counts_binding_wrapped_table_size_cannot_write_out_of_bounds():
+    """Item 15's crash: n_groups * n_labels wraps around to 4, a 4-cell `out` matches, and group
+    code 2**40 (inside [0, n_groups)) indexes cell 2**42 of it (SIGSEGV before the fix)."""
+    run_isolated(
+        """
+        g = i64(2**40, 0); y = i64(0, 0)
+        expect("wrapped table", r"count table.*too large", _core.grouped_counts_cpu, g, y, None, None,
+               np.zeros(4, np.int64), 2**62 + 1, 4, 1, 0, 0, 0, 1)
+        expect("wrapped weighted table", r"count table.*too large", _core.grouped_counts_cpu, g, y, None,
+               np.ones(2), np.zeros(4), 2**62 + 1, 4, 1, 0, 0, 0, 1)
+        expect("wrapped threshold table", r"too large", _core.grouped_threshold_counts_cpu, g, y, np.zeros(2),
+               np.zeros(1), None, np.zeros(16, np.int64), 2**62 + 1, 4, 0, 0, 0, 1)
+        """
+    )
+
+
 def test_counts_binding_refuses_overflowing_sizes():
     """Item 15: sizes whose product overflows int64 used to wrap to a small table that `out`
     matched, and the kernel then wrote out of bounds (SIGSEGV)."""
