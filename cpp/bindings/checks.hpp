@@ -22,12 +22,14 @@ using i64 = std::int64_t;
 
 [[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
-inline void check(bool ok, const std::string& msg) {
-  if (!ok) fail(msg);
-}
+// The message is built only when the check fails (the bindings sit on per-batch hot paths).
+#define CLARION_CHECK(cond, msg)                          \
+  do {                                                    \
+    if (!(cond)) ::clarion::bind::fail(msg);              \
+  } while (0)
 
 // a * b for a, b >= 0, or ValueError saying that `what` is too large.
-inline i64 mul(i64 a, i64 b, const std::string& what) {
+inline i64 mul(i64 a, i64 b, const char* what) {
   i64 r = 0;
 #if defined(__GNUC__) || defined(__clang__)
   const bool overflow = __builtin_mul_overflow(a, b, &r);
@@ -35,12 +37,12 @@ inline i64 mul(i64 a, i64 b, const std::string& what) {
   const bool overflow = a != 0 && b > std::numeric_limits<i64>::max() / a;
   if (!overflow) r = a * b;
 #endif
-  if (overflow) fail(what + " is too large: its size overflows int64");
+  if (overflow) fail(std::string(what) + " is too large: its size overflows int64");
   return r;
 }
 
 // a + b for a, b >= 0, or ValueError saying that `what` is too large.
-inline i64 add(i64 a, i64 b, const std::string& what) {
+inline i64 add(i64 a, i64 b, const char* what) {
   i64 r = 0;
 #if defined(__GNUC__) || defined(__clang__)
   const bool overflow = __builtin_add_overflow(a, b, &r);
@@ -48,12 +50,12 @@ inline i64 add(i64 a, i64 b, const std::string& what) {
   const bool overflow = b > std::numeric_limits<i64>::max() - a;
   if (!overflow) r = a + b;
 #endif
-  if (overflow) fail(what + " is too large: it overflows int64");
+  if (overflow) fail(std::string(what) + " is too large: it overflows int64");
   return r;
 }
 
 // The product of non-negative factors, checked for overflow.
-inline i64 product(std::initializer_list<i64> factors, const std::string& what) {
+inline i64 product(std::initializer_list<i64> factors, const char* what) {
   i64 r = 1;
   for (const i64 f : factors) r = mul(r, f, what);
   return r;
@@ -61,7 +63,7 @@ inline i64 product(std::initializer_list<i64> factors, const std::string& what) 
 
 // A size argument: an integer >= lo.
 inline i64 size_arg(i64 v, const char* name, i64 lo = 0) {
-  check(v >= lo, std::string(name) + " must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
+  CLARION_CHECK(v >= lo, std::string(name) + " must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
   return v;
 }
 
@@ -87,26 +89,26 @@ inline bool has_dtype(const py::array& a, char kind, py::ssize_t itemsize) {
 // The memory layout every kernel assumes: native byte order, aligned, C-contiguous (no negative,
 // zero or padded strides); `writeable` for outputs.
 inline void require_layout(const py::array& a, const std::string& name, bool writeable = false) {
-  check(native_byte_order(a.dtype()),
+  CLARION_CHECK(native_byte_order(a.dtype()),
         name + " must be in native byte order, got dtype " + dtype_str(a) +
             " (convert with numpy.ascontiguousarray(a, dtype=a.dtype.newbyteorder('=')))");
-  check((a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0, name + " must be aligned");
-  check((a.flags() & py::array::c_style) != 0,
+  CLARION_CHECK((a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0, name + " must be aligned");
+  CLARION_CHECK((a.flags() & py::array::c_style) != 0,
         name + " must be C-contiguous (no negative, zero or padded strides; use numpy.ascontiguousarray)");
-  if (writeable) check(a.writeable(), name + " must be writeable");
+  if (writeable) CLARION_CHECK(a.writeable(), name + " must be writeable");
 }
 
 // An array of dtype (kind, itemsize) with `ndim` dimensions and the kernel layout.
 inline void require_array(const py::array& a, const std::string& name, char kind, py::ssize_t itemsize, int ndim,
                           const char* dtype_name, bool writeable = false) {
-  check(a.ndim() == ndim, name + " must be " + std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) + "-D");
+  CLARION_CHECK(a.ndim() == ndim, name + " must be " + std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) + "-D");
   require_layout(a, name, writeable);
-  check(has_dtype(a, kind, itemsize), name + " must be " + dtype_name + ", got dtype " + dtype_str(a));
+  CLARION_CHECK(has_dtype(a, kind, itemsize), name + " must be " + dtype_name + ", got dtype " + dtype_str(a));
 }
 
 // Threads argument of a CPU kernel: 0 means all cores.
 inline int threads_arg(int n_threads) {
-  check(n_threads >= 0, "n_threads must be >= 0 (0: all cores), got " + std::to_string(n_threads));
+  CLARION_CHECK(n_threads >= 0, "n_threads must be >= 0 (0: all cores), got " + std::to_string(n_threads));
   return n_threads;
 }
 

@@ -14,7 +14,6 @@ namespace py = pybind11;
 using clarion::i64;
 using clarion::RowError;
 using clarion::bias::CountsProblem;
-using clarion::bind::check;
 
 namespace {
 
@@ -53,10 +52,10 @@ Num num_of_name(const std::string& name, const char* arg) {
 
 // A 1-D or 2-D input of the kernel layout with n rows; returns its kernel type.
 Num input_array(const py::array& a, const char* name, i64 n, int max_ndim) {
-  check(a.ndim() >= 1 && a.ndim() <= max_ndim,
+  CLARION_CHECK(a.ndim() >= 1 && a.ndim() <= max_ndim,
         std::string(name) + " must be " + (max_ndim == 1 ? "1-D" : "1-D or 2-D") + ", got " +
             std::to_string(a.ndim()) + "-D");
-  check(a.shape(0) == n, std::string(name) + " has " + std::to_string(a.shape(0)) + " rows but groups has " +
+  CLARION_CHECK(a.shape(0) == n, std::string(name) + " has " + std::to_string(a.shape(0)) + " rows but groups has " +
                              std::to_string(n));
   clarion::bind::require_layout(a, name);
   return num_of(a.dtype());
@@ -64,7 +63,7 @@ Num input_array(const py::array& a, const char* name, i64 n, int max_ndim) {
 
 Num code_array(const py::array& a, const char* name, i64 n, int max_ndim) {
   const Num num = input_array(a, name, n, max_ndim);
-  check(num == Num::i8 || num == Num::i16 || num == Num::i32 || num == Num::i64,
+  CLARION_CHECK(num == Num::i8 || num == Num::i16 || num == Num::i32 || num == Num::i64,
         std::string(name) + " must hold int8/16/32/64 codes in native byte order, got dtype " +
             clarion::bind::dtype_str(a));
   return num;
@@ -72,7 +71,7 @@ Num code_array(const py::array& a, const char* name, i64 n, int max_ndim) {
 
 Num float_array(const py::array& a, const char* name, i64 n, int max_ndim) {
   const Num num = input_array(a, name, n, max_ndim);
-  check(num == Num::f32 || num == Num::f64,
+  CLARION_CHECK(num == Num::f32 || num == Num::f64,
         std::string(name) + " must be float32 or float64 in native byte order, got dtype " +
             clarion::bind::dtype_str(a));
   return num;
@@ -82,11 +81,11 @@ Num float_array(const py::array& a, const char* name, i64 n, int max_ndim) {
 // holding exactly `cells` elements.
 void require_out(const py::array& out, bool weighted, i64 cells, const std::string& shape) {
   clarion::bind::require_layout(out, "out", true);
-  if (weighted) check(num_of(out.dtype()) == Num::f64, "out must be float64 with weights, got dtype " +
+  if (weighted) CLARION_CHECK(num_of(out.dtype()) == Num::f64, "out must be float64 with weights, got dtype " +
                                                            clarion::bind::dtype_str(out));
-  else check(num_of(out.dtype()) == Num::i64, "out must be int64 without weights, got dtype " +
+  else CLARION_CHECK(num_of(out.dtype()) == Num::i64, "out must be int64 without weights, got dtype " +
                                                   clarion::bind::dtype_str(out));
-  check(out.size() == cells, "out has " + std::to_string(out.size()) + " elements but the table " + shape +
+  CLARION_CHECK(out.size() == cells, "out has " + std::to_string(out.size()) + " elements but the table " + shape +
                                  " has " + std::to_string(cells));
 }
 
@@ -137,10 +136,10 @@ CountsProblem make_problem(i64 n_rows, i64 n_batch, i64 n_groups, i64 n_labels, 
 py::tuple grouped_counts_cpu(const py::array& groups, const py::array& labels, const py::object& preds_obj,
                              const py::object& weights_obj, py::array& out, i64 n_groups, i64 n_labels,
                              i64 n_preds, i64 n_boot, std::uint64_t seed, i64 row_offset, int n_threads) {
-  check(groups.ndim() == 1, "groups must be 1-D, got " + std::to_string(groups.ndim()) + "-D");
+  CLARION_CHECK(groups.ndim() == 1, "groups must be 1-D, got " + std::to_string(groups.ndim()) + "-D");
   const i64 n = groups.shape(0);
   const Num code = code_array(groups, "groups", n, 1);
-  check(code_array(labels, "labels", n, 1) == code, "labels must have the dtype of groups (" +
+  CLARION_CHECK(code_array(labels, "labels", n, 1) == code, "labels must have the dtype of groups (" +
                                                         clarion::bind::dtype_str(groups) + "), got " +
                                                         clarion::bind::dtype_str(labels));
   py::array preds, weights;
@@ -148,7 +147,7 @@ py::tuple grouped_counts_cpu(const py::array& groups, const py::array& labels, c
   i64 n_batch = 1;
   if (has_preds) {
     preds = preds_obj.cast<py::array>();
-    check(code_array(preds, "preds", n, 2) == code, "preds must have the dtype of groups (" +
+    CLARION_CHECK(code_array(preds, "preds", n, 2) == code, "preds must have the dtype of groups (" +
                                                         clarion::bind::dtype_str(groups) + "), got " +
                                                         clarion::bind::dtype_str(preds));
     if (preds.ndim() == 2) n_batch = preds.shape(1);
@@ -189,10 +188,10 @@ py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array&
                                        const py::array& thresholds, const py::object& weights_obj, py::array& out,
                                        i64 n_groups, i64 n_labels, i64 n_boot, std::uint64_t seed, i64 row_offset,
                                        int n_threads) {
-  check(groups.ndim() == 1, "groups must be 1-D, got " + std::to_string(groups.ndim()) + "-D");
+  CLARION_CHECK(groups.ndim() == 1, "groups must be 1-D, got " + std::to_string(groups.ndim()) + "-D");
   const i64 n = groups.shape(0);
   const Num code = code_array(groups, "groups", n, 1);
-  check(code_array(labels, "labels", n, 1) == code, "labels must have the dtype of groups (" +
+  CLARION_CHECK(code_array(labels, "labels", n, 1) == code, "labels must have the dtype of groups (" +
                                                         clarion::bind::dtype_str(groups) + "), got " +
                                                         clarion::bind::dtype_str(labels));
   const Num s_num = float_array(scores, "scores", n, 2);
@@ -202,8 +201,8 @@ py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array&
   const double* t = static_cast<const double*>(thresholds.data());
   // The kernel bins each score by binary search: the thresholds must be sorted, without NaN.
   for (i64 j = 0; j < T; ++j) {
-    check(t[j] == t[j], "thresholds: NaN at position " + std::to_string(j));
-    check(j == 0 || t[j] >= t[j - 1], "thresholds must be sorted ascending: position " + std::to_string(j) +
+    CLARION_CHECK(t[j] == t[j], "thresholds: NaN at position " + std::to_string(j));
+    CLARION_CHECK(j == 0 || t[j] >= t[j - 1], "thresholds must be sorted ascending: position " + std::to_string(j) +
                                           " is smaller than position " + std::to_string(j - 1));
   }
   py::array weights;
@@ -255,7 +254,7 @@ const T* dptr(std::uintptr_t p) { return reinterpret_cast<const T*>(p); }
 // A device pointer must be non-null when its array holds elements. Presence of an optional array
 // is an explicit flag: cupy gives pointer 0 for a size-0 array, so 0 cannot mean "absent".
 void require_ptr(std::uintptr_t p, i64 elements, const char* name) {
-  check(p != 0 || elements == 0, std::string(name) + " is a null device pointer but holds " +
+  CLARION_CHECK(p != 0 || elements == 0, std::string(name) + " is a null device pointer but holds " +
                                      std::to_string(elements) + " elements");
 }
 
@@ -266,7 +265,7 @@ py::tuple grouped_counts_cuda(std::uintptr_t groups, std::uintptr_t labels, std:
                               const std::string& code_dtype, const std::string& weight_dtype, i64 n_rows,
                               i64 n_batch, i64 n_groups, i64 n_labels, i64 n_preds, i64 n_boot, std::uint64_t seed,
                               i64 row_offset, std::uintptr_t stream) {
-  check(has_preds || n_batch == 1, "n_batch must be 1 without preds, got " + std::to_string(n_batch));
+  CLARION_CHECK(has_preds || n_batch == 1, "n_batch must be 1 without preds, got " + std::to_string(n_batch));
   const CountsProblem pb =
       make_problem(n_rows, n_batch, n_groups, n_labels, has_preds ? n_preds : 1, n_boot, seed, row_offset);
   require_ptr(groups, n_rows, "groups");

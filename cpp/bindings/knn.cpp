@@ -15,7 +15,6 @@ using clarion::knn::KnnProblem;
 
 namespace {
 
-using clarion::bind::check;
 using clarion::bind::require_array;
 
 KnnProblem make_problem(i64 n_a, i64 n_d, i64 m, i64 k) {
@@ -33,7 +32,7 @@ void require_finite(const double* x, i64 rows, i64 m, const char* name) {
   for (i64 i = 0; i < rows; ++i)
     for (i64 j = 0; j < m; ++j) {
       const double v = x[i * m + j];
-      check(v - v == 0.0, std::string(name) + ": non-finite value at row " + std::to_string(i) + ", column " +
+      CLARION_CHECK(v - v == 0.0, std::string(name) + ": non-finite value at row " + std::to_string(i) + ", column " +
                               std::to_string(j));
     }
 }
@@ -46,10 +45,10 @@ void knn_vote_cpu(const py::array& xa, const py::array& ya, const py::array& xd,
   require_array(ya, "ya", 'u', 1, 1, "uint8");
   require_array(pos, "positives", 'i', 8, 1, "int64", true);
   require_array(votes, "votes", 'u', 1, 1, "uint8", true);
-  check(xa.shape(1) == xd.shape(1), "xa and xd must have the same number of columns");
-  check(ya.shape(0) == xa.shape(0), "ya must have one entry per row of xa");
-  check(pos.shape(0) == xd.shape(0), "positives must have one entry per row of xd");
-  check(votes.shape(0) == xd.shape(0), "votes must have one entry per row of xd");
+  CLARION_CHECK(xa.shape(1) == xd.shape(1), "xa and xd must have the same number of columns");
+  CLARION_CHECK(ya.shape(0) == xa.shape(0), "ya must have one entry per row of xa");
+  CLARION_CHECK(pos.shape(0) == xd.shape(0), "positives must have one entry per row of xd");
+  CLARION_CHECK(votes.shape(0) == xd.shape(0), "votes must have one entry per row of xd");
   n_threads = clarion::bind::threads_arg(n_threads);
   const KnnProblem pb = make_problem(xa.shape(0), xd.shape(0), xa.shape(1), k);
   const auto* a = static_cast<const double*>(xa.data());
@@ -69,8 +68,8 @@ void knn_vote_cuda(std::uintptr_t xa, std::uintptr_t ya, std::uintptr_t xd, std:
   const KnnProblem pb = make_problem(n_a, n_d, m, k);
   clarion::bind::product({n_a, m}, "xa");
   clarion::bind::product({n_d, m}, "xd");
-  check(xa != 0 && ya != 0, "xa and ya must be non-null device pointers (n_a >= 1)");
-  check(n_d == 0 || (xd != 0 && positives != 0 && votes != 0), "xd, positives and votes are null device pointers");
+  CLARION_CHECK(xa != 0 && ya != 0, "xa and ya must be non-null device pointers (n_a >= 1)");
+  CLARION_CHECK(n_d == 0 || (xd != 0 && positives != 0 && votes != 0), "xd, positives and votes are null device pointers");
   py::gil_scoped_release release;
   clarion::knn::knn_vote_cuda(pb, reinterpret_cast<const double*>(xa), reinterpret_cast<const std::uint8_t*>(ya),
                               reinterpret_cast<const double*>(xd), reinterpret_cast<std::int64_t*>(positives),

@@ -15,7 +15,6 @@ using clarion::i64;
 
 namespace {
 
-using clarion::bind::check;
 using clarion::bind::mul;
 using clarion::bind::require_array;
 
@@ -27,12 +26,12 @@ i64 shap_coalition_plan(int M, i64 n_samples, std::uint64_t seed, bool paired, p
   require_array(Z, "Z", 'u', 1, 2, "uint8", true);
   require_array(w, "w", 'f', 8, 1, "float64", true);
   require_array(block, "block", 'i', 8, 1, "int64", true);
-  check(M >= 2, "M must be >= 2, got " + std::to_string(M));
-  check(n_samples >= 1, "n_samples must be >= 1, got " + std::to_string(n_samples));
-  check(M > 62 || n_samples <= (i64{1} << M) - 2, "n_samples must be <= 2**M - 2, got " + std::to_string(n_samples));
-  check(Z.shape(0) >= n_samples && Z.shape(1) == M, "Z must have shape (>= n_samples, M)");
-  check(w.shape(0) >= n_samples, "w needs n_samples entries");
-  check(block.shape(0) >= n_samples, "block needs n_samples entries");
+  CLARION_CHECK(M >= 2, "M must be >= 2, got " + std::to_string(M));
+  CLARION_CHECK(n_samples >= 1, "n_samples must be >= 1, got " + std::to_string(n_samples));
+  CLARION_CHECK(M > 62 || n_samples <= (i64{1} << M) - 2, "n_samples must be <= 2**M - 2, got " + std::to_string(n_samples));
+  CLARION_CHECK(Z.shape(0) >= n_samples && Z.shape(1) == M, "Z must have shape (>= n_samples, M)");
+  CLARION_CHECK(w.shape(0) >= n_samples, "w needs n_samples entries");
+  CLARION_CHECK(block.shape(0) >= n_samples, "block needs n_samples entries");
   auto* z = static_cast<unsigned char*>(Z.mutable_data());
   auto* wp = static_cast<double*>(w.mutable_data());
   auto* bp = static_cast<i64*>(block.mutable_data());
@@ -46,12 +45,12 @@ int shap_wls_operator(const py::array& Z, const py::array& w, py::array& L, py::
   require_array(L, "L", 'f', 8, 2, "float64", true);
   require_array(c, "c", 'f', 8, 1, "float64", true);
   const i64 S = Z.shape(0), M = Z.shape(1);
-  check(M >= 2, "Z must have at least 2 columns (players)");
-  check(M <= kMaxPlayers, "Z has " + std::to_string(M) + " columns (players); at most " +
+  CLARION_CHECK(M >= 2, "Z must have at least 2 columns (players)");
+  CLARION_CHECK(M <= kMaxPlayers, "Z has " + std::to_string(M) + " columns (players); at most " +
                               std::to_string(kMaxPlayers) + " are supported");
-  check(w.shape(0) == S, "w must have one entry per row of Z");
-  check(L.shape(0) == M && L.shape(1) == S, "L must have shape (M, S)");
-  check(c.shape(0) == M, "c must have shape (M,)");
+  CLARION_CHECK(w.shape(0) == S, "w must have one entry per row of Z");
+  CLARION_CHECK(L.shape(0) == M && L.shape(1) == S, "L must have shape (M, S)");
+  CLARION_CHECK(c.shape(0) == M, "c must have shape (M,)");
   const auto* z = static_cast<const unsigned char*>(Z.data());
   const auto* wp = static_cast<const double*>(w.data());
   auto* lp = static_cast<double*>(L.mutable_data());
@@ -63,14 +62,14 @@ int shap_wls_operator(const py::array& Z, const py::array& w, py::array& L, py::
 // The pair range [q0, q1) of N explained rows and S coalitions, checked without overflow.
 void check_pair_range(i64 q0, i64 q1, i64 N, i64 S) {
   const i64 pairs = mul(N, S, "the pair range N * S");
-  check(0 <= q0 && q0 <= q1 && q1 <= pairs, "pair range [q0, q1) must lie in [0, N * S] = [0, " +
+  CLARION_CHECK(0 <= q0 && q0 <= q1 && q1 <= pairs, "pair range [q0, q1) must lie in [0, N * S] = [0, " +
                                                 std::to_string(pairs) + "], got [" + std::to_string(q0) + ", " +
                                                 std::to_string(q1) + ")");
 }
 
 void shap_mask_cpu(const py::array& X, const py::array& B, const py::array& Z, const py::array& col_player, i64 q0,
                    i64 q1, py::array& out, int n_threads) {
-  check(X.dtype().kind() == 'f' && (X.dtype().itemsize() == 8 || X.dtype().itemsize() == 4),
+  CLARION_CHECK(X.dtype().kind() == 'f' && (X.dtype().itemsize() == 8 || X.dtype().itemsize() == 4),
         "X must be float32 or float64, got dtype " + clarion::bind::dtype_str(X));
   const int size = static_cast<int>(X.dtype().itemsize());
   const char* fname = size == 8 ? "float64 (the dtype of X)" : "float32 (the dtype of X)";
@@ -80,14 +79,14 @@ void shap_mask_cpu(const py::array& X, const py::array& B, const py::array& Z, c
   require_array(Z, "Z", 'u', 1, 2, "uint8");
   require_array(col_player, "col_player", 'i', 4, 1, "int32");
   const i64 P = X.shape(1), S = Z.shape(0), N = X.shape(0), K = B.shape(0), M = Z.shape(1);
-  check(B.shape(1) == P, "B must have the columns of X");
-  check(out.shape(1) == P, "out must have the columns of X");
-  check(col_player.shape(0) == P, "col_player must have one entry per column of X");
+  CLARION_CHECK(B.shape(1) == P, "B must have the columns of X");
+  CLARION_CHECK(out.shape(1) == P, "out must have the columns of X");
+  CLARION_CHECK(col_player.shape(0) == P, "col_player must have one entry per column of X");
   check_pair_range(q0, q1, N, S);
-  check(out.shape(0) == mul(q1 - q0, K, "out"), "out must have (q1 - q0) * K rows");
+  CLARION_CHECK(out.shape(0) == mul(q1 - q0, K, "out"), "out must have (q1 - q0) * K rows");
   const int* cp = static_cast<const int*>(col_player.data());
   for (i64 c = 0; c < P; ++c)
-    check(cp[c] >= -1 && cp[c] < M, "col_player values must be in [-1, M): col_player[" + std::to_string(c) +
+    CLARION_CHECK(cp[c] >= -1 && cp[c] < M, "col_player values must be in [-1, M): col_player[" + std::to_string(c) +
                                         "] = " + std::to_string(cp[c]));
   n_threads = clarion::bind::threads_arg(n_threads);
   const auto* z = static_cast<const unsigned char*>(Z.data());
@@ -111,9 +110,9 @@ void shap_reduce_cpu(const py::array& F, const py::array& pi, int link, py::arra
   require_array(pi, "pi", 'f', 8, 1, "float64");
   require_array(Y, "Y", 'f', 8, 2, "float64", true);
   const i64 K = pi.shape(0), R = Y.shape(0), D = Y.shape(1);
-  check(K >= 1, "pi must have at least one entry");
-  check(F.shape(0) == mul(R, K, "F") && F.shape(1) == D, "F must have shape (R * K, D) for Y of shape (R, D)");
-  check(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  CLARION_CHECK(K >= 1, "pi must have at least one entry");
+  CLARION_CHECK(F.shape(0) == mul(R, K, "F") && F.shape(1) == D, "F must have shape (R * K, D) for Y of shape (R, D)");
+  CLARION_CHECK(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
   n_threads = clarion::bind::threads_arg(n_threads);
   const auto* f = static_cast<const double*>(F.data());
   const auto* p = static_cast<const double*>(pi.data());
@@ -129,10 +128,10 @@ void shap_apply_cpu(const py::array& Y, const py::array& base, const py::array& 
   require_array(LT, "LT", 'f', 8, 2, "float64");
   require_array(phi, "phi", 'f', 8, 3, "float64", true);
   const i64 S = LT.shape(0), Mo = LT.shape(1), D = Y.shape(1), N = phi.shape(0);
-  check(phi.shape(1) == Mo && phi.shape(2) == D, "phi must have shape (N, Mo, D)");
-  check(base.shape(0) == D, "base must have shape (D,)");
+  CLARION_CHECK(phi.shape(1) == Mo && phi.shape(2) == D, "phi must have shape (N, Mo, D)");
+  CLARION_CHECK(base.shape(0) == D, "base must have shape (D,)");
   check_pair_range(q0, q1, N, S);
-  check(Y.shape(0) == q1 - q0, "Y must have q1 - q0 rows");
+  CLARION_CHECK(Y.shape(0) == q1 - q0, "Y must have q1 - q0 rows");
   n_threads = clarion::bind::threads_arg(n_threads);
   const auto* y = static_cast<const double*>(Y.data());
   const auto* b = static_cast<const double*>(base.data());
@@ -155,7 +154,7 @@ void shap_mask_cuda(std::uintptr_t X, std::uintptr_t B, std::uintptr_t Z, std::u
   size_arg(K, "K", 1);
   size_arg(S, "S", 1);
   size_arg(q0, "q0");
-  check(q0 <= q1, "q1 must be >= q0");
+  CLARION_CHECK(q0 <= q1, "q1 must be >= q0");
   clarion::bind::product({q1 - q0, K, P}, "out");
   clarion::bind::product({S, M}, "Z");
   clarion::bind::product({K, P}, "B");
@@ -179,7 +178,7 @@ void shap_reduce_cuda(std::uintptr_t F, std::uintptr_t pi, std::uintptr_t Y, i64
   clarion::bind::size_arg(K, "K", 1);
   clarion::bind::size_arg(D, "D", 1);
   clarion::bind::product({R, K, D}, "F");
-  check(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  CLARION_CHECK(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
   py::gil_scoped_release release;
   clarion::shap::reduce_cuda(ptr<const double>(F), ptr<const double>(pi), R, K, D, link, ptr<double>(Y),
                              reinterpret_cast<void*>(stream));
@@ -192,7 +191,7 @@ void shap_apply_cuda(std::uintptr_t Y, std::uintptr_t base, std::uintptr_t LT, s
   size_arg(Mo, "Mo", 1);
   size_arg(D, "D", 1);
   size_arg(q0, "q0");
-  check(q0 <= q1, "q1 must be >= q0");
+  CLARION_CHECK(q0 <= q1, "q1 must be >= q0");
   clarion::bind::product({q1 - q0, D}, "Y");
   clarion::bind::product({S, Mo}, "LT");
   clarion::bind::product({q1 / S + 1, Mo, D}, "phi");
