@@ -449,7 +449,8 @@ def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.nd
     for a in (labels, preds):
         if a is not None and a.dtype.itemsize > dtype.itemsize:
             dtype = a.dtype
-    dtype = dtype.newbyteorder("=")  # native: the kernel reads native values
+    if not dtype.isnative:  # the kernel reads native values
+        dtype = dtype.newbyteorder("=")
     g = _host_codes(groups, dtype)
     lab = _host_codes(labels, dtype)
     p = None if preds is None else _host_codes(preds, dtype)
