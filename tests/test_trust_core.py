@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -545,3 +546,24 @@ def test_cuda_bindings_check_sizes_before_any_device_call():
         expect("knn overflow", r"xa is too large", k, 8, 8, 8, 8, 8, 2**62, 1, 4, 1, 0)
         """
     )
+
+
+@pytest.mark.parametrize("value", ["-2", "two", "1.5"])
+def test_bad_thread_environment_is_named(monkeypatch, value):
+    """The kernels now refuse a negative thread count; CLARION_NUM_THREADS is checked where it
+    is read, so the message names the variable (it used to reach the kernel as -2, or fail in
+    int() without a name)."""
+    monkeypatch.setenv("CLARION_NUM_THREADS", value)
+    msg = _counts.MSG_ENV_THREADS.format(value=value)
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        clarion.grouped_counts([0, 1], [0, 1], backend="cpu")
+    with pytest.raises(ValueError, match="CLARION_NUM_THREADS"):
+        _kernels.n_threads(None)
+
+
+def test_thread_environment_accepts_counts(monkeypatch):
+    monkeypatch.setenv("CLARION_NUM_THREADS", "3")
+    assert _kernels.n_threads(None) == 3
+    np.testing.assert_array_equal(clarion.grouped_counts([0, 1], [0, 1], backend="cpu"), [[1, 0], [0, 1]])
+    monkeypatch.setenv("CLARION_NUM_THREADS", "0")
+    assert _kernels.n_threads(None) == 0

@@ -112,10 +112,26 @@ def _size(value: Any, arg: str, codes) -> int:
     return int(value)
 
 
+MSG_ENV_THREADS = "CLARION_NUM_THREADS must be an integer >= 0 (0: all cores), got {value!r}"
+
+
+def env_threads() -> int:
+    """``CLARION_NUM_THREADS`` (0, all cores, when unset), checked."""
+    env = os.environ.get("CLARION_NUM_THREADS", "").strip()
+    if not env:
+        return 0
+    try:
+        value = int(env)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(MSG_ENV_THREADS.format(value=env))
+    return value
+
+
 def _n_threads(n_threads: int | None) -> int:
     if n_threads is None:
-        env = os.environ.get("CLARION_NUM_THREADS")
-        return int(env) if env else 0
+        return env_threads()
     if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(MSG_SIZE.format(arg="n_threads", value=n_threads).replace("non-negative", "positive"))
     return int(n_threads)
