@@ -567,3 +567,35 @@ def test_thread_environment_accepts_counts(monkeypatch):
     np.testing.assert_array_equal(clarion.grouped_counts([0, 1], [0, 1], backend="cpu"), [[1, 0], [0, 1]])
     monkeypatch.setenv("CLARION_NUM_THREADS", "0")
     assert _kernels.n_threads(None) == 0
+
+
+def test_bindings_refuse_outputs_that_alias_inputs():
+    """An output sharing memory with an input was cleared or overwritten while the kernel still
+    read the input (silently wrong counts); every binding now refuses it."""
+    run_isolated(
+        """
+        buf = np.zeros(8, np.int64)
+        g = buf[:4]
+        expect("counts out aliases groups", r"out must not share memory with groups", _core.grouped_counts_cpu,
+               g, np.zeros(4, np.int64), None, None, buf[2:6], 2, 2, 1, 0, 0, 0, 1)
+        wb = np.ones(8)
+        expect("counts out aliases weights", r"out must not share memory with weights", _core.grouped_counts_cpu,
+               np.zeros(4, np.int64), np.zeros(4, np.int64), None, wb[:4], wb[3:7], 2, 2, 1, 0, 0, 0, 1)
+        sb = np.zeros(12)
+        expect("threshold out aliases scores", r"out must not share memory with scores",
+               _core.grouped_threshold_counts_cpu, np.zeros(4, np.int64), np.zeros(4, np.int64), sb[:4],
+               np.zeros(1), np.ones(4), sb[:8], 2, 2, 0, 0, 0, 1)
+        X = np.zeros((4, 3))
+        expect("mask out aliases X", r"out must not share memory with X", _core.shap_mask_cpu, X, np.zeros((1, 3)),
+               np.zeros((2, 2), np.uint8), np.array([0, 1, -1], np.int32), 0, 2, X[:2], 1)
+        F = np.zeros((4, 1))
+        expect("reduce Y aliases F", r"Y must not share memory with F", _core.shap_reduce_cpu, F, np.full(2, 0.5),
+               0, F[:2], 1)
+        phi = np.zeros((1, 2, 1))
+        expect("apply phi aliases Y", r"phi must not share memory with Y", _core.shap_apply_cpu, phi.reshape(2, 1),
+               np.zeros(1), np.zeros((2, 2)), 0, 2, phi, 1)
+        v = np.zeros(2, np.uint8)
+        expect("knn votes alias ya", r"votes must not share memory with ya", _core.knn_vote_cpu, np.zeros((2, 1)),
+               v, np.zeros((2, 1)), np.zeros(2, np.int64), v, 1, 1)
+        """
+    )

@@ -14,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace clarion::bind {
 
@@ -104,6 +105,22 @@ inline void require_array(const py::array& a, const std::string& name, char kind
   CLARION_CHECK(a.ndim() == ndim, name + " must be " + std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) + "-D");
   require_layout(a, name, writeable);
   CLARION_CHECK(has_dtype(a, kind, itemsize), name + " must be " + dtype_name + ", got dtype " + dtype_str(a));
+}
+
+// Outputs must not share memory with any other argument: the kernels clear and fill an output
+// while still reading their inputs (both arrays are C-contiguous here, so their byte ranges are
+// exact).
+inline void require_disjoint(const py::array& out, const char* out_name,
+                             std::initializer_list<std::pair<const py::array*, const char*>> others) {
+  if (out.nbytes() == 0) return;
+  const char* o0 = static_cast<const char*>(out.data());
+  const char* o1 = o0 + out.nbytes();
+  for (const auto& [a, name] : others) {
+    if (a == nullptr || a->nbytes() == 0) continue;
+    const char* a0 = static_cast<const char*>(a->data());
+    const char* a1 = a0 + a->nbytes();
+    CLARION_CHECK(!(o0 < a1 && a0 < o1), std::string(out_name) + " must not share memory with " + name);
+  }
 }
 
 // Threads argument of a CPU kernel: 0 means all cores.

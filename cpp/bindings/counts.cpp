@@ -159,6 +159,9 @@ py::tuple grouped_counts_cpu(const py::array& groups, const py::array& labels, c
   }
   const CountsProblem pb = make_problem(n, n_batch, n_groups, n_labels, has_preds ? n_preds : 1, n_boot, seed, row_offset);
   require_out(out, has_weights, pb.total_cells(), "[R][B][G][L][P]");
+  clarion::bind::require_disjoint(out, "out", {{&groups, "groups"}, {&labels, "labels"},
+                                               {has_preds ? &preds : nullptr, "preds"},
+                                               {has_weights ? &weights : nullptr, "weights"}});
   n_threads = clarion::bind::threads_arg(n_threads);
 
   return with_code_type(code, [&](auto code_tag) {
@@ -217,6 +220,9 @@ py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array&
   const i64 cells = clarion::bind::product({n_boot > 0 ? n_boot : 1, n_batch, T, n_groups, n_labels, 2},
                                            "the count table [R][B][T][G][L][2]");
   require_out(out, has_weights, cells, "[R][B][T][G][L][2]");
+  clarion::bind::require_disjoint(out, "out", {{&groups, "groups"}, {&labels, "labels"}, {&scores, "scores"},
+                                               {&thresholds, "thresholds"},
+                                               {has_weights ? &weights : nullptr, "weights"}});
   n_threads = clarion::bind::threads_arg(n_threads);
 
   return with_code_type(code, [&](auto code_tag) {

@@ -49,6 +49,8 @@ void knn_vote_cpu(const py::array& xa, const py::array& ya, const py::array& xd,
   CLARION_CHECK(ya.shape(0) == xa.shape(0), "ya must have one entry per row of xa");
   CLARION_CHECK(pos.shape(0) == xd.shape(0), "positives must have one entry per row of xd");
   CLARION_CHECK(votes.shape(0) == xd.shape(0), "votes must have one entry per row of xd");
+  clarion::bind::require_disjoint(pos, "positives", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}, {&votes, "votes"}});
+  clarion::bind::require_disjoint(votes, "votes", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}});
   n_threads = clarion::bind::threads_arg(n_threads);
   const KnnProblem pb = make_problem(xa.shape(0), xd.shape(0), xa.shape(1), k);
   const auto* a = static_cast<const double*>(xa.data());

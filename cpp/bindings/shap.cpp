@@ -17,6 +17,7 @@ namespace {
 
 using clarion::bind::mul;
 using clarion::bind::require_array;
+using clarion::bind::require_disjoint;
 
 // The WLS solve indexes its (M-1) x (M-1) matrices with int arithmetic.
 constexpr i64 kMaxPlayers = 46341;
@@ -32,6 +33,8 @@ i64 shap_coalition_plan(int M, i64 n_samples, std::uint64_t seed, bool paired, p
   CLARION_CHECK(Z.shape(0) >= n_samples && Z.shape(1) == M, "Z must have shape (>= n_samples, M)");
   CLARION_CHECK(w.shape(0) >= n_samples, "w needs n_samples entries");
   CLARION_CHECK(block.shape(0) >= n_samples, "block needs n_samples entries");
+  require_disjoint(Z, "Z", {{&w, "w"}, {&block, "block"}});
+  require_disjoint(w, "w", {{&block, "block"}});
   auto* z = static_cast<unsigned char*>(Z.mutable_data());
   auto* wp = static_cast<double*>(w.mutable_data());
   auto* bp = static_cast<i64*>(block.mutable_data());
@@ -51,6 +54,8 @@ int shap_wls_operator(const py::array& Z, const py::array& w, py::array& L, py::
   CLARION_CHECK(w.shape(0) == S, "w must have one entry per row of Z");
   CLARION_CHECK(L.shape(0) == M && L.shape(1) == S, "L must have shape (M, S)");
   CLARION_CHECK(c.shape(0) == M, "c must have shape (M,)");
+  require_disjoint(L, "L", {{&Z, "Z"}, {&w, "w"}, {&c, "c"}});
+  require_disjoint(c, "c", {{&Z, "Z"}, {&w, "w"}});
   const auto* z = static_cast<const unsigned char*>(Z.data());
   const auto* wp = static_cast<const double*>(w.data());
   auto* lp = static_cast<double*>(L.mutable_data());
@@ -84,6 +89,7 @@ void shap_mask_cpu(const py::array& X, const py::array& B, const py::array& Z, c
   CLARION_CHECK(col_player.shape(0) == P, "col_player must have one entry per column of X");
   check_pair_range(q0, q1, N, S);
   CLARION_CHECK(out.shape(0) == mul(q1 - q0, K, "out"), "out must have (q1 - q0) * K rows");
+  require_disjoint(out, "out", {{&X, "X"}, {&B, "B"}, {&Z, "Z"}, {&col_player, "col_player"}});
   const int* cp = static_cast<const int*>(col_player.data());
   for (i64 c = 0; c < P; ++c)
     CLARION_CHECK(cp[c] >= -1 && cp[c] < M, "col_player values must be in [-1, M): col_player[" + std::to_string(c) +
@@ -113,6 +119,7 @@ void shap_reduce_cpu(const py::array& F, const py::array& pi, int link, py::arra
   CLARION_CHECK(K >= 1, "pi must have at least one entry");
   CLARION_CHECK(F.shape(0) == mul(R, K, "F") && F.shape(1) == D, "F must have shape (R * K, D) for Y of shape (R, D)");
   CLARION_CHECK(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  require_disjoint(Y, "Y", {{&F, "F"}, {&pi, "pi"}});
   n_threads = clarion::bind::threads_arg(n_threads);
   const auto* f = static_cast<const double*>(F.data());
   const auto* p = static_cast<const double*>(pi.data());
@@ -132,6 +139,7 @@ void shap_apply_cpu(const py::array& Y, const py::array& base, const py::array& 
   CLARION_CHECK(base.shape(0) == D, "base must have shape (D,)");
   check_pair_range(q0, q1, N, S);
   CLARION_CHECK(Y.shape(0) == q1 - q0, "Y must have q1 - q0 rows");
+  require_disjoint(phi, "phi", {{&Y, "Y"}, {&base, "base"}, {&LT, "LT"}});
   n_threads = clarion::bind::threads_arg(n_threads);
   const auto* y = static_cast<const double*>(Y.data());
   const auto* b = static_cast<const double*>(base.data());

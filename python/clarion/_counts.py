@@ -370,7 +370,7 @@ def grouped_threshold_counts(
         raise ValueError(MSG_NDIM.format(arg="thresholds", want="1-D", shape=tuple(th.shape)))
     if th.dtype.kind not in "iuf":
         raise TypeError(MSG_NOT_FLOAT.format(arg="thresholds", dtype=th.dtype))
-    th_host = np.ascontiguousarray(_to_host(th)[0], dtype=np.float64)
+    th_host = _native(np.asarray(_to_host(th)[0]), np.float64)
     nan = np.flatnonzero(np.isnan(th_host))
     if nan.size:
         raise ValueError(MSG_THRESHOLDS_NAN.format(pos=int(nan[0])))
