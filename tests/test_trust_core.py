@@ -19,15 +19,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import clarion
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-import clarion
 from clarion import _backend, _counts, _reference
 from clarion.bias.fliptest import flip_test
 from clarion.explain import _kernels
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(not _backend.has_core(), reason="compiled extension unavailable")
 

@@ -44,7 +44,7 @@ def _native(a: Any, dtype: Any = None):
     dtype = np.dtype(a.dtype if dtype is None else dtype)
     dtype = dtype.newbyteorder("=") if not dtype.isnative else dtype
     if _backend.is_device_array(a):
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy.ascontiguousarray(a, dtype=dtype)
     return np.require(a, dtype=dtype, requirements=["C", "A"])
@@ -262,6 +262,10 @@ def grouped_counts(
         See :mod:`clarion._backend`. Device (cupy) inputs give a cupy result.
     n_threads : int, optional
         CPU threads (default: all cores, or ``CLARION_NUM_THREADS``).
+
+    Arrays may have any memory layout numpy can describe (byte-swapped, strided, broadcast,
+    misaligned, read-only); they are copied into the kernels' layout (C-contiguous, aligned,
+    native byte order) only when they are not in it already.
 
     Returns
     -------

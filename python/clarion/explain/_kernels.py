@@ -49,7 +49,7 @@ def _host(a: Any) -> np.ndarray:
 
 def _dev(a: Any) -> Any:
     """A device input as the CUDA kernels read it: C-contiguous (cupy arrays are native-endian)."""
-    import cupy  # noqa: PLC0415
+    import cupy
 
     return cupy.ascontiguousarray(a)
 
