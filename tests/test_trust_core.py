@@ -260,9 +260,9 @@ _PRELUDE = textwrap.dedent(
     def i64(*v):
         return np.array(v, dtype=np.int64)
 
-    def expect(label, pattern, fn, *args):
+    def expect(label, pattern, fn, *args, **kwargs):
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except ValueError as e:
             ok = re.search(pattern, str(e)) is not None
             print("OK" if ok else "FAIL", label, "" if ok else f"wrong message: {e}", flush=True)
@@ -270,6 +270,14 @@ _PRELUDE = textwrap.dedent(
             print("FAIL", label, type(e).__name__, e, flush=True)
         else:
             print("FAIL", label, "no error", flush=True)
+
+    def expect_ok(label, fn, check):
+        try:
+            ok = check(fn())
+        except BaseException as e:
+            print("FAIL", label, type(e).__name__, e, flush=True)
+        else:
+            print("OK" if ok else "FAIL", label, flush=True)
     """
 )
 
@@ -285,7 +293,7 @@ def run_isolated(body: str) -> None:
     """Runs the ``expect(...)`` calls of ``body`` in a child interpreter with a 4 GiB address-space
     cap; fails on a crash (any signal), a missing line or any FAIL."""
     code = _PRELUDE + textwrap.dedent(body)
-    n_cases = code.count("\nexpect(")
+    n_cases = code.count("\nexpect(") + code.count("\nexpect_ok(")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(clarion.__file__).parent.parent), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
@@ -596,5 +604,25 @@ def test_bindings_refuse_outputs_that_alias_inputs():
         v = np.zeros(2, np.uint8)
         expect("knn votes alias ya", r"votes must not share memory with ya", _core.knn_vote_cpu, np.zeros((2, 1)),
                v, np.zeros((2, 1)), np.zeros(2, np.int64), v, 1, 1)
+        """
+    )
+
+
+def test_no_thresholds_allocates_nothing_for_a_huge_declared_table():
+    """With no thresholds the output is empty whatever n_groups says; the kernel used to allocate
+    its (T + 1)-bin histogram anyway: 8 TiB for n_groups = 2**40 (MemoryError, or the OOM killer)."""
+    run_isolated(
+        """
+        import clarion
+        g = i64(0, 1, 5); y = i64(0, 1, 0); s = np.array([0.1, 0.2, 0.3])
+        expect_ok("public, T = 0", lambda: clarion.grouped_threshold_counts(g, y, s, [], n_groups=2**40,
+                                                                            backend="cpu"),
+                  lambda out: out.shape == (0, 2**40, 2, 2))
+        expect_ok("binding, T = 0", lambda: _core.grouped_threshold_counts_cpu(
+            g, y, s, np.zeros(0), None, np.zeros(0, np.int64), 2**40, 2, 0, 0, 0, 1), lambda err: err == (0, -1, -1))
+        expect("rows still checked", r"labels: code 1 at row 1 is outside \\[0, 1\\)",
+               clarion.grouped_threshold_counts, g, y, s, [], n_groups=2**40, n_labels=1, backend="cpu")
+        expect("NaN score still checked", r"scores: NaN at row 2", clarion.grouped_threshold_counts, g, y,
+               np.array([0.1, 0.2, np.nan]), [], n_groups=2**40, weights=np.ones(3), backend="cpu")
         """
     )
