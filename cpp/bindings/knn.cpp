@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "checks.hpp"
 #include "clarion/knn_drivers.hpp"
 
 namespace py = pybind11;
@@ -14,20 +15,7 @@ using clarion::knn::KnnProblem;
 
 namespace {
 
-using F64 = py::array_t<double, py::array::c_style>;
-using U8 = py::array_t<std::uint8_t, py::array::c_style>;
-using I64 = py::array_t<std::int64_t, py::array::c_style>;
-
-void require(bool ok, const std::string& msg) {
-  if (!ok) throw std::invalid_argument(msg);
-}
-
-// Strict: no silent conversion (a wrong dtype or layout is the Python wrapper's bug).
-template <class A>
-A exact(const py::array& a, const char* name, const char* want) {
-  require(A::check_(a), std::string(name) + " must be a C-contiguous " + want + " array");
-  return py::reinterpret_borrow<A>(a);
-}
+using clarion::bind::require_array;
 
 KnnProblem make_problem(i64 n_a, i64 n_d, i64 m, i64 k) {
   KnnProblem pb;
@@ -39,25 +27,39 @@ KnnProblem make_problem(i64 n_a, i64 n_d, i64 m, i64 k) {
   return pb;
 }
 
-void knn_vote_cpu(const py::array& xa_obj, const py::array& ya_obj, const py::array& xd_obj, py::array& pos_obj,
-                  py::array& votes_obj, i64 k, int n_threads) {
-  const F64 xa = exact<F64>(xa_obj, "xa", "float64");
-  const F64 xd = exact<F64>(xd_obj, "xd", "float64");
-  const U8 ya = exact<U8>(ya_obj, "ya", "uint8");
-  I64 pos = exact<I64>(pos_obj, "positives", "int64");
-  U8 votes = exact<U8>(votes_obj, "votes", "uint8");
-  require(xa.ndim() == 2 && xd.ndim() == 2, "xa and xd must be 2-D");
-  require(xa.shape(1) == xd.shape(1), "xa and xd must have the same number of columns");
-  require(ya.ndim() == 1 && ya.shape(0) == xa.shape(0), "ya must be 1-D with one entry per row of xa");
-  require(pos.ndim() == 1 && pos.shape(0) == xd.shape(0), "positives must be 1-D with one entry per row of xd");
-  require(votes.ndim() == 1 && votes.shape(0) == xd.shape(0), "votes must be 1-D with one entry per row of xd");
-  require(pos.writeable() && votes.writeable(), "positives and votes must be writeable");
+// The kd-tree and the distance order assume finite coordinates.
+void require_finite(const double* x, i64 rows, i64 m, const char* name) {
+  for (i64 i = 0; i < rows; ++i)
+    for (i64 j = 0; j < m; ++j) {
+      const double v = x[i * m + j];
+      CLARION_CHECK(v - v == 0.0, std::string(name) + ": non-finite value at row " + std::to_string(i) + ", column " +
+                              std::to_string(j));
+    }
+}
+
+// Strict: no silent conversion (a wrong dtype or layout is the Python wrapper's bug).
+void knn_vote_cpu(const py::array& xa, const py::array& ya, const py::array& xd, py::array& pos, py::array& votes,
+                  i64 k, int n_threads) {
+  require_array(xa, "xa", 'f', 8, 2, "float64");
+  require_array(xd, "xd", 'f', 8, 2, "float64");
+  require_array(ya, "ya", 'u', 1, 1, "uint8");
+  require_array(pos, "positives", 'i', 8, 1, "int64", true);
+  require_array(votes, "votes", 'u', 1, 1, "uint8", true);
+  CLARION_CHECK(xa.shape(1) == xd.shape(1), "xa and xd must have the same number of columns");
+  CLARION_CHECK(ya.shape(0) == xa.shape(0), "ya must have one entry per row of xa");
+  CLARION_CHECK(pos.shape(0) == xd.shape(0), "positives must have one entry per row of xd");
+  CLARION_CHECK(votes.shape(0) == xd.shape(0), "votes must have one entry per row of xd");
+  clarion::bind::require_disjoint(pos, "positives", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}, {&votes, "votes"}});
+  clarion::bind::require_disjoint(votes, "votes", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}});
+  n_threads = clarion::bind::threads_arg(n_threads);
   const KnnProblem pb = make_problem(xa.shape(0), xd.shape(0), xa.shape(1), k);
-  const double* a = xa.data();
-  const double* d = xd.data();
-  const std::uint8_t* y = ya.data();
-  std::int64_t* p = pos.mutable_data();
-  std::uint8_t* v = votes.mutable_data();
+  const auto* a = static_cast<const double*>(xa.data());
+  const auto* d = static_cast<const double*>(xd.data());
+  require_finite(a, pb.n_a, pb.m, "xa");
+  require_finite(d, pb.n_d, pb.m, "xd");
+  const auto* y = static_cast<const std::uint8_t*>(ya.data());
+  auto* p = static_cast<std::int64_t*>(pos.mutable_data());
+  auto* v = static_cast<std::uint8_t*>(votes.mutable_data());
   py::gil_scoped_release release;
   clarion::knn::knn_vote_cpu(pb, a, y, d, p, v, n_threads);
 }
@@ -66,6 +68,10 @@ void knn_vote_cpu(const py::array& xa_obj, const py::array& ya_obj, const py::ar
 void knn_vote_cuda(std::uintptr_t xa, std::uintptr_t ya, std::uintptr_t xd, std::uintptr_t positives,
                    std::uintptr_t votes, i64 n_a, i64 n_d, i64 m, i64 k, std::uintptr_t stream) {
   const KnnProblem pb = make_problem(n_a, n_d, m, k);
+  clarion::bind::product({n_a, m}, "xa");
+  clarion::bind::product({n_d, m}, "xd");
+  CLARION_CHECK(xa != 0 && ya != 0, "xa and ya must be non-null device pointers (n_a >= 1)");
+  CLARION_CHECK(n_d == 0 || (xd != 0 && positives != 0 && votes != 0), "xd, positives and votes are null device pointers");
   py::gil_scoped_release release;
   clarion::knn::knn_vote_cuda(pb, reinterpret_cast<const double*>(xa), reinterpret_cast<const std::uint8_t*>(ya),
                               reinterpret_cast<const double*>(xd), reinterpret_cast<std::int64_t*>(positives),

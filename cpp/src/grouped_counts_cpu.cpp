@@ -96,6 +96,22 @@ RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* group
                                       const S* scores, const double* thresholds, const W* weights,
                                       Out* out, int n_threads) {
   const i64 T = pb.n_preds - 1;
+  if (T == 0) {
+    // No thresholds: the output is empty, and the histogram (whose size the caller's `out` does
+    // not bound then) is not needed; the rows are still checked, adding nowhere.
+    CountsProblem plain = pb;
+    plain.n_boot = 0;
+    return detail::run_chunked_ranges<Out>(pb.n_rows, 0, n_threads, out, [&](i64 begin, i64 end, Out*) {
+      auto discard = [](i64, Out) {};
+      for (i64 i = begin; i < end; ++i) {
+        i64 bad_col = -1;
+        const int e = threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds, weights, discard,
+                                                     &bad_col);
+        if (e != 0) return RowError{e, i, bad_col};
+      }
+      return RowError{};
+    });
+  }
   std::vector<Out> hist(static_cast<size_t>(pb.total_cells()));
   RowError err;
   if (pb.n_boot > 0) {

@@ -145,20 +145,23 @@ RowError run_rows(const CountsProblem& pb, const RowFn& fn, Out* out, cudaStream
   ull* err = nullptr;
   CLARION_CUDA_CHECK(cudaMallocAsync(&err, sizeof(ull), stream));
   CLARION_CUDA_CHECK(cudaMemsetAsync(err, 0xFF, sizeof(ull), stream));
-  CLARION_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(Out) * cells, stream));
+  if (cells > 0) CLARION_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(Out) * cells, stream));
   double* partial = nullptr;
-  if (pb.n_rows > 0 && cells > 0) {
+  // Rows are checked even when the table is empty (a declared size of 0): every counted row is
+  // then out of range, or adds nothing (0 batch columns), so no cell is written.
+  if (pb.n_rows > 0) {
     if constexpr (std::is_integral_v<Out>) {
       const bool use_shared = cells <= kSharedCellsMax;
       const int blocks = blocks_for(pb.n_rows, kThreads, 65535);
       integer_counts_kernel<<<blocks, kThreads, use_shared ? cells * sizeof(i64) : 0, stream>>>(pb, fn, out, err, use_shared);
       CLARION_CUDA_CHECK(cudaGetLastError());
     } else {
-      i64 n_chunks = std::min<i64>({(pb.n_rows + 255) / 256, kMaxChunks, std::max<i64>(1, kPartialCellsMax / cells)});
+      i64 n_chunks = std::min<i64>(
+          {(pb.n_rows + 255) / 256, kMaxChunks, std::max<i64>(1, kPartialCellsMax / std::max<i64>(cells, 1))});
       n_chunks = std::max<i64>(n_chunks, 1);
       const i64 rows_per_chunk = (pb.n_rows + n_chunks - 1) / n_chunks;
       n_chunks = (pb.n_rows + rows_per_chunk - 1) / rows_per_chunk;
-      CLARION_CUDA_CHECK(cudaMallocAsync(&partial, sizeof(double) * n_chunks * cells, stream));
+      CLARION_CUDA_CHECK(cudaMallocAsync(&partial, sizeof(double) * std::max<i64>(n_chunks * cells, 1), stream));
       CLARION_CUDA_CHECK(cudaMemsetAsync(partial, 0, sizeof(double) * n_chunks * cells, stream));
       chunked_sums_kernel<<<blocks_for(n_chunks, 128, INT_MAX), 128, 0, stream>>>(pb, fn, partial, rows_per_chunk, n_chunks, err);
       CLARION_CUDA_CHECK(cudaGetLastError());

@@ -1,4 +1,11 @@
-"""Type stubs of the compiled extension (private; use the wrappers in clarion)."""
+"""Type stubs of the compiled extension (private; use the wrappers in clarion).
+
+Every array argument of a ``*_cpu`` function must be C-contiguous, aligned and in native byte
+order, with the exact dtype the kernel reads; anything else (and any size whose arithmetic would
+overflow int64, a negative size, an out-of-range index or a length mismatch) raises ValueError
+naming the argument. The ``*_cuda`` functions take device pointers and explicit presence flags
+(a size-0 cupy array has pointer 0, so 0 never means "absent").
+"""
 
 from typing import Any
 
@@ -17,13 +24,13 @@ def grouped_threshold_counts_cpu(
     row_offset: int, n_threads: int,
 ) -> tuple[int, int, int]: ...
 def grouped_counts_cuda(
-    groups: int, labels: int, preds: int, weights: int, out: int, code_dtype: str, weight_dtype: str,
-    n_rows: int, n_batch: int, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int,
+    groups: int, labels: int, preds: int, weights: int, out: int, has_preds: bool, has_weights: bool,
+    code_dtype: str, weight_dtype: str, n_rows: int, n_batch: int, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int,
     row_offset: int, stream: int,
 ) -> tuple[int, int, int]: ...
 def grouped_threshold_counts_cuda(
-    groups: int, labels: int, scores: int, thresholds: int, weights: int, out: int, code_dtype: str,
-    score_dtype: str, weight_dtype: str, n_rows: int, n_batch: int, n_thresholds: int, n_groups: int,
+    groups: int, labels: int, scores: int, thresholds: int, weights: int, out: int, has_weights: bool,
+    code_dtype: str, score_dtype: str, weight_dtype: str, n_rows: int, n_batch: int, n_thresholds: int, n_groups: int,
     n_labels: int, n_boot: int, seed: int, row_offset: int, stream: int,
 ) -> tuple[int, int, int]: ...
 def shap_coalition_plan(

@@ -35,6 +35,21 @@ def _xp(a: Any):
     return np
 
 
+def _native(a: Any, dtype: Any = None):
+    """``a`` as the compiled kernels read it: C-contiguous, aligned, native byte order.
+
+    A byte-swapped (``>f8`` on a little-endian machine), strided, broadcast or misaligned array is
+    copied; an array that already has that layout is returned as is.
+    """
+    dtype = np.dtype(a.dtype if dtype is None else dtype)
+    dtype = dtype.newbyteorder("=") if not dtype.isnative else dtype
+    if _backend.is_device_array(a):
+        import cupy
+
+        return cupy.ascontiguousarray(a, dtype=dtype)
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
+
+
 def _as_array(a: Any, arg: str):
     if a is None:
         return None
@@ -58,7 +73,8 @@ def _as_codes(a: Any, arg: str, ndims: tuple[int, ...]):
         return arr.astype(np.int8)
     if kind == "u":
         if arr.dtype.itemsize == 8:
-            big = _xp(arr).flatnonzero((arr > np.iinfo(np.int64).max).reshape(arr.shape[0], -1).any(axis=1))
+            over = arr > np.iinfo(np.int64).max
+            big = _xp(arr).flatnonzero(over.any(axis=1) if over.ndim == 2 else over)
             if big.size:
                 row = int(big[0])
                 raise ValueError(MSG_CODE_RANGE.format(arg=arg, value=int(arr[row].max()), row=row, col="",
@@ -82,7 +98,7 @@ def _as_floats(a: Any, arg: str, ndims: tuple[int, ...], n: int):
         arr = arr.astype(np.float64)
     elif kind != "f" or arr.dtype.itemsize not in (4, 8):
         raise TypeError(MSG_NOT_FLOAT.format(arg=arg, dtype=arr.dtype))
-    return _xp(arr).ascontiguousarray(arr)
+    return _native(arr)
 
 
 def _size(value: Any, arg: str, codes) -> int:
@@ -96,10 +112,26 @@ def _size(value: Any, arg: str, codes) -> int:
     return int(value)
 
 
+MSG_ENV_THREADS = "CLARION_NUM_THREADS must be an integer >= 0 (0: all cores), got {value!r}"
+
+
+def env_threads() -> int:
+    """``CLARION_NUM_THREADS`` (0, all cores, when unset), checked."""
+    env = os.environ.get("CLARION_NUM_THREADS", "").strip()
+    if not env:
+        return 0
+    try:
+        value = int(env)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(MSG_ENV_THREADS.format(value=env))
+    return value
+
+
 def _n_threads(n_threads: int | None) -> int:
     if n_threads is None:
-        env = os.environ.get("CLARION_NUM_THREADS")
-        return int(env) if env else 0
+        return env_threads()
     if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(MSG_SIZE.format(arg="n_threads", value=n_threads).replace("non-negative", "positive"))
     return int(n_threads)
@@ -159,8 +191,7 @@ def _unify_codes(*arrays):
     """Give all code arrays one dtype (the widest), C-contiguous."""
     present = [a for a in arrays if a is not None]
     dtype = np.result_type(*[a.dtype for a in present])
-    xp = _xp(present[0])
-    return [None if a is None else xp.ascontiguousarray(a, dtype=dtype) for a in arrays]
+    return [None if a is None else _native(a, dtype) for a in arrays]
 
 
 def _to_host(*arrays):
@@ -232,6 +263,10 @@ def grouped_counts(
     n_threads : int, optional
         CPU threads (default: all cores, or ``CLARION_NUM_THREADS``).
 
+    Arrays may have any memory layout numpy can describe (byte-swapped, strided, broadcast,
+    misaligned, read-only); they are copied into the kernels' layout (C-contiguous, aligned,
+    native byte order) only when they are not in it already.
+
     Returns
     -------
     ndarray
@@ -276,8 +311,8 @@ def grouped_counts(
 
         out = cupy.empty((max(R, 1), B, G, L, P), dtype=np.int64 if w is None else np.float64)
         err = _backend.core().grouped_counts_cuda(
-            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(p), _cai_ptr(w), _cai_ptr(out), str(g.dtype),
-            "none" if w is None else str(w.dtype), n, B, G, L, P, R, s, row_offset, _stream_ptr(),
+            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(p), _cai_ptr(w), _cai_ptr(out), p is not None, w is not None,
+            g.dtype.name, "none" if w is None else w.dtype.name, n, B, G, L, P, R, s, row_offset, _stream_ptr(),
         )
         _raise_row_error(err, {"groups": g, "labels": lab, "preds": p, "weights": w, **batched}, sizes)
 
@@ -339,7 +374,7 @@ def grouped_threshold_counts(
         raise ValueError(MSG_NDIM.format(arg="thresholds", want="1-D", shape=tuple(th.shape)))
     if th.dtype.kind not in "iuf":
         raise TypeError(MSG_NOT_FLOAT.format(arg="thresholds", dtype=th.dtype))
-    th_host = np.ascontiguousarray(_to_host(th)[0], dtype=np.float64)
+    th_host = _native(np.asarray(_to_host(th)[0]), np.float64)
     nan = np.flatnonzero(np.isnan(th_host))
     if nan.size:
         raise ValueError(MSG_THRESHOLDS_NAN.format(pos=int(nan[0])))
@@ -374,8 +409,9 @@ def grouped_threshold_counts(
         th_dev = cupy.asarray(th_host)
         out = cupy.empty((max(R, 1), B, T, G, L, 2), dtype=dtype)
         err = _backend.core().grouped_threshold_counts_cuda(
-            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(sc), _cai_ptr(th_dev), _cai_ptr(w), _cai_ptr(out), str(g.dtype),
-            str(sc.dtype), "none" if w is None else str(w.dtype), n, B, T, G, L, R, s, row_offset, _stream_ptr(),
+            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(sc), _cai_ptr(th_dev), _cai_ptr(w), _cai_ptr(out), w is not None,
+            g.dtype.name, sc.dtype.name, "none" if w is None else w.dtype.name, n, B, T, G, L, R, s, row_offset,
+            _stream_ptr(),
         )
         _raise_row_error(err, arrays, sizes)
 
@@ -392,9 +428,9 @@ _ROWS_PER_CHUNK = 1 << 16
 
 
 def _host_codes(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if a.dtype == dtype and a.flags.c_contiguous:
+    if a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
         return a
-    return np.ascontiguousarray(a, dtype=dtype)
+    return _native(a, dtype)
 
 
 def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.ndarray | None,
@@ -433,11 +469,14 @@ def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.nd
     for a in (labels, preds):
         if a is not None and a.dtype.itemsize > dtype.itemsize:
             dtype = a.dtype
+    if not dtype.isnative:  # the kernel reads native values
+        dtype = dtype.newbyteorder("=")
     g = _host_codes(groups, dtype)
     lab = _host_codes(labels, dtype)
     p = None if preds is None else _host_codes(preds, dtype)
-    w = None if weights is None or weights.flags.c_contiguous else np.ascontiguousarray(weights)
-    w = weights if w is None else w
+    w = weights
+    if w is not None and not (w.dtype.isnative and w.flags.c_contiguous and w.flags.aligned):
+        w = _native(w)
     n = g.shape[0]
     B = 1 if p is None else p.shape[1]
     P = 1 if p is None else int(n_preds)

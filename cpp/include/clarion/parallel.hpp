@@ -43,7 +43,14 @@ RowError run_chunked_ranges(i64 n_rows, i64 total_cells, int n_threads, Out* out
   constexpr bool kExact = std::is_integral_v<Out>;
   std::fill(out, out + total_cells, Out{0});
   RowError first;
-  if (n_rows <= 0 || total_cells <= 0) return first;
+  if (n_rows <= 0) return first;
+  // An empty table (a declared size of 0) still has its rows checked: every counted row is then
+  // out of range (or, with 0 batch columns, adds nothing), so a one-cell dummy is never written.
+  Out dummy{0};
+  if (total_cells <= 0) {
+    out = &dummy;
+    total_cells = 1;
+  }
 
   const i64 cells = std::max<i64>(total_cells, 1);
   const i64 max_slots = std::max<i64>(1, kScratchCells / cells);

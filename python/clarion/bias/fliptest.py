@@ -257,6 +257,7 @@ def flip_test(
 
         positives = np.empty(n_d, dtype=np.int64)
         votes = np.empty(n_d, dtype=np.uint8)
+        xa, ya, xd = (np.require(a, requirements=["C", "A"]) for a in (xa, ya, xd))  # the kernel's layout
         _backend.core().knn_vote_cpu(xa, ya, xd, positives, votes, k, _n_threads(n_threads))
     else:
         _, votes = _vote_cuda(xa, ya, xd, k)

@@ -6,18 +6,16 @@ The coalition plan and the operator are tiny and always computed on the host.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from clarion import _backend, _reference
+from clarion import _backend, _counts, _reference
 
 
 def n_threads(n_jobs: int | None) -> int:
     if n_jobs is None:
-        env = os.environ.get("CLARION_NUM_THREADS")
-        return int(env) if env else 0
+        return _counts.env_threads()
     return 0 if n_jobs == -1 else int(n_jobs)
 
 
@@ -39,8 +37,21 @@ def wls_operator(impl: str, Z: np.ndarray, w: np.ndarray):
     M, S = Z.shape[1], Z.shape[0]
     L = np.empty((M, S), dtype=np.float64)
     c = np.empty(M, dtype=np.float64)
-    status = _backend.core().shap_wls_operator(np.ascontiguousarray(Z), np.ascontiguousarray(w), L, c)
+    status = _backend.core().shap_wls_operator(_host(Z), _host(w), L, c)
     return L, c, int(status)
+
+
+def _host(a: Any) -> np.ndarray:
+    """``a`` as the compiled kernels read it: C-contiguous, aligned, native byte order."""
+    a = np.asarray(a)
+    return np.require(a, dtype=a.dtype.newbyteorder("="), requirements=["C", "A"])
+
+
+def _dev(a: Any) -> Any:
+    """A device input as the CUDA kernels read it: C-contiguous (cupy arrays are native-endian)."""
+    import cupy
+
+    return cupy.ascontiguousarray(a)
 
 
 def _ptr(a: Any) -> int:
@@ -63,15 +74,17 @@ def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, t
     if impl == "numpy":
         return _reference.shap_mask(X, B, Z, col_player, q0, q1)
     if impl == "cpu":
+        X, B = _host(X), _host(B)
         rows = (q1 - q0) * K
         if buffer is not None and buffer.shape[0] >= rows and buffer.dtype == X.dtype:
             out = buffer[:rows]
         else:
             out = np.empty((rows, P), dtype=X.dtype)
-        _backend.core().shap_mask_cpu(X, B, Z, col_player, q0, q1, out, threads)
+        _backend.core().shap_mask_cpu(X, B, _host(Z), _host(col_player), q0, q1, out, threads)
         return out
     import cupy  # noqa: PLC0415
 
+    X, B, Z, col_player = _dev(X), _dev(B), _dev(Z), _dev(col_player)
     out = cupy.empty(((q1 - q0) * K, P), dtype=X.dtype)
     _backend.core().shap_mask_cuda(_ptr(X), _ptr(B), _ptr(Z), _ptr(col_player), _ptr(out), str(X.dtype), P,
                                    Z.shape[1], K, Z.shape[0], q0, q1, _stream())
@@ -86,11 +99,11 @@ def reduce(impl: str, F: Any, pi: Any, link: int, threads: int) -> Any:
         return _reference.shap_reduce(F, pi, link)
     if impl == "cpu":
         Y = np.empty((R, D), dtype=np.float64)
-        _backend.core().shap_reduce_cpu(np.ascontiguousarray(F), pi, link, Y, threads)
+        _backend.core().shap_reduce_cpu(_host(F), _host(pi), link, Y, threads)
         return Y
     import cupy  # noqa: PLC0415
 
-    F = cupy.ascontiguousarray(F)
+    F, pi = cupy.ascontiguousarray(F), _dev(pi)
     Y = cupy.empty((R, D), dtype=cupy.float64)
     _backend.core().shap_reduce_cuda(_ptr(F), _ptr(pi), _ptr(Y), R, K, D, link, _stream())
     return Y
@@ -101,8 +114,9 @@ def apply(impl: str, Y: Any, base: Any, LT: Any, q0: int, q1: int, phi: Any, thr
     if impl == "numpy":
         return _reference.shap_apply(Y, base, LT, q0, q1, phi)
     if impl == "cpu":
-        _backend.core().shap_apply_cpu(Y, base, LT, q0, q1, phi, threads)
+        _backend.core().shap_apply_cpu(_host(Y), _host(base), _host(LT), q0, q1, phi, threads)
         return phi
+    Y, base, LT = _dev(Y), _dev(base), _dev(LT)
     _backend.core().shap_apply_cuda(_ptr(Y), _ptr(base), _ptr(LT), _ptr(phi), LT.shape[0], LT.shape[1], Y.shape[1],
                                     q0, q1, _stream())
     return phi
