@@ -14,9 +14,9 @@ import pandas as pd
 from clarion import _backend
 from clarion.explain import _kernels
 from clarion.explain._baseline import Baseline
-from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
 from clarion.explain._model import prediction_function
-from clarion.explain._tabular import TabularCodec
+from clarion.explain._tabular import TabularCodec, densify
 
 __all__ = ["Explanation", "KernelShap", "ShapConditioningWarning"]
 
@@ -180,8 +180,10 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
             return columns.index(col)
         if isinstance(col, str) and col in names_str:
             return names_str.index(col)
-        if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and 0 <= col < P:
-            return int(col)
+        if isinstance(col, (int, np.integer)) and not isinstance(col, bool):
+            if 0 <= col < P:
+                return int(col)
+            raise ValueError(MSG_INDEX.format(arg=arg, index=col, n=P, what="columns", last=P - 1))
         raise ValueError(MSG_UNKNOWN_COLUMN.format(arg=arg, col=col, columns=columns))
 
     owner = [-1] * P
@@ -216,7 +218,10 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
                 k = pnames.index(f)
             elif str(f) in pnames:
                 k = pnames.index(str(f))
-            elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(players):
+            elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
+                if not 0 <= f < len(players):
+                    raise ValueError(MSG_INDEX.format(arg="features_to_explain", index=f, n=len(players),
+                                                      what="features", last=len(players) - 1))
                 k = int(f)
             else:
                 raise ValueError(MSG_UNKNOWN_PLAYER.format(name=f, names=pnames))
@@ -250,9 +255,10 @@ class KernelShap:
         (categorical and string columns are masked as codes and handed back with their dtypes,
         so a Pipeline with a OneHotEncoder works unchanged). A batch is only valid during the
         call: its memory is reused for the next batch, so a model must not keep a reference.
-    background : ndarray, DataFrame or Baseline
+    background : ndarray, DataFrame, scipy.sparse matrix or Baseline
         K background rows (uniform weights), or a weighted :class:`Baseline` such as
-        :func:`kmeans_baseline` returns.
+        :func:`kmeans_baseline` returns. A sparse matrix is densified (it must fit in
+        ``memory_budget`` dense; the rows to explain likewise).
     num_samples : int, optional
         Coalitions per row; default shap's ``2 M + 2048``, capped at :math:`2^M - 2`. At the cap
         every coalition is enumerated and the result is the exact Shapley value.
@@ -320,6 +326,7 @@ class KernelShap:
         self._backend_req = backend
 
         data, weights = (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
+        data = densify(data, "background", self._budget)
         self._codec = TabularCodec(data, "background")
         B = self._codec.encode(data, "background")
         K = B.shape[0]
@@ -509,6 +516,7 @@ class KernelShap:
 
         if distributed.is_dask_collection(X):  # partitions explained on the workers, same plan
             return distributed.explain(self, X, return_std=return_std, progress=progress)
+        X = densify(X, "X", self._budget)
         Xm = self._codec.encode(X, "X")
         impl = _backend.resolve(self._backend_req, Xm, self._B)
         if impl != self._impl:

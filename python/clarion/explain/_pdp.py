@@ -10,9 +10,9 @@ import pandas as pd
 
 from clarion import _backend
 from clarion.explain import _kernels
-from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
 from clarion.explain._model import prediction_function
-from clarion.explain._tabular import _NUM, TabularCodec
+from clarion.explain._tabular import _NUM, TabularCodec, densify
 
 __all__ = ["partial_dependence"]
 
@@ -81,8 +81,9 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     ----------
     model : callable or scikit-learn estimator
         As for :class:`KernelShap` (``predict_proba`` for classifiers).
-    X : ndarray or DataFrame, shape (N, P)
-        Data over which the model output is averaged; a DataFrame keeps its dtypes. A Dask
+    X : ndarray, DataFrame or scipy.sparse matrix, shape (N, P)
+        Data over which the model output is averaged; a DataFrame keeps its dtypes; a sparse
+        matrix is densified (it must fit in ``memory_budget`` dense). A Dask
         DataFrame / array is summed partition by partition on its workers
         (:func:`clarion.distributed.partial_dependence`).
     features : column name / index, or a list of them
@@ -116,6 +117,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     predict = prediction_function(model)
     budget = parse_budget(memory_budget)
     threads = _kernels.n_threads(check_n_jobs(n_jobs))
+    X = densify(X, "X", budget)
     codec = TabularCodec(X, "X")
     Xm = codec.encode(X, "X")
     N, P = Xm.shape
@@ -179,7 +181,10 @@ def feature_columns(features: Any, columns: Sequence[Any]) -> list[int]:
             cols.append(columns.index(f))
         elif isinstance(f, str) and f in names:
             cols.append(names.index(f))
-        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(columns):
+        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
+            if not 0 <= f < len(columns):
+                raise ValueError(MSG_INDEX.format(arg="features", index=f, n=len(columns), what="columns",
+                                                  last=len(columns) - 1))
             cols.append(int(f))
         else:
             raise ValueError(f"features: unknown column {f!r} (columns: {columns})")
