@@ -237,5 +237,5 @@ def test_errors():
         KernelShap(42, B)
     with pytest.raises(ValueError, match="grid_resolution"):
         partial_dependence(good, X, [0], grid_resolution=1)
-    with pytest.raises(ValueError, match="unknown column 7"):
+    with pytest.raises(ValueError, match=r"index 7 is out of range: there are 3 columns"):
         partial_dependence(good, X, [7])

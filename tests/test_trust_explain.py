@@ -10,14 +10,19 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from clarion import _backend, _reference
 from clarion import analysis as A
-from clarion.explain import Baseline, KernelShap, ShapConditioningWarning, kmeans_baseline, partial_dependence
+from clarion.explain import (
+    Baseline,
+    KernelShap,
+    ShapConditioningWarning,
+    kmeans_baseline,
+    partial_dependence,
+)
 from clarion.explain._common import MSG_INDEX
 from clarion.explain._tabular import MSG_SPARSE, MSG_SPARSE_TYPE, TabularCodec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BACKENDS = ["numpy", pytest.param("cpu", marks=pytest.mark.skipif(not _backend.has_core(), reason="no extension"))]
 
@@ -189,9 +194,8 @@ def test_features_to_explain_one_output_reports_the_mean_base(tmp_path):
 
 def test_cli_analyze_features_to_explain_two_outputs(tmp_path, capsys):
     skops_io = pytest.importorskip("skops.io")
-    from sklearn.linear_model import LogisticRegression
-
     from clarion.cli import EXIT_OK, main
+    from sklearn.linear_model import LogisticRegression
 
     df = data(seed=2)
     model = LogisticRegression().fit(df[["x1", "x2", "x3", "g"]], df.y)
@@ -220,7 +224,7 @@ def test_pdp_grid_is_bucket_centres_over_the_range():
         return np.column_stack([frame["f"] * 0.1 + frame["i"] * 0.01, (frame["c"] == "u") + frame["s"] * 0.2])
 
     pdp = partial_dependence(model, df, ["f", "i", "s", "k", "c"], grid_resolution=6)
-    grid = lambda name: pdp[(pdp.feature == name) & (pdp.output == 0)]["value"].to_numpy()  # noqa: E731
+    grid = lambda name: pdp[(pdp.feature == name) & (pdp.output == 0)]["value"].to_numpy()
     lo, hi = df.f.min(), df.f.max()
     np.testing.assert_allclose(grid("f").astype(float), lo + (hi - lo) * (np.arange(6) + 0.5) / 6, rtol=1e-15)
     ilo, ihi = df.i.min(), df.i.max()  # integers: the centres rounded half up
@@ -244,7 +248,7 @@ def test_pdp_grid_dask_equals_local():
 
     rng = np.random.default_rng(7)
     df = pd.DataFrame({"f": rng.normal(size=120), "i": rng.integers(-5, 40, 120)})
-    model = lambda Z: (Z["f"] * Z["i"]).to_numpy()  # noqa: E731
+    model = lambda Z: (Z["f"] * Z["i"]).to_numpy()
     one = partial_dependence(model, df, ["f", "i"], grid_resolution=5)
     with dask.config.set(scheduler="synchronous"):
         many = partial_dependence(model, dd.from_pandas(df, npartitions=4), ["f", "i"], grid_resolution=5)
