@@ -464,7 +464,7 @@ class KernelShap:
         pats, inv = np.unique(null, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
         out = np.zeros_like(b)
-        chunk = max(1, self._budget // (8 * M * M * 6))
+        chunk = max(1, min(self._budget, 64 << 20) // (8 * M * M * 6))  # patterns (and rows) at a time
         eye = np.eye(M)
         for u0 in range(0, len(pats), chunk):
             P = pats[u0:u0 + chunk]
@@ -485,9 +485,11 @@ class KernelShap:
             r = t * scale[:, None]
             R = np.where(keep[:, :, None] & keep[:, None, :], R, 0.0)
             r = np.where(keep, r, 0.0)
-            rows = np.flatnonzero((inv >= u0) & (inv < u0 + len(P)))
-            k = inv[rows] - u0
-            out[rows] = R[k] @ b[rows] + r[k][:, :, None] * delta[rows][:, None, :]
+            rows_all = np.flatnonzero((inv >= u0) & (inv < u0 + len(P)))
+            for a in range(0, len(rows_all), chunk):
+                rows = rows_all[a:a + chunk]
+                k = inv[rows] - u0
+                out[rows] = R[k] @ b[rows] + r[k][:, :, None] * delta[rows][:, None, :]
         out[null] = 0.0
         return out
 
