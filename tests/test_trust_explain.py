@@ -103,6 +103,19 @@ def test_null_players_equal_shap_exact():
     np.testing.assert_allclose(ours, theirs, atol=1e-10)
 
 
+def test_null_player_ignores_background_rows_of_weight_zero():
+    rng = np.random.default_rng(6)
+    B, X = rng.normal(size=(3, 5)), rng.normal(size=(4, 5))
+    B[[0, 2], 1] = 0.7  # row 1 differs, but has weight 0
+    X[:2, 1] = 0.7
+    pi = np.array([0.5, 0.0, 0.5])
+    f = mlp(5, 1, 6)
+    e = KernelShap(f, Baseline(B, pi), num_samples=2**5).explain(X)
+    assert (e.values[:2, 1] == 0).all() and (e.values[2:, 1] != 0).all()
+    ref = np.stack([_reference.exact_shapley(f, x, B, pi=pi) for x in X])[:, :, 0]
+    np.testing.assert_allclose(e.values, ref, atol=1e-10)
+
+
 def test_null_groups_categorical_and_features_to_explain():
     rng = np.random.default_rng(5)
     n = 12

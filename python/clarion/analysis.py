@@ -1017,7 +1017,8 @@ class _Job:
         allv = np.concatenate(parts, axis=0)
         # one base value per output; with features_to_explain it depends on the row (the other
         # features keep the row's values) and analysis.json reports its mean over the explained rows
-        exp = np.concatenate(bases, axis=0).mean(axis=0)
+        exp = (np.concatenate(bases, axis=0).mean(axis=0) if "features_to_explain" in kw
+               else np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)))
         block: dict[str, Any] = {}
         for d, lab in enumerate(names):
             g = _aggregate(allv[:, :, d], sc.agg_method)
@@ -1132,14 +1133,13 @@ def _values_3d(e: Any, feats: list[str]) -> np.ndarray:
 
 
 def _base_rows(e: Any, n: int, d: int) -> np.ndarray:
-    """The explanation's expected value as an (n, d) array: one row per explained row, one column
-    per explained output (a global base value is repeated; a per-row one, as with
-    ``features_to_explain``, is kept per row)."""
+    """The explanation's expected value as ``(n, d)``: one row per explained row, one column per
+    explained output (a global base value, shape () or (d,), is repeated; a per-row one, as with
+    ``features_to_explain``, shape (n,) or (n, d), is kept per row)."""
     ev = np.asarray(e.expected_value, dtype=np.float64)
-    per_row = ev.ndim == np.ndim(e.values) - 1
-    if not per_row:
-        return np.broadcast_to(ev.reshape(1, -1), (n, d))
-    return ev.reshape(n, -1)
+    if ev.ndim == np.ndim(e.values) - 1:  # per row
+        return ev.reshape(n, d)
+    return np.broadcast_to(ev.reshape(1, d), (n, d))
 
 
 def _aggregate(v: np.ndarray, agg: str) -> np.ndarray:
