@@ -246,6 +246,12 @@ class KernelShap:
     synthetic rows straight into model-sized batches (chunked to ``memory_budget``), averages the
     outputs over the background and applies the operator; the model is called once per batch.
 
+    A player whose columns equal, in a row, their value in every background row (of positive
+    weight) changes nothing when masked: it is a null player of that row and gets exactly 0, and
+    the row's other players get the least-squares solution with it fixed at 0 (as shap, which
+    drops such players per row), so the values still sum to :math:`\Delta`. In exact mode this is
+    the Shapley value itself.
+
     Parameters
     ----------
     model : callable or scikit-learn estimator
