@@ -133,6 +133,13 @@ def test_null_groups_categorical_and_features_to_explain():
     ab, city = e.feature_names.index("ab"), e.feature_names.index("city")
     assert (e.values[::3, ab] == 0).all() and (e.values[::2, city] == 0).all()
     np.testing.assert_allclose(e.values.sum(1), model(X) - e.expected_value, atol=1e-12)
+    # a missing value equals a missing value (masking copies it)
+    bg_na, X_na = bg.copy(), X.copy()
+    bg_na["city"] = None
+    X_na.loc[X_na.index[1::2], "city"] = None
+    e_na = KernelShap(model, bg_na, num_samples=2**4).explain(X_na)
+    assert (e_na.values[1::2, 2] == 0).all() and (e_na.values[::2, 2] != 0).any()
+    np.testing.assert_allclose(e_na.values.sum(1), model(X_na) - e_na.expected_value, atol=1e-12)
     # features_to_explain: per-row base value, efficiency against it, null players still exactly 0
     e2 = KernelShap(model, bg, features_to_explain=["city", "c"], num_samples=2**2).explain(X)
     assert (e2.values[::2, 0] == 0).all()
