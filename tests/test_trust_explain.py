@@ -340,6 +340,16 @@ def test_sparse_background_and_rows_are_densified():
     np.testing.assert_array_equal(kb.data, kmeans_baseline(Bd, 2).data)
 
 
+def test_sparse_model_output_is_densified():
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(3)
+    B, X = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
+    f = lambda Z: np.column_stack([Z[:, 0] * Z[:, 1], Z[:, 2]])
+    want = KernelShap(f, B, num_samples=6).explain(X).values
+    got = KernelShap(lambda Z: sp.csr_matrix(f(Z)), B, num_samples=6).explain(X).values
+    np.testing.assert_array_equal(got, want)
+
+
 def test_sparse_too_large_or_unexpected_says_it_is_sparse():
     sp = pytest.importorskip("scipy.sparse")
     big = sp.csr_matrix((10**6, 10**3))
