@@ -142,7 +142,9 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
     top3 = sorted(shap["Yes"]["global_shap_values"].items(), key=lambda kv: -abs(kv[1]))[:3]
     assert [e["feature_name"] for e in pdp] == [k for k, _ in top3]
     for e in pdp:
-        assert set(e) == {"feature_name", "data_type", "feature_values", "model_predictions", "data_distribution"}
+        assert set(e) == {"feature_name", "data_type", "feature_values", "model_predictions", "label_headers",
+                          "data_distribution"}
+        assert e["label_headers"] == ["Yes"]
         assert e["data_type"] in ("numerical", "categorical")
         assert len(e["model_predictions"]) == 1
         assert len(e["feature_values"]) == len(e["model_predictions"][0]) == len(e["data_distribution"])

@@ -1028,7 +1028,6 @@ class _Job:
                               "link": "logit" if sc.use_logit else "identity"}
         if sc.features_to_explain:
             kw["features_to_explain"] = [_resolve(f"methods.shap.features_to_explain[{i}]", f, plan.features)
-                                         if not isinstance(f, int) else plan.features[f]
                                          for i, f in enumerate(sc.features_to_explain)]
         explainer = explain.KernelShap(self.shap_model, bg, **kw)
         feats = kw.get("features_to_explain") or plan.features
@@ -1039,7 +1038,7 @@ class _Job:
             sink = _CsvSink(out_csv, out_pq)
         local_cols = [f"{f}_{lab}" for lab in names for f in feats]
         parts: list[np.ndarray] = []
-        expected = None
+        bases: list[np.ndarray] = []  # expected values; per row with features_to_explain
         bar = Progress("SHAP", total=self.n_rows, unit="rows", enabled=self.progress)
         done = 0
 
@@ -1052,7 +1051,7 @@ class _Job:
                 e = explainer.explain(dask_rows(X[plan.features]), progress=tick if self.progress else None)
                 done += n_batch
                 vals = _values_3d(e, feats)
-                expected = e.expected_value
+                bases.append(_base_rows(e, len(X), len(names)))
                 parts.append(vals)
                 if sink is not None:
                     frame = pd.DataFrame(vals.transpose(0, 2, 1).reshape(len(X), -1), columns=local_cols)
@@ -1072,12 +1071,15 @@ class _Job:
         finally:
             bar.close()
         allv = np.concatenate(parts, axis=0)
-        exp = np.atleast_1d(np.asarray(expected, dtype=np.float64))
+        # one base value per output; with features_to_explain it depends on the row (the other
+        # features keep the row's values) and analysis.json reports its mean over the explained rows
+        exp = (np.concatenate(bases, axis=0).mean(axis=0) if "features_to_explain" in kw
+               else np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)))
         block: dict[str, Any] = {}
         for d, lab in enumerate(names):
             g = _aggregate(allv[:, :, d], sc.agg_method)
             block[lab] = {"global_shap_values": {f: float(v) for f, v in zip(feats, g)},
-                          "expected_value": float(exp[d] if len(exp) > d else exp[0])}
+                          "expected_value": float(exp[d])}
         local = pd.DataFrame(allv.transpose(0, 2, 1).reshape(allv.shape[0], -1), columns=local_cols)
         feature_values = rows[feats] if self.kept is not None else None
         if feature_values is None:
@@ -1110,8 +1112,7 @@ class _Job:
         pc, plan = self.cfg.pdp, self.plan
         rows = self._rows()
         if pc.features:
-            feats = [plan.features[f] if isinstance(f, int) else _resolve(f"methods.pdp.features[{i}]", f, plan.features)
-                     for i, f in enumerate(pc.features)]
+            feats = [_resolve(f"methods.pdp.features[{i}]", f, plan.features) for i, f in enumerate(pc.features)]
         else:
             g = next(iter(shap_block.values()))["global_shap_values"]
             feats = [k for k, _ in sorted(g.items(), key=lambda kv: -abs(kv[1]))][: pc.top_k_features]
@@ -1119,13 +1120,14 @@ class _Job:
         if model is None:
             model = _Selected(self.outputs.model, self.outputs.explained(self._n_outputs(rows)),
                               rows[plan.features].dtypes)
+        names = self.outputs.names(len(model.cols))  # as the kernel_shap blocks are named
         X = rows[plan.features]
         bar = Progress("PDP", total=len(feats), unit="features", enabled=self.progress)
         entries = []
         for f in feats:
             try:
                 pdp = explain.partial_dependence(model, dask_rows(X), [f], grid_resolution=pc.grid_resolution)
-                entries.append(_pdp_entry(pdp, f, X[f]))
+                entries.append(_pdp_entry(pdp, f, X[f], names))
             except Exception as exc:  # noqa: BLE001 - Clarify reports a failed feature as an entry with "error"
                 entries.append({"feature_name": f, "data_type": "categorical" if not _numeric_dtype(X[f])
                                 else "numerical", "error": str(exc)})
@@ -1186,6 +1188,16 @@ def _values_3d(e: Any, feats: list[str]) -> np.ndarray:
     return v
 
 
+def _base_rows(e: Any, n: int, d: int) -> np.ndarray:
+    """The explanation's expected value as ``(n, d)``: one row per explained row, one column per
+    explained output (a global base value, shape () or (d,), is repeated; a per-row one, as with
+    ``features_to_explain``, shape (n,) or (n, d), is kept per row)."""
+    ev = np.asarray(e.expected_value, dtype=np.float64)
+    if ev.ndim == np.ndim(e.values) - 1:  # per row
+        return ev.reshape(n, d)
+    return np.broadcast_to(ev.reshape(1, d), (n, d))
+
+
 def _aggregate(v: np.ndarray, agg: str) -> np.ndarray:
     """Clarify's global aggregation over records: mean |φ|, median φ (signed) or mean φ²."""
     if agg == "mean_abs":
@@ -1209,9 +1221,11 @@ def _baseline_frame(bg: Any, feats: list[str]) -> Any:
     return pd.DataFrame(np.asarray(bg), columns=feats)
 
 
-def _pdp_entry(pdp: Any, feature: str, col: Any) -> dict[str, Any]:
+def _pdp_entry(pdp: Any, feature: str, col: Any, label_headers: list[str] | None = None) -> dict[str, Any]:
     """Clarify's PdpEntry from clarion's tidy partial_dependence output, with the data distribution
-    (share of rows nearest each grid value; per category for categorical features)."""
+    (share of rows per bucket: the buckets of the grid's centres, i.e. rows nearest each grid value,
+    a value on a bucket edge counted in the upper bucket; per category for categorical features) and
+    ``label_headers`` naming the lists of ``model_predictions``."""
     import pandas as pd
 
     df = pdp if isinstance(pdp, pd.DataFrame) else pd.DataFrame(pdp)
@@ -1232,7 +1246,7 @@ def _pdp_entry(pdp: Any, feature: str, col: Any) -> dict[str, Any]:
         g = np.asarray(grid, dtype=np.float64)
         order = np.argsort(g)
         edges = (g[order][1:] + g[order][:-1]) / 2
-        idx = np.searchsorted(edges, vals.to_numpy(np.float64))
+        idx = np.searchsorted(edges, vals.to_numpy(np.float64), side="right")
         counts = np.bincount(idx, minlength=len(g)).astype(np.float64)
         dist = np.empty(len(g))
         dist[order] = counts
@@ -1242,9 +1256,12 @@ def _pdp_entry(pdp: Any, feature: str, col: Any) -> dict[str, Any]:
         dist = np.asarray([vc.get(str(x), 0) for x in grid], dtype=np.float64)
         feature_values = [x.item() if hasattr(x, "item") else x for x in grid]
     dist = dist / max(len(vals), 1)
-    return {"feature_name": feature, "data_type": "numerical" if numeric else "categorical",
-            "feature_values": feature_values, "model_predictions": preds,
-            "data_distribution": [float(x) for x in dist]}
+    entry = {"feature_name": feature, "data_type": "numerical" if numeric else "categorical",
+             "feature_values": feature_values, "model_predictions": preds}
+    if label_headers is not None:
+        entry["label_headers"] = [str(h) for h in label_headers]
+    entry["data_distribution"] = [float(x) for x in dist]
+    return entry
 
 
 # ---- command line --------------------------------------------------------------------------------

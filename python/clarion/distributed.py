@@ -701,7 +701,7 @@ def _pd_add(items: list) -> list:
 
 
 def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
-                       percentiles: tuple[float, float] = (0.05, 0.95), memory_budget: int | str = "1GiB",
+                       percentiles: tuple[float, float] = (0.0, 1.0), memory_budget: int | str = "1GiB",
                        n_jobs: int | None = None, backend: str = "auto", split_every: int = 8) -> pd.DataFrame:
     r""":func:`clarion.explain.partial_dependence` on a Dask DataFrame or 2-D Dask array.
 
@@ -709,7 +709,8 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
 
         \mathrm{PD}_j(v) = \sum_{p} \frac1N \sum_{n \in p} f(x_n \text{ with } x_{nj} := v)
 
-    The grid of each feature is the single-machine one (exact quantiles / present values), from
+    The grid of each feature is the single-machine one (bucket centres over the range / present
+    values), from
     the feature's column gathered on the client; every partition then computes its partial sums
     for the whole grid with the masking and reduction kernels, and the (G x D) partial sums are
     added in a tree reduction. The result equals the single-machine table up to the order of

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clarion.explain._tabular import _NUM, TabularCodec
+from clarion.explain._tabular import _NUM, TabularCodec, densify
 
 __all__ = ["Baseline", "kmeans_baseline"]
 
@@ -51,8 +51,8 @@ def kmeans_baseline(X: Any, k: int, *, seed: int = 0, round_values: bool = True)
 
     Parameters
     ----------
-    X : ndarray or DataFrame, shape (N, P)
-        Data to summarise.
+    X : ndarray, DataFrame or scipy.sparse matrix, shape (N, P)
+        Data to summarise (a sparse matrix is densified; it must fit in 1 GiB dense).
     k : int
         Number of representatives, ``1 <= k <= N``.
     seed : int, default 0
@@ -70,6 +70,7 @@ def kmeans_baseline(X: Any, k: int, *, seed: int = 0, round_values: bool = True)
         from sklearn.cluster import KMeans  # noqa: PLC0415 - optional dependency
     except ImportError as exc:  # pragma: no cover
         raise ImportError("kmeans_baseline needs scikit-learn (pip install scikit-learn)") from exc
+    X = densify(X, "X")
     codec = TabularCodec(X, "X")
     mat = codec.encode(X, "X")
     n, P = mat.shape

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+MSG_INDEX = "{arg}: index {index} is out of range: there are {n} {what} (0..{last})"
+
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 

@@ -14,9 +14,9 @@ import pandas as pd
 from clarion import _backend
 from clarion.explain import _kernels
 from clarion.explain._baseline import Baseline
-from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
 from clarion.explain._model import prediction_function
-from clarion.explain._tabular import TabularCodec
+from clarion.explain._tabular import TabularCodec, densify
 
 __all__ = ["Explanation", "KernelShap", "ShapConditioningWarning"]
 
@@ -180,8 +180,10 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
             return columns.index(col)
         if isinstance(col, str) and col in names_str:
             return names_str.index(col)
-        if isinstance(col, (int, np.integer)) and not isinstance(col, bool) and 0 <= col < P:
-            return int(col)
+        if isinstance(col, (int, np.integer)) and not isinstance(col, bool):
+            if 0 <= col < P:
+                return int(col)
+            raise ValueError(MSG_INDEX.format(arg=arg, index=col, n=P, what="columns", last=P - 1))
         raise ValueError(MSG_UNKNOWN_COLUMN.format(arg=arg, col=col, columns=columns))
 
     owner = [-1] * P
@@ -216,7 +218,10 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
                 k = pnames.index(f)
             elif str(f) in pnames:
                 k = pnames.index(str(f))
-            elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(players):
+            elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
+                if not 0 <= f < len(players):
+                    raise ValueError(MSG_INDEX.format(arg="features_to_explain", index=f, n=len(players),
+                                                      what="features", last=len(players) - 1))
                 k = int(f)
             else:
                 raise ValueError(MSG_UNKNOWN_PLAYER.format(name=f, names=pnames))
@@ -241,6 +246,12 @@ class KernelShap:
     synthetic rows straight into model-sized batches (chunked to ``memory_budget``), averages the
     outputs over the background and applies the operator; the model is called once per batch.
 
+    A player whose columns equal, in a row, their value in every background row (of positive
+    weight) changes nothing when masked: it is a null player of that row and gets exactly 0, and
+    the row's other players get the least-squares solution with it fixed at 0 (as shap, which
+    drops such players per row), so the values still sum to :math:`\Delta`. In exact mode this is
+    the Shapley value itself.
+
     Parameters
     ----------
     model : callable or scikit-learn estimator
@@ -250,9 +261,10 @@ class KernelShap:
         (categorical and string columns are masked as codes and handed back with their dtypes,
         so a Pipeline with a OneHotEncoder works unchanged). A batch is only valid during the
         call: its memory is reused for the next batch, so a model must not keep a reference.
-    background : ndarray, DataFrame or Baseline
+    background : ndarray, DataFrame, scipy.sparse matrix or Baseline
         K background rows (uniform weights), or a weighted :class:`Baseline` such as
-        :func:`kmeans_baseline` returns.
+        :func:`kmeans_baseline` returns. A sparse matrix is densified (it must fit in
+        ``memory_budget`` dense; the rows to explain likewise).
     num_samples : int, optional
         Coalitions per row; default shap's ``2 M + 2048``, capped at :math:`2^M - 2`. At the cap
         every coalition is enumerated and the result is the exact Shapley value.
@@ -320,6 +332,7 @@ class KernelShap:
         self._backend_req = backend
 
         data, weights = (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
+        data = densify(data, "background", self._budget)
         self._codec = TabularCodec(data, "background")
         B = self._codec.encode(data, "background")
         K = B.shape[0]
@@ -362,6 +375,8 @@ class KernelShap:
                 "(minimum-norm solution). Increase num_samples.",
                 ShapConditioningWarning, stacklevel=2)
         self._Z, self._w, self._block, self._L, self._c = Z, w, block, L, c
+        self._status = status
+        self._background_constants = None  # (constant-in-background mask, values), computed on first use
         self.num_samples_ = Z.shape[0]
         self.exact_ = M <= 30 and self.num_samples_ == 2**M - 2
 
@@ -411,6 +426,79 @@ class KernelShap:
             cs[(g + 1) * M:(g + 2) * M] = cg
         return LT, cs, G
 
+    def _null_players(self, Xm: Any) -> np.ndarray | None:
+        """``(N, M)`` host mask of the players whose masking changes nothing for a row: every column
+        of the player equals, in that row, its value in every background row of positive weight
+        (NaN equal to NaN, as the masking copies it). Such a player is a null player of the row's
+        game (its Shapley value is exactly 0). None when no row has one."""
+        xp = self._xp()
+        if self._background_constants is None:
+            B = self._B.get() if self._impl == "cuda" else np.asarray(self._B)
+            live = B[self._pi_host > 0]
+            first = live[0]
+            same = (live == first[None, :]) | (np.isnan(live) & np.isnan(first)[None, :])
+            self._background_constants = (same.all(axis=0), first)
+        const, first = self._background_constants
+        if not const.any() or Xm.shape[0] == 0:
+            return None
+        cand = [j for j, cols in enumerate(self._player_columns) if const[cols].all()]
+        if not cand:
+            return None
+        v = xp.asarray(first)
+        eq = (Xm == v[None, :]) | (xp.isnan(Xm) & xp.isnan(v)[None, :])
+        null = xp.zeros((Xm.shape[0], self.M), dtype=bool)
+        for j in cand:
+            null[:, j] = eq[:, self._player_columns[j]].all(axis=1)
+        null = null.get() if self._impl == "cuda" else null
+        return null if null.any() else None
+
+    def _restricted_values(self, b: np.ndarray, delta: np.ndarray, null: np.ndarray) -> np.ndarray:
+        r"""Attributions of rows with null players: the constrained weighted least-squares solution
+        with the null players fixed at 0 (shap drops such players per row the same way).
+
+        With :math:`A = Z^\top W Z` and the accumulated :math:`b = Z^\top W y` of each row, for the
+        kept players K: :math:`\phi_K = A_K^{-1}\big(b_K - 1 (1^\top A_K^{-1} b_K - \Delta)/(1^\top
+        A_K^{-1} 1)\big)` (spec 2.4, on the principal submatrix), and :math:`\phi_j = 0` exactly for
+        the null players, so :math:`\sum_j \phi_j = \Delta` still holds to rounding. In exact mode
+        this is the Shapley value (the full solution already has :math:`\phi_{null} = 0`); one small
+        solve per distinct null pattern.
+
+        b : (n, M, D); delta : (n, D); null : (n, M) bool. Returns (n, M, D)."""
+        M = self.M
+        Zf = self._Z.astype(np.float64)
+        A = (Zf.T * self._w) @ Zf
+        pats, inv = np.unique(null, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        out = np.zeros_like(b)
+        chunk = max(1, min(self._budget, 64 << 20) // (8 * M * M * 6))  # patterns (and rows) at a time
+        eye = np.eye(M)
+        for u0 in range(0, len(pats), chunk):
+            P = pats[u0:u0 + chunk]
+            keep = ~P
+            ones = keep.astype(np.float64)
+            Apad = np.where(keep[:, :, None] & keep[:, None, :], A, 0.0) + P[:, :, None] * eye
+            try:
+                if self._status:
+                    raise np.linalg.LinAlgError
+                Ainv = np.linalg.inv(Apad)
+            except np.linalg.LinAlgError:
+                Ainv = np.linalg.pinv(Apad)
+            t = (Ainv @ ones[:, :, None])[:, :, 0]
+            s = (ones * t).sum(axis=1)
+            ok = s != 0  # s = 0: every player is null
+            scale = np.where(ok, 1.0 / np.where(ok, s, 1.0), 0.0)
+            R = Ainv - (t * scale[:, None])[:, :, None] * (ones[:, None, :] @ Ainv)
+            r = t * scale[:, None]
+            R = np.where(keep[:, :, None] & keep[:, None, :], R, 0.0)
+            r = np.where(keep, r, 0.0)
+            rows_all = np.flatnonzero((inv >= u0) & (inv < u0 + len(P)))
+            for a in range(0, len(rows_all), chunk):
+                rows = rows_all[a:a + chunk]
+                k = inv[rows] - u0
+                out[rows] = R[k] @ b[rows] + r[k][:, :, None] * delta[rows][:, None, :]
+        out[null] = 0.0
+        return out
+
     def explain(self, X: Any, *, progress: Callable[[int, int], None] | None = None,
                 return_std: bool = False) -> Explanation:
         """Attributions of every row of ``X``.
@@ -436,6 +524,7 @@ class KernelShap:
 
         if distributed.is_dask_collection(X):  # partitions explained on the workers, same plan
             return distributed.explain(self, X, return_std=return_std, progress=progress)
+        X = densify(X, "X", self._budget)
         Xm = self._codec.encode(X, "X")
         impl = _backend.resolve(self._backend_req, Xm, self._B)
         if impl != self._impl:
@@ -456,6 +545,11 @@ class KernelShap:
         delta = self._link_fn(fx) - self._base_link[None, :]
 
         LT, cs, G = self._operators(return_std)
+        null = self._null_players(Xm)
+        Mb = LT.shape[1]  # columns of the solution operators; then b = Z^T W y for rows with null players
+        if null is not None:
+            LT = np.hstack([LT, self._Z * self._w[:, None]])
+            cs = np.concatenate([cs, np.zeros(M)])
         Mo = LT.shape[1]
         Zd, LTd, cpd = (xp.asarray(self._Z), xp.asarray(LT), xp.asarray(self._col_player))
         phi = xp.zeros((N, Mo, D))
@@ -510,7 +604,11 @@ class KernelShap:
         phi += xp.asarray(cs)[None, :, None] * delta[:, None, :]
         if impl == "cuda":
             phi = phi.get()
+            delta = delta.get()
         values = phi[:, :M]
+        if null is not None:  # null players get exactly 0, the others the restricted solution
+            hit = np.flatnonzero(null.any(axis=1))
+            values[hit] = self._restricted_values(phi[hit, Mb:], np.asarray(delta)[hit], null[hit])
         std = None
         if return_std:
             if self.exact_:
@@ -518,8 +616,10 @@ class KernelShap:
             elif G < 2:
                 std = np.full_like(values, np.nan)
             else:
-                sub = phi[:, M:].reshape(N, G, M, D)
+                sub = phi[:, M:Mb].reshape(N, G, M, D)
                 std = np.sqrt(sub.var(axis=1, ddof=1) / G)
+            if null is not None:
+                std[null] = 0.0
         if self._predict.vector_out:
             values = values[:, :, 0]
             std = None if std is None else std[:, :, 0]

@@ -56,6 +56,8 @@ class Predictor:
         else:
             if hasattr(out, "to_numpy"):  # pandas / polars outputs
                 out = out.to_numpy()
+            if type(out).__module__.startswith("scipy.sparse") and hasattr(out, "toarray"):
+                out = out.toarray()  # a sparse output (as big as the batch's outputs dense)
             out = np.asarray(out, dtype=np.float64)
         if out.ndim == 0 or out.ndim > 2:
             raise ValueError(MSG_NDIM.format(shape=tuple(out.shape), where=where))

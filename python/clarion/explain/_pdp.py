@@ -10,25 +10,33 @@ import pandas as pd
 
 from clarion import _backend
 from clarion.explain import _kernels
-from clarion.explain._common import bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
 from clarion.explain._model import prediction_function
-from clarion.explain._tabular import _NUM, TabularCodec
+from clarion.explain._tabular import _NUM, TabularCodec, densify
 
 __all__ = ["partial_dependence"]
 
 
 def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, grid_resolution: int, percentiles: tuple[float, float]):
-    """Grid in code space and its display values."""
+    """Grid in code space and its display values.
+
+    Numeric column (Clarify's rule): the centres of ``grid_resolution`` equally wide buckets over
+    the column's range (between its ``percentiles`` quantiles; the default (0, 1) is min..max),
+    missing values ignored; a constant column gives its one value. An integer (or bool) column is
+    only ever given integers: the centres are rounded half up and repeated values dropped.
+    Categorical / string / bool-dtype column: every value present, in the dtype's order."""
     kind = codec.kinds[j] if codec.is_frame else _NUM
     if kind == _NUM:
         vals = col[~np.isnan(col)]
         if vals.size == 0:
             return np.empty(0), []
-        uniq = np.unique(vals)
-        if uniq.size <= grid_resolution:
-            grid = uniq
-        else:
-            grid = np.unique(np.quantile(vals, np.linspace(percentiles[0], percentiles[1], grid_resolution)))
+        lo, hi = (float(v) for v in np.quantile(vals, percentiles))
+        grid = lo + (hi - lo) * (np.arange(grid_resolution) + 0.5) / grid_resolution
+        integer = (pd.api.types.is_integer_dtype(codec.dtypes[j]) if codec.is_frame
+                   else codec.orig_dtype.kind in "biu")
+        if integer:
+            grid = np.floor(grid + 0.5)
+        grid = np.unique(grid) if hi > lo or integer else grid[:1]
         if codec.is_frame:
             shown = _show(codec, template, j, grid)
         elif codec.orig_dtype.kind in "biu":
@@ -53,7 +61,7 @@ def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -
 
 
 def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
-                       percentiles: tuple[float, float] = (0.05, 0.95), memory_budget: int | str = "1GiB",
+                       percentiles: tuple[float, float] = (0.0, 1.0), memory_budget: int | str = "1GiB",
                        n_jobs: int | None = None, backend: str = "auto") -> pd.DataFrame:
     r"""Partial dependence of the model's outputs on each of ``features`` (Clarify's PDP).
 
@@ -61,10 +69,11 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
 
         \mathrm{PD}_j(v) = \frac1N \sum_{n=1}^N f(x_n \text{ with } x_{nj} := v)
 
-    for every grid value ``v`` of feature ``j``: for a numeric feature, the distinct values when
-    there are at most ``grid_resolution`` of them, else the ``grid_resolution`` quantiles between
-    ``percentiles`` (duplicates dropped); for a categorical / string / bool feature, every value
-    present in ``X``. The rows ``x_n`` with the feature replaced are written by the same masking
+    for every grid value ``v`` of feature ``j``: for a numeric feature, as Clarify, the centres of
+    ``grid_resolution`` equally wide buckets over the feature's range (min..max by default;
+    rounded half up to integers, repeats dropped, for an integer column, so the model only sees
+    values of the column's type); for a categorical / string / bool feature, every value present
+    in ``X``. The rows ``x_n`` with the feature replaced are written by the same masking
     kernel as Kernel SHAP, straight into model-sized batches (one model call per batch, never per
     grid point or row), and averaged by the same reduction kernel.
 
@@ -72,15 +81,18 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     ----------
     model : callable or scikit-learn estimator
         As for :class:`KernelShap` (``predict_proba`` for classifiers).
-    X : ndarray or DataFrame, shape (N, P)
-        Data over which the model output is averaged; a DataFrame keeps its dtypes. A Dask
+    X : ndarray, DataFrame or scipy.sparse matrix, shape (N, P)
+        Data over which the model output is averaged; a DataFrame keeps its dtypes; a sparse
+        matrix is densified (it must fit in ``memory_budget`` dense). A Dask
         DataFrame / array is summed partition by partition on its workers
         (:func:`clarion.distributed.partial_dependence`).
     features : column name / index, or a list of them
     grid_resolution : int, default 20
-        Maximum number of grid points of a numeric feature (>= 2).
-    percentiles : (float, float), default (0.05, 0.95)
-        Range of the quantile grid, ``0 <= lo < hi <= 1``.
+        Number of buckets of a numeric feature's range, i.e. of grid points (>= 2; fewer for an
+        integer column with a narrow range, or a constant column).
+    percentiles : (float, float), default (0.0, 1.0)
+        The range that is cut into buckets: from the ``lo`` to the ``hi`` quantile of the
+        feature, ``0 <= lo < hi <= 1`` (the default is Clarify's: the whole range).
     memory_budget, n_jobs, backend
         As for :class:`KernelShap`.
 
@@ -105,6 +117,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     predict = prediction_function(model)
     budget = parse_budget(memory_budget)
     threads = _kernels.n_threads(check_n_jobs(n_jobs))
+    X = densify(X, "X", budget)
     codec = TabularCodec(X, "X")
     Xm = codec.encode(X, "X")
     N, P = Xm.shape
@@ -168,7 +181,10 @@ def feature_columns(features: Any, columns: Sequence[Any]) -> list[int]:
             cols.append(columns.index(f))
         elif isinstance(f, str) and f in names:
             cols.append(names.index(f))
-        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool) and 0 <= f < len(columns):
+        elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
+            if not 0 <= f < len(columns):
+                raise ValueError(MSG_INDEX.format(arg="features", index=f, n=len(columns), what="columns",
+                                                  last=len(columns) - 1))
             cols.append(int(f))
         else:
             raise ValueError(f"features: unknown column {f!r} (columns: {columns})")

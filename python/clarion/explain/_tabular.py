@@ -21,7 +21,32 @@ MSG_ARRAY_DTYPE = (
     "categorical / string columns"
 )
 
+MSG_SPARSE = (
+    "{arg} is a scipy.sparse matrix of shape {shape}; clarion explains dense rows, and densified it "
+    "would take {size} bytes, more than memory_budget ({budget} bytes): pass fewer rows, or a larger "
+    "memory_budget"
+)
+MSG_SPARSE_TYPE = "{arg} is a scipy.sparse matrix; pass it densified (.toarray()) or to the explainer, which densifies it"
+DEFAULT_DENSE_BUDGET = 1 << 30
+
 _NUM, _BOOL, _CAT, _OBJ = "num", "bool", "cat", "obj"
+
+
+def is_sparse(data: Any) -> bool:
+    """Whether ``data`` is a scipy.sparse matrix or array (without importing scipy)."""
+    return type(data).__module__.startswith("scipy.sparse") and hasattr(data, "toarray")
+
+
+def densify(data: Any, arg: str, budget: int = DEFAULT_DENSE_BUDGET) -> Any:
+    """``data`` as a dense numpy array when it is scipy.sparse and fits ``budget`` bytes dense;
+    anything else unchanged. Raises ValueError naming ``arg`` when it does not fit."""
+    if not is_sparse(data):
+        return data
+    shape = tuple(int(n) for n in data.shape)
+    size = int(np.prod(shape, dtype=object)) * max(np.dtype(data.dtype).itemsize, 1)
+    if size > budget:
+        raise ValueError(MSG_SPARSE.format(arg=arg, shape=shape, size=size, budget=budget))
+    return np.asarray(data.toarray())
 
 
 class TabularCodec:
@@ -51,6 +76,8 @@ class TabularCodec:
                 None if c is None else {v: i for i, v in enumerate(c)} for c in self.categories]
             self.dtype = np.dtype(np.float64)
         else:
+            if is_sparse(data):
+                raise TypeError(MSG_SPARSE_TYPE.format(arg=arg))
             arr = np.asarray(data) if not _is_device(data) else data
             if arr.ndim != 2:
                 raise ValueError(MSG_NDIM.format(arg=arg, shape=tuple(arr.shape)))
@@ -100,6 +127,8 @@ class TabularCodec:
             return cupy.ascontiguousarray(arr, dtype=self.dtype)
         if isinstance(data, pd.DataFrame):
             data = data.to_numpy()
+        if is_sparse(data):
+            raise TypeError(MSG_SPARSE_TYPE.format(arg=arg))
         arr = np.asarray(data)
         if arr.ndim != 2:
             raise ValueError(MSG_NDIM.format(arg=arg, shape=tuple(arr.shape)))
