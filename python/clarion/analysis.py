@@ -122,7 +122,7 @@ def _values_or_threshold(values: list[Any], sample: Any) -> tuple[list[Any] | No
     if len(values) == 1 and _is_number(values[0]) and _numeric_dtype(sample):
         distinct = set(sample.dropna().unique().tolist())
         if not (len(distinct) <= MAX_CATEGORIES and values[0] in distinct):
-            return None, float(values[0])
+            return None, values[0]  # as given: [30] is "(30, 66]" on an integer column, as Clarify writes it
     return values, None
 
 
@@ -873,7 +873,8 @@ class _Job:
                 if section is None:
                     section = {k: v for k, v in part.items() if k != "facets"}
                     section["facets"] = {}
-                section["facets"].update(part["facets"])
+                for name, entries in part["facets"].items():  # two config entries on one column: both lists
+                    section["facets"].setdefault(name, []).extend(entries)
             out[key] = section
         return out
 

@@ -170,6 +170,18 @@ def _native_max(x: np.ndarray, col: Any) -> Any:
     return m
 
 
+def combine_max(a: Any, b: Any) -> Any:
+    """The larger of two column maxima (None: none yet), a float when either is (a column that
+    is float in one batch, e.g. with a missing value, is a float column: one interval format
+    whatever the batches or the merge order)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    m = max(a, b)
+    return float(m) if isinstance(a, float) or isinstance(b, float) else m
+
+
 def is_float_column(col: Any) -> bool:
     col = column_values(col)
     if isinstance(col, pd.Series):
@@ -333,8 +345,18 @@ def _sort_key_values(values: list) -> list[int]:
         return sorted(idx, key=lambda i: (type(values[i]).__name__, str(values[i])))
 
 
-def interval_string(threshold: float, col_max: Any) -> str:
-    """smclarify's ``value_or_threshold`` for a threshold: ``"(t, max]"`` (its IntervalIndex rule)."""
+def interval_string(threshold: Any, col_max: Any) -> str:
+    """THE ``value_or_threshold`` string of a threshold: ``"(t, max]"``, formatted as smclarify and
+    Clarify do (``pandas.IntervalIndex.from_breaks``): integers stay integers (``"(30, 66]"``)
+    unless the threshold or the column is float (``"(30.5, 66.0]"``, ``"(30.0, 66.0]"`` for a
+    float column). Every writer of a facet or label interval (``clarion.bias.report``, the
+    Accumulator, ``clarion analyze`` / ``monitor``, Dask) goes through this function; a threshold
+    keeps the type it was given in (a config's ``[30]`` is the integer 30), and the column's
+    maximum is a float as soon as any batch of the column was float (:func:`combine_max`)."""
+    if isinstance(threshold, (np.integer, np.floating)):
+        threshold = threshold.item()
+    if isinstance(col_max, (np.integer, np.floating)):
+        col_max = col_max.item()
     if col_max is None or (isinstance(col_max, float) and math.isnan(col_max)):
         return f"({threshold}, nan]"
     breaks = [threshold]
@@ -421,7 +443,7 @@ class State:
             if track and x.size and not nan.all():
                 m = _native_max(x, col)
                 with self.lock:
-                    self.label_max = m if self.label_max is None else max(self.label_max, m)
+                    self.label_max = combine_max(self.label_max, m)
             return (x > spec.label_threshold).view(np.int8)
         fast = self._positive_numeric(col, arg, name, compat, track)
         if fast is not None:
@@ -501,7 +523,7 @@ class State:
             if finite.any():
                 m = _native_max(x, col)
                 with self.lock:
-                    fs.col_max = m if fs.col_max is None else max(fs.col_max, m)
+                    fs.col_max = combine_max(fs.col_max, m)
             codes = (x > fs.threshold).view(np.int8).astype(np.int32)
             return codes, _binary_seen(codes)
         if fs.values is not None:
@@ -921,7 +943,7 @@ def merge_states(ours: State, theirs: State) -> None:
             with ours.label_vocab._lock:  # noqa: SLF001
                 ours.label_vocab._add(v)  # noqa: SLF001
         if theirs.label_max is not None:
-            ours.label_max = theirs.label_max if ours.label_max is None else max(ours.label_max, theirs.label_max)
+            ours.label_max = combine_max(ours.label_max, theirs.label_max)
         klut = None
         if ours.group_vocab is not None:
             klut = _vocab_lut(ours.group_vocab, theirs.group_vocab)
@@ -935,7 +957,7 @@ def merge_states(ours: State, theirs: State) -> None:
                     with fs.vocab._lock:  # noqa: SLF001
                         fs.vocab._add(v)  # noqa: SLF001
                 if tfs.col_max is not None:
-                    fs.col_max = tfs.col_max if fs.col_max is None else max(fs.col_max, tfs.col_max)
+                    fs.col_max = combine_max(fs.col_max, tfs.col_max)
             else:
                 vlut = _vocab_lut(fs.vocab, tfs.vocab)
             V = fs.n_codes
