@@ -4,12 +4,9 @@ error messages that name the cause (22)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
-
 from clarion import analysis as A
 from clarion import bias
 from clarion.bias import _engine as E
@@ -100,3 +97,174 @@ def test_interval_format_follows_the_column_type_whatever_the_batches():
         y.update(second)
         outs.add(x.merge(y).report(methods=["CI"]).to_frame().value_or_threshold.iloc[0])
     assert outs == {"(30.0, 70.0]"}
+
+
+# ---- item 2: values matched by value across types, never "everything negative" ---------------------
+
+
+def _frame(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    f = rng.choice(["a", "b"], n)
+    y = (rng.random(n) < np.where(f == "a", 0.6, 0.3)).astype(np.int64)
+    p = (rng.random(n) < np.where(f == "a", 0.7, 0.2)).astype(np.int64)
+    return pd.DataFrame({"f": f, "y": y, "p": p, "x": rng.normal(size=n)})
+
+
+def _values(r):
+    return r.to_frame().set_index(["stage", "value_or_threshold", "metric"]).value
+
+
+@pytest.mark.parametrize("compat", ["clarion", "smclarify"])
+def test_text_predictions_of_numbers_match_an_integer_label(compat):
+    df = _frame()
+    want = bias.report(df, label="y", facet="f", facet_values=["b"], label_values=[1], predicted_label="p",
+                       compat=compat, methods=["DPPL", "DI", "AD", "RD", "CI", "DPL"])
+    assert want.to_frame().query("metric == 'DPPL'").value.abs().iloc[0] > 0.2
+    for pred in (df.p.astype(str), df.p.astype(float).astype(str)):  # "1"/"0" and "1.0"/"0.0"
+        got = bias.report(df.assign(p=pred), label="y", facet="f", facet_values=["b"], label_values=[1],
+                          predicted_label="p", compat=compat, methods=["DPPL", "DI", "AD", "RD", "CI", "DPL"])
+        pd.testing.assert_series_equal(_values(got), _values(want))
+    # the same through the Accumulator, batch by batch
+    acc = bias.Accumulator(label="y", facet="f", facet_values=["b"], label_values=["1"], predicted_label="p",
+                           compat=compat)
+    for part in np.array_split(np.arange(len(df)), 4):
+        acc.update(df.assign(p=df.p.astype(str)).iloc[part])
+    pd.testing.assert_series_equal(_values(acc.report(methods=["DPPL", "DI", "AD", "RD", "CI", "DPL"])),
+                                   _values(want))
+
+
+@pytest.mark.parametrize("compat", ["clarion", "smclarify"])
+def test_words_as_predictions_of_a_numeric_label_are_an_error(compat):
+    df = _frame()
+    yn = df.assign(p=np.where(df.p == 1, "y", "n"))
+    with pytest.raises(ValueError, match=r"predicted_label: label_values \[1\] can never equal a value of column "
+                                         r"'p' \(values seen: '.', '.'\)"):
+        bias.report(yn, label="y", facet="f", label_values=[1], predicted_label="p", compat=compat)
+    acc = bias.Accumulator(label="y", facet="f", label_values=[1], predicted_label="p", compat=compat)
+    with pytest.raises(ValueError, match="predicted_label: label_values"):
+        acc.update(yn)
+
+
+@pytest.mark.parametrize("compat", ["clarion", "smclarify"])
+def test_float_label_with_text_label_values(compat):
+    df = _frame().assign(y=lambda d: d.y.astype(float))
+    want = bias.report(df, label="y", facet="f", label_values=[1], compat=compat, methods=["DPL", "CI"])
+    assert want.to_frame().query("metric == 'DPL'").value.abs().min() > 0.1
+    got = bias.report(df, label="y", facet="f", label_values=["1"], compat=compat, methods=["DPL", "CI"])
+    pd.testing.assert_series_equal(_values(got), _values(want))
+    assert got.label_value_or_threshold == "1"
+    # DType promotion error before; now a message naming the column, the values given and seen
+    with pytest.raises(ValueError, match=r"label_values: \['yes'\] can never equal a value of column 'y' "
+                                         r"\(values seen: 1\.0, 0\.0|label_values: \['yes'\] can never equal a "
+                                         r"value of column 'y' \(values seen: 0\.0, 1\.0"):
+        bias.report(df, label="y", facet="f", label_values=["yes"], compat=compat)
+    with pytest.raises(ValueError, match=r"label_values: \['yes'\] can never equal"):
+        bias.report(df.assign(y=df.y.astype(int)), label="y", facet="f", label_values=["yes"], compat=compat)
+
+
+def test_facet_values_are_matched_by_the_same_rule():
+    df = _frame().assign(k=lambda d: np.where(d.f == "a", 1, 2))
+    want = bias.report(df, label="y", facet="k", facet_values=[2], label_values=[1], methods=["CI", "DPL"])
+    for data, values in ((df, ["2"]), (df.assign(k=df.k.astype(str)), [2]), (df.assign(k=df.k.astype(str)), [2.0])):
+        got = bias.report(data, label="y", facet="k", facet_values=values, label_values=[1], methods=["CI", "DPL"])
+        assert got.to_frame().value.tolist() == want.to_frame().value.tolist()
+    with pytest.raises(ValueError, match=r"facet_values: \['b'\] can never equal a value of column 'k' "
+                                         r"\(values seen: 1, 2\)"):
+        bias.report(df.assign(k=df.k.astype(object)), label="y", facet="k", facet_values=["b"], label_values=[1])
+    with pytest.raises(ValueError, match=r"facet_values: \['b'\] can never equal a value of column 'k' "):
+        bias.report(df, label="y", facet="k", facet_values=["b"], label_values=[1])  # numpy ints
+    with pytest.raises(ValueError, match=r"facet_values: value 3 does not occur in column 'k' "
+                                         r"\(values seen: (1, 2|2, 1)\)"):
+        bias.report(df, label="y", facet="k", facet_values=[3], label_values=[1])
+
+
+def test_predictions_in_other_words_than_the_label_are_an_error():
+    df = _frame()
+    text = df.assign(y=np.where(df.y == 1, "yes", "no"), p=np.where(df.p == 1, "Yes", "No"))
+    with pytest.raises(ValueError, match=E.MSG_PRED_UNKNOWN.split("{")[0]
+                       + r"'p' predicts '(Yes|No)', '(Yes|No)', none of which is a value of the label column 'y'"):
+        bias.report(text, label="y", facet="f", label_values=["yes"], predicted_label="p")
+    # a model that predicts one class only is fine
+    ok = bias.report(text.assign(p="no"), label="y", facet="f", label_values=["yes"], predicted_label="p",
+                     methods=["DPPL"])
+    assert ok.to_frame().value.tolist() == [0.0, 0.0]
+
+
+def test_absent_values_name_the_values_seen():
+    df = _frame()
+    # before: "values seen: of the selected values: none of them"
+    with pytest.raises(ValueError, match=r"facet_values: value 'zz' does not occur in column 'f' "
+                                         r"\(values seen: '(a|b)', '(a|b)'\)"):
+        bias.report(df, label="y", facet="f", facet_values=["zz"], label_values=[1])
+    with pytest.raises(ValueError, match=r"label_values: value 7 does not occur in column 'y' \(values seen: "
+                                         r"(0, 1|1, 0)\)"):
+        bias.report(df, label="y", facet="f", label_values=[7])
+    acc = bias.Accumulator(label="y", facet="f", facet_values=["zz"], label_values=[1])
+    acc.update(df.iloc[:50]).update(df.iloc[50:])
+    with pytest.raises(ValueError, match=r"values seen: '(a|b)', '(a|b)'\)"):
+        acc.report()
+
+
+# ---- item 3: non-finite scores and missing predicted labels ------------------------------------------
+
+
+@pytest.mark.parametrize("compat", ["clarion", "smclarify"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_refused(compat, bad):
+    df = _frame().assign(s=lambda d: d.x.abs() / (1 + d.x.abs()))
+    df.loc[17, "s"] = bad
+    with pytest.raises(ValueError, match=r"predicted_label: model 's' has a (NaN|inf|-inf) score at row 17"):
+        bias.report(df, label="y", facet="f", label_values=[1], predicted_label="s", compat=compat)
+    with pytest.raises(ValueError, match=r"model 's' has a (NaN|inf|-inf) score at row 17"):
+        bias.Accumulator(label="y", facet="f", label_values=[1], predicted_label="s", compat=compat).update(df)
+    every = df.assign(s=np.nan)  # an all-NaN model gave DPPL 0.0
+    with pytest.raises(ValueError, match="has a NaN score at row 0"):
+        bias.report(every, label="y", facet="f", label_values=[1], predicted_label="s", compat=compat)
+
+
+@pytest.mark.parametrize("compat", ["clarion", "smclarify"])
+def test_missing_predicted_labels_are_refused(compat):
+    df = _frame()
+    p = df.p.astype(object)
+    p[5] = None
+    with pytest.raises(ValueError, match=r"predicted_label: model 'p' has a missing prediction .* at row 5"):
+        bias.report(df.assign(p=p), label="y", facet="f", label_values=[1], predicted_label="p", compat=compat)
+    lt = df.assign(p=df.x.where(df.index != 9))
+    with pytest.raises(ValueError, match=r"model 'p' has a missing prediction .* at row 9"):
+        bias.report(lt.assign(y=df.x), label="y", facet="f", label_threshold=0.0, predicted_label="p",
+                    compat=compat)
+
+
+class _Const:
+    def __init__(self, v):
+        self.v = v
+
+    def __call__(self, X):
+        return np.full(len(X), self.v)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_analyze_refuses_non_finite_model_outputs(tmp_path, bad):
+    df = _people()
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+           "methods": {"post_training_bias": {"methods": ["DPPL"]}}}
+    with pytest.raises(ValueError, match=r"model: output 0 is (nan|inf) for data row 0 \(line/record 2 of the "
+                                         r"input\); post-training bias needs finite model outputs"):
+        _analyze(tmp_path, cfg, df.drop(columns="p"), model=_Const(bad))
+
+
+def test_analyze_text_label_value_on_a_numeric_label(tmp_path):
+    df = _people()
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": ["yes"],
+           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+           "methods": {"post_training_bias": {"methods": ["DPPL"]}}}
+    # before: numpy's "The DType <class 'numpy.dtypes.StrDType'> could not be promoted"
+    with pytest.raises(ValueError, match=r"label_values_or_threshold: \['yes'\] can never equal a value of column "
+                                         r"'y', which holds numbers \(values seen: [01], [01]\)"):
+        _analyze(tmp_path, cfg, df.drop(columns="p"), model=_Const(0.7))
+    cfg["label_values_or_threshold"] = [1]
+    cfg["facet"] = [{"name_or_index": "age", "value_or_threshold": ["old"]}]
+    with pytest.raises(ValueError, match=r"facet\[0\].value_or_threshold: \['old'\] can never equal a value of "
+                                         r"column 'age'"):
+        _analyze(tmp_path, cfg, df.drop(columns="p"), model=_Const(0.7), name="o2")
