@@ -4,6 +4,8 @@ error messages that name the cause (22)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,3 +270,203 @@ def test_analyze_text_label_value_on_a_numeric_label(tmp_path):
     with pytest.raises(ValueError, match=r"facet\[0\].value_or_threshold: \['old'\] can never equal a value of "
                                          r"column 'age'"):
         _analyze(tmp_path, cfg, df.drop(columns="p"), model=_Const(0.7), name="o2")
+
+
+# ---- item 13: a loaded accumulator state is checked, not only its digest ------------------------------
+
+
+def _split(raw):
+    _, version, hlen = struct.unpack_from("<8sIQ", raw)
+    return version, json.loads(raw[20:20 + hlen]), bytearray(raw[20 + hlen:-32])
+
+
+def _join(head, blob, version=2):
+    h = head if isinstance(head, bytes) else json.dumps(head, sort_keys=True).encode()
+    body = struct.pack("<8sIQ", MAGIC, version, len(h)) + h + bytes(blob)
+    return body + hashlib.sha256(body).digest()  # the digest recomputed, as anyone who edits a state can
+
+
+def _state_acc(**kw):
+    df = _frame(120).assign(q=lambda d: 1 - d.p)
+    args = dict(label="y", facet="f", label_values=[1], predicted_label=["p", "q"])
+    args.update(kw)
+    return bias.Accumulator(**args).update(df.iloc[:70]).update(df.iloc[70:])
+
+
+def test_negative_counts_with_a_recomputed_digest_are_refused():
+    acc = _state_acc(predicted_label=None)
+    assert acc.report(methods=["CI"]).to_frame().value.abs().max() < 1
+    version, head, blob = _split(acc.to_bytes())
+    counts = np.frombuffer(bytes(blob), dtype="<i8").copy()
+    # move rows from facet d to facet a through a negative cell: CI 1.04 before this fix
+    v = counts.reshape(3, 1, 2)
+    v[1, 0, 0] += v[2, 0, 0] + v[2, 0, 1] + 5
+    v[2, 0, 0] = -5
+    v[2, 0, 1] = 0
+    with pytest.raises(ValueError, match="from_bytes: .*negative count"):
+        bias.Accumulator.from_bytes(_join(head, v.astype("<i8").tobytes(), version))
+
+
+def _edits():
+    """(description, edit of (head, blob) in place, expected message)."""
+    def st0(h):
+        return h["windows"][0]["state"]
+
+    def arr0(h):
+        return st0(h)["arrays"][0]
+
+    return [
+        ("n_rows off by one", lambda h, b: st0(h).update(n_rows=st0(h)["n_rows"] + 1), "rows, not the state's"),
+        ("n_rows negative", lambda h, b: st0(h).update(n_rows=-1), "n_rows is negative"),
+        ("n_rows a string", lambda h, b: st0(h).update(n_rows="120"), "n_rows is a str, not a int"),
+        ("n_rows a float", lambda h, b: st0(h).update(n_rows=120.0), "n_rows is a float"),
+        ("weighted flipped", lambda h, b: st0(h).update(weighted=True), "weighted is True"),
+        ("unknown key", lambda h, b: st0(h).update(extra=1), "unexpected keys \\['extra'\\]"),
+        ("missing key", lambda h, b: st0(h).pop("label_vocab"), "lacks keys \\['label_vocab'\\]"),
+        ("model kinds", lambda h, b: st0(h).update(model_kinds=["labels"]), "model_kinds"),
+        ("duplicate vocab", lambda h, b: st0(h)["facets"][0]["vocab"].append(["s", "a"]), "lists a value twice"),
+        ("int and float one value", lambda h, b: st0(h).update(label_vocab=[["i", "1"], ["f", "1.0"]]),
+         "lists a value twice"),
+        ("nan in vocab", lambda h, b: st0(h)["facets"][0]["vocab"].append(["f", "nan"]), "missing value"),
+        ("bad tag", lambda h, b: st0(h)["facets"][0]["vocab"].append(["x", "a"]), "not a tagged value"),
+        ("bad int", lambda h, b: st0(h).update(label_vocab=[["i", "one"]]), "not a valid integer"),
+        ("bool tag", lambda h, b: st0(h).update(label_vocab=[["b", "false"]]), "is a str, not a bool"),
+        ("seen too long", lambda h, b: st0(h)["facets"][0].update(seen=[True] * 9), "seen must be at most 3"),
+        ("seen not bools", lambda h, b: st0(h)["facets"][0].update(seen=[0, 1, 1]), "seen must be"),
+        ("counts not seen", lambda h, b: st0(h)["facets"][0].update(seen=[False, True, False]),
+         "'seen' list does not mark"),
+        ("col_max without threshold", lambda h, b: st0(h)["facets"][0].update(col_max=["i", "3"]), "col_max is set"),
+        ("shape", lambda h, b: arr0(h).update(shape=[1, 3, 1, 4, 1]), "nbytes .* does not match|shape"),
+        ("shape and nbytes", lambda h, b: arr0(h).update(shape=[3, 3, 1, 2, 2], nbytes=288), "shape"),
+        ("dtype", lambda h, b: arr0(h).update(dtype="<f4"), "dtype '<f4' is not one of"),
+        ("dtype object", lambda h, b: arr0(h).update(dtype="|O"), "is not one of"),
+        ("float counts unweighted", lambda h, b: arr0(h).update(dtype="<f8"), "must be integers|non-finite|negative"),
+        ("kind", lambda h, b: arr0(h).update(kind="pre"), "kind 'pre' is not one of"),
+        ("kind scores", lambda h, b: arr0(h).update(kind="scores"), "kind 'scores' is not one of"),
+        ("facet index", lambda h, b: arr0(h).update(facet=3), "facet 3 is not a facet"),
+        ("facet index bool", lambda h, b: arr0(h).update(facet=True), "facet is a bool"),
+        ("boot without replicates", lambda h, b: arr0(h).update(boot=True), "keeps no replicates"),
+        ("offset past end", lambda h, b: arr0(h).update(offset=10_000), "runs past the end"),
+        ("array twice", lambda h, b: st0(h)["arrays"].append(dict(arr0(h))), "second 'labels' table"),
+        ("array dropped", lambda h, b: st0(h).update(arrays=[]), "lacks count tables"),
+        ("window key", lambda h, b: h["windows"][0].update(key="2024-01-01T00:00:00"), "only key is 'all'"),
+        ("window twice", lambda h, b: h["windows"].append(h["windows"][0]), "listed twice"),
+        ("rows next", lambda h, b: h["rows"].update(next=5), "below rows.next"),
+        ("rows ranges", lambda h, b: h["rows"].update(ranges=[[0, 50], [40, 120]]), "after the previous one"),
+        ("rows ranges bad", lambda h, b: h["rows"].update(ranges=[[0]]), "not a \\[start, end\\] pair"),
+        ("rows none", lambda h, b: h["rows"].update(ranges=[]), "cover 0 rows but the counts hold 120"),
+        ("config key", lambda h, b: h["config"].update(labl=["s", "y"]), "unexpected keys \\['labl'\\]"),
+        ("config value", lambda h, b: h["config"].update(compat=["s", "sm"]), "invalid configuration"),
+        ("config type", lambda h, b: h["config"].update(n_bootstrap=["s", "3"]), "invalid configuration"),
+        ("config nesting", lambda h, b: h["config"].update(label_values={"x": 1}), "invalid configuration|malformed"),
+        ("header list", lambda h, b: h.clear(), "lacks keys"),
+        ("counts moved between cells", lambda h, b: _move_count(b), "label totals|rows, not the state's"),
+    ]
+
+
+def _move_count(blob):
+    a = np.frombuffer(bytes(blob[:96]), dtype="<i8").copy().reshape(1, 3, 1, 2, 2)
+    a[0, 1, 0, 1, 1] += 1  # a positive label more in one cell, one fewer negative elsewhere: totals differ
+    a[0, 2, 0, 0, 0] -= 1 if a[0, 2, 0, 0, 0] else -1
+    blob[:96] = a.astype("<i8").tobytes()
+
+
+@pytest.mark.parametrize("name", [e[0] for e in _edits()])
+def test_every_invariant_of_a_loaded_state_is_checked(name):
+    _, edit, msg = next(e for e in _edits() if e[0] == name)
+    raw = _state_acc().to_bytes()
+    bias.Accumulator.from_bytes(raw)  # the unedited state loads
+    version, head, blob = _split(raw)
+    edit(head, blob)
+    with pytest.raises(ValueError, match="from_bytes: .*(" + msg + ")"):
+        bias.Accumulator.from_bytes(_join(head, blob, version))
+
+
+def test_threshold_and_window_states_are_checked_too():
+    df = _frame(60).assign(age=np.arange(60), t=pd.date_range("2024-01-01", periods=60, freq="h"))
+    acc = bias.Accumulator(label="y", facet="age", facet_threshold=30, label_values=[1], window="1D",
+                           time_column="t", n_bootstrap=4, seed=1).update(df)
+    raw = acc.to_bytes()
+    assert bias.Accumulator.from_bytes(raw).report(methods=["CI"]).to_frame().equals(
+        acc.report(methods=["CI"]).to_frame())
+    for edit, msg in [
+        (lambda h: h["windows"][0].update(key="all"), "not a window start time"),
+        (lambda h: h["windows"][0].update(key="2024-01-01"), "not a window start time"),
+        (lambda h: h["windows"][0]["state"]["facets"][0]["vocab"].append(["i", "1"]), "facet has a threshold"),
+        (lambda h: h["windows"][0]["state"]["facets"][0].update(col_max=["s", "x"]), "col_max is not a number"),
+        (lambda h: h["windows"][0]["state"]["arrays"][1].update(shape=[3, 3, 1, 2]), "shape"),
+        (lambda h: h["rows"].update(ranges=[[0, 59]]), "cover 59 rows but the counts hold 60"),
+        (lambda h: h["windows"][0]["state"].update(
+            arrays=[a for a in h["windows"][0]["state"]["arrays"] if not a["boot"]]), "replicates are missing"),
+    ]:
+        version, head, blob = _split(raw)
+        edit(head)
+        with pytest.raises(ValueError, match="from_bytes: .*" + msg):
+            bias.Accumulator.from_bytes(_join(head, blob, version))
+
+
+def _load_or_value_error(raw):
+    try:
+        acc = bias.Accumulator.from_bytes(raw)
+    except ValueError:
+        return
+    # what loads is usable: reports and round-trips, or says what is wrong with a ValueError
+    try:
+        acc.report()
+    except ValueError:
+        pass
+    assert bias.Accumulator.from_bytes(acc.to_bytes()).to_bytes() == acc.to_bytes()
+
+
+_VALID = _state_acc().to_bytes()
+
+
+def _mutate(obj, path, value):
+    """``obj`` with the item at ``path`` (indices into nested lists/dicts, taken modulo) replaced."""
+    if not path or not isinstance(obj, (dict, list)) or not obj:
+        return value
+    keys = sorted(obj) if isinstance(obj, dict) else list(range(len(obj)))
+    k = keys[path[0] % len(keys)]
+    out = dict(obj) if isinstance(obj, dict) else list(obj)
+    out[k] = _mutate(obj[k], path[1:], value)
+    return out
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.lists(st.integers(0, 50), min_size=1, max_size=7), value=_json_values)
+def test_fuzz_mutated_states_load_or_raise_value_error(path, value):
+    version, head, blob = _split(_VALID)
+    _load_or_value_error(_join(_mutate(head, path, value), blob, version))
+
+
+@settings(max_examples=200, deadline=None)
+@given(pos=st.integers(0, 10_000), data=st.binary(min_size=1, max_size=16))
+def test_fuzz_blob_bytes_load_or_raise_value_error(pos, data):
+    version, head, blob = _split(_VALID)
+    pos %= len(blob)
+    blob[pos:pos + len(data)] = data[: len(blob) - pos]
+    _load_or_value_error(_join(head, blob, version))
+
+
+@settings(max_examples=100, deadline=None)
+@given(header=st.binary(max_size=64), blob=st.binary(max_size=64), version=st.sampled_from([1, 2, 7]))
+def test_fuzz_random_bytes_raise_value_error(header, blob, version):
+    with pytest.raises(ValueError):
+        bias.Accumulator.from_bytes(_join(header, blob, version))
+
+
+@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+def test_deeply_nested_headers_raise_value_error(depth):
+    version, head, blob = _split(_VALID)
+    nested = ("[" * depth + "]" * depth).encode()
+    for h in (nested, json.dumps({**head, "windows": "X"}).replace('"X"', nested.decode()).encode(),
+              json.dumps({**head, "config": {**head["config"], "label_values": "X"}}).replace(
+                  '"X"', nested.decode()).encode()):
+        with pytest.raises(ValueError, match="from_bytes: "):
+            bias.Accumulator.from_bytes(_join(h, blob, version))

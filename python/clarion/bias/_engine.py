@@ -308,6 +308,13 @@ class Spec:
             if fv[f] is not None and len(fv[f]) == 0:
                 raise ValueError(f"facet_values: empty list for facet {f!r}")
         lv = _as_list(label_values)
+        for arg, vals in [("label_values", lv)] + [(f"facet_values[{f!r}]", fv[f]) for f in facets]:
+            for v in vals or []:
+                try:
+                    hash(v)
+                except TypeError:
+                    raise ValueError(f"{arg}: {str(v)[:80]} is not a single value (give numbers, text, booleans "
+                                     "or dates)") from None
         lt = _threshold(label_threshold, "label_threshold")
         if lv is not None and lt is not None:
             raise ValueError(MSG_BOTH.format(a="label_values", b="label_threshold"))
