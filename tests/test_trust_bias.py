@@ -4,7 +4,9 @@ error messages that name the cause (22)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,9 @@ import pytest
 from clarion import analysis as A
 from clarion import bias
 from clarion.bias import _engine as E
+from clarion.bias.accumulator import MAGIC
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def _analyze(tmp_path, cfg, df, model=None, name="out"):
@@ -288,7 +293,7 @@ def _join(head, blob, version=2):
 
 def _state_acc(**kw):
     df = _frame(120).assign(q=lambda d: 1 - d.p)
-    args = dict(label="y", facet="f", label_values=[1], predicted_label=["p", "q"])
+    args = {"label": "y", "facet": "f", "label_values": [1], "predicted_label": ["p", "q"]}
     args.update(kw)
     return bias.Accumulator(**args).update(df.iloc[:70]).update(df.iloc[70:])
 
