@@ -475,3 +475,16 @@ def test_deeply_nested_headers_raise_value_error(depth):
                   '"X"', nested.decode()).encode()):
         with pytest.raises(ValueError, match="from_bytes: "):
             bias.Accumulator.from_bytes(_join(h, blob, version))
+
+
+def test_a_label_threshold_above_every_label_is_an_error_like_an_absent_value():
+    df = _frame().assign(score=lambda d: d.x.round(2))
+    with pytest.raises(ValueError, match=r"label_threshold: no value of column 'score' is above 99 \(the largest "
+                                         r"is [0-9.]+\), so every label would be negative"):
+        bias.report(df, label="score", facet="f", label_threshold=99, methods=["DPL"])
+    acc = bias.Accumulator(label="score", facet="f", label_threshold=99)
+    with pytest.raises(ValueError, match="label_threshold: no value of column 'score' is above 99"):
+        acc.update(df).report()
+    # smclarify's convention is kept under compat="smclarify"
+    r = bias.report(df, label="score", facet="f", label_threshold=99, methods=["DPL"], compat="smclarify")
+    assert r.to_frame().value.tolist() == [0.0, 0.0]

@@ -45,6 +45,8 @@ MSG_NOT_NUMERIC = "{arg}: column {name!r} must be numeric (bool, integer or floa
 MSG_LABEL_MISSING = ("{arg}: column {name!r} has a missing value (NaN/None) at row {row}; clarion does not guess "
                      "its class (compat='smclarify' counts it as negative)")
 MSG_VALUE_ABSENT = "{arg}: value {value!r} does not occur in column {name!r} (values seen: {seen})"
+MSG_NO_POSITIVE = ("label_threshold: no value of column {name!r} is above {t} (the largest is {max}), so every "
+                   "label would be negative")
 MSG_BOTH = "give either {a} or {b}, not both"
 MSG_NEITHER = "give label_values (the positive label values) or label_threshold (positive = label > threshold)"
 MSG_METHOD = "methods: unknown metric {name!r}; known: {known}"
@@ -837,6 +839,8 @@ class State:
     def check_label_values(self) -> None:
         spec = self.spec
         if spec.label_values is None:
+            if self.label_max is not None and not self.label_max > spec.label_threshold:
+                raise ValueError(MSG_NO_POSITIVE.format(t=spec.label_threshold, name=spec.label, max=self.label_max))
             return
         occurred = _occurred(spec.label_values, self.label_vocab.values)
         for v in spec.label_values:
