@@ -488,3 +488,32 @@ def test_a_label_threshold_above_every_label_is_an_error_like_an_absent_value():
     # smclarify's convention is kept under compat="smclarify"
     r = bias.report(df, label="score", facet="f", label_threshold=99, methods=["DPL"], compat="smclarify")
     assert r.to_frame().value.tolist() == [0.0, 0.0]
+
+
+def test_dask_writes_the_same_interval():
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    df = _people(90)
+    with dask.config.set(scheduler="synchronous"):
+        r = bias.report(dd.from_pandas(df, npartitions=3), label="y", facet="age", facet_threshold=30,
+                        label_values=[1], methods=["CI"])
+    assert r.to_frame().value_or_threshold.tolist() == [bias.interval_string(30, 66)] == ["(30, 66]"]
+
+
+def test_monitor_matches_a_threshold_entry_by_its_threshold():
+    from clarion import monitor
+
+    def doc(value, ci):
+        return {"pre_training_bias_metrics": {"label": "y", "label_value_or_threshold": "1", "facets": {"age": [
+            {"value_or_threshold": value, "metrics": [{"name": "CI", "description": "Class Imbalance (CI)",
+                                                       "value": ci}]}]}}}
+
+    # an older clarion analyze wrote "(30.0, 66.0]"; Clarify writes "(30, 66]"; new data has another maximum
+    res = monitor.bias_drift(doc("(30.0, 66.0]", 0.1), doc("(30, 70]", 0.3))
+    (score,) = res.scores
+    assert score["status"] == "violation" and score["baseline"] == 0.1 and score["facet_value"] == "(30, 70]"
+    # a different threshold is a different facet entry
+    (score,) = monitor.bias_drift(doc("(40, 66]", 0.1), doc("(30, 66]", 0.3)).scores
+    assert score["status"] == "unchecked"
+    assert bias.entry_key("(30, 66]") == bias.entry_key("(30.0, 70.0]") == "(30, *]"
+    assert bias.entry_key("female") == "female"

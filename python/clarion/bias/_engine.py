@@ -10,6 +10,7 @@ all rows; :class:`clarion.bias.Accumulator` is one fed batch by batch.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from clarion.bias._encode import (
     factorize,
     is_missing_value,
     is_numeric_column,
+    number_of,
 )
 from clarion.bias._metrics import (
     ALL_METRICS,
@@ -418,6 +420,25 @@ def interval_string(threshold: Any, col_max: Any) -> str:
     if abs(col_max) not in breaks:
         breaks.append(col_max)
     return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
+
+
+_INTERVAL = re.compile(r"\(\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]")
+
+
+def entry_key(value_or_threshold: Any) -> str:
+    """What identifies a facet entry across analyses: its ``value_or_threshold`` string, except
+    that a threshold interval ``"(t, max]"`` is identified by its threshold alone, as a number
+    (``"(30, 66]"``, ``"(30.0, 66.0]"`` and ``"(30, 70]"`` — the same facet ``> 30`` on data with
+    another maximum — all give ``"(30, *]"``). ``clarion monitor`` matches baseline and current
+    entries with it."""
+    s = str(value_or_threshold)
+    m = _INTERVAL.fullmatch(s.strip())
+    if m is None:
+        return s
+    t = number_of(m.group(1))
+    if t is None:
+        return s
+    return f"({int(t) if float(t).is_integer() else t}, *]"
 
 
 def _columns(cols: list) -> np.ndarray | None:
