@@ -193,7 +193,7 @@ def seen_string(values: list, limit: int = 10) -> str:
     """The values of a column named in an error message: their reprs, or what says there is none."""
     vals = [v.item() if isinstance(v, np.generic) else v for v in values if not is_missing_value(v)]
     if not vals:
-        return "no value (every row is missing)" if values else "none"
+        return "only missing values" if values else "none recorded"
     out = ", ".join(repr(v) for v in vals[:limit])
     return out + (", ..." if len(vals) > limit else "")
 
@@ -614,7 +614,7 @@ class State:
                 for v in occurred:
                     self.label_vocab._add(v)  # noqa: SLF001
                 short = len(self.label_vocab.values) < len(values)
-            if short and len(self.label_sample) < 10:  # only while a label value is still unseen
+            if short and self.n_rows == 0:  # the first batch, when a label value has not occurred
                 _add_sample(self.label_sample, _distinct_sample(x))
         return y
 
@@ -671,7 +671,7 @@ class State:
             for v in occurred:
                 fs.vocab._add(v)  # noqa: SLF001
             short = len(fs.vocab.values) < len(fs.values)
-        if short and len(fs.sample) < 10:  # only while a selected value is still unseen
+        if short and self.n_rows == 0:  # the first batch, when a selected value has not occurred
             _add_sample(fs.sample, batch_values if x is None else _distinct_sample(x))
         codes = d.view(np.int8).astype(np.int32) if d.dtype == bool else d.astype(np.int32)
         return codes, _binary_seen(codes)
@@ -1079,6 +1079,7 @@ def merge_states(ours: State, theirs: State) -> None:
         for v in theirs.label_vocab.values:
             with ours.label_vocab._lock:  # noqa: SLF001
                 ours.label_vocab._add(v)  # noqa: SLF001
+        _add_sample(ours.label_sample, theirs.label_sample)
         if theirs.label_max is not None:
             ours.label_max = combine_max(ours.label_max, theirs.label_max)
         klut = None
@@ -1088,6 +1089,7 @@ def merge_states(ours: State, theirs: State) -> None:
         K = len(ours.group_vocab) if ours.group_vocab is not None else 1
         for f, tfs in theirs.facets.items():
             fs = ours.facets[f]
+            _add_sample(fs.sample, tfs.sample)
             if fs.binary:
                 vlut = np.arange(2, dtype=np.intp)
                 for v in tfs.vocab.values:
