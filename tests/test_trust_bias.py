@@ -43,16 +43,21 @@ def test_two_facet_entries_on_one_column_are_both_in_analysis_json(tmp_path):
            "facet": [{"name_or_index": "age", "value_or_threshold": [40]},
                      {"name_or_index": "age", "value_or_threshold": [60]},
                      {"name_or_index": "g", "value_or_threshold": ["b"]}],
-           "methods": {"pre_training_bias": {"methods": ["CI"]}, "post_training_bias": {"methods": ["DPPL"]}}}
+           "methods": {"pre_training_bias": {"methods": ["CI"]},
+                       "post_training_bias": {"methods": ["DPPL", "FT"]}}}
     doc = _analyze(tmp_path, cfg, df)
-    for key, metric in (("pre_training_bias_metrics", "CI"), ("post_training_bias_metrics", "DPPL")):
+    for key, metrics in (("pre_training_bias_metrics", ["CI"]), ("post_training_bias_metrics", ["DPPL"])):
         entries = doc[key]["facets"]["age"]
         assert [e["value_or_threshold"] for e in entries] == ["(40, 66]", "(60, 66]"]
         for e, t in zip(entries, (40, 60)):
             want = bias.report(df, label="y", facet="age", facet_threshold=t, label_values=[1], predicted_label="p",
-                               methods=[metric]).to_dict()[key]["facets"]["age"][0]
-            assert e == want
+                               methods=metrics).to_dict()[key]["facets"]["age"][0]
+            assert [m for m in e["metrics"] if m["name"] != "FT"] == want["metrics"]
+            assert e["value_or_threshold"] == want["value_or_threshold"]
         assert [e["value_or_threshold"] for e in doc[key]["facets"]["g"]] == ["b"]
+    post = doc["post_training_bias_metrics"]["facets"]["age"]
+    fts = [next(m for m in e["metrics"] if m["name"] == "FT") for e in post]
+    assert all(isinstance(m["value"], float) for m in fts) and fts[0]["value"] != fts[1]["value"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "(40, 66]" in md and "(60, 66]" in md
 
