@@ -522,3 +522,10 @@ def test_monitor_matches_a_threshold_entry_by_its_threshold():
     assert score["status"] == "unchecked"
     assert bias.entry_key("(30, 66]") == bias.entry_key("(30.0, 70.0]") == "(30, *]"
     assert bias.entry_key("female") == "female"
+
+
+def test_interval_maximum_of_a_large_integer_column_is_exact():
+    x = np.array([1, 2**60 + 1, 5], dtype=np.int64)
+    r = bias.report({"a": x, "y": np.array([1, 0, 1])}, label="y", facet="a", facet_threshold=3, label_values=[1],
+                    methods=["CI"])
+    assert r.to_frame().value_or_threshold.tolist() == [f"(3, {2**60 + 1}]"]

@@ -185,6 +185,9 @@ def _native_max(x: np.ndarray, col: Any) -> Any:
     dt = dtype_of(col)
     kind = getattr(dt, "kind", None)
     if kind in ("i", "u") or (kind is None and "int" in str(dt)):
+        arr = column_values(col)
+        if isinstance(arr, np.ndarray) and arr.size:  # exact beyond 2**53, where the float max is not
+            return int(arr.max())
         return int(m)
     return m
 
