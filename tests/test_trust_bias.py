@@ -529,3 +529,34 @@ def test_interval_maximum_of_a_large_integer_column_is_exact():
     r = bias.report({"a": x, "y": np.array([1, 0, 1])}, label="y", facet="a", facet_threshold=3, label_values=[1],
                     methods=["CI"])
     assert r.to_frame().value_or_threshold.tolist() == [f"(3, {2**60 + 1}]"]
+
+
+def test_monitor_windows_keep_both_entries_of_one_column(tmp_path):
+    from clarion._monitor_job import analyze_windowed
+
+    df = _people(120).assign(t=pd.date_range("2024-01-01", periods=120, freq="h").astype(str))
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "predicted_label": "p",
+           "facet": [{"name_or_index": "age", "value_or_threshold": [40]},
+                     {"name_or_index": "age", "value_or_threshold": [60]}],
+           "methods": {"pre_training_bias": {"methods": ["CI"]}, "post_training_bias": {"methods": ["DPPL"]}}}
+    w = analyze_windowed(cfg, data, time_column="t", window="1D", output_dir=tmp_path / "out")
+    assert len(w.windows) == 5
+    for doc in w.windows.values():
+        for key in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+            values = [e["value_or_threshold"] for e in doc[key]["facets"]["age"]]
+            assert len(values) == 2 and values[0].startswith("(40, ") and values[1].startswith("(60, ")
+    # a window where nobody is older than 60 still names the threshold (smclarify would write "")
+    assert any(e["value_or_threshold"] in ("(60, 60]", "(60, 59]", "(60, 58]")
+               for doc in w.windows.values() for e in doc["pre_training_bias_metrics"]["facets"]["age"])
+
+
+def test_an_interval_with_nobody_above_the_threshold_still_names_it():
+    assert E.interval_string(60, 60) == "(60, 60]" and E.interval_string(60, 55.0) == "(60.0, 55.0]"
+    assert E.interval_string(60, 60, "smclarify") == "" and E.interval_string(60, 55, "smclarify") == "(55, 60]"
+    df = _people()
+    r = bias.report(df, label="y", facet="age", facet_threshold=70, label_values=[1], methods=["CI"])
+    assert r.to_frame().value_or_threshold.tolist() == ["(70, 66]"]
+    assert r.to_frame().error.iloc[0].startswith("facet d is empty")
+    assert bias.entry_key("(70, 66]") == bias.entry_key("(70, 80]")

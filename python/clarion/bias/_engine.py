@@ -405,20 +405,29 @@ def _sort_key_values(values: list) -> list[int]:
         return sorted(idx, key=lambda i: (type(values[i]).__name__, str(values[i])))
 
 
-def interval_string(threshold: Any, col_max: Any) -> str:
+def interval_string(threshold: Any, col_max: Any, compat: str = "clarion") -> str:
     """THE ``value_or_threshold`` string of a threshold: ``"(t, max]"``, formatted as smclarify and
     Clarify do (``pandas.IntervalIndex.from_breaks``): integers stay integers (``"(30, 66]"``)
     unless the threshold or the column is float (``"(30.5, 66.0]"``, ``"(30.0, 66.0]"`` for a
     float column). Every writer of a facet or label interval (``clarion.bias.report``, the
     Accumulator, ``clarion analyze`` / ``monitor``, Dask) goes through this function; a threshold
     keeps the type it was given in (a config's ``[30]`` is the integer 30), and the column's
-    maximum is a float as soon as any batch of the column was float (:func:`combine_max`)."""
+    maximum is a float as soon as any batch of the column was float (:func:`combine_max`).
+
+    When no value is above the threshold (``max <= t``) smclarify writes ``""`` (``max == t``) or
+    ``"(max, t]"``; with ``compat="clarion"`` the string stays ``"(t, max]"`` (``"(60, 55]"``: the
+    empty group of values above 60), so that it still names the threshold, the entry's identity
+    (see :func:`entry_key`)."""
     if isinstance(threshold, (np.integer, np.floating)):
         threshold = threshold.item()
     if isinstance(col_max, (np.integer, np.floating)):
         col_max = col_max.item()
     if col_max is None or (isinstance(col_max, float) and math.isnan(col_max)):
         return f"({threshold}, nan]"
+    if compat == "clarion" and not col_max > threshold:
+        if isinstance(threshold, float) or isinstance(col_max, float):
+            return f"({float(threshold)}, {float(col_max)}]"
+        return f"({threshold}, {col_max}]"
     breaks = [threshold]
     if abs(col_max) not in breaks:
         breaks.append(col_max)
@@ -854,10 +863,10 @@ class State:
 
     # -- assembly ------------------------------------------------------------------------------
 
-    def label_value_or_threshold(self) -> str:
+    def label_value_or_threshold(self, compat: str = "clarion") -> str:
         spec = self.spec
         if spec.label_threshold is not None:
-            return interval_string(spec.label_threshold, self.label_max)
+            return interval_string(spec.label_threshold, self.label_max, compat)
         return ",".join(map(str, spec.label_values))
 
     def check_label_values(self) -> None:
@@ -881,7 +890,7 @@ class State:
         if fs.threshold is not None:
             sel = np.zeros((1, V))
             sel[0, 1] = 1.0
-            return [interval_string(fs.threshold, fs.col_max)], sel, [[1]]
+            return [interval_string(fs.threshold, fs.col_max, compat)], sel, [[1]]
         if fs.values is not None:
             occurred = _occurred(fs.values, fs.vocab.values)
             for v in fs.values:
@@ -1016,7 +1025,7 @@ class State:
                                     reas[m, e] = -1
                         fr.values["FT"], fr.reasons["FT"] = vals, reas
                     results.append(fr)
-            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(),
+            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(compat),
                               models=rows or [(None, None)], multi_model=self.spec.multi_model, compat=compat,
                               confidence=confidence if boot is not None else None, results=results,
                               n_bootstrap=n_bootstrap)
