@@ -560,3 +560,19 @@ def test_an_interval_with_nobody_above_the_threshold_still_names_it():
     assert r.to_frame().value_or_threshold.tolist() == ["(70, 66]"]
     assert r.to_frame().error.iloc[0].startswith("facet d is empty")
     assert bias.entry_key("(70, 66]") == bias.entry_key("(70, 80]")
+
+
+def test_analyze_matches_text_predictions_by_value_or_refuses_them(tmp_path):
+    df = _people()
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "predicted_label": "p",
+           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+           "methods": {"post_training_bias": {"methods": ["DPPL", "AD"]}}}
+
+    def run(frame, name):
+        return A.analyze(cfg, frame, output_dir=tmp_path / name, progress=False).analysis
+
+    want = run(df, "ints")["post_training_bias_metrics"]
+    assert run(df.assign(p=df.p.astype(str)), "text")["post_training_bias_metrics"] == want
+    with pytest.raises(ValueError, match=r"predicted_label: label_values \[1\] can never equal a value of column 'p' "
+                                         r"\(values seen: '(y|n)', '(y|n)'\)"):
+        run(df.assign(p=df.p.map({1: "y", 0: "n"})), "words")
