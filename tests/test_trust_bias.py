@@ -428,7 +428,22 @@ def _load_or_value_error(raw):
     assert bias.Accumulator.from_bytes(acc.to_bytes()).to_bytes() == acc.to_bytes()
 
 
-_VALID = _state_acc().to_bytes()
+def _valid_states():
+    df = _frame(80).assign(q=lambda d: 1 - d.p, s=lambda d: d.x.abs() / (1 + d.x.abs()), w=lambda d: 1 + d.x.abs(),
+                           age=np.arange(80), t=pd.date_range("2024-01-01", periods=80, freq="h"),
+                           g=lambda d: np.where(d.x > 0, "u", "v"))
+    return [
+        _state_acc().to_bytes(),
+        bias.Accumulator(label="y", facet=["f", "age"], facet_threshold={"age": 30}, label_values=[1],
+                         predicted_label=["p", "s"], probability_threshold=[0.3, 0.6], group_variable="g",
+                         weights="w").update(df).to_bytes(),
+        bias.Accumulator(label="x", facet="age", facet_threshold=30, label_threshold=0.0, predicted_label="s",
+                         window="1D", time_column="t", n_bootstrap=3, seed=5, compat="smclarify").update(df).to_bytes(),
+    ]
+
+
+_VALIDS = _valid_states()
+_VALID = _VALIDS[0]
 
 
 def _mutate(obj, path, value):
@@ -449,16 +464,16 @@ _json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(path=st.lists(st.integers(0, 50), min_size=1, max_size=7), value=_json_values)
-def test_fuzz_mutated_states_load_or_raise_value_error(path, value):
-    version, head, blob = _split(_VALID)
+@given(which=st.integers(0, 2), path=st.lists(st.integers(0, 50), min_size=1, max_size=7), value=_json_values)
+def test_fuzz_mutated_states_load_or_raise_value_error(which, path, value):
+    version, head, blob = _split(_VALIDS[which])
     _load_or_value_error(_join(_mutate(head, path, value), blob, version))
 
 
 @settings(max_examples=200, deadline=None)
-@given(pos=st.integers(0, 10_000), data=st.binary(min_size=1, max_size=16))
-def test_fuzz_blob_bytes_load_or_raise_value_error(pos, data):
-    version, head, blob = _split(_VALID)
+@given(which=st.integers(0, 2), pos=st.integers(0, 10_000), data=st.binary(min_size=1, max_size=16))
+def test_fuzz_blob_bytes_load_or_raise_value_error(which, pos, data):
+    version, head, blob = _split(_VALIDS[which])
     pos %= len(blob)
     blob[pos:pos + len(data)] = data[: len(blob) - pos]
     _load_or_value_error(_join(head, blob, version))
