@@ -591,3 +591,22 @@ def test_analyze_matches_text_predictions_by_value_or_refuses_them(tmp_path):
     with pytest.raises(ValueError, match=r"predicted_label: label_values \[1\] can never equal a value of column 'p' "
                                          r"\(values seen: '(y|n)', '(y|n)'\)"):
         run(df.assign(p=df.p.map({1: "y", 0: "n"})), "words")
+
+
+def test_analyze_interval_and_flip_test_do_not_depend_on_chunk_dtypes(tmp_path):
+    df = _people(200)
+    df["age"] = df["age"].astype(float)
+    df.loc[150, "age"] = np.nan  # only the last chunk is float when read in chunks of 50
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False, float_format="%g")
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "predicted_label": "p",
+           "facet": [{"name_or_index": "age", "value_or_threshold": [40]}],
+           "methods": {"post_training_bias": {"methods": ["DPPL", "FT"]}}}
+    docs = [A.analyze(cfg, data, output_dir=tmp_path / f"o{n}", progress=False, chunk_rows=n).analysis
+            for n in (50, 1000)]
+    # Clarify reads the whole column: float, so "(40.0, 66.0]"
+    for doc in docs:
+        (entry,) = doc["post_training_bias_metrics"]["facets"]["age"]
+        assert entry["value_or_threshold"] == "(40.0, 66.0]"
+        assert sorted(m["name"] for m in entry["metrics"]) == ["DPPL", "FT"]
+    assert docs[0] == docs[1]

@@ -939,9 +939,9 @@ class _Job:
                          ).to_dict()["post_training_bias_metrics"]
         if part is None:
             return ft
-        by_value = {e["value_or_threshold"]: e for e in ft["facets"][f.name]}
+        by_value = {bias.entry_key(e["value_or_threshold"]): e for e in ft["facets"][f.name]}
         for e in part["facets"][f.name]:
-            extra = by_value.get(e["value_or_threshold"])
+            extra = by_value.get(bias.entry_key(e["value_or_threshold"]))
             if extra is not None:
                 e["metrics"].extend(m for m in extra["metrics"] if m["name"] == "FT")
                 e["metrics"].sort(key=lambda m: m["name"])
