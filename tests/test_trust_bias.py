@@ -610,3 +610,26 @@ def test_analyze_interval_and_flip_test_do_not_depend_on_chunk_dtypes(tmp_path):
         assert entry["value_or_threshold"] == "(40.0, 66.0]"
         assert sorted(m["name"] for m in entry["metrics"]) == ["DPPL", "FT"]
     assert docs[0] == docs[1]
+
+
+def test_analyze_checks_the_outputs_the_predicted_label_reads(tmp_path):
+    df = _people().drop(columns="p")
+    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}], "predictor": {"probability": 1},
+           "methods": {"post_training_bias": {"methods": ["DPPL"]}}}
+
+    def two(nan_col):
+        def f(X):
+            out = np.column_stack([np.full(len(X), 0.2), np.full(len(X), 0.7)])
+            out[3, nan_col] = np.nan
+            return out
+        return f
+
+    with pytest.raises(ValueError, match=r"model: output 1 is nan for data row 3 \(line/record 5 of the input\)"):
+        _analyze(tmp_path, cfg, df, model=two(1))
+    # an output the predicted label does not read may be anything
+    doc = _analyze(tmp_path, cfg, df, model=two(0), name="o2")
+    assert doc["post_training_bias_metrics"]["facets"]["g"][0]["metrics"][0]["value"] == 0.0
+    cfg["predictor"] = {"label": 0}
+    with pytest.raises(ValueError, match=r"model: output 0 is nan for data row 3"):
+        _analyze(tmp_path, cfg, df, model=two(0), name="o3")
