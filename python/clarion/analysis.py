@@ -788,8 +788,9 @@ class _Job:
             bad = ~np.isfinite(P[:, used])
             if bad.any():
                 r, j = (int(i[0]) for i in np.nonzero(bad))
+                line = int(c.lines[r]) if c.lines is not None and len(c.lines) > r else "?"
                 raise ValueError(MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r,
-                                                            line=int(c.lines[r])))
+                                                            line=line))
             pred = self.outputs.predicted_label(P, plan)
             self.model_bar.update(len(frame))
         if bias:
