@@ -114,9 +114,10 @@ class Matcher:
             hits = list(self.exact.get(k, []))
         except TypeError:
             pass
-        n = number_of(k)
-        if n is not None:
-            hits += [g for g in self.numeric.get(n, []) if not any(g is h for h in hits)]
+        if self.numeric:
+            n = number_of(k)
+            if n is not None:
+                hits += [g for g in self.numeric.get(n, []) if not any(g is h for h in hits)]
         return hits
 
     def numbers(self) -> list | None:
