@@ -633,3 +633,17 @@ def test_analyze_checks_the_outputs_the_predicted_label_reads(tmp_path):
     cfg["predictor"] = {"label": 0}
     with pytest.raises(ValueError, match=r"model: output 0 is nan for data row 3"):
         _analyze(tmp_path, cfg, df, model=two(0), name="o3")
+
+
+def test_the_matching_rule():
+    from clarion.bias._encode import Matcher, number_of
+
+    assert [number_of(v) for v in ("1", " 1.0 ", "2e3", "-.5", "1_0", "nan", "inf", "yes", True, 2.5, None)] == [
+        1, 1.0, 2000.0, -0.5, None, None, None, None, 1, 2.5, None]
+    m = Matcher([1])
+    assert all(m.given_matching(u) == [1] for u in (1, 1.0, True, "1", "1.0", np.int64(1), np.float32(1)))
+    assert not any(m.given_matching(u) for u in (0, "01x", "one", None, np.nan))
+    assert Matcher(["1"]).given_matching(1.0) == ["1"] and Matcher(["yes"]).given_matching("yes") == ["yes"]
+    assert Matcher(["yes"]).incomparable([0, 1]) == ["yes"] and Matcher([1]).incomparable(["y", "n"]) == [1]
+    assert Matcher([1]).incomparable(["1", "0"]) == [] and Matcher([1, "yes"]).incomparable(["yes", "no"]) == []
+    assert Matcher([1, "yes"]).incomparable(["yes", "no"], every=True) == [1]
