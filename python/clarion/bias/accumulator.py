@@ -30,7 +30,9 @@ Serialized format (``to_bytes``), version 2, all integers little-endian::
 
 Version 1 (no replicates, no ``rows``, no ``boot`` key) is still read: its rows count as numbered
 ``0 .. n_rows - 1``. Nothing is unpickled or evaluated; a wrong magic, version, digest, length or
-configuration is refused with a ``ValueError`` that says which.
+configuration is refused with a ``ValueError`` that says which, and so is a state whose digest is
+right but whose content breaks an invariant (see :meth:`Accumulator.from_bytes`): the digest
+detects accidents, the checks detect edits.
 """
 
 from __future__ import annotations
