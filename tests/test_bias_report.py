@@ -257,7 +257,7 @@ def test_fliptest_is_reported():
     (dict(facet="nope"), ValueError, "facet: column 'nope'"),
     (dict(label="nope"), ValueError, "label: column 'nope'"),
     (dict(facet_values=["zz"]), ValueError, "facet_values: value 'zz' does not occur in column 'f'"),
-    (dict(label_values=["1"]), ValueError, "label_values: value '1' does not occur in column 'y'"),
+    (dict(label_values=[7]), ValueError, "label_values: value 7 does not occur in column 'y'"),  # "1" matches 1 (rule)
     (dict(label_values=None), ValueError, "label_values"),
     (dict(label_threshold=0.5), ValueError, "label_values or label_threshold|not both"),
     (dict(facet_threshold=1.0), TypeError, "facet_threshold: column 'f' must be numeric"),

@@ -308,7 +308,8 @@ class _WindowedJob(_analysis._Job):
                     if section is None:
                         section = {k: v for k, v in part.items() if k != "facets"}
                         section["facets"] = {}
-                    section["facets"].update(part["facets"])
+                    for name, entries in part["facets"].items():  # two config entries on one column: both
+                        section["facets"].setdefault(name, []).extend(entries)
                 docs.setdefault(w, {"version": "1.0"})[key] = section
         for w, block in self.window_shap.items():
             docs.setdefault(w, {"version": "1.0"})["explanations"] = {"kernel_shap": block}

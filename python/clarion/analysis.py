@@ -63,6 +63,11 @@ MSG_NO_MODEL = ("predictor: {why} needs a model; pass model= (--model FILE or --
                 "predictor.model_uri / predictor.endpoint_url in the config")
 MSG_COLUMN = "{key}: column {name!r} not found in the data (columns: {columns})"
 MSG_INDEX = "{key}: column index {index} is out of range for {n} columns"
+MSG_VALUE_KIND = ("{key}: {values!r} can never equal a value of column {name!r}, which holds numbers (values seen: "
+                  "{seen}); give numbers (text that is a decimal number, like \"1\", is that number)")
+MSG_MODEL_NONFINITE = ("model: output {output} is {value} for data row {row} (line/record {line} of the input); "
+                       "post-training bias needs finite model outputs (a NaN score would silently count as a "
+                       "negative prediction)")
 
 
 # ---- small helpers --------------------------------------------------------------------------------
@@ -116,6 +121,18 @@ def _coerce_values(values: list[Any], sample: Any) -> list[Any]:
     return [str(v) if _is_number(v) else v for v in values]
 
 
+def _check_values_kind(key: str, values: list[Any] | None, sample: Any) -> None:
+    """Values (after :func:`_coerce_values`) that are text on a numeric column can never match:
+    an error naming the config key and the column, not a count of nothing (or numpy's
+    DType promotion error)."""
+    if values is None or not _numeric_dtype(sample):
+        return
+    bad = [v for v in values if not _is_number(v)]
+    if bad:
+        seen = ", ".join(repr(v) for v in sample.dropna().unique().tolist()[:10]) or "none"
+        raise ValueError(MSG_VALUE_KIND.format(key=key, values=bad, name=sample.name, seen=seen))
+
+
 def _values_or_threshold(values: list[Any], sample: Any) -> tuple[list[Any] | None, float | None]:
     """Clarify's ``value_or_threshold`` semantics, made explicit: one numeric value on a numeric
     column is a threshold (selected ⇔ value > t) unless the column looks categorical (at most
@@ -125,7 +142,7 @@ def _values_or_threshold(values: list[Any], sample: Any) -> tuple[list[Any] | No
     if len(values) == 1 and _is_number(values[0]) and _numeric_dtype(sample):
         distinct = set(sample.dropna().unique().tolist())
         if not (len(distinct) <= MAX_CATEGORIES and values[0] in distinct):
-            return None, float(values[0])
+            return None, values[0]  # as given: [30] is "(30, 66]" on an integer column, as Clarify writes it
     return values, None
 
 
@@ -499,6 +516,14 @@ class _Outputs:
             return [str(h) for h in self.label_headers]
         return [f"label{i}" for i in range(n_explained)]
 
+    def used_for_label(self, P: np.ndarray) -> list[int]:
+        """The outputs that :meth:`predicted_label` reads (each must be finite)."""
+        if self.label_idx is not None:
+            return [self.label_idx]
+        if self.prob_idx is not None:
+            return [self.prob_idx]
+        return list(range(P.shape[1]))
+
     def predicted_label(self, P: np.ndarray, plan: _Plan) -> Any:
         pos = plan.label_values
         if self.label_idx is not None:
@@ -815,6 +840,13 @@ class _Job:
         pred = None
         if plan.need_model_rows:
             P = self.outputs.predict(frame[plan.features])
+            used = self.outputs.used_for_label(P)
+            bad = ~np.isfinite(P[:, used])
+            if bad.any():
+                r, j = (int(i[0]) for i in np.nonzero(bad))
+                line = int(c.lines[r]) if c.lines is not None and len(c.lines) > r else "?"
+                raise ValueError(MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r,
+                                                            line=line))
             pred = self.outputs.predicted_label(P, plan)
             self.model_bar.update(len(frame))
         if bias:
@@ -848,12 +880,14 @@ class _Job:
         if not (cfg.pre_training_bias or cfg.post_training_bias):
             return
         plan.label_values, plan.label_threshold = _values_or_threshold(cfg.label_values_or_threshold, head[plan.label])
+        _check_values_kind("label_values_or_threshold", plan.label_values, head[plan.label])
         plan.label_numeric = _numeric_dtype(head[plan.label])
         if plan.label_values is not None:
             plan.negative_label = _negative_label(plan.label_values, head[plan.label])
-        for f in plan.facets:
+        for i, f in enumerate(plan.facets):
             if f.values is not None:
                 f.values, f.threshold = _values_or_threshold(f.values, head[f.name])
+                _check_values_kind(f"facet[{i}].value_or_threshold", f.values, head[f.name])
             elif _numeric_dtype(head[f.name]) and head[f.name].nunique() > MAX_CATEGORIES:
                 raise ValueError(f"facet {f.name!r}: a numeric facet with many values needs value_or_threshold "
                                  f"(a threshold, e.g. [40])")
@@ -929,7 +963,8 @@ class _Job:
                 if section is None:
                     section = {k: v for k, v in part.items() if k != "facets"}
                     section["facets"] = {}
-                section["facets"].update(part["facets"])
+                for name, entries in part["facets"].items():  # two config entries on one column: both lists
+                    section["facets"].setdefault(name, []).extend(entries)
             out[key] = section
         return out
 
@@ -961,9 +996,9 @@ class _Job:
                          ).to_dict()["post_training_bias_metrics"]
         if part is None:
             return ft
-        by_value = {e["value_or_threshold"]: e for e in ft["facets"][f.name]}
+        by_value = {bias.entry_key(e["value_or_threshold"]): e for e in ft["facets"][f.name]}
         for e in part["facets"][f.name]:
-            extra = by_value.get(e["value_or_threshold"])
+            extra = by_value.get(bias.entry_key(e["value_or_threshold"]))
             if extra is not None:
                 e["metrics"].extend(m for m in extra["metrics"] if m["name"] == "FT")
                 e["metrics"].sort(key=lambda m: m["name"])

@@ -428,7 +428,10 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
     -------
     DriftResult
     """
-    base = _bias_entries(_load(baseline, "baseline"))
+    from clarion.bias import entry_key
+
+    # a threshold entry matches on its threshold: "(30, 66]" ~ "(30.0, 70.0]"
+    base = {(s, f, entry_key(v), m): x for (s, f, v, m), x in _bias_entries(_load(baseline, "baseline")).items()}
     cur_doc = _load(current, "current")
     cur = _bias_entries(cur_doc)
     if not cur:
@@ -440,8 +443,9 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
     result = DriftResult()
     for key, raw in cur.items():
         stage, facet, value, metric = key
+        bkey = (stage, facet, entry_key(value), metric)
         score: dict[str, Any] = {"stage": stage, "facet": facet, "facet_value": value, "metric_name": metric,
-                                 "baseline": base.get(key), "current": raw}
+                                 "baseline": base.get(bkey), "current": raw}
         v = _value(raw)
         violated = False
         if metric in rules:
@@ -455,14 +459,14 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
                 score["status"] = "violation" if violated else "ok"
         else:
             ideal = IDEAL.get(metric, 0.0)
-            if key not in base:
+            if bkey not in base:
                 score.update(status="unchecked", reason="metric absent from the baseline")
             elif v is None:
                 score.update(status="unchecked", reason="current value is null (the metric failed)")
-            elif _value(base[key]) is None:
+            elif _value(base[bkey]) is None:
                 score.update(status="unchecked", reason="baseline value is null (the metric failed)")
             else:
-                b = _value(base[key])
+                b = _value(base[bkey])
                 d_cur, d_base = abs(v - ideal), abs(b - ideal)
                 violated = d_cur > d_base
                 score["status"] = "violation" if violated else "ok"

@@ -4,7 +4,9 @@
   probability thresholds, from one count pass over the rows per facet;
 * :class:`Accumulator` — the same report over batches that arrive over time (update, merge,
   persist), holding only count tensors;
-* :class:`BiasReport` — the result: ``to_frame()`` and ``to_dict()`` (analysis.json sections).
+* :class:`BiasReport` — the result: ``to_frame()`` and ``to_dict()`` (analysis.json sections);
+* :func:`interval_string` — the one format of a threshold's ``value_or_threshold`` (``"(30, 66]"``)
+  and :func:`entry_key`, which identifies a facet entry across analyses (a threshold by its value).
 
 The engine has three layers that the report, the accumulator, chunked readers and Dask
 partitions share: column encoding (:mod:`clarion.bias._encode`), counting with
@@ -14,6 +16,7 @@ a count tensor (:mod:`clarion.bias._metrics`). FlipTest lives in :mod:`clarion.b
 
 from __future__ import annotations
 
+from clarion.bias._engine import entry_key, interval_string
 from clarion.bias._metrics import (
     ALL_METRICS,
     COUNT_METRICS,
@@ -33,5 +36,7 @@ __all__ = [
     "PRE_TRAINING",
     "Accumulator",
     "BiasReport",
+    "entry_key",
+    "interval_string",
     "report",
 ]

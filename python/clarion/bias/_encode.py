@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import threading
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column"]
+__all__ = ["Matcher", "Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column",
+           "number_of"]
 
 # A compact integer range is encoded by offset (no hashing) when it is at most this many times
 # the number of rows (and small in absolute terms).
@@ -38,6 +40,102 @@ def is_missing_value(v: Any) -> bool:
         return isinstance(v, (float, np.floating)) and math.isnan(v)
     except TypeError:  # pragma: no cover - exotic scalars
         return False
+
+
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def number_of(v: Any) -> int | float | None:
+    """The number a value stands for under the matching rule, or None: a finite bool / int /
+    float as itself, a string that is a decimal number (``"1"``, ``" 1.0 "``, ``"2e3"``) as that
+    number; anything else (other text, NaN, infinities, dates) is not a number."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, (bool, int)):
+        return int(v)
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, str):
+        t = v.strip()
+        if not _DECIMAL.fullmatch(t):
+            return None
+        try:
+            return int(t)
+        except ValueError:
+            f = float(t)
+            return f if math.isfinite(f) else None
+    return None
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    """Whether two non-missing values can be equal under the matching rule: both numbers (or
+    decimal text), or both of one non-numeric type (text and text, date and date)."""
+    if number_of(a) is not None and number_of(b) is not None:
+        return True
+    if isinstance(a, (bool, int, float, np.number, np.bool_)) or isinstance(b, (bool, int, float, np.number,
+                                                                               np.bool_)):
+        return False
+    return isinstance(a, type(b)) or isinstance(b, type(a))
+
+
+class Matcher:
+    """Which column values a list of configured values selects: THE matching rule of label values,
+    predicted labels and facet values.
+
+    A configured value selects a column value when they are equal as values: ``1``, ``1.0`` and
+    ``True`` are one value, and text that is a decimal number stands for that number (``"1"``
+    selects the integer 1 and the float 1.0; the number 1 selects the text ``"1"`` and ``"1.0"``).
+    Other text selects equal text only. A configured value that cannot equal any value of the
+    column's kind (text that is not a number against a numeric column, a number against a column
+    of words) is an error, never a silent "nothing selected": see :meth:`incomparable`.
+    """
+
+    def __init__(self, values: list) -> None:
+        self.values = list(values)
+        self.exact: dict = {}  # hashable value -> given values it stands for
+        self.numeric: dict = {}  # number -> given values
+        for v in self.values:
+            k = _key(v)
+            try:
+                self.exact.setdefault(k, []).append(v)
+            except TypeError:
+                pass
+            n = number_of(v)
+            if n is not None:
+                self.numeric.setdefault(n, []).append(v)
+
+    def given_matching(self, u: Any) -> list:
+        """The configured values that select the column value ``u`` (empty: none)."""
+        if is_missing_value(u):
+            return []
+        k = _key(u)
+        hits: list = []
+        try:
+            hits = list(self.exact.get(k, []))
+        except TypeError:
+            pass
+        if self.numeric:
+            n = number_of(k)
+            if n is not None:
+                hits += [g for g in self.numeric.get(n, []) if not any(g is h for h in hits)]
+        return hits
+
+    def numbers(self) -> list | None:
+        """The configured values as numbers (for a numeric column), or None if one is not a number."""
+        out = [number_of(v) for v in self.values]
+        return None if any(n is None for n in out) else out
+
+    def incomparable(self, seen: list, *, every: bool = False) -> list:
+        """Configured values that no value of ``seen`` (a column's non-missing values) can equal;
+        with ``every=False`` the list is empty as soon as one pair is comparable (a mixed column
+        is matched value by value)."""
+        seen = [u for u in seen if not is_missing_value(u)]
+        if not seen:
+            return []
+        bad = [v for v in self.values if not any(_comparable(v, u) for u in seen)]
+        if every or len(bad) == len(self.values):
+            return bad
+        return []
 
 
 def _key(v: Any) -> Any:

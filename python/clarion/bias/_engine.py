@@ -10,6 +10,7 @@ all rows; :class:`clarion.bias.Accumulator` is one fed batch by batch.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from clarion._counts import grouped_counts, grouped_counts_prepared, grouped_threshold_counts
-from clarion.bias._encode import Vocabulary, column_values, factorize, is_missing_value, is_numeric_column
+from clarion.bias._encode import (
+    Matcher,
+    Vocabulary,
+    column_values,
+    factorize,
+    is_missing_value,
+    is_numeric_column,
+    number_of,
+)
 from clarion.bias._metrics import (
     ALL_METRICS,
     COUNT_METRICS,
@@ -38,12 +47,22 @@ MSG_NOT_NUMERIC = "{arg}: column {name!r} must be numeric (bool, integer or floa
 MSG_LABEL_MISSING = ("{arg}: column {name!r} has a missing value (NaN/None) at row {row}; clarion does not guess "
                      "its class (compat='smclarify' counts it as negative)")
 MSG_VALUE_ABSENT = "{arg}: value {value!r} does not occur in column {name!r} (values seen: {seen})"
+MSG_NO_POSITIVE = ("label_threshold: no value of column {name!r} is above {t} (the largest is {max}), so every "
+                   "label would be negative")
 MSG_BOTH = "give either {a} or {b}, not both"
 MSG_NEITHER = "give label_values (the positive label values) or label_threshold (positive = label > threshold)"
 MSG_METHOD = "methods: unknown metric {name!r}; known: {known}"
 MSG_STAGE_METHOD = "methods: {name} is a {stage}-training metric but stage={want!r}"
 MSG_NEED_PRED = "predicted_label is required for post-training metrics ({names})"
-MSG_SCORE_NAN = "predicted_label: model {model!r} has a NaN score at row {row}"
+MSG_SCORE_NAN = ("predicted_label: model {model!r} has a {value} score at row {row}; scores must be finite "
+                 "(a NaN score would count as a negative prediction)")
+MSG_PRED_MISSING = ("predicted_label: model {model!r} has a missing prediction (NaN/None) at row {row}; a model "
+                    "must predict a label for every row")
+MSG_KIND = ("{arg}: {values} can never equal a value of column {name!r} (values seen: {seen}); give values of the "
+            "column's type (text that is a decimal number, like \"1\", matches the number 1)")
+MSG_PRED_UNKNOWN = ("predicted_label: model {model!r} predicts {preds}, none of which is a value of the label column "
+                    "{label!r} (values seen: {seen}) or one of label_values {values}; predictions must be given in "
+                    "the label's values")
 MSG_GROUP_MISSING = ("group_variable: missing value at row {row}; give every row a subgroup (compat='smclarify' "
                      "leaves such rows out of CDDL/CDDPL as smclarify does)")
 MSG_FEATURE = "features: column {name!r} is not numeric (dtype {dtype}); FlipTest needs numeric or bool features"
@@ -166,8 +185,54 @@ def _native_max(x: np.ndarray, col: Any) -> Any:
     dt = dtype_of(col)
     kind = getattr(dt, "kind", None)
     if kind in ("i", "u") or (kind is None and "int" in str(dt)):
+        arr = column_values(col)
+        if isinstance(arr, np.ndarray) and arr.size:  # exact beyond 2**53, where the float max is not
+            return int(arr.max())
         return int(m)
     return m
+
+
+def seen_string(values: list, limit: int = 10) -> str:
+    """The values of a column named in an error message: their reprs, or what says there is none."""
+    vals = [v.item() if isinstance(v, np.generic) else v for v in values if not is_missing_value(v)]
+    if not vals:
+        return "only missing values" if values else "none recorded"
+    out = ", ".join(repr(v) for v in vals[:limit])
+    return out + (", ..." if len(vals) > limit else "")
+
+
+def _distinct_sample(col: Any, limit: int = 10) -> list:
+    """Up to ``limit`` distinct non-missing values of a column (for error messages)."""
+    try:
+        _, uniques, present = factorize(column_values(col))
+    except (TypeError, ValueError):  # pragma: no cover - exotic column
+        return []
+    out = [u for j, u in enumerate(uniques) if (present is None or present[j]) and not is_missing_value(u)]
+    return [u.item() if isinstance(u, np.generic) else u for u in out[:limit]]
+
+
+def _add_sample(sample: list, new: list, limit: int = 10) -> None:
+    for v in new:
+        if len(sample) >= limit:
+            return
+        try:
+            if v in sample:
+                continue
+        except TypeError:  # pragma: no cover
+            continue
+        sample.append(v)
+
+
+def combine_max(a: Any, b: Any) -> Any:
+    """The larger of two column maxima (None: none yet), a float when either is (a column that
+    is float in one batch, e.g. with a missing value, is a float column: one interval format
+    whatever the batches or the merge order)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    m = max(a, b)
+    return float(m) if isinstance(a, float) or isinstance(b, float) else m
 
 
 def is_float_column(col: Any) -> bool:
@@ -250,6 +315,13 @@ class Spec:
             if fv[f] is not None and len(fv[f]) == 0:
                 raise ValueError(f"facet_values: empty list for facet {f!r}")
         lv = _as_list(label_values)
+        for arg, vals in [("label_values", lv)] + [(f"facet_values[{f!r}]", fv[f]) for f in facets]:
+            for v in vals or []:
+                try:
+                    hash(v)
+                except TypeError:
+                    raise ValueError(f"{arg}: {str(v)[:80]} is not a single value (give numbers, text, booleans "
+                                     "or dates)") from None
         lt = _threshold(label_threshold, "label_threshold")
         if lv is not None and lt is not None:
             raise ValueError(MSG_BOTH.format(a="label_values", b="label_threshold"))
@@ -333,14 +405,52 @@ def _sort_key_values(values: list) -> list[int]:
         return sorted(idx, key=lambda i: (type(values[i]).__name__, str(values[i])))
 
 
-def interval_string(threshold: float, col_max: Any) -> str:
-    """smclarify's ``value_or_threshold`` for a threshold: ``"(t, max]"`` (its IntervalIndex rule)."""
+def interval_string(threshold: Any, col_max: Any, compat: str = "clarion") -> str:
+    """THE ``value_or_threshold`` string of a threshold: ``"(t, max]"``, formatted as smclarify and
+    Clarify do (``pandas.IntervalIndex.from_breaks``): integers stay integers (``"(30, 66]"``)
+    unless the threshold or the column is float (``"(30.5, 66.0]"``, ``"(30.0, 66.0]"`` for a
+    float column). Every writer of a facet or label interval (``clarion.bias.report``, the
+    Accumulator, ``clarion analyze`` / ``monitor``, Dask) goes through this function; a threshold
+    keeps the type it was given in (a config's ``[30]`` is the integer 30), and the column's
+    maximum is a float as soon as any batch of the column was float (:func:`combine_max`).
+
+    When no value is above the threshold (``max <= t``) smclarify writes ``""`` (``max == t``) or
+    ``"(max, t]"``; with ``compat="clarion"`` the string stays ``"(t, max]"`` (``"(60, 55]"``: the
+    empty group of values above 60), so that it still names the threshold, the entry's identity
+    (see :func:`entry_key`)."""
+    if isinstance(threshold, (np.integer, np.floating)):
+        threshold = threshold.item()
+    if isinstance(col_max, (np.integer, np.floating)):
+        col_max = col_max.item()
     if col_max is None or (isinstance(col_max, float) and math.isnan(col_max)):
         return f"({threshold}, nan]"
+    if compat == "clarion" and not col_max > threshold:
+        if isinstance(threshold, float) or isinstance(col_max, float):
+            return f"({float(threshold)}, {float(col_max)}]"
+        return f"({threshold}, {col_max}]"
     breaks = [threshold]
     if abs(col_max) not in breaks:
         breaks.append(col_max)
     return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
+
+
+_INTERVAL = re.compile(r"\(\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]")
+
+
+def entry_key(value_or_threshold: Any) -> str:
+    """What identifies a facet entry across analyses: its ``value_or_threshold`` string, except
+    that a threshold interval ``"(t, max]"`` is identified by its threshold alone, as a number
+    (``"(30, 66]"``, ``"(30.0, 66.0]"`` and ``"(30, 70]"`` — the same facet ``> 30`` on data with
+    another maximum — all give ``"(30, *]"``). ``clarion monitor`` matches baseline and current
+    entries with it."""
+    s = str(value_or_threshold)
+    m = _INTERVAL.fullmatch(s.strip())
+    if m is None:
+        return s
+    t = number_of(m.group(1))
+    if t is None:
+        return s
+    return f"({int(t) if float(t).is_integer() else t}, *]"
 
 
 def _columns(cols: list) -> np.ndarray | None:
@@ -380,10 +490,20 @@ class FacetState:
     seen: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=bool))  # per code
     col_max: Any = None
     values: list | None = None  # facet_values: codes are binary (0 = facet a, 1 = facet d)
+    # facet_values: some distinct values of the column, kept while a selected value has not occurred
+    # (for the error that names the values seen)
+    sample: list = field(default_factory=list)
     # counts: "pre" [V, K, 2]; "labels" [B1, V, K, 2, 2]; "scores" [B2, T, V, K, 2, 2] (V axis = -4/-3)
     counts: dict = field(default_factory=dict)
     # bootstrap replicates of the same tables, each with a leading [R] axis (Accumulator only)
     boot: dict = field(default_factory=dict)
+
+    @property
+    def matcher(self) -> Matcher:
+        m = self.__dict__.get("_matcher")
+        if m is None or m.values != self.values:
+            m = self.__dict__["_matcher"] = Matcher(self.values)
+        return m
 
     @property
     def n_codes(self) -> int:
@@ -408,28 +528,48 @@ class State:
         self.n_rows = 0
         self.weighted = spec.weights is not None if weighted is None else weighted
         self.lock = threading.RLock()
+        self.matcher = Matcher(spec.label_values) if spec.label_values is not None else None
+        self.label_sample: list = []  # some label values, kept while a label value has not occurred
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def _positive(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray:
+    def _positive(self, col: Any, arg: str, name: Any, compat: str, track: bool,
+                  seen_out: list | None = None) -> np.ndarray:
+        """1 where the label (``track``) or a model's predicted label is positive.
+
+        Predictions (``track=False``) may not be missing in either compat mode. ``seen_out``
+        receives the batch's distinct values when they were hashed (not on the numeric fast path)."""
         spec = self.spec
+        missing_ok = compat == "smclarify" and track
         if spec.label_threshold is not None:
             x = to_numeric(col, arg, name)
             nan = np.isnan(x)
-            if compat == "clarion" and nan.any():
-                raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
+            if not missing_ok and nan.any():
+                row = int(np.flatnonzero(nan)[0])
+                raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
+                                 MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
             if track and x.size and not nan.all():
                 m = _native_max(x, col)
                 with self.lock:
-                    self.label_max = m if self.label_max is None else max(self.label_max, m)
+                    self.label_max = combine_max(self.label_max, m)
             return (x > spec.label_threshold).view(np.int8)
         fast = self._positive_numeric(col, arg, name, compat, track)
         if fast is not None:
             return fast
         vocab = self.label_vocab if track else Vocabulary()
         codes, seen = vocab.encode(col)
-        if compat == "clarion" and seen.size and seen[0] == 0:
-            raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(codes == 0)[0])))
+        if not missing_ok and seen.size and seen[0] == 0:
+            row = int(np.flatnonzero(codes == 0)[0])
+            raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
+                             MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
+        batch_values = [vocab.values[c - 1] for c in seen if c > 0]
+        bad = self.matcher.incomparable(batch_values)
+        if bad:
+            raise ValueError(MSG_KIND.format(arg="label_values" if track else "predicted_label",
+                                             values=repr(bad) if track else f"label_values {bad!r}",
+                                             name=name, seen=seen_string(batch_values)))
+        if seen_out is not None:
+            seen_out.extend(batch_values)
         return self._label_lut(vocab)[codes]
 
     def _label_lut(self, vocab: Vocabulary) -> np.ndarray:
@@ -437,19 +577,10 @@ class State:
         cached = getattr(vocab, "_positive_lut", None)
         if cached is not None and cached.size == len(vocab):
             return cached
-        keys = set()
-        for v in self.spec.label_values:
-            try:
-                keys.add(v.item() if isinstance(v, np.generic) else v)
-            except TypeError:  # pragma: no cover - unhashable value
-                pass
         values = list(vocab.values)
         lut = np.zeros(len(values) + 1, dtype=np.int8)
         for j, v in enumerate(values):
-            try:
-                lut[j + 1] = v in keys
-            except TypeError:  # pragma: no cover
-                lut[j + 1] = 0
+            lut[j + 1] = bool(self.matcher.given_matching(v))
         vocab._positive_lut = lut  # noqa: SLF001 - the vocabulary only grows, so size keys the cache
         return lut
 
@@ -458,8 +589,8 @@ class State:
 
         Only the label values that occur are recorded in the label vocabulary (that is all the
         "value never occurs" check needs)."""
-        values = self.spec.label_values
-        if not all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in values):
+        values = self.matcher.numbers()  # "1" is the number 1 (the matching rule)
+        if values is None:
             return None
         if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype):
             x = col.to_numpy()
@@ -471,8 +602,10 @@ class State:
             return None
         if x.dtype.kind == "f":
             nan = np.isnan(x)
-            if compat == "clarion" and nan.any():
-                raise ValueError(MSG_LABEL_MISSING.format(arg=arg, name=name, row=int(np.flatnonzero(nan)[0])))
+            if (compat == "clarion" or not track) and nan.any():
+                row = int(np.flatnonzero(nan)[0])
+                raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
+                                 MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
         if x.dtype.kind == "b":
             want_t = any(v == 1 for v in values)
             want_f = any(v == 0 for v in values)
@@ -492,6 +625,9 @@ class State:
             with self.label_vocab._lock:  # noqa: SLF001
                 for v in occurred:
                     self.label_vocab._add(v)  # noqa: SLF001
+                short = len(self.label_vocab.values) < len(values)
+            if short and self.n_rows == 0:  # the first batch, when a label value has not occurred
+                _add_sample(self.label_sample, _distinct_sample(x))
         return y
 
     def _facet_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -501,7 +637,7 @@ class State:
             if finite.any():
                 m = _native_max(x, col)
                 with self.lock:
-                    fs.col_max = m if fs.col_max is None else max(fs.col_max, m)
+                    fs.col_max = combine_max(fs.col_max, m)
             codes = (x > fs.threshold).view(np.int8).astype(np.int32)
             return codes, _binary_seen(codes)
         if fs.values is not None:
@@ -511,11 +647,10 @@ class State:
     def _selected_codes(self, fs: FacetState, col: Any) -> tuple[np.ndarray, np.ndarray]:
         """facet_values: 1 for rows whose value is selected, else 0 (missing included); the
         selected values that occur are recorded in ``fs.vocab``."""
-        values = fs.values
-        numeric = all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) and not
-                      (isinstance(v, float) and math.isnan(v)) for v in values)
+        matcher = fs.matcher
+        values = matcher.numbers()  # "1" is the number 1 (the matching rule); None: not all numbers
         x = None
-        if numeric:
+        if values is not None:
             if isinstance(col, pd.Series) and isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
                 x = col.to_numpy()
             elif isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "biuf":
@@ -527,27 +662,29 @@ class State:
                 occurred = []
         else:
             local, uniques, present = factorize(col)
-            keys = set()
-            for v in values:
-                try:
-                    keys.add(v.item() if isinstance(v, np.generic) else v)
-                except TypeError:  # pragma: no cover - unhashable value
-                    pass
             lut = np.zeros(len(uniques) + 1, dtype=np.int8)
             occurred = []
+            batch_values = []
             for j, u in enumerate(uniques):
+                if present is not None and not present[j]:
+                    continue
                 k = u.item() if isinstance(u, np.generic) else u
-                try:
-                    hit = (not is_missing_value(k)) and k in keys
-                except TypeError:  # pragma: no cover
-                    hit = False
-                if hit and (present is None or present[j]):
+                batch_values.append(k)
+                hits = matcher.given_matching(k)
+                if hits:
                     lut[j + 1] = 1
-                    occurred.append(k)
+                    occurred.extend(hits)  # the configured values, as given: the absence check looks them up
+            bad = matcher.incomparable(batch_values)
+            if bad:
+                raise ValueError(MSG_KIND.format(arg="facet_values", values=repr(bad), name=fs.name,
+                                                 seen=seen_string(batch_values)))
             d = lut[np.asarray(local, dtype=np.intp) + 1]
         with fs.vocab._lock:  # noqa: SLF001
             for v in occurred:
                 fs.vocab._add(v)  # noqa: SLF001
+            short = len(fs.vocab.values) < len(fs.values)
+        if short and self.n_rows == 0:  # the first batch, when a selected value has not occurred
+            _add_sample(fs.sample, batch_values if x is None else _distinct_sample(x))
         codes = d.view(np.int8).astype(np.int32) if d.dtype == bool else d.astype(np.int32)
         return codes, _binary_seen(codes)
 
@@ -555,7 +692,9 @@ class State:
         """Everything one batch contributes, as arrays (no counting yet)."""
         spec = self.spec
         out: dict[str, Any] = {"n": table.n}
-        out["y"] = self._positive(table.col(spec.label, "label"), "label", spec.label, compat, track=True)
+        label_seen: list | None = [] if spec.label_values is not None else None
+        out["y"] = self._positive(table.col(spec.label, "label"), "label", spec.label, compat, track=True,
+                                  seen_out=label_seen)
         w = None
         if spec.weights is not None:
             w = table.source(spec.weights, "weights")
@@ -577,14 +716,19 @@ class State:
             col = table.source(src, "predicted_label")
             if spec.label_values is not None and is_float_column(col):
                 s = to_numeric(col, "predicted_label", name)
-                nan = np.flatnonzero(np.isnan(s))
-                if nan.size:
-                    raise ValueError(MSG_SCORE_NAN.format(model=name, row=int(nan[0])))
+                bad = np.flatnonzero(~np.isfinite(s))
+                if bad.size:  # NaN > t is False: a NaN score would silently count as a negative prediction
+                    raise ValueError(MSG_SCORE_NAN.format(model=name, row=int(bad[0]),
+                                                          value="NaN" if np.isnan(s[bad[0]]) else s[bad[0]]))
                 score_cols.append(s)
                 kinds.append("scores")
             else:
-                lab_cols.append(self._positive(col, "predicted_label", name, compat, track=False))
+                pred_seen: list | None = [] if label_seen else None
+                lab_cols.append(self._positive(col, "predicted_label", name, compat, track=False,
+                                               seen_out=pred_seen))
                 kinds.append("labels")
+                if pred_seen and label_seen:
+                    self._check_predicted_values(name, pred_seen, label_seen)
         if spec.models:
             with self.lock:
                 if self.model_kinds is None:
@@ -599,6 +743,17 @@ class State:
         for f, fs in self.facets.items():
             out["facets"][f] = self._facet_codes(fs, table.col(f, "facet"))
         return out
+
+    def _check_predicted_values(self, model: Any, preds: list, labels: list) -> None:
+        """A model's predicted labels must be values of the label (same batch): "Y"/"N" predictions
+        for a "yes"/"no" label would otherwise all count as negative."""
+        if any(self.matcher.given_matching(p) for p in preds):
+            return
+        known = Matcher(labels)
+        if any(known.given_matching(p) for p in preds):
+            return
+        raise ValueError(MSG_PRED_UNKNOWN.format(model=model, preds=seen_string(preds), label=self.spec.label,
+                                                 seen=seen_string(labels), values=self.spec.label_values))
 
     # -- counting ------------------------------------------------------------------------------
 
@@ -708,20 +863,25 @@ class State:
 
     # -- assembly ------------------------------------------------------------------------------
 
-    def label_value_or_threshold(self) -> str:
+    def label_value_or_threshold(self, compat: str = "clarion") -> str:
         spec = self.spec
         if spec.label_threshold is not None:
-            return interval_string(spec.label_threshold, self.label_max)
+            return interval_string(spec.label_threshold, self.label_max, compat)
         return ",".join(map(str, spec.label_values))
 
     def check_label_values(self) -> None:
         spec = self.spec
         if spec.label_values is None:
+            if self.label_max is not None and not self.label_max > spec.label_threshold:
+                raise ValueError(MSG_NO_POSITIVE.format(t=spec.label_threshold, name=spec.label, max=self.label_max))
             return
+        occurred = _occurred(spec.label_values, self.label_vocab.values)
         for v in spec.label_values:
-            if self.label_vocab.code_of(v) in (None, 0):
-                seen = ", ".join(repr(x) for x in self.label_vocab.values[:10])
-                raise ValueError(MSG_VALUE_ABSENT.format(arg="label_values", value=v, name=spec.label, seen=seen))
+            if not any(v is o for o in occurred):
+                seen = list(self.label_vocab.values)
+                _add_sample(seen, self.label_sample)
+                raise ValueError(MSG_VALUE_ABSENT.format(arg="label_values", value=v, name=spec.label,
+                                                         seen=seen_string(seen)))
 
     def entries(self, fs: FacetState, compat: str) -> tuple[list[str], np.ndarray, list]:
         """Labels, selection matrix [E, V] and selected codes per entry, in canonical order."""
@@ -730,13 +890,15 @@ class State:
         if fs.threshold is not None:
             sel = np.zeros((1, V))
             sel[0, 1] = 1.0
-            return [interval_string(fs.threshold, fs.col_max)], sel, [[1]]
+            return [interval_string(fs.threshold, fs.col_max, compat)], sel, [[1]]
         if fs.values is not None:
+            occurred = _occurred(fs.values, fs.vocab.values)
             for v in fs.values:
-                if fs.vocab.code_of(v) in (None, 0):
-                    found = ", ".join(repr(x) for x in fs.vocab.values) or "none of them"
+                if not any(v is o for o in occurred):
+                    seen = list(fs.vocab.values)
+                    _add_sample(seen, fs.sample)
                     raise ValueError(MSG_VALUE_ABSENT.format(arg="facet_values", value=v, name=fs.name,
-                                                             seen=f"of the selected values: {found}"))
+                                                             seen=seen_string(seen)))
             sel = np.zeros((1, V))
             sel[0, 1] = 1.0
             return [",".join(map(str, fs.values))], sel, [[1]]
@@ -863,10 +1025,19 @@ class State:
                                     reas[m, e] = -1
                         fr.values["FT"], fr.reasons["FT"] = vals, reas
                     results.append(fr)
-            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(),
+            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(compat),
                               models=rows or [(None, None)], multi_model=self.spec.multi_model, compat=compat,
                               confidence=confidence if boot is not None else None, results=results,
                               n_bootstrap=n_bootstrap)
+
+
+def _occurred(given: list, vocab_values: list) -> list:
+    """The configured values (the objects themselves) that some recorded value matches."""
+    m = Matcher(given)
+    out: list = []
+    for u in vocab_values:
+        out.extend(m.given_matching(u))
+    return out
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -920,8 +1091,9 @@ def merge_states(ours: State, theirs: State) -> None:
         for v in theirs.label_vocab.values:
             with ours.label_vocab._lock:  # noqa: SLF001
                 ours.label_vocab._add(v)  # noqa: SLF001
+        _add_sample(ours.label_sample, theirs.label_sample)
         if theirs.label_max is not None:
-            ours.label_max = theirs.label_max if ours.label_max is None else max(ours.label_max, theirs.label_max)
+            ours.label_max = combine_max(ours.label_max, theirs.label_max)
         klut = None
         if ours.group_vocab is not None:
             klut = _vocab_lut(ours.group_vocab, theirs.group_vocab)
@@ -929,13 +1101,14 @@ def merge_states(ours: State, theirs: State) -> None:
         K = len(ours.group_vocab) if ours.group_vocab is not None else 1
         for f, tfs in theirs.facets.items():
             fs = ours.facets[f]
+            _add_sample(fs.sample, tfs.sample)
             if fs.binary:
                 vlut = np.arange(2, dtype=np.intp)
                 for v in tfs.vocab.values:
                     with fs.vocab._lock:  # noqa: SLF001
                         fs.vocab._add(v)  # noqa: SLF001
                 if tfs.col_max is not None:
-                    fs.col_max = tfs.col_max if fs.col_max is None else max(fs.col_max, tfs.col_max)
+                    fs.col_max = combine_max(fs.col_max, tfs.col_max)
             else:
                 vlut = _vocab_lut(fs.vocab, tfs.vocab)
             V = fs.n_codes

@@ -30,7 +30,9 @@ Serialized format (``to_bytes``), version 2, all integers little-endian::
 
 Version 1 (no replicates, no ``rows``, no ``boot`` key) is still read: its rows count as numbered
 ``0 .. n_rows - 1``. Nothing is unpickled or evaluated; a wrong magic, version, digest, length or
-configuration is refused with a ``ValueError`` that says which.
+configuration is refused with a ``ValueError`` that says which, and so is a state whose digest is
+right but whose content breaks an invariant (see :meth:`Accumulator.from_bytes`): the digest
+detects accidents, the checks detect edits.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from clarion.bias._encode import Vocabulary
+from clarion.bias._encode import Matcher, Vocabulary, is_missing_value
 from clarion.bias._engine import MSG_CONFIDENCE, Spec, State, Table, merge_states
 from clarion.bias._result import BiasReport
 
@@ -448,6 +450,16 @@ class Accumulator:
     def from_bytes(cls, data: bytes, *, like: Accumulator | None = None) -> Accumulator:
         """Rebuild an accumulator from :meth:`to_bytes` output.
 
+        Every invariant of the state is checked, not only the digest (which anyone who edits a
+        state can recompute): the header's keys and types, the tagged values, the configuration,
+        vocabularies without duplicates or missing values, count arrays of the shapes the
+        configuration and vocabularies imply, laid out inside the data without overlap, counts
+        that are finite and non-negative (integers without weights), every model's and
+        threshold's table summing to the state's row count (without weights), the same label
+        totals in every table of a state, codes with counts marked as seen, the bootstrap
+        replicates present for every table, and the global row ranges sorted, disjoint and
+        consistent with the row counts. Any violation is a ``ValueError`` naming it.
+
         Parameters
         ----------
         data : bytes
@@ -457,7 +469,16 @@ class Accumulator:
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_bytes: expected bytes, got {type(data).__name__}")
-        data = bytes(data)
+        try:
+            return cls._from_bytes(bytes(data), like)
+        except ValueError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError, struct.error,
+                UnicodeDecodeError) as exc:  # a safety net: every check below should have caught it first
+            raise ValueError(MSG_CORRUPT.format(what=f"malformed state ({type(exc).__name__}: {exc})")) from None
+
+    @classmethod
+    def _from_bytes(cls, data: bytes, like: Accumulator | None) -> Accumulator:
         if len(data) < _HEAD.size + 32:
             raise ValueError(MSG_CORRUPT.format(what=f"truncated input ({len(data)} bytes)"))
         magic, version, hlen = _HEAD.unpack_from(data)
@@ -472,50 +493,289 @@ class Accumulator:
         start = _HEAD.size + hlen
         if start > len(body):
             raise ValueError(MSG_CORRUPT.format(what="truncated header"))
-        doc = json.loads(body[_HEAD.size:start].decode())
-        acc = cls(**cls._config_from_json(doc["config"]))
+        try:
+            doc = json.loads(body[_HEAD.size:start].decode("utf-8"))
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(MSG_CORRUPT.format(what=f"the header is not JSON ({type(exc).__name__})")) from None
+        except ValueError as exc:
+            raise ValueError(MSG_CORRUPT.format(what=f"the header is not JSON ({exc})")) from None
+        _keys(doc, {"config", "windows"} | ({"rows"} if version >= 2 else set()), "the header")
+        cfg = doc["config"]
+        _keys(cfg, set(_CONFIG_KEYS), "config", required=set(_CONFIG_KEYS) if version >= 2 else set())
+        try:
+            acc = cls(**cls._config_from_json(cfg))
+        except ValueError as exc:
+            raise ValueError(MSG_CORRUPT.format(what=f"invalid configuration ({exc})")) from None
+        except (TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+            raise ValueError(MSG_CORRUPT.format(what=f"invalid configuration ({type(exc).__name__}: {exc})")) from None
         if like is not None:
             like._check_same(acc, "from_bytes")
         blob = memoryview(body)[start:]
-        for w in doc["windows"]:
-            sj = w["state"]
-            st = State(acc.spec)
-            st.n_rows = int(sj["n_rows"])
-            st.weighted = bool(sj["weighted"])
-            st.model_kinds = sj["model_kinds"]
-            st.label_vocab = Vocabulary([_untag(v) for v in sj["label_vocab"]])
-            st.label_max = None if sj["label_max"] is None else _untag(sj["label_max"])
-            if sj["group_vocab"] is not None:
-                st.group_vocab = Vocabulary([_untag(v) for v in sj["group_vocab"]])
-            st.group_missing = bool(sj["group_missing"])
-            facets = list(st.facets.values())
-            if len(facets) != len(sj["facets"]):
-                raise ValueError(MSG_CORRUPT.format(what="facet count does not match the configuration"))
-            for fs, fj in zip(facets, sj["facets"]):
-                fs.vocab = Vocabulary([_untag(v) for v in fj["vocab"]])
-                fs.seen = np.array(fj["seen"], dtype=bool)
-                fs.col_max = None if fj["col_max"] is None else _untag(fj["col_max"])
-            for a in sj["arrays"]:
-                end = a["offset"] + a["nbytes"]
-                if end > len(blob):
-                    raise ValueError(MSG_CORRUPT.format(what="an array runs past the end of the data"))
-                arr = np.frombuffer(blob[a["offset"]:end], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
-                fs = facets[a["facet"]]
-                store = fs.boot if a.get("boot", False) else fs.counts
-                if store is fs.boot and (arr.ndim < 1 or arr.shape[0] != acc.n_bootstrap):
-                    raise ValueError(MSG_CORRUPT.format(what=f"a replicate array has shape {list(arr.shape)}, not "
-                                                        f"{acc.n_bootstrap} replicates"))
-                store[a["kind"]] = arr.astype(arr.dtype.newbyteorder("="), copy=True)
-            if acc.n_bootstrap and st.n_rows and any(set(fs.boot) != set(fs.counts) for fs in facets):
-                raise ValueError(MSG_CORRUPT.format(what="the bootstrap replicates are missing for some tables"))
-            acc._states[w["key"]] = st
-        if "rows" in doc:
-            acc._next_row = int(doc["rows"]["next"])
-            acc._ranges = [[int(a), int(b)] for a, b in doc["rows"]["ranges"]]
+        used: list[tuple[int, int]] = []
+        windows = _typed(doc["windows"], list, "windows")
+        for i, w in enumerate(windows):
+            _keys(w, {"key", "state"}, f"windows[{i}]")
+            key = _typed(w["key"], str, f"windows[{i}].key")
+            if key in acc._states:
+                raise ValueError(MSG_CORRUPT.format(what=f"window {key!r} is listed twice"))
+            _check_window_key(acc, key)
+            acc._states[key] = _load_state(acc, w["state"], blob, used, version, f"windows[{i}].state")
+        total = acc.n_rows
+        if version >= 2:
+            rows = doc["rows"]
+            _keys(rows, {"next", "ranges"}, "rows")
+            nxt = _count(rows["next"], "rows.next")
+            ranges = []
+            for j, r in enumerate(_typed(rows["ranges"], list, "rows.ranges")):
+                if not isinstance(r, list) or len(r) != 2:
+                    raise ValueError(MSG_CORRUPT.format(what=f"rows.ranges[{j}] is not a [start, end] pair"))
+                a, b = _count(r[0], f"rows.ranges[{j}]"), _count(r[1], f"rows.ranges[{j}]")
+                if not a < b or (ranges and a <= ranges[-1][1]) or b > nxt:
+                    raise ValueError(MSG_CORRUPT.format(what=f"rows.ranges[{j}] = {r} is not a non-empty range after "
+                                                        f"the previous one and below rows.next ({nxt})"))
+                ranges.append([a, b])
+            covered = sum(b - a for a, b in ranges)
+            if (covered != total) if acc.n_bootstrap else (covered > total or (total > 0) != (covered > 0)):
+                raise ValueError(MSG_CORRUPT.format(what=f"the row ranges cover {covered} rows but the counts hold "
+                                                    f"{total}"))
+            acc._next_row = nxt
+            acc._ranges = ranges
         else:  # version 1: rows numbered 0 .. n_rows - 1
-            acc._next_row = acc.n_rows
-            acc._ranges = [[0, acc._next_row]] if acc._next_row else []
+            acc._next_row = total
+            acc._ranges = [[0, total]] if total else []
         return acc
+
+
+_CONFIG_KEYS = ("label", "facet", "facet_values", "facet_threshold", "label_values", "label_threshold",
+                "predicted_label", "probability_threshold", "group_variable", "weights", "window", "time_column",
+                "compat", "n_bootstrap", "seed")
+_STATE_KEYS = {"n_rows", "weighted", "model_kinds", "label_vocab", "label_max", "group_vocab", "group_missing",
+               "facets", "arrays"}
+_ARRAY_DTYPES = {"<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
+
+
+def _bad(what: str) -> ValueError:
+    return ValueError(MSG_CORRUPT.format(what=what))
+
+
+def _keys(d: Any, allowed: set, where: str, required: set | None = None) -> None:
+    if not isinstance(d, dict):
+        raise _bad(f"{where} is a {type(d).__name__}, not an object")
+    required = allowed if required is None else required
+    extra, missing = sorted(set(d) - allowed), sorted(required - set(d))
+    if extra or missing:
+        raise _bad(f"{where} has unexpected keys {extra} / lacks keys {missing}")
+
+
+def _typed(v: Any, t: type, where: str) -> Any:
+    if not isinstance(v, t) or (t is int and isinstance(v, bool)):
+        raise _bad(f"{where} is a {type(v).__name__}, not a {t.__name__}")
+    return v
+
+
+def _count(v: Any, where: str) -> int:
+    v = _typed(v, int, where)
+    if v < 0:
+        raise _bad(f"{where} is negative ({v})")
+    return v
+
+
+def _value(t: Any, where: str) -> Any:
+    """A tagged value (see ``_tag``), checked."""
+    if not (isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and t[0] in ("b", "i", "f", "s", "t")):
+        raise _bad(f"{where} is not a tagged value ([kind, value] with kind b, i, f, s or t): {str(t)[:80]}")
+    kind, v = t
+    if kind == "b":
+        return _typed(v, bool, where)
+    _typed(v, str, where)
+    try:
+        return _untag(t)
+    except (ValueError, OverflowError) as exc:
+        raise _bad(f"{where}: {v[:80]!r} is not a valid {dict(i='integer', f='float', t='timestamp')[kind]} "
+                   f"({exc})") from None
+
+
+def _vocab(items: Any, where: str) -> Vocabulary:
+    vals = [_value(t, f"{where}[{j}]") for j, t in enumerate(_typed(items, list, where))]
+    for j, v in enumerate(vals):
+        if is_missing_value(v) or (isinstance(v, float) and not np.isfinite(v)):
+            raise _bad(f"{where}[{j}] is a missing value ({v!r}); missing values have no code of their own")
+    voc = Vocabulary(vals)
+    if len(voc.values) != len(vals):
+        raise _bad(f"{where} lists a value twice")
+    return voc
+
+
+def _number(t: Any, where: str) -> Any:
+    if t is None:
+        return None
+    v = _value(t, where)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and np.isnan(v)):
+        raise _bad(f"{where} is not a number ({v!r})")
+    return v
+
+
+def _check_window_key(acc: Accumulator, key: str) -> None:
+    if acc.window is None:
+        if key != "all":
+            raise _bad(f"window {key!r} in a state without windows (its only key is 'all')")
+        return
+    try:
+        ok = _window_key(pd.Timestamp(key)) == key
+    except (ValueError, TypeError, OverflowError):
+        ok = False
+    if not ok:
+        raise _bad(f"window key {key!r} is not a window start time in ISO format")
+
+
+def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version: int, where: str) -> State:
+    """One window's :class:`State`, every field checked against the configuration."""
+    spec = acc.spec
+    _keys(sj, _STATE_KEYS, where)
+    st = State(spec)
+    st.n_rows = _count(sj["n_rows"], f"{where}.n_rows")
+    weighted = _typed(sj["weighted"], bool, f"{where}.weighted")
+    if weighted != (spec.weights is not None):
+        raise _bad(f"{where}.weighted is {weighted} but the configuration {'has' if spec.weights else 'has no'} "
+                   "weights")
+    st.weighted = weighted
+    kinds = sj["model_kinds"]
+    if kinds is not None:
+        _typed(kinds, list, f"{where}.model_kinds")
+        allowed = ("labels", "scores") if spec.label_values is not None else ("labels",)
+        if not spec.models or len(kinds) != len(spec.models) or any(k not in allowed for k in kinds):
+            raise _bad(f"{where}.model_kinds {str(kinds)[:80]} does not fit the {len(spec.models)} model(s) of the "
+                       f"configuration")
+    elif spec.models and st.n_rows:
+        raise _bad(f"{where}.model_kinds is missing for a state with rows and models")
+    st.model_kinds = kinds
+    st.label_vocab = _vocab(sj["label_vocab"], f"{where}.label_vocab")
+    if spec.label_threshold is not None and st.label_vocab.values:
+        raise _bad(f"{where}.label_vocab holds values but the label has a threshold")
+    st.label_max = _number(sj["label_max"], f"{where}.label_max")
+    if st.label_max is not None and spec.label_threshold is None:
+        raise _bad(f"{where}.label_max is set but the label has no threshold")
+    if sj["group_vocab"] is None:
+        if spec.group_variable is not None:
+            raise _bad(f"{where}.group_vocab is missing but the configuration has a group_variable")
+    else:
+        if spec.group_variable is None:
+            raise _bad(f"{where}.group_vocab is set but the configuration has no group_variable")
+        st.group_vocab = _vocab(sj["group_vocab"], f"{where}.group_vocab")
+    st.group_missing = _typed(sj["group_missing"], bool, f"{where}.group_missing")
+    if st.group_missing and (st.group_vocab is None or acc.compat != "smclarify"):
+        raise _bad(f"{where}.group_missing is set, which only a compat='smclarify' state with a group_variable "
+                   "can have")
+    facets = list(st.facets.values())
+    fjs = _typed(sj["facets"], list, f"{where}.facets")
+    if len(facets) != len(fjs):
+        raise _bad("facet count does not match the configuration")
+    for j, (fs, fj) in enumerate(zip(facets, fjs)):
+        fw = f"{where}.facets[{j}]"
+        _keys(fj, {"vocab", "seen", "col_max"}, fw)
+        fs.vocab = _vocab(fj["vocab"], f"{fw}.vocab")
+        if fs.threshold is not None and fs.vocab.values:
+            raise _bad(f"{fw}.vocab holds values but the facet has a threshold")
+        if fs.values is not None:
+            m = Matcher(fs.values)
+            if any(not m.given_matching(v) for v in fs.vocab.values):
+                raise _bad(f"{fw}.vocab holds a value that is not one of the facet's selected values")
+        seen = _typed(fj["seen"], list, f"{fw}.seen")
+        if len(seen) > fs.n_codes or any(not isinstance(b, bool) for b in seen):
+            raise _bad(f"{fw}.seen must be at most {fs.n_codes} booleans (one per code)")
+        fs.seen = np.array(seen, dtype=bool) if seen else np.zeros(1, dtype=bool)
+        fs.col_max = _number(fj["col_max"], f"{fw}.col_max")
+        if fs.col_max is not None and fs.threshold is None:
+            raise _bad(f"{fw}.col_max is set but the facet has no threshold")
+    K = len(st.group_vocab) if st.group_vocab is not None else 1
+    B1 = sum(k == "labels" for k in kinds or [])
+    B2 = sum(k == "scores" for k in kinds or [])
+    want_kinds = ({"labels"} if B1 else set()) | ({"scores"} if B2 else set()) if spec.models else {"pre"}
+    for a_i, a in enumerate(_typed(sj["arrays"], list, f"{where}.arrays")):
+        aw = f"{where}.arrays[{a_i}]"
+        _keys(a, {"facet", "kind", "dtype", "shape", "offset", "nbytes"} | ({"boot"} if version >= 2 else set()), aw)
+        f_i = _count(a["facet"], f"{aw}.facet")
+        if f_i >= len(facets):
+            raise _bad(f"{aw}.facet {f_i} is not a facet of the configuration")
+        fs = facets[f_i]
+        kind = a["kind"]
+        if kind not in want_kinds:
+            raise _bad(f"{aw}.kind {str(kind)[:40]!r} is not one of the tables this configuration counts "
+                       f"({sorted(want_kinds)})")
+        is_boot = _typed(a.get("boot", False), bool, f"{aw}.boot")
+        if is_boot and not acc.n_bootstrap:
+            raise _bad(f"{aw} is a replicate array but the configuration keeps no replicates")
+        store = fs.boot if is_boot else fs.counts
+        if kind in store:
+            raise _bad(f"{aw}: a second {'replicate ' if is_boot else ''}{kind!r} table for facet {f_i}")
+        dt = _ARRAY_DTYPES.get(a["dtype"]) if isinstance(a["dtype"], str) else None
+        if dt is None:
+            raise _bad(f"{aw}.dtype {str(a['dtype'])[:40]!r} is not one of {sorted(_ARRAY_DTYPES)}")
+        shape = [_count(x, f"{aw}.shape") for x in _typed(a["shape"], list, f"{aw}.shape")]
+        lead = [acc.n_bootstrap] if is_boot else []
+        body = {"pre": [], "labels": [B1], "scores": [B2, len(spec.thresholds)]}[kind]
+        tail = [2, 2] if kind != "pre" else [2]
+        n = len(lead) + len(body)
+        if (len(shape) != n + 2 + len(tail) or shape[:n] != lead + body or shape[n + 2:] != tail
+                or not 1 <= shape[n] <= fs.n_codes or not 1 <= shape[n + 1] <= K):
+            raise _bad(f"{aw}.shape {shape} does not fit the configuration and vocabularies (expected "
+                       f"{lead + body + ['V<=' + str(fs.n_codes), 'K<=' + str(K)] + tail})")
+        off, nbytes = _count(a["offset"], f"{aw}.offset"), _count(a["nbytes"], f"{aw}.nbytes")
+        if nbytes != int(np.prod(shape, dtype=object)) * dt.itemsize:
+            raise _bad(f"{aw}.nbytes {nbytes} does not match its shape {shape} and dtype {dt.str}")
+        if off + nbytes > len(blob):
+            raise _bad("an array runs past the end of the data")
+        if any(off < e and s < off + nbytes for s, e in used):
+            raise _bad(f"{aw} overlaps another array")
+        used.append((off, off + nbytes))
+        arr = np.frombuffer(blob[off:off + nbytes], dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=True)
+        if dt.kind == "f" and not np.isfinite(arr).all():
+            raise _bad(f"{aw} holds a non-finite count")
+        if (arr < 0).any():
+            raise _bad(f"{aw} holds a negative count")
+        if not st.weighted and (dt.kind != "i"):
+            raise _bad(f"{aw}: unweighted counts must be integers (dtype <i8)")
+        vaxis = len(shape) - len(tail) - 2
+        occupied = np.flatnonzero(arr.sum(axis=tuple(i for i in range(arr.ndim) if i != vaxis)) > 0)
+        seen_n = len(fjs[f_i]["seen"])
+        if occupied.size and (occupied[-1] >= seen_n or not fs.seen[occupied].all()):
+            raise _bad(f"{aw} has counts for a code that the facet's 'seen' list does not mark")
+        store[kind] = arr
+    for j, fs in enumerate(facets):
+        if st.n_rows and set(fs.counts) != want_kinds:
+            raise _bad(f"{where}: facet {j} lacks count tables {sorted(want_kinds - set(fs.counts))}")
+        if not st.n_rows and (fs.counts or fs.boot):
+            raise _bad(f"{where}: a state without rows holds count tables")
+        if acc.n_bootstrap and st.n_rows and set(fs.boot) != set(fs.counts):
+            raise _bad("the bootstrap replicates are missing for some tables")
+    _check_totals(st, facets, where)
+    return st
+
+
+def _check_totals(st: State, facets: list, where: str) -> None:
+    """Without weights every model's / threshold's table sums to the row count; in every table
+    (and every replicate) the label totals are the same, whatever the facet or model."""
+    for boot in (False, True):
+        ref = None
+        for j, fs in enumerate(facets):
+            for kind, c in (fs.boot if boot else fs.counts).items():
+                lead = 1 if boot else 0
+                # label totals per replicate and per model/threshold slice: [R?, slices, 2]
+                n_slice = {"pre": 0, "labels": 1, "scores": 2}[kind]
+                y = c[..., None] if kind == "pre" else c
+                S = int(np.prod(y.shape[lead:lead + n_slice], dtype=np.int64))
+                y = y.reshape(y.shape[:lead] + (S,) + y.shape[lead + n_slice:])
+                per = y.sum(axis=(-4, -3, -1))
+                if not boot and not st.weighted and not (per.sum(axis=-1) == st.n_rows).all():
+                    raise _bad(f"{where}: facet {j}'s {kind!r} table counts {per.sum(axis=-1).ravel()[:4].tolist()} "
+                               f"rows, not the state's {st.n_rows}")
+                tot = per[..., :1, :]
+                if not np.allclose(per, tot, rtol=1e-9, atol=0):
+                    raise _bad(f"{where}: facet {j}'s {kind!r} table has different label totals per model")
+                if ref is None:
+                    ref = tot
+                elif ref.shape != tot.shape or not np.allclose(ref, tot, rtol=1e-9, atol=0):
+                    raise _bad(f"{where}: the label totals differ between facets or tables")
 
 
 def Mapping_types() -> tuple:  # noqa: N802 - tiny helper kept private by __all__
