@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import csv
 import http.client
-import subprocess
-import sys
 import json
 import math
 import os
 import queue
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -53,11 +53,11 @@ from clarion._backend import is_device_array
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
-    "ModelFileError",
     "Endpoint",
     "EndpointError",
     "EndpointResponseError",
     "Model",
+    "ModelFileError",
     "as_model",
 ]
 
@@ -690,14 +690,14 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
                                                            what=what), path=path)
         try:
             untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in allowed]
-        except Exception as exc:  # a damaged archive, or a ZIP without skops' schema
+        except Exception as exc:  # noqa: BLE001 - a damaged archive, or a ZIP without skops' schema
             raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
                                  path=path) from None
         if untrusted:
             raise ValueError(MSG_SKOPS_UNTRUSTED.format(path=path, types=untrusted))
         try:
             est = sio.load(path, trusted=allowed or None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the damaged file makes skops raise
             raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
                                  path=path) from None
         model = as_model(est, output=output, label_headers=label_headers, accepts=accepts,
@@ -734,7 +734,7 @@ def _sniff(path: str) -> str:
         return f"nothing readable ({exc.strerror or exc})"
     if not head:
         return "nothing (it is empty)"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "a ZIP archive"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return _PICKLE_CONTENT
@@ -748,8 +748,10 @@ def _sniff(path: str) -> str:
     if head[:1] == b"\x08":
         return "binary protobuf data (as in an ONNX model)"
     try:
-        head.decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError:
+        return "binary data of no format clarion recognises"
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
         return "binary data of no format clarion recognises"
     return "text that is not JSON"
 
@@ -761,6 +763,7 @@ def _why(exc: BaseException) -> str:
     first = lines[0] if lines else text
     first = re.sub(r"^\[\d\d:\d\d:\d\d\]\s*", "", first)
     first = re.sub(r"^\S+\.(?:cc|h|cpp|hpp|py):\d+:\s*", "", first)
+    first = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
     return first[:500]
 
 
@@ -851,7 +854,8 @@ def _check_in_child(path: str, kind: str, version: str = "") -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD_SCRIPT, kind, os.path.abspath(path), str(cap)],
-                              capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+                              check=False, capture_output=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         why = f"its loader did not finish within {timeout:.0f} s (checked in a child process)"
         raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=_sniff(path)),
@@ -955,14 +959,14 @@ def _from_sklearn(est, *, output, label_headers, accepts, feature_names, **commo
 def _attr(obj: Any, name: str) -> Any:
     try:
         return getattr(obj, name, None)
-    except Exception:  # properties of unfitted estimators raise
+    except Exception:  # noqa: BLE001 - properties of unfitted estimators raise
         return None
 
 
 def _booster_features(booster: Any) -> tuple[list[str] | None, int | None]:
     try:
         n = int(booster.num_features())
-    except Exception:
+    except Exception:  # noqa: BLE001 - an old or empty booster
         n = None
     return booster.feature_names, n
 
@@ -1108,8 +1112,11 @@ def _onnx_result(y: Any) -> Any:
 # HTTP endpoints
 
 
-class EndpointError(RuntimeError):
+class EndpointError(RuntimeError, OSError):
     """An endpoint call failed: an HTTP 4xx answer, or retries exhausted on transient faults.
+
+    An ``OSError`` (the failure of an outside system, like a file that cannot be read) as well
+    as a ``RuntimeError``, so that callers and the command line report it as one message.
 
     Attributes
     ----------
