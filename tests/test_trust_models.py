@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import threading
 import time
 import zipfile
@@ -15,7 +14,6 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-
 from clarion import analysis as A
 from clarion import models as M
 from clarion.analysis import analyze
@@ -353,8 +351,8 @@ def test_endpoint_errors_are_reported_by_the_cli_in_one_line(tmp_path, capsys):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    respond = None  # set per server
-    bodies: list = []
+    respond = None  # set per server (with its own list of bodies)
+    bodies: list | None = None
 
     def log_message(self, *args):
         pass
@@ -601,3 +599,28 @@ def test_record_template_unknown_feature_suggests_a_name():
     with pytest.raises(ValueError, match=r"'agee'.*did you mean 'age'"):
         ep._encode_rows(pd.DataFrame({"age": [1], "income": [2]}))
 
+
+
+def test_endpoint_label_answers_are_labels_not_scores(tmp_path):
+    # a 3-class endpoint answering {"label": "cat" | "dog" | "fish"}, predictor.label a JMESPath:
+    # the answer is the predicted label (through label_headers), never index > probability_threshold
+    classes = ["cat", "dog", "fish"]
+
+    def answer(h, body):
+        rows = [ln.split(",") for ln in body.decode().strip().splitlines()]
+        out = "\n".join(json.dumps({"label": classes[int(float(r[0])) % 3]}) for r in rows).encode()
+        h._answer(200, out, "application/jsonlines")
+
+    n = 90
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"k": np.arange(n) % 3, "g": rng.choice(["a", "b"], n),
+                  "y": np.array(classes)[np.arange(n) % 3]}).to_csv(tmp_path / "d.csv", index=False)
+    with _server(answer) as url:
+        cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": ["fish"],
+               "facet": [{"name_or_index": "g"}], "methods": {"post_training_bias": {"methods": ["AD", "DAR"]}},
+               "predictor": {"endpoint_url": url, "accept_type": "application/jsonlines", "label": "label",
+                             "label_headers": classes}}
+        res = analyze(cfg, tmp_path / "d.csv", output_dir=tmp_path / "o", progress=False)
+    for entry in res.analysis["post_training_bias_metrics"]["facets"]["g"]:
+        metrics = {m["name"]: m["value"] for m in entry["metrics"]}
+        assert metrics["AD"] == 0.0  # the endpoint is always right, in both groups

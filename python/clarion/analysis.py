@@ -485,6 +485,10 @@ class _Outputs:
         self.label_headers = list(p.label_headers) if p is not None and p.label_headers else None
         self.threshold = cfg.probability_threshold
         self._checked_width: int | None = None
+        if selects_in_model and getattr(model, "output", None) == "label":
+            # an endpoint answering with its predicted label (predictor.label): that is the label,
+            # through label_headers like a local label output, never a score against the threshold
+            self.label_idx = 0
 
     def predict(self, X: Any) -> np.ndarray:
         out = np.asarray(self.model.predict(X), dtype=np.float64)
