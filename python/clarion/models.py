@@ -773,12 +773,16 @@ def _why(exc: BaseException) -> str:
 # and a time limit; only a file that loads there is loaded in-process. Each file is checked once
 # per process (keyed by path, size and modification time).
 _CHILD_SCRIPT = r"""
-import json, resource, sys
+import json, sys
 kind, path, cap = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for limit, value in ((resource.RLIMIT_AS, cap), (resource.RLIMIT_CORE, 0)):
+try:
+    import resource
+except ImportError:  # not on this platform: the time limit still holds
+    resource = None
+for name, value in (("RLIMIT_AS", cap), ("RLIMIT_CORE", 0)):
     try:
-        resource.setrlimit(limit, (value, value))
-    except (ValueError, OSError):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    except (AttributeError, ValueError, OSError):
         pass
 def answer(**kw):
     sys.stdout.write(json.dumps(kw))
@@ -851,7 +855,9 @@ def _check_in_child(path: str, kind: str, version: str = "") -> None:
     fmt = "an xgboost model (JSON / UBJSON)" if kind == "xgboost" else "an ONNX model"
     cap = MODEL_CHECK_MEMORY + 64 * int(st.st_size)
     timeout = MODEL_CHECK_TIMEOUT + st.st_size / 1e6
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # the child finds the loader where this process found it
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(paths))
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD_SCRIPT, kind, os.path.abspath(path), str(cap)],
                               check=False, capture_output=True, timeout=timeout, env=env,
