@@ -624,3 +624,29 @@ def test_endpoint_label_answers_are_labels_not_scores(tmp_path):
     for entry in res.analysis["post_training_bias_metrics"]["facets"]["g"]:
         metrics = {m["name"]: m["value"] for m in entry["metrics"]}
         assert metrics["AD"] == 0.0  # the endpoint is always right, in both groups
+
+
+def test_endpoint_connection_errors_say_what_to_check():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    refused = rf"nothing listens on 127\.0\.0\.1:{port} \(is the endpoint server running\?\)"
+    with Endpoint(f"http://127.0.0.1:{port}/invocations", retries=0) as ep, \
+            pytest.raises(EndpointError, match=refused):
+        ep.predict(np.zeros((2, 2)))
+    empty = r"answered HTTP 404 for the batch starting at row 0: \(an empty answer, Not Found\)"
+    with _server(lambda h, body: h._answer(404, b"")) as url, Endpoint(url) as ep, \
+            pytest.raises(EndpointError, match=empty):
+        ep.predict(np.zeros((2, 2)))
+
+
+def test_label_headers_of_another_length_than_the_outputs_say_so():
+    with _server(lambda h, body: h._answer(200, b"0.1,0.9\n0.2,0.8\n", "text/csv")) as url, \
+            Endpoint(url, label_headers=["a", "b", "c"]) as ep, \
+            pytest.raises(ValueError, match=r"returned 2 outputs per row, but 3 output names \(label_headers\)"):
+        ep.predict(np.zeros((2, 2)))
+    m = as_model(lambda X: np.asarray(X)[:, :2], label_headers=["only"])
+    with pytest.raises(ValueError, match=r"returned 2 outputs per row, but 1 output names"):
+        m.predict(np.zeros((2, 3)))

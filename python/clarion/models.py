@@ -73,6 +73,10 @@ CONTENT_TYPES = ("text/csv", "application/jsonlines", "application/json")
 MSG_WRONG_ROWS = "model {name!r} returned {got} rows of predictions for {n} input rows"
 MSG_BAD_NDIM = "model {name!r} returned an array of shape {shape}; expected (n,) or (n, n_outputs)"
 MSG_NOT_NUMERIC = "model {name!r} returned non-numeric predictions (dtype {dtype})"
+MSG_NAMES_COUNT = (
+    "model {name!r} returned {got} outputs per row, but {n} output names (label_headers) were given: "
+    "{names}; give one name per output"
+)
 MSG_OUTPUTS_CHANGED = "model {name!r} returned {got} outputs per row, earlier calls returned {expected}"
 MSG_PICKLE = (
     "refusing to load {path!r}: pickle/joblib files run arbitrary code when loaded, and clarion never "
@@ -242,6 +246,7 @@ class Model:
                 f"output_names has {len(self._output_names)} names but the model has {self._n_outputs} outputs"
             )
         self.feature_names = None if feature_names is None else [str(s) for s in feature_names]
+        self._called = False  # whether a call has returned outputs (fixing n_outputs)
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         self.memory_budget = int(memory_budget)
         self.batch_rows = None if batch_rows is None else int(batch_rows)
@@ -515,7 +520,12 @@ class Model:
                 return
             self._n_outputs = d
         elif d != self._n_outputs and not (n == 0 and d == 0):
+            if not self._called and self._output_names is not None:
+                # the count came from the names given (label_headers), not from an earlier call
+                raise ValueError(MSG_NAMES_COUNT.format(name=self.name, got=d, n=len(self._output_names),
+                                                        names=self._output_names))
             raise ValueError(MSG_OUTPUTS_CHANGED.format(name=self.name, got=d, expected=self._n_outputs))
+        self._called = True
 
     def _predict_one(self, X: Any, n: int, offset: int) -> Any:
         if n == 0 and self._n_outputs is not None:
@@ -1639,11 +1649,11 @@ class Endpoint(Model):
                     status = None
                     message = MSG_ENDPOINT_TIMEOUT.format(timeout=self.timeout)
                 else:
-                    message = f"{type(exc).__name__}: {exc}"
+                    message = self._describe(exc)
             else:
                 if 200 <= status < 300:
                     return data
-                message = data[:1000].decode("utf-8", "replace").strip()
+                message = data[:1000].decode("utf-8", "replace").strip() or f"(an empty answer, {resp.reason})"
                 if status != 429 and status < 500:
                     raise EndpointError(
                         MSG_ENDPOINT_HTTP.format(url=self.url, status=status, row=first_row, message=message),
@@ -1658,6 +1668,18 @@ class Endpoint(Model):
                     first_row=first_row, status=status, server_message=message)
             time.sleep(wait)
             attempt += 1
+
+    def _describe(self, exc: BaseException) -> str:
+        """A connection failure in words, with what to check."""
+        where = f"{self._host}:{self._port or (443 if self._scheme == 'https' else 80)}"
+        kind = type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            return f"{kind}: nothing listens on {where} (is the endpoint server running?)"
+        if isinstance(exc, socket.gaierror):
+            return f"{kind}: cannot resolve the host {self._host!r} ({exc.strerror or exc})"
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+            return f"{kind}: the server at {where} closed the connection without an answer"
+        return f"{kind}: {exc}"
 
     # -- decoding ------------------------------------------------------------------------------
 
