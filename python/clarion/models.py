@@ -798,19 +798,39 @@ def answer(**kw):
     sys.stdout.write(json.dumps(kw))
     sys.stdout.flush()
 try:
+    import numpy
     if kind == "xgboost":
         import xgboost
         booster = xgboost.Booster(model_file=path)
-        booster.num_features()
+        n = booster.num_features()
         booster.feature_names
         booster.attr("scikit_learn")
+        if 0 < n <= 1_000_000:  # one prediction: a model that loads but crashes when used is caught too
+            try:
+                booster.inplace_predict(numpy.zeros((1, n), dtype=numpy.float32))
+            except Exception:  # a Python error here is raised, cleanly, by the real call too
+                pass
     else:
         import onnxruntime
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         session = onnxruntime.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        session.get_inputs(); session.get_outputs()
+        kinds = {"tensor(float)": numpy.float32, "tensor(double)": numpy.float64, "tensor(int64)": numpy.int64,
+                 "tensor(int32)": numpy.int32}
+        feeds = {}
+        for i in session.get_inputs():
+            dims = [d if isinstance(d, int) and 0 < d <= 1_000_000 else 1 for d in (i.shape or [])]
+            if i.type not in kinds or numpy.prod(dims) > 10_000_000:
+                feeds = None
+                break
+            feeds[i.name] = numpy.zeros(dims, dtype=kinds[i.type])
+        session.get_outputs()
+        if feeds:
+            try:
+                session.run(None, feeds)
+            except Exception:
+                pass
 except MemoryError:
     answer(ok=False, error="loading it needs more memory than the check allows", memory=True)
 except BaseException as exc:
