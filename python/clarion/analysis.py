@@ -59,6 +59,15 @@ MONITOR_OUTPUT_FILES = ("constraint_violations.json", "drift_over_time.csv", "dr
 
 MSG_EXISTS = ("output directory {path} already exists and is not empty; pass overwrite=True "
               "(--overwrite) to write into it")
+MSG_LABEL_OUTSIDE = ("predictor.label: the model's predicted label for row {row} (0-based) is {value!r}, which is not "
+                     "an index of label_headers (a whole number from 0 to {n} - 1; label_headers: {headers})")
+MSG_JMESPATH_LOCAL = ("predictor.{key}: {value!r} is a JMESPath expression, which selects from an endpoint's "
+                      "JSON answer; a local model's outputs are columns: give the output's index (0, 1, ...)")
+MSG_LABEL_HEADERS = ("predictor.label_headers: {n} names {headers}, but the model gives {d} outputs, of which "
+                     "{explained} are explained: give one name per output")
+MSG_FEATURES_HINT = (". Drop a column the model does not take with `excluded_columns` (an id column can "
+                     "instead be named in `joinsource_name_or_index`); a column the model needs must be in "
+                     "the data (and in `headers`)")
 MSG_NO_MODEL = ("predictor: {why} needs a model; pass model= (--model FILE or --endpoint URL) or set "
                 "predictor.model_uri / predictor.endpoint_url in the config")
 MSG_COLUMN = "{key}: column {name!r} not found in the data (columns: {columns})"
@@ -484,15 +493,21 @@ class _Outputs:
     def __init__(self, cfg: Any, model: Any, selects_in_model: bool) -> None:
         p = cfg.predictor
         self.model = model
-        for key in ("label", "probability"):  # a JMESPath selects nothing from a local model's array
-            if p is not None and not selects_in_model and isinstance(getattr(p, key), str):
-                from clarion.config import MSG_JMESPATH_LOCAL
+        if p is not None and not selects_in_model:
+            for key in ("label", "probability"):  # a JMESPath selects from an endpoint's JSON answer
+                if isinstance(getattr(p, key), str):
+                    from clarion.config import ConfigError
 
-                raise ValueError(MSG_JMESPATH_LOCAL.format(path=f"predictor.{key}", got=getattr(p, key)))
+                    raise ConfigError(MSG_JMESPATH_LOCAL.format(key=key, value=getattr(p, key)))
         self.label_idx = None if p is None or selects_in_model or not isinstance(p.label, int) else p.label
         self.prob_idx = None if p is None or selects_in_model or not isinstance(p.probability, int) else p.probability
         self.label_headers = list(p.label_headers) if p is not None and p.label_headers else None
         self.threshold = cfg.probability_threshold
+        self._checked_width: int | None = None
+        if selects_in_model and getattr(model, "output", None) == "label":
+            # an endpoint answering with its predicted label (predictor.label): that is the label,
+            # through label_headers like a local label output, never a score against the threshold
+            self.label_idx = 0
 
     def predict(self, X: Any) -> np.ndarray:
         out = np.asarray(self.model.predict(X), dtype=np.float64)
@@ -503,7 +518,23 @@ class _Outputs:
         for idx, key in ((self.label_idx, "predictor.label"), (self.prob_idx, "predictor.probability")):
             if idx is not None and idx >= out.shape[1]:
                 raise ValueError(f"{key}: output index {idx} but the model returns {out.shape[1]} outputs")
+        if self._checked_width != out.shape[1]:
+            self._check_headers(out.shape[1])
+            self._checked_width = out.shape[1]
         return out
+
+    def _check_headers(self, d: int) -> None:
+        """label_headers name the explained outputs (or every output, with an output index in
+        predictor.probability); headers that fit neither would be silently dropped."""
+        h = self.label_headers
+        if not h or self.label_idx is not None:
+            return
+        n_explained = 1 if self.prob_idx is not None else d
+        if len(h) == n_explained or (self.prob_idx is not None and len(h) == d):
+            return
+        from clarion.config import ConfigError
+
+        raise ConfigError(MSG_LABEL_HEADERS.format(n=len(h), headers=h, d=d, explained=n_explained))
 
     def explained(self, P_or_n: np.ndarray | int) -> list[int]:
         if self.prob_idx is not None:
@@ -512,8 +543,11 @@ class _Outputs:
         return list(range(d))
 
     def names(self, n_explained: int) -> list[str]:
-        if self.label_headers and len(self.label_headers) == n_explained:
-            return [str(h) for h in self.label_headers]
+        h = self.label_headers
+        if h and len(h) == n_explained:
+            return [str(x) for x in h]
+        if h and self.prob_idx is not None and n_explained == 1 and self.prob_idx < len(h):
+            return [str(h[self.prob_idx])]  # headers of every output: the explained one's
         return [f"label{i}" for i in range(n_explained)]
 
     def used_for_label(self, P: np.ndarray) -> list[int]:
@@ -524,20 +558,24 @@ class _Outputs:
             return [self.prob_idx]
         return list(range(P.shape[1]))
 
-    def predicted_label(self, P: np.ndarray, plan: _Plan) -> Any:
+    def predicted_label(self, P: np.ndarray, plan: _Plan, first_row: int = 0) -> Any:
         pos = plan.label_values
         if self.label_idx is not None:
             v = P[:, self.label_idx]
             if self.label_headers:
-                return np.asarray(self.label_headers, dtype=object)[v.astype(np.int64)]
+                return _header_of(v, self.label_headers, first_row)
             return v
         if self.prob_idx is not None or P.shape[1] == 1:
             s = P[:, self.prob_idx if self.prob_idx is not None else 0]
             if plan.label_threshold is not None:
                 return s
             return self._to_label_space(s > self.threshold, plan)
-        names = self.label_headers if self.label_headers and len(self.label_headers) == P.shape[1] \
-            else _output_names(self.model)
+        if self.label_headers and len(self.label_headers) != P.shape[1]:
+            from clarion.config import ConfigError
+
+            raise ConfigError(MSG_LABEL_HEADERS.format(n=len(self.label_headers), headers=self.label_headers,
+                                                       d=P.shape[1], explained=P.shape[1]))
+        names = self.label_headers if self.label_headers else _output_names(self.model)
         names = list(names) if names is not None and len(names) == P.shape[1] else None
         wanted = {str(v) for v in pos} if pos is not None else set()
         hits = [i for i, n in enumerate(names or []) if str(n) in wanted]
@@ -555,6 +593,18 @@ class _Outputs:
         pos = plan.label_values[0]
         out = np.where(positive, pos, plan.negative_label)
         return out.astype(object) if isinstance(pos, str) else out
+
+
+def _header_of(v: np.ndarray, headers: list[Any], first_row: int) -> np.ndarray:
+    """Predicted label indices (predictor.label) to their label_headers; any output that is not a
+    whole number in [0, len(label_headers)) is an error naming the row."""
+    n = len(headers)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(v) & (v == np.floor(v)) & (v >= 0) & (v < n)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise ValueError(MSG_LABEL_OUTSIDE.format(row=first_row + i, value=float(v[i]), n=n, headers=headers))
+    return np.asarray(headers, dtype=object)[v.astype(np.int64)]
 
 
 def _coerce_array(values: np.ndarray, numeric: bool) -> np.ndarray:
@@ -663,10 +713,19 @@ def _load_model(cfg: Any, model: Any, base_dir: str, why: str) -> tuple[Any, boo
         model = uri if os.path.isabs(uri) or "://" in uri else os.path.join(base_dir, uri)
     # label_headers name the *explained* outputs (clarion handles them), not necessarily every
     # model output, so they are not handed to as_model; an Endpoint applies them itself
-    return models.as_model(model), isinstance(model, models.Endpoint)
+    trusted = p.trusted_types if p is not None else None
+    return models.as_model(model, trusted=trusted), isinstance(model, models.Endpoint)
 
 
-def _endpoint(cfg: Any, url: str) -> Any:
+def _check_model_features(model: Any, plan: Any) -> None:
+    """The model's declared features (scikit-learn ``feature_names_in_`` / ``n_features_in_``,
+    xgboost feature names / count, ONNX inputs) against the columns clarion sends it."""
+    check = getattr(model, "check_features", None)
+    if check is not None:
+        check(plan.features, hint=MSG_FEATURES_HINT)
+
+
+def _endpoint(cfg: Any, url: str, *, timeout: float | None = None, retries: int | None = None) -> Any:
     from clarion import models
 
     p = cfg.predictor
@@ -676,8 +735,47 @@ def _endpoint(cfg: Any, url: str) -> Any:
     kw: dict[str, Any] = {"content_type": ct}
     if p is not None:
         kw.update(accept_type=p.accept_type, label=p.label, probability=p.probability,
-                  label_headers=p.label_headers, content_template=p.content_template)
+                  label_headers=p.label_headers, content_template=p.content_template,
+                  record_template=p.record_template)
+        timeout = p.timeout if timeout is None else timeout
+        retries = p.retries if retries is None else retries
+    if timeout is not None:
+        kw["timeout"] = timeout
+    if retries is not None:
+        kw["retries"] = retries
     return models.Endpoint(url, **kw)
+
+
+def _cli_model(args: argparse.Namespace) -> Any:
+    """The model for ``clarion analyze`` / ``clarion monitor``: ``--model`` / ``--endpoint`` (else
+    the config's predictor), with ``--trusted`` (added to ``predictor.trusted_types``),
+    ``--timeout`` and ``--retries`` (over ``predictor.timeout`` / ``predictor.retries``) applied.
+    None: :func:`analyze` loads the config's own model itself."""
+    trusted = list(getattr(args, "trusted", None) or [])
+    timeout, retries = getattr(args, "timeout", None), getattr(args, "retries", None)
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise ValueError(f"--timeout: must be a positive number of seconds, got {timeout!r}")
+    if retries is not None and not 0 <= retries <= 100:
+        raise ValueError(f"--retries: must be a whole number from 0 to 100, got {retries!r}")
+    if args.model is None and args.endpoint is None and not trusted and timeout is None and retries is None:
+        return None
+    from clarion import models
+    from clarion.config import read_config
+
+    cfg = read_config(args.config)
+    p = cfg.predictor
+    url = args.endpoint or (p.endpoint_url if args.model is None and p is not None else None)
+    if url:
+        return _endpoint(cfg, url, timeout=timeout, retries=retries)
+    path = args.model
+    if path is None:
+        if p is None or not p.model_uri:
+            return None  # no model anywhere: analyze() says so if the config needs one
+        path = p.model_uri if os.path.isabs(p.model_uri) or "://" in p.model_uri else os.path.join(
+            os.path.dirname(os.path.abspath(args.config)), p.model_uri)
+    if not trusted:
+        return path  # loaded by analyze() only when needed, with predictor.trusted_types
+    return models.as_model(path, trusted=[*(p.trusted_types or [] if p is not None else []), *trusted])
 
 
 def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.PathLike,
@@ -777,6 +875,7 @@ class _Job:
             why = ", ".join(w for w, on in (("post-training bias (no predicted_label column)", plan.need_model_rows),
                                             ("SHAP", cfg.shap is not None), ("PDP", cfg.pdp is not None)) if on)
             m, selects = _load_model(cfg, self.model_arg, self.base_dir, why)
+            _check_model_features(m, plan)
             self.outputs = _Outputs(cfg, m, selects)
         want_ft = cfg.post_training_bias is not None and (
             cfg.post_training_bias.methods == "all" or "FT" in cfg.post_training_bias.methods)
@@ -847,7 +946,7 @@ class _Job:
                 line = int(c.lines[r]) if c.lines is not None and len(c.lines) > r else "?"
                 raise ValueError(MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r,
                                                             line=line))
-            pred = self.outputs.predicted_label(P, plan)
+            pred = self.outputs.predicted_label(P, plan, c.start)
             self.model_bar.update(len(frame))
         if bias:
             batch = self._bias_batch(frame, pred)
@@ -1310,6 +1409,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
     g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
+    model_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty directory")
     parser.add_argument("--skip-bad-rows", action="store_true",
                         help="skip malformed records (counted in the report) instead of stopping")
@@ -1317,6 +1417,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-budget", default="1GiB", help="memory for kept rows (default 1GiB)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     dask_arguments(parser)  # --dask-scheduler / --dask-workers (clarion.distributed)
+
+
+def model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--trusted``, ``--timeout``, ``--retries`` (clarion analyze and clarion monitor)."""
+    parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
+                        help="extra type to trust when loading a .skops model (repeatable; adds to "
+                             "predictor.trusted_types)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="seconds one endpoint request may take in all (overrides predictor.timeout; "
+                             "default 60)")
+    parser.add_argument("--retries", type=int, default=None, metavar="N",
+                        help="extra attempts on transient endpoint faults (overrides predictor.retries; "
+                             "default 3)")
 
 
 class _cli_warnings:
@@ -1351,12 +1464,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from clarion.cli import EXIT_OK
 
-    model = args.model
-    if args.endpoint:
-        from clarion.config import read_config
-
-        cfg = read_config(args.config)
-        model = _endpoint(cfg, args.endpoint)
+    model = _cli_model(args)
     with cli_cluster(args):  # a Dask client while --dask-scheduler / --dask-workers is given
         result = analyze(args.config, args.data, model=model, output_dir=args.output, progress=not args.quiet,
                          overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,

@@ -453,6 +453,42 @@ class ReportConfig:
         return {"name": self.name, "title": self.title}
 
 
+def _predictor_extras(c: Any, d: dict, path: str) -> None:
+    """``predictor.record_template`` (Clarify's, JSON requests), and clarion's ``trusted_types``
+    (extra types to trust in a ``.skops`` model), ``timeout`` (seconds one endpoint request may
+    take in all) and ``retries`` (extra attempts on transient endpoint faults)."""
+    rt = d.get("record_template")
+    if rt is not None:
+        _check(isinstance(rt, str) and rt, f"{path}.record_template", "a non-empty string", rt)
+        ct = d.get("content_type")
+        if ct is not None and ct != "application/json":
+            raise ConfigError(f"{path}.record_template: applies to content_type application/json only, "
+                              f"and {path}.content_type is {ct!r}")
+        from clarion.models import _check_record_template
+
+        try:
+            _check_record_template(rt)
+        except ValueError as exc:
+            raise ConfigError(f"{path}.{exc}") from None
+    c.record_template = rt
+    tt = d.get("trusted_types")
+    if tt is not None:
+        _check(isinstance(tt, list) and all(isinstance(x, str) and x for x in tt),
+               f"{path}.trusted_types", "a list of type names (e.g. [\"sklearn.ensemble._hist_gradient_boosting."
+               "gradient_boosting.HistGradientBoostingClassifier\"])", tt)
+    c.trusted_types = tt
+    t = d.get("timeout")
+    if t is not None:
+        _check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < float("inf"),
+               f"{path}.timeout", "a positive number of seconds", t)
+    c.timeout = t
+    r = d.get("retries")
+    if r is not None:
+        _check(isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 100, f"{path}.retries",
+               "a whole number from 0 to 100", r)
+    c.retries = r
+
+
 @dataclass
 class PredictorConfig:
     """``predictor``: where predictions come from and how to read them.
@@ -469,6 +505,10 @@ class PredictorConfig:
     label: str | int | None = None
     probability: str | int | None = None
     label_headers: list[str | int] | None = None
+    record_template: str | None = None
+    trusted_types: list[str] | None = None
+    timeout: float | None = None
+    retries: int | None = None
     sagemaker: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -476,6 +516,7 @@ class PredictorConfig:
         _check(isinstance(d, dict), path, "an object", d)
         known = {"model_uri", "endpoint_url", "content_type", "accept_type", "content_template", "label",
                  "probability", "label_headers"}
+        known |= {"record_template", "trusted_types", "timeout", "retries"}
         _warn_unknown(d, known, path, SAGEMAKER_ONLY_PREDICTOR_KEYS)
         c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_PREDICTOR_KEYS})
         for key in ("model_uri", "endpoint_url"):
@@ -512,6 +553,7 @@ class PredictorConfig:
                    f"{path}.label_headers", "a non-empty list of names (text or integers)", lh)
             _unique(lh, f"{path}.label_headers")  # they name result blocks: a duplicate would overwrite one
         c.label_headers = lh
+        _predictor_extras(c, d, path)
         return c
 
     def to_dict(self) -> dict:

@@ -37,6 +37,8 @@ import os
 import queue
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -55,6 +57,7 @@ __all__ = [
     "EndpointError",
     "EndpointResponseError",
     "Model",
+    "ModelFileError",
     "as_model",
 ]
 
@@ -70,6 +73,10 @@ CONTENT_TYPES = ("text/csv", "application/jsonlines", "application/json")
 MSG_WRONG_ROWS = "model {name!r} returned {got} rows of predictions for {n} input rows"
 MSG_BAD_NDIM = "model {name!r} returned an array of shape {shape}; expected (n,) or (n, n_outputs)"
 MSG_NOT_NUMERIC = "model {name!r} returned non-numeric predictions (dtype {dtype})"
+MSG_NAMES_COUNT = (
+    "model {name!r} returned {got} outputs per row, but {n} output names (label_headers) were given: "
+    "{names}; give one name per output"
+)
 MSG_OUTPUTS_CHANGED = "model {name!r} returned {got} outputs per row, earlier calls returned {expected}"
 MSG_PICKLE = (
     "refusing to load {path!r}: pickle/joblib files run arbitrary code when loaded, and clarion never "
@@ -79,9 +86,24 @@ MSG_PICKLE = (
 )
 MSG_SKOPS_UNTRUSTED = (
     "refusing to load {path!r}: it contains types that skops does not trust by default: {types}. "
-    "If you trust this file, pass them as trusted=[...] (as_model(path, trusted=...) or "
-    "`clarion serve --trusted TYPE`)"
+    "If you trust this file, name each of them as a trusted type: the config key "
+    "predictor.trusted_types, the command-line flag --trusted TYPE (repeatable; clarion analyze, "
+    "clarion monitor, clarion serve) or as_model(path, trusted=[...])"
 )
+MSG_MODEL_FILE_BAD = (
+    "cannot load the model file {path!r} as {fmt}: {why}. The file holds {what}"
+)
+MSG_MODEL_FILE_PICKLE = (
+    "refusing to load {path!r}: its name says {fmt}, but the file holds a pickle (Python's object "
+    "serialisation, which runs arbitrary code when loaded: a pickle renamed?). "
+    "Save the model with skops (skops.io.dump -> .skops), xgboost (save_model -> .json/.ubj) or ONNX "
+    "(.onnx), or pass the fitted Python object itself to as_model"
+)
+MSG_FEATURES_MISMATCH = (
+    "model {name!r} does not take the columns clarion sends it: {detail}. The model declares "
+    "{declared}; clarion sends the columns {sent}{hint}"
+)
+MSG_ENDPOINT_TIMEOUT = "timed out: no complete answer within timeout={timeout:g} s (connect, send and the whole answer)"
 MSG_UNKNOWN_MODEL = (
     "as_model cannot use {what}: expected a callable, a scikit-learn estimator, an xgboost model, "
     "an onnxruntime session, an Endpoint, a Model, an http(s) URL or a model file "
@@ -224,10 +246,17 @@ class Model:
                 f"output_names has {len(self._output_names)} names but the model has {self._n_outputs} outputs"
             )
         self.feature_names = None if feature_names is None else [str(s) for s in feature_names]
+        self._called = False  # whether a call has returned outputs (fixing n_outputs)
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         self.memory_budget = int(memory_budget)
         self.batch_rows = None if batch_rows is None else int(batch_rows)
         self.label_values = None if label_values is None else np.asarray(label_values, dtype=object)
+        #: the feature names the model was fitted on (scikit-learn ``feature_names_in_``, xgboost
+        #: ``feature_names``, ONNX input names), when it declares them
+        self.declared_feature_names: list[str] | None = None
+        #: the number of features the model takes (``n_features_in_``, xgboost ``num_features``,
+        #: the ONNX input's width), when it declares it
+        self.declared_n_features: int | None = None
 
     # -- metadata ------------------------------------------------------------------------------
 
@@ -245,6 +274,59 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, accepts={self.accepts!r}, n_outputs={self._n_outputs})"
+
+    def _declare_features(self, names: Sequence[Any] | None, n: int | None) -> Model:
+        if names is not None:
+            names = [str(c) for c in names]
+            if not names:
+                names = None
+        self.declared_feature_names = names
+        if n is not None and int(n) <= 0:
+            n = None
+        self.declared_n_features = len(names) if names is not None else (None if n is None else int(n))
+        return self
+
+    def check_features(self, columns: Sequence[Any], *, hint: str = "") -> None:
+        """Check, before any call, that ``columns`` (the feature columns that will be sent, in
+        order) are the features the model declares (names, order and count).
+
+        Parameters
+        ----------
+        columns : sequence of str
+            The feature columns, in the order they are sent.
+        hint : str, optional
+            Appended to the message (e.g. which config key removes a column).
+
+        Raises
+        ------
+        ValueError
+            Naming the extra and the missing columns (``MSG_FEATURES_MISMATCH``). Models that
+            declare nothing (callables, endpoints) pass.
+        """
+        cols = [str(c) for c in columns]
+        names, n = self.declared_feature_names, self.declared_n_features
+        detail = None
+        if names is not None:
+            extra = [c for c in cols if c not in names]
+            missing = [c for c in names if c not in cols]
+            if extra or missing:
+                parts = []
+                if extra:
+                    parts.append(f"extra column(s) {extra}, which the model was not fitted on")
+                if missing:
+                    parts.append(f"missing column(s) {missing}, which the model needs")
+                detail = "; ".join(parts)
+            elif cols != names:
+                detail = "the same columns in another order (the model reads them by position)"
+            declared = f"{len(names)} features {names}"
+        elif n is not None:
+            if len(cols) != n:
+                detail = (f"{len(cols) - n} extra column(s)" if len(cols) > n
+                          else f"{n - len(cols)} missing column(s)")
+            declared = f"{n} features (no names)"
+        if detail is not None:
+            raise ValueError(MSG_FEATURES_MISMATCH.format(name=self.name, detail=detail, declared=declared,
+                                                          sent=cols, hint=hint))
 
     # -- prediction ----------------------------------------------------------------------------
 
@@ -438,7 +520,12 @@ class Model:
                 return
             self._n_outputs = d
         elif d != self._n_outputs and not (n == 0 and d == 0):
+            if not self._called and self._output_names is not None:
+                # the count came from the names given (label_headers), not from an earlier call
+                raise ValueError(MSG_NAMES_COUNT.format(name=self.name, got=d, n=len(self._output_names),
+                                                        names=self._output_names))
             raise ValueError(MSG_OUTPUTS_CHANGED.format(name=self.name, got=d, expected=self._n_outputs))
+        self._called = True
 
     def _predict_one(self, X: Any, n: int, offset: int) -> Any:
         if n == 0 and self._n_outputs is not None:
@@ -573,6 +660,7 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
             import xgboost as xgb
         except ImportError as exc:
             raise ImportError(f"loading {path!r} needs xgboost (pip install xgboost)") from exc
+        _check_in_child(path, "xgboost", getattr(xgb, "__version__", ""))
         booster = xgb.Booster(model_file=path)
         obj: Any = booster
         try:  # saved from XGBClassifier/XGBRegressor: keep the estimator's semantics
@@ -591,6 +679,7 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
             import onnxruntime as ort
         except ImportError as exc:
             raise ImportError(f"loading {path!r} needs onnxruntime (pip install onnxruntime)") from exc
+        _check_in_child(path, "onnx", getattr(ort, "__version__", ""))
         session = ort.InferenceSession(path, providers=list(providers or _onnx_providers(ort)))
         model = _from_onnx_session(session, output=output, label_headers=label_headers,
                                    feature_names=feature_names, **common)
@@ -602,15 +691,247 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
         except ImportError as exc:
             raise ImportError(f"loading {path!r} needs skops (pip install skops)") from exc
         allowed = list(trusted or [])
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in allowed]
+        fmt = "a skops file (a ZIP archive)"
+        what = _sniff(path)
+        if what == _PICKLE_CONTENT:
+            raise ModelFileError(MSG_MODEL_FILE_PICKLE.format(path=path, fmt=fmt), path=path)
+        if what != "a ZIP archive":
+            raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why="it is not a ZIP archive",
+                                                           what=what), path=path)
+        try:
+            untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in allowed]
+        except Exception as exc:  # noqa: BLE001 - a damaged archive, or a ZIP without skops' schema
+            raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
+                                 path=path) from None
         if untrusted:
             raise ValueError(MSG_SKOPS_UNTRUSTED.format(path=path, types=untrusted))
-        est = sio.load(path, trusted=allowed or None)
+        try:
+            est = sio.load(path, trusted=allowed or None)
+        except Exception as exc:  # noqa: BLE001 - whatever the damaged file makes skops raise
+            raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
+                                 path=path) from None
         model = as_model(est, output=output, label_headers=label_headers, accepts=accepts,
                          feature_names=feature_names, **common)
         model.name = os.path.basename(path)
         return model
     raise ValueError(MSG_UNKNOWN_MODEL.format(what=f"the file {path!r} (unknown suffix)"))
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: damaged, of another format than its name says, or one
+    whose loader crashed, ran out of memory or time in the child process that checks it first.
+
+    Attributes
+    ----------
+    path : str
+        The model file.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+_PICKLE_CONTENT = "a pickle (Python object serialisation)"
+
+
+def _sniff(path: str) -> str:
+    """What a file really holds, from its first bytes (for error messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        return f"nothing readable ({exc.strerror or exc})"
+    if not head:
+        return "nothing (it is empty)"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "a ZIP archive"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return _PICKLE_CONTENT
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed data"
+    if head[:1] == b"{" and head[1:2] in (b"L", b"l", b"i", b"U", b"I", b"$", b"#", b"}"):
+        return "UBJSON (xgboost's binary model format)"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return "JSON text"
+    if head[:1] == b"\x08":
+        return "binary protobuf data (as in an ONNX model)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of no format clarion recognises"
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+        return "binary data of no format clarion recognises"
+    return "text that is not JSON"
+
+
+def _why(exc: BaseException) -> str:
+    """The first meaningful line of a loader's error (xgboost prefixes time and source file)."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("Stack trace")]
+    first = lines[0] if lines else text
+    first = re.sub(r"^\[\d\d:\d\d:\d\d\]\s*", "", first)
+    first = re.sub(r"^\S+\.(?:cc|h|cpp|hpp|py):\d+:\s*", "", first)
+    first = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
+    return first[:500]
+
+
+# Loading native model files (xgboost JSON/UBJSON, ONNX) runs C++ parsers that can crash the
+# process (SIGSEGV) or try to allocate absurd amounts of memory on a damaged file. A model path can
+# come from a config file, so each such file is first loaded in a child process with a memory cap
+# and a time limit; only a file that loads there is loaded in-process. Each file is checked once
+# per process (keyed by path, size and modification time).
+_CHILD_SCRIPT = r"""
+import json, sys
+kind, path, cap = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    import resource
+except ImportError:  # not on this platform: the time limit still holds
+    resource = None
+for name, value in (("RLIMIT_AS", cap), ("RLIMIT_CORE", 0)):
+    try:
+        resource.setrlimit(getattr(resource, name), (value, value))
+    except (AttributeError, ValueError, OSError):
+        pass
+def answer(**kw):
+    sys.stdout.write(json.dumps(kw))
+    sys.stdout.flush()
+try:
+    import numpy
+    if kind == "xgboost":
+        import xgboost
+        booster = xgboost.Booster(model_file=path)
+        n = booster.num_features()
+        booster.feature_names
+        booster.attr("scikit_learn")
+        if 0 < n <= 1_000_000:  # one prediction: a model that loads but crashes when used is caught too
+            try:
+                booster.inplace_predict(numpy.zeros((1, n), dtype=numpy.float32))
+            except Exception:  # a Python error here is raised, cleanly, by the real call too
+                pass
+    else:
+        import onnxruntime
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        kinds = {"tensor(float)": numpy.float32, "tensor(double)": numpy.float64, "tensor(int64)": numpy.int64,
+                 "tensor(int32)": numpy.int32}
+        feeds = {}
+        for i in session.get_inputs():
+            dims = [d if isinstance(d, int) and 0 < d <= 1_000_000 else 1 for d in (i.shape or [])]
+            if i.type not in kinds or numpy.prod(dims) > 10_000_000:
+                feeds = None
+                break
+            feeds[i.name] = numpy.zeros(dims, dtype=kinds[i.type])
+        session.get_outputs()
+        if feeds:
+            try:
+                session.run(None, feeds)
+            except Exception:
+                pass
+except MemoryError:
+    answer(ok=False, error="loading it needs more memory than the check allows", memory=True)
+except BaseException as exc:
+    text = str(exc) or type(exc).__name__
+    answer(ok=False, error=text[:4000], memory="bad_alloc" in text or "bad alloc" in text)
+else:
+    answer(ok=True)
+"""
+
+#: seconds the child that checks a model file may take (plus one per MB of the file)
+MODEL_CHECK_TIMEOUT = 120.0
+#: address space the child that checks a model file may use (plus 64 bytes per byte of the file)
+MODEL_CHECK_MEMORY = 8 << 30
+
+_checked_files: dict[tuple[str, int, int], None] = {}
+_checked_lock = threading.Lock()
+
+
+def _check_cache_entry(path: str, kind: str, version: str) -> str | None:
+    """The on-disk record that a file with these exact bytes loaded with this library version
+    (``$CLARION_CACHE_DIR``, else ``$XDG_CACHE_HOME/clarion``, else ``~/.cache/clarion``)."""
+    import hashlib
+
+    root = os.environ.get("CLARION_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clarion")
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    safe = re.sub(r"[^0-9A-Za-z.+-]", "_", version)
+    return os.path.join(root, "model-checks", f"{kind}-{safe}-{h.hexdigest()}")
+
+
+def _check_in_child(path: str, kind: str, version: str = "") -> None:
+    """Load ``path`` in a child process first; raise :class:`ModelFileError` when it fails there.
+
+    A file that loaded is remembered in this process (path, size, modification time) and on disk
+    (its SHA-256 and the loader's version), so the check costs one child process per new file."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), int(st.st_mtime_ns), int(st.st_size))
+    with _checked_lock:
+        if key in _checked_files:
+            return
+    entry = _check_cache_entry(path, kind, version)
+    if entry is not None and os.path.exists(entry):
+        with _checked_lock:
+            _checked_files[key] = None
+        return
+    fmt = "an xgboost model (JSON / UBJSON)" if kind == "xgboost" else "an ONNX model"
+    cap = MODEL_CHECK_MEMORY + 64 * int(st.st_size)
+    timeout = MODEL_CHECK_TIMEOUT + st.st_size / 1e6
+    # the child finds the loader where this process found it
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(paths))
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD_SCRIPT, kind, os.path.abspath(path), str(cap)],
+                              check=False, capture_output=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        why = f"its loader did not finish within {timeout:.0f} s (checked in a child process)"
+        raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=_sniff(path)),
+                             path=path) from None
+    try:
+        doc = json.loads(proc.stdout.decode("utf-8", "replace") or "null")
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("ok") is True and proc.returncode == 0:
+        with _checked_lock:
+            _checked_files[key] = None
+        if entry is not None:
+            try:
+                os.makedirs(os.path.dirname(entry), exist_ok=True)
+                with open(entry, "w") as f:
+                    f.write(os.path.abspath(path) + "\n")
+            except OSError:
+                pass  # no cache: the next process checks the file again
+        return
+    if isinstance(doc, dict) and doc.get("ok") is False:
+        if doc.get("memory"):
+            why = f"its loader asked for more than {cap / 2**30:.0f} GiB of memory (a damaged or truncated file?)"
+        else:
+            why = _why(RuntimeError(str(doc.get("error"))))
+            if kind == "xgboost" and ("ModuleNotFoundError" in why or "No module named" in why):
+                why = f"the checking process cannot import xgboost: {why}"
+    elif proc.returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        why = (f"its loader crashed ({name}) when a child process loaded it, so clarion does not load it "
+               "(a damaged or truncated file?)")
+    else:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = (f"the child process that loads it first exited with status {proc.returncode}"
+               + (f": {err[-1][:300]}" if err else "") + " (a damaged or truncated file?)")
+    raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=_sniff(path)), path=path)
 
 
 # -- scikit-learn ------------------------------------------------------------------------------
@@ -667,7 +988,23 @@ def _from_sklearn(est, *, output, label_headers, accepts, feature_names, **commo
     if feature_names is None and hasattr(est, "feature_names_in_"):
         feature_names = list(est.feature_names_in_)
     return Model(fn, accepts=accepts, output_names=names, feature_names=feature_names,
-                 name=type(est).__name__, label_values=label_values, **common)
+                 name=type(est).__name__, label_values=label_values, **common)._declare_features(
+        _attr(est, "feature_names_in_"), _attr(est, "n_features_in_"))
+
+
+def _attr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - properties of unfitted estimators raise
+        return None
+
+
+def _booster_features(booster: Any) -> tuple[list[str] | None, int | None]:
+    try:
+        n = int(booster.num_features())
+    except Exception:  # noqa: BLE001 - an old or empty booster
+        n = None
+    return booster.feature_names, n
 
 
 # -- xgboost -----------------------------------------------------------------------------------
@@ -693,7 +1030,7 @@ def _from_xgboost(obj, *, output, label_headers, accepts, feature_names, **commo
             return booster.inplace_predict(X, predict_type=predict_type, **kwargs)
 
         return Model(fn, accepts=accepts or "numpy", output_names=names, feature_names=feature_names,
-                     name="xgboost.Booster", **common)
+                     name="xgboost.Booster", **common)._declare_features(*_booster_features(booster))
     if not isinstance(obj, xgb.XGBModel):
         raise TypeError(MSG_UNKNOWN_MODEL.format(what=f"an object of type {type(obj).__name__}"))
     booster = obj.get_booster()
@@ -729,7 +1066,7 @@ def _from_xgboost(obj, *, output, label_headers, accepts, feature_names, **commo
     if feature_names is None and hasattr(obj, "feature_names_in_"):
         feature_names = list(obj.feature_names_in_)
     return Model(fn, accepts=accepts or "numpy", output_names=names, feature_names=feature_names,
-                 name=type(obj).__name__, **common)
+                 name=type(obj).__name__, **common)._declare_features(*_booster_features(booster))
 
 
 # -- ONNX --------------------------------------------------------------------------------------
@@ -781,8 +1118,10 @@ def _from_onnx_session(session, *, output, label_headers, feature_names, **commo
                 arr = np.ascontiguousarray(arr, dtype=dtype)
             return _onnx_result(session.run([chosen], {in_name: arr})[0])
 
+        shape = list(inputs[0].shape or [])
+        width = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
         return Model(fn, accepts="numpy", output_names=names, feature_names=feature_names,
-                     name=f"onnx:{chosen}", **common)
+                     name=f"onnx:{chosen}", **common)._declare_features(None, width)
     # one input per column (skl2onnx with a DataFrame): feed the columns by name
     specs = [(i.name, _ONNX_DTYPES.get(i.type, np.float32)) for i in inputs]
 
@@ -794,7 +1133,8 @@ def _from_onnx_session(session, *, output, label_headers, feature_names, **commo
         return _onnx_result(session.run([chosen], feeds)[0])
 
     return Model(fn_frame, accepts="pandas", output_names=names,
-                 feature_names=feature_names or [s[0] for s in specs], name=f"onnx:{chosen}", **common)
+                 feature_names=feature_names or [s[0] for s in specs], name=f"onnx:{chosen}",
+                 **common)._declare_features([s[0] for s in specs], None)
 
 
 def _onnx_result(y: Any) -> Any:
@@ -808,8 +1148,11 @@ def _onnx_result(y: Any) -> Any:
 # HTTP endpoints
 
 
-class EndpointError(RuntimeError):
+class EndpointError(RuntimeError, OSError):
     """An endpoint call failed: an HTTP 4xx answer, or retries exhausted on transient faults.
+
+    An ``OSError`` (the failure of an outside system, like a file that cannot be read) as well
+    as a ``RuntimeError``, so that callers and the command line report it as one message.
 
     Attributes
     ----------
@@ -841,7 +1184,39 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-_RECORD_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}|\$features_kvp|\$feature_names|\$features")
+# record_template placeholders, as Clarify reads them: "${name}" (the double quotes are part of the
+# placeholder; a bare ${name} is read the same), $features_kvp, $feature_names, $features
+_RECORD_PLACEHOLDER = re.compile(r'"\$\{([^}]+)\}"|\$\{([^}]+)\}|\$features_kvp|\$feature_names|\$features')
+MSG_RECORD_TEMPLATE = (
+    "record_template {template!r}: {why}. It takes $features (the row's values as a list; $feature_names "
+    "may come with it), or exactly one $features_kvp (an object of name: value), or a \"${{name}}\" "
+    "placeholder per feature (the double quotes are part of the placeholder)"
+)
+
+
+def _check_record_template(rt: str) -> None:
+    tokens = [m.group(0) for m in _RECORD_PLACEHOLDER.finditer(rt)]
+    per_feature = [t for t in tokens if t.startswith(("${", '"${'))]
+    kvp = tokens.count("$features_kvp")
+    feats = tokens.count("$features")
+    if not tokens:
+        why = "it has no placeholder"
+    elif kvp and len(tokens) != 1:
+        why = "$features_kvp must be its only placeholder"
+    elif per_feature and len(per_feature) != len(tokens):
+        why = "\"${name}\" placeholders cannot be mixed with $features / $feature_names"
+    elif not per_feature and not kvp and feats == 0:
+        why = "$feature_names needs $features beside it"
+    else:
+        return
+    raise ValueError(MSG_RECORD_TEMPLATE.format(template=rt, why=why))
+
+
+def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _cell_csv(v: Any) -> str:
@@ -884,6 +1259,17 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, np.generic):
         return _json_value(v.item())
     return v
+
+
+def _expire(conn: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The request on ``conn`` ran past its deadline: shut its socket, which ends the blocked read."""
+    expired.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _close_connections(conns: set, lock: threading.Lock) -> None:
@@ -950,9 +1336,11 @@ class Endpoint(Model):
     concurrency : int, default 4
         Requests in flight at once.
     timeout : float, default 60
-        Seconds to connect and for each read.
+        Seconds one request may take in all (connect, send, and the whole answer, however slowly
+        it comes); a request past it is a transient fault (retried). A batch therefore takes at
+        most about ``(retries + 1) * timeout`` seconds plus the backoff.
     retries : int, default 3
-        Extra attempts after the first on transient faults.
+        Extra attempts after the first on transient faults (connection errors, timeouts, 429, 5xx).
     backoff : float, default 0.1
         Seconds before the first retry; doubles with each one.
     headers : dict, optional
@@ -1028,6 +1416,9 @@ class Endpoint(Model):
                 raise ValueError(
                     f"content_template for JSON must contain $record or $records, got {content_template!r}")
             record_template = record_template or "$features"
+            _check_record_template(record_template)
+        elif record_template is not None:
+            raise ValueError(f"record_template applies to content_type application/json only, not {content_type}")
         self.url = url
         self.content_type = content_type
         self.accept_type = accept_type
@@ -1166,10 +1557,12 @@ class Endpoint(Model):
         def record(r: list[Any]) -> str:
             def sub(m: re.Match) -> str:
                 token = m.group(0)
-                if m.group(1) is not None:
-                    if m.group(1) not in index:
-                        raise ValueError(f"record_template names feature {m.group(1)!r}, not in {names}")
-                    return dumps(r[index[m.group(1)]])
+                feature = m.group(1) if m.group(1) is not None else m.group(2)
+                if feature is not None:
+                    if feature not in index:
+                        raise ValueError(f"record_template names feature {feature!r}, not in {names}"
+                                         + _did_you_mean(feature, names or []))
+                    return dumps(r[index[feature]])
                 if token == "$features_kvp":
                     return dumps(dict(zip(names, r)))
                 if token == "$feature_names":
@@ -1250,21 +1643,37 @@ class Endpoint(Model):
         while True:
             status: int | None = None
             wait = self.backoff * (2 ** attempt)
+            expired = threading.Event()
+            watchdog = None
             try:
                 conn = self._connection()
+                # the socket timeout bounds each read; the watchdog bounds the whole request (a
+                # server that trickles its answer a byte at a time never trips a per-read timeout)
+                watchdog = threading.Timer(self.timeout, _expire, (conn, expired))
+                watchdog.daemon = True
+                watchdog.start()
                 conn.request("POST", self._path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 status = resp.status
+                watchdog.cancel()
+                if expired.is_set():
+                    raise TimeoutError(MSG_ENDPOINT_TIMEOUT.format(timeout=self.timeout))
                 if resp.will_close:
                     self._drop_connection()
             except (OSError, http.client.HTTPException) as exc:
+                if watchdog is not None:
+                    watchdog.cancel()
                 self._drop_connection()
-                message = f"{type(exc).__name__}: {exc}"
+                if expired.is_set() or isinstance(exc, TimeoutError):
+                    status = None
+                    message = MSG_ENDPOINT_TIMEOUT.format(timeout=self.timeout)
+                else:
+                    message = self._describe(exc)
             else:
                 if 200 <= status < 300:
                     return data
-                message = data[:1000].decode("utf-8", "replace").strip()
+                message = data[:1000].decode("utf-8", "replace").strip() or f"(an empty answer, {resp.reason})"
                 if status != 429 and status < 500:
                     raise EndpointError(
                         MSG_ENDPOINT_HTTP.format(url=self.url, status=status, row=first_row, message=message),
@@ -1279,6 +1688,18 @@ class Endpoint(Model):
                     first_row=first_row, status=status, server_message=message)
             time.sleep(wait)
             attempt += 1
+
+    def _describe(self, exc: BaseException) -> str:
+        """A connection failure in words, with what to check."""
+        where = f"{self._host}:{self._port or (443 if self._scheme == 'https' else 80)}"
+        kind = type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            return f"{kind}: nothing listens on {where} (is the endpoint server running?)"
+        if isinstance(exc, socket.gaierror):
+            return f"{kind}: cannot resolve the host {self._host!r} ({exc.strerror or exc})"
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)):
+            return f"{kind}: the server at {where} closed the connection without an answer"
+        return f"{kind}: {exc}"
 
     # -- decoding ------------------------------------------------------------------------------
 

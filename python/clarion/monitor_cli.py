@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
     g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
+    from clarion.analysis import model_arguments
+
+    model_arguments(parser)  # --trusted TYPE, --timeout SECONDS, --retries N
     parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
     parser.add_argument("--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)")
     parser.add_argument("--rules", help="JSON file {METRIC: {\"lower\": x, \"upper\": y}}: absolute bounds "
@@ -126,12 +129,9 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
     from clarion import monitor
     from clarion.report.drift import add_drift_section, drift_html, drift_markdown
 
-    model: Any = args.model
-    if args.endpoint:
-        from clarion.analysis import _endpoint
-        from clarion.config import read_config
+    from clarion.analysis import _cli_model
 
-        model = _endpoint(read_config(args.config), args.endpoint)
+    model: Any = _cli_model(args)  # --model / --endpoint with --trusted, --timeout, --retries
     kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": True,
           "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
 
