@@ -59,7 +59,7 @@ def test_two_facet_entries_on_one_column_are_both_in_analysis_json(tmp_path):
     fts = [next(m for m in e["metrics"] if m["name"] == "FT") for e in post]
     assert all(isinstance(m["value"], float) for m in fts) and fts[0]["value"] != fts[1]["value"]
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "(40, 66]" in md and "(60, 66]" in md
+    assert "(40, 66\\]" in md and "(60, 66\\]" in md  # report.md escapes Markdown's "]"
 
 
 # ---- item 25: one interval format ---------------------------------------------------------------

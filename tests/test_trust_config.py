@@ -193,9 +193,9 @@ SDK_CONFIG = {
     },
     "predictor": {"endpoint_name": "my-endpoint", "endpoint_name_prefix": "sm-clarify", "model_name": "my-model",
                   "target_model": "model.tar.gz", "instance_type": "ml.m5.xlarge", "initial_instance_count": 1,
-                  "accelerator_type": "ml.eia2.medium", "content_type": "text/csv", "accept_type": "text/csv",
+                  "accelerator_type": "ml.eia2.medium", "content_type": "application/json", "accept_type": "text/csv",
                   "label": 0, "probability": 1, "label_headers": ["no", "yes"],
-                  "content_template": '{"instances": $features}', "record_template": "$features",
+                  "content_template": '{"instances": $records}', "record_template": "$features",
                   "custom_attributes": "trace=1", "time_series_predictor_config": {"forecast": "predictions.mean"}},
 }
 

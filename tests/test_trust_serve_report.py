@@ -9,6 +9,7 @@ socket, so chunked bodies and lying ``Content-Length`` headers are exercised as 
 
 from __future__ import annotations
 
+import math
 import asyncio
 import html as _html
 import importlib.util
@@ -737,3 +738,20 @@ def test_pdp_categories_of_any_json_scalar_render():
     assert "**member**: True → 0.25, False → 0.5, None → n/a, 3 → 1" in render_markdown(doc)
     page = render_html(doc)
     assert ">True</text>" in page and ">None</text>" in page
+
+
+@pytest.mark.parametrize("ys", [[4503599627370498.0], [2.0**53, 2.0**53 + 2], [-1.7e308, 1.7e308],
+                                [1.7976931348623157e308], [-5e-324, 5e-324], []])
+def test_chart_axes_never_divide_by_zero_or_overflow(ys):
+    # found by the mutated-document fuzz: a PDP line at 2**52 + 2 had lo ± 0.5 == lo, so the axis
+    # span was 0 (ZeroDivisionError); values near ±max overflowed the span to inf
+    from clarion.report.svg import axis_fraction, axis_range, line_with_distribution
+
+    for margin in (0.0, 0.08):
+        lo, hi = axis_range(ys, margin=margin)
+        assert math.isfinite(lo) and math.isfinite(hi) and lo < hi
+        for v in ys:
+            f = axis_fraction(v, lo, hi)
+            assert math.isfinite(f) and -1e-9 <= f <= 1 + 1e-9
+    svg = line_with_distribution(list(range(len(ys))), [ys], None, title="t")
+    assert "nan" not in svg.lower() and "inf" not in svg.lower()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clarion._io import atomic_write_text
-from clarion.report.svg import PALETTE, esc, fmt, md
+from clarion.report.svg import PALETTE, axis_fraction, axis_range, esc, fmt, md
 
 __all__ = ["add_drift_section", "drift_html", "drift_markdown", "time_series"]
 
@@ -33,18 +33,14 @@ def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselin
     n = len(xs)
     ys = [v for s in series for v in s if v is not None and math.isfinite(v)]
     ys += [b for b in baselines if b is not None and math.isfinite(b)]
-    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    margin = (hi - lo) * 0.08
-    lo, hi = lo - margin, hi + margin
+    lo, hi = axis_range(ys, margin=0.08)
     step = (width - pad_l - pad_r) / max(n, 1)
 
     def px(i: int) -> float:
         return pad_l + step * (i + 0.5)
 
     def py(v: float) -> float:
-        return pad_t + (hi - v) / (hi - lo) * plot_h
+        return pad_t + axis_fraction(v, lo, hi) * plot_h
 
     parts = [(f'<svg class="drift" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
               f'aria-label="{esc(title)}">'),

@@ -159,6 +159,28 @@ def strip_plot(names: Sequence[str], values: Sequence[Sequence[float]], colours:
     return "".join(parts)
 
 
+_FMAX = 1.7976931348623157e308
+
+
+def axis_range(ys: Sequence[float], margin: float = 0.0) -> tuple[float, float]:
+    """``(lo, hi)`` of an axis over the finite values ``ys``: ``hi > lo`` always (a single value, or
+    values equal after rounding, get a band around them), widened by ``margin`` × span on each side
+    and clamped to finite floats, so :func:`axis_fraction` never divides by zero or overflows."""
+    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if not hi / 2 - lo / 2 > 0:
+        d = max(0.5, abs(lo) * 2.0**-40)
+        lo, hi = max(lo - d, -_FMAX), min(hi + d, _FMAX)
+    span = 2 * (hi / 2 - lo / 2)  # may be inf for values near ±max; the halves below are not
+    if margin:
+        lo, hi = max(lo - margin * span, -_FMAX), min(hi + margin * span, _FMAX)
+    return lo, hi
+
+
+def axis_fraction(v: float, lo: float, hi: float) -> float:
+    """Where ``v`` lies from the top (0 at ``hi``, 1 at ``lo``), in halves so no difference overflows."""
+    return (hi / 2 - v / 2) / (hi / 2 - lo / 2)
+
+
 def line_with_distribution(xs: Sequence[object], series: Sequence[Sequence[float]], dist: Sequence[float] | None,
                            *, series_names: Sequence[str] = (), width: int = 420, height: int = 220,
                            title: str = "") -> str:
@@ -168,16 +190,14 @@ def line_with_distribution(xs: Sequence[object], series: Sequence[Sequence[float
     plot_h = height - pad_t - 30 - dist_h
     n = len(xs)
     ys = [v for s in series for v in s if v is not None and math.isfinite(v)]
-    lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 0.5, hi + 0.5
+    lo, hi = axis_range(ys)
     step = (width - pad_l - pad_r) / max(n, 1)
 
     def px(i: int) -> float:
         return pad_l + step * (i + 0.5)
 
     def py(v: float) -> float:
-        return pad_t + (hi - v) / (hi - lo) * plot_h
+        return pad_t + axis_fraction(v, lo, hi) * plot_h
 
     parts = [f'<svg class="pdp" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{esc(title)}">',
