@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 
 import numpy as np
@@ -647,3 +648,33 @@ def test_the_matching_rule():
     assert Matcher(["yes"]).incomparable([0, 1]) == ["yes"] and Matcher([1]).incomparable(["y", "n"]) == [1]
     assert Matcher([1]).incomparable(["1", "0"]) == [] and Matcher([1, "yes"]).incomparable(["yes", "no"]) == []
     assert Matcher([1, "yes"]).incomparable(["yes", "no"], every=True) == [1]
+
+
+# ---- same class as config items 10 / 21, at the API: bounds the config has hold at bias.report too ----
+
+
+@pytest.mark.parametrize("thr", [5, -3, 1.0000001, [0.5, 2.0]])
+def test_api_probability_threshold_outside_0_1_is_refused(thr):
+    # config refuses probability_threshold 5 or -3; the API gave DPPL 0.0 (every score one class)
+    from clarion.bias._engine import MSG_PROB_RANGE
+
+    df = pd.DataFrame({"y": [0, 1, 0, 1], "s": [0.2, 0.9, 0.6, 0.4], "g": ["a", "a", "b", "b"]})
+    with pytest.raises(ValueError, match=re.escape(MSG_PROB_RANGE.split("(")[0])):
+        bias.report(df, label="y", facet="g", facet_values=["b"], label_values=[1], predicted_label="s",
+                    probability_threshold=thr, methods=["DPPL"])
+    with pytest.raises(ValueError, match="probability_threshold must lie in"):
+        bias.Accumulator(label="y", facet="g", facet_values=["b"], label_values=[1], predicted_label="s",
+                         probability_threshold=thr).update(df)
+
+
+def test_api_n_bootstrap_has_the_config_bound():
+    from clarion.bias._engine import MAX_N_BOOTSTRAP
+    from clarion.config import MAX_N_BOOTSTRAP as CONFIG_MAX
+
+    assert MAX_N_BOOTSTRAP == CONFIG_MAX
+    df = pd.DataFrame({"y": [0, 1, 0, 1], "g": ["a", "a", "b", "b"]})
+    with pytest.raises(ValueError, match=r"n_bootstrap must be an integer in \[1, 100,000\]"):
+        bias.report(df, label="y", facet="g", facet_values=["b"], label_values=[1], methods=["CI"],
+                    confidence=0.95, n_bootstrap=10**12)
+    with pytest.raises(ValueError, match=r"n_bootstrap must be an integer in \[0, 100,000\]"):
+        bias.Accumulator(label="y", facet="g", facet_values=["b"], label_values=[1], n_bootstrap=10**12)

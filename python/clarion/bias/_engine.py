@@ -69,6 +69,12 @@ MSG_FEATURE = "features: column {name!r} is not numeric (dtype {dtype}); FlipTes
 MSG_MODEL_KIND = ("predicted_label: model {model!r} changed kind between batches (was {was}, now {now}); "
                   "give the same dtype in every batch")
 MSG_PROB = "probability_threshold must be a number or a list of numbers, got {value!r}"
+MSG_PROB_RANGE = ("probability_threshold must lie in [0, 1] (a score > threshold is a positive prediction, so "
+                  "outside [0, 1] every probability would give the same class), got {value!r}")
+#: the most bootstrap replicates any bias call accepts (config's ``n_bootstrap`` has the same bound):
+#: each replicate holds its own count table, and beyond 10**5 the Monte-Carlo error of an interval
+#: end is far below the sampling error the interval describes
+MAX_N_BOOTSTRAP = 100_000
 MSG_CONFIDENCE = "confidence must be a number in (0, 1), got {value!r}"
 
 STAGES = ("pre", "post", "both")
@@ -361,6 +367,8 @@ class Spec:
         for t in thresholds:
             if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or math.isnan(t):
                 raise ValueError(MSG_PROB.format(value=probability_threshold))
+            if not 0 <= t <= 1:
+                raise ValueError(MSG_PROB_RANGE.format(value=probability_threshold))
         if len(set(thresholds)) != len(thresholds):
             raise ValueError(f"probability_threshold: repeated value in {thresholds}")
         feats = _as_list(features)

@@ -9,6 +9,7 @@ import numpy as np
 
 from clarion.bias._encode import is_numeric_column
 from clarion.bias._engine import (
+    MAX_N_BOOTSTRAP,
     MSG_CONFIDENCE,
     MSG_FEATURE,
     Spec,
@@ -32,8 +33,10 @@ def _check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not (
             0 < confidence < 1):
         raise ValueError(MSG_CONFIDENCE.format(value=confidence))
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be a positive integer with confidence=, got {n_bootstrap!r}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
+            1 <= n_bootstrap <= MAX_N_BOOTSTRAP):
+        raise ValueError(f"n_bootstrap must be an integer in [1, {MAX_N_BOOTSTRAP:,}] with confidence=, "
+                         f"got {n_bootstrap!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
                              0 <= seed < 2**64):
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from clarion.bias._encode import Matcher, Vocabulary, is_missing_value
-from clarion.bias._engine import MSG_CONFIDENCE, Spec, State, Table, merge_states
+from clarion.bias._engine import MAX_N_BOOTSTRAP, MSG_CONFIDENCE, Spec, State, Table, merge_states
 from clarion.bias._result import BiasReport
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Accumulator"]
@@ -134,8 +134,9 @@ class Accumulator:
                  seed: int | None = None) -> None:
         if compat not in ("clarion", "smclarify"):
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
-        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-            raise ValueError(f"n_bootstrap must be a non-negative integer, got {n_bootstrap!r}")
+        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
+                0 <= n_bootstrap <= MAX_N_BOOTSTRAP):
+            raise ValueError(f"n_bootstrap must be an integer in [0, {MAX_N_BOOTSTRAP:,}], got {n_bootstrap!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
                                  0 <= seed < 2**64):
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
