@@ -35,8 +35,8 @@ def _check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
         raise ValueError(MSG_CONFIDENCE.format(value=confidence))
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
             1 <= n_bootstrap <= MAX_N_BOOTSTRAP):
-        raise ValueError(f"n_bootstrap must be an integer in [1, {MAX_N_BOOTSTRAP:,}] with confidence=, "
-                         f"got {n_bootstrap!r}")
+        raise ValueError(f"n_bootstrap must be a positive integer (at most {MAX_N_BOOTSTRAP:,}) with "
+                         f"confidence=, got {n_bootstrap!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
                              0 <= seed < 2**64):
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")

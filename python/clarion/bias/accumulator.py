@@ -136,7 +136,8 @@ class Accumulator:
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
                 0 <= n_bootstrap <= MAX_N_BOOTSTRAP):
-            raise ValueError(f"n_bootstrap must be an integer in [0, {MAX_N_BOOTSTRAP:,}], got {n_bootstrap!r}")
+            raise ValueError(f"n_bootstrap must be a non-negative integer (at most {MAX_N_BOOTSTRAP:,}), "
+                             f"got {n_bootstrap!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
                                  0 <= seed < 2**64):
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
