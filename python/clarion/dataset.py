@@ -8,14 +8,26 @@ and the column; with ``skip_bad_rows=True`` they are skipped and counted instead
 
 Column types are fixed from the first 1,000 rows, whatever the chunk size: a column whose sampled
 values parse as numbers (all but 1%, or all but one) is numeric, and a non-numeric value in it is a
-malformed record (not a silent NaN).
+malformed record (not a silent NaN). Integers are read exactly: an integer column is int64; one
+whose sampled integers go beyond int64 is uint64 (all of them in 0 .. 2**64 - 1) or exact Python
+integers (object); a chunk with a missing value is float64 only when every value is exact as a
+float (|v| <= 2**53), else exact Python numbers (object). An integer beyond int64 in a column typed
+int64 by the sample is a malformed record. Two distinct integers never become one value.
+
+The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
+gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
+as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
+the file is.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import os
 import re
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +40,38 @@ __all__ = ["Chunk", "DataError", "Reader", "read_dataset"]
 
 DEFAULT_CHUNK_ROWS = 200_000
 TYPE_SAMPLE_ROWS = 1000
+# JSON Lines / JSON records: a header check looks this many records ahead (CSV: lines).
+HEADER_PEEK = 20
+
+# Error messages (tests import them).
+MSG_WRONG_FORMAT = "{path}: the file is {what} but dataset_type is {dataset_type!r}{hint}"
+MSG_NOT_UTF8 = ("{path}: line {line}: not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads "
+                "UTF-8 text files (convert it, e.g. iconv -f latin1 -t utf-8)")
+MSG_HEADERS_ORDER = ("{path}: line {line} lists the names of `headers` in another order ({found}); `headers` "
+                     "must list the columns in the file's order ({expected}), or be left out to use the file's "
+                     "header line")
+MSG_HEADERS_DIFFER = ("{path}: line {line} looks like a header line ({found}) but differs from `headers` "
+                      "({expected}): only in the file {only_file}, only in `headers` {only_headers}; make "
+                      "`headers` equal the file's header line, or leave `headers` out")
+MSG_HEADERS_COUNT = ("{path}: `headers` lists {n} names but the file has {m} columns (line {line} has {m} "
+                     "fields); list one name per column")
+MSG_HEADERS_VALUES = ("{path}: `headers` lists {n} names but the first record ({unit} {line}) has {m} values "
+                      "({what}); list one name per value")
+MSG_HEADERS_KEYS = ("{path}: `headers` names {names} but the records' keys are {keys}; with records that are "
+                    "objects, `headers` must list their keys (in any order) or be left out")
+MSG_RECORD_KEYS = "keys differ from the first record's: {diff}"
+MSG_INT_RANGE = ("{value} is beyond the 64-bit integer range of this column (typed int64 from the first "
+                 f"{TYPE_SAMPLE_ROWS} rows)")
+
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_BOM = b"\xef\xbb\xbf"
+# What a file's first bytes say it is (a text type may be gzip-compressed; nothing else).
+_MAGIC = ((b"PAR1", "a Parquet file", "application/x-parquet"),
+          (b"\x1f\x8b", "gzip-compressed", None),
+          (b"PK\x03\x04", "a zip archive", None),
+          (b"BZh", "bzip2-compressed", None),
+          (b"\xfd7zXZ\x00", "xz-compressed", None),
+          (b"\x28\xb5\x2f\xfd", "zstd-compressed", None))
 
 
 class DataError(ValueError):
@@ -79,19 +123,78 @@ class Reader:
 
     def _raw(self, kind: str):
         if kind == "text/csv":
-            return self._csv()
-        if kind == "application/jsonlines":
-            return self._jsonlines()
-        if kind == "application/json":
-            return self._json()
-        if kind == "application/x-parquet":
-            return self._parquet()
-        raise ValueError(f"dataset_type {kind!r} is not readable by clarion")
+            gen = self._csv()
+        elif kind == "application/jsonlines":
+            gen = self._jsonlines()
+        elif kind == "application/json":
+            gen = self._json()
+        elif kind == "application/x-parquet":
+            gen = self._parquet()
+        else:
+            raise ValueError(f"dataset_type {kind!r} is not readable by clarion")
+        self._check_format()
+        return self._guard(gen)
+
+    def _guard(self, gen):
+        """``gen``, with an unreadable file (a damaged gzip stream, an I/O error) as a DataError."""
+        try:
+            yield from gen
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{self.path}: cannot read the file ({exc})") from None
+
+    def _check_format(self) -> None:
+        """Refuse a file whose first bytes say it is not in ``dataset_type`` (a gzip-compressed
+        text file is fine: it is read through gzip)."""
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read the file ({exc.strerror or exc})") from None
+        what, real = _what(head)
+        parquet = self.dataset_type == "application/x-parquet"
+        if parquet:
+            if real == "application/x-parquet":
+                return
+            if what is None:
+                what = ("empty" if not head else
+                        "text that looks like JSON" if head.lstrip(_BOM + b" \t\r\n")[:1] in (b"{", b"[")
+                        else "not Parquet (no PAR1 magic bytes; text such as CSV?)")
+            hint = "; set dataset_type to the file's format (text/csv, application/jsonlines, application/json)"
+            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
+                                                    hint=hint))
+        if what == "gzip-compressed":
+            try:
+                with gzip.open(self.path, "rb") as fh:
+                    inner = fh.read(8)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise DataError(f"{self.path}: gzip-compressed, but cannot be decompressed ({exc})") from None
+            what, real = _what(inner)
+            if what is not None:
+                what = f"gzip-compressed and {what}"
+        if what is not None:
+            hint = (f"; set dataset_type to {real!r}" if real else
+                    "; clarion reads plain or gzip-compressed text: decompress it first")
+            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
+                                                    hint=hint))
+
+    def _open_binary(self):
+        """The file as bytes: decompressed when gzip-compressed, without a UTF-8 byte-order mark."""
+        with open(self.path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        fh = gzip.open(self.path, "rb") if gz else open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        try:
+            if fh.read(3) != _BOM:
+                fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return fh
 
     def _infer_types(self, kind: str) -> dict[str, str]:
         """Numeric columns, from the first TYPE_SAMPLE_ROWS rows whatever the chunk size: a text
         column is numeric when most of its non-empty sampled values parse as numbers and at most
-        1% of them (or one value) do not."""
+        1% of them (or one value) do not. Kinds: "float", "int" (int64), "uint" (uint64: integers
+        beyond int64, all in 0 .. 2**64 - 1) and "bigint" (exact Python integers)."""
         import pandas as pd
 
         frames, n = [], 0
@@ -109,19 +212,28 @@ class Reader:
             if pd.api.types.is_bool_dtype(col.dtype):
                 continue
             if pd.api.types.is_numeric_dtype(col.dtype):
-                numeric[c] = "int" if pd.api.types.is_integer_dtype(col.dtype) else "float"
+                if not pd.api.types.is_integer_dtype(col.dtype):
+                    numeric[c] = "float"
+                else:
+                    numeric[c] = "uint" if pd.api.types.is_unsigned_integer_dtype(col.dtype) and \
+                        col.dtype.itemsize == 8 else "int"
                 continue
             nonempty = col[col.notna()].astype(str)
             nonempty = nonempty[nonempty.str.strip().str.len() > 0]
             if len(nonempty) == 0:
                 continue
-            num = pd.to_numeric(nonempty, errors="coerce")
-            ok = num.notna()
+            vals, exact, _ = _parse_numbers(nonempty.reset_index(drop=True))
+            ok = ~np.isnan(vals)
             bad = int((~ok).sum())
             if ok.mean() > 0.5 and bad <= max(1, len(ok) // 100):
-                vals = num[ok].to_numpy(float)
-                with np.errstate(invalid="ignore"):  # inf text: a float column
-                    numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
+                integral = bool(np.all(_integral(vals, exact)[ok]))
+                if not integral:
+                    numeric[c] = "float"
+                    continue
+                ints = [int(v) for v in (exact[ok] if exact is not None else vals[ok])]
+                lo, hi = min(ints), max(ints)
+                numeric[c] = ("int" if lo >= _INT64_MIN and hi <= _INT64_MAX else
+                              "uint" if lo >= 0 and hi <= _UINT64_MAX else "bigint")
         return numeric
 
     def read_all(self) -> tuple[Any, np.ndarray]:
@@ -147,24 +259,30 @@ class Reader:
     # ---- type fixing shared by all formats ------------------------------------------------------
 
     def _typed(self, frame, lines):
-        """Apply the first chunk's column types; find unparseable numbers and missing required values."""
+        """Apply the sampled column types; find unparseable numbers, integers beyond a column's
+        type and missing required values."""
         import pandas as pd
 
         unit = "line" if self.dataset_type in ("text/csv", "application/jsonlines") else "record"
         keep = np.ones(len(frame), dtype=bool)
-        out = {}
+        out, exact = {}, {}
         for c in frame.columns:
             col = frame[c]
-            if c in self._numeric and not pd.api.types.is_numeric_dtype(col.dtype):
-                s = col.astype(object)
-                empty = s.isna() | (s.astype(str).str.strip() == "")
-                num = pd.to_numeric(s.where(~empty, None), errors="coerce")
-                bad = np.flatnonzero((num.isna() & ~empty).to_numpy())
-                for i in bad:
+            kind = self._numeric.get(c)
+            if kind is not None:
+                vals, ex, bad = _parse_numbers(col)
+                for i in np.flatnonzero(bad):
                     if keep[i]:
-                        self._bad(f"{unit} {lines[i]}, column {c!r}", f"{s.iloc[i]!r} is not a number")
+                        self._bad(f"{unit} {lines[i]}, column {c!r}", f"{col.iloc[i]!r} is not a number")
                         keep[i] = False
-                col = num
+                if kind == "int" and ex is not None:
+                    for i in np.flatnonzero(_out_of_int64(vals, ex)):
+                        if keep[i]:
+                            self._bad(f"{unit} {lines[i]}, column {c!r}",
+                                      MSG_INT_RANGE.format(value=_show(col.iloc[i])))
+                            keep[i] = False
+                col = pd.Series(vals, index=frame.index)
+                exact[c] = ex
             out[c] = col
         frame = pd.DataFrame(out)
         for c in self.required:
@@ -183,10 +301,9 @@ class Reader:
         for c, kind in self._numeric.items():
             if c not in frame.columns:
                 continue
-            vals = pd.to_numeric(frame[c], errors="coerce")
-            with np.errstate(invalid="ignore"):  # inf: not integral
-                integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
-            frame[c] = vals.astype(np.int64) if integral else vals.astype(np.float64)
+            ex = exact.get(c)
+            frame[c] = _number_column(frame[c].to_numpy(np.float64), None if ex is None else ex[keep], kind,
+                                      frame.index)
         return frame, lines
 
     # ---- formats --------------------------------------------------------------------------------
@@ -199,13 +316,11 @@ class Reader:
         invalid UTF-8) is re-read by the line-by-line ``csv`` path, which locates every malformed
         record. Chunk boundaries, line numbers, errors and skip counts are those of the
         line-by-line path."""
-        import csv
-
         import pandas as pd
 
-        with open(self.path, "rb") as fh:
-            src = _Lines(fh)
-            reader = csv.reader(src)
+        with self._open_binary() as fh:
+            src = _Lines(fh, self.path)
+            reader = _CsvRecords(csv.reader(src), src, self.path)
             first = next(reader, None)
             while first is not None and not first:
                 first = next(reader, None)
@@ -216,6 +331,7 @@ class Reader:
             elif [f.strip() for f in first] == list(self.headers):
                 names, pending = list(self.headers), None
             else:
+                self._check_csv_headers([f.strip() for f in first], src.n)
                 names, pending = list(self.headers), (first, src.n)
             if len(set(names)) != len(names):
                 raise DataError(f"{self.path}: duplicate column names in the header")
@@ -266,6 +382,42 @@ class Reader:
                     yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
                 if done:
                     return
+
+    def _check_csv_headers(self, first: list[str], line: int) -> None:
+        """``headers`` given and the first line differs from them: refuse a first line that is a
+        header in another order or with other names, and a ``headers`` list whose length is not the
+        file's column count (the first line and the next lines all have another field count)."""
+        hdr = [str(h) for h in self.headers]
+        if len(first) == len(hdr):
+            names = set(hdr)
+            shared = [f for f in first if f in names and not _is_number(f)]
+            if shared and sorted(first) == sorted(hdr):
+                raise DataError(MSG_HEADERS_ORDER.format(path=self.path, line=line, found=first, expected=hdr))
+            if shared and len(set(shared)) * 2 >= len(hdr):
+                raise DataError(MSG_HEADERS_DIFFER.format(
+                    path=self.path, line=line, found=first, expected=hdr,
+                    only_file=[f for f in first if f not in names], only_headers=[h for h in hdr if h not in first]))
+            return
+        if not any(k == len(hdr) for k in self._peek_field_counts()):
+            raise DataError(MSG_HEADERS_COUNT.format(path=self.path, n=len(hdr), m=len(first), line=line))
+
+    def _peek_field_counts(self) -> list[int]:
+        """Field counts of the first HEADER_PEEK non-blank CSV records after the first (as far as
+        they can be read)."""
+        counts: list[int] = []
+        with self._open_binary() as fh:
+            src = _Lines(fh, self.path)
+            reader = csv.reader(src)
+            try:
+                next(reader, None)
+                for fields in reader:
+                    if fields:
+                        counts.append(len(fields))
+                        if len(counts) >= HEADER_PEEK:
+                            break
+            except (DataError, csv.Error, OSError, EOFError, zlib.error):
+                pass
+        return counts
 
     def _csv_fast(self, src: _Lines, names: list[str], need: int):
         """The next ``need`` non-blank lines parsed by pyarrow, or None (lines given back to
@@ -439,8 +591,9 @@ class _Lines:
     ``\\r\\n`` and ``\\r``), iterable as text for ``csv.reader`` and taken in blocks of bytes for
     the vectorised parser; ``n`` counts the lines handed out."""
 
-    def __init__(self, fh) -> None:
+    def __init__(self, fh, path: str) -> None:
         self.fh = fh
+        self.path = path
         self.buf: deque[bytes] = deque()
         self.n = 0
 
@@ -459,7 +612,11 @@ class _Lines:
                 b = parts[0]
                 self.buf.extend(parts[1:])
         self.n += 1
-        return b.decode("utf-8")
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(MSG_NOT_UTF8.format(path=self.path, line=self.n, byte=b[exc.start], pos=exc.start + 1)) \
+                from None
 
     def take(self, k: int) -> list[bytes]:
         out = [self.buf.popleft() for _ in range(min(k, len(self.buf)))]
@@ -479,6 +636,31 @@ class _Lines:
         self.n -= len(block)
 
 
+class _CsvRecords:
+    """``csv.reader`` records, with the csv module's errors (a field over its size limit, ...) as a
+    DataError naming the line."""
+
+    def __init__(self, reader, src: _Lines, path: str) -> None:
+        self.reader, self.src, self.path = reader, src, path
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self.reader)
+        except csv.Error as exc:
+            raise DataError(f"{self.path}: line {self.src.n}: {exc}") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _blank(block: list[bytes]) -> np.ndarray:
     """Which lines are empty (the csv module reads no fields from them)."""
     blank = np.fromiter(map(len, block), dtype=np.int64, count=len(block)) <= 2
@@ -488,24 +670,178 @@ def _blank(block: list[bytes]) -> np.ndarray:
 
 
 def _fast_number(col, kind: str):
-    """A text column as numbers the way ``pandas.to_numeric`` reads it, or None when any value
-    needs the precise path (whitespace, NaN/inf text, hex, huge values, not a number)."""
+    """A text column as numbers the way the precise path (:func:`_parse_numbers`,
+    :func:`_number_column`) reads it, or None when any value needs the precise path (whitespace,
+    NaN/inf text, hex, values where a float is not exact, not a number)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if kind == "bigint":
+        return None
     empty = pc.equal(pc.binary_length(col), 0)
     col = pc.if_else(empty, pa.scalar(None, pa.string()), col)
     try:
-        if kind == "int" and pc.all(pc.match_substring_regex(col, _INT_TEXT)).as_py() is not False:
-            return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        if kind in ("int", "uint") and pc.all(pc.match_substring_regex(col, _INT_TEXT)).as_py() is not False:
+            if kind == "uint":
+                if col.null_count or pc.any(pc.starts_with(col, "-")).as_py():
+                    return None
+                return col.cast(pa.uint64()).to_numpy(zero_copy_only=False)
+            ints = col.cast(pa.int64())
+            if ints.null_count:  # float64 with NaN: exact only below 2**53
+                lo, hi = pc.min(ints).as_py(), pc.max(ints).as_py()
+                if lo is not None and max(abs(lo), abs(hi)) >= _EXACT_FLOAT:
+                    return None
+            return ints.to_numpy(zero_copy_only=False)
+        if kind == "uint":
+            return None
         vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     vals = np.asarray(vals, dtype=np.float64)
     nan = np.isnan(vals)
-    if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < 2.0**63):
+    limit = _EXACT_FLOAT if kind == "int" else 2.0**63
+    if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < limit):
         return None
     return vals
+
+
+def _what(head: bytes) -> tuple[str | None, str | None]:
+    """(what the file is, its dataset_type if clarion reads it) from its first bytes, or
+    (None, None) for anything else (text)."""
+    for magic, what, real in _MAGIC:
+        if head.startswith(magic):
+            return what, real
+    return None, None
+
+
+def _show(v: Any) -> str:
+    """A value for a message, at most 40 characters."""
+    t = v.strip() if isinstance(v, str) else repr(v)
+    return t if len(t) <= 40 else f"{t[:18]}...{t[-18:]} ({len(t)} characters)"
+
+
+_INT_LITERAL = re.compile(r"[+-]?[0-9]+")
+_EXACT_FLOAT = 2.0**53  # integers up to this size are exact as float64
+
+
+def _parse_numbers(col) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """A column as numbers, the way ``pandas.to_numeric`` reads text: ``(vals, exact, bad)``.
+
+    ``vals`` is float64 (NaN for an empty or missing value); ``exact`` is None when every value is
+    exactly its float, else an object array holding the exact value of each row (a Python int for
+    an integer, even beyond float64's 53 bits, else the float); ``bad`` marks the non-empty values
+    that are not numbers."""
+    import pandas as pd
+
+    n = len(col)
+    if pd.api.types.is_numeric_dtype(col.dtype) and isinstance(col.dtype, np.dtype):
+        arr = col.to_numpy()
+        vals = arr.astype(np.float64)
+        exact = None
+        if arr.dtype.kind in "iu" and n and (int(arr.max()) > _EXACT_FLOAT or int(arr.min()) < -_EXACT_FLOAT):
+            exact = arr.astype(object)  # Python ints
+        return vals, exact, np.zeros(n, dtype=bool)
+    s = col.astype(object)
+    empty = (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
+    clean = s.where(~empty, None)
+    vals = None
+    try:
+        num = pd.to_numeric(clean, errors="coerce")
+        if num.dtype != object:
+            vals = num.to_numpy(np.float64)
+    except (OverflowError, TypeError, ValueError):
+        pass
+    if vals is None:  # huge Python ints and the like: one value at a time
+        vals = np.array([_float_of(v) for v in clean], dtype=np.float64)
+    bad = np.isnan(vals) & ~empty
+    # values whose float may not be exact: integers (as text or as ints) of 2**53 and beyond
+    big = np.flatnonzero(~np.isnan(vals) & (np.abs(vals) >= _EXACT_FLOAT))
+    exact = None
+    if big.size:
+        raw = clean.to_numpy(object)
+        exact = vals.astype(object)
+        for i in big:
+            v = raw[i]
+            if isinstance(v, str):
+                t = v.strip()
+                if _INT_LITERAL.fullmatch(t):
+                    try:
+                        exact[i] = int(t)
+                    except ValueError:  # beyond Python's digit limit for int(str)
+                        pass
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                exact[i] = int(v)
+    return vals, exact, bad
+
+
+def _float_of(v: Any) -> float:
+    """One value as ``pandas.to_numeric`` would read it (NaN when not a number)."""
+    import pandas as pd
+
+    if v is None or isinstance(v, (bool, np.bool_)):
+        return float("nan")
+    if isinstance(v, (int, np.integer)):
+        try:
+            return float(v)
+        except OverflowError:
+            return float("inf") if v > 0 else float("-inf")
+    try:
+        return float(pd.to_numeric(pd.Series([v], dtype=object), errors="coerce").astype(np.float64).iloc[0])
+    except (OverflowError, TypeError, ValueError):
+        return float("nan")
+
+
+def _integral(vals: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
+    """Which values are integers (an exact Python int always is)."""
+    with np.errstate(invalid="ignore"):  # inf: not integral
+        out = np.mod(vals, 1) == 0
+    if exact is not None:
+        out |= np.fromiter((type(v) is int for v in exact), dtype=bool, count=len(exact))
+    return out
+
+
+def _out_of_int64(vals: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """Integers beyond int64 (exact values; a non-integral float is not one)."""
+    cand = np.flatnonzero(~np.isnan(vals) & (np.abs(vals) >= 2.0**62))
+    out = np.zeros(len(vals), dtype=bool)
+    for i in cand:
+        v = exact[i]
+        if type(v) is float and (not np.isfinite(v) or v % 1):
+            continue
+        out[i] = not (_INT64_MIN <= int(v) <= _INT64_MAX)
+    return out
+
+
+def _number_column(vals: np.ndarray, exact: np.ndarray | None, kind: str, index):
+    """A numeric column in its final dtype. "float": float64. "int": int64 when every value is an
+    integer (none missing), else float64 when every value is exact as a float, else exact Python
+    numbers (object). "uint": uint64 when every value is an integer in 0 .. 2**64 - 1, else exact
+    Python numbers. "bigint": exact Python numbers (integers as Python ints, missing as NaN)."""
+    import pandas as pd
+
+    if kind == "float":
+        return pd.Series(vals, index=index, dtype=np.float64)
+    integral = _integral(vals, exact)
+    if not np.isnan(vals).any() and bool(np.all(integral)) and kind != "bigint":
+        if exact is None:  # every value exact as a float: below 2**53
+            if kind == "int":
+                return pd.Series(vals.astype(np.int64), index=index)
+            if not np.any(vals < 0):
+                return pd.Series(vals.astype(np.uint64), index=index)
+        else:
+            ints = [int(v) for v in exact]
+            lo, hi = min(ints), max(ints)
+            if kind == "int" and lo >= _INT64_MIN and hi <= _INT64_MAX:
+                return pd.Series(np.array(ints, dtype=np.int64), index=index)
+            if kind == "uint" and lo >= 0 and hi <= _UINT64_MAX:
+                return pd.Series(np.array(ints, dtype=np.uint64), index=index)
+    if kind == "int" and exact is None:
+        return pd.Series(vals, index=index, dtype=np.float64)
+    out = vals.astype(object) if exact is None else exact.copy()
+    for i in np.flatnonzero(integral & np.isfinite(vals)):
+        if type(out[i]) is float:
+            out[i] = int(out[i])
+    return pd.Series(out, index=index, dtype=object)
 
 
 def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[str] | None = None,
