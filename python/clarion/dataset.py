@@ -45,8 +45,8 @@ HEADER_PEEK = 20
 
 # Error messages (tests import them).
 MSG_WRONG_FORMAT = "{path}: the file is {what} but dataset_type is {dataset_type!r}{hint}"
-MSG_NOT_UTF8 = ("{path}: line {line}: not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads "
-                "UTF-8 text files (convert it, e.g. iconv -f latin1 -t utf-8)")
+MSG_NOT_UTF8 = ("not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads UTF-8 text files "
+                "(convert it, e.g. iconv -f latin1 -t utf-8)")
 MSG_HEADERS_ORDER = ("{path}: line {line} lists the names of `headers` in another order ({found}); `headers` "
                      "must list the columns in the file's order ({expected}), or be left out to use the file's "
                      "header line")
@@ -238,13 +238,10 @@ class Reader:
 
     def read_all(self) -> tuple[Any, np.ndarray]:
         """The whole file as one DataFrame, plus source line numbers."""
-        import pandas as pd
-
         chunks = list(self)
         if not chunks:
             raise DataError(f"{self.path}: no data rows")
-        return (pd.concat([c.frame for c in chunks], ignore_index=True),
-                np.concatenate([c.lines for c in chunks]))
+        return _concat_exact([c.frame for c in chunks]), np.concatenate([c.lines for c in chunks])
 
     # ---- errors ---------------------------------------------------------------------------------
 
@@ -465,118 +462,229 @@ class Reader:
                                dtype=object if vals is None else vals.dtype)
         return pd.DataFrame(out), (first_line + kept).astype(np.int64)
 
-    def _jsonlines(self):
+    def _jmespaths(self):
         import jmespath
 
-        feat = jmespath.compile(self.features) if self.features else None
-        lab = jmespath.compile(str(self.label)) if isinstance(self.label, str) else None
-        pred = jmespath.compile(str(self.predicted_label)) if isinstance(self.predicted_label, str) else None
-        rows, lines, names = [], [], None
-        with open(self.path, encoding="utf-8") as fh:
-            for lineno, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    self._bad(f"line {lineno}", f"invalid JSON ({exc.msg})")
-                    continue
-                if feat is not None:
-                    values = feat.search(rec)
-                    if isinstance(values, dict):
-                        names_here = list(values)
-                        values = list(values.values())
-                    else:
-                        names_here = None
-                    if not isinstance(values, list):
-                        self._bad(f"line {lineno}", f"features {self.features!r} did not select a list")
-                        continue
-                    row = list(values)
-                    if names is None:
-                        names = names_here
-                elif isinstance(rec, dict):
-                    row = list(rec.values())
-                    names = names or list(rec)
-                else:
-                    row = list(rec)
-                extra = []
-                if lab is not None:
-                    extra.append(lab.search(rec))
-                if pred is not None:
-                    extra.append(pred.search(rec))
-                rows.append(row + extra)
-                lines.append(lineno)
-                if len(rows) >= self.chunk_rows:
-                    yield self._frame_from_rows(rows, names, lines)
-                    rows, lines = [], []
-        if rows:
-            yield self._frame_from_rows(rows, names, lines)
-
-    def _frame_from_rows(self, rows, names, lines):
-        import pandas as pd
-
-        widths = {len(r) for r in rows}
-        headers = self._jsonl_headers(names, max(widths))
-        expected = len(headers)
-        keep_rows, keep_lines = [], []
-        for r, ln in zip(rows, lines):
-            if len(r) != expected:
-                self._bad(f"line {ln}", f"expected {expected} values, got {len(r)}")
+        out = []
+        for key, path in (("features", self.features), ("label", self.label),
+                          ("predicted_label", self.predicted_label)):
+            if not isinstance(path, str) or (key == "features" and not path):
+                out.append(None)
                 continue
-            keep_rows.append(r)
-            keep_lines.append(ln)
-        return pd.DataFrame(keep_rows, columns=headers), np.asarray(keep_lines, dtype=np.int64)
+            try:
+                out.append(jmespath.compile(path))
+            except jmespath.exceptions.JMESPathError as exc:
+                raise DataError(f"{self.path}: {key} {path!r} is not a valid JMESPath expression ({exc})") from None
+        return out
 
-    def _jsonl_headers(self, names, width):
-        extra = [x for x in (self.label, self.predicted_label) if isinstance(x, str)]
-        if self.headers is not None:
-            if len(self.headers) != width:
-                raise DataError(f"{self.path}: headers has {len(self.headers)} names but records have {width} values")
-            return list(self.headers)
-        n_feat = width - len(extra)
-        base = names if names is not None and len(names) == n_feat else [f"column_{i}" for i in range(n_feat)]
-        return list(base) + [str(e) for e in extra]
+    def _jsonlines(self):
+        """JSON Lines records: one JSON value per line (blank lines skipped); ``features`` selects
+        the feature values in each (a list, or an object whose keys name them); ``label`` and
+        ``predicted_label`` select one value each, appended after the features."""
+        import jmespath
+
+        feat, lab, pred = self._jmespaths()
+
+        def records():
+            lineno = 0
+            with self._open_binary() as fh:
+                for raw in fh:
+                    parts = raw.splitlines() if b"\r" in raw.rstrip(b"\r\n") else [raw]
+                    for part in parts:
+                        lineno += 1
+                        if not part.strip():
+                            continue
+                        try:
+                            text = part.decode("utf-8")
+                        except UnicodeDecodeError as exc:
+                            yield lineno, None, MSG_NOT_UTF8.format(byte=part[exc.start], pos=exc.start + 1)
+                            continue
+                        try:
+                            rec = json.loads(text)
+                        except json.JSONDecodeError as exc:
+                            yield lineno, None, f"invalid JSON ({exc.msg})"
+                            continue
+                        except RecursionError:
+                            yield lineno, None, "invalid JSON (nested too deeply)"
+                            continue
+                        try:
+                            values = feat.search(rec) if feat is not None else rec
+                            extra = [p.search(rec) for p in (lab, pred) if p is not None]
+                        except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
+                            yield lineno, None, f"JMESPath failed on this record ({exc})"
+                            continue
+                        yield lineno, (values, feat is None), extra
+
+        yield from self._rows(records(), "line")
 
     def _json(self):
+        """Tabular JSON: one document; ``features`` selects a list of records (lists of values, or
+        objects whose keys name them); ``label`` / ``predicted_label`` select lists as long."""
         import jmespath
 
-        with open(self.path, encoding="utf-8") as fh:
-            try:
-                doc = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-        if self.features is None:
+        feat, lab, pred = self._jmespaths()
+        with self._open_binary() as fh:
+            data = fh.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise DataError(f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=exc.start + 1)) \
+                from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{self.path}: invalid JSON (nested too deeply)") from None
+        if feat is None:
             raise DataError(f"{self.path}: application/json needs the features JMESPath")
-        rows = jmespath.search(self.features, doc)
+        try:
+            rows = feat.search(doc)
+            cols = [p.search(doc) for p in (lab, pred) if p is not None]
+        except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
+            raise DataError(f"{self.path}: JMESPath failed on the document ({exc})") from None
         if not isinstance(rows, list):
             raise DataError(f"{self.path}: features {self.features!r} did not select a list of records")
-        cols = [rows]
-        for path in (self.label, self.predicted_label):
-            if isinstance(path, str):
-                v = jmespath.search(path, doc)
-                if not isinstance(v, list) or len(v) != len(rows):
-                    raise DataError(f"{self.path}: {path!r} did not select a list of {len(rows)} values")
-                cols.append(v)
-        full = [list(r) + [c[i] for c in cols[1:]] for i, r in enumerate(rows)]
-        lines = np.arange(1, len(full) + 1, dtype=np.int64)
-        for s in range(0, len(full), self.chunk_rows):
-            yield self._frame_from_rows(full[s : s + self.chunk_rows], None, lines[s : s + self.chunk_rows])
+        paths = [p for p in (self.label, self.predicted_label) if isinstance(p, str)]
+        for path, v in zip(paths, cols):
+            if not isinstance(v, list) or len(v) != len(rows):
+                raise DataError(f"{self.path}: {path!r} did not select a list of {len(rows)} values")
+        yield from self._rows(((i + 1, (r, False), [c[i] for c in cols]) for i, r in enumerate(rows)), "record")
+
+    def _rows(self, records, unit: str):
+        """Frames of ``chunk_rows`` rows from JSON records ``(number, (values, whole), extra)`` or
+        ``(number, None, error)``. Records that are objects are aligned by key name with the first
+        one (a record with other keys is malformed); the first record fixes the number of values,
+        or ``headers`` does."""
+        extras = [str(p) for p in (self.label, self.predicted_label) if isinstance(p, str)]
+        drop = set(extras) if self.features is None else set()  # the label is not a feature
+        headers = None if self.headers is None else [str(h) for h in self.headers]
+        mode = names = nameset = columns = None
+        width = len(headers) if headers is not None else None
+        held: list[tuple[int, int]] = []  # (number, values) of records before one of headers' width
+        rows, lines = [], []
+        what = f"features {self.features!r}" if self.features else "the record"
+        for number, sel, extra in records:
+            where = f"{unit} {number}"
+            if sel is None:
+                self._bad(where, extra)
+                continue
+            values, whole = sel
+            if isinstance(values, dict):
+                if whole and drop:
+                    values = {k: v for k, v in values.items() if k not in drop}
+                if mode is None:
+                    mode = "object"
+                    names = list(values)
+                    if headers is not None:
+                        hf = headers[: max(0, len(headers) - len(extras))]
+                        if set(hf) == set(names) and len(hf) == len(names):
+                            names = hf
+                        elif set(hf) & set(names):
+                            raise DataError(MSG_HEADERS_KEYS.format(path=self.path, names=headers, keys=names))
+                    nameset = set(names)
+                if mode != "object":
+                    self._bad(where, f"{what} is an object, but the first record's is a list")
+                    continue
+                keys = list(values)
+                if keys == names:
+                    row = list(values.values())
+                elif len(keys) == len(names) and set(keys) == nameset:
+                    row = [values[k] for k in names]
+                else:
+                    diff = [f"missing key {k!r}" for k in names if k not in values] + \
+                           [f"unexpected key {k!r}" for k in keys if k not in nameset]
+                    self._bad(where, MSG_RECORD_KEYS.format(diff=", ".join(diff)))
+                    continue
+            elif isinstance(values, list):
+                if mode is None:
+                    mode = "list"
+                if mode != "list":
+                    self._bad(where, f"{what} is a list, but the first record's is an object with keys {names}")
+                    continue
+                row = list(values)
+            else:
+                got = "nothing" if values is None else type(values).__name__
+                self._bad(where, f"{what} did not select a list or an object (got {got})")
+                continue
+            row += extra
+            if width is None:
+                width = len(row)
+            if len(row) != width:
+                if headers is not None and columns is None:
+                    held.append((number, len(row)))
+                    if len(held) >= HEADER_PEEK:
+                        break
+                    continue
+                self._bad(where, f"expected {width} values, got {len(row)}")
+                continue
+            if columns is None:
+                columns = self._jsonl_headers(names if mode == "object" else None, width, extras)
+                for n, k in held:
+                    self._bad(f"{unit} {n}", f"expected {width} values, got {k}")
+                held = []
+            nested = [j for j, v in enumerate(row) if isinstance(v, (dict, list))]
+            if nested:
+                j = nested[0]
+                self._bad(f"{where}, column {columns[j]!r}",
+                          f"a {'list' if isinstance(row[j], list) else 'object'} is not a single value")
+                continue
+            rows.append(row)
+            lines.append(number)
+            if len(rows) >= self.chunk_rows:
+                yield self._frame_from_rows(rows, columns, lines)
+                rows, lines = [], []
+        if held:
+            n, k = held[0]
+            parts = " + ".join(["features"] + [f"{p!r}" for p in extras])
+            raise DataError(MSG_HEADERS_VALUES.format(path=self.path, n=len(headers), unit=unit, line=n, m=k,
+                                                      what=parts))
+        if rows:
+            yield self._frame_from_rows(rows, columns, lines)
+
+    def _frame_from_rows(self, rows, columns, lines):
+        import pandas as pd
+
+        return pd.DataFrame(rows, columns=columns), np.asarray(lines, dtype=np.int64)
+
+    def _jsonl_headers(self, names, width, extras):
+        if self.headers is not None:
+            return [str(h) for h in self.headers]
+        n_feat = width - len(extras)
+        base = names if names is not None and len(names) == n_feat else [f"column_{i}" for i in range(n_feat)]
+        cols = [str(b) for b in base] + extras
+        if len(set(cols)) != len(cols):
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            raise DataError(f"{self.path}: duplicate column names {dup}; name the columns with `headers`")
+        return cols
 
     def _parquet(self):
+        """Parquet row batches; integer columns with nulls stay exact (Python ints, not float64);
+        ``headers`` selects columns by name."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.path)
-        start = 1
-        for batch in pf.iter_batches(batch_size=self.chunk_rows):
-            frame = batch.to_pandas()
-            if self.headers is not None:
-                missing = [h for h in self.headers if h not in frame.columns]
-                if missing:
-                    raise DataError(f"{self.path}: columns {missing} from headers not found in the Parquet file")
-                frame = frame[list(self.headers)]
-            lines = np.arange(start, start + len(frame), dtype=np.int64)
-            start += len(frame)
-            yield frame, lines
+        try:
+            pf = pq.ParquetFile(self.path)
+            batches = pf.iter_batches(batch_size=self.chunk_rows)
+            start = 1
+            while True:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                frame = batch.to_pandas(integer_object_nulls=True)
+                if self.headers is not None:
+                    missing = [h for h in self.headers if h not in frame.columns]
+                    if missing:
+                        raise DataError(f"{self.path}: columns {missing} from `headers` not found in the Parquet "
+                                        f"file (columns: {list(frame.columns)})")
+                    frame = frame[list(self.headers)]
+                lines = np.arange(start, start + len(frame), dtype=np.int64)
+                start += len(frame)
+                yield frame, lines
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{self.path}: not a readable Parquet file ({exc})") from None
 
 
 
@@ -615,7 +723,7 @@ class _Lines:
         try:
             return b.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(MSG_NOT_UTF8.format(path=self.path, line=self.n, byte=b[exc.start], pos=exc.start + 1)) \
+            raise DataError(f"{self.path}: line {self.n}: " + MSG_NOT_UTF8.format(byte=b[exc.start], pos=exc.start + 1)) \
                 from None
 
     def take(self, k: int) -> list[bytes]:
@@ -703,6 +811,34 @@ def _fast_number(col, kind: str):
     if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < limit):
         return None
     return vals
+
+
+def _concat_exact(frames: list) -> Any:
+    """``pandas.concat`` of chunks (ignoring their index) that keeps integers exact: chunks may
+    type an integer column differently (int64; float64 where a value is missing; exact Python
+    numbers), and pandas would turn int64 beside float64 into float64, merging integers beyond
+    2**53. Such a column becomes exact Python numbers (object) instead."""
+    import pandas as pd
+
+    if len(frames) > 1:
+        cast = []
+        for c in frames[0].columns:
+            kinds = {f[c].dtype.kind for f in frames if c in f.columns}
+            if len(kinds) > 1 and kinds & {"i", "u", "O"} and any(_beyond_float(f[c]) for f in frames if c in f):
+                cast.append(c)
+        if cast:
+            frames = [f.astype({c: object for c in cast if c in f.columns}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _beyond_float(col) -> bool:
+    """Whether a column holds an integer that float64 cannot hold exactly."""
+    kind = col.dtype.kind
+    if kind in "iu":
+        return len(col) > 0 and (int(col.max()) > _EXACT_FLOAT or int(col.min()) < -_EXACT_FLOAT)
+    if kind == "O":
+        return any(type(v) is int and abs(v) > _EXACT_FLOAT for v in col)
+    return False
 
 
 def _what(head: bytes) -> tuple[str | None, str | None]:
