@@ -19,9 +19,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from clarion import dataset
-from clarion.dataset import (MSG_HEADERS_COUNT, MSG_HEADERS_DIFFER, MSG_HEADERS_KEYS, MSG_HEADERS_ORDER,
-                             MSG_HEADERS_VALUES, MSG_INT_RANGE, MSG_RECORD_KEYS, MSG_WRONG_FORMAT, DataError,
-                             read_dataset)
+from clarion.dataset import (
+    MSG_HEADERS_COUNT,
+    MSG_HEADERS_DIFFER,
+    MSG_HEADERS_KEYS,
+    MSG_HEADERS_ORDER,
+    MSG_HEADERS_VALUES,
+    MSG_INT_RANGE,
+    MSG_RECORD_KEYS,
+    MSG_WRONG_FORMAT,
+    DataError,
+    read_dataset,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -162,7 +171,7 @@ def test_jsonlines_mixed_shapes_and_nested_values_are_located(tmp_path):
     path.write_text('{"f": [1, "a"], "y": 1}\n{"f": {"x": 1, "s": "b"}, "y": 0}\n{"f": [2, [3]], "y": 1}\n'
                     '{"f": 7, "y": 1}\n{"f": [3, "c"], "y": 0}\n')
     r = read_dataset(path, "application/jsonlines", features="f", label="y", skip_bad_rows=True)
-    got, lines = r.read_all()
+    _, lines = r.read_all()
     np.testing.assert_array_equal(lines, [1, 5])
     assert r.skipped == 3
     assert "line 2: features 'f' is an object, but the first record's is a list" in r.skipped_examples[0]
@@ -406,7 +415,7 @@ def test_csv_headers_of_the_wrong_length_are_named(tmp_path, monkeypatch, csv_pa
     # one short first data line among good ones is a located bad record
     path.write_text("1,30\n0,40,M\n1,50,F\n")
     r = read_dataset(path, "text/csv", headers=["approved", "age", "sex"], skip_bad_rows=True)
-    got, lines = r.read_all()
+    _, lines = r.read_all()
     assert r.skipped == 1 and "line 1: expected 3 fields, got 2" in r.skipped_examples[0]
     np.testing.assert_array_equal(lines, [2, 3])
 
@@ -419,7 +428,7 @@ def test_invalid_utf8_is_located(tmp_path):
     path = tmp_path / "l.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n{"a": 2}\n')
     r = read_dataset(path, "application/jsonlines", skip_bad_rows=True)
-    got, lines = r.read_all()
+    _, lines = r.read_all()
     np.testing.assert_array_equal(lines, [1, 3])
     assert "line 2: not UTF-8 text" in r.skipped_examples[0]
 
