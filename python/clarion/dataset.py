@@ -484,12 +484,13 @@ class Reader:
         import jmespath
 
         feat, lab, pred = self._jmespaths()
+        paths = [p for p in (lab, pred) if p is not None]
 
         def records():
             lineno = 0
             with self._open_binary() as fh:
                 for raw in fh:
-                    parts = raw.splitlines() if b"\r" in raw.rstrip(b"\r\n") else [raw]
+                    parts = raw.splitlines() if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n") else (raw,)
                     for part in parts:
                         lineno += 1
                         if not part.strip():
@@ -509,7 +510,7 @@ class Reader:
                             continue
                         try:
                             values = feat.search(rec) if feat is not None else rec
-                            extra = [p.search(rec) for p in (lab, pred) if p is not None]
+                            extra = [p.search(rec) for p in paths]
                         except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
                             yield lineno, None, f"JMESPath failed on this record ({exc})"
                             continue
@@ -566,9 +567,8 @@ class Reader:
         rows, lines = [], []
         what = f"features {self.features!r}" if self.features else "the record"
         for number, sel, extra in records:
-            where = f"{unit} {number}"
             if sel is None:
-                self._bad(where, extra)
+                self._bad(f"{unit} {number}", extra)
                 continue
             values, whole = sel
             if isinstance(values, dict):
@@ -585,28 +585,25 @@ class Reader:
                             raise DataError(MSG_HEADERS_KEYS.format(path=self.path, names=headers, keys=names))
                     nameset = set(names)
                 if mode != "object":
-                    self._bad(where, f"{what} is an object, but the first record's is a list")
+                    self._bad(f"{unit} {number}", f"{what} is an object, but the first record's is a list")
                     continue
-                keys = list(values)
-                if keys == names:
-                    row = list(values.values())
-                elif len(keys) == len(names) and set(keys) == nameset:
+                if len(values) == len(names) and values.keys() == nameset:
                     row = [values[k] for k in names]
                 else:
                     diff = [f"missing key {k!r}" for k in names if k not in values] + \
-                           [f"unexpected key {k!r}" for k in keys if k not in nameset]
-                    self._bad(where, MSG_RECORD_KEYS.format(diff=", ".join(diff)))
+                           [f"unexpected key {k!r}" for k in values if k not in nameset]
+                    self._bad(f"{unit} {number}", MSG_RECORD_KEYS.format(diff=", ".join(diff)))
                     continue
             elif isinstance(values, list):
                 if mode is None:
                     mode = "list"
                 if mode != "list":
-                    self._bad(where, f"{what} is a list, but the first record's is an object with keys {names}")
+                    self._bad(f"{unit} {number}", f"{what} is a list, but the first record's is an object with keys {names}")
                     continue
                 row = list(values)
             else:
                 got = "nothing" if values is None else type(values).__name__
-                self._bad(where, f"{what} did not select a list or an object (got {got})")
+                self._bad(f"{unit} {number}", f"{what} did not select a list or an object (got {got})")
                 continue
             row += extra
             if width is None:
@@ -617,19 +614,13 @@ class Reader:
                     if len(held) >= HEADER_PEEK:
                         break
                     continue
-                self._bad(where, f"expected {width} values, got {len(row)}")
+                self._bad(f"{unit} {number}", f"expected {width} values, got {len(row)}")
                 continue
             if columns is None:
                 columns = self._jsonl_headers(names if mode == "object" else None, width, extras)
                 for n, k in held:
                     self._bad(f"{unit} {n}", f"expected {width} values, got {k}")
                 held = []
-            nested = [j for j, v in enumerate(row) if isinstance(v, (dict, list))]
-            if nested:
-                j = nested[0]
-                self._bad(f"{where}, column {columns[j]!r}",
-                          f"a {'list' if isinstance(row[j], list) else 'object'} is not a single value")
-                continue
             rows.append(row)
             lines.append(number)
             if len(rows) >= self.chunk_rows:
@@ -644,9 +635,29 @@ class Reader:
             yield self._frame_from_rows(rows, columns, lines)
 
     def _frame_from_rows(self, rows, columns, lines):
+        """A frame of rows; a row holding a list or an object as a value is malformed."""
         import pandas as pd
 
-        return pd.DataFrame(rows, columns=columns), np.asarray(lines, dtype=np.int64)
+        frame = pd.DataFrame(rows, columns=columns)
+        lines = np.asarray(lines, dtype=np.int64)
+        nested = np.zeros(len(frame), dtype=bool)
+        first: dict[int, str] = {}
+        for c in frame.columns:
+            col = frame[c]
+            if col.dtype != object:
+                continue
+            found = col.map(type).isin((list, dict)).to_numpy()
+            for i in np.flatnonzero(found & ~nested):
+                first[i] = c
+            nested |= found
+        if nested.any():
+            unit = "line" if self.dataset_type == "application/jsonlines" else "record"
+            for i in np.flatnonzero(nested):
+                v = frame[first[i]].iloc[i]
+                self._bad(f"{unit} {lines[i]}, column {first[i]!r}",
+                          f"a {'list' if isinstance(v, list) else 'object'} is not a single value")
+            frame, lines = frame[~nested].reset_index(drop=True), lines[~nested]
+        return frame, lines
 
     def _jsonl_headers(self, names, width, extras):
         if self.headers is not None:
@@ -864,9 +875,9 @@ def _parse_numbers(col) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """A column as numbers, the way ``pandas.to_numeric`` reads text: ``(vals, exact, bad)``.
 
     ``vals`` is float64 (NaN for an empty or missing value); ``exact`` is None when every value is
-    exactly its float, else an object array holding the exact value of each row (a Python int for
-    an integer, even beyond float64's 53 bits, else the float); ``bad`` marks the non-empty values
-    that are not numbers."""
+    exactly its float, else the integer column itself (int64 / uint64), or an object array holding
+    the exact value of each row (a Python int for an integer, even beyond float64's 53 bits, else
+    the float); ``bad`` marks the non-empty values that are not numbers."""
     import pandas as pd
 
     n = len(col)
@@ -875,7 +886,7 @@ def _parse_numbers(col) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         vals = arr.astype(np.float64)
         exact = None
         if arr.dtype.kind in "iu" and n and (int(arr.max()) > _EXACT_FLOAT or int(arr.min()) < -_EXACT_FLOAT):
-            exact = arr.astype(object)  # Python ints
+            exact = arr  # an integer array is its own exact value
         return vals, exact, np.zeros(n, dtype=bool)
     s = col.astype(object)
     empty = (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
@@ -929,6 +940,8 @@ def _float_of(v: Any) -> float:
 
 def _integral(vals: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
     """Which values are integers (an exact Python int always is)."""
+    if exact is not None and exact.dtype != object:
+        return np.ones(len(vals), dtype=bool)
     with np.errstate(invalid="ignore"):  # inf: not integral
         out = np.mod(vals, 1) == 0
     if exact is not None:
@@ -938,6 +951,8 @@ def _integral(vals: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
 
 def _out_of_int64(vals: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """Integers beyond int64 (exact values; a non-integral float is not one)."""
+    if exact.dtype != object:
+        return exact > _INT64_MAX if exact.dtype.kind == "u" else np.zeros(len(exact), dtype=bool)
     cand = np.flatnonzero(~np.isnan(vals) & (np.abs(vals) >= 2.0**62))
     out = np.zeros(len(vals), dtype=bool)
     for i in cand:
@@ -957,6 +972,12 @@ def _number_column(vals: np.ndarray, exact: np.ndarray | None, kind: str, index)
 
     if kind == "float":
         return pd.Series(vals, index=index, dtype=np.float64)
+    if exact is not None and exact.dtype != object:  # an int64 / uint64 column: no value missing
+        if kind == "int":  # (values beyond int64 were malformed records)
+            return pd.Series(exact.astype(np.int64, copy=False), index=index)
+        if kind == "uint" and (exact.dtype.kind == "u" or exact.min() >= 0):
+            return pd.Series(exact.astype(np.uint64, copy=False), index=index)
+        return pd.Series(exact.astype(object), index=index, dtype=object)
     integral = _integral(vals, exact)
     if not np.isnan(vals).any() and bool(np.all(integral)) and kind != "bigint":
         if exact is None:  # every value exact as a float: below 2**53
