@@ -1014,7 +1014,10 @@ def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[st
     dataset_type : {"text/csv", "application/jsonlines", "application/json", "application/x-parquet"}
     headers : list of str, optional
         Column names. CSV: when the file's first line equals them it is skipped as a header;
-        otherwise every line is data. Without headers the CSV's first line is the header.
+        otherwise every line is data (a first line with the same names in another order, one that
+        looks like a header with other names, or headers of another length than the file's
+        column count are a DataError naming ``headers``). Without headers the CSV's first line is
+        the header. JSON records that are objects: see the module's notes. Parquet: the columns.
     features, label, predicted_label : str, optional
         JMESPath expressions for JSON Lines / JSON records (Clarify's addressing).
     chunk_rows : int
