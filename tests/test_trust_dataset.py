@@ -355,6 +355,13 @@ def test_parquet_or_archive_read_as_text_names_file_type_and_format(tmp_path, ki
         read_dataset(gpath, kind, features="rows").read_all()
 
 
+def test_utf16_text_is_named(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes("a,b\n1,2\n".encode("utf-16"))
+    with pytest.raises(DataError, match=_pattern(MSG_WRONG_FORMAT, path=path, dataset_type="'text/csv'") + "iconv"):
+        read_dataset(path, "text/csv").read_all()
+
+
 def test_text_read_as_parquet_names_the_format(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b\n1,2\n")

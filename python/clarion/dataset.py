@@ -14,6 +14,10 @@ integers (object); a chunk with a missing value is float64 only when every value
 float (|v| <= 2**53), else exact Python numbers (object). An integer beyond int64 in a column typed
 int64 by the sample is a malformed record. Two distinct integers never become one value.
 
+JSON records that are objects (JSON Lines records, or what ``features`` selects) are matched by
+key name: the first record's keys fix the columns; a record with a missing or an extra key is a
+malformed record. The first record (or ``headers``) fixes how many values a row has.
+
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
 as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
@@ -71,7 +75,9 @@ _MAGIC = ((b"PAR1", "a Parquet file", "application/x-parquet"),
           (b"PK\x03\x04", "a zip archive", None),
           (b"BZh", "bzip2-compressed", None),
           (b"\xfd7zXZ\x00", "xz-compressed", None),
-          (b"\x28\xb5\x2f\xfd", "zstd-compressed", None))
+          (b"\x28\xb5\x2f\xfd", "zstd-compressed", None),
+          (b"\xff\xfe", "UTF-16 text (a byte-order mark FF FE)", None),
+          (b"\xfe\xff", "UTF-16 text (a byte-order mark FE FF)", None))
 
 
 class DataError(ValueError):
@@ -173,6 +179,7 @@ class Reader:
                 what = f"gzip-compressed and {what}"
         if what is not None:
             hint = (f"; set dataset_type to {real!r}" if real else
+                    "; clarion reads UTF-8 text: convert it (e.g. iconv -f utf-16 -t utf-8)" if "UTF-16" in what else
                     "; clarion reads plain or gzip-compressed text: decompress it first")
             raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
                                                     hint=hint))
