@@ -404,6 +404,11 @@ def test_csv_headers_in_another_order_than_the_header_line(tmp_path, monkeypatch
                                                  only_headers=["gender"])):
         _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["approved", "age", "gender"],
               skip_bad_rows=skip)
+    with pytest.raises(DataError, match=_pattern(MSG_HEADERS_DIFFER, path=path, only_file=["approved", "age", "sex"],
+                                                 only_headers=["Approved", "Age", "Sex"])):
+        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["Approved", "Age", "Sex"])
+    with pytest.raises(DataError, match=r"`headers` lists \['age'\] more than once"):
+        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["age", "age", "sex"])
     # a first data line of numbers that happens to permute numeric names is data
     path.write_text("1,0\n0,1\n")
     got = _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["0", "1"])

@@ -393,14 +393,14 @@ class Reader:
         file's column count (the first line and the next lines all have another field count)."""
         hdr = [str(h) for h in self.headers]
         if len(first) == len(hdr):
-            names = set(hdr)
-            shared = [f for f in first if f in names and not _is_number(f)]
+            names = {h.casefold() for h in hdr}
+            shared = {f.casefold() for f in first if f.casefold() in names and not _is_number(f)}
             if shared and sorted(first) == sorted(hdr):
                 raise DataError(MSG_HEADERS_ORDER.format(path=self.path, line=line, found=first, expected=hdr))
-            if shared and len(set(shared)) * 2 >= len(hdr):
+            if shared and len(shared) * 2 >= len(hdr):  # (names compared ignoring case)
                 raise DataError(MSG_HEADERS_DIFFER.format(
                     path=self.path, line=line, found=first, expected=hdr,
-                    only_file=[f for f in first if f not in names], only_headers=[h for h in hdr if h not in first]))
+                    only_file=[f for f in first if f not in hdr], only_headers=[h for h in hdr if h not in first]))
             return
         if not any(k == len(hdr) for k in self._peek_field_counts()):
             raise DataError(MSG_HEADERS_COUNT.format(path=self.path, n=len(hdr), m=len(first), line=line))
@@ -1039,4 +1039,9 @@ def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[st
         raise DataError(f"{p}: file not found")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if headers is not None:
+        names = [str(h) for h in headers]
+        dup = sorted({h for h in names if names.count(h) > 1})
+        if dup:
+            raise DataError(f"{p}: `headers` lists {dup} more than once")
     return Reader(p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required)
