@@ -281,6 +281,12 @@ def test_jsonlines_and_parquet_integers_beyond_int64(tmp_path):
     path.write_text("".join(json.dumps({"f": [v], "y": 1}) + "\n" for v in vals))
     got, _ = read_dataset(path, "application/jsonlines", features="f", label="y").read_all()
     assert got["column_0"].tolist() == vals and got["column_0"].nunique() == 5
+    # beside a missing value, and over chunks typed differently (uint64, int64, exact)
+    vals = [2**63, 1, 2**63 + 1, None, 2**60 + 1, 2**60]
+    path.write_text("".join(json.dumps({"f": [v], "y": 1}) + "\n" for v in vals))
+    for k in (1, 2, 100):
+        got, _ = read_dataset(path, "application/jsonlines", features="f", label="y", chunk_rows=k).read_all()
+        assert [None if pd.isna(v) else int(v) for v in got["column_0"]] == vals
     import pyarrow as pa
     import pyarrow.parquet as pq
 

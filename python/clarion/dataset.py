@@ -213,7 +213,7 @@ class Reader:
         numeric: dict[str, str] = {}
         if not frames:
             return numeric
-        sample = pd.concat(frames, ignore_index=True).iloc[:TYPE_SAMPLE_ROWS]
+        sample = _concat_exact(frames).iloc[:TYPE_SAMPLE_ROWS]
         for c in sample.columns:
             col = sample[c]
             if pd.api.types.is_bool_dtype(col.dtype):
@@ -646,6 +646,9 @@ class Reader:
         import pandas as pd
 
         frame = pd.DataFrame(rows, columns=columns)
+        for j, c in enumerate(columns):  # integers beside a missing value or a float: kept exact
+            if frame[c].dtype.kind == "f" and any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows):
+                frame[c] = pd.Series([r[j] for r in rows], dtype=object)
         lines = np.asarray(lines, dtype=np.int64)
         nested = np.zeros(len(frame), dtype=bool)
         first: dict[int, str] = {}
