@@ -444,6 +444,10 @@ def test_invalid_utf8_is_located(tmp_path):
     path.write_bytes("a,b\n1,x\n2,caf\xe9\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"l\.csv: line 3: not UTF-8 text \(byte 0xe9 at position 6\)"):
         read_dataset(path, "text/csv").read_all()
+    path = tmp_path / "l.json"
+    path.write_bytes(b'{"rows": [\n[1],\n["caf\xe9"]]}')
+    with pytest.raises(DataError, match=r"l\.json: line 3: not UTF-8 text \(byte 0xe9 at position 6\)"):
+        read_dataset(path, "application/json", features="rows").read_all()
     path = tmp_path / "l.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n{"a": 2}\n')
     r = read_dataset(path, "application/jsonlines", skip_bad_rows=True)

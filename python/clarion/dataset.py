@@ -537,7 +537,8 @@ class Reader:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise DataError(f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=exc.start + 1)) \
+            pos = exc.start - data.rfind(b"\n", 0, exc.start)  # 1-based, within the line
+            raise DataError(f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=pos)) \
                 from None
         try:
             doc = json.loads(text)
