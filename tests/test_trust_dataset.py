@@ -235,12 +235,25 @@ def test_csv_integers_beyond_int64_stay_distinct(tmp_path, monkeypatch, csv_path
     got = _read(path, csv_path=csv_path, monkeypatch=monkeypatch, chunk_rows=chunk_rows)
     assert got["g"].dtype == np.uint64
     assert [int(v) for v in got["g"]] == BIG and got["g"].nunique() == 3
-    # beyond uint64, or negative values beside values beyond int64: exact Python integers
+    # beyond uint64, or negative values beside values beyond int64: their exact decimal text
     for vals in ([10**20, 10**20 + 1, 5, 10**20], [-1, 2**63, 2**63 + 1, -1], [-(2**63) - 1, -(2**63) - 2, 0, 0]):
         path.write_text("g,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(vals)))
         got = _read(path, csv_path=csv_path, monkeypatch=monkeypatch, chunk_rows=chunk_rows)
-        assert got["g"].tolist() == vals and got["g"].nunique() == len(set(vals))
-        assert all(type(v) is int for v in got["g"])
+        assert got["g"].tolist() == [str(v) for v in vals] and got["g"].nunique() == len(set(vals))
+    path.write_text("g,y\n100000000000000000000,1\n0100000000000000000000,0\n,1\n7,1\n")
+    got = _read(path, csv_path=csv_path, monkeypatch=monkeypatch, chunk_rows=chunk_rows)
+    assert got["g"].tolist()[:2] == ["100000000000000000000"] * 2 and pd.isna(got["g"][2]) and got["g"][3] == "7"
+
+
+@pytest.mark.parametrize("csv_path", CSV_PATHS)
+def test_csv_chunk_of_skipped_large_integers(tmp_path, monkeypatch, csv_path):
+    """A chunk whose only rows (with exact large integers) are skipped is simply empty."""
+    path = tmp_path / "s.csv"
+    path.write_text("i,label\n9223372036854775808,\n0,0\n5,1\n")
+    r = read_dataset(path, "text/csv", chunk_rows=1, skip_bad_rows=True, required=("label",))
+    got, lines = r.read_all()
+    assert r.skipped == 1 and got["i"].tolist() == [0, 5] and got["i"].dtype == np.uint64
+    np.testing.assert_array_equal(lines, [3, 4])
 
 
 @pytest.mark.parametrize("csv_path", CSV_PATHS)
@@ -280,7 +293,7 @@ def test_jsonlines_and_parquet_integers_beyond_int64(tmp_path):
     vals = [2**63, 2**63 + 1, 10**30, 10**30 + 1, -5]
     path.write_text("".join(json.dumps({"f": [v], "y": 1}) + "\n" for v in vals))
     got, _ = read_dataset(path, "application/jsonlines", features="f", label="y").read_all()
-    assert got["column_0"].tolist() == vals and got["column_0"].nunique() == 5
+    assert got["column_0"].tolist() == [str(v) for v in vals] and got["column_0"].nunique() == 5
     # beside a missing value, and over chunks typed differently (uint64, int64, exact)
     vals = [2**63, 1, 2**63 + 1, None, 2**60 + 1, 2**60]
     path.write_text("".join(json.dumps({"f": [v], "y": 1}) + "\n" for v in vals))

@@ -9,10 +9,11 @@ and the column; with ``skip_bad_rows=True`` they are skipped and counted instead
 Column types are fixed from the first 1,000 rows, whatever the chunk size: a column whose sampled
 values parse as numbers (all but 1%, or all but one) is numeric, and a non-numeric value in it is a
 malformed record (not a silent NaN). Integers are read exactly: an integer column is int64; one
-whose sampled integers go beyond int64 is uint64 (all of them in 0 .. 2**64 - 1) or exact Python
-integers (object); a chunk with a missing value is float64 only when every value is exact as a
-float (|v| <= 2**53), else exact Python numbers (object). An integer beyond int64 in a column typed
-int64 by the sample is a malformed record. Two distinct integers never become one value.
+whose sampled integers go beyond int64 is uint64 (all of them in 0 .. 2**64 - 1), or, when no
+64-bit type holds them, exact decimal text (such values are identifiers). A chunk with a missing
+value is float64 only when every value is exact as a float (|v| <= 2**53), else exact Python
+numbers (object). An integer beyond int64 in a column typed int64 by the sample is a malformed
+record. Two distinct integers never become one value.
 
 JSON records that are objects (JSON Lines records, or what ``features`` selects) are matched by
 key name: the first record's keys fix the columns; a record with a missing or an extra key is a
@@ -29,6 +30,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import os
 import re
 import zlib
@@ -201,7 +203,7 @@ class Reader:
         """Numeric columns, from the first TYPE_SAMPLE_ROWS rows whatever the chunk size: a text
         column is numeric when most of its non-empty sampled values parse as numbers and at most
         1% of them (or one value) do not. Kinds: "float", "int" (int64), "uint" (uint64: integers
-        beyond int64, all in 0 .. 2**64 - 1) and "bigint" (exact Python integers)."""
+        beyond int64, all in 0 .. 2**64 - 1) and "bigint" (integers beyond 64 bits: exact text)."""
         import pandas as pd
 
         frames, n = [], 0
@@ -978,17 +980,22 @@ def _number_column(vals: np.ndarray, exact: np.ndarray | None, kind: str, index)
     """A numeric column in its final dtype. "float": float64. "int": int64 when every value is an
     integer (none missing), else float64 when every value is exact as a float, else exact Python
     numbers (object). "uint": uint64 when every value is an integer in 0 .. 2**64 - 1, else exact
-    Python numbers. "bigint": exact Python numbers (integers as Python ints, missing as NaN)."""
+    Python numbers. "bigint" (integers no 64-bit type holds): decimal text, exact (``str`` of the
+    integer, so that ``"007"`` and ``"7"`` are one value; missing as NaN), like any text column:
+    values beyond 64 bits are identifiers, and a config value such as ``1e20`` is matched to
+    them as text."""
     import pandas as pd
 
     if kind == "float":
         return pd.Series(vals, index=index, dtype=np.float64)
+    if len(vals) == 0:
+        return pd.Series([], index=index, dtype={"int": np.int64, "uint": np.uint64}.get(kind, object))
     if exact is not None and exact.dtype != object:  # an int64 / uint64 column: no value missing
         if kind == "int":  # (values beyond int64 were malformed records)
             return pd.Series(exact.astype(np.int64, copy=False), index=index)
         if kind == "uint" and (exact.dtype.kind == "u" or exact.min() >= 0):
             return pd.Series(exact.astype(np.uint64, copy=False), index=index)
-        return pd.Series(exact.astype(object), index=index, dtype=object)
+        return _as_text(exact.astype(object), index)
     integral = _integral(vals, exact)
     if not np.isnan(vals).any() and bool(np.all(integral)) and kind != "bigint":
         if exact is None:  # every value exact as a float: below 2**53
@@ -1009,7 +1016,16 @@ def _number_column(vals: np.ndarray, exact: np.ndarray | None, kind: str, index)
     for i in np.flatnonzero(integral & np.isfinite(vals)):
         if type(out[i]) is float:
             out[i] = int(out[i])
+    if kind == "bigint":
+        return _as_text(out, index)
     return pd.Series(out, index=index, dtype=object)
+
+
+def _as_text(values: np.ndarray, index):
+    """Exact numbers as decimal text (NaN stays missing)."""
+    import pandas as pd
+
+    return pd.Series([v if type(v) is float and math.isnan(v) else str(v) for v in values], index=index, dtype=object)
 
 
 def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[str] | None = None,
