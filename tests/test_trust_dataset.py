@@ -531,3 +531,47 @@ def test_fuzz_bom_and_gzip_change_nothing(tmp_path, monkeypatch, rows, chunk_row
         got = _read(other, csv_path=csv_path, monkeypatch=monkeypatch, **kw)
         pd.testing.assert_frame_equal(got, want)
         assert [int(v) for v in got["n"]] == [n for _, n, _ in rows]  # exact, however large
+
+
+# ---- the same through `clarion analyze` --------------------------------------------------------------
+
+def _analyze(tmp_path, data, skip=True, **cfg_extra):
+    from clarion.cli import main
+
+    cfg = {"dataset_type": "text/csv", "label": "approved", "label_values_or_threshold": [1],
+           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}}
+    cfg.update(cfg_extra)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    out = tmp_path / "out"
+    code = main(["analyze", "--config", str(path), "--data", str(data), "--output", str(out), "--quiet"]
+                + (["--skip-bad-rows"] if skip else []))
+    return code, out
+
+
+def test_cli_names_headers_and_the_real_format(tmp_path, capsys):
+    from clarion.cli import EXIT_ERROR, EXIT_OK
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"approved": rng.integers(0, 2, 40), "age": rng.integers(18, 80, 40),
+                       "sex": rng.choice(["F", "M"], 40)})
+    csv_path = tmp_path / "d.csv"
+    df.to_csv(csv_path, index=False)
+    code, _ = _analyze(tmp_path, csv_path, headers=["approved", "age", "sex", "extra"])
+    assert code == EXIT_ERROR
+    assert MSG_HEADERS_COUNT.format(path=csv_path, n=4, m=3, line=1) in capsys.readouterr().err
+    code, _ = _analyze(tmp_path, csv_path, headers=["age", "approved", "sex"])
+    assert code == EXIT_ERROR and "`headers` in another order" in capsys.readouterr().err
+    pq_path = tmp_path / "d.parquet"
+    df.to_parquet(pq_path)
+    code, _ = _analyze(tmp_path, pq_path)
+    assert code == EXIT_ERROR and "the file is a Parquet file but dataset_type is 'text/csv'" in capsys.readouterr().err
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
+    code, out = _analyze(tmp_path, bom, skip=False, headers=["approved", "age", "sex"])
+    assert code == EXIT_OK
+    doc = json.loads((out / "analysis.json").read_text())
+    ci = {m["name"]: m["value"] for m in doc["pre_training_bias_metrics"]["facets"]["sex"][0]["metrics"]}
+    n_f, n_m = int((df["sex"] == "F").sum()), int((df["sex"] == "M").sum())
+    assert ci["CI"] == pytest.approx((n_m - n_f) / len(df))  # the header line was not a row
