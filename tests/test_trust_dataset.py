@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
 import re
 import zipfile
@@ -34,7 +35,9 @@ from clarion.dataset import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# CLARION_FUZZ_EXAMPLES raises the examples per fuzz test for a longer run.
+FUZZ = settings(max_examples=int(os.environ.get("CLARION_FUZZ_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 CSV_PATHS = ["fast", "fallback"]
 
 
@@ -575,3 +578,54 @@ def test_cli_names_headers_and_the_real_format(tmp_path, capsys):
     ci = {m["name"]: m["value"] for m in doc["pre_training_bias_metrics"]["facets"]["sex"][0]["metrics"]}
     n_f, n_m = int((df["sex"] == "F").sum()), int((df["sex"] == "M").sum())
     assert ci["CI"] == pytest.approx((n_m - n_f) / len(df))  # the header line was not a row
+
+
+# ---- fuzz: JSON records of any shape, read in any chunk size, give the same outcome ------------------
+
+_SCALAR = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+                    st.sampled_from(["", "a", "1", " 2", "x y"]), st.none(), st.booleans())
+_VALUE = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=2), st.dictionaries(st.sampled_from("ab"), _SCALAR, max_size=2))
+_FEATURES = st.one_of(st.lists(_VALUE, min_size=1, max_size=4),
+                      st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUE, min_size=1, max_size=4),
+                      _SCALAR)
+
+
+def _outcome_of(path, kind, **kw):
+    r = read_dataset(path, kind, **kw)
+    try:
+        frame, lines = r.read_all()
+    except DataError as exc:
+        return str(exc), r.skipped
+    return (frame, lines), r.skipped
+
+
+@FUZZ
+@given(records=st.lists(st.fixed_dictionaries({"f": _FEATURES, "y": _SCALAR}), min_size=1, max_size=15),
+       skip=st.booleans(), headers=st.sampled_from([None, ["a", "b", "y"], ["b", "a", "y"]]))
+def test_fuzz_json_records_any_shape_same_outcome_in_any_chunking(tmp_path, records, skip, headers):
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    jpath = tmp_path / "r.json"
+    jpath.write_text(json.dumps({"rows": [r["f"] for r in records], "y": [r["y"] for r in records]}))
+    for p, kind, feats in ((path, "application/jsonlines", "f"), (jpath, "application/json", "rows")):
+        outcomes = []
+        for k in (1, 4, 1000):
+            try:
+                outcomes.append(_outcome_of(p, kind, features=feats, label="y", headers=headers, skip_bad_rows=skip,
+                                            chunk_rows=k))
+            except ValueError as exc:  # (only DataError is expected; any other ValueError is a failure)
+                raise AssertionError(f"{type(exc).__name__}: {exc}") from exc
+        first, skipped = outcomes[0]
+        for got, s in outcomes[1:]:
+            if isinstance(first, str) or isinstance(got, str):
+                # an error either way (which malformed record is reported first may depend on the
+                # chunking, as the checks run chunk by chunk), the same error when skipping
+                assert isinstance(first, str) and isinstance(got, str)
+                if skip:
+                    assert got == first
+                continue
+            assert s == skipped
+            np.testing.assert_array_equal(got[1], first[1])
+            # the same values, exactly (a column mixing JSON booleans and numbers may be typed by
+            # chunk: pandas concatenates int64 and bool chunks as int64, where one chunk is object)
+            pd.testing.assert_frame_equal(got[0], first[0], check_dtype=False, check_exact=True)

@@ -669,7 +669,8 @@ class Reader:
                 v = frame[first[i]].iloc[i]
                 self._bad(f"{unit} {lines[i]}, column {first[i]!r}",
                           f"a {'list' if isinstance(v, list) else 'object'} is not a single value")
-            frame, lines = frame[~nested].reset_index(drop=True), lines[~nested]
+            kept = [r for r, bad in zip(rows, nested) if not bad]  # (column types from the kept rows only)
+            return self._frame_from_rows(kept, columns, lines[~nested])
         return frame, lines
 
     def _jsonl_headers(self, names, width, extras):
