@@ -64,7 +64,8 @@ MSG_HEADERS_COUNT = ("{path}: `headers` lists {n} names but the file has {m} col
 MSG_HEADERS_VALUES = ("{path}: `headers` lists {n} names but the first record ({unit} {line}) has {m} values "
                       "({what}); list one name per value")
 MSG_HEADERS_KEYS = ("{path}: `headers` names {names} but the records' keys are {keys}; with records that are "
-                    "objects, `headers` must list their keys (in any order) or be left out")
+                    "objects, `headers` must list their keys (in any order) and then the names of the label and "
+                    "predicted label, or be left out")
 MSG_RECORD_KEYS = "keys differ from the first record's: {diff}"
 MSG_INT_RANGE = ("{value} is beyond the 64-bit integer range of this column (typed int64 from the first "
                  f"{TYPE_SAMPLE_ROWS} rows)")
@@ -650,7 +651,8 @@ class Reader:
 
         frame = pd.DataFrame(rows, columns=columns)
         for j, c in enumerate(columns):  # integers beside a missing value or a float: kept exact
-            if frame[c].dtype.kind == "f" and any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows):
+            if frame[c].dtype.kind == "f" and bool(np.any(np.abs(frame[c].to_numpy()) > _EXACT_FLOAT)) and \
+                    any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows):
                 frame[c] = pd.Series([r[j] for r in rows], dtype=object)
         lines = np.asarray(lines, dtype=np.int64)
         nested = np.zeros(len(frame), dtype=bool)
