@@ -228,7 +228,11 @@ class Reader:
                     numeric[c] = "uint" if pd.api.types.is_unsigned_integer_dtype(col.dtype) and \
                         col.dtype.itemsize == 8 else "int"
                 continue
-            nonempty = col[col.notna()].astype(str)
+            present = col[col.notna()]
+            # a JSON number with a fraction or an exponent (a Python float) makes a float column,
+            # whether the chunks put it in a float64 column or beside a null in an object column
+            json_float = any(type(v) is float for v in present)
+            nonempty = present.astype(str)
             nonempty = nonempty[nonempty.str.strip().str.len() > 0]
             if len(nonempty) == 0:
                 continue
@@ -237,7 +241,7 @@ class Reader:
             bad = int((~ok).sum())
             if ok.mean() > 0.5 and bad <= max(1, len(ok) // 100):
                 integral = bool(np.all(_integral(vals, exact)[ok]))
-                if not integral:
+                if not integral or json_float:
                     numeric[c] = "float"
                     continue
                 ints = [int(v) for v in (exact[ok] if exact is not None else vals[ok])]
