@@ -317,6 +317,15 @@ def test_jsonlines_and_parquet_integers_beyond_int64(tmp_path):
         assert [int(v) for v in got["h"] if not pd.isna(v)] == [2**53, 2**53 + 1, 1]
 
 
+def test_json_float_column_is_float_in_any_chunking(tmp_path):
+    """A JSON float beside a null: the column is float64 whether or not they share a chunk."""
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"f": [0, 1.8446744073709552e+19], "y": 1}\n{"f": [0, null], "y": 0}\n{"f": [1, 2.0], "y": 0}\n')
+    for k in (1, 2, 1000):
+        got, _ = read_dataset(path, "application/jsonlines", features="f", label="y", chunk_rows=k).read_all()
+        assert got["column_1"].dtype == np.float64 and got["column_1"][0] == 2.0**64 and pd.isna(got["column_1"][1])
+
+
 # ---- item 6: a UTF-8 byte-order mark is not data ----------------------------------------------------
 
 BOM = "\ufeff"
