@@ -8,14 +8,32 @@ and the column; with ``skip_bad_rows=True`` they are skipped and counted instead
 
 Column types are fixed from the first 1,000 rows, whatever the chunk size: a column whose sampled
 values parse as numbers (all but 1%, or all but one) is numeric, and a non-numeric value in it is a
-malformed record (not a silent NaN).
+malformed record (not a silent NaN). Integers are read exactly: an integer column is int64; one
+whose sampled integers go beyond int64 is uint64 (all of them in 0 .. 2**64 - 1), or, when no
+64-bit type holds them, exact decimal text (such values are identifiers). A chunk with a missing
+value is float64 only when every value is exact as a float (|v| <= 2**53), else exact Python
+numbers (object). An integer beyond int64 in a column typed int64 by the sample is a malformed
+record. Two distinct integers never become one value.
+
+JSON records that are objects (JSON Lines records, or what ``features`` selects) are matched by
+key name: the first record's keys fix the columns; a record with a missing or an extra key is a
+malformed record. The first record (or ``headers``) fixes how many values a row has.
+
+The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
+gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
+as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
+the file is.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
+import math
 import os
 import re
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +46,41 @@ __all__ = ["Chunk", "DataError", "Reader", "read_dataset"]
 
 DEFAULT_CHUNK_ROWS = 200_000
 TYPE_SAMPLE_ROWS = 1000
+# JSON Lines / JSON records: a header check looks this many records ahead (CSV: lines).
+HEADER_PEEK = 20
+
+# Error messages (tests import them).
+MSG_WRONG_FORMAT = "{path}: the file is {what} but dataset_type is {dataset_type!r}{hint}"
+MSG_NOT_UTF8 = ("not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads UTF-8 text files "
+                "(convert it, e.g. iconv -f latin1 -t utf-8)")
+MSG_HEADERS_ORDER = ("{path}: line {line} lists the names of `headers` in another order ({found}); `headers` "
+                     "must list the columns in the file's order ({expected}), or be left out to use the file's "
+                     "header line")
+MSG_HEADERS_DIFFER = ("{path}: line {line} looks like a header line ({found}) but differs from `headers` "
+                      "({expected}): only in the file {only_file}, only in `headers` {only_headers}; make "
+                      "`headers` equal the file's header line, or leave `headers` out")
+MSG_HEADERS_COUNT = ("{path}: `headers` lists {n} names but the file has {m} columns (line {line} has {m} "
+                     "fields); list one name per column")
+MSG_HEADERS_VALUES = ("{path}: `headers` lists {n} names but the first record ({unit} {line}) has {m} values "
+                      "({what}); list one name per value")
+MSG_HEADERS_KEYS = ("{path}: `headers` names {names} but the records' keys are {keys}; with records that are "
+                    "objects, `headers` must list their keys (in any order) and then the names of the label and "
+                    "predicted label, or be left out")
+MSG_RECORD_KEYS = "keys differ from the first record's: {diff}"
+MSG_INT_RANGE = ("{value} is beyond the 64-bit integer range of this column (typed int64 from the first "
+                 f"{TYPE_SAMPLE_ROWS} rows)")
+
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_BOM = b"\xef\xbb\xbf"
+# What a file's first bytes say it is (a text type may be gzip-compressed; nothing else).
+_MAGIC = ((b"PAR1", "a Parquet file", "application/x-parquet"),
+          (b"\x1f\x8b", "gzip-compressed", None),
+          (b"PK\x03\x04", "a zip archive", None),
+          (b"BZh", "bzip2-compressed", None),
+          (b"\xfd7zXZ\x00", "xz-compressed", None),
+          (b"\x28\xb5\x2f\xfd", "zstd-compressed", None),
+          (b"\xff\xfe", "UTF-16 text (a byte-order mark FF FE)", None),
+          (b"\xfe\xff", "UTF-16 text (a byte-order mark FE FF)", None))
 
 
 class DataError(ValueError):
@@ -79,19 +132,79 @@ class Reader:
 
     def _raw(self, kind: str):
         if kind == "text/csv":
-            return self._csv()
-        if kind == "application/jsonlines":
-            return self._jsonlines()
-        if kind == "application/json":
-            return self._json()
-        if kind == "application/x-parquet":
-            return self._parquet()
-        raise ValueError(f"dataset_type {kind!r} is not readable by clarion")
+            gen = self._csv()
+        elif kind == "application/jsonlines":
+            gen = self._jsonlines()
+        elif kind == "application/json":
+            gen = self._json()
+        elif kind == "application/x-parquet":
+            gen = self._parquet()
+        else:
+            raise ValueError(f"dataset_type {kind!r} is not readable by clarion")
+        self._check_format()
+        return self._guard(gen)
+
+    def _guard(self, gen):
+        """``gen``, with an unreadable file (a damaged gzip stream, an I/O error) as a DataError."""
+        try:
+            yield from gen
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{self.path}: cannot read the file ({exc})") from None
+
+    def _check_format(self) -> None:
+        """Refuse a file whose first bytes say it is not in ``dataset_type`` (a gzip-compressed
+        text file is fine: it is read through gzip)."""
+        try:
+            with open(self.path, "rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read the file ({exc.strerror or exc})") from None
+        what, real = _what(head)
+        parquet = self.dataset_type == "application/x-parquet"
+        if parquet:
+            if real == "application/x-parquet":
+                return
+            if what is None:
+                what = ("empty" if not head else
+                        "text that looks like JSON" if head.lstrip(_BOM + b" \t\r\n")[:1] in (b"{", b"[")
+                        else "not Parquet (no PAR1 magic bytes; text such as CSV?)")
+            hint = "; set dataset_type to the file's format (text/csv, application/jsonlines, application/json)"
+            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
+                                                    hint=hint))
+        if what == "gzip-compressed":
+            try:
+                with gzip.open(self.path, "rb") as fh:
+                    inner = fh.read(8)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise DataError(f"{self.path}: gzip-compressed, but cannot be decompressed ({exc})") from None
+            what, real = _what(inner)
+            if what is not None:
+                what = f"gzip-compressed and {what}"
+        if what is not None:
+            hint = (f"; set dataset_type to {real!r}" if real else
+                    "; clarion reads UTF-8 text: convert it (e.g. iconv -f utf-16 -t utf-8)" if "UTF-16" in what else
+                    "; clarion reads plain or gzip-compressed text: decompress it first")
+            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
+                                                    hint=hint))
+
+    def _open_binary(self):
+        """The file as bytes: decompressed when gzip-compressed, without a UTF-8 byte-order mark."""
+        with open(self.path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        fh = gzip.open(self.path, "rb") if gz else open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        try:
+            if fh.read(3) != _BOM:
+                fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return fh
 
     def _infer_types(self, kind: str) -> dict[str, str]:
         """Numeric columns, from the first TYPE_SAMPLE_ROWS rows whatever the chunk size: a text
         column is numeric when most of its non-empty sampled values parse as numbers and at most
-        1% of them (or one value) do not."""
+        1% of them (or one value) do not. Kinds: "float", "int" (int64), "uint" (uint64: integers
+        beyond int64, all in 0 .. 2**64 - 1) and "bigint" (integers beyond 64 bits: exact text)."""
         import pandas as pd
 
         frames, n = [], 0
@@ -103,36 +216,46 @@ class Reader:
         numeric: dict[str, str] = {}
         if not frames:
             return numeric
-        sample = pd.concat(frames, ignore_index=True).iloc[:TYPE_SAMPLE_ROWS]
+        sample = _concat_exact(frames).iloc[:TYPE_SAMPLE_ROWS]
         for c in sample.columns:
             col = sample[c]
             if pd.api.types.is_bool_dtype(col.dtype):
                 continue
             if pd.api.types.is_numeric_dtype(col.dtype):
-                numeric[c] = "int" if pd.api.types.is_integer_dtype(col.dtype) else "float"
+                if not pd.api.types.is_integer_dtype(col.dtype):
+                    numeric[c] = "float"
+                else:
+                    numeric[c] = "uint" if pd.api.types.is_unsigned_integer_dtype(col.dtype) and \
+                        col.dtype.itemsize == 8 else "int"
                 continue
-            nonempty = col[col.notna()].astype(str)
+            present = col[col.notna()]
+            # a JSON number with a fraction or an exponent (a Python float) makes a float column,
+            # whether the chunks put it in a float64 column or beside a null in an object column
+            json_float = any(type(v) is float for v in present)
+            nonempty = present.astype(str)
             nonempty = nonempty[nonempty.str.strip().str.len() > 0]
             if len(nonempty) == 0:
                 continue
-            num = pd.to_numeric(nonempty, errors="coerce")
-            ok = num.notna()
+            vals, exact, _ = _parse_numbers(nonempty.reset_index(drop=True))
+            ok = ~np.isnan(vals)
             bad = int((~ok).sum())
             if ok.mean() > 0.5 and bad <= max(1, len(ok) // 100):
-                vals = num[ok].to_numpy(float)
-                with np.errstate(invalid="ignore"):  # inf text: a float column
-                    numeric[c] = "int" if np.all(np.mod(vals, 1) == 0) else "float"
+                integral = bool(np.all(_integral(vals, exact)[ok]))
+                if not integral or json_float:
+                    numeric[c] = "float"
+                    continue
+                ints = [int(v) for v in (exact[ok] if exact is not None else vals[ok])]
+                lo, hi = min(ints), max(ints)
+                numeric[c] = ("int" if lo >= _INT64_MIN and hi <= _INT64_MAX else
+                              "uint" if lo >= 0 and hi <= _UINT64_MAX else "bigint")
         return numeric
 
     def read_all(self) -> tuple[Any, np.ndarray]:
         """The whole file as one DataFrame, plus source line numbers."""
-        import pandas as pd
-
         chunks = list(self)
         if not chunks:
             raise DataError(f"{self.path}: no data rows")
-        return (pd.concat([c.frame for c in chunks], ignore_index=True),
-                np.concatenate([c.lines for c in chunks]))
+        return _concat_exact([c.frame for c in chunks]), np.concatenate([c.lines for c in chunks])
 
     # ---- errors ---------------------------------------------------------------------------------
 
@@ -147,24 +270,30 @@ class Reader:
     # ---- type fixing shared by all formats ------------------------------------------------------
 
     def _typed(self, frame, lines):
-        """Apply the first chunk's column types; find unparseable numbers and missing required values."""
+        """Apply the sampled column types; find unparseable numbers, integers beyond a column's
+        type and missing required values."""
         import pandas as pd
 
         unit = "line" if self.dataset_type in ("text/csv", "application/jsonlines") else "record"
         keep = np.ones(len(frame), dtype=bool)
-        out = {}
+        out, exact = {}, {}
         for c in frame.columns:
             col = frame[c]
-            if c in self._numeric and not pd.api.types.is_numeric_dtype(col.dtype):
-                s = col.astype(object)
-                empty = s.isna() | (s.astype(str).str.strip() == "")
-                num = pd.to_numeric(s.where(~empty, None), errors="coerce")
-                bad = np.flatnonzero((num.isna() & ~empty).to_numpy())
-                for i in bad:
+            kind = self._numeric.get(c)
+            if kind is not None:
+                vals, ex, bad = _parse_numbers(col)
+                for i in np.flatnonzero(bad):
                     if keep[i]:
-                        self._bad(f"{unit} {lines[i]}, column {c!r}", f"{s.iloc[i]!r} is not a number")
+                        self._bad(f"{unit} {lines[i]}, column {c!r}", f"{col.iloc[i]!r} is not a number")
                         keep[i] = False
-                col = num
+                if kind == "int" and ex is not None:
+                    for i in np.flatnonzero(_out_of_int64(vals, ex)):
+                        if keep[i]:
+                            self._bad(f"{unit} {lines[i]}, column {c!r}",
+                                      MSG_INT_RANGE.format(value=_show(col.iloc[i])))
+                            keep[i] = False
+                col = pd.Series(vals, index=frame.index)
+                exact[c] = ex
             out[c] = col
         frame = pd.DataFrame(out)
         for c in self.required:
@@ -183,10 +312,9 @@ class Reader:
         for c, kind in self._numeric.items():
             if c not in frame.columns:
                 continue
-            vals = pd.to_numeric(frame[c], errors="coerce")
-            with np.errstate(invalid="ignore"):  # inf: not integral
-                integral = kind == "int" and vals.notna().all() and np.all(np.mod(vals.to_numpy(float), 1) == 0)
-            frame[c] = vals.astype(np.int64) if integral else vals.astype(np.float64)
+            ex = exact.get(c)
+            frame[c] = _number_column(frame[c].to_numpy(np.float64), None if ex is None else ex[keep], kind,
+                                      frame.index)
         return frame, lines
 
     # ---- formats --------------------------------------------------------------------------------
@@ -199,13 +327,11 @@ class Reader:
         invalid UTF-8) is re-read by the line-by-line ``csv`` path, which locates every malformed
         record. Chunk boundaries, line numbers, errors and skip counts are those of the
         line-by-line path."""
-        import csv
-
         import pandas as pd
 
-        with open(self.path, "rb") as fh:
-            src = _Lines(fh)
-            reader = csv.reader(src)
+        with self._open_binary() as fh:
+            src = _Lines(fh, self.path)
+            reader = _CsvRecords(csv.reader(src), src, self.path)
             first = next(reader, None)
             while first is not None and not first:
                 first = next(reader, None)
@@ -216,6 +342,7 @@ class Reader:
             elif [f.strip() for f in first] == list(self.headers):
                 names, pending = list(self.headers), None
             else:
+                self._check_csv_headers([f.strip() for f in first], src.n)
                 names, pending = list(self.headers), (first, src.n)
             if len(set(names)) != len(names):
                 raise DataError(f"{self.path}: duplicate column names in the header")
@@ -267,6 +394,42 @@ class Reader:
                 if done:
                     return
 
+    def _check_csv_headers(self, first: list[str], line: int) -> None:
+        """``headers`` given and the first line differs from them: refuse a first line that is a
+        header in another order or with other names, and a ``headers`` list whose length is not the
+        file's column count (the first line and the next lines all have another field count)."""
+        hdr = [str(h) for h in self.headers]
+        if len(first) == len(hdr):
+            names = {h.casefold() for h in hdr}
+            shared = {f.casefold() for f in first if f.casefold() in names and not _is_number(f)}
+            if shared and sorted(first) == sorted(hdr):
+                raise DataError(MSG_HEADERS_ORDER.format(path=self.path, line=line, found=first, expected=hdr))
+            if shared and len(shared) * 2 >= len(hdr):  # (names compared ignoring case)
+                raise DataError(MSG_HEADERS_DIFFER.format(
+                    path=self.path, line=line, found=first, expected=hdr,
+                    only_file=[f for f in first if f not in hdr], only_headers=[h for h in hdr if h not in first]))
+            return
+        if not any(k == len(hdr) for k in self._peek_field_counts()):
+            raise DataError(MSG_HEADERS_COUNT.format(path=self.path, n=len(hdr), m=len(first), line=line))
+
+    def _peek_field_counts(self) -> list[int]:
+        """Field counts of the first HEADER_PEEK non-blank CSV records after the first (as far as
+        they can be read)."""
+        counts: list[int] = []
+        with self._open_binary() as fh:
+            src = _Lines(fh, self.path)
+            reader = csv.reader(src)
+            try:
+                next(reader, None)
+                for fields in reader:
+                    if fields:
+                        counts.append(len(fields))
+                        if len(counts) >= HEADER_PEEK:
+                            break
+            except (DataError, csv.Error, OSError, EOFError, zlib.error):
+                pass
+        return counts
+
     def _csv_fast(self, src: _Lines, names: list[str], need: int):
         """The next ``need`` non-blank lines parsed by pyarrow, or None (lines given back to
         ``src``) when the line-by-line path must read them."""
@@ -313,118 +476,246 @@ class Reader:
                                dtype=object if vals is None else vals.dtype)
         return pd.DataFrame(out), (first_line + kept).astype(np.int64)
 
-    def _jsonlines(self):
+    def _jmespaths(self):
         import jmespath
 
-        feat = jmespath.compile(self.features) if self.features else None
-        lab = jmespath.compile(str(self.label)) if isinstance(self.label, str) else None
-        pred = jmespath.compile(str(self.predicted_label)) if isinstance(self.predicted_label, str) else None
-        rows, lines, names = [], [], None
-        with open(self.path, encoding="utf-8") as fh:
-            for lineno, text in enumerate(fh, 1):
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    self._bad(f"line {lineno}", f"invalid JSON ({exc.msg})")
-                    continue
-                if feat is not None:
-                    values = feat.search(rec)
-                    if isinstance(values, dict):
-                        names_here = list(values)
-                        values = list(values.values())
-                    else:
-                        names_here = None
-                    if not isinstance(values, list):
-                        self._bad(f"line {lineno}", f"features {self.features!r} did not select a list")
-                        continue
-                    row = list(values)
-                    if names is None:
-                        names = names_here
-                elif isinstance(rec, dict):
-                    row = list(rec.values())
-                    names = names or list(rec)
-                else:
-                    row = list(rec)
-                extra = []
-                if lab is not None:
-                    extra.append(lab.search(rec))
-                if pred is not None:
-                    extra.append(pred.search(rec))
-                rows.append(row + extra)
-                lines.append(lineno)
-                if len(rows) >= self.chunk_rows:
-                    yield self._frame_from_rows(rows, names, lines)
-                    rows, lines = [], []
-        if rows:
-            yield self._frame_from_rows(rows, names, lines)
-
-    def _frame_from_rows(self, rows, names, lines):
-        import pandas as pd
-
-        widths = {len(r) for r in rows}
-        headers = self._jsonl_headers(names, max(widths))
-        expected = len(headers)
-        keep_rows, keep_lines = [], []
-        for r, ln in zip(rows, lines):
-            if len(r) != expected:
-                self._bad(f"line {ln}", f"expected {expected} values, got {len(r)}")
+        out = []
+        for key, path in (("features", self.features), ("label", self.label),
+                          ("predicted_label", self.predicted_label)):
+            if not isinstance(path, str) or (key == "features" and not path):
+                out.append(None)
                 continue
-            keep_rows.append(r)
-            keep_lines.append(ln)
-        return pd.DataFrame(keep_rows, columns=headers), np.asarray(keep_lines, dtype=np.int64)
+            try:
+                out.append(jmespath.compile(path))
+            except jmespath.exceptions.JMESPathError as exc:
+                raise DataError(f"{self.path}: {key} {path!r} is not a valid JMESPath expression ({exc})") from None
+        return out
 
-    def _jsonl_headers(self, names, width):
-        extra = [x for x in (self.label, self.predicted_label) if isinstance(x, str)]
-        if self.headers is not None:
-            if len(self.headers) != width:
-                raise DataError(f"{self.path}: headers has {len(self.headers)} names but records have {width} values")
-            return list(self.headers)
-        n_feat = width - len(extra)
-        base = names if names is not None and len(names) == n_feat else [f"column_{i}" for i in range(n_feat)]
-        return list(base) + [str(e) for e in extra]
+    def _jsonlines(self):
+        """JSON Lines records: one JSON value per line (blank lines skipped); ``features`` selects
+        the feature values in each (a list, or an object whose keys name them); ``label`` and
+        ``predicted_label`` select one value each, appended after the features."""
+        import jmespath
+
+        feat, lab, pred = self._jmespaths()
+        paths = [p for p in (lab, pred) if p is not None]
+
+        def records():
+            lineno = 0
+            with self._open_binary() as fh:
+                for raw in fh:
+                    parts = raw.splitlines() if b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n") else (raw,)
+                    for part in parts:
+                        lineno += 1
+                        if not part.strip():
+                            continue
+                        try:
+                            text = part.decode("utf-8")
+                        except UnicodeDecodeError as exc:
+                            yield lineno, None, MSG_NOT_UTF8.format(byte=part[exc.start], pos=exc.start + 1)
+                            continue
+                        try:
+                            rec = json.loads(text)
+                        except json.JSONDecodeError as exc:
+                            yield lineno, None, f"invalid JSON ({exc.msg})"
+                            continue
+                        except RecursionError:
+                            yield lineno, None, "invalid JSON (nested too deeply)"
+                            continue
+                        try:
+                            values = feat.search(rec) if feat is not None else rec
+                            extra = [p.search(rec) for p in paths]
+                        except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
+                            yield lineno, None, f"JMESPath failed on this record ({exc})"
+                            continue
+                        yield lineno, (values, feat is None), extra
+
+        yield from self._rows(records(), "line")
 
     def _json(self):
+        """Tabular JSON: one document; ``features`` selects a list of records (lists of values, or
+        objects whose keys name them); ``label`` / ``predicted_label`` select lists as long."""
         import jmespath
 
-        with open(self.path, encoding="utf-8") as fh:
-            try:
-                doc = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-        if self.features is None:
+        feat, lab, pred = self._jmespaths()
+        with self._open_binary() as fh:
+            data = fh.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            pos = exc.start - data.rfind(b"\n", 0, exc.start)  # 1-based, within the line
+            raise DataError(f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=pos)) \
+                from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(f"{self.path}: invalid JSON (nested too deeply)") from None
+        if feat is None:
             raise DataError(f"{self.path}: application/json needs the features JMESPath")
-        rows = jmespath.search(self.features, doc)
+        try:
+            rows = feat.search(doc)
+            cols = [p.search(doc) for p in (lab, pred) if p is not None]
+        except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
+            raise DataError(f"{self.path}: JMESPath failed on the document ({exc})") from None
         if not isinstance(rows, list):
             raise DataError(f"{self.path}: features {self.features!r} did not select a list of records")
-        cols = [rows]
-        for path in (self.label, self.predicted_label):
-            if isinstance(path, str):
-                v = jmespath.search(path, doc)
-                if not isinstance(v, list) or len(v) != len(rows):
-                    raise DataError(f"{self.path}: {path!r} did not select a list of {len(rows)} values")
-                cols.append(v)
-        full = [list(r) + [c[i] for c in cols[1:]] for i, r in enumerate(rows)]
-        lines = np.arange(1, len(full) + 1, dtype=np.int64)
-        for s in range(0, len(full), self.chunk_rows):
-            yield self._frame_from_rows(full[s : s + self.chunk_rows], None, lines[s : s + self.chunk_rows])
+        paths = [p for p in (self.label, self.predicted_label) if isinstance(p, str)]
+        for path, v in zip(paths, cols):
+            if not isinstance(v, list) or len(v) != len(rows):
+                raise DataError(f"{self.path}: {path!r} did not select a list of {len(rows)} values")
+        yield from self._rows(((i + 1, (r, False), [c[i] for c in cols]) for i, r in enumerate(rows)), "record")
+
+    def _rows(self, records, unit: str):
+        """Frames of ``chunk_rows`` rows from JSON records ``(number, (values, whole), extra)`` or
+        ``(number, None, error)``. Records that are objects are aligned by key name with the first
+        one (a record with other keys is malformed); the first record fixes the number of values,
+        or ``headers`` does."""
+        extras = [str(p) for p in (self.label, self.predicted_label) if isinstance(p, str)]
+        drop = set(extras) if self.features is None else set()  # the label is not a feature
+        headers = None if self.headers is None else [str(h) for h in self.headers]
+        mode = names = nameset = columns = None
+        width = len(headers) if headers is not None else None
+        held: list[tuple[int, int]] = []  # (number, values) of records before one of headers' width
+        rows, lines = [], []
+        what = f"features {self.features!r}" if self.features else "the record"
+        for number, sel, extra in records:
+            if sel is None:
+                self._bad(f"{unit} {number}", extra)
+                continue
+            values, whole = sel
+            if isinstance(values, dict):
+                if whole and drop:
+                    values = {k: v for k, v in values.items() if k not in drop}
+                if mode is None:
+                    mode = "object"
+                    names = list(values)
+                    if headers is not None:
+                        hf = headers[: max(0, len(headers) - len(extras))]
+                        if set(hf) == set(names) and len(hf) == len(names):
+                            names = hf
+                        elif set(hf) & set(names):
+                            raise DataError(MSG_HEADERS_KEYS.format(path=self.path, names=headers, keys=names))
+                    nameset = set(names)
+                if mode != "object":
+                    self._bad(f"{unit} {number}", f"{what} is an object, but the first record's is a list")
+                    continue
+                if len(values) == len(names) and values.keys() == nameset:
+                    row = [values[k] for k in names]
+                else:
+                    diff = [f"missing key {k!r}" for k in names if k not in values] + \
+                           [f"unexpected key {k!r}" for k in values if k not in nameset]
+                    self._bad(f"{unit} {number}", MSG_RECORD_KEYS.format(diff=", ".join(diff)))
+                    continue
+            elif isinstance(values, list):
+                if mode is None:
+                    mode = "list"
+                if mode != "list":
+                    self._bad(f"{unit} {number}", f"{what} is a list, but the first record's is an object with keys {names}")
+                    continue
+                row = list(values)
+            else:
+                got = "nothing" if values is None else type(values).__name__
+                self._bad(f"{unit} {number}", f"{what} did not select a list or an object (got {got})")
+                continue
+            row += extra
+            if width is None:
+                width = len(row)
+            if len(row) != width:
+                if headers is not None and columns is None:
+                    held.append((number, len(row)))
+                    if len(held) >= HEADER_PEEK:
+                        break
+                    continue
+                self._bad(f"{unit} {number}", f"expected {width} values, got {len(row)}")
+                continue
+            if columns is None:
+                columns = self._jsonl_headers(names if mode == "object" else None, width, extras)
+                for n, k in held:
+                    self._bad(f"{unit} {n}", f"expected {width} values, got {k}")
+                held = []
+            rows.append(row)
+            lines.append(number)
+            if len(rows) >= self.chunk_rows:
+                yield self._frame_from_rows(rows, columns, lines)
+                rows, lines = [], []
+        if held:
+            n, k = held[0]
+            parts = " + ".join(["features"] + [f"{p!r}" for p in extras])
+            raise DataError(MSG_HEADERS_VALUES.format(path=self.path, n=len(headers), unit=unit, line=n, m=k,
+                                                      what=parts))
+        if rows:
+            yield self._frame_from_rows(rows, columns, lines)
+
+    def _frame_from_rows(self, rows, columns, lines):
+        """A frame of rows; a row holding a list or an object as a value is malformed."""
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=columns)
+        for j, c in enumerate(columns):  # integers beside a missing value or a float: kept exact
+            if frame[c].dtype.kind == "f" and bool(np.any(np.abs(frame[c].to_numpy()) > _EXACT_FLOAT)) and \
+                    any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows):
+                frame[c] = pd.Series([r[j] for r in rows], dtype=object)
+        lines = np.asarray(lines, dtype=np.int64)
+        nested = np.zeros(len(frame), dtype=bool)
+        first: dict[int, str] = {}
+        for c in frame.columns:
+            col = frame[c]
+            if col.dtype != object:
+                continue
+            found = col.map(type).isin((list, dict)).to_numpy()
+            for i in np.flatnonzero(found & ~nested):
+                first[i] = c
+            nested |= found
+        if nested.any():
+            unit = "line" if self.dataset_type == "application/jsonlines" else "record"
+            for i in np.flatnonzero(nested):
+                v = frame[first[i]].iloc[i]
+                self._bad(f"{unit} {lines[i]}, column {first[i]!r}",
+                          f"a {'list' if isinstance(v, list) else 'object'} is not a single value")
+            kept = [r for r, bad in zip(rows, nested) if not bad]  # (column types from the kept rows only)
+            return self._frame_from_rows(kept, columns, lines[~nested])
+        return frame, lines
+
+    def _jsonl_headers(self, names, width, extras):
+        if self.headers is not None:
+            return [str(h) for h in self.headers]
+        n_feat = width - len(extras)
+        base = names if names is not None and len(names) == n_feat else [f"column_{i}" for i in range(n_feat)]
+        cols = [str(b) for b in base] + extras
+        if len(set(cols)) != len(cols):
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            raise DataError(f"{self.path}: duplicate column names {dup}; name the columns with `headers`")
+        return cols
 
     def _parquet(self):
+        """Parquet row batches; integer columns with nulls stay exact (Python ints, not float64);
+        ``headers`` selects columns by name."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.path)
-        start = 1
-        for batch in pf.iter_batches(batch_size=self.chunk_rows):
-            frame = batch.to_pandas()
-            if self.headers is not None:
-                missing = [h for h in self.headers if h not in frame.columns]
-                if missing:
-                    raise DataError(f"{self.path}: columns {missing} from headers not found in the Parquet file")
-                frame = frame[list(self.headers)]
-            lines = np.arange(start, start + len(frame), dtype=np.int64)
-            start += len(frame)
-            yield frame, lines
+        try:
+            pf = pq.ParquetFile(self.path)
+            batches = pf.iter_batches(batch_size=self.chunk_rows)
+            start = 1
+            while True:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                frame = batch.to_pandas(integer_object_nulls=True)
+                if self.headers is not None:
+                    missing = [h for h in self.headers if h not in frame.columns]
+                    if missing:
+                        raise DataError(f"{self.path}: columns {missing} from `headers` not found in the Parquet "
+                                        f"file (columns: {list(frame.columns)})")
+                    frame = frame[list(self.headers)]
+                lines = np.arange(start, start + len(frame), dtype=np.int64)
+                start += len(frame)
+                yield frame, lines
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{self.path}: not a readable Parquet file ({exc})") from None
 
 
 
@@ -439,8 +730,9 @@ class _Lines:
     ``\\r\\n`` and ``\\r``), iterable as text for ``csv.reader`` and taken in blocks of bytes for
     the vectorised parser; ``n`` counts the lines handed out."""
 
-    def __init__(self, fh) -> None:
+    def __init__(self, fh, path: str) -> None:
         self.fh = fh
+        self.path = path
         self.buf: deque[bytes] = deque()
         self.n = 0
 
@@ -459,7 +751,11 @@ class _Lines:
                 b = parts[0]
                 self.buf.extend(parts[1:])
         self.n += 1
-        return b.decode("utf-8")
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{self.path}: line {self.n}: " + MSG_NOT_UTF8.format(byte=b[exc.start], pos=exc.start + 1)) \
+                from None
 
     def take(self, k: int) -> list[bytes]:
         out = [self.buf.popleft() for _ in range(min(k, len(self.buf)))]
@@ -479,6 +775,31 @@ class _Lines:
         self.n -= len(block)
 
 
+class _CsvRecords:
+    """``csv.reader`` records, with the csv module's errors (a field over its size limit, ...) as a
+    DataError naming the line."""
+
+    def __init__(self, reader, src: _Lines, path: str) -> None:
+        self.reader, self.src, self.path = reader, src, path
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self.reader)
+        except csv.Error as exc:
+            raise DataError(f"{self.path}: line {self.src.n}: {exc}") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _blank(block: list[bytes]) -> np.ndarray:
     """Which lines are empty (the csv module reads no fields from them)."""
     blank = np.fromiter(map(len, block), dtype=np.int64, count=len(block)) <= 2
@@ -488,24 +809,230 @@ def _blank(block: list[bytes]) -> np.ndarray:
 
 
 def _fast_number(col, kind: str):
-    """A text column as numbers the way ``pandas.to_numeric`` reads it, or None when any value
-    needs the precise path (whitespace, NaN/inf text, hex, huge values, not a number)."""
+    """A text column as numbers the way the precise path (:func:`_parse_numbers`,
+    :func:`_number_column`) reads it, or None when any value needs the precise path (whitespace,
+    NaN/inf text, hex, values where a float is not exact, not a number)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if kind == "bigint":
+        return None
     empty = pc.equal(pc.binary_length(col), 0)
     col = pc.if_else(empty, pa.scalar(None, pa.string()), col)
     try:
-        if kind == "int" and pc.all(pc.match_substring_regex(col, _INT_TEXT)).as_py() is not False:
-            return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        if kind in ("int", "uint") and pc.all(pc.match_substring_regex(col, _INT_TEXT)).as_py() is not False:
+            if kind == "uint":
+                if col.null_count or pc.any(pc.starts_with(col, "-")).as_py():
+                    return None
+                return col.cast(pa.uint64()).to_numpy(zero_copy_only=False)
+            ints = col.cast(pa.int64())
+            if ints.null_count:  # float64 with NaN: exact only below 2**53
+                lo, hi = pc.min(ints).as_py(), pc.max(ints).as_py()
+                if lo is not None and max(abs(lo), abs(hi)) >= _EXACT_FLOAT:
+                    return None
+            return ints.to_numpy(zero_copy_only=False)
+        if kind == "uint":
+            return None
         vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     vals = np.asarray(vals, dtype=np.float64)
     nan = np.isnan(vals)
-    if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < 2.0**63):
+    limit = _EXACT_FLOAT if kind == "int" else 2.0**63
+    if int(nan.sum()) != col.null_count or not np.all(np.abs(vals[~nan]) < limit):
         return None
     return vals
+
+
+def _concat_exact(frames: list) -> Any:
+    """``pandas.concat`` of chunks (ignoring their index) that keeps integers exact: chunks may
+    type an integer column differently (int64; float64 where a value is missing; exact Python
+    numbers), and pandas would turn int64 beside float64 into float64, merging integers beyond
+    2**53. Such a column becomes exact Python numbers (object) instead."""
+    import pandas as pd
+
+    if len(frames) > 1:
+        cast = []
+        for c in frames[0].columns:
+            kinds = {f[c].dtype.kind for f in frames if c in f.columns}
+            if len(kinds) > 1 and kinds & {"i", "u", "O"} and any(_beyond_float(f[c]) for f in frames if c in f):
+                cast.append(c)
+        if cast:
+            frames = [f.astype({c: object for c in cast if c in f.columns}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _beyond_float(col) -> bool:
+    """Whether a column holds an integer that float64 cannot hold exactly."""
+    kind = col.dtype.kind
+    if kind in "iu":
+        return len(col) > 0 and (int(col.max()) > _EXACT_FLOAT or int(col.min()) < -_EXACT_FLOAT)
+    if kind == "O":
+        return any(type(v) is int and abs(v) > _EXACT_FLOAT for v in col)
+    return False
+
+
+def _what(head: bytes) -> tuple[str | None, str | None]:
+    """(what the file is, its dataset_type if clarion reads it) from its first bytes, or
+    (None, None) for anything else (text)."""
+    for magic, what, real in _MAGIC:
+        if head.startswith(magic):
+            return what, real
+    return None, None
+
+
+def _show(v: Any) -> str:
+    """A value for a message, at most 40 characters."""
+    t = v.strip() if isinstance(v, str) else repr(v)
+    return t if len(t) <= 40 else f"{t[:18]}...{t[-18:]} ({len(t)} characters)"
+
+
+_INT_LITERAL = re.compile(r"[+-]?[0-9]+")
+_EXACT_FLOAT = 2.0**53  # integers up to this size are exact as float64
+
+
+def _parse_numbers(col) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """A column as numbers, the way ``pandas.to_numeric`` reads text: ``(vals, exact, bad)``.
+
+    ``vals`` is float64 (NaN for an empty or missing value); ``exact`` is None when every value is
+    exactly its float, else the integer column itself (int64 / uint64), or an object array holding
+    the exact value of each row (a Python int for an integer, even beyond float64's 53 bits, else
+    the float); ``bad`` marks the non-empty values that are not numbers."""
+    import pandas as pd
+
+    n = len(col)
+    if pd.api.types.is_numeric_dtype(col.dtype) and isinstance(col.dtype, np.dtype):
+        arr = col.to_numpy()
+        vals = arr.astype(np.float64)
+        exact = None
+        if arr.dtype.kind in "iu" and n and (int(arr.max()) > _EXACT_FLOAT or int(arr.min()) < -_EXACT_FLOAT):
+            exact = arr  # an integer array is its own exact value
+        return vals, exact, np.zeros(n, dtype=bool)
+    s = col.astype(object)
+    empty = (s.isna() | (s.astype(str).str.strip() == "")).to_numpy()
+    clean = s.where(~empty, None)
+    vals = None
+    try:
+        num = pd.to_numeric(clean, errors="coerce")
+        if num.dtype != object:
+            vals = num.to_numpy(np.float64)
+    except (OverflowError, TypeError, ValueError):
+        pass
+    if vals is None:  # huge Python ints and the like: one value at a time
+        vals = np.array([_float_of(v) for v in clean], dtype=np.float64)
+    bad = np.isnan(vals) & ~empty
+    # values whose float may not be exact: integers (as text or as ints) of 2**53 and beyond
+    big = np.flatnonzero(~np.isnan(vals) & (np.abs(vals) >= _EXACT_FLOAT))
+    exact = None
+    if big.size:
+        raw = clean.to_numpy(object)
+        exact = vals.astype(object)
+        for i in big:
+            v = raw[i]
+            if isinstance(v, str):
+                t = v.strip()
+                if _INT_LITERAL.fullmatch(t):
+                    try:
+                        exact[i] = int(t)
+                    except ValueError:  # beyond Python's digit limit for int(str)
+                        pass
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                exact[i] = int(v)
+    return vals, exact, bad
+
+
+def _float_of(v: Any) -> float:
+    """One value as ``pandas.to_numeric`` would read it (NaN when not a number)."""
+    import pandas as pd
+
+    if v is None or isinstance(v, (bool, np.bool_)):
+        return float("nan")
+    if isinstance(v, (int, np.integer)):
+        try:
+            return float(v)
+        except OverflowError:
+            return float("inf") if v > 0 else float("-inf")
+    try:
+        return float(pd.to_numeric(pd.Series([v], dtype=object), errors="coerce").astype(np.float64).iloc[0])
+    except (OverflowError, TypeError, ValueError):
+        return float("nan")
+
+
+def _integral(vals: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
+    """Which values are integers (an exact Python int always is)."""
+    if exact is not None and exact.dtype != object:
+        return np.ones(len(vals), dtype=bool)
+    with np.errstate(invalid="ignore"):  # inf: not integral
+        out = np.mod(vals, 1) == 0
+    if exact is not None:
+        out |= np.fromiter((type(v) is int for v in exact), dtype=bool, count=len(exact))
+    return out
+
+
+def _out_of_int64(vals: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """Integers beyond int64 (exact values; a non-integral float is not one)."""
+    if exact.dtype != object:
+        return exact > _INT64_MAX if exact.dtype.kind == "u" else np.zeros(len(exact), dtype=bool)
+    cand = np.flatnonzero(~np.isnan(vals) & (np.abs(vals) >= 2.0**62))
+    out = np.zeros(len(vals), dtype=bool)
+    for i in cand:
+        v = exact[i]
+        if type(v) is float and (not np.isfinite(v) or v % 1):
+            continue
+        out[i] = not (_INT64_MIN <= int(v) <= _INT64_MAX)
+    return out
+
+
+def _number_column(vals: np.ndarray, exact: np.ndarray | None, kind: str, index):
+    """A numeric column in its final dtype. "float": float64. "int": int64 when every value is an
+    integer (none missing), else float64 when every value is exact as a float, else exact Python
+    numbers (object). "uint": uint64 when every value is an integer in 0 .. 2**64 - 1, else exact
+    Python numbers. "bigint" (integers no 64-bit type holds): decimal text, exact (``str`` of the
+    integer, so that ``"007"`` and ``"7"`` are one value; missing as NaN), like any text column:
+    values beyond 64 bits are identifiers, and a config value such as ``1e20`` is matched to
+    them as text."""
+    import pandas as pd
+
+    if kind == "float":
+        return pd.Series(vals, index=index, dtype=np.float64)
+    if len(vals) == 0:
+        return pd.Series([], index=index, dtype={"int": np.int64, "uint": np.uint64}.get(kind, object))
+    if exact is not None and exact.dtype != object:  # an int64 / uint64 column: no value missing
+        if kind == "int":  # (values beyond int64 were malformed records)
+            return pd.Series(exact.astype(np.int64, copy=False), index=index)
+        if kind == "uint" and (exact.dtype.kind == "u" or exact.min() >= 0):
+            return pd.Series(exact.astype(np.uint64, copy=False), index=index)
+        return _as_text(exact.astype(object), index)
+    integral = _integral(vals, exact)
+    if not np.isnan(vals).any() and bool(np.all(integral)) and kind != "bigint":
+        if exact is None:  # every value exact as a float: below 2**53
+            if kind == "int":
+                return pd.Series(vals.astype(np.int64), index=index)
+            if not np.any(vals < 0):
+                return pd.Series(vals.astype(np.uint64), index=index)
+        else:
+            ints = [int(v) for v in exact]
+            lo, hi = min(ints), max(ints)
+            if kind == "int" and lo >= _INT64_MIN and hi <= _INT64_MAX:
+                return pd.Series(np.array(ints, dtype=np.int64), index=index)
+            if kind == "uint" and lo >= 0 and hi <= _UINT64_MAX:
+                return pd.Series(np.array(ints, dtype=np.uint64), index=index)
+    if kind == "int" and exact is None:
+        return pd.Series(vals, index=index, dtype=np.float64)
+    out = vals.astype(object) if exact is None else exact.copy()
+    for i in np.flatnonzero(integral & np.isfinite(vals)):
+        if type(out[i]) is float:
+            out[i] = int(out[i])
+    if kind == "bigint":
+        return _as_text(out, index)
+    return pd.Series(out, index=index, dtype=object)
+
+
+def _as_text(values: np.ndarray, index):
+    """Exact numbers as decimal text (NaN stays missing)."""
+    import pandas as pd
+
+    return pd.Series([v if type(v) is float and math.isnan(v) else str(v) for v in values], index=index, dtype=object)
 
 
 def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[str] | None = None,
@@ -521,7 +1048,10 @@ def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[st
     dataset_type : {"text/csv", "application/jsonlines", "application/json", "application/x-parquet"}
     headers : list of str, optional
         Column names. CSV: when the file's first line equals them it is skipped as a header;
-        otherwise every line is data. Without headers the CSV's first line is the header.
+        otherwise every line is data (a first line with the same names in another order, one that
+        looks like a header with other names, or headers of another length than the file's
+        column count are a DataError naming ``headers``). Without headers the CSV's first line is
+        the header. JSON records that are objects: see the module's notes. Parquet: the columns.
     features, label, predicted_label : str, optional
         JMESPath expressions for JSON Lines / JSON records (Clarify's addressing).
     chunk_rows : int
@@ -536,4 +1066,9 @@ def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[st
         raise DataError(f"{p}: file not found")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if headers is not None:
+        names = [str(h) for h in headers]
+        dup = sorted({h for h in names if names.count(h) > 1})
+        if dup:
+            raise DataError(f"{p}: `headers` lists {dup} more than once")
     return Reader(p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required)
