@@ -31,6 +31,9 @@ import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from clarion import options
+from clarion.bias.registry import metric_names
+
 __all__ = [
     "AnalysisConfig",
     "BiasMethodConfig",
@@ -46,8 +49,10 @@ __all__ = [
 
 DATASET_TYPES = ("text/csv", "application/jsonlines", "application/json", "application/x-parquet")
 CONTENT_TYPES = ("text/csv", "application/jsonlines", "application/json")
-PRE_TRAINING_METHODS = ("CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL")
-POST_TRAINING_METHODS = ("DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "CDDPL", "TE", "FT", "GE")
+#: allowed ``methods`` of each bias stage, in Clarify's order (from the metric registry,
+#: :data:`clarion.bias.METRIC_INFO`)
+PRE_TRAINING_METHODS = metric_names("pre")
+POST_TRAINING_METHODS = metric_names("post")
 AGG_METHODS = ("mean_abs", "median", "mean_sq")
 SAGEMAKER_ONLY_PREDICTOR_KEYS = {
     "model_name": "predictor.model_uri (a local model file) or predictor.endpoint_url",
@@ -80,16 +85,16 @@ UNSUPPORTED_PREDICTOR_KEYS = {"time_series_predictor_config": "time series are n
 #: known here so that they are never reported as unknown keys.
 PREDICTOR_EXTRA_KEYS = ("trusted_types", "record_template", "timeout", "retries")
 
-#: bounds of numeric keys (inclusive). MIN_NUM_SAMPLES is KernelShap's own minimum (a sampled
-#: plan needs two coalitions); the upper bounds keep a typo (10**12) from becoming a MemoryError
-#: or a run of days: see docs/config.md for each one's reason.
-MIN_NUM_SAMPLES = 2
-MAX_NUM_SAMPLES = 1_000_000
-MIN_N_BOOTSTRAP = 10
-MAX_N_BOOTSTRAP = 100_000
+#: bounds of numeric keys (inclusive), from clarion.options (one validator per shared option; see
+#: its docstring and docs/config.md for each bound's reason). MIN_N_BOOTSTRAP here is the config's
+#: minimum (options.MIN_CONFIG_N_BOOTSTRAP); the engines accept fewer.
+MIN_NUM_SAMPLES = options.MIN_NUM_SAMPLES
+MAX_NUM_SAMPLES = options.MAX_NUM_SAMPLES
+MIN_N_BOOTSTRAP = options.MIN_CONFIG_N_BOOTSTRAP
+MAX_N_BOOTSTRAP = options.MAX_N_BOOTSTRAP
 MIN_GRID_RESOLUTION = 2
 MAX_GRID_RESOLUTION = 1_000
-SEED_LIMIT = 2**64  # seeds are unsigned 64-bit integers in the engines
+SEED_LIMIT = options.SEED_LIMIT  # seeds are unsigned 64-bit integers in the engines
 #: a path-valued key given as a URI (s3://, https://, gs://, file://...)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -157,6 +162,14 @@ def _number(v: Any, path: str, low: float, high: float, *, open_ends: bool = Fal
         low < v < high if open_ends else low <= v <= high)
     _check(ok, path, want, v)
     return float(v)
+
+
+def _option(check: Any, v: Any, path: str, **kw: Any) -> Any:
+    """``check(v, key=path)`` from :mod:`clarion.options`, its error as a ConfigError naming ``path``."""
+    try:
+        return check(v, key=path, **kw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _scalar_list(v: Any, path: str) -> list:
@@ -338,8 +351,9 @@ class BiasMethodConfig:
             m = list(m)
         conf = d.get("confidence")
         if conf is not None:
-            conf = _number(conf, f"{path}.confidence", 0, 1, open_ends=True)
-        nb = _integer(d.get("n_bootstrap", 1000), f"{path}.n_bootstrap", MIN_N_BOOTSTRAP, MAX_N_BOOTSTRAP)
+            conf = _option(options.confidence, conf, f"{path}.confidence")
+        nb = _option(options.n_bootstrap, d.get("n_bootstrap", 1000), f"{path}.n_bootstrap",
+                     low=options.MIN_CONFIG_N_BOOTSTRAP)
         return cls(m, conf, nb)
 
     def to_dict(self) -> dict:
@@ -379,10 +393,10 @@ class ShapConfig:
             _check(b != "" and b != [], f"{path}.baseline", "a file path or a non-empty list of rows", b)
             _local_path(b, f"{path}.baseline")
         c.baseline = b
-        for key, low, high in (("num_clusters", 1, None), ("num_samples", MIN_NUM_SAMPLES, MAX_NUM_SAMPLES),
-                               ("seed", 0, SEED_LIMIT - 1)):
-            v = d.get(key)
-            setattr(c, key, None if v is None else _integer(v, f"{path}.{key}", low, high))
+        v = d.get("num_clusters")
+        c.num_clusters = None if v is None else _integer(v, f"{path}.num_clusters", 1)
+        c.num_samples = _option(options.num_samples, d.get("num_samples"), f"{path}.num_samples")
+        c.seed = _option(options.seed, d.get("seed"), f"{path}.seed")
         agg = d.get("agg_method", "mean_abs")
         agg = agg.lower() if isinstance(agg, str) else agg  # Clarify compares it lower-cased
         if agg not in AGG_METHODS:

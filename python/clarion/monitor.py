@@ -6,7 +6,8 @@ plus the compared values.
 
 Bias drift rule (per stage, facet, facet value and metric present in ``current``):
 
-* ideal value ``I`` = 1 for DI, 0 for every other metric; distance ``d(v) = |v - I|``;
+* ideal value ``I`` from the metric registry (:data:`clarion.bias.METRIC_INFO`: 1 for DI, 0 for
+  every other metric); distance ``d(v) = |v - I|``;
 * a violation when ``d(current) > d(baseline)`` (the disparity moved away from the ideal);
   ``±Infinity`` has distance ``inf``, so a finite baseline and an infinite current violates, and
   two infinite values do not (neither is farther);
@@ -42,7 +43,6 @@ __all__ = ["MAX_ANALYSIS_DEPTH", "METRIC_STRINGS", "MSG_ANALYSIS", "TABLE_COLUMN
            "drift_over_time", "load_analysis", "load_json", "load_violations", "ndcg"]
 
 STAGES = ("pre_training_bias_metrics", "post_training_bias_metrics")
-IDEAL = {"DI": 1.0}  # every other bias metric is ideally 0
 
 MSG_BIAS = "Value {value} does not meet the constraint requirement"
 MSG_ATTR = "Feature attribution drift {value} exceeds threshold {threshold}"
@@ -428,7 +428,7 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
     -------
     DriftResult
     """
-    from clarion.bias import entry_key
+    from clarion.bias import entry_key, ideal_value
 
     # a threshold entry matches on its threshold: "(30, 66]" ~ "(30.0, 70.0]"
     base = {(s, f, entry_key(v), m): x for (s, f, v, m), x in _bias_entries(_load(baseline, "baseline")).items()}
@@ -458,7 +458,7 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
                 violated = not (lo <= v <= hi)
                 score["status"] = "violation" if violated else "ok"
         else:
-            ideal = IDEAL.get(metric, 0.0)
+            ideal = ideal_value(metric)  # the metric registry's (1 for DI, 0 otherwise)
             if bkey not in base:
                 score.update(status="unchecked", reason="metric absent from the baseline")
             elif v is None:

@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from clarion import options
 from clarion.bias._encode import is_numeric_column
 from clarion.bias._engine import (
-    MAX_N_BOOTSTRAP,
-    MSG_CONFIDENCE,
     MSG_FEATURE,
     Spec,
     State,
@@ -27,19 +26,17 @@ MSG_FT_MISSING = "FlipTest is unavailable: the module clarion.bias.fliptest coul
 S_FT_NON_NUMERIC = "FlipTest does not support non-numeric columns"
 
 
-def _check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
+def check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
+    """Check the interval options of :func:`report` (and its Dask twin) with :mod:`clarion.options`:
+    ``n_bootstrap`` and ``seed`` only matter with ``confidence``."""
     if confidence is None:
         return
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not (
-            0 < confidence < 1):
-        raise ValueError(MSG_CONFIDENCE.format(value=confidence))
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
-            1 <= n_bootstrap <= MAX_N_BOOTSTRAP):
-        raise ValueError(f"n_bootstrap must be an integer in [1, {MAX_N_BOOTSTRAP:,}] with confidence=, "
-                         f"got {n_bootstrap!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
-                             0 <= seed < 2**64):
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    options.confidence(confidence)
+    options.n_bootstrap(n_bootstrap, why=" with confidence=")
+    options.seed(seed)
+
+
+_check_bootstrap = check_bootstrap  # the old private name (clarion.distributed uses it)
 
 
 def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
