@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clarion import options
+from clarion import dispatch, options
 from clarion.bias._encode import is_numeric_column
 from clarion.bias._engine import (
     MSG_FEATURE,
@@ -277,10 +277,8 @@ def report(
     TypeError
         A threshold on a non-numeric column, or ``data`` of an unsupported type.
     """
-    from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
-
-    if distributed.is_dask_collection(data):  # same report, counted on the Dask workers
-        return distributed.bias_report(
+    if dispatch.is_partitioned(data):  # same report, counted on the Dask workers (clarion.distributed)
+        return dispatch.handler("bias.report")(
             data, label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
             label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
             probability_threshold=probability_threshold, group_variable=group_variable, methods=methods,
@@ -288,7 +286,7 @@ def report(
             n_bootstrap=n_bootstrap, seed=seed, backend=backend, n_threads=n_threads)
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
-    _check_bootstrap(confidence, n_bootstrap, seed)
+    check_bootstrap(confidence, n_bootstrap, seed)
     spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
                       label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
                       probability_threshold=probability_threshold, group_variable=group_variable, weights=weights,
