@@ -49,7 +49,7 @@ def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
     return None
 
 
-class _FlipTests:
+class FlipTests:
     """FlipTest for each (facet, entry, model) of a report, on the rows of ``table``."""
 
     def __init__(self, table: Table, spec: Spec, state: State, enc: dict, compat: str) -> None:
@@ -149,6 +149,9 @@ class _FlipTests:
         except ValueError as exc:
             return math.nan, str(exc)
         return float(res.value), None
+
+
+_FlipTests = FlipTests  # the old private name (clarion.distributed uses it)
 
 
 def report(
@@ -302,6 +305,6 @@ def report(
         rep = state.count(enc, n_bootstrap=int(n_bootstrap), seed=0 if seed is None else int(seed),
                           backend=backend, n_threads=n_threads)
         boot = {f: counts for f, (_, _, _, counts) in rep.items()}
-    ft = _FlipTests(table, spec, state, enc, compat) if "FT" in post_names else None
+    ft = FlipTests(table, spec, state, enc, compat) if "FT" in post_names else None
     return state.assemble(methods=methods, stage=stage, compat=compat, boot=boot, confidence=confidence, ft=ft,
                           n_bootstrap=int(n_bootstrap) if confidence is not None else 0)

@@ -396,6 +396,21 @@ class KernelShap:
         return xp.log(p / (1 - p))
 
     @property
+    def n_outputs(self) -> int:
+        """D, the number of model outputs explained (1 for a 1-D output)."""
+        return self._predict.n_outputs
+
+    @property
+    def vector_out(self) -> bool:
+        """Whether the model returns 1-D output (attributions are then ``(N, M)``, not ``(N, M, D)``)."""
+        return self._predict.vector_out
+
+    @property
+    def player_columns(self) -> list[list[int]]:
+        """The data columns of each player (feature or group), in player order."""
+        return self._player_columns
+
+    @property
     def expected_value(self) -> Any:
         ev = np.asarray(self._base_link.get() if hasattr(self._base_link, "get") else self._base_link)
         return float(ev[0]) if self._predict.vector_out else ev.copy()

@@ -53,6 +53,16 @@ def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, gr
     return codes, (_show(codec, template, j, codes) if codes.size else [])
 
 
+def check_pd_arguments(grid_resolution: Any, percentiles: Any) -> tuple[int, tuple[float, float]]:
+    """``grid_resolution`` (an integer >= 2) and ``percentiles`` (``0 <= lo < hi <= 1``), checked."""
+    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
+        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
+    lo, hi = percentiles
+    if not (0.0 <= lo < hi <= 1.0):
+        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    return int(grid_resolution), (float(lo), float(hi))
+
+
 def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -> list[Any]:
     """Grid values of column j in the column's own type (decoded through a valid row)."""
     rows = np.tile(template, (grid.size, 1))
@@ -110,11 +120,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
         return dispatch.handler("explain.partial_dependence")(
             model, X, features, grid_resolution=grid_resolution, percentiles=percentiles,
             memory_budget=memory_budget, n_jobs=n_threads, backend=backend)
-    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
-        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
-    lo, hi = percentiles
-    if not (0.0 <= lo < hi <= 1.0):
-        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    grid_resolution, (lo, hi) = check_pd_arguments(grid_resolution, percentiles)
     predict = prediction_function(model)
     budget = options.byte_size(memory_budget)
     threads = _kernels.n_threads(n_threads)
