@@ -120,7 +120,7 @@ def main() -> None:
         yall = (Xall["f0"] + Xall["f1"] * Xall["f2"] - 0.5 * Xall["f3"] > 0).astype(int)
         model = LogisticRegression(max_iter=500).fit(Xall.iloc[:4000], yall.iloc[:4000])
         X = Xall.iloc[4000:].reset_index(drop=True)
-        explainer = KernelShap(model, Xall.iloc[:10], seed=0, n_jobs=1)
+        explainer = KernelShap(model, Xall.iloc[:10], seed=0, n_threads=1)
 
         # single process
         def bias_single():

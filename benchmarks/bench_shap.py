@@ -99,7 +99,7 @@ def run(args):
 
                     def ours_run():
                         ks = KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
-                                        n_jobs=args.threads)
+                                        n_threads=args.threads)
                         holder["e"], holder["ks"] = ks.explain(X), ks
 
                     # Interleaved repeats, best of each: the three see the same machine load.
@@ -108,7 +108,7 @@ def run(args):
                     e, ks = holder["e"], holder["ks"]
                     tracemalloc.start()
                     KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
-                               n_jobs=args.threads).explain(X)
+                               n_threads=args.threads).explain(X)
                     peak = tracemalloc.get_traced_memory()[1]
                     tracemalloc.stop()
                     shap_t = np.nan
@@ -162,7 +162,7 @@ def main():
                    help="batch size of the batched floor (clarion's host batch size)")
     p.add_argument("--budget", default="256MiB", help="clarion memory_budget")
     p.add_argument("--threads", type=int, default=None,
-                   help="limit every thread pool (BLAS and OpenMP via threadpoolctl, clarion's n_jobs) for "
+                   help="limit every thread pool (BLAS and OpenMP via threadpoolctl, clarion's n_threads) for "
                         "the whole run: floor, clarion and shap alike")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()

@@ -229,8 +229,8 @@ def test_determinism_and_chunking_invariance():
     f = mlp(14, D=2)
     B, X = rng.normal(size=(5, 14)), rng.normal(size=(7, 14))
     a = KernelShap(f, B, num_samples=300, seed=42).explain(X).values
-    b = KernelShap(f, B, num_samples=300, seed=42, memory_budget=3000, n_jobs=1).explain(X).values
-    c = KernelShap(f, B, num_samples=300, seed=42, n_jobs=2, memory_budget="1MiB").explain(X).values
+    b = KernelShap(f, B, num_samples=300, seed=42, memory_budget=3000, n_threads=1).explain(X).values
+    c = KernelShap(f, B, num_samples=300, seed=42, n_threads=2, memory_budget="1MiB").explain(X).values
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
     d = KernelShap(f, B, num_samples=300, seed=43).explain(X).values

@@ -12,6 +12,9 @@ The engine has three layers that the report, the accumulator, chunked readers an
 partitions share: column encoding (:mod:`clarion.bias._encode`), counting with
 :func:`clarion.grouped_counts` (:mod:`clarion.bias._engine`), and metrics as pure functions of
 a count tensor (:mod:`clarion.bias._metrics`). FlipTest lives in :mod:`clarion.bias.fliptest`.
+What is known about each metric (stage, ideal value, range, inputs it needs...) is in one
+registry, :data:`METRIC_INFO` (:mod:`clarion.bias.registry`), which the config reader, the
+reports and the monitor read.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from clarion.bias._engine import entry_key, interval_string
 from clarion.bias._metrics import (
     ALL_METRICS,
     COUNT_METRICS,
-    METRIC_INFO,
     POST_TRAINING,
     PRE_TRAINING,
 )
 from clarion.bias._report import report
 from clarion.bias._result import BiasReport
+from clarion.bias.registry import METRIC_INFO, ideal_value, metric_names
 from clarion.bias.accumulator import Accumulator
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "Accumulator",
     "BiasReport",
     "entry_key",
+    "ideal_value",
     "interval_string",
+    "metric_names",
     "report",
 ]

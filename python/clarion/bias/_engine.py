@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clarion import options
 from clarion._counts import grouped_counts, grouped_counts_prepared, grouped_threshold_counts
 from clarion.bias._encode import (
     Matcher,
@@ -74,7 +75,7 @@ MSG_PROB_RANGE = ("probability_threshold must lie in [0, 1] (a score > threshold
 #: the most bootstrap replicates any bias call accepts (config's ``n_bootstrap`` has the same bound):
 #: each replicate holds its own count table, and beyond 10**5 the Monte-Carlo error of an interval
 #: end is far below the sampling error the interval describes
-MAX_N_BOOTSTRAP = 100_000
+MAX_N_BOOTSTRAP = options.MAX_N_BOOTSTRAP
 MSG_CONFIDENCE = "confidence must be a number in (0, 1), got {value!r}"
 
 STAGES = ("pre", "post", "both")

@@ -21,7 +21,8 @@ Two conventions (``compat``):
   ratios → 0, the shared-support rule for KL … KS, and its error messages (the value is then NaN
   with the message as reason, as a failed metric in a smclarify report).
 
-The formulas are in ``docs/metrics.md`` and in :data:`METRIC_INFO`.
+The formulas are in ``docs/metrics.md`` and in the metric registry,
+:data:`clarion.bias.registry.METRIC_INFO`.
 """
 
 from __future__ import annotations
@@ -41,66 +42,13 @@ __all__ = [
     "compute",
 ]
 
-PRE_TRAINING = ("CDDL", "CI", "DPL", "JS", "KL", "KS", "LP", "TVD")
-POST_TRAINING = ("AD", "CDDPL", "DAR", "DCA", "DCR", "DI", "DPPL", "DRR", "FT", "GE", "RD", "SD", "TE")
+from clarion.bias.registry import METRIC_INFO, metric_names
+
+#: metric names of each stage, sorted (the registry, :mod:`clarion.bias.registry`, keeps Clarify's order)
+PRE_TRAINING = tuple(sorted(metric_names("pre")))
+POST_TRAINING = tuple(sorted(metric_names("post")))
 ALL_METRICS = PRE_TRAINING + POST_TRAINING
 COUNT_METRICS = tuple(m for m in ALL_METRICS if m != "FT")
-
-# name: stage, smclarify description (verbatim, KL's spelling included), kind, range, ideal, formula.
-# kind classifies how a metric reacts to swapping facets a and d (tests check every class):
-#   "difference": a difference of two group rates; swapping a and d negates it (DPL, RD, ...)
-#   "ratio": a ratio of two group rates; swapping inverts it (DI)
-#   "imbalance": CI, negated by the swap
-#   "divergence-symmetric": a distance between the two label distributions (JS, LP, TVD, KS)
-#   "divergence": KL(Pa || Pd), not symmetric
-#   "conditional": CDDL / CDDPL, a demographic disparity averaged over subgroups
-#   "dataset": GE, a function of all rows that does not depend on the facet
-#   "individual": FT, a k-nearest-neighbour test on feature rows (not count based)
-METRIC_INFO: dict[str, dict[str, Any]] = {
-    "CI": dict(stage="pre", description="Class Imbalance (CI)", kind="imbalance", range=(-1, 1), ideal=0.0,
-               formula="(n_a - n_d) / (n_a + n_d)"),
-    "DPL": dict(stage="pre", description="Difference in Positive Proportions in Labels (DPL)", kind="difference",
-                range=(-1, 1), ideal=0.0, formula="n_a(1)/n_a - n_d(1)/n_d"),
-    "KL": dict(stage="pre", description="Kullback-Liebler Divergence (KL)", kind="divergence",
-               range=(0, np.inf), ideal=0.0, formula="sum_y Pa(y) ln(Pa(y)/Pd(y))"),
-    "JS": dict(stage="pre", description="Jensen-Shannon Divergence (JS)", kind="divergence-symmetric",
-               range=(0, np.log(2)), ideal=0.0, formula="(KL(Pa||P) + KL(Pd||P))/2, P = (Pa+Pd)/2"),
-    "LP": dict(stage="pre", description="L-p Norm (LP)", kind="divergence-symmetric", range=(0, np.sqrt(2)),
-               ideal=0.0, formula="sqrt(sum_y (Pa(y) - Pd(y))^2)"),
-    "TVD": dict(stage="pre", description="Total Variation Distance (TVD)", kind="divergence-symmetric",
-                range=(0, 1), ideal=0.0, formula="sum_y |Pa(y) - Pd(y)| / 2"),
-    "KS": dict(stage="pre", description="Kolmogorov-Smirnov Distance (KS)", kind="divergence-symmetric",
-               range=(0, 1), ideal=0.0, formula="max_y |Pa(y) - Pd(y)|"),
-    "CDDL": dict(stage="pre", description="Conditional Demographic Disparity in Labels (CDDL)", kind="conditional",
-                 range=(-1, 1), ideal=0.0, formula="sum_i n_i (n_di(0)/n_i(0) - n_di(1)/n_i(1)) / sum_i n_i"),
-    "DPPL": dict(stage="post", description="Difference in Positive Proportions in Predicted Labels (DPPL)",
-                 kind="difference", range=(-1, 1), ideal=0.0, formula="n^_a(1)/n_a - n^_d(1)/n_d"),
-    "DI": dict(stage="post", description="Disparate Impact (DI)", kind="ratio", range=(0, np.inf), ideal=1.0,
-               formula="(n^_d(1)/n_d) / (n^_a(1)/n_a)"),
-    "DCA": dict(stage="post", description="Difference in Conditional Acceptance (DCA)", kind="difference",
-                range=(-np.inf, np.inf), ideal=0.0, formula="n_a(1)/n^_a(1) - n_d(1)/n^_d(1)"),
-    "DCR": dict(stage="post", description="Difference in Conditional Rejection (DCR)", kind="difference",
-                range=(-np.inf, np.inf), ideal=0.0, formula="n_d(0)/n^_d(0) - n_a(0)/n^_a(0)"),
-    "RD": dict(stage="post", description="Recall Difference (RD)", kind="difference", range=(-1, 1), ideal=0.0,
-               formula="TP_a/(TP_a+FN_a) - TP_d/(TP_d+FN_d)"),
-    "SD": dict(stage="post", description="Specificity Difference (SD)", kind="difference", range=(-1, 1),
-               ideal=0.0, formula="TN_d/(TN_d+FP_d) - TN_a/(TN_a+FP_a)"),
-    "DAR": dict(stage="post", description="Difference in Acceptance Rates (DAR)", kind="difference",
-                range=(-1, 1), ideal=0.0, formula="TP_a/(TP_a+FP_a) - TP_d/(TP_d+FP_d)"),
-    "DRR": dict(stage="post", description="Difference in Rejection Rates (DRR)", kind="difference",
-                range=(-1, 1), ideal=0.0, formula="TN_d/(TN_d+FN_d) - TN_a/(TN_a+FN_a)"),
-    "AD": dict(stage="post", description="Accuracy Difference (AD)", kind="difference", range=(-1, 1), ideal=0.0,
-               formula="(TP_a+TN_a)/n_a - (TP_d+TN_d)/n_d"),
-    "TE": dict(stage="post", description="Treatment Equality (TE)", kind="difference", range=(-np.inf, np.inf),
-               ideal=0.0, formula="FN_d/FP_d - FN_a/FP_a"),
-    "CDDPL": dict(stage="post", description="Conditional Demographic Disparity in Predicted Labels (CDDPL)",
-                  kind="conditional", range=(-1, 1), ideal=0.0,
-                  formula="as CDDL with predicted labels"),
-    "FT": dict(stage="post", description="Flip Test (FT)", kind="individual", range=(-1, 1), ideal=0.0,
-               formula="(F+ - F-)/n_d over a k-NN of facet a"),
-    "GE": dict(stage="post", description="Generalized Entropy (GE)", kind="dataset", range=(0, np.inf), ideal=0.0,
-               formula="sum_i ((b_i/mean b)^2 - 1) / (2N), b = yhat - y + 1"),
-}
 
 # Reason texts. Index 0 means "no error". smclarify's messages are verbatim.
 MESSAGES: list[str] = [""]

@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from clarion import dispatch, options
 from clarion.bias._encode import is_numeric_column
 from clarion.bias._engine import (
-    MAX_N_BOOTSTRAP,
-    MSG_CONFIDENCE,
     MSG_FEATURE,
     Spec,
     State,
@@ -27,19 +26,17 @@ MSG_FT_MISSING = "FlipTest is unavailable: the module clarion.bias.fliptest coul
 S_FT_NON_NUMERIC = "FlipTest does not support non-numeric columns"
 
 
-def _check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
+def check_bootstrap(confidence: Any, n_bootstrap: Any, seed: Any) -> None:
+    """Check the interval options of :func:`report` (and its Dask twin) with :mod:`clarion.options`:
+    ``n_bootstrap`` and ``seed`` only matter with ``confidence``."""
     if confidence is None:
         return
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not (
-            0 < confidence < 1):
-        raise ValueError(MSG_CONFIDENCE.format(value=confidence))
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
-            1 <= n_bootstrap <= MAX_N_BOOTSTRAP):
-        raise ValueError(f"n_bootstrap must be a positive integer (at most {MAX_N_BOOTSTRAP:,}) with "
-                         f"confidence=, got {n_bootstrap!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
-                             0 <= seed < 2**64):
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    options.confidence(confidence)
+    options.n_bootstrap(n_bootstrap, why=" with confidence=")
+    options.seed(seed)
+
+
+_check_bootstrap = check_bootstrap  # the old private name (clarion.distributed uses it)
 
 
 def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
@@ -52,7 +49,7 @@ def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
     return None
 
 
-class _FlipTests:
+class FlipTests:
     """FlipTest for each (facet, entry, model) of a report, on the rows of ``table``."""
 
     def __init__(self, table: Table, spec: Spec, state: State, enc: dict, compat: str) -> None:
@@ -152,6 +149,9 @@ class _FlipTests:
         except ValueError as exc:
             return math.nan, str(exc)
         return float(res.value), None
+
+
+_FlipTests = FlipTests  # the old private name (clarion.distributed uses it)
 
 
 def report(
@@ -280,10 +280,8 @@ def report(
     TypeError
         A threshold on a non-numeric column, or ``data`` of an unsupported type.
     """
-    from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
-
-    if distributed.is_dask_collection(data):  # same report, counted on the Dask workers
-        return distributed.bias_report(
+    if dispatch.is_partitioned(data):  # same report, counted on the Dask workers (clarion.distributed)
+        return dispatch.handler("bias.report")(
             data, label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
             label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
             probability_threshold=probability_threshold, group_variable=group_variable, methods=methods,
@@ -291,7 +289,7 @@ def report(
             n_bootstrap=n_bootstrap, seed=seed, backend=backend, n_threads=n_threads)
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
-    _check_bootstrap(confidence, n_bootstrap, seed)
+    check_bootstrap(confidence, n_bootstrap, seed)
     spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
                       label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
                       probability_threshold=probability_threshold, group_variable=group_variable, weights=weights,
@@ -307,6 +305,6 @@ def report(
         rep = state.count(enc, n_bootstrap=int(n_bootstrap), seed=0 if seed is None else int(seed),
                           backend=backend, n_threads=n_threads)
         boot = {f: counts for f, (_, _, _, counts) in rep.items()}
-    ft = _FlipTests(table, spec, state, enc, compat) if "FT" in post_names else None
+    ft = FlipTests(table, spec, state, enc, compat) if "FT" in post_names else None
     return state.assemble(methods=methods, stage=stage, compat=compat, boot=boot, confidence=confidence, ft=ft,
                           n_bootstrap=int(n_bootstrap) if confidence is not None else 0)

@@ -46,8 +46,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from clarion import options
 from clarion.bias._encode import Matcher, Vocabulary, is_missing_value
-from clarion.bias._engine import MAX_N_BOOTSTRAP, MSG_CONFIDENCE, Spec, State, Table, merge_states
+from clarion.bias._engine import Spec, State, Table, merge_states
 from clarion.bias._result import BiasReport
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Accumulator"]
@@ -134,14 +135,8 @@ class Accumulator:
                  seed: int | None = None) -> None:
         if compat not in ("clarion", "smclarify"):
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
-        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or not (
-                0 <= n_bootstrap <= MAX_N_BOOTSTRAP):
-            raise ValueError(f"n_bootstrap must be a non-negative integer (at most {MAX_N_BOOTSTRAP:,}), "
-                             f"got {n_bootstrap!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not
-                                 0 <= seed < 2**64):
-            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        n_bootstrap = int(n_bootstrap)
+        n_bootstrap = options.n_bootstrap(n_bootstrap, low=0)  # 0: keep no replicates
+        options.seed(seed)
         seed = (0 if seed is None else int(seed)) if n_bootstrap else None
         if isinstance(predicted_label, Mapping_types()):
             bad = [k for k, v in predicted_label.items() if not isinstance(v, str)]
@@ -388,9 +383,7 @@ class Accumulator:
             raise ValueError("report: no rows were counted yet")
         R = 0
         if confidence is not None:
-            if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or not (
-                    0 < confidence < 1):
-                raise ValueError(MSG_CONFIDENCE.format(value=confidence))
+            options.confidence(confidence)
             if not self.n_bootstrap:
                 raise ValueError(MSG_NO_BOOT)
             R = self.n_bootstrap if n_bootstrap is None else n_bootstrap

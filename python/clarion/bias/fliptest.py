@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clarion import _backend, _reference
+from clarion import _backend, _counts, _reference, options
 
 __all__ = ["FlipTestResult", "flip_test"]
 
@@ -203,7 +203,8 @@ def flip_test(
         See :mod:`clarion._backend`; cupy inputs run on the GPU (``k`` up to 256 there, larger
         ``k`` is computed on the host and logged).
     n_threads : int, optional
-        CPU threads (default: all cores, or ``CLARION_NUM_THREADS``).
+        CPU threads: None (``CLARION_NUM_THREADS``, else all cores), -1 (all cores) or a positive
+        integer (:func:`clarion.options.threads`).
 
     Returns
     -------
@@ -253,12 +254,12 @@ def flip_test(
         _, votes = _reference.knn_vote(xa, ya, xd, k)
         votes = votes.astype(np.uint8)
     elif impl == "cpu":
-        from clarion._counts import _n_threads  # noqa: PLC0415
-
+        threads = options.threads(n_threads)  # None: CLARION_NUM_THREADS or all cores; -1: all cores
+        threads = _counts.env_threads() if threads is None else max(threads, 0)
         positives = np.empty(n_d, dtype=np.int64)
         votes = np.empty(n_d, dtype=np.uint8)
         xa, ya, xd = (np.require(a, requirements=["C", "A"]) for a in (xa, ya, xd))  # the kernel's layout
-        _backend.core().knn_vote_cpu(xa, ya, xd, positives, votes, k, _n_threads(n_threads))
+        _backend.core().knn_vote_cpu(xa, ya, xd, positives, votes, k, threads)
     else:
         _, votes = _vote_cuda(xa, ya, xd, k)
 

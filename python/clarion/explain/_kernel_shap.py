@@ -11,10 +11,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from clarion import _backend
+from clarion import _backend, dispatch, options
 from clarion.explain import _kernels
 from clarion.explain._baseline import Baseline
-from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row
 from clarion.explain._model import prediction_function
 from clarion.explain._tabular import TabularCodec, densify
 
@@ -25,7 +25,8 @@ MSG_FEW_PLAYERS = (
     "Kernel SHAP needs at least 2 players (features or groups to explain), got M = {M}; with "
     "one player its attribution is simply f(x) - E f(background)"
 )
-MSG_NUM_SAMPLES = "num_samples must be None or an integer >= 2, got {value!r}"
+MSG_NUM_SAMPLES = (f"num_samples must be None or an integer in [{options.MIN_NUM_SAMPLES}, "
+                   f"{options.MAX_NUM_SAMPLES:,}], got {{value!r}}")
 MSG_LINK = "link must be 'identity' or 'logit', got {value!r}"
 MSG_WEIGHTS = "background weights must be finite, >= 0 and not all 0 (one per background row)"
 MSG_UNKNOWN_COLUMN = "{arg}: unknown column {col!r} (columns: {columns})"
@@ -288,9 +289,11 @@ class KernelShap:
         temporaries are not counted). At least one row's K synthetic rows form a batch. On the
         host, batches start at 2^16 rows and double (up to the budget) while throughput improves;
         results never depend on the batch sizes.
+    n_threads : int, optional
+        CPU threads of the compiled kernels: None (``CLARION_NUM_THREADS`` or all cores), -1
+        (all cores) or a positive integer; does not parallelise the model.
     n_jobs : int, optional
-        CPU threads of the compiled kernels (default all cores or ``CLARION_NUM_THREADS``);
-        does not parallelise the model.
+        Deprecated name of ``n_threads`` (:class:`DeprecationWarning`).
     backend : {"auto", "numpy", "cpu", "cuda"}
         See :mod:`clarion._backend`. cupy arrays (background and X) use the CUDA kernels; the
         model then receives cupy batches and no synthetic row leaves the GPU.
@@ -311,24 +314,21 @@ class KernelShap:
                  link: Literal["identity", "logit"] = "identity", paired: bool = True,
                  feature_groups: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
                  features_to_explain: Sequence[Any] | None = None, memory_budget: int | str = "1GiB",
-                 n_jobs: int | None = None, backend: str = "auto"):
+                 n_threads: int | None = None, backend: str = "auto", n_jobs: int | None = None):
         self._predict = prediction_function(model)
         if link not in _LINKS:
             raise ValueError(MSG_LINK.format(value=link))
         self.link = link
         self._link = _LINKS[link]
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer))
-                                        or num_samples < 2):
-            raise ValueError(MSG_NUM_SAMPLES.format(value=num_samples))
+        num_samples = options.num_samples(num_samples, message=MSG_NUM_SAMPLES)
+        seed = options.seed(seed, message=MSG_SEED)
         if seed is None:
             seed = secrets.randbits(63)
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-            raise ValueError(MSG_SEED.format(value=seed))
         self.seed_ = int(seed)
         self.paired = bool(paired)
-        self._budget = parse_budget(memory_budget)
-        self._n_jobs = check_n_jobs(n_jobs)
-        self._threads = _kernels.n_threads(self._n_jobs)
+        self._budget = options.byte_size(memory_budget)
+        self._n_threads = options.threads_alias(n_threads, n_jobs)
+        self._threads = _kernels.n_threads(self._n_threads)
         self._backend_req = backend
 
         data, weights = (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
@@ -394,6 +394,21 @@ class KernelShap:
         xp = self._xp()
         p = xp.clip(v, 1e-15, 1 - 1e-15)
         return xp.log(p / (1 - p))
+
+    @property
+    def n_outputs(self) -> int:
+        """D, the number of model outputs explained (1 for a 1-D output)."""
+        return self._predict.n_outputs
+
+    @property
+    def vector_out(self) -> bool:
+        """Whether the model returns 1-D output (attributions are then ``(N, M)``, not ``(N, M, D)``)."""
+        return self._predict.vector_out
+
+    @property
+    def player_columns(self) -> list[list[int]]:
+        """The data columns of each player (feature or group), in player order."""
+        return self._player_columns
 
     @property
     def expected_value(self) -> Any:
@@ -520,10 +535,8 @@ class KernelShap:
         -------
         Explanation
         """
-        from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
-
-        if distributed.is_dask_collection(X):  # partitions explained on the workers, same plan
-            return distributed.explain(self, X, return_std=return_std, progress=progress)
+        if dispatch.is_partitioned(X):  # partitions explained on the workers, same plan
+            return dispatch.handler("explain.explain")(self, X, return_std=return_std, progress=progress)
         X = densify(X, "X", self._budget)
         Xm = self._codec.encode(X, "X")
         impl = _backend.resolve(self._backend_req, Xm, self._B)

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clarion import _backend
+from clarion import _backend, dispatch, options
 from clarion.explain import _kernels
-from clarion.explain._common import MSG_INDEX, bytes_per_row, check_n_jobs, parse_budget
+from clarion.explain._common import MSG_INDEX, bytes_per_row
 from clarion.explain._model import prediction_function
 from clarion.explain._tabular import _NUM, TabularCodec, densify
 
@@ -53,6 +53,16 @@ def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, gr
     return codes, (_show(codec, template, j, codes) if codes.size else [])
 
 
+def check_pd_arguments(grid_resolution: Any, percentiles: Any) -> tuple[int, tuple[float, float]]:
+    """``grid_resolution`` (an integer >= 2) and ``percentiles`` (``0 <= lo < hi <= 1``), checked."""
+    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
+        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
+    lo, hi = percentiles
+    if not (0.0 <= lo < hi <= 1.0):
+        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    return int(grid_resolution), (float(lo), float(hi))
+
+
 def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -> list[Any]:
     """Grid values of column j in the column's own type (decoded through a valid row)."""
     rows = np.tile(template, (grid.size, 1))
@@ -62,7 +72,7 @@ def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -
 
 def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
                        percentiles: tuple[float, float] = (0.0, 1.0), memory_budget: int | str = "1GiB",
-                       n_jobs: int | None = None, backend: str = "auto") -> pd.DataFrame:
+                       n_threads: int | None = None, backend: str = "auto", n_jobs: int | None = None) -> pd.DataFrame:
     r"""Partial dependence of the model's outputs on each of ``features`` (Clarify's PDP).
 
     .. math::
@@ -93,8 +103,10 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     percentiles : (float, float), default (0.0, 1.0)
         The range that is cut into buckets: from the ``lo`` to the ``hi`` quantile of the
         feature, ``0 <= lo < hi <= 1`` (the default is Clarify's: the whole range).
-    memory_budget, n_jobs, backend
+    memory_budget, n_threads, backend
         As for :class:`KernelShap`.
+    n_jobs : int, optional
+        Deprecated name of ``n_threads`` (:class:`DeprecationWarning`).
 
     Returns
     -------
@@ -103,20 +115,15 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
         (class label or output index) and ``average`` (the partial dependence), one row per
         (feature, grid value, output).
     """
-    from clarion import distributed  # noqa: PLC0415 - light; imports Dask only for Dask input
-
-    if distributed.is_dask_collection(X):  # partial sums per partition on the workers
-        return distributed.partial_dependence(model, X, features, grid_resolution=grid_resolution,
-                                              percentiles=percentiles, memory_budget=memory_budget,
-                                              n_jobs=n_jobs, backend=backend)
-    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
-        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
-    lo, hi = percentiles
-    if not (0.0 <= lo < hi <= 1.0):
-        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    n_threads = options.threads_alias(n_threads, n_jobs)
+    if dispatch.is_partitioned(X):  # partial sums per partition on the workers (clarion.distributed)
+        return dispatch.handler("explain.partial_dependence")(
+            model, X, features, grid_resolution=grid_resolution, percentiles=percentiles,
+            memory_budget=memory_budget, n_jobs=n_threads, backend=backend)
+    grid_resolution, (lo, hi) = check_pd_arguments(grid_resolution, percentiles)
     predict = prediction_function(model)
-    budget = parse_budget(memory_budget)
-    threads = _kernels.n_threads(check_n_jobs(n_jobs))
+    budget = options.byte_size(memory_budget)
+    threads = _kernels.n_threads(n_threads)
     X = densify(X, "X", budget)
     codec = TabularCodec(X, "X")
     Xm = codec.encode(X, "X")

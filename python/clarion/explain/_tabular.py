@@ -138,6 +138,18 @@ class TabularCodec:
             raise ValueError(MSG_NCOLS.format(arg=arg, got=arr.shape[1], want=self.n_columns))
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
+    def encode_column(self, j: int, s: Any) -> np.ndarray:
+        """Column ``j`` of the data (its values ``s``) in code space, as :meth:`encode` writes it
+        (categorical codes are added to the codec's tables, as :meth:`encode` does)."""
+        if not self.is_frame:
+            return np.asarray(s, dtype=self.dtype)
+        kind = self.kinds[j]
+        if kind == _NUM:
+            return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if kind == _BOOL:
+            return s.to_numpy(dtype=np.float64)
+        return self._codes(j, s)
+
     def _codes(self, j: int, s: pd.Series) -> np.ndarray:
         """Codes of a categorical / string column; NaN / None get code -1 (decoded back to NaN)."""
         codes, uniques = pd.factorize(s, use_na_sentinel=True)

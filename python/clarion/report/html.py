@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from clarion.bias.registry import METRIC_INFO
 from clarion.report.svg import (
     bars,
     esc,
@@ -21,30 +22,11 @@ from clarion.report.svg import (
 
 __all__ = ["METRIC_GUIDE", "render_html", "render_markdown"]
 
-# name: (lowest, highest axis value drawn, ideal, one-line reading). Axes of unbounded metrics are
-# clipped for drawing only; the tables show the exact value.
+#: name: (lowest, highest axis value drawn, ideal, one-line reading), from the metric registry
+#: (:data:`clarion.bias.registry.METRIC_INFO`). Axes of unbounded metrics are clipped for drawing
+#: only; the tables show the exact value.
 METRIC_GUIDE: dict[str, tuple[float, float, float, str]] = {
-    "CI": (-1, 1, 0, "Positive: facet d has fewer rows than facet a."),
-    "DPL": (-1, 1, 0, "Positive: facet a has a higher share of positive labels than facet d."),
-    "KL": (0, 1, 0, "How far d's label distribution diverges from a's (0 = same)."),
-    "JS": (0, math.log(2), 0, "Symmetric divergence of the label distributions (0 = same, ln 2 max)."),
-    "LP": (0, math.sqrt(2), 0, "Euclidean distance between the label distributions."),
-    "TVD": (0, 1, 0, "Half the L1 distance between the label distributions."),
-    "KS": (0, 1, 0, "Largest gap between the label distributions."),
-    "CDDL": (-1, 1, 0, "Positive: facet d is over-represented among rejections, within subgroups."),
-    "DPPL": (-1, 1, 0, "Positive: the model predicts positive more often for facet a than for d."),
-    "DI": (0, 2, 1, "Below 1: facet d gets positive predictions at a lower rate than facet a."),
-    "DCA": (-1, 1, 0, "Positive: per observed positive, facet a gets fewer positive predictions than d."),
-    "DCR": (-1, 1, 0, "Positive: per observed negative, facet d gets fewer negative predictions than a."),
-    "RD": (-1, 1, 0, "Positive: the model finds a larger share of facet a's true positives (recall)."),
-    "SD": (-1, 1, 0, "Positive: the model is more specific for facet d than for facet a."),
-    "DAR": (-1, 1, 0, "Positive: facet a's positive predictions are more often right (precision)."),
-    "DRR": (-1, 1, 0, "Positive: facet d's negative predictions are more often right."),
-    "AD": (-1, 1, 0, "Positive: the model is more accurate for facet a than for facet d."),
-    "TE": (-2, 2, 0, "Difference in the ratio of false negatives to false positives (d − a)."),
-    "CDDPL": (-1, 1, 0, "As CDDL, on predicted labels."),
-    "FT": (-1, 1, 0, "Net share of facet d predicted better (> 0) or worse than their nearest facet-a neighbours."),
-    "GE": (0, 1, 0, "Inequality of prediction benefits across individuals (0 = equal)."),
+    name: (*info["axis"], info["ideal"], info["reading"]) for name, info in METRIC_INFO.items()
 }
 
 STAGE_TITLES = {"pre_training_bias_metrics": "Pre-training bias (data)",
