@@ -28,9 +28,7 @@ __all__ = [
     "MSG_OUTPUTS_CHANGED",
     "MSG_SELECT_INDEX",
     "MSG_WRONG_ROWS",
-    "Accepts",
     "Model",
-    "Output",
 ]
 
 #: what a prediction function is fed: a numpy array, a pandas DataFrame, a cupy array, or the
