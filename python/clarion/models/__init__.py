@@ -44,9 +44,9 @@ from clarion.models._base import (
     MSG_OUTPUTS_CHANGED,
     MSG_SELECT_INDEX,
     MSG_WRONG_ROWS,
-    Accepts,
+    Accepts as Accepts,
     Model,
-    Output,
+    Output as Output,
 )
 from clarion.models.adapters import MSG_UNKNOWN_MODEL, as_model
 from clarion.models.endpoint import (
