@@ -288,15 +288,21 @@ class Endpoint(Model):
 
     def with_options(self, *, output: str | None = None, label_headers: Sequence[Any] | None = None) -> Endpoint:
         """A copy of this endpoint returning ``output`` and/or using other ``label_headers``."""
-        return Endpoint(
-            self.url, content_type=self.content_type, accept_type=self.accept_type, label=self.label,
-            probability=self.probability, output=output or self.output,
-            label_headers=label_headers if label_headers is not None else self._label_headers,
+        return self._replace(output=output or self.output,
+                             label_headers=label_headers if label_headers is not None else self._label_headers)
+
+    def _replace(self, **changes: Any) -> Endpoint:
+        """A copy of this endpoint with some constructor arguments changed."""
+        kw: dict[str, Any] = dict(
+            content_type=self.content_type, accept_type=self.accept_type, label=self.label,
+            probability=self.probability, output=self.output, label_headers=self._label_headers,
             content_template=self.content_template, record_template=self.record_template,
             feature_names=self.feature_names, max_batch_rows=self.max_batch_rows,
             max_payload_bytes=self.max_payload_bytes, concurrency=self.concurrency, timeout=self.timeout,
             retries=self.retries, backoff=self.backoff, headers=self.extra_headers,
         )
+        kw.update(changes)
+        return Endpoint(self.url, **kw)
 
     def select(self, *, label: int | str | None = None,
                probability: int | str | Sequence[int] | None = None) -> Model:
@@ -313,19 +319,12 @@ class Endpoint(Model):
         csv_field = self.accept_type == "text/csv" and isinstance(value, (int, np.integer)) \
             and not isinstance(value, bool) and value >= 0
         if csv_field or (self.accept_type != "text/csv" and isinstance(value, str)):
-            return Endpoint(
-                self.url, content_type=self.content_type, accept_type=self.accept_type,
-                label=label if label is not None else self.label,
-                probability=probability if probability is not None else self.probability,
-                output="label" if label is not None else "probability", label_headers=self._label_headers,
-                content_template=self.content_template, record_template=self.record_template,
-                feature_names=self.feature_names, max_batch_rows=self.max_batch_rows,
-                max_payload_bytes=self.max_payload_bytes, concurrency=self.concurrency, timeout=self.timeout,
-                retries=self.retries, backoff=self.backoff, headers=self.extra_headers,
-            )
+            return self._replace(label=label if label is not None else self.label,
+                                 probability=probability if probability is not None else self.probability,
+                                 output="label" if label is not None else "probability")
         if isinstance(value, str):
             raise TypeError(f"{'label' if label is not None else 'probability'} must be a column index for "
-                             f"accept_type text/csv, got {value!r}")
+                            f"accept_type text/csv, got {value!r}")
         return super().select(label=label, probability=probability)  # type: ignore[arg-type]
 
     def close(self) -> None:
