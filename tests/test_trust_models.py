@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from clarion import analysis as A
-from clarion import models as M
+from clarion.models import files
 from clarion.analysis import analyze
 from clarion.cli import EXIT_ERROR, EXIT_OK, main
 from clarion.config import ConfigError, read_config
@@ -26,7 +26,7 @@ from clarion.models import Endpoint, EndpointError, ModelFileError, as_model
 def _private_model_check_cache(tmp_path, monkeypatch):
     # the on-disk record of checked model files lives in the test's folder, never in ~/.cache
     monkeypatch.setenv("CLARION_CACHE_DIR", str(tmp_path / "cache"))
-    M._checked_files.clear()
+    files._checked_files.clear()
 
 
 def _data(path, n=60, seed=0, extra=None):
@@ -277,9 +277,9 @@ def test_a_checked_file_is_not_checked_again(tmp_path, monkeypatch):
     _xgb_ubj(tmp_path / "good.ubj")
     as_model(str(tmp_path / "good.ubj"))
     runs = []
-    monkeypatch.setattr(M.subprocess, "run", lambda *a, **k: runs.append(a) or pytest.fail("child again"))
+    monkeypatch.setattr(files.subprocess, "run", lambda *a, **k: runs.append(a) or pytest.fail("child again"))
     as_model(str(tmp_path / "good.ubj"))  # same process: path, size, mtime
-    M._checked_files.clear()
+    files._checked_files.clear()
     as_model(str(tmp_path / "good.ubj"))  # a new process: the on-disk record of the same bytes
     assert runs == []
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import io
-import json
 import os
 import socket
 import sys
@@ -40,7 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from clarion.models import CONTENT_TYPES, Model, as_model
+from clarion.models import Model, as_model
+from clarion.models.wire import (
+    CONTENT_TYPES,
+    MSG_NOT_SCALAR,
+    MSG_TOO_DEEP,
+    RequestError,
+    format_response,
+    parse_request,
+)
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "MSG_BODY_TOO_LARGE", "MSG_NOT_SCALAR", "MSG_TOO_DEEP", "ModelServer",
            "add_arguments", "create_app", "run"]
@@ -51,144 +57,12 @@ DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
 MSG_BODY_TOO_LARGE = ("request body larger than this server's limit of {limit} bytes (max_body_bytes, "
                       "--max-body-bytes); send fewer rows per request")
-MSG_TOO_DEEP = "JSON nested too deeply to parse"
-MSG_NOT_SCALAR = "record {record}, feature {feature}: expected a number, string, boolean or null, got {kind}"
-
-
-class _BadRequest(ValueError):
-    pass
+#: a request the server cannot read (the wire format's error; answered 400)
+_BadRequest = RequestError
 
 
 class _TooLarge(Exception):
     pass
-
-
-def _loads(text: str) -> Any:
-    """``json.loads``; nesting deeper than the parser's recursion limit is the client's error (400).
-    A parsed document is never walked recursively: records and feature values are checked one
-    level at a time, and a nested value where a feature value belongs is refused (MSG_NOT_SCALAR)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise _BadRequest(MSG_TOO_DEEP) from None
-
-
-def _features_of(record: Any, finder: Any) -> Any:
-    if finder is not None:
-        return finder.search(record)
-    if isinstance(record, dict):
-        if "features" in record:
-            return record["features"]
-        return record  # key-value pairs, ordered by the model's feature names
-    return record
-
-
-def _rows_from_records(records: list[Any], finder: Any, feature_names: list[str] | None) -> list[list[Any]]:
-    rows = []
-    for i, rec in enumerate(records):
-        f = _features_of(rec, finder)
-        if isinstance(f, dict):
-            if feature_names is None:
-                raise _BadRequest(f"record {i} is an object but the model has no feature names")
-            missing = [n for n in feature_names if n not in f]
-            if missing:
-                raise _BadRequest(f"record {i} lacks features {missing}")
-            f = [f[n] for n in feature_names]
-        if not isinstance(f, list):
-            raise _BadRequest(f"record {i}: expected a list of feature values, got {_short(f)}")
-        for j, v in enumerate(f):
-            if v is not None and not isinstance(v, (int, float, str)):  # bool is an int
-                raise _BadRequest(MSG_NOT_SCALAR.format(record=i, feature=j, kind=_short(v)))
-        rows.append(f)
-    return rows
-
-
-def _short(v: Any, n: int = 200) -> str:
-    """At most ``n`` characters of ``v``'s JSON form (cheap on a large or deep value)."""
-    if isinstance(v, (list, dict)):
-        kind = "a list" if isinstance(v, list) else "an object"
-        return f"{kind} of {len(v)} item{'s' if len(v) != 1 else ''}"
-    return repr(v)[:n]
-
-
-def _to_input(rows: list[list[Any]], model: Model) -> Any:
-    widths = {len(r) for r in rows}
-    if len(widths) > 1:
-        raise _BadRequest(f"records have different numbers of features: {sorted(widths)}")
-    if rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
-                    for r in rows for v in r):
-        arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
-        return arr
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=model.feature_names if model.feature_names and rows
-                         and len(model.feature_names) == len(rows[0]) else None)
-    return frame.infer_objects()
-
-
-def _parse_request(body: bytes, content_type: str, model: Model, finder: Any) -> Any:
-    if content_type == "text/csv":
-        import pandas as pd
-
-        if not body.strip():
-            raise _BadRequest("empty request body")
-        try:
-            frame = pd.read_csv(io.BytesIO(body), header=None)
-        except Exception as exc:
-            raise _BadRequest(f"cannot parse CSV: {exc}") from None
-        names = model.feature_names
-        if names is not None and len(names) == frame.shape[1]:
-            frame.columns = names
-        if all(k in "fiub" for k in frame.dtypes.map(lambda d: d.kind)):
-            if model.accepts != "pandas":
-                # C order, as a client's array would be: BLAS sums F-ordered data differently
-                return np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
-        return frame
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadRequest(f"body is not UTF-8: {exc}") from None
-    try:
-        if content_type == "application/jsonlines":
-            records = [_loads(ln) for ln in text.splitlines() if ln.strip()]
-        else:
-            doc = _loads(text)
-            if finder is not None and isinstance(doc, dict):
-                records = finder.search(doc)
-                finder = None
-            elif isinstance(doc, dict):
-                records = doc["instances"] if "instances" in doc else [doc]  # else: one record
-            elif isinstance(doc, list) and doc and not isinstance(doc[0], (list, dict)):
-                records = [doc]  # one record given as a flat list of values
-            else:
-                records = doc
-            if not isinstance(records, list):
-                raise _BadRequest("expected a JSON list of records (or {\"instances\": [...]})")
-    except json.JSONDecodeError as exc:
-        raise _BadRequest(f"cannot parse JSON: {exc}") from None
-    if not records:
-        raise _BadRequest("no records in the request")
-    return _to_input(_rows_from_records(records, finder, model.feature_names), model)
-
-
-def _format_response(y: np.ndarray, accept: str, names: list[str] | None) -> bytes:
-    rows = y.tolist()
-    if accept == "text/csv":
-        if not rows or not rows[0]:
-            return b"\n" * len(rows)
-        # repr of the nested list is C speed; floats come out shortest round-trip ("nan"/"inf" too)
-        return (repr(rows)[2:-2].replace(", ", ",").replace("],[", "\n") + "\n").encode()
-    many = y.shape[1] > 1 and names is not None
-
-    def record(r: list[float]) -> dict[str, Any]:
-        rec: dict[str, Any] = {"scores": r}
-        if many:
-            rec["predicted_label"] = names[int(np.argmax(r))]
-        return rec
-
-    if accept == "application/jsonlines":
-        return ("\n".join(json.dumps(record(r), separators=(",", ":")) for r in rows) + "\n").encode()
-    return json.dumps({"predictions": [record(r) for r in rows]}, separators=(",", ":")).encode()
 
 
 def _max_body(v: Any, arg: str = "max_body_bytes") -> int:
@@ -227,6 +101,13 @@ async def _read_body(request: Any, limit: int) -> bytes:
         if len(body) > limit:
             raise _TooLarge
     return bytes(body)
+
+
+def _predict(model: Model, X: Any) -> Any:
+    """``model.predict(X)``; a float overflow in the model (an extreme feature value) gives inf in
+    the answer, as numpy's default does, and is never raised where warnings are errors."""
+    with np.errstate(over="ignore"):
+        return model.predict(X)
 
 
 def create_app(model: Any, *, features: str | None = None, max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES) -> Any:
@@ -287,13 +168,14 @@ def create_app(model: Any, *, features: str | None = None, max_body_bytes: int |
         except ClientDisconnect:
             return Response(b"", status_code=400)
         try:
-            X = _parse_request(body, ctype, model, finder)
-            y = await run_in_threadpool(model.predict, X)
+            X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts,
+                              features=finder)
+            y = await run_in_threadpool(_predict, model, X)
         except (ValueError, TypeError, KeyError) as exc:
             return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
         except Exception as exc:  # the model failed: a server error, not the client's
             return Response(f"{type(exc).__name__}: {exc}", status_code=500, media_type="text/plain")
-        return Response(_format_response(np.asarray(y), accept, model.output_names), media_type=accept)
+        return Response(format_response(np.asarray(y), accept, model.output_names), media_type=accept)
 
     return Starlette(routes=[Route("/ping", ping, methods=["GET"]),
                              Route("/invocations", invocations, methods=["POST"])])

@@ -1,18 +1,21 @@
 """The single place where the explainers obtain predictions from a user's model.
 
-:func:`prediction_function` turns a callable or a scikit-learn estimator / Pipeline into
-``predict(batch) -> float64 array of shape (n, D)`` with the output checks of issue 4 (wrong row
-count, NaN / inf). ``KernelShap`` and ``partial_dependence`` call nothing else, so routing through
-``clarion.models.as_model`` later is a one-line change here.
+:func:`prediction_function` turns the model into a :class:`clarion.models.Model` (the adapters of
+:mod:`clarion.models` decide how a model is called: ``predict_proba`` for a scikit-learn
+classifier, ``predict`` for another estimator, in-place prediction for xgboost, an HTTP endpoint...)
+and wraps it as ``predict(batch) -> float64 array of shape (n, D)`` with the explainers' output
+checks (wrong row count, NaN / inf), whose messages say which batch failed. ``KernelShap`` and
+``partial_dependence`` call nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from clarion.models import Model, as_model
 
 MSG_ROWS = "model returned {got} rows for a batch of {n} rows{where}"
 MSG_NONFINITE = "model returned a non-finite value ({value}) at row {row}, output {col}{where}"
@@ -23,30 +26,51 @@ MSG_NOT_CALLABLE = (
 MSG_OUTPUTS = "model returned {got} outputs per row, but {want} before{where}"
 
 
-@dataclass
-class Predictor:
-    """A model wrapped as ``batch -> (n, D) float64``.
+class CheckedModel:
+    """A :class:`clarion.models.Model` as the explainers call it: ``batch -> (n, D) float64``.
+
+    Parameters
+    ----------
+    model : clarion.models.Model
+    raw : bool
+        Call the model's prediction function on the batch as the explainer built it (a numpy
+        array, a DataFrame with the data's columns and dtypes, or a cupy array) and check its raw
+        output here; else call :meth:`Model.predict` (a one-output model then gives 1-D output).
+    output_names : list or None
+        Class labels of a classifier's probability outputs, else None.
 
     Attributes
     ----------
-    fn : callable
-        The raw prediction call.
+    model : clarion.models.Model
     output_names : list or None
-        Class labels for ``predict_proba`` of a classifier, else None.
     vector_out : bool or None
         Whether the model returns 1-D output (learned from the first call).
     n_outputs : int or None
         ``D``, learned from the first call; later calls must agree.
     """
 
-    fn: Callable[[Any], Any]
-    output_names: list[Any] | None = None
-    vector_out: bool | None = None
-    n_outputs: int | None = None
+    def __init__(self, model: Model, *, raw: bool, output_names: list[Any] | None = None) -> None:
+        self.model = model
+        self.output_names = output_names
+        self.vector_out: bool | None = None
+        self.n_outputs: int | None = None
+        self._fn: Callable[[Any], Any] = model.fn if raw else self._predict
+
+    def _predict(self, batch: Any) -> Any:
+        out = self.model.predict(batch)
+        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
 
     def __call__(self, batch: Any, where: str = "") -> Any:
+        """Predict ``batch``; ``where`` (e.g. ``" (on the background)"``) ends every message.
+
+        Raises
+        ------
+        ValueError
+            Output of the wrong rank or row count, another number of outputs than before, or a
+            NaN / infinite value.
+        """
         n = batch.shape[0]
-        out = self.fn(batch)
+        out = self._fn(batch)
         xp = np
         if hasattr(out, "__cuda_array_interface__"):
             import cupy  # noqa: PLC0415 - device models only
@@ -76,49 +100,47 @@ class Predictor:
         return xp.ascontiguousarray(out)
 
 
-def prediction_function(model: Any) -> Predictor:
+def prediction_function(model: Any) -> CheckedModel:
     """Wrap ``model`` as a checked ``batch -> (n, D) float64`` function.
 
     Parameters
     ----------
     model : callable, estimator, or anything :func:`clarion.models.as_model` accepts
         A model file path, an xgboost Booster, an ONNX session, an HTTP ``Endpoint`` or a
-        ``clarion.models.Model`` goes through :func:`clarion.models.as_model` (a one-output
+        ``clarion.models.Model`` goes through :meth:`clarion.models.Model.predict` (a one-output
         model then gives 1-D attributions, as a plain callable returning 1-D output does).
         A scikit-learn classifier (or Pipeline ending in one) is called through
         ``predict_proba``; another estimator through ``predict``; any other callable is called
         as is. The batch is what the explainer builds: a numpy array, or a DataFrame with the
         original columns and dtypes when the data was a DataFrame.
     """
-    if isinstance(model, Predictor):
+    if isinstance(model, CheckedModel):
         return model
-    if callable(model) and not hasattr(model, "predict") and not _is_clarion_model(model):
-        return Predictor(model)
+    if callable(model) and not hasattr(model, "predict") and not isinstance(model, Model):
+        return CheckedModel(Model(model, accepts="any"), raw=True)
     if not _is_sklearn_estimator(model):
-        return _from_as_model(model)
+        m = as_model(model)
+        names = m.output_names if (m.n_outputs or 0) > 1 else None
+        return CheckedModel(m, raw=False, output_names=None if names is None else list(names))
     if hasattr(model, "predict_proba") or hasattr(model, "predict"):
-        is_clf = False
-        try:
-            from sklearn.base import is_classifier  # noqa: PLC0415 - optional dependency
-
-            is_clf = bool(is_classifier(model))
-        except ImportError:  # pragma: no cover - sklearn estimators imply sklearn
-            is_clf = False
+        is_clf = _is_classifier(model)
         if is_clf and hasattr(model, "predict_proba"):
-            names = getattr(model, "classes_", None)
-            return Predictor(model.predict_proba, None if names is None else list(names))
+            m = as_model(model, output="probability", accepts="any")
+            return CheckedModel(m, raw=True, output_names=m.classes)
         if hasattr(model, "predict"):
-            return Predictor(model.predict)
-        return Predictor(model.predict_proba)
+            return CheckedModel(as_model(model, output="label" if is_clf else "score", accepts="any"), raw=True)
+        return CheckedModel(as_model(model, output="probability", accepts="any"), raw=True)
     if callable(model):
-        return Predictor(model)
+        return CheckedModel(Model(model, accepts="any"), raw=True)
     raise TypeError(MSG_NOT_CALLABLE.format(type=type(model).__name__))
 
 
-def _is_clarion_model(model: Any) -> bool:
-    from clarion.models import Endpoint, Model  # noqa: PLC0415 - light, but only needed here
-
-    return isinstance(model, (Model, Endpoint))
+def _is_classifier(model: Any) -> bool:
+    try:
+        from sklearn.base import is_classifier  # noqa: PLC0415 - optional dependency
+    except ImportError:  # pragma: no cover - sklearn estimators imply sklearn
+        return False
+    return bool(is_classifier(model))
 
 
 def _is_sklearn_estimator(model: Any) -> bool:
@@ -127,17 +149,3 @@ def _is_sklearn_estimator(model: Any) -> bool:
     except ImportError:  # pragma: no cover - without sklearn nothing is an estimator
         return False
     return isinstance(model, BaseEstimator) and type(model).__module__.split(".")[0] != "xgboost"
-
-
-def _from_as_model(model: Any) -> Predictor:
-    """Route model files, Boosters, ONNX sessions, endpoints and ``Model`` objects via ``as_model``."""
-    from clarion.models import as_model  # noqa: PLC0415 - keeps explain importable alone
-
-    m = as_model(model)
-
-    def predict(batch: Any) -> Any:
-        out = m.predict(batch)
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
-
-    names = m.output_names if (m.n_outputs or 0) > 1 else None
-    return Predictor(predict, None if names is None else list(names))
