@@ -214,10 +214,10 @@ def _predictor_extras(c: Any, d: dict, path: str) -> None:
         if ct is not None and ct != "application/json":
             raise ConfigError(f"{path}.record_template: applies to content_type application/json only, "
                               f"and {path}.content_type is {ct!r}")
-        from clarion.models import _check_record_template
+        from clarion.models import check_record_template
 
         try:
-            _check_record_template(rt)
+            check_record_template(rt)
         except ValueError as exc:
             raise ConfigError(f"{path}.{exc}") from None
     c.record_template = rt

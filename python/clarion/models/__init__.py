@@ -76,10 +76,6 @@ from clarion.models.wire import (
     check_record_template,
 )
 
-#: the name :mod:`clarion.config` imported before the package split; use
-#: :func:`clarion.models.wire.check_record_template`
-_check_record_template = check_record_template
-
 __all__ = [
     "CONTENT_TYPES",
     "DEFAULT_MEMORY_BUDGET",
