@@ -276,15 +276,8 @@ def test_worker_killed_mid_computation_recovered(client):
     assert victim not in client.scheduler_info()["workers"]
 
 
-def _cupy_ok() -> bool:
-    from clarion.testing import available_backends
-
-    return dict(available_backends())["cuda"] is None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cupy_ok(), reason="no usable CUDA device / cupy")
-def test_gpu_workers_explain_cupy_partitions(client):
+def test_gpu_workers_explain_cupy_partitions(cuda, client):
     import cupy
 
     rng = np.random.default_rng(18)

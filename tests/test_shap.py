@@ -305,15 +305,8 @@ def test_to_shap_with_groups_and_per_row_base():
     np.testing.assert_allclose(s.values.sum(1) + s.base_values, f(X), atol=1e-10)
 
 
-def _cupy_ok() -> bool:
-    from clarion.testing import available_backends
-
-    return dict(available_backends())["cuda"] is None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cupy_ok(), reason="no usable CUDA device / cupy")
-def test_cuda_end_to_end_equals_cpu():
+def test_cuda_end_to_end_equals_cpu(cuda):
     import cupy
 
     rng = np.random.default_rng(18)
