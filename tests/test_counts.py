@@ -13,6 +13,7 @@ import clarion
 from clarion import _counts, _reference
 from clarion.testing import CODE_DTYPES, counts_cases
 
+
 def assert_same_counts(got, want, weighted):
     got = got.get() if hasattr(got, "get") else got
     assert got.shape == want.shape

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from clarion.report import render_html, render_markdown, write_analysis_json, write_report
 

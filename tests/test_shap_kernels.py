@@ -164,7 +164,8 @@ def apply_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32)))
     q0 = draw(st.integers(0, N * S))
     q1 = draw(st.integers(q0, N * S))
-    return rng.normal(size=(q1 - q0, D)), rng.normal(size=D), rng.normal(size=(S, Mo)), q0, q1, rng.normal(size=(N, Mo, D))
+    Y, base, LT = rng.normal(size=(q1 - q0, D)), rng.normal(size=D), rng.normal(size=(S, Mo))
+    return Y, base, LT, q0, q1, rng.normal(size=(N, Mo, D))
 
 
 @FAST
