@@ -9,6 +9,7 @@ only shrink: when you remove a violation, delete its line here. ``python tools/i
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -153,3 +154,24 @@ def test_the_checker_sees_each_kind_of_violation(tmp_path):
         "clarion.serve -> clarion.bias._engine",
         "clarion.serve -> clarion.bias._engine:_hidden",
     ]
+
+
+# -- docs/architecture.md describes this repository ---------------------------------------------------
+
+_SEARCH = ["", "python", "python/clarion", "cpp", "cpp/include/clarion", "cpp/src", "cpp/bindings", "docs"]
+_SEARCH += [str(p.relative_to(ROOT)) for p in sorted((ROOT / "python" / "clarion").iterdir()) if p.is_dir()]
+
+
+def test_architecture_page_names_only_files_that_exist():
+    """Every file named in backticks on docs/architecture.md exists (looked up from the usual roots),
+    and nothing points outside the repository."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    names = set(re.findall(r"`([\w./-]+\.(?:py|pyi|hpp|cpp|cu|md|sh|toml|txt))`", text))
+    names |= set(re.findall(r"\]\(([^)#]+)", text))  # markdown links
+    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):  # the layer diagrams
+        names |= {t for t in re.findall(r"(?<![\w<>*.])[\w./-]+(?:\.(?:py|hpp|cpp|cu)|/)(?=[\s,]|$)", block)}
+    outside = sorted(n for n in names if n.startswith(("../", "/")) or "://" in n)
+    assert not outside, f"docs/architecture.md points outside the repository: {outside}"
+    missing = sorted(n for n in names if not any((ROOT / base / n).exists() for base in _SEARCH))
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
