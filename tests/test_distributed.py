@@ -31,7 +31,7 @@ from clarion.explain import KernelShap, partial_dependence  # noqa: E402
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address=":0")  # not 8787: another cluster may hold it
     c = distributed.Client(cluster)
     try:
         yield c
