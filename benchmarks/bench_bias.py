@@ -27,10 +27,11 @@ import platform
 import sys
 import time
 
-import clarion
-import clarion.bias as cb
 import numpy as np
 import pandas as pd
+
+import clarion
+import clarion.bias as cb
 
 COUNT = [m for m in cb.ALL_METRICS if m != "FT"]
 
@@ -141,7 +142,8 @@ def bench_accumulator(rows, batch, repeat):
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in out:
         print(f"| {r['rows']:.0e} | {r['kind']} | {r['batch']:,} | {r['one_shot'] * 1e3:.1f} ms | "
-              f"{r['accumulator'] * 1e3:.1f} ms | {r['rows'] / r['one_shot']:,.0f} | {r['rows'] / r['accumulator']:,.0f} | "
+              f"{r['accumulator'] * 1e3:.1f} ms | {r['rows'] / r['one_shot']:,.0f} | "
+              f"{r['rows'] / r['accumulator']:,.0f} | "
               f"{r['accumulator'] / r['one_shot']:.2f}× | {r['state_bytes']:,} B |")
 
 

@@ -96,13 +96,14 @@ def main() -> None:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
-    import clarion.bias as cb
     import dask
     import dask.dataframe as dd
-    from clarion.distributed import NANNY_TRIM_KEY
-    from clarion.explain import KernelShap
     from distributed import Client, LocalCluster
     from sklearn.linear_model import LogisticRegression
+
+    import clarion.bias as cb
+    from clarion.distributed import NANNY_TRIM_KEY
+    from clarion.explain import KernelShap
 
     rows, per_file = int(args.bias_rows), int(args.rows_per_file)
     tmp = tempfile.mkdtemp(prefix="clarion-bench-dask-")
@@ -141,7 +142,8 @@ def main() -> None:
             start = time.perf_counter() - t0
             try:
                 ddf = dd.read_parquet(tmp)
-                t_bias, rep = best(lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat, f"bias, {n_workers} worker(s)")
+                t_bias, rep = best(lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat,
+                                   f"bias, {n_workers} worker(s)")
                 Xd = dd.from_pandas(X, npartitions=args.shap_partitions)
                 t_shap, sh = best(lambda Xd=Xd: explainer.explain(Xd), args.repeat, f"shap, {n_workers} worker(s)")
                 bias_same = want_bias.equals(rep.to_frame())

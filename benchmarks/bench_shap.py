@@ -104,7 +104,7 @@ def run(args):
 
                     # Interleaved repeats, best of each: the three see the same machine load.
                     floor, floor_b, ours = interleaved([one_call, batched, ours_run], args.repeat)
-                    del syn
+                    syn = None  # free the synthetic rows before clarion runs (the closures share the variable)
                     e, ks = holder["e"], holder["ks"]
                     tracemalloc.start()
                     KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,

@@ -11,37 +11,11 @@ from hypothesis import strategies as st
 
 import clarion
 from clarion import _counts, _reference
-from clarion.testing import CODE_DTYPES, available_backends, counts_cases
-
-BACKENDS = available_backends()
-
-
-def backend_params(include_numpy: bool = False):
-    params = []
-    for name, reason in BACKENDS:
-        if name == "numpy" and not include_numpy:
-            continue
-        marks = [pytest.mark.gpu] if name == "cuda" else []
-        if reason is not None:
-            marks.append(pytest.mark.skip(reason=f"{name} backend unavailable: {reason}"))
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
-
-
-def to_device(backend, *arrays):
-    if backend != "cuda":
-        return arrays
-    import cupy
-
-    return tuple(None if a is None else cupy.asarray(a) for a in arrays)
-
-
-def to_host(a):
-    return a.get() if hasattr(a, "get") else a
+from clarion.testing import CODE_DTYPES, counts_cases
 
 
 def assert_same_counts(got, want, weighted):
-    got = to_host(got)
+    got = got.get() if hasattr(got, "get") else got
     assert got.shape == want.shape
     if weighted:
         assert got.dtype == np.float64
@@ -57,39 +31,62 @@ def reference_counts(case, **kw):
                                   backend="numpy", **kw)
 
 
-@pytest.mark.parametrize("backend", backend_params())
 @given(case=counts_cases())
-def test_grouped_counts_matches_reference(backend, case):
+def test_grouped_counts_matches_reference(compiled, case):
+    backend = compiled
     want = reference_counts(case)
-    g, lab, p, w = to_device(backend, case.groups, case.labels, case.preds, case.weights)
+    g, lab, p, w = backend.put(case.groups, case.labels, case.preds, case.weights)
     got = clarion.grouped_counts(g, lab, p, weights=w, n_groups=case.n_groups, n_labels=case.n_labels,
                                  n_preds=case.n_preds, backend=backend)
     assert_same_counts(got, want, case.weights is not None)
 
 
-@pytest.mark.parametrize("backend", backend_params())
 @given(case=counts_cases(max_batch=2), n_boot=st.integers(1, 5), seed=st.integers(0, 2**64 - 1),
        offset=st.integers(0, 2**40))
-def test_bootstrap_matches_reference(backend, case, n_boot, seed, offset):
+def test_bootstrap_matches_reference(compiled, case, n_boot, seed, offset):
+    backend = compiled
     want = reference_counts(case, n_bootstrap=n_boot, seed=seed, row_offset=offset)
-    g, lab, p, w = to_device(backend, case.groups, case.labels, case.preds, case.weights)
+    g, lab, p, w = backend.put(case.groups, case.labels, case.preds, case.weights)
     got = clarion.grouped_counts(g, lab, p, weights=w, n_groups=case.n_groups, n_labels=case.n_labels,
                                  n_preds=case.n_preds, n_bootstrap=n_boot, seed=seed, row_offset=offset,
                                  backend=backend)
     assert_same_counts(got, want, case.weights is not None)
 
 
-@pytest.mark.parametrize("backend", backend_params())
 @given(case=counts_cases(with_scores=True, with_preds=False), n_boot=st.sampled_from([0, 0, 2]))
-def test_threshold_counts_matches_reference(backend, case, n_boot):
+def test_threshold_counts_matches_reference(compiled, case, n_boot):
+    backend = compiled
     kw = dict(n_bootstrap=n_boot, seed=7) if n_boot else {}
     want = clarion.grouped_threshold_counts(case.groups, case.labels, case.scores, case.thresholds,
                                             weights=case.weights, n_groups=case.n_groups,
                                             n_labels=case.n_labels, backend="numpy", **kw)
-    g, lab, s, w = to_device(backend, case.groups, case.labels, case.scores, case.weights)
+    g, lab, s, w = backend.put(case.groups, case.labels, case.scores, case.weights)
     got = clarion.grouped_threshold_counts(g, lab, s, case.thresholds, weights=w, n_groups=case.n_groups,
                                            n_labels=case.n_labels, backend=backend, **kw)
     assert_same_counts(got, want, case.weights is not None)
+
+
+@pytest.mark.gpu
+def test_cuda_equals_cpu_bitwise(cuda):
+    """Integer counts (plain, bootstrap, thresholds) are exact on both sides, so CPU and CUDA agree
+    bit for bit; weighted sums are reduced in a fixed order on each, so reruns on the GPU are
+    bitwise identical (CPU and CUDA chunk the rows differently: they agree to rounding)."""
+    rng = np.random.default_rng(21)
+    n = 300_001
+    g, lab = rng.integers(-1, 40, n).astype(np.int32), rng.integers(0, 3, n).astype(np.int32)
+    p, s, w = rng.integers(0, 2, (n, 3)).astype(np.int8), rng.random((n, 2)), rng.exponential(size=n)
+    dg, dlab, dp, ds, dw = cuda.put(g, lab, p, s, w)
+    sizes = {"n_groups": 40, "n_labels": 3}
+    for kw in (sizes, {**sizes, "n_bootstrap": 3, "seed": 11, "row_offset": 5}):
+        host = clarion.grouped_counts(g, lab, p, backend="cpu", **kw)
+        assert cuda.get(clarion.grouped_counts(dg, dlab, dp, backend="cuda", **kw)).tobytes() == host.tobytes()
+        host = clarion.grouped_threshold_counts(g, lab, s, [0.2, 0.5], backend="cpu", **kw)
+        dev = clarion.grouped_threshold_counts(dg, dlab, ds, [0.2, 0.5], backend="cuda", **kw)
+        assert cuda.get(dev).tobytes() == host.tobytes()
+    runs = [cuda.get(clarion.grouped_counts(dg, dlab, dp, weights=dw, backend="cuda", **sizes)) for _ in range(2)]
+    assert runs[0].tobytes() == runs[1].tobytes()
+    np.testing.assert_allclose(runs[0], clarion.grouped_counts(g, lab, p, weights=w, backend="cpu", **sizes),
+                               rtol=1e-12)
 
 
 @given(case=counts_cases(with_scores=True, with_preds=False, with_weights=False))
@@ -139,16 +136,15 @@ def test_hand_computed_example():
     np.testing.assert_array_equal(clarion.grouped_counts(groups, labels, weights=w), [[2.0, 0.75], [3.0, 2.0]])
 
 
-@pytest.mark.parametrize("backend", backend_params(include_numpy=True))
 def test_empty_and_all_left_out(backend):
     e = np.zeros(0, dtype=np.int64)
-    got = clarion.grouped_counts(*to_device(backend, e, e, e), n_groups=2, n_labels=2, n_preds=2, backend=backend)
-    assert to_host(got).shape == (2, 2, 2) and not to_host(got).any()
+    got = clarion.grouped_counts(*backend.put(e, e, e), n_groups=2, n_labels=2, n_preds=2, backend=backend)
+    assert backend.get(got).shape == (2, 2, 2) and not backend.get(got).any()
     assert clarion.grouped_counts(e, e, backend="numpy" if backend == "numpy" else "auto").shape == (0, 0)
     g = np.full(10, -1, dtype=np.int32)
     lab = np.zeros(10, dtype=np.int32)
-    got = clarion.grouped_counts(*to_device(backend, g, lab), n_groups=3, n_labels=1, backend=backend)
-    np.testing.assert_array_equal(to_host(got), np.zeros((3, 1), dtype=np.int64))
+    got = clarion.grouped_counts(*backend.put(g, lab), n_groups=3, n_labels=1, backend=backend)
+    np.testing.assert_array_equal(backend.get(got), np.zeros((3, 1), dtype=np.int64))
 
 
 def test_large_input_spans_many_chunks_and_threads():
@@ -207,18 +203,16 @@ def test_poisson_draws_have_poisson1_moments():
     assert abs(np.corrcoef(k, k2)[0, 1]) < 4e-3
 
 
-@pytest.mark.parametrize("backend", ["cpu", "numpy"])
 def test_bootstrap_chunks_with_row_offset_sum_to_whole(backend):
     rng = np.random.default_rng(3)
     n = 10_000
-    g = rng.integers(0, 4, n)
-    lab = rng.integers(0, 2, n)
+    g, lab = backend.put(rng.integers(0, 4, n), rng.integers(0, 2, n))
     whole = clarion.grouped_counts(g, lab, n_bootstrap=3, seed=5, backend=backend)
     cuts = [0, 17, 4000, 4001, n]
-    parts = sum(clarion.grouped_counts(g[a:b], lab[a:b], n_groups=4, n_labels=2, n_bootstrap=3, seed=5,
-                                       row_offset=a, backend=backend)
+    parts = sum(backend.get(clarion.grouped_counts(g[a:b], lab[a:b], n_groups=4, n_labels=2, n_bootstrap=3, seed=5,
+                                                   row_offset=a, backend=backend))
                 for a, b in zip(cuts[:-1], cuts[1:]))
-    np.testing.assert_array_equal(parts, whole)
+    np.testing.assert_array_equal(parts, backend.get(whole))
 
 
 @pytest.mark.parametrize("dtype", CODE_DTYPES)

@@ -31,7 +31,7 @@ from clarion.explain import KernelShap, partial_dependence  # noqa: E402
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address=":0")  # not 8787: another cluster may hold it
     c = distributed.Client(cluster)
     try:
         yield c
@@ -180,7 +180,7 @@ def test_shap_identical(client):
     np.testing.assert_array_equal(one.expected_value, many.expected_value)
     pd.testing.assert_frame_equal(one.to_frame(), many.to_frame())
     # features_to_explain: per-row base values come back per partition
-    f = lambda Z: np.asarray(Z)[:, 0] * np.asarray(Z)[:, 1] + np.asarray(Z)[:, 2]  # noqa: E731
+    f = lambda Z: np.asarray(Z)[:, 0] * np.asarray(Z)[:, 1] + np.asarray(Z)[:, 2]
     arr = X.to_numpy()[:60]
     e2 = KernelShap(f, arr[:10], features_to_explain=[0, 1, 3], seed=9)
     a = e2.explain(arr)
@@ -219,11 +219,11 @@ def test_shap_frame_to_parquet_without_collecting(client, tmp_path):
 def test_partial_dependence_equal(client):
     _, X = _model()
     Xc = X.assign(cat=np.where(X["x1"] > 0, "hi", "lo"))
-    f = lambda Z: (Z["x1"] + (Z["cat"] == "hi").astype(float) * 2 + Z["age"] / 50).to_numpy()  # noqa: E731
+    f = lambda Z: (Z["x1"] + (Z["cat"] == "hi").astype(float) * 2 + Z["age"] / 50).to_numpy()
     one = partial_dependence(f, Xc, ["x1", "cat", "age"], grid_resolution=7)
     many = partial_dependence(f, dd.from_pandas(Xc, npartitions=5), ["x1", "cat", "age"], grid_resolution=7)
     pd.testing.assert_frame_equal(one, many, rtol=1e-12)
-    g = lambda Z: np.column_stack([np.tanh(Z[:, 0]) + Z[:, 3] * Z[:, 1], Z[:, 2] / 80])  # noqa: E731
+    g = lambda Z: np.column_stack([np.tanh(Z[:, 0]) + Z[:, 3] * Z[:, 1], Z[:, 2] / 80])
     p1 = partial_dependence(g, X.to_numpy(), [0, 3])
     p2 = partial_dependence(g, da.from_array(X.to_numpy(), chunks=(150, 4)), [0, 3])
     pd.testing.assert_frame_equal(p1, p2, rtol=1e-12)
@@ -276,20 +276,13 @@ def test_worker_killed_mid_computation_recovered(client):
     assert victim not in client.scheduler_info()["workers"]
 
 
-def _cupy_ok() -> bool:
-    from clarion.testing import available_backends
-
-    return dict(available_backends())["cuda"] is None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cupy_ok(), reason="no usable CUDA device / cupy")
-def test_gpu_workers_explain_cupy_partitions(client):
+def test_gpu_workers_explain_cupy_partitions(cuda, client):
     import cupy
 
     rng = np.random.default_rng(18)
     W = rng.normal(size=(6, 2))
-    f_dev = lambda Z: cupy.tanh(Z @ cupy.asarray(W))  # noqa: E731
+    f_dev = lambda Z: cupy.tanh(Z @ cupy.asarray(W))
     B, X = rng.normal(size=(5, 6)), rng.normal(size=(40, 6))
     e = KernelShap(f_dev, cupy.asarray(B), num_samples=100, seed=4)
     one = e.explain(cupy.asarray(X))
@@ -299,8 +292,9 @@ def test_gpu_workers_explain_cupy_partitions(client):
 
 def test_analysis_job_explains_on_the_cluster(client, tmp_path):
     """``clarion analyze --dask-*``: SHAP and PDP of the analysis job run on the workers, same outputs."""
-    from clarion import analysis
     from sklearn.linear_model import LogisticRegression
+
+    from clarion import analysis
 
     rng = np.random.default_rng(8)
     n = 400
@@ -367,8 +361,9 @@ def test_cli_dask_options_are_registered():
 def test_cli_analyze_with_dask_workers(tmp_path, capsys, monkeypatch):
     """``clarion analyze --dask-workers 2`` end to end (its own local cluster, progress bars on)."""
     skio = pytest.importorskip("skops.io")
-    from clarion.cli import EXIT_OK, main
     from sklearn.linear_model import LogisticRegression
+
+    from clarion.cli import EXIT_OK, main
 
     rng = np.random.default_rng(9)
     n = 300
@@ -395,16 +390,17 @@ def test_cli_analyze_with_dask_workers(tmp_path, capsys, monkeypatch):
     a = pd.read_csv(tmp_path / "local" / "explanations_shap" / "out.csv")
     b = pd.read_csv(tmp_path / "dist" / "explanations_shap" / "out.csv")
     pd.testing.assert_frame_equal(a, b, rtol=1e-12)  # BLAS model: last-bit differences only
-    assert not cdist._ACTIVE  # noqa: SLF001 - the CLI's cluster was closed
+    assert not cdist._ACTIVE  # the CLI's cluster was closed
 
 
 def test_analysis_job_reads_a_dask_dataframe(client, tmp_path):
     """``clarion.analyze(config, <dask DataFrame>)``: partitions stream through the job as chunks;
     the outputs equal the run on the same rows as a pandas DataFrame, and a missing label is
     located by its global row number."""
+    from sklearn.tree import DecisionTreeClassifier
+
     from clarion import analysis
     from clarion.dataset import DataError
-    from sklearn.tree import DecisionTreeClassifier
 
     rng = np.random.default_rng(9)
     n = 300

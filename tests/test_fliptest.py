@@ -14,28 +14,6 @@ from hypothesis import strategies as st
 from clarion import _backend, _reference
 from clarion.bias import fliptest as ft
 from clarion.bias.fliptest import FlipTestResult, flip_test
-from clarion.testing import available_backends
-
-BACKENDS = dict(available_backends())
-
-
-def backend_params():
-    params = []
-    for name in ("cpu", "cuda"):
-        reason = BACKENDS[name]
-        marks = [pytest.mark.gpu] if name == "cuda" else []
-        if reason is not None:
-            marks.append(pytest.mark.skip(reason=f"{name} backend unavailable: {reason}"))
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
-
-
-def on(backend, *arrays):
-    if backend != "cuda":
-        return arrays
-    import cupy
-
-    return tuple(cupy.asarray(a) for a in arrays)
 
 
 def kernel_votes(backend, xa, ya, xd, k, n_threads=0):
@@ -49,7 +27,9 @@ def kernel_votes(backend, xa, ya, xd, k, n_threads=0):
         votes = np.empty(xd.shape[0], dtype=np.uint8)
         core.knn_vote_cpu(xa, ya, xd, pos, votes, k, n_threads)
         return pos, votes.astype(bool)
-    pos, votes = ft._vote_cuda(*on("cuda", xa, ya, xd), k)
+    import cupy
+
+    pos, votes = ft._vote_cuda(cupy.asarray(xa), cupy.asarray(ya), cupy.asarray(xd), k)
     return pos.get(), votes.get().astype(bool)
 
 
@@ -81,22 +61,20 @@ def knn_cases(draw, max_a=60, max_d=40, max_m=5):
     return xa, ya, xd, yd, k
 
 
-@pytest.mark.parametrize("backend", backend_params())
 @given(case=knn_cases())
-def test_kernel_matches_reference_exactly(backend, case):
+def test_kernel_matches_reference_exactly(compiled, case):
     xa, ya, xd, _, k = case
     want_pos, want_votes = _reference.knn_vote(xa, ya, xd, k)
-    got_pos, got_votes = kernel_votes(backend, xa, ya, xd, k)
+    got_pos, got_votes = kernel_votes(compiled, xa, ya, xd, k)
     np.testing.assert_array_equal(got_pos, want_pos)
     np.testing.assert_array_equal(got_votes, want_votes)
 
 
-@pytest.mark.parametrize("backend", backend_params())
 @given(case=knn_cases())
-def test_flip_test_matches_reference_backend(backend, case):
+def test_flip_test_matches_reference_backend(compiled, case):
     xa, ya, xd, yd, k = case
     want = flip_test(xa, xd, ya, yd, k=k, backend="numpy")
-    got = flip_test(*on(backend, xa, xd, ya, yd), k=k, backend=backend)
+    got = flip_test(*compiled.put(xa, xd, ya, yd), k=k, backend=compiled)
     assert got == want
     assert got.f_plus + got.f_minus <= got.n_d
     assert got.value == (got.f_plus - got.f_minus) / got.n_d
@@ -302,8 +280,9 @@ def test_matches_smclarify_ft_mixed_columns():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(BACKENDS["cuda"] is not None, reason=f"cuda backend unavailable: {BACKENDS['cuda']}")
-def test_cuda_reruns_identical_and_large_k_falls_back():
+def test_cuda_reruns_identical_and_large_k_falls_back(cuda):
+    """Distances are rounded the same way on both sides (no FMA, knn.hpp), so the CUDA votes equal
+    the CPU votes bit for bit and reruns are identical."""
     rng = np.random.default_rng(9)
     xa, xd = rng.integers(0, 4, size=(5000, 3)).astype(float), rng.normal(size=(3000, 3))
     ya = rng.random(5000) < 0.4
@@ -311,7 +290,8 @@ def test_cuda_reruns_identical_and_large_k_falls_back():
     second = kernel_votes("cuda", xa, ya, xd, 5)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[0], kernel_votes("cpu", xa, ya, xd, 5)[0])
+    np.testing.assert_array_equal(first[1], kernel_votes("cpu", xa, ya, xd, 5)[1])
     k = int(_backend.core().KNN_CUDA_MAX_K) + 1
     yd = rng.random(3000) < 0.5
-    got = flip_test(*on("cuda", xa, xd, ya, yd), k=k)
+    got = flip_test(*cuda.put(xa, xd, ya, yd), k=k)
     assert got == flip_test(xa, xd, ya, yd, k=k, backend="cpu")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from clarion.report import render_html, render_markdown, write_analysis_json, write_report
 
@@ -77,32 +74,15 @@ def test_markdown():
     assert "<" not in md
 
 
-def chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@pytest.mark.skipif(chromium() is None, reason="no chromium (install Debian's chromium; .ci/run does)")
-def test_report_renders_in_a_real_browser(tmp_path):
+def test_report_renders_in_a_real_browser(tmp_path, browser):
     rng = np.random.default_rng(0)
     local = pd.DataFrame(rng.normal(size=(50, 2)), columns=["income_label0", f"{EVIL}_label0"])
     paths = write_report(tmp_path, doc(), local_shap=local, feature_values=pd.DataFrame({"income": rng.random(50)}))
-    url = "file://" + paths["html"]
-    common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-    dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = browser.dom(paths["html"])
     assert "Pre-training bias" in dom and "Partial dependence" in dom
     assert dom.count("<svg") >= 8
     assert "<script>alert(1)</script>" not in dom
-    shot = tmp_path / "shot.png"
-    subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,1600", url], capture_output=True,
-                   timeout=120, check=True)
-    from PIL import Image
-
-    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert img.shape[:2] == (1600, 1200)
+    img = browser.screenshot(paths["html"], tmp_path / "shot.png", width=1200, height=1600)
     # charts are visible: the page has clearly coloured (blue bar / red arrow) pixels, not just text
     blue = (img[..., 2] > 200) & (img[..., 0] < 80) & (img[..., 1] < 130)
     red = (img[..., 0] > 190) & (img[..., 1] < 60) & (img[..., 2] < 60)

@@ -91,7 +91,7 @@ def test_symmetry_dummy_null():
     null = KernelShap(lambda Z: np.full(len(Z), 3.0), B, num_samples=2**5).explain(X)
     assert np.abs(null.values).max() < 1e-12 and null.expected_value == 3.0
     # Dummy in sampled mode: noise level only.
-    f16 = lambda Z: np.tanh(Z[:, :15].sum(1))  # noqa: E731 - column 15 is a dummy
+    f16 = lambda Z: np.tanh(Z[:, :15].sum(1))  # column 15 is a dummy
     Xs, Bs = rng.normal(size=(3, 16)), rng.normal(size=(4, 16))
     es = KernelShap(f16, Bs, num_samples=1000, seed=1).explain(Xs)
     assert np.abs(es.values[:, 15]).max() < 0.05 * np.abs(es.values).max()
@@ -134,7 +134,7 @@ def test_agrees_with_shap_kernel_explainer_exact():
     ref = shap.KernelExplainer(f, B).shap_values(X, l1_reg=False, nsamples=2**M - 2, silent=True)
     np.testing.assert_allclose(ours.values, np.asarray(ref), atol=1e-8)
     # logit link, one output
-    g = lambda Z: 1 / (1 + np.exp(-mlp(M)(Z)))  # noqa: E731
+    g = lambda Z: 1 / (1 + np.exp(-mlp(M)(Z)))
     ours = KernelShap(g, B, link="logit", num_samples=2**M - 2).explain(X)
     ke = shap.KernelExplainer(g, B, link="logit")
     ref = ke.shap_values(X, l1_reg=False, nsamples=2**M - 2, silent=True)
@@ -237,7 +237,8 @@ def test_determinism_and_chunking_invariance():
     assert not np.array_equal(a, d)
     ks = KernelShap(f, B, num_samples=300)
     assert isinstance(ks.seed_, int)
-    np.testing.assert_array_equal(ks.explain(X).values, KernelShap(f, B, num_samples=300, seed=ks.seed_).explain(X).values)
+    np.testing.assert_array_equal(ks.explain(X).values,
+                                  KernelShap(f, B, num_samples=300, seed=ks.seed_).explain(X).values)
 
 
 def test_backends_agree_end_to_end():
@@ -289,7 +290,7 @@ def test_sampled_accuracy_matches_shap_on_the_same_budget():
     np.random.seed(0)
     theirs = np.asarray(shap.KernelExplainer(f, B).shap_values(X, l1_reg=False, nsamples=n, silent=True))
     ours = np.stack([KernelShap(f, B, num_samples=n, seed=s).explain(X).values for s in range(3)])
-    rel = lambda v: np.median(np.linalg.norm(v - truth, axis=-1) / np.linalg.norm(truth, axis=-1))  # noqa: E731
+    rel = lambda v: np.median(np.linalg.norm(v - truth, axis=-1) / np.linalg.norm(truth, axis=-1))
     assert rel(ours) < 1.5 * rel(theirs), (rel(ours), rel(theirs))
 
 
@@ -305,21 +306,14 @@ def test_to_shap_with_groups_and_per_row_base():
     np.testing.assert_allclose(s.values.sum(1) + s.base_values, f(X), atol=1e-10)
 
 
-def _cupy_ok() -> bool:
-    from clarion.testing import available_backends
-
-    return dict(available_backends())["cuda"] is None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cupy_ok(), reason="no usable CUDA device / cupy")
-def test_cuda_end_to_end_equals_cpu():
+def test_cuda_end_to_end_equals_cpu(cuda):
     import cupy
 
     rng = np.random.default_rng(18)
     W = rng.normal(size=(10, 3))
-    f_host = lambda Z: np.tanh(Z @ W)  # noqa: E731
-    f_dev = lambda Z: cupy.tanh(Z @ cupy.asarray(W))  # noqa: E731
+    f_host = lambda Z: np.tanh(Z @ W)
+    f_dev = lambda Z: cupy.tanh(Z @ cupy.asarray(W))
     B, X = rng.normal(size=(6, 10)), rng.normal(size=(20, 10))
     host = KernelShap(f_host, B, num_samples=300, seed=4).explain(X, return_std=True)
     dev = KernelShap(f_dev, cupy.asarray(B), num_samples=300, seed=4).explain(cupy.asarray(X), return_std=True)
