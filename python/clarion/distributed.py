@@ -54,10 +54,8 @@ import pandas as pd
 
 __all__ = [
     "NANNY_TRIM_KEY",
-    "add_arguments",
     "analyze",
     "bias_report",
-    "cli_cluster",
     "cluster",
     "cluster_client",
     "explain",
@@ -837,7 +835,7 @@ _ACTIVE: list = []  # clients opened by :func:`cluster` (innermost last)
 
 
 class cluster:  # noqa: N801 - a context manager used like a function
-    """Context manager: a Dask client for clarion's analysis job (the CLI's ``--dask-*`` options).
+    """Context manager: a Dask client for clarion's analysis job (``clarion analyze --dask-*``).
 
     ``with cluster(scheduler=..., n_workers=...):`` opens :func:`cluster_client` (or does nothing
     when both are None; ``cluster(client=c)`` uses an open client and leaves it open); while open, :func:`on_cluster` splits the rows the analysis job explains
@@ -892,20 +890,6 @@ def on_cluster(frame: Any, *, rows_per_partition: int = 64) -> Any:
         return dd.from_pandas(frame, npartitions=nparts, sort=False)
 
 
-def add_arguments(parser: Any) -> None:
-    """``--dask-scheduler`` / ``--dask-workers`` for ``clarion analyze``."""
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
-                   help="run SHAP and PDP on this Dask cluster (pip install clarion[dask])")
-    g.add_argument("--dask-workers", type=int, metavar="N", default=None,
-                   help="start a local Dask cluster of N worker processes for SHAP and PDP")
-
-
-def cli_cluster(args: Any) -> cluster:
-    """:class:`cluster` from parsed ``clarion analyze`` arguments."""
-    return cluster(getattr(args, "dask_scheduler", None), getattr(args, "dask_workers", None))
-
-
 def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | None = None, **kwargs: Any) -> Any:
     """:func:`clarion.analyze` with its model work (Kernel SHAP, partial dependence) on Dask.
 
@@ -927,7 +911,7 @@ def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | N
     -------
     AnalysisResult
     """
-    from clarion.analysis import analyze as _analyze  # noqa: PLC0415
+    from clarion.job import analyze as _analyze  # noqa: PLC0415
 
     with cluster(dask_scheduler, dask_workers):
         return _analyze(*args, **kwargs)
