@@ -30,7 +30,6 @@ import os
 import sys
 from typing import Any
 
-from clarion._io import atomic_write_bytes, atomic_write_text
 from clarion.cli._common import (
     EXIT_OK,
     EXIT_VIOLATIONS,
@@ -114,54 +113,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """The analysis and the drift checks, every file written into ``out``."""
-    from clarion import monitor
-    from clarion.report.drift import add_drift_section, drift_html, drift_markdown
+    """The analysis and the drift checks, every file written into ``out`` (:func:`clarion.job.monitoring.run_monitor`)."""
+    from clarion.job.monitoring import run_monitor
 
     model: Any = model_from_args(args)  # --model / --endpoint with --trusted, --timeout, --retries
-    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": True,
-          "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
-
-    over_time = None
-    if args.window is not None:
-        over_time = monitor.drift_over_time(base, args.config, args.data, time_column=args.time_column,
-                                            window=args.window, rules=rules, threshold=args.threshold, **kw)
-        result, overall = over_time.output, over_time.overall
-        doc = over_time.to_dict()
-        _write_table(over_time.table, out)
-        atomic_write_text(os.path.join(out, "analysis_by_window.json"),
-                          json.dumps(_clean({w: {"n_rows": over_time.n_rows.get(w), "analysis": over_time.windows[w]}
-                                             for w in sorted(over_time.windows)}), indent=2, allow_nan=False) + "\n")
-    else:
-        from clarion.job import analyze
-
-        result = analyze(args.config, args.data, **kw)
-        overall = monitor.check_analysis(base, result.analysis, rules=rules, threshold=args.threshold)
-        doc = overall.to_dict()
-    atomic_write_text(os.path.join(out, "constraint_violations.json"),
-                      json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
-    baseline_name = os.fspath(args.baseline)
-    add_drift_section(result.paths["report_html"], result.paths.get("report_md"),
-                      html_section=drift_html(overall=overall, over_time=over_time, baseline=baseline_name,
-                                              window=args.window),
-                      md_section=drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name,
-                                                window=args.window))
-    return result, overall, over_time, doc
-
-
-def _clean(obj: Any) -> Any:
-    from clarion.report import _clean as clean
-
-    return clean(obj)
-
-
-def _write_table(table: Any, out: str) -> None:
-    import io
-
-    atomic_write_text(os.path.join(out, "drift_over_time.csv"), table.to_csv(index=False))
-    buf = io.BytesIO()  # pyarrow is a base dependency: the Parquet file is always written
-    table.to_parquet(buf, index=False)
-    atomic_write_bytes(os.path.join(out, "drift_over_time.parquet"), buf.getvalue())
+    run = run_monitor(base, args.config, args.data, output_dir=out, baseline_name=os.fspath(args.baseline),
+                      rules=rules, threshold=args.threshold, time_column=args.time_column, window=args.window,
+                      model=model, progress=not args.quiet, overwrite=True, skip_bad_rows=args.skip_bad_rows,
+                      chunk_rows=args.chunk_rows, memory_budget=args.memory_budget)
+    return run.result, run.overall, run.over_time, run.violations
 
 
 def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:

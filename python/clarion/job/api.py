@@ -23,7 +23,8 @@ __all__ = ["analyze", "analyze_windowed"]
 
 def _run(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, progress: bool, overwrite: bool,
          skip_bad_rows: bool, chunk_rows: int, memory_budget: int | str,
-         windows: WindowSplitter | None = None) -> tuple[AnalysisResult, _Job]:
+         windows: WindowSplitter | None = None, finish: Any = None) -> tuple[AnalysisResult, _Job]:
+    """Check the arguments, stage ``output_dir`` and run the pass (``finish``: see :meth:`_Job.run`)."""
     from clarion.config import read_config
 
     base_dir = os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) \
@@ -38,7 +39,7 @@ def _run(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, p
     prepare_output_dir(out_dir, overwrite)
     with staged(out_dir) as st:  # the previous results stay until this run has succeeded
         job = _Job(cfg, data, model, st.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget, windows)
-        result = job.run()
+        result = job.run(finish)
     return st.moved(result), job
 
 

@@ -77,7 +77,10 @@ class _Job:
         self.seed = cfg.shap.seed if cfg.shap is not None and cfg.shap.seed is not None else 0
 
     # -- pass 1 -----------------------------------------------------------------------------------
-    def run(self) -> AnalysisResult:
+    def run(self, finish: Any = None) -> AnalysisResult:
+        """Run the job into ``self.out_dir``. ``finish(doc, job)`` (optional) is called with the
+        ``analysis.json`` document once it is written and before the report is: it may write
+        files of its own and returns ``(html_section, md_section)`` to end the report with, or None."""
         cfg = self.cfg
         columns = self.source.columns()
         plan = self.plan = _make_plan(cfg, columns)
@@ -149,7 +152,7 @@ class _Job:
             explanations["pdp"] = self._pdp(explanations.get("kernel_shap"))
         if explanations:
             analysis["explanations"] = explanations
-        return self._write(analysis, local, feature_values)
+        return self._write(analysis, local, feature_values, finish)
 
     def _process(self, c: Any, bias: bool) -> None:
         if self.windows is None:
@@ -510,22 +513,23 @@ class _Job:
         return entries
 
     # -- writing -----------------------------------------------------------------------------------
-    def _write(self, analysis: dict[str, Any], local: Any, feature_values: Any) -> AnalysisResult:
+    def _write(self, analysis: dict[str, Any], local: Any, feature_values: Any, finish: Any) -> AnalysisResult:
+        """Every output, each written once: analysis.json, the config, (``finish``'s files), the report."""
         from clarion.report import write_analysis_json, write_report
 
         cfg = self.cfg
         p_json = os.path.join(self.out_dir, "analysis.json")
-        write_analysis_json(p_json, analysis)
+        doc = write_analysis_json(p_json, analysis)  # the document as written
         p_cfg = os.path.join(self.out_dir, "analysis_config.json")
         cfg.write(p_cfg)
+        self.paths.update(analysis=p_json, config=p_cfg)
+        sections = finish(doc, self) if finish is not None else None
+        html_section, md_section = sections if sections is not None else (None, None)
         rep = cfg.report
         name, title = (rep.name, rep.title) if rep is not None else ("report", "Analysis Report")
         paths = write_report(self.out_dir, analysis, name=name, title=title, config=cfg.to_dict(),
-                             local_shap=local, feature_values=feature_values, notes=self.notes)
-        self.paths.update(analysis=p_json, config=p_cfg, report_html=paths["html"], report_md=paths["md"])
-        import json
-
-        with open(p_json, encoding="utf-8") as fh:
-            doc = json.load(fh)
+                             local_shap=local, feature_values=feature_values, notes=self.notes,
+                             html_section=html_section, md_section=md_section)
+        self.paths.update(report_html=paths["html"], report_md=paths["md"])
         return AnalysisResult(self.out_dir, doc, dict(self.paths), self.n_rows, self.source.skipped,
                               self.source.skipped_examples, list(self.notes))
