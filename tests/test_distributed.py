@@ -324,9 +324,9 @@ def test_analysis_job_explains_on_the_cluster(client, tmp_path):
 
     cdist.explain = spy
     try:
-        with cdist.cluster(client=client):
+        with cdist.cluster(client=client) as c:
             dist = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "dist",
-                                    progress=False)
+                                    progress=False, dask_client=c)
     finally:
         cdist.explain = orig
     assert calls and all(c >= 2 for c in calls)

@@ -30,6 +30,7 @@ import os
 import sys
 from typing import Any
 
+from clarion._io import atomic_write_bytes, atomic_write_text
 from clarion.cli._common import (
     EXIT_OK,
     EXIT_VIOLATIONS,
@@ -113,15 +114,65 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """The analysis and the drift checks, every file written into ``out`` (:func:`clarion.job.monitoring.run_monitor`)."""
-    from clarion.job.monitoring import run_monitor
+    """The analysis and its drift checks in one run of the job, every file written into ``out``.
+
+    The checks run on the ``analysis.json`` document once the job has written it and before it
+    writes the report (the job's ``finish`` step), so the report is rendered once, with the drift
+    section; per window when ``--window`` is given (the window splitter is a sink of the same pass).
+    """
+    from clarion import monitor
+    from clarion.job import WindowSplitter, run_job
+    from clarion.report import json_document
+    from clarion.report.drift import drift_html, drift_markdown
 
     model: Any = model_from_args(args)  # --model / --endpoint with --trusted, --timeout, --retries
-    run = run_monitor(base, args.config, args.data, output_dir=out, baseline_name=os.fspath(args.baseline),
-                      rules=rules, threshold=args.threshold, time_column=args.time_column, window=args.window,
-                      model=model, progress=not args.quiet, overwrite=True, skip_bad_rows=args.skip_bad_rows,
-                      chunk_rows=args.chunk_rows, memory_budget=args.memory_budget)
-    return run.result, run.overall, run.over_time, run.violations
+    window, baseline_name = args.window, os.fspath(args.baseline)
+    windows = WindowSplitter(args.time_column, window) if window is not None else None
+    if windows is not None:
+        base = monitor.load_analysis(base, name="baseline")
+    state: dict[str, Any] = {}
+
+    def finish(doc: dict[str, Any], job: Any) -> tuple[str, str]:
+        here = job.out_dir  # the job's staged folder (it becomes ``out`` when the job succeeds)
+        over_time = None
+        if windows is not None:
+            over_time = monitor.check_windows(base, windows.documents(job.cfg, job.accumulators), rules=rules,
+                                              threshold=args.threshold, n_rows=dict(sorted(windows.rows.items())))
+            over_time.window = window
+            over_time.analysis = doc
+            over_time.overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            overall = over_time.overall
+            violations = over_time.to_dict()
+            _write_table(over_time.table, here)
+            atomic_write_text(os.path.join(here, "analysis_by_window.json"),
+                              json.dumps(json_document({w: {"n_rows": over_time.n_rows.get(w),
+                                                            "analysis": over_time.windows[w]}
+                                                        for w in sorted(over_time.windows)}),
+                                         indent=2, allow_nan=False) + "\n")
+        else:
+            overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            violations = overall.to_dict()
+        atomic_write_text(os.path.join(here, "constraint_violations.json"),
+                          json.dumps(json_document(violations), indent=2, allow_nan=False) + "\n")
+        state.update(overall=overall, over_time=over_time, violations=violations)
+        return (drift_html(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
+                drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name, window=window))
+
+    result, _ = run_job(args.config, args.data, model=model, output_dir=out, progress=not args.quiet, overwrite=True,
+                        skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
+                        memory_budget=args.memory_budget, windows=windows, finish=finish)
+    if state["over_time"] is not None:
+        state["over_time"].output = result
+    return result, state["overall"], state["over_time"], state["violations"]
+
+
+def _write_table(table: Any, out: str) -> None:
+    import io
+
+    atomic_write_text(os.path.join(out, "drift_over_time.csv"), table.to_csv(index=False))
+    buf = io.BytesIO()  # pyarrow is a base dependency: the Parquet file is always written
+    table.to_parquet(buf, index=False)
+    atomic_write_bytes(os.path.join(out, "drift_over_time.parquet"), buf.getvalue())
 
 
 def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:

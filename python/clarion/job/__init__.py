@@ -3,6 +3,8 @@ attributions and a report out.
 
 One home per step:
 
+* :mod:`clarion.job.api`: the entry points (:func:`analyze`, :func:`analyze_windowed`, and
+  :func:`run_job`, which ``clarion monitor`` uses to check drift before the report is written);
 * :mod:`clarion.job.plan`: config + the data's columns -> what to compute, from which columns
   (decided once);
 * :mod:`clarion.job.source`: chunks of the input (files, DataFrames, Dask DataFrames);
@@ -18,12 +20,13 @@ One home per step:
 * :mod:`clarion.job.outputs`: the result, the staged output folder, the local-SHAP writer.
 
 :func:`clarion.analyze` is :func:`analyze`; the ``clarion analyze`` / ``clarion monitor``
-subcommands (:mod:`clarion.cli`) call the functions here.
+subcommands (:mod:`clarion.cli`) call the functions here. A Dask client is passed explicitly
+(``dask_client=``); nothing here reads a global one.
 """
 
 from __future__ import annotations
 
-from clarion.job.api import analyze, analyze_windowed
+from clarion.job.api import analyze, analyze_windowed, run_job
 from clarion.job.model import endpoint_for
 from clarion.job.outputs import (
            MONITOR_OUTPUT_FILES,
@@ -33,8 +36,8 @@ from clarion.job.outputs import (
            staged,
 )
 from clarion.job.plan import DEFAULT_MEMORY_BUDGET, parse_bytes
-from clarion.job.windows import WindowedAnalysis, check_window, window_keys
+from clarion.job.windows import WindowedAnalysis, WindowSplitter, check_window, window_keys
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "MONITOR_OUTPUT_FILES", "OUTPUT_FILES", "AnalysisResult", "WindowedAnalysis",
            "analyze", "analyze_windowed", "check_window", "endpoint_for", "parse_bytes", "prepare_output_dir",
-           "staged", "window_keys"]
+           "run_job", "staged", "WindowSplitter", "window_keys"]

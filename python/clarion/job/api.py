@@ -18,13 +18,21 @@ from clarion.job.windows import (
     config_with_time_excluded,
 )
 
-__all__ = ["analyze", "analyze_windowed"]
+__all__ = ["analyze", "analyze_windowed", "run_job"]
 
 
-def _run(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, progress: bool, overwrite: bool,
+def run_job(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, progress: bool, overwrite: bool,
          skip_bad_rows: bool, chunk_rows: int, memory_budget: int | str,
-         windows: WindowSplitter | None = None, finish: Any = None) -> tuple[AnalysisResult, _Job]:
-    """Check the arguments, stage ``output_dir`` and run the pass (``finish``: see :meth:`_Job.run`)."""
+         windows: WindowSplitter | None = None, finish: Any = None,
+         dask_client: Any = None) -> tuple[AnalysisResult, _Job]:
+    """Check the arguments, stage ``output_dir`` and run the one pass; returns the result and the
+    finished job (its ``cfg``, ``accumulators``, ``out_dir``).
+
+    ``windows``: a :class:`clarion.job.windows.WindowSplitter` (per-window counts and attributions).
+    ``finish(doc, job)``: called once ``analysis.json`` is written (``doc``: the document as
+    written) and before the report is; it may write files of its own into ``job.out_dir`` (the
+    staged folder) and returns ``(html_section, md_section)`` to end the report with, or None.
+    The other arguments are :func:`analyze`'s."""
     from clarion.config import read_config
 
     base_dir = os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) \
@@ -38,14 +46,16 @@ def _run(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, p
         raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
     prepare_output_dir(out_dir, overwrite)
     with staged(out_dir) as st:  # the previous results stay until this run has succeeded
-        job = _Job(cfg, data, model, st.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget, windows)
+        job = _Job(cfg, data, model, st.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget, windows,
+                   dask_client)
         result = job.run(finish)
     return st.moved(result), job
 
 
 def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.PathLike,
             progress: bool = True, overwrite: bool = False, skip_bad_rows: bool = False,
-            chunk_rows: int = 50_000, memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> AnalysisResult:
+            chunk_rows: int = 50_000, memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+            dask_client: Any = None) -> AnalysisResult:
     """Run every method of an analysis config on a data set and write Clarify's outputs.
 
     Parameters
@@ -81,6 +91,11 @@ def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.P
         Bytes the rows kept for SHAP / PDP / FlipTest may take (default 1 GiB). Beyond it SHAP
         streams the file a second time, and the baseline and PDP use a uniform sample of
         ``SAMPLE_ROWS`` rows.
+    dask_client : distributed.Client, optional
+        Run Kernel SHAP and partial dependence on this Dask client's workers: the rows to explain
+        are split into partitions (:func:`clarion.distributed.on_cluster`) explained with the same
+        coalition plan, so the outputs are the local run's. ``clarion analyze --dask-scheduler`` /
+        ``--dask-workers`` open one (:class:`clarion.distributed.cluster`).
 
     Returns
     -------
@@ -99,15 +114,16 @@ def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.P
         A column the config names is missing, a needed model is absent, or the model's output
         does not fit (wrong row count, output index out of range).
     """
-    result, _ = _run(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
-                     skip_bad_rows=skip_bad_rows, chunk_rows=chunk_rows, memory_budget=memory_budget)
+    result, _ = run_job(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
+                     skip_bad_rows=skip_bad_rows, chunk_rows=chunk_rows, memory_budget=memory_budget,
+                     dask_client=dask_client)
     return result
 
 
 def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, model: Any = None,
                      output_dir: str | os.PathLike, progress: bool = False, overwrite: bool = False,
                      skip_bad_rows: bool = False, chunk_rows: int = 50_000,
-                     memory_budget: int | str = DEFAULT_MEMORY_BUDGET) -> WindowedAnalysis:
+                     memory_budget: int | str = DEFAULT_MEMORY_BUDGET, dask_client: Any = None) -> WindowedAnalysis:
     """:func:`clarion.analyze` plus per-window bias metrics and global attributions, in one read.
 
     Parameters are those of :func:`clarion.analyze`, plus ``time_column`` (the timestamp column,
@@ -118,7 +134,7 @@ def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, m
     if not isinstance(time_column, str) or not time_column:
         raise ValueError(f"time_column: expected a column name, got {time_column!r}")
     windows = WindowSplitter(time_column, window)
-    result, job = _run(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
+    result, job = run_job(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
                        skip_bad_rows=skip_bad_rows, chunk_rows=chunk_rows, memory_budget=memory_budget,
-                       windows=windows)
+                       windows=windows, dask_client=dask_client)
     return WindowedAnalysis(result, windows.documents(job.cfg, job.accumulators), dict(sorted(windows.rows.items())))

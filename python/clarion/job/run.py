@@ -30,7 +30,6 @@ import numpy as np
 
 from clarion._io import atomic_write_text
 from clarion._progress import Progress
-from clarion.distributed import on_cluster as dask_rows
 from clarion.job.explain import _aggregate, _base_rows, _baseline_frame, _pdp_entry, _values_3d
 from clarion.job.model import (
     MSG_MODEL_NONFINITE,
@@ -67,9 +66,10 @@ class _Job:
     (the SHAP writer), PDP, and the outputs, each written once."""
 
     def __init__(self, cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget,
-                 windows: WindowSplitter | None = None):
+                 windows: WindowSplitter | None = None, dask_client: Any = None):
         self.cfg, self.model_arg, self.out_dir, self.base_dir = cfg, model, out_dir, base_dir
         self.windows = windows
+        self.dask_client = dask_client  # SHAP and PDP run on its workers (clarion.distributed)
         self.progress, self.budget = progress, budget
         self.source = _Source(cfg, data, chunk_rows=chunk_rows, skip_bad_rows=skip_bad_rows)
         self.notes: list[str] = []
@@ -423,7 +423,7 @@ class _Job:
                 if self.windows is not None:
                     self.windows.add_explained(X)  # the window of each explained row
                 n_batch = len(X)
-                e = explainer.explain(dask_rows(X[plan.features]), progress=tick if self.progress else None)
+                e = explainer.explain(self._spread(X[plan.features]), progress=tick if self.progress else None)
                 done += n_batch
                 vals = _values_3d(e, feats)
                 bases.append(_base_rows(e, len(X), len(names)))
@@ -476,6 +476,14 @@ class _Job:
         for c in self.source:
             yield c.frame, (c.frame[plan.join] if plan.join else None)
 
+    def _spread(self, frame: Any) -> Any:
+        """``frame`` as partitions on the Dask client's workers (with a client), else as it is."""
+        if self.dask_client is None:
+            return frame
+        from clarion.distributed import on_cluster
+
+        return on_cluster(frame, client=self.dask_client)
+
     def _n_outputs(self, rows: Any) -> int:
         n = getattr(self.outputs.model, "n_outputs", None)
         if isinstance(n, (int, np.integer)) and n > 0:
@@ -503,7 +511,7 @@ class _Job:
         entries = []
         for f in feats:
             try:
-                pdp = explain.partial_dependence(model, dask_rows(X), [f], grid_resolution=pc.grid_resolution)
+                pdp = explain.partial_dependence(model, self._spread(X), [f], grid_resolution=pc.grid_resolution)
                 entries.append(_pdp_entry(pdp, f, X[f], names))
             except Exception as exc:  # noqa: BLE001 - Clarify reports a failed feature as an entry with "error"
                 entries.append({"feature_name": f, "data_type": "categorical" if not _numeric_dtype(X[f])
