@@ -7,11 +7,10 @@ import ast
 import json
 import pathlib
 
+import clarion
 import numpy as np
 import pandas as pd
 import pytest
-
-import clarion
 
 PACKAGE = pathlib.Path(clarion.__file__).parent
 
@@ -87,8 +86,8 @@ def monitor_setup(tmp_path_factory):
 def test_monitor_renders_its_report_once(monitor_setup, monkeypatch, window):
     """The drift section is part of the one write of the report: nothing reopens report.html to
     splice it in, and analysis.json is not read back (the result's document is the one written)."""
-    import clarion.report.drift as drift
     from clarion.cli import EXIT_ERROR, main
+    from clarion.report import drift
 
     d, baseline = monitor_setup
 

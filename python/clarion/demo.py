@@ -88,8 +88,8 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
     clarion.job.AnalysisResult
     """
     from clarion._io import atomic_write_text
-    from clarion.job import analyze, prepare_output_dir, staged
     from clarion.config import AnalysisConfig
+    from clarion.job import analyze, prepare_output_dir, staged
 
     out = os.fspath(output_dir)
     prepare_output_dir(out, overwrite)

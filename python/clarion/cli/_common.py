@@ -115,7 +115,7 @@ def report_error(command: str, text: str) -> None:
     print(f"clarion {command}: error: {text}", file=sys.stderr)
 
 
-class cli_warnings:  # noqa: N801 - a context manager used like a function
+class cli_warnings:
     """Show warnings (unknown config keys, SageMaker-only keys...) as one plain line each."""
 
     def __init__(self, command: str) -> None:

@@ -38,6 +38,20 @@ from clarion.job.outputs import (
 from clarion.job.plan import DEFAULT_MEMORY_BUDGET, parse_bytes
 from clarion.job.windows import WindowedAnalysis, WindowSplitter, check_window, window_keys
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "MONITOR_OUTPUT_FILES", "OUTPUT_FILES", "AnalysisResult", "WindowedAnalysis",
-           "analyze", "analyze_windowed", "check_window", "endpoint_for", "parse_bytes", "prepare_output_dir",
-           "run_job", "staged", "WindowSplitter", "window_keys"]
+__all__ = [
+           "DEFAULT_MEMORY_BUDGET",
+           "MONITOR_OUTPUT_FILES",
+           "OUTPUT_FILES",
+           "AnalysisResult",
+           "WindowSplitter",
+           "WindowedAnalysis",
+           "analyze",
+           "analyze_windowed",
+           "check_window",
+           "endpoint_for",
+           "parse_bytes",
+           "prepare_output_dir",
+           "run_job",
+           "staged",
+           "window_keys",
+]
