@@ -13,6 +13,12 @@ import pandas as pd
 import pytest
 
 from clarion import analysis as A
+from clarion.job import prepare_output_dir
+from clarion.job.explain import _aggregate
+from clarion.job.model import _Outputs
+from clarion.job.plan import _make_plan, _negative_label, _Plan, _values_or_threshold
+from clarion.job.sinks import _Sample
+from clarion.job.source import _Source
 from clarion.cli import EXIT_ERROR, EXIT_OK, main
 from clarion.dataset import DataError
 
@@ -50,7 +56,7 @@ def test_existing_output_dir_is_refused_without_overwrite(tmp_path):
     # an existing *empty* directory is fine to write into: the refusal is about losing files
     empty = tmp_path / "empty"
     empty.mkdir()
-    A._prepare_output_dir(str(empty), overwrite=False)
+    prepare_output_dir(str(empty), overwrite=False)
 
 
 def test_overwrite_removes_only_previous_outputs(tmp_path):
@@ -61,7 +67,7 @@ def test_overwrite_removes_only_previous_outputs(tmp_path):
     (out / "explanations_shap" / "out.parquet").write_text("stale")
     (out / "analysis.json").write_text("{}")
     (out / "notes.txt").write_text("user file")
-    A._prepare_output_dir(str(out), overwrite=True)  # a check only: nothing goes before the run succeeds
+    prepare_output_dir(str(out), overwrite=True)  # a check only: nothing goes before the run succeeds
     assert (out / "analysis.json").read_text() == "{}"
     A.analyze(bias_config(), data, output_dir=out, progress=False, overwrite=True)
     assert sorted(os.listdir(out)) == ["analysis.json", "analysis_config.json", "notes.txt", "report.html",
@@ -146,7 +152,7 @@ def test_plan_features_exclude_label_prediction_weights_join_and_excluded():
 
     cfg = read_config(bias_config(predicted_label="p", weights="w", joinsource_name_or_index="id",
                                   excluded_columns=[1], methods={"shap": {}}, label=5))
-    plan = A._make_plan(cfg, ["id", "drop_me", "x", "g", "w", "y", "p"])
+    plan = _make_plan(cfg, ["id", "drop_me", "x", "g", "w", "y", "p"])
     assert plan.label == "y" and plan.predicted == "p" and plan.join == "id"
     assert plan.features == ["x", "g"]
     assert plan.need_model and not plan.need_model_rows
@@ -162,13 +168,13 @@ def test_plan_features_exclude_label_prediction_weights_join_and_excluded():
     ([1], ["0", "1"], (["1"], None)),                      # numbers in the config, text in the data
 ])
 def test_value_or_threshold_semantics(values, column, expected):
-    assert A._values_or_threshold(values, pd.Series(column)) == expected
+    assert _values_or_threshold(values, pd.Series(column)) == expected
 
 
 def test_negative_label_value_in_the_label_type():
-    assert A._negative_label(["Yes"], pd.Series(["Yes", "No"])) == "No"
-    assert A._negative_label(["Yes"], pd.Series(["Yes"])) == "not Yes"
-    assert A._negative_label([1], pd.Series([1, 1])) == 0
+    assert _negative_label(["Yes"], pd.Series(["Yes", "No"])) == "No"
+    assert _negative_label(["Yes"], pd.Series(["Yes"])) == "not Yes"
+    assert _negative_label([1], pd.Series([1, 1])) == 0
 
 
 class _Proba:
@@ -184,26 +190,26 @@ def test_predicted_label_from_model_outputs():
 
     cfg = read_config(bias_config(methods={"post_training_bias": {}}, label_values_or_threshold=["Yes"],
                                   probability_threshold=0.6))
-    plan = A._Plan(["s", "y"], "y", None, [], None, None, None, ["s"], label_values=["Yes"], negative_label="No")
+    plan = _Plan(["s", "y"], "y", None, [], None, None, None, ["s"], label_values=["Yes"], negative_label="No")
     X = pd.DataFrame({"s": [0.1, 0.6, 0.61, 0.9]})
-    out = A._Outputs(cfg, _Proba(), selects_in_model=False)
+    out = _Outputs(cfg, _Proba(), selects_in_model=False)
     P = out.predict(X)
     # two named outputs, one of them the positive label: its score > probability_threshold
     assert out.predicted_label(P, plan).tolist() == ["No", "No", "Yes", "Yes"]
     assert out.explained(P) == [0, 1] and out.names(2) == ["label0", "label1"]
     cfg.predictor = read_config(bias_config(predictor={"probability": 1, "label_headers": ["Yes"]})).predictor
-    out = A._Outputs(cfg, _Proba(), selects_in_model=False)
+    out = _Outputs(cfg, _Proba(), selects_in_model=False)
     assert out.predicted_label(P, plan).tolist() == ["No", "No", "Yes", "Yes"]
     assert out.explained(P) == [1] and out.names(1) == ["Yes"]
     with pytest.raises(ValueError, match="model: returned 1 predictions for 2 rows"):
-        A._Outputs(cfg, type("M", (), {"predict": lambda self, X: np.zeros((1, 2))})(), False).predict(X.iloc[:2])
+        _Outputs(cfg, type("M", (), {"predict": lambda self, X: np.zeros((1, 2))})(), False).predict(X.iloc[:2])
 
 
 def test_sample_does_not_depend_on_chunking():
     df = pd.DataFrame({"a": np.arange(1000)})
-    whole = A._Sample(100, seed=3)
+    whole = _Sample(100, seed=3)
     whole.add(df, 0)
-    chunked = A._Sample(100, seed=3)
+    chunked = _Sample(100, seed=3)
     for s in range(0, 1000, 77):
         chunked.add(df.iloc[s : s + 77], s)
     pd.testing.assert_frame_equal(whole.result(), chunked.result())
@@ -213,9 +219,9 @@ def test_sample_does_not_depend_on_chunking():
 
 def test_global_aggregation_formulas():
     v = np.array([[1.0, -2.0], [-3.0, 4.0], [2.0, 0.0]])
-    np.testing.assert_allclose(A._aggregate(v, "mean_abs"), [2.0, 2.0])
-    np.testing.assert_allclose(A._aggregate(v, "mean_sq"), [14 / 3, 20 / 3])
-    np.testing.assert_allclose(A._aggregate(v, "median"), [1.0, 0.0])
+    np.testing.assert_allclose(_aggregate(v, "mean_abs"), [2.0, 2.0])
+    np.testing.assert_allclose(_aggregate(v, "mean_sq"), [14 / 3, 20 / 3])
+    np.testing.assert_allclose(_aggregate(v, "median"), [1.0, 0.0])
 
 
 def test_parse_bytes():
@@ -298,11 +304,11 @@ def test_dataframe_rows_with_a_missing_label_raise_or_are_skipped():
     from clarion.config import read_config
 
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "g": list("abab"), "y": [1, None, 0, 1]})
-    src = A._Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=False)
+    src = _Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=False)
     src.set_required(["y"])
     with pytest.raises(DataError, match=r"<DataFrame>: row 1, column 'y': missing value"):
         list(src)
-    src = A._Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=True)
+    src = _Source(read_config(bias_config()), df, chunk_rows=2, skip_bad_rows=True)
     src.set_required(["y"])
     chunks = list(src)
     assert [c.start for c in chunks] == [0, 2] and src.skipped == 1

@@ -318,9 +318,9 @@ def test_analysis_job_explains_on_the_cluster(client, tmp_path):
 
     cdist.explain = spy
     try:
-        with cdist.cluster(client=client):
+        with cdist.cluster(client=client) as c:
             dist = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "dist",
-                                    progress=False)
+                                    progress=False, dask_client=c)
     finally:
         cdist.explain = orig
     assert calls and all(c >= 2 for c in calls)
@@ -343,10 +343,10 @@ def test_analysis_job_explains_on_the_cluster(client, tmp_path):
 def test_cli_dask_options_are_registered():
     import argparse
 
-    from clarion import analysis
+    from clarion.cli import analyze as analyze_cli
 
     p = argparse.ArgumentParser()
-    analysis.add_arguments(p)
+    analyze_cli.add_arguments(p)
     args = p.parse_args(["--config", "c", "--data", "d", "--output", "o", "--dask-workers", "2"])
     assert args.dask_workers == 2 and args.dask_scheduler is None
     with pytest.raises(SystemExit):

@@ -410,13 +410,13 @@ def test_endpoint_argument_checks():
 def test_serve_loads_module_attribute_and_features_path(tmp_path, monkeypatch):
     import argparse
 
-    from clarion import serve
+    from clarion.cli import serve
 
     (tmp_path / "my_scorer.py").write_text(
         "import numpy as np\n\ndef score(X):\n    return np.asarray(X)[:, 0] * 3 + 1\n")
     monkeypatch.chdir(tmp_path)
     args = argparse.Namespace(output=None, label_headers=None, trusted=None)
-    model = serve._load("my_scorer:score", args)
+    model = serve.load_model("my_scorer:score", args)
     X, _ = _rows(30)
     np.testing.assert_array_equal(model.predict(X)[:, 0], X[:, 0] * 3 + 1)
     with ModelServer(model, features="payload.values") as url:

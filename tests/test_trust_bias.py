@@ -548,7 +548,7 @@ def test_interval_maximum_of_a_large_integer_column_is_exact():
 
 
 def test_monitor_windows_keep_both_entries_of_one_column(tmp_path):
-    from clarion._monitor_job import analyze_windowed
+    from clarion.job import analyze_windowed
 
     df = _people(120).assign(t=pd.date_range("2024-01-01", periods=120, freq="h").astype(str))
     data = tmp_path / "d.csv"

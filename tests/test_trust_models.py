@@ -427,16 +427,17 @@ def test_timeout_bounds_the_whole_request_not_each_read():
 def test_timeout_and_retries_from_config_and_cli(tmp_path):
     cfg = read_config(_post_config(endpoint_url="http://127.0.0.1:9/invocations", timeout=2.5, retries=0))
     assert (cfg.predictor.timeout, cfg.predictor.retries) == (2.5, 0)
-    ep = A._endpoint(cfg, cfg.predictor.endpoint_url)
+    ep = A.endpoint_for(cfg, cfg.predictor.endpoint_url)
     assert (ep.timeout, ep.retries) == (2.5, 0)
     (tmp_path / "c.json").write_text(json.dumps(cfg.to_dict()))
     from clarion.cli import _parser
+    from clarion.cli._common import model_from_args
 
     for command in ("analyze", "monitor"):
         extra = ["--baseline", "b.json"] if command == "monitor" else []
         args = _parser(command).parse_args([command, "--config", str(tmp_path / "c.json"), "--data", "d.csv",
                                             "--output", "o", *extra, "--timeout", "7", "--retries", "5"])
-        ep = A._cli_model(args)
+        ep = model_from_args(args)
         assert isinstance(ep, Endpoint) and (ep.timeout, ep.retries) == (7.0, 5)
     for bad in ({"timeout": 0}, {"timeout": "60"}, {"retries": -1}, {"retries": 1.5}):
         key = next(iter(bad))
@@ -548,7 +549,7 @@ def test_record_template_wire_format_as_clarify(content_template, record_templat
                                          "accept_type": "application/json", "content_template": content_template,
                                          "record_template": record_template, "probability": "scores"}})
         assert cfg.predictor.record_template == record_template
-        with A._endpoint(cfg, url) as ep:
+        with A.endpoint_for(cfg, url) as ep:
             X = pd.DataFrame({"A": [0, 3], "B": [1, 4]})
             np.testing.assert_array_equal(ep.predict(X)[:, 0], [1.0, 7.0])
     assert srv.bodies == [("application/json", expected.encode())]
@@ -561,7 +562,7 @@ def test_record_template_single_record_requests():
                            "predictor": {"endpoint_url": url, "content_type": "application/json",
                                          "content_template": "$record", "record_template": "$features_kvp",
                                          "probability": "scores[0]"}})
-        with A._endpoint(cfg, url) as ep:
+        with A.endpoint_for(cfg, url) as ep:
             out = ep.predict(pd.DataFrame({"A": [0, 3], "B": [1, 4]}))
     np.testing.assert_array_equal(out[:, 0], [1.0, 7.0])
     assert sorted(b for _, b in srv.bodies) == [b'{"A":0,"B":1}', b'{"A":3,"B":4}']

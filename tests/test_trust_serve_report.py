@@ -31,7 +31,7 @@ from clarion.monitor import (
     load_violations,
 )
 from clarion.report import render_html, render_markdown
-from clarion.report.cli import FORMATS, render_file
+from clarion.report.folder import FORMATS, render_file
 from clarion.report.drift import drift_markdown
 from clarion.serve import (
     DEFAULT_MAX_BODY_BYTES,
@@ -194,8 +194,10 @@ def test_max_body_bytes_is_validated(bad):
 def test_cli_max_body_bytes_accepts_units_and_refuses_garbage(capsys):
     import argparse
 
+    from clarion.cli import serve as serve_cli
+
     p = argparse.ArgumentParser()
-    serve.add_arguments(p)
+    serve_cli.add_arguments(p)
     assert p.parse_args(["m.onnx"]).max_body_bytes == DEFAULT_MAX_BODY_BYTES
     assert serve._max_body(p.parse_args(["m.onnx", "--max-body-bytes", "16MiB"]).max_body_bytes) == 16 << 20
     assert serve._max_body("2MB") == 2_000_000

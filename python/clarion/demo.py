@@ -18,16 +18,16 @@ summons? The demo
 The written config names the model file, so the same analysis reruns from the command line::
 
     clarion analyze --config DIR/analysis_config.json --data DIR/data/arrests.csv --output OTHER_DIR
+
+The ``clarion demo`` subcommand is :mod:`clarion.cli.demo`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from typing import Any
 
-__all__ = ["DEMO_CONFIG", "add_arguments", "load_data", "run", "run_demo", "train_model"]
+__all__ = ["DEMO_CONFIG", "load_data", "run_demo", "train_model"]
 
 FEATURES = ["colour", "year", "age", "sex", "employed", "citizen", "checks"]
 CATEGORICAL = ["colour", "sex", "employed", "citizen"]
@@ -85,19 +85,19 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
 
     Returns
     -------
-    clarion.analysis.AnalysisResult
+    clarion.job.AnalysisResult
     """
     from clarion._io import atomic_write_text
-    from clarion.analysis import _prepare_output_dir, _staged, analyze
     from clarion.config import AnalysisConfig
+    from clarion.job import analyze, prepare_output_dir, staged
 
     out = os.fspath(output_dir)
-    _prepare_output_dir(out, overwrite)
+    prepare_output_dir(out, overwrite)
     df = load_data()
     # everything is written into a temporary sibling folder that becomes ``out`` only when the whole
     # demo has succeeded: a failed or interrupted demo leaves nothing behind that blocks a rerun
-    with _staged(out) as staged:
-        stage = staged.stage
+    with staged(out) as st:
+        stage = st.stage
         data_path = os.path.join(stage, "data", "arrests.csv")
         atomic_write_text(data_path, df.to_csv(index=False))
         model = train_model(df)
@@ -111,23 +111,4 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
         config_path = os.path.join(stage, "analysis_config.json")
         AnalysisConfig.from_dict(cfg).write(config_path)
         result = analyze(config_path, data_path, output_dir=stage, overwrite=True, progress=progress)
-    return staged.moved(result)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``clarion demo``."""
-    parser.add_argument("--output", required=True, help="output directory (created)")
-    parser.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars; print only the report path")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``clarion demo``: returns an exit code of :mod:`clarion.cli`."""
-    from clarion.cli import EXIT_OK
-
-    result = run_demo(args.output, overwrite=args.overwrite, progress=not args.quiet)
-    if args.quiet:
-        print(result.paths["report_html"])
-    else:
-        print(result.summary(), file=sys.stdout)
-    return EXIT_OK
+    return st.moved(result)

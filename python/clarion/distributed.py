@@ -54,10 +54,8 @@ import pandas as pd
 
 __all__ = [
     "NANNY_TRIM_KEY",
-    "add_arguments",
     "analyze",
     "bias_report",
-    "cli_cluster",
     "cluster",
     "cluster_client",
     "explain",
@@ -833,15 +831,16 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
 #: (``None`` unsets a variable in this Dask setting); docs/scaling.md says how for other clusters.
 NANNY_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
-_ACTIVE: list = []  # clients opened by :func:`cluster` (innermost last)
+_ACTIVE: list = []  # clients opened by :class:`cluster` and not yet closed (bookkeeping only: nothing reads a client from here)
 
 
 class cluster:  # noqa: N801 - a context manager used like a function
-    """Context manager: a Dask client for clarion's analysis job (the CLI's ``--dask-*`` options).
+    """Context manager: a Dask client for clarion's analysis job (``clarion analyze --dask-*``).
 
-    ``with cluster(scheduler=..., n_workers=...):`` opens :func:`cluster_client` (or does nothing
-    when both are None; ``cluster(client=c)`` uses an open client and leaves it open); while open, :func:`on_cluster` splits the rows the analysis job explains
-    into partitions, so Kernel SHAP and partial dependence run on the workers.
+    ``with cluster(scheduler=..., n_workers=...) as client:`` opens :func:`cluster_client` (or
+    gives None when both are None; ``cluster(client=c)`` gives an open client and leaves it open),
+    and closes it (with the local cluster it started) on exit. Pass the client on explicitly, e.g.
+    ``clarion.analyze(..., dask_client=client)``: there is no implicit default client.
     """
 
     def __init__(self, scheduler: str | None = None, n_workers: int | None = None, *, client: Any = None) -> None:
@@ -870,40 +869,25 @@ class cluster:  # noqa: N801 - a context manager used like a function
             self.client = None
 
 
-def on_cluster(frame: Any, *, rows_per_partition: int = 64) -> Any:
-    """``frame`` as a Dask DataFrame spread over the workers of the active :class:`cluster`, or
-    ``frame`` itself when no cluster is active (or it is too small to split).
+def on_cluster(frame: Any, *, client: Any = None, rows_per_partition: int = 64) -> Any:
+    """``frame`` as a Dask DataFrame spread over the workers of ``client``, or ``frame`` itself
+    without a client (or when it is too small to split).
 
-    The analysis job passes the rows it explains through this function, so that
-    ``KernelShap.explain`` / ``partial_dependence`` run partition by partition on the workers
-    (same numbers). Column dtypes are kept as they are (no conversion to Arrow strings).
+    The analysis job passes the rows it explains through this function when it is given a client,
+    so that ``KernelShap.explain`` / ``partial_dependence`` run partition by partition on the
+    workers (same numbers). Column dtypes are kept as they are (no conversion to Arrow strings).
     """
-    if not _ACTIVE or not isinstance(frame, pd.DataFrame) or len(frame) < 2:
+    if client is None or not isinstance(frame, pd.DataFrame) or len(frame) < 2:
         return frame
     import dask  # noqa: PLC0415
     import dask.dataframe as dd  # noqa: PLC0415
 
-    client = _ACTIVE[-1]
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     nparts = int(min(max(1, len(frame) // max(1, rows_per_partition)), 4 * n_workers))
     if nparts < 2:
         return frame
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_pandas(frame, npartitions=nparts, sort=False)
-
-
-def add_arguments(parser: Any) -> None:
-    """``--dask-scheduler`` / ``--dask-workers`` for ``clarion analyze``."""
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
-                   help="run SHAP and PDP on this Dask cluster (pip install clarion[dask])")
-    g.add_argument("--dask-workers", type=int, metavar="N", default=None,
-                   help="start a local Dask cluster of N worker processes for SHAP and PDP")
-
-
-def cli_cluster(args: Any) -> cluster:
-    """:class:`cluster` from parsed ``clarion analyze`` arguments."""
-    return cluster(getattr(args, "dask_scheduler", None), getattr(args, "dask_workers", None))
 
 
 def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | None = None, **kwargs: Any) -> Any:
@@ -917,7 +901,9 @@ def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | N
     Parameters
     ----------
     *args, **kwargs
-        Passed to :func:`clarion.analysis.analyze`.
+        Passed to :func:`clarion.analyze` (with ``dask_client`` the opened client). Kept for
+        compatibility: ``with cluster(...) as client: clarion.analyze(..., dask_client=client)``
+        is the same.
     dask_scheduler : str, optional
         ``tcp://HOST:PORT`` of a running scheduler.
     dask_workers : int, optional
@@ -927,7 +913,7 @@ def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | N
     -------
     AnalysisResult
     """
-    from clarion.analysis import analyze as _analyze  # noqa: PLC0415
+    import clarion  # noqa: PLC0415 - the public entry point (clarion.analyze), not the job's modules
 
-    with cluster(dask_scheduler, dask_workers):
-        return _analyze(*args, **kwargs)
+    with cluster(dask_scheduler, dask_workers) as client:
+        return clarion.analyze(*args, dask_client=client, **kwargs)

@@ -1,4 +1,5 @@
-"""``clarion serve MODEL``: a local model server speaking the SageMaker invocation protocol.
+"""A local model server speaking the SageMaker invocation protocol (``clarion serve MODEL``:
+:mod:`clarion.cli.serve`).
 
 ``POST /invocations`` takes rows as ``text/csv`` (one row per line, no header),
 ``application/jsonlines`` (one JSON value per line: a list of feature values, or an object whose
@@ -27,11 +28,7 @@ For tests and demos, :class:`ModelServer` runs the same server in a background t
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
 import socket
-import sys
 import threading
 import time
 from typing import Any
@@ -49,7 +46,7 @@ from clarion.models.wire import (
 )
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "MSG_BODY_TOO_LARGE", "MSG_NOT_SCALAR", "MSG_TOO_DEEP", "ModelServer",
-           "add_arguments", "create_app", "run"]
+           "create_app", "listen_socket", "parse_max_body", "uvicorn_module"]
 
 #: largest request body accepted by default: SageMaker's invocation payload limit (6 MB = 6 MiB);
 #: clarion's :class:`clarion.models.Endpoint` sends at most 6,000,000 bytes per request
@@ -277,68 +274,18 @@ class ModelServer:
         self.stop()
 
 
-# --------------------------------------------------------------------------------------------
-# command line
+# the command line (clarion.cli.serve) uses these
+def parse_max_body(v: Any, arg: str = "max_body_bytes") -> int:
+    """A request body limit (bytes, or a size such as ``"16MiB"``) as a positive int; ValueError
+    naming ``arg`` otherwise."""
+    return _max_body(v, arg)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``clarion serve``."""
-    parser.add_argument("model", metavar="MODEL",
-                        help="model file (.json/.ubj xgboost, .onnx, .skops) or module:attribute of a "
-                             "Python object (a fitted estimator or a function); pickle files are refused")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
-    parser.add_argument("--output", choices=["label", "probability", "score"], default=None,
-                        help="which prediction to serve (classifiers default to probability)")
-    parser.add_argument("--label-headers", default=None,
-                        help="comma-separated names of the outputs (used for predicted_label)")
-    parser.add_argument("--features", default=None,
-                        help="JMESPath of the feature values in JSON / JSON Lines records")
-    parser.add_argument("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
-                        help="largest request body accepted, e.g. 6291456 or 16MiB (default 6MiB, SageMaker's "
-                             "invocation limit); a larger one is answered 413")
-    parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
-                        help="extra type to trust when loading a .skops file (repeatable)")
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free port), for uvicorn to serve on."""
+    return _listen_socket(host, port)
 
 
-def _load(spec: str, args: argparse.Namespace) -> Model:
-    headers = args.label_headers.split(",") if args.label_headers else None
-    if os.path.exists(spec) or not (":" in spec and not spec.lower().startswith(("http://", "https://"))):
-        return as_model(spec, output=args.output, label_headers=headers, trusted=args.trusted)
-    # module:attribute, typed by the user on the command line (never read from a config)
-    module_name, _, attr = spec.partition(":")
-    sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    finally:
-        sys.path.pop(0)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return as_model(obj, output=args.output, label_headers=headers)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve the model until interrupted; returns the exit code."""
-    from clarion.cli import EXIT_ERROR, EXIT_OK
-
-    try:
-        model = _load(args.model, args)
-        app = create_app(model, features=args.features,
-                         max_body_bytes=_max_body(args.max_body_bytes, "--max-body-bytes"))
-        uvicorn = _uvicorn()
-    except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:
-        print(f"clarion serve: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        sock = _listen_socket(args.host, args.port)
-    except OSError as exc:
-        print(f"clarion serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    print(f"clarion serve: {model!r} at http://{args.host}:{sock.getsockname()[1]}/invocations",
-          file=sys.stderr)
-    try:
-        uvicorn.Server(uvicorn.Config(app, host=args.host, port=sock.getsockname()[1], log_level="info",
-                                      lifespan="off")).run(sockets=[sock])
-    finally:
-        sock.close()
-    return EXIT_OK
+def uvicorn_module() -> Any:
+    """The ``uvicorn`` module (ImportError naming the ``serve`` extra when it is missing)."""
+    return _uvicorn()

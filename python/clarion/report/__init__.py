@@ -12,7 +12,8 @@ from typing import Any
 from clarion._io import atomic_write_text
 from clarion.report.html import METRIC_GUIDE, render_html, render_markdown
 
-__all__ = ["METRIC_GUIDE", "json_value", "render_html", "render_markdown", "write_analysis_json", "write_report"]
+__all__ = ["METRIC_GUIDE", "json_document", "json_value", "render_html", "render_markdown", "write_analysis_json",
+           "write_report"]
 
 
 def json_value(v: Any) -> Any:
@@ -25,28 +26,46 @@ def json_value(v: Any) -> Any:
     return v
 
 
-def _clean(obj: Any) -> Any:
+def json_document(obj: Any) -> Any:
+    """``obj`` in JSON's types, as :func:`write_analysis_json` writes it: string keys, lists for
+    tuples, Python scalars for numpy ones, and :func:`json_value` for floats."""
     if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_document(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_document(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalars
         obj = obj.item()
     return json_value(obj)
 
 
-def write_analysis_json(path: str | os.PathLike, analysis: Mapping[str, Any]) -> None:
-    """Write ``analysis`` as JSON (infinities as strings, NaN as null), atomically."""
-    atomic_write_text(path, json.dumps(_clean(analysis), indent=2, allow_nan=False) + "\n")
+_clean = json_document
+
+
+def write_analysis_json(path: str | os.PathLike, analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """Write ``analysis`` as JSON (infinities as strings, NaN as null), atomically; returns the
+    document as written (what reading the file back gives)."""
+    text = json.dumps(json_document(analysis), indent=2, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
+    return json.loads(text)
 
 
 def write_report(output_dir: str | os.PathLike, analysis: Mapping[str, Any], *, name: str = "report",
                  title: str | None = None, config: Mapping[str, Any] | None = None, local_shap: Any = None,
-                 feature_values: Any = None, notes: list[str] | None = None) -> dict[str, str]:
-    """Write ``<name>.html`` and ``<name>.md`` into ``output_dir``; returns their paths."""
+                 feature_values: Any = None, notes: list[str] | None = None, html_section: str | None = None,
+                 md_section: str | None = None) -> dict[str, str]:
+    """Write ``<name>.html`` and ``<name>.md`` into ``output_dir``; returns their paths.
+
+    ``html_section`` / ``md_section``: a section to end the report with (``clarion monitor``'s
+    drift section), rendered in the same write."""
     html_text = render_html(analysis, title=title, config=config, local_shap=local_shap,
                             feature_values=feature_values, notes=notes)
     md_text = render_markdown(analysis, title=title or "Analysis Report")
+    if html_section is not None or md_section:
+        from clarion.report.drift import with_html_section, with_md_section
+
+        if html_section is not None:
+            html_text = with_html_section(html_text, html_section)
+        md_text = with_md_section(md_text, md_section)
     paths = {"html": os.path.join(output_dir, f"{name}.html"), "md": os.path.join(output_dir, f"{name}.md")}
     atomic_write_text(paths["html"], html_text)
     atomic_write_text(paths["md"], md_text)

@@ -260,17 +260,29 @@ def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str 
     return "\n".join(lines)
 
 
+def with_html_section(text: str, section: str, *, where: str = "report") -> str:
+    """The HTML report ``text`` with ``section`` inserted at the end of its ``<main>`` (before
+    ``</main>``); ValueError naming ``where`` when it has none."""
+    at = text.rfind("</main>")
+    if at < 0:
+        raise ValueError(f"{where}: not a clarion report (no </main>)")
+    return text[:at] + section + text[at:]
+
+
+def with_md_section(text: str, section: str | None) -> str:
+    """The Markdown report ``text`` with ``section`` appended (``text`` itself without one)."""
+    return text.rstrip("\n") + "\n" + section + "\n" if section else text
+
+
 def add_drift_section(html_path: str | os.PathLike, md_path: str | os.PathLike | None, *, html_section: str,
                       md_section: str | None = None) -> None:
     """Insert ``html_section`` at the end of the report's ``<main>`` (before ``</main>``) and append
-    ``md_section`` to the Markdown report; both files rewritten atomically."""
+    ``md_section`` to the Markdown report; both files rewritten atomically. (``clarion monitor``
+    renders its report once with the section: :func:`clarion.report.write_report`.)"""
     with open(html_path, encoding="utf-8") as fh:
         text = fh.read()
-    at = text.rfind("</main>")
-    if at < 0:
-        raise ValueError(f"{os.fspath(html_path)}: not a clarion report (no </main>)")
-    atomic_write_text(html_path, text[:at] + html_section + text[at:])
+    atomic_write_text(html_path, with_html_section(text, html_section, where=os.fspath(html_path)))
     if md_path is not None and md_section:
         with open(md_path, encoding="utf-8") as fh:
             md = fh.read()
-        atomic_write_text(md_path, md.rstrip("\n") + "\n" + md_section + "\n")
+        atomic_write_text(md_path, with_md_section(md, md_section))

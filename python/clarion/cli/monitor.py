@@ -31,47 +31,37 @@ import sys
 from typing import Any
 
 from clarion._io import atomic_write_bytes, atomic_write_text
-from clarion.analysis import MONITOR_OUTPUT_FILES
+from clarion.cli._common import (
+    EXIT_OK,
+    EXIT_VIOLATIONS,
+    add_input_arguments,
+    add_model_arguments,
+    add_run_arguments,
+    cli_warnings,
+    model_from_args,
+)
 
-__all__ = ["MONITOR_FILES", "add_arguments", "run"]
-
-#: files this command writes besides the analysis job's (a later run into the same folder replaces
-#: or removes them, once it has succeeded)
-MONITOR_FILES = MONITOR_OUTPUT_FILES
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarion monitor``."""
     parser.add_argument("--baseline", required=True,
                         help="the baseline analysis.json (clarion analyze or SageMaker Clarify output)")
-    parser.add_argument("--data", required=True, help="the new data file (CSV, JSON Lines, JSON or Parquet)")
-    parser.add_argument("--config", required=True, help="analysis_config.json (or .yaml), as used for the baseline")
-    parser.add_argument("--output", required=True, help="output directory")
-    g = parser.add_mutually_exclusive_group()
-    g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
-    g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
-    from clarion.analysis import model_arguments
-
-    model_arguments(parser)  # --trusted TYPE, --timeout SECONDS, --retries N
+    add_input_arguments(parser)  # --config (as used for the baseline), --data (the new data), --output
+    add_model_arguments(parser)  # --model | --endpoint, --trusted TYPE, --timeout SECONDS, --retries N
     parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
     parser.add_argument("--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)")
     parser.add_argument("--rules", help="JSON file {METRIC: {\"lower\": x, \"upper\": y}}: absolute bounds "
                                         "replacing the baseline rule for those bias metrics")
     parser.add_argument("--threshold", type=float, default=0.9,
                         help="NDCG below which attributions have drifted (default 0.9)")
-    parser.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty directory")
-    parser.add_argument("--skip-bad-rows", action="store_true",
-                        help="skip malformed records (counted in the report) instead of stopping")
-    parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk read (default 50000)")
-    parser.add_argument("--memory-budget", default="1GiB", help="memory for kept rows (default 1GiB)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    add_run_arguments(parser)  # --overwrite, --skip-bad-rows, --chunk-rows, --memory-budget, --quiet
 
 
 def run(args: argparse.Namespace) -> int:
     """``clarion monitor``: returns an exit code of :mod:`clarion.cli`."""
-    from clarion.analysis import _cli_warnings
-
-    with _cli_warnings("monitor"):
+    with cli_warnings("monitor"):
         return _run(args)
 
 
@@ -97,27 +87,26 @@ def _read_rules(path: str | None) -> dict[str, dict[str, float]] | None:
 
 def _run(args: argparse.Namespace) -> int:
     from clarion import monitor
-    from clarion.cli import EXIT_OK, EXIT_VIOLATIONS
 
     # -- everything that can be checked before the analysis runs ------------------------------------
     if (args.time_column is None) != (args.window is None):
         raise ValueError("--time-column and --window go together (the timestamp column and the window length)")
     if args.window is not None:
-        from clarion._monitor_job import check_window
+        from clarion.job import check_window
 
         check_window(args.window)
     if not 0 <= args.threshold <= 1:
         raise ValueError(f"--threshold: must lie in [0, 1], got {args.threshold!r}")
     rules = _read_rules(args.rules)
     base = monitor.check_baseline(args.baseline, args.config)
-    from clarion.analysis import _prepare_output_dir, _staged
+    from clarion.job import prepare_output_dir, staged
 
-    _prepare_output_dir(args.output, args.overwrite)
+    prepare_output_dir(args.output, args.overwrite)
     # every file of this run (the analysis's and the drift files) goes into a temporary folder that
     # replaces the previous results only when the whole command has succeeded
-    with _staged(args.output) as staged:
-        result, overall, over_time, doc = _monitor(args, base, rules, staged.stage)
-    staged.moved(result)
+    with staged(args.output) as st:
+        result, overall, over_time, doc = _monitor(args, base, rules, st.stage)
+    st.moved(result)
     n_viol = len(doc["violations"])
     if not args.quiet:
         print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
@@ -125,47 +114,56 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """The analysis and the drift checks, every file written into ``out``."""
+    """The analysis and its drift checks in one run of the job, every file written into ``out``.
+
+    The checks run on the ``analysis.json`` document once the job has written it and before it
+    writes the report (the job's ``finish`` step), so the report is rendered once, with the drift
+    section; per window when ``--window`` is given (the window splitter is a sink of the same pass).
+    """
     from clarion import monitor
-    from clarion.report.drift import add_drift_section, drift_html, drift_markdown
+    from clarion.job import WindowSplitter, run_job
+    from clarion.report import json_document
+    from clarion.report.drift import drift_html, drift_markdown
 
-    from clarion.analysis import _cli_model
+    model: Any = model_from_args(args)  # --model / --endpoint with --trusted, --timeout, --retries
+    window, baseline_name = args.window, os.fspath(args.baseline)
+    windows = WindowSplitter(args.time_column, window) if window is not None else None
+    if windows is not None:
+        base = monitor.load_analysis(base, name="baseline")
+    state: dict[str, Any] = {}
 
-    model: Any = _cli_model(args)  # --model / --endpoint with --trusted, --timeout, --retries
-    kw = {"model": model, "output_dir": out, "progress": not args.quiet, "overwrite": True,
-          "skip_bad_rows": args.skip_bad_rows, "chunk_rows": args.chunk_rows, "memory_budget": args.memory_budget}
+    def finish(doc: dict[str, Any], job: Any) -> tuple[str, str]:
+        here = job.out_dir  # the job's staged folder (it becomes ``out`` when the job succeeds)
+        over_time = None
+        if windows is not None:
+            over_time = monitor.check_windows(base, windows.documents(job.cfg, job.accumulators), rules=rules,
+                                              threshold=args.threshold, n_rows=dict(sorted(windows.rows.items())))
+            over_time.window = window
+            over_time.analysis = doc
+            over_time.overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            overall = over_time.overall
+            violations = over_time.to_dict()
+            _write_table(over_time.table, here)
+            atomic_write_text(os.path.join(here, "analysis_by_window.json"),
+                              json.dumps(json_document({w: {"n_rows": over_time.n_rows.get(w),
+                                                            "analysis": over_time.windows[w]}
+                                                        for w in sorted(over_time.windows)}),
+                                         indent=2, allow_nan=False) + "\n")
+        else:
+            overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            violations = overall.to_dict()
+        atomic_write_text(os.path.join(here, "constraint_violations.json"),
+                          json.dumps(json_document(violations), indent=2, allow_nan=False) + "\n")
+        state.update(overall=overall, over_time=over_time, violations=violations)
+        return (drift_html(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
+                drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name, window=window))
 
-    over_time = None
-    if args.window is not None:
-        over_time = monitor.drift_over_time(base, args.config, args.data, time_column=args.time_column,
-                                            window=args.window, rules=rules, threshold=args.threshold, **kw)
-        result, overall = over_time.output, over_time.overall
-        doc = over_time.to_dict()
-        _write_table(over_time.table, out)
-        atomic_write_text(os.path.join(out, "analysis_by_window.json"),
-                          json.dumps(_clean({w: {"n_rows": over_time.n_rows.get(w), "analysis": over_time.windows[w]}
-                                             for w in sorted(over_time.windows)}), indent=2, allow_nan=False) + "\n")
-    else:
-        from clarion.analysis import analyze
-
-        result = analyze(args.config, args.data, **kw)
-        overall = monitor.check_analysis(base, result.analysis, rules=rules, threshold=args.threshold)
-        doc = overall.to_dict()
-    atomic_write_text(os.path.join(out, "constraint_violations.json"),
-                      json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n")
-    baseline_name = os.fspath(args.baseline)
-    add_drift_section(result.paths["report_html"], result.paths.get("report_md"),
-                      html_section=drift_html(overall=overall, over_time=over_time, baseline=baseline_name,
-                                              window=args.window),
-                      md_section=drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name,
-                                                window=args.window))
-    return result, overall, over_time, doc
-
-
-def _clean(obj: Any) -> Any:
-    from clarion.report import _clean as clean
-
-    return clean(obj)
+    result, _ = run_job(args.config, args.data, model=model, output_dir=out, progress=not args.quiet, overwrite=True,
+                        skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
+                        memory_budget=args.memory_budget, windows=windows, finish=finish)
+    if state["over_time"] is not None:
+        state["over_time"].output = result
+    return result, state["overall"], state["over_time"], state["violations"]
 
 
 def _write_table(table: Any, out: str) -> None:

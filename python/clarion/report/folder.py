@@ -1,4 +1,6 @@
-"""``clarion report``: re-render a report from an existing ``analysis.json`` (clarion's or Clarify's).
+"""Re-render a report from an existing ``analysis.json`` (clarion's or Clarify's) and the files beside it.
+
+This is what ``clarion report`` (:mod:`clarion.cli.report`) runs.
 
 ``clarion report OUT/analysis.json -o report.html`` writes one self-contained HTML page (or
 Markdown, for a ``.md`` output; any other extension is refused: :data:`FORMATS`). Files found
@@ -14,12 +16,10 @@ naming the file and the key path.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from typing import Any
 
-__all__ = ["FORMATS", "MSG_FORMAT", "add_arguments", "render_file", "run"]
+__all__ = ["FORMATS", "MSG_FORMAT", "render_file"]
 
 #: output extensions ``clarion report`` writes (case-insensitive) -> the format
 FORMATS = {".html": "html", ".htm": "html", ".md": "markdown"}
@@ -209,22 +209,3 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
                                           window=window) + text[at:]
     atomic_write_text(out, text)
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``clarion report``."""
-    parser.add_argument("analysis", help="an analysis.json (clarion's or SageMaker Clarify's)")
-    parser.add_argument("-o", "--output", help="report file: .html/.htm (default: report.html beside the input) or .md; "
-                                             "other extensions are refused")
-    parser.add_argument("--title", help="report title (default: the config's methods.report.title)")
-    parser.add_argument("--config", help="the analysis config (default: analysis_config.json beside the input)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``clarion report``: returns an exit code of :mod:`clarion.cli`."""
-    from clarion.cli import EXIT_OK
-
-    out = args.output or os.path.join(os.path.dirname(os.path.abspath(args.analysis)), "report.html")
-    path = render_file(args.analysis, out, title=args.title, config_path=args.config)
-    print(path, file=sys.stdout)
-    return EXIT_OK

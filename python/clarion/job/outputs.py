@@ -1,0 +1,190 @@
+"""Outputs: the result object, the output folder (refused when not empty without overwrite;
+written into a staged sibling that replaces the previous results only on success), and the
+streamed local-SHAP table writer."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from clarion._io import create_temp_file, staged_output_dir
+
+OUTPUT_FILES = ("analysis.json", "analysis_config.json", "explanations_shap/out.csv",
+                "explanations_shap/out.parquet", "explanations_shap/baseline.csv")
+
+
+#: what ``clarion monitor`` writes besides (a later run into the same folder removes them too)
+MONITOR_OUTPUT_FILES = ("constraint_violations.json", "drift_over_time.csv", "drift_over_time.parquet",
+                        "analysis_by_window.json")
+
+
+MSG_EXISTS = ("output directory {path} already exists and is not empty; pass overwrite=True "
+              "(--overwrite) to write into it")
+
+
+@dataclass
+class AnalysisResult:
+    """What :func:`analyze` wrote.
+
+    Attributes
+    ----------
+    output_dir : str
+    analysis : dict
+        The ``analysis.json`` document.
+    paths : dict
+        ``analysis``, ``config``, ``report_html``, ``report_md``, and when written ``local_shap``,
+        ``local_shap_parquet``, ``baseline``.
+    n_rows : int
+        Rows analysed.
+    skipped_rows : int
+        Malformed rows skipped (``skip_bad_rows=True``).
+    skipped_examples : list of str
+        The first few skipped rows' errors.
+    notes : list of str
+        Remarks shown in the report (skipped rows, streamed SHAP...).
+    """
+
+    output_dir: str
+    analysis: dict[str, Any]
+    paths: dict[str, str]
+    n_rows: int
+    skipped_rows: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def largest_disparities(self, k: int = 3) -> list[str]:
+        """The ``k`` bias metrics farthest from their ideal value (relative to their range)."""
+        from clarion.report.html import _largest_disparities
+
+        return [text for _, text in _largest_disparities(self.analysis, k)]
+
+    def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
+        """Per explained output, the ``k`` features with the largest global SHAP value."""
+        shap = (self.analysis.get("explanations") or {}).get("kernel_shap") or {}
+        return {label: sorted(block["global_shap_values"].items(), key=lambda kv: -abs(kv[1]))[:k]
+                for label, block in shap.items()}
+
+    def summary(self) -> str:
+        """A few lines for the end of a run: rows, largest disparities, top features, and (last) the report path."""
+        lines = [f"rows analysed: {self.n_rows:,}"
+                 + (f" ({self.skipped_rows:,} malformed rows skipped)" if self.skipped_rows else "")]
+        dis = self.largest_disparities()
+        if dis:
+            lines.append("largest disparities:")
+            lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]
+        for label, top in self.top_features().items():
+            lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
+        lines.append(f"report: {self.paths['report_html']}")
+        return "\n".join(lines)
+
+
+def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuse an output folder that exists and is not empty, unless ``overwrite``. Nothing is
+    deleted here: the run writes into a temporary sibling folder that replaces the previous
+    results only when it succeeds (:func:`staged`)."""
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise FileExistsError(f"output directory {output_dir} exists and is not a directory")
+        if os.listdir(output_dir) and not overwrite:
+            raise FileExistsError(MSG_EXISTS.format(path=output_dir))
+
+
+def _previous_outputs(output_dir: str) -> list[str]:
+    """The files (relative paths) that an earlier run wrote into ``output_dir``: Clarify's files,
+    ``clarion monitor``'s, everything in ``explanations_shap/``, and the report under the name its
+    ``analysis_config.json`` gave. A successful run removes them; any other file stays."""
+    import json
+
+    names = [*OUTPUT_FILES, *MONITOR_OUTPUT_FILES]
+    shap_dir = os.path.join(output_dir, "explanations_shap")
+    for d, _dirs, files in os.walk(shap_dir):
+        names += [os.path.relpath(os.path.join(d, f), output_dir) for f in files]
+    report = "report"
+    try:
+        with open(os.path.join(output_dir, "analysis_config.json"), encoding="utf-8") as fh:
+            rep = (json.load(fh).get("methods") or {}).get("report") or {}
+        if isinstance(rep.get("name"), str) and rep["name"]:
+            report = rep["name"]
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass  # no readable config: the default report name
+    return names + [f"{report}.html", f"{report}.md"]
+
+
+@dataclass
+class _Stage:
+    """Where a run writes (``stage``) and where its results go on success (``out_dir``)."""
+
+    out_dir: str
+    stage: str = ""
+
+    def moved(self, result: AnalysisResult) -> AnalysisResult:
+        """``result`` with its paths rewritten from the stage to ``out_dir``."""
+        def at(p: str) -> str:
+            rel = os.path.relpath(p, self.stage)
+            return p if rel.startswith("..") else os.path.join(self.out_dir, rel)
+
+        result.output_dir = self.out_dir
+        result.paths = {k: at(v) for k, v in result.paths.items()}
+        return result
+
+
+@contextlib.contextmanager
+def staged(out_dir: str) -> Iterator[_Stage]:
+    """``with staged(out_dir) as s:`` write the run into ``s.stage``; on success it replaces the
+    previous results in ``out_dir`` (stale files of the previous run removed, the user's kept); on
+    failure or interrupt ``out_dir`` is left as it was."""
+    s = _Stage(out_dir)
+    with staged_output_dir(out_dir, _previous_outputs) as s.stage:
+        yield s
+
+
+class _CsvSink:
+    """Appends DataFrame chunks to a CSV (and optionally Parquet) under a temporary name; ``commit``
+    renames them into place, so a reader never sees half a file."""
+
+    def __init__(self, path: str, parquet_path: str | None) -> None:
+        d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
+        self.path, self.parquet_path = path, parquet_path
+        fd, self.tmp = create_temp_file(d, "-out.csv")  # mode from the umask, like every output
+        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.header = True
+        self.pq_writer = None
+        self.pq_tmp = None
+
+    def write(self, frame: Any) -> None:
+        frame.to_csv(self.fh, index=False, header=self.header)
+        self.header = False
+        if self.parquet_path:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.pq_writer is None:
+                fd, self.pq_tmp = create_temp_file(os.path.dirname(self.parquet_path), "-out.parquet")
+                os.close(fd)
+                self.pq_writer = pq.ParquetWriter(self.pq_tmp, table.schema)
+            self.pq_writer.write_table(table)
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        if self.pq_writer is not None:
+            self.pq_writer.close()
+            os.replace(self.pq_tmp, self.parquet_path)
+
+    def abort(self) -> None:
+        for closer in (self.fh.close, getattr(self.pq_writer, "close", lambda: None)):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - cleanup after another error
+                pass
+        for p in (self.tmp, self.pq_tmp):
+            if p and os.path.exists(p):
+                os.unlink(p)
+

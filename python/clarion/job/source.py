@@ -1,0 +1,122 @@
+"""The source: chunks of the input (a file through :mod:`clarion.dataset`, an in-memory
+DataFrame, or a Dask DataFrame computed partition by partition), with the rows' input positions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from clarion.job.plan import DECIDE_ROWS
+
+
+def _is_dask_frame(data: Any) -> bool:
+    """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
+    import sys
+
+    if "dask.dataframe" not in sys.modules:
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(data, dd.DataFrame)
+
+
+class _Source:
+    """Chunks of the input (a file through :mod:`clarion.dataset`, or an in-memory DataFrame)."""
+
+    def __init__(self, cfg: Any, data: Any, *, chunk_rows: int, skip_bad_rows: bool) -> None:
+        import pandas as pd
+
+        self.skip_bad_rows = skip_bad_rows
+        self._skipped: list[str] = []
+        self.frame = None
+        self.reader = None
+        self.is_parquet = False
+        self.partitions = None
+        if isinstance(data, pd.DataFrame):
+            self.frame = data.reset_index(drop=True)
+            self.chunk_rows = chunk_rows
+            self.path = "<DataFrame>"
+        elif _is_dask_frame(data):
+            # A Dask DataFrame streams partition by partition (computed on the cluster, counted
+            # here): the same chunks, row numbers and checks as an in-memory DataFrame.
+            self.partitions = data
+            self.frame = data._meta
+            self.chunk_rows = chunk_rows
+            self.path = "<dask DataFrame>"
+        else:
+            from clarion.dataset import read_dataset
+
+            self.path = os.fspath(data)
+            self.is_parquet = cfg.dataset_type == "application/x-parquet"
+            label = cfg.label if cfg.dataset_type in ("application/jsonlines", "application/json") else None
+            pred = cfg.predicted_label if label is not None else None
+            self.reader = read_dataset(self.path, cfg.dataset_type, headers=cfg.headers, features=cfg.features,
+                                       label=label, predicted_label=pred, chunk_rows=chunk_rows,
+                                       skip_bad_rows=skip_bad_rows)
+
+    def columns(self) -> list[str]:
+        if self.frame is not None:
+            return [str(c) for c in self.frame.columns]
+        from clarion.dataset import read_dataset
+
+        r = self.reader
+        peek = read_dataset(r.path, r.dataset_type, headers=r.headers, features=r.features, label=r.label,
+                            predicted_label=r.predicted_label, chunk_rows=DECIDE_ROWS, skip_bad_rows=True)
+        for chunk in peek:
+            return [str(c) for c in chunk.frame.columns]
+        raise ValueError(f"{self.path}: no data rows")
+
+    def set_required(self, cols: list[str]) -> None:
+        if self.reader is not None:
+            self.reader.required = tuple(cols)
+        else:
+            self._required = cols
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.reader is not None:
+            yield from self.reader
+            return
+        self._skipped = []
+        if self.partitions is None:
+            yield from self._frame_chunks(self.frame, 0, 0)
+            return
+        first_row, start = 0, 0
+        for i in range(self.partitions.npartitions):
+            part = self.partitions.get_partition(i).compute().reset_index(drop=True)
+            for chunk in self._frame_chunks(part, first_row, start):
+                start += len(chunk.frame)
+                yield chunk
+            first_row += len(part)
+
+    def _frame_chunks(self, f: Any, first_row: int, start: int) -> Iterator[Any]:
+        """Chunks of ``f``, whose first row is row ``first_row`` of the input; ``start`` counts the
+        rows kept before it."""
+        from clarion.dataset import Chunk, DataError
+
+        keep = np.ones(len(f), dtype=bool)
+        for c in getattr(self, "_required", []):
+            if c not in f.columns:
+                raise DataError(f"{self.path}: column {c!r} not found (columns: {list(f.columns)})")
+            for i in np.flatnonzero(f[c].isna().to_numpy() & keep):
+                msg = f"{self.path}: row {first_row + i}, column {c!r}: missing value"
+                if not self.skip_bad_rows:
+                    raise DataError(msg)
+                keep[i] = False
+                self._skipped.append(msg)
+        rows = np.flatnonzero(keep)
+        for s in range(0, len(rows), self.chunk_rows):
+            idx = rows[s : s + self.chunk_rows]
+            yield Chunk(f.iloc[idx].reset_index(drop=True), start, first_row + idx + 1)
+            start += len(idx)
+
+    @property
+    def skipped(self) -> int:
+        return self.reader.skipped if self.reader is not None else len(self._skipped)
+
+    @property
+    def skipped_examples(self) -> list[str]:
+        return list(self.reader.skipped_examples) if self.reader is not None else self._skipped[:5]
+
