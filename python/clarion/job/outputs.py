@@ -57,9 +57,9 @@ class AnalysisResult:
 
     def largest_disparities(self, k: int = 3) -> list[str]:
         """The ``k`` bias metrics farthest from their ideal value (relative to their range)."""
-        from clarion.report.html import _largest_disparities
+        from clarion.report.html import largest_disparities
 
-        return [text for _, text in _largest_disparities(self.analysis, k)]
+        return [text for _, text in largest_disparities(self.analysis, k)]
 
     def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Per explained output, the ``k`` features with the largest global SHAP value."""

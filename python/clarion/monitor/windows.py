@@ -210,7 +210,7 @@ def drift_over_time(baseline: Any, config: Any, data: Any, *, time_column: str, 
     """
     import tempfile
 
-    from clarion._monitor_job import analyze_windowed
+    from clarion.job.api import analyze_windowed
 
     base = _load(baseline, "baseline")
     check_baseline(base, config)

@@ -36,7 +36,7 @@ def _format_of(path: str) -> str:
 
 def _load_config(path: str) -> dict[str, Any]:
     """The analysis config, checked where the report reads it (names the file and the key)."""
-    from clarion.monitor import AnalysisError, load_json
+    from clarion.monitor.documents import AnalysisError, load_json
 
     cfg = load_json(path, name="config")
 
@@ -66,12 +66,9 @@ def _load_config(path: str) -> dict[str, Any]:
 def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
     """(overall, over_time, baseline, window) rebuilt from a ``clarion monitor`` output folder, or
     None when ``here`` has no ``constraint_violations.json``."""
-    from clarion.monitor import (
-        TABLE_COLUMNS,
-        DriftOverTime,
-        DriftResult,
-        load_violations,
-    )
+    from clarion.monitor.documents import load_violations
+    from clarion.monitor.drift import DriftResult
+    from clarion.monitor.windows import TABLE_COLUMNS, DriftOverTime
 
     path = os.path.join(here, "constraint_violations.json")
     if not os.path.exists(path):
@@ -99,7 +96,8 @@ def _read_table(path: str, results: dict[str, Any]) -> Any:
     """``drift_over_time.parquet`` / ``.csv``, its windows named as in ``results``."""
     import pandas as pd
 
-    from clarion.monitor import TABLE_COLUMNS, AnalysisError
+    from clarion.monitor.documents import AnalysisError
+    from clarion.monitor.windows import TABLE_COLUMNS
 
     try:
         t = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path, dtype={"window": str})
@@ -163,7 +161,7 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
         (:class:`clarion.monitor.AnalysisError`, naming the file and the key path).
     """
     from clarion._io import atomic_write_text
-    from clarion.monitor import AnalysisError, load_analysis
+    from clarion.monitor.documents import AnalysisError, load_analysis
     from clarion.report import render_html, render_markdown
     from clarion.report.drift import drift_html, drift_markdown
 

@@ -51,7 +51,7 @@ def _num(v: Any) -> float | None:
     if v is None:
         return None
     if isinstance(v, str):
-        from clarion.monitor import METRIC_STRINGS
+        from clarion.monitor.documents import METRIC_STRINGS
 
         f = METRIC_STRINGS.get(v)
     else:
@@ -70,7 +70,7 @@ def _bias_sections(doc: Mapping[str, Any]):
             yield stage, sec
 
 
-def _largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float, str]]:
+def largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float, str]]:
     found = []
     for stage, sec in _bias_sections(doc):
         for facet, entries in sec.get("facets", {}).items():
@@ -130,7 +130,7 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
         Extra lines for the summary (e.g. skipped rows).
     """
     from clarion import __version__
-    from clarion.monitor import load_analysis
+    from clarion.monitor.documents import load_analysis
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     if title is None:
@@ -142,7 +142,7 @@ def render_html(analysis: Mapping[str, Any], *, title: str | None = None, config
            f"attributions, compatible with SageMaker Clarify's analysis.json</p>"]
     # summary
     items = []
-    for _, text in _largest_disparities(analysis):
+    for _, text in largest_disparities(analysis):
         items.append(f"<li>Largest disparity: {esc(text)}</li>")
     shap = (analysis.get("explanations") or {}).get("kernel_shap") or {}
     for label, block in shap.items():
@@ -247,7 +247,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
     Every string that came from data goes through :func:`clarion.report.svg.md`: Markdown
     punctuation escaped, ``<``/``>``/``&`` as entities, line breaks as spaces, so no value can
     inject markup or HTML, nor split a table cell or row."""
-    from clarion.monitor import load_analysis
+    from clarion.monitor.documents import load_analysis
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     lines = [f"# {md(title)}", ""]
