@@ -15,6 +15,7 @@ using clarion::knn::KnnProblem;
 
 namespace {
 
+using clarion::bind::ArrayView;
 using clarion::bind::require_array;
 
 KnnProblem make_problem(i64 n_a, i64 n_d, i64 m, i64 k) {
@@ -38,28 +39,31 @@ void require_finite(const double* x, i64 rows, i64 m, const char* name) {
 }
 
 // Strict: no silent conversion (a wrong dtype or layout is the Python wrapper's bug).
-void knn_vote_cpu(const py::array& xa, const py::array& ya, const py::array& xd, py::array& pos, py::array& votes,
-                  i64 k, int n_threads) {
-  require_array(xa, "xa", 'f', 8, 2, "float64");
-  require_array(xd, "xd", 'f', 8, 2, "float64");
-  require_array(ya, "ya", 'u', 1, 1, "uint8");
-  require_array(pos, "positives", 'i', 8, 1, "int64", true);
-  require_array(votes, "votes", 'u', 1, 1, "uint8", true);
-  CLARION_CHECK(xa.shape(1) == xd.shape(1), "xa and xd must have the same number of columns");
-  CLARION_CHECK(ya.shape(0) == xa.shape(0), "ya must have one entry per row of xa");
-  CLARION_CHECK(pos.shape(0) == xd.shape(0), "positives must have one entry per row of xd");
-  CLARION_CHECK(votes.shape(0) == xd.shape(0), "votes must have one entry per row of xd");
-  clarion::bind::require_disjoint(pos, "positives", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}, {&votes, "votes"}});
-  clarion::bind::require_disjoint(votes, "votes", {{&xa, "xa"}, {&ya, "ya"}, {&xd, "xd"}});
+void knn_vote_cpu(const py::array& xa_, const py::array& ya_, const py::array& xd_, const py::array& pos_,
+                  const py::array& votes_, i64 k, int n_threads) {
+  using clarion::bind::host_view;
+  const ArrayView xa = host_view(xa_, "xa"), ya = host_view(ya_, "ya"), xd = host_view(xd_, "xd"),
+                  pos = host_view(pos_, "positives"), votes = host_view(votes_, "votes");
+  require_array(xa, 'f', 8, 2, "float64");
+  require_array(xd, 'f', 8, 2, "float64");
+  require_array(ya, 'u', 1, 1, "uint8");
+  require_array(pos, 'i', 8, 1, "int64", true);
+  require_array(votes, 'u', 1, 1, "uint8", true);
+  CLARION_CHECK(xa.dim(1) == xd.dim(1), "xa and xd must have the same number of columns");
+  CLARION_CHECK(ya.dim(0) == xa.dim(0), "ya must have one entry per row of xa");
+  CLARION_CHECK(pos.dim(0) == xd.dim(0), "positives must have one entry per row of xd");
+  CLARION_CHECK(votes.dim(0) == xd.dim(0), "votes must have one entry per row of xd");
+  clarion::bind::require_disjoint(pos, {&xa, &ya, &xd, &votes});
+  clarion::bind::require_disjoint(votes, {&xa, &ya, &xd});
   n_threads = clarion::bind::threads_arg(n_threads);
-  const KnnProblem pb = make_problem(xa.shape(0), xd.shape(0), xa.shape(1), k);
-  const auto* a = static_cast<const double*>(xa.data());
-  const auto* d = static_cast<const double*>(xd.data());
+  const KnnProblem pb = make_problem(xa.dim(0), xd.dim(0), xa.dim(1), k);
+  const auto* a = xa.ptr<const double>();
+  const auto* d = xd.ptr<const double>();
   require_finite(a, pb.n_a, pb.m, "xa");
   require_finite(d, pb.n_d, pb.m, "xd");
-  const auto* y = static_cast<const std::uint8_t*>(ya.data());
-  auto* p = static_cast<std::int64_t*>(pos.mutable_data());
-  auto* v = static_cast<std::uint8_t*>(votes.mutable_data());
+  const auto* y = ya.ptr<const std::uint8_t>();
+  auto* p = pos.ptr<std::int64_t>();
+  auto* v = votes.ptr<std::uint8_t>();
   py::gil_scoped_release release;
   clarion::knn::knn_vote_cpu(pb, a, y, d, p, v, n_threads);
 }

@@ -14,42 +14,46 @@ namespace {
 
 // Bootstrap driver: the same draws and additions as count_row/threshold_row with n_boot > 0, in
 // a cache-friendly order. A block of rows is validated and its cells recorded once (row_fn runs
-// the no-bootstrap row function), then each replicate walks the block: one replicate key per
-// block instead of per row, and additions stay inside one replicate's table. Every table cell
-// still receives its additions in ascending row order within the same chunk slots, so integer
-// and floating results are bit-identical to the row-major loop.
+// the no-bootstrap row function), then each replicate walks the block, adding each row with
+// add_replicate (grouped_counts.hpp), the function add_row calls: one replicate key per block
+// instead of per row, and additions stay inside one replicate's table. Every table cell still
+// receives its additions in ascending row order within the same chunk slots, so integer and
+// floating results are bit-identical to the row-major loop.
 template <class Out, class RowFn>
-RowError bootstrap_cpu(const CountsProblem& pb, int n_threads, i64 table_cells, i64 total_cells, Out* out,
-                       RowFn&& row_fn) {
+RowError bootstrap_cpu(const CountsProblem& pb, int n_threads, Out* out, RowFn&& row_fn) {
   constexpr i64 kBlock = 256;
   const i64 B = pb.n_batch;
-  const u64 seed_key = rng::splitmix64(pb.seed);
+  const rng::ReplicateKeys keys(pb.seed);
   return detail::run_chunked_ranges<Out>(
-      pb.n_rows, total_cells, n_threads, out, [&](i64 begin, i64 end, Out* table) -> RowError {
+      pb.n_rows, pb.total_cells(), n_threads, out, [&](i64 begin, i64 end, Out* table) -> RowError {
         std::vector<i64> cell(static_cast<size_t>(kBlock * B));
         std::vector<i64> row(kBlock);
         std::vector<Out> weight(kBlock);
+        auto add = [table](i64 c, Out v) { table[c] += v; };
         for (i64 b0 = begin; b0 < end; b0 += kBlock) {
           const i64 b1 = std::min(end, b0 + kBlock);
           i64 m = 0, nb = 0;
           Out wlast{0};
-          auto record = [&](i64 c, Out v) { cell[static_cast<size_t>(m * B + nb++)] = c; wlast = v; };
+          auto record = [&](i64 c, Out v) {
+            cell[static_cast<size_t>(m * B + nb++)] = c;
+            wlast = v;
+          };
           for (i64 i = b0; i < b1; ++i) {
             i64 bad_col = -1;
             nb = 0;
             const int err = row_fn(i, record, &bad_col);
             if (err != 0) return RowError{err, i, bad_col};
-            if (nb == B) { row[m] = i; weight[m] = wlast; ++m; }
+            if (nb == B) {
+              row[m] = i;
+              weight[m] = wlast;
+              ++m;
+            }
           }
           for (i64 r = 0; r < pb.n_boot; ++r) {
-            const u64 key = rng::splitmix64(seed_key + static_cast<u64>(r));
-            Out* tr = table + r * B * table_cells;
+            const u64 key = keys(r);
             for (i64 j = 0; j < m; ++j) {
-              // no branch on k == 0: adding a zero leaves every cell (all >= +0) bit-identical
-              const unsigned k = rng::poisson1(key, pb.row_offset + row[j]);
-              const Out wr = weight[j] * static_cast<Out>(k);
               const i64* cj = cell.data() + j * B;
-              for (i64 b = 0; b < B; ++b) tr[cj[b]] += wr;
+              add_replicate<false, Out>(pb, r, key, row[j], weight[j], [cj](i64 b) { return cj[b]; }, add);
             }
           }
         }
@@ -80,7 +84,7 @@ RowError grouped_counts_cpu(const CountsProblem& pb, const Code* groups, const C
   if (pb.n_boot > 0) {
     CountsProblem plain = pb;
     plain.n_boot = 0;
-    return bootstrap_cpu<Out>(pb, n_threads, pb.table_cells(), pb.total_cells(), out,
+    return bootstrap_cpu<Out>(pb, n_threads, out,
                               [&](i64 i, auto& add, i64* bad_col) {
                                 return count_row<Code, W, Out>(plain, i, groups, labels, preds, weights, add, bad_col);
                               });
@@ -117,7 +121,7 @@ RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* group
   if (pb.n_boot > 0) {
     CountsProblem plain = pb;
     plain.n_boot = 0;
-    err = bootstrap_cpu<Out>(pb, n_threads, pb.table_cells(), pb.total_cells(), hist.data(),
+    err = bootstrap_cpu<Out>(pb, n_threads, hist.data(),
                              [&](i64 i, auto& add, i64* bad_col) {
                                return threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds,
                                                                       weights, add, bad_col);

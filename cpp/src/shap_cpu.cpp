@@ -345,19 +345,19 @@ void reduce_cpu(const double* F, const double* pi, i64 R, i64 K, i64 D, int link
 void apply_cpu(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0, i64 q1,
                double* phi, int n_threads) {
   if (q1 <= q0 || S <= 0) return;
-  const i64 n0 = q0 / S, n1 = (q1 - 1) / S + 1;  // rows touched by the chunk: [n0, n1)
+  const i64 n0 = chunk_first_row(q0, S), n1 = chunk_end_row(q1, S);
   for_ranges(n1 - n0, std::max<i64>(1, (q1 - q0) / (n1 - n0)) * Mo * D, n_threads, [&](i64 lo, i64 hi) {
     std::vector<double> y(static_cast<size_t>(D));
     for (i64 n = n0 + lo; n < n0 + hi; ++n) {
-      const i64 qa = std::max(q0, n * S), qb = std::min(q1, (n + 1) * S);
+      const i64 qb = row_pair_end(n, S, q1);
       double* ph = phi + n * Mo * D;
-      for (i64 q = qa; q < qb; ++q) {
+      for (i64 q = row_pair_begin(n, S, q0); q < qb; ++q) {
         const i64 s = q - n * S;
-        for (i64 d = 0; d < D; ++d) y[d] = Y[(q - q0) * D + d] - base[d];
+        for (i64 d = 0; d < D; ++d) y[d] = centred(Y[(q - q0) * D + d], base[d]);
         const double* l = LT + s * Mo;
         for (i64 m = 0; m < Mo; ++m) {
           const double lm = l[m];
-          for (i64 d = 0; d < D; ++d) ph[m * D + d] += lm * y[d];
+          for (i64 d = 0; d < D; ++d) ph[m * D + d] = apply_term(ph[m * D + d], lm, y[d]);
         }
       }
     }

@@ -47,11 +47,8 @@ __global__ void apply_kernel(const double* Y, const double* base, const double* 
   for (i64 e = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<i64>(gridDim.x) * blockDim.x) {
     const i64 d = e % D, m = (e / D) % Mo, n = n0 + e / (D * Mo);
-    const i64 qa = q0 > n * S ? q0 : n * S;
-    const i64 qb = q1 < (n + 1) * S ? q1 : (n + 1) * S;
-    double acc = phi[(n * Mo + m) * D + d];
-    for (i64 q = qa; q < qb; ++q) acc += LT[(q - n * S) * Mo + m] * (Y[(q - q0) * D + d] - base[d]);
-    phi[(n * Mo + m) * D + d] = acc;
+    double* ph = phi + (n * Mo + m) * D + d;
+    *ph = apply_element(*ph, Y, base, LT, S, Mo, D, q0, q1, n, m, d);
   }
 }
 
@@ -81,7 +78,7 @@ void reduce_cuda(const double* F, const double* pi, i64 R, i64 K, i64 D, int lin
 void apply_cuda(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0, i64 q1,
                 double* phi, void* stream) {
   if (q1 <= q0 || S <= 0) return;
-  const i64 n0 = q0 / S, n1 = (q1 - 1) / S + 1;
+  const i64 n0 = chunk_first_row(q0, S), n1 = chunk_end_row(q1, S);
   const i64 total = (n1 - n0) * Mo * D;
   apply_kernel<<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(Y, base, LT, S, Mo, D, q0, q1,
                                                                                      n0, n1 - n0, phi);
