@@ -22,7 +22,7 @@ namespace {
 template <class Out, class RowFn>
 RowError bootstrap_cpu(const CountsProblem& pb, int n_threads, Out* out, RowFn&& row_fn) {
   constexpr i64 kBlock = 256;
-  const i64 B = pb.n_batch;
+  const i64 B = pb.n_batch, replicate_cells = pb.n_batch * pb.table_cells(), row_offset = pb.row_offset;
   const rng::ReplicateKeys keys(pb.seed);
   return detail::run_chunked_ranges<Out>(
       pb.n_rows, pb.total_cells(), n_threads, out, [&](i64 begin, i64 end, Out* table) -> RowError {
@@ -51,9 +51,11 @@ RowError bootstrap_cpu(const CountsProblem& pb, int n_threads, Out* out, RowFn&&
           }
           for (i64 r = 0; r < pb.n_boot; ++r) {
             const u64 key = keys(r);
+            const i64 tr = r * replicate_cells;
             for (i64 j = 0; j < m; ++j) {
               const i64* cj = cell.data() + j * B;
-              add_replicate<false, Out>(pb, r, key, row[j], weight[j], [cj](i64 b) { return cj[b]; }, add);
+              add_replicate<false, Out>(key, row_offset + row[j], weight[j], B, tr, [cj](i64 b) { return cj[b]; },
+                                        add);
             }
           }
         }

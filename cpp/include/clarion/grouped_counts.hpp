@@ -46,9 +46,10 @@ CLARION_HD i64 score_bin(double s, const double* t, i64 T) {
   return lo;
 }
 
-// Adds row i, already weighted by w, to bootstrap replicate r (key: the replicate's key, see
-// rng::ReplicateKeys): the row's Poisson(1) draw k in that replicate multiplies w, and w * k goes
-// to the row's cell of each batch column, cell_of(b) being the cell within one replicate's
+// Adds a row of weight w to one bootstrap replicate: the row's Poisson(1) draw k in the replicate
+// (`key`: the replicate's key, see rng::ReplicateKeys; `global_row`: row_offset + the row's index)
+// multiplies w, and w * k goes to the row's cell of each of the n_batch columns: `table` (the
+// replicate's first cell) + cell_of(b), cell_of(b) being the cell within one replicate's
 // [B][G][L][P] table. This is the one place a replicate weight is drawn and added: add_row (the
 // row-major loop of the CUDA kernels) and the CPU's replicate-major block driver both call it, so
 // every backend adds the same values, and each cell receives them in row order.
@@ -56,13 +57,12 @@ CLARION_HD i64 score_bin(double s, const double* t, i64 T) {
 // computation on the GPU). The CPU adds the zero instead of branching on an unpredictable draw:
 // adding +0 leaves every cell (all >= +0) bit-identical.
 template <bool kSkipZero, class Out, class CellOf, class Adder>
-CLARION_HD void add_replicate(const CountsProblem& pb, i64 r, u64 key, i64 i, Out w, const CellOf& cell_of,
+CLARION_HD void add_replicate(u64 key, i64 global_row, Out w, i64 n_batch, i64 table, const CellOf& cell_of,
                               Adder& add) {
-  const unsigned k = rng::poisson1(key, pb.row_offset + i);
+  const unsigned k = rng::poisson1(key, global_row);
   if (kSkipZero && k == 0) return;
   const Out wr = w * static_cast<Out>(k);
-  const i64 table = r * pb.n_batch * pb.table_cells();
-  for (i64 b = 0; b < pb.n_batch; ++b) add(table + cell_of(b), wr);
+  for (i64 b = 0; b < n_batch; ++b) add(table + cell_of(b), wr);
 }
 
 // Adds the contribution of row i (already known to hold codes g, l and the per-column codes
@@ -76,7 +76,8 @@ CLARION_HD void add_row(const CountsProblem& pb, i64 i, i64 gl_base, Out w, cons
     return;
   }
   const rng::ReplicateKeys keys(pb.seed);
-  for (i64 r = 0; r < pb.n_boot; ++r) add_replicate<true, Out>(pb, r, keys(r), i, w, cell_of, add);
+  for (i64 r = 0; r < pb.n_boot; ++r)
+    add_replicate<true, Out>(keys(r), pb.row_offset + i, w, pb.n_batch, r * pb.n_batch * cells, cell_of, add);
 }
 
 // Row i of grouped_counts. `preds` is N x B row-major (or null: P = 1); `weights` may be null.
