@@ -31,9 +31,9 @@ using i64 = std::int64_t;
 [[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
 // The message is built only when the check fails (the bindings sit on per-batch hot paths).
-#define CLARION_CHECK(cond, msg)                 \
-  do {                                           \
-    if (!(cond)) ::clarion::bind::fail(msg);     \
+#define CLARION_CHECK(cond, msg)             \
+  do {                                       \
+    if (!(cond)) ::clarion::bind::fail(msg); \
   } while (0)
 
 // a * b for a, b >= 0, or ValueError saying that `what` is too large.
@@ -71,7 +71,8 @@ inline i64 product(std::initializer_list<i64> factors, const char* what) {
 
 // A size argument: an integer >= lo.
 inline i64 size_arg(i64 v, const char* name, i64 lo = 0) {
-  CLARION_CHECK(v >= lo, std::string(name) + " must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
+  CLARION_CHECK(v >= lo,
+                std::string(name) + " must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
   return v;
 }
 
@@ -194,7 +195,8 @@ inline ArrayView device_view(const py::handle& obj, const char* name) {
       const py::dict d = desc.cast<py::dict>();
       CLARION_CHECK(d.contains("data") && d.contains("shape") && d.contains("typestr"),
                     who + ": a __cuda_array_interface__ needs 'data', 'shape' and 'typestr'");
-      CLARION_CHECK(!d.contains("mask") || d["mask"].is_none(), who + ": masked device arrays are not supported");
+      CLARION_CHECK(!d.contains("mask") || d["mask"].is_none(),
+                    who + ": masked device arrays are not supported");
       const py::tuple dt = d["data"].cast<py::tuple>();
       CLARION_CHECK(dt.size() == 2, who + ": 'data' must be (pointer, readonly)");
       data = dt[0];
@@ -204,7 +206,8 @@ inline ArrayView device_view(const py::handle& obj, const char* name) {
       typestr = d["typestr"];
     } else {
       const py::tuple t = desc.cast<py::tuple>();
-      CLARION_CHECK(t.size() == 4, who + ": a device array description is (pointer, shape, strides, typestr)");
+      CLARION_CHECK(t.size() == 4,
+                    who + ": a device array description is (pointer, shape, strides, typestr)");
       data = t[0];
       shape = t[1];
       strides = t[2];
@@ -255,19 +258,21 @@ inline std::optional<ArrayView> device_view_opt(const py::object& obj, const cha
 // The memory layout every kernel assumes: native byte order, aligned, C-contiguous (no negative,
 // zero or padded strides); `writeable` for outputs.
 inline void require_layout(const ArrayView& a, bool writeable = false) {
-  CLARION_CHECK(a.native(), a.name + " must be in native byte order, got dtype " + a.dtype +
-                                " (convert with numpy.ascontiguousarray(a, dtype=a.dtype.newbyteorder('=')))");
+  CLARION_CHECK(a.native(),
+                a.name + " must be in native byte order, got dtype " + a.dtype +
+                    " (convert with numpy.ascontiguousarray(a, dtype=a.dtype.newbyteorder('=')))");
   CLARION_CHECK(a.aligned, a.name + " must be aligned");
-  CLARION_CHECK(a.c_contiguous,
-                a.name + " must be C-contiguous (no negative, zero or padded strides; use numpy.ascontiguousarray)");
+  CLARION_CHECK(
+      a.c_contiguous,
+      a.name + " must be C-contiguous (no negative, zero or padded strides; use numpy.ascontiguousarray)");
   if (writeable) CLARION_CHECK(a.writeable, a.name + " must be writeable");
 }
 
 // An array of dtype (kind, itemsize) with `ndim` dimensions and the kernel layout.
 inline void require_array(const ArrayView& a, char kind, i64 itemsize, int ndim, const char* dtype_name,
                           bool writeable = false) {
-  CLARION_CHECK(a.ndim() == ndim, a.name + " must be " + std::to_string(ndim) + "-D, got " +
-                                      std::to_string(a.ndim()) + "-D");
+  CLARION_CHECK(a.ndim() == ndim,
+                a.name + " must be " + std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) + "-D");
   require_layout(a, writeable);
   CLARION_CHECK(a.has_dtype(kind, itemsize), a.name + " must be " + dtype_name + ", got dtype " + a.dtype);
 }

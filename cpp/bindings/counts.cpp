@@ -45,9 +45,9 @@ Num num_of(const ArrayView& a) {
 
 // A 1-D or 2-D input of the kernel layout with n rows; returns its kernel type.
 Num input_array(const ArrayView& a, i64 n, int max_ndim) {
-  CLARION_CHECK(a.ndim() >= 1 && a.ndim() <= max_ndim,
-                a.name + " must be " + (max_ndim == 1 ? "1-D" : "1-D or 2-D") + ", got " +
-                    std::to_string(a.ndim()) + "-D");
+  CLARION_CHECK(a.ndim() >= 1 && a.ndim() <= max_ndim, a.name + " must be " +
+                                                           (max_ndim == 1 ? "1-D" : "1-D or 2-D") + ", got " +
+                                                           std::to_string(a.ndim()) + "-D");
   CLARION_CHECK(a.dim(0) == n,
                 a.name + " has " + std::to_string(a.dim(0)) + " rows but groups has " + std::to_string(n));
   clarion::bind::require_layout(a);
@@ -82,8 +82,8 @@ void require_out(const ArrayView& out, bool weighted, i64 cells, const std::stri
     CLARION_CHECK(num_of(out) == Num::f64, "out must be float64 with weights, got dtype " + out.dtype);
   else
     CLARION_CHECK(num_of(out) == Num::i64, "out must be int64 without weights, got dtype " + out.dtype);
-  CLARION_CHECK(out.size == cells, "out has " + std::to_string(out.size) + " elements but the table " + shape +
-                                       " has " + std::to_string(cells));
+  CLARION_CHECK(out.size == cells, "out has " + std::to_string(out.size) + " elements but the table " +
+                                       shape + " has " + std::to_string(cells));
 }
 
 template <class F>
@@ -165,8 +165,8 @@ Checked check_counts(const CountsArgs& a, i64 n_groups, i64 n_labels, i64 n_pred
   if (a.weights) c.weight = float_array(*a.weights, n, 1);
   c.pb = make_problem(n, n_batch, n_groups, n_labels, a.preds ? n_preds : 1, n_boot, seed, row_offset);
   require_out(a.out, a.weights.has_value(), c.pb.total_cells(), "[R][B][G][L][P]");
-  clarion::bind::require_disjoint(a.out, {&a.groups, &a.labels, clarion::bind::opt(a.preds),
-                                          clarion::bind::opt(a.weights)});
+  clarion::bind::require_disjoint(
+      a.out, {&a.groups, &a.labels, clarion::bind::opt(a.preds), clarion::bind::opt(a.weights)});
   return c;
 }
 
@@ -227,8 +227,8 @@ Checked check_threshold_counts(const ThresholdArgs& a, i64 n_groups, i64 n_label
   const i64 cells = clarion::bind::product({n_boot > 0 ? n_boot : 1, n_batch, T, n_groups, n_labels, 2},
                                            "the count table [R][B][T][G][L][2]");
   require_out(a.out, a.weights.has_value(), cells, "[R][B][T][G][L][2]");
-  clarion::bind::require_disjoint(a.out, {&a.groups, &a.labels, &a.scores, &a.thresholds,
-                                          clarion::bind::opt(a.weights)});
+  clarion::bind::require_disjoint(
+      a.out, {&a.groups, &a.labels, &a.scores, &a.thresholds, clarion::bind::opt(a.weights)});
   return c;
 }
 
@@ -276,13 +276,15 @@ py::tuple grouped_counts_cpu(const py::array& groups, const py::array& labels, c
   });
 }
 
-py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array& labels, const py::array& scores,
-                                       const py::array& thresholds, const py::object& weights, const py::array& out,
-                                       i64 n_groups, i64 n_labels, i64 n_boot, std::uint64_t seed, i64 row_offset,
+py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array& labels,
+                                       const py::array& scores, const py::array& thresholds,
+                                       const py::object& weights, const py::array& out, i64 n_groups,
+                                       i64 n_labels, i64 n_boot, std::uint64_t seed, i64 row_offset,
                                        int n_threads) {
   using clarion::bind::host_view;
-  ThresholdArgs a{host_view(groups, "groups"), host_view(labels, "labels"),   host_view(scores, "scores"),
-                  host_view(thresholds, "thresholds"), host_view(weights, "weights"), host_view(out, "out")};
+  ThresholdArgs a{host_view(groups, "groups"),   host_view(labels, "labels"),
+                  host_view(scores, "scores"),   host_view(thresholds, "thresholds"),
+                  host_view(weights, "weights"), host_view(out, "out")};
   const Checked c = check_threshold_counts(a, n_groups, n_labels, n_boot, seed, row_offset);
   n_threads = clarion::bind::threads_arg(n_threads);
   return run_threshold_counts(a, c, [&](auto g, auto l, auto s, auto t, auto w, auto o) {
@@ -297,7 +299,8 @@ py::tuple grouped_threshold_counts_cpu(const py::array& groups, const py::array&
 // the CPU run on them before any device call. Only the thresholds' values cannot be read here.
 py::tuple grouped_counts_cuda(const py::object& groups, const py::object& labels, const py::object& preds,
                               const py::object& weights, const py::object& out, i64 n_groups, i64 n_labels,
-                              i64 n_preds, i64 n_boot, std::uint64_t seed, i64 row_offset, std::uintptr_t stream) {
+                              i64 n_preds, i64 n_boot, std::uint64_t seed, i64 row_offset,
+                              std::uintptr_t stream) {
   using clarion::bind::device_view;
   using clarion::bind::device_view_opt;
   CountsArgs a{device_view(groups, "groups"), device_view(labels, "labels"), device_view_opt(preds, "preds"),
@@ -315,9 +318,12 @@ py::tuple grouped_threshold_counts_cuda(const py::object& groups, const py::obje
                                         i64 n_labels, i64 n_boot, std::uint64_t seed, i64 row_offset,
                                         std::uintptr_t stream) {
   using clarion::bind::device_view;
-  ThresholdArgs a{device_view(groups, "groups"),         device_view(labels, "labels"),
-                  device_view(scores, "scores"),         device_view(thresholds, "thresholds"),
-                  clarion::bind::device_view_opt(weights, "weights"), device_view(out, "out")};
+  ThresholdArgs a{device_view(groups, "groups"),
+                  device_view(labels, "labels"),
+                  device_view(scores, "scores"),
+                  device_view(thresholds, "thresholds"),
+                  clarion::bind::device_view_opt(weights, "weights"),
+                  device_view(out, "out")};
   const Checked c = check_threshold_counts(a, n_groups, n_labels, n_boot, seed, row_offset);
   void* st = clarion::bind::stream_arg(stream);
   return run_threshold_counts(a, c, [&](auto g, auto l, auto s, auto t, auto w, auto o) {
@@ -373,7 +379,8 @@ void register_counts(py::module_& m) {
   m.def("grouped_threshold_counts_cpu", &grouped_threshold_counts_cpu, py::arg("groups"), py::arg("labels"),
         py::arg("scores"), py::arg("thresholds"), py::arg("weights"), py::arg("out"), py::arg("n_groups"),
         py::arg("n_labels"), py::arg("n_boot"), py::arg("seed"), py::arg("row_offset"), py::arg("n_threads"),
-        "Fill `out` ([R][B][T][G][L][2]) with counts of score >= threshold; returns (error_code, row, column).");
+        "Fill `out` ([R][B][T][G][L][2]) with counts of score >= threshold; returns (error_code, row, "
+        "column).");
 #ifdef CLARION_WITH_CUDA
   m.def("grouped_counts_cuda", &grouped_counts_cuda, py::arg("groups"), py::arg("labels"), py::arg("preds"),
         py::arg("weights"), py::arg("out"), py::arg("n_groups"), py::arg("n_labels"), py::arg("n_preds"),

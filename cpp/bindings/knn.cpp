@@ -33,8 +33,8 @@ void require_finite(const double* x, i64 rows, i64 m, const char* name) {
   for (i64 i = 0; i < rows; ++i)
     for (i64 j = 0; j < m; ++j) {
       const double v = x[i * m + j];
-      CLARION_CHECK(v - v == 0.0, std::string(name) + ": non-finite value at row " + std::to_string(i) + ", column " +
-                              std::to_string(j));
+      CLARION_CHECK(v - v == 0.0, std::string(name) + ": non-finite value at row " + std::to_string(i) +
+                                      ", column " + std::to_string(j));
     }
 }
 
@@ -75,10 +75,12 @@ void knn_vote_cuda(std::uintptr_t xa, std::uintptr_t ya, std::uintptr_t xd, std:
   clarion::bind::product({n_a, m}, "xa");
   clarion::bind::product({n_d, m}, "xd");
   CLARION_CHECK(xa != 0 && ya != 0, "xa and ya must be non-null device pointers (n_a >= 1)");
-  CLARION_CHECK(n_d == 0 || (xd != 0 && positives != 0 && votes != 0), "xd, positives and votes are null device pointers");
+  CLARION_CHECK(n_d == 0 || (xd != 0 && positives != 0 && votes != 0),
+                "xd, positives and votes are null device pointers");
   py::gil_scoped_release release;
-  clarion::knn::knn_vote_cuda(pb, reinterpret_cast<const double*>(xa), reinterpret_cast<const std::uint8_t*>(ya),
-                              reinterpret_cast<const double*>(xd), reinterpret_cast<std::int64_t*>(positives),
+  clarion::knn::knn_vote_cuda(pb, reinterpret_cast<const double*>(xa),
+                              reinterpret_cast<const std::uint8_t*>(ya), reinterpret_cast<const double*>(xd),
+                              reinterpret_cast<std::int64_t*>(positives),
                               reinterpret_cast<std::uint8_t*>(votes), reinterpret_cast<void*>(stream));
 }
 #endif
@@ -86,10 +88,11 @@ void knn_vote_cuda(std::uintptr_t xa, std::uintptr_t ya, std::uintptr_t xd, std:
 }  // namespace
 
 void register_knn(py::module_& m) {
-  m.def("knn_vote_cpu", &knn_vote_cpu, py::arg("xa"), py::arg("ya"), py::arg("xd"), py::arg("positives"),
-        py::arg("votes"), py::arg("k"), py::arg("n_threads"),
-        "Exact k-NN vote (kd-tree): for each row of xd, the number of positive ya among its k nearest rows of "
-        "xa (ties by lower xa row) into `positives`, and the strict-majority vote into `votes`.");
+  m.def(
+      "knn_vote_cpu", &knn_vote_cpu, py::arg("xa"), py::arg("ya"), py::arg("xd"), py::arg("positives"),
+      py::arg("votes"), py::arg("k"), py::arg("n_threads"),
+      "Exact k-NN vote (kd-tree): for each row of xd, the number of positive ya among its k nearest rows of "
+      "xa (ties by lower xa row) into `positives`, and the strict-majority vote into `votes`.");
 #ifdef CLARION_WITH_CUDA
   m.def("knn_vote_cuda", &knn_vote_cuda, py::arg("xa"), py::arg("ya"), py::arg("xd"), py::arg("positives"),
         py::arg("votes"), py::arg("n_a"), py::arg("n_d"), py::arg("m"), py::arg("k"), py::arg("stream"),

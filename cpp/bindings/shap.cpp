@@ -48,7 +48,8 @@ i64 shap_coalition_plan(int M, i64 n_samples, std::uint64_t seed, bool paired, c
 }
 
 int shap_wls_operator(const py::array& Z_, const py::array& w_, const py::array& L_, const py::array& c_) {
-  const ArrayView Z = host_view(Z_, "Z"), w = host_view(w_, "w"), L = host_view(L_, "L"), c = host_view(c_, "c");
+  const ArrayView Z = host_view(Z_, "Z"), w = host_view(w_, "w"), L = host_view(L_, "L"),
+                  c = host_view(c_, "c");
   require_array(Z, 'u', 1, 2, "uint8");
   require_array(w, 'f', 8, 1, "float64");
   require_array(L, 'f', 8, 2, "float64", true);
@@ -74,8 +75,8 @@ int shap_wls_operator(const py::array& Z_, const py::array& w_, const py::array&
 void check_pair_range(i64 q0, i64 q1, i64 N, i64 S) {
   const i64 pairs = mul(N, S, "the pair range N * S");
   CLARION_CHECK(0 <= q0 && q0 <= q1 && q1 <= pairs, "pair range [q0, q1) must lie in [0, N * S] = [0, " +
-                                                        std::to_string(pairs) + "], got [" + std::to_string(q0) +
-                                                        ", " + std::to_string(q1) + ")");
+                                                        std::to_string(pairs) + "], got [" +
+                                                        std::to_string(q0) + ", " + std::to_string(q1) + ")");
 }
 
 // ---- one check per kernel, for both backends ----------------------------------------------------
@@ -83,8 +84,8 @@ void check_pair_range(i64 q0, i64 q1, i64 N, i64 S) {
 // Masking: X [N x P] and B [K x P] of one float dtype, Z [S x M] uint8, col_player [P] int32,
 // out [(q1 - q0) * K x P]. Returns the itemsize of X (4 or 8). col_player's values are read only
 // in host memory (the CUDA wrapper builds them on the host).
-int check_mask(const ArrayView& X, const ArrayView& B, const ArrayView& Z, const ArrayView& col_player, i64 q0,
-               i64 q1, const ArrayView& out) {
+int check_mask(const ArrayView& X, const ArrayView& B, const ArrayView& Z, const ArrayView& col_player,
+               i64 q0, i64 q1, const ArrayView& out) {
   CLARION_CHECK(X.kind == 'f' && (X.itemsize == 8 || X.itemsize == 4),
                 "X must be float32 or float64, got dtype " + X.dtype);
   const int size = static_cast<int>(X.itemsize);
@@ -129,8 +130,10 @@ void check_reduce(const ArrayView& F, const ArrayView& pi, int link, const Array
   require_array(Y, 'f', 8, 2, "float64", true);
   const i64 K = pi.dim(0), R = Y.dim(0), D = Y.dim(1);
   CLARION_CHECK(K >= 1, "pi must have at least one entry");
-  CLARION_CHECK(F.dim(0) == mul(R, K, "F") && F.dim(1) == D, "F must have shape (R * K, D) for Y of shape (R, D)");
-  CLARION_CHECK(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit, "link must be 0 or 1");
+  CLARION_CHECK(F.dim(0) == mul(R, K, "F") && F.dim(1) == D,
+                "F must have shape (R * K, D) for Y of shape (R, D)");
+  CLARION_CHECK(link == clarion::shap::kLinkIdentity || link == clarion::shap::kLinkLogit,
+                "link must be 0 or 1");
   require_disjoint(Y, {&F, &pi});
 }
 
@@ -151,8 +154,8 @@ void check_apply(const ArrayView& Y, const ArrayView& base, const ArrayView& LT,
 
 // ---- CPU ---------------------------------------------------------------------------------------
 
-void shap_mask_cpu(const py::array& X_, const py::array& B_, const py::array& Z_, const py::array& col_player_,
-                   i64 q0, i64 q1, const py::array& out_, int n_threads) {
+void shap_mask_cpu(const py::array& X_, const py::array& B_, const py::array& Z_,
+                   const py::array& col_player_, i64 q0, i64 q1, const py::array& out_, int n_threads) {
   const ArrayView X = host_view(X_, "X"), B = host_view(B_, "B"), Z = host_view(Z_, "Z"),
                   cp = host_view(col_player_, "col_player"), out = host_view(out_, "out");
   const int size = check_mask(X, B, Z, cp, q0, q1, out);
@@ -164,13 +167,14 @@ void shap_mask_cpu(const py::array& X_, const py::array& B_, const py::array& Z_
   });
 }
 
-void shap_reduce_cpu(const py::array& F_, const py::array& pi_, int link, const py::array& Y_, int n_threads) {
+void shap_reduce_cpu(const py::array& F_, const py::array& pi_, int link, const py::array& Y_,
+                     int n_threads) {
   const ArrayView F = host_view(F_, "F"), pi = host_view(pi_, "pi"), Y = host_view(Y_, "Y");
   check_reduce(F, pi, link, Y);
   n_threads = clarion::bind::threads_arg(n_threads);
   py::gil_scoped_release release;
-  clarion::shap::reduce_cpu(F.ptr<const double>(), pi.ptr<const double>(), Y.dim(0), pi.dim(0), Y.dim(1), link,
-                            Y.ptr<double>(), n_threads);
+  clarion::shap::reduce_cpu(F.ptr<const double>(), pi.ptr<const double>(), Y.dim(0), pi.dim(0), Y.dim(1),
+                            link, Y.ptr<double>(), n_threads);
 }
 
 void shap_apply_cpu(const py::array& Y_, const py::array& base_, const py::array& LT_, i64 q0, i64 q1,
@@ -191,15 +195,17 @@ void shap_apply_cpu(const py::array& Y_, const py::array& base_, const py::array
 // before any device call; only col_player's values are not read (see check_mask).
 using clarion::bind::device_view;
 
-void shap_mask_cuda(const py::object& X_, const py::object& B_, const py::object& Z_, const py::object& col_player_,
-                    i64 q0, i64 q1, const py::object& out_, std::uintptr_t stream) {
+void shap_mask_cuda(const py::object& X_, const py::object& B_, const py::object& Z_,
+                    const py::object& col_player_, i64 q0, i64 q1, const py::object& out_,
+                    std::uintptr_t stream) {
   const ArrayView X = device_view(X_, "X"), B = device_view(B_, "B"), Z = device_view(Z_, "Z"),
                   cp = device_view(col_player_, "col_player"), out = device_view(out_, "out");
   const int size = check_mask(X, B, Z, cp, q0, q1, out);
   void* st = clarion::bind::stream_arg(stream);
   const i64 P = X.dim(1), M = Z.dim(1), K = B.dim(0), S = Z.dim(0);
   run_mask(size, X, B, out, [&](auto x, auto b, auto o) {
-    clarion::shap::mask_cuda(x, b, Z.ptr<const unsigned char>(), cp.ptr<const int>(), P, M, K, S, q0, q1, o, st);
+    clarion::shap::mask_cuda(x, b, Z.ptr<const unsigned char>(), cp.ptr<const int>(), P, M, K, S, q0, q1, o,
+                             st);
   });
 }
 
@@ -209,8 +215,8 @@ void shap_reduce_cuda(const py::object& F_, const py::object& pi_, int link, con
   check_reduce(F, pi, link, Y);
   void* st = clarion::bind::stream_arg(stream);
   py::gil_scoped_release release;
-  clarion::shap::reduce_cuda(F.ptr<const double>(), pi.ptr<const double>(), Y.dim(0), pi.dim(0), Y.dim(1), link,
-                             Y.ptr<double>(), st);
+  clarion::shap::reduce_cuda(F.ptr<const double>(), pi.ptr<const double>(), Y.dim(0), pi.dim(0), Y.dim(1),
+                             link, Y.ptr<double>(), st);
 }
 
 void shap_apply_cuda(const py::object& Y_, const py::object& base_, const py::object& LT_, i64 q0, i64 q1,
@@ -220,8 +226,8 @@ void shap_apply_cuda(const py::object& Y_, const py::object& base_, const py::ob
   check_apply(Y, base, LT, q0, q1, phi);
   void* st = clarion::bind::stream_arg(stream);
   py::gil_scoped_release release;
-  clarion::shap::apply_cuda(Y.ptr<const double>(), base.ptr<const double>(), LT.ptr<const double>(), LT.dim(0),
-                            LT.dim(1), Y.dim(1), q0, q1, phi.ptr<double>(), st);
+  clarion::shap::apply_cuda(Y.ptr<const double>(), base.ptr<const double>(), LT.ptr<const double>(),
+                            LT.dim(0), LT.dim(1), Y.dim(1), q0, q1, phi.ptr<double>(), st);
 }
 #endif
 

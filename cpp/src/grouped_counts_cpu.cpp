@@ -54,8 +54,8 @@ RowError bootstrap_cpu(const CountsProblem& pb, int n_threads, Out* out, RowFn&&
             const i64 tr = r * replicate_cells;
             for (i64 j = 0; j < m; ++j) {
               const i64* cj = cell.data() + j * B;
-              add_replicate<false, Out>(key, row_offset + row[j], weight[j], B, tr, [cj](i64 b) { return cj[b]; },
-                                        add);
+              add_replicate<false, Out>(
+                  key, row_offset + row[j], weight[j], B, tr, [cj](i64 b) { return cj[b]; }, add);
             }
           }
         }
@@ -86,21 +86,20 @@ RowError grouped_counts_cpu(const CountsProblem& pb, const Code* groups, const C
   if (pb.n_boot > 0) {
     CountsProblem plain = pb;
     plain.n_boot = 0;
-    return bootstrap_cpu<Out>(pb, n_threads, out,
-                              [&](i64 i, auto& add, i64* bad_col) {
-                                return count_row<Code, W, Out>(plain, i, groups, labels, preds, weights, add, bad_col);
-                              });
+    return bootstrap_cpu<Out>(pb, n_threads, out, [&](i64 i, auto& add, i64* bad_col) {
+      return count_row<Code, W, Out>(plain, i, groups, labels, preds, weights, add, bad_col);
+    });
   }
-  return detail::run_chunked<Out>(pb.n_rows, pb.total_cells(), n_threads, out,
-                                  [&](i64 i, auto& add, i64* bad_col) {
-                                    return count_row<Code, W, Out>(pb, i, groups, labels, preds, weights, add, bad_col);
-                                  });
+  return detail::run_chunked<Out>(
+      pb.n_rows, pb.total_cells(), n_threads, out, [&](i64 i, auto& add, i64* bad_col) {
+        return count_row<Code, W, Out>(pb, i, groups, labels, preds, weights, add, bad_col);
+      });
 }
 
 template <class Code, class S, class W, class Out>
 RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* groups, const Code* labels,
-                                      const S* scores, const double* thresholds, const W* weights,
-                                      Out* out, int n_threads) {
+                                      const S* scores, const double* thresholds, const W* weights, Out* out,
+                                      int n_threads) {
   const i64 T = pb.n_preds - 1;
   if (T == 0) {
     // No thresholds: the output is empty, and the histogram (whose size the caller's `out` does
@@ -111,8 +110,8 @@ RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* group
       auto discard = [](i64, Out) {};
       for (i64 i = begin; i < end; ++i) {
         i64 bad_col = -1;
-        const int e = threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds, weights, discard,
-                                                     &bad_col);
+        const int e = threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds, weights,
+                                                     discard, &bad_col);
         if (e != 0) return RowError{e, i, bad_col};
       }
       return RowError{};
@@ -123,16 +122,16 @@ RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* group
   if (pb.n_boot > 0) {
     CountsProblem plain = pb;
     plain.n_boot = 0;
-    err = bootstrap_cpu<Out>(pb, n_threads, hist.data(),
-                             [&](i64 i, auto& add, i64* bad_col) {
-                               return threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds,
-                                                                      weights, add, bad_col);
-                             });
+    err = bootstrap_cpu<Out>(pb, n_threads, hist.data(), [&](i64 i, auto& add, i64* bad_col) {
+      return threshold_row<Code, S, W, Out>(plain, i, groups, labels, scores, thresholds, weights, add,
+                                            bad_col);
+    });
   } else {
-    err = detail::run_chunked<Out>(
-        pb.n_rows, pb.total_cells(), n_threads, hist.data(), [&](i64 i, auto& add, i64* bad_col) {
-          return threshold_row<Code, S, W, Out>(pb, i, groups, labels, scores, thresholds, weights, add, bad_col);
-        });
+    err = detail::run_chunked<Out>(pb.n_rows, pb.total_cells(), n_threads, hist.data(),
+                                   [&](i64 i, auto& add, i64* bad_col) {
+                                     return threshold_row<Code, S, W, Out>(pb, i, groups, labels, scores,
+                                                                           thresholds, weights, add, bad_col);
+                                   });
   }
   if (err.what != 0) return err;
   const i64 gl_cells = pb.n_groups * pb.n_labels;
@@ -145,25 +144,30 @@ RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* group
   return err;
 }
 
-#define CLARION_INSTANTIATE_COUNTS(Code)                                                                 \
-  template RowError grouped_counts_cpu<Code, float, i64>(const CountsProblem&, const Code*, const Code*,   \
-                                                         const Code*, const float*, i64*, int);           \
-  template RowError grouped_counts_cpu<Code, float, double>(const CountsProblem&, const Code*, const Code*, \
-                                                            const Code*, const float*, double*, int);     \
+#define CLARION_INSTANTIATE_COUNTS(Code)                                                                     \
+  template RowError grouped_counts_cpu<Code, float, i64>(const CountsProblem&, const Code*, const Code*,     \
+                                                         const Code*, const float*, i64*, int);              \
+  template RowError grouped_counts_cpu<Code, float, double>(const CountsProblem&, const Code*, const Code*,  \
+                                                            const Code*, const float*, double*, int);        \
   template RowError grouped_counts_cpu<Code, double, double>(const CountsProblem&, const Code*, const Code*, \
-                                                             const Code*, const double*, double*, int);   \
-  template RowError grouped_threshold_counts_cpu<Code, float, float, i64>(                                 \
+                                                             const Code*, const double*, double*, int);      \
+  template RowError grouped_threshold_counts_cpu<Code, float, float, i64>(                                   \
       const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, i64*, int); \
-  template RowError grouped_threshold_counts_cpu<Code, double, float, i64>(                                \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, i64*, int); \
-  template RowError grouped_threshold_counts_cpu<Code, float, float, double>(                              \
-      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, double*, int); \
-  template RowError grouped_threshold_counts_cpu<Code, double, float, double>(                             \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, double*, int); \
-  template RowError grouped_threshold_counts_cpu<Code, float, double, double>(                             \
-      const CountsProblem&, const Code*, const Code*, const float*, const double*, const double*, double*, int); \
-  template RowError grouped_threshold_counts_cpu<Code, double, double, double>(                            \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const double*, double*, int);
+  template RowError grouped_threshold_counts_cpu<Code, double, float, i64>(                                  \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, i64*,      \
+      int);                                                                                                  \
+  template RowError grouped_threshold_counts_cpu<Code, float, float, double>(                                \
+      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, double*,    \
+      int);                                                                                                  \
+  template RowError grouped_threshold_counts_cpu<Code, double, float, double>(                               \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, double*,   \
+      int);                                                                                                  \
+  template RowError grouped_threshold_counts_cpu<Code, float, double, double>(                               \
+      const CountsProblem&, const Code*, const Code*, const float*, const double*, const double*, double*,   \
+      int);                                                                                                  \
+  template RowError grouped_threshold_counts_cpu<Code, double, double, double>(                              \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const double*, double*,  \
+      int);
 
 CLARION_INSTANTIATE_COUNTS(std::int8_t)
 CLARION_INSTANTIATE_COUNTS(std::int16_t)

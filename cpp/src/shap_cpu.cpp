@@ -36,7 +36,9 @@ struct PlanWriter {
   i64 n = 0;
   std::unordered_map<std::string, i64> seen;
 
-  std::string key_of(const unsigned char* z) const { return std::string(reinterpret_cast<const char*>(z), M); }
+  std::string key_of(const unsigned char* z) const {
+    return std::string(reinterpret_cast<const char*>(z), M);
+  }
   i64 add(const unsigned char* z, double weight, i64 blk, bool track) {
     std::memcpy(Z + n * M, z, M);
     w[n] = weight;
@@ -104,8 +106,8 @@ i64 coalition_plan(int M, i64 n_samples, u64 seed, bool paired, unsigned char* Z
   if (n_samples < 1) throw std::invalid_argument("coalition_plan: n_samples must be >= 1");
   if (M <= 62 && n_samples > (i64{1} << M) - 2)
     throw std::invalid_argument("coalition_plan: n_samples exceeds 2^M - 2");
-  const int n_sizes = (M - 1 + 1) / 2;      // ceil((M - 1) / 2)
-  const int n_paired = (M - 1) / 2;          // floor((M - 1) / 2)
+  const int n_sizes = (M - 1 + 1) / 2;  // ceil((M - 1) / 2)
+  const int n_paired = (M - 1) / 2;     // floor((M - 1) / 2)
   std::vector<double> wv(n_sizes);
   double total = 0.0;
   for (int s = 1; s <= n_sizes; ++s) {
@@ -239,7 +241,10 @@ int wls_operator(const unsigned char* Z, const double* w, i64 S, int M, double* 
   for (int j = 0; j < m && ok; ++j) {
     double d = A[j * m + j];
     for (int k = 0; k < j; ++k) d -= R[j * m + k] * R[j * m + k];
-    if (!(d > 1e-10 * max_diag)) { ok = false; break; }
+    if (!(d > 1e-10 * max_diag)) {
+      ok = false;
+      break;
+    }
     R[j * m + j] = std::sqrt(d);
     for (int i = j + 1; i < m; ++i) {
       double v = A[i * m + j];
@@ -304,8 +309,8 @@ int wls_operator(const unsigned char* Z, const double* w, i64 S, int M, double* 
 }
 
 template <class T>
-void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K, i64 S,
-              i64 q0, i64 q1, T* out, int n_threads) {
+void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K,
+              i64 S, i64 q0, i64 q1, T* out, int n_threads) {
   const i64 nq = q1 - q0;
   if (nq <= 0 || K <= 0 || P <= 0) return;
   for_ranges(nq, K * P, n_threads, [&](i64 lo, i64 hi) {
@@ -329,10 +334,10 @@ void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_pla
   });
 }
 
-template void mask_cpu<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64, i64, i64,
-                              i64, float*, int);
-template void mask_cpu<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64, i64,
-                               i64, i64, double*, int);
+template void mask_cpu<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64,
+                              i64, i64, i64, float*, int);
+template void mask_cpu<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64,
+                               i64, i64, i64, double*, int);
 
 void reduce_cpu(const double* F, const double* pi, i64 R, i64 K, i64 D, int link, double* Y, int n_threads) {
   if (R <= 0 || D <= 0) return;

@@ -16,14 +16,14 @@ namespace clarion::bias {
 enum : int { kErrNone = 0, kErrGroups = 1, kErrLabels = 2, kErrPreds = 3, kErrWeights = 4, kErrScores = 5 };
 
 struct CountsProblem {
-  i64 n_rows = 0;     // N
-  i64 n_batch = 1;    // B
-  i64 n_groups = 0;   // G
-  i64 n_labels = 0;   // L
-  i64 n_preds = 1;    // P (score bins T + 1 for the threshold kernel)
-  i64 n_boot = 0;     // R; 0 means no bootstrap axis
-  u64 seed = 0;       // bootstrap seed
-  i64 row_offset = 0; // global index of local row 0: bootstrap draws are keyed on global rows
+  i64 n_rows = 0;      // N
+  i64 n_batch = 1;     // B
+  i64 n_groups = 0;    // G
+  i64 n_labels = 0;    // L
+  i64 n_preds = 1;     // P (score bins T + 1 for the threshold kernel)
+  i64 n_boot = 0;      // R; 0 means no bootstrap axis
+  u64 seed = 0;        // bootstrap seed
+  i64 row_offset = 0;  // global index of local row 0: bootstrap draws are keyed on global rows
 
   CLARION_HD i64 table_cells() const { return n_groups * n_labels * n_preds; }
   CLARION_HD i64 total_cells() const { return (n_boot > 0 ? n_boot : 1) * n_batch * table_cells(); }
@@ -41,7 +41,10 @@ CLARION_HD i64 score_bin(double s, const double* t, i64 T) {
   i64 lo = 0, hi = T;
   while (lo < hi) {
     const i64 mid = lo + (hi - lo) / 2;
-    if (t[mid] <= s) lo = mid + 1; else hi = mid;
+    if (t[mid] <= s)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -68,7 +71,8 @@ CLARION_HD void add_replicate(u64 key, i64 global_row, Out w, i64 n_batch, i64 t
 // Adds the contribution of row i (already known to hold codes g, l and the per-column codes
 // `code_of(b)`) to every batch column and bootstrap replicate.
 template <class Out, class CodeOf, class Adder>
-CLARION_HD void add_row(const CountsProblem& pb, i64 i, i64 gl_base, Out w, const CodeOf& code_of, Adder& add) {
+CLARION_HD void add_row(const CountsProblem& pb, i64 i, i64 gl_base, Out w, const CodeOf& code_of,
+                        Adder& add) {
   const i64 cells = pb.table_cells();
   auto cell_of = [cells, gl_base, &code_of](i64 b) -> i64 { return b * cells + gl_base + code_of(b); };
   if (pb.n_boot == 0) {
@@ -99,7 +103,10 @@ CLARION_HD int count_row(const CountsProblem& pb, i64 i, const Code* groups, con
   const Code* prow = preds != nullptr ? preds + i * pb.n_batch : nullptr;
   if (prow != nullptr) {
     for (i64 b = 0; b < pb.n_batch; ++b) {
-      if (!code_in_range(static_cast<i64>(prow[b]), pb.n_preds)) { *bad_col = b; return kErrPreds; }
+      if (!code_in_range(static_cast<i64>(prow[b]), pb.n_preds)) {
+        *bad_col = b;
+        return kErrPreds;
+      }
     }
   }
   const i64 gl_base = (g * pb.n_labels + l) * pb.n_preds;
@@ -119,8 +126,8 @@ CLARION_HD int count_row_single(const CountsProblem& pb, i64 i, const Code* grou
   const i64 p = kPreds ? static_cast<i64>(preds[i]) : 0;
   Out w = 1;
   if (kWeights) w = static_cast<Out>(weights[i]);
-  const bool ok = code_in_range(g, pb.n_groups) & code_in_range(l, pb.n_labels) & code_in_range(p, pb.n_preds) &
-                  (!kWeights || weight_ok(static_cast<double>(weights[i])));
+  const bool ok = code_in_range(g, pb.n_groups) & code_in_range(l, pb.n_labels) &
+                  code_in_range(p, pb.n_preds) & (!kWeights || weight_ok(static_cast<double>(weights[i])));
   if (!ok) {
     if (!code_in_range(g, pb.n_groups)) return kErrGroups;
     if (!code_in_range(l, pb.n_labels)) return kErrLabels;
@@ -152,7 +159,10 @@ CLARION_HD int threshold_row(const CountsProblem& pb, i64 i, const Code* groups,
   const S* srow = scores + i * pb.n_batch;
   for (i64 b = 0; b < pb.n_batch; ++b) {
     const double s = static_cast<double>(srow[b]);
-    if (s != s) { *bad_col = b; return kErrScores; }
+    if (s != s) {
+      *bad_col = b;
+      return kErrScores;
+    }
   }
   const i64 T = pb.n_preds - 1;
   const i64 gl_base = (g * pb.n_labels + l) * pb.n_preds;

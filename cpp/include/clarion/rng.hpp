@@ -46,6 +46,8 @@ CLARION_HD unsigned poisson1_from_bits(u64 u) {
 }
 
 // The Poisson(1) weight of global row `row` in the replicate whose key is `key`.
-CLARION_HD unsigned poisson1(u64 key, i64 row) { return poisson1_from_bits(splitmix64(key + static_cast<u64>(row))); }
+CLARION_HD unsigned poisson1(u64 key, i64 row) {
+  return poisson1_from_bits(splitmix64(key + static_cast<u64>(row)));
+}
 
 }  // namespace clarion::rng

@@ -87,8 +87,8 @@ CLARION_HD double centred(double y, double base) { return y - base; }
 CLARION_HD double apply_term(double acc, double lt, double centred_y) { return acc + lt * centred_y; }
 
 // phi[n, m, d] (given as `acc`) after the terms of row n's pairs in [q0, q1), in q order.
-CLARION_HD double apply_element(double acc, const double* Y, const double* base, const double* LT, i64 S, i64 Mo,
-                                i64 D, i64 q0, i64 q1, i64 n, i64 m, i64 d) {
+CLARION_HD double apply_element(double acc, const double* Y, const double* base, const double* LT, i64 S,
+                                i64 Mo, i64 D, i64 q0, i64 q1, i64 n, i64 m, i64 d) {
   const i64 qb = row_pair_end(n, S, q1);
   for (i64 q = row_pair_begin(n, S, q0); q < qb; ++q)
     acc = apply_term(acc, LT[(q - n * S) * Mo + m], centred(Y[(q - q0) * D + d], base[d]));
