@@ -1,6 +1,7 @@
 // Per-row arithmetic of the grouped count kernels, shared by the CPU loop (grouped_counts_cpu.cpp)
 // and the CUDA kernels (grouped_counts_cuda.cu). The drivers differ only in how they iterate rows
-// and in the `Adder` they pass (plain `+=` into a private table, or an atomic add).
+// (the CPU bootstrap driver walks replicates per block of rows, calling add_replicate as add_row
+// does) and in the `Adder` they pass (plain `+=` into a private table, or an atomic add).
 //
 // Output layout (C order): [R][B][G][L][P] where R is the bootstrap replicate axis (absent when
 // n_boot == 0), B the batch axis (columns of a 2-D `preds`/`scores`), G groups, L labels and P
