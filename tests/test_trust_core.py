@@ -636,6 +636,57 @@ def test_cuda_bindings_check_sizes_before_any_device_call():
     )
 
 
+@pytest.mark.skipif(not _backend.has_core() or not hasattr(_backend.core(), "grouped_counts_cuda")
+                    or _backend.core().cuda_device_count() > 0,
+                    reason="needs the CUDA kernels compiled and no CUDA device (fake pointers)")
+def test_cuda_bindings_pass_valid_descriptions_to_the_driver():
+    """The other side of the checks above: valid descriptions (dict, tuple or an object with
+    __cuda_array_interface__; optional arrays None or present) pass every check and reach the
+    CUDA driver, which here (no device) raises CudaError instead of a ValueError."""
+    run_isolated(
+        """
+        _next = [1 << 20]
+
+        def dev(shape, typestr="<i8", strides=None):
+            _next[0] += 1 << 36
+            return {"data": (_next[0], False), "shape": tuple(shape), "strides": strides, "typestr": typestr,
+                    "version": 3}
+
+        class Cai:
+            def __init__(self, desc):
+                self.__cuda_array_interface__ = desc
+
+        def cuda_error(fn, *args):  # True when the call got past the checks to the driver
+            try:
+                fn(*args)
+            except _core.CudaError:
+                return True
+            return False
+
+        g, y = dev((3,), "<i4"), dev((3,), "<i4")
+        c, t = _core.grouped_counts_cuda, _core.grouped_threshold_counts_cuda
+        expect_ok("counts", lambda: cuda_error(c, g, y, None, None, dev((2, 2)), 2, 2, 1, 0, 0, 0, 0), bool)
+        expect_ok("counts, all arrays", lambda: cuda_error(
+            c, Cai(g), y, dev((3, 2), "<i4"), dev((3,), "<f4"), dev((3, 2, 2, 2, 4), "<f8"), 2, 2, 4, 3, 7, 5, 0),
+            bool)
+        pt = (_next[0] + (1 << 30), (3,), (4,), "<i4")  # a tuple, with explicit C strides
+        expect_ok("counts, tuple", lambda: cuda_error(c, pt, y, None, None, dev((2, 2)), 2, 2, 1, 0, 0, 0, 0),
+                  bool)
+        expect_ok("threshold counts", lambda: cuda_error(
+            t, g, y, dev((3, 2), "<f8"), dev((4,), "<f8"), dev((3,), "<f8"), dev((2, 4, 2, 2, 2), "<f8"), 2, 2,
+            0, 0, 0, 0), bool)
+        expect_ok("mask", lambda: cuda_error(
+            _core.shap_mask_cuda, dev((2, 3), "<f4"), dev((2, 3), "<f4"), dev((2, 2), "|u1"), dev((3,), "<i4"),
+            0, 4, dev((8, 3), "<f4"), 0), bool)
+        expect_ok("reduce", lambda: cuda_error(
+            _core.shap_reduce_cuda, dev((4, 1), "<f8"), dev((2,), "<f8"), 1, dev((2, 1), "<f8"), 0), bool)
+        expect_ok("apply", lambda: cuda_error(
+            _core.shap_apply_cuda, dev((4, 1), "<f8"), dev((1,), "<f8"), dev((4, 2), "<f8"), 0, 4,
+            dev((1, 2, 1), "<f8"), 0), bool)
+        """
+    )
+
+
 @pytest.mark.parametrize("value", ["-2", "two", "1.5"])
 def test_bad_thread_environment_is_named(monkeypatch, value):
     """The kernels now refuse a negative thread count; CLARION_NUM_THREADS is checked where it
