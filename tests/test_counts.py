@@ -53,6 +53,22 @@ def test_bootstrap_matches_reference(compiled, case, n_boot, seed, offset):
     assert_same_counts(got, want, case.weights is not None)
 
 
+@given(case=counts_cases(max_batch=2, with_weights=True), n_boot=st.integers(0, 5),
+       seed=st.integers(0, 2**64 - 1), offset=st.integers(0, 2**40), threads=st.integers(1, 3))
+def test_cpu_weighted_sums_equal_reference_bitwise_within_one_chunk(case, n_boot, seed, offset,
+                                                                     threads):
+    """Up to 65,536 rows the CPU fills one table, adding each cell's weights (times the replicate
+    draw of add_replicate, grouped_counts.hpp) in row order, as np.bincount does in the reference:
+    the float sums agree bit for bit, with or without bootstrap, whatever the thread count."""
+    kw = dict(n_bootstrap=n_boot, seed=seed, row_offset=offset) if n_boot else {}
+    want = reference_counts(case, **kw)
+    got = clarion.grouped_counts(case.groups, case.labels, case.preds, weights=case.weights,
+                                 n_groups=case.n_groups, n_labels=case.n_labels,
+                                 n_preds=case.n_preds, backend="cpu", n_threads=threads, **kw)
+    assert got.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
 @given(case=counts_cases(with_scores=True, with_preds=False), n_boot=st.sampled_from([0, 0, 2]))
 def test_threshold_counts_matches_reference(compiled, case, n_boot):
     backend = compiled

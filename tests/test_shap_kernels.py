@@ -177,6 +177,21 @@ def test_apply_equals_reference(compiled, case):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
+@FAST
+@given(apply_cases(), st.integers(1, 7), st.integers(1, 3))
+def test_apply_cpu_equals_reference_bitwise_in_any_chunking(case, step, threads):
+    """Every element receives its terms through shap.hpp's apply_term in ascending pair order, as
+    the reference's np.add.at adds them, so the CPU result is the reference's bit for bit, for any
+    chunking and thread count."""
+    Y, base, LT, q0, q1, phi = case
+    ref = _reference.shap_apply(Y, base, LT, q0, q1, phi)
+    out = phi.copy()
+    for a in range(q0, q1, step):
+        b = min(q1, a + step)
+        out = _kernels.apply("cpu", Y[a - q0:b - q0], base, LT, a, b, out, threads)
+    np.testing.assert_array_equal(out, ref)
+
+
 def test_apply_chunking_is_bitwise_invariant():
     rng = np.random.default_rng(3)
     N, S, Mo, D = 7, 13, 4, 2

@@ -517,40 +517,172 @@ def test_knn_binding_refuses_hostile_arguments():
 
 
 @pytest.mark.skipif(not hasattr(_backend.core(), "grouped_counts_cuda") if _backend.has_core() else True,
-                    reason="extension built without CUDA")
+                    reason="CUDA kernels not compiled")
 def test_cuda_bindings_check_sizes_before_any_device_call():
-    """The CUDA bindings take raw pointers; every size check runs on the host before a launch, so
-    these calls raise without a GPU. Presence of preds/weights is an explicit flag."""
+    """The CUDA bindings take device arrays as CUDA Array Interface descriptions and check them
+    like the CPU bindings (dtype, layout, lengths, sizes without overflow, aliasing) on the host
+    before any launch, so these calls raise without a GPU. An absent preds/weights is None; a
+    present one with pointer 0 and elements is refused."""
     run_isolated(
         """
+        _next = [1 << 20]
+
+        def dev(shape, typestr="<i8", ptr=None, strides=None, readonly=False, **extra):
+            if ptr is None:  # distinct, aligned, far apart: never overlapping
+                ptr = _next[0]
+                _next[0] += 1 << 36
+            return {"data": (ptr, readonly), "shape": tuple(shape), "strides": strides, "typestr": typestr,
+                    "version": 3, **extra}
+
+        class Cai:  # an object exposing the interface, as cupy arrays do
+            def __init__(self, desc):
+                self.__cuda_array_interface__ = desc
+
         c = _core.grouped_counts_cuda
-        expect("table overflow", r"count table.*too large", c, 8, 8, 0, 0, 8, False, False, "int64", "none",
-               3, 1, 2**62, 4, 1, 0, 0, 0, 0)
-        expect("negative n_rows", r"n_rows must be >= 0", c, 8, 8, 0, 0, 8, False, False, "int64", "none",
-               -1, 1, 1, 1, 1, 0, 0, 0, 0)
-        expect("null groups", r"groups is a null device pointer", c, 0, 8, 0, 0, 8, False, False, "int64", "none",
-               3, 1, 1, 1, 1, 0, 0, 0, 0)
-        expect("null preds", r"preds is a null device pointer", c, 8, 8, 0, 0, 8, True, False, "int64", "none",
-               3, 1, 1, 1, 1, 0, 0, 0, 0)
-        expect("null weights", r"weights is a null device pointer", c, 8, 8, 0, 0, 8, False, True, "int64",
-               "float64", 3, 1, 1, 1, 1, 0, 0, 0, 0)
-        expect("batch without preds", r"n_batch must be 1 without preds", c, 8, 8, 0, 0, 8, False, False, "int64",
-               "none", 3, 2, 1, 1, 1, 0, 0, 0, 0)
-        expect("big-endian dtype name", r"code_dtype: unsupported dtype name '>i8'", c, 8, 8, 0, 0, 8, False, False,
-               ">i8", "none", 3, 1, 1, 1, 1, 0, 0, 0, 0)
+        g = dev((3,))
+
+        def cargs(groups=g, labels=None, preds=None, weights=None, out=None, sizes=(1, 1, 1, 0, 0, 0)):
+            labels = dev((3,)) if labels is None else labels
+            out = dev((1,)) if out is None else out
+            return (groups, labels, preds, weights, out, *sizes, 0)
+
+        expect("table overflow", r"count table.*too large", c, *cargs(sizes=(2**62, 4, 1, 0, 0, 0)))
+        expect("negative n_groups", r"n_groups must be >= 0", c, *cargs(sizes=(-1, 1, 1, 0, 0, 0)))
+        expect("negative row_offset", r"row_offset must be >= 0", c, *cargs(sizes=(1, 1, 1, 0, 0, -1)))
+        expect("row_offset + n", r"row_offset \\+ n_rows.*too large", c, *cargs(sizes=(1, 1, 1, 0, 0, 2**63 - 2)))
+        expect("null groups", r"groups is a null device pointer", c, *cargs(groups=dev((3,), ptr=0)))
+        expect("null preds", r"preds is a null device pointer", c, *cargs(preds=dev((3,), ptr=0)))
+        expect("null weights", r"weights is a null device pointer", c, *cargs(weights=dev((3,), "<f8", ptr=0)))
+        expect("big-endian groups", r"groups must be in native byte order", c, *cargs(groups=dev((3,), ">i8")))
+        expect("big-endian tuple", r"labels must be in native byte order", c,
+               *cargs(labels=(8, (3,), None, ">i8")))
+        expect("strided groups", r"groups must be C-contiguous", c, *cargs(groups=dev((3,), strides=(16,))))
+        expect("negative stride", r"labels must be C-contiguous", c, *cargs(labels=dev((3,), strides=(-8,))))
+        expect("misaligned groups", r"groups must be aligned", c, *cargs(groups=dev((3,), ptr=(1 << 20) + 4)))
+        expect("read-only out", r"out must be writeable", c, *cargs(out=dev((1,), readonly=True)))
+        expect("labels length", r"labels has 2 rows but groups has 3", c, *cargs(labels=dev((2,))))
+        expect("labels dtype", r"labels must have the dtype of groups \\(int64\\), got int32", c,
+               *cargs(labels=dev((3,), "<i4")))
+        expect("uint groups", r"groups must hold int8/16/32/64 codes.*uint64", c, *cargs(groups=dev((3,), "<u8")))
+        expect("preds 3-D", r"preds must be 1-D or 2-D", c, *cargs(preds=dev((3, 1, 1))))
+        expect("int weights", r"weights must be float32 or float64.*int64", c, *cargs(weights=dev((3,))))
+        expect("float out", r"out must be int64 without weights", c, *cargs(out=dev((1,), "<f8")))
+        expect("int out", r"out must be float64 with weights", c, *cargs(weights=dev((3,), "<f8")))
+        expect("out size", r"out has 1 elements but the table .* has 4", c, *cargs(sizes=(2, 2, 1, 0, 0, 0)))
+        expect("batched out size", r"out has 1 elements but the table .* has 6", c,
+               *cargs(preds=dev((3, 3)), sizes=(1, 1, 2, 0, 0, 0)))
+        expect("out aliases groups", r"out must not share memory with groups", c,
+               *cargs(out=dev((1,), ptr=g["data"][0] + 8)))
+        expect("host array", r"groups must be a device array .*ndarray", c, *cargs(groups=np.zeros(3, np.int64)))
+        expect("interface object", r"groups must be in native byte order", c, *cargs(groups=Cai(dev((3,), ">i8"))))
+        expect("incomplete description", r"needs 'data', 'shape' and 'typestr'", c,
+               *cargs(groups={"data": (8, False)}))
+        expect("masked", r"masked device arrays", c, *cargs(groups=dev((3,), mask=dev((3,), "|b1"))))
+        expect("bad typestr", r"groups: not a valid device array description", c,
+               *cargs(groups=dev((3,), "not a type")))
+        expect("negative extent", r"groups: negative extent", c, *cargs(groups=dev((-3,))))
+        expect("shape overflow", r"groups is too large", c, *cargs(groups=dev((2**40, 2**40))))
+        expect("bytes overflow", r"groups is too large", c, *cargs(groups=dev((2**61,))))
+        expect("strides per axis", r"strides must have one entry per axis", c,
+               *cargs(groups=dev((3,), strides=(8, 8))))
         t = _core.grouped_threshold_counts_cuda
-        expect("threshold overflow", r"too large", t, 8, 8, 8, 8, 0, 8, False, "int64", "float64", "none",
-               3, 1, 4, 2**61, 1, 0, 0, 0, 0)
-        expect("null thresholds", r"thresholds is a null device pointer", t, 8, 8, 8, 0, 0, 8, False, "int64",
-               "float64", "none", 3, 1, 4, 1, 1, 0, 0, 0, 0)
+
+        def targs(thresholds=None, scores=None, out=None, sizes=(1, 1, 0, 0, 0)):
+            thresholds = dev((4,), "<f8") if thresholds is None else thresholds
+            scores = dev((3,), "<f8") if scores is None else scores
+            out = dev((1,)) if out is None else out
+            return (g, dev((3,)), scores, thresholds, None, out, *sizes, 0)
+
+        expect("threshold overflow", r"too large", t, *targs(sizes=(2**61, 1, 0, 0, 0)))
+        expect("null thresholds", r"thresholds is a null device pointer", t, *targs(dev((4,), "<f8", ptr=0)))
+        expect("float32 thresholds", r"thresholds must be float64", t, *targs(dev((4,), "<f4")))
+        expect("int scores", r"scores must be float32 or float64", t, *targs(scores=dev((3,))))
+        expect("threshold out size", r"out has 1 elements but the table .* has 16", t,
+               *targs(sizes=(2, 1, 0, 0, 0)))
         m = _core.shap_mask_cuda
-        expect("mask overflow", r"out is too large", m, 8, 8, 8, 8, 8, "float64", 2**40, 2, 2**40, 1, 0, 2, 0)
+        X = dev((2, 3), "<f8")
+        Z = dev((2, 2), "|u1")
+        cp = dev((3,), "<i4")
+        expect("mask B overflow", r"B is too large", m, X, dev((2**62, 3), "<f8"), Z, cp, 0, 1, dev((2, 3), "<f8"), 0)
+        expect("mask B dtype", r"B must be float64", m, X, dev((2, 3), "<f4"), Z, cp, 0, 1, dev((2, 3), "<f8"), 0)
+        expect("mask int X", r"X must be float32 or float64", m, dev((2, 3)), X, Z, cp, 0, 1, dev((2, 3), "<f8"), 0)
+        expect("mask Z dtype", r"Z must be uint8", m, X, X, dev((2, 2), "|b1"), cp, 0, 1, dev((2, 3), "<f8"), 0)
+        expect("mask col_player", r"col_player must have one entry per column", m, X, X, Z, dev((2,), "<i4"), 0, 1,
+               dev((2, 3), "<f8"), 0)
+        expect("mask pair range", r"pair range", m, X, X, Z, cp, 0, 9, dev((18, 3), "<f8"), 0)
+        expect("mask out rows", r"out must have \\(q1 - q0\\) \\* K rows", m, X, X, Z, cp, 0, 1,
+               dev((3, 3), "<f8"), 0)
+        expect("mask N*S overflows", r"N \\* S.*too large", m, dev((2**59, 0), "<f8"), dev((1, 0), "<f8"),
+               dev((2**5, 1), "|u1"), dev((0,), "<i4"), 0, 1, dev((1, 0), "<f8"), 0)
+        expect("mask out aliases X", r"out must not share memory with X", m, X, X, Z, cp, 0, 1,
+               dev((2, 3), "<f8", ptr=X["data"][0]), 0)
         r = _core.shap_reduce_cuda
-        expect("reduce overflow", r"F is too large", r, 8, 8, 8, 2**62, 4, 1, 0, 0)
+        expect("reduce overflow", r"F is too large", r, dev((0, 0), "<f8"), dev((32,), "<f8"), 0,
+               dev((2**59, 0), "<f8"), 0)
+        expect("reduce shape", r"F must have shape", r, dev((3, 1), "<f8"), dev((2,), "<f8"), 0, dev((2, 1), "<f8"), 0)
+        expect("reduce link", r"link must be 0 or 1", r, dev((4, 1), "<f8"), dev((2,), "<f8"), 7, dev((2, 1), "<f8"), 0)
+        expect("reduce read-only Y", r"Y must be writeable", r, dev((4, 1), "<f8"), dev((2,), "<f8"), 0,
+               dev((2, 1), "<f8", readonly=True), 0)
         a = _core.shap_apply_cuda
-        expect("apply overflow", r"too large", a, 8, 8, 8, 8, 1, 2**40, 2**40, 0, 1, 0)
+        expect("apply overflow", r"N \\* S.*too large", a, dev((0, 0), "<f8"), dev((0,), "<f8"), dev((64, 2), "<f8"), 0,
+               0, dev((2**58, 2, 0), "<f8"), 0)
+        expect("apply pair range", r"pair range", a, dev((8, 1), "<f8"), dev((1,), "<f8"), dev((4, 2), "<f8"), 0, 8,
+               dev((1, 2, 1), "<f8"), 0)
+        expect("apply phi shape", r"phi must have shape", a, dev((4, 1), "<f8"), dev((1,), "<f8"), dev((4, 2), "<f8"),
+               0, 4, dev((1, 3, 1), "<f8"), 0)
         k = _core.knn_vote_cuda
         expect("knn overflow", r"xa is too large", k, 8, 8, 8, 8, 8, 2**62, 1, 4, 1, 0)
+        """
+    )
+
+
+@pytest.mark.skipif(not _backend.has_core() or not hasattr(_backend.core(), "grouped_counts_cuda")
+                    or _backend.core().cuda_device_count() > 0,
+                    reason="needs the CUDA kernels compiled and no CUDA device (fake pointers)")
+def test_cuda_bindings_pass_valid_descriptions_to_the_driver():
+    """The other side of the checks above: valid descriptions (dict, tuple or an object with
+    __cuda_array_interface__; optional arrays None or present) pass every check and reach the
+    CUDA driver, which here (no device) raises CudaError instead of a ValueError."""
+    run_isolated(
+        """
+        _next = [1 << 20]
+
+        def dev(shape, typestr="<i8", strides=None):
+            _next[0] += 1 << 36
+            return {"data": (_next[0], False), "shape": tuple(shape), "strides": strides, "typestr": typestr,
+                    "version": 3}
+
+        class Cai:
+            def __init__(self, desc):
+                self.__cuda_array_interface__ = desc
+
+        def cuda_error(fn, *args):  # True when the call got past the checks to the driver
+            try:
+                fn(*args)
+            except _core.CudaError:
+                return True
+            return False
+
+        g, y = dev((3,), "<i4"), dev((3,), "<i4")
+        c, t = _core.grouped_counts_cuda, _core.grouped_threshold_counts_cuda
+        expect_ok("counts", lambda: cuda_error(c, g, y, None, None, dev((2, 2)), 2, 2, 1, 0, 0, 0, 0), bool)
+        expect_ok("counts, all arrays", lambda: cuda_error(
+            c, Cai(g), y, dev((3, 2), "<i4"), dev((3,), "<f4"), dev((3, 2, 2, 2, 4), "<f8"), 2, 2, 4, 3, 7, 5, 0),
+            bool)
+        pt = (_next[0] + (1 << 30), (3,), (4,), "<i4")  # a tuple, with explicit C strides
+        expect_ok("counts, tuple", lambda: cuda_error(c, pt, y, None, None, dev((2, 2)), 2, 2, 1, 0, 0, 0, 0),
+                  bool)
+        expect_ok("threshold counts", lambda: cuda_error(
+            t, g, y, dev((3, 2), "<f8"), dev((4,), "<f8"), dev((3,), "<f8"), dev((2, 4, 2, 2, 2), "<f8"), 2, 2,
+            0, 0, 0, 0), bool)
+        expect_ok("mask", lambda: cuda_error(
+            _core.shap_mask_cuda, dev((2, 3), "<f4"), dev((2, 3), "<f4"), dev((2, 2), "|u1"), dev((3,), "<i4"),
+            0, 4, dev((8, 3), "<f4"), 0), bool)
+        expect_ok("reduce", lambda: cuda_error(
+            _core.shap_reduce_cuda, dev((4, 1), "<f8"), dev((2,), "<f8"), 1, dev((2, 1), "<f8"), 0), bool)
+        expect_ok("apply", lambda: cuda_error(
+            _core.shap_apply_cuda, dev((4, 1), "<f8"), dev((1,), "<f8"), dev((4, 2), "<f8"), 0, 4,
+            dev((1, 2, 1), "<f8"), 0), bool)
         """
     )
 

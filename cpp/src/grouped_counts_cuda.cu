@@ -21,7 +21,7 @@ namespace {
 
 using ull = unsigned long long;
 constexpr int kThreads = 256;
-constexpr i64 kSharedCellsMax = 4096;              // 32 KiB of int64 per block
+constexpr i64 kSharedCellsMax = 4096;                   // 32 KiB of int64 per block
 constexpr i64 kPartialCellsMax = (i64{256} << 20) / 8;  // 256 MiB of partial tables
 constexpr i64 kMaxChunks = 65536;
 
@@ -106,8 +106,8 @@ __global__ void integer_counts_kernel(CountsProblem pb, RowFn fn, i64* out, ull*
 }
 
 template <class RowFn>
-__global__ void chunked_sums_kernel(CountsProblem pb, RowFn fn, double* partial, i64 rows_per_chunk, i64 n_chunks,
-                                    ull* err) {
+__global__ void chunked_sums_kernel(CountsProblem pb, RowFn fn, double* partial, i64 rows_per_chunk,
+                                    i64 n_chunks, ull* err) {
   const i64 c = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= n_chunks) return;
   PlainAdder add{partial + c * pb.total_cells()};
@@ -116,7 +116,10 @@ __global__ void chunked_sums_kernel(CountsProblem pb, RowFn fn, double* partial,
   for (i64 i = begin; i < end; ++i) {
     i64 col = -1;
     const int e = fn(i, add, &col);
-    if (e != 0) { report_error(err, pb.n_batch, i, col, e); return; }
+    if (e != 0) {
+      report_error(err, pb.n_batch, i, col, e);
+      return;
+    }
   }
 }
 
@@ -133,10 +136,13 @@ __global__ void threshold_transform_kernel(const Out* hist, i64 tables, i64 gl_c
   const i64 k = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= tables * gl_cells) return;
   const i64 tb = k / gl_cells, c = k % gl_cells;
-  histogram_to_threshold_counts<Out>(hist + tb * gl_cells * (T + 1), gl_cells, T, out + tb * T * gl_cells * 2, c);
+  histogram_to_threshold_counts<Out>(hist + tb * gl_cells * (T + 1), gl_cells, T, out + tb * T * gl_cells * 2,
+                                     c);
 }
 
-int blocks_for(i64 n, int threads, i64 cap) { return static_cast<int>(std::max<i64>(1, std::min<i64>(cap, (n + threads - 1) / threads))); }
+int blocks_for(i64 n, int threads, i64 cap) {
+  return static_cast<int>(std::max<i64>(1, std::min<i64>(cap, (n + threads - 1) / threads)));
+}
 
 // Runs one row functor over all rows into `out` (pb.total_cells() elements), on `stream`.
 template <class Out, class RowFn>
@@ -153,19 +159,23 @@ RowError run_rows(const CountsProblem& pb, const RowFn& fn, Out* out, cudaStream
     if constexpr (std::is_integral_v<Out>) {
       const bool use_shared = cells <= kSharedCellsMax;
       const int blocks = blocks_for(pb.n_rows, kThreads, 65535);
-      integer_counts_kernel<<<blocks, kThreads, use_shared ? cells * sizeof(i64) : 0, stream>>>(pb, fn, out, err, use_shared);
+      integer_counts_kernel<<<blocks, kThreads, use_shared ? cells * sizeof(i64) : 0, stream>>>(
+          pb, fn, out, err, use_shared);
       CLARION_CUDA_CHECK(cudaGetLastError());
     } else {
-      i64 n_chunks = std::min<i64>(
-          {(pb.n_rows + 255) / 256, kMaxChunks, std::max<i64>(1, kPartialCellsMax / std::max<i64>(cells, 1))});
+      i64 n_chunks = std::min<i64>({(pb.n_rows + 255) / 256, kMaxChunks,
+                                    std::max<i64>(1, kPartialCellsMax / std::max<i64>(cells, 1))});
       n_chunks = std::max<i64>(n_chunks, 1);
       const i64 rows_per_chunk = (pb.n_rows + n_chunks - 1) / n_chunks;
       n_chunks = (pb.n_rows + rows_per_chunk - 1) / rows_per_chunk;
-      CLARION_CUDA_CHECK(cudaMallocAsync(&partial, sizeof(double) * std::max<i64>(n_chunks * cells, 1), stream));
+      CLARION_CUDA_CHECK(
+          cudaMallocAsync(&partial, sizeof(double) * std::max<i64>(n_chunks * cells, 1), stream));
       CLARION_CUDA_CHECK(cudaMemsetAsync(partial, 0, sizeof(double) * n_chunks * cells, stream));
-      chunked_sums_kernel<<<blocks_for(n_chunks, 128, INT_MAX), 128, 0, stream>>>(pb, fn, partial, rows_per_chunk, n_chunks, err);
+      chunked_sums_kernel<<<blocks_for(n_chunks, 128, INT_MAX), 128, 0, stream>>>(
+          pb, fn, partial, rows_per_chunk, n_chunks, err);
       CLARION_CUDA_CHECK(cudaGetLastError());
-      reduce_partials_kernel<<<blocks_for(cells, kThreads, INT_MAX), kThreads, 0, stream>>>(partial, n_chunks, cells, out);
+      reduce_partials_kernel<<<blocks_for(cells, kThreads, INT_MAX), kThreads, 0, stream>>>(partial, n_chunks,
+                                                                                            cells, out);
       CLARION_CUDA_CHECK(cudaGetLastError());
     }
   }
@@ -180,8 +190,8 @@ RowError run_rows(const CountsProblem& pb, const RowFn& fn, Out* out, cudaStream
 }  // namespace
 
 template <class Code, class W, class Out>
-RowError grouped_counts_cuda(const CountsProblem& pb, const Code* groups, const Code* labels, const Code* preds,
-                             const W* weights, Out* out, void* stream) {
+RowError grouped_counts_cuda(const CountsProblem& pb, const Code* groups, const Code* labels,
+                             const Code* preds, const W* weights, Out* out, void* stream) {
   const CountsRow<Code, W, Out> fn{pb, groups, labels, preds, weights};
   return run_rows<Out>(pb, fn, out, static_cast<cudaStream_t>(stream));
 }
@@ -219,25 +229,31 @@ int cuda_device_count() {
   return n;
 }
 
-#define CLARION_INSTANTIATE_CUDA(Code)                                                                          \
-  template RowError grouped_counts_cuda<Code, float, i64>(const CountsProblem&, const Code*, const Code*,          \
-                                                          const Code*, const float*, i64*, void*);                 \
-  template RowError grouped_counts_cuda<Code, float, double>(const CountsProblem&, const Code*, const Code*,       \
-                                                             const Code*, const float*, double*, void*);          \
-  template RowError grouped_counts_cuda<Code, double, double>(const CountsProblem&, const Code*, const Code*,      \
-                                                              const Code*, const double*, double*, void*);        \
-  template RowError grouped_threshold_counts_cuda<Code, float, float, i64>(                                       \
-      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, i64*, void*);    \
-  template RowError grouped_threshold_counts_cuda<Code, double, float, i64>(                                      \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, i64*, void*);   \
-  template RowError grouped_threshold_counts_cuda<Code, float, float, double>(                                    \
-      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, double*, void*); \
-  template RowError grouped_threshold_counts_cuda<Code, double, float, double>(                                   \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, double*, void*); \
-  template RowError grouped_threshold_counts_cuda<Code, float, double, double>(                                   \
-      const CountsProblem&, const Code*, const Code*, const float*, const double*, const double*, double*, void*); \
-  template RowError grouped_threshold_counts_cuda<Code, double, double, double>(                                  \
-      const CountsProblem&, const Code*, const Code*, const double*, const double*, const double*, double*, void*);
+#define CLARION_INSTANTIATE_CUDA(Code)                                                                       \
+  template RowError grouped_counts_cuda<Code, float, i64>(const CountsProblem&, const Code*, const Code*,    \
+                                                          const Code*, const float*, i64*, void*);           \
+  template RowError grouped_counts_cuda<Code, float, double>(const CountsProblem&, const Code*, const Code*, \
+                                                             const Code*, const float*, double*, void*);     \
+  template RowError grouped_counts_cuda<Code, double, double>(                                               \
+      const CountsProblem&, const Code*, const Code*, const Code*, const double*, double*, void*);           \
+  template RowError grouped_threshold_counts_cuda<Code, float, float, i64>(                                  \
+      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, i64*,       \
+      void*);                                                                                                \
+  template RowError grouped_threshold_counts_cuda<Code, double, float, i64>(                                 \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, i64*,      \
+      void*);                                                                                                \
+  template RowError grouped_threshold_counts_cuda<Code, float, float, double>(                               \
+      const CountsProblem&, const Code*, const Code*, const float*, const double*, const float*, double*,    \
+      void*);                                                                                                \
+  template RowError grouped_threshold_counts_cuda<Code, double, float, double>(                              \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const float*, double*,   \
+      void*);                                                                                                \
+  template RowError grouped_threshold_counts_cuda<Code, float, double, double>(                              \
+      const CountsProblem&, const Code*, const Code*, const float*, const double*, const double*, double*,   \
+      void*);                                                                                                \
+  template RowError grouped_threshold_counts_cuda<Code, double, double, double>(                             \
+      const CountsProblem&, const Code*, const Code*, const double*, const double*, const double*, double*,  \
+      void*);
 
 CLARION_INSTANTIATE_CUDA(std::int8_t)
 CLARION_INSTANTIATE_CUDA(std::int16_t)

@@ -30,15 +30,15 @@ void validate(const KnnProblem& pb) {
   if (pb.n_d < 0) throw std::invalid_argument("knn: n_d must be >= 0");
   if (pb.m < 1) throw std::invalid_argument("knn: at least one feature column is needed");
   if (pb.k < 1 || pb.k > pb.n_a)
-    throw std::invalid_argument("knn: k = " + std::to_string(pb.k) + " must be in [1, n_a = " +
-                                std::to_string(pb.n_a) + "]");
+    throw std::invalid_argument("knn: k = " + std::to_string(pb.k) +
+                                " must be in [1, n_a = " + std::to_string(pb.n_a) + "]");
 }
 
 namespace {
 
 constexpr i64 kLeafSize = 64;
-constexpr i64 kSplitSample = 128;     // points sampled to choose a node's split dimension
-constexpr i64 kSmallK = 32;           // sorted-list neighbour set up to here, binary heap above
+constexpr i64 kSplitSample = 128;  // points sampled to choose a node's split dimension
+constexpr i64 kSmallK = 32;        // sorted-list neighbour set up to here, binary heap above
 constexpr i64 kQueriesPerChunk = 256;
 constexpr int kMaxDepth = 96;
 
@@ -122,8 +122,14 @@ class KdTree {
       if (nb.full()) {
         const bool skip_l = prunable(lb_l, left, nb), skip_r = prunable(lb_r, right, nb);
         if (skip_l && skip_r) continue;
-        if (skip_l) { stack[top++] = {right, lb_r}; continue; }
-        if (skip_r) { stack[top++] = {left, lb_l}; continue; }
+        if (skip_l) {
+          stack[top++] = {right, lb_r};
+          continue;
+        }
+        if (skip_r) {
+          stack[top++] = {left, lb_l};
+          continue;
+        }
       }
       // Push the farther child first so that the nearer one is searched first.
       if (lb_l <= lb_r) {
@@ -233,14 +239,18 @@ class KdTree {
       const double pivot = key(lo, dim);
       i64 i = lo - 1, j = hi;
       for (;;) {
-        do ++i; while (key(i, dim) < pivot);
-        do --j; while (key(j, dim) > pivot);
+        do ++i;
+        while (key(i, dim) < pivot);
+        do --j;
+        while (key(j, dim) > pivot);
         if (i >= j) break;
         swap_rows(i, j);
       }
       // Now [lo, j] <= pivot <= [j + 1, hi), with lo <= j < hi - 1.
-      if (nth <= j) hi = j + 1;
-      else lo = j + 1;
+      if (nth <= j)
+        hi = j + 1;
+      else
+        lo = j + 1;
     }
   }
 
@@ -293,9 +303,9 @@ class KdTree {
   int depth_ = 0;
   std::vector<i64> node_lo_, node_hi_, split_dim_, min_idx_;
   std::vector<double> split_val_, box_;
-  std::vector<i64> idx_;            // tree position -> reference-row index
-  std::vector<double> pts_;         // reference rows in tree order
-  std::vector<double> cols_;        // the same, column by column within each leaf
+  std::vector<i64> idx_;      // tree position -> reference-row index
+  std::vector<double> pts_;   // reference rows in tree order
+  std::vector<double> cols_;  // the same, column by column within each leaf
   std::vector<std::uint8_t> labels_;
 };
 
@@ -307,7 +317,9 @@ class SortedSet {
   bool full() const { return len_ == k_; }
   double worst_dist() const { return dist_[len_ - 1]; }
   i64 worst_idx() const { return index_[len_ - 1]; }
-  void offer(double d, i64 idx, std::uint8_t label) { insert_sorted(dist_, index_, label_, &len_, k_, d, idx, label); }
+  void offer(double d, i64 idx, std::uint8_t label) {
+    insert_sorted(dist_, index_, label_, &len_, k_, d, idx, label);
+  }
   i64 positives() const {
     i64 s = 0;
     for (i64 i = 0; i < len_; ++i) s += label_[i];
@@ -410,16 +422,20 @@ void knn_vote_cpu(const KnnProblem& pb, const double* xa, const std::uint8_t* ya
       for (;;) {
         const i64 c = next.fetch_add(1);
         if (c >= n_chunks) break;
-        for (i64 i = c * 4096; i < std::min(pb.n_d, (c + 1) * 4096); ++i) leaf[i] = tree.leaf_of(xd + i * pb.m);
+        for (i64 i = c * 4096; i < std::min(pb.n_d, (c + 1) * 4096); ++i)
+          leaf[i] = tree.leaf_of(xd + i * pb.m);
       }
     });
   }
   std::vector<i64> order(pb.n_d);
   for (i64 i = 0; i < pb.n_d; ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](i64 a, i64 b) { return leaf[a] < leaf[b] || (leaf[a] == leaf[b] && a < b); });
+  std::sort(order.begin(), order.end(),
+            [&](i64 a, i64 b) { return leaf[a] < leaf[b] || (leaf[a] == leaf[b] && a < b); });
 
-  if (pb.k <= kSmallK) query_all<SortedSet>(tree, pb, xd, order, positives, votes, threads);
-  else query_all<HeapSet>(tree, pb, xd, order, positives, votes, threads);
+  if (pb.k <= kSmallK)
+    query_all<SortedSet>(tree, pb, xd, order, positives, votes, threads);
+  else
+    query_all<HeapSet>(tree, pb, xd, order, positives, votes, threads);
 }
 
 }  // namespace clarion::knn

@@ -23,9 +23,10 @@ constexpr i64 kSharedBytes = 40 * 1024;
 constexpr i64 kMaxTileRows = 256;
 
 template <int KCap>
-__global__ void knn_brute_kernel(KnnProblem pb, const double* __restrict__ xa, const std::uint8_t* __restrict__ ya,
-                                 const double* __restrict__ xd, std::int64_t* __restrict__ positives,
-                                 std::uint8_t* __restrict__ votes, i64 tile_rows, bool use_shared) {
+__global__ void knn_brute_kernel(KnnProblem pb, const double* __restrict__ xa,
+                                 const std::uint8_t* __restrict__ ya, const double* __restrict__ xd,
+                                 std::int64_t* __restrict__ positives, std::uint8_t* __restrict__ votes,
+                                 i64 tile_rows, bool use_shared) {
   extern __shared__ double tile[];
   std::uint8_t* tile_labels = reinterpret_cast<std::uint8_t*>(tile + (use_shared ? tile_rows * pb.m : 0));
   const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -63,8 +64,8 @@ __global__ void knn_brute_kernel(KnnProblem pb, const double* __restrict__ xa, c
 }
 
 template <int KCap>
-void launch(const KnnProblem& pb, const double* xa, const std::uint8_t* ya, const double* xd, std::int64_t* positives,
-            std::uint8_t* votes, cudaStream_t stream) {
+void launch(const KnnProblem& pb, const double* xa, const std::uint8_t* ya, const double* xd,
+            std::int64_t* positives, std::uint8_t* votes, cudaStream_t stream) {
   const i64 row_bytes = pb.m * static_cast<i64>(sizeof(double)) + 1;
   i64 tile_rows = std::min<i64>(kMaxTileRows, kSharedBytes / row_bytes);
   const bool use_shared = tile_rows >= 1;
@@ -72,8 +73,8 @@ void launch(const KnnProblem& pb, const double* xa, const std::uint8_t* ya, cons
   const size_t smem = use_shared ? static_cast<size_t>(tile_rows * pb.m * sizeof(double) + tile_rows) : 0;
   const i64 blocks = (pb.n_d + kThreads - 1) / kThreads;
   if (blocks > INT_MAX) throw std::invalid_argument("knn: too many query rows for one CUDA launch");
-  knn_brute_kernel<KCap><<<static_cast<int>(blocks), kThreads, smem, stream>>>(pb, xa, ya, xd, positives, votes,
-                                                                               tile_rows, use_shared);
+  knn_brute_kernel<KCap><<<static_cast<int>(blocks), kThreads, smem, stream>>>(pb, xa, ya, xd, positives,
+                                                                               votes, tile_rows, use_shared);
   CLARION_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -87,9 +88,12 @@ void knn_vote_cuda(const KnnProblem& pb, const double* xa, const std::uint8_t* y
                                 std::to_string(pb.k));
   auto st = static_cast<cudaStream_t>(stream);
   if (pb.n_d > 0) {
-    if (pb.k <= 8) launch<8>(pb, xa, ya, xd, positives, votes, st);
-    else if (pb.k <= 32) launch<32>(pb, xa, ya, xd, positives, votes, st);
-    else launch<kCudaMaxK>(pb, xa, ya, xd, positives, votes, st);
+    if (pb.k <= 8)
+      launch<8>(pb, xa, ya, xd, positives, votes, st);
+    else if (pb.k <= 32)
+      launch<32>(pb, xa, ya, xd, positives, votes, st);
+    else
+      launch<kCudaMaxK>(pb, xa, ya, xd, positives, votes, st);
   }
   CLARION_CUDA_CHECK(cudaStreamSynchronize(st));
 }

@@ -36,7 +36,9 @@ struct PlanWriter {
   i64 n = 0;
   std::unordered_map<std::string, i64> seen;
 
-  std::string key_of(const unsigned char* z) const { return std::string(reinterpret_cast<const char*>(z), M); }
+  std::string key_of(const unsigned char* z) const {
+    return std::string(reinterpret_cast<const char*>(z), M);
+  }
   i64 add(const unsigned char* z, double weight, i64 blk, bool track) {
     std::memcpy(Z + n * M, z, M);
     w[n] = weight;
@@ -104,8 +106,8 @@ i64 coalition_plan(int M, i64 n_samples, u64 seed, bool paired, unsigned char* Z
   if (n_samples < 1) throw std::invalid_argument("coalition_plan: n_samples must be >= 1");
   if (M <= 62 && n_samples > (i64{1} << M) - 2)
     throw std::invalid_argument("coalition_plan: n_samples exceeds 2^M - 2");
-  const int n_sizes = (M - 1 + 1) / 2;      // ceil((M - 1) / 2)
-  const int n_paired = (M - 1) / 2;          // floor((M - 1) / 2)
+  const int n_sizes = (M - 1 + 1) / 2;  // ceil((M - 1) / 2)
+  const int n_paired = (M - 1) / 2;     // floor((M - 1) / 2)
   std::vector<double> wv(n_sizes);
   double total = 0.0;
   for (int s = 1; s <= n_sizes; ++s) {
@@ -239,7 +241,10 @@ int wls_operator(const unsigned char* Z, const double* w, i64 S, int M, double* 
   for (int j = 0; j < m && ok; ++j) {
     double d = A[j * m + j];
     for (int k = 0; k < j; ++k) d -= R[j * m + k] * R[j * m + k];
-    if (!(d > 1e-10 * max_diag)) { ok = false; break; }
+    if (!(d > 1e-10 * max_diag)) {
+      ok = false;
+      break;
+    }
     R[j * m + j] = std::sqrt(d);
     for (int i = j + 1; i < m; ++i) {
       double v = A[i * m + j];
@@ -304,8 +309,8 @@ int wls_operator(const unsigned char* Z, const double* w, i64 S, int M, double* 
 }
 
 template <class T>
-void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K, i64 S,
-              i64 q0, i64 q1, T* out, int n_threads) {
+void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K,
+              i64 S, i64 q0, i64 q1, T* out, int n_threads) {
   const i64 nq = q1 - q0;
   if (nq <= 0 || K <= 0 || P <= 0) return;
   for_ranges(nq, K * P, n_threads, [&](i64 lo, i64 hi) {
@@ -329,10 +334,10 @@ void mask_cpu(const T* X, const T* B, const unsigned char* Z, const int* col_pla
   });
 }
 
-template void mask_cpu<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64, i64, i64,
-                              i64, float*, int);
-template void mask_cpu<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64, i64,
-                               i64, i64, double*, int);
+template void mask_cpu<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64,
+                              i64, i64, i64, float*, int);
+template void mask_cpu<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64,
+                               i64, i64, i64, double*, int);
 
 void reduce_cpu(const double* F, const double* pi, i64 R, i64 K, i64 D, int link, double* Y, int n_threads) {
   if (R <= 0 || D <= 0) return;
@@ -345,19 +350,19 @@ void reduce_cpu(const double* F, const double* pi, i64 R, i64 K, i64 D, int link
 void apply_cpu(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0, i64 q1,
                double* phi, int n_threads) {
   if (q1 <= q0 || S <= 0) return;
-  const i64 n0 = q0 / S, n1 = (q1 - 1) / S + 1;  // rows touched by the chunk: [n0, n1)
+  const i64 n0 = chunk_first_row(q0, S), n1 = chunk_end_row(q1, S);
   for_ranges(n1 - n0, std::max<i64>(1, (q1 - q0) / (n1 - n0)) * Mo * D, n_threads, [&](i64 lo, i64 hi) {
     std::vector<double> y(static_cast<size_t>(D));
     for (i64 n = n0 + lo; n < n0 + hi; ++n) {
-      const i64 qa = std::max(q0, n * S), qb = std::min(q1, (n + 1) * S);
+      const i64 qb = row_pair_end(n, S, q1);
       double* ph = phi + n * Mo * D;
-      for (i64 q = qa; q < qb; ++q) {
+      for (i64 q = row_pair_begin(n, S, q0); q < qb; ++q) {
         const i64 s = q - n * S;
-        for (i64 d = 0; d < D; ++d) y[d] = Y[(q - q0) * D + d] - base[d];
+        for (i64 d = 0; d < D; ++d) y[d] = centred(Y[(q - q0) * D + d], base[d]);
         const double* l = LT + s * Mo;
         for (i64 m = 0; m < Mo; ++m) {
           const double lm = l[m];
-          for (i64 d = 0; d < D; ++d) ph[m * D + d] += lm * y[d];
+          for (i64 d = 0; d < D; ++d) ph[m * D + d] = apply_term(ph[m * D + d], lm, y[d]);
         }
       }
     }

@@ -20,8 +20,8 @@ unsigned blocks_for(i64 n) {
 }
 
 template <class T>
-__global__ void mask_kernel(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M,
-                            i64 K, i64 S, i64 q0, i64 total, T* out) {
+__global__ void mask_kernel(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P,
+                            i64 M, i64 K, i64 S, i64 q0, i64 total, T* out) {
   for (i64 e = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<i64>(gridDim.x) * blockDim.x) {
     const i64 c = e % P;
@@ -41,50 +41,48 @@ __global__ void reduce_kernel(const double* F, const double* pi, i64 R, i64 K, i
   }
 }
 
-__global__ void apply_kernel(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0,
-                             i64 q1, i64 n0, i64 n_rows, double* phi) {
+__global__ void apply_kernel(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D,
+                             i64 q0, i64 q1, i64 n0, i64 n_rows, double* phi) {
   const i64 total = n_rows * Mo * D;
   for (i64 e = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<i64>(gridDim.x) * blockDim.x) {
     const i64 d = e % D, m = (e / D) % Mo, n = n0 + e / (D * Mo);
-    const i64 qa = q0 > n * S ? q0 : n * S;
-    const i64 qb = q1 < (n + 1) * S ? q1 : (n + 1) * S;
-    double acc = phi[(n * Mo + m) * D + d];
-    for (i64 q = qa; q < qb; ++q) acc += LT[(q - n * S) * Mo + m] * (Y[(q - q0) * D + d] - base[d]);
-    phi[(n * Mo + m) * D + d] = acc;
+    double* ph = phi + (n * Mo + m) * D + d;
+    *ph = apply_element(*ph, Y, base, LT, S, Mo, D, q0, q1, n, m, d);
   }
 }
 
 }  // namespace
 
 template <class T>
-void mask_cuda(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K, i64 S,
-               i64 q0, i64 q1, T* out, void* stream) {
+void mask_cuda(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P, i64 M, i64 K,
+               i64 S, i64 q0, i64 q1, T* out, void* stream) {
   const i64 total = (q1 - q0) * K * P;
   if (total <= 0) return;
-  mask_kernel<T><<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(X, B, Z, col_player, P, M, K,
-                                                                                       S, q0, total, out);
+  mask_kernel<T><<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      X, B, Z, col_player, P, M, K, S, q0, total, out);
   CLARION_CUDA_CHECK(cudaGetLastError());
 }
 
-template void mask_cuda<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64, i64, i64,
-                               i64, float*, void*);
-template void mask_cuda<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64, i64,
-                                i64, i64, double*, void*);
+template void mask_cuda<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64,
+                               i64, i64, i64, float*, void*);
+template void mask_cuda<double>(const double*, const double*, const unsigned char*, const int*, i64, i64, i64,
+                                i64, i64, i64, double*, void*);
 
 void reduce_cuda(const double* F, const double* pi, i64 R, i64 K, i64 D, int link, double* Y, void* stream) {
   if (R * D <= 0) return;
-  reduce_kernel<<<blocks_for(R * D), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(F, pi, R, K, D, link, Y);
+  reduce_kernel<<<blocks_for(R * D), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(F, pi, R, K, D, link,
+                                                                                       Y);
   CLARION_CUDA_CHECK(cudaGetLastError());
 }
 
 void apply_cuda(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0, i64 q1,
                 double* phi, void* stream) {
   if (q1 <= q0 || S <= 0) return;
-  const i64 n0 = q0 / S, n1 = (q1 - 1) / S + 1;
+  const i64 n0 = chunk_first_row(q0, S), n1 = chunk_end_row(q1, S);
   const i64 total = (n1 - n0) * Mo * D;
-  apply_kernel<<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(Y, base, LT, S, Mo, D, q0, q1,
-                                                                                     n0, n1 - n0, phi);
+  apply_kernel<<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      Y, base, LT, S, Mo, D, q0, q1, n0, n1 - n0, phi);
   CLARION_CUDA_CHECK(cudaGetLastError());
 }
 

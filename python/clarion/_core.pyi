@@ -3,15 +3,27 @@
 Every array argument of a ``*_cpu`` function must be C-contiguous, aligned and in native byte
 order, with the exact dtype the kernel reads; anything else (and any size whose arithmetic would
 overflow int64, a negative size, an out-of-range index or a length mismatch) raises ValueError
-naming the argument. The ``*_cuda`` functions take device pointers and explicit presence flags
-(a size-0 cupy array has pointer 0, so 0 never means "absent").
+naming the argument. The ``*_cuda`` functions take the same arguments as their ``*_cpu`` twins,
+with device arrays instead of numpy arrays and a CUDA stream pointer instead of ``n_threads``: a
+device array is any object with ``__cuda_array_interface__`` (a cupy array), or such a description
+itself (a dict with ``data``, ``shape``, ``strides``, ``typestr``), or a ``(pointer, shape, strides,
+typestr)`` tuple. They run the CPU bindings' checks on those descriptions before any device call;
+an absent optional array is ``None`` (a present size-0 array may have pointer 0).
 """
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 class CudaError(RuntimeError): ...
+
+class _CudaArray(Protocol):
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]: ...
+
+# A device array argument: an object with __cuda_array_interface__, its description (dict), or
+# (pointer, shape, strides, typestr).
+DeviceArray = _CudaArray | dict[str, Any] | tuple[int, tuple[int, ...], tuple[int, ...] | None, str]
 
 def grouped_counts_cpu(
     groups: np.ndarray, labels: np.ndarray, preds: np.ndarray | None, weights: np.ndarray | None,
@@ -24,14 +36,14 @@ def grouped_threshold_counts_cpu(
     row_offset: int, n_threads: int,
 ) -> tuple[int, int, int]: ...
 def grouped_counts_cuda(
-    groups: int, labels: int, preds: int, weights: int, out: int, has_preds: bool, has_weights: bool,
-    code_dtype: str, weight_dtype: str, n_rows: int, n_batch: int, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int,
-    row_offset: int, stream: int,
+    groups: DeviceArray, labels: DeviceArray, preds: DeviceArray | None, weights: DeviceArray | None,
+    out: DeviceArray, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int, row_offset: int,
+    stream: int,
 ) -> tuple[int, int, int]: ...
 def grouped_threshold_counts_cuda(
-    groups: int, labels: int, scores: int, thresholds: int, weights: int, out: int, has_weights: bool,
-    code_dtype: str, score_dtype: str, weight_dtype: str, n_rows: int, n_batch: int, n_thresholds: int, n_groups: int,
-    n_labels: int, n_boot: int, seed: int, row_offset: int, stream: int,
+    groups: DeviceArray, labels: DeviceArray, scores: DeviceArray, thresholds: DeviceArray,
+    weights: DeviceArray | None, out: DeviceArray, n_groups: int, n_labels: int, n_boot: int, seed: int,
+    row_offset: int, stream: int,
 ) -> tuple[int, int, int]: ...
 def shap_coalition_plan(
     M: int, n_samples: int, seed: int, paired: bool, Z: np.ndarray, w: np.ndarray, block: np.ndarray,
@@ -46,12 +58,12 @@ def shap_apply_cpu(
     Y: np.ndarray, base: np.ndarray, LT: np.ndarray, q0: int, q1: int, phi: np.ndarray, n_threads: int,
 ) -> None: ...
 def shap_mask_cuda(
-    X: int, B: int, Z: int, col_player: int, out: int, dtype: str, P: int, M: int, K: int, S: int, q0: int,
-    q1: int, stream: int,
+    X: DeviceArray, B: DeviceArray, Z: DeviceArray, col_player: DeviceArray, q0: int, q1: int, out: DeviceArray,
+    stream: int,
 ) -> None: ...
-def shap_reduce_cuda(F: int, pi: int, Y: int, R: int, K: int, D: int, link: int, stream: int) -> None: ...
+def shap_reduce_cuda(F: DeviceArray, pi: DeviceArray, link: int, Y: DeviceArray, stream: int) -> None: ...
 def shap_apply_cuda(
-    Y: int, base: int, LT: int, phi: int, S: int, Mo: int, D: int, q0: int, q1: int, stream: int,
+    Y: DeviceArray, base: DeviceArray, LT: DeviceArray, q0: int, q1: int, phi: DeviceArray, stream: int,
 ) -> None: ...
 def compiled_info() -> dict[str, Any]: ...
 def cuda_device_count() -> int: ...
@@ -61,6 +73,7 @@ def knn_vote_cpu(
     xa: np.ndarray, ya: np.ndarray, xd: np.ndarray, positives: np.ndarray, votes: np.ndarray, k: int,
     n_threads: int,
 ) -> None: ...
+# Still raw device pointers (its wrapper is bias/fliptest.py's _vote_cuda).
 def knn_vote_cuda(
     xa: int, ya: int, xd: int, positives: int, votes: int, n_a: int, n_d: int, m: int, k: int, stream: int,
 ) -> None: ...

@@ -205,10 +205,6 @@ def _to_host(*arrays):
     return out
 
 
-def _cai_ptr(a) -> int:
-    return 0 if a is None else int(a.__cuda_array_interface__["data"][0])
-
-
 def _stream_ptr() -> int:
     import cupy  # noqa: PLC0415
 
@@ -310,10 +306,7 @@ def grouped_counts(
         import cupy  # noqa: PLC0415
 
         out = cupy.empty((max(R, 1), B, G, L, P), dtype=np.int64 if w is None else np.float64)
-        err = _backend.core().grouped_counts_cuda(
-            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(p), _cai_ptr(w), _cai_ptr(out), p is not None, w is not None,
-            g.dtype.name, "none" if w is None else w.dtype.name, n, B, G, L, P, R, s, row_offset, _stream_ptr(),
-        )
+        err = _backend.core().grouped_counts_cuda(g, lab, p, w, out, G, L, P, R, s, row_offset, _stream_ptr())
         _raise_row_error(err, {"groups": g, "labels": lab, "preds": p, "weights": w, **batched}, sizes)
 
     if p is None:
@@ -408,11 +401,8 @@ def grouped_threshold_counts(
 
         th_dev = cupy.asarray(th_host)
         out = cupy.empty((max(R, 1), B, T, G, L, 2), dtype=dtype)
-        err = _backend.core().grouped_threshold_counts_cuda(
-            _cai_ptr(g), _cai_ptr(lab), _cai_ptr(sc), _cai_ptr(th_dev), _cai_ptr(w), _cai_ptr(out), w is not None,
-            g.dtype.name, sc.dtype.name, "none" if w is None else w.dtype.name, n, B, T, G, L, R, s, row_offset,
-            _stream_ptr(),
-        )
+        err = _backend.core().grouped_threshold_counts_cuda(g, lab, sc, th_dev, w, out, G, L, R, s, row_offset,
+                                                            _stream_ptr())
         _raise_row_error(err, arrays, sizes)
 
     if sc.ndim == 1:

@@ -7,11 +7,11 @@
 
 #include "clarion/errors.hpp"
 
-#define CLARION_CUDA_CHECK(call)                                                                     \
-  do {                                                                                               \
-    const cudaError_t clarion_status_ = (call);                                                      \
-    if (clarion_status_ != cudaSuccess) {                                                            \
+#define CLARION_CUDA_CHECK(call)                                                                         \
+  do {                                                                                                   \
+    const cudaError_t clarion_status_ = (call);                                                          \
+    if (clarion_status_ != cudaSuccess) {                                                                \
       throw ::clarion::CudaError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + #call + \
-                                 ": " + cudaGetErrorString(clarion_status_));                        \
-    }                                                                                                \
+                                 ": " + cudaGetErrorString(clarion_status_));                            \
+    }                                                                                                    \
   } while (0)

@@ -1,6 +1,7 @@
 // Per-row arithmetic of the grouped count kernels, shared by the CPU loop (grouped_counts_cpu.cpp)
 // and the CUDA kernels (grouped_counts_cuda.cu). The drivers differ only in how they iterate rows
-// and in the `Adder` they pass (plain `+=` into a private table, or an atomic add).
+// (the CPU bootstrap driver walks replicates per block of rows, calling add_replicate as add_row
+// does) and in the `Adder` they pass (plain `+=` into a private table, or an atomic add).
 //
 // Output layout (C order): [R][B][G][L][P] where R is the bootstrap replicate axis (absent when
 // n_boot == 0), B the batch axis (columns of a 2-D `preds`/`scores`), G groups, L labels and P
@@ -16,14 +17,14 @@ namespace clarion::bias {
 enum : int { kErrNone = 0, kErrGroups = 1, kErrLabels = 2, kErrPreds = 3, kErrWeights = 4, kErrScores = 5 };
 
 struct CountsProblem {
-  i64 n_rows = 0;     // N
-  i64 n_batch = 1;    // B
-  i64 n_groups = 0;   // G
-  i64 n_labels = 0;   // L
-  i64 n_preds = 1;    // P (score bins T + 1 for the threshold kernel)
-  i64 n_boot = 0;     // R; 0 means no bootstrap axis
-  u64 seed = 0;       // bootstrap seed
-  i64 row_offset = 0; // global index of local row 0: bootstrap draws are keyed on global rows
+  i64 n_rows = 0;      // N
+  i64 n_batch = 1;     // B
+  i64 n_groups = 0;    // G
+  i64 n_labels = 0;    // L
+  i64 n_preds = 1;     // P (score bins T + 1 for the threshold kernel)
+  i64 n_boot = 0;      // R; 0 means no bootstrap axis
+  u64 seed = 0;        // bootstrap seed
+  i64 row_offset = 0;  // global index of local row 0: bootstrap draws are keyed on global rows
 
   CLARION_HD i64 table_cells() const { return n_groups * n_labels * n_preds; }
   CLARION_HD i64 total_cells() const { return (n_boot > 0 ? n_boot : 1) * n_batch * table_cells(); }
@@ -41,27 +42,47 @@ CLARION_HD i64 score_bin(double s, const double* t, i64 T) {
   i64 lo = 0, hi = T;
   while (lo < hi) {
     const i64 mid = lo + (hi - lo) / 2;
-    if (t[mid] <= s) lo = mid + 1; else hi = mid;
+    if (t[mid] <= s)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
+}
+
+// Adds a row of weight w to one bootstrap replicate: the row's Poisson(1) draw k in the replicate
+// (`key`: the replicate's key, see rng::ReplicateKeys; `global_row`: row_offset + the row's index)
+// multiplies w, and w * k goes to the row's cell of each of the n_batch columns: `table` (the
+// replicate's first cell) + cell_of(b), cell_of(b) being the cell within one replicate's
+// [B][G][L][P] table. This is the one place a replicate weight is drawn and added: add_row (the
+// row-major loop of the CUDA kernels) and the CPU's replicate-major block driver both call it, so
+// every backend adds the same values, and each cell receives them in row order.
+// kSkipZero: return without adding when k == 0 (about 37% of draws; saves atomics and the cells'
+// computation on the GPU). The CPU adds the zero instead of branching on an unpredictable draw:
+// adding +0 leaves every cell (all >= +0) bit-identical.
+template <bool kSkipZero, class Out, class CellOf, class Adder>
+CLARION_HD void add_replicate(u64 key, i64 global_row, Out w, i64 n_batch, i64 table, const CellOf& cell_of,
+                              Adder& add) {
+  const unsigned k = rng::poisson1(key, global_row);
+  if (kSkipZero && k == 0) return;
+  const Out wr = w * static_cast<Out>(k);
+  for (i64 b = 0; b < n_batch; ++b) add(table + cell_of(b), wr);
 }
 
 // Adds the contribution of row i (already known to hold codes g, l and the per-column codes
 // `code_of(b)`) to every batch column and bootstrap replicate.
 template <class Out, class CodeOf, class Adder>
-CLARION_HD void add_row(const CountsProblem& pb, i64 i, i64 gl_base, Out w, const CodeOf& code_of, Adder& add) {
+CLARION_HD void add_row(const CountsProblem& pb, i64 i, i64 gl_base, Out w, const CodeOf& code_of,
+                        Adder& add) {
   const i64 cells = pb.table_cells();
+  auto cell_of = [cells, gl_base, &code_of](i64 b) -> i64 { return b * cells + gl_base + code_of(b); };
   if (pb.n_boot == 0) {
-    for (i64 b = 0; b < pb.n_batch; ++b) add(b * cells + gl_base + code_of(b), w);
+    for (i64 b = 0; b < pb.n_batch; ++b) add(cell_of(b), w);
     return;
   }
-  const u64 seed_key = rng::splitmix64(pb.seed);
-  for (i64 r = 0; r < pb.n_boot; ++r) {
-    const unsigned k = rng::poisson1(rng::splitmix64(seed_key + static_cast<u64>(r)), pb.row_offset + i);
-    if (k == 0) continue;
-    const Out wr = w * static_cast<Out>(k);
-    for (i64 b = 0; b < pb.n_batch; ++b) add((r * pb.n_batch + b) * cells + gl_base + code_of(b), wr);
-  }
+  const rng::ReplicateKeys keys(pb.seed);
+  for (i64 r = 0; r < pb.n_boot; ++r)
+    add_replicate<true, Out>(keys(r), pb.row_offset + i, w, pb.n_batch, r * pb.n_batch * cells, cell_of, add);
 }
 
 // Row i of grouped_counts. `preds` is N x B row-major (or null: P = 1); `weights` may be null.
@@ -83,7 +104,10 @@ CLARION_HD int count_row(const CountsProblem& pb, i64 i, const Code* groups, con
   const Code* prow = preds != nullptr ? preds + i * pb.n_batch : nullptr;
   if (prow != nullptr) {
     for (i64 b = 0; b < pb.n_batch; ++b) {
-      if (!code_in_range(static_cast<i64>(prow[b]), pb.n_preds)) { *bad_col = b; return kErrPreds; }
+      if (!code_in_range(static_cast<i64>(prow[b]), pb.n_preds)) {
+        *bad_col = b;
+        return kErrPreds;
+      }
     }
   }
   const i64 gl_base = (g * pb.n_labels + l) * pb.n_preds;
@@ -103,8 +127,8 @@ CLARION_HD int count_row_single(const CountsProblem& pb, i64 i, const Code* grou
   const i64 p = kPreds ? static_cast<i64>(preds[i]) : 0;
   Out w = 1;
   if (kWeights) w = static_cast<Out>(weights[i]);
-  const bool ok = code_in_range(g, pb.n_groups) & code_in_range(l, pb.n_labels) & code_in_range(p, pb.n_preds) &
-                  (!kWeights || weight_ok(static_cast<double>(weights[i])));
+  const bool ok = code_in_range(g, pb.n_groups) & code_in_range(l, pb.n_labels) &
+                  code_in_range(p, pb.n_preds) & (!kWeights || weight_ok(static_cast<double>(weights[i])));
   if (!ok) {
     if (!code_in_range(g, pb.n_groups)) return kErrGroups;
     if (!code_in_range(l, pb.n_labels)) return kErrLabels;
@@ -136,7 +160,10 @@ CLARION_HD int threshold_row(const CountsProblem& pb, i64 i, const Code* groups,
   const S* srow = scores + i * pb.n_batch;
   for (i64 b = 0; b < pb.n_batch; ++b) {
     const double s = static_cast<double>(srow[b]);
-    if (s != s) { *bad_col = b; return kErrScores; }
+    if (s != s) {
+      *bad_col = b;
+      return kErrScores;
+    }
   }
   const i64 T = pb.n_preds - 1;
   const i64 gl_base = (g * pb.n_labels + l) * pb.n_preds;

@@ -19,8 +19,8 @@ RowError grouped_counts_cpu(const CountsProblem& pb, const Code* groups, const C
 // out: [R][B][T][G][L][2] with R = max(n_boot, 1).
 template <class Code, class S, class W, class Out>
 RowError grouped_threshold_counts_cpu(const CountsProblem& pb, const Code* groups, const Code* labels,
-                                      const S* scores, const double* thresholds, const W* weights,
-                                      Out* out, int n_threads);
+                                      const S* scores, const double* thresholds, const W* weights, Out* out,
+                                      int n_threads);
 
 #ifdef CLARION_WITH_CUDA
 // Same contracts, with every pointer in device memory. `stream` is a cudaStream_t (0: default).
@@ -30,8 +30,8 @@ RowError grouped_counts_cuda(const CountsProblem& pb, const Code* groups, const 
 
 template <class Code, class S, class W, class Out>
 RowError grouped_threshold_counts_cuda(const CountsProblem& pb, const Code* groups, const Code* labels,
-                                       const S* scores, const double* thresholds, const W* weights,
-                                       Out* out, void* stream);
+                                       const S* scores, const double* thresholds, const W* weights, Out* out,
+                                       void* stream);
 
 // Number of usable CUDA devices (0 when there is no driver or no device; never throws).
 int cuda_device_count();

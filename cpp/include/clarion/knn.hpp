@@ -87,8 +87,10 @@ CLARION_HD double box_lower_bound(const double* q, const double* lo, const doubl
   double acc = 0.0;
   for (i64 j = 0; j < m; ++j) {
     double t = 0.0;
-    if (q[j] < lo[j]) t = sub_rn(lo[j], q[j]);
-    else if (q[j] > hi[j]) t = sub_rn(q[j], hi[j]);
+    if (q[j] < lo[j])
+      t = sub_rn(lo[j], q[j]);
+    else if (q[j] > hi[j])
+      t = sub_rn(q[j], hi[j]);
     acc = add_rn(acc, mul_rn(t, t));
   }
   return acc;
@@ -105,8 +107,8 @@ CLARION_HD bool majority_vote(i64 positives, i64 k) { return 2 * positives > k; 
 // Offer (d, idx, label) to a neighbour list sorted by closer(), of current length *len and capacity
 // k: the list keeps the k closest offered so far. Returns true when the candidate was kept. Used by
 // the CUDA kernel and by the CPU driver for small k.
-CLARION_HD bool insert_sorted(double* dist, i64* index, std::uint8_t* label, i64* len, i64 k, double d, i64 idx,
-                              std::uint8_t lab) {
+CLARION_HD bool insert_sorted(double* dist, i64* index, std::uint8_t* label, i64* len, i64 k, double d,
+                              i64 idx, std::uint8_t lab) {
   i64 n = *len;
   if (n == k) {
     if (!closer(d, idx, dist[n - 1], index[n - 1])) return false;

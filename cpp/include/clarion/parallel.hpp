@@ -28,7 +28,10 @@ inline int resolve_threads(int n_threads) {
 // Runs fn(t) for t in [0, n) on up to n_threads threads (t = 0 runs on the calling thread).
 template <class Fn>
 void parallel_for_threads(int n, Fn&& fn) {
-  if (n <= 1) { fn(0); return; }
+  if (n <= 1) {
+    fn(0);
+    return;
+  }
   std::vector<std::thread> pool;
   pool.reserve(n - 1);
   for (int t = 1; t < n; ++t) pool.emplace_back([&fn, t] { fn(t); });
@@ -82,7 +85,8 @@ RowError run_chunked_ranges(i64 n_rows, i64 total_cells, int n_threads, Out* out
   if (first.what != 0 || n_slots == 1) return first;
 
   // Merge slots 1..n-1 into slot 0 in slot order, in parallel over cell ranges.
-  const int merge_threads = static_cast<int>(std::min<i64>(resolve_threads(n_threads), std::max<i64>(1, cells / 4096)));
+  const int merge_threads =
+      static_cast<int>(std::min<i64>(resolve_threads(n_threads), std::max<i64>(1, cells / 4096)));
   const i64 span = (cells + merge_threads - 1) / merge_threads;
   parallel_for_threads(merge_threads, [&](int t) {
     const i64 lo = t * span, hi = std::min(cells, lo + span);

@@ -15,8 +15,16 @@ CLARION_HD u64 splitmix64(u64 x) {
   return x ^ (x >> 31);
 }
 
+// Keys of the bootstrap replicates under `seed`: key(r) = splitmix64(splitmix64(seed) + r). The
+// seed is mixed once, when the object is made, so a loop over replicates mixes once per key.
+struct ReplicateKeys {
+  u64 seed_key;
+  CLARION_HD explicit ReplicateKeys(u64 seed) : seed_key(splitmix64(seed)) {}
+  CLARION_HD u64 operator()(i64 r) const { return splitmix64(seed_key + static_cast<u64>(r)); }
+};
+
 // Key of bootstrap replicate r under `seed`.
-CLARION_HD u64 replicate_key(u64 seed, i64 r) { return splitmix64(splitmix64(seed) + static_cast<u64>(r)); }
+CLARION_HD u64 replicate_key(u64 seed, i64 r) { return ReplicateKeys(seed)(r); }
 
 // Poisson(1) by inversion: k = #{j : kPoisson1Cdf[j] <= u} with u uniform on [0, 2^64), where
 // kPoisson1Cdf[j] = floor(P(X <= j) * 2^64). Integer comparisons only, so host and device agree.
@@ -38,6 +46,8 @@ CLARION_HD unsigned poisson1_from_bits(u64 u) {
 }
 
 // The Poisson(1) weight of global row `row` in the replicate whose key is `key`.
-CLARION_HD unsigned poisson1(u64 key, i64 row) { return poisson1_from_bits(splitmix64(key + static_cast<u64>(row))); }
+CLARION_HD unsigned poisson1(u64 key, i64 row) {
+  return poisson1_from_bits(splitmix64(key + static_cast<u64>(row)));
+}
 
 }  // namespace clarion::rng

@@ -66,4 +66,33 @@ CLARION_HD double background_value(const double* F, const double* pi, i64 K, i64
   return apply_link(acc, link);
 }
 
+// ---- Operator application: phi[n, m, d] += LT[s, m] * (Y[q - q0, d] - base[d]) ----------------
+// For a chunk of pairs [q0, q1) (q = n * S + s). Each backend visits the elements in its own order
+// (the CPU loops q, then m, then d; a CUDA thread owns one (n, m, d)), but every element receives
+// its terms through apply_term, in ascending q, so the result does not depend on the chunking, the
+// thread count or the loop order.
+
+// The explained rows a chunk touches: [chunk_first_row, chunk_end_row). Needs q0 < q1.
+CLARION_HD i64 chunk_first_row(i64 q0, i64 S) { return q0 / S; }
+CLARION_HD i64 chunk_end_row(i64 q1, i64 S) { return (q1 - 1) / S + 1; }
+
+// The pairs of explained row n inside the chunk: [row_pair_begin, row_pair_end).
+CLARION_HD i64 row_pair_begin(i64 n, i64 S, i64 q0) { return q0 > n * S ? q0 : n * S; }
+CLARION_HD i64 row_pair_end(i64 n, i64 S, i64 q1) { return q1 < (n + 1) * S ? q1 : (n + 1) * S; }
+
+// The value of coalition output d relative to the base value: Y[q - q0, d] - base[d].
+CLARION_HD double centred(double y, double base) { return y - base; }
+
+// One term: the accumulated phi[n, m, d] plus LT[s, m] times a centred value.
+CLARION_HD double apply_term(double acc, double lt, double centred_y) { return acc + lt * centred_y; }
+
+// phi[n, m, d] (given as `acc`) after the terms of row n's pairs in [q0, q1), in q order.
+CLARION_HD double apply_element(double acc, const double* Y, const double* base, const double* LT, i64 S,
+                                i64 Mo, i64 D, i64 q0, i64 q1, i64 n, i64 m, i64 d) {
+  const i64 qb = row_pair_end(n, S, q1);
+  for (i64 q = row_pair_begin(n, S, q0); q < qb; ++q)
+    acc = apply_term(acc, LT[(q - n * S) * Mo + m], centred(Y[(q - q0) * D + d], base[d]));
+  return acc;
+}
+
 }  // namespace clarion::shap

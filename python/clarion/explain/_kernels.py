@@ -54,10 +54,6 @@ def _dev(a: Any) -> Any:
     return cupy.ascontiguousarray(a)
 
 
-def _ptr(a: Any) -> int:
-    return int(a.__cuda_array_interface__["data"][0])
-
-
 def _stream() -> int:
     import cupy  # noqa: PLC0415
 
@@ -86,8 +82,7 @@ def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, t
 
     X, B, Z, col_player = _dev(X), _dev(B), _dev(Z), _dev(col_player)
     out = cupy.empty(((q1 - q0) * K, P), dtype=X.dtype)
-    _backend.core().shap_mask_cuda(_ptr(X), _ptr(B), _ptr(Z), _ptr(col_player), _ptr(out), str(X.dtype), P,
-                                   Z.shape[1], K, Z.shape[0], q0, q1, _stream())
+    _backend.core().shap_mask_cuda(X, B, Z, col_player, q0, q1, out, _stream())
     return out
 
 
@@ -105,7 +100,7 @@ def reduce(impl: str, F: Any, pi: Any, link: int, threads: int) -> Any:
 
     F, pi = cupy.ascontiguousarray(F), _dev(pi)
     Y = cupy.empty((R, D), dtype=cupy.float64)
-    _backend.core().shap_reduce_cuda(_ptr(F), _ptr(pi), _ptr(Y), R, K, D, link, _stream())
+    _backend.core().shap_reduce_cuda(F, pi, link, Y, _stream())
     return Y
 
 
@@ -117,6 +112,5 @@ def apply(impl: str, Y: Any, base: Any, LT: Any, q0: int, q1: int, phi: Any, thr
         _backend.core().shap_apply_cpu(_host(Y), _host(base), _host(LT), q0, q1, phi, threads)
         return phi
     Y, base, LT = _dev(Y), _dev(base), _dev(LT)
-    _backend.core().shap_apply_cuda(_ptr(Y), _ptr(base), _ptr(LT), _ptr(phi), LT.shape[0], LT.shape[1], Y.shape[1],
-                                    q0, q1, _stream())
+    _backend.core().shap_apply_cuda(Y, base, LT, q0, q1, phi, _stream())
     return phi
