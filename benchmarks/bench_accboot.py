@@ -48,15 +48,24 @@ def make_csv(path: str, n: int) -> None:
     rng = np.random.default_rng(0)
     sex = rng.choice(["F", "M"], n)
     y = (rng.random(n) < np.where(sex == "F", 0.35, 0.45)).astype(int)
-    pd.DataFrame({"sex": sex, "age": rng.integers(18, 90, n), "region": rng.choice(["north", "south", "east"], n),
-                  "x1": rng.random(n), "x2": rng.random(n), "y": y,
-                  "pred": np.where(rng.random(n) < 0.2, 1 - y, y)}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "sex": sex,
+            "age": rng.integers(18, 90, n),
+            "region": rng.choice(["north", "south", "east"], n),
+            "x1": rng.random(n),
+            "x2": rng.random(n),
+            "y": y,
+            "pred": np.where(rng.random(n) < 0.2, 1 - y, y),
+        }
+    ).to_csv(path, index=False)
 
 
 def run(pythonpath: str, path: str, out: str, nb: int) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    res = subprocess.run([sys.executable, "-c", CHILD, path, out, str(nb)], env=env, capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, path, out, str(nb)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -69,13 +78,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = os.path.join(tmp, "old")
         os.makedirs(old)
-        arch = subprocess.run(["git", "-C", ROOT, "archive", args.old_rev, "python/clarion"], capture_output=True,
-                              check=True).stdout
+        arch = subprocess.run(
+            ["git", "-C", ROOT, "archive", args.old_rev, "python/clarion"], capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", old], input=arch, check=True)
         for so in glob.glob(os.path.join(ROOT, "python", "clarion", "_core*.so")):
             shutil.copy(so, os.path.join(old, "python", "clarion"))
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"n_bootstrap={args.n_bootstrap}, chunks of 50,000 rows; old = {args.old_rev}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"n_bootstrap={args.n_bootstrap}, chunks of 50,000 rows; old = {args.old_rev}"
+        )
         print("| rows | path | seconds | peak RSS (MiB) |\n|---:|---|---:|---:|")
         for n in args.rows:
             path = os.path.join(tmp, f"d{n}.csv")
@@ -85,10 +97,14 @@ def main() -> None:
             a = run(os.path.join(old, "python"), path, os.path.join(tmp, "o1"), args.n_bootstrap)
             b = run(os.path.join(ROOT, "python"), path, os.path.join(tmp, "o2"), args.n_bootstrap)
             same = a["doc"] == b["doc"]
-            print(f"| {n:,} | collect bias columns + one `bias.report` ({args.old_rev}) | {a['seconds']:.2f} | "
-                  f"{a['peak_rss_mib']:.0f} |")
-            print(f"| {n:,} | `Accumulator(n_bootstrap=...)` replicates (this branch) | {b['seconds']:.2f} | "
-                  f"{b['peak_rss_mib']:.0f} |")
+            print(
+                f"| {n:,} | collect bias columns + one `bias.report` ({args.old_rev}) | {a['seconds']:.2f} | "
+                f"{a['peak_rss_mib']:.0f} |"
+            )
+            print(
+                f"| {n:,} | `Accumulator(n_bootstrap=...)` replicates (this branch) | {b['seconds']:.2f} | "
+                f"{b['peak_rss_mib']:.0f} |"
+            )
             print(f"identical analysis.json bias sections (values and intervals): {same}")
             os.unlink(path)
 

@@ -79,16 +79,25 @@ def make_csv(path: str, n: int) -> None:
     age = rng.integers(18, 90, n)
     y = (rng.random(n) < np.where(sex == "F", 0.35, 0.45)).astype(int)
     pred = np.where(rng.random(n) < 0.8, y, 1 - y)
-    pd.DataFrame({"age": age, "income": rng.normal(50, 10, n).round(3), "sex": sex,
-                  "region": rng.choice(list("ABCDEFGH"), n), "y": y, "pred": pred}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "age": age,
+            "income": rng.normal(50, 10, n).round(3),
+            "sex": sex,
+            "region": rng.choice(list("ABCDEFGH"), n),
+            "y": y,
+            "pred": pred,
+        }
+    ).to_csv(path, index=False)
 
 
 def child(kind: str, path: str, out: str, n: int) -> dict:
     env = dict(os.environ)
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "..", "python"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", CHILD, kind, path, out, str(n)], capture_output=True, text=True,
-                       env=env, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, path, out, str(n)], capture_output=True, text=True, env=env, check=False
+    )
     if r.returncode:
         raise SystemExit(f"{kind} failed:\n{r.stderr}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -107,15 +116,30 @@ def main() -> None:
             here = os.path.dirname(os.path.abspath(__file__))
             env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "..", "python"), env.get("PYTHONPATH", "")])
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "clarion", "demo", "--output", os.path.join(tmp, "demo"),
-                            "--quiet"], check=True, env=env, capture_output=True)
-            results.append({"case": "clarion demo (train + full analysis, 5,226 rows)", "rows": 5226,
-                            "seconds": time.perf_counter() - t, "peak_rss_mib": None})
+            subprocess.run(
+                [sys.executable, "-m", "clarion", "demo", "--output", os.path.join(tmp, "demo"), "--quiet"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+            results.append(
+                {
+                    "case": "clarion demo (train + full analysis, 5,226 rows)",
+                    "rows": 5226,
+                    "seconds": time.perf_counter() - t,
+                    "peak_rss_mib": None,
+                }
+            )
         for n in args.rows:
             path = os.path.join(tmp, f"data_{n}.csv")
             make_csv(path, n)
-            for kind in ("pandas_read_csv", "clarion_reader", "bias_report_in_memory", "analyze_chunked",
-                         "analyze_whole"):
+            for kind in (
+                "pandas_read_csv",
+                "clarion_reader",
+                "bias_report_in_memory",
+                "analyze_chunked",
+                "analyze_whole",
+            ):
                 r = child(kind, path, os.path.join(tmp, f"out_{kind}_{n}"), n)
                 results.append({"case": kind, "rows": n, **r})
                 print(json.dumps(results[-1]), flush=True)

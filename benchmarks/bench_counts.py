@@ -65,10 +65,12 @@ def run(rows_list, groups_list, batch_list, repeat, threads_all, dtype):
                 assert np.array_equal(got, want), "clarion disagrees with the numpy floor"
                 r = {"rows": n, "groups": G, "batch": B, "dtype": np.dtype(dtype).name}
                 r["clarion_1thread_s"] = best_of(
-                    lambda: clarion.grouped_counts(g, lab, p, n_groups=G, n_labels=2, n_preds=2, n_threads=1), repeat)
+                    lambda: clarion.grouped_counts(g, lab, p, n_groups=G, n_labels=2, n_preds=2, n_threads=1), repeat
+                )
                 r["clarion_all_threads_s"] = best_of(
-                    lambda: clarion.grouped_counts(g, lab, p, n_groups=G, n_labels=2, n_preds=2,
-                                                   n_threads=threads_all), repeat)
+                    lambda: clarion.grouped_counts(g, lab, p, n_groups=G, n_labels=2, n_preds=2, n_threads=threads_all),
+                    repeat,
+                )
                 r["numpy_bincount_s"] = best_of(lambda: numpy_floor(g, lab, p, G, 2, 2), repeat)
                 r["pandas_groupby_s"] = best_of(lambda: pandas_floor(g, lab, p), 1) if n <= 10**7 else None
                 r["speedup_vs_bincount_1thread"] = r["numpy_bincount_s"] / r["clarion_1thread_s"]
@@ -106,8 +108,13 @@ def main(argv=None):
     threads_all = os.cpu_count() or 1
     results = run([int(r) for r in args.rows], args.groups, args.batch, args.repeat, threads_all, args.dtype)
     doc = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": threads_all,
-                    "python": platform.python_version(), "numpy": np.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": threads_all,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
         "build": clarion.build_info(),
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         "results": results,

@@ -50,10 +50,36 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-BIAS_KW = dict(label="y", label_values=[1], facet="s", group_variable="g",
-               predicted_label={"clf": "pred", "scorer": "score"}, probability_threshold=[0.4, 0.6],
-               methods=["CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL", "DPPL", "DI", "DCA", "DCR", "RD",
-                        "SD", "DAR", "DRR", "AD", "TE", "CDDPL", "GE"])
+BIAS_KW = dict(
+    label="y",
+    label_values=[1],
+    facet="s",
+    group_variable="g",
+    predicted_label={"clf": "pred", "scorer": "score"},
+    probability_threshold=[0.4, 0.6],
+    methods=[
+        "CI",
+        "DPL",
+        "KL",
+        "JS",
+        "LP",
+        "TVD",
+        "KS",
+        "CDDL",
+        "DPPL",
+        "DI",
+        "DCA",
+        "DCR",
+        "RD",
+        "SD",
+        "DAR",
+        "DRR",
+        "AD",
+        "TE",
+        "CDDPL",
+        "GE",
+    ],
+)
 
 
 def write_parquet(folder: str, rows: int, rows_per_file: int, seed: int = 0) -> None:
@@ -65,13 +91,15 @@ def write_parquet(folder: str, rows: int, rows_per_file: int, seed: int = 0) -> 
         n = min(rows_per_file, rows - a)
         s = rng.integers(0, 5, n, dtype=np.int16)
         x = rng.normal(size=n).astype(np.float32) + 0.2 * s
-        t = pa.table({
-            "y": (x + rng.normal(size=n).astype(np.float32) > 0.5).astype(np.int8),
-            "s": s,
-            "g": rng.integers(0, 3, n, dtype=np.int8),
-            "pred": (x > 0.4).astype(np.int8),
-            "score": (1 / (1 + np.exp(-x))).astype(np.float64),
-        })
+        t = pa.table(
+            {
+                "y": (x + rng.normal(size=n).astype(np.float32) > 0.5).astype(np.int8),
+                "s": s,
+                "g": rng.integers(0, 3, n, dtype=np.int8),
+                "pred": (x > 0.4).astype(np.int8),
+                "score": (1 / (1 + np.exp(-x))).astype(np.float64),
+            }
+        )
         pq.write_table(t, os.path.join(folder, f"part-{i:05d}.parquet"), row_group_size=1 << 20)
 
 
@@ -107,8 +135,12 @@ def main() -> None:
 
     rows, per_file = int(args.bias_rows), int(args.rows_per_file)
     tmp = tempfile.mkdtemp(prefix="clarion-bench-dask-")
-    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
-                     "bias_rows": rows, "shap_rows": args.shap_rows, "runs": {}}
+    results: dict = {
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "bias_rows": rows,
+        "shap_rows": args.shap_rows,
+        "runs": {},
+    }
     try:
         t0 = time.perf_counter()
         write_parquet(tmp, rows, per_file)
@@ -136,14 +168,16 @@ def main() -> None:
         for n_workers in (1, 2):
             t0 = time.perf_counter()
             with dask.config.set({NANNY_TRIM_KEY: None}):  # as clarion's own local clusters (see docs)
-                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+                cluster = LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                )
             client = Client(cluster)
             start = time.perf_counter() - t0
             try:
                 ddf = dd.read_parquet(tmp)
-                t_bias, rep = best(lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat,
-                                   f"bias, {n_workers} worker(s)")
+                t_bias, rep = best(
+                    lambda ddf=ddf: cb.report(ddf, **BIAS_KW), args.repeat, f"bias, {n_workers} worker(s)"
+                )
                 Xd = dd.from_pandas(X, npartitions=args.shap_partitions)
                 t_shap, sh = best(lambda Xd=Xd: explainer.explain(Xd), args.repeat, f"shap, {n_workers} worker(s)")
                 bias_same = want_bias.equals(rep.to_frame())
@@ -153,11 +187,19 @@ def main() -> None:
                 client.close()
                 cluster.close()
             results["runs"][f"dask, {n_workers} worker{'s' if n_workers > 1 else ''}"] = {
-                "bias_s": t_bias, "shap_s": t_shap, "cluster_start_s": start, "bias_identical": bias_same,
-                "shap_identical": shap_same, "shap_max_abs_diff": shap_diff, "bias_partitions": ddf.npartitions,
-                "shap_partitions": args.shap_partitions}
-            print(f"dask {n_workers} worker(s): bias {t_bias:.2f} s (identical: {bias_same}), shap {t_shap:.2f} s "
-                  f"(identical: {shap_same}, max |diff| {shap_diff:.1e}); cluster start {start:.1f} s")
+                "bias_s": t_bias,
+                "shap_s": t_shap,
+                "cluster_start_s": start,
+                "bias_identical": bias_same,
+                "shap_identical": shap_same,
+                "shap_max_abs_diff": shap_diff,
+                "bias_partitions": ddf.npartitions,
+                "shap_partitions": args.shap_partitions,
+            }
+            print(
+                f"dask {n_workers} worker(s): bias {t_bias:.2f} s (identical: {bias_same}), shap {t_shap:.2f} s "
+                f"(identical: {shap_same}, max |diff| {shap_diff:.1e}); cluster start {start:.1f} s"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -168,11 +210,15 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, v in r.items():
         print(f"| {name} | {v['bias_s']:.2f} | {v['shap_s']:.2f} |")
-    print(f"| overhead, dask 1 worker / single process | {one['bias_s'] / single['bias_s']:.2f}x | "
-          f"{one['shap_s'] / single['shap_s']:.2f}x |")
+    print(
+        f"| overhead, dask 1 worker / single process | {one['bias_s'] / single['bias_s']:.2f}x | "
+        f"{one['shap_s'] / single['shap_s']:.2f}x |"
+    )
     print(f"| speed-up, 2 workers vs 1 | {one['bias_s'] / two['bias_s']:.2f}x | {one['shap_s'] / two['shap_s']:.2f}x |")
-    print(f"| speed-up, 2 workers vs single process | {single['bias_s'] / two['bias_s']:.2f}x | "
-          f"{single['shap_s'] / two['shap_s']:.2f}x |")
+    print(
+        f"| speed-up, 2 workers vs single process | {single['bias_s'] / two['bias_s']:.2f}x | "
+        f"{single['shap_s'] / two['shap_s']:.2f}x |"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -83,8 +83,10 @@ def run(rows_list, features_list, repeat, threads_all, budget, peers):
                 t, n0 = prev[name]
                 return t * (n / n0) ** 2
 
-            for name, fn in (("smclarify_ft_s", lambda: smclarify_ft(df, pd.Series(facet), pd.Series(pred))),
-                             ("sklearn_knn_s", lambda: sklearn_knn(xa, pa, xd))):
+            for name, fn in (
+                ("smclarify_ft_s", lambda: smclarify_ft(df, pd.Series(facet), pd.Series(pred))),
+                ("sklearn_knn_s", lambda: sklearn_knn(xa, pa, xd)),
+            ):
                 if name.split("_")[0] not in peers or predicted(name) > budget:
                     r[name] = None
                     continue
@@ -149,8 +151,13 @@ def main(argv=None):
     except Exception:  # noqa: BLE001 - reported as missing
         versions["smclarify"] = None
     doc = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": threads_all,
-                    "python": platform.python_version(), **versions},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": threads_all,
+            "python": platform.python_version(),
+            **versions,
+        },
         "build": clarion.build_info(),
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
         "results": results,

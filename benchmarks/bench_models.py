@@ -55,7 +55,7 @@ def interleaved(contenders, repeat, min_time=0.05):
 
 
 def sliced(predict, X, batch):
-    return np.concatenate([predict(X[s:s + batch]) for s in range(0, len(X), batch)])
+    return np.concatenate([predict(X[s : s + batch]) for s in range(0, len(X), batch)])
 
 
 def free_port():
@@ -75,8 +75,12 @@ def start_cli_server(model, workdir):
     trusted = []  # we wrote this file ourselves a moment ago, so its types are trusted
     for t in sio.get_untrusted_types(file=path):
         trusted += ["--trusted", t]
-    proc = subprocess.Popen([sys.executable, "-m", "clarion", "serve", str(path), "--port", str(port), *trusted],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clarion", "serve", str(path), "--port", str(port), *trusted],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while True:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -143,8 +147,9 @@ def run(args):
                     # loaded machine is larger than this cost, so it is measured apart)
                     Xb = X[:batch]
                     noop = as_model(lambda A: A[:, :2])
-                    fixed = interleaved({"raw": lambda: Xb[:, :2], "model": lambda: noop.predict(Xb)},
-                                        args.repeat, min_time=0.02)
+                    fixed = interleaved(
+                        {"raw": lambda: Xb[:, :2], "model": lambda: noop.predict(Xb)}, args.repeat, min_time=0.02
+                    )
                     row["model_fixed_cost_s"] = max(0.0, fixed["model"] - fixed["raw"])
                     row["calls"] = -(-args.rows // batch)
                     for ep in endpoints:
@@ -161,16 +166,28 @@ def run(args):
 
 
 def table(results, concurrency):
-    cols = ["model", "batch", "direct rows/s", "as_model rows/s", "as_model overhead (measured)",
-            "Model fixed cost / call", "fixed cost / direct call"]
+    cols = [
+        "model",
+        "batch",
+        "direct rows/s",
+        "as_model rows/s",
+        "as_model overhead (measured)",
+        "Model fixed cost / call",
+        "fixed cost / direct call",
+    ]
     cols += [f"endpoint c={c} rows/s" for c in concurrency] + [f"endpoint c={c} / direct" for c in concurrency]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         n = r["rows"]
-        cells = [r["model"], f"{r['batch']:,}", f"{n / r['direct_s']:,.0f}", f"{n / r['as_model_s']:,.0f}",
-                 f"{(r['as_model_s'] / r['direct_s'] - 1) * 100:+.1f} %",
-                 f"{r['model_fixed_cost_s'] * 1e6:.1f} µs",
-                 f"{r['model_fixed_cost_s'] * r['calls'] / r['direct_s'] * 100:.2f} %"]
+        cells = [
+            r["model"],
+            f"{r['batch']:,}",
+            f"{n / r['direct_s']:,.0f}",
+            f"{n / r['as_model_s']:,.0f}",
+            f"{(r['as_model_s'] / r['direct_s'] - 1) * 100:+.1f} %",
+            f"{r['model_fixed_cost_s'] * 1e6:.1f} µs",
+            f"{r['model_fixed_cost_s'] * r['calls'] / r['direct_s'] * 100:.2f} %",
+        ]
         cells += [f"{n / r[f'endpoint_c{c}_s']:,.0f}" for c in concurrency]
         cells += [f"{r[f'endpoint_c{c}_s'] / r['direct_s']:.2f}×" for c in concurrency]
         lines.append("| " + " | ".join(cells) + " |")
@@ -189,8 +206,11 @@ def main():
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     results = run(args)
-    meta = {"machine": f"{os.cpu_count()} cpus, {platform.machine()}, {platform.system()} {platform.release()}",
-            "python": platform.python_version(), "command": " ".join(sys.argv)}
+    meta = {
+        "machine": f"{os.cpu_count()} cpus, {platform.machine()}, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "command": " ".join(sys.argv),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"machine: {meta['machine']}, Python {meta['python']}\ncommand: python {meta['command']}\n")

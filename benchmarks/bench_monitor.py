@@ -27,20 +27,33 @@ import time
 import numpy as np
 import pandas as pd
 
-CONFIG = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "predicted_label": "pred",
-          "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["ts"],
-          "methods": {"pre_training_bias": {"methods": ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]},
-                      "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR",
-                                                         "AD", "TE", "GE"]}}}
+CONFIG = {
+    "dataset_type": "text/csv",
+    "label": "y",
+    "label_values_or_threshold": [1],
+    "predicted_label": "pred",
+    "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+    "excluded_columns": ["ts"],
+    "methods": {
+        "pre_training_bias": {"methods": ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]},
+        "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "TE", "GE"]},
+    },
+}
 DAYS = 30
 
 
 def make(path: str, n: int) -> None:
     rng = np.random.default_rng(0)
     ts = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, DAYS * 86400, n)), unit="s")
-    pd.DataFrame({"ts": ts, "sex": np.where(rng.random(n) < 0.4, "F", "M"), "x": rng.normal(size=n),
-                  "y": (rng.random(n) < 0.5).astype(int), "pred": (rng.random(n) < 0.5).astype(int)}
-                 ).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "ts": ts,
+            "sex": np.where(rng.random(n) < 0.4, "F", "M"),
+            "x": rng.normal(size=n),
+            "y": (rng.random(n) < 0.5).astype(int),
+            "pred": (rng.random(n) < 0.5).astype(int),
+        }
+    ).to_csv(path, index=False)
 
 
 def best(fn, repeat: int) -> float:
@@ -71,11 +84,15 @@ def measure(n: int, tmp: str, cfg: str, repeat: int) -> dict:
             r = clarion.analyze(cfg, part, output_dir=out(), progress=False)
             monitor.check_analysis(base, r.analysis)
 
-    return {"rows": n, "windows": DAYS,
-            "analyze": best(lambda: clarion.analyze(cfg, data, output_dir=out(), progress=False), repeat),
-            "windowed": best(lambda: monitor.drift_over_time(base, cfg, data, time_column="ts", window="1D",
-                                                             output_dir=out()), repeat),
-            "per_window_loop": best(per_window_loop, repeat)}
+    return {
+        "rows": n,
+        "windows": DAYS,
+        "analyze": best(lambda: clarion.analyze(cfg, data, output_dir=out(), progress=False), repeat),
+        "windowed": best(
+            lambda: monitor.drift_over_time(base, cfg, data, time_column="ts", window="1D", output_dir=out()), repeat
+        ),
+        "per_window_loop": best(per_window_loop, repeat),
+    }
 
 
 def main() -> None:
@@ -90,15 +107,20 @@ def main() -> None:
         with open(cfg, "w") as fh:
             json.dump(CONFIG, fh)
         results = [measure(n, tmp, cfg, args.repeat) for n in args.rows]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, python "
-          f"{platform.python_version()}")
-    print("| rows | windows | analyze (s) | windowed (s) | per-window loop (s) | windowed / analyze | "
-          "loop / windowed |")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, python "
+        f"{platform.python_version()}"
+    )
+    print(
+        "| rows | windows | analyze (s) | windowed (s) | per-window loop (s) | windowed / analyze | loop / windowed |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['rows']:,} | {r['windows']} | {r['analyze']:.2f} | {r['windowed']:.2f} | "
-              f"{r['per_window_loop']:.2f} | {r['windowed'] / r['analyze']:.2f} | "
-              f"{r['per_window_loop'] / r['windowed']:.2f} |")
+        print(
+            f"| {r['rows']:,} | {r['windows']} | {r['analyze']:.2f} | {r['windowed']:.2f} | "
+            f"{r['per_window_loop']:.2f} | {r['windowed'] / r['analyze']:.2f} | "
+            f"{r['per_window_loop'] / r['windowed']:.2f} |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -57,8 +57,9 @@ print(json.dumps({"seconds": dt, "peak_rss_mib": resource.getrusage(resource.RUS
 def child(kind: str, path: str, before: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "..", "python"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-c", CHILD, kind, path, before], capture_output=True, text=True, env=env,
-                       check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, path, before], capture_output=True, text=True, env=env, check=False
+    )
     if r.returncode:
         raise SystemExit(f"{kind} failed:\n{r.stderr}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -80,8 +81,11 @@ def main() -> None:
             bad = os.path.join(tmp, f"bad_{n}.csv")
             with open(path) as src, open(bad, "w") as dst:
                 dst.writelines("60,oops,F,A,1,1\n" if i == n // 2 else line for i, line in enumerate(src))
-            kinds = ["pandas_read_csv"] + (["reader_before"] if args.before else []) + [
-                "reader_line_by_line", "reader_fast", "reader_fast_one_bad_row"]
+            kinds = (
+                ["pandas_read_csv"]
+                + (["reader_before"] if args.before else [])
+                + ["reader_line_by_line", "reader_fast", "reader_fast_one_bad_row"]
+            )
             for kind in kinds:
                 r = child(kind, bad if kind.endswith("bad_row") else path, args.before)
                 results.append({"case": kind, "rows": n, **r})
@@ -94,8 +98,10 @@ def main() -> None:
     print("| case | rows | seconds | × pandas.read_csv | peak RSS (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['case']} | {r['rows']:,} | {r['seconds']:.2f} | {r['seconds'] / floor[r['rows']]:.1f} | "
-              f"{r['peak_rss_mib']:.0f} |")
+        print(
+            f"| {r['case']} | {r['rows']:,} | {r['seconds']:.2f} | {r['seconds'] / floor[r['rows']]:.1f} | "
+            f"{r['peak_rss_mib']:.0f} |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -82,7 +82,7 @@ def run(args):
         for K in args.background:
             for S in args.samples:
                 for N in args.rows:
-                    B, X = Xall[:K], Xall[1000:1000 + N]
+                    B, X = Xall[:K], Xall[1000 : 1000 + N]
                     syn = synthetic_rows(X, B, S, M)
                     step = args.batch_rows
 
@@ -92,14 +92,15 @@ def run(args):
 
                     def batched():
                         for a in range(0, syn.shape[0], step):
-                            f(syn[a:a + step])
+                            f(syn[a : a + step])
                         f(X)
 
                     holder = {}
 
                     def ours_run():
-                        ks = KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
-                                        n_threads=args.threads)
+                        ks = KernelShap(
+                            model, B, num_samples=S, seed=0, memory_budget=args.budget, n_threads=args.threads
+                        )
                         holder["e"], holder["ks"] = ks.explain(X), ks
 
                     # Interleaved repeats, best of each: the three see the same machine load.
@@ -107,8 +108,9 @@ def run(args):
                     syn = None  # free the synthetic rows before clarion runs (the closures share the variable)
                     e, ks = holder["e"], holder["ks"]
                     tracemalloc.start()
-                    KernelShap(model, B, num_samples=S, seed=0, memory_budget=args.budget,
-                               n_threads=args.threads).explain(X)
+                    KernelShap(
+                        model, B, num_samples=S, seed=0, memory_budget=args.budget, n_threads=args.threads
+                    ).explain(X)
                     peak = tracemalloc.get_traced_memory()[1]
                     tracemalloc.stop()
                     shap_t = np.nan
@@ -123,12 +125,23 @@ def run(args):
                     budget = ks._budget
                     outputs = N * M * 2 * 8
                     row = {
-                        "model": name, "M": M, "K": K, "num_samples": S, "N": N,
-                        "synthetic_rows": N * ks.num_samples_ * K, "clarion_s": ours, "floor_s": floor,
-                        "batched_floor_s": floor_b, "clarion_over_best_floor": ours / min(floor, floor_b),
-                        "shap_s": shap_t, "shap_rows_timed": n_shap, "clarion_over_floor": ours / floor,
-                        "speedup_vs_shap": shap_t / ours, "peak_mib": peak / 2**20,
-                        "budget_mib": budget / 2**20, "peak_within_budget": peak <= budget + 16 * outputs + (8 << 20),
+                        "model": name,
+                        "M": M,
+                        "K": K,
+                        "num_samples": S,
+                        "N": N,
+                        "synthetic_rows": N * ks.num_samples_ * K,
+                        "clarion_s": ours,
+                        "floor_s": floor,
+                        "batched_floor_s": floor_b,
+                        "clarion_over_best_floor": ours / min(floor, floor_b),
+                        "shap_s": shap_t,
+                        "shap_rows_timed": n_shap,
+                        "clarion_over_floor": ours / floor,
+                        "speedup_vs_shap": shap_t / ours,
+                        "peak_mib": peak / 2**20,
+                        "budget_mib": budget / 2**20,
+                        "peak_within_budget": peak <= budget + 16 * outputs + (8 << 20),
                     }
                     results.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
@@ -146,7 +159,8 @@ def table(results):
             f"| {r['model']} | {r['K']} | {r['num_samples']} | {r['N']} | {r['synthetic_rows']:.2e} | "
             f"{r['clarion_s']:.3f} s | {r['floor_s']:.3f} s | {r['batched_floor_s']:.3f} s | "
             f"{r['shap_s']:.1f} s ({r['shap_rows_timed']} rows) | {r['clarion_over_floor']:.2f} | "
-            f"{r['clarion_over_best_floor']:.2f} | {r['speedup_vs_shap']:.0f}× | {r['peak_mib']:.0f} |")
+            f"{r['clarion_over_best_floor']:.2f} | {r['speedup_vs_shap']:.0f}× | {r['peak_mib']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -158,12 +172,17 @@ def main():
     p.add_argument("--rows", nargs="+", type=int, default=[10])
     p.add_argument("--shap-rows", type=int, default=3, help="rows shap explains (its time is scaled to N)")
     p.add_argument("--repeat", type=int, default=3, help="best of this many runs (clarion and floors)")
-    p.add_argument("--batch-rows", type=int, default=1 << 16,
-                   help="batch size of the batched floor (clarion's host batch size)")
+    p.add_argument(
+        "--batch-rows", type=int, default=1 << 16, help="batch size of the batched floor (clarion's host batch size)"
+    )
     p.add_argument("--budget", default="256MiB", help="clarion memory_budget")
-    p.add_argument("--threads", type=int, default=None,
-                   help="limit every thread pool (BLAS and OpenMP via threadpoolctl, clarion's n_threads) for "
-                        "the whole run: floor, clarion and shap alike")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit every thread pool (BLAS and OpenMP via threadpoolctl, clarion's n_threads) for "
+        "the whole run: floor, clarion and shap alike",
+    )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
     if args.threads is not None:
@@ -175,8 +194,10 @@ def main():
         results = run(args)
     import sklearn
 
-    print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, "
-          f"Python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}"
+    )
     print("Command: python " + " ".join(sys.argv))
     print(table(results))
     if args.json:

@@ -24,10 +24,10 @@ def main() -> None:
     boot = clarion.grouped_counts(colour.codes, released, decision, n_bootstrap=200, seed=0)
 
     def dpl(c):
-        n = c.sum(axis=(-2, -1))           # rows per group
-        pos = c[..., 1, :].sum(axis=-1)    # observed positives per group
+        n = c.sum(axis=(-2, -1))  # rows per group
+        pos = c[..., 1, :].sum(axis=-1)  # observed positives per group
         q = pos / n
-        return q[..., 0] - q[..., 1]       # q_a - q_d
+        return q[..., 0] - q[..., 1]  # q_a - q_d
 
     lo, hi = np.percentile(dpl(boot), [2.5, 97.5])
     print(f"clarion {clarion.__version__}: {len(df)} rows, backends {clarion.build_info()['backends']}")

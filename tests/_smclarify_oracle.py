@@ -9,8 +9,18 @@ import numpy as np
 import pandas as pd
 
 
-def smclarify_report(df: pd.DataFrame, *, facet: str, label: str, pred: str | None, group: pd.Series | None,
-                     facet_values=None, facet_threshold=None, methods_pre=("all",), methods_post=("all",)):
+def smclarify_report(
+    df: pd.DataFrame,
+    *,
+    facet: str,
+    label: str,
+    pred: str | None,
+    group: pd.Series | None,
+    facet_values=None,
+    facet_threshold=None,
+    methods_pre=("all",),
+    methods_post=("all",),
+):
     """Both stages of smclarify's bias_report as {stage: {(value_or_threshold, name): (value, error)}}."""
     from smclarify.bias.report import FacetColumn, LabelColumn, StageType, bias_report
 
@@ -18,19 +28,34 @@ def smclarify_report(df: pd.DataFrame, *, facet: str, label: str, pred: str | No
     try:
         df = df.reset_index(drop=True)
         df = df.astype({c: "category" for c in df.columns if df[c].dtype == object or str(df[c].dtype) == "str"})
-        sens = list(facet_values) if facet_values is not None else ([facet_threshold] if facet_threshold is not None
-                                                                     else None)
+        sens = (
+            list(facet_values)
+            if facet_values is not None
+            else ([facet_threshold] if facet_threshold is not None else None)
+        )
         fc = FacetColumn(name=facet, sensitive_values=sens)
         lc = LabelColumn(name=label, series=df[label], positive_label_values=[True])
         g = None if group is None else group.reset_index(drop=True)
         out = {}
-        pre = bias_report(df=df.drop(columns=[pred]) if pred else df, facet_column=fc, label_column=lc,
-                          stage_type=StageType.PRE_TRAINING, metrics=list(methods_pre), group_variable=g)
+        pre = bias_report(
+            df=df.drop(columns=[pred]) if pred else df,
+            facet_column=fc,
+            label_column=lc,
+            stage_type=StageType.PRE_TRAINING,
+            metrics=list(methods_pre),
+            group_variable=g,
+        )
         out["pre_training_bias_metrics"] = pre
         if pred is not None:
-            post = bias_report(df=df, facet_column=fc, label_column=lc, stage_type=StageType.POST_TRAINING,
-                               predicted_label_column=LabelColumn(pred, df[pred], [True]),
-                               metrics=list(methods_post), group_variable=g)
+            post = bias_report(
+                df=df,
+                facet_column=fc,
+                label_column=lc,
+                stage_type=StageType.POST_TRAINING,
+                predicted_label_column=LabelColumn(pred, df[pred], [True]),
+                metrics=list(methods_post),
+                group_variable=g,
+            )
             out["post_training_bias_metrics"] = post
     finally:
         logging.disable(logging.NOTSET)
@@ -71,13 +96,21 @@ def assert_matches(ours: dict, theirs: dict, tol: float = 1e-12) -> None:
                 assert abs(a - b) <= tol * max(1.0, abs(b)), (stage, key, a, b)
 
 
-def random_frame(rng: np.random.Generator, n: int, n_facet: int, *, nan_facet: bool = False, p_label=0.5,
-                 p_flip=0.3) -> pd.DataFrame:
+def random_frame(
+    rng: np.random.Generator, n: int, n_facet: int, *, nan_facet: bool = False, p_label=0.5, p_flip=0.3
+) -> pd.DataFrame:
     letters = np.array(list("ABCDEFG")[:n_facet], dtype=object)
     facet = letters[rng.integers(0, n_facet, n)]
     if nan_facet and n > 2:
         facet[rng.random(n) < 0.1] = np.nan
     label = rng.random(n) < p_label
     pred = np.where(rng.random(n) < p_flip, ~label, label)
-    return pd.DataFrame({"f": pd.Series(facet, dtype=object), "x1": rng.normal(size=n),
-                         "x2": rng.integers(0, 5, n).astype(np.int64), "y": label, "p": pred})
+    return pd.DataFrame(
+        {
+            "f": pd.Series(facet, dtype=object),
+            "x1": rng.normal(size=n),
+            "x2": rng.integers(0, 5, n).astype(np.int64),
+            "y": label,
+            "p": pred,
+        }
+    )

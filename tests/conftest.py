@@ -89,16 +89,21 @@ class Browser:
 
     def dom(self, page: str | Path) -> str:
         """The serialised DOM of the file ``page``."""
-        return subprocess.run(self._common + ["--dump-dom", _url(page)], capture_output=True, text=True,
-                              timeout=120, check=True).stdout
+        return subprocess.run(
+            self._common + ["--dump-dom", _url(page)], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
 
     def screenshot(self, page: str | Path, shot: str | Path, *, width: int, height: int) -> np.ndarray:
         """A ``width`` x ``height`` screenshot of the file ``page``, saved at ``shot``, as an int array
         [height, width, 3]."""
         from PIL import Image
 
-        subprocess.run(self._common + [f"--screenshot={shot}", f"--window-size={width},{height}", _url(page)],
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            self._common + [f"--screenshot={shot}", f"--window-size={width},{height}", _url(page)],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
         img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
         assert img.shape[:2] == (height, width)
         return img

@@ -13,30 +13,33 @@ import pandas as pd
 import pytest
 
 from clarion import analysis as A
+from clarion.cli import EXIT_ERROR, EXIT_OK, main
+from clarion.dataset import DataError
 from clarion.job import prepare_output_dir
 from clarion.job.explain import _aggregate
 from clarion.job.model import _Outputs
 from clarion.job.plan import _make_plan, _negative_label, _Plan, _values_or_threshold
 from clarion.job.sinks import _Sample
 from clarion.job.source import _Source
-from clarion.cli import EXIT_ERROR, EXIT_OK, main
-from clarion.dataset import DataError
 
 EVIL = "<script>alert(1)</script>"
 
 
 def bias_config(**extra):
-    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
-           "methods": {"pre_training_bias": {"methods": "all"}}}
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+        "methods": {"pre_training_bias": {"methods": "all"}},
+    }
     cfg.update(extra)
     return cfg
 
 
 def write_csv(path, n=30, seed=0):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"x": rng.normal(size=n).round(4), "g": rng.choice(["a", "b"], n),
-                       "y": rng.integers(0, 2, n)})
+    df = pd.DataFrame({"x": rng.normal(size=n).round(4), "g": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)})
     df.to_csv(path, index=False)
     return df
 
@@ -70,8 +73,7 @@ def test_overwrite_removes_only_previous_outputs(tmp_path):
     prepare_output_dir(str(out), overwrite=True)  # a check only: nothing goes before the run succeeds
     assert (out / "analysis.json").read_text() == "{}"
     A.analyze(bias_config(), data, output_dir=out, progress=False, overwrite=True)
-    assert sorted(os.listdir(out)) == ["analysis.json", "analysis_config.json", "notes.txt", "report.html",
-                                       "report.md"]
+    assert sorted(os.listdir(out)) == ["analysis.json", "analysis_config.json", "notes.txt", "report.html", "report.md"]
     assert (out / "notes.txt").read_text() == "user file"
 
 
@@ -91,8 +93,9 @@ def test_cli_refuses_existing_output_with_exit_code(tmp_path, capsys):
 def test_cli_bad_config_names_the_key(tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(bias_config(dataset_type="text/tsv")))
-    code = main(["analyze", "--config", str(cfg), "--data", str(tmp_path / "d.csv"), "--output",
-                 str(tmp_path / "o"), "--quiet"])
+    code = main(
+        ["analyze", "--config", str(cfg), "--data", str(tmp_path / "d.csv"), "--output", str(tmp_path / "o"), "--quiet"]
+    )
     assert code == EXIT_ERROR
     assert "dataset_type" in capsys.readouterr().err
 
@@ -150,23 +153,34 @@ def test_a_needed_model_that_is_missing_is_an_error(tmp_path):
 def test_plan_features_exclude_label_prediction_weights_join_and_excluded():
     from clarion.config import read_config
 
-    cfg = read_config(bias_config(predicted_label="p", weights="w", joinsource_name_or_index="id",
-                                  excluded_columns=[1], methods={"shap": {}}, label=5))
+    cfg = read_config(
+        bias_config(
+            predicted_label="p",
+            weights="w",
+            joinsource_name_or_index="id",
+            excluded_columns=[1],
+            methods={"shap": {}},
+            label=5,
+        )
+    )
     plan = _make_plan(cfg, ["id", "drop_me", "x", "g", "w", "y", "p"])
     assert plan.label == "y" and plan.predicted == "p" and plan.join == "id"
     assert plan.features == ["x", "g"]
     assert plan.need_model and not plan.need_model_rows
 
 
-@pytest.mark.parametrize(("values", "column", "expected"), [
-    ([1], [0, 1, 1, 0], ([1], None)),                      # a 0/1 label: equality, never "> 1"
-    (["1"], [0, 1, 1, 0], ([1], None)),                    # text in the config, ints in the data
-    ([60], list(range(18, 90)), (None, 60.0)),             # age with many values: threshold
-    ([0.5], [0.1, 0.7, 0.2], (None, 0.5)),                 # a value not in the column: threshold
-    (["b", "c"], ["a", "b", "c"], (["b", "c"], None)),     # categories: a union
-    ([1, 2], [1, 2, 3], ([1, 2], None)),                   # two numbers: always equality (Clarify)
-    ([1], ["0", "1"], (["1"], None)),                      # numbers in the config, text in the data
-])
+@pytest.mark.parametrize(
+    ("values", "column", "expected"),
+    [
+        ([1], [0, 1, 1, 0], ([1], None)),  # a 0/1 label: equality, never "> 1"
+        (["1"], [0, 1, 1, 0], ([1], None)),  # text in the config, ints in the data
+        ([60], list(range(18, 90)), (None, 60.0)),  # age with many values: threshold
+        ([0.5], [0.1, 0.7, 0.2], (None, 0.5)),  # a value not in the column: threshold
+        (["b", "c"], ["a", "b", "c"], (["b", "c"], None)),  # categories: a union
+        ([1, 2], [1, 2, 3], ([1, 2], None)),  # two numbers: always equality (Clarify)
+        ([1], ["0", "1"], (["1"], None)),  # numbers in the config, text in the data
+    ],
+)
 def test_value_or_threshold_semantics(values, column, expected):
     assert _values_or_threshold(values, pd.Series(column)) == expected
 
@@ -188,8 +202,9 @@ class _Proba:
 def test_predicted_label_from_model_outputs():
     from clarion.config import read_config
 
-    cfg = read_config(bias_config(methods={"post_training_bias": {}}, label_values_or_threshold=["Yes"],
-                                  probability_threshold=0.6))
+    cfg = read_config(
+        bias_config(methods={"post_training_bias": {}}, label_values_or_threshold=["Yes"], probability_threshold=0.6)
+    )
     plan = _Plan(["s", "y"], "y", None, [], None, None, None, ["s"], label_values=["Yes"], negative_label="No")
     X = pd.DataFrame({"s": [0.1, 0.6, 0.61, 0.9]})
     out = _Outputs(cfg, _Proba(), selects_in_model=False)
@@ -249,18 +264,57 @@ def test_progress_bar_non_tty_prints_one_line_per_task():
 
 CLARIFY_DOC = {  # the shape SageMaker Clarify writes (spec §3), values made up
     "version": "1.0",
-    "pre_training_bias_metrics": {"label": "approved", "label_value_or_threshold": "1", "facets": {
-        EVIL: [{"value_or_threshold": "female", "metrics": [
-            {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18},
-            {"name": "DPL", "description": "Difference in Positive Proportions in Labels (DPL)", "value": 0.072}]}]}},
-    "post_training_bias_metrics": {"label": "approved", "label_value_or_threshold": "1", "facets": {
-        EVIL: [{"value_or_threshold": "female", "metrics": [
-            {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
-            {"name": "FT", "description": "Flip Test (FT)", "value": None, "error": "FlipTest does not support non-numeric columns"}]}]}},
-    "explanations": {"kernel_shap": {"label0": {"global_shap_values": {"age": 0.05, "income": 0.11},
-                                                "expected_value": 0.43}},
-                     "pdp": [{"feature_name": "income", "data_type": "numerical", "feature_values": [1.0, 2.0],
-                              "model_predictions": [[0.2, 0.5]], "data_distribution": [0.6, 0.4]}]},
+    "pre_training_bias_metrics": {
+        "label": "approved",
+        "label_value_or_threshold": "1",
+        "facets": {
+            EVIL: [
+                {
+                    "value_or_threshold": "female",
+                    "metrics": [
+                        {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18},
+                        {
+                            "name": "DPL",
+                            "description": "Difference in Positive Proportions in Labels (DPL)",
+                            "value": 0.072,
+                        },
+                    ],
+                }
+            ]
+        },
+    },
+    "post_training_bias_metrics": {
+        "label": "approved",
+        "label_value_or_threshold": "1",
+        "facets": {
+            EVIL: [
+                {
+                    "value_or_threshold": "female",
+                    "metrics": [
+                        {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+                        {
+                            "name": "FT",
+                            "description": "Flip Test (FT)",
+                            "value": None,
+                            "error": "FlipTest does not support non-numeric columns",
+                        },
+                    ],
+                }
+            ]
+        },
+    },
+    "explanations": {
+        "kernel_shap": {"label0": {"global_shap_values": {"age": 0.05, "income": 0.11}, "expected_value": 0.43}},
+        "pdp": [
+            {
+                "feature_name": "income",
+                "data_type": "numerical",
+                "feature_values": [1.0, 2.0],
+                "model_predictions": [[0.2, 0.5]],
+                "data_distribution": [0.6, 0.4],
+            }
+        ],
+    },
 }
 
 
@@ -269,7 +323,8 @@ def test_report_rerenders_a_clarify_analysis_json(tmp_path, capsys):
     p.write_text(json.dumps(CLARIFY_DOC))
     (tmp_path / "explanations_shap").mkdir()
     pd.DataFrame({"age_label0": [0.1, -0.2], "income_label0": [0.3, 0.0]}).to_csv(
-        tmp_path / "explanations_shap" / "out.csv", index=False)
+        tmp_path / "explanations_shap" / "out.csv", index=False
+    )
     out = tmp_path / "r" / "report.html"
     assert main(["report", str(p), "-o", str(out), "--title", "T & T"]) == EXIT_OK
     assert capsys.readouterr().out.strip() == str(out)
@@ -295,9 +350,13 @@ def test_analyze_is_a_lazy_top_level_name():
     import subprocess
     import sys
 
-    code = ("import sys, clarion; assert 'clarion.analysis' not in sys.modules; "
-            "from clarion.analysis import analyze; assert clarion.analyze is analyze")
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    code = (
+        "import sys, clarion; assert 'clarion.analysis' not in sys.modules; "
+        "from clarion.analysis import analyze; assert clarion.analyze is analyze"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
 
 
 def test_dataframe_rows_with_a_missing_label_raise_or_are_skipped():
@@ -325,7 +384,11 @@ def test_cli_shows_config_warnings_as_plain_lines(tmp_path, capsys):
     (out / "x").write_text("")  # refused after the config is read: no engine needed
     assert main(["analyze", "--config", str(cfg), "--data", str(data), "--output", str(out), "--quiet"]) == EXIT_ERROR
     err = capsys.readouterr().err.splitlines()
-    assert "clarion analyze: warning: dataset_uri: SageMaker-only key, ignored by clarion; use the --data " \
-           "argument (local path)" in err
-    assert "clarion analyze: warning: segment_config: Clarify key not supported by clarion, ignored " \
-           "(segments are not supported yet)" in err
+    assert (
+        "clarion analyze: warning: dataset_uri: SageMaker-only key, ignored by clarion; use the --data "
+        "argument (local path)" in err
+    )
+    assert (
+        "clarion analyze: warning: segment_config: Clarify key not supported by clarion, ignored "
+        "(segments are not supported yet)" in err
+    )

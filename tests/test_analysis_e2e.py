@@ -33,6 +33,7 @@ ALL = ("bias", "explain", "models")
 def models_mod():
     return engines("models")
 
+
 EVIL = "<script>alert(1)</script>"
 
 
@@ -78,12 +79,21 @@ def fit(df, features=("x1", "x2", "g")):
 
 
 def config(**extra):
-    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
-           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
-                       "shap": {"num_clusters": 3, "seed": 1}, "pdp": {"top_k_features": 2, "grid_resolution": 5},
-                       "report": {"name": "report", "title": "synthetic"}},
-           "predictor": {"probability": 1}}
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "post_training_bias": {"methods": "all"},
+            "shap": {"num_clusters": 3, "seed": 1},
+            "pdp": {"top_k_features": 2, "grid_resolution": 5},
+            "report": {"name": "report", "title": "synthetic"},
+        },
+        "predictor": {"probability": 1},
+    }
     cfg.update(extra)
     return cfg
 
@@ -111,8 +121,10 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
     doc = load(out)
     assert list(doc) == ["version", "pre_training_bias_metrics", "post_training_bias_metrics", "explanations"]
     assert doc["version"] == "1.0"
-    for stage, names in (("pre_training_bias_metrics", PRE_TRAINING_METHODS),
-                         ("post_training_bias_metrics", POST_TRAINING_METHODS)):
+    for stage, names in (
+        ("pre_training_bias_metrics", PRE_TRAINING_METHODS),
+        ("post_training_bias_metrics", POST_TRAINING_METHODS),
+    ):
         sec = doc[stage]
         assert set(sec) == {"label", "label_value_or_threshold", "facets"}
         assert sec["label"] == "released" and sec["label_value_or_threshold"] == "Yes"
@@ -125,8 +137,11 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
             assert sorted(m["name"] for m in metrics) == sorted(names)
             assert [m["name"] for m in metrics] == sorted(m["name"] for m in metrics)  # Clarify orders by name
             for m in metrics:
-                assert {"name", "description", "value"} <= set(m) <= {"name", "description", "value", "error",
-                                                                       "ci_low", "ci_high"}
+                assert (
+                    {"name", "description", "value"}
+                    <= set(m)
+                    <= {"name", "description", "value", "error", "ci_low", "ci_high"}
+                )
                 assert isinstance(m["description"], str) and m["description"]
                 v = m["value"]
                 assert v in ("Infinity", "-Infinity", None) or (isinstance(v, (int, float)) and math.isfinite(v))
@@ -142,8 +157,14 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
     top3 = sorted(shap["Yes"]["global_shap_values"].items(), key=lambda kv: -abs(kv[1]))[:3]
     assert [e["feature_name"] for e in pdp] == [k for k, _ in top3]
     for e in pdp:
-        assert set(e) == {"feature_name", "data_type", "feature_values", "model_predictions", "label_headers",
-                          "data_distribution"}
+        assert set(e) == {
+            "feature_name",
+            "data_type",
+            "feature_values",
+            "model_predictions",
+            "label_headers",
+            "data_distribution",
+        }
         assert e["label_headers"] == ["Yes"]
         assert e["data_type"] in ("numerical", "categorical")
         assert len(e["model_predictions"]) == 1
@@ -179,9 +200,18 @@ def test_demo_bias_equals_bias_report(demo):
     data = df.assign(predicted_label=pred)
     doc = load(out)
     for facet, value in (("colour", "Black"), ("sex", "Female")):
-        want = bias.report(data, label="released", facet=facet, facet_values=[value], label_values=["Yes"],
-                           predicted_label="predicted_label", group_variable="year", confidence=0.95,
-                           n_bootstrap=200, seed=0).to_dict()
+        want = bias.report(
+            data,
+            label="released",
+            facet=facet,
+            facet_values=[value],
+            label_values=["Yes"],
+            predicted_label="predicted_label",
+            group_variable="year",
+            confidence=0.95,
+            n_bootstrap=200,
+            seed=0,
+        ).to_dict()
         want = json.loads(json.dumps(want, default=float).replace("NaN", "null"))
         for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
             got = doc[stage]["facets"][facet]
@@ -234,8 +264,9 @@ def test_demo_report_renders_in_a_real_browser(demo):
     assert dom.count('class="track"') >= 2 * 21  # one metric track per metric and facet
     assert dom.count('class="pdp"') == 3 and 'class="strip"' in dom and 'class="bars"' in dom
     shot = out / "shot.png"
-    subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,7000", url], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        common + [f"--screenshot={shot}", "--window-size=1200,7000", url], capture_output=True, timeout=120, check=True
+    )
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
@@ -264,8 +295,9 @@ def test_chunked_csv_equals_whole(synth, tmp_path):
     engines(*ALL)
     d, df, model = synth
     whole = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "whole", progress=False)
-    chunked = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "chunked", progress=False,
-                        chunk_rows=7)
+    chunked = A.analyze(
+        config(), d / "data.csv", model=model, output_dir=tmp_path / "chunked", progress=False, chunk_rows=7
+    )
     assert_docs_close(whole.analysis, chunked.analysis)
     a = pd.read_csv(tmp_path / "whole" / "explanations_shap" / "out.csv")
     b = pd.read_csv(tmp_path / "chunked" / "explanations_shap" / "out.csv")
@@ -282,34 +314,45 @@ def test_jsonlines_json_and_parquet_equal_csv(synth, tmp_path):
     csv = A.analyze(config(), d / "data.csv", model=model, output_dir=tmp_path / "csv", progress=False)
     jl = tmp_path / "data.jsonl"
     with open(jl, "w") as fh:
-        fh.writelines(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
-                      for r in df.itertuples(index=False))
-    cfg = config(dataset_type="application/jsonlines", features="features", label="label",
-                 headers=["x1", "x2", "g", "y"])
+        fh.writelines(
+            json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
+            for r in df.itertuples(index=False)
+        )
+    cfg = config(
+        dataset_type="application/jsonlines", features="features", label="label", headers=["x1", "x2", "g", "y"]
+    )
     got = A.analyze(cfg, jl, model=model, output_dir=tmp_path / "jl", progress=False, chunk_rows=50)
     assert_docs_close(csv.analysis, got.analysis)
     js = tmp_path / "data.json"  # tabular JSON: JMESPaths select the feature rows and the labels
-    js.write_text(json.dumps({"rows": [[r.x1, int(r.x2), r.g] for r in df.itertuples(index=False)],
-                              "labels": [int(v) for v in df["y"]]}))
+    js.write_text(
+        json.dumps(
+            {"rows": [[r.x1, int(r.x2), r.g] for r in df.itertuples(index=False)], "labels": [int(v) for v in df["y"]]}
+        )
+    )
     cfg = config(dataset_type="application/json", features="rows", label="labels", headers=["x1", "x2", "g", "y"])
     got = A.analyze(cfg, js, model=model, output_dir=tmp_path / "js", progress=False, chunk_rows=64)
     assert_docs_close(csv.analysis, got.analysis)
     pq = tmp_path / "data.parquet"
     df.to_parquet(pq)
-    got = A.analyze(config(dataset_type="application/x-parquet"), pq, model=model, output_dir=tmp_path / "pq",
-                    progress=False, chunk_rows=64)
+    got = A.analyze(
+        config(dataset_type="application/x-parquet"),
+        pq,
+        model=model,
+        output_dir=tmp_path / "pq",
+        progress=False,
+        chunk_rows=64,
+    )
     assert_docs_close(csv.analysis, got.analysis)
     local = pd.read_parquet(tmp_path / "pq" / "explanations_shap" / "out.parquet")
-    pd.testing.assert_frame_equal(local, pd.read_csv(tmp_path / "csv" / "explanations_shap" / "out.csv"),
-                                  rtol=1e-10)
+    pd.testing.assert_frame_equal(local, pd.read_csv(tmp_path / "csv" / "explanations_shap" / "out.csv"), rtol=1e-10)
 
 
 def test_skip_bad_rows_counts_them_in_the_report(synth, tmp_path):
     engines("bias")
     d, df, _model = synth
     lines = (d / "data.csv").read_text().splitlines()
-    lines.insert(5, "1.0,2,a")             # line 6: wrong field count
-    lines.insert(9, "1.0,oops,a,1")        # line 10: unparseable number in a numeric column
+    lines.insert(5, "1.0,2,a")  # line 6: wrong field count
+    lines.insert(9, "1.0,oops,a,1")  # line 10: unparseable number in a numeric column
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines) + "\n")
     cfg = config(methods={"pre_training_bias": {"methods": "all"}})
@@ -326,8 +369,10 @@ def test_skip_bad_rows_counts_them_in_the_report(synth, tmp_path):
 def test_a_column_named_like_a_script_is_escaped(tmp_path):
     engines("bias")
     df = synthetic().rename(columns={"g": EVIL})
-    cfg = config(facet=[{"name_or_index": EVIL, "value_or_threshold": ["b"]}],
-                 methods={"pre_training_bias": {"methods": ["CI", "DPL"]}})
+    cfg = config(
+        facet=[{"name_or_index": EVIL, "value_or_threshold": ["b"]}],
+        methods={"pre_training_bias": {"methods": ["CI", "DPL"]}},
+    )
     A.analyze(cfg, df, output_dir=tmp_path / "o", progress=False)
     html = (tmp_path / "o" / "report.html").read_text()
     assert EVIL not in html and "<script" not in html
@@ -342,8 +387,16 @@ def test_predicted_label_column_needs_no_model(tmp_path):
     cfg = config(predicted_label="pred", methods={"post_training_bias": {"methods": ["DPPL", "DI", "AD"]}})
     del cfg["predictor"]
     r = A.analyze(cfg, df, output_dir=tmp_path / "o", progress=False)
-    want = bias.report(df, label="y", facet="g", facet_values=["b"], label_values=[1], predicted_label="pred",
-                       methods=["DPPL", "DI", "AD"], stage="post").to_dict()["post_training_bias_metrics"]
+    want = bias.report(
+        df,
+        label="y",
+        facet="g",
+        facet_values=["b"],
+        label_values=[1],
+        predicted_label="pred",
+        methods=["DPPL", "DI", "AD"],
+        stage="post",
+    ).to_dict()["post_training_bias_metrics"]
     assert_docs_close(json.loads(json.dumps(want)), r.analysis["post_training_bias_metrics"], rel=1e-12)
 
 
@@ -355,8 +408,15 @@ def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path
     cfg["methods"]["shap"] = {"baseline": bg, "seed": 1}
     cfg["methods"]["post_training_bias"] = {"methods": ["DPPL", "DI", "FT"]}
     held = A.analyze(cfg, d / "data.csv", model=model, output_dir=tmp_path / "held", progress=False, chunk_rows=50)
-    streamed = A.analyze(cfg, d / "data.csv", model=model, output_dir=tmp_path / "streamed", progress=False,
-                         chunk_rows=50, memory_budget=2000)
+    streamed = A.analyze(
+        cfg,
+        d / "data.csv",
+        model=model,
+        output_dir=tmp_path / "streamed",
+        progress=False,
+        chunk_rows=50,
+        memory_budget=2000,
+    )
     assert not (tmp_path / "streamed" / "explanations_shap" / "baseline.csv").exists()  # the config gave one
     a, b = held.analysis, streamed.analysis
     assert_docs_close(a["pre_training_bias_metrics"], b["pre_training_bias_metrics"])
@@ -367,8 +427,11 @@ def test_streaming_past_the_memory_budget_gives_the_same_numbers(synth, tmp_path
         va = {m["name"]: m for m in a["post_training_bias_metrics"]["facets"]["g"][0]["metrics"]}[name]["value"]
         vb = {m["name"]: m for m in b["post_training_bias_metrics"]["facets"]["g"][0]["metrics"]}[name]["value"]
         assert va == vb
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "held" / "explanations_shap" / "out.csv"),
-                                  pd.read_csv(tmp_path / "streamed" / "explanations_shap" / "out.csv"), rtol=1e-10)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "held" / "explanations_shap" / "out.csv"),
+        pd.read_csv(tmp_path / "streamed" / "explanations_shap" / "out.csv"),
+        rtol=1e-10,
+    )
     assert any("memory budget" in n for n in streamed.notes)
 
 
@@ -377,11 +440,31 @@ def test_cli_analyze_end_to_end(synth, tmp_path, capsys):
     d, _df, _model = synth
     cfg = config(methods={"pre_training_bias": {"methods": "all"}})
     (tmp_path / "c.json").write_text(json.dumps(cfg))
-    code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
-                 "--output", str(tmp_path / "o"), "--quiet"])
+    code = main(
+        [
+            "analyze",
+            "--config",
+            str(tmp_path / "c.json"),
+            "--data",
+            str(d / "data.csv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     assert code == EXIT_OK and capsys.readouterr().out == ""
-    code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
-                 "--output", str(tmp_path / "o"), "--overwrite"])
+    code = main(
+        [
+            "analyze",
+            "--config",
+            str(tmp_path / "c.json"),
+            "--data",
+            str(d / "data.csv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--overwrite",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == EXIT_OK
     assert captured.out.strip().splitlines()[-1] == f"report: {tmp_path / 'o' / 'report.html'}"
@@ -400,8 +483,20 @@ def test_an_endpoint_gives_the_same_analysis_as_the_model_in_process(synth, tmp_
         got = A.analyze(cfg, d / "data.csv", output_dir=tmp_path / "endpoint", progress=False)
         # --endpoint on the command line overrides the config's predictor
         (tmp_path / "c.json").write_text(json.dumps(config()))
-        code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(d / "data.csv"),
-                     "--output", str(tmp_path / "cli"), "--endpoint", url, "--quiet"])
+        code = main(
+            [
+                "analyze",
+                "--config",
+                str(tmp_path / "c.json"),
+                "--data",
+                str(d / "data.csv"),
+                "--output",
+                str(tmp_path / "cli"),
+                "--endpoint",
+                url,
+                "--quiet",
+            ]
+        )
     assert code == EXIT_OK
     assert_docs_close(want.analysis, got.analysis, rel=1e-9)
     assert_docs_close(want.analysis, load(tmp_path / "cli"), rel=1e-9)

@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import threading
 
-import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
-from clarion.bias.accumulator import MAGIC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import clarion.bias as cb
+from clarion.bias.accumulator import MAGIC
+
 METHODS = [m for m in cb.ALL_METRICS if m != "FT"]
-KW = dict(label="y", facet=["f", "h"], facet_threshold={"h": 0.5}, label_values=[1],
-          predicted_label={"m": "p", "sc": "s"}, probability_threshold=[0.3, 0.7], group_variable="g")
+KW = dict(
+    label="y",
+    facet=["f", "h"],
+    facet_threshold={"h": 0.5},
+    label_values=[1],
+    predicted_label={"m": "p", "sc": "s"},
+    probability_threshold=[0.3, 0.7],
+    group_variable="g",
+)
 
 
 def data(seed: int, n: int = 300) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"f": rng.choice(list("abcde"), n), "h": rng.random(n), "y": rng.integers(0, 2, n),
-                       "g": rng.choice(list("xyz"), n), "s": rng.random(n)})
+    df = pd.DataFrame(
+        {
+            "f": rng.choice(list("abcde"), n),
+            "h": rng.random(n),
+            "y": rng.integers(0, 2, n),
+            "g": rng.choice(list("xyz"), n),
+            "s": rng.random(n),
+        }
+    )
     df["p"] = np.where(rng.random(n) < 0.3, 1 - df.y, df.y)
     return df
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(1, 299), max_size=6, unique=True),
-       order=st.randoms(use_true_random=False))
+@given(
+    seed=st.integers(0, 1000),
+    cuts=st.lists(st.integers(1, 299), max_size=6, unique=True),
+    order=st.randoms(use_true_random=False),
+)
 def test_any_split_and_merge_order_equals_one_shot(seed, cuts, order):
     df = data(seed)
     want = cb.report(df, methods=METHODS, **KW).to_frame()
@@ -119,8 +137,9 @@ def test_fliptest_is_an_error_entry_and_bad_config():
 
 def test_selected_facet_values_stream_merge_and_persist():
     df = data(6)
-    kw = dict(label="y", facet=["f", "g"], facet_values={"f": ["b", "e"], "g": ["z"]}, label_values=[1],
-              predicted_label="p")
+    kw = dict(
+        label="y", facet=["f", "g"], facet_values={"f": ["b", "e"], "g": ["z"]}, label_values=[1], predicted_label="p"
+    )
     want = cb.report(df, methods=METHODS, **kw).to_frame()
     a = cb.Accumulator(**kw).update(df[df.f != "e"])  # "e" only arrives in the second state
     b = cb.Accumulator(**kw).update(df[df.f == "e"])

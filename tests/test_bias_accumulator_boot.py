@@ -9,33 +9,47 @@ import itertools
 import json
 import struct
 
-import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
-from clarion.bias.accumulator import MAGIC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import clarion.bias as cb
+from clarion.bias.accumulator import MAGIC
+
 METHODS = [m for m in cb.ALL_METRICS if m != "FT"]
-KW = dict(label="y", facet=["f", "h"], facet_threshold={"h": 0.5}, label_values=[1],
-          predicted_label={"m": "p", "sc": "s"}, probability_threshold=[0.3, 0.7], group_variable="g")
+KW = dict(
+    label="y",
+    facet=["f", "h"],
+    facet_threshold={"h": 0.5},
+    label_values=[1],
+    predicted_label={"m": "p", "sc": "s"},
+    probability_threshold=[0.3, 0.7],
+    group_variable="g",
+)
 R, SEED, CONF = 40, 7, 0.9
 
 
 def data(seed: int, n: int = 240) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"f": rng.choice(list("abcde"), n), "h": rng.random(n), "y": rng.integers(0, 2, n),
-                       "g": rng.choice(list("xyz"), n), "s": rng.random(n),
-                       # integer-valued weights: float sums are exact, so any split adds up bit for bit
-                       "w": rng.integers(0, 4, n).astype(np.float64)})
+    df = pd.DataFrame(
+        {
+            "f": rng.choice(list("abcde"), n),
+            "h": rng.random(n),
+            "y": rng.integers(0, 2, n),
+            "g": rng.choice(list("xyz"), n),
+            "s": rng.random(n),
+            # integer-valued weights: float sums are exact, so any split adds up bit for bit
+            "w": rng.integers(0, 4, n).astype(np.float64),
+        }
+    )
     df["p"] = np.where(rng.random(n) < 0.3, 1 - df.y, df.y)
     return df
 
 
 def one_shot(df: pd.DataFrame, n_bootstrap: int = R, **kw) -> pd.DataFrame:
-    return cb.report(df, methods=METHODS, confidence=CONF, n_bootstrap=n_bootstrap, seed=SEED, **KW,
-                     **kw).to_frame()
+    return cb.report(df, methods=METHODS, confidence=CONF, n_bootstrap=n_bootstrap, seed=SEED, **KW, **kw).to_frame()
 
 
 def bounds_of(cuts: list[int], n: int) -> list[tuple[int, int]]:
@@ -44,8 +58,12 @@ def bounds_of(cuts: list[int], n: int) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(1, 239), max_size=5, unique=True),
-       weighted=st.booleans(), compat=st.sampled_from(["clarion", "smclarify"]))
+@given(
+    seed=st.integers(0, 1000),
+    cuts=st.lists(st.integers(1, 239), max_size=5, unique=True),
+    weighted=st.booleans(),
+    compat=st.sampled_from(["clarion", "smclarify"]),
+)
 def test_any_split_gives_the_one_shot_intervals(seed, cuts, weighted, compat):
     df = data(seed)
     kw = {"weights": "w"} if weighted else {}
@@ -60,14 +78,19 @@ def test_any_split_gives_the_one_shot_intervals(seed, cuts, weighted, compat):
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 1000), cuts=st.lists(st.integers(1, 239), max_size=5, unique=True),
-       order=st.randoms(use_true_random=False))
+@given(
+    seed=st.integers(0, 1000),
+    cuts=st.lists(st.integers(1, 239), max_size=5, unique=True),
+    order=st.randoms(use_true_random=False),
+)
 def test_explicit_offsets_merged_in_any_order_give_the_one_shot_intervals(seed, cuts, order):
     df = data(seed)
     want = one_shot(df)
     # each part counted by an independent accumulator that knows its global position
-    accs = [cb.Accumulator(**KW, n_bootstrap=R, seed=SEED).update(df.iloc[a:b], row_offset=a)
-            for a, b in bounds_of(cuts, len(df))]
+    accs = [
+        cb.Accumulator(**KW, n_bootstrap=R, seed=SEED).update(df.iloc[a:b], row_offset=a)
+        for a, b in bounds_of(cuts, len(df))
+    ]
     order.shuffle(accs)
     while len(accs) > 1:  # random merge tree
         i = order.randrange(len(accs) - 1)
@@ -79,16 +102,15 @@ def test_explicit_offsets_merged_in_any_order_give_the_one_shot_intervals(seed, 
 def test_batches_out_of_order_with_offsets_and_fewer_replicates():
     df = data(3)
     acc = cb.Accumulator(**KW, n_bootstrap=R, seed=SEED)
-    acc.update(df.iloc[150:], row_offset=150).update(df.iloc[:60], row_offset=0).update(df.iloc[60:150],
-                                                                                         row_offset=60)
+    acc.update(df.iloc[150:], row_offset=150).update(df.iloc[:60], row_offset=0).update(df.iloc[60:150], row_offset=60)
     pd.testing.assert_frame_equal(acc.report(METHODS, confidence=CONF).to_frame(), one_shot(df))
     # replicate r does not depend on how many are drawn: the first 15 are a 15-replicate report
-    pd.testing.assert_frame_equal(acc.report(METHODS, confidence=CONF, n_bootstrap=15).to_frame(),
-                                  one_shot(df, n_bootstrap=15))
+    pd.testing.assert_frame_equal(
+        acc.report(METHODS, confidence=CONF, n_bootstrap=15).to_frame(), one_shot(df, n_bootstrap=15)
+    )
     assert acc.report(METHODS, confidence=CONF, n_bootstrap=15).n_bootstrap == 15
     # without confidence: the plain report, as before
-    pd.testing.assert_frame_equal(acc.report(METHODS).to_frame(),
-                                  cb.report(df, methods=METHODS, **KW).to_frame())
+    pd.testing.assert_frame_equal(acc.report(METHODS).to_frame(), cb.report(df, methods=METHODS, **KW).to_frame())
 
 
 def test_round_trip_through_bytes_keeps_the_replicates():
@@ -167,8 +189,11 @@ def test_bad_arguments_and_config_mismatch():
         acc.report(METHODS, confidence=1.5)
     with pytest.raises(ValueError, match=r"n_bootstrap must be an integer in \[1, 40\]"):
         acc.report(METHODS, confidence=0.9, n_bootstrap=41)
-    for other in (cb.Accumulator(**KW, n_bootstrap=R, seed=SEED + 1), cb.Accumulator(**KW, n_bootstrap=R + 1,
-                                                                                      seed=SEED), plain):
+    for other in (
+        cb.Accumulator(**KW, n_bootstrap=R, seed=SEED + 1),
+        cb.Accumulator(**KW, n_bootstrap=R + 1, seed=SEED),
+        plain,
+    ):
         with pytest.raises(ValueError, match="different configurations"):
             acc.merge(other)
     with pytest.raises(ValueError, match="different configurations"):
@@ -176,16 +201,17 @@ def test_bad_arguments_and_config_mismatch():
     # seed None is the one-shot report's default (0)
     pd.testing.assert_frame_equal(
         cb.Accumulator(**KW, n_bootstrap=10).update(df).report(METHODS, confidence=0.9).to_frame(),
-        cb.report(df, methods=METHODS, confidence=0.9, n_bootstrap=10, **KW).to_frame())
+        cb.report(df, methods=METHODS, confidence=0.9, n_bootstrap=10, **KW).to_frame(),
+    )
 
 
 def _rewrite(raw: bytes, version: int, edit=None) -> bytes:
     _, _, hlen = struct.unpack_from("<8sIQ", raw)
-    head = json.loads(raw[20:20 + hlen])
+    head = json.loads(raw[20 : 20 + hlen])
     if edit is not None:
         edit(head)
     h = json.dumps(head, sort_keys=True).encode()
-    body = struct.pack("<8sIQ", MAGIC, version, len(h)) + h + raw[20 + hlen:-32]
+    body = struct.pack("<8sIQ", MAGIC, version, len(h)) + h + raw[20 + hlen : -32]
     return body + hashlib.sha256(body).digest()
 
 

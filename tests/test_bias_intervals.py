@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import clarion
-import clarion.bias as cb
 import numpy as np
 import pandas as pd
 import pytest
+
+import clarion
+import clarion.bias as cb
 from clarion import _reference
 from clarion.bias import _engine, _metrics
 
@@ -25,8 +26,18 @@ def data(seed, n):
 
 def test_intervals_in_frame_and_dict_and_fliptest_excluded():
     df = data(0, 400)
-    rep = cb.report(df, label="y", facet="f", facet_values=["d"], label_values=[1], predicted_label="p",
-                    group_variable="g", confidence=0.9, n_bootstrap=200, seed=5)
+    rep = cb.report(
+        df,
+        label="y",
+        facet="f",
+        facet_values=["d"],
+        label_values=[1],
+        predicted_label="p",
+        group_variable="g",
+        confidence=0.9,
+        n_bootstrap=200,
+        seed=5,
+    )
     fr = rep.to_frame()
     assert {"ci_low", "ci_high"} <= set(fr.columns)
     counted = fr[fr.metric != "FT"]
@@ -37,16 +48,36 @@ def test_intervals_in_frame_and_dict_and_fliptest_excluded():
     d = rep.to_dict()
     m = {x["name"]: x for x in d["pre_training_bias_metrics"]["facets"]["f"][0]["metrics"]}
     assert m["DPL"]["ci_low"] <= m["DPL"]["value"] <= m["DPL"]["ci_high"]
-    again = cb.report(df, label="y", facet="f", facet_values=["d"], label_values=[1], predicted_label="p",
-                      group_variable="g", confidence=0.9, n_bootstrap=200, seed=5).to_frame()
+    again = cb.report(
+        df,
+        label="y",
+        facet="f",
+        facet_values=["d"],
+        label_values=[1],
+        predicted_label="p",
+        group_variable="g",
+        confidence=0.9,
+        n_bootstrap=200,
+        seed=5,
+    ).to_frame()
     pd.testing.assert_frame_equal(fr, again)  # same seed, identical intervals
 
 
 def test_intervals_equal_explicit_numpy_poisson_weighted_counts():
     df = data(1, 150)
     R, seed = 64, 11
-    rep = cb.report(df, label="y", facet="f", facet_values=["d"], label_values=[1], predicted_label="p",
-                    methods=["DPL", "DI", "AD"], confidence=0.8, n_bootstrap=R, seed=seed)
+    rep = cb.report(
+        df,
+        label="y",
+        facet="f",
+        facet_values=["d"],
+        label_values=[1],
+        predicted_label="p",
+        methods=["DPL", "DI", "AD"],
+        confidence=0.8,
+        n_bootstrap=R,
+        seed=seed,
+    )
     fr = rep.to_frame().set_index("metric")
     d = (df.f == "d").to_numpy().astype(int)
     C = np.zeros((R, 2, 1, 2, 2))
@@ -63,8 +94,17 @@ def test_intervals_equal_explicit_numpy_poisson_weighted_counts():
 def test_intervals_shrink_like_one_over_sqrt_n():
     widths = []
     for n in (2000, 8000, 32000):
-        rep = cb.report(data(2, n), label="y", facet="f", facet_values=["d"], label_values=[1], methods=["DPL", "CI"],
-                        confidence=0.95, n_bootstrap=300, seed=1)
+        rep = cb.report(
+            data(2, n),
+            label="y",
+            facet="f",
+            facet_values=["d"],
+            label_values=[1],
+            methods=["DPL", "CI"],
+            confidence=0.95,
+            n_bootstrap=300,
+            seed=1,
+        )
         fr = rep.to_frame().set_index("metric")
         widths.append((fr.ci_high - fr.ci_low).to_numpy())
     for small, large in zip(widths, widths[1:]):
@@ -110,13 +150,17 @@ def test_bootstrap_driver_reports_the_first_bad_row_and_is_thread_independent():
     bad[[70_001, 100_000]] = 7
     with pytest.raises(ValueError, match="groups: code 7 at row 70001"):
         clarion.grouped_counts(bad, lab, n_groups=3, n_labels=2, n_bootstrap=3, seed=1, backend="cpu")
-    one = clarion.grouped_counts(g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=1,
-                                 backend="cpu")
-    two = clarion.grouped_counts(g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=2,
-                                 backend="cpu")
+    one = clarion.grouped_counts(
+        g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=1, backend="cpu"
+    )
+    two = clarion.grouped_counts(
+        g, lab, weights=w, n_groups=3, n_labels=2, n_bootstrap=4, seed=9, n_threads=2, backend="cpu"
+    )
     assert np.array_equal(one, two)
-    ref = clarion.grouped_counts(g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4,
-                                 seed=9, backend="numpy")
-    got = clarion.grouped_counts(g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4,
-                                 seed=9, backend="cpu")
+    ref = clarion.grouped_counts(
+        g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4, seed=9, backend="numpy"
+    )
+    got = clarion.grouped_counts(
+        g[:3000], lab[:3000], weights=w[:3000], n_groups=3, n_labels=2, n_bootstrap=4, seed=9, backend="cpu"
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-12)

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("smclarify")
 
-import clarion.bias as cb  # noqa: E402
-from _smclarify_oracle import assert_matches, random_frame, smclarify_report  # noqa: E402
+from _smclarify_oracle import assert_matches, random_frame, smclarify_report
+
+import clarion.bias as cb
 
 POST_NO_FT = [m for m in cb.POST_TRAINING if m != "FT"]
 
@@ -30,17 +31,32 @@ def _case(seed: int, n: int, n_facet: int, p_label: float, p_flip: float, mode: 
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31), n=st.integers(1, 30), n_facet=st.integers(1, 3),
-       p_label=st.sampled_from([0.0, 0.1, 0.5, 1.0]), p_flip=st.sampled_from([0.0, 0.3, 1.0]),
-       mode=st.sampled_from(["all", "nan", "threshold", "values"]), with_group=st.booleans())
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 30),
+    n_facet=st.integers(1, 3),
+    p_label=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    p_flip=st.sampled_from([0.0, 0.3, 1.0]),
+    mode=st.sampled_from(["all", "nan", "threshold", "values"]),
+    with_group=st.booleans(),
+)
 def test_matches_smclarify(seed, n, n_facet, p_label, p_flip, mode, with_group):
     df, group, kw = _case(seed, n, n_facet, p_label, p_flip, mode, with_group)
     if not df.p.any() or (mode == "values" and not kw["facet_values"]):
         return  # smclarify aborts the whole report without a positive prediction
     theirs = smclarify_report(df, facet="f", label="y", pred="p", group=group, methods_post=POST_NO_FT, **kw)
     data = df if mode == "threshold" else df.assign(f=df.f.astype("category"))
-    ours = cb.report(data, label="y", facet="f", label_values=[True], predicted_label="p", group_variable=group,
-                     compat="smclarify", methods=list(cb.PRE_TRAINING) + POST_NO_FT, **kw)
+    ours = cb.report(
+        data,
+        label="y",
+        facet="f",
+        label_values=[True],
+        predicted_label="p",
+        group_variable=group,
+        compat="smclarify",
+        methods=list(cb.PRE_TRAINING) + POST_NO_FT,
+        **kw,
+    )
     assert_matches(ours.to_dict(), theirs)
 
 
@@ -48,13 +64,20 @@ def test_matches_smclarify_larger_weighted_free():
     """A 2,000-row, 4-value case (string facet, int label/prediction given as strings)."""
     rng = np.random.default_rng(7)
     n = 2000
-    df = pd.DataFrame({"f": rng.choice(["u", "v", "w", "z"], n), "x": rng.normal(size=n),
-                       "y": rng.random(n) < 0.4})
+    df = pd.DataFrame({"f": rng.choice(["u", "v", "w", "z"], n), "x": rng.normal(size=n), "y": rng.random(n) < 0.4})
     df["p"] = np.where(rng.random(n) < 0.25, ~df.y, df.y)
     group = pd.Series(rng.choice(["g1", "g2", "g3", "g4"], n))
     theirs = smclarify_report(df, facet="f", label="y", pred="p", group=group, methods_post=POST_NO_FT)
-    ours = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", group_variable=group,
-                     compat="smclarify", methods=list(cb.PRE_TRAINING) + POST_NO_FT)
+    ours = cb.report(
+        df,
+        label="y",
+        facet="f",
+        label_values=[True],
+        predicted_label="p",
+        group_variable=group,
+        compat="smclarify",
+        methods=list(cb.PRE_TRAINING) + POST_NO_FT,
+    )
     assert_matches(ours.to_dict(), theirs)
 
 
@@ -65,10 +88,12 @@ def test_fliptest_matches_smclarify():
         df = random_frame(rng, n, 2)
         if not df.p.any():
             continue
-        theirs = smclarify_report(df, facet="f", label="y", pred="p", group=None, methods_pre=["CI"],
-                                  methods_post=["FT"])
-        ours = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify",
-                         methods=["CI", "FT"])
+        theirs = smclarify_report(
+            df, facet="f", label="y", pred="p", group=None, methods_pre=["CI"], methods_post=["FT"]
+        )
+        ours = cb.report(
+            df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify", methods=["CI", "FT"]
+        )
         assert_matches(ours.to_dict(), theirs)
 
 
@@ -105,21 +130,31 @@ def test_fliptest_glue_with_an_sklearn_stand_in(monkeypatch):
         df = random_frame(rng, n, 3)
         if not df.p.any():
             continue
-        theirs = smclarify_report(df, facet="f", label="y", pred="p", group=None, methods_pre=["CI"],
-                                  methods_post=["FT"])
-        ours = cb.report(df.assign(f=df.f.astype("category")), label="y", facet="f", label_values=[True],
-                         predicted_label="p", compat="smclarify", methods=["CI", "FT"])
+        theirs = smclarify_report(
+            df, facet="f", label="y", pred="p", group=None, methods_pre=["CI"], methods_post=["FT"]
+        )
+        ours = cb.report(
+            df.assign(f=df.f.astype("category")),
+            label="y",
+            facet="f",
+            label_values=[True],
+            predicted_label="p",
+            compat="smclarify",
+            methods=["CI", "FT"],
+        )
         assert_matches(ours.to_dict(), theirs)
     # a string column left among the features: smclarify's error entry; clarion skips it by default
     df = random_frame(rng, 30, 2).assign(s=["q"] * 30)
-    sm = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify",
-                   methods=["FT"]).to_frame()
+    sm = cb.report(
+        df, label="y", facet="f", label_values=[True], predicted_label="p", compat="smclarify", methods=["FT"]
+    ).to_frame()
     assert (sm.error == "FlipTest does not support non-numeric columns").all()
     cl = cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"]).to_frame()
     assert cl.value.notna().all() and (cl.error == "").all()
     with pytest.raises(ValueError, match="features: column 's' is not numeric"):
-        cb.report(df, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"],
-                  features=["x1", "s"])
+        cb.report(
+            df, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"], features=["x1", "s"]
+        )
     nan = df.assign(x1=np.where(np.arange(30) == 3, np.nan, df.x1))
     got = cb.report(nan, label="y", facet="f", label_values=[True], predicted_label="p", methods=["FT"]).to_frame()
     assert got.value.isna().all() and got.error.str.contains("NaN").all()

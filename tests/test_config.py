@@ -25,8 +25,14 @@ EXAMPLE = {
     "methods": {
         "pre_training_bias": {"methods": "all"},
         "post_training_bias": {"methods": ["DPPL", "DI", "AD", "FT"]},
-        "shap": {"num_clusters": 3, "num_samples": 200, "agg_method": "mean_abs",
-                 "use_logit": False, "save_local_shap_values": True, "seed": 7},
+        "shap": {
+            "num_clusters": 3,
+            "num_samples": 200,
+            "agg_method": "mean_abs",
+            "use_logit": False,
+            "save_local_shap_values": True,
+            "seed": 7,
+        },
         "pdp": {"top_k_features": 3, "grid_resolution": 15},
         "report": {"name": "report", "title": "Loan model analysis"},
     },
@@ -56,9 +62,15 @@ def test_yaml_round_trip(tmp_path):
 
 
 def test_job_defaults_applied():
-    c = AnalysisConfig.from_dict({"dataset_type": "TEXT/CSV", "label": "y", "label_values_or_threshold": [1],
-                                  "facet": [{"name_or_index": 0}],
-                                  "methods": {"shap": {}, "pdp": {}, "report": {}}})
+    c = AnalysisConfig.from_dict(
+        {
+            "dataset_type": "TEXT/CSV",
+            "label": "y",
+            "label_values_or_threshold": [1],
+            "facet": [{"name_or_index": 0}],
+            "methods": {"shap": {}, "pdp": {}, "report": {}},
+        }
+    )
     assert c.dataset_type == "text/csv"
     assert c.probability_threshold == 0.5
     assert c.shap.agg_method == "mean_abs" and c.shap.use_logit is False and c.shap.save_local_shap_values is True
@@ -92,8 +104,11 @@ def mutate(path, value):
         ("methods.shap.use_logit", "yes", r"^methods.shap.use_logit: expected true or false"),
         ("methods.shap.num_samples", 1, r"^methods.shap.num_samples: expected an integer in \[2, 1,000,000\]"),
         ("methods.shap.baseline", [[1, 2]], r"^methods.shap: baseline and num_clusters are mutually exclusive"),
-        ("methods.post_training_bias.methods", ["DPPL", "XX"],
-         r"^methods.post_training_bias.methods\[1\]: must be one of"),
+        (
+            "methods.post_training_bias.methods",
+            ["DPPL", "XX"],
+            r"^methods.post_training_bias.methods\[1\]: must be one of",
+        ),
         ("methods.pre_training_bias.methods", "some", r"^methods.pre_training_bias.methods: must be one of"),
         ("methods.pre_training_bias.confidence", 1.5, r"^methods.pre_training_bias.confidence: expected a number"),
         ("methods.pdp.grid_resolution", 1, r"^methods.pdp.grid_resolution: expected an integer in \[2, 1,000\]"),
@@ -138,8 +153,10 @@ def test_sagemaker_keys_warn_and_are_kept_out_of_the_analysis():
         warnings.simplefilter("always")
         c = AnalysisConfig.from_dict(d)
     msgs = [str(w.message) for w in rec if issubclass(w.category, ConfigWarning)]
-    assert any(m.startswith("predictor.model_name: SageMaker-only key, ignored by clarion; use predictor.model_uri")
-               for m in msgs)
+    assert any(
+        m.startswith("predictor.model_name: SageMaker-only key, ignored by clarion; use predictor.model_uri")
+        for m in msgs
+    )
     assert any(m.startswith("dataset_uri: SageMaker-only key") for m in msgs)
     assert c.predictor.sagemaker == {"model_name": "m", "instance_type": "ml.m5.large"}
     assert c.to_dict()["predictor"]["model_name"] == "m"  # preserved on write

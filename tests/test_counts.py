@@ -26,9 +26,17 @@ def assert_same_counts(got, want, weighted):
 
 
 def reference_counts(case, **kw):
-    return clarion.grouped_counts(case.groups, case.labels, case.preds, weights=case.weights,
-                                  n_groups=case.n_groups, n_labels=case.n_labels, n_preds=case.n_preds,
-                                  backend="numpy", **kw)
+    return clarion.grouped_counts(
+        case.groups,
+        case.labels,
+        case.preds,
+        weights=case.weights,
+        n_groups=case.n_groups,
+        n_labels=case.n_labels,
+        n_preds=case.n_preds,
+        backend="numpy",
+        **kw,
+    )
 
 
 @given(case=counts_cases())
@@ -36,35 +44,63 @@ def test_grouped_counts_matches_reference(compiled, case):
     backend = compiled
     want = reference_counts(case)
     g, lab, p, w = backend.put(case.groups, case.labels, case.preds, case.weights)
-    got = clarion.grouped_counts(g, lab, p, weights=w, n_groups=case.n_groups, n_labels=case.n_labels,
-                                 n_preds=case.n_preds, backend=backend)
+    got = clarion.grouped_counts(
+        g, lab, p, weights=w, n_groups=case.n_groups, n_labels=case.n_labels, n_preds=case.n_preds, backend=backend
+    )
     assert_same_counts(got, want, case.weights is not None)
 
 
-@given(case=counts_cases(max_batch=2), n_boot=st.integers(1, 5), seed=st.integers(0, 2**64 - 1),
-       offset=st.integers(0, 2**40))
+@given(
+    case=counts_cases(max_batch=2),
+    n_boot=st.integers(1, 5),
+    seed=st.integers(0, 2**64 - 1),
+    offset=st.integers(0, 2**40),
+)
 def test_bootstrap_matches_reference(compiled, case, n_boot, seed, offset):
     backend = compiled
     want = reference_counts(case, n_bootstrap=n_boot, seed=seed, row_offset=offset)
     g, lab, p, w = backend.put(case.groups, case.labels, case.preds, case.weights)
-    got = clarion.grouped_counts(g, lab, p, weights=w, n_groups=case.n_groups, n_labels=case.n_labels,
-                                 n_preds=case.n_preds, n_bootstrap=n_boot, seed=seed, row_offset=offset,
-                                 backend=backend)
+    got = clarion.grouped_counts(
+        g,
+        lab,
+        p,
+        weights=w,
+        n_groups=case.n_groups,
+        n_labels=case.n_labels,
+        n_preds=case.n_preds,
+        n_bootstrap=n_boot,
+        seed=seed,
+        row_offset=offset,
+        backend=backend,
+    )
     assert_same_counts(got, want, case.weights is not None)
 
 
-@given(case=counts_cases(max_batch=2, with_weights=True), n_boot=st.integers(0, 5),
-       seed=st.integers(0, 2**64 - 1), offset=st.integers(0, 2**40), threads=st.integers(1, 3))
-def test_cpu_weighted_sums_equal_reference_bitwise_within_one_chunk(case, n_boot, seed, offset,
-                                                                     threads):
+@given(
+    case=counts_cases(max_batch=2, with_weights=True),
+    n_boot=st.integers(0, 5),
+    seed=st.integers(0, 2**64 - 1),
+    offset=st.integers(0, 2**40),
+    threads=st.integers(1, 3),
+)
+def test_cpu_weighted_sums_equal_reference_bitwise_within_one_chunk(case, n_boot, seed, offset, threads):
     """Up to 65,536 rows the CPU fills one table, adding each cell's weights (times the replicate
     draw of add_replicate, grouped_counts.hpp) in row order, as np.bincount does in the reference:
     the float sums agree bit for bit, with or without bootstrap, whatever the thread count."""
     kw = dict(n_bootstrap=n_boot, seed=seed, row_offset=offset) if n_boot else {}
     want = reference_counts(case, **kw)
-    got = clarion.grouped_counts(case.groups, case.labels, case.preds, weights=case.weights,
-                                 n_groups=case.n_groups, n_labels=case.n_labels,
-                                 n_preds=case.n_preds, backend="cpu", n_threads=threads, **kw)
+    got = clarion.grouped_counts(
+        case.groups,
+        case.labels,
+        case.preds,
+        weights=case.weights,
+        n_groups=case.n_groups,
+        n_labels=case.n_labels,
+        n_preds=case.n_preds,
+        backend="cpu",
+        n_threads=threads,
+        **kw,
+    )
     assert got.dtype == want.dtype == np.float64
     np.testing.assert_array_equal(got, want)
 
@@ -73,12 +109,21 @@ def test_cpu_weighted_sums_equal_reference_bitwise_within_one_chunk(case, n_boot
 def test_threshold_counts_matches_reference(compiled, case, n_boot):
     backend = compiled
     kw = dict(n_bootstrap=n_boot, seed=7) if n_boot else {}
-    want = clarion.grouped_threshold_counts(case.groups, case.labels, case.scores, case.thresholds,
-                                            weights=case.weights, n_groups=case.n_groups,
-                                            n_labels=case.n_labels, backend="numpy", **kw)
+    want = clarion.grouped_threshold_counts(
+        case.groups,
+        case.labels,
+        case.scores,
+        case.thresholds,
+        weights=case.weights,
+        n_groups=case.n_groups,
+        n_labels=case.n_labels,
+        backend="numpy",
+        **kw,
+    )
     g, lab, s, w = backend.put(case.groups, case.labels, case.scores, case.weights)
-    got = clarion.grouped_threshold_counts(g, lab, s, case.thresholds, weights=w, n_groups=case.n_groups,
-                                           n_labels=case.n_labels, backend=backend, **kw)
+    got = clarion.grouped_threshold_counts(
+        g, lab, s, case.thresholds, weights=w, n_groups=case.n_groups, n_labels=case.n_labels, backend=backend, **kw
+    )
     assert_same_counts(got, want, case.weights is not None)
 
 
@@ -101,20 +146,23 @@ def test_cuda_equals_cpu_bitwise(cuda):
         assert cuda.get(dev).tobytes() == host.tobytes()
     runs = [cuda.get(clarion.grouped_counts(dg, dlab, dp, weights=dw, backend="cuda", **sizes)) for _ in range(2)]
     assert runs[0].tobytes() == runs[1].tobytes()
-    np.testing.assert_allclose(runs[0], clarion.grouped_counts(g, lab, p, weights=w, backend="cpu", **sizes),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        runs[0], clarion.grouped_counts(g, lab, p, weights=w, backend="cpu", **sizes), rtol=1e-12
+    )
 
 
 @given(case=counts_cases(with_scores=True, with_preds=False, with_weights=False))
 def test_threshold_counts_equal_thresholded_predictions(case):
     """Column t of the threshold kernel equals grouped_counts on (score >= t) predictions."""
-    got = clarion.grouped_threshold_counts(case.groups, case.labels, case.scores, case.thresholds,
-                                           n_groups=case.n_groups, n_labels=case.n_labels)
+    got = clarion.grouped_threshold_counts(
+        case.groups, case.labels, case.scores, case.thresholds, n_groups=case.n_groups, n_labels=case.n_labels
+    )
     scores = case.scores if case.scores.ndim == 2 else case.scores[:, None]
     for t, thr in enumerate(case.thresholds):
         preds = (scores >= thr).astype(np.int8)
-        want = clarion.grouped_counts(case.groups, case.labels, preds, n_groups=case.n_groups,
-                                      n_labels=case.n_labels, n_preds=2, backend="numpy")
+        want = clarion.grouped_counts(
+            case.groups, case.labels, preds, n_groups=case.n_groups, n_labels=case.n_labels, n_preds=2, backend="numpy"
+        )
         if case.scores.ndim == 1:
             np.testing.assert_array_equal(got[t], want[0])
         else:
@@ -134,8 +182,7 @@ def test_reference_agrees_with_sklearn_confusion_matrix(case):
             if not m.any():  # sklearn refuses empty input; the group's table must be all zero
                 assert not counts[b, grp].any()
                 continue
-            want = confusion_matrix(case.labels[m], preds[m, b],
-                                    labels=range(max(case.n_labels, case.n_preds, 2)))
+            want = confusion_matrix(case.labels[m], preds[m, b], labels=range(max(case.n_labels, case.n_preds, 2)))
             np.testing.assert_array_equal(counts[b, grp], want[: case.n_labels, : case.n_preds])
 
 
@@ -174,8 +221,10 @@ def test_large_input_spans_many_chunks_and_threads():
     for threads in (1, 2, 7):
         got = clarion.grouped_counts(g, lab, p, weights=w, backend="cpu", n_threads=threads)
         np.testing.assert_allclose(got, want, rtol=1e-12)
-    np.testing.assert_array_equal(clarion.grouped_counts(g, lab, p, backend="cpu", n_threads=3),
-                                  clarion.grouped_counts(g, lab, p, backend="numpy"))
+    np.testing.assert_array_equal(
+        clarion.grouped_counts(g, lab, p, backend="cpu", n_threads=3),
+        clarion.grouped_counts(g, lab, p, backend="numpy"),
+    )
 
 
 def test_weighted_results_are_bitwise_independent_of_thread_count():
@@ -186,8 +235,10 @@ def test_weighted_results_are_bitwise_independent_of_thread_count():
     s = rng.random((n, 2))
     w = rng.exponential(size=n)
     runs = [clarion.grouped_counts(g, lab, weights=w, backend="cpu", n_threads=t) for t in (1, 2, 5, 1)]
-    truns = [clarion.grouped_threshold_counts(g, lab, s, [0.1, 0.5, 0.9], weights=w, backend="cpu", n_threads=t)
-             for t in (1, 3)]
+    truns = [
+        clarion.grouped_threshold_counts(g, lab, s, [0.1, 0.5, 0.9], weights=w, backend="cpu", n_threads=t)
+        for t in (1, 3)
+    ]
     for r in runs[1:]:
         assert r.tobytes() == runs[0].tobytes()
     assert truns[0].tobytes() == truns[1].tobytes()
@@ -225,9 +276,14 @@ def test_bootstrap_chunks_with_row_offset_sum_to_whole(backend):
     g, lab = backend.put(rng.integers(0, 4, n), rng.integers(0, 2, n))
     whole = clarion.grouped_counts(g, lab, n_bootstrap=3, seed=5, backend=backend)
     cuts = [0, 17, 4000, 4001, n]
-    parts = sum(backend.get(clarion.grouped_counts(g[a:b], lab[a:b], n_groups=4, n_labels=2, n_bootstrap=3, seed=5,
-                                                   row_offset=a, backend=backend))
-                for a, b in zip(cuts[:-1], cuts[1:]))
+    parts = sum(
+        backend.get(
+            clarion.grouped_counts(
+                g[a:b], lab[a:b], n_groups=4, n_labels=2, n_bootstrap=3, seed=5, row_offset=a, backend=backend
+            )
+        )
+        for a, b in zip(cuts[:-1], cuts[1:])
+    )
     np.testing.assert_array_equal(parts, backend.get(whole))
 
 
@@ -250,24 +306,38 @@ L2 = np.array([0, 1, 1, 0], dtype=np.int64)
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(groups=np.array([0, 1, 5, 1]), n_groups=3),
-         _counts.MSG_CODE_RANGE.format(arg="groups", value=5, row=2, col="", n=3, hint=" (-1 leaves a row out)")),
-        (dict(groups=np.array([0, -2, 1, 1])),
-         _counts.MSG_CODE_RANGE.format(arg="groups", value=-2, row=1, col="", n=2, hint=" (-1 leaves a row out)")),
-        (dict(labels=np.array([0, 1, -1, 0])),
-         _counts.MSG_CODE_RANGE.format(arg="labels", value=-1, row=2, col="", n=2, hint="")),
-        (dict(labels=np.array([0, 1, 1, 3]), n_labels=2),
-         _counts.MSG_CODE_RANGE.format(arg="labels", value=3, row=3, col="", n=2, hint="")),
-        (dict(preds=np.array([[0, 1], [1, 1], [1, 2], [0, 0]]), n_preds=2),
-         _counts.MSG_CODE_RANGE.format(arg="preds", value=2, row=2, col=" (column 1)", n=2, hint="")),
+        (
+            dict(groups=np.array([0, 1, 5, 1]), n_groups=3),
+            _counts.MSG_CODE_RANGE.format(arg="groups", value=5, row=2, col="", n=3, hint=" (-1 leaves a row out)"),
+        ),
+        (
+            dict(groups=np.array([0, -2, 1, 1])),
+            _counts.MSG_CODE_RANGE.format(arg="groups", value=-2, row=1, col="", n=2, hint=" (-1 leaves a row out)"),
+        ),
+        (
+            dict(labels=np.array([0, 1, -1, 0])),
+            _counts.MSG_CODE_RANGE.format(arg="labels", value=-1, row=2, col="", n=2, hint=""),
+        ),
+        (
+            dict(labels=np.array([0, 1, 1, 3]), n_labels=2),
+            _counts.MSG_CODE_RANGE.format(arg="labels", value=3, row=3, col="", n=2, hint=""),
+        ),
+        (
+            dict(preds=np.array([[0, 1], [1, 1], [1, 2], [0, 0]]), n_preds=2),
+            _counts.MSG_CODE_RANGE.format(arg="preds", value=2, row=2, col=" (column 1)", n=2, hint=""),
+        ),
         (dict(weights=np.array([1.0, -0.5, 1.0, 1.0])), _counts.MSG_WEIGHT.format(value=-0.5, row=1)),
         (dict(weights=np.array([1.0, 1.0, np.inf, 1.0])), _counts.MSG_WEIGHT.format(value=np.inf, row=2)),
-        (dict(weights=np.array([1.0, 1.0, 1.0, np.nan], dtype=np.float32)),
-         _counts.MSG_WEIGHT.format(value=np.nan, row=3)),
+        (
+            dict(weights=np.array([1.0, 1.0, 1.0, np.nan], dtype=np.float32)),
+            _counts.MSG_WEIGHT.format(value=np.nan, row=3),
+        ),
         (dict(labels=np.array([0, 1, 1])), _counts.MSG_LENGTH.format(arg="labels", got=3, n=4)),
         (dict(weights=np.ones(5)), _counts.MSG_LENGTH.format(arg="weights", got=5, n=4)),
-        (dict(groups=np.zeros((4, 2), dtype=np.int64)),
-         _counts.MSG_NDIM.format(arg="groups", want="1-D", shape=(4, 2))),
+        (
+            dict(groups=np.zeros((4, 2), dtype=np.int64)),
+            _counts.MSG_NDIM.format(arg="groups", want="1-D", shape=(4, 2)),
+        ),
         (dict(n_groups=-1), _counts.MSG_SIZE.format(arg="n_groups", value=-1)),
     ],
 )
@@ -284,8 +354,10 @@ def test_bad_input_raises_value_error_naming_argument(backend, kwargs, message):
     [
         (dict(groups=np.array([0.0, 1.0, 1.0, 0.0])), _counts.MSG_NOT_INTEGER.format(arg="groups", dtype="float64")),
         (dict(labels=np.array(["a", "b", "a", "b"])), _counts.MSG_NOT_INTEGER.format(arg="labels", dtype="<U1")),
-        (dict(labels=np.array(["a", "b", "a", "b"], dtype=object)),
-         _counts.MSG_NOT_INTEGER.format(arg="labels", dtype="object")),
+        (
+            dict(labels=np.array(["a", "b", "a", "b"], dtype=object)),
+            _counts.MSG_NOT_INTEGER.format(arg="labels", dtype="object"),
+        ),
         (dict(weights=np.array(["1", "2", "3", "4"])), _counts.MSG_NOT_FLOAT.format(arg="weights", dtype="<U1")),
     ],
 )
@@ -322,6 +394,7 @@ def test_bootstrap_needs_seed():
 
 
 # ---- dispatch and build ---------------------------------------------------------------------------
+
 
 def test_backend_selection_and_errors(monkeypatch):
     from clarion import _backend
@@ -361,7 +434,9 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, clarion; heavy = [m for m in ('pandas', 'sklearn', 'cupy', 'dask', 'shap', 'scipy') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, clarion; heavy = [m for m in ('pandas', 'sklearn', 'cupy', 'dask', 'shap', 'scipy') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

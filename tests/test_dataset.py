@@ -15,8 +15,14 @@ from clarion.dataset import DataError, read_dataset
 def frame():
     rng = np.random.default_rng(0)
     n = 57
-    return pd.DataFrame({"age": rng.integers(18, 80, n), "income": rng.normal(size=n).round(6),
-                         "sex": rng.choice(["F", "M"], n), "label": rng.integers(0, 2, n)})
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n),
+            "income": rng.normal(size=n).round(6),
+            "sex": rng.choice(["F", "M"], n),
+            "label": rng.integers(0, 2, n),
+        }
+    )
 
 
 def test_csv_with_header_chunked_equals_whole(tmp_path, frame):
@@ -44,8 +50,9 @@ def test_jsonlines_and_json(tmp_path, frame):
     with open(path, "w") as fh:
         for r in frame.itertuples(index=False):
             fh.write(json.dumps({"features": [int(r.age), float(r.income), r.sex], "label": int(r.label)}) + "\n")
-    got, lines = read_dataset(path, "application/jsonlines", features="features", label="label",
-                              headers=feats + ["label"], chunk_rows=7).read_all()
+    got, lines = read_dataset(
+        path, "application/jsonlines", features="features", label="label", headers=feats + ["label"], chunk_rows=7
+    ).read_all()
     pd.testing.assert_frame_equal(got, frame, check_dtype=False)
     assert lines[0] == 1 and lines[-1] == len(frame)
     jpath = tmp_path / "d.json"

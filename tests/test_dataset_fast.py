@@ -13,10 +13,11 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from clarion import dataset
-from clarion.dataset import DataError, read_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from clarion import dataset
+from clarion.dataset import DataError, read_dataset
 
 
 # The CSV reader as it was before the fast path (line by line with the csv module), verbatim: the
@@ -101,13 +102,20 @@ def _assert_equal(slow, fast):
         pd.testing.assert_frame_equal(ff, sf, check_exact=True)
 
 
-TEXT = st.lists(st.sampled_from(list('ab ,"\'xé') + ["\n", "\r", "NaN", "nan", "NA", "null", "1", "-"]),
-                max_size=4).map("".join)
-INTS = st.one_of(st.integers(-1000, 1000), st.integers(-(2**63) + 1, 2**63 - 1),
-                 st.integers(2**63, 2**70), st.sampled_from([0, -0, 2**53 + 1]))
-FLOATS = st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(repr),
-                   st.floats(-1e6, 1e6).map(lambda x: f"{x:.3f}"),
-                   st.sampled_from(["1e3", ".5", "5.", "+2", "-0", "1E-5", "0.1", "nan", "inf", " 3", "0x10"]))
+TEXT = st.lists(
+    st.sampled_from(list("ab ,\"'xé") + ["\n", "\r", "NaN", "nan", "NA", "null", "1", "-"]), max_size=4
+).map("".join)
+INTS = st.one_of(
+    st.integers(-1000, 1000),
+    st.integers(-(2**63) + 1, 2**63 - 1),
+    st.integers(2**63, 2**70),
+    st.sampled_from([0, -0, 2**53 + 1]),
+)
+FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(-1e6, 1e6).map(lambda x: f"{x:.3f}"),
+    st.sampled_from(["1e3", ".5", "5.", "+2", "-0", "1E-5", "0.1", "nan", "inf", " 3", "0x10"]),
+)
 CELL_INT = st.one_of(INTS.map(str), st.just(""), st.sampled_from([" 7", "7 ", "1.0", "x"]))
 
 
@@ -116,13 +124,21 @@ def csv_files(draw):
     n = draw(st.integers(0, 40))
     clean = draw(st.booleans())
     ints = draw(st.lists(INTS.map(str) if clean else CELL_INT, min_size=n, max_size=n))
-    floats = draw(st.lists(FLOATS.filter(lambda s: s.strip() not in ("nan", "inf", "0x10")) if clean else FLOATS,
-                           min_size=n, max_size=n))
+    floats = draw(
+        st.lists(
+            FLOATS.filter(lambda s: s.strip() not in ("nan", "inf", "0x10")) if clean else FLOATS,
+            min_size=n,
+            max_size=n,
+        )
+    )
     texts = draw(st.lists(TEXT, min_size=n, max_size=n))
     labels = draw(st.lists(st.sampled_from(["0", "1"] if clean else ["0", "1", ""]), min_size=n, max_size=n))
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
-                   quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])))
+    w = csv.writer(
+        buf,
+        lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
+        quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])),
+    )
     if draw(st.booleans()):
         w.writerow(["i", "f", "s", "label"])
     for row in zip(ints, floats, texts, labels):
@@ -135,20 +151,25 @@ def csv_files(draw):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=csv_files(), chunk_rows=st.sampled_from([1, 2, 3, 7, 1000]), skip=st.booleans(),
-       headers=st.sampled_from([None, ["i", "f", "s", "label"]]))
+@given(
+    text=csv_files(),
+    chunk_rows=st.sampled_from([1, 2, 3, 7, 1000]),
+    skip=st.booleans(),
+    headers=st.sampled_from([None, ["i", "f", "s", "label"]]),
+)
 def test_fast_path_equals_line_by_line(tmp_path, monkeypatch, text, chunk_rows, skip, headers):
     path = tmp_path / "g.csv"
     path.write_bytes(text.encode("utf-8"))
-    _assert_same(path, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("label",),
-                 headers=headers)
+    _assert_same(path, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("label",), headers=headers)
 
 
 def test_fast_path_quoting_and_text_columns(tmp_path, monkeypatch):
     """Quoted fields with commas, doubled quotes, NaN-like text, empty fields and large ints are read
     by the fast path itself (not the fallback) and equal the line-by-line path."""
-    text = ('id,name,score,big\n1,"a, b",0.5,9007199254740993\n2,"say ""hi""",,-9223372036854775807\n'
-            '3,NaN,1e3,0\n4,,2.5,12\n5,null,-0.125,7\n')
+    text = (
+        'id,name,score,big\n1,"a, b",0.5,9007199254740993\n2,"say ""hi""",,-9223372036854775807\n'
+        "3,NaN,1e3,0\n4,,2.5,12\n5,null,-0.125,7\n"
+    )
     path = tmp_path / "q.csv"
     path.write_text(text)
     calls = []
@@ -174,8 +195,14 @@ def test_headers_from_config_and_lone_cr(tmp_path, monkeypatch):
 
 def _big(tmp_path, n=5000, bad_row=3777, kind="fields"):
     rng = np.random.default_rng(1)
-    df = pd.DataFrame({"a": rng.integers(0, 100, n), "b": rng.normal(size=n).round(4),
-                       "c": rng.choice(["p", "q"], n), "label": rng.integers(0, 2, n)})
+    df = pd.DataFrame(
+        {
+            "a": rng.integers(0, 100, n),
+            "b": rng.normal(size=n).round(4),
+            "c": rng.choice(["p", "q"], n),
+            "label": rng.integers(0, 2, n),
+        }
+    )
     lines = df.to_csv(index=False).splitlines(keepends=True)
     i = bad_row  # lines[0] is the header, so lines[i] is file line i + 1
     if kind == "fields":
@@ -189,17 +216,24 @@ def _big(tmp_path, n=5000, bad_row=3777, kind="fields"):
     return path, df.drop(index=bad_row - 1).reset_index(drop=True), i + 1
 
 
-@pytest.mark.parametrize("kind,message", [("fields", "expected 4 fields, got 3"),
-                                          ("number", "column 'a': 'oops' is not a number"),
-                                          ("missing", "column 'label': missing value")])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("fields", "expected 4 fields, got 3"),
+        ("number", "column 'a': 'oops' is not a number"),
+        ("missing", "column 'label': missing value"),
+    ],
+)
 def test_malformed_row_deep_in_large_file(tmp_path, monkeypatch, kind, message):
     path, good, line = _big(tmp_path, kind=kind)
     for k in (500, 777, 3775, 3776, 3777, 10_000):
-        with pytest.raises(DataError, match=rf"big_{kind}.csv: line {line}(, |: ){message}$".replace("(, |: )column",
-                                                                                                      ", column")):
+        with pytest.raises(
+            DataError, match=rf"big_{kind}.csv: line {line}(, |: ){message}$".replace("(, |: )column", ", column")
+        ):
             read_dataset(path, "text/csv", chunk_rows=k, required=("label",)).read_all()
-        chunks, skipped, examples = _assert_same(path, monkeypatch, chunk_rows=k, skip_bad_rows=True,
-                                                 required=("label",))
+        chunks, skipped, examples = _assert_same(
+            path, monkeypatch, chunk_rows=k, skip_bad_rows=True, required=("label",)
+        )
         assert skipped == 1 and f"line {line}" in examples[0]
         got = pd.concat([c[0] for c in chunks], ignore_index=True)
         pd.testing.assert_frame_equal(got, good, check_dtype=False)

@@ -90,8 +90,13 @@ def reference_flip_test(xa, xd, ya, yd, k):
 
 @pytest.mark.parametrize(
     ("m", "n_a", "n_d", "k", "grid"),
-    [(3, 4000, 1500, 5, False), (2, 3000, 1000, 5, True), (1, 2000, 800, 7, True), (6, 3000, 600, 40, False),
-     (4, 2500, 500, 4, True)],
+    [
+        (3, 4000, 1500, 5, False),
+        (2, 3000, 1000, 5, True),
+        (1, 2000, 800, 7, True),
+        (6, 3000, 600, 40, False),
+        (4, 2500, 500, 4, True),
+    ],
 )
 def test_cpu_tree_larger_inputs(m, n_a, n_d, k, grid):
     """Deep trees, heavy ties (integer grids), a heap-based neighbour set (k > 32), an even k."""
@@ -100,7 +105,7 @@ def test_cpu_tree_larger_inputs(m, n_a, n_d, k, grid):
         xa = rng.integers(0, 6, size=(n_a, m)).astype(float)
         xd = rng.integers(0, 6, size=(n_d, m)).astype(float)
     else:
-        xa, xd = rng.normal(size=(n_a, m)) * [10.0 ** j for j in range(m)], rng.normal(size=(n_d, m))
+        xa, xd = rng.normal(size=(n_a, m)) * [10.0**j for j in range(m)], rng.normal(size=(n_d, m))
     ya, yd = rng.random(n_a) < 0.3, rng.random(n_d) < 0.6
     want_pos, _ = _reference.knn_vote(xa, ya, xd, k)
     got_pos, _ = kernel_votes("cpu", xa, ya, xd, k)
@@ -190,8 +195,11 @@ def test_dataframe_and_integer_inputs():
         (([1.0, 2.0], [[1.0]], [True, False], [True]), {}, ft.MSG_NDIM.format(arg="features_a", shape=(2,))),
         (([[1.0, 2.0]], [[1.0]], [True], [True]), {}, ft.MSG_COLUMNS.format(got=1, want=2)),
         ((np.zeros((2, 0)), np.zeros((1, 0)), [True, False], [True]), {}, ft.MSG_NO_COLUMNS.format(arg="features_a")),
-        (([[1.0]], [[1.0]], [True, False], [True]), {},
-         ft.MSG_PRED_LENGTH.format(arg="pred_a", got=2, features="features_a", n=1)),
+        (
+            ([[1.0]], [[1.0]], [True, False], [True]),
+            {},
+            ft.MSG_PRED_LENGTH.format(arg="pred_a", got=2, features="features_a", n=1),
+        ),
         (([[1.0]], [[1.0]], [True], [2]), {}, ft.MSG_PRED_VALUE.format(arg="pred_d", value=2, row=0)),
         (([[1.0]], [[1.0]], [True], np.array(["x"])), {}, ft.MSG_PRED_DTYPE.format(arg="pred_d", dtype="<U1")),
         (([[1.0]], [[1.0]], [[True]], [True]), {}, ft.MSG_PRED_NDIM.format(arg="pred_a", shape=(1, 1))),
@@ -201,12 +209,21 @@ def test_dataframe_and_integer_inputs():
         (([[1.0], [2.0]], [[1.0]], [True, False], [True]), {"k": 0}, ft.MSG_K.format(n_a=2, k=0)),
         (([[1.0], [2.0]], [[1.0]], [True, False], [True]), {"k": True}, ft.MSG_K.format(n_a=2, k=True)),
         (([[1.0], [2.0]], [[1.0]], [True, False], [True]), {"k": 1.0}, ft.MSG_K.format(n_a=2, k=1.0)),
-        (([[1.0, 0.0], [2.0, np.nan]], [[1.0, 0.0]], [True, False], [True]), {},
-         ft.MSG_NONFINITE.format(arg="features_a", value=np.nan, row=1, col=1)),
-        (([[1.0]], [[1.0], [np.inf], [-np.inf]], [True], [True] * 3), {},
-         ft.MSG_NONFINITE.format(arg="features_d", value=np.inf, row=1, col=0)),
-        ((np.array([["a"]]), [[1.0]], [True], [True]), {},
-         ft.MSG_DTYPE.format(arg="features_a", dtype="<U1", where="")),
+        (
+            ([[1.0, 0.0], [2.0, np.nan]], [[1.0, 0.0]], [True, False], [True]),
+            {},
+            ft.MSG_NONFINITE.format(arg="features_a", value=np.nan, row=1, col=1),
+        ),
+        (
+            ([[1.0]], [[1.0], [np.inf], [-np.inf]], [True], [True] * 3),
+            {},
+            ft.MSG_NONFINITE.format(arg="features_d", value=np.inf, row=1, col=0),
+        ),
+        (
+            (np.array([["a"]]), [[1.0]], [True], [True]),
+            {},
+            ft.MSG_DTYPE.format(arg="features_a", dtype="<U1", where=""),
+        ),
     ],
 )
 def test_bad_input(args, kwargs, message):
@@ -269,8 +286,14 @@ def test_matches_smclarify_ft_mixed_columns():
     """Integer, bool and float feature columns, through a DataFrame, at a size with a deep tree."""
     rng = np.random.default_rng(11)
     n = 3000
-    df = pd.DataFrame({"age": rng.integers(18, 80, n), "income": rng.lognormal(10, 1, n),
-                       "score": rng.normal(size=n), "member": rng.random(n) < 0.3})
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n),
+            "income": rng.lognormal(10, 1, n),
+            "score": rng.normal(size=n),
+            "member": rng.random(n) < 0.3,
+        }
+    )
     df["income"] += rng.random(n)  # income ties broken: smclarify's tree order is then irrelevant
     facet = rng.random(n) < 0.35
     pred = rng.random(n) < 0.5

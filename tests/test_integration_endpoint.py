@@ -11,15 +11,15 @@ import pytest
 pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
-from sklearn.datasets import load_breast_cancer  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from clarion import bias  # noqa: E402
-from clarion.explain import KernelShap, partial_dependence  # noqa: E402
-from clarion.models import Endpoint, as_model  # noqa: E402
-from clarion.serve import ModelServer  # noqa: E402
+from clarion import bias
+from clarion.explain import KernelShap, partial_dependence
+from clarion.models import Endpoint, as_model
+from clarion.serve import ModelServer
 
 FEATURES = ["mean radius", "mean texture", "mean smoothness", "mean symmetry", "worst area", "worst concavity"]
 
@@ -69,8 +69,7 @@ def test_post_training_bias_through_endpoint_equals_in_process(served):
     frame["label"] = y
     remote_scores = Endpoint(url, probability=1).predict(X)[:, 0]
     np.testing.assert_array_equal(remote_scores, p1(clf)(X))
-    kwargs = dict(label="label", label_values=[1], facet="large", facet_values=["yes"], stage="post",
-                  features=FEATURES)
+    kwargs = dict(label="label", label_values=[1], facet="large", facet_values=["yes"], stage="post", features=FEATURES)
     local = bias.report(frame, predicted_label=p1(clf)(X), **kwargs).to_frame()
     remote = bias.report(frame, predicted_label=remote_scores, **kwargs).to_frame()
     pd.testing.assert_frame_equal(remote, local)

@@ -7,10 +7,11 @@ import ast
 import json
 import pathlib
 
-import clarion
 import numpy as np
 import pandas as pd
 import pytest
+
+import clarion
 
 PACKAGE = pathlib.Path(clarion.__file__).parent
 
@@ -36,8 +37,11 @@ def _modules() -> dict[str, pathlib.Path]:
 
 
 def test_no_library_module_imports_the_cli():
-    bad = {m: sorted(i for i in _imports(p) if i == "clarion.cli" or i.startswith("clarion.cli."))
-           for m, p in _modules().items() if not (m.startswith("clarion.cli") or m == "clarion.__main__")}
+    bad = {
+        m: sorted(i for i in _imports(p) if i == "clarion.cli" or i.startswith("clarion.cli."))
+        for m, p in _modules().items()
+        if not (m.startswith("clarion.cli") or m == "clarion.__main__")
+    }
     assert not {m: v for m, v in bad.items() if v}
 
 
@@ -63,18 +67,30 @@ def monitor_setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("job_monitor")
     rng = np.random.default_rng(3)
     n = 240
-    df = pd.DataFrame({"ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 4 * 86_400, n)),
-                                                                           unit="s"),
-                       "sex": np.where(rng.random(n) < 0.4, "F", "M"), "a": rng.normal(size=n),
-                       "b": rng.normal(size=n), "y": (rng.random(n) < 0.5).astype(int)})
+    df = pd.DataFrame(
+        {
+            "ts": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 4 * 86_400, n)), unit="s"),
+            "sex": np.where(rng.random(n) < 0.4, "F", "M"),
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "y": (rng.random(n) < 0.5).astype(int),
+        }
+    )
     model = LogisticRegression().fit(df[["a", "b"]], df["y"])
     dump(model, d / "model.skops")
-    cfg = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["sex"],
-           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                       "post_training_bias": {"methods": ["DPPL", "DI"]},
-                       "shap": {"baseline": [[0.0, 0.0]], "agg_method": "mean_abs", "seed": 1}},
-           "predictor": {"model_uri": "model.skops", "probability": 1}}
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "excluded_columns": ["sex"],
+        "methods": {
+            "pre_training_bias": {"methods": ["CI", "DPL"]},
+            "post_training_bias": {"methods": ["DPPL", "DI"]},
+            "shap": {"baseline": [[0.0, 0.0]], "agg_method": "mean_abs", "seed": 1},
+        },
+        "predictor": {"model_uri": "model.skops", "probability": 1},
+    }
     (d / "config.json").write_text(json.dumps(cfg))
     (d / "config_ts.json").write_text(json.dumps({**cfg, "excluded_columns": ["sex", "ts"]}))
     df.to_csv(d / "data.csv", index=False)
@@ -98,8 +114,21 @@ def test_monitor_renders_its_report_once(monitor_setup, monkeypatch, window):
     out = d / f"out_{window}"
     extra = ["--time-column", "ts", "--window", window] if window else []
     config = d / ("config.json" if window else "config_ts.json")
-    code = main(["monitor", "--baseline", baseline, "--data", str(d / "data.csv"), "--config", str(config),
-                 "--output", str(out), "--quiet", *extra])
+    code = main(
+        [
+            "monitor",
+            "--baseline",
+            baseline,
+            "--data",
+            str(d / "data.csv"),
+            "--config",
+            str(config),
+            "--output",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
     assert code != EXIT_ERROR
     html = (out / "report.html").read_text(encoding="utf-8")
     md = (out / "report.md").read_text(encoding="utf-8")

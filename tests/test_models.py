@@ -21,11 +21,13 @@ Y_REG = X_NUM @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * RNG.normal(size=240)
 
 
 def _frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "age": RNG.integers(18, 80, size=240).astype(float),
-        "income": RNG.normal(50, 10, size=240),
-        "city": RNG.choice(["paris", "lyon", "nice"], size=240),
-    })
+    return pd.DataFrame(
+        {
+            "age": RNG.integers(18, 80, size=240).astype(float),
+            "income": RNG.normal(50, 10, size=240),
+            "city": RNG.choice(["paris", "lyon", "nice"], size=240),
+        }
+    )
 
 
 # -- callables and Model checks ------------------------------------------------------------------
@@ -125,7 +127,7 @@ def test_predict_chunks_overlaps_production_with_the_model_call():
         for i in range(4):
             if i == 1:
                 produced_second.set()
-            yield X_NUM[i * 60:(i + 1) * 60]
+            yield X_NUM[i * 60 : (i + 1) * 60]
 
     overlapped = []
 
@@ -158,7 +160,7 @@ def test_predict_chunks_reraises_producer_errors_and_stops():
 
 def test_predict_chunks_abandoned_early_does_not_hang():
     def chunks():
-        for i in range(100):
+        for _ in range(100):
             yield X_NUM[:5]
 
     it = Model(lambda X: X[:, 0]).predict_chunks(chunks(), prefetch=2)
@@ -204,10 +206,12 @@ def test_sklearn_pipeline_on_dataframes_gets_dataframes():
 
     df = _frame()
     y = np.where((df["income"] > 50) & (df["city"] != "nice"), "yes", "no")
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("city", OneHotEncoder(), ["city"])], remainder="passthrough")),
-        ("lr", LogisticRegression()),
-    ]).fit(df, y)
+    pipe = Pipeline(
+        [
+            ("prep", ColumnTransformer([("city", OneHotEncoder(), ["city"])], remainder="passthrough")),
+            ("lr", LogisticRegression()),
+        ]
+    ).fit(df, y)
     m = as_model(pipe)
     assert m.accepts == "pandas" and m.feature_names == ["age", "income", "city"]
     np.testing.assert_array_equal(m.predict(df), pipe.predict_proba(df))
@@ -229,8 +233,9 @@ def test_xgboost_classifier_regressor_and_booster():
     clf = xgb.XGBClassifier(n_jobs=1, n_estimators=15, max_depth=3).fit(X_NUM, Y_BIN)
     np.testing.assert_array_equal(as_model(clf).predict(X_NUM), clf.predict_proba(X_NUM))
     np.testing.assert_array_equal(as_model(clf, output="label").predict(X_NUM)[:, 0], clf.predict(X_NUM))
-    np.testing.assert_array_equal(as_model(clf, output="score").predict(X_NUM)[:, 0],
-                                  clf.predict(X_NUM, output_margin=True))
+    np.testing.assert_array_equal(
+        as_model(clf, output="score").predict(X_NUM)[:, 0], clf.predict(X_NUM, output_margin=True)
+    )
     multi = xgb.XGBClassifier(n_jobs=1, n_estimators=10, max_depth=3).fit(X_NUM, Y_MULTI)
     np.testing.assert_array_equal(as_model(multi).predict(X_NUM), multi.predict_proba(X_NUM))
     reg = xgb.XGBRegressor(n_jobs=1, n_estimators=10).fit(X_NUM, Y_REG)
@@ -238,8 +243,9 @@ def test_xgboost_classifier_regressor_and_booster():
     booster = clf.get_booster()
     direct = booster.predict(xgb.DMatrix(X_NUM))
     np.testing.assert_array_equal(as_model(booster).predict(X_NUM)[:, 0], direct)
-    np.testing.assert_array_equal(as_model(booster, output="score").predict(X_NUM)[:, 0],
-                                  booster.predict(xgb.DMatrix(X_NUM), output_margin=True))
+    np.testing.assert_array_equal(
+        as_model(booster, output="score").predict(X_NUM)[:, 0], booster.predict(xgb.DMatrix(X_NUM), output_margin=True)
+    )
 
 
 def test_xgboost_early_stopping_uses_best_iteration():
@@ -278,8 +284,9 @@ def test_onnx_file_and_session(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression().fit(X_NUM, Y_MULTI)
-    onx = skl2onnx.convert_sklearn(clf, initial_types=[("X", FloatTensorType([None, 4]))],
-                                   options={id(clf): {"zipmap": False}}, target_opset=17)
+    onx = skl2onnx.convert_sklearn(
+        clf, initial_types=[("X", FloatTensorType([None, 4]))], options={id(clf): {"zipmap": False}}, target_opset=17
+    )
     path = tmp_path / "m.onnx"
     path.write_bytes(onx.SerializeToString())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -367,4 +374,3 @@ def test_cupy_native_callable_keeps_device_data():
     # a numpy model fed device data returns device data
     n = as_model(lambda A: A[:, 0])
     assert isinstance(n.predict(Xd), cp.ndarray)
-

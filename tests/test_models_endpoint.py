@@ -25,24 +25,26 @@ from hypothesis import strategies as st
 pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
-from clarion.models import (  # noqa: E402
+from clarion.models import (
     MSG_ENDPOINT_COUNT,
     Endpoint,
     EndpointError,
     EndpointResponseError,
     as_model,
 )
-from clarion.serve import ModelServer  # noqa: E402
+from clarion.serve import ModelServer
 
 RNG = np.random.default_rng(11)
 
 
 def _mixed_frame(n: int = 150) -> pd.DataFrame:
-    return pd.DataFrame({
-        "age": RNG.integers(18, 80, size=n).astype(float),
-        "income": RNG.normal(50, 10, size=n),
-        "city": RNG.choice(["paris", "lyon", "saint-étienne, loire"], size=n),
-    })
+    return pd.DataFrame(
+        {
+            "age": RNG.integers(18, 80, size=n).astype(float),
+            "income": RNG.normal(50, 10, size=n),
+            "city": RNG.choice(["paris", "lyon", "saint-étienne, loire"], size=n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +56,15 @@ def pipeline_and_data():
 
     df = _mixed_frame()
     y = np.digitize(df["income"] + 5 * (df["city"] == "lyon"), [45, 55])
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("city", OneHotEncoder(), ["city"]),
-                                    ("num", StandardScaler(), ["age", "income"])])),
-        ("lr", LogisticRegression()),
-    ]).fit(df, y)
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("num", StandardScaler(), ["age", "income"])]),
+            ),
+            ("lr", LogisticRegression()),
+        ]
+    ).fit(df, y)
     return pipe, df
 
 
@@ -74,16 +80,29 @@ CASES = {
     "csv-prob-column": {"probability": 1},
     "csv->jsonlines": {"accept_type": "application/jsonlines", "probability": "scores"},
     "jsonlines": {"content_type": "application/jsonlines", "probability": "scores"},
-    "jsonlines-template": {"content_type": "application/jsonlines", "probability": "scores",
-                           "content_template": '{"id":7,"features":$features}'},
-    "jsonlines->json": {"content_type": "application/jsonlines", "accept_type": "application/json",
-                        "probability": "predictions[*].scores"},
+    "jsonlines-template": {
+        "content_type": "application/jsonlines",
+        "probability": "scores",
+        "content_template": '{"id":7,"features":$features}',
+    },
+    "jsonlines->json": {
+        "content_type": "application/jsonlines",
+        "accept_type": "application/json",
+        "probability": "predictions[*].scores",
+    },
     "json-records": {"content_type": "application/json", "probability": "predictions[*].scores"},
-    "json-instances-kvp": {"content_type": "application/json", "content_template": '{"instances":$records}',
-                           "record_template": "$features_kvp", "probability": "predictions[*].scores"},
-    "json-one-record": {"content_type": "application/json", "content_template": "$record",
-                        "record_template": '{"features":[${age},${income},${city}]}',
-                        "accept_type": "text/csv"},
+    "json-instances-kvp": {
+        "content_type": "application/json",
+        "content_template": '{"instances":$records}',
+        "record_template": "$features_kvp",
+        "probability": "predictions[*].scores",
+    },
+    "json-one-record": {
+        "content_type": "application/json",
+        "content_template": "$record",
+        "record_template": '{"features":[${age},${income},${city}]}',
+        "accept_type": "text/csv",
+    },
     "json->csv": {"content_type": "application/json", "accept_type": "text/csv"},
 }
 
@@ -108,8 +127,14 @@ def test_served_predictions_equal_direct_ones(served_pipeline, case):
 def test_served_label_maps_through_label_headers(served_pipeline):
     url, pipe, df = served_pipeline
     headers = [str(c) for c in pipe.classes_]
-    with Endpoint(url, content_type="application/jsonlines", label="predicted_label",
-                  probability="scores", output="label", label_headers=headers) as ep:
+    with Endpoint(
+        url,
+        content_type="application/jsonlines",
+        label="predicted_label",
+        probability="scores",
+        output="label",
+        label_headers=headers,
+    ) as ep:
         got = ep.predict(df)
     np.testing.assert_array_equal(got[:, 0], np.argmax(pipe.predict_proba(df), axis=1))
     # the same endpoint through as_model, choosing the probabilities instead
@@ -151,8 +176,12 @@ def test_cli_serve_xgboost_file(tmp_path):
     clf.save_model(path)
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "python"))
-    proc = subprocess.Popen([sys.executable, "-m", "clarion", "serve", str(path), "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clarion", "serve", str(path), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -210,8 +239,9 @@ class FaultyServer:
     def _rows(body: bytes, ctype: str) -> np.ndarray:
         if ctype == "application/json":
             return np.array(json.loads(body), dtype=np.float64).reshape(-1, 2)
-        return np.array([[float(v) for v in ln.split(",")] for ln in body.decode().splitlines() if ln],
-                        dtype=np.float64).reshape(-1, 2)
+        return np.array(
+            [[float(v) for v in ln.split(",")] for ln in body.decode().splitlines() if ln], dtype=np.float64
+        ).reshape(-1, 2)
 
     async def app(self, scope, receive, send):
         if scope["type"] != "http":
@@ -272,22 +302,23 @@ def test_transient_faults_are_retried_away(faults):
     X, expected = _rows(60)
     server = FaultyServer()
     server.plan = {20: list(faults)}
-    with server as url, Endpoint(url, max_batch_rows=10, concurrency=3, timeout=0.4, retries=3,
-                                 backoff=0.01) as ep:
+    with server as url, Endpoint(url, max_batch_rows=10, concurrency=3, timeout=0.4, retries=3, backoff=0.01) as ep:
         np.testing.assert_array_equal(ep.predict(X), expected)
     assert sum(1 for first, _, _ in server.log if first == 20) == len(faults) + 1
 
 
-@pytest.mark.parametrize("fault, status, text", [
-    ("503", 503, "model is warming up"),
-    ("slow", None, "timed out"),
-])
+@pytest.mark.parametrize(
+    "fault, status, text",
+    [
+        ("503", 503, "model is warming up"),
+        ("slow", None, "timed out"),
+    ],
+)
 def test_exhausted_retries_raise_with_first_row_and_message(fault, status, text):
     X, _ = _rows(60)
     server = FaultyServer()
     server.plan = {30: [fault] * 10}
-    with server as url, Endpoint(url, max_batch_rows=10, concurrency=2, timeout=0.3, retries=2,
-                                 backoff=0.01) as ep:
+    with server as url, Endpoint(url, max_batch_rows=10, concurrency=2, timeout=0.3, retries=2, backoff=0.01) as ep:
         with pytest.raises(EndpointError, match="batch starting at row 30 after 3 attempts") as info:
             ep.predict(X)
     assert info.value.first_row == 30 and info.value.status == status
@@ -348,12 +379,16 @@ def test_order_preserved_under_concurrency():
 def test_payload_split_respects_rows_and_bytes():
     n = 300
     X = np.stack([np.arange(n, dtype=np.float64), np.zeros(n)], axis=1)
-    X[n // 2:, 1] = RNG.normal(size=n - n // 2)  # second half: long reprs (~20 bytes more a row)
+    X[n // 2 :, 1] = RNG.normal(size=n - n // 2)  # second half: long reprs (~20 bytes more a row)
     expected = np.stack([X[:, 0], X[:, 0] + X[:, 1]], axis=1)
     for ctype in ("text/csv", "application/json"):
         server = FaultyServer()
-        with server as url, Endpoint(url, content_type=ctype, accept_type="text/csv", max_batch_rows=25,
-                                     max_payload_bytes=400, concurrency=4) as ep:
+        with (
+            server as url,
+            Endpoint(
+                url, content_type=ctype, accept_type="text/csv", max_batch_rows=25, max_payload_bytes=400, concurrency=4
+            ) as ep,
+        ):
             np.testing.assert_array_equal(ep.predict(X), expected)
         sizes = sorted(server.log)
         assert sum(r for _, r, _ in sizes) == n
@@ -370,8 +405,12 @@ def test_row_larger_than_payload_limit():
 
 
 @settings(max_examples=40)
-@given(sizes=st.lists(st.integers(1, 60), max_size=120), rows=st.integers(1, 30),
-       limit=st.integers(90, 400), fixed=st.integers(0, 20))
+@given(
+    sizes=st.lists(st.integers(1, 60), max_size=120),
+    rows=st.integers(1, 30),
+    limit=st.integers(90, 400),
+    fixed=st.integers(0, 20),
+)
 def test_batches_are_contiguous_bounded_and_greedy(sizes, rows, limit, fixed):
     ep = Endpoint("http://127.0.0.1:9/", max_batch_rows=rows, max_payload_bytes=limit)
     enc = [b"x" * s for s in sizes]
@@ -386,7 +425,7 @@ def test_batches_are_contiguous_bounded_and_greedy(sizes, rows, limit, fixed):
     def size(s, e):
         return fixed + sum(sizes[s:e]) + (e - s - 1)
 
-    for k, (s, e) in enumerate(batches):
+    for s, e in batches:
         assert 0 < e - s <= rows and size(s, e) <= limit
         if e < len(enc):  # greedy: the next row would break a limit
             assert e - s == rows or size(s, e + 1) > limit
@@ -413,27 +452,37 @@ def test_serve_loads_module_attribute_and_features_path(tmp_path, monkeypatch):
     from clarion.cli import serve
 
     (tmp_path / "my_scorer.py").write_text(
-        "import numpy as np\n\ndef score(X):\n    return np.asarray(X)[:, 0] * 3 + 1\n")
+        "import numpy as np\n\ndef score(X):\n    return np.asarray(X)[:, 0] * 3 + 1\n"
+    )
     monkeypatch.chdir(tmp_path)
     args = argparse.Namespace(output=None, label_headers=None, trusted=None)
     model = serve.load_model("my_scorer:score", args)
     X, _ = _rows(30)
     np.testing.assert_array_equal(model.predict(X)[:, 0], X[:, 0] * 3 + 1)
     with ModelServer(model, features="payload.values") as url:
-        with Endpoint(url, content_type="application/jsonlines", content_template='{"payload":{"values":$features}}',
-                      probability="scores[0]", max_batch_rows=7) as ep:
+        with Endpoint(
+            url,
+            content_type="application/jsonlines",
+            content_template='{"payload":{"values":$features}}',
+            probability="scores[0]",
+            max_batch_rows=7,
+        ) as ep:
             np.testing.assert_array_equal(ep.predict(X)[:, 0], X[:, 0] * 3 + 1)
     sys.modules.pop("my_scorer", None)
 
 
 @settings(max_examples=40)
-@given(data=st.data(), n=st.integers(1, 6), width=st.integers(1, 4),
-       kind=st.sampled_from(["float64", "float32", "int64"]))
+@given(
+    data=st.data(), n=st.integers(1, 6), width=st.integers(1, 4), kind=st.sampled_from(["float64", "float32", "int64"])
+)
 def test_row_encoding_round_trips_exactly(data, n, width, kind):
     from hypothesis.extra.numpy import arrays
 
-    elements = (st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == "float32" else 64)
-                if kind != "int64" else st.integers(-(2**62), 2**62))
+    elements = (
+        st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == "float32" else 64)
+        if kind != "int64"
+        else st.integers(-(2**62), 2**62)
+    )
     X = data.draw(arrays(kind, (n, width), elements=elements))
     for ctype in ("text/csv", "application/jsonlines", "application/json"):
         ep = Endpoint("http://127.0.0.1:9/", content_type=ctype)
@@ -449,8 +498,7 @@ def test_row_encoding_round_trips_exactly(data, n, width, kind):
             else:
                 doc = json.loads(row)
                 back = [np.nan if v is None else v for v in (doc["features"] if isinstance(doc, dict) else doc)]
-            np.testing.assert_array_equal(np.asarray(back, dtype=np.float64),
-                                          X[i].astype(np.float64), err_msg=ctype)
+            np.testing.assert_array_equal(np.asarray(back, dtype=np.float64), X[i].astype(np.float64), err_msg=ctype)
         body = json.loads(pre + sep.join(enc) + post) if ctype == "application/json" else None
         if body is not None:
             assert len(body) == n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from clarion.models import MSG_SELECT_INDEX, Endpoint, Model, as_model
 
 
@@ -40,8 +41,10 @@ def test_select_index_checked_when_known_and_on_first_call():
         view.predict(X)
 
 
-@pytest.mark.parametrize("kw", [{}, {"label": 0, "probability": 1}, {"label": -1}, {"probability": []},
-                                {"label": [0, 1]}, {"probability": 1.5}])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"label": 0, "probability": 1}, {"label": -1}, {"probability": []}, {"label": [0, 1]}, {"probability": 1.5}],
+)
 def test_select_arguments(kw):
     with pytest.raises(ValueError):
         Model(_three).select(**kw)

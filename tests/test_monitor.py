@@ -18,9 +18,20 @@ def shap_doc(values, label="label0"):
 
 
 def bias_doc(metrics, facet="sex", value="female", stage="post_training_bias_metrics"):
-    return {stage: {"label": "y", "label_value_or_threshold": "1", "facets": {
-        facet: [{"value_or_threshold": value,
-                 "metrics": [{"name": k, "description": k, "value": v} for k, v in metrics.items()]}]}}}
+    return {
+        stage: {
+            "label": "y",
+            "label_value_or_threshold": "1",
+            "facets": {
+                facet: [
+                    {
+                        "value_or_threshold": value,
+                        "metrics": [{"name": k, "description": k, "value": v} for k, v in metrics.items()],
+                    }
+                ]
+            },
+        }
+    }
 
 
 def test_ndcg_docs_worked_example():
@@ -29,9 +40,14 @@ def test_ndcg_docs_worked_example():
     assert ndcg(base, cur) == pytest.approx(0.6876, abs=5e-5)
     r = attribution_drift(shap_doc(base), shap_doc(cur))
     assert not r.ok
-    assert r.violations == [{"label": "label0", "metric_name": "shap",
-                             "constraint_check_type": "feature_attribution_drift_check",
-                             "description": f"Feature attribution drift {ndcg(base, cur)} exceeds threshold 0.9"}]
+    assert r.violations == [
+        {
+            "label": "label0",
+            "metric_name": "shap",
+            "constraint_check_type": "feature_attribution_drift_check",
+            "description": f"Feature attribution drift {ndcg(base, cur)} exceeds threshold 0.9",
+        }
+    ]
     assert attribution_drift(shap_doc(base), shap_doc(cur), threshold=0.6).ok
 
 
@@ -61,9 +77,13 @@ def test_bias_drift_docs_example_and_di_ideal():
     assert r.ok  # closer to the ideal (or equal) everywhere
     r = bias_drift(base, bias_doc({"DPPL": -0.3, "DI": 1.3, "AD": 0.1}))
     assert [v["metric_name"] for v in r.violations] == ["DPPL", "DI"]
-    assert r.violations[0] == {"facet": "sex", "facet_value": "female", "metric_name": "DPPL",
-                               "constraint_check_type": "bias_drift_check",
-                               "description": "Value -0.3 does not meet the constraint requirement"}
+    assert r.violations[0] == {
+        "facet": "sex",
+        "facet_value": "female",
+        "metric_name": "DPPL",
+        "constraint_check_type": "bias_drift_check",
+        "description": "Value -0.3 does not meet the constraint requirement",
+    }
 
 
 def test_bias_drift_infinities_nulls_and_missing():

@@ -17,6 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+
 from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
 from clarion.monitor import TABLE_COLUMNS, check_windows, drift_over_time
 
@@ -25,11 +26,17 @@ START = pd.Timestamp("2026-03-01")
 WINDOWS = [(START + pd.Timedelta(days=d)).isoformat() for d in range(DAYS)]
 
 CONFIG = {
-    "dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
-    "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["sex"],
-    "methods": {"pre_training_bias": {"methods": ["CI", "DPL", "KL", "KS"]},
-                "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "RD"]},
-                "shap": {"baseline": [[0.0, 0.0, 0.0]], "agg_method": "mean_abs"}},
+    "dataset_type": "text/csv",
+    "label": "y",
+    "predicted_label": "pred",
+    "label_values_or_threshold": [1],
+    "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+    "excluded_columns": ["sex"],
+    "methods": {
+        "pre_training_bias": {"methods": ["CI", "DPL", "KL", "KS"]},
+        "post_training_bias": {"methods": ["DPPL", "DI", "DCA", "RD"]},
+        "shap": {"baseline": [[0.0, 0.0, 0.0]], "agg_method": "mean_abs"},
+    },
     "predictor": {"model_uri": "model.skops", "probability": 1},
 }
 
@@ -37,8 +44,16 @@ CONFIG = {
 def base_block(seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     a, b, c = rng.normal(size=(3, N))
-    return pd.DataFrame({"sex": np.where(rng.random(N) < 0.4, "F", "M"), "a": a, "b": b, "c": c,
-                         "y": (rng.random(N) < 0.5).astype(int), "pred": (rng.random(N) < 0.5).astype(int)})
+    return pd.DataFrame(
+        {
+            "sex": np.where(rng.random(N) < 0.4, "F", "M"),
+            "a": a,
+            "b": b,
+            "c": c,
+            "y": (rng.random(N) < 0.5).astype(int),
+            "pred": (rng.random(N) < 0.5).astype(int),
+        }
+    )
 
 
 def injected_block(base: pd.DataFrame) -> pd.DataFrame:
@@ -67,9 +82,10 @@ def stream(inject: bool, *, noisy: bool = False) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    import clarion
     from sklearn.linear_model import LogisticRegression
     from skops.io import dump
+
+    import clarion
 
     d = tmp_path_factory.mktemp("monitor")
     model = LogisticRegression()
@@ -85,15 +101,33 @@ def setup(tmp_path_factory):
     stream(False).to_csv(d / "clean.csv", index=False)
     stream(True).to_csv(d / "injected.csv", index=False)
     res = clarion.analyze(d / "config.json", d / "base.csv", output_dir=d / "baseline", progress=False)
-    return {"dir": d, "baseline": res.paths["analysis"], "config": str(d / "config.json"), "analysis": res.analysis,
-            "config_ts": str(d / "config_ts.json")}
+    return {
+        "dir": d,
+        "baseline": res.paths["analysis"],
+        "config": str(d / "config.json"),
+        "analysis": res.analysis,
+        "config_ts": str(d / "config_ts.json"),
+    }
 
 
 def cli(setup, data, out, *extra):
     d = setup["dir"]
     config = setup["config"] if "--window" in extra else setup["config_ts"]
-    return main(["monitor", "--baseline", setup["baseline"], "--data", str(d / data), "--config", config,
-                 "--output", str(d / out), "--quiet", *extra])
+    return main(
+        [
+            "monitor",
+            "--baseline",
+            setup["baseline"],
+            "--data",
+            str(d / data),
+            "--config",
+            config,
+            "--output",
+            str(d / out),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 # ---- the windowed API ------------------------------------------------------------------------------
@@ -102,8 +136,14 @@ def cli(setup, data, out, *extra):
 @pytest.fixture(scope="module")
 def injected(setup):
     d = setup["dir"]
-    return drift_over_time(setup["baseline"], setup["config"], d / "injected.csv", time_column="ts", window="1D",
-                           output_dir=d / "api_injected")
+    return drift_over_time(
+        setup["baseline"],
+        setup["config"],
+        d / "injected.csv",
+        time_column="ts",
+        window="1D",
+        output_dir=d / "api_injected",
+    )
 
 
 def test_injected_bias_flagged_exactly_from_its_window(injected):
@@ -135,8 +175,15 @@ def test_window_numbers_are_the_engines_on_the_window_rows(setup, injected):
     for k in (0, INJECT_FROM, DAYS - 1):
         w = WINDOWS[k]
         rows = data[day == pd.Timestamp(w)]
-        ref = bias.report(rows, label="y", facet="sex", facet_values=["F"], label_values=[1], predicted_label="pred",
-                          methods=["CI", "DPL", "KL", "KS", "DPPL", "DI", "DCA", "RD"]).to_dict()
+        ref = bias.report(
+            rows,
+            label="y",
+            facet="sex",
+            facet_values=["F"],
+            label_values=[1],
+            predicted_label="pred",
+            methods=["CI", "DPL", "KL", "KS", "DPPL", "DI", "DCA", "RD"],
+        ).to_dict()
         for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
             assert injected.windows[w][stage] == ref[stage]
         g = injected.windows[w]["explanations"]["kernel_shap"]["label0"]["global_shap_values"]
@@ -170,10 +217,16 @@ def test_unchanged_stream_is_never_flagged(setup):
 
 
 #: absolute bounds for sampling noise (300 rows a day, 40 % in facet F): about 2.5 standard errors
-NOISE_RULES = {"CI": {"lower": 0.05, "upper": 0.35}, "DPL": {"lower": -0.2, "upper": 0.2},
-               "KL": {"upper": 0.1}, "KS": {"upper": 0.2}, "DPPL": {"lower": -0.2, "upper": 0.2},
-               "DI": {"lower": 0.6, "upper": 1.6}, "DCA": {"lower": -0.3, "upper": 0.3},
-               "RD": {"lower": -0.3, "upper": 0.3}}
+NOISE_RULES = {
+    "CI": {"lower": 0.05, "upper": 0.35},
+    "DPL": {"lower": -0.2, "upper": 0.2},
+    "KL": {"upper": 0.1},
+    "KS": {"upper": 0.2},
+    "DPPL": {"lower": -0.2, "upper": 0.2},
+    "DI": {"lower": 0.6, "upper": 1.6},
+    "DCA": {"lower": -0.3, "upper": 0.3},
+    "RD": {"lower": -0.3, "upper": 0.3},
+}
 
 
 @pytest.mark.parametrize("inject", [False, True])
@@ -217,14 +270,17 @@ def test_cli_exit_codes(setup, capsys):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--window", "1D"], "--time-column and --window go together"),
-    (["--time-column", "ts", "--window", "2ME"], "not a multiple"),
-    (["--time-column", "ts", "--window", "fortnight"], "not a pandas frequency"),
-    (["--time-column", "when", "--window", "1D"], "column 'when' not found"),
-    (["--time-column", "y", "--window", "1D"], "is the label column"),
-    (["--threshold", "1.5"], "--threshold"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--window", "1D"], "--time-column and --window go together"),
+        (["--time-column", "ts", "--window", "2ME"], "not a multiple"),
+        (["--time-column", "ts", "--window", "fortnight"], "not a pandas frequency"),
+        (["--time-column", "when", "--window", "1D"], "column 'when' not found"),
+        (["--time-column", "y", "--window", "1D"], "is the label column"),
+        (["--threshold", "1.5"], "--threshold"),
+    ],
+)
 def test_cli_bad_input(setup, capsys, extra, message):
     assert cli(setup, "clean.csv", "bad", "--overwrite", *extra) == EXIT_ERROR
     assert message in capsys.readouterr().err
@@ -244,8 +300,20 @@ def test_cli_bad_baseline(setup, capsys, tmp_path):
     assert "no explanations.kernel_shap" in capsys.readouterr().err
     assert not (tmp_path / "o3").exists()  # refused before the analysis ran
     (tmp_path / "rules.json").write_text(json.dumps({"DPPL": {"lower": "low"}}))
-    assert main([*args, "--baseline", setup["baseline"], "--output", str(tmp_path / "o4"),
-                 "--rules", str(tmp_path / "rules.json")]) == EXIT_ERROR
+    assert (
+        main(
+            [
+                *args,
+                "--baseline",
+                setup["baseline"],
+                "--output",
+                str(tmp_path / "o4"),
+                "--rules",
+                str(tmp_path / "rules.json"),
+            ]
+        )
+        == EXIT_ERROR
+    )
     assert "rules['DPPL']" in capsys.readouterr().err
 
 
@@ -253,8 +321,16 @@ def test_cli_written_files(setup):
     d = setup["dir"]
     assert cli(setup, "injected.csv", "files", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
     out = d / "files"
-    for name in ("analysis.json", "analysis_config.json", "constraint_violations.json", "drift_over_time.csv",
-                 "drift_over_time.parquet", "analysis_by_window.json", "report.html", "report.md"):
+    for name in (
+        "analysis.json",
+        "analysis_config.json",
+        "constraint_violations.json",
+        "drift_over_time.csv",
+        "drift_over_time.parquet",
+        "analysis_by_window.json",
+        "report.html",
+        "report.md",
+    ):
         assert (out / name).is_file(), name
     cv = json.loads((out / "constraint_violations.json").read_text())
     assert cv["version"] == "1.0" and set(cv) == {"version", "violations", "scores", "window_scores", "window"}
@@ -263,7 +339,13 @@ def test_cli_written_files(setup):
     assert overall and sorted({v["window"] for v in windowed}) == WINDOWS[INJECT_FROM:]
     for v in cv["violations"]:
         if v["constraint_check_type"] == "bias_drift_check":
-            assert set(v) - {"window"} == {"facet", "facet_value", "metric_name", "constraint_check_type", "description"}
+            assert set(v) - {"window"} == {
+                "facet",
+                "facet_value",
+                "metric_name",
+                "constraint_check_type",
+                "description",
+            }
             assert v["description"].startswith("Value ") and v["facet"] == "sex" and v["facet_value"] == "F"
         else:
             assert v["constraint_check_type"] == "feature_attribution_drift_check"
@@ -277,14 +359,18 @@ def test_cli_written_files(setup):
     np.testing.assert_allclose(csv["value"].to_numpy(), pq["value"].to_numpy(), rtol=1e-12)
     by_window = json.loads((out / "analysis_by_window.json").read_text())
     assert sorted(by_window) == WINDOWS and by_window[WINDOWS[0]]["n_rows"] == N
-    assert set(by_window[WINDOWS[0]]["analysis"]) == {"version", "pre_training_bias_metrics",
-                                                      "post_training_bias_metrics", "explanations"}
+    assert set(by_window[WINDOWS[0]]["analysis"]) == {
+        "version",
+        "pre_training_bias_metrics",
+        "post_training_bias_metrics",
+        "explanations",
+    }
     cfg = json.loads((out / "analysis_config.json").read_text())
     assert "ts" in cfg["excluded_columns"]  # the time column is never a model feature
     html = (out / "report.html").read_text()
     assert html.index("Drift against the baseline") < html.index("</main>")
-    assert html.count("class=\"drift\"") == 8 + 2  # one chart per bias metric, NDCG and SHAP values per label
-    assert html.count("class=\"baseline\"") >= 8 + 1 + 3
+    assert html.count('class="drift"') == 8 + 2  # one chart per bias metric, NDCG and SHAP values per label
+    assert html.count('class="baseline"') >= 8 + 1 + 3
     assert "2026-03-07" in html
     md = (out / "report.md").read_text()
     assert "## Drift against the baseline" in md and f"first {WINDOWS[INJECT_FROM]}" in md
@@ -307,22 +393,53 @@ def test_clarify_shaped_baseline(setup, tmp_path):
     post = {m["name"]: m["value"] for m in cur["post_training_bias_metrics"]["facets"]["sex"][0]["metrics"]}
     clarify = {
         "version": "1.0",
-        "post_training_bias_metrics": {"label": "y", "label_value_or_threshold": "1", "facets": {"sex": [
-            {"value_or_threshold": "F", "metrics": [
-                {"name": "DCA", "description": "Difference in Conditional Acceptance (DCA)", "value": None,
-                 "error": "Denominator is 0"},
-                {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
-                {"name": "DPPL", "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
-                 "value": post["DPPL"] * 2 if post["DPPL"] else 0.3},
-                {"name": "RD", "description": "Recall Difference (RD)", "value": 0.0}]}]}},
-        "explanations": {"kernel_shap": {"label0": {
-            "global_shap_values": {"a": 0.05, "b": 0.5, "c": 0.2}, "expected_value": 0.5}}},
+        "post_training_bias_metrics": {
+            "label": "y",
+            "label_value_or_threshold": "1",
+            "facets": {
+                "sex": [
+                    {
+                        "value_or_threshold": "F",
+                        "metrics": [
+                            {
+                                "name": "DCA",
+                                "description": "Difference in Conditional Acceptance (DCA)",
+                                "value": None,
+                                "error": "Denominator is 0",
+                            },
+                            {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+                            {
+                                "name": "DPPL",
+                                "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
+                                "value": post["DPPL"] * 2 if post["DPPL"] else 0.3,
+                            },
+                            {"name": "RD", "description": "Recall Difference (RD)", "value": 0.0},
+                        ],
+                    }
+                ]
+            },
+        },
+        "explanations": {
+            "kernel_shap": {"label0": {"global_shap_values": {"a": 0.05, "b": 0.5, "c": 0.2}, "expected_value": 0.5}}
+        },
     }
     p = tmp_path / "clarify_analysis.json"
     p.write_text(json.dumps(clarify))
     d = setup["dir"]
-    code = main(["monitor", "--baseline", str(p), "--data", str(d / "clean.csv"), "--config", setup["config_ts"],
-                 "--output", str(tmp_path / "out"), "--quiet"])
+    code = main(
+        [
+            "monitor",
+            "--baseline",
+            str(p),
+            "--data",
+            str(d / "clean.csv"),
+            "--config",
+            setup["config_ts"],
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     assert code == EXIT_VIOLATIONS
     cv = json.loads((tmp_path / "out" / "constraint_violations.json").read_text())
     got = sorted((v["constraint_check_type"], v.get("metric_name")) for v in cv["violations"])
@@ -342,8 +459,13 @@ def test_clarify_shaped_baseline(setup, tmp_path):
 def test_drift_chart_escapes_and_marks():
     from clarion.report.drift import time_series
 
-    svg = time_series(["2026-03-01T00:00:00", "2026-03-02T00:00:00", "<b>"], [[0.1, math.inf, math.nan]],
-                      baselines=[0.05], status=[["ok", "violation", None]], series_names=["<i>x</i>"])
+    svg = time_series(
+        ["2026-03-01T00:00:00", "2026-03-02T00:00:00", "<b>"],
+        [[0.1, math.inf, math.nan]],
+        baselines=[0.05],
+        status=[["ok", "violation", None]],
+        series_names=["<i>x</i>"],
+    )
     assert "<i>" not in svg and "&lt;i&gt;" in svg and "<b>" not in svg
     assert svg.count('class="baseline"') == 1 and "stroke-dasharray" in svg
     assert 'class="pt violation"' in svg  # the infinite value, on the edge, in red
@@ -365,8 +487,16 @@ def test_windows_same_when_streamed_with_intervals_and_time_zones(setup, tmp_pat
     cfg["methods"]["shap"]["save_local_shap_values"] = False
     ref = drift_over_time(setup["baseline"], cfg, p, time_column="ts", window="1D")
     cfg["methods"]["post_training_bias"].update(confidence=0.9, n_bootstrap=20)
-    other = drift_over_time(setup["baseline"], cfg, p, time_column="ts", window="1D", memory_budget=20_000,
-                            chunk_rows=700, output_dir=tmp_path / "out")
+    other = drift_over_time(
+        setup["baseline"],
+        cfg,
+        p,
+        time_column="ts",
+        window="1D",
+        memory_budget=20_000,
+        chunk_rows=700,
+        output_dir=tmp_path / "out",
+    )
     assert [w.endswith("+00:00") for w in ref.flagged] == [True] * (DAYS - INJECT_FROM)
     assert other.flagged == ref.flagged and len(ref.flagged) == DAYS - INJECT_FROM
     assert any("memory budget" in n for n in other.output.notes)  # SHAP was streamed
@@ -384,9 +514,26 @@ def test_bad_timestamp_is_located(setup, tmp_path, capsys, value, message):
     data.loc[1234, "ts"] = value
     data.to_csv(tmp_path / "bad.csv", index=False)
     d = setup["dir"]
-    code = main(["monitor", "--baseline", setup["baseline"], "--data", str(tmp_path / "bad.csv"), "--config",
-                 setup["config"], "--output", str(tmp_path / "out"), "--quiet", "--time-column", "ts", "--window",
-                 "1D", "--chunk-rows", "1000"])
+    code = main(
+        [
+            "monitor",
+            "--baseline",
+            setup["baseline"],
+            "--data",
+            str(tmp_path / "bad.csv"),
+            "--config",
+            setup["config"],
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--time-column",
+            "ts",
+            "--window",
+            "1D",
+            "--chunk-rows",
+            "1000",
+        ]
+    )
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
     assert f"bad.csv: line {1234 + 2}, column 'ts': {message}" in err, err
@@ -414,8 +561,9 @@ def test_drift_report_renders_in_a_real_browser(setup):
     assert dom.count('class="drift"') == 10
     assert dom.count('class="pt violation"') == 8 * (DAYS - INJECT_FROM)  # 7 bias metrics (not CI) + NDCG
     shot = d / "browser" / "shot.png"
-    subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,6000", url], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        common + [f"--screenshot={shot}", "--window-size=1200,6000", url], capture_output=True, timeout=120, check=True
+    )
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     red = (img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)  # violation points
     assert red.sum() > 8 * (DAYS - INJECT_FROM) * 20
@@ -423,11 +571,14 @@ def test_drift_report_renders_in_a_real_browser(setup):
     assert (np.abs(right_margin - right_margin[0, 0]).sum(axis=2) > 60).mean() < 0.001
 
 
-@pytest.mark.parametrize(("window", "resample", "march_31", "length"), [
-    ("ME", {"rule": "MS"}, "2026-03-01", pd.DateOffset(months=1)),
-    ("W", {"rule": "W", "label": "left"}, "2026-03-30", pd.DateOffset(weeks=1)),
-    ("QS", {"rule": "QS"}, "2026-01-01", pd.DateOffset(months=3)),
-])
+@pytest.mark.parametrize(
+    ("window", "resample", "march_31", "length"),
+    [
+        ("ME", {"rule": "MS"}, "2026-03-01", pd.DateOffset(months=1)),
+        ("W", {"rule": "W", "label": "left"}, "2026-03-30", pd.DateOffset(weeks=1)),
+        ("QS", {"rule": "QS"}, "2026-01-01", pd.DateOffset(months=3)),
+    ],
+)
 def test_calendar_windows(setup, tmp_path, window, resample, march_31, length):
     """Calendar windows (months, weeks ending on Sunday, quarters) hold the rows pandas' resample puts
     in the same period; their bias metrics are bias.report on those rows."""
@@ -449,8 +600,16 @@ def test_calendar_windows(setup, tmp_path, window, resample, march_31, length):
     w = pd.Timestamp(march_31).isoformat()
     rows = data[(t >= pd.Timestamp(w)) & (t < pd.Timestamp(w) + length)]
     assert len(rows) == r.n_rows[w] and 5 in rows.index
-    ref = bias.report(rows, label="y", facet="sex", facet_values=["F"], label_values=[1], predicted_label="pred",
-                      methods=["DPPL", "DI", "DCA", "RD"], stage="post").to_dict()
+    ref = bias.report(
+        rows,
+        label="y",
+        facet="sex",
+        facet_values=["F"],
+        label_values=[1],
+        predicted_label="pred",
+        methods=["DPPL", "DI", "DCA", "RD"],
+        stage="post",
+    ).to_dict()
     assert r.windows[w]["post_training_bias_metrics"] == ref["post_training_bias_metrics"]
 
 
@@ -478,18 +637,23 @@ def test_cli_endpoint_gives_the_same_checks(setup):
     as the model file."""
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
-    from clarion.serve import ModelServer
     from skops.io import load
+
+    from clarion.serve import ModelServer
 
     d = setup["dir"]
     model = load(d / "model.skops", trusted=["sklearn.linear_model._logistic.LogisticRegression"])
     with ModelServer(model) as url:
-        assert cli(setup, "injected.csv", "ep", "--time-column", "ts", "--window", "1D", "--endpoint", url) == EXIT_VIOLATIONS
+        assert (
+            cli(setup, "injected.csv", "ep", "--time-column", "ts", "--window", "1D", "--endpoint", url)
+            == EXIT_VIOLATIONS
+        )
     assert cli(setup, "injected.csv", "file", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
     a = json.loads((d / "ep" / "constraint_violations.json").read_text())
     b = json.loads((d / "file" / "constraint_violations.json").read_text())
-    assert [(v.get("window"), v["metric_name"]) for v in a["violations"]] == \
-        [(v.get("window"), v["metric_name"]) for v in b["violations"]]
+    assert [(v.get("window"), v["metric_name"]) for v in a["violations"]] == [
+        (v.get("window"), v["metric_name"]) for v in b["violations"]
+    ]
     ta = pd.read_csv(d / "ep" / "drift_over_time.csv")
     tb = pd.read_csv(d / "file" / "drift_over_time.csv")
     np.testing.assert_allclose(ta["value"].to_numpy(), tb["value"].to_numpy(), rtol=1e-9, atol=1e-12)

@@ -19,11 +19,26 @@ from clarion.bias import registry
 PKG = pathlib.Path(clarion.__file__).parent
 
 
-@pytest.mark.parametrize(("text", "want"), [
-    ("1GiB", 1 << 30), ("1gib", 1 << 30), ("1Gi", 1 << 30), ("1.5G", 1_500_000_000), ("2e9", 2_000_000_000),
-    ("512 MiB", 512 << 20), ("500MB", 500_000_000), ("10k", 10_000), ("4096", 4096), (" 1 TB ", 10**12),
-    ("1.5e3B", 1500), (".5KiB", 512), (4096, 4096), (np.int64(7), 7), (2e9, 2_000_000_000),
-])
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("1GiB", 1 << 30),
+        ("1gib", 1 << 30),
+        ("1Gi", 1 << 30),
+        ("1.5G", 1_500_000_000),
+        ("2e9", 2_000_000_000),
+        ("512 MiB", 512 << 20),
+        ("500MB", 500_000_000),
+        ("10k", 10_000),
+        ("4096", 4096),
+        (" 1 TB ", 10**12),
+        ("1.5e3B", 1500),
+        (".5KiB", 512),
+        (4096, 4096),
+        (np.int64(7), 7),
+        (2e9, 2_000_000_000),
+    ],
+)
 def test_byte_size_grammar(text, want):
     assert options.byte_size(text) == want
 
@@ -62,15 +77,24 @@ def test_errors_name_the_config_key_or_the_argument():
 
 
 def test_config_uses_the_options_validators():
-    base = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1], "facet": [{"name_or_index": "f"}],
-            "methods": {"shap": {"num_samples": 1}}}
+    base = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "f"}],
+        "methods": {"shap": {"num_samples": 1}},
+    }
     with pytest.raises(C.ConfigError, match=r"^methods\.shap\.num_samples: expected an integer in \[2, 1,000,000\]"):
         C.AnalysisConfig.from_dict(base)
     base["methods"] = {"pre_training_bias": {"confidence": 0.9, "n_bootstrap": options.MIN_CONFIG_N_BOOTSTRAP - 1}}
     with pytest.raises(C.ConfigError, match=r"^methods\.pre_training_bias\.n_bootstrap: expected an integer in \[10, "):
         C.AnalysisConfig.from_dict(base)
     assert (C.MAX_N_BOOTSTRAP, C.MIN_NUM_SAMPLES, C.MAX_NUM_SAMPLES, C.SEED_LIMIT) == (
-        options.MAX_N_BOOTSTRAP, options.MIN_NUM_SAMPLES, options.MAX_NUM_SAMPLES, options.SEED_LIMIT)
+        options.MAX_N_BOOTSTRAP,
+        options.MIN_NUM_SAMPLES,
+        options.MAX_NUM_SAMPLES,
+        options.SEED_LIMIT,
+    )
 
 
 def test_n_bootstrap_minimums():
@@ -120,8 +144,21 @@ def test_one_metric_registry():
 
     assert METRIC_INFO is registry.METRIC_INFO is _metrics.METRIC_INFO
     assert C.PRE_TRAINING_METHODS == ("CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL")
-    assert C.POST_TRAINING_METHODS == ("DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "CDDPL", "TE",
-                                       "FT", "GE")
+    assert C.POST_TRAINING_METHODS == (
+        "DPPL",
+        "DI",
+        "DCA",
+        "DCR",
+        "RD",
+        "SD",
+        "DAR",
+        "DRR",
+        "AD",
+        "CDDPL",
+        "TE",
+        "FT",
+        "GE",
+    )
     assert set(METRIC_GUIDE) == set(METRIC_INFO)
     for name, info in METRIC_INFO.items():
         assert METRIC_GUIDE[name][2] == info["ideal"] == registry.ideal_value(name)
@@ -144,11 +181,23 @@ def _imports(path: pathlib.Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("path", sorted(p.relative_to(PKG).as_posix() for pkg in ("bias", "explain")
-                                        for p in (PKG / pkg).glob("*.py")) + ["options.py", "dispatch.py"])
+@pytest.mark.parametrize(
+    "path",
+    sorted(p.relative_to(PKG).as_posix() for pkg in ("bias", "explain") for p in (PKG / pkg).glob("*.py"))
+    + ["options.py", "dispatch.py"],
+)
 def test_engines_do_not_import_upper_layers(path):
-    upper = ("clarion.distributed", "clarion.analysis", "clarion.cli", "clarion.job", "clarion.monitor",
-             "clarion.report", "clarion.serve", "clarion._monitor_job", "clarion.monitor_cli")
+    upper = (
+        "clarion.distributed",
+        "clarion.analysis",
+        "clarion.cli",
+        "clarion.job",
+        "clarion.monitor",
+        "clarion.report",
+        "clarion.serve",
+        "clarion._monitor_job",
+        "clarion.monitor_cli",
+    )
     bad = sorted(m for m in _imports(PKG / path) if m.startswith(upper))
     assert not bad, f"{path} imports {bad}"
 

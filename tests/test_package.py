@@ -11,8 +11,18 @@ import pytest
 
 import clarion
 
-PUBLIC_MODULES = ["clarion", "clarion.bias", "clarion.bias.fliptest", "clarion.explain", "clarion.models",
-                  "clarion.config", "clarion.analysis", "clarion.monitor", "clarion.dataset", "clarion.cli"]
+PUBLIC_MODULES = [
+    "clarion",
+    "clarion.bias",
+    "clarion.bias.fliptest",
+    "clarion.explain",
+    "clarion.models",
+    "clarion.config",
+    "clarion.analysis",
+    "clarion.monitor",
+    "clarion.dataset",
+    "clarion.cli",
+]
 
 
 @pytest.mark.parametrize("name", sorted(clarion._SUBMODULES))
@@ -36,9 +46,11 @@ def test_every_public_name_is_defined_and_documented(module):
 
 
 def test_import_pulls_in_no_optional_dependency():
-    code = ("import sys, clarion, clarion.bias, clarion.explain, clarion.models; "
-            "heavy = {'sklearn', 'scipy', 'shap', 'dask', 'distributed', 'xgboost', 'onnxruntime', 'uvicorn', "
-            "'starlette', 'cupy', 'smclarify'}; "
-            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    code = (
+        "import sys, clarion, clarion.bias, clarion.explain, clarion.models; "
+        "heavy = {'sklearn', 'scipy', 'shap', 'dask', 'distributed', 'xgboost', 'onnxruntime', 'uvicorn', "
+        "'starlette', 'cupy', 'smclarify'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

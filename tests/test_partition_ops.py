@@ -19,9 +19,16 @@ from clarion.explain import partition as ep
 def _data(n: int = 1200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x1 = rng.normal(size=n)
-    return pd.DataFrame({"y": (x1 + 0.5 * rng.normal(size=n) > 0).astype(np.int64),
-                         "s": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]), "g": rng.choice(["u", "v"], n),
-                         "x1": x1, "x2": rng.normal(size=n), "pred": (x1 > 0.1).astype(np.int64)})
+    return pd.DataFrame(
+        {
+            "y": (x1 + 0.5 * rng.normal(size=n) > 0).astype(np.int64),
+            "s": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]),
+            "g": rng.choice(["u", "v"], n),
+            "x1": x1,
+            "x2": rng.normal(size=n),
+            "pred": (x1 > 0.1).astype(np.int64),
+        }
+    )
 
 
 def _split(df: pd.DataFrame, k: int) -> list[pd.DataFrame]:
@@ -32,7 +39,7 @@ def _split(df: pd.DataFrame, k: int) -> list[pd.DataFrame]:
 def _tree(items, combine, every=2):
     level = list(items)
     while len(level) > 1:
-        level = [combine(level[i:i + every]) for i in range(0, len(level), every)]
+        level = [combine(level[i : i + every]) for i in range(0, len(level), every)]
     return combine(level)
 
 
@@ -80,8 +87,9 @@ def test_fliptest_partitions_equal_the_one_shot_value():
     rows = [bp.flip_rows(p, spec, merged, "clarion", "s") for p in parts]
     ref = bp.flip_gather(rows)
     res = bp.flip_add([bp.flip_query(r, ref, combos) for r in rows])
-    many = bp.report_from_states(spec, merged, methods=["FT"], stage="post",
-                                 ft=lambda facet, codes, m: bp.flip_result(res, codes, m, "clarion"))
+    many = bp.report_from_states(
+        spec, merged, methods=["FT"], stage="post", ft=lambda facet, codes, m: bp.flip_result(res, codes, m, "clarion")
+    )
     pd.testing.assert_frame_equal(one.to_frame(), many.to_frame(), check_exact=True)
 
 
@@ -128,8 +136,14 @@ def test_pd_partial_sums_equal_partial_dependence():
         grids.append((j, gx))
         shown.append(sh)
     threads = ep.kernel_threads(None)
-    sums = ep.pd_add([ep.pd_partial_sums(p, codec, predict, grids, len(X), 1 << 20, threads)
-                      for p in (X.iloc[:20], X.iloc[20:], X.iloc[:0])])
-    many = pd.concat([ep.pdp_frame(codec.columns[j], sh, outputs, avg) for (j, _), sh, avg in zip(grids, shown, sums)],
-                     ignore_index=True)
+    sums = ep.pd_add(
+        [
+            ep.pd_partial_sums(p, codec, predict, grids, len(X), 1 << 20, threads)
+            for p in (X.iloc[:20], X.iloc[20:], X.iloc[:0])
+        ]
+    )
+    many = pd.concat(
+        [ep.pdp_frame(codec.columns[j], sh, outputs, avg) for (j, _), sh, avg in zip(grids, shown, sums)],
+        ignore_index=True,
+    )
     pd.testing.assert_frame_equal(one, many, rtol=1e-12)

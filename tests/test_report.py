@@ -16,25 +16,54 @@ def doc():
     return {
         "version": "1.0",
         "pre_training_bias_metrics": {
-            "label": "approved", "label_value_or_threshold": "1",
-            "facets": {EVIL: [{"value_or_threshold": "a&b", "metrics": [
-                {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18, "ci_low": 0.12, "ci_high": 0.24},
-                {"name": "DPL", "description": "DPL", "value": 0.07, "ci_low": -0.01, "ci_high": 0.15},
-                {"name": "CDDL", "description": "CDDL", "value": None, "error": "needs <group_variable>"},
-            ]}]},
+            "label": "approved",
+            "label_value_or_threshold": "1",
+            "facets": {
+                EVIL: [
+                    {
+                        "value_or_threshold": "a&b",
+                        "metrics": [
+                            {
+                                "name": "CI",
+                                "description": "Class Imbalance (CI)",
+                                "value": 0.18,
+                                "ci_low": 0.12,
+                                "ci_high": 0.24,
+                            },
+                            {"name": "DPL", "description": "DPL", "value": 0.07, "ci_low": -0.01, "ci_high": 0.15},
+                            {"name": "CDDL", "description": "CDDL", "value": None, "error": "needs <group_variable>"},
+                        ],
+                    }
+                ]
+            },
         },
         "post_training_bias_metrics": {
-            "label": "approved", "label_value_or_threshold": "1",
-            "facets": {"sex": [{"value_or_threshold": "female", "metrics": [
-                {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
-                {"name": "TE", "description": "TE", "value": "-Infinity"},
-            ]}]},
+            "label": "approved",
+            "label_value_or_threshold": "1",
+            "facets": {
+                "sex": [
+                    {
+                        "value_or_threshold": "female",
+                        "metrics": [
+                            {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+                            {"name": "TE", "description": "TE", "value": "-Infinity"},
+                        ],
+                    }
+                ]
+            },
         },
         "explanations": {
             "kernel_shap": {"label0": {"global_shap_values": {EVIL: 0.2, "income": 0.1}, "expected_value": 0.4}},
-            "pdp": [{"feature_name": "income", "data_type": "numerical", "feature_values": [1.0, 2.0, 3.0],
-                     "model_predictions": [[0.2, 0.4, 0.6]], "data_distribution": [0.5, 0.3, 0.2]},
-                    {"feature_name": "text", "data_type": "free_text", "error": "not <supported>"}],
+            "pdp": [
+                {
+                    "feature_name": "income",
+                    "data_type": "numerical",
+                    "feature_values": [1.0, 2.0, 3.0],
+                    "model_predictions": [[0.2, 0.4, 0.6]],
+                    "data_distribution": [0.5, 0.3, 0.2],
+                },
+                {"feature_name": "text", "data_type": "free_text", "error": "not <supported>"},
+            ],
         },
     }
 

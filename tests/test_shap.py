@@ -237,8 +237,9 @@ def test_determinism_and_chunking_invariance():
     assert not np.array_equal(a, d)
     ks = KernelShap(f, B, num_samples=300)
     assert isinstance(ks.seed_, int)
-    np.testing.assert_array_equal(ks.explain(X).values,
-                                  KernelShap(f, B, num_samples=300, seed=ks.seed_).explain(X).values)
+    np.testing.assert_array_equal(
+        ks.explain(X).values, KernelShap(f, B, num_samples=300, seed=ks.seed_).explain(X).values
+    )
 
 
 def test_backends_agree_end_to_end():

@@ -188,7 +188,7 @@ def test_apply_cpu_equals_reference_bitwise_in_any_chunking(case, step, threads)
     out = phi.copy()
     for a in range(q0, q1, step):
         b = min(q1, a + step)
-        out = _kernels.apply("cpu", Y[a - q0:b - q0], base, LT, a, b, out, threads)
+        out = _kernels.apply("cpu", Y[a - q0 : b - q0], base, LT, a, b, out, threads)
     np.testing.assert_array_equal(out, ref)
 
 
@@ -208,8 +208,9 @@ def test_apply_chunking_is_bitwise_invariant():
 def test_binding_checks_shapes():
     X = np.zeros((2, 3))
     with pytest.raises(ValueError, match="col_player"):
-        _backend.core().shap_mask_cpu(X, X, np.zeros((1, 2), np.uint8), np.array([0, 5, 1], np.int32), 0, 1,
-                                      np.empty((2, 3)), 1)
+        _backend.core().shap_mask_cpu(
+            X, X, np.zeros((1, 2), np.uint8), np.array([0, 5, 1], np.int32), 0, 1, np.empty((2, 3)), 1
+        )
     with pytest.raises(ValueError, match="F must have shape"):
         _backend.core().shap_reduce_cpu(np.zeros((3, 1)), np.full(2, 0.5), 0, np.empty((2, 1)), 1)
 
@@ -237,7 +238,8 @@ def test_cuda_kernels_equal_cpu(cuda):
     Y, base, LT = rng.normal(size=(N * S - 4, D)), rng.normal(size=D), rng.normal(size=(S, M))
     phi = rng.normal(size=(N, M, D))
     host = _kernels.apply("cpu", Y, base, LT, 2, N * S - 2, phi.copy(), 1)
-    runs = [cuda.get(_kernels.apply(cuda, *cuda.put(Y, base, LT), 2, N * S - 2, *cuda.put(phi.copy()), 1))
-            for _ in range(2)]
+    runs = [
+        cuda.get(_kernels.apply(cuda, *cuda.put(Y, base, LT), 2, N * S - 2, *cuda.put(phi.copy()), 1)) for _ in range(2)
+    ]
     assert runs[0].tobytes() == runs[1].tobytes()
     np.testing.assert_allclose(runs[0], host, rtol=1e-12, atol=1e-12)

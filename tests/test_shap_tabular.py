@@ -14,13 +14,15 @@ from clarion.explain._tabular import TabularCodec
 
 def frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "age": rng.integers(18, 80, size=n),
-        "income": rng.normal(50, 15, size=n),
-        "city": rng.choice(["paris", "lyon", "nice"], size=n),
-        "plan": pd.Categorical(rng.choice(["basic", "pro"], size=n), categories=["basic", "pro", "max"]),
-        "member": rng.random(n) < 0.5,
-    })
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, size=n),
+            "income": rng.normal(50, 15, size=n),
+            "city": rng.choice(["paris", "lyon", "nice"], size=n),
+            "plan": pd.Categorical(rng.choice(["basic", "pro"], size=n), categories=["basic", "pro", "max"]),
+            "member": rng.random(n) < 0.5,
+        }
+    )
     df.loc[df.index[::7], "city"] = None  # missing values survive masking
     return df
 
@@ -32,8 +34,12 @@ def pipeline(df: pd.DataFrame):
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     y = ((df["income"] > 50) ^ (df["city"] == "paris") | (df["plan"] == "pro")).astype(int)
-    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "plan", "member"]),
-                             ("num", StandardScaler(), ["age", "income"])])
+    pre = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "plan", "member"]),
+            ("num", StandardScaler(), ["age", "income"]),
+        ]
+    )
     return make_pipeline(pre, LogisticRegression()).fit(df, y)
 
 
@@ -92,7 +98,7 @@ def test_explanation_outputs():
     with pytest.raises(ValueError, match="agg must be"):
         e.global_importance("max")
     assert e.to_frame().shape == (10, 4)
-    multi = KernelShap(lambda Z: np.c_[Z @ w, -(Z @ w)], B).explain(pd.DataFrame(X, columns=list("abcd")) .to_numpy())
+    multi = KernelShap(lambda Z: np.c_[Z @ w, -(Z @ w)], B).explain(pd.DataFrame(X, columns=list("abcd")).to_numpy())
     gi = multi.global_importance()
     assert gi.shape == (4, 2) and list(gi.columns) == [0, 1]
     tf = multi.to_frame()
@@ -120,7 +126,7 @@ def test_kmeans_baseline_matches_shap_kmeans():
     ref = shap.kmeans(X, 5)
     np.testing.assert_allclose(ours.data, ref.data)
     np.testing.assert_allclose(ours.weights, ref.weights)
-    f = lambda Z: np.tanh(Z).sum(1)  # noqa: E731
+    f = lambda Z: np.tanh(Z).sum(1)
     a = KernelShap(f, ours, num_samples=14).explain(X[1:4])
     b = shap.KernelExplainer(f, ref).shap_values(X[1:4], l1_reg=False, nsamples=14, silent=True)
     np.testing.assert_allclose(a.values, b, atol=1e-8)
@@ -183,7 +189,7 @@ def test_partial_dependence_matches_sklearn_on_arrays():
 def test_errors():
     rng = np.random.default_rng(7)
     B, X = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
-    good = lambda Z: Z.sum(1)  # noqa: E731
+    good = lambda Z: Z.sum(1)
     with pytest.raises(ValueError, match=MSG_ROWS.split("{")[0]):
         KernelShap(lambda Z: Z.sum(1)[:-1], B)
     with pytest.raises(ValueError, match="returned 3 rows for a batch of"):

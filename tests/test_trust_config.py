@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from clarion import config as C
 from clarion.cli import EXIT_ERROR, main
 from clarion.config import AnalysisConfig, ConfigError, ConfigWarning, read_config
@@ -23,8 +24,10 @@ BASE = {
     "headers": ["y", "age", "sex", "income"],
     "label": "y",
     "label_values_or_threshold": [1],
-    "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}, {"name_or_index": "age",
-                                                                        "value_or_threshold": [40]}],
+    "facet": [
+        {"name_or_index": "sex", "value_or_threshold": ["F"]},
+        {"name_or_index": "age", "value_or_threshold": [40]},
+    ],
     "group_variable": "age",
     "probability_threshold": 0.5,
     "methods": {
@@ -69,6 +72,7 @@ def test_base_config_loads_without_warnings():
 
 # -- item 12: a key that is neither Clarify's nor clarion's is an error with a did-you-mean -----------
 
+
 @pytest.mark.parametrize(
     ("path", "value", "suggestion"),
     [
@@ -99,8 +103,10 @@ def test_unknown_key_is_an_error_naming_the_path_with_a_suggestion(path, value, 
 
 @pytest.mark.parametrize(
     ("path", "listed"),
-    [("colour", "dataset_type, excluded_columns, facet, features, group_variable, headers, "),
-     ("methods.shap.zzz", "agg_method, baseline, features_to_explain, num_clusters, num_samples, ")],
+    [
+        ("colour", "dataset_type, excluded_columns, facet, features, group_variable, headers, "),
+        ("methods.shap.zzz", "agg_method, baseline, features_to_explain, num_clusters, num_samples, "),
+    ],
 )
 def test_unknown_key_without_a_close_name_lists_the_keys_of_its_object(path, listed):
     with pytest.raises(ConfigError, match=f"^{re.escape(path)}: unknown key; the keys here are {listed}"):
@@ -109,8 +115,9 @@ def test_unknown_key_without_a_close_name_lists_the_keys_of_its_object(path, lis
 
 def test_unknown_key_is_exit_1_from_the_cli_and_nothing_is_written(tmp_path, capsys):
     data = tmp_path / "d.csv"
-    pd.DataFrame({"y": [0, 1, 1, 0], "age": [30, 50, 45, 20], "sex": list("FMFM"),
-                  "income": [1.0, 2.0, 3.0, 4.0]}).to_csv(data, index=False)
+    pd.DataFrame(
+        {"y": [0, 1, 1, 0], "age": [30, 50, 45, 20], "sex": list("FMFM"), "income": [1.0, 2.0, 3.0, 4.0]}
+    ).to_csv(data, index=False)
     cfg = tmp_path / "c.json"
     d = at("methods", {"post_trainig_bias": {"methods": "all"}, "pre_training_bias": {"methods": "all"}})
     cfg.write_text(json.dumps(at("predictor", KeyError, d)))
@@ -124,8 +131,12 @@ def test_unknown_key_is_exit_1_from_the_cli_and_nothing_is_written(tmp_path, cap
 
 def test_predictor_keys_of_clarion_are_known():
     # trusted_types / record_template / timeout / retries are read by clarion.models and the CLI
-    d = at("predictor", dict(BASE["predictor"], trusted_types=["sklearn.ensemble.X"], record_template="$features",
-                             timeout=30, retries=2))
+    d = at(
+        "predictor",
+        dict(
+            BASE["predictor"], trusted_types=["sklearn.ensemble.X"], record_template="$features", timeout=30, retries=2
+        ),
+    )
     _, msgs = load(d)
     assert msgs == []
 
@@ -136,22 +147,65 @@ def test_predictor_keys_of_clarion_are_known():
 # PDPConfig, TextConfig, ImageConfig, AsymmetricShapleyValueConfig, SegmentationConfig and
 # TimeSeriesDataConfig are validated against by _AnalysisConfigGenerator before a job starts.
 SDK_SCHEMA_KEYS = {
-    "": ["version", "dataset_type", "dataset_uri", "headers", "label", "predicted_label", "features",
-         "label_values_or_threshold", "probability_threshold", "segment_config", "facet", "facet_dataset_uri",
-         "facet_headers", "predicted_label_dataset_uri", "predicted_label_headers", "excluded_columns",
-         "joinsource_name_or_index", "group_variable", "time_series_data_config", "methods", "predictor"],
+    "": [
+        "version",
+        "dataset_type",
+        "dataset_uri",
+        "headers",
+        "label",
+        "predicted_label",
+        "features",
+        "label_values_or_threshold",
+        "probability_threshold",
+        "segment_config",
+        "facet",
+        "facet_dataset_uri",
+        "facet_headers",
+        "predicted_label_dataset_uri",
+        "predicted_label_headers",
+        "excluded_columns",
+        "joinsource_name_or_index",
+        "group_variable",
+        "time_series_data_config",
+        "methods",
+        "predictor",
+    ],
     "facet[0]": ["name_or_index", "value_or_threshold"],
     "methods": ["shap", "pre_training_bias", "post_training_bias", "pdp", "report", "asymmetric_shapley_value"],
-    "methods.shap": ["baseline", "num_clusters", "use_logit", "num_samples", "agg_method", "save_local_shap_values",
-                     "text_config", "image_config", "seed", "features_to_explain"],
+    "methods.shap": [
+        "baseline",
+        "num_clusters",
+        "use_logit",
+        "num_samples",
+        "agg_method",
+        "save_local_shap_values",
+        "text_config",
+        "image_config",
+        "seed",
+        "features_to_explain",
+    ],
     "methods.pre_training_bias": ["methods"],
     "methods.post_training_bias": ["methods"],
     "methods.pdp": ["grid_resolution", "features", "top_k_features"],
     "methods.report": ["name", "title"],
-    "predictor": ["endpoint_name", "endpoint_name_prefix", "model_name", "target_model", "instance_type",
-                  "initial_instance_count", "accelerator_type", "content_type", "accept_type", "label", "probability",
-                  "label_headers", "content_template", "record_template", "custom_attributes",
-                  "time_series_predictor_config"],
+    "predictor": [
+        "endpoint_name",
+        "endpoint_name_prefix",
+        "model_name",
+        "target_model",
+        "instance_type",
+        "initial_instance_count",
+        "accelerator_type",
+        "content_type",
+        "accept_type",
+        "label",
+        "probability",
+        "label_headers",
+        "content_template",
+        "record_template",
+        "custom_attributes",
+        "time_series_predictor_config",
+    ],
 }
 
 SDK_CONFIG = {
@@ -164,8 +218,14 @@ SDK_CONFIG = {
     "features": "features",
     "label_values_or_threshold": [1],
     "probability_threshold": 0.6,
-    "segment_config": [{"config_name": "ages", "name_or_index": "age", "segments": [["(20, 40]"]],
-                       "display_aliases": ["young", "rest"]}],
+    "segment_config": [
+        {
+            "config_name": "ages",
+            "name_or_index": "age",
+            "segments": [["(20, 40]"]],
+            "display_aliases": ["young", "rest"],
+        }
+    ],
     "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
     "facet_dataset_uri": "s3://bucket/prefix/facets.csv",
     "facet_headers": ["id", "sex"],
@@ -174,37 +234,84 @@ SDK_CONFIG = {
     "excluded_columns": ["id"],
     "joinsource_name_or_index": "id",
     "group_variable": "age",
-    "time_series_data_config": {"target_time_series": "t", "item_id": "i", "timestamp": "ts",
-                                "related_time_series": ["r"], "static_covariates": ["s"], "dataset_format": "columns"},
+    "time_series_data_config": {
+        "target_time_series": "t",
+        "item_id": "i",
+        "timestamp": "ts",
+        "related_time_series": ["r"],
+        "static_covariates": ["s"],
+        "dataset_format": "columns",
+    },
     "methods": {
-        "shap": {"baseline": [[30, "F", 1000.0]], "use_logit": False, "num_samples": 100, "agg_method": "mean_abs",
-                 "save_local_shap_values": True, "seed": 7, "features_to_explain": ["age", "income"],
-                 "text_config": {"granularity": "token", "language": "english", "max_top_tokens": 50},
-                 "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 20, "segment_compactness": 5,
-                                  "feature_extraction_method": "segmentation", "max_objects": 3,
-                                  "iou_threshold": 0.5, "context": 1.0,
-                                  "debug": {"image_names": ["a.jpg"], "class_ids": [0], "sample_from": 0,
-                                            "sample_to": 1}}},
+        "shap": {
+            "baseline": [[30, "F", 1000.0]],
+            "use_logit": False,
+            "num_samples": 100,
+            "agg_method": "mean_abs",
+            "save_local_shap_values": True,
+            "seed": 7,
+            "features_to_explain": ["age", "income"],
+            "text_config": {"granularity": "token", "language": "english", "max_top_tokens": 50},
+            "image_config": {
+                "model_type": "IMAGE_CLASSIFICATION",
+                "num_segments": 20,
+                "segment_compactness": 5,
+                "feature_extraction_method": "segmentation",
+                "max_objects": 3,
+                "iou_threshold": 0.5,
+                "context": 1.0,
+                "debug": {"image_names": ["a.jpg"], "class_ids": [0], "sample_from": 0, "sample_to": 1},
+            },
+        },
         "pre_training_bias": {"methods": "all"},
         "post_training_bias": {"methods": ["DPPL", "DI"]},
         "pdp": {"grid_resolution": 15, "features": ["age"], "top_k_features": 10},
         "report": {"name": "report", "title": "Analysis Report"},
         "asymmetric_shapley_value": {"direction": "chronological", "granularity": "timewise"},
     },
-    "predictor": {"endpoint_name": "my-endpoint", "endpoint_name_prefix": "sm-clarify", "model_name": "my-model",
-                  "target_model": "model.tar.gz", "instance_type": "ml.m5.xlarge", "initial_instance_count": 1,
-                  "accelerator_type": "ml.eia2.medium", "content_type": "application/json", "accept_type": "text/csv",
-                  "label": 0, "probability": 1, "label_headers": ["no", "yes"],
-                  "content_template": '{"instances": $records}', "record_template": "$features",
-                  "custom_attributes": "trace=1", "time_series_predictor_config": {"forecast": "predictions.mean"}},
+    "predictor": {
+        "endpoint_name": "my-endpoint",
+        "endpoint_name_prefix": "sm-clarify",
+        "model_name": "my-model",
+        "target_model": "model.tar.gz",
+        "instance_type": "ml.m5.xlarge",
+        "initial_instance_count": 1,
+        "accelerator_type": "ml.eia2.medium",
+        "content_type": "application/json",
+        "accept_type": "text/csv",
+        "label": 0,
+        "probability": 1,
+        "label_headers": ["no", "yes"],
+        "content_template": '{"instances": $records}',
+        "record_template": "$features",
+        "custom_attributes": "trace=1",
+        "time_series_predictor_config": {"forecast": "predictions.mean"},
+    },
 }
 
-SAGEMAKER_ONLY = {"dataset_uri", "facet_dataset_uri", "facet_headers", "predicted_label_dataset_uri",
-                  "predicted_label_headers", "predictor.endpoint_name", "predictor.endpoint_name_prefix",
-                  "predictor.model_name", "predictor.target_model", "predictor.instance_type",
-                  "predictor.initial_instance_count", "predictor.accelerator_type", "predictor.custom_attributes"}
-NOT_IMPLEMENTED = {"segment_config", "time_series_data_config", "methods.asymmetric_shapley_value",
-                   "methods.shap.text_config", "methods.shap.image_config", "predictor.time_series_predictor_config"}
+SAGEMAKER_ONLY = {
+    "dataset_uri",
+    "facet_dataset_uri",
+    "facet_headers",
+    "predicted_label_dataset_uri",
+    "predicted_label_headers",
+    "predictor.endpoint_name",
+    "predictor.endpoint_name_prefix",
+    "predictor.model_name",
+    "predictor.target_model",
+    "predictor.instance_type",
+    "predictor.initial_instance_count",
+    "predictor.accelerator_type",
+    "predictor.custom_attributes",
+}
+NOT_IMPLEMENTED = {
+    "segment_config",
+    "time_series_data_config",
+    "methods.asymmetric_shapley_value",
+    "methods.shap.text_config",
+    "methods.shap.image_config",
+    "predictor.time_series_predictor_config",
+}
 
 
 def _get(d, path):
@@ -232,8 +339,11 @@ def test_every_key_the_sdk_writes_loads(variant):
     assert warned == SAGEMAKER_ONLY | NOT_IMPLEMENTED
     for m in msgs:
         key = m.split(":")[0]
-        want = "SageMaker-only key, ignored by clarion; use " if key in SAGEMAKER_ONLY else \
-            "Clarify key not supported by clarion, ignored ("
+        want = (
+            "SageMaker-only key, ignored by clarion; use "
+            if key in SAGEMAKER_ONLY
+            else "Clarify key not supported by clarion, ignored ("
+        )
         assert m.startswith(f"{key}: {want}"), m
     assert c.probability_threshold == 0.6 and c.predicted_label == "pred" and c.excluded_columns == ["id"]
     assert c.shap.features_to_explain == ["age", "income"] and c.pdp.features == ["age"]
@@ -245,8 +355,10 @@ def test_every_key_the_sdk_writes_loads(variant):
 
 # -- item 10 (and 21's n_bootstrap): every numeric key checked for type, range and bool -------------
 
-@pytest.mark.parametrize("value", [5, -3, 1.0000001, -0.0001, math.nan, math.inf, -math.inf, True, False, "0.5",
-                                   None, [0.5]])
+
+@pytest.mark.parametrize(
+    "value", [5, -3, 1.0000001, -0.0001, math.nan, math.inf, -math.inf, True, False, "0.5", None, [0.5]]
+)
 def test_probability_threshold_outside_0_1_or_not_a_number_is_refused(value):
     with pytest.raises(ConfigError, match=r"^probability_threshold: expected a number in \[0, 1\], got "):
         AnalysisConfig.from_dict(at("probability_threshold", value))
@@ -262,14 +374,20 @@ def test_probability_threshold_inside_0_1_is_kept(value):
     ("path", "value", "message"),
     [
         # n_bootstrap: 10**12 was a MemoryError
-        ("methods.post_training_bias.n_bootstrap", 10**12,
-         r"^methods\.post_training_bias\.n_bootstrap: expected an integer in \[10, 100,000\], got 1000000000000"),
+        (
+            "methods.post_training_bias.n_bootstrap",
+            10**12,
+            r"^methods\.post_training_bias\.n_bootstrap: expected an integer in \[10, 100,000\], got 1000000000000",
+        ),
         ("methods.post_training_bias.n_bootstrap", 100_001, r"^methods\.post_training_bias\.n_bootstrap: expected"),
         ("methods.post_training_bias.n_bootstrap", 9, r"^methods\.post_training_bias\.n_bootstrap: expected"),
         ("methods.post_training_bias.n_bootstrap", True, r"^methods\.post_training_bias\.n_bootstrap: expected"),
         ("methods.post_training_bias.n_bootstrap", 100.0, r"^methods\.post_training_bias\.n_bootstrap: expected"),
-        ("methods.post_training_bias.confidence", math.nan,
-         r"^methods\.post_training_bias\.confidence: expected a number in \(0, 1\)"),
+        (
+            "methods.post_training_bias.confidence",
+            math.nan,
+            r"^methods\.post_training_bias\.confidence: expected a number in \(0, 1\)",
+        ),
         ("methods.post_training_bias.confidence", 1, r"^methods\.post_training_bias\.confidence: expected"),
         ("methods.post_training_bias.confidence", True, r"^methods\.post_training_bias\.confidence: expected"),
         # num_samples: one minimum, KernelShap's (2), named by key
@@ -287,16 +405,31 @@ def test_probability_threshold_inside_0_1_is_kept(value):
         ("methods.pdp.grid_resolution", True, r"^methods\.pdp\.grid_resolution: expected"),
         ("methods.pdp.top_k_features", 0, r"^methods\.pdp\.top_k_features: expected an integer >= 1"),
         ("methods.pdp.top_k_features", True, r"^methods\.pdp\.top_k_features: expected an integer >= 1"),
-        ("methods.shap.agg_method", "mean", (r"^methods\.shap\.agg_method: must be one of .*got 'mean' "
-                                            r"\(did you mean 'median'\?\)")),
+        (
+            "methods.shap.agg_method",
+            "mean",
+            (
+                r"^methods\.shap\.agg_method: must be one of .*got 'mean' "
+                r"\(did you mean 'median'\?\)"
+            ),
+        ),
         ("methods.shap.agg_method", ["mean_abs"], r"^methods\.shap\.agg_method: must be one of"),
-        ("methods.post_training_bias.methods", ["DPPL", "DPPL"],
-         r"^methods\.post_training_bias\.methods: duplicate entries \['DPPL'\]"),
-        ("methods.post_training_bias.methods", ["DPP"],
-         r"^methods\.post_training_bias\.methods\[0\]: must be one of .*\(did you mean 'DPPL'\?\)"),
+        (
+            "methods.post_training_bias.methods",
+            ["DPPL", "DPPL"],
+            r"^methods\.post_training_bias\.methods: duplicate entries \['DPPL'\]",
+        ),
+        (
+            "methods.post_training_bias.methods",
+            ["DPP"],
+            r"^methods\.post_training_bias\.methods\[0\]: must be one of .*\(did you mean 'DPPL'\?\)",
+        ),
         ("methods.pdp.features", ["age", "age"], r"^methods\.pdp\.features: duplicate entries \['age'\]"),
-        ("methods.shap.features_to_explain", ["age", "income", "age"],
-         r"^methods\.shap\.features_to_explain: duplicate entries \['age'\]"),
+        (
+            "methods.shap.features_to_explain",
+            ["age", "income", "age"],
+            r"^methods\.shap\.features_to_explain: duplicate entries \['age'\]",
+        ),
         # indices: bool is not an index, an index is >= 0, a name is not empty
         ("predictor.probability", True, r"^predictor\.probability: expected a column index"),
         ("predictor.label", -1, r"^predictor\.label: expected a column index"),
@@ -335,14 +468,29 @@ def test_baseline_null_with_num_clusters_is_not_both():
 
 # -- value lists: all text or all finite numbers, bool refused -------------------------------------
 
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
         ("label_values_or_threshold", [True], r"^label_values_or_threshold\[0\]: true/false is not a value here"),
-        ("label_values_or_threshold", ["yes", 1], (r"^label_values_or_threshold: values must be all text or all "
-                                                  r"numbers, got \['yes', 1\]")),
-        ("label_values_or_threshold", [math.nan], r"^label_values_or_threshold\[0\]: expected a finite number, got nan"),
-        ("label_values_or_threshold", [None], r"^label_values_or_threshold\[0\]: expected a text or a number, got None"),
+        (
+            "label_values_or_threshold",
+            ["yes", 1],
+            (
+                r"^label_values_or_threshold: values must be all text or all "
+                r"numbers, got \['yes', 1\]"
+            ),
+        ),
+        (
+            "label_values_or_threshold",
+            [math.nan],
+            r"^label_values_or_threshold\[0\]: expected a finite number, got nan",
+        ),
+        (
+            "label_values_or_threshold",
+            [None],
+            r"^label_values_or_threshold\[0\]: expected a text or a number, got None",
+        ),
         ("label_values_or_threshold", [[1]], r"^label_values_or_threshold\[0\]: expected a text or a number"),
         ("label_values_or_threshold", "1", r"^label_values_or_threshold: expected a non-empty list"),
         ("facet.1.value_or_threshold", [math.inf], r"^facet\[1\]\.value_or_threshold\[0\]: expected a finite number"),
@@ -373,18 +521,25 @@ def test_nan_threshold_in_a_json_file_is_refused(tmp_path):
 
 # -- item 22: a remote URI in a path-valued key is not joined onto the config's folder ---------------
 
-@pytest.mark.parametrize("uri", ["s3://bucket/baseline.csv", "https://host/b.csv", "gs://b/x.csv", "file:///tmp/b.csv",
-                                 "S3://bucket/b.csv"])
+
+@pytest.mark.parametrize(
+    "uri", ["s3://bucket/baseline.csv", "https://host/b.csv", "gs://b/x.csv", "file:///tmp/b.csv", "S3://bucket/b.csv"]
+)
 def test_remote_baseline_is_refused_naming_the_key(uri):
     d = at("methods.shap", {"baseline": uri})
-    with pytest.raises(ConfigError, match=r"^methods\.shap\.baseline: '.*' is a remote URI; clarion reads local "
-                                          r"files only"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^methods\.shap\.baseline: '.*' is a remote URI; clarion reads local "
+        r"files only",
+    ):
         AnalysisConfig.from_dict(d)
 
 
 @pytest.mark.parametrize("uri", ["s3://bucket/model.tar.gz", "https://host/model.onnx"])
 def test_remote_model_uri_is_refused_naming_the_key(uri):
-    with pytest.raises(ConfigError, match=r"^predictor\.model_uri: '.*' is a remote URI; .*use predictor\.endpoint_url"):
+    with pytest.raises(
+        ConfigError, match=r"^predictor\.model_uri: '.*' is a remote URI; .*use predictor\.endpoint_url"
+    ):
         AnalysisConfig.from_dict(at("predictor.model_uri", uri))
 
 
@@ -407,6 +562,7 @@ def test_analyze_with_an_s3_baseline_fails_before_reading_anything(tmp_path):
 
 # -- the same class in reading the file: nothing silently dropped, no traceback ---------------------
 
+
 def test_a_key_given_twice_in_a_json_file_is_an_error(tmp_path):
     p = tmp_path / "c.json"  # json keeps the last "label" silently
     p.write_text(json.dumps(BASE)[:-1] + ', "label": "age"}')
@@ -422,7 +578,8 @@ def test_a_key_given_twice_in_a_yaml_file_is_an_error(tmp_path):
         read_config(p)
     # a YAML merge key that a key of the mapping overrides is not a duplicate
     text = yaml.safe_dump(at("methods", KeyError), sort_keys=False) + (
-        "methods:\n  pre_training_bias: &m {methods: all}\n  post_training_bias:\n    <<: *m\n    methods: [DPPL]\n")
+        "methods:\n  pre_training_bias: &m {methods: all}\n  post_training_bias:\n    <<: *m\n    methods: [DPPL]\n"
+    )
     p.write_text(text)
     c = read_config(p)
     assert c.pre_training_bias.methods == "all" and c.post_training_bias.methods == ["DPPL"]
@@ -464,6 +621,7 @@ def test_headers_must_be_non_empty_names():
 
 # -- bounded fuzz: any JSON value at any key either loads (and round-trips) or is a ConfigError -----
 
+
 def _paths(d, prefix=""):
     for k, v in d.items():
         p = f"{prefix}.{k}" if prefix else k
@@ -480,10 +638,15 @@ def test_fuzz_any_value_at_any_key_is_loaded_or_a_config_error():
     from hypothesis import strategies as st
 
     json_values = st.recursive(
-        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats()
+        | st.text(max_size=8)
         | st.sampled_from(["all", "s3://b/k", "age", "sex", "mean_abs", "text/csv", "$features", ""]),
         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-        max_leaves=12)
+        max_leaves=12,
+    )
     paths = sorted(set(_paths(BASE)) | set(_paths(SDK_CONFIG)))
 
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -506,15 +669,21 @@ def test_fuzz_any_value_at_any_key_is_loaded_or_a_config_error():
 
 # -- item 12, the rest of the config part: a JMESPath with a local model selects nothing ------------
 
+
 @pytest.mark.parametrize("key", ["probability", "label"])
 def test_a_jmespath_with_a_local_model_file_is_a_config_error(key):
     d = at(f"predictor.{key}", "score")
-    with pytest.raises(ConfigError, match=rf"^predictor\.{key}: 'score' is a JMESPath, which selects from an "
-                                          r"endpoint's JSON response, but a local model returns an array"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^predictor\.{key}: 'score' is a JMESPath, which selects from an "
+        r"endpoint's JSON response, but a local model returns an array",
+    ):
         AnalysisConfig.from_dict(d)
     # with an endpoint it is what Clarify means
-    ok = at("predictor", {"endpoint_url": "http://localhost:8080/invocations", "accept_type": "application/json",
-                          key: "score"})
+    ok = at(
+        "predictor",
+        {"endpoint_url": "http://localhost:8080/invocations", "accept_type": "application/json", key: "score"},
+    )
     assert getattr(AnalysisConfig.from_dict(ok).predictor, key) == "score"
 
 
@@ -523,10 +692,14 @@ def test_a_jmespath_with_a_model_passed_to_analyze_is_an_error_not_every_output(
 
     data = tmp_path / "d.csv"
     pd.DataFrame({"y": [0, 1, 1, 0] * 5, "age": list(range(20)), "sex": list("FMFM") * 5}).to_csv(data, index=False)
-    d = {"dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-         "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
-         "methods": {"post_training_bias": {"methods": ["DPPL"]}},
-         "predictor": {"endpoint_url": "http://localhost:1/invocations", "probability": "score"}}
+    d = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "methods": {"post_training_bias": {"methods": ["DPPL"]}},
+        "predictor": {"endpoint_url": "http://localhost:1/invocations", "probability": "score"},
+    }
     d["predictor"].pop("endpoint_url")  # a config written for an endpoint, run with a local model
 
     def model(X):
@@ -541,8 +714,11 @@ def test_a_value_json_cannot_write_is_refused_when_read_not_when_results_are_wri
     pytest.importorskip("yaml")
     p = tmp_path / "c.yaml"  # YAML reads 2024-01-01 as a date, which analysis_config.json cannot hold
     p.write_text("dataset_uri: 2024-01-01\ndataset_type: text/csv\nmethods: {shap: {}}\n")
-    with pytest.raises(ConfigError, match=r"^dataset_uri: expected a JSON value \(text, number, true/false, null, "
-                                          r"list or object\), got datetime\.date\(2024, 1, 1\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^dataset_uri: expected a JSON value \(text, number, true/false, null, "
+        r"list or object\), got datetime\.date\(2024, 1, 1\)",
+    ):
         read_config(p)
     with pytest.raises(ConfigError, match=r"^segment_config\[0\]\.when: expected a JSON value"):
         AnalysisConfig.from_dict(at("segment_config", [{"when": {1, 2}}], SDK_CONFIG))

@@ -19,14 +19,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import clarion
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import clarion
 from clarion import _backend, _counts, _reference
 from clarion.bias.fliptest import flip_test
 from clarion.explain import _kernels
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(not _backend.has_core(), reason="compiled extension unavailable")
 
@@ -91,8 +92,10 @@ def counts_problems(draw):
     preds = None
     if draw(st.booleans()):
         shape = (n,) if B is None else (n, B)
-        preds = np.array(draw(st.lists(st.integers(0, P - 1), min_size=int(np.prod(shape)),
-                                       max_size=int(np.prod(shape)))), dtype=np.int64).reshape(shape)
+        preds = np.array(
+            draw(st.lists(st.integers(0, P - 1), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
+            dtype=np.int64,
+        ).reshape(shape)
     weights = None
     if draw(st.booleans()):  # small integers: every backend sums them exactly
         weights = np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), dtype=np.float64)
@@ -114,12 +117,29 @@ def test_grouped_counts_any_layout_equals_reference(problem, lg, ll, lp, lw):
     groups, labels, preds, weights, G, L, P, R = problem
     seed = 7 if R else None
     got = clarion.grouped_counts(
-        apply_layouts(groups, lg), apply_layouts(labels, ll), apply_layouts(preds, lp),
-        weights=apply_layouts(weights, lw), n_groups=G, n_labels=L, n_preds=P if preds is not None else None,
-        n_bootstrap=R, seed=seed, backend="cpu", n_threads=2,
+        apply_layouts(groups, lg),
+        apply_layouts(labels, ll),
+        apply_layouts(preds, lp),
+        weights=apply_layouts(weights, lw),
+        n_groups=G,
+        n_labels=L,
+        n_preds=P if preds is not None else None,
+        n_bootstrap=R,
+        seed=seed,
+        backend="cpu",
+        n_threads=2,
     )
-    want = _reference.grouped_counts(native(groups), native(labels), native(preds), native(weights), G, L,
-                                     P if preds is not None else 1, n_bootstrap=R, seed=seed or 0)
+    want = _reference.grouped_counts(
+        native(groups),
+        native(labels),
+        native(preds),
+        native(weights),
+        G,
+        L,
+        P if preds is not None else 1,
+        n_bootstrap=R,
+        seed=seed or 0,
+    )
     if preds is None:
         want = want[..., 0]
     if preds is None or preds.ndim == 1:
@@ -130,8 +150,14 @@ def test_grouped_counts_any_layout_equals_reference(problem, lg, ll, lp, lw):
 
 
 @settings(max_examples=100, deadline=None)
-@given(counts_problems(), st.sampled_from(["float32", "float64", ">f4", ">f8"]), layouts(), layouts(), layouts(),
-       st.lists(st.floats(-1, 2, width=32), max_size=5))
+@given(
+    counts_problems(),
+    st.sampled_from(["float32", "float64", ">f4", ">f8"]),
+    layouts(),
+    layouts(),
+    layouts(),
+    st.lists(st.floats(-1, 2, width=32), max_size=5),
+)
 def test_grouped_threshold_counts_any_layout_equals_reference(problem, sdt, ls, lw, lt, thresholds):
     groups, labels, _, weights, G, L, _, R = problem
     n = groups.shape[0]
@@ -139,11 +165,21 @@ def test_grouped_threshold_counts_any_layout_equals_reference(problem, sdt, ls, 
     th = np.sort(np.array(thresholds, dtype=np.float64)).astype(">f8")
     seed = 3 if R else None
     got = clarion.grouped_threshold_counts(
-        groups, labels, apply_layouts(scores, ls), apply_layouts(th, lt), weights=apply_layouts(weights, lw),
-        n_groups=G, n_labels=L, n_bootstrap=R, seed=seed, backend="cpu", n_threads=2,
+        groups,
+        labels,
+        apply_layouts(scores, ls),
+        apply_layouts(th, lt),
+        weights=apply_layouts(weights, lw),
+        n_groups=G,
+        n_labels=L,
+        n_bootstrap=R,
+        seed=seed,
+        backend="cpu",
+        n_threads=2,
     )
-    want = _reference.grouped_threshold_counts(native(groups), native(labels), native(scores), native(th),
-                                               native(weights), G, L, n_bootstrap=R, seed=seed or 0)
+    want = _reference.grouped_threshold_counts(
+        native(groups), native(labels), native(scores), native(th), native(weights), G, L, n_bootstrap=R, seed=seed or 0
+    )
     if R == 0:
         want = want[0]
     np.testing.assert_array_equal(got, want)
@@ -168,8 +204,9 @@ def test_broadcast_inputs_equal_reference():
     p = np.broadcast_to(np.array([[0, 1, 2]], dtype=np.int32), (n, 3))
     w = np.broadcast_to(np.float64(2.5), (n,))
     got = clarion.grouped_counts(g, y, p, weights=w, n_groups=2, n_labels=2, n_preds=3, backend="cpu")
-    want = clarion.grouped_counts(g.copy(), y, p.copy(), weights=w.copy(), n_groups=2, n_labels=2, n_preds=3,
-                                  backend="numpy")
+    want = clarion.grouped_counts(
+        g.copy(), y, p.copy(), weights=w.copy(), n_groups=2, n_labels=2, n_preds=3, backend="numpy"
+    )
     np.testing.assert_array_equal(got, want)
 
 
@@ -204,8 +241,16 @@ def test_declared_size_zero_still_checks_codes(backend):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 4), st.integers(2, 4), st.integers(1, 3), st.sampled_from(["float64", "float32"]),
-       layouts(), layouts(), layouts(), layouts())
+@given(
+    st.integers(1, 4),
+    st.integers(2, 4),
+    st.integers(1, 3),
+    st.sampled_from(["float64", "float32"]),
+    layouts(),
+    layouts(),
+    layouts(),
+    layouts(),
+)
 def test_shap_kernels_any_layout_equal_reference(N, M, K, dt, lx, lb, lz, lc):
     rng = np.random.default_rng(N * 100 + M * 10 + K)
     P = M + 1
@@ -214,8 +259,9 @@ def test_shap_kernels_any_layout_equal_reference(N, M, K, dt, lx, lb, lz, lc):
     Z = (rng.random((5, M)) < 0.5).astype(np.uint8)
     cp = np.array([-1] + list(range(M)), dtype=np.int32)
     S = Z.shape[0]
-    got = _kernels.mask("cpu", apply_layouts(X, lx), apply_layouts(B, lb), apply_layouts(Z, lz),
-                        apply_layouts(cp, lc), 0, N * S, 2)
+    got = _kernels.mask(
+        "cpu", apply_layouts(X, lx), apply_layouts(B, lb), apply_layouts(Z, lz), apply_layouts(cp, lc), 0, N * S, 2
+    )
     np.testing.assert_array_equal(got, _reference.shap_mask(X, B, Z, cp, 0, N * S))
 
     F = rng.normal(size=(N * S * K, 2))
@@ -231,8 +277,9 @@ def test_shap_kernels_any_layout_equal_reference(N, M, K, dt, lx, lb, lz, lc):
 
     LT = np.ascontiguousarray(L.T)
     base = np.zeros(2)
-    phi = _kernels.apply("cpu", apply_layouts(Y, lx), apply_layouts(base, lb), apply_layouts(LT, lz), 0, N * S,
-                         np.zeros((N, M, 2)), 2)
+    phi = _kernels.apply(
+        "cpu", apply_layouts(Y, lx), apply_layouts(base, lb), apply_layouts(LT, lz), 0, N * S, np.zeros((N, M, 2)), 2
+    )
     np.testing.assert_array_equal(phi, _reference.shap_apply(Y, base, LT, 0, N * S, np.zeros((N, M, 2))))
 
 
@@ -296,9 +343,15 @@ def run_isolated(body: str) -> None:
     n_cases = code.count("\nexpect(") + code.count("\nexpect_ok(")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(clarion.__file__).parent.parent), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
-                          timeout=120,
-                          preexec_fn=_limit_memory if sys.platform != "win32" else None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        preexec_fn=_limit_memory if sys.platform != "win32" else None,
+    )
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"the child died (exit {proc.returncode}):\n{report}"
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("OK", "FAIL"))]
@@ -516,8 +569,10 @@ def test_knn_binding_refuses_hostile_arguments():
     )
 
 
-@pytest.mark.skipif(not hasattr(_backend.core(), "grouped_counts_cuda") if _backend.has_core() else True,
-                    reason="CUDA kernels not compiled")
+@pytest.mark.skipif(
+    not hasattr(_backend.core(), "grouped_counts_cuda") if _backend.has_core() else True,
+    reason="CUDA kernels not compiled",
+)
 def test_cuda_bindings_check_sizes_before_any_device_call():
     """The CUDA bindings take device arrays as CUDA Array Interface descriptions and check them
     like the CPU bindings (dtype, layout, lengths, sizes without overflow, aliasing) on the host
@@ -636,9 +691,12 @@ def test_cuda_bindings_check_sizes_before_any_device_call():
     )
 
 
-@pytest.mark.skipif(not _backend.has_core() or not hasattr(_backend.core(), "grouped_counts_cuda")
-                    or _backend.core().cuda_device_count() > 0,
-                    reason="needs the CUDA kernels compiled and no CUDA device (fake pointers)")
+@pytest.mark.skipif(
+    not _backend.has_core()
+    or not hasattr(_backend.core(), "grouped_counts_cuda")
+    or _backend.core().cuda_device_count() > 0,
+    reason="needs the CUDA kernels compiled and no CUDA device (fake pointers)",
+)
 def test_cuda_bindings_pass_valid_descriptions_to_the_driver():
     """The other side of the checks above: valid descriptions (dict, tuple or an object with
     __cuda_array_interface__; optional arrays None or present) pass every check and reach the

@@ -19,6 +19,9 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from clarion import dataset
 from clarion.dataset import (
     MSG_HEADERS_COUNT,
@@ -32,12 +35,13 @@ from clarion.dataset import (
     DataError,
     read_dataset,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # CLARION_FUZZ_EXAMPLES raises the examples per fuzz test for a longer run.
-FUZZ = settings(max_examples=int(os.environ.get("CLARION_FUZZ_EXAMPLES", "60")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("CLARION_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 CSV_PATHS = ["fast", "fallback"]
 
 
@@ -67,8 +71,12 @@ def _pattern(template: str, **kw) -> str:
 
 # ---- item 4: JSON records are aligned by key name --------------------------------------------------
 
-ROWS = [{"age": 30, "sex": "F", "income": 1.5, "y": 1}, {"age": 41, "sex": "M", "income": 2.0, "y": 0},
-        {"age": 52, "sex": "F", "income": 0.5, "y": 0}, {"age": 63, "sex": "M", "income": 3.25, "y": 1}]
+ROWS = [
+    {"age": 30, "sex": "F", "income": 1.5, "y": 1},
+    {"age": 41, "sex": "M", "income": 2.0, "y": 0},
+    {"age": 52, "sex": "F", "income": 0.5, "y": 0},
+    {"age": 63, "sex": "M", "income": 3.25, "y": 1},
+]
 
 
 def _shuffled(rec: dict, rng: random.Random) -> dict:
@@ -83,8 +91,12 @@ def test_jsonlines_objects_in_another_key_order_are_aligned(tmp_path):
     got, _ = read_dataset(path, "application/jsonlines").read_all()
     pd.testing.assert_frame_equal(got, pd.DataFrame(ROWS[:2]))
     # features selecting an object, label appended after the features
-    path.write_text(json.dumps({"f": {"age": 30, "sex": "F"}, "y": 1}) + "\n"
-                    + json.dumps({"y": 0, "f": {"sex": "M", "age": 41}}) + "\n")
+    path.write_text(
+        json.dumps({"f": {"age": 30, "sex": "F"}, "y": 1})
+        + "\n"
+        + json.dumps({"y": 0, "f": {"sex": "M", "age": 41}})
+        + "\n"
+    )
     got, _ = read_dataset(path, "application/jsonlines", features="f", label="y").read_all()
     assert got.to_dict("records") == [{"age": 30, "sex": "F", "y": 1}, {"age": 41, "sex": "M", "y": 0}]
 
@@ -109,8 +121,14 @@ def test_jsonlines_no_label_duplicate_when_features_absent(tmp_path):
     pd.testing.assert_frame_equal(got, pd.DataFrame(ROWS))
 
 
-@pytest.mark.parametrize("change,diff", [("missing", "missing key 'sex'"), ("extra", "unexpected key 'zip'"),
-                                         ("renamed", "missing key 'sex', unexpected key 'gender'")])
+@pytest.mark.parametrize(
+    "change,diff",
+    [
+        ("missing", "missing key 'sex'"),
+        ("extra", "unexpected key 'zip'"),
+        ("renamed", "missing key 'sex', unexpected key 'gender'"),
+    ],
+)
 def test_jsonlines_record_with_other_keys_is_refused_with_its_line(tmp_path, change, diff):
     recs = [dict(r) for r in ROWS]
     if change == "missing":
@@ -139,17 +157,20 @@ def test_jsonlines_headers_and_object_records(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"f": {k: r[k] for k in ("age", "sex")}, "y": r["y"]}) + "\n" for r in ROWS))
     # headers naming the keys in another order: aligned by name, columns in headers' order
-    got, _ = read_dataset(path, "application/jsonlines", features="f", label="y",
-                          headers=["sex", "age", "label"]).read_all()
+    got, _ = read_dataset(
+        path, "application/jsonlines", features="f", label="y", headers=["sex", "age", "label"]
+    ).read_all()
     assert got.to_dict("records")[0] == {"sex": "F", "age": 30, "label": 1}
     # headers renaming the keys (no name in common): by position, as for list records
-    got, _ = read_dataset(path, "application/jsonlines", features="f", label="y",
-                          headers=["a", "s", "label"]).read_all()
+    got, _ = read_dataset(
+        path, "application/jsonlines", features="f", label="y", headers=["a", "s", "label"]
+    ).read_all()
     assert got.to_dict("records")[0] == {"a": 30, "s": "F", "label": 1}
     # some names in common: ambiguous, refused naming `headers`
     with pytest.raises(DataError, match=_pattern(MSG_HEADERS_KEYS, path=path)):
-        read_dataset(path, "application/jsonlines", features="f", label="y",
-                     headers=["sex", "income", "label"]).read_all()
+        read_dataset(
+            path, "application/jsonlines", features="f", label="y", headers=["sex", "income", "label"]
+        ).read_all()
 
 
 @pytest.mark.parametrize("skip", [False, True])
@@ -158,36 +179,52 @@ def test_jsonlines_headers_of_the_wrong_length_are_named(tmp_path, skip):
     path.write_text("".join(json.dumps({"features": [r["age"], r["sex"]], "y": r["y"]}) + "\n" for r in ROWS))
     msg = MSG_HEADERS_VALUES.format(path=path, n=4, unit="line", line=1, m=3, what="features + 'y'")
     with pytest.raises(DataError, match=re.escape(msg)):
-        read_dataset(path, "application/jsonlines", features="features", label="y",
-                     headers=["age", "sex", "income", "y"], skip_bad_rows=skip).read_all()
+        read_dataset(
+            path,
+            "application/jsonlines",
+            features="features",
+            label="y",
+            headers=["age", "sex", "income", "y"],
+            skip_bad_rows=skip,
+        ).read_all()
     # one short record among good ones is a located bad record, not a headers error
     lines = path.read_text().splitlines()
     lines[0] = json.dumps({"features": [30], "y": 1})
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"d\.jsonl: line 1: expected 3 values, got 2$"):
-        read_dataset(path, "application/jsonlines", features="features", label="y",
-                     headers=["age", "sex", "y"]).read_all()
+        read_dataset(
+            path, "application/jsonlines", features="features", label="y", headers=["age", "sex", "y"]
+        ).read_all()
 
 
 def test_jsonlines_mixed_shapes_and_nested_values_are_located(tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_text('{"f": [1, "a"], "y": 1}\n{"f": {"x": 1, "s": "b"}, "y": 0}\n{"f": [2, [3]], "y": 1}\n'
-                    '{"f": 7, "y": 1}\n{"f": [3, "c"], "y": 0}\n')
+    path.write_text(
+        '{"f": [1, "a"], "y": 1}\n{"f": {"x": 1, "s": "b"}, "y": 0}\n{"f": [2, [3]], "y": 1}\n'
+        '{"f": 7, "y": 1}\n{"f": [3, "c"], "y": 0}\n'
+    )
     r = read_dataset(path, "application/jsonlines", features="f", label="y", skip_bad_rows=True)
     _, lines = r.read_all()
     np.testing.assert_array_equal(lines, [1, 5])
     assert r.skipped == 3
     found = sorted(e.split(": ", 1)[1] for e in r.skipped_examples)
-    assert found == ["line 2: features 'f' is an object, but the first record's is a list",
-                     "line 3, column 'column_1': a list is not a single value",
-                     "line 4: features 'f' did not select a list or an object (got int)"]
+    assert found == [
+        "line 2: features 'f' is an object, but the first record's is a list",
+        "line 3, column 'column_1': a list is not a single value",
+        "line 4: features 'f' did not select a list or an object (got int)",
+    ]
 
 
 @st.composite
 def _records(draw):
     keys = draw(st.lists(st.text("abcdefgh", min_size=1, max_size=3), min_size=1, max_size=5, unique=True))
-    value = st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False, allow_infinity=False),
-                      st.text("xyz01 ", max_size=3), st.none(), st.booleans())
+    value = st.one_of(
+        st.integers(-(10**20), 10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text("xyz01 ", max_size=3),
+        st.none(),
+        st.booleans(),
+    )
     n = draw(st.integers(1, 12))
     recs = [{k: draw(value) for k in keys} for _ in range(n)]
     seed = draw(st.integers(0, 2**32 - 1))
@@ -204,8 +241,9 @@ def test_fuzz_permuted_key_orders_give_the_same_frame(tmp_path, data, chunk_rows
 
     def read(path, kind, features):
         try:
-            return read_dataset(path, kind, features=features, label="y", skip_bad_rows=True,
-                                chunk_rows=chunk_rows).read_all()[0]
+            return read_dataset(
+                path, kind, features=features, label="y", skip_bad_rows=True, chunk_rows=chunk_rows
+            ).read_all()[0]
         except DataError as exc:  # every row skipped (a value that is not a number in a numeric column)
             assert "no data rows" in str(exc)
             return None
@@ -309,8 +347,12 @@ def test_jsonlines_and_parquet_integers_beyond_int64(tmp_path):
     import pyarrow.parquet as pq
 
     ppath = tmp_path / "big.parquet"
-    pq.write_table(pa.table({"g": pa.array(BIG, pa.uint64()), "h": pa.array([2**53, 2**53 + 1, None, 1], pa.int64()),
-                             "y": [0, 1, 0, 1]}), ppath)
+    pq.write_table(
+        pa.table(
+            {"g": pa.array(BIG, pa.uint64()), "h": pa.array([2**53, 2**53 + 1, None, 1], pa.int64()), "y": [0, 1, 0, 1]}
+        ),
+        ppath,
+    )
     for k in (1, 3, 100):
         got, _ = read_dataset(ppath, "application/x-parquet", chunk_rows=k).read_all()
         assert got["g"].dtype == np.uint64 and [int(v) for v in got["g"]] == BIG
@@ -367,24 +409,28 @@ def test_bom_jsonlines_and_json(tmp_path):
 
 # ---- item 22: the file's real format, and headers that do not fit ----------------------------------
 
+
 @pytest.mark.parametrize("kind", ["text/csv", "application/jsonlines", "application/json"])
 def test_parquet_or_archive_read_as_text_names_file_type_and_format(tmp_path, kind):
     ppath = tmp_path / "d.parquet"
     pd.DataFrame(ROWS).to_parquet(ppath)
-    msg = MSG_WRONG_FORMAT.format(path=ppath, what="a Parquet file", dataset_type=kind,
-                                  hint="; set dataset_type to 'application/x-parquet'")
+    msg = MSG_WRONG_FORMAT.format(
+        path=ppath, what="a Parquet file", dataset_type=kind, hint="; set dataset_type to 'application/x-parquet'"
+    )
     with pytest.raises(DataError, match=re.escape(msg) + "$"):
         read_dataset(ppath, kind, features="rows").read_all()
     zpath = tmp_path / "d.zip"
     with zipfile.ZipFile(zpath, "w") as z:
         z.writestr("d.csv", "a,b\n1,2\n")
-    with pytest.raises(DataError, match=_pattern(MSG_WRONG_FORMAT, path=zpath, what="a zip archive",
-                                                 dataset_type=repr(kind))):
+    with pytest.raises(
+        DataError, match=_pattern(MSG_WRONG_FORMAT, path=zpath, what="a zip archive", dataset_type=repr(kind))
+    ):
         read_dataset(zpath, kind, features="rows").read_all()
     gpath = tmp_path / "d.parquet.gz"
     gpath.write_bytes(gzip.compress(ppath.read_bytes()))
-    with pytest.raises(DataError, match=_pattern(MSG_WRONG_FORMAT, path=gpath,
-                                                 what="gzip-compressed and a Parquet file")):
+    with pytest.raises(
+        DataError, match=_pattern(MSG_WRONG_FORMAT, path=gpath, what="gzip-compressed and a Parquet file")
+    ):
         read_dataset(gpath, kind, features="rows").read_all()
 
 
@@ -428,17 +474,23 @@ def test_gzip_text_is_read_transparently(tmp_path, monkeypatch, csv_path, chunk_
 def test_csv_headers_in_another_order_than_the_header_line(tmp_path, monkeypatch, csv_path, skip):
     path = tmp_path / "h.csv"
     path.write_text("approved,age,sex\n1,30,F\n0,40,M\n")
-    msg = MSG_HEADERS_ORDER.format(path=path, line=1, found=["approved", "age", "sex"],
-                                   expected=["age", "approved", "sex"])
+    msg = MSG_HEADERS_ORDER.format(
+        path=path, line=1, found=["approved", "age", "sex"], expected=["age", "approved", "sex"]
+    )
     with pytest.raises(DataError, match=re.escape(msg) + "$"):
-        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["age", "approved", "sex"],
-              skip_bad_rows=skip)
-    with pytest.raises(DataError, match=_pattern(MSG_HEADERS_DIFFER, path=path, only_file=["sex"],
-                                                 only_headers=["gender"])):
-        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["approved", "age", "gender"],
-              skip_bad_rows=skip)
-    with pytest.raises(DataError, match=_pattern(MSG_HEADERS_DIFFER, path=path, only_file=["approved", "age", "sex"],
-                                                 only_headers=["Approved", "Age", "Sex"])):
+        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["age", "approved", "sex"], skip_bad_rows=skip)
+    with pytest.raises(
+        DataError, match=_pattern(MSG_HEADERS_DIFFER, path=path, only_file=["sex"], only_headers=["gender"])
+    ):
+        _read(
+            path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["approved", "age", "gender"], skip_bad_rows=skip
+        )
+    with pytest.raises(
+        DataError,
+        match=_pattern(
+            MSG_HEADERS_DIFFER, path=path, only_file=["approved", "age", "sex"], only_headers=["Approved", "Age", "Sex"]
+        ),
+    ):
         _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["Approved", "Age", "Sex"])
     with pytest.raises(DataError, match=r"`headers` lists \['age'\] more than once"):
         _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["age", "age", "sex"])
@@ -456,8 +508,7 @@ def test_csv_headers_of_the_wrong_length_are_named(tmp_path, monkeypatch, csv_pa
     path.write_text(("approved,age\n" if header_line else "") + "1,30\n0,40\n1,50\n")
     msg = MSG_HEADERS_COUNT.format(path=path, n=3, m=2, line=1)
     with pytest.raises(DataError, match=re.escape(msg) + "$"):
-        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["approved", "age", "sex"],
-              skip_bad_rows=skip)
+        _read(path, csv_path=csv_path, monkeypatch=monkeypatch, headers=["approved", "age", "sex"], skip_bad_rows=skip)
     # one short first data line among good ones is a located bad record
     path.write_text("1,30\n0,40,M\n1,50,F\n")
     r = read_dataset(path, "text/csv", headers=["approved", "age", "sex"], skip_bad_rows=True)
@@ -491,16 +542,47 @@ KINDS = ["text/csv", "application/jsonlines", "application/json", "application/x
 
 def _bytes_like_input():
     noise = st.binary(max_size=200)
-    texty = st.lists(st.sampled_from([b"1", b"-9223372036854775809", b"18446744073709551616", b"x", b",", b"\n",
-                                      b"\r", b'"', b"{", b"}", b"[", b"]", b":", b'"f"', b'"y"', b"\xef\xbb\xbf",
-                                      b"\xff", b" ", b"nan", b"1e400", b"1" * 30, b"null", b"true"]),
-                     max_size=60).map(b"".join)
+    texty = st.lists(
+        st.sampled_from(
+            [
+                b"1",
+                b"-9223372036854775809",
+                b"18446744073709551616",
+                b"x",
+                b",",
+                b"\n",
+                b"\r",
+                b'"',
+                b"{",
+                b"}",
+                b"[",
+                b"]",
+                b":",
+                b'"f"',
+                b'"y"',
+                b"\xef\xbb\xbf",
+                b"\xff",
+                b" ",
+                b"nan",
+                b"1e400",
+                b"1" * 30,
+                b"null",
+                b"true",
+            ]
+        ),
+        max_size=60,
+    ).map(b"".join)
     return st.tuples(st.sampled_from(PREFIXES), st.one_of(noise, texty), st.booleans())
 
 
 @FUZZ
-@given(data=_bytes_like_input(), kind=st.sampled_from(KINDS), chunk_rows=st.sampled_from([1, 3, 1000]),
-       skip=st.booleans(), headers=st.sampled_from([None, ["a", "b", "y"]]))
+@given(
+    data=_bytes_like_input(),
+    kind=st.sampled_from(KINDS),
+    chunk_rows=st.sampled_from([1, 3, 1000]),
+    skip=st.booleans(),
+    headers=st.sampled_from([None, ["a", "b", "y"]]),
+)
 def test_fuzz_random_bytes_give_a_frame_or_a_value_error(tmp_path, data, kind, chunk_rows, skip, headers):
     prefix, body, compress = data
     raw = prefix + body
@@ -509,8 +591,16 @@ def test_fuzz_random_bytes_give_a_frame_or_a_value_error(tmp_path, data, kind, c
     features = "f" if kind == "application/jsonlines" else "rows" if kind == "application/json" else None
     label = "y" if kind in ("application/jsonlines", "application/json") else None
     try:
-        r = read_dataset(path, kind, headers=headers, features=features, label=label, chunk_rows=chunk_rows,
-                         skip_bad_rows=skip, required=("y",) if kind == "text/csv" and headers else ())
+        r = read_dataset(
+            path,
+            kind,
+            headers=headers,
+            features=features,
+            label=label,
+            chunk_rows=chunk_rows,
+            skip_bad_rows=skip,
+            required=("y",) if kind == "text/csv" and headers else (),
+        )
         for c in r:
             assert isinstance(c.frame, pd.DataFrame) and len(c.lines) == len(c.frame)
     except ValueError:
@@ -518,9 +608,18 @@ def test_fuzz_random_bytes_give_a_frame_or_a_value_error(tmp_path, data, kind, c
 
 
 @FUZZ
-@given(rows=st.lists(st.tuples(st.sampled_from(["F", "M", "x y", "é", ""]), st.integers(-(2**70), 2**70),
-                               st.sampled_from(["0", "1"])), min_size=1, max_size=30),
-       chunk_rows=st.sampled_from([1, 2, 7, 1000]), headers=st.booleans(), gz=st.booleans())
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["F", "M", "x y", "é", ""]), st.integers(-(2**70), 2**70), st.sampled_from(["0", "1"])
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    chunk_rows=st.sampled_from([1, 2, 7, 1000]),
+    headers=st.booleans(),
+    gz=st.booleans(),
+)
 def test_fuzz_bom_and_gzip_change_nothing(tmp_path, monkeypatch, rows, chunk_rows, headers, gz):
     buf = io.StringIO()
     buf.write("s,n,y\n")
@@ -547,18 +646,25 @@ def test_fuzz_bom_and_gzip_change_nothing(tmp_path, monkeypatch, rows, chunk_row
 
 # ---- the same through `clarion analyze` --------------------------------------------------------------
 
+
 def _analyze(tmp_path, data, skip=True, **cfg_extra):
     from clarion.cli import main
 
-    cfg = {"dataset_type": "text/csv", "label": "approved", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
-           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}}}
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "approved",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}},
+    }
     cfg.update(cfg_extra)
     path = tmp_path / "c.json"
     path.write_text(json.dumps(cfg))
     out = tmp_path / "out"
-    code = main(["analyze", "--config", str(path), "--data", str(data), "--output", str(out), "--quiet"]
-                + (["--skip-bad-rows"] if skip else []))
+    code = main(
+        ["analyze", "--config", str(path), "--data", str(data), "--output", str(out), "--quiet"]
+        + (["--skip-bad-rows"] if skip else [])
+    )
     return code, out
 
 
@@ -566,8 +672,9 @@ def test_cli_names_headers_and_the_real_format(tmp_path, capsys):
     from clarion.cli import EXIT_ERROR, EXIT_OK
 
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"approved": rng.integers(0, 2, 40), "age": rng.integers(18, 80, 40),
-                       "sex": rng.choice(["F", "M"], 40)})
+    df = pd.DataFrame(
+        {"approved": rng.integers(0, 2, 40), "age": rng.integers(18, 80, 40), "sex": rng.choice(["F", "M"], 40)}
+    )
     csv_path = tmp_path / "d.csv"
     df.to_csv(csv_path, index=False)
     code, _ = _analyze(tmp_path, csv_path, headers=["approved", "age", "sex", "extra"])
@@ -591,12 +698,19 @@ def test_cli_names_headers_and_the_real_format(tmp_path, capsys):
 
 # ---- fuzz: JSON records of any shape, read in any chunk size, give the same outcome ------------------
 
-_SCALAR = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
-                    st.sampled_from(["", "a", "1", " 2", "x y"]), st.none(), st.booleans())
+_SCALAR = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "a", "1", " 2", "x y"]),
+    st.none(),
+    st.booleans(),
+)
 _VALUE = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=2), st.dictionaries(st.sampled_from("ab"), _SCALAR, max_size=2))
-_FEATURES = st.one_of(st.lists(_VALUE, min_size=1, max_size=4),
-                      st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUE, min_size=1, max_size=4),
-                      _SCALAR)
+_FEATURES = st.one_of(
+    st.lists(_VALUE, min_size=1, max_size=4),
+    st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUE, min_size=1, max_size=4),
+    _SCALAR,
+)
 
 
 def _outcome_of(path, kind, **kw):
@@ -609,8 +723,11 @@ def _outcome_of(path, kind, **kw):
 
 
 @FUZZ
-@given(records=st.lists(st.fixed_dictionaries({"f": _FEATURES, "y": _SCALAR}), min_size=1, max_size=15),
-       skip=st.booleans(), headers=st.sampled_from([None, ["a", "b", "y"], ["b", "a", "y"]]))
+@given(
+    records=st.lists(st.fixed_dictionaries({"f": _FEATURES, "y": _SCALAR}), min_size=1, max_size=15),
+    skip=st.booleans(),
+    headers=st.sampled_from([None, ["a", "b", "y"], ["b", "a", "y"]]),
+)
 def test_fuzz_json_records_any_shape_same_outcome_in_any_chunking(tmp_path, records, skip, headers):
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -620,8 +737,9 @@ def test_fuzz_json_records_any_shape_same_outcome_in_any_chunking(tmp_path, reco
         outcomes = []
         for k in (1, 4, 1000):
             try:
-                outcomes.append(_outcome_of(p, kind, features=feats, label="y", headers=headers, skip_bad_rows=skip,
-                                            chunk_rows=k))
+                outcomes.append(
+                    _outcome_of(p, kind, features=feats, label="y", headers=headers, skip_bad_rows=skip, chunk_rows=k)
+                )
             except ValueError as exc:  # (only DataError is expected; any other ValueError is a failure)
                 raise AssertionError(f"{type(exc).__name__}: {exc}") from exc
         first, skipped = outcomes[0]

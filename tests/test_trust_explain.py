@@ -10,6 +10,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from clarion import _backend, _reference
 from clarion import analysis as A
 from clarion.explain import (
@@ -21,8 +24,6 @@ from clarion.explain import (
 )
 from clarion.explain._common import MSG_INDEX
 from clarion.explain._tabular import MSG_SPARSE, MSG_SPARSE_TYPE, TabularCodec
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BACKENDS = ["numpy", pytest.param("cpu", marks=pytest.mark.skipif(not _backend.has_core(), reason="no extension"))]
 
@@ -55,8 +56,7 @@ def with_null_players(rng, M, K, N):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=25, deadline=None)
-@given(M=st.integers(2, 7), K=st.integers(1, 4), N=st.integers(1, 6), D=st.integers(1, 2),
-       seed=st.integers(0, 2**31))
+@given(M=st.integers(2, 7), K=st.integers(1, 4), N=st.integers(1, 6), D=st.integers(1, 2), seed=st.integers(0, 2**31))
 def test_null_players_exactly_zero_exact_mode(backend, M, K, N, D, seed):
     rng = np.random.default_rng(seed)
     B, X, null = with_null_players(rng, M, K, N)
@@ -119,8 +119,14 @@ def test_null_player_ignores_background_rows_of_weight_zero():
 def test_null_groups_categorical_and_features_to_explain():
     rng = np.random.default_rng(5)
     n = 12
-    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
-                       "city": rng.choice(["paris", "lyon"], size=n), "c": rng.normal(size=n)})
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+            "city": rng.choice(["paris", "lyon"], size=n),
+            "c": rng.normal(size=n),
+        }
+    )
     bg = df.iloc[:1].copy()  # one background row: any equal value is a null player
 
     def model(frame):
@@ -151,8 +157,14 @@ def test_null_groups_categorical_and_features_to_explain():
 
 def data(n=160, seed=0):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"x1": rng.normal(size=n).round(3), "x2": rng.integers(0, 30, n),
-                       "x3": rng.normal(size=n).round(3), "g": rng.integers(0, 2, n)})
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n).round(3),
+            "x2": rng.integers(0, 30, n),
+            "x3": rng.normal(size=n).round(3),
+            "g": rng.integers(0, 2, n),
+        }
+    )
     logit = df.x1 - 0.1 * df.x2 + 1 + df.g * df.x3
     df["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return df
@@ -165,10 +177,17 @@ def fit(df):
 
 
 def cfg(**methods):
-    return {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-            "methods": {"shap": {"num_clusters": 2, "seed": 3, "features_to_explain": ["x1", 2],
-                                 "save_local_shap_values": True}, **methods},
-            "predictor": {"label_headers": ["no", "yes"]}}
+    return {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "methods": {
+            "shap": {"num_clusters": 2, "seed": 3, "features_to_explain": ["x1", 2], "save_local_shap_values": True},
+            **methods,
+        },
+        "predictor": {"label_headers": ["no", "yes"]},
+    }
 
 
 def test_features_to_explain_with_two_outputs(tmp_path):
@@ -176,8 +195,13 @@ def test_features_to_explain_with_two_outputs(tmp_path):
     model = fit(df)
     df.to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / "o"
-    res = A.analyze(cfg(pdp={"grid_resolution": 4, "features": ["x1", 1]}), tmp_path / "d.csv", model=model,
-                    output_dir=out, progress=False)
+    res = A.analyze(
+        cfg(pdp={"grid_resolution": 4, "features": ["x1", 1]}),
+        tmp_path / "d.csv",
+        model=model,
+        output_dir=out,
+        progress=False,
+    )
     shap_doc = res.analysis["explanations"]["kernel_shap"]
     assert list(shap_doc) == ["no", "yes"]
     local = pd.read_csv(out / "explanations_shap" / "out.csv")
@@ -214,8 +238,9 @@ def test_features_to_explain_one_output_reports_the_mean_base(tmp_path):
 
 def test_cli_analyze_features_to_explain_two_outputs(tmp_path, capsys):
     skops_io = pytest.importorskip("skops.io")
-    from clarion.cli import EXIT_OK, main
     from sklearn.linear_model import LogisticRegression
+
+    from clarion.cli import EXIT_OK, main
 
     df = data(seed=2)
     model = LogisticRegression().fit(df[["x1", "x2", "x3", "g"]], df.y)
@@ -224,8 +249,18 @@ def test_cli_analyze_features_to_explain_two_outputs(tmp_path, capsys):
     c = cfg(pdp={"grid_resolution": 3, "features": ["x3"]})
     c["predictor"]["model_uri"] = "m.skops"
     (tmp_path / "c.json").write_text(json.dumps(c))
-    code = main(["analyze", "--config", str(tmp_path / "c.json"), "--data", str(tmp_path / "d.csv"),
-                 "--output", str(tmp_path / "o"), "--quiet"])
+    code = main(
+        [
+            "analyze",
+            "--config",
+            str(tmp_path / "c.json"),
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     assert code == EXIT_OK, capsys.readouterr().err
     doc = json.loads((tmp_path / "o" / "analysis.json").read_text())
     assert list(doc["explanations"]["kernel_shap"]) == ["no", "yes"]
@@ -237,8 +272,15 @@ def test_cli_analyze_features_to_explain_two_outputs(tmp_path, capsys):
 
 def test_pdp_grid_is_bucket_centres_over_the_range():
     rng = np.random.default_rng(27)
-    df = pd.DataFrame({"f": rng.normal(3, 2, 200), "i": rng.integers(0, 100, 200), "s": rng.integers(0, 3, 200),
-                       "k": np.full(200, 2.5), "c": rng.choice(["u", "v"], 200)})
+    df = pd.DataFrame(
+        {
+            "f": rng.normal(3, 2, 200),
+            "i": rng.integers(0, 100, 200),
+            "s": rng.integers(0, 3, 200),
+            "k": np.full(200, 2.5),
+            "c": rng.choice(["u", "v"], 200),
+        }
+    )
 
     def model(frame):
         return np.column_stack([frame["f"] * 0.1 + frame["i"] * 0.01, (frame["c"] == "u") + frame["s"] * 0.2])
@@ -278,13 +320,24 @@ def test_pdp_grid_dask_equals_local():
 def test_analysis_pdp_entry_has_label_headers_and_bucket_shares(tmp_path):
     df = data(seed=4)
     model = fit(df)
-    c = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-         "methods": {"pdp": {"grid_resolution": 5, "features": ["x1", "x2", "g"]}}}
+    c = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "methods": {"pdp": {"grid_resolution": 5, "features": ["x1", "x2", "g"]}},
+    }
     res = A.analyze(c, df, model=model, output_dir=tmp_path / "o", progress=False)
     pdp = {e["feature_name"]: e for e in res.analysis["explanations"]["pdp"]}
     e = pdp["x1"]
-    assert list(e) == ["feature_name", "data_type", "feature_values", "model_predictions", "label_headers",
-                       "data_distribution"]
+    assert list(e) == [
+        "feature_name",
+        "data_type",
+        "feature_values",
+        "model_predictions",
+        "label_headers",
+        "data_distribution",
+    ]
     assert e["label_headers"] == ["label0", "label1"]
     lo, hi = df.x1.min(), df.x1.max()
     np.testing.assert_allclose(e["feature_values"], lo + (hi - lo) * (np.arange(5) + 0.5) / 5)
@@ -303,8 +356,11 @@ def test_out_of_range_feature_index_names_the_key(tmp_path):
     model = fit(df)
     c = cfg()
     c["methods"]["shap"]["features_to_explain"] = ["x1", 7]
-    with pytest.raises(ValueError, match=r"^methods\.shap\.features_to_explain\[1\]: column index 7 is out of "
-                                         r"range for 4 columns"):
+    with pytest.raises(
+        ValueError,
+        match=r"^methods\.shap\.features_to_explain\[1\]: column index 7 is out of "
+        r"range for 4 columns",
+    ):
         A.analyze(c, df, model=model, output_dir=tmp_path / "a", progress=False)
     c = cfg(pdp={"grid_resolution": 3, "features": [9]})
     with pytest.raises(ValueError, match=r"^methods\.pdp\.features\[0\]: column index 9 is out of range"):

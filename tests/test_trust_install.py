@@ -41,21 +41,31 @@ def data(n=120, seed=0):
 
 
 def config(**extra):
-    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
-           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
-                       "shap": {"num_clusters": 3, "num_samples": 20, "seed": 1},
-                       "pdp": {"top_k_features": 1, "grid_resolution": 4},
-                       "report": {"name": "report", "title": "t"}},
-           "predictor": {"probability": 1}}
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "post_training_bias": {"methods": "all"},
+            "shap": {"num_clusters": 3, "num_samples": 20, "seed": 1},
+            "pdp": {"top_k_features": 1, "grid_resolution": 4},
+            "report": {"name": "report", "title": "t"},
+        },
+        "predictor": {"probability": 1},
+    }
     cfg.update(extra)
     return cfg
 
 
 def bias_only(**extra):
     cfg = config(**extra)
-    cfg["methods"] = {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                      "report": cfg["methods"].get("report", {"name": "report"})}
+    cfg["methods"] = {
+        "pre_training_bias": {"methods": ["CI", "DPL"]},
+        "report": cfg["methods"].get("report", {"name": "report"}),
+    }
     cfg.pop("predictor", None)
     return cfg
 
@@ -111,8 +121,15 @@ def run_cli(*args, cwd=None, blocked=(), **kw):
         from clarion.cli import main
         sys.exit(main(sys.argv[2:]))
     """)
-    return subprocess.run([sys.executable, "-c", code, json.dumps(sorted(blocked)), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env(**kw), timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, json.dumps(sorted(blocked)), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(**kw),
+        timeout=600,
+        check=False,
+    )
 
 
 def assert_one_line_error(proc, *needles, command=None):
@@ -170,8 +187,11 @@ def not_installed_by(*extras):
     """Top-level modules of this environment that the base install (plus ``extras``) would not have."""
     project = _pyproject()
     allowed = _closure(project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]])
-    blocked = {mod for mod, dists in md.packages_distributions().items()
-               if not any(_norm(d) in allowed for d in dists) and mod != "clarion"}
+    blocked = {
+        mod
+        for mod, dists in md.packages_distributions().items()
+        if not any(_norm(d) in allowed for d in dists) and mod != "clarion"
+    }
     return blocked
 
 
@@ -184,7 +204,8 @@ def test_base_dependencies_are_those_every_cli_job_imports():
     for module, extra in cli.OPTIONAL_MODULES.items():
         names = {_norm(re.split(r"[<>=!~\[ ;]", r)[0]) for r in project["optional-dependencies"][extra]}
         dists = {_norm(d) for d in md.packages_distributions().get(module, [])} or {
-            {"cupy": "cupy-cuda13x", "sklego": "scikit-lego"}.get(module, module)}
+            {"cupy": "cupy-cuda13x", "sklego": "scikit-lego"}.get(module, module)
+        }
         assert dists & names, (module, extra, names)
         assert not dists & base, module  # not an optional package after all
 
@@ -211,25 +232,80 @@ def test_every_cli_job_runs_from_the_base_install(served_model, tmp_path):
     assert not {"pyarrow", "sklearn", "yaml", "pandas"} & blocked
     df.to_csv(tmp_path / "d.csv", index=False)
     with open(tmp_path / "d.jsonl", "w") as fh:
-        fh.writelines(json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
-                      for r in df.itertuples(index=False))
+        fh.writelines(
+            json.dumps({"features": [r.x1, int(r.x2), r.g], "label": int(r.y)}) + "\n"
+            for r in df.itertuples(index=False)
+        )
     df.to_parquet(tmp_path / "d.parquet", index=False)
     (tmp_path / "c.json").write_text(json.dumps(config()))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config()))
-    (tmp_path / "c_jsonl.json").write_text(json.dumps(bias_only(
-        dataset_type="application/jsonlines", features="features", label="label", headers=["x1", "x2", "g", "y"])))
+    (tmp_path / "c_jsonl.json").write_text(
+        json.dumps(
+            bias_only(
+                dataset_type="application/jsonlines", features="features", label="label", headers=["x1", "x2", "g", "y"]
+            )
+        )
+    )
     (tmp_path / "c_parquet.json").write_text(json.dumps(bias_only(dataset_type="application/x-parquet")))
     jobs = [
-        ["analyze", "--config", tmp_path / "c.json", "--data", tmp_path / "d.csv", "--output", tmp_path / "csv",
-         "--endpoint", url, "--quiet"],
-        ["analyze", "--config", tmp_path / "c.yaml", "--data", tmp_path / "d.csv", "--output", tmp_path / "yaml",
-         "--endpoint", url, "--quiet"],
-        ["analyze", "--config", tmp_path / "c_jsonl.json", "--data", tmp_path / "d.jsonl", "--output",
-         tmp_path / "jsonl", "--quiet"],
-        ["analyze", "--config", tmp_path / "c_parquet.json", "--data", tmp_path / "d.parquet", "--output",
-         tmp_path / "parquet", "--quiet"],
-        ["monitor", "--baseline", tmp_path / "csv" / "analysis.json", "--data", tmp_path / "d.csv", "--config",
-         tmp_path / "c.json", "--output", tmp_path / "mon", "--endpoint", url, "--quiet"],
+        [
+            "analyze",
+            "--config",
+            tmp_path / "c.json",
+            "--data",
+            tmp_path / "d.csv",
+            "--output",
+            tmp_path / "csv",
+            "--endpoint",
+            url,
+            "--quiet",
+        ],
+        [
+            "analyze",
+            "--config",
+            tmp_path / "c.yaml",
+            "--data",
+            tmp_path / "d.csv",
+            "--output",
+            tmp_path / "yaml",
+            "--endpoint",
+            url,
+            "--quiet",
+        ],
+        [
+            "analyze",
+            "--config",
+            tmp_path / "c_jsonl.json",
+            "--data",
+            tmp_path / "d.jsonl",
+            "--output",
+            tmp_path / "jsonl",
+            "--quiet",
+        ],
+        [
+            "analyze",
+            "--config",
+            tmp_path / "c_parquet.json",
+            "--data",
+            tmp_path / "d.parquet",
+            "--output",
+            tmp_path / "parquet",
+            "--quiet",
+        ],
+        [
+            "monitor",
+            "--baseline",
+            tmp_path / "csv" / "analysis.json",
+            "--data",
+            tmp_path / "d.csv",
+            "--config",
+            tmp_path / "c.json",
+            "--output",
+            tmp_path / "mon",
+            "--endpoint",
+            url,
+            "--quiet",
+        ],
         ["report", tmp_path / "csv" / "analysis.json", "-o", tmp_path / "again.html"],
     ]
     for job in jobs:
@@ -265,8 +341,9 @@ def test_demo_steps_need_only_the_examples_extra(tmp_path):
         sio.dump(model, p)
         print(models.as_model(p).predict(df[demo.FEATURES].iloc[:3]).shape)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(3, 2)"
 
@@ -278,8 +355,19 @@ def test_subcommand_without_its_extra_names_the_extra(tmp_path):
     df = data()
     df.to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "c.json").write_text(json.dumps(bias_only()))
-    proc = run_cli("analyze", "--config", tmp_path / "c.json", "--data", tmp_path / "d.csv", "--output",
-                   tmp_path / "o", "--dask-workers", "1", "--quiet", blocked={"dask", "distributed"})
+    proc = run_cli(
+        "analyze",
+        "--config",
+        tmp_path / "c.json",
+        "--data",
+        tmp_path / "d.csv",
+        "--output",
+        tmp_path / "o",
+        "--dask-workers",
+        "1",
+        "--quiet",
+        blocked={"dask", "distributed"},
+    )
     assert_one_line_error(proc, "pip install 'clarion[dask]'", command="analyze")
     assert not (tmp_path / "o").exists()
 
@@ -295,7 +383,8 @@ def test_missing_module_message_names_the_extra_of_the_command():
                 return exc
 
     assert cli._message(missing("sklego.datasets"), "demo") == cli.MSG_MISSING_EXTRA.format(
-        module="sklego", extra="examples")
+        module="sklego", extra="examples"
+    )
     assert "clarion[models]" in cli._message(missing("xgboost"), "analyze")
     assert "clarion[examples]" in cli._message(missing("skops"), "demo")
     assert "reinstall clarion" in cli._message(missing("pyarrow"), "analyze")  # a base dependency
@@ -317,7 +406,8 @@ def test_ci_installs_the_wheel_as_the_readme_says():
     demo = next(i for i, ln in enumerate(code) if ln.startswith("clarion demo --output"))
     tests = next(i for i, ln in enumerate(code) if ln.startswith("python -m pytest"))
     assert installs[0] < demo < installs[1] < tests
-    venvs = [i for i, ln in enumerate(code) if "-m venv --clear" in ln]  # two fresh environments
+    # two fresh environments for clarion (the linters' own .venv-lint holds no clarion)
+    venvs = [i for i, ln in enumerate(code) if "-m venv --clear" in ln and ".venv-lint" not in ln]
     assert len(venvs) == 2 and venvs[0] < installs[0] < venvs[1] < installs[1]
 
 
@@ -356,8 +446,14 @@ def previous(tmp_path):
 def test_failed_overwrite_keeps_the_previous_results(previous, good):
     tmp, out, before = previous
     with pytest.raises(RuntimeError, match="model broke"):
-        A.analyze(config(), tmp / "d.csv", model=Failing(good, RuntimeError("model broke")), output_dir=out,
-                  progress=False, overwrite=True)
+        A.analyze(
+            config(),
+            tmp / "d.csv",
+            model=Failing(good, RuntimeError("model broke")),
+            output_dir=out,
+            progress=False,
+            overwrite=True,
+        )
     assert snapshot(out) == before
     assert leftovers(tmp) == []
 
@@ -365,8 +461,14 @@ def test_failed_overwrite_keeps_the_previous_results(previous, good):
 def test_interrupted_overwrite_keeps_the_previous_results(previous):
     tmp, out, before = previous
     with pytest.raises(KeyboardInterrupt):
-        A.analyze(config(), tmp / "d.csv", model=Failing(2, KeyboardInterrupt()), output_dir=out, progress=False,
-                  overwrite=True)
+        A.analyze(
+            config(),
+            tmp / "d.csv",
+            model=Failing(2, KeyboardInterrupt()),
+            output_dir=out,
+            progress=False,
+            overwrite=True,
+        )
     assert snapshot(out) == before
     assert leftovers(tmp) == []
 
@@ -374,8 +476,19 @@ def test_interrupted_overwrite_keeps_the_previous_results(previous):
 def test_cli_failed_overwrite_with_a_bad_model_keeps_the_previous_results(previous, capsys):
     tmp, out, before = previous
     (tmp / "c.json").write_text(json.dumps(config(predictor={"probability": 1, "model_uri": "nowhere.skops"})))
-    code = main(["analyze", "--config", str(tmp / "c.json"), "--data", str(tmp / "d.csv"), "--output", str(out),
-                 "--overwrite", "--quiet"])
+    code = main(
+        [
+            "analyze",
+            "--config",
+            str(tmp / "c.json"),
+            "--data",
+            str(tmp / "d.csv"),
+            "--output",
+            str(out),
+            "--overwrite",
+            "--quiet",
+        ]
+    )
     assert code == EXIT_ERROR
     assert "nowhere.skops" in capsys.readouterr().err
     assert snapshot(out) == before
@@ -387,8 +500,13 @@ def test_successful_overwrite_leaves_no_file_of_the_previous_run(previous):
     cfg = bias_only()
     cfg["methods"]["report"] = {"name": "second", "title": "t"}
     res = A.analyze(cfg, tmp / "d.csv", output_dir=out, progress=False, overwrite=True)
-    assert sorted(os.listdir(out)) == ["analysis.json", "analysis_config.json", "my notes.txt", "second.html",
-                                       "second.md"]  # no report.*, no explanations_shap/
+    assert sorted(os.listdir(out)) == [
+        "analysis.json",
+        "analysis_config.json",
+        "my notes.txt",
+        "second.html",
+        "second.md",
+    ]  # no report.*, no explanations_shap/
     assert (out / "my notes.txt").read_text() == "mine"
     assert res.output_dir == os.fspath(out)
     assert res.paths["report_html"] == os.path.join(out, "second.html")
@@ -399,8 +517,13 @@ def test_successful_overwrite_leaves_no_file_of_the_previous_run(previous):
 def test_a_new_output_folder_appears_only_when_the_run_succeeded(tmp_path):
     data().to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(RuntimeError):
-        A.analyze(config(), tmp_path / "d.csv", model=Failing(2, RuntimeError("x")), output_dir=tmp_path / "new",
-                  progress=False)
+        A.analyze(
+            config(),
+            tmp_path / "d.csv",
+            model=Failing(2, RuntimeError("x")),
+            output_dir=tmp_path / "new",
+            progress=False,
+        )
     assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
     A.analyze(bias_only(), tmp_path / "d.csv", output_dir=tmp_path / "new", progress=False)  # no --overwrite needed
     assert (tmp_path / "new" / "analysis.json").exists()
@@ -425,8 +548,16 @@ def test_monitor_failed_overwrite_keeps_the_previous_results(previous, capsys):
     (tmp / "c.json").write_text(json.dumps(cfg))
     base = tmp / "base"
     A.analyze(cfg, tmp / "d.csv", output_dir=base, progress=False)
-    args = ["monitor", "--baseline", str(base / "analysis.json"), "--config", str(tmp / "c.json"), "--output",
-            str(tmp / "mon"), "--quiet"]
+    args = [
+        "monitor",
+        "--baseline",
+        str(base / "analysis.json"),
+        "--config",
+        str(tmp / "c.json"),
+        "--output",
+        str(tmp / "mon"),
+        "--quiet",
+    ]
     assert main([*args, "--data", str(tmp / "d.csv")]) == EXIT_OK
     before = snapshot(tmp / "mon")
     (tmp / "bad.csv").write_text("x1,x2,g,y\n1,2,a,1\n1,2,b,0\n1,2,b,1\n1,two,a,1\n")
@@ -470,15 +601,18 @@ def test_output_files_honour_the_umask(tmp_path, umask):
     cfg["methods"]["shap"]["save_local_shap_values"] = True
     old = os.umask(umask)
     try:
-        A.analyze(cfg, tmp_path / "d.parquet", model=Failing(10**9, None), output_dir=tmp_path / "out",
-                  progress=False)
+        A.analyze(cfg, tmp_path / "d.parquet", model=Failing(10**9, None), output_dir=tmp_path / "out", progress=False)
         from clarion._io import atomic_write_text
 
         atomic_write_text(tmp_path / "single.txt", "x")
     finally:
         os.umask(old)
-    files = {os.path.relpath(os.path.join(d, f), tmp_path): stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode)
-             for d, _, fs in os.walk(tmp_path) for f in fs if f != "d.parquet"}
+    files = {
+        os.path.relpath(os.path.join(d, f), tmp_path): stat.S_IMODE(os.stat(os.path.join(d, f)).st_mode)
+        for d, _, fs in os.walk(tmp_path)
+        for f in fs
+        if f != "d.parquet"
+    }
     assert "out/explanations_shap/out.csv" in files and "out/explanations_shap/out.parquet" in files
     assert files == dict.fromkeys(files, 0o666 & ~umask)
     for d in (tmp_path / "out", tmp_path / "out" / "explanations_shap"):
@@ -500,8 +634,18 @@ def test_endpoint_error_is_one_line(tmp_path):
     data().to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "c.json").write_text(json.dumps(config()))
     with ModelServer(refuse) as url:
-        proc = run_cli("analyze", "--config", tmp_path / "c.json", "--data", tmp_path / "d.csv", "--output",
-                       tmp_path / "o", "--endpoint", url, "--quiet")
+        proc = run_cli(
+            "analyze",
+            "--config",
+            tmp_path / "c.json",
+            "--data",
+            tmp_path / "d.csv",
+            "--output",
+            tmp_path / "o",
+            "--endpoint",
+            url,
+            "--quiet",
+        )
     assert_one_line_error(proc, url.split("/invocations")[0], command="analyze")
     assert not (tmp_path / "o").exists()
 
@@ -521,24 +665,52 @@ def test_huge_n_bootstrap_is_one_line(tmp_path):
         sys.exit(main(sys.argv[1:]))
     """)
     assert resource.RLIM_INFINITY is not None
-    proc = subprocess.run([sys.executable, "-c", code, "analyze", "--config", str(tmp_path / "c.json"), "--data",
-                           str(tmp_path / "d.csv"), "--output", str(tmp_path / "o"), "--quiet"],
-                          capture_output=True, text=True, env=env(), timeout=600, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "analyze",
+            "--config",
+            str(tmp_path / "c.json"),
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=600,
+        check=False,
+    )
     line = assert_one_line_error(proc, command="analyze")
     assert "n_bootstrap" in line or "out of memory" in line
 
 
-@pytest.mark.parametrize(("setup", "needle"), [
-    ("config_not_json", "c.json"),
-    ("data_missing", "missing.csv"),
-    ("pickle_as_skops", ""),
-    ("report_not_json", "a.json"),
-])
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        ("config_not_json", "c.json"),
+        ("data_missing", "missing.csv"),
+        ("pickle_as_skops", ""),
+        ("report_not_json", "a.json"),
+    ],
+)
 def test_malformed_files_are_one_line(tmp_path, setup, needle):
     data().to_csv(tmp_path / "d.csv", index=False)
     (tmp_path / "c.json").write_text(json.dumps(config()))
-    args = ["analyze", "--config", tmp_path / "c.json", "--data", tmp_path / "d.csv", "--output", tmp_path / "o",
-            "--quiet"]
+    args = [
+        "analyze",
+        "--config",
+        tmp_path / "c.json",
+        "--data",
+        tmp_path / "d.csv",
+        "--output",
+        tmp_path / "o",
+        "--quiet",
+    ]
     if setup == "config_not_json":
         (tmp_path / "c.json").write_text("{not json")
     elif setup == "data_missing":
@@ -567,13 +739,20 @@ def _fake_command(monkeypatch, exc):
     monkeypatch.setitem(cli.COMMANDS, "fake", ("clarion_fake_command", "a command that fails"))
 
 
-@pytest.mark.parametrize(("exc", "expected"), [
-    (MemoryError("Unable to allocate 7.28 TiB for an array"), cli.MSG_OUT_OF_MEMORY.format(
-        detail="Unable to allocate 7.28 TiB for an array")),
-    (ValueError("methods.shap.num_samples: must be positive"), "methods.shap.num_samples: must be positive"),
-    (OSError(28, "No space left on device", "out/analysis.json"),
-     "[Errno 28] No space left on device: 'out/analysis.json'"),
-])
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            MemoryError("Unable to allocate 7.28 TiB for an array"),
+            cli.MSG_OUT_OF_MEMORY.format(detail="Unable to allocate 7.28 TiB for an array"),
+        ),
+        (ValueError("methods.shap.num_samples: must be positive"), "methods.shap.num_samples: must be positive"),
+        (
+            OSError(28, "No space left on device", "out/analysis.json"),
+            "[Errno 28] No space left on device: 'out/analysis.json'",
+        ),
+    ],
+)
 def test_input_errors_are_one_line(monkeypatch, capsys, exc, expected):
     _fake_command(monkeypatch, exc)
     assert main(["fake"]) == EXIT_ERROR
@@ -584,8 +763,10 @@ def test_input_errors_are_one_line(monkeypatch, capsys, exc, expected):
 def test_clarion_error_classes_are_one_line(monkeypatch, capsys):
     from clarion.models import EndpointError
 
-    _fake_command(monkeypatch, EndpointError("endpoint http://h/invocations answered 400", first_row=0, status=400,
-                                             server_message="no"))
+    _fake_command(
+        monkeypatch,
+        EndpointError("endpoint http://h/invocations answered 400", first_row=0, status=400, server_message="no"),
+    )
     assert main(["fake"]) == EXIT_ERROR
     assert capsys.readouterr().err == "clarion fake: error: endpoint http://h/invocations answered 400\n"
 

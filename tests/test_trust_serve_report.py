@@ -9,17 +9,20 @@ socket, so chunked bodies and lying ``Content-Length`` headers are exercised as 
 
 from __future__ import annotations
 
-import math
 import asyncio
 import html as _html
 import importlib.util
 import json
+import math
 import re
 import socket
 import string
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from clarion import serve
 from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
 from clarion.monitor import (
@@ -31,21 +34,20 @@ from clarion.monitor import (
     load_violations,
 )
 from clarion.report import render_html, render_markdown
-from clarion.report.folder import FORMATS, render_file
 from clarion.report.drift import drift_markdown
+from clarion.report.folder import FORMATS, render_file
 from clarion.serve import (
     DEFAULT_MAX_BODY_BYTES,
     MSG_BODY_TOO_LARGE,
     ModelServer,
     create_app,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 #: the server tests need clarion's [serve] extra; the report tests do not
-needs_serve = pytest.mark.skipif(importlib.util.find_spec("uvicorn") is None
-                                 or importlib.util.find_spec("starlette") is None,
-                                 reason="clarion serve needs uvicorn and starlette")
+needs_serve = pytest.mark.skipif(
+    importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("starlette") is None,
+    reason="clarion serve needs uvicorn and starlette",
+)
 
 
 def _double(X):
@@ -94,8 +96,9 @@ def small_server():
 def test_declared_body_over_the_limit_gets_413_without_sending_it(small_server):
     """Content-Length of 256 MiB: answered 413 at once (before the fix the server waited for,
     then buffered, the whole body)."""
-    status, resp = _raw(small_server, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                                      f"Content-Length: {256 << 20}")
+    status, resp = _raw(
+        small_server, f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {256 << 20}"
+    )
     assert status == 413
     assert MSG_BODY_TOO_LARGE.format(limit=1000).encode() in resp
     assert b"connection: close" in resp.lower()
@@ -107,8 +110,11 @@ def test_chunked_body_over_the_limit_gets_413_while_streaming(small_server):
     limit, without waiting for the end of the body (which never comes here)."""
     chunk = b"1,2,3\n" * 100  # 600 bytes
     parts = [f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(3)]  # 1800 bytes, no last chunk
-    status, resp = _raw(small_server, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                                      "Transfer-Encoding: chunked", parts)
+    status, resp = _raw(
+        small_server,
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked",
+        parts,
+    )
     assert status == 413, resp
 
 
@@ -117,8 +123,12 @@ def test_lying_content_length_is_not_trusted(small_server):
     """Content-Length says 10 but the body is chunked and larger: the bytes received decide."""
     chunk = b"1,2,3\n" * 100
     parts = [f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(3)]
-    status, resp = _raw(small_server, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                                      "Content-Length: 10\r\nTransfer-Encoding: chunked", parts)
+    status, resp = _raw(
+        small_server,
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        "Content-Length: 10\r\nTransfer-Encoding: chunked",
+        parts,
+    )
     assert status in (400, 413), resp  # 400: h11 itself refuses the conflicting headers
     assert status != 200
 
@@ -128,15 +138,22 @@ def test_body_at_the_limit_is_served_and_one_byte_more_is_not():
     row = b"1.5,2\n"
     body = row * 50
     with ModelServer(_double, max_body_bytes=len(body)) as url:
-        status, resp = _raw(url, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                                 f"Content-Length: {len(body)}", [body])
+        status, resp = _raw(
+            url,
+            f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}",
+            [body],
+        )
         assert status == 200 and resp.endswith(b"3.0\n")
-        status, _ = _raw(url, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                              f"Content-Length: {len(body) + 1}", [body + b"\n"])
+        status, _ = _raw(
+            url,
+            f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body) + 1}",
+            [body + b"\n"],
+        )
         assert status == 413
         # the server still answers on new connections
-        status, _ = _raw(url, "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                              f"Content-Length: {len(row)}", [row])
+        status, _ = _raw(
+            url, f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(row)}", [row]
+        )
         assert status == 200
 
 
@@ -156,10 +173,20 @@ def _asgi_post(app, chunks, ctype: str, *, endless: bool = False) -> tuple[int, 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/invocations", "raw_path": b"/invocations", "query_string": b"",
-             "root_path": "", "headers": [(b"content-type", ctype.encode())], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/invocations",
+        "raw_path": b"/invocations",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", ctype.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode("utf-8", "replace")
 
@@ -206,8 +233,9 @@ def test_cli_max_body_bytes_accepts_units_and_refuses_garbage(capsys):
 
 
 def _post(url: str, body: bytes, ctype: str) -> tuple[int, bytes]:
-    status, resp = _raw(url, f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
-                             f"Content-Length: {len(body)}", [body])
+    status, resp = _raw(
+        url, f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}", [body]
+    )
     return status, resp.split(b"\r\n\r\n", 1)[1]
 
 
@@ -231,17 +259,20 @@ def test_deeply_nested_json_is_a_400(server, ctype):
 
 
 @needs_serve
-@pytest.mark.parametrize("body, ctype, needle", [
-    (b"[[1, 2], [3", "application/json", b"cannot parse JSON"),
-    (b"\xff\xfe", "application/json", b"not UTF-8"),
-    (b'[[1, {"a": 2}]]', "application/json", b"record 0, feature 1"),
-    (b'[[1, [2, 3]]]', "application/json", b"record 0, feature 1"),
-    (b'{"instances": 5}', "application/json", b"expected a JSON list"),
-    (b'[1, 2]\n"text"\n', "application/jsonlines", b"record 1"),
-    (b'{"features": {"x": 1}}\n', "application/jsonlines", b"record 0"),
-    (b"1,2\n3,4,5,6,7\n", "text/csv", b"cannot parse CSV"),
-    (b"", "text/csv", b"empty request body"),
-])
+@pytest.mark.parametrize(
+    "body, ctype, needle",
+    [
+        (b"[[1, 2], [3", "application/json", b"cannot parse JSON"),
+        (b"\xff\xfe", "application/json", b"not UTF-8"),
+        (b'[[1, {"a": 2}]]', "application/json", b"record 0, feature 1"),
+        (b"[[1, [2, 3]]]", "application/json", b"record 0, feature 1"),
+        (b'{"instances": 5}', "application/json", b"expected a JSON list"),
+        (b'[1, 2]\n"text"\n', "application/jsonlines", b"record 1"),
+        (b'{"features": {"x": 1}}\n', "application/jsonlines", b"record 0"),
+        (b"1,2\n3,4,5,6,7\n", "text/csv", b"cannot parse CSV"),
+        (b"", "text/csv", b"empty request body"),
+    ],
+)
 def test_malformed_requests_are_400_with_a_message(server, body, ctype, needle):
     status, text = _post(server, body, ctype)
     assert status == 400, text
@@ -249,12 +280,20 @@ def test_malformed_requests_are_400_with_a_message(server, body, ctype, needle):
 
 
 def _containers(inner):
-    return st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["features", "instances", "x", "a"]), inner,
-                                                         max_size=3)
+    return st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["features", "instances", "x", "a"]), inner, max_size=3
+    )
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.floats(allow_nan=False, allow_infinity=False)
-                     | st.text(max_size=5), _containers, max_leaves=20)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 10)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    _containers,
+    max_leaves=20,
+)
 
 
 @needs_serve
@@ -282,29 +321,75 @@ def _app(cache={}):  # noqa: B006  (one app for all examples)
 CLARIFY_DOC = {
     "version": "1.0",
     "pre_training_bias_metrics": {
-        "label": "approved", "label_value_or_threshold": "1",
-        "facets": {"sex": [{"value_or_threshold": "female", "metrics": [
-            {"name": "CDDL", "description": "Conditional Demographic Disparity in Labels (CDDL)", "value": 0.041},
-            {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18},
-            {"name": "KL", "description": "Kullback-Liebler Divergence (KL)", "value": 0.0104}]}],
-            "age": [{"value_or_threshold": "(60, 91]", "metrics": [
-                {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.64}]}]}},
+        "label": "approved",
+        "label_value_or_threshold": "1",
+        "facets": {
+            "sex": [
+                {
+                    "value_or_threshold": "female",
+                    "metrics": [
+                        {
+                            "name": "CDDL",
+                            "description": "Conditional Demographic Disparity in Labels (CDDL)",
+                            "value": 0.041,
+                        },
+                        {"name": "CI", "description": "Class Imbalance (CI)", "value": 0.18},
+                        {"name": "KL", "description": "Kullback-Liebler Divergence (KL)", "value": 0.0104},
+                    ],
+                }
+            ],
+            "age": [
+                {
+                    "value_or_threshold": "(60, 91]",
+                    "metrics": [{"name": "CI", "description": "Class Imbalance (CI)", "value": 0.64}],
+                }
+            ],
+        },
+    },
     "post_training_bias_metrics": {
-        "label": "approved", "label_value_or_threshold": "1",
-        "facets": {"sex": [{"value_or_threshold": "female", "metrics": [
-            {"name": "AD", "description": "Accuracy Difference (AD)", "value": 0.013},
-            {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
-            {"name": "DPPL", "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
-             "value": -0.21},
-            {"name": "FT", "description": "Flip Test (FT)", "value": None,
-             "error": "FlipTest does not support non-numeric columns"}]}]}},
+        "label": "approved",
+        "label_value_or_threshold": "1",
+        "facets": {
+            "sex": [
+                {
+                    "value_or_threshold": "female",
+                    "metrics": [
+                        {"name": "AD", "description": "Accuracy Difference (AD)", "value": 0.013},
+                        {"name": "DI", "description": "Disparate Impact (DI)", "value": "Infinity"},
+                        {
+                            "name": "DPPL",
+                            "description": "Difference in Positive Proportions in Predicted Labels (DPPL)",
+                            "value": -0.21,
+                        },
+                        {
+                            "name": "FT",
+                            "description": "Flip Test (FT)",
+                            "value": None,
+                            "error": "FlipTest does not support non-numeric columns",
+                        },
+                    ],
+                }
+            ]
+        },
+    },
     "explanations": {
-        "kernel_shap": {"label0": {"global_shap_values": {"age": 0.051, "income": 0.112, "sex": 0.004},
-                                   "expected_value": 0.43,
-                                   "global_top_shap_text": {"good": 0.1, "bad": -0.05}}},
-        "pdp": [{"feature_name": "income", "data_type": "numerical", "feature_values": [1250.0, 3750.0, 6250.0],
-                 "model_predictions": [[0.21, 0.47, 0.66]], "data_distribution": [0.42, 0.38, 0.20]},
-                {"feature_name": "notes", "data_type": "free_text", "error": "PDP does not support text"}],
+        "kernel_shap": {
+            "label0": {
+                "global_shap_values": {"age": 0.051, "income": 0.112, "sex": 0.004},
+                "expected_value": 0.43,
+                "global_top_shap_text": {"good": 0.1, "bad": -0.05},
+            }
+        },
+        "pdp": [
+            {
+                "feature_name": "income",
+                "data_type": "numerical",
+                "feature_values": [1250.0, 3750.0, 6250.0],
+                "model_predictions": [[0.21, 0.47, 0.66]],
+                "data_distribution": [0.42, 0.38, 0.20],
+            },
+            {"feature_name": "notes", "data_type": "free_text", "error": "PDP does not support text"},
+        ],
         "asymmetric_shapley_value": {"label0": {"whatever": [1, 2]}},
     },
     "basic_statistics": {"some": {"thing": [1, 2, 3]}},
@@ -322,15 +407,27 @@ def test_clarify_and_clarion_documents_load(tmp_path):
     assert load_analysis(p) == CLARIFY_DOC
     assert load_analysis(CLARIFY_DOC) is CLARIFY_DOC
     # clarion's own output, as analyze writes it (pre- and post-training bias with intervals off)
-    import clarion
     import pandas as pd
 
+    import clarion
+
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"sex": rng.choice(["F", "M"], 200), "x": rng.normal(size=200),
-                       "y": rng.integers(0, 2, 200), "pred": rng.integers(0, 2, 200)})
-    cfg = {"dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
-           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}}}
+    df = pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], 200),
+            "x": rng.normal(size=200),
+            "y": rng.integers(0, 2, 200),
+            "pred": rng.integers(0, 2, 200),
+        }
+    )
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "predicted_label": "pred",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}},
+    }
     res = clarion.analyze(cfg, df, output_dir=tmp_path / "out")
     on_disk = load_analysis(tmp_path / "out" / "analysis.json")
     assert on_disk["pre_training_bias_metrics"]["facets"]["sex"][0]["metrics"]
@@ -340,31 +437,73 @@ def test_clarify_and_clarion_documents_load(tmp_path):
 BAD_DOCS = [
     ([], "", "expected a JSON object"),
     ({"pre_training_bias_metrics": []}, "pre_training_bias_metrics", "expected an object, got a list of 0 items"),
-    ({"pre_training_bias_metrics": {"facets": {"sex": {"a": 1}}}}, 'pre_training_bias_metrics.facets.sex',
-     "expected a list"),
-    ({"post_training_bias_metrics": {"facets": {"sex": [{"metrics": [{"value": 1}]}]}}},
-     "post_training_bias_metrics.facets.sex[0].metrics[0]", 'no "name"'),
-    ({"post_training_bias_metrics": {"facets": {"the sex": [{"metrics": [{"name": "DI", "value": {"x": 1}}]}]}}},
-     'post_training_bias_metrics.facets["the sex"][0].metrics[0].value',
-     'expected a number, "Infinity", "-Infinity" or null, got an object with 1 key'),
-    ({"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": "big"}]}]}}},
-     "post_training_bias_metrics.facets.s[0].metrics[0].value", 'got "big"'),
-    ({"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": True}]}]}}},
-     "post_training_bias_metrics.facets.s[0].metrics[0].value", "got True"),
-    ({"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": "0.1"}}}}},
-     "explanations.kernel_shap.label0.global_shap_values.a", "expected a number"),
-    ({"explanations": {"kernel_shap": {"label0": {"expected_value": 1}}}}, "explanations.kernel_shap.label0",
-     'no "global_shap_values"'),
+    (
+        {"pre_training_bias_metrics": {"facets": {"sex": {"a": 1}}}},
+        "pre_training_bias_metrics.facets.sex",
+        "expected a list",
+    ),
+    (
+        {"post_training_bias_metrics": {"facets": {"sex": [{"metrics": [{"value": 1}]}]}}},
+        "post_training_bias_metrics.facets.sex[0].metrics[0]",
+        'no "name"',
+    ),
+    (
+        {"post_training_bias_metrics": {"facets": {"the sex": [{"metrics": [{"name": "DI", "value": {"x": 1}}]}]}}},
+        'post_training_bias_metrics.facets["the sex"][0].metrics[0].value',
+        'expected a number, "Infinity", "-Infinity" or null, got an object with 1 key',
+    ),
+    (
+        {"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": "big"}]}]}}},
+        "post_training_bias_metrics.facets.s[0].metrics[0].value",
+        'got "big"',
+    ),
+    (
+        {"post_training_bias_metrics": {"facets": {"s": [{"metrics": [{"name": "DI", "value": True}]}]}}},
+        "post_training_bias_metrics.facets.s[0].metrics[0].value",
+        "got True",
+    ),
+    (
+        {"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": "0.1"}}}}},
+        "explanations.kernel_shap.label0.global_shap_values.a",
+        "expected a number",
+    ),
+    (
+        {"explanations": {"kernel_shap": {"label0": {"expected_value": 1}}}},
+        "explanations.kernel_shap.label0",
+        'no "global_shap_values"',
+    ),
     ({"explanations": {"kernel_shap": []}}, "explanations.kernel_shap", "expected an object"),
-    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [1, 2], "model_predictions": [[0.1]]}]}},
-     "explanations.pdp[0].model_predictions[0]", "1 values for 2 feature_values"),
-    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [1], "model_predictions": [[0.1]],
-                                "data_distribution": [0.5, 0.5]}]}},
-     "explanations.pdp[0].data_distribution", "2 values for 1 feature_values"),
-    ({"explanations": {"pdp": [{"feature_name": "x", "feature_values": [[1]]}]}},
-     "explanations.pdp[0].feature_values[0]", "expected a number"),
-    ({"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": 10**400}}}}},
-     "explanations.kernel_shap.label0.global_shap_values.a", "number too large"),
+    (
+        {"explanations": {"pdp": [{"feature_name": "x", "feature_values": [1, 2], "model_predictions": [[0.1]]}]}},
+        "explanations.pdp[0].model_predictions[0]",
+        "1 values for 2 feature_values",
+    ),
+    (
+        {
+            "explanations": {
+                "pdp": [
+                    {
+                        "feature_name": "x",
+                        "feature_values": [1],
+                        "model_predictions": [[0.1]],
+                        "data_distribution": [0.5, 0.5],
+                    }
+                ]
+            }
+        },
+        "explanations.pdp[0].data_distribution",
+        "2 values for 1 feature_values",
+    ),
+    (
+        {"explanations": {"pdp": [{"feature_name": "x", "feature_values": [[1]]}]}},
+        "explanations.pdp[0].feature_values[0]",
+        "expected a number",
+    ),
+    (
+        {"explanations": {"kernel_shap": {"label0": {"global_shap_values": {"a": 10**400}}}}},
+        "explanations.kernel_shap.label0.global_shap_values.a",
+        "number too large",
+    ),
 ]
 
 
@@ -405,12 +544,39 @@ def test_deep_and_cyclic_documents_give_analysis_error(tmp_path):
 
 
 def _json_values(max_leaves=30):
-    scalars = (st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False)
-               | st.sampled_from(["Infinity", "-Infinity", "NaN", "x", "<b>", ""]))
-    keys = st.sampled_from(["version", "pre_training_bias_metrics", "post_training_bias_metrics", "explanations",
-                            "facets", "metrics", "name", "value", "error", "kernel_shap", "global_shap_values",
-                            "expected_value", "pdp", "feature_name", "feature_values", "model_predictions",
-                            "data_distribution", "label", "value_or_threshold", "sex", "a"])
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-3, 3)
+        | st.floats(allow_nan=False)
+        | st.sampled_from(["Infinity", "-Infinity", "NaN", "x", "<b>", ""])
+    )
+    keys = st.sampled_from(
+        [
+            "version",
+            "pre_training_bias_metrics",
+            "post_training_bias_metrics",
+            "explanations",
+            "facets",
+            "metrics",
+            "name",
+            "value",
+            "error",
+            "kernel_shap",
+            "global_shap_values",
+            "expected_value",
+            "pdp",
+            "feature_name",
+            "feature_values",
+            "model_predictions",
+            "data_distribution",
+            "label",
+            "value_or_threshold",
+            "sex",
+            "a",
+        ]
+    )
+
     def containers(inner):
         return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
 
@@ -483,14 +649,31 @@ def test_fuzz_mutated_document_is_refused_or_renders(where, value, drop):
 def test_cli_report_and_monitor_on_malformed_analysis_exit_1_without_traceback(tmp_path, capsys):
     bad = _write(tmp_path, {"pre_training_bias_metrics": {"facets": {"sex": [{"metrics": "CI"}]}}})
     deep = _write(tmp_path, "[" * 50_000 + "]" * 50_000, "deep.json")
-    for p, where in ((bad, "pre_training_bias_metrics.facets.sex[0].metrics: expected a list"),
-                     (deep, "nested more than")):
+    for p, where in (
+        (bad, "pre_training_bias_metrics.facets.sex[0].metrics: expected a list"),
+        (deep, "nested more than"),
+    ):
         assert main(["report", str(p), "-o", str(tmp_path / "r.html")]) == EXIT_ERROR
         err = capsys.readouterr().err
         assert "Traceback" not in err and str(p) in err and where in err
         assert err.count("\n") == 1
-        assert main(["monitor", "--baseline", str(p), "--data", str(tmp_path / "new.csv"), "--config",
-                     str(tmp_path / "cfg.json"), "--output", str(tmp_path / "mon"), "--quiet"]) == EXIT_ERROR
+        assert (
+            main(
+                [
+                    "monitor",
+                    "--baseline",
+                    str(p),
+                    "--data",
+                    str(tmp_path / "new.csv"),
+                    "--config",
+                    str(tmp_path / "cfg.json"),
+                    "--output",
+                    str(tmp_path / "mon"),
+                    "--quiet",
+                ]
+            )
+            == EXIT_ERROR
+        )
         err = capsys.readouterr().err
         assert "Traceback" not in err and f"baseline: {p}" in err and where in err
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "mon").exists()
@@ -522,13 +705,12 @@ def test_report_refuses_an_extension_it_cannot_write(tmp_path, capsys, name):
 @pytest.mark.parametrize("name, kind", [("r.html", "html"), ("R.HTM", "html"), ("r.MD", "markdown")])
 def test_report_writes_the_formats_it_lists(tmp_path, name, kind):
     _write(tmp_path, CLARIFY_DOC)
-    assert FORMATS[name[name.rindex("."):].lower()] == kind
+    assert FORMATS[name[name.rindex(".") :].lower()] == kind
     out = render_file(tmp_path / "analysis.json", tmp_path / name)
     with open(out, encoding="utf-8") as fh:
         text = fh.read()
     assert text.startswith("<!DOCTYPE html>") == (kind == "html")
     assert text.startswith("# Analysis Report") == (kind == "markdown")
-
 
 
 # ---- item 19: report.md escapes data -------------------------------------------------------------------
@@ -573,42 +755,82 @@ def _nl(s: str) -> str:
     return s.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
-_nasty = st.lists(st.sampled_from(list("<>&|\\`*_[]()!~#:;'\"\r\n =-+.a1é")
-                                  + ["<script>", "<img src=x onerror=alert(1)>", "&lt;", "&#124;", "\\|", "```",
-                                     "**", "[x](javascript:alert(1))"]), min_size=1, max_size=12).map("".join)
+_nasty = st.lists(
+    st.sampled_from(
+        list("<>&|\\`*_[]()!~#:;'\"\r\n =-+.a1é")
+        + ["<script>", "<img src=x onerror=alert(1)>", "&lt;", "&#124;", "\\|", "```", "**", "[x](javascript:alert(1))"]
+    ),
+    min_size=1,
+    max_size=12,
+).map("".join)
 
 
 @settings(max_examples=200, deadline=None)
-@given(label=_nasty, facet=_nasty, value=_nasty, name=_nasty, desc=_nasty, err=_nasty, feat=_nasty, shap_label=_nasty,
-       title=_nasty)
-def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(label, facet, value, name, desc, err, feat,
-                                                                      shap_label, title):
-    doc = {"version": "1.0",
-           "pre_training_bias_metrics": {"label": label, "label_value_or_threshold": value, "facets": {facet: [
-               {"value_or_threshold": value, "metrics": [
-                   {"name": name, "description": desc, "value": 0.5},
-                   {"name": "CI", "description": desc, "value": None, "error": err}]}]}},
-           "explanations": {"kernel_shap": {shap_label: {"global_shap_values": {feat: 0.3, "b": 0.1},
-                                                         "expected_value": 0.5}},
-                            "pdp": [{"feature_name": feat, "feature_values": [value, "x"], "model_predictions": [[1, 2]]},
-                                    {"feature_name": feat, "error": err}]}}
+@given(
+    label=_nasty,
+    facet=_nasty,
+    value=_nasty,
+    name=_nasty,
+    desc=_nasty,
+    err=_nasty,
+    feat=_nasty,
+    shap_label=_nasty,
+    title=_nasty,
+)
+def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(
+    label, facet, value, name, desc, err, feat, shap_label, title
+):
+    doc = {
+        "version": "1.0",
+        "pre_training_bias_metrics": {
+            "label": label,
+            "label_value_or_threshold": value,
+            "facets": {
+                facet: [
+                    {
+                        "value_or_threshold": value,
+                        "metrics": [
+                            {"name": name, "description": desc, "value": 0.5},
+                            {"name": "CI", "description": desc, "value": None, "error": err},
+                        ],
+                    }
+                ]
+            },
+        },
+        "explanations": {
+            "kernel_shap": {shap_label: {"global_shap_values": {feat: 0.3, "b": 0.1}, "expected_value": 0.5}},
+            "pdp": [
+                {"feature_name": feat, "feature_values": [value, "x"], "model_predictions": [[1, 2]]},
+                {"feature_name": feat, "error": err},
+            ],
+        },
+    }
     md = render_markdown(doc, title=title)
-    scores = [{"stage": "pre_training_bias_metrics", "facet": facet, "facet_value": value, "metric_name": name,
-               "baseline": 0.1, "current": 0.2, "status": "violation"}]
+    scores = [
+        {
+            "stage": "pre_training_bias_metrics",
+            "facet": facet,
+            "facet_value": value,
+            "metric_name": name,
+            "baseline": 0.1,
+            "current": 0.2,
+            "status": "violation",
+        }
+    ]
     md += drift_markdown(overall=DriftResult([{"facet": facet, "metric_name": name}], scores), baseline=desc)
     assert "<" not in md and ">" not in md
     assert all(any(md.startswith(x, m.start()) for x in ("&amp;", "&lt;", "&gt;")) for m in re.finditer("&", md))
     lines = md.split("\n")
     # the bias table: header, rule, two rows of five cells, each cell's text exactly the data
     at = lines.index("| metric | value | interval | ideal | description |")
-    rows = [_cells(ln) for ln in lines[at + 2: at + 4]]
+    rows = [_cells(ln) for ln in lines[at + 2 : at + 4]]
     assert lines[at + 4] == ""
     assert [len(r) for r in rows] == [5, 5]
     assert _decode(rows[0][0]) == _nl(name).strip() and _decode(rows[0][4]) == _nl(desc).strip()
     assert _decode(rows[1][1]) == f"n/a ({_nl(err)})"
     # the SHAP table
     at = lines.index("| feature | global SHAP |")
-    shap_rows = [_cells(ln) for ln in lines[at + 2: at + 4]]
+    shap_rows = [_cells(ln) for ln in lines[at + 2 : at + 4]]
     assert all(len(r) == 2 for r in shap_rows) and lines[at + 4] == ""
     assert sorted(_decode(r[0]) for r in shap_rows) == sorted([_nl(feat).strip(), "b"])
     # headings and lines of text: one line each, the data shown exactly
@@ -625,13 +847,20 @@ def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(label, fa
     assert len(drow) == 6 and _decode(drow[2]) == _nl(name).strip()
     assert _decode(drow[1]) == f"{_nl(facet)} = {_nl(value)}".strip()
     baseline_line = next(ln for ln in lines if ln.startswith("Baseline: "))
-    assert _decode(baseline_line[len("Baseline: "):]) == _nl(desc)
+    assert _decode(baseline_line[len("Baseline: ") :]) == _nl(desc)
 
 
 def test_markdown_escapes_the_issue_examples():
-    doc = {"pre_training_bias_metrics": {"label": "<script>alert(1)</script>", "facets": {
-        "<img src=x onerror=alert(1)>": [{"value_or_threshold": "a|b\nc", "metrics": [
-            {"name": "CI", "description": "x | y", "value": 0.1}]}]}}}
+    doc = {
+        "pre_training_bias_metrics": {
+            "label": "<script>alert(1)</script>",
+            "facets": {
+                "<img src=x onerror=alert(1)>": [
+                    {"value_or_threshold": "a|b\nc", "metrics": [{"name": "CI", "description": "x | y", "value": 0.1}]}
+                ]
+            },
+        }
+    }
     md = render_markdown(doc)
     assert "<script>" not in md and "<img" not in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
@@ -639,10 +868,10 @@ def test_markdown_escapes_the_issue_examples():
     assert r"| CI | 0.1 |  | 0 | x \| y |" in md
 
 
-
 def _monitor_folder(tmp_path, *, window: bool):
-    import clarion
     import pandas as pd
+
+    import clarion
 
     rng = np.random.default_rng(3)
     n = 240
@@ -653,16 +882,31 @@ def _monitor_folder(tmp_path, *, window: bool):
         pred = np.where((sex == "F") & (rng.random(n) < shift), 0, (rng.random(n) < 0.5).astype(int))
         return pd.DataFrame({"sex": sex, "x": rng.normal(size=n), "y": y, "pred": pred})
 
-    cfg = {"dataset_type": "text/csv", "label": "y", "predicted_label": "pred", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}], "excluded_columns": ["ts"],
-           "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]},
-                       "post_training_bias": {"methods": ["DPPL", "DI"]}}}
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "predicted_label": "pred",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "excluded_columns": ["ts"],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}, "post_training_bias": {"methods": ["DPPL", "DI"]}},
+    }
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     clarion.analyze(cfg, block(0.0).assign(ts="2026-01-01"), output_dir=tmp_path / "base")
     days = [block(0.0 if d < 2 else 0.8).assign(ts=f"2026-03-0{d + 1}T12:00:00") for d in range(4)]
     pd.concat(days, ignore_index=True).to_csv(tmp_path / "new.csv", index=False)
-    args = ["monitor", "--baseline", str(tmp_path / "base" / "analysis.json"), "--data", str(tmp_path / "new.csv"),
-            "--config", str(tmp_path / "cfg.json"), "--output", str(tmp_path / "mon"), "--quiet"]
+    args = [
+        "monitor",
+        "--baseline",
+        str(tmp_path / "base" / "analysis.json"),
+        "--data",
+        str(tmp_path / "new.csv"),
+        "--config",
+        str(tmp_path / "cfg.json"),
+        "--output",
+        str(tmp_path / "mon"),
+        "--quiet",
+    ]
     if window:
         args += ["--time-column", "ts", "--window", "1D"]
     assert main(args) == EXIT_VIOLATIONS
@@ -671,7 +915,7 @@ def _monitor_folder(tmp_path, *, window: bool):
 
 def _drift_part(text: str) -> str:
     at = text.index("<h2 id='drift'>")
-    section = text[at: text.rindex("</main>")]
+    section = text[at : text.rindex("</main>")]
     return re.sub(r"<li>baseline: <code>[^<]*</code></li>", "", section)  # the baseline's path is not kept
 
 
@@ -690,7 +934,7 @@ def test_report_on_a_monitor_folder_keeps_the_drift_section(tmp_path, window):
     assert main(["report", str(mon / "analysis.json"), "-o", str(tmp_path / "again.md")]) == EXIT_OK
     md_again = (tmp_path / "again.md").read_text(encoding="utf-8")
     md_written = (mon / "report.md").read_text(encoding="utf-8")
-    drift_md = md_written[md_written.index("## Drift against the baseline"):]
+    drift_md = md_written[md_written.index("## Drift against the baseline") :]
     drift_md = re.sub(r"Baseline: [^\n]*\n\n", "", drift_md)
     assert md_again.endswith(drift_md), (md_again, drift_md)
     # a Parquet-less folder re-renders from the CSV table, and the same
@@ -732,18 +976,36 @@ def test_cli_serve_refuses_a_bad_max_body_bytes(tmp_path, monkeypatch, capsys):
 def test_pdp_categories_of_any_json_scalar_render():
     """A categorical PDP grid as clarion writes it (``x.item()`` of each category) may hold booleans
     or null: accepted by the loader and shown as they are by both renderers."""
-    doc = {"explanations": {"pdp": [{"feature_name": "member", "data_type": "categorical",
-                                     "feature_values": [True, False, None, 3],
-                                     "model_predictions": [[0.25, 0.5, None, 1.0]],
-                                     "data_distribution": [0.5, 0.25, 0.125, 0.125]}]}}
+    doc = {
+        "explanations": {
+            "pdp": [
+                {
+                    "feature_name": "member",
+                    "data_type": "categorical",
+                    "feature_values": [True, False, None, 3],
+                    "model_predictions": [[0.25, 0.5, None, 1.0]],
+                    "data_distribution": [0.5, 0.25, 0.125, 0.125],
+                }
+            ]
+        }
+    }
     load_analysis(doc)
     assert "**member**: True → 0.25, False → 0.5, None → n/a, 3 → 1" in render_markdown(doc)
     page = render_html(doc)
     assert ">True</text>" in page and ">None</text>" in page
 
 
-@pytest.mark.parametrize("ys", [[4503599627370498.0], [2.0**53, 2.0**53 + 2], [-1.7e308, 1.7e308],
-                                [1.7976931348623157e308], [-5e-324, 5e-324], []])
+@pytest.mark.parametrize(
+    "ys",
+    [
+        [4503599627370498.0],
+        [2.0**53, 2.0**53 + 2],
+        [-1.7e308, 1.7e308],
+        [1.7976931348623157e308],
+        [-5e-324, 5e-324],
+        [],
+    ],
+)
 def test_chart_axes_never_divide_by_zero_or_overflow(ys):
     # found by the mutated-document fuzz: a PDP line at 2**52 + 2 had lo ± 0.5 == lo, so the axis
     # span was 0 (ZeroDivisionError); values near ±max overflowed the span to inf

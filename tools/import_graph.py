@@ -126,8 +126,13 @@ def imports(mods: dict[str, Path | None] | None = None) -> list[Import]:
                         found.append(Import(importer, target, alias.name, node.lineno))
         # `module._name` on a module bound by an import is the same reach-in as `from module import _name`
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 found.append(Import(importer, bound[node.value.id], node.attr, node.lineno))
     return found
 
@@ -178,8 +183,13 @@ def private(found: list[Import], mods: dict[str, Path | None] | None = None) -> 
 def private_names(found: list[Import]) -> list[str]:
     """``importer -> target:name`` for each private *name* imported from another module, even in the
     same package (informational: the issue's "imports of another module's private names")."""
-    return sorted({f"{i.importer} -> {i.target}:{i.name}" for i in found
-                   if i.name.startswith("_") and not i.name.startswith("__") and i.importer != i.target})
+    return sorted(
+        {
+            f"{i.importer} -> {i.target}:{i.name}"
+            for i in found
+            if i.name.startswith("_") and not i.name.startswith("__") and i.importer != i.target
+        }
+    )
 
 
 def graph(found: list[Import]) -> dict[str, set[str]]:
@@ -244,9 +254,7 @@ def cycle_edges(found: list[Import]) -> list[str]:
     """``importer -> target`` for each import whose two ends lie on a common cycle."""
     where = {m: i for i, comp in enumerate(cycles(found)) for m in comp}
     g = graph(found)
-    return sorted(
-        f"{a} -> {b}" for a, targets in g.items() for b in targets if a in where and where.get(b) == where[a]
-    )
+    return sorted(f"{a} -> {b}" for a, targets in g.items() for b in targets if a in where and where.get(b) == where[a])
 
 
 def report(package_dir: Path = PACKAGE_DIR) -> dict[str, list]:
@@ -271,10 +279,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rep, indent=2))
         return 0
     print(f"upward imports:    {len(rep['upward'])}")
-    print(f"import cycles:     {len(rep['cycles'])} (modules on a cycle: "
-          f"{sum(map(len, rep['cycles']))}, imports on a cycle: {len(rep['cycle_edges'])})")
-    print(f"private reach-ins: {len(rep['private'])} (across packages; private names imported from "
-          f"another module, same package included: {len(rep['private_names'])})")
+    print(
+        f"import cycles:     {len(rep['cycles'])} (modules on a cycle: "
+        f"{sum(map(len, rep['cycles']))}, imports on a cycle: {len(rep['cycle_edges'])})"
+    )
+    print(
+        f"private reach-ins: {len(rep['private'])} (across packages; private names imported from "
+        f"another module, same package included: {len(rep['private_names'])})"
+    )
     if args.list:
         for key in ("upward", "cycle_edges", "private", "private_names"):
             print(f"\n[{key}]")

@@ -28,7 +28,9 @@ def unused(paths: list[str]) -> dict[Path, dict[int, set[str]]]:
     out = subprocess.run(
         # with the project's rule set (`--select RUF100` alone would call every other code unused)
         ["ruff", "check", "--extend-select", "RUF100", "--output-format", "json", "--exit-zero", *paths],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     found: dict[Path, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     for item in json.loads(out):

@@ -21,8 +21,19 @@ __all__ = [
     "grouped_threshold_counts",
 ]
 
-_SUBMODULES = {"bias", "explain", "models", "config", "analysis", "report", "monitor", "distributed", "dataset",
-               "serve", "testing"}
+_SUBMODULES = {
+    "bias",
+    "explain",
+    "models",
+    "config",
+    "analysis",
+    "report",
+    "monitor",
+    "distributed",
+    "dataset",
+    "serve",
+    "testing",
+}
 
 
 def build_info() -> dict[str, Any]:
@@ -42,15 +53,12 @@ def build_info() -> dict[str, Any]:
     if _backend.has_core():
         info = dict(_backend.core().compiled_info())
     else:
-        info = {"backends": [], "cuda_compiled": False, "cuda_version": None, "cuda_archs": [],
-                "hardware_threads": 0}
+        info = {"backends": [], "cuda_compiled": False, "cuda_version": None, "cuda_archs": [], "hardware_threads": 0}
     info["backends"] = list(info["backends"])
     info["cuda_archs"] = list(info["cuda_archs"])
     info["version"] = __version__
     info["cuda_device"] = _backend.cuda_device_count() > 0
     return info
-
-
 
 
 def __getattr__(name: str) -> Any:

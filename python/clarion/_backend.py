@@ -94,8 +94,7 @@ def resolve(backend: str | None, *arrays: Any) -> str:
     on_device = [is_device_array(a) for a in present]
     if any(on_device) and not all(on_device):
         raise ValueError(
-            "arrays of one call must all live on the same device: got a mix of host (numpy) and "
-            "CUDA device arrays"
+            "arrays of one call must all live on the same device: got a mix of host (numpy) and CUDA device arrays"
         )
     device = bool(present) and all(on_device)
 
@@ -108,9 +107,7 @@ def resolve(backend: str | None, *arrays: Any) -> str:
         if cuda_device_count() == 0:
             raise RuntimeError("backend='cuda' was requested but no usable CUDA device was found")
         if not device:
-            raise ValueError(
-                "backend='cuda' needs device arrays (cupy); move the inputs with cupy.asarray first"
-            )
+            raise ValueError("backend='cuda' needs device arrays (cupy); move the inputs with cupy.asarray first")
         return "cuda"
     if backend == "cpu":
         core()

@@ -26,56 +26,137 @@ class _CudaArray(Protocol):
 DeviceArray = _CudaArray | dict[str, Any] | tuple[int, tuple[int, ...], tuple[int, ...] | None, str]
 
 def grouped_counts_cpu(
-    groups: np.ndarray, labels: np.ndarray, preds: np.ndarray | None, weights: np.ndarray | None,
-    out: np.ndarray, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int,
-    row_offset: int, n_threads: int,
+    groups: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray | None,
+    weights: np.ndarray | None,
+    out: np.ndarray,
+    n_groups: int,
+    n_labels: int,
+    n_preds: int,
+    n_boot: int,
+    seed: int,
+    row_offset: int,
+    n_threads: int,
 ) -> tuple[int, int, int]: ...
 def grouped_threshold_counts_cpu(
-    groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-    weights: np.ndarray | None, out: np.ndarray, n_groups: int, n_labels: int, n_boot: int, seed: int,
-    row_offset: int, n_threads: int,
+    groups: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    weights: np.ndarray | None,
+    out: np.ndarray,
+    n_groups: int,
+    n_labels: int,
+    n_boot: int,
+    seed: int,
+    row_offset: int,
+    n_threads: int,
 ) -> tuple[int, int, int]: ...
 def grouped_counts_cuda(
-    groups: DeviceArray, labels: DeviceArray, preds: DeviceArray | None, weights: DeviceArray | None,
-    out: DeviceArray, n_groups: int, n_labels: int, n_preds: int, n_boot: int, seed: int, row_offset: int,
+    groups: DeviceArray,
+    labels: DeviceArray,
+    preds: DeviceArray | None,
+    weights: DeviceArray | None,
+    out: DeviceArray,
+    n_groups: int,
+    n_labels: int,
+    n_preds: int,
+    n_boot: int,
+    seed: int,
+    row_offset: int,
     stream: int,
 ) -> tuple[int, int, int]: ...
 def grouped_threshold_counts_cuda(
-    groups: DeviceArray, labels: DeviceArray, scores: DeviceArray, thresholds: DeviceArray,
-    weights: DeviceArray | None, out: DeviceArray, n_groups: int, n_labels: int, n_boot: int, seed: int,
-    row_offset: int, stream: int,
+    groups: DeviceArray,
+    labels: DeviceArray,
+    scores: DeviceArray,
+    thresholds: DeviceArray,
+    weights: DeviceArray | None,
+    out: DeviceArray,
+    n_groups: int,
+    n_labels: int,
+    n_boot: int,
+    seed: int,
+    row_offset: int,
+    stream: int,
 ) -> tuple[int, int, int]: ...
 def shap_coalition_plan(
-    M: int, n_samples: int, seed: int, paired: bool, Z: np.ndarray, w: np.ndarray, block: np.ndarray,
+    M: int,
+    n_samples: int,
+    seed: int,
+    paired: bool,
+    Z: np.ndarray,
+    w: np.ndarray,
+    block: np.ndarray,
 ) -> int: ...
 def shap_wls_operator(Z: np.ndarray, w: np.ndarray, L: np.ndarray, c: np.ndarray) -> int: ...
 def shap_mask_cpu(
-    X: np.ndarray, B: np.ndarray, Z: np.ndarray, col_player: np.ndarray, q0: int, q1: int, out: np.ndarray,
+    X: np.ndarray,
+    B: np.ndarray,
+    Z: np.ndarray,
+    col_player: np.ndarray,
+    q0: int,
+    q1: int,
+    out: np.ndarray,
     n_threads: int,
 ) -> None: ...
 def shap_reduce_cpu(F: np.ndarray, pi: np.ndarray, link: int, Y: np.ndarray, n_threads: int) -> None: ...
 def shap_apply_cpu(
-    Y: np.ndarray, base: np.ndarray, LT: np.ndarray, q0: int, q1: int, phi: np.ndarray, n_threads: int,
+    Y: np.ndarray,
+    base: np.ndarray,
+    LT: np.ndarray,
+    q0: int,
+    q1: int,
+    phi: np.ndarray,
+    n_threads: int,
 ) -> None: ...
 def shap_mask_cuda(
-    X: DeviceArray, B: DeviceArray, Z: DeviceArray, col_player: DeviceArray, q0: int, q1: int, out: DeviceArray,
+    X: DeviceArray,
+    B: DeviceArray,
+    Z: DeviceArray,
+    col_player: DeviceArray,
+    q0: int,
+    q1: int,
+    out: DeviceArray,
     stream: int,
 ) -> None: ...
 def shap_reduce_cuda(F: DeviceArray, pi: DeviceArray, link: int, Y: DeviceArray, stream: int) -> None: ...
 def shap_apply_cuda(
-    Y: DeviceArray, base: DeviceArray, LT: DeviceArray, q0: int, q1: int, phi: DeviceArray, stream: int,
+    Y: DeviceArray,
+    base: DeviceArray,
+    LT: DeviceArray,
+    q0: int,
+    q1: int,
+    phi: DeviceArray,
+    stream: int,
 ) -> None: ...
 def compiled_info() -> dict[str, Any]: ...
 def cuda_device_count() -> int: ...
 
 # Exact k-NN vote (FlipTest's kernel; cpp/include/clarion/knn_drivers.hpp).
 def knn_vote_cpu(
-    xa: np.ndarray, ya: np.ndarray, xd: np.ndarray, positives: np.ndarray, votes: np.ndarray, k: int,
+    xa: np.ndarray,
+    ya: np.ndarray,
+    xd: np.ndarray,
+    positives: np.ndarray,
+    votes: np.ndarray,
+    k: int,
     n_threads: int,
 ) -> None: ...
+
 # Still raw device pointers (its wrapper is bias/fliptest.py's _vote_cuda).
 def knn_vote_cuda(
-    xa: int, ya: int, xd: int, positives: int, votes: int, n_a: int, n_d: int, m: int, k: int, stream: int,
+    xa: int,
+    ya: int,
+    xd: int,
+    positives: int,
+    votes: int,
+    n_a: int,
+    n_d: int,
+    m: int,
+    k: int,
+    stream: int,
 ) -> None: ...
 
 KNN_CUDA_MAX_K: int

@@ -29,7 +29,7 @@ MSG_SIZE = "{arg} must be a non-negative integer, got {value!r}"
 
 def _xp(a: Any):
     if _backend.is_device_array(a):
-        import cupy  # noqa: PLC0415 - optional dependency, only on device arrays
+        import cupy  # optional dependency, only on device arrays
 
         return cupy
     return np
@@ -77,8 +77,9 @@ def _as_codes(a: Any, arg: str, ndims: tuple[int, ...]):
             big = _xp(arr).flatnonzero(over.any(axis=1) if over.ndim == 2 else over)
             if big.size:
                 row = int(big[0])
-                raise ValueError(MSG_CODE_RANGE.format(arg=arg, value=int(arr[row].max()), row=row, col="",
-                                                       n="2**63", hint=""))
+                raise ValueError(
+                    MSG_CODE_RANGE.format(arg=arg, value=int(arr[row].max()), row=row, col="", n="2**63", hint="")
+                )
             return arr.astype(np.int64)
         return arr.astype({1: np.int16, 2: np.int32, 4: np.int64}[arr.dtype.itemsize])
     if kind != "i":
@@ -161,8 +162,9 @@ def _raise_row_error(err: tuple[int, int, int], arrays: dict[str, Any], sizes: d
     if what in (ERR_GROUPS, ERR_LABELS, ERR_PREDS):
         arg = {ERR_GROUPS: "groups", ERR_LABELS: "labels", ERR_PREDS: "preds"}[what]
         hint = " (-1 leaves a row out)" if what == ERR_GROUPS else ""
-        raise ValueError(MSG_CODE_RANGE.format(arg=arg, value=value_at(arg), row=row, col=colstr,
-                                               n=sizes[arg], hint=hint))
+        raise ValueError(
+            MSG_CODE_RANGE.format(arg=arg, value=value_at(arg), row=row, col=colstr, n=sizes[arg], hint=hint)
+        )
     if what == ERR_WEIGHTS:
         raise ValueError(MSG_WEIGHT.format(value=value_at("weights"), row=row))
     if what == ERR_SCORES:
@@ -198,7 +200,7 @@ def _to_host(*arrays):
     out = []
     for a in arrays:
         if a is not None and _backend.is_device_array(a):
-            import cupy  # noqa: PLC0415
+            import cupy
 
             a = cupy.asnumpy(a)
         out.append(a)
@@ -206,7 +208,7 @@ def _to_host(*arrays):
 
 
 def _stream_ptr() -> int:
-    import cupy  # noqa: PLC0415
+    import cupy
 
     return int(cupy.cuda.get_current_stream().ptr)
 
@@ -303,7 +305,7 @@ def grouped_counts(
         err = _backend.core().grouped_counts_cpu(g, lab, p, w, out, G, L, P, R, s, row_offset, _n_threads(n_threads))
         _raise_row_error(err, {"groups": g, "labels": lab, "preds": p, "weights": w, **batched}, sizes)
     else:
-        import cupy  # noqa: PLC0415
+        import cupy
 
         out = cupy.empty((max(R, 1), B, G, L, P), dtype=np.int64 if w is None else np.float64)
         err = _backend.core().grouped_counts_cuda(g, lab, p, w, out, G, L, P, R, s, row_offset, _stream_ptr())
@@ -389,20 +391,23 @@ def grouped_threshold_counts(
     if impl == "numpy":
         err = _reference.first_invalid_row(g, lab, G, L, weights=w, scores=sc)
         _raise_row_error(err, arrays, sizes)
-        out = _reference.grouped_threshold_counts(g, lab, sc, th_host, w, G, L, n_bootstrap=R, seed=s,
-                                                  row_offset=row_offset)
+        out = _reference.grouped_threshold_counts(
+            g, lab, sc, th_host, w, G, L, n_bootstrap=R, seed=s, row_offset=row_offset
+        )
     elif impl == "cpu":
         out = np.empty((max(R, 1), B, T, G, L, 2), dtype=dtype)
-        err = _backend.core().grouped_threshold_counts_cpu(g, lab, sc, th_host, w, out, G, L, R, s, row_offset,
-                                                           _n_threads(n_threads))
+        err = _backend.core().grouped_threshold_counts_cpu(
+            g, lab, sc, th_host, w, out, G, L, R, s, row_offset, _n_threads(n_threads)
+        )
         _raise_row_error(err, arrays, sizes)
     else:
-        import cupy  # noqa: PLC0415
+        import cupy
 
         th_dev = cupy.asarray(th_host)
         out = cupy.empty((max(R, 1), B, T, G, L, 2), dtype=dtype)
-        err = _backend.core().grouped_threshold_counts_cuda(g, lab, sc, th_dev, w, out, G, L, R, s, row_offset,
-                                                            _stream_ptr())
+        err = _backend.core().grouped_threshold_counts_cuda(
+            g, lab, sc, th_dev, w, out, G, L, R, s, row_offset, _stream_ptr()
+        )
         _raise_row_error(err, arrays, sizes)
 
     if sc.ndim == 1:
@@ -423,10 +428,21 @@ def _host_codes(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return _native(a, dtype)
 
 
-def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.ndarray | None,
-                            weights: np.ndarray | None, n_groups: int, n_labels: int, n_preds: int, *,
-                            n_bootstrap: int = 0, seed: int = 0, row_offset: int = 0, backend: str = "auto",
-                            n_threads: int | None = None) -> np.ndarray:
+def grouped_counts_prepared(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray | None,
+    weights: np.ndarray | None,
+    n_groups: int,
+    n_labels: int,
+    n_preds: int,
+    *,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    row_offset: int = 0,
+    backend: str = "auto",
+    n_threads: int | None = None,
+) -> np.ndarray:
     """:func:`grouped_counts` for internal callers that built the arrays themselves.
 
     For the bias engine's per-batch counts (the streaming accumulator calls this once per batch,
@@ -447,11 +463,25 @@ def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.nd
     """
     impl = _backend.resolve(backend, groups, labels, preds, weights)
     R = int(n_bootstrap)
-    if impl != "cpu" or any(a is not None and a.dtype.kind != "i" for a in (groups, labels, preds)) or (
-            weights is not None and weights.dtype not in (np.float64, np.float32)):
-        out = grouped_counts(groups, labels, None if preds is None else preds, weights=weights, n_groups=n_groups,
-                             n_labels=n_labels, n_preds=n_preds if preds is not None else None, n_bootstrap=R,
-                             seed=seed if R else None, row_offset=row_offset, backend=impl, n_threads=n_threads)
+    if (
+        impl != "cpu"
+        or any(a is not None and a.dtype.kind != "i" for a in (groups, labels, preds))
+        or (weights is not None and weights.dtype not in (np.float64, np.float32))
+    ):
+        out = grouped_counts(
+            groups,
+            labels,
+            None if preds is None else preds,
+            weights=weights,
+            n_groups=n_groups,
+            n_labels=n_labels,
+            n_preds=n_preds if preds is not None else None,
+            n_bootstrap=R,
+            seed=seed if R else None,
+            row_offset=row_offset,
+            backend=impl,
+            n_threads=n_threads,
+        )
         B = 1 if preds is None else preds.shape[1]
         P = 1 if preds is None else n_preds
         return np.asarray(out).reshape((max(R, 1), B, n_groups, n_labels, P))
@@ -474,6 +504,9 @@ def grouped_counts_prepared(groups: np.ndarray, labels: np.ndarray, preds: np.nd
     threads = 1 if n <= _ROWS_PER_CHUNK else _n_threads(n_threads)
     err = _backend.core().grouped_counts_cpu(g, lab, p, w, out, n_groups, n_labels, P, R, seed, row_offset, threads)
     if err[0]:
-        _raise_row_error(err, {"groups": g, "labels": lab, "preds": p, "weights": w, "batched": p is not None},
-                         {"groups": n_groups, "labels": n_labels, "preds": P})
+        _raise_row_error(
+            err,
+            {"groups": g, "labels": lab, "preds": p, "weights": w, "batched": p is not None},
+            {"groups": n_groups, "labels": n_labels, "preds": P},
+        )
     return out

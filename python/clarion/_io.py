@@ -111,8 +111,9 @@ def _swap_in(stage: str, target: str, stale: Iterable[str]) -> None:
     previous run's files, relative paths) from it; the other files of ``target`` stay. On any
     failure ``target`` is put back as it was."""
     new = _files(stage)
-    old = sorted({r for r in (*stale, *new) if (p := _inside(target, r)) and os.path.lexists(p)
-                  and not os.path.isdir(p)})
+    old = sorted(
+        {r for r in (*stale, *new) if (p := _inside(target, r)) and os.path.lexists(p) and not os.path.isdir(p)}
+    )
     backup = _make_temp_dir(target, BACKUP_TAG)
     moved: list[str] = []
     placed: list[str] = []
@@ -142,8 +143,7 @@ def _swap_in(stage: str, target: str, stale: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def staged_output_dir(path: str | os.PathLike,
-                      stale: Callable[[str], Iterable[str]] | None = None) -> Iterator[str]:
+def staged_output_dir(path: str | os.PathLike, stale: Callable[[str], Iterable[str]] | None = None) -> Iterator[str]:
     """Run a job's writes in a temporary sibling folder of ``path``, swapped in only on success.
 
     Yields the folder to write into (``<parent>/.<name>.clarion-partial-<random>``). When the

@@ -46,8 +46,15 @@ class Progress:
         Where to write (default ``sys.stderr``).
     """
 
-    def __init__(self, desc: str, total: int | None = None, *, unit: str = "rows", enabled: bool = True,
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        desc: str,
+        total: int | None = None,
+        *,
+        unit: str = "rows",
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ) -> None:
         self.desc, self.total, self.unit, self.enabled = desc, total, unit, enabled
         self.stream = stream if stream is not None else sys.stderr
         self.n = 0

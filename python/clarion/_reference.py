@@ -30,11 +30,26 @@ _M2 = _U64(0x94D049BB133111EB)
 #: floor(P(X <= k) * 2**64) for X ~ Poisson(1), k = 0..19 (the same table as rng.hpp).
 POISSON1_CDF_BITS = np.array(
     [
-        0x5E2D58D8B3BCDF1A, 0xBC5AB1B16779BE35, 0xEB715E1DC1582DC2, 0xFB23979734A252F1,
-        0xFF1025F59174DC3D, 0xFFD90F3BA4055E19, 0xFFFA8B71FC72C913, 0xFFFF540C0914B3C9,
-        0xFFFFED1F4AA8F120, 0xFFFFFE216E641462, 0xFFFFFFD4D85D3183, 0xFFFFFFFC6DA262B4,
-        0xFFFFFFFFBA12D178, 0xFFFFFFFFFB07C64C, 0xFFFFFFFFFFAB8EA5, 0xFFFFFFFFFFFABE22,
-        0xFFFFFFFFFFFFB11A, 0xFFFFFFFFFFFFFBA1, 0xFFFFFFFFFFFFFFC5, 0xFFFFFFFFFFFFFFFD,
+        0x5E2D58D8B3BCDF1A,
+        0xBC5AB1B16779BE35,
+        0xEB715E1DC1582DC2,
+        0xFB23979734A252F1,
+        0xFF1025F59174DC3D,
+        0xFFD90F3BA4055E19,
+        0xFFFA8B71FC72C913,
+        0xFFFF540C0914B3C9,
+        0xFFFFED1F4AA8F120,
+        0xFFFFFE216E641462,
+        0xFFFFFFD4D85D3183,
+        0xFFFFFFFC6DA262B4,
+        0xFFFFFFFFBA12D178,
+        0xFFFFFFFFFB07C64C,
+        0xFFFFFFFFFFAB8EA5,
+        0xFFFFFFFFFFFABE22,
+        0xFFFFFFFFFFFFB11A,
+        0xFFFFFFFFFFFFFBA1,
+        0xFFFFFFFFFFFFFFC5,
+        0xFFFFFFFFFFFFFFFD,
     ],
     dtype=np.uint64,
 )
@@ -194,8 +209,16 @@ def grouped_threshold_counts(
     T = len(thresholds)
     bins = np.searchsorted(thresholds, s2, side="right")  # [N, B] in 0..T
     hist = grouped_counts(
-        groups, labels, bins, weights, n_groups, n_labels, T + 1,
-        n_bootstrap=n_bootstrap, seed=seed, row_offset=row_offset,
+        groups,
+        labels,
+        bins,
+        weights,
+        n_groups,
+        n_labels,
+        T + 1,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        row_offset=row_offset,
     )  # [R, B, G, L, T+1]
     R = hist.shape[0]
     out = np.zeros((R, B, T, n_groups, n_labels, 2), dtype=hist.dtype)
@@ -260,6 +283,8 @@ def knn_vote(
         nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
         positives[start : start + q.shape[0]] = ya[nearest].sum(axis=1)
     return positives, 2 * positives > k
+
+
 # =================================================================================================
 # Kernel SHAP (issue 4; spec ../shared/spec/kernel-shap.md). Twins of cpp/src/shap_cpu.cpp.
 # =================================================================================================
@@ -498,8 +523,9 @@ def shap_apply(Y: np.ndarray, base: np.ndarray, LT: np.ndarray, q0: int, q1: int
     return out
 
 
-def shap_value_function(f, x: np.ndarray, B: np.ndarray, pi: np.ndarray, col_player: np.ndarray,
-                        coalitions: np.ndarray, link: int) -> np.ndarray:
+def shap_value_function(
+    f, x: np.ndarray, B: np.ndarray, pi: np.ndarray, col_player: np.ndarray, coalitions: np.ndarray, link: int
+) -> np.ndarray:
     """v(z) = g(sum_k pi_k f(h(x, b_k, z))) for each coalition row z: [T, D]."""
     rows = shap_mask(x[None, :], B, coalitions, col_player, 0, coalitions.shape[0])
     F = np.asarray(f(rows), dtype=np.float64)
@@ -507,8 +533,15 @@ def shap_value_function(f, x: np.ndarray, B: np.ndarray, pi: np.ndarray, col_pla
     return shap_reduce(F, pi, link)
 
 
-def exact_shapley(f, x: np.ndarray, B: np.ndarray, pi: np.ndarray | None = None,
-                  col_player: np.ndarray | None = None, M: int | None = None, link: int = 0) -> np.ndarray:
+def exact_shapley(
+    f,
+    x: np.ndarray,
+    B: np.ndarray,
+    pi: np.ndarray | None = None,
+    col_player: np.ndarray | None = None,
+    M: int | None = None,
+    link: int = 0,
+) -> np.ndarray:
     """Brute-force Shapley values of the background-expectation game, M <= 10 players.
 
     phi_j = sum_{S ⊆ N \\ {j}} |S|! (M - |S| - 1)! / M! [v(S ∪ {j}) - v(S)], with

@@ -51,36 +51,51 @@ HEADER_PEEK = 20
 
 # Error messages (tests import them).
 MSG_WRONG_FORMAT = "{path}: the file is {what} but dataset_type is {dataset_type!r}{hint}"
-MSG_NOT_UTF8 = ("not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads UTF-8 text files "
-                "(convert it, e.g. iconv -f latin1 -t utf-8)")
-MSG_HEADERS_ORDER = ("{path}: line {line} lists the names of `headers` in another order ({found}); `headers` "
-                     "must list the columns in the file's order ({expected}), or be left out to use the file's "
-                     "header line")
-MSG_HEADERS_DIFFER = ("{path}: line {line} looks like a header line ({found}) but differs from `headers` "
-                      "({expected}): only in the file {only_file}, only in `headers` {only_headers}; make "
-                      "`headers` equal the file's header line, or leave `headers` out")
-MSG_HEADERS_COUNT = ("{path}: `headers` lists {n} names but the file has {m} columns (line {line} has {m} "
-                     "fields); list one name per column")
-MSG_HEADERS_VALUES = ("{path}: `headers` lists {n} names but the first record ({unit} {line}) has {m} values "
-                      "({what}); list one name per value")
-MSG_HEADERS_KEYS = ("{path}: `headers` names {names} but the records' keys are {keys}; with records that are "
-                    "objects, `headers` must list their keys (in any order) and then the names of the label and "
-                    "predicted label, or be left out")
+MSG_NOT_UTF8 = (
+    "not UTF-8 text (byte 0x{byte:02x} at position {pos}); clarion reads UTF-8 text files "
+    "(convert it, e.g. iconv -f latin1 -t utf-8)"
+)
+MSG_HEADERS_ORDER = (
+    "{path}: line {line} lists the names of `headers` in another order ({found}); `headers` "
+    "must list the columns in the file's order ({expected}), or be left out to use the file's "
+    "header line"
+)
+MSG_HEADERS_DIFFER = (
+    "{path}: line {line} looks like a header line ({found}) but differs from `headers` "
+    "({expected}): only in the file {only_file}, only in `headers` {only_headers}; make "
+    "`headers` equal the file's header line, or leave `headers` out"
+)
+MSG_HEADERS_COUNT = (
+    "{path}: `headers` lists {n} names but the file has {m} columns (line {line} has {m} "
+    "fields); list one name per column"
+)
+MSG_HEADERS_VALUES = (
+    "{path}: `headers` lists {n} names but the first record ({unit} {line}) has {m} values "
+    "({what}); list one name per value"
+)
+MSG_HEADERS_KEYS = (
+    "{path}: `headers` names {names} but the records' keys are {keys}; with records that are "
+    "objects, `headers` must list their keys (in any order) and then the names of the label and "
+    "predicted label, or be left out"
+)
 MSG_RECORD_KEYS = "keys differ from the first record's: {diff}"
-MSG_INT_RANGE = ("{value} is beyond the 64-bit integer range of this column (typed int64 from the first "
-                 f"{TYPE_SAMPLE_ROWS} rows)")
+MSG_INT_RANGE = (
+    f"{{value}} is beyond the 64-bit integer range of this column (typed int64 from the first {TYPE_SAMPLE_ROWS} rows)"
+)
 
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _BOM = b"\xef\xbb\xbf"
 # What a file's first bytes say it is (a text type may be gzip-compressed; nothing else).
-_MAGIC = ((b"PAR1", "a Parquet file", "application/x-parquet"),
-          (b"\x1f\x8b", "gzip-compressed", None),
-          (b"PK\x03\x04", "a zip archive", None),
-          (b"BZh", "bzip2-compressed", None),
-          (b"\xfd7zXZ\x00", "xz-compressed", None),
-          (b"\x28\xb5\x2f\xfd", "zstd-compressed", None),
-          (b"\xff\xfe", "UTF-16 text (a byte-order mark FF FE)", None),
-          (b"\xfe\xff", "UTF-16 text (a byte-order mark FE FF)", None))
+_MAGIC = (
+    (b"PAR1", "a Parquet file", "application/x-parquet"),
+    (b"\x1f\x8b", "gzip-compressed", None),
+    (b"PK\x03\x04", "a zip archive", None),
+    (b"BZh", "bzip2-compressed", None),
+    (b"\xfd7zXZ\x00", "xz-compressed", None),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", None),
+    (b"\xff\xfe", "UTF-16 text (a byte-order mark FF FE)", None),
+    (b"\xfe\xff", "UTF-16 text (a byte-order mark FE FF)", None),
+)
 
 
 class DataError(ValueError):
@@ -165,12 +180,17 @@ class Reader:
             if real == "application/x-parquet":
                 return
             if what is None:
-                what = ("empty" if not head else
-                        "text that looks like JSON" if head.lstrip(_BOM + b" \t\r\n")[:1] in (b"{", b"[")
-                        else "not Parquet (no PAR1 magic bytes; text such as CSV?)")
+                what = (
+                    "empty"
+                    if not head
+                    else "text that looks like JSON"
+                    if head.lstrip(_BOM + b" \t\r\n")[:1] in (b"{", b"[")
+                    else "not Parquet (no PAR1 magic bytes; text such as CSV?)"
+                )
             hint = "; set dataset_type to the file's format (text/csv, application/jsonlines, application/json)"
-            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
-                                                    hint=hint))
+            raise DataError(
+                MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type, hint=hint)
+            )
         if what == "gzip-compressed":
             try:
                 with gzip.open(self.path, "rb") as fh:
@@ -181,17 +201,22 @@ class Reader:
             if what is not None:
                 what = f"gzip-compressed and {what}"
         if what is not None:
-            hint = (f"; set dataset_type to {real!r}" if real else
-                    "; clarion reads UTF-8 text: convert it (e.g. iconv -f utf-16 -t utf-8)" if "UTF-16" in what else
-                    "; clarion reads plain or gzip-compressed text: decompress it first")
-            raise DataError(MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type,
-                                                    hint=hint))
+            hint = (
+                f"; set dataset_type to {real!r}"
+                if real
+                else "; clarion reads UTF-8 text: convert it (e.g. iconv -f utf-16 -t utf-8)"
+                if "UTF-16" in what
+                else "; clarion reads plain or gzip-compressed text: decompress it first"
+            )
+            raise DataError(
+                MSG_WRONG_FORMAT.format(path=self.path, what=what, dataset_type=self.dataset_type, hint=hint)
+            )
 
     def _open_binary(self):
         """The file as bytes: decompressed when gzip-compressed, without a UTF-8 byte-order mark."""
         with open(self.path, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
-        fh = gzip.open(self.path, "rb") if gz else open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        fh = gzip.open(self.path, "rb") if gz else open(self.path, "rb")  # the caller closes it
         try:
             if fh.read(3) != _BOM:
                 fh.seek(0)
@@ -225,8 +250,11 @@ class Reader:
                 if not pd.api.types.is_integer_dtype(col.dtype):
                     numeric[c] = "float"
                 else:
-                    numeric[c] = "uint" if pd.api.types.is_unsigned_integer_dtype(col.dtype) and \
-                        col.dtype.itemsize == 8 else "int"
+                    numeric[c] = (
+                        "uint"
+                        if pd.api.types.is_unsigned_integer_dtype(col.dtype) and col.dtype.itemsize == 8
+                        else "int"
+                    )
                 continue
             present = col[col.notna()]
             # a JSON number with a fraction or an exponent (a Python float) makes a float column,
@@ -246,8 +274,13 @@ class Reader:
                     continue
                 ints = [int(v) for v in (exact[ok] if exact is not None else vals[ok])]
                 lo, hi = min(ints), max(ints)
-                numeric[c] = ("int" if lo >= _INT64_MIN and hi <= _INT64_MAX else
-                              "uint" if lo >= 0 and hi <= _UINT64_MAX else "bigint")
+                numeric[c] = (
+                    "int"
+                    if lo >= _INT64_MIN and hi <= _INT64_MAX
+                    else "uint"
+                    if lo >= 0 and hi <= _UINT64_MAX
+                    else "bigint"
+                )
         return numeric
 
     def read_all(self) -> tuple[Any, np.ndarray]:
@@ -289,8 +322,9 @@ class Reader:
                 if kind == "int" and ex is not None:
                     for i in np.flatnonzero(_out_of_int64(vals, ex)):
                         if keep[i]:
-                            self._bad(f"{unit} {lines[i]}, column {c!r}",
-                                      MSG_INT_RANGE.format(value=_show(col.iloc[i])))
+                            self._bad(
+                                f"{unit} {lines[i]}, column {c!r}", MSG_INT_RANGE.format(value=_show(col.iloc[i]))
+                            )
                             keep[i] = False
                 col = pd.Series(vals, index=frame.index)
                 exact[c] = ex
@@ -313,8 +347,9 @@ class Reader:
             if c not in frame.columns:
                 continue
             ex = exact.get(c)
-            frame[c] = _number_column(frame[c].to_numpy(np.float64), None if ex is None else ex[keep], kind,
-                                      frame.index)
+            frame[c] = _number_column(
+                frame[c].to_numpy(np.float64), None if ex is None else ex[keep], kind, frame.index
+            )
         return frame, lines
 
     # ---- formats --------------------------------------------------------------------------------
@@ -405,9 +440,16 @@ class Reader:
             if shared and sorted(first) == sorted(hdr):
                 raise DataError(MSG_HEADERS_ORDER.format(path=self.path, line=line, found=first, expected=hdr))
             if shared and len(shared) * 2 >= len(hdr):  # (names compared ignoring case)
-                raise DataError(MSG_HEADERS_DIFFER.format(
-                    path=self.path, line=line, found=first, expected=hdr,
-                    only_file=[f for f in first if f not in hdr], only_headers=[h for h in hdr if h not in first]))
+                raise DataError(
+                    MSG_HEADERS_DIFFER.format(
+                        path=self.path,
+                        line=line,
+                        found=first,
+                        expected=hdr,
+                        only_file=[f for f in first if f not in hdr],
+                        only_headers=[h for h in hdr if h not in first],
+                    )
+                )
             return
         if not any(k == len(hdr) for k in self._peek_field_counts()):
             raise DataError(MSG_HEADERS_COUNT.format(path=self.path, n=len(hdr), m=len(first), line=line))
@@ -459,9 +501,13 @@ class Reader:
                     pa.py_buffer(data),
                     read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) + 1)),
                     parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
-                    convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                                         strings_can_be_null=False, quoted_strings_can_be_null=False,
-                                                         null_values=[]))
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={c: pa.string() for c in names},
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                        null_values=[],
+                    ),
+                )
             except (pa.ArrowInvalid, pa.ArrowException):
                 table = None
         kept = np.flatnonzero(~blank)
@@ -472,16 +518,21 @@ class Reader:
         for c in names:
             col = table.column(c)
             vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
-            out[c] = pd.Series(col.to_numpy(zero_copy_only=False) if vals is None else vals,
-                               dtype=object if vals is None else vals.dtype)
+            out[c] = pd.Series(
+                col.to_numpy(zero_copy_only=False) if vals is None else vals,
+                dtype=object if vals is None else vals.dtype,
+            )
         return pd.DataFrame(out), (first_line + kept).astype(np.int64)
 
     def _jmespaths(self):
         import jmespath
 
         out = []
-        for key, path in (("features", self.features), ("label", self.label),
-                          ("predicted_label", self.predicted_label)):
+        for key, path in (
+            ("features", self.features),
+            ("label", self.label),
+            ("predicted_label", self.predicted_label),
+        ):
             if not isinstance(path, str) or (key == "features" and not path):
                 out.append(None)
                 continue
@@ -545,8 +596,9 @@ class Reader:
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
             pos = exc.start - data.rfind(b"\n", 0, exc.start)  # 1-based, within the line
-            raise DataError(f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=pos)) \
-                from None
+            raise DataError(
+                f"{self.path}: line {line}: " + MSG_NOT_UTF8.format(byte=data[exc.start], pos=pos)
+            ) from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -605,15 +657,18 @@ class Reader:
                 if len(values) == len(names) and values.keys() == nameset:
                     row = [values[k] for k in names]
                 else:
-                    diff = [f"missing key {k!r}" for k in names if k not in values] + \
-                           [f"unexpected key {k!r}" for k in values if k not in nameset]
+                    diff = [f"missing key {k!r}" for k in names if k not in values] + [
+                        f"unexpected key {k!r}" for k in values if k not in nameset
+                    ]
                     self._bad(f"{unit} {number}", MSG_RECORD_KEYS.format(diff=", ".join(diff)))
                     continue
             elif isinstance(values, list):
                 if mode is None:
                     mode = "list"
                 if mode != "list":
-                    self._bad(f"{unit} {number}", f"{what} is a list, but the first record's is an object with keys {names}")
+                    self._bad(
+                        f"{unit} {number}", f"{what} is a list, but the first record's is an object with keys {names}"
+                    )
                     continue
                 row = list(values)
             else:
@@ -644,8 +699,9 @@ class Reader:
         if held:
             n, k = held[0]
             parts = " + ".join(["features"] + [f"{p!r}" for p in extras])
-            raise DataError(MSG_HEADERS_VALUES.format(path=self.path, n=len(headers), unit=unit, line=n, m=k,
-                                                      what=parts))
+            raise DataError(
+                MSG_HEADERS_VALUES.format(path=self.path, n=len(headers), unit=unit, line=n, m=k, what=parts)
+            )
         if rows:
             yield self._frame_from_rows(rows, columns, lines)
 
@@ -655,8 +711,11 @@ class Reader:
 
         frame = pd.DataFrame(rows, columns=columns)
         for j, c in enumerate(columns):  # integers beside a missing value or a float: kept exact
-            if frame[c].dtype.kind == "f" and bool(np.any(np.abs(frame[c].to_numpy()) > _EXACT_FLOAT)) and \
-                    any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows):
+            if (
+                frame[c].dtype.kind == "f"
+                and bool(np.any(np.abs(frame[c].to_numpy()) > _EXACT_FLOAT))
+                and any(type(r[j]) is int and abs(r[j]) > _EXACT_FLOAT for r in rows)
+            ):
                 frame[c] = pd.Series([r[j] for r in rows], dtype=object)
         lines = np.asarray(lines, dtype=np.int64)
         nested = np.zeros(len(frame), dtype=bool)
@@ -673,8 +732,10 @@ class Reader:
             unit = "line" if self.dataset_type == "application/jsonlines" else "record"
             for i in np.flatnonzero(nested):
                 v = frame[first[i]].iloc[i]
-                self._bad(f"{unit} {lines[i]}, column {first[i]!r}",
-                          f"a {'list' if isinstance(v, list) else 'object'} is not a single value")
+                self._bad(
+                    f"{unit} {lines[i]}, column {first[i]!r}",
+                    f"a {'list' if isinstance(v, list) else 'object'} is not a single value",
+                )
             kept = [r for r, bad in zip(rows, nested) if not bad]  # (column types from the kept rows only)
             return self._frame_from_rows(kept, columns, lines[~nested])
         return frame, lines
@@ -708,15 +769,16 @@ class Reader:
                 if self.headers is not None:
                     missing = [h for h in self.headers if h not in frame.columns]
                     if missing:
-                        raise DataError(f"{self.path}: columns {missing} from `headers` not found in the Parquet "
-                                        f"file (columns: {list(frame.columns)})")
+                        raise DataError(
+                            f"{self.path}: columns {missing} from `headers` not found in the Parquet "
+                            f"file (columns: {list(frame.columns)})"
+                        )
                     frame = frame[list(self.headers)]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
                 start += len(frame)
                 yield frame, lines
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{self.path}: not a readable Parquet file ({exc})") from None
-
 
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
@@ -754,8 +816,9 @@ class _Lines:
         try:
             return b.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{self.path}: line {self.n}: " + MSG_NOT_UTF8.format(byte=b[exc.start], pos=exc.start + 1)) \
-                from None
+            raise DataError(
+                f"{self.path}: line {self.n}: " + MSG_NOT_UTF8.format(byte=b[exc.start], pos=exc.start + 1)
+            ) from None
 
     def take(self, k: int) -> list[bytes]:
         out = [self.buf.popleft() for _ in range(min(k, len(self.buf)))]
@@ -764,7 +827,7 @@ class _Lines:
             data = b"".join(more)
             if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
                 more = data.splitlines(keepends=True)
-                self.buf.extendleft(reversed(more[k - len(out):]))
+                self.buf.extendleft(reversed(more[k - len(out) :]))
                 more = more[: k - len(out)]
             out.extend(more)
         self.n += len(out)
@@ -1035,10 +1098,18 @@ def _as_text(values: np.ndarray, index):
     return pd.Series([v if type(v) is float and math.isnan(v) else str(v) for v in values], index=index, dtype=object)
 
 
-def read_dataset(path: str | os.PathLike, dataset_type: str, *, headers: list[str] | None = None,
-                 features: str | None = None, label: str | int | None = None,
-                 predicted_label: str | int | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 skip_bad_rows: bool = False, required: tuple[str, ...] = ()) -> Reader:
+def read_dataset(
+    path: str | os.PathLike,
+    dataset_type: str,
+    *,
+    headers: list[str] | None = None,
+    features: str | None = None,
+    label: str | int | None = None,
+    predicted_label: str | int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    skip_bad_rows: bool = False,
+    required: tuple[str, ...] = (),
+) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
     Parameters

@@ -38,15 +38,22 @@ DEMO_CONFIG: dict[str, Any] = {
     "dataset_type": "text/csv",
     "label": "released",
     "label_values_or_threshold": ["Yes"],
-    "facet": [{"name_or_index": "colour", "value_or_threshold": ["Black"]},
-              {"name_or_index": "sex", "value_or_threshold": ["Female"]}],
+    "facet": [
+        {"name_or_index": "colour", "value_or_threshold": ["Black"]},
+        {"name_or_index": "sex", "value_or_threshold": ["Female"]},
+    ],
     "group_variable": "year",
     "probability_threshold": 0.5,
     "methods": {
         "pre_training_bias": {"methods": "all", "confidence": 0.95, "n_bootstrap": 200},
         "post_training_bias": {"methods": "all", "confidence": 0.95, "n_bootstrap": 200},
-        "shap": {"num_clusters": 5, "agg_method": "mean_abs", "use_logit": False, "save_local_shap_values": True,
-                 "seed": 0},
+        "shap": {
+            "num_clusters": 5,
+            "agg_method": "mean_abs",
+            "use_logit": False,
+            "save_local_shap_values": True,
+            "seed": 0,
+        },
         "pdp": {"top_k_features": 3, "grid_resolution": 10},
         "report": {"name": "report", "title": "Toronto arrests: who is released with a summons?"},
     },
@@ -73,8 +80,12 @@ def train_model(df: Any, *, seed: int = 0) -> Any:
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     train, _ = train_test_split(df, test_size=0.3, random_state=seed, stratify=df["released"])
-    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-                             ("num", StandardScaler(), [c for c in FEATURES if c not in CATEGORICAL])])
+    pre = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+            ("num", StandardScaler(), [c for c in FEATURES if c not in CATEGORICAL]),
+        ]
+    )
     model = Pipeline([("prep", pre), ("clf", LogisticRegression(max_iter=1000))])
     model.fit(train[FEATURES], train["released"])
     return model

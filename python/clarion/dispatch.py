@@ -40,7 +40,7 @@ def is_partitioned(x: Any) -> bool:
     mod = type(x).__module__ or ""
     if not mod.startswith("dask"):  # dask.*, dask_cudf, dask_expr ...
         return False
-    import dask  # noqa: PLC0415
+    import dask
 
     return bool(dask.is_dask_collection(x))
 

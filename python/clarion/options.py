@@ -111,31 +111,19 @@ _SIZE = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([A
 
 def _is_int(v: Any) -> bool:
     """An integer that is not a bool (numpy integers included)."""
-    return (
-        isinstance(v, numbers.Integral)
-        and not isinstance(v, bool)
-        and type(v).__name__ not in ("bool", "bool_")
-    )
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ not in ("bool", "bool_")
 
 
 def _is_real(v: Any) -> bool:
-    return (
-        isinstance(v, numbers.Real)
-        and not isinstance(v, bool)
-        and type(v).__name__ not in ("bool", "bool_")
-    )
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ not in ("bool", "bool_")
 
 
-def _fail(
-    key: str | None, name: str, want: str, got: Any, engine_msg: str | None = None
-) -> ValueError:
+def _fail(key: str | None, name: str, want: str, got: Any, engine_msg: str | None = None) -> ValueError:
     """The error: ``"{key}: expected {want}, got {got!r}"`` (the config's wording) for a config
     value, else ``engine_msg`` or ``"{name} must be {want}, got {got!r}"``."""
     if key is not None:
         return ValueError(f"{key}: expected {want}, got {got!r}")
-    return ValueError(
-        engine_msg if engine_msg is not None else f"{name} must be {want}, got {got!r}"
-    )
+    return ValueError(engine_msg if engine_msg is not None else f"{name} must be {want}, got {got!r}")
 
 
 def byte_size(value: Any, *, key: str | None = None, name: str = "memory_budget") -> int:
@@ -184,9 +172,7 @@ def seed(
         if key is not None:
             raise _fail(key, name, f"an integer in [0, {SEED_LIMIT - 1:,}]", value)
         raise ValueError(
-            (message or "{name} must be an integer in [0, 2**64), got {value!r}").format(
-                name=name, value=value
-            )
+            (message or "{name} must be an integer in [0, 2**64), got {value!r}").format(name=name, value=value)
         )
     return int(value)
 
@@ -233,9 +219,7 @@ def n_bootstrap(
         raise _fail(key, name, want, value)
     if _is_int(value) and value > high:
         raise ValueError(f"{name} must be {want}{why}, got {value!r}")
-    lower = {0: "a non-negative integer", 1: "a positive integer"}.get(
-        low, f"an integer >= {low:,}"
-    )
+    lower = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low:,}")
     raise ValueError(f"{name} must be {lower} (at most {high:,}){why}, got {value!r}")
 
 
@@ -286,8 +270,6 @@ def num_samples(
         if key is not None:
             raise _fail(key, name, want, value)
         raise ValueError(
-            (message or "{name} must be None or " + want + ", got {value!r}").format(
-                name=name, value=value
-            )
+            (message or "{name} must be None or " + want + ", got {value!r}").format(name=name, value=value)
         )
     return int(value)

@@ -45,15 +45,26 @@ from clarion.models.wire import (
     parse_request,
 )
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MSG_BODY_TOO_LARGE", "MSG_NOT_SCALAR", "MSG_TOO_DEEP", "ModelServer",
-           "create_app", "listen_socket", "parse_max_body", "uvicorn_module"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "MSG_BODY_TOO_LARGE",
+    "MSG_NOT_SCALAR",
+    "MSG_TOO_DEEP",
+    "ModelServer",
+    "create_app",
+    "listen_socket",
+    "parse_max_body",
+    "uvicorn_module",
+]
 
 #: largest request body accepted by default: SageMaker's invocation payload limit (6 MB = 6 MiB);
 #: clarion's :class:`clarion.models.Endpoint` sends at most 6,000,000 bytes per request
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
-MSG_BODY_TOO_LARGE = ("request body larger than this server's limit of {limit} bytes (max_body_bytes, "
-                      "--max-body-bytes); send fewer rows per request")
+MSG_BODY_TOO_LARGE = (
+    "request body larger than this server's limit of {limit} bytes (max_body_bytes, "
+    "--max-body-bytes); send fewer rows per request"
+)
 #: a request the server cannot read (the wire format's error; answered 400)
 _BadRequest = RequestError
 
@@ -69,8 +80,11 @@ def _max_body(v: Any, arg: str = "max_body_bytes") -> int:
     if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
         n = int(v)
     else:
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)\s*([KMG]i?)?B?\s*", str(v)) \
-            if isinstance(v, str) else None
+        m = (
+            re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)\s*([KMG]i?)?B?\s*", str(v))
+            if isinstance(v, str)
+            else None
+        )
         if m is None:
             raise ValueError(f"{arg}: expected a number of bytes such as 6291456 or '6MiB', got {v!r}")
         mult = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[m.group(2)]
@@ -145,37 +159,48 @@ def create_app(model: Any, *, features: str | None = None, max_body_bytes: int |
     async def invocations(request):
         ctype = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
         if ctype not in CONTENT_TYPES:
-            return Response(f"unsupported content type {ctype!r}; use one of {list(CONTENT_TYPES)}",
-                            status_code=415, media_type="text/plain")
+            return Response(
+                f"unsupported content type {ctype!r}; use one of {list(CONTENT_TYPES)}",
+                status_code=415,
+                media_type="text/plain",
+            )
         accept = request.headers.get("accept", ctype).split(",")[0].split(";")[0].strip().lower()
         if accept in ("", "*/*"):
             accept = ctype
         if accept not in CONTENT_TYPES:
-            return Response(f"unsupported accept type {accept!r}; use one of {list(CONTENT_TYPES)}",
-                            status_code=406, media_type="text/plain")
+            return Response(
+                f"unsupported accept type {accept!r}; use one of {list(CONTENT_TYPES)}",
+                status_code=406,
+                media_type="text/plain",
+            )
         try:
             body = await _read_body(request, limit)
         except _TooLarge:
             # close the connection: the rest of the body is not read
-            return Response(MSG_BODY_TOO_LARGE.format(limit=limit), status_code=413, media_type="text/plain",
-                            headers={"connection": "close"})
+            return Response(
+                MSG_BODY_TOO_LARGE.format(limit=limit),
+                status_code=413,
+                media_type="text/plain",
+                headers={"connection": "close"},
+            )
         except _BadRequest as exc:
-            return Response(f"ValueError: {exc}", status_code=400, media_type="text/plain",
-                            headers={"connection": "close"})
+            return Response(
+                f"ValueError: {exc}", status_code=400, media_type="text/plain", headers={"connection": "close"}
+            )
         except ClientDisconnect:
             return Response(b"", status_code=400)
         try:
-            X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts,
-                              features=finder)
+            X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts, features=finder)
             y = await run_in_threadpool(_predict, model, X)
         except (ValueError, TypeError, KeyError) as exc:
             return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
-        except Exception as exc:  # the model failed: a server error, not the client's
+        except Exception as exc:  # noqa: BLE001 - the model failed: a server error, not the client's
             return Response(f"{type(exc).__name__}: {exc}", status_code=500, media_type="text/plain")
         return Response(format_response(np.asarray(y), accept, model.output_names), media_type=accept)
 
-    return Starlette(routes=[Route("/ping", ping, methods=["GET"]),
-                             Route("/invocations", invocations, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]
+    )
 
 
 def _uvicorn():
@@ -224,8 +249,16 @@ class ModelServer:
         ``http://host:port/invocations`` once started.
     """
 
-    def __init__(self, model: Any, *, host: str = "127.0.0.1", port: int = 0, features: str | None = None,
-                 app: Any = None, max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        features: str | None = None,
+        app: Any = None,
+        max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self._app = app if app is not None else create_app(model, features=features, max_body_bytes=max_body_bytes)
         self.host = host
         self.port = int(port)
@@ -239,12 +272,21 @@ class ModelServer:
         uvicorn = _uvicorn()
         sock = _listen_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off", log_config=None, interface="asgi3")
+        config = uvicorn.Config(
+            self._app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,
+            interface="asgi3",
+        )
         self._server = uvicorn.Server(config)
         self._sock = sock
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name="clarion-serve", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="clarion-serve", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

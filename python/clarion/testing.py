@@ -90,7 +90,8 @@ def counts_cases(
         wdtype = draw(st.sampled_from([np.float32, np.float64]))
         weights = draw(
             hnp.arrays(
-                wdtype, n,
+                wdtype,
+                n,
                 elements=st.one_of(st.just(0.0), st.floats(0, 1e6, allow_nan=False, width=32)),
             )
         )
@@ -100,8 +101,10 @@ def counts_cases(
         shape = (n,) if B == 0 else (n, B)
         sdtype = draw(st.sampled_from([np.float32, np.float64]))
         grid = [-np.inf, -1.0, 0.0, 0.25, 0.5, 0.75, 1.0, np.inf]
-        scores = draw(hnp.arrays(sdtype, shape, elements=st.one_of(st.sampled_from(grid),
-                                                                   st.floats(-2, 2, width=32))))
-        thresholds = np.sort(np.asarray(draw(st.lists(st.one_of(st.sampled_from(grid), st.floats(-2, 2)),
-                                                      max_size=12)), dtype=np.float64))
+        scores = draw(hnp.arrays(sdtype, shape, elements=st.one_of(st.sampled_from(grid), st.floats(-2, 2, width=32))))
+        thresholds = np.sort(
+            np.asarray(
+                draw(st.lists(st.one_of(st.sampled_from(grid), st.floats(-2, 2)), max_size=12)), dtype=np.float64
+            )
+        )
     return CountsCase(groups, labels, preds, weights, G, L, P, scores, thresholds)

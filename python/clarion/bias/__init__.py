@@ -28,8 +28,8 @@ from clarion.bias._metrics import (
 )
 from clarion.bias._report import report
 from clarion.bias._result import BiasReport
-from clarion.bias.registry import METRIC_INFO, ideal_value, metric_names
 from clarion.bias.accumulator import Accumulator
+from clarion.bias.registry import METRIC_INFO, ideal_value, metric_names
 
 __all__ = [
     "ALL_METRICS",

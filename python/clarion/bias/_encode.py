@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Matcher", "Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column",
-           "number_of"]
+__all__ = ["Matcher", "Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column", "number_of"]
 
 # A compact integer range is encoded by offset (no hashing) when it is at most this many times
 # the number of rows (and small in absolute terms).
@@ -72,8 +71,7 @@ def _comparable(a: Any, b: Any) -> bool:
     decimal text), or both of one non-numeric type (text and text, date and date)."""
     if number_of(a) is not None and number_of(b) is not None:
         return True
-    if isinstance(a, (bool, int, float, np.number, np.bool_)) or isinstance(b, (bool, int, float, np.number,
-                                                                               np.bool_)):
+    if isinstance(a, (bool, int, float, np.number, np.bool_)) or isinstance(b, (bool, int, float, np.number, np.bool_)):
         return False
     return isinstance(a, type(b)) or isinstance(b, type(a))
 
@@ -169,15 +167,15 @@ def is_numeric_column(col: Any) -> bool:
         return pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt)
     if isinstance(col, np.ndarray):
         return col.dtype.kind in "biuf"
-    import pyarrow as pa  # noqa: PLC0415 - only for arrow input
+    import pyarrow as pa  # only for arrow input
 
     t = col.type
     return pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
 def _arrow_factorize(arr: Any) -> tuple[np.ndarray, list]:
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -215,13 +213,13 @@ def factorize(col: Any) -> tuple[np.ndarray, list, np.ndarray | None]:
             cats = list(arr.categories)
             present = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0 if len(cats) else np.zeros(0, bool)
             return codes, cats, present
-        if dt == object or isinstance(dt, pd.StringDtype) or str(dt).startswith(("str", "string")):
+        if dt == np.dtype(object) or isinstance(dt, pd.StringDtype) or str(dt).startswith(("str", "string")):
             arr = col.array
             if type(arr).__name__ in ("ArrowStringArray", "ArrowStringArrayNumpySemantics", "ArrowExtensionArray"):
                 try:
-                    import pyarrow as pa  # noqa: PLC0415
+                    import pyarrow as pa
 
-                    return (*_arrow_factorize(pa.chunked_array(arr._pa_array)), None)  # noqa: SLF001
+                    return (*_arrow_factorize(pa.chunked_array(arr._pa_array)), None)
                 except (ImportError, AttributeError):  # pragma: no cover - older pandas internals
                     pass
         if pd.api.types.is_bool_dtype(dt) and not col.hasnans:
@@ -335,7 +333,7 @@ class Vocabulary:
         span = hi - lo + 1
         if lo < base or hi - base >= lut.size or span > max(1024, 4 * col.size):
             return None
-        sub = lut[lo - base:hi - base + 1]
+        sub = lut[lo - base : hi - base + 1]
         x = col if col.dtype.itemsize == 8 else col.astype(np.intp)  # col - lo must not wrap
         off = x - lo if lo else x
         present = np.flatnonzero(np.bincount(off.astype(np.intp, copy=False), minlength=span))

@@ -45,33 +45,50 @@ MSG_DATA_TYPE = "data must be a pandas DataFrame, a pyarrow Table or RecordBatch
 MSG_COLUMN = "{arg}: column {name!r} is not in the data (columns: {cols})"
 MSG_LENGTH = "{arg}: {what} has {got} rows but the data has {n}"
 MSG_NOT_NUMERIC = "{arg}: column {name!r} must be numeric (bool, integer or float) for a threshold; got dtype {dtype}"
-MSG_LABEL_MISSING = ("{arg}: column {name!r} has a missing value (NaN/None) at row {row}; clarion does not guess "
-                     "its class (compat='smclarify' counts it as negative)")
+MSG_LABEL_MISSING = (
+    "{arg}: column {name!r} has a missing value (NaN/None) at row {row}; clarion does not guess "
+    "its class (compat='smclarify' counts it as negative)"
+)
 MSG_VALUE_ABSENT = "{arg}: value {value!r} does not occur in column {name!r} (values seen: {seen})"
-MSG_NO_POSITIVE = ("label_threshold: no value of column {name!r} is above {t} (the largest is {max}), so every "
-                   "label would be negative")
+MSG_NO_POSITIVE = (
+    "label_threshold: no value of column {name!r} is above {t} (the largest is {max}), so every label would be negative"
+)
 MSG_BOTH = "give either {a} or {b}, not both"
 MSG_NEITHER = "give label_values (the positive label values) or label_threshold (positive = label > threshold)"
 MSG_METHOD = "methods: unknown metric {name!r}; known: {known}"
 MSG_STAGE_METHOD = "methods: {name} is a {stage}-training metric but stage={want!r}"
 MSG_NEED_PRED = "predicted_label is required for post-training metrics ({names})"
-MSG_SCORE_NAN = ("predicted_label: model {model!r} has a {value} score at row {row}; scores must be finite "
-                 "(a NaN score would count as a negative prediction)")
-MSG_PRED_MISSING = ("predicted_label: model {model!r} has a missing prediction (NaN/None) at row {row}; a model "
-                    "must predict a label for every row")
-MSG_KIND = ("{arg}: {values} can never equal a value of column {name!r} (values seen: {seen}); give values of the "
-            "column's type (text that is a decimal number, like \"1\", matches the number 1)")
-MSG_PRED_UNKNOWN = ("predicted_label: model {model!r} predicts {preds}, none of which is a value of the label column "
-                    "{label!r} (values seen: {seen}) or one of label_values {values}; predictions must be given in "
-                    "the label's values")
-MSG_GROUP_MISSING = ("group_variable: missing value at row {row}; give every row a subgroup (compat='smclarify' "
-                     "leaves such rows out of CDDL/CDDPL as smclarify does)")
+MSG_SCORE_NAN = (
+    "predicted_label: model {model!r} has a {value} score at row {row}; scores must be finite "
+    "(a NaN score would count as a negative prediction)"
+)
+MSG_PRED_MISSING = (
+    "predicted_label: model {model!r} has a missing prediction (NaN/None) at row {row}; a model "
+    "must predict a label for every row"
+)
+MSG_KIND = (
+    "{arg}: {values} can never equal a value of column {name!r} (values seen: {seen}); give values of the "
+    'column\'s type (text that is a decimal number, like "1", matches the number 1)'
+)
+MSG_PRED_UNKNOWN = (
+    "predicted_label: model {model!r} predicts {preds}, none of which is a value of the label column "
+    "{label!r} (values seen: {seen}) or one of label_values {values}; predictions must be given in "
+    "the label's values"
+)
+MSG_GROUP_MISSING = (
+    "group_variable: missing value at row {row}; give every row a subgroup (compat='smclarify' "
+    "leaves such rows out of CDDL/CDDPL as smclarify does)"
+)
 MSG_FEATURE = "features: column {name!r} is not numeric (dtype {dtype}); FlipTest needs numeric or bool features"
-MSG_MODEL_KIND = ("predicted_label: model {model!r} changed kind between batches (was {was}, now {now}); "
-                  "give the same dtype in every batch")
+MSG_MODEL_KIND = (
+    "predicted_label: model {model!r} changed kind between batches (was {was}, now {now}); "
+    "give the same dtype in every batch"
+)
 MSG_PROB = "probability_threshold must be a number or a list of numbers, got {value!r}"
-MSG_PROB_RANGE = ("probability_threshold must lie in [0, 1] (a score > threshold is a positive prediction, so "
-                  "outside [0, 1] every probability would give the same class), got {value!r}")
+MSG_PROB_RANGE = (
+    "probability_threshold must lie in [0, 1] (a score > threshold is a positive prediction, so "
+    "outside [0, 1] every probability would give the same class), got {value!r}"
+)
 #: the most bootstrap replicates any bias call accepts (config's ``n_bootstrap`` has the same bound):
 #: each replicate holds its own count table, and beyond 10**5 the Monte-Carlo error of an interval
 #: end is far below the sampling error the interval describes
@@ -124,7 +141,7 @@ class Table:
         def get(name: Any) -> Any:
             if unique and hasattr(data, "_get_column_array"):
                 try:
-                    arr = data._get_column_array(data.columns.get_loc(name))  # noqa: SLF001 - guarded
+                    arr = data._get_column_array(data.columns.get_loc(name))  # guarded
                 except (AttributeError, TypeError, IndexError, KeyError):  # pragma: no cover - pandas internals
                     return data[name]
                 if isinstance(arr, np.ndarray) and arr.ndim == 1 and arr.dtype.kind in "biufcmM":
@@ -179,7 +196,7 @@ def to_numeric(col: Any, arg: str, name: Any) -> np.ndarray:
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     if isinstance(col, np.ndarray):
         return col.astype(np.float64, copy=False)
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
@@ -248,7 +265,7 @@ def is_float_column(col: Any) -> bool:
         return pd.api.types.is_float_dtype(col.dtype)
     if isinstance(col, np.ndarray):
         return col.dtype.kind == "f"
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     return pa.types.is_floating(col.type)
 
@@ -300,10 +317,21 @@ class Spec:
     features: list | None = None
 
     @classmethod
-    def build(cls, *, label: Any, facet: Any, facet_values: Any = None, facet_threshold: Any = None,
-              label_values: Any = None, label_threshold: Any = None, predicted_label: Any = None,
-              probability_threshold: Any = 0.5, group_variable: Any = None, weights: Any = None,
-              features: Any = None) -> Spec:
+    def build(
+        cls,
+        *,
+        label: Any,
+        facet: Any,
+        facet_values: Any = None,
+        facet_threshold: Any = None,
+        label_values: Any = None,
+        label_threshold: Any = None,
+        predicted_label: Any = None,
+        probability_threshold: Any = 0.5,
+        group_variable: Any = None,
+        weights: Any = None,
+        features: Any = None,
+    ) -> Spec:
         if label is None:
             raise ValueError("label: give the label column name")
         facets = _as_list(facet)
@@ -314,8 +342,10 @@ class Spec:
         if label in facets:
             raise ValueError(f"facet: {label!r} is the label column")
         fv = _per_facet(facet_values, facets, "facet_values", True)
-        ft = {f: _threshold(t, "facet_threshold") for f, t in _per_facet(facet_threshold, facets, "facet_threshold",
-                                                                          False).items()}
+        ft = {
+            f: _threshold(t, "facet_threshold")
+            for f, t in _per_facet(facet_threshold, facets, "facet_threshold", False).items()
+        }
         for f in facets:
             if fv[f] is not None and ft[f] is not None:
                 raise ValueError(MSG_BOTH.format(a="facet_values", b="facet_threshold") + f" (facet {f!r})")
@@ -327,8 +357,9 @@ class Spec:
                 try:
                     hash(v)
                 except TypeError:
-                    raise ValueError(f"{arg}: {str(v)[:80]} is not a single value (give numbers, text, booleans "
-                                     "or dates)") from None
+                    raise ValueError(
+                        f"{arg}: {str(v)[:80]} is not a single value (give numbers, text, booleans or dates)"
+                    ) from None
         lt = _threshold(label_threshold, "label_threshold")
         if lv is not None and lt is not None:
             raise ValueError(MSG_BOTH.format(a="label_values", b="label_threshold"))
@@ -348,9 +379,14 @@ class Spec:
             models = [(f"model_{j}", predicted_label[:, j]) for j in range(predicted_label.shape[1])]
         elif isinstance(predicted_label, (list, tuple)) and all(isinstance(p, str) for p in predicted_label):
             models = [(p, p) for p in predicted_label]
-        elif isinstance(predicted_label, (list, tuple)) and predicted_label and all(
+        elif (
+            isinstance(predicted_label, (list, tuple))
+            and predicted_label
+            and all(
                 isinstance(p, str) or (hasattr(p, "__len__") and not isinstance(p, (bytes, dict)))
-                for p in predicted_label):
+                for p in predicted_label
+            )
+        ):
             models = [(p, p) if isinstance(p, str) else (f"model_{j}", p) for j, p in enumerate(predicted_label)]
         elif isinstance(predicted_label, pd.DataFrame):
             models = [(str(c), predicted_label[c]) for c in predicted_label.columns]
@@ -373,10 +409,20 @@ class Spec:
         if len(set(thresholds)) != len(thresholds):
             raise ValueError(f"probability_threshold: repeated value in {thresholds}")
         feats = _as_list(features)
-        return cls(label=label, facets=facets, facet_values=fv, facet_threshold=ft, label_values=lv,
-                   label_threshold=lt, models=models, thresholds=[float(t) for t in thresholds],
-                   multi_model=len(models) > 1 or multi_thr, group_variable=group_variable, weights=weights,
-                   features=feats)
+        return cls(
+            label=label,
+            facets=facets,
+            facet_values=fv,
+            facet_threshold=ft,
+            label_values=lv,
+            label_threshold=lt,
+            models=models,
+            thresholds=[float(t) for t in thresholds],
+            multi_model=len(models) > 1 or multi_thr,
+            group_variable=group_variable,
+            weights=weights,
+            features=feats,
+        )
 
 
 def normalize_methods(methods: Any, stage: str, has_pred: bool) -> tuple[list[str], list[str]]:
@@ -542,8 +588,9 @@ class State:
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def _positive(self, col: Any, arg: str, name: Any, compat: str, track: bool,
-                  seen_out: list | None = None) -> np.ndarray:
+    def _positive(
+        self, col: Any, arg: str, name: Any, compat: str, track: bool, seen_out: list | None = None
+    ) -> np.ndarray:
         """1 where the label (``track``) or a model's predicted label is positive.
 
         Predictions (``track=False``) may not be missing in either compat mode. ``seen_out``
@@ -555,8 +602,11 @@ class State:
             nan = np.isnan(x)
             if not missing_ok and nan.any():
                 row = int(np.flatnonzero(nan)[0])
-                raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
-                                 MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
+                raise ValueError(
+                    MSG_PRED_MISSING.format(model=name, row=row)
+                    if not track
+                    else MSG_LABEL_MISSING.format(arg=arg, name=name, row=row)
+                )
             if track and x.size and not nan.all():
                 m = _native_max(x, col)
                 with self.lock:
@@ -569,14 +619,22 @@ class State:
         codes, seen = vocab.encode(col)
         if not missing_ok and seen.size and seen[0] == 0:
             row = int(np.flatnonzero(codes == 0)[0])
-            raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
-                             MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
+            raise ValueError(
+                MSG_PRED_MISSING.format(model=name, row=row)
+                if not track
+                else MSG_LABEL_MISSING.format(arg=arg, name=name, row=row)
+            )
         batch_values = [vocab.values[c - 1] for c in seen if c > 0]
         bad = self.matcher.incomparable(batch_values)
         if bad:
-            raise ValueError(MSG_KIND.format(arg="label_values" if track else "predicted_label",
-                                             values=repr(bad) if track else f"label_values {bad!r}",
-                                             name=name, seen=seen_string(batch_values)))
+            raise ValueError(
+                MSG_KIND.format(
+                    arg="label_values" if track else "predicted_label",
+                    values=repr(bad) if track else f"label_values {bad!r}",
+                    name=name,
+                    seen=seen_string(batch_values),
+                )
+            )
         if seen_out is not None:
             seen_out.extend(batch_values)
         return self._label_lut(vocab)[codes]
@@ -590,7 +648,7 @@ class State:
         lut = np.zeros(len(values) + 1, dtype=np.int8)
         for j, v in enumerate(values):
             lut[j + 1] = bool(self.matcher.given_matching(v))
-        vocab._positive_lut = lut  # noqa: SLF001 - the vocabulary only grows, so size keys the cache
+        vocab._positive_lut = lut  # the vocabulary only grows, so size keys the cache
         return lut
 
     def _positive_numeric(self, col: Any, arg: str, name: Any, compat: str, track: bool) -> np.ndarray | None:
@@ -613,14 +671,20 @@ class State:
             nan = np.isnan(x)
             if (compat == "clarion" or not track) and nan.any():
                 row = int(np.flatnonzero(nan)[0])
-                raise ValueError(MSG_PRED_MISSING.format(model=name, row=row) if not track else
-                                 MSG_LABEL_MISSING.format(arg=arg, name=name, row=row))
+                raise ValueError(
+                    MSG_PRED_MISSING.format(model=name, row=row)
+                    if not track
+                    else MSG_LABEL_MISSING.format(arg=arg, name=name, row=row)
+                )
         if x.dtype.kind == "b":
             want_t = any(v == 1 for v in values)
             want_f = any(v == 0 for v in values)
             xb = x.view(np.int8)
-            y = xb if (want_t and not want_f) else (1 - xb if want_f and not want_t else
-                                                    np.full(x.shape, int(want_t and want_f), np.int8))
+            y = (
+                xb
+                if (want_t and not want_f)
+                else (1 - xb if want_f and not want_t else np.full(x.shape, int(want_t and want_f), np.int8))
+            )
             y = np.ascontiguousarray(y, dtype=np.int8)
         elif len(values) == 1:
             y = (x == values[0]).view(np.int8)
@@ -631,9 +695,9 @@ class State:
                 occurred = values if y.any() else []
             else:
                 occurred = [v for v in values if np.any(x == v)]
-            with self.label_vocab._lock:  # noqa: SLF001
+            with self.label_vocab._lock:
                 for v in occurred:
-                    self.label_vocab._add(v)  # noqa: SLF001
+                    self.label_vocab._add(v)
                 short = len(self.label_vocab.values) < len(values)
             if short and self.n_rows == 0:  # the first batch, when a label value has not occurred
                 _add_sample(self.label_sample, _distinct_sample(x))
@@ -685,12 +749,13 @@ class State:
                     occurred.extend(hits)  # the configured values, as given: the absence check looks them up
             bad = matcher.incomparable(batch_values)
             if bad:
-                raise ValueError(MSG_KIND.format(arg="facet_values", values=repr(bad), name=fs.name,
-                                                 seen=seen_string(batch_values)))
+                raise ValueError(
+                    MSG_KIND.format(arg="facet_values", values=repr(bad), name=fs.name, seen=seen_string(batch_values))
+                )
             d = lut[np.asarray(local, dtype=np.intp) + 1]
-        with fs.vocab._lock:  # noqa: SLF001
+        with fs.vocab._lock:
             for v in occurred:
-                fs.vocab._add(v)  # noqa: SLF001
+                fs.vocab._add(v)
             short = len(fs.vocab.values) < len(fs.values)
         if short and self.n_rows == 0:  # the first batch, when a selected value has not occurred
             _add_sample(fs.sample, batch_values if x is None else _distinct_sample(x))
@@ -702,8 +767,9 @@ class State:
         spec = self.spec
         out: dict[str, Any] = {"n": table.n}
         label_seen: list | None = [] if spec.label_values is not None else None
-        out["y"] = self._positive(table.col(spec.label, "label"), "label", spec.label, compat, track=True,
-                                  seen_out=label_seen)
+        out["y"] = self._positive(
+            table.col(spec.label, "label"), "label", spec.label, compat, track=True, seen_out=label_seen
+        )
         w = None
         if spec.weights is not None:
             w = table.source(spec.weights, "weights")
@@ -727,14 +793,16 @@ class State:
                 s = to_numeric(col, "predicted_label", name)
                 bad = np.flatnonzero(~np.isfinite(s))
                 if bad.size:  # NaN > t is False: a NaN score would silently count as a negative prediction
-                    raise ValueError(MSG_SCORE_NAN.format(model=name, row=int(bad[0]),
-                                                          value="NaN" if np.isnan(s[bad[0]]) else s[bad[0]]))
+                    raise ValueError(
+                        MSG_SCORE_NAN.format(
+                            model=name, row=int(bad[0]), value="NaN" if np.isnan(s[bad[0]]) else s[bad[0]]
+                        )
+                    )
                 score_cols.append(s)
                 kinds.append("scores")
             else:
                 pred_seen: list | None = [] if label_seen else None
-                lab_cols.append(self._positive(col, "predicted_label", name, compat, track=False,
-                                               seen_out=pred_seen))
+                lab_cols.append(self._positive(col, "predicted_label", name, compat, track=False, seen_out=pred_seen))
                 kinds.append("labels")
                 if pred_seen and label_seen:
                     self._check_predicted_values(name, pred_seen, label_seen)
@@ -744,8 +812,9 @@ class State:
                     self.model_kinds = kinds
                 elif self.model_kinds != kinds:
                     j = next(i for i, (a, b) in enumerate(zip(self.model_kinds, kinds)) if a != b)
-                    raise ValueError(MSG_MODEL_KIND.format(model=spec.models[j][0], was=self.model_kinds[j],
-                                                           now=kinds[j]))
+                    raise ValueError(
+                        MSG_MODEL_KIND.format(model=spec.models[j][0], was=self.model_kinds[j], now=kinds[j])
+                    )
         out["preds"] = _columns(lab_cols)
         out["scores"] = _columns(score_cols)
         out["facets"] = {}
@@ -761,14 +830,30 @@ class State:
         known = Matcher(labels)
         if any(known.given_matching(p) for p in preds):
             return
-        raise ValueError(MSG_PRED_UNKNOWN.format(model=model, preds=seen_string(preds), label=self.spec.label,
-                                                 seen=seen_string(labels), values=self.spec.label_values))
+        raise ValueError(
+            MSG_PRED_UNKNOWN.format(
+                model=model,
+                preds=seen_string(preds),
+                label=self.spec.label,
+                seen=seen_string(labels),
+                values=self.spec.label_values,
+            )
+        )
 
     # -- counting ------------------------------------------------------------------------------
 
-    def count(self, enc: dict, *, n_bootstrap: int = 0, seed: int | None = None, row_offset: int = 0,
-              backend: str = "auto", n_threads: int | None = None, rows: np.ndarray | None = None,
-              span: int | None = None) -> dict:
+    def count(
+        self,
+        enc: dict,
+        *,
+        n_bootstrap: int = 0,
+        seed: int | None = None,
+        row_offset: int = 0,
+        backend: str = "auto",
+        n_threads: int | None = None,
+        rows: np.ndarray | None = None,
+        span: int | None = None,
+    ) -> dict:
         """Count one encoded batch: {facet: (V, K, {kind: counts})} with the V and K it used.
 
         ``rows`` / ``span``: the encoded rows sit at positions ``rows`` of ``span`` consecutive
@@ -786,20 +871,47 @@ class State:
 
         if rows is not None:
             enc = {**enc, **{k: spread(enc[k]) for k in ("y", "w", "preds", "scores")}}
-        kw = dict(weights=enc["w"], n_bootstrap=n_bootstrap, seed=seed, row_offset=row_offset, backend=backend,
-                  n_threads=n_threads)
+        kw = dict(
+            weights=enc["w"],
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            row_offset=row_offset,
+            backend=backend,
+            n_threads=n_threads,
+        )
         lead = 1 if n_bootstrap else 0
         # the encoder's arrays (host numpy, 1-D codes, 2-D preds, float weights) with a valid seed and
         # offset go to the kernel without the public wrapper's argument checks
-        prepared = (isinstance(row_offset, (int, np.integer)) and not isinstance(row_offset, bool) and row_offset >= 0
-                    and (not n_bootstrap or (seed is not None and isinstance(n_bootstrap, (int, np.integer))
-                                             and n_bootstrap > 0 and isinstance(seed, (int, np.integer))
-                                             and 0 <= seed < 2**64))
-                    and isinstance(enc["y"], np.ndarray) and enc["y"].ndim == 1
-                    and (enc["w"] is None or (isinstance(enc["w"], np.ndarray) and enc["w"].shape == enc["y"].shape))
-                    and (enc["preds"] is None or (isinstance(enc["preds"], np.ndarray) and enc["preds"].ndim == 2)))
-        pkw = dict(n_bootstrap=int(n_bootstrap), seed=int(seed or 0), row_offset=int(row_offset), backend=backend,
-                   n_threads=n_threads) if prepared else {}
+        prepared = (
+            isinstance(row_offset, (int, np.integer))
+            and not isinstance(row_offset, bool)
+            and row_offset >= 0
+            and (
+                not n_bootstrap
+                or (
+                    seed is not None
+                    and isinstance(n_bootstrap, (int, np.integer))
+                    and n_bootstrap > 0
+                    and isinstance(seed, (int, np.integer))
+                    and 0 <= seed < 2**64
+                )
+            )
+            and isinstance(enc["y"], np.ndarray)
+            and enc["y"].ndim == 1
+            and (enc["w"] is None or (isinstance(enc["w"], np.ndarray) and enc["w"].shape == enc["y"].shape))
+            and (enc["preds"] is None or (isinstance(enc["preds"], np.ndarray) and enc["preds"].ndim == 2))
+        )
+        pkw = (
+            dict(
+                n_bootstrap=int(n_bootstrap),
+                seed=int(seed or 0),
+                row_offset=int(row_offset),
+                backend=backend,
+                n_threads=n_threads,
+            )
+            if prepared
+            else {}
+        )
         result = {}
         for f, fs in self.facets.items():
             codes, seen = enc["facets"][f]
@@ -815,19 +927,19 @@ class State:
                 if enc["preds"] is not None:
                     c = grouped_counts_prepared(groups, enc["y"], enc["preds"], enc["w"], G, 2, 2, **pkw)
                     c = c if lead else c[0]
-                    counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
+                    counts["labels"] = c.reshape(c.shape[: lead + 1] + (V, K, 2, 2))
             else:
                 if enc["preds"] is None and enc["scores"] is None:
                     c = grouped_counts(groups, enc["y"], n_groups=G, n_labels=2, **kw)
                     counts["pre"] = c.reshape(c.shape[:lead] + (V, K, 2))
                 if enc["preds"] is not None:
                     c = grouped_counts(groups, enc["y"], enc["preds"], n_groups=G, n_labels=2, n_preds=2, **kw)
-                    counts["labels"] = c.reshape(c.shape[:lead + 1] + (V, K, 2, 2))
+                    counts["labels"] = c.reshape(c.shape[: lead + 1] + (V, K, 2, 2))
             if enc["scores"] is not None:
                 th = np.nextafter(np.asarray(self.spec.thresholds, dtype=np.float64), np.inf)
                 order = np.argsort(th, kind="stable")
                 c = grouped_threshold_counts(groups, enc["y"], enc["scores"], th[order], n_groups=G, n_labels=2, **kw)
-                c = c.reshape(c.shape[:lead + 2] + (V, K, 2, 2))
+                c = c.reshape(c.shape[: lead + 2] + (V, K, 2, 2))
                 inv = np.empty_like(order)
                 inv[order] = np.arange(order.size)
                 counts["scores"] = np.take(c, inv, axis=lead + 1)
@@ -889,8 +1001,9 @@ class State:
             if not any(v is o for o in occurred):
                 seen = list(self.label_vocab.values)
                 _add_sample(seen, self.label_sample)
-                raise ValueError(MSG_VALUE_ABSENT.format(arg="label_values", value=v, name=spec.label,
-                                                         seen=seen_string(seen)))
+                raise ValueError(
+                    MSG_VALUE_ABSENT.format(arg="label_values", value=v, name=spec.label, seen=seen_string(seen))
+                )
 
     def entries(self, fs: FacetState, compat: str) -> tuple[list[str], np.ndarray, list]:
         """Labels, selection matrix [E, V] and selected codes per entry, in canonical order."""
@@ -906,8 +1019,9 @@ class State:
                 if not any(v is o for o in occurred):
                     seen = list(fs.vocab.values)
                     _add_sample(seen, fs.sample)
-                    raise ValueError(MSG_VALUE_ABSENT.format(arg="facet_values", value=v, name=fs.name,
-                                                             seen=seen_string(seen)))
+                    raise ValueError(
+                        MSG_VALUE_ABSENT.format(arg="facet_values", value=v, name=fs.name, seen=seen_string(seen))
+                    )
             sel = np.zeros((1, V))
             sel[0, 1] = 1.0
             return [",".join(map(str, fs.values))], sel, [[1]]
@@ -949,6 +1063,7 @@ class State:
         else:
             full = None
             pre = self._grown(counts["pre"], "pre", V, K)[..., None]
+
         def split(c: np.ndarray) -> np.ndarray:
             c = np.take(c.astype(np.float64, copy=False), korder, axis=-3)
             d = np.einsum("ev,...vkyp->...ekyp", sel, c)
@@ -978,9 +1093,17 @@ class State:
             rows = [(None, None) for _ in rows]
         return rows, perm
 
-    def assemble(self, *, methods: Any = "all", stage: str = "both", compat: str = "clarion",
-                 boot: dict | None = None, confidence: float | None = None, ft: Any = None,
-                 n_bootstrap: int = 0) -> BiasReport:
+    def assemble(
+        self,
+        *,
+        methods: Any = "all",
+        stage: str = "both",
+        compat: str = "clarion",
+        boot: dict | None = None,
+        confidence: float | None = None,
+        ft: Any = None,
+        n_bootstrap: int = 0,
+    ) -> BiasReport:
         """Evaluate the metrics on the current counts (``boot``: replicate counts per facet)."""
         if compat not in ("clarion", "smclarify"):
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
@@ -1001,21 +1124,25 @@ class State:
                     post = np.take(post, perm, axis=-6)
                     if bpost is not None:
                         bpost = np.take(bpost, perm, axis=-6)
-                for stage_name, names, tens, btens in (("pre_training", pre_names, pre, bpre),
-                                                       ("post_training", post_names, post, bpost)):
+                for stage_name, names, tens, btens in (
+                    ("pre_training", pre_names, pre, bpre),
+                    ("post_training", post_names, post, bpost),
+                ):
                     if not names:
                         continue
                     count_names = [n for n in names if n in COUNT_METRICS]
-                    res = compute(tens, count_names, compat=compat, has_group=has_group,
-                                  missing_subgroup=self.group_missing)
+                    res = compute(
+                        tens, count_names, compat=compat, has_group=has_group, missing_subgroup=self.group_missing
+                    )
                     values, reasons = {}, {}
                     for n, (v, r) in res.items():
                         values[n] = v.reshape(-1, len(labels))
                         reasons[n] = r.reshape(-1, len(labels))
                     fr = FacetResult(stage=stage_name, facet=f, entries=labels, values=values, reasons=reasons)
                     if btens is not None and count_names:
-                        bres = compute(btens, count_names, compat=compat, has_group=has_group,
-                                       missing_subgroup=self.group_missing)
+                        bres = compute(
+                            btens, count_names, compat=compat, has_group=has_group, missing_subgroup=self.group_missing
+                        )
                         for n, (v, _) in bres.items():
                             lo, hi = percentile_interval(v, confidence)
                             fr.ci_low[n] = lo.reshape(-1, len(labels))
@@ -1026,18 +1153,27 @@ class State:
                         reas = np.zeros((M, len(labels)), dtype=np.int16)
                         for m in range(M):
                             for e in range(len(labels)):
-                                v, err = ft(f, sel_codes[e], m) if ft is not None else (
-                                    np.nan, "FlipTest needs the feature rows, which an Accumulator does not keep")
+                                v, err = (
+                                    ft(f, sel_codes[e], m)
+                                    if ft is not None
+                                    else (np.nan, "FlipTest needs the feature rows, which an Accumulator does not keep")
+                                )
                                 vals[m, e] = v
                                 if err:
                                     fr.errors[("FT", m, e)] = err
                                     reas[m, e] = -1
                         fr.values["FT"], fr.reasons["FT"] = vals, reas
                     results.append(fr)
-            return BiasReport(label=self.spec.label, label_value_or_threshold=self.label_value_or_threshold(compat),
-                              models=rows or [(None, None)], multi_model=self.spec.multi_model, compat=compat,
-                              confidence=confidence if boot is not None else None, results=results,
-                              n_bootstrap=n_bootstrap)
+            return BiasReport(
+                label=self.spec.label,
+                label_value_or_threshold=self.label_value_or_threshold(compat),
+                models=rows or [(None, None)],
+                multi_model=self.spec.multi_model,
+                compat=compat,
+                confidence=confidence if boot is not None else None,
+                results=results,
+                n_bootstrap=n_bootstrap,
+            )
 
 
 def _occurred(given: list, vocab_values: list) -> list:
@@ -1080,9 +1216,9 @@ def _scatter_axis(a: np.ndarray, axis: int, lut: np.ndarray, size: int) -> np.nd
 
 def _vocab_lut(ours: Vocabulary, theirs: Vocabulary) -> np.ndarray:
     lut = np.zeros(len(theirs), dtype=np.intp)
-    with ours._lock:  # noqa: SLF001
+    with ours._lock:
         for j, v in enumerate(theirs.values):
-            lut[j + 1] = ours._add(v)  # noqa: SLF001
+            lut[j + 1] = ours._add(v)
     return lut
 
 
@@ -1098,8 +1234,8 @@ def merge_states(ours: State, theirs: State) -> None:
         if ours.model_kinds is None:
             ours.model_kinds = theirs.model_kinds
         for v in theirs.label_vocab.values:
-            with ours.label_vocab._lock:  # noqa: SLF001
-                ours.label_vocab._add(v)  # noqa: SLF001
+            with ours.label_vocab._lock:
+                ours.label_vocab._add(v)
         _add_sample(ours.label_sample, theirs.label_sample)
         if theirs.label_max is not None:
             ours.label_max = combine_max(ours.label_max, theirs.label_max)
@@ -1114,8 +1250,8 @@ def merge_states(ours: State, theirs: State) -> None:
             if fs.binary:
                 vlut = np.arange(2, dtype=np.intp)
                 for v in tfs.vocab.values:
-                    with fs.vocab._lock:  # noqa: SLF001
-                        fs.vocab._add(v)  # noqa: SLF001
+                    with fs.vocab._lock:
+                        fs.vocab._add(v)
                 if tfs.col_max is not None:
                     fs.col_max = combine_max(fs.col_max, tfs.col_max)
             else:
@@ -1131,5 +1267,5 @@ def merge_states(ours: State, theirs: State) -> None:
                     c = _scatter_axis(c, vax, vlut, V)
                     c = _scatter_axis(c, vax + 1, klut, K) if klut is not None else c
                     old = store.get(kind)
-                    store[kind] = c if old is None else ours._grown(old, kind, V, K) + c  # noqa: SLF001
+                    store[kind] = c if old is None else ours._grown(old, kind, V, K) + c
         ours.n_rows += theirs.n_rows

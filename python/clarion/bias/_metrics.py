@@ -171,8 +171,9 @@ class _Counts:
 
 def _empty(out: _Out, c: _Counts, compat: str, a_code: int, d_code: int, d_first: bool) -> _Out:
     if compat == "smclarify":
-        first, second = ((c.d_empty, d_code), (c.a_empty, a_code)) if d_first else ((c.a_empty, a_code),
-                                                                                     (c.d_empty, d_code))
+        first, second = (
+            ((c.d_empty, d_code), (c.a_empty, a_code)) if d_first else ((c.a_empty, a_code), (c.d_empty, d_code))
+        )
         return out.fail(*first).fail(*second)
     return out.fail(c.d_empty, R_D_EMPTY).fail(c.a_empty, R_A_EMPTY)
 
@@ -307,9 +308,9 @@ def _dco(c: _Counts, compat: str, which: str) -> _Out:
     return out.fail(np.isnan(ra), codes[0]).fail(np.isnan(rd), codes[1]).fail(both, codes[2])
 
 
-def _rate_diff(c: _Counts, compat: str, num: tuple, den: tuple, d_minus_a: bool, codes: tuple,
-               s_codes: tuple) -> _Out:
+def _rate_diff(c: _Counts, compat: str, num: tuple, den: tuple, d_minus_a: bool, codes: tuple, s_codes: tuple) -> _Out:
     """Difference of a per-group rate num/den; num/den are tuples of count arrays added up."""
+
     def rate(g: int) -> np.ndarray:
         x = sum(a[..., g] for a in num)
         y = sum(a[..., g] for a in den)
@@ -402,20 +403,22 @@ def compute(
     }
     if c.has_pred:
         TP, FP, FN, TN = c.TP, c.FP, c.FN, c.TN
-        table.update({
-            "DPPL": lambda: _proportion_diff(c, c.nyhat[..., 1], compat),
-            "DI": lambda: _di(c, compat),
-            "DCA": lambda: _dco(c, compat, "DCA"),
-            "DCR": lambda: _dco(c, compat, "DCR"),
-            "RD": lambda: _rate_diff(c, compat, (TP,), (TP, FN), False, (R_RD_A, R_RD_D), (S_DLA_D, S_DLA_A)),
-            "SD": lambda: _rate_diff(c, compat, (TN,), (TN, FP), True, (R_SD_A, R_SD_D), (S_DLA_D, S_DLA_A)),
-            "DAR": lambda: _rate_diff(c, compat, (TP,), (TP, FP), False, (R_DAR_A, R_DAR_D), (S_DLR_D, S_DLR_A)),
-            "DRR": lambda: _rate_diff(c, compat, (TN,), (TN, FN), True, (R_DRR_A, R_DRR_D), (S_DLR_D, S_DLR_A)),
-            "AD": lambda: _ad(c, compat),
-            "TE": lambda: _te(c, compat),
-            "CDDPL": lambda: _cdd(c, compat, True, has_group, missing_subgroup),
-            "GE": lambda: _ge(c, compat),
-        })
+        table.update(
+            {
+                "DPPL": lambda: _proportion_diff(c, c.nyhat[..., 1], compat),
+                "DI": lambda: _di(c, compat),
+                "DCA": lambda: _dco(c, compat, "DCA"),
+                "DCR": lambda: _dco(c, compat, "DCR"),
+                "RD": lambda: _rate_diff(c, compat, (TP,), (TP, FN), False, (R_RD_A, R_RD_D), (S_DLA_D, S_DLA_A)),
+                "SD": lambda: _rate_diff(c, compat, (TN,), (TN, FP), True, (R_SD_A, R_SD_D), (S_DLA_D, S_DLA_A)),
+                "DAR": lambda: _rate_diff(c, compat, (TP,), (TP, FP), False, (R_DAR_A, R_DAR_D), (S_DLR_D, S_DLR_A)),
+                "DRR": lambda: _rate_diff(c, compat, (TN,), (TN, FN), True, (R_DRR_A, R_DRR_D), (S_DLR_D, S_DLR_A)),
+                "AD": lambda: _ad(c, compat),
+                "TE": lambda: _te(c, compat),
+                "CDDPL": lambda: _cdd(c, compat, True, has_group, missing_subgroup),
+                "GE": lambda: _ge(c, compat),
+            }
+        )
     out = {}
     for name in methods:
         if name not in table:

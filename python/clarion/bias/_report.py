@@ -44,8 +44,11 @@ def empty_facet_reason(compat: str, nd: int, na: int) -> str | None:
     if nd == 0:
         return "Facet set is empty" if compat == "smclarify" else "facet d is empty: no row has the selected value(s)"
     if na == 0:
-        return ("Negated Facet set is empty" if compat == "smclarify"
-                else "facet a is empty: every row has the selected value(s)")
+        return (
+            "Negated Facet set is empty"
+            if compat == "smclarify"
+            else "facet a is empty: every row has the selected value(s)"
+        )
     return None
 
 
@@ -57,7 +60,7 @@ class FlipTests:
         self._X: dict[Any, Any] = {}
         self._preds: dict[int, np.ndarray] = {}
         try:
-            from clarion.bias import fliptest  # noqa: PLC0415 - optional module, written separately
+            from clarion.bias import fliptest  # optional module, written separately
 
             self.flip_test = fliptest.flip_test
             self.import_error = None
@@ -282,18 +285,43 @@ def report(
     """
     if dispatch.is_partitioned(data):  # same report, counted on the Dask workers (clarion.distributed)
         return dispatch.handler("bias.report")(
-            data, label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
-            label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
-            probability_threshold=probability_threshold, group_variable=group_variable, methods=methods,
-            stage=stage, weights=weights, compat=compat, features=features, confidence=confidence,
-            n_bootstrap=n_bootstrap, seed=seed, backend=backend, n_threads=n_threads)
+            data,
+            label=label,
+            facet=facet,
+            facet_values=facet_values,
+            facet_threshold=facet_threshold,
+            label_values=label_values,
+            label_threshold=label_threshold,
+            predicted_label=predicted_label,
+            probability_threshold=probability_threshold,
+            group_variable=group_variable,
+            methods=methods,
+            stage=stage,
+            weights=weights,
+            compat=compat,
+            features=features,
+            confidence=confidence,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            backend=backend,
+            n_threads=n_threads,
+        )
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
     check_bootstrap(confidence, n_bootstrap, seed)
-    spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
-                      label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
-                      probability_threshold=probability_threshold, group_variable=group_variable, weights=weights,
-                      features=features)
+    spec = Spec.build(
+        label=label,
+        facet=facet,
+        facet_values=facet_values,
+        facet_threshold=facet_threshold,
+        label_values=label_values,
+        label_threshold=label_threshold,
+        predicted_label=predicted_label,
+        probability_threshold=probability_threshold,
+        group_variable=group_variable,
+        weights=weights,
+        features=features,
+    )
     _, post_names = normalize_methods(methods, stage, bool(spec.models))
     table = Table(data)
     state = State(spec)
@@ -302,9 +330,21 @@ def report(
     state.add_counts(batch, table.n)
     boot = None
     if confidence is not None:
-        rep = state.count(enc, n_bootstrap=int(n_bootstrap), seed=0 if seed is None else int(seed),
-                          backend=backend, n_threads=n_threads)
+        rep = state.count(
+            enc,
+            n_bootstrap=int(n_bootstrap),
+            seed=0 if seed is None else int(seed),
+            backend=backend,
+            n_threads=n_threads,
+        )
         boot = {f: counts for f, (_, _, _, counts) in rep.items()}
     ft = FlipTests(table, spec, state, enc, compat) if "FT" in post_names else None
-    return state.assemble(methods=methods, stage=stage, compat=compat, boot=boot, confidence=confidence, ft=ft,
-                          n_bootstrap=int(n_bootstrap) if confidence is not None else 0)
+    return state.assemble(
+        methods=methods,
+        stage=stage,
+        compat=compat,
+        boot=boot,
+        confidence=confidence,
+        ft=ft,
+        n_bootstrap=int(n_bootstrap) if confidence is not None else 0,
+    )

@@ -71,9 +71,18 @@ class BiasReport:
         The raw arrays behind the frame.
     """
 
-    def __init__(self, *, label: str, label_value_or_threshold: str, models: list[tuple[Any, Any]],
-                 multi_model: bool, compat: str, confidence: float | None, results: list[FacetResult],
-                 n_bootstrap: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        label: str,
+        label_value_or_threshold: str,
+        models: list[tuple[Any, Any]],
+        multi_model: bool,
+        compat: str,
+        confidence: float | None,
+        results: list[FacetResult],
+        n_bootstrap: int = 0,
+    ) -> None:
         self.label = label
         self.label_value_or_threshold = label_value_or_threshold
         self.models = models
@@ -86,8 +95,10 @@ class BiasReport:
     def __repr__(self) -> str:
         facets = sorted({r.facet for r in self.results})
         stages = sorted({r.stage for r in self.results})
-        return (f"BiasReport(label={self.label!r}, facets={facets}, stages={stages}, models={len(self.models)}, "
-                f"compat={self.compat!r}, confidence={self.confidence})")
+        return (
+            f"BiasReport(label={self.label!r}, facets={facets}, stages={stages}, models={len(self.models)}, "
+            f"compat={self.compat!r}, confidence={self.confidence})"
+        )
 
     def _model_rows(self, stage: str) -> list[tuple[Any, Any]]:
         return self.models if stage == "post_training" else [(None, None)]
@@ -126,8 +137,12 @@ class BiasReport:
                     d["ci_low"] = np.full(M * E, np.nan) if lo is None else lo.reshape(-1)
                     d["ci_high"] = np.full(M * E, np.nan) if hi is None else hi.reshape(-1)
                 parts.append(pd.DataFrame(d))
-        cols = ["stage", "facet", "value_or_threshold"] + (["model", "threshold"] if self.multi_model else []) + [
-            "metric", "value", "description", "error"] + (["ci_low", "ci_high"] if self.confidence is not None else [])
+        cols = (
+            ["stage", "facet", "value_or_threshold"]
+            + (["model", "threshold"] if self.multi_model else [])
+            + ["metric", "value", "description", "error"]
+            + (["ci_low", "ci_high"] if self.confidence is not None else [])
+        )
         if not parts:
             return pd.DataFrame({c: [] for c in cols})
         return pd.concat(parts, ignore_index=True)[cols]
@@ -135,16 +150,21 @@ class BiasReport:
     def _select_model(self, model: Any, threshold: Any) -> int:
         if not self.multi_model and model is None and threshold is None:
             return 0
-        hits = [i for i, (m, t) in enumerate(self.models)
-                if (model is None or m == model) and (threshold is None or (t is not None and t == threshold))]
+        hits = [
+            i
+            for i, (m, t) in enumerate(self.models)
+            if (model is None or m == model) and (threshold is None or (t is not None and t == threshold))
+        ]
         if len(hits) == 1:
             return hits[0]
         available = ", ".join(f"(model={m!r}, threshold={t!r})" for m, t in self.models)
         if not hits:
-            raise ValueError(f"to_dict: no evaluated model matches model={model!r}, threshold={threshold!r}; "
-                             f"available: {available}")
-        raise ValueError("to_dict: analysis.json holds one model: pass model= and/or threshold= to pick one of "
-                         f"{available}")
+            raise ValueError(
+                f"to_dict: no evaluated model matches model={model!r}, threshold={threshold!r}; available: {available}"
+            )
+        raise ValueError(
+            f"to_dict: analysis.json holds one model: pass model= and/or threshold= to pick one of {available}"
+        )
 
     def to_dict(self, *, model: Any = None, threshold: Any = None) -> dict[str, Any]:
         """The ``pre_training_bias_metrics`` / ``post_training_bias_metrics`` parts of Clarify's analysis.json.
@@ -165,16 +185,20 @@ class BiasReport:
         out: dict[str, Any] = {}
         for r in self.results:
             m = idx if r.stage == "post_training" else 0
-            sec = out.setdefault(STAGE_KEYS[r.stage], {"label": self.label,
-                                                       "label_value_or_threshold": self.label_value_or_threshold,
-                                                       "facets": {}})
+            sec = out.setdefault(
+                STAGE_KEYS[r.stage],
+                {"label": self.label, "label_value_or_threshold": self.label_value_or_threshold, "facets": {}},
+            )
             entries = []
             for e, entry in enumerate(r.entries):
                 metrics = []
                 for name in sorted(r.values):
                     v = float(r.values[name][m, e])
-                    item: dict[str, Any] = {"name": name, "description": METRIC_INFO[name]["description"],
-                                            "value": _json_value(v)}
+                    item: dict[str, Any] = {
+                        "name": name,
+                        "description": METRIC_INFO[name]["description"],
+                        "value": _json_value(v),
+                    }
                     if item["value"] is None:
                         item["error"] = r.error(name, m, e) or "undefined"
                     if self.confidence is not None and name in r.ci_low:

@@ -60,12 +60,18 @@ _HEAD = struct.Struct("<8sIQ")
 
 MSG_CORRUPT = "from_bytes: {what}"
 MSG_CONFIG = "{op}: the accumulators were built with different configurations ({key} differs: {a!r} vs {b!r})"
-MSG_OVERLAP = ("{op}: global rows {a}..{b} are already counted (with n_bootstrap > 0 every row needs its own "
-               "global number: give each batch's row_offset so that the parts do not overlap)")
-MSG_NO_BOOT = ("confidence: this Accumulator keeps no bootstrap replicates; create it with n_bootstrap=R "
-               "(and a seed) to get intervals")
-MSG_SOURCE = ("{arg}: an Accumulator reads columns of each batch by name; got {kind} (pass the column name so "
-              "every batch provides it)")
+MSG_OVERLAP = (
+    "{op}: global rows {a}..{b} are already counted (with n_bootstrap > 0 every row needs its own "
+    "global number: give each batch's row_offset so that the parts do not overlap)"
+)
+MSG_NO_BOOT = (
+    "confidence: this Accumulator keeps no bootstrap replicates; create it with n_bootstrap=R "
+    "(and a seed) to get intervals"
+)
+MSG_SOURCE = (
+    "{arg}: an Accumulator reads columns of each batch by name; got {kind} (pass the column name so "
+    "every batch provides it)"
+)
 
 
 def _tag(v: Any) -> list:
@@ -79,8 +85,10 @@ def _tag(v: Any) -> list:
         return ["s", v]
     if isinstance(v, pd.Timestamp):
         return ["t", v.isoformat()]
-    raise TypeError(f"to_bytes: cannot serialize a value of type {type(v).__name__} ({v!r}); supported: bool, int, "
-                    "float, str, Timestamp")
+    raise TypeError(
+        f"to_bytes: cannot serialize a value of type {type(v).__name__} ({v!r}); supported: bool, int, "
+        "float, str, Timestamp"
+    )
 
 
 def _untag(t: list) -> Any:
@@ -127,12 +135,25 @@ class Accumulator:
     alone). FlipTest needs the rows and is reported as an error entry.
     """
 
-    def __init__(self, *, label: Any, facet: Any, facet_values: Any = None, facet_threshold: Any = None,
-                 label_values: Any = None, label_threshold: float | None = None, predicted_label: Any = None,
-                 probability_threshold: float | list[float] = 0.5, group_variable: Any = None, weights: Any = None,
-                 window: str | None = None, time_column: str | None = None,
-                 compat: Literal["clarion", "smclarify"] = "clarion", n_bootstrap: int = 0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        label: Any,
+        facet: Any,
+        facet_values: Any = None,
+        facet_threshold: Any = None,
+        label_values: Any = None,
+        label_threshold: float | None = None,
+        predicted_label: Any = None,
+        probability_threshold: float | list[float] = 0.5,
+        group_variable: Any = None,
+        weights: Any = None,
+        window: str | None = None,
+        time_column: str | None = None,
+        compat: Literal["clarion", "smclarify"] = "clarion",
+        n_bootstrap: int = 0,
+        seed: int | None = None,
+    ) -> None:
         if compat not in ("clarion", "smclarify"):
             raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
         n_bootstrap = options.n_bootstrap(n_bootstrap, low=0)  # 0: keep no replicates
@@ -154,16 +175,36 @@ class Accumulator:
                 pd.tseries.frequencies.to_offset(window)
             except ValueError as exc:
                 raise ValueError(f"window: {window!r} is not a pandas frequency ({exc})") from None
-        self._config = dict(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
-                            label_values=label_values, label_threshold=label_threshold,
-                            predicted_label=predicted_label, probability_threshold=probability_threshold,
-                            group_variable=group_variable, weights=weights, window=window, time_column=time_column,
-                            compat=compat, n_bootstrap=n_bootstrap, seed=seed)
+        self._config = dict(
+            label=label,
+            facet=facet,
+            facet_values=facet_values,
+            facet_threshold=facet_threshold,
+            label_values=label_values,
+            label_threshold=label_threshold,
+            predicted_label=predicted_label,
+            probability_threshold=probability_threshold,
+            group_variable=group_variable,
+            weights=weights,
+            window=window,
+            time_column=time_column,
+            compat=compat,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
         json.dumps(self._config_json())  # fail early on values that cannot be persisted
-        self.spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
-                               label_values=label_values, label_threshold=label_threshold,
-                               predicted_label=predicted_label, probability_threshold=probability_threshold,
-                               group_variable=group_variable, weights=weights)
+        self.spec = Spec.build(
+            label=label,
+            facet=facet,
+            facet_values=facet_values,
+            facet_threshold=facet_threshold,
+            label_values=label_values,
+            label_threshold=label_threshold,
+            predicted_label=predicted_label,
+            probability_threshold=probability_threshold,
+            group_variable=group_variable,
+            weights=weights,
+        )
         self.window = window
         self.time_column = time_column
         self.compat = compat
@@ -237,8 +278,9 @@ class Accumulator:
 
     def _reserve(self, n: int, row_offset: int | None) -> int:
         """Global number of the batch's first row; records rows [o, o + n) as counted."""
-        if row_offset is not None and (isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer))
-                                       or row_offset < 0):
+        if row_offset is not None and (
+            isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0
+        ):
             raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
         with self._lock:
             o = self._next_row if row_offset is None else int(row_offset)
@@ -352,9 +394,15 @@ class Accumulator:
 
     # -- report ---------------------------------------------------------------------------------
 
-    def report(self, methods: str | list[str] = "all", *, stage: Literal["pre", "post", "both"] = "both",
-               window: str | list[str] | None = None, confidence: float | None = None,
-               n_bootstrap: int | None = None) -> BiasReport:
+    def report(
+        self,
+        methods: str | list[str] = "all",
+        *,
+        stage: Literal["pre", "post", "both"] = "both",
+        window: str | list[str] | None = None,
+        confidence: float | None = None,
+        n_bootstrap: int | None = None,
+    ) -> BiasReport:
         """The :class:`BiasReport` of every row counted so far (or of the given window(s)).
 
         Identical to :func:`clarion.bias.report` on the same rows (FT excepted: it needs rows),
@@ -388,8 +436,10 @@ class Accumulator:
                 raise ValueError(MSG_NO_BOOT)
             R = self.n_bootstrap if n_bootstrap is None else n_bootstrap
             if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or not 1 <= R <= self.n_bootstrap:
-                raise ValueError(f"n_bootstrap must be an integer in [1, {self.n_bootstrap}] (the replicates this "
-                                 f"Accumulator keeps), got {n_bootstrap!r}")
+                raise ValueError(
+                    f"n_bootstrap must be an integer in [1, {self.n_bootstrap}] (the replicates this "
+                    f"Accumulator keeps), got {n_bootstrap!r}"
+                )
             R = int(R)
         if len(keys) == 1:
             total = self._states[keys[0]]
@@ -401,8 +451,9 @@ class Accumulator:
             return total.assemble(methods=methods, stage=stage, compat=self.compat)
         with total.lock:
             boot = {f: {kind: c[:R].copy() for kind, c in fs.boot.items()} for f, fs in total.facets.items()}
-        return total.assemble(methods=methods, stage=stage, compat=self.compat, boot=boot,
-                              confidence=float(confidence), n_bootstrap=R)
+        return total.assemble(
+            methods=methods, stage=stage, compat=self.compat, boot=boot, confidence=float(confidence), n_bootstrap=R
+        )
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -415,29 +466,45 @@ class Accumulator:
             st = self._states[key]
             with st.lock:
                 sj: dict[str, Any] = {
-                    "n_rows": st.n_rows, "weighted": st.weighted, "model_kinds": st.model_kinds,
+                    "n_rows": st.n_rows,
+                    "weighted": st.weighted,
+                    "model_kinds": st.model_kinds,
                     "label_vocab": [_tag(v) for v in st.label_vocab.values],
                     "label_max": None if st.label_max is None else _tag(st.label_max),
                     "group_vocab": None if st.group_vocab is None else [_tag(v) for v in st.group_vocab.values],
-                    "group_missing": st.group_missing, "facets": [], "arrays": [],
+                    "group_missing": st.group_missing,
+                    "facets": [],
+                    "arrays": [],
                 }
                 for fs in st.facets.values():
-                    sj["facets"].append({"vocab": [_tag(v) for v in fs.vocab.values], "seen": fs.seen.tolist(),
-                                         "col_max": None if fs.col_max is None else _tag(fs.col_max)})
+                    sj["facets"].append(
+                        {
+                            "vocab": [_tag(v) for v in fs.vocab.values],
+                            "seen": fs.seen.tolist(),
+                            "col_max": None if fs.col_max is None else _tag(fs.col_max),
+                        }
+                    )
                     for is_boot, tables in ((False, fs.counts), (True, fs.boot)):
                         for kind, c in tables.items():
                             c = np.ascontiguousarray(c).astype(c.dtype.newbyteorder("<"), copy=False)
                             b = c.tobytes()
-                            sj["arrays"].append({"facet": len(sj["facets"]) - 1, "kind": kind, "boot": is_boot,
-                                                 "dtype": c.dtype.str, "shape": list(c.shape), "offset": offset,
-                                                 "nbytes": len(b)})
+                            sj["arrays"].append(
+                                {
+                                    "facet": len(sj["facets"]) - 1,
+                                    "kind": kind,
+                                    "boot": is_boot,
+                                    "dtype": c.dtype.str,
+                                    "shape": list(c.shape),
+                                    "offset": offset,
+                                    "nbytes": len(b),
+                                }
+                            )
                             blobs.append(b)
                             offset += len(b)
             windows.append({"key": key, "state": sj})
         with self._lock:
             rows = {"next": self._next_row, "ranges": [list(r) for r in self._ranges]}
-        header = json.dumps({"config": self._config_json(), "rows": rows, "windows": windows},
-                            sort_keys=True).encode()
+        header = json.dumps({"config": self._config_json(), "rows": rows, "windows": windows}, sort_keys=True).encode()
         body = _HEAD.pack(MAGIC, FORMAT_VERSION, len(header)) + header + b"".join(blobs)
         return body + hashlib.sha256(body).digest()
 
@@ -468,8 +535,16 @@ class Accumulator:
             return cls._from_bytes(bytes(data), like)
         except ValueError:
             raise
-        except (TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError, struct.error,
-                UnicodeDecodeError) as exc:  # a safety net: every check below should have caught it first
+        except (
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            RecursionError,
+            OverflowError,
+            struct.error,
+            UnicodeDecodeError,
+        ) as exc:  # a safety net: every check below should have caught it first
             raise ValueError(MSG_CORRUPT.format(what=f"malformed state ({type(exc).__name__}: {exc})")) from None
 
     @classmethod
@@ -480,8 +555,12 @@ class Accumulator:
         if magic != MAGIC:
             raise ValueError(MSG_CORRUPT.format(what=f"not a clarion bias accumulator (magic {magic!r})"))
         if version not in READABLE_VERSIONS:
-            raise ValueError(MSG_CORRUPT.format(what=f"format version {version} is not supported (this clarion "
-                                                f"reads versions {', '.join(map(str, READABLE_VERSIONS))})"))
+            raise ValueError(
+                MSG_CORRUPT.format(
+                    what=f"format version {version} is not supported (this clarion "
+                    f"reads versions {', '.join(map(str, READABLE_VERSIONS))})"
+                )
+            )
         body, digest = data[:-32], data[-32:]
         if hashlib.sha256(body).digest() != digest:
             raise ValueError(MSG_CORRUPT.format(what="checksum mismatch: the data is corrupted or truncated"))
@@ -489,7 +568,7 @@ class Accumulator:
         if start > len(body):
             raise ValueError(MSG_CORRUPT.format(what="truncated header"))
         try:
-            doc = json.loads(body[_HEAD.size:start].decode("utf-8"))
+            doc = json.loads(body[_HEAD.size : start].decode("utf-8"))
         except (UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(MSG_CORRUPT.format(what=f"the header is not JSON ({type(exc).__name__})")) from None
         except ValueError as exc:
@@ -526,13 +605,18 @@ class Accumulator:
                     raise ValueError(MSG_CORRUPT.format(what=f"rows.ranges[{j}] is not a [start, end] pair"))
                 a, b = _count(r[0], f"rows.ranges[{j}]"), _count(r[1], f"rows.ranges[{j}]")
                 if not a < b or (ranges and a <= ranges[-1][1]) or b > nxt:
-                    raise ValueError(MSG_CORRUPT.format(what=f"rows.ranges[{j}] = {r} is not a non-empty range after "
-                                                        f"the previous one and below rows.next ({nxt})"))
+                    raise ValueError(
+                        MSG_CORRUPT.format(
+                            what=f"rows.ranges[{j}] = {r} is not a non-empty range after "
+                            f"the previous one and below rows.next ({nxt})"
+                        )
+                    )
                 ranges.append([a, b])
             covered = sum(b - a for a, b in ranges)
             if (covered != total) if acc.n_bootstrap else (covered > total or (total > 0) != (covered > 0)):
-                raise ValueError(MSG_CORRUPT.format(what=f"the row ranges cover {covered} rows but the counts hold "
-                                                    f"{total}"))
+                raise ValueError(
+                    MSG_CORRUPT.format(what=f"the row ranges cover {covered} rows but the counts hold {total}")
+                )
             acc._next_row = nxt
             acc._ranges = ranges
         else:  # version 1: rows numbered 0 .. n_rows - 1
@@ -541,11 +625,34 @@ class Accumulator:
         return acc
 
 
-_CONFIG_KEYS = ("label", "facet", "facet_values", "facet_threshold", "label_values", "label_threshold",
-                "predicted_label", "probability_threshold", "group_variable", "weights", "window", "time_column",
-                "compat", "n_bootstrap", "seed")
-_STATE_KEYS = {"n_rows", "weighted", "model_kinds", "label_vocab", "label_max", "group_vocab", "group_missing",
-               "facets", "arrays"}
+_CONFIG_KEYS = (
+    "label",
+    "facet",
+    "facet_values",
+    "facet_threshold",
+    "label_values",
+    "label_threshold",
+    "predicted_label",
+    "probability_threshold",
+    "group_variable",
+    "weights",
+    "window",
+    "time_column",
+    "compat",
+    "n_bootstrap",
+    "seed",
+)
+_STATE_KEYS = {
+    "n_rows",
+    "weighted",
+    "model_kinds",
+    "label_vocab",
+    "label_max",
+    "group_vocab",
+    "group_missing",
+    "facets",
+    "arrays",
+}
 _ARRAY_DTYPES = {"<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
 
 
@@ -586,8 +693,9 @@ def _value(t: Any, where: str) -> Any:
     try:
         return _untag(t)
     except (ValueError, OverflowError) as exc:
-        raise _bad(f"{where}: {v[:80]!r} is not a valid {dict(i='integer', f='float', t='timestamp')[kind]} "
-                   f"({exc})") from None
+        raise _bad(
+            f"{where}: {v[:80]!r} is not a valid {dict(i='integer', f='float', t='timestamp')[kind]} ({exc})"
+        ) from None
 
 
 def _vocab(items: Any, where: str) -> Vocabulary:
@@ -631,16 +739,19 @@ def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version
     st.n_rows = _count(sj["n_rows"], f"{where}.n_rows")
     weighted = _typed(sj["weighted"], bool, f"{where}.weighted")
     if weighted != (spec.weights is not None):
-        raise _bad(f"{where}.weighted is {weighted} but the configuration {'has' if spec.weights else 'has no'} "
-                   "weights")
+        raise _bad(
+            f"{where}.weighted is {weighted} but the configuration {'has' if spec.weights else 'has no'} weights"
+        )
     st.weighted = weighted
     kinds = sj["model_kinds"]
     if kinds is not None:
         _typed(kinds, list, f"{where}.model_kinds")
         allowed = ("labels", "scores") if spec.label_values is not None else ("labels",)
         if not spec.models or len(kinds) != len(spec.models) or any(k not in allowed for k in kinds):
-            raise _bad(f"{where}.model_kinds {str(kinds)[:80]} does not fit the {len(spec.models)} model(s) of the "
-                       f"configuration")
+            raise _bad(
+                f"{where}.model_kinds {str(kinds)[:80]} does not fit the {len(spec.models)} model(s) of the "
+                f"configuration"
+            )
     elif spec.models and st.n_rows:
         raise _bad(f"{where}.model_kinds is missing for a state with rows and models")
     st.model_kinds = kinds
@@ -659,8 +770,9 @@ def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version
         st.group_vocab = _vocab(sj["group_vocab"], f"{where}.group_vocab")
     st.group_missing = _typed(sj["group_missing"], bool, f"{where}.group_missing")
     if st.group_missing and (st.group_vocab is None or acc.compat != "smclarify"):
-        raise _bad(f"{where}.group_missing is set, which only a compat='smclarify' state with a group_variable "
-                   "can have")
+        raise _bad(
+            f"{where}.group_missing is set, which only a compat='smclarify' state with a group_variable can have"
+        )
     facets = list(st.facets.values())
     fjs = _typed(sj["facets"], list, f"{where}.facets")
     if len(facets) != len(fjs):
@@ -695,8 +807,10 @@ def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version
         fs = facets[f_i]
         kind = a["kind"]
         if kind not in want_kinds:
-            raise _bad(f"{aw}.kind {str(kind)[:40]!r} is not one of the tables this configuration counts "
-                       f"({sorted(want_kinds)})")
+            raise _bad(
+                f"{aw}.kind {str(kind)[:40]!r} is not one of the tables this configuration counts "
+                f"({sorted(want_kinds)})"
+            )
         is_boot = _typed(a.get("boot", False), bool, f"{aw}.boot")
         if is_boot and not acc.n_bootstrap:
             raise _bad(f"{aw} is a replicate array but the configuration keeps no replicates")
@@ -711,10 +825,17 @@ def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version
         body = {"pre": [], "labels": [B1], "scores": [B2, len(spec.thresholds)]}[kind]
         tail = [2, 2] if kind != "pre" else [2]
         n = len(lead) + len(body)
-        if (len(shape) != n + 2 + len(tail) or shape[:n] != lead + body or shape[n + 2:] != tail
-                or not 1 <= shape[n] <= fs.n_codes or not 1 <= shape[n + 1] <= K):
-            raise _bad(f"{aw}.shape {shape} does not fit the configuration and vocabularies (expected "
-                       f"{lead + body + ['V<=' + str(fs.n_codes), 'K<=' + str(K)] + tail})")
+        if (
+            len(shape) != n + 2 + len(tail)
+            or shape[:n] != lead + body
+            or shape[n + 2 :] != tail
+            or not 1 <= shape[n] <= fs.n_codes
+            or not 1 <= shape[n + 1] <= K
+        ):
+            raise _bad(
+                f"{aw}.shape {shape} does not fit the configuration and vocabularies (expected "
+                f"{lead + body + ['V<=' + str(fs.n_codes), 'K<=' + str(K)] + tail})"
+            )
         off, nbytes = _count(a["offset"], f"{aw}.offset"), _count(a["nbytes"], f"{aw}.nbytes")
         if nbytes != int(np.prod(shape, dtype=object)) * dt.itemsize:
             raise _bad(f"{aw}.nbytes {nbytes} does not match its shape {shape} and dtype {dt.str}")
@@ -723,7 +844,7 @@ def _load_state(acc: Accumulator, sj: Any, blob: memoryview, used: list, version
         if any(off < e and s < off + nbytes for s, e in used):
             raise _bad(f"{aw} overlaps another array")
         used.append((off, off + nbytes))
-        arr = np.frombuffer(blob[off:off + nbytes], dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=True)
+        arr = np.frombuffer(blob[off : off + nbytes], dtype=dt).reshape(shape).astype(dt.newbyteorder("="), copy=True)
         if dt.kind == "f" and not np.isfinite(arr).all():
             raise _bad(f"{aw} holds a non-finite count")
         if (arr < 0).any():
@@ -758,12 +879,14 @@ def _check_totals(st: State, facets: list, where: str) -> None:
                 # label totals per replicate and per model/threshold slice: [R?, slices, 2]
                 n_slice = {"pre": 0, "labels": 1, "scores": 2}[kind]
                 y = c[..., None] if kind == "pre" else c
-                S = int(np.prod(y.shape[lead:lead + n_slice], dtype=np.int64))
-                y = y.reshape(y.shape[:lead] + (S,) + y.shape[lead + n_slice:])
+                S = int(np.prod(y.shape[lead : lead + n_slice], dtype=np.int64))
+                y = y.reshape(y.shape[:lead] + (S,) + y.shape[lead + n_slice :])
                 per = y.sum(axis=(-4, -3, -1))
                 if not boot and not st.weighted and not (per.sum(axis=-1) == st.n_rows).all():
-                    raise _bad(f"{where}: facet {j}'s {kind!r} table counts {per.sum(axis=-1).ravel()[:4].tolist()} "
-                               f"rows, not the state's {st.n_rows}")
+                    raise _bad(
+                        f"{where}: facet {j}'s {kind!r} table counts {per.sum(axis=-1).ravel()[:4].tolist()} "
+                        f"rows, not the state's {st.n_rows}"
+                    )
                 tot = per[..., :1, :]
                 if not np.allclose(per, tot, rtol=1e-9, atol=0):
                     raise _bad(f"{where}: facet {j}'s {kind!r} table has different label totals per model")
@@ -773,8 +896,8 @@ def _check_totals(st: State, facets: list, where: str) -> None:
                     raise _bad(f"{where}: the label totals differ between facets or tables")
 
 
-def Mapping_types() -> tuple:  # noqa: N802 - tiny helper kept private by __all__
-    from collections.abc import Mapping  # noqa: PLC0415
+def Mapping_types() -> tuple:  # tiny helper kept private by __all__
+    from collections.abc import Mapping
 
     return (Mapping,)
 

@@ -79,7 +79,7 @@ def default_k(n_a: int) -> int:
 
 def _xp(a: Any):
     if _backend.is_device_array(a):
-        import cupy  # noqa: PLC0415 - optional dependency, only for device arrays
+        import cupy  # optional dependency, only for device arrays
 
         return cupy
     return np
@@ -152,14 +152,24 @@ def _resolve_k(k: Any, n_a: int) -> int:
 
 
 def _vote_cuda(xa, ya, xd, k: int):
-    import cupy  # noqa: PLC0415
+    import cupy
 
     core = _backend.core()
     positives = cupy.empty(xd.shape[0], dtype=cupy.int64)
     votes = cupy.empty(xd.shape[0], dtype=cupy.uint8)
     ptr = lambda a: int(a.__cuda_array_interface__["data"][0])  # noqa: E731
-    core.knn_vote_cuda(ptr(xa), ptr(ya), ptr(xd), ptr(positives), ptr(votes), xa.shape[0], xd.shape[0],
-                       xa.shape[1], k, int(cupy.cuda.get_current_stream().ptr))
+    core.knn_vote_cuda(
+        ptr(xa),
+        ptr(ya),
+        ptr(xd),
+        ptr(positives),
+        ptr(votes),
+        xa.shape[0],
+        xd.shape[0],
+        xa.shape[1],
+        k,
+        int(cupy.cuda.get_current_stream().ptr),
+    )
     return positives, votes
 
 
@@ -270,7 +280,7 @@ def flip_test(
 
 def _to_host(a: Any) -> np.ndarray:
     if _backend.is_device_array(a):
-        import cupy  # noqa: PLC0415
+        import cupy
 
         return cupy.asnumpy(a)
     return a

@@ -58,9 +58,24 @@ from clarion.cli._common import (
 )
 
 # exit codes and error texts are defined once, in clarion.cli._common, and re-exported here
-__all__ = ["COMMANDS", "COMMAND_EXTRAS", "COMMAND_NEEDS", "DEBUG_ENV", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK",
-           "EXIT_USAGE", "EXIT_VIOLATIONS", "MSG_DEBUG_HINT", "MSG_INTERNAL", "MSG_MISSING_EXTRA",
-           "MSG_MISSING_MODULE", "MSG_OUT_OF_MEMORY", "OPTIONAL_MODULES", "main"]
+__all__ = [
+    "COMMANDS",
+    "COMMAND_EXTRAS",
+    "COMMAND_NEEDS",
+    "DEBUG_ENV",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "EXIT_VIOLATIONS",
+    "MSG_DEBUG_HINT",
+    "MSG_INTERNAL",
+    "MSG_MISSING_EXTRA",
+    "MSG_MISSING_MODULE",
+    "MSG_OUT_OF_MEMORY",
+    "OPTIONAL_MODULES",
+    "main",
+]
 
 _message = message  # the name tests call
 
@@ -82,13 +97,13 @@ def _parser(command: str | None) -> argparse.ArgumentParser:
         description="Local, fast bias metrics and Kernel SHAP attributions (SageMaker Clarify compatible).",
     )
     parser.add_argument("--version", action="version", version=f"clarion {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help=f"show the traceback of an error (also: {DEBUG_ENV}=1 in the environment)")
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show the traceback of an error (also: {DEBUG_ENV}=1 in the environment)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the traceback of an error")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
         if name == command:
             importlib.import_module(module).add_arguments(p)
     return parser

@@ -18,10 +18,29 @@ import sys
 from typing import Any
 
 __all__ = [
-    "COMMAND_EXTRAS", "COMMAND_NEEDS", "DEBUG_ENV", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
-    "EXIT_VIOLATIONS", "MSG_DEBUG_HINT", "MSG_INTERNAL", "MSG_MISSING_EXTRA", "MSG_MISSING_MODULE",
-    "MSG_OUT_OF_MEMORY", "OPTIONAL_MODULES", "add_dask_arguments", "add_input_arguments", "add_model_arguments",
-    "add_run_arguments", "check_needs", "cli_warnings", "message", "model_from_args", "report_error",
+    "COMMAND_EXTRAS",
+    "COMMAND_NEEDS",
+    "DEBUG_ENV",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "EXIT_VIOLATIONS",
+    "MSG_DEBUG_HINT",
+    "MSG_INTERNAL",
+    "MSG_MISSING_EXTRA",
+    "MSG_MISSING_MODULE",
+    "MSG_OUT_OF_MEMORY",
+    "OPTIONAL_MODULES",
+    "add_dask_arguments",
+    "add_input_arguments",
+    "add_model_arguments",
+    "add_run_arguments",
+    "check_needs",
+    "cli_warnings",
+    "message",
+    "model_from_args",
+    "report_error",
 ]
 
 EXIT_OK = 0
@@ -35,9 +54,13 @@ DEBUG_ENV = "CLARION_DEBUG"
 
 #: optional package (top-level import name) -> the extra of ``pyproject.toml`` that installs it
 OPTIONAL_MODULES: dict[str, str] = {
-    "starlette": "serve", "uvicorn": "serve",
-    "dask": "dask", "distributed": "dask",
-    "xgboost": "models", "onnxruntime": "models", "skops": "models",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "dask": "dask",
+    "distributed": "dask",
+    "xgboost": "models",
+    "onnxruntime": "models",
+    "skops": "models",
     "sklego": "examples",
     "cupy": "gpu",
 }
@@ -47,12 +70,18 @@ COMMAND_EXTRAS: dict[str, str] = {"demo": "examples"}
 COMMAND_NEEDS: dict[str, tuple[str, ...]] = {"serve": ("starlette", "uvicorn")}
 
 MSG_MISSING_EXTRA = "{module} is not installed; it comes with clarion's {extra!r} extra: pip install 'clarion[{extra}]'"
-MSG_MISSING_MODULE = ("{message}: a dependency of clarion is missing from this environment "
-                      "(reinstall clarion: pip install --force-reinstall clarion)")
-MSG_OUT_OF_MEMORY = ("out of memory: {detail}; lower the size that asked for it (e.g. methods.*.n_bootstrap, "
-                     "--memory-budget, --chunk-rows)")
-MSG_INTERNAL = ("internal error: {message} (this is a bug in clarion, not in your input: rerun with --debug "
-                "or CLARION_DEBUG=1 for the traceback, and please report it)")
+MSG_MISSING_MODULE = (
+    "{message}: a dependency of clarion is missing from this environment "
+    "(reinstall clarion: pip install --force-reinstall clarion)"
+)
+MSG_OUT_OF_MEMORY = (
+    "out of memory: {detail}; lower the size that asked for it (e.g. methods.*.n_bootstrap, "
+    "--memory-budget, --chunk-rows)"
+)
+MSG_INTERNAL = (
+    "internal error: {message} (this is a bug in clarion, not in your input: rerun with --debug "
+    "or CLARION_DEBUG=1 for the traceback, and please report it)"
+)
 MSG_DEBUG_HINT = " (--debug shows the traceback)"
 
 
@@ -153,22 +182,37 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
     g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
-    parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
-                        help="extra type to trust when loading a .skops model (repeatable; adds to "
-                             "predictor.trusted_types)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="seconds one endpoint request may take in all (overrides predictor.timeout; "
-                             "default 60)")
-    parser.add_argument("--retries", type=int, default=None, metavar="N",
-                        help="extra attempts on transient endpoint faults (overrides predictor.retries; "
-                             "default 3)")
+    parser.add_argument(
+        "--trusted",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="extra type to trust when loading a .skops model (repeatable; adds to predictor.trusted_types)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one endpoint request may take in all (overrides predictor.timeout; default 60)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="extra attempts on transient endpoint faults (overrides predictor.retries; default 3)",
+    )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """``--overwrite``, ``--skip-bad-rows``, ``--chunk-rows``, ``--memory-budget``, ``--quiet``."""
     parser.add_argument("--overwrite", action="store_true", help="write into an existing, non-empty directory")
-    parser.add_argument("--skip-bad-rows", action="store_true",
-                        help="skip malformed records (counted in the report) instead of stopping")
+    parser.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip malformed records (counted in the report) instead of stopping",
+    )
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk read (default 50000)")
     parser.add_argument("--memory-budget", default="1GiB", help="memory for kept rows (default 1GiB)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
@@ -177,10 +221,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def add_dask_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dask-scheduler`` / ``--dask-workers`` (clarion analyze)."""
     g = parser.add_mutually_exclusive_group()
-    g.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", default=None,
-                   help="run SHAP and PDP on this Dask cluster (pip install clarion[dask])")
-    g.add_argument("--dask-workers", type=int, metavar="N", default=None,
-                   help="start a local Dask cluster of N worker processes for SHAP and PDP")
+    g.add_argument(
+        "--dask-scheduler",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="run SHAP and PDP on this Dask cluster (pip install clarion[dask])",
+    )
+    g.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        default=None,
+        help="start a local Dask cluster of N worker processes for SHAP and PDP",
+    )
 
 
 def model_from_args(args: argparse.Namespace) -> Any:
@@ -209,8 +262,11 @@ def model_from_args(args: argparse.Namespace) -> Any:
     if path is None:
         if p is None or not p.model_uri:
             return None  # no model anywhere: the job says so if the config needs one
-        path = p.model_uri if os.path.isabs(p.model_uri) or "://" in p.model_uri else os.path.join(
-            os.path.dirname(os.path.abspath(args.config)), p.model_uri)
+        path = (
+            p.model_uri
+            if os.path.isabs(p.model_uri) or "://" in p.model_uri
+            else os.path.join(os.path.dirname(os.path.abspath(args.config)), p.model_uri)
+        )
     if not trusted:
         return path  # loaded by the job only when needed, with predictor.trusted_types
     return models.as_model(path, trusted=[*(p.trusted_types or [] if p is not None else []), *trusted])

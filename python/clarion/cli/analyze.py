@@ -39,9 +39,18 @@ def _run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     # a Dask client while --dask-scheduler / --dask-workers is given
     with cluster(getattr(args, "dask_scheduler", None), getattr(args, "dask_workers", None)) as client:
-        result = analyze(args.config, args.data, model=model, output_dir=args.output, progress=not args.quiet,
-                         overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
-                         memory_budget=args.memory_budget, dask_client=client)
+        result = analyze(
+            args.config,
+            args.data,
+            model=model,
+            output_dir=args.output,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            skip_bad_rows=args.skip_bad_rows,
+            chunk_rows=args.chunk_rows,
+            memory_budget=args.memory_budget,
+            dask_client=client,
+        )
     if not args.quiet:
         print(result.summary(), file=sys.stdout)
     return EXIT_OK

@@ -46,16 +46,23 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarion monitor``."""
-    parser.add_argument("--baseline", required=True,
-                        help="the baseline analysis.json (clarion analyze or SageMaker Clarify output)")
+    parser.add_argument(
+        "--baseline", required=True, help="the baseline analysis.json (clarion analyze or SageMaker Clarify output)"
+    )
     add_input_arguments(parser)  # --config (as used for the baseline), --data (the new data), --output
     add_model_arguments(parser)  # --model | --endpoint, --trusted TYPE, --timeout SECONDS, --retries N
     parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
-    parser.add_argument("--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)")
-    parser.add_argument("--rules", help="JSON file {METRIC: {\"lower\": x, \"upper\": y}}: absolute bounds "
-                                        "replacing the baseline rule for those bias metrics")
-    parser.add_argument("--threshold", type=float, default=0.9,
-                        help="NDCG below which attributions have drifted (default 0.9)")
+    parser.add_argument(
+        "--window", help="window: a pandas frequency, a fixed length (1D, 6h, 7D) or a calendar period (ME, W, QS)"
+    )
+    parser.add_argument(
+        "--rules",
+        help='JSON file {METRIC: {"lower": x, "upper": y}}: absolute bounds '
+        "replacing the baseline rule for those bias metrics",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.9, help="NDCG below which attributions have drifted (default 0.9)"
+    )
     add_run_arguments(parser)  # --overwrite, --skip-bad-rows, --chunk-rows, --memory-budget, --quiet
 
 
@@ -76,11 +83,16 @@ def _read_rules(path: str | None) -> dict[str, dict[str, float]] | None:
     except json.JSONDecodeError as exc:
         raise ValueError(f"--rules: {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(rules, dict):
-        raise TypeError(f"--rules: expected a JSON object {{METRIC: {{'lower': x, 'upper': y}}}}, got "
-                         f"{type(rules).__name__}")
+        raise TypeError(
+            f"--rules: expected a JSON object {{METRIC: {{'lower': x, 'upper': y}}}}, got {type(rules).__name__}"
+        )
     for name, r in rules.items():
-        if not isinstance(r, dict) or not r or not set(r) <= {"lower", "upper"} or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in r.values()):
+        if (
+            not isinstance(r, dict)
+            or not r
+            or not set(r) <= {"lower", "upper"}
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r.values())
+        ):
             raise ValueError(f"--rules: rules[{name!r}]: expected {{'lower': x, 'upper': y}} with numbers, got {r!r}")
     return rules
 
@@ -136,31 +148,59 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
         here = job.out_dir  # the job's staged folder (it becomes ``out`` when the job succeeds)
         over_time = None
         if windows is not None:
-            over_time = monitor.check_windows(base, windows.documents(job.cfg, job.accumulators), rules=rules,
-                                              threshold=args.threshold, n_rows=dict(sorted(windows.rows.items())))
+            over_time = monitor.check_windows(
+                base,
+                windows.documents(job.cfg, job.accumulators),
+                rules=rules,
+                threshold=args.threshold,
+                n_rows=dict(sorted(windows.rows.items())),
+            )
             over_time.window = window
             over_time.analysis = doc
             over_time.overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
             overall = over_time.overall
             violations = over_time.to_dict()
             _write_table(over_time.table, here)
-            atomic_write_text(os.path.join(here, "analysis_by_window.json"),
-                              json.dumps(json_document({w: {"n_rows": over_time.n_rows.get(w),
-                                                            "analysis": over_time.windows[w]}
-                                                        for w in sorted(over_time.windows)}),
-                                         indent=2, allow_nan=False) + "\n")
+            atomic_write_text(
+                os.path.join(here, "analysis_by_window.json"),
+                json.dumps(
+                    json_document(
+                        {
+                            w: {"n_rows": over_time.n_rows.get(w), "analysis": over_time.windows[w]}
+                            for w in sorted(over_time.windows)
+                        }
+                    ),
+                    indent=2,
+                    allow_nan=False,
+                )
+                + "\n",
+            )
         else:
             overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
             violations = overall.to_dict()
-        atomic_write_text(os.path.join(here, "constraint_violations.json"),
-                          json.dumps(json_document(violations), indent=2, allow_nan=False) + "\n")
+        atomic_write_text(
+            os.path.join(here, "constraint_violations.json"),
+            json.dumps(json_document(violations), indent=2, allow_nan=False) + "\n",
+        )
         state.update(overall=overall, over_time=over_time, violations=violations)
-        return (drift_html(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
-                drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name, window=window))
+        return (
+            drift_html(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
+            drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
+        )
 
-    result, _ = run_job(args.config, args.data, model=model, output_dir=out, progress=not args.quiet, overwrite=True,
-                        skip_bad_rows=args.skip_bad_rows, chunk_rows=args.chunk_rows,
-                        memory_budget=args.memory_budget, windows=windows, finish=finish)
+    result, _ = run_job(
+        args.config,
+        args.data,
+        model=model,
+        output_dir=out,
+        progress=not args.quiet,
+        overwrite=True,
+        skip_bad_rows=args.skip_bad_rows,
+        chunk_rows=args.chunk_rows,
+        memory_budget=args.memory_budget,
+        windows=windows,
+        finish=finish,
+    )
     if state["over_time"] is not None:
         state["over_time"].output = result
     return result, state["overall"], state["over_time"], state["violations"]
@@ -184,8 +224,10 @@ def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:
             lines.append(f"  {v['constraint_check_type']}: {where} {v['metric_name']}: {v['description']}")
     if over_time is not None:
         flagged = over_time.flagged
-        lines.append(f"windows: {len(over_time.results)}, with violations: {len(flagged)}"
-                     + (f" (first {flagged[0]})" if flagged else ""))
+        lines.append(
+            f"windows: {len(over_time.results)}, with violations: {len(flagged)}"
+            + (f" (first {flagged[0]})" if flagged else "")
+        )
     lines.append(f"constraint violations: {n_viol} -> {os.path.join(result.output_dir, 'constraint_violations.json')}")
     lines.append(f"report: {result.paths['report_html']}")
     return "\n".join(lines)

@@ -15,8 +15,11 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarion report``."""
     parser.add_argument("analysis", help="an analysis.json (clarion's or SageMaker Clarify's)")
-    parser.add_argument("-o", "--output", help="report file: .html/.htm (default: report.html beside the input) or .md; "
-                                             "other extensions are refused")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="report file: .html/.htm (default: report.html beside the input) or .md; other extensions are refused",
+    )
     parser.add_argument("--title", help="report title (default: the config's methods.report.title)")
     parser.add_argument("--config", help="the analysis config (default: analysis_config.json beside the input)")
 

@@ -17,22 +17,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarion serve``."""
     from clarion.serve import DEFAULT_MAX_BODY_BYTES
 
-    parser.add_argument("model", metavar="MODEL",
-                        help="model file (.json/.ubj xgboost, .onnx, .skops) or module:attribute of a "
-                             "Python object (a fitted estimator or a function); pickle files are refused")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model file (.json/.ubj xgboost, .onnx, .skops) or module:attribute of a "
+        "Python object (a fitted estimator or a function); pickle files are refused",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
-    parser.add_argument("--output", choices=["label", "probability", "score"], default=None,
-                        help="which prediction to serve (classifiers default to probability)")
-    parser.add_argument("--label-headers", default=None,
-                        help="comma-separated names of the outputs (used for predicted_label)")
-    parser.add_argument("--features", default=None,
-                        help="JMESPath of the feature values in JSON / JSON Lines records")
-    parser.add_argument("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
-                        help="largest request body accepted, e.g. 6291456 or 16MiB (default 6MiB, SageMaker's "
-                             "invocation limit); a larger one is answered 413")
-    parser.add_argument("--trusted", action="append", default=None, metavar="TYPE",
-                        help="extra type to trust when loading a .skops file (repeatable)")
+    parser.add_argument(
+        "--output",
+        choices=["label", "probability", "score"],
+        default=None,
+        help="which prediction to serve (classifiers default to probability)",
+    )
+    parser.add_argument(
+        "--label-headers", default=None, help="comma-separated names of the outputs (used for predicted_label)"
+    )
+    parser.add_argument("--features", default=None, help="JMESPath of the feature values in JSON / JSON Lines records")
+    parser.add_argument(
+        "--max-body-bytes",
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="BYTES",
+        help="largest request body accepted, e.g. 6291456 or 16MiB (default 6MiB, SageMaker's "
+        "invocation limit); a larger one is answered 413",
+    )
+    parser.add_argument(
+        "--trusted",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="extra type to trust when loading a .skops file (repeatable)",
+    )
 
 
 def load_model(spec: str, args: argparse.Namespace) -> Any:
@@ -60,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = load_model(args.model, args)
-        app = create_app(model, features=args.features,
-                         max_body_bytes=parse_max_body(args.max_body_bytes, "--max-body-bytes"))
+        app = create_app(
+            model, features=args.features, max_body_bytes=parse_max_body(args.max_body_bytes, "--max-body-bytes")
+        )
         uvicorn = uvicorn_module()
     except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:
         print(f"clarion serve: {exc}", file=sys.stderr)
@@ -71,11 +88,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"clarion serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"clarion serve: {model!r} at http://{args.host}:{sock.getsockname()[1]}/invocations",
-          file=sys.stderr)
+    print(f"clarion serve: {model!r} at http://{args.host}:{sock.getsockname()[1]}/invocations", file=sys.stderr)
     try:
-        uvicorn.Server(uvicorn.Config(app, host=args.host, port=sock.getsockname()[1], log_level="info",
-                                      lifespan="off")).run(sockets=[sock])
+        uvicorn.Server(
+            uvicorn.Config(app, host=args.host, port=sock.getsockname()[1], log_level="info", lifespan="off")
+        ).run(sockets=[sock])
     finally:
         sock.close()
     return EXIT_OK

@@ -33,15 +33,15 @@ from clarion.config._checks import (  # the key tables, bounds and messages are 
     JSON_VALUE,  # noqa: F401 - re-exported: clarion.config's public constants
     MAX_DEPTH,
     MAX_GRID_RESOLUTION,  # noqa: F401 - re-exported: clarion.config's public constants
-    MAX_NUM_SAMPLES,  # noqa: F401 - re-exported: clarion.config's public constants
     MAX_N_BOOTSTRAP,  # noqa: F401 - re-exported: clarion.config's public constants
+    MAX_NUM_SAMPLES,  # noqa: F401 - re-exported: clarion.config's public constants
     MIN_GRID_RESOLUTION,  # noqa: F401 - re-exported: clarion.config's public constants
-    MIN_NUM_SAMPLES,  # noqa: F401 - re-exported: clarion.config's public constants
     MIN_N_BOOTSTRAP,  # noqa: F401 - re-exported: clarion.config's public constants
+    MIN_NUM_SAMPLES,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_CHOICE,
     MSG_DID_YOU_MEAN,  # noqa: F401 - re-exported: clarion.config's public constants
-    MSG_DUPLICATES,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_DUPLICATE_KEY,
+    MSG_DUPLICATES,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_JMESPATH_LOCAL,
     MSG_KNOWN_KEYS,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_NOT_FINITE,  # noqa: F401 - re-exported: clarion.config's public constants
@@ -53,11 +53,11 @@ from clarion.config._checks import (  # the key tables, bounds and messages are 
     MSG_TYPE,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_UNKNOWN,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_UNSUPPORTED,  # noqa: F401 - re-exported: clarion.config's public constants
-    MSG_VALUES_MIXED,  # noqa: F401 - re-exported: clarion.config's public constants
     MSG_VALUE_BOOL,  # noqa: F401 - re-exported: clarion.config's public constants
+    MSG_VALUES_MIXED,  # noqa: F401 - re-exported: clarion.config's public constants
     POST_TRAINING_METHODS,
-    PREDICTOR_EXTRA_KEYS,  # noqa: F401 - re-exported: clarion.config's public constants
     PRE_TRAINING_METHODS,
+    PREDICTOR_EXTRA_KEYS,  # noqa: F401 - re-exported: clarion.config's public constants
     SAGEMAKER_ONLY_PREDICTOR_KEYS,  # noqa: F401 - re-exported: clarion.config's public constants
     SAGEMAKER_ONLY_TOP_KEYS,
     SEED_LIMIT,  # noqa: F401 - re-exported: clarion.config's public constants
@@ -129,9 +129,23 @@ class AnalysisConfig:
     predictor: PredictorConfig | None = None
     sagemaker: dict[str, Any] = field(default_factory=dict)
 
-    _TOP = ("version", "dataset_type", "headers", "label", "label_values_or_threshold", "facet",
-            "group_variable", "predicted_label", "features", "excluded_columns", "probability_threshold",
-            "joinsource_name_or_index", "weights", "methods", "predictor")
+    _TOP = (
+        "version",
+        "dataset_type",
+        "headers",
+        "label",
+        "label_values_or_threshold",
+        "facet",
+        "group_variable",
+        "predicted_label",
+        "features",
+        "excluded_columns",
+        "probability_threshold",
+        "joinsource_name_or_index",
+        "weights",
+        "methods",
+        "predictor",
+    )
 
     @classmethod
     def from_dict(cls, d: Any) -> AnalysisConfig:
@@ -152,8 +166,12 @@ class AnalysisConfig:
         c.dataset_type = dt.lower()
         h = d.get("headers")
         if h is not None:
-            _check(isinstance(h, list) and h and all(isinstance(x, str) and x for x in h), "headers",
-                   "a non-empty list of non-empty strings", h)
+            _check(
+                isinstance(h, list) and h and all(isinstance(x, str) and x for x in h),
+                "headers",
+                "a non-empty list of non-empty strings",
+                h,
+            )
             dup = sorted({x for x in h if h.count(x) > 1})
             if dup:
                 raise ConfigError(f"headers: duplicate column names {dup}")
@@ -174,8 +192,12 @@ class AnalysisConfig:
         c.facet = [FacetConfig.from_dict(x, f"facet[{i}]") for i, x in enumerate(facets)]
         ex = d.get("excluded_columns")
         if ex is not None:
-            _check(isinstance(ex, list) and all(_is_name_or_index(x) for x in ex), "excluded_columns",
-                   "a list of column names or indices", ex)
+            _check(
+                isinstance(ex, list) and all(_is_name_or_index(x) for x in ex),
+                "excluded_columns",
+                "a list of column names or indices",
+                ex,
+            )
         c.excluded_columns = ex
         # a score threshold: outside [0, 1] every prediction would be one class (DPPL 0.0, silently)
         c.probability_threshold = _number(d.get("probability_threshold", 0.5), "probability_threshold", 0, 1)
@@ -184,14 +206,20 @@ class AnalysisConfig:
             raise ConfigError(MSG_REQUIRED.format(path="methods", why=" (at least one analysis method)"))
         m = d["methods"]
         _check(isinstance(m, dict), "methods", "an object", m)
-        _warn_unknown(m, {"pre_training_bias", "post_training_bias", "shap", "pdp", "report"}, "methods",
-                      unsupported=UNSUPPORTED_METHOD_KEYS)
+        _warn_unknown(
+            m,
+            {"pre_training_bias", "post_training_bias", "shap", "pdp", "report"},
+            "methods",
+            unsupported=UNSUPPORTED_METHOD_KEYS,
+        )
         if "pre_training_bias" in m:
-            c.pre_training_bias = BiasMethodConfig.from_dict(m["pre_training_bias"], "methods.pre_training_bias",
-                                                             PRE_TRAINING_METHODS)
+            c.pre_training_bias = BiasMethodConfig.from_dict(
+                m["pre_training_bias"], "methods.pre_training_bias", PRE_TRAINING_METHODS
+            )
         if "post_training_bias" in m:
-            c.post_training_bias = BiasMethodConfig.from_dict(m["post_training_bias"], "methods.post_training_bias",
-                                                              POST_TRAINING_METHODS)
+            c.post_training_bias = BiasMethodConfig.from_dict(
+                m["post_training_bias"], "methods.post_training_bias", POST_TRAINING_METHODS
+            )
         if "shap" in m:
             c.shap = ShapConfig.from_dict(m["shap"], "methods.shap")
         if "pdp" in m:
@@ -201,7 +229,9 @@ class AnalysisConfig:
         if "report" in m:
             c.report = ReportConfig.from_dict(m["report"], "methods.report")
         if not any((c.pre_training_bias, c.post_training_bias, c.shap, c.pdp)):
-            raise ConfigError("methods: no analysis method requested (pre_training_bias, post_training_bias, shap, pdp)")
+            raise ConfigError(
+                "methods: no analysis method requested (pre_training_bias, post_training_bias, shap, pdp)"
+            )
         if "predictor" in d:
             c.predictor = PredictorConfig.from_dict(d["predictor"], "predictor")
             if c.predictor.model_uri:  # else it would select nothing and every output be explained
@@ -223,8 +253,17 @@ class AnalysisConfig:
     def to_dict(self) -> dict:
         """The config as Clarify's JSON document (defaults written explicitly)."""
         d: dict[str, Any] = {"version": self.version, "dataset_type": self.dataset_type}
-        for key in ("headers", "label", "label_values_or_threshold", "group_variable", "predicted_label",
-                    "features", "excluded_columns", "joinsource_name_or_index", "weights"):
+        for key in (
+            "headers",
+            "label",
+            "label_values_or_threshold",
+            "group_variable",
+            "predicted_label",
+            "features",
+            "excluded_columns",
+            "joinsource_name_or_index",
+            "weights",
+        ):
             v = getattr(self, key)
             if v is not None:
                 d[key] = copy.deepcopy(v)

@@ -44,8 +44,7 @@ UNSUPPORTED_TOP_KEYS = {
     "time_series_data_config": "time series are not supported",
 }
 UNSUPPORTED_METHOD_KEYS = {"asymmetric_shapley_value": "time series are not supported"}
-UNSUPPORTED_SHAP_KEYS = {"text_config": "text features are not supported",
-                         "image_config": "images are not supported"}
+UNSUPPORTED_SHAP_KEYS = {"text_config": "text features are not supported", "image_config": "images are not supported"}
 UNSUPPORTED_PREDICTOR_KEYS = {"time_series_predictor_config": "time series are not supported"}
 #: clarion predictor keys read by clarion.models / the CLI besides PredictorConfig's own list:
 #: known here so that they are never reported as unknown keys.
@@ -73,12 +72,15 @@ MSG_KNOWN_KEYS = "; the keys here are {names}"
 MSG_SAGEMAKER = "{path}: SageMaker-only key, ignored by clarion; use {instead}"
 MSG_UNSUPPORTED = "{path}: Clarify key not supported by clarion, ignored ({why})"
 MSG_VALUES_MIXED = "{path}: values must be all text or all numbers, got {got!r}"
-MSG_VALUE_BOOL = ("{path}: true/false is not a value here; write 1 or 0 (or the text as it appears in "
-                  "the data), got {got!r}")
+MSG_VALUE_BOOL = (
+    "{path}: true/false is not a value here; write 1 or 0 (or the text as it appears in the data), got {got!r}"
+)
 MSG_NOT_FINITE = "{path}: expected a finite number, got {got!r}"
 MSG_DUPLICATES = "{path}: duplicate entries {dup}"
-MSG_JMESPATH_LOCAL = ("{path}: {got!r} is a JMESPath, which selects from an endpoint's JSON response, but a "
-                      "local model returns an array of outputs: give the output's index (0, 1, ...)")
+MSG_JMESPATH_LOCAL = (
+    "{path}: {got!r} is a JMESPath, which selects from an endpoint's JSON response, but a "
+    "local model returns an array of outputs: give the output's index (0, 1, ...)"
+)
 MSG_DUPLICATE_KEY = "config: {file}: key {key!r} appears twice in one object{where} (only one would be read)"
 MSG_TOO_DEEP = "config: nested deeper than {n} levels"
 JSON_VALUE = "a JSON value (text, number, true/false, null, list or object)"
@@ -86,8 +88,10 @@ MSG_NOT_UTF8 = "config: {file} is not UTF-8 text ({exc})"
 #: deepest nesting a config may have (Clarify's deepest is 4); deeper input would otherwise end in a
 #: RecursionError somewhere (parsing, copying, writing)
 MAX_DEPTH = 64
-MSG_REMOTE = ("{path}: {got!r} is a remote URI; clarion reads local files only: download it and give "
-              "its path (absolute, or relative to the config file){hint}")
+MSG_REMOTE = (
+    "{path}: {got!r} is a remote URI; clarion reads local files only: download it and give "
+    "its path (absolute, or relative to the config file){hint}"
+)
 
 
 class ConfigError(ValueError):
@@ -124,8 +128,12 @@ def _number(v: Any, path: str, low: float, high: float, *, open_ends: bool = Fal
     """``v`` as a finite float in ``[low, high]`` (``(low, high)`` with ``open_ends``); bool, str and
     NaN refused."""
     want = f"a number in ({low:g}, {high:g})" if open_ends else f"a number in [{low:g}, {high:g}]"
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and (
-        low < v < high if open_ends else low <= v <= high)
+    ok = (
+        isinstance(v, numbers.Real)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and (low < v < high if open_ends else low <= v <= high)
+    )
     _check(ok, path, want, v)
     return float(v)
 
@@ -190,8 +198,13 @@ def _did_you_mean(key: str, names: list[str], known: set[str]) -> str:
     return MSG_KNOWN_KEYS.format(names=", ".join(sorted(known)))
 
 
-def _warn_unknown(d: dict, known: set[str], path: str, sagemaker: dict[str, str] | None = None,
-                  unsupported: dict[str, str] | None = None) -> None:
+def _warn_unknown(
+    d: dict,
+    known: set[str],
+    path: str,
+    sagemaker: dict[str, str] | None = None,
+    unsupported: dict[str, str] | None = None,
+) -> None:
     """Check the keys of one config object: a SageMaker-only key or a Clarify key clarion does not
     implement warns (ConfigWarning) and is ignored; any other key that is not in ``known`` is an
     error naming its path, with a did-you-mean suggestion (a typo must never silently change a run)."""

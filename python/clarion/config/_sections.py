@@ -10,7 +10,6 @@ from clarion import options
 from clarion.config._checks import (
     AGG_METHODS,
     CONTENT_TYPES,
-    ConfigError,
     MAX_GRID_RESOLUTION,
     MIN_GRID_RESOLUTION,
     MSG_CHOICE,
@@ -18,6 +17,7 @@ from clarion.config._checks import (
     MSG_TYPE,
     SAGEMAKER_ONLY_PREDICTOR_KEYS,
     UNSUPPORTED_SHAP_KEYS,
+    ConfigError,
     _check,
     _choice_error,
     _drop_none,
@@ -30,7 +30,6 @@ from clarion.config._checks import (
     _unique,
     _warn_unknown,
 )
-
 
 
 @dataclass
@@ -88,8 +87,9 @@ class BiasMethodConfig:
         conf = d.get("confidence")
         if conf is not None:
             conf = _option(options.confidence, conf, f"{path}.confidence")
-        nb = _option(options.n_bootstrap, d.get("n_bootstrap", 1000), f"{path}.n_bootstrap",
-                     low=options.MIN_CONFIG_N_BOOTSTRAP)
+        nb = _option(
+            options.n_bootstrap, d.get("n_bootstrap", 1000), f"{path}.n_bootstrap", low=options.MIN_CONFIG_N_BOOTSTRAP
+        )
         return cls(m, conf, nb)
 
     def to_dict(self) -> dict:
@@ -124,8 +124,12 @@ class ShapConfig:
             raise ConfigError(f"{path}: baseline and num_clusters are mutually exclusive")
         b = d.get("baseline")
         if b is not None:
-            _check(isinstance(b, (str, list)) and (not isinstance(b, list) or all(isinstance(r, (list, dict)) for r in b)),
-                   f"{path}.baseline", "a file path or a list of rows", b)
+            _check(
+                isinstance(b, (str, list)) and (not isinstance(b, list) or all(isinstance(r, (list, dict)) for r in b)),
+                f"{path}.baseline",
+                "a file path or a list of rows",
+                b,
+            )
             _check(b != "" and b != [], f"{path}.baseline", "a file path or a non-empty list of rows", b)
             _local_path(b, f"{path}.baseline")
         c.baseline = b
@@ -144,8 +148,12 @@ class ShapConfig:
             setattr(c, key, v)
         fe = d.get("features_to_explain")
         if fe is not None:
-            _check(isinstance(fe, list) and fe and all(_is_name_or_index(x) for x in fe),
-                   f"{path}.features_to_explain", "a non-empty list of column names or indices", fe)
+            _check(
+                isinstance(fe, list) and fe and all(_is_name_or_index(x) for x in fe),
+                f"{path}.features_to_explain",
+                "a non-empty list of column names or indices",
+                fe,
+            )
             _unique(fe, f"{path}.features_to_explain")
         c.features_to_explain = fe
         return c
@@ -166,19 +174,23 @@ class PdpConfig:
     def from_dict(cls, d: Any, path: str) -> PdpConfig:
         _check(isinstance(d, dict), path, "an object", d)
         _warn_unknown(d, {"grid_resolution", "features", "top_k_features"}, path)
-        g = _integer(d.get("grid_resolution", 15), f"{path}.grid_resolution", MIN_GRID_RESOLUTION,
-                     MAX_GRID_RESOLUTION)
+        g = _integer(d.get("grid_resolution", 15), f"{path}.grid_resolution", MIN_GRID_RESOLUTION, MAX_GRID_RESOLUTION)
         f = d.get("features")
         if f is not None:
-            _check(isinstance(f, list) and f and all(_is_name_or_index(x) for x in f), f"{path}.features",
-                   "a non-empty list of column names or indices", f)
+            _check(
+                isinstance(f, list) and f and all(_is_name_or_index(x) for x in f),
+                f"{path}.features",
+                "a non-empty list of column names or indices",
+                f,
+            )
             _unique(f, f"{path}.features")
         k = _integer(d.get("top_k_features", 10), f"{path}.top_k_features", 1)
         return cls(g, f, k)
 
     def to_dict(self) -> dict:
-        return _drop_none({"grid_resolution": self.grid_resolution, "features": self.features,
-                           "top_k_features": self.top_k_features})
+        return _drop_none(
+            {"grid_resolution": self.grid_resolution, "features": self.features, "top_k_features": self.top_k_features}
+        )
 
 
 @dataclass
@@ -193,8 +205,12 @@ class ReportConfig:
         _check(isinstance(d, dict), path, "an object", d)
         _warn_unknown(d, {"name", "title"}, path)
         name = d.get("name", "report")
-        _check(isinstance(name, str) and name and "/" not in name and "\\" not in name and name not in (".", ".."),
-               f"{path}.name", "a file name without a directory", name)
+        _check(
+            isinstance(name, str) and name and "/" not in name and "\\" not in name and name not in (".", ".."),
+            f"{path}.name",
+            "a file name without a directory",
+            name,
+        )
         title = d.get("title", "Analysis Report")
         _check(isinstance(title, str), f"{path}.title", "a string", title)
         return cls(name, title)
@@ -212,8 +228,10 @@ def _predictor_extras(c: Any, d: dict, path: str) -> None:
         _check(isinstance(rt, str) and rt, f"{path}.record_template", "a non-empty string", rt)
         ct = d.get("content_type")
         if ct is not None and ct != "application/json":
-            raise ConfigError(f"{path}.record_template: applies to content_type application/json only, "
-                              f"and {path}.content_type is {ct!r}")
+            raise ConfigError(
+                f"{path}.record_template: applies to content_type application/json only, "
+                f"and {path}.content_type is {ct!r}"
+            )
         from clarion.models import check_record_template
 
         try:
@@ -223,19 +241,31 @@ def _predictor_extras(c: Any, d: dict, path: str) -> None:
     c.record_template = rt
     tt = d.get("trusted_types")
     if tt is not None:
-        _check(isinstance(tt, list) and all(isinstance(x, str) and x for x in tt),
-               f"{path}.trusted_types", "a list of type names (e.g. [\"sklearn.ensemble._hist_gradient_boosting."
-               "gradient_boosting.HistGradientBoostingClassifier\"])", tt)
+        _check(
+            isinstance(tt, list) and all(isinstance(x, str) and x for x in tt),
+            f"{path}.trusted_types",
+            'a list of type names (e.g. ["sklearn.ensemble._hist_gradient_boosting.'
+            'gradient_boosting.HistGradientBoostingClassifier"])',
+            tt,
+        )
     c.trusted_types = tt
     t = d.get("timeout")
     if t is not None:
-        _check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < float("inf"),
-               f"{path}.timeout", "a positive number of seconds", t)
+        _check(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < float("inf"),
+            f"{path}.timeout",
+            "a positive number of seconds",
+            t,
+        )
     c.timeout = t
     r = d.get("retries")
     if r is not None:
-        _check(isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 100, f"{path}.retries",
-               "a whole number from 0 to 100", r)
+        _check(
+            isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 100,
+            f"{path}.retries",
+            "a whole number from 0 to 100",
+            r,
+        )
     c.retries = r
 
 
@@ -264,8 +294,16 @@ class PredictorConfig:
     @classmethod
     def from_dict(cls, d: Any, path: str) -> PredictorConfig:
         _check(isinstance(d, dict), path, "an object", d)
-        known = {"model_uri", "endpoint_url", "content_type", "accept_type", "content_template", "label",
-                 "probability", "label_headers"}
+        known = {
+            "model_uri",
+            "endpoint_url",
+            "content_type",
+            "accept_type",
+            "content_template",
+            "label",
+            "probability",
+            "label_headers",
+        }
         known |= {"record_template", "trusted_types", "timeout", "retries"}
         _warn_unknown(d, known, path, SAGEMAKER_ONLY_PREDICTOR_KEYS)
         c = cls(sagemaker={k: v for k, v in d.items() if k in SAGEMAKER_ONLY_PREDICTOR_KEYS})
@@ -277,8 +315,12 @@ class PredictorConfig:
         if c.model_uri and c.endpoint_url:
             raise ConfigError(f"{path}: model_uri and endpoint_url are mutually exclusive")
         if c.endpoint_url and not c.endpoint_url.startswith(("http://", "https://")):
-            raise ConfigError(MSG_TYPE.format(path=f"{path}.endpoint_url", want="an http(s):// URL", got=c.endpoint_url))
-        _local_path(c.model_uri, f"{path}.model_uri", "; for a model behind an HTTP endpoint use predictor.endpoint_url")
+            raise ConfigError(
+                MSG_TYPE.format(path=f"{path}.endpoint_url", want="an http(s):// URL", got=c.endpoint_url)
+            )
+        _local_path(
+            c.model_uri, f"{path}.model_uri", "; for a model behind an HTTP endpoint use predictor.endpoint_url"
+        )
         for key in ("content_type", "accept_type"):
             v = d.get(key)
             v = v.lower() if isinstance(v, str) else v  # Clarify compares them lower-cased
@@ -299,8 +341,12 @@ class PredictorConfig:
             setattr(c, key, v)
         lh = d.get("label_headers")
         if lh is not None:
-            _check(isinstance(lh, list) and lh and all(isinstance(x, str) or _is_int(x) for x in lh),
-                   f"{path}.label_headers", "a non-empty list of names (text or integers)", lh)
+            _check(
+                isinstance(lh, list) and lh and all(isinstance(x, str) or _is_int(x) for x in lh),
+                f"{path}.label_headers",
+                "a non-empty list of names (text or integers)",
+                lh,
+            )
             _unique(lh, f"{path}.label_headers")  # they name result blocks: a duplicate would overwrite one
         c.label_headers = lh
         _predictor_extras(c, d, path)

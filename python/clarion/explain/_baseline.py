@@ -67,7 +67,7 @@ def kmeans_baseline(X: Any, k: int, *, seed: int = 0, round_values: bool = True)
         ``weights`` summing to 1.
     """
     try:
-        from sklearn.cluster import KMeans  # noqa: PLC0415 - optional dependency
+        from sklearn.cluster import KMeans  # optional dependency
     except ImportError as exc:  # pragma: no cover
         raise ImportError("kmeans_baseline needs scikit-learn (pip install scikit-learn)") from exc
     X = densify(X, "X")

@@ -25,8 +25,10 @@ MSG_FEW_PLAYERS = (
     "Kernel SHAP needs at least 2 players (features or groups to explain), got M = {M}; with "
     "one player its attribution is simply f(x) - E f(background)"
 )
-MSG_NUM_SAMPLES = (f"num_samples must be None or an integer in [{options.MIN_NUM_SAMPLES}, "
-                   f"{options.MAX_NUM_SAMPLES:,}], got {{value!r}}")
+MSG_NUM_SAMPLES = (
+    f"num_samples must be None or an integer in [{options.MIN_NUM_SAMPLES}, "
+    f"{options.MAX_NUM_SAMPLES:,}], got {{value!r}}"
+)
 MSG_LINK = "link must be 'identity' or 'logit', got {value!r}"
 MSG_WEIGHTS = "background weights must be finite, >= 0 and not all 0 (one per background row)"
 MSG_UNKNOWN_COLUMN = "{arg}: unknown column {col!r} (columns: {columns})"
@@ -73,9 +75,19 @@ class Explanation:
         Coalitions evaluated per row (S).
     """
 
-    def __init__(self, values: np.ndarray, expected_value: Any, feature_names: list[str], data: Any, *,
-                 output_names: list[Any] | None = None, std: np.ndarray | None = None, exact: bool = False,
-                 num_samples: int = 0, player_columns: list[list[int]] | None = None):
+    def __init__(
+        self,
+        values: np.ndarray,
+        expected_value: Any,
+        feature_names: list[str],
+        data: Any,
+        *,
+        output_names: list[Any] | None = None,
+        std: np.ndarray | None = None,
+        exact: bool = False,
+        num_samples: int = 0,
+        player_columns: list[list[int]] | None = None,
+    ):
         self.values = values
         self.expected_value = expected_value
         self.feature_names = list(feature_names)
@@ -87,12 +99,16 @@ class Explanation:
         self._player_columns = player_columns
 
     def __repr__(self) -> str:
-        return (f"Explanation(values shape {self.values.shape}, features {len(self.feature_names)}, "
-                f"exact={self.exact}, num_samples={self.num_samples})")
+        return (
+            f"Explanation(values shape {self.values.shape}, features {len(self.feature_names)}, "
+            f"exact={self.exact}, num_samples={self.num_samples})"
+        )
 
     def _outputs(self) -> list[Any]:
         D = self.values.shape[2]
-        return list(self.output_names) if self.output_names is not None and len(self.output_names) == D else list(range(D))
+        return (
+            list(self.output_names) if self.output_names is not None and len(self.output_names) == D else list(range(D))
+        )
 
     def global_importance(self, agg: Literal["mean_abs", "median", "mean_sq"] = "mean_abs") -> pd.Series | pd.DataFrame:
         r"""Clarify's global SHAP values per feature over the N explained rows.
@@ -131,8 +147,9 @@ class Explanation:
         names = [self.feature_names[i] for i in order]
         if self.values.ndim == 2:
             return pd.Series(g[order, 0], index=pd.Index(names, name="feature"), name=agg)
-        return pd.DataFrame(g[order], index=pd.Index(names, name="feature"),
-                            columns=pd.Index(self._outputs(), name="output"))
+        return pd.DataFrame(
+            g[order], index=pd.Index(names, name="feature"), columns=pd.Index(self._outputs(), name="output")
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Local values, one row per explained row (Clarify's ``out.csv`` layout).
@@ -150,7 +167,7 @@ class Explanation:
     def to_shap(self) -> Any:
         """A ``shap.Explanation`` (needs shap installed), so shap's plots work on the result."""
         try:
-            import shap  # noqa: PLC0415 - optional
+            import shap  # optional
         except ImportError as exc:  # pragma: no cover - exercised without shap
             raise ImportError("to_shap() needs the shap package (pip install shap)") from exc
         N = self.values.shape[0]
@@ -167,8 +184,9 @@ class Explanation:
         kwargs = {}
         if self.values.ndim == 3:
             kwargs["output_names"] = [str(o) for o in self._outputs()]
-        return shap.Explanation(values=self.values, base_values=base, data=data,
-                                feature_names=self.feature_names, **kwargs)
+        return shap.Explanation(
+            values=self.values, base_values=base, data=data, feature_names=self.feature_names, **kwargs
+        )
 
 
 def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
@@ -190,8 +208,7 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
     owner = [-1] * P
     groups: list[tuple[str, list[int]]] = []
     if feature_groups is not None:
-        items = (feature_groups.items() if isinstance(feature_groups, Mapping)
-                 else [(None, g) for g in feature_groups])
+        items = feature_groups.items() if isinstance(feature_groups, Mapping) else [(None, g) for g in feature_groups]
         for name, cols in items:
             if isinstance(cols, (str, int, np.integer)):
                 cols = [cols]
@@ -221,8 +238,11 @@ def _players(columns: list[Any], feature_groups: Any, features_to_explain: Any):
                 k = pnames.index(str(f))
             elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
                 if not 0 <= f < len(players):
-                    raise ValueError(MSG_INDEX.format(arg="features_to_explain", index=f, n=len(players),
-                                                      what="features", last=len(players) - 1))
+                    raise ValueError(
+                        MSG_INDEX.format(
+                            arg="features_to_explain", index=f, n=len(players), what="features", last=len(players) - 1
+                        )
+                    )
                 k = int(f)
             else:
                 raise ValueError(MSG_UNKNOWN_PLAYER.format(name=f, names=pnames))
@@ -310,11 +330,22 @@ class KernelShap:
     seed_ : int
     """
 
-    def __init__(self, model: Any, background: Any, *, num_samples: int | None = None, seed: int | None = None,
-                 link: Literal["identity", "logit"] = "identity", paired: bool = True,
-                 feature_groups: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
-                 features_to_explain: Sequence[Any] | None = None, memory_budget: int | str = "1GiB",
-                 n_threads: int | None = None, backend: str = "auto", n_jobs: int | None = None):
+    def __init__(
+        self,
+        model: Any,
+        background: Any,
+        *,
+        num_samples: int | None = None,
+        seed: int | None = None,
+        link: Literal["identity", "logit"] = "identity",
+        paired: bool = True,
+        feature_groups: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
+        features_to_explain: Sequence[Any] | None = None,
+        memory_budget: int | str = "1GiB",
+        n_threads: int | None = None,
+        backend: str = "auto",
+        n_jobs: int | None = None,
+    ):
         self._predict = prediction_function(model)
         if link not in _LINKS:
             raise ValueError(MSG_LINK.format(value=link))
@@ -331,7 +362,9 @@ class KernelShap:
         self._threads = _kernels.n_threads(self._n_threads)
         self._backend_req = backend
 
-        data, weights = (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
+        data, weights = (
+            (background.data, background.weights) if isinstance(background, Baseline) else (background, None)
+        )
         data = densify(data, "background", self._budget)
         self._codec = TabularCodec(data, "background")
         B = self._codec.encode(data, "background")
@@ -349,7 +382,8 @@ class KernelShap:
         self._pi_host = pi
         self._B = B
         self._col_player, self.feature_names, self._player_columns = _players(
-            self._codec.columns, feature_groups, features_to_explain)
+            self._codec.columns, feature_groups, features_to_explain
+        )
         M = len(self.feature_names)
         if M < 2:
             raise ValueError(MSG_FEW_PLAYERS.format(M=M))
@@ -373,7 +407,9 @@ class KernelShap:
                 f"the {Z.shape[0]} coalitions of the plan do not determine all {M} attributions "
                 f"(num_samples={self._n_samples}); the operator was computed by least squares "
                 "(minimum-norm solution). Increase num_samples.",
-                ShapConditioningWarning, stacklevel=2)
+                ShapConditioningWarning,
+                stacklevel=2,
+            )
         self._Z, self._w, self._block, self._L, self._c = Z, w, block, L, c
         self._status = status
         self._background_constants = None  # (constant-in-background mask, values), computed on first use
@@ -383,7 +419,7 @@ class KernelShap:
     # ---------------------------------------------------------------------------------------------
     def _xp(self):
         if self._impl == "cuda":
-            import cupy  # noqa: PLC0415
+            import cupy
 
             return cupy
         return np
@@ -437,8 +473,8 @@ class KernelShap:
             wg = self._w.copy()
             wg[in_g] *= left / self._w[in_g].sum()
             Lg, cg, _ = _kernels.wls_operator(self._impl, self._Z[sel], wg[sel])
-            LT[sel, (g + 1) * M:(g + 2) * M] = Lg.T
-            cs[(g + 1) * M:(g + 2) * M] = cg
+            LT[sel, (g + 1) * M : (g + 2) * M] = Lg.T
+            cs[(g + 1) * M : (g + 2) * M] = cg
         return LT, cs, G
 
     def _null_players(self, Xm: Any) -> np.ndarray | None:
@@ -488,7 +524,7 @@ class KernelShap:
         chunk = max(1, min(self._budget, 64 << 20) // (8 * M * M * 6))  # patterns (and rows) at a time
         eye = np.eye(M)
         for u0 in range(0, len(pats), chunk):
-            P = pats[u0:u0 + chunk]
+            P = pats[u0 : u0 + chunk]
             keep = ~P
             ones = keep.astype(np.float64)
             Apad = np.where(keep[:, :, None] & keep[:, None, :], A, 0.0) + P[:, :, None] * eye
@@ -508,14 +544,15 @@ class KernelShap:
             r = np.where(keep, r, 0.0)
             rows_all = np.flatnonzero((inv >= u0) & (inv < u0 + len(P)))
             for a in range(0, len(rows_all), chunk):
-                rows = rows_all[a:a + chunk]
+                rows = rows_all[a : a + chunk]
                 k = inv[rows] - u0
                 out[rows] = R[k] @ b[rows] + r[k][:, :, None] * delta[rows][:, None, :]
         out[null] = 0.0
         return out
 
-    def explain(self, X: Any, *, progress: Callable[[int, int], None] | None = None,
-                return_std: bool = False) -> Explanation:
+    def explain(
+        self, X: Any, *, progress: Callable[[int, int], None] | None = None, return_std: bool = False
+    ) -> Explanation:
         """Attributions of every row of ``X``.
 
         Parameters
@@ -582,8 +619,7 @@ class KernelShap:
             if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
                 buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
             syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
-            F = self._predict(self._codec.decode(syn),
-                              where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
+            F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
             del syn
             Y = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
             del F
@@ -636,8 +672,16 @@ class KernelShap:
         if self._predict.vector_out:
             values = values[:, :, 0]
             std = None if std is None else std[:, :, 0]
-        return Explanation(np.ascontiguousarray(values), expected, self.feature_names, X,
-                           output_names=self.output_names, std=std, exact=self.exact_, num_samples=S,
-                           player_columns=self._player_columns)
+        return Explanation(
+            np.ascontiguousarray(values),
+            expected,
+            self.feature_names,
+            X,
+            output_names=self.output_names,
+            std=std,
+            exact=self.exact_,
+            num_samples=S,
+            player_columns=self._player_columns,
+        )
 
     __call__ = explain

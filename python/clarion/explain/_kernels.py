@@ -55,13 +55,14 @@ def _dev(a: Any) -> Any:
 
 
 def _stream() -> int:
-    import cupy  # noqa: PLC0415
+    import cupy
 
     return int(cupy.cuda.get_current_stream().ptr)
 
 
-def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, threads: int,
-         buffer: np.ndarray | None = None) -> Any:
+def mask(
+    impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, threads: int, buffer: np.ndarray | None = None
+) -> Any:
     """Synthetic rows of pairs [q0, q1): [(q1 - q0) K, P] (see shap_drivers.hpp).
 
     ``buffer`` (CPU only): a C-contiguous array of at least that many rows to write into and
@@ -78,7 +79,7 @@ def mask(impl: str, X: Any, B: Any, Z: Any, col_player: Any, q0: int, q1: int, t
             out = np.empty((rows, P), dtype=X.dtype)
         _backend.core().shap_mask_cpu(X, B, _host(Z), _host(col_player), q0, q1, out, threads)
         return out
-    import cupy  # noqa: PLC0415
+    import cupy
 
     X, B, Z, col_player = _dev(X), _dev(B), _dev(Z), _dev(col_player)
     out = cupy.empty(((q1 - q0) * K, P), dtype=X.dtype)
@@ -96,7 +97,7 @@ def reduce(impl: str, F: Any, pi: Any, link: int, threads: int) -> Any:
         Y = np.empty((R, D), dtype=np.float64)
         _backend.core().shap_reduce_cpu(_host(F), _host(pi), link, Y, threads)
         return Y
-    import cupy  # noqa: PLC0415
+    import cupy
 
     F, pi = cupy.ascontiguousarray(F), _dev(pi)
     Y = cupy.empty((R, D), dtype=cupy.float64)

@@ -20,9 +20,7 @@ from clarion.models import Model, as_model
 MSG_ROWS = "model returned {got} rows for a batch of {n} rows{where}"
 MSG_NONFINITE = "model returned a non-finite value ({value}) at row {row}, output {col}{where}"
 MSG_NDIM = "model output must be 1-D or 2-D, got an array of shape {shape}{where}"
-MSG_NOT_CALLABLE = (
-    "model must be a callable or an estimator with predict_proba/predict, got {type}"
-)
+MSG_NOT_CALLABLE = "model must be a callable or an estimator with predict_proba/predict, got {type}"
 MSG_OUTPUTS = "model returned {got} outputs per row, but {want} before{where}"
 
 
@@ -73,7 +71,7 @@ class CheckedModel:
         out = self._fn(batch)
         xp = np
         if hasattr(out, "__cuda_array_interface__"):
-            import cupy  # noqa: PLC0415 - device models only
+            import cupy  # device models only
 
             xp = cupy
             out = cupy.asarray(out, dtype=cupy.float64)
@@ -137,7 +135,7 @@ def prediction_function(model: Any) -> CheckedModel:
 
 def _is_classifier(model: Any) -> bool:
     try:
-        from sklearn.base import is_classifier  # noqa: PLC0415 - optional dependency
+        from sklearn.base import is_classifier  # optional dependency
     except ImportError:  # pragma: no cover - sklearn estimators imply sklearn
         return False
     return bool(is_classifier(model))
@@ -145,7 +143,7 @@ def _is_classifier(model: Any) -> bool:
 
 def _is_sklearn_estimator(model: Any) -> bool:
     try:
-        from sklearn.base import BaseEstimator  # noqa: PLC0415 - optional dependency
+        from sklearn.base import BaseEstimator  # optional dependency
     except ImportError:  # pragma: no cover - without sklearn nothing is an estimator
         return False
     return isinstance(model, BaseEstimator) and type(model).__module__.split(".")[0] != "xgboost"

@@ -17,7 +17,14 @@ from clarion.explain._tabular import _NUM, TabularCodec, densify
 __all__ = ["partial_dependence"]
 
 
-def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, grid_resolution: int, percentiles: tuple[float, float]):
+def _grid(
+    codec: TabularCodec,
+    template: np.ndarray,
+    col: np.ndarray,
+    j: int,
+    grid_resolution: int,
+    percentiles: tuple[float, float],
+):
     """Grid in code space and its display values.
 
     Numeric column (Clarify's rule): the centres of ``grid_resolution`` equally wide buckets over
@@ -32,8 +39,7 @@ def _grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, gr
             return np.empty(0), []
         lo, hi = (float(v) for v in np.quantile(vals, percentiles))
         grid = lo + (hi - lo) * (np.arange(grid_resolution) + 0.5) / grid_resolution
-        integer = (pd.api.types.is_integer_dtype(codec.dtypes[j]) if codec.is_frame
-                   else codec.orig_dtype.kind in "biu")
+        integer = pd.api.types.is_integer_dtype(codec.dtypes[j]) if codec.is_frame else codec.orig_dtype.kind in "biu"
         if integer:
             grid = np.floor(grid + 0.5)
         grid = np.unique(grid) if hi > lo or integer else grid[:1]
@@ -70,9 +76,18 @@ def _show(codec: TabularCodec, template: np.ndarray, j: int, grid: np.ndarray) -
     return codec.decode(rows)[codec.columns[j]].tolist()
 
 
-def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
-                       percentiles: tuple[float, float] = (0.0, 1.0), memory_budget: int | str = "1GiB",
-                       n_threads: int | None = None, backend: str = "auto", n_jobs: int | None = None) -> pd.DataFrame:
+def partial_dependence(
+    model: Any,
+    X: Any,
+    features: Any,
+    *,
+    grid_resolution: int = 20,
+    percentiles: tuple[float, float] = (0.0, 1.0),
+    memory_budget: int | str = "1GiB",
+    n_threads: int | None = None,
+    backend: str = "auto",
+    n_jobs: int | None = None,
+) -> pd.DataFrame:
     r"""Partial dependence of the model's outputs on each of ``features`` (Clarify's PDP).
 
     .. math::
@@ -118,8 +133,15 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     n_threads = options.threads_alias(n_threads, n_jobs)
     if dispatch.is_partitioned(X):  # partial sums per partition on the workers (clarion.distributed)
         return dispatch.handler("explain.partial_dependence")(
-            model, X, features, grid_resolution=grid_resolution, percentiles=percentiles,
-            memory_budget=memory_budget, n_jobs=n_threads, backend=backend)
+            model,
+            X,
+            features,
+            grid_resolution=grid_resolution,
+            percentiles=percentiles,
+            memory_budget=memory_budget,
+            n_jobs=n_threads,
+            backend=backend,
+        )
     grid_resolution, (lo, hi) = check_pd_arguments(grid_resolution, percentiles)
     predict = prediction_function(model)
     budget = options.byte_size(memory_budget)
@@ -133,7 +155,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     impl = _backend.resolve(backend, Xm)
     xp = np
     if impl == "cuda":
-        import cupy  # noqa: PLC0415
+        import cupy
 
         xp = cupy
     cols = feature_columns(features, codec.columns)
@@ -141,7 +163,9 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     host = Xm.get() if impl == "cuda" else Xm
     first = predict(codec.decode(Xm[:1]), where=" (on X row 0)")
     D = first.shape[1]
-    outputs = predict.output_names if predict.output_names is not None and len(predict.output_names) == D else list(range(D))
+    outputs = (
+        predict.output_names if predict.output_names is not None and len(predict.output_names) == D else list(range(D))
+    )
     rows_per_batch = max(1, budget // bytes_per_row(P, Xm.dtype.itemsize, D, codec.is_frame))
     bg_rows = min(N, rows_per_batch)
     Z = xp.asarray(np.array([[1, 0]], dtype=np.uint8))
@@ -190,8 +214,9 @@ def feature_columns(features: Any, columns: Sequence[Any]) -> list[int]:
             cols.append(names.index(f))
         elif isinstance(f, (int, np.integer)) and not isinstance(f, bool):
             if not 0 <= f < len(columns):
-                raise ValueError(MSG_INDEX.format(arg="features", index=f, n=len(columns), what="columns",
-                                                  last=len(columns) - 1))
+                raise ValueError(
+                    MSG_INDEX.format(arg="features", index=f, n=len(columns), what="columns", last=len(columns) - 1)
+                )
             cols.append(int(f))
         else:
             raise ValueError(f"features: unknown column {f!r} (columns: {columns})")
@@ -205,9 +230,11 @@ def pdp_frame(column: Any, shown: Sequence[Any], outputs: Sequence[Any], avg: An
     values[:] = list(shown)
     outs = np.empty(D, dtype=object)
     outs[:] = list(outputs)
-    return pd.DataFrame({
-        "feature": np.full(G * D, column, dtype=object),
-        "value": np.repeat(values, D),
-        "output": np.tile(outs, G),
-        "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
-    })
+    return pd.DataFrame(
+        {
+            "feature": np.full(G * D, column, dtype=object),
+            "value": np.repeat(values, D),
+            "output": np.tile(outs, G),
+            "average": np.asarray(avg, dtype=np.float64).reshape(G * D),
+        }
+    )

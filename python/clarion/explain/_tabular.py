@@ -26,7 +26,9 @@ MSG_SPARSE = (
     "would take {size} bytes, more than memory_budget ({budget} bytes): pass fewer rows, or a larger "
     "memory_budget"
 )
-MSG_SPARSE_TYPE = "{arg} is a scipy.sparse matrix; pass it densified (.toarray()) or to the explainer, which densifies it"
+MSG_SPARSE_TYPE = (
+    "{arg} is a scipy.sparse matrix; pass it densified (.toarray()) or to the explainer, which densifies it"
+)
 DEFAULT_DENSE_BUDGET = 1 << 30
 
 _NUM, _BOOL, _CAT, _OBJ = "num", "bool", "cat", "obj"
@@ -73,7 +75,8 @@ class TabularCodec:
                 if kind == _CAT:  # codes follow the dtype's own category order
                     self.categories[j] = list(self.dtypes[j].categories)
             self.index: list[dict[Any, int] | None] = [
-                None if c is None else {v: i for i, v in enumerate(c)} for c in self.categories]
+                None if c is None else {v: i for i, v in enumerate(c)} for c in self.categories
+            ]
             self.dtype = np.dtype(np.float64)
         else:
             if is_sparse(data):
@@ -101,7 +104,9 @@ class TabularCodec:
             if cols != self.columns:
                 missing = [c for c in self.columns if c not in cols]
                 extra = [c for c in cols if c not in self.columns]
-                detail = f"missing {missing}, unexpected {extra}" if missing or extra else "columns are in another order"
+                detail = (
+                    f"missing {missing}, unexpected {extra}" if missing or extra else "columns are in another order"
+                )
                 raise ValueError(MSG_COLUMNS.format(arg=arg, detail=detail))
             out = np.empty((len(data), self.n_columns), dtype=np.float64)
             for j, col in enumerate(self.columns):
@@ -109,7 +114,9 @@ class TabularCodec:
                 kind = self.kinds[j]
                 if kind == _NUM:
                     if _kind(s.dtype) != _NUM:
-                        raise TypeError(MSG_DTYPE.format(arg=arg, col=col, dtype=s.dtype) + " (numeric in the background)")
+                        raise TypeError(
+                            MSG_DTYPE.format(arg=arg, col=col, dtype=s.dtype) + " (numeric in the background)"
+                        )
                     out[:, j] = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 elif kind == _BOOL:
                     out[:, j] = s.to_numpy(dtype=np.float64)
@@ -117,7 +124,7 @@ class TabularCodec:
                     out[:, j] = self._codes(j, s)
             return out
         if _is_device(data):
-            import cupy  # noqa: PLC0415
+            import cupy
 
             arr = data
             if arr.ndim != 2:
@@ -205,8 +212,11 @@ def _cast_numeric(v: np.ndarray, dt: Any) -> Any:
         if dt.kind in "iu" and np.isnan(v).any():
             return v  # a missing value in an integer column: keep float
         return v.astype(dt)
-    return pd.array(v, dtype=dt) if not (getattr(dt, "kind", "f") in "iu" and np.isnan(v).any()) else pd.array(
-        np.where(np.isnan(v), None, v), dtype=dt)
+    return (
+        pd.array(v, dtype=dt)
+        if not (getattr(dt, "kind", "f") in "iu" and np.isnan(v).any())
+        else pd.array(np.where(np.isnan(v), None, v), dtype=dt)
+    )
 
 
 def _kind(dt: Any) -> str | None:

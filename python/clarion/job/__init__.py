@@ -29,29 +29,29 @@ from __future__ import annotations
 from clarion.job.api import analyze, analyze_windowed, run_job
 from clarion.job.model import endpoint_for
 from clarion.job.outputs import (
-           MONITOR_OUTPUT_FILES,
-           OUTPUT_FILES,
-           AnalysisResult,
-           prepare_output_dir,
-           staged,
+    MONITOR_OUTPUT_FILES,
+    OUTPUT_FILES,
+    AnalysisResult,
+    prepare_output_dir,
+    staged,
 )
 from clarion.job.plan import DEFAULT_MEMORY_BUDGET, parse_bytes
 from clarion.job.windows import WindowedAnalysis, WindowSplitter, check_window, window_keys
 
 __all__ = [
-           "DEFAULT_MEMORY_BUDGET",
-           "MONITOR_OUTPUT_FILES",
-           "OUTPUT_FILES",
-           "AnalysisResult",
-           "WindowSplitter",
-           "WindowedAnalysis",
-           "analyze",
-           "analyze_windowed",
-           "check_window",
-           "endpoint_for",
-           "parse_bytes",
-           "prepare_output_dir",
-           "run_job",
-           "staged",
-           "window_keys",
+    "DEFAULT_MEMORY_BUDGET",
+    "MONITOR_OUTPUT_FILES",
+    "OUTPUT_FILES",
+    "AnalysisResult",
+    "WindowSplitter",
+    "WindowedAnalysis",
+    "analyze",
+    "analyze_windowed",
+    "check_window",
+    "endpoint_for",
+    "parse_bytes",
+    "prepare_output_dir",
+    "run_job",
+    "staged",
+    "window_keys",
 ]

@@ -21,10 +21,21 @@ from clarion.job.windows import (
 __all__ = ["analyze", "analyze_windowed", "run_job"]
 
 
-def run_job(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike, progress: bool, overwrite: bool,
-         skip_bad_rows: bool, chunk_rows: int, memory_budget: int | str,
-         windows: WindowSplitter | None = None, finish: Any = None,
-         dask_client: Any = None) -> tuple[AnalysisResult, _Job]:
+def run_job(
+    config: Any,
+    data: Any,
+    *,
+    model: Any,
+    output_dir: str | os.PathLike,
+    progress: bool,
+    overwrite: bool,
+    skip_bad_rows: bool,
+    chunk_rows: int,
+    memory_budget: int | str,
+    windows: WindowSplitter | None = None,
+    finish: Any = None,
+    dask_client: Any = None,
+) -> tuple[AnalysisResult, _Job]:
     """Check the arguments, stage ``output_dir`` and run the one pass; returns the result and the
     finished job (its ``cfg``, ``accumulators``, ``out_dir``).
 
@@ -35,8 +46,9 @@ def run_job(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike
     The other arguments are :func:`analyze`'s."""
     from clarion.config import read_config
 
-    base_dir = os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) \
-        else os.getcwd()
+    base_dir = (
+        os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) else os.getcwd()
+    )
     cfg = read_config(config)
     if windows is not None:  # the time column is never a model feature
         cfg = config_with_time_excluded(cfg, windows.time_column)
@@ -46,16 +58,26 @@ def run_job(config: Any, data: Any, *, model: Any, output_dir: str | os.PathLike
         raise ValueError(f"chunk_rows: must be >= 1, got {chunk_rows}")
     prepare_output_dir(out_dir, overwrite)
     with staged(out_dir) as st:  # the previous results stay until this run has succeeded
-        job = _Job(cfg, data, model, st.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget, windows,
-                   dask_client)
+        job = _Job(
+            cfg, data, model, st.stage, base_dir, progress, skip_bad_rows, chunk_rows, budget, windows, dask_client
+        )
         result = job.run(finish)
     return st.moved(result), job
 
 
-def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.PathLike,
-            progress: bool = True, overwrite: bool = False, skip_bad_rows: bool = False,
-            chunk_rows: int = 50_000, memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
-            dask_client: Any = None) -> AnalysisResult:
+def analyze(
+    config: Any,
+    data: Any,
+    *,
+    model: Any = None,
+    output_dir: str | os.PathLike,
+    progress: bool = True,
+    overwrite: bool = False,
+    skip_bad_rows: bool = False,
+    chunk_rows: int = 50_000,
+    memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+    dask_client: Any = None,
+) -> AnalysisResult:
     """Run every method of an analysis config on a data set and write Clarify's outputs.
 
     Parameters
@@ -114,16 +136,36 @@ def analyze(config: Any, data: Any, *, model: Any = None, output_dir: str | os.P
         A column the config names is missing, a needed model is absent, or the model's output
         does not fit (wrong row count, output index out of range).
     """
-    result, _ = run_job(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
-                     skip_bad_rows=skip_bad_rows, chunk_rows=chunk_rows, memory_budget=memory_budget,
-                     dask_client=dask_client)
+    result, _ = run_job(
+        config,
+        data,
+        model=model,
+        output_dir=output_dir,
+        progress=progress,
+        overwrite=overwrite,
+        skip_bad_rows=skip_bad_rows,
+        chunk_rows=chunk_rows,
+        memory_budget=memory_budget,
+        dask_client=dask_client,
+    )
     return result
 
 
-def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, model: Any = None,
-                     output_dir: str | os.PathLike, progress: bool = False, overwrite: bool = False,
-                     skip_bad_rows: bool = False, chunk_rows: int = 50_000,
-                     memory_budget: int | str = DEFAULT_MEMORY_BUDGET, dask_client: Any = None) -> WindowedAnalysis:
+def analyze_windowed(
+    config: Any,
+    data: Any,
+    *,
+    time_column: str,
+    window: str,
+    model: Any = None,
+    output_dir: str | os.PathLike,
+    progress: bool = False,
+    overwrite: bool = False,
+    skip_bad_rows: bool = False,
+    chunk_rows: int = 50_000,
+    memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+    dask_client: Any = None,
+) -> WindowedAnalysis:
     """:func:`clarion.analyze` plus per-window bias metrics and global attributions, in one read.
 
     Parameters are those of :func:`clarion.analyze`, plus ``time_column`` (the timestamp column,
@@ -134,7 +176,17 @@ def analyze_windowed(config: Any, data: Any, *, time_column: str, window: str, m
     if not isinstance(time_column, str) or not time_column:
         raise ValueError(f"time_column: expected a column name, got {time_column!r}")
     windows = WindowSplitter(time_column, window)
-    result, job = run_job(config, data, model=model, output_dir=output_dir, progress=progress, overwrite=overwrite,
-                       skip_bad_rows=skip_bad_rows, chunk_rows=chunk_rows, memory_budget=memory_budget,
-                       windows=windows, dask_client=dask_client)
+    result, job = run_job(
+        config,
+        data,
+        model=model,
+        output_dir=output_dir,
+        progress=progress,
+        overwrite=overwrite,
+        skip_bad_rows=skip_bad_rows,
+        chunk_rows=chunk_rows,
+        memory_budget=memory_budget,
+        windows=windows,
+        dask_client=dask_client,
+    )
     return WindowedAnalysis(result, windows.documents(job.cfg, job.accumulators), dict(sorted(windows.rows.items())))

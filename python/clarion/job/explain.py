@@ -70,8 +70,10 @@ def _pdp_entry(pdp: Any, feature: str, col: Any, label_headers: list[str] | None
     if out_col is None:
         preds = [df[pred_col].astype(float).tolist()]
     else:
-        preds = [g.set_index(value_col).loc[grid, pred_col].astype(float).tolist()
-                 for _, g in df.groupby(out_col, sort=False)]
+        preds = [
+            g.set_index(value_col).loc[grid, pred_col].astype(float).tolist()
+            for _, g in df.groupby(out_col, sort=False)
+        ]
     numeric = _numeric_dtype(col)
     vals = col.dropna()
     if numeric:
@@ -88,10 +90,13 @@ def _pdp_entry(pdp: Any, feature: str, col: Any, label_headers: list[str] | None
         dist = np.asarray([vc.get(str(x), 0) for x in grid], dtype=np.float64)
         feature_values = [x.item() if hasattr(x, "item") else x for x in grid]
     dist = dist / max(len(vals), 1)
-    entry = {"feature_name": feature, "data_type": "numerical" if numeric else "categorical",
-             "feature_values": feature_values, "model_predictions": preds}
+    entry = {
+        "feature_name": feature,
+        "data_type": "numerical" if numeric else "categorical",
+        "feature_values": feature_values,
+        "model_predictions": preds,
+    }
     if label_headers is not None:
         entry["label_headers"] = [str(h) for h in label_headers]
     entry["data_distribution"] = [float(x) for x in dist]
     return entry
-

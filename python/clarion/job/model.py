@@ -10,30 +10,42 @@ import numpy as np
 
 from clarion.job.plan import _Plan
 
-MSG_LABEL_OUTSIDE = ("predictor.label: the model's predicted label for row {row} (0-based) is {value!r}, which is not "
-                     "an index of label_headers (a whole number from 0 to {n} - 1; label_headers: {headers})")
+MSG_LABEL_OUTSIDE = (
+    "predictor.label: the model's predicted label for row {row} (0-based) is {value!r}, which is not "
+    "an index of label_headers (a whole number from 0 to {n} - 1; label_headers: {headers})"
+)
 
 
-MSG_JMESPATH_LOCAL = ("predictor.{key}: {value!r} is a JMESPath expression, which selects from an endpoint's "
-                      "JSON answer; a local model's outputs are columns: give the output's index (0, 1, ...)")
+MSG_JMESPATH_LOCAL = (
+    "predictor.{key}: {value!r} is a JMESPath expression, which selects from an endpoint's "
+    "JSON answer; a local model's outputs are columns: give the output's index (0, 1, ...)"
+)
 
 
-MSG_LABEL_HEADERS = ("predictor.label_headers: {n} names {headers}, but the model gives {d} outputs, of which "
-                     "{explained} are explained: give one name per output")
+MSG_LABEL_HEADERS = (
+    "predictor.label_headers: {n} names {headers}, but the model gives {d} outputs, of which "
+    "{explained} are explained: give one name per output"
+)
 
 
-MSG_FEATURES_HINT = (". Drop a column the model does not take with `excluded_columns` (an id column can "
-                     "instead be named in `joinsource_name_or_index`); a column the model needs must be in "
-                     "the data (and in `headers`)")
+MSG_FEATURES_HINT = (
+    ". Drop a column the model does not take with `excluded_columns` (an id column can "
+    "instead be named in `joinsource_name_or_index`); a column the model needs must be in "
+    "the data (and in `headers`)"
+)
 
 
-MSG_NO_MODEL = ("predictor: {why} needs a model; pass model= (--model FILE or --endpoint URL) or set "
-                "predictor.model_uri / predictor.endpoint_url in the config")
+MSG_NO_MODEL = (
+    "predictor: {why} needs a model; pass model= (--model FILE or --endpoint URL) or set "
+    "predictor.model_uri / predictor.endpoint_url in the config"
+)
 
 
-MSG_MODEL_NONFINITE = ("model: output {output} is {value} for data row {row} (line/record {line} of the input); "
-                       "post-training bias needs finite model outputs (a NaN score would silently count as a "
-                       "negative prediction)")
+MSG_MODEL_NONFINITE = (
+    "model: output {output} is {value} for data row {row} (line/record {line} of the input); "
+    "post-training bias needs finite model outputs (a NaN score would silently count as a "
+    "negative prediction)"
+)
 
 
 class _Outputs:
@@ -136,8 +148,11 @@ class _Outputs:
         if self.label_headers and len(self.label_headers) != P.shape[1]:
             from clarion.config import ConfigError
 
-            raise ConfigError(MSG_LABEL_HEADERS.format(n=len(self.label_headers), headers=self.label_headers,
-                                                       d=P.shape[1], explained=P.shape[1]))
+            raise ConfigError(
+                MSG_LABEL_HEADERS.format(
+                    n=len(self.label_headers), headers=self.label_headers, d=P.shape[1], explained=P.shape[1]
+                )
+            )
         names = self.label_headers if self.label_headers else _output_names(self.model)
         names = list(names) if names is not None and len(names) == P.shape[1] else None
         wanted = {str(v) for v in pos} if pos is not None else set()
@@ -218,13 +233,20 @@ def endpoint_for(cfg: Any, url: str, *, timeout: float | None = None, retries: i
 
     p = cfg.predictor
     ct = (p.content_type if p is not None else None) or (
-        cfg.dataset_type if cfg.dataset_type in ("text/csv", "application/jsonlines", "application/json")
-        else "text/csv")
+        cfg.dataset_type
+        if cfg.dataset_type in ("text/csv", "application/jsonlines", "application/json")
+        else "text/csv"
+    )
     kw: dict[str, Any] = {"content_type": ct}
     if p is not None:
-        kw.update(accept_type=p.accept_type, label=p.label, probability=p.probability,
-                  label_headers=p.label_headers, content_template=p.content_template,
-                  record_template=p.record_template)
+        kw.update(
+            accept_type=p.accept_type,
+            label=p.label,
+            probability=p.probability,
+            label_headers=p.label_headers,
+            content_template=p.content_template,
+            record_template=p.record_template,
+        )
         timeout = p.timeout if timeout is None else timeout
         retries = p.retries if retries is None else retries
     if timeout is not None:
@@ -250,4 +272,3 @@ class _Selected:
             out = out[:, None]
         out = out[:, self.cols]
         return out[:, 0] if out.shape[1] == 1 else out
-

@@ -12,17 +12,27 @@ from typing import Any
 
 from clarion._io import create_temp_file, staged_output_dir
 
-OUTPUT_FILES = ("analysis.json", "analysis_config.json", "explanations_shap/out.csv",
-                "explanations_shap/out.parquet", "explanations_shap/baseline.csv")
+OUTPUT_FILES = (
+    "analysis.json",
+    "analysis_config.json",
+    "explanations_shap/out.csv",
+    "explanations_shap/out.parquet",
+    "explanations_shap/baseline.csv",
+)
 
 
 #: what ``clarion monitor`` writes besides (a later run into the same folder removes them too)
-MONITOR_OUTPUT_FILES = ("constraint_violations.json", "drift_over_time.csv", "drift_over_time.parquet",
-                        "analysis_by_window.json")
+MONITOR_OUTPUT_FILES = (
+    "constraint_violations.json",
+    "drift_over_time.csv",
+    "drift_over_time.parquet",
+    "analysis_by_window.json",
+)
 
 
-MSG_EXISTS = ("output directory {path} already exists and is not empty; pass overwrite=True "
-              "(--overwrite) to write into it")
+MSG_EXISTS = (
+    "output directory {path} already exists and is not empty; pass overwrite=True (--overwrite) to write into it"
+)
 
 
 @dataclass
@@ -64,13 +74,17 @@ class AnalysisResult:
     def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Per explained output, the ``k`` features with the largest global SHAP value."""
         shap = (self.analysis.get("explanations") or {}).get("kernel_shap") or {}
-        return {label: sorted(block["global_shap_values"].items(), key=lambda kv: -abs(kv[1]))[:k]
-                for label, block in shap.items()}
+        return {
+            label: sorted(block["global_shap_values"].items(), key=lambda kv: -abs(kv[1]))[:k]
+            for label, block in shap.items()
+        }
 
     def summary(self) -> str:
         """A few lines for the end of a run: rows, largest disparities, top features, and (last) the report path."""
-        lines = [f"rows analysed: {self.n_rows:,}"
-                 + (f" ({self.skipped_rows:,} malformed rows skipped)" if self.skipped_rows else "")]
+        lines = [
+            f"rows analysed: {self.n_rows:,}"
+            + (f" ({self.skipped_rows:,} malformed rows skipped)" if self.skipped_rows else "")
+        ]
         dis = self.largest_disparities()
         if dis:
             lines.append("largest disparities:")
@@ -122,6 +136,7 @@ class _Stage:
 
     def moved(self, result: AnalysisResult) -> AnalysisResult:
         """``result`` with its paths rewritten from the stage to ``out_dir``."""
+
         def at(p: str) -> str:
             rel = os.path.relpath(p, self.stage)
             return p if rel.startswith("..") else os.path.join(self.out_dir, rel)
@@ -187,4 +202,3 @@ class _CsvSink:
         for p in (self.tmp, self.pq_tmp):
             if p and os.path.exists(p):
                 os.unlink(p)
-

@@ -41,8 +41,10 @@ MSG_COLUMN = "{key}: column {name!r} not found in the data (columns: {columns})"
 MSG_INDEX = "{key}: column index {index} is out of range for {n} columns"
 
 
-MSG_VALUE_KIND = ("{key}: {values!r} can never equal a value of column {name!r}, which holds numbers (values seen: "
-                  "{seen}); give numbers (text that is a decimal number, like \"1\", is that number)")
+MSG_VALUE_KIND = (
+    "{key}: {values!r} can never equal a value of column {name!r}, which holds numbers (values seen: "
+    '{seen}); give numbers (text that is a decimal number, like "1", is that number)'
+)
 
 
 def parse_bytes(v: int | str) -> int:
@@ -55,8 +57,9 @@ def parse_bytes(v: int | str) -> int:
     if not m:
         raise ValueError(f"memory_budget: expected bytes like '1GiB' or '500MB', got {v!r}")
     unit = (m.group(2) or "").upper().rstrip("B")
-    mult = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 1 << 10, "MI": 1 << 20, "GI": 1 << 30,
-            "TI": 1 << 40}[unit]
+    mult = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 1 << 10, "MI": 1 << 20, "GI": 1 << 30, "TI": 1 << 40}[
+        unit
+    ]
     n = int(float(m.group(1)) * mult)
     if n <= 0:
         raise ValueError(f"memory_budget: must be positive, got {v!r}")
@@ -161,14 +164,20 @@ def _make_plan(cfg: Any, columns: list[str]) -> _Plan:
         # label / predicted_label are JMESPaths into each record; the reader appends their values
         # after the features, named by them (or by the last entries of ``headers``)
         extra = [k for k in (label_key, pred_key) if isinstance(k, str)]
-        tail = columns[len(columns) - len(extra):]
+        tail = columns[len(columns) - len(extra) :]
         named = dict(zip(extra, tail))
         label_key = named.get(label_key, label_key) if isinstance(label_key, str) else label_key
         pred_key = named.get(pred_key, pred_key) if isinstance(pred_key, str) else pred_key
     label = _resolve("label", label_key, columns)
     pred = _resolve("predicted_label", pred_key, columns)
-    facets = [_Facet(_resolve(f"facet[{i}].name_or_index", f.name_or_index, columns), f.value_or_threshold, None)
-              for i, f in enumerate(cfg.facet)] if (cfg.pre_training_bias or cfg.post_training_bias) else []
+    facets = (
+        [
+            _Facet(_resolve(f"facet[{i}].name_or_index", f.name_or_index, columns), f.value_or_threshold, None)
+            for i, f in enumerate(cfg.facet)
+        ]
+        if (cfg.pre_training_bias or cfg.post_training_bias)
+        else []
+    )
     group = _resolve("group_variable", cfg.group_variable, columns)
     weights = _resolve("weights", cfg.weights, columns)
     join = _resolve("joinsource_name_or_index", cfg.joinsource_name_or_index, columns)
@@ -176,8 +185,9 @@ def _make_plan(cfg: Any, columns: list[str]) -> _Plan:
     drop = {label, pred, weights, join} | excluded
     features = [c for c in columns if c not in drop]
     if not features and (cfg.shap or cfg.pdp or (cfg.post_training_bias and pred is None)):
-        raise ValueError("features: no feature columns left after removing the label, predicted label, "
-                         "excluded and weight columns")
+        raise ValueError(
+            "features: no feature columns left after removing the label, predicted label, excluded and weight columns"
+        )
     plan = _Plan(columns, label, pred, facets, group, weights, join, features)
     plan.need_model_rows = bool(cfg.post_training_bias) and pred is None
     plan.need_model = plan.need_model_rows or cfg.shap is not None or cfg.pdp is not None
@@ -197,4 +207,3 @@ def _negative_label(values: list[Any], sample: Any) -> Any:
     if isinstance(first, bool):
         return not first
     return min(v for v in values if _is_number(v)) - 1
-

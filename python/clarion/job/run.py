@@ -65,8 +65,20 @@ class _Job:
     accumulators, kept rows or their sample, and with ``windows`` the window splitter), then SHAP
     (the SHAP writer), PDP, and the outputs, each written once."""
 
-    def __init__(self, cfg, data, model, out_dir, base_dir, progress, skip_bad_rows, chunk_rows, budget,
-                 windows: WindowSplitter | None = None, dask_client: Any = None):
+    def __init__(
+        self,
+        cfg,
+        data,
+        model,
+        out_dir,
+        base_dir,
+        progress,
+        skip_bad_rows,
+        chunk_rows,
+        budget,
+        windows: WindowSplitter | None = None,
+        dask_client: Any = None,
+    ):
         self.cfg, self.model_arg, self.out_dir, self.base_dir = cfg, model, out_dir, base_dir
         self.windows = windows
         self.dask_client = dask_client  # SHAP and PDP run on its workers (clarion.distributed)
@@ -89,18 +101,28 @@ class _Job:
         bias = bool(cfg.pre_training_bias or cfg.post_training_bias)
         self.source.set_required([c for c in (plan.label if bias else None, plan.predicted) if c])
         # where predictions made from the model go (a name no input column has)
-        self.pred_col = plan.predicted or next(n for n in (PREDICTED_COLUMN, *(f"{PREDICTED_COLUMN}_{i}" for i in
-                                                                                range(1, len(columns) + 2)))
-                                               if n not in columns)
+        self.pred_col = plan.predicted or next(
+            n
+            for n in (PREDICTED_COLUMN, *(f"{PREDICTED_COLUMN}_{i}" for i in range(1, len(columns) + 2)))
+            if n not in columns
+        )
         self.outputs = None
         if plan.need_model:
-            why = ", ".join(w for w, on in (("post-training bias (no predicted_label column)", plan.need_model_rows),
-                                            ("SHAP", cfg.shap is not None), ("PDP", cfg.pdp is not None)) if on)
+            why = ", ".join(
+                w
+                for w, on in (
+                    ("post-training bias (no predicted_label column)", plan.need_model_rows),
+                    ("SHAP", cfg.shap is not None),
+                    ("PDP", cfg.pdp is not None),
+                )
+                if on
+            )
             m, selects = _load_model(cfg, self.model_arg, self.base_dir, why)
             _check_model_features(m, plan)
             self.outputs = _Outputs(cfg, m, selects)
         want_ft = cfg.post_training_bias is not None and (
-            cfg.post_training_bias.methods == "all" or "FT" in cfg.post_training_bias.methods)
+            cfg.post_training_bias.methods == "all" or "FT" in cfg.post_training_bias.methods
+        )
         need_rows = cfg.shap is not None or cfg.pdp is not None or want_ft
         self.kept: list[Any] | None = [] if need_rows else None
         self.sample = _Sample(SAMPLE_ROWS, self.seed) if need_rows else None
@@ -126,8 +148,10 @@ class _Job:
                 pending = []
         if not decided:
             if not pending:
-                raise ValueError(f"{self.source.path}: no data rows"
-                                 + (f" ({self.source.skipped} malformed rows skipped)" if self.source.skipped else ""))
+                raise ValueError(
+                    f"{self.source.path}: no data rows"
+                    + (f" ({self.source.skipped} malformed rows skipped)" if self.source.skipped else "")
+                )
             self._decide(pending)
             for c in pending:
                 self._process(c, bias)
@@ -176,8 +200,9 @@ class _Job:
             if bad.any():
                 r, j = (int(i[0]) for i in np.nonzero(bad))
                 line = int(c.lines[r]) if c.lines is not None and len(c.lines) > r else "?"
-                raise ValueError(MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r,
-                                                            line=line))
+                raise ValueError(
+                    MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r, line=line)
+                )
             pred = self.outputs.predicted_label(P, plan, c.start)
             self.model_bar.update(len(frame))
         if bias:
@@ -195,9 +220,11 @@ class _Job:
                     self.sample.add(k, start)
                     start += len(k)
                 self.kept = None
-                self.notes.append(f"the rows exceed the memory budget ({self.budget:,} bytes): SHAP streamed "
-                                  f"the file a second time; the baseline and PDP used a uniform sample of at "
-                                  f"most {SAMPLE_ROWS:,} rows; FlipTest was not computed")
+                self.notes.append(
+                    f"the rows exceed the memory budget ({self.budget:,} bytes): SHAP streamed "
+                    f"the file a second time; the baseline and PDP used a uniform sample of at "
+                    f"most {SAMPLE_ROWS:,} rows; FlipTest was not computed"
+                )
         elif self.sample is not None:
             self.sample.add(self._rows_to_keep(frame, pred), c.start)
 
@@ -220,32 +247,54 @@ class _Job:
                 f.values, f.threshold = _values_or_threshold(f.values, head[f.name])
                 _check_values_kind(f"facet[{i}].value_or_threshold", f.values, head[f.name])
             elif _numeric_dtype(head[f.name]) and head[f.name].nunique() > MAX_CATEGORIES:
-                raise ValueError(f"facet {f.name!r}: a numeric facet with many values needs value_or_threshold "
-                                 f"(a threshold, e.g. [40])")
+                raise ValueError(
+                    f"facet {f.name!r}: a numeric facet with many values needs value_or_threshold "
+                    f"(a threshold, e.g. [40])"
+                )
         pred_col = self.pred_col if cfg.post_training_bias is not None else None
         from clarion import bias
 
         # Counts accumulate chunk by chunk; with ``confidence`` the accumulators also keep the
         # bootstrap replicate tables (rows numbered in reading order, as one report on all rows).
-        n_boot = max([m.n_bootstrap for m in (cfg.pre_training_bias, cfg.post_training_bias)
-                      if m is not None and m.confidence is not None], default=0)
+        n_boot = max(
+            [
+                m.n_bootstrap
+                for m in (cfg.pre_training_bias, cfg.post_training_bias)
+                if m is not None and m.confidence is not None
+            ],
+            default=0,
+        )
         # with windows, the window is one more group axis of the counts (the whole-data report is
         # the sum of the windows)
         win = self.windows.accumulator_window() if self.windows is not None else {}
         for f in plan.facets:
-            self.accumulators.append(bias.Accumulator(
-                label=plan.label, facet=f.name, facet_values=f.values, facet_threshold=f.threshold,
-                label_values=plan.label_values, label_threshold=plan.label_threshold,
-                predicted_label=pred_col, probability_threshold=cfg.probability_threshold,
-                group_variable=plan.group, weights=plan.weights, **win, n_bootstrap=n_boot,
-                seed=self.seed if n_boot else None))
+            self.accumulators.append(
+                bias.Accumulator(
+                    label=plan.label,
+                    facet=f.name,
+                    facet_values=f.values,
+                    facet_threshold=f.threshold,
+                    label_values=plan.label_values,
+                    label_threshold=plan.label_threshold,
+                    predicted_label=pred_col,
+                    probability_threshold=cfg.probability_threshold,
+                    group_variable=plan.group,
+                    weights=plan.weights,
+                    **win,
+                    n_bootstrap=n_boot,
+                    seed=self.seed if n_boot else None,
+                )
+            )
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         import pandas as pd
 
         plan = self.plan
-        cols = list(dict.fromkeys(c for c in [plan.label, *(f.name for f in plan.facets), plan.group, plan.weights,
-                                                plan.predicted] if c))
+        cols = list(
+            dict.fromkeys(
+                c for c in [plan.label, *(f.name for f in plan.facets), plan.group, plan.weights, plan.predicted] if c
+            )
+        )
         batch = frame[cols].copy()
         if pred is not None:
             batch[self.pred_col] = pd.Series(pred, index=batch.index)
@@ -255,8 +304,13 @@ class _Job:
 
     def _rows_to_keep(self, frame: Any, pred: Any) -> Any:
         plan = self.plan
-        cols = list(dict.fromkeys(plan.features + [f.name for f in plan.facets]
-                                  + [c for c in [plan.label, plan.predicted, plan.join, plan.group, plan.weights] if c]))
+        cols = list(
+            dict.fromkeys(
+                plan.features
+                + [f.name for f in plan.facets]
+                + [c for c in [plan.label, plan.predicted, plan.join, plan.group, plan.weights] if c]
+            )
+        )
         part = frame[cols].copy()
         if pred is not None:
             part[self.pred_col] = pred
@@ -280,8 +334,10 @@ class _Job:
     def _bias_sections(self, want_ft: bool) -> dict[str, Any]:
         cfg, plan = self.cfg, self.plan
         out: dict[str, Any] = {}
-        stages = [("pre_training_bias_metrics", "pre", cfg.pre_training_bias),
-                  ("post_training_bias_metrics", "post", cfg.post_training_bias)]
+        stages = [
+            ("pre_training_bias_metrics", "pre", cfg.pre_training_bias),
+            ("post_training_bias_metrics", "post", cfg.post_training_bias),
+        ]
         for key, stage, mcfg in stages:
             if mcfg is None:
                 continue
@@ -324,14 +380,26 @@ class _Job:
             return part
         rows = self._rows()
         # FlipTest's neighbours are found in the model's feature space (+ this facet, label, prediction)
-        cols = list(dict.fromkeys(plan.features + [c for c in (f.name, plan.label, self.pred_col, plan.group,
-                                                                   plan.weights) if c]))
-        ft = bias.report(rows[cols], label=plan.label, facet=f.name, facet_values=f.values,
-                         facet_threshold=f.threshold, label_values=plan.label_values,
-                         label_threshold=plan.label_threshold, predicted_label=self.pred_col,
-                         probability_threshold=cfg.probability_threshold, group_variable=plan.group,
-                         weights=plan.weights, methods=["FT"], stage="post"
-                         ).to_dict()["post_training_bias_metrics"]
+        cols = list(
+            dict.fromkeys(
+                plan.features + [c for c in (f.name, plan.label, self.pred_col, plan.group, plan.weights) if c]
+            )
+        )
+        ft = bias.report(
+            rows[cols],
+            label=plan.label,
+            facet=f.name,
+            facet_values=f.values,
+            facet_threshold=f.threshold,
+            label_values=plan.label_values,
+            label_threshold=plan.label_threshold,
+            predicted_label=self.pred_col,
+            probability_threshold=cfg.probability_threshold,
+            group_variable=plan.group,
+            weights=plan.weights,
+            methods=["FT"],
+            stage="post",
+        ).to_dict()["post_training_bias_metrics"]
         if part is None:
             return ft
         by_value = {bias.entry_key(e["value_or_threshold"]): e for e in ft["facets"][f.name]}
@@ -360,16 +428,21 @@ class _Job:
             from clarion.dataset import read_dataset
 
             path = b if os.path.isabs(b) else os.path.join(self.base_dir, b)
-            frame, _ = read_dataset(path, self.cfg.dataset_type,
-                                    headers=feats if self.cfg.dataset_type == "text/csv" else None,
-                                    features=self.cfg.features).read_all()
+            frame, _ = read_dataset(
+                path,
+                self.cfg.dataset_type,
+                headers=feats if self.cfg.dataset_type == "text/csv" else None,
+                features=self.cfg.features,
+            ).read_all()
         elif b and isinstance(b[0], dict):
             frame = pd.DataFrame.from_records(b)
         else:
             frame = pd.DataFrame(b)
             if frame.shape[1] != len(feats):
-                raise ValueError(f"methods.shap.baseline: rows have {frame.shape[1]} values but there are "
-                                 f"{len(feats)} features {feats}")
+                raise ValueError(
+                    f"methods.shap.baseline: rows have {frame.shape[1]} values but there are "
+                    f"{len(feats)} features {feats}"
+                )
             frame.columns = feats
         missing = [c for c in feats if c not in frame.columns]
         if missing:
@@ -397,11 +470,16 @@ class _Job:
         names = self.outputs.names(len(cols))
         self.explained_cols = cols
         self.shap_model = _Selected(self.outputs.model, cols, rows[plan.features].dtypes)
-        kw: dict[str, Any] = {"num_samples": sc.num_samples, "seed": self.seed,
-                              "link": "logit" if sc.use_logit else "identity"}
+        kw: dict[str, Any] = {
+            "num_samples": sc.num_samples,
+            "seed": self.seed,
+            "link": "logit" if sc.use_logit else "identity",
+        }
         if sc.features_to_explain:
-            kw["features_to_explain"] = [_resolve(f"methods.shap.features_to_explain[{i}]", f, plan.features)
-                                         for i, f in enumerate(sc.features_to_explain)]
+            kw["features_to_explain"] = [
+                _resolve(f"methods.shap.features_to_explain[{i}]", f, plan.features)
+                for i, f in enumerate(sc.features_to_explain)
+            ]
         explainer = explain.KernelShap(self.shap_model, bg, **kw)
         feats = kw.get("features_to_explain") or plan.features
         sink = None
@@ -448,13 +526,18 @@ class _Job:
         allv = np.concatenate(parts, axis=0)
         # one base value per output; with features_to_explain it depends on the row (the other
         # features keep the row's values) and analysis.json reports its mean over the explained rows
-        exp = (np.concatenate(bases, axis=0).mean(axis=0) if "features_to_explain" in kw
-               else np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)))
+        exp = (
+            np.concatenate(bases, axis=0).mean(axis=0)
+            if "features_to_explain" in kw
+            else np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        )
         block: dict[str, Any] = {}
         for d, lab in enumerate(names):
             g = _aggregate(allv[:, :, d], sc.agg_method)
-            block[lab] = {"global_shap_values": {f: float(v) for f, v in zip(feats, g)},
-                          "expected_value": float(exp[d])}
+            block[lab] = {
+                "global_shap_values": {f: float(v) for f, v in zip(feats, g)},
+                "expected_value": float(exp[d]),
+            }
         local = pd.DataFrame(allv.transpose(0, 2, 1).reshape(allv.shape[0], -1), columns=local_cols)
         if self.windows is not None:
             self.windows.aggregate_shap(block, local, sc.agg_method)
@@ -503,8 +586,9 @@ class _Job:
             feats = [k for k, _ in sorted(g.items(), key=lambda kv: -abs(kv[1]))][: pc.top_k_features]
         model = getattr(self, "shap_model", None)
         if model is None:
-            model = _Selected(self.outputs.model, self.outputs.explained(self._n_outputs(rows)),
-                              rows[plan.features].dtypes)
+            model = _Selected(
+                self.outputs.model, self.outputs.explained(self._n_outputs(rows)), rows[plan.features].dtypes
+            )
         names = self.outputs.names(len(model.cols))  # as the kernel_shap blocks are named
         X = rows[plan.features]
         bar = Progress("PDP", total=len(feats), unit="features", enabled=self.progress)
@@ -514,8 +598,13 @@ class _Job:
                 pdp = explain.partial_dependence(model, self._spread(X), [f], grid_resolution=pc.grid_resolution)
                 entries.append(_pdp_entry(pdp, f, X[f], names))
             except Exception as exc:  # noqa: BLE001 - Clarify reports a failed feature as an entry with "error"
-                entries.append({"feature_name": f, "data_type": "categorical" if not _numeric_dtype(X[f])
-                                else "numerical", "error": str(exc)})
+                entries.append(
+                    {
+                        "feature_name": f,
+                        "data_type": "categorical" if not _numeric_dtype(X[f]) else "numerical",
+                        "error": str(exc),
+                    }
+                )
             bar.update(1)
         bar.close()
         return entries
@@ -535,9 +624,25 @@ class _Job:
         html_section, md_section = sections if sections is not None else (None, None)
         rep = cfg.report
         name, title = (rep.name, rep.title) if rep is not None else ("report", "Analysis Report")
-        paths = write_report(self.out_dir, analysis, name=name, title=title, config=cfg.to_dict(),
-                             local_shap=local, feature_values=feature_values, notes=self.notes,
-                             html_section=html_section, md_section=md_section)
+        paths = write_report(
+            self.out_dir,
+            analysis,
+            name=name,
+            title=title,
+            config=cfg.to_dict(),
+            local_shap=local,
+            feature_values=feature_values,
+            notes=self.notes,
+            html_section=html_section,
+            md_section=md_section,
+        )
         self.paths.update(report_html=paths["html"], report_md=paths["md"])
-        return AnalysisResult(self.out_dir, doc, dict(self.paths), self.n_rows, self.source.skipped,
-                              self.source.skipped_examples, list(self.notes))
+        return AnalysisResult(
+            self.out_dir,
+            doc,
+            dict(self.paths),
+            self.n_rows,
+            self.source.skipped,
+            self.source.skipped_examples,
+            list(self.notes),
+        )

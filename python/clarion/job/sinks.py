@@ -36,4 +36,3 @@ class _Sample:
     def result(self) -> Any:
         order = np.argsort(self.rows, kind="stable")
         return self.frame.iloc[order].reset_index(drop=True)
-

@@ -53,9 +53,16 @@ class _Source:
             self.is_parquet = cfg.dataset_type == "application/x-parquet"
             label = cfg.label if cfg.dataset_type in ("application/jsonlines", "application/json") else None
             pred = cfg.predicted_label if label is not None else None
-            self.reader = read_dataset(self.path, cfg.dataset_type, headers=cfg.headers, features=cfg.features,
-                                       label=label, predicted_label=pred, chunk_rows=chunk_rows,
-                                       skip_bad_rows=skip_bad_rows)
+            self.reader = read_dataset(
+                self.path,
+                cfg.dataset_type,
+                headers=cfg.headers,
+                features=cfg.features,
+                label=label,
+                predicted_label=pred,
+                chunk_rows=chunk_rows,
+                skip_bad_rows=skip_bad_rows,
+            )
 
     def columns(self) -> list[str]:
         if self.frame is not None:
@@ -63,8 +70,16 @@ class _Source:
         from clarion.dataset import read_dataset
 
         r = self.reader
-        peek = read_dataset(r.path, r.dataset_type, headers=r.headers, features=r.features, label=r.label,
-                            predicted_label=r.predicted_label, chunk_rows=DECIDE_ROWS, skip_bad_rows=True)
+        peek = read_dataset(
+            r.path,
+            r.dataset_type,
+            headers=r.headers,
+            features=r.features,
+            label=r.label,
+            predicted_label=r.predicted_label,
+            chunk_rows=DECIDE_ROWS,
+            skip_bad_rows=True,
+        )
         for chunk in peek:
             return [str(c) for c in chunk.frame.columns]
         raise ValueError(f"{self.path}: no data rows")
@@ -119,4 +134,3 @@ class _Source:
     @property
     def skipped_examples(self) -> list[str]:
         return list(self.reader.skipped_examples) if self.reader is not None else self._skipped[:5]
-

@@ -71,12 +71,17 @@ def check_window(window: str) -> str:
             raise ValueError(f"window: must be a positive length, got {window!r}")
         return window
     if off.n != 1:
-        raise ValueError(f"window: {window!r}: a calendar frequency must be a single unit (e.g. 'ME', 'QS', 'W'), "
-                         f"not a multiple; use a fixed length such as '14D' instead")
+        raise ValueError(
+            f"window: {window!r}: a calendar frequency must be a single unit (e.g. 'ME', 'QS', 'W'), "
+            f"not a multiple; use a fixed length such as '14D' instead"
+        )
     if isinstance(off, (pd.offsets.BusinessHour, pd.offsets.CustomBusinessHour)) or (
-            isinstance(off, pd.offsets.Week) and off.weekday is None):
-        raise ValueError(f"window: {window!r} is not supported; use a fixed length (e.g. '1h', '7D') or a calendar "
-                         f"period of a day or longer (e.g. 'W', 'ME')")
+        isinstance(off, pd.offsets.Week) and off.weekday is None
+    ):
+        raise ValueError(
+            f"window: {window!r} is not supported; use a fixed length (e.g. '1h', '7D') or a calendar "
+            f"period of a day or longer (e.g. 'W', 'ME')"
+        )
     return window
 
 
@@ -126,12 +131,16 @@ def _parse_times(times: Any, column: str, where: Any) -> Any:
         t = pd.to_datetime(s, errors="coerce", format="mixed")
         bad = np.flatnonzero(t.isna().to_numpy() & s.notna().to_numpy())
         at = f"{where(int(bad[0]))}, " if where is not None and len(bad) else ""
-        raise ValueError(f"{at}column {column!r}: "
-                         + (f"{s.iloc[int(bad[0])]!r} is not a timestamp" if len(bad) else "values are not timestamps"))
+        raise ValueError(
+            f"{at}column {column!r}: "
+            + (f"{s.iloc[int(bad[0])]!r} is not a timestamp" if len(bad) else "values are not timestamps")
+        )
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise ValueError(f"{where(i) + ', ' if where is not None else ''}column {column!r}: missing timestamp"
-                         + ("" if where is not None else f" at row {i}"))
+        raise ValueError(
+            f"{where(i) + ', ' if where is not None else ''}column {column!r}: missing timestamp"
+            + ("" if where is not None else f" at row {i}")
+        )
     return t
 
 
@@ -186,11 +195,17 @@ class WindowSplitter:
             raise ValueError(f"time_column: column {tc!r} not found in the data (columns: {columns})")
         if WINDOW_START_COLUMN in columns:
             raise ValueError(f"data: column {WINDOW_START_COLUMN!r} is reserved for clarion's window starts")
-        for role, col in (("label", plan.label), ("predicted_label", plan.predicted), ("weights", plan.weights),
-                          ("group_variable", plan.group), *(("facet", f.name) for f in plan.facets)):
+        for role, col in (
+            ("label", plan.label),
+            ("predicted_label", plan.predicted),
+            ("weights", plan.weights),
+            ("group_variable", plan.group),
+            *(("facet", f.name) for f in plan.facets),
+        ):
             if col == tc:
-                raise ValueError(f"time_column: {tc!r} is the {role} column; the time column must be a column "
-                                 f"of its own")
+                raise ValueError(
+                    f"time_column: {tc!r} is the {role} column; the time column must be a column of its own"
+                )
 
     def accumulator_window(self) -> dict[str, str]:
         """The ``window`` / ``time_column`` arguments of the bias accumulators: fixed windows are
@@ -202,6 +217,7 @@ class WindowSplitter:
 
     def add_chunk(self, c: Any, path: str) -> None:
         """Parse the chunk's times and count its rows per window (before the chunk is processed)."""
+
         def where(i: int) -> str:
             return f"{path}: line {int(c.lines[i])}" if c.lines is not None and len(c.lines) > i else path
 
@@ -252,8 +268,10 @@ class WindowSplitter:
                 feats = list(b["global_shap_values"])
                 v = values.loc[rows, [f"{f}_{label}" for f in feats]].to_numpy(np.float64)
                 g = _aggregate(v, agg)
-                out[label] = {"global_shap_values": {f: float(x) for f, x in zip(feats, g)},
-                              "expected_value": b["expected_value"]}
+                out[label] = {
+                    "global_shap_values": {f: float(x) for f, x in zip(feats, g)},
+                    "expected_value": b["expected_value"],
+                }
             self.shap[k] = out
 
     def documents(self, cfg: Any, accumulators: list[Any]) -> dict[str, dict[str, Any]]:
@@ -261,8 +279,10 @@ class WindowSplitter:
         from clarion.config import POST_TRAINING_METHODS, PRE_TRAINING_METHODS
 
         docs: dict[str, dict[str, Any]] = {k: {"version": "1.0"} for k in sorted(self.rows)}
-        stages = [("pre_training_bias_metrics", "pre", cfg.pre_training_bias, PRE_TRAINING_METHODS),
-                  ("post_training_bias_metrics", "post", cfg.post_training_bias, POST_TRAINING_METHODS)]
+        stages = [
+            ("pre_training_bias_metrics", "pre", cfg.pre_training_bias, PRE_TRAINING_METHODS),
+            ("post_training_bias_metrics", "post", cfg.post_training_bias, POST_TRAINING_METHODS),
+        ]
         for key, stage, mcfg, every in stages:
             if mcfg is None or not accumulators:
                 continue
@@ -292,11 +312,22 @@ class WindowSplitter:
 
 def _failed(section: dict[str, Any], error: str) -> dict[str, Any]:
     """``section`` with every metric value null and ``error`` set (Clarify's form of a failed metric)."""
-    return {**{k: v for k, v in section.items() if k != "facets"},
-            "facets": {f: [{"value_or_threshold": e["value_or_threshold"],
-                            "metrics": [{"name": m["name"], "description": m["description"], "value": None,
-                                         "error": error} for m in e["metrics"]]} for e in entries]
-                       for f, entries in section["facets"].items()}}
+    return {
+        **{k: v for k, v in section.items() if k != "facets"},
+        "facets": {
+            f: [
+                {
+                    "value_or_threshold": e["value_or_threshold"],
+                    "metrics": [
+                        {"name": m["name"], "description": m["description"], "value": None, "error": error}
+                        for m in e["metrics"]
+                    ],
+                }
+                for e in entries
+            ]
+            for f, entries in section["facets"].items()
+        },
+    }
 
 
 def config_with_time_excluded(cfg: Any, time_column: str) -> Any:

@@ -44,8 +44,12 @@ from clarion.models._base import (
     MSG_OUTPUTS_CHANGED,
     MSG_SELECT_INDEX,
     MSG_WRONG_ROWS,
-    Accepts as Accepts,
     Model,
+)
+from clarion.models._base import (
+    Accepts as Accepts,
+)
+from clarion.models._base import (
     Output as Output,
 )
 from clarion.models.adapters import MSG_UNKNOWN_MODEL, as_model

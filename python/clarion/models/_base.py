@@ -271,12 +271,12 @@ class Model:
             declared = f"{len(names)} features {names}"
         elif n is not None:
             if len(cols) != n:
-                detail = (f"{len(cols) - n} extra column(s)" if len(cols) > n
-                          else f"{n - len(cols)} missing column(s)")
+                detail = f"{len(cols) - n} extra column(s)" if len(cols) > n else f"{n - len(cols)} missing column(s)"
             declared = f"{n} features (no names)"
         if detail is not None:
-            raise ValueError(MSG_FEATURES_MISMATCH.format(name=self.name, detail=detail, declared=declared,
-                                                          sent=cols, hint=hint))
+            raise ValueError(
+                MSG_FEATURES_MISMATCH.format(name=self.name, detail=detail, declared=declared, sent=cols, hint=hint)
+            )
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -356,8 +356,9 @@ class Model:
         step = self._chunk_rows(X)
         if n <= step:
             return self._predict_one(X, n, 0)
-        parts = [self._predict_one(_slice_rows(X, s, min(s + step, n)), min(s + step, n) - s, s)
-                 for s in range(0, n, step)]
+        parts = [
+            self._predict_one(_slice_rows(X, s, min(s + step, n)), min(s + step, n) - s, s) for s in range(0, n, step)
+        ]
         return self._concat(parts)
 
     def predict_chunks(self, chunks: Iterable[Any], *, prefetch: int = 1) -> Iterator[Any]:
@@ -399,7 +400,7 @@ class Model:
                 for chunk in chunks:
                     if not put((chunk, None)):
                         return
-            except BaseException as exc:  # handed to the consumer, re-raised there
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
                 put((None, exc))
                 return
             put(done)
@@ -523,8 +524,9 @@ class Model:
         elif d != self._n_outputs and not (n == 0 and d == 0):
             if not self._called and self._output_names is not None:
                 # the count came from the names given (label_headers), not from an earlier call
-                raise ValueError(MSG_NAMES_COUNT.format(name=self.name, got=d, n=len(self._output_names),
-                                                        names=self._output_names))
+                raise ValueError(
+                    MSG_NAMES_COUNT.format(name=self.name, got=d, n=len(self._output_names), names=self._output_names)
+                )
             raise ValueError(MSG_OUTPUTS_CHANGED.format(name=self.name, got=d, expected=self._n_outputs))
         self._called = True
 
@@ -566,9 +568,16 @@ class _Selection(Model):
             return out[:, cols]
 
         # the parent chunks its input to its own budget: one call of the view is one call of it
-        super().__init__(fn, accepts="any", n_outputs=len(cols), feature_names=parent.feature_names,
-                         name=parent.name, memory_budget=1 << 62, output=key,
-                         output_names=["label"] if key == "label" else None)
+        super().__init__(
+            fn,
+            accepts="any",
+            n_outputs=len(cols),
+            feature_names=parent.feature_names,
+            name=parent.name,
+            memory_budget=1 << 62,
+            output=key,
+            output_names=["label"] if key == "label" else None,
+        )
         self.parent = parent
         self.columns = cols
         self.declared_feature_names = parent.declared_feature_names

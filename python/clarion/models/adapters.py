@@ -113,28 +113,37 @@ def as_model(
         text = os.fspath(obj)
         if isinstance(obj, str) and text.lower().startswith(("http://", "https://")):
             return Endpoint(text, label_headers=label_headers, output=output)
-        return _from_path(text, output=output, label_headers=label_headers, accepts=accepts,
-                          feature_names=feature_names, trusted=trusted, providers=providers, **common)
+        return _from_path(
+            text,
+            output=output,
+            label_headers=label_headers,
+            accepts=accepts,
+            feature_names=feature_names,
+            trusted=trusted,
+            providers=providers,
+            **common,
+        )
     mod = type(obj).__module__ or ""
     if mod.startswith("xgboost"):
-        return _from_xgboost(obj, output=output, label_headers=label_headers, accepts=accepts,
-                             feature_names=feature_names, **common)
+        return _from_xgboost(
+            obj, output=output, label_headers=label_headers, accepts=accepts, feature_names=feature_names, **common
+        )
     if mod.startswith("onnxruntime"):
-        return _from_onnx_session(obj, output=output, label_headers=label_headers,
-                                  feature_names=feature_names, **common)
+        return _from_onnx_session(
+            obj, output=output, label_headers=label_headers, feature_names=feature_names, **common
+        )
     if hasattr(obj, "fit") and (hasattr(obj, "predict") or hasattr(obj, "predict_proba")):
-        return _from_sklearn(obj, output=output, label_headers=label_headers, accepts=accepts,
-                             feature_names=feature_names, **common)
+        return _from_sklearn(
+            obj, output=output, label_headers=label_headers, accepts=accepts, feature_names=feature_names, **common
+        )
     if callable(obj):
         if output is not None:
             raise ValueError("output= applies to estimators, not to plain callables")
-        return Model(obj, accepts=accepts or "numpy", output_names=label_headers,
-                     feature_names=feature_names, **common)
+        return Model(obj, accepts=accepts or "numpy", output_names=label_headers, feature_names=feature_names, **common)
     raise TypeError(MSG_UNKNOWN_MODEL.format(what=f"an object of type {type(obj).__name__}"))
 
 
-def _from_path(path: str, *, output, label_headers, accepts, feature_names, trusted, providers,
-               **common) -> Model:
+def _from_path(path: str, *, output, label_headers, accepts, feature_names, trusted, providers, **common) -> Model:
     lower = path.lower()
     if lower.endswith(PICKLE_SUFFIXES):
         raise ValueError(MSG_PICKLE.format(path=path))
@@ -155,8 +164,9 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
         if kind in ("classifier", "regressor"):
             obj = xgb.XGBClassifier() if kind == "classifier" else xgb.XGBRegressor()
             obj.load_model(path)
-        model = _from_xgboost(obj, output=output, label_headers=label_headers, accepts=accepts,
-                              feature_names=feature_names, **common)
+        model = _from_xgboost(
+            obj, output=output, label_headers=label_headers, accepts=accepts, feature_names=feature_names, **common
+        )
         model.name = os.path.basename(path)
         return model
     if lower.endswith(".onnx"):
@@ -166,18 +176,19 @@ def _from_path(path: str, *, output, label_headers, accepts, feature_names, trus
             raise ImportError(f"loading {path!r} needs onnxruntime (pip install onnxruntime)") from exc
         check_in_child(path, "onnx", getattr(ort, "__version__", ""))
         session = ort.InferenceSession(path, providers=list(providers or _onnx_providers(ort)))
-        model = _from_onnx_session(session, output=output, label_headers=label_headers,
-                                   feature_names=feature_names, **common)
+        model = _from_onnx_session(
+            session, output=output, label_headers=label_headers, feature_names=feature_names, **common
+        )
         model.name = os.path.basename(path)
         return model
     if lower.endswith(".skops"):
         est = load_skops(path, trusted)
-        model = as_model(est, output=output, label_headers=label_headers, accepts=accepts,
-                         feature_names=feature_names, **common)
+        model = as_model(
+            est, output=output, label_headers=label_headers, accepts=accepts, feature_names=feature_names, **common
+        )
         model.name = os.path.basename(path)
         return model
     raise ValueError(MSG_UNKNOWN_MODEL.format(what=f"the file {path!r} (unknown suffix)"))
-
 
 
 # -- scikit-learn ------------------------------------------------------------------------------
@@ -188,15 +199,16 @@ def _is_classifier(est: Any) -> bool:
         from sklearn.base import is_classifier
 
         return bool(is_classifier(est))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of sklearn's check: judge by the attributes
         return hasattr(est, "classes_") and hasattr(est, "predict_proba")
 
 
 def _from_sklearn(est, *, output, label_headers, accepts, feature_names, **common) -> Model:
     classifier = _is_classifier(est)
     if output is None:
-        output = "probability" if classifier and hasattr(est, "predict_proba") else (
-            "score" if not classifier else "label")
+        output = (
+            "probability" if classifier and hasattr(est, "predict_proba") else ("score" if not classifier else "label")
+        )
     if output not in ("label", "probability", "score"):
         raise ValueError(f"output must be 'label', 'probability' or 'score', got {output!r}")
     classes = getattr(est, "classes_", None)
@@ -234,10 +246,17 @@ def _from_sklearn(est, *, output, label_headers, accepts, feature_names, **commo
     if feature_names is None and hasattr(est, "feature_names_in_"):
         feature_names = list(est.feature_names_in_)
     probability_classes = list(classes) if output == "probability" and classes is not None else None
-    return Model(fn, accepts=accepts, output_names=names, feature_names=feature_names,
-                 name=type(est).__name__, label_values=label_values, output=output,
-                 classes=probability_classes, **common)._declare_features(
-        _attr(est, "feature_names_in_"), _attr(est, "n_features_in_"))
+    return Model(
+        fn,
+        accepts=accepts,
+        output_names=names,
+        feature_names=feature_names,
+        name=type(est).__name__,
+        label_values=label_values,
+        output=output,
+        classes=probability_classes,
+        **common,
+    )._declare_features(_attr(est, "feature_names_in_"), _attr(est, "n_features_in_"))
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -277,9 +296,15 @@ def _from_xgboost(obj, *, output, label_headers, accepts, feature_names, **commo
         def fn(X):
             return booster.inplace_predict(X, predict_type=predict_type, **kwargs)
 
-        return Model(fn, accepts=accepts or "numpy", output_names=names, feature_names=feature_names,
-                     name="xgboost.Booster", output=output or "probability",
-                     **common)._declare_features(*_booster_features(booster))
+        return Model(
+            fn,
+            accepts=accepts or "numpy",
+            output_names=names,
+            feature_names=feature_names,
+            name="xgboost.Booster",
+            output=output or "probability",
+            **common,
+        )._declare_features(*_booster_features(booster))
     if not isinstance(obj, xgb.XGBModel):
         raise TypeError(MSG_UNKNOWN_MODEL.format(what=f"an object of type {type(obj).__name__}"))
     booster = obj.get_booster()
@@ -314,15 +339,26 @@ def _from_xgboost(obj, *, output, label_headers, accepts, feature_names, **commo
 
     if feature_names is None and hasattr(obj, "feature_names_in_"):
         feature_names = list(obj.feature_names_in_)
-    return Model(fn, accepts=accepts or "numpy", output_names=names, feature_names=feature_names,
-                 name=type(obj).__name__, output=output, **common)._declare_features(*_booster_features(booster))
+    return Model(
+        fn,
+        accepts=accepts or "numpy",
+        output_names=names,
+        feature_names=feature_names,
+        name=type(obj).__name__,
+        output=output,
+        **common,
+    )._declare_features(*_booster_features(booster))
 
 
 # -- ONNX --------------------------------------------------------------------------------------
 
 _ONNX_DTYPES = {
-    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32, "tensor(float16)": np.float16, "tensor(string)": object,
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(float16)": np.float16,
+    "tensor(string)": object,
     "tensor(bool)": np.bool_,
 }
 
@@ -369,8 +405,9 @@ def _from_onnx_session(session, *, output, label_headers, feature_names, **commo
 
         shape = list(inputs[0].shape or [])
         width = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
-        return Model(fn, accepts="numpy", output_names=names, feature_names=feature_names,
-                     name=f"onnx:{chosen}", **common)._declare_features(None, width)
+        return Model(
+            fn, accepts="numpy", output_names=names, feature_names=feature_names, name=f"onnx:{chosen}", **common
+        )._declare_features(None, width)
     # one input per column (skl2onnx with a DataFrame): feed the columns by name
     specs = [(i.name, _ONNX_DTYPES.get(i.type, np.float32)) for i in inputs]
 
@@ -381,9 +418,14 @@ def _from_onnx_session(session, *, output, label_headers, feature_names, **commo
             feeds[col] = values.astype(dtype) if dtype is not object else values.astype(str).astype(object)
         return _onnx_result(session.run([chosen], feeds)[0])
 
-    return Model(fn_frame, accepts="pandas", output_names=names,
-                 feature_names=feature_names or [s[0] for s in specs], name=f"onnx:{chosen}",
-                 **common)._declare_features([s[0] for s in specs], None)
+    return Model(
+        fn_frame,
+        accepts="pandas",
+        output_names=names,
+        feature_names=feature_names or [s[0] for s in specs],
+        name=f"onnx:{chosen}",
+        **common,
+    )._declare_features([s[0] for s in specs], None)
 
 
 def _onnx_result(y: Any) -> Any:
@@ -391,4 +433,3 @@ def _onnx_result(y: Any) -> Any:
         keys = list(y[0].keys())
         return np.array([[row[k] for k in keys] for row in y], dtype=np.float64)
     return y
-

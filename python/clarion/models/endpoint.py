@@ -38,9 +38,7 @@ MSG_ENDPOINT_HTTP = "endpoint {url} answered HTTP {status} for the batch startin
 MSG_ENDPOINT_RETRIES = (
     "endpoint {url} failed for the batch starting at row {row} after {attempts} attempts; last error: {message}"
 )
-MSG_ENDPOINT_COUNT = (
-    "endpoint {url} returned {got} predictions for the batch starting at row {row}, which has {n} rows"
-)
+MSG_ENDPOINT_COUNT = "endpoint {url} returned {got} predictions for the batch starting at row {row}, which has {n} rows"
 MSG_ENDPOINT_PARSE = "endpoint {url}: cannot parse the response for the batch starting at row {row}: {message}"
 
 
@@ -213,8 +211,11 @@ class Endpoint(Model):
             raise ValueError(f"content_type must be one of {wire.CONTENT_TYPES}, got {content_type!r}")
         if accept_type not in wire.CONTENT_TYPES:
             raise ValueError(f"accept_type must be one of {wire.CONTENT_TYPES}, got {accept_type!r}")
-        for arg, value in (("max_batch_rows", max_batch_rows), ("max_payload_bytes", max_payload_bytes),
-                           ("concurrency", concurrency)):
+        for arg, value in (
+            ("max_batch_rows", max_batch_rows),
+            ("max_payload_bytes", max_payload_bytes),
+            ("concurrency", concurrency),
+        ):
             if int(value) <= 0:
                 raise ValueError(f"{arg} must be positive, got {value!r}")
         if float(timeout) <= 0:
@@ -242,7 +243,8 @@ class Endpoint(Model):
             content_template = content_template or "$records"
             if "$records" not in content_template and "$record" not in content_template:
                 raise ValueError(
-                    f"content_template for JSON must contain $record or $records, got {content_template!r}")
+                    f"content_template for JSON must contain $record or $records, got {content_template!r}"
+                )
             record_template = record_template or "$features"
             wire.check_record_template(record_template)
         elif record_template is not None:
@@ -276,11 +278,18 @@ class Endpoint(Model):
         self._one_per_request = content_type == "application/json" and "$records" not in content_template
         field = probability if output == "probability" else label
         self._field = field
-        self._parser = wire.ResponseParser(accept_type, field=field, output=output, label_headers=label_headers,
-                                           one_per_request=self._one_per_request)
+        self._parser = wire.ResponseParser(
+            accept_type, field=field, output=output, label_headers=label_headers, one_per_request=self._one_per_request
+        )
         headers_out = label_headers
-        super().__init__(self._call_endpoint, accepts="numpy", feature_names=feature_names,
-                         output_names=None if output == "label" else headers_out, name=url, output=output)
+        super().__init__(
+            self._call_endpoint,
+            accepts="numpy",
+            feature_names=feature_names,
+            output_names=None if output == "label" else headers_out,
+            name=url,
+            output=output,
+        )
         if output == "label":
             self._output_names = ["label"]
             self._n_outputs = 1
@@ -288,24 +297,35 @@ class Endpoint(Model):
 
     def with_options(self, *, output: str | None = None, label_headers: Sequence[Any] | None = None) -> Endpoint:
         """A copy of this endpoint returning ``output`` and/or using other ``label_headers``."""
-        return self._replace(output=output or self.output,
-                             label_headers=label_headers if label_headers is not None else self._label_headers)
+        return self._replace(
+            output=output or self.output,
+            label_headers=label_headers if label_headers is not None else self._label_headers,
+        )
 
     def _replace(self, **changes: Any) -> Endpoint:
         """A copy of this endpoint with some constructor arguments changed."""
         kw: dict[str, Any] = dict(
-            content_type=self.content_type, accept_type=self.accept_type, label=self.label,
-            probability=self.probability, output=self.output, label_headers=self._label_headers,
-            content_template=self.content_template, record_template=self.record_template,
-            feature_names=self.feature_names, max_batch_rows=self.max_batch_rows,
-            max_payload_bytes=self.max_payload_bytes, concurrency=self.concurrency, timeout=self.timeout,
-            retries=self.retries, backoff=self.backoff, headers=self.extra_headers,
+            content_type=self.content_type,
+            accept_type=self.accept_type,
+            label=self.label,
+            probability=self.probability,
+            output=self.output,
+            label_headers=self._label_headers,
+            content_template=self.content_template,
+            record_template=self.record_template,
+            feature_names=self.feature_names,
+            max_batch_rows=self.max_batch_rows,
+            max_payload_bytes=self.max_payload_bytes,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            headers=self.extra_headers,
         )
         kw.update(changes)
         return Endpoint(self.url, **kw)
 
-    def select(self, *, label: int | str | None = None,
-               probability: int | str | Sequence[int] | None = None) -> Model:
+    def select(self, *, label: int | str | None = None, probability: int | str | Sequence[int] | None = None) -> Model:
         """This endpoint restricted to its predicted label or to some of its scores.
 
         A field in the form of the answers (a column index for ``accept_type`` text/csv, a
@@ -316,15 +336,23 @@ class Endpoint(Model):
         if (label is None) == (probability is None):
             raise ValueError("select() takes exactly one of label= and probability=")
         value = label if label is not None else probability
-        csv_field = self.accept_type == "text/csv" and isinstance(value, (int, np.integer)) \
-            and not isinstance(value, bool) and value >= 0
+        csv_field = (
+            self.accept_type == "text/csv"
+            and isinstance(value, (int, np.integer))
+            and not isinstance(value, bool)
+            and value >= 0
+        )
         if csv_field or (self.accept_type != "text/csv" and isinstance(value, str)):
-            return self._replace(label=label if label is not None else self.label,
-                                 probability=probability if probability is not None else self.probability,
-                                 output="label" if label is not None else "probability")
+            return self._replace(
+                label=label if label is not None else self.label,
+                probability=probability if probability is not None else self.probability,
+                output="label" if label is not None else "probability",
+            )
         if isinstance(value, str):
-            raise TypeError(f"{'label' if label is not None else 'probability'} must be a column index for "
-                            f"accept_type text/csv, got {value!r}")
+            raise TypeError(
+                f"{'label' if label is not None else 'probability'} must be a column index for "
+                f"accept_type text/csv, got {value!r}"
+            )
         return super().select(label=label, probability=probability)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -365,12 +393,23 @@ class Endpoint(Model):
 
     def _encode_rows(self, X: Any) -> tuple[list[bytes], bytes, bytes, bytes]:
         """Each row's bytes, plus the batch's prefix, separator and suffix."""
-        return wire.encode_rows(X, content_type=self.content_type, content_template=self.content_template,
-                                record_template=self.record_template, feature_names=self.feature_names)
+        return wire.encode_rows(
+            X,
+            content_type=self.content_type,
+            content_template=self.content_template,
+            record_template=self.record_template,
+            feature_names=self.feature_names,
+        )
 
     def _batches(self, enc: list[bytes], pre: bytes, sep: bytes, post: bytes) -> list[tuple[int, int]]:
-        return wire.batches(enc, pre, sep, post, max_rows=1 if self._one_per_request else self.max_batch_rows,
-                            max_bytes=self.max_payload_bytes)
+        return wire.batches(
+            enc,
+            pre,
+            sep,
+            post,
+            max_rows=1 if self._one_per_request else self.max_batch_rows,
+            max_bytes=self.max_payload_bytes,
+        )
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -397,7 +436,7 @@ class Endpoint(Model):
         attempt = 0
         while True:
             status: int | None = None
-            wait = self.backoff * (2 ** attempt)
+            wait = self.backoff * (2**attempt)
             expired = threading.Event()
             watchdog = None
             try:
@@ -432,7 +471,10 @@ class Endpoint(Model):
                 if status != 429 and status < 500:
                     raise EndpointError(
                         MSG_ENDPOINT_HTTP.format(url=self.url, status=status, row=first_row, message=message),
-                        first_row=first_row, status=status, server_message=message)
+                        first_row=first_row,
+                        status=status,
+                        server_message=message,
+                    )
                 hint = _retry_after(resp.getheader("Retry-After"))
                 if hint is not None:
                     wait = max(wait, min(hint, self.timeout))
@@ -440,7 +482,10 @@ class Endpoint(Model):
             if attempt >= self.retries:
                 raise EndpointError(
                     MSG_ENDPOINT_RETRIES.format(url=self.url, row=first_row, attempts=attempt + 1, message=message),
-                    first_row=first_row, status=status, server_message=message)
+                    first_row=first_row,
+                    status=status,
+                    server_message=message,
+                )
             time.sleep(wait)
             attempt += 1
 
@@ -461,7 +506,10 @@ class Endpoint(Model):
     def _bad(self, first_row: int, message: str) -> EndpointResponseError:
         return EndpointResponseError(
             MSG_ENDPOINT_PARSE.format(url=self.url, row=first_row, message=message),
-            first_row=first_row, status=200, server_message=message)
+            first_row=first_row,
+            status=200,
+            server_message=message,
+        )
 
     def _decode(self, data: bytes, n: int, first_row: int) -> np.ndarray:
         try:
@@ -470,7 +518,10 @@ class Endpoint(Model):
             if exc.got is not None:
                 raise EndpointResponseError(
                     MSG_ENDPOINT_COUNT.format(url=self.url, got=exc.got, row=first_row, n=n),
-                    first_row=first_row, status=200, server_message=exc.text) from None
+                    first_row=first_row,
+                    status=200,
+                    server_message=exc.text,
+                ) from None
             raise self._bad(first_row, str(exc)) from None
 
     # -- the call ------------------------------------------------------------------------------
@@ -504,4 +555,3 @@ class Endpoint(Model):
         if len(widths) > 1:
             raise self._bad(0, f"batches returned different numbers of values per row: {sorted(widths)}")
         return np.concatenate(parts, axis=0)
-

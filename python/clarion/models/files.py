@@ -44,9 +44,7 @@ MSG_SKOPS_UNTRUSTED = (
     "predictor.trusted_types, the command-line flag --trusted TYPE (repeatable; clarion analyze, "
     "clarion monitor, clarion serve) or as_model(path, trusted=[...])"
 )
-MSG_MODEL_FILE_BAD = (
-    "cannot load the model file {path!r} as {fmt}: {why}. The file holds {what}"
-)
+MSG_MODEL_FILE_BAD = "cannot load the model file {path!r} as {fmt}: {why}. The file holds {what}"
 MSG_MODEL_FILE_PICKLE = (
     "refusing to load {path!r}: its name says {fmt}, but the file holds a pickle (Python's object "
     "serialisation, which runs arbitrary code when loaded: a pickle renamed?). "
@@ -193,7 +191,8 @@ def _check_cache_entry(path: str, kind: str, version: str) -> str | None:
     import hashlib
 
     root = os.environ.get("CLARION_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clarion")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clarion"
+    )
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -227,13 +226,19 @@ def check_in_child(path: str, kind: str, version: str = "") -> None:
     paths = [p for p in sys.path if p and os.path.isdir(p)]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(paths))
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD_SCRIPT, kind, os.path.abspath(path), str(cap)],
-                              check=False, capture_output=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD_SCRIPT, kind, os.path.abspath(path), str(cap)],
+            check=False,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         why = f"its loader did not finish within {timeout:.0f} s (checked in a child process)"
-        raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=sniff(path)),
-                             path=path) from None
+        raise ModelFileError(
+            MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=sniff(path)), path=path
+        ) from None
     try:
         doc = json.loads(proc.stdout.decode("utf-8", "replace") or "null")
     except ValueError:
@@ -263,12 +268,17 @@ def check_in_child(path: str, kind: str, version: str = "") -> None:
             name = signal.Signals(-proc.returncode).name
         except ValueError:
             name = f"signal {-proc.returncode}"
-        why = (f"its loader crashed ({name}) when a child process loaded it, so clarion does not load it "
-               "(a damaged or truncated file?)")
+        why = (
+            f"its loader crashed ({name}) when a child process loaded it, so clarion does not load it "
+            "(a damaged or truncated file?)"
+        )
     else:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        why = (f"the child process that loads it first exited with status {proc.returncode}"
-               + (f": {err[-1][:300]}" if err else "") + " (a damaged or truncated file?)")
+        why = (
+            f"the child process that loads it first exited with status {proc.returncode}"
+            + (f": {err[-1][:300]}" if err else "")
+            + " (a damaged or truncated file?)"
+        )
     raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=why, what=sniff(path)), path=path)
 
 
@@ -305,17 +315,20 @@ def load_skops(path: str, trusted: Sequence[str] | None = None) -> Any:
     if what == _PICKLE_CONTENT:
         raise ModelFileError(MSG_MODEL_FILE_PICKLE.format(path=path, fmt=fmt), path=path)
     if what != "a ZIP archive":
-        raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why="it is not a ZIP archive",
-                                                       what=what), path=path)
+        raise ModelFileError(
+            MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why="it is not a ZIP archive", what=what), path=path
+        )
     try:
         untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in allowed]
     except Exception as exc:  # noqa: BLE001 - a damaged archive, or a ZIP without skops' schema
-        raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
-                             path=path) from None
+        raise ModelFileError(
+            MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what), path=path
+        ) from None
     if untrusted:
         raise ValueError(MSG_SKOPS_UNTRUSTED.format(path=path, types=untrusted))
     try:
         return sio.load(path, trusted=allowed or None)
     except Exception as exc:  # noqa: BLE001 - whatever the damaged file makes skops raise
-        raise ModelFileError(MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what),
-                             path=path) from None
+        raise ModelFileError(
+            MSG_MODEL_FILE_BAD.format(path=path, fmt=fmt, why=_why(exc), what=what), path=path
+        ) from None

@@ -87,7 +87,7 @@ class ResponseError(ValueError):
 _RECORD_PLACEHOLDER = re.compile(r'"\$\{([^}]+)\}"|\$\{([^}]+)\}|\$features_kvp|\$feature_names|\$features')
 MSG_RECORD_TEMPLATE = (
     "record_template {template!r}: {why}. It takes $features (the row's values as a list; $feature_names "
-    "may come with it), or exactly one $features_kvp (an object of name: value), or a \"${{name}}\" "
+    'may come with it), or exactly one $features_kvp (an object of name: value), or a "${{name}}" '
     "placeholder per feature (the double quotes are part of the placeholder)"
 )
 
@@ -104,7 +104,7 @@ def check_record_template(rt: str) -> None:
     elif kvp and len(tokens) != 1:
         why = "$features_kvp must be its only placeholder"
     elif per_feature and len(per_feature) != len(tokens):
-        why = "\"${name}\" placeholders cannot be mixed with $features / $feature_names"
+        why = '"${name}" placeholders cannot be mixed with $features / $feature_names'
     elif not per_feature and not kvp and feats == 0:
         why = "$feature_names needs $features beside it"
     else:
@@ -176,9 +176,15 @@ def _rows_and_names(X: Any, feature_names: Sequence[str] | None) -> tuple[list[l
         raise ValueError(f"X has {len(rows[0])} columns but feature_names has {len(names)}")
     return rows, names
 
-def encode_rows(X: Any, *, content_type: str, content_template: str | None = None,
-                record_template: str | None = None,
-                feature_names: Sequence[str] | None = None) -> tuple[list[bytes], bytes, bytes, bytes]:
+
+def encode_rows(
+    X: Any,
+    *,
+    content_type: str,
+    content_template: str | None = None,
+    record_template: str | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> tuple[list[bytes], bytes, bytes, bytes]:
     """A request's rows in the SageMaker wire format.
 
     Parameters
@@ -239,8 +245,10 @@ def encode_rows(X: Any, *, content_type: str, content_template: str | None = Non
             feature = m.group(1) if m.group(1) is not None else m.group(2)
             if feature is not None:
                 if feature not in index:
-                    raise ValueError(f"record_template names feature {feature!r}, not in {names}"
-                                     + _did_you_mean(feature, names or []))
+                    raise ValueError(
+                        f"record_template names feature {feature!r}, not in {names}"
+                        + _did_you_mean(feature, names or [])
+                    )
                 return dumps(r[index[feature]])
             if token == "$features_kvp":
                 return dumps(dict(zip(names, r)))
@@ -257,6 +265,7 @@ def encode_rows(X: Any, *, content_type: str, content_template: str | None = Non
     if key == "$records":
         return enc, (pre + "[").encode(), b",", ("]" + post).encode()
     return enc, pre.encode(), b"", post.encode()
+
 
 def _clean_rows(X: Any, rows: list[list[Any]]) -> list[list[Any]]:
     if type(X) is np.ndarray and X.dtype.kind in "iub":
@@ -276,8 +285,10 @@ def _clean_rows(X: Any, rows: list[list[Any]]) -> list[list[Any]]:
             raise ValueError(MSG_JSON_INF.format(row=i, col=j, value=r[j])) from None
     return out
 
-def batches(enc: list[bytes], pre: bytes, sep: bytes, post: bytes, *, max_rows: int,
-            max_bytes: int) -> list[tuple[int, int]]:
+
+def batches(
+    enc: list[bytes], pre: bytes, sep: bytes, post: bytes, *, max_rows: int, max_bytes: int
+) -> list[tuple[int, int]]:
     """Split encoded rows (from :func:`encode_rows`) into requests: contiguous ``(start, stop)``
     ranges of at most ``max_rows`` rows and ``max_bytes`` bytes of body, each as long as it can be.
 
@@ -328,8 +339,15 @@ class ResponseParser:
         Each request carried one record (``$record``): a JSON answer may be the prediction itself.
     """
 
-    def __init__(self, accept_type: str, *, field: int | str | None = None, output: str = "probability",
-                 label_headers: Sequence[Any] | None = None, one_per_request: bool = False) -> None:
+    def __init__(
+        self,
+        accept_type: str,
+        *,
+        field: int | str | None = None,
+        output: str = "probability",
+        label_headers: Sequence[Any] | None = None,
+        one_per_request: bool = False,
+    ) -> None:
         self.accept_type = accept_type
         self.output = output
         self._field = field
@@ -365,8 +383,11 @@ class ResponseParser:
                 for k, h in enumerate(self._label_headers):
                     if str(h) == s:
                         return float(k)
-            raise self._bad(first_row, f"row {first_row + i}: value {v!r} is not a number"
-                            + ("" if self._label_headers is None else f" nor one of label_headers {self._label_headers}"))
+            raise self._bad(
+                first_row,
+                f"row {first_row + i}: value {v!r} is not a number"
+                + ("" if self._label_headers is None else f" nor one of label_headers {self._label_headers}"),
+            )
         raise self._bad(first_row, f"row {first_row + i}: value {v!r} is not a number")
 
     def parse(self, data: bytes, n: int, first_row: int = 0) -> np.ndarray:
@@ -439,12 +460,18 @@ class ResponseParser:
             except json.JSONDecodeError as exc:
                 raise self._bad(first_row, f"{exc} (body starts {text[:200]!r})") from None
             v = self._jmes.search(doc) if self._jmes is not None else doc
-            if self._one_per_request and n == 1 and not (isinstance(v, list) and len(v) == 1
-                                                         and isinstance(v[0], list)):
+            if (
+                self._one_per_request
+                and n == 1
+                and not (isinstance(v, list) and len(v) == 1 and isinstance(v[0], list))
+            ):
                 v = [v]
             if not isinstance(v, list):
-                raise self._bad(first_row, f"expected a list of predictions, got {str(v)[:200]}"
-                                + ("" if self._field else " (set probability=/label= to a JMESPath)"))
+                raise self._bad(
+                    first_row,
+                    f"expected a list of predictions, got {str(v)[:200]}"
+                    + ("" if self._field else " (set probability=/label= to a JMESPath)"),
+                )
             if len(v) != n:
                 raise ResponseError(f"{len(v)} predictions for {n} rows", got=len(v), text=text[:1000])
             values = v
@@ -513,19 +540,25 @@ def _to_input(rows: list[list[Any]], feature_names: list[str] | None) -> Any:
     widths = {len(r) for r in rows}
     if len(widths) > 1:
         raise RequestError(f"records have different numbers of features: {sorted(widths)}")
-    if rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
-                    for r in rows for v in r):
+    if rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for r in rows for v in r):
         arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
         return arr
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=feature_names if feature_names and rows
-                         and len(feature_names) == len(rows[0]) else None)
+    frame = pd.DataFrame(
+        rows, columns=feature_names if feature_names and rows and len(feature_names) == len(rows[0]) else None
+    )
     return frame.infer_objects()
 
 
-def parse_request(body: bytes, content_type: str, *, feature_names: Sequence[str] | None = None,
-                  accepts: str = "numpy", features: Any = None) -> Any:
+def parse_request(
+    body: bytes,
+    content_type: str,
+    *,
+    feature_names: Sequence[str] | None = None,
+    accepts: str = "numpy",
+    features: Any = None,
+) -> Any:
     """The rows of a request to a model server (the server side of the wire format).
 
     Parameters
@@ -562,7 +595,7 @@ def parse_request(body: bytes, content_type: str, *, feature_names: Sequence[str
             raise RequestError("empty request body")
         try:
             frame = pd.read_csv(io.BytesIO(body), header=None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the client's bad body
             raise RequestError(f"cannot parse CSV: {exc}") from None
         names = feature_names
         if names is not None and len(names) == frame.shape[1]:
@@ -591,7 +624,7 @@ def parse_request(body: bytes, content_type: str, *, feature_names: Sequence[str
             else:
                 records = doc
             if not isinstance(records, list):
-                raise RequestError("expected a JSON list of records (or {\"instances\": [...]})")
+                raise RequestError('expected a JSON list of records (or {"instances": [...]})')
     except json.JSONDecodeError as exc:
         raise RequestError(f"cannot parse JSON: {exc}") from None
     if not records:

@@ -48,6 +48,22 @@ from clarion.monitor.drift import (
 )
 from clarion.monitor.windows import TABLE_COLUMNS, DriftOverTime, check_windows, drift_over_time
 
-__all__ = ["MAX_ANALYSIS_DEPTH", "METRIC_STRINGS", "MSG_ANALYSIS", "TABLE_COLUMNS", "AnalysisError", "DriftOverTime",
-           "DriftResult", "attribution_drift", "bias_drift", "check_analysis", "check_baseline", "check_windows",
-           "drift_over_time", "load_analysis", "load_json", "load_violations", "ndcg"]
+__all__ = [
+    "MAX_ANALYSIS_DEPTH",
+    "METRIC_STRINGS",
+    "MSG_ANALYSIS",
+    "TABLE_COLUMNS",
+    "AnalysisError",
+    "DriftOverTime",
+    "DriftResult",
+    "attribution_drift",
+    "bias_drift",
+    "check_analysis",
+    "check_baseline",
+    "check_windows",
+    "drift_over_time",
+    "load_analysis",
+    "load_json",
+    "load_violations",
+    "ndcg",
+]

@@ -19,8 +19,14 @@ MAX_ANALYSIS_DEPTH = 64
 MSG_ANALYSIS = "{where}: {path}: {problem}"
 
 #: strings an analysis.json may hold for a metric value, and what they mean
-METRIC_STRINGS = {"Infinity": math.inf, "+Infinity": math.inf, "inf": math.inf, "-Infinity": -math.inf,
-                  "-inf": -math.inf, "NaN": math.nan}
+METRIC_STRINGS = {
+    "Infinity": math.inf,
+    "+Infinity": math.inf,
+    "inf": math.inf,
+    "-Infinity": -math.inf,
+    "-inf": -math.inf,
+    "NaN": math.nan,
+}
 
 
 class AnalysisError(ValueError):
@@ -92,8 +98,10 @@ class _Checker:
         items = v if isinstance(v, (list, tuple)) else [v]
         for i, x in enumerate(items):
             if x is not None and not isinstance(x, (str, int, float, np.integer, np.floating)):
-                raise self.fail(path if v is items else _key(path, i),
-                                f"expected a string, a number or a list of them, got {_show(x)}")
+                raise self.fail(
+                    path if v is items else _key(path, i),
+                    f"expected a string, a number or a list of them, got {_show(x)}",
+                )
 
     def document(self, doc: Any) -> dict:
         self.obj(doc, "", "a JSON object (an analysis.json document)")
@@ -270,8 +278,11 @@ def _check_scores(check: _Checker, scores: Any, path: str) -> None:
         sp = _key(path, i)
         check.obj(sc, sp)
         bias = "stage" in sc
-        need = ("stage", "facet", "facet_value", "metric_name", "baseline", "current", "status") if bias else \
-            ("label", "ndcg", "threshold", "status")
+        need = (
+            ("stage", "facet", "facet_value", "metric_name", "baseline", "current", "status")
+            if bias
+            else ("label", "ndcg", "threshold", "status")
+        )
         for k in need:
             if k not in sc:
                 raise check.fail(sp, f'no "{k}" (a {"bias" if bias else "attribution"} score has {list(need)})')

@@ -107,8 +107,14 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
     for key, raw in cur.items():
         stage, facet, value, metric = key
         bkey = (stage, facet, entry_key(value), metric)
-        score: dict[str, Any] = {"stage": stage, "facet": facet, "facet_value": value, "metric_name": metric,
-                                 "baseline": base.get(bkey), "current": raw}
+        score: dict[str, Any] = {
+            "stage": stage,
+            "facet": facet,
+            "facet_value": value,
+            "metric_name": metric,
+            "baseline": base.get(bkey),
+            "current": raw,
+        }
         v = _value(raw)
         violated = False
         if metric in rules:
@@ -135,11 +141,15 @@ def bias_drift(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]
                 score["status"] = "violation" if violated else "ok"
         result.scores.append(score)
         if violated:
-            result.violations.append({
-                "facet": facet, "facet_value": value, "metric_name": metric,
-                "constraint_check_type": "bias_drift_check",
-                "description": MSG_BIAS.format(value=raw),
-            })
+            result.violations.append(
+                {
+                    "facet": facet,
+                    "facet_value": value,
+                    "metric_name": metric,
+                    "constraint_check_type": "bias_drift_check",
+                    "description": MSG_BIAS.format(value=raw),
+                }
+            )
     return result
 
 
@@ -160,8 +170,9 @@ def ndcg(baseline: dict[str, float], current: dict[str, float]) -> float:
     if set(baseline) != set(current):
         only_b = sorted(set(baseline) - set(current))
         only_c = sorted(set(current) - set(baseline))
-        raise ValueError(f"baseline and current explain different features: only in baseline {only_b}, "
-                         f"only in current {only_c}")
+        raise ValueError(
+            f"baseline and current explain different features: only in baseline {only_b}, only in current {only_c}"
+        )
     names = sorted(baseline)
     a = np.array([abs(float(baseline[n])) for n in names])
     c = np.array([abs(float(current[n])) for n in names])
@@ -215,11 +226,14 @@ def attribution_drift(baseline: Any, current: Any, *, threshold: float = 0.9) ->
             else:
                 score.update(ndcg=v, status="violation" if v < threshold else "ok")
                 if v < threshold:
-                    result.violations.append({
-                        "label": label, "metric_name": "shap",
-                        "constraint_check_type": "feature_attribution_drift_check",
-                        "description": MSG_ATTR.format(value=v, threshold=threshold),
-                    })
+                    result.violations.append(
+                        {
+                            "label": label,
+                            "metric_name": "shap",
+                            "constraint_check_type": "feature_attribution_drift_check",
+                            "description": MSG_ATTR.format(value=v, threshold=threshold),
+                        }
+                    )
         result.scores.append(score)
     return result
 
@@ -235,8 +249,9 @@ def _has_shap(doc: dict) -> bool:
     return bool(((doc.get("explanations") or {}).get("kernel_shap")) if isinstance(doc, dict) else False)
 
 
-def check_analysis(baseline: Any, current: Any, *, rules: dict[str, dict[str, float]] | None = None,
-                   threshold: float = 0.9) -> DriftResult:
+def check_analysis(
+    baseline: Any, current: Any, *, rules: dict[str, dict[str, float]] | None = None, threshold: float = 0.9
+) -> DriftResult:
     """Every check that ``current`` supports: :func:`bias_drift` when it has bias sections,
     :func:`attribution_drift` when it has ``explanations.kernel_shap``; the results added.
 
@@ -252,13 +267,16 @@ def check_analysis(baseline: Any, current: Any, *, rules: dict[str, dict[str, fl
     result = DriftResult()
     if _has_bias(cur):
         if not _has_bias(base):
-            raise ValueError("baseline: no pre_training_bias_metrics or post_training_bias_metrics, but the "
-                             "current analysis has bias metrics to check")
+            raise ValueError(
+                "baseline: no pre_training_bias_metrics or post_training_bias_metrics, but the "
+                "current analysis has bias metrics to check"
+            )
         result = result + bias_drift(base, cur, rules=rules)
     if _has_shap(cur):
         if not _has_shap(base):
-            raise ValueError("baseline: no explanations.kernel_shap section, but the current analysis has SHAP "
-                             "values to check")
+            raise ValueError(
+                "baseline: no explanations.kernel_shap section, but the current analysis has SHAP values to check"
+            )
         result = result + attribution_drift(base, cur, threshold=threshold)
     return result
 
@@ -272,14 +290,19 @@ def check_baseline(baseline: Any, config: Any) -> dict[str, Any]:
     base = _load(baseline, "baseline")
     cfg = read_config(config)
     if (cfg.pre_training_bias or cfg.post_training_bias) and not _has_bias(base):
-        raise ValueError("baseline: no pre_training_bias_metrics or post_training_bias_metrics, but the config "
-                         "computes bias metrics; baseline with the same config (clarion analyze)")
+        raise ValueError(
+            "baseline: no pre_training_bias_metrics or post_training_bias_metrics, but the config "
+            "computes bias metrics; baseline with the same config (clarion analyze)"
+        )
     if cfg.shap is not None and not _has_shap(base):
-        raise ValueError("baseline: no explanations.kernel_shap section, but the config computes SHAP values; "
-                         "baseline with the same config (clarion analyze)")
+        raise ValueError(
+            "baseline: no explanations.kernel_shap section, but the config computes SHAP values; "
+            "baseline with the same config (clarion analyze)"
+        )
     if not (cfg.pre_training_bias or cfg.post_training_bias or cfg.shap is not None):
-        raise ValueError("config: no pre_training_bias, post_training_bias or shap method, so there is no drift "
-                         "to check")
+        raise ValueError(
+            "config: no pre_training_bias, post_training_bias or shap method, so there is no drift to check"
+        )
     return base
 
 

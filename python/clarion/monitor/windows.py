@@ -20,8 +20,7 @@ from clarion.monitor.drift import (
 )
 
 #: columns of :attr:`DriftOverTime.table`
-TABLE_COLUMNS = ("window", "n_rows", "check", "stage", "facet", "facet_value", "metric", "value", "baseline",
-                 "status")
+TABLE_COLUMNS = ("window", "n_rows", "check", "stage", "facet", "facet_value", "metric", "value", "baseline", "status")
 
 
 @dataclass
@@ -88,9 +87,12 @@ class DriftOverTime:
         violations = list(self.overall.violations) if self.overall is not None else []
         for w in sorted(self.results):
             violations += [{**v, "window": w} for v in self.results[w].violations]
-        out = {"version": "1.0", "violations": violations,
-               "scores": list(self.overall.scores) if self.overall is not None else [],
-               "window_scores": {w: self.results[w].scores for w in sorted(self.results)}}
+        out = {
+            "version": "1.0",
+            "violations": violations,
+            "scores": list(self.overall.scores) if self.overall is not None else [],
+            "window_scores": {w: self.results[w].scores for w in sorted(self.results)},
+        }
         if self.window is not None:
             out["window"] = self.window
         return out
@@ -101,8 +103,14 @@ def _float(v: Any) -> float:
     return math.nan if f is None else f
 
 
-def check_windows(baseline: Any, windows: dict[str, Any], *, rules: dict[str, dict[str, float]] | None = None,
-                  threshold: float = 0.9, n_rows: dict[str, int] | None = None) -> DriftOverTime:
+def check_windows(
+    baseline: Any,
+    windows: dict[str, Any],
+    *,
+    rules: dict[str, dict[str, float]] | None = None,
+    threshold: float = 0.9,
+    n_rows: dict[str, int] | None = None,
+) -> DriftOverTime:
     """Check each window's analysis against the baseline and gather the tidy table.
 
     Parameters
@@ -140,17 +148,53 @@ def check_windows(baseline: Any, windows: dict[str, Any], *, rules: dict[str, di
         results[w] = r
         for s in r.scores:
             if "stage" in s:
-                rows.append((start, n, "bias_drift_check", s["stage"], s["facet"], s["facet_value"], s["metric_name"],
-                             _float(s["current"]), _float(s["baseline"]), s["status"]))
+                rows.append(
+                    (
+                        start,
+                        n,
+                        "bias_drift_check",
+                        s["stage"],
+                        s["facet"],
+                        s["facet_value"],
+                        s["metric_name"],
+                        _float(s["current"]),
+                        _float(s["baseline"]),
+                        s["status"],
+                    )
+                )
         if _has_shap(doc):
             for label, values in _shap_blocks(doc, f"windows[{w!r}]").items():
                 bvals = base_shap.get(label, {})
                 for f, v in values.items():
-                    rows.append((start, n, "feature_attribution_drift_check", "kernel_shap", label, f,
-                                 "global_shap_value", float(v), float(bvals[f]) if f in bvals else math.nan, None))
+                    rows.append(
+                        (
+                            start,
+                            n,
+                            "feature_attribution_drift_check",
+                            "kernel_shap",
+                            label,
+                            f,
+                            "global_shap_value",
+                            float(v),
+                            float(bvals[f]) if f in bvals else math.nan,
+                            None,
+                        )
+                    )
                 sc = next(s for s in r.scores if s.get("label") == label and "ndcg" in s)
-                rows.append((start, n, "feature_attribution_drift_check", "kernel_shap", label, None, "NDCG",
-                             math.nan if sc["ndcg"] is None else float(sc["ndcg"]), 1.0, sc["status"]))
+                rows.append(
+                    (
+                        start,
+                        n,
+                        "feature_attribution_drift_check",
+                        "kernel_shap",
+                        label,
+                        None,
+                        "NDCG",
+                        math.nan if sc["ndcg"] is None else float(sc["ndcg"]),
+                        1.0,
+                        sc["status"],
+                    )
+                )
     table = pd.DataFrame.from_records(rows, columns=list(TABLE_COLUMNS))
     table["window"] = pd.to_datetime(table["window"])
     table["n_rows"] = table["n_rows"].astype("Int64")
@@ -159,10 +203,21 @@ def check_windows(baseline: Any, windows: dict[str, Any], *, rules: dict[str, di
     return DriftOverTime(table, results, docs, n_rows=dict(n_rows or {}))
 
 
-def drift_over_time(baseline: Any, config: Any, data: Any, *, time_column: str, window: str, model: Any = None,
-                    output_dir: str | os.PathLike | None = None, rules: dict[str, dict[str, float]] | None = None,
-                    threshold: float = 0.9, progress: bool = False, overwrite: bool = False,
-                    **analyze_kw: Any) -> DriftOverTime:
+def drift_over_time(
+    baseline: Any,
+    config: Any,
+    data: Any,
+    *,
+    time_column: str,
+    window: str,
+    model: Any = None,
+    output_dir: str | os.PathLike | None = None,
+    rules: dict[str, dict[str, float]] | None = None,
+    threshold: float = 0.9,
+    progress: bool = False,
+    overwrite: bool = False,
+    **analyze_kw: Any,
+) -> DriftOverTime:
     """Analyse new data once, cut into time windows, and check every window against a baseline.
 
     One read of ``data`` gives the whole-data analysis (what :func:`clarion.analyze` writes) and,
@@ -218,8 +273,17 @@ def drift_over_time(baseline: Any, config: Any, data: Any, *, time_column: str, 
         raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
 
     def go(out: str | os.PathLike) -> DriftOverTime:
-        w = analyze_windowed(config, data, time_column=time_column, window=window, model=model, output_dir=out,
-                             progress=progress, overwrite=overwrite, **analyze_kw)
+        w = analyze_windowed(
+            config,
+            data,
+            time_column=time_column,
+            window=window,
+            model=model,
+            output_dir=out,
+            progress=progress,
+            overwrite=overwrite,
+            **analyze_kw,
+        )
         res = check_windows(base, w.windows, rules=rules, threshold=threshold, n_rows=w.n_rows)
         res.window = window
         res.analysis = w.result.analysis

@@ -12,8 +12,15 @@ from typing import Any
 from clarion._io import atomic_write_text
 from clarion.report.html import METRIC_GUIDE, render_html, render_markdown
 
-__all__ = ["METRIC_GUIDE", "json_document", "json_value", "render_html", "render_markdown", "write_analysis_json",
-           "write_report"]
+__all__ = [
+    "METRIC_GUIDE",
+    "json_document",
+    "json_value",
+    "render_html",
+    "render_markdown",
+    "write_analysis_json",
+    "write_report",
+]
 
 
 def json_value(v: Any) -> Any:
@@ -49,16 +56,26 @@ def write_analysis_json(path: str | os.PathLike, analysis: Mapping[str, Any]) ->
     return json.loads(text)
 
 
-def write_report(output_dir: str | os.PathLike, analysis: Mapping[str, Any], *, name: str = "report",
-                 title: str | None = None, config: Mapping[str, Any] | None = None, local_shap: Any = None,
-                 feature_values: Any = None, notes: list[str] | None = None, html_section: str | None = None,
-                 md_section: str | None = None) -> dict[str, str]:
+def write_report(
+    output_dir: str | os.PathLike,
+    analysis: Mapping[str, Any],
+    *,
+    name: str = "report",
+    title: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    local_shap: Any = None,
+    feature_values: Any = None,
+    notes: list[str] | None = None,
+    html_section: str | None = None,
+    md_section: str | None = None,
+) -> dict[str, str]:
     """Write ``<name>.html`` and ``<name>.md`` into ``output_dir``; returns their paths.
 
     ``html_section`` / ``md_section``: a section to end the report with (``clarion monitor``'s
     drift section), rendered in the same write."""
-    html_text = render_html(analysis, title=title, config=config, local_shap=local_shap,
-                            feature_values=feature_values, notes=notes)
+    html_text = render_html(
+        analysis, title=title, config=config, local_shap=local_shap, feature_values=feature_values, notes=notes
+    )
     md_text = render_markdown(analysis, title=title or "Analysis Report")
     if html_section is not None or md_section:
         from clarion.report.drift import with_html_section, with_md_section

@@ -22,9 +22,18 @@ OK_COLOUR, BAD_COLOUR, NA_COLOUR = "#2563eb", "#dc2626", "#9ca3af"
 STAGE_NAMES = {"pre_training_bias_metrics": "pre-training", "post_training_bias_metrics": "post-training"}
 
 
-def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselines: Sequence[float | None] = (),
-                status: Sequence[Sequence[str | None]] | None = None, series_names: Sequence[str] = (),
-                baseline_label: str = "baseline", width: int = 440, height: int = 190, title: str = "") -> str:
+def time_series(
+    xs: Sequence[str],
+    series: Sequence[Sequence[float]],
+    *,
+    baselines: Sequence[float | None] = (),
+    status: Sequence[Sequence[str | None]] | None = None,
+    series_names: Sequence[str] = (),
+    baseline_label: str = "baseline",
+    width: int = 440,
+    height: int = 190,
+    title: str = "",
+) -> str:
     """Line chart over windows: one line per series, each series' baseline as a dashed line of its
     colour, points coloured by status (red = violation, grey = unchecked). Infinite values are
     drawn as triangles on the top/bottom edge; NaN leaves a gap."""
@@ -42,18 +51,24 @@ def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselin
     def py(v: float) -> float:
         return pad_t + axis_fraction(v, lo, hi) * plot_h
 
-    parts = [(f'<svg class="drift" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-              f'aria-label="{esc(title)}">'),
-             f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
-             f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
-             f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>']
+    parts = [
+        (
+            f'<svg class="drift" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{esc(title)}">'
+        ),
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
+        f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
+        f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>',
+    ]
     for k, b in enumerate(baselines):
         if b is None or not math.isfinite(b):
             continue
         colour = PALETTE[k % len(PALETTE)]
-        parts.append(f'<line class="baseline" x1="{pad_l}" y1="{py(b):.1f}" x2="{width - pad_r}" y2="{py(b):.1f}" '
-                     f'stroke="{colour}" stroke-dasharray="5,4" stroke-width="1.5"><title>{esc(baseline_label)}'
-                     f'{": " + esc(series_names[k]) if k < len(series_names) else ""} = {esc(fmt(b))}</title></line>')
+        parts.append(
+            f'<line class="baseline" x1="{pad_l}" y1="{py(b):.1f}" x2="{width - pad_r}" y2="{py(b):.1f}" '
+            f'stroke="{colour}" stroke-dasharray="5,4" stroke-width="1.5"><title>{esc(baseline_label)}'
+            f"{': ' + esc(series_names[k]) if k < len(series_names) else ''} = {esc(fmt(b))}</title></line>"
+        )
     for k, s in enumerate(series):
         colour = PALETTE[k % len(PALETTE)]
         name = series_names[k] if k < len(series_names) else ""
@@ -68,8 +83,9 @@ def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselin
         if segment:
             lines.append(segment)
         for seg in lines:
-            parts.append(f'<polyline class="line" points="{" ".join(seg)}" fill="none" stroke="{colour}" '
-                         f'stroke-width="1.8"/>')
+            parts.append(
+                f'<polyline class="line" points="{" ".join(seg)}" fill="none" stroke="{colour}" stroke-width="1.8"/>'
+            )
         for i, v in enumerate(s):
             st = status[k][i] if status is not None else None
             fill = BAD_COLOUR if st == "violation" else NA_COLOUR if st == "unchecked" else colour
@@ -79,16 +95,21 @@ def time_series(xs: Sequence[str], series: Sequence[Sequence[float]], *, baselin
             if math.isinf(v):
                 y = pad_t + 2 if v > 0 else pad_t + plot_h - 2
                 d = 6 if v > 0 else -6
-                parts.append(f'<path class="pt {esc(st or "")}" d="M{px(i) - 4:.1f},{y + d:.1f} L{px(i):.1f},{y:.1f} '
-                             f'L{px(i) + 4:.1f},{y + d:.1f} Z" fill="{fill}"><title>{tip}</title></path>')
+                parts.append(
+                    f'<path class="pt {esc(st or "")}" d="M{px(i) - 4:.1f},{y + d:.1f} L{px(i):.1f},{y:.1f} '
+                    f'L{px(i) + 4:.1f},{y + d:.1f} Z" fill="{fill}"><title>{tip}</title></path>'
+                )
             else:
                 r = 4 if st == "violation" else 3
-                parts.append(f'<circle class="pt {esc(st or "")}" cx="{px(i):.1f}" cy="{py(v):.1f}" r="{r}" '
-                             f'fill="{fill}"><title>{tip}</title></circle>')
+                parts.append(
+                    f'<circle class="pt {esc(st or "")}" cx="{px(i):.1f}" cy="{py(v):.1f}" r="{r}" '
+                    f'fill="{fill}"><title>{tip}</title></circle>'
+                )
     every = max(1, math.ceil(n / 6))
     for i in range(0, n, every):
-        parts.append(f'<text x="{px(i):.1f}" y="{height - 18}" font-size="10" text-anchor="middle">'
-                     f'{esc(_short(xs[i]))}</text>')
+        parts.append(
+            f'<text x="{px(i):.1f}" y="{height - 18}" font-size="10" text-anchor="middle">{esc(_short(xs[i]))}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -117,16 +138,22 @@ def _checks_table(scores: list[dict[str, Any]]) -> str:
             f"<td>{esc(s['facet'])} = {esc(s['facet_value'])}</td><td>{esc(s['metric_name'])}</td>"
             f"<td>{esc(_cell(s['baseline']))}</td><td>{esc(_cell(s['current']))}</td>"
             f"<td>{esc(s['status'])}{': ' + esc(s['reason']) if s.get('reason') else ''}</td></tr>"
-            for s in sorted(bias, key=lambda s: order.get(s["status"], 3)))
-        out.append("<table><tr><th>stage</th><th>facet</th><th>metric</th><th>baseline</th><th>current</th>"
-                   f"<th>status</th></tr>{rows}</table>")
+            for s in sorted(bias, key=lambda s: order.get(s["status"], 3))
+        )
+        out.append(
+            "<table><tr><th>stage</th><th>facet</th><th>metric</th><th>baseline</th><th>current</th>"
+            f"<th>status</th></tr>{rows}</table>"
+        )
     if attr:
         rows = "".join(
             f"<tr class='{esc(s['status'])}'><td>{esc(s['label'])}</td><td>{esc(_cell(s['ndcg']))}</td>"
             f"<td>{esc(fmt(s['threshold']))}</td><td>{esc(s['status'])}"
-            f"{': ' + esc(s['reason']) if s.get('reason') else ''}</td></tr>" for s in attr)
-        out.append("<table><tr><th>explained output</th><th>NDCG</th><th>threshold</th><th>status</th></tr>"
-                   f"{rows}</table>")
+            f"{': ' + esc(s['reason']) if s.get('reason') else ''}</td></tr>"
+            for s in attr
+        )
+        out.append(
+            f"<table><tr><th>explained output</th><th>NDCG</th><th>threshold</th><th>status</th></tr>{rows}</table>"
+        )
     return "".join(out)
 
 
@@ -152,20 +179,32 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         items.append(f"<li>all new rows: <b>{n_bad}</b> violation{'s' if n_bad != 1 else ''}</li>")
     if over_time is not None:
         nw = len(over_time.results)
-        items.append(f"<li>{nw} window{'s' if nw != 1 else ''}{' of ' + esc(window) if window else ''}: "
-                     + (f"<b>{len(flagged)}</b> with violations, first <b>{esc(_short(flagged[0]))}</b>"
-                        if flagged else "none with violations") + "</li>")
-    out.append(f"<section class='card summary drift-summary'><h3>Summary</h3><ul>{''.join(items)}</ul>"
-               "<p class='muted'>Bias: a violation when a metric is farther from its ideal value (1 for DI, 0 "
-               "otherwise) than in the baseline, or outside the rule's bounds. Attributions: a violation when the "
-               "NDCG of the current ranking of features against the baseline's falls below the threshold."
-               "</p></section>")
+        items.append(
+            f"<li>{nw} window{'s' if nw != 1 else ''}{' of ' + esc(window) if window else ''}: "
+            + (
+                f"<b>{len(flagged)}</b> with violations, first <b>{esc(_short(flagged[0]))}</b>"
+                if flagged
+                else "none with violations"
+            )
+            + "</li>"
+        )
+    out.append(
+        f"<section class='card summary drift-summary'><h3>Summary</h3><ul>{''.join(items)}</ul>"
+        "<p class='muted'>Bias: a violation when a metric is farther from its ideal value (1 for DI, 0 "
+        "otherwise) than in the baseline, or outside the rule's bounds. Attributions: a violation when the "
+        "NDCG of the current ranking of features against the baseline's falls below the threshold."
+        "</p></section>"
+    )
     if overall is not None:
-        out.append(f"<section class='card drift-checks'><h3>Checks on all new rows</h3>"
-                   f"{_checks_table(overall.scores)}</section>")
+        out.append(
+            f"<section class='card drift-checks'><h3>Checks on all new rows</h3>"
+            f"{_checks_table(overall.scores)}</section>"
+        )
     if over_time is not None and len(over_time.table):
-        out.append("<div class='drift-grid' style='display:grid;grid-template-columns:repeat(auto-fill,"
-                   "minmax(480px,1fr));gap:0 16px'>" + _time_series_cards(over_time) + "</div>")
+        out.append(
+            "<div class='drift-grid' style='display:grid;grid-template-columns:repeat(auto-fill,"
+            "minmax(480px,1fr));gap:0 16px'>" + _time_series_cards(over_time) + "</div>"
+        )
     return "".join(out)
 
 
@@ -184,9 +223,11 @@ def _time_series_cards(over_time: Any) -> str:
         base = g["baseline"].dropna()
         b = float(base.iloc[0]) if len(base) else None
         name = f"{metric} ({STAGE_NAMES.get(stage, stage)}), {facet} = {value}"
-        out.append(f"<section class='card drift-series'><h3>{esc(name)}</h3>"
-                   + time_series(xs, [vals], baselines=[b], status=[status], series_names=[metric], title=name)
-                   + f"<p class='muted'>dashed: baseline {esc(fmt(b))}; red points: violations</p></section>")
+        out.append(
+            f"<section class='card drift-series'><h3>{esc(name)}</h3>"
+            + time_series(xs, [vals], baselines=[b], status=[status], series_names=[metric], title=name)
+            + f"<p class='muted'>dashed: baseline {esc(fmt(b))}; red points: violations</p></section>"
+        )
     attr = t[t["check"] == "feature_attribution_drift_check"]
     for label, g in attr.groupby("facet", sort=False):
         nd = g[g["metric"] == "NDCG"]
@@ -194,16 +235,32 @@ def _time_series_cards(over_time: Any) -> str:
         status = [None] * len(xs)
         for w, v, s in zip(nd["_w"], nd["value"], nd["status"]):
             vals[keys[w]], status[keys[w]] = float(v), s
-        thr = next((s["threshold"] for r in over_time.results.values() for s in r.scores
-                    if s.get("label") == label and "threshold" in s), None)
+        thr = next(
+            (
+                s["threshold"]
+                for r in over_time.results.values()
+                for s in r.scores
+                if s.get("label") == label and "threshold" in s
+            ),
+            None,
+        )
         name = f"NDCG of the attributions — {label}"
-        out.append(f"<section class='card drift-series'><h3>{esc(name)}</h3>"
-                   + time_series(xs, [vals], baselines=[thr], status=[status], series_names=["NDCG"],
-                                 baseline_label="threshold", title=name)
-                   + f"<p class='muted'>dashed: threshold {esc(fmt(thr))}; red points: violations</p></section>")
+        out.append(
+            f"<section class='card drift-series'><h3>{esc(name)}</h3>"
+            + time_series(
+                xs,
+                [vals],
+                baselines=[thr],
+                status=[status],
+                series_names=["NDCG"],
+                baseline_label="threshold",
+                title=name,
+            )
+            + f"<p class='muted'>dashed: threshold {esc(fmt(thr))}; red points: violations</p></section>"
+        )
         feats = g[g["metric"] == "global_shap_value"]
         base_by_f = feats.groupby("facet_value", sort=False)["baseline"].first()
-        top = base_by_f.abs().sort_values(ascending=False, kind="stable").index[:len(PALETTE)].tolist()
+        top = base_by_f.abs().sort_values(ascending=False, kind="stable").index[: len(PALETTE)].tolist()
         series, names, bases = [], [], []
         for f in top:
             fv = feats[feats["facet_value"] == f]
@@ -213,12 +270,15 @@ def _time_series_cards(over_time: Any) -> str:
             series.append(vals)
             names.append(str(f))
             bases.append(float(base_by_f[f]) if math.isfinite(base_by_f[f]) else None)
-        legend = "".join(f"<span style='color:{PALETTE[k % len(PALETTE)]}'>■</span> {esc(n)} " for k, n in
-                         enumerate(names))
+        legend = "".join(
+            f"<span style='color:{PALETTE[k % len(PALETTE)]}'>■</span> {esc(n)} " for k, n in enumerate(names)
+        )
         name = f"Global SHAP values per window — {label}"
-        out.append(f"<section class='card drift-series'><h3>{esc(name)}</h3>"
-                   + time_series(xs, series, baselines=bases, series_names=names, title=name)
-                   + f"<p class='muted'>{legend}— dashed: baseline values</p></section>")
+        out.append(
+            f"<section class='card drift-series'><h3>{esc(name)}</h3>"
+            + time_series(xs, series, baselines=bases, series_names=names, title=name)
+            + f"<p class='muted'>{legend}— dashed: baseline values</p></section>"
+        )
     return "".join(out)
 
 
@@ -234,27 +294,42 @@ def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str 
         lines.append(f"Baseline: {md(baseline)}")
         lines.append("")
     if overall is not None:
-        lines += [f"All new rows: {len(overall.violations)} violation(s).", "",
-                  "| check | where | metric | baseline | current | status |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"All new rows: {len(overall.violations)} violation(s).",
+            "",
+            "| check | where | metric | baseline | current | status |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for s in overall.scores:
             if "stage" in s:
-                lines.append(f"| bias ({STAGE_NAMES.get(s['stage'], s['stage'])}) | {cell(s['facet'])} = "
-                             f"{cell(s['facet_value'])} | {cell(s['metric_name'])} | {cell(s['baseline'])} | "
-                             f"{cell(s['current'])} | {cell(s['status'])} |")
+                lines.append(
+                    f"| bias ({STAGE_NAMES.get(s['stage'], s['stage'])}) | {cell(s['facet'])} = "
+                    f"{cell(s['facet_value'])} | {cell(s['metric_name'])} | {cell(s['baseline'])} | "
+                    f"{cell(s['current'])} | {cell(s['status'])} |"
+                )
             else:
-                lines.append(f"| attribution | {cell(s['label'])} | NDCG | threshold {cell(s['threshold'])} | "
-                             f"{cell(s['ndcg'])} | {cell(s['status'])} |")
+                lines.append(
+                    f"| attribution | {cell(s['label'])} | NDCG | threshold {cell(s['threshold'])} | "
+                    f"{cell(s['ndcg'])} | {cell(s['status'])} |"
+                )
         lines.append("")
     if over_time is not None:
         flagged = over_time.flagged
-        lines.append(f"{len(over_time.results)} window(s){' of ' + cell(window) if window else ''}; "
-                     + (f"{len(flagged)} with violations, first {md(flagged[0])}." if flagged
-                        else "none with violations."))
+        lines.append(
+            f"{len(over_time.results)} window(s){' of ' + cell(window) if window else ''}; "
+            + (f"{len(flagged)} with violations, first {md(flagged[0])}." if flagged else "none with violations.")
+        )
         if flagged:
             lines += ["", "| window | violations |", "| --- | --- |"]
             for w in flagged:
-                names = ", ".join(sorted({f"{v.get('facet', v.get('label'))}:{v['metric_name']}"
-                                          for v in over_time.results[w].violations}))
+                names = ", ".join(
+                    sorted(
+                        {
+                            f"{v.get('facet', v.get('label'))}:{v['metric_name']}"
+                            for v in over_time.results[w].violations
+                        }
+                    )
+                )
                 lines.append(f"| {md(w)} | {cell(names)} |")
         lines.append("")
     return "\n".join(lines)
@@ -274,8 +349,9 @@ def with_md_section(text: str, section: str | None) -> str:
     return text.rstrip("\n") + "\n" + section + "\n" if section else text
 
 
-def add_drift_section(html_path: str | os.PathLike, md_path: str | os.PathLike | None, *, html_section: str,
-                      md_section: str | None = None) -> None:
+def add_drift_section(
+    html_path: str | os.PathLike, md_path: str | os.PathLike | None, *, html_section: str, md_section: str | None = None
+) -> None:
     """Insert ``html_section`` at the end of the report's ``<main>`` (before ``</main>``) and append
     ``md_section`` to the Markdown report; both files rewritten atomically. (``clarion monitor``
     renders its report once with the section: :func:`clarion.report.write_report`.)"""

@@ -29,8 +29,11 @@ MSG_FORMAT = "output: {path}: clarion report cannot write {ext}; it writes {form
 def _format_of(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise ValueError(MSG_FORMAT.format(path=path, ext=f"a {ext!r} file" if ext else "a file without an extension",
-                                           formats=", ".join(FORMATS)))
+        raise ValueError(
+            MSG_FORMAT.format(
+                path=path, ext=f"a {ext!r} file" if ext else "a file without an extension", formats=", ".join(FORMATS)
+            )
+        )
     return FORMATS[ext]
 
 
@@ -42,7 +45,11 @@ def _load_config(path: str) -> dict[str, Any]:
 
     def need(ok: bool, key: str, what: str, v: Any) -> None:
         if not ok:
-            got = type(v).__name__ if not isinstance(v, (list, dict)) else ("a list" if isinstance(v, list) else "an object")
+            got = (
+                type(v).__name__
+                if not isinstance(v, (list, dict))
+                else ("a list" if isinstance(v, list) else "an object")
+            )
             raise AnalysisError(f"config: {path}: {key}: expected {what}, got {got}")
 
     need(isinstance(cfg, dict), "(top level)", "a JSON object (an analysis config)", cfg)
@@ -80,8 +87,12 @@ def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
     if doc.get("window_scores") is not None:
         import pandas as pd
 
-        results = {w: DriftResult([{k: x for k, x in v.items() if k != "window"} for v in violations
-                                   if v.get("window") == w], list(sc)) for w, sc in doc["window_scores"].items()}
+        results = {
+            w: DriftResult(
+                [{k: x for k, x in v.items() if k != "window"} for v in violations if v.get("window") == w], list(sc)
+            )
+            for w, sc in doc["window_scores"].items()
+        }
         table = pd.DataFrame(columns=list(TABLE_COLUMNS))
         for name in ("drift_over_time.parquet", "drift_over_time.csv"):
             tpath = os.path.join(here, name)
@@ -121,8 +132,9 @@ def _read_table(path: str, results: dict[str, Any]) -> Any:
         except (ValueError, TypeError):
             key = None
         if key is None:
-            raise AnalysisError(f"{path}: row {i + 1}: window {w!r} is not one of constraint_violations.json's "
-                                f"window_scores")
+            raise AnalysisError(
+                f"{path}: row {i + 1}: window {w!r} is not one of constraint_violations.json's window_scores"
+            )
         names.append(pd.Timestamp(key))
     t = t.assign(window=pd.Series(names, index=t.index, dtype=object))
     try:
@@ -133,8 +145,13 @@ def _read_table(path: str, results: dict[str, Any]) -> Any:
     return t
 
 
-def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, title: str | None = None,
-                config_path: str | os.PathLike | None = None) -> str:
+def render_file(
+    analysis_path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    title: str | None = None,
+    config_path: str | os.PathLike | None = None,
+) -> str:
     """Render ``analysis_path`` to ``output`` (HTML for ``.html`` / ``.htm``, Markdown for ``.md``),
     atomically; with the drift section when ``analysis_path`` lies in a ``clarion monitor`` output.
 
@@ -184,8 +201,12 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
         text = render_markdown(doc, title=title)
         if drift is not None:
             overall, over_time, baseline, window = drift
-            text = text.rstrip("\n") + "\n" + drift_markdown(overall=overall, over_time=over_time, baseline=baseline,
-                                                            window=window) + "\n"
+            text = (
+                text.rstrip("\n")
+                + "\n"
+                + drift_markdown(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                + "\n"
+            )
     else:
         local = None
         local_path = os.path.join(here, "explanations_shap", "out.csv")
@@ -203,7 +224,10 @@ def render_file(analysis_path: str | os.PathLike, output: str | os.PathLike, *, 
         if drift is not None:
             overall, over_time, baseline, window = drift
             at = text.rfind("</main>")
-            text = text[:at] + drift_html(overall=overall, over_time=over_time, baseline=baseline,
-                                          window=window) + text[at:]
+            text = (
+                text[:at]
+                + drift_html(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                + text[at:]
+            )
     atomic_write_text(out, text)
     return out

@@ -56,8 +56,17 @@ def fmt(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def interval_track(value: float | None, *, lo: float, hi: float, ideal: float, ci: tuple[float, float] | None = None,
-                   width: int = 260, height: int = 26, label: str = "") -> str:
+def interval_track(
+    value: float | None,
+    *,
+    lo: float,
+    hi: float,
+    ideal: float,
+    ci: tuple[float, float] | None = None,
+    width: int = 260,
+    height: int = 26,
+    label: str = "",
+) -> str:
     """One metric on its own axis [lo, hi]: the ideal value as a line, the value as a bar from the
     ideal, an optional confidence interval as an error bar; values beyond the axis are clipped
     and drawn with an arrow head."""
@@ -68,33 +77,40 @@ def interval_track(value: float | None, *, lo: float, hi: float, ideal: float, c
         v = min(max(v, lo), hi)
         return pad + (v - lo) / span * (width - 2 * pad)
 
-    parts = [f'<svg class="track" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(label)}">',
-             f'<line x1="{pad}" y1="{height / 2}" x2="{width - pad}" y2="{height / 2}" stroke="#cbd5e1"/>',
-             f'<line x1="{x(ideal):.1f}" y1="3" x2="{x(ideal):.1f}" y2="{height - 3}" stroke="#059669" '
-             f'stroke-width="2"><title>ideal {fmt(ideal)}</title></line>']
+    parts = [
+        f'<svg class="track" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(label)}">',
+        f'<line x1="{pad}" y1="{height / 2}" x2="{width - pad}" y2="{height / 2}" stroke="#cbd5e1"/>',
+        f'<line x1="{x(ideal):.1f}" y1="3" x2="{x(ideal):.1f}" y2="{height - 3}" stroke="#059669" '
+        f'stroke-width="2"><title>ideal {fmt(ideal)}</title></line>',
+    ]
     if value is not None and not math.isnan(value):
         x0, x1 = sorted((x(ideal), x(value)))
         far = abs(value - ideal) / (span / 2 if span else 1)
         colour = "#2563eb" if far < 0.1 else ("#d97706" if far < 0.3 else "#dc2626")
-        parts.append(f'<rect class="bar" x="{x0:.1f}" y="{height / 2 - 5}" width="{max(x1 - x0, 1.5):.1f}" '
-                     f'height="10" fill="{colour}" opacity="0.85"><title>{esc(label)} = {esc(fmt(value))}</title></rect>')
+        parts.append(
+            f'<rect class="bar" x="{x0:.1f}" y="{height / 2 - 5}" width="{max(x1 - x0, 1.5):.1f}" '
+            f'height="10" fill="{colour}" opacity="0.85"><title>{esc(label)} = {esc(fmt(value))}</title></rect>'
+        )
         if value > hi or value < lo:
             tip = x(value)
             d = 6 if value > hi else -6
             parts.append(f'<path d="M{tip:.1f},{height / 2 - 7} l{d},7 l{-d},7 z" fill="{colour}"/>')
     if ci is not None and all(c is not None and math.isfinite(c) for c in ci):
         a, b = x(ci[0]), x(ci[1])
-        parts.append(f'<g class="ci" stroke="#111827" stroke-width="1.5"><line x1="{a:.1f}" y1="{height / 2}" '
-                     f'x2="{b:.1f}" y2="{height / 2}"/><line x1="{a:.1f}" y1="{height / 2 - 5}" x2="{a:.1f}" '
-                     f'y2="{height / 2 + 5}"/><line x1="{b:.1f}" y1="{height / 2 - 5}" x2="{b:.1f}" '
-                     f'y2="{height / 2 + 5}"/><title>interval [{fmt(ci[0])}, {fmt(ci[1])}]</title></g>')
+        parts.append(
+            f'<g class="ci" stroke="#111827" stroke-width="1.5"><line x1="{a:.1f}" y1="{height / 2}" '
+            f'x2="{b:.1f}" y2="{height / 2}"/><line x1="{a:.1f}" y1="{height / 2 - 5}" x2="{a:.1f}" '
+            f'y2="{height / 2 + 5}"/><line x1="{b:.1f}" y1="{height / 2 - 5}" x2="{b:.1f}" '
+            f'y2="{height / 2 + 5}"/><title>interval [{fmt(ci[0])}, {fmt(ci[1])}]</title></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def bars(names: Sequence[str], values: Sequence[float], *, width: int = 560, bar_height: int = 18,
-         title: str = "") -> str:
+def bars(
+    names: Sequence[str], values: Sequence[float], *, width: int = 560, bar_height: int = 18, title: str = ""
+) -> str:
     """Horizontal bar chart (sorted as given), signed values around a zero line."""
     n = len(names)
     label_w = min(220, 12 + 7 * max((len(str(s)) for s in names), default=4))
@@ -104,27 +120,42 @@ def bars(names: Sequence[str], values: Sequence[float], *, width: int = 560, bar
     neg = any(v < 0 for v in values)
     zero = label_w + (plot_w / 2 if neg else 0)
     scale = (plot_w / 2 if neg else plot_w) / vmax
-    parts = [f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(title)}">']
+    parts = [
+        f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(title)}">'
+    ]
     for i, (name, v) in enumerate(zip(names, values)):
         y = 5 + i * (bar_height + 6)
         w = abs(v) * scale if math.isfinite(v) else 0
         x0 = zero - w if v < 0 else zero
         colour = PALETTE[1] if v < 0 else PALETTE[0]
-        parts.append(f'<text x="{label_w - 6}" y="{y + bar_height * 0.75:.1f}" text-anchor="end" '
-                     f'font-size="12">{esc(name)}</text>')
-        parts.append(f'<rect class="bar" x="{x0:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_height}" '
-                     f'fill="{colour}"><title>{esc(name)}: {esc(fmt(v))}</title></rect>')
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height * 0.75:.1f}" text-anchor="end" '
+            f'font-size="12">{esc(name)}</text>'
+        )
+        parts.append(
+            f'<rect class="bar" x="{x0:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_height}" '
+            f'fill="{colour}"><title>{esc(name)}: {esc(fmt(v))}</title></rect>'
+        )
         tx = (x0 + max(w, 1) + 4) if v >= 0 else (x0 - 4)
         anchor = "start" if v >= 0 else "end"
-        parts.append(f'<text x="{tx:.1f}" y="{y + bar_height * 0.75:.1f}" font-size="11" text-anchor="{anchor}" '
-                     f'fill="#374151">{esc(fmt(v))}</text>')
+        parts.append(
+            f'<text x="{tx:.1f}" y="{y + bar_height * 0.75:.1f}" font-size="11" text-anchor="{anchor}" '
+            f'fill="#374151">{esc(fmt(v))}</text>'
+        )
     parts.append(f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height}" stroke="#6b7280"/></svg>')
     return "".join(parts)
 
 
-def strip_plot(names: Sequence[str], values: Sequence[Sequence[float]], colours: Sequence[Sequence[float]] | None,
-               *, width: int = 560, row_height: int = 22, title: str = "") -> str:
+def strip_plot(
+    names: Sequence[str],
+    values: Sequence[Sequence[float]],
+    colours: Sequence[Sequence[float]] | None,
+    *,
+    width: int = 560,
+    row_height: int = 22,
+    title: str = "",
+) -> str:
     """Beeswarm-style summary: one row per feature, one dot per record at its local attribution,
     coloured from blue (low feature value) to red (high) when ``colours`` (in [0, 1]) are given."""
     n = len(names)
@@ -135,8 +166,10 @@ def strip_plot(names: Sequence[str], values: Sequence[Sequence[float]], colours:
     vmax = max((abs(v) for v in finite), default=1.0) or 1.0
     zero = label_w + plot_w / 2
     scale = plot_w / 2 / vmax
-    parts = [f'<svg class="strip" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(title)}">']
+    parts = [
+        f'<svg class="strip" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(title)}">'
+    ]
     for i, name in enumerate(names):
         yc = 6 + i * row_height + row_height / 2
         parts.append(f'<text x="{label_w - 6}" y="{yc + 4:.1f}" text-anchor="end" font-size="12">{esc(name)}</text>')
@@ -150,12 +183,15 @@ def strip_plot(names: Sequence[str], values: Sequence[Sequence[float]], colours:
                 fill = f"rgb({int(37 + c * 183)},{int(99 - c * 61)},{int(235 - c * 197)})"
             else:
                 fill = "#6b7280"
-            parts.append(f'<circle cx="{zero + v * scale:.1f}" cy="{yc + jitter:.1f}" r="2.2" fill="{fill}" '
-                         f'opacity="0.7"/>')
+            parts.append(
+                f'<circle cx="{zero + v * scale:.1f}" cy="{yc + jitter:.1f}" r="2.2" fill="{fill}" opacity="0.7"/>'
+            )
     parts.append(f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height - 20}" stroke="#6b7280"/>')
-    parts.append(f'<text x="{label_w}" y="{height - 5}" font-size="11" fill="#374151">{esc(fmt(-vmax))}</text>'
-                 f'<text x="{width - 20}" y="{height - 5}" font-size="11" text-anchor="end" fill="#374151">'
-                 f'{esc(fmt(vmax))}</text></svg>')
+    parts.append(
+        f'<text x="{label_w}" y="{height - 5}" font-size="11" fill="#374151">{esc(fmt(-vmax))}</text>'
+        f'<text x="{width - 20}" y="{height - 5}" font-size="11" text-anchor="end" fill="#374151">'
+        f"{esc(fmt(vmax))}</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -181,9 +217,16 @@ def axis_fraction(v: float, lo: float, hi: float) -> float:
     return (hi / 2 - v / 2) / (hi / 2 - lo / 2)
 
 
-def line_with_distribution(xs: Sequence[object], series: Sequence[Sequence[float]], dist: Sequence[float] | None,
-                           *, series_names: Sequence[str] = (), width: int = 420, height: int = 220,
-                           title: str = "") -> str:
+def line_with_distribution(
+    xs: Sequence[object],
+    series: Sequence[Sequence[float]],
+    dist: Sequence[float] | None,
+    *,
+    series_names: Sequence[str] = (),
+    width: int = 420,
+    height: int = 220,
+    title: str = "",
+) -> str:
     """PDP: model output per grid value (one line per output) above bars of the data distribution."""
     pad_l, pad_r, pad_t = 46, 10, 10
     dist_h = 40 if dist else 0
@@ -199,27 +242,32 @@ def line_with_distribution(xs: Sequence[object], series: Sequence[Sequence[float
     def py(v: float) -> float:
         return pad_t + axis_fraction(v, lo, hi) * plot_h
 
-    parts = [f'<svg class="pdp" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(title)}">',
-             f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
-             f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
-             f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>']
+    parts = [
+        f'<svg class="pdp" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(title)}">',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
+        f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
+        f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>',
+    ]
     for k, s in enumerate(series):
         pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(s) if v is not None and math.isfinite(v))
         name = series_names[k] if k < len(series_names) else f"output {k}"
-        parts.append(f'<polyline class="line" points="{pts}" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" '
-                     f'stroke-width="2"><title>{esc(name)}</title></polyline>')
+        parts.append(
+            f'<polyline class="line" points="{pts}" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" '
+            f'stroke-width="2"><title>{esc(name)}</title></polyline>'
+        )
     if dist:
         dmax = max(dist) or 1.0
         base = height - 30
         for i, d in enumerate(dist):
             h = d / dmax * (dist_h - 4)
-            parts.append(f'<rect x="{px(i) - step * 0.4:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" '
-                         f'height="{h:.1f}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>')
+            parts.append(
+                f'<rect x="{px(i) - step * 0.4:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" '
+                f'height="{h:.1f}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>'
+            )
     every = max(1, n // 6)
     for i in range(0, n, every):
         label = grid_label(xs[i])
-        parts.append(f'<text x="{px(i):.1f}" y="{height - 14}" font-size="10" text-anchor="middle">'
-                     f'{esc(label)}</text>')
+        parts.append(f'<text x="{px(i):.1f}" y="{height - 14}" font-size="10" text-anchor="middle">{esc(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
