@@ -11,8 +11,9 @@ operations and adds no math of its own:
   intervals equal the one-shot ones);
 * :func:`merge_state_dicts` / :func:`merge_pairs` merge states by value (a tree reduction);
 * :func:`report_from_states` evaluates the metrics once from the merged states;
-* FlipTest: :func:`flip_rows` (a partition's facet codes, features and predicted-positive
-  masks), :func:`flip_gather` (facet a's rows, the k-NN reference), :func:`flip_query` (a
+* FlipTest: :func:`check_flip_features` (on the columns, before any partition is read),
+  :func:`flip_rows` (a partition's facet codes, features and predicted-positive masks),
+  :func:`flip_gather` (facet a's rows, the k-NN reference), :func:`flip_query` (a
   partition's facet-d rows against it), :func:`flip_add`, :func:`flip_combos` and
   :func:`flip_result` (the metric value from the summed counts).
 
@@ -41,6 +42,7 @@ __all__ = [
     "bootstrap_partition",
     "check_bootstrap",
     "check_columns",
+    "check_flip_features",
     "count_partition",
     "empty_facet_reason",
     "flip_add",
@@ -173,6 +175,12 @@ def report_from_states(spec: Spec, merged: dict | None, boot_merged: dict | None
 
 
 # -- FlipTest ------------------------------------------------------------------------------------
+
+
+def check_flip_features(meta: pd.DataFrame, spec: Spec, state: State, compat: str) -> None:
+    """FlipTest's ``features`` exist in ``meta`` (an empty frame with the columns): the same
+    errors as one machine, before any partition is read for FlipTest."""
+    FlipTests(Table(meta), spec, state, None, compat)
 
 
 def flip_combos(state: State, facet: Any, compat: str) -> list:

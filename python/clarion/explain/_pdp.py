@@ -119,7 +119,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     if dispatch.is_partitioned(X):  # partial sums per partition on the workers (clarion.distributed)
         return dispatch.handler("explain.partial_dependence")(
             model, X, features, grid_resolution=grid_resolution, percentiles=percentiles,
-            memory_budget=memory_budget, n_jobs=n_threads, backend=backend)
+            memory_budget=memory_budget, n_threads=n_threads, backend=backend)
     grid_resolution, (lo, hi) = check_pd_arguments(grid_resolution, percentiles)
     predict = prediction_function(model)
     budget = options.byte_size(memory_budget)
