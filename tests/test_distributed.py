@@ -30,8 +30,9 @@ from clarion.explain import KernelShap, partial_dependence  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=":0")  # not 8787: another cluster may hold it
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    )  # not 8787: another cluster may hold it
     c = distributed.Client(cluster)
     try:
         yield c
@@ -46,11 +47,19 @@ def _data(n: int = 3000, seed: int = 0) -> pd.DataFrame:
     x1 = rng.normal(size=n)
     x2 = rng.normal(size=n) + (s == "a")
     y = (x1 + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
-    return pd.DataFrame({
-        "y": y, "s": s, "age": rng.integers(18, 80, n), "g": rng.choice(["u", "v", "w"], n),
-        "x1": x1, "x2": x2, "score": 1 / (1 + np.exp(-(x1 + 0.3 * x2))), "pred": (x1 + x2 > 0.2).astype(np.int64),
-        "w": rng.random(n) * 3,
-    })
+    return pd.DataFrame(
+        {
+            "y": y,
+            "s": s,
+            "age": rng.integers(18, 80, n),
+            "g": rng.choice(["u", "v", "w"], n),
+            "x1": x1,
+            "x2": x2,
+            "score": 1 / (1 + np.exp(-(x1 + 0.3 * x2))),
+            "pred": (x1 + x2 > 0.2).astype(np.int64),
+            "w": rng.random(n) * 3,
+        }
+    )
 
 
 def _same(a, b, exact: bool = True) -> None:
@@ -65,8 +74,15 @@ def _same(a, b, exact: bool = True) -> None:
 
 BIAS_CASES = [
     dict(label="y", label_values=[1], facet="s", predicted_label="pred"),
-    dict(label="y", label_values=[1], facet=["s", "age"], facet_threshold={"age": 40}, group_variable="g",
-         predicted_label={"m1": "score", "m2": "pred"}, probability_threshold=[0.3, 0.5, 0.7]),
+    dict(
+        label="y",
+        label_values=[1],
+        facet=["s", "age"],
+        facet_threshold={"age": 40},
+        group_variable="g",
+        predicted_label={"m1": "score", "m2": "pred"},
+        probability_threshold=[0.3, 0.5, 0.7],
+    ),
     dict(label="y", label_values=[1], facet="s", facet_values=["b", "d"], stage="pre", compat="smclarify"),
 ]
 
@@ -79,20 +95,40 @@ def test_bias_report_identical(client, kw):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 60), nparts=st.integers(1, 6), seed=st.integers(0, 2**16), one_class=st.booleans(),
-       missing=st.booleans(), zero_w=st.booleans())
+@given(
+    n=st.integers(1, 60),
+    nparts=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+    one_class=st.booleans(),
+    missing=st.booleans(),
+    zero_w=st.booleans(),
+)
 def test_bias_identical_property(client, n, nparts, seed, one_class, missing, zero_w):
     """Any data and any split: missing facet values, one label class, zero weights, tiny partitions."""
     rng = np.random.default_rng(seed)
     s = rng.choice(np.array(["a", "b", "c"], dtype=object), n)
     if missing:
         s[rng.random(n) < 0.3] = None
-    df = pd.DataFrame({"y": np.zeros(n, int) if one_class else rng.integers(0, 2, n), "s": s,
-                       "p": rng.integers(0, 2, n), "w": np.where(rng.random(n) < 0.3, 0.0, 1.0) if zero_w else 1.0})
+    df = pd.DataFrame(
+        {
+            "y": np.zeros(n, int) if one_class else rng.integers(0, 2, n),
+            "s": s,
+            "p": rng.integers(0, 2, n),
+            "w": np.where(rng.random(n) < 0.3, 0.0, 1.0) if zero_w else 1.0,
+        }
+    )
     ddf = dd.from_pandas(df, npartitions=min(nparts, n))
-    for kw in (dict(label="y", label_values=[1], facet="s", predicted_label="p", compat="smclarify"),
-               dict(label="y", label_values=[0], facet="s", predicted_label="p", weights="w",
-                    methods=["CI", "DPL", "DPPL", "DI", "AD"])):
+    for kw in (
+        dict(label="y", label_values=[1], facet="s", predicted_label="p", compat="smclarify"),
+        dict(
+            label="y",
+            label_values=[0],
+            facet="s",
+            predicted_label="p",
+            weights="w",
+            methods=["CI", "DPL", "DPPL", "DI", "AD"],
+        ),
+    ):
         try:
             want = cb.report(df, **kw)
         except ValueError as exc:  # e.g. no row of a label value: the same error from the cluster
@@ -104,8 +140,16 @@ def test_bias_identical_property(client, n, nparts, seed, one_class, missing, ze
 
 def test_bias_intervals_identical_with_global_row_offsets(client):
     df = _data(2000, seed=1)
-    kw = dict(label="y", label_values=[1], facet="s", predicted_label="score", methods=["CI", "DPL", "DPPL", "DI"],
-              confidence=0.9, n_bootstrap=64, seed=11)
+    kw = dict(
+        label="y",
+        label_values=[1],
+        facet="s",
+        predicted_label="score",
+        methods=["CI", "DPL", "DPPL", "DI"],
+        confidence=0.9,
+        n_bootstrap=64,
+        seed=11,
+    )
     one = cb.report(df, **kw)
     many = cb.report(dd.from_pandas(df, npartitions=5), **kw)
     _same(one, many)
@@ -117,8 +161,7 @@ def test_bias_intervals_identical_with_global_row_offsets(client):
 
 def test_bias_weighted_equal(client):
     df = _data(2500, seed=2)
-    kw = dict(label="y", label_values=[1], facet="s", predicted_label="pred", weights="w", methods="all",
-              stage="both")
+    kw = dict(label="y", label_values=[1], facet="s", predicted_label="pred", weights="w", methods="all", stage="both")
     _same(cb.report(df, **kw), cb.report(dd.from_pandas(df, npartitions=4), **kw), exact=False)
 
 
@@ -137,8 +180,15 @@ def test_bias_partitions_without_some_facet_groups(client):
 
 def test_bias_fliptest_exact(client):
     df = _data(900, seed=4)
-    kw = dict(label="y", label_values=[1], facet="s", predicted_label="pred", features=["x1", "x2"],
-              methods=["FT", "DPPL"], stage="post")
+    kw = dict(
+        label="y",
+        label_values=[1],
+        facet="s",
+        predicted_label="pred",
+        features=["x1", "x2"],
+        methods=["FT", "DPPL"],
+        stage="post",
+    )
     one = cb.report(df, **kw)
     many = cb.report(dd.from_pandas(df, npartitions=4), **kw)
     _same(one, many)
@@ -241,8 +291,16 @@ def test_worker_killed_mid_computation_recovered(client):
     from dask import delayed
 
     ddf = dd.from_delayed([delayed(_slow)(df.iloc[ix]) for ix in pieces], meta=df.iloc[:0], verify_meta=False)
-    kw = dict(label="y", label_values=[1], facet="s", predicted_label="score", group_variable="g",
-              confidence=0.9, n_bootstrap=16, seed=2)
+    kw = dict(
+        label="y",
+        label_values=[1],
+        facet="s",
+        predicted_label="score",
+        group_variable="g",
+        confidence=0.9,
+        n_bootstrap=16,
+        seed=2,
+    )
     want = cb.report(df, **kw)
     out: dict = {}
 
@@ -301,12 +359,20 @@ def test_analysis_job_explains_on_the_cluster(client, tmp_path):
     df = pd.DataFrame({"x1": rng.normal(size=n).round(4), "x2": rng.integers(0, 10, n), "g": rng.choice([0, 1], n)})
     df["y"] = (df["x1"] + 0.1 * df["x2"] + rng.normal(size=n) > 0.5).astype(int)
     model = LogisticRegression().fit(df[["x1", "x2", "g"]], df["y"])
-    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
-           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
-                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 50},
-                       "pdp": {"top_k_features": 2, "grid_resolution": 5}},
-           "predictor": {"probability": 1}}
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "post_training_bias": {"methods": "all"},
+            "shap": {"num_clusters": 3, "seed": 1, "num_samples": 50},
+            "pdp": {"top_k_features": 2, "grid_resolution": 5},
+        },
+        "predictor": {"probability": 1},
+    }
     df.to_csv(tmp_path / "data.csv", index=False)
     local = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "local", progress=False)
     calls = []
@@ -319,8 +385,9 @@ def test_analysis_job_explains_on_the_cluster(client, tmp_path):
     cdist.explain = spy
     try:
         with cdist.cluster(client=client) as c:
-            dist = analysis.analyze(cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "dist",
-                                    progress=False, dask_client=c)
+            dist = analysis.analyze(
+                cfg, tmp_path / "data.csv", model=model, output_dir=tmp_path / "dist", progress=False, dask_client=c
+            )
     finally:
         cdist.explain = orig
     assert calls and all(c >= 2 for c in calls)
@@ -350,8 +417,20 @@ def test_cli_dask_options_are_registered():
     args = p.parse_args(["--config", "c", "--data", "d", "--output", "o", "--dask-workers", "2"])
     assert args.dask_workers == 2 and args.dask_scheduler is None
     with pytest.raises(SystemExit):
-        p.parse_args(["--config", "c", "--data", "d", "--output", "o", "--dask-workers", "2",
-                      "--dask-scheduler", "tcp://127.0.0.1:1"])
+        p.parse_args(
+            [
+                "--config",
+                "c",
+                "--data",
+                "d",
+                "--output",
+                "o",
+                "--dask-workers",
+                "2",
+                "--dask-scheduler",
+                "tcp://127.0.0.1:1",
+            ]
+        )
     with pytest.raises(ValueError, match="dask_scheduler must be an address like tcp://HOST:PORT"):
         cdist.cluster_client("localhost")
     with pytest.raises(ValueError, match="dask_workers must be a positive integer"):
@@ -372,14 +451,28 @@ def test_cli_analyze_with_dask_workers(tmp_path, capsys, monkeypatch):
     model = LogisticRegression().fit(df[["x1", "x2", "g"]], df["y"])
     skio.dump(model, tmp_path / "model.skops")
     df.to_csv(tmp_path / "data.csv", index=False)
-    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
-           "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]},
-                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 30}},
-           "predictor": {"probability": 1}}
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+        "methods": {
+            "post_training_bias": {"methods": ["DPPL", "DI"]},
+            "shap": {"num_clusters": 3, "seed": 1, "num_samples": 30},
+        },
+        "predictor": {"probability": 1},
+    }
     (tmp_path / "cfg.json").write_text(__import__("json").dumps(cfg))
-    base = ["analyze", "--config", str(tmp_path / "cfg.json"), "--data", str(tmp_path / "data.csv"),
-            "--model", str(tmp_path / "model.skops")]
+    base = [
+        "analyze",
+        "--config",
+        str(tmp_path / "cfg.json"),
+        "--data",
+        str(tmp_path / "data.csv"),
+        "--model",
+        str(tmp_path / "model.skops"),
+    ]
     assert main(base + ["--output", str(tmp_path / "local"), "--quiet"]) == EXIT_OK
     seen = []
     orig = cdist.explain
@@ -404,14 +497,29 @@ def test_analysis_job_reads_a_dask_dataframe(client, tmp_path):
 
     rng = np.random.default_rng(9)
     n = 300
-    df = pd.DataFrame({"x1": rng.normal(size=n).round(4), "x2": rng.integers(0, 10, n),
-                       "g": rng.choice(["a", "b"], n), "y": rng.choice([0, 1], n)})
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n).round(4),
+            "x2": rng.integers(0, 10, n),
+            "g": rng.choice(["a", "b"], n),
+            "y": rng.choice([0, 1], n),
+        }
+    )
     model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(df[["x1", "x2"]], df["y"])
-    cfg = {"version": "1.0", "dataset_type": "text/csv", "label": "y", "label_values_or_threshold": [1],
-           "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}], "excluded_columns": ["g"],
-           "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"},
-                       "shap": {"num_clusters": 3, "seed": 1, "num_samples": 20}},
-           "predictor": {"probability": 1}}
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+        "excluded_columns": ["g"],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "post_training_bias": {"methods": "all"},
+            "shap": {"num_clusters": 3, "seed": 1, "num_samples": 20},
+        },
+        "predictor": {"probability": 1},
+    }
     ddf = dd.from_pandas(df, npartitions=4)
     local = analysis.analyze(cfg, df, model=model, output_dir=tmp_path / "local", progress=False, chunk_rows=64)
     dist = analysis.analyze(cfg, ddf, model=model, output_dir=tmp_path / "dist", progress=False, chunk_rows=64)
@@ -425,5 +533,6 @@ def test_analysis_job_reads_a_dask_dataframe(client, tmp_path):
     bad["y"] = bad["y"].astype("float64")
     bad.loc[250, "y"] = np.nan
     with pytest.raises(DataError, match=r"row 250, column 'y': missing value"):
-        analysis.analyze(cfg, dd.from_pandas(bad, npartitions=4), model=model, output_dir=tmp_path / "bad",
-                         progress=False)
+        analysis.analyze(
+            cfg, dd.from_pandas(bad, npartitions=4), model=model, output_dir=tmp_path / "bad", progress=False
+        )

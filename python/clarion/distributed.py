@@ -44,7 +44,6 @@ Nothing here imports Dask until a Dask collection is actually passed.
 from __future__ import annotations
 
 import functools
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -65,8 +64,7 @@ __all__ = [
     "shap_frame",
 ]
 
-MSG_SOURCE = ("{arg}: with a Dask collection give column names (every partition must hold the column); got "
-              "{kind}")
+MSG_SOURCE = "{arg}: with a Dask collection give column names (every partition must hold the column); got {kind}"
 MSG_DATA = "data must be a dask.dataframe.DataFrame or a 2-D dask.array; got {t}"
 MSG_ARRAY_NDIM = "{arg}: a dask array must be 2-D (rows x columns), got {ndim}-D"
 MSG_SPLIT = "split_every must be an integer >= 2, got {value!r}"
@@ -84,20 +82,20 @@ def is_dask_collection(x: Any) -> bool:
     mod = type(x).__module__ or ""
     if not mod.startswith("dask"):  # dask.*, dask_cudf, dask_expr ...
         return False
-    import dask  # noqa: PLC0415
+    import dask
 
     return bool(dask.is_dask_collection(x))
 
 
 def _is_dask_array(x: Any) -> bool:
-    import dask.array as da  # noqa: PLC0415
+    import dask.array as da
 
     return isinstance(x, da.Array)
 
 
 def _frame_of(data: Any, arg: str = "data") -> Any:
     """A Dask DataFrame for a Dask DataFrame, or a 2-D Dask array (columns 0..P-1)."""
-    import dask.dataframe as dd  # noqa: PLC0415
+    import dask.dataframe as dd
 
     if _is_dask_array(data):
         if data.ndim != 2:
@@ -110,15 +108,15 @@ def _frame_of(data: Any, arg: str = "data") -> Any:
 
 def _partitions(data: Any, arg: str) -> tuple[list, Any, bool]:
     """(delayed partitions, meta, is_frame): pandas frames, or 2-D array blocks for an array."""
-    import dask.dataframe as dd  # noqa: PLC0415
+    import dask.dataframe as dd
 
     if _is_dask_array(data):
         if data.ndim != 2:
             raise ValueError(MSG_ARRAY_NDIM.format(arg=arg, ndim=data.ndim))
         arr = data.rechunk({1: -1})
-        return list(arr.to_delayed().ravel()), arr._meta, False  # noqa: SLF001
+        return list(arr.to_delayed().ravel()), arr._meta, False
     if isinstance(data, dd.DataFrame):
-        return list(data.to_delayed()), data._meta, True  # noqa: SLF001
+        return list(data.to_delayed()), data._meta, True
     raise TypeError(MSG_DATA.format(t=type(data).__name__).replace("data ", f"{arg} ", 1))
 
 
@@ -130,114 +128,27 @@ def _check_split(split_every: Any) -> int:
 
 def _tree(items: list, combine: Callable[[list], Any], split_every: int, name: str) -> Any:
     """Tree reduction of delayed ``items``: ``combine`` on groups of ``split_every`` per level."""
-    from dask import delayed  # noqa: PLC0415
+    from dask import delayed
 
     if not items:
         return delayed(combine, pure=True)([])
     level = list(items)
     while len(level) > 1:
-        level = [delayed(combine, pure=True, name=f"{name}-combine")(level[i:i + split_every])
-                 for i in range(0, len(level), split_every)]
+        level = [
+            delayed(combine, pure=True, name=f"{name}-combine")(level[i : i + split_every])
+            for i in range(0, len(level), split_every)
+        ]
     return level[0]
 
 
 def _compute(*objs: Any) -> tuple:
-    import dask  # noqa: PLC0415
+    import dask
 
     return dask.compute(*objs)
 
 
 # ------------------------------------------------------------------------------------------------
-# bias: count state per partition, merged by value
-
-
-def _dump_state(st: Any) -> dict:
-    """A picklable copy of a bias ``State`` (which holds locks): vocabularies, flags and counts."""
-    return {
-        "n_rows": st.n_rows, "weighted": st.weighted, "model_kinds": st.model_kinds,
-        "label_vocab": list(st.label_vocab.values), "label_max": st.label_max,
-        "group_vocab": None if st.group_vocab is None else list(st.group_vocab.values),
-        "group_missing": st.group_missing,
-        "facets": {f: {"vocab": list(fs.vocab.values), "seen": fs.seen, "col_max": fs.col_max, "counts": fs.counts}
-                   for f, fs in st.facets.items()},
-    }
-
-
-def _load_state(spec: Any, d: dict, *, counts: bool = True) -> Any:
-    from clarion.bias._encode import Vocabulary  # noqa: PLC0415
-    from clarion.bias._engine import State  # noqa: PLC0415
-
-    st = State(spec, weighted=d["weighted"])
-    st.n_rows = d["n_rows"] if counts else 0
-    st.model_kinds = None if d["model_kinds"] is None else list(d["model_kinds"])
-    st.label_vocab = Vocabulary(d["label_vocab"])
-    st.label_max = d["label_max"]
-    if d["group_vocab"] is not None:
-        st.group_vocab = Vocabulary(d["group_vocab"])
-    st.group_missing = d["group_missing"]
-    for f, fd in d["facets"].items():
-        fs = st.facets[f]
-        fs.vocab = Vocabulary(fd["vocab"])
-        fs.col_max = fd["col_max"]
-        if counts:
-            fs.seen = fd["seen"].copy()
-            fs.counts = {k: v.copy() for k, v in fd["counts"].items()}
-    return st
-
-
-def _bias_encode(part: Any, spec: Any, compat: str, index: int, backend: str, n_threads: int | None,
-                 keep: bool) -> tuple[dict, dict | None, int]:
-    """Encode and count one partition: (state dump, the encoded columns when ``keep``, rows)."""
-    from clarion.bias._engine import State, Table  # noqa: PLC0415
-
-    if isinstance(part, np.ndarray):
-        part = pd.DataFrame(part)
-    table = Table(part)
-    st = State(spec)
-    try:
-        enc = st.encode(table, compat)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (row numbers count from the start of partition {index})") from None
-    st.add_counts(st.count(enc, backend=backend, n_threads=n_threads), table.n)
-    return _dump_state(st), (enc if keep else None), table.n
-
-
-def _bias_partition(part: Any, spec: Any, compat: str, index: int, backend: str,
-                    n_threads: int | None) -> tuple[dict, None]:
-    """Counts of one partition (no bootstrap): (state dump, None)."""
-    return _bias_encode(part, spec, compat, index, backend, n_threads, False)[0], None
-
-
-def _encoded_len(item: tuple) -> int:
-    return item[2]
-
-
-def _bias_boot(item: tuple, spec: Any, offset: int, n_bootstrap: int, seed: int, backend: str,
-               n_threads: int | None) -> tuple[dict, dict]:
-    """Bootstrap replicate counts of an encoded partition whose first row is global row ``offset``."""
-    dump, enc, _ = item
-    st = _load_state(spec, dump)  # same vocabularies, so the same codes as ``enc``
-    rep = st.count(enc, n_bootstrap=n_bootstrap, seed=seed, row_offset=offset, backend=backend, n_threads=n_threads)
-    boot = _dump_state(st)
-    for f, (_, _, _, counts) in rep.items():
-        boot["facets"][f]["counts"] = counts
-    return dump, boot
-
-
-def _merge_dumped(spec: Any, dumps: list) -> dict | None:
-    from clarion.bias._engine import merge_states  # noqa: PLC0415
-
-    dumps = [d for d in dumps if d is not None]
-    if not dumps:
-        return None
-    total = _load_state(spec, dumps[0])
-    for d in dumps[1:]:
-        merge_states(total, _load_state(spec, d))
-    return _dump_state(total)
-
-
-def _merge_pairs(spec: Any, items: list) -> tuple[dict | None, dict | None]:
-    return _merge_dumped(spec, [a for a, _ in items]), _merge_dumped(spec, [b for _, b in items])
+# bias: count state per partition, merged by value (the operations are clarion.bias.partition's)
 
 
 def _part_len(part: Any) -> int:
@@ -245,118 +156,65 @@ def _part_len(part: Any) -> int:
 
 
 class _DistFlipTests:
-    """FlipTest of a report on a Dask collection, exact (facet a gathered once per facet, shipped
+    """FlipTest of a report on a Dask collection, exact: the schedule of
+    :mod:`clarion.bias.partition`'s FlipTest operations (facet a gathered once per facet, shipped
     once per worker; each partition queries its own facet-d rows)."""
 
-    def __init__(self, parts: list, meta: Any, spec: Any, state_dump: dict, state: Any, compat: str,
-                 split_every: int) -> None:
-        from clarion.bias._engine import Table  # noqa: PLC0415
-        from clarion.bias._report import _FlipTests  # noqa: PLC0415
+    def __init__(
+        self, parts: list, meta: Any, spec: Any, state_dump: dict, state: Any, compat: str, split_every: int
+    ) -> None:
+        from clarion.bias import partition as bp
 
         self.parts, self.spec, self.dump, self.state, self.compat = parts, spec, state_dump, state, compat
         self.split_every = split_every
         self._cache: dict = {}
-        _FlipTests(Table(meta), spec, state, None, compat)  # validates ``features`` on the columns
+        bp.check_flip_features(meta, spec, state, compat)
 
     def _facet(self, facet: Any) -> dict:
-        from dask import delayed  # noqa: PLC0415
+        from dask import delayed
 
-        fs = self.state.facets[facet]
-        _, _, sel_codes = self.state.entries(fs, self.compat)
-        n_models = max(1, len(self.state.model_rows()[0]))
-        combos = [(tuple(c), m) for c in sel_codes for m in range(n_models)]
-        rows = [delayed(_ft_rows, pure=True)(p, self.spec, self.dump, self.compat, facet) for p in self.parts]
-        ref = delayed(_ft_gather, pure=True)(rows)
-        counts = [delayed(_ft_query, pure=True)(r, ref, combos) for r in rows]
-        total = _tree(counts, _ft_add, self.split_every, "clarion-ft")
+        from clarion.bias import partition as bp
+
+        combos = bp.flip_combos(self.state, facet, self.compat)
+        rows = [delayed(bp.flip_rows, pure=True)(p, self.spec, self.dump, self.compat, facet) for p in self.parts]
+        ref = delayed(bp.flip_gather, pure=True)(rows)
+        counts = [delayed(bp.flip_query, pure=True)(r, ref, combos) for r in rows]
+        total = _tree(counts, bp.flip_add, self.split_every, "clarion-ft")
         (res,) = _compute(total)
         return res
 
     def __call__(self, facet: Any, codes: list, m: int) -> tuple[float, str | None]:
+        from clarion.bias import partition as bp
+
         if facet not in self._cache:
             self._cache[facet] = self._facet(facet)
-        res = self._cache[facet]
-        if "error" in res:
-            return math.nan, res["error"]
-        fp, fm, nd, na = res["counts"][(tuple(codes), m)]
-        from clarion.bias._report import empty_facet_reason  # noqa: PLC0415
-
-        reason = empty_facet_reason(self.compat, nd, na)
-        if reason:
-            return math.nan, reason
-        if res.get("feature_error"):
-            return math.nan, res["feature_error"]
-        if (tuple(codes), m) in res["errors"]:
-            return math.nan, res["errors"][(tuple(codes), m)]
-        return (fp - fm) / nd, None
+        return bp.flip_result(self._cache[facet], codes, m, self.compat)
 
 
-def _ft_rows(part: Any, spec: Any, dump: dict, compat: str, facet: Any) -> dict:
-    """Facet codes (in the merged vocabulary), features and predicted-positive masks of a partition."""
-    from clarion.bias._engine import Table  # noqa: PLC0415
-    from clarion.bias._report import _FlipTests  # noqa: PLC0415
-
-    if isinstance(part, np.ndarray):
-        part = pd.DataFrame(part)
-    table = Table(part)
-    st = _load_state(spec, dump, counts=False)  # same codes as the merged state
-    enc = st.encode(table, compat)
-    ft = _FlipTests(table, spec, st, enc, compat)
-    X, err = ft.features(facet)
-    n_models = max(1, len(st.model_rows()[0])) if spec.models else 0
-    P = np.column_stack([ft.pred(m) for m in range(n_models)]) if n_models else np.zeros((table.n, 0), bool)
-    return {"codes": enc["facets"][facet][0], "X": X, "P": P, "error": err}
-
-
-def _ft_gather(rows: list) -> dict:
-    err = next((r["error"] for r in rows if r["error"]), None)
-    codes = np.concatenate([r["codes"] for r in rows]) if rows else np.zeros(0, np.int32)
-    if err:
-        return {"codes": codes, "X": None, "P": None, "error": err}
-    return {"codes": codes, "X": np.concatenate([r["X"] for r in rows]), "P": np.concatenate([r["P"] for r in rows]),
-            "error": None}
-
-
-def _ft_query(rows: dict, ref: dict, combos: list) -> dict:
-    """(F+, F-, n_d, n_a) of this partition's facet-d rows against all of facet a, per combo."""
-    from clarion.bias.fliptest import flip_test  # noqa: PLC0415
-
-    out: dict = {"counts": {}, "errors": {}, "feature_error": ref["error"]}
-    for codes, m in combos:
-        sel = np.asarray(codes, dtype=np.int32)
-        d_all = np.isin(ref["codes"], sel) if sel.size else np.zeros(ref["codes"].shape, bool)
-        na = int((~d_all).sum())
-        d = np.isin(rows["codes"], sel) if sel.size else np.zeros(rows["codes"].shape, bool)
-        nd = int(d.sum())
-        fp = fm = 0
-        if nd and na and ref["error"] is None:
-            try:
-                res = flip_test(ref["X"][~d_all], rows["X"][d], ref["P"][~d_all, m], rows["P"][d, m])
-                fp, fm = res.f_plus, res.f_minus
-            except ValueError as exc:
-                out["errors"][(codes, m)] = str(exc)
-        out["counts"][(codes, m)] = (fp, fm, nd, na)
-    return out
-
-
-def _ft_add(items: list) -> dict:
-    out: dict = {"counts": {}, "errors": {}, "feature_error": None}
-    for it in items:
-        out["feature_error"] = out["feature_error"] or it["feature_error"]
-        out["errors"].update(it["errors"])
-        for key, (fp, fm, nd, na) in it["counts"].items():
-            a = out["counts"].get(key, (0, 0, 0, na))
-            out["counts"][key] = (a[0] + fp, a[1] + fm, a[2] + nd, na)
-    return out
-
-
-def bias_report(data: Any, *, label: Any, facet: Any, facet_values: Any = None, facet_threshold: Any = None,
-                label_values: Any = None, label_threshold: float | None = None, predicted_label: Any = None,
-                probability_threshold: float | list[float] = 0.5, group_variable: Any = None,
-                methods: str | list[str] = "all", stage: str = "both", weights: Any = None,
-                compat: str = "clarion", features: list[str] | None = None, confidence: float | None = None,
-                n_bootstrap: int = 1000, seed: int | None = None, backend: str = "auto",
-                n_threads: int | None = None, split_every: int = 8) -> Any:
+def bias_report(
+    data: Any,
+    *,
+    label: Any,
+    facet: Any,
+    facet_values: Any = None,
+    facet_threshold: Any = None,
+    label_values: Any = None,
+    label_threshold: float | None = None,
+    predicted_label: Any = None,
+    probability_threshold: float | list[float] = 0.5,
+    group_variable: Any = None,
+    methods: str | list[str] = "all",
+    stage: str = "both",
+    weights: Any = None,
+    compat: str = "clarion",
+    features: list[str] | None = None,
+    confidence: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int | None = None,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    split_every: int = 8,
+) -> Any:
     """:func:`clarion.bias.report` on a Dask DataFrame (or 2-D Dask array), on the workers.
 
     Every partition is counted by the compiled kernel into its own count state; the states are
@@ -387,59 +245,82 @@ n_bootstrap, seed, backend, n_threads
     ValueError, TypeError
         As :func:`clarion.bias.report`; errors raised on a worker name the partition.
     """
-    from dask import delayed  # noqa: PLC0415
+    from dask import delayed
 
-    from clarion.bias._engine import Spec, normalize_methods  # noqa: PLC0415
-    from clarion.bias._report import _check_bootstrap  # noqa: PLC0415
+    from clarion.bias import partition as bp
 
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
     split_every = _check_split(split_every)
-    _check_bootstrap(confidence, n_bootstrap, seed)
+    bp.check_bootstrap(confidence, n_bootstrap, seed)
     _check_sources(predicted_label, group_variable, weights)
-    spec = Spec.build(label=label, facet=facet, facet_values=facet_values, facet_threshold=facet_threshold,
-                      label_values=label_values, label_threshold=label_threshold, predicted_label=predicted_label,
-                      probability_threshold=probability_threshold, group_variable=group_variable, weights=weights,
-                      features=features)
-    _, post_names = normalize_methods(methods, stage, bool(spec.models))
+    spec = bp.Spec.build(
+        label=label,
+        facet=facet,
+        facet_values=facet_values,
+        facet_threshold=facet_threshold,
+        label_values=label_values,
+        label_threshold=label_threshold,
+        predicted_label=predicted_label,
+        probability_threshold=probability_threshold,
+        group_variable=group_variable,
+        weights=weights,
+        features=features,
+    )
+    _, post_names = bp.normalize_methods(methods, stage, bool(spec.models))
     frame = _frame_of(data)
     parts = list(frame.to_delayed())
-    meta = frame._meta  # noqa: SLF001
-    _check_columns(meta, spec)
+    meta = frame._meta
+    bp.check_columns(meta, spec)
+    count = delayed(bp.count_partition, pure=True)
     if confidence is None:
-        counted = [delayed(_bias_partition, pure=True)(p, spec, compat, i, backend, n_threads)
-                   for i, p in enumerate(parts)]
+        counted = [
+            count(p, spec, compat, index=i, backend=backend, n_threads=n_threads)[0] for i, p in enumerate(parts)
+        ]
+        merged = _compute(_tree(counted, functools.partial(bp.merge_state_dicts, spec), split_every, "clarion-bias"))[0]
+        boot_merged = None
     else:
         # Replicate weights are drawn from the global row index, so each partition needs the rows
         # before it: encode + count once, keep the (small) encoded columns on the workers, learn
         # the lengths, then count the replicates from the kept encodings (the data is read once).
-        import dask  # noqa: PLC0415
+        import dask
 
-        encoded = list(dask.persist(*[delayed(_bias_encode, pure=True)(p, spec, compat, i, backend, n_threads, True)
-                                      for i, p in enumerate(parts)]))
-        lengths = _compute(*[delayed(_encoded_len, pure=True)(e) for e in encoded])
+        encoded = list(
+            dask.persist(
+                *[
+                    count(p, spec, compat, index=i, backend=backend, n_threads=n_threads, keep=True)
+                    for i, p in enumerate(parts)
+                ]
+            )
+        )
+        lengths = _compute(*[e[2] for e in encoded])
         offsets = [int(o) for o in np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)[:-1]])]
         seed_i = 0 if seed is None else int(seed)
-        counted = [delayed(_bias_boot, pure=True)(e, spec, offsets[i], int(n_bootstrap), seed_i, backend, n_threads)
-                   for i, e in enumerate(encoded)]
-    total = _tree(counted, functools.partial(_merge_pairs, spec), split_every, "clarion-bias")
-    (merged, boot_merged), = _compute(total)
-    from clarion.bias._engine import State, merge_states  # noqa: PLC0415
-
-    state = State(spec) if merged is None else _load_state(spec, merged)
-    boot = None
-    if confidence is not None:
-        if boot_merged is None:
-            raise ValueError("data has no rows; bootstrap intervals need rows")
-        aligned = _load_state(spec, merged, counts=False)  # the merged state's codes
-        merge_states(aligned, _load_state(spec, boot_merged))
-        boot = {f: fs.counts for f, fs in aligned.facets.items()}
+        counted = [
+            delayed(bp.bootstrap_partition, pure=True)(
+                e, spec, offsets[i], int(n_bootstrap), seed_i, backend, n_threads
+            )
+            for i, e in enumerate(encoded)
+        ]
+        total = _tree(counted, functools.partial(bp.merge_pairs, spec), split_every, "clarion-bias")
+        ((merged, boot_merged),) = _compute(total)
     ft = None
     if "FT" in post_names:
-        ft = _DistFlipTests(parts, meta, spec, merged if merged is not None else _dump_state(state), state, compat,
-                            split_every)
-    return state.assemble(methods=methods, stage=stage, compat=compat, boot=boot, confidence=confidence, ft=ft,
-                          n_bootstrap=int(n_bootstrap) if confidence is not None else 0)
+        state = bp.State(spec) if merged is None else bp.state_from_dict(spec, merged)
+        ft = _DistFlipTests(
+            parts, meta, spec, merged if merged is not None else bp.state_to_dict(state), state, compat, split_every
+        )
+    return bp.report_from_states(
+        spec,
+        merged,
+        boot_merged,
+        methods=methods,
+        stage=stage,
+        compat=compat,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        ft=ft,
+    )
 
 
 def _check_sources(predicted_label: Any, group_variable: Any, weights: Any) -> None:
@@ -447,8 +328,13 @@ def _check_sources(predicted_label: Any, group_variable: Any, weights: Any) -> N
         return isinstance(v, str) or (isinstance(v, (int, np.integer)) and not isinstance(v, bool))
 
     if predicted_label is not None:
-        srcs = (list(predicted_label.values()) if isinstance(predicted_label, dict)
-                else list(predicted_label) if isinstance(predicted_label, (list, tuple)) else [predicted_label])
+        srcs = (
+            list(predicted_label.values())
+            if isinstance(predicted_label, dict)
+            else list(predicted_label)
+            if isinstance(predicted_label, (list, tuple))
+            else [predicted_label]
+        )
         for s in srcs:
             if not is_name(s):
                 raise ValueError(MSG_SOURCE.format(arg="predicted_label", kind=type(s).__name__))
@@ -457,34 +343,13 @@ def _check_sources(predicted_label: Any, group_variable: Any, weights: Any) -> N
             raise ValueError(MSG_SOURCE.format(arg=arg, kind=type(v).__name__))
 
 
-def _check_columns(meta: pd.DataFrame, spec: Any) -> None:
-    """Missing columns fail on the client, before any task runs (same message as one machine)."""
-    from clarion.bias._engine import Table  # noqa: PLC0415
-
-    t = Table(meta)
-    t.col(spec.label, "label")
-    for f in spec.facets:
-        t.col(f, "facet")
-    for name, src in spec.models:
-        t.source(src, "predicted_label")
-    if spec.group_variable is not None:
-        t.source(spec.group_variable, "group_variable")
-    if spec.weights is not None:
-        t.source(spec.weights, "weights")
-
-
 # ------------------------------------------------------------------------------------------------
 # Kernel SHAP: the explainer is one task result, shipped once per worker
 
 
-def _explain_part(explainer: Any, part: Any, return_std: bool) -> tuple:
-    e = explainer.explain(part, return_std=return_std)
-    per_row = np.ndim(e.expected_value) == e.values.ndim - 1
-    return e.values, e.std, (np.asarray(e.expected_value) if per_row else None), part
-
-
-def explain(explainer: Any, X: Any, *, return_std: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> Any:
+def explain(
+    explainer: Any, X: Any, *, return_std: bool = False, progress: Callable[[int, int], None] | None = None
+) -> Any:
     """:meth:`clarion.explain.KernelShap.explain` on a Dask DataFrame or 2-D Dask array.
 
     The explainer (its coalition plan, operator, background and model) becomes one task result
@@ -510,16 +375,16 @@ def explain(explainer: Any, X: Any, *, return_std: bool = False,
     -------
     Explanation
     """
-    from dask import delayed  # noqa: PLC0415
+    from dask import delayed
 
-    from clarion.explain._kernel_shap import Explanation  # noqa: PLC0415
+    from clarion.explain import partition as ep
 
     parts, meta, is_frame = _partitions(X, "X")
     expl = delayed(explainer, pure=True, traverse=False)
-    tasks = [delayed(_explain_part, pure=True)(expl, p, return_std) for p in parts]
+    tasks = [delayed(ep.explain_partition, pure=True)(expl, p, return_std) for p in parts]
     results = _run_with_progress(tasks, progress, [delayed(_part_len, pure=True)(p) for p in parts])
     data = [r[3] for r in results]
-    values = np.concatenate([r[0] for r in results]) if results else _empty_values(explainer)
+    values = np.concatenate([r[0] for r in results]) if results else ep.empty_values(explainer)
     std = None
     if return_std:
         std = np.concatenate([r[1] for r in results]) if results else np.zeros_like(values)
@@ -528,31 +393,32 @@ def explain(explainer: Any, X: Any, *, return_std: bool = False,
     else:
         expected = explainer.expected_value
     rows = (pd.concat(list(data)) if is_frame else _concat_blocks(data)) if data else meta
-    return Explanation(np.ascontiguousarray(values), expected, explainer.feature_names, rows,
-                       output_names=explainer.output_names, std=std, exact=explainer.exact_,
-                       num_samples=explainer.num_samples_, player_columns=explainer._player_columns)  # noqa: SLF001
+    return ep.Explanation(
+        np.ascontiguousarray(values),
+        expected,
+        explainer.feature_names,
+        rows,
+        output_names=explainer.output_names,
+        std=std,
+        exact=explainer.exact_,
+        num_samples=explainer.num_samples_,
+        player_columns=explainer.player_columns,
+    )
 
 
 def _concat_blocks(blocks: list) -> Any:
     if hasattr(blocks[0], "__cuda_array_interface__"):
-        import cupy  # noqa: PLC0415 - device partitions only
+        import cupy  # device partitions only
 
         return cupy.concatenate(blocks)
     return np.concatenate(blocks)
-
-
-def _empty_values(explainer: Any) -> np.ndarray:
-    D = explainer._predict.n_outputs  # noqa: SLF001
-    if explainer._predict.vector_out:  # noqa: SLF001
-        return np.zeros((0, explainer.M))
-    return np.zeros((0, explainer.M, D))
 
 
 def _run_with_progress(tasks: list, progress: Callable[[int, int], None] | None, lengths: list) -> list:
     if progress is None:
         return list(_compute(*tasks))
     try:
-        from distributed import as_completed, get_client  # noqa: PLC0415
+        from distributed import as_completed, get_client
 
         client = get_client()
     except (ImportError, ValueError):
@@ -569,26 +435,6 @@ def _run_with_progress(tasks: list, progress: Callable[[int, int], None] | None,
         done += len(fut.result()[0])
         progress(done, total)
     return client.gather(futs)
-
-
-def _shap_columns(explainer: Any) -> list[str]:
-    names = [str(n) for n in explainer.feature_names]
-    if explainer._predict.vector_out:  # noqa: SLF001
-        return names
-    outs = explainer.output_names
-    D = explainer._predict.n_outputs  # noqa: SLF001
-    outs = list(outs) if outs is not None and len(outs) == D else list(range(D))
-    return [f"{o}/{n}" for o in outs for n in names]
-
-
-def _shap_part_frame(part: Any, explainer: Any, columns: list[str]) -> pd.DataFrame:
-    e = explainer.explain(part)
-    v = e.values
-    if v.ndim == 3:
-        N, M, D = v.shape
-        v = v.transpose(0, 2, 1).reshape(N, D * M)
-    index = part.index if isinstance(part, pd.DataFrame) else None
-    return pd.DataFrame(np.ascontiguousarray(v), columns=columns, index=index)
 
 
 def shap_frame(explainer: Any, X: Any) -> Any:
@@ -610,97 +456,41 @@ def shap_frame(explainer: Any, X: Any) -> Any:
         float64 columns, one row per row of ``X``, values identical to
         ``explainer.explain(X).to_frame()``.
     """
-    from dask import delayed  # noqa: PLC0415
+    from dask import delayed
 
-    columns = _shap_columns(explainer)
+    from clarion.explain import partition as ep
+
+    columns = ep.shap_columns(explainer)
     meta = pd.DataFrame({c: pd.Series([], dtype=np.float64) for c in columns})
     expl = delayed(explainer, pure=True, traverse=False)
     frame = _frame_of(X, "X") if _is_dask_array(X) else X
     if _is_dask_array(X):
         arr = X.rechunk({1: -1})
-        import dask.dataframe as dd  # noqa: PLC0415
+        import dask.dataframe as dd
 
-        blocks = [delayed(_shap_part_frame, pure=True)(b, expl, columns) for b in arr.to_delayed().ravel()]
+        blocks = [delayed(ep.shap_partition_frame, pure=True)(b, expl, columns) for b in arr.to_delayed().ravel()]
         return dd.from_delayed(blocks, meta=meta, verify_meta=False)
     _partitions(frame, "X")
-    return frame.map_partitions(_shap_part_frame, expl, columns, meta=meta, enforce_metadata=False)
+    return frame.map_partitions(ep.shap_partition_frame, expl, columns, meta=meta, enforce_metadata=False)
 
 
 # ------------------------------------------------------------------------------------------------
 # partial dependence: gathered grid columns, per-partition partial sums
 
 
-def _pd_column(codec: Any, j: int, s: Any) -> np.ndarray:
-    """Column j of the data in the codec's code space (as ``TabularCodec.encode`` writes it)."""
-    from clarion.explain._tabular import _BOOL, _NUM  # noqa: PLC0415
-
-    if not codec.is_frame:
-        return np.asarray(s, dtype=codec.dtype)
-    kind = codec.kinds[j]
-    if kind == _NUM:
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    if kind == _BOOL:
-        return s.to_numpy(dtype=np.float64)
-    return codec._codes(j, s)  # noqa: SLF001
-
-
-def _pd_part(part: Any, codec: Any, predict: Any, grids: list, N: int, budget: int, threads: int,
-             backend: str) -> list:
-    """Sum over this partition's rows of f(x with x_j := v), divided by the global N, per grid."""
-    from clarion import _backend  # noqa: PLC0415
-    from clarion.explain import _kernels  # noqa: PLC0415
-    from clarion.explain._common import bytes_per_row  # noqa: PLC0415
-
-    Xm = codec.encode(part, "X")
-    n, P = Xm.shape
-    out = []
-    if n == 0:
-        return [None] * len(grids)
-    impl = _backend.resolve(backend, Xm)
-    xp = np
-    if impl == "cuda":
-        import cupy  # noqa: PLC0415
-
-        xp = cupy
-    D = predict.n_outputs
-    rows_per_batch = max(1, budget // bytes_per_row(P, Xm.dtype.itemsize, D, codec.is_frame))
-    bg_rows = min(n, rows_per_batch)
-    Z = xp.asarray(np.array([[1, 0]], dtype=np.uint8))
-    for j, gx in grids:
-        G = gx.shape[0]
-        gxd = xp.asarray(gx)
-        cp = np.ones(P, dtype=np.int32)
-        cp[j] = 0
-        cp = xp.asarray(cp)
-        avg = xp.zeros((G, D))
-        pairs = max(1, rows_per_batch // bg_rows)
-        for k0 in range(0, n, bg_rows):
-            k1 = min(n, k0 + bg_rows)
-            pi = xp.full(k1 - k0, 1.0 / N)
-            for q0 in range(0, G, pairs):
-                q1 = min(G, q0 + pairs)
-                syn = _kernels.mask(impl, gxd, Xm[k0:k1], Z, cp, q0, q1, threads)
-                F = predict(codec.decode(syn), where=f" (partial dependence of {codec.columns[j]!r})")
-                avg[q0:q1] += _kernels.reduce(impl, F, pi, 0, threads)
-        out.append(avg.get() if impl == "cuda" else np.asarray(avg))
-    return out
-
-
-def _pd_add(items: list) -> list:
-    items = [it for it in items if it is not None]
-    if not items:
-        return None
-    out = [None if a is None else a.copy() for a in items[0]]
-    for it in items[1:]:
-        for g, a in enumerate(it):
-            if a is not None:
-                out[g] = a.copy() if out[g] is None else out[g] + a
-    return out
-
-
-def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: int = 20,
-                       percentiles: tuple[float, float] = (0.0, 1.0), memory_budget: int | str = "1GiB",
-                       n_jobs: int | None = None, backend: str = "auto", split_every: int = 8) -> pd.DataFrame:
+def partial_dependence(
+    model: Any,
+    X: Any,
+    features: Any,
+    *,
+    grid_resolution: int = 20,
+    percentiles: tuple[float, float] = (0.0, 1.0),
+    memory_budget: int | str = "1GiB",
+    n_threads: int | None = None,
+    backend: str = "auto",
+    split_every: int = 8,
+    n_jobs: int | None = None,
+) -> pd.DataFrame:
     r""":func:`clarion.explain.partial_dependence` on a Dask DataFrame or 2-D Dask array.
 
     .. math::
@@ -716,36 +506,32 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
 
     Parameters
     ----------
-    model, X, features, grid_resolution, percentiles, memory_budget, n_jobs, backend
+    model, X, features, grid_resolution, percentiles, memory_budget, n_threads, backend
         As in :func:`clarion.explain.partial_dependence` (``X`` a Dask collection).
     split_every : int, default 8
         Partial sums added per reduction task.
+    n_jobs : int, optional
+        Deprecated name of ``n_threads`` (:class:`DeprecationWarning`), as in
+        :func:`clarion.explain.partial_dependence`.
 
     Returns
     -------
     DataFrame
         Columns ``feature``, ``value``, ``output``, ``average``.
     """
-    from dask import delayed  # noqa: PLC0415
+    from dask import delayed
 
-    from clarion.explain import _kernels  # noqa: PLC0415
-    from clarion.explain._common import check_n_jobs, parse_budget  # noqa: PLC0415
-    from clarion.explain._model import prediction_function  # noqa: PLC0415
-    from clarion.explain._pdp import _grid, feature_columns, pdp_frame  # noqa: PLC0415
-    from clarion.explain._tabular import TabularCodec  # noqa: PLC0415
+    from clarion import options
+    from clarion.explain import partition as ep
 
-    if isinstance(grid_resolution, bool) or not isinstance(grid_resolution, (int, np.integer)) or grid_resolution < 2:
-        raise ValueError(f"grid_resolution must be an integer >= 2, got {grid_resolution!r}")
-    lo, hi = percentiles
-    if not (0.0 <= lo < hi <= 1.0):
-        raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 1, got {percentiles!r}")
+    grid_resolution, (lo, hi) = ep.check_pd_arguments(grid_resolution, percentiles)
     split_every = _check_split(split_every)
-    predict = prediction_function(model)
-    budget = parse_budget(memory_budget)
-    threads = _kernels.n_threads(check_n_jobs(n_jobs))
+    predict = ep.prediction_function(model)
+    budget = options.byte_size(memory_budget)
+    threads = ep.kernel_threads(options.threads_alias(n_threads, n_jobs))
     parts, meta, is_frame = _partitions(X, "X")
-    codec = TabularCodec(meta if is_frame else np.empty((0, X.shape[1]), dtype=X.dtype), "X")
-    cols = feature_columns(features, codec.columns)
+    codec = ep.TabularCodec(meta if is_frame else np.empty((0, X.shape[1]), dtype=X.dtype), "X")
+    cols = ep.feature_columns(features, codec.columns)
     # the grid columns (and the first row) on the client, encoded in global first-seen order
     if is_frame:
         col_objs = [X[codec.columns[j]] for j in cols]
@@ -757,15 +543,16 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
     if N == 0:
         raise ValueError("X has no rows; partial dependence averages over the rows of X")
     head_np = gathered[-2]
-    hostcols = [_pd_column(codec, j, s) for j, s in zip(cols, gathered[:-2])]
+    hostcols = [ep.pd_column(codec, j, s) for j, s in zip(cols, gathered[:-2])]
     template = codec.encode(head_np, "X")[:1]
     first = predict(codec.decode(template), where=" (on X row 0)")
     D = first.shape[1]
-    outputs = predict.output_names if predict.output_names is not None and len(predict.output_names) == D \
-        else list(range(D))
+    outputs = (
+        predict.output_names if predict.output_names is not None and len(predict.output_names) == D else list(range(D))
+    )
     grids, shown_all = [], []
     for j, col in zip(cols, hostcols):
-        grid, shown = _grid(codec, template, col, j, int(grid_resolution), (float(lo), float(hi)))
+        grid, shown = ep.pd_grid(codec, template, col, j, grid_resolution, (lo, hi))
         if grid.size == 0:
             continue
         gx = np.tile(template, (grid.size, 1)).astype(template.dtype)
@@ -776,11 +563,11 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
         return pd.DataFrame({"feature": [], "value": [], "output": [], "average": []})
     dc = delayed(codec, pure=True, traverse=False)
     dp = delayed(predict, pure=True, traverse=False)
-    sums = [delayed(_pd_part, pure=True)(p, dc, dp, grids, N, budget, threads, backend) for p in parts]
-    (avgs,) = _compute(_tree(sums, _pd_add, split_every, "clarion-pdp"))
+    sums = [delayed(ep.pd_partial_sums, pure=True)(p, dc, dp, grids, N, budget, threads, backend) for p in parts]
+    (avgs,) = _compute(_tree(sums, ep.pd_add, split_every, "clarion-pdp"))
     frames = []
     for (j, shown), avg in zip(shown_all, avgs):
-        frames.append(pdp_frame(codec.columns[j], shown, outputs, avg))
+        frames.append(ep.pdp_frame(codec.columns[j], shown, outputs, avg))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -788,8 +575,7 @@ def partial_dependence(model: Any, X: Any, features: Any, *, grid_resolution: in
 # clusters and the analysis job
 
 
-def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *,
-                   threads_per_worker: int = 1) -> Any:
+def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *, threads_per_worker: int = 1) -> Any:
     """A ``distributed.Client`` for ``clarion analyze --dask-scheduler / --dask-workers``.
 
     Parameters
@@ -798,14 +584,14 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
         Address of a running scheduler (``tcp://HOST:PORT``).
     n_workers : int, optional
         Without ``scheduler``: start a ``LocalCluster`` of this many worker processes on
-        127.0.0.1 (dashboard off); closed with the client.
+        127.0.0.1 (its dashboard on a free port, never 8787); closed with the client.
 
     Returns
     -------
     distributed.Client
         Use as a context manager; it becomes the default scheduler while open.
     """
-    from distributed import Client, LocalCluster  # noqa: PLC0415
+    from distributed import Client, LocalCluster
 
     if scheduler is not None and n_workers is not None:
         raise ValueError("give dask_scheduler or dask_workers, not both")
@@ -815,13 +601,18 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
         return Client(scheduler)
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ValueError(f"dask_workers must be a positive integer, got {n_workers!r}")
-    import dask  # noqa: PLC0415
+    import dask
 
     with dask.config.set({NANNY_TRIM_KEY: None}):  # see NANNY_TRIM_KEY
-        cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=int(n_workers),
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        )
     client = Client(cluster)
-    client._clarion_cluster = cluster  # noqa: SLF001 - closed together (Client.close does not close it)
+    client._clarion_cluster = cluster  # closed together (Client.close does not close it)
     return client
 
 
@@ -831,10 +622,12 @@ def cluster_client(scheduler: str | None = None, n_workers: int | None = None, *
 #: (``None`` unsets a variable in this Dask setting); docs/scaling.md says how for other clusters.
 NANNY_TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
-_ACTIVE: list = []  # clients opened by :class:`cluster` and not yet closed (bookkeeping only: nothing reads a client from here)
+#: clients opened by :class:`cluster` and not yet closed (bookkeeping only: nothing reads a client
+#: from here)
+_ACTIVE: list = []
 
 
-class cluster:  # noqa: N801 - a context manager used like a function
+class cluster:  # a context manager used like a function
     """Context manager: a Dask client for clarion's analysis job (``clarion analyze --dask-*``).
 
     ``with cluster(scheduler=..., n_workers=...) as client:`` opens :func:`cluster_client` (or
@@ -879,8 +672,8 @@ def on_cluster(frame: Any, *, client: Any = None, rows_per_partition: int = 64) 
     """
     if client is None or not isinstance(frame, pd.DataFrame) or len(frame) < 2:
         return frame
-    import dask  # noqa: PLC0415
-    import dask.dataframe as dd  # noqa: PLC0415
+    import dask
+    import dask.dataframe as dd
 
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     nparts = int(min(max(1, len(frame) // max(1, rows_per_partition)), 4 * n_workers))
@@ -913,7 +706,7 @@ def analyze(*args: Any, dask_scheduler: str | None = None, dask_workers: int | N
     -------
     AnalysisResult
     """
-    import clarion  # noqa: PLC0415 - the public entry point (clarion.analyze), not the job's modules
+    import clarion  # the public entry point (clarion.analyze), not the job's modules
 
     with cluster(dask_scheduler, dask_workers) as client:
         return clarion.analyze(*args, dask_client=client, **kwargs)

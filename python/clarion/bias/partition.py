@@ -11,8 +11,9 @@ operations and adds no math of its own:
   intervals equal the one-shot ones);
 * :func:`merge_state_dicts` / :func:`merge_pairs` merge states by value (a tree reduction);
 * :func:`report_from_states` evaluates the metrics once from the merged states;
-* FlipTest: :func:`flip_rows` (a partition's facet codes, features and predicted-positive
-  masks), :func:`flip_gather` (facet a's rows, the k-NN reference), :func:`flip_query` (a
+* FlipTest: :func:`check_flip_features` (on the columns, before any partition is read),
+  :func:`flip_rows` (a partition's facet codes, features and predicted-positive masks),
+  :func:`flip_gather` (facet a's rows, the k-NN reference), :func:`flip_query` (a
   partition's facet-d rows against it), :func:`flip_add`, :func:`flip_combos` and
   :func:`flip_result` (the metric value from the summed counts).
 
@@ -41,6 +42,7 @@ __all__ = [
     "bootstrap_partition",
     "check_bootstrap",
     "check_columns",
+    "check_flip_features",
     "count_partition",
     "empty_facet_reason",
     "flip_add",
@@ -62,12 +64,17 @@ __all__ = [
 def state_to_dict(st: State) -> dict:
     """A picklable copy of a count ``State`` (which holds locks): vocabularies, flags and counts."""
     return {
-        "n_rows": st.n_rows, "weighted": st.weighted, "model_kinds": st.model_kinds,
-        "label_vocab": list(st.label_vocab.values), "label_max": st.label_max,
+        "n_rows": st.n_rows,
+        "weighted": st.weighted,
+        "model_kinds": st.model_kinds,
+        "label_vocab": list(st.label_vocab.values),
+        "label_max": st.label_max,
         "group_vocab": None if st.group_vocab is None else list(st.group_vocab.values),
         "group_missing": st.group_missing,
-        "facets": {f: {"vocab": list(fs.vocab.values), "seen": fs.seen, "col_max": fs.col_max, "counts": fs.counts}
-                   for f, fs in st.facets.items()},
+        "facets": {
+            f: {"vocab": list(fs.vocab.values), "seen": fs.seen, "col_max": fs.col_max, "counts": fs.counts}
+            for f, fs in st.facets.items()
+        },
     }
 
 
@@ -96,8 +103,16 @@ def _table(part: Any) -> Table:
     return Table(pd.DataFrame(part) if isinstance(part, np.ndarray) else part)
 
 
-def count_partition(part: Any, spec: Spec, compat: str, *, index: int = 0, backend: str = "auto",
-                    n_threads: int | None = None, keep: bool = False) -> tuple[dict, dict | None, int]:
+def count_partition(
+    part: Any,
+    spec: Spec,
+    compat: str,
+    *,
+    index: int = 0,
+    backend: str = "auto",
+    n_threads: int | None = None,
+    keep: bool = False,
+) -> tuple[dict, dict | None, int]:
     """Encode and count one partition: ``(state dict, the encoded columns when keep, rows)``.
 
     An error names the partition (``index``): its row numbers count from the partition's start."""
@@ -111,8 +126,15 @@ def count_partition(part: Any, spec: Spec, compat: str, *, index: int = 0, backe
     return state_to_dict(st), (enc if keep else None), table.n
 
 
-def bootstrap_partition(item: tuple, spec: Spec, offset: int, n_bootstrap: int, seed: int, backend: str = "auto",
-                        n_threads: int | None = None) -> tuple[dict, dict]:
+def bootstrap_partition(
+    item: tuple,
+    spec: Spec,
+    offset: int,
+    n_bootstrap: int,
+    seed: int,
+    backend: str = "auto",
+    n_threads: int | None = None,
+) -> tuple[dict, dict]:
     """Replicate counts of a partition kept by ``count_partition(..., keep=True)`` (``item``),
     whose first row is global row ``offset``: ``(its state dict, the replicates' state dict)``."""
     dump, enc, _ = item
@@ -155,9 +177,18 @@ def check_columns(meta: pd.DataFrame, spec: Spec) -> None:
         t.source(spec.weights, "weights")
 
 
-def report_from_states(spec: Spec, merged: dict | None, boot_merged: dict | None = None, *, methods: Any = "all",
-                       stage: str = "both", compat: str = "clarion", confidence: float | None = None,
-                       n_bootstrap: int = 0, ft: Any = None) -> BiasReport:
+def report_from_states(
+    spec: Spec,
+    merged: dict | None,
+    boot_merged: dict | None = None,
+    *,
+    methods: Any = "all",
+    stage: str = "both",
+    compat: str = "clarion",
+    confidence: float | None = None,
+    n_bootstrap: int = 0,
+    ft: Any = None,
+) -> BiasReport:
     """The report of the merged state dict (and replicates, with ``confidence``); ``ft`` is the
     FlipTest callable (``ft(facet, codes, model) -> (value, reason)``) or None."""
     state = State(spec) if merged is None else state_from_dict(spec, merged)
@@ -168,11 +199,24 @@ def report_from_states(spec: Spec, merged: dict | None, boot_merged: dict | None
         aligned = state_from_dict(spec, merged, counts=False)  # the merged state's codes
         merge_states(aligned, state_from_dict(spec, boot_merged))
         boot = {f: fs.counts for f, fs in aligned.facets.items()}
-    return state.assemble(methods=methods, stage=stage, compat=compat, boot=boot, confidence=confidence, ft=ft,
-                          n_bootstrap=int(n_bootstrap) if confidence is not None else 0)
+    return state.assemble(
+        methods=methods,
+        stage=stage,
+        compat=compat,
+        boot=boot,
+        confidence=confidence,
+        ft=ft,
+        n_bootstrap=int(n_bootstrap) if confidence is not None else 0,
+    )
 
 
 # -- FlipTest ------------------------------------------------------------------------------------
+
+
+def check_flip_features(meta: pd.DataFrame, spec: Spec, state: State, compat: str) -> None:
+    """FlipTest's ``features`` exist in ``meta`` (an empty frame with the columns): the same
+    errors as one machine, before any partition is read for FlipTest."""
+    FlipTests(Table(meta), spec, state, None, compat)
 
 
 def flip_combos(state: State, facet: Any, compat: str) -> list:
@@ -202,13 +246,17 @@ def flip_gather(rows: list) -> dict:
     codes = np.concatenate([r["codes"] for r in rows]) if rows else np.zeros(0, np.int32)
     if err:
         return {"codes": codes, "X": None, "P": None, "error": err}
-    return {"codes": codes, "X": np.concatenate([r["X"] for r in rows]), "P": np.concatenate([r["P"] for r in rows]),
-            "error": None}
+    return {
+        "codes": codes,
+        "X": np.concatenate([r["X"] for r in rows]),
+        "P": np.concatenate([r["P"] for r in rows]),
+        "error": None,
+    }
 
 
 def flip_query(rows: dict, ref: dict, combos: list) -> dict:
     """(F+, F-, n_d, n_a) of this partition's facet-d rows against all of facet a, per combo."""
-    from clarion.bias.fliptest import flip_test  # noqa: PLC0415
+    from clarion.bias.fliptest import flip_test
 
     out: dict = {"counts": {}, "errors": {}, "feature_error": ref["error"]}
     for codes, m in combos:

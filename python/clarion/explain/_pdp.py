@@ -139,7 +139,7 @@ def partial_dependence(
             grid_resolution=grid_resolution,
             percentiles=percentiles,
             memory_budget=memory_budget,
-            n_jobs=n_threads,
+            n_threads=n_threads,
             backend=backend,
         )
     grid_resolution, (lo, hi) = check_pd_arguments(grid_resolution, percentiles)

@@ -99,15 +99,22 @@ def pd_column(codec: TabularCodec, j: int, s: Any) -> np.ndarray:
     return codec.encode_column(j, s)
 
 
-def pd_grid(codec: TabularCodec, template: np.ndarray, col: np.ndarray, j: int, grid_resolution: int,
-            percentiles: tuple[float, float]) -> tuple[np.ndarray, list]:
+def pd_grid(
+    codec: TabularCodec,
+    template: np.ndarray,
+    col: np.ndarray,
+    j: int,
+    grid_resolution: int,
+    percentiles: tuple[float, float],
+) -> tuple[np.ndarray, list]:
     """The grid of feature ``j`` in code space and its display values, from the whole column
     ``col`` (as :func:`clarion.explain.partial_dependence` builds it)."""
     return _grid(codec, template, col, j, grid_resolution, percentiles)
 
 
-def pd_partial_sums(part: Any, codec: TabularCodec, predict: Any, grids: list, N: int, budget: int, threads: int,
-                    backend: str = "auto") -> list:
+def pd_partial_sums(
+    part: Any, codec: TabularCodec, predict: Any, grids: list, N: int, budget: int, threads: int, backend: str = "auto"
+) -> list:
     """Sum over this partition's rows of f(x with x_j := v), divided by the global ``N``, per
     ``(j, grid rows)`` of ``grids``: one ``(G, D)`` array per grid, None for each when the
     partition is empty."""
@@ -119,7 +126,7 @@ def pd_partial_sums(part: Any, codec: TabularCodec, predict: Any, grids: list, N
     impl = _backend.resolve(backend, Xm)
     xp = np
     if impl == "cuda":
-        import cupy  # noqa: PLC0415
+        import cupy
 
         xp = cupy
     D = predict.n_outputs
