@@ -121,7 +121,14 @@ def _predict(model: Model, X: Any) -> Any:
         return model.predict(X)
 
 
-def create_app(model: Any, *, features: str | None = None, max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES) -> Any:
+def create_app(
+    model: Any,
+    *,
+    features: str | None = None,
+    max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES,
+    capture: Any = None,
+    capture_percent: float = 100.0,
+) -> Any:
     """A starlette application serving ``model`` at ``POST /invocations`` and ``GET /ping``.
 
     Parameters
@@ -134,6 +141,11 @@ def create_app(model: Any, *, features: str | None = None, max_body_bytes: int |
     max_body_bytes : int or str, default :data:`DEFAULT_MAX_BODY_BYTES`
         Largest request body accepted (bytes, or a string like ``"16MiB"``); a larger one is
         answered 413 (:data:`MSG_BODY_TOO_LARGE`) without being read whole.
+    capture : str, path or :class:`clarion.capture.CaptureWriter`, optional
+        Write each answered request and its response as a SageMaker data-capture record into
+        hourly JSON Lines files under this folder (``--capture``; :mod:`clarion.capture`).
+    capture_percent : float, default 100
+        Share of the requests captured (``--capture-percent``), when ``capture`` is a folder.
 
     Returns
     -------
@@ -147,6 +159,11 @@ def create_app(model: Any, *, features: str | None = None, max_body_bytes: int |
 
     limit = _max_body(max_body_bytes)
     model = as_model(model)
+    writer = None
+    if capture is not None:
+        from clarion.capture import CaptureWriter
+
+        writer = capture if isinstance(capture, CaptureWriter) else CaptureWriter(capture, capture_percent)
     finder = None
     if features:
         import jmespath
@@ -196,7 +213,18 @@ def create_app(model: Any, *, features: str | None = None, max_body_bytes: int |
             return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
         except Exception as exc:  # noqa: BLE001 - the model failed: a server error, not the client's
             return Response(f"{type(exc).__name__}: {exc}", status_code=500, media_type="text/plain")
-        return Response(format_response(np.asarray(y), accept, model.output_names), media_type=accept)
+        answer = format_response(np.asarray(y), accept, model.output_names)
+        if writer is not None and writer.sampled():
+            from clarion.capture import INFERENCE_ID_HEADER
+
+            writer.capture(
+                body,
+                ctype,
+                answer,
+                accept,
+                inference_id=request.headers.get(INFERENCE_ID_HEADER),
+            )
+        return Response(answer, media_type=accept)
 
     return Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]

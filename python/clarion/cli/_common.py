@@ -170,10 +170,11 @@ class cli_warnings:
 # ---- common flags ------------------------------------------------------------------------------
 
 
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config``, ``--data``, ``--output`` (clarion analyze and clarion monitor)."""
+def add_input_arguments(parser: argparse.ArgumentParser, *, data_required: bool = True) -> None:
+    """``--config``, ``--data``, ``--output`` (clarion analyze and clarion monitor; ``--data`` is
+    optional for monitor, which can read captured traffic instead)."""
     parser.add_argument("--config", required=True, help="analysis_config.json (or .yaml)")
-    parser.add_argument("--data", required=True, help="the data file (CSV, JSON Lines, JSON or Parquet)")
+    parser.add_argument("--data", required=data_required, help="the data file (CSV, JSON Lines, JSON or Parquet)")
     parser.add_argument("--output", required=True, help="output directory")
 
 

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", required=True, help="the baseline analysis.json (clarion analyze or SageMaker Clarify output)"
     )
-    add_input_arguments(parser)  # --config (as used for the baseline), --data (the new data), --output
+    add_input_arguments(parser, data_required=False)  # --config (as for the baseline), --data (new data), --output
     add_model_arguments(parser)  # --model | --endpoint, --trusted TYPE, --timeout SECONDS, --retries N
     parser.add_argument("--time-column", help="timestamp column: check each --window of the data separately")
     parser.add_argument(
@@ -64,6 +64,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threshold", type=float, default=0.9, help="NDCG below which attributions have drifted (default 0.9)"
     )
     add_run_arguments(parser)  # --overwrite, --skip-bad-rows, --chunk-rows, --memory-budget, --quiet
+    _add_capture_arguments(parser)
+
+
+def _add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--capture DIR --ground-truth GT [--start ISO] [--end ISO]`` (instead of ``--data``)."""
+    parser.add_argument(
+        "--capture", metavar="DIR", help="captured traffic (clarion serve --capture or SageMaker data capture)"
+    )
+    parser.add_argument("--ground-truth", metavar="GT", help="SageMaker-format ground-truth records for --capture")
+    parser.add_argument("--start", metavar="ISO", help="with --capture: first inference time checked (inclusive)")
+    parser.add_argument("--end", metavar="ISO", help="with --capture: inference time where the check ends (exclusive)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold <= 1:
         raise ValueError(f"--threshold: must lie in [0, 1], got {args.threshold!r}")
     rules = _read_rules(args.rules)
+    _capture_input(args)
     base = monitor.check_baseline(args.baseline, args.config)
     from clarion.job import prepare_output_dir, staged
 
@@ -120,6 +132,8 @@ def _run(args: argparse.Namespace) -> int:
         result, overall, over_time, doc = _monitor(args, base, rules, st.stage)
     st.moved(result)
     n_viol = len(doc["violations"])
+    if getattr(args, "joined", None) is not None:
+        _write_join_counts(args.joined, result.output_dir, args.quiet)
     if not args.quiet:
         print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
     return EXIT_VIOLATIONS if n_viol else EXIT_OK
@@ -189,7 +203,7 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
         )
 
     result, _ = run_job(
-        args.config,
+        getattr(args, "job_config", None) or args.config,
         args.data,
         model=model,
         output_dir=out,
@@ -204,6 +218,63 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
     if state["over_time"] is not None:
         state["over_time"].output = result
     return result, state["overall"], state["over_time"], state["violations"]
+
+
+def _capture_input(args: argparse.Namespace) -> None:
+    """With ``--capture``: join the captured traffic with ``--ground-truth`` into ``args.data`` (a
+    DataFrame) and the config the job runs with into ``args.job_config``."""
+    if (args.capture is None) == (args.data is None):
+        raise ValueError("give either --data or --capture (with --ground-truth)")
+    if args.capture is None:
+        if args.ground_truth or args.start or args.end:
+            raise ValueError("--ground-truth, --start and --end go with --capture")
+        return
+    if not args.ground_truth:
+        raise ValueError("--capture needs --ground-truth (the labels, joined by inference id)")
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from clarion.capture import join
+    from clarion.config import read_config
+
+    def when(v: str | None, flag: str) -> Any:
+        if v is None:
+            return None
+        try:
+            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{flag}: not an ISO 8601 time: {v!r}") from None
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    cfg = read_config(args.config)
+    if not cfg.headers:
+        raise ValueError("--capture: the config's `headers` must name the input's columns, then the label")
+    pred = cfg.predicted_label if isinstance(cfg.predicted_label, str) else "predicted_label"
+    p = cfg.predictor
+    args.joined = join(
+        args.capture,
+        args.ground_truth,
+        headers=cfg.headers,
+        prediction_column=pred,
+        label=p.label,
+        probability=p.probability,
+        start=when(args.start, "--start"),
+        end=when(args.end, "--end"),
+    )
+    if len(args.joined.frame) == 0:
+        raise ValueError(f"--capture: no captured request joined a label ({args.joined.summary()})")
+    base_dir = os.path.dirname(os.path.abspath(args.config))
+    if p.model_uri and not os.path.isabs(p.model_uri):
+        p = dataclasses.replace(p, model_uri=os.path.join(base_dir, p.model_uri))
+    args.data = args.joined.frame
+    args.job_config = dataclasses.replace(cfg, headers=None, predicted_label=pred, label=cfg.headers[-1], predictor=p)
+
+
+def _write_join_counts(joined: Any, out: str, quiet: bool) -> None:
+    counts = joined.summary()
+    atomic_write_text(os.path.join(out, "capture_join.json"), json.dumps(counts, indent=2) + "\n")
+    if not quiet:
+        print("capture join: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stdout)
 
 
 def _write_table(table: Any, out: str) -> None:

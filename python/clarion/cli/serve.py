@@ -43,6 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "invocation limit); a larger one is answered 413",
     )
     parser.add_argument(
+        "--capture",
+        default=None,
+        metavar="DIR",
+        help="write each request/response pair as a SageMaker data-capture record into hourly "
+        "JSON Lines files under DIR/yyyy/mm/dd/hh/",
+    )
+    parser.add_argument(
+        "--capture-percent",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help="percentage of the requests captured (default 100)",
+    )
+    parser.add_argument(
         "--trusted",
         action="append",
         default=None,
@@ -77,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(args.model, args)
         app = create_app(
-            model, features=args.features, max_body_bytes=parse_max_body(args.max_body_bytes, "--max-body-bytes")
+            model,
+            features=args.features,
+            max_body_bytes=parse_max_body(args.max_body_bytes, "--max-body-bytes"),
+            capture=args.capture,
+            capture_percent=args.capture_percent,
         )
         uvicorn = uvicorn_module()
     except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:
