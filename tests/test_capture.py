@@ -250,18 +250,13 @@ def test_monitor_on_capture_equals_bias_report(setup, loop, capsys):
     rep = report(
         X, label="y", facet="g", facet_values=[1], label_values=[1], predicted_label="predicted_label", methods=METHODS
     )
-    want = (
-        {m: float(v) for m, v in rep.to_frame().set_index("metric")["value"].items()}
-        if hasattr(rep, "to_frame")
-        else None
-    )
+    frame = rep.to_frame()
+    want = dict(zip(frame["metric"], frame["value"]))
     got = {}
     for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
         for m in doc[stage]["facets"]["g"][0]["metrics"]:
             got[m["name"]] = m["value"]
-    assert set(got) == set(METHODS)
-    if want is None:
-        want = {m: rep[m] for m in METHODS}
+    assert set(got) == set(METHODS) and all(math.isfinite(got[m]) for m in METHODS)
     for m in METHODS:
         assert math.isclose(got[m], float(want[m]), rel_tol=1e-9, abs_tol=1e-12), m
 
@@ -373,3 +368,54 @@ def test_reader_skips_a_torn_last_line(tmp_path):
         fh.write(b'{"captureData": {"endpointIn')
     r = read_records(tmp_path)
     assert len(r.records) == 1 and r.torn == 1
+
+
+def test_join_reads_sagemaker_written_captures(tmp_path):
+    """Records as SageMaker's endpoints write them: base64 input (no CaptureContentTypeHeader), a
+    JSON output addressed by a JMESPath ``predictor.probability``, ``eventId`` as the join key."""
+    cap, gt = tmp_path / "cap" / "2026" / "03" / "10" / "12", tmp_path / "gt" / "2026" / "03" / "10" / "13"
+    cap.mkdir(parents=True)
+    gt.mkdir(parents=True)
+    lines, labels = [], []
+    for k in range(4):
+        eid = str(uuid.uuid4())
+        rec = {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": "text/csv",
+                    "mode": "INPUT",
+                    "data": base64.b64encode(f"{k % 2},{k}.5,1,2".encode()).decode(),
+                    "encoding": "BASE64",
+                },
+                "endpointOutput": {
+                    "observedContentType": "application/json",
+                    "mode": "OUTPUT",
+                    "data": json.dumps({"predictions": [{"score": 0.25 * k}]}),
+                    "encoding": "JSON",
+                },
+            },
+            "eventMetadata": {"eventId": eid, "inferenceTime": f"2026-03-10T12:0{k}:00Z"},
+            "eventVersion": "0",
+        }
+        lines.append(json.dumps(rec))
+        labels.append(
+            json.dumps(
+                {
+                    "groundTruthData": {"data": str(k % 2), "encoding": "CSV", "observedContentType": "text/csv"},
+                    "eventMetadata": {"eventId": eid},
+                    "eventVersion": "0",
+                }
+            )
+        )
+    (cap / "01-02-003-abc.jsonl").write_text("\n".join(lines) + "\n")
+    (gt / "labels.jsonl").write_text("\n".join(labels[:3]) + "\n")
+    j = join(
+        tmp_path / "cap",
+        tmp_path / "gt",
+        headers=HEADERS,
+        probability="score",
+        start=datetime(2026, 3, 10, 12, 1, tzinfo=timezone.utc),
+    )
+    assert (j.captures, j.matched, j.out_of_range, j.unmatched_captures, j.unmatched_labels) == (4, 2, 1, 1, 0)
+    assert j.frame["predicted_label"].tolist() == [0.25, 0.5]
+    assert j.frame["y"].tolist() == [1, 0] and j.frame["a"].tolist() == [1.5, 2.5]
