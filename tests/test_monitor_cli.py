@@ -125,6 +125,7 @@ def cli(setup, data, out, *extra):
             "--output",
             str(d / out),
             "--quiet",
+            *(() if "--rule" in extra else ("--rule", "baseline")),  # the tests below encode Clarify's rule
             *extra,
         ]
     )
@@ -345,11 +346,28 @@ def test_cli_written_files(setup):
                 "metric_name",
                 "constraint_check_type",
                 "description",
+                "explanation",
+                "baseline",
+                "current",
+                "current_interval",
+                "rule",
             }
+            assert v["rule"] == {"name": "baseline"} and v["current_interval"] is None
             assert v["description"].startswith("Value ") and v["facet"] == "sex" and v["facet_value"] == "F"
         else:
             assert v["constraint_check_type"] == "feature_attribution_drift_check"
-            assert set(v) - {"window"} == {"label", "metric_name", "constraint_check_type", "description"}
+            assert set(v) - {"window"} == {
+                "label",
+                "metric_name",
+                "constraint_check_type",
+                "description",
+                "explanation",
+                "baseline",
+                "current",
+                "current_interval",
+                "rule",
+            }
+            assert v["rule"] == {"name": "ndcg_threshold", "threshold": 0.9} and v["baseline"] == 1.0
             assert v["metric_name"] == "shap"
     assert sorted(cv["window_scores"]) == WINDOWS
     csv = pd.read_csv(out / "drift_over_time.csv", parse_dates=["window"])
@@ -438,6 +456,8 @@ def test_clarify_shaped_baseline(setup, tmp_path):
             "--output",
             str(tmp_path / "out"),
             "--quiet",
+            "--rule",
+            "baseline",
         ]
     )
     assert code == EXIT_VIOLATIONS

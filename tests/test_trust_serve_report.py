@@ -842,9 +842,11 @@ def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(
     pdp_err = next(ln for ln in lines if ln.startswith("- ") and not ln.startswith("- **"))
     assert _decode(pdp_err[2:]) == f"{_nl(feat)}: {_nl(err)}"
     # the drift table
-    at = lines.index("| check | where | metric | baseline | current | status |")
+    at = lines.index(
+        "| check | where | metric | baseline | baseline interval | current | current interval | rule | status |"
+    )
     drow = _cells(lines[at + 2])
-    assert len(drow) == 6 and _decode(drow[2]) == _nl(name).strip()
+    assert len(drow) == 9 and _decode(drow[2]) == _nl(name).strip()
     assert _decode(drow[1]) == f"{_nl(facet)} = {_nl(value)}".strip()
     baseline_line = next(ln for ln in lines if ln.startswith("Baseline: "))
     assert _decode(baseline_line[len("Baseline: ") :]) == _nl(desc)

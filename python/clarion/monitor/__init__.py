@@ -39,16 +39,25 @@ from clarion.monitor.documents import (
     load_violations,
 )
 from clarion.monitor.drift import (
+    ALPHA,
+    RULES,
     DriftResult,
     attribution_drift,
     bias_drift,
     check_analysis,
     check_baseline,
+    count_checks,
+    explain,
+    interval_confidence,
+    interval_config,
+    interval_replicates,
     ndcg,
 )
 from clarion.monitor.windows import TABLE_COLUMNS, DriftOverTime, check_windows, drift_over_time
 
 __all__ = [
+    "ALPHA",
+    "RULES",
     "MAX_ANALYSIS_DEPTH",
     "METRIC_STRINGS",
     "MSG_ANALYSIS",
@@ -61,6 +70,11 @@ __all__ = [
     "check_analysis",
     "check_baseline",
     "check_windows",
+    "count_checks",
+    "explain",
+    "interval_config",
+    "interval_confidence",
+    "interval_replicates",
     "drift_over_time",
     "load_analysis",
     "load_json",
