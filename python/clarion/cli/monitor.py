@@ -121,10 +121,10 @@ def _run(args: argparse.Namespace) -> int:
     rules = _read_rules(args.rules)
     base = monitor.check_baseline(args.baseline, args.config)
     args.rule = getattr(args, "rule", "interval")
-    args.confidence = None
+    args.confidence, args.run_config = None, args.config
     args.base_dir = os.path.dirname(os.path.abspath(os.fspath(args.config)))  # the config's relative paths
     if args.rule == "interval":  # the run's intervals at the corrected level (docs/monitoring.md)
-        args.config, args.confidence = monitor.interval_config(args.config, base)
+        args.run_config, args.confidence = monitor.interval_config(args.config, base)
     from clarion.job import prepare_output_dir, staged
 
     prepare_output_dir(args.output, args.overwrite)
@@ -209,7 +209,7 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
         )
 
     result, _ = run_job(
-        args.config,
+        args.run_config,
         args.data,
         model=model,
         output_dir=out,
