@@ -100,7 +100,7 @@ def interval_confidence(n_checks: int, alpha: float = ALPHA) -> float:
 
 def interval_replicates(n_checks: int, alpha: float = ALPHA, minimum: int = 1000) -> int:
     """Bootstrap replicates for intervals at :func:`interval_confidence`: at least ``10 / tail``
-    per interval end (``tail = alpha / (2 n_checks)``), so each end is the 5th order statistic or
+    per interval end (``tail = alpha / (2 n_checks)``), so each end is the 10th order statistic or
     further in; never fewer than ``minimum``."""
     return int(max(minimum, math.ceil(10.0 / (alpha / (2 * max(int(n_checks), 1))))))
 
