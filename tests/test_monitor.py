@@ -46,6 +46,12 @@ def test_ndcg_docs_worked_example():
             "metric_name": "shap",
             "constraint_check_type": "feature_attribution_drift_check",
             "description": f"Feature attribution drift {ndcg(base, cur)} exceeds threshold 0.9",
+            "baseline": 1.0,
+            "current": ndcg(base, cur),
+            "current_interval": None,
+            "rule": {"name": "ndcg_threshold", "threshold": 0.9},
+            "explanation": "NDCG rule: NDCG 0.6876 of the current feature ranking against the baseline's "
+            "(1.0 = same ranking) is below the threshold 0.9",
         }
     ]
     assert attribution_drift(shap_doc(base), shap_doc(cur), threshold=0.6).ok
@@ -83,6 +89,11 @@ def test_bias_drift_docs_example_and_di_ideal():
         "metric_name": "DPPL",
         "constraint_check_type": "bias_drift_check",
         "description": "Value -0.3 does not meet the constraint requirement",
+        "explanation": "baseline rule: farther from the ideal than the baseline 0.2",
+        "baseline": 0.2,
+        "current": -0.3,
+        "current_interval": None,
+        "rule": {"name": "baseline"},
     }
 
 

@@ -125,6 +125,7 @@ def cli(setup, data, out, *extra):
             "--output",
             str(d / out),
             "--quiet",
+            *(() if "--rule" in extra else ("--rule", "baseline")),  # the tests below encode Clarify's rule
             *extra,
         ]
     )
@@ -345,11 +346,28 @@ def test_cli_written_files(setup):
                 "metric_name",
                 "constraint_check_type",
                 "description",
+                "explanation",
+                "baseline",
+                "current",
+                "current_interval",
+                "rule",
             }
+            assert v["rule"] == {"name": "baseline"} and v["current_interval"] is None
             assert v["description"].startswith("Value ") and v["facet"] == "sex" and v["facet_value"] == "F"
         else:
             assert v["constraint_check_type"] == "feature_attribution_drift_check"
-            assert set(v) - {"window"} == {"label", "metric_name", "constraint_check_type", "description"}
+            assert set(v) - {"window"} == {
+                "label",
+                "metric_name",
+                "constraint_check_type",
+                "description",
+                "explanation",
+                "baseline",
+                "current",
+                "current_interval",
+                "rule",
+            }
+            assert v["rule"] == {"name": "ndcg_threshold", "threshold": 0.9} and v["baseline"] == 1.0
             assert v["metric_name"] == "shap"
     assert sorted(cv["window_scores"]) == WINDOWS
     csv = pd.read_csv(out / "drift_over_time.csv", parse_dates=["window"])
@@ -438,6 +456,8 @@ def test_clarify_shaped_baseline(setup, tmp_path):
             "--output",
             str(tmp_path / "out"),
             "--quiet",
+            "--rule",
+            "baseline",
         ]
     )
     assert code == EXIT_VIOLATIONS
@@ -674,3 +694,37 @@ def test_bias_only_and_shap_only_configs(setup, tmp_path, only):
     assert set(r.table["check"]) == checks
     assert {v["constraint_check_type"] for w in r.flagged for v in r.results[w].violations} == checks
     assert r.n_rows == {w: N for w in WINDOWS}
+
+
+def test_default_interval_rule_quiet_on_fresh_samples_loud_on_injection(setup, capsys):
+    """The default rule (no --rule): fresh samples of the baseline's population pass; the injected
+    change is named, and the summary shows every check with baseline, current, interval and rule."""
+    d = setup["dir"]
+    stream(False, noisy=True).to_csv(d / "noisy.csv", index=False)
+    assert cli(setup, "noisy.csv", "rule_noisy", "--rule", "interval") == EXIT_OK
+    out = d / "rule_injected"
+    code = main(
+        [
+            "monitor",
+            "--baseline",
+            setup["baseline"],
+            "--data",
+            str(d / "injected.csv"),
+            "--config",
+            setup["config_ts"],
+            "--output",
+            str(out),
+        ]
+    )
+    assert code == EXIT_VIOLATIONS
+    printed = capsys.readouterr().out
+    assert "checks:" in printed and "rule interval at 99.3750%" in printed
+    cv = json.loads((out / "constraint_violations.json").read_text())
+    bias = [v for v in cv["violations"] if v["constraint_check_type"] == "bias_drift_check"]
+    assert "DPPL" in {v["metric_name"] for v in bias}
+    for v in bias:
+        assert v["rule"]["name"] == "interval" and v["rule"]["confidence"] == pytest.approx(1 - 0.05 / 8)
+        assert v["baseline"] is not None and len(v["current_interval"]) == 2
+    assert all("current_interval" in s and "rule" in s for s in cv["scores"] if "stage" in s)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| current interval | rule |" in md and "interval at 99.3750%" in md

@@ -842,9 +842,11 @@ def test_fuzz_markdown_no_data_string_injects_markup_or_breaks_a_table(
     pdp_err = next(ln for ln in lines if ln.startswith("- ") and not ln.startswith("- **"))
     assert _decode(pdp_err[2:]) == f"{_nl(feat)}: {_nl(err)}"
     # the drift table
-    at = lines.index("| check | where | metric | baseline | current | status |")
+    at = lines.index(
+        "| check | where | metric | baseline | baseline interval | current | current interval | rule | status |"
+    )
     drow = _cells(lines[at + 2])
-    assert len(drow) == 6 and _decode(drow[2]) == _nl(name).strip()
+    assert len(drow) == 9 and _decode(drow[2]) == _nl(name).strip()
     assert _decode(drow[1]) == f"{_nl(facet)} = {_nl(value)}".strip()
     baseline_line = next(ln for ln in lines if ln.startswith("Baseline: "))
     assert _decode(baseline_line[len("Baseline: ") :]) == _nl(desc)
@@ -1019,3 +1021,12 @@ def test_chart_axes_never_divide_by_zero_or_overflow(ys):
             assert math.isfinite(f) and -1e-9 <= f <= 1 + 1e-9
     svg = line_with_distribution(list(range(len(ys))), [ys], None, title="t")
     assert "nan" not in svg.lower() and "inf" not in svg.lower()
+
+
+def test_pdp_chart_draws_only_finite_numbers():
+    # found by the mutated-document fuzz: a PDP prediction "Infinity" (Clarify writes non-finite
+    # numbers as text) reached the chart's arithmetic as a str (TypeError)
+    from clarion.report.svg import line_with_distribution
+
+    svg = line_with_distribution([0, 1, 2, 3], [[0.1, "Infinity", None, True], [float("nan"), 0.5, 0.7, "x"]], None)
+    assert "polyline" in svg and "nan" not in svg.lower() and "inf" not in svg.lower()

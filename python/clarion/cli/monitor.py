@@ -4,7 +4,8 @@
 
     clarion monitor --baseline baseline/analysis.json --data today.csv --config analysis_config.json \\
         --output monitor/2026-03-10 [--model model.skops | --endpoint URL] \\
-        [--time-column ts --window 1D] [--rules rules.json] [--threshold 0.9] [--overwrite] [--quiet]
+        [--time-column ts --window 1D] [--rule interval|baseline] [--rules rules.json] [--threshold 0.9] \\
+        [--overwrite] [--quiet]
 
 Writes into ``--output`` what ``clarion analyze`` writes (``analysis.json``, ``analysis_config.json``,
 ``explanations_shap/``, ``report.html``, ``report.md``), plus
@@ -59,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rules",
         help='JSON file {METRIC: {"lower": x, "upper": y}}: absolute bounds '
         "replacing the baseline rule for those bias metrics",
+    )
+    parser.add_argument(
+        "--rule",
+        choices=("interval", "baseline"),
+        default="interval",
+        help="bias-drift rule: 'interval' (default: the current value's bootstrap interval, Bonferroni-"
+        "corrected over the checks, must overlap the baseline's allowed range; at most 5%% of runs on "
+        "unchanged data alarm) or 'baseline' (Clarify's: any value farther from the ideal than the baseline)",
     )
     parser.add_argument(
         "--threshold", type=float, default=0.9, help="NDCG below which attributions have drifted (default 0.9)"
@@ -123,6 +132,12 @@ def _run(args: argparse.Namespace) -> int:
     rules = _read_rules(args.rules)
     _capture_input(args)
     base = monitor.check_baseline(args.baseline, args.config)
+    args.rule = getattr(args, "rule", "interval")
+    # the config the job runs with: the capture join's derived one when --capture is given
+    args.confidence, args.run_config = None, getattr(args, "job_config", None) or args.config
+    args.base_dir = os.path.dirname(os.path.abspath(os.fspath(args.config)))  # the config's relative paths
+    if args.rule == "interval":  # the run's intervals at the corrected level (docs/monitoring.md)
+        args.run_config, args.confidence = monitor.interval_config(args.run_config, base)
     from clarion.job import prepare_output_dir, staged
 
     prepare_output_dir(args.output, args.overwrite)
@@ -167,11 +182,15 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
                 windows.documents(job.cfg, job.accumulators),
                 rules=rules,
                 threshold=args.threshold,
+                rule=args.rule,
+                confidence=args.confidence,
                 n_rows=dict(sorted(windows.rows.items())),
             )
             over_time.window = window
             over_time.analysis = doc
-            over_time.overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            over_time.overall = monitor.check_analysis(
+                base, doc, rules=rules, threshold=args.threshold, rule=args.rule, confidence=args.confidence
+            )
             overall = over_time.overall
             violations = over_time.to_dict()
             _write_table(over_time.table, here)
@@ -190,7 +209,9 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
                 + "\n",
             )
         else:
-            overall = monitor.check_analysis(base, doc, rules=rules, threshold=args.threshold)
+            overall = monitor.check_analysis(
+                base, doc, rules=rules, threshold=args.threshold, rule=args.rule, confidence=args.confidence
+            )
             violations = overall.to_dict()
         atomic_write_text(
             os.path.join(here, "constraint_violations.json"),
@@ -203,7 +224,7 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
         )
 
     result, _ = run_job(
-        getattr(args, "job_config", None) or args.config,
+        args.run_config,
         args.data,
         model=model,
         output_dir=out,
@@ -214,6 +235,7 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
         memory_budget=args.memory_budget,
         windows=windows,
         finish=finish,
+        base_dir=args.base_dir,
     )
     if state["over_time"] is not None:
         state["over_time"].output = result
@@ -293,6 +315,8 @@ def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:
         for v in overall.violations[:5]:
             where = f"{v['facet']} = {v['facet_value']}" if "facet" in v else v.get("label", "")
             lines.append(f"  {v['constraint_check_type']}: {where} {v['metric_name']}: {v['description']}")
+            lines.append(f"    {v.get('explanation', '')}")
+        lines.append(_checks(overall))
     if over_time is not None:
         flagged = over_time.flagged
         lines.append(
@@ -302,3 +326,10 @@ def _summary(result: Any, overall: Any, over_time: Any, n_viol: int) -> str:
     lines.append(f"constraint violations: {n_viol} -> {os.path.join(result.output_dir, 'constraint_violations.json')}")
     lines.append(f"report: {result.paths['report_html']}")
     return "\n".join(lines)
+
+
+def _checks(overall: Any) -> str:
+    """One line per check: baseline, current [interval], rule, status."""
+    from clarion.report.drift import check_line
+
+    return "checks:\n" + "\n".join("  " + check_line(sc) for sc in overall.scores)

@@ -35,6 +35,7 @@ def run_job(
     windows: WindowSplitter | None = None,
     finish: Any = None,
     dask_client: Any = None,
+    base_dir: str | None = None,
 ) -> tuple[AnalysisResult, _Job]:
     """Check the arguments, stage ``output_dir`` and run the one pass; returns the result and the
     finished job (its ``cfg``, ``accumulators``, ``out_dir``).
@@ -43,10 +44,11 @@ def run_job(
     ``finish(doc, job)``: called once ``analysis.json`` is written (``doc``: the document as
     written) and before the report is; it may write files of its own into ``job.out_dir`` (the
     staged folder) and returns ``(html_section, md_section)`` to end the report with, or None.
-    The other arguments are :func:`analyze`'s."""
+    ``base_dir``: where the config's relative paths start (default: the config file's folder, or
+    the working directory for a config object). The other arguments are :func:`analyze`'s."""
     from clarion.config import read_config
 
-    base_dir = (
+    base_dir = base_dir or (
         os.path.dirname(os.path.abspath(os.fspath(config))) if isinstance(config, (str, os.PathLike)) else os.getcwd()
     )
     cfg = read_config(config)

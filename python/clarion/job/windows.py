@@ -294,7 +294,10 @@ class WindowSplitter:
                 section: dict[str, Any] | None = None
                 for i, acc in enumerate(accumulators):
                     try:
-                        part = acc.report(methods=methods, stage=stage, window=w).to_dict()[key]
+                        kw: dict[str, Any] = {}
+                        if mcfg.confidence is not None:  # each window's intervals, for the interval rule
+                            kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap)
+                        part = acc.report(methods=methods, stage=stage, window=w, **kw).to_dict()[key]
                     except ValueError as exc:  # e.g. the facet value or the positive label absent from the window
                         if i not in templates:
                             templates[i] = acc.report(methods=methods, stage=stage).to_dict()[key]

@@ -4,7 +4,14 @@ Both checks read ``analysis.json`` documents (Clarify's or clarion's; a path or 
 return a :class:`DriftResult` whose ``to_dict()`` is Clarify's ``constraint_violations.json``
 plus the compared values.
 
-Bias drift rule (per stage, facet, facet value and metric present in ``current``):
+Bias drift has two rules (``rule=``; see ``docs/monitoring.md``). ``"interval"`` (the default of
+``clarion monitor``): a violation when the current value's bootstrap interval C, at the per-check
+level :func:`interval_confidence` (Bonferroni over the :func:`count_checks` checks, so a run on
+unchanged data alarms with probability at most 5%), does not overlap the allowed range A (the
+``rules`` bounds, else the baseline's ``ci_low``/``ci_high``, else the baseline value with C widened
+by sqrt(2)); :func:`interval_config` sets the analysis up for it. ``"baseline"`` (the library
+default, Clarify's constraint check), per stage, facet, facet value and metric present in
+``current``:
 
 * ideal value ``I`` from the metric registry (:data:`clarion.bias.METRIC_INFO`: 1 for DI, 0 for
   every other metric); distance ``d(v) = |v - I|``;
@@ -39,16 +46,25 @@ from clarion.monitor.documents import (
     load_violations,
 )
 from clarion.monitor.drift import (
+    ALPHA,
+    RULES,
     DriftResult,
     attribution_drift,
     bias_drift,
     check_analysis,
     check_baseline,
+    count_checks,
+    explain,
+    interval_confidence,
+    interval_config,
+    interval_replicates,
     ndcg,
 )
 from clarion.monitor.windows import TABLE_COLUMNS, DriftOverTime, check_windows, drift_over_time
 
 __all__ = [
+    "ALPHA",
+    "RULES",
     "MAX_ANALYSIS_DEPTH",
     "METRIC_STRINGS",
     "MSG_ANALYSIS",
@@ -61,6 +77,11 @@ __all__ = [
     "check_analysis",
     "check_baseline",
     "check_windows",
+    "count_checks",
+    "explain",
+    "interval_config",
+    "interval_confidence",
+    "interval_replicates",
     "drift_over_time",
     "load_analysis",
     "load_json",

@@ -109,6 +109,8 @@ def check_windows(
     *,
     rules: dict[str, dict[str, float]] | None = None,
     threshold: float = 0.9,
+    rule: str = "baseline",
+    confidence: float | None = None,
     n_rows: dict[str, int] | None = None,
 ) -> DriftOverTime:
     """Check each window's analysis against the baseline and gather the tidy table.
@@ -119,8 +121,8 @@ def check_windows(
         The baseline ``analysis.json`` (Clarify's or clarion's).
     windows : dict
         Window start (an ISO timestamp string) -> that window's ``analysis.json`` document (or path).
-    rules, threshold
-        As in :func:`bias_drift` and :func:`attribution_drift`.
+    rules, threshold, rule, confidence
+        As in :func:`bias_drift` and :func:`attribution_drift` (``rule``: ``"baseline"`` or ``"interval"``).
     n_rows : dict, optional
         Window start -> number of rows (goes into the table).
 
@@ -144,7 +146,7 @@ def check_windows(
         except ValueError:
             raise ValueError(f"windows: key {w!r} is not a timestamp (the window start)") from None
         n = None if n_rows is None else n_rows.get(w)
-        r = check_analysis(base, doc, rules=rules, threshold=threshold)
+        r = check_analysis(base, doc, rules=rules, threshold=threshold, rule=rule, confidence=confidence)
         results[w] = r
         for s in r.scores:
             if "stage" in s:
@@ -214,6 +216,8 @@ def drift_over_time(
     output_dir: str | os.PathLike | None = None,
     rules: dict[str, dict[str, float]] | None = None,
     threshold: float = 0.9,
+    rule: str = "baseline",
+    confidence: float | None = None,
     progress: bool = False,
     overwrite: bool = False,
     **analyze_kw: Any,
@@ -247,8 +251,8 @@ def drift_over_time(
     output_dir : path, optional
         Where the analysis files go (as for :func:`clarion.analyze`); a temporary directory,
         removed afterwards, when omitted.
-    rules, threshold
-        As in :func:`bias_drift` and :func:`attribution_drift`.
+    rules, threshold, rule, confidence
+        As in :func:`bias_drift` and :func:`attribution_drift` (``rule``: ``"baseline"`` or ``"interval"``).
     progress, overwrite, **analyze_kw
         Passed to the analysis (``skip_bad_rows``, ``chunk_rows``, ``memory_budget``).
 
@@ -284,10 +288,14 @@ def drift_over_time(
             overwrite=overwrite,
             **analyze_kw,
         )
-        res = check_windows(base, w.windows, rules=rules, threshold=threshold, n_rows=w.n_rows)
+        res = check_windows(
+            base, w.windows, rules=rules, threshold=threshold, rule=rule, confidence=confidence, n_rows=w.n_rows
+        )
         res.window = window
         res.analysis = w.result.analysis
-        res.overall = check_analysis(base, w.result.analysis, rules=rules, threshold=threshold)
+        res.overall = check_analysis(
+            base, w.result.analysis, rules=rules, threshold=threshold, rule=rule, confidence=confidence
+        )
         res.output = w.result
         return res
 

@@ -127,6 +127,49 @@ def _cell(v: Any) -> str:
     return fmt(float(v))
 
 
+def _interval(iv: Any) -> str:
+    if not iv:
+        return "n/a"
+    return f"[{_cell(iv[0])}, {_cell(iv[1])}]"
+
+
+def rule_text(score: dict[str, Any]) -> str:
+    """The rule that decided a check, in words (``score["rule"]`` of :mod:`clarion.monitor`)."""
+    r = score.get("rule") or {}
+    name = r.get("name")
+    if name == "interval":
+        conf = r.get("confidence")
+        lvl = f" at {conf:.4%}" if isinstance(conf, (int, float)) else ""
+        a = score.get("allowed")
+        txt = f"interval{lvl}"
+        if a:
+            txt += f"; allowed {_interval(a)} from the {r.get('allowed_from')}"
+        if r.get("widened"):
+            txt += f"; current interval widened x1.414 to {_interval(r['widened'])}"
+        return txt
+    if name == "bounds":
+        return f"bounds [{_cell(r.get('lower'))}, {_cell(r.get('upper'))}]"
+    if name == "ndcg_threshold":
+        return f"NDCG >= {_cell(r.get('threshold'))}"
+    return "baseline (not farther from the ideal)" if name == "baseline" else (name or "n/a")
+
+
+def check_line(score: dict[str, Any]) -> str:
+    """One check on one line: where, metric, baseline, current [interval], rule, status (the CLI summary)."""
+    if "stage" in score:
+        where = f"{STAGE_NAMES.get(score['stage'], score['stage'])}: {score['facet']} = {score['facet_value']} "
+        where += str(score["metric_name"])
+        vals = (
+            f"baseline {_cell(score['baseline'])} {_interval(score.get('baseline_interval'))}, "
+            f"current {_cell(score['current'])} {_interval(score.get('current_interval'))}"
+        )
+    else:
+        where = f"attribution: {score.get('label')} NDCG"
+        vals = f"baseline 1, current {_cell(score.get('ndcg'))}"
+    status = score["status"] + (f" ({score['reason']})" if score.get("reason") else "")
+    return f"{status}: {where}: {vals}; rule {rule_text(score)}"
+
+
 def _checks_table(scores: list[dict[str, Any]]) -> str:
     bias = [s for s in scores if "stage" in s]
     attr = [s for s in scores if "ndcg" in s]
@@ -136,23 +179,26 @@ def _checks_table(scores: list[dict[str, Any]]) -> str:
         rows = "".join(
             f"<tr class='{esc(s['status'])}'><td>{esc(STAGE_NAMES.get(s['stage'], s['stage']))}</td>"
             f"<td>{esc(s['facet'])} = {esc(s['facet_value'])}</td><td>{esc(s['metric_name'])}</td>"
-            f"<td>{esc(_cell(s['baseline']))}</td><td>{esc(_cell(s['current']))}</td>"
+            f"<td>{esc(_cell(s['baseline']))}</td><td>{esc(_interval(s.get('baseline_interval')))}</td>"
+            f"<td>{esc(_cell(s['current']))}</td><td>{esc(_interval(s.get('current_interval')))}</td>"
+            f"<td>{esc(rule_text(s))}</td>"
             f"<td>{esc(s['status'])}{': ' + esc(s['reason']) if s.get('reason') else ''}</td></tr>"
             for s in sorted(bias, key=lambda s: order.get(s["status"], 3))
         )
         out.append(
-            "<table><tr><th>stage</th><th>facet</th><th>metric</th><th>baseline</th><th>current</th>"
-            f"<th>status</th></tr>{rows}</table>"
+            "<table><tr><th>stage</th><th>facet</th><th>metric</th><th>baseline</th><th>baseline interval</th>"
+            f"<th>current</th><th>current interval</th><th>rule</th><th>status</th></tr>{rows}</table>"
         )
     if attr:
         rows = "".join(
             f"<tr class='{esc(s['status'])}'><td>{esc(s['label'])}</td><td>{esc(_cell(s['ndcg']))}</td>"
-            f"<td>{esc(fmt(s['threshold']))}</td><td>{esc(s['status'])}"
+            f"<td>{esc(fmt(s['threshold']))}</td><td>{esc(rule_text(s))}</td><td>{esc(s['status'])}"
             f"{': ' + esc(s['reason']) if s.get('reason') else ''}</td></tr>"
             for s in attr
         )
         out.append(
-            f"<table><tr><th>explained output</th><th>NDCG</th><th>threshold</th><th>status</th></tr>{rows}</table>"
+            "<table><tr><th>explained output</th><th>NDCG</th><th>threshold</th><th>rule</th><th>status</th></tr>"
+            f"{rows}</table>"
         )
     return "".join(out)
 
@@ -190,7 +236,10 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         )
     out.append(
         f"<section class='card summary drift-summary'><h3>Summary</h3><ul>{''.join(items)}</ul>"
-        "<p class='muted'>Bias: a violation when a metric is farther from its ideal value (1 for DI, 0 "
+        "<p class='muted'>Bias, interval rule (clarion monitor's default): a violation when the current "
+        "value's bootstrap interval, at a level corrected for the number of checks, does not overlap the "
+        "allowed range (the baseline's interval, the --rules bounds, or the baseline value). Baseline rule "
+        "(Clarify's): a violation when a metric is farther from its ideal value (1 for DI, 0 "
         "otherwise) than in the baseline, or outside the rule's bounds. Attributions: a violation when the "
         "NDCG of the current ranking of features against the baseline's falls below the threshold."
         "</p></section>"
@@ -297,20 +346,21 @@ def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str 
         lines += [
             f"All new rows: {len(overall.violations)} violation(s).",
             "",
-            "| check | where | metric | baseline | current | status |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| check | where | metric | baseline | baseline interval | current | current interval | rule | status |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for s in overall.scores:
             if "stage" in s:
                 lines.append(
                     f"| bias ({STAGE_NAMES.get(s['stage'], s['stage'])}) | {cell(s['facet'])} = "
                     f"{cell(s['facet_value'])} | {cell(s['metric_name'])} | {cell(s['baseline'])} | "
-                    f"{cell(s['current'])} | {cell(s['status'])} |"
+                    f"{md(_interval(s.get('baseline_interval')))} | {cell(s['current'])} | "
+                    f"{md(_interval(s.get('current_interval')))} | {md(rule_text(s))} | {cell(s['status'])} |"
                 )
             else:
                 lines.append(
-                    f"| attribution | {cell(s['label'])} | NDCG | threshold {cell(s['threshold'])} | "
-                    f"{cell(s['ndcg'])} | {cell(s['status'])} |"
+                    f"| attribution | {cell(s['label'])} | NDCG | 1 (same ranking) | n/a | "
+                    f"{cell(s['ndcg'])} | n/a | {md(rule_text(s))} | {cell(s['status'])} |"
                 )
         lines.append("")
     if over_time is not None:

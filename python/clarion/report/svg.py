@@ -212,6 +212,13 @@ def axis_range(ys: Sequence[float], margin: float = 0.0) -> tuple[float, float]:
     return lo, hi
 
 
+def _finite_or_none(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
 def axis_fraction(v: float, lo: float, hi: float) -> float:
     """Where ``v`` lies from the top (0 at ``hi``, 1 at ``lo``), in halves so no difference overflows."""
     return (hi / 2 - v / 2) / (hi / 2 - lo / 2)
@@ -232,7 +239,9 @@ def line_with_distribution(
     dist_h = 40 if dist else 0
     plot_h = height - pad_t - 30 - dist_h
     n = len(xs)
-    ys = [v for s in series for v in s if v is not None and math.isfinite(v)]
+    # only finite numbers are drawn: None, NaN, ±inf and text such as "Infinity" leave a gap
+    series = [[_finite_or_none(v) for v in s] for s in series]
+    ys = [v for s in series for v in s if v is not None]
     lo, hi = axis_range(ys)
     step = (width - pad_l - pad_r) / max(n, 1)
 
