@@ -43,7 +43,9 @@ def test_byte_size_grammar(text, want):
     assert options.byte_size(text) == want
 
 
-@pytest.mark.parametrize("bad", ["lots", "", "1 GiBs", "-1GiB", "0", 0, -5, True, None, "1e400", float("inf"), "1..2G"])
+@pytest.mark.parametrize(
+    "bad", ["lots", "", "1 GiBs", "-1GiB", "0", 0, -5, True, None, "1e400", float("inf"), "1..2G", 1.5]
+)
 def test_byte_size_refuses(bad):
     with pytest.raises(ValueError, match="memory_budget"):
         options.byte_size(bad)

@@ -971,7 +971,7 @@ def test_cli_serve_refuses_a_bad_max_body_bytes(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["serve", "scorer_mod:score", "--port", "0", "--max-body-bytes", "lots"]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "--max-body-bytes: expected a number of bytes" in err and "Traceback" not in err
+    assert "--max-body-bytes: expected a byte count" in err and "Traceback" not in err
     monkeypatch.delitem(__import__("sys").modules, "scorer_mod", raising=False)
 
 

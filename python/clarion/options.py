@@ -137,7 +137,7 @@ def byte_size(value: Any, *, key: str | None = None, name: str = "memory_budget"
     if _is_int(value):
         out = int(value)
     elif _is_real(value):
-        if not math.isfinite(value):
+        if not math.isfinite(value) or value != int(value):  # 1.5 bytes: a unit mistake, not a size
             raise _fail(key, name, want, value, f"{label}: expected {want}, got {value!r}")
         out = int(value)
     elif isinstance(value, str):

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from clarion import options
 from clarion.models import Model, as_model
 from clarion.models.wire import (
     CONTENT_TYPES,
@@ -74,24 +75,9 @@ class _TooLarge(Exception):
 
 
 def _max_body(v: Any, arg: str = "max_body_bytes") -> int:
-    """A positive byte count: an int, or a string such as ``"6MiB"``, ``"6MB"``, ``"6291456"``."""
-    import re
-
-    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
-        n = int(v)
-    else:
-        m = (
-            re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)\s*([KMG]i?)?B?\s*", str(v))
-            if isinstance(v, str)
-            else None
-        )
-        if m is None:
-            raise ValueError(f"{arg}: expected a number of bytes such as 6291456 or '6MiB', got {v!r}")
-        mult = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}[m.group(2)]
-        n = int(float(m.group(1)) * mult)
-    if n <= 0:
-        raise ValueError(f"{arg}: must be a positive number of bytes, got {v!r}")
-    return n
+    """A positive byte count: an int, or a size such as ``"6MiB"``, ``"6MB"`` (one grammar for every
+    byte size: :func:`clarion.options.byte_size`)."""
+    return options.byte_size(v, name=arg)
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

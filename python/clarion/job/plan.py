@@ -7,11 +7,12 @@ value selects rows (:func:`_values_or_threshold`: equality or a threshold, decid
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from clarion import options
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
 
@@ -48,22 +49,8 @@ MSG_VALUE_KIND = (
 
 
 def parse_bytes(v: int | str) -> int:
-    """``"1GiB"``, ``"512MB"``, ``"2e9"`` or an int -> bytes."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        if v <= 0:
-            raise ValueError(f"memory_budget: must be positive, got {v!r}")
-        return int(v)
-    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?i?B?)?\s*", str(v))
-    if not m:
-        raise ValueError(f"memory_budget: expected bytes like '1GiB' or '500MB', got {v!r}")
-    unit = (m.group(2) or "").upper().rstrip("B")
-    mult = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 1 << 10, "MI": 1 << 20, "GI": 1 << 30, "TI": 1 << 40}[
-        unit
-    ]
-    n = int(float(m.group(1)) * mult)
-    if n <= 0:
-        raise ValueError(f"memory_budget: must be positive, got {v!r}")
-    return n
+    """``"1GiB"``, ``"512MB"``, ``"2e9"`` or an int -> bytes: :func:`clarion.options.byte_size`."""
+    return options.byte_size(v, name="memory_budget")
 
 
 def _is_number(v: Any) -> bool:
