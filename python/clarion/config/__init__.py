@@ -83,6 +83,7 @@ from clarion.config._sections import (
     PredictorConfig,
     ReportConfig,
     ShapConfig,
+    TextConfig,
 )
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "PredictorConfig",
     "ReportConfig",
     "ShapConfig",
+    "TextConfig",
     "read_config",
 ]
 

@@ -102,6 +102,45 @@ class BiasMethodConfig:
 
 
 @dataclass
+class TextConfig:
+    """``methods.shap.text_config``: explain text columns by units of text (Clarify's NLP
+    explainability): ``granularity`` (token, sentence, paragraph), ``language`` (Clarify's name or
+    ISO code; ``multi-language`` / ``xx`` for mixed text) and ``max_top_tokens`` (units listed in
+    ``global_top_shap_text``, default 50)."""
+
+    granularity: str = "token"
+    language: str = "english"
+    max_top_tokens: int = 50
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> TextConfig:
+        from clarion.explain.text import GRANULARITIES, language_code
+
+        _check(isinstance(d, dict), path, "an object with granularity and language", d)
+        _warn_unknown(d, {"granularity", "language", "max_top_tokens"}, path)
+        for key in ("granularity", "language"):
+            if key not in d:
+                raise ConfigError(MSG_REQUIRED.format(path=f"{path}.{key}", why=""))
+        g = d["granularity"]
+        if g not in GRANULARITIES:
+            raise _choice_error(f"{path}.granularity", list(GRANULARITIES), g)
+        lang = d["language"]
+        _check(isinstance(lang, str), f"{path}.language", "a language name or code", lang)
+        try:
+            language_code(lang, f"{path}.language")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        top = _integer(d.get("max_top_tokens", 50), f"{path}.max_top_tokens", 1)
+        return cls(g, lang, top)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"granularity": self.granularity, "language": self.language}
+        if self.max_top_tokens != 50:
+            d["max_top_tokens"] = self.max_top_tokens
+        return d
+
+
+@dataclass
 class ShapConfig:
     """``methods.shap``: Kernel SHAP options (Clarify's keys and defaults)."""
 
@@ -113,6 +152,7 @@ class ShapConfig:
     save_local_shap_values: bool = True
     seed: int | None = None
     features_to_explain: list[str | int] | None = None
+    text_config: TextConfig | None = None
 
     @classmethod
     def from_dict(cls, d: Any, path: str) -> ShapConfig:
@@ -156,10 +196,17 @@ class ShapConfig:
             )
             _unique(fe, f"{path}.features_to_explain")
         c.features_to_explain = fe
+        if d.get("text_config") is not None:
+            if fe is not None:  # as the SDK: features_to_explain is for tabular data only
+                raise ConfigError(f"{path}: features_to_explain cannot be combined with text_config")
+            c.text_config = TextConfig.from_dict(d["text_config"], f"{path}.text_config")
         return c
 
     def to_dict(self) -> dict:
-        return _drop_none({f.name: getattr(self, f.name) for f in fields(self)})
+        d = _drop_none({f.name: getattr(self, f.name) for f in fields(self)})
+        if self.text_config is not None:
+            d["text_config"] = self.text_config.to_dict()
+        return d
 
 
 @dataclass

@@ -13,6 +13,7 @@ Output directory layout (Clarify's names)::
     analysis_config.json          the config that produced it
     explanations_shap/out.csv     local SHAP values, one row per input record, input order
     explanations_shap/out.parquet the same, when the input is Parquet
+    explanations_shap/out.jsonl   with text_config: per record, per unit of text (clarion.job.text)
     explanations_shap/baseline.csv  the clustered baseline (when the config gave none)
     report.html, report.md        the report (name from ``methods.report.name``)
 
@@ -459,6 +460,11 @@ class _Job:
         from clarion import explain
 
         sc, plan = self.cfg.shap, self.plan
+        if sc.text_config is not None:  # units of text are the players (clarion.job.text)
+            from clarion.job.text import text_shap
+
+            block, *self.text_sections = text_shap(self)
+            return block, None, None
         rows = self._rows()
         bg, baseline_frame = self._baseline(rows)
         if baseline_frame is not None:
@@ -622,6 +628,10 @@ class _Job:
         self.paths.update(analysis=p_json, config=p_cfg)
         sections = finish(doc, self) if finish is not None else None
         html_section, md_section = sections if sections is not None else (None, None)
+        text_sections = getattr(self, "text_sections", None)
+        if text_sections:  # the text explanations section, before a finish() section
+            html_section = text_sections[0] + (html_section or "")
+            md_section = text_sections[1] + ("\n" + md_section if md_section else "")
         rep = cfg.report
         name, title = (rep.name, rep.title) if rep is not None else ("report", "Analysis Report")
         paths = write_report(
