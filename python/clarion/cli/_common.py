@@ -13,7 +13,10 @@ Exit codes that scripts can rely on (re-exported by :mod:`clarion.cli`):
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -38,6 +41,8 @@ __all__ = [
     "add_run_arguments",
     "check_needs",
     "cli_warnings",
+    "import_object",
+    "is_object_spec",
     "message",
     "model_from_args",
     "report_error",
@@ -181,7 +186,12 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, data_required: bool 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model`` / ``--endpoint``, ``--trusted``, ``--timeout``, ``--retries``."""
     g = parser.add_mutually_exclusive_group()
-    g.add_argument("--model", help="a model file clarion.models.as_model reads (overrides predictor.model_uri)")
+    g.add_argument(
+        "--model",
+        help="a model file clarion.models.as_model reads, or module:attribute of a Python object (a "
+        "fitted estimator or a function; the module is imported from the current directory, then "
+        "PYTHONPATH); overrides predictor.model_uri",
+    )
     g.add_argument("--endpoint", help="an HTTP model endpoint URL (overrides predictor.endpoint_url)")
     parser.add_argument(
         "--trusted",
@@ -237,6 +247,50 @@ def add_dask_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: ``module:attribute`` (dotted names on both sides), as ``clarion serve`` and ``--model`` take it
+_OBJECT_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_object_spec(spec: str) -> bool:
+    """Whether ``spec`` names a Python object (``module:attribute``) rather than a model file or
+    URL: it has that form and no file of that name exists."""
+    return bool(_OBJECT_SPEC.match(spec)) and not os.path.exists(spec)
+
+
+def import_object(spec: str, arg: str = "--model") -> Any:
+    """The object ``module:attribute`` names (typed by the user on the command line, never read
+    from a config). The module is imported with the current directory first on ``sys.path``
+    (then ``PYTHONPATH`` and the installed packages); ``attribute`` may be dotted.
+
+    Raises
+    ------
+    ValueError
+        The module cannot be imported (its own error quoted), or has no such attribute (with the
+        closest name); the message names ``arg``.
+    """
+    module_name, _, attr = spec.partition(":")
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"{arg} {spec}: cannot import module {module_name!r} (searched the current directory "
+            f"{cwd}, PYTHONPATH and the installed packages): {exc}"
+        ) from exc
+    finally:
+        if cwd in sys.path:
+            sys.path.remove(cwd)
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{arg} {spec}: {getattr(obj, '__name__', module_name)!r} has no attribute {part!r}{hint}")
+        obj = getattr(obj, part)
+    return obj
+
+
 def model_from_args(args: argparse.Namespace) -> Any:
     """The model for ``clarion analyze`` / ``clarion monitor``: ``--model`` / ``--endpoint`` (else
     the config's predictor), with ``--trusted`` (added to ``predictor.trusted_types``),
@@ -254,6 +308,8 @@ def model_from_args(args: argparse.Namespace) -> Any:
     from clarion.config import read_config
     from clarion.job import endpoint_for
 
+    if args.model is not None and is_object_spec(args.model):  # module:attribute, a Python object
+        return models.as_model(import_object(args.model))
     cfg = read_config(args.config)
     p = cfg.predictor
     url = args.endpoint or (p.endpoint_url if args.model is None and p is not None else None)

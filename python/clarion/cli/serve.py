@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from typing import Any
 
-from clarion.cli._common import EXIT_ERROR, EXIT_OK
+from clarion.cli._common import EXIT_ERROR, EXIT_OK, import_object, is_object_spec
 
 __all__ = ["add_arguments", "run"]
 
@@ -71,17 +69,9 @@ def load_model(spec: str, args: argparse.Namespace) -> Any:
     from clarion.models import as_model
 
     headers = args.label_headers.split(",") if args.label_headers else None
-    if os.path.exists(spec) or not (":" in spec and not spec.lower().startswith(("http://", "https://"))):
+    if not is_object_spec(spec):
         return as_model(spec, output=args.output, label_headers=headers, trusted=args.trusted)
-    module_name, _, attr = spec.partition(":")
-    sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    finally:
-        sys.path.pop(0)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return as_model(obj, output=args.output, label_headers=headers)
+    return as_model(import_object(spec, "MODEL"), output=args.output, label_headers=headers)
 
 
 def run(args: argparse.Namespace) -> int:
