@@ -5,6 +5,8 @@
 * :class:`Explanation` — local values plus Clarify's global aggregations.
 * :func:`kmeans_baseline` — weighted k-means background (modes for categorical columns).
 * :func:`partial_dependence` — Clarify-style partial dependence through the same masking path.
+* :class:`TextShap` — attributions to units of text (tokens, sentences, paragraphs; Clarify's
+  ``text_config``), in :mod:`clarion.explain.text`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from clarion.explain._baseline import Baseline, kmeans_baseline
 from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
 from clarion.explain._pdp import partial_dependence
+from clarion.explain.text import TextExplanation, TextShap
 
 __all__ = [
     "Baseline",
     "Explanation",
     "KernelShap",
     "ShapConditioningWarning",
+    "TextExplanation",
+    "TextShap",
     "kmeans_baseline",
     "partial_dependence",
 ]
