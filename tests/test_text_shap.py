@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("spacy")
 
@@ -296,7 +298,7 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
         {
             "label": [1, 0, 1, 0],
             "rating": [5.0, 1.0, 4.0, 2.0],
-            "review": ["good <b>great</b>", "bad awful", "good not bad", np.nan],
+            "review": [np.nan, "good <b>great</b>", "bad awful", "good not bad"],
         }
     )
     data.to_csv(tmp_path / "d.csv", index=False)
@@ -315,6 +317,8 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
 
     def model(X):
         X = np.asarray(X, dtype=object)
+        if not all(isinstance(t, str) for t in X[:, 1]):  # a text model: strings only
+            raise TypeError("review must be text")
         return additive(X[:, 1]) + 0.5 * X[:, 0].astype(float)
 
     res = analyze(
@@ -323,14 +327,14 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
     block = res.analysis["explanations"]["kernel_shap"]["label0"]
     lines = [json.loads(x) for x in (tmp_path / "o" / "explanations_shap" / "out.jsonl").read_text().splitlines()]
     assert len(lines) == 4
-    rec = lines[2]["explanations"]
+    rec = lines[3]["explanations"]
     assert [f["feature_header"] for f in rec] == ["rating", "review"]
     units = [a["description"]["partial_text"] for a in rec[1]["attributions"]]
     assert units == ["good", "not", "bad"]
     got = [a["attribution"][0] for a in rec[1]["attributions"]]
     np.testing.assert_allclose(got, closed_form(units, "[MASK]"), atol=1e-10)
-    assert rec[0]["attributions"][0]["attribution"][0] == pytest.approx(0.5 * (4.0 - 3.0))
-    assert lines[3]["explanations"][1]["attributions"] == []  # an empty cell is the empty text
+    assert rec[0]["attributions"][0]["attribution"][0] == pytest.approx(0.5 * (2.0 - 3.0))
+    assert lines[0]["explanations"][1]["attributions"] == []  # an empty cell (first row) is the empty text
     # global values: mean |per-record total| per column; top units by mean |value| over occurrences
     totals = np.array([[sum(a["attribution"][0] for a in f["attributions"]) for f in r["explanations"]] for r in lines])
     assert block["global_shap_values"] == pytest.approx(dict(zip(["rating", "review"], np.abs(totals).mean(axis=0))))
@@ -383,3 +387,34 @@ def test_text_through_a_jsonlines_endpoint():
     for a, b in zip(local.values, remote.values):
         np.testing.assert_allclose(a, b, atol=1e-12)
     np.testing.assert_allclose(remote.values[1][:, 0], [0.0, -1.5, 1.25, 1.5], atol=1e-10)
+
+
+# -- masking against a plain reconstruction --------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.lists(st.sampled_from([*"ab é.,!\n\t日", "xyz", "  ", "\n\n"]), max_size=30).map("".join),
+    mask=st.sampled_from(["", "[MASK]", " ", "<UNK>"]),
+    granularity=st.sampled_from(GRANULARITIES),
+    seed=st.integers(0, 2**16),
+)
+def test_synthetic_texts_equal_a_plain_reconstruction(text, mask, granularity, seed):
+    """Every synthetic text is the record's text with exactly the absent units replaced by the mask
+    (built here by slicing the original text at the unit offsets)."""
+    from clarion.explain import text as tx
+
+    spans = tx.segment(text, granularity, "english")
+    for a, b in spans:
+        assert text[a:b] and not text[a:b].isspace() and text[a:b] == text[a:b].strip()
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+    rec = tx._Record([text], [spans])
+    rng = np.random.default_rng(seed)
+    Z = rng.random((5, len(spans))) < 0.5
+    got = tx._masked_texts(rec, 0, Z, mask, None)
+    for z, g in zip(Z, got):
+        want, pos = [], 0
+        for keep, (a, b) in zip(z, spans):
+            want += [text[pos:a], text[a:b] if keep else mask]
+            pos = b
+        assert g == "".join(want) + text[pos:]
+    if len(Z):
+        assert tx._masked_texts(rec, 0, np.ones((1, len(spans)), bool), mask, None) == [text]

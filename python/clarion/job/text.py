@@ -60,6 +60,11 @@ def _text_baseline(job: Any, rows: Any, text_cols: list[str]) -> tuple[Any, Any]
     return explain.Baseline(data, np.asarray(bg.weights)), data
 
 
+def _filled(frame: Any, text_cols: list[str]) -> Any:
+    """``frame`` with the empty cells of its text columns as the empty text (a CSV reads them as NaN)."""
+    return frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), "") for c in text_cols})
+
+
 def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
     """Run text SHAP for the job; returns (the ``kernel_shap`` block, report HTML section,
     report Markdown section)."""
@@ -82,7 +87,10 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
         os.makedirs(os.path.dirname(p), exist_ok=True)
         atomic_write_text(p, to_save.to_csv(index=False))
         job.paths["baseline"] = p
-    cols = job.outputs.explained(job._n_outputs(rows))
+    n_out = getattr(job.outputs.model, "n_outputs", None)
+    if not (isinstance(n_out, (int, np.integer)) and n_out > 0):  # one call on a first row, empty cells as ""
+        n_out = job.outputs.predict(_filled(rows[feats].iloc[:1], text_cols)).shape[1]
+    cols = job.outputs.explained(int(n_out))
     names = job.outputs.names(len(cols))
     job.explained_cols = cols
     job.shap_model = _Selected(job.outputs.model, cols, rows[feats].dtypes)
@@ -108,9 +116,7 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
     bar = Progress("SHAP (text)", total=job.n_rows, unit="rows", enabled=job.progress)
     try:
         for X, join in job._shap_batches():
-            frame = X[feats]
-            for c in text_cols:  # an empty CSV cell reads as NaN: it is the empty text
-                frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), "")})
+            frame = _filled(X[feats], text_cols)
             e = explainer.explain(frame)
             per_col.append(e.feature_values())
             bases.append(e.expected_value)
