@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -418,3 +419,45 @@ def test_synthetic_texts_equal_a_plain_reconstruction(text, mask, granularity, s
         assert g == "".join(want) + text[pos:]
     if len(Z):
         assert tx._masked_texts(rec, 0, np.ones((1, len(spans)), bool), mask, None) == [text]
+
+
+def test_monitor_windows_of_a_text_job(tmp_path):
+    """clarion monitor --window on a text config: each window's global value of the text column is
+    the aggregation of its records' totals (from out.jsonl)."""
+    from clarion.cli import EXIT_OK, main
+
+    pd.DataFrame(
+        {
+            "label": [1, 0, 1, 0],
+            "ts": ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-02"],
+            "review": ["good movie great", "bad awful", "good good", "not bad"],
+        }
+    ).to_csv(tmp_path / "d.csv", index=False)
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "label",
+        "excluded_columns": ["ts"],
+        "methods": {"shap": {"text_config": {"granularity": "token", "language": "en"}, "seed": 0}},
+    }
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    (tmp_path / "m.py").write_text(
+        "import numpy as np\n"
+        "W = {'good': 2.0, 'great': 1.25, 'bad': -1.5, 'awful': -2.5, 'not': -0.5}\n"
+        "def predict(X):\n"
+        "    return np.array([sum(W.get(w, 0.0) for w in t.split()) for t in np.asarray(X, dtype=object)[:, -1]])\n"
+    )
+    common = ["--config", str(tmp_path / "c.json"), "--data", str(tmp_path / "d.csv"), "--quiet"]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["analyze", *common, "--model", "m:predict", "--output", str(tmp_path / "base")]) == EXIT_OK
+        args = ["--baseline", str(tmp_path / "base" / "analysis.json"), "--time-column", "ts", "--window", "1D"]
+        code = main(["monitor", *common, *args, "--model", "m:predict", "--output", str(tmp_path / "mon")])
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("m", None)
+    assert code == EXIT_OK
+    by_window = json.loads((tmp_path / "mon" / "analysis_by_window.json").read_text())
+    totals = [2.0 + 1.25, -1.5 - 2.5, 4.0, -0.5 - 1.5]  # closed form with the empty mask
+    for key, (a, b) in zip(sorted(by_window), [(0, 1), (2, 3)]):
+        g = by_window[key]["analysis"]["explanations"]["kernel_shap"]["label0"]["global_shap_values"]
+        assert g["review"] == pytest.approx((abs(totals[a]) + abs(totals[b])) / 2, abs=1e-10)

@@ -116,6 +116,8 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
     bar = Progress("SHAP (text)", total=job.n_rows, unit="rows", enabled=job.progress)
     try:
         for X, join in job._shap_batches():
+            if job.windows is not None:
+                job.windows.add_explained(X)  # the window of each explained row
             frame = _filled(X[feats], text_cols)
             e = explainer.explain(frame)
             per_col.append(e.feature_values())
@@ -157,6 +159,13 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
             "expected_value": float(exp[d]),
             "global_top_shap_text": {c: top[c][d] for c in text_cols},
         }
+    if job.windows is not None:  # per window: the columns' totals, aggregated as the global values
+        import pandas as pd
+
+        local = pd.DataFrame(
+            allv.transpose(0, 2, 1).reshape(allv.shape[0], -1), columns=[f"{f}_{lab}" for lab in names for f in feats]
+        )
+        job.windows.aggregate_shap(block, local, sc.agg_method)
     top_by_label = {lab: block[lab]["global_top_shap_text"] for lab in names}
     html = render_text_section(shown_records, shown_texts, names, top_by_label)
     job.notes.append(
