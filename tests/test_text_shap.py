@@ -258,6 +258,16 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="model returned 1 rows"):
         TextShap(lambda X: np.zeros(1), "").explain(["a b c"])
     assert len(ts.explain([])) == 0
+    with pytest.raises(ValueError, match=r"record 1: 300 players .* over memory_budget .* coarser granularity"):
+        TextShap(additive, "", memory_budget="4MiB").explain(["short text", " ".join(["w"] * 300)])
+
+
+def test_too_few_coalitions_warn():
+    from clarion.explain import ShapConditioningWarning
+
+    with pytest.warns(ShapConditioningWarning, match="records with 6 players"):
+        e = TextShap(additive, "", num_samples=2, seed=0).explain(["a b c d e f"])
+    assert e.values[0].sum() == pytest.approx(0.0, abs=1e-12)  # efficiency still holds
 
 
 # -- config --------------------------------------------------------------------------------------

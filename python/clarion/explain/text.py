@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import re
 import secrets
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from clarion import _backend, options
 from clarion.explain import _kernels
+from clarion.explain._kernel_shap import ShapConditioningWarning
 from clarion.explain._model import prediction_function
 
 __all__ = [
@@ -125,6 +127,12 @@ MSG_SPACY = "text explanations need spaCy (pip install 'clarion[text]'); for lan
 MSG_NO_BASELINE = (
     "baseline: required when the data has features other than text ({cols}): one or more rows with "
     "a value for every feature (a text column's value is its mask string)"
+)
+
+MSG_TOO_LONG = (
+    "{where}: {M} players (units of text and tabular features) need a coalition plan of {S} x {M} "
+    "and its operator, {need:,} bytes, over memory_budget ({budget:,} bytes); use a coarser "
+    "granularity (sentence, paragraph), truncate the text, or raise memory_budget"
 )
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
@@ -392,6 +400,10 @@ class TextShap:
     batch_rows : int, default 8192
         Synthetic rows per model call (rows of several records share a call; a record with more
         is split over several calls).
+    memory_budget : int or str, default "1GiB"
+        Bytes one record's coalition plan and operator may take (``M × S`` doubles and the ``M × M``
+        normal matrix). A longer text is refused with a message naming the record and its
+        number of units: use a coarser granularity or truncate the text.
     """
 
     def __init__(
@@ -407,6 +419,7 @@ class TextShap:
         link: Literal["identity", "logit"] = "identity",
         paired: bool = True,
         batch_rows: int = 8192,
+        memory_budget: int | str = "1GiB",
     ) -> None:
         self._predict = prediction_function(model)
         self.granularity = _check_granularity(granularity)
@@ -422,6 +435,7 @@ class TextShap:
         if not isinstance(batch_rows, (int, np.integer)) or batch_rows < 1:
             raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}")
         self.batch_rows = int(batch_rows)
+        self._budget = options.byte_size(memory_budget)
         self._baseline_arg = baseline
         self._text_features_arg = None if text_features is None else list(text_features)
         try:  # the plans are host arrays: the C++ CPU kernels, or the numpy reference when forced
@@ -432,14 +446,25 @@ class TextShap:
         self._plans: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
 
     # -- coalition plans ------------------------------------------------------------------------
-    def _plan(self, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    def _plan(self, M: int, where: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """(Z [S, M] bool, L [M, S], c [M], exact) for records of M players, cached per M."""
         got = self._plans.get(M)
         if got is None:
             cap = 2**M - 2 if M <= 30 else 2**30
             S = min(2 * M + 2**11 if self.num_samples is None else self.num_samples, cap)
+            need = 8 * M * (2 * S + M) + S * M
+            if need > self._budget:
+                raise ValueError(MSG_TOO_LONG.format(where=where, M=M, S=S, need=need, budget=self._budget))
             Z, w, _ = _kernels.coalition_plan(self._impl, M, S, self.seed_, self.paired)
-            L, c, _ = _kernels.wls_operator(self._impl, Z, w)
+            L, c, status = _kernels.wls_operator(self._impl, Z, w)
+            if status:
+                warnings.warn(
+                    f"the {Z.shape[0]} coalitions of the plan do not determine all {M} attributions of "
+                    f"records with {M} players (num_samples={S}); the operator was computed by least "
+                    "squares (minimum-norm solution). Increase num_samples.",
+                    ShapConditioningWarning,
+                    stacklevel=3,
+                )
             got = (Z.astype(bool), L, c, M <= 30 and Z.shape[0] == 2**M - 2)
             self._plans[M] = got
         return got
@@ -559,7 +584,7 @@ class TextShap:
         for rec in records:
             M = sum(rec.n_units) + len(tab_cols)
             if M >= 2:
-                Z, L, c, exact = self._plan(M)
+                Z, L, c, exact = self._plan(M, f"record {len(plans)}")
             else:
                 Z, L, c, exact = np.zeros((0, M), dtype=bool), np.zeros((M, 0)), np.ones(M), True
             plans.append((np.vstack([Z, np.zeros((1, M), bool), np.ones((1, M), bool)]), L, c, exact))

@@ -103,6 +103,7 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
         num_samples=sc.num_samples,
         seed=job.seed,
         link="logit" if sc.use_logit else "identity",
+        memory_budget=job.budget,
     )
     sink = None
     if sc.save_local_shap_values:
