@@ -372,9 +372,10 @@ def _bases(lines, texts, model):
 
 
 # -- an endpoint -------------------------------------------------------------------------------------
-def test_text_through_a_jsonlines_endpoint():
+def test_text_through_a_jsonlines_endpoint(tmp_path):
     pytest.importorskip("uvicorn")
     pytest.importorskip("starlette")
+    from clarion.job import analyze
     from clarion.models import Endpoint
     from clarion.serve import ModelServer
 
@@ -382,7 +383,7 @@ def test_text_through_a_jsonlines_endpoint():
         X = np.asarray(X, dtype=object)
         return additive(X[:, 1]) + X[:, 0].astype(float)
 
-    X = pd.DataFrame({"rating": [1.0, 2.0], "review": ['good "quoted" movie', "ünïcode bad great"]})
+    X = pd.DataFrame({"rating": [1.5, 2.5], "review": ['good "quoted" movie', "ünïcode bad great"]})
     bg = pd.DataFrame({"rating": [0.5], "review": [""]})
     local = TextShap(model, bg, seed=0).explain(X)
     with ModelServer(model, features="features") as url:
@@ -395,9 +396,33 @@ def test_text_through_a_jsonlines_endpoint():
             max_batch_rows=64,
         ) as ep:
             remote = TextShap(ep, bg, seed=0).explain(X)
+            # the same through the job: a Clarify config whose predictor is the jsonlines endpoint
+            d = tmp_path / "job"
+            d.mkdir()
+            X.assign(label=[0, 1]).to_csv(d / "d.csv", index=False)
+            cfg = {
+                "dataset_type": "text/csv",
+                "label": "label",
+                "methods": {
+                    "shap": {"text_config": {"granularity": "token", "language": "en"}, "baseline": [[0.5, ""]]}
+                },
+                "predictor": {
+                    "endpoint_url": url,
+                    "content_type": "application/jsonlines",
+                    "content_template": '{"features":$features}',
+                    "accept_type": "application/jsonlines",
+                    "probability": "scores[0]",
+                },
+            }
+            (d / "c.json").write_text(json.dumps(cfg))
+            analyze(str(d / "c.json"), str(d / "d.csv"), output_dir=str(d / "o"), progress=False)
     for a, b in zip(local.values, remote.values):
         np.testing.assert_allclose(a, b, atol=1e-12)
-    np.testing.assert_allclose(remote.values[1][:, 0], [0.0, -1.5, 1.25, 1.5], atol=1e-10)
+    np.testing.assert_allclose(remote.values[1][:, 0], [0.0, -1.5, 1.25, 2.0], atol=1e-10)
+    lines = [json.loads(x) for x in (d / "o" / "explanations_shap" / "out.jsonl").read_text().splitlines()]
+    for line, v in zip(lines, local.values):
+        got = [a["attribution"][0] for f in line["explanations"][::-1] for a in f["attributions"]]
+        np.testing.assert_allclose(got, v[:, 0], atol=1e-10)  # units first, then rating
 
 
 # -- masking against a plain reconstruction --------------------------------------------------------
