@@ -102,7 +102,7 @@ def test_every_clarify_language_maps_and_unknown_is_refused():
 
 @pytest.mark.parametrize(
     ("lang", "text", "n"),
-    [("german", "Das ist gut.", 4), ("french", "C'est très bien.", 5), ("xx", "hello мир", 2), ("vi", "Tôi ổn", 2)],
+    [("german", "Das ist gut.", 4), ("spanish", "¿Qué tal? Muy bien.", 7), ("xx", "hello мир", 2), ("vi", "Tôi ổn", 2)],
 )
 def test_segmentation_in_other_languages(lang, text, n):
     assert len(segment(text, "token", lang)) == n
