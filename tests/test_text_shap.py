@@ -356,6 +356,10 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
     assert "Text explanations" in html and "<mark" in html
     assert "<b>" not in html and "&lt;</mark>" in html  # data is escaped (a unit "<" is "&lt;")
     assert "Top units" in (tmp_path / "o" / "report.md").read_text()
+    from clarion.report import render_html
+
+    again = render_html(res.analysis)  # clarion report re-renders the top units from analysis.json alone
+    assert "Top units — review, label0" in again and html.count("Top units") == again.count("Top units") == 1
 
 
 def _bases(lines, texts, model):

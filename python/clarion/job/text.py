@@ -70,7 +70,7 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
     report Markdown section)."""
     from clarion._io import atomic_write_text
     from clarion.explain.text import TextShap
-    from clarion.report.text import render_text_markdown, render_text_section
+    from clarion.report.text import render_text_section
 
     sc, plan = job.cfg.shap, job.plan
     tc = sc.text_config
@@ -167,10 +167,10 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
             allv.transpose(0, 2, 1).reshape(allv.shape[0], -1), columns=[f"{f}_{lab}" for lab in names for f in feats]
         )
         job.windows.aggregate_shap(block, local, sc.agg_method)
-    top_by_label = {lab: block[lab]["global_top_shap_text"] for lab in names}
-    html = render_text_section(shown_records, shown_texts, names, top_by_label)
+    html = render_text_section(shown_records, shown_texts, names)  # the top units: report/html.py
     job.notes.append(
         f"text explanations: {tc.granularity} units ({tc.language}) of {', '.join(text_cols)}; "
         f"local attributions in explanations_shap/out.jsonl"
     )
-    return block, html, render_text_markdown(top_by_label)
+    md = "## Text explanations\n\nEach record's units and their attributions: explanations_shap/out.jsonl.\n"
+    return block, html, md

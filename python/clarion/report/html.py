@@ -229,6 +229,10 @@ def render_html(
                 + bars([k for k, _ in items_sorted], [float(v) for _, v in items_sorted], title=f"global SHAP {label}")
                 + "</section>"
             )
+            if isinstance(block.get("global_top_shap_text"), Mapping):  # text jobs (report/text.py)
+                from clarion.report.text import render_top_units
+
+                out.append(render_top_units(label, block["global_top_shap_text"]))
         if local_shap is not None and len(local_shap):
             out.append(_local_summary(local_shap, feature_values, max_local_rows))
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
@@ -338,6 +342,10 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
             for k, v in sorted(block.get("global_shap_values", {}).items(), key=lambda kv: -abs(kv[1])):
                 lines.append(f"| {md(k)} | {md(fmt(float(v)))} |")
             lines.append("")
+            if isinstance(block.get("global_top_shap_text"), Mapping):  # text jobs (report/text.py)
+                from clarion.report.text import render_text_markdown
+
+                lines += render_text_markdown({label: block["global_top_shap_text"]}).splitlines()[2:]
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         lines += ["## Partial dependence", ""]

@@ -11,7 +11,7 @@ from typing import Any
 
 from clarion.report.svg import esc, fmt, md
 
-__all__ = ["MAX_RECORDS", "render_text_section", "render_text_markdown"]
+__all__ = ["MAX_RECORDS", "render_text_markdown", "render_text_section", "render_top_units"]
 
 #: records shown in the report (all of them are in ``explanations_shap/out.jsonl``)
 MAX_RECORDS = 50
@@ -85,15 +85,7 @@ def render_text_section(
         f"{len(shown)} of {len(records)} records shown; all are in explanations_shap/out.jsonl.</p>"
     )
     if top:
-        for lab, cols in top.items():
-            for col, units in cols.items():
-                rows = "".join(
-                    f"<tr><td>{esc(u)}</td><td class='num'>{esc(fmt(v))}</td></tr>" for u, v in units.items()
-                )
-                parts.append(
-                    f"<section class='card'><h3>Top units — {esc(col)}, {esc(lab)}</h3>"
-                    f"<table><tr><th>unit</th><th>global value</th></tr>{rows}</table></section>"
-                )
+        parts += [render_top_units(lab, cols) for lab, cols in top.items()]
     for i, (rec, txt) in enumerate(shown):
         body = []
         for f in rec["explanations"]:
@@ -110,6 +102,19 @@ def render_text_section(
                     f"<p class='muted'>{esc(col)}: attribution {esc(fmt(f['attributions'][0]['attribution'][0]))}</p>"
                 )
         parts.append(f"<section class='card text'><h3>Record {i}</h3>{''.join(body)}</section>")
+    return "".join(parts)
+
+
+def render_top_units(label: Any, top: Mapping[str, Mapping[str, float]]) -> str:
+    """HTML cards of one label's ``global_top_shap_text`` (``{column: {unit: value}}``): the top
+    units of each text column with their global values."""
+    parts = []
+    for col, units in top.items():
+        rows = "".join(f"<tr><td>{esc(u)}</td><td class='num'>{esc(fmt(v))}</td></tr>" for u, v in units.items())
+        parts.append(
+            f"<section class='card'><h3>Top units — {esc(col)}, {esc(label)}</h3>"
+            f"<table><tr><th>unit</th><th>global value</th></tr>{rows}</table></section>"
+        )
     return "".join(parts)
 
 
