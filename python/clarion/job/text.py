@@ -168,6 +168,8 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
         )
         job.windows.aggregate_shap(block, local, sc.agg_method)
     html = render_text_section(shown_records, shown_texts, names)  # the top units: report/html.py
+    if job.dask_client is not None:
+        job.notes.append("text explanations ran in this process, not on the Dask cluster")
     job.notes.append(
         f"text explanations: {tc.granularity} units ({tc.language}) of {', '.join(text_cols)}; "
         f"local attributions in explanations_shap/out.jsonl"
