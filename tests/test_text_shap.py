@@ -321,7 +321,8 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
                 "text_config": {"granularity": "token", "language": "english", "max_top_tokens": 3},
                 "baseline": [[3.0, "[MASK]"]],
                 "agg_method": "mean_abs",
-            }
+            },
+            "pdp": {"top_k_features": 2},  # text columns are never picked for partial dependence
         },
     }
     (tmp_path / "c.json").write_text(json.dumps(cfg))
@@ -336,6 +337,7 @@ def test_analyze_mixed_text_and_tabular_writes_clarify_outputs(tmp_path):
         str(tmp_path / "c.json"), str(tmp_path / "d.csv"), model=model, output_dir=str(tmp_path / "o"), progress=False
     )
     block = res.analysis["explanations"]["kernel_shap"]["label0"]
+    assert [e["feature_name"] for e in res.analysis["explanations"]["pdp"]] == ["rating"]
     lines = [json.loads(x) for x in (tmp_path / "o" / "explanations_shap" / "out.jsonl").read_text().splitlines()]
     assert len(lines) == 4
     rec = lines[3]["explanations"]
@@ -408,7 +410,8 @@ def test_text_through_a_jsonlines_endpoint(tmp_path):
                 "dataset_type": "text/csv",
                 "label": "label",
                 "methods": {
-                    "shap": {"text_config": {"granularity": "token", "language": "en"}, "baseline": [[0.5, ""]]}
+                    "shap": {"text_config": {"granularity": "token", "language": "en"}, "baseline": [[0.5, ""]]},
+                    "pdp": {"features": ["review"]},
                 },
                 "predictor": {
                     "endpoint_url": url,
@@ -419,10 +422,12 @@ def test_text_through_a_jsonlines_endpoint(tmp_path):
                 },
             }
             (d / "c.json").write_text(json.dumps(cfg))
-            analyze(str(d / "c.json"), str(d / "d.csv"), output_dir=str(d / "o"), progress=False)
+            res = analyze(str(d / "c.json"), str(d / "d.csv"), output_dir=str(d / "o"), progress=False)
     for a, b in zip(local.values, remote.values):
         np.testing.assert_allclose(a, b, atol=1e-12)
     np.testing.assert_allclose(remote.values[1][:, 0], [0.0, -1.5, 1.25, 2.0], atol=1e-10)
+    (entry,) = res.analysis["explanations"]["pdp"]  # asked for explicitly: Clarify's failed free_text entry
+    assert entry["data_type"] == "free_text" and "text feature" in entry["error"]
     lines = [json.loads(x) for x in (d / "o" / "explanations_shap" / "out.jsonl").read_text().splitlines()]
     for line, v in zip(lines, local.values):
         got = [a["attribution"][0] for f in line["explanations"][::-1] for a in f["attributions"]]

@@ -58,6 +58,8 @@ from clarion.job.sinks import _Sample
 from clarion.job.source import _Source
 from clarion.job.windows import WindowSplitter
 
+MSG_PDP_TEXT = "partial dependence is not computed for a text feature (text_config)"
+
 __all__: list[str] = []  # the pass is private to clarion.job; its entry points are in clarion.job.api
 
 
@@ -589,6 +591,8 @@ class _Job:
             feats = [_resolve(f"methods.pdp.features[{i}]", f, plan.features) for i, f in enumerate(pc.features)]
         else:
             g = next(iter(shap_block.values()))["global_shap_values"]
+            if self.cfg.shap.text_config is not None:  # text columns have no partial dependence
+                g = {k: v for k, v in g.items() if _numeric_dtype(rows[k])}
             feats = [k for k, _ in sorted(g.items(), key=lambda kv: -abs(kv[1]))][: pc.top_k_features]
         model = getattr(self, "shap_model", None)
         if model is None:
@@ -599,7 +603,12 @@ class _Job:
         X = rows[plan.features]
         bar = Progress("PDP", total=len(feats), unit="features", enabled=self.progress)
         entries = []
+        text_job = self.cfg.shap is not None and self.cfg.shap.text_config is not None
         for f in feats:
+            if text_job and not _numeric_dtype(X[f]):  # Clarify: a failed entry of type free_text
+                entries.append({"feature_name": f, "data_type": "free_text", "error": MSG_PDP_TEXT})
+                bar.update(1)
+                continue
             try:
                 pdp = explain.partial_dependence(model, self._spread(X), [f], grid_resolution=pc.grid_resolution)
                 entries.append(_pdp_entry(pdp, f, X[f], names))
