@@ -99,7 +99,7 @@ def main() -> None:
             rows.append(
                 {
                     "tokens": M,
-                    "coalitions": int(Z.shape[0]),
+                    "coalitions": int(Z.shape[0]) - 2,  # the plan, without all-absent and all-present
                     "model": name,
                     "segment_s": t_seg,
                     "plan_s": t_plan,

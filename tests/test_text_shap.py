@@ -144,6 +144,12 @@ def test_sampled_mode_on_long_text_equals_closed_form():
     for t, v in zip(texts, e.values):
         np.testing.assert_allclose(v[:, 0], closed_form(t.split(), "[MASK]"), rtol=0, atol=1e-9)
     assert sorted(ts._plans) == [14, 18, 25]  # one plan + operator per distinct number of players
+    # a budget below the three plans: least recently used plans are evicted, values unchanged
+    small = TextShap(additive, "[MASK]", num_samples=300, seed=2, memory_budget="140KiB")
+    e2 = small.explain(texts)
+    assert list(small._plans) == [18, 25]  # 14 was evicted
+    for a, b in zip(e.values, e2.values):
+        np.testing.assert_array_equal(a, b)
 
 
 def _nonadditive(texts) -> np.ndarray:

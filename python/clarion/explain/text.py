@@ -25,6 +25,7 @@ import difflib
 import re
 import secrets
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -403,7 +404,10 @@ class TextShap:
     memory_budget : int or str, default "1GiB"
         Bytes one record's coalition plan and operator may take (``M × S`` doubles and the ``M × M``
         normal matrix). A longer text is refused with a message naming the record and its
-        number of units: use a coarser granularity or truncate the text.
+        number of units: use a coarser granularity or truncate the text. Also the bound of the
+        plan cache (one plan and operator per distinct number of players, least recently used
+        evicted): records are solved as soon as their coalitions are scored, so memory holds the
+        plans of the records in one model call and the cache, not one plan per record.
     """
 
     def __init__(
@@ -443,15 +447,33 @@ class TextShap:
         except (ValueError, RuntimeError):  # CLARION_BACKEND=cuda: plans are built on the host anyway
             impl = "cpu"
         self._impl = "numpy" if impl == "numpy" or not _backend.has_core() else "cpu"
-        self._plans: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
+        self._plans: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = OrderedDict()
 
     # -- coalition plans ------------------------------------------------------------------------
+    def _n_coalitions(self, M: int) -> int:
+        """Coalitions requested for M players: ``2 M + 2048`` (or ``num_samples``), capped at
+        ``2^M - 2`` (none for M < 2)."""
+        if M < 2:
+            return 0
+        cap = 2**M - 2 if M <= 30 else 2**30
+        return min(2 * M + 2**11 if self.num_samples is None else self.num_samples, cap)
+
+    def _full_plan(self, M: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """The plan of M players with the all-absent and all-present coalitions appended:
+        (Z [S + 2, M], L [M, S], c [M], exact)."""
+        if M < 2:  # 0 or 1 player: phi = v(1) - v(0) (nothing for none)
+            return np.vstack([np.zeros((1, M), bool), np.ones((1, M), bool)]), np.zeros((M, 0)), np.ones(M), True
+        return self._plan(M, where)
+
     def _plan(self, M: int, where: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        """(Z [S, M] bool, L [M, S], c [M], exact) for records of M players, cached per M."""
+        """(Z [S + 2, M] bool — the plan, then all-absent and all-present —, L [M, S], c [M],
+        exact) for records of M players; cached per M, least recently used evicted beyond
+        ``memory_budget``."""
         got = self._plans.get(M)
+        if got is not None:
+            self._plans.move_to_end(M)
         if got is None:
-            cap = 2**M - 2 if M <= 30 else 2**30
-            S = min(2 * M + 2**11 if self.num_samples is None else self.num_samples, cap)
+            S = self._n_coalitions(M)
             need = 8 * M * (2 * S + M) + S * M
             if need > self._budget:
                 raise ValueError(MSG_TOO_LONG.format(where=where, M=M, S=S, need=need, budget=self._budget))
@@ -465,8 +487,13 @@ class TextShap:
                     ShapConditioningWarning,
                     stacklevel=3,
                 )
-            got = (Z.astype(bool), L, c, M <= 30 and Z.shape[0] == 2**M - 2)
+            exact = M <= 30 and Z.shape[0] == 2**M - 2
+            Z = np.vstack([Z.astype(bool), np.zeros((1, M), bool), np.ones((1, M), bool)])
+            got = (Z, L, c, exact)
             self._plans[M] = got
+            size = lambda p: p[0].nbytes + p[1].nbytes + p[2].nbytes  # noqa: E731
+            while len(self._plans) > 1 and sum(size(p) for p in self._plans.values()) > self._budget:
+                self._plans.popitem(last=False)
         return got
 
     # -- data -----------------------------------------------------------------------------------
@@ -579,17 +606,16 @@ class TextShap:
                 texts.append(v)
             records.append(_Record(texts, [segment(t, self.granularity, self.language) for t in texts]))
 
-        # per record: coalitions (plan, then all-absent and all-present), evaluated in batches
-        plans = []
-        for rec in records:
-            M = sum(rec.n_units) + len(tab_cols)
-            if M >= 2:
-                Z, L, c, exact = self._plan(M, f"record {len(plans)}")
-            else:
-                Z, L, c, exact = np.zeros((0, M), dtype=bool), np.zeros((M, 0)), np.ones(M), True
-            plans.append((np.vstack([Z, np.zeros((1, M), bool), np.ones((1, M), bool)]), L, c, exact))
-        total = sum(p[0].shape[0] for p in plans) * K
-        Y: list[np.ndarray | None] = [None] * N
+        # Per record: its plan's coalitions, then all-absent and all-present. Records are queued in
+        # order into model calls of ``per_call`` coalitions; a record is solved (and its plan
+        # reference and outputs dropped) as soon as its last coalition is scored, so memory holds
+        # the plans of the records in flight and the cache, not one plan per record.
+        Ms = [sum(rec.n_units) + len(tab_cols) for rec in records]
+        total = sum(self._n_coalitions(M) + 2 for M in Ms) * K
+        values: list[np.ndarray | None] = [None] * N
+        bases: list[np.ndarray | None] = [None] * N
+        exacts: list[bool] = [True] * N
+        open_: dict[int, list[Any]] = {}  # record -> [plan, Y, rows filled]
         pending: list[tuple[int, int, int]] = []  # (record, first coalition, end coalition)
         pending_rows, done = 0, 0
 
@@ -598,7 +624,7 @@ class TextShap:
             if not pending:
                 return
             rows = np.concatenate(
-                [self._synthetic(records[n], V[n], plans[n][0][a:b], B, text_cols, tab_cols) for n, a, b in pending]
+                [self._synthetic(records[n], V[n], open_[n][0][0][a:b], B, text_cols, tab_cols) for n, a, b in pending]
             )
             first, last = pending[0][0], pending[-1][0]
             F = self._call(rows, kind, columns, dtypes, f" (synthetic rows of records {first}..{last})")
@@ -606,20 +632,32 @@ class TextShap:
             F = (F.reshape(-1, K, D) * pi[None, :, None]).sum(axis=1)
             pos = 0
             for n, a, b in pending:
-                if Y[n] is None:
-                    Y[n] = np.empty((plans[n][0].shape[0], D))
-                Y[n][a:b] = F[pos : pos + b - a]
+                st = open_[n]
+                if st[1] is None:
+                    st[1] = np.empty((st[0][0].shape[0], D))
+                st[1][a:b] = F[pos : pos + b - a]
+                st[2] += b - a
                 pos += b - a
+                if st[2] == st[0][0].shape[0]:  # every coalition scored: solve and let go
+                    Zn, L, c, exact = st[0]
+                    y = self._g(st[1])
+                    v0, v1 = y[-2], y[-1]
+                    values[n] = L @ (y[:-2] - v0[None, :]) + c[:, None] * (v1 - v0)[None, :]
+                    bases[n], exacts[n] = v0, exact
+                    del open_[n]
             done += rows.shape[0]
             if progress is not None:
                 progress(done, total)
             pending, pending_rows = [], 0
 
         per_call = max(1, self.batch_rows // K)  # coalitions per model call
-        for n, (Zn, _, _, _) in enumerate(plans):
-            a = 0
-            while a < Zn.shape[0]:
-                b = min(Zn.shape[0], a + per_call - pending_rows)
+        for n, M in enumerate(Ms):
+            plan = self._full_plan(M, f"record {n}")
+            total += (plan[0].shape[0] - self._n_coalitions(M) - 2) * K  # the plan may merge duplicates
+            open_[n] = [plan, None, 0]
+            rows_n, a = plan[0].shape[0], 0
+            while a < rows_n:
+                b = min(rows_n, a + per_call - pending_rows)
                 pending.append((n, a, b))
                 pending_rows += b - a
                 a = b
@@ -627,16 +665,8 @@ class TextShap:
                     flush()
         flush()
 
-        values, bases, players, exacts = [], [], [], []
-        for n, rec in enumerate(records):
-            Zn, L, c, exact = plans[n]
-            y = self._g(Y[n])
-            v0, v1 = y[-2], y[-1]
-            ys = y[:-2] - v0[None, :]
-            phi = L @ ys + c[:, None] * (v1 - v0)[None, :]
-            values.append(phi)
-            bases.append(v0)
-            exacts.append(exact)
+        players = []
+        for rec in records:
             pl: list[dict[str, Any]] = []
             for ci, c_idx in enumerate(text_cols):
                 pl.extend({"feature": columns[c_idx], "type": "text", "text": t, "start": s} for t, s in rec.units[ci])
