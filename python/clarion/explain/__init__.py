@@ -5,6 +5,8 @@
 * :class:`Explanation` — local values plus Clarify's global aggregations.
 * :func:`kmeans_baseline` — weighted k-means background (modes for categorical columns).
 * :func:`partial_dependence` — Clarify-style partial dependence through the same masking path.
+* :class:`OnlineExplainer` — predictions plus attributions per request, in Clarify's online
+  explainability response format (what ``clarion serve --explain`` answers).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 from clarion.explain._baseline import Baseline, kmeans_baseline
 from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
 from clarion.explain._pdp import partial_dependence
+from clarion.explain.online import OnlineExplainer, OnlineExplanation
 
 __all__ = [
     "Baseline",
     "Explanation",
     "KernelShap",
+    "OnlineExplainer",
+    "OnlineExplanation",
     "ShapConditioningWarning",
     "kmeans_baseline",
     "partial_dependence",
