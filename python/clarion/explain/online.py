@@ -334,6 +334,10 @@ class OnlineExplainer:
         self._answer_names = label_headers if label_headers is not None and len(label_headers) == D else m.output_names
         ev = np.asarray(self._shap.expected_value, dtype=np.float64).reshape(-1)
         self.expected_value = ev[self.outputs]
+        # one explanation now: a model that cannot predict a synthetic batch fails at start-up, not
+        # on the first request, and the explainer's lazily built state exists before threads share it
+        data = baseline.data if isinstance(baseline, Baseline) else baseline
+        self._shap.explain(data.iloc[:1] if isinstance(data, pd.DataFrame) else data[:1])
 
     # ------------------------------------------------------------------------------------------
     @classmethod
