@@ -18,8 +18,9 @@ n_samples is Clarify's default, ``min(2 M + 2048, 2^M - 2)``: 1022 for 10 featur
 synthetic batch + 2 ms.
 
 BLAS runs single-threaded (``--blas-threads 1``, threadpoolctl) for the explainer and the model
-alike: on a small shared machine OpenBLAS' threads cost a logistic regression on 21k rows 20 ms
-instead of 0.8 ms, which would time the machine's scheduler, not the explainer.
+alike, and so do clarion's kernels (``--threads 1``): on a small shared machine OpenBLAS' threads
+cost a logistic regression on 21k rows 20 ms instead of 0.8 ms, which would time the machine's
+scheduler, not the explainer.
 
     python benchmarks/bench_online.py                       # default grid (about 2 minutes)
     python benchmarks/bench_online.py --json out.json --seconds 5 --repeat 50
@@ -146,6 +147,7 @@ def main(argv=None):
     ap.add_argument("--no-shap", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--blas-threads", type=int, default=1, help="BLAS / OpenMP threads (default 1; 0: leave)")
+    ap.add_argument("--threads", type=int, default=1, help="clarion's kernel threads, n_threads (default 1)")
     args = ap.parse_args(argv)
     if args.blas_threads:
         from threadpoolctl import threadpool_limits
@@ -157,7 +159,7 @@ def main(argv=None):
         X, models = make_models(M)
         base = X[: args.baseline_rows]
         for name, model in models.items():
-            ex = OnlineExplainer(model, base, seed=0)
+            ex = OnlineExplainer(model, base, seed=0, n_threads=args.threads)
             S, K = ex.num_samples, len(base)
             for n in args.records:
                 rows = X[100 : 100 + n]

@@ -200,14 +200,14 @@ def create_app(
     async def ping(request):
         return Response(b"", status_code=200)
 
+    n_workers = max_concurrency if max_concurrency is not None else (os.cpu_count() or 1)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
     limiter = None
     if explainer is not None:
         import anyio
 
-        n = max_concurrency if max_concurrency is not None else (os.cpu_count() or 1)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        limiter = anyio.CapacityLimiter(n)
+        limiter = anyio.CapacityLimiter(n_workers)
 
     async def explain(request, body: bytes, ctype: str, accept: str):
         import anyio

@@ -240,6 +240,28 @@ class OnlineExplainer:
         The name each argument has in error messages (:meth:`from_config` passes the config's key
         paths, e.g. ``"InferenceConfig.ProbabilityIndex"``).
 
+    Attributes
+    ----------
+    model : clarion.models.Model
+        The model as served (its calls capped at ``max_record_count`` rows).
+    n_features, n_outputs : int
+        P (the baseline's columns, each a player) and D (the model's outputs).
+    outputs : list of int
+        The explained outputs (``probability_index`` / ``probability_attribute``, else all).
+    num_samples, seed : int
+        Coalitions in the plan and its seed (drawn once when not given).
+    expected_value : ndarray, shape (len(outputs),)
+        The base value of each explained output (link space).
+    feature_headers, feature_types, label_headers : list of str or None
+    max_record_count : int or None
+    features_attribute : str or None
+        JMESPath of the feature values in JSON records (``FeaturesAttribute`` / ``ContentTemplate``;
+        :meth:`from_config` only).
+    config : clarion.config.explainer.ExplainerConfig or None
+        The config it was built from (:meth:`from_config` only).
+    keys : dict
+        The name of each argument in error messages.
+
     Raises
     ------
     ValueError
