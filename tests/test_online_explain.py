@@ -211,7 +211,7 @@ def test_max_record_count_caps_every_model_call():
     ex = OnlineExplainer(model, BASE, num_samples=40, seed=2, max_record_count=17)
     calls.clear()
     res = ex.explain(X[:6])
-    assert max(calls) <= 17 and sum(calls) == 6 + 6 + 6 * ex.num_samples * len(BASE)  # f(x) twice, then synthetic
+    assert max(calls) <= 17 and sum(calls) == 6 + 6 * ex.num_samples * len(BASE)  # f(x) once, then synthetic
     ref = KernelShap(model, BASE, num_samples=40, seed=2).explain(X[:6]).values
     np.testing.assert_allclose(res.values[:, :, 0], ref, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match=r"^max_record_count: expected an integer >= 1, got 0"):

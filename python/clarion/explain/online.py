@@ -27,6 +27,7 @@ import copy
 import functools
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -318,8 +319,12 @@ class OnlineExplainer:
         self._enable = (
             None if enable_explanations is None else self._compile(enable_explanations, key["enable_explanations"])
         )
+        # KernelShap calls the model through _model_call: f(x) of the records being explained comes
+        # from the predictions the request has just made (a thread's own memo) instead of a second
+        # model call; every other batch goes to the model
+        self._memo = threading.local()
         self._shap = KernelShap(
-            m,
+            self._model_call,
             baseline,
             num_samples=num_samples,
             seed=seed,
@@ -437,6 +442,21 @@ class OnlineExplainer:
             f"OnlineExplainer({self.model!r}, features={self.n_features}, outputs={self.outputs}, "
             f"num_samples={self.num_samples}, seed={self.seed})"
         )
+
+    def _model_call(self, batch: Any) -> Any:
+        """The model on one of KernelShap's batches (1-D output for a one-output model, as
+        KernelShap gives a :class:`~clarion.models.Model` it is handed)."""
+        item = getattr(self._memo, "item", None)
+        if (
+            item is not None
+            and type(batch) is np.ndarray
+            and batch.shape == item[0].shape
+            and np.array_equal(batch, item[0], equal_nan=True)
+        ):
+            out = item[1]  # the same rows the request just predicted: the same outputs
+        else:
+            out = self.model.predict(batch)
+        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -582,7 +602,11 @@ class OnlineExplainer:
         k = len(self.outputs)
         if sel.any():
             rows = Xi[sel] if not isinstance(Xi, pd.DataFrame) else Xi.iloc[np.flatnonzero(sel)]
-            vals = self._shap.explain(rows).values
+            self._memo.item = (rows, y[sel]) if isinstance(rows, np.ndarray) else None
+            try:
+                vals = self._shap.explain(rows).values
+            finally:
+                self._memo.item = None
             vals = vals[:, :, None] if vals.ndim == 2 else vals[:, :, self.outputs]
         else:
             vals = np.zeros((0, self.n_features, k))
