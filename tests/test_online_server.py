@@ -173,8 +173,11 @@ def test_ping_answers_while_explanations_run_concurrently():
             time.sleep(0.3)
         return A @ np.array([1.0, -1.0, 0.5, 2.0])
 
+    from clarion.serve import create_app
+
     ex = OnlineExplainer(model, BASE, num_samples=12, seed=1)
-    with ModelServer(None, explainer=ex) as url:
+    app = create_app(None, explainer=ex, max_concurrency=2)  # two at once, whatever the CPU count
+    with ModelServer(None, app=app) as url:
         armed.set()
         results: list = []
         threads = [threading.Thread(target=lambda: results.append(_post(url, _csv(X[:1]).encode()))) for _ in range(2)]
@@ -288,3 +291,31 @@ def test_cli_serve_explain_end_to_end(tmp_path):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_max_concurrency_bounds_the_explanations_at_once():
+    """With max_concurrency=1 the second request waits for the first: two model calls never meet
+    at the barrier (it breaks after 1 s, and both requests report the model's failure as 500)."""
+    from clarion.serve import create_app
+
+    barrier = threading.Barrier(2, timeout=1)
+    armed = threading.Event()
+
+    def model(A):
+        if armed.is_set() and len(A) > 1:
+            barrier.wait()
+        return A @ np.array([1.0, -1.0, 0.5, 2.0])
+
+    app = create_app(None, explainer=OnlineExplainer(model, BASE, num_samples=12, seed=1), max_concurrency=1)
+    with ModelServer(None, app=app) as url:
+        armed.set()
+        results: list = []
+        threads = [threading.Thread(target=lambda: results.append(_post(url, _csv(X[:1]).encode()))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(r[0] for r in results) == [500, 500]
+        assert all(b"BrokenBarrierError" in r[1] for r in results)
+    with pytest.raises(ValueError, match=r"max_concurrency must be a positive integer, got 0"):
+        create_app(None, explainer=OnlineExplainer(lambda A: A[:, 0], BASE, num_samples=12), max_concurrency=0)
