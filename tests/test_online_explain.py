@@ -360,3 +360,38 @@ def test_baseline_text_forms():
         OnlineExplainer.from_config(
             lambda A: A[:, 0], _cfg(ShapConfig={"ShapBaselineConfig": {"ShapBaseline": "1\n2"}})
         )
+
+
+def test_categorical_text_features_through_a_pipeline():
+    """A baseline with text cells (a categorical feature) and a Pipeline with a OneHotEncoder: the
+    request's records (as the server parses them) are explained as KernelShap explains DataFrames."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from clarion.models.wire import parse_request
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {"age": rng.normal(40, 10, 300), "city": rng.choice(["a", "b", "c"], 300), "inc": rng.normal(5, 1, 300)}
+    )
+    y = ((df.age > 40) ^ (df.city == "b")).astype(int)
+    enc = ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["city"])], remainder="passthrough")
+    pipe = make_pipeline(enc, LogisticRegression()).fit(df, y)
+    cfg = {
+        "InferenceConfig": {"FeatureTypes": ["numerical", "categorical", "numerical"], "ProbabilityIndex": 1},
+        "ShapConfig": {"ShapBaselineConfig": {"ShapBaseline": "40,a,5\n30,c,6"}, "Seed": 1},
+    }
+    ex = OnlineExplainer.from_config(pipe, cfg)
+    assert ex.feature_headers == ["age", "city", "inc"]  # the pipeline's own feature names
+    X_req = parse_request(
+        b"45,b,5.5\n33,a,4\n", "text/csv", feature_names=ex.model.feature_names, accepts=ex.model.accepts
+    )
+    res = ex.explain(X_req)
+    base = pd.DataFrame({"age": [40.0, 30.0], "city": ["a", "c"], "inc": [5.0, 6.0]})
+    rows = pd.DataFrame({"age": [45.0, 33.0], "city": ["b", "a"], "inc": [5.5, 4.0]})
+    ref = KernelShap(pipe, base, seed=1).explain(rows)
+    np.testing.assert_array_equal(res.values[:, :, 0], ref.values[:, :, 1])
+    doc = res.to_dict()
+    assert [f["feature_type"] for f in doc["explanations"]["kernel_shap"][0]] == cfg["InferenceConfig"]["FeatureTypes"]

@@ -309,8 +309,10 @@ class OnlineExplainer:
             m.batch_rows = int(max_record_count) if m.batch_rows is None else min(m.batch_rows, int(max_record_count))
         self.model = m
         self.max_record_count = None if max_record_count is None else int(max_record_count)
-        if isinstance(baseline, list):
-            baseline = _rows_to_input(baseline, feature_headers)
+        if isinstance(baseline, list):  # records: text cells make a DataFrame, named as the model's columns
+            width = len(baseline[0]) if baseline else 0
+            names = next((n for n in (m.feature_names, feature_headers) if n is not None and len(n) == width), None)
+            baseline = _rows_to_input(baseline, names)
         data = baseline.data if isinstance(baseline, Baseline) else baseline
         self._frame = isinstance(data, pd.DataFrame)
         self._columns = list(data.columns) if self._frame else None
@@ -407,7 +409,7 @@ class OnlineExplainer:
         try:
             explainer = cls(
                 model,
-                _rows_to_input(rows, cfg.feature_headers),
+                rows,
                 num_samples=cfg.number_of_samples,
                 seed=cfg.seed,
                 use_logit=cfg.use_logit,
