@@ -12,6 +12,17 @@ the ``Accept`` header (default: the request's content type):
   name of the highest score, when the model has several outputs);
 * ``application/json``: ``{"predictions": [{"scores": [...], ...}, ...]}``.
 
+With an explainer (``explainer=``, ``clarion serve MODEL --explain EXPLAINER_CONFIG``: SageMaker
+Clarify's ``ClarifyExplainerConfig`` as JSON) every answer is Clarify's online explainability
+response instead, ``application/json``: the predictions in the ``Accept`` format under
+``predictions.data`` plus the Kernel SHAP attributions of each record that ``EnableExplanations``
+(or the request's ``X-Amzn-SageMaker-Enable-Explanations`` header) selects
+(:class:`clarion.explain.OnlineExplainer`; ``docs/online-explainability.md``). A request with
+more records than ``InferenceConfig.MaxRecordCount`` is answered 413, a body larger than
+``MaxPayloadInMB`` (when smaller than ``max_body_bytes``) 413, a record of the wrong width or with
+text where the baseline is numeric 400 naming the record. Explanations run in worker threads
+(at most ``max_concurrency`` at once), never on the event loop: ``/ping`` answers while they run.
+
 ``GET /ping`` answers 200 when the model is loaded. Bad requests (malformed CSV / JSON, JSON
 nested too deeply, records of the wrong shape or feature values that are not scalars) get 400
 with a message, unsupported media types 415 / 406, and a body larger than ``max_body_bytes``
@@ -28,6 +39,8 @@ For tests and demos, :class:`ModelServer` runs the same server in a background t
 
 from __future__ import annotations
 
+import functools
+import os
 import socket
 import threading
 import time
@@ -51,6 +64,7 @@ __all__ = [
     "MSG_BODY_TOO_LARGE",
     "MSG_NOT_SCALAR",
     "MSG_TOO_DEEP",
+    "MSG_TOO_MANY_RECORDS",
     "ModelServer",
     "create_app",
     "listen_socket",
@@ -62,6 +76,10 @@ __all__ = [
 #: clarion's :class:`clarion.models.Endpoint` sends at most 6,000,000 bytes per request
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
+MSG_TOO_MANY_RECORDS = (
+    "request has {n} records, more than {key}={limit}: the model takes at most {limit} records per "
+    "call; send at most {limit} records per request"
+)
 MSG_BODY_TOO_LARGE = (
     "request body larger than this server's limit of {limit} bytes (max_body_bytes, "
     "--max-body-bytes); send fewer rows per request"
@@ -114,6 +132,8 @@ def create_app(
     max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES,
     capture: Any = None,
     capture_percent: float = 100.0,
+    explainer: Any = None,
+    max_concurrency: int | None = None,
 ) -> Any:
     """A starlette application serving ``model`` at ``POST /invocations`` and ``GET /ping``.
 
@@ -132,6 +152,13 @@ def create_app(
         hourly JSON Lines files under this folder (``--capture``; :mod:`clarion.capture`).
     capture_percent : float, default 100
         Share of the requests captured (``--capture-percent``), when ``capture`` is a folder.
+    explainer : path, dict or :class:`clarion.explain.OnlineExplainer`, optional
+        Answer Clarify's online explainability response (predictions + Kernel SHAP per record): a
+        ``ClarifyExplainerConfig`` (JSON file or dict, read and checked now: a bad key is a
+        :class:`clarion.config.ConfigError` naming its path), or an explainer built in Python
+        (whose model then serves; ``model`` may be None).
+    max_concurrency : int, optional
+        Explanations computed at once (default: the number of CPU cores); more requests wait.
 
     Returns
     -------
@@ -144,6 +171,20 @@ def create_app(
     from starlette.routing import Route
 
     limit = _max_body(max_body_bytes)
+    max_records = None
+    if explainer is not None:
+        from clarion.explain import OnlineExplainer
+
+        if not isinstance(explainer, OnlineExplainer):
+            explainer = OnlineExplainer.from_config(model, explainer)
+        model = explainer.model
+        cfg = explainer.config
+        if cfg is not None and cfg.max_payload_in_mb is not None:
+            limit = min(limit, cfg.max_payload_in_mb << 20)
+        if explainer.max_record_count is not None:
+            max_records = (explainer.max_record_count, explainer.keys["max_record_count"])
+        if features is None:
+            features = explainer.features_attribute
     model = as_model(model)
     writer = None
     if capture is not None:
@@ -158,6 +199,46 @@ def create_app(
 
     async def ping(request):
         return Response(b"", status_code=200)
+
+    n_workers = max_concurrency if max_concurrency is not None else (os.cpu_count() or 1)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+    limiter = None
+    if explainer is not None:
+        import anyio
+
+        limiter = anyio.CapacityLimiter(n_workers)
+
+    async def explain(request, body: bytes, ctype: str, accept: str):
+        import anyio
+
+        from clarion.explain.online import ENABLE_EXPLANATIONS_HEADER
+
+        try:
+            X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts, features=finder)
+        except (ValueError, TypeError, KeyError) as exc:
+            return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
+        n = X.shape[0]
+        if ctype == "text/csv":  # pandas fills a short CSV line with NaN: name it instead
+            bad = _csv_width_error(body, explainer.n_features)
+            if bad is not None:
+                return Response(f"ValueError: {bad}", status_code=400, media_type="text/plain")
+        if max_records is not None and n > max_records[0]:
+            return Response(
+                MSG_TOO_MANY_RECORDS.format(n=n, key=max_records[1], limit=max_records[0]),
+                status_code=413,
+                media_type="text/plain",
+            )
+        call = functools.partial(
+            _explain_json, explainer, X, accept, request.headers.get(ENABLE_EXPLANATIONS_HEADER.lower())
+        )
+        try:
+            answer = await anyio.to_thread.run_sync(call, limiter=limiter)
+        except _BadRequest as exc:
+            return Response(f"ValueError: {exc}", status_code=400, media_type="text/plain")
+        except Exception as exc:  # noqa: BLE001 - the model or the explainer failed: a server error
+            return Response(f"{type(exc).__name__}: {exc}", status_code=500, media_type="text/plain")
+        return answer
 
     async def invocations(request):
         ctype = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
@@ -192,6 +273,17 @@ def create_app(
             )
         except ClientDisconnect:
             return Response(b"", status_code=400)
+        if explainer is not None:
+            answer = await explain(request, body, ctype, accept)
+            if isinstance(answer, Response):
+                return answer
+            if writer is not None and writer.sampled():
+                from clarion.capture import INFERENCE_ID_HEADER
+
+                writer.capture(
+                    body, ctype, answer, "application/json", inference_id=request.headers.get(INFERENCE_ID_HEADER)
+                )
+            return Response(answer, media_type="application/json")
         try:
             X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts, features=finder)
             y = await run_in_threadpool(_predict, model, X)
@@ -215,6 +307,26 @@ def create_app(
     return Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"])]
     )
+
+
+def _csv_width_error(body: bytes, width: int) -> str | None:
+    """The message for the first CSV record without ``width`` fields (None when all have them)."""
+    import csv
+    import io
+
+    from clarion.explain.online import MSG_RECORD_WIDTH
+
+    text = body.decode("utf-8", errors="replace")
+    for i, row in enumerate(r for r in csv.reader(io.StringIO(text)) if r):
+        if len(row) != width:
+            return MSG_RECORD_WIDTH.format(record=i, got=len(row), want=width)
+    return None
+
+
+def _explain_json(explainer: Any, X: Any, accept: str, enable: str | None) -> bytes:
+    """The explainer's answer to one request (run in a worker thread)."""
+    with np.errstate(over="ignore"):
+        return explainer.explain(X, accept=accept, enable_explanations=enable).to_json()
 
 
 def _uvicorn():
@@ -251,6 +363,8 @@ class ModelServer:
         See :func:`create_app`.
     max_body_bytes : int or str, default :data:`DEFAULT_MAX_BODY_BYTES`
         See :func:`create_app`.
+    explainer : path, dict or :class:`clarion.explain.OnlineExplainer`, optional
+        See :func:`create_app`: answer with predictions and Kernel SHAP attributions.
 
     Examples
     --------
@@ -272,8 +386,13 @@ class ModelServer:
         features: str | None = None,
         app: Any = None,
         max_body_bytes: int | str = DEFAULT_MAX_BODY_BYTES,
+        explainer: Any = None,
     ) -> None:
-        self._app = app if app is not None else create_app(model, features=features, max_body_bytes=max_body_bytes)
+        self._app = (
+            app
+            if app is not None
+            else create_app(model, features=features, max_body_bytes=max_body_bytes, explainer=explainer)
+        )
         self.host = host
         self.port = int(port)
         self._server = None

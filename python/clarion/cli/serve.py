@@ -1,4 +1,5 @@
-"""``clarion serve MODEL``: serve a model at ``POST /invocations`` (:mod:`clarion.serve`)."""
+"""``clarion serve MODEL``: serve a model at ``POST /invocations`` (:mod:`clarion.serve`); with
+``--explain EXPLAINER_CONFIG`` each answer carries Clarify's online explanations too."""
 
 from __future__ import annotations
 
@@ -55,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="percentage of the requests captured (default 100)",
     )
     parser.add_argument(
+        "--explain",
+        default=None,
+        metavar="EXPLAINER_CONFIG",
+        help="answer SageMaker Clarify's online explainability response (predictions + Kernel SHAP "
+        "attributions per record): EXPLAINER_CONFIG is a ClarifyExplainerConfig as JSON",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --explain: explanations computed at once (default: the number of CPU cores)",
+    )
+    parser.add_argument(
         "--trusted",
         action="append",
         default=None,
@@ -86,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             max_body_bytes=parse_max_body(args.max_body_bytes, "--max-body-bytes"),
             capture=args.capture,
             capture_percent=args.capture_percent,
+            explainer=args.explain,
+            max_concurrency=args.max_concurrency,
         )
         uvicorn = uvicorn_module()
     except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as exc:

@@ -7,6 +7,8 @@
 * :func:`partial_dependence` — Clarify-style partial dependence through the same masking path.
 * :class:`TextShap` — attributions to units of text (tokens, sentences, paragraphs; Clarify's
   ``text_config``), in :mod:`clarion.explain.text`.
+* :class:`OnlineExplainer` — predictions plus attributions per request, in Clarify's online
+  explainability response format (what ``clarion serve --explain`` answers).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 from clarion.explain._baseline import Baseline, kmeans_baseline
 from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
 from clarion.explain._pdp import partial_dependence
+from clarion.explain.online import OnlineExplainer, OnlineExplanation
 from clarion.explain.text import TextExplanation, TextShap
 
 __all__ = [
     "Baseline",
     "Explanation",
     "KernelShap",
+    "OnlineExplainer",
+    "OnlineExplanation",
     "ShapConditioningWarning",
     "TextExplanation",
     "TextShap",

@@ -406,6 +406,11 @@ class ResponseParser:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._bad(first_row, f"not UTF-8: {exc}") from None
+        inner = _explainer_predictions(text)
+        if inner is not None:  # Clarify's online explainability answer: the predictions are inside
+            ctype, text = inner
+            if ctype.split(";")[0].strip().lower() != self.accept_type:
+                raise self._bad(first_row, f"the explainer's predictions are {ctype!r}, not {self.accept_type!r}")
         values: list[Any]
         if self.accept_type == "text/csv":
             lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -484,6 +489,25 @@ class ResponseParser:
         return np.array(out, dtype=np.float64).reshape(n, -1)
 
 
+def _explainer_predictions(text: str) -> tuple[str, str] | None:
+    """``(content_type, data)`` of the predictions in a SageMaker Clarify online explainability
+    answer (``{"version": ..., "predictions": {"content_type": ..., "data": ...}, "explanations":
+    ...}``), or None when ``text`` is not one."""
+    if not text.lstrip().startswith("{") or '"explanations"' not in text or '"predictions"' not in text:
+        return None
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or "version" not in doc or "explanations" not in doc:
+        return None
+    pred = doc.get("predictions")
+    if not isinstance(pred, dict) or not isinstance(pred.get("data"), str):
+        return None
+    ctype = pred.get("content_type")
+    return (ctype if isinstance(ctype, str) else "", pred["data"])
+
+
 # --------------------------------------------------------------------------------------------
 # the server side
 
@@ -539,7 +563,11 @@ def _short(v: Any, n: int = 200) -> str:
 def _to_input(rows: list[list[Any]], feature_names: list[str] | None) -> Any:
     widths = {len(r) for r in rows}
     if len(widths) > 1:
-        raise RequestError(f"records have different numbers of features: {sorted(widths)}")
+        i = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
+        raise RequestError(
+            f"records have different numbers of features: {sorted(widths)} (record {i} has {len(rows[i])}, "
+            f"record 0 has {len(rows[0])})"
+        )
     if rows and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for r in rows for v in r):
         arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
         return arr
