@@ -45,8 +45,9 @@ class AnalysisResult:
     analysis : dict
         The ``analysis.json`` document.
     paths : dict
-        ``analysis``, ``config``, ``report_html``, ``report_md``, and when written ``local_shap``,
-        ``local_shap_parquet``, ``baseline``.
+        ``analysis``, ``config``, ``report_html``, ``report_md``, and when written ``report_pdf``,
+        ``report_ipynb`` (with the ``report`` extra installed), ``local_shap``, ``local_shap_parquet``,
+        ``baseline``.
     n_rows : int
         Rows analysed.
     skipped_rows : int
@@ -91,6 +92,9 @@ class AnalysisResult:
             lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]
         for label, top in self.top_features().items():
             lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
+        missing = [f"report.{k}" for k in ("pdf", "ipynb") if f"report_{k}" not in self.paths]
+        if missing:
+            lines.append(f"{' and '.join(missing)} not written: pip install 'clarion[report]' to get them")
         lines.append(f"report: {self.paths['report_html']}")
         return "\n".join(lines)
 
@@ -124,7 +128,7 @@ def _previous_outputs(output_dir: str) -> list[str]:
             report = rep["name"]
     except (OSError, ValueError, AttributeError, RecursionError):
         pass  # no readable config: the default report name
-    return names + [f"{report}.html", f"{report}.md"]
+    return names + [f"{report}.{ext}" for ext in ("html", "md", "pdf", "ipynb")]
 
 
 @dataclass

@@ -11,7 +11,7 @@ Made with reportlab (its platypus layout engine) and svglib:
   drawings, so they are the HTML's charts, not screenshots of them.
 
 reportlab and svglib are the ``report`` extra (``pip install 'clarion[report]'``); without them
-:func:`render_pdf` raises :class:`ImportError` saying so.
+:func:`render_pdf` raises :class:`ModuleNotFoundError` saying so.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from xml.sax.saxutils import escape
 
 from clarion.report.model import Bullets, Chart, ChartRow, Para, Report, Section, Span, Table, build_report
 
-__all__ = ["FONT", "GLYPH_SUBSTITUTES", "MSG_NO_PDF", "render_pdf", "render_report_pdf"]
+__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf"]
 
 #: the embedded font family's name in the PDF
 FONT = "ClarionVera"
 #: characters the report uses that Vera has no glyph for -> what is drawn instead
 GLYPH_SUBSTITUTES = {"●": "•", "→": "->", "∈": "in", "⚠": "!", "✓": "v"}
-MSG_NO_PDF = "writing a PDF report needs reportlab and svglib: pip install 'clarion[report]'"
 
 _COLOURS = {
     "muted": "#6b7280",
@@ -46,11 +45,9 @@ _BACKS = {"fine": "#dbeafe", "watch": "#fef3c7", "concern": "#fee2e2", "code": "
 
 
 def _require() -> None:
-    try:
-        import reportlab  # noqa: F401
-        import svglib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(MSG_NO_PDF) from exc
+    from clarion.report.formats import require_format
+
+    require_format("pdf")
 
 
 def _register_fonts() -> None:
@@ -320,8 +317,8 @@ def render_pdf(
 
     Raises
     ------
-    ImportError
-        reportlab or svglib is not installed (:data:`MSG_NO_PDF`).
+    ModuleNotFoundError
+        reportlab or svglib is not installed (the message says ``pip install 'clarion[report]'``).
     clarion.monitor.AnalysisError
         ``analysis`` is malformed (the key path named).
     """
