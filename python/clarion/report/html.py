@@ -21,6 +21,7 @@ from clarion.report.model import (
     Table,
     build_report,
     largest_disparities,
+    model_warnings,
 )
 from clarion.report.svg import esc, fmt, grid_label, md
 
@@ -192,6 +193,19 @@ def render_html(
     return render_report_html(report)
 
 
+def _md_groups(facet: str, entry: Mapping[str, Any]) -> list[str]:
+    """clarion's group statistics of a facet entry as a Markdown table (none for Clarify's)."""
+    from clarion.report.model import facet_label, group_table
+
+    t = group_table(entry, facet_label(facet, entry.get("value_or_threshold")))
+    if t is None:
+        return []
+    out = ["| " + " | ".join(md(h) for h in t.header) + " |", "|" + "---|" * len(t.header)]
+    for r in t.rows:
+        out.append("| " + " | ".join(md("".join(p.text for p in c if isinstance(p, Span))) for c in r) + " |")
+    return [*out, ""]
+
+
 def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Report") -> str:
     """The same tables as :func:`render_html`, as Markdown (for terminals and pull requests).
 
@@ -202,6 +216,10 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     lines = [f"# {md(title)}", ""]
+    summary = [f"- **Warning:** {md(w)}" for w in model_warnings(analysis)]
+    summary += [f"- **Largest disparity:** {md(t)}" for _, t in largest_disparities(analysis)]
+    if summary:
+        lines += ["## Summary", "", *summary, ""]
     for stage, sec in _bias_sections(analysis):
         lines += [
             f"## {STAGE_TITLES[stage]}",
@@ -214,6 +232,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
                 lines += [
                     f"### {md(facet)} = {md(e.get('value_or_threshold'))}",
                     "",
+                    *_md_groups(facet, e),
                     "| metric | value | interval | ideal | description |",
                     "|---|---:|---|---:|---|",
                 ]

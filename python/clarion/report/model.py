@@ -59,6 +59,7 @@ __all__ = [
     "disparity_score",
     "facet_label",
     "feature_label",
+    "group_table",
     "largest_disparities",
     "model_warnings",
     "significant",
@@ -69,16 +70,18 @@ DEGENERATE_SHARE = 0.95
 #: ... or when its accuracy is within this of always predicting the majority class
 DEGENERATE_ACCURACY_MARGIN = 0.01
 
-#: metric -> (scale, fine, watch): ``|v - ideal|`` (``|ln v|`` for the ``"log"`` scale) up to
-#: ``fine`` is fine, up to ``watch`` is watch, beyond is concern. Rate differences use AIF360's
+#: metric -> (scale, fine, watch): ``|v - ideal|`` up to ``fine`` is fine, up to ``watch`` is
+#: watch, beyond is concern. Distances are measured on the metric's scale: ``|ln v|`` for
+#: ``"log"`` (a ratio), ``sqrt(v)`` for ``"sqrt"`` (KL and JS grow with the square of a rate
+#: difference, so their square root is what compares with the other metrics when ranking). Rate differences use AIF360's
 #: ±0.1 fairness band as the concern line and half of it as the fine line; distances between label
 #: distributions (TVD, KS, LP, KL, JS) use the values they take for the same differences of rates
 #: (binary labels around 0.5); DI uses the four-fifths rule (0.8 .. 1.25 fine, 2/3 .. 1.5 watch).
 BANDS: dict[str, tuple[str, float, float]] = {
     "CI": ("linear", 0.2, 0.6),
     "DPL": ("linear", 0.05, 0.1),
-    "KL": ("linear", 0.005, 0.02),
-    "JS": ("linear", 0.00125, 0.005),
+    "KL": ("sqrt", 0.005, 0.02),
+    "JS": ("sqrt", 0.00125, 0.005),
     "LP": ("linear", 0.05 * math.sqrt(2), 0.1 * math.sqrt(2)),
     "TVD": ("linear", 0.05, 0.1),
     "KS": ("linear", 0.05, 0.1),
@@ -117,6 +120,7 @@ _BASIS = {
     "DAR": ("predicted positives", ("TP", "FP")),
     "DRR": ("predicted negatives", ("TN", "FN")),
     "TE": ("false positives", ("FP",)),
+    "CDDPL": ("predicted negatives", ("TN", "FN")),
 }
 #: a metric that divides by fewer (weighted) rows than this in either facet is marked "few rows"
 FEW_ROWS = 30
@@ -256,7 +260,15 @@ def _distance(name: str, v: float) -> float:
         if v <= 0:
             return math.inf
         return abs(math.log(v)) if math.isfinite(v) else math.inf
+    if scale == "sqrt":
+        return math.sqrt(abs(v))
     return abs(v - _guide(name)[2])
+
+
+def _fine_unit(name: str) -> float:
+    """The fine band's edge as a distance on the metric's scale (the ranking's unit)."""
+    scale, fine, _ = _band_spec(name)
+    return math.sqrt(fine) if scale == "sqrt" else fine
 
 
 def band_of(name: str, value: float | None) -> str:
@@ -264,8 +276,8 @@ def band_of(name: str, value: float | None) -> str:
     :data:`BANDS`)."""
     if value is None or math.isnan(value):
         return "n/a"
-    _, fine, watch = _band_spec(name)
-    d = _distance(name, value)
+    scale, fine, watch = _band_spec(name)
+    d = abs(value) if scale == "sqrt" else _distance(name, value)
     return "fine" if d <= fine else ("watch" if d <= watch else "concern")
 
 
@@ -303,11 +315,19 @@ def _interval(m: Mapping[str, Any]) -> tuple[float, float] | None:
     return None if lo is None or hi is None else (lo, hi)
 
 
+def _one_sided(name: str) -> bool:
+    """A distance (KL, JS, LP, TVD, KS, GE): never below its ideal value, so an interval of it
+    excludes the ideal whenever the groups differ at all, and says nothing about significance."""
+    info = METRIC_INFO.get(name)
+    return info is not None and float(info["range"][0]) >= float(info["ideal"])
+
+
 def significant(m: Mapping[str, Any]) -> bool | None:
     """True when the metric's confidence interval excludes its ideal value, False when it holds
-    it, None when there is no interval."""
+    it, None when there is no interval or the metric is a distance (never below its ideal, so
+    its interval cannot test it: read DPL / DPPL for the same groups)."""
     ci = _interval(m)
-    if ci is None:
+    if ci is None or _one_sided(str(m.get("name"))):
         return None
     ideal = _guide(str(m.get("name")))[2]
     return not (ci[0] <= ideal <= ci[1])
@@ -317,15 +337,18 @@ def disparity_score(m: Mapping[str, Any]) -> tuple[int, float] | None:
     """How far a metric is from no disparity, comparably across metrics: ``(significant, units)``,
     where ``units`` is the distance from the ideal of the interval's nearer end (of the value when
     there is no interval; 0 when the interval holds the ideal) divided by the metric's fine band
-    (:data:`BANDS`), and ``significant`` is 1 when the interval excludes the ideal or there is none.
+    (:data:`BANDS`), and ``significant`` is 1 when the interval excludes the ideal or there is none
+    (0 for a distance with an interval, see :func:`significant`).
     Sorting by it descending puts significant disparities first, then larger ones. None for no
     value."""
     name = str(m.get("name"))
     v = _num(m.get("value"))
     if v is None:
         return None
-    _, fine, _ = _band_spec(name)
+    fine = _fine_unit(name)
     ci = _interval(m)
+    if ci is not None and _one_sided(name):  # no test of significance: ranked after those that have one
+        return (0, _distance(name, max(ci[0], 0.0)) / fine)
     if ci is None:
         return (1, _distance(name, v) / fine)
     if significant(m):
@@ -440,8 +463,20 @@ def model_warnings(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _few(name: str, stats: tuple[dict, dict] | None) -> bool:
+    """Whether the metric divides by fewer than :data:`FEW_ROWS` (weighted) rows in either facet."""
+    basis = _BASIS.get(name)
+    if stats is None or basis is None:
+        return False
+    cms = [g.get("confusion_matrix") for g in stats]
+    if not all(isinstance(cm, Mapping) for cm in cms):
+        return False
+    return min(sum(_finite(cm.get(c)) or 0.0 for c in basis[1]) for cm in cms) < FEW_ROWS
+
+
 def _basis_text(name: str, stats: tuple[dict, dict] | None) -> str:
-    """ "observed positive rate 75.1% (d, 1,288 rows) vs 86.8% (a, 3,938 rows)"-like context."""
+    """The group sizes and rates behind a metric, e.g. "observed positive 74.1% in d (1,288 rows)
+    vs 85.8% in a (3,938 rows)", with the counts it divides by for post-training metrics."""
     if stats is None:
         return ""
     d, a = stats
@@ -466,9 +501,11 @@ def _basis_text(name: str, stats: tuple[dict, dict] | None) -> str:
 
 
 def largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float, str]]:
-    """The ``k`` largest disparities, ranked by :func:`disparity_score` (significant first, then by
-    the distance from ideal in units of each metric's fine band); each as ``(units, text)``, the text
-    naming the metric, its value and interval, the facet value and the group sizes when known."""
+    """The ``k`` largest disparities, ranked by :func:`disparity_score` (significant first; then
+    those whose counts are not "few rows", see :data:`FEW_ROWS`; then by the distance from ideal in
+    units of each metric's fine band), one per facet value and stage (its largest: the other
+    metrics of the same groups mostly restate it); each as ``(units, text)``, the text naming the
+    metric, its value and interval, the facet value and the group sizes when known."""
     found = []
     for stage, sec in _bias_sections(doc):
         for facet, entries in (sec.get("facets") or {}).items():
@@ -492,9 +529,16 @@ def largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float,
                     basis = _basis_text(name, stats)
                     if basis:
                         text += f": {basis}"
-                    found.append((s, text))
-    found.sort(key=lambda t: (-t[0][0], -t[0][1]))
-    return [(s[1], t) for s, t in found[:k]]
+                    found.append(
+                        ((s[0], _few(name, stats), s[1]), (stage, facet, str(e.get("value_or_threshold"))), text)
+                    )
+    found.sort(key=lambda t: (-t[0][0], t[0][1], -t[0][2]))
+    out, seen = [], set()
+    for s, where, text in found:
+        if where not in seen:  # the largest per facet value and stage: the others say the same
+            seen.add(where)
+            out.append((s[2], text))
+    return out[:k]
 
 
 def _bias_sections(doc: Mapping[str, Any]):
@@ -540,7 +584,9 @@ def _legend() -> Section:
                     Span(
                         " marks a metric whose confidence interval (black whiskers) excludes the ideal value: "
                         "the disparity is unlikely to be sampling noise. An interval that holds the ideal means "
-                        "the data cannot tell the difference from no disparity."
+                        "the data cannot tell the difference from no disparity. Distances (KL, JS, LP, TVD, KS, "
+                        "GE) are never below 0, so their intervals test nothing and are not marked: read DPL / "
+                        "DPPL for the same groups."
                     ),
                 ]
             ),
@@ -647,6 +693,13 @@ def _group_table(stats: tuple[dict, dict], facet_text: str) -> Table:
                 row.append(_rate_cell(g, "roc_auc"))
         rows.append(row)
     return Table(header, rows, cls="groups", numeric=tuple(range(1, len(header))))
+
+
+def group_table(entry: Mapping[str, Any], facet_text: str) -> Table | None:
+    """The group statistics of a facet entry (clarion's ``group_statistics``) as a table: facet d
+    and facet a, their rows, rates, confusion matrix and accuracy; None when the entry has none."""
+    stats = _group_stats(entry)
+    return None if stats is None else _group_table(stats, facet_text)
 
 
 def _metric_table(metrics: list[Mapping[str, Any]]) -> Table:
