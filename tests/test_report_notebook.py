@@ -29,8 +29,8 @@ assert len(black) == 13 and set(black["metric"]) >= {"DI", "DPPL", "DCR"}
 di = black.set_index("metric").loc["DI"]
 assert abs(di["value"] - 0.9264302017842106) < 1e-12 and di["significant"] and di["band"] == "fine"
 assert black.set_index("metric").loc["DCR", "band"] == "concern"
-d = groups[(groups["stage"] == "Post-training bias (model)") & (groups["facet"] == "colour") & (groups["group"] == "facet_d")]
-d = d.iloc[0]
+post = groups[groups["stage"] == "Post-training bias (model)"]
+d = post[(post["facet"] == "colour") & (post["group"] == "facet_d")].iloc[0]
 assert (d["rows"], d["TP"], d["FP"], d["FN"], d["TN"]) == (1288, 905, 284, 50, 49)
 assert abs(d["accuracy"] - (905 + 49) / 1288) < 1e-12
 assert abs(predicted_positive - 5113 / 5226) < 1e-12 and abs(accuracy - 4337 / 5226) < 1e-12
