@@ -246,10 +246,10 @@ def test_threshold_curves_are_drawn_with_the_configured_threshold_marked():
     curve = doc["post_training_bias_metrics"]["facets"]["colour"][0]["threshold_curve"]
     first = html[html.index('<svg class="curve"') :]
     first = first[: first.index("</svg>")]
-    # x axis: thresholds 0.05 .. 0.95 over 40 .. 242 px; the configured 0.5 at 40 + 202 * 0.45 / 0.9 = 141
+    # x axis: thresholds 0.05 .. 0.95 over 40 .. 236 px; the configured 0.5 at 40 + 196 * 0.45 / 0.9 = 138
     assert curve["configured_threshold"] == 0.5
     mx = float(re.search(r'class="marker" x1="([\d.]+)"', first).group(1))
-    assert mx == pytest.approx(40 + 202 * (0.5 - 0.05) / 0.9, abs=0.06)
+    assert mx == pytest.approx(40 + 196 * (0.5 - 0.05) / 0.9, abs=0.06)
     assert "configured threshold 0.5" in first
     # a document without curves draws none
     assert '<svg class="curve"' not in render_html(strip_clarion(doc))

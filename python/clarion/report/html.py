@@ -51,7 +51,7 @@ th{background:#f8fafc;font-weight:600} td.num{font-variant-numeric:tabular-nums;
 .band.fine{background:#dbeafe;color:#1d4ed8} .band.watch{background:#fef3c7;color:#92400e}
 .band.concern{background:#fee2e2;color:#b91c1c} .legend p{margin:6px 0;font-size:13px}
 table.groups{margin-bottom:10px} table.groups td,table.groups th{white-space:nowrap}
-.charts{gap:10px;margin-top:6px}
+.charts{gap:10px;margin-top:6px} section.pdp{max-width:440px}
 """
 
 

@@ -254,6 +254,22 @@ class _Renderer:
         from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
 
         head = self.para([Span(sec.title)], "h2" if sec.level == 2 else "h3")
+        if sec.grid and sec.blocks:  # side by side, three to a row, as the HTML's grid
+            from reportlab.platypus import Table as RLTable
+
+            per = self.width / 3
+            inner = _Renderer.__new__(_Renderer)
+            inner.__dict__.update(self.__dict__, width=per - 10)
+            cells = [
+                [inner.para([Span(b.title)], "h3"), *inner.blocks(b.blocks)]
+                if isinstance(b, Section)
+                else inner.blocks([b])
+                for b in sec.blocks
+            ]
+            rows = [cells[i : i + 3] + [""] * (3 - len(cells[i : i + 3])) for i in range(0, len(cells), 3)]
+            grid = RLTable(rows, colWidths=[per] * 3, hAlign="LEFT", splitInRow=0)
+            grid.setStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("VALIGN", (0, 0), (-1, -1), "TOP")])
+            return [CondPageBreak(108), KeepTogether([head, grid]), Spacer(1, 4)]
         body = self.blocks(sec.blocks)
         # a heading never ends a page: it stays with what follows it
         first = [KeepTogether([head, body[0]])] if body else [head]

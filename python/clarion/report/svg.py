@@ -310,7 +310,7 @@ def line_with_distribution(
                 )
                 if len(series) == 1:
                     parts.append(
-                        f'<text x="{px(i):.1f}" y="{max(py(v) - 8, 8):.1f}" font-size="10" text-anchor="middle" '
+                        f'<text x="{px(i) + step * 0.3 + 3:.1f}" y="{py(v) + 3.5:.1f}" font-size="10" '
                         f'fill="#374151">{esc(fmt(v, 3))}</text>'
                     )
             continue
@@ -353,7 +353,7 @@ def curve_chart(
     (None / non-finite values leave a gap), the configured threshold ``marker`` as a dashed
     vertical line, the ``ideal`` as a green horizontal line, ``regions`` ``(from, to, fill)``
     shaded, the y axis ``y_range`` (default: the values' range), the title above."""
-    pad_l, pad_r, pad_t, pad_b = 40, 8, 18, 22
+    pad_l, pad_r, pad_t, pad_b = 40, 14, 18, 22
     pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
     pts = [(float(x), _finite_or_none(y)) for x, y in zip(xs, ys) if _finite_or_none(x) is not None]
     finite = [y for _, y in pts if y is not None]
