@@ -67,7 +67,8 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)
 
     def largest_disparities(self, k: int = 3) -> list[str]:
-        """The ``k`` bias metrics farthest from their ideal value (relative to their range)."""
+        """The ``k`` largest disparities, one per facet value and stage, ranked comparably across
+        metrics (:func:`clarion.report.model.largest_disparities`), each with its group sizes."""
         from clarion.report.html import largest_disparities
 
         return [text for _, text in largest_disparities(self.analysis, k)]
