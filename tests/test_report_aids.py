@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clarion.cli import EXIT_ERROR, EXIT_OK, main
 from clarion.report import render_html, render_markdown, write_report
@@ -424,3 +426,40 @@ def test_job_writes_every_format_and_its_summary_says_so(tmp_path, monkeypatch):
     r = A.analyze(cfg, df, output_dir=tmp_path / "o", progress=False, overwrite=True)
     assert "report_pdf" not in r.paths and not (tmp_path / "o" / "report.pdf").exists()  # the stale one is gone
     assert "report.pdf not written: pip install 'clarion[report]'" in r.summary()
+
+
+# ---- clarion's additions are data too: any JSON there renders ------------------------------------------
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["Infinity", "-Infinity", "x", "<script>", ""])
+)
+_keys = st.sampled_from(
+    ["rows", "weight", "observed_positive_rate", "predicted_positive_rate", "confusion_matrix", "TP", "FP"]
+    + ["FN", "TN", "accuracy", "precision", "undefined", "roc_auc", "thresholds", "configured_threshold"]
+    + ["DPPL", "DI", "RD", "facet_d", "facet_a", "label_positive_rate"]
+)
+_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(stats=_json, curve=_json, perf=_json, where=st.sampled_from(["group_statistics", "threshold_curve", "both"]))
+def test_any_json_in_clarions_additions_renders(stats, curve, perf, where):
+    """What load_analysis does not check (keys Clarify does not define) cannot break a report: the
+    renderers show what is well-formed and skip the rest."""
+    doc = strip_clarion(demo_doc())
+    e = doc["post_training_bias_metrics"]["facets"]["colour"][0]
+    if where in ("group_statistics", "both"):
+        e["group_statistics"] = stats
+    if where in ("threshold_curve", "both"):
+        e["threshold_curve"] = curve
+    doc["post_training_bias_metrics"]["model_performance"] = perf
+    html = render_html(doc)
+    assert "<script" not in html  # a data string shown is escaped
+    text = render_markdown(doc)
+    assert "<" not in text
+    model_warnings(doc)
+    largest_disparities(doc)

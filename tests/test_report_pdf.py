@@ -204,3 +204,38 @@ def test_pdf_of_a_clarify_document(tmp_path):
     assert "Post-training bias (model)" in whole and "Model performance" not in whole
     assert re.search(r"DCR Difference in Conditional Rejection \(DCR\) -36\.56", whole)
     assert FONT == "ClarionVera"
+
+
+@pytest.mark.parametrize(
+    "stats, curve",
+    [
+        ("x", None),
+        ({"facet_d": [1], "facet_a": {}}, {"thresholds": "x"}),
+        (
+            {"facet_d": {"rows": "Infinity", "confusion_matrix": [1, 2]}, "facet_a": {"undefined": 3}},
+            {"thresholds": [0.1, "x", None], "DI": ["Infinity", None, 0.5], "configured_threshold": "y"},
+        ),
+        ({"facet_d": {"rows": 3, "confusion_matrix": {"TP": "a"}}, "facet_a": {"rows": True}}, {"DPPL": [1]}),
+    ],
+)
+def test_malformed_additions_still_make_a_pdf(stats, curve):
+    doc = {
+        "post_training_bias_metrics": {
+            "label": "y",
+            "label_value_or_threshold": "1",
+            "model_performance": {"confusion_matrix": {"TP": None, "FP": "Infinity"}},
+            "facets": {
+                "g": [
+                    {
+                        "value_or_threshold": "<b>",
+                        "metrics": [{"name": "DI", "value": 0.7, "ci_low": 0.6, "ci_high": 0.8}],
+                        "group_statistics": stats,
+                        "threshold_curve": curve,
+                    }
+                ]
+            },
+        }
+    }
+    pdf = render_pdf(doc)
+    text = " ".join(" ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "g = <b>" in text and "DI" in text
