@@ -239,3 +239,42 @@ def test_malformed_additions_still_make_a_pdf(stats, curve):
     pdf = render_pdf(doc)
     text = " ".join(" ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     assert "g = <b>" in text and "DI" in text
+
+
+def test_monitor_report_pdf_has_the_drift_section(tmp_path):
+    import pandas as pd
+
+    import clarion
+    from clarion.cli import EXIT_OK, EXIT_VIOLATIONS, main
+
+    rng = np.random.default_rng(0)
+
+    def block(shift: float, n: int = 400) -> pd.DataFrame:
+        sex = rng.choice(["F", "M"], n)
+        y = (rng.random(n) < 0.5).astype(int)
+        pred = np.where((sex == "F") & (rng.random(n) < shift), 0, (rng.random(n) < 0.5).astype(int))
+        return pd.DataFrame({"sex": sex, "y": y, "pred": pred})
+
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "predicted_label": "pred",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "sex", "value_or_threshold": ["F"]}],
+        "methods": {"post_training_bias": {"methods": ["DPPL", "DI"]}},
+    }
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    clarion.analyze(cfg, block(0.0), output_dir=tmp_path / "base", progress=False)
+    block(0.8).to_csv(tmp_path / "new.csv", index=False)
+    args = ["monitor", "--baseline", str(tmp_path / "base" / "analysis.json"), "--data", str(tmp_path / "new.csv")]
+    args += ["--config", str(tmp_path / "cfg.json"), "--output", str(tmp_path / "mon"), "--quiet"]
+    assert main(args) == EXIT_VIOLATIONS
+    md_text = (tmp_path / "mon" / "report.md").read_text()
+    violations = md_text.count("| violation |")
+    assert violations >= 1
+    assert main(["report", str(tmp_path / "mon" / "analysis.json"), "-o", str(tmp_path / "again.pdf")]) == EXIT_OK
+    for pdf in (tmp_path / "mon" / "report.pdf", tmp_path / "again.pdf"):
+        whole = " ".join(" ".join(p.extract_text().split()) for p in pypdf.PdfReader(str(pdf)).pages)
+        assert "Drift against the baseline" in whole and "All new rows:" in whole
+        assert "check where metric baseline baseline interval current current interval rule status" in whole
+        assert whole.count("sex = F DPPL") + whole.count("sex = F DI") >= violations

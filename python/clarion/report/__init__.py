@@ -82,7 +82,7 @@ def write_report(
     written paths under the keys ``html``, ``md``, ``pdf``, ``ipynb``.
 
     ``html_section`` / ``md_section``: a section to end the report with (``clarion monitor``'s
-    drift section), rendered in the same write (HTML and Markdown only)."""
+    drift section), rendered in the same write; the PDF shows ``md_section``'s text and tables."""
     from clarion.monitor.documents import load_analysis
     from clarion.report.html import render_report_html
     from clarion.report.model import build_report
@@ -105,8 +105,12 @@ def write_report(
     missing = missing_formats()
     if "pdf" not in missing:
         from clarion._io import atomic_write_bytes
+        from clarion.report.model import markdown_section
         from clarion.report.pdf import render_report_pdf
 
+        drift = markdown_section(md_section)  # the drift section's tables and text, as in report.md
+        if drift is not None:
+            report.sections.append(drift)
         paths["pdf"] = os.path.join(output_dir, f"{name}.pdf")
         atomic_write_bytes(paths["pdf"], render_report_pdf(report))
     if "ipynb" not in missing:

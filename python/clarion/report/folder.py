@@ -155,8 +155,8 @@ def render_file(
     config_path: str | os.PathLike | None = None,
 ) -> str:
     """Render ``analysis_path`` to ``output`` (HTML for ``.html`` / ``.htm``, Markdown for ``.md``,
-    PDF for ``.pdf``, a notebook for ``.ipynb``), atomically; with the drift section (HTML and
-    Markdown) when ``analysis_path`` lies in a ``clarion monitor`` output.
+    PDF for ``.pdf``, a notebook for ``.ipynb``), atomically; with the drift section (not in the
+    notebook) when ``analysis_path`` lies in a ``clarion monitor`` output.
 
     Parameters
     ----------
@@ -236,9 +236,18 @@ def render_file(
             if isinstance(join, str) and join in local.columns:
                 local = local.drop(columns=[join])
         if fmt == "pdf":
-            from clarion.report.pdf import render_pdf
+            from clarion.report.model import build_report, markdown_section
+            from clarion.report.pdf import render_report_pdf
 
-            atomic_write_bytes(out, render_pdf(doc, title=title, config=config, local_shap=local))
+            report = build_report(doc, title=title, config=config, local_shap=local)
+            if drift is not None:
+                overall, over_time, baseline, window = drift
+                report.sections.append(
+                    markdown_section(
+                        drift_markdown(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                    )
+                )
+            atomic_write_bytes(out, render_report_pdf(report))
             return out
         text = render_html(doc, title=title, config=config, local_shap=local)
         if drift is not None:

@@ -61,6 +61,7 @@ __all__ = [
     "feature_label",
     "group_table",
     "largest_disparities",
+    "markdown_section",
     "model_warnings",
     "significant",
 ]
@@ -1048,3 +1049,59 @@ def _local_summary(
         ],
         cls="local",
     )
+
+
+_MD_CELL = re.compile(r"(?:\\.|[^|\\])*")
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _md_text(text: str) -> str:
+    """Inline Markdown written by :func:`clarion.report.svg.md` back to its text."""
+    import html
+
+    return html.unescape(_MD_ESCAPE.sub(r"\1", text.replace("**", "")))
+
+
+def _md_cells(line: str) -> list[str]:
+    inner, pos, out = line.strip()[1:-1], 0, []
+    while pos <= len(inner):
+        m = _MD_CELL.match(inner, pos)
+        out.append(_md_text(m.group().strip()))
+        pos = m.end() + 1
+    return out
+
+
+def markdown_section(text: str | None) -> Section | None:
+    """A Markdown section that clarion wrote (``clarion monitor``'s drift section: a ``##``
+    heading, lines of text, tables) as a :class:`Section`, so that the PDF says what the Markdown
+    and HTML reports say. None for no text."""
+    if not text or not text.strip():
+        return None
+    sec: Section | None = None
+    blocks: list[Any] = []
+    table: list[str] = []
+
+    def flush() -> None:
+        if table:
+            rows = [_md_cells(r) for r in table if not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", r.strip())]
+            if rows:
+                blocks.append(Table(rows[0], [[[Span(c)] for c in r] for r in rows[1:]]))
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("## ") and sec is None:
+            sec = Section(_md_text(line[3:]), 2, blocks)
+        elif line.startswith("#"):
+            blocks.append(Para([Span(_md_text(line.lstrip("#").strip()), "b")]))
+        elif line.strip():
+            blocks.append(
+                Para([Span(_md_text(line.lstrip("- ").strip()) if line.startswith("- ") else _md_text(line))])
+            )
+    flush()
+    if sec is None:
+        sec = Section("", 2, blocks)
+    return sec
