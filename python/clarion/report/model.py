@@ -557,11 +557,11 @@ _BAND_WORD = {"fine": "fine", "watch": "watch", "concern": "concern"}
 def _legend() -> Section:
     chips = []
     for b, meaning in (
-        ("fine", "within the metric's fine band"),
-        ("watch", "outside it, within the watch band"),
-        ("concern", "beyond the watch band"),
+        ("fine", "within the metric's fine band;"),
+        ("watch", "outside it, within the watch band;"),
+        ("concern", "beyond the watch band."),
     ):
-        chips += [Span(b, b), Span(f" {meaning}   ")]
+        chips += [Span(b, b), Span(f" {meaning} ")]
     return Section(
         "How to read the metrics",
         3,

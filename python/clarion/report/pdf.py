@@ -222,7 +222,7 @@ class _Renderer:
         return t
 
     def blocks(self, blocks: list[Any]) -> list[Any]:
-        from reportlab.platypus import ListFlowable, ListItem
+        from reportlab.platypus import ListFlowable, ListItem, Spacer
 
         out: list[Any] = []
         for b in blocks:
@@ -243,7 +243,7 @@ class _Renderer:
             elif isinstance(b, ChartRow):
                 out.append(self.chart_row(b))
             elif isinstance(b, Table):
-                out.append(self.table(b))
+                out += [self.table(b), Spacer(1, 6)]
             elif isinstance(b, Section):
                 out += self.section(b)
             else:
