@@ -463,3 +463,19 @@ def test_any_json_in_clarions_additions_renders(stats, curve, perf, where):
     assert "<" not in text
     model_warnings(doc)
     largest_disparities(doc)
+
+
+def test_demo_report_reads_in_a_real_browser(tmp_path, browser):
+    local = pd.read_csv(FIXTURE / "explanations_shap" / "out.csv")
+    paths = write_report(tmp_path, demo_doc(), config=demo_config(), local_shap=local)
+    dom = browser.dom(paths["html"])
+    for text in ("How to read the metrics", "Model performance", "Threshold trade-off", "excludes ideal"):
+        assert text in dom
+    assert dom.count('<svg class="curve"') == 8 and dom.count('<table class="groups">') == 4
+    img = browser.screenshot(paths["html"], tmp_path / "shot.png", width=1200, height=2200)
+    # the summary's warning chips (white on #b91c1c), the watch bars (#d97706) and the fine band's
+    # green shading (#dcfce7) are all on the first screen
+    warn = (abs(img[..., 0] - 185) < 12) & (abs(img[..., 1] - 28) < 12) & (abs(img[..., 2] - 28) < 12)
+    amber = (img[..., 0] > 200) & (img[..., 1] > 100) & (img[..., 1] < 160) & (img[..., 2] < 70)  # 85% opaque
+    green = (abs(img[..., 0] - 220) < 6) & (abs(img[..., 1] - 252) < 4) & (abs(img[..., 2] - 231) < 6)
+    assert warn.sum() > 300 and amber.sum() > 200 and green.sum() > 200
