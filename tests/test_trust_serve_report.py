@@ -693,7 +693,7 @@ def test_report_config_is_checked_too(tmp_path, capsys):
 # ---- item 20 (report): output extension, monitor folders ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["r.pdf", "r.txt", "report", "r.html.bak"])
+@pytest.mark.parametrize("name", ["r.docx", "r.txt", "report", "r.html.bak"])  # .pdf is a format now (issue 17)
 def test_report_refuses_an_extension_it_cannot_write(tmp_path, capsys, name):
     _write(tmp_path, CLARIFY_DOC)
     assert main(["report", str(tmp_path / "analysis.json"), "-o", str(tmp_path / name)]) == EXIT_ERROR

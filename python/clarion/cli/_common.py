@@ -68,6 +68,9 @@ OPTIONAL_MODULES: dict[str, str] = {
     "skops": "models",
     "sklego": "examples",
     "cupy": "gpu",
+    "reportlab": "report",
+    "svglib": "report",
+    "nbformat": "report",
 }
 #: subcommands whose optional packages come with another extra than OPTIONAL_MODULES says
 COMMAND_EXTRAS: dict[str, str] = {"demo": "examples"}

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        help="report file: .html/.htm (default: report.html beside the input) or .md; other extensions are refused",
+        help="report file, its format chosen by the extension: .html/.htm (default: report.html beside the "
+        "input), .md, .pdf or .ipynb (the last two need pip install 'clarion[report]'); other extensions are refused",
     )
     parser.add_argument("--title", help="report title (default: the config's methods.report.title)")
     parser.add_argument("--config", help="the analysis config (default: analysis_config.json beside the input)")

@@ -45,8 +45,9 @@ class AnalysisResult:
     analysis : dict
         The ``analysis.json`` document.
     paths : dict
-        ``analysis``, ``config``, ``report_html``, ``report_md``, and when written ``local_shap``,
-        ``local_shap_parquet``, ``baseline``.
+        ``analysis``, ``config``, ``report_html``, ``report_md``, and when written ``report_pdf``,
+        ``report_ipynb`` (with the ``report`` extra installed), ``local_shap``, ``local_shap_parquet``,
+        ``baseline``.
     n_rows : int
         Rows analysed.
     skipped_rows : int
@@ -66,7 +67,8 @@ class AnalysisResult:
     notes: list[str] = field(default_factory=list)
 
     def largest_disparities(self, k: int = 3) -> list[str]:
-        """The ``k`` bias metrics farthest from their ideal value (relative to their range)."""
+        """The ``k`` largest disparities, one per facet value and stage, ranked comparably across
+        metrics (:func:`clarion.report.model.largest_disparities`), each with its group sizes."""
         from clarion.report.html import largest_disparities
 
         return [text for _, text in largest_disparities(self.analysis, k)]
@@ -91,6 +93,9 @@ class AnalysisResult:
             lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]
         for label, top in self.top_features().items():
             lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
+        missing = [f"report.{k}" for k in ("pdf", "ipynb") if f"report_{k}" not in self.paths]
+        if missing:
+            lines.append(f"{' and '.join(missing)} not written: pip install 'clarion[report]' to get them")
         lines.append(f"report: {self.paths['report_html']}")
         return "\n".join(lines)
 
@@ -124,7 +129,7 @@ def _previous_outputs(output_dir: str) -> list[str]:
             report = rep["name"]
     except (OSError, ValueError, AttributeError, RecursionError):
         pass  # no readable config: the default report name
-    return names + [f"{report}.html", f"{report}.md"]
+    return names + [f"{report}.{ext}" for ext in ("html", "md", "pdf", "ipynb")]
 
 
 @dataclass

@@ -655,7 +655,7 @@ class _Job:
             html_section=html_section,
             md_section=md_section,
         )
-        self.paths.update(report_html=paths["html"], report_md=paths["md"])
+        self.paths.update({f"report_{k}": v for k, v in paths.items()})  # html, md, and pdf / ipynb when written
         return AnalysisResult(
             self.out_dir,
             doc,

@@ -1,5 +1,9 @@
-"""Report writers: ``analysis.json`` (Clarify's schema), ``report.html`` (self-contained) and
-``report.md``, all written atomically."""
+"""Report writers: ``analysis.json`` (Clarify's schema), ``report.html`` (self-contained),
+``report.md``, ``report.pdf`` and ``report.ipynb``, all written atomically.
+
+The HTML page and the PDF render one content model (:mod:`clarion.report.model`); the PDF needs
+reportlab and svglib, the notebook nbformat (the ``report`` extra): :func:`write_report` writes
+them when those are installed and :func:`missing_formats` says what is missing otherwise."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from clarion._io import atomic_write_text
+from clarion.report.formats import FORMAT_MODULES, missing_formats, require_format
 from clarion.report.html import METRIC_GUIDE, render_html, render_markdown
 
 __all__ = [
     "METRIC_GUIDE",
     "json_document",
     "json_value",
+    "FORMAT_MODULES",
+    "missing_formats",
+    "require_format",
     "render_html",
     "render_markdown",
     "write_analysis_json",
@@ -69,13 +77,21 @@ def write_report(
     html_section: str | None = None,
     md_section: str | None = None,
 ) -> dict[str, str]:
-    """Write ``<name>.html`` and ``<name>.md`` into ``output_dir``; returns their paths.
+    """Write ``<name>.html`` and ``<name>.md`` into ``output_dir``, and ``<name>.pdf`` /
+    ``<name>.ipynb`` when their packages are installed (:func:`missing_formats`); returns the
+    written paths under the keys ``html``, ``md``, ``pdf``, ``ipynb``.
 
     ``html_section`` / ``md_section``: a section to end the report with (``clarion monitor``'s
-    drift section), rendered in the same write."""
-    html_text = render_html(
+    drift section), rendered in the same write; the PDF shows ``md_section``'s text and tables."""
+    from clarion.monitor.documents import load_analysis
+    from clarion.report.html import render_report_html
+    from clarion.report.model import build_report
+
+    load_analysis(analysis)
+    report = build_report(
         analysis, title=title, config=config, local_shap=local_shap, feature_values=feature_values, notes=notes
     )
+    html_text = render_report_html(report)
     md_text = render_markdown(analysis, title=title or "Analysis Report")
     if html_section is not None or md_section:
         from clarion.report.drift import with_html_section, with_md_section
@@ -86,4 +102,20 @@ def write_report(
     paths = {"html": os.path.join(output_dir, f"{name}.html"), "md": os.path.join(output_dir, f"{name}.md")}
     atomic_write_text(paths["html"], html_text)
     atomic_write_text(paths["md"], md_text)
+    missing = missing_formats()
+    if "pdf" not in missing:
+        from clarion._io import atomic_write_bytes
+        from clarion.report.model import markdown_section
+        from clarion.report.pdf import render_report_pdf
+
+        drift = markdown_section(md_section)  # the drift section's tables and text, as in report.md
+        if drift is not None:
+            report.sections.append(drift)
+        paths["pdf"] = os.path.join(output_dir, f"{name}.pdf")
+        atomic_write_bytes(paths["pdf"], render_report_pdf(report))
+    if "ipynb" not in missing:
+        from clarion.report.notebook import render_notebook
+
+        paths["ipynb"] = os.path.join(output_dir, f"{name}.ipynb")
+        atomic_write_text(paths["ipynb"], render_notebook("analysis.json", title=report.title))
     return paths

@@ -2,8 +2,10 @@
 
 This is what ``clarion report`` (:mod:`clarion.cli.report`) runs.
 
-``clarion report OUT/analysis.json -o report.html`` writes one self-contained HTML page (or
-Markdown, for a ``.md`` output; any other extension is refused: :data:`FORMATS`). Files found
+``clarion report OUT/analysis.json -o report.html`` writes one self-contained HTML page; the output's
+extension chooses the format (:data:`FORMATS`): ``.html`` / ``.htm``, ``.md`` (Markdown), ``.pdf``
+(paginated PDF, needs the ``report`` extra) or ``.ipynb`` (a notebook that rebuilds the tables and
+charts from ``analysis.json``; needs nbformat); any other extension is refused. Files found
 beside ``analysis.json`` are used when present: the config summary from ``analysis_config.json``,
 the local-attribution summary from ``explanations_shap/out.csv`` and, in a ``clarion monitor``
 output folder, the drift section from ``constraint_violations.json`` (with
@@ -22,7 +24,7 @@ from typing import Any
 __all__ = ["FORMATS", "MSG_FORMAT", "render_file"]
 
 #: output extensions ``clarion report`` writes (case-insensitive) -> the format
-FORMATS = {".html": "html", ".htm": "html", ".md": "markdown"}
+FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".pdf": "pdf", ".ipynb": "notebook"}
 MSG_FORMAT = "output: {path}: clarion report cannot write {ext}; it writes {formats}"
 
 
@@ -152,8 +154,9 @@ def render_file(
     title: str | None = None,
     config_path: str | os.PathLike | None = None,
 ) -> str:
-    """Render ``analysis_path`` to ``output`` (HTML for ``.html`` / ``.htm``, Markdown for ``.md``),
-    atomically; with the drift section when ``analysis_path`` lies in a ``clarion monitor`` output.
+    """Render ``analysis_path`` to ``output`` (HTML for ``.html`` / ``.htm``, Markdown for ``.md``,
+    PDF for ``.pdf``, a notebook for ``.ipynb``), atomically; with the drift section (not in the
+    notebook) when ``analysis_path`` lies in a ``clarion monitor`` output.
 
     Parameters
     ----------
@@ -176,14 +179,21 @@ def render_file(
     ValueError
         ``output`` has another extension (:data:`MSG_FORMAT`); an input is malformed
         (:class:`clarion.monitor.AnalysisError`, naming the file and the key path).
+    ImportError
+        ``.pdf`` without reportlab / svglib, ``.ipynb`` without nbformat (``pip install
+        'clarion[report]'``); nothing is written.
     """
-    from clarion._io import atomic_write_text
+    from clarion._io import atomic_write_bytes, atomic_write_text
     from clarion.monitor.documents import AnalysisError, load_analysis
     from clarion.report import render_html, render_markdown
     from clarion.report.drift import drift_html, drift_markdown
 
     out = os.fspath(output)
     fmt = _format_of(out)
+    if fmt in ("pdf", "notebook"):  # a missing package is said before any work
+        from clarion.report.formats import require_format
+
+        require_format("pdf" if fmt == "pdf" else "ipynb")
     analysis_path = os.fspath(analysis_path)
     doc = load_analysis(analysis_path, name="analysis")
     known = ("pre_training_bias_metrics", "post_training_bias_metrics", "explanations")
@@ -196,6 +206,11 @@ def render_file(
     if title is None:
         title = ((config or {}).get("methods") or {}).get("report") or {}
         title = title.get("title") or "Analysis Report"
+    if fmt == "notebook":
+        from clarion.report.notebook import relative_path, render_notebook
+
+        atomic_write_text(out, render_notebook(relative_path(analysis_path, out), title=title))
+        return out
     drift = _drift(here)
     if fmt == "markdown":
         text = render_markdown(doc, title=title)
@@ -220,6 +235,20 @@ def render_file(
             join = (config or {}).get("joinsource_name_or_index")
             if isinstance(join, str) and join in local.columns:
                 local = local.drop(columns=[join])
+        if fmt == "pdf":
+            from clarion.report.model import build_report, markdown_section
+            from clarion.report.pdf import render_report_pdf
+
+            report = build_report(doc, title=title, config=config, local_shap=local)
+            if drift is not None:
+                overall, over_time, baseline, window = drift
+                report.sections.append(
+                    markdown_section(
+                        drift_markdown(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                    )
+                )
+            atomic_write_bytes(out, render_report_pdf(report))
+            return out
         text = render_html(doc, title=title, config=config, local_shap=local)
         if drift is not None:
             overall, over_time, baseline, window = drift

@@ -9,29 +9,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from clarion.bias.registry import METRIC_INFO
-from clarion.report.svg import (
-    bars,
-    esc,
-    fmt,
-    grid_label,
-    interval_track,
-    line_with_distribution,
-    md,
-    strip_plot,
+from clarion.report.model import (
+    STAGE_TITLES,
+    Bullets,
+    Chart,
+    ChartRow,
+    Para,
+    Report,
+    Section,
+    Span,
+    Table,
+    build_report,
+    largest_disparities,
+    model_warnings,
 )
+from clarion.report.svg import esc, fmt, grid_label, md
 
-__all__ = ["METRIC_GUIDE", "render_html", "render_markdown"]
+__all__ = ["METRIC_GUIDE", "largest_disparities", "render_html", "render_markdown", "render_report_html"]
 
 #: name: (lowest, highest axis value drawn, ideal, one-line reading), from the metric registry
 #: (:data:`clarion.bias.registry.METRIC_INFO`). Axes of unbounded metrics are clipped for drawing
 #: only; the tables show the exact value.
 METRIC_GUIDE: dict[str, tuple[float, float, float, str]] = {
     name: (*info["axis"], info["ideal"], info["reading"]) for name, info in METRIC_INFO.items()
-}
-
-STAGE_TITLES = {
-    "pre_training_bias_metrics": "Pre-training bias (data)",
-    "post_training_bias_metrics": "Post-training bias (model)",
 }
 
 CSS = """
@@ -46,6 +46,12 @@ th{background:#f8fafc;font-weight:600} td.num{font-variant-numeric:tabular-nums;
 .err{color:#b91c1c;overflow-wrap:anywhere;white-space:normal}
 .flag{color:#b91c1c;font-weight:600} .grid{display:flex;flex-wrap:wrap;gap:18px}
 .summary li{margin:3px 0} code{background:#f1f5f9;padding:1px 4px;border-radius:3px}
+.warn{color:#fff;background:#b91c1c;padding:0 5px;border-radius:3px;font-weight:600}
+.band{padding:0 6px;border-radius:9px;font-size:12px;font-weight:600;white-space:nowrap}
+.band.fine{background:#dbeafe;color:#1d4ed8} .band.watch{background:#fef3c7;color:#92400e}
+.band.concern{background:#fee2e2;color:#b91c1c} .legend p{margin:6px 0;font-size:13px}
+table.groups{margin-bottom:10px} table.groups td,table.groups th{white-space:nowrap}
+.charts{gap:10px;margin-top:6px} section.pdp{max-width:440px}
 """
 
 
@@ -74,49 +80,74 @@ def _bias_sections(doc: Mapping[str, Any]):
             yield stage, sec
 
 
-def largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float, str]]:
-    found = []
-    for stage, sec in _bias_sections(doc):
-        for facet, entries in sec.get("facets", {}).items():
-            for e in entries:
-                for m in e.get("metrics", []):
-                    v = _num(m.get("value"))
-                    if v is None or math.isnan(v):
-                        continue
-                    lo, hi, ideal, _ = _guide(m["name"])
-                    dist = abs(v - ideal) / ((hi - lo) / 2 or 1)
-                    found.append(
-                        (
-                            dist,
-                            f"{m['name']} = {fmt(v)} for {facet} = {e.get('value_or_threshold')} "
-                            f"({STAGE_TITLES[stage].split(' (')[0].lower()})",
-                        )
-                    )
-    found.sort(key=lambda t: -t[0])
-    return found[:k]
+def _span(s: Span) -> str:
+    if s.style == "br":
+        return "<br>"
+    t = esc(s.text)
+    if not s.style:
+        return t
+    if s.style == "b":
+        return f"<b>{t}</b>"
+    if s.style == "code":
+        return f"<code>{t}</code>"
+    if s.style == "flag":
+        return f'<span class="flag" title="the interval excludes the ideal value">{t}</span>'
+    if s.style in ("fine", "watch", "concern"):
+        return f'<span class="band {s.style}">{t}</span>'
+    return f'<span class="{s.style}">{t}</span>'
 
 
-def _metric_rows(metrics: list[Mapping[str, Any]]) -> str:
-    rows = []
-    for m in metrics:
-        name = str(m.get("name"))
-        lo, hi, ideal, reading = _guide(name)
-        v = _num(m.get("value"))
-        ci = None
-        if m.get("ci_low") is not None and m.get("ci_high") is not None:
-            ci = (_num(m["ci_low"]), _num(m["ci_high"]))
-        flag = ""
-        if ci is not None and ci[0] is not None and ci[1] is not None and not (ci[0] <= ideal <= ci[1]):
-            flag = '<span class="flag" title="the interval excludes the ideal value">●</span>'
-        value = f'<span class="err">n/a — {esc(m.get("error", "undefined"))}</span>' if v is None else esc(fmt(v))
-        ci_txt = "" if ci is None else f"[{esc(fmt(ci[0]))}, {esc(fmt(ci[1]))}] {flag}"
-        chart = interval_track(v, lo=lo, hi=hi, ideal=ideal, ci=ci, label=name)
-        rows.append(
-            f"<tr><td><b>{esc(name)}</b><br><span class='muted'>{esc(m.get('description', ''))}</span></td>"
-            f"<td class='num'>{value}</td><td class='num'>{ci_txt}</td><td>{chart}</td>"
-            f"<td class='num'>{esc(fmt(ideal))}</td><td class='muted'>{esc(reading)}</td></tr>"
+def _cell(parts: list[Any]) -> str:
+    return "".join(p.svg if isinstance(p, Chart) else _span(p) for p in parts)
+
+
+def _block(b: Any) -> str:
+    if isinstance(b, Para):
+        cls = f" class='{b.cls}'" if b.cls else ""
+        return f"<p{cls}>{''.join(_span(s) for s in b.parts)}</p>"
+    if isinstance(b, Bullets):
+        return "<ul>" + "".join(f"<li>{''.join(_span(s) for s in it)}</li>" for it in b.items) + "</ul>"
+    if isinstance(b, Chart):
+        return b.svg
+    if isinstance(b, ChartRow):
+        return "<div class='grid charts'>" + "".join(c.svg for c in b.charts) + "</div>"
+    if isinstance(b, Table):
+        cls = f" class='{b.cls}'" if b.cls else ""
+        head = "".join(f"<th>{esc(h)}</th>" for h in b.header)
+        rows = "".join(
+            "<tr>"
+            + "".join(
+                f"<td class='num'>{_cell(c)}</td>" if i in b.numeric else f"<td>{_cell(c)}</td>"
+                for i, c in enumerate(r)
+            )
+            + "</tr>"
+            for r in b.rows
         )
-    return "".join(rows)
+        return f"<table{cls}><tr>{head}</tr>{rows}</table>"
+    if isinstance(b, Section):
+        return _section(b)
+    raise TypeError(f"report block {type(b).__name__}")
+
+
+def _section(sec: Section) -> str:
+    inner = "".join(_block(b) for b in sec.blocks)
+    if sec.level == 2:
+        body = f"<div class='grid'>{inner}</div>" if sec.grid else inner
+        return f"<h2>{esc(sec.title)}</h2>{body}"
+    cls = f"card {sec.cls}" if sec.cls else "card"
+    return f"<section class='{cls}'><h3>{esc(sec.title)}</h3>{inner}</section>"
+
+
+def render_report_html(report: Report) -> str:
+    """A :class:`clarion.report.model.Report` as one self-contained HTML page."""
+    out = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body><main>",
+        f"<h1>{esc(report.title)}</h1><p class='muted'>{esc(report.subtitle)}</p>",
+    ]
+    out += [_section(s) for s in report.sections]
+    out.append("</main></body></html>")
+    return "".join(out)
 
 
 def render_html(
@@ -129,7 +160,8 @@ def render_html(
     notes: list[str] | None = None,
     max_local_rows: int = 400,
 ) -> str:
-    """Render ``analysis`` as one self-contained HTML page.
+    """Render ``analysis`` as one self-contained HTML page (the content of
+    :func:`clarion.report.model.build_report`).
 
     Parameters
     ----------
@@ -146,151 +178,32 @@ def render_html(
     notes : list of str, optional
         Extra lines for the summary (e.g. skipped rows).
     """
-    from clarion import __version__
     from clarion.monitor.documents import load_analysis
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
-    if title is None:
-        title = ((config or {}).get("methods", {}).get("report", {}) or {}).get("title") or "Analysis Report"
-
-    out = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body><main>",
-        f"<h1>{esc(title)}</h1><p class='muted'>clarion {esc(__version__)} · bias metrics and feature "
-        f"attributions, compatible with SageMaker Clarify's analysis.json</p>",
-    ]
-    # summary
-    items = []
-    for _, text in largest_disparities(analysis):
-        items.append(f"<li>Largest disparity: {esc(text)}</li>")
-    shap = (analysis.get("explanations") or {}).get("kernel_shap") or {}
-    for label, block in shap.items():
-        g = block.get("global_shap_values", {})
-        top = sorted(g.items(), key=lambda kv: -abs(kv[1]))[:3]
-        if top:
-            items.append(
-                f"<li>Top features for {esc(label)}: "
-                + ", ".join(f"{esc(k)} ({esc(fmt(v))})" for k, v in top)
-                + "</li>"
-            )
-    for n in notes or []:
-        items.append(f"<li>{esc(n)}</li>")
-    if items:
-        out.append(f"<section class='card summary'><h3>Summary</h3><ul>{''.join(items)}</ul></section>")
-    if config:
-        rows = []
-        for key in (
-            "dataset_type",
-            "label",
-            "label_values_or_threshold",
-            "facet",
-            "group_variable",
-            "predicted_label",
-            "probability_threshold",
-        ):
-            if key in config:
-                v = config[key]
-                if key == "facet":
-                    v = "; ".join(
-                        f"{f.get('name_or_index')}"
-                        + (f" = {f.get('value_or_threshold')}" if f.get("value_or_threshold") else " (every value)")
-                        for f in v
-                    )
-                rows.append(f"<tr><th>{esc(key)}</th><td>{esc(v)}</td></tr>")
-        methods = ", ".join(k for k in (config.get("methods") or {}) if k != "report")
-        rows.append(f"<tr><th>methods</th><td>{esc(methods)}</td></tr>")
-        pred = config.get("predictor")
-        if pred:
-            rows.append(f"<tr><th>predictor</th><td>{esc(', '.join(f'{k}={v}' for k, v in pred.items()))}</td></tr>")
-        out.append(f"<section class='card'><h3>Configuration</h3><table>{''.join(rows)}</table></section>")
-
-    for stage, sec in _bias_sections(analysis):
-        out.append(
-            f"<h2>{esc(STAGE_TITLES[stage])}</h2><p class='muted'>label <code>{esc(sec.get('label'))}</code>, "
-            f"positive when <code>{esc(sec.get('label_value_or_threshold'))}</code>. Each bar runs from the "
-            f"metric's ideal value (green line) to its value; black whiskers are confidence intervals.</p>"
-        )
-        for facet, entries in sec.get("facets", {}).items():
-            for e in entries:
-                out.append(
-                    f"<section class='card bias'><h3>{esc(facet)} = {esc(e.get('value_or_threshold'))}</h3>"
-                    "<table><tr><th>metric</th><th>value</th><th>interval</th><th>value vs ideal</th>"
-                    f"<th>ideal</th><th>reading</th></tr>{_metric_rows(e.get('metrics', []))}</table></section>"
-                )
-    if shap:
-        out.append("<h2>Feature attributions (Kernel SHAP)</h2>")
-        for label, block in shap.items():
-            g = block.get("global_shap_values", {})
-            items_sorted = sorted(g.items(), key=lambda kv: -abs(kv[1]))
-            out.append(
-                f"<section class='card shap'><h3>Global importance — {esc(label)}</h3>"
-                f"<p class='muted'>expected value (mean model output over the baseline): "
-                f"{esc(fmt(_num(block.get('expected_value'))))}</p>"
-                + bars([k for k, _ in items_sorted], [float(v) for _, v in items_sorted], title=f"global SHAP {label}")
-                + "</section>"
-            )
-            if isinstance(block.get("global_top_shap_text"), Mapping):  # text jobs (report/text.py)
-                from clarion.report.text import render_top_units
-
-                out.append(render_top_units(label, block["global_top_shap_text"]))
-        if local_shap is not None and len(local_shap):
-            out.append(_local_summary(local_shap, feature_values, max_local_rows))
-    pdp = (analysis.get("explanations") or {}).get("pdp") or []
-    if pdp:
-        out.append("<h2>Partial dependence</h2><div class='grid'>")
-        for entry in pdp:
-            name = entry.get("feature_name")
-            if entry.get("error"):
-                out.append(
-                    f"<section class='card'><h3>{esc(name)}</h3><p class='err'>{esc(entry['error'])}</p></section>"
-                )
-                continue
-            out.append(
-                f"<section class='card pdp'><h3>{esc(name)}</h3>"
-                + line_with_distribution(
-                    entry.get("feature_values", []),
-                    entry.get("model_predictions", []),
-                    entry.get("data_distribution"),
-                    title=f"PDP {name}",
-                )
-                + "<p class='muted'>line: mean model output with the feature set to each value; grey: share "
-                "of rows per value</p></section>"
-            )
-        out.append("</div>")
-    out.append("</main></body></html>")
-    return "".join(out)
-
-
-def _local_summary(local_shap: Any, feature_values: Any, max_rows: int) -> str:
-    import numpy as np
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    def numeric(s: Any) -> bool:  # pandas 3 string columns are not numpy dtypes
-        return is_numeric_dtype(s.dtype) and not is_bool_dtype(s.dtype)
-
-    df = local_shap.iloc[:max_rows]
-    cols = [c for c in df.columns if numeric(df[c])]
-    order = sorted(cols, key=lambda c: -float(np.nanmean(np.abs(df[c].to_numpy(dtype=float)))))[:12]
-    values = [df[c].to_numpy(dtype=float).tolist() for c in order]
-    colours = None
-    if feature_values is not None:
-        fv = feature_values.iloc[:max_rows]
-        colours = []
-        for c in order:
-            bases = [f for f in fv.columns if c == f or c.startswith(f"{f}_")]
-            base = max(bases, key=len) if bases else None  # "age_group_label0" is age_group's, not age's
-            if base is not None and numeric(fv[base]):
-                x = fv[base].to_numpy(dtype=float)
-                lo, hi = np.nanmin(x), np.nanmax(x)
-                colours.append(((x - lo) / (hi - lo) if hi > lo else np.full_like(x, 0.5)).tolist())
-            else:
-                colours.append([math.nan] * len(fv))
-    return (
-        "<section class='card local'><h3>Local attributions</h3><p class='muted'>one dot per record "
-        f"(first {len(df)}), x = its attribution; colour: feature value from low (blue) to high (red)</p>"
-        + strip_plot(order, values, colours, title="local SHAP summary")
-        + "</section>"
+    report = build_report(
+        analysis,
+        title=title,
+        config=config,
+        local_shap=local_shap,
+        feature_values=feature_values,
+        notes=notes,
+        max_local_rows=max_local_rows,
     )
+    return render_report_html(report)
+
+
+def _md_groups(facet: str, entry: Mapping[str, Any]) -> list[str]:
+    """clarion's group statistics of a facet entry as a Markdown table (none for Clarify's)."""
+    from clarion.report.model import facet_label, group_table
+
+    t = group_table(entry, facet_label(facet, entry.get("value_or_threshold")))
+    if t is None:
+        return []
+    out = ["| " + " | ".join(md(h) for h in t.header) + " |", "|" + "---|" * len(t.header)]
+    for r in t.rows:
+        out.append("| " + " | ".join(md("".join(p.text for p in c if isinstance(p, Span))) for c in r) + " |")
+    return [*out, ""]
 
 
 def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Report") -> str:
@@ -303,6 +216,10 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
     lines = [f"# {md(title)}", ""]
+    summary = [f"- **Warning:** {md(w)}" for w in model_warnings(analysis)]
+    summary += [f"- **Largest disparity:** {md(t)}" for _, t in largest_disparities(analysis)]
+    if summary:
+        lines += ["## Summary", "", *summary, ""]
     for stage, sec in _bias_sections(analysis):
         lines += [
             f"## {STAGE_TITLES[stage]}",
@@ -315,6 +232,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
                 lines += [
                     f"### {md(facet)} = {md(e.get('value_or_threshold'))}",
                     "",
+                    *_md_groups(facet, e),
                     "| metric | value | interval | ideal | description |",
                     "|---|---:|---|---:|---|",
                 ]

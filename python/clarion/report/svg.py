@@ -11,7 +11,18 @@ import numbers
 import re
 from collections.abc import Sequence
 
-__all__ = ["bars", "esc", "fmt", "grid_label", "interval_track", "line_with_distribution", "md", "strip_plot"]
+__all__ = [
+    "BAND_COLOURS",
+    "bars",
+    "curve_chart",
+    "esc",
+    "fmt",
+    "grid_label",
+    "interval_track",
+    "line_with_distribution",
+    "md",
+    "strip_plot",
+]
 
 # Markdown punctuation that can open or close markup inline (escapes, code spans, emphasis, link and
 # image brackets, table pipes, strikethrough, a heading's closing #s); ``<``, ``>``, ``&`` become
@@ -21,6 +32,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2")
+
+#: a metric's band -> (bar colour, shade of its region on the axis); see :mod:`clarion.report.model`
+BAND_COLOURS = {
+    "fine": ("#2563eb", "#dcfce7"),
+    "watch": ("#d97706", "#fef3c7"),
+    "concern": ("#dc2626", "#fee2e2"),
+}
 
 
 def esc(s: object) -> str:
@@ -66,10 +84,15 @@ def interval_track(
     width: int = 260,
     height: int = 26,
     label: str = "",
+    colour: str | None = None,
+    regions: Sequence[tuple[float, float, str]] = (),
 ) -> str:
     """One metric on its own axis [lo, hi]: the ideal value as a line, the value as a bar from the
     ideal, an optional confidence interval as an error bar; values beyond the axis are clipped
-    and drawn with an arrow head."""
+    and drawn with an arrow head.
+
+    ``colour``: the bar's colour (default: by distance from ideal relative to the axis);
+    ``regions``: ``(from, to, fill)`` value ranges shaded behind the axis (a metric's bands)."""
     pad = 8
     span = hi - lo
 
@@ -79,7 +102,16 @@ def interval_track(
 
     parts = [
         f'<svg class="track" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{esc(label)}">',
+        f'aria-label="{esc(label)}">'
+    ]
+    for a, b, fill in regions:
+        if math.isfinite(a) or math.isfinite(b):
+            xa, xb = sorted((x(max(a, lo)), x(min(b, hi))))
+            if xb > xa:
+                parts.append(
+                    f'<rect class="band" x="{xa:.1f}" y="2" width="{xb - xa:.1f}" height="{height - 4}" fill="{fill}"/>'
+                )
+    parts += [
         f'<line x1="{pad}" y1="{height / 2}" x2="{width - pad}" y2="{height / 2}" stroke="#cbd5e1"/>',
         f'<line x1="{x(ideal):.1f}" y1="3" x2="{x(ideal):.1f}" y2="{height - 3}" stroke="#059669" '
         f'stroke-width="2"><title>ideal {fmt(ideal)}</title></line>',
@@ -87,7 +119,8 @@ def interval_track(
     if value is not None and not math.isnan(value):
         x0, x1 = sorted((x(ideal), x(value)))
         far = abs(value - ideal) / (span / 2 if span else 1)
-        colour = "#2563eb" if far < 0.1 else ("#d97706" if far < 0.3 else "#dc2626")
+        if colour is None:
+            colour = "#2563eb" if far < 0.1 else ("#d97706" if far < 0.3 else "#dc2626")
         parts.append(
             f'<rect class="bar" x="{x0:.1f}" y="{height / 2 - 5}" width="{max(x1 - x0, 1.5):.1f}" '
             f'height="10" fill="{colour}" opacity="0.85"><title>{esc(label)} = {esc(fmt(value))}</title></rect>'
@@ -233,8 +266,12 @@ def line_with_distribution(
     width: int = 420,
     height: int = 220,
     title: str = "",
+    categorical: bool = False,
 ) -> str:
-    """PDP: model output per grid value (one line per output) above bars of the data distribution."""
+    """PDP: model output per grid value (one line per output) above bars of the data distribution.
+
+    ``categorical``: the grid values are categories, with no order between them: each output is
+    drawn as points (with their value written above), not as a line joining the categories."""
     pad_l, pad_r, pad_t = 46, 10, 10
     dist_h = 40 if dist else 0
     plot_h = height - pad_t - 30 - dist_h
@@ -259,8 +296,25 @@ def line_with_distribution(
         f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>',
     ]
     for k, s in enumerate(series):
-        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(s) if v is not None and math.isfinite(v))
         name = series_names[k] if k < len(series_names) else f"output {k}"
+        if categorical:
+            colour = PALETTE[k % len(PALETTE)]
+            for i, v in enumerate(s):
+                if v is None:
+                    continue
+                parts.append(
+                    f'<circle class="point" cx="{px(i):.1f}" cy="{py(v):.1f}" r="4.5" fill="{colour}">'
+                    f"<title>{esc(name)} at {esc(grid_label(xs[i]))}: {esc(fmt(v))}</title></circle>"
+                    f'<line x1="{px(i) - step * 0.3:.1f}" y1="{py(v):.1f}" x2="{px(i) + step * 0.3:.1f}" '
+                    f'y2="{py(v):.1f}" stroke="{colour}" stroke-width="2"/>'
+                )
+                if len(series) == 1:
+                    parts.append(
+                        f'<text x="{px(i) + step * 0.3 + 3:.1f}" y="{py(v) + 3.5:.1f}" font-size="10" '
+                        f'fill="#374151">{esc(fmt(v, 3))}</text>'
+                    )
+            continue
+        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(s) if v is not None and math.isfinite(v))
         parts.append(
             f'<polyline class="line" points="{pts}" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" '
             f'stroke-width="2"><title>{esc(name)}</title></polyline>'
@@ -274,9 +328,100 @@ def line_with_distribution(
                 f'<rect x="{px(i) - step * 0.4:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" '
                 f'height="{h:.1f}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>'
             )
-    every = max(1, n // 6)
+    every = 1 if categorical else max(1, n // 6)
     for i in range(0, n, every):
         label = grid_label(xs[i])
         parts.append(f'<text x="{px(i):.1f}" y="{height - 14}" font-size="10" text-anchor="middle">{esc(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def curve_chart(
+    xs: Sequence[float],
+    ys: Sequence[object],
+    *,
+    marker: float | None = None,
+    ideal: float | None = None,
+    regions: Sequence[tuple[float, float, str]] = (),
+    y_range: tuple[float, float] | None = None,
+    width: int = 250,
+    height: int = 150,
+    title: str = "",
+    colour: str = PALETTE[0],
+) -> str:
+    """One quantity across thresholds (a threshold trade-off curve): ``ys`` over ``xs`` as a line
+    (None / non-finite values leave a gap), the configured threshold ``marker`` as a dashed
+    vertical line, the ``ideal`` as a green horizontal line, ``regions`` ``(from, to, fill)``
+    shaded, the y axis ``y_range`` (default: the values' range), the title above."""
+    pad_l, pad_r, pad_t, pad_b = 40, 14, 18, 22
+    pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
+    pts = [(float(x), _finite_or_none(y)) for x, y in zip(xs, ys) if _finite_or_none(x) is not None]
+    finite = [y for _, y in pts if y is not None]
+    if y_range is not None:
+        lo, hi = y_range  # values beyond it are drawn at its edge
+    else:
+        lo, hi = axis_range(finite + ([ideal] if ideal is not None else []), margin=0.08)
+    x_lo, x_hi = axis_range([x for x, _ in pts] + ([marker] if marker is not None else []))
+
+    def px(x: float) -> float:
+        return pad_l + (1 - axis_fraction(x, x_lo, x_hi)) * pw
+
+    def py(y: float) -> float:
+        return pad_t + axis_fraction(min(max(y, lo), hi), lo, hi) * ph
+
+    parts = [
+        f'<svg class="curve" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(title)}">',
+        f'<text x="{pad_l}" y="12" font-size="11" font-weight="bold">{esc(title)}</text>',
+    ]
+    for a, b, fill in regions:
+        ya, yb = sorted((py(max(a, lo)), py(min(b, hi))))
+        if yb > ya:
+            parts.append(
+                f'<rect class="band" x="{pad_l}" y="{ya:.1f}" width="{pw}" height="{yb - ya:.1f}" fill="{fill}"/>'
+            )
+    parts += [
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}" stroke="#6b7280"/>',
+        f'<line x1="{pad_l}" y1="{pad_t + ph}" x2="{pad_l + pw}" y2="{pad_t + ph}" stroke="#6b7280"/>',
+        f'<text x="{pad_l - 3}" y="{pad_t + 8}" font-size="9" text-anchor="end">{esc(fmt(hi, 3))}</text>',
+        f'<text x="{pad_l - 3}" y="{pad_t + ph}" font-size="9" text-anchor="end">{esc(fmt(lo, 3))}</text>',
+        f'<text x="{pad_l}" y="{height - 8}" font-size="9" text-anchor="middle">{esc(fmt(x_lo, 3))}</text>',
+        f'<text x="{pad_l + pw}" y="{height - 8}" font-size="9" text-anchor="middle">{esc(fmt(x_hi, 3))}</text>',
+        f'<text x="{pad_l + pw / 2}" y="{height - 8}" font-size="9" text-anchor="middle" fill="#6b7280">'
+        "threshold</text>",
+    ]
+    if ideal is not None and lo <= ideal <= hi:
+        parts.append(
+            f'<line class="ideal" x1="{pad_l}" y1="{py(ideal):.1f}" x2="{pad_l + pw}" y2="{py(ideal):.1f}" '
+            f'stroke="#059669" stroke-width="1.5"><title>ideal {esc(fmt(ideal))}</title></line>'
+        )
+    run: list[str] = []
+    runs = []
+    for x, y in pts:
+        if y is None:
+            if run:
+                runs.append(run)
+            run = []
+        else:
+            run.append(f"{px(x):.1f},{py(y):.1f}")
+    if run:
+        runs.append(run)
+    for r in runs:
+        if len(r) == 1:
+            cx, cy = r[0].split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+        else:
+            parts.append(
+                f'<polyline class="line" points="{" ".join(r)}" fill="none" stroke="{colour}" stroke-width="2"/>'
+            )
+    if marker is not None and math.isfinite(marker):
+        mx = px(marker)
+        parts.append(
+            f'<line class="marker" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + ph}" stroke="#111827" '
+            f'stroke-dasharray="4,3"><title>configured threshold {esc(fmt(marker))}</title></line>'
+        )
+        at = min(range(len(pts)), key=lambda i: abs(pts[i][0] - marker), default=None)
+        if at is not None and pts[at][1] is not None and abs(pts[at][0] - marker) < 1e-9:
+            parts.append(f'<circle cx="{mx:.1f}" cy="{py(pts[at][1]):.1f}" r="3.5" fill="#111827"/>')
     parts.append("</svg>")
     return "".join(parts)

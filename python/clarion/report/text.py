@@ -11,7 +11,7 @@ from typing import Any
 
 from clarion.report.svg import esc, fmt, md
 
-__all__ = ["MAX_RECORDS", "render_text_markdown", "render_text_section", "render_top_units"]
+__all__ = ["MAX_RECORDS", "render_text_markdown", "render_text_section", "render_top_units", "top_units_by_column"]
 
 #: records shown in the report (all of them are in ``explanations_shap/out.jsonl``)
 MAX_RECORDS = 50
@@ -105,11 +105,27 @@ def render_text_section(
     return "".join(parts)
 
 
+def top_units_by_column(top: Any) -> dict[str, dict[str, Any]]:
+    """``global_top_shap_text`` as ``{column: {unit: value}}``. clarion writes one mapping per text
+    column; a flat ``{unit: value}`` (one text column, as Clarify's documents may hold) is read as
+    one column named "text". Entries of any other shape, and values that are not numbers, are left
+    out (a report never fails on them)."""
+    if not isinstance(top, Mapping):
+        return {}
+
+    def numbers(units: Mapping) -> dict[str, Any]:
+        return {str(u): v for u, v in units.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    if top and all(not isinstance(v, Mapping) for v in top.values()):
+        return {"text": numbers(top)}
+    return {str(c): numbers(u) for c, u in top.items() if isinstance(u, Mapping)}
+
+
 def render_top_units(label: Any, top: Mapping[str, Mapping[str, float]]) -> str:
     """HTML cards of one label's ``global_top_shap_text`` (``{column: {unit: value}}``): the top
     units of each text column with their global values."""
     parts = []
-    for col, units in top.items():
+    for col, units in top_units_by_column(top).items():
         rows = "".join(f"<tr><td>{esc(u)}</td><td class='num'>{esc(fmt(v))}</td></tr>" for u, v in units.items())
         parts.append(
             f"<section class='card'><h3>Top units — {esc(col)}, {esc(label)}</h3>"
@@ -122,7 +138,7 @@ def render_text_markdown(top: Mapping[str, Mapping[str, Mapping[str, float]]] | 
     """The Markdown report's text section: the top units per label and text column."""
     lines = ["## Text explanations", ""]
     for lab, cols in (top or {}).items():
-        for col, units in cols.items():
+        for col, units in top_units_by_column(cols).items():
             lines += [f"### Top units — {md(col)}, {md(lab)}", "", "| unit | global value |", "|---|---|"]
             lines += [f"| {md(u)} | {fmt(v)} |" for u, v in units.items()]
             lines.append("")
