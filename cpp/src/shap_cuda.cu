@@ -1,12 +1,16 @@
 // CUDA drivers of the Kernel SHAP kernels: masking, background reduction and operator
 // application. The per-element arithmetic is shap.hpp, the header the CPU drivers use; this file
 // only launches. No atomics: every output element is written by exactly one thread, summing in
-// the same order as the CPU loop, so reruns are bitwise identical.
+// the same order as the CPU loop (built with --fmad=false, the CPU with -ffp-contract=off: no
+// fused multiply-add on either side), so results equal the CPU's bit for bit and reruns too.
+// Every driver synchronises its stream before returning, so a device fault is raised here as
+// clarion.CudaError (naming the call) rather than later by an unrelated cupy call.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 #include "clarion/cuda_check.hpp"
+#include "clarion/device_buffer.hpp"
 #include "clarion/shap_drivers.hpp"
 
 namespace clarion::shap {
@@ -59,9 +63,11 @@ void mask_cuda(const T* X, const T* B, const unsigned char* Z, const int* col_pl
                i64 S, i64 q0, i64 q1, T* out, void* stream) {
   const i64 total = (q1 - q0) * K * P;
   if (total <= 0) return;
+  cuda::StreamGuard guard(static_cast<cudaStream_t>(stream));
   mask_kernel<T><<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
       X, B, Z, col_player, P, M, K, S, q0, total, out);
   CLARION_CUDA_CHECK(cudaGetLastError());
+  guard.sync();
 }
 
 template void mask_cuda<float>(const float*, const float*, const unsigned char*, const int*, i64, i64, i64,
@@ -71,9 +77,11 @@ template void mask_cuda<double>(const double*, const double*, const unsigned cha
 
 void reduce_cuda(const double* F, const double* pi, i64 R, i64 K, i64 D, int link, double* Y, void* stream) {
   if (R * D <= 0) return;
+  cuda::StreamGuard guard(static_cast<cudaStream_t>(stream));
   reduce_kernel<<<blocks_for(R * D), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(F, pi, R, K, D, link,
                                                                                        Y);
   CLARION_CUDA_CHECK(cudaGetLastError());
+  guard.sync();
 }
 
 void apply_cuda(const double* Y, const double* base, const double* LT, i64 S, i64 Mo, i64 D, i64 q0, i64 q1,
@@ -81,9 +89,11 @@ void apply_cuda(const double* Y, const double* base, const double* LT, i64 S, i6
   if (q1 <= q0 || S <= 0) return;
   const i64 n0 = chunk_first_row(q0, S), n1 = chunk_end_row(q1, S);
   const i64 total = (n1 - n0) * Mo * D;
+  cuda::StreamGuard guard(static_cast<cudaStream_t>(stream));
   apply_kernel<<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
       Y, base, LT, S, Mo, D, q0, q1, n0, n1 - n0, phi);
   CLARION_CUDA_CHECK(cudaGetLastError());
+  guard.sync();
 }
 
 }  // namespace clarion::shap
