@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -382,3 +384,28 @@ def test_valid_fake_arrays_get_past_the_checks_to_the_device_queries():
         else:
             with pytest.raises(ValueError, match="is not in device memory"):
                 call()
+
+
+# -- tools/gpu-check without a device ---------------------------------------------------------------
+
+
+def _no_device() -> bool:
+    nvsmi = shutil.which("nvidia-smi")
+    return nvsmi is None or subprocess.run([nvsmi, "-L"], capture_output=True, check=False).returncode != 0
+
+
+@pytest.mark.skipif(not _no_device(), reason="a CUDA device is present: tools/gpu-check would run for real")
+def test_gpu_check_says_there_is_no_device_and_exits_3():
+    proc = subprocess.run(["bash", str(REPO / "tools/gpu-check")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "no CUDA device" in proc.stderr
+    assert "pytest" not in proc.stdout  # nothing was run
+    bench = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/bench_gpu.py"), "--rows", "1e3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(clarion.__file__).parent.parent)},
+    )
+    assert bench.returncode == 3, bench.stderr
+    assert "nothing to measure" in bench.stderr

@@ -216,8 +216,10 @@ inline ArrayView device_view(const py::handle& obj, const char* name) {
                       who + ": 'stream' must be an integer or None");
         const auto st = d["stream"].cast<long long>();
         // The interface (v3) reserves 0 (ambiguous), 1 is the legacy and 2 the per-thread default.
-        CLARION_CHECK(st > 0, who + ": 'stream' must be None or a positive integer (0 is not allowed by "
-                                    "the CUDA Array Interface), got " + std::to_string(st));
+        CLARION_CHECK(st > 0, who +
+                                  ": 'stream' must be None or a positive integer (0 is not allowed by "
+                                  "the CUDA Array Interface), got " +
+                                  std::to_string(st));
         v.stream = static_cast<std::uintptr_t>(st);
       }
     } else {
@@ -329,11 +331,12 @@ inline void prepare_device_arrays(std::initializer_list<const ArrayView*> arrays
   for (const ArrayView* a : arrays) {
     if (a == nullptr || a->size == 0 || a->device != Device::cuda) continue;
     const int where = clarion::cuda::pointer_device(a->data);
-    CLARION_CHECK(where >= 0, a->name + " is not in device memory (its pointer is host memory CUDA does not know)");
+    CLARION_CHECK(where >= 0,
+                  a->name + " is not in device memory (its pointer is host memory CUDA does not know)");
     CLARION_CHECK(where == current, a->name + " lives on CUDA device " + std::to_string(where) +
                                         " but the current device is " + std::to_string(current) +
-                                        " (run the call under `with cupy.cuda.Device(" + std::to_string(where) +
-                                        "):`)");
+                                        " (run the call under `with cupy.cuda.Device(" +
+                                        std::to_string(where) + "):`)");
   }
   for (const ArrayView* a : arrays)
     if (a != nullptr && a->stream) clarion::cuda::wait_for_stream(*a->stream, stream);

@@ -77,8 +77,8 @@ void knn_vote_cpu(const py::array& xa_, const py::array& ya_, const py::array& x
 #ifdef CLARION_WITH_CUDA
 // Device arrays as CUDA Array Interface descriptions (device_view), checked as on the CPU (the
 // values' finiteness is the caller's to check: device memory is not read here).
-void knn_vote_cuda(const py::object& xa_, const py::object& ya_, const py::object& xd_, const py::object& pos_,
-                   const py::object& votes_, i64 k, std::uintptr_t stream) {
+void knn_vote_cuda(const py::object& xa_, const py::object& ya_, const py::object& xd_,
+                   const py::object& pos_, const py::object& votes_, i64 k, std::uintptr_t stream) {
   using clarion::bind::device_view;
   const ArrayView xa = device_view(xa_, "xa"), ya = device_view(ya_, "ya"), xd = device_view(xd_, "xd"),
                   pos = device_view(pos_, "positives"), votes = device_view(votes_, "votes");
@@ -88,8 +88,8 @@ void knn_vote_cuda(const py::object& xa_, const py::object& ya_, const py::objec
   void* st = clarion::bind::stream_arg(stream);
   clarion::bind::prepare_device_arrays({&xa, &ya, &xd, &pos, &votes}, st);
   py::gil_scoped_release release;
-  clarion::knn::knn_vote_cuda(pb, xa.ptr<const double>(), ya.ptr<const std::uint8_t>(), xd.ptr<const double>(),
-                              pos.ptr<std::int64_t>(), votes.ptr<std::uint8_t>(), st);
+  clarion::knn::knn_vote_cuda(pb, xa.ptr<const double>(), ya.ptr<const std::uint8_t>(),
+                              xd.ptr<const double>(), pos.ptr<std::int64_t>(), votes.ptr<std::uint8_t>(), st);
 }
 
 // The former raw-pointer form (bias/fliptest.py's caller): the pointers become C-contiguous

@@ -235,8 +235,8 @@ __global__ void leaf_sums_kernel(CountsProblem pb, RowFn fn, sched::SumSchedule 
         add(pick.cell, pick.value);
       } else {
         const i64 c = pick.cell;
-        add_replicate<true, double>(key, pb.row_offset + i, pick.value, 1, r * replicate_cells,
-                                    [c](i64) { return c; }, add);
+        add_replicate<true, double>(
+            key, pb.row_offset + i, pick.value, 1, r * replicate_cells, [c](i64) { return c; }, add);
       }
     }
   }
@@ -257,8 +257,8 @@ __global__ void threshold_transform_kernel(const Out* hist, i64 tables, i64 gl_c
   for (i64 k = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
        k += static_cast<i64>(gridDim.x) * blockDim.x) {
     const i64 tb = k / gl_cells, c = k % gl_cells;
-    histogram_to_threshold_counts<Out>(hist + tb * gl_cells * (T + 1), gl_cells, T, out + tb * T * gl_cells * 2,
-                                       c);
+    histogram_to_threshold_counts<Out>(hist + tb * gl_cells * (T + 1), gl_cells, T,
+                                       out + tb * T * gl_cells * 2, c);
   }
 }
 
@@ -282,17 +282,18 @@ void launch_weighted(const CountsProblem& pb, const RowFn& plain_fn, double* out
   const sched::SumSchedule sch = sched::sum_schedule(pb.n_rows, cells);
   DeviceBuffer<double> partial(std::max<i64>(sch.n_leaves * cells, 1), stream);
   if (cells > 0)
-    CLARION_CUDA_CHECK(
-        cudaMemsetAsync(partial.get(), 0, sizeof(double) * static_cast<size_t>(sch.n_leaves * cells), stream));
+    CLARION_CUDA_CHECK(cudaMemsetAsync(partial.get(), 0,
+                                       sizeof(double) * static_cast<size_t>(sch.n_leaves * cells), stream));
   const i64 units = sch.n_leaves * std::max<i64>(pb.n_boot, 1) * std::max<i64>(pb.n_batch, 1);
   const auto leaf_kernel = leaf_sums_kernel<RowFn>;
-  leaf_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(leaf_kernel), 128, 0, units, 16), 128, 0, stream>>>(
-      pb, plain_fn, sch, partial.get(), err);
+  leaf_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(leaf_kernel), 128, 0, units, 16), 128, 0,
+                stream>>>(pb, plain_fn, sch, partial.get(), err);
   CLARION_CUDA_CHECK(cudaGetLastError());
   if (cells <= 0) return;
   for (i64 s = 1; s < sch.n_leaves; s *= 2) {
     const i64 work = sched::tree_pairs(sch.n_leaves, s) * cells;
-    tree_level_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(tree_level_kernel), kThreads, 0, work, 8),
+    tree_level_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(tree_level_kernel), kThreads, 0, work,
+                                       8),
                         kThreads, 0, stream>>>(partial.get(), cells, sch.n_leaves, s);
     CLARION_CUDA_CHECK(cudaGetLastError());
   }
@@ -369,15 +370,16 @@ RowError grouped_threshold_counts_cuda(const CountsProblem& pb, const Code* grou
   const i64 T = pb.n_preds - 1;
   DeviceBuffer<Out> hist(std::max<i64>(1, pb.total_cells()), st);
   const ThresholdRow<Code, S, W, Out> fn{pb, groups, labels, scores, thresholds, weights};
-  const ThresholdRow<Code, S, W, Out> plain{without_bootstrap(pb), groups, labels, scores, thresholds, weights};
+  const ThresholdRow<Code, S, W, Out> plain{
+      without_bootstrap(pb), groups, labels, scores, thresholds, weights};
   const RowError e = run_rows<false, Out>(pb, fn, plain, hist.get(), st);
   if (e.what == 0) {
     const i64 gl_cells = pb.n_groups * pb.n_labels;
     const i64 tables = (pb.n_boot > 0 ? pb.n_boot : 1) * pb.n_batch;
     if (tables * gl_cells * T > 0) {
       const auto kernel = threshold_transform_kernel<Out>;
-      kernel<<<cuda::grid_for(reinterpret_cast<const void*>(kernel), kThreads, 0, tables * gl_cells, 8), kThreads,
-               0, st>>>(hist.get(), tables, gl_cells, T, out);
+      kernel<<<cuda::grid_for(reinterpret_cast<const void*>(kernel), kThreads, 0, tables * gl_cells, 8),
+               kThreads, 0, st>>>(hist.get(), tables, gl_cells, T, out);
       CLARION_CUDA_CHECK(cudaGetLastError());
     }
   }

@@ -33,7 +33,7 @@ constexpr int kThreads = 128;
 constexpr i64 kSharedBytes = 40 * 1024;
 constexpr i64 kMaxTileRows = 256;
 constexpr i64 kMaxParts = 32;
-constexpr i64 kMinPartRows = 256;                  // a part scans at least this many rows
+constexpr i64 kMinPartRows = 256;              // a part scans at least this many rows
 constexpr i64 kScratchBytes = i64{256} << 20;  // lists of one launch at most
 constexpr i64 kEntryBytes = sizeof(double) + sizeof(i64) + 1;
 
@@ -49,10 +49,10 @@ struct Lists {
 // KCap > 0: the list lives in local arrays of that capacity; with G == 1 the thread votes
 // directly, otherwise it stores its list into `lists`. KCap == 0: the list lives in `lists`.
 template <int KCap>
-__global__ void knn_part_kernel(KnnProblem pb, const double* __restrict__ xa, const std::uint8_t* __restrict__ ya,
-                                const double* __restrict__ xd, i64 q0, i64 n_q, i64 n_parts, Lists lists,
-                                std::int64_t* __restrict__ positives, std::uint8_t* __restrict__ votes,
-                                i64 tile_rows, bool use_shared) {
+__global__ void knn_part_kernel(KnnProblem pb, const double* __restrict__ xa,
+                                const std::uint8_t* __restrict__ ya, const double* __restrict__ xd, i64 q0,
+                                i64 n_q, i64 n_parts, Lists lists, std::int64_t* __restrict__ positives,
+                                std::uint8_t* __restrict__ votes, i64 tile_rows, bool use_shared) {
   extern __shared__ double tile[];
   std::uint8_t* tile_labels = reinterpret_cast<std::uint8_t*>(tile + (use_shared ? tile_rows * pb.m : 0));
   const i64 iq = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -157,7 +157,8 @@ void launch(const KnnProblem& pb, const double* xa, const std::uint8_t* ya, cons
   const bool need_lists = parts > 1 || KCap == 0;
   // Queries per launch: all of them, unless the lists would exceed kScratchBytes.
   i64 batch = pb.n_d;
-  if (need_lists) batch = std::max<i64>(1, std::min<i64>(pb.n_d, kScratchBytes / (parts * pb.k * kEntryBytes)));
+  if (need_lists)
+    batch = std::max<i64>(1, std::min<i64>(pb.n_d, kScratchBytes / (parts * pb.k * kEntryBytes)));
   const i64 entries = need_lists ? parts * batch * pb.k : 0;
   DeviceBuffer<double> dist(entries, stream);
   DeviceBuffer<i64> index(entries, stream);

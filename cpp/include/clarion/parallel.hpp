@@ -17,7 +17,7 @@
 
 namespace clarion::detail {
 
-constexpr i64 kRowsPerChunk = i64{1} << 16;             // exact sums: rows a thread pulls at once
+constexpr i64 kRowsPerChunk = i64{1} << 16;          // exact sums: rows a thread pulls at once
 constexpr i64 kScratchCells = sched::kScratchCells;  // 256 MiB of private tables at most
 
 inline int resolve_threads(int n_threads) {
