@@ -108,17 +108,19 @@ def cpu_emulation(n, total, rows, cells, values, rng):
     return tables[0]
 
 
-def gpu_emulation(n, total, rows, cells, values, unit_r, unit_b, rng):
-    """grouped_counts_cuda.cu: a thread per (leaf, replicate, column) adds its rows in row order
-    into the leaf's table (threads in any order); then one kernel per tree level, its (pair, cell)
-    threads in any order."""
+def gpu_emulation(n, total, rows, cells, values, unit_r, unit_b, rng, replicate_cells):
+    """grouped_counts_cuda.cu: a thread per (leaf, replicate, column, slice of the cells) adds its
+    rows in row order into its cells of the leaf's table (threads in any order); then one kernel
+    per tree level, its (pair, cell) threads in any order."""
     per, n_leaves = sum_schedule(n, total)
     partial = np.zeros((max(n_leaves, 1), total))
     leaf_of = rows // per
-    units = sorted({(int(lf), int(r), int(b)) for lf, r, b in zip(leaf_of, unit_r, unit_b)})
+    n_slices = int(rng.integers(1, 5))
+    slice_of = (cells % replicate_cells) % n_slices  # the kernel slices the cell within its replicate
+    units = sorted({(int(lf), int(r), int(b), int(s)) for lf, r, b, s in zip(leaf_of, unit_r, unit_b, slice_of)})
     for i in rng.permutation(len(units)):
-        lf, r, b = units[i]
-        sel = (leaf_of == lf) & (unit_r == r) & (unit_b == b)
+        lf, r, b, s = units[i]
+        sel = (leaf_of == lf) & (unit_r == r) & (unit_b == b) & (slice_of == s)
         for c in np.unique(cells[sel]):
             partial[lf, c] = np.cumsum(values[sel & (cells == c)])[-1]  # sequential: 0 + v0 + v1 ...
     s = 1
@@ -158,7 +160,7 @@ def test_cpu_order_equals_gpu_order_equals_the_kernel(seed, n, G, L, P, B, R, dt
     rows, cells, values, unit_r, unit_b = contributions(groups, labels, preds, weights, G, L, P, R, seed)
     rng = np.random.default_rng(seed + 1)
     cpu = cpu_emulation(n, total, rows, cells, values, rng)
-    gpu = gpu_emulation(n, total, rows, cells, values, unit_r, unit_b, rng)
+    gpu = gpu_emulation(n, total, rows, cells, values, unit_r, unit_b, rng, B * G * L * P)
     assert cpu.tobytes() == gpu.tobytes()
     got = clarion.grouped_counts(
         groups, labels, preds, weights=weights, n_groups=G, n_labels=L, n_preds=P,

@@ -11,8 +11,9 @@
 //   sum_schedule.hpp, which the CPU driver follows too: leaves of rows, each summed in row order
 //   into its own partial table, then the ordered pairwise tree over the leaves, one kernel per
 //   level, parallel over (pair, cell). The leaf kernel runs one thread per (leaf, replicate,
-//   batch column): a thread adds only its sub-table's cells, in row order, so the parallelism is
-//   leaves x replicates x columns whatever the table size. Results equal the CPU's bit for bit.
+//   batch column, slice of the cells): a thread adds only its cells, in row order, and the slices
+//   make up for the leaves a large table leaves out of the scratch budget, so the device stays
+//   busy whatever the table size. Results equal the CPU's bit for bit.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ constexpr i64 kSharedCellsMax = 8192;  // 32 KiB of uint32 per block
 // A cell receives at most 20 per row (the largest Poisson(1) draw; 1 without bootstrap), so a
 // block that flushes every kFlushIters x kThreads rows keeps each uint32 cell below 2^31.
 constexpr i64 kFlushIters = (i64{1} << 26) / kThreads;
+// Weighted sums: aim for this many (leaf, replicate, column, slice) threads per SM, with at most
+// kMaxSlices slices of the cells (see leaf_sums_kernel).
+constexpr i64 kSliceTarget = 512;
+constexpr i64 kMaxSlices = 32;
 
 struct SharedAdder {
   unsigned* table;
@@ -203,22 +208,26 @@ __global__ void integer_counts_kernel(CountsProblem pb, RowFn fn, i64* out, ull*
   if (use_shared) flush_shared(shared_table, cells, out);
 }
 
-// The leaves of sum_schedule.hpp: unit u = (leaf, replicate r, batch column b), b fastest, so a
-// warp's threads read the same rows. `fn` is the row function of the problem without bootstrap;
-// the unit adds the row's column-b value (times its Poisson(1) draw in replicate r, through
-// add_replicate: the CPU bootstrap driver's call) to the leaf's table, in row order.
+// The leaves of sum_schedule.hpp: unit u = (leaf, replicate r, batch column b, cell slice),
+// slice fastest, then b, so a warp's threads read the same rows. `fn` is the row function of the
+// problem without bootstrap; the unit adds the row's column-b value (times its Poisson(1) draw in
+// replicate r, through add_replicate: the CPU bootstrap driver's call) to the leaf's table, in row
+// order, for the cells c with c % n_slices == slice only. Slices keep the device busy when the
+// table is large (few leaves fit the scratch budget) and there is no replicate or batch axis to
+// spread over; every cell still receives its rows in row order, from one thread.
 template <class RowFn>
-__global__ void leaf_sums_kernel(CountsProblem pb, RowFn fn, sched::SumSchedule sch, double* partial,
-                                 ull* err) {
+__global__ void leaf_sums_kernel(CountsProblem pb, RowFn fn, sched::SumSchedule sch, i64 n_slices,
+                                 double* partial, ull* err) {
   const i64 R = pb.n_boot > 0 ? pb.n_boot : 1;
   const i64 Bu = pb.n_batch > 0 ? pb.n_batch : 1;  // rows are checked even with 0 columns
   const i64 replicate_cells = pb.n_batch * pb.table_cells();
   const i64 cells = pb.total_cells() > 0 ? pb.total_cells() : 0;
-  const i64 units = sch.n_leaves * R * Bu;
+  const i64 units = sch.n_leaves * R * Bu * n_slices;
   const rng::ReplicateKeys keys(pb.seed);
   const i64 stride = static_cast<i64>(gridDim.x) * blockDim.x;
   for (i64 u = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
-    const i64 b = u % Bu, r = (u / Bu) % R, leaf = u / (Bu * R);
+    const i64 slice = u % n_slices, v = u / n_slices;
+    const i64 b = v % Bu, r = (v / Bu) % R, leaf = v / (Bu * R);
     PlainAdder add{partial + leaf * cells};
     const u64 key = keys(r);
     const i64 end = sch.leaf_end(leaf);
@@ -230,7 +239,7 @@ __global__ void leaf_sums_kernel(CountsProblem pb, RowFn fn, sched::SumSchedule 
         report_error(err, pb.n_batch, i, col, e);
         break;
       }
-      if (pick.cell < 0) continue;  // left out, or no batch columns
+      if (pick.cell < 0 || pick.cell % n_slices != slice) continue;  // left out, no column, not ours
       if (pb.n_boot == 0) {
         add(pick.cell, pick.value);
       } else {
@@ -285,9 +294,17 @@ void launch_weighted(const CountsProblem& pb, const RowFn& plain_fn, double* out
     CLARION_CUDA_CHECK(cudaMemsetAsync(partial.get(), 0,
                                        sizeof(double) * static_cast<size_t>(sch.n_leaves * cells), stream));
   const i64 units = sch.n_leaves * std::max<i64>(pb.n_boot, 1) * std::max<i64>(pb.n_batch, 1);
+  // Slices of the cells: enough units for ~kSliceTarget threads per SM, at most kMaxSlices (each
+  // slice re-reads the leaf's rows) and at most one slice per cell of a sub-table.
+  int dev = 0, sms = 1;
+  CLARION_CUDA_CHECK(cudaGetDevice(&dev));
+  CLARION_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const i64 want = (static_cast<i64>(sms) * kSliceTarget + units - 1) / std::max<i64>(units, 1);
+  const i64 n_slices =
+      std::max<i64>(1, std::min<i64>({want, kMaxSlices, std::max<i64>(pb.table_cells(), 1)}));
   const auto leaf_kernel = leaf_sums_kernel<RowFn>;
-  leaf_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(leaf_kernel), 128, 0, units, 16), 128, 0,
-                stream>>>(pb, plain_fn, sch, partial.get(), err);
+  leaf_kernel<<<cuda::grid_for(reinterpret_cast<const void*>(leaf_kernel), 128, 0, units * n_slices, 16), 128,
+                0, stream>>>(pb, plain_fn, sch, n_slices, partial.get(), err);
   CLARION_CUDA_CHECK(cudaGetLastError());
   if (cells <= 0) return;
   for (i64 s = 1; s < sch.n_leaves; s *= 2) {
