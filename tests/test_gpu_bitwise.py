@@ -99,20 +99,37 @@ def test_skewed_and_large_integer_counts_are_exact(cuda):
     _same(clarion.grouped_counts(*cuda.put(g, y, p), n_groups=5000, n_labels=2, n_preds=2), host)
 
 
+class _OnStream:
+    """A device array whose __cuda_array_interface__ declares the producer's stream."""
+
+    def __init__(self, a, stream):
+        self.__cuda_array_interface__ = {**a.__cuda_array_interface__, "stream": stream}
+
+
 def test_counts_wait_for_the_producer_stream(cuda):
-    """Inputs written on another stream (declared in __cuda_array_interface__) are read after that
-    stream's work: the result equals the CPU's."""
+    """Inputs still being written on another stream (declared in __cuda_array_interface__) are
+    read after that stream's work: the result equals the CPU's."""
     import cupy
 
+    n = 4_000_000
     rng = np.random.default_rng(2)
-    g = rng.integers(0, 3, 2_000_000).astype(np.int32)
-    y = rng.integers(0, 2, 2_000_000).astype(np.int32)
+    g = rng.integers(0, 3, n).astype(np.int32)
+    y = rng.integers(0, 2, n).astype(np.int32)
     host = clarion.grouped_counts(g, y, n_groups=3, n_labels=2, backend="cpu")
     side = cupy.cuda.Stream(non_blocking=True)
-    with side:
-        gd, yd = cupy.asarray(g) * 1, cupy.asarray(y) * 1  # queued on `side`
-    _same(clarion.grouped_counts(gd, yd, n_groups=3, n_labels=2, backend="cuda"), host)
-    side.synchronize()
+    gd, yd = cupy.asarray(g), cupy.asarray(y)
+    cupy.cuda.Device().synchronize()
+    with side:  # queued on `side`: a slow no-op pass, then the real values
+        gd2, yd2 = cupy.empty_like(gd), cupy.empty_like(yd)
+        for _ in range(20):
+            cupy.copyto(gd2, gd)
+            cupy.copyto(yd2, yd)
+    out = cupy.empty((1, 1, 3, 2, 1), dtype=cupy.int64)
+    err = _backend.core().grouped_counts_cuda(
+        _OnStream(gd2, side.ptr), _OnStream(yd2, side.ptr), None, None, out, 3, 2, 1, 0, 0, 0, 0
+    )
+    assert tuple(err) == (0, -1, -1)
+    _same(out[0, 0, :, :, 0], host)
 
 
 @pytest.mark.parametrize(("n_a", "n_d", "k"), [(20_000, 7, 1), (20_000, 7, 8), (6_000, 50, 40), (3_000, 2_000, 5)])
