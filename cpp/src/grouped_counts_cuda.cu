@@ -277,7 +277,9 @@ void launch_integer(const CountsProblem& pb, const RowFn& fn, i64* out, ull* err
   const bool use_shared = cells <= kSharedCellsMax;
   const size_t smem = use_shared ? static_cast<size_t>(std::max<i64>(cells, 1)) * sizeof(unsigned) : 0;
   const auto kernel = integer_counts_kernel<kAggregate, RowFn>;
-  const int blocks = cuda::grid_for(reinterpret_cast<const void*>(kernel), kThreads, smem, pb.n_rows);
+  // Up to 8 resident blocks of 256 per SM (full occupancy where the table allows): a streaming
+  // kernel with one load per array per row needs every warp it can get to cover DRAM latency.
+  const int blocks = cuda::grid_for(reinterpret_cast<const void*>(kernel), kThreads, smem, pb.n_rows, 8);
   kernel<<<blocks, kThreads, smem, stream>>>(pb, fn, out, err, use_shared);
   CLARION_CUDA_CHECK(cudaGetLastError());
 }
