@@ -23,16 +23,20 @@ unsigned blocks_for(i64 n) {
   return static_cast<unsigned>(std::min<i64>(std::max<i64>(b, 1), 65535 * 64));
 }
 
-template <class T>
-__global__ void mask_kernel(const T* X, const T* B, const unsigned char* Z, const int* col_player, i64 P,
-                            i64 M, i64 K, i64 S, i64 q0, i64 total, T* out) {
-  for (i64 e = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; e < total;
-       e += static_cast<i64>(gridDim.x) * blockDim.x) {
-    const i64 c = e % P;
-    const i64 row = e / P;  // synthetic row (iq, k)
-    const i64 k = row % K, iq = row / K;
-    const i64 q = q0 + iq, n = q / S, s = q % S;
-    out[e] = masked_value(X + n * P, B + k * P, Z + s * M, col_player, c);
+// Index type I: 32-bit when every index fits (the element index e, the pairs q < q1), since the
+// three divisions per element dominate this kernel's cost and a 64-bit division is several times
+// the instructions of a 32-bit one; the pointer offsets are formed in 64 bits either way.
+template <class T, class I>
+__global__ void mask_kernel(const T* X, const T* B, const unsigned char* Z, const int* col_player, I P, I M,
+                            I K, I S, I q0, I total, T* out) {
+  for (I e = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I c = e % P;
+    const I row = e / P;  // synthetic row (iq, k)
+    const I k = row % K, iq = row / K;
+    const I q = q0 + iq, n = q / S, s = q % S;
+    out[e] = masked_value(X + static_cast<i64>(n) * P, B + static_cast<i64>(k) * P,
+                          Z + static_cast<i64>(s) * M, col_player, static_cast<i64>(c));
   }
 }
 
@@ -64,8 +68,19 @@ void mask_cuda(const T* X, const T* B, const unsigned char* Z, const int* col_pl
   const i64 total = (q1 - q0) * K * P;
   if (total <= 0) return;
   cuda::StreamGuard guard(static_cast<cudaStream_t>(stream));
-  mask_kernel<T><<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      X, B, Z, col_player, P, M, K, S, q0, total, out);
+  auto st = static_cast<cudaStream_t>(stream);
+  // e < total + the grid's stride, and q <= q1: both must fit the index type.
+  const i64 span = total + static_cast<i64>(blocks_for(total)) * kThreads;
+  constexpr i64 k32 = i64{1} << 32;
+  if (span < k32 && q1 < k32 && M < k32 && S < k32) {
+    using I = unsigned;
+    mask_kernel<T, I><<<blocks_for(total), kThreads, 0, st>>>(
+        X, B, Z, col_player, static_cast<I>(P), static_cast<I>(M), static_cast<I>(K), static_cast<I>(S),
+        static_cast<I>(q0), static_cast<I>(total), out);
+  } else {
+    mask_kernel<T, i64>
+        <<<blocks_for(total), kThreads, 0, st>>>(X, B, Z, col_player, P, M, K, S, q0, total, out);
+  }
   CLARION_CUDA_CHECK(cudaGetLastError());
   guard.sync();
 }
