@@ -200,6 +200,68 @@ def test_the_former_schedules_differ_and_the_kernel_follows_the_tree():
     assert np.asarray(got).reshape(-1).tobytes() == tree.tobytes()
 
 
+# -- the k-NN split and merge ----------------------------------------------------------------------
+
+
+def knn_parts(n_a: int, n_d: int, sms: int) -> int:
+    """knn_cuda.cu's split of the reference rows: enough (query, part) threads to fill `sms` SMs,
+    at most 32 parts of at least 256 rows."""
+    parts = max(1, -(-(sms * 2048) // max(n_d, 1)))
+    return min(parts, 32, max(1, n_a // 256))
+
+
+def knn_split_merge(xa, ya, xd, k, parts):
+    """knn_cuda.cu in numpy: part p = rows [n_a p / G, n_a (p + 1) / G) keeps its k closest by
+    (distance, row); the merge kernel takes the k closest heads in turn; labels normalised to 0/1."""
+    n_a = xa.shape[0]
+    dist = np.zeros((xd.shape[0], n_a))
+    for j in range(xa.shape[1]):  # knn.hpp's left-to-right sum, no FMA (as _reference.knn_vote)
+        t = xd[:, j, None] - xa[None, :, j]
+        dist = dist + t * t
+    label = (ya != 0).astype(np.int64)
+    positives = np.zeros(xd.shape[0], np.int64)
+    for q in range(xd.shape[0]):
+        lists = []
+        for p in range(parts):
+            lo, hi = n_a * p // parts, n_a * (p + 1) // parts
+            idx = np.arange(lo, hi)
+            order = np.lexsort((idx, dist[q, lo:hi]))[:k]
+            lists.append([(dist[q, lo + o], lo + o) for o in order])
+        heads = [0] * parts
+        for _ in range(k):
+            cands = [(lists[p][heads[p]], p) for p in range(parts) if heads[p] < len(lists[p])]
+            (d, i), p = min(cands)  # (distance, row): the neighbour order
+            positives[q] += label[i]
+            heads[p] += 1
+    return positives
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_a=st.integers(1, 3000),
+    n_d=st.integers(1, 12),
+    m=st.integers(1, 3),
+    k=st.integers(1, 40),
+    sms=st.sampled_from([1, 8, 132]),
+)
+def test_knn_split_over_reference_rows_merges_to_the_exact_neighbours(seed, n_a, n_d, m, k, sms):
+    """The CUDA k-NN's split into parts and its merge give the CPU k-d tree's positives exactly
+    (integer coordinates: many ties, broken by the lower row), with labels other than 0/1
+    normalised as the CPU does."""
+    k = min(k, n_a)
+    rng = np.random.default_rng(seed)
+    xa = rng.integers(0, 4, (n_a, m)).astype(np.float64)
+    xd = rng.integers(0, 4, (n_d, m)).astype(np.float64)
+    ya = (rng.integers(0, 2, n_a) * rng.choice([1, 7, 255], n_a)).astype(np.uint8)
+    parts = knn_parts(n_a, n_d, sms)
+    got = knn_split_merge(xa, ya, xd, k, parts)
+    pos, votes = np.empty(n_d, np.int64), np.empty(n_d, np.uint8)
+    core().knn_vote_cpu(xa, ya, xd, pos, votes, k, 1)
+    assert got.tobytes() == pos.tobytes()
+    assert (votes == (2 * got > k)).all()
+
+
 # -- no fused multiply-add -------------------------------------------------------------------------
 
 
