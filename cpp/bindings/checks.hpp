@@ -23,6 +23,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef CLARION_WITH_CUDA
+#include "clarion/device.hpp"
+#endif
+
 namespace clarion::bind {
 
 namespace py = pybind11;
@@ -104,6 +108,9 @@ struct ArrayView {
   bool aligned = true;
   bool c_contiguous = true;  // numpy's rule: extent-1 axes and size-0 arrays are contiguous
   bool writeable = true;
+  // Device arrays: the stream the producer's work on the data is queued on (the CUDA Array
+  // Interface's 'stream'; absent: no synchronisation needed).
+  std::optional<std::uintptr_t> stream;
   i64 size = 0;  // elements
   i64 nbytes = 0;
   py::object owner;
@@ -204,6 +211,17 @@ inline ArrayView device_view(const py::handle& obj, const char* name) {
       shape = d["shape"];
       strides = d.contains("strides") ? py::object(d["strides"]) : py::object(py::none());
       typestr = d["typestr"];
+      if (d.contains("stream") && !d["stream"].is_none()) {
+        CLARION_CHECK(py::isinstance<py::int_>(d["stream"]) && !py::isinstance<py::bool_>(d["stream"]),
+                      who + ": 'stream' must be an integer or None");
+        const auto st = d["stream"].cast<long long>();
+        // The interface (v3) reserves 0 (ambiguous), 1 is the legacy and 2 the per-thread default.
+        CLARION_CHECK(st > 0, who +
+                                  ": 'stream' must be None or a positive integer (0 is not allowed by "
+                                  "the CUDA Array Interface), got " +
+                                  std::to_string(st));
+        v.stream = static_cast<std::uintptr_t>(st);
+      }
     } else {
       const py::tuple t = desc.cast<py::tuple>();
       CLARION_CHECK(t.size() == 4,
@@ -301,5 +319,28 @@ inline int threads_arg(int n_threads) {
 
 // The stream argument of a CUDA kernel, as the driver takes it (0: the default stream).
 inline void* stream_arg(std::uintptr_t stream) { return reinterpret_cast<void*>(stream); }
+
+#ifdef CLARION_WITH_CUDA
+// The device-side checks of a CUDA call, after every check on the descriptions has passed (they
+// query the runtime, so they raise clarion.CudaError where there is no driver): every array with
+// elements must live on the current device (an array of another GPU, or host memory passed as a
+// device pointer, is a ValueError naming it), and the kernel's `stream` is made to wait for the
+// stream each array's producer declared (the CUDA Array Interface's 'stream').
+inline void prepare_device_arrays(std::initializer_list<const ArrayView*> arrays, void* stream) {
+  const int current = clarion::cuda::current_device();
+  for (const ArrayView* a : arrays) {
+    if (a == nullptr || a->size == 0 || a->device != Device::cuda) continue;
+    const int where = clarion::cuda::pointer_device(a->data);
+    CLARION_CHECK(where >= 0,
+                  a->name + " is not in device memory (its pointer is host memory CUDA does not know)");
+    CLARION_CHECK(where == current, a->name + " lives on CUDA device " + std::to_string(where) +
+                                        " but the current device is " + std::to_string(current) +
+                                        " (run the call under `with cupy.cuda.Device(" +
+                                        std::to_string(where) + "):`)");
+  }
+  for (const ArrayView* a : arrays)
+    if (a != nullptr && a->stream) clarion::cuda::wait_for_stream(*a->stream, stream);
+}
+#endif
 
 }  // namespace clarion::bind

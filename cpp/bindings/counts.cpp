@@ -10,6 +10,7 @@
 
 #include "checks.hpp"
 #include "clarion/grouped_counts_drivers.hpp"
+#include "clarion/sum_schedule.hpp"
 
 namespace py = pybind11;
 using clarion::i64;
@@ -307,6 +308,8 @@ py::tuple grouped_counts_cuda(const py::object& groups, const py::object& labels
                device_view_opt(weights, "weights"), device_view(out, "out")};
   const Checked c = check_counts(a, n_groups, n_labels, n_preds, n_boot, seed, row_offset);
   void* st = clarion::bind::stream_arg(stream);
+  clarion::bind::prepare_device_arrays(
+      {&a.groups, &a.labels, clarion::bind::opt(a.preds), clarion::bind::opt(a.weights), &a.out}, st);
   return run_counts(a, c, [&](auto g, auto l, auto p, auto w, auto o) {
     return clarion::bias::grouped_counts_cuda(c.pb, g, l, p, w, o, st);
   });
@@ -326,6 +329,8 @@ py::tuple grouped_threshold_counts_cuda(const py::object& groups, const py::obje
                   device_view(out, "out")};
   const Checked c = check_threshold_counts(a, n_groups, n_labels, n_boot, seed, row_offset);
   void* st = clarion::bind::stream_arg(stream);
+  clarion::bind::prepare_device_arrays(
+      {&a.groups, &a.labels, &a.scores, &a.thresholds, clarion::bind::opt(a.weights), &a.out}, st);
   return run_threshold_counts(a, c, [&](auto g, auto l, auto s, auto t, auto w, auto o) {
     return clarion::bias::grouped_threshold_counts_cuda(c.pb, g, l, s, t, w, o, st);
   });
@@ -351,14 +356,26 @@ py::dict compiled_info() {
     start = end + 1;
   }
   d["cuda_archs"] = archs;
+  d["cuda_fp_flags"] = std::string(CLARION_CUDA_FP_FLAGS);
 #else
   d["cuda_compiled"] = false;
   d["cuda_version"] = py::none();
   d["cuda_archs"] = py::list();
+  d["cuda_fp_flags"] = py::none();
 #endif
+  d["cxx_fp_flags"] = std::string(CLARION_CXX_FP_FLAGS);
   d["backends"] = backends;
   d["hardware_threads"] = static_cast<int>(std::thread::hardware_concurrency());
   return d;
+}
+
+// The leaves of the shared floating-point sum schedule (sum_schedule.hpp) for n_rows rows and a
+// table of `cells` elements: (rows_per_leaf, n_leaves).
+py::tuple sum_schedule(i64 n_rows, i64 cells) {
+  clarion::bind::size_arg(n_rows, "n_rows");
+  clarion::bind::size_arg(cells, "cells");
+  const clarion::sched::SumSchedule s = clarion::sched::sum_schedule(n_rows, cells);
+  return py::make_tuple(s.rows_per_leaf, s.n_leaves);
 }
 
 int cuda_device_count() {
@@ -394,5 +411,7 @@ void register_counts(py::module_& m) {
         "returns (error_code, row, column).");
 #endif
   m.def("compiled_info", &compiled_info, "What this build of the extension contains.");
+  m.def("sum_schedule", &sum_schedule, py::arg("n_rows"), py::arg("cells"),
+        "(rows_per_leaf, n_leaves) of the floating-point sum schedule shared by the CPU and CUDA drivers.");
   m.def("cuda_device_count", &cuda_device_count, "Usable CUDA devices now (0 without a driver).");
 }

@@ -202,6 +202,7 @@ void shap_mask_cuda(const py::object& X_, const py::object& B_, const py::object
                   cp = device_view(col_player_, "col_player"), out = device_view(out_, "out");
   const int size = check_mask(X, B, Z, cp, q0, q1, out);
   void* st = clarion::bind::stream_arg(stream);
+  clarion::bind::prepare_device_arrays({&X, &B, &Z, &cp, &out}, st);
   const i64 P = X.dim(1), M = Z.dim(1), K = B.dim(0), S = Z.dim(0);
   run_mask(size, X, B, out, [&](auto x, auto b, auto o) {
     clarion::shap::mask_cuda(x, b, Z.ptr<const unsigned char>(), cp.ptr<const int>(), P, M, K, S, q0, q1, o,
@@ -214,6 +215,7 @@ void shap_reduce_cuda(const py::object& F_, const py::object& pi_, int link, con
   const ArrayView F = device_view(F_, "F"), pi = device_view(pi_, "pi"), Y = device_view(Y_, "Y");
   check_reduce(F, pi, link, Y);
   void* st = clarion::bind::stream_arg(stream);
+  clarion::bind::prepare_device_arrays({&F, &pi, &Y}, st);
   py::gil_scoped_release release;
   clarion::shap::reduce_cuda(F.ptr<const double>(), pi.ptr<const double>(), Y.dim(0), pi.dim(0), Y.dim(1),
                              link, Y.ptr<double>(), st);
@@ -225,6 +227,7 @@ void shap_apply_cuda(const py::object& Y_, const py::object& base_, const py::ob
                   phi = device_view(phi_, "phi");
   check_apply(Y, base, LT, q0, q1, phi);
   void* st = clarion::bind::stream_arg(stream);
+  clarion::bind::prepare_device_arrays({&Y, &base, &LT, &phi}, st);
   py::gil_scoped_release release;
   clarion::shap::apply_cuda(Y.ptr<const double>(), base.ptr<const double>(), LT.ptr<const double>(),
                             LT.dim(0), LT.dim(1), Y.dim(1), q0, q1, phi.ptr<double>(), st);

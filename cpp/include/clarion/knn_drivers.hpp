@@ -32,10 +32,11 @@ void knn_vote_cpu(const KnnProblem& pb, const double* xa, const std::uint8_t* ya
                   std::int64_t* positives, std::uint8_t* votes, int n_threads);
 
 #ifdef CLARION_WITH_CUDA
-// Largest k the CUDA kernel supports (its per-thread neighbour list lives in local memory).
+// Largest k the CUDA kernel supports (lists of k > 32 live in a global scratch buffer).
 constexpr i64 kCudaMaxK = 256;
 
-// CUDA: tiled brute force, one thread per query row. `stream` is a cudaStream_t (0: default).
+// CUDA: tiled brute force over parts of xa, one thread per (query row, part), the parts' k-lists
+// merged in the neighbour order. `stream` is a cudaStream_t (0: default); synchronised on return.
 void knn_vote_cuda(const KnnProblem& pb, const double* xa, const std::uint8_t* ya, const double* xd,
                    std::int64_t* positives, std::uint8_t* votes, void* stream);
 #endif

@@ -1,7 +1,8 @@
 // The CPU driver shared by every row-wise counting kernel: rows are cut into chunks, threads pull
-// chunks, each slot (a thread for exact integer sums, a chunk for floating sums) fills a private
-// table, and the tables are merged in a fixed order. Floating results therefore depend on the
-// chunking -- a pure function of (rows, table size) -- and never on the thread count.
+// chunks, each slot fills a private table, and the tables are merged. Exact (integer) sums use a
+// table per thread, merged in any order. Floating sums follow sum_schedule.hpp, the schedule the
+// CUDA driver follows too: a table per leaf, combined by the ordered tree, so the result is a pure
+// function of (rows, table size) -- never of the thread count -- and equals the GPU's bit for bit.
 #pragma once
 
 #include <algorithm>
@@ -12,12 +13,12 @@
 #include <vector>
 
 #include "clarion/common.hpp"
+#include "clarion/sum_schedule.hpp"
 
 namespace clarion::detail {
 
-constexpr i64 kRowsPerChunk = i64{1} << 16;
-constexpr i64 kMaxChunks = 64;
-constexpr i64 kScratchCells = (i64{256} << 20) / 8;  // 256 MiB of private tables at most
+constexpr i64 kRowsPerChunk = i64{1} << 16;          // exact sums: rows a thread pulls at once
+constexpr i64 kScratchCells = sched::kScratchCells;  // 256 MiB of private tables at most
 
 inline int resolve_threads(int n_threads) {
   if (n_threads > 0) return n_threads;
@@ -57,10 +58,16 @@ RowError run_chunked_ranges(i64 n_rows, i64 total_cells, int n_threads, Out* out
 
   const i64 cells = std::max<i64>(total_cells, 1);
   const i64 max_slots = std::max<i64>(1, kScratchCells / cells);
-  i64 n_chunks = (n_rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  if (!kExact) n_chunks = std::min({n_chunks, kMaxChunks, max_slots});
-  const i64 rows_per_chunk = (n_rows + n_chunks - 1) / n_chunks;
-  n_chunks = (n_rows + rows_per_chunk - 1) / rows_per_chunk;
+  i64 n_chunks = 0, rows_per_chunk = 0;
+  if (kExact) {
+    n_chunks = (n_rows + kRowsPerChunk - 1) / kRowsPerChunk;
+    rows_per_chunk = (n_rows + n_chunks - 1) / n_chunks;
+    n_chunks = (n_rows + rows_per_chunk - 1) / rows_per_chunk;
+  } else {  // a chunk is a leaf of the shared schedule
+    const sched::SumSchedule sch = sched::sum_schedule(n_rows, cells);
+    n_chunks = sch.n_leaves;
+    rows_per_chunk = sch.rows_per_leaf;
+  }
   int threads = static_cast<int>(std::min<i64>(resolve_threads(n_threads), n_chunks));
   if (kExact) threads = static_cast<int>(std::min<i64>(threads, max_slots));
   const i64 n_slots = kExact ? threads : n_chunks;
@@ -84,15 +91,24 @@ RowError run_chunked_ranges(i64 n_rows, i64 total_cells, int n_threads, Out* out
   for (const auto& e : errors) keep_first_error(first, e);
   if (first.what != 0 || n_slots == 1) return first;
 
-  // Merge slots 1..n-1 into slot 0 in slot order, in parallel over cell ranges.
+  // Merge the slots into slot 0, in parallel over cell ranges: exact sums in slot order, floating
+  // sums by the ordered tree of sum_schedule.hpp (level by level, the CUDA driver's order).
   const int merge_threads =
       static_cast<int>(std::min<i64>(resolve_threads(n_threads), std::max<i64>(1, cells / 4096)));
   const i64 span = (cells + merge_threads - 1) / merge_threads;
   parallel_for_threads(merge_threads, [&](int t) {
     const i64 lo = t * span, hi = std::min(cells, lo + span);
-    for (i64 s = 1; s < n_slots; ++s) {
-      const Out* src = slot_table(s);
-      for (i64 k = lo; k < hi; ++k) out[k] += src[k];
+    if constexpr (kExact) {
+      for (i64 s = 1; s < n_slots; ++s) {
+        const Out* src = slot_table(s);
+        for (i64 k = lo; k < hi; ++k) out[k] += src[k];
+      }
+    } else {
+      for (i64 stride = 1; stride < n_slots; stride *= 2) {
+        const i64 pairs = sched::tree_pairs(n_slots, stride);
+        for (i64 j = 0; j < pairs; ++j)
+          for (i64 k = lo; k < hi; ++k) sched::tree_add<Out>(slot_table, stride, j, k);
+      }
     }
   });
   return first;
