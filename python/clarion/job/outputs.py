@@ -71,6 +71,32 @@ class AnalysisResult:
 
         return [text for _, text in largest_disparities(self.analysis, k)]
 
+    def model_performance_line(self) -> str | None:
+        """One line on the model over the analysed rows (``model_performance`` of analysis.json):
+        accuracy against the label's base rate, the share predicted positive, ROC AUC when scored."""
+        mp = (self.analysis.get("post_training_bias_metrics") or {}).get("model_performance")
+        if not mp or mp.get("accuracy") is None:
+            return None
+        parts = [f"accuracy {mp['accuracy']:.3f}"]
+        if mp.get("label_positive_rate") is not None:
+            parts[0] += f" (base rate {max(mp['label_positive_rate'], 1 - mp['label_positive_rate']):.3f})"
+        if mp.get("predicted_positive_rate") is not None:
+            parts.append(f"predicts the positive label for {mp['predicted_positive_rate']:.1%} of rows")
+        if mp.get("roc_auc") is not None:
+            parts.append(f"ROC AUC {mp['roc_auc']:.3f}")
+        return "model: " + ", ".join(parts)
+
+    def _group_sizes(self, text: str) -> str:
+        """`` (facet d: N rows, facet a: M rows)`` for the facet entry a disparity line names."""
+        for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
+            for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
+                for e in entries:
+                    gs = e.get("group_statistics")
+                    if gs and f" for {facet} = {e.get('value_or_threshold')} " in text:
+                        d, a = gs["facet_d"], gs["facet_a"]
+                        return f" (facet d: {d['rows']:,} rows, facet a: {a['rows']:,} rows)"
+        return ""
+
     def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Per explained output, the ``k`` features with the largest global SHAP value."""
         shap = (self.analysis.get("explanations") or {}).get("kernel_shap") or {}
@@ -85,10 +111,13 @@ class AnalysisResult:
             f"rows analysed: {self.n_rows:,}"
             + (f" ({self.skipped_rows:,} malformed rows skipped)" if self.skipped_rows else "")
         ]
+        perf = self.model_performance_line()
+        if perf:
+            lines.append(perf)
         dis = self.largest_disparities()
         if dis:
             lines.append("largest disparities:")
-            lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]
+            lines += [f"  {i + 1}. {t}{self._group_sizes(t)}" for i, t in enumerate(dis)]
         for label, top in self.top_features().items():
             lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
         lines.append(f"report: {self.paths['report_html']}")
