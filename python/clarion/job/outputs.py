@@ -71,6 +71,63 @@ class AnalysisResult:
 
         return [text for _, text in largest_disparities(self.analysis, k)]
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: rows, the model line, each facet value's groups (rows, observed and
+        predicted positive rates, accuracy), the largest disparities, top features and the files;
+        every string escaped."""
+        import html
+
+        esc = html.escape
+
+        def num(v: Any, pct: bool = False) -> str:
+            if v is None:
+                return "n/a"
+            if isinstance(v, str):
+                return esc(v)
+            return f"{v:.1%}" if pct else f"{v:.4g}"
+
+        parts = [f"<p><b>rows analysed:</b> {self.n_rows:,}"]
+        if self.skipped_rows:
+            parts[0] += f" ({self.skipped_rows:,} malformed rows skipped)"
+        parts[0] += "</p>"
+        perf = self.model_performance_line()
+        if perf:
+            parts.append(f"<p>{esc(perf)}</p>")
+        rows = []
+        for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
+            for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
+                for e in entries:
+                    gs = e.get("group_statistics")
+                    if not gs:
+                        continue
+                    for grp in ("d", "a"):
+                        g = gs[f"facet_{grp}"]
+                        rows.append(
+                            f"<tr><td>{esc(str(facet))}</td><td>{esc(str(e.get('value_or_threshold')))}</td>"
+                            f"<td>{grp}</td><td style='text-align:right'>{g.get('rows', 0):,}</td>"
+                            f"<td style='text-align:right'>{num(g.get('observed_positive_rate'), True)}</td>"
+                            f"<td style='text-align:right'>{num(g.get('predicted_positive_rate'), True)}</td>"
+                            f"<td style='text-align:right'>{num(g.get('accuracy'))}</td></tr>"
+                        )
+            if rows:
+                break  # the post-training groups hold the pre-training numbers too
+        if rows:
+            parts.append(
+                "<table><thead><tr><th>facet</th><th>value</th><th>group</th><th>rows</th>"
+                "<th>observed positive</th><th>predicted positive</th><th>accuracy</th></tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>"
+            )
+        dis = self.largest_disparities()
+        if dis:
+            items = "".join(f"<li>{esc(t + self._group_sizes(t))}</li>" for t in dis)
+            parts.append(f"<p><b>largest disparities</b></p><ol>{items}</ol>")
+        for label, top in self.top_features().items():
+            feats = ", ".join(f"{esc(str(k))} ({v:.4g})" for k, v in top)
+            parts.append(f"<p><b>top features ({esc(str(label))}):</b> {feats}</p>")
+        files = "".join(f"<li>{esc(k)}: <code>{esc(str(v))}</code></li>" for k, v in self.paths.items())
+        parts.append(f"<details><summary>files</summary><ul>{files}</ul></details>")
+        return "<div>" + "".join(parts) + "</div>"
+
     def model_performance_line(self) -> str | None:
         """One line on the model over the analysed rows (``model_performance`` of analysis.json):
         accuracy against the label's base rate, the share predicted positive, ROC AUC when scored."""
