@@ -408,3 +408,17 @@ def test_analyze_writes_the_numbers_behind_each_metric(tmp_path):
     assert e["threshold_curve"]["DI"][-1] is None
     assert "NaN" not in (tmp_path / "out" / "analysis.json").read_text()
     assert "rows, facet a: " in res.summary() or "largest disparities" not in res.summary()
+
+
+def test_float_predicted_label_is_a_score():
+    """A float predicted_label with label_values is a score (clarion.bias.report's rule): the
+    decision is score > probability_threshold, and the AUC and curves come with it."""
+    df = hand_data()
+    a = bias.group_performance(df, label="y", facet="f", label_values=[1], predicted_label="s")
+    b = bias.group_performance(df, label="y", facet="f", label_values=[1], probability="s")
+    assert json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+    # labels and scores together: the labels decide, the scores give the AUC
+    c = bias.group_performance(df, label="y", facet="f", label_values=[1], predicted_label="p", probability="s")
+    d = c.facets["f"][0]["group_statistics"]["facet_a"]
+    assert d["confusion_matrix"] == {"TP": 2.0, "FP": 1.0, "FN": 1.0, "TN": 2.0}  # from p (hand example)
+    assert d["roc_auc"] == pytest.approx(7 / 9)

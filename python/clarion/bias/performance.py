@@ -296,11 +296,17 @@ class PerformanceAccumulator:
     ) -> None:
         if probability is not None and label_values is None:
             raise ValueError(MSG_PROBABILITY_LABEL)
+        # models named by their columns (errors then name the column); a float predicted_label with
+        # label_values is a score too (clarion.bias.report's rule): it gets the threshold grid as well
+        self.pred_name = predicted_label if isinstance(predicted_label, str) else "predicted_label"
+        self.prob_name = probability if isinstance(probability, str) else "probability"
+        if self.prob_name == self.pred_name:
+            self.prob_name = f"{self.prob_name} (probability)"
         models: dict[str, Any] = {}
         if predicted_label is not None:
-            models["predicted_label"] = predicted_label
+            models[self.pred_name] = predicted_label
         if probability is not None:
-            models["probability"] = probability
+            models[self.prob_name] = probability
         self.curve_t = _curve_grid(thresholds)
         pt = float(probability_threshold)
         count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [pt]]))
@@ -312,13 +318,11 @@ class PerformanceAccumulator:
             label_values=label_values,
             label_threshold=label_threshold,
             predicted_label=models or None,
-            probability_threshold=[float(x) for x in count_t] if probability is not None else pt,
+            probability_threshold=[float(x) for x in count_t] if label_values is not None else pt,
             weights=weights,
         )
         self.count_t = count_t
         self.threshold = pt
-        self.has_labels = predicted_label is not None
-        self.has_scores = probability is not None
         self.state = State(self.spec)
         # per facet: unweighted rows [V, 2 (label)], and with scores [V, bins, 2, 3 (rows, weight, score sum)]
         self.rows: dict[Any, np.ndarray] = {f: np.zeros((0, 2), dtype=np.int64) for f in self.spec.facets}
@@ -330,7 +334,8 @@ class PerformanceAccumulator:
         enc = self.state.update(table, "clarion")
         y = np.asarray(enc["y"], dtype=np.intp)
         w = enc["w"]
-        s = enc["scores"][:, 0] if self.has_scores and enc["scores"] is not None else None
+        _, _, roc_j = self._roles()
+        s = enc["scores"][:, roc_j] if roc_j is not None else None
         if s is not None:
             # bin b: edges[b] < s <= edges[b + 1] (bin 0 takes s <= 0.1, the last s > 0.9)
             inner = np.arange(1, CALIBRATION_BINS) / CALIBRATION_BINS
@@ -352,6 +357,20 @@ class PerformanceAccumulator:
                 ]
                 self.cal[f] += np.stack(parts, axis=-1).reshape(V, CALIBRATION_BINS, 2, 3)
         return self
+
+    def _roles(self) -> tuple[int | None, int | None, int | None]:
+        """(index among the label models of the decision, index among the score models of the
+        decision, index among the score models of the ROC / calibration score), by what each
+        model turned out to be (labels or scores) in the first batch."""
+        kinds = self.state.model_kinds or []
+        names = [n for n, _ in self.spec.models]
+        labs = [n for n, k in zip(names, kinds) if k == "labels"]
+        scs = [n for n, k in zip(names, kinds) if k == "scores"]
+        lab_j = labs.index(self.pred_name) if self.pred_name in labs else None
+        roc = self.prob_name if self.prob_name in scs else (self.pred_name if self.pred_name in scs else None)
+        roc_j = None if roc is None else scs.index(roc)
+        cm_j = None if lab_j is not None else (scs.index(self.pred_name) if self.pred_name in scs else roc_j)
+        return lab_j, cm_j, roc_j
 
     # -- results -----------------------------------------------------------------------------------
     def _split(self, c: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -384,19 +403,22 @@ class PerformanceAccumulator:
                 ld, la, lt = self._split(lab, sel)
                 cm_d = cm_a = cm_t = None
                 roc = None
-                if self.has_labels:
-                    lc = _grow(fs.counts["labels"][0], V)
+                lab_j, cm_j, roc_j = self._roles()
+
+                def scores(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    sc = np.moveaxis(fs.counts["scores"][j], 0, 1)  # [V, T, K, 2, 2]
+                    return self._split(_grow(sc, V).sum(axis=2), sel)  # [E, T, 2, 2] x 2, [T, 2, 2]
+
+                if lab_j is not None:
+                    lc = _grow(fs.counts["labels"][lab_j], V)
                     cm_d, cm_a, cm_t = self._split(lc.reshape(V, -1, 2, 2).sum(axis=1), sel)
-                if self.has_scores:
-                    sc = np.moveaxis(fs.counts["scores"][0], 0, 1)  # [V, T, K, 2, 2]
-                    sc = _grow(sc, V).sum(axis=2)  # [V, T, 2, 2]
-                    sd, sa, stt = self._split(sc, sel)
-                    roc = (sd, sa, stt)
-                    if not self.has_labels:
-                        j = int(np.searchsorted(self.count_t, self.threshold))
-                        cm_d, cm_a, cm_t = sd[:, j], sa[:, j], stt[j]
-                    cal = _grow(self.cal[f], V)
-                    cd, ca, ctot = self._split(cal, sel)
+                elif cm_j is not None:
+                    sd, sa, stt = scores(cm_j)
+                    j = int(np.searchsorted(self.count_t, self.threshold))
+                    cm_d, cm_a, cm_t = sd[:, j], sa[:, j], stt[j]
+                if roc_j is not None:
+                    roc = scores(roc_j)
+                    cd, ca, ctot = self._split(_grow(self.cal[f], V), sel)
 
                 def group(i: int | None, which: str, pre: bool) -> dict[str, Any]:
                     if i is None:

@@ -219,6 +219,8 @@ class _Job:
             perf_batch = batch
             if score is not None:  # per-group AUC, calibration and threshold curves (clarion.bias.performance)
                 perf_batch = batch.assign(**{self.score_col: np.asarray(score, dtype=np.float64)})
+            for acc in self.accumulators:
+                acc.update(batch)
             if not self.perf_accumulators:
                 from clarion.bias import PerformanceAccumulator
 
@@ -226,8 +228,6 @@ class _Job:
                 self.perf_accumulators = [PerformanceAccumulator(**a, probability=prob) for a in self.perf_args]
             for pacc in self.perf_accumulators:
                 pacc.update(perf_batch)
-            for acc in self.accumulators:
-                acc.update(batch)
         if self.kept is not None:
             part = self._rows_to_keep(frame, pred)
             self.kept_bytes += int(part.memory_usage(deep=True).sum())
