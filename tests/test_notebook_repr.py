@@ -199,8 +199,7 @@ def test_matplotlib_is_imported_lazily():
     import sys
 
     code = (
-        "import sys, clarion, clarion.explain, clarion.explain.plots, clarion.bias; "
-        "print('matplotlib' in sys.modules)"
+        "import sys, clarion, clarion.explain, clarion.explain.plots, clarion.bias; print('matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

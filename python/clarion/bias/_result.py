@@ -108,7 +108,17 @@ class BiasReport:
         frame = self.to_frame()
         keys = [c for c in ("stage", "facet", "value_or_threshold", "model", "threshold") if c in frame.columns]
         has_ci = "ci_low" in frame.columns
-        head = ["stage", "facet", "facet value", *keys[3:], "metric", "value", *(["interval"] if has_ci else []), "ideal", ""]
+        head = [
+            "stage",
+            "facet",
+            "facet value",
+            *keys[3:],
+            "metric",
+            "value",
+            *(["interval"] if has_ci else []),
+            "ideal",
+            "",
+        ]
 
         def num(v: Any) -> str:
             v = float(v)

@@ -389,87 +389,95 @@ class PerformanceAccumulator:
             pre_facets: dict[Any, list] = {}
             dataset = model_perf = None
             for f, fs in st.facets.items():
-                labels, sel, _ = st.entries(fs, "clarion")
-                V = fs.n_codes
-                sel = sel[:, :V]
-                rows = _grow(self.rows[f], V).astype(np.float64)
-                rd, ra, rt = self._split(rows, sel)  # unweighted rows per label
-                if "pre" in fs.counts:
-                    lab = _grow(fs.counts["pre"], V).sum(axis=1)
-                elif "labels" in fs.counts:
-                    lab = _grow(fs.counts["labels"][0], V).sum(axis=(1, 3))
-                else:
-                    lab = _grow(fs.counts["scores"][0, 0], V).sum(axis=(1, 3))
-                ld, la, lt = self._split(lab, sel)
-                cm_d = cm_a = cm_t = None
-                roc = None
-                lab_j, cm_j, roc_j = self._roles()
-
-                def scores(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                    sc = np.moveaxis(fs.counts["scores"][j], 0, 1)  # [V, T, K, 2, 2]
-                    return self._split(_grow(sc, V).sum(axis=2), sel)  # [E, T, 2, 2] x 2, [T, 2, 2]
-
-                if lab_j is not None:
-                    lc = _grow(fs.counts["labels"][lab_j], V)
-                    cm_d, cm_a, cm_t = self._split(lc.reshape(V, -1, 2, 2).sum(axis=1), sel)
-                elif cm_j is not None:
-                    sd, sa, stt = scores(cm_j)
-                    j = int(np.searchsorted(self.count_t, self.threshold))
-                    cm_d, cm_a, cm_t = sd[:, j], sa[:, j], stt[j]
-                if roc_j is not None:
-                    roc = scores(roc_j)
-                    cd, ca, ctot = self._split(_grow(self.cal[f], V), sel)
-
-                def group(i: int | None, which: str, pre: bool) -> dict[str, Any]:
-                    if i is None:
-                        r, lw, cm = rt, lt, cm_t
-                    else:
-                        r = (rd if which == "d" else ra)[i]
-                        lw = (ld if which == "d" else la)[i]
-                        cm = None if cm_d is None else (cm_d if which == "d" else cm_a)[i]
-                    if pre or cm is None:
-                        return _stats(None, lw, int(round(r.sum())))
-                    kw: dict[str, Any] = {}
-                    if roc is not None:
-                        t = roc[2] if i is None else (roc[0] if which == "d" else roc[1])[i]
-                        kw["roc"] = (t[:, 1, 1], t[:, 0, 1])
-                        c = ctot if i is None else (cd if which == "d" else ca)[i]  # [bins, 2, 3]
-                        kw["cal"] = (
-                            c[:, :, 0].sum(axis=1).round().astype(np.int64),
-                            c[:, :, 1].sum(axis=1),
-                            c[:, 1, 1],
-                            c[:, :, 2].sum(axis=1),
-                        )
-                    return _stats(cm, lw, int(round(r.sum())), **kw)
-
-                pre_facets[f] = [
-                    {
-                        "value_or_threshold": v,
-                        "group_statistics": {"facet_d": group(i, "d", True), "facet_a": group(i, "a", True)},
-                    }
-                    for i, v in enumerate(labels)
-                ]
-                if dataset is None:
-                    g = group(None, "", True)
-                    dataset = {k: g[k] for k in ("rows", "weight", "observed_positive_rate")}
-                if cm_d is None:
-                    continue
-                curves = self._curves(roc, labels) if roc is not None else None
-                facets[f] = []
-                for i, v in enumerate(labels):
-                    e: dict[str, Any] = {
-                        "value_or_threshold": v,
-                        "group_statistics": {"facet_d": group(i, "d", False), "facet_a": group(i, "a", False)},
-                    }
-                    if curves is not None:
-                        e["threshold_curve"] = curves[i]
-                    facets[f].append(e)
-                if model_perf is None:
-                    model_perf = group(None, "", False)
-                    model_perf["label_positive_rate"] = model_perf["observed_positive_rate"]
+                pre_facets[f], post, ds, mp = self._facet(f, fs)
+                dataset = dataset or ds
+                if post is not None:
+                    facets[f] = post
+                    model_perf = model_perf or mp
             if dataset is None:  # pragma: no cover - a Spec always has a facet
                 dataset = {"rows": 0, "weight": 0.0, "observed_positive_rate": None}
             return GroupPerformance(dataset=dataset, model_performance=model_perf, facets=facets, pre_facets=pre_facets)
+
+    def _facet(self, f: Any, fs: Any) -> tuple[list, list | None, dict, dict | None]:
+        """(pre-training entries, post-training entries or None, dataset, model performance) of a facet."""
+        st = self.state
+        labels, sel, _ = st.entries(fs, "clarion")
+        V = fs.n_codes
+        sel = sel[:, :V]
+        rows = _grow(self.rows[f], V).astype(np.float64)
+        rd, ra, rt = self._split(rows, sel)  # unweighted rows per label
+        if "pre" in fs.counts:
+            lab = _grow(fs.counts["pre"], V).sum(axis=1)
+        elif "labels" in fs.counts:
+            lab = _grow(fs.counts["labels"][0], V).sum(axis=(1, 3))
+        else:
+            lab = _grow(fs.counts["scores"][0, 0], V).sum(axis=(1, 3))
+        ld, la, lt = self._split(lab, sel)
+        cm_d = cm_a = cm_t = None
+        roc = None
+        lab_j, cm_j, roc_j = self._roles()
+
+        def scores(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            sc = np.moveaxis(fs.counts["scores"][j], 0, 1)  # [V, T, K, 2, 2]
+            return self._split(_grow(sc, V).sum(axis=2), sel)  # [E, T, 2, 2] x 2, [T, 2, 2]
+
+        if lab_j is not None:
+            lc = _grow(fs.counts["labels"][lab_j], V)
+            cm_d, cm_a, cm_t = self._split(lc.reshape(V, -1, 2, 2).sum(axis=1), sel)
+        elif cm_j is not None:
+            sd, sa, stt = scores(cm_j)
+            j = int(np.searchsorted(self.count_t, self.threshold))
+            cm_d, cm_a, cm_t = sd[:, j], sa[:, j], stt[j]
+        if roc_j is not None:
+            roc = scores(roc_j)
+            cd, ca, ctot = self._split(_grow(self.cal[f], V), sel)
+
+        def group(i: int | None, which: str, pre: bool) -> dict[str, Any]:
+            if i is None:
+                r, lw, cm = rt, lt, cm_t
+            else:
+                r = (rd if which == "d" else ra)[i]
+                lw = (ld if which == "d" else la)[i]
+                cm = None if cm_d is None else (cm_d if which == "d" else cm_a)[i]
+            if pre or cm is None:
+                return _stats(None, lw, int(round(r.sum())))
+            kw: dict[str, Any] = {}
+            if roc is not None:
+                t = roc[2] if i is None else (roc[0] if which == "d" else roc[1])[i]
+                kw["roc"] = (t[:, 1, 1], t[:, 0, 1])
+                c = ctot if i is None else (cd if which == "d" else ca)[i]  # [bins, 2, 3]
+                kw["cal"] = (
+                    c[:, :, 0].sum(axis=1).round().astype(np.int64),
+                    c[:, :, 1].sum(axis=1),
+                    c[:, 1, 1],
+                    c[:, :, 2].sum(axis=1),
+                )
+            return _stats(cm, lw, int(round(r.sum())), **kw)
+
+        pre = [
+            {
+                "value_or_threshold": v,
+                "group_statistics": {"facet_d": group(i, "d", True), "facet_a": group(i, "a", True)},
+            }
+            for i, v in enumerate(labels)
+        ]
+        g = group(None, "", True)
+        dataset = {k: g[k] for k in ("rows", "weight", "observed_positive_rate")}
+        if cm_d is None:
+            return pre, None, dataset, None
+        curves = self._curves(roc, labels) if roc is not None else None
+        post = []
+        for i, v in enumerate(labels):
+            e: dict[str, Any] = {
+                "value_or_threshold": v,
+                "group_statistics": {"facet_d": group(i, "d", False), "facet_a": group(i, "a", False)},
+            }
+            if curves is not None:
+                e["threshold_curve"] = curves[i]
+            post.append(e)
+        model_perf = group(None, "", False)
+        model_perf["label_positive_rate"] = model_perf["observed_positive_rate"]
+        return pre, post, dataset, model_perf
 
     def _curves(self, roc: tuple[np.ndarray, np.ndarray, np.ndarray], labels: list[str]) -> list[dict[str, Any]]:
         sd, sa, stt = roc  # [E, T, 2, 2], [E, T, 2, 2], [T, 2, 2]

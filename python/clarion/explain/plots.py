@@ -218,9 +218,7 @@ def _feature_index(expl: Any, feature: Any, arg: str = "feature") -> int:
     raise ValueError(MSG_FEATURE.format(value=feature, hint=hint, features=names).replace("feature:", f"{arg}:", 1))
 
 
-def dependence(
-    expl: Any, feature: Any, *, output: Any = None, color_by: Any = None, ax: Any = None
-) -> Any:
+def dependence(expl: Any, feature: Any, *, output: Any = None, color_by: Any = None, ax: Any = None) -> Any:
     """One feature's SHAP value (y) against the feature's value (x), one point per explained row.
     A non-numeric feature is drawn at one x position per category (labelled ticks, jittered).
     ``color_by``: another feature whose value colours the points (blue low → red high)."""

@@ -130,7 +130,8 @@ class _Job:
         self.perf_accumulators: list[Any] = []
         # the positive class's score, when the model gives one (a name no input column has)
         self.score_col = next(
-            n for n in (f"{self.pred_col}_score", *(f"{self.pred_col}_score_{i}" for i in range(1, len(columns) + 2)))
+            n
+            for n in (f"{self.pred_col}_score", *(f"{self.pred_col}_score_{i}" for i in range(1, len(columns) + 2)))
             if n not in columns
         )
         self.kept_bytes = 0
