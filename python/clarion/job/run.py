@@ -394,7 +394,7 @@ class _Job:
                     part = self._with_flip_test(f, part)
                 perf = self._perf(pacc)
                 stats = perf.facets if stage == "post" else perf.pre_facets
-                for e in part["facets"].get(f.name, []):  # the numbers behind each entry's metrics
+                for e in ((part or {}).get("facets") or {}).get(f.name, []):  # the numbers behind each entry's metrics
                     extra = stats.get(f.name, {}).get(bias.entry_key(e["value_or_threshold"]))
                     if extra is not None:
                         e.update({k: v for k, v in extra.items() if k != "value_or_threshold"})
