@@ -133,11 +133,11 @@ def run_demo(output_dir: str | os.PathLike, *, overwrite: bool = False, progress
         data_path = os.path.join(stage, "data", "arrests.csv")
         atomic_write_text(data_path, df.to_csv(index=False))
         model = train_model(df)
-        cfg = dict(DEMO_CONFIG, headers=list(df.columns), probability_threshold=choose_threshold(model, df))
         try:  # the written config names the model file, so that the analysis reruns from the CLI
             import skops.io as sio
         except ImportError as exc:
             raise ImportError("clarion demo needs skops to save its model: pip install 'clarion[examples]'") from exc
+        cfg = dict(DEMO_CONFIG, headers=list(df.columns), probability_threshold=choose_threshold(model, df))
         sio.dump(model, os.path.join(stage, "model.skops"))
         cfg["predictor"] = dict(cfg["predictor"], model_uri="model.skops")
         config_path = os.path.join(stage, "analysis_config.json")

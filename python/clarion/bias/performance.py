@@ -326,7 +326,9 @@ class PerformanceAccumulator:
         self.state = State(self.spec)
         # per facet: unweighted rows [V, 2 (label)], and with scores [V, bins, 2, 3 (rows, weight, score sum)]
         self.rows: dict[Any, np.ndarray] = {f: np.zeros((0, 2), dtype=np.int64) for f in self.spec.facets}
-        self.cal: dict[Any, np.ndarray] = {f: np.zeros((0, CALIBRATION_BINS, 2, 3)) for f in self.spec.facets}
+        self.cal: dict[Any, np.ndarray] = {
+            f: np.zeros((0, CALIBRATION_BINS, 2, 3), dtype=object) for f in self.spec.facets
+        }
 
     def update(self, batch: Any) -> PerformanceAccumulator:
         """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns)."""
@@ -350,12 +352,14 @@ class PerformanceAccumulator:
                 idx = (codes * CALIBRATION_BINS + b) * 2 + y
                 size = V * CALIBRATION_BINS * 2
                 ww = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
+                # exact sums (Python integers in units of 2**-_EXACT_UNIT): any split of the rows into
+                # batches, and any order, gives the same bits
                 parts = [
-                    np.bincount(idx, minlength=size),
-                    np.bincount(idx, weights=ww, minlength=size),
-                    np.bincount(idx, weights=ww * s, minlength=size),
+                    np.bincount(idx, minlength=size).astype(object),
+                    np.asarray(_exact_sums(idx, ww, size), dtype=object),
+                    np.asarray(_exact_sums(idx, ww * s, size), dtype=object),
                 ]
-                self.cal[f] += np.stack(parts, axis=-1).reshape(V, CALIBRATION_BINS, 2, 3)
+                self.cal[f] = self.cal[f] + np.stack(parts, axis=-1).reshape(V, CALIBRATION_BINS, 2, 3)
         return self
 
     def _roles(self) -> tuple[int | None, int | None, int | None]:
@@ -430,7 +434,7 @@ class PerformanceAccumulator:
             cm_d, cm_a, cm_t = sd[:, j], sa[:, j], stt[j]
         if roc_j is not None:
             roc = scores(roc_j)
-            cd, ca, ctot = self._split(_grow(self.cal[f], V), sel)
+            cd, ca, ctot = _exact_split(_grow(self.cal[f], V), sel)
 
         def group(i: int | None, which: str, pre: bool) -> dict[str, Any]:
             if i is None:
@@ -515,6 +519,49 @@ def _grow(a: np.ndarray, V: int) -> np.ndarray:
         return a
     pad = np.zeros((V - a.shape[0],) + a.shape[1:], dtype=a.dtype)
     return np.concatenate([a, pad], axis=0)
+
+
+#: every finite float64 is an integer multiple of 2**-1074; with frexp's 53-bit mantissas, sums are
+#: kept as Python integers in units of 2**-_EXACT_UNIT
+_EXACT_UNIT = 1074 + 53
+_EXACT_BLOCK = 1 << 24  # rows per bincount: 26-bit + 27-bit halves stay exact in float64 sums
+
+
+def _exact_sums(idx: np.ndarray, values: np.ndarray, size: int) -> list[int]:
+    """The exact sum of ``values`` per cell ``idx`` (Python integers, units 2**-_EXACT_UNIT).
+
+    Each value is split into its exponent and two integer halves of its mantissa; the halves are
+    summed per (cell, exponent) with float64 bincounts, exact for up to 2**26 rows per block, and
+    shifted into one integer per cell. So the result is independent of how the rows were batched."""
+    out = [0] * size
+    for start in range(0, len(values), _EXACT_BLOCK):
+        v = values[start : start + _EXACT_BLOCK]
+        k0 = idx[start : start + _EXACT_BLOCK]
+        m, e = np.frexp(v)
+        mi = np.ldexp(m, 53)  # an integer, |mi| < 2**53
+        hi = np.trunc(mi / 2.0**27)
+        lo = mi - hi * 2.0**27
+        ue, ecode = np.unique(e, return_inverse=True)
+        k = k0 * len(ue) + ecode.reshape(-1)
+        sh = np.bincount(k, weights=hi, minlength=size * len(ue)).reshape(size, len(ue))
+        sl = np.bincount(k, weights=lo, minlength=size * len(ue)).reshape(size, len(ue))
+        for c, j in zip(*np.nonzero((sh != 0) | (sl != 0))):
+            out[c] += ((int(sh[c, j]) << 27) + int(sl[c, j])) << (int(ue[j]) - 53 + _EXACT_UNIT)
+    return out
+
+
+def _exact_split(c: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`PerformanceAccumulator._split` of a [V, bins, 2, 3] object tensor of exact sums
+    (rows, weight, score sum), returned as floats (each sum rounded once)."""
+    total = c.sum(axis=0)
+    d = np.stack([c[sel[e] > 0].sum(axis=0) if (sel[e] > 0).any() else total * 0 for e in range(sel.shape[0])])
+    a = total[None] - d
+    scale = np.array([1, 1 << _EXACT_UNIT, 1 << _EXACT_UNIT], dtype=object)
+
+    def as_float(x: np.ndarray) -> np.ndarray:
+        return np.vectorize(lambda num, den: num / den, otypes=[np.float64])(x, scale)
+
+    return as_float(d), as_float(a), as_float(total)
 
 
 def group_performance(
