@@ -5,6 +5,9 @@
 * :class:`Accumulator` — the same report over batches that arrive over time (update, merge,
   persist), holding only count tensors;
 * :class:`BiasReport` — the result: ``to_frame()`` and ``to_dict()`` (analysis.json sections);
+* :func:`group_performance` / :func:`threshold_curves` — rows, rates, confusion matrix, accuracy,
+  precision, recall, FPR, ROC AUC and calibration per facet group, and DPPL / DI / RD / accuracy
+  across probability thresholds, from count tensors (:mod:`clarion.bias.performance`);
 * :func:`interval_string` — the one format of a threshold's ``value_or_threshold`` (``"(30, 66]"``)
   and :func:`entry_key`, which identifies a facet entry across analyses (a threshold by its value).
 
@@ -29,6 +32,7 @@ from clarion.bias._metrics import (
 from clarion.bias._report import report
 from clarion.bias._result import BiasReport
 from clarion.bias.accumulator import Accumulator
+from clarion.bias.performance import GroupPerformance, PerformanceAccumulator, group_performance, threshold_curves
 from clarion.bias.registry import METRIC_INFO, ideal_value, metric_names
 
 __all__ = [
@@ -39,9 +43,13 @@ __all__ = [
     "PRE_TRAINING",
     "Accumulator",
     "BiasReport",
+    "GroupPerformance",
+    "PerformanceAccumulator",
     "entry_key",
+    "group_performance",
     "ideal_value",
     "interval_string",
     "metric_names",
     "report",
+    "threshold_curves",
 ]

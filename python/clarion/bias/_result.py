@@ -100,6 +100,47 @@ class BiasReport:
             f"compat={self.compat!r}, confidence={self.confidence})"
         )
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: one table row per metric (value, interval, ideal, why undefined);
+        every string escaped."""
+        import html
+
+        frame = self.to_frame()
+        keys = [c for c in ("stage", "facet", "value_or_threshold", "model", "threshold") if c in frame.columns]
+        has_ci = "ci_low" in frame.columns
+        head = [
+            "stage",
+            "facet",
+            "facet value",
+            *keys[3:],
+            "metric",
+            "value",
+            *(["interval"] if has_ci else []),
+            "ideal",
+            "",
+        ]
+
+        def num(v: Any) -> str:
+            v = float(v)
+            return "n/a" if np.isnan(v) else f"{v:.4g}"
+
+        rows = []
+        for rec in frame.head(500).itertuples(index=False):
+            r = rec._asdict()
+            cells = [html.escape(str(r[k]).replace("_training", "")) for k in keys]
+            cells += [f"<b>{html.escape(str(r['metric']))}</b>", num(r["value"])]
+            if has_ci:
+                cells.append("" if np.isnan(r["ci_low"]) else f"[{num(r['ci_low'])}, {num(r['ci_high'])}]")
+            cells.append(html.escape(str(METRIC_INFO[r["metric"]].get("ideal", ""))))
+            cells.append(f"<span style='color:#777'>{html.escape(str(r['error']))}</span>")
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        more = f"<p>… {len(frame) - 500} more rows (to_frame())</p>" if len(frame) > 500 else ""
+        return (
+            f"<div><p><code>{html.escape(repr(self))}</code></p><table><thead><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}</div>"
+        )
+
     def _model_rows(self, stage: str) -> list[tuple[Any, Any]]:
         return self.models if stage == "post_training" else [(None, None)]
 

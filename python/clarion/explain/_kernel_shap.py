@@ -104,6 +104,52 @@ class Explanation:
             f"exact={self.exact}, num_samples={self.num_samples})"
         )
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the shape, the base value and the global importance table."""
+        import html
+
+        head = html.escape(repr(self))
+        try:
+            g = self.global_importance("mean_abs")
+        except ValueError:  # pragma: no cover - mean_abs is always valid
+            g = None
+        if g is None or len(g) == 0:
+            return f"<div><p><code>{head}</code></p></div>"
+        frame = g.head(20).to_frame() if isinstance(g, pd.Series) else g.head(20)
+        rows = "".join(
+            "<tr><th style='text-align:left'>{}</th>{}</tr>".format(
+                html.escape(str(idx)),
+                "".join(f"<td style='text-align:right'>{html.escape(f'{v:.4g}')}</td>" for v in row),
+            )
+            for idx, row in zip(frame.index, frame.to_numpy())
+        )
+        cols = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+        ev = np.asarray(self.expected_value, dtype=np.float64)
+        base = html.escape(np.array2string(ev, precision=4) if ev.ndim and ev.size <= 8 else f"{ev.mean():.4g}")
+        more = f"<p>… {len(g) - 20} more features</p>" if len(g) > 20 else ""
+        return (
+            f"<div><p><code>{head}</code><br>expected value: {base}</p>"
+            f"<table><thead><tr><th>feature</th>{cols}</tr></thead><tbody>{rows}</tbody></table>{more}</div>"
+        )
+
+    def plot_bar(self, *, output: Any = None, max_display: int = 10, ax: Any = None) -> Any:
+        """Global importance bars (mean |SHAP value|), shap's look: :func:`clarion.explain.plots.bar`."""
+        from clarion.explain import plots
+
+        return plots.bar(self, output=output, max_display=max_display, ax=ax)
+
+    def plot_beeswarm(self, *, output: Any = None, max_display: int = 10, ax: Any = None) -> Any:
+        """Every row's SHAP values coloured by feature value: :func:`clarion.explain.plots.beeswarm`."""
+        from clarion.explain import plots
+
+        return plots.beeswarm(self, output=output, max_display=max_display, ax=ax)
+
+    def plot_dependence(self, feature: Any, *, output: Any = None, color_by: Any = None, ax: Any = None) -> Any:
+        """SHAP value against feature value: :func:`clarion.explain.plots.dependence`."""
+        from clarion.explain import plots
+
+        return plots.dependence(self, feature, output=output, color_by=color_by, ax=ax)
+
     def _outputs(self) -> list[Any]:
         D = self.values.shape[2]
         return (

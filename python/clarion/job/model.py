@@ -166,6 +166,22 @@ class _Outputs:
             return _coerce_array(np.asarray(names, dtype=object)[top], plan.label_numeric)
         return top
 
+    def score(self, P: np.ndarray, plan: _Plan) -> np.ndarray | None:
+        """The positive class's score that :meth:`predicted_label` thresholds (for per-group ROC AUC,
+        calibration and threshold curves), or None when the predicted label is not a thresholded
+        score (a label output, a numeric label threshold, a multi-class argmax)."""
+        if self.label_idx is not None or plan.label_values is None:
+            return None
+        if self.prob_idx is not None or P.shape[1] == 1:
+            return P[:, self.prob_idx if self.prob_idx is not None else 0]
+        if P.shape[1] != 2 or (self.label_headers and len(self.label_headers) != 2):
+            return None
+        names = self.label_headers if self.label_headers else _output_names(self.model)
+        names = list(names) if names is not None and len(names) == 2 else None
+        wanted = {str(v) for v in plan.label_values}
+        hits = [i for i, n in enumerate(names or []) if str(n) in wanted]
+        return P[:, hits[0] if len(hits) == 1 else 1]
+
     @staticmethod
     def _to_label_space(positive: np.ndarray, plan: _Plan) -> np.ndarray:
         pos = plan.label_values[0]

@@ -73,6 +73,89 @@ class AnalysisResult:
 
         return [text for _, text in largest_disparities(self.analysis, k)]
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: rows, the model line, each facet value's groups (rows, observed and
+        predicted positive rates, accuracy), the largest disparities, top features and the files;
+        every string escaped."""
+        import html
+
+        esc = html.escape
+
+        def num(v: Any, pct: bool = False) -> str:
+            if v is None:
+                return "n/a"
+            if isinstance(v, str):
+                return esc(v)
+            return f"{v:.1%}" if pct else f"{v:.4g}"
+
+        parts = [f"<p><b>rows analysed:</b> {self.n_rows:,}"]
+        if self.skipped_rows:
+            parts[0] += f" ({self.skipped_rows:,} malformed rows skipped)"
+        parts[0] += "</p>"
+        perf = self.model_performance_line()
+        if perf:
+            parts.append(f"<p>{esc(perf)}</p>")
+        rows = []
+        for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
+            for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
+                for e in entries:
+                    gs = e.get("group_statistics")
+                    if not gs:
+                        continue
+                    for grp in ("d", "a"):
+                        g = gs[f"facet_{grp}"]
+                        rows.append(
+                            f"<tr><td>{esc(str(facet))}</td><td>{esc(str(e.get('value_or_threshold')))}</td>"
+                            f"<td>{grp}</td><td style='text-align:right'>{g.get('rows', 0):,}</td>"
+                            f"<td style='text-align:right'>{num(g.get('observed_positive_rate'), True)}</td>"
+                            f"<td style='text-align:right'>{num(g.get('predicted_positive_rate'), True)}</td>"
+                            f"<td style='text-align:right'>{num(g.get('accuracy'))}</td></tr>"
+                        )
+            if rows:
+                break  # the post-training groups hold the pre-training numbers too
+        if rows:
+            parts.append(
+                "<table><thead><tr><th>facet</th><th>value</th><th>group</th><th>rows</th>"
+                "<th>observed positive</th><th>predicted positive</th><th>accuracy</th></tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>"
+            )
+        dis = self.largest_disparities()
+        if dis:
+            items = "".join(f"<li>{esc(t + self._group_sizes(t))}</li>" for t in dis)
+            parts.append(f"<p><b>largest disparities</b></p><ol>{items}</ol>")
+        for label, top in self.top_features().items():
+            feats = ", ".join(f"{esc(str(k))} ({v:.4g})" for k, v in top)
+            parts.append(f"<p><b>top features ({esc(str(label))}):</b> {feats}</p>")
+        files = "".join(f"<li>{esc(k)}: <code>{esc(str(v))}</code></li>" for k, v in self.paths.items())
+        parts.append(f"<details><summary>files</summary><ul>{files}</ul></details>")
+        return "<div>" + "".join(parts) + "</div>"
+
+    def model_performance_line(self) -> str | None:
+        """One line on the model over the analysed rows (``model_performance`` of analysis.json):
+        accuracy against the label's base rate, the share predicted positive, ROC AUC when scored."""
+        mp = (self.analysis.get("post_training_bias_metrics") or {}).get("model_performance")
+        if not mp or mp.get("accuracy") is None:
+            return None
+        parts = [f"accuracy {mp['accuracy']:.3f}"]
+        if mp.get("label_positive_rate") is not None:
+            parts[0] += f" (base rate {max(mp['label_positive_rate'], 1 - mp['label_positive_rate']):.3f})"
+        if mp.get("predicted_positive_rate") is not None:
+            parts.append(f"predicts the positive label for {mp['predicted_positive_rate']:.1%} of rows")
+        if mp.get("roc_auc") is not None:
+            parts.append(f"ROC AUC {mp['roc_auc']:.3f}")
+        return "model: " + ", ".join(parts)
+
+    def _group_sizes(self, text: str) -> str:
+        """`` (facet d: N rows, facet a: M rows)`` for the facet entry a disparity line names."""
+        for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
+            for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
+                for e in entries:
+                    gs = e.get("group_statistics")
+                    if gs and f" for {facet} = {e.get('value_or_threshold')} " in text:
+                        d, a = gs["facet_d"], gs["facet_a"]
+                        return f" (facet d: {d['rows']:,} rows, facet a: {a['rows']:,} rows)"
+        return ""
+
     def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Per explained output, the ``k`` features with the largest global SHAP value."""
         shap = (self.analysis.get("explanations") or {}).get("kernel_shap") or {}
@@ -87,10 +170,13 @@ class AnalysisResult:
             f"rows analysed: {self.n_rows:,}"
             + (f" ({self.skipped_rows:,} malformed rows skipped)" if self.skipped_rows else "")
         ]
+        perf = self.model_performance_line()
+        if perf:
+            lines.append(perf)
         dis = self.largest_disparities()
         if dis:
             lines.append("largest disparities:")
-            lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]
+            lines += [f"  {i + 1}. {t}{self._group_sizes(t)}" for i, t in enumerate(dis)]
         for label, top in self.top_features().items():
             lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
         missing = [f"report.{k}" for k in ("pdf", "ipynb") if f"report_{k}" not in self.paths]

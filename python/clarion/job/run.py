@@ -130,6 +130,13 @@ class _Job:
         self.kept: list[Any] | None = [] if need_rows else None
         self.sample = _Sample(SAMPLE_ROWS, self.seed) if need_rows else None
         self.accumulators: list[Any] = []
+        self.perf_accumulators: list[Any] = []
+        # the positive class's score, when the model gives one (a name no input column has)
+        self.score_col = next(
+            n
+            for n in (f"{self.pred_col}_score", *(f"{self.pred_col}_score_{i}" for i in range(1, len(columns) + 2)))
+            if n not in columns
+        )
         self.kept_bytes = 0
         self.n_rows = 0
         self.read_bar = Progress("reading", unit="rows", enabled=self.progress)
@@ -207,11 +214,24 @@ class _Job:
                     MSG_MODEL_NONFINITE.format(output=used[j], value=P[r, used[j]], row=c.start + r, line=line)
                 )
             pred = self.outputs.predicted_label(P, plan, c.start)
+            score = self.outputs.score(P, plan) if self.cfg.post_training_bias is not None else None
             self.model_bar.update(len(frame))
+        else:
+            score = None
         if bias:
             batch = self._bias_batch(frame, pred)
+            perf_batch = batch
+            if score is not None:  # per-group AUC, calibration and threshold curves (clarion.bias.performance)
+                perf_batch = batch.assign(**{self.score_col: np.asarray(score, dtype=np.float64)})
             for acc in self.accumulators:
                 acc.update(batch)
+            if not self.perf_accumulators:
+                from clarion.bias import PerformanceAccumulator
+
+                prob = self.score_col if score is not None else None
+                self.perf_accumulators = [PerformanceAccumulator(**a, probability=prob) for a in self.perf_args]
+            for pacc in self.perf_accumulators:
+                pacc.update(perf_batch)
         if self.kept is not None:
             part = self._rows_to_keep(frame, pred)
             self.kept_bytes += int(part.memory_usage(deep=True).sum())
@@ -270,6 +290,22 @@ class _Job:
         # with windows, the window is one more group axis of the counts (the whole-data report is
         # the sum of the windows)
         win = self.windows.accumulator_window() if self.windows is not None else {}
+        # group sizes, rates, confusion matrices (and with a score AUC, calibration, curves) per facet
+        # value: built with the first chunk, once it is known whether the model gives a score
+        self.perf_args = [
+            dict(
+                label=plan.label,
+                facet=f.name,
+                facet_values=f.values,
+                facet_threshold=f.threshold,
+                label_values=plan.label_values,
+                label_threshold=plan.label_threshold,
+                predicted_label=pred_col,
+                probability_threshold=cfg.probability_threshold,
+                weights=plan.weights,
+            )
+            for f in plan.facets
+        ]
         for f in plan.facets:
             self.accumulators.append(
                 bias.Accumulator(
@@ -335,6 +371,8 @@ class _Job:
 
     # -- bias ---------------------------------------------------------------------------------------
     def _bias_sections(self, want_ft: bool) -> dict[str, Any]:
+        from clarion import bias
+
         cfg, plan = self.cfg, self.plan
         out: dict[str, Any] = {}
         stages = [
@@ -350,20 +388,43 @@ class _Job:
 
                 methods = [m for m in (POST_TRAINING_METHODS if methods == "all" else methods) if m != "FT"]
             section: dict[str, Any] | None = None
-            for f, acc in zip(plan.facets, self.accumulators):
+            for f, acc, pacc in zip(plan.facets, self.accumulators, self.perf_accumulators):
                 kw: dict[str, Any] = {"methods": methods, "stage": stage}
                 if mcfg.confidence is not None:
                     kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap)
                 part = acc.report(**kw).to_dict()[key] if methods else None
                 if stage == "post" and want_ft:
                     part = self._with_flip_test(f, part)
+                perf = self._perf(pacc)
+                stats = perf.facets if stage == "post" else perf.pre_facets
+                for e in ((part or {}).get("facets") or {}).get(f.name, []):  # the numbers behind each entry's metrics
+                    extra = stats.get(f.name, {}).get(bias.entry_key(e["value_or_threshold"]))
+                    if extra is not None:
+                        e.update({k: v for k, v in extra.items() if k != "value_or_threshold"})
                 if section is None:
                     section = {k: v for k, v in part.items() if k != "facets"}
                     section["facets"] = {}
+                    if stage == "pre":
+                        section["dataset"] = perf.dataset
+                    elif perf.model_performance is not None:
+                        section["model_performance"] = perf.model_performance
                 for name, entries in part["facets"].items():  # two config entries on one column: both lists
                     section["facets"].setdefault(name, []).extend(entries)
             out[key] = section
         return out
+
+    def _perf(self, pacc: Any) -> Any:
+        """A facet's group statistics, entries keyed by :func:`clarion.bias.entry_key` (computed once)."""
+        from clarion import bias
+
+        cache = self.__dict__.setdefault("_perf_cache", {})
+        if id(pacc) not in cache:
+            res = pacc.result()
+            for entries in (res.facets, res.pre_facets):
+                for name in list(entries):
+                    entries[name] = {bias.entry_key(e["value_or_threshold"]): e for e in entries[name]}
+            cache[id(pacc)] = res
+        return cache[id(pacc)]
 
     def _with_flip_test(self, f: _Facet, part: dict[str, Any] | None) -> dict[str, Any]:
         """FlipTest needs the rows (nearest neighbours), not counts: computed on the kept rows."""
