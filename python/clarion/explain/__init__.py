@@ -5,6 +5,8 @@
 * :class:`Explanation` — local values plus Clarify's global aggregations.
 * :func:`kmeans_baseline` — weighted k-means background (modes for categorical columns).
 * :func:`partial_dependence` — Clarify-style partial dependence through the same masking path.
+* :class:`ImageShap` — Kernel SHAP over superpixels for image classifiers and detectors
+  (:mod:`clarion.explain.image`, Clarify's ``image_config``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 from clarion.explain._baseline import Baseline, kmeans_baseline
 from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
 from clarion.explain._pdp import partial_dependence
+from clarion.explain.image import ImageExplanation, ImageShap
 
 __all__ = [
     "Baseline",
     "Explanation",
+    "ImageExplanation",
+    "ImageShap",
     "KernelShap",
     "ShapConditioningWarning",
     "kmeans_baseline",
