@@ -79,6 +79,7 @@ from clarion.config._checks import (  # the key tables, bounds and messages are 
 from clarion.config._sections import (
     BiasMethodConfig,
     FacetConfig,
+    ImageConfig,
     PdpConfig,
     PredictorConfig,
     ReportConfig,
@@ -91,6 +92,7 @@ __all__ = [
     "ConfigError",
     "ConfigWarning",
     "FacetConfig",
+    "ImageConfig",
     "PdpConfig",
     "PredictorConfig",
     "ReportConfig",
@@ -246,6 +248,13 @@ class AnalysisConfig:
                 raise ConfigError(MSG_REQUIRED.format(path="label_values_or_threshold", why=" for bias metrics"))
             if not c.facet:
                 raise ConfigError(MSG_REQUIRED.format(path="facet", why=" for bias metrics"))
+        if c.dataset_type == "application/x-image":  # images: explanations over superpixels only
+            if c.shap is None or c.shap.image_config is None:
+                raise ConfigError(MSG_REQUIRED.format(path="methods.shap.image_config", why=" for application/x-image"))
+            if c.pre_training_bias or c.post_training_bias or c.pdp:
+                raise ConfigError("methods: only shap (with image_config) is supported for application/x-image")
+        elif c.shap is not None and c.shap.image_config is not None:
+            raise ConfigError(f"methods.shap.image_config: needs dataset_type application/x-image, not {c.dataset_type}")
         if c.dataset_type in ("application/jsonlines", "application/json") and c.features is None:
             raise ConfigError(MSG_REQUIRED.format(path="features", why=f" for dataset_type {c.dataset_type}"))
         return c

@@ -345,13 +345,13 @@ class _Plan:
         return self._cache[M]
 
 
-def _as_batch_model(model: Any) -> Callable[[np.ndarray], Any]:
+def _as_batch_model(model: Any, detections: bool = False) -> Callable[[np.ndarray], Any]:
     """``model`` as ``f(images (B, H, W[, C])) -> raw output``: an object with ``predict_images``
     (an :class:`clarion.models.Endpoint` with an image content type), a plain callable, or a
     clarion Model / scikit-learn estimator (called on the flattened pixels)."""
     pi = getattr(model, "predict_images", None)
     if callable(pi):
-        return pi
+        return lambda batch: pi(batch, detections=detections)
     from clarion.models import Model, as_model  # noqa: PLC0415 - models are only needed here
 
     if isinstance(model, Model) or (not callable(model) and hasattr(model, "predict")):
@@ -516,7 +516,7 @@ class ImageShap:
         if isinstance(batch_images, bool) or not isinstance(batch_images, (int, np.integer)) or batch_images < 1:
             raise ValueError(f"batch_images must be an integer >= 1, got {batch_images!r}")
         self.model = model
-        self._fn = _as_batch_model(model)
+        self._fn = _as_batch_model(model, model_type == "OBJECT_DETECTION")
         self.model_type = model_type
         self.num_segments = int(num_segments)
         self.max_objects = int(max_objects)

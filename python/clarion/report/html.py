@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from clarion.bias.registry import METRIC_INFO
+from clarion.report.image import has_images as _images_in
+from clarion.report.image import image_section_html, image_section_markdown
 from clarion.report.svg import (
     bars,
     esc,
@@ -231,6 +233,7 @@ def render_html(
             )
         if local_shap is not None and len(local_shap):
             out.append(_local_summary(local_shap, feature_values, max_local_rows))
+    out.append(image_section_html(analysis))
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         out.append("<h2>Partial dependence</h2><div class='grid'>")
@@ -338,6 +341,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
             for k, v in sorted(block.get("global_shap_values", {}).items(), key=lambda kv: -abs(kv[1])):
                 lines.append(f"| {md(k)} | {md(fmt(float(v)))} |")
             lines.append("")
+    lines += [image_section_markdown(analysis)] if _images_in(analysis) else []
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         lines += ["## Partial dependence", ""]
