@@ -161,6 +161,8 @@ def image_section_html(analysis: Mapping[str, Any]) -> str:
 
 def image_section_markdown(analysis: Mapping[str, Any]) -> str:
     """The Markdown twin of :func:`image_section_html` (links to the heat-map files)."""
+    from urllib.parse import quote  # noqa: PLC0415
+
     from clarion.report.svg import md  # noqa: PLC0415
 
     _, imgs = _images(analysis)
@@ -172,7 +174,7 @@ def image_section_markdown(analysis: Mapping[str, Any]) -> str:
             if isinstance(hm, Mapping):
                 lines.append(
                     f"- {md(str(e.get('image', '')))}: {md(str(hm.get('label')))} "
-                    f"(score {md(_fmt(hm.get('prediction')))}) — heat map `{md(str(hm.get('file', '')))}`"
+                    f"(score {md(_fmt(hm.get('prediction')))}) — ![heat map]({quote(str(hm.get('file', '')))})"
                 )
     lines.append("")
     return "\n".join(lines)
