@@ -27,7 +27,7 @@ PIL = pytest.importorskip("PIL")
 
 import clarion  # noqa: E402
 from clarion import _backend  # noqa: E402
-from clarion.config import ConfigError, read_config  # noqa: E402
+from clarion.config import ConfigError, ConfigWarning, read_config  # noqa: E402
 from clarion.explain import ImageShap  # noqa: E402
 from clarion.explain.image import (  # noqa: E402
     _mask_numpy,
@@ -50,6 +50,7 @@ def _digits_model():
     d = load_digits()
     X = d.images.reshape(len(d.images), -1) / 16
     return d, LogisticRegression(max_iter=200, tol=1e-3).fit(X[:600], d.target[:600])
+
 
 # ---- the masking kernel ----------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ def test_additive_model_exact_and_sampled_equal_the_closed_form():
     seg = _blocks(H, W, 2, 5)  # M = 10 regions
     wts = rng.normal(size=(H, W, 3))
     # a model summing weighted pixel intensities per region: f(x) = sum_p w_p x_p (two outputs)
-    f = lambda B: np.stack([(B * wts).reshape(len(B), -1).sum(1), B.reshape(len(B), -1).sum(1)], axis=1)  # noqa: E731
+    f = lambda B: np.stack([(B * wts).reshape(len(B), -1).sum(1), B.reshape(len(B), -1).sum(1)], axis=1)
     base = 0.3
     truth = np.array([[((img - base) * wts)[seg == m].sum(), (img - base)[seg == m].sum()] for m in range(10)])
     exact = ImageShap(f, baseline=base, num_samples=5000, seed=1).explain(img[None], segments=[seg])
@@ -192,7 +193,7 @@ def test_classifier_on_digits_matches_shap_kernel_explainer():
     shap = pytest.importorskip("shap")
     d, clf = _digits_model()
     img = np.kron(d.images[3] / 16, np.ones((3, 3)))  # 24 x 24, float64
-    f = lambda B: clf.predict_proba(B.reshape(len(B), 8, 3, 8, 3).mean(axis=(2, 4)).reshape(len(B), -1))  # noqa: E731
+    f = lambda B: clf.predict_proba(B.reshape(len(B), 8, 3, 8, 3).mean(axis=(2, 4)).reshape(len(B), -1))
     seg = _blocks(24, 24, 2, 4)  # M = 8
     e = ImageShap(f, baseline=0.0, num_samples=1000, seed=0).explain([img], segments=[seg])
     assert e.exact == [True]
@@ -312,7 +313,7 @@ def test_object_detection_box_moves_and_unmatched_scores_zero():
 
 
 def test_image_shap_argument_errors():
-    f = lambda B: np.zeros(len(B))  # noqa: E731
+    f = lambda B: np.zeros(len(B))
     with pytest.raises(ValueError, match="model_type must be one of"):
         ImageShap(f, model_type="SEGMENTATION")
     with pytest.raises(ValueError, match="iou_threshold must be in"):
@@ -337,14 +338,22 @@ def test_image_shap_argument_errors():
 def _cfg(**image):
     return {
         "dataset_type": "application/x-image",
-        "methods": {"shap": {"num_samples": 100, "seed": 3, "image_config": {"model_type": "IMAGE_CLASSIFICATION", **image}}},
+        "methods": {
+            "shap": {"num_samples": 100, "seed": 3, "image_config": {"model_type": "IMAGE_CLASSIFICATION", **image}}
+        },
     }
 
 
 def test_image_config_defaults_and_errors():
     c = read_config(_cfg())
     ic = c.shap.image_config
-    assert (ic.num_segments, ic.segment_compactness, ic.max_objects, ic.iou_threshold, ic.context) == (20, 5, 3, 0.5, 1.0)
+    assert (ic.num_segments, ic.segment_compactness, ic.max_objects, ic.iou_threshold, ic.context) == (
+        20,
+        5,
+        3,
+        0.5,
+        1.0,
+    )
     assert c.to_dict()["methods"]["shap"]["image_config"]["feature_extraction_method"] == "segmentation"
     with pytest.raises(ConfigError, match="model_type"):
         read_config(_cfg(model_type="OBJECT_DETECT"))
@@ -354,8 +363,16 @@ def test_image_config_defaults_and_errors():
         read_config(_cfg(num_segments=0))
     bad = _cfg()
     bad["dataset_type"] = "text/csv"
-    with pytest.raises(ConfigError, match="needs dataset_type application/x-image"):
-        read_config(bad)
+    with pytest.warns(
+        ConfigWarning, match=r"^methods\.shap\.image_config: applies to dataset_type application/x-image"
+    ):
+        assert read_config(bad).shap.image_config is None  # the SDK writes it for any data: ignored
+    tab = _cfg()
+    tab["methods"]["shap"]["features_to_explain"] = [0]
+    with pytest.raises(ConfigError, match="features_to_explain: not supported with image_config"):
+        read_config(tab)
+    with pytest.raises(ConfigError, match=r"^predictor\.content_type: must be one of .*application/x-image"):
+        read_config({**bad, "methods": {"shap": {}}, "predictor": {"content_type": "image/png"}})
     with pytest.raises(ConfigError, match="methods.shap.image_config"):
         read_config({"dataset_type": "application/x-image", "methods": {"shap": {}}})
     p = read_config({**_cfg(), "predictor": {"content_type": "image/jpg", "label_headers": ["a", "b"]}}).predictor

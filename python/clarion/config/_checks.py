@@ -13,7 +13,13 @@ from typing import Any
 from clarion import options
 from clarion.bias.registry import metric_names
 
-DATASET_TYPES = ("text/csv", "application/jsonlines", "application/json", "application/x-parquet", "application/x-image")
+DATASET_TYPES = (
+    "text/csv",
+    "application/jsonlines",
+    "application/json",
+    "application/x-parquet",
+    "application/x-image",
+)
 CONTENT_TYPES = ("text/csv", "application/jsonlines", "application/json")
 #: predictor.content_type of an image model (Clarify's; "image/jpg" is read as image/jpeg)
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-npy")

@@ -205,8 +205,6 @@ class ShapConfig:
         c.features_to_explain = fe
         if d.get("image_config") is not None:
             c.image_config = ImageConfig.from_dict(d["image_config"], f"{path}.image_config")
-            if fe is not None:  # as the SDK: features_to_explain is for tabular data only
-                raise ConfigError(f"{path}.features_to_explain: not supported with image_config")
         return c
 
     def to_dict(self) -> dict:

@@ -129,7 +129,7 @@ def mask_images(
     impl = _backend.resolve(backend, image, baseline, segments, Z)
     xp = np
     if impl == "cuda":
-        import cupy as xp  # noqa: PLC0415 - optional, device arrays only
+        import cupy as xp
     x = xp.asarray(image)
     if x.ndim not in (2, 3):
         raise ValueError(MSG_IMAGE_SHAPE.format(arg="image", shape=x.shape))
@@ -151,7 +151,7 @@ def mask_images(
         _backend.core().image_mask_cpu(x2, b2, seg, Zc, int(s0), int(s1), out, _kernels.n_threads(n_jobs))
         return out.reshape((s1 - s0,) + shape)
     res = xp.empty((s1 - s0, P, C), dtype=x.dtype)
-    import cupy  # noqa: PLC0415
+    import cupy
 
     _backend.core().image_mask_cuda(x2, b2, seg, Zc, int(s0), int(s1), res, int(cupy.cuda.get_current_stream().ptr))
     return res.reshape((s1 - s0,) + shape)
@@ -198,7 +198,7 @@ def segment_image(
     int32 array of shape (H, W)
     """
     try:
-        from skimage.segmentation import slic  # noqa: PLC0415 - optional dependency
+        from skimage.segmentation import slic
     except ImportError as exc:  # pragma: no cover - exercised without scikit-image
         raise ImportError(MSG_SKIMAGE) from exc
     a = _check_image(image, "image")
@@ -352,7 +352,7 @@ def _as_batch_model(model: Any, detections: bool = False) -> Callable[[np.ndarra
     pi = getattr(model, "predict_images", None)
     if callable(pi):
         return lambda batch: pi(batch, detections=detections)
-    from clarion.models import Model, as_model  # noqa: PLC0415 - models are only needed here
+    from clarion.models import Model, as_model
 
     if isinstance(model, Model) or (not callable(model) and hasattr(model, "predict")):
         m = model if isinstance(model, Model) else as_model(model)
@@ -421,9 +421,7 @@ def _in_range(value: Any, arg: str, lo: float, hi: float, *, lo_open: bool = Fal
     except (TypeError, ValueError):
         v = float("nan")
     if isinstance(value, bool) or not (v > lo if lo_open else v >= lo) or not v <= hi:
-        raise ValueError(
-            MSG_RANGE.format(arg=arg, lo_b="(" if lo_open else "[", lo=lo, hi=hi, hi_b="]", value=value)
-        )
+        raise ValueError(MSG_RANGE.format(arg=arg, lo_b="(" if lo_open else "[", lo=lo, hi=hi, hi_b="]", value=value))
     return v
 
 

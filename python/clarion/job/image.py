@@ -43,7 +43,7 @@ def list_images(path: str) -> list[str]:
 
 def read_image(path: str) -> np.ndarray:
     """A PNG / JPEG file as uint8 pixels: (H, W) for greyscale, else (H, W, 3) RGB."""
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - optional ([image] extra)
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
@@ -140,9 +140,7 @@ def run_images(job: Any, finish: Any) -> Any:
             entry["objects"] = []
             for j in range(objs.shape[0]):
                 fn = f"shap_{name}_box{j + 1}.jpeg"
-                atomic_write_bytes(
-                    os.path.join(job.out_dir, fn), encode_image(heatmap_image(x, e.heatmap(0, j), seg))
-                )
+                atomic_write_bytes(os.path.join(job.out_dir, fn), encode_image(heatmap_image(x, e.heatmap(0, j), seg)))
                 lab = _label(label_headers, int(objs[j, 0]))
                 entry["objects"].append(
                     {

@@ -131,7 +131,7 @@ def _image_body(batch: np.ndarray, content_type: str) -> bytes:
     if content_type == "application/x-npy":
         np.save(buf, np.ascontiguousarray(batch), allow_pickle=False)
         return buf.getvalue()
-    from PIL import Image  # noqa: PLC0415 - optional: image endpoints only
+    from PIL import Image
 
     img = np.asarray(batch[0])
     if img.dtype != np.uint8:
@@ -268,7 +268,9 @@ class Endpoint(Model):
         image = content_type in IMAGE_CONTENT_TYPES  # images: predict_images (Clarify's CV content types)
         accept_type = (accept_type or ("application/json" if image else content_type)).lower()
         if content_type not in wire.CONTENT_TYPES and not image:
-            raise ValueError(f"content_type must be one of {wire.CONTENT_TYPES + IMAGE_CONTENT_TYPES}, got {content_type!r}")
+            raise ValueError(
+                f"content_type must be one of {wire.CONTENT_TYPES + IMAGE_CONTENT_TYPES}, got {content_type!r}"
+            )
         if accept_type not in wire.CONTENT_TYPES:
             raise ValueError(f"accept_type must be one of {wire.CONTENT_TYPES}, got {accept_type!r}")
         for arg, value in (
@@ -368,7 +370,8 @@ class Endpoint(Model):
         or ``(n, K, 6)`` for a batch of n)."""
         if self.content_type not in IMAGE_CONTENT_TYPES:
             raise ValueError(
-                f"predict_images needs an image content_type {IMAGE_CONTENT_TYPES}, this endpoint sends {self.content_type}"
+                f"predict_images needs an image content_type {IMAGE_CONTENT_TYPES}; "
+                f"this endpoint sends {self.content_type}"
             )
         batch = np.asarray(images)
         n = batch.shape[0]
@@ -381,7 +384,11 @@ class Endpoint(Model):
                 doc = json.loads(data) if data.strip()[:1] == b"[" else None
                 if isinstance(doc, list) and doc and not isinstance(doc[0], list):  # one image's scores
                     data = json.dumps([doc]).encode()
-            return _detection_lists(self, data, stop - start, start) if detections else self._decode(data, stop - start, start)
+            return (
+                _detection_lists(self, data, stop - start, start)
+                if detections
+                else self._decode(data, stop - start, start)
+            )
 
         if len(bodies) == 1 or self.concurrency == 1:
             parts = [run(*b) for b in bodies]

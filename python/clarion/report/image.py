@@ -99,7 +99,7 @@ def encode_image(rgb: np.ndarray, fmt: str = "JPEG") -> bytes:
     """``rgb`` (H, W, 3) uint8 encoded as JPEG (quality 95) or PNG."""
     import io
 
-    from PIL import Image  # noqa: PLC0415 - optional dependency
+    from PIL import Image
 
     buf = io.BytesIO()
     kw = {"quality": 95} if fmt.upper() in ("JPEG", "JPG") else {}
@@ -161,9 +161,9 @@ def image_section_html(analysis: Mapping[str, Any]) -> str:
 
 def image_section_markdown(analysis: Mapping[str, Any]) -> str:
     """The Markdown twin of :func:`image_section_html` (links to the heat-map files)."""
-    from urllib.parse import quote  # noqa: PLC0415
+    from urllib.parse import quote
 
-    from clarion.report.svg import md  # noqa: PLC0415
+    from clarion.report.svg import md
 
     _, imgs = _images(analysis)
     if not imgs:
