@@ -563,3 +563,46 @@ def test_reference_mask_is_the_documented_rule():
     out = _mask_numpy(x, b, seg, Z, 0, 2)
     np.testing.assert_array_equal(out[0], [x[0], b[1], x[2], b[3]])
     np.testing.assert_array_equal(out[1], [b[0], x[1], x[2], x[3]])
+
+
+def test_edge_cases_one_segment_sizes_progress_and_heatmap():
+    f = lambda B: np.stack([B.reshape(len(B), -1).sum(1), -B.reshape(len(B), -1).sum(1)], axis=1)
+    calls = []
+    ex = ImageShap(f, baseline=1.0, num_samples=100, seed=0)
+    imgs = [np.full((3, 5), 2.0), np.arange(24.0).reshape(4, 6), np.zeros((1, 1))]
+    segs = [np.zeros((3, 5), np.int32), _blocks(4, 6, 1, 3), np.zeros((1, 1), np.int32)]
+    e = ex.explain(imgs, segments=segs, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_allclose(e.values[0], [[15.0, -15.0]])  # one player: the whole difference
+    np.testing.assert_allclose(e.values[2], [[-1.0, 1.0]])  # a 1 x 1 image
+    truth = np.array([(np.arange(24.0).reshape(4, 6) - 1)[_blocks(4, 6, 1, 3) == m].sum() for m in range(3)])
+    np.testing.assert_allclose(e.values[1][:, 0], truth, atol=1e-10)
+    # heat map of the predicted output (output 0 here), per pixel = its superpixel's value
+    np.testing.assert_allclose(e.heatmap(1), truth[_blocks(4, 6, 1, 3)])
+    np.testing.assert_allclose(e.heatmap(1, 1), -truth[_blocks(4, 6, 1, 3)])
+    # pixels of no player (-1) keep their value: a null contribution, NaN on the heat map
+    seg = _blocks(4, 6, 1, 3)
+    seg[0, 0] = -1
+    e2 = ex.explain([np.arange(24.0).reshape(4, 6)], segments=[seg])
+    assert np.isnan(e2.heatmap(0)[0, 0])
+    assert abs(e2.values[0][:, 0].sum() - (e2.predictions[0][0] - e2.expected_values[0][0])) < 1e-10
+
+
+def test_rerun_replaces_heat_maps_and_reads_a_baseline_image(tmp_path):
+    from PIL import Image
+
+    folder, f, _ = _digits_folder(tmp_path, n=2)
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "black.png")
+    (tmp_path / "cfg.json").write_text(json.dumps(_cfg(num_segments=4)))
+    out = tmp_path / "out"
+    clarion.analyze(tmp_path / "cfg.json", folder, model=f, output_dir=out, progress=False)
+    assert (out / "shap_sub_d0.jpeg").exists()
+    (folder / "sub" / "d0.png").unlink()
+    cfg = _cfg(num_segments=4)
+    cfg["methods"]["shap"]["baseline"] = "black.png"  # relative to the config's folder
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    clarion.analyze(tmp_path / "cfg.json", folder, model=f, output_dir=out, progress=False, overwrite=True)
+    assert not (out / "shap_sub_d0.jpeg").exists()  # the previous run's heat map is gone
+    (e,) = json.loads((out / "analysis.json").read_text())["explanations"]["image_shap"]["images"]
+    black = f(np.zeros((1, 32, 32), np.uint8))[0]
+    np.testing.assert_allclose(e["labels"]["label0"]["expected_value"], black[0], atol=1e-12)
