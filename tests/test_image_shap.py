@@ -516,6 +516,13 @@ def test_endpoint_png_and_npy_give_the_in_process_values(tmp_path):
             # PNG is lossless and .npy exact: the same numbers as calling the model in process
             np.testing.assert_allclose(remote.values[0], local.values[0], atol=1e-12)
         assert set(seen) == {"image/png", "application/x-npy"}
+        with Endpoint(url, content_type="image/jpg") as ep:  # Clarify's default; lossy, so close only
+            assert ep.content_type == "image/jpeg" and ep.accept_type == "application/json"
+            jpeg = ImageShap(ep, num_samples=100, seed=0, baseline=0).explain([img], segments=[seg])
+        assert seen[-1] == "image/jpeg"
+        v, p = jpeg.values[0], jpeg.predictions[0]
+        np.testing.assert_allclose(v.sum(0), p - jpeg.expected_values[0], atol=1e-9)
+        np.testing.assert_allclose(p, local.predictions[0], atol=0.05)
         with Endpoint(url, content_type="image/png") as ep, pytest.raises(ValueError, match="call predict_images"):
             ep.predict(np.zeros((2, 3)))
 
