@@ -435,7 +435,7 @@ def test_endpoint_argument_checks():
     with pytest.raises(ValueError, match="url must be"):
         Endpoint("ftp://example.com/x")
     with pytest.raises(ValueError, match="content_type"):
-        Endpoint("http://h/", content_type="image/png")
+        Endpoint("http://h/", content_type="image/gif")
     with pytest.raises(ValueError, match="column index"):
         Endpoint("http://h/", probability="scores")
     with pytest.raises(ValueError, match="JMESPath"):

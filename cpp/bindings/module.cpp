@@ -7,6 +7,7 @@
 namespace py = pybind11;
 
 void register_counts(py::module_& m);
+void register_image(py::module_& m);
 void register_knn(py::module_& m);
 void register_shap(py::module_& m);
 
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   register_counts(m);
   register_knn(m);
   register_shap(m);
+  register_image(m);
 }

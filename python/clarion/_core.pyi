@@ -131,6 +131,26 @@ def shap_apply_cuda(
     phi: DeviceArray,
     stream: int,
 ) -> None: ...
+def image_mask_cpu(
+    image: np.ndarray,
+    baseline: np.ndarray,
+    segment: np.ndarray,
+    Z: np.ndarray,
+    s0: int,
+    s1: int,
+    out: np.ndarray,
+    n_threads: int,
+) -> None: ...
+def image_mask_cuda(
+    image: DeviceArray,
+    baseline: DeviceArray,
+    segment: DeviceArray,
+    Z: DeviceArray,
+    s0: int,
+    s1: int,
+    out: DeviceArray,
+    stream: int,
+) -> None: ...
 def compiled_info() -> dict[str, Any]: ...
 def cuda_device_count() -> int: ...
 

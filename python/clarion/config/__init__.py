@@ -23,13 +23,15 @@ import collections.abc
 import copy
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from clarion.config._checks import (  # the key tables, bounds and messages are public here too
     AGG_METHODS,  # noqa: F401 - re-exported: clarion.config's public constants
-    CONTENT_TYPES,  # noqa: F401 - re-exported: clarion.config's public constants
+    CONTENT_TYPES,
     DATASET_TYPES,
+    IMAGE_CONTENT_TYPES,
     JSON_VALUE,  # noqa: F401 - re-exported: clarion.config's public constants
     MAX_DEPTH,
     MAX_GRID_RESOLUTION,  # noqa: F401 - re-exported: clarion.config's public constants
@@ -79,6 +81,7 @@ from clarion.config._checks import (  # the key tables, bounds and messages are 
 from clarion.config._sections import (
     BiasMethodConfig,
     FacetConfig,
+    ImageConfig,
     PdpConfig,
     PredictorConfig,
     ReportConfig,
@@ -92,6 +95,7 @@ __all__ = [
     "ConfigError",
     "ConfigWarning",
     "FacetConfig",
+    "ImageConfig",
     "PdpConfig",
     "PredictorConfig",
     "ReportConfig",
@@ -248,6 +252,29 @@ class AnalysisConfig:
                 raise ConfigError(MSG_REQUIRED.format(path="label_values_or_threshold", why=" for bias metrics"))
             if not c.facet:
                 raise ConfigError(MSG_REQUIRED.format(path="facet", why=" for bias metrics"))
+        if c.dataset_type == "application/x-image":  # images: explanations over superpixels only
+            if c.shap is None or c.shap.image_config is None:
+                raise ConfigError(MSG_REQUIRED.format(path="methods.shap.image_config", why=" for application/x-image"))
+            if c.pre_training_bias or c.post_training_bias or c.pdp:
+                raise ConfigError("methods: only shap (with image_config) is supported for application/x-image")
+            if c.shap.features_to_explain is not None:  # as the SDK: tabular data only
+                raise ConfigError("methods.shap.features_to_explain: not supported with image_config")
+        elif c.predictor is not None and c.predictor.content_type in IMAGE_CONTENT_TYPES:
+            raise ConfigError(
+                MSG_CHOICE.format(
+                    path="predictor.content_type",
+                    choices=f"{list(CONTENT_TYPES)} (image types need dataset_type application/x-image)",
+                    got=c.predictor.content_type,
+                )
+            )
+        elif c.shap is not None and c.shap.image_config is not None:  # the SDK writes it for any data
+            warnings.warn(
+                f"methods.shap.image_config: applies to dataset_type application/x-image only, "
+                f"ignored for {c.dataset_type}",
+                ConfigWarning,
+                stacklevel=2,
+            )
+            c.shap.image_config = None
         if c.dataset_type in ("application/jsonlines", "application/json") and c.features is None:
             raise ConfigError(MSG_REQUIRED.format(path="features", why=f" for dataset_type {c.dataset_type}"))
         return c

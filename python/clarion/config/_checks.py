@@ -13,8 +13,16 @@ from typing import Any
 from clarion import options
 from clarion.bias.registry import metric_names
 
-DATASET_TYPES = ("text/csv", "application/jsonlines", "application/json", "application/x-parquet")
+DATASET_TYPES = (
+    "text/csv",
+    "application/jsonlines",
+    "application/json",
+    "application/x-parquet",
+    "application/x-image",
+)
 CONTENT_TYPES = ("text/csv", "application/jsonlines", "application/json")
+#: predictor.content_type of an image model (Clarify's; "image/jpg" is read as image/jpeg)
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-npy")
 #: allowed ``methods`` of each bias stage, in Clarify's order (from the metric registry,
 #: :data:`clarion.bias.METRIC_INFO`)
 PRE_TRAINING_METHODS = metric_names("pre")
@@ -44,7 +52,7 @@ UNSUPPORTED_TOP_KEYS = {
     "time_series_data_config": "time series are not supported",
 }
 UNSUPPORTED_METHOD_KEYS = {"asymmetric_shapley_value": "time series are not supported"}
-UNSUPPORTED_SHAP_KEYS = {"text_config": "text features are not supported", "image_config": "images are not supported"}
+UNSUPPORTED_SHAP_KEYS: dict[str, str] = {}  # text_config and image_config are implemented
 UNSUPPORTED_PREDICTOR_KEYS = {"time_series_predictor_config": "time series are not supported"}
 #: clarion predictor keys read by clarion.models / the CLI besides PredictorConfig's own list:
 #: known here so that they are never reported as unknown keys.

@@ -10,6 +10,7 @@ from clarion import options
 from clarion.config._checks import (
     AGG_METHODS,
     CONTENT_TYPES,
+    IMAGE_CONTENT_TYPES,
     MAX_GRID_RESOLUTION,
     MIN_GRID_RESOLUTION,
     MSG_CHOICE,
@@ -140,6 +141,50 @@ class TextConfig:
         return d
 
 
+class ImageConfig:
+    """``methods.shap.image_config``: Kernel SHAP over superpixels (Clarify's keys and defaults;
+    :class:`clarion.explain.ImageShap` runs it)."""
+
+    model_type: Literal["IMAGE_CLASSIFICATION", "OBJECT_DETECTION"] = "IMAGE_CLASSIFICATION"
+    num_segments: int = 20
+    segment_compactness: float = 5
+    feature_extraction_method: str = "segmentation"
+    max_objects: int = 3
+    iou_threshold: float = 0.5
+    context: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str) -> ImageConfig:
+        _check(isinstance(d, dict), path, "an object with model_type", d)
+        _warn_unknown(d, {f.name for f in fields(cls)} | {"debug"}, path)
+        if "model_type" not in d:
+            raise ConfigError(MSG_REQUIRED.format(path=f"{path}.model_type", why=""))
+        mt = d["model_type"]
+        if mt not in ("IMAGE_CLASSIFICATION", "OBJECT_DETECTION"):
+            raise _choice_error(f"{path}.model_type", ["IMAGE_CLASSIFICATION", "OBJECT_DETECTION"], mt)
+        fem = d.get("feature_extraction_method", "segmentation")
+        if fem != "segmentation":
+            raise _choice_error(f"{path}.feature_extraction_method", ["segmentation"], fem)
+        c = cls(mt, feature_extraction_method=fem)
+        c.num_segments = _integer(d.get("num_segments", 20), f"{path}.num_segments", 1)
+        c.max_objects = _integer(d.get("max_objects", 3), f"{path}.max_objects", 1)
+        for key, default, lo, hi in (
+            ("segment_compactness", 5, None, None),
+            ("iou_threshold", 0.5, 0.0, 1.0),
+            ("context", 1.0, 0.0, 1.0),
+        ):
+            v = d.get(key, default)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+            ok = ok and (v > 0 if lo is None else lo <= v <= hi) and v != float("inf")
+            want = "a positive number" if lo is None else f"a number in [{lo}, {hi}]"
+            _check(ok, f"{path}.{key}", want, v)
+            setattr(c, key, v)
+        return c
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass
 class ShapConfig:
     """``methods.shap``: Kernel SHAP options (Clarify's keys and defaults)."""
@@ -153,6 +198,7 @@ class ShapConfig:
     seed: int | None = None
     features_to_explain: list[str | int] | None = None
     text_config: TextConfig | None = None
+    image_config: ImageConfig | None = None
 
     @classmethod
     def from_dict(cls, d: Any, path: str) -> ShapConfig:
@@ -200,12 +246,16 @@ class ShapConfig:
             if fe is not None:  # as the SDK: features_to_explain is for tabular data only
                 raise ConfigError(f"{path}: features_to_explain cannot be combined with text_config")
             c.text_config = TextConfig.from_dict(d["text_config"], f"{path}.text_config")
+        if d.get("image_config") is not None:
+            c.image_config = ImageConfig.from_dict(d["image_config"], f"{path}.image_config")
         return c
 
     def to_dict(self) -> dict:
         d = _drop_none({f.name: getattr(self, f.name) for f in fields(self)})
         if self.text_config is not None:
             d["text_config"] = self.text_config.to_dict()
+        if self.image_config is not None:
+            d["image_config"] = self.image_config.to_dict()
         return d
 
 
@@ -371,8 +421,10 @@ class PredictorConfig:
         for key in ("content_type", "accept_type"):
             v = d.get(key)
             v = v.lower() if isinstance(v, str) else v  # Clarify compares them lower-cased
-            if v is not None and v not in CONTENT_TYPES:
-                raise _choice_error(f"{path}.{key}", list(CONTENT_TYPES), d.get(key))
+            allowed = CONTENT_TYPES + (IMAGE_CONTENT_TYPES if key == "content_type" else ())
+            v = "image/jpeg" if v == "image/jpg" else v
+            if v is not None and v not in allowed:
+                raise _choice_error(f"{path}.{key}", list(allowed), d.get(key))
             setattr(c, key, v)
         t = d.get("content_template")
         if t is not None:

@@ -9,6 +9,8 @@
   ``text_config``), in :mod:`clarion.explain.text`.
 * :class:`OnlineExplainer` — predictions plus attributions per request, in Clarify's online
   explainability response format (what ``clarion serve --explain`` answers).
+* :class:`ImageShap` — Kernel SHAP over superpixels for image classifiers and detectors
+  (:mod:`clarion.explain.image`, Clarify's ``image_config``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from __future__ import annotations
 from clarion.explain._baseline import Baseline, kmeans_baseline
 from clarion.explain._kernel_shap import Explanation, KernelShap, ShapConditioningWarning
 from clarion.explain._pdp import partial_dependence
+from clarion.explain.image import ImageExplanation, ImageShap
 from clarion.explain.online import OnlineExplainer, OnlineExplanation
 from clarion.explain.text import TextExplanation, TextShap
 
 __all__ = [
     "Baseline",
     "Explanation",
+    "ImageExplanation",
+    "ImageShap",
     "KernelShap",
     "OnlineExplainer",
     "OnlineExplanation",

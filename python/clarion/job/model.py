@@ -251,6 +251,8 @@ def endpoint_for(cfg: Any, url: str, *, timeout: float | None = None, retries: i
     ct = (p.content_type if p is not None else None) or (
         cfg.dataset_type
         if cfg.dataset_type in ("text/csv", "application/jsonlines", "application/json")
+        else "image/jpeg"
+        if cfg.dataset_type == "application/x-image"  # Clarify's CV default
         else "text/csv"
     )
     kw: dict[str, Any] = {"content_type": ct}

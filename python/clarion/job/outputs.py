@@ -204,6 +204,12 @@ def _previous_outputs(output_dir: str) -> list[str]:
     import json
 
     names = [*OUTPUT_FILES, *MONITOR_OUTPUT_FILES]
+    with contextlib.suppress(OSError):  # image jobs' heat maps (clarion.job.image)
+        names += [
+            f
+            for f in os.listdir(output_dir)
+            if f.endswith(".jpeg") and (f.startswith("shap_") or f.endswith("_objects.jpeg"))
+        ]
     shap_dir = os.path.join(output_dir, "explanations_shap")
     for d, _dirs, files in os.walk(shap_dir):
         names += [os.path.relpath(os.path.join(d, f), output_dir) for f in files]

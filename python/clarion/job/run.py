@@ -86,7 +86,12 @@ class _Job:
         self.windows = windows
         self.dask_client = dask_client  # SHAP and PDP run on its workers (clarion.distributed)
         self.progress, self.budget = progress, budget
-        self.source = _Source(cfg, data, chunk_rows=chunk_rows, skip_bad_rows=skip_bad_rows)
+        if cfg.dataset_type == "application/x-image":  # a folder of images (clarion.job.image)
+            from clarion.job.image import ImageSource
+
+            self.source = ImageSource(data)
+        else:
+            self.source = _Source(cfg, data, chunk_rows=chunk_rows, skip_bad_rows=skip_bad_rows)
         self.notes: list[str] = []
         self.paths: dict[str, str] = {}
         self.seed = cfg.shap.seed if cfg.shap is not None and cfg.shap.seed is not None else 0
@@ -97,6 +102,11 @@ class _Job:
         ``analysis.json`` document once it is written and before the report is: it may write
         files of its own and returns ``(html_section, md_section)`` to end the report with, or None."""
         cfg = self.cfg
+        if cfg.dataset_type == "application/x-image":
+            from clarion.job.image import run_images
+
+            self.n_rows = 0
+            return run_images(self, finish)
         columns = self.source.columns()
         plan = self.plan = _make_plan(cfg, columns)
         if self.windows is not None:

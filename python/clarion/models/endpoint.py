@@ -8,6 +8,7 @@ shared with :mod:`clarion.serve`.
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 import time
@@ -119,6 +120,63 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-npy")
+
+
+def _image_body(batch: np.ndarray, content_type: str) -> bytes:
+    """One request body: the image encoded as JPEG / PNG (Pillow), or the batch as ``.npy``."""
+    import io
+
+    buf = io.BytesIO()
+    if content_type == "application/x-npy":
+        np.save(buf, np.ascontiguousarray(batch), allow_pickle=False)
+        return buf.getvalue()
+    from PIL import Image
+
+    img = np.asarray(batch[0])
+    if img.dtype != np.uint8:
+        img = np.clip(np.rint(img.astype(np.float64) * (255.0 if img.max(initial=0) <= 1 else 1.0)), 0, 255)
+        img = img.astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    fmt = "PNG" if content_type == "image/png" else "JPEG"
+    Image.fromarray(img).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _detection_lists(ep: Any, data: bytes, n: int, first_row: int) -> list[np.ndarray]:
+    """Per image (K, 6) detections from a JSON response (the document, or ep.probability's
+    JMESPath): (K, 6) for one image, (n, K, 6) for n."""
+    try:
+        doc = json.loads(data)
+        if isinstance(ep.probability, str):
+            import jmespath
+
+            doc = jmespath.search(ep.probability, doc)
+    except (ValueError, TypeError) as exc:
+        raise ep._bad(first_row, f"not a JSON detection list: {exc}") from None
+    items = doc if isinstance(doc, list) else None
+    if items is None:
+        raise ep._bad(first_row, f"expected a list of detections, got {type(doc).__name__}")
+    if n == 1 and (not items or not isinstance(items[0], list) or not items[0] or not isinstance(items[0][0], list)):
+        items = [items]  # one image's (K, 6) rows
+    if len(items) != n:
+        raise EndpointResponseError(
+            MSG_ENDPOINT_COUNT.format(url=ep.url, got=len(items), row=first_row, n=n),
+            first_row=first_row,
+            status=200,
+            server_message=data[:200].decode("utf-8", "replace"),
+        )
+    out = []
+    for it in items:
+        try:
+            d = np.asarray(it, dtype=np.float64).reshape(-1, 6) if len(it) else np.empty((0, 6))
+        except (ValueError, TypeError):
+            raise ep._bad(first_row, "each detection must be 6 numbers [class, score, x0, y0, x1, y1]") from None
+        out.append(d)
+    return out
+
+
 class Endpoint(Model):
     """A model behind an HTTP endpoint that speaks the SageMaker invocation protocol.
 
@@ -206,9 +264,13 @@ class Endpoint(Model):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url must be http(s)://host[:port]/path, got {url!r}")
         content_type = content_type.lower()
-        accept_type = (accept_type or content_type).lower()
-        if content_type not in wire.CONTENT_TYPES:
-            raise ValueError(f"content_type must be one of {wire.CONTENT_TYPES}, got {content_type!r}")
+        content_type = "image/jpeg" if content_type == "image/jpg" else content_type
+        image = content_type in IMAGE_CONTENT_TYPES  # images: predict_images (Clarify's CV content types)
+        accept_type = (accept_type or ("application/json" if image else content_type)).lower()
+        if content_type not in wire.CONTENT_TYPES and not image:
+            raise ValueError(
+                f"content_type must be one of {wire.CONTENT_TYPES + IMAGE_CONTENT_TYPES}, got {content_type!r}"
+            )
         if accept_type not in wire.CONTENT_TYPES:
             raise ValueError(f"accept_type must be one of {wire.CONTENT_TYPES}, got {accept_type!r}")
         for arg, value in (
@@ -294,6 +356,48 @@ class Endpoint(Model):
             self._output_names = ["label"]
             self._n_outputs = 1
         self._label_headers = None if label_headers is None else list(label_headers)
+
+    def predict_images(self, images: Any, *, detections: bool = False) -> Any:
+        """Predictions for a batch of images ``(B, H, W[, C])`` from an endpoint whose content type
+        is an image type: ``image/jpeg`` / ``image/png`` send one encoded image per request (uint8
+        pixels; floats in [0, 1] are scaled to 0..255), ``application/x-npy`` sends up to
+        ``max_batch_rows`` images per request as one ``.npy`` array. Requests run ``concurrency`` at
+        a time with the retries of :meth:`predict`.
+
+        Returns scores ``(B, D)`` float64 (the response read like :meth:`predict`'s), or with
+        ``detections=True`` a list of B arrays ``(K_i, 6)`` of ``[class, score, x0, y0, x1, y1]``
+        (the JSON response, or its ``probability`` JMESPath, is per image ``(K, 6)`` for one image
+        or ``(n, K, 6)`` for a batch of n)."""
+        if self.content_type not in IMAGE_CONTENT_TYPES:
+            raise ValueError(
+                f"predict_images needs an image content_type {IMAGE_CONTENT_TYPES}; "
+                f"this endpoint sends {self.content_type}"
+            )
+        batch = np.asarray(images)
+        n = batch.shape[0]
+        per = 1 if self.content_type != "application/x-npy" else self.max_batch_rows
+        bodies = [(_image_body(batch[a : a + per], self.content_type), a, min(n, a + per)) for a in range(0, n, per)]
+
+        def run(body: bytes, start: int, stop: int) -> Any:
+            data = self._post(body, start)
+            if not detections and stop - start == 1 and self.accept_type == "application/json" and self._field is None:
+                doc = json.loads(data) if data.strip()[:1] == b"[" else None
+                if isinstance(doc, list) and doc and not isinstance(doc[0], list):  # one image's scores
+                    data = json.dumps([doc]).encode()
+            return (
+                _detection_lists(self, data, stop - start, start)
+                if detections
+                else self._decode(data, stop - start, start)
+            )
+
+        if len(bodies) == 1 or self.concurrency == 1:
+            parts = [run(*b) for b in bodies]
+        else:
+            futures = [self._executor().submit(run, *b) for b in bodies]
+            parts = [f.result() for f in futures]
+        if detections:
+            return [d for p in parts for d in p]
+        return np.concatenate(parts, axis=0) if parts else np.empty((0, self._n_outputs or 0))
 
     def with_options(self, *, output: str | None = None, label_headers: Sequence[Any] | None = None) -> Endpoint:
         """A copy of this endpoint returning ``output`` and/or using other ``label_headers``."""
@@ -393,6 +497,8 @@ class Endpoint(Model):
 
     def _encode_rows(self, X: Any) -> tuple[list[bytes], bytes, bytes, bytes]:
         """Each row's bytes, plus the batch's prefix, separator and suffix."""
+        if self.content_type in IMAGE_CONTENT_TYPES:
+            raise ValueError(f"endpoint {self.url} takes images ({self.content_type}): call predict_images")
         return wire.encode_rows(
             X,
             content_type=self.content_type,

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from clarion.bias.registry import METRIC_INFO
+from clarion.report.image import has_images as _images_in
+from clarion.report.image import image_section_html, image_section_markdown
 from clarion.report.model import (
     STAGE_TITLES,
     Bullets,
@@ -190,7 +192,11 @@ def render_html(
         notes=notes,
         max_local_rows=max_local_rows,
     )
-    return render_report_html(report)
+    page = render_report_html(report)
+    images = image_section_html(analysis)  # image jobs: heat maps linked from the output folder
+    if images:
+        page = page.replace("</main></body></html>", images + "</main></body></html>", 1)
+    return page
 
 
 def _md_groups(facet: str, entry: Mapping[str, Any]) -> list[str]:
@@ -264,6 +270,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
                 from clarion.report.text import render_text_markdown
 
                 lines += render_text_markdown({label: block["global_top_shap_text"]}).splitlines()[2:]
+    lines += [image_section_markdown(analysis)] if _images_in(analysis) else []
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         lines += ["## Partial dependence", ""]
