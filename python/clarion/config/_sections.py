@@ -141,6 +141,7 @@ class TextConfig:
         return d
 
 
+@dataclass
 class ImageConfig:
     """``methods.shap.image_config``: Kernel SHAP over superpixels (Clarify's keys and defaults;
     :class:`clarion.explain.ImageShap` runs it)."""

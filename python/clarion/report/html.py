@@ -27,7 +27,7 @@ from clarion.report.model import (
 )
 from clarion.report.svg import esc, fmt, grid_label, md
 
-__all__ = ["METRIC_GUIDE", "largest_disparities", "render_html", "render_markdown", "render_report_html"]
+__all__ = ["METRIC_GUIDE", "largest_disparities", "render_html", "render_markdown", "render_report_html", "with_images"]
 
 #: name: (lowest, highest axis value drawn, ideal, one-line reading), from the metric registry
 #: (:data:`clarion.bias.registry.METRIC_INFO`). Axes of unbounded metrics are clipped for drawing
@@ -192,11 +192,16 @@ def render_html(
         notes=notes,
         max_local_rows=max_local_rows,
     )
-    page = render_report_html(report)
-    images = image_section_html(analysis)  # image jobs: heat maps linked from the output folder
-    if images:
-        page = page.replace("</main></body></html>", images + "</main></body></html>", 1)
-    return page
+    return with_images(render_report_html(report), analysis)
+
+
+def with_images(page: str, analysis: Mapping[str, Any]) -> str:
+    """``page`` (a rendered report) with the image jobs' heat-map section
+    (:func:`clarion.report.image.image_section_html`) at its end; unchanged without images."""
+    images = image_section_html(analysis)  # heat maps linked from the output folder
+    if not images:
+        return page
+    return page.replace("</main></body></html>", images + "</main></body></html>", 1)
 
 
 def _md_groups(facet: str, entry: Mapping[str, Any]) -> list[str]:
