@@ -194,7 +194,7 @@ def test_demo_analysis_json_has_clarifys_structure(demo):
     # the demo's model decides both ways (at 0.5 it released 97.8% of arrestees: a degenerate model)
     mp = doc["post_training_bias_metrics"]["model_performance"]
     assert 0.6 < mp["predicted_positive_rate"] < 0.9 and mp["confusion_matrix"]["TN"] > 250
-    assert s.splitlines()[1].startswith("model: accuracy ") and " rows, facet a: " in s
+    assert s.splitlines()[1].startswith("model: accuracy ") and " rows) vs " in s  # group sizes
 
 
 def test_demo_bias_equals_bias_report(demo):

@@ -406,7 +406,7 @@ def test_analyze_writes_the_numbers_behind_each_metric(tmp_path):
     # JSON null, never NaN, for an undefined number: the curve at t = 1 predicts nobody positive
     assert e["threshold_curve"]["DI"][-1] is None
     assert "NaN" not in (tmp_path / "out" / "analysis.json").read_text()
-    assert "rows, facet a: " in res.summary() or "largest disparities" not in res.summary()
+    assert " rows)" in res.summary() or "largest disparities" not in res.summary()
 
 
 def test_float_predicted_label_is_a_score():

@@ -146,7 +146,10 @@ class AnalysisResult:
         return "model: " + ", ".join(parts)
 
     def _group_sizes(self, text: str) -> str:
-        """`` (facet d: N rows, facet a: M rows)`` for the facet entry a disparity line names."""
+        """`` (facet d: N rows, facet a: M rows)`` for the facet entry a disparity line names; "" when
+        the line already gives the group sizes (the report model's lines do)."""
+        if " rows)" in text:
+            return ""
         for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
             for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
                 for e in entries:

@@ -456,10 +456,11 @@ def model_warnings(doc: Mapping[str, Any]) -> list[str]:
     base = (cm["TP"] + cm["FN"]) / n
     majority = max(base, 1 - base)
     if acc - majority < DEGENERATE_ACCURACY_MARGIN:
+        where = "below" if acc < majority else f"within {DEGENERATE_ACCURACY_MARGIN * 100:.0f} point of"
         out.append(
-            f"The model's accuracy {acc:.3f} is within {DEGENERATE_ACCURACY_MARGIN * 100:.0f} point of "
-            f"always predicting the majority class ({majority:.3f}, label positive rate {base:.3f}): "
-            "it barely beats a constant, so its disparities say little about a useful model."
+            f"The model's accuracy {acc:.3f} is {where} always predicting the majority class "
+            f"({majority:.3f}, label positive rate {base:.3f}): it does not clearly beat a constant on "
+            "accuracy, so read its disparities with the confusion matrices and ROC AUC below."
         )
     return out
 

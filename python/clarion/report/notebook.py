@@ -132,7 +132,9 @@ if perf:
     one_class = max(predicted_positive, 1 - predicted_positive)
     if one_class >= {share}:
         print(f"WARNING: the model predicts one class for {{one_class:.1%}} of rows")
-    if accuracy - max(base, 1 - base) < {margin}:
+    if accuracy < max(base, 1 - base):
+        print("WARNING: the model's accuracy is below always predicting the majority class")
+    elif accuracy - max(base, 1 - base) < {margin}:
         print("WARNING: the model's accuracy is within 1 point of always predicting the majority class")
     display(pd.Series({{k: v for k, v in perf.items() if not isinstance(v, dict)}}, name="model performance"))
 else:
