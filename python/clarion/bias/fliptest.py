@@ -155,21 +155,12 @@ def _vote_cuda(xa, ya, xd, k: int):
     import cupy
 
     core = _backend.core()
+    xa, ya, xd = (cupy.ascontiguousarray(a) for a in (xa, ya, xd))  # the kernel's layout
     positives = cupy.empty(xd.shape[0], dtype=cupy.int64)
     votes = cupy.empty(xd.shape[0], dtype=cupy.uint8)
-    ptr = lambda a: int(a.__cuda_array_interface__["data"][0])  # noqa: E731
-    core.knn_vote_cuda(
-        ptr(xa),
-        ptr(ya),
-        ptr(xd),
-        ptr(positives),
-        ptr(votes),
-        xa.shape[0],
-        xd.shape[0],
-        xa.shape[1],
-        k,
-        int(cupy.cuda.get_current_stream().ptr),
-    )
+    # the checked descriptor form: dtype, shape, strides, device and stream read from each array's
+    # __cuda_array_interface__ (the same checks as knn_vote_cpu)
+    core.knn_vote_cuda(xa, ya, xd, positives, votes, k, int(cupy.cuda.get_current_stream().ptr))
     return positives, votes
 
 
