@@ -115,3 +115,257 @@ def apply(impl: str, Y: Any, base: Any, LT: Any, q0: int, q1: int, phi: Any, thr
     Y, base, LT = _dev(Y), _dev(base), _dev(LT)
     _backend.core().shap_apply_cuda(Y, base, LT, q0, q1, phi, _stream())
     return phi
+
+
+# -- the "cubic" estimator (issue 19): a nested stratified paired plan and a third-order operator --
+#
+# Built once per explainer on the host with numpy (tiny next to the model work); the per-row work
+# (masking, model, background reduction, operator application) stays in the compiled kernels.
+
+#: candidates drawn per batch when a stratum is sampled by rejection (fixed, so a stratum's stream
+#: of coalitions does not depend on how many are taken from it)
+_DRAW_BATCH = 4096
+#: strata with at most this many pairs are enumerated and shuffled instead of sampled by rejection
+_ENUMERATE_PAIRS = 1 << 17
+#: the cubic terms are used while M + C(M, 3) stays at most this (M <= 31)
+CUBIC_MAX_TERMS = 4600
+#: ridge on the cubic coefficients, relative to the total kernel weight (1)
+CUBIC_RIDGE = 0.01
+
+
+def _stratum_pairs(M: int, p: int) -> int:
+    """Complement pairs (z, 1 - z) with |z| = p: C(M, p), or C(M, p) / 2 for the middle size."""
+    from math import comb
+
+    return comb(M, p) // 2 if 2 * p == M else comb(M, p)
+
+
+def _canonical(Z: np.ndarray, p: int, M: int) -> np.ndarray:
+    """The representative of each pair: the size-p member, or for the middle size the member that
+    contains player 0."""
+    if 2 * p == M:
+        flip = Z[:, 0] == 0
+        Z[flip] = 1 - Z[flip]
+    return Z
+
+
+def _stratum_stream(M: int, p: int, n: int, seed: int) -> np.ndarray:
+    """The first ``n`` pairs (representatives, uint8 [n, M]) of stratum p's seeded stream of distinct
+    pairs. The stream is a function of (M, p, seed) only, so a plan of a larger budget extends the
+    plan of a smaller one (the adaptive mode reuses the model outputs of earlier rounds)."""
+    import itertools
+
+    N = _stratum_pairs(M, p)
+    rng = np.random.default_rng([int(seed) & ((1 << 64) - 1), M, p])
+    if N <= _ENUMERATE_PAIRS:  # enumerate and shuffle
+        if 2 * p == M:
+            rest = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(1, M), p - 1)), np.int64)
+            idx = np.hstack([np.zeros((N, 1), np.int64), rest.reshape(N, p - 1)])
+        else:
+            idx = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(M), p)), np.int64)
+            idx = idx.reshape(N, p)
+        idx = idx[rng.permutation(N)[:n]]
+        Z = np.zeros((len(idx), M), np.uint8)
+        np.put_along_axis(Z, idx, 1, axis=1)
+        return Z
+    out: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    got = 0
+    while got < n:  # rejection: uniform p-subsets in fixed-size batches, first occurrences kept
+        idx = np.argsort(rng.random((_DRAW_BATCH, M)), axis=1)[:, :p]
+        Z = np.zeros((_DRAW_BATCH, M), np.uint8)
+        np.put_along_axis(Z, idx, 1, axis=1)
+        Z = _canonical(Z, p, M)
+        keys = np.packbits(Z, axis=1)
+        keep = []
+        for i in range(_DRAW_BATCH):
+            k = keys[i].tobytes()
+            if k not in seen:
+                seen.add(k)
+                keep.append(i)
+                got += 1
+                if got == n:
+                    break
+        out.append(Z[keep])
+    return np.vstack(out) if out else np.zeros((0, M), np.uint8)
+
+
+def stratified_plan(M: int, n_samples: int, seed: int):
+    r"""The stratified paired plan of ``n_samples`` coalitions (``n_samples // 2`` pairs).
+
+    Strata are the pair sizes p = 1..floor(M/2) (coalitions of size p and M - p). Pairs are given to
+    the strata by water-filling: level by level, one more pair to every stratum that still has one
+    (a stratum small enough is therefore enumerated whole, and the plan of a larger budget extends
+    this one: pair k of the plan is pair k of every larger plan). Within a stratum the pairs are a
+    uniform sample without replacement. A coalition of stratum p gets the weight
+    :math:`\mu_p / (2 n_p)`, :math:`\mu_p` being the Shapley-kernel mass of its sizes
+    (:math:`2 (M-1)/(p (M-p))`, once for the middle size) and :math:`n_p` its sampled pairs, so every
+    stratum carries its exact kernel mass (weights normalised to sum 1). With every pair taken the
+    weights are the Shapley kernel's and the estimate is exact.
+
+    Returns ``(Z [S, M] uint8, w [S], stratum [S] (p), n_p [floor(M/2) + 1], N_p [same])``; a pair
+    is rows 2k (size p) and 2k + 1 (its complement).
+    """
+    B = n_samples // 2
+    P = M // 2
+    caps = np.array([0] + [_stratum_pairs(M, p) for p in range(1, P + 1)], dtype=object)
+    # water-filling: largest level t with sum_p min(N_p, t) <= B, the remainder to the smallest p
+    n = np.zeros(P + 1, dtype=np.int64)
+    lo, hi = 0, B + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if sum(min(int(caps[p]), mid) for p in range(1, P + 1)) <= B:
+            lo = mid
+        else:
+            hi = mid
+    for p in range(1, P + 1):
+        n[p] = min(int(caps[p]), lo)
+    extra = B - int(n.sum())
+    for p in range(1, P + 1):
+        if extra == 0:
+            break
+        if int(caps[p]) > lo:
+            n[p] += 1
+            extra -= 1
+    reps, level, strat = [], [], []
+    for p in range(1, P + 1):
+        if n[p]:
+            reps.append(_stratum_stream(M, p, int(n[p]), seed))
+            level.append(np.arange(n[p]))
+            strat.append(np.full(n[p], p))
+    rep = np.vstack(reps)
+    lev, st = np.concatenate(level), np.concatenate(strat)
+    order = np.lexsort((st, lev))  # the water-filling order: level, then stratum
+    rep, st = rep[order], st[order]
+    Z = np.empty((2 * len(rep), M), np.uint8)
+    Z[0::2], Z[1::2] = rep, 1 - rep
+    stratum = np.repeat(st, 2)
+    mass = np.array([0.0] + [(M - 1) / (p * (M - p)) * (1.0 if 2 * p == M else 2.0) for p in range(1, P + 1)])
+    w = mass[stratum] / (2.0 * n[stratum])
+    w /= w.sum()
+    return Z, w, stratum, n, np.array([0] + [int(c) for c in caps[1:]], dtype=np.float64)
+
+
+def cubic_terms(M: int) -> np.ndarray:
+    """The triples (i < j < k) of the cubic terms, [T, 3]; empty when M + C(M, 3) exceeds
+    :data:`CUBIC_MAX_TERMS` (the operator is then the first-order one)."""
+    from math import comb
+
+    if M < 3 or M + comb(M, 3) > CUBIC_MAX_TERMS:
+        return np.zeros((0, 3), dtype=np.int64)
+    i, j, k = np.array(
+        [(a, b, c) for a in range(M) for b in range(a + 1, M) for c in range(b + 1, M)], dtype=np.int64
+    ).T
+    return np.stack([i, j, k], axis=1)
+
+
+def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float = CUBIC_RIDGE, hat: bool = False):
+    r"""The operator of the third-order surrogate fit: :math:`\phi = L y + c \Delta`.
+
+    Fits :math:`g(z) = \sum_i a_i z_i + \sum_{i<j<k} b_{ijk} t_{ijk}(z)`, with
+    :math:`t_{ijk} = (x_i x_j x_k + 1)/2` and :math:`x = 2z - 1` (so :math:`t(0) = 0`,
+    :math:`t(1) = 1`), by weighted least squares on the plan, a ridge ``ridge`` on the b's, under
+    :math:`\sum a + \sum b = \Delta`; the attributions are the Shapley values of g:
+    :math:`\phi_i = a_i + \frac13 \sum_{T \ni i} b_T`. Linear in y (one fixed operator), exactly
+    efficient (:math:`1^\top L = 0`, :math:`1^\top c = 1`), exact for any game whose odd part has
+    degree at most 3 (paired plans already cancel the even part), and exact for every game when
+    the plan holds every coalition with the kernel weights.
+
+    Returns ``(L [M, S], c [M], status, extra)``: status 1 when the normal matrix was singular and
+    a pseudo-inverse gave the minimum-norm solution; ``extra`` (``hat=True``) holds ``Theta`` [Q, S],
+    ``ctheta`` [Q], ``X`` [S, Q] and the hat diagonal ``h`` [S] for the residuals of
+    :func:`stratified_std`, else None.
+    """
+    S, M = Z.shape
+    trip = cubic_terms(M)
+    Zf = Z.astype(np.float64)
+    if len(trip):
+        x = 2.0 * Zf - 1.0
+        X = np.hstack([Zf, (x[:, trip[:, 0]] * x[:, trip[:, 1]] * x[:, trip[:, 2]] + 1.0) / 2.0])
+    else:
+        X = Zf
+    Q = X.shape[1]
+    A = (X.T * w) @ X
+    A[M:, M:] += ridge * np.eye(Q - M)
+    T = np.zeros((Q, M))
+    T[:M] = np.eye(M)
+    if len(trip):
+        T[M + np.arange(len(trip))[:, None], trip] = 1.0 / 3.0
+    rhs = np.hstack([T, np.ones((Q, 1))])
+    status = 0
+    try:
+        np.linalg.cholesky(A)  # positive definite to working precision
+        solve = lambda b: np.linalg.solve(A, b)  # noqa: E731
+    except np.linalg.LinAlgError:
+        status = 1
+        Ainv = np.linalg.pinv(A, hermitian=True)
+        solve = lambda b: Ainv @ b  # noqa: E731
+    sol = solve(rhs)
+    U, t = sol[:, :M], sol[:, M]
+    s = t.sum()
+    XtW = X.T * w  # [Q, S]
+    tX = t @ XtW
+    L = U.T @ XtW - np.outer(T.T @ t, tX) / s
+    c = (T.T @ t) / s
+    extra = None
+    if hat:
+        theta = solve(XtW)
+        theta -= np.outer(t, tX) / s
+        h = np.einsum("sq,qs->s", X, theta)
+        extra = {"Theta": theta, "ctheta": t / s, "X": X, "h": h}
+    return L, c, status, extra
+
+
+def _host_apply(impl: str, y: np.ndarray, LT: np.ndarray, threads: int) -> np.ndarray:
+    """``out[n, m, d] = sum_s LT[s, m] y[n, s, d]`` on the host, by the apply kernel (its fixed
+    summation order makes every row's result independent of the rows beside it)."""
+    n, S, D = y.shape
+    out = np.zeros((n, LT.shape[1], D))
+    if n == 0 or S == 0:
+        return out
+    which = "numpy" if impl == "numpy" or not _backend.has_core() else "cpu"
+    return apply(which, y.reshape(n * S, D), np.zeros(D), np.ascontiguousarray(LT), 0, n * S, out, threads)
+
+
+def stratified_solve(
+    impl: str,
+    y: np.ndarray,
+    delta: np.ndarray,
+    L: np.ndarray,
+    c: np.ndarray,
+    extra: dict | None,
+    stratum: np.ndarray,
+    n_p: np.ndarray,
+    N_p: np.ndarray,
+    threads: int,
+):
+    r"""Attributions and their standard errors for rows whose coalition values are all at hand.
+
+    y [n, S, D] (centred values of the plan's coalitions), delta [n, D]. Returns (phi [n, M, D],
+    std [n, M, D]). The standard error is the design-based (linearised) one of a stratified sample
+    without replacement of pairs: with the surrogate's residuals :math:`r_s` inflated by the
+    leverage, :math:`\tilde r_s = r_s / (1 - h_{ss})`, pair k's contribution
+    :math:`d_{jk} = L_{j,2k} \tilde r_{2k} + L_{j,2k+1} \tilde r_{2k+1}`, and
+    :math:`\sigma_j^2 = \sum_p (1 - n_p/N_p)\, \frac{n_p}{n_p - 1} \sum_{k \in p} (d_{jk} - \bar d_{jp})^2`
+    (enumerated strata add nothing). ``extra`` None (exact plan) gives zeros.
+    """
+    n, S, D = y.shape
+    M = L.shape[0]
+    phi = _host_apply(impl, y, L.T, threads) + c[None, :, None] * delta[:, None, :]
+    std = np.zeros_like(phi)
+    if extra is None or n == 0:
+        return phi, std
+    theta = _host_apply(impl, y, extra["Theta"].T, threads) + extra["ctheta"][None, :, None] * delta[:, None, :]
+    fit = _host_apply(impl, theta, extra["X"].T, threads)
+    r = (y - fit) / np.maximum(1.0 - extra["h"], 1e-3)[None, :, None]
+    d = L[None, :, 0::2, None] * r[:, None, 0::2, :] + L[None, :, 1::2, None] * r[:, None, 1::2, :]  # [n, M, B, D]
+    pair_stratum = stratum[0::2]
+    var = np.zeros((n, M, D))
+    for p in range(1, len(n_p)):
+        k = int(n_p[p])
+        if k < 2 or k >= N_p[p]:
+            continue
+        dp = d[:, :, pair_stratum == p, :]
+        dev = dp - dp.mean(axis=2, keepdims=True)
+        var += (1.0 - k / N_p[p]) * k / (k - 1) * (dev * dev).sum(axis=2)
+    return phi, np.sqrt(var)
