@@ -1,0 +1,205 @@
+"""Kernel SHAP estimators: absolute error against exact Shapley values at equal model evaluations.
+
+clarion's ``estimator="cubic"`` (the default), clarion's ``estimator="shap"`` (shap's scheme) and
+shap's own ``KernelExplainer`` (``l1_reg=False``, so every feature gets a value, as in Clarify) are
+run in the same process on the same rows, background and models: a boosted model (xgboost), a
+logistic regression and a small neural network (scikit-learn MLP) trained on the first M features
+of scikit-learn's breast cancer data (shipped in the package). Exact values come from clarion's
+exact mode (every coalition, M <= 20); for M = 30 the reference is the cubic estimator at a large
+budget with another seed (its own standard error is printed: it must be far below the errors
+compared). "coalitions" is S, the coalitions evaluated per explained row; each costs K model rows
+in every method, so equal S is equal model evaluations. ``num_samples="auto"`` is run at several
+tolerances: its coalitions per row (mean) and its error are reported.
+
+    python benchmarks/bench_shap_estimator.py [--quick] [--json out.json] [--plot out.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+
+import numpy as np
+
+
+def _models(M: int):
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :M]
+    idx = np.random.default_rng(0).permutation(len(X))
+    X, y = X[idx], y[idx]
+    fit = {
+        "boosted": xgb.XGBClassifier(n_estimators=100, max_depth=4, learning_rate=0.1, n_jobs=1),
+        "logistic": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        "mlp": make_pipeline(StandardScaler(), MLPClassifier((32, 16), max_iter=2000, random_state=0)),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = {k: m.fit(X[:400], y[:400]) for k, m in fit.items()}
+    return X, out
+
+
+def _err(a: np.ndarray, b: np.ndarray) -> dict:
+    e = np.abs(a - b).ravel()
+    return {"median": float(np.median(e)), "p90": float(np.quantile(e, 0.9))}
+
+
+def run(quick: bool = False) -> dict:
+    import shap
+
+    from clarion.explain import KernelShap
+
+    K, N = (5, 4) if quick else (5, 6)
+    cases = {12: [512, 1024, 2072], 20: [1024, 2088, 4096], 30: [2108]}
+    if quick:
+        cases = {12: [512, 2072], 20: [2088]}
+    tolerances = [0.05, 0.02, 0.01]
+    results = []
+    for M, budgets in cases.items():
+        X, models = _models(M)
+        B, Xe = X[400 : 400 + K], X[450 : 450 + N]
+        for name, model in models.items():
+
+            def f(a, model=model):
+                return model.predict_proba(a)[:, 1]
+
+            t0 = time.perf_counter()
+            if M <= 20:
+                ref = KernelShap(f, B, num_samples=2**M - 2).explain(Xe).values
+                ref_std = 0.0
+            else:
+                e = KernelShap(f, B, num_samples=8192, seed=987).explain(Xe, return_std=True)
+                ref, ref_std = e.values, float(np.median(e.std))
+            row = {"M": M, "model": name, "reference_seconds": time.perf_counter() - t0, "reference_std": ref_std}
+            row["curves"] = []
+            for S in budgets:
+                cubic = KernelShap(f, B, num_samples=S, seed=1).explain(Xe).values
+                old = KernelShap(f, B, num_samples=S, seed=1, estimator="shap").explain(Xe).values
+                np.random.seed(1)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sv = shap.KernelExplainer(f, B).shap_values(Xe, nsamples=S, l1_reg=False, silent=True)
+                sv = np.asarray(sv).reshape(N, M)
+                row["curves"].append(
+                    {
+                        "coalitions": S,
+                        "cubic": _err(cubic, ref),
+                        "clarion_shap": _err(old, ref),
+                        "shap_kernelexplainer": _err(sv, ref),
+                    }
+                )
+            row["auto"] = []
+            if M <= 20:
+                for tol in tolerances:
+                    e = KernelShap(f, B, num_samples="auto", tolerance=tol, seed=2).explain(Xe, return_std=True)
+                    spread = (e.values.max(axis=1) - e.values.min(axis=1))[:, None]
+                    row["auto"].append(
+                        {
+                            "tolerance": tol,
+                            "coalitions_mean": float(np.mean(e.row_samples)),
+                            "error": _err(e.values, ref),
+                            "max_err_over_spread": float(np.max(np.abs(e.values - ref) / spread)),
+                            "median_std_over_err": float(
+                                np.median(e.std) / max(np.median(np.abs(e.values - ref)), 1e-300)
+                            ),
+                        }
+                    )
+            results.append(row)
+            print(json.dumps({k: v for k, v in row.items()}), flush=True)
+    return {"K": K, "N": N, "machine": platform.platform(), "processor": platform.processor(), "results": results}
+
+
+def table(doc: dict) -> str:
+    lines = [
+        "| M | model | coalitions | shap KernelExplainer median / p90 | clarion shap scheme median / p90 "
+        "| clarion cubic median / p90 | shap ÷ cubic median / p90 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["results"]:
+        for c in r["curves"]:
+            s, o, n = c["shap_kernelexplainer"], c["clarion_shap"], c["cubic"]
+            lines.append(
+                f"| {r['M']} | {r['model']} | {c['coalitions']} | {s['median']:.2e} / {s['p90']:.2e} "
+                f"| {o['median']:.2e} / {o['p90']:.2e} | {n['median']:.2e} / {n['p90']:.2e} "
+                f"| **{s['median'] / n['median']:.1f}× / {s['p90'] / n['p90']:.1f}×** |"
+            )
+    lines += [
+        "",
+        "| M | model | tolerance | coalitions per row (mean) | median / p90 error | max error ÷ spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["results"]:
+        for a in r["auto"]:
+            lines.append(
+                f"| {r['M']} | {r['model']} | {a['tolerance']} | {a['coalitions_mean']:.0f} "
+                f"| {a['error']['median']:.2e} / {a['error']['p90']:.2e} | {a['max_err_over_spread']:.4f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(doc: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc["results"]
+    Ms = sorted({r["M"] for r in rows})
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(len(Ms), len(names), figsize=(4 * len(names), 3 * len(Ms)), squeeze=False)
+    for r in rows:
+        ax = axes[Ms.index(r["M"])][names.index(r["model"])]
+        S = [c["coalitions"] for c in r["curves"]]
+        for key, label in (
+            ("shap_kernelexplainer", "shap KernelExplainer"),
+            ("clarion_shap", 'clarion estimator="shap"'),
+            ("cubic", 'clarion estimator="cubic"'),
+        ):
+            ax.loglog(S, [c[key]["median"] for c in r["curves"]], marker="o", label=label)
+        if r["auto"]:
+            ax.scatter(
+                [a["coalitions_mean"] for a in r["auto"]],
+                [a["error"]["median"] for a in r["auto"]],
+                marker="x",
+                color="k",
+                label='num_samples="auto"',
+            )
+        ax.set_title(f"M = {r['M']}, {r['model']}")
+        ax.set_xlabel("coalitions per row (model evaluations / K)")
+        ax.set_ylabel("median |error|")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="M = 12 and 20 only, fewer rows")
+    ap.add_argument("--json", help="write the results as JSON")
+    ap.add_argument("--plot", help="write the error curves as a PNG (needs matplotlib)")
+    ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
+    args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as fh:
+            doc = json.load(fh)
+    else:
+        doc = run(args.quick)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(doc, fh, indent=1)
+    print(table(doc))
+    if args.plot:
+        plot(doc, args.plot)
+
+
+if __name__ == "__main__":
+    main()
