@@ -484,6 +484,9 @@ class KernelShap:
             return got
         Z, w, stratum, n_p, N_p = _kernels.stratified_plan(self.M, key, self.seed_)
         if self._is_exact(Z):
+            if not self.auto_:  # every coalition: one order whatever the seed, so runs agree bitwise
+                order = np.lexsort(Z.T[::-1])
+                Z, w, stratum = Z[order], w[order], stratum[order]
             L, c, status = _kernels.wls_operator(self._impl, Z, w)
             extra = None
         else:
