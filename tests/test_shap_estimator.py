@@ -177,3 +177,82 @@ def test_config_keys():
         ShapConfig.from_dict({"num_samples": "auto"}, "methods.shap")
     with pytest.raises(ConfigError, match="methods.shap.tolerance"):
         ShapConfig.from_dict({"estimator": "cubic", "tolerance": 1.5}, "methods.shap")
+
+
+def test_dask_partitions_equal_the_local_run():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(11)
+    M = 12
+    B, X = rng.normal(size=(3, M)), rng.normal(size=(7, M))
+
+    def f(A):
+        return np.tanh((A * np.linspace(-1, 1, M)).sum(axis=1)) + 0.3 * A[:, 0] * A[:, 1] * A[:, 2]
+
+    ex = KernelShap(f, B, num_samples="auto", tolerance=0.005, seed=1)
+    local = ex.explain(X, return_std=True)
+    dist = ex.explain(da.from_array(X, chunks=(3, M)), return_std=True)
+    np.testing.assert_array_equal(dist.values, local.values)
+    np.testing.assert_array_equal(dist.std, local.std)
+    np.testing.assert_array_equal(dist.row_samples, local.row_samples)
+
+
+def _job_inputs(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    n, M = 40, 6
+    Xd = rng.normal(size=(n, M))
+    cols = [f"x{i}" for i in range(M)]
+    df = pd.DataFrame(Xd, columns=cols)
+    df["g"] = np.where(rng.random(n) < 0.5, "a", "b")
+    df["y"] = (rng.random(n) < 0.5).astype(int)
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+
+    def model(A):
+        A = np.asarray(A, dtype=np.float64)
+        p = 1 / (1 + np.exp(-((A * np.linspace(-1, 1, M)).sum(axis=1) + 0.8 * A[:, 0] * A[:, 1] * A[:, 2])))
+        return np.stack([1 - p, p], axis=1)
+
+    base = Xd[:4].tolist()
+    return path, model, cols, Xd, base
+
+
+def _job(tmp_path, name, shap_cfg, path, model):
+    import clarion
+
+    cfg = {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": ["b"]}],
+        "excluded_columns": ["g"],
+        "methods": {"shap": shap_cfg},
+        "predictor": {"probability": 1},
+    }
+    import pandas as pd
+
+    out = tmp_path / name
+    clarion.analyze(cfg, path, model=model, output_dir=out, progress=False)
+    return pd.read_csv(out / "explanations_shap" / "out.csv").to_numpy()
+
+
+def test_analyze_estimator_keys_end_to_end(tmp_path):
+    path, model, cols, Xd, base = _job_inputs(tmp_path)
+
+    def f(A):
+        return model(A)[:, 1]
+
+    B = np.asarray(base)
+    exact = KernelShap(f, B, num_samples=2**6 - 2).explain(Xd).values
+    # no estimator key: Clarify's (shap's) scheme, as KernelShap(estimator="shap") with the job's seed
+    got = _job(tmp_path, "clarify", {"baseline": base, "num_samples": 30, "seed": 3}, path, model)
+    want = KernelShap(f, B, num_samples=30, seed=3, estimator="shap").explain(Xd).values
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    got = _job(tmp_path, "cubic", {"baseline": base, "num_samples": 30, "seed": 3, "estimator": "cubic"}, path, model)
+    want = KernelShap(f, B, num_samples=30, seed=3).explain(Xd).values
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    auto = {"baseline": base, "seed": 3, "estimator": "cubic", "num_samples": "auto", "tolerance": 0.02}
+    got = _job(tmp_path, "auto", auto, path, model)  # M = 6: the first round is every coalition
+    np.testing.assert_allclose(got, exact, atol=1e-9)
