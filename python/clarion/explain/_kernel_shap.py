@@ -301,7 +301,7 @@ class KernelShap:
         every coalition is enumerated and the result is the exact Shapley value. The cubic
         estimator uses an even number (``num_samples // 2`` complement pairs). ``"auto"`` (cubic
         estimator): coalitions are added in rounds (doubling, from the first budget whose pairs
-        outnumber the surrogate's coefficients 1.5 times, up to ``AUTO_MAX_SAMPLES`` = 16384 or
+        are at least half the surrogate's coefficients, up to ``AUTO_MAX_SAMPLES`` = 16384 or
         :math:`2^M - 2`), reusing the model outputs of earlier rounds; a row stops when
         ``max_j std_j / (max_j phi_j - min_j phi_j) <= tolerance`` (worst output), so converged
         rows cost no more model calls (see docs/kernel-shap.md for how the tolerance maps to
@@ -447,7 +447,7 @@ class KernelShap:
         if self.auto_:
             Q = M + len(_kernels.cubic_terms(M))
             S1 = 512
-            while S1 < 3 * Q and S1 < AUTO_MAX_SAMPLES:  # pairs >= 1.5 coefficients
+            while S1 < Q and S1 < AUTO_MAX_SAMPLES:  # pairs >= half the coefficients
                 S1 *= 2
             S_max = min(max_samples, AUTO_MAX_SAMPLES)
             self._rounds = [min(S1, S_max)]
