@@ -256,3 +256,15 @@ def test_analyze_estimator_keys_end_to_end(tmp_path):
     auto = {"baseline": base, "seed": 3, "estimator": "cubic", "num_samples": "auto", "tolerance": 0.02}
     got = _job(tmp_path, "auto", auto, path, model)  # M = 6: the first round is every coalition
     np.testing.assert_allclose(got, exact, atol=1e-9)
+
+
+@pytest.mark.parametrize(("M", "S"), [(7, 126), (9, 100), (12, 300)])
+def test_cubic_operator_dual_form_equals_primal(M, S):
+    Z, w, *_ = K.stratified_plan(M, S, seed=3)
+    Ld, cd, _, ed = K.cubic_operator(Z, w, hat=True, form="dual")
+    Lp, cp, _, ep = K.cubic_operator(Z, w, hat=True, form="primal")
+    np.testing.assert_allclose(Ld, Lp, atol=1e-11)
+    np.testing.assert_allclose(cd, cp, atol=1e-11)
+    np.testing.assert_allclose(ed["R"], np.eye(S) - ep["X"] @ ep["Theta"], atol=1e-11)
+    np.testing.assert_allclose(ed["h"], ep["h"], atol=1e-11)
+    np.testing.assert_allclose(ed["rdelta"], -ep["X"] @ ep["ctheta"], atol=1e-11)

@@ -655,10 +655,13 @@ class KernelShap:
         progress : callable, optional
             Called as ``progress(done, total)`` (synthetic rows) after each model batch.
         return_std : bool, default False
-            Also estimate standard errors: the sampled draws are split into G = 10 groups, each
-            group (with the enumerated coalitions) gives its own estimate through its own
-            operator in the same pass, and ``std = sd_g(phi_g) / sqrt(G)``. Zeros in exact mode;
-            NaN when fewer than 2 draws were sampled.
+            Also estimate standard errors. ``estimator="cubic"``: the design-based standard error
+            of the stratified sample of pairs, from the surrogate's residuals
+            (:func:`clarion.explain._kernels.stratified_solve`; docs/kernel-shap.md).
+            ``estimator="shap"``: the sampled draws are split into G = 10 groups, each group (with
+            the enumerated coalitions) gives its own estimate through its own operator in the
+            same pass, and ``std = sd_g(phi_g) / sqrt(G)``; NaN when fewer than 2 draws were
+            sampled. Zeros in exact mode.
 
         Returns
         -------

@@ -262,7 +262,85 @@ def cubic_terms(M: int) -> np.ndarray:
     return np.stack([i, j, k], axis=1)
 
 
-def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat: bool = False):
+def _esym(k: int, n: int, m: np.ndarray) -> np.ndarray:
+    """e_k (elementary symmetric polynomial) of n entries of +-1 of which m are -1:
+    sum_j (-1)^j C(m, j) C(n - m, k - j)."""
+    from math import comb
+
+    m = np.asarray(m, dtype=np.int64)
+    table = np.array(
+        [sum((-1) ** j * comb(mm, j) * comb(n - mm, k - j) for j in range(0, k + 1)) for mm in range(n + 1)],
+        dtype=np.float64,
+    )
+    return table[m]
+
+
+def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
+    r"""The operator of :func:`cubic_operator` through its dual (kernel) form, of size S + M + 1
+    instead of Q = M + C(M, 3): the cubic terms enter only through their Gram matrix
+    :math:`G_{ss'} = \sum_T t_T(z_s) t_T(z_{s'}) = \frac14\big(e_3(x_s \circ x_{s'}) + e_3(x_s) +
+    e_3(x_{s'}) + \binom M3\big)` (closed form from Hamming distances). With
+    :math:`b = T^\top \beta - \nu 1`, the KKT system is symmetric:
+
+    .. math::
+
+        \begin{pmatrix} \lambda W^{-1} + G & Z & -\tau \\ Z^\top & 0 & -1 \\ -\tau^\top & -1^\top & Q_3
+        \end{pmatrix} \begin{pmatrix} \beta \\ a \\ \nu \end{pmatrix} =
+        \begin{pmatrix} y \\ 0 \\ -\Delta \end{pmatrix}
+
+    (:math:`\tau_s = \sum_T t_T(z_s)`, :math:`Q_3 = \binom M3`), and
+    :math:`\phi = a + H \beta - \nu \binom{M-1}2 / 3` with
+    :math:`H_{is} = \frac13 \sum_{T \ni i} t_T(z_s)`. The residuals are
+    :math:`r = \lambda W^{-1} \beta`."""
+    from math import comb
+
+    S, M = Z.shape
+    Zi = Z.astype(np.int64)
+    size = Zi.sum(axis=1)
+    Zf = Z.astype(np.float64)
+    ham = (size[:, None] + size[None, :] - 2 * (Zf @ Zf.T).round().astype(np.int64)).astype(np.int64)
+    e3_self = _esym(3, M, M - size)
+    C3 = float(comb(M, 3))
+    G = 0.25 * (_esym(3, M, ham) + e3_self[:, None] + e3_self[None, :] + C3)
+    tau = 0.5 * (e3_self + C3)
+    n = S + M + 1
+    K = np.zeros((n, n))
+    K[:S, :S] = G
+    K[np.arange(S), np.arange(S)] += ridge / w
+    K[:S, S : S + M] = Zf
+    K[S : S + M, :S] = Zf.T
+    K[:S, -1] = -tau
+    K[-1, :S] = -tau
+    K[S : S + M, -1] = -1.0
+    K[-1, S : S + M] = -1.0
+    K[-1, -1] = C3
+    # H[i, s] = (x_i e_2(x without i) + C(M-1, 2)) / 6
+    x = 2.0 * Zf - 1.0
+    minus_rest = (M - size)[:, None] - (Zi == 0)  # -1 entries among the other M - 1
+    H = ((x * _esym(2, M - 1, minus_rest) + comb(M - 1, 2)) / 6.0).T  # [M, S]
+    E = np.zeros((M, n))
+    E[:, :S] = H
+    E[:, S : S + M] = np.eye(M)
+    E[:, -1] = -comb(M - 1, 2) / 3.0
+    status = 0
+    try:
+        Kinv = np.linalg.inv(K) if hat else None
+        X = Kinv @ E.T if hat else np.linalg.solve(K, E.T)
+    except np.linalg.LinAlgError:
+        status = 1
+        Kinv = np.linalg.pinv(K, hermitian=True)
+        X = Kinv @ E.T
+    L = np.ascontiguousarray(X[:S].T)
+    c = -X[-1].copy()
+    extra = None
+    if hat:
+        scale = ridge / w
+        R = scale[:, None] * Kinv[:S, :S]  # r = R y + rdelta * Delta
+        extra = {"R": R, "rdelta": -scale * Kinv[:S, -1], "h": 1.0 - np.diag(R), "Q": M + int(C3)}
+    return L, c, status, extra
+
+
+def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat: bool = False, form: str = "auto"):
     r"""The operator of the third-order surrogate fit: :math:`\phi = L y + c \Delta`.
 
     Fits :math:`g(z) = \sum_i a_i z_i + \sum_{i<j<k} b_{ijk} t_{ijk}(z)`, with
@@ -275,6 +353,9 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     degree at most 3 (paired plans already cancel the even part), and exact for every game when
     the plan holds every coalition with the kernel weights.
 
+    ``form``: ``"primal"`` (a Q x Q solve), ``"dual"`` (an (S + M + 1) square one, see
+    :func:`_cubic_dual`; needs a positive ridge) or ``"auto"`` (the cheaper); same operator.
+
     Returns ``(L [M, S], c [M], status, extra)``: status 1 when the normal matrix was singular and
     a pseudo-inverse gave the minimum-norm solution; ``extra`` (``hat=True``) holds ``Theta`` [Q, S],
     ``ctheta`` [Q], ``X`` [S, Q] and the hat diagonal ``h`` [S] for the residuals of
@@ -282,6 +363,12 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     """
     S, M = Z.shape
     trip = cubic_terms(M)
+    Qc = M + len(trip)
+    if ridge is None:
+        ridge = CUBIC_RIDGE * Qc / max(1.0, S / 2.0)
+    cheaper = (S + M + 1) ** 3 < 2 * S * Qc * Qc + Qc**3
+    if len(trip) and ridge > 0 and (form == "dual" or (form == "auto" and cheaper)):
+        return _cubic_dual(Z, w / w.sum(), ridge, hat)  # fewer coalitions than coefficients: cheaper
     Zf = Z.astype(np.float64)
     if len(trip):
         x = 2.0 * Zf - 1.0
@@ -290,8 +377,6 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
         X = Zf
     Q = X.shape[1]
     A = (X.T * w) @ X
-    if ridge is None:
-        ridge = CUBIC_RIDGE * Q / max(1.0, S / 2.0)
     A[M:, M:] += ridge * np.eye(Q - M)
     T = np.zeros((Q, M))
     T[:M] = np.eye(M)
@@ -318,7 +403,7 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
         theta = solve(XtW)
         theta -= np.outer(t, tX) / s
         h = np.einsum("sq,qs->s", X, theta)
-        extra = {"Theta": theta, "ctheta": t / s, "X": X, "h": h}
+        extra = {"Theta": theta, "ctheta": t / s, "X": X, "h": h, "Q": Q}
     return L, c, status, extra
 
 
@@ -364,9 +449,12 @@ def stratified_solve(
     std = np.zeros_like(phi)
     if extra is None or n == 0:
         return phi, std
-    theta = _host_apply(impl, y, extra["Theta"].T, threads) + extra["ctheta"][None, :, None] * delta[:, None, :]
-    fit = _host_apply(impl, theta, extra["X"].T, threads)
-    r = (y - fit) / np.maximum(1.0 - extra["h"], 1e-3)[None, :, None]
+    if "R" in extra:  # dual form: the residual operator itself
+        res = _host_apply(impl, y, extra["R"].T, threads) + extra["rdelta"][None, :, None] * delta[:, None, :]
+    else:
+        theta = _host_apply(impl, y, extra["Theta"].T, threads) + extra["ctheta"][None, :, None] * delta[:, None, :]
+        res = y - _host_apply(impl, theta, extra["X"].T, threads)
+    r = res / np.maximum(1.0 - extra["h"], 1e-3)[None, :, None]
     d = L[None, :, 0::2, None] * r[:, None, 0::2, :] + L[None, :, 1::2, None] * r[:, None, 1::2, :]  # [n, M, B, D]
     pair_stratum = stratum[0::2]
     var = np.zeros((n, M, D))
@@ -377,4 +465,4 @@ def stratified_solve(
         dp = d[:, :, pair_stratum == p, :]
         dev = dp - dp.mean(axis=2, keepdims=True)
         var += (1.0 - k / N_p[p]) * k / (k - 1) * (dev * dev).sum(axis=2)
-    return phi, np.sqrt(var * (1.0 + extra["X"].shape[1] / max(1.0, S / 2.0)))
+    return phi, np.sqrt(var * (1.0 + extra["Q"] / max(1.0, S / 2.0)))
