@@ -268,3 +268,25 @@ def test_cubic_operator_dual_form_equals_primal(M, S):
     np.testing.assert_allclose(ed["R"], np.eye(S) - ep["X"] @ ep["Theta"], atol=1e-11)
     np.testing.assert_allclose(ed["h"], ep["h"], atol=1e-11)
     np.testing.assert_allclose(ed["rdelta"], -ep["X"] @ ep["ctheta"], atol=1e-11)
+
+
+def test_std_path_handles_fixed_columns_and_null_players():
+    rng = np.random.default_rng(2)
+    M = 8
+    B, X = rng.normal(size=(4, M)), rng.normal(size=(5, M))
+    B[:, 3] = 1.5  # column 3 constant in the background ...
+    X[1, 3] = 1.5  # ... and equal to it in row 1: a null player of row 1
+
+    def f(A):
+        return np.tanh((A * np.linspace(-1, 1, M)).sum(axis=1)) + 0.4 * A[:, 0] * A[:, 3] * A[:, 5]
+
+    ex = KernelShap(f, B, num_samples=120, seed=2)
+    plain, with_std = ex.explain(X), ex.explain(X, return_std=True)
+    np.testing.assert_allclose(with_std.values, plain.values, atol=1e-12)
+    assert with_std.values[1, 3] == 0.0 and with_std.std[1, 3] == 0.0
+    np.testing.assert_allclose(with_std.values.sum(axis=1), f(X) - f(B).mean(), atol=1e-12)
+    sub = KernelShap(f, B, num_samples=120, seed=2, features_to_explain=[0, 2, 3, 5, 6])
+    a, b = sub.explain(X), sub.explain(X, return_std=True)
+    np.testing.assert_allclose(b.values, a.values, atol=1e-12)
+    np.testing.assert_allclose(b.expected_value, a.expected_value, atol=1e-12)
+    np.testing.assert_allclose(b.values.sum(axis=1), f(X) - a.expected_value, atol=1e-12)
