@@ -793,11 +793,16 @@ class KernelShap:
             return y.reshape(N, S, D)
         Zd, cpd = xp.asarray(Z), xp.asarray(self._col_player)
         base = np.asarray(self._base_link.get() if impl == "cuda" else self._base_link)
-        pairs = max(1, rows_per_batch // K)
+        max_pairs = max(1, rows_per_batch // K)
+        # the batch sizes of explain()'s single pass (same start, same doubling rule), so that a
+        # model whose output for a row depends on the batch around it sees the same batches
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
         buffer = None
         q0 = 0
         while q0 < N * S:
             q1 = min(N * S, q0 + pairs)
+            t0 = time.perf_counter()
             if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
                 buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
             syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
@@ -805,6 +810,12 @@ class KernelShap:
             del syn
             Y = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
             y[q0:q1] = (Y.get() if impl == "cuda" else Y) - base[None, :]
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
             q0 = q1
         return y.reshape(N, S, D)
 

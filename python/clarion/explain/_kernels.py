@@ -323,9 +323,9 @@ def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
     E[:, S : S + M] = np.eye(M)
     E[:, -1] = -comb(M - 1, 2) / 3.0
     status = 0
-    try:
+    try:  # the same solve with or without hat, so that both give the same operator bit for bit
+        X = np.linalg.solve(K, E.T)
         Kinv = np.linalg.inv(K) if hat else None
-        X = Kinv @ E.T if hat else np.linalg.solve(K, E.T)
     except np.linalg.LinAlgError:
         status = 1
         Kinv = np.linalg.pinv(K, hermitian=True)
