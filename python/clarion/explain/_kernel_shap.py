@@ -624,6 +624,11 @@ class KernelShap:
                 if self._status:
                     raise np.linalg.LinAlgError
                 Ainv = np.linalg.inv(Apad)
+                # a pattern singular to working precision (a plan too small for the kept players,
+                # possible with the cubic estimator's well-posed full operator): pseudo-inverse
+                bad = np.abs(Apad @ Ainv - eye).max(axis=(1, 2)) > 1e-8
+                if bad.any():
+                    Ainv[bad] = np.linalg.pinv(Apad[bad])
             except np.linalg.LinAlgError:
                 Ainv = np.linalg.pinv(Apad)
             t = (Ainv @ ones[:, :, None])[:, :, 0]

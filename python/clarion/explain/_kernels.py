@@ -276,7 +276,8 @@ def _esym(k: int, n: int, m: np.ndarray) -> np.ndarray:
 
 
 def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
-    r"""The operator of :func:`cubic_operator` through its dual (kernel) form, of size S + M + 1
+    r"""The operator of :func:`cubic_operator` through its dual (kernel) form (None when the
+    system is singular to working precision), of size S + M + 1
     instead of Q = M + C(M, 3): the cubic terms enter only through their Gram matrix
     :math:`G_{ss'} = \sum_T t_T(z_s) t_T(z_{s'}) = \frac14\big(e_3(x_s \circ x_{s'}) + e_3(x_s) +
     e_3(x_{s'}) + \binom M3\big)` (closed form from Hamming distances). With
@@ -322,22 +323,24 @@ def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
     E[:, :S] = H
     E[:, S : S + M] = np.eye(M)
     E[:, -1] = -comb(M - 1, 2) / 3.0
-    status = 0
     try:  # the same solve with or without hat, so that both give the same operator bit for bit
         X = np.linalg.solve(K, E.T)
         Kinv = np.linalg.inv(K) if hat else None
     except np.linalg.LinAlgError:
-        status = 1
-        Kinv = np.linalg.pinv(K, hermitian=True)
-        X = Kinv @ E.T
+        return None
     L = np.ascontiguousarray(X[:S].T)
     c = -X[-1].copy()
+    # a plan too small to determine the linear part makes K (nearly) singular: the caller then
+    # takes the primal form, whose pseudo-inverse keeps the efficiency exact
+    ok = np.isfinite(X).all() and np.abs(K @ X - E.T).max() <= 1e-9 * max(1.0, np.abs(E).max())
+    if not ok or np.abs(L.sum(axis=0)).max() > 1e-9 or abs(c.sum() - 1.0) > 1e-9:
+        return None
     extra = None
     if hat:
         scale = ridge / w
         R = scale[:, None] * Kinv[:S, :S]  # r = R y + rdelta * Delta
         extra = {"R": R, "rdelta": -scale * Kinv[:S, -1], "h": 1.0 - np.diag(R), "Q": M + int(C3)}
-    return L, c, status, extra
+    return L, c, 0, extra
 
 
 def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat: bool = False, form: str = "auto"):
@@ -359,7 +362,8 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     Returns ``(L [M, S], c [M], status, extra)``: status 1 when the normal matrix was singular and
     a pseudo-inverse gave the minimum-norm solution; ``extra`` (``hat=True``) holds ``Theta`` [Q, S],
     ``ctheta`` [Q], ``X`` [S, Q] and the hat diagonal ``h`` [S] for the residuals of
-    :func:`stratified_std`, else None.
+    :func:`stratified_solve` (the dual form gives the residual operator ``R`` [S, S], ``rdelta``,
+    ``h`` and ``Q`` instead), else None.
     """
     S, M = Z.shape
     trip = cubic_terms(M)
@@ -368,7 +372,10 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
         ridge = CUBIC_RIDGE * Qc / max(1.0, S / 2.0)
     cheaper = (S + M + 1) ** 3 < 2 * S * Qc * Qc + Qc**3
     if len(trip) and ridge > 0 and (form == "dual" or (form == "auto" and cheaper)):
-        return _cubic_dual(Z, w / w.sum(), ridge, hat)  # fewer coalitions than coefficients: cheaper
+        got = _cubic_dual(Z, w / w.sum(), ridge, hat)  # fewer coalitions than coefficients: cheaper
+        if got is not None:
+            return got
+    w = w / w.sum()
     Zf = Z.astype(np.float64)
     if len(trip):
         x = 2.0 * Zf - 1.0
@@ -383,21 +390,25 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     if len(trip):
         T[M + np.arange(len(trip))[:, None], trip] = 1.0 / 3.0
     rhs = np.hstack([T, np.ones((Q, 1))])
-    status = 0
-    try:
-        np.linalg.cholesky(A)  # positive definite to working precision
-        solve = lambda b: np.linalg.solve(A, b)  # noqa: E731
-    except np.linalg.LinAlgError:
-        status = 1
-        Ainv = np.linalg.pinv(A, hermitian=True)
-        solve = lambda b: Ainv @ b  # noqa: E731
-    sol = solve(rhs)
-    U, t = sol[:, :M], sol[:, M]
-    s = t.sum()
     XtW = X.T * w  # [Q, S]
-    tX = t @ XtW
-    L = U.T @ XtW - np.outer(T.T @ t, tX) / s
-    c = (T.T @ t) / s
+    for status in (0, 1):
+        if status == 0:
+            try:
+                np.linalg.cholesky(A)  # positive definite to working precision
+                sol = np.linalg.solve(A, rhs)
+            except np.linalg.LinAlgError:
+                continue
+            solve = lambda b: np.linalg.solve(A, b)  # noqa: E731
+        else:  # singular: the minimum-norm solution (the constraint still holds exactly)
+            solve = np.linalg.pinv(A, hermitian=True).__matmul__
+            sol = solve(rhs)
+        U, t = sol[:, :M], sol[:, M]
+        s = t.sum()
+        tX = t @ XtW
+        L = U.T @ XtW - np.outer(T.T @ t, tX) / s
+        c = (T.T @ t) / s
+        if status == 1 or (np.isfinite(L).all() and np.abs(L.sum(axis=0)).max() <= 1e-9 and abs(c.sum() - 1) <= 1e-9):
+            break
     extra = None
     if hat:
         theta = solve(XtW)
