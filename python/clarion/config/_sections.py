@@ -107,7 +107,7 @@ class ShapConfig:
 
     baseline: Any = None
     num_clusters: int | None = None
-    num_samples: int | None = None
+    num_samples: int | Literal["auto"] | None = None
     agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
     use_logit: bool = False
     save_local_shap_values: bool = True

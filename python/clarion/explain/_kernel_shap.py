@@ -353,9 +353,13 @@ class KernelShap:
         Base value ``g(E_pi f(b))``.
     feature_names : list of str
     num_samples_ : int
-        Coalitions in the plan (S).
+        Coalitions in the plan (S; with ``num_samples="auto"`` the first round's).
     exact_ : bool
         Whether the plan enumerates every coalition.
+    estimator : str
+        ``"cubic"`` or ``"shap"``.
+    auto_ : bool
+        Whether ``num_samples="auto"``.
     seed_ : int
     """
 
