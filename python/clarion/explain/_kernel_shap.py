@@ -325,7 +325,8 @@ class KernelShap:
         ``"logit"`` explains log-odds (Clarify's ``use_logit``), with probabilities clipped to
         ``[1e-15, 1 - 1e-15]``.
     paired : bool, default True
-        Pair each sampled coalition with its complement (antithetic sampling, as shap).
+        Pair each sampled coalition with its complement (antithetic sampling, as shap); for
+        ``estimator="shap"`` (the cubic estimator always samples pairs).
     feature_groups : mapping name -> columns, or list of column lists, optional
         Columns that act as one player (e.g. one-hot blocks). Other columns are players on their
         own. Players are ordered by their first column.
