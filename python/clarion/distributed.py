@@ -392,6 +392,9 @@ def explain(
         expected = np.concatenate([r[2] for r in results])
     else:
         expected = explainer.expected_value
+    row_samples = None  # num_samples="auto": coalitions evaluated per row
+    if results and results[0][4] is not None:
+        row_samples = np.concatenate([r[4] for r in results])
     rows = (pd.concat(list(data)) if is_frame else _concat_blocks(data)) if data else meta
     return ep.Explanation(
         np.ascontiguousarray(values),
@@ -401,8 +404,9 @@ def explain(
         output_names=explainer.output_names,
         std=std,
         exact=explainer.exact_,
-        num_samples=explainer.num_samples_,
+        num_samples=int(row_samples.max()) if row_samples is not None and len(row_samples) else explainer.num_samples_,
         player_columns=explainer.player_columns,
+        row_samples=row_samples,
     )
 
 

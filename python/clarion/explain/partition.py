@@ -51,10 +51,11 @@ __all__ = [
 
 
 def explain_partition(explainer: KernelShap, part: Any, return_std: bool = False) -> tuple:
-    """``(values, std, per-row expected values or None, part)`` of one partition."""
+    """``(values, std, per-row expected values or None, part, coalitions per row or None)`` of one
+    partition (the last: ``num_samples="auto"``)."""
     e = explainer.explain(part, return_std=return_std)
     per_row = np.ndim(e.expected_value) == e.values.ndim - 1
-    return e.values, e.std, (np.asarray(e.expected_value) if per_row else None), part
+    return e.values, e.std, (np.asarray(e.expected_value) if per_row else None), part, e.row_samples
 
 
 def empty_values(explainer: KernelShap) -> np.ndarray:

@@ -553,7 +553,10 @@ class _Job:
             "num_samples": sc.num_samples,
             "seed": self.seed,
             "link": "logit" if sc.use_logit else "identity",
+            "estimator": sc.estimator or "shap",  # Clarify's scheme unless the config opts in
         }
+        if sc.tolerance is not None:
+            kw["tolerance"] = sc.tolerance
         if sc.features_to_explain:
             kw["features_to_explain"] = [
                 _resolve(f"methods.shap.features_to_explain[{i}]", f, plan.features)
