@@ -280,11 +280,16 @@ class SlotCodes:
     compares them as it compares the column's values), else None.
     """
 
-    __slots__ = ("codes", "offset", "size", "_uniques", "lo", "uvals")
+    __slots__ = ("codes", "offset", "size", "_uniques", "lo", "uvals", "key")
 
-    def __init__(self, codes: np.ndarray, offset: int, size: int, uniques: list | None, uvals: Any, lo: int = 0):
+    def __init__(
+        self, codes: np.ndarray, offset: int, size: int, uniques: list | None, uvals: Any, lo: int = 0, key: Any = None
+    ):
         self.codes, self.offset, self.size = codes, offset, size
         self._uniques, self.uvals, self.lo = uniques, uvals, lo
+        # what identifies the slot -> value map across batches (None: nothing cheap does): the
+        # engine caches what it derives from the values (lookup tables, vocabulary codes) by it
+        self.key = key
 
     def value(self, slot: int) -> Any:
         """The value of slot ``slot >= 1`` (as :func:`factorize` lists it)."""
@@ -301,6 +306,21 @@ class SlotCodes:
         return self.uvals[slots - 1]
 
 
+class _Same:
+    """A dictionary key that is equal to itself only (identity), holding its object alive."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
 _CATEGORY_LISTS: dict = {}  # id(dtype) -> (dtype, its categories as a list): batches share dtypes
 
 
@@ -312,7 +332,7 @@ def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
             _CATEGORY_LISTS.clear()
         hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist())
     cats = hit[1]
-    return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None)
+    return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None, key=("categorical", _Same(dt)))
 
 
 def slot_codes(col: Any) -> SlotCodes | None:
@@ -332,12 +352,12 @@ def slot_codes(col: Any) -> SlotCodes | None:
             return None
         kind = col.dtype.kind
         if kind == "b":
-            return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]))
+            return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]), key=("bool",))
         if kind == "i" and col.size:
             lo, hi = int(col.min()), int(col.max())
             span = hi - lo + 1
             if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
-                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo)
+                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype.str, lo, span))
     try:
         codes, uniques, present = factorize(col)
     except (TypeError, ValueError):
@@ -348,7 +368,15 @@ def slot_codes(col: Any) -> SlotCodes | None:
     codes = np.asarray(codes)
     if codes.dtype.kind != "i":
         codes = codes.astype(np.int64)
-    return SlotCodes(codes, 1, len(uniques) + 1, list(uniques), uvals)
+    uniques = list(uniques)
+    key = None
+    if len(uniques) <= 64:
+        try:
+            key = ("values", str(getattr(col, "dtype", "")), tuple((type(u), u) for u in uniques))
+            hash(key)
+        except TypeError:
+            key = None
+    return SlotCodes(codes, 1, len(uniques) + 1, uniques, uvals, key=key)
 
 
 class Vocabulary:

@@ -608,14 +608,30 @@ def _distinct_keys(sc: SlotCodes, present: np.ndarray) -> bool:
 
 def _commit_vocab(vocab: Vocabulary, sc: SlotCodes, present: np.ndarray) -> np.ndarray:
     """Adds the values of the slots that occur to ``vocab`` (in slot order, as
-    :meth:`Vocabulary.encode` adds a column's values); returns the code of each slot."""
-    lut = np.zeros(sc.size, dtype=np.int32)
+    :meth:`Vocabulary.encode` adds a column's values); returns the code of each slot.
+
+    The codes of a slot map the vocabulary has seen before (same key) are cached on it: a value's
+    code never changes, so a batch whose values all have codes adds nothing and looks nothing up."""
+    cache = vocab.__dict__.setdefault("_slot_codes", {})
+    hit = cache.get(sc.key) if sc.key is not None else None
+    if hit is not None:
+        lut, known = hit
+        if known[present].all():
+            return lut
     with vocab._lock:
+        lut = np.zeros(sc.size, dtype=np.int32) if hit is None else hit[0].copy()
+        known = np.zeros(sc.size, dtype=bool) if hit is None else hit[1].copy()
+        known[0] = True
         for j in present:
-            if j == 0:
+            if known[j]:
                 continue
             u = sc.value(int(j))
             lut[j] = 0 if is_missing_value(u) else vocab._add(u)
+            known[j] = True
+        if sc.key is not None:
+            if len(cache) > 64:
+                cache.clear()
+            cache[sc.key] = (lut, known)
     return lut
 
 
@@ -1056,6 +1072,19 @@ class State:
         except (TypeError, ValueError):  # the general path raises it again, with its message
             return None
 
+    def _cached_part(self, role: Any, sc: SlotCodes, build: Any) -> dict:
+        """``build(sc)`` (a column's lookup tables, derived from its values alone), cached by the
+        slot codes' key: the batches of a stream usually share their values' list."""
+        if sc.key is None:
+            return {**build(sc), "sc": sc}
+        cache = self.__dict__.setdefault("_part_cache", {})
+        hit = cache.get((role, sc.key))
+        if hit is None:
+            if len(cache) > 256:
+                cache.clear()
+            hit = cache[(role, sc.key)] = build(sc)
+        return {**hit, "sc": sc}
+
     def _slot_label(self, col: Any, name: Any, compat: str, track: bool) -> dict:
         """Slot codes and positive lookup table of the label (``track``) or a model's labels."""
         spec = self.spec
@@ -1066,25 +1095,35 @@ class State:
         sc = slot_codes(col)
         if sc is None:
             raise _SlowPath
+        return self._cached_part("label", sc, self._label_part)
+
+    def _label_part(self, sc: SlotCodes) -> dict:
         values = self.matcher.numbers()
         if values is not None and sc.uvals is not None:  # what _positive_numeric takes
             slots = np.arange(1, sc.size)
             lut = np.zeros(sc.size, dtype=np.int32)
             lut[1:] = _numeric_positive(sc.values_array(slots), values)
-            return {"sc": sc, "lut": lut, "kind": "numeric", "values": values}
+            return {"lut": lut, "kind": "numeric", "values": values}
         if sc.uvals is not None and sc.size > _SLOT_CELLS_MAX:
             raise _SlowPath  # a wide integer range matched by text: the general path lists what occurs
         keys = [sc.value(j) for j in range(1, sc.size)]
         lut = np.zeros(sc.size, dtype=np.int32)
         for j, u in enumerate(keys):
             lut[j + 1] = bool(self.matcher.given_matching(u))
-        return {"sc": sc, "lut": lut, "kind": "vocab", "keys": keys}
+        return {"lut": lut, "kind": "vocab", "keys": keys}
 
     def _slot_vocab(self, col: Any) -> dict:
         sc = slot_codes(col)
         if sc is None:
             raise _SlowPath
-        return {"sc": sc, "lut": np.arange(sc.size, dtype=np.int32), "kind": "vocab"}
+        return self._cached_part("vocab", sc, self._vocab_part)
+
+    @staticmethod
+    def _vocab_part(sc: SlotCodes) -> dict:
+        miss = np.zeros(sc.size, dtype=bool)
+        if sc.uvals is None or sc.uvals.dtype.kind == "f":  # values that stand for a missing value
+            miss[1:] = [is_missing_value(sc.value(j)) for j in range(1, sc.size)]
+        return {"lut": np.arange(sc.size, dtype=np.int32), "kind": "vocab", "miss": miss}
 
     def _slot_facet(self, fs: FacetState, col: Any) -> dict:
         if fs.threshold is not None:
@@ -1095,12 +1134,16 @@ class State:
         sc = slot_codes(col)
         if sc is None:
             raise _SlowPath
+        return self._cached_part(("facet", fs.name), sc, lambda sc: self._selected_part(fs, sc))
+
+    @staticmethod
+    def _selected_part(fs: FacetState, sc: SlotCodes) -> dict:
         values = fs.matcher.numbers()
         lut = np.zeros(sc.size, dtype=np.int32)
         if values is not None and sc.uvals is not None and sc.uvals.dtype.kind in "biuf":
             x = sc.values_array(np.arange(1, sc.size))
             lut[1:] = (x == values[0]) if len(values) == 1 else np.isin(x, np.asarray(values))
-            return {"sc": sc, "lut": lut, "kind": "selected_numeric", "values": values}
+            return {"lut": lut, "kind": "selected_numeric", "values": values}
         hits = []
         for j in range(1, sc.size):
             u = sc.value(j)
@@ -1108,7 +1151,7 @@ class State:
             h = [] if is_missing_value(k) else fs.matcher.given_matching(k)
             hits.append((k, h))
             lut[j] = 1 if h else 0
-        return {"sc": sc, "lut": lut, "kind": "selected", "hits": hits}
+        return {"lut": lut, "kind": "selected", "hits": hits}
 
     def _slot_plan(self, table: Table, compat: str) -> dict | None:
         """The batch's columns as slot codes, in :meth:`encode`'s order (no state change)."""
@@ -1151,7 +1194,7 @@ class State:
     def _present(raw: np.ndarray, axis: int) -> np.ndarray:
         """Slots of column ``axis`` of a slot table that some row holds."""
         other = tuple(a for a in range(raw.ndim) if a != axis)
-        return np.flatnonzero(raw.sum(axis=other) > 0 if other else raw > 0)
+        return np.flatnonzero(raw.any(axis=other) if other else raw)
 
     def _label_occurrence(self, part: dict, present: np.ndarray, compat: str, track: bool) -> list | None:
         """Checks of the label's (or a model's) values that occur; returns the batch's values (vocab path)."""
@@ -1160,12 +1203,22 @@ class State:
             raise _SlowPath  # a missing label / prediction: the general path names its row
         if part["kind"] != "vocab":
             return None
+        key = part["sc"].key
+        memo = self.__dict__.setdefault("_checked", {})
+        mkey = None if key is None else (key, present.tobytes())
+        hit = memo.get(mkey) if mkey is not None else None
+        if hit is not None:
+            return hit
         vals = [part["keys"][j - 1] for j in present if j > 0]
         if any(is_missing_value(u) for u in vals):
             raise _SlowPath
         batch_values = [_key_of(u) for u in vals]
         if self.matcher.incomparable(batch_values):
             raise _SlowPath
+        if mkey is not None:
+            if len(memo) > 256:
+                memo.clear()
+            memo[mkey] = batch_values
         return batch_values
 
     def _slot_run(self, plan: dict, n: int, compat: str, backend: str, n_threads: int | None) -> dict | None:
@@ -1221,9 +1274,7 @@ class State:
         g_present = self._present(raw0, 1) if gp is not None else None
         g_missing = False
         if gp is not None:
-            g_missing = bool(g_present.size and g_present[0] == 0) or any(
-                is_missing_value(gp["sc"].value(j)) for j in g_present if j > 0
-            )
+            g_missing = bool(g_present.size and g_present[0] == 0) or bool(gp["miss"][g_present].any())
             if g_missing and compat == "clarion":
                 raise _SlowPath
             if w is not None and not _distinct_keys(gp["sc"], g_present):
