@@ -499,7 +499,8 @@ class Reader:
             try:
                 table = pacsv.read_csv(
                     pa.py_buffer(data),
-                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) + 1)),
+                    # blocks of >= 1 MiB parsed on pyarrow's threads (no line break inside a value here)
+                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 4 + 1)),
                     parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
                     convert_options=pacsv.ConvertOptions(
                         column_types={c: pa.string() for c in names},
