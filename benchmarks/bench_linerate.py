@@ -56,6 +56,18 @@ def best(fn, repeat):
     return min(t)
 
 
+def paired(fns, repeat):
+    """Best time of each function, the functions interleaved round by round (a load spike on a
+    shared machine then hits a case and its floor alike)."""
+    t = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            t[i].append(time.perf_counter() - t0)
+    return [min(x) for x in t]
+
+
 def columns(n, kind, seed=0):
     """facet f (10 values), label y, prediction p, group g (5 values), weights w."""
     rng = np.random.default_rng(seed)
@@ -125,7 +137,6 @@ def part_report(rows, repeat, out):
                     cb.report(df.iloc[:1000], **kw)
                 except ValueError:
                     pass
-                t = best(lambda kw=kw, df=df: cb.report(df, **kw), repeat)
                 K = 5 if group else 1
                 G = (f * K + (g if group else 0)).astype(np.int32)
                 if one_value:  # the pass counts facet d against the rest
@@ -133,10 +144,13 @@ def part_report(rows, repeat, out):
                 yi, pi = y.astype(np.int8), p.astype(np.int8)
                 ww = w if weighted else None
                 n_groups = (2 if one_value else 10) * K
-                count = best(
-                    lambda G=G, yi=yi, pi=pi, ww=ww, n_groups=n_groups: clarion.grouped_counts(
-                        G, yi, pi, weights=ww, n_groups=n_groups, n_labels=2, n_preds=2
-                    ),
+                t, count = paired(
+                    [
+                        lambda kw=kw, df=df: cb.report(df, **kw),
+                        lambda G=G, yi=yi, pi=pi, ww=ww, n_groups=n_groups: clarion.grouped_counts(
+                            G, yi, pi, weights=ww, n_groups=n_groups, n_labels=2, n_preds=2
+                        ),
+                    ],
                     repeat,
                 )
                 enc_cols = ["f", "y", "p"] + (["g"] if group else [])
@@ -161,7 +175,6 @@ def part_accumulator(n, repeat, out):
     for kind in ("numeric", "categorical", "object"):
         df, _, pos, _ = columns(n, kind)
         kw = dict(label="y", facet="f", label_values=pos, predicted_label="p", group_variable="g")
-        t_one = best(lambda df=df, kw=kw: cb.report(df, methods=COUNT, **kw), repeat)
         for batch in (10_000, 100_000):
             parts = [df.iloc[i : i + batch] for i in range(0, n, batch)]
 
@@ -171,7 +184,7 @@ def part_accumulator(n, repeat, out):
                     acc.update(part)
                 acc.report(COUNT)
 
-            t_acc = best(stream, repeat)
+            t_one, t_acc = paired([lambda df=df, kw=kw: cb.report(df, methods=COUNT, **kw), stream], repeat)
             r = {
                 "part": "accumulator",
                 "rows": n,
@@ -246,13 +259,15 @@ def part_analyze(n, repeat, chunk_rows, out):
             ("csv", csv_path, lambda p: pacsv.read_csv(p), "text/csv"),
             ("parquet", pq_path, lambda p: pq.read_table(p), "application/x-parquet"),
         ):
-            t_read = best(lambda read=read, path=path: read(path), repeat)
             cfg = {**ANALYZE_CFG, "dataset_type": dtype}
             outdir = os.path.join(tmp, f"out_{fmt}")
-            t_an = best(
-                lambda cfg=cfg, path=path, outdir=outdir: clarion.analyze(
-                    cfg, path, output_dir=outdir, progress=False, overwrite=True, chunk_rows=chunk_rows
-                ),
+            t_read, t_an = paired(
+                [
+                    lambda read=read, path=path: read(path),
+                    lambda cfg=cfg, path=path, outdir=outdir: clarion.analyze(
+                        cfg, path, output_dir=outdir, progress=False, overwrite=True, chunk_rows=chunk_rows
+                    ),
+                ],
                 repeat,
             )
             floor = t_read + t_count
@@ -311,7 +326,7 @@ def main(argv=None):
     ap.add_argument("--acc-rows", type=float, default=1e6)
     ap.add_argument("--analyze-rows", type=float, default=1e6)
     ap.add_argument("--chunk-rows", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--parts", nargs="+", default=["report", "accumulator", "analyze"])
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)

@@ -48,9 +48,9 @@ Light light(const py::array& a) {
 std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 // Fills the problem's columns from the Python lists; `mapped`: the lookup tables are required.
-SlotProblem slot_problem(const py::list& codes, const std::vector<i64>& offsets, const std::vector<i64>& sizes,
-                         const py::list& luts, const std::vector<i64>& map_strides, bool mapped,
-                         std::vector<py::array>& keep) {
+SlotProblem slot_problem(const py::list& codes, const std::vector<i64>& offsets,
+                         const std::vector<i64>& sizes, const py::list& luts,
+                         const std::vector<i64>& map_strides, bool mapped, std::vector<py::array>& keep) {
   const auto k = static_cast<i64>(codes.size());
   CLARION_CHECK(k >= 1 && k <= clarion::bias::kMaxCodeColumns,
                 "codes must list 1 to 4 code columns, got " + std::to_string(k));
@@ -76,9 +76,10 @@ SlotProblem slot_problem(const py::list& codes, const std::vector<i64>& offsets,
                   name + " must hold C-contiguous int8/16/32/64 codes in native byte order, got dtype " +
                       dtype_name(a));
     if (j == 0) pb.n_rows = v.n;
-    CLARION_CHECK(v.n == pb.n_rows,
-                  name + " has " + std::to_string(v.n) + " rows but codes[0] has " + std::to_string(pb.n_rows));
-    CLARION_CHECK(offsets[j] > -(i64{1} << 62) && offsets[j] < (i64{1} << 62), name + ": offset out of range");
+    CLARION_CHECK(v.n == pb.n_rows, name + " has " + std::to_string(v.n) + " rows but codes[0] has " +
+                                        std::to_string(pb.n_rows));
+    CLARION_CHECK(offsets[j] > -(i64{1} << 62) && offsets[j] < (i64{1} << 62),
+                  name + ": offset out of range");
     pb.codes[j] = v.data;
     pb.itemsize[j] = static_cast<int>(v.itemsize);
     pb.offset[j] = offsets[j];
@@ -103,8 +104,8 @@ SlotProblem slot_problem(const py::list& codes, const std::vector<i64>& offsets,
 
 py::tuple to_tuple(const RowError& e) { return py::make_tuple(e.what, e.row, e.col); }
 
-py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets, const std::vector<i64>& sizes,
-                          const py::array& raw, int n_threads) {
+py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
+                          const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
   std::vector<py::array> keep;
   keep.reserve(8);
   const SlotProblem pb = slot_problem(codes, offsets, sizes, py::list(), {}, false, keep);
@@ -116,7 +117,8 @@ py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets
   RowError e;
   {
     py::gil_scoped_release release;
-    e = clarion::bias::slot_counts_cpu(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)), n_threads);
+    e = clarion::bias::slot_counts_cpu(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)),
+                                       n_threads);
   }
   return to_tuple(e);
 }
@@ -155,9 +157,9 @@ py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>
   RowError e;
   {
     py::gil_scoped_release release;
-    e = clarion::bias::slot_weighted_counts_cpu(pb, static_cast<const double*>(w.data), m_size,
-                                                static_cast<double*>(const_cast<void*>(m.data)),
-                                                static_cast<std::int64_t*>(const_cast<void*>(out.data)), n_threads);
+    e = clarion::bias::slot_weighted_counts_cpu(
+        pb, static_cast<const double*>(w.data), m_size, static_cast<double*>(const_cast<void*>(m.data)),
+        static_cast<std::int64_t*>(const_cast<void*>(out.data)), n_threads);
   }
   return to_tuple(e);
 }
@@ -165,8 +167,8 @@ py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>
 }  // namespace
 
 void register_encode(py::module_& m) {
-  m.def("slot_counts_cpu", &slot_counts_cpu, py::arg("codes"), py::arg("offsets"), py::arg("sizes"), py::arg("raw"),
-        py::arg("n_threads"),
+  m.def("slot_counts_cpu", &slot_counts_cpu, py::arg("codes"), py::arg("offsets"), py::arg("sizes"),
+        py::arg("raw"), py::arg("n_threads"),
         "Fill `raw` ([S_0]...[S_k-1], int64) with the counts of each combination of slots "
         "(slot = code + offset) of the code columns; returns (error_code, row, column).");
   m.def("slot_weighted_counts_cpu", &slot_weighted_counts_cpu, py::arg("codes"), py::arg("offsets"),

@@ -48,8 +48,8 @@ i64 add_column(const Code* __restrict__ codes, i64 m, i64 offset, i64 size, i64 
 
 // 8- and 16-bit codes with a small offset are shifted in int32 lanes (twice the lanes of int64).
 template <class Code>
-i64 add_column_t(const Code* codes, i64 m, i64 offset, i64 size, i64 stride, const std::int32_t* lut, i64 mstride,
-                 std::int32_t* cell, std::int32_t* mcell) {
+i64 add_column_t(const Code* codes, i64 m, i64 offset, i64 size, i64 stride, const std::int32_t* lut,
+                 i64 mstride, std::int32_t* cell, std::int32_t* mcell) {
   if (sizeof(Code) <= 2 && offset > -(i64{1} << 24) && offset < (i64{1} << 24))
     return add_column<Code, std::int32_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
   return add_column<Code, std::int64_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
@@ -61,21 +61,22 @@ i64 add_column_any(const SlotProblem& pb, int j, i64 b0, i64 m, std::int32_t* ce
   switch (pb.itemsize[j]) {
     case 1:
       return add_column_t(static_cast<const std::int8_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
-                        pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
     case 2:
       return add_column_t(static_cast<const std::int16_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
-                        pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
     case 4:
       return add_column_t(static_cast<const std::int32_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
-                        pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
     default:
       return add_column_t(static_cast<const std::int64_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
-                        pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
   }
 }
 
 // Cells of rows [b0, b0 + m): raw (and mapped) indices, or the error of the first bad row.
-RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell, bool mapped) {
+RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell,
+                     bool mapped) {
   std::fill(cell, cell + m, std::int32_t{0});
   if (mapped) std::fill(mcell, mcell + m, std::int32_t{0});
   RowError err;
@@ -102,8 +103,8 @@ RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads
       });
 }
 
-RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells, double* mapped,
-                                  std::int64_t* raw, int n_threads) {
+RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,
+                                  double* mapped, std::int64_t* raw, int n_threads) {
   const i64 raw_cells = pb.raw_cells();
   std::mutex lock;
   std::vector<std::vector<i64>> sides;  // one occurrence table per chunk (claimed under the lock)
