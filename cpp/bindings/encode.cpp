@@ -164,9 +164,32 @@ py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>
   return to_tuple(e);
 }
 
+template <class T>
+py::tuple int_range_t(const void* data, i64 n) {
+  T lo{}, hi{};
+  {
+    py::gil_scoped_release release;
+    clarion::bias::int_range_cpu<T>(static_cast<const T*>(data), n, &lo, &hi);
+  }
+  return py::make_tuple(static_cast<i64>(lo), static_cast<i64>(hi));
+}
+
+py::tuple int_range_cpu(const py::array& x) {
+  const Light v = light(x);
+  CLARION_CHECK(v.ndim == 1 && v.n >= 1 && v.ok_layout && v.kind == 'i',
+                "x must be a non-empty 1-D C-contiguous signed integer array, got dtype " + dtype_name(x));
+  switch (v.itemsize) {
+    case 1: return int_range_t<std::int8_t>(v.data, v.n);
+    case 2: return int_range_t<std::int16_t>(v.data, v.n);
+    case 4: return int_range_t<std::int32_t>(v.data, v.n);
+    default: return int_range_t<std::int64_t>(v.data, v.n);
+  }
+}
+
 }  // namespace
 
 void register_encode(py::module_& m) {
+  m.def("int_range_cpu", &int_range_cpu, py::arg("x"), "(min, max) of a signed integer array, in one pass.");
   m.def("slot_counts_cpu", &slot_counts_cpu, py::arg("codes"), py::arg("offsets"), py::arg("sizes"),
         py::arg("raw"), py::arg("n_threads"),
         "Fill `raw` ([S_0]...[S_k-1], int64) with the counts of each combination of slots "

@@ -89,6 +89,30 @@ RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell, s
 
 }  // namespace
 
+template <class T>
+void int_range_cpu(const T* x, i64 n, T* lo, T* hi) {
+  constexpr int kLanes = 8;  // independent accumulators: the loop vectorises
+  T mn[kLanes], mx[kLanes];
+  for (int k = 0; k < kLanes; ++k) mn[k] = mx[k] = x[0];
+  i64 i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      mn[k] = std::min(mn[k], x[i + k]);
+      mx[k] = std::max(mx[k], x[i + k]);
+    }
+  for (; i < n; ++i) {
+    mn[0] = std::min(mn[0], x[i]);
+    mx[0] = std::max(mx[0], x[i]);
+  }
+  *lo = *std::min_element(mn, mn + kLanes);
+  *hi = *std::max_element(mx, mx + kLanes);
+}
+
+template void int_range_cpu<std::int8_t>(const std::int8_t*, i64, std::int8_t*, std::int8_t*);
+template void int_range_cpu<std::int16_t>(const std::int16_t*, i64, std::int16_t*, std::int16_t*);
+template void int_range_cpu<std::int32_t>(const std::int32_t*, i64, std::int32_t*, std::int32_t*);
+template void int_range_cpu<std::int64_t>(const std::int64_t*, i64, std::int64_t*, std::int64_t*);
+
 RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
   return detail::run_chunked_ranges<i64>(
       pb.n_rows, pb.raw_cells(), n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {

@@ -556,3 +556,20 @@ def slot_counts_prepared(
             codes, offsets, sizes, list(luts or []), [int(s) for s in map_strides or []], w, mapped, raw, threads
         )
     return None if err[0] else (raw, mapped)
+
+
+def int_range(x: np.ndarray) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty 1-D signed integer array in one pass (the compiled CPU kernel
+    when there is one, else numpy's two reductions): the slot offset of an integer column."""
+    core = _backend.core() if _backend.has_core() else None
+    if (
+        core is not None
+        and hasattr(core, "int_range_cpu")
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.dtype.isnative
+        and os.environ.get("CLARION_BACKEND", "").strip().lower() != "numpy"
+    ):
+        lo, hi = core.int_range_cpu(x)
+        return int(lo), int(hi)
+    return int(x.min()), int(x.max())

@@ -49,6 +49,9 @@ CLARION_HD i64 slot_of(i64 code, i64 offset, i64 size) {
 // float64 weight sums, the layout and summation order of grouped_counts. A non-zero RowError names
 // the first row with a code outside its slots (col = the column) or a bad weight.
 RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads);
+// The smallest and largest of n integers (n >= 1), in one pass: an integer column's slot offset.
+template <class T>
+void int_range_cpu(const T* x, i64 n, T* lo, T* hi);
 RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,
                                   double* mapped, std::int64_t* raw, int n_threads);
 

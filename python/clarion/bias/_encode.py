@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clarion._counts import int_range
+
 __all__ = [
     "Matcher",
     "SlotCodes",
@@ -354,7 +356,7 @@ def slot_codes(col: Any) -> SlotCodes | None:
         if kind == "b":
             return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]), key=("bool",))
         if kind == "i" and col.size:
-            lo, hi = int(col.min()), int(col.max())
+            lo, hi = int_range(col)
             span = hi - lo + 1
             if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
                 return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype.str, lo, span))
