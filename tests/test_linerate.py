@@ -349,3 +349,17 @@ def test_accumulator_one_pass_equals_report():
     for i in range(0, n, 7_000):
         acc.update(df.iloc[i : i + 7_000])
     pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(df, methods=COUNT, **kw).to_frame())
+
+
+@SETTINGS
+@given(
+    values=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=40),
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+)
+def test_int_range_matches_numpy(values, dtype):
+    from clarion._counts import int_range
+
+    info = np.iinfo(dtype)
+    x = np.array([min(max(v, info.min), info.max) for v in values], dtype=dtype)
+    assert int_range(x) == (int(x.min()), int(x.max()))
+    assert int_range(x[::-1].copy()) == (int(x.min()), int(x.max()))
