@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void register_counts(py::module_& m);
 void register_image(py::module_& m);
+void register_encode(py::module_& m);
 void register_knn(py::module_& m);
 void register_shap(py::module_& m);
 
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   cuda_error.attr("__doc__") =
       "A CUDA runtime call failed in a clarion kernel; the message names the call, file and line.";
   register_counts(m);
+  register_encode(m);
   register_knn(m);
   register_shap(m);
   register_image(m);

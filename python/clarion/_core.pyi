@@ -180,3 +180,19 @@ def knn_vote_cuda(
 ) -> None: ...
 
 KNN_CUDA_MAX_K: int
+
+def slot_counts_cpu(
+    codes: list[np.ndarray], offsets: list[int], sizes: list[int], raw: np.ndarray, n_threads: int
+) -> tuple[int, int, int]: ...
+def slot_weighted_counts_cpu(
+    codes: list[np.ndarray],
+    offsets: list[int],
+    sizes: list[int],
+    luts: list[np.ndarray],
+    map_strides: list[int],
+    weights: np.ndarray,
+    mapped: np.ndarray,
+    raw: np.ndarray,
+    n_threads: int,
+) -> tuple[int, int, int]: ...
+def int_range_cpu(x: np.ndarray) -> tuple[int, int]: ...

@@ -510,3 +510,66 @@ def grouped_counts_prepared(
             {"groups": n_groups, "labels": n_labels, "preds": P},
         )
     return out
+
+
+def slot_counts_prepared(
+    codes: list,
+    offsets: list,
+    sizes: list,
+    *,
+    weights: np.ndarray | None = None,
+    luts: list | None = None,
+    map_strides: list | None = None,
+    mapped_cells: int = 0,
+    backend: str = "auto",
+    n_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Counts of each combination of slots of up to four code columns, in one pass (issue 21).
+
+    ``slot = code + offset`` (slot 0 is a missing value); the result ``raw`` has shape ``sizes``
+    and counts the rows of each slot combination. With ``weights``, ``raw`` counts occurrences
+    only and ``mapped`` (``mapped_cells`` float64) holds each row's weight added at cell
+    ``sum(luts[j][slot_j] * map_strides[j])``, in :func:`grouped_counts`' summation order (so
+    the sums equal ``grouped_counts`` on the mapped codes bit for bit).
+
+    Returns None when this call is not for the compiled CPU kernel (another backend was chosen,
+    or the extension is absent) or a row holds a code outside its slots or a bad weight: the
+    caller then takes the general path, which reports the row. Internal: the caller guarantees
+    1-D host integer code arrays of one length, ``weights`` None or float64 of that length.
+    """
+    if _backend.resolve(backend, *codes, weights) != "cpu" or not hasattr(_backend.core(), "slot_counts_cpu"):
+        return None
+    n = codes[0].shape[0]
+    threads = 1 if n <= _ROWS_PER_CHUNK else _n_threads(n_threads)
+    codes = [c if c.flags.c_contiguous and c.flags.aligned and c.dtype.isnative else _native(c) for c in codes]
+    offsets = [int(o) for o in offsets]
+    sizes = [int(s) for s in sizes]
+    raw = np.empty(sizes, dtype=np.int64)
+    core = _backend.core()
+    if weights is None:
+        err = core.slot_counts_cpu(codes, offsets, sizes, raw, threads)
+        mapped = None
+    else:
+        w = weights if weights.flags.c_contiguous and weights.flags.aligned else _native(weights)
+        mapped = np.empty(int(mapped_cells), dtype=np.float64)
+        err = core.slot_weighted_counts_cpu(
+            codes, offsets, sizes, list(luts or []), [int(s) for s in map_strides or []], w, mapped, raw, threads
+        )
+    return None if err[0] else (raw, mapped)
+
+
+def int_range(x: np.ndarray) -> tuple[int, int]:
+    """``(min, max)`` of a non-empty 1-D signed integer array in one pass (the compiled CPU kernel
+    when there is one, else numpy's two reductions): the slot offset of an integer column."""
+    core = _backend.core() if _backend.has_core() else None
+    if (
+        core is not None
+        and hasattr(core, "int_range_cpu")
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.dtype.isnative
+        and os.environ.get("CLARION_BACKEND", "").strip().lower() != "numpy"
+    ):
+        lo, hi = core.int_range_cpu(x)
+        return int(lo), int(hi)
+    return int(x.min()), int(x.max())

@@ -310,9 +310,14 @@ class Reader:
         unit = "line" if self.dataset_type in ("text/csv", "application/jsonlines") else "record"
         keep = np.ones(len(frame), dtype=bool)
         out, exact = {}, {}
+        ints = {}  # int64 columns of an "int" column: already their final values (no float round trip)
         for c in frame.columns:
             col = frame[c]
             kind = self._numeric.get(c)
+            if kind == "int" and col.dtype == np.int64:
+                ints[c] = col.to_numpy()
+                out[c] = col  # every value is a number of the column's type, none is missing
+                continue
             if kind is not None:
                 vals, ex, bad = _parse_numbers(col)
                 for i in np.flatnonzero(bad):
@@ -345,6 +350,9 @@ class Reader:
             lines = lines[keep]
         for c, kind in self._numeric.items():
             if c not in frame.columns:
+                continue
+            if c in ints:  # what _number_column gives an int64 column: its values
+                frame[c] = pd.Series(ints[c] if keep.all() else ints[c][keep], index=frame.index)
                 continue
             ex = exact.get(c)
             frame[c] = _number_column(
@@ -499,7 +507,8 @@ class Reader:
             try:
                 table = pacsv.read_csv(
                     pa.py_buffer(data),
-                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) + 1)),
+                    # blocks of >= 1 MiB parsed on pyarrow's threads (no line break inside a value here)
+                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 4 + 1)),
                     parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
                     convert_options=pacsv.ConvertOptions(
                         column_types={c: pa.string() for c in names},

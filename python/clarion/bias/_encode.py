@@ -22,7 +22,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Matcher", "Vocabulary", "column_values", "factorize", "is_missing_value", "is_numeric_column", "number_of"]
+from clarion._counts import int_range
+
+__all__ = [
+    "Matcher",
+    "SlotCodes",
+    "Vocabulary",
+    "column_values",
+    "factorize",
+    "is_missing_value",
+    "is_numeric_column",
+    "number_of",
+    "slot_codes",
+]
 
 # A compact integer range is encoded by offset (no hashing) when it is at most this many times
 # the number of rows (and small in absolute terms).
@@ -257,6 +269,116 @@ def factorize(col: Any) -> tuple[np.ndarray, list, np.ndarray | None]:
             return np.asarray(codes), list(uniques), None
         raise TypeError(f"cannot encode a column of dtype {col.dtype}")
     return (*_arrow_factorize(col), None)
+
+
+class SlotCodes:
+    """A column as the slot-count kernel reads it (issue 21): ``slot = codes + offset``, slot 0
+    a missing value, slot ``j >= 1`` the value ``uniques[j - 1]``, ``size`` slots in all.
+
+    Which slots occur is left to the count pass (it counts every slot), so building this costs no
+    pass over the rows for categoricals and booleans, a min/max for integers, and one hashing pass
+    (:func:`factorize`) for everything else. ``uvals``: the uniques as a numpy array of the
+    column's dtype when the column is numpy-typed bool/int/float (the engine's numeric matching
+    compares them as it compares the column's values), else None.
+    """
+
+    __slots__ = ("codes", "offset", "size", "_uniques", "lo", "uvals", "key")
+
+    def __init__(
+        self, codes: np.ndarray, offset: int, size: int, uniques: list | None, uvals: Any, lo: int = 0, key: Any = None
+    ):
+        self.codes, self.offset, self.size = codes, offset, size
+        self._uniques, self.uvals, self.lo = uniques, uvals, lo
+        # what identifies the slot -> value map across batches (None: nothing cheap does): the
+        # engine caches what it derives from the values (lookup tables, vocabulary codes) by it
+        self.key = key
+
+    def value(self, slot: int) -> Any:
+        """The value of slot ``slot >= 1`` (as :func:`factorize` lists it)."""
+        if self._uniques is None:  # an integer range: slot j is lo + j - 1
+            return int(self.lo + slot - 1)
+        return self._uniques[slot - 1]
+
+    def values_array(self, slots: np.ndarray) -> np.ndarray | None:
+        """``uvals`` of the given slots (numeric columns only)."""
+        if self.uvals is None:
+            return None
+        if self._uniques is None:
+            return (slots - 1 + self.lo).astype(self.uvals.dtype)
+        return self.uvals[slots - 1]
+
+
+class _Same:
+    """A dictionary key that is equal to itself only (identity), holding its object alive."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+_CATEGORY_LISTS: dict = {}  # id(dtype) -> (dtype, its categories as a list): batches share dtypes
+
+
+def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
+    dt = arr.dtype
+    hit = _CATEGORY_LISTS.get(id(dt))
+    if hit is None or hit[0] is not dt:
+        if len(_CATEGORY_LISTS) > 256:
+            _CATEGORY_LISTS.clear()
+        hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist())
+    cats = hit[1]
+    return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None, key=("categorical", _Same(dt)))
+
+
+def slot_codes(col: Any) -> SlotCodes | None:
+    """The :class:`SlotCodes` of a column, or None for a column the slot kernel does not take
+    (not 1-D, or a dtype :func:`factorize` refuses)."""
+    if isinstance(col, pd.Categorical):
+        return _categorical_slots(col)
+    col = column_values(col)
+    if isinstance(col, pd.Series):
+        dt = col.dtype
+        if isinstance(dt, np.dtype) and dt.kind in "biuf":
+            col = col.to_numpy()
+        elif isinstance(dt, pd.CategoricalDtype):
+            return _categorical_slots(col.array)
+    if isinstance(col, np.ndarray):
+        if col.ndim != 1:
+            return None
+        kind = col.dtype.kind
+        if kind == "b":
+            return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]), key=("bool",))
+        if kind == "i" and col.size:
+            lo, hi = int_range(col)
+            span = hi - lo + 1
+            if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
+                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype.str, lo, span))
+    try:
+        codes, uniques, present = factorize(col)
+    except (TypeError, ValueError):
+        return None
+    uvals = None
+    if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
+        uvals = np.asarray(uniques, dtype=col.dtype)
+    codes = np.asarray(codes)
+    if codes.dtype.kind != "i":
+        codes = codes.astype(np.int64)
+    uniques = list(uniques)
+    key = None
+    if len(uniques) <= 64:
+        try:
+            key = ("values", str(getattr(col, "dtype", "")), tuple((type(u), u) for u in uniques))
+            hash(key)
+        except TypeError:
+            key = None
+    return SlotCodes(codes, 1, len(uniques) + 1, uniques, uvals, key=key)
 
 
 class Vocabulary:

@@ -20,15 +20,22 @@ import numpy as np
 import pandas as pd
 
 from clarion import options
-from clarion._counts import grouped_counts, grouped_counts_prepared, grouped_threshold_counts
+from clarion._counts import (
+    grouped_counts,
+    grouped_counts_prepared,
+    grouped_threshold_counts,
+    slot_counts_prepared,
+)
 from clarion.bias._encode import (
     Matcher,
+    SlotCodes,
     Vocabulary,
     column_values,
     factorize,
     is_missing_value,
     is_numeric_column,
     number_of,
+    slot_codes,
 )
 from clarion.bias._metrics import (
     ALL_METRICS,
@@ -171,6 +178,18 @@ class Table:
             cols = ", ".join(repr(c) for c in self.columns[:20]) + (" ..." if len(self.columns) > 20 else "")
             raise ValueError(MSG_COLUMN.format(arg=arg, name=name, cols=cols))
         return self._get(name)
+
+    def codes_col(self, name: Any, arg: str) -> Any:
+        """:meth:`col`, except that a DataFrame's categorical column comes back as its
+        ``pandas.Categorical`` (no Series is built: for :func:`clarion.bias._encode.slot_codes`)."""
+        if self._index is not None and self._index.is_unique and hasattr(self.data, "_get_column_array"):
+            try:
+                arr = self.data._get_column_array(self._index.get_loc(name))  # guarded
+            except (AttributeError, TypeError, IndexError, KeyError):
+                arr = None
+            if isinstance(arr, pd.Categorical):
+                return arr
+        return self.col(name, arg)
 
     def source(self, src: Any, arg: str) -> Any:
         """A column by name, or an array given directly (checked for length)."""
@@ -525,12 +544,95 @@ def _binary_seen(codes: np.ndarray) -> np.ndarray:
     return np.array([c for c, ok in ((0, n1 < codes.size), (1, n1 > 0)) if ok], dtype=np.int32)
 
 
+def _numeric_positive(x: np.ndarray, values: list) -> np.ndarray:
+    """int8 1 where the numeric array ``x`` equals one of the numbers ``values`` (the label rule
+    on numeric columns)."""
+    if x.dtype.kind == "b":
+        want_t = any(v == 1 for v in values)
+        want_f = any(v == 0 for v in values)
+        xb = x.view(np.int8)
+        y = (
+            xb
+            if (want_t and not want_f)
+            else (1 - xb if want_f and not want_t else np.full(x.shape, int(want_t and want_f), np.int8))
+        )
+        return np.ascontiguousarray(y, dtype=np.int8)
+    if len(values) == 1:
+        return (x == values[0]).view(np.int8)
+    return np.isin(x, np.asarray(values)).view(np.int8)
+
+
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     if a.shape[axis] == size:
         return a
     pad = [(0, 0)] * a.ndim
     pad[axis] = (0, size - a.shape[axis])
     return np.pad(a, pad)
+
+
+# ------------------------------------------------------------------------------------------------
+# the one-pass path (State.fast_count)
+
+#: the largest slot table (and count table) the one-pass path counts into; wider batches take the
+#: general path (it keeps grouped_counts' chunking, and so its weighted sums, unchanged)
+_SLOT_CELLS_MAX = 1 << 18
+
+
+class _SlowPath(Exception):
+    """This batch takes the general path (State.encode + State.count)."""
+
+
+def _key_of(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _slot_key(sc: SlotCodes, j: int) -> Any:
+    if j == 0:
+        return _MISSING
+    v = _key_of(sc.value(j))
+    return _MISSING if is_missing_value(v) else v
+
+
+_MISSING = object()
+
+
+def _distinct_keys(sc: SlotCodes, present: np.ndarray) -> bool:
+    """Whether the slots that occur stand for distinct vocabulary entries (then each count cell
+    receives the rows of one slot only, as it does on the general path)."""
+    keys = [_slot_key(sc, int(j)) for j in present]
+    try:
+        return len(set(keys)) == len(keys)
+    except TypeError:  # pragma: no cover - unhashable values are refused by the vocabulary too
+        return False
+
+
+def _commit_vocab(vocab: Vocabulary, sc: SlotCodes, present: np.ndarray) -> np.ndarray:
+    """Adds the values of the slots that occur to ``vocab`` (in slot order, as
+    :meth:`Vocabulary.encode` adds a column's values); returns the code of each slot.
+
+    The codes of a slot map the vocabulary has seen before (same key) are cached on it: a value's
+    code never changes, so a batch whose values all have codes adds nothing and looks nothing up."""
+    cache = vocab.__dict__.setdefault("_slot_codes", {})
+    hit = cache.get(sc.key) if sc.key is not None else None
+    if hit is not None:
+        lut, known = hit
+        if known[present].all():
+            return lut
+    with vocab._lock:
+        lut = np.zeros(sc.size, dtype=np.int32) if hit is None else hit[0].copy()
+        known = np.zeros(sc.size, dtype=bool) if hit is None else hit[1].copy()
+        known[0] = True
+        for j in present:
+            if known[j]:
+                continue
+            u = sc.value(int(j))
+            lut[j] = 0 if is_missing_value(u) else vocab._add(u)
+            known[j] = True
+        if sc.key is not None:
+            if len(cache) > 64:
+                cache.clear()
+            cache[sc.key] = (lut, known)
+    return lut
 
 
 # ------------------------------------------------------------------------------------------------
@@ -676,20 +778,7 @@ class State:
                     if not track
                     else MSG_LABEL_MISSING.format(arg=arg, name=name, row=row)
                 )
-        if x.dtype.kind == "b":
-            want_t = any(v == 1 for v in values)
-            want_f = any(v == 0 for v in values)
-            xb = x.view(np.int8)
-            y = (
-                xb
-                if (want_t and not want_f)
-                else (1 - xb if want_f and not want_t else np.full(x.shape, int(want_t and want_f), np.int8))
-            )
-            y = np.ascontiguousarray(y, dtype=np.int8)
-        elif len(values) == 1:
-            y = (x == values[0]).view(np.int8)
-        else:
-            y = np.isin(x, np.asarray(values)).view(np.int8)
+        y = _numeric_positive(x, values)
         if track:
             if len(values) == 1:
                 occurred = values if y.any() else []
@@ -788,8 +877,12 @@ class State:
         # models
         lab_cols, score_cols, kinds = [], [], []
         for name, src in spec.models:
-            col = table.source(src, "predicted_label")
-            if spec.label_values is not None and is_float_column(col):
+            col = (
+                table.codes_col(src, "predicted_label")
+                if isinstance(src, str)
+                else table.source(src, "predicted_label")
+            )
+            if not isinstance(col, pd.Categorical) and spec.label_values is not None and is_float_column(col):
                 s = to_numeric(col, "predicted_label", name)
                 bad = np.flatnonzero(~np.isfinite(s))
                 if bad.size:  # NaN > t is False: a NaN score would silently count as a negative prediction
@@ -945,6 +1038,372 @@ class State:
                 counts["scores"] = np.take(c, inv, axis=lead + 1)
             result[f] = (V, K, seen, counts)
         return result
+
+    # -- the one-pass path (issue 21) --------------------------------------------------------------
+
+    def fast_count(
+        self, table: Table, compat: str, *, backend: str = "auto", n_threads: int | None = None
+    ) -> dict | None:
+        """:meth:`encode` + :meth:`count` of one batch in one pass over its columns per facet.
+
+        Every column becomes its slot codes (:func:`clarion.bias._encode.slot_codes`: categorical
+        and boolean columns as they are, integers by offset, other columns hashed once), and the
+        slot-count kernel counts each combination of (facet, group, label, prediction) slots; which
+        values occur, the vocabulary codes, the positive labels and the final count table all follow
+        from that small table. The counts equal :meth:`count`'s (integer counts exactly; weighted
+        sums bit for bit: the kernel adds each row's weight where ``grouped_counts`` would).
+
+        Returns the batch as :meth:`count` does, or None when the batch needs the general path:
+        probability scores, several models, a column the slot kernel does not take, too many
+        values, another backend, or anything the general path reports as an error (it then raises
+        it, with its message). The state changes only when the counts are returned (a threshold's
+        column maximum excepted: recording it twice changes nothing).
+        """
+        spec = self.spec
+        if table.n == 0 or len(spec.models) > 1 or compat not in ("clarion", "smclarify"):
+            return None
+        try:
+            plan = self._slot_plan(table, compat)
+            if plan is None:
+                return None
+            return self._slot_run(plan, table.n, compat, backend, n_threads)
+        except _SlowPath:
+            return None
+        except (TypeError, ValueError):  # the general path raises it again, with its message
+            return None
+
+    def _cached_part(self, role: Any, sc: SlotCodes, build: Any) -> dict:
+        """``build(sc)`` (a column's lookup tables, derived from its values alone), cached by the
+        slot codes' key: the batches of a stream usually share their values' list."""
+        if sc.key is None:
+            return {**build(sc), "sc": sc}
+        cache = self.__dict__.setdefault("_part_cache", {})
+        hit = cache.get((role, sc.key))
+        if hit is None:
+            if len(cache) > 256:
+                cache.clear()
+            hit = cache[(role, sc.key)] = build(sc)
+        return {**hit, "sc": sc}
+
+    def _slot_label(self, col: Any, name: Any, compat: str, track: bool) -> dict:
+        """Slot codes and positive lookup table of the label (``track``) or a model's labels."""
+        spec = self.spec
+        if spec.label_threshold is not None:
+            y = self._positive(col, "label" if track else "predicted_label", name, compat, track)
+            sc = SlotCodes(y, 1, 3, [0, 1], None)
+            return {"sc": sc, "lut": np.array([0, 0, 1], dtype=np.int32), "kind": "threshold"}
+        sc = slot_codes(col)
+        if sc is None:
+            raise _SlowPath
+        return self._cached_part("label", sc, self._label_part)
+
+    def _label_part(self, sc: SlotCodes) -> dict:
+        values = self.matcher.numbers()
+        if values is not None and sc.uvals is not None:  # what _positive_numeric takes
+            slots = np.arange(1, sc.size)
+            lut = np.zeros(sc.size, dtype=np.int32)
+            lut[1:] = _numeric_positive(sc.values_array(slots), values)
+            return {"lut": lut, "kind": "numeric", "values": values}
+        if sc.uvals is not None and sc.size > _SLOT_CELLS_MAX:
+            raise _SlowPath  # a wide integer range matched by text: the general path lists what occurs
+        keys = [sc.value(j) for j in range(1, sc.size)]
+        lut = np.zeros(sc.size, dtype=np.int32)
+        for j, u in enumerate(keys):
+            lut[j + 1] = bool(self.matcher.given_matching(u))
+        return {"lut": lut, "kind": "vocab", "keys": keys}
+
+    def _slot_vocab(self, col: Any) -> dict:
+        sc = slot_codes(col)
+        if sc is None:
+            raise _SlowPath
+        return self._cached_part("vocab", sc, self._vocab_part)
+
+    @staticmethod
+    def _vocab_part(sc: SlotCodes) -> dict:
+        miss = np.zeros(sc.size, dtype=bool)
+        if sc.uvals is None or sc.uvals.dtype.kind == "f":  # values that stand for a missing value
+            miss[1:] = [is_missing_value(sc.value(j)) for j in range(1, sc.size)]
+        return {"lut": np.arange(sc.size, dtype=np.int32), "kind": "vocab", "miss": miss}
+
+    def _slot_facet(self, fs: FacetState, col: Any) -> dict:
+        if fs.threshold is not None:
+            codes, _ = self._facet_codes(fs, col)
+            return {"sc": SlotCodes(codes, 1, 3, [0, 1], None), "lut": np.array([0, 0, 1], np.int32), "kind": "binary"}
+        if fs.values is None:
+            return self._slot_vocab(col)
+        sc = slot_codes(col)
+        if sc is None:
+            raise _SlowPath
+        return self._cached_part(("facet", fs.name), sc, lambda sc: self._selected_part(fs, sc))
+
+    @staticmethod
+    def _selected_part(fs: FacetState, sc: SlotCodes) -> dict:
+        values = fs.matcher.numbers()
+        lut = np.zeros(sc.size, dtype=np.int32)
+        if values is not None and sc.uvals is not None and sc.uvals.dtype.kind in "biuf":
+            x = sc.values_array(np.arange(1, sc.size))
+            lut[1:] = (x == values[0]) if len(values) == 1 else np.isin(x, np.asarray(values))
+            return {"lut": lut, "kind": "selected_numeric", "values": values}
+        hits = []
+        for j in range(1, sc.size):
+            u = sc.value(j)
+            k = u.item() if isinstance(u, np.generic) else u
+            h = [] if is_missing_value(k) else fs.matcher.given_matching(k)
+            hits.append((k, h))
+            lut[j] = 1 if h else 0
+        return {"lut": lut, "kind": "selected", "hits": hits}
+
+    def _slot_plan(self, table: Table, compat: str) -> dict | None:
+        """The batch's columns as slot codes, in :meth:`encode`'s order (no state change)."""
+        spec = self.spec
+        plan: dict[str, Any] = {}
+        ycol = table.codes_col(spec.label, "label") if spec.label_threshold is None else table.col(spec.label, "label")
+        plan["y"] = self._slot_label(ycol, spec.label, compat, True)
+        w = None
+        if spec.weights is not None:
+            w = table.source(spec.weights, "weights")
+            w = to_numeric(w, "weights", spec.weights if isinstance(spec.weights, str) else "<array>")
+            w = np.ascontiguousarray(w, dtype=np.float64)
+        plan["w"] = w
+        plan["g"] = None
+        if self.group_vocab is not None:
+            gv = spec.group_variable
+            gcol = table.codes_col(gv, "group_variable") if isinstance(gv, str) else table.source(gv, "group_variable")
+            plan["g"] = self._slot_vocab(gcol)
+        plan["p"] = None
+        if spec.models:
+            name, src = spec.models[0]
+            col = (
+                table.codes_col(src, "predicted_label")
+                if isinstance(src, str)
+                else table.source(src, "predicted_label")
+            )
+            if not isinstance(col, pd.Categorical) and spec.label_values is not None and is_float_column(col):
+                return None  # scores: the threshold kernel
+            plan["p"] = self._slot_label(col, name, compat, False)
+            plan["p"]["name"] = name
+            if self.model_kinds is not None and self.model_kinds != ["labels"]:
+                return None
+        plan["facets"] = {
+            f: self._slot_facet(fs, table.col(f, "facet") if fs.threshold is not None else table.codes_col(f, "facet"))
+            for f, fs in self.facets.items()
+        }
+        return plan
+
+    @staticmethod
+    def _present(raw: np.ndarray, axis: int) -> np.ndarray:
+        """Slots of column ``axis`` of a slot table that some row holds."""
+        other = tuple(a for a in range(raw.ndim) if a != axis)
+        return np.flatnonzero(raw.any(axis=other) if other else raw)
+
+    def _label_occurrence(self, part: dict, present: np.ndarray, compat: str, track: bool) -> list | None:
+        """Checks of the label's (or a model's) values that occur; returns the batch's values (vocab path)."""
+        missing_ok = compat == "smclarify" and track
+        if present.size and present[0] == 0 and not missing_ok:
+            raise _SlowPath  # a missing label / prediction: the general path names its row
+        if part["kind"] != "vocab":
+            return None
+        key = part["sc"].key
+        memo = self.__dict__.setdefault("_checked", {})
+        mkey = None if key is None else (key, present.tobytes())
+        hit = memo.get(mkey) if mkey is not None else None
+        if hit is not None:
+            return hit
+        vals = [part["keys"][j - 1] for j in present if j > 0]
+        if any(is_missing_value(u) for u in vals):
+            raise _SlowPath
+        batch_values = [_key_of(u) for u in vals]
+        if self.matcher.incomparable(batch_values):
+            raise _SlowPath
+        if mkey is not None:
+            if len(memo) > 256:
+                memo.clear()
+            memo[mkey] = batch_values
+        return batch_values
+
+    def _slot_run(self, plan: dict, n: int, compat: str, backend: str, n_threads: int | None) -> dict | None:
+        yp, gp, pp, w = plan["y"], plan["g"], plan["p"], plan["w"]
+        K_old = len(self.group_vocab) if self.group_vocab is not None else 1
+        P = 2 if pp is not None else 1
+        raws: dict = {}
+        mapped: dict = {}
+        for f, fp in plan["facets"].items():
+            parts = [fp] + ([gp] if gp is not None else []) + [yp] + ([pp] if pp is not None else [])
+            sizes = [p["sc"].size for p in parts]
+            if math.prod(sizes) > _SLOT_CELLS_MAX:
+                return None
+            fs = self.facets[f]
+            V_max = 2 if fs.binary else len(fs.vocab) + sizes[0]
+            K_max = K_old + (gp["sc"].size if gp is not None else 0)
+            if V_max * K_max * 2 * P > _SLOT_CELLS_MAX:  # keeps the kernel's chunking that of grouped_counts
+                return None
+            codes = [p["sc"].codes for p in parts]
+            offsets = [p["sc"].offset for p in parts]
+            if w is None:
+                res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads)
+            else:
+                Fm = 2 if fp["kind"] in ("binary", "selected", "selected_numeric") else sizes[0]
+                Km = gp["sc"].size if gp is not None else 1
+                luts = [fp["lut"]] + ([gp["lut"]] if gp is not None else []) + [yp["lut"]]
+                strides = [Km * 2 * P] + ([2 * P] if gp is not None else []) + [P]
+                if pp is not None:
+                    luts.append(pp["lut"])
+                    strides.append(1)
+                luts = [np.ascontiguousarray(lt, dtype=np.int32) for lt in luts]
+                res = slot_counts_prepared(
+                    codes,
+                    offsets,
+                    sizes,
+                    weights=w,
+                    luts=luts,
+                    map_strides=strides,
+                    mapped_cells=Fm * Km * 2 * P,
+                    backend=backend,
+                    n_threads=n_threads,
+                )
+                if res is not None:
+                    mapped[f] = res[1].reshape(Fm, Km, 2, P)
+            if res is None:
+                return None
+            raws[f] = res[0]
+        # which slots occur (any facet's table holds every row)
+        raw0 = next(iter(raws.values()))
+        ax_y = 2 if gp is not None else 1
+        y_present = self._present(raw0, ax_y)
+        label_seen = self._label_occurrence(yp, y_present, compat, True)
+        g_present = self._present(raw0, 1) if gp is not None else None
+        g_missing = False
+        if gp is not None:
+            g_missing = bool(g_present.size and g_present[0] == 0) or bool(gp["miss"][g_present].any())
+            if g_missing and compat == "clarion":
+                raise _SlowPath
+            if w is not None and not _distinct_keys(gp["sc"], g_present):
+                raise _SlowPath
+        pred_seen = None
+        if pp is not None:
+            p_present = self._present(raw0, raw0.ndim - 1)
+            pred_seen = self._label_occurrence(pp, p_present, compat, False)
+            if pred_seen and label_seen:
+                self._check_predicted_values(pp["name"], pred_seen, label_seen)
+        f_present = {}
+        for f, fp in plan["facets"].items():
+            pres = self._present(raws[f], 0)
+            f_present[f] = pres
+            if fp["kind"] == "selected":
+                batch_values = [fp["hits"][j - 1][0] for j in pres if j > 0]
+                batch_values = [v for v in batch_values if not is_missing_value(v)]
+                if self.facets[f].matcher.incomparable(batch_values):
+                    raise _SlowPath
+            elif fp["kind"] == "vocab" and w is not None and not _distinct_keys(fp["sc"], pres):
+                raise _SlowPath
+        # -- commit, in encode's order: label, group, models, facets
+        if yp["kind"] != "threshold":
+            self._commit_label(yp, y_present)
+        glut = None
+        if gp is not None:
+            glut = _commit_vocab(self.group_vocab, gp["sc"], g_present)
+            if g_missing:
+                with self.lock:
+                    self.group_missing = True
+        if pp is not None:
+            with self.lock:
+                if self.model_kinds is None:
+                    self.model_kinds = ["labels"]
+                elif self.model_kinds != ["labels"]:  # pragma: no cover - checked in the plan
+                    raise ValueError("predicted_label: model kind changed")
+        K = len(self.group_vocab) if self.group_vocab is not None else 1
+        result = {}
+        for f, fp in plan["facets"].items():
+            fs = self.facets[f]
+            pres = f_present[f]
+            if fp["kind"] == "vocab":
+                flut = _commit_vocab(fs.vocab, fp["sc"], pres)
+            else:
+                if fp["kind"] != "binary":
+                    self._commit_selected(fs, fp, pres)
+                flut = fp["lut"]
+            V = fs.n_codes
+            seen = np.unique(flut[pres])
+            ylut = yp["lut"]
+            if w is None:
+                raw = raws[f]
+                idx = flut.astype(np.int64).reshape((-1,) + (1,) * (raw.ndim - 1)) * (K * 2 * P)
+                ax = 1
+                if gp is not None:
+                    idx = idx + glut.astype(np.int64).reshape((1, -1) + (1,) * (raw.ndim - 2)) * (2 * P)
+                    ax = 2
+                shape = [1] * raw.ndim
+                shape[ax] = -1
+                idx = idx + ylut.astype(np.int64).reshape(shape) * P
+                if pp is not None:
+                    idx = idx + pp["lut"].astype(np.int64).reshape((1,) * (raw.ndim - 1) + (-1,))
+                flat = np.broadcast_to(idx, raw.shape).ravel()
+                # float64 sums of integer counts below 2**53 are exact
+                out = np.bincount(flat, weights=raw.ravel(), minlength=V * K * 2 * P).astype(np.int64)
+            else:
+                m = mapped[f]
+                out = np.zeros((V, K, 2, P), dtype=np.float64)
+                fsl = pres if fp["kind"] == "vocab" else np.arange(2)
+                fdst = flut[fsl] if fp["kind"] == "vocab" else fsl
+                if gp is not None:
+                    gsl = g_present
+                    out[np.ix_(fdst, glut[gsl])] = m[np.ix_(fsl, gsl)]
+                else:
+                    out[fdst] = m[fsl]
+            if pp is None:
+                counts = {"pre": out.reshape(V, K, 2)}
+            else:
+                counts = {"labels": out.reshape(1, V, K, 2, 2)}
+            result[f] = (V, K, seen.astype(np.int32), counts)
+        return result
+
+    def _commit_label(self, yp: dict, present: np.ndarray) -> None:
+        """What :meth:`_positive` records of the label's values that occur."""
+        sc = yp["sc"]
+        if yp["kind"] == "numeric":
+            values = yp["values"]
+            occ = present[present > 0]
+            x = sc.values_array(occ)
+            y = yp["lut"][occ]
+            if len(values) == 1:
+                occurred = values if y.any() else []
+            else:
+                occurred = [v for v in values if np.any(x == v)]
+            with self.label_vocab._lock:
+                for v in occurred:
+                    self.label_vocab._add(v)
+                short = len(self.label_vocab.values) < len(values)
+            if short and self.n_rows == 0:
+                _add_sample(self.label_sample, [u.item() if isinstance(u, np.generic) else u for u in x][:10])
+            return
+        _commit_vocab(self.label_vocab, sc, present)
+
+    def _commit_selected(self, fs: FacetState, fp: dict, present: np.ndarray) -> None:
+        """What :meth:`_selected_codes` records of the selected values that occur."""
+        occ = present[present > 0]
+        if fp["kind"] == "selected_numeric":
+            values = fp["values"]
+            x = fp["sc"].values_array(occ)
+            d = fp["lut"][occ]
+            if len(values) == 1:
+                occurred = values if d.any() else []
+            else:
+                occurred = [v for v in values if np.any(x == v)]
+            sample = [u.item() if isinstance(u, np.generic) else u for u in x if not is_missing_value(u)][:10]
+        else:
+            occurred, sample = [], []
+            for j in occ:
+                k, h = fp["hits"][j - 1]
+                if is_missing_value(k):
+                    continue
+                sample.append(k)
+                occurred.extend(h)
+        with fs.vocab._lock:
+            for v in occurred:
+                fs.vocab._add(v)
+            short = len(fs.vocab.values) < len(fs.values)
+        if short and self.n_rows == 0:
+            _add_sample(fs.sample, sample)
 
     def _grown(self, arr: np.ndarray, kind: str, V: int, K: int) -> np.ndarray:
         vax = -3 if kind == "pre" else -4

@@ -123,6 +123,9 @@ class _Out:
         self.reason = np.zeros(self.value.shape, dtype=np.int16)
 
     def fail(self, mask: Any, code: int) -> _Out:
+        mask = np.asarray(mask)
+        if not mask.any():  # the usual case: nothing fails (no broadcast, no write)
+            return self
         mask = np.broadcast_to(mask, self.reason.shape) & (self.reason == 0)
         self.reason[mask] = code
         return self

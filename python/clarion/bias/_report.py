@@ -325,8 +325,13 @@ def report(
     _, post_names = normalize_methods(methods, stage, bool(spec.models))
     table = Table(data)
     state = State(spec)
-    enc = state.encode(table, compat)
-    batch = state.count(enc, backend=backend, n_threads=n_threads)
+    # one pass over the columns when nothing needs the encoded rows themselves (FT, the replicates)
+    fast = confidence is None and "FT" not in post_names
+    batch = state.fast_count(table, compat, backend=backend, n_threads=n_threads) if fast else None
+    enc = None
+    if batch is None:
+        enc = state.encode(table, compat)
+        batch = state.count(enc, backend=backend, n_threads=n_threads)
     state.add_counts(batch, table.n)
     boot = None
     if confidence is not None:

@@ -331,6 +331,13 @@ class Accumulator:
         table = Table(batch)
         if table.n == 0:
             return self
+        if self.window is None and not self.n_bootstrap:  # one pass over the columns (issue 21)
+            st = self._state("all")
+            fast = st.fast_count(table, self.compat)
+            if fast is not None:
+                self._reserve(table.n, row_offset)
+                st.add_counts(fast, table.n)
+                return self
         if self.window is None:
             parts = [("all", table, None)]
         else:

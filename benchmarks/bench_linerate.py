@@ -1,0 +1,353 @@
+"""Issue 21: every bias path beside the floor of reading its data once, timed in the same run.
+
+Three parts (each prints JSON lines, then a markdown table of ratios):
+
+1. ``clarion.bias.report`` (every metric but FT, pre + post, one facet) against its floor:
+   ``grouped_counts`` on ready integer codes (the count pass it needs, same groups, weights
+   included) + 1 ms (the issue's allowance for the formulas of one facet value) + one encoding
+   pass for the columns that are not integer codes yet (``pyarrow.compute.dictionary_encode`` of
+   each Arrow-string column, ``pandas.factorize`` of each object-string column; categorical,
+   bool and small-range integer columns are codes already). Target: ratio ≤ 1.5.
+2. ``Accumulator.update`` on batches of 10,000 and 100,000 rows (+ the final ``report()``)
+   against one ``report()`` on the same rows. Target: ≤ 1.5 (10,000) and ≤ 1.1 (100,000).
+3. ``clarion.analyze``, bias only (two facets, a group variable, predicted labels in the file),
+   on a CSV and a Parquet file, against ``pyarrow`` reading the file once
+   (``pyarrow.csv.read_csv`` / ``pyarrow.parquet.read_table``) + the count passes on ready codes.
+   Target: ≤ 1.5.
+
+Times are the best of ``--repeat`` runs (the machine these were measured on is shared: take the
+ratios of one run, not the absolute times).
+
+Usage::
+
+    python benchmarks/bench_linerate.py                  # 1e4, 1e5, 1e6 (about 2 minutes)
+    python benchmarks/bench_linerate.py --big            # adds 1e7 rows to part 1
+    python benchmarks/bench_linerate.py --parts report --rows 1e6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import clarion
+import clarion.bias as cb
+
+COUNT = [m for m in cb.ALL_METRICS if m != "FT"]
+FORMULAS_S = 1e-3  # the issue's allowance for all the formulas of one facet value
+
+
+def best(fn, repeat):
+    t = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return min(t)
+
+
+def paired(fns, repeat):
+    """Best time of each function, the functions interleaved round by round (a load spike on a
+    shared machine then hits a case and its floor alike)."""
+    t = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            t[i].append(time.perf_counter() - t0)
+    return [min(x) for x in t]
+
+
+def columns(n, kind, seed=0):
+    """facet f (10 values), label y, prediction p, group g (5 values), weights w."""
+    rng = np.random.default_rng(seed)
+    f = rng.integers(0, 10, n)
+    y = rng.random(n) < 0.3 + 0.03 * f
+    p = np.where(rng.random(n) < 0.2, ~y, y)
+    g = rng.integers(0, 5, n)
+    w = rng.exponential(size=n)
+    names = np.array([f"group_{i}" for i in range(10)], dtype=object)
+    gnames = np.array(list("abcde"), dtype=object)
+    yn = np.array(["no", "yes"], dtype=object)
+    if kind == "numeric":
+        df = pd.DataFrame({"f": f, "y": y, "p": p, "g": g})
+        pos, one = [True], 3
+    elif kind == "categorical":
+        df = pd.DataFrame(
+            {
+                "f": pd.Categorical.from_codes(f, list(names)),
+                "y": pd.Categorical.from_codes(y.astype(int), list(yn)),
+                "p": pd.Categorical.from_codes(p.astype(int), list(yn)),
+                "g": pd.Categorical.from_codes(g, list(gnames)),
+            }
+        )
+        pos, one = ["yes"], "group_3"
+    elif kind in ("arrow", "object"):
+        cols = {"f": names[f], "y": yn[y.astype(int)], "p": yn[p.astype(int)], "g": gnames[g]}
+        if kind == "arrow":
+            df = pd.DataFrame({k: pd.array(v, dtype=pd.ArrowDtype(pa.string())) for k, v in cols.items()})
+        else:
+            df = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in cols.items()})
+        pos, one = ["yes"], "group_3"
+    else:
+        raise ValueError(kind)
+    df["w"] = w
+    return df, (f, y, p, g, w), pos, one
+
+
+def encode_floor(df, kind, cols, repeat):
+    """One encoding pass over the columns that are not integer codes yet."""
+    if kind == "arrow":
+        arrs = [pa.chunked_array([df[c].array._pa_array.combine_chunks()]) for c in cols]
+        return best(lambda: [pc.dictionary_encode(a) for a in arrs], repeat)
+    if kind == "object":
+        return best(lambda: [pd.factorize(df[c]) for c in cols], repeat)
+    return 0.0
+
+
+def part_report(rows, repeat, out):
+    cases = [
+        # (label, facet_values?, group?, weights?)
+        ("one value + group", True, True, False),
+        ("all values", False, False, False),
+        ("one value + group + weights", True, True, True),
+    ]
+    for n in rows:
+        for kind in ("numeric", "categorical", "arrow", "object"):
+            df, (f, y, p, g, w), pos, one = columns(n, kind)
+            for label, one_value, group, weighted in cases:
+                kw = dict(label="y", facet="f", label_values=pos, predicted_label="p", methods=COUNT)
+                if one_value:
+                    kw["facet_values"] = [one]
+                if group:
+                    kw["group_variable"] = "g"
+                if weighted:
+                    kw["weights"] = "w"
+                try:  # warm (first-call imports out of the timing)
+                    cb.report(df.iloc[:1000], **kw)
+                except ValueError:
+                    pass
+                K = 5 if group else 1
+                G = (f * K + (g if group else 0)).astype(np.int32)
+                if one_value:  # the pass counts facet d against the rest
+                    G = ((f == 3).astype(np.int32) * K + (g if group else 0)).astype(np.int32)
+                yi, pi = y.astype(np.int8), p.astype(np.int8)
+                ww = w if weighted else None
+                n_groups = (2 if one_value else 10) * K
+                t, count = paired(
+                    [
+                        lambda kw=kw, df=df: cb.report(df, **kw),
+                        lambda G=G, yi=yi, pi=pi, ww=ww, n_groups=n_groups: clarion.grouped_counts(
+                            G, yi, pi, weights=ww, n_groups=n_groups, n_labels=2, n_preds=2
+                        ),
+                    ],
+                    repeat,
+                )
+                enc_cols = ["f", "y", "p"] + (["g"] if group else [])
+                enc = encode_floor(df, kind, enc_cols, repeat)
+                floor = count + FORMULAS_S + enc
+                r = {
+                    "part": "report",
+                    "rows": n,
+                    "kind": kind,
+                    "case": label,
+                    "report_s": t,
+                    "count_s": count,
+                    "encode_s": enc,
+                    "floor_s": floor,
+                    "ratio": t / floor,
+                }
+                print(json.dumps(r), flush=True)
+                out.append(r)
+
+
+def part_accumulator(n, repeat, out):
+    for kind in ("numeric", "categorical", "object"):
+        df, _, pos, _ = columns(n, kind)
+        kw = dict(label="y", facet="f", label_values=pos, predicted_label="p", group_variable="g")
+        for batch in (10_000, 100_000):
+            parts = [df.iloc[i : i + batch] for i in range(0, n, batch)]
+
+            def stream(kw=kw, parts=parts):
+                acc = cb.Accumulator(**kw)
+                for part in parts:
+                    acc.update(part)
+                acc.report(COUNT)
+
+            t_one, t_acc = paired([lambda df=df, kw=kw: cb.report(df, methods=COUNT, **kw), stream], repeat)
+            r = {
+                "part": "accumulator",
+                "rows": n,
+                "kind": kind,
+                "batch": batch,
+                "one_shot_s": t_one,
+                "accumulator_s": t_acc,
+                "ratio": t_acc / t_one,
+            }
+            print(json.dumps(r), flush=True)
+            out.append(r)
+
+
+ANALYZE_CFG = {
+    "label": "y",
+    "label_values_or_threshold": [1],
+    "predicted_label": "pred",
+    "facet": [
+        {"name_or_index": "sex", "value_or_threshold": ["F"]},
+        {"name_or_index": "age", "value_or_threshold": [60]},
+    ],
+    "group_variable": "region",
+    "methods": {
+        "pre_training_bias": {"methods": "all"},
+        "post_training_bias": {
+            "methods": ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "CDDPL", "TE", "GE"]
+        },
+    },
+}
+
+
+def analyze_frame(n):
+    rng = np.random.default_rng(0)
+    sex = rng.choice(["F", "M"], n)
+    age = rng.integers(18, 90, n)
+    y = (rng.random(n) < np.where(sex == "F", 0.35, 0.45)).astype(int)
+    pred = np.where(rng.random(n) < 0.8, y, 1 - y)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": rng.normal(50, 10, n).round(3),
+            "sex": sex,
+            "region": rng.choice(list("ABCDEFGH"), n),
+            "y": y,
+            "pred": pred,
+        }
+    )
+
+
+def part_analyze(n, repeat, chunk_rows, out):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    df = analyze_frame(n)
+    # the count passes on ready codes: one per facet, the group variable in the groups
+    region = pd.factorize(df["region"])[0].astype(np.int32)
+    yi, pi = df["y"].to_numpy(np.int8), df["pred"].to_numpy(np.int8)
+    g_sex = ((df["sex"] == "F").to_numpy().astype(np.int32) * 8 + region).astype(np.int32)
+    g_age = ((df["age"] > 60).to_numpy().astype(np.int32) * 8 + region).astype(np.int32)
+
+    def counts():
+        for G in (g_sex, g_age):
+            clarion.grouped_counts(G, yi, pi, n_groups=16, n_labels=2, n_preds=2)
+
+    t_count = best(counts, repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path = os.path.join(tmp, "data.csv")
+        pq_path = os.path.join(tmp, "data.parquet")
+        df.to_csv(csv_path, index=False)
+        df.to_parquet(pq_path, index=False, row_group_size=chunk_rows)
+        for fmt, path, read, dtype in (
+            ("csv", csv_path, lambda p: pacsv.read_csv(p), "text/csv"),
+            ("parquet", pq_path, lambda p: pq.read_table(p), "application/x-parquet"),
+        ):
+            cfg = {**ANALYZE_CFG, "dataset_type": dtype}
+            outdir = os.path.join(tmp, f"out_{fmt}")
+            t_read, t_an = paired(
+                [
+                    lambda read=read, path=path: read(path),
+                    lambda cfg=cfg, path=path, outdir=outdir: clarion.analyze(
+                        cfg, path, output_dir=outdir, progress=False, overwrite=True, chunk_rows=chunk_rows
+                    ),
+                ],
+                repeat,
+            )
+            floor = t_read + t_count
+            r = {
+                "part": "analyze",
+                "rows": n,
+                "format": fmt,
+                "chunk_rows": chunk_rows,
+                "analyze_s": t_an,
+                "pyarrow_read_s": t_read,
+                "count_s": t_count,
+                "ratio": t_an / floor,
+            }
+            print(json.dumps(r), flush=True)
+            out.append(r)
+
+
+def ms(v):
+    return f"{v * 1e3:.2f} ms" if v < 1 else f"{v:.2f} s"
+
+
+def tables(out):
+    rep = [r for r in out if r["part"] == "report"]
+    if rep:
+        print("\n| rows | columns | case | report | count pass | encoding pass | floor (+1 ms) | ratio |")
+        print("|---:|---|---|---:|---:|---:|---:|---:|")
+        for r in rep:
+            print(
+                f"| {r['rows']:.0e} | {r['kind']} | {r['case']} | {ms(r['report_s'])} | {ms(r['count_s'])} | "
+                f"{ms(r['encode_s'])} | {ms(r['floor_s'])} | {r['ratio']:.2f}× |"
+            )
+    acc = [r for r in out if r["part"] == "accumulator"]
+    if acc:
+        print("\n| rows | columns | batch | one-shot report | updates + report | ratio |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for r in acc:
+            print(
+                f"| {r['rows']:.0e} | {r['kind']} | {r['batch']:,} | {ms(r['one_shot_s'])} | "
+                f"{ms(r['accumulator_s'])} | {r['ratio']:.2f}× |"
+            )
+    an = [r for r in out if r["part"] == "analyze"]
+    if an:
+        print("\n| rows | format | chunk rows | clarion analyze | pyarrow read | count passes | ratio |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
+        for r in an:
+            print(
+                f"| {r['rows']:.0e} | {r['format']} | {r['chunk_rows']:,} | {ms(r['analyze_s'])} | "
+                f"{ms(r['pyarrow_read_s'])} | {ms(r['count_s'])} | {r['ratio']:.2f}× |"
+            )
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", type=float, default=[1e4, 1e5, 1e6], help="rows for part 1")
+    ap.add_argument("--big", action="store_true", help="add 1e7 rows to part 1")
+    ap.add_argument("--acc-rows", type=float, default=1e6)
+    ap.add_argument("--analyze-rows", type=float, default=1e6)
+    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--parts", nargs="+", default=["report", "accumulator", "analyze"])
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    rows = [int(r) for r in args.rows] + ([10**7] if args.big else [])
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, pandas {pd.__version__}, pyarrow {pa.__version__}, clarion {clarion.__version__}",
+        file=sys.stderr,
+    )
+    out: list = []
+    if "report" in args.parts:
+        part_report(rows, args.repeat, out)
+    if "accumulator" in args.parts:
+        part_accumulator(int(args.acc_rows), args.repeat, out)
+    if "analyze" in args.parts:
+        part_analyze(int(args.analyze_rows), max(2, args.repeat // 2), args.chunk_rows, out)
+    tables(out)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+// CPU drivers of the slot counts (encode.hpp): rows are read in blocks; per column a tight loop of
+// the column's own dtype adds slot * stride into the block's cell indices, then one loop adds the
+// rows to their cells. Threading and merge order are parallel.hpp's (run_chunked_ranges), so the
+// weighted sums equal grouped_counts' on the same rows bit for bit.
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <type_traits>
+#include <vector>
+
+#include "clarion/encode.hpp"
+#include "clarion/grouped_counts.hpp"
+#include "clarion/parallel.hpp"
+
+namespace clarion::bias {
+
+namespace {
+
+constexpr i64 kBlock = 512;
+
+// cell[r] += slot(row b0 + r) * stride (and mcell[r] += lut[slot] * mstride when lut != null);
+// returns the first block row with a code outside the column's slots, or -1. Cells fit int32
+// (the binding refuses larger tables), so the loop vectorises over int32 lanes.
+template <class Code, class A>
+i64 add_column(const Code* __restrict__ codes, i64 m, i64 offset, i64 size, i64 stride,
+               const std::int32_t* __restrict__ lut, i64 mstride, std::int32_t* __restrict__ cell,
+               std::int32_t* __restrict__ mcell) {
+  using U = std::make_unsigned_t<A>;
+  const auto off = static_cast<A>(offset);
+  const auto lim = static_cast<U>(size);
+  const auto st = static_cast<std::int32_t>(stride);
+  U bad = 0;
+  for (i64 r = 0; r < m; ++r) {
+    const A s = static_cast<A>(codes[r]) + off;
+    bad |= static_cast<U>(static_cast<U>(s) >= lim);
+    cell[r] += static_cast<std::int32_t>(s) * st;
+  }
+  if (bad != 0) {
+    for (i64 r = 0; r < m; ++r)
+      if (slot_of(static_cast<i64>(codes[r]), offset, size) < 0) return r;
+  }
+  if (lut != nullptr) {
+    const auto mst = static_cast<std::int32_t>(mstride);
+    for (i64 r = 0; r < m; ++r) mcell[r] += lut[static_cast<A>(codes[r]) + off] * mst;
+  }
+  return -1;
+}
+
+// 8- and 16-bit codes with a small offset are shifted in int32 lanes (twice the lanes of int64).
+template <class Code>
+i64 add_column_t(const Code* codes, i64 m, i64 offset, i64 size, i64 stride, const std::int32_t* lut,
+                 i64 mstride, std::int32_t* cell, std::int32_t* mcell) {
+  if (sizeof(Code) <= 2 && offset > -(i64{1} << 24) && offset < (i64{1} << 24))
+    return add_column<Code, std::int32_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
+  return add_column<Code, std::int64_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
+}
+
+i64 add_column_any(const SlotProblem& pb, int j, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell,
+                   bool mapped) {
+  const std::int32_t* lut = mapped ? pb.lut[j] : nullptr;
+  switch (pb.itemsize[j]) {
+    case 1:
+      return add_column_t(static_cast<const std::int8_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+    case 2:
+      return add_column_t(static_cast<const std::int16_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+    case 4:
+      return add_column_t(static_cast<const std::int32_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+    default:
+      return add_column_t(static_cast<const std::int64_t*>(pb.codes[j]) + b0, m, pb.offset[j], pb.size[j],
+                          pb.raw_stride[j], lut, pb.map_stride[j], cell, mcell);
+  }
+}
+
+// Cells of rows [b0, b0 + m): raw (and mapped) indices, or the error of the first bad row.
+RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell,
+                     bool mapped) {
+  std::fill(cell, cell + m, std::int32_t{0});
+  if (mapped) std::fill(mcell, mcell + m, std::int32_t{0});
+  RowError err;
+  for (int j = 0; j < pb.n_cols; ++j) {
+    const i64 bad = add_column_any(pb, j, b0, m, cell, mcell, mapped);
+    if (bad >= 0) keep_first_error(err, RowError{kErrSlot, b0 + bad, j});
+  }
+  return err;
+}
+
+}  // namespace
+
+template <class T>
+void int_range_cpu(const T* x, i64 n, T* lo, T* hi) {
+  constexpr int kLanes = 8;  // independent accumulators: the loop vectorises
+  T mn[kLanes], mx[kLanes];
+  for (int k = 0; k < kLanes; ++k) mn[k] = mx[k] = x[0];
+  i64 i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) {
+      mn[k] = std::min(mn[k], x[i + k]);
+      mx[k] = std::max(mx[k], x[i + k]);
+    }
+  for (; i < n; ++i) {
+    mn[0] = std::min(mn[0], x[i]);
+    mx[0] = std::max(mx[0], x[i]);
+  }
+  *lo = *std::min_element(mn, mn + kLanes);
+  *hi = *std::max_element(mx, mx + kLanes);
+}
+
+template void int_range_cpu<std::int8_t>(const std::int8_t*, i64, std::int8_t*, std::int8_t*);
+template void int_range_cpu<std::int16_t>(const std::int16_t*, i64, std::int16_t*, std::int16_t*);
+template void int_range_cpu<std::int32_t>(const std::int32_t*, i64, std::int32_t*, std::int32_t*);
+template void int_range_cpu<std::int64_t>(const std::int64_t*, i64, std::int64_t*, std::int64_t*);
+
+RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
+  return detail::run_chunked_ranges<i64>(
+      pb.n_rows, pb.raw_cells(), n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
+        std::int32_t cell[kBlock];
+        for (i64 b0 = begin; b0 < end; b0 += kBlock) {
+          const i64 m = std::min(kBlock, end - b0);
+          const RowError err = block_cells(pb, b0, m, cell, nullptr, false);
+          if (err.what != 0) return err;
+          for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
+        }
+        return RowError{};
+      });
+}
+
+RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,
+                                  double* mapped, std::int64_t* raw, int n_threads) {
+  const i64 raw_cells = pb.raw_cells();
+  // The final cell of each raw cell (sum_j lut_j[slot_j] * map_stride_j): one lookup per row
+  // instead of one per column.
+  std::vector<std::int32_t> to_mapped(static_cast<size_t>(raw_cells));
+  for (i64 c = 0; c < raw_cells; ++c) {
+    i64 rest = c, v = 0;
+    for (int j = 0; j < pb.n_cols; ++j) {
+      const i64 slot = rest / pb.raw_stride[j];
+      rest -= slot * pb.raw_stride[j];
+      v += static_cast<i64>(pb.lut[j][slot]) * pb.map_stride[j];
+    }
+    to_mapped[static_cast<size_t>(c)] = static_cast<std::int32_t>(v);
+  }
+  std::mutex lock;
+  std::vector<std::vector<i64>> sides;  // one occurrence table per chunk (claimed under the lock)
+  const RowError err = detail::run_chunked_ranges<double>(
+      pb.n_rows, mapped_cells, n_threads, mapped, [&](i64 begin, i64 end, double* table) -> RowError {
+        i64* occ = nullptr;
+        {
+          std::lock_guard<std::mutex> g(lock);
+          sides.emplace_back(static_cast<size_t>(raw_cells), i64{0});
+          occ = sides.back().data();
+        }
+        const std::int32_t* tm = to_mapped.data();
+        std::int32_t cell[kBlock];
+        for (i64 b0 = begin; b0 < end; b0 += kBlock) {
+          const i64 m = std::min(kBlock, end - b0);
+          const RowError e = block_cells(pb, b0, m, cell, nullptr, false);
+          if (e.what != 0) return e;
+          for (i64 r = 0; r < m; ++r) {
+            const double w = weights[b0 + r];
+            if (!weight_ok(w)) return RowError{kErrWeight, b0 + r, -1};
+            table[tm[cell[r]]] += w;
+            occ[cell[r]] += 1;
+          }
+        }
+        return RowError{};
+      });
+  std::fill(raw, raw + raw_cells, i64{0});
+  if (err.what != 0) return err;
+  for (const auto& s : sides)
+    for (i64 c = 0; c < raw_cells; ++c) raw[c] += s[static_cast<size_t>(c)];
+  return err;
+}
+
+}  // namespace clarion::bias
