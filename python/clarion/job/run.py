@@ -316,19 +316,11 @@ class _Job:
             )
             for f in plan.facets
         ]
-        for f in plan.facets:
+        for args in self.perf_args:  # the same facet, label and prediction arguments
             self.accumulators.append(
                 bias.Accumulator(
-                    label=plan.label,
-                    facet=f.name,
-                    facet_values=f.values,
-                    facet_threshold=f.threshold,
-                    label_values=plan.label_values,
-                    label_threshold=plan.label_threshold,
-                    predicted_label=pred_col,
-                    probability_threshold=cfg.probability_threshold,
+                    **args,
                     group_variable=plan.group,
-                    weights=plan.weights,
                     **win,
                     n_bootstrap=n_boot,
                     seed=self.seed if n_boot else None,
