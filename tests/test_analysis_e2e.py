@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -258,33 +256,15 @@ def test_demo_shap_equals_kernel_shap_with_the_same_seed(demo):
         assert block["global_shap_values"][f] == pytest.approx(float(local[f"{f}_Yes"].abs().mean()), rel=1e-9)
 
 
-def chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@pytest.mark.skipif(chromium() is None, reason="no chromium (install Debian's chromium; .ci/run does)")
-def test_demo_report_renders_in_a_real_browser(demo):
+def test_demo_report_renders_in_a_real_browser(demo, browser):
     out, _ = demo
-    url = "file://" + str(out / "report.html")
-    common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-    dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = browser.dom(out / "report.html")
     assert "Toronto arrests" in dom
     assert "Pre-training bias" in dom and "Post-training bias" in dom
     assert "Feature attributions" in dom and "Partial dependence" in dom
     assert dom.count('class="track"') >= 2 * 21  # one metric track per metric and facet
     assert dom.count('class="pdp"') == 3 and 'class="strip"' in dom and 'class="bars"' in dom
-    shot = out / "shot.png"
-    subprocess.run(
-        common + [f"--screenshot={shot}", "--window-size=1200,7000", url], capture_output=True, timeout=120, check=True
-    )
-    from PIL import Image
-
-    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert img.shape[:2] == (7000, 1200)
+    img = browser.screenshot(out / "report.html", out / "shot.png", width=1200, height=7000)
     # the charts are drawn: blue SHAP bars and PDP lines, green ideal-value marks, grey distributions
     blue = (img[..., 2] > 200) & (img[..., 0] < 80) & (img[..., 1] < 130)
     green = (img[..., 1] > 120) & (img[..., 0] < 30) & (img[..., 2] < 130)

@@ -560,31 +560,14 @@ def test_bad_timestamp_is_located(setup, tmp_path, capsys, value, message):
     assert d.exists()
 
 
-def _chromium():
-    import shutil
-
-    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium (install Debian's chromium; .ci/run does)")
-def test_drift_report_renders_in_a_real_browser(setup):
-    import subprocess
-
-    from PIL import Image
-
+def test_drift_report_renders_in_a_real_browser(setup, browser):
     d = setup["dir"]
     assert cli(setup, "injected.csv", "browser", "--time-column", "ts", "--window", "1D") == EXIT_VIOLATIONS
-    url = "file://" + str(d / "browser" / "report.html")
-    common = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-    dom = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = browser.dom(d / "browser" / "report.html")
     assert "Drift against the baseline" in dom
     assert dom.count('class="drift"') == 10
     assert dom.count('class="pt violation"') == 8 * (DAYS - INJECT_FROM)  # 7 bias metrics (not CI) + NDCG
-    shot = d / "browser" / "shot.png"
-    subprocess.run(
-        common + [f"--screenshot={shot}", "--window-size=1200,6000", url], capture_output=True, timeout=120, check=True
-    )
-    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    img = browser.screenshot(d / "browser" / "report.html", d / "browser" / "shot.png", width=1200, height=6000)
     red = (img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)  # violation points
     assert red.sum() > 8 * (DAYS - INJECT_FROM) * 20
     right_margin = img[:, 1150:1185]  # nothing overflows the page horizontally

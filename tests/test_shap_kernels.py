@@ -218,8 +218,9 @@ def test_binding_checks_shapes():
 @pytest.mark.gpu
 def test_cuda_kernels_equal_cpu(cuda):
     """The masking kernel moves values only, so CUDA equals CPU bit for bit. The reduction and the
-    apply step sum in the same order on both sides, but nvcc may fuse a multiply-add (FMA) where the
-    CPU build rounds twice: they agree to rounding, and CUDA reruns are bitwise identical."""
+    apply step sum in the same order on both sides with multiply-add contraction off on both
+    (``--fmad=false`` / ``-ffp-contract=off``, issue 20), so they agree bit for bit too, except the
+    logit link, whose ``log`` may differ in the last bit on the device; CUDA reruns are identical."""
     rng = np.random.default_rng(0)
     N, P, M, K, S, D = 5, 6, 4, 3, 9, 2
     X, B = rng.normal(size=(N, P)), rng.normal(size=(K, P))
@@ -234,7 +235,10 @@ def test_cuda_kernels_equal_cpu(cuda):
     for link in (0, 1):
         runs = [cuda.get(_kernels.reduce(cuda, *cuda.put(F, pi), link, 1)) for _ in range(2)]
         assert runs[0].tobytes() == runs[1].tobytes()
-        np.testing.assert_allclose(runs[0], _kernels.reduce("cpu", F, pi, link, 1), rtol=1e-12)
+        host_y = _kernels.reduce("cpu", F, pi, link, 1)
+        if link == 0:
+            assert runs[0].tobytes() == np.ascontiguousarray(host_y).tobytes()
+        np.testing.assert_allclose(runs[0], host_y, rtol=1e-12)
     Y, base, LT = rng.normal(size=(N * S - 4, D)), rng.normal(size=D), rng.normal(size=(S, M))
     phi = rng.normal(size=(N, M, D))
     host = _kernels.apply("cpu", Y, base, LT, 2, N * S - 2, phi.copy(), 1)
@@ -242,4 +246,4 @@ def test_cuda_kernels_equal_cpu(cuda):
         cuda.get(_kernels.apply(cuda, *cuda.put(Y, base, LT), 2, N * S - 2, *cuda.put(phi.copy()), 1)) for _ in range(2)
     ]
     assert runs[0].tobytes() == runs[1].tobytes()
-    np.testing.assert_allclose(runs[0], host, rtol=1e-12, atol=1e-12)
+    assert runs[0].tobytes() == np.ascontiguousarray(host).tobytes()

@@ -105,7 +105,7 @@ def test_unknown_key_is_an_error_naming_the_path_with_a_suggestion(path, value, 
     ("path", "listed"),
     [
         ("colour", "dataset_type, excluded_columns, facet, features, group_variable, headers, "),
-        ("methods.shap.zzz", "agg_method, baseline, estimator, features_to_explain, image_config, num_clusters, num_samples, "),
+        ("methods.shap.zzz", "agg_method, baseline, estimator, features_to_explain, image_config, num_clusters, "),
     ],
 )
 def test_unknown_key_without_a_close_name_lists_the_keys_of_its_object(path, listed):
