@@ -105,9 +105,13 @@ def write_report(
     missing = missing_formats()
     if "pdf" not in missing:
         from clarion._io import atomic_write_bytes
+        from clarion.report.image import image_sections
         from clarion.report.model import markdown_section
         from clarion.report.pdf import render_report_pdf
 
+        images = image_sections(analysis, output_dir)  # heat maps (image jobs), drawn into the PDF
+        if images is not None:
+            report.sections.append(images)
         drift = markdown_section(md_section)  # the drift section's tables and text, as in report.md
         if drift is not None:
             report.sections.append(drift)

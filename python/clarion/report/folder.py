@@ -240,6 +240,11 @@ def render_file(
             from clarion.report.pdf import render_report_pdf
 
             report = build_report(doc, title=title, config=config, local_shap=local)
+            from clarion.report.image import image_sections
+
+            images = image_sections(doc, os.path.dirname(os.path.abspath(analysis_path)))
+            if images is not None:
+                report.sections.append(images)
             if drift is not None:
                 overall, over_time, baseline, window = drift
                 report.sections.append(

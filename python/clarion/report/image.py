@@ -24,6 +24,7 @@ __all__ = [
     "heatmap_image",
     "image_section_html",
     "image_section_markdown",
+    "image_sections",
 ]
 
 _POSITIVE = np.array([0.0, 0.0, 255.0])  # blue: raises the score
@@ -178,3 +179,50 @@ def image_section_markdown(analysis: Mapping[str, Any]) -> str:
                 )
     lines.append("")
     return "\n".join(lines)
+
+
+def image_sections(analysis: Mapping[str, Any], base_dir: str) -> Any:
+    """The image section for paged reports (the PDF): per image, its heat maps read from
+    ``base_dir`` (the output folder the ``file`` names are relative to) with the explained label or
+    object, as :func:`image_section_html` shows them; None without images. A heat map whose file is
+    missing is named, not drawn."""
+    import os
+
+    from clarion.report.model import Para, Picture, Section, Span
+
+    block, imgs = _images(analysis)
+    if not imgs:
+        return None
+    cards = []
+    for e in imgs:
+        for hm in e.get("heatmaps") or []:
+            if not isinstance(hm, Mapping):
+                continue
+            what = (
+                f"object {hm.get('object')} (class {hm.get('label')}, score {_fmt(hm.get('prediction'))})"
+                if "object" in hm
+                else f"label {hm.get('label')} (score {_fmt(hm.get('prediction'))}, "
+                f"baseline {_fmt(hm.get('expected_value'))})"
+            )
+            path = os.path.join(base_dir, str(hm.get("file", "")))
+            blocks: list[Any] = []
+            try:
+                from PIL import Image
+
+                with Image.open(path) as im:
+                    w, h = im.size
+                blocks.append(Picture(os.path.abspath(path), 360.0, 360.0 * h / max(w, 1)))
+            except (OSError, ValueError, ImportError):
+                blocks.append(Para([Span(f"heat map {hm.get('file')} not found beside the report", "err")]))
+            blocks.append(Para([Span(what)], cls="muted"))
+            cards.append(Section(str(e.get("image", "")), 3, blocks, cls="image"))
+    intro = Para(
+        [
+            Span(
+                f"model type {block.get('model_type', '')}; blue: superpixels that raise the score, red: "
+                "superpixels that lower it; left: the superpixels."
+            )
+        ],
+        cls="muted",
+    )
+    return Section("Image attributions (Kernel SHAP over superpixels)", 2, [intro, *cards])

@@ -165,6 +165,15 @@ class Table:
 
 
 @dataclass
+class Picture:
+    """A raster image file (JPEG / PNG) shown at ``width`` x ``height`` points (paged formats)."""
+
+    path: str
+    width: float
+    height: float
+
+
+@dataclass
 class Para:
     """A paragraph of spans."""
 

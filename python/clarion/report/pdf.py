@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-from clarion.report.model import Bullets, Chart, ChartRow, Para, Report, Section, Span, Table, build_report
+from clarion.report.model import Bullets, Chart, ChartRow, Para, Picture, Report, Section, Span, Table, build_report
 
 __all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf"]
 
@@ -242,6 +242,11 @@ class _Renderer:
                 out.append(self.drawing(b, self.width))
             elif isinstance(b, ChartRow):
                 out.append(self.chart_row(b))
+            elif isinstance(b, Picture):
+                from reportlab.platypus import Image
+
+                scale = min(1.0, self.width / b.width) if b.width > 0 else 1.0
+                out.append(Image(b.path, width=b.width * scale, height=b.height * scale, hAlign="LEFT"))
             elif isinstance(b, Table):
                 out += [self.table(b), Spacer(1, 6)]
             elif isinstance(b, Section):
