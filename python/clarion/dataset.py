@@ -825,14 +825,24 @@ _INT_TEXT = r"^-?[0-9]+$"
 
 
 def _blank_next_to_field_end(data: bytes) -> bool:
-    """Whether a space in ``data`` starts or ends a field (pyarrow's number parser trims those;
-    such a block is converted column by column, as pandas reads the text)."""
+    """Whether a space in ``data`` may start or end a field, quoted or not (pyarrow's number
+    parser trims those; such a block is converted column by column, as pandas reads the text).
+    A space inside a text value (``a b``, ``"say ""hi"" "``) is not one."""
     arr = np.frombuffer(data, dtype=np.uint8)
-    at = np.flatnonzero(arr == 32)
-    if at[0] == 0 or at[-1] == len(arr) - 1:
-        return True
-    ends = np.frombuffer(b',\n\r"', dtype=np.uint8)
-    return bool(np.isin(arr[at - 1], ends).any() or np.isin(arr[at + 1], ends).any())
+    pad = np.concatenate([_EDGE_PAD, arr, _EDGE_PAD])
+    at = np.flatnonzero(pad == 32)
+    edge = _FIELD_EDGE
+    prev1, prev2, next1, next2 = pad[at - 1], pad[at - 2], pad[at + 1], pad[at + 2]
+    return bool(
+        np.isin(prev1, edge).any()
+        or np.isin(next1, edge).any()
+        or ((prev1 == 34) & np.isin(prev2, edge)).any()  # an opening quote, then a space
+        or ((next1 == 34) & np.isin(next2, edge)).any()  # a space, then a closing quote
+    )
+
+
+_FIELD_EDGE = np.frombuffer(b",\n\r", dtype=np.uint8)
+_EDGE_PAD = np.frombuffer(b"\n\n", dtype=np.uint8)  # the start and the end of the block are field edges
 
 
 def _arrow_csv(data: bytes, names: list[str], types: dict, typed: bool = False):
