@@ -202,3 +202,24 @@ def test_typed_route_equals_line_by_line(tmp_path, monkeypatch, text, chunk_rows
     path = tmp_path / "h.csv"
     path.write_bytes(text.encode())
     _assert_same(path, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip)
+
+
+def test_parquet_headers_read_only_those_columns(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    df = pd.DataFrame({"a": np.arange(10), "b": list("xyzxyzxyzx"), "c": np.linspace(0, 1, 10), "d": [None] * 10})
+    path = tmp_path / "p.parquet"
+    df.to_parquet(path, index=False, row_group_size=4)
+    asked = []
+    real = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(
+        pq.ParquetFile, "iter_batches", lambda self, **kw: asked.append(kw["columns"]) or real(self, **kw)
+    )
+    chunks = list(read_dataset(path, "application/x-parquet", headers=["c", "a"], chunk_rows=3))
+    got = pd.concat([c.frame for c in chunks], ignore_index=True)
+    assert list(got.columns) == ["c", "a"] and asked and all(a == ["c", "a"] for a in asked)
+    np.testing.assert_array_equal(got["a"].to_numpy(), np.arange(10))
+    np.testing.assert_array_equal(got["c"].to_numpy(), df["c"].to_numpy())
+    assert [c.start for c in chunks] == [0, 3, 6, 9]
+    with pytest.raises(DataError, match=r"columns \['e'\] from `headers` not found in the Parquet file"):
+        list(read_dataset(path, "application/x-parquet", headers=["a", "e"]))

@@ -796,21 +796,25 @@ class Reader:
 
         try:
             pf = pq.ParquetFile(self.path)
-            batches = pf.iter_batches(batch_size=self.chunk_rows)
+            columns = None
+            if self.headers is not None:  # only these columns are read
+                names = list(pf.schema_arrow.names)
+                missing = [h for h in self.headers if h not in names]
+                if missing:
+                    raise DataError(
+                        f"{self.path}: columns {missing} from `headers` not found in the Parquet "
+                        f"file (columns: {names})"
+                    )
+                columns = list(self.headers)
+            batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
                 frame = batch.to_pandas(integer_object_nulls=True)
-                if self.headers is not None:
-                    missing = [h for h in self.headers if h not in frame.columns]
-                    if missing:
-                        raise DataError(
-                            f"{self.path}: columns {missing} from `headers` not found in the Parquet "
-                            f"file (columns: {list(frame.columns)})"
-                        )
-                    frame = frame[list(self.headers)]
+                if columns is not None:
+                    frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
                 start += len(frame)
                 yield frame, lines
