@@ -517,7 +517,14 @@ class Reader:
                 col = table.column(c)
                 vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
-        frame = pd.DataFrame({c: pd.Series(v, dtype=object if v.dtype == object else v.dtype) for c, v in out.items()})
+        # each column is an array of its own (pyarrow's output, copied where it is a read-only view
+        # of an Arrow buffer): the frame takes them as they are, without consolidating copies
+        cols = {}
+        for c, v in out.items():
+            if not v.flags.writeable:
+                v = v.copy()
+            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+        frame = pd.DataFrame(cols, copy=False)
         return frame, lines
 
     def _csv_typed(self, data: bytes, names: list[str], rows: int):
