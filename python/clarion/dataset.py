@@ -37,7 +37,6 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -233,11 +232,17 @@ class Reader:
         import pandas as pd
 
         frames, n = [], 0
-        for frame, _ in self._raw(kind):
-            frames.append(frame)
-            n += len(frame)
-            if n >= TYPE_SAMPLE_ROWS:
-                break
+        chunk_rows = self.chunk_rows
+        if kind == "text/csv":  # CSV rows are text until typed: read no more than the sample
+            self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
+        try:
+            for frame, _ in self._raw(kind):
+                frames.append(frame)
+                n += len(frame)
+                if n >= TYPE_SAMPLE_ROWS:
+                    break
+        finally:
+            self.chunk_rows = chunk_rows
         numeric: dict[str, str] = {}
         if not frames:
             return numeric
@@ -482,56 +487,86 @@ class Reader:
 
     def _csv_fast(self, src: _Lines, names: list[str], need: int):
         """The next ``need`` non-blank lines parsed by pyarrow, or None (lines given back to
-        ``src``) when the line-by-line path must read them."""
+        ``src``) when the line-by-line path must read them.
+
+        The lines are found in a block of bytes by one vectorised pass (:meth:`_Lines.take_block`)
+        and parsed by pyarrow on its threads with the numeric columns typed as the sample decided
+        (:meth:`_csv_typed`); when that parse is not certain to give what the ``csv`` module and
+        :func:`_parse_numbers` give, the block is parsed with every column as text and the numbers
+        converted column by column (:func:`_fast_number`)."""
         import pandas as pd
         import pyarrow as pa
-        import pyarrow.csv as pacsv
 
-        block = src.take(need)
-        if not block:
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), np.zeros(0, dtype=np.int64)
-        blank = _blank(block)
-        while len(block) - int(blank.sum()) < need:
-            more = src.take(need - (len(block) - int(blank.sum())))
-            if not more:
-                break
-            block.extend(more)
-            blank = np.concatenate([blank, _blank(more)])
-        first_line = src.n - len(block) + 1
-        data = b"".join(block)
-        ok = True
-        if b'"' in data:
-            ok = all(_CSV_QUOTED.fullmatch(b.rstrip(b"\r\n")) is not None for b in block if b'"' in b)
-        table = None
-        if ok:
-            try:
-                table = pacsv.read_csv(
-                    pa.py_buffer(data),
-                    # blocks of >= 1 MiB parsed on pyarrow's threads (no line break inside a value here)
-                    read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 4 + 1)),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={c: pa.string() for c in names},
-                        strings_can_be_null=False,
-                        quoted_strings_can_be_null=False,
-                        null_values=[],
-                    ),
-                )
-            except (pa.ArrowInvalid, pa.ArrowException):
-                table = None
-        kept = np.flatnonzero(~blank)
-        if table is None or table.num_rows != len(kept):
-            src.unread(block)
+        got = src.take_block(need)
+        if got is None:
+            return None
+        data, lines, count = got
+        if not len(lines):
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), lines
+        if b'"' in data and not all(_CSV_QUOTED.fullmatch(b) is not None for b in data.splitlines() if b'"' in b):
+            src.unread(data, count)
+            return None
+        out = self._csv_typed(data, names, len(lines))
+        if out is None:
+            table = _arrow_csv(data, names, {c: pa.string() for c in names})
+            if table is None or table.num_rows != len(lines):
+                src.unread(data, count)
+                return None
+            out = {}
+            for c in names:
+                col = table.column(c)
+                vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
+                out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
+        # each column is an array of its own (pyarrow's output, copied where it is a read-only view
+        # of an Arrow buffer): the frame takes them as they are, without consolidating copies
+        cols = {}
+        for c, v in out.items():
+            if not v.flags.writeable:
+                v = v.copy()
+            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+        frame = pd.DataFrame(cols, copy=False)
+        return frame, lines
+
+    def _csv_typed(self, data: bytes, names: list[str], rows: int):
+        """A block parsed with its numeric columns typed (int64 / uint64 / float64, text columns
+        as text), as numpy columns equal to what :func:`_fast_number` gives; None when the block
+        needs the column-by-column conversion: a value pyarrow's number parser reads where pandas
+        does not or otherwise (hexadecimal integers; blanks around a value, which it trims), a
+        value it refuses, NaN / inf text, floats where a value is not exact, or another row count."""
+        import pyarrow as pa
+
+        kinds = {c: k for c, k in (self._numeric or {}).items() if c in names and k != "bigint"}
+        if not kinds or b"\t" in data or (b" " in data and _blank_next_to_field_end(data)):
+            return None
+        if (b"x" in data and b"0x" in data) or (b"X" in data and b"0X" in data):
+            return None
+        arrow = {"int": pa.int64(), "uint": pa.uint64(), "float": pa.float64()}
+        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in names}
+        table = _arrow_csv(data, names, types, typed=True)
+        if table is None or table.num_rows != rows:
             return None
         out = {}
         for c in names:
             col = table.column(c)
-            vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
-            out[c] = pd.Series(
-                col.to_numpy(zero_copy_only=False) if vals is None else vals,
-                dtype=object if vals is None else vals.dtype,
-            )
-        return pd.DataFrame(out), (first_line + kept).astype(np.int64)
+            kind = kinds.get(c)
+            if kind is None:
+                out[c] = col.to_numpy(zero_copy_only=False)
+                continue
+            nulls = col.null_count
+            if kind == "uint" and nulls:
+                return None
+            vals = col.to_numpy(zero_copy_only=False)
+            if kind == "int" and nulls:  # float64 with NaN: exact only below 2**53
+                vals = vals.astype(np.float64, copy=False)
+                if np.any(np.abs(vals[~np.isnan(vals)]) >= _EXACT_FLOAT):
+                    return None
+            if kind == "float":
+                vals = np.asarray(vals, dtype=np.float64)
+                nan = np.isnan(vals)
+                if int(nan.sum()) != nulls or not np.all(np.abs(vals[~nan]) < 2.0**63):
+                    return None
+            out[c] = vals
+        return out
 
     def _jmespaths(self):
         import jmespath
@@ -768,21 +803,25 @@ class Reader:
 
         try:
             pf = pq.ParquetFile(self.path)
-            batches = pf.iter_batches(batch_size=self.chunk_rows)
+            columns = None
+            if self.headers is not None:  # only these columns are read
+                names = list(pf.schema_arrow.names)
+                missing = [h for h in self.headers if h not in names]
+                if missing:
+                    raise DataError(
+                        f"{self.path}: columns {missing} from `headers` not found in the Parquet "
+                        f"file (columns: {names})"
+                    )
+                columns = list(self.headers)
+            batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
                 frame = batch.to_pandas(integer_object_nulls=True)
-                if self.headers is not None:
-                    missing = [h for h in self.headers if h not in frame.columns]
-                    if missing:
-                        raise DataError(
-                            f"{self.path}: columns {missing} from `headers` not found in the Parquet "
-                            f"file (columns: {list(frame.columns)})"
-                        )
-                    frame = frame[list(self.headers)]
+                if columns is not None:
+                    frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
                 start += len(frame)
                 yield frame, lines
@@ -796,21 +835,75 @@ _CSV_QUOTED = re.compile(rb'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]
 _INT_TEXT = r"^-?[0-9]+$"
 
 
+def _blank_next_to_field_end(data: bytes) -> bool:
+    """Whether a space in ``data`` may start or end a field, quoted or not (pyarrow's number
+    parser trims those; such a block is converted column by column, as pandas reads the text).
+    A space inside a text value (``a b``, ``"say ""hi"" "``) is not one."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    pad = np.concatenate([_EDGE_PAD, arr, _EDGE_PAD])
+    at = np.flatnonzero(pad == 32)
+    edge = _FIELD_EDGE
+    prev1, prev2, next1, next2 = pad[at - 1], pad[at - 2], pad[at + 1], pad[at + 2]
+    return bool(
+        np.isin(prev1, edge).any()
+        or np.isin(next1, edge).any()
+        or ((prev1 == 34) & np.isin(prev2, edge)).any()  # an opening quote, then a space
+        or ((next1 == 34) & np.isin(next2, edge)).any()  # a space, then a closing quote
+    )
+
+
+_FIELD_EDGE = np.frombuffer(b",\n\r", dtype=np.uint8)
+_EDGE_PAD = np.frombuffer(b"\n\n", dtype=np.uint8)  # the start and the end of the block are field edges
+
+
+def _arrow_csv(data: bytes, names: list[str], types: dict, typed: bool = False):
+    """``data`` (whole CSV lines, no line break inside a value) parsed by ``pyarrow.csv`` with the
+    given column types, or None when pyarrow rejects it. Text columns are exactly the strings the
+    ``csv`` module gives (no NA conversion); with ``typed``, an empty numeric field is null."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(data),
+            # blocks of >= 1 MiB parsed on pyarrow's threads (no line break inside a value here)
+            read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 4 + 1)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=typed,
+                null_values=[""] if typed else [],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+
+
 class _Lines:
     """The lines of a binary file, split as text mode with ``newline=""`` splits them (on ``\\n``,
     ``\\r\\n`` and ``\\r``), iterable as text for ``csv.reader`` and taken in blocks of bytes for
-    the vectorised parser; ``n`` counts the lines handed out."""
+    the vectorised parser (:meth:`take_block`); ``n`` counts the lines handed out. Bytes read ahead
+    of the lines handed out wait in ``tail`` (they start at a line start)."""
 
     def __init__(self, fh, path: str) -> None:
         self.fh = fh
         self.path = path
         self.buf: deque[bytes] = deque()
+        self.tail = b""
+        self.eof = False
         self.n = 0
+        self.line_bytes = 64.0  # mean bytes per line, from the blocks taken
 
     def __iter__(self):
         return self
 
     def __next__(self) -> str:
+        if not self.buf and self.tail:
+            tail, self.tail = self.tail, b""
+            if not tail.endswith(b"\n") and not self.eof:
+                tail += self.fh.readline()  # complete the last line (also a \r\n cut in two)
+            self.buf.extend(tail.splitlines(keepends=True))
         if self.buf:
             b = self.buf.popleft()
         else:
@@ -829,22 +922,59 @@ class _Lines:
                 f"{self.path}: line {self.n}: " + MSG_NOT_UTF8.format(byte=b[exc.start], pos=exc.start + 1)
             ) from None
 
-    def take(self, k: int) -> list[bytes]:
-        out = [self.buf.popleft() for _ in range(min(k, len(self.buf)))]
-        if len(out) < k:
-            more = list(islice(self.fh, k - len(out)))
-            data = b"".join(more)
-            if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-                more = data.splitlines(keepends=True)
-                self.buf.extendleft(reversed(more[k - len(out) :]))
-                more = more[: k - len(out)]
-            out.extend(more)
-        self.n += len(out)
-        return out
+    def take_block(self, need: int):
+        """The next lines up to and including the ``need``-th non-blank one (all that is left at the
+        end of the file), as ``(data, kept, count)``: their bytes, the 1-based line numbers of the
+        non-blank ones and how many lines they are. None (nothing taken) when a line in them ends
+        in a lone ``\\r``: the line-by-line path reads those. Lines are found with one vectorised
+        pass over bytes read in blocks; no Python object per line."""
+        data = b"".join(self.buf) + self.tail
+        self.buf.clear()
+        self.tail = b""
+        # read about what ``need`` lines take, at the mean line length seen so far
+        size = max(1 << 16, int(need * self.line_bytes * 1.02) + 4096 - len(data))
+        while True:
+            done = self.eof
+            if not done:
+                more = self.fh.read(size)
+                if more:
+                    data += more
+                    size *= 2
+                else:
+                    self.eof = done = True
+            arr = np.frombuffer(data, dtype=np.uint8)
+            stops = np.flatnonzero(arr == 10)  # where each line's content ends (its \n)
+            if done and data and not data.endswith(b"\n"):
+                stops = np.append(stops, len(data))  # the last line, unterminated
+            starts = np.concatenate([np.zeros(1, dtype=np.int64), stops[:-1] + 1]) if len(stops) else stops
+            size_ = stops - starts
+            blank = (size_ == 0) | ((size_ == 1) & (arr[starts] == 13))  # "\n", "\r\n" (csv: no fields)
+            kept = np.flatnonzero(~blank)
+            if len(kept) >= need or done:
+                break
+            if len(kept):  # read about what the missing lines take, at the lines' mean length
+                size = max(size, int((need - len(kept)) * (int(stops[-1]) + 1) / len(stops) * 1.1) + 4096)
+        if len(kept) >= need:
+            count = int(kept[need - 1]) + 1
+            kept = kept[:need]
+        else:
+            count = len(stops)
+        cut = min(int(stops[count - 1]) + 1, len(data)) if count else 0
+        block, rest = data[:cut], data[cut:]
+        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+            self.tail = data
+            return None
+        self.tail = rest
+        if count:
+            self.line_bytes = len(block) / count
+        first = self.n + 1
+        self.n += count
+        return block, (first + kept).astype(np.int64), count
 
-    def unread(self, block: list[bytes]) -> None:
-        self.buf.extendleft(reversed(block))
-        self.n -= len(block)
+    def unread(self, block: bytes, count: int) -> None:
+        """Give back what :meth:`take_block` took."""
+        self.tail = block + self.tail
+        self.n -= count
 
 
 class _CsvRecords:
@@ -870,14 +1000,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _blank(block: list[bytes]) -> np.ndarray:
-    """Which lines are empty (the csv module reads no fields from them)."""
-    blank = np.fromiter(map(len, block), dtype=np.int64, count=len(block)) <= 2
-    for i in np.flatnonzero(blank):
-        blank[i] = block[i].strip(b"\r\n") == b""
-    return blank
 
 
 def _fast_number(col, kind: str):
