@@ -1266,6 +1266,13 @@ class State:
             if res is None:
                 return None
             raws[f] = res[0]
+        memo_key = None
+        if w is None and self.n_rows > 0:  # a batch like one counted before: its result, reused
+            memo_key = self._pattern_key(plan, raws)
+            if memo_key is not None:
+                hit = self.__dict__.setdefault("_pattern_memo", {}).get(memo_key)
+                if hit is not None:
+                    return self._from_pattern(hit, raws)
         # which slots occur (any facet's table holds every row)
         raw0 = next(iter(raws.values()))
         ax_y = 2 if gp is not None else 1
@@ -1313,6 +1320,7 @@ class State:
                     raise ValueError("predicted_label: model kind changed")
         K = len(self.group_vocab) if self.group_vocab is not None else 1
         result = {}
+        memo_parts: dict = {}
         for f, fp in plan["facets"].items():
             fs = self.facets[f]
             pres = f_present[f]
@@ -1355,6 +1363,49 @@ class State:
             else:
                 counts = {"labels": out.reshape(1, V, K, 2, 2)}
             result[f] = (V, K, seen.astype(np.int32), counts)
+            if memo_key is not None:
+                memo_parts[f] = (
+                    np.ascontiguousarray(flat),
+                    V * K * 2 * P,
+                    (V, K, 2) if pp is None else (1, V, K, 2, 2),
+                )
+        if memo_key is not None:
+            self._store_pattern(plan, raws, memo_parts, result)
+        return result
+
+    def _pattern_key(self, plan: dict, raws: dict) -> tuple | None:
+        """What decides everything :meth:`_slot_run` does after its count pass: the columns' slot
+        maps (their keys), the vocabulary sizes and which cells of the slot tables hold rows. Two
+        batches with one key make the same checks, commit the same values (the second adds
+        nothing: vocabularies only grow, so equal sizes mean nothing was added in between) and map
+        their slot tables into the count table alike (None: some column has no key)."""
+        sig = [plan["y"]["sc"].key, None if plan["g"] is None else plan["g"]["sc"].key]
+        sig.append(None if plan["p"] is None else plan["p"]["sc"].key)
+        if sig[0] is None or (plan["g"] is not None and sig[1] is None) or (plan["p"] is not None and sig[2] is None):
+            return None
+        for f, fp in plan["facets"].items():
+            k = fp["sc"].key
+            if k is None:
+                return None
+            sig.append((k, self.facets[f].n_codes, np.not_equal(raws[f], 0).tobytes()))
+        sig.append(len(self.group_vocab) if self.group_vocab is not None else 1)
+        return tuple(sig)
+
+    def _store_pattern(self, plan: dict, raws: dict, parts: dict, result: dict) -> None:
+        key = self._pattern_key(plan, raws)  # the sizes after this batch's commits
+        if key is None:  # pragma: no cover - the key existed before the commits
+            return
+        memo = self.__dict__.setdefault("_pattern_memo", {})
+        if len(memo) > 256:
+            memo.clear()
+        memo[key] = {f: (*parts[f], result[f][0], result[f][1], result[f][2], next(iter(result[f][3]))) for f in parts}
+
+    @staticmethod
+    def _from_pattern(hit: dict, raws: dict) -> dict:
+        result = {}
+        for f, (flat, cells, shape, V, K, seen, kind) in hit.items():
+            out = np.bincount(flat, weights=raws[f].ravel(), minlength=cells).astype(np.int64)
+            result[f] = (V, K, seen, {kind: out.reshape(shape)})
         return result
 
     def _commit_label(self, yp: dict, present: np.ndarray) -> None:
