@@ -337,9 +337,20 @@ def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
     return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None, key=("categorical", _Same(dt)))
 
 
-def slot_codes(col: Any) -> SlotCodes | None:
+# a boolean column's slot map, shared by every batch (read only)
+_BOOL_UNIQUES = [False, True]
+_BOOL_UVALS = np.array([False, True])
+_BOOL_UVALS.setflags(write=False)
+_BOOL_KEY = ("bool",)
+
+
+def slot_codes(col: Any, range_hint: tuple | None = None) -> SlotCodes | None:
     """The :class:`SlotCodes` of a column, or None for a column the slot kernel does not take
-    (not 1-D, or a dtype :func:`factorize` refuses)."""
+    (not 1-D, or a dtype :func:`factorize` refuses).
+
+    ``range_hint``: ``(dtype, lo, span)`` (an integer range's key, ``key[1:]``), the slots an
+    integer column of that dtype is given without its min/max pass when the span fits the batch;
+    the count pass then refuses a row outside the range (the caller retries without the hint)."""
     if isinstance(col, pd.Categorical):
         return _categorical_slots(col)
     col = column_values(col)
@@ -354,12 +365,16 @@ def slot_codes(col: Any) -> SlotCodes | None:
             return None
         kind = col.dtype.kind
         if kind == "b":
-            return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]), key=("bool",))
+            return SlotCodes(col.view(np.int8), 1, 3, _BOOL_UNIQUES, _BOOL_UVALS, key=_BOOL_KEY)
         if kind == "i" and col.size:
+            if range_hint is not None and range_hint[0] == col.dtype:
+                _, lo, span = range_hint
+                if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)):
+                    return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype, lo, span))
             lo, hi = int_range(col)
             span = hi - lo + 1
             if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
-                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype.str, lo, span))
+                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype, lo, span))
     try:
         codes, uniques, present = factorize(col)
     except (TypeError, ValueError):

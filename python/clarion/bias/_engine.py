@@ -189,6 +189,8 @@ class Table:
                 arr = None
             if isinstance(arr, pd.Categorical):
                 return arr
+            if isinstance(arr, np.ndarray) and arr.ndim == 1 and arr.dtype.kind in "biufcmM":
+                return arr  # what col() returns for it, without a second lookup
         return self.col(name, arg)
 
     def source(self, src: Any, arg: str) -> Any:
@@ -576,6 +578,26 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
 #: the largest slot table (and count table) the one-pass path counts into; wider batches take the
 #: general path (it keeps grouped_counts' chunking, and so its weighted sums, unchanged)
 _SLOT_CELLS_MAX = 1 << 18
+
+
+#: guessed integer ranges that failed before a State stops guessing (a stream whose ranges wander)
+_HINT_MISSES_MAX = 8
+#: the widest integer range kept as a hint (slot_codes' own limit also depends on the batch)
+_RANGE_HINT_MAX = 1 << 20
+
+
+class _RangeHints:
+    """Integer ranges of a State's columns (role -> ``(dtype, lo, span)``). ``guessing``: a view
+    that hands them to :func:`slot_codes` (and notes whether one was taken); else the record,
+    which measures each column and widens its range to the hull of those measured."""
+
+    __slots__ = ("known", "guessing", "used", "misses")
+
+    def __init__(self, known: dict | None = None) -> None:
+        self.guessing = known is not None
+        self.known = {} if known is None else known
+        self.used = False
+        self.misses = 0
 
 
 class _SlowPath(Exception):
@@ -1062,8 +1084,20 @@ class State:
         spec = self.spec
         if table.n == 0 or len(spec.models) > 1 or compat not in ("clarion", "smclarify"):
             return None
+        hints = self.__dict__.setdefault("_range_hints", _RangeHints())
+        if hints.misses < _HINT_MISSES_MAX:
+            guess = _RangeHints(hints.known)
+            out = self._fast_count(table, compat, backend, n_threads, guess)
+            if out is not None or not guess.used:
+                return out
+            hints.misses += 1  # a row outside a guessed range (or a refusal): once more, measured
+        return self._fast_count(table, compat, backend, n_threads, hints)
+
+    def _fast_count(
+        self, table: Table, compat: str, backend: str, n_threads: int | None, hints: _RangeHints
+    ) -> dict | None:
         try:
-            plan = self._slot_plan(table, compat)
+            plan = self._slot_plan(table, compat, hints)
             if plan is None:
                 return None
             return self._slot_run(plan, table.n, compat, backend, n_threads)
@@ -1071,6 +1105,29 @@ class State:
             return None
         except (TypeError, ValueError):  # the general path raises it again, with its message
             return None
+
+    @staticmethod
+    def _codes(col: Any, role: Any, hints: _RangeHints | None) -> SlotCodes | None:
+        """:func:`slot_codes` of a column; an integer column of a stream takes the range of the
+        batches before it (``hints``), which spares its min/max pass."""
+        if hints is None:
+            return slot_codes(col)
+        h = hints.known.get(role) if hints.guessing else None
+        sc = slot_codes(col, h)
+        if sc is None or sc.key is None or sc.key[0] != "range":
+            return sc
+        if h is not None and sc.key[1:] == h:
+            hints.used = True
+            return sc
+        dt, lo, span = sc.key[1:]  # measured: the hull of the ranges seen (it settles)
+        h = hints.known.get(role)
+        if h is not None and h[0] == dt:
+            end = max(lo + span, h[1] + h[2])
+            lo = min(lo, h[1])
+            span = end - lo
+        if span <= _RANGE_HINT_MAX:
+            hints.known[role] = (dt, lo, span)
+        return sc
 
     def _cached_part(self, role: Any, sc: SlotCodes, build: Any) -> dict:
         """``build(sc)`` (a column's lookup tables, derived from its values alone), cached by the
@@ -1085,14 +1142,14 @@ class State:
             hit = cache[(role, sc.key)] = build(sc)
         return {**hit, "sc": sc}
 
-    def _slot_label(self, col: Any, name: Any, compat: str, track: bool) -> dict:
+    def _slot_label(self, col: Any, name: Any, compat: str, track: bool, hints: _RangeHints | None = None) -> dict:
         """Slot codes and positive lookup table of the label (``track``) or a model's labels."""
         spec = self.spec
         if spec.label_threshold is not None:
             y = self._positive(col, "label" if track else "predicted_label", name, compat, track)
             sc = SlotCodes(y, 1, 3, [0, 1], None)
             return {"sc": sc, "lut": np.array([0, 0, 1], dtype=np.int32), "kind": "threshold"}
-        sc = slot_codes(col)
+        sc = self._codes(col, "label" if track else "pred", hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part("label", sc, self._label_part)
@@ -1112,8 +1169,8 @@ class State:
             lut[j + 1] = bool(self.matcher.given_matching(u))
         return {"lut": lut, "kind": "vocab", "keys": keys}
 
-    def _slot_vocab(self, col: Any) -> dict:
-        sc = slot_codes(col)
+    def _slot_vocab(self, col: Any, role: Any = None, hints: _RangeHints | None = None) -> dict:
+        sc = self._codes(col, role, hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part("vocab", sc, self._vocab_part)
@@ -1125,13 +1182,13 @@ class State:
             miss[1:] = [is_missing_value(sc.value(j)) for j in range(1, sc.size)]
         return {"lut": np.arange(sc.size, dtype=np.int32), "kind": "vocab", "miss": miss}
 
-    def _slot_facet(self, fs: FacetState, col: Any) -> dict:
+    def _slot_facet(self, fs: FacetState, col: Any, hints: _RangeHints | None = None) -> dict:
         if fs.threshold is not None:
             codes, _ = self._facet_codes(fs, col)
             return {"sc": SlotCodes(codes, 1, 3, [0, 1], None), "lut": np.array([0, 0, 1], np.int32), "kind": "binary"}
         if fs.values is None:
-            return self._slot_vocab(col)
-        sc = slot_codes(col)
+            return self._slot_vocab(col, ("facet", fs.name), hints)
+        sc = self._codes(col, ("facet", fs.name), hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part(("facet", fs.name), sc, lambda sc: self._selected_part(fs, sc))
@@ -1153,12 +1210,12 @@ class State:
             lut[j] = 1 if h else 0
         return {"lut": lut, "kind": "selected", "hits": hits}
 
-    def _slot_plan(self, table: Table, compat: str) -> dict | None:
+    def _slot_plan(self, table: Table, compat: str, hints: _RangeHints | None = None) -> dict | None:
         """The batch's columns as slot codes, in :meth:`encode`'s order (no state change)."""
         spec = self.spec
         plan: dict[str, Any] = {}
         ycol = table.codes_col(spec.label, "label") if spec.label_threshold is None else table.col(spec.label, "label")
-        plan["y"] = self._slot_label(ycol, spec.label, compat, True)
+        plan["y"] = self._slot_label(ycol, spec.label, compat, True, hints)
         w = None
         if spec.weights is not None:
             w = table.source(spec.weights, "weights")
@@ -1169,7 +1226,7 @@ class State:
         if self.group_vocab is not None:
             gv = spec.group_variable
             gcol = table.codes_col(gv, "group_variable") if isinstance(gv, str) else table.source(gv, "group_variable")
-            plan["g"] = self._slot_vocab(gcol)
+            plan["g"] = self._slot_vocab(gcol, "group", hints)
         plan["p"] = None
         if spec.models:
             name, src = spec.models[0]
@@ -1180,12 +1237,14 @@ class State:
             )
             if not isinstance(col, pd.Categorical) and spec.label_values is not None and is_float_column(col):
                 return None  # scores: the threshold kernel
-            plan["p"] = self._slot_label(col, name, compat, False)
+            plan["p"] = self._slot_label(col, name, compat, False, hints)
             plan["p"]["name"] = name
             if self.model_kinds is not None and self.model_kinds != ["labels"]:
                 return None
         plan["facets"] = {
-            f: self._slot_facet(fs, table.col(f, "facet") if fs.threshold is not None else table.codes_col(f, "facet"))
+            f: self._slot_facet(
+                fs, table.col(f, "facet") if fs.threshold is not None else table.codes_col(f, "facet"), hints
+            )
             for f, fs in self.facets.items()
         }
         return plan
@@ -1465,6 +1524,9 @@ class State:
         ``n_bootstrap``) into the state (thread-safe; pads to grown vocabularies)."""
         with self.lock:
             K = len(self.group_vocab) if self.group_vocab is not None else 1
+            if boot is None and self._add_same_shape(batch, K):
+                self.n_rows += n_rows
+                return
             for f, (_, _, seen, counts) in batch.items():
                 fs = self.facets[f]
                 V = fs.n_codes
@@ -1485,6 +1547,31 @@ class State:
                         else:
                             store[kind] = old + c
             self.n_rows += n_rows
+
+    def _add_same_shape(self, batch: dict, K: int) -> bool:
+        """:meth:`add_counts`' loop when nothing grows (the usual batch of a stream): every table
+        has the state's shape and dtype, every facet's ``seen`` its size. False (nothing added)
+        otherwise. Called under the lock."""
+        for f, (_, _, _, counts) in batch.items():
+            fs = self.facets[f]
+            V = fs.n_codes
+            if fs.seen.size != V:
+                return False
+            for kind, c in counts.items():
+                old = fs.counts.get(kind)
+                if (
+                    old is None
+                    or old.shape != c.shape
+                    or old.dtype != c.dtype
+                    or c.shape[-3 if kind == "pre" else -4 :][:2] != (V, K)
+                ):
+                    return False
+        for f, (_, _, seen, counts) in batch.items():
+            fs = self.facets[f]
+            fs.seen[seen] = True
+            for kind, c in counts.items():
+                np.add(fs.counts[kind], c, out=fs.counts[kind])
+        return True
 
     def update(self, table: Table, compat: str = "clarion", **count_kw: Any) -> dict:
         enc = self.encode(table, compat)
