@@ -1247,6 +1247,7 @@ class State:
             )
             for f, fs in self.facets.items()
         }
+        plan["hinted"] = hints is not None and hints.used
         return plan
 
     @staticmethod
@@ -1325,6 +1326,10 @@ class State:
             if res is None:
                 return None
             raws[f] = res[0]
+            if plan.get("hinted"):  # a guessed range: the value just below it lands in slot 0
+                for ax, p in enumerate(parts):
+                    if p["sc"].key is not None and p["sc"].key[0] == "range" and np.take(res[0], 0, axis=ax).any():
+                        raise _SlowPath  # (an integer column has no missing value) measure it
         memo_key = None
         if w is None and self.n_rows > 0:  # a batch like one counted before: its result, reused
             memo_key = self._pattern_key(plan, raws)
