@@ -311,19 +311,21 @@ class SlotCodes:
 class _Same:
     """A dictionary key that is equal to itself only (identity), holding its object alive."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("obj", "_hash")
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
+        self._hash = hash(id(obj))
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Same) and other.obj is self.obj
 
 
-_CATEGORY_LISTS: dict = {}  # id(dtype) -> (dtype, its categories as a list): batches share dtypes
+# id(dtype) -> (dtype, its categories as a list, the slot map's key): batches share dtypes
+_CATEGORY_LISTS: dict = {}
 
 
 def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
@@ -332,9 +334,12 @@ def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
     if hit is None or hit[0] is not dt:
         if len(_CATEGORY_LISTS) > 256:
             _CATEGORY_LISTS.clear()
-        hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist())
+        hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist(), ("categorical", _Same(dt)))
     cats = hit[1]
-    return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None, key=("categorical", _Same(dt)))
+    codes = getattr(arr, "_codes", None)  # the codes without the read-only view .codes builds
+    if not isinstance(codes, np.ndarray) or codes.ndim != 1:  # pragma: no cover - pandas internals
+        codes = arr.codes
+    return SlotCodes(codes, 1, len(cats) + 1, cats, None, key=hit[2])
 
 
 # a boolean column's slot map, shared by every batch (read only)
