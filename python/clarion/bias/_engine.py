@@ -1326,17 +1326,20 @@ class State:
             if res is None:
                 return None
             raws[f] = res[0]
-            if plan.get("hinted"):  # a guessed range: the value just below it lands in slot 0
-                for ax, p in enumerate(parts):
-                    if p["sc"].key is not None and p["sc"].key[0] == "range" and np.take(res[0], 0, axis=ax).any():
-                        raise _SlowPath  # (an integer column has no missing value) measure it
         memo_key = None
         if w is None and self.n_rows > 0:  # a batch like one counted before: its result, reused
             memo_key = self._pattern_key(plan, raws)
             if memo_key is not None:
                 hit = self.__dict__.setdefault("_pattern_memo", {}).get(memo_key)
-                if hit is not None:
+                if hit is not None:  # (stored patterns have no integer row in slot 0: see below)
                     return self._from_pattern(hit, raws)
+        if plan.get("hinted"):  # a guessed range: the value just below it lands in slot 0
+            for f, fp in plan["facets"].items():
+                parts = [fp] + ([gp] if gp is not None else []) + [yp] + ([pp] if pp is not None else [])
+                for ax, p in enumerate(parts):
+                    key = p["sc"].key
+                    if key is not None and key[0] == "range" and raws[f].take(0, axis=ax).any():
+                        raise _SlowPath  # (an integer column has no missing value) measure it
         # which slots occur (any facet's table holds every row)
         raw0 = next(iter(raws.values()))
         ax_y = 2 if gp is not None else 1
