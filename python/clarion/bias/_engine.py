@@ -580,6 +580,9 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
 _SLOT_CELLS_MAX = 1 << 18
 
 
+#: the largest slot table whose occupied-cell bitmap keys the pattern memo (bounds its memory:
+#: at most 256 keys of this many bytes per state)
+_MEMO_CELLS_MAX = 1 << 14
 #: guessed integer ranges that failed before a State stops guessing (a stream whose ranges wander)
 _HINT_MISSES_MAX = 8
 #: the widest integer range kept as a hint (slot_codes' own limit also depends on the batch)
@@ -1452,7 +1455,7 @@ class State:
             return None
         for f, fp in plan["facets"].items():
             k = fp["sc"].key
-            if k is None:
+            if k is None or raws[f].size > _MEMO_CELLS_MAX:
                 return None
             sig.append((k, self.facets[f].n_codes, np.not_equal(raws[f], 0).tobytes()))
         sig.append(len(self.group_vocab) if self.group_vocab is not None else 1)
