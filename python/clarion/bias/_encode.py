@@ -311,19 +311,21 @@ class SlotCodes:
 class _Same:
     """A dictionary key that is equal to itself only (identity), holding its object alive."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("obj", "_hash")
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj
+        self._hash = hash(id(obj))
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Same) and other.obj is self.obj
 
 
-_CATEGORY_LISTS: dict = {}  # id(dtype) -> (dtype, its categories as a list): batches share dtypes
+# id(dtype) -> (dtype, its categories as a list, the slot map's key): batches share dtypes
+_CATEGORY_LISTS: dict = {}
 
 
 def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
@@ -332,14 +334,28 @@ def _categorical_slots(arr: pd.Categorical) -> SlotCodes:
     if hit is None or hit[0] is not dt:
         if len(_CATEGORY_LISTS) > 256:
             _CATEGORY_LISTS.clear()
-        hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist())
+        hit = _CATEGORY_LISTS[id(dt)] = (dt, dt.categories.tolist(), ("categorical", _Same(dt)))
     cats = hit[1]
-    return SlotCodes(arr.codes, 1, len(cats) + 1, cats, None, key=("categorical", _Same(dt)))
+    codes = getattr(arr, "_codes", None)  # the codes without the read-only view .codes builds
+    if not isinstance(codes, np.ndarray) or codes.ndim != 1:  # pragma: no cover - pandas internals
+        codes = arr.codes
+    return SlotCodes(codes, 1, len(cats) + 1, cats, None, key=hit[2])
 
 
-def slot_codes(col: Any) -> SlotCodes | None:
+# a boolean column's slot map, shared by every batch (read only)
+_BOOL_UNIQUES = [False, True]
+_BOOL_UVALS = np.array([False, True])
+_BOOL_UVALS.setflags(write=False)
+_BOOL_KEY = ("bool",)
+
+
+def slot_codes(col: Any, range_hint: tuple | None = None) -> SlotCodes | None:
     """The :class:`SlotCodes` of a column, or None for a column the slot kernel does not take
-    (not 1-D, or a dtype :func:`factorize` refuses)."""
+    (not 1-D, or a dtype :func:`factorize` refuses).
+
+    ``range_hint``: ``(dtype, lo, span)`` (an integer range's key, ``key[1:]``), the slots an
+    integer column of that dtype is given without its min/max pass when the span fits the batch;
+    the count pass then refuses a row outside the range (the caller retries without the hint)."""
     if isinstance(col, pd.Categorical):
         return _categorical_slots(col)
     col = column_values(col)
@@ -354,12 +370,16 @@ def slot_codes(col: Any) -> SlotCodes | None:
             return None
         kind = col.dtype.kind
         if kind == "b":
-            return SlotCodes(col.view(np.int8), 1, 3, [False, True], np.array([False, True]), key=("bool",))
+            return SlotCodes(col.view(np.int8), 1, 3, _BOOL_UNIQUES, _BOOL_UVALS, key=_BOOL_KEY)
         if kind == "i" and col.size:
+            if range_hint is not None and range_hint[0] == col.dtype:
+                _, lo, span = range_hint
+                if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)):
+                    return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype, lo, span))
             lo, hi = int_range(col)
             span = hi - lo + 1
             if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
-                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype.str, lo, span))
+                return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype, lo, span))
     try:
         codes, uniques, present = factorize(col)
     except (TypeError, ValueError):

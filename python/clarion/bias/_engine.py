@@ -189,6 +189,8 @@ class Table:
                 arr = None
             if isinstance(arr, pd.Categorical):
                 return arr
+            if isinstance(arr, np.ndarray) and arr.ndim == 1 and arr.dtype.kind in "biufcmM":
+                return arr  # what col() returns for it, without a second lookup
         return self.col(name, arg)
 
     def source(self, src: Any, arg: str) -> Any:
@@ -576,6 +578,29 @@ def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
 #: the largest slot table (and count table) the one-pass path counts into; wider batches take the
 #: general path (it keeps grouped_counts' chunking, and so its weighted sums, unchanged)
 _SLOT_CELLS_MAX = 1 << 18
+
+
+#: the largest slot table whose occupied-cell bitmap keys the pattern memo (bounds its memory:
+#: at most 256 keys of this many bytes per state)
+_MEMO_CELLS_MAX = 1 << 14
+#: guessed integer ranges that failed before a State stops guessing (a stream whose ranges wander)
+_HINT_MISSES_MAX = 8
+#: the widest integer range kept as a hint (slot_codes' own limit also depends on the batch)
+_RANGE_HINT_MAX = 1 << 20
+
+
+class _RangeHints:
+    """Integer ranges of a State's columns (role -> ``(dtype, lo, span)``). ``guessing``: a view
+    that hands them to :func:`slot_codes` (and notes whether one was taken); else the record,
+    which measures each column and widens its range to the hull of those measured."""
+
+    __slots__ = ("known", "guessing", "used", "misses")
+
+    def __init__(self, known: dict | None = None) -> None:
+        self.guessing = known is not None
+        self.known = {} if known is None else known
+        self.used = False
+        self.misses = 0
 
 
 class _SlowPath(Exception):
@@ -1062,8 +1087,20 @@ class State:
         spec = self.spec
         if table.n == 0 or len(spec.models) > 1 or compat not in ("clarion", "smclarify"):
             return None
+        hints = self.__dict__.setdefault("_range_hints", _RangeHints())
+        if hints.misses < _HINT_MISSES_MAX:
+            guess = _RangeHints(hints.known)
+            out = self._fast_count(table, compat, backend, n_threads, guess)
+            if out is not None or not guess.used:
+                return out
+            hints.misses += 1  # a row outside a guessed range (or a refusal): once more, measured
+        return self._fast_count(table, compat, backend, n_threads, hints)
+
+    def _fast_count(
+        self, table: Table, compat: str, backend: str, n_threads: int | None, hints: _RangeHints
+    ) -> dict | None:
         try:
-            plan = self._slot_plan(table, compat)
+            plan = self._slot_plan(table, compat, hints)
             if plan is None:
                 return None
             return self._slot_run(plan, table.n, compat, backend, n_threads)
@@ -1071,6 +1108,29 @@ class State:
             return None
         except (TypeError, ValueError):  # the general path raises it again, with its message
             return None
+
+    @staticmethod
+    def _codes(col: Any, role: Any, hints: _RangeHints | None) -> SlotCodes | None:
+        """:func:`slot_codes` of a column; an integer column of a stream takes the range of the
+        batches before it (``hints``), which spares its min/max pass."""
+        if hints is None:
+            return slot_codes(col)
+        h = hints.known.get(role) if hints.guessing else None
+        sc = slot_codes(col, h)
+        if sc is None or sc.key is None or sc.key[0] != "range":
+            return sc
+        if h is not None and sc.key[1:] == h:
+            hints.used = True
+            return sc
+        dt, lo, span = sc.key[1:]  # measured: the hull of the ranges seen (it settles)
+        h = hints.known.get(role)
+        if h is not None and h[0] == dt:
+            end = max(lo + span, h[1] + h[2])
+            lo = min(lo, h[1])
+            span = end - lo
+        if span <= _RANGE_HINT_MAX:
+            hints.known[role] = (dt, lo, span)
+        return sc
 
     def _cached_part(self, role: Any, sc: SlotCodes, build: Any) -> dict:
         """``build(sc)`` (a column's lookup tables, derived from its values alone), cached by the
@@ -1085,14 +1145,14 @@ class State:
             hit = cache[(role, sc.key)] = build(sc)
         return {**hit, "sc": sc}
 
-    def _slot_label(self, col: Any, name: Any, compat: str, track: bool) -> dict:
+    def _slot_label(self, col: Any, name: Any, compat: str, track: bool, hints: _RangeHints | None = None) -> dict:
         """Slot codes and positive lookup table of the label (``track``) or a model's labels."""
         spec = self.spec
         if spec.label_threshold is not None:
             y = self._positive(col, "label" if track else "predicted_label", name, compat, track)
             sc = SlotCodes(y, 1, 3, [0, 1], None)
             return {"sc": sc, "lut": np.array([0, 0, 1], dtype=np.int32), "kind": "threshold"}
-        sc = slot_codes(col)
+        sc = self._codes(col, "label" if track else "pred", hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part("label", sc, self._label_part)
@@ -1112,8 +1172,8 @@ class State:
             lut[j + 1] = bool(self.matcher.given_matching(u))
         return {"lut": lut, "kind": "vocab", "keys": keys}
 
-    def _slot_vocab(self, col: Any) -> dict:
-        sc = slot_codes(col)
+    def _slot_vocab(self, col: Any, role: Any = None, hints: _RangeHints | None = None) -> dict:
+        sc = self._codes(col, role, hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part("vocab", sc, self._vocab_part)
@@ -1125,13 +1185,13 @@ class State:
             miss[1:] = [is_missing_value(sc.value(j)) for j in range(1, sc.size)]
         return {"lut": np.arange(sc.size, dtype=np.int32), "kind": "vocab", "miss": miss}
 
-    def _slot_facet(self, fs: FacetState, col: Any) -> dict:
+    def _slot_facet(self, fs: FacetState, col: Any, hints: _RangeHints | None = None) -> dict:
         if fs.threshold is not None:
             codes, _ = self._facet_codes(fs, col)
             return {"sc": SlotCodes(codes, 1, 3, [0, 1], None), "lut": np.array([0, 0, 1], np.int32), "kind": "binary"}
         if fs.values is None:
-            return self._slot_vocab(col)
-        sc = slot_codes(col)
+            return self._slot_vocab(col, ("facet", fs.name), hints)
+        sc = self._codes(col, ("facet", fs.name), hints)
         if sc is None:
             raise _SlowPath
         return self._cached_part(("facet", fs.name), sc, lambda sc: self._selected_part(fs, sc))
@@ -1153,12 +1213,12 @@ class State:
             lut[j] = 1 if h else 0
         return {"lut": lut, "kind": "selected", "hits": hits}
 
-    def _slot_plan(self, table: Table, compat: str) -> dict | None:
+    def _slot_plan(self, table: Table, compat: str, hints: _RangeHints | None = None) -> dict | None:
         """The batch's columns as slot codes, in :meth:`encode`'s order (no state change)."""
         spec = self.spec
         plan: dict[str, Any] = {}
         ycol = table.codes_col(spec.label, "label") if spec.label_threshold is None else table.col(spec.label, "label")
-        plan["y"] = self._slot_label(ycol, spec.label, compat, True)
+        plan["y"] = self._slot_label(ycol, spec.label, compat, True, hints)
         w = None
         if spec.weights is not None:
             w = table.source(spec.weights, "weights")
@@ -1169,7 +1229,7 @@ class State:
         if self.group_vocab is not None:
             gv = spec.group_variable
             gcol = table.codes_col(gv, "group_variable") if isinstance(gv, str) else table.source(gv, "group_variable")
-            plan["g"] = self._slot_vocab(gcol)
+            plan["g"] = self._slot_vocab(gcol, "group", hints)
         plan["p"] = None
         if spec.models:
             name, src = spec.models[0]
@@ -1180,14 +1240,17 @@ class State:
             )
             if not isinstance(col, pd.Categorical) and spec.label_values is not None and is_float_column(col):
                 return None  # scores: the threshold kernel
-            plan["p"] = self._slot_label(col, name, compat, False)
+            plan["p"] = self._slot_label(col, name, compat, False, hints)
             plan["p"]["name"] = name
             if self.model_kinds is not None and self.model_kinds != ["labels"]:
                 return None
         plan["facets"] = {
-            f: self._slot_facet(fs, table.col(f, "facet") if fs.threshold is not None else table.codes_col(f, "facet"))
+            f: self._slot_facet(
+                fs, table.col(f, "facet") if fs.threshold is not None else table.codes_col(f, "facet"), hints
+            )
             for f, fs in self.facets.items()
         }
+        plan["hinted"] = hints is not None and hints.used
         return plan
 
     @staticmethod
@@ -1266,6 +1329,20 @@ class State:
             if res is None:
                 return None
             raws[f] = res[0]
+        memo_key = None
+        if w is None and self.n_rows > 0:  # a batch like one counted before: its result, reused
+            memo_key = self._pattern_key(plan, raws)
+            if memo_key is not None:
+                hit = self.__dict__.setdefault("_pattern_memo", {}).get(memo_key)
+                if hit is not None:  # (stored patterns have no integer row in slot 0: see below)
+                    return self._from_pattern(hit, raws)
+        if plan.get("hinted"):  # a guessed range: the value just below it lands in slot 0
+            for f, fp in plan["facets"].items():
+                parts = [fp] + ([gp] if gp is not None else []) + [yp] + ([pp] if pp is not None else [])
+                for ax, p in enumerate(parts):
+                    key = p["sc"].key
+                    if key is not None and key[0] == "range" and raws[f].take(0, axis=ax).any():
+                        raise _SlowPath  # (an integer column has no missing value) measure it
         # which slots occur (any facet's table holds every row)
         raw0 = next(iter(raws.values()))
         ax_y = 2 if gp is not None else 1
@@ -1313,6 +1390,7 @@ class State:
                     raise ValueError("predicted_label: model kind changed")
         K = len(self.group_vocab) if self.group_vocab is not None else 1
         result = {}
+        memo_parts: dict = {}
         for f, fp in plan["facets"].items():
             fs = self.facets[f]
             pres = f_present[f]
@@ -1355,6 +1433,49 @@ class State:
             else:
                 counts = {"labels": out.reshape(1, V, K, 2, 2)}
             result[f] = (V, K, seen.astype(np.int32), counts)
+            if memo_key is not None:
+                memo_parts[f] = (
+                    np.ascontiguousarray(flat),
+                    V * K * 2 * P,
+                    (V, K, 2) if pp is None else (1, V, K, 2, 2),
+                )
+        if memo_key is not None:
+            self._store_pattern(plan, raws, memo_parts, result)
+        return result
+
+    def _pattern_key(self, plan: dict, raws: dict) -> tuple | None:
+        """What decides everything :meth:`_slot_run` does after its count pass: the columns' slot
+        maps (their keys), the vocabulary sizes and which cells of the slot tables hold rows. Two
+        batches with one key make the same checks, commit the same values (the second adds
+        nothing: vocabularies only grow, so equal sizes mean nothing was added in between) and map
+        their slot tables into the count table alike (None: some column has no key)."""
+        sig = [plan["y"]["sc"].key, None if plan["g"] is None else plan["g"]["sc"].key]
+        sig.append(None if plan["p"] is None else plan["p"]["sc"].key)
+        if sig[0] is None or (plan["g"] is not None and sig[1] is None) or (plan["p"] is not None and sig[2] is None):
+            return None
+        for f, fp in plan["facets"].items():
+            k = fp["sc"].key
+            if k is None or raws[f].size > _MEMO_CELLS_MAX:
+                return None
+            sig.append((k, self.facets[f].n_codes, np.not_equal(raws[f], 0).tobytes()))
+        sig.append(len(self.group_vocab) if self.group_vocab is not None else 1)
+        return tuple(sig)
+
+    def _store_pattern(self, plan: dict, raws: dict, parts: dict, result: dict) -> None:
+        key = self._pattern_key(plan, raws)  # the sizes after this batch's commits
+        if key is None:  # pragma: no cover - the key existed before the commits
+            return
+        memo = self.__dict__.setdefault("_pattern_memo", {})
+        if len(memo) > 256:
+            memo.clear()
+        memo[key] = {f: (*parts[f], result[f][0], result[f][1], result[f][2], next(iter(result[f][3]))) for f in parts}
+
+    @staticmethod
+    def _from_pattern(hit: dict, raws: dict) -> dict:
+        result = {}
+        for f, (flat, cells, shape, V, K, seen, kind) in hit.items():
+            out = np.bincount(flat, weights=raws[f].ravel(), minlength=cells).astype(np.int64)
+            result[f] = (V, K, seen, {kind: out.reshape(shape)})
         return result
 
     def _commit_label(self, yp: dict, present: np.ndarray) -> None:
@@ -1414,6 +1535,9 @@ class State:
         ``n_bootstrap``) into the state (thread-safe; pads to grown vocabularies)."""
         with self.lock:
             K = len(self.group_vocab) if self.group_vocab is not None else 1
+            if boot is None and self._add_same_shape(batch, K):
+                self.n_rows += n_rows
+                return
             for f, (_, _, seen, counts) in batch.items():
                 fs = self.facets[f]
                 V = fs.n_codes
@@ -1434,6 +1558,31 @@ class State:
                         else:
                             store[kind] = old + c
             self.n_rows += n_rows
+
+    def _add_same_shape(self, batch: dict, K: int) -> bool:
+        """:meth:`add_counts`' loop when nothing grows (the usual batch of a stream): every table
+        has the state's shape and dtype, every facet's ``seen`` its size. False (nothing added)
+        otherwise. Called under the lock."""
+        for f, (_, _, _, counts) in batch.items():
+            fs = self.facets[f]
+            V = fs.n_codes
+            if fs.seen.size != V:
+                return False
+            for kind, c in counts.items():
+                old = fs.counts.get(kind)
+                if (
+                    old is None
+                    or old.shape != c.shape
+                    or old.dtype != c.dtype
+                    or c.shape[-3 if kind == "pre" else -4 :][:2] != (V, K)
+                ):
+                    return False
+        for f, (_, _, seen, counts) in batch.items():
+            fs = self.facets[f]
+            fs.seen[seen] = True
+            for kind, c in counts.items():
+                np.add(fs.counts[kind], c, out=fs.counts[kind])
+        return True
 
     def update(self, table: Table, compat: str = "clarion", **count_kw: Any) -> dict:
         enc = self.encode(table, compat)

@@ -288,7 +288,10 @@ class Accumulator:
                 hit = self._overlap([[o, o + n]])
                 if hit is not None:
                     raise ValueError(MSG_OVERLAP.format(op="update", a=hit[0], b=hit[1]))
-            self._add_ranges([[o, o + n]])
+            if self._ranges and self._ranges[-1][1] == o:  # the usual batch: right after the last
+                self._ranges[-1][1] = o + n
+            else:
+                self._add_ranges([[o, o + n]])
             self._next_row = max(self._next_row, o + n)
             return o
 
