@@ -27,7 +27,6 @@ import copy
 import functools
 import json
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -197,8 +196,8 @@ class OnlineExplainer:
     (link :math:`g` the identity, or the logit with ``use_logit``), estimated with one coalition
     plan of ``n_samples = min(num_samples, 2^M - 2)`` coalitions (default ``2 M + 2048``), built
     once here; each explained row satisfies :math:`\sum_j \phi_j = g(f(x)) - g(\sum_k \pi_k f(b_k))`.
-    ``OnlineExplainer(model, B, num_samples=S, seed=s).explain(X)`` gives exactly
-    ``KernelShap(model, B, num_samples=S, seed=s).explain(X[selected])``.
+    ``OnlineExplainer(model, B, num_samples=S, seed=s, estimator=e).explain(X)`` gives exactly
+    ``KernelShap(model, B, num_samples=S, seed=s, estimator=e).explain(X[selected])``.
 
     Parameters
     ----------
@@ -213,6 +212,10 @@ class OnlineExplainer:
         ``Seed`` of the coalition plan (None: drawn once; every request then shares the plan).
     use_logit : bool, default False
         ``UseLogit``: explain the log-odds of the outputs.
+    estimator : {"shap", "cubic"}, default "shap"
+        The Kernel SHAP estimator (:class:`KernelShap`'s ``estimator``; ``ShapConfig.Estimator``, a
+        clarion addition): ``"shap"`` gives Clarify's (and the shap package's) numbers, ``"cubic"``
+        the paired, third-order-surrogate estimator (more accurate for the same samples).
     enable_explanations : str, optional
         ``EnableExplanations``: a JMESPath boolean expression evaluated on each record's prediction
         (a JSON list of its outputs for ``text/csv``, its ``{"scores": [...], ...}`` object for
@@ -277,6 +280,7 @@ class OnlineExplainer:
         num_samples: int | None = None,
         seed: int | None = None,
         use_logit: bool = False,
+        estimator: str = "shap",
         enable_explanations: str | None = None,
         feature_headers: Sequence[str] | None = None,
         feature_types: Sequence[str] | None = None,
@@ -321,16 +325,15 @@ class OnlineExplainer:
         self._enable = (
             None if enable_explanations is None else self._compile(enable_explanations, key["enable_explanations"])
         )
-        # KernelShap calls the model through _model_call: f(x) of the records being explained comes
-        # from the predictions the request has just made (a thread's own memo) instead of a second
-        # model call; every other batch goes to the model
-        self._memo = threading.local()
+        # f(x) of the records being explained is the request's predictions (KernelShap.explain's
+        # predictions=), not a second model call
         self._shap = KernelShap(
-            self._model_call,
+            m,
             baseline,
             num_samples=num_samples,
             seed=seed,
             link="logit" if use_logit else "identity",
+            estimator=estimator,
             memory_budget=DEFAULT_ONLINE_MEMORY_BUDGET if max_payload_bytes is None else max_payload_bytes,
             n_threads=n_threads,
         )
@@ -444,21 +447,6 @@ class OnlineExplainer:
             f"OnlineExplainer({self.model!r}, features={self.n_features}, outputs={self.outputs}, "
             f"num_samples={self.num_samples}, seed={self.seed})"
         )
-
-    def _model_call(self, batch: Any) -> Any:
-        """The model on one of KernelShap's batches (1-D output for a one-output model, as
-        KernelShap gives a :class:`~clarion.models.Model` it is handed)."""
-        item = getattr(self._memo, "item", None)
-        if (
-            item is not None
-            and type(batch) is np.ndarray
-            and batch.shape == item[0].shape
-            and np.array_equal(batch, item[0], equal_nan=True)
-        ):
-            out = item[1]  # the same rows the request just predicted: the same outputs
-        else:
-            out = self.model.predict(batch)
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -604,11 +592,7 @@ class OnlineExplainer:
         k = len(self.outputs)
         if sel.any():
             rows = Xi[sel] if not isinstance(Xi, pd.DataFrame) else Xi.iloc[np.flatnonzero(sel)]
-            self._memo.item = (rows, y[sel]) if isinstance(rows, np.ndarray) else None
-            try:
-                vals = self._shap.explain(rows).values
-            finally:
-                self._memo.item = None
+            vals = self._shap.explain(rows, predictions=y[sel]).values
             vals = vals[:, :, None] if vals.ndim == 2 else vals[:, :, self.outputs]
         else:
             vals = np.zeros((0, self.n_features, k))
