@@ -126,3 +126,39 @@ def test_online_request_predicts_its_records_once():
     assert served.rows == bare.rows
     np.testing.assert_array_equal(got.values, ref.values)
     np.testing.assert_array_equal(got.predictions, _proba(rows))
+
+
+# ------------------------------------------------------------------------------------------------
+# item 2: per-request work (scikit-learn's finiteness check of the synthetic batches skipped when
+# every value in them is finite; the operator transposed once)
+
+
+def test_skipping_sklearns_check_changes_no_number_and_does_not_leak():
+    import sklearn
+
+    rows = X[30:34]
+    ox = OnlineExplainer(CLF, BASE, num_samples=40, seed=6)
+    ref = KernelShap(CLF, BASE, num_samples=40, seed=6, estimator="shap").explain(rows)
+    for _ in range(2):  # the second call reuses the transposed operator
+        got = ox.explain(rows)
+        np.testing.assert_array_equal(got.values, ref.values)
+    assert sklearn.get_config()["assume_finite"] is False
+
+
+def test_missing_values_still_reach_a_model_that_takes_them():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, Y)
+    rows = X[40:43].copy()
+    rows[1, 2] = np.nan  # the synthetic rows of this record hold NaN: no assume_finite
+    ox = OnlineExplainer(hgb, BASE, num_samples=40, seed=6)
+    ref = KernelShap(hgb, BASE, num_samples=40, seed=6, estimator="shap").explain(rows)
+    np.testing.assert_array_equal(ox.explain(rows).values, ref.values)
+
+
+def test_a_model_that_refuses_missing_values_still_refuses_them():
+    rows = X[40:43].copy()
+    rows[1, 2] = np.nan
+    ox = OnlineExplainer(CLF, BASE, num_samples=40, seed=6)
+    with pytest.raises(ValueError, match="NaN"):
+        ox.explain(rows)

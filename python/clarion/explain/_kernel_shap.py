@@ -521,6 +521,7 @@ class KernelShap:
                 stacklevel=2,
             )
         self._Z, self._w, self._block, self._L, self._c = Z, w, block, L, c
+        self._LT: np.ndarray | None = None  # L.T, C-contiguous (built on first use)
         self._status = status
         self._background_constants = None  # (constant-in-background mask, values), computed on first use
         self.num_samples_ = Z.shape[0]
@@ -590,7 +591,9 @@ class KernelShap:
         (return_std) one per group of sampled draws (spec 7.1)."""
         L, c = self._L, self._c
         if not return_std:
-            return np.ascontiguousarray(L.T), c, 0
+            if self._LT is None:  # the same for every call: transposed once
+                self._LT = np.ascontiguousarray(L.T)
+            return self._LT, c, 0
         sampled = self._block >= 0
         n_draws = int(self._block.max()) + 1 if sampled.any() else 0
         G = min(_STD_GROUPS, n_draws)

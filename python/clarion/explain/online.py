@@ -23,10 +23,12 @@ See ``docs/online-explainability.md`` for the mapping of every ``ClarifyExplaine
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -337,6 +339,10 @@ class OnlineExplainer:
             memory_budget=DEFAULT_ONLINE_MEMORY_BUDGET if max_payload_bytes is None else max_payload_bytes,
             n_threads=n_threads,
         )
+        # every synthetic row is made of a record's values and the baseline's: when both are finite
+        # numbers, scikit-learn's finiteness check of each synthetic batch (a pass over all of it)
+        # cannot fail, and is skipped (see _synthetic_context)
+        self._finite_baseline = (not self._frame) and bool(np.isfinite(np.asarray(data, dtype=np.float64)).all())
         self.n_features = self._shap.M
         P = self.n_features
         D = int(self._shap.n_outputs)
@@ -447,6 +453,21 @@ class OnlineExplainer:
             f"OnlineExplainer({self.model!r}, features={self.n_features}, outputs={self.outputs}, "
             f"num_samples={self.num_samples}, seed={self.seed})"
         )
+
+    def _synthetic_context(self, rows: Any) -> Any:
+        """``sklearn.config_context(assume_finite=True)`` (this thread only) when the records and the
+        baseline are finite numbers and scikit-learn is loaded: the synthetic rows then hold finite
+        numbers only, so its check of every batch would pass; else no change."""
+        sk = sys.modules.get("sklearn")
+        if (
+            sk is None
+            or not self._finite_baseline
+            or type(rows) is not np.ndarray
+            or rows.dtype.kind != "f"
+            or not np.isfinite(rows).all()
+        ):
+            return contextlib.nullcontext()
+        return sk.config_context(assume_finite=True)
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -592,7 +613,8 @@ class OnlineExplainer:
         k = len(self.outputs)
         if sel.any():
             rows = Xi[sel] if not isinstance(Xi, pd.DataFrame) else Xi.iloc[np.flatnonzero(sel)]
-            vals = self._shap.explain(rows, predictions=y[sel]).values
+            with self._synthetic_context(rows):
+                vals = self._shap.explain(rows, predictions=y[sel]).values
             vals = vals[:, :, None] if vals.ndim == 2 else vals[:, :, self.outputs]
         else:
             vals = np.zeros((0, self.n_features, k))
