@@ -162,3 +162,58 @@ def test_a_model_that_refuses_missing_values_still_refuses_them():
     ox = OnlineExplainer(CLF, BASE, num_samples=40, seed=6)
     with pytest.raises(ValueError, match="NaN"):
         ox.explain(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# item 3: ShapConfig.Estimator (a clarion addition)
+
+
+def _csv(rows) -> str:
+    return "\n".join(",".join(repr(float(v)) for v in r) for r in rows)
+
+
+def _config(**shap):
+    return {
+        "ShapConfig": {"ShapBaselineConfig": {"ShapBaseline": _csv(BASE)}, "NumberOfSamples": 40, "Seed": 8, **shap}
+    }
+
+
+@pytest.mark.parametrize("estimator", ["cubic", "shap"])
+def test_served_attributions_are_kernel_shaps_with_the_configured_estimator(estimator):
+    rows = X[50:54]
+    ox = OnlineExplainer.from_config(CLF, _config(Estimator=estimator))
+    assert ox.config.estimator == estimator
+    ref = KernelShap(CLF, BASE, num_samples=40, seed=8, estimator=estimator).explain(rows)
+    got = ox.explain(rows)
+    np.testing.assert_array_equal(got.values, ref.values)
+    body = got.to_dict()["explanations"]["kernel_shap"]
+    served = np.array([[f["attributions"][0]["attribution"] for f in rec] for rec in body])
+    np.testing.assert_array_equal(served, ref.values)
+
+
+def test_estimator_defaults_to_clarifys():
+    rows = X[50:52]
+    ox = OnlineExplainer.from_config(CLF, _config())
+    assert ox.config.estimator == "shap"
+    shap_ref = KernelShap(CLF, BASE, num_samples=40, seed=8, estimator="shap").explain(rows).values
+    cubic_ref = KernelShap(CLF, BASE, num_samples=40, seed=8, estimator="cubic").explain(rows).values
+    got = ox.explain(rows).values
+    np.testing.assert_array_equal(got, shap_ref)
+    assert not np.array_equal(got, cubic_ref)  # the two estimators differ on this sampled plan
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("cubicc", r"ShapConfig\.Estimator: .*'cubicc'.*did you mean 'cubic'"),
+        ("exact", r"ShapConfig\.Estimator: .*'exact'"),
+        (3, r"ShapConfig\.Estimator: .*3"),
+    ],
+)
+def test_a_bad_estimator_is_refused_naming_its_key(value, why):
+    from clarion.config import ConfigError
+
+    with pytest.raises(ConfigError, match=why):
+        OnlineExplainer.from_config(CLF, _config(Estimator=value))
+    with pytest.raises(ConfigError, match="ClarifyExplainerConfig." + why):
+        OnlineExplainer.from_config(CLF, {"ClarifyExplainerConfig": _config(Estimator=value)})

@@ -53,6 +53,7 @@ from clarion.config._checks import (
 
 __all__ = [
     "BASELINE_MIME_TYPES",
+    "ESTIMATORS",
     "FEATURE_TYPES",
     "MSG_BAD_JMESPATH",
     "MSG_BASELINE",
@@ -98,7 +99,9 @@ _INFERENCE = {
     "FeatureHeaders",
     "FeatureTypes",
 }
-_SHAP = {"ShapBaselineConfig", "NumberOfSamples", "UseLogit", "Seed", "TextConfig"}
+_SHAP = {"ShapBaselineConfig", "NumberOfSamples", "UseLogit", "Seed", "TextConfig", "Estimator"}
+#: ``ShapConfig.Estimator`` (a clarion addition): KernelShap's estimator; "shap" gives Clarify's numbers
+ESTIMATORS = ("shap", "cubic")
 _BASELINE = {"MimeType", "ShapBaseline", "ShapBaselineUri"}
 _SENTINEL = "\x00clarion-features\x00"
 
@@ -129,6 +132,10 @@ class ExplainerConfig:
     number_of_samples : int or None
     use_logit : bool
     seed : int or None
+    estimator : str
+        ``ShapConfig.Estimator`` (a clarion addition, not in SageMaker's API): ``"shap"`` (default,
+        Clarify's estimator and numbers) or ``"cubic"`` (:class:`clarion.explain.KernelShap`'s
+        paired third-order-surrogate estimator).
     prefix : str
         ``"ClarifyExplainerConfig."`` when the file wrapped the config in that key, else ``""``:
         every message names the key path as written in the file.
@@ -152,6 +159,7 @@ class ExplainerConfig:
     number_of_samples: int | None = None
     use_logit: bool = False
     seed: int | None = None
+    estimator: str = "shap"
     prefix: str = ""
 
     @classmethod
@@ -391,6 +399,10 @@ def _shap(d: Any, path: str, base_dir: Any) -> dict[str, Any]:
     if d.get("Seed") is not None:
         _check(_is_int(d["Seed"]), f"{path}.Seed", "an integer", d["Seed"])
         out["seed"] = _option(options.seed, d["Seed"], f"{path}.Seed")
+    if d.get("Estimator") is not None:
+        if d["Estimator"] not in ESTIMATORS:
+            raise _choice_error(f"{path}.Estimator", list(ESTIMATORS), d["Estimator"])
+        out["estimator"] = d["Estimator"]
     return out
 
 

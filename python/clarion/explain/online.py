@@ -422,6 +422,7 @@ class OnlineExplainer:
                 num_samples=cfg.number_of_samples,
                 seed=cfg.seed,
                 use_logit=cfg.use_logit,
+                estimator=cfg.estimator,
                 enable_explanations=cfg.enable_explanations,
                 feature_headers=cfg.feature_headers,
                 feature_types=cfg.feature_types,
