@@ -255,7 +255,7 @@ def test_feature_headers_types_and_response_json_is_strict():
             r"^ShapConfig.TextConfig.Granularity: must be one of",
         ),
         (
-            _cfg(InferenceConfig__FeatureTypes=["numerical", "text"]),
+            _cfg(InferenceConfig__FeatureTypes=["numerical", "text", "numerical", "numerical", "numerical"]),
             r"^InferenceConfig.FeatureTypes\[1\]: a \"text\" feature needs ShapConfig.TextConfig",
         ),
         (
