@@ -217,3 +217,166 @@ def test_a_bad_estimator_is_refused_naming_its_key(value, why):
         OnlineExplainer.from_config(CLF, _config(Estimator=value))
     with pytest.raises(ConfigError, match="ClarifyExplainerConfig." + why):
         OnlineExplainer.from_config(CLF, {"ClarifyExplainerConfig": _config(Estimator=value)})
+
+
+# ------------------------------------------------------------------------------------------------
+# item 4: ShapConfig.TextConfig through TextShap
+
+
+def _text_models():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    texts = ["good movie great", "bad awful film", "great fun", "boring bad plot", "fun and good", "awful"] * 4
+    y = [1, 0, 1, 0, 1, 0] * 4
+    text_only = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, y)
+    import pandas as pd
+
+    frame = pd.DataFrame({"review": texts, "stars": np.tile([4.0, 1.0, 5.0, 2.0, 4.0, 1.0], 4)})
+    ct = ColumnTransformer([("t", TfidfVectorizer(), "review"), ("n", "passthrough", ["stars"])])
+    mixed = make_pipeline(ct, LogisticRegression()).fit(frame, y)
+    return text_only, mixed
+
+
+TEXT_ONLY, MIXED = _text_models()
+TEXT_CFG = {"Granularity": "token", "Language": "en"}
+
+
+def _served(body):
+    """(attribution, description) per unit of each feature of one served record."""
+    return [[(a["attribution"], a.get("description")) for a in feature["attributions"]] for feature in body]
+
+
+def _reference(ref_record, outputs):
+    """The same from TextShap's record, keeping ``outputs``."""
+    return [
+        [([a["attribution"][k] for k in outputs], a.get("description")) for a in feature["attributions"]]
+        for feature in ref_record["explanations"]
+    ]
+
+
+def test_text_record_is_explained_per_unit_as_textshap_does():
+    from clarion.explain import TextShap
+
+    cfg = {
+        "EnableExplanations": "[1] > `0.5`",
+        "InferenceConfig": {"FeatureTypes": ["text"], "ProbabilityIndex": 1},
+        "ShapConfig": {
+            "ShapBaselineConfig": {"ShapBaseline": "<UNK>"},
+            "TextConfig": TEXT_CFG,
+            "NumberOfSamples": 30,
+            "Seed": 3,
+        },
+    }
+    ox = OnlineExplainer.from_config(TEXT_ONLY, cfg)
+    texts = ["good film, great fun. A fun plot", "bad awful plot", "great movie"]
+    got = ox.explain([[t] for t in texts])
+    p = TEXT_ONLY.predict_proba(texts)
+    np.testing.assert_array_equal(got.predictions, p)
+    want = p[:, 1] > 0.5
+    np.testing.assert_array_equal(got.explained, want)
+    kept = [t for t, w in zip(texts, want) if w]
+    ref = TextShap(TEXT_ONLY, "<UNK>", num_samples=30, seed=3, granularity="token", language="en").explain(kept)
+    body = got.to_dict()["explanations"]["kernel_shap"]
+    assert [b is None for b in body] == [not w for w in want]
+    served = [r for r in body if r is not None]
+    for rec, ref_rec in zip(served, ref.to_records()):
+        assert [f["feature_type"] for f in rec] == ["text"]
+        assert _served(rec) == _reference(ref_rec, [1])
+    # units: the record's tokens with their offsets in the record's text
+    first = served[0][0]["attributions"]
+    assert [a["description"]["partial_text"] for a in first][:3] == ["good", "film", ","]
+    for a in first:
+        d = a["description"]
+        assert kept[0][d["start_idx"] : d["start_idx"] + len(d["partial_text"])] == d["partial_text"]
+    # values: the feature's sum over its units; efficiency against the record's own base value
+    np.testing.assert_allclose(
+        got.values[:, 0, 0], [sum(a["attribution"][0] for a in r[0]["attributions"]) for r in served]
+    )
+    np.testing.assert_allclose(got.values.sum(axis=1)[:, 0], p[want, 1] - got.expected_value[:, 0], atol=1e-9)
+
+
+def test_text_and_tabular_features_served_over_http():
+    import json
+
+    import pandas as pd
+
+    from clarion.explain import TextShap
+    from clarion.serve import ModelServer
+
+    cfg = {
+        "InferenceConfig": {"FeatureHeaders": ["review", "stars"], "FeatureTypes": ["text", "numerical"]},
+        "ShapConfig": {
+            "ShapBaselineConfig": {"ShapBaseline": '"",3\n<UNK>,2'},
+            "TextConfig": {"Granularity": "sentence", "Language": "en"},
+            "NumberOfSamples": 40,
+            "Seed": 5,
+        },
+    }
+    records = pd.DataFrame({"review": ["Great fun. Bad plot though. Good film!", "Awful."], "stars": [4.0, 1.0]})
+    base = pd.DataFrame({"review": ["", "<UNK>"], "stars": [3.0, 2.0]})
+    ref = TextShap(MIXED, base, text_features=["review"], granularity="sentence", num_samples=40, seed=5)
+    want = ref.explain(records).to_records()
+    ox = OnlineExplainer.from_config(MIXED, cfg)
+    got = ox.explain(records.values.tolist()).to_dict()["explanations"]["kernel_shap"]
+    for rec, ref_rec in zip(got, want):
+        assert [f["feature_header"] for f in rec] == ["review", "stars"]
+        assert [f["feature_type"] for f in rec] == ["text", "numerical"]
+        assert _served(rec) == _reference(ref_rec, [0, 1])
+    assert [a["description"]["partial_text"] for a in got[0][0]["attributions"]] == [
+        "Great fun.",
+        "Bad plot though.",
+        "Good film!",
+    ]
+    assert "description" not in got[0][1]["attributions"][0]
+    body = b'"Great fun. Bad plot though. Good film!",4\nAwful.,1\n'
+    with ModelServer(MIXED, explainer=cfg) as url:
+        import http.client
+
+        host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
+            r = conn.getresponse()
+            status, out = r.status, json.loads(r.read())
+        finally:
+            conn.close()
+    assert status == 200
+    assert out["explanations"]["kernel_shap"] == got
+
+
+@pytest.mark.parametrize(
+    ("text_config", "why"),
+    [
+        ({"Granularity": "token"}, r"^ShapConfig\.TextConfig\.Language: "),
+        ({"Language": "en"}, r"^ShapConfig\.TextConfig\.Granularity: "),
+        ({"Granularity": "tokens", "Language": "en"}, r"^ShapConfig\.TextConfig\.Granularity: .*did you mean 'token'"),
+        ({"Granularity": "token", "Language": "klingon"}, r"^ShapConfig\.TextConfig\.Language: "),
+        ({"Granularity": "token", "Language": "en", "Lang": 1}, r"^ShapConfig\.TextConfig\.Lang: unknown key"),
+    ],
+)
+def test_bad_text_config_is_refused_naming_its_key(text_config, why):
+    import warnings
+
+    from clarion.config import ConfigError
+
+    cfg = {"ShapConfig": {"ShapBaselineConfig": {"ShapBaseline": "<UNK>"}, "TextConfig": text_config}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises((ConfigError, Warning), match=why):
+            OnlineExplainer.from_config(TEXT_ONLY, cfg)
+
+
+def test_text_record_of_the_wrong_width_is_a_request_error():
+    from clarion.models.wire import RequestError
+
+    cfg = {
+        "InferenceConfig": {"FeatureHeaders": ["review", "stars"], "FeatureTypes": ["text", "numerical"]},
+        "ShapConfig": {"ShapBaselineConfig": {"ShapBaseline": "<UNK>,3"}, "TextConfig": TEXT_CFG, "Seed": 1},
+    }
+    ox = OnlineExplainer.from_config(MIXED, cfg)
+    with pytest.raises(RequestError, match="record 1 has 1 feature values but the explainer's baseline has 2"):
+        ox.explain([["good", 3.0], ["bad"]])
+    with pytest.raises(RequestError, match="record 0, feature 1: 'many' is not a number"):
+        ox.explain([["good", "many"]])
