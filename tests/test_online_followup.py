@@ -380,3 +380,36 @@ def test_text_record_of_the_wrong_width_is_a_request_error():
         ox.explain([["good", 3.0], ["bad"]])
     with pytest.raises(RequestError, match="record 0, feature 1: 'many' is not a number"):
         ox.explain([["good", "many"]])
+
+
+def test_text_with_the_cubic_estimator_is_refused_naming_the_key():
+    from clarion.config import ConfigError
+
+    cfg = {
+        "ShapConfig": {
+            "ShapBaselineConfig": {"ShapBaseline": "<UNK>"},
+            "TextConfig": TEXT_CFG,
+            "Estimator": "cubic",
+        }
+    }
+    with pytest.raises(ConfigError, match=r"^ShapConfig\.Estimator: 'cubic' does not apply to text features"):
+        OnlineExplainer.from_config(TEXT_ONLY, cfg)
+
+
+def test_an_empty_text_baseline_drops_the_absent_units():
+    from clarion.explain import TextShap
+
+    cfg = {
+        "ShapConfig": {
+            "ShapBaselineConfig": {"ShapBaseline": '[""]', "MimeType": "application/jsonlines"},
+            "TextConfig": TEXT_CFG,
+            "NumberOfSamples": 30,
+            "Seed": 2,
+        }
+    }
+    texts = ["fun and good movie", "awful film"]
+    got = OnlineExplainer.from_config(TEXT_ONLY, cfg).explain([[t] for t in texts])
+    ref = TextShap(TEXT_ONLY, None, num_samples=30, seed=2).explain(texts)
+    body = got.to_dict()["explanations"]["kernel_shap"]
+    for rec, ref_rec in zip(body, ref.to_records()):
+        assert _served(rec) == _reference(ref_rec, [0, 1])

@@ -329,6 +329,7 @@ class OnlineExplainer:
             "max_record_count": "max_record_count",
             "text_granularity": "text_granularity",
             "text_language": "text_language",
+            "estimator": "estimator",
             **(keys or {}),
         }
         self.keys = key
@@ -351,6 +352,11 @@ class OnlineExplainer:
         self.text_granularity = text_granularity
         self.text_language = text_language if text_granularity is not None else None
         if text_granularity is not None:
+            if estimator != "shap":
+                raise ValueError(
+                    f"{key['estimator']}: {estimator!r} does not apply to text features (TextShap runs "
+                    "Clarify's estimator, 'shap')"
+                )
             P, D = self._init_text(
                 m,
                 baseline,
@@ -538,7 +544,7 @@ class OnlineExplainer:
         col = {"text": 0} if self._strings else {c: j for j, c in enumerate(self._columns)}
         records = []
         for v, pl in zip(te.values, te.players):
-            v = np.asarray(v, dtype=np.float64).reshape(len(pl), -1)
+            v = np.asarray(v, dtype=np.float64).reshape(len(pl), self.n_outputs)
             feats: list[dict[str, Any]] = []
             for j in range(self.n_features):
                 item: dict[str, Any] = {}
@@ -597,6 +603,7 @@ class OnlineExplainer:
             "max_record_count": inf + "MaxRecordCount",
             "text_granularity": pre + "ShapConfig.TextConfig.Granularity",
             "text_language": pre + "ShapConfig.TextConfig.Language",
+            "estimator": pre + "ShapConfig.Estimator",
         }
         try:
             explainer = cls(
