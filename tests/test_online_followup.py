@@ -413,3 +413,22 @@ def test_an_empty_text_baseline_drops_the_absent_units():
     body = got.to_dict()["explanations"]["kernel_shap"]
     for rec, ref_rec in zip(body, ref.to_records()):
         assert _served(rec) == _reference(ref_rec, [0, 1])
+
+
+def test_concurrent_text_requests_give_each_its_own_attributions():
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = {
+        "ShapConfig": {
+            "ShapBaselineConfig": {"ShapBaseline": "<UNK>"},
+            "TextConfig": TEXT_CFG,
+            "NumberOfSamples": 30,
+            "Seed": 4,
+        }
+    }
+    ox = OnlineExplainer.from_config(TEXT_ONLY, cfg)
+    texts = ["good", "bad film", "great fun plot", "boring bad awful movie", "fun", "good and great"] * 3
+    alone = [ox.explain([[t]]).to_dict() for t in texts]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda t: ox.explain([[t]]).to_dict(), texts))
+    assert together == alone

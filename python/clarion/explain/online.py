@@ -29,6 +29,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -501,6 +502,7 @@ class OnlineExplainer:
             seed=seed,
             link="logit" if use_logit else "identity",
         )
+        self._text_lock = threading.Lock()
         self.num_samples = num_samples
         self.seed = self._text.seed_
         return P, D
@@ -536,7 +538,10 @@ class OnlineExplainer:
 
     def _explain_text(self, rows: Any) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
         """(values (n, P, k) per feature, expected (n, k), Clarify's per-record feature objects)."""
-        te = self._text.explain(list(rows) if self._strings else rows.reset_index(drop=True))
+        # TextShap's plan cache (per number of units) is shared and not thread-safe: concurrent
+        # requests' text explanations run one at a time
+        with self._text_lock:
+            te = self._text.explain(list(rows) if self._strings else rows.reset_index(drop=True))
         out = self.outputs
         vals = te.feature_values()[:, :, out]
         expected = np.asarray(te.expected_value, dtype=np.float64).reshape(len(te), -1)[:, out]
