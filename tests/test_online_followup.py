@@ -432,3 +432,11 @@ def test_concurrent_text_requests_give_each_its_own_attributions():
     with ThreadPoolExecutor(6) as pool:
         together = list(pool.map(lambda t: ox.explain([[t]]).to_dict(), texts))
     assert together == alone
+
+
+def test_predictions_with_a_partitioned_x_are_refused():
+    da = pytest.importorskip("dask.array")
+    ks = KernelShap(_score, BASE, num_samples=30, seed=2)
+    rows = X[:4]
+    with pytest.raises(ValueError, match=r"^predictions: not supported with a partitioned X"):
+        ks.explain(da.from_array(rows, chunks=2), predictions=_score(rows))
