@@ -5,7 +5,9 @@ records, in SageMaker Clarify's response format (``clarion serve MODEL --explain
 adapter, the baseline, the coalition plan and the least-squares operator (one :class:`KernelShap`),
 so a request pays only for its own model calls (the records, and the synthetic rows
 ``baseline rows x n_samples`` per explained record), the masking and one small matrix product.
-It is safe to call from several threads at once (the server runs requests concurrently).
+It is safe to call from several threads at once (the server runs requests concurrently). With
+``ShapConfig.TextConfig`` the text features are explained per unit of text through
+:class:`~clarion.explain.TextShap` instead (each unit's attribution with its ``description``).
 
 The response (:meth:`OnlineExplanation.to_dict`) is Clarify's, field for field::
 
