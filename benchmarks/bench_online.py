@@ -148,6 +148,9 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--blas-threads", type=int, default=1, help="BLAS / OpenMP threads (default 1; 0: leave)")
     ap.add_argument("--threads", type=int, default=1, help="clarion's kernel threads, n_threads (default 1)")
+    ap.add_argument(
+        "--estimator", choices=["shap", "cubic"], default="shap", help="ShapConfig.Estimator (default shap)"
+    )
     args = ap.parse_args(argv)
     if args.blas_threads:
         from threadpoolctl import threadpool_limits
@@ -159,7 +162,7 @@ def main(argv=None):
         X, models = make_models(M)
         base = X[: args.baseline_rows]
         for name, model in models.items():
-            ex = OnlineExplainer(model, base, seed=0, n_threads=args.threads)
+            ex = OnlineExplainer(model, base, seed=0, n_threads=args.threads, estimator=args.estimator)
             S, K = ex.num_samples, len(base)
             for n in args.records:
                 rows = X[100 : 100 + n]

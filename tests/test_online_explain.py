@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 
 import numpy as np
@@ -24,7 +23,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from clarion.config import ConfigError, ConfigWarning
 from clarion.config.explainer import (
-    MSG_NOT_SUPPORTED,
     ExplainerConfig,
     parse_baseline,
     read_explainer_config,
@@ -107,7 +105,9 @@ def test_attributions_equal_kernel_shap(index, logit):
     doc = json.loads(ex.explain(rows).to_json())
     n_out = 1 if index is not None else 2
     got = check_clarify_shape(doc, n=7, n_features=5, n_outputs=n_out, headers=HEADERS)
-    ref = KernelShap(CLF, BASE, num_samples=24, seed=5, link="logit" if logit else "identity").explain(rows)
+    ref = KernelShap(
+        CLF, BASE, num_samples=24, seed=5, estimator="shap", link="logit" if logit else "identity"
+    ).explain(rows)
     want = ref.values if index is None else ref.values[:, :, [index]]
     np.testing.assert_array_equal(got, want)  # JSON floats round-trip: bitwise
     # each explained row adds up: sum_j phi_j = g(f(x)) - E_g
@@ -123,7 +123,7 @@ def test_one_output_regressor_and_predictions_text():
     ex = OnlineExplainer(REG, BASE, num_samples=30, seed=1)
     res = ex.explain(X[:3], accept="application/jsonlines")
     assert isinstance(res, OnlineExplanation)
-    ref = KernelShap(REG, BASE, num_samples=30, seed=1).explain(X[:3])
+    ref = KernelShap(REG, BASE, num_samples=30, seed=1, estimator="shap").explain(X[:3])
     np.testing.assert_array_equal(res.values[:, :, 0], ref.values)
     # the predictions are what the plain server answers for the same Accept
     assert res.data == format_response(REG.predict(X[:3]).reshape(-1, 1), "application/jsonlines", None).decode()
@@ -152,7 +152,7 @@ def test_enable_explanations_selects_exactly_its_records(threshold, seed):
     got = check_clarify_shape(doc, n=9, n_features=5, n_outputs=2, headers=HEADERS)
     assert [rec is not None for rec in doc["explanations"].get("kernel_shap", [None] * 9)] == want.tolist()
     if want.any():  # explaining a subset gives each selected record what explaining it alone gives
-        ref = KernelShap(CLF, BASE, num_samples=24, seed=5).explain(rows[want]).values
+        ref = KernelShap(CLF, BASE, num_samples=24, seed=5, estimator="shap").explain(rows[want]).values
         np.testing.assert_array_equal(got[want], ref)
     else:
         assert doc["explanations"] == {}
@@ -212,7 +212,7 @@ def test_max_record_count_caps_every_model_call():
     calls.clear()
     res = ex.explain(X[:6])
     assert max(calls) <= 17 and sum(calls) == 6 + 6 * ex.num_samples * len(BASE)  # f(x) once, then synthetic
-    ref = KernelShap(model, BASE, num_samples=40, seed=2).explain(X[:6]).values
+    ref = KernelShap(model, BASE, num_samples=40, seed=2, estimator="shap").explain(X[:6]).values
     np.testing.assert_allclose(res.values[:, :, 0], ref, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match=r"^max_record_count: expected an integer >= 1, got 0"):
         OnlineExplainer(model, BASE, max_record_count=0)
@@ -251,10 +251,13 @@ def test_feature_headers_types_and_response_json_is_strict():
         (_cfg(ShapConfig__Seed=-1), r"^ShapConfig.Seed: expected an integer in \[0,"),
         (_cfg(ShapConfig__Seed=1.5), r"^ShapConfig.Seed: expected an integer, got 1.5"),
         (
-            _cfg(ShapConfig__TextConfig={"Granularity": "token", "Language": "en"}),
-            "^" + re.escape(MSG_NOT_SUPPORTED.format(path="ShapConfig.TextConfig", what="text explanations are")),
+            _cfg(ShapConfig__TextConfig={"Granularity": "word", "Language": "en"}),
+            r"^ShapConfig.TextConfig.Granularity: must be one of",
         ),
-        (_cfg(InferenceConfig__FeatureTypes=["numerical", "text"]), r"^InferenceConfig.FeatureTypes\[1\]: \"text\""),
+        (
+            _cfg(InferenceConfig__FeatureTypes=["numerical", "text", "numerical", "numerical", "numerical"]),
+            r"^InferenceConfig.FeatureTypes\[1\]: a \"text\" feature needs ShapConfig.TextConfig",
+        ),
         (
             _cfg(InferenceConfig__FeatureTypes=["numeric"]),
             r"^InferenceConfig.FeatureTypes\[0\]: must be one of .* \(did you mean 'numerical'",
@@ -391,7 +394,7 @@ def test_categorical_text_features_through_a_pipeline():
     res = ex.explain(X_req)
     base = pd.DataFrame({"age": [40.0, 30.0], "city": ["a", "c"], "inc": [5.0, 6.0]})
     rows = pd.DataFrame({"age": [45.0, 33.0], "city": ["b", "a"], "inc": [5.5, 4.0]})
-    ref = KernelShap(pipe, base, seed=1).explain(rows)
+    ref = KernelShap(pipe, base, seed=1, estimator="shap").explain(rows)
     np.testing.assert_array_equal(res.values[:, :, 0], ref.values[:, :, 1])
     doc = res.to_dict()
     assert [f["feature_type"] for f in doc["explanations"]["kernel_shap"][0]] == cfg["InferenceConfig"]["FeatureTypes"]

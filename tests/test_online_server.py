@@ -96,7 +96,7 @@ def test_served_attributions_equal_kernel_shap(server):
     assert doc["label_headers"] == ["1"]
     got = _attributions(doc)
     assert sorted(got) == list(range(8))
-    ref = KernelShap(CLF, BASE, num_samples=12, seed=9).explain(rows).values[:, :, 1]
+    ref = KernelShap(CLF, BASE, num_samples=12, seed=9, estimator="shap").explain(rows).values[:, :, 1]
     np.testing.assert_array_equal(np.stack([got[i][:, 0] for i in range(8)]), ref)  # bitwise through JSON
     assert [f["feature_header"] for f in doc["explanations"]["kernel_shap"][0]] == ["w", "x", "y", "z"]
 
@@ -191,7 +191,9 @@ def test_ping_answers_while_explanations_run_concurrently():
             t.join(30)
         assert [r[0] for r in results] == [200, 200], results
         assert ping_s < 5  # answered while both explanations were held in the model
-        ref = KernelShap(lambda A: A @ np.array([1.0, -1.0, 0.5, 2.0]), BASE, num_samples=12, seed=1).explain(X[:1])
+        ref = KernelShap(
+            lambda A: A @ np.array([1.0, -1.0, 0.5, 2.0]), BASE, num_samples=12, seed=1, estimator="shap"
+        ).explain(X[:1])
         got = _attributions(json.loads(results[0][1]))[0][:, 0]
         np.testing.assert_array_equal(got, ref.values[0])
 

@@ -13,7 +13,7 @@ Reading it checks every key: an unknown key is a :class:`~clarion.config.ConfigE
 path with a did-you-mean suggestion, a bad value one naming its path and what is allowed, a JMESPath
 that does not compile one naming the key. Nothing in the file is evaluated; ``ShapBaselineUri`` must
 be a local file (relative paths are read from the config file's folder). Text explanations
-(``ShapConfig.TextConfig``, a ``"text"`` feature type) are refused as not supported yet.
+(``ShapConfig.TextConfig``, ``"text"`` feature types) go through :class:`clarion.explain.TextShap`.
 
 :class:`clarion.explain.OnlineExplainer.from_config` builds the explainer from the result; the
 mapping of every key is in ``docs/online-explainability.md``.
@@ -53,11 +53,11 @@ from clarion.config._checks import (
 
 __all__ = [
     "BASELINE_MIME_TYPES",
+    "ESTIMATORS",
     "FEATURE_TYPES",
     "MSG_BAD_JMESPATH",
     "MSG_BASELINE",
     "MSG_EXCLUSIVE",
-    "MSG_NOT_SUPPORTED",
     "MSG_TEMPLATE",
     "ExplainerConfig",
     "parse_baseline",
@@ -69,7 +69,6 @@ BASELINE_MIME_TYPES = ("text/csv", "application/jsonlines")
 #: ``InferenceConfig.FeatureTypes`` values (Clarify's ``ClarifyFeatureType``)
 FEATURE_TYPES = ("numerical", "categorical", "text")
 
-MSG_NOT_SUPPORTED = "{path}: {what} not supported yet (clarion explains tabular features only)"
 MSG_BAD_JMESPATH = "{path}: {got!r} is not a valid JMESPath expression: {why}"
 MSG_EXCLUSIVE = "{path}: give {a} or {b}, not both"
 MSG_BASELINE = "{path}: {why}"
@@ -98,7 +97,10 @@ _INFERENCE = {
     "FeatureHeaders",
     "FeatureTypes",
 }
-_SHAP = {"ShapBaselineConfig", "NumberOfSamples", "UseLogit", "Seed", "TextConfig"}
+_SHAP = {"ShapBaselineConfig", "NumberOfSamples", "UseLogit", "Seed", "TextConfig", "Estimator"}
+_TEXT = {"Granularity", "Language"}
+#: ``ShapConfig.Estimator`` (a clarion addition): KernelShap's estimator; "shap" gives Clarify's numbers
+ESTIMATORS = ("shap", "cubic")
 _BASELINE = {"MimeType", "ShapBaseline", "ShapBaselineUri"}
 _SENTINEL = "\x00clarion-features\x00"
 
@@ -129,6 +131,12 @@ class ExplainerConfig:
     number_of_samples : int or None
     use_logit : bool
     seed : int or None
+    text_granularity, text_language : str or None
+        ``ShapConfig.TextConfig``'s ``Granularity`` and ``Language`` (None without TextConfig).
+    estimator : str
+        ``ShapConfig.Estimator`` (a clarion addition, not in SageMaker's API): ``"shap"`` (default,
+        Clarify's estimator and numbers) or ``"cubic"`` (:class:`clarion.explain.KernelShap`'s
+        paired third-order-surrogate estimator).
     prefix : str
         ``"ClarifyExplainerConfig."`` when the file wrapped the config in that key, else ``""``:
         every message names the key path as written in the file.
@@ -152,6 +160,9 @@ class ExplainerConfig:
     number_of_samples: int | None = None
     use_logit: bool = False
     seed: int | None = None
+    estimator: str = "shap"
+    text_granularity: str | None = None
+    text_language: str | None = None
     prefix: str = ""
 
     @classmethod
@@ -200,6 +211,12 @@ class ExplainerConfig:
         if "ShapConfig" not in d:
             raise ConfigError(MSG_REQUIRED.format(path=p("ShapConfig"), why=" (it holds ShapBaselineConfig)"))
         out.update(_shap(d["ShapConfig"], p("ShapConfig"), base_dir))
+        ft = out.get("feature_types") or []
+        if "text" in ft and out.get("text_granularity") is None:
+            raise ConfigError(
+                f'{p("InferenceConfig.FeatureTypes")}[{ft.index("text")}]: a "text" feature needs '
+                f"{p('ShapConfig.TextConfig')} (Granularity and Language)"
+            )
         return cls(**out)
 
 
@@ -332,10 +349,6 @@ def _inference(d: Any, path: str) -> dict[str, Any]:
         for i, t in enumerate(ft):
             if t not in FEATURE_TYPES:
                 raise _choice_error(f"{path}.FeatureTypes[{i}]", list(FEATURE_TYPES), t)
-            if t == "text":
-                raise ConfigError(
-                    MSG_NOT_SUPPORTED.format(path=f"{path}.FeatureTypes[{i}]", what='"text" features are')
-                )
         out["feature_types"] = list(ft)
         fh = out.get("feature_headers")
         if fh is not None and len(fh) != len(ft):
@@ -347,10 +360,10 @@ def _inference(d: Any, path: str) -> dict[str, Any]:
 
 def _shap(d: Any, path: str, base_dir: Any) -> dict[str, Any]:
     _check(isinstance(d, dict), path, "an object with ShapBaselineConfig", d)
-    if d.get("TextConfig") is not None:
-        raise ConfigError(MSG_NOT_SUPPORTED.format(path=f"{path}.TextConfig", what="text explanations are"))
     _warn_unknown(d, _SHAP, path)
     out: dict[str, Any] = {}
+    if d.get("TextConfig") is not None:
+        out.update(_text_config(d["TextConfig"], f"{path}.TextConfig"))
     if "ShapBaselineConfig" not in d:
         raise ConfigError(
             MSG_REQUIRED.format(path=f"{path}.ShapBaselineConfig", why=" (ShapBaseline or ShapBaselineUri)")
@@ -391,7 +404,33 @@ def _shap(d: Any, path: str, base_dir: Any) -> dict[str, Any]:
     if d.get("Seed") is not None:
         _check(_is_int(d["Seed"]), f"{path}.Seed", "an integer", d["Seed"])
         out["seed"] = _option(options.seed, d["Seed"], f"{path}.Seed")
+    if d.get("Estimator") is not None:
+        if d["Estimator"] not in ESTIMATORS:
+            raise _choice_error(f"{path}.Estimator", list(ESTIMATORS), d["Estimator"])
+        out["estimator"] = d["Estimator"]
     return out
+
+
+def _text_config(d: Any, path: str) -> dict[str, Any]:
+    """``ShapConfig.TextConfig`` (``ClarifyTextConfig``): ``Granularity`` and ``Language``, both
+    required, as SageMaker's API."""
+    from clarion.explain.text import GRANULARITIES, language_code
+
+    _check(isinstance(d, dict), path, "an object with Granularity and Language", d)
+    _warn_unknown(d, _TEXT, path)
+    for key in ("Granularity", "Language"):
+        if d.get(key) is None:
+            raise ConfigError(MSG_REQUIRED.format(path=f"{path}.{key}", why=""))
+    g = d["Granularity"]
+    if g not in GRANULARITIES:
+        raise _choice_error(f"{path}.Granularity", list(GRANULARITIES), g)
+    lang = d["Language"]
+    _check(isinstance(lang, str), f"{path}.Language", "an ISO 639-1 / 639-3 language code ('xx': mixed)", lang)
+    try:
+        language_code(lang, f"{path}.Language")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return {"text_granularity": g, "text_language": lang}
 
 
 def parse_baseline(

@@ -32,6 +32,7 @@ MSG_NUM_SAMPLES = (
 MSG_ESTIMATOR = "estimator must be 'cubic' or 'shap', got {value!r}"
 MSG_TOLERANCE = "tolerance must be a number in (0, 1), got {value!r}"
 MSG_AUTO_SHAP = "num_samples='auto' needs estimator='cubic' (shap's scheme has no nested plans)"
+MSG_PREDICTIONS = "predictions must be the model's outputs on X: finite numbers of shape {want}, got {got}"
 MSG_LINK = "link must be 'identity' or 'logit', got {value!r}"
 MSG_WEIGHTS = "background weights must be finite, >= 0 and not all 0 (one per background row)"
 MSG_UNKNOWN_COLUMN = "{arg}: unknown column {col!r} (columns: {columns})"
@@ -520,6 +521,7 @@ class KernelShap:
                 stacklevel=2,
             )
         self._Z, self._w, self._block, self._L, self._c = Z, w, block, L, c
+        self._LT: np.ndarray | None = None  # L.T, C-contiguous (built on first use)
         self._status = status
         self._background_constants = None  # (constant-in-background mask, values), computed on first use
         self.num_samples_ = Z.shape[0]
@@ -589,7 +591,9 @@ class KernelShap:
         (return_std) one per group of sampled draws (spec 7.1)."""
         L, c = self._L, self._c
         if not return_std:
-            return np.ascontiguousarray(L.T), c, 0
+            if self._LT is None:  # the same for every call: transposed once
+                self._LT = np.ascontiguousarray(L.T)
+            return self._LT, c, 0
         sampled = self._block >= 0
         n_draws = int(self._block.max()) + 1 if sampled.any() else 0
         G = min(_STD_GROUPS, n_draws)
@@ -699,7 +703,12 @@ class KernelShap:
         return out
 
     def explain(
-        self, X: Any, *, progress: Callable[[int, int], None] | None = None, return_std: bool = False
+        self,
+        X: Any,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        return_std: bool = False,
+        predictions: Any = None,
     ) -> Explanation:
         """Attributions of every row of ``X``.
 
@@ -718,12 +727,20 @@ class KernelShap:
             the enumerated coalitions) gives its own estimate through its own operator in the
             same pass, and ``std = sd_g(phi_g) / sqrt(G)``; NaN when fewer than 2 draws were
             sampled. Zeros in exact mode.
+        predictions : array-like, optional
+            The model's outputs on ``X`` when the caller already has them, shape ``(N,)`` or
+            ``(N, D)`` as the model returns them (``(N, 1)`` also for a one-output model): used as
+            ``f(x)`` instead of calling the model on ``X`` again (one model call fewer). They must
+            be finite; they are trusted to be the model's (the attributions sum to
+            ``g(predictions) - expected_value``).
 
         Returns
         -------
         Explanation
         """
         if dispatch.is_partitioned(X):  # partitions explained on the workers, same plan
+            if predictions is not None:
+                raise ValueError("predictions: not supported with a partitioned X (each worker predicts its rows)")
             return dispatch.handler("explain.explain")(self, X, return_std=return_std, progress=progress)
         X = densify(X, "X", self._budget)
         Xm = self._codec.encode(X, "X")
@@ -738,11 +755,14 @@ class KernelShap:
         row_bytes = bytes_per_row(P, Xm.dtype.itemsize, D, self._codec.is_frame)
         rows_per_batch = max(1, self._budget // row_bytes)
 
-        # f(x) for every row, in batches.
-        fx = xp.empty((N, D))
-        for a in range(0, N, rows_per_batch):
-            b = min(N, a + rows_per_batch)
-            fx[a:b] = self._predict(self._codec.decode(Xm[a:b]), where=f" (on X rows {a}..{b - 1})")
+        # f(x) for every row, in batches (or the caller's predictions).
+        if predictions is not None:
+            fx = xp.asarray(self._given_predictions(predictions, N, D))
+        else:
+            fx = xp.empty((N, D))
+            for a in range(0, N, rows_per_batch):
+                b = min(N, a + rows_per_batch)
+                fx[a:b] = self._predict(self._codec.decode(Xm[a:b]), where=f" (on X rows {a}..{b - 1})")
         delta = self._link_fn(fx) - self._base_link[None, :]
         if self.estimator == "cubic" and (return_std or self.auto_):
             return self._explain_rounds(X, Xm, impl, fx, rows_per_batch, progress, return_std)
@@ -838,6 +858,27 @@ class KernelShap:
         )
 
     __call__ = explain
+
+    def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
+        """``predictions`` as ``(N, D)`` float64 on the host; ValueError naming the argument."""
+        want = f"({N},)" if self._predict.vector_out else f"({N}, {D})"
+        p = predictions.get() if hasattr(predictions, "__cuda_array_interface__") else predictions
+        if hasattr(p, "to_numpy"):
+            p = p.to_numpy()
+        try:
+            p = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                MSG_PREDICTIONS.format(want=want, got=f"a {type(predictions).__name__} of non-numbers")
+            ) from None
+        if p.shape != (N, D) and not (D == 1 and p.shape == (N,)):
+            raise ValueError(MSG_PREDICTIONS.format(want=want, got=f"shape {p.shape}"))
+        p = p.reshape(N, D)
+        bad = ~np.isfinite(p)
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(MSG_PREDICTIONS.format(want=want, got=f"{p[row, col]} at row {row}, output {col}"))
+        return p
 
     def _coalition_values(self, Xm: Any, Z: np.ndarray, impl: str, rows_per_batch: int) -> np.ndarray:
         """``y[n, s, d] = v_n(Z[s])_d - base_d`` (link space) on the host, for every row of ``Xm``."""

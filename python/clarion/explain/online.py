@@ -5,7 +5,9 @@ records, in SageMaker Clarify's response format (``clarion serve MODEL --explain
 adapter, the baseline, the coalition plan and the least-squares operator (one :class:`KernelShap`),
 so a request pays only for its own model calls (the records, and the synthetic rows
 ``baseline rows x n_samples`` per explained record), the masking and one small matrix product.
-It is safe to call from several threads at once (the server runs requests concurrently).
+It is safe to call from several threads at once (the server runs requests concurrently). With
+``ShapConfig.TextConfig`` the text features are explained per unit of text through
+:class:`~clarion.explain.TextShap` instead (each unit's attribution with its ``description``).
 
 The response (:meth:`OnlineExplanation.to_dict`) is Clarify's, field for field::
 
@@ -23,10 +25,12 @@ See ``docs/online-explainability.md`` for the mapping of every ``ClarifyExplaine
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -79,6 +83,10 @@ MSG_OUTPUT_ATTR = (
 MSG_HEADERS = "{key}: {got} names for the {want} features of the baseline"
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(expr: str) -> Any:
     import jmespath
@@ -111,9 +119,14 @@ class OnlineExplanation:
     values : ndarray, shape (n_explained, M, n_out)
         Kernel SHAP attributions of the explained records (in order), per feature and explained
         output (in link space: log-odds with ``use_logit``).
-    expected_value : ndarray, shape (n_out,)
-        The base value of each explained output: ``values[i].sum(axis=0) = g(f(x_i)) - expected_value``.
+    expected_value : ndarray, shape (n_out,), or (n_explained, n_out) with text features
+        The base value of each explained output: ``values[i].sum(axis=0) = g(f(x_i)) - expected_value``
+        (with text features ``v(0)`` depends on the record's number of units: one row per record).
     feature_headers, feature_types, label_headers : list of str or None
+    text_records : list or None
+        With text features (``TextConfig``): per explained record, Clarify's feature objects, a text
+        feature with one attribution per unit of text and its ``description`` (``partial_text``,
+        ``start_idx``); ``values`` then holds each feature's sum over its units.
     """
 
     def __init__(
@@ -127,8 +140,10 @@ class OnlineExplanation:
         feature_headers: list[str] | None,
         feature_types: list[str] | None,
         label_headers: list[str] | None,
+        text_records: list[list[dict[str, Any]]] | None = None,
     ) -> None:
         self.predictions = predictions
+        self.text_records = text_records
         self.content_type = content_type
         self.data = data
         self.explained = explained
@@ -148,6 +163,9 @@ class OnlineExplanation:
         """Clarify's ``explanations.kernel_shap``: per record, ``None`` when it was not explained, else
         one object per feature: ``feature_header`` / ``feature_type`` when known and ``attributions``
         ``[{"attribution": [value per explained output]}]``."""
+        if self.text_records is not None:
+            recs = iter(self.text_records)
+            return [next(recs) if e else None for e in self.explained.tolist()]
         M = self.values.shape[1]
         heads = self.feature_headers
         types = self.feature_types
@@ -197,8 +215,8 @@ class OnlineExplainer:
     (link :math:`g` the identity, or the logit with ``use_logit``), estimated with one coalition
     plan of ``n_samples = min(num_samples, 2^M - 2)`` coalitions (default ``2 M + 2048``), built
     once here; each explained row satisfies :math:`\sum_j \phi_j = g(f(x)) - g(\sum_k \pi_k f(b_k))`.
-    ``OnlineExplainer(model, B, num_samples=S, seed=s).explain(X)`` gives exactly
-    ``KernelShap(model, B, num_samples=S, seed=s).explain(X[selected])``.
+    ``OnlineExplainer(model, B, num_samples=S, seed=s, estimator=e).explain(X)`` gives exactly
+    ``KernelShap(model, B, num_samples=S, seed=s, estimator=e).explain(X[selected])``.
 
     Parameters
     ----------
@@ -213,6 +231,19 @@ class OnlineExplainer:
         ``Seed`` of the coalition plan (None: drawn once; every request then shares the plan).
     use_logit : bool, default False
         ``UseLogit``: explain the log-odds of the outputs.
+    estimator : {"shap", "cubic"}, default "shap"
+        The Kernel SHAP estimator (:class:`KernelShap`'s ``estimator``; ``ShapConfig.Estimator``, a
+        clarion addition): ``"shap"`` gives Clarify's (and the shap package's) numbers, ``"cubic"``
+        the paired, third-order-surrogate estimator (more accurate for the same samples).
+    text_granularity : {"token", "sentence", "paragraph"}, optional
+        ``ShapConfig.TextConfig.Granularity``: explain the text features by units of text through
+        :class:`~clarion.explain.TextShap` (each unit a player; the other features players as
+        usual). The text features are those ``feature_types`` marks ``"text"`` (default: every
+        feature when the records have one, else every column whose baseline values are all
+        text). A text feature's baseline value is the string that replaces an absent unit (empty:
+        the unit is dropped, Clarify's default). None: tabular Kernel SHAP.
+    text_language : str, default "en"
+        ``ShapConfig.TextConfig.Language`` (ISO 639-1 / 639-3 code; ``"xx"`` for mixed text).
     enable_explanations : str, optional
         ``EnableExplanations``: a JMESPath boolean expression evaluated on each record's prediction
         (a JSON list of its outputs for ``text/csv``, its ``{"scores": [...], ...}`` object for
@@ -277,6 +308,9 @@ class OnlineExplainer:
         num_samples: int | None = None,
         seed: int | None = None,
         use_logit: bool = False,
+        estimator: str = "shap",
+        text_granularity: str | None = None,
+        text_language: str = "en",
         enable_explanations: str | None = None,
         feature_headers: Sequence[str] | None = None,
         feature_types: Sequence[str] | None = None,
@@ -296,6 +330,9 @@ class OnlineExplainer:
             "probability_index": "probability_index",
             "probability_attribute": "probability_attribute",
             "max_record_count": "max_record_count",
+            "text_granularity": "text_granularity",
+            "text_language": "text_language",
+            "estimator": "estimator",
             **(keys or {}),
         }
         self.keys = key
@@ -309,38 +346,63 @@ class OnlineExplainer:
             m.batch_rows = int(max_record_count) if m.batch_rows is None else min(m.batch_rows, int(max_record_count))
         self.model = m
         self.max_record_count = None if max_record_count is None else int(max_record_count)
-        if isinstance(baseline, list):  # records: text cells make a DataFrame, named as the model's columns
-            width = len(baseline[0]) if baseline else 0
-            names = next((n for n in (m.feature_names, feature_headers) if n is not None and len(n) == width), None)
-            baseline = _rows_to_input(baseline, names)
-        data = baseline.data if isinstance(baseline, Baseline) else baseline
-        self._frame = isinstance(data, pd.DataFrame)
-        self._columns = list(data.columns) if self._frame else None
-        self._numeric = (not self._frame) or all(k in "fiub" for k in data.dtypes.map(lambda d: d.kind))
         self.enable_explanations = enable_explanations
         self._enable = (
             None if enable_explanations is None else self._compile(enable_explanations, key["enable_explanations"])
         )
-        # KernelShap calls the model through _model_call: f(x) of the records being explained comes
-        # from the predictions the request has just made (a thread's own memo) instead of a second
-        # model call; every other batch goes to the model
-        self._memo = threading.local()
-        self._shap = KernelShap(
-            self._model_call,
-            baseline,
-            num_samples=num_samples,
-            seed=seed,
-            link="logit" if use_logit else "identity",
-            memory_budget=DEFAULT_ONLINE_MEMORY_BUDGET if max_payload_bytes is None else max_payload_bytes,
-            n_threads=n_threads,
-        )
-        self.n_features = self._shap.M
-        P = self.n_features
-        D = int(self._shap.n_outputs)
+        self._text: Any = None
+        self._shap: Any = None
+        self.text_granularity = text_granularity
+        self.text_language = text_language if text_granularity is not None else None
+        if text_granularity is not None:
+            if estimator != "shap":
+                raise ValueError(
+                    f"{key['estimator']}: {estimator!r} does not apply to text features (TextShap runs "
+                    "Clarify's estimator, 'shap')"
+                )
+            P, D = self._init_text(
+                m,
+                baseline,
+                feature_headers,
+                feature_types,
+                text_granularity,
+                text_language,
+                num_samples,
+                seed,
+                use_logit,
+            )
+            self._finite_baseline = False
+        else:
+            if isinstance(baseline, list):  # records: text cells make a DataFrame, named as the model's columns
+                width = len(baseline[0]) if baseline else 0
+                names = next((n for n in (m.feature_names, feature_headers) if n is not None and len(n) == width), None)
+                baseline = _rows_to_input(baseline, names)
+            data = baseline.data if isinstance(baseline, Baseline) else baseline
+            self._frame = isinstance(data, pd.DataFrame)
+            self._columns = list(data.columns) if self._frame else None
+            self._numeric = (not self._frame) or all(k in "fiub" for k in data.dtypes.map(lambda d: d.kind))
+            # f(x) of the records being explained is the request's predictions (KernelShap.explain's
+            # predictions=), not a second model call
+            self._shap = KernelShap(
+                m,
+                baseline,
+                num_samples=num_samples,
+                seed=seed,
+                link="logit" if use_logit else "identity",
+                estimator=estimator,
+                memory_budget=DEFAULT_ONLINE_MEMORY_BUDGET if max_payload_bytes is None else max_payload_bytes,
+                n_threads=n_threads,
+            )
+            # every synthetic row is made of a record's values and the baseline's: when both are
+            # finite numbers, scikit-learn's finiteness check of each synthetic batch (a pass over
+            # all of it) cannot fail, and is skipped (see _synthetic_context)
+            self._finite_baseline = (not self._frame) and bool(np.isfinite(np.asarray(data, dtype=np.float64)).all())
+            P, D = self._shap.M, int(self._shap.n_outputs)
+            self.num_samples = self._shap.num_samples_
+            self.seed = self._shap.seed_
+        self.n_features = P
         self.n_outputs = D
         self.use_logit = bool(use_logit)
-        self.num_samples = self._shap.num_samples_
-        self.seed = self._shap.seed_
         self.outputs = self._outputs(probability_index, probability_attribute, D)
         if feature_headers is not None:
             feature_headers = [str(h) for h in feature_headers]
@@ -361,12 +423,153 @@ class OnlineExplainer:
         self.label_headers = label_headers
         # the names predicted_label takes in JSON answers, as the plain server gives them
         self._answer_names = label_headers if label_headers is not None and len(label_headers) == D else m.output_names
+        if self._text is not None:
+            # text: the base value depends on the record (its number of units): per explanation
+            self.expected_value = None
+            self._explain_text(self._text_base[:1])  # start-up check, as below
+            return
         ev = np.asarray(self._shap.expected_value, dtype=np.float64).reshape(-1)
         self.expected_value = ev[self.outputs]
         # one explanation now: a model that cannot predict a synthetic batch fails at start-up, not
         # on the first request, and the explainer's lazily built state exists before threads share it
         data = baseline.data if isinstance(baseline, Baseline) else baseline
         self._shap.explain(data.iloc[:1] if isinstance(data, pd.DataFrame) else data[:1])
+
+    def _init_text(
+        self,
+        m: Any,
+        baseline: Any,
+        feature_headers: Sequence[str] | None,
+        feature_types: Sequence[str] | None,
+        granularity: str,
+        language: str,
+        num_samples: int | None,
+        seed: int | None,
+        use_logit: bool,
+    ) -> tuple[int, int]:
+        """The text explainer (:class:`TextShap`): its baseline, text columns and the model's number
+        of outputs (the baseline predicted once). Returns (P, D)."""
+        from clarion.explain.text import GRANULARITIES, TextShap, language_code
+
+        key = self.keys
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"{key['text_granularity']}: must be one of {list(GRANULARITIES)}, got {granularity!r}")
+        language_code(language, key["text_language"])
+        if isinstance(baseline, Baseline):
+            baseline = baseline.data
+        if isinstance(baseline, pd.DataFrame):
+            frame = baseline.astype(object)
+        else:
+            rows = [list(r) for r in (baseline if isinstance(baseline, list) else np.asarray(baseline, dtype=object))]
+            width = len(rows[0]) if rows else 0
+            if not rows or any(len(r) != width for r in rows):
+                raise ValueError(f"{key['baseline']}: expected one or more records of the same width")
+            frame = pd.DataFrame(rows, dtype=object)
+        P = frame.shape[1]
+        names = next((n for n in (m.feature_names, feature_headers) if n is not None and len(n) == P), None)
+        frame.columns = [str(c) for c in (names if names is not None else frame.columns)]
+        self._columns = list(frame.columns)
+        if feature_types is not None and len(feature_types) == P:
+            text = [j for j, t in enumerate(feature_types) if t == "text"]
+        elif P == 1:
+            text = [0]
+        else:
+            text = [j for j in range(P) if all(isinstance(v, str) for v in frame.iloc[:, j])]
+        if not text:
+            raise ValueError(f'{key["text_granularity"]}: no text feature (mark them "text" in {key["feature_types"]})')
+        self._text_cols = text
+        for j in range(P):
+            col = frame.iloc[:, j]
+            if j in text:
+                frame.iloc[:, j] = ["" if _missing(v) else v if isinstance(v, str) else str(v) for v in col]
+            else:
+                num = pd.to_numeric(col, errors="coerce")
+                if not (num.isna() & col.notna()).any():
+                    frame[frame.columns[j]] = num
+        self._frame, self._numeric = True, False
+        # the model's input: a 1-D array of strings for one text feature (as TextShap and a text
+        # pipeline take it), else a DataFrame with the columns
+        self._strings = P == 1
+        self._text_base = frame.iloc[:, 0].to_numpy(dtype=object) if self._strings else frame
+        self._text_dtypes = frame.dtypes
+        y = self.model.predict(self._text_base)
+        D = 1 if y.ndim == 1 else int(y.shape[1])
+        self._text = TextShap(
+            m,
+            list(self._text_base) if self._strings else frame,
+            text_features=None if self._strings else [self._columns[j] for j in text],
+            granularity=granularity,
+            language=language,
+            num_samples=num_samples,
+            seed=seed,
+            link="logit" if use_logit else "identity",
+        )
+        self._text_lock = threading.Lock()
+        self.num_samples = num_samples
+        self.seed = self._text.seed_
+        return P, D
+
+    def _text_input(self, X: Any) -> Any:
+        """A request's records as the text explainer's model takes them (RequestError naming the
+        first bad record)."""
+        P = self.n_features
+        if isinstance(X, pd.DataFrame):
+            rows = X.astype(object).to_numpy().tolist()
+        elif isinstance(X, list):
+            rows = [list(r) for r in X]
+        else:
+            A = np.asarray(X, dtype=object)
+            rows = [[v] for v in A] if A.ndim == 1 and P == 1 else A.tolist()
+        for i, r in enumerate(rows):
+            if len(r) != P:
+                raise RequestError(MSG_RECORD_WIDTH.format(record=i, got=len(r), want=P))
+        frame = pd.DataFrame(rows, columns=self._columns, dtype=object)
+        for j in range(P):
+            col = frame.iloc[:, j]
+            if j in self._text_cols:
+                frame.iloc[:, j] = ["" if _missing(v) else v if isinstance(v, str) else str(v) for v in col]
+            elif self._text_dtypes.iloc[j].kind in "fiub":
+                num = pd.to_numeric(col, errors="coerce")
+                bad = np.flatnonzero(num.isna().to_numpy() & col.notna().to_numpy())
+                if len(bad):
+                    raise RequestError(MSG_RECORD_VALUE.format(record=int(bad[0]), feature=j, value=col.iloc[bad[0]]))
+                frame[frame.columns[j]] = num
+        if self._strings:
+            return frame.iloc[:, 0].to_numpy(dtype=object)
+        return frame
+
+    def _explain_text(self, rows: Any) -> tuple[np.ndarray, np.ndarray, list[list[dict[str, Any]]]]:
+        """(values (n, P, k) per feature, expected (n, k), Clarify's per-record feature objects)."""
+        # TextShap's plan cache (per number of units) is shared and not thread-safe: concurrent
+        # requests' text explanations run one at a time
+        with self._text_lock:
+            te = self._text.explain(list(rows) if self._strings else rows.reset_index(drop=True))
+        out = self.outputs
+        vals = te.feature_values()[:, :, out]
+        expected = np.asarray(te.expected_value, dtype=np.float64).reshape(len(te), -1)[:, out]
+        heads, types = self.feature_headers, self.feature_types
+        col = {"text": 0} if self._strings else {c: j for j, c in enumerate(self._columns)}
+        records = []
+        for v, pl in zip(te.values, te.players):
+            v = np.asarray(v, dtype=np.float64).reshape(len(pl), self.n_outputs)
+            feats: list[dict[str, Any]] = []
+            for j in range(self.n_features):
+                item: dict[str, Any] = {}
+                if heads is not None:
+                    item["feature_header"] = heads[j]
+                if types is not None:
+                    item["feature_type"] = types[j]
+                elif j in self._text_cols:
+                    item["feature_type"] = "text"
+                item["attributions"] = []
+                feats.append(item)
+            for a, p in enumerate(pl):
+                att: dict[str, Any] = {"attribution": [float(v[a, k]) for k in out]}
+                if p["type"] == "text":
+                    att["description"] = {"partial_text": p["text"], "start_idx": int(p["start"])}
+                feats[col[p["feature"]]]["attributions"].append(att)
+            records.append(feats)
+        return vals, expected, records
 
     # ------------------------------------------------------------------------------------------
     @classmethod
@@ -405,6 +608,9 @@ class OnlineExplainer:
             "probability_index": inf + "ProbabilityIndex",
             "probability_attribute": inf + "ProbabilityAttribute",
             "max_record_count": inf + "MaxRecordCount",
+            "text_granularity": pre + "ShapConfig.TextConfig.Granularity",
+            "text_language": pre + "ShapConfig.TextConfig.Language",
+            "estimator": pre + "ShapConfig.Estimator",
         }
         try:
             explainer = cls(
@@ -413,6 +619,9 @@ class OnlineExplainer:
                 num_samples=cfg.number_of_samples,
                 seed=cfg.seed,
                 use_logit=cfg.use_logit,
+                estimator=cfg.estimator,
+                text_granularity=cfg.text_granularity,
+                text_language=cfg.text_language or "en",
                 enable_explanations=cfg.enable_explanations,
                 feature_headers=cfg.feature_headers,
                 feature_types=cfg.feature_types,
@@ -445,20 +654,20 @@ class OnlineExplainer:
             f"num_samples={self.num_samples}, seed={self.seed})"
         )
 
-    def _model_call(self, batch: Any) -> Any:
-        """The model on one of KernelShap's batches (1-D output for a one-output model, as
-        KernelShap gives a :class:`~clarion.models.Model` it is handed)."""
-        item = getattr(self._memo, "item", None)
+    def _synthetic_context(self, rows: Any) -> Any:
+        """``sklearn.config_context(assume_finite=True)`` (this thread only) when the records and the
+        baseline are finite numbers and scikit-learn is loaded: the synthetic rows then hold finite
+        numbers only, so its check of every batch would pass; else no change."""
+        sk = sys.modules.get("sklearn")
         if (
-            item is not None
-            and type(batch) is np.ndarray
-            and batch.shape == item[0].shape
-            and np.array_equal(batch, item[0], equal_nan=True)
+            sk is None
+            or not self._finite_baseline
+            or type(rows) is not np.ndarray
+            or rows.dtype.kind != "f"
+            or not np.isfinite(rows).all()
         ):
-            out = item[1]  # the same rows the request just predicted: the same outputs
-        else:
-            out = self.model.predict(batch)
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+            return contextlib.nullcontext()
+        return sk.config_context(assume_finite=True)
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -499,6 +708,8 @@ class OnlineExplainer:
 
     def _input(self, X: Any) -> Any:
         """The request's records in the baseline's form; RequestError naming the first bad record."""
+        if self._text is not None:
+            return self._text_input(X)
         P = self.n_features
         if isinstance(X, list):
             X = _rows_to_input(X, self._columns)
@@ -602,26 +813,30 @@ class OnlineExplainer:
         data = format_response(y, accept, self._answer_names).decode()
         sel = self._selected(y, data, accept, expr, source)
         k = len(self.outputs)
+        expected, text_records = self.expected_value, None
         if sel.any():
             rows = Xi[sel] if not isinstance(Xi, pd.DataFrame) else Xi.iloc[np.flatnonzero(sel)]
-            self._memo.item = (rows, y[sel]) if isinstance(rows, np.ndarray) else None
-            try:
-                vals = self._shap.explain(rows).values
-            finally:
-                self._memo.item = None
-            vals = vals[:, :, None] if vals.ndim == 2 else vals[:, :, self.outputs]
+            if self._text is not None:
+                vals, expected, text_records = self._explain_text(rows)
+            else:
+                with self._synthetic_context(rows):
+                    vals = self._shap.explain(rows, predictions=y[sel]).values
+                vals = vals[:, :, None] if vals.ndim == 2 else vals[:, :, self.outputs]
         else:
             vals = np.zeros((0, self.n_features, k))
+            if self._text is not None:
+                expected, text_records = np.zeros((0, k)), []
         return OnlineExplanation(
             y,
             accept,
             data,
             sel,
             vals,
-            self.expected_value,
+            expected,
             self.feature_headers,
             self.feature_types,
             self.label_headers,
+            text_records=text_records,
         )
 
     __call__ = explain
