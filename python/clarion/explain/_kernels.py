@@ -344,7 +344,7 @@ def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
 
 
 #: rows of the plan handled at once by the paired form (bounds its temporary memory)
-_PAIRED_CHUNK = 2048
+_PAIRED_CHUNK = 4096
 
 
 def _is_paired(Z: np.ndarray, w: np.ndarray) -> bool:
@@ -361,38 +361,35 @@ def _cubic_paired(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
 
     In the centred features :math:`\tilde X = X - \frac12` a complement's row is :math:`-\tilde X`,
     so :math:`\sum_s w_s X_s X_s^\top = 2 \sum_k w_k \tilde X_k \tilde X_k^\top + \frac14 1 1^\top`
-    (one symmetric rank-k update on S/2 rows instead of a product on S), the system is solved by
+    (one symmetric rank-k update on S/2 rows instead of a product on S), the system is checked by
     Cholesky and inverted once (:math:`A^{-1}`, Q x Q), and the hat diagonal
     :math:`h_s = w_s (X_s^\top A^{-1} X_s - (X_s^\top t)^2 / s)` comes from the same S/2 rows
     (:math:`X_{2k+1} = 1 - X_{2k}`). Returns None when A is not positive definite to working
     precision (the caller then takes the generic primal form and its pseudo-inverse). The
     residuals are computed per row by :func:`stratified_solve` from ``extra`` =
     ``{"Ainv", "Xh", "wh", "t", "s", "h", "Q"}`` (no S x Q operator is formed)."""
-    from scipy.linalg import blas, lapack
-
     S, M = Z.shape
     trip = cubic_terms(M)
     Zh = Z[0::2].astype(np.float64)
     wh = w[0::2]
     Q = M + len(trip)
-    A = np.zeros((Q, Q), order="F")
-    for a in range(0, len(Zh), _PAIRED_CHUNK):  # A = 2 sum_k w_k Xc_k Xc_k^T, upper triangle
+    A = np.zeros((Q, Q))
+    for a in range(0, len(Zh), _PAIRED_CHUNK):  # A = 2 sum_k w_k Xc_k Xc_k^T (numpy: a rank-k update)
         z = Zh[a : a + _PAIRED_CHUNK]
         x = 2.0 * z - 1.0
-        Xc = np.empty((len(z), Q), order="F")
+        Xc = np.empty((len(z), Q))
         Xc[:, :M] = 0.5 * x
         Xc[:, M:] = 0.5 * (x[:, trip[:, 0]] * x[:, trip[:, 1]] * x[:, trip[:, 2]])
         Xc *= np.sqrt(2.0 * wh[a : a + _PAIRED_CHUNK])[:, None]
-        A = blas.dsyrk(1.0, Xc, beta=1.0, c=A, trans=1, lower=0, overwrite_c=1)
+        A += Xc.T @ Xc
     A += 0.25
     A[np.arange(M, Q), np.arange(M, Q)] += ridge
-    Cf, info = lapack.dpotrf(A, lower=0, clean=0, overwrite_a=0)
-    if info != 0:
+    try:
+        np.linalg.cholesky(A)  # positive definite to working precision
+        Ainv = np.linalg.inv(A)
+    except np.linalg.LinAlgError:
         return None
-    Ainv, info = lapack.dpotri(Cf, lower=0, overwrite_c=0)
-    if info != 0:
-        return None
-    Ainv = np.triu(Ainv) + np.triu(Ainv, 1).T
+    Ainv = 0.5 * (Ainv + Ainv.T)
     T = np.zeros((Q, M))
     T[:M] = np.eye(M)
     if len(trip):
