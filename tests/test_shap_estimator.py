@@ -322,3 +322,16 @@ def test_cubic_operator_paired_form_equals_primal(M, S):
     Zs, ws = Z[: S - 1], w[: S - 1]
     assert not K._is_paired(Zs, ws)
     assert "Theta" in K.cubic_operator(Zs, ws, hat=True, form="paired")[3]
+
+
+def test_cubic_operator_paired_form_undetermined_plan_falls_back():
+    """Too few pairs to determine the linear part: the paired form declines (its linear-block
+    check) and the generic primal form's minimum-norm solution is returned (status 1), still
+    exactly efficient."""
+    Z, w, *_ = K.stratified_plan(8, 6, seed=1)  # 3 pairs for 8 players
+    assert K._is_paired(Z, w)
+    assert K._cubic_paired(Z, w / w.sum(), 0.1, False) is None
+    L, c, status, _ = K.cubic_operator(Z, w, form="paired")
+    assert status == 1
+    np.testing.assert_allclose(L.sum(axis=0), 0.0, atol=1e-9)
+    assert abs(c.sum() - 1.0) < 1e-9
