@@ -12,6 +12,13 @@ in every method, so equal S is equal model evaluations. ``num_samples="auto"`` i
 tolerances: its coalitions per row (mean) and its error are reported.
 
     python benchmarks/bench_shap_estimator.py [--quick] [--json out.json] [--plot out.png]
+
+``--operator M`` instead times the building of the cubic operator (with the standard-error terms,
+as ``num_samples="auto"`` builds it) at the sizes of auto's rounds for M players: the form
+``KernelShap`` takes (``form="auto"``: the dual form or the paired primal form, whichever costs
+less) against the generic primal form (a product and a solve on all S rows), in the same run.
+
+    python benchmarks/bench_shap_estimator.py --operator 30
 """
 
 from __future__ import annotations
@@ -232,13 +239,49 @@ def plot(doc: dict, path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
+def operator_times(M: int) -> str:
+    """Seconds to build the cubic operator with its standard-error terms at auto's round sizes."""
+    from clarion.explain import _kernel_shap, _kernels
+
+    Q = M + len(_kernels.cubic_terms(M))
+    S = 512
+    while S < Q and S < _kernel_shap.AUTO_MAX_SAMPLES:
+        S *= 2
+    rounds = [S]
+    while rounds[-1] < min(_kernel_shap.AUTO_MAX_SAMPLES, 2**M - 2):
+        rounds.append(min(2 * rounds[-1], _kernel_shap.AUTO_MAX_SAMPLES, 2**M - 2))
+    lines = [
+        f"M = {M} (Q = {Q} coefficients)",
+        "",
+        "| coalitions | generic primal (s) | KernelShap's form | its time (s) | speed-up | max abs diff of L |",
+        "|---|---|---|---|---|---|",
+    ]
+    for S in rounds:
+        Z, w, *_ = _kernels.stratified_plan(M, S, seed=0)
+        t0 = time.perf_counter()
+        Lp, cp = _kernels.cubic_operator(Z, w, hat=True, form="primal")[:2]
+        tp = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        La, ca, _status, extra = _kernels.cubic_operator(Z, w, hat=True, form="auto")
+        ta = time.perf_counter() - t0
+        which = "dual" if "R" in extra else "paired" if "Ainv" in extra else "primal"
+        diff = float(max(np.abs(La - Lp).max(), np.abs(ca - cp).max()))
+        lines.append(f"| {S} | {tp:.1f} | {which} | {ta:.1f} | **{tp / ta:.1f}×** | {diff:.1e} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="M = 12 and 20 only, fewer rows")
     ap.add_argument("--json", help="write the results as JSON")
     ap.add_argument("--plot", help="write the error curves as a PNG (needs matplotlib)")
     ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
+    ap.add_argument("--operator", type=int, metavar="M", help="time the operator build at auto's rounds for M players")
     args = ap.parse_args()
+    if args.operator:
+        print(operator_times(args.operator))
+        return
     if args.from_json:
         with open(args.from_json) as fh:
             doc = json.load(fh)

@@ -290,3 +290,48 @@ def test_std_path_handles_fixed_columns_and_null_players():
     np.testing.assert_allclose(b.values, a.values, atol=1e-12)
     np.testing.assert_allclose(b.expected_value, a.expected_value, atol=1e-12)
     np.testing.assert_allclose(b.values.sum(axis=1), f(X) - a.expected_value, atol=1e-12)
+
+
+@pytest.mark.parametrize(("M", "S"), [(7, 100), (9, 300), (12, 800)])
+def test_cubic_operator_paired_form_equals_primal(M, S):
+    """The paired form (first members of the pairs only, Cholesky, residuals per row) gives the
+    generic primal form's operator, hat diagonal, attributions and standard errors."""
+    Z, w, stratum, n_p, N_p = K.stratified_plan(M, S, seed=3)
+    Lp, cp, _, ep = K.cubic_operator(Z, w, hat=True, form="primal")
+    Lq, cq, _, eq = K.cubic_operator(Z, w, hat=True, form="paired")
+    assert "Ainv" in eq and "Theta" in ep
+    np.testing.assert_allclose(Lq, Lp, atol=1e-12)
+    np.testing.assert_allclose(cq, cp, atol=1e-12)
+    np.testing.assert_allclose(eq["h"], ep["h"], atol=1e-12)
+    L0, c0, _, _ = K.cubic_operator(Z, w, hat=False, form="paired")  # same operator without the hat
+    np.testing.assert_array_equal(L0, Lq)
+    np.testing.assert_array_equal(c0, cq)
+    rng = np.random.default_rng(M)
+    y, delta = rng.normal(size=(3, S, 2)), rng.normal(size=(3, 2))
+    for impl in ("numpy", "cpu"):
+        phi_p, sd_p = K.stratified_solve(impl, y, delta, Lp, cp, ep, stratum, n_p, N_p, 1)
+        phi_q, sd_q = K.stratified_solve(impl, y, delta, Lq, cq, eq, stratum, n_p, N_p, 1)
+        np.testing.assert_allclose(phi_q, phi_p, atol=1e-12)
+        np.testing.assert_allclose(sd_q, sd_p, atol=1e-12)
+        assert (sd_q > 0).all()
+        # a row's result does not depend on the rows beside it
+        one_phi, one_sd = K.stratified_solve(impl, y[1:2], delta[1:2], Lq, cq, eq, stratum, n_p, N_p, 1)
+        np.testing.assert_array_equal(one_phi[0], phi_q[1])
+        np.testing.assert_array_equal(one_sd[0], sd_q[1])
+    # not a paired plan: the paired form is not taken
+    Zs, ws = Z[: S - 1], w[: S - 1]
+    assert not K._is_paired(Zs, ws)
+    assert "Theta" in K.cubic_operator(Zs, ws, hat=True, form="paired")[3]
+
+
+def test_cubic_operator_paired_form_undetermined_plan_falls_back():
+    """Too few pairs to determine the linear part: the paired form declines (its linear-block
+    check) and the generic primal form's minimum-norm solution is returned (status 1), still
+    exactly efficient."""
+    Z, w, *_ = K.stratified_plan(8, 6, seed=1)  # 3 pairs for 8 players
+    assert K._is_paired(Z, w)
+    assert K._cubic_paired(Z, w / w.sum(), 0.1, False) is None
+    L, c, status, _ = K.cubic_operator(Z, w, form="paired")
+    assert status == 1
+    np.testing.assert_allclose(L.sum(axis=0), 0.0, atol=1e-9)
+    assert abs(c.sum() - 1.0) < 1e-9

@@ -510,7 +510,8 @@ class KernelShap:
             Z, w, block = _kernels.coalition_plan(self._impl, M, self._n_samples, self.seed_, self.paired)
             L, c, status = _kernels.wls_operator(self._impl, Z, w)
         else:
-            Z, w, L, c, status = self._plan(self._n_samples, hat=False)[:5]
+            # auto: the first round needs the standard-error terms anyway (built once, not twice)
+            Z, w, L, c, status = self._plan(self._n_samples, hat=self.auto_)[:5]
             block = np.full(Z.shape[0], -1, dtype=np.int64)
         if status:
             warnings.warn(

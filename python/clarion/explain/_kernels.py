@@ -343,6 +343,98 @@ def _cubic_dual(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
     return L, c, 0, extra
 
 
+#: rows of the plan handled at once by the paired form (bounds its temporary memory)
+_PAIRED_CHUNK = 4096
+
+
+def _is_paired(Z: np.ndarray, w: np.ndarray) -> bool:
+    """Whether rows 2k and 2k + 1 are complements with equal weights (every stratified plan)."""
+    S = Z.shape[0]
+    if S < 2 or S % 2:
+        return False
+    return bool((Z[0::2].astype(np.int16) + Z[1::2] == 1).all() and np.array_equal(w[0::2], w[1::2]))
+
+
+def _cubic_paired(Z: np.ndarray, w: np.ndarray, ridge: float, hat: bool):
+    r"""The primal operator of :func:`cubic_operator` on a paired plan (rows 2k and 2k + 1
+    complements with equal weights), from the pairs' first members only.
+
+    In the centred features :math:`\tilde X = X - \frac12` a complement's row is :math:`-\tilde X`,
+    so :math:`\sum_s w_s X_s X_s^\top = 2 \sum_k w_k \tilde X_k \tilde X_k^\top + \frac14 1 1^\top`
+    (one symmetric rank-k update on S/2 rows instead of a product on S), the system is inverted
+    once (:math:`A^{-1}`, Q x Q), and the hat diagonal
+    :math:`h_s = w_s (X_s^\top A^{-1} X_s - (X_s^\top t)^2 / s)` comes from the same S/2 rows
+    (:math:`X_{2k+1} = 1 - X_{2k}`). Returns None when A is not positive definite to working
+    precision (the caller then takes the generic primal form and its pseudo-inverse). The
+    residuals are computed per row by :func:`stratified_solve` from ``extra`` =
+    ``{"Ainv", "Xh", "wh", "t", "s", "h", "Q"}`` (no S x Q operator is formed)."""
+    S, M = Z.shape
+    trip = cubic_terms(M)
+    Zh = Z[0::2].astype(np.float64)
+    wh = w[0::2]
+    Q = M + len(trip)
+    A = np.zeros((Q, Q))
+    for a in range(0, len(Zh), _PAIRED_CHUNK):  # A = 2 sum_k w_k Xc_k Xc_k^T (numpy: a rank-k update)
+        z = Zh[a : a + _PAIRED_CHUNK]
+        x = 2.0 * z - 1.0
+        Xc = np.empty((len(z), Q))
+        Xc[:, :M] = 0.5 * x
+        Xc[:, M:] = 0.5 * (x[:, trip[:, 0]] * x[:, trip[:, 1]] * x[:, trip[:, 2]])
+        Xc *= np.sqrt(2.0 * wh[a : a + _PAIRED_CHUNK])[:, None]
+        A += Xc.T @ Xc
+    A += 0.25
+    A[np.arange(M, Q), np.arange(M, Q)] += ridge
+    # with a positive ridge on the cubic block, v'Av = sum_s w_s (z_s . v_lin)^2 + ridge |v_cub|^2 +
+    # (1'v)^2 / 4 vanishes only for v = (v_lin, 0) with Z v_lin = 0: A is positive definite iff its
+    # M x M linear block is, so that block alone is checked (a Cholesky of the whole costs Q^3 / 3)
+    ev = np.linalg.eigvalsh(A[:M, :M])
+    if not ev[0] > 1e-12 * ev[-1]:
+        return None
+    try:
+        Ainv = np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return None
+    Ainv = 0.5 * (Ainv + Ainv.T)
+    T = np.zeros((Q, M))
+    T[:M] = np.eye(M)
+    if len(trip):
+        T[M + np.arange(len(trip))[:, None], trip] = 1.0 / 3.0
+    t = Ainv.sum(axis=1)
+    U = Ainv @ T
+    s = t.sum()
+    Tt = T.T @ t
+    L = np.empty((M, S))
+    h = np.empty(S) if hat else None
+    Xh = np.empty((len(Zh), Q)) if hat else None
+    oneU, one_t = U.sum(axis=0), s
+    for a in range(0, len(Zh), _PAIRED_CHUNK):
+        z = Zh[a : a + _PAIRED_CHUNK]
+        x = 2.0 * z - 1.0
+        X = np.empty((len(z), Q))
+        X[:, :M] = z
+        X[:, M:] = 0.5 * (x[:, trip[:, 0]] * x[:, trip[:, 1]] * x[:, trip[:, 2]] + 1.0)
+        ww = wh[a : a + _PAIRED_CHUNK]
+        XU, Xt = X @ U, X @ t  # [k, M], [k]
+        k0, k1 = 2 * a, 2 * (a + len(z))
+        L[:, k0:k1:2] = (ww[:, None] * (XU - np.outer(Xt, Tt) / s)).T
+        L[:, k0 + 1 : k1 : 2] = (ww[:, None] * ((oneU - XU) - np.outer(one_t - Xt, Tt) / s)).T
+        if hat:
+            Xh[a : a + len(z)] = X
+            XA = X @ Ainv
+            q1 = np.einsum("kq,kq->k", XA, X)
+            # (1 - X) A^-1 (1 - X) = 1'A^-1 1 - 2 X t + X A^-1 X
+            q2 = s - 2.0 * Xt + q1
+            h[k0:k1:2] = ww * (q1 - Xt * Xt / s)
+            h[k0 + 1 : k1 : 2] = ww * (q2 - (s - Xt) ** 2 / s)
+    c = Tt / s
+    if not (np.isfinite(L).all() and np.abs(L.sum(axis=0)).max() <= 1e-9 and abs(c.sum() - 1.0) <= 1e-9):
+        return None
+    extra = None
+    if hat:
+        extra = {"Ainv": Ainv, "Xh": Xh, "wh": wh, "t": t, "s": s, "h": h, "Q": Q}
+    return L, c, 0, extra
+
+
 def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat: bool = False, form: str = "auto"):
     r"""The operator of the third-order surrogate fit: :math:`\phi = L y + c \Delta`.
 
@@ -356,8 +448,10 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     degree at most 3 (paired plans already cancel the even part), and exact for every game when
     the plan holds every coalition with the kernel weights.
 
-    ``form``: ``"primal"`` (a Q x Q solve), ``"dual"`` (an (S + M + 1) square one, see
-    :func:`_cubic_dual`; needs a positive ridge) or ``"auto"`` (the cheaper); same operator.
+    ``form``: ``"primal"`` (a Q x Q solve), ``"paired"`` (the same from the first members of the
+    pairs of a paired plan, see :func:`_cubic_paired`; about 4x fewer operations), ``"dual"`` (an
+    (S + M + 1) square one, see :func:`_cubic_dual`; needs a positive ridge) or ``"auto"`` (the
+    cheaper); same operator.
 
     Returns ``(L [M, S], c [M], status, extra)``: status 1 when the normal matrix was singular and
     a pseudo-inverse gave the minimum-norm solution; ``extra`` (``hat=True``) holds ``Theta`` [Q, S],
@@ -370,9 +464,15 @@ def cubic_operator(Z: np.ndarray, w: np.ndarray, ridge: float | None = None, hat
     Qc = M + len(trip)
     if ridge is None:
         ridge = CUBIC_RIDGE * Qc / max(1.0, S / 2.0)
-    cheaper = (S + M + 1) ** 3 < 2 * S * Qc * Qc + Qc**3
+    paired = len(trip) > 0 and ridge > 0 and _is_paired(Z, w)
+    primal_cost = (S * Qc * Qc / 2 + Qc**3) if paired else (2 * S * Qc * Qc + Qc**3)
+    cheaper = (S + M + 1) ** 3 < primal_cost
     if len(trip) and ridge > 0 and (form == "dual" or (form == "auto" and cheaper)):
         got = _cubic_dual(Z, w / w.sum(), ridge, hat)  # fewer coalitions than coefficients: cheaper
+        if got is not None:
+            return got
+    if paired and form in ("auto", "paired"):
+        got = _cubic_paired(Z, w / w.sum(), ridge, hat)
         if got is not None:
             return got
     w = w / w.sum()
@@ -462,6 +562,18 @@ def stratified_solve(
         return phi, std
     if "R" in extra:  # dual form: the residual operator itself
         res = _host_apply(impl, y, extra["R"].T, threads) + extra["rdelta"][None, :, None] * delta[:, None, :]
+    elif "Ainv" in extra:  # paired form: X^T W y from the pairs, then the coefficients, then X theta
+        Xh, wh, t, s = extra["Xh"], extra["wh"], extra["t"], extra["s"]
+        # sum_s w_s X_s y_s = sum_k w_k (X_k (y_2k - y_2k+1) + y_2k+1)
+        b = _host_apply(impl, y[:, 0::2] - y[:, 1::2], Xh * wh[:, None], threads)
+        b += _host_apply(impl, y[:, 1::2], wh[:, None], threads)  # [n, 1, D], broadcast over Q
+        g = _host_apply(impl, b, extra["Ainv"], threads)  # A^-1 X^T W y  [n, Q, D]
+        tb = _host_apply(impl, b, t[:, None], threads)[:, 0, :]  # 1^T A^-1 X^T W y
+        theta = g + t[None, :, None] * ((delta - tb) / s)[:, None, :]  # 1^T theta = delta
+        xt = _host_apply(impl, theta, Xh.T, threads)  # X_2k theta  [n, S/2, D]
+        res = np.empty_like(y)
+        res[:, 0::2] = y[:, 0::2] - xt
+        res[:, 1::2] = y[:, 1::2] - (delta[:, None, :] - xt)  # X_2k+1 = 1 - X_2k
     else:
         theta = _host_apply(impl, y, extra["Theta"].T, threads) + extra["ctheta"][None, :, None] * delta[:, None, :]
         res = y - _host_apply(impl, theta, extra["X"].T, threads)
