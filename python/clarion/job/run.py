@@ -516,7 +516,12 @@ class _Job:
         frame = frame[feats].copy()
         for c in feats:
             if _numeric_dtype(rows[c]):
-                frame[c] = pd.to_numeric(frame[c]).astype(rows[c].dtype)
+                v = pd.to_numeric(frame[c])
+                # the data's dtype where it holds the values exactly; a fractional baseline value of an
+                # integer column (a mean, a k-means centre) stays a float: casting it would silently
+                # explain against another baseline (0.5 -> 0)
+                exact = not (rows[c].dtype.kind in "iub" and not np.all(np.mod(v.to_numpy(dtype=float), 1) == 0))
+                frame[c] = v.astype(rows[c].dtype) if exact else v.astype(np.float64)
         return frame, None
 
     def _shap(self) -> tuple[dict[str, Any], Any, Any]:
