@@ -214,15 +214,15 @@ def create_app(
 
         from clarion.explain.online import ENABLE_EXPLANATIONS_HEADER
 
+        if ctype == "text/csv":  # every record against the baseline's width, with the explainer's message
+            bad = _csv_width_error(body, explainer.n_features)
+            if bad is not None:
+                return Response(f"ValueError: {bad}", status_code=400, media_type="text/plain")
         try:
             X = parse_request(body, ctype, feature_names=model.feature_names, accepts=model.accepts, features=finder)
         except (ValueError, TypeError, KeyError) as exc:
             return Response(f"{type(exc).__name__}: {exc}", status_code=400, media_type="text/plain")
         n = X.shape[0]
-        if ctype == "text/csv":  # pandas fills a short CSV line with NaN: name it instead
-            bad = _csv_width_error(body, explainer.n_features)
-            if bad is not None:
-                return Response(f"ValueError: {bad}", status_code=400, media_type="text/plain")
         if max_records is not None and n > max_records[0]:
             return Response(
                 MSG_TOO_MANY_RECORDS.format(n=n, key=max_records[1], limit=max_records[0]),

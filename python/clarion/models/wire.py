@@ -32,6 +32,7 @@ __all__ = [
     "CONTENT_TYPES",
     "MSG_JSON_INF",
     "MSG_NOT_SCALAR",
+    "MSG_CSV_WIDTH",
     "MSG_RECORD_TEMPLATE",
     "MSG_ROW_TOO_LARGE",
     "MSG_TOO_DEEP",
@@ -54,6 +55,7 @@ MSG_JSON_INF = (
 )
 MSG_ROW_TOO_LARGE = "row {row} alone takes {size} bytes, more than max_payload_bytes={limit}"
 MSG_TOO_DEEP = "JSON nested too deeply to parse"
+MSG_CSV_WIDTH = "CSV record {record} has {got} fields, the first record has {want}"
 MSG_NOT_SCALAR = "record {record}, feature {feature}: expected a number, string, boolean or null, got {kind}"
 
 
@@ -579,6 +581,18 @@ def _to_input(rows: list[list[Any]], feature_names: list[str] | None) -> Any:
     return frame.infer_objects()
 
 
+def _short_csv_record(body: bytes, width: int) -> str | None:
+    """:data:`MSG_CSV_WIDTH` for the first CSV record with fewer than ``width`` fields (None when
+    every record has them: its missing values were written as empty fields)."""
+    import csv
+
+    text = body.decode("utf-8", errors="replace")
+    for i, row in enumerate(r for r in csv.reader(io.StringIO(text)) if r):
+        if len(row) < width:
+            return MSG_CSV_WIDTH.format(record=i, got=len(row), want=width)
+    return None
+
+
 def parse_request(
     body: bytes,
     content_type: str,
@@ -625,6 +639,10 @@ def parse_request(
             frame = pd.read_csv(io.BytesIO(body), header=None)
         except Exception as exc:  # noqa: BLE001 - any parser failure is the client's bad body
             raise RequestError(f"cannot parse CSV: {exc}") from None
+        if frame.isna().to_numpy().any():  # pandas fills a short line with NaN: name it instead
+            bad = _short_csv_record(body, frame.shape[1])
+            if bad is not None:
+                raise RequestError(bad)
         names = feature_names
         if names is not None and len(names) == frame.shape[1]:
             frame.columns = names
