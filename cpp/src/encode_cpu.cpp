@@ -18,7 +18,8 @@ namespace {
 
 // The column loops are inlined into block_cells, which is compiled twice (AVX2 and the baseline
 // x86-64 ISA) and picks one at load time: integer work only, so both give the same cells.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__)
 #define CLARION_INLINE inline __attribute__((always_inline))
 #define CLARION_CLONES __attribute__((target_clones("avx2", "default")))
 #else
