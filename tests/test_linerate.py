@@ -363,3 +363,44 @@ def test_int_range_matches_numpy(values, dtype):
     x = np.array([min(max(v, info.min), info.max) for v in values], dtype=dtype)
     assert int_range(x) == (int(x.min()), int(x.max()))
     assert int_range(x[::-1].copy()) == (int(x.min()), int(x.max()))
+
+
+# ------------------------------------------------------------------------------------------------
+# the kernel's split sub-tables (tables up to 4,096 cells) and its plain path (larger tables)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 2_100),  # several 512-row blocks, a tail that is not a multiple of 4
+    big=st.booleans(),
+    dtypes=st.lists(st.sampled_from([np.int8, np.int16, np.int32, np.int64]), min_size=3, max_size=3),
+    seed=st.integers(0, 2**31),
+)
+def test_slot_kernel_small_and_large_tables_match_numpy(n, big, dtypes, seed):
+    rng = np.random.default_rng(seed)
+    sizes = [40, 30, 5] if big else [7, 3, 3]  # 6,000 cells: past the split sub-tables; 63: within
+    codes = [(rng.integers(0, s, n) - 1).astype(dt) for s, dt in zip(sizes, dtypes)]
+    # skewed rows (most in one cell): the case the sub-tables are for
+    hot = rng.random(n) < 0.7
+    for c in codes:
+        c[hot] = 0
+    raw, mapped = slot_counts_prepared(codes, [1, 1, 1], sizes)
+    assert mapped is None
+    np.testing.assert_array_equal(raw, _ref_slot_counts(codes, [1, 1, 1], sizes))
+    if n:  # a bad code in the last row is still refused
+        bad = [c.copy() for c in codes]
+        bad[2][-1] = sizes[2]
+        assert slot_counts_prepared(bad, [1, 1, 1], sizes) is None
+
+
+def test_slot_kernel_backend_env_read_per_call(monkeypatch):
+    codes = [np.array([0, 1, 1], dtype=np.int8)]
+    assert slot_counts_prepared(codes, [1], [3]) is not None
+    monkeypatch.setenv("CLARION_BACKEND", "numpy")  # takes effect at once: the caller's general path
+    assert slot_counts_prepared(codes, [1], [3]) is None
+    monkeypatch.setenv("CLARION_BACKEND", "cpu")
+    raw, _ = slot_counts_prepared(codes, [1], [3])
+    np.testing.assert_array_equal(raw, [0, 1, 2])
+    monkeypatch.setenv("CLARION_BACKEND", "bogus")  # still checked on the fast path's fallback
+    with pytest.raises(ValueError, match="CLARION_BACKEND"):
+        slot_counts_prepared(codes, [1], [3])

@@ -16,15 +16,28 @@ namespace clarion::bias {
 
 namespace {
 
+// The column loops are inlined into block_cells, which is compiled twice (AVX2 and the baseline
+// x86-64 ISA) and picks one at load time: integer work only, so both give the same cells.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__GLIBC__)
+#define CLARION_INLINE inline __attribute__((always_inline))
+#define CLARION_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLARION_INLINE inline
+#define CLARION_CLONES
+#endif
+
 constexpr i64 kBlock = 512;
+// Largest raw table counted through split sub-tables (slot_counts_cpu): 4 x 16 KiB of int32.
+constexpr i64 kSplitCellsMax = 4096;
 
 // cell[r] += slot(row b0 + r) * stride (and mcell[r] += lut[slot] * mstride when lut != null);
 // returns the first block row with a code outside the column's slots, or -1. Cells fit int32
 // (the binding refuses larger tables), so the loop vectorises over int32 lanes.
 template <class Code, class A>
-i64 add_column(const Code* __restrict__ codes, i64 m, i64 offset, i64 size, i64 stride,
-               const std::int32_t* __restrict__ lut, i64 mstride, std::int32_t* __restrict__ cell,
-               std::int32_t* __restrict__ mcell) {
+CLARION_INLINE i64 add_column(const Code* __restrict__ codes, i64 m, i64 offset, i64 size, i64 stride,
+                              const std::int32_t* __restrict__ lut, i64 mstride,
+                              std::int32_t* __restrict__ cell, std::int32_t* __restrict__ mcell) {
   using U = std::make_unsigned_t<A>;
   const auto off = static_cast<A>(offset);
   const auto lim = static_cast<U>(size);
@@ -48,15 +61,16 @@ i64 add_column(const Code* __restrict__ codes, i64 m, i64 offset, i64 size, i64 
 
 // 8- and 16-bit codes with a small offset are shifted in int32 lanes (twice the lanes of int64).
 template <class Code>
-i64 add_column_t(const Code* codes, i64 m, i64 offset, i64 size, i64 stride, const std::int32_t* lut,
-                 i64 mstride, std::int32_t* cell, std::int32_t* mcell) {
+CLARION_INLINE i64 add_column_t(const Code* codes, i64 m, i64 offset, i64 size, i64 stride,
+                                const std::int32_t* lut, i64 mstride, std::int32_t* cell,
+                                std::int32_t* mcell) {
   if (sizeof(Code) <= 2 && offset > -(i64{1} << 24) && offset < (i64{1} << 24))
     return add_column<Code, std::int32_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
   return add_column<Code, std::int64_t>(codes, m, offset, size, stride, lut, mstride, cell, mcell);
 }
 
-i64 add_column_any(const SlotProblem& pb, int j, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell,
-                   bool mapped) {
+CLARION_INLINE i64 add_column_any(const SlotProblem& pb, int j, i64 b0, i64 m, std::int32_t* cell,
+                                  std::int32_t* mcell, bool mapped) {
   const std::int32_t* lut = mapped ? pb.lut[j] : nullptr;
   switch (pb.itemsize[j]) {
     case 1:
@@ -75,8 +89,8 @@ i64 add_column_any(const SlotProblem& pb, int j, i64 b0, i64 m, std::int32_t* ce
 }
 
 // Cells of rows [b0, b0 + m): raw (and mapped) indices, or the error of the first bad row.
-RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell, std::int32_t* mcell,
-                     bool mapped) {
+CLARION_CLONES RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell,
+                                    std::int32_t* mcell, bool mapped) {
   std::fill(cell, cell + m, std::int32_t{0});
   if (mapped) std::fill(mcell, mcell + m, std::int32_t{0});
   RowError err;
@@ -114,15 +128,37 @@ template void int_range_cpu<std::int32_t>(const std::int32_t*, i64, std::int32_t
 template void int_range_cpu<std::int64_t>(const std::int64_t*, i64, std::int64_t*, std::int64_t*);
 
 RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
+  const i64 cells = pb.raw_cells();
+  // Small tables: rows go round-robin to kWays private int32 sub-tables (the hot cells of a small
+  // table otherwise serialise the increments on store-to-load forwarding), summed into the chunk's
+  // table at the end. Integer counts, so the result is the same whatever the order.
+  constexpr int kWays = 4;
+  const bool split = cells > 0 && cells <= kSplitCellsMax;
   return detail::run_chunked_ranges<i64>(
-      pb.n_rows, pb.raw_cells(), n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
+      pb.n_rows, cells, n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
         std::int32_t cell[kBlock];
+        std::vector<std::int32_t> sub(split ? static_cast<size_t>(kWays * cells) : 0, 0);
+        std::int32_t* s0 = sub.data();
         for (i64 b0 = begin; b0 < end; b0 += kBlock) {
           const i64 m = std::min(kBlock, end - b0);
           const RowError err = block_cells(pb, b0, m, cell, nullptr, false);
           if (err.what != 0) return err;
-          for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
+          if (!split) {
+            for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
+            continue;
+          }
+          i64 r = 0;
+          for (; r + kWays <= m; r += kWays) {
+            s0[cell[r]] += 1;
+            s0[cells + cell[r + 1]] += 1;
+            s0[2 * cells + cell[r + 2]] += 1;
+            s0[3 * cells + cell[r + 3]] += 1;
+          }
+          for (; r < m; ++r) s0[cell[r]] += 1;
         }
+        if (split)  // a chunk holds at most kRowsPerChunk rows: each sub-table count fits int32
+          for (i64 c = 0; c < cells; ++c)
+            table[c] += static_cast<i64>(s0[c]) + s0[cells + c] + s0[2 * cells + c] + s0[3 * cells + c];
         return RowError{};
       });
 }

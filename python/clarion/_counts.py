@@ -512,6 +512,22 @@ def grouped_counts_prepared(
     return out
 
 
+def _host_cpu(backend: str, codes: list, weights: np.ndarray | None) -> bool:
+    """Whether :func:`clarion._backend.resolve` picks the compiled CPU kernel for host numpy
+    ``codes`` (and ``weights``). The common case, ``"auto"`` with ``CLARION_BACKEND`` unset and the
+    extension present, is answered without ``resolve``'s per-array device checks; ``CLARION_BACKEND``
+    is still read on every call, so changing it takes effect at once, as documented."""
+    if (
+        backend == "auto"
+        and _backend.has_core()
+        and not os.environ.get("CLARION_BACKEND")
+        and all(type(c) is np.ndarray for c in codes)
+        and (weights is None or type(weights) is np.ndarray)
+    ):
+        return True
+    return _backend.resolve(backend, *codes, weights) == "cpu"
+
+
 def slot_counts_prepared(
     codes: list,
     offsets: list,
@@ -537,7 +553,10 @@ def slot_counts_prepared(
     caller then takes the general path, which reports the row. Internal: the caller guarantees
     1-D host integer code arrays of one length, ``weights`` None or float64 of that length.
     """
-    if _backend.resolve(backend, *codes, weights) != "cpu" or not hasattr(_backend.core(), "slot_counts_cpu"):
+    if not _host_cpu(backend, codes, weights):
+        return None
+    core = _backend.core()
+    if not hasattr(core, "slot_counts_cpu"):
         return None
     n = codes[0].shape[0]
     threads = 1 if n <= _ROWS_PER_CHUNK else _n_threads(n_threads)
@@ -545,7 +564,6 @@ def slot_counts_prepared(
     offsets = [int(o) for o in offsets]
     sizes = [int(s) for s in sizes]
     raw = np.empty(sizes, dtype=np.int64)
-    core = _backend.core()
     if weights is None:
         err = core.slot_counts_cpu(codes, offsets, sizes, raw, threads)
         mapped = None
