@@ -15,12 +15,12 @@ reports and the serialized accumulators.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
+from _state_compare import general_update, same, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,40 +30,6 @@ from clarion.bias._engine import State, Table
 
 COUNT = [m for m in cb.ALL_METRICS if m != "FT"]
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _snapshot(state: State) -> dict:
-    out = {
-        "label_vocab": list(state.label_vocab.values),
-        "label_sample": list(state.label_sample),
-        "group_vocab": None if state.group_vocab is None else list(state.group_vocab.values),
-        "group_missing": state.group_missing,
-        "model_kinds": state.model_kinds,
-        "n_rows": state.n_rows,
-    }
-    for f, fs in state.facets.items():
-        out[f] = {
-            "vocab": list(fs.vocab.values),
-            "sample": list(fs.sample),
-            "col_max": fs.col_max,
-            "seen": fs.seen.tolist(),
-            "counts": {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in fs.counts.items()},
-        }
-    return out
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
-def _general(state: State, table: Table, compat: str) -> None:
-    state.add_counts(state.count(state.encode(table, compat)), table.n)
 
 
 @st.composite
@@ -140,7 +106,7 @@ def _run(acc_kw, batches, compat, general: bool, monkeypatch=None):
         except (ValueError, TypeError) as exc:
             snaps.append((type(exc), str(exc)))
             break
-        snaps.append(_snapshot(acc._states["all"]))
+        snaps.append(snapshot(acc._states["all"]))
     return acc, snaps
 
 
@@ -154,7 +120,7 @@ def test_stream_state_equals_general_path(stream, monkeypatch_module):
         slow, want = _run(kw, batches, compat, general=True)
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want)):
-        assert _same(a, b), (i, kw, compat, a, b)
+        assert same(a, b), (i, kw, compat, a, b)
     if isinstance(want[-1], dict):
         assert fast.to_bytes() == slow.to_bytes()
         methods = COUNT if "predicted_label" in kw else list(cb.PRE_TRAINING)
@@ -211,8 +177,8 @@ def test_range_hint_widens_and_stays_exact():
     # the vocabulary lists the values in the general path's order
     want = State(st_.spec)
     for fr in frames:
-        _general(want, Table(fr), "clarion")
-    assert _same(_snapshot(st_), _snapshot(want))
+        general_update(want, Table(fr), "clarion")
+    assert same(snapshot(st_), snapshot(want))
 
 
 @pytest.mark.parametrize("compat", ["clarion", "smclarify"])

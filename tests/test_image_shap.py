@@ -26,11 +26,10 @@ pytest.importorskip("skimage")
 PIL = pytest.importorskip("PIL")
 
 import clarion  # noqa: E402
-from clarion import _backend  # noqa: E402
+from clarion import _backend, _reference  # noqa: E402
 from clarion.config import ConfigError, ConfigWarning, read_config  # noqa: E402
 from clarion.explain import ImageShap  # noqa: E402
 from clarion.explain.image import (  # noqa: E402
-    _mask_numpy,
     _match,
     box_iou,
     image_heatmap,
@@ -567,7 +566,7 @@ def test_reference_mask_is_the_documented_rule():
     b = -x
     seg = np.array([0, 1, -1, 1], np.int32)
     Z = np.array([[1, 0], [0, 1]], np.uint8)
-    out = _mask_numpy(x, b, seg, Z, 0, 2)
+    out = _reference.image_mask(x, b, seg, Z, 0, 2)
     np.testing.assert_array_equal(out[0], [x[0], b[1], x[2], b[3]])
     np.testing.assert_array_equal(out[1], [b[0], x[1], x[2], x[3]])
 

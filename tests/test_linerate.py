@@ -8,18 +8,17 @@ the same vocabularies, samples and flags, batch after batch.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from _state_compare import general_update, same, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clarion
 import clarion.bias as cb
-from clarion import _backend
+from clarion import _backend, _reference
 from clarion._counts import slot_counts_prepared
 from clarion.bias._encode import slot_codes
 from clarion.bias._engine import Spec, State, Table
@@ -34,13 +33,6 @@ SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[Healt
 
 # ------------------------------------------------------------------------------------------------
 # the kernel against numpy
-
-
-def _ref_slot_counts(codes, offsets, sizes):
-    idx = np.zeros(codes[0].shape[0], dtype=np.int64)
-    for c, o, s in zip(codes, offsets, sizes):
-        idx = idx * s + (c.astype(np.int64) + o)
-    return np.bincount(idx, minlength=math.prod(sizes)).reshape(sizes)
 
 
 @SETTINGS
@@ -58,7 +50,7 @@ def test_slot_kernel_matches_numpy(n, sizes, dtypes, seed, weighted):
     if not weighted:
         raw, mapped = slot_counts_prepared(codes, offsets, sizes)
         assert mapped is None
-        np.testing.assert_array_equal(raw, _ref_slot_counts(codes, offsets, sizes))
+        np.testing.assert_array_equal(raw, _reference.slot_counts(codes, offsets, sizes))
         return
     # weighted: the mapped sums equal grouped_counts on the mapped codes, bit for bit
     w = rng.exponential(size=n) * (rng.random(n) > 0.2)
@@ -68,7 +60,7 @@ def test_slot_kernel_matches_numpy(n, sizes, dtypes, seed, weighted):
     raw, mapped = slot_counts_prepared(
         codes, offsets, sizes, weights=w, luts=luts, map_strides=strides, mapped_cells=2**k
     )
-    np.testing.assert_array_equal(raw, _ref_slot_counts(codes, offsets, sizes))
+    np.testing.assert_array_equal(raw, _reference.slot_counts(codes, offsets, sizes))
     groups = np.zeros(n, dtype=np.int32)
     for c, lt, s in zip(codes, luts, strides):
         groups += lt[c.astype(np.int64) + 1] * s
@@ -100,7 +92,7 @@ def test_slot_kernel_threads_do_not_change_sums():
     r1 = slot_counts_prepared(codes, [1, 1], [5, 3], n_threads=1, **kw)
     r2 = slot_counts_prepared(codes, [1, 1], [5, 3], n_threads=2, **kw)
     assert r1[1].tobytes() == r2[1].tobytes()
-    np.testing.assert_array_equal(r1[0], _ref_slot_counts(codes, [1, 1], [5, 3]))
+    np.testing.assert_array_equal(r1[0], _reference.slot_counts(codes, [1, 1], [5, 3]))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,43 +192,6 @@ def problems(draw):
     return frame, batches, kw, compat
 
 
-def _snapshot(state: State) -> dict:
-    out = {
-        "label_vocab": list(state.label_vocab.values),
-        "label_sample": list(state.label_sample),
-        "label_max": state.label_max,
-        "group_vocab": None if state.group_vocab is None else list(state.group_vocab.values),
-        "group_missing": state.group_missing,
-        "model_kinds": state.model_kinds,
-        "n_rows": state.n_rows,
-    }
-    for f, fs in state.facets.items():
-        out[f] = {
-            "vocab": list(fs.vocab.values),
-            "sample": list(fs.sample),
-            "col_max": fs.col_max,
-            "seen": fs.seen.tolist(),
-            "counts": {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in fs.counts.items()},
-        }
-    return out
-
-
-def _same(a, b) -> bool:
-    """Equality that treats NaN as equal to NaN (vocabularies hold no NaN, samples might)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
-def _general(state: State, table: Table, compat: str) -> None:
-    batch = state.count(state.encode(table, compat))
-    state.add_counts(batch, table.n)
-
-
 @SETTINGS
 @given(problems())
 def test_fast_count_equals_general_path(problem):
@@ -247,14 +202,14 @@ def test_fast_count_equals_general_path(problem):
         table = Table(part)
         err_slow = None
         try:
-            _general(slow, table, compat)
+            general_update(slow, table, compat)
         except (ValueError, TypeError) as exc:
             err_slow = exc
         got = None
         try:
             got = fast.fast_count(table, compat)
             if got is None:
-                _general(fast, table, compat)
+                general_update(fast, table, compat)
             else:
                 fast.add_counts(got, table.n)
         except (ValueError, TypeError) as exc:
@@ -262,8 +217,8 @@ def test_fast_count_equals_general_path(problem):
             return
         if err_slow is not None:
             raise AssertionError(f"the general path raised {err_slow!r}, the one-pass path did not")
-        a, b = _snapshot(fast), _snapshot(slow)
-        assert _same(a, b), (kw, compat, a, b)
+        a, b = snapshot(fast), snapshot(slow)
+        assert same(a, b), (kw, compat, a, b)
 
 
 @SETTINGS
@@ -386,7 +341,7 @@ def test_slot_kernel_small_and_large_tables_match_numpy(n, big, dtypes, seed):
         c[hot] = 0
     raw, mapped = slot_counts_prepared(codes, [1, 1, 1], sizes)
     assert mapped is None
-    np.testing.assert_array_equal(raw, _ref_slot_counts(codes, [1, 1, 1], sizes))
+    np.testing.assert_array_equal(raw, _reference.slot_counts(codes, [1, 1, 1], sizes))
     if n:  # a bad code in the last row is still refused
         bad = [c.copy() for c in codes]
         bad[2][-1] = sizes[2]

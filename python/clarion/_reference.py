@@ -568,3 +568,22 @@ def exact_shapley(
             weight = fact[size] * fact[M - size - 1] / fact[M]
             phi[j] += weight * (v[index[tuple(with_j)]] - v[index[tuple(z)]])
     return phi
+
+
+def slot_counts(codes: list, offsets: list, sizes: list) -> np.ndarray:
+    """Twin of ``slot_counts_cpu`` (issue 21's one-pass count): row i's slot in column j is
+    ``codes[j][i] + offsets[j]`` (slot 0 holds missing values); the result, of shape ``sizes``,
+    counts the rows of each combination of slots (row-major cell ``sum_j slot_j * prod sizes[j+1:]``)."""
+    n = codes[0].shape[0] if codes else 0
+    idx = np.zeros(n, dtype=np.int64)
+    for c, o, s in zip(codes, offsets, sizes):
+        idx = idx * int(s) + (np.asarray(c).astype(np.int64) + int(o))
+    return np.bincount(idx, minlength=math.prod(int(s) for s in sizes)).reshape([int(s) for s in sizes])
+
+
+def image_mask(image: np.ndarray, baseline: np.ndarray, segment: np.ndarray, Z: np.ndarray, s0: int, s1: int):
+    """Twin of ``image_mask_cpu`` / ``image_mask_cuda`` (``cpp/include/clarion/image_mask.hpp``):
+    ``out[s - s0, p, c]`` is ``image[p, c]`` when pixel p's superpixel is in coalition s (or p belongs
+    to none: segment -1), else ``baseline[p, c]``. image, baseline: (P, C); segment: (P,); Z: (S, M)."""
+    keep = (segment[None, :] < 0) | (Z[s0:s1][:, np.maximum(segment, 0)] != 0)  # (s1 - s0, P)
+    return np.where(keep[:, :, None], image[None, :, :], baseline[None, :, :])

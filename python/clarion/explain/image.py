@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from clarion import _backend, options
+from clarion import _backend, _reference, options
 from clarion.explain import _kernels
 
 __all__ = [
@@ -78,13 +78,6 @@ MSG_OUTPUTS = "model returned {got} outputs per image, but {want} before{where}"
 
 
 # ---- the masking kernel --------------------------------------------------------------------------
-
-
-def _mask_numpy(image: np.ndarray, baseline: np.ndarray, segment: np.ndarray, Z: np.ndarray, s0: int, s1: int):
-    """The numpy reference of ``image_mask_cpu``: out[s - s0, p, c] is image[p, c] when pixel p's
-    superpixel is in coalition s (or p belongs to none: segment -1), else baseline[p, c]."""
-    keep = (segment[None, :] < 0) | (Z[s0:s1][:, np.maximum(segment, 0)] != 0)  # (s1 - s0, P)
-    return np.where(keep[:, :, None], image[None, :, :], baseline[None, :, :])
 
 
 def mask_images(
@@ -141,7 +134,7 @@ def mask_images(
     seg = xp.ascontiguousarray(xp.asarray(segments).reshape(P).astype(np.int32, copy=False))
     Zc = xp.ascontiguousarray(xp.asarray(Z, dtype=np.uint8))
     if impl == "numpy":
-        res = _mask_numpy(x2, b2, seg, Zc, s0, s1)
+        res = _reference.image_mask(x2, b2, seg, Zc, s0, s1)
         return res.reshape((s1 - s0,) + shape)
     if impl == "cpu":
         if out is None:

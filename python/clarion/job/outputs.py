@@ -121,7 +121,7 @@ class AnalysisResult:
             )
         dis = self.largest_disparities()
         if dis:
-            items = "".join(f"<li>{esc(t + self._group_sizes(t))}</li>" for t in dis)
+            items = "".join(f"<li>{esc(t)}</li>" for t in dis)  # each names its group sizes
             parts.append(f"<p><b>largest disparities</b></p><ol>{items}</ol>")
         for label, top in self.top_features().items():
             feats = ", ".join(f"{esc(str(k))} ({v:.4g})" for k, v in top)
@@ -145,20 +145,6 @@ class AnalysisResult:
             parts.append(f"ROC AUC {mp['roc_auc']:.3f}")
         return "model: " + ", ".join(parts)
 
-    def _group_sizes(self, text: str) -> str:
-        """`` (facet d: N rows, facet a: M rows)`` for the facet entry a disparity line names; "" when
-        the line already gives the group sizes (the report model's lines do)."""
-        if " rows)" in text:
-            return ""
-        for key in ("post_training_bias_metrics", "pre_training_bias_metrics"):
-            for facet, entries in ((self.analysis.get(key) or {}).get("facets") or {}).items():
-                for e in entries:
-                    gs = e.get("group_statistics")
-                    if gs and f" for {facet} = {e.get('value_or_threshold')} " in text:
-                        d, a = gs["facet_d"], gs["facet_a"]
-                        return f" (facet d: {d['rows']:,} rows, facet a: {a['rows']:,} rows)"
-        return ""
-
     def top_features(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
         """Per explained output, the ``k`` features with the largest global SHAP value."""
         shap = (self.analysis.get("explanations") or {}).get("kernel_shap") or {}
@@ -179,7 +165,7 @@ class AnalysisResult:
         dis = self.largest_disparities()
         if dis:
             lines.append("largest disparities:")
-            lines += [f"  {i + 1}. {t}{self._group_sizes(t)}" for i, t in enumerate(dis)]
+            lines += [f"  {i + 1}. {t}" for i, t in enumerate(dis)]  # each names its group sizes
         for label, top in self.top_features().items():
             lines.append(f"top features ({label}): " + ", ".join(f"{k} ({v:.4g})" for k, v in top))
         missing = [f"report.{k}" for k in ("pdf", "ipynb") if f"report_{k}" not in self.paths]
