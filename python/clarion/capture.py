@@ -299,6 +299,10 @@ class Joined:
     out_of_range: int = 0
     bad_records: int = 0
     torn_lines: int = 0
+    duplicate_captures: int = 0
+    ambiguous_captures: int = 0
+    duplicate_labels: int = 0
+    conflicting_labels: int = 0
     label_column: str = ""
     prediction_column: str = ""
 
@@ -313,6 +317,10 @@ class Joined:
             "captures_out_of_range": self.out_of_range,
             "bad_records": self.bad_records,
             "torn_lines": self.torn_lines,
+            "duplicate_captures": self.duplicate_captures,
+            "ambiguous_captures": self.ambiguous_captures,
+            "duplicate_labels": self.duplicate_labels,
+            "conflicting_labels": self.conflicting_labels,
         }
 
 
@@ -336,6 +344,15 @@ def join(
     ``inferenceTime`` lies in ``[start, end)``; the rest are counted in ``out_of_range`` (and their
     labels are not counted as unmatched). Returns a :class:`Joined` whose ``frame`` has the input
     columns, the label column and ``prediction_column``.
+
+    An id is joined at most once. Repeats are counted, never joined twice:
+
+    * the same id captured again with the same input and output (a client's retry) joins once;
+      the repeats are ``duplicate_captures``;
+    * the same id captured for different requests cannot say which request its label belongs to:
+      none of them joins, and they are ``ambiguous_captures``;
+    * a label uploaded again with the same rows counts once (``duplicate_labels``: the repeats);
+      labels that disagree for one id join nothing, and the ids are ``conflicting_labels``.
     """
     import pandas as pd
 
@@ -345,18 +362,41 @@ def join(
     caps, gts = read_records(capture_dir), read_records(ground_truth_dir)
     bad = caps.bad + gts.bad
     labels: dict[str, list[Any]] = {}
+    conflicting: set[str] = set()
+    dup_labels = 0
     for g in gts.records:
         try:
-            gid = g["eventMetadata"]["eventId"]
+            gid = str(g["eventMetadata"]["eventId"])
             part = g["groundTruthData"]
-            labels[str(gid)] = _rows(
-                decode(part), str(part.get("observedContentType", "")), str(part.get("encoding", ""))
-            )
+            got = _rows(decode(part), str(part.get("observedContentType", "")), str(part.get("encoding", "")))
         except (KeyError, TypeError, ValueError):
             bad += 1
+            continue
+        if gid in labels:
+            if labels[gid] == got:
+                dup_labels += 1
+            else:
+                conflicting.add(gid)
+            continue
+        labels[gid] = got
+    for gid in conflicting:
+        del labels[gid]
+    # which request each id names: its (input, output) bodies; an id seen with two requests is ambiguous
+    seen: dict[str, tuple[Any, Any]] = {}
+    ambiguous: set[str] = set()
+    for c in caps.records:
+        try:
+            meta = c["eventMetadata"]
+            cid = str(meta.get("inferenceId") or meta["eventId"])
+            body = (c["captureData"]["endpointInput"].get("data"), c["captureData"]["endpointOutput"].get("data"))
+        except (KeyError, TypeError, AttributeError):
+            continue
+        if seen.setdefault(cid, body) != body:
+            ambiguous.add(cid)
     used: set[str] = set()
+    joined_ids: set[str] = set()
     rows: list[list[Any]] = []
-    n_caps = matched = unmatched = out_range = 0
+    n_caps = matched = unmatched = out_range = dup_caps = n_ambiguous = 0
     for c in caps.records:
         try:
             meta = c["eventMetadata"]
@@ -373,10 +413,17 @@ def join(
             out_range += 1
             used.add(cid)
             continue
+        if cid in conflicting or cid in ambiguous:
+            used.add(cid)
+            n_ambiguous += 1
+            continue
         if cid not in labels:
             unmatched += 1
             continue
         used.add(cid)
+        if cid in joined_ids:
+            dup_caps += 1
+            continue
         try:
             X = [
                 _features(r)
@@ -393,6 +440,7 @@ def join(
             bad += 1
             continue
         matched += 1
+        joined_ids.add(cid)
         rows += [[*x, y, p] for x, y, p in zip(X, Y, P)]
     frame = pd.DataFrame(rows, columns=[*names, label_name, prediction_column])
     for col in frame.columns:  # CSV values arrive as text: numbers become numbers
@@ -405,6 +453,10 @@ def join(
         matched=matched,
         unmatched_captures=unmatched,
         unmatched_labels=len(set(labels) - used),
+        duplicate_captures=dup_caps,
+        ambiguous_captures=n_ambiguous,
+        duplicate_labels=dup_labels,
+        conflicting_labels=len(conflicting),
         out_of_range=out_range,
         bad_records=bad,
         torn_lines=caps.torn + gts.torn,

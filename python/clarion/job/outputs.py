@@ -192,13 +192,7 @@ def _previous_outputs(output_dir: str) -> list[str]:
     ``analysis_config.json`` gave. A successful run removes them; any other file stays."""
     import json
 
-    names = [*OUTPUT_FILES, *MONITOR_OUTPUT_FILES]
-    with contextlib.suppress(OSError):  # image jobs' heat maps (clarion.job.image)
-        names += [
-            f
-            for f in os.listdir(output_dir)
-            if f.endswith(".jpeg") and (f.startswith("shap_") or f.endswith("_objects.jpeg"))
-        ]
+    names = [*OUTPUT_FILES, *MONITOR_OUTPUT_FILES, *_previous_image_files(output_dir)]
     shap_dir = os.path.join(output_dir, "explanations_shap")
     for d, _dirs, files in os.walk(shap_dir):
         names += [os.path.relpath(os.path.join(d, f), output_dir) for f in files]
@@ -211,6 +205,30 @@ def _previous_outputs(output_dir: str) -> list[str]:
     except (OSError, ValueError, AttributeError, RecursionError):
         pass  # no readable config: the default report name
     return names + [f"{report}.{ext}" for ext in ("html", "md", "pdf", "ipynb")]
+
+
+def _previous_image_files(output_dir: str) -> list[str]:
+    """The heat maps and box images that the previous run's ``analysis.json`` names
+    (``explanations.image_shap.images[*].heatmaps[*].file`` and ``objects_file``, written by
+    :mod:`clarion.job.image`). Only files named there are the previous run's: a user's own
+    ``shap_*.jpeg`` beside them is not, and stays. A name that is not a plain file name of
+    ``output_dir`` (a path, ``..``) is ignored."""
+    import json
+
+    try:
+        with open(os.path.join(output_dir, "analysis.json"), encoding="utf-8") as fh:
+            images = json.load(fh)["explanations"]["image_shap"]["images"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []
+    out: list[str] = []
+    for entry in images if isinstance(images, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        maps = entry.get("heatmaps")
+        names = [h.get("file") for h in maps if isinstance(h, dict)] if isinstance(maps, list) else []
+        names.append(entry.get("objects_file"))
+        out += [n for n in names if isinstance(n, str) and n and n == os.path.basename(n) and n not in (".", "..")]
+    return out
 
 
 @dataclass

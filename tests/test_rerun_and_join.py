@@ -1,0 +1,134 @@
+"""Trust fixes: an id joins captured traffic to its label at most once (repeats counted, never
+joined twice), and a rerun of an image job removes only the heat maps its previous run wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import clarion
+from clarion.capture import CaptureWriter, join
+
+HEADERS = ["g", "a", "y"]
+
+
+def _label(folder, eid: str, value: str) -> None:
+    rec = {
+        "groundTruthData": {"data": value, "encoding": "CSV", "observedContentType": "text/csv"},
+        "eventMetadata": {"eventId": eid},
+        "eventVersion": "0",
+    }
+    with open(folder / "labels.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def _stream(tmp_path, captures, labels):
+    cap, gt = tmp_path / "cap", tmp_path / "gt"
+    gt.mkdir()
+    w = CaptureWriter(cap)
+    for body, score, iid in captures:
+        w.capture(body.encode(), "text/csv", score.encode(), "text/csv", inference_id=iid)
+    w.close()
+    for eid, value in labels:
+        _label(gt, eid, value)
+    return join(cap, gt, headers=HEADERS, probability=0)
+
+
+def test_each_id_joins_once_and_repeats_are_counted(tmp_path):
+    j = _stream(
+        tmp_path,
+        [
+            ("1,0.5", "0.9", "a"),  # joins
+            ("1,0.5", "0.9", "a"),  # the same request again (a retry): not joined twice
+            ("0,1.5", "0.2", "b"),  # two different requests under one id: neither joins
+            ("1,2.5", "0.7", "b"),
+            ("0,3.5", "0.4", "c"),  # its label was uploaded twice, identically: joins once
+            ("1,4.5", "0.6", "d"),  # its labels disagree: does not join
+            ("0,5.5", "0.1", "e"),  # no label yet
+        ],
+        [("a", "1"), ("b", "0"), ("c", "0"), ("c", "0"), ("d", "1"), ("d", "0"), ("z", "1")],
+    )
+    assert j.frame["a"].tolist() == [0.5, 3.5]
+    assert j.frame["y"].tolist() == [1, 0]
+    assert j.frame["predicted_label"].tolist() == [0.9, 0.4]
+    s = j.summary()
+    assert (s["captures"], s["matched"], s["rows"]) == (7, 2, 2)
+    assert (s["duplicate_captures"], s["ambiguous_captures"]) == (1, 3)
+    assert (s["duplicate_labels"], s["conflicting_labels"]) == (1, 1)
+    assert (s["unmatched_captures"], s["unmatched_labels"]) == (1, 1)
+    # every capture is accounted for exactly once
+    assert s["matched"] + s["duplicate_captures"] + s["ambiguous_captures"] + s["unmatched_captures"] == 7
+
+
+def test_a_reused_id_does_not_count_its_label_twice(tmp_path):
+    """Before: both captures joined the one label, so its row entered the bias metrics twice."""
+    j = _stream(tmp_path, [("1,0.5", "0.9", "x"), ("1,0.5", "0.9", "x"), ("1,0.5", "0.9", "x")], [("x", "1")])
+    assert len(j.frame) == 1 and j.duplicate_captures == 2
+
+
+PIL = pytest.importorskip("PIL")
+pytest.importorskip("skimage")
+
+
+def _folder(tmp_path, n):
+    from PIL import Image
+
+    folder = tmp_path / f"imgs{n}"
+    folder.mkdir()
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def _model(B):
+    b = np.asarray(B, dtype=np.float64).reshape(len(B), -1).mean(axis=1) / 255
+    return np.stack([1 - b, b], axis=1)
+
+
+def test_rerun_removes_its_own_heat_maps_and_keeps_the_users(tmp_path):
+    cfg = {
+        "dataset_type": "application/x-image",
+        "methods": {
+            "shap": {
+                "num_samples": 50,
+                "seed": 0,
+                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
+            }
+        },
+    }
+    out = tmp_path / "out"
+    clarion.analyze(cfg, _folder(tmp_path, 2), model=_model, output_dir=out, progress=False)
+    assert {"shap_p0.jpeg", "shap_p1.jpeg"} <= set(os.listdir(out))
+    (out / "shap_mine.jpeg").write_bytes(b"the user's own picture")
+    (out / "holiday_objects.jpeg").write_bytes(b"another")
+    clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False, overwrite=True)
+    names = set(os.listdir(out))
+    assert "shap_p0.jpeg" in names  # written again
+    assert "shap_p1.jpeg" not in names  # the previous run's, no longer produced
+    assert (out / "shap_mine.jpeg").read_bytes() == b"the user's own picture"
+    assert (out / "holiday_objects.jpeg").read_bytes() == b"another"
+
+
+def test_a_hostile_previous_analysis_json_names_only_plain_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    keep = tmp_path / "keep.jpeg"
+    keep.write_bytes(b"x")
+    doc = {"explanations": {"image_shap": {"images": [{"heatmaps": [{"file": "../keep.jpeg"}, {"file": 3}]}, 7]}}}
+    (out / "analysis.json").write_text(json.dumps(doc))
+    cfg = {
+        "dataset_type": "application/x-image",
+        "methods": {
+            "shap": {
+                "num_samples": 50,
+                "seed": 0,
+                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
+            }
+        },
+    }
+    clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False, overwrite=True)
+    assert keep.read_bytes() == b"x"
