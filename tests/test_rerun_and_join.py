@@ -132,3 +132,78 @@ def test_a_hostile_previous_analysis_json_names_only_plain_files(tmp_path):
     }
     clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False, overwrite=True)
     assert keep.read_bytes() == b"x"
+
+
+def test_monitor_windows_over_captured_traffic(tmp_path, capsys):
+    """``clarion monitor --capture ... --time-column inference_time --window 1D``: each window's
+    metrics are those of the rows captured that day, and the join's counts are in the report."""
+    from datetime import datetime, timedelta, timezone
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    from clarion.bias import report
+    from clarion.cli import EXIT_ERROR, EXIT_OK, EXIT_VIOLATIONS, main
+
+    model = LogisticRegression()
+    model.coef_, model.intercept_ = np.array([[0.8, 2.0]]), np.array([0.0])
+    model.classes_, model.n_features_in_ = np.array([0, 1]), 2
+    dump(model, tmp_path / "model.skops")
+    cfg = {
+        "dataset_type": "text/csv",
+        "headers": ["g", "a", "y"],
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+        "methods": {"pre_training_bias": {"methods": ["CI", "DPL"]}, "post_training_bias": {"methods": ["DPPL"]}},
+        "predictor": {"model_uri": "model.skops", "probability": 1},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    rng = np.random.default_rng(5)
+    day0 = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
+    cap, gt = tmp_path / "cap", tmp_path / "gt"
+    gt.mkdir()
+    w = CaptureWriter(cap)
+    rows = []
+    for k in range(150):
+        g, a = int(rng.random() < 0.4), round(float(rng.normal()), 3)
+        y = int(rng.random() < 0.3 + 0.3 * g)
+        p = float(model.predict_proba([[g, a]])[0, 1])
+        t = day0 + timedelta(days=k % 3, minutes=k)
+        w.capture(
+            f"{g},{a}".encode(), "text/csv", f"{1 - p!r},{p!r}".encode(), "text/csv", inference_id=f"r{k}", time=t
+        )
+        _label(gt, f"r{k}", str(y))
+        rows.append({"g": g, "a": a, "y": y, "predicted_label": p, "day": k % 3})
+    w.close()
+    truth = pd.DataFrame(rows)
+    base_rows = truth.drop(columns="day")
+    base_cfg = {**cfg, "predicted_label": "predicted_label", "predictor": {"probability": 1}}
+    del base_cfg["headers"]
+    baseline = clarion.analyze(base_cfg, base_rows, output_dir=tmp_path / "baseline", progress=False)
+    args = ["monitor", "--baseline", baseline.paths["analysis"], "--config", str(tmp_path / "config.json")]
+    args += ["--capture", str(cap), "--ground-truth", str(gt), "--output", str(tmp_path / "out")]
+    rc = main([*args, "--time-column", "inference_time", "--window", "1D"])
+    assert rc in (EXIT_OK, EXIT_VIOLATIONS), capsys.readouterr().err
+    out = tmp_path / "out"
+    by_window = json.loads((out / "analysis_by_window.json").read_text())
+    assert len(by_window) == 3
+    for day, (_w, entry) in enumerate(sorted(by_window.items())):
+        part = truth[truth["day"] == day]
+        assert entry["n_rows"] == len(part)
+        rep = report(part, label="y", facet="g", facet_values=[1], label_values=[1], predicted_label="predicted_label")
+        want = dict(zip(rep.to_frame()["metric"], rep.to_frame()["value"]))
+        doc = entry["analysis"]
+        got = {m["name"]: m["value"] for m in doc["post_training_bias_metrics"]["facets"]["g"][0]["metrics"]}
+        got.update({m["name"]: m["value"] for m in doc["pre_training_bias_metrics"]["facets"]["g"][0]["metrics"]})
+        for m in ("CI", "DPL", "DPPL"):
+            assert got[m] == pytest.approx(float(want[m]), rel=1e-12, abs=1e-15), (day, m)
+    counts = json.loads((out / "capture_join.json").read_text())
+    assert counts["matched"] == counts["rows"] == 150
+    html = (out / "report.html").read_text()
+    assert "Captured traffic joined with ground truth" in html and "rows checked" in html
+    assert "rows checked" in (out / "report.md").read_text()
+    # the time column's name may not be one of the captured columns
+    rc = main([*args[:-1], str(tmp_path / "out2"), "--time-column", "a", "--window", "1D"])
+    assert rc == EXIT_ERROR and "time_column: 'a' is already a column" in capsys.readouterr().err

@@ -334,6 +334,7 @@ def join(
     probability: Any = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    time_column: str | None = None,
 ) -> Joined:
     """Join captured traffic with ground truth by inference id (``eventMetadata.inferenceId``, else
     ``eventId``) = the label's ``eventMetadata.eventId``.
@@ -343,7 +344,10 @@ def join(
     prediction in each captured output row. ``start`` / ``end``: keep captures whose
     ``inferenceTime`` lies in ``[start, end)``; the rest are counted in ``out_of_range`` (and their
     labels are not counted as unmatched). Returns a :class:`Joined` whose ``frame`` has the input
-    columns, the label column and ``prediction_column``.
+    columns, the label column and ``prediction_column``, and with ``time_column`` one more column
+    of that name holding each capture's ``inferenceTime`` (UTC), for windows over the traffic
+    (``clarion monitor --capture ... --time-column NAME --window 1D``); a capture without a
+    readable ``inferenceTime`` is then a ``bad_record``.
 
     An id is joined at most once. Repeats are counted, never joined twice:
 
@@ -359,6 +363,13 @@ def join(
     if not headers or len(headers) < 2:
         raise ValueError("the config's `headers` must name the captured input's columns and then the label")
     names, label_name = list(headers[:-1]), headers[-1]
+    if time_column is not None and (not isinstance(time_column, str) or not time_column):
+        raise ValueError(f"time_column: expected a column name, got {time_column!r}")
+    if time_column is not None and time_column in (*headers, prediction_column):
+        raise ValueError(
+            f"time_column: {time_column!r} is already a column of the joined rows "
+            f"(headers and {prediction_column!r}); choose another name"
+        )
     caps, gts = read_records(capture_dir), read_records(ground_truth_dir)
     bad = caps.bad + gts.bad
     labels: dict[str, list[Any]] = {}
@@ -396,6 +407,7 @@ def join(
     used: set[str] = set()
     joined_ids: set[str] = set()
     rows: list[list[Any]] = []
+    times: list[datetime] = []
     n_caps = matched = unmatched = out_range = dup_caps = n_ambiguous = 0
     for c in caps.records:
         try:
@@ -439,14 +451,20 @@ def join(
         except (KeyError, TypeError, ValueError, IndexError):
             bad += 1
             continue
+        if time_column is not None and t is None:
+            bad += 1  # no time to window it by
+            continue
         matched += 1
         joined_ids.add(cid)
         rows += [[*x, y, p] for x, y, p in zip(X, Y, P)]
+        times += [t] * len(X)
     frame = pd.DataFrame(rows, columns=[*names, label_name, prediction_column])
     for col in frame.columns:  # CSV values arrive as text: numbers become numbers
         conv = pd.to_numeric(frame[col], errors="coerce")
         if len(frame) and conv.notna().all():
             frame[col] = conv
+    if time_column is not None:
+        frame[time_column] = pd.to_datetime(pd.Series(times, dtype=object), utc=True)
     return Joined(
         frame=frame,
         captures=n_caps,

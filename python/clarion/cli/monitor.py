@@ -147,8 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         result, overall, over_time, doc = _monitor(args, base, rules, st.stage)
     st.moved(result)
     n_viol = len(doc["violations"])
-    if getattr(args, "joined", None) is not None:
-        _write_join_counts(args.joined, result.output_dir, args.quiet)
+    if getattr(args, "joined", None) is not None and not args.quiet:
+        print("capture join: " + ", ".join(f"{k} {v}" for k, v in args.joined.summary().items()), file=sys.stdout)
     if not args.quiet:
         print(_summary(result, overall, over_time, n_viol), file=sys.stdout)
     return EXIT_VIOLATIONS if n_viol else EXIT_OK
@@ -218,9 +218,14 @@ def _monitor(args: argparse.Namespace, base: Any, rules: Any, out: str) -> tuple
             json.dumps(json_document(violations), indent=2, allow_nan=False) + "\n",
         )
         state.update(overall=overall, over_time=over_time, violations=violations)
+        joined = getattr(args, "joined", None)
+        capture = joined.summary() if joined is not None else None
+        if capture is not None:  # staged with the rest: a failed run leaves the previous counts
+            atomic_write_text(os.path.join(here, "capture_join.json"), json.dumps(capture, indent=2) + "\n")
+        kw = {"baseline": baseline_name, "window": window, "capture": capture}
         return (
-            drift_html(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
-            drift_markdown(overall=overall, over_time=over_time, baseline=baseline_name, window=window),
+            drift_html(overall=overall, over_time=over_time, **kw),
+            drift_markdown(overall=overall, over_time=over_time, **kw),
         )
 
     result, _ = run_job(
@@ -282,6 +287,7 @@ def _capture_input(args: argparse.Namespace) -> None:
         probability=p.probability,
         start=when(args.start, "--start"),
         end=when(args.end, "--end"),
+        time_column=args.time_column,
     )
     if len(args.joined.frame) == 0:
         raise ValueError(f"--capture: no captured request joined a label ({args.joined.summary()})")
@@ -290,13 +296,6 @@ def _capture_input(args: argparse.Namespace) -> None:
         p = dataclasses.replace(p, model_uri=os.path.join(base_dir, p.model_uri))
     args.data = args.joined.frame
     args.job_config = dataclasses.replace(cfg, headers=None, predicted_label=pred, label=cfg.headers[-1], predictor=p)
-
-
-def _write_join_counts(joined: Any, out: str, quiet: bool) -> None:
-    counts = joined.summary()
-    atomic_write_text(os.path.join(out, "capture_join.json"), json.dumps(counts, indent=2) + "\n")
-    if not quiet:
-        print("capture join: " + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stdout)
 
 
 def _write_table(table: Any, out: str) -> None:

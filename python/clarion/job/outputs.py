@@ -27,6 +27,7 @@ MONITOR_OUTPUT_FILES = (
     "drift_over_time.csv",
     "drift_over_time.parquet",
     "analysis_by_window.json",
+    "capture_join.json",
 )
 
 

@@ -203,7 +203,30 @@ def _checks_table(scores: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = "", window: str | None = None) -> str:
+_CAPTURE_TEXT = {
+    "captures": "captured requests read",
+    "matched": "joined a label",
+    "rows": "rows checked",
+    "unmatched_captures": "no label yet",
+    "unmatched_labels": "labels with no capture",
+    "captures_out_of_range": "outside --start/--end",
+    "bad_records": "unreadable records",
+    "torn_lines": "torn last lines",
+    "duplicate_captures": "repeated captures (joined once)",
+    "ambiguous_captures": "one id for different requests (not joined)",
+    "duplicate_labels": "repeated labels (counted once)",
+    "conflicting_labels": "ids with disagreeing labels (not joined)",
+}
+
+
+def drift_html(
+    *,
+    overall: Any = None,
+    over_time: Any = None,
+    baseline: str = "",
+    window: str | None = None,
+    capture: dict[str, int] | None = None,
+) -> str:
     """The drift section as HTML cards.
 
     Parameters
@@ -216,6 +239,9 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         The baseline's name or path (shown).
     window : str, optional
         The window frequency (shown).
+    capture : dict, optional
+        With ``clarion monitor --capture``: :meth:`clarion.capture.Joined.summary`, the counts of
+        what joined and what did not (shown, the non-zero ones, as a table).
     """
     out = ["<h2 id='drift'>Drift against the baseline</h2>"]
     n_bad = len(overall.violations) if overall is not None else 0
@@ -244,6 +270,17 @@ def drift_html(*, overall: Any = None, over_time: Any = None, baseline: str = ""
         "NDCG of the current ranking of features against the baseline's falls below the threshold."
         "</p></section>"
     )
+    if capture:
+        rows = "".join(
+            f"<tr><td>{esc(_CAPTURE_TEXT.get(k, k))}</td><td><code>{esc(k)}</code></td><td>{int(v):,}</td></tr>"
+            for k, v in capture.items()
+            if v or k in ("captures", "matched", "rows")
+        )
+        out.append(
+            "<section class='card capture-join'><h3>Captured traffic joined with ground truth</h3>"
+            f"<table><thead><tr><th>what</th><th>count</th><th>n</th></tr></thead><tbody>{rows}</tbody></table>"
+            "</section>"
+        )
     if overall is not None:
         out.append(
             f"<section class='card drift-checks'><h3>Checks on all new rows</h3>"
@@ -331,9 +368,17 @@ def _time_series_cards(over_time: Any) -> str:
     return "".join(out)
 
 
-def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str = "", window: str | None = None) -> str:
-    """The drift section as Markdown: the checks on all rows and the windows with violations; data
-    strings escaped as in :func:`clarion.report.html.render_markdown`."""
+def drift_markdown(
+    *,
+    overall: Any = None,
+    over_time: Any = None,
+    baseline: str = "",
+    window: str | None = None,
+    capture: dict[str, int] | None = None,
+) -> str:
+    """The drift section as Markdown: the capture join's counts (``capture``, as in
+    :func:`drift_html`), the checks on all rows and the windows with violations; data strings
+    escaped as in :func:`clarion.report.html.render_markdown`."""
 
     def cell(v: Any) -> str:
         return md(_cell(v))
@@ -341,6 +386,14 @@ def drift_markdown(*, overall: Any = None, over_time: Any = None, baseline: str 
     lines = ["", "## Drift against the baseline", ""]
     if baseline:
         lines.append(f"Baseline: {md(baseline)}")
+        lines.append("")
+    if capture:
+        lines += ["Captured traffic joined with ground truth:", "", "| what | count | n |", "| --- | --- | --- |"]
+        lines += [
+            f"| {md(_CAPTURE_TEXT.get(k, k))} | `{k}` | {int(v):,} |"
+            for k, v in capture.items()
+            if v or k in ("captures", "matched", "rows")
+        ]
         lines.append("")
     if overall is not None:
         lines += [
