@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,6 +205,45 @@ def test_monitor_windows_over_captured_traffic(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "Captured traffic joined with ground truth" in html and "rows checked" in html
     assert "rows checked" in (out / "report.md").read_text()
+    # `clarion report` re-renders the folder with the join's counts, and refuses a malformed file
+    from clarion.report.folder import render_file
+
+    again = render_file(out / "analysis.json", tmp_path / "again.html")
+    assert "Captured traffic joined with ground truth" in Path(again).read_text(encoding="utf-8")
+    (out / "capture_join.json").write_text('{"captures": -1}')
+    with pytest.raises(ValueError, match="capture_join"):
+        render_file(out / "analysis.json", tmp_path / "bad.html")
     # the time column's name may not be one of the captured columns
     rc = main([*args[:-1], str(tmp_path / "out2"), "--time-column", "a", "--window", "1D"])
     assert rc == EXIT_ERROR and "time_column: 'a' is already a column" in capsys.readouterr().err
+
+
+def test_report_rendered_elsewhere_links_the_heat_maps(tmp_path):
+    """``clarion report OUT/analysis.json -o elsewhere/r.html``: the heat maps stay in OUT and are
+    linked from where the report is (they were linked as if beside it, so they did not show)."""
+    from clarion.cli import EXIT_OK, main
+
+    cfg = {
+        "dataset_type": "application/x-image",
+        "methods": {
+            "shap": {
+                "num_samples": 50,
+                "seed": 0,
+                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
+            }
+        },
+    }
+    out = tmp_path / "run" / "out"
+    clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False)
+    assert "src='shap_p0.jpeg'" in (out / "report.html").read_text()
+    elsewhere = tmp_path / "site" / "pages"
+    elsewhere.mkdir(parents=True)
+    for name in ("r.html", "r.md"):
+        assert main(["report", str(out / "analysis.json"), "-o", str(elsewhere / name)]) == EXIT_OK
+    html = (elsewhere / "r.html").read_text()
+    assert "src='../../run/out/shap_p0.jpeg'" in html
+    assert (elsewhere / "../../run/out/shap_p0.jpeg").resolve().exists()
+    assert "(../../run/out/shap_p0.jpeg)" in (elsewhere / "r.md").read_text()
+    # beside analysis.json: plain names, as the job writes them
+    assert main(["report", str(out / "analysis.json"), "-o", str(out / "again.html")]) == EXIT_OK
+    assert "src='shap_p0.jpeg'" in (out / "again.html").read_text()

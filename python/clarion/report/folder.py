@@ -105,6 +105,22 @@ def _drift(here: str) -> tuple[Any, Any, str, str | None] | None:
     return overall, over_time, doc.get("baseline") or "", doc.get("window")
 
 
+def _capture_counts(here: str) -> dict[str, int] | None:
+    """``capture_join.json`` of a ``clarion monitor --capture`` output folder (None without one);
+    a malformed file raises :class:`clarion.monitor.AnalysisError` naming it."""
+    from clarion.monitor.documents import AnalysisError, load_json
+
+    path = os.path.join(here, "capture_join.json")
+    if not os.path.exists(path):
+        return None
+    doc = load_json(path, name="capture_join")
+    if not isinstance(doc, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in doc.items()
+    ):
+        raise AnalysisError(f"capture_join: {path}: expected an object of counts (names to whole numbers >= 0)")
+    return doc
+
+
 def _read_table(path: str, results: dict[str, Any]) -> Any:
     """``drift_over_time.parquet`` / ``.csv``, its windows named as in ``results``."""
     import pandas as pd
@@ -212,14 +228,20 @@ def render_file(
         atomic_write_text(out, render_notebook(relative_path(analysis_path, out), title=title))
         return out
     drift = _drift(here)
+    capture = _capture_counts(here) if drift is not None else None
+    # an image job's heat maps stay beside analysis.json: link them from where the report goes
+    image_dir = os.path.relpath(here, os.path.dirname(os.path.abspath(out))).replace(os.sep, "/")
+    image_dir = "" if image_dir == "." else image_dir
     if fmt == "markdown":
-        text = render_markdown(doc, title=title)
+        text = render_markdown(doc, title=title, image_dir=image_dir)
         if drift is not None:
             overall, over_time, baseline, window = drift
             text = (
                 text.rstrip("\n")
                 + "\n"
-                + drift_markdown(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                + drift_markdown(
+                    overall=overall, over_time=over_time, baseline=baseline, window=window, capture=capture
+                )
                 + "\n"
             )
     else:
@@ -249,18 +271,20 @@ def render_file(
                 overall, over_time, baseline, window = drift
                 report.sections.append(
                     markdown_section(
-                        drift_markdown(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                        drift_markdown(
+                            overall=overall, over_time=over_time, baseline=baseline, window=window, capture=capture
+                        )
                     )
                 )
             atomic_write_bytes(out, render_report_pdf(report))
             return out
-        text = render_html(doc, title=title, config=config, local_shap=local)
+        text = render_html(doc, title=title, config=config, local_shap=local, image_dir=image_dir)
         if drift is not None:
             overall, over_time, baseline, window = drift
             at = text.rfind("</main>")
             text = (
                 text[:at]
-                + drift_html(overall=overall, over_time=over_time, baseline=baseline, window=window)
+                + drift_html(overall=overall, over_time=over_time, baseline=baseline, window=window, capture=capture)
                 + text[at:]
             )
     atomic_write_text(out, text)

@@ -161,9 +161,11 @@ def render_html(
     feature_values: Any = None,
     notes: list[str] | None = None,
     max_local_rows: int = 400,
+    image_dir: str = "",
 ) -> str:
     """Render ``analysis`` as one self-contained HTML page (the content of
-    :func:`clarion.report.model.build_report`).
+    :func:`clarion.report.model.build_report`); an image job's heat maps are linked, from beside
+    the page or under ``image_dir`` (a relative URL path to the analysis folder).
 
     Parameters
     ----------
@@ -192,13 +194,14 @@ def render_html(
         notes=notes,
         max_local_rows=max_local_rows,
     )
-    return with_images(render_report_html(report), analysis)
+    return with_images(render_report_html(report), analysis, image_dir)
 
 
-def with_images(page: str, analysis: Mapping[str, Any]) -> str:
+def with_images(page: str, analysis: Mapping[str, Any], image_dir: str = "") -> str:
     """``page`` (a rendered report) with the image jobs' heat-map section
-    (:func:`clarion.report.image.image_section_html`) at its end; unchanged without images."""
-    images = image_section_html(analysis)  # heat maps linked from the output folder
+    (:func:`clarion.report.image.image_section_html`, links under ``image_dir``) at its end;
+    unchanged without images."""
+    images = image_section_html(analysis, image_dir)  # heat maps linked from the output folder
     if not images:
         return page
     return page.replace("</main></body></html>", images + "</main></body></html>", 1)
@@ -217,8 +220,9 @@ def _md_groups(facet: str, entry: Mapping[str, Any]) -> list[str]:
     return [*out, ""]
 
 
-def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Report") -> str:
-    """The same tables as :func:`render_html`, as Markdown (for terminals and pull requests).
+def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Report", image_dir: str = "") -> str:
+    """The same tables as :func:`render_html`, as Markdown (for terminals and pull requests);
+    heat maps linked under ``image_dir`` as there.
 
     Every string that came from data goes through :func:`clarion.report.svg.md`: Markdown
     punctuation escaped, ``<``/``>``/``&`` as entities, line breaks as spaces, so no value can
@@ -275,7 +279,7 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
                 from clarion.report.text import render_text_markdown
 
                 lines += render_text_markdown({label: block["global_top_shap_text"]}).splitlines()[2:]
-    lines += [image_section_markdown(analysis)] if _images_in(analysis) else []
+    lines += [image_section_markdown(analysis, image_dir)] if _images_in(analysis) else []
     pdp = (analysis.get("explanations") or {}).get("pdp") or []
     if pdp:
         lines += ["## Partial dependence", ""]

@@ -126,10 +126,18 @@ def _fmt(v: Any) -> str:
         return "n/a"
 
 
-def image_section_html(analysis: Mapping[str, Any]) -> str:
+def _at(image_dir: str, name: Any) -> str:
+    """A heat map's link: its file name under ``image_dir`` (a relative URL path, "" = beside)."""
+    name = str(name or "")
+    return f"{image_dir.rstrip('/')}/{name}" if image_dir and image_dir != "." else name
+
+
+def image_section_html(analysis: Mapping[str, Any], image_dir: str = "") -> str:
     """The report's image section from ``explanations.image_shap`` ("" when there is none): per
-    image, its heat maps (the files beside the report, linked by relative path) with the explained
-    label or object and the prediction. Every string from data is escaped."""
+    image, its heat maps with the explained label or object and the prediction. The heat maps are
+    linked by relative path: beside the report, or under ``image_dir`` (the analysis folder
+    relative to the report's, with ``/``, when the report is written elsewhere). Every string
+    from data is escaped."""
     block, imgs = _images(analysis)
     if not imgs:
         return ""
@@ -150,7 +158,7 @@ def image_section_html(analysis: Mapping[str, Any]) -> str:
                 else f"label {esc(str(hm.get('label')))} (score {esc(_fmt(hm.get('prediction')))}, "
                 f"baseline {esc(_fmt(hm.get('expected_value')))})"
             )
-            src = esc(str(hm.get("file", "")), quote=True)
+            src = esc(_at(image_dir, hm.get("file", "")), quote=True)
             out.append(
                 f"<section class='card image'><h3>{esc(str(e.get('image', '')))}</h3>"
                 f"<img src='{src}' alt='heat map of {esc(str(e.get('image', '')), quote=True)}' "
@@ -160,8 +168,9 @@ def image_section_html(analysis: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def image_section_markdown(analysis: Mapping[str, Any]) -> str:
-    """The Markdown twin of :func:`image_section_html` (links to the heat-map files)."""
+def image_section_markdown(analysis: Mapping[str, Any], image_dir: str = "") -> str:
+    """The Markdown twin of :func:`image_section_html` (links to the heat-map files, under
+    ``image_dir`` as there)."""
     from urllib.parse import quote
 
     from clarion.report.svg import md
@@ -173,9 +182,10 @@ def image_section_markdown(analysis: Mapping[str, Any]) -> str:
     for e in imgs:
         for hm in e.get("heatmaps") or []:
             if isinstance(hm, Mapping):
+                link = quote(_at(image_dir, hm.get("file", "")))
                 lines.append(
                     f"- {md(str(e.get('image', '')))}: {md(str(hm.get('label')))} "
-                    f"(score {md(_fmt(hm.get('prediction')))}) — ![heat map]({quote(str(hm.get('file', '')))})"
+                    f"(score {md(_fmt(hm.get('prediction')))}) — ![heat map]({link})"
                 )
     lines.append("")
     return "\n".join(lines)
