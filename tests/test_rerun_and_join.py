@@ -247,3 +247,30 @@ def test_report_rendered_elsewhere_links_the_heat_maps(tmp_path):
     # beside analysis.json: plain names, as the job writes them
     assert main(["report", str(out / "analysis.json"), "-o", str(out / "again.html")]) == EXIT_OK
     assert "src='shap_p0.jpeg'" in (out / "again.html").read_text()
+
+
+def test_timeout_and_retries_with_a_local_model_are_refused(tmp_path, capsys):
+    """They only bound endpoint requests; with a local model they used to be ignored silently."""
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    from clarion.cli import EXIT_ERROR, main
+
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    dump(model, tmp_path / "m.skops")
+    (tmp_path / "d.csv").write_text("x,g,y\n" + "".join(f"{i % 4},{i % 2},{int(i % 4 > 1)}\n" for i in range(20)))
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "facet": [{"name_or_index": "g", "value_or_threshold": [1]}],
+        "methods": {"post_training_bias": {"methods": ["DPPL"]}},
+        "predictor": {"model_uri": "m.skops", "probability": 1},
+    }
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    base = ["analyze", "--config", str(tmp_path / "c.json"), "--data", str(tmp_path / "d.csv"), "--quiet"]
+    for flags in (["--timeout", "5"], ["--retries", "2"], ["--model", str(tmp_path / "m.skops"), "--timeout", "5"]):
+        rc = main([*base, "--output", str(tmp_path / "o"), *flags])
+        err = capsys.readouterr().err
+        assert rc == EXIT_ERROR and "--timeout and --retries apply to an endpoint" in err, err
+        assert "Traceback" not in err and not (tmp_path / "o").exists()

@@ -208,14 +208,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="seconds one endpoint request may take in all (overrides predictor.timeout; default 60)",
+        help="endpoints only: seconds one request may take in all (overrides predictor.timeout; default 60)",
     )
     parser.add_argument(
         "--retries",
         type=int,
         default=None,
         metavar="N",
-        help="extra attempts on transient endpoint faults (overrides predictor.retries; default 3)",
+        help="endpoints only: extra attempts on transient faults (overrides predictor.retries; default 3)",
     )
 
 
@@ -311,13 +311,18 @@ def model_from_args(args: argparse.Namespace) -> Any:
     from clarion.config import read_config
     from clarion.job import endpoint_for
 
+    local_only = "--timeout and --retries apply to an endpoint (--endpoint or predictor.endpoint_url); {what}"
     if args.model is not None and is_object_spec(args.model):  # module:attribute, a Python object
+        if timeout is not None or retries is not None:
+            raise ValueError(local_only.format(what=f"--model {args.model} is a Python object, called in process"))
         return models.as_model(import_object(args.model))
     cfg = read_config(args.config)
     p = cfg.predictor
     url = args.endpoint or (p.endpoint_url if args.model is None and p is not None else None)
     if url:
         return endpoint_for(cfg, url, timeout=timeout, retries=retries)
+    if timeout is not None or retries is not None:  # said, not silently ignored
+        raise ValueError(local_only.format(what="the model here is a local file, called in process"))
     path = args.model
     if path is None:
         if p is None or not p.model_uri:
