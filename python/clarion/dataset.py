@@ -952,12 +952,17 @@ class Reader:
                     self._vocabs[c] = _Vocabulary()
                     self._plain_dtypes[c] = pa.array([], type=schema.field(c).type).to_pandas().dtype
             batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
+            if coded:  # (dictionary batches end at row groups: regrouped into chunks of chunk_rows)
+                batches = _rebatched(batches, self.chunk_rows)
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
-                frame = batch.to_pandas(integer_object_nulls=True)
+                if coded:
+                    frame = _coded_frame(batch, coded)
+                else:
+                    frame = batch.to_pandas(integer_object_nulls=True)
                 if columns is not None:
                     frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
@@ -1012,6 +1017,35 @@ class _Vocabulary:
         return pd.Categorical.from_codes(remap[local], dtype=self.dtype, validate=False)
 
 
+def _rebatched(batches, rows: int):
+    """Record batches regrouped as tables of ``rows`` rows (the last one may hold fewer)."""
+    import pyarrow as pa
+
+    held, n = [], 0
+    for b in batches:
+        while len(b):
+            take = min(rows - n, len(b))
+            held.append(b.slice(0, take))
+            n += take
+            b = b.slice(take)
+            if n == rows:
+                yield pa.Table.from_batches(held)
+                held, n = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def _coded_frame(table, coded: list[str]) -> Any:
+    """A Parquet table as a frame: the coded (dictionary) columns as Categoricals of the table's
+    values, the others as ``to_pandas`` gives them."""
+    import pandas as pd
+
+    names = table.column_names
+    rest = table.select([c for c in names if c not in coded]).to_pandas(integer_object_nulls=True)
+    cols = {c: pd.Series(_local_categorical(table.column(c)), copy=False) if c in coded else rest[c] for c in names}
+    return pd.DataFrame(cols, copy=False)
+
+
 def _local_categorical(col: Any) -> Any:
     """A pyarrow dictionary column (one dictionary per parsed block) as one Categorical of the
     block's values (first-seen order across the blocks; a null as code -1)."""
@@ -1022,10 +1056,10 @@ def _local_categorical(col: Any) -> Any:
     for ch in col.chunks:
         d = ch.dictionary.to_pylist()
         m = np.fromiter((table.setdefault(v, len(table)) for v in d), dtype=np.int64, count=len(d))
-        idx = ch.indices.to_numpy(zero_copy_only=False)
-        if ch.null_count:
-            idx = np.where(ch.is_null().to_numpy(zero_copy_only=False), -1, idx)
-        parts.append(np.append(m, -1)[idx])
+        idx = ch.indices
+        if idx.null_count:  # a null: the code after the dictionary's, mapped to -1
+            idx = idx.fill_null(len(d))
+        parts.append(np.append(m, -1)[idx.to_numpy(zero_copy_only=False)])
     codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
     values = list(table)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
@@ -1443,6 +1477,7 @@ def read_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     skip_bad_rows: bool = False,
     required: tuple[str, ...] = (),
+    codes: tuple[str, ...] = (),
 ) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
@@ -1465,6 +1500,14 @@ def read_dataset(
         Skip and count malformed records instead of raising :class:`DataError`.
     required : tuple of str
         Columns that must be present and non-empty in every row (e.g. the label).
+    codes : tuple of str
+        CSV and Parquet: columns to give as dictionary codes where they hold text (not typed
+        numeric by the sample): each chunk has them as a ``pandas.Categorical`` whose categories are
+        the values seen so far in the file, in first-seen order (one categories object across
+        chunks while no new value appears; code -1 for a Parquet null), parsed as codes by pyarrow
+        (no Python string per row). ``Chunk.coded`` names them and ``Chunk.plain()`` is the frame
+        without codes. A column passing ``MAX_CODES`` distinct values is given as values from the
+        chunk where it would. Other formats ignore it.
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -1476,4 +1519,6 @@ def read_dataset(
         dup = sorted({h for h in names if names.count(h) > 1})
         if dup:
             raise DataError(f"{p}: `headers` lists {dup} more than once")
-    return Reader(p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required)
+    return Reader(
+        p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
+    )
