@@ -19,6 +19,12 @@ JSON records that are objects (JSON Lines records, or what ``features`` selects)
 key name: the first record's keys fix the columns; a record with a missing or an extra key is a
 malformed record. The first record (or ``headers``) fixes how many values a row has.
 
+Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: pyarrow encodes them while
+parsing (Parquet: its dictionary pages), and each chunk's small dictionary is mapped onto one running
+vocabulary per column, so that every chunk's column is a ``pandas.Categorical`` of the same
+categories object while no new value appears (counting them needs no hashing of strings).
+:meth:`Chunk.plain` gives the values back; missing values, errors and skips are as without codes.
+
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
 as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
