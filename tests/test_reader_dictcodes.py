@@ -136,6 +136,20 @@ def test_parquet_text_with_nulls(tmp_path):
     assert last.isna().sum() == 1 and list(last.cat.categories)[-1] == "new"
 
 
+@pytest.mark.parametrize("index", [None, "id", "unnamed"])
+@pytest.mark.parametrize("headers", [None, ["y", "s"]])
+def test_parquet_stored_index_and_headers(tmp_path, index, headers):
+    df = pd.DataFrame({"s": ["a", "b", None, "a", "c", ""], "y": [1, 0, 1, 1, 0, 1], "z": list("uvwxyz")})
+    if index == "id":
+        df.index = pd.Index([10, 11, 12, 13, 14, 15], name="id")
+    elif index == "unnamed":
+        df.index = [5, 6, 7, 8, 9, 4]
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path, index=index is not None)
+    out = _check_codes(path, ["s", "z"], "application/x-parquet", chunk_rows=4, headers=headers)
+    assert [list(c.coded) for c in out[0]] == ([["s"]] * 2 if headers else [["s", "z"]] * 2)
+
+
 def test_vocabulary_cap_gives_values_back(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset, "MAX_CODES", 3)
     rows = [[v, "Y", 1, "g", "N"] for v in ["a", "b", "a", "c", "d", "a", "e"]]

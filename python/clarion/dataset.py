@@ -1048,8 +1048,13 @@ def _coded_frame(table, coded: list[str]) -> Any:
 
     names = table.column_names
     rest = table.select([c for c in names if c not in coded]).to_pandas(integer_object_nulls=True)
-    cols = {c: pd.Series(_local_categorical(table.column(c)), copy=False) if c in coded else rest[c] for c in names}
-    return pd.DataFrame(cols, copy=False)
+    # (a stored pandas index becomes the frame's index, as to_pandas of the whole table makes it)
+    cols = {
+        c: pd.Series(_local_categorical(table.column(c)), index=rest.index, copy=False) if c in coded else rest[c]
+        for c in names
+        if c in coded or c in rest.columns
+    }
+    return pd.DataFrame(cols, index=rest.index, copy=False)
 
 
 def _local_categorical(col: Any) -> Any:
