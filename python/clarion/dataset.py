@@ -1020,7 +1020,7 @@ class _Vocabulary:
             if len(order):
                 self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
-        return pd.Categorical.from_codes(remap[local], dtype=self.dtype, validate=False)
+        return pd.Categorical.from_codes(remap[local], dtype=self.dtype)
 
 
 def _rebatched(batches, rows: int):
@@ -1074,7 +1074,7 @@ def _local_categorical(col: Any) -> Any:
     codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
     values = list(table)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
-    return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype)
 
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
