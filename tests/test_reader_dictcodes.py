@@ -110,6 +110,18 @@ def test_codes_are_the_values_as_read(tmp_path_factory, rows, chunk_rows, bad_at
     _check_codes(path, ["t", "y", "g", "p", "n"], chunk_rows=chunk_rows, skip_bad_rows=skip, required=("y",))
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 5])
+def test_headers_without_header_line(tmp_path, chunk_rows):
+    """``headers`` given and the first line is data: that line waits for the next chunk (a text
+    frame joined to pyarrow's): its values are coded like the others."""
+    rows = [["b", "Y", 1, "u", "N"], ["a", "N", 2, "", "Y"], ["", "Y", 3, "v", "Y"], ["b", "N", 4, "u", "N"]]
+    path = tmp_path / "d.csv"
+    path.write_text(_csv(rows, HEADER).split("\n", 1)[1])
+    out = _check_codes(path, ["t", "g"], chunk_rows=chunk_rows, headers=HEADER)
+    assert sum(len(c.frame) for c in out[0]) == 4
+    assert list(out[0][-1].frame["t"].cat.categories) == ["b", "a", ""]
+
+
 def test_numeric_column_is_not_coded(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text(_csv([["a", "Y", 1, "g", "N"], ["b", "N", 2, "h", "Y"]], HEADER))
