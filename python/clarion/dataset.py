@@ -19,6 +19,12 @@ JSON records that are objects (JSON Lines records, or what ``features`` selects)
 key name: the first record's keys fix the columns; a record with a missing or an extra key is a
 malformed record. The first record (or ``headers``) fixes how many values a row has.
 
+Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: pyarrow encodes them while
+parsing (Parquet: its dictionary pages), and each chunk's small dictionary is mapped onto one running
+vocabulary per column, so that every chunk's column is a ``pandas.Categorical`` of the same
+categories object while no new value appears (counting them needs no hashing of strings).
+:meth:`Chunk.plain` gives the values back; missing values, errors and skips are as without codes.
+
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
 as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
@@ -41,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Chunk", "DataError", "Reader", "read_dataset"]
+__all__ = ["Chunk", "DataError", "Reader", "decode_codes", "read_dataset"]
 
 DEFAULT_CHUNK_ROWS = 200_000
 TYPE_SAMPLE_ROWS = 1000
@@ -103,11 +109,48 @@ class DataError(ValueError):
 
 @dataclass
 class Chunk:
-    """A block of input rows. ``start`` is the global index of its first (kept) row."""
+    """A block of input rows. ``start`` is the global index of its first (kept) row.
+
+    ``coded`` names the columns the reader gave as dictionary codes (see ``Reader.codes``): each is
+    a ``pandas.Categorical`` whose categories list every value seen so far in the file, in
+    first-seen order (one categories object shared by consecutive chunks while no new value
+    appears), mapped to the dtype the column has without codes. :meth:`plain` is the frame as the
+    reader gives it without codes."""
 
     frame: Any  # pandas.DataFrame
     start: int
     lines: np.ndarray  # 1-based source line (CSV, JSON Lines) or record number of every row
+    coded: dict[str, Any] = field(default_factory=dict)
+    _plain: Any = field(default=None, repr=False)
+
+    def plain(self) -> Any:
+        """The frame with its coded columns as values again (object strings for CSV, the Parquet
+        column's own string dtype), equal to what the reader gives without ``codes``; the frame
+        itself when nothing is coded. Built once per chunk."""
+        if not self.coded:
+            return self.frame
+        if self._plain is None:
+            self._plain = decode_codes(self.frame, self.coded)
+        return self._plain
+
+
+def decode_codes(frame: Any, coded: dict[str, Any]) -> Any:
+    """``frame`` with each categorical column of ``coded`` (column name -> dtype) turned back into
+    its values in that dtype (a missing value, code -1, as None before the dtype's conversion)."""
+    import pandas as pd
+
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        dtype = coded.get(c)
+        if dtype is not None and isinstance(col.dtype, pd.CategoricalDtype):
+            cats = col.dtype.categories
+            vals = np.empty(len(cats) + 1, dtype=object)
+            vals[:-1] = cats.to_numpy(dtype=object)
+            vals[-1] = None  # code -1: missing
+            col = pd.Series(vals[col.array.codes], index=frame.index, dtype=dtype)
+        out[c] = col
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 @dataclass
@@ -123,17 +166,26 @@ class Reader:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     skip_bad_rows: bool = False
     required: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
     _numeric: dict[str, str] | None = None
+    _types: dict[str, str] | None = None  # the sampled types, once known (see columns())
+    _names: list[str] | None = None
+    _vocabs: dict[str, Any] = field(default_factory=dict)  # coded column -> _Vocabulary
+    _plain_dtypes: dict[str, Any] = field(default_factory=dict)  # coded column -> dtype without codes
 
     def __iter__(self) -> Iterator[Chunk]:
         self.skipped = 0
         self.skipped_examples = []
         self._numeric = None
+        self._vocabs = {}
+        self._plain_dtypes = {}
         kind = self.dataset_type
         it = self._raw(kind)
-        self._numeric = self._infer_types(kind)
+        if self._types is None:
+            self._types = self._infer_types(kind)
+        self._numeric = self._types
         self.skipped = 0
         self.skipped_examples = []
         start = 0
@@ -141,8 +193,71 @@ class Reader:
             frame, lines = self._typed(frame, lines)
             if len(frame) == 0:
                 continue
-            yield Chunk(frame.reset_index(drop=True), start, lines)
+            coded = self._global_codes(frame) if self._vocabs else {}
+            yield Chunk(frame.reset_index(drop=True), start, lines, coded)
             start += len(frame)
+
+    def columns(self) -> list[str]:
+        """The column names, from the rows that fix the column types (the first
+        ``TYPE_SAMPLE_ROWS`` rows; malformed records are passed over while looking, whatever
+        ``skip_bad_rows``). The sampled types are kept for the iterations that follow (unless a
+        record was passed over and ``skip_bad_rows`` is off: the iteration then meets it and
+        reports it), so that the first rows are read and typed once."""
+        if self._names is not None:
+            return list(self._names)
+        skip = self.skip_bad_rows
+        self.skip_bad_rows = True
+        self.skipped = 0
+        try:
+            types = self._infer_types(self.dataset_type)
+            clean = self.skipped == 0
+        finally:
+            self.skip_bad_rows = skip
+            self.skipped = 0
+            self.skipped_examples = []
+        if self._names is None:
+            raise DataError(f"{self.path}: no data rows")
+        if skip or clean:
+            self._types = types
+        return list(self._names)
+
+    def _coded_columns(self, names: list[str]) -> list[str]:
+        """The columns of ``codes`` that are read as dictionary codes: text columns (not typed
+        numeric by the sample); none before the types are known."""
+        if not self.codes or self._numeric is None:
+            return []
+        return [c for c in names if c in self.codes and c not in self._numeric]
+
+    def _global_codes(self, frame) -> dict[str, Any]:
+        """Each coded column of ``frame`` (a categorical of the chunk's own values, or text where
+        the chunk went the line-by-line way) as codes into the column's running vocabulary, in
+        place; returns ``Chunk.coded``. Values new to the vocabulary are appended in the order
+        they first occur among the kept rows (what ``pandas.factorize`` of the values gives), so
+        the categories are the file's values in first-seen order. A column whose vocabulary would
+        pass ``MAX_CODES`` values goes back to its values from that chunk on."""
+        import pandas as pd
+
+        coded = {}
+        for c, voc in list(self._vocabs.items()):
+            if c not in frame.columns:
+                continue
+            col = frame[c]
+            dtype = self._plain_dtypes[c]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                local = col.array.codes
+                values = col.dtype.categories.to_numpy(dtype=object)
+            else:  # text (the line-by-line path)
+                local, values = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
+                values = np.asarray(values, dtype=object)
+            cat = voc.categorical(local, values)
+            if cat is None:  # too many values: the column's values from here on
+                del self._vocabs[c]
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
+                continue
+            frame[c] = pd.Series(cat, index=frame.index, copy=False)
+            coded[c] = dtype
+        return coded
 
     def _raw(self, kind: str):
         if kind == "text/csv":
@@ -231,6 +346,7 @@ class Reader:
         beyond int64, all in 0 .. 2**64 - 1) and "bigint" (integers beyond 64 bits: exact text)."""
         import pandas as pd
 
+        self._numeric = None  # no column is coded while the types are sampled
         frames, n = [], 0
         chunk_rows = self.chunk_rows
         if kind == "text/csv":  # CSV rows are text until typed: read no more than the sample
@@ -247,6 +363,7 @@ class Reader:
         if not frames:
             return numeric
         sample = _concat_exact(frames).iloc[:TYPE_SAMPLE_ROWS]
+        self._names = [str(c) for c in sample.columns]
         for c in sample.columns:
             col = sample[c]
             if pd.api.types.is_bool_dtype(col.dtype):
@@ -315,13 +432,15 @@ class Reader:
         unit = "line" if self.dataset_type in ("text/csv", "application/jsonlines") else "record"
         keep = np.ones(len(frame), dtype=bool)
         out, exact = {}, {}
-        ints = {}  # int64 columns of an "int" column: already their final values (no float round trip)
+        # int64 columns of an "int" column and float64 columns of a "float" one: already their
+        # final values (what _number_column gives them), kept as they are
+        final = set()
         for c in frame.columns:
             col = frame[c]
             kind = self._numeric.get(c)
-            if kind == "int" and col.dtype == np.int64:
-                ints[c] = col.to_numpy()
-                out[c] = col  # every value is a number of the column's type, none is missing
+            if (kind == "int" and col.dtype == np.int64) or (kind == "float" and col.dtype == np.float64):
+                final.add(c)
+                out[c] = col  # every value is a number of the column's type (a float may be NaN)
                 continue
             if kind is not None:
                 vals, ex, bad = _parse_numbers(col)
@@ -339,13 +458,19 @@ class Reader:
                 col = pd.Series(vals, index=frame.index)
                 exact[c] = ex
             out[c] = col
-        frame = pd.DataFrame(out)
+        if exact:  # (else every column is as it came)
+            frame = pd.DataFrame(out)
         for c in self.required:
             if c not in frame.columns:
                 raise DataError(f"{self.path}: column {c!r} not found (columns: {list(frame.columns)})")
             col = frame[c]
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":  # no missing value
+                continue
             missing = col.isna().to_numpy().copy()  # pandas 3 hands out read-only views
-            if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            if isinstance(col.dtype, pd.CategoricalDtype):  # a coded column: its empty value
+                empty = np.array([len(str(v)) == 0 for v in col.dtype.categories] + [False])
+                missing |= empty[col.array.codes]
+            elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
                 missing |= (col.astype(str).str.len() == 0).to_numpy()
             for i in np.flatnonzero(missing & keep):
                 self._bad(f"{unit} {lines[i]}, column {c!r}", "missing value")
@@ -354,10 +479,7 @@ class Reader:
             frame = frame[keep]
             lines = lines[keep]
         for c, kind in self._numeric.items():
-            if c not in frame.columns:
-                continue
-            if c in ints:  # what _number_column gives an int64 column: its values
-                frame[c] = pd.Series(ints[c] if keep.all() else ints[c][keep], index=frame.index)
+            if c not in frame.columns or c in final:
                 continue
             ex = exact.get(c)
             frame[c] = _number_column(
@@ -394,6 +516,9 @@ class Reader:
                 names, pending = list(self.headers), (first, src.n)
             if len(set(names)) != len(names):
                 raise DataError(f"{self.path}: duplicate column names in the header")
+            for c in self._coded_columns(names):
+                self._vocabs[c] = _Vocabulary()
+                self._plain_dtypes[c] = np.dtype(object)
             n = len(names)
             while True:
                 rows: list[list[str]] = []
@@ -508,19 +633,26 @@ class Reader:
             return None
         out = self._csv_typed(data, names, len(lines))
         if out is None:
-            table = _arrow_csv(data, names, {c: pa.string() for c in names})
+            text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
+            table = _arrow_csv(data, names, {c: codes if c in self._vocabs else text for c in names})
             if table is None or table.num_rows != len(lines):
                 src.unread(data, count)
                 return None
             out = {}
             for c in names:
                 col = table.column(c)
+                if c in self._vocabs:
+                    out[c] = _local_categorical(col)
+                    continue
                 vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
         # each column is an array of its own (pyarrow's output, copied where it is a read-only view
         # of an Arrow buffer): the frame takes them as they are, without consolidating copies
         cols = {}
         for c, v in out.items():
+            if isinstance(v, pd.Categorical):
+                cols[c] = pd.Series(v, copy=False)
+                continue
             if not v.flags.writeable:
                 v = v.copy()
             cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
@@ -541,7 +673,8 @@ class Reader:
         if (b"x" in data and b"0x" in data) or (b"X" in data and b"0X" in data):
             return None
         arrow = {"int": pa.int64(), "uint": pa.uint64(), "float": pa.float64()}
-        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in names}
+        text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
+        types = {c: arrow[kinds[c]] if c in kinds else codes if c in self._vocabs else text for c in names}
         table = _arrow_csv(data, names, types, typed=True)
         if table is None or table.num_rows != rows:
             return None
@@ -550,7 +683,7 @@ class Reader:
             col = table.column(c)
             kind = kinds.get(c)
             if kind is None:
-                out[c] = col.to_numpy(zero_copy_only=False)
+                out[c] = _local_categorical(col) if c in self._vocabs else col.to_numpy(zero_copy_only=False)
                 continue
             nulls = col.null_count
             if kind == "uint" and nulls:
@@ -813,13 +946,29 @@ class Reader:
                         f"file (columns: {names})"
                     )
                 columns = list(self.headers)
+            schema = pf.schema_arrow
+            coded = [
+                c
+                for c in self._coded_columns(list(schema.names))
+                if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
+            ]
+            if coded:  # text read as dictionary codes (its dictionary pages, not one string per row)
+                pf = pq.ParquetFile(self.path, read_dictionary=coded)
+                for c in coded:
+                    self._vocabs[c] = _Vocabulary()
+                    self._plain_dtypes[c] = pa.array([], type=schema.field(c).type).to_pandas().dtype
             batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
+            if coded:  # (dictionary batches end at row groups: regrouped into chunks of chunk_rows)
+                batches = _rebatched(batches, self.chunk_rows)
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
-                frame = batch.to_pandas(integer_object_nulls=True)
+                if coded:
+                    frame = _coded_frame(batch, coded)
+                else:
+                    frame = batch.to_pandas(integer_object_nulls=True)
                 if columns is not None:
                     frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
@@ -827,6 +976,105 @@ class Reader:
                 yield frame, lines
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{self.path}: not a readable Parquet file ({exc})") from None
+
+
+#: A coded column (``Reader.codes``) keeps at most this many distinct values as codes; beyond, its
+#: values are given as they are from the chunk where the vocabulary would pass it.
+MAX_CODES = 32_000
+
+
+def _code_dtype(n: int) -> Any:
+    """The codes' dtype pandas gives a Categorical of ``n`` categories."""
+    return np.int8 if n < 127 else np.int16 if n < 32767 else np.int32
+
+
+class _Vocabulary:
+    """A coded column's values in first-seen order, and the categorical dtype that names them (one
+    object, replaced only when a value is added)."""
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        self.index: dict = {}
+        self.values: list = []
+        self.dtype = pd.CategoricalDtype(pd.Index([], dtype=object))
+
+    def categorical(self, local: np.ndarray, values: np.ndarray) -> Any:
+        """Codes ``local`` (-1: missing) into ``values`` as a Categorical of this vocabulary, which
+        takes the values new to it in the order their rows come; None when it would pass
+        ``MAX_CODES`` values (nothing is added then)."""
+        import pandas as pd
+
+        index = self.index
+        remap = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        new = remap < 0
+        if new.any():
+            rows = np.append(new, False)[local]  # (local -1, a missing value: never new)
+            order = pd.unique(local[rows])  # new values in the order they first occur
+            if len(self.values) + len(order) > MAX_CODES:
+                return None
+            for j in order:
+                v = values[j]
+                remap[j] = index[v] = len(self.values)
+                self.values.append(v)
+            if len(order):
+                self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
+        remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
+        return pd.Categorical.from_codes(remap[local], dtype=self.dtype)
+
+
+def _rebatched(batches, rows: int):
+    """Record batches regrouped as tables of ``rows`` rows (the last one may hold fewer)."""
+    import pyarrow as pa
+
+    held, n = [], 0
+    for b in batches:
+        while len(b):
+            take = min(rows - n, len(b))
+            held.append(b.slice(0, take))
+            n += take
+            b = b.slice(take)
+            if n == rows:
+                yield pa.Table.from_batches(held)
+                held, n = [], 0
+    if held:
+        yield pa.Table.from_batches(held)
+
+
+def _coded_frame(table, coded: list[str]) -> Any:
+    """A Parquet table as a frame: the coded (dictionary) columns as Categoricals of the table's
+    values, the others as ``to_pandas`` gives them."""
+    import pandas as pd
+
+    names = table.column_names
+    rest = table.select([c for c in names if c not in coded]).to_pandas(integer_object_nulls=True)
+    # (a stored pandas index becomes the frame's index, as to_pandas of the whole table makes it)
+    cols = {
+        c: pd.Series(_local_categorical(table.column(c)), index=rest.index, copy=False) if c in coded else rest[c]
+        for c in names
+        if c in coded or c in rest.columns
+    }
+    return pd.DataFrame(cols, index=rest.index, copy=False)
+
+
+def _local_categorical(col: Any) -> Any:
+    """A pyarrow dictionary column (one dictionary per parsed block) as one Categorical of the
+    block's values (first-seen order across the blocks; a null as code -1)."""
+    import pandas as pd
+
+    table: dict = {}
+    parts = []
+    for ch in col.chunks:
+        d = ch.dictionary.to_pylist()
+        m = np.fromiter((table.setdefault(v, len(table)) for v in d), dtype=np.int64, count=len(d))
+        idx = ch.indices
+        if idx.null_count:  # a null: the code after the dictionary's, mapped to -1
+            idx = idx.fill_null(len(d))
+        parts.append(np.append(m, -1)[idx.to_numpy(zero_copy_only=False)])
+    codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    values = list(table)
+    dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
+    return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype)
 
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
@@ -1240,6 +1488,7 @@ def read_dataset(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     skip_bad_rows: bool = False,
     required: tuple[str, ...] = (),
+    codes: tuple[str, ...] = (),
 ) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
@@ -1262,6 +1511,14 @@ def read_dataset(
         Skip and count malformed records instead of raising :class:`DataError`.
     required : tuple of str
         Columns that must be present and non-empty in every row (e.g. the label).
+    codes : tuple of str
+        CSV and Parquet: columns to give as dictionary codes where they hold text (not typed
+        numeric by the sample): each chunk has them as a ``pandas.Categorical`` whose categories are
+        the values seen so far in the file, in first-seen order (one categories object across
+        chunks while no new value appears; code -1 for a Parquet null), parsed as codes by pyarrow
+        (no Python string per row). ``Chunk.coded`` names them and ``Chunk.plain()`` is the frame
+        without codes. A column passing ``MAX_CODES`` distinct values is given as values from the
+        chunk where it would. Other formats ignore it.
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -1273,4 +1530,6 @@ def read_dataset(
         dup = sorted({h for h in names if names.count(h) > 1})
         if dup:
             raise DataError(f"{p}: `headers` lists {dup} more than once")
-    return Reader(p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required)
+    return Reader(
+        p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
+    )

@@ -113,6 +113,8 @@ class _Job:
             self.windows.check_columns(columns, plan)
         bias = bool(cfg.pre_training_bias or cfg.post_training_bias)
         self.source.set_required([c for c in (plan.label if bias else None, plan.predicted) if c])
+        if bias:  # text in the bias columns comes as dictionary codes (the accumulators' fast path)
+            self.source.set_codes([plan.label, *(f.name for f in plan.facets), plan.group, plan.predicted])
         # where predictions made from the model go (a name no input column has)
         self.pred_col = plan.predicted or next(
             n
@@ -209,12 +211,14 @@ class _Job:
             self.windows.end_chunk()
 
     def _process_chunk(self, c: Any, bias: bool) -> None:
+        # ``frame`` has the bias columns' text as codes (for the accumulators); everything else
+        # (the model, kept rows, the sample) takes ``c.plain()``, the values as read
         plan, frame = self.plan, c.frame
         self.read_bar.update(len(frame))
         self.n_rows += len(frame)
         pred = None
         if plan.need_model_rows:
-            P = self.outputs.predict(frame[plan.features])
+            P = self.outputs.predict(c.plain()[plan.features])
             used = self.outputs.used_for_label(P)
             bad = ~np.isfinite(P[:, used])
             if bad.any():
@@ -243,7 +247,7 @@ class _Job:
             for pacc in self.perf_accumulators:
                 pacc.update(perf_batch)
         if self.kept is not None:
-            part = self._rows_to_keep(frame, pred)
+            part = self._rows_to_keep(c.plain(), pred)
             self.kept_bytes += int(part.memory_usage(deep=True).sum())
             self.kept.append(part)
             if self.kept_bytes > self.budget:
@@ -259,7 +263,7 @@ class _Job:
                     f"most {SAMPLE_ROWS:,} rows; FlipTest was not computed"
                 )
         elif self.sample is not None:
-            self.sample.add(self._rows_to_keep(frame, pred), c.start)
+            self.sample.add(self._rows_to_keep(c.plain(), pred), c.start)
 
     def _decide(self, chunks: list[Any]) -> None:
         """Equality vs. threshold for the label and every facet, from the first DECIDE_ROWS rows;
@@ -267,7 +271,14 @@ class _Job:
         import pandas as pd
 
         cfg, plan = self.cfg, self.plan
-        head = pd.concat([c.frame for c in chunks], ignore_index=True).iloc[:DECIDE_ROWS]
+        from clarion.dataset import decode_codes
+
+        parts, left = [], DECIDE_ROWS  # the first rows as read (coded columns decoded: those rows only)
+        for c in chunks:  # (each pending chunk holds some of the first DECIDE_ROWS rows)
+            part = c.frame.iloc[:left]
+            parts.append(decode_codes(part, c.coded) if c.coded else part)
+            left -= len(part)
+        head = pd.concat(parts, ignore_index=True)
         if not (cfg.pre_training_bias or cfg.post_training_bias):
             return
         plan.label_values, plan.label_threshold = _values_or_threshold(cfg.label_values_or_threshold, head[plan.label])
@@ -336,6 +347,8 @@ class _Job:
                 c for c in [plan.label, *(f.name for f in plan.facets), plan.group, plan.weights, plan.predicted] if c
             )
         )
+        if pred is None and self.windows is None:
+            return frame  # the accumulators read their columns by name: nothing to copy
         batch = frame[cols].copy()
         if pred is not None:
             batch[self.pred_col] = pd.Series(pred, index=batch.index)
@@ -636,7 +649,8 @@ class _Job:
                 yield part, (part[plan.join] if plan.join else None)
             return
         for c in self.source:
-            yield c.frame, (c.frame[plan.join] if plan.join else None)
+            frame = c.plain()
+            yield frame, (frame[plan.join] if plan.join else None)
 
     def _spread(self, frame: Any) -> Any:
         """``frame`` as partitions on the Dask client's workers (with a client), else as it is."""

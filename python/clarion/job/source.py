@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from clarion.job.plan import DECIDE_ROWS
+#: Read the bias columns that hold text as dictionary codes (``clarion.dataset.Reader.codes``):
+#: the accumulators count their codes without hashing strings. Off: every column as the reader
+#: gives it without codes (the outputs are the same; tests compare the two).
+DICTIONARY_CODES = True
 
 
 def _is_dask_frame(data: Any) -> bool:
@@ -65,30 +68,24 @@ class _Source:
             )
 
     def columns(self) -> list[str]:
+        """The column names. A file's come from the reader's type sample (its first rows, read
+        and typed once: the pass reuses the types)."""
         if self.frame is not None:
             return [str(c) for c in self.frame.columns]
-        from clarion.dataset import read_dataset
-
-        r = self.reader
-        peek = read_dataset(
-            r.path,
-            r.dataset_type,
-            headers=r.headers,
-            features=r.features,
-            label=r.label,
-            predicted_label=r.predicted_label,
-            chunk_rows=DECIDE_ROWS,
-            skip_bad_rows=True,
-        )
-        for chunk in peek:
-            return [str(c) for c in chunk.frame.columns]
-        raise ValueError(f"{self.path}: no data rows")
+        return [str(c) for c in self.reader.columns()]
 
     def set_required(self, cols: list[str]) -> None:
         if self.reader is not None:
             self.reader.required = tuple(cols)
         else:
             self._required = cols
+
+    def set_codes(self, cols: list[str]) -> None:
+        """Read these columns, where they hold text, as dictionary codes (a file only; see
+        :data:`DICTIONARY_CODES`). Chunks then carry them as categoricals; ``Chunk.plain()`` is
+        the frame without codes."""
+        if self.reader is not None and DICTIONARY_CODES:
+            self.reader.codes = tuple(dict.fromkeys(c for c in cols if c))
 
     def __iter__(self) -> Iterator[Any]:
         if self.reader is not None:
