@@ -161,6 +161,8 @@ def column_values(col: Any) -> Any:
         return col
     if isinstance(col, pd.Index):
         return pd.Series(col)
+    if isinstance(col, pd.Categorical):  # its codes, not an object array of its values
+        return pd.Series(col, copy=False)
     mod = type(col).__module__
     if mod.startswith("pyarrow"):
         return col
