@@ -142,6 +142,23 @@ def test_quintic_weight_rule_and_the_explainers_operator():
     np.testing.assert_allclose(got.values.sum(axis=1), f(X) - f(B).mean(), atol=1e-12)
 
 
+def test_quintic_operator_standard_error_terms_are_the_cubic_fits():
+    """With the standard-error terms (hat=True) the operator is the same bit for bit, and the
+    residual terms are the cubic fit's (the degree-5 terms would shrink the residuals more than
+    the error)."""
+    Z, w, *_ = K.stratified_plan(10, 400, seed=5)
+    assert K.quintic_weight(10, 400) > 0
+    L0, c0, _, e0 = K.cubic_operator(Z, w)
+    L1, c1, _, e1 = K.cubic_operator(Z, w, hat=True)
+    assert e0 is None
+    np.testing.assert_array_equal(L1, L0)
+    np.testing.assert_array_equal(c1, c0)
+    ec = K.cubic_operator(Z, w, hat=True, quintic=0.0)[3]
+    assert e1.keys() == ec.keys()
+    for key in ec:
+        np.testing.assert_array_equal(np.asarray(e1[key]), np.asarray(ec[key]))
+
+
 def test_explainer_with_quintic_terms_accuracy_determinism_and_std():
     M = 10
     rng = np.random.default_rng(7)
