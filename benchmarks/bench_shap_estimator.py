@@ -19,6 +19,13 @@ as ``num_samples="auto"`` builds it) at the sizes of auto's rounds for M players
 less) against the generic primal form (a product and a solve on all S rows), in the same run.
 
     python benchmarks/bench_shap_estimator.py --operator 30
+
+``--ablation`` prints, for the candidates tried for the cells under 2x (degree-5 weights, the
+first-order fit, cubic ridges, cross-fitted regression-adjusted Monte Carlo, a link-space surrogate
+per background row, a capped ridge at M = 30), the ratio of clarion's shap scheme's error to theirs
+on the same plans (about 10 minutes).
+
+    python benchmarks/bench_shap_estimator.py --ablation
 """
 
 from __future__ import annotations
@@ -259,16 +266,219 @@ def operator_times(M: int) -> str:
     for S in rounds:
         Z, w, *_ = _kernels.stratified_plan(M, S, seed=0)
         t0 = time.perf_counter()
-        Lp, cp = _kernels.cubic_operator(Z, w, hat=True, form="primal")[:2]
+        Lp, cp = _kernels.cubic_operator(Z, w, hat=True, form="primal", quintic=0.0)[:2]
         tp = time.perf_counter() - t0
         t0 = time.perf_counter()
-        La, ca, _status, extra = _kernels.cubic_operator(Z, w, hat=True, form="auto")
+        La, ca, _status, extra = _kernels.cubic_operator(Z, w, hat=True, form="auto", quintic=0.0)
         ta = time.perf_counter() - t0
         which = "dual" if "R" in extra else "paired" if "Ainv" in extra else "primal"
         diff = float(max(np.abs(La - Lp).max(), np.abs(ca - cp).max()))
         lines.append(f"| {S} | {tp:.1f} | {which} | {ta:.1f} | **{tp / ta:.1f}×** | {diff:.1e} |")
         print(lines[-1], flush=True)
     return "\n".join(lines)
+
+
+# -- ablations (issue 19): the candidates tried for the cells under 2x, as operators on game tables --
+
+
+def _table(f, x: np.ndarray, B: np.ndarray, M: int, per_background: bool = False) -> np.ndarray:
+    """v(z) for all 2^M coalitions (bit i of the index = player i): the background mean, or
+    (per_background) each background row's output, [2^M, K]."""
+    codes = np.arange(1 << M, dtype=np.int64)
+    out = np.empty((len(codes), len(B)))
+    step = max(1, 1_000_000 // len(B))
+    for a in range(0, len(codes), step):
+        bits = ((codes[a : a + step, None] >> np.arange(M)) & 1).astype(bool)
+        syn = np.where(bits[:, None, :], x[None, None, :], B[None, :, :]).reshape(-1, M)
+        out[a : a + step] = f(syn).reshape(-1, len(B))
+    return out if per_background else out.mean(axis=1)
+
+
+def _exact_from_table(v: np.ndarray, M: int) -> np.ndarray:
+    from math import factorial
+
+    codes = np.arange(1 << M, dtype=np.int64)
+    size = ((codes[:, None] >> np.arange(M)) & 1).sum(axis=1)
+    wt = np.array([factorial(s) * factorial(M - s - 1) / factorial(M) for s in range(M)])
+    phi = np.empty(M)
+    for j in range(M):
+        without = codes[((codes >> j) & 1) == 0]
+        phi[j] = np.sum((v[without | (1 << j)] - v[without]) * wt[size[without]])
+    return phi
+
+
+def _msr_contrast(Z: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """C [M, S]: the stratified (per coalition size k) unbiased estimate of a game's Shapley values
+    minus Delta / M from the selected coalitions: mean over size k of v(T) (1[i in T]/k - 1[i not
+    in T]/(M - k))."""
+    S, M = Z.shape
+    size = Z.sum(axis=1).astype(int)
+    C = np.zeros((M, S))
+    for k in range(1, M):
+        idx = np.flatnonzero(sel & (size == k))
+        if len(idx):
+            z = Z[idx].astype(np.float64)
+            C[:, idx] = (z / k - (1 - z) / (M - k)).T / len(idx)
+    return C
+
+
+def _cubic_features(Z: np.ndarray) -> np.ndarray:
+    from clarion.explain import _kernels
+
+    trip = _kernels.cubic_terms(Z.shape[1])
+    x = 2.0 * Z - 1.0
+    return np.hstack([Z.astype(np.float64), (x[:, trip[:, 0]] * x[:, trip[:, 1]] * x[:, trip[:, 2]] + 1.0) / 2.0])
+
+
+def _crossfit_operator(Z, w, stratum, n_p, N_p):
+    """Regression-adjusted Monte Carlo, 2-fold cross-fitted: the cubic surrogate fitted on one half
+    of each sampled stratum's pairs (enumerated strata in both), the residual game's Shapley values
+    estimated by the stratified contrast on the other half; swapped and averaged. (L, c)."""
+    from clarion.explain import _kernels
+
+    S, M = Z.shape
+    enum = np.zeros(S, bool)
+    rank = np.zeros(S, int)
+    for p in range(1, len(n_p)):
+        enum[stratum == p] = n_p[p] >= N_p[p]
+        idx = np.flatnonzero(stratum[0::2] == p)
+        rank[2 * idx] = rank[2 * idx + 1] = np.arange(len(idx))
+    fold = rank % 2
+    X = _cubic_features(Z)
+    L, c = np.zeros((M, S)), np.zeros(M)
+    for f in (0, 1):
+        fit = (fold == f) | enum
+        wf = np.zeros(S)
+        for p in range(1, len(n_p)):
+            m = fit & (stratum == p)
+            if m.any():
+                wf[m] = w[stratum == p].sum() / m.sum()
+        Lf, cf, _, ex = _kernels.cubic_operator(Z[fit], wf[fit], hat=True, form="primal", quintic=0.0)
+        G = np.zeros((S, S))
+        G[:, fit] = X @ ex["Theta"]
+        C = _msr_contrast(Z, (fold != f) | enum)
+        Lfull = np.zeros((M, S))
+        Lfull[:, fit] = Lf
+        L += 0.5 * (Lfull + C @ (np.eye(S) - G))
+        c += 0.5 * (cf - C @ (X @ ex["ctheta"]))
+    return L, c
+
+
+def _ratios(ests: dict, ref: np.ndarray) -> str:
+    base = _err(np.concatenate(ests.pop("shap scheme")), ref)
+    out = []
+    for k, v in ests.items():
+        e = _err(np.concatenate(v), ref)
+        if e["p90"] < 1e-12:  # e.g. the logit surrogate of a logistic model: exact to rounding
+            out.append(f"{k} exact (p90 error {e['p90']:.0e})")
+        else:
+            out.append(f"{k} {base['median'] / e['median']:.2f}/{base['p90'] / e['p90']:.2f}")
+    return " | ".join(out)
+
+
+def ablation() -> None:
+    """Ratios (clarion's shap scheme ÷ candidate, median / p90; same plans, exact values) of the
+    candidates tried for the cells under 2x. M = 12: 16 rows x 5 seeds; M = 20: 6 rows x 3 seeds
+    (exact values by enumeration); M = 30: 8 rows x 3 seeds against the mean of two 16384-coalition
+    cubic runs. Prints one line per (M, model, coalitions)."""
+    from math import comb
+
+    from clarion.explain import KernelShap, _kernels
+
+    def lg(p):
+        p = np.clip(p, 1e-15, 1 - 1e-15)
+        return np.log(p / (1 - p))
+
+    K = 5
+    for M, N, seeds, budgets in ((12, 16, range(1, 6), (512, 1024, 2072)), (20, 6, range(1, 4), (1024, 2088))):
+        X, models = _models(M)
+        B, Xe = X[400 : 400 + K], X[450 : 450 + N]
+        codes = np.arange(1 << M)
+        Zall = ((codes[:, None] >> np.arange(M)) & 1).astype(np.uint8)
+        for name, model in models.items():
+
+            def f(a, model=model):
+                return model.predict_proba(a)[:, 1]
+
+            Vk = np.stack([_table(f, x, B, M, per_background=True) for x in Xe]) if M == 12 else None
+            V = Vk.mean(axis=2) if Vk is not None else np.stack([_table(f, x, B, M) for x in Xe])
+            ref = np.stack([_exact_from_table(v, M) for v in V])
+            Xall = _cubic_features(Zall) if M == 12 else None
+            for S in budgets:
+                ests: dict = {}
+                for seed in seeds:
+                    Zs, ws, _ = _kernels.coalition_plan("numpy", M, S, seed, True)
+                    Ls, cs, _ = _kernels.wls_operator("numpy", Zs, ws)
+                    idx = (Zs.astype(np.int64) << np.arange(M)).sum(axis=1)
+                    ests.setdefault("shap scheme", []).append(
+                        (V[:, idx] - V[:, :1]) @ Ls.T + np.outer(V[:, -1] - V[:, 0], cs)
+                    )
+                    Z, w, st, n_p, N_p = _kernels.stratified_plan(M, S, seed)
+                    idx = (Z.astype(np.int64) << np.arange(M)).sum(axis=1)
+                    y, d = V[:, idx] - V[:, :1], V[:, -1] - V[:, 0]
+                    ridge = _kernels.CUBIC_RIDGE * (M + comb(M, 3)) / (S / 2)
+                    cands = {"cubic": {"quintic": 0.0}, "linear": None}
+                    for kappa in (0.05, 0.12, 0.3):
+                        cands[f"quintic k={kappa}"] = {"quintic": kappa * comb(M, 3) / comb(M, 5)}
+                    if M == 20:
+                        for m in (0.25, 0.5, 2.0, 4.0):
+                            cands[f"cubic ridge x{m}"] = {"quintic": 0.0, "ridge": ridge * m}
+                    for key, kw in cands.items():
+                        if kw is None:
+                            L, c, _ = _kernels.wls_operator("numpy", Z, w)
+                        else:
+                            L, c = _kernels.cubic_operator(Z, w, **kw)[:2]
+                        ests.setdefault(key, []).append(y @ L.T + np.outer(d, c))
+                    if M == 12:
+                        L, c = _crossfit_operator(Z, w, st, n_p, N_p)
+                        ests.setdefault("cross-fitted RA-MC", []).append(y @ L.T + np.outer(d, c))
+                        # link space, per background row: cubic fit of logit f(S, b_k), the Shapley
+                        # values of mean_k sigmoid(g_k) by enumeration, plus the cubic estimate of the residual
+                        Lc, cc, _, ex = _kernels.cubic_operator(Z, w, hat=True, form="primal", quintic=0.0)
+                        out = []
+                        for n in range(N):
+                            g = np.zeros(1 << M)
+                            for k in range(K):
+                                lk = lg(Vk[n, :, k])
+                                theta = ex["Theta"] @ (lk[idx] - lk[0]) + ex["ctheta"] * (lk[-1] - lk[0])
+                                g += 1 / (1 + np.exp(-(lk[0] + Xall @ theta))) / K
+                            r = V[n, idx] - g[idx]
+                            out.append(_exact_from_table(g, M) + Lc @ r + cc * ((V[n, -1] - g[-1]) - (V[n, 0] - g[0])))
+                        ests.setdefault("logit per background", []).append(np.array(out))
+                print(f"M = {M} {name} S = {S}: " + _ratios(ests, np.concatenate([ref] * len(seeds))), flush=True)
+    M, N, seeds = 30, 8, range(1, 4)
+    X, models = _models(M)
+    B, Xe = X[400 : 400 + K], X[450 : 450 + N]
+    for name, model in models.items():
+
+        def f(a, model=model):
+            return model.predict_proba(a)[:, 1]
+
+        def values(Z):
+            syn = np.where(Z[None, :, None, :].astype(bool), Xe[:, None, None, :], B[None, None]).reshape(-1, M)
+            v = f(syn).reshape(N, len(Z), K).mean(axis=2)
+            return v - f(B).mean(), f(Xe) - f(B).mean()
+
+        refs = [KernelShap(f, B, num_samples=16384, seed=s).explain(Xe).values for s in (987, 988)]
+        ref = (refs[0] + refs[1]) / 2
+        for S in (1054, 2108):
+            ests = {}
+            for seed in seeds:
+                Zs, ws, _ = _kernels.coalition_plan("numpy", M, S, seed, True)
+                Ls, cs, _ = _kernels.wls_operator("numpy", Zs, ws)
+                y, d = values(Zs)
+                ests.setdefault("shap scheme", []).append(y @ Ls.T + np.outer(d, cs))
+                Z, w, *_ = _kernels.stratified_plan(M, S, seed)
+                y, d = values(Z)
+                ridge = _kernels.CUBIC_RIDGE * (M + comb(M, 3)) / (S / 2)
+                for key, kw in (
+                    ("cubic", {"quintic": 0.0}),
+                    ("quintic (default)", {}),
+                    ("quintic, ridge capped at 0.1", {"ridge": min(ridge, 0.1)}),
+                ):
+                    L, c = _kernels.cubic_operator(Z, w, **kw)[:2]
+                    ests.setdefault(key, []).append(y @ L.T + np.outer(d, c))
+            print(f"M = 30 {name} S = {S}: " + _ratios(ests, np.concatenate([ref] * len(seeds))), flush=True)
 
 
 def main() -> None:
@@ -278,7 +488,11 @@ def main() -> None:
     ap.add_argument("--plot", help="write the error curves as a PNG (needs matplotlib)")
     ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
     ap.add_argument("--operator", type=int, metavar="M", help="time the operator build at auto's rounds for M players")
+    ap.add_argument("--ablation", action="store_true", help="the candidates tried for the cells under 2x")
     args = ap.parse_args()
+    if args.ablation:
+        ablation()
+        return
     if args.operator:
         print(operator_times(args.operator))
         return

@@ -356,10 +356,12 @@ class KernelShap:
     estimator : {"cubic", "shap"}, default "cubic"
         ``"cubic"``: complement pairs sampled without replacement, stratified by coalition size
         (small strata enumerated whole), each stratum carrying its exact Shapley-kernel mass, and a
-        third-order surrogate fitted on them (:func:`clarion.explain._kernels.cubic_operator`):
-        its attributions are exact for games whose odd part has degree <= 3 and converge to the
-        Shapley values. About 2-10x lower error than shap's scheme at the same number of model
-        evaluations (benchmarks/README.md). For M > 31 the cubic terms are left out (too many
+        third-order surrogate fitted on them (:func:`clarion.explain._kernels.cubic_operator`),
+        with damped fifth-order terms while ``S + M + 1 <= 4200`` (the dual form's size,
+        :func:`clarion.explain._kernels.quintic_weight`): its attributions absorb the game's odd
+        part up to degree 3 (5) and converge to the Shapley values. About 2-10x lower error than
+        shap's scheme at the same number of model evaluations (benchmarks/README.md; 1.6-2x on
+        a small neural network at some budgets). For M > 31 the cubic terms are left out (too many
         coefficients) and the estimator is the first-order one on the same plan. ``"shap"``:
         shap's KernelExplainer scheme (sampling with replacement, merged duplicates), to
         reproduce its numbers (Clarify's).
