@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,32 @@ def _text_baseline(job: Any, rows: Any, text_cols: list[str]) -> tuple[Any, Any]
 def _filled(frame: Any, text_cols: list[str]) -> Any:
     """``frame`` with the empty cells of its text columns as the empty text (a CSV reads them as NaN)."""
     return frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), "") for c in text_cols})
+
+
+def _explain_part(explainer: Any, frame: Any) -> Any:
+    """One part of a batch, explained on a Dask worker (module level: pickled by reference)."""
+    return explainer.explain(frame)
+
+
+def _parts(job: Any, explainer: Any, frame: Any, join: Any, remote: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """(explanation, its records, their join values) for ``frame``, in input order: in this
+    process, or, with the job's Dask client, in parts spread over its workers (``remote``: the
+    explainer scattered to them). A record's attributions depend only on that record (one plan
+    per number of players, seeded), so the parts give the numbers of one call."""
+    if remote is None or len(frame) < 2:
+        yield explainer.explain(frame), frame, join
+        return
+    client = job.dask_client
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    step = max(1, -(-len(frame) // (4 * n_workers)))  # about four parts per worker: they balance
+    starts = range(0, len(frame), step)
+    futs = [client.submit(_explain_part, remote, frame.iloc[a : a + step], pure=False) for a in starts]
+    try:
+        for a, fut in zip(starts, futs):
+            yield fut.result(), frame.iloc[a : a + step], (join.iloc[a : a + step] if join is not None else None)
+    finally:
+        for fut in futs:
+            fut.cancel()
 
 
 def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
@@ -115,27 +142,30 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
     values: list[np.ndarray] = []
     players: list[list[dict[str, Any]]] = []
     bar = Progress("SHAP (text)", total=job.n_rows, unit="rows", enabled=job.progress)
+    # with a Dask client the records are explained on its workers (the explainer sent once)
+    remote = job.dask_client.scatter(explainer, broadcast=True) if job.dask_client is not None else None
     try:
-        for X, join in job._shap_batches():
+        for X, batch_join in job._shap_batches():
             if job.windows is not None:
                 job.windows.add_explained(X)  # the window of each explained row
-            frame = _filled(X[feats], text_cols)
-            e = explainer.explain(frame)
-            per_col.append(e.feature_values())
-            bases.append(e.expected_value)
-            values.extend(e.values)
-            players.extend(e.players)
-            recs = e.to_records()
-            if join is not None:
-                for r, j in zip(recs, join.tolist()):
-                    r["join_source_value"] = j.item() if hasattr(j, "item") else j
-            if sink is not None:
-                sink.fh.write("".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in recs))
-            room = 50 - len(shown_records)
-            if room > 0:
-                shown_records.extend(recs[:room])
-                shown_texts.extend({c: str(frame[c].iloc[i]) for c in text_cols} for i in range(min(room, len(recs))))
-            bar.update(len(X))
+            for e, frame, join in _parts(job, explainer, _filled(X[feats], text_cols), batch_join, remote):
+                per_col.append(e.feature_values())
+                bases.append(e.expected_value)
+                values.extend(e.values)
+                players.extend(e.players)
+                recs = e.to_records()
+                if join is not None:
+                    for r, j in zip(recs, join.tolist()):
+                        r["join_source_value"] = j.item() if hasattr(j, "item") else j
+                if sink is not None:
+                    sink.fh.write("".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in recs))
+                room = 50 - len(shown_records)
+                if room > 0:
+                    shown_records.extend(recs[:room])
+                    shown_texts.extend(
+                        {c: str(frame[c].iloc[i]) for c in text_cols} for i in range(min(room, len(recs)))
+                    )
+                bar.update(len(frame))
         if sink is not None:
             sink.commit()
             job.paths["local_shap"] = sink.path
@@ -168,8 +198,6 @@ def text_shap(job: Any) -> tuple[dict[str, Any], str, str]:
         )
         job.windows.aggregate_shap(block, local, sc.agg_method)
     html = render_text_section(shown_records, shown_texts, names)  # the top units: report/html.py
-    if job.dask_client is not None:
-        job.notes.append("text explanations ran in this process, not on the Dask cluster")
     job.notes.append(
         f"text explanations: {tc.granularity} units ({tc.language}) of {', '.join(text_cols)}; "
         f"local attributions in explanations_shap/out.jsonl"
