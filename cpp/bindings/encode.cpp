@@ -192,7 +192,6 @@ py::tuple int_range_cpu(const py::array& x) {
   }
 }
 
-
 // The compiled steady state of an Accumulator's stream (clarion/slot_stream.hpp). It holds the
 // stream's plan, the patterns accepted so far, and references to the state it adds into: the
 // state object (its n_rows), its lock (a threading.RLock, the one every other change of the state
@@ -200,13 +199,20 @@ py::tuple int_range_cpu(const py::array& x) {
 class SlotStream {
  public:
   SlotStream(int n_facets, bool has_group, bool has_pred, bool weighted, i64 K, const std::vector<i64>& V,
-             const std::vector<int>& itemsizes, const std::vector<bool>& booleans, const std::vector<i64>& offsets,
-             const std::vector<i64>& sizes, const py::list& codes, const py::list& wmaps,
-             const std::vector<bool>& facet_slots, py::object lock, py::object state, const py::list& counts,
-             py::object kind, const py::list& tables, int sightings)
-      : lock_(std::move(lock)), state_(std::move(state)), kind_(std::move(kind)), sightings_(sightings) {
+             const std::vector<int>& itemsizes, const std::vector<bool>& booleans,
+             const std::vector<i64>& offsets, const std::vector<i64>& sizes, const py::list& codes,
+             const py::list& wmaps, const std::vector<bool>& facet_slots, py::object lock, py::object state,
+             const py::list& counts, py::object kind, const py::list& tables, int sightings,
+             i64 sighting_rows)
+      : lock_(std::move(lock)),
+        state_(std::move(state)),
+        kind_(std::move(kind)),
+        sightings_(sightings),
+        sighting_rows_(sighting_rows) {
+    acquire_ = lock_.attr("acquire");
+    release_ = lock_.attr("release");
     CLARION_CHECK(n_facets >= 1, "n_facets must be >= 1");
-    CLARION_CHECK(sightings >= 1, "sightings must be >= 1");
+    CLARION_CHECK(sightings >= 1 && sighting_rows >= 1, "sightings and sighting_rows must be >= 1");
     StreamPlan& pl = plan_;
     pl.n_facets = n_facets;
     pl.has_group = has_group;
@@ -232,13 +238,16 @@ class SlotStream {
                     name + ": itemsize must be 1, 2, 4 or 8");
       CLARION_CHECK(!booleans[j] || itemsizes[j] == 1, name + ": a boolean column has itemsize 1");
       CLARION_CHECK(sizes[j] >= 1 && sizes[j] <= (i64{1} << 16), name + ": size must be in [1, 65536]");
-      CLARION_CHECK(offsets[j] > -(i64{1} << 62) && offsets[j] < (i64{1} << 62), name + ": offset out of range");
+      CLARION_CHECK(offsets[j] > -(i64{1} << 62) && offsets[j] < (i64{1} << 62),
+                    name + ": offset out of range");
       c.itemsize = itemsizes[j];
       c.boolean = booleans[j];
       c.offset = offsets[j];
       c.size = sizes[j];
       // the axis the column's codes index: V (facet), K (group), 2 (label, prediction)
-      const i64 axis = j < static_cast<size_t>(n_facets) ? V[j] : (has_group && j == static_cast<size_t>(n_facets) ? K : 2);
+      const i64 axis = j < static_cast<size_t>(n_facets)
+                           ? V[j]
+                           : (has_group && j == static_cast<size_t>(n_facets) ? K : 2);
       c.code = int32_table(codes[j], c.size, -1, axis, name + " codes");
       if (weighted) {
         const bool slot_axis = (j < static_cast<size_t>(n_facets) && facet_slots[j]) ||
@@ -264,21 +273,21 @@ class SlotStream {
   }
 
   // Counts a batch and, when its pattern was accepted before and the state still holds the
-  // stream's tables, adds it. Returns 0 (added), 1 (a pattern not accepted yet, or a value
-  // without a code), 2 (a row outside its slots, or a bad weight), 3 (the state's tables were
-  // replaced: a vocabulary grew), 4 (the arrays do not fit the plan). Nothing changes unless 0.
-  int add(const py::list& arrays, const py::object& weights, int n_threads) {
+  // stream's tables, adds it. Returns 0 (added), the batch's pattern (bytes: not accepted yet;
+  // `note` it once the general path has counted the batch), 2 (a row outside its slots, or a bad
+  // weight), 3 (the state's tables were replaced: a vocabulary grew), 4 (the arrays do not fit
+  // the plan), 5 (a value without a code). Nothing changes unless 0.
+  py::object add(const py::list& arrays, const py::object& weights, int n_threads) {
     StreamBatch b;
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
-    if (st != 0) return st;
+    if (st != 0) return py::int_(st);
     {
       std::lock_guard<std::mutex> g(mu_);
       const auto it = patterns_.find(b.key);
-      if (it == patterns_.end() || it->second < sightings_) return 1;
+      if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
     }
-    const py::object release = lock_.attr("release");
-    lock_.attr("acquire")();
+    acquire_();
     int out = 3;
     try {
       if (fresh()) {
@@ -299,25 +308,32 @@ class SlotStream {
         out = 0;
       }
     } catch (...) {
-      release();
+      release_();
       throw;
     }
-    release();
-    return out;
+    release_();
+    return py::int_(out);
+  }
+
+  // Notes a pattern `add` returned, once the general path has counted its batch of n_rows rows
+  // (0: noted; 3: the state's tables were replaced; 4: not a pattern of this stream).
+  int note(const py::bytes& key, i64 n_rows) {
+    std::string k = key;
+    if (k.size() != key_size()) return 4;
+    if (!fresh()) return 3;
+    sight(k, n_rows);
+    return 0;
   }
 
   // Notes the pattern of a batch the general path has just counted (same statuses as add; 0:
-  // noted); a pattern noted `sightings` times is accepted. Adds nothing.
+  // noted); a pattern noted in `sightings` batches or `sighting_rows` rows is accepted. Adds nothing.
   int allow(const py::list& arrays, const py::object& weights, int n_threads) {
     StreamBatch b;
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return st;
     if (!fresh()) return 3;
-    std::lock_guard<std::mutex> g(mu_);
-    if (patterns_.size() >= kMaxPatterns && patterns_.count(b.key) == 0) patterns_.clear();
-    int& seen = patterns_[b.key];
-    seen = std::min(seen + 1, sightings_);
+    sight(b.key, n);
     return 0;
   }
 
@@ -325,15 +341,19 @@ class SlotStream {
   void copy_patterns(const SlotStream& other) {
     if (&other == this) return;
     std::scoped_lock g(mu_, other.mu_);
-    for (const auto& [k, seen] : other.patterns_)
-      if (k.size() == key_size()) patterns_[k] = std::max(patterns_[k], seen);
+    for (const auto& [k, seen] : other.patterns_) {
+      if (k.size() != key_size()) continue;
+      Seen& mine = patterns_[k];
+      mine.batches = std::max(mine.batches, seen.batches);
+      mine.rows = std::max(mine.rows, seen.rows);
+    }
   }
 
-  // Patterns accepted (counted by the general path `sightings` times).
+  // Patterns accepted (counted by the general path in `sightings` batches or `sighting_rows` rows).
   size_t n_patterns() const {
     std::lock_guard<std::mutex> g(mu_);
     size_t k = 0;
-    for (const auto& p : patterns_) k += p.second >= sightings_ ? 1 : 0;
+    for (const auto& p : patterns_) k += accepted(p.second) ? 1 : 0;
     return k;
   }
 
@@ -377,7 +397,8 @@ class SlotStream {
       keep.push_back(arrays[j].cast<py::array>());
       const Light v = light(keep.back());
       const StreamColumn& c = plan_.cols[j];
-      if (v.ndim != 1 || !v.ok_layout || v.itemsize != c.itemsize || v.kind != (c.boolean ? 'b' : 'i')) return 4;
+      if (v.ndim != 1 || !v.ok_layout || v.itemsize != c.itemsize || v.kind != (c.boolean ? 'b' : 'i'))
+        return 4;
       if (n < 0) n = v.n;
       if (v.n != n) return 4;
       ptrs[j] = v.data;
@@ -397,16 +418,29 @@ class SlotStream {
       e = clarion::bias::slot_stream_count(plan_, ptrs.data(), w, n, n_threads < 0 ? 0 : n_threads, b);
     }
     if (e.what != 0) return 2;
-    return b.known ? 0 : 1;
+    return b.known ? 0 : 5;
   }
 
   StreamPlan plan_;
-  py::object lock_, state_, kind_;
+  py::object lock_, state_, kind_, acquire_, release_;
   int sightings_ = 1;
+  i64 sighting_rows_ = 1;
   std::vector<py::dict> counts_;
   std::vector<py::array> tables_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, int> patterns_;  // pattern -> batches the general path counted
+  struct Seen {
+    int batches = 0;  // batches with the pattern the general path counted
+    i64 rows = 0;     // and their rows
+  };
+  bool accepted(const Seen& s) const { return s.batches >= sightings_ || s.rows >= sighting_rows_; }
+  void sight(const std::string& k, i64 rows) {  // a batch of the general path with pattern k
+    std::lock_guard<std::mutex> g(mu_);
+    if (patterns_.size() >= kMaxPatterns && patterns_.count(k) == 0) patterns_.clear();
+    Seen& s = patterns_[k];
+    s.batches = std::min(s.batches + 1, sightings_);
+    s.rows = std::min(s.rows + rows, sighting_rows_);
+  }
+  std::unordered_map<std::string, Seen> patterns_;
 };
 }  // namespace
 
@@ -422,22 +456,28 @@ void register_encode(py::module_& m) {
         "Weighted slot counts: `mapped` (float64) gets each row's weight at sum(luts[j][slot_j] * "
         "map_strides[j]) in grouped_counts' summation order, `raw` the occurrence count of each slot "
         "combination; returns (error_code, row, column).");
-  py::class_<SlotStream>(m, "SlotStream",
-                         "The compiled steady state of a bias Accumulator's stream (clarion/slot_stream.hpp).")
+  py::class_<SlotStream>(
+      m, "SlotStream", "The compiled steady state of a bias Accumulator's stream (clarion/slot_stream.hpp).")
       .def(py::init<int, bool, bool, bool, i64, const std::vector<i64>&, const std::vector<int>&,
-                    const std::vector<bool>&, const std::vector<i64>&, const std::vector<i64>&, const py::list&,
-                    const py::list&, const std::vector<bool>&, py::object, py::object, const py::list&, py::object,
-                    const py::list&, int>(),
+                    const std::vector<bool>&, const std::vector<i64>&, const std::vector<i64>&,
+                    const py::list&, const py::list&, const std::vector<bool>&, py::object, py::object,
+                    const py::list&, py::object, const py::list&, int, i64>(),
            py::arg("n_facets"), py::arg("has_group"), py::arg("has_pred"), py::arg("weighted"), py::arg("K"),
            py::arg("V"), py::arg("itemsizes"), py::arg("booleans"), py::arg("offsets"), py::arg("sizes"),
            py::arg("codes"), py::arg("wmaps"), py::arg("facet_slots"), py::arg("lock"), py::arg("state"),
-           py::arg("counts"), py::arg("kind"), py::arg("tables"), py::arg("sightings"))
+           py::arg("counts"), py::arg("kind"), py::arg("tables"), py::arg("sightings"),
+           py::arg("sighting_rows"))
       .def("add", &SlotStream::add, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
-           "Count a batch and add it when its pattern was accepted; returns 0 (added), 1 (new pattern), 2 (a "
-           "row outside its slots or a bad weight), 3 (the state's tables were replaced), 4 (arrays do not fit).")
+           "Count a batch and add it when its pattern was accepted; returns 0 (added), the pattern (bytes: "
+           "not "
+           "accepted yet), 2 (a row outside its slots or a bad weight), 3 (the state's tables were "
+           "replaced), 4 "
+           "(arrays do not fit), 5 (a value without a code).")
+      .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
+           "Note a pattern `add` returned (the general path counted its batch).")
       .def("allow", &SlotStream::allow, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
            "Note the pattern of a batch the general path counted (statuses as add; adds nothing); a pattern "
-           "noted `sightings` times is accepted.")
+           "noted in `sightings` batches or `sighting_rows` rows is accepted.")
       .def("copy_patterns", &SlotStream::copy_patterns, py::arg("other"))
       .def("fresh", &SlotStream::fresh)
       .def_property_readonly("n_patterns", &SlotStream::n_patterns);

@@ -225,7 +225,8 @@ RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, con
   out.key.assign(key_len, '\0');
   std::vector<size_t> key_at(static_cast<size_t>(ncols), 0);
   for (int j = 1; j < ncols; ++j)
-    key_at[static_cast<size_t>(j)] = key_at[static_cast<size_t>(j - 1)] + static_cast<size_t>(plan.cols[j - 1].size);
+    key_at[static_cast<size_t>(j)] =
+        key_at[static_cast<size_t>(j - 1)] + static_cast<size_t>(plan.cols[j - 1].size);
   std::vector<int> shared;  // the columns after the facet: group?, label, prediction?
   if (plan.has_group) shared.push_back(plan.group_col());
   shared.push_back(plan.label_col());
@@ -258,85 +259,82 @@ RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, con
       // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it
       const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
       const i64 P = plan.P;
-      const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1, 1};
+      const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1,
+                                             1};
       for (int k = 0; k < pb.n_cols; ++k) {
         pb.lut[k] = plan.cols[static_cast<size_t>(cols[static_cast<size_t>(k)])].wmap.data();
         pb.map_stride[k] = mstrides[k];
       }
       mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
-      err = slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], mapped.data(), raw.data(),
-                                     n_threads);
+      err = slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], mapped.data(),
+                                     raw.data(), n_threads);
     }
     if (err.what != 0) return err;
-    // present slots: marginals of the raw table
-    const i64 S0 = pb.size[0], rest = pb.raw_stride[0];
-    char* fkey = &out.key[key_at[static_cast<size_t>(f)]];
-    for (i64 s = 0; s < S0; ++s) {
-      const std::int64_t* r = raw.data() + s * rest;
-      for (i64 c = 0; c < rest; ++c)
-        if (r[c] != 0) {
-          fkey[s] = 1;
-          break;
-        }
-    }
-    if (f == 0) {
-      for (int k = 1; k < pb.n_cols; ++k) {
-        char* ck = &out.key[key_at[static_cast<size_t>(cols[static_cast<size_t>(k)])]];
-        const i64 sz = pb.size[k], st = pb.raw_stride[k];
-        for (i64 c = 0; c < stride; ++c)
-          if (raw[static_cast<size_t>(c)] != 0) ck[(c / st) % sz] = 1;
-      }
-    }
-    // every occurring slot must have a code
-    for (int k = 0; k < pb.n_cols; ++k) {
+    // One walk over the raw table's occupied cells (its slots kept as an odometer, no divisions):
+    // the present slots of each column (the facet's from every facet's table, the shared columns'
+    // from facet 0's) and, unweighted, each cell's count-table cell
+    // ((v * K + k) * 2 + y) * P + p through the columns' slot -> code tables.
+    const int nc = pb.n_cols;
+    char* ckey[kMaxCodeColumns] = {};
+    const std::int32_t* code[kMaxCodeColumns] = {};
+    i64 mult[kMaxCodeColumns] = {};
+    for (int k = 0; k < nc; ++k) {
       const int j = cols[static_cast<size_t>(k)];
-      if (k > 0 && f > 0) continue;
-      const StreamColumn& c = plan.cols[static_cast<size_t>(j)];
-      const char* ck = &out.key[key_at[static_cast<size_t>(j)]];
-      for (i64 s = 0; s < c.size; ++s)
-        if (ck[s] != 0 && c.code[static_cast<size_t>(s)] < 0) out.known = false;
+      ckey[k] = (k == 0 || f == 0) ? &out.key[key_at[static_cast<size_t>(j)]] : nullptr;
+      code[k] = plan.cols[static_cast<size_t>(j)].code.data();
+      mult[k] = k == 0 ? plan.K * 2 * plan.P
+                       : (j == plan.label_col() ? plan.P
+                                                : (j == plan.pred_col() && plan.has_pred ? 1 : 2 * plan.P));
+    }
+    std::vector<i64>* cells = plan.weighted ? nullptr : &out.cells[static_cast<size_t>(f)];
+    if (cells != nullptr) cells->reserve(static_cast<size_t>(2 * std::min<i64>(stride, n)));
+    i64 slot[kMaxCodeColumns] = {};
+    for (i64 c = 0; c < stride; ++c) {
+      const std::int64_t cnt = raw[static_cast<size_t>(c)];
+      if (cnt != 0) {
+        i64 idx = 0;
+        bool coded = true;
+        for (int k = 0; k < nc; ++k) {
+          if (ckey[k] != nullptr) ckey[k][slot[k]] = 1;
+          const std::int32_t v = code[k][slot[k]];
+          coded = coded && v >= 0;
+          idx += static_cast<i64>(v) * mult[k];
+        }
+        if (!coded) out.known = false;
+        if (cells != nullptr && coded) {
+          cells->push_back(idx);
+          cells->push_back(cnt);
+        }
+      }
+      for (int k = nc - 1; k >= 0; --k) {  // the next cell's slots
+        if (++slot[k] < pb.size[k]) break;
+        slot[k] = 0;
+      }
     }
     if (!out.known) return RowError{};
     const i64 K = plan.K, P = plan.P;
     const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];
-    if (!plan.weighted) {
-      // (cell, count) of every occupied raw cell, the cell ((v * K + k) * 2 + y) * P + p
-      auto& cells = out.cells[static_cast<size_t>(f)];
-      for (i64 c = 0; c < stride; ++c) {
-        const std::int64_t cnt = raw[static_cast<size_t>(c)];
-        if (cnt == 0) continue;
-        i64 idx = 0;
-        for (int k = 0; k < pb.n_cols; ++k) {
-          const int j = cols[static_cast<size_t>(k)];
-          const i64 slot = (c / pb.raw_stride[k]) % pb.size[k];
-          const i64 code = plan.cols[static_cast<size_t>(j)].code[static_cast<size_t>(slot)];
-          if (k == 0) idx = code * K * 2 * P;
-          else if (j == plan.group_col() && plan.has_group) idx += code * 2 * P;
-          else if (j == plan.label_col()) idx += code * P;
-          else idx += code;
-        }
-        cells.push_back(idx);
-        cells.push_back(cnt);
-      }
-    } else {
-      // the weighted sums, one-to-one onto the codes (the occurring facet slots of a vocabulary
-      // facet, both codes of a selected facet; the occurring group slots)
-      auto& tab = out.wtable[static_cast<size_t>(f)];
-      tab.assign(static_cast<size_t>(plan.table_cells(f)), 0.0);
-      const bool fslots = plan.facet_slots[static_cast<size_t>(f)];
-      const i64 Fm = fslots ? fc.size : 2;
-      const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
-      const char* fk = &out.key[key_at[static_cast<size_t>(f)]];
-      const char* gk = plan.has_group ? &out.key[key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
-      for (i64 fs = 0; fs < Fm; ++fs) {
-        if (fslots && fk[fs] == 0) continue;
-        const i64 v = fslots ? fc.code[static_cast<size_t>(fs)] : fs;
-        for (i64 gs = 0; gs < Km; ++gs) {
-          if (gk != nullptr && gk[gs] == 0) continue;
-          const i64 g = gk != nullptr ? plan.cols[static_cast<size_t>(plan.group_col())].code[static_cast<size_t>(gs)] : 0;
-          for (i64 c = 0; c < 2 * P; ++c)
-            tab[static_cast<size_t>((v * K + g) * 2 * P + c)] = mapped[static_cast<size_t>((fs * Km + gs) * 2 * P + c)];
-        }
+    if (!plan.weighted) continue;
+    // the weighted sums, one-to-one onto the codes (the occurring facet slots of a vocabulary
+    // facet, both codes of a selected facet; the occurring group slots)
+    auto& tab = out.wtable[static_cast<size_t>(f)];
+    tab.assign(static_cast<size_t>(plan.table_cells(f)), 0.0);
+    const bool fslots = plan.facet_slots[static_cast<size_t>(f)];
+    const i64 Fm = fslots ? fc.size : 2;
+    const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
+    const char* fk = &out.key[key_at[static_cast<size_t>(f)]];
+    const char* gk = plan.has_group ? &out.key[key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
+    for (i64 fs = 0; fs < Fm; ++fs) {
+      if (fslots && fk[fs] == 0) continue;
+      const i64 v = fslots ? fc.code[static_cast<size_t>(fs)] : fs;
+      for (i64 gs = 0; gs < Km; ++gs) {
+        if (gk != nullptr && gk[gs] == 0) continue;
+        const i64 g = gk != nullptr
+                          ? plan.cols[static_cast<size_t>(plan.group_col())].code[static_cast<size_t>(gs)]
+                          : 0;
+        for (i64 c = 0; c < 2 * P; ++c)
+          tab[static_cast<size_t>((v * K + g) * 2 * P + c)] =
+              mapped[static_cast<size_t>((fs * Km + gs) * 2 * P + c)];
       }
     }
   }

@@ -46,9 +46,9 @@ struct StreamPlan {
   i64 K = 1;  // group codes (1 without a group variable)
   i64 P = 1;  // 2 with a prediction column
   std::vector<StreamColumn> cols;
-  std::vector<i64> V;                 // facet codes, per facet
-  std::vector<bool> facet_slots;      // weighted: the facet's weighted axis is its slots (vocabulary facet)
-  std::vector<i64> mapped_cells;      // weighted: Fm * Km * 2 * P, per facet
+  std::vector<i64> V;             // facet codes, per facet
+  std::vector<bool> facet_slots;  // weighted: the facet's weighted axis is its slots (vocabulary facet)
+  std::vector<i64> mapped_cells;  // weighted: Fm * Km * 2 * P, per facet
 
   int group_col() const { return n_facets; }
   int label_col() const { return n_facets + (has_group ? 1 : 0); }
@@ -58,8 +58,8 @@ struct StreamPlan {
 
 // One batch of a stream, counted (nothing shared touched).
 struct StreamBatch {
-  std::string key;      // the pattern: per column [F facets, group?, label, prediction?], one byte per slot
-  bool known = true;    // every occurring slot has a code
+  std::string key;    // the pattern: per column [F facets, group?, label, prediction?], one byte per slot
+  bool known = true;  // every occurring slot has a code
   std::vector<std::vector<i64>> cells;      // unweighted, per facet: (cell, count) pairs, flattened
   std::vector<std::vector<double>> wtable;  // weighted, per facet: the batch's table [V][K][2][P]
 };

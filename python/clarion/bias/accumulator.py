@@ -78,10 +78,12 @@ MSG_SOURCE = (
 #: batches the one-pass path counts in a row (the compiled stream declining them) after which the
 #: stream is rebuilt only every this many batches: a stream whose slot maps keep changing
 _STREAM_MISSES_MAX = 8
-#: batches with one pattern the one-pass path counts before the compiled stream takes the pattern
-#: over (the third is the one-pass path's own pattern-memo hit): a pattern seen once or twice is
-#: often a one-off (a rare value), and each accepted pattern holds a key of a byte per slot
+#: the compiled stream takes a batch pattern over once the one-pass path has counted it in this
+#: many batches or this many rows: small batches with a value seen once or twice are often one-offs
+#: (each accepted pattern holds a key of a byte per slot), and the one-pass path's own pattern
+#: memo serves a small pattern's third batch; a pattern seen in 10,000 rows is taken over at once
 _STREAM_SIGHTINGS = 3
+_STREAM_SIGHTING_ROWS = 10_000
 #: the most slots a column of the compiled stream may have (its pattern keeps a byte per slot)
 _STREAM_SLOTS_MAX = 4096
 #: rows up to which a batch is counted on one thread (grouped_counts' chunk: more rows than one
@@ -193,9 +195,10 @@ class _Stream:
         exp[0] = dt
         return True
 
-    def add(self, batch: Any) -> int:
-        """Counts and adds the batch when it is in the steady state; its length, or 0 (nothing
-        changed: the caller takes the general path)."""
+    def add(self, batch: Any) -> int | bytes:
+        """Counts and adds the batch when it is in the steady state: its length; else 0 or the
+        batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
+        one-pass path)."""
         got = self.arrays(batch)
         if got is None or os.environ.get("CLARION_BACKEND"):
             return 0
@@ -204,6 +207,8 @@ class _Stream:
         status = self.core.add(arrays, w, threads)
         if status == 4:  # e.g. a strided column (a frame built from a 2-D array): contiguous copies
             status = self.core.add([np.ascontiguousarray(a) for a in arrays], w, threads)
+        if type(status) is bytes:
+            return status
         return n if status == 0 else 0
 
     def allow(self, batch: Any) -> int:
@@ -248,6 +253,19 @@ class _Stream:
         if any(fs.threshold is not None for fs in st.facets.values()):
             return None
         if spec.models and st.model_kinds != ["labels"]:
+            return None
+        names = list(st.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
+        names += [spec.label] + ([spec.models[0][1]] if spec.models else [])
+        if type(batch) is pd.DataFrame:
+            first = _frame_columns(batch, names)
+        else:
+            try:
+                first = [table.codes_col(name, "") for name in names]
+            except (ValueError, TypeError):
+                first = None
+        if first is None or not all(
+            type(c) is pd.Categorical or (type(c) is np.ndarray and c.dtype.kind in "ib") for c in first
+        ):  # a column that is hashed per batch (strings, floats): no slot map to keep
             return None
         hints = st.__dict__.get("_range_hints")
         try:
@@ -352,6 +370,7 @@ class _Stream:
                 kind,
                 tables,
                 _STREAM_SIGHTINGS,
+                _STREAM_SIGHTING_ROWS,
             )
         except ValueError:  # pragma: no cover - a vocabulary grew while the stream was built
             return None
@@ -594,18 +613,22 @@ class Accumulator:
         """Global row number an ``update`` without ``row_offset`` gives its first row."""
         return self._next_row
 
-    def _follow(self, st: State, table: Table, batch: Any) -> None:
-        """After the one-pass path counted ``batch``: accept its pattern in the compiled stream
-        (the steady state of later batches like it), building the stream first when there is none
-        or its slot maps or tables no longer fit. Gives up for a while on a stream whose batches
-        keep changing."""
+    def _follow(self, st: State, table: Table, batch: Any, stream: _Stream | None, key: bytes | None) -> None:
+        """After the one-pass path counted ``batch``: note its pattern in the compiled stream
+        (``key``, when the stream returned it, else counted again), building the stream first when
+        there is none or its slot maps or tables no longer fit. A pattern noted
+        ``_STREAM_SIGHTINGS`` times is the stream's to count. Gives up for a while on a stream
+        whose batches keep changing."""
         self._stream_misses += 1
         misses = self._stream_misses
         if misses > _STREAM_MISSES_MAX and misses % _STREAM_MISSES_MAX:
             return
         old = self._stream
-        if old is not None and old.state is st and old.allow(batch) == 0:
-            return
+        if old is not None and old.state is st:
+            if key is not None and old is stream and old.core.note(key, table.n) == 0:
+                return
+            if key is None and old.allow(batch) == 0:
+                return
         new = _Stream.build(st, table, batch, self.compat)
         if new is None:
             return
@@ -636,14 +659,18 @@ class Accumulator:
             ``self``.
         """
         stream = self._stream
+        key = None
         if stream is not None:  # the steady state of a stream: one compiled call (issue 21)
             if row_offset is not None:
                 _check_row_offset(row_offset)
             n = stream.add(batch)
-            if n:
-                self._stream_misses = 0
-                self._reserve(n, row_offset)
-                return self
+            if type(n) is int:
+                if n:
+                    self._stream_misses = 0
+                    self._reserve(n, row_offset)
+                    return self
+            else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
+                key = n
         table = Table(batch)
         if table.n == 0:
             return self
@@ -653,7 +680,7 @@ class Accumulator:
             if fast is not None:
                 self._reserve(table.n, row_offset)
                 st.add_counts(fast, table.n)
-                self._follow(st, table, batch)
+                self._follow(st, table, batch, stream, key)
                 return self
         if self.window is None:
             parts = [("all", table, None)]
