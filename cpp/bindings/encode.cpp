@@ -202,8 +202,8 @@ class SlotStream {
              const std::vector<int>& itemsizes, const std::vector<bool>& booleans,
              const std::vector<i64>& offsets, const std::vector<i64>& sizes, const py::list& codes,
              const py::list& wmaps, const std::vector<bool>& facet_slots, py::object lock, py::object state,
-             const py::list& counts, py::object kind, const py::list& tables, int sightings,
-             i64 sighting_rows)
+             const py::list& counts, py::object kind, const py::list& tables, const py::list& vocabs,
+             const std::vector<i64>& vocab_sizes, int sightings, i64 sighting_rows)
       : lock_(std::move(lock)),
         state_(std::move(state)),
         kind_(std::move(kind)),
@@ -254,6 +254,12 @@ class SlotStream {
                                (has_group && j == static_cast<size_t>(n_facets));
         c.wmap = int32_table(wmaps[j], c.size, 0, slot_axis ? c.size : 2, name + " weighted map");
       }
+    }
+    CLARION_CHECK(vocabs.size() == vocab_sizes.size(), "one size per vocabulary");
+    for (size_t v = 0; v < vocabs.size(); ++v) {
+      CLARION_CHECK(py::isinstance<py::list>(vocabs[v]), "vocabs must be lists");
+      vocabs_.push_back(vocabs[v].cast<py::list>());
+      vocab_sizes_.push_back(vocab_sizes[v]);
     }
     pl.mapped_cells.resize(V.size());
     for (size_t f = 0; f < V.size(); ++f) {
@@ -357,12 +363,15 @@ class SlotStream {
     return k;
   }
 
-  // Whether the state still holds the stream's tables (a table replaced: a vocabulary grew).
+  // Whether the state still holds the stream's tables and its vocabularies the stream's sizes (a
+  // table replaced, or a value added by a batch that then failed: the next addition pads).
   bool fresh() const {
     for (size_t f = 0; f < tables_.size(); ++f) {
       PyObject* cur = PyDict_GetItem(counts_[f].ptr(), kind_.ptr());  // borrowed
       if (cur != tables_[f].ptr()) return false;
     }
+    for (size_t v = 0; v < vocabs_.size(); ++v)
+      if (static_cast<i64>(PyList_GET_SIZE(vocabs_[v].ptr())) != vocab_sizes_[v]) return false;
     return true;
   }
 
@@ -427,6 +436,8 @@ class SlotStream {
   i64 sighting_rows_ = 1;
   std::vector<py::dict> counts_;
   std::vector<py::array> tables_;
+  std::vector<py::list> vocabs_;  // the values lists of the vocabularies the codes index
+  std::vector<i64> vocab_sizes_;
   mutable std::mutex mu_;
   struct Seen {
     int batches = 0;  // batches with the pattern the general path counted
@@ -461,12 +472,13 @@ void register_encode(py::module_& m) {
       .def(py::init<int, bool, bool, bool, i64, const std::vector<i64>&, const std::vector<int>&,
                     const std::vector<bool>&, const std::vector<i64>&, const std::vector<i64>&,
                     const py::list&, const py::list&, const std::vector<bool>&, py::object, py::object,
-                    const py::list&, py::object, const py::list&, int, i64>(),
+                    const py::list&, py::object, const py::list&, const py::list&, const std::vector<i64>&,
+                    int, i64>(),
            py::arg("n_facets"), py::arg("has_group"), py::arg("has_pred"), py::arg("weighted"), py::arg("K"),
            py::arg("V"), py::arg("itemsizes"), py::arg("booleans"), py::arg("offsets"), py::arg("sizes"),
            py::arg("codes"), py::arg("wmaps"), py::arg("facet_slots"), py::arg("lock"), py::arg("state"),
-           py::arg("counts"), py::arg("kind"), py::arg("tables"), py::arg("sightings"),
-           py::arg("sighting_rows"))
+           py::arg("counts"), py::arg("kind"), py::arg("tables"), py::arg("vocabs"), py::arg("vocab_sizes"),
+           py::arg("sightings"), py::arg("sighting_rows"))
       .def("add", &SlotStream::add, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
            "Count a batch and add it when its pattern was accepted; returns 0 (added), the pattern (bytes: "
            "not "

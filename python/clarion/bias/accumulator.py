@@ -284,11 +284,11 @@ class _Stream:
             cols.append((spec.models[0][1], plan["p"], "pred"))
         names, kinds, expect, maps = [], [], [], []
         itemsizes, booleans, offsets, sizes, codes, wmaps = [], [], [], [], [], []
-        V, facet_slots, counts, tables = [], [], [], []
+        V, facet_slots, counts, tables, vocabs, vocab_sizes = [], [], [], [], [], []
         for name, part, role in cols:
             sc = part["sc"]
             key = sc.key
-            if key is None or sc.size > _STREAM_SLOTS_MAX or sc.offset != 1:
+            if key is None or sc.size > _STREAM_SLOTS_MAX:
                 return None
             if key[0] == "categorical":
                 dt = key[1].obj
@@ -335,9 +335,16 @@ class _Stream:
                         code[j] = c
                 codes.append(code)
                 wmaps.append(np.arange(sc.size, dtype=np.int32))
+            if role == "group" or part["kind"] == "vocab":  # its size decides the codes' axis
+                vocabs.append(vocab.values)
+                vocab_sizes.append(len(vocab.values))
+                if len(vocab.values) + 1 != axis:
+                    return None
             if role == "group":
                 continue
             fs = role
+            if fs.seen.size != axis:
+                return None
             t = fs.counts.get(kind)
             want = (axis, K, 2) if kind == "pre" else (1, axis, K, 2, 2)
             dtype = np.float64 if st.weighted else np.int64
@@ -369,6 +376,8 @@ class _Stream:
                 counts,
                 kind,
                 tables,
+                vocabs,
+                vocab_sizes,
                 _STREAM_SIGHTINGS,
                 _STREAM_SIGHTING_ROWS,
             )
