@@ -270,47 +270,66 @@ RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, con
                                      raw.data(), n_threads);
     }
     if (err.what != 0) return err;
-    // One walk over the raw table's occupied cells (its slots kept as an odometer, no divisions):
-    // the present slots of each column (the facet's from every facet's table, the shared columns'
-    // from facet 0's) and, unweighted, each cell's count-table cell
+    // One walk over the raw table (four nested loops, absent columns as one-slot axes): the
+    // present slots of each column (the facet's from every facet's table, the shared columns'
+    // from facet 0's) and, unweighted, each occupied cell's count-table cell
     // ((v * K + k) * 2 + y) * P + p through the columns' slot -> code tables.
     const int nc = pb.n_cols;
-    char* ckey[kMaxCodeColumns] = {};
-    const std::int32_t* code[kMaxCodeColumns] = {};
-    i64 mult[kMaxCodeColumns] = {};
-    for (int k = 0; k < nc; ++k) {
+    // presence marks of the columns whose presence this table does not give (never read)
+    std::vector<char> sink(static_cast<size_t>(*std::max_element(pb.size, pb.size + nc)), 0);
+    static const std::int32_t zero_code[1] = {0};
+    char* ckey[kMaxCodeColumns];
+    const std::int32_t* code[kMaxCodeColumns];
+    i64 mult[kMaxCodeColumns], dim[kMaxCodeColumns];
+    for (int k = 0; k < kMaxCodeColumns; ++k) {
+      if (k >= nc) {
+        ckey[k] = sink.data();
+        code[k] = zero_code;
+        mult[k] = 0;
+        dim[k] = 1;
+        continue;
+      }
       const int j = cols[static_cast<size_t>(k)];
-      ckey[k] = (k == 0 || f == 0) ? &out.key[key_at[static_cast<size_t>(j)]] : nullptr;
+      ckey[k] = (k == 0 || f == 0) ? &out.key[key_at[static_cast<size_t>(j)]] : sink.data();
       code[k] = plan.cols[static_cast<size_t>(j)].code.data();
       mult[k] = k == 0 ? plan.K * 2 * plan.P
                        : (j == plan.label_col() ? plan.P
                                                 : (j == plan.pred_col() && plan.has_pred ? 1 : 2 * plan.P));
+      dim[k] = pb.size[k];
     }
     std::vector<i64>* cells = plan.weighted ? nullptr : &out.cells[static_cast<size_t>(f)];
     if (cells != nullptr) cells->reserve(static_cast<size_t>(2 * std::min<i64>(stride, n)));
-    i64 slot[kMaxCodeColumns] = {};
-    for (i64 c = 0; c < stride; ++c) {
-      const std::int64_t cnt = raw[static_cast<size_t>(c)];
-      if (cnt != 0) {
-        i64 idx = 0;
-        bool coded = true;
-        for (int k = 0; k < nc; ++k) {
-          if (ckey[k] != nullptr) ckey[k][slot[k]] = 1;
-          const std::int32_t v = code[k][slot[k]];
-          coded = coded && v >= 0;
-          idx += static_cast<i64>(v) * mult[k];
+    bool uncoded = false;
+    const std::int64_t* r = raw.data();
+    for (i64 s0 = 0; s0 < dim[0]; ++s0) {
+      const std::int32_t c0 = code[0][s0];
+      for (i64 s1 = 0; s1 < dim[1]; ++s1) {
+        const std::int32_t c1 = code[1][s1];
+        for (i64 s2 = 0; s2 < dim[2]; ++s2) {
+          const std::int32_t c2 = code[2][s2];
+          const i64 base = c0 * mult[0] + c1 * mult[1] + c2 * mult[2];
+          const bool bad = (c0 | c1 | c2) < 0;
+          for (i64 s3 = 0; s3 < dim[3]; ++s3, ++r) {
+            const std::int64_t cnt = *r;
+            if (cnt == 0) continue;
+            ckey[0][s0] = 1;
+            ckey[1][s1] = 1;
+            ckey[2][s2] = 1;
+            ckey[3][s3] = 1;
+            const std::int32_t c3 = code[3][s3];
+            if (bad || c3 < 0) {
+              uncoded = true;
+              continue;
+            }
+            if (cells != nullptr) {
+              cells->push_back(base + c3 * mult[3]);
+              cells->push_back(cnt);
+            }
+          }
         }
-        if (!coded) out.known = false;
-        if (cells != nullptr && coded) {
-          cells->push_back(idx);
-          cells->push_back(cnt);
-        }
-      }
-      for (int k = nc - 1; k >= 0; --k) {  // the next cell's slots
-        if (++slot[k] < pb.size[k]) break;
-        slot[k] = 0;
       }
     }
+    if (uncoded) out.known = false;
     if (!out.known) return RowError{};
     const i64 K = plan.K, P = plan.P;
     const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];

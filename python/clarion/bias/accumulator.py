@@ -91,6 +91,9 @@ _STREAM_SLOTS_MAX = 4096
 _STREAM_ROWS_PER_THREAD = 1 << 16
 
 
+_CATEGORICAL = pd.Categorical
+
+
 def _check_row_offset(row_offset: Any) -> None:
     if isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0:
         raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
@@ -101,9 +104,7 @@ def _frame_columns(df: pd.DataFrame, names: list) -> list | None:
     column as its ``pandas.Categorical``, a numpy column as a 1-D view), or None when that is not
     possible (a missing or repeated name, a MultiIndex, pandas internals that differ): the caller
     then takes the general path, which names a missing column."""
-    try:
-        if isinstance(df.columns, pd.MultiIndex):
-            return None
+    try:  # (a MultiIndex's get_loc of a partial key is a slice or a mask: declined below)
         mgr = df._mgr  # guarded: pandas' block manager (DataFrame.__getitem__ costs ~3 us a column)
         blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
         loc = df.columns.get_loc
@@ -159,17 +160,19 @@ class _Stream:
             return None
         out = []
         for c, kind, exp in zip(cols, self.kinds, self.expect):
-            if kind == "cat":
-                if type(c) is not pd.Categorical:
+            tc = type(c)
+            if tc is np.ndarray:
+                if kind == "cat" or (c.dtype is not exp and c.dtype != exp):
                     return None
-                if c.dtype is not exp[0] and not self._same_categories(c.dtype, exp):
+                out.append(c)
+            elif tc is _CATEGORICAL and kind == "cat":
+                dt = c.dtype
+                if dt is not exp[0] and not self._same_categories(dt, exp):
                     return None
                 codes = getattr(c, "_codes", None)
                 if type(codes) is not np.ndarray:
                     return None
                 out.append(codes)
-            elif type(c) is np.ndarray and c.dtype == exp:
-                out.append(c)
             else:
                 return None
         w = None
