@@ -231,7 +231,7 @@ class _Stream:
         accepted by one means the same values for the other)."""
         if a.names != b.names or a.kinds != b.kinds or a.weighted != b.weighted:
             return False
-        for (ka, ma), (kb, mb) in zip(zip(a.kinds, a.maps), zip(b.kinds, b.maps)):
+        for ka, ma, mb in zip(a.kinds, a.maps, b.maps):
             if ka == "cat":
                 if ma[0] != mb[0] or ma[1].dtype != mb[1].dtype or not ma[1].equals(mb[1]):
                     return False
