@@ -357,3 +357,25 @@ def test_four_threads_mixed_batches():
     assert acc.n_rows == sum(len(fr) for fr in good)
     one = pd.concat(good, ignore_index=True)
     pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(one, methods=COUNT, **KW).to_frame())
+
+
+def test_column_positions_follow_each_frame(monkeypatch):
+    """The columns' positions are reused only for frames cut from one frame (a shared column
+    index); a frame with its columns in another order (facet and group of one dtype swapped)
+    is read by name."""
+    rng = np.random.default_rng(12)
+    n = 3_000
+    df = pd.DataFrame(
+        {"f": rng.integers(0, 4, n), "g": rng.integers(0, 3, n), "y": rng.random(n) < 0.4, "p": rng.random(n) < 0.5}
+    )
+    kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
+    hits = _stream_hits(monkeypatch)
+    acc = cb.Accumulator(**kw)
+    parts = [df.iloc[i : i + 500] for i in range(0, n, 500)]
+    swapped = [p[["g", "f", "p", "y"]] for p in parts]
+    order = [parts[0], parts[1], parts[2], parts[3], swapped[4], parts[5], swapped[0], swapped[1]]
+    for fr in order:
+        acc.update(fr)
+    assert len(hits) >= 4
+    one = pd.concat([fr[["f", "g", "y", "p"]] for fr in order], ignore_index=True)
+    pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(one, methods=COUNT, **kw).to_frame())

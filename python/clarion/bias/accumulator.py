@@ -99,20 +99,30 @@ def _check_row_offset(row_offset: Any) -> None:
         raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
 
 
-def _frame_columns(df: pd.DataFrame, names: list) -> list | None:
+def _frame_columns(df: pd.DataFrame, names: list, locs: list | None = None) -> list | None:
     """The arrays of a DataFrame's columns ``names`` straight from its blocks (a categorical
     column as its ``pandas.Categorical``, a numpy column as a 1-D view), or None when that is not
     possible (a missing or repeated name, a MultiIndex, pandas internals that differ): the caller
-    then takes the general path, which names a missing column."""
+    then takes the general path, which names a missing column.
+
+    ``locs``: ``[(columns, positions)]`` of an earlier frame, reused when this frame's column index
+    is that one or a view of it (``Index.is_``: the batches ``iloc`` cuts from one frame share it)
+    and updated otherwise."""
     try:  # (a MultiIndex's get_loc of a partial key is a slice or a mask: declined below)
         mgr = df._mgr  # guarded: pandas' block manager (DataFrame.__getitem__ costs ~3 us a column)
         blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
-        loc = df.columns.get_loc
-        out = []
-        for name in names:
-            i = loc(name)
-            if type(i) is not int:
+        columns = df.columns
+        hit = locs[0] if locs is not None else None  # (one reference: threads replace it whole)
+        if hit is not None and columns.is_(hit[0]):
+            pos = hit[1]
+        else:
+            pos = [columns.get_loc(name) for name in names]
+            if any(type(i) is not int for i in pos):
                 return None
+            if locs is not None:
+                locs[0] = (columns, pos)
+        out = []
+        for i in pos:
             v = blocks[blknos[i]].values
             out.append(v[blklocs[i]] if type(v) is np.ndarray and v.ndim == 2 else v)
         return out
@@ -135,11 +145,12 @@ class _Stream:
     which counts it or raises its error.
     """
 
-    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps")
+    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs")
 
     def __init__(self, core: Any, state: State, names: list, kinds: list, expect: list, weighted: bool, maps: list):
         self.core, self.state, self.names, self.kinds = core, state, names, kinds
         self.expect, self.weighted, self.maps = expect, weighted, maps
+        self.locs: list = [None]  # (a frame's column index, the names' positions in it)
 
     # -- per batch ----------------------------------------------------------------------------
 
@@ -147,7 +158,7 @@ class _Stream:
         """The batch's code arrays in the stream's column order, its weights and its length, or
         None when a column does not fit the stream's slot maps."""
         if type(batch) is pd.DataFrame:
-            cols = _frame_columns(batch, self.names)
+            cols = _frame_columns(batch, self.names, self.locs)
             if cols is None:
                 return None
         elif isinstance(batch, dict):
