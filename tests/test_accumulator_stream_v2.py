@@ -275,31 +275,28 @@ def test_leaving_and_reentering_the_steady_state():
     assert same(snapshot(acc._states["all"]), snapshot(want))
 
 
-def test_strided_columns_and_dict_batches():
+def test_strided_columns_and_dict_batches(monkeypatch):
     """A frame built from a 2-D array (strided columns) and dicts of arrays count as frames do."""
     rng = np.random.default_rng(9)
     frames = []
     for _ in range(6):
         a = np.column_stack([rng.integers(0, 4, 400), rng.integers(0, 2, 400), rng.integers(0, 3, 400)])
-        frames.append(pd.DataFrame(a, columns=["f", "y", "g"]))
-    kw = dict(label="y", facet="f", label_values=[1], group_variable="g")
+        fr = pd.DataFrame(a, columns=["f", "y", "g"], copy=False)  # each column a strided row of a.T
+        frames.append(fr.assign(w=rng.exponential(size=400)))
+    assert not frames[0]._mgr.blocks[0].values[0].flags.c_contiguous
+    kw = dict(label="y", facet="f", label_values=[1], group_variable="g", weights="w")
+    hits = _stream_hits(monkeypatch)
     acc = cb.Accumulator(**kw)
     for fr in frames:
         acc.update(fr)
     for fr in frames:
         acc.update({c: fr[c].to_numpy() for c in fr.columns})
+    assert len(hits) >= 8
     one = pd.concat(frames + frames, ignore_index=True)
     pre = list(cb.PRE_TRAINING)
     pd.testing.assert_frame_equal(acc.report(pre).to_frame(), cb.report(one, methods=pre, **kw).to_frame())
     with pytest.raises(ValueError, match="data"):  # a dict with a column of another length
-        acc.update(
-            {
-                "f": frames[0]["f"].to_numpy(),
-                "y": frames[0]["y"].to_numpy(),
-                "g": frames[0]["g"].to_numpy(),
-                "x": np.zeros(3),
-            }
-        )
+        acc.update({**{c: frames[0][c].to_numpy() for c in frames[0].columns}, "x": np.zeros(3)})
 
 
 def test_backend_env_and_row_offset_in_steady_state(monkeypatch):

@@ -220,6 +220,7 @@ class _Stream:
         threads = 1 if n <= _STREAM_ROWS_PER_THREAD else _counts.env_threads()
         status = self.core.add(arrays, w, threads)
         if status == 4:  # e.g. a strided column (a frame built from a 2-D array): contiguous copies
+            w = None if w is None else np.ascontiguousarray(w)
             status = self.core.add([np.ascontiguousarray(a) for a in arrays], w, threads)
         if type(status) is bytes:
             return status
@@ -232,6 +233,7 @@ class _Stream:
             return 4
         arrays, w, n = got
         threads = 1 if n <= _STREAM_ROWS_PER_THREAD else _counts.env_threads()
+        w = None if w is None else np.ascontiguousarray(w)
         return self.core.allow([np.ascontiguousarray(a) for a in arrays], w, threads)
 
     # -- building -----------------------------------------------------------------------------
