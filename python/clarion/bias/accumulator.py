@@ -93,6 +93,21 @@ _STREAM_ROWS_PER_THREAD = 1 << 16
 
 _CATEGORICAL = pd.Categorical
 
+# CLARION_BACKEND, read on every update as the kernels read it (setting it takes effect at once):
+# os.environ's own mapping (what os.environ.get reads, without the KeyError it raises and catches
+# for an unset variable, ~1 us) where this Python has one
+_ENV = getattr(os.environ, "_data", None)
+_ENV_BACKEND = (
+    os.environ.encodekey("CLARION_BACKEND") if _ENV is not None and hasattr(os.environ, "encodekey") else None
+)
+
+
+def _backend_forced() -> bool:
+    """Whether ``CLARION_BACKEND`` is set (non-empty)."""
+    if _ENV_BACKEND is not None and type(_ENV) is dict:
+        return bool(_ENV.get(_ENV_BACKEND))
+    return bool(os.environ.get("CLARION_BACKEND"))
+
 
 def _check_row_offset(row_offset: Any) -> None:
     if isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0:
@@ -214,7 +229,7 @@ class _Stream:
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
         got = self.arrays(batch)
-        if got is None or os.environ.get("CLARION_BACKEND"):
+        if got is None or _backend_forced():
             return 0
         arrays, w, n = got
         threads = 1 if n <= _STREAM_ROWS_PER_THREAD else _counts.env_threads()
@@ -258,7 +273,7 @@ class _Stream:
         path, so its values have codes), or None where the compiled stream does not apply:
         thresholds, several models or scores, columns that are not categorical / integer /
         boolean, wide slot maps, another backend."""
-        if not _backend.has_core() or os.environ.get("CLARION_BACKEND"):
+        if not _backend.has_core() or _backend_forced():
             return None
         core = _backend.core()
         if not hasattr(core, "SlotStream") or (type(batch) is not pd.DataFrame and not isinstance(batch, dict)):
