@@ -376,3 +376,47 @@ def test_column_positions_follow_each_frame(monkeypatch):
     assert len(hits) >= 4
     one = pd.concat([fr[["f", "g", "y", "p"]] for fr in order], ignore_index=True)
     pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(one, methods=COUNT, **kw).to_frame())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_several_facets(monkeypatch, weighted):
+    """Two facets (one with all its values, one with selected values) share the group, label and
+    prediction columns: each facet's table equals the general path's, bit for bit."""
+    rng = np.random.default_rng(13)
+    frames = []
+    for i in range(10):
+        n = 700
+        f1 = rng.integers(0, 5 + (i == 6), n)  # batch 6: a new value of f1
+        frames.append(
+            pd.DataFrame(
+                {
+                    "f1": f1,
+                    "f2": pd.Categorical.from_codes(rng.integers(0, 4, n), WORDS[:4]),
+                    "g": rng.integers(0, 3, n).astype(np.int32),
+                    "y": pd.Categorical.from_codes((rng.random(n) < 0.4).astype(int), ["no", "yes"]),
+                    "p": pd.Categorical.from_codes((rng.random(n) < 0.5).astype(int), ["no", "yes"]),
+                    "w": rng.exponential(size=n),
+                }
+            )
+        )
+    kw = dict(
+        label="y",
+        facet=["f1", "f2"],
+        facet_values={"f2": ["w1", "w3"]},
+        label_values=["yes"],
+        predicted_label="p",
+        group_variable="g",
+    )
+    if weighted:
+        kw["weights"] = "w"
+    hits = _stream_hits(monkeypatch)
+    acc = cb.Accumulator(**kw)
+    for fr in frames:
+        acc.update(fr)
+    assert len(hits) == 3  # batches 3-5 (then the range of f1 widens: three batches to re-accept)
+    want = State(acc.spec)
+    for fr in frames:
+        general_update(want, Table(fr), "clarion")
+    assert same(snapshot(acc._states["all"]), snapshot(want))
+    one = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(one, methods=COUNT, **kw).to_frame())
