@@ -376,7 +376,9 @@ class SlotStream {
   }
 
  private:
+  // at most 4096 patterns and 4 MiB of keys (a key holds a byte per slot of every column)
   static constexpr size_t kMaxPatterns = 4096;
+  static constexpr size_t kMaxPatternBytes = size_t{4} << 20;
 
   size_t key_size() const {
     size_t s = 0;
@@ -446,7 +448,9 @@ class SlotStream {
   bool accepted(const Seen& s) const { return s.batches >= sightings_ || s.rows >= sighting_rows_; }
   void sight(const std::string& k, i64 rows) {  // a batch of the general path with pattern k
     std::lock_guard<std::mutex> g(mu_);
-    if (patterns_.size() >= kMaxPatterns && patterns_.count(k) == 0) patterns_.clear();
+    const size_t most =
+        std::max<size_t>(16, std::min(kMaxPatterns, kMaxPatternBytes / std::max<size_t>(k.size(), 1)));
+    if (patterns_.size() >= most && patterns_.count(k) == 0) patterns_.clear();
     Seen& s = patterns_[k];
     s.batches = std::min(s.batches + 1, sightings_);
     s.rows = std::min(s.rows + rows, sighting_rows_);
