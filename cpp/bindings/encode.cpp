@@ -5,16 +5,22 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "checks.hpp"
 #include "clarion/encode.hpp"
+#include "clarion/slot_stream.hpp"
 
 namespace py = pybind11;
 using clarion::i64;
 using clarion::RowError;
 using clarion::bias::SlotProblem;
+using clarion::bias::StreamBatch;
+using clarion::bias::StreamColumn;
+using clarion::bias::StreamPlan;
 
 namespace {
 
@@ -186,6 +192,271 @@ py::tuple int_range_cpu(const py::array& x) {
   }
 }
 
+// The compiled steady state of an Accumulator's stream (clarion/slot_stream.hpp). It holds the
+// stream's plan, the patterns accepted so far, and references to the state it adds into: the
+// state object (its n_rows), its lock (a threading.RLock, the one every other change of the state
+// takes) and, per facet, the count dictionary and the table array it must still hold.
+class SlotStream {
+ public:
+  SlotStream(int n_facets, bool has_group, bool has_pred, bool weighted, i64 K, const std::vector<i64>& V,
+             const std::vector<int>& itemsizes, const std::vector<bool>& booleans,
+             const std::vector<i64>& offsets, const std::vector<i64>& sizes, const py::list& codes,
+             const py::list& wmaps, const std::vector<bool>& facet_slots, py::object lock, py::object state,
+             const py::list& counts, py::object kind, const py::list& tables, const py::list& vocabs,
+             const std::vector<i64>& vocab_sizes, int sightings, i64 sighting_rows)
+      : lock_(std::move(lock)),
+        state_(std::move(state)),
+        kind_(std::move(kind)),
+        sightings_(sightings),
+        sighting_rows_(sighting_rows) {
+    acquire_ = lock_.attr("acquire");
+    release_ = lock_.attr("release");
+    CLARION_CHECK(n_facets >= 1, "n_facets must be >= 1");
+    CLARION_CHECK(sightings >= 1 && sighting_rows >= 1, "sightings and sighting_rows must be >= 1");
+    StreamPlan& pl = plan_;
+    pl.n_facets = n_facets;
+    pl.has_group = has_group;
+    pl.has_pred = has_pred;
+    pl.weighted = weighted;
+    pl.K = K;
+    pl.P = has_pred ? 2 : 1;
+    const size_t ncols = static_cast<size_t>(n_facets) + (has_group ? 1 : 0) + 1 + (has_pred ? 1 : 0);
+    CLARION_CHECK(itemsizes.size() == ncols && booleans.size() == ncols && offsets.size() == ncols &&
+                      sizes.size() == ncols && codes.size() == ncols && wmaps.size() == ncols,
+                  "one itemsize, boolean flag, offset, size, code table and weighted map per column");
+    CLARION_CHECK(V.size() == static_cast<size_t>(n_facets) && facet_slots.size() == V.size() &&
+                      counts.size() == V.size() && tables.size() == V.size(),
+                  "one V, facet_slots flag, counts dictionary and table per facet");
+    CLARION_CHECK(K >= 1 && K <= (i64{1} << 20), "K out of range");
+    pl.V = V;
+    pl.facet_slots = facet_slots;
+    pl.cols.resize(ncols);
+    for (size_t j = 0; j < ncols; ++j) {
+      StreamColumn& c = pl.cols[j];
+      const std::string name = "column " + std::to_string(j);
+      CLARION_CHECK(itemsizes[j] == 1 || itemsizes[j] == 2 || itemsizes[j] == 4 || itemsizes[j] == 8,
+                    name + ": itemsize must be 1, 2, 4 or 8");
+      CLARION_CHECK(!booleans[j] || itemsizes[j] == 1, name + ": a boolean column has itemsize 1");
+      CLARION_CHECK(sizes[j] >= 1 && sizes[j] <= (i64{1} << 16), name + ": size must be in [1, 65536]");
+      CLARION_CHECK(offsets[j] > -(i64{1} << 62) && offsets[j] < (i64{1} << 62),
+                    name + ": offset out of range");
+      c.itemsize = itemsizes[j];
+      c.boolean = booleans[j];
+      c.offset = offsets[j];
+      c.size = sizes[j];
+      // the axis the column's codes index: V (facet), K (group), 2 (label, prediction)
+      const i64 axis = j < static_cast<size_t>(n_facets)
+                           ? V[j]
+                           : (has_group && j == static_cast<size_t>(n_facets) ? K : 2);
+      c.code = int32_table(codes[j], c.size, -1, axis, name + " codes");
+      if (weighted) {
+        const bool slot_axis = (j < static_cast<size_t>(n_facets) && facet_slots[j]) ||
+                               (has_group && j == static_cast<size_t>(n_facets));
+        c.wmap = int32_table(wmaps[j], c.size, 0, slot_axis ? c.size : 2, name + " weighted map");
+      }
+    }
+    CLARION_CHECK(vocabs.size() == vocab_sizes.size(), "one size per vocabulary");
+    for (size_t v = 0; v < vocabs.size(); ++v) {
+      CLARION_CHECK(py::isinstance<py::list>(vocabs[v]), "vocabs must be lists");
+      vocabs_.push_back(vocabs[v].cast<py::list>());
+      vocab_sizes_.push_back(vocab_sizes[v]);
+    }
+    pl.mapped_cells.resize(V.size());
+    for (size_t f = 0; f < V.size(); ++f) {
+      CLARION_CHECK(V[f] >= 1 && V[f] <= (i64{1} << 20), "V out of range");
+      const i64 Fm = facet_slots[f] ? pl.cols[f].size : 2;
+      const i64 Km = has_group ? pl.cols[static_cast<size_t>(n_facets)].size : 1;
+      pl.mapped_cells[f] = Fm * Km * 2 * pl.P;
+      CLARION_CHECK(pl.table_cells(static_cast<int>(f)) <= (i64{1} << 24), "the count table is too large");
+      counts_.push_back(counts[f].cast<py::dict>());
+      tables_.push_back(tables[f].cast<py::array>());
+      const Light t = light(tables_.back());
+      CLARION_CHECK(t.ok_layout && t.writeable && t.itemsize == 8 && t.kind == (weighted ? 'f' : 'i') &&
+                        static_cast<i64>(tables_.back().size()) == pl.table_cells(static_cast<int>(f)),
+                    "tables must be writeable C-contiguous " + std::string(weighted ? "float64" : "int64") +
+                        " arrays of V * K * 2 * P cells");
+    }
+  }
+
+  // Counts a batch and, when its pattern was accepted before and the state still holds the
+  // stream's tables, adds it. Returns 0 (added), the batch's pattern (bytes: not accepted yet;
+  // `note` it once the general path has counted the batch), 2 (a row outside its slots, or a bad
+  // weight), 3 (the state's tables were replaced: a vocabulary grew), 4 (the arrays do not fit
+  // the plan), 5 (a value without a code). Nothing changes unless 0.
+  py::object add(const py::list& arrays, const py::object& weights, int n_threads) {
+    StreamBatch b;
+    i64 n = 0;
+    const int st = count(arrays, weights, n_threads, b, n);
+    if (st != 0) return py::int_(st);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      const auto it = patterns_.find(b.key);
+      if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
+    }
+    acquire_();
+    int out = 3;
+    try {
+      if (fresh()) {
+        for (size_t f = 0; f < tables_.size(); ++f) {
+          void* data = tables_[f].mutable_data();
+          if (plan_.weighted) {
+            auto* t = static_cast<double*>(data);
+            const auto& w = b.wtable[f];
+            for (size_t c = 0; c < w.size(); ++c) t[c] += w[c];
+          } else {
+            auto* t = static_cast<std::int64_t*>(data);
+            const auto& cells = b.cells[f];
+            for (size_t c = 0; c + 1 < cells.size(); c += 2) t[cells[c]] += cells[c + 1];
+          }
+        }
+        const auto n_rows = state_.attr("n_rows").cast<i64>();
+        state_.attr("n_rows") = py::int_(n_rows + n);
+        out = 0;
+      }
+    } catch (...) {
+      release_();
+      throw;
+    }
+    release_();
+    return py::int_(out);
+  }
+
+  // Notes a pattern `add` returned, once the general path has counted its batch of n_rows rows
+  // (0: noted; 3: the state's tables were replaced; 4: not a pattern of this stream).
+  int note(const py::bytes& key, i64 n_rows) {
+    std::string k = key;
+    if (k.size() != key_size()) return 4;
+    if (!fresh()) return 3;
+    sight(k, n_rows);
+    return 0;
+  }
+
+  // Notes the pattern of a batch the general path has just counted (same statuses as add; 0:
+  // noted); a pattern noted in `sightings` batches or `sighting_rows` rows is accepted. Adds nothing.
+  int allow(const py::list& arrays, const py::object& weights, int n_threads) {
+    StreamBatch b;
+    i64 n = 0;
+    const int st = count(arrays, weights, n_threads, b, n);
+    if (st != 0) return st;
+    if (!fresh()) return 3;
+    sight(b.key, n);
+    return 0;
+  }
+
+  // Takes the accepted patterns of another stream with the same slot maps.
+  void copy_patterns(const SlotStream& other) {
+    if (&other == this) return;
+    std::scoped_lock g(mu_, other.mu_);
+    for (const auto& [k, seen] : other.patterns_) {
+      if (k.size() != key_size()) continue;
+      Seen& mine = patterns_[k];
+      mine.batches = std::max(mine.batches, seen.batches);
+      mine.rows = std::max(mine.rows, seen.rows);
+    }
+  }
+
+  // Patterns accepted (counted by the general path in `sightings` batches or `sighting_rows` rows).
+  size_t n_patterns() const {
+    std::lock_guard<std::mutex> g(mu_);
+    size_t k = 0;
+    for (const auto& p : patterns_) k += accepted(p.second) ? 1 : 0;
+    return k;
+  }
+
+  // Whether the state still holds the stream's tables and its vocabularies the stream's sizes (a
+  // table replaced, or a value added by a batch that then failed: the next addition pads).
+  bool fresh() const {
+    for (size_t f = 0; f < tables_.size(); ++f) {
+      PyObject* cur = PyDict_GetItem(counts_[f].ptr(), kind_.ptr());  // borrowed
+      if (cur != tables_[f].ptr()) return false;
+    }
+    for (size_t v = 0; v < vocabs_.size(); ++v)
+      if (static_cast<i64>(PyList_GET_SIZE(vocabs_[v].ptr())) != vocab_sizes_[v]) return false;
+    return true;
+  }
+
+ private:
+  // at most 4096 patterns and 4 MiB of keys (a key holds a byte per slot of every column)
+  static constexpr size_t kMaxPatterns = 4096;
+  static constexpr size_t kMaxPatternBytes = size_t{4} << 20;
+
+  size_t key_size() const {
+    size_t s = 0;
+    for (const auto& c : plan_.cols) s += static_cast<size_t>(c.size);
+    return s;
+  }
+
+  static std::vector<std::int32_t> int32_table(const py::handle& h, i64 size, std::int32_t lo, i64 axis,
+                                               const std::string& name) {
+    const auto a = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(h);
+    CLARION_CHECK(a && a.ndim() == 1 && static_cast<i64>(a.shape(0)) == size,
+                  name + " must be a 1-D int32 array of `size` entries");
+    std::vector<std::int32_t> v(a.data(), a.data() + size);
+    for (const std::int32_t x : v) CLARION_CHECK(x >= lo && x < axis, name + ": an entry is out of range");
+    return v;
+  }
+
+  int count(const py::list& arrays, const py::object& weights, int n_threads, StreamBatch& b, i64& n) {
+    const size_t ncols = plan_.cols.size();
+    CLARION_CHECK(arrays.size() == ncols, "arrays must list one array per column of the stream");
+    std::vector<py::array> keep;
+    keep.reserve(ncols + 1);
+    std::vector<const void*> ptrs(ncols, nullptr);
+    n = -1;
+    for (size_t j = 0; j < ncols; ++j) {
+      if (!py::isinstance<py::array>(arrays[j])) return 4;
+      keep.push_back(arrays[j].cast<py::array>());
+      const Light v = light(keep.back());
+      const StreamColumn& c = plan_.cols[j];
+      if (v.ndim != 1 || !v.ok_layout || v.itemsize != c.itemsize || v.kind != (c.boolean ? 'b' : 'i'))
+        return 4;
+      if (n < 0) n = v.n;
+      if (v.n != n) return 4;
+      ptrs[j] = v.data;
+    }
+    const double* w = nullptr;
+    if (plan_.weighted) {
+      if (!py::isinstance<py::array>(weights)) return 4;
+      keep.push_back(weights.cast<py::array>());
+      const Light v = light(keep.back());
+      if (v.ndim != 1 || !v.ok_layout || v.kind != 'f' || v.itemsize != 8 || v.n != n) return 4;
+      w = static_cast<const double*>(v.data);
+    }
+    if (n <= 0) return 4;
+    RowError e;
+    {
+      py::gil_scoped_release release;
+      e = clarion::bias::slot_stream_count(plan_, ptrs.data(), w, n, n_threads < 0 ? 0 : n_threads, b);
+    }
+    if (e.what != 0) return 2;
+    return b.known ? 0 : 5;
+  }
+
+  StreamPlan plan_;
+  py::object lock_, state_, kind_, acquire_, release_;
+  int sightings_ = 1;
+  i64 sighting_rows_ = 1;
+  std::vector<py::dict> counts_;
+  std::vector<py::array> tables_;
+  std::vector<py::list> vocabs_;  // the values lists of the vocabularies the codes index
+  std::vector<i64> vocab_sizes_;
+  mutable std::mutex mu_;
+  struct Seen {
+    int batches = 0;  // batches with the pattern the general path counted
+    i64 rows = 0;     // and their rows
+  };
+  bool accepted(const Seen& s) const { return s.batches >= sightings_ || s.rows >= sighting_rows_; }
+  void sight(const std::string& k, i64 rows) {  // a batch of the general path with pattern k
+    std::lock_guard<std::mutex> g(mu_);
+    const size_t most =
+        std::max<size_t>(16, std::min(kMaxPatterns, kMaxPatternBytes / std::max<size_t>(k.size(), 1)));
+    if (patterns_.size() >= most && patterns_.count(k) == 0) patterns_.clear();
+    Seen& s = patterns_[k];
+    s.batches = std::min(s.batches + 1, sightings_);
+    s.rows = std::min(s.rows + rows, sighting_rows_);
+  }
+  std::unordered_map<std::string, Seen> patterns_;
+};
 }  // namespace
 
 void register_encode(py::module_& m) {
@@ -200,4 +471,30 @@ void register_encode(py::module_& m) {
         "Weighted slot counts: `mapped` (float64) gets each row's weight at sum(luts[j][slot_j] * "
         "map_strides[j]) in grouped_counts' summation order, `raw` the occurrence count of each slot "
         "combination; returns (error_code, row, column).");
+  py::class_<SlotStream>(
+      m, "SlotStream", "The compiled steady state of a bias Accumulator's stream (clarion/slot_stream.hpp).")
+      .def(py::init<int, bool, bool, bool, i64, const std::vector<i64>&, const std::vector<int>&,
+                    const std::vector<bool>&, const std::vector<i64>&, const std::vector<i64>&,
+                    const py::list&, const py::list&, const std::vector<bool>&, py::object, py::object,
+                    const py::list&, py::object, const py::list&, const py::list&, const std::vector<i64>&,
+                    int, i64>(),
+           py::arg("n_facets"), py::arg("has_group"), py::arg("has_pred"), py::arg("weighted"), py::arg("K"),
+           py::arg("V"), py::arg("itemsizes"), py::arg("booleans"), py::arg("offsets"), py::arg("sizes"),
+           py::arg("codes"), py::arg("wmaps"), py::arg("facet_slots"), py::arg("lock"), py::arg("state"),
+           py::arg("counts"), py::arg("kind"), py::arg("tables"), py::arg("vocabs"), py::arg("vocab_sizes"),
+           py::arg("sightings"), py::arg("sighting_rows"))
+      .def("add", &SlotStream::add, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
+           "Count a batch and add it when its pattern was accepted; returns 0 (added), the pattern (bytes: "
+           "not "
+           "accepted yet), 2 (a row outside its slots or a bad weight), 3 (the state's tables were "
+           "replaced), 4 "
+           "(arrays do not fit), 5 (a value without a code).")
+      .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
+           "Note a pattern `add` returned (the general path counted its batch).")
+      .def("allow", &SlotStream::allow, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
+           "Note the pattern of a batch the general path counted (statuses as add; adds nothing); a pattern "
+           "noted in `sightings` batches or `sighting_rows` rows is accepted.")
+      .def("copy_patterns", &SlotStream::copy_patterns, py::arg("other"))
+      .def("fresh", &SlotStream::fresh)
+      .def_property_readonly("n_patterns", &SlotStream::n_patterns);
 }

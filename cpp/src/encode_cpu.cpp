@@ -11,6 +11,7 @@
 #include "clarion/encode.hpp"
 #include "clarion/grouped_counts.hpp"
 #include "clarion/parallel.hpp"
+#include "clarion/slot_stream.hpp"
 
 namespace clarion::bias {
 
@@ -208,6 +209,155 @@ RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, 
   for (const auto& s : sides)
     for (i64 c = 0; c < raw_cells; ++c) raw[c] += s[static_cast<size_t>(c)];
   return err;
+}
+
+RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
+                           int n_threads, StreamBatch& out) {
+  const int F = plan.n_facets;
+  const int ncols = static_cast<int>(plan.cols.size());
+  out.known = true;
+  out.cells.assign(plan.weighted ? 0 : static_cast<size_t>(F), {});
+  out.wtable.assign(plan.weighted ? static_cast<size_t>(F) : 0, {});
+  // the pattern: one byte per slot of every column, facets first (each from its own table), then
+  // the shared columns from facet 0's table (every facet's table holds every row)
+  size_t key_len = 0;
+  for (const auto& c : plan.cols) key_len += static_cast<size_t>(c.size);
+  out.key.assign(key_len, '\0');
+  std::vector<size_t> key_at(static_cast<size_t>(ncols), 0);
+  for (int j = 1; j < ncols; ++j)
+    key_at[static_cast<size_t>(j)] =
+        key_at[static_cast<size_t>(j - 1)] + static_cast<size_t>(plan.cols[j - 1].size);
+  std::vector<int> shared;  // the columns after the facet: group?, label, prediction?
+  if (plan.has_group) shared.push_back(plan.group_col());
+  shared.push_back(plan.label_col());
+  if (plan.has_pred) shared.push_back(plan.pred_col());
+
+  std::vector<std::int64_t> raw;
+  std::vector<double> mapped;
+  for (int f = 0; f < F; ++f) {
+    SlotProblem pb;
+    pb.n_rows = n;
+    std::vector<int> cols{f};
+    cols.insert(cols.end(), shared.begin(), shared.end());
+    pb.n_cols = static_cast<int>(cols.size());
+    i64 stride = 1;
+    for (int k = pb.n_cols - 1; k >= 0; --k) {
+      const StreamColumn& c = plan.cols[static_cast<size_t>(cols[static_cast<size_t>(k)])];
+      pb.codes[k] = codes[cols[static_cast<size_t>(k)]];
+      pb.itemsize[k] = c.itemsize;
+      pb.offset[k] = c.offset;
+      pb.size[k] = c.size;
+      pb.raw_stride[k] = stride;
+      stride *= c.size;
+    }
+    raw.resize(static_cast<size_t>(stride));
+    RowError err;
+    if (!plan.weighted) {
+      err = slot_counts_cpu(pb, raw.data(), n_threads);
+    } else {
+      // the weighted table's axes: facet (its slots, or 0/1 for selected values), group slots,
+      // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it
+      const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
+      const i64 P = plan.P;
+      const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1,
+                                             1};
+      for (int k = 0; k < pb.n_cols; ++k) {
+        pb.lut[k] = plan.cols[static_cast<size_t>(cols[static_cast<size_t>(k)])].wmap.data();
+        pb.map_stride[k] = mstrides[k];
+      }
+      mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
+      err = slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], mapped.data(),
+                                     raw.data(), n_threads);
+    }
+    if (err.what != 0) return err;
+    // One walk over the raw table (four nested loops, absent columns as one-slot axes): the
+    // present slots of each column (the facet's from every facet's table, the shared columns'
+    // from facet 0's) and, unweighted, each occupied cell's count-table cell
+    // ((v * K + k) * 2 + y) * P + p through the columns' slot -> code tables.
+    const int nc = pb.n_cols;
+    // presence marks of the columns whose presence this table does not give (never read)
+    std::vector<char> sink(static_cast<size_t>(*std::max_element(pb.size, pb.size + nc)), 0);
+    static const std::int32_t zero_code[1] = {0};
+    char* ckey[kMaxCodeColumns];
+    const std::int32_t* code[kMaxCodeColumns];
+    i64 mult[kMaxCodeColumns], dim[kMaxCodeColumns];
+    for (int k = 0; k < kMaxCodeColumns; ++k) {
+      if (k >= nc) {
+        ckey[k] = sink.data();
+        code[k] = zero_code;
+        mult[k] = 0;
+        dim[k] = 1;
+        continue;
+      }
+      const int j = cols[static_cast<size_t>(k)];
+      ckey[k] = (k == 0 || f == 0) ? &out.key[key_at[static_cast<size_t>(j)]] : sink.data();
+      code[k] = plan.cols[static_cast<size_t>(j)].code.data();
+      mult[k] = k == 0 ? plan.K * 2 * plan.P
+                       : (j == plan.label_col() ? plan.P
+                                                : (j == plan.pred_col() && plan.has_pred ? 1 : 2 * plan.P));
+      dim[k] = pb.size[k];
+    }
+    std::vector<i64>* cells = plan.weighted ? nullptr : &out.cells[static_cast<size_t>(f)];
+    if (cells != nullptr) cells->reserve(static_cast<size_t>(2 * std::min<i64>(stride, n)));
+    bool uncoded = false;
+    const std::int64_t* r = raw.data();
+    for (i64 s0 = 0; s0 < dim[0]; ++s0) {
+      const std::int32_t c0 = code[0][s0];
+      for (i64 s1 = 0; s1 < dim[1]; ++s1) {
+        const std::int32_t c1 = code[1][s1];
+        for (i64 s2 = 0; s2 < dim[2]; ++s2) {
+          const std::int32_t c2 = code[2][s2];
+          const i64 base = c0 * mult[0] + c1 * mult[1] + c2 * mult[2];
+          const bool bad = (c0 | c1 | c2) < 0;
+          for (i64 s3 = 0; s3 < dim[3]; ++s3, ++r) {
+            const std::int64_t cnt = *r;
+            if (cnt == 0) continue;
+            ckey[0][s0] = 1;
+            ckey[1][s1] = 1;
+            ckey[2][s2] = 1;
+            ckey[3][s3] = 1;
+            const std::int32_t c3 = code[3][s3];
+            if (bad || c3 < 0) {
+              uncoded = true;
+              continue;
+            }
+            if (cells != nullptr) {
+              cells->push_back(base + c3 * mult[3]);
+              cells->push_back(cnt);
+            }
+          }
+        }
+      }
+    }
+    if (uncoded) out.known = false;
+    if (!out.known) return RowError{};
+    const i64 K = plan.K, P = plan.P;
+    const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];
+    if (!plan.weighted) continue;
+    // the weighted sums, one-to-one onto the codes (the occurring facet slots of a vocabulary
+    // facet, both codes of a selected facet; the occurring group slots)
+    auto& tab = out.wtable[static_cast<size_t>(f)];
+    tab.assign(static_cast<size_t>(plan.table_cells(f)), 0.0);
+    const bool fslots = plan.facet_slots[static_cast<size_t>(f)];
+    const i64 Fm = fslots ? fc.size : 2;
+    const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
+    const char* fk = &out.key[key_at[static_cast<size_t>(f)]];
+    const char* gk = plan.has_group ? &out.key[key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
+    for (i64 fs = 0; fs < Fm; ++fs) {
+      if (fslots && fk[fs] == 0) continue;
+      const i64 v = fslots ? fc.code[static_cast<size_t>(fs)] : fs;
+      for (i64 gs = 0; gs < Km; ++gs) {
+        if (gk != nullptr && gk[gs] == 0) continue;
+        const i64 g = gk != nullptr
+                          ? plan.cols[static_cast<size_t>(plan.group_col())].code[static_cast<size_t>(gs)]
+                          : 0;
+        for (i64 c = 0; c < 2 * P; ++c)
+          tab[static_cast<size_t>((v * K + g) * 2 * P + c)] =
+              mapped[static_cast<size_t>((fs * Km + gs) * 2 * P + c)];
+      }
+    }
+  }
+  return RowError{};
 }
 
 }  // namespace clarion::bias

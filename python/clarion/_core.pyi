@@ -196,3 +196,39 @@ def slot_weighted_counts_cpu(
     n_threads: int,
 ) -> tuple[int, int, int]: ...
 def int_range_cpu(x: np.ndarray) -> tuple[int, int]: ...
+
+class SlotStream:
+    """The compiled steady state of a bias Accumulator's stream (clarion/slot_stream.hpp)."""
+
+    def __init__(
+        self,
+        n_facets: int,
+        has_group: bool,
+        has_pred: bool,
+        weighted: bool,
+        K: int,
+        V: list[int],
+        itemsizes: list[int],
+        booleans: list[bool],
+        offsets: list[int],
+        sizes: list[int],
+        codes: list[np.ndarray],
+        wmaps: list[np.ndarray],
+        facet_slots: list[bool],
+        lock: object,
+        state: object,
+        counts: list[dict],
+        kind: str,
+        tables: list[np.ndarray],
+        vocabs: list[list],
+        vocab_sizes: list[int],
+        sightings: int,
+        sighting_rows: int,
+    ) -> None: ...
+    def add(self, arrays: list[np.ndarray], weights: np.ndarray | None, n_threads: int) -> int | bytes: ...
+    def note(self, key: bytes, n_rows: int) -> int: ...
+    def allow(self, arrays: list[np.ndarray], weights: np.ndarray | None, n_threads: int) -> int: ...
+    def copy_patterns(self, other: SlotStream) -> None: ...
+    def fresh(self) -> bool: ...
+    @property
+    def n_patterns(self) -> int: ...

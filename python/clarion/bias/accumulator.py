@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import threading
 from typing import Any, Literal
@@ -46,9 +47,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from clarion import options
+from clarion import _backend, _counts, options
 from clarion.bias._encode import Matcher, Vocabulary, is_missing_value
-from clarion.bias._engine import Spec, State, Table, merge_states
+from clarion.bias._engine import Spec, State, Table, _RangeHints, _SlowPath, merge_states
 from clarion.bias._result import BiasReport
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "Accumulator"]
@@ -72,6 +73,348 @@ MSG_SOURCE = (
     "{arg}: an Accumulator reads columns of each batch by name; got {kind} (pass the column name so "
     "every batch provides it)"
 )
+
+
+#: batches the one-pass path counts in a row (the compiled stream declining them) after which the
+#: stream is rebuilt only every this many batches: a stream whose slot maps keep changing
+_STREAM_MISSES_MAX = 8
+#: the compiled stream takes a batch pattern over once the one-pass path has counted it in this
+#: many batches or this many rows: small batches with a value seen once or twice are often one-offs
+#: (each accepted pattern holds a key of a byte per slot), and the one-pass path's own pattern
+#: memo serves a small pattern's third batch; a pattern seen in 10,000 rows is taken over at once
+_STREAM_SIGHTINGS = 3
+_STREAM_SIGHTING_ROWS = 10_000
+#: the most slots a column of the compiled stream may have (its pattern keeps a byte per slot)
+_STREAM_SLOTS_MAX = 4096
+#: rows up to which a batch is counted on one thread (grouped_counts' chunk: more rows than one
+#: chunk run on CLARION_NUM_THREADS threads, as the one-pass path does)
+_STREAM_ROWS_PER_THREAD = 1 << 16
+
+
+_CATEGORICAL = pd.Categorical
+
+# CLARION_BACKEND, read on every update as the kernels read it (setting it takes effect at once):
+# os.environ's own mapping (what os.environ.get reads, without the KeyError it raises and catches
+# for an unset variable, ~1 us) where this Python has one
+_ENV = getattr(os.environ, "_data", None)
+_ENV_BACKEND = (
+    os.environ.encodekey("CLARION_BACKEND") if _ENV is not None and hasattr(os.environ, "encodekey") else None
+)
+
+
+def _backend_forced() -> bool:
+    """Whether ``CLARION_BACKEND`` is set (non-empty)."""
+    if _ENV_BACKEND is not None and type(_ENV) is dict:
+        return bool(_ENV.get(_ENV_BACKEND))
+    return bool(os.environ.get("CLARION_BACKEND"))
+
+
+def _check_row_offset(row_offset: Any) -> None:
+    if isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0:
+        raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
+
+
+def _frame_columns(df: pd.DataFrame, names: list, locs: list | None = None) -> list | None:
+    """The arrays of a DataFrame's columns ``names`` straight from its blocks (a categorical
+    column as its ``pandas.Categorical``, a numpy column as a 1-D view), or None when that is not
+    possible (a missing or repeated name, a MultiIndex, pandas internals that differ): the caller
+    then takes the general path, which names a missing column.
+
+    ``locs``: ``[(columns, positions)]`` of an earlier frame, reused when this frame's column index
+    is that one or a view of it (``Index.is_``: the batches ``iloc`` cuts from one frame share it)
+    and updated otherwise."""
+    try:  # (a MultiIndex's get_loc of a partial key is a slice or a mask: declined below)
+        mgr = df._mgr  # guarded: pandas' block manager (DataFrame.__getitem__ costs ~3 us a column)
+        blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
+        columns = df.columns
+        hit = locs[0] if locs is not None else None  # (one reference: threads replace it whole)
+        if hit is not None and columns.is_(hit[0]):
+            pos = hit[1]
+        else:
+            pos = [columns.get_loc(name) for name in names]
+            if any(type(i) is not int for i in pos):
+                return None
+            if locs is not None:
+                locs[0] = (columns, pos)
+        out = []
+        for i in pos:
+            v = blocks[blknos[i]].values
+            out.append(v[blklocs[i]] if type(v) is np.ndarray and v.ndim == 2 else v)
+        return out
+    except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+        return None
+
+
+class _Stream:
+    """The compiled steady state of an accumulator's stream (``_core.SlotStream``, issue 21).
+
+    A stream's batches usually keep their columns' slot maps (the same categorical dtype, an
+    integer range, a boolean) and their values: then the general path's checks and vocabulary
+    commits repeat themselves, and only the counts differ. The stream holds, per column, the slot
+    map and the slot -> count-table code tables, and the *patterns* (which slots of each column
+    occur) of the batches the one-pass path has counted; a batch with an accepted pattern is
+    counted, mapped and added into the state's tables in one compiled call (the GIL released for
+    the count pass, the state's lock held for the addition). Anything else (a new value, a
+    missing value, a row outside an integer range, a bad weight, a grown vocabulary, another
+    dtype) is declined before anything changes, and the batch takes the one-pass / general path,
+    which counts it or raises its error.
+    """
+
+    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs")
+
+    def __init__(self, core: Any, state: State, names: list, kinds: list, expect: list, weighted: bool, maps: list):
+        self.core, self.state, self.names, self.kinds = core, state, names, kinds
+        self.expect, self.weighted, self.maps = expect, weighted, maps
+        self.locs: list = [None]  # (a frame's column index, the names' positions in it)
+
+    # -- per batch ----------------------------------------------------------------------------
+
+    def arrays(self, batch: Any) -> tuple[list, Any, int] | None:
+        """The batch's code arrays in the stream's column order, its weights and its length, or
+        None when a column does not fit the stream's slot maps."""
+        if type(batch) is pd.DataFrame:
+            cols = _frame_columns(batch, self.names, self.locs)
+            if cols is None:
+                return None
+        elif isinstance(batch, dict):
+            try:
+                table = Table(batch)  # (checks the lengths of every column, as the general path)
+                cols = [table.codes_col(name, "") for name in self.names]
+            except (ValueError, TypeError):
+                return None
+        else:
+            return None
+        out = []
+        for c, kind, exp in zip(cols, self.kinds, self.expect):
+            tc = type(c)
+            if tc is np.ndarray:
+                if kind == "cat" or (c.dtype is not exp and c.dtype != exp):
+                    return None
+                out.append(c)
+            elif tc is _CATEGORICAL and kind == "cat":
+                dt = c.dtype
+                if dt is not exp[0] and not self._same_categories(dt, exp):
+                    return None
+                codes = getattr(c, "_codes", None)
+                if type(codes) is not np.ndarray:
+                    return None
+                out.append(codes)
+            else:
+                return None
+        w = None
+        if self.weighted:
+            w = cols[-1]
+            if type(w) is not np.ndarray or w.ndim != 1 or w.dtype.kind not in "fiu":
+                return None
+            if w.dtype != np.float64:  # what the general path's to_numeric makes of it
+                w = w.astype(np.float64)
+        return out, w, len(out[0])
+
+    @staticmethod
+    def _same_categories(dt: Any, exp: list) -> bool:
+        """Whether a categorical dtype lists the stream's categories in its order (then its codes
+        are the stream's slots): ``exp`` is [the dtype last accepted, the stream's own dtype]; a
+        reader makes a new dtype for every chunk, so the one last accepted is remembered."""
+        ref = exp[1]
+        if not isinstance(dt, pd.CategoricalDtype):
+            return False
+        a, b = dt.categories, ref.categories
+        if a.dtype != b.dtype or not a.equals(b):
+            return False
+        exp[0] = dt
+        return True
+
+    def add(self, batch: Any) -> int | bytes:
+        """Counts and adds the batch when it is in the steady state: its length; else 0 or the
+        batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
+        one-pass path)."""
+        got = self.arrays(batch)
+        if got is None or _backend_forced():
+            return 0
+        arrays, w, n = got
+        threads = 1 if n <= _STREAM_ROWS_PER_THREAD else _counts.env_threads()
+        status = self.core.add(arrays, w, threads)
+        if status == 4:  # e.g. a strided column (a frame built from a 2-D array): contiguous copies
+            w = None if w is None else np.ascontiguousarray(w)
+            status = self.core.add([np.ascontiguousarray(a) for a in arrays], w, threads)
+        if type(status) is bytes:
+            return status
+        return n if status == 0 else 0
+
+    def allow(self, batch: Any) -> int:
+        """Accepts the pattern of a batch the one-pass path has just counted (0: accepted)."""
+        got = self.arrays(batch)
+        if got is None:
+            return 4
+        arrays, w, n = got
+        threads = 1 if n <= _STREAM_ROWS_PER_THREAD else _counts.env_threads()
+        w = None if w is None else np.ascontiguousarray(w)
+        return self.core.allow([np.ascontiguousarray(a) for a in arrays], w, threads)
+
+    # -- building -----------------------------------------------------------------------------
+
+    @staticmethod
+    def same_maps(a: _Stream, b: _Stream) -> bool:
+        """Whether two streams read the same columns through the same slot maps (then a pattern
+        accepted by one means the same values for the other)."""
+        if a.names != b.names or a.kinds != b.kinds or a.weighted != b.weighted:
+            return False
+        for ka, ma, mb in zip(a.kinds, a.maps, b.maps):
+            if ka == "cat":
+                if ma[0] != mb[0] or ma[1].dtype != mb[1].dtype or not ma[1].equals(mb[1]):
+                    return False
+            elif ma != mb:
+                return False
+        return True
+
+    @classmethod
+    def build(cls, st: State, table: Table, batch: Any, compat: str) -> _Stream | None:
+        """The stream of a state, its slot maps taken from ``batch`` (just counted by the one-pass
+        path, so its values have codes), or None where the compiled stream does not apply:
+        thresholds, several models or scores, columns that are not categorical / integer /
+        boolean, wide slot maps, another backend."""
+        if not _backend.has_core() or _backend_forced():
+            return None
+        core = _backend.core()
+        if not hasattr(core, "SlotStream") or (type(batch) is not pd.DataFrame and not isinstance(batch, dict)):
+            return None
+        spec = st.spec
+        if spec.label_threshold is not None or len(spec.models) > 1 or st.n_rows == 0:
+            return None
+        if any(fs.threshold is not None for fs in st.facets.values()):
+            return None
+        if spec.models and st.model_kinds != ["labels"]:
+            return None
+        names = list(st.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
+        names += [spec.label] + ([spec.models[0][1]] if spec.models else [])
+        if type(batch) is pd.DataFrame:
+            first = _frame_columns(batch, names)
+        else:
+            try:
+                first = [table.codes_col(name, "") for name in names]
+            except (ValueError, TypeError):
+                first = None
+        if first is None or not all(
+            type(c) is pd.Categorical or (type(c) is np.ndarray and c.dtype.kind in "ib") for c in first
+        ):  # a column that is hashed per batch (strings, floats): no slot map to keep
+            return None
+        hints = st.__dict__.get("_range_hints")
+        try:
+            plan = st._slot_plan(table, compat, _RangeHints(hints.known if hints is not None else {}))
+        except (_SlowPath, TypeError, ValueError):
+            return None
+        if plan is None:
+            return None
+        K = len(st.group_vocab) if st.group_vocab is not None else 1
+        kind = "pre" if not spec.models else "labels"
+        cols = [(f, plan["facets"][f], st.facets[f]) for f in st.facets]
+        if plan["g"] is not None:
+            cols.append((spec.group_variable, plan["g"], "group"))
+        cols.append((spec.label, plan["y"], "label"))
+        if plan["p"] is not None:
+            cols.append((spec.models[0][1], plan["p"], "pred"))
+        names, kinds, expect, maps = [], [], [], []
+        itemsizes, booleans, offsets, sizes, codes, wmaps = [], [], [], [], [], []
+        V, facet_slots, counts, tables, vocabs, vocab_sizes = [], [], [], [], [], []
+        for name, part, role in cols:
+            sc = part["sc"]
+            key = sc.key
+            if key is None or sc.size > _STREAM_SLOTS_MAX:
+                return None
+            if key[0] == "categorical":
+                dt = key[1].obj
+                kinds.append("cat")
+                expect.append([dt, dt])
+                maps.append(("cat", dt.categories))
+                itemsizes.append(sc.codes.dtype.itemsize)
+                booleans.append(False)
+            elif key[0] == "range":
+                kinds.append("int")
+                expect.append(key[1])
+                maps.append(("int", key[1], key[2], key[3]))
+                itemsizes.append(key[1].itemsize)
+                booleans.append(False)
+            elif key[0] == "bool":
+                kinds.append("bool")
+                expect.append(np.dtype(bool))
+                maps.append(("bool",))
+                itemsizes.append(1)
+                booleans.append(True)
+            else:  # a hashed column: its codes are the batch's own
+                return None
+            names.append(name)
+            offsets.append(sc.offset)
+            sizes.append(sc.size)
+            if isinstance(role, str) and role != "group":  # label, prediction: positive or not
+                lut = np.asarray(part["lut"], dtype=np.int32)
+                codes.append(lut)
+                wmaps.append(lut)
+                continue
+            vocab = st.group_vocab if role == "group" else role.vocab
+            if role != "group" and part["kind"] != "vocab":  # selected facet values: 0 / 1
+                lut = np.asarray(part["lut"], dtype=np.int32)
+                codes.append(lut)
+                wmaps.append(lut)
+                axis = 2
+            else:
+                axis = K if role == "group" else role.n_codes
+                code = np.full(sc.size, -1, dtype=np.int32)
+                code[0] = 0
+                for j in range(1, sc.size):
+                    c = vocab.code_of(sc.value(j))
+                    if c is not None and c < axis:
+                        code[j] = c
+                codes.append(code)
+                wmaps.append(np.arange(sc.size, dtype=np.int32))
+            if role == "group" or part["kind"] == "vocab":  # its size decides the codes' axis
+                vocabs.append(vocab.values)
+                vocab_sizes.append(len(vocab.values))
+                if len(vocab.values) + 1 != axis:
+                    return None
+            if role == "group":
+                continue
+            fs = role
+            if fs.seen.size != axis:
+                return None
+            t = fs.counts.get(kind)
+            want = (axis, K, 2) if kind == "pre" else (1, axis, K, 2, 2)
+            dtype = np.float64 if st.weighted else np.int64
+            if t is None or t.shape != want or t.dtype != dtype or not t.flags.c_contiguous or not t.flags.writeable:
+                return None
+            V.append(axis)
+            facet_slots.append(part["kind"] == "vocab")
+            counts.append(fs.counts)
+            tables.append(t)
+        if spec.weights is not None:
+            names.append(spec.weights)
+        try:
+            core_stream = core.SlotStream(
+                len(st.facets),
+                plan["g"] is not None,
+                plan["p"] is not None,
+                spec.weights is not None,
+                K,
+                V,
+                itemsizes,
+                booleans,
+                offsets,
+                sizes,
+                codes,
+                wmaps,
+                facet_slots,
+                st.lock,
+                st,
+                counts,
+                kind,
+                tables,
+                vocabs,
+                vocab_sizes,
+                _STREAM_SIGHTINGS,
+                _STREAM_SIGHTING_ROWS,
+            )
+        except ValueError:  # pragma: no cover - a vocabulary grew while the stream was built
+            return None
+        return cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
 
 
 def _tag(v: Any) -> list:
@@ -214,6 +557,8 @@ class Accumulator:
         self._lock = threading.Lock()
         self._next_row = 0
         self._ranges: list[list[int]] = []  # global rows counted: sorted, disjoint, half-open
+        self._stream: _Stream | None = None  # the compiled steady state of a stream (see update)
+        self._stream_misses = 0  # batches since the stream last counted one (bounds rebuilding)
 
     # -- config ---------------------------------------------------------------------------------
 
@@ -278,10 +623,8 @@ class Accumulator:
 
     def _reserve(self, n: int, row_offset: int | None) -> int:
         """Global number of the batch's first row; records rows [o, o + n) as counted."""
-        if row_offset is not None and (
-            isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0
-        ):
-            raise ValueError(f"row_offset must be a non-negative integer, got {row_offset!r}")
+        if row_offset is not None:
+            _check_row_offset(row_offset)
         with self._lock:
             o = self._next_row if row_offset is None else int(row_offset)
             if self.n_bootstrap:
@@ -310,6 +653,30 @@ class Accumulator:
         """Global row number an ``update`` without ``row_offset`` gives its first row."""
         return self._next_row
 
+    def _follow(self, st: State, table: Table, batch: Any, stream: _Stream | None, key: bytes | None) -> None:
+        """After the one-pass path counted ``batch``: note its pattern in the compiled stream
+        (``key``, when the stream returned it, else counted again), building the stream first when
+        there is none or its slot maps or tables no longer fit. A pattern noted
+        ``_STREAM_SIGHTINGS`` times is the stream's to count. Gives up for a while on a stream
+        whose batches keep changing."""
+        self._stream_misses += 1
+        misses = self._stream_misses
+        if misses > _STREAM_MISSES_MAX and misses % _STREAM_MISSES_MAX:
+            return
+        old = self._stream
+        if old is not None and old.state is st:
+            if key is not None and old is stream and old.core.note(key, table.n) == 0:
+                return
+            if key is None and old.allow(batch) == 0:
+                return
+        new = _Stream.build(st, table, batch, self.compat)
+        if new is None:
+            return
+        if old is not None and old.state is st and _Stream.same_maps(old, new):
+            new.core.copy_patterns(old.core)
+        if new.allow(batch) == 0:
+            self._stream = new
+
     def update(self, batch: Any, *, row_offset: int | None = None) -> Accumulator:
         """Count one batch (DataFrame, pyarrow Table / RecordBatch, or dict of arrays).
 
@@ -331,6 +698,19 @@ class Accumulator:
         Accumulator
             ``self``.
         """
+        stream = self._stream
+        key = None
+        if stream is not None:  # the steady state of a stream: one compiled call (issue 21)
+            if row_offset is not None:
+                _check_row_offset(row_offset)
+            n = stream.add(batch)
+            if type(n) is int:
+                if n:
+                    self._stream_misses = 0
+                    self._reserve(n, row_offset)
+                    return self
+            else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
+                key = n
         table = Table(batch)
         if table.n == 0:
             return self
@@ -340,6 +720,7 @@ class Accumulator:
             if fast is not None:
                 self._reserve(table.n, row_offset)
                 st.add_counts(fast, table.n)
+                self._follow(st, table, batch, stream, key)
                 return self
         if self.window is None:
             parts = [("all", table, None)]

@@ -1,0 +1,73 @@
+// The steady state of a bias Accumulator's stream (issue 21, part 2): one batch of a stream whose
+// columns keep their slot maps (the same categorical dtype, integer range, boolean) and whose
+// values were all seen before, counted, checked and mapped to its count-table cells in one call.
+//
+// A stream's batch is counted per facet into the raw slot table of encode.hpp (slot_counts_cpu, or
+// slot_weighted_counts_cpu with weights), which also says which slots of each column occur. Those
+// "present" sets are the batch's *pattern*: everything the general path checks or records about a
+// batch's values (missing labels or groups, values matched against label_values / facet_values,
+// predicted labels against labels, vocabulary codes) is a function of them, so a batch whose
+// pattern was accepted before (the caller lists accepted patterns, after the general path counted
+// a batch with that pattern) needs no check and adds no value: only its counts. Those are the raw
+// table mapped through per-column slot -> code tables into the facet's count table
+// [V][K][2][P] (unweighted: integer sums, any order), or, with weights, the weighted driver's sums
+// (grouped_counts' summation order) scattered one-to-one onto the codes: the same numbers as the
+// general path, bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "clarion/common.hpp"
+
+namespace clarion::bias {
+
+// One code column of a stream: slot = code + offset (slot 0: a missing value), size slots.
+struct StreamColumn {
+  int itemsize = 1;  // 1, 2, 4, 8 (signed integers; a boolean column is read as int8)
+  bool boolean = false;
+  i64 offset = 0;
+  i64 size = 1;
+  // slot -> its final index on the count table's axis: the vocabulary code (facet, group), or
+  // 0/1 (a selected facet value, a positive label or prediction); -1: a value without a code yet
+  std::vector<std::int32_t> code;
+  // weighted driver only: slot -> index on the weighted table's axis (slots for a vocabulary
+  // facet and the group, codes for the others), as the one-pass path counts it
+  std::vector<std::int32_t> wmap;
+};
+
+// Columns are [facet_0 .. facet_{F-1}, group?, label, prediction?].
+struct StreamPlan {
+  int n_facets = 1;
+  bool has_group = false;
+  bool has_pred = false;
+  bool weighted = false;
+  i64 K = 1;  // group codes (1 without a group variable)
+  i64 P = 1;  // 2 with a prediction column
+  std::vector<StreamColumn> cols;
+  std::vector<i64> V;             // facet codes, per facet
+  std::vector<bool> facet_slots;  // weighted: the facet's weighted axis is its slots (vocabulary facet)
+  std::vector<i64> mapped_cells;  // weighted: Fm * Km * 2 * P, per facet
+
+  int group_col() const { return n_facets; }
+  int label_col() const { return n_facets + (has_group ? 1 : 0); }
+  int pred_col() const { return label_col() + 1; }
+  i64 table_cells(int f) const { return V[static_cast<size_t>(f)] * K * 2 * P; }
+};
+
+// One batch of a stream, counted (nothing shared touched).
+struct StreamBatch {
+  std::string key;    // the pattern: per column [F facets, group?, label, prediction?], one byte per slot
+  bool known = true;  // every occurring slot has a code
+  std::vector<std::vector<i64>> cells;      // unweighted, per facet: (cell, count) pairs, flattened
+  std::vector<std::vector<double>> wtable;  // weighted, per facet: the batch's table [V][K][2][P]
+};
+
+// Counts one batch: codes[j] are the columns' arrays (n rows each), weights null or [n] float64.
+// A non-zero RowError names a row whose code falls outside its column's slots or whose weight is
+// bad (the caller then takes the general path, which reports it).
+RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
+                           int n_threads, StreamBatch& out);
+
+}  // namespace clarion::bias
