@@ -443,6 +443,12 @@ def _window_key(ts: pd.Timestamp) -> str:
     return ts.isoformat()
 
 
+def _holds_counts(st: Any) -> bool:
+    """Whether a window's state has counted a batch (an empty one included): a state that was
+    created by an update that then failed has no count tables."""
+    return st.n_rows > 0 or any(fs.counts for fs in st.facets.values())
+
+
 class Accumulator:
     """Bias counts over batches of rows, for :func:`clarion.bias.report`-identical reports.
 
@@ -780,8 +786,9 @@ class Accumulator:
         return sum(s.n_rows for s in self._states.values())
 
     def windows(self) -> list[str]:
-        """Window start times (ISO format) that hold counts, sorted; ``["all"]`` without windows."""
-        return sorted(self._states)
+        """Window start times (ISO format) that hold counts, sorted; ``["all"]`` without windows.
+        A window whose every update failed before counting holds none and is not listed."""
+        return sorted(k for k, st in self._states.items() if _holds_counts(st))
 
     # -- report ---------------------------------------------------------------------------------
 
@@ -816,7 +823,7 @@ class Accumulator:
         """
         keys = self.windows() if window is None else ([window] if isinstance(window, str) else list(window))
         for k in keys:
-            if k not in self._states:
+            if k not in self._states or not _holds_counts(self._states[k]):
                 raise ValueError(f"window: {k!r} holds no counts; windows: {self.windows()}")
         if not keys:
             raise ValueError("report: no rows were counted yet")
