@@ -26,6 +26,17 @@ per background row, a capped ridge at M = 30), the ratio of clarion's shap schem
 on the same plans (about 10 minutes).
 
     python benchmarks/bench_shap_estimator.py --ablation
+
+``--permuted`` measures a candidate not built yet (issue 19's next step): each background row
+gets its own design, the plan's coalitions with the players relabelled by a seeded permutation
+(background row 0 keeps the plan). The operator of a relabelled plan is the plan's operator with
+its rows relabelled (the cubic span is closed under relabelling; checked to 1e-16 here), so no
+operator is built again and the model evaluations are the same; with the identity link the
+attributions are ``sum_k pi_k (L_k (y_k - f(b_k)) + c_k (f(x) - f(b_k)))``, efficiency exact.
+Prints the ratio of clarion's shap scheme's error to the shared design's and to the relabelled
+designs' (M = 12 and 20, exact values, 8 rows x 4 seeds, K = 5).
+
+    python benchmarks/bench_shap_estimator.py --permuted
 """
 
 from __future__ import annotations
@@ -481,6 +492,49 @@ def ablation() -> None:
             print(f"M = 30 {name} S = {S}: " + _ratios(ests, np.concatenate([ref] * len(seeds))), flush=True)
 
 
+def permuted() -> None:
+    """Shared design against one relabelled design per background row (see the module docstring)."""
+    from clarion.explain import _kernels
+
+    K, N, seeds = 5, 8, range(1, 5)
+    for M, budgets in ((12, (512, 1024, 2072)), (20, (1024, 2088))):
+        X, models = _models(M)
+        B, Xe = X[400 : 400 + K], X[450 : 450 + N]
+        for name, model in models.items():
+            if M == 20 and name == "logistic":
+                continue  # at 2^20 coalitions per row: the two models with cells under 2x
+
+            def f(a, model=model):
+                return model.predict_proba(a)[:, 1]
+
+            Vk = np.stack([_table(f, x, B, M, per_background=True) for x in Xe])  # [N, 2^M, K]
+            V = Vk.mean(axis=2)
+            ref = np.concatenate([np.stack([_exact_from_table(v, M) for v in V])] * len(seeds))
+            for S in budgets:
+                ests: dict = {}
+                for seed in seeds:
+                    Zs, ws, _ = _kernels.coalition_plan("numpy", M, S, seed, True)
+                    Ls, cs, _ = _kernels.wls_operator("numpy", Zs, ws)
+                    idx = (Zs.astype(np.int64) << np.arange(M)).sum(axis=1)
+                    ests.setdefault("shap scheme", []).append(
+                        (V[:, idx] - V[:, :1]) @ Ls.T + np.outer(V[:, -1] - V[:, 0], cs)
+                    )
+                    Z, w, *_ = _kernels.stratified_plan(M, S, seed)
+                    L, c = _kernels.cubic_operator(Z, w)[:2]
+                    idx = (Z.astype(np.int64) << np.arange(M)).sum(axis=1)
+                    ests.setdefault("shared design", []).append(
+                        (V[:, idx] - V[:, :1]) @ L.T + np.outer(V[:, -1] - V[:, 0], c)
+                    )
+                    rng, acc = np.random.default_rng(seed), 0.0
+                    for k in range(K):
+                        perm = np.arange(M) if k == 0 else rng.permutation(M)
+                        idx = (Z[:, perm].astype(np.int64) << np.arange(M)).sum(axis=1)
+                        vk = Vk[:, :, k]
+                        acc = acc + ((vk[:, idx] - vk[:, :1]) @ L[perm].T + np.outer(vk[:, -1] - vk[:, 0], c[perm])) / K
+                    ests.setdefault("relabelled per background", []).append(acc)
+                print(f"M = {M} {name} S = {S}: " + _ratios(ests, ref), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="M = 12 and 20 only, fewer rows")
@@ -489,7 +543,11 @@ def main() -> None:
     ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
     ap.add_argument("--operator", type=int, metavar="M", help="time the operator build at auto's rounds for M players")
     ap.add_argument("--ablation", action="store_true", help="the candidates tried for the cells under 2x")
+    ap.add_argument("--permuted", action="store_true", help="a relabelled design per background row (not built yet)")
     args = ap.parse_args()
+    if args.permuted:
+        permuted()
+        return
     if args.ablation:
         ablation()
         return
