@@ -85,22 +85,25 @@ def _folder(tmp_path, n):
     return folder
 
 
+IMAGE_CFG = {
+    "dataset_type": "application/x-image",
+    "methods": {
+        "shap": {
+            "num_samples": 50,
+            "seed": 0,
+            "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
+        }
+    },
+}
+
+
 def _model(B):
     b = np.asarray(B, dtype=np.float64).reshape(len(B), -1).mean(axis=1) / 255
     return np.stack([1 - b, b], axis=1)
 
 
 def test_rerun_removes_its_own_heat_maps_and_keeps_the_users(tmp_path):
-    cfg = {
-        "dataset_type": "application/x-image",
-        "methods": {
-            "shap": {
-                "num_samples": 50,
-                "seed": 0,
-                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
-            }
-        },
-    }
+    cfg = IMAGE_CFG
     out = tmp_path / "out"
     clarion.analyze(cfg, _folder(tmp_path, 2), model=_model, output_dir=out, progress=False)
     assert {"shap_p0.jpeg", "shap_p1.jpeg"} <= set(os.listdir(out))
@@ -121,16 +124,7 @@ def test_a_hostile_previous_analysis_json_names_only_plain_files(tmp_path):
     keep.write_bytes(b"x")
     doc = {"explanations": {"image_shap": {"images": [{"heatmaps": [{"file": "../keep.jpeg"}, {"file": 3}]}, 7]}}}
     (out / "analysis.json").write_text(json.dumps(doc))
-    cfg = {
-        "dataset_type": "application/x-image",
-        "methods": {
-            "shap": {
-                "num_samples": 50,
-                "seed": 0,
-                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
-            }
-        },
-    }
+    cfg = IMAGE_CFG
     clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False, overwrite=True)
     assert keep.read_bytes() == b"x"
 
@@ -223,16 +217,7 @@ def test_report_rendered_elsewhere_links_the_heat_maps(tmp_path):
     linked from where the report is (they were linked as if beside it, so they did not show)."""
     from clarion.cli import EXIT_OK, main
 
-    cfg = {
-        "dataset_type": "application/x-image",
-        "methods": {
-            "shap": {
-                "num_samples": 50,
-                "seed": 0,
-                "image_config": {"model_type": "IMAGE_CLASSIFICATION", "num_segments": 4},
-            }
-        },
-    }
+    cfg = IMAGE_CFG
     out = tmp_path / "run" / "out"
     clarion.analyze(cfg, _folder(tmp_path, 1), model=_model, output_dir=out, progress=False)
     assert "src='shap_p0.jpeg'" in (out / "report.html").read_text()
