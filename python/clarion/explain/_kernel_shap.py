@@ -529,6 +529,19 @@ class KernelShap:
         self._background_constants = None  # (constant-in-background mask, values), computed on first use
         self.num_samples_ = Z.shape[0]
         self.exact_ = M <= 30 and self.num_samples_ == 2**M - 2 and not self.auto_
+        # One relabelled design per background row (issue 19): background row k evaluates the plan
+        # with its players relabelled by perm_k, so the K per-background games do not share one
+        # design; same model evaluations, same operator (relabelled). Only where the game splits
+        # over the background rows (identity link) and every column is a player.
+        self._relabel = (
+            estimator == "cubic"
+            and link == "identity"
+            and K >= 2
+            and not self.exact_
+            and bool((self._col_player >= 0).all())
+        )
+        self._perms = _kernels.background_permutations(M, K, self.seed_) if self._relabel else None
+        self._fb = xp.asarray(np.asarray(Fb.get() if self._impl == "cuda" else Fb, dtype=np.float64).reshape(K, -1))
 
     def _plan(self, n_samples: int, hat: bool) -> tuple:
         """The cubic estimator's plan and operator for ``n_samples`` coalitions, built once:
@@ -752,8 +765,7 @@ class KernelShap:
             raise ValueError(f"X must live where the background does (background backend {self._impl!r}, X {impl!r})")
         xp = self._xp()
         N, P = Xm.shape
-        K = self._B.shape[0]
-        M, S = self.M, self.num_samples_
+        S = self.num_samples_
         D = self._predict.n_outputs
         row_bytes = bytes_per_row(P, Xm.dtype.itemsize, D, self._codec.is_frame)
         rows_per_batch = max(1, self._budget // row_bytes)
@@ -770,6 +782,44 @@ class KernelShap:
         if self.estimator == "cubic" and (return_std or self.auto_):
             return self._explain_rounds(X, Xm, impl, fx, rows_per_batch, progress, return_std)
 
+        if self._relabel:
+            values, std, expected = self._relabelled_values(Xm, impl, fx, delta, rows_per_batch, progress)
+        else:
+            values, std, expected = self._shared_pass(Xm, impl, fx, delta, rows_per_batch, progress, return_std)
+        if self._predict.vector_out:
+            values = values[:, :, 0]
+            std = None if std is None else std[:, :, 0]
+        return Explanation(
+            np.ascontiguousarray(values),
+            expected,
+            self.feature_names,
+            X,
+            output_names=self.output_names,
+            std=std,
+            exact=self.exact_,
+            num_samples=S,
+            player_columns=self._player_columns,
+        )
+
+    __call__ = explain
+
+    def _shared_pass(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        delta: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+        return_std: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """The single pass with one design shared by the background rows: ``(values (N, M, D) on
+        the host, std or None, expected value)``."""
+        xp = self._xp()
+        N, P = Xm.shape
+        K = self._B.shape[0]
+        M, S = self.M, self.num_samples_
+        D = self._predict.n_outputs
         LT, cs, G = self._operators(return_std)
         null = self._null_players(Xm)
         Mb = LT.shape[1]  # columns of the solution operators; then b = Z^T W y for rows with null players
@@ -845,22 +895,168 @@ class KernelShap:
                 std = np.sqrt(sub.var(axis=1, ddof=1) / G)
             if null is not None:
                 std[null] = 0.0
-        if self._predict.vector_out:
-            values = values[:, :, 0]
-            std = None if std is None else std[:, :, 0]
-        return Explanation(
-            np.ascontiguousarray(values),
-            expected,
-            self.feature_names,
-            X,
-            output_names=self.output_names,
-            std=std,
-            exact=self.exact_,
-            num_samples=S,
-            player_columns=self._player_columns,
-        )
+        return values, std, expected
 
-    __call__ = explain
+    def _relabelled_values(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        delta: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[np.ndarray, None, Any]:
+        """The single pass with one relabelled design per background row (``self._relabel``). Rows
+        with null players keep the shared design (:meth:`_shared_pass` on those rows only), so each
+        row's result depends on that row alone."""
+        N = Xm.shape[0]
+        M, D, K, S = self.M, self._predict.n_outputs, self._B.shape[0], self.num_samples_
+        null = self._null_players(Xm)
+        hit = np.flatnonzero(null.any(axis=1)) if null is not None else np.zeros(0, dtype=np.int64)
+        rest = np.setdiff1d(np.arange(N), hit)
+        values = np.zeros((N, M, D))
+        total = N * S * K
+        if len(hit):
+            xp = self._xp()
+            h = xp.asarray(hit)
+            sub = None if progress is None else (lambda d, t: progress(d, total))
+            values[hit] = self._shared_pass(Xm[h], impl, fx[h], delta[h], rows_per_batch, sub, False)[0]
+        if len(rest):
+            xp = self._xp()
+            r = xp.asarray(rest)
+            off = len(hit) * S * K
+            sub = None if progress is None else (lambda d, t: progress(off + d, total))
+            values[rest] = self._relabelled_pass(Xm[r], impl, fx[r], rows_per_batch, sub)
+        return values, None, self.expected_value
+
+    def _relabelled_masks(self, impl: str, Xm: Any, Zd: Any, q0: int, q1: int, buffer: Any) -> Any:
+        """The synthetic rows of pairs [q0, q1) for every background row k with its relabelled
+        design, stacked by k: rows ``k (q1 - q0) + i`` (one model call for all K)."""
+        xp = self._xp()
+        n, K = q1 - q0, self._B.shape[0]
+        blocks = []
+        for k in range(K):
+            cpd = xp.asarray(self._perms[k][self._col_player].astype(np.int32))
+            out = None if buffer is None else buffer[k * n : (k + 1) * n]
+            blocks.append(_kernels.mask(impl, Xm, self._B[k : k + 1], Zd, cpd, q0, q1, self._threads, out))
+        if buffer is not None:
+            return buffer[: n * K]
+        return xp.concatenate(blocks, axis=0)
+
+    def _relabel_combine(self, phis: list, xp: Any) -> Any:
+        """``sum_k pi_k phi_k[:, perm_k]`` of the per-background solutions in the plan's labels
+        (``phi_k = L y_k + c (f(x) - f(b_k))``), in a fixed order of k."""
+        out = None
+        for k, phi_k in enumerate(phis):
+            term = float(self._pi_host[k]) * phi_k[:, xp.asarray(self._perms[k])]
+            out = term if out is None else out + term
+        return out
+
+    def _relabelled_pass(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
+        r"""Values (N, M, D) on the host with one relabelled design per background row:
+        :math:`\phi = \sum_k \pi_k (L_{\sigma_k} (y_k - f(b_k)) + c_{\sigma_k} (f(x) - f(b_k)))`,
+        :math:`y_k[s] = f(x \text{ on } Z[s, \sigma_k], b_k \text{ elsewhere})` (identity link).
+        Each background row's solution in the plan's labels is accumulated by the apply kernel
+        (ascending pairs, so it does not depend on the batches); a row is combined once all its
+        pairs are in. Same model evaluations as the shared design (S K per row, one call per batch)."""
+        xp = self._xp()
+        N, P = Xm.shape
+        K = self._B.shape[0]
+        M, S, D = self.M, self.num_samples_, self._predict.n_outputs
+        if self._LT is None:
+            self._LT = np.ascontiguousarray(self._L.T)
+        Zd, LTd, cd = xp.asarray(self._Z), xp.asarray(self._LT), xp.asarray(self._c)
+        one = xp.ones(1)
+        values = xp.zeros((N, M, D))
+        max_pairs = max(1, rows_per_batch // K)
+        total = N * S
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        carry = None  # (row, [K, M, D]): the per-background sums of a row whose pairs continue
+        q0 = 0
+        while q0 < total:
+            q1 = min(total, q0 + pairs)
+            n = q1 - q0
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < n * K):
+                buffer = np.empty((n * K, P), dtype=Xm.dtype)
+            syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
+            F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
+            del syn
+            n0, n1 = q0 // S, (q1 - 1) // S
+            acc = xp.zeros((K, n1 - n0 + 1, M, D))
+            if carry is not None and carry[0] == n0:
+                acc[:, 0] = carry[1]
+            for k in range(K):
+                Yk = _kernels.reduce(impl, F[k * n : (k + 1) * n], one, 0, self._threads)
+                acc[k] = _kernels.apply(impl, Yk, self._fb[k], LTd, q0 - n0 * S, q1 - n0 * S, acc[k], self._threads)
+            del F
+            done = q1 // S  # rows n < done have all their pairs
+            if done > n0:
+                rows = slice(n0, done)
+                phis = [
+                    acc[k, : done - n0] + cd[None, :, None] * (fx[rows] - self._fb[k][None, :])[:, None, :]
+                    for k in range(K)
+                ]
+                values[rows] = self._relabel_combine(phis, xp)
+            carry = (done, acc[:, done - n0].copy()) if done <= n1 else None
+            if progress is not None:
+                progress(q1 * K, total * K)
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
+        return values.get() if impl == "cuda" else values
+
+    def _coalition_values_relabelled(self, Xm: Any, Z: np.ndarray, impl: str, rows_per_batch: int) -> np.ndarray:
+        """``y[n, k, s, d] = f(x_n on Z[s, perm_k], b_k elsewhere)_d - f(b_k)_d`` on the host (identity
+        link), every background row with its relabelled design; the batches of
+        :meth:`_coalition_values`."""
+        xp = self._xp()
+        N, P = Xm.shape
+        S, K, D = Z.shape[0], self._B.shape[0], self._predict.n_outputs
+        y = np.empty((K, N * S, D))
+        if N * S == 0:
+            return y.reshape(K, N, S, D).transpose(1, 0, 2, 3)
+        Zd = xp.asarray(Z)
+        one = xp.ones(1)
+        fb = np.asarray(self._fb.get() if impl == "cuda" else self._fb)
+        max_pairs = max(1, rows_per_batch // K)
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        q0 = 0
+        while q0 < N * S:
+            q1 = min(N * S, q0 + pairs)
+            n = q1 - q0
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < n * K):
+                buffer = np.empty((n * K, P), dtype=Xm.dtype)
+            syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
+            F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
+            del syn
+            for k in range(K):
+                Yk = _kernels.reduce(impl, F[k * n : (k + 1) * n], one, 0, self._threads)
+                y[k, q0:q1] = (Yk.get() if impl == "cuda" else Yk) - fb[k][None, :]
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
+        return np.ascontiguousarray(y.reshape(K, N, S, D).transpose(1, 0, 2, 3))
 
     def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
         """``predictions`` as ``(N, D)`` float64 on the host; ValueError naming the argument."""
@@ -960,40 +1156,74 @@ class KernelShap:
         values = np.zeros((N, M, D))
         std = np.zeros((N, M, D))
         used = np.zeros(N, dtype=np.int64)
-        batch = max(1, self._budget // max(1, rounds[-1] * D * 8 * (M + 4)))
+        per_row = rounds[-1] * D * 8 * (M + 4) * (K if self._relabel else 1)
+        batch = max(1, self._budget // max(1, per_row))
+        has_null = null.any(axis=1) if null is not None else np.zeros(N, dtype=bool)
+        fbh = np.asarray(self._fb.get() if impl == "cuda" else self._fb)
         for a in range(0, N, batch):
-            active = np.arange(a, min(N, a + batch))
-            y = np.zeros((len(active), 0, D))
-            S_prev = 0
-            for r, S_r in enumerate(rounds):
-                Z, w, L, c, _, extra, stratum, n_p, N_p = self._plan(S_r, hat=True)
-                new = self._coalition_values(Xm[active], Z[S_prev:], impl, rows_per_batch)
-                y = np.concatenate([y, new - shift[active][:, None, :]], axis=1)
-                phi, sd = _kernels.stratified_solve(
-                    impl, y, delta[active], L, c, extra, stratum, n_p, N_p, self._threads
-                )
-                if null is not None:
-                    nl = null[active]
-                    hit = np.flatnonzero(nl.any(axis=1))
-                    if len(hit):
-                        bz = _kernels._host_apply(impl, y[hit], Z * w[:, None], self._threads)
-                        phi[hit] = self._restricted_values(bz, delta[active][hit], nl[hit], Z, w)
-                        sd[nl] = 0.0
-                if self.auto_ and r < len(rounds) - 1:
-                    spread = phi.max(axis=1) - phi.min(axis=1)
-                    top = sd.max(axis=1)
-                    ratio = np.where(
-                        spread > 0, top / np.where(spread > 0, spread, 1.0), np.where(top > 0, np.inf, 0.0)
-                    )
-                    done = ratio.max(axis=1) <= self.tolerance
-                else:
-                    done = np.ones(len(active), dtype=bool)
-                values[active[done]], std[active[done]] = phi[done], sd[done]
-                used[active[done]] = Z.shape[0]
-                active, y = active[~done], y[~done]
-                S_prev = Z.shape[0]
+            rows = np.arange(a, min(N, a + batch))
+            # relabelled designs (self._relabel) for the rows without null players; the shared
+            # design for the others (and for every row otherwise)
+            groups = (
+                [(rows[has_null[rows]], False), (rows[~has_null[rows]], True)] if self._relabel else [(rows, False)]
+            )
+            for active, relabel in groups:
                 if not len(active):
-                    break
+                    continue
+                y = np.zeros((len(active), K, 0, D) if relabel else (len(active), 0, D))
+                S_prev = 0
+                for r, S_r in enumerate(rounds):
+                    Z, w, L, c, _, extra, stratum, n_p, N_p = self._plan(S_r, hat=True)
+                    if relabel:
+                        new = self._coalition_values_relabelled(Xm[active], Z[S_prev:], impl, rows_per_batch)
+                        y = np.concatenate([y, new], axis=2)
+                        phis, var = [], []
+                        for k in range(K):
+                            phi_k, sd_k = _kernels.stratified_solve(
+                                impl,
+                                y[:, k],
+                                fxh[active] - fbh[k][None, :],
+                                L,
+                                c,
+                                extra,
+                                stratum,
+                                n_p,
+                                N_p,
+                                self._threads,
+                            )
+                            phis.append(phi_k)
+                            var.append(sd_k * sd_k)
+                        phi = self._relabel_combine(phis, np)
+                        # std = sqrt(sum_k pi_k^2 std_k^2) (the K designs are drawn independently)
+                        sd = np.sqrt(self._relabel_combine([v * p for v, p in zip(var, self._pi_host)], np))
+                    else:
+                        new = self._coalition_values(Xm[active], Z[S_prev:], impl, rows_per_batch)
+                        y = np.concatenate([y, new - shift[active][:, None, :]], axis=1)
+                        phi, sd = _kernels.stratified_solve(
+                            impl, y, delta[active], L, c, extra, stratum, n_p, N_p, self._threads
+                        )
+                        if null is not None:
+                            nl = null[active]
+                            hit = np.flatnonzero(nl.any(axis=1))
+                            if len(hit):
+                                bz = _kernels._host_apply(impl, y[hit], Z * w[:, None], self._threads)
+                                phi[hit] = self._restricted_values(bz, delta[active][hit], nl[hit], Z, w)
+                                sd[nl] = 0.0
+                    if self.auto_ and r < len(rounds) - 1:
+                        spread = phi.max(axis=1) - phi.min(axis=1)
+                        top = sd.max(axis=1)
+                        ratio = np.where(
+                            spread > 0, top / np.where(spread > 0, spread, 1.0), np.where(top > 0, np.inf, 0.0)
+                        )
+                        done = ratio.max(axis=1) <= self.tolerance
+                    else:
+                        done = np.ones(len(active), dtype=bool)
+                    values[active[done]], std[active[done]] = phi[done], sd[done]
+                    used[active[done]] = Z.shape[0]
+                    active, y = active[~done], y[~done]
+                    S_prev = Z.shape[0]
+                    if not len(active):
+                        break
             if progress is not None:
                 progress(min(N, a + batch), N)
         if self._predict.vector_out:
