@@ -359,7 +359,12 @@ class KernelShap:
         third-order surrogate fitted on them (:func:`clarion.explain._kernels.cubic_operator`),
         with damped fifth-order terms while ``S + M + 1 <= 4200`` (the dual form's size,
         :func:`clarion.explain._kernels.quintic_weight`): its attributions absorb the game's odd
-        part up to degree 3 (5) and converge to the Shapley values. About 2-10x lower error than
+        part up to degree 3 (5) and converge to the Shapley values. With the identity link, K >= 2
+        background rows, a plan that is not exact and every column a player, background row k
+        evaluates the plan with its players relabelled by a seeded permutation (row 0 keeps the
+        plan), with the operator relabelled alike, so the K per-background games do not share one
+        design: ``phi = sum_k pi_k (L[perm_k] (y_k - f(b_k)) + c[perm_k] (f(x) - f(b_k)))``, same
+        model evaluations (docs/kernel-shap.md). About 2-10x lower error than
         shap's scheme at the same number of model evaluations (benchmarks/README.md; 1.6-2x on
         a small neural network at some budgets). For M > 31 the cubic terms are left out (too many
         coefficients) and the estimator is the first-order one on the same plan. ``"shap"``:
