@@ -27,7 +27,9 @@ on the same plans (about 10 minutes).
 
     python benchmarks/bench_shap_estimator.py --ablation
 
-``--permuted`` measures a candidate not built yet (issue 19's next step): each background row
+``--permuted`` measures what ``KernelShap`` now does for the cubic estimator (issue 19; the
+"clarion cubic" column of the main run is it, with ``_kernels.background_permutations``), in
+isolation on game tables: each background row
 gets its own design, the plan's coalitions with the players relabelled by a seeded permutation
 (background row 0 keeps the plan). The operator of a relabelled plan is the plan's operator with
 its rows relabelled (the cubic span is closed under relabelling; checked to 1e-16 here), so no
@@ -543,7 +545,7 @@ def main() -> None:
     ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
     ap.add_argument("--operator", type=int, metavar="M", help="time the operator build at auto's rounds for M players")
     ap.add_argument("--ablation", action="store_true", help="the candidates tried for the cells under 2x")
-    ap.add_argument("--permuted", action="store_true", help="a relabelled design per background row (not built yet)")
+    ap.add_argument("--permuted", action="store_true", help="a relabelled design per background row, against the shared design")
     args = ap.parse_args()
     if args.permuted:
         permuted()
