@@ -85,7 +85,8 @@ def test_matches_numpy_formula(M, K, N, seed, frac, weighted, backend):
 
 def test_permutation_direction_by_brute_force():
     """The mask's column -> player map perm_k[col_player] makes background row k take x on
-    column j exactly when Z[s, perm_k[j]]; checked on the synthetic rows the model receives."""
+    column j exactly when Z[s, perm_k[j]]; checked on the synthetic rows the model receives, in
+    one model call per batch."""
     M, K, S = 5, 3, 12
     B = np.arange(K * M, dtype=np.float64).reshape(K, M) + 100.0
     X = -np.arange(1, M + 1, dtype=np.float64)[None, :]
@@ -98,9 +99,11 @@ def test_permutation_direction_by_brute_force():
     ks = KernelShap(f, B, num_samples=S, seed=7, backend="numpy")
     seen.clear()
     ks.explain(X)
-    rows = np.vstack(seen[1:])  # after f(x)
+    assert len(seen) == 2  # f(x), then one call for all S K synthetic rows
+    rows = seen[1]
     Z, perms = ks._Z.astype(bool), ks._perms
-    want = np.vstack([np.where(Z[:, perms[k]], X, B[k][None, :]) for k in range(K)])
+    # pair-major, background rows innermost (the shared design's layout): row s K + k
+    want = np.stack([np.where(Z[:, perms[k]], X, B[k][None, :]) for k in range(K)], axis=1).reshape(S * K, M)
     np.testing.assert_array_equal(rows, want)
 
 

@@ -546,6 +546,8 @@ class KernelShap:
             and bool((self._col_player >= 0).all())
         )
         self._perms = _kernels.background_permutations(M, K, self.seed_) if self._relabel else None
+        self._stacked = None  # (column -> player map of the K blocks, background rows side by side)
+        self._stacked_op = None  # _stacked_operator(), built on first use
         self._fb = xp.asarray(np.asarray(Fb.get() if self._impl == "cuda" else Fb, dtype=np.float64).reshape(K, -1))
 
     def _plan(self, n_samples: int, hat: bool) -> tuple:
@@ -935,27 +937,54 @@ class KernelShap:
         return values, None, self.expected_value
 
     def _relabelled_masks(self, impl: str, Xm: Any, Zd: Any, q0: int, q1: int, buffer: Any) -> Any:
-        """The synthetic rows of pairs [q0, q1) for every background row k with its relabelled
-        design, stacked by k: rows ``k (q1 - q0) + i`` (one model call for all K)."""
+        """The synthetic rows of pairs [q0, q1), every background row k with its relabelled design,
+        in the shared design's layout (pair-major, background rows innermost: row ``(q - q0) K + k``),
+        by one call of the mask kernel on the rows' columns repeated K times against the background
+        rows laid side by side as one row, with the column -> player map ``perm_k[col_player]`` on
+        block k."""
         xp = self._xp()
-        n, K = q1 - q0, self._B.shape[0]
-        blocks = []
-        for k in range(K):
-            cpd = xp.asarray(self._perms[k][self._col_player].astype(np.int32))
-            out = None if buffer is None else buffer[k * n : (k + 1) * n]
-            blocks.append(_kernels.mask(impl, Xm, self._B[k : k + 1], Zd, cpd, q0, q1, self._threads, out))
-        if buffer is not None:
-            return buffer[: n * K]
-        return xp.concatenate(blocks, axis=0)
+        n, (K, P) = q1 - q0, self._B.shape
+        S = Zd.shape[0]
+        r0, r1 = q0 // S, (q1 - 1) // S + 1
+        if self._stacked is None:
+            cpd = np.concatenate([perm[self._col_player] for perm in self._perms]).astype(np.int32)
+            self._stacked = (xp.asarray(cpd), xp.ascontiguousarray(self._B.reshape(1, K * P)))
+        cpd, Bs = self._stacked
+        Xs = xp.tile(Xm[r0:r1], (1, K))
+        out = None if buffer is None else buffer[: n * K].reshape(n, K * P)
+        syn = _kernels.mask(impl, Xs, Bs, Zd, cpd, q0 - r0 * S, q1 - r0 * S, self._threads, out)
+        return syn.reshape(n * K, P)
 
     def _relabel_combine(self, phis: list, xp: Any) -> Any:
-        """``sum_k pi_k phi_k[:, perm_k]`` of the per-background solutions in the plan's labels
+        """``sum_k pi_k phi_k[:, perm_k]`` of per-background solutions in the plan's labels
         (``phi_k = L y_k + c (f(x) - f(b_k))``), in a fixed order of k."""
         out = None
         for k, phi_k in enumerate(phis):
             term = float(self._pi_host[k]) * phi_k[:, xp.asarray(self._perms[k])]
             out = term if out is None else out + term
         return out
+
+    def _stacked_operator(self) -> Any:
+        """``LT[s K + k, j] = pi_k L[perm_k[j], s]`` (the relabelled operators of all background rows,
+        transposed and interleaved like the synthetic rows), and the constant terms ``u`` [M, D],
+        ``cbar`` [M] of :meth:`_relabelled_pass`; built once."""
+        if self._stacked_op is None:
+            xp = self._xp()
+            L, c, pi = self._L, self._c, self._pi_host
+            S, M = L.shape[1], self.M
+            K = len(pi)
+            LT = np.empty((S, K, M))
+            ell = L.sum(axis=1)  # L 1
+            fb = np.asarray(self._fb.get() if self._impl == "cuda" else self._fb)
+            bbar = np.asarray(self._base_link.get() if self._impl == "cuda" else self._base_link)
+            u = np.zeros((M, fb.shape[1]))
+            cbar = np.zeros(M)
+            for k, perm in enumerate(self._perms):
+                LT[:, k, :] = pi[k] * L[perm].T
+                u += pi[k] * (ell[perm][:, None] * (bbar - fb[k])[None, :] - c[perm][:, None] * fb[k][None, :])
+                cbar += pi[k] * c[perm]
+            self._stacked_op = (xp.asarray(LT.reshape(S * K, M)), xp.asarray(u), xp.asarray(cbar))
+        return self._stacked_op
 
     def _relabelled_pass(
         self,
@@ -968,51 +997,38 @@ class KernelShap:
         r"""Values (N, M, D) on the host with one relabelled design per background row:
         :math:`\phi = \sum_k \pi_k (L_{\sigma_k} (y_k - f(b_k)) + c_{\sigma_k} (f(x) - f(b_k)))`,
         :math:`y_k[s] = f(x \text{ on } Z[s, \sigma_k], b_k \text{ elsewhere})` (identity link).
-        Each background row's solution in the plan's labels is accumulated by the apply kernel
-        (ascending pairs, so it does not depend on the batches); a row is combined once all its
-        pairs are in. Same model evaluations as the shared design (S K per row, one call per batch)."""
+        The synthetic rows keep the shared design's layout (pair s, background row k at ``s K + k``),
+        so one apply with the stacked operator :meth:`_stacked_operator` (S K rows) accumulates
+        :math:`A = \sum_{s,k} \pi_k L[\sigma_k, s] (y_k[s] - \bar f)` in ascending order (results do
+        not depend on the batches), and :math:`\phi = A + u + \bar c f(x)` with
+        :math:`u = \sum_k \pi_k ((\bar f - f(b_k)) (L 1)_{\sigma_k} - c_{\sigma_k} f(b_k))`,
+        :math:`\bar c = \sum_k \pi_k c_{\sigma_k}`. Same model evaluations as the shared design
+        (S K per row, one call per batch)."""
         xp = self._xp()
         N, P = Xm.shape
         K = self._B.shape[0]
         M, S, D = self.M, self.num_samples_, self._predict.n_outputs
-        if self._LT is None:
-            self._LT = np.ascontiguousarray(self._L.T)
-        Zd, LTd, cd = xp.asarray(self._Z), xp.asarray(self._LT), xp.asarray(self._c)
+        LTd, u, cbar = self._stacked_operator()
+        Zd = xp.asarray(self._Z)
         one = xp.ones(1)
-        values = xp.zeros((N, M, D))
+        phi = xp.zeros((N, M, D))
         max_pairs = max(1, rows_per_batch // K)
         total = N * S
         pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
         tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
         buffer = None
-        carry = None  # (row, [K, M, D]): the per-background sums of a row whose pairs continue
         q0 = 0
         while q0 < total:
             q1 = min(total, q0 + pairs)
-            n = q1 - q0
             t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < n * K):
-                buffer = np.empty((n * K, P), dtype=Xm.dtype)
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
             syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
             F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
             del syn
-            n0, n1 = q0 // S, (q1 - 1) // S
-            acc = xp.zeros((K, n1 - n0 + 1, M, D))
-            if carry is not None and carry[0] == n0:
-                acc[:, 0] = carry[1]
-            for k in range(K):
-                Yk = _kernels.reduce(impl, F[k * n : (k + 1) * n], one, 0, self._threads)
-                acc[k] = _kernels.apply(impl, Yk, self._fb[k], LTd, q0 - n0 * S, q1 - n0 * S, acc[k], self._threads)
+            Y = _kernels.reduce(impl, F, one, 0, self._threads)  # every synthetic row's own value
             del F
-            done = q1 // S  # rows n < done have all their pairs
-            if done > n0:
-                rows = slice(n0, done)
-                phis = [
-                    acc[k, : done - n0] + cd[None, :, None] * (fx[rows] - self._fb[k][None, :])[:, None, :]
-                    for k in range(K)
-                ]
-                values[rows] = self._relabel_combine(phis, xp)
-            carry = (done, acc[:, done - n0].copy()) if done <= n1 else None
+            phi = _kernels.apply(impl, Y, self._base_link, LTd, q0 * K, q1 * K, phi, self._threads)
             if progress is not None:
                 progress(q1 * K, total * K)
             if tuning and q1 - q0 == pairs:
@@ -1022,7 +1038,8 @@ class KernelShap:
                 else:
                     tuning, pairs = False, max(1, pairs // 2)
             q0 = q1
-        return values.get() if impl == "cuda" else values
+        phi += u[None, :, :] + cbar[None, :, None] * fx[:, None, :]
+        return phi.get() if impl == "cuda" else phi
 
     def _coalition_values_relabelled(self, Xm: Any, Z: np.ndarray, impl: str, rows_per_batch: int) -> np.ndarray:
         """``y[n, k, s, d] = f(x_n on Z[s, perm_k], b_k elsewhere)_d - f(b_k)_d`` on the host (identity
@@ -1031,9 +1048,9 @@ class KernelShap:
         xp = self._xp()
         N, P = Xm.shape
         S, K, D = Z.shape[0], self._B.shape[0], self._predict.n_outputs
-        y = np.empty((K, N * S, D))
+        y = np.empty((N * S, K, D))
         if N * S == 0:
-            return y.reshape(K, N, S, D).transpose(1, 0, 2, 3)
+            return y.reshape(N, S, K, D).transpose(0, 2, 1, 3)
         Zd = xp.asarray(Z)
         one = xp.ones(1)
         fb = np.asarray(self._fb.get() if impl == "cuda" else self._fb)
@@ -1044,16 +1061,14 @@ class KernelShap:
         q0 = 0
         while q0 < N * S:
             q1 = min(N * S, q0 + pairs)
-            n = q1 - q0
             t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < n * K):
-                buffer = np.empty((n * K, P), dtype=Xm.dtype)
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
             syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
             F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
             del syn
-            for k in range(K):
-                Yk = _kernels.reduce(impl, F[k * n : (k + 1) * n], one, 0, self._threads)
-                y[k, q0:q1] = (Yk.get() if impl == "cuda" else Yk) - fb[k][None, :]
+            Y = _kernels.reduce(impl, F, one, 0, self._threads)
+            y[q0:q1] = (Y.get() if impl == "cuda" else Y).reshape(q1 - q0, K, D) - fb[None, :, :]
             if tuning and q1 - q0 == pairs:
                 rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
                 if rate > 1.1 * best_rate:
@@ -1061,7 +1076,7 @@ class KernelShap:
                 else:
                     tuning, pairs = False, max(1, pairs // 2)
             q0 = q1
-        return np.ascontiguousarray(y.reshape(K, N, S, D).transpose(1, 0, 2, 3))
+        return np.ascontiguousarray(y.reshape(N, S, K, D).transpose(0, 2, 1, 3))
 
     def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
         """``predictions`` as ``(N, D)`` float64 on the host; ValueError naming the argument."""
