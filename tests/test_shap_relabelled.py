@@ -279,3 +279,21 @@ def test_dask_partitions_identical():
     finally:
         client.close()
         cluster.close()
+
+
+def test_stacked_operator_cap_keeps_the_shared_design(monkeypatch):
+    """Above RELABEL_MAX_OPERATOR_BYTES (S K M float64) the design stays shared, in the single
+    pass and with standard errors alike (the two agree)."""
+    from clarion.explain import _kernel_shap
+
+    M, K, S = 5, 3, 20
+    rng = np.random.default_rng(8)
+    B, X = rng.normal(size=(K, M)), rng.normal(size=(3, M))
+    f = _model(M)
+    assert KernelShap(f, B, num_samples=S, seed=2)._relabel
+    monkeypatch.setattr(_kernel_shap, "RELABEL_MAX_OPERATOR_BYTES", S * K * M * 8 - 1)
+    ks = KernelShap(f, B, num_samples=S, seed=2)
+    assert not ks._relabel
+    want = _shared_reference(f, X, B, np.full(K, 1.0 / K), ks._Z, ks._L, ks._c)
+    np.testing.assert_allclose(ks.explain(X).values, want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ks.explain(X, return_std=True).values, want, rtol=0, atol=1e-12)

@@ -48,6 +48,9 @@ _ESTIMATORS = ("cubic", "shap")
 #: num_samples="auto": rounds double the coalitions up to this many (or 2^M - 2)
 AUTO_MAX_SAMPLES = 1 << 14
 _HOST_BATCH_ROWS = 1 << 16
+#: the relabelled designs' single pass holds the stacked operator (S K M float64); above this the
+#: design stays shared, in every path (S = 4096, M = 30: K up to about 1000)
+RELABEL_MAX_OPERATOR_BYTES = 1 << 30
 
 
 class ShapConditioningWarning(UserWarning):
@@ -544,6 +547,8 @@ class KernelShap:
             and K >= 2
             and not self.exact_
             and bool((self._col_player >= 0).all())
+            # the single pass holds the stacked operator; auto always takes the rounds
+            and (self.auto_ or self.num_samples_ * K * M * 8 <= RELABEL_MAX_OPERATOR_BYTES)
         )
         self._perms = _kernels.background_permutations(M, K, self.seed_) if self._relabel else None
         self._stacked = None  # (column -> player map of the K blocks, background rows side by side)
