@@ -547,12 +547,12 @@ class KernelShap:
             and K >= 2
             and not self.exact_
             and bool((self._col_player >= 0).all())
-            # the single pass holds the stacked operator; auto always takes the rounds
-            and (self.auto_ or self.num_samples_ * K * M * 8 <= RELABEL_MAX_OPERATOR_BYTES)
+            # the stacked operators (one per plan size; auto: one per round)
+            and sum(self._rounds if self.auto_ else [self.num_samples_]) * K * M * 8 <= RELABEL_MAX_OPERATOR_BYTES
         )
         self._perms = _kernels.background_permutations(M, K, self.seed_) if self._relabel else None
         self._stacked = None  # (column -> player map of the K blocks, background rows side by side)
-        self._stacked_op = None  # _stacked_operator(), built on first use
+        self._stacked_op: dict[int, tuple] = {}  # _stacked_operator() per plan size
         self._fb = xp.asarray(np.asarray(Fb.get() if self._impl == "cuda" else Fb, dtype=np.float64).reshape(K, -1))
 
     def _plan(self, n_samples: int, hat: bool) -> tuple:
@@ -969,14 +969,15 @@ class KernelShap:
             out = term if out is None else out + term
         return out
 
-    def _stacked_operator(self) -> Any:
-        """``LT[s K + k, j] = pi_k L[perm_k[j], s]`` (the relabelled operators of all background rows,
-        transposed and interleaved like the synthetic rows), and the constant terms ``u`` [M, D],
-        ``cbar`` [M] of :meth:`_relabelled_pass`; built once."""
-        if self._stacked_op is None:
-            xp = self._xp()
-            L, c, pi = self._L, self._c, self._pi_host
-            S, M = L.shape[1], self.M
+    def _stacked_operator(self, L: np.ndarray, c: np.ndarray) -> tuple:
+        """For the plan of operator ``L`` [M, S], ``c``: ``LT[s K + k, j] = pi_k L[perm_k[j], s]`` (the
+        relabelled operators of all background rows, transposed and interleaved like the synthetic
+        rows), and the constant terms ``u`` [M, D], ``cbar`` [M] of :meth:`_relabelled_pass`; built
+        once per plan size."""
+        S = L.shape[1]
+        got = self._stacked_op.get(S)
+        if got is None:
+            pi, M = self._pi_host, self.M
             K = len(pi)
             LT = np.empty((S, K, M))
             ell = L.sum(axis=1)  # L 1
@@ -988,8 +989,9 @@ class KernelShap:
                 LT[:, k, :] = pi[k] * L[perm].T
                 u += pi[k] * (ell[perm][:, None] * (bbar - fb[k])[None, :] - c[perm][:, None] * fb[k][None, :])
                 cbar += pi[k] * c[perm]
-            self._stacked_op = (xp.asarray(LT.reshape(S * K, M)), xp.asarray(u), xp.asarray(cbar))
-        return self._stacked_op
+            got = (LT.reshape(S * K, M), u, cbar)
+            self._stacked_op[S] = got
+        return got
 
     def _relabelled_pass(
         self,
@@ -1013,7 +1015,8 @@ class KernelShap:
         N, P = Xm.shape
         K = self._B.shape[0]
         M, S, D = self.M, self.num_samples_, self._predict.n_outputs
-        LTd, u, cbar = self._stacked_operator()
+        LTh, u, cbar = self._stacked_operator(self._L, self._c)
+        LTd, u, cbar = xp.asarray(LTh), xp.asarray(u), xp.asarray(cbar)
         Zd = xp.asarray(self._Z)
         one = xp.ones(1)
         phi = xp.zeros((N, M, D))
@@ -1047,18 +1050,18 @@ class KernelShap:
         return phi.get() if impl == "cuda" else phi
 
     def _coalition_values_relabelled(self, Xm: Any, Z: np.ndarray, impl: str, rows_per_batch: int) -> np.ndarray:
-        """``y[n, k, s, d] = f(x_n on Z[s, perm_k], b_k elsewhere)_d - f(b_k)_d`` on the host (identity
-        link), every background row with its relabelled design; the batches of
-        :meth:`_coalition_values`."""
+        """``y[n, s, k, d] = f(x_n on Z[s, perm_k], b_k elsewhere)_d - base_d`` on the host (identity
+        link; base = sum_k pi_k f(b_k)), every background row with its relabelled design; the
+        batches of :meth:`_coalition_values`."""
         xp = self._xp()
         N, P = Xm.shape
         S, K, D = Z.shape[0], self._B.shape[0], self._predict.n_outputs
         y = np.empty((N * S, K, D))
         if N * S == 0:
-            return y.reshape(N, S, K, D).transpose(0, 2, 1, 3)
+            return y.reshape(N, S, K, D)
         Zd = xp.asarray(Z)
         one = xp.ones(1)
-        fb = np.asarray(self._fb.get() if impl == "cuda" else self._fb)
+        base = np.asarray(self._base_link.get() if impl == "cuda" else self._base_link)
         max_pairs = max(1, rows_per_batch // K)
         pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
         tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
@@ -1073,7 +1076,7 @@ class KernelShap:
             F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
             del syn
             Y = _kernels.reduce(impl, F, one, 0, self._threads)
-            y[q0:q1] = (Y.get() if impl == "cuda" else Y).reshape(q1 - q0, K, D) - fb[None, :, :]
+            y[q0:q1] = (Y.get() if impl == "cuda" else Y).reshape(q1 - q0, K, D) - base[None, None, :]
             if tuning and q1 - q0 == pairs:
                 rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
                 if rate > 1.1 * best_rate:
@@ -1081,7 +1084,7 @@ class KernelShap:
                 else:
                     tuning, pairs = False, max(1, pairs // 2)
             q0 = q1
-        return np.ascontiguousarray(y.reshape(N, S, K, D).transpose(0, 2, 1, 3))
+        return y.reshape(N, S, K, D)
 
     def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
         """``predictions`` as ``(N, D)`` float64 on the host; ValueError naming the argument."""
@@ -1195,18 +1198,26 @@ class KernelShap:
             for active, relabel in groups:
                 if not len(active):
                     continue
-                y = np.zeros((len(active), K, 0, D) if relabel else (len(active), 0, D))
+                y = np.zeros((len(active), 0, K, D) if relabel else (len(active), 0, D))
                 S_prev = 0
                 for r, S_r in enumerate(rounds):
                     Z, w, L, c, _, extra, stratum, n_p, N_p = self._plan(S_r, hat=True)
                     if relabel:
                         new = self._coalition_values_relabelled(Xm[active], Z[S_prev:], impl, rows_per_batch)
-                        y = np.concatenate([y, new], axis=2)
-                        phis, var = [], []
+                        y = np.concatenate([y, new], axis=1)  # [n, S, K, D], centred at the base
+                        # values: as the single pass (_relabelled_pass), so the two agree bitwise
+                        # (the fixed plan's own operator, as the single pass: the one of the
+                        # plan built again with the standard-error terms is the same to rounding)
+                        LTs, u, cbar = self._stacked_operator(*((L, c) if self.auto_ else (self._L, self._c)))
+                        nA = len(active)
+                        phi = _kernels._host_apply(impl, y.reshape(nA, -1, D), LTs, self._threads)
+                        phi += u[None, :, :] + cbar[None, :, None] * fxh[active][:, None, :]
+                        # std = sqrt(sum_k pi_k^2 std_k^2), each background row's design-based one
+                        var = []
                         for k in range(K):
-                            phi_k, sd_k = _kernels.stratified_solve(
+                            _, sd_k = _kernels.stratified_solve(
                                 impl,
-                                y[:, k],
+                                y[:, :, k] - (fbh[k] - base)[None, None, :],
                                 fxh[active] - fbh[k][None, :],
                                 L,
                                 c,
@@ -1216,11 +1227,8 @@ class KernelShap:
                                 N_p,
                                 self._threads,
                             )
-                            phis.append(phi_k)
-                            var.append(sd_k * sd_k)
-                        phi = self._relabel_combine(phis, np)
-                        # std = sqrt(sum_k pi_k^2 std_k^2) (the K designs are drawn independently)
-                        sd = np.sqrt(self._relabel_combine([v * p for v, p in zip(var, self._pi_host)], np))
+                            var.append(sd_k * sd_k * self._pi_host[k])
+                        sd = np.sqrt(self._relabel_combine(var, np))
                     else:
                         new = self._coalition_values(Xm[active], Z[S_prev:], impl, rows_per_batch)
                         y = np.concatenate([y, new - shift[active][:, None, :]], axis=1)
