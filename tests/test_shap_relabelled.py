@@ -300,3 +300,16 @@ def test_stacked_operator_cap_keeps_the_shared_design(monkeypatch):
     want = _shared_reference(f, X, B, np.full(K, 1.0 / K), ks._Z, ks._L, ks._c)
     np.testing.assert_allclose(ks.explain(X).values, want, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ks.explain(X, return_std=True).values, want, rtol=0, atol=1e-12)
+
+
+def test_background_permutations_are_seeded_and_nested():
+    """perm_0 is the identity; the others come from the explainer's seed only (a larger background
+    extends the list), differ between seeds, and are fixed at construction (pickled with it)."""
+    a, b = _kernels.background_permutations(9, 3, 5), _kernels.background_permutations(9, 6, 5)
+    np.testing.assert_array_equal(a, b[:3])
+    assert (b[0] == np.arange(9)).all() and all(sorted(p) == list(range(9)) for p in b)
+    assert len({tuple(p) for p in b}) == 6
+    assert not np.array_equal(b, _kernels.background_permutations(9, 6, 6))
+    rng = np.random.default_rng(0)
+    ks = KernelShap(_model(9), rng.normal(size=(6, 9)), num_samples=100, seed=5)
+    np.testing.assert_array_equal(ks._perms, b)
