@@ -750,7 +750,9 @@ class KernelShap:
         return_std : bool, default False
             Also estimate standard errors. ``estimator="cubic"``: the design-based standard error
             of the stratified sample of pairs, from the surrogate's residuals
-            (:func:`clarion.explain._kernels.stratified_solve`; docs/kernel-shap.md).
+            (:func:`clarion.explain._kernels.stratified_solve`; docs/kernel-shap.md); with the
+            relabelled designs per background row, ``std = sqrt(sum_k pi_k^2 std_k^2)`` over the
+            background rows' own designs.
             ``estimator="shap"``: the sampled draws are split into G = 10 groups, each group (with
             the enumerated coalitions) gives its own estimate through its own operator in the
             same pass, and ``std = sd_g(phi_g) / sqrt(G)``; NaN when fewer than 2 draws were
