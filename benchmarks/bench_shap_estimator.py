@@ -27,7 +27,9 @@ on the same plans (about 10 minutes).
 
     python benchmarks/bench_shap_estimator.py --ablation
 
-``--permuted`` measures a candidate not built yet (issue 19's next step): each background row
+``--permuted`` measures what ``KernelShap`` now does for the cubic estimator (issue 19; the
+"clarion cubic" column of the main run is it, with ``_kernels.background_permutations``), in
+isolation on game tables: each background row
 gets its own design, the plan's coalitions with the players relabelled by a seeded permutation
 (background row 0 keeps the plan). The operator of a relabelled plan is the plan's operator with
 its rows relabelled (the cubic span is closed under relabelling; checked to 1e-16 here), so no
@@ -535,6 +537,43 @@ def permuted() -> None:
                 print(f"M = {M} {name} S = {S}: " + _ratios(ests, ref), flush=True)
 
 
+def relabel_cost() -> None:
+    """Time of ``KernelShap.explain`` with the relabelled designs against the shared design on the
+    same explainer (its ``_relabel`` switched off), and the bare model on the same S K N + N rows,
+    interleaved, best of 3 (M = 20, K = 50, S = 2048, N = 20 rows, one thread)."""
+    from clarion.explain import KernelShap
+
+    M, K, S, N = 20, 50, 2048, 20
+    X, models = _models(M)
+    B, Xe = X[400 : 400 + K], X[450 : 450 + N]
+    rows = np.repeat(Xe, S * K // 4, axis=0)  # the same number of synthetic rows, built beforehand
+    print("| model | bare model (s) | shared design (s) | relabelled designs (s) | relabelled / shared |")
+    print("|---|---|---|---|---|")
+    for name, model in models.items():
+
+        def f(a, model=model):
+            return model.predict_proba(a)[:, 1]
+
+        ks = KernelShap(f, B, num_samples=S, seed=1, n_threads=1)
+        best = {"bare": np.inf, "shared": np.inf, "relabelled": np.inf}
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(4):
+                f(rows)
+            f(Xe)
+            best["bare"] = min(best["bare"], time.perf_counter() - t0)
+            for key, flag in (("shared", False), ("relabelled", True)):
+                ks._relabel = flag
+                t0 = time.perf_counter()
+                ks.explain(Xe)
+                best[key] = min(best[key], time.perf_counter() - t0)
+        print(
+            f"| {name} | {best['bare']:.2f} | {best['shared']:.2f} | {best['relabelled']:.2f} "
+            f"| {best['relabelled'] / best['shared']:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="M = 12 and 20 only, fewer rows")
@@ -543,8 +582,14 @@ def main() -> None:
     ap.add_argument("--from-json", help="only print the table (and plot) of a saved run")
     ap.add_argument("--operator", type=int, metavar="M", help="time the operator build at auto's rounds for M players")
     ap.add_argument("--ablation", action="store_true", help="the candidates tried for the cells under 2x")
-    ap.add_argument("--permuted", action="store_true", help="a relabelled design per background row (not built yet)")
+    ap.add_argument("--relabel-cost", action="store_true", help="time of the relabelled designs against the shared one")
+    ap.add_argument(
+        "--permuted", action="store_true", help="a relabelled design per background row, against the shared design"
+    )
     args = ap.parse_args()
+    if args.relabel_cost:
+        relabel_cost()
+        return
     if args.permuted:
         permuted()
         return

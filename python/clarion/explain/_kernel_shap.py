@@ -48,6 +48,9 @@ _ESTIMATORS = ("cubic", "shap")
 #: num_samples="auto": rounds double the coalitions up to this many (or 2^M - 2)
 AUTO_MAX_SAMPLES = 1 << 14
 _HOST_BATCH_ROWS = 1 << 16
+#: the relabelled designs' single pass holds the stacked operator (S K M float64); above this the
+#: design stays shared, in every path (S = 4096, M = 30: K up to about 1000)
+RELABEL_MAX_OPERATOR_BYTES = 1 << 30
 
 
 class ShapConditioningWarning(UserWarning):
@@ -359,7 +362,12 @@ class KernelShap:
         third-order surrogate fitted on them (:func:`clarion.explain._kernels.cubic_operator`),
         with damped fifth-order terms while ``S + M + 1 <= 4200`` (the dual form's size,
         :func:`clarion.explain._kernels.quintic_weight`): its attributions absorb the game's odd
-        part up to degree 3 (5) and converge to the Shapley values. About 2-10x lower error than
+        part up to degree 3 (5) and converge to the Shapley values. With the identity link, K >= 2
+        background rows, a plan that is not exact and every column a player, background row k
+        evaluates the plan with its players relabelled by a seeded permutation (row 0 keeps the
+        plan), with the operator relabelled alike, so the K per-background games do not share one
+        design: ``phi = sum_k pi_k (L[perm_k] (y_k - f(b_k)) + c[perm_k] (f(x) - f(b_k)))``, same
+        model evaluations (docs/kernel-shap.md). About 2-10x lower error than
         shap's scheme at the same number of model evaluations (benchmarks/README.md; 1.6-2x on
         a small neural network at some budgets). For M > 31 the cubic terms are left out (too many
         coefficients) and the estimator is the first-order one on the same plan. ``"shap"``:
@@ -529,6 +537,23 @@ class KernelShap:
         self._background_constants = None  # (constant-in-background mask, values), computed on first use
         self.num_samples_ = Z.shape[0]
         self.exact_ = M <= 30 and self.num_samples_ == 2**M - 2 and not self.auto_
+        # One relabelled design per background row (issue 19): background row k evaluates the plan
+        # with its players relabelled by perm_k, so the K per-background games do not share one
+        # design; same model evaluations, same operator (relabelled). Only where the game splits
+        # over the background rows (identity link) and every column is a player.
+        self._relabel = (
+            estimator == "cubic"
+            and link == "identity"
+            and K >= 2
+            and not self.exact_
+            and bool((self._col_player >= 0).all())
+            # the stacked operators (one per plan size; auto: one per round)
+            and sum(self._rounds if self.auto_ else [self.num_samples_]) * K * M * 8 <= RELABEL_MAX_OPERATOR_BYTES
+        )
+        self._perms = _kernels.background_permutations(M, K, self.seed_) if self._relabel else None
+        self._stacked = None  # (column -> player map of the K blocks, background rows side by side)
+        self._stacked_op: dict[int, tuple] = {}  # _stacked_operator() per plan size
+        self._fb = xp.asarray(np.asarray(Fb.get() if self._impl == "cuda" else Fb, dtype=np.float64).reshape(K, -1))
 
     def _plan(self, n_samples: int, hat: bool) -> tuple:
         """The cubic estimator's plan and operator for ``n_samples`` coalitions, built once:
@@ -725,7 +750,9 @@ class KernelShap:
         return_std : bool, default False
             Also estimate standard errors. ``estimator="cubic"``: the design-based standard error
             of the stratified sample of pairs, from the surrogate's residuals
-            (:func:`clarion.explain._kernels.stratified_solve`; docs/kernel-shap.md).
+            (:func:`clarion.explain._kernels.stratified_solve`; docs/kernel-shap.md); with the
+            relabelled designs per background row, ``std = sqrt(sum_k pi_k^2 std_k^2)`` over the
+            background rows' own designs.
             ``estimator="shap"``: the sampled draws are split into G = 10 groups, each group (with
             the enumerated coalitions) gives its own estimate through its own operator in the
             same pass, and ``std = sd_g(phi_g) / sqrt(G)``; NaN when fewer than 2 draws were
@@ -752,8 +779,7 @@ class KernelShap:
             raise ValueError(f"X must live where the background does (background backend {self._impl!r}, X {impl!r})")
         xp = self._xp()
         N, P = Xm.shape
-        K = self._B.shape[0]
-        M, S = self.M, self.num_samples_
+        S = self.num_samples_
         D = self._predict.n_outputs
         row_bytes = bytes_per_row(P, Xm.dtype.itemsize, D, self._codec.is_frame)
         rows_per_batch = max(1, self._budget // row_bytes)
@@ -770,6 +796,44 @@ class KernelShap:
         if self.estimator == "cubic" and (return_std or self.auto_):
             return self._explain_rounds(X, Xm, impl, fx, rows_per_batch, progress, return_std)
 
+        if self._relabel:
+            values, std, expected = self._relabelled_values(Xm, impl, fx, delta, rows_per_batch, progress)
+        else:
+            values, std, expected = self._shared_pass(Xm, impl, fx, delta, rows_per_batch, progress, return_std)
+        if self._predict.vector_out:
+            values = values[:, :, 0]
+            std = None if std is None else std[:, :, 0]
+        return Explanation(
+            np.ascontiguousarray(values),
+            expected,
+            self.feature_names,
+            X,
+            output_names=self.output_names,
+            std=std,
+            exact=self.exact_,
+            num_samples=S,
+            player_columns=self._player_columns,
+        )
+
+    __call__ = explain
+
+    def _shared_pass(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        delta: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+        return_std: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """The single pass with one design shared by the background rows: ``(values (N, M, D) on
+        the host, std or None, expected value)``."""
+        xp = self._xp()
+        N, P = Xm.shape
+        K = self._B.shape[0]
+        M, S = self.M, self.num_samples_
+        D = self._predict.n_outputs
         LT, cs, G = self._operators(return_std)
         null = self._null_players(Xm)
         Mb = LT.shape[1]  # columns of the solution operators; then b = Z^T W y for rows with null players
@@ -845,22 +909,184 @@ class KernelShap:
                 std = np.sqrt(sub.var(axis=1, ddof=1) / G)
             if null is not None:
                 std[null] = 0.0
-        if self._predict.vector_out:
-            values = values[:, :, 0]
-            std = None if std is None else std[:, :, 0]
-        return Explanation(
-            np.ascontiguousarray(values),
-            expected,
-            self.feature_names,
-            X,
-            output_names=self.output_names,
-            std=std,
-            exact=self.exact_,
-            num_samples=S,
-            player_columns=self._player_columns,
-        )
+        return values, std, expected
 
-    __call__ = explain
+    def _relabelled_values(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        delta: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[np.ndarray, None, Any]:
+        """The single pass with one relabelled design per background row (``self._relabel``). Rows
+        with null players keep the shared design (:meth:`_shared_pass` on those rows only), so each
+        row's result depends on that row alone."""
+        N = Xm.shape[0]
+        M, D, K, S = self.M, self._predict.n_outputs, self._B.shape[0], self.num_samples_
+        null = self._null_players(Xm)
+        hit = np.flatnonzero(null.any(axis=1)) if null is not None else np.zeros(0, dtype=np.int64)
+        rest = np.setdiff1d(np.arange(N), hit)
+        values = np.zeros((N, M, D))
+        total = N * S * K
+        if len(hit):
+            xp = self._xp()
+            h = xp.asarray(hit)
+            sub = None if progress is None else (lambda d, t: progress(d, total))
+            values[hit] = self._shared_pass(Xm[h], impl, fx[h], delta[h], rows_per_batch, sub, False)[0]
+        if len(rest):
+            xp = self._xp()
+            r = xp.asarray(rest)
+            off = len(hit) * S * K
+            sub = None if progress is None else (lambda d, t: progress(off + d, total))
+            values[rest] = self._relabelled_pass(Xm[r], impl, fx[r], rows_per_batch, sub)
+        return values, None, self.expected_value
+
+    def _relabelled_masks(self, impl: str, Xm: Any, Zd: Any, q0: int, q1: int, buffer: Any) -> Any:
+        """The synthetic rows of pairs [q0, q1), every background row k with its relabelled design,
+        in the shared design's layout (pair-major, background rows innermost: row ``(q - q0) K + k``),
+        by one call of the mask kernel on the rows' columns repeated K times against the background
+        rows laid side by side as one row, with the column -> player map ``perm_k[col_player]`` on
+        block k."""
+        xp = self._xp()
+        n, (K, P) = q1 - q0, self._B.shape
+        S = Zd.shape[0]
+        r0, r1 = q0 // S, (q1 - 1) // S + 1
+        if self._stacked is None:
+            cpd = np.concatenate([perm[self._col_player] for perm in self._perms]).astype(np.int32)
+            self._stacked = (xp.asarray(cpd), xp.ascontiguousarray(self._B.reshape(1, K * P)))
+        cpd, Bs = self._stacked
+        Xs = xp.tile(Xm[r0:r1], (1, K))
+        out = None if buffer is None else buffer[: n * K].reshape(n, K * P)
+        syn = _kernels.mask(impl, Xs, Bs, Zd, cpd, q0 - r0 * S, q1 - r0 * S, self._threads, out)
+        return syn.reshape(n * K, P)
+
+    def _relabel_combine(self, phis: list, xp: Any) -> Any:
+        """``sum_k pi_k phi_k[:, perm_k]`` of per-background solutions in the plan's labels
+        (``phi_k = L y_k + c (f(x) - f(b_k))``), in a fixed order of k."""
+        out = None
+        for k, phi_k in enumerate(phis):
+            term = float(self._pi_host[k]) * phi_k[:, xp.asarray(self._perms[k])]
+            out = term if out is None else out + term
+        return out
+
+    def _stacked_operator(self, L: np.ndarray, c: np.ndarray) -> tuple:
+        """For the plan of operator ``L`` [M, S], ``c``: ``LT[s K + k, j] = pi_k L[perm_k[j], s]`` (the
+        relabelled operators of all background rows, transposed and interleaved like the synthetic
+        rows), and the constant terms ``u`` [M, D], ``cbar`` [M] of :meth:`_relabelled_pass`; built
+        once per plan size."""
+        S = L.shape[1]
+        got = self._stacked_op.get(S)
+        if got is None:
+            pi, M = self._pi_host, self.M
+            K = len(pi)
+            LT = np.empty((S, K, M))
+            ell = L.sum(axis=1)  # L 1
+            fb = np.asarray(self._fb.get() if self._impl == "cuda" else self._fb)
+            bbar = np.asarray(self._base_link.get() if self._impl == "cuda" else self._base_link)
+            u = np.zeros((M, fb.shape[1]))
+            cbar = np.zeros(M)
+            for k, perm in enumerate(self._perms):
+                LT[:, k, :] = pi[k] * L[perm].T
+                u += pi[k] * (ell[perm][:, None] * (bbar - fb[k])[None, :] - c[perm][:, None] * fb[k][None, :])
+                cbar += pi[k] * c[perm]
+            got = (LT.reshape(S * K, M), u, cbar)
+            self._stacked_op[S] = got
+        return got
+
+    def _relabelled_pass(
+        self,
+        Xm: Any,
+        impl: str,
+        fx: Any,
+        rows_per_batch: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
+        r"""Values (N, M, D) on the host with one relabelled design per background row:
+        :math:`\phi = \sum_k \pi_k (L_{\sigma_k} (y_k - f(b_k)) + c_{\sigma_k} (f(x) - f(b_k)))`,
+        :math:`y_k[s] = f(x \text{ on } Z[s, \sigma_k], b_k \text{ elsewhere})` (identity link).
+        The synthetic rows keep the shared design's layout (pair s, background row k at ``s K + k``),
+        so one apply with the stacked operator :meth:`_stacked_operator` (S K rows) accumulates
+        :math:`A = \sum_{s,k} \pi_k L[\sigma_k, s] (y_k[s] - \bar f)` in ascending order (results do
+        not depend on the batches), and :math:`\phi = A + u + \bar c f(x)` with
+        :math:`u = \sum_k \pi_k ((\bar f - f(b_k)) (L 1)_{\sigma_k} - c_{\sigma_k} f(b_k))`,
+        :math:`\bar c = \sum_k \pi_k c_{\sigma_k}`. Same model evaluations as the shared design
+        (S K per row, one call per batch)."""
+        xp = self._xp()
+        N, P = Xm.shape
+        K = self._B.shape[0]
+        M, S, D = self.M, self.num_samples_, self._predict.n_outputs
+        LTh, u, cbar = self._stacked_operator(self._L, self._c)
+        LTd, u, cbar = xp.asarray(LTh), xp.asarray(u), xp.asarray(cbar)
+        Zd = xp.asarray(self._Z)
+        one = xp.ones(1)
+        phi = xp.zeros((N, M, D))
+        max_pairs = max(1, rows_per_batch // K)
+        total = N * S
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        q0 = 0
+        while q0 < total:
+            q1 = min(total, q0 + pairs)
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+            syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
+            F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
+            del syn
+            Y = _kernels.reduce(impl, F, one, 0, self._threads)  # every synthetic row's own value
+            del F
+            phi = _kernels.apply(impl, Y, self._base_link, LTd, q0 * K, q1 * K, phi, self._threads)
+            if progress is not None:
+                progress(q1 * K, total * K)
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
+        phi += u[None, :, :] + cbar[None, :, None] * fx[:, None, :]
+        return phi.get() if impl == "cuda" else phi
+
+    def _coalition_values_relabelled(self, Xm: Any, Z: np.ndarray, impl: str, rows_per_batch: int) -> np.ndarray:
+        """``y[n, s, k, d] = f(x_n on Z[s, perm_k], b_k elsewhere)_d - base_d`` on the host (identity
+        link; base = sum_k pi_k f(b_k)), every background row with its relabelled design; the
+        batches of :meth:`_coalition_values`."""
+        xp = self._xp()
+        N, P = Xm.shape
+        S, K, D = Z.shape[0], self._B.shape[0], self._predict.n_outputs
+        y = np.empty((N * S, K, D))
+        if N * S == 0:
+            return y.reshape(N, S, K, D)
+        Zd = xp.asarray(Z)
+        one = xp.ones(1)
+        base = np.asarray(self._base_link.get() if impl == "cuda" else self._base_link)
+        max_pairs = max(1, rows_per_batch // K)
+        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+        buffer = None
+        q0 = 0
+        while q0 < N * S:
+            q1 = min(N * S, q0 + pairs)
+            t0 = time.perf_counter()
+            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+            syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
+            F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
+            del syn
+            Y = _kernels.reduce(impl, F, one, 0, self._threads)
+            y[q0:q1] = (Y.get() if impl == "cuda" else Y).reshape(q1 - q0, K, D) - base[None, None, :]
+            if tuning and q1 - q0 == pairs:
+                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+                if rate > 1.1 * best_rate:
+                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+                else:
+                    tuning, pairs = False, max(1, pairs // 2)
+            q0 = q1
+        return y.reshape(N, S, K, D)
 
     def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
         """``predictions`` as ``(N, D)`` float64 on the host; ValueError naming the argument."""
@@ -960,40 +1186,79 @@ class KernelShap:
         values = np.zeros((N, M, D))
         std = np.zeros((N, M, D))
         used = np.zeros(N, dtype=np.int64)
-        batch = max(1, self._budget // max(1, rounds[-1] * D * 8 * (M + 4)))
+        per_row = rounds[-1] * D * 8 * (M + 4) * (K if self._relabel else 1)
+        batch = max(1, self._budget // max(1, per_row))
+        has_null = null.any(axis=1) if null is not None else np.zeros(N, dtype=bool)
+        fbh = np.asarray(self._fb.get() if impl == "cuda" else self._fb)
         for a in range(0, N, batch):
-            active = np.arange(a, min(N, a + batch))
-            y = np.zeros((len(active), 0, D))
-            S_prev = 0
-            for r, S_r in enumerate(rounds):
-                Z, w, L, c, _, extra, stratum, n_p, N_p = self._plan(S_r, hat=True)
-                new = self._coalition_values(Xm[active], Z[S_prev:], impl, rows_per_batch)
-                y = np.concatenate([y, new - shift[active][:, None, :]], axis=1)
-                phi, sd = _kernels.stratified_solve(
-                    impl, y, delta[active], L, c, extra, stratum, n_p, N_p, self._threads
-                )
-                if null is not None:
-                    nl = null[active]
-                    hit = np.flatnonzero(nl.any(axis=1))
-                    if len(hit):
-                        bz = _kernels._host_apply(impl, y[hit], Z * w[:, None], self._threads)
-                        phi[hit] = self._restricted_values(bz, delta[active][hit], nl[hit], Z, w)
-                        sd[nl] = 0.0
-                if self.auto_ and r < len(rounds) - 1:
-                    spread = phi.max(axis=1) - phi.min(axis=1)
-                    top = sd.max(axis=1)
-                    ratio = np.where(
-                        spread > 0, top / np.where(spread > 0, spread, 1.0), np.where(top > 0, np.inf, 0.0)
-                    )
-                    done = ratio.max(axis=1) <= self.tolerance
-                else:
-                    done = np.ones(len(active), dtype=bool)
-                values[active[done]], std[active[done]] = phi[done], sd[done]
-                used[active[done]] = Z.shape[0]
-                active, y = active[~done], y[~done]
-                S_prev = Z.shape[0]
+            rows = np.arange(a, min(N, a + batch))
+            # relabelled designs (self._relabel) for the rows without null players; the shared
+            # design for the others (and for every row otherwise)
+            groups = (
+                [(rows[has_null[rows]], False), (rows[~has_null[rows]], True)] if self._relabel else [(rows, False)]
+            )
+            for active, relabel in groups:
                 if not len(active):
-                    break
+                    continue
+                y = np.zeros((len(active), 0, K, D) if relabel else (len(active), 0, D))
+                S_prev = 0
+                for r, S_r in enumerate(rounds):
+                    Z, w, L, c, _, extra, stratum, n_p, N_p = self._plan(S_r, hat=True)
+                    if relabel:
+                        new = self._coalition_values_relabelled(Xm[active], Z[S_prev:], impl, rows_per_batch)
+                        y = np.concatenate([y, new], axis=1)  # [n, S, K, D], centred at the base
+                        # values: as the single pass (_relabelled_pass), so the two agree bitwise
+                        # (the fixed plan's own operator, as the single pass: the one of the
+                        # plan built again with the standard-error terms is the same to rounding)
+                        LTs, u, cbar = self._stacked_operator(*((L, c) if self.auto_ else (self._L, self._c)))
+                        nA = len(active)
+                        phi = _kernels._host_apply(impl, y.reshape(nA, -1, D), LTs, self._threads)
+                        phi += u[None, :, :] + cbar[None, :, None] * fxh[active][:, None, :]
+                        # std = sqrt(sum_k pi_k^2 std_k^2), each background row's design-based one
+                        var = []
+                        for k in range(K):
+                            _, sd_k = _kernels.stratified_solve(
+                                impl,
+                                y[:, :, k] - (fbh[k] - base)[None, None, :],
+                                fxh[active] - fbh[k][None, :],
+                                L,
+                                c,
+                                extra,
+                                stratum,
+                                n_p,
+                                N_p,
+                                self._threads,
+                            )
+                            var.append(sd_k * sd_k * self._pi_host[k])
+                        sd = np.sqrt(self._relabel_combine(var, np))
+                    else:
+                        new = self._coalition_values(Xm[active], Z[S_prev:], impl, rows_per_batch)
+                        y = np.concatenate([y, new - shift[active][:, None, :]], axis=1)
+                        phi, sd = _kernels.stratified_solve(
+                            impl, y, delta[active], L, c, extra, stratum, n_p, N_p, self._threads
+                        )
+                        if null is not None:
+                            nl = null[active]
+                            hit = np.flatnonzero(nl.any(axis=1))
+                            if len(hit):
+                                bz = _kernels._host_apply(impl, y[hit], Z * w[:, None], self._threads)
+                                phi[hit] = self._restricted_values(bz, delta[active][hit], nl[hit], Z, w)
+                                sd[nl] = 0.0
+                    if self.auto_ and r < len(rounds) - 1:
+                        spread = phi.max(axis=1) - phi.min(axis=1)
+                        top = sd.max(axis=1)
+                        ratio = np.where(
+                            spread > 0, top / np.where(spread > 0, spread, 1.0), np.where(top > 0, np.inf, 0.0)
+                        )
+                        done = ratio.max(axis=1) <= self.tolerance
+                    else:
+                        done = np.ones(len(active), dtype=bool)
+                    values[active[done]], std[active[done]] = phi[done], sd[done]
+                    used[active[done]] = Z.shape[0]
+                    active, y = active[~done], y[~done]
+                    S_prev = Z.shape[0]
+                    if not len(active):
+                        break
             if progress is not None:
                 progress(min(N, a + batch), N)
         if self._predict.vector_out:

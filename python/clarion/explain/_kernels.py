@@ -117,6 +117,21 @@ def apply(impl: str, Y: Any, base: Any, LT: Any, q0: int, q1: int, phi: Any, thr
     return phi
 
 
+def background_permutations(M: int, K: int, seed: int) -> np.ndarray:
+    """The relabellings of the cubic estimator's plan, one per background row (issue 19):
+    ``perm[k]`` (int64 [K, M]); ``perm[0]`` is the identity, ``perm[k]`` for k >= 1 the k-th
+    permutation drawn by ``numpy.random.default_rng([seed, M, 0, 0x7065726D])`` (so it does not
+    depend on K). Background row k evaluates the plan's coalition s as ``Z[s, perm[k]]`` (player j
+    present when ``Z[s, perm[k][j]]``), whose operator is ``L[perm[k]], c[perm[k]]``."""
+    rng = np.random.default_rng([int(seed) & ((1 << 64) - 1), int(M), 0, 0x7065726D])
+    out = np.empty((K, M), dtype=np.int64)
+    if K:
+        out[0] = np.arange(M)
+    for k in range(1, K):
+        out[k] = rng.permutation(M)
+    return out
+
+
 # -- the "cubic" estimator (issue 19): a nested stratified paired plan and a third-order operator --
 #
 # Built once per explainer on the host with numpy (tiny next to the model work); the per-row work
