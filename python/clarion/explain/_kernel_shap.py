@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +51,37 @@ _HOST_BATCH_ROWS = 1 << 16
 #: the relabelled designs' single pass holds the stacked operator (S K M float64); above this the
 #: design stays shared, in every path (S = 4096, M = 30: K up to about 1000)
 RELABEL_MAX_OPERATOR_BYTES = 1 << 30
+
+
+def _pair_batches(
+    total: int, K: int, rows_per_batch: int, impl: str, P: int, dtype: Any
+) -> Iterator[tuple[int, int, Any]]:
+    """The batches ``(q0, q1, buffer)`` of (row, coalition) pairs ``[q0, q1)`` of a pass over
+    ``total`` pairs, each pair K synthetic rows of P columns (``buffer``: a reused host array
+    for them, None off the CPU). Host batches start cache-sized (2^16 rows) and double while the
+    throughput of a whole batch (the caller's mask + model + reduce + solve, timed from one
+    ``yield`` to the next) improves by > 10%: models with a high per-call cost get large batches,
+    cache-bound models stay small. Results do not depend on the batch sizes, so runs stay
+    bit-identical; a model whose output for a row depends on the batch around it sees the same
+    batches in every pass of this rule."""
+    max_pairs = max(1, rows_per_batch // K)
+    pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
+    tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
+    buffer = None
+    q0 = 0
+    while q0 < total:
+        q1 = min(total, q0 + pairs)
+        t0 = time.perf_counter()
+        if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
+            buffer = np.empty(((q1 - q0) * K, P), dtype=dtype)
+        yield q0, q1, buffer
+        if tuning and q1 - q0 == pairs:
+            rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
+            if rate > 1.1 * best_rate:
+                best_rate, pairs = rate, min(max_pairs, 2 * pairs)
+            else:
+                tuning, pairs = False, max(1, pairs // 2)
+        q0 = q1
 
 
 class ShapConditioningWarning(UserWarning):
@@ -843,21 +874,8 @@ class KernelShap:
         Mo = LT.shape[1]
         Zd, LTd, cpd = (xp.asarray(self._Z), xp.asarray(LT), xp.asarray(self._col_player))
         phi = xp.zeros((N, Mo, D))
-        max_pairs = max(1, rows_per_batch // K)
         total = N * S
-        # Host batches start cache-sized (2^16 rows, one reused buffer) and double while the
-        # throughput of a whole batch (mask + model + reduce + solve) improves by > 10%: models
-        # with a high per-call cost get large batches, cache-bound models stay small. Results do
-        # not depend on the batch sizes (see apply), so this keeps runs bit-identical.
-        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
-        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
-        buffer = None
-        q0 = 0
-        while q0 < total:
-            q1 = min(total, q0 + pairs)
-            t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
-                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+        for q0, q1, buffer in _pair_batches(total, K, rows_per_batch, impl, P, Xm.dtype):
             syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
             F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
             del syn
@@ -866,13 +884,6 @@ class KernelShap:
             phi = _kernels.apply(impl, Y, self._base_link, LTd, q0, q1, phi, self._threads)
             if progress is not None:
                 progress(q1 * K, total * K)
-            if tuning and q1 - q0 == pairs:
-                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
-                if rate > 1.1 * best_rate:
-                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
-                else:
-                    tuning, pairs = False, max(1, pairs // 2)
-            q0 = q1
         expected = self.expected_value
         if (self._col_player < 0).any():
             # Columns outside features_to_explain stay at x, so v(0) = g(E_pi f(x_rest, b)) is
@@ -1022,17 +1033,8 @@ class KernelShap:
         Zd = xp.asarray(self._Z)
         one = xp.ones(1)
         phi = xp.zeros((N, M, D))
-        max_pairs = max(1, rows_per_batch // K)
         total = N * S
-        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
-        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
-        buffer = None
-        q0 = 0
-        while q0 < total:
-            q1 = min(total, q0 + pairs)
-            t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
-                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+        for q0, q1, buffer in _pair_batches(total, K, rows_per_batch, impl, P, Xm.dtype):
             syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
             F = self._predict(self._codec.decode(syn), where=f" (synthetic rows of X rows {q0 // S}..{(q1 - 1) // S})")
             del syn
@@ -1041,13 +1043,6 @@ class KernelShap:
             phi = _kernels.apply(impl, Y, self._base_link, LTd, q0 * K, q1 * K, phi, self._threads)
             if progress is not None:
                 progress(q1 * K, total * K)
-            if tuning and q1 - q0 == pairs:
-                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
-                if rate > 1.1 * best_rate:
-                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
-                else:
-                    tuning, pairs = False, max(1, pairs // 2)
-            q0 = q1
         phi += u[None, :, :] + cbar[None, :, None] * fx[:, None, :]
         return phi.get() if impl == "cuda" else phi
 
@@ -1064,28 +1059,12 @@ class KernelShap:
         Zd = xp.asarray(Z)
         one = xp.ones(1)
         base = np.asarray(self._base_link.get() if impl == "cuda" else self._base_link)
-        max_pairs = max(1, rows_per_batch // K)
-        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
-        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
-        buffer = None
-        q0 = 0
-        while q0 < N * S:
-            q1 = min(N * S, q0 + pairs)
-            t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
-                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+        for q0, q1, buffer in _pair_batches(N * S, K, rows_per_batch, impl, P, Xm.dtype):
             syn = self._relabelled_masks(impl, Xm, Zd, q0, q1, buffer)
             F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
             del syn
             Y = _kernels.reduce(impl, F, one, 0, self._threads)
             y[q0:q1] = (Y.get() if impl == "cuda" else Y).reshape(q1 - q0, K, D) - base[None, None, :]
-            if tuning and q1 - q0 == pairs:
-                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
-                if rate > 1.1 * best_rate:
-                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
-                else:
-                    tuning, pairs = False, max(1, pairs // 2)
-            q0 = q1
         return y.reshape(N, S, K, D)
 
     def _given_predictions(self, predictions: Any, N: int, D: int) -> np.ndarray:
@@ -1119,30 +1098,12 @@ class KernelShap:
             return y.reshape(N, S, D)
         Zd, cpd = xp.asarray(Z), xp.asarray(self._col_player)
         base = np.asarray(self._base_link.get() if impl == "cuda" else self._base_link)
-        max_pairs = max(1, rows_per_batch // K)
-        # the batch sizes of explain()'s single pass (same start, same doubling rule), so that a
-        # model whose output for a row depends on the batch around it sees the same batches
-        pairs = min(max_pairs, max(1, _HOST_BATCH_ROWS // K)) if impl == "cpu" else max_pairs
-        tuning, best_rate = impl == "cpu" and pairs < max_pairs, 0.0
-        buffer = None
-        q0 = 0
-        while q0 < N * S:
-            q1 = min(N * S, q0 + pairs)
-            t0 = time.perf_counter()
-            if impl == "cpu" and (buffer is None or buffer.shape[0] < (q1 - q0) * K):
-                buffer = np.empty(((q1 - q0) * K, P), dtype=Xm.dtype)
+        for q0, q1, buffer in _pair_batches(N * S, K, rows_per_batch, impl, P, Xm.dtype):
             syn = _kernels.mask(impl, Xm, self._B, Zd, cpd, q0, q1, self._threads, buffer)
             F = self._predict(self._codec.decode(syn), where=" (synthetic rows)")
             del syn
             Y = _kernels.reduce(impl, F, self._pi, self._link, self._threads)
             y[q0:q1] = (Y.get() if impl == "cuda" else Y) - base[None, :]
-            if tuning and q1 - q0 == pairs:
-                rate = (q1 - q0) / max(time.perf_counter() - t0, 1e-9)
-                if rate > 1.1 * best_rate:
-                    best_rate, pairs = rate, min(max_pairs, 2 * pairs)
-                else:
-                    tuning, pairs = False, max(1, pairs // 2)
-            q0 = q1
         return y.reshape(N, S, D)
 
     def _explain_rounds(
