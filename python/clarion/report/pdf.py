@@ -16,8 +16,10 @@ reportlab and svglib are the ``report`` extra (``pip install 'clarion[report]'``
 
 from __future__ import annotations
 
+import html
 import io
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
@@ -91,6 +93,493 @@ class _Glyphs:
         return "".join(out)
 
 
+# ---- fast cells: plain runs of text, wrapped as reportlab's Paragraph wraps them ----------------------
+
+_SPACE_SHRINK = 0.05  # reportlab's ``spaceShrinkage``: a line may overrun by 5% of its spaces
+
+
+def _flowable_base() -> type:
+    from reportlab.platypus.flowables import Flowable
+
+    return Flowable
+
+
+class _Run:
+    """A piece of text in one font and colour (``back``: a chip's background)."""
+
+    __slots__ = ("back", "colour", "font", "text")
+
+    def __init__(self, text: str, font: str, colour: Any, back: Any = None) -> None:
+        self.text, self.font, self.colour, self.back = text, font, colour, back
+
+
+def _text_class() -> type:
+    """:class:`_Text` is made on first use: its base class is reportlab's (an optional dependency)."""
+    global _TEXT_CLASS
+    if _TEXT_CLASS is None:
+        _TEXT_CLASS = _make_text_class(_flowable_base())
+    return _TEXT_CLASS
+
+
+_TEXT_CLASS: type | None = None
+_CHART_CLASS: type | None = None
+
+
+def _make_text_class(base: type) -> type:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    widths: dict[tuple[str, str, float], float] = {}
+
+    def width(text: str, font: str, size: float) -> float:
+        key = (text, font, size)
+        w = widths.get(key)
+        if w is None:
+            if len(widths) > 50_000:
+                widths.clear()
+            w = widths[key] = stringWidth(text, font, size)
+        return w
+
+    class _Text(base):  # type: ignore[misc, valid-type]
+        """A table cell's text: runs of styled text (bold, colours, chips, line breaks) wrapped
+        greedily at spaces as reportlab's ``Paragraph`` wraps them (same space shrinkage, long words
+        split), drawn as one text object; no markup to parse, so a cell costs a few string widths."""
+
+        def __init__(self, runs: list[_Run | None], size: float, leading: float) -> None:
+            super().__init__()
+            self.runs, self.size, self.leading = runs, size, leading
+            self._aw = -1.0
+            self.lines: list[list[tuple[_Run, str]]] = []
+
+        def _words(self) -> list[Any]:
+            """Words (lists of (run, text) pieces: a word may change style mid-way), None = break."""
+            words: list[Any] = []
+            cur: list[tuple[_Run, str]] = []
+            for r in self.runs:
+                if r is None:
+                    if cur:
+                        words.append(cur)
+                    words.append(None)
+                    cur = []
+                    continue
+                text = r.text
+                if text[:1].isspace() and cur:
+                    words.append(cur)
+                    cur = []
+                parts = text.split()
+                for k, part in enumerate(parts):
+                    if k and cur:
+                        words.append(cur)
+                        cur = []
+                    cur.append((r, part))
+                if text[-1:].isspace() and cur:
+                    words.append(cur)
+                    cur = []
+            if cur:
+                words.append(cur)
+            return words
+
+        def _split_long(self, word: list[tuple[_Run, str]], room: float, max_w: float) -> list[Any]:
+            """A word wider than the column, cut into pieces that fit (the first into ``room``)."""
+            out, cur, cur_w, limit = [], [], 0.0, room
+            for run, text in word:
+                piece = ""
+                for ch in text:
+                    w = width(ch, run.font, self.size)
+                    if cur_w + w > limit and (cur or piece):
+                        if piece:
+                            cur.append((run, piece))
+                        out.append(cur)
+                        cur, piece, cur_w, limit = [], "", 0.0, max_w
+                    piece += ch
+                    cur_w += w
+                if piece:
+                    cur.append((run, piece))
+            if cur:
+                out.append(cur)
+            return out
+
+        def wrap(self, aw: float, ah: float) -> tuple[float, float]:
+            if aw != self._aw:
+                self._aw = aw
+                self.lines = self._break(aw)
+            self.width, self.height = aw, len(self.lines) * self.leading
+            return self.width, self.height
+
+        def _break(self, max_w: float) -> list[list[tuple[_Run, str]]]:
+            size = self.size
+            lines: list[list[tuple[_Run, str]]] = []
+            line: list[Any] = []  # words
+            cur = 0.0
+            spaces = 0.0  # the widths of the spaces on the line
+            words = self._words()
+            i = 0
+            while i < len(words):
+                word = words[i]
+                i += 1
+                if word is None:
+                    lines.append([p for w in line for p in w])
+                    line, cur, spaces = [], 0.0, 0.0
+                    continue
+                ww = sum(width(t, r.font, size) for r, t in word)
+                sw = width(" ", line[-1][-1][0].font, size) if line else 0.0
+                new = cur + sw + ww
+                if line and new > max_w + _SPACE_SHRINK * (spaces + sw):
+                    if ww > max_w:  # a long word: split it on its own lines
+                        words[i - 1 : i] = self._split_long(word, max_w, max_w)
+                        i -= 1
+                        lines.append([p for w in line for p in w])
+                        line, cur, spaces = [], 0.0, 0.0
+                        continue
+                    lines.append([p for w in line for p in w])
+                    line, cur, spaces = [word], ww, 0.0
+                    continue
+                if not line and ww > max_w and len(word) + sum(len(t) for _, t in word) > 2:
+                    pieces = self._split_long(word, max_w, max_w)
+                    if len(pieces) > 1:
+                        words[i - 1 : i] = pieces
+                        i -= 1
+                        continue
+                if line:
+                    line.append([(line[-1][-1][0], " ")])  # the space, in the style of the word before it
+                    spaces += sw
+                line.append(word)
+                cur = new
+            if line or not lines:
+                lines.append([p for w in line for p in w])
+            return lines
+
+        def draw(self) -> None:
+            canv = self.canv
+            size, leading = self.size, self.leading
+            ascent = size  # the first baseline one font size down (reportlab's paraFontSizeHeightOffset)
+            y = self.height - ascent
+            backs = []
+            for line in self.lines:  # chips' backgrounds first, under the text
+                x = 0.0
+                for r, t in line:
+                    w = width(t, r.font, size)
+                    if r.back is not None and t != " ":
+                        backs.append((r.back, x, y + size - leading, w))
+                    x += w
+                y -= leading
+            for colour, x, yb, w in backs:
+                canv.setFillColor(colour)
+                canv.rect(x, yb, w, leading, stroke=0, fill=1)
+            tx = canv.beginText(0, self.height - ascent)
+            font = colour = None
+            for n, line in enumerate(self.lines):
+                if n:
+                    tx.setTextOrigin(0, self.height - ascent - n * leading)
+                # runs of one style together, as one string each
+                k = 0
+                while k < len(line):
+                    r = line[k][0]
+                    j = k
+                    while j < len(line) and line[j][0].font == r.font and line[j][0].colour == r.colour:
+                        j += 1
+                    if r.font != font:
+                        tx.setFont(r.font, size, leading)
+                        font = r.font
+                    if r.colour != colour:
+                        tx.setFillColor(r.colour)
+                        colour = r.colour
+                    tx.textOut("".join(t for _, t in line[k:j]))
+                    k = j
+            canv.drawText(tx)
+
+    return _Text
+
+
+# ---- fast charts: the report's own SVG vocabulary drawn straight onto the page --------------------
+
+#: SVG user units (CSS pixels) -> PDF points, as svglib converts them
+_PX = 0.75
+_TAG = re.compile(r"<(/?)([A-Za-z]+)((?:\s+[\w:-]+=\"[^\"]*\")*)\s*(/?)>|([^<]+)")
+_ATTR = re.compile(r'([\w:-]+)="([^"]*)"')
+_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_PATH_TOKEN = re.compile(r"[MmLlHhVvZz]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_INHERITED = ("fill", "stroke", "stroke-width", "stroke-dasharray", "font-size", "font-weight", "text-anchor")
+_SHAPES = {"rect", "line", "path", "circle", "polyline"}
+
+
+class _Unsupported(ValueError):
+    """An SVG the fast converter does not cover (svglib converts it instead)."""
+
+
+_COLOURS_CACHE: dict[str, Any] = {}
+
+
+def _colour(value: str | None) -> Any:
+    """An SVG paint -> a reportlab colour (None for ``none``), as svglib reads it."""
+    if value is None or value == "none":
+        return None
+    c = _COLOURS_CACHE.get(value)
+    if c is None:
+        from reportlab.lib import colors
+
+        v = value.strip()
+        if re.fullmatch(r"#[0-9a-fA-F]{6}", v):
+            c = colors.HexColor(v)
+        elif re.fullmatch(r"#[0-9a-fA-F]{3}", v):
+            c = colors.HexColor("#" + "".join(ch * 2 for ch in v[1:]))
+        elif m := re.fullmatch(r"rgb\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)", v):
+            c = colors.Color(*(int(m.group(k)) / 255 for k in (1, 2, 3)))
+        elif v in ("black", "white"):
+            c = colors.black if v == "black" else colors.white
+        else:
+            raise _Unsupported(f"colour {value!r}")
+        _COLOURS_CACHE[value] = c
+    return c
+
+
+def _path_points(d: str) -> tuple[list[tuple[str, float, float]], bool]:
+    """A path's ``d`` (M, L, H, V, Z; absolute or relative) -> absolute (op, x, y), closed."""
+    toks = _PATH_TOKEN.findall(d)
+    out: list[tuple[str, float, float]] = []
+    x = y = x0 = y0 = 0.0
+    cmd = ""
+    closed = False
+    k = 0
+    while k < len(toks):
+        t = toks[k]
+        if t.isalpha():
+            cmd = t
+            k += 1
+            if cmd in "Zz":
+                closed = True
+                x, y = x0, y0
+            continue
+        if cmd in "MmLl":
+            dx, dy = float(toks[k]), float(toks[k + 1])
+            k += 2
+            rel = cmd.islower() and bool(out)
+            x, y = (x + dx, y + dy) if rel else (dx, dy)
+            if cmd in "Mm":
+                out.append(("M", x, y))
+                x0, y0 = x, y
+                cmd = "l" if cmd == "m" else "L"  # pairs after a moveto are linetos
+            else:
+                out.append(("L", x, y))
+        elif cmd in "HhVv":
+            v = float(t)
+            k += 1
+            if cmd == "H":
+                x = v
+            elif cmd == "h":
+                x += v
+            elif cmd == "V":
+                y = v
+            else:
+                y += v
+            out.append(("L", x, y))
+        else:
+            raise _Unsupported(f"path {d!r}")
+    return out, closed
+
+
+def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
+    """The report's SVG chart as ``(width, height, ops)`` in SVG units (y down): ``("rect", x, y, w,
+    h, fill, stroke, stroke_width, dash)``, ``("line", x1, y1, x2, y2, stroke, stroke_width, dash)``,
+    ``("poly", points, fill, stroke, stroke_width, dash, closed)`` (polylines and paths; points are
+    ``(op, x, y)``), ``("circle", cx, cy, r, fill, stroke, stroke_width, dash)``, ``("text", x, y,
+    text, anchor, bold, size, fill)``; styles inherited from ``<g>`` as svglib inherits them, SVG's
+    defaults (black fill, no stroke, width 1). Raises :class:`_Unsupported` for anything else."""
+    stack: list[dict[str, str]] = [{}]
+    ops: list[tuple] = []
+    size: tuple[float, float] | None = None
+    text_at: tuple[dict[str, str], list[str]] | None = None
+    skip = 0  # inside <title>
+    for m in _TAG.finditer(svg):
+        closing, tag, attrs, empty, chars = m.groups()
+        if chars is not None:
+            if text_at is not None and not skip:
+                text_at[1].append(chars)
+            elif chars.strip() and not skip:
+                raise _Unsupported("text outside <text>")
+            continue
+        if closing:
+            if tag == "title":
+                skip -= 1
+            elif tag == "g":
+                stack.pop()
+            elif tag == "text":
+                if text_at is None:
+                    raise _Unsupported("</text>")
+                a, chunks = text_at
+                text = html.unescape("".join(chunks)).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+                text = text.strip()
+                while "  " in text:
+                    text = text.replace("  ", " ")
+                if text:
+                    weight = a.get("font-weight", "normal")
+                    ops.append(
+                        (
+                            "text",
+                            float(a.get("x", 0)),
+                            float(a.get("y", 0)),
+                            text,
+                            a.get("text-anchor", "start"),
+                            weight in ("bold", "bolder") or (weight.isdigit() and int(weight) >= 600),
+                            float(a.get("font-size", 12)),
+                            _colour(a.get("fill", "black")),
+                        )
+                    )
+                text_at = None
+            continue
+        a = dict(_ATTR.findall(attrs))
+        if tag == "title":
+            if not empty:
+                skip += 1
+            continue
+        if skip or text_at is not None:
+            raise _Unsupported(f"<{tag}> inside <title> or <text>")
+        if tag == "svg":
+            if size is not None:
+                raise _Unsupported("nested <svg>")
+            w, h = float(a["width"]), float(a["height"])
+            box = a.get("viewBox")
+            if box is not None and [float(v) for v in box.replace(",", " ").split()] != [0, 0, w, h]:
+                raise _Unsupported(f"viewBox {box!r}")
+            size = (w, h)
+            continue
+        if size is None:
+            raise _Unsupported(f"<{tag}> before <svg>")
+        style = {**stack[-1], **{k: v for k, v in a.items() if k in _INHERITED}}
+        if tag == "g":
+            if not empty:
+                stack.append(style)
+            continue
+        if tag == "text":
+            if empty:
+                continue
+            text_at = ({**style, **a}, [])
+            continue
+        if tag not in _SHAPES:
+            raise _Unsupported(f"<{tag}>")
+        if "transform" in a or "style" in a:
+            raise _Unsupported(f"<{tag}> with transform/style")
+        fill = _colour(style.get("fill", "black"))
+        stroke = _colour(style.get("stroke"))
+        sw = float(style.get("stroke-width", 1))
+        dash_s = style.get("stroke-dasharray", "none")
+        dash = None if dash_s == "none" else [float(v) for v in _NUM.findall(dash_s)]
+        if tag == "rect":
+            ops.append(
+                ("rect", float(a["x"]), float(a["y"]), float(a["width"]), float(a["height"]), fill, stroke, sw, dash)
+            )
+        elif tag == "line":
+            ops.append(("line", float(a["x1"]), float(a["y1"]), float(a["x2"]), float(a["y2"]), stroke, sw, dash))
+        elif tag == "circle":
+            ops.append(("circle", float(a["cx"]), float(a["cy"]), float(a["r"]), fill, stroke, sw, dash))
+        elif tag == "polyline":
+            v = [float(t) for t in _NUM.findall(a.get("points", ""))]
+            pts = [("M" if k == 0 else "L", v[k], v[k + 1]) for k in range(0, len(v) - 1, 2)]
+            if pts:
+                ops.append(("poly", pts, fill, stroke, sw, dash, False))
+        else:  # path
+            pts, closed = _path_points(a.get("d", ""))
+            if pts:
+                ops.append(("poly", pts, fill, stroke, sw, dash, closed))
+    if size is None or text_at is not None or skip or len(stack) != 1:
+        raise _Unsupported("unbalanced SVG")
+    return size[0], size[1], ops
+
+
+def _chart_class() -> type:
+    global _CHART_CLASS
+    if _CHART_CLASS is None:
+        _CHART_CLASS = _make_chart_class(_flowable_base())
+    return _CHART_CLASS
+
+
+def _make_chart_class(base: type) -> type:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    class _SvgChart(base):  # type: ignore[misc, valid-type]
+        """One of the report's SVG charts as vector graphics: the ops of :func:`svg_ops` drawn in
+        the SVG's own coordinates (scaled px -> pt and to ``scale``), text in the embedded font."""
+
+        def __init__(self, w: float, h: float, ops: list[tuple], scale: float, glyphs: Any) -> None:
+            super().__init__()
+            self.ops, self.k, self.glyphs = ops, _PX * scale, glyphs
+            self.width, self.height = w * self.k, h * self.k
+
+        def wrap(self, aw: float, ah: float) -> tuple[float, float]:
+            return self.width, self.height
+
+        def draw(self) -> None:
+            c = self.canv
+            c.saveState()
+            c.transform(self.k, 0, 0, -self.k, 0, self.height)  # SVG coordinates: y down
+            fill_c = stroke_c = width = dash = None
+            texts = []
+            for op in self.ops:
+                kind = op[0]
+                if kind == "text":
+                    texts.append(op)
+                    continue
+                if kind == "line":
+                    _, x1, y1, x2, y2, stroke, sw, d = op
+                    if stroke is None:
+                        continue
+                    fill = None
+                else:
+                    fill, stroke, sw, d = op[-4:] if kind != "poly" else op[2:6]
+                if fill is not None and fill is not fill_c:
+                    c.setFillColor(fill)
+                    fill_c = fill
+                if stroke is not None:
+                    if stroke is not stroke_c:
+                        c.setStrokeColor(stroke)
+                        stroke_c = stroke
+                    if sw != width:
+                        c.setLineWidth(sw)
+                        width = sw
+                    if d != dash:
+                        c.setDash(d or [])
+                        dash = d
+                s, f = int(stroke is not None), int(fill is not None)
+                if kind == "rect":
+                    c.rect(op[1], op[2], op[3], op[4], stroke=s, fill=f)
+                elif kind == "line":
+                    c.line(x1, y1, x2, y2)
+                elif kind == "circle":
+                    c.circle(op[1], op[2], op[3], stroke=s, fill=f)
+                else:
+                    p = c.beginPath()
+                    for o, x, y in op[1]:
+                        if o == "M":
+                            p.moveTo(x, y)
+                        else:
+                            p.lineTo(x, y)
+                    if op[6]:
+                        p.close()
+                    c.drawPath(p, stroke=s, fill=f, fillMode=1)
+            if texts:
+                tx = c.beginText()
+                font = size = colour = None
+                for _, x, y, text, anchor, bold, sz, fill in texts:
+                    if fill is None:
+                        continue
+                    text = self.glyphs(text)
+                    name = FONT + "-Bold" if bold else FONT
+                    if (name, sz) != (font, size):
+                        tx.setFont(name, sz)
+                        font, size = name, sz
+                    if fill is not colour:
+                        tx.setFillColor(fill)
+                        colour = fill
+                    if anchor in ("end", "middle"):
+                        w = stringWidth(text, name, sz)
+                        x -= w if anchor == "end" else w / 2
+                    tx.setTextTransform(1, 0, 0, -1, x, y)  # upright text at (x, y)
+                    tx.textOut(text)
+                c.drawText(tx)
+            c.restoreState()
+
+    return _SvgChart
+
+
 class _Renderer:
     def __init__(self, width: float) -> None:
         from reportlab.lib.styles import ParagraphStyle
@@ -113,6 +602,13 @@ class _Renderer:
             "head": ParagraphStyle("head", parent=base, fontName=FONT + "-Bold", fontSize=7.5, leading=9.5),
             "bullet": ParagraphStyle("bullet", parent=base, leftIndent=12, bulletIndent=2, spaceAfter=2),
         }
+        self.charts: dict[str, Any] = {}  # an SVG -> its parsed ops (False: svglib converts it)
+        from reportlab.lib import colors
+
+        self.hex = {
+            k: colors.HexColor(v) for k, v in {**_COLOURS, **{"back-" + b: c for b, c in _BACKS.items()}}.items()
+        }
+        self.black = colors.black
 
     # -- text --------------------------------------------------------------------------------------
     def markup(self, spans: list[Span]) -> str:
@@ -135,6 +631,35 @@ class _Renderer:
             out.append(t)
         return "".join(out)
 
+    def runs(self, spans: list[Span], bold: bool = False) -> list[_Run | None]:
+        """``spans`` as the runs of a :class:`_Text`, styled as :meth:`markup` styles them."""
+        regular, heavy = (FONT + "-Bold", FONT + "-Bold") if bold else (FONT, FONT + "-Bold")
+        out: list[_Run | None] = []
+        for s in spans:
+            st = s.style
+            if st == "br":
+                out.append(None)
+                continue
+            t = self.glyphs(s.text)
+            if not t:
+                continue
+            if st == "b":
+                out.append(_Run(t, heavy, self.black))
+            elif st in ("flag", "warn"):
+                out.append(_Run(t, heavy, self.hex[st]))
+            elif st in _BACKS:
+                out.append(_Run(t, regular if st == "code" else heavy, self.hex[st], self.hex["back-" + st]))
+            elif st in _COLOURS:
+                out.append(_Run(t, regular, self.hex[st]))
+            else:
+                out.append(_Run(t, regular, self.black))
+        return out
+
+    def cell(self, spans: list[Span], style: str = "cell") -> Any:
+        """A table cell's text (styles ``cell`` and ``head``), without the markup round trip."""
+        st = self.styles[style]
+        return _text_class()(self.runs(spans, bold=style == "head"), st.fontSize, st.leading)
+
     def para(self, spans: list[Span], style: str = "body") -> Any:
         from reportlab.platypus import Paragraph
 
@@ -142,6 +667,22 @@ class _Renderer:
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
+        """``chart`` as vector graphics no wider than ``max_width``: drawn straight from its SVG
+        (:func:`svg_ops`), or, for an SVG beyond the report's own vocabulary, through svglib."""
+        parsed = self.charts.get(chart.svg)
+        if parsed is None:
+            try:
+                parsed = svg_ops(chart.svg)
+            except (_Unsupported, KeyError, ValueError, IndexError):
+                parsed = False
+            self.charts[chart.svg] = parsed
+        if parsed is False:
+            return self.svglib_drawing(chart, max_width)
+        w, h, ops = parsed
+        scale = min(1.0, max_width / (w * _PX)) if w else 1.0
+        return _chart_class()(w, h, ops, scale, self.glyphs)
+
+    def svglib_drawing(self, chart: Chart, max_width: float) -> Any:
         from reportlab.graphics.shapes import Drawing, Group, String
         from svglib.svglib import svg2rlg
 
@@ -182,18 +723,16 @@ class _Renderer:
             ]
             rel = [min(max(x, 4), 40) for x in lens]
         widths = [self.width * w / sum(rel) for w in rel]
-        data = [[self.para([Span(h)], "head") for h in t.header]]
+        data = [[self.cell([Span(h)], "head") for h in t.header]]
         for r in t.rows:
             row = []
             for i, cell in enumerate(r):
                 charts = [p for p in cell if isinstance(p, Chart)]
                 spans = [p for p in cell if isinstance(p, Span)]
                 if charts:
-                    row.append(
-                        [self.drawing(c, widths[i] - 6) for c in charts] + ([self.para(spans, "cell")] if spans else [])
-                    )
+                    row.append([self.drawing(c, widths[i] - 6) for c in charts] + ([self.cell(spans)] if spans else []))
                 else:
-                    row.append(self.para(spans, "cell"))
+                    row.append(self.cell(spans))
             data.append(row)
         rl = RLTable(data, colWidths=widths, repeatRows=1, splitByRow=1, splitInRow=0, hAlign="LEFT")
         rl.setStyle(
