@@ -224,16 +224,14 @@ def _make_text_class(base: type) -> type:
                 sw = width(" ", line[-1][-1][0].font, size) if line else 0.0
                 new = cur + sw + ww
                 if line and new > max_w + _SPACE_SHRINK * (spaces + sw):
-                    if ww > max_w:  # a long word: split it on its own lines
-                        words[i - 1 : i] = self._split_long(word, max_w, max_w)
+                    if ww > max_w:  # a long word: its first piece fills this line (as Paragraph's)
+                        words[i - 1 : i] = self._split_long(word, max_w - cur - sw, max_w)
                         i -= 1
-                        lines.append([p for w in line for p in w])
-                        line, cur, spaces = [], 0.0, 0.0
                         continue
                     lines.append([p for w in line for p in w])
                     line, cur, spaces = [word], ww, 0.0
                     continue
-                if not line and ww > max_w and len(word) + sum(len(t) for _, t in word) > 2:
+                if not line and ww > max_w:
                     pieces = self._split_long(word, max_w, max_w)
                     if len(pieces) > 1:
                         words[i - 1 : i] = pieces
@@ -244,48 +242,46 @@ def _make_text_class(base: type) -> type:
                     spaces += sw
                 line.append(word)
                 cur = new
-            if line or not lines:
+            if line:
                 lines.append([p for w in line for p in w])
-            return lines
+            return lines if any(words) else []  # no text: no lines (an empty Paragraph is 0 high)
 
-        def draw(self) -> None:
-            canv = self.canv
+        def emit(self, canv: Any, tx: Any, x0: float, y0: float, state: list[Any]) -> None:
+            """Draw at ``(x0, y0)`` (the box's bottom left) into the text object ``tx``: the chips'
+            backgrounds straight onto ``canv`` (under the text, which is drawn with ``tx``);
+            ``state``: ``[font, colour]`` last set in ``tx``, kept up to date."""
             size, leading = self.size, self.leading
-            ascent = size  # the first baseline one font size down (reportlab's paraFontSizeHeightOffset)
-            y = self.height - ascent
-            backs = []
-            for line in self.lines:  # chips' backgrounds first, under the text
-                x = 0.0
-                for r, t in line:
-                    w = width(t, r.font, size)
-                    if r.back is not None and t != " ":
-                        backs.append((r.back, x, y + size - leading, w))
-                    x += w
-                y -= leading
-            for colour, x, yb, w in backs:
-                canv.setFillColor(colour)
-                canv.rect(x, yb, w, leading, stroke=0, fill=1)
-            tx = canv.beginText(0, self.height - ascent)
-            font = colour = None
+            top = y0 + self.height - size  # the first baseline one font size down, as Paragraph's
             for n, line in enumerate(self.lines):
-                if n:
-                    tx.setTextOrigin(0, self.height - ascent - n * leading)
-                # runs of one style together, as one string each
+                y = top - n * leading
+                if any(r.back is not None for r, _ in line):
+                    x = x0
+                    for r, t in line:
+                        w = width(t, r.font, size)
+                        if r.back is not None and t != " ":
+                            canv.setFillColor(r.back)
+                            canv.rect(x, y + size - leading, w, leading, stroke=0, fill=1)
+                        x += w
+                tx.setTextOrigin(x0, y)
                 k = 0
-                while k < len(line):
+                while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
-                    j = k
+                    j = k + 1
                     while j < len(line) and line[j][0].font == r.font and line[j][0].colour == r.colour:
                         j += 1
-                    if r.font != font:
+                    if (r.font, size) != state[0]:
                         tx.setFont(r.font, size, leading)
-                        font = r.font
-                    if r.colour != colour:
+                        state[0] = (r.font, size)
+                    if r.colour is not state[1]:
                         tx.setFillColor(r.colour)
-                        colour = r.colour
-                    tx.textOut("".join(t for _, t in line[k:j]))
+                        state[1] = r.colour
+                    tx.textOut("".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1])
                     k = j
-            canv.drawText(tx)
+
+        def draw(self) -> None:
+            tx = self.canv.beginText(0, 0)
+            self.emit(self.canv, tx, 0, 0, [None, None])
+            self.canv.drawText(tx)
 
     return _Text
 
@@ -580,6 +576,107 @@ def _make_chart_class(base: type) -> type:
     return _SvgChart
 
 
+_GRID_CLASS: type | None = None
+
+
+def _grid_class() -> type:
+    global _GRID_CLASS
+    if _GRID_CLASS is None:
+        _GRID_CLASS = _make_grid_class(_flowable_base())
+    return _GRID_CLASS
+
+
+def _make_grid_class(base: type) -> type:
+    text_class = _text_class()
+
+    class _Grid(base):  # type: ignore[misc, valid-type]
+        """A report table as reportlab's ``Table`` lays it out with the report's style (fixed
+        column widths; padding 3 left/right, 2 top/bottom; cells centred vertically; the header row
+        shaded and repeated on every page; a thin line below each row; split between rows only),
+        drawn in one pass: every cell's text into one text object, the charts in place.
+
+        ``rows``: the header row first; each cell a list of flowables (:class:`_Text`, charts)."""
+
+        PAD_X, PAD_Y = 3.0, 2.0
+
+        def __init__(self, rows: list[list[list[Any]]], widths: list[float], head: Any, line: Any) -> None:
+            super().__init__()
+            self.rows, self.widths, self.head, self.line = rows, widths, head, line
+            self.hAlign = "LEFT"
+            self.heights: list[float] | None = None
+            self.width = sum(widths)
+
+        def _measure(self) -> list[float]:
+            if self.heights is None:
+                heights = []
+                for row in self.rows:
+                    h = 0.0
+                    for cell, w in zip(row, self.widths):
+                        h = max(h, sum(f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell))
+                    heights.append(h + 2 * self.PAD_Y)
+                self.heights = heights
+            return self.heights
+
+        def wrap(self, aw: float, ah: float) -> tuple[float, float]:
+            self.height = sum(self._measure())
+            return self.width, self.height
+
+        def split(self, aw: float, ah: float) -> list[Any]:
+            heights = self._measure()
+            used, n = heights[0], 1
+            while n < len(heights) and used + heights[n] <= ah:
+                used += heights[n]
+                n += 1
+            if n <= 1 or n >= len(heights):  # not even one row fits (or all do: no split)
+                return []
+            parts = []
+            for rows, hs in (
+                (self.rows[:n], heights[:n]),
+                ([self.rows[0], *self.rows[n:]], [heights[0], *heights[n:]]),
+            ):
+                g = _Grid(rows, self.widths, self.head, self.line)
+                g.heights = hs
+                parts.append(g)
+            return parts
+
+        def draw(self) -> None:
+            c = self.canv
+            heights = self._measure()
+            top = sum(heights)
+            c.setFillColor(self.head)
+            c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
+            tx = c.beginText(0, 0)
+            state: list[Any] = [None, None]
+            y_top = top
+            bottoms = []
+            for row, rh in zip(self.rows, heights):
+                bottom = y_top - rh
+                bottoms.append(bottom)
+                x = 0.0
+                for cell, w in zip(row, self.widths):
+                    sizes = [f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell]
+                    y = bottom + (rh + sum(sizes)) / 2  # centred: Table's VALIGN MIDDLE with equal padding
+                    for f, h in zip(cell, sizes):
+                        y -= h
+                        if isinstance(f, text_class):
+                            f.emit(c, tx, x + self.PAD_X, y, state)
+                        else:
+                            f.drawOn(c, x + self.PAD_X, y)
+                    x += w
+                y_top = bottom
+            c.drawText(tx)
+            c.saveState()
+            c.setStrokeColor(self.line)
+            c.setLineWidth(0.25)
+            c.setLineCap(1)
+            c.setLineJoin(1)
+            for b in bottoms:
+                c.line(0, b, self.width, b)
+            c.restoreState()
+
+    return _Grid
+
+
 class _Renderer:
     def __init__(self, width: float) -> None:
         from reportlab.lib.styles import ParagraphStyle
@@ -609,6 +706,7 @@ class _Renderer:
             k: colors.HexColor(v) for k, v in {**_COLOURS, **{"back-" + b: c for b, c in _BACKS.items()}}.items()
         }
         self.black = colors.black
+        self.hex["table-head"], self.hex["table-line"] = colors.HexColor("#f1f5f9"), colors.HexColor("#e2e8f0")
 
     # -- text --------------------------------------------------------------------------------------
     def markup(self, spans: list[Span]) -> str:
@@ -709,10 +807,6 @@ class _Renderer:
 
     # -- blocks ------------------------------------------------------------------------------------
     def table(self, t: Table) -> Any:
-        from reportlab.lib import colors
-        from reportlab.platypus import Table as RLTable
-        from reportlab.platypus import TableStyle
-
         n = len(t.header)
         rel = t.widths if t.widths and len(t.widths) == n else None
         if rel is None:
@@ -723,33 +817,15 @@ class _Renderer:
             ]
             rel = [min(max(x, 4), 40) for x in lens]
         widths = [self.width * w / sum(rel) for w in rel]
-        data = [[self.cell([Span(h)], "head") for h in t.header]]
+        rows = [[[self.cell([Span(h)], "head")] for h in t.header]]
         for r in t.rows:
             row = []
             for i, cell in enumerate(r):
-                charts = [p for p in cell if isinstance(p, Chart)]
+                charts = [self.drawing(p, widths[i] - 6) for p in cell if isinstance(p, Chart)]
                 spans = [p for p in cell if isinstance(p, Span)]
-                if charts:
-                    row.append([self.drawing(c, widths[i] - 6) for c in charts] + ([self.cell(spans)] if spans else []))
-                else:
-                    row.append(self.cell(spans))
-            data.append(row)
-        rl = RLTable(data, colWidths=widths, repeatRows=1, splitByRow=1, splitInRow=0, hAlign="LEFT")
-        rl.setStyle(
-            TableStyle(
-                [
-                    ("FONTNAME", (0, 0), (-1, -1), FONT),
-                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f1f5f9")),
-                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#e2e8f0")),
-                    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-                    ("LEFTPADDING", (0, 0), (-1, -1), 3),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-                    ("TOPPADDING", (0, 0), (-1, -1), 2),
-                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-                ]
-            )
-        )
-        return rl
+                row.append(charts + [self.cell(spans)] if spans or not charts else charts)
+            rows.append(row)
+        return _grid_class()(rows, widths, self.hex["table-head"], self.hex["table-line"])
 
     def chart_row(self, row: ChartRow) -> Any:
         from reportlab.platypus import Table as RLTable
