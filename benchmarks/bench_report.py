@@ -207,7 +207,9 @@ def main() -> None:
             if a.keep:
                 for tree in ("old", "new"):
                     os.makedirs(a.keep, exist_ok=True)
-                    shutil.copy(os.path.join(tmp, "out", tree, case, "report.pdf"), os.path.join(a.keep, f"{case}_{tree}.pdf"))
+                    shutil.copy(
+                        os.path.join(tmp, "out", tree, case, "report.pdf"), os.path.join(a.keep, f"{case}_{tree}.pdf")
+                    )
             o, n = best["old"], best["new"]
             rows.append((case, o, n))
             print(

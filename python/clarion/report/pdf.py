@@ -481,6 +481,22 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     return size[0], size[1], ops
 
 
+_KAPPA = 0.5522847498307936  # a quarter circle's Bézier control distance (4/3 (sqrt 2 - 1)), radius 1
+
+
+def _dot(cx: float, cy: float, r: float) -> str:
+    """A filled circle as PDF path operators: the four Bézier quarters reportlab's ``circle`` draws
+    (from the rightmost point, counter-clockwise), filled as it fills (even-odd)."""
+    k = _KAPPA * r
+    a, b, c, d = cx + r, cx - r, cy + r, cy - r
+    return (
+        f"n {a:.3f} {cy:.3f} m {a:.3f} {cy + k:.3f} {cx + k:.3f} {c:.3f} {cx:.3f} {c:.3f} c "
+        f"{cx - k:.3f} {c:.3f} {b:.3f} {cy + k:.3f} {b:.3f} {cy:.3f} c "
+        f"{b:.3f} {cy - k:.3f} {cx - k:.3f} {d:.3f} {cx:.3f} {d:.3f} c "
+        f"{cx + k:.3f} {d:.3f} {a:.3f} {cy - k:.3f} {a:.3f} {cy:.3f} c f*"
+    )
+
+
 def _chart_class() -> type:
     global _CHART_CLASS
     if _CHART_CLASS is None:
@@ -540,7 +556,10 @@ def _make_chart_class(base: type) -> type:
                 elif kind == "line":
                     c.line(x1, y1, x2, y2)
                 elif kind == "circle":
-                    c.circle(op[1], op[2], op[3], stroke=s, fill=f)
+                    if f and not s:  # a dot (the strip plot has thousands): its path written directly
+                        c.addLiteral(_dot(op[1], op[2], op[3]))
+                    else:
+                        c.circle(op[1], op[2], op[3], stroke=s, fill=f)
                 else:
                     p = c.beginPath()
                     for o, x, y in op[1]:
