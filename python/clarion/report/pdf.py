@@ -225,7 +225,14 @@ def _make_text_class(base: type) -> type:
                 new = cur + sw + ww
                 if line and new > max_w + _SPACE_SHRINK * (spaces + sw):
                     if ww > max_w:  # a long word: its first piece fills this line (as Paragraph's)
-                        words[i - 1 : i] = self._split_long(word, max_w - cur - sw, max_w)
+                        room = max_w - cur - sw
+                        if width(word[0][1][0], word[0][0].font, size) <= room:
+                            words[i - 1 : i] = self._split_long(word, room, max_w)
+                            i -= 1
+                            continue
+                        lines.append([p for w in line for p in w])  # not one letter fits: next line
+                        line, cur, spaces = [], 0.0, 0.0
+                        words[i - 1 : i] = self._split_long(word, max_w, max_w)
                         i -= 1
                         continue
                     lines.append([p for w in line for p in w])
@@ -570,25 +577,20 @@ def _make_chart_class(base: type) -> type:
                     if op[6]:
                         p.close()
                     c.drawPath(p, stroke=s, fill=f, fillMode=1)
-            if texts:
+            for _, x, y, text, anchor, bold, sz, fill in texts:
+                if fill is None:
+                    continue
+                text = self.glyphs(text)
+                name = FONT + "-Bold" if bold else FONT
+                if anchor in ("end", "middle"):
+                    w = stringWidth(text, name, sz)
+                    x -= w if anchor == "end" else w / 2
+                # one text object per label, as svglib's drawing has (text extractors keep them apart)
                 tx = c.beginText()
-                font = size = colour = None
-                for _, x, y, text, anchor, bold, sz, fill in texts:
-                    if fill is None:
-                        continue
-                    text = self.glyphs(text)
-                    name = FONT + "-Bold" if bold else FONT
-                    if (name, sz) != (font, size):
-                        tx.setFont(name, sz)
-                        font, size = name, sz
-                    if fill is not colour:
-                        tx.setFillColor(fill)
-                        colour = fill
-                    if anchor in ("end", "middle"):
-                        w = stringWidth(text, name, sz)
-                        x -= w if anchor == "end" else w / 2
-                    tx.setTextTransform(1, 0, 0, -1, x, y)  # upright text at (x, y)
-                    tx.textOut(text)
+                tx.setFont(name, sz)
+                tx.setFillColor(fill)
+                tx.setTextTransform(1, 0, 0, -1, x, y)  # upright text at (x, y)
+                tx.textOut(text)
                 c.drawText(tx)
             c.restoreState()
 
