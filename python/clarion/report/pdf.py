@@ -7,8 +7,11 @@ Made with reportlab (its platypus layout engine) and svglib:
   with itself, so no system font is needed and every reader shows the same glyphs (a character
   Vera lacks is replaced, see :data:`GLYPH_SUBSTITUTES`);
 * tables repeat their header row on every page and split only between rows;
-* charts are vector graphics: the report's own SVG charts converted by svglib into reportlab
-  drawings, so they are the HTML's charts, not screenshots of them.
+* charts are vector graphics: the report's own SVG charts drawn straight from their SVG
+  (:func:`svg_ops`, as svglib reads it; svglib itself for an SVG beyond the report's vocabulary),
+  so they are the HTML's charts, not screenshots of them;
+* table cells are runs of styled text wrapped as ``Paragraph`` wraps them, and a report table is
+  one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`).
 
 reportlab and svglib are the ``report`` extra (``pip install 'clarion[report]'``); without them
 :func:`render_pdf` raises :class:`ModuleNotFoundError` saying so.
@@ -26,7 +29,7 @@ from xml.sax.saxutils import escape
 
 from clarion.report.model import Bullets, Chart, ChartRow, Para, Picture, Report, Section, Span, Table, build_report
 
-__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf"]
+__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf", "svg_ops"]
 
 #: the embedded font family's name in the PDF
 FONT = "ClarionVera"
