@@ -1,9 +1,9 @@
-"""Issue 21 (report files): report.pdf's fast renderer (table cells as runs of text, report tables
+"""Issue 21 (report files): report.pdf's fast renderer (paragraphs and cells as runs of text, report tables
 laid out in one flowable, charts drawn straight from the report's SVG) says and draws what the
 renderer before it did.
 
-The reference is that renderer, kept here: :class:`BaseRenderer` (``Paragraph`` cells in
-reportlab's ``Table``, charts converted by svglib). For a bias report with intervals, a SHAP + PDP
+The reference is that renderer, kept here: :class:`BaseRenderer` (``Paragraph`` for every text,
+its cells in reportlab's ``Table``, charts converted by svglib). For a bias report with intervals, a SHAP + PDP
 report with local attributions, a drift section and image heat maps, both PDFs have the same pages,
 the same words in the same order, the same charts and pages that render to the same pixels; the
 numbers of analysis.json are in the text; every chart's shapes are svglib's for the same SVG; a
@@ -16,6 +16,7 @@ import json
 import math
 import re
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
@@ -40,6 +41,31 @@ class BaseRenderer(pdf._Renderer):
 
     def drawing(self, chart, max_width):
         return self.svglib_drawing(chart, max_width)
+
+    def markup(self, spans: list[Span]) -> str:
+        out = []
+        for s in spans:
+            if s.style == "br":
+                out.append("<br/>")
+                continue
+            t = escape(self.glyphs(s.text))
+            if s.style == "b":
+                t = f"<b>{t}</b>"
+            elif s.style in ("flag", "warn"):
+                t = f'<font color="{pdf._COLOURS[s.style]}"><b>{t}</b></font>'
+            elif s.style in pdf._BACKS:
+                t = f'<font color="{pdf._COLOURS[s.style]}" backColor="{pdf._BACKS[s.style]}"><b>{t}</b></font>'
+                if s.style == "code":
+                    t = t.replace("<b>", "").replace("</b>", "")
+            elif s.style in pdf._COLOURS:
+                t = f'<font color="{pdf._COLOURS[s.style]}">{t}</font>'
+            out.append(t)
+        return "".join(out)
+
+    def para(self, spans, style="body"):
+        from reportlab.platypus import Paragraph
+
+        return Paragraph(self.markup(spans), self.styles[style])
 
     def table(self, t):
         from reportlab.lib import colors
@@ -430,26 +456,37 @@ def cells(draw):
     return spans
 
 
-@settings(max_examples=150, deadline=None)
-@given(spans=cells(), width=st.floats(30, 300), head=st.booleans())
-def test_a_cell_wraps_as_paragraph_wraps_it(spans, width, head):
-    r = _renderer()
-    style = "head" if head else "cell"
-    para = r.para(spans, style)
-    cell = r.cell(spans, style)
-    assert cell.wrap(width, 1e6)[1] == pytest.approx(para.wrap(width, 1e6)[1])
-    ref = _paragraph_lines(para)
-    got = [" ".join("".join(t for _, t in line).split()) for line in cell.lines]
-    assert got == ref
+@settings(max_examples=200, deadline=None)
+@given(
+    spans=cells(),
+    width=st.floats(30, 800),
+    style=st.sampled_from(["cell", "head", "body", "muted", "h2", "h3", "title"]),
+)
+def test_a_text_wraps_and_splits_as_paragraph(spans, width, style):
+    new, ref = _renderers()
+    para = ref.para(spans, style)
+    text = new.para(spans, style)
+    h = para.wrap(width, 1e6)[1]
+    assert text.wrap(width, 1e6)[1] == pytest.approx(h)
+    assert [" ".join("".join(t for _, t in line).split()) for line in text.lines] == _paragraph_lines(para)
+    assert (text.getSpaceBefore(), text.getSpaceAfter()) == (para.getSpaceBefore(), para.getSpaceAfter())
+    if any(sp.style == "br" for sp in spans):
+        return  # line breaks are in table cells only, and a row never splits over two pages
+    for room in (h / 2, h - 1, 2.5 * text.leading):  # at a page's foot: the same lines on each side
+        a = ref.para(spans, style).split(width, room)
+        b = new.para(spans, style).split(width, room)
+        assert len(a) == len(b)
+        if len(b) == 2:
+            assert [p.wrap(width, 1e6)[1] for p in a] == pytest.approx([p.wrap(width, 1e6)[1] for p in b])
 
 
-_R = None
+_R: tuple | None = None
 
 
-def _renderer():
+def _renderers():
     global _R
     if _R is None:
-        _R = pdf._Renderer(500)
+        _R = (pdf._Renderer(500), BaseRenderer(500))
     return _R
 
 

@@ -25,7 +25,6 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from xml.sax.saxutils import escape
 
 from clarion.report.model import Bullets, Chart, ChartRow, Para, Picture, Report, Section, Span, Table, build_report
 
@@ -107,6 +106,12 @@ def _flowable_base() -> type:
     return Flowable
 
 
+class _Word(list):
+    """A word's pieces; ``space``: the run the space before it is drawn in."""
+
+    space: Any = None
+
+
 class _Run:
     """A piece of text in one font and colour (``back``: a chip's background)."""
 
@@ -147,36 +152,54 @@ def _make_text_class(base: type) -> type:
         greedily at spaces as reportlab's ``Paragraph`` wraps them (same space shrinkage, long words
         split), drawn as one text object; no markup to parse, so a cell costs a few string widths."""
 
-        def __init__(self, runs: list[_Run | None], size: float, leading: float) -> None:
+        def __init__(
+            self, runs: list[_Run | None], size: float, leading: float, before: float = 0.0, after: float = 0.0
+        ) -> None:
             super().__init__()
             self.runs, self.size, self.leading = runs, size, leading
+            self.spaceBefore, self.spaceAfter = before, after
             self._aw = -1.0
             self.lines: list[list[tuple[_Run, str]]] = []
+            self.squeeze: list[float] = []
 
         def _words(self) -> list[Any]:
-            """Words (lists of (run, text) pieces: a word may change style mid-way), None = break."""
+            """Words (lists of (run, text) pieces: a word may change style mid-way), None = break;
+            each word's ``space``: the run the space before it is drawn in, as Paragraph draws it
+            (the run the space is in; a run of spaces only: the run of the text before it)."""
             words: list[Any] = []
-            cur: list[tuple[_Run, str]] = []
+            cur: _Word = _Word()
+            space = None
+            last = None  # the run of the last piece of text
             for r in self.runs:
                 if r is None:
                     if cur:
                         words.append(cur)
                     words.append(None)
-                    cur = []
+                    cur, space = _Word(), None
                     continue
                 text = r.text
-                if text[:1].isspace() and cur:
-                    words.append(cur)
-                    cur = []
                 parts = text.split()
-                for k, part in enumerate(parts):
-                    if k and cur:
+                here = r if parts else last
+                if text[:1].isspace():
+                    if cur:
                         words.append(cur)
-                        cur = []
+                        cur = _Word()
+                    space = here
+                for k, part in enumerate(parts):
+                    if k:
+                        if cur:
+                            words.append(cur)
+                            cur = _Word()
+                        space = r
+                    if not cur:
+                        cur.space = space
                     cur.append((r, part))
-                if text[-1:].isspace() and cur:
-                    words.append(cur)
-                    cur = []
+                    last = r
+                if text[-1:].isspace():
+                    if cur:
+                        words.append(cur)
+                        cur = _Word()
+                    space = here
             if cur:
                 words.append(cur)
             return words
@@ -208,10 +231,35 @@ def _make_text_class(base: type) -> type:
             self.width, self.height = aw, len(self.lines) * self.leading
             return self.width, self.height
 
+        def split(self, aw: float, ah: float) -> list[Any]:
+            """At a page's foot: the lines that fit and the rest, as ``Paragraph`` splits (no
+            orphan: at least two lines stay, else the whole text moves on; widows allowed)."""
+            if not self.runs or aw < 1e-8 or ah < 1e-8:
+                return []
+            self.wrap(aw, ah)
+            fit = int(ah / self.leading)
+            if fit <= 1:
+                return []
+            if len(self.lines) <= fit:
+                return [self]
+            parts = []
+            for part in (slice(0, fit), slice(fit, None)):
+                t = _Text(self.runs, self.size, self.leading, self.spaceBefore, self.spaceAfter)
+                t._aw, t.lines, t.squeeze = aw, self.lines[part], self.squeeze[part]
+                parts.append(t)
+            return parts
+
         def _break(self, max_w: float) -> list[list[tuple[_Run, str]]]:
             size = self.size
             lines: list[list[tuple[_Run, str]]] = []
+            self.squeeze = squeeze = []  # per line: its word space, < 0 where it overruns
             line: list[Any] = []  # words
+
+            def close(line: list[Any], cur: float) -> None:
+                lines.append([p for w in line for p in w])
+                gaps = len(line) // 2  # words and the spaces between them
+                squeeze.append((max_w - cur) / gaps if cur > max_w + 1e-8 and gaps else 0.0)
+
             cur = 0.0
             spaces = 0.0  # the widths of the spaces on the line
             words = self._words()
@@ -220,7 +268,7 @@ def _make_text_class(base: type) -> type:
                 word = words[i]
                 i += 1
                 if word is None:
-                    lines.append([p for w in line for p in w])
+                    close(line, cur)
                     line, cur, spaces = [], 0.0, 0.0
                     continue
                 ww = sum(width(t, r.font, size) for r, t in word)
@@ -233,12 +281,12 @@ def _make_text_class(base: type) -> type:
                             words[i - 1 : i] = self._split_long(word, room, max_w)
                             i -= 1
                             continue
-                        lines.append([p for w in line for p in w])  # not one letter fits: next line
+                        close(line, cur)  # not one letter fits: next line
                         line, cur, spaces = [], 0.0, 0.0
                         words[i - 1 : i] = self._split_long(word, max_w, max_w)
                         i -= 1
                         continue
-                    lines.append([p for w in line for p in w])
+                    close(line, cur)
                     line, cur, spaces = [word], ww, 0.0
                     continue
                 if not line and ww > max_w:
@@ -248,13 +296,16 @@ def _make_text_class(base: type) -> type:
                         i -= 1
                         continue
                 if line:
-                    line.append([(line[-1][-1][0], " ")])  # the space, in the style of the word before it
+                    line.append([(getattr(word, "space", None) or line[-1][-1][0], " ")])
                     spaces += sw
                 line.append(word)
                 cur = new
             if line:
-                lines.append([p for w in line for p in w])
-            return lines if any(words) else []  # no text: no lines (an empty Paragraph is 0 high)
+                close(line, cur)
+            if not any(words):  # no text: no lines (an empty Paragraph is 0 high)
+                lines.clear()
+                squeeze.clear()
+            return lines
 
         def emit(self, canv: Any, tx: Any, x0: float, y0: float, state: list[Any]) -> None:
             """Draw at ``(x0, y0)`` (the box's bottom left) into the text object ``tx``: the chips'
@@ -273,6 +324,9 @@ def _make_text_class(base: type) -> type:
                             canv.rect(x, y + size - leading, w, leading, stroke=0, fill=1)
                         x += w
                 tx.setTextOrigin(x0, y)
+                squeeze = self.squeeze[n]
+                if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
+                    tx.setWordSpace(squeeze)
                 k = 0
                 while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
@@ -287,6 +341,8 @@ def _make_text_class(base: type) -> type:
                         state[1] = r.colour
                     tx.textOut("".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1])
                     k = j
+                if squeeze:
+                    tx.setWordSpace(0)
 
         def draw(self) -> None:
             tx = self.canv.beginText(0, 0)
@@ -730,32 +786,17 @@ class _Renderer:
             k: colors.HexColor(v) for k, v in {**_COLOURS, **{"back-" + b: c for b, c in _BACKS.items()}}.items()
         }
         self.black = colors.black
+        self.muted = colors.HexColor("#6b7280")
         self.hex["table-head"], self.hex["table-line"] = colors.HexColor("#f1f5f9"), colors.HexColor("#e2e8f0")
 
-    # -- text --------------------------------------------------------------------------------------
-    def markup(self, spans: list[Span]) -> str:
-        out = []
-        for s in spans:
-            if s.style == "br":
-                out.append("<br/>")
-                continue
-            t = escape(self.glyphs(s.text))
-            if s.style == "b":
-                t = f"<b>{t}</b>"
-            elif s.style in ("flag", "warn"):
-                t = f'<font color="{_COLOURS[s.style]}"><b>{t}</b></font>'
-            elif s.style in _BACKS:
-                t = f'<font color="{_COLOURS[s.style]}" backColor="{_BACKS[s.style]}"><b>{t}</b></font>'
-                if s.style == "code":
-                    t = t.replace("<b>", "").replace("</b>", "")
-            elif s.style in _COLOURS:
-                t = f'<font color="{_COLOURS[s.style]}">{t}</font>'
-            out.append(t)
-        return "".join(out)
-
-    def runs(self, spans: list[Span], bold: bool = False) -> list[_Run | None]:
-        """``spans`` as the runs of a :class:`_Text`, styled as :meth:`markup` styles them."""
+    # -- text ------------------------------------------------------------------------------------
+    def runs(self, spans: list[Span], bold: bool = False, colour: Any = None) -> list[_Run | None]:
+        """``spans`` as the runs of a :class:`_Text`: bold, colours and chips as the report's
+        markup has always styled them (``b`` bold; ``flag`` / ``warn`` bold in their colour; the
+        band chips bold on their background, ``code`` on its background; ``muted`` / ``err`` in
+        their colour); ``bold`` / ``colour``: the style's own font and colour."""
         regular, heavy = (FONT + "-Bold", FONT + "-Bold") if bold else (FONT, FONT + "-Bold")
+        plain = self.black if colour is None else colour
         out: list[_Run | None] = []
         for s in spans:
             st = s.style
@@ -766,7 +807,7 @@ class _Renderer:
             if not t:
                 continue
             if st == "b":
-                out.append(_Run(t, heavy, self.black))
+                out.append(_Run(t, heavy, plain))
             elif st in ("flag", "warn"):
                 out.append(_Run(t, heavy, self.hex[st]))
             elif st in _BACKS:
@@ -774,18 +815,17 @@ class _Renderer:
             elif st in _COLOURS:
                 out.append(_Run(t, regular, self.hex[st]))
             else:
-                out.append(_Run(t, regular, self.black))
+                out.append(_Run(t, regular, plain))
         return out
 
-    def cell(self, spans: list[Span], style: str = "cell") -> Any:
-        """A table cell's text (styles ``cell`` and ``head``), without the markup round trip."""
-        st = self.styles[style]
-        return _text_class()(self.runs(spans, bold=style == "head"), st.fontSize, st.leading)
-
     def para(self, spans: list[Span], style: str = "body") -> Any:
-        from reportlab.platypus import Paragraph
-
-        return Paragraph(self.markup(spans), self.styles[style])
+        """A paragraph in one of :attr:`styles` (``title``, ``h2``, ``h3``, ``body``, ``muted``,
+        ``cell``, ``head``): runs of styled text wrapped as reportlab's ``Paragraph`` wraps them,
+        with the style's font, size, leading, colour and space before / after."""
+        st = self.styles[style]
+        colour = self.muted if style == "muted" else None
+        runs = self.runs(spans, bold=st.fontName.endswith("-Bold"), colour=colour)
+        return _text_class()(runs, st.fontSize, st.leading, st.spaceBefore, st.spaceAfter)
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
@@ -841,13 +881,13 @@ class _Renderer:
             ]
             rel = [min(max(x, 4), 40) for x in lens]
         widths = [self.width * w / sum(rel) for w in rel]
-        rows = [[[self.cell([Span(h)], "head")] for h in t.header]]
+        rows = [[[self.para([Span(h)], "head")] for h in t.header]]
         for r in t.rows:
             row = []
             for i, cell in enumerate(r):
                 charts = [self.drawing(p, widths[i] - 6) for p in cell if isinstance(p, Chart)]
                 spans = [p for p in cell if isinstance(p, Span)]
-                row.append(charts + [self.cell(spans)] if spans or not charts else charts)
+                row.append(charts + [self.para(spans, "cell")] if spans or not charts else charts)
             rows.append(row)
         return _grid_class()(rows, widths, self.hex["table-head"], self.hex["table-line"])
 
