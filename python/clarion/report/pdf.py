@@ -81,9 +81,14 @@ class _Glyphs:
         from reportlab.pdfbase import pdfmetrics
 
         self.cmap = pdfmetrics.getFont(FONT).face.charToGlyph
+        self.known: set[str] = set()  # characters the font draws (or that need no glyph)
 
     def __call__(self, text: str) -> str:
+        known = self.known
+        if all(c in known for c in text):
+            return text
         if all(ord(c) in self.cmap or c in "\n\t" for c in text):
+            known.update(text)
             return text
         out = []
         for c in text:
