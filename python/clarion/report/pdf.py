@@ -100,7 +100,7 @@ class _Glyphs:
         return "".join(out)
 
 
-# ---- fast cells: plain runs of text, wrapped as reportlab's Paragraph wraps them ----------------------
+# ---- fast text: runs of styled text, wrapped, split and drawn as reportlab's Paragraph does -------------
 
 _SPACE_SHRINK = 0.05  # reportlab's ``spaceShrinkage``: a line may overrun by 5% of its spaces
 
@@ -153,9 +153,11 @@ def _make_text_class(base: type) -> type:
         return w
 
     class _Text(base):  # type: ignore[misc, valid-type]
-        """A table cell's text: runs of styled text (bold, colours, chips, line breaks) wrapped
-        greedily at spaces as reportlab's ``Paragraph`` wraps them (same space shrinkage, long words
-        split), drawn as one text object; no markup to parse, so a cell costs a few string widths."""
+        """A paragraph or a table cell: runs of styled text (bold, colours, chips, line breaks)
+        wrapped greedily at spaces as reportlab's ``Paragraph`` wraps them (same space shrinkage,
+        long words split, overrunning lines' spaces shrunk), split at a page's foot as it splits
+        (no orphans), drawn into a text object; no markup to parse, so a text costs a few string
+        widths (cached) and one text run per style change."""
 
         def __init__(
             self, runs: list[_Run | None], size: float, leading: float, before: float = 0.0, after: float = 0.0
@@ -966,7 +968,14 @@ class _Renderer:
 
 
 def render_report_pdf(report: Report) -> bytes:
-    """A :class:`clarion.report.model.Report` as PDF bytes (A4 landscape)."""
+    """A :class:`clarion.report.model.Report` as PDF bytes (A4 landscape).
+
+    Laid out by reportlab's platypus (pages, frames, headings kept with what follows, tables
+    split between rows with their header repeated); the texts, the report tables and the charts
+    are clarion's own flowables that lay out and draw what reportlab's ``Paragraph``, ``Table``
+    and svglib's drawings did, without their per-cell markup parsing, cell geometry and SVG
+    parsing (``benchmarks/bench_report.py``: 3-7x faster; ``tests/test_report_pdf_fast.py``:
+    same words, pages and pixels as those)."""
     _require()
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.units import mm
