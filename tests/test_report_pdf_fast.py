@@ -402,7 +402,9 @@ def _close(a, b) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
     if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and abs(a - b) < 1e-4
+        if a is None or b is None:
+            return a is b
+        return a == b or abs(a - b) < 1e-4 or (math.isnan(a) and math.isnan(b))
     return a == b
 
 
@@ -519,3 +521,65 @@ def test_tables_split_between_rows_with_the_header_repeated():
     new, base = pdf.render_report_pdf(report), render_base(report)
     assert words_per_page(new) == words_per_page(base)
     assert len(words_per_page(new)) > 3
+
+
+FINITE = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+ANY = st.one_of(FINITE, st.just(math.nan), st.just(math.inf), st.just(-math.inf), st.none())
+NAMES = st.text(alphabet=st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]), min_size=1, max_size=12)
+
+
+@st.composite
+def chart_svgs(draw):
+    """Every chart generator of clarion.report.svg, on edge cases: NaN, ±inf, None, values beyond
+    the axis, intervals, gaps, one point, escaped names."""
+    from clarion.report import svg as charts
+
+    kind = draw(st.sampled_from(["track", "bars", "strip", "pdp", "curve"]))
+    if kind == "track":
+        lo = draw(FINITE)
+        hi = lo + draw(st.floats(0.1, 100))
+        ci = draw(st.none() | st.tuples(ANY, ANY))
+        regions = draw(st.lists(st.tuples(ANY.filter(lambda v: v is not None), FINITE, st.just("#dcfce7")), max_size=2))
+        value = draw(ANY)
+        return charts.interval_track(
+            None if value is None or math.isnan(value) else value,
+            lo=lo,
+            hi=hi,
+            ideal=draw(st.floats(lo, hi)),
+            ci=ci,
+            label=draw(NAMES),
+            colour=draw(st.none() | st.just("#d97706")),
+            regions=regions,
+        )
+    if kind == "bars":
+        names = draw(st.lists(NAMES, min_size=1, max_size=6))
+        return charts.bars(names, draw(st.lists(FINITE, min_size=len(names), max_size=len(names))), title="t")
+    if kind == "strip":
+        names = draw(st.lists(NAMES, min_size=1, max_size=3))
+        n = draw(st.integers(1, 6))
+        values = [draw(st.lists(ANY.filter(lambda v: v is not None), min_size=n, max_size=n)) for _ in names]
+        colours = draw(st.none() | st.just([[draw(st.floats(-0.5, 1.5)) for _ in range(n)] for _ in names]))
+        return charts.strip_plot(names, values, colours)
+    if kind == "pdp":
+        n = draw(st.integers(1, 6))
+        xs = draw(st.lists(st.one_of(FINITE, NAMES), min_size=n, max_size=n))
+        series = draw(st.lists(st.lists(ANY, min_size=n, max_size=n), min_size=1, max_size=2))
+        dist = draw(st.none() | st.lists(st.floats(0, 1), min_size=n, max_size=n))
+        return charts.line_with_distribution(xs, series, dist, categorical=draw(st.booleans()))
+    xs = sorted(draw(st.lists(FINITE, min_size=1, max_size=8, unique=True)))
+    ys = draw(st.lists(ANY, min_size=len(xs), max_size=len(xs)))
+    return charts.curve_chart(
+        xs,
+        ys,
+        marker=draw(st.none() | FINITE),
+        ideal=draw(st.none() | FINITE),
+        regions=[(0.0, 0.1, "#dcfce7")],
+        title=draw(NAMES),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(svg=chart_svgs())
+def test_chart_generators_draw_as_svglib_reads_them(svg):
+    fast, ref = _fast_shapes(svg), _svglib_shapes(svg)
+    assert _close(fast, ref), (svg, fast, ref)

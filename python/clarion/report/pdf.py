@@ -369,6 +369,13 @@ _NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PATH_TOKEN = re.compile(r"[MmLlHhVvZz]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _INHERITED = ("fill", "stroke", "stroke-width", "stroke-dasharray", "font-size", "font-weight", "text-anchor")
 _SHAPES = {"rect", "line", "path", "circle", "polyline"}
+#: the attributes the fast converter reads (``opacity`` svglib ignores too; labels and classes do
+#: not draw); any other attribute (``style``, ``transform``, ``fill-opacity``...) -> svglib
+_KNOWN = {
+    *_INHERITED,
+    *("x", "y", "width", "height", "x1", "y1", "x2", "y2", "cx", "cy", "r", "points", "d"),
+    *("class", "role", "aria-label", "viewBox", "opacity", "xmlns"),
+}
 
 
 class _Unsupported(ValueError):
@@ -496,6 +503,8 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 text_at = None
             continue
         a = dict(_ATTR.findall(attrs))
+        if not a.keys() <= _KNOWN:
+            raise _Unsupported(f"<{tag}> attributes {sorted(a.keys() - _KNOWN)}")
         if tag == "title":
             if not empty:
                 skip += 1
@@ -525,8 +534,6 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
             continue
         if tag not in _SHAPES:
             raise _Unsupported(f"<{tag}>")
-        if "transform" in a or "style" in a:
-            raise _Unsupported(f"<{tag}> with transform/style")
         fill = _colour(style.get("fill", "black"))
         stroke = _colour(style.get("stroke"))
         sw = float(style.get("stroke-width", 1))
