@@ -338,7 +338,7 @@ def _make_text_class(base: type) -> type:
                 while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
                     j = k + 1
-                    while j < len(line) and line[j][0].font == r.font and line[j][0].colour == r.colour:
+                    while j < len(line) and line[j][0].font == r.font and line[j][0].colour is r.colour:
                         j += 1
                     if (r.font, size) != state[0]:
                         tx.setFont(r.font, size, leading)
@@ -404,6 +404,8 @@ def _colour(value: str | None) -> Any:
             c = colors.black if v == "black" else colors.white
         else:
             raise _Unsupported(f"colour {value!r}")
+        if len(_COLOURS_CACHE) > 4096:
+            _COLOURS_CACHE.clear()
         _COLOURS_CACHE[value] = c
     return c
 
