@@ -443,7 +443,8 @@ WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789.,-≤|·", min
 
 @st.composite
 def cells(draw):
-    """Cells as the report makes them: styled runs of words, single line breaks."""
+    """Texts as the report makes them: styled runs of words, single line breaks, one space at
+    most between two runs."""
     spans = []
     for _ in range(draw(st.integers(0, 8))):
         if draw(st.integers(0, 5)) == 0:
@@ -452,7 +453,10 @@ def cells(draw):
             continue
         words = draw(st.lists(WORDS, min_size=1, max_size=8))
         sep = draw(st.sampled_from([" ", "  "]))
-        lead = draw(st.sampled_from(["", " "]))
+        # one space at most between two runs, as the report writes them (reportlab measures a
+        # space on each side of a style change differently when it then splits a long word)
+        after_space = bool(spans) and spans[-1].text.endswith(" ")
+        lead = "" if after_space else draw(st.sampled_from(["", " "]))
         tail = draw(st.sampled_from(["", " "]))
         spans.append(Span(lead + sep.join(words) + tail, draw(st.sampled_from(STYLES))))
     return spans

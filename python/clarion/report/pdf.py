@@ -283,7 +283,8 @@ def _make_text_class(base: type) -> type:
                 new = cur + sw + ww
                 if line and new > max_w + _SPACE_SHRINK * (spaces + sw):
                     if ww > max_w:  # a long word: its first piece fills this line (as Paragraph's)
-                        room = max_w - cur - sw
+                        space = getattr(word, "space", None)  # the split fills the room after
+                        room = max_w - cur - (width(" ", space.font, size) if space is not None else sw)
                         if width(word[0][1][0], word[0][0].font, size) <= room:
                             words[i - 1 : i] = self._split_long(word, room, max_w)
                             i -= 1
