@@ -4,9 +4,9 @@
 Cases (each written once into a temporary folder, then rendered by both trees):
 
 * ``bias``: ``clarion analyze`` bias only on ``bench_linerate``'s frame (two facets, a group
-  variable, pre- and post-training metrics with intervals): 40 interval charts in the tables;
+  variable, pre- and post-training metrics; no intervals, the job's default): 40 metric charts;
 * ``shap``: the demo fixture (``tests/data/report_demo``): Kernel SHAP bars, local SHAP strip
-  plot, PDP charts, threshold curves, bias tables;
+  plot, PDP charts, threshold curves, bias tables with intervals;
 * ``drift``: a ``clarion monitor`` output, the drift section's tables in the PDF;
 * ``images``: an image job's heat maps drawn into the PDF.
 
