@@ -284,7 +284,7 @@ class SlotStream {
   // weight), 3 (the state's tables were replaced: a vocabulary grew), 4 (the arrays do not fit
   // the plan), 5 (a value without a code). Nothing changes unless 0.
   py::object add(const py::list& arrays, const py::object& weights, int n_threads) {
-    StreamBatch b;
+    thread_local StreamBatch b;  // (scratch: keeps its capacity from batch to batch)
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return py::int_(st);
@@ -334,12 +334,42 @@ class SlotStream {
   // Notes the pattern of a batch the general path has just counted (same statuses as add; 0:
   // noted); a pattern noted in `sightings` batches or `sighting_rows` rows is accepted. Adds nothing.
   int allow(const py::list& arrays, const py::object& weights, int n_threads) {
-    StreamBatch b;
+    thread_local StreamBatch b;
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return st;
     if (!fresh()) return 3;
     sight(b.key, n);
+    return 0;
+  }
+
+  // Notes the pattern of a batch of n_rows rows the one-pass path has just counted, from its slot
+  // tables (one int64 array per facet, [facet][group?][label][prediction?] over this stream's
+  // slots: the one-pass path's tables when it read the batch through the stream's slot maps), with
+  // no second pass (statuses as note; 5: a slot that occurs has no code). Adds nothing.
+  int note_tables(const py::list& raws, i64 n_rows) {
+    const auto F = static_cast<size_t>(plan_.n_facets);
+    if (raws.size() != F || n_rows < 1) return 4;
+    std::vector<py::array> keep;
+    keep.reserve(F);
+    std::vector<const std::int64_t*> ptrs(F, nullptr);
+    for (size_t f = 0; f < F; ++f) {
+      if (!py::isinstance<py::array>(raws[f])) return 4;
+      keep.push_back(raws[f].cast<py::array>());
+      const Light v = light(keep.back());
+      i64 cells = plan_.cols[f].size;
+      if (plan_.has_group) cells *= plan_.cols[static_cast<size_t>(plan_.group_col())].size;
+      cells *= plan_.cols[static_cast<size_t>(plan_.label_col())].size;
+      if (plan_.has_pred) cells *= plan_.cols[static_cast<size_t>(plan_.pred_col())].size;
+      if (!v.ok_layout || v.kind != 'i' || v.itemsize != 8 || static_cast<i64>(keep.back().size()) != cells)
+        return 4;
+      ptrs[f] = static_cast<const std::int64_t*>(v.data);
+    }
+    thread_local StreamBatch b;
+    clarion::bias::slot_stream_pattern(plan_, ptrs.data(), b);
+    if (!b.known) return 5;
+    if (!fresh()) return 3;
+    sight(b.key, n_rows);
     return 0;
   }
 
@@ -491,6 +521,8 @@ void register_encode(py::module_& m) {
            "(arrays do not fit), 5 (a value without a code).")
       .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
            "Note a pattern `add` returned (the general path counted its batch).")
+      .def("note_tables", &SlotStream::note_tables, py::arg("raws"), py::arg("n_rows"),
+           "Note the pattern of a batch the one-pass path counted, from its slot tables (no second pass).")
       .def("allow", &SlotStream::allow, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
            "Note the pattern of a batch the general path counted (statuses as add; adds nothing); a pattern "
            "noted in `sightings` batches or `sighting_rows` rows is accepted.")
