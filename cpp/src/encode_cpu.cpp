@@ -13,10 +13,8 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(_WIN32)
-#include <process.h>
-#else
-#include <unistd.h>
+#if !defined(_WIN32)
+#include <pthread.h>
 #endif
 
 #include "clarion/encode.hpp"
@@ -199,12 +197,15 @@ void flush_split(std::int32_t* sub, i64 cells, i64* table) {
   }
 }
 
-long current_pid() {
-#if defined(_WIN32)
-  return static_cast<long>(_getpid());
-#else
-  return static_cast<long>(getpid());
+// Forks of this process so far, as a forked child counts them (its team is not its parent's).
+std::atomic<long> g_forks{0};
+
+long fork_generation() {
+#if !defined(_WIN32)
+  static const int registered = pthread_atfork(nullptr, nullptr, +[] { g_forks.fetch_add(1); });
+  (void)registered;
 #endif
+  return g_forks.load(std::memory_order_relaxed);
 }
 
 // A persistent team of helper threads for the count passes of a stream's batches
@@ -223,14 +224,22 @@ class Team {
 
   static Team& instance() {
     static std::atomic<Team*> current{nullptr};
-    const long pid = current_pid();
+    const long gen = fork_generation();
     Team* t = current.load(std::memory_order_acquire);
-    while (t == nullptr || t->pid_ != pid) {
-      Team* fresh = new Team(pid);
+    while (t == nullptr || t->gen_ != gen) {
+      Team* fresh = new Team(gen);
       if (current.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) return *fresh;
       delete fresh;  // another thread installed one: t is it now
     }
     return *t;
+  }
+
+  // Whether the team rests (the last passes missed: the cores are busy); takes one pass off.
+  bool take_rest() {
+    int r = rest_.load(std::memory_order_relaxed);
+    while (r > 0)
+      if (rest_.compare_exchange_weak(r, r - 1, std::memory_order_relaxed)) return true;
+    return false;
   }
 
   // Runs body(ctx, 0) on the calling thread and body(ctx, 1..k) on up to `helpers` workers that
@@ -254,6 +263,9 @@ class Team {
     ctx_ = ctx;
     helpers_ = offered;
     joined_.store(0);
+    first_join_ns_.store(0);
+    const auto offered_at = std::chrono::steady_clock::now();
+    offered_at_ = offered_at;
     const std::uint64_t open = seq_.load() + 1;
     seq_.store(open);
     if (sleepers_.load() > 0) {
@@ -262,14 +274,28 @@ class Team {
     }
     body(ctx, 0);
     seq_.store(open + 1);  // closed: no worker joins from here on
+    std::chrono::steady_clock::time_point waited_from{};
+    if (running_.load() != 0) waited_from = std::chrono::steady_clock::now();
     for (int spins = 0; running_.load() != 0; ++spins) pause(spins);
     const int joined = std::min(joined_.load(), offered);
+    // A pass no worker helped, or one that a worker joined late (it had no core of its own) or
+    // whose caller then waited long for one (preempted by another process) is a miss; after
+    // kMisses in a row the passes count alone for the next kRest (the cores are busy: a helper
+    // would only take time from the caller), then try again.
+    bool miss = joined == 0 || std::chrono::nanoseconds(first_join_ns_.load()) > kLate;
+    if (!miss && waited_from != std::chrono::steady_clock::time_point{})
+      miss = std::chrono::steady_clock::now() - waited_from > kLate;
+    misses_ = miss ? misses_ + 1 : 0;
+    if (misses_ >= kMisses) {
+      misses_ = 0;
+      rest_.store(kRest);
+    }
     busy_.store(false);
     return joined;
   }
 
  private:
-  explicit Team(long pid) : pid_(pid) {}
+  explicit Team(long gen) : gen_(gen) {}
 
   static void pause(int spins) {
     if (spins < 64) {
@@ -318,6 +344,10 @@ class Team {
       running_.fetch_add(1);
       if (seq_.load() == s) {
         const int id = joined_.fetch_add(1) + 1;
+        if (id == 1)
+          first_join_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - offered_at_)
+                                   .count());
         if (id <= helpers_) body_(ctx_, id);  // (never throws: the pass allocates before it offers)
       }
       running_.fetch_sub(1);
@@ -326,7 +356,14 @@ class Team {
 
   static constexpr int kMaxWorkers = 63;
   static constexpr std::chrono::microseconds kSpin{200};
-  const long pid_;
+  static constexpr std::chrono::microseconds kLate{10};
+  static constexpr int kMisses = 4;
+  static constexpr int kRest = 64;
+  int misses_ = 0;                                      // (under busy_)
+  std::atomic<int> rest_{0};                            // passes left to count alone
+  std::chrono::steady_clock::time_point offered_at_{};  // the open offer's time (written before seq_)
+  std::atomic<std::int64_t> first_join_ns_{0};          // how long after it the first worker joined
+  const long gen_;
   std::atomic<bool> busy_{false};  // a pass holds the team
   std::atomic<int> workers_{0};
   std::atomic<std::uint64_t> seq_{0};  // odd: an offer is open
@@ -396,16 +433,21 @@ RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads
 
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
   const i64 n = pb.n_rows, cells = pb.raw_cells();
-  const int threads = std::min(detail::resolve_threads(n_threads), TeamPass::kMaxParticipants);
+  // (0: every core; hardware_concurrency reads /sys on every call, ~8 us: asked once)
+  static const int all_cores = detail::resolve_threads(0);
+  const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
   if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)
     return slot_counts_cpu(pb, raw, 1);
+  Team& team = Team::instance();
+  if (team.take_rest()) return slot_counts_cpu(pb, raw, 1);
   std::fill(raw, raw + cells, std::int64_t{0});
   TeamPass tp;
   tp.pb = &pb;
   tp.cells = cells;
   tp.split = cells <= kSplitCellsMax;
-  // about four chunks per participant (a late worker still finds some), whole blocks
-  tp.chunk = std::max<i64>(kBlock, (n / (4 * threads) + kBlock - 1) / kBlock * kBlock);
+  // chunks of 2,048 to 16,384 rows, about eight per participant: a late worker still finds some,
+  // and the caller never waits for more than one chunk of a worker's
+  tp.chunk = std::clamp<i64>((n / (8 * threads) + kBlock - 1) / kBlock * kBlock, 4 * kBlock, 32 * kBlock);
   tp.n_chunks = (n + tp.chunk - 1) / tp.chunk;
   const int helpers = static_cast<int>(std::min<i64>(threads - 1, tp.n_chunks - 1));
   // every table before the offer (a worker never allocates)
@@ -415,7 +457,7 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
     tp.table[p] = p == 0 ? raw : tables.data() + static_cast<size_t>((p - 1) * cells);
     if (tp.split) tp.sub[p] = subs.data() + static_cast<size_t>(p * kWays * cells);
   }
-  const int joined = Team::instance().run(helpers, &TeamPass::body, &tp);
+  const int joined = team.run(helpers, &TeamPass::body, &tp);
   RowError err;
   for (int p = 0; p <= joined; ++p) keep_first_error(err, tp.err[p]);
   if (err.what != 0) return err;
