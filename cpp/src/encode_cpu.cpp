@@ -439,7 +439,7 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)
     return slot_counts_cpu(pb, raw, 1);
   Team& team = Team::instance();
-  if (team.take_rest()) return slot_counts_cpu(pb, raw, 1);
+  if (n_threads <= 0 && team.take_rest()) return slot_counts_cpu(pb, raw, 1);  // (asked threads: offered)
   std::fill(raw, raw + cells, std::int64_t{0});
   TeamPass tp;
   tp.pb = &pb;

@@ -85,8 +85,9 @@ void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws
 // slot_counts_cpu for the batches of a stream: the same table, counted by the calling thread with
 // a persistent team of up to n_threads - 1 helper threads (0: every core) that wait between passes
 // instead of being started per pass; a helper that is late (or busy with another thread's pass)
-// leaves its share to the caller. Batches under 4,096 rows, and tables over 65,536 cells, count as
-// slot_counts_cpu(pb, raw, 1).
+// leaves its share to the caller. With n_threads = 0 the team backs off while its helpers keep
+// missing (the cores are busy): the next passes count alone, then it tries again. Batches under
+// 4,096 rows, and tables over 65,536 cells, count as slot_counts_cpu(pb, raw, 1).
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads);
 
 }  // namespace clarion::bias
