@@ -337,6 +337,37 @@ def test_uncoded_value_declines():
     _same_state(gs, ws, False)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from([0, 1, 7, 4095, 4096, 4097, 20_000, 70_001]),
+    threads=st.sampled_from([0, 1, 2, 3, 5]),
+    bad=st.booleans(),
+)
+def test_team_pass_equals_numpy(seed, n, threads, bad):
+    """``slot_counts_team`` (the one-pass batches of an accumulator) against the numpy twin of
+    the slot counts, every dtype, small and large tables; a bad row is the same error as
+    ``slot_counts_cpu``'s (the first one)."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 5))
+    sizes = [int(rng.choice([1, 3, 11, 40])) for _ in range(k)]
+    offsets = [int(rng.integers(-5, 6)) for _ in range(k)]
+    codes = [(rng.integers(0, s, n) - o).astype(DTYPES[int(rng.choice([1, 2, 4, 8]))]) for s, o in zip(sizes, offsets)]
+    if bad and n:
+        j, rows = int(rng.integers(0, k)), rng.integers(0, n, 3)
+        for r in rows:
+            codes[j][r] = sizes[j] - offsets[j]
+    core = _backend.core()
+    got = np.full(sizes, -7, dtype=np.int64)
+    err = core.slot_counts_team(codes, offsets, sizes, got, threads)
+    want = np.empty(sizes, dtype=np.int64)
+    assert err == core.slot_counts_cpu(codes, offsets, sizes, want, 1)
+    if err[0] == 0:
+        np.testing.assert_array_equal(got, ref.slot_counts(codes, offsets, sizes))
+    else:
+        assert bad and err[1] == min(r for r in rows)
+
+
 # -- the accumulator ----------------------------------------------------------------------------
 
 

@@ -129,6 +129,26 @@ py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets
   return to_tuple(e);
 }
 
+// slot_counts_cpu on the persistent team of slot_stream.hpp (an Accumulator's one-pass batches).
+py::tuple slot_counts_team(const py::list& codes, const std::vector<i64>& offsets,
+                           const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
+  std::vector<py::array> keep;
+  keep.reserve(8);
+  const SlotProblem pb = slot_problem(codes, offsets, sizes, py::list(), {}, false, keep);
+  const Light out = light(raw);
+  CLARION_CHECK(out.ok_layout && out.writeable && out.kind == 'i' && out.itemsize == 8 &&
+                    static_cast<i64>(raw.size()) == pb.raw_cells(),
+                "raw must be a writeable C-contiguous int64 array with prod(sizes) elements");
+  n_threads = clarion::bind::threads_arg(n_threads);
+  RowError e;
+  {
+    py::gil_scoped_release release;
+    e = clarion::bias::slot_counts_team(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)),
+                                        n_threads);
+  }
+  return to_tuple(e);
+}
+
 py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
                                    const std::vector<i64>& sizes, const py::list& luts,
                                    const std::vector<i64>& map_strides, const py::array& weights,
@@ -495,6 +515,10 @@ void register_encode(py::module_& m) {
         py::arg("raw"), py::arg("n_threads"),
         "Fill `raw` ([S_0]...[S_k-1], int64) with the counts of each combination of slots "
         "(slot = code + offset) of the code columns; returns (error_code, row, column).");
+  m.def("slot_counts_team", &slot_counts_team, py::arg("codes"), py::arg("offsets"), py::arg("sizes"),
+        py::arg("raw"), py::arg("n_threads"),
+        "slot_counts_cpu counted by the calling thread with the persistent helper team of a stream's "
+        "passes (n_threads: 0 = every core, adaptive); the same table and error.");
   m.def("slot_weighted_counts_cpu", &slot_weighted_counts_cpu, py::arg("codes"), py::arg("offsets"),
         py::arg("sizes"), py::arg("luts"), py::arg("map_strides"), py::arg("weights"), py::arg("mapped"),
         py::arg("raw"), py::arg("n_threads"),

@@ -1074,6 +1074,7 @@ class State:
         backend: str = "auto",
         n_threads: int | None = None,
         keep: dict | None = None,
+        team: bool = False,
     ) -> dict | None:
         """:meth:`encode` + :meth:`count` of one batch in one pass over its columns per facet.
 
@@ -1093,7 +1094,8 @@ class State:
         ``keep``: a dict that receives, with the counts, the batch's ``"plan"`` (its slot codes
         and lookup tables) and ``"raws"`` (per facet, the slot table the count pass filled): an
         accumulator's compiled stream is built from them and notes the batch's pattern without a
-        second pass.
+        second pass. ``team``: the count pass runs on the stream's persistent helper team
+        (``clarion._counts.slot_counts_prepared``'s ``team``).
         """
         spec = self.spec
         if table.n == 0 or len(spec.models) > 1 or compat not in ("clarion", "smclarify"):
@@ -1101,11 +1103,11 @@ class State:
         hints = self.__dict__.setdefault("_range_hints", _RangeHints())
         if hints.misses < _HINT_MISSES_MAX:
             guess = _RangeHints(hints.known)
-            out = self._fast_count(table, compat, backend, n_threads, guess, keep)
+            out = self._fast_count(table, compat, backend, n_threads, guess, keep, team)
             if out is not None or not guess.used:
                 return out
             hints.misses += 1  # a row outside a guessed range (or a refusal): once more, measured
-        return self._fast_count(table, compat, backend, n_threads, hints, keep)
+        return self._fast_count(table, compat, backend, n_threads, hints, keep, team)
 
     def _fast_count(
         self,
@@ -1115,12 +1117,13 @@ class State:
         n_threads: int | None,
         hints: _RangeHints,
         keep: dict | None = None,
+        team: bool = False,
     ) -> dict | None:
         try:
             plan = self._slot_plan(table, compat, hints)
             if plan is None:
                 return None
-            return self._slot_run(plan, table.n, compat, backend, n_threads, keep)
+            return self._slot_run(plan, table.n, compat, backend, n_threads, keep, team)
         except _SlowPath:
             return None
         except (TypeError, ValueError):  # the general path raises it again, with its message
@@ -1302,7 +1305,14 @@ class State:
         return batch_values
 
     def _slot_run(
-        self, plan: dict, n: int, compat: str, backend: str, n_threads: int | None, keep: dict | None = None
+        self,
+        plan: dict,
+        n: int,
+        compat: str,
+        backend: str,
+        n_threads: int | None,
+        keep: dict | None = None,
+        team: bool = False,
     ) -> dict | None:
         yp, gp, pp, w = plan["y"], plan["g"], plan["p"], plan["w"]
         K_old = len(self.group_vocab) if self.group_vocab is not None else 1
@@ -1322,7 +1332,7 @@ class State:
             codes = [p["sc"].codes for p in parts]
             offsets = [p["sc"].offset for p in parts]
             if w is None:
-                res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads)
+                res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads, team=team)
             else:
                 Fm = 2 if fp["kind"] in ("binary", "selected", "selected_numeric") else sizes[0]
                 Km = gp["sc"].size if gp is not None else 1

@@ -748,7 +748,7 @@ class Accumulator:
         if self.window is None and not self.n_bootstrap:  # one pass over the columns (issue 21)
             st = self._state("all")
             kept: dict = {}
-            fast = st.fast_count(table, self.compat, keep=kept)
+            fast = st.fast_count(table, self.compat, keep=kept, team=True)
             if fast is not None:
                 self._reserve(table.n, row_offset)
                 st.add_counts(fast, table.n)
