@@ -436,8 +436,8 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   // (0: every core; hardware_concurrency reads /sys on every call, ~8 us: asked once)
   static const int all_cores = detail::resolve_threads(0);
   const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
-  if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)
-    return slot_counts_cpu(pb, raw, 1);
+  if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)  // (as the one-pass path)
+    return slot_counts_cpu(pb, raw, n > detail::kRowsPerChunk ? threads : 1);
   Team& team = Team::instance();
   if (n_threads <= 0 && team.take_rest()) return slot_counts_cpu(pb, raw, 1);  // (asked threads: offered)
   std::fill(raw, raw + cells, std::int64_t{0});

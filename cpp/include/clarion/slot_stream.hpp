@@ -87,7 +87,8 @@ void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws
 // instead of being started per pass; a helper that is late (or busy with another thread's pass)
 // leaves its share to the caller. With n_threads = 0 the team backs off while its helpers keep
 // missing (the cores are busy): the next passes count alone, then it tries again. Batches under
-// 4,096 rows, and tables over 65,536 cells, count as slot_counts_cpu(pb, raw, 1).
+// 4,096 rows, and tables over 65,536 cells, count as the one-pass path does (slot_counts_cpu on
+// one thread up to 65,536 rows, on n_threads above).
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads);
 
 }  // namespace clarion::bias
