@@ -450,9 +450,14 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   tp.chunk = std::clamp<i64>((n / (8 * threads) + kBlock - 1) / kBlock * kBlock, 4 * kBlock, 32 * kBlock);
   tp.n_chunks = (n + tp.chunk - 1) / tp.chunk;
   const int helpers = static_cast<int>(std::min<i64>(threads - 1, tp.n_chunks - 1));
-  // every table before the offer (a worker never allocates)
-  std::vector<std::int64_t> tables(static_cast<size_t>(helpers * cells), 0);
-  std::vector<std::int32_t> subs(tp.split ? static_cast<size_t>((helpers + 1) * kWays * cells) : 0, 0);
+  // every table before the offer (a worker never allocates): this thread's scratch, all zero
+  // between passes (a sub-table is zeroed by its flush, a helper's table by its merge below)
+  thread_local std::vector<std::int64_t> tables;
+  thread_local std::vector<std::int32_t> subs;
+  const auto n_tables = static_cast<size_t>(helpers * cells);
+  const auto n_subs = tp.split ? static_cast<size_t>((helpers + 1) * kWays * cells) : size_t{0};
+  if (tables.size() < n_tables) tables.resize(n_tables, 0);
+  if (subs.size() < n_subs) subs.resize(n_subs, 0);
   for (int p = 0; p <= helpers; ++p) {
     tp.table[p] = p == 0 ? raw : tables.data() + static_cast<size_t>((p - 1) * cells);
     if (tp.split) tp.sub[p] = subs.data() + static_cast<size_t>(p * kWays * cells);
@@ -460,12 +465,14 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   const int joined = team.run(helpers, &TeamPass::body, &tp);
   RowError err;
   for (int p = 0; p <= joined; ++p) keep_first_error(err, tp.err[p]);
-  if (err.what != 0) return err;
   for (int p = 1; p <= joined; ++p) {
-    const std::int64_t* t = tp.table[p];
-    for (i64 c = 0; c < cells; ++c) raw[c] += t[c];
+    std::int64_t* t = tp.table[p];
+    for (i64 c = 0; c < cells; ++c) {
+      raw[c] += t[c];
+      t[c] = 0;
+    }
   }
-  return err;
+  return err;  // (with an error, raw is not the table: the caller declines the batch)
 }
 
 RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,
