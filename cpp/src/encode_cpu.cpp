@@ -321,12 +321,14 @@ class Team {
 
   void loop() {
     std::uint64_t seen = seq_.load();
+    bool surplus = false;  // the last offer had no part left for this worker: sleep at once
     for (;;) {
       // wait for an offer newer than the last one seen: watch, then sleep
       std::uint64_t s = seq_.load();
       const auto start = std::chrono::steady_clock::now();
       for (int spins = 0; s == seen || (s & 1) == 0; ++spins) {
-        if ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin) {
+        if (surplus || ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)) {
+          surplus = false;
           std::unique_lock<std::mutex> lk(mu_);
           sleepers_.fetch_add(1);
           wake_.wait(lk, [&] {
@@ -348,7 +350,10 @@ class Team {
           first_join_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now() - offered_at_)
                                    .count());
-        if (id <= helpers_) body_(ctx_, id);  // (never throws: the pass allocates before it offers)
+        if (id <= helpers_)
+          body_(ctx_, id);  // (never throws: the pass allocates before it offers)
+        else
+          surplus = true;
       }
       running_.fetch_sub(1);
     }
@@ -449,7 +454,10 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   // and the caller never waits for more than one chunk of a worker's
   tp.chunk = std::clamp<i64>((n / (8 * threads) + kBlock - 1) / kBlock * kBlock, 4 * kBlock, 32 * kBlock);
   tp.n_chunks = (n + tp.chunk - 1) / tp.chunk;
-  const int helpers = static_cast<int>(std::min<i64>(threads - 1, tp.n_chunks - 1));
+  // at most one participant per 8,192 rows (two at least): a helper costs ~1-2 us (its flush, its
+  // merge) and then watches for the next offer, so a 10,000-row pass takes one, 100,000 rows 11
+  const i64 participants = std::min<i64>(threads, std::max<i64>(2, n / 8192));
+  const int helpers = static_cast<int>(std::min<i64>(participants - 1, tp.n_chunks - 1));
   // every table before the offer (a worker never allocates): this thread's scratch, all zero
   // between passes (a sub-table is zeroed by its flush, a helper's table by its merge below)
   thread_local std::vector<std::int64_t> tables;

@@ -83,7 +83,8 @@ RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, con
 void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws, StreamBatch& out);
 
 // slot_counts_cpu for the batches of a stream: the same table, counted by the calling thread with
-// a persistent team of up to n_threads - 1 helper threads (0: every core) that wait between passes
+// a persistent team of up to n_threads - 1 helper threads (0: every core; one participant per
+// 8,192 rows of the batch, two at least) that wait between passes
 // instead of being started per pass; a helper that is late (or busy with another thread's pass)
 // leaves its share to the caller. With n_threads = 0 the team backs off while its helpers keep
 // missing (the cores are busy): the next passes count alone, then it tries again. Batches under
