@@ -226,6 +226,48 @@ class _Stream:
                 w = w.astype(np.float64)
         return out, w, len(out[0])
 
+    def _frame_arrays(self, df: pd.DataFrame) -> tuple[list, Any, int] | None:
+        """:meth:`arrays` of an unweighted stream's DataFrame batch, in one loop over the
+        columns (the steady state's path: the same lookups and checks, ~1 us less)."""
+        try:  # (as _frame_columns)
+            mgr = df._mgr
+            blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
+            columns = df.columns
+            locs = self.locs
+            hit = locs[0]
+            if hit is not None and columns.is_(hit[0]):
+                pos = hit[1]
+            else:
+                pos = [columns.get_loc(name) for name in self.names]
+                if any(type(i) is not int for i in pos):
+                    return None
+                locs[0] = (columns, pos)
+            out = []
+            for i, kind, exp in zip(pos, self.kinds, self.expect):
+                c = blocks[blknos[i]].values
+                tc = type(c)
+                if tc is np.ndarray:
+                    if c.ndim == 2:
+                        c = c[blklocs[i]]
+                    if kind == "cat" or (c.dtype is not exp and c.dtype != exp):
+                        return None
+                    out.append(c)
+                elif tc is _CATEGORICAL and kind == "cat":
+                    dt = c.dtype
+                    if dt is not exp[0] and not self._same_categories(dt, exp):
+                        return None
+                    codes = getattr(c, "_ndarray", None)
+                    if type(codes) is not np.ndarray:
+                        codes = getattr(c, "_codes", None)
+                        if type(codes) is not np.ndarray:
+                            return None
+                    out.append(codes)
+                else:
+                    return None
+            return out, None, len(out[0])
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError):
+            return None
+
     @staticmethod
     def _same_categories(dt: Any, exp: list) -> bool:
         """Whether a categorical dtype lists the stream's categories in its order (then its codes
@@ -244,7 +286,7 @@ class _Stream:
         """Counts and adds the batch when it is in the steady state: its length; else 0 or the
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
-        got = self.arrays(batch)
+        got = self._frame_arrays(batch) if type(batch) is pd.DataFrame and not self.weighted else self.arrays(batch)
         if got is None or _backend_forced():
             return 0
         arrays, w, n = got
