@@ -304,112 +304,14 @@ class SlotStream {
   // weight), 3 (the state's tables were replaced: a vocabulary grew), 4 (the arrays do not fit
   // the plan), 5 (a value without a code). Nothing changes unless 0.
   py::object add(const py::list& arrays, const py::object& weights, int n_threads) {
-    const size_t ncols = plan_.cols.size();
-    CLARION_CHECK(arrays.size() == ncols, "arrays must list one array per column of the stream");
-    std::vector<py::handle> hs(ncols);
-    for (size_t j = 0; j < ncols; ++j) hs[j] = arrays[j];
     thread_local StreamBatch b;  // (scratch: keeps its capacity from batch to batch)
     i64 n = 0;
-    const int st = count(hs.data(), weights, n_threads, b, n);
+    const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return py::int_(st);
-    const int out = finish(b, n);
-    if (out == kPattern) return py::bytes(b.key);
-    return py::int_(out);
-  }
-
-  // The layout of the DataFrames add_frame reads (an Accumulator's batches cut from one frame
-  // share their column index): the column index, the stream's columns' positions in it, per column
-  // the kind (0: a categorical, its codes; 1: a numpy column) and the dtype it must have (the
-  // CategoricalDtype object, or the numpy dtype), and the pandas.Categorical type.
-  void set_frame(const py::object& columns, const std::vector<i64>& positions, const std::vector<int>& kinds,
-                 const py::list& dtypes, const py::object& categorical) {
-    const size_t ncols = plan_.cols.size();
-    CLARION_CHECK(positions.size() == ncols && kinds.size() == ncols && dtypes.size() == ncols,
-                  "one position, kind and dtype per column of the stream");
-    frame_columns_ = columns;
-    frame_id_ = py::getattr(columns, "_id", py::none());
-    frame_pos_ = positions;
-    frame_kinds_ = kinds;
-    frame_dtypes_.clear();
-    for (size_t j = 0; j < ncols; ++j) frame_dtypes_.push_back(py::reinterpret_borrow<py::object>(dtypes[j]));
-    frame_categorical_ = categorical;
-    frame_ready_ = !plan_.weighted;
-  }
-
-  // add() of a DataFrame batch laid out as set_frame said: its columns taken from the frame's
-  // blocks here (pandas' block manager: `_mgr.blocks`, `blknos`, `blklocs`; a categorical's codes
-  // `_ndarray`). Returns the rows added (> 0), the pattern (bytes: not accepted yet), or minus
-  // add's status (nothing changed); -6: the frame is not laid out so (or pandas' internals differ):
-  // the caller takes its own path.
-  py::object add_frame(const py::handle& df, int n_threads) {
-    constexpr int kOther = -6;
-    if (!frame_ready_) return py::int_(kOther);
-    const size_t ncols = plan_.cols.size();
-    std::vector<py::object> keep(ncols);
-    try {
-      const py::object cols = df.attr("columns");
-      if (!cols.is(frame_columns_)) {  // Index.is_: the same index, or a view of it
-        if (frame_id_.is_none()) return py::int_(kOther);
-        const py::object id = py::getattr(cols, "_id", py::none());
-        if (!id.is(frame_id_)) return py::int_(kOther);
-      }
-      const py::object mgr = df.attr("_mgr");
-      const py::object blocks = mgr.attr("blocks");
-      const py::object blknos = mgr.attr("blknos"), blklocs = mgr.attr("blklocs");
-      if (!PyTuple_Check(blocks.ptr()) || !py::isinstance<py::array>(blknos) ||
-          !py::isinstance<py::array>(blklocs))
-        return py::int_(kOther);
-      const Light bn = light(py::reinterpret_borrow<py::array>(blknos));
-      const Light bl = light(py::reinterpret_borrow<py::array>(blklocs));
-      if (bn.ndim != 1 || bl.ndim != 1 || !bn.ok_layout || !bl.ok_layout || bn.kind != 'i' ||
-          bl.kind != 'i' || bn.itemsize != 8 || bl.itemsize != 8 || bn.n != bl.n)
-        return py::int_(kOther);
-      const auto* nos = static_cast<const std::int64_t*>(bn.data);
-      const auto* locs = static_cast<const std::int64_t*>(bl.data);
-      const auto n_blocks = static_cast<std::int64_t>(PyTuple_GET_SIZE(blocks.ptr()));
-      for (size_t j = 0; j < ncols; ++j) {
-        const i64 i = frame_pos_[j];
-        if (i < 0 || i >= bn.n || nos[i] < 0 || nos[i] >= n_blocks) return py::int_(kOther);
-        const py::handle blk = PyTuple_GET_ITEM(blocks.ptr(), static_cast<Py_ssize_t>(nos[i]));
-        py::object vals = blk.attr("values");
-        if (frame_kinds_[j] == 0) {  // a categorical column: its codes, when its dtype is the stream's
-          if (Py_TYPE(vals.ptr()) != reinterpret_cast<PyTypeObject*>(frame_categorical_.ptr()) ||
-              !py::object(vals.attr("dtype")).is(frame_dtypes_[j]))
-            return py::int_(kOther);
-          keep[j] = vals.attr("_ndarray");
-        } else {
-          if (!py::isinstance<py::array>(vals)) return py::int_(kOther);
-          if (py::reinterpret_borrow<py::array>(vals).ndim() == 2) vals = vals[py::int_(locs[i])];
-          if (!py::isinstance<py::array>(vals)) return py::int_(kOther);
-          const py::dtype dt = py::reinterpret_borrow<py::array>(vals).dtype();
-          if (!dt.is(frame_dtypes_[j]) && !dt.equal(py::reinterpret_borrow<py::dtype>(frame_dtypes_[j])))
-            return py::int_(kOther);
-          keep[j] = std::move(vals);
-        }
-      }
-    } catch (const py::error_already_set&) {
-      return py::int_(kOther);  // (an attribute pandas does not have: the caller's path)
-    }
-    std::vector<py::handle> hs(keep.begin(), keep.end());
-    thread_local StreamBatch b;
-    i64 n = 0;
-    const int st = count(hs.data(), py::none(), n_threads, b, n);
-    if (st != 0) return py::int_(-st);
-    const int out = finish(b, n);
-    if (out == kPattern) return py::bytes(b.key);
-    return py::int_(out == 0 ? n : -out);
-  }
-
- private:
-  static constexpr int kPattern = -1;
-
-  // After a count: the pattern not accepted yet (kPattern), or under the state's lock: 0 (added)
-  // or 3 (the state's tables were replaced).
-  int finish(const StreamBatch& b, i64 n) {
     {
       std::lock_guard<std::mutex> g(mu_);
       const auto it = patterns_.find(b.key);
-      if (it == patterns_.end() || !accepted(it->second)) return kPattern;
+      if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
     }
     acquire_();
     int out = 3;
@@ -436,10 +338,9 @@ class SlotStream {
       throw;
     }
     release_();
-    return out;
+    return py::int_(out);
   }
 
- public:
   // Notes a pattern `add` returned, once the general path has counted its batch of n_rows rows
   // (0: noted; 3: the state's tables were replaced; 4: not a pattern of this stream).
   int note(const py::bytes& key, i64 n_rows) {
@@ -453,13 +354,9 @@ class SlotStream {
   // Notes the pattern of a batch the general path has just counted (same statuses as add; 0:
   // noted); a pattern noted in `sightings` batches or `sighting_rows` rows is accepted. Adds nothing.
   int allow(const py::list& arrays, const py::object& weights, int n_threads) {
-    const size_t ncols = plan_.cols.size();
-    CLARION_CHECK(arrays.size() == ncols, "arrays must list one array per column of the stream");
-    std::vector<py::handle> hs(ncols);
-    for (size_t j = 0; j < ncols; ++j) hs[j] = arrays[j];
     thread_local StreamBatch b;
     i64 n = 0;
-    const int st = count(hs.data(), weights, n_threads, b, n);
+    const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return st;
     if (!fresh()) return 3;
     sight(b.key, n);
@@ -549,8 +446,9 @@ class SlotStream {
     return v;
   }
 
-  int count(const py::handle* arrays, const py::object& weights, int n_threads, StreamBatch& b, i64& n) {
+  int count(const py::list& arrays, const py::object& weights, int n_threads, StreamBatch& b, i64& n) {
     const size_t ncols = plan_.cols.size();
+    CLARION_CHECK(arrays.size() == ncols, "arrays must list one array per column of the stream");
     std::vector<py::array> keep;
     keep.reserve(ncols + 1);
     std::vector<const void*> ptrs(ncols, nullptr);
@@ -586,12 +484,6 @@ class SlotStream {
 
   StreamPlan plan_;
   py::object lock_, state_, kind_, acquire_, release_;
-  // set_frame's layout (read and replaced with the GIL held)
-  bool frame_ready_ = false;
-  py::object frame_columns_, frame_id_, frame_categorical_;
-  std::vector<i64> frame_pos_;
-  std::vector<int> frame_kinds_;
-  std::vector<py::object> frame_dtypes_;
   int sightings_ = 1;
   i64 sighting_rows_ = 1;
   std::vector<py::dict> counts_;
@@ -653,12 +545,6 @@ void register_encode(py::module_& m) {
            "(arrays do not fit), 5 (a value without a code).")
       .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
            "Note a pattern `add` returned (the general path counted its batch).")
-      .def("set_frame", &SlotStream::set_frame, py::arg("columns"), py::arg("positions"), py::arg("kinds"),
-           py::arg("dtypes"), py::arg("categorical"),
-           "The layout of the DataFrame batches add_frame reads (column index, positions, kinds, dtypes).")
-      .def("add_frame", &SlotStream::add_frame, py::arg("frame"), py::arg("n_threads"),
-           "add() of a DataFrame batch laid out as set_frame said: the rows added (> 0), the pattern "
-           "(bytes), or minus add's status; -6: not laid out so (take the Python path).")
       .def("note_tables", &SlotStream::note_tables, py::arg("raws"), py::arg("n_rows"),
            "Note the pattern of a batch the one-pass path counted, from its slot tables (no second pass).")
       .def("allow", &SlotStream::allow, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),

@@ -174,15 +174,12 @@ class _Stream:
     which counts it or raises its error.
     """
 
-    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs", "frame_ready")
+    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs")
 
     def __init__(self, core: Any, state: State, names: list, kinds: list, expect: list, weighted: bool, maps: list):
         self.core, self.state, self.names, self.kinds = core, state, names, kinds
         self.expect, self.weighted, self.maps = expect, weighted, maps
         self.locs: list = [None]  # (a frame's column index, the names' positions in it)
-        # whether the compiled stream knows the layout of the frames (``SlotStream.set_frame``):
-        # then it takes a DataFrame batch's columns from its blocks itself (``add_frame``)
-        self.frame_ready = False
 
     # -- per batch ----------------------------------------------------------------------------
 
@@ -238,8 +235,7 @@ class _Stream:
             columns = df.columns
             locs = self.locs
             hit = locs[0]
-            same = hit is not None and columns.is_(hit[0])
-            if same:
+            if hit is not None and columns.is_(hit[0]):
                 pos = hit[1]
             else:
                 pos = [columns.get_loc(name) for name in self.names]
@@ -258,10 +254,8 @@ class _Stream:
                     out.append(c)
                 elif tc is _CATEGORICAL and kind == "cat":
                     dt = c.dtype
-                    if dt is not exp[0]:
-                        if not self._same_categories(dt, exp):
-                            return None
-                        self.frame_ready = False  # (a new dtype object: the compiled layout's is stale)
+                    if dt is not exp[0] and not self._same_categories(dt, exp):
+                        return None
                     codes = getattr(c, "_ndarray", None)
                     if type(codes) is not np.ndarray:
                         codes = getattr(c, "_codes", None)
@@ -270,11 +264,6 @@ class _Stream:
                     out.append(codes)
                 else:
                     return None
-            if same and not self.frame_ready:  # frames cut from one frame: the compiled call takes over
-                kinds = [0 if k == "cat" else 1 for k in self.kinds]
-                dtypes = [e[0] if k == "cat" else e for k, e in zip(self.kinds, self.expect)]
-                self.core.set_frame(columns, pos, kinds, dtypes, _CATEGORICAL)
-                self.frame_ready = True
             return out, None, len(out[0])
         except (AttributeError, TypeError, IndexError, KeyError, ValueError):
             return None
@@ -297,18 +286,7 @@ class _Stream:
         """Counts and adds the batch when it is in the steady state: its length; else 0 or the
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
-        if type(batch) is pd.DataFrame and not self.weighted:
-            if self.frame_ready:  # the columns taken and checked in the compiled call
-                if _backend_forced():
-                    return 0
-                got = self.core.add_frame(batch, _stream_threads())
-                if type(got) is bytes or got > 0:
-                    return got
-                if got != -6 and got != -4:  # declined (a bad row, a value without a code, ...)
-                    return 0
-            got = self._frame_arrays(batch)  # (another layout, a strided column: here)
-        else:
-            got = self.arrays(batch)
+        got = self._frame_arrays(batch) if type(batch) is pd.DataFrame and not self.weighted else self.arrays(batch)
         if got is None or _backend_forced():
             return 0
         arrays, w, n = got
