@@ -244,7 +244,8 @@ class Team {
 
   // Runs body(ctx, 0) on the calling thread and body(ctx, 1..k) on up to `helpers` workers that
   // take the offer before the caller is done; returns k (the participants 1..k that ran).
-  int run(int helpers, Body body, void* ctx) {
+  // *caller_parts: the parts of the pass's n_parts the caller did itself (read after the pass).
+  int run(int helpers, Body body, void* ctx, const i64* caller_parts, i64 n_parts) {
     bool idle = false;
     if (helpers <= 0 || !busy_.compare_exchange_strong(idle, true)) {
       body(ctx, 0);
@@ -282,9 +283,12 @@ class Team {
     // whose caller then waited long for one (preempted by another process) is a miss; after
     // kMisses in a row the passes count alone for the next kRest (the cores are busy: a helper
     // would only take time from the caller), then try again.
+    // So is one whose helpers did under half their share of the parts (they ran, but slowly:
+    // their cores are shared with other work).
     bool miss = joined == 0 || std::chrono::nanoseconds(first_join_ns_.load()) > kLate;
     if (!miss && waited_from != std::chrono::steady_clock::time_point{})
       miss = std::chrono::steady_clock::now() - waited_from > kLate;
+    if (!miss) miss = 2 * (n_parts - *caller_parts) * (joined + 1) < static_cast<i64>(joined) * n_parts;
     misses_ = miss ? misses_ + 1 : 0;
     if (misses_ >= kMisses) {
       misses_ = 0;
@@ -394,6 +398,7 @@ struct TeamPass {
   std::int64_t* table[kMaxParticipants] = {};
   std::int32_t* sub[kMaxParticipants] = {};
   RowError err[kMaxParticipants];
+  i64 done[kMaxParticipants] = {};  // chunks each participant counted
 
   static void body(void* ctx, int id) {
     TeamPass& tp = *static_cast<TeamPass*>(ctx);
@@ -412,6 +417,7 @@ struct TeamPass {
         break;
       }
       pending += end - begin;
+      ++tp.done[id];
       if (sub != nullptr && pending >= kMaxSplitRows) {
         flush_split(sub, tp.cells, table);
         pending = 0;
@@ -470,7 +476,7 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
     tp.table[p] = p == 0 ? raw : tables.data() + static_cast<size_t>((p - 1) * cells);
     if (tp.split) tp.sub[p] = subs.data() + static_cast<size_t>(p * kWays * cells);
   }
-  const int joined = team.run(helpers, &TeamPass::body, &tp);
+  const int joined = team.run(helpers, &TeamPass::body, &tp, &tp.done[0], tp.n_chunks);
   RowError err;
   for (int p = 0; p <= joined; ++p) keep_first_error(err, tp.err[p]);
   for (int p = 1; p <= joined; ++p) {
