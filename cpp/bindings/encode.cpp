@@ -129,6 +129,26 @@ py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets
   return to_tuple(e);
 }
 
+// slot_counts_cpu on the persistent team of slot_stream.hpp (an Accumulator's one-pass batches).
+py::tuple slot_counts_team(const py::list& codes, const std::vector<i64>& offsets,
+                           const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
+  std::vector<py::array> keep;
+  keep.reserve(8);
+  const SlotProblem pb = slot_problem(codes, offsets, sizes, py::list(), {}, false, keep);
+  const Light out = light(raw);
+  CLARION_CHECK(out.ok_layout && out.writeable && out.kind == 'i' && out.itemsize == 8 &&
+                    static_cast<i64>(raw.size()) == pb.raw_cells(),
+                "raw must be a writeable C-contiguous int64 array with prod(sizes) elements");
+  n_threads = clarion::bind::threads_arg(n_threads);
+  RowError e;
+  {
+    py::gil_scoped_release release;
+    e = clarion::bias::slot_counts_team(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)),
+                                        n_threads);
+  }
+  return to_tuple(e);
+}
+
 py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
                                    const std::vector<i64>& sizes, const py::list& luts,
                                    const std::vector<i64>& map_strides, const py::array& weights,
@@ -284,7 +304,7 @@ class SlotStream {
   // weight), 3 (the state's tables were replaced: a vocabulary grew), 4 (the arrays do not fit
   // the plan), 5 (a value without a code). Nothing changes unless 0.
   py::object add(const py::list& arrays, const py::object& weights, int n_threads) {
-    StreamBatch b;
+    thread_local StreamBatch b;  // (scratch: keeps its capacity from batch to batch)
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return py::int_(st);
@@ -334,12 +354,42 @@ class SlotStream {
   // Notes the pattern of a batch the general path has just counted (same statuses as add; 0:
   // noted); a pattern noted in `sightings` batches or `sighting_rows` rows is accepted. Adds nothing.
   int allow(const py::list& arrays, const py::object& weights, int n_threads) {
-    StreamBatch b;
+    thread_local StreamBatch b;
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return st;
     if (!fresh()) return 3;
     sight(b.key, n);
+    return 0;
+  }
+
+  // Notes the pattern of a batch of n_rows rows the one-pass path has just counted, from its slot
+  // tables (one int64 array per facet, [facet][group?][label][prediction?] over this stream's
+  // slots: the one-pass path's tables when it read the batch through the stream's slot maps), with
+  // no second pass (statuses as note; 5: a slot that occurs has no code). Adds nothing.
+  int note_tables(const py::list& raws, i64 n_rows) {
+    const auto F = static_cast<size_t>(plan_.n_facets);
+    if (raws.size() != F || n_rows < 1) return 4;
+    std::vector<py::array> keep;
+    keep.reserve(F);
+    std::vector<const std::int64_t*> ptrs(F, nullptr);
+    for (size_t f = 0; f < F; ++f) {
+      if (!py::isinstance<py::array>(raws[f])) return 4;
+      keep.push_back(raws[f].cast<py::array>());
+      const Light v = light(keep.back());
+      i64 cells = plan_.cols[f].size;
+      if (plan_.has_group) cells *= plan_.cols[static_cast<size_t>(plan_.group_col())].size;
+      cells *= plan_.cols[static_cast<size_t>(plan_.label_col())].size;
+      if (plan_.has_pred) cells *= plan_.cols[static_cast<size_t>(plan_.pred_col())].size;
+      if (!v.ok_layout || v.kind != 'i' || v.itemsize != 8 || static_cast<i64>(keep.back().size()) != cells)
+        return 4;
+      ptrs[f] = static_cast<const std::int64_t*>(v.data);
+    }
+    thread_local StreamBatch b;
+    clarion::bias::slot_stream_pattern(plan_, ptrs.data(), b);
+    if (!b.known) return 5;
+    if (!fresh()) return 3;
+    sight(b.key, n_rows);
     return 0;
   }
 
@@ -465,6 +515,10 @@ void register_encode(py::module_& m) {
         py::arg("raw"), py::arg("n_threads"),
         "Fill `raw` ([S_0]...[S_k-1], int64) with the counts of each combination of slots "
         "(slot = code + offset) of the code columns; returns (error_code, row, column).");
+  m.def("slot_counts_team", &slot_counts_team, py::arg("codes"), py::arg("offsets"), py::arg("sizes"),
+        py::arg("raw"), py::arg("n_threads"),
+        "slot_counts_cpu counted by the calling thread with the persistent helper team of a stream's "
+        "passes (n_threads: 0 = every core, adaptive); the same table and error.");
   m.def("slot_weighted_counts_cpu", &slot_weighted_counts_cpu, py::arg("codes"), py::arg("offsets"),
         py::arg("sizes"), py::arg("luts"), py::arg("map_strides"), py::arg("weights"), py::arg("mapped"),
         py::arg("raw"), py::arg("n_threads"),
@@ -491,6 +545,8 @@ void register_encode(py::module_& m) {
            "(arrays do not fit), 5 (a value without a code).")
       .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
            "Note a pattern `add` returned (the general path counted its batch).")
+      .def("note_tables", &SlotStream::note_tables, py::arg("raws"), py::arg("n_rows"),
+           "Note the pattern of a batch the one-pass path counted, from its slot tables (no second pass).")
       .def("allow", &SlotStream::allow, py::arg("arrays"), py::arg("weights"), py::arg("n_threads"),
            "Note the pattern of a batch the general path counted (statuses as add; adds nothing); a pattern "
            "noted in `sightings` batches or `sighting_rows` rows is accepted.")

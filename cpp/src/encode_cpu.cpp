@@ -3,10 +3,19 @@
 // rows to their cells. Threading and merge order are parallel.hpp's (run_chunked_ranges), so the
 // weighted sums equal grouped_counts' on the same rows bit for bit.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
 
 #include "clarion/encode.hpp"
 #include "clarion/grouped_counts.hpp"
@@ -31,6 +40,10 @@ namespace {
 constexpr i64 kBlock = 512;
 // Largest raw table counted through split sub-tables (slot_counts_cpu): 4 x 16 KiB of int32.
 constexpr i64 kSplitCellsMax = 4096;
+// The team pass (slot_counts_team): batches of fewer rows count alone; larger tables keep the
+// per-pass threads of slot_counts_cpu (a table per participant to allocate and merge)
+constexpr i64 kTeamMinRows = 4096;
+constexpr i64 kTeamCellsMax = i64{1} << 16;
 
 // cell[r] += slot(row b0 + r) * stride (and mcell[r] += lut[slot] * mstride when lut != null);
 // returns the first block row with a code outside the column's slots, or -1. Cells fit int32
@@ -143,40 +156,337 @@ template void int_range_cpu<std::int16_t>(const std::int16_t*, i64, std::int16_t
 template void int_range_cpu<std::int32_t>(const std::int32_t*, i64, std::int32_t*, std::int32_t*);
 template void int_range_cpu<std::int64_t>(const std::int64_t*, i64, std::int64_t*, std::int64_t*);
 
+namespace {
+
+// Small tables: rows go round-robin to kWays private int32 sub-tables (the hot cells of a small
+// table otherwise serialise the increments on store-to-load forwarding), summed into the caller's
+// table by flush_split. Integer counts, so the result is the same whatever the order.
+constexpr int kWays = 4;
+
+// Counts rows [begin, end) into `table` (sub == null) or into the kWays sub-tables `sub` of
+// `cells` cells each (at most kMaxSplitRows rows between two flushes: each count fits int32).
+CLARION_INLINE RowError count_range(const SlotProblem& pb, i64 begin, i64 end, i64 cells, i64* table,
+                                    std::int32_t* sub) {
+  std::int32_t cell[kBlock];
+  for (i64 b0 = begin; b0 < end; b0 += kBlock) {
+    const i64 m = std::min(kBlock, end - b0);
+    const RowError err = block_cells(pb, b0, m, cell, nullptr, false);
+    if (err.what != 0) return err;
+    if (sub == nullptr) {
+      for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
+      continue;
+    }
+    i64 r = 0;
+    for (; r + kWays <= m; r += kWays) {
+      sub[cell[r]] += 1;
+      sub[cells + cell[r + 1]] += 1;
+      sub[2 * cells + cell[r + 2]] += 1;
+      sub[3 * cells + cell[r + 3]] += 1;
+    }
+    for (; r < m; ++r) sub[cell[r]] += 1;
+  }
+  return RowError{};
+}
+
+constexpr i64 kMaxSplitRows = i64{1} << 30;
+
+void flush_split(std::int32_t* sub, i64 cells, i64* table) {
+  for (i64 c = 0; c < cells; ++c) {
+    table[c] += static_cast<i64>(sub[c]) + sub[cells + c] + sub[2 * cells + c] + sub[3 * cells + c];
+    sub[c] = sub[cells + c] = sub[2 * cells + c] = sub[3 * cells + c] = 0;
+  }
+}
+
+// Forks of this process so far, as a forked child counts them (its team is not its parent's).
+std::atomic<long> g_forks{0};
+
+long fork_generation() {
+#if !defined(_WIN32)
+  static const int registered = pthread_atfork(nullptr, nullptr, +[] { g_forks.fetch_add(1); });
+  (void)registered;
+#endif
+  return g_forks.load(std::memory_order_relaxed);
+}
+
+// A persistent team of helper threads for the count passes of a stream's batches
+// (slot_counts_team). Starting a thread costs ~20-40 us, a quarter of a 100,000-row pass and more
+// than a 10,000-row one; the team's workers stay between passes instead. A pass is offered to the
+// workers and its caller counts too, chunk by chunk from a shared counter: a worker that comes
+// late finds fewer chunks left (or none), so a pass never waits for a busy core. A worker that
+// finished a pass watches for the next one for kSpin (yielding its core to any other runnable
+// thread while it does: the batches of a stream come every few microseconds), then sleeps on a
+// condition variable. One pass holds the team at a time; another thread's pass meanwhile counts
+// alone. Workers never touch Python; they are detached and the team is never freed (a forked
+// child, which has none of its parent's threads, builds its own).
+class Team {
+ public:
+  using Body = void (*)(void* ctx, int participant);
+
+  static Team& instance() {
+    static std::atomic<Team*> current{nullptr};
+    const long gen = fork_generation();
+    Team* t = current.load(std::memory_order_acquire);
+    while (t == nullptr || t->gen_ != gen) {
+      Team* fresh = new Team(gen);
+      if (current.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) return *fresh;
+      delete fresh;  // another thread installed one: t is it now
+    }
+    return *t;
+  }
+
+  // Whether the team rests (the last passes missed: the cores are busy); takes one pass off.
+  bool take_rest() {
+    int r = rest_.load(std::memory_order_relaxed);
+    while (r > 0)
+      if (rest_.compare_exchange_weak(r, r - 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+
+  // Runs body(ctx, 0) on the calling thread and body(ctx, 1..k) on up to `helpers` workers that
+  // take the offer before the caller is done; returns k (the participants 1..k that ran).
+  // *caller_parts: the parts of the pass's n_parts the caller did itself (read after the pass).
+  int run(int helpers, Body body, void* ctx, const i64* caller_parts, i64 n_parts) {
+    bool idle = false;
+    if (helpers <= 0 || !busy_.compare_exchange_strong(idle, true)) {
+      body(ctx, 0);
+      return 0;
+    }
+    grow(helpers);
+    const int offered = std::min(helpers, workers_.load());
+    if (offered <= 0) {
+      busy_.store(false);
+      body(ctx, 0);
+      return 0;
+    }
+    // the offer: a worker that sees seq_ odd takes part (running_ first, then seq_ again: the
+    // caller, which closes seq_ before it reads running_, then waits for it; seq_cst both ways)
+    body_ = body;
+    ctx_ = ctx;
+    helpers_ = offered;
+    joined_.store(0);
+    first_join_ns_.store(0);
+    const auto offered_at = std::chrono::steady_clock::now();
+    offered_at_ = offered_at;
+    const std::uint64_t open = seq_.load() + 1;
+    seq_.store(open);
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> g(mu_);
+      wake_.notify_all();
+    }
+    body(ctx, 0);
+    seq_.store(open + 1);  // closed: no worker joins from here on
+    std::chrono::steady_clock::time_point waited_from{};
+    if (running_.load() != 0) waited_from = std::chrono::steady_clock::now();
+    for (int spins = 0; running_.load() != 0; ++spins) pause(spins);
+    const int joined = std::min(joined_.load(), offered);
+    // A pass no worker helped, or one that a worker joined late (it had no core of its own) or
+    // whose caller then waited long for one (preempted by another process) is a miss; after
+    // kMisses in a row the passes count alone for the next kRest (the cores are busy: a helper
+    // would only take time from the caller), then try again.
+    // So is one whose helpers did under half their share of the parts (they ran, but slowly:
+    // their cores are shared with other work).
+    bool miss = joined == 0 || std::chrono::nanoseconds(first_join_ns_.load()) > kLate;
+    if (!miss && waited_from != std::chrono::steady_clock::time_point{})
+      miss = std::chrono::steady_clock::now() - waited_from > kLate;
+    if (!miss) miss = 2 * (n_parts - *caller_parts) * (joined + 1) < static_cast<i64>(joined) * n_parts;
+    misses_ = miss ? misses_ + 1 : 0;
+    if (misses_ >= kMisses) {
+      misses_ = 0;
+      rest_.store(kRest);
+    }
+    busy_.store(false);
+    return joined;
+  }
+
+ private:
+  explicit Team(long gen) : gen_(gen) {}
+
+  static void pause(int spins) {
+    if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+
+  void grow(int want) {  // under busy_
+    want = std::min(want, kMaxWorkers);
+    while (workers_.load() < want) {
+      try {
+        std::thread([this] { loop(); }).detach();
+      } catch (const std::system_error&) {
+        return;  // no more threads: the passes count with the workers there are
+      }
+      workers_.fetch_add(1);
+    }
+  }
+
+  void loop() {
+    std::uint64_t seen = seq_.load();
+    bool surplus = false;  // the last offer had no part left for this worker: sleep at once
+    for (;;) {
+      // wait for an offer newer than the last one seen: watch, then sleep
+      std::uint64_t s = seq_.load();
+      const auto start = std::chrono::steady_clock::now();
+      for (int spins = 0; s == seen || (s & 1) == 0; ++spins) {
+        if (surplus || ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)) {
+          surplus = false;
+          std::unique_lock<std::mutex> lk(mu_);
+          sleepers_.fetch_add(1);
+          wake_.wait(lk, [&] {
+            const std::uint64_t t = seq_.load();
+            return t != seen && (t & 1) != 0;
+          });
+          sleepers_.fetch_sub(1);
+        } else {
+          pause(spins);
+        }
+        s = seq_.load();
+        if (s != seen && (s & 1) == 0) seen = s;  // an offer came and went meanwhile
+      }
+      seen = s;
+      running_.fetch_add(1);
+      if (seq_.load() == s) {
+        const int id = joined_.fetch_add(1) + 1;
+        if (id == 1)
+          first_join_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - offered_at_)
+                                   .count());
+        if (id <= helpers_)
+          body_(ctx_, id);  // (never throws: the pass allocates before it offers)
+        else
+          surplus = true;
+      }
+      running_.fetch_sub(1);
+    }
+  }
+
+  static constexpr int kMaxWorkers = 63;
+  static constexpr std::chrono::microseconds kSpin{200};
+  static constexpr std::chrono::microseconds kLate{10};
+  static constexpr int kMisses = 4;
+  static constexpr int kRest = 64;
+  int misses_ = 0;                                      // (under busy_)
+  std::atomic<int> rest_{0};                            // passes left to count alone
+  std::chrono::steady_clock::time_point offered_at_{};  // the open offer's time (written before seq_)
+  std::atomic<std::int64_t> first_join_ns_{0};          // how long after it the first worker joined
+  const long gen_;
+  std::atomic<bool> busy_{false};  // a pass holds the team
+  std::atomic<int> workers_{0};
+  std::atomic<std::uint64_t> seq_{0};  // odd: an offer is open
+  std::atomic<int> running_{0};        // workers inside an offer
+  std::atomic<int> joined_{0};
+  std::atomic<int> sleepers_{0};
+  Body body_ = nullptr;  // the open offer (written before seq_ opens it)
+  void* ctx_ = nullptr;
+  int helpers_ = 0;
+  std::mutex mu_;
+  std::condition_variable wake_;
+};
+
+// A team pass: chunks of rows pulled from a shared counter, a table per participant.
+struct TeamPass {
+  static constexpr int kMaxParticipants = 64;
+  const SlotProblem* pb = nullptr;
+  i64 cells = 0;
+  bool split = false;
+  i64 chunk = 0, n_chunks = 0;
+  std::atomic<i64> next{0};
+  std::atomic<bool> failed{false};
+  std::int64_t* table[kMaxParticipants] = {};
+  std::int32_t* sub[kMaxParticipants] = {};
+  RowError err[kMaxParticipants];
+  i64 done[kMaxParticipants] = {};  // chunks each participant counted
+
+  static void body(void* ctx, int id) {
+    TeamPass& tp = *static_cast<TeamPass*>(ctx);
+    const SlotProblem& pb = *tp.pb;
+    std::int32_t* sub = tp.split ? tp.sub[id] : nullptr;
+    i64* table = tp.table[id];
+    i64 pending = 0;
+    while (!tp.failed.load(std::memory_order_relaxed)) {
+      const i64 c = tp.next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= tp.n_chunks) break;
+      const i64 begin = c * tp.chunk, end = std::min(pb.n_rows, begin + tp.chunk);
+      const RowError e = count_range(pb, begin, end, tp.cells, table, sub);
+      if (e.what != 0) {  // chunks are pulled in order: every earlier chunk is counted to its end
+        keep_first_error(tp.err[id], e);
+        tp.failed.store(true, std::memory_order_relaxed);
+        break;
+      }
+      pending += end - begin;
+      ++tp.done[id];
+      if (sub != nullptr && pending >= kMaxSplitRows) {
+        flush_split(sub, tp.cells, table);
+        pending = 0;
+      }
+    }
+    if (sub != nullptr) flush_split(sub, tp.cells, table);
+  }
+};
+
+}  // namespace
+
 RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
   const i64 cells = pb.raw_cells();
-  // Small tables: rows go round-robin to kWays private int32 sub-tables (the hot cells of a small
-  // table otherwise serialise the increments on store-to-load forwarding), summed into the chunk's
-  // table at the end. Integer counts, so the result is the same whatever the order.
-  constexpr int kWays = 4;
   const bool split = cells > 0 && cells <= kSplitCellsMax;
   return detail::run_chunked_ranges<i64>(
       pb.n_rows, cells, n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
-        std::int32_t cell[kBlock];
+        // a chunk holds at most kRowsPerChunk rows: each sub-table count fits int32
         std::vector<std::int32_t> sub(split ? static_cast<size_t>(kWays * cells) : 0, 0);
-        std::int32_t* s0 = sub.data();
-        for (i64 b0 = begin; b0 < end; b0 += kBlock) {
-          const i64 m = std::min(kBlock, end - b0);
-          const RowError err = block_cells(pb, b0, m, cell, nullptr, false);
-          if (err.what != 0) return err;
-          if (!split) {
-            for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
-            continue;
-          }
-          i64 r = 0;
-          for (; r + kWays <= m; r += kWays) {
-            s0[cell[r]] += 1;
-            s0[cells + cell[r + 1]] += 1;
-            s0[2 * cells + cell[r + 2]] += 1;
-            s0[3 * cells + cell[r + 3]] += 1;
-          }
-          for (; r < m; ++r) s0[cell[r]] += 1;
-        }
-        if (split)  // a chunk holds at most kRowsPerChunk rows: each sub-table count fits int32
-          for (i64 c = 0; c < cells; ++c)
-            table[c] += static_cast<i64>(s0[c]) + s0[cells + c] + s0[2 * cells + c] + s0[3 * cells + c];
-        return RowError{};
+        const RowError err = count_range(pb, begin, end, cells, table, split ? sub.data() : nullptr);
+        if (split && err.what == 0) flush_split(sub.data(), cells, table);
+        return err;
       });
+}
+
+RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
+  const i64 n = pb.n_rows, cells = pb.raw_cells();
+  // (0: every core; hardware_concurrency reads /sys on every call, ~8 us: asked once)
+  static const int all_cores = detail::resolve_threads(0);
+  const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
+  if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)  // (as the one-pass path)
+    return slot_counts_cpu(pb, raw, n > detail::kRowsPerChunk ? threads : 1);
+  Team& team = Team::instance();
+  if (n_threads <= 0 && team.take_rest()) return slot_counts_cpu(pb, raw, 1);  // (asked threads: offered)
+  std::fill(raw, raw + cells, std::int64_t{0});
+  TeamPass tp;
+  tp.pb = &pb;
+  tp.cells = cells;
+  tp.split = cells <= kSplitCellsMax;
+  // chunks of 2,048 to 16,384 rows, about eight per participant: a late worker still finds some,
+  // and the caller never waits for more than one chunk of a worker's
+  tp.chunk = std::clamp<i64>((n / (8 * threads) + kBlock - 1) / kBlock * kBlock, 4 * kBlock, 32 * kBlock);
+  tp.n_chunks = (n + tp.chunk - 1) / tp.chunk;
+  // at most one participant per 8,192 rows (two at least): a helper costs ~1-2 us (its flush, its
+  // merge) and then watches for the next offer, so a 10,000-row pass takes one, 100,000 rows 11
+  const i64 participants = std::min<i64>(threads, std::max<i64>(2, n / 8192));
+  const int helpers = static_cast<int>(std::min<i64>(participants - 1, tp.n_chunks - 1));
+  // every table before the offer (a worker never allocates): this thread's scratch, all zero
+  // between passes (a sub-table is zeroed by its flush, a helper's table by its merge below)
+  thread_local std::vector<std::int64_t> tables;
+  thread_local std::vector<std::int32_t> subs;
+  const auto n_tables = static_cast<size_t>(helpers * cells);
+  const auto n_subs = tp.split ? static_cast<size_t>((helpers + 1) * kWays * cells) : size_t{0};
+  if (tables.size() < n_tables) tables.resize(n_tables, 0);
+  if (subs.size() < n_subs) subs.resize(n_subs, 0);
+  for (int p = 0; p <= helpers; ++p) {
+    tp.table[p] = p == 0 ? raw : tables.data() + static_cast<size_t>((p - 1) * cells);
+    if (tp.split) tp.sub[p] = subs.data() + static_cast<size_t>(p * kWays * cells);
+  }
+  const int joined = team.run(helpers, &TeamPass::body, &tp, &tp.done[0], tp.n_chunks);
+  RowError err;
+  for (int p = 0; p <= joined; ++p) keep_first_error(err, tp.err[p]);
+  for (int p = 1; p <= joined; ++p) {
+    std::int64_t* t = tp.table[p];
+    for (i64 c = 0; c < cells; ++c) {
+      raw[c] += t[c];
+      t[c] = 0;
+    }
+  }
+  return err;  // (with an error, raw is not the table: the caller declines the batch)
 }
 
 RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,
@@ -226,138 +536,165 @@ RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, 
   return err;
 }
 
+namespace {
+
+// The columns of facet f's slot table, [f, group?, label, prediction?]; returns how many.
+int facet_columns(const StreamPlan& plan, int f, int* cols) {
+  int k = 0;
+  cols[k++] = f;
+  if (plan.has_group) cols[k++] = plan.group_col();
+  cols[k++] = plan.label_col();
+  if (plan.has_pred) cols[k++] = plan.pred_col();
+  return k;
+}
+
+// Clears the batch's pattern: one byte per slot of every column, facets first.
+void stream_key_init(const StreamPlan& plan, StreamBatch& out) {
+  const size_t ncols = plan.cols.size();
+  out.key_at.assign(ncols, 0);
+  size_t len = 0;
+  for (size_t j = 0; j < ncols; ++j) {
+    out.key_at[j] = len;
+    len += static_cast<size_t>(plan.cols[j].size);
+  }
+  out.key.assign(len, '\0');
+  out.known = true;
+}
+
+// One walk over facet f's slot table `raw` (four nested loops, absent columns as one-slot axes):
+// marks the slots that occur in the pattern (the facet's from its own table, the shared columns'
+// from facet 0's: every facet's table holds every row), notes a slot without a code
+// (out.known = false) and, when `cells`, appends each occupied cell's count-table cell
+// ((v * K + k) * 2 + y) * P + p and its count through the columns' slot -> code tables.
+void stream_walk(const StreamPlan& plan, int f, const std::int64_t* raw, StreamBatch& out,
+                 std::vector<i64>* cells) {
+  int cols[kMaxCodeColumns];
+  const int nc = facet_columns(plan, f, cols);
+  char sink_byte[kMaxCodeColumns] = {};
+  static const std::int32_t zero_code[1] = {0};
+  char* ckey[kMaxCodeColumns];
+  i64 ckey_mask[kMaxCodeColumns];  // a column whose presence this table does not give: one byte, reused
+  const std::int32_t* code[kMaxCodeColumns];
+  i64 mult[kMaxCodeColumns], dim[kMaxCodeColumns];
+  for (int k = 0; k < kMaxCodeColumns; ++k) {
+    if (k >= nc) {
+      ckey[k] = &sink_byte[k];
+      ckey_mask[k] = 0;
+      code[k] = zero_code;
+      mult[k] = 0;
+      dim[k] = 1;
+      continue;
+    }
+    const int j = cols[k];
+    const bool own = k == 0 || f == 0;
+    ckey[k] = own ? &out.key[out.key_at[static_cast<size_t>(j)]] : &sink_byte[k];
+    ckey_mask[k] = own ? -1 : 0;
+    code[k] = plan.cols[static_cast<size_t>(j)].code.data();
+    mult[k] =
+        k == 0 ? plan.K * 2 * plan.P
+               : (j == plan.label_col() ? plan.P : (plan.has_pred && j == plan.pred_col() ? 1 : 2 * plan.P));
+    dim[k] = plan.cols[static_cast<size_t>(j)].size;
+  }
+  bool uncoded = false;
+  const std::int64_t* r = raw;
+  for (i64 s0 = 0; s0 < dim[0]; ++s0) {
+    const std::int32_t c0 = code[0][s0];
+    for (i64 s1 = 0; s1 < dim[1]; ++s1) {
+      const std::int32_t c1 = code[1][s1];
+      for (i64 s2 = 0; s2 < dim[2]; ++s2) {
+        const std::int32_t c2 = code[2][s2];
+        const i64 base = c0 * mult[0] + c1 * mult[1] + c2 * mult[2];
+        const bool bad = (c0 | c1 | c2) < 0;
+        for (i64 s3 = 0; s3 < dim[3]; ++s3, ++r) {
+          const std::int64_t cnt = *r;
+          if (cnt == 0) continue;
+          ckey[0][s0 & ckey_mask[0]] = 1;
+          ckey[1][s1 & ckey_mask[1]] = 1;
+          ckey[2][s2 & ckey_mask[2]] = 1;
+          ckey[3][s3 & ckey_mask[3]] = 1;
+          const std::int32_t c3 = code[3][s3];
+          if (bad || c3 < 0) {
+            uncoded = true;
+            continue;
+          }
+          if (cells != nullptr) {
+            cells->push_back(base + c3 * mult[3]);
+            cells->push_back(cnt);
+          }
+        }
+      }
+    }
+  }
+  if (uncoded) out.known = false;
+}
+
+}  // namespace
+
+void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws, StreamBatch& out) {
+  stream_key_init(plan, out);
+  for (int f = 0; f < plan.n_facets; ++f) stream_walk(plan, f, raws[f], out, nullptr);
+}
+
 RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
                            int n_threads, StreamBatch& out) {
   const int F = plan.n_facets;
-  const int ncols = static_cast<int>(plan.cols.size());
-  out.known = true;
-  out.cells.assign(plan.weighted ? 0 : static_cast<size_t>(F), {});
-  out.wtable.assign(plan.weighted ? static_cast<size_t>(F) : 0, {});
-  // the pattern: one byte per slot of every column, facets first (each from its own table), then
-  // the shared columns from facet 0's table (every facet's table holds every row)
-  size_t key_len = 0;
-  for (const auto& c : plan.cols) key_len += static_cast<size_t>(c.size);
-  out.key.assign(key_len, '\0');
-  std::vector<size_t> key_at(static_cast<size_t>(ncols), 0);
-  for (int j = 1; j < ncols; ++j)
-    key_at[static_cast<size_t>(j)] =
-        key_at[static_cast<size_t>(j - 1)] + static_cast<size_t>(plan.cols[j - 1].size);
-  std::vector<int> shared;  // the columns after the facet: group?, label, prediction?
-  if (plan.has_group) shared.push_back(plan.group_col());
-  shared.push_back(plan.label_col());
-  if (plan.has_pred) shared.push_back(plan.pred_col());
-
-  std::vector<std::int64_t> raw;
-  std::vector<double> mapped;
+  stream_key_init(plan, out);
+  out.cells.resize(plan.weighted ? 0 : static_cast<size_t>(F));
+  for (auto& c : out.cells) c.clear();
+  out.wtable.resize(plan.weighted ? static_cast<size_t>(F) : 0);
   for (int f = 0; f < F; ++f) {
     SlotProblem pb;
     pb.n_rows = n;
-    std::vector<int> cols{f};
-    cols.insert(cols.end(), shared.begin(), shared.end());
-    pb.n_cols = static_cast<int>(cols.size());
+    int cols[kMaxCodeColumns];
+    pb.n_cols = facet_columns(plan, f, cols);
     i64 stride = 1;
     for (int k = pb.n_cols - 1; k >= 0; --k) {
-      const StreamColumn& c = plan.cols[static_cast<size_t>(cols[static_cast<size_t>(k)])];
-      pb.codes[k] = codes[cols[static_cast<size_t>(k)]];
+      const StreamColumn& c = plan.cols[static_cast<size_t>(cols[k])];
+      pb.codes[k] = codes[cols[k]];
       pb.itemsize[k] = c.itemsize;
       pb.offset[k] = c.offset;
       pb.size[k] = c.size;
       pb.raw_stride[k] = stride;
       stride *= c.size;
     }
-    raw.resize(static_cast<size_t>(stride));
+    out.raw.resize(static_cast<size_t>(stride));
     RowError err;
     if (!plan.weighted) {
-      err = slot_counts_cpu(pb, raw.data(), n_threads);
+      err = slot_counts_team(pb, out.raw.data(), n_threads);
     } else {
       // the weighted table's axes: facet (its slots, or 0/1 for selected values), group slots,
-      // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it
+      // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it; its
+      // threads are slot_counts_cpu's (the sums' order is fixed by the row count alone)
       const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
       const i64 P = plan.P;
       const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1,
                                              1};
       for (int k = 0; k < pb.n_cols; ++k) {
-        pb.lut[k] = plan.cols[static_cast<size_t>(cols[static_cast<size_t>(k)])].wmap.data();
+        pb.lut[k] = plan.cols[static_cast<size_t>(cols[k])].wmap.data();
         pb.map_stride[k] = mstrides[k];
       }
-      mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
-      err = slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], mapped.data(),
-                                     raw.data(), n_threads);
+      out.mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
+      err =
+          slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], out.mapped.data(),
+                                   out.raw.data(), n <= detail::kRowsPerChunk ? 1 : n_threads);
     }
     if (err.what != 0) return err;
-    // One walk over the raw table (four nested loops, absent columns as one-slot axes): the
-    // present slots of each column (the facet's from every facet's table, the shared columns'
-    // from facet 0's) and, unweighted, each occupied cell's count-table cell
-    // ((v * K + k) * 2 + y) * P + p through the columns' slot -> code tables.
-    const int nc = pb.n_cols;
-    // presence marks of the columns whose presence this table does not give (never read)
-    std::vector<char> sink(static_cast<size_t>(*std::max_element(pb.size, pb.size + nc)), 0);
-    static const std::int32_t zero_code[1] = {0};
-    char* ckey[kMaxCodeColumns];
-    const std::int32_t* code[kMaxCodeColumns];
-    i64 mult[kMaxCodeColumns], dim[kMaxCodeColumns];
-    for (int k = 0; k < kMaxCodeColumns; ++k) {
-      if (k >= nc) {
-        ckey[k] = sink.data();
-        code[k] = zero_code;
-        mult[k] = 0;
-        dim[k] = 1;
-        continue;
-      }
-      const int j = cols[static_cast<size_t>(k)];
-      ckey[k] = (k == 0 || f == 0) ? &out.key[key_at[static_cast<size_t>(j)]] : sink.data();
-      code[k] = plan.cols[static_cast<size_t>(j)].code.data();
-      mult[k] = k == 0 ? plan.K * 2 * plan.P
-                       : (j == plan.label_col() ? plan.P
-                                                : (j == plan.pred_col() && plan.has_pred ? 1 : 2 * plan.P));
-      dim[k] = pb.size[k];
-    }
     std::vector<i64>* cells = plan.weighted ? nullptr : &out.cells[static_cast<size_t>(f)];
-    if (cells != nullptr) cells->reserve(static_cast<size_t>(2 * std::min<i64>(stride, n)));
-    bool uncoded = false;
-    const std::int64_t* r = raw.data();
-    for (i64 s0 = 0; s0 < dim[0]; ++s0) {
-      const std::int32_t c0 = code[0][s0];
-      for (i64 s1 = 0; s1 < dim[1]; ++s1) {
-        const std::int32_t c1 = code[1][s1];
-        for (i64 s2 = 0; s2 < dim[2]; ++s2) {
-          const std::int32_t c2 = code[2][s2];
-          const i64 base = c0 * mult[0] + c1 * mult[1] + c2 * mult[2];
-          const bool bad = (c0 | c1 | c2) < 0;
-          for (i64 s3 = 0; s3 < dim[3]; ++s3, ++r) {
-            const std::int64_t cnt = *r;
-            if (cnt == 0) continue;
-            ckey[0][s0] = 1;
-            ckey[1][s1] = 1;
-            ckey[2][s2] = 1;
-            ckey[3][s3] = 1;
-            const std::int32_t c3 = code[3][s3];
-            if (bad || c3 < 0) {
-              uncoded = true;
-              continue;
-            }
-            if (cells != nullptr) {
-              cells->push_back(base + c3 * mult[3]);
-              cells->push_back(cnt);
-            }
-          }
-        }
-      }
-    }
-    if (uncoded) out.known = false;
+    stream_walk(plan, f, out.raw.data(), out, cells);
     if (!out.known) return RowError{};
-    const i64 K = plan.K, P = plan.P;
-    const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];
     if (!plan.weighted) continue;
     // the weighted sums, one-to-one onto the codes (the occurring facet slots of a vocabulary
     // facet, both codes of a selected facet; the occurring group slots)
+    const i64 K = plan.K, P = plan.P;
+    const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];
     auto& tab = out.wtable[static_cast<size_t>(f)];
     tab.assign(static_cast<size_t>(plan.table_cells(f)), 0.0);
     const bool fslots = plan.facet_slots[static_cast<size_t>(f)];
     const i64 Fm = fslots ? fc.size : 2;
     const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
-    const char* fk = &out.key[key_at[static_cast<size_t>(f)]];
-    const char* gk = plan.has_group ? &out.key[key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
+    const char* fk = &out.key[out.key_at[static_cast<size_t>(f)]];
+    const char* gk = plan.has_group ? &out.key[out.key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
+    const std::vector<double>& mapped = out.mapped;
     for (i64 fs = 0; fs < Fm; ++fs) {
       if (fslots && fk[fs] == 0) continue;
       const i64 v = fslots ? fc.code[static_cast<size_t>(fs)] : fs;

@@ -539,6 +539,7 @@ def slot_counts_prepared(
     mapped_cells: int = 0,
     backend: str = "auto",
     n_threads: int | None = None,
+    team: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Counts of each combination of slots of up to four code columns, in one pass (issue 21).
 
@@ -547,6 +548,9 @@ def slot_counts_prepared(
     only and ``mapped`` (``mapped_cells`` float64) holds each row's weight added at cell
     ``sum(luts[j][slot_j] * map_strides[j])``, in :func:`grouped_counts`' summation order (so
     the sums equal ``grouped_counts`` on the mapped codes bit for bit).
+
+    ``team``: an unweighted pass counts on the persistent helper team of an accumulator's stream
+    (``_core.slot_counts_team``: no thread started per call; the same table).
 
     Returns None when this call is not for the compiled CPU kernel (another backend was chosen,
     or the extension is absent) or a row holds a code outside its slots or a bad weight: the
@@ -559,12 +563,16 @@ def slot_counts_prepared(
     if not hasattr(core, "slot_counts_cpu"):
         return None
     n = codes[0].shape[0]
-    threads = 1 if n <= _ROWS_PER_CHUNK else _n_threads(n_threads)
+    team = team and weights is None and hasattr(core, "slot_counts_team")
+    threads = _n_threads(n_threads) if team or n > _ROWS_PER_CHUNK else 1
     codes = [c if c.flags.c_contiguous and c.flags.aligned and c.dtype.isnative else _native(c) for c in codes]
     offsets = [int(o) for o in offsets]
     sizes = [int(s) for s in sizes]
     raw = np.empty(sizes, dtype=np.int64)
-    if weights is None:
+    if team:
+        err = core.slot_counts_team(codes, offsets, sizes, raw, threads)
+        mapped = None
+    elif weights is None:
         err = core.slot_counts_cpu(codes, offsets, sizes, raw, threads)
         mapped = None
     else:

@@ -587,3 +587,238 @@ def image_mask(image: np.ndarray, baseline: np.ndarray, segment: np.ndarray, Z: 
     to none: segment -1), else ``baseline[p, c]``. image, baseline: (P, C); segment: (P,); Z: (S, M)."""
     keep = (segment[None, :] < 0) | (Z[s0:s1][:, np.maximum(segment, 0)] != 0)  # (s1 - s0, P)
     return np.where(keep[:, :, None], image[None, :, :], baseline[None, :, :])
+
+
+__all__ += ["SlotStream"]
+
+
+class SlotStream:
+    """Twin of ``_core.SlotStream`` (``cpp/include/clarion/slot_stream.hpp``, issue 21): the
+    compiled steady state of a bias ``Accumulator``'s stream, the whole step of one batch in numpy.
+
+    Same constructor arguments and methods. The stream's columns are ``[facet_0 .. facet_{F-1},
+    group?, label, prediction?]``; column j's row i sits in slot ``s = arrays[j][i] + offsets[j]``
+    (``0 <= s < sizes[j]``) and ``codes[j][s]`` is its index on the count table's axis (the
+    vocabulary code of a facet or group value, 0/1 for a selected facet value or a positive label,
+    -1 for a value without a code). A batch's *pattern* is, per column in that order, one byte per
+    slot: 1 when some row holds it. :meth:`add`:
+
+    1. one array per column (else ``ValueError``), each fitting the plan (1-D, C-contiguous,
+       native, the column's itemsize, bool for a boolean column, one length ``n >= 1``; float64
+       weights of that length when weighted): else 4;
+    2. per facet in order, over the facet's column and the shared ones: a slot outside its column
+       (or, weighted, a weight that is not finite and >= 0) is 2; an occurring slot without a code
+       is 5 (the facets after it are not looked at);
+    3. a pattern not accepted yet (noted in ``sightings`` batches or ``sighting_rows`` rows) is
+       handed back (bytes);
+    4. under ``lock``: when the state still holds the stream's tables (``counts[f][kind] is
+       tables[f]``) and its vocabularies their sizes, each row is added to its facet's table at
+       ``((v * K + k) * 2 + y) * P + p`` (its weight, or 1) and ``state.n_rows`` grows by n: 0;
+       else 3 and nothing changes.
+
+    Weighted sums are numpy's ``bincount`` in row order; the compiled stream adds them in
+    ``grouped_counts``' chunked order (equal to rounding; bit for bit within one chunk).
+    """
+
+    _MAX_PATTERNS = 4096
+    _MAX_PATTERN_BYTES = 4 << 20
+
+    def __init__(
+        self,
+        n_facets,
+        has_group,
+        has_pred,
+        weighted,
+        K,
+        V,
+        itemsizes,
+        booleans,
+        offsets,
+        sizes,
+        codes,
+        wmaps,
+        facet_slots,
+        lock,
+        state,
+        counts,
+        kind,
+        tables,
+        vocabs,
+        vocab_sizes,
+        sightings,
+        sighting_rows,
+    ):
+        self.F, self.has_group, self.has_pred, self.weighted = int(n_facets), bool(has_group), bool(has_pred), weighted
+        self.K, self.P, self.V = int(K), 2 if has_pred else 1, [int(v) for v in V]
+        self.itemsizes, self.booleans = list(itemsizes), list(booleans)
+        self.offsets, self.sizes = [int(o) for o in offsets], [int(s) for s in sizes]
+        self.codes = [np.asarray(c, dtype=np.int64) for c in codes]
+        self.lock, self.state, self.counts, self.kind = lock, state, list(counts), kind
+        self.tables, self.vocabs, self.vocab_sizes = list(tables), list(vocabs), list(vocab_sizes)
+        self.sightings, self.sighting_rows = int(sightings), int(sighting_rows)
+        self.patterns: dict = {}  # key -> [batches, rows] the one-pass path counted
+
+    # -- the plan ----------------------------------------------------------------------------------
+
+    def _shared(self) -> list:
+        """Columns after the facets: group?, label, prediction?"""
+        return list(range(self.F, len(self.sizes)))
+
+    def _mult(self, j: int) -> int:
+        """The count-table stride of column j's code."""
+        if j < self.F:
+            return self.K * 2 * self.P
+        if self.has_group and j == self.F:
+            return 2 * self.P
+        label = self.F + (1 if self.has_group else 0)
+        return self.P if j == label else 1
+
+    def _key_size(self) -> int:
+        return sum(self.sizes)
+
+    def fresh(self) -> bool:
+        if any(c.get(self.kind) is not t for c, t in zip(self.counts, self.tables)):
+            return False
+        return all(len(v) == s for v, s in zip(self.vocabs, self.vocab_sizes))
+
+    @property
+    def n_patterns(self) -> int:
+        return sum(1 for s in self.patterns.values() if self._accepted(s))
+
+    def _accepted(self, seen: list) -> bool:
+        return seen[0] >= self.sightings or seen[1] >= self.sighting_rows
+
+    def _sight(self, key: bytes, rows: int) -> None:
+        most = max(16, min(self._MAX_PATTERNS, self._MAX_PATTERN_BYTES // max(len(key), 1)))
+        if len(self.patterns) >= most and key not in self.patterns:
+            self.patterns.clear()
+        s = self.patterns.setdefault(key, [0, 0])
+        s[0] = min(s[0] + 1, self.sightings)
+        s[1] = min(s[1] + rows, self.sighting_rows)
+
+    # -- one batch ---------------------------------------------------------------------------------
+
+    def _fits(self, arrays, weights):
+        """(slots per column, weights, n) or None (status 4)."""
+        if len(arrays) != len(self.sizes):
+            raise ValueError("arrays must list one array per column of the stream")
+        n = None
+        for a, size, b in zip(arrays, self.itemsizes, self.booleans):
+            if not isinstance(a, np.ndarray) or a.ndim != 1 or not a.flags.c_contiguous or not a.flags.aligned:
+                return None
+            if not a.dtype.isnative or a.dtype.itemsize != size or a.dtype.kind != ("b" if b else "i"):
+                return None
+            if n is None:
+                n = a.shape[0]
+            if a.shape[0] != n:
+                return None
+        w = None
+        if self.weighted:
+            ok = isinstance(weights, np.ndarray) and weights.ndim == 1 and weights.dtype == np.float64
+            if not ok or not weights.flags.c_contiguous or not weights.dtype.isnative or weights.shape[0] != n:
+                return None
+            w = weights
+        if not n:
+            return None
+        slots = [
+            a.view(np.int8).astype(np.int64) + o if b else a.astype(np.int64) + o
+            for a, o, b in zip(arrays, self.offsets, self.booleans)
+        ]
+        return slots, w, n
+
+    def _count(self, arrays, weights):
+        """(status, key, per-facet count-table contributions, n): the batch counted, nothing shared touched."""
+        got = self._fits(arrays, weights)
+        if got is None:
+            return 4, None, None, 0
+        slots, w, n = got
+        shared = self._shared()
+        present = [np.bincount(np.clip(s, 0, size - 1), minlength=size) > 0 for s, size in zip(slots, self.sizes)]
+        adds = []
+        for f in range(self.F):
+            cols = [f] + shared
+            for j in cols:
+                if ((slots[j] < 0) | (slots[j] >= self.sizes[j])).any():
+                    return 2, None, None, n
+            if w is not None and not (np.isfinite(w) & (w >= 0)).all():
+                return 2, None, None, n
+            # every occurring slot of the table's columns has a code
+            if any((self.codes[j][present[j]] < 0).any() for j in cols):
+                return 5, None, None, n
+            cell = np.zeros(n, dtype=np.int64)
+            for j in cols:
+                cell += self.codes[j][slots[j]] * self._mult(j)
+            cells = self.tables[f].size
+            adds.append(
+                np.bincount(cell, weights=w, minlength=cells)
+                if w is not None
+                else np.bincount(cell, minlength=cells).astype(np.int64)
+            )
+        key = b"".join(p.astype(np.uint8).tobytes() for p in present)
+        return 0, key, adds, n
+
+    def add(self, arrays, weights, n_threads):
+        """0 (added), the pattern (bytes: not accepted yet), 2, 3, 4 or 5 (declined: nothing changed)."""
+        status, key, adds, n = self._count(arrays, weights)
+        if status:
+            return status
+        seen = self.patterns.get(key)
+        if seen is None or not self._accepted(seen):
+            return key
+        with self.lock:
+            if not self.fresh():
+                return 3
+            for t, a in zip(self.tables, adds):
+                flat = t.reshape(-1)  # (a view: the tables are C-contiguous)
+                flat += a.astype(flat.dtype)
+            self.state.n_rows += n
+        return 0
+
+    def note(self, key, n_rows):
+        if len(key) != self._key_size():
+            return 4
+        if not self.fresh():
+            return 3
+        self._sight(bytes(key), int(n_rows))
+        return 0
+
+    def allow(self, arrays, weights, n_threads):
+        status, key, _, n = self._count(arrays, weights)
+        if status:
+            return status
+        if not self.fresh():
+            return 3
+        self._sight(key, n)
+        return 0
+
+    def note_tables(self, raws, n_rows):
+        """The pattern from the one-pass path's slot tables (raws[f]: [facet][group?][label][prediction?])."""
+        if not isinstance(raws, list) or len(raws) != self.F or n_rows < 1:
+            return 4
+        shared = self._shared()
+        present = [None] * len(self.sizes)
+        for f, raw in enumerate(raws):
+            shape = [self.sizes[j] for j in [f] + shared]
+            ok = isinstance(raw, np.ndarray) and raw.dtype == np.int64 and raw.flags.c_contiguous
+            if not ok or not raw.dtype.isnative or raw.size != math.prod(shape):
+                return 4
+            occ = raw.reshape(shape) != 0
+            for ax, j in enumerate([f] + shared):
+                slot_has_row = occ.any(axis=tuple(a for a in range(len(shape)) if a != ax))
+                if j == f or f == 0:  # the facet's slots from its own table, the shared ones from facet 0's
+                    present[j] = slot_has_row
+                if (self.codes[j][slot_has_row] < 0).any():  # an occurring slot without a code
+                    return 5
+        if not self.fresh():
+            return 3
+        self._sight(b"".join(p.astype(np.uint8).tobytes() for p in present), int(n_rows))
+        return 0
+
+    def copy_patterns(self, other):
+        if other is self:
+            return
+        for k, (b, r) in other.patterns.items():
+            if len(k) != self._key_size():
+                continue
+            mine = self.patterns.setdefault(k, [0, 0])
+            mine[0], mine[1] = max(mine[0], b), max(mine[1], r)

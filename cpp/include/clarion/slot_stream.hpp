@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "clarion/common.hpp"
+#include "clarion/encode.hpp"
 
 namespace clarion::bias {
 
@@ -56,18 +57,39 @@ struct StreamPlan {
   i64 table_cells(int f) const { return V[static_cast<size_t>(f)] * K * 2 * P; }
 };
 
-// One batch of a stream, counted (nothing shared touched).
+// One batch of a stream, counted (nothing shared touched). Reused from batch to batch: the
+// vectors keep their capacity.
 struct StreamBatch {
   std::string key;    // the pattern: per column [F facets, group?, label, prediction?], one byte per slot
   bool known = true;  // every occurring slot has a code
   std::vector<std::vector<i64>> cells;      // unweighted, per facet: (cell, count) pairs, flattened
   std::vector<std::vector<double>> wtable;  // weighted, per facet: the batch's table [V][K][2][P]
+  // scratch: the slot table being walked, the weighted driver's sums, where each column's bytes
+  // start in the key
+  std::vector<std::int64_t> raw;
+  std::vector<double> mapped;
+  std::vector<size_t> key_at;
 };
 
 // Counts one batch: codes[j] are the columns' arrays (n rows each), weights null or [n] float64.
 // A non-zero RowError names a row whose code falls outside its column's slots or whose weight is
-// bad (the caller then takes the general path, which reports it).
+// bad (the caller then takes the general path, which reports it). Unweighted, the count pass runs
+// on slot_counts_team; weighted, on slot_counts_cpu's threads above 65,536 rows.
 RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
                            int n_threads, StreamBatch& out);
+
+// The pattern (out.key, out.known) of a batch the one-pass path has counted, from its slot tables:
+// raws[f] is facet f's [facet][group?][label][prediction?] table over the plan's slots (no pass).
+void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws, StreamBatch& out);
+
+// slot_counts_cpu for the batches of a stream: the same table, counted by the calling thread with
+// a persistent team of up to n_threads - 1 helper threads (0: every core; one participant per
+// 8,192 rows of the batch, two at least) that wait between passes
+// instead of being started per pass; a helper that is late (or busy with another thread's pass)
+// leaves its share to the caller. With n_threads = 0 the team backs off while its helpers keep
+// missing (the cores are busy): the next passes count alone, then it tries again. Batches under
+// 4,096 rows, and tables over 65,536 cells, count as the one-pass path does (slot_counts_cpu on
+// one thread up to 65,536 rows, on n_threads above).
+RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads);
 
 }  // namespace clarion::bias

@@ -1067,7 +1067,14 @@ class State:
     # -- the one-pass path (issue 21) --------------------------------------------------------------
 
     def fast_count(
-        self, table: Table, compat: str, *, backend: str = "auto", n_threads: int | None = None
+        self,
+        table: Table,
+        compat: str,
+        *,
+        backend: str = "auto",
+        n_threads: int | None = None,
+        keep: dict | None = None,
+        team: bool = False,
     ) -> dict | None:
         """:meth:`encode` + :meth:`count` of one batch in one pass over its columns per facet.
 
@@ -1083,6 +1090,12 @@ class State:
         values, another backend, or anything the general path reports as an error (it then raises
         it, with its message). The state changes only when the counts are returned (a threshold's
         column maximum excepted: recording it twice changes nothing).
+
+        ``keep``: a dict that receives, with the counts, the batch's ``"plan"`` (its slot codes
+        and lookup tables) and ``"raws"`` (per facet, the slot table the count pass filled): an
+        accumulator's compiled stream is built from them and notes the batch's pattern without a
+        second pass. ``team``: the count pass runs on the stream's persistent helper team
+        (``clarion._counts.slot_counts_prepared``'s ``team``).
         """
         spec = self.spec
         if table.n == 0 or len(spec.models) > 1 or compat not in ("clarion", "smclarify"):
@@ -1090,20 +1103,27 @@ class State:
         hints = self.__dict__.setdefault("_range_hints", _RangeHints())
         if hints.misses < _HINT_MISSES_MAX:
             guess = _RangeHints(hints.known)
-            out = self._fast_count(table, compat, backend, n_threads, guess)
+            out = self._fast_count(table, compat, backend, n_threads, guess, keep, team)
             if out is not None or not guess.used:
                 return out
             hints.misses += 1  # a row outside a guessed range (or a refusal): once more, measured
-        return self._fast_count(table, compat, backend, n_threads, hints)
+        return self._fast_count(table, compat, backend, n_threads, hints, keep, team)
 
     def _fast_count(
-        self, table: Table, compat: str, backend: str, n_threads: int | None, hints: _RangeHints
+        self,
+        table: Table,
+        compat: str,
+        backend: str,
+        n_threads: int | None,
+        hints: _RangeHints,
+        keep: dict | None = None,
+        team: bool = False,
     ) -> dict | None:
         try:
             plan = self._slot_plan(table, compat, hints)
             if plan is None:
                 return None
-            return self._slot_run(plan, table.n, compat, backend, n_threads)
+            return self._slot_run(plan, table.n, compat, backend, n_threads, keep, team)
         except _SlowPath:
             return None
         except (TypeError, ValueError):  # the general path raises it again, with its message
@@ -1284,7 +1304,16 @@ class State:
             memo[mkey] = batch_values
         return batch_values
 
-    def _slot_run(self, plan: dict, n: int, compat: str, backend: str, n_threads: int | None) -> dict | None:
+    def _slot_run(
+        self,
+        plan: dict,
+        n: int,
+        compat: str,
+        backend: str,
+        n_threads: int | None,
+        keep: dict | None = None,
+        team: bool = False,
+    ) -> dict | None:
         yp, gp, pp, w = plan["y"], plan["g"], plan["p"], plan["w"]
         K_old = len(self.group_vocab) if self.group_vocab is not None else 1
         P = 2 if pp is not None else 1
@@ -1303,7 +1332,7 @@ class State:
             codes = [p["sc"].codes for p in parts]
             offsets = [p["sc"].offset for p in parts]
             if w is None:
-                res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads)
+                res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads, team=team)
             else:
                 Fm = 2 if fp["kind"] in ("binary", "selected", "selected_numeric") else sizes[0]
                 Km = gp["sc"].size if gp is not None else 1
@@ -1335,6 +1364,8 @@ class State:
             if memo_key is not None:
                 hit = self.__dict__.setdefault("_pattern_memo", {}).get(memo_key)
                 if hit is not None:  # (stored patterns have no integer row in slot 0: see below)
+                    if keep is not None:
+                        keep.update(plan=plan, raws=raws)
                     return self._from_pattern(hit, raws)
         if plan.get("hinted"):  # a guessed range: the value just below it lands in slot 0
             for f, fp in plan["facets"].items():
@@ -1441,6 +1472,8 @@ class State:
                 )
         if memo_key is not None:
             self._store_pattern(plan, raws, memo_parts, result)
+        if keep is not None:
+            keep.update(plan=plan, raws=raws)
         return result
 
     def _pattern_key(self, plan: dict, raws: dict) -> tuple | None:
