@@ -39,6 +39,7 @@ import json
 import math
 import os
 import re
+import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -174,6 +175,10 @@ class Reader:
     _names: list[str] | None = None
     _vocabs: dict[str, Any] = field(default_factory=dict)  # coded column -> _Vocabulary
     _plain_dtypes: dict[str, Any] = field(default_factory=dict)  # coded column -> dtype without codes
+    #: CSV and Parquet: read and type the next chunk on a thread while the caller uses this one
+    #: (see :meth:`_prefetched`); the chunks, skips and errors are the same either way.
+    prefetch: bool = True
+    _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
 
     def __iter__(self) -> Iterator[Chunk]:
         self.skipped = 0
@@ -188,6 +193,13 @@ class Reader:
         self._numeric = self._types
         self.skipped = 0
         self.skipped_examples = []
+        chunks = self._chunks(it)
+        if self.prefetch and kind in ("text/csv", "application/x-parquet"):
+            chunks = self._prefetched(chunks)
+        yield from chunks
+
+    def _chunks(self, it) -> Iterator[Chunk]:
+        """The chunks of the raw frames ``it``: typed, checked and coded."""
         start = 0
         for frame, lines in it:
             frame, lines = self._typed(frame, lines)
@@ -196,6 +208,60 @@ class Reader:
             coded = self._global_codes(frame) if self._vocabs else {}
             yield Chunk(frame.reset_index(drop=True), start, lines, coded)
             start += len(frame)
+
+    def _prefetched(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        """``chunks`` read one ahead on a thread: chunk ``k + 1`` is read, parsed (pyarrow releases
+        the GIL), typed and coded while the caller uses chunk ``k``; at most these two are held. The
+        thread asks for a chunk only when the caller has taken the one before. The skips met
+        while reading a chunk are counted when the caller takes it, and an error is raised when
+        the caller asks for the chunk it stopped, so ``skipped``, ``skipped_examples`` and every
+        exception come as without the thread, in file order. The thread stops (and the file is
+        closed) when the chunks end, on an error, or when the caller stops iterating."""
+        import queue
+        import threading
+
+        asks: queue.SimpleQueue = queue.SimpleQueue()  # True: read the next chunk; False: stop
+        got: queue.SimpleQueue = queue.SimpleQueue()  # (chunk, exception or None, skips, done)
+        held: list[str] = []
+
+        def work() -> None:
+            nonlocal held
+            self._held = (threading.get_ident(), held)  # (what _bad defers to the caller's turn)
+            try:
+                while asks.get():
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        got.put((None, None, held, True))
+                        return
+                    except BaseException as exc:  # given to the caller in its turn
+                        got.put((None, exc, held, True))
+                        return
+                    got.put((chunk, None, held, False))
+                    held = []
+                    self._held = (threading.get_ident(), held)
+            finally:
+                chunks.close()  # (closes the file; a no-op once the chunks ended)
+
+        thread = threading.Thread(target=work, name="clarion-reader-prefetch", daemon=True)
+        thread.start()
+        asks.put(True)
+        try:
+            while True:
+                chunk, exc, skips, done = got.get()
+                for text in skips:
+                    self._skip(text)
+                if exc is not None:
+                    raise exc
+                if done:
+                    return
+                asks.put(True)  # the next chunk, read while the caller uses this one
+                yield chunk
+                chunk = None
+        finally:
+            asks.put(False)
+            thread.join()
+            self._held = None
 
     def columns(self) -> list[str]:
         """The column names, from the rows that fix the column types (the first
@@ -418,6 +484,13 @@ class Reader:
         text = f"{self.path}: {where}: {message}"
         if not self.skip_bad_rows:
             raise DataError(text)
+        held = self._held
+        if held is not None and held[0] == threading.get_ident():  # the prefetch thread's
+            held[1].append(text)
+            return
+        self._skip(text)
+
+    def _skip(self, text: str) -> None:
         self.skipped += 1
         if len(self.skipped_examples) < 5:
             self.skipped_examples.append(text)
@@ -1142,6 +1215,7 @@ class _Lines:
         self.eof = False
         self.n = 0
         self.line_bytes = 64.0  # mean bytes per line, from the blocks taken
+        self.measured = False  # whether line_bytes was measured
 
     def __iter__(self):
         return self
@@ -1179,6 +1253,15 @@ class _Lines:
         data = b"".join(self.buf) + self.tail
         self.buf.clear()
         self.tail = b""
+        if not self.measured and not self.eof:  # the first block: the line length from 64 KiB
+            more = self.fh.read(1 << 16)
+            if more:
+                data += more
+            else:
+                self.eof = True
+            if data.count(b"\n"):
+                self.line_bytes = len(data) / data.count(b"\n")
+        self.measured = True
         # read about what ``need`` lines take, at the mean line length seen so far
         size = max(1 << 16, int(need * self.line_bytes * 1.02) + 4096 - len(data))
         while True:
