@@ -587,3 +587,24 @@ def image_mask(image: np.ndarray, baseline: np.ndarray, segment: np.ndarray, Z: 
     to none: segment -1), else ``baseline[p, c]``. image, baseline: (P, C); segment: (P,); Z: (S, M)."""
     keep = (segment[None, :] < 0) | (Z[s0:s1][:, np.maximum(segment, 0)] != 0)  # (s1 - s0, P)
     return np.where(keep[:, :, None], image[None, :, :], baseline[None, :, :])
+
+
+__all__ += ["text_codes"]
+
+
+def text_codes(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of ``text_codes_cpu`` (``cpp/include/clarion/text_codes.hpp``, the reader's coding of
+    a text column): row i's value is ``bytes(data[offsets[i]:offsets[i + 1]])``; returns the codes
+    (int32) of the rows' values in first-seen order and the first row (int64) of each code."""
+    seen: dict[bytes, int] = {}
+    first: list[int] = []
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    off = np.asarray(offsets, dtype=np.int64)
+    codes = np.empty(len(off) - 1, dtype=np.int32)
+    for i in range(len(off) - 1):
+        v = raw[off[i] : off[i + 1]]
+        if v not in seen:
+            seen[v] = len(first)
+            first.append(i)
+        codes[i] = seen[v]
+    return codes, np.asarray(first, dtype=np.int64)

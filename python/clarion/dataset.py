@@ -415,7 +415,7 @@ class Reader:
         self._numeric = None  # no column is coded while the types are sampled
         frames, n = [], 0
         chunk_rows = self.chunk_rows
-        if kind == "text/csv":  # CSV rows are text until typed: read no more than the sample
+        if kind in ("text/csv", "application/x-parquet"):  # read no more than the sample
             self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
         try:
             for frame, _ in self._raw(kind):
@@ -706,8 +706,7 @@ class Reader:
             return None
         out = self._csv_typed(data, names, len(lines))
         if out is None:
-            text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
-            table = _arrow_csv(data, names, {c: codes if c in self._vocabs else text for c in names})
+            table = _arrow_csv(data, names, {c: pa.string() for c in names})
             if table is None or table.num_rows != len(lines):
                 src.unread(data, count)
                 return None
@@ -715,7 +714,7 @@ class Reader:
             for c in names:
                 col = table.column(c)
                 if c in self._vocabs:
-                    out[c] = _local_categorical(col)
+                    out[c] = _text_categorical(col)
                     continue
                 vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
@@ -746,8 +745,7 @@ class Reader:
         if (b"x" in data and b"0x" in data) or (b"X" in data and b"0X" in data):
             return None
         arrow = {"int": pa.int64(), "uint": pa.uint64(), "float": pa.float64()}
-        text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
-        types = {c: arrow[kinds[c]] if c in kinds else codes if c in self._vocabs else text for c in names}
+        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in names}
         table = _arrow_csv(data, names, types, typed=True)
         if table is None or table.num_rows != rows:
             return None
@@ -756,7 +754,7 @@ class Reader:
             col = table.column(c)
             kind = kinds.get(c)
             if kind is None:
-                out[c] = _local_categorical(col) if c in self._vocabs else col.to_numpy(zero_copy_only=False)
+                out[c] = _text_categorical(col) if c in self._vocabs else col.to_numpy(zero_copy_only=False)
                 continue
             nulls = col.null_count
             if kind == "uint" and nulls:
@@ -1148,6 +1146,52 @@ def _local_categorical(col: Any) -> Any:
     values = list(table)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
     return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype)
+
+
+def _text_categorical(col: Any) -> Any:
+    """A pyarrow string column (one chunk per parsed block) as one Categorical of the column's
+    values in first-seen order (a null as code -1): the compiled ``text_codes_cpu`` codes each
+    block's values from its offsets and bytes (one hash per row, no Python string per row; the
+    numpy reference is ``clarion._reference.text_codes``), and the blocks' values are merged as
+    :func:`_local_categorical` merges dictionaries."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from clarion._core import text_codes_cpu
+
+    table: dict = {}
+    parts = []
+    for ch in col.chunks:
+        n = len(ch)
+        if n == 0:
+            continue
+        if ch.null_count or not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)):
+            enc = ch.dictionary_encode()  # (nulls: their bytes are no value)
+            d = enc.dictionary.to_pylist()
+            idx = enc.indices
+            if idx.null_count:
+                idx = idx.fill_null(len(d))
+            codes, values, nulls = idx.to_numpy(zero_copy_only=False), d, True
+        else:
+            wide = pa.types.is_large_string(ch.type)
+            bufs = ch.buffers()
+            offsets = np.frombuffer(
+                bufs[1], dtype=np.int64 if wide else np.int32, count=n + 1, offset=ch.offset * (8 if wide else 4)
+            )
+            data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, dtype=np.uint8)
+            codes, first = text_codes_cpu(offsets, data)
+            values, nulls = ch.take(pa.array(first)).to_pylist(), False
+        m = np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int64, count=len(values))
+        parts.append((m, codes, nulls))
+    values = list(table)
+    cd = _code_dtype(len(values))
+    out = []
+    for m, codes, nulls in parts:  # each block's codes into the column's (its own when they agree)
+        same = not nulls and bool(np.all(m == np.arange(len(m))))
+        out.append(codes.astype(cd) if same else np.take(np.append(m, -1).astype(cd), codes))
+    codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
+    dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
