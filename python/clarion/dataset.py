@@ -199,15 +199,19 @@ class Reader:
         yield from chunks
 
     def _chunks(self, it) -> Iterator[Chunk]:
-        """The chunks of the raw frames ``it``: typed, checked and coded."""
+        """The chunks of the raw frames ``it``: typed, checked and coded. ``it`` is closed (its
+        file with it) when they end, on an error, or when the caller stops."""
         start = 0
-        for frame, lines in it:
-            frame, lines = self._typed(frame, lines)
-            if len(frame) == 0:
-                continue
-            coded = self._global_codes(frame) if self._vocabs else {}
-            yield Chunk(frame.reset_index(drop=True), start, lines, coded)
-            start += len(frame)
+        try:
+            for frame, lines in it:
+                frame, lines = self._typed(frame, lines)
+                if len(frame) == 0:
+                    continue
+                coded = self._global_codes(frame) if self._vocabs else {}
+                yield Chunk(frame.reset_index(drop=True), start, lines, coded)
+                start += len(frame)
+        finally:
+            it.close()
 
     def _prefetched(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         """``chunks`` read one ahead on a thread: chunk ``k + 1`` is read, parsed (pyarrow releases
@@ -234,7 +238,7 @@ class Reader:
                     except StopIteration:
                         got.put((None, None, held, True))
                         return
-                    except BaseException as exc:  # given to the caller in its turn
+                    except BaseException as exc:  # noqa: BLE001 - given to the caller in its turn
                         got.put((None, exc, held, True))
                         return
                     got.put((chunk, None, held, False))
@@ -1616,6 +1620,7 @@ def read_dataset(
     skip_bad_rows: bool = False,
     required: tuple[str, ...] = (),
     codes: tuple[str, ...] = (),
+    prefetch: bool = True,
 ) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
@@ -1646,6 +1651,12 @@ def read_dataset(
         (no Python string per row). ``Chunk.coded`` names them and ``Chunk.plain()`` is the frame
         without codes. A column passing ``MAX_CODES`` distinct values is given as values from the
         chunk where it would. Other formats ignore it.
+    prefetch : bool
+        CSV and Parquet: read, parse and type the next chunk on a thread while the caller uses the
+        current one (at most these two chunks held). The chunks, ``skipped``,
+        ``skipped_examples`` and every error (raised when the caller asks for the chunk that
+        meets it) are the same as without; the thread ends with the iteration (its end, an
+        error, or the caller stopping early). Other formats ignore it.
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -1657,6 +1668,8 @@ def read_dataset(
         dup = sorted({h for h in names if names.count(h) > 1})
         if dup:
             raise DataError(f"{p}: `headers` lists {dup} more than once")
-    return Reader(
+    reader = Reader(
         p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
     )
+    reader.prefetch = bool(prefetch)
+    return reader
