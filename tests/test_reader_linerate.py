@@ -434,3 +434,70 @@ def test_parquet_analysis_identical_with_prefetch(tmp_path, monkeypatch, no_repo
     off = _analyze(cfg, path, tmp_path / "off", False, monkeypatch, chunk_rows=128)
     on = _analyze(cfg, path, tmp_path / "on", True, monkeypatch, chunk_rows=128)
     assert not isinstance(on, str) and on == off
+
+
+# ---- the type sample's quick rule -------------------------------------------------------------
+
+SAMPLE_TEXT = [
+    "",
+    " ",
+    "a",
+    "F",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "x1",
+    "1",
+    "-2",
+    "007",
+    "3.50",
+    "2.00",
+    "-0.0",
+    "1e5",
+    " 4",
+    "5 ",
+    "+6",
+    ".5",
+    "5.",
+    "0x1A",
+    "1,5",
+    "١٢",
+    "é",
+    "123456789012345",
+    "1234567890123456",
+    "12345678.1234567",
+    "12345678.12345678",
+    "9" * 20,
+    "-",
+    ".",
+    "True",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cols=st.lists(
+        st.lists(st.sampled_from(SAMPLE_TEXT) | st.integers(-99, 99).map(str), min_size=1, max_size=60),
+        min_size=1,
+        max_size=4,
+    ),
+    filler=st.sampled_from(["1", "2.5", "w", ""]),
+    fill=st.integers(0, 150),
+)
+def test_sample_types_quick_rule_agrees(tmp_path_factory, monkeypatch, cols, filler, fill):
+    """The quick rule (:func:`clarion.dataset._sample_kind`) and the general one type the sampled
+    columns alike (a filler makes the 1%-of-bad-values allowance count)."""
+    n = max(len(c) for c in cols) + fill
+    frame = pd.DataFrame({f"c{j}": (c + [filler] * n)[:n] for j, c in enumerate(cols)})
+    path = tmp_path_factory.mktemp("s") / "d.csv"
+    frame.to_csv(path, index=False)
+    got = {}
+    for quick in (True, False):
+        monkeypatch.setattr(dataset, "_FAST_SAMPLE", quick)
+        try:
+            got[quick] = read_dataset(path, "text/csv")._infer_types("text/csv")
+        except DataError as exc:
+            got[quick] = str(exc)
+    assert got[True] == got[False]
