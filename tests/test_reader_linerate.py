@@ -501,3 +501,38 @@ def test_sample_types_quick_rule_agrees(tmp_path_factory, monkeypatch, cols, fil
         except DataError as exc:
             got[quick] = str(exc)
     assert got[True] == got[False]
+
+
+# ---- the compiled line finding ----------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.lists(st.sampled_from([b"a", b",", b"\n", b"\r", b"\r\n", b" ", b'"', b"\xc3\xa9"]), max_size=60).map(
+        b"".join
+    ),
+    need=st.integers(0, 12),
+    at_eof=st.booleans(),
+)
+def test_csv_lines_matches_reference(data, need, at_eof):
+    arr = np.frombuffer(data, dtype=np.uint8)
+    kept, count, cut, lone = _core.csv_lines_cpu(arr, need, at_eof)
+    ref = _reference.csv_lines(arr, need, at_eof)
+    assert kept.dtype == np.int64
+    np.testing.assert_array_equal(kept, ref[0])
+    assert (count, cut, lone) == ref[1:]
+
+
+def test_csv_lines_edges():
+    empty = np.empty(0, np.uint8)
+    for at_eof in (True, False):
+        kept, count, cut, lone = _core.csv_lines_cpu(empty, 3, at_eof)
+        assert (len(kept), count, cut, lone) == (0, 0, 0, False)
+    one = np.frombuffer(b"x", dtype=np.uint8)
+    assert _core.csv_lines_cpu(one, 1, False)[1:] == (0, 0, False)  # a partial line waits for more
+    k, count, cut, lone = _core.csv_lines_cpu(one, 1, True)
+    assert (k.tolist(), count, cut, lone) == ([0], 1, 1, False)
+    with pytest.raises(ValueError, match="need"):
+        _core.csv_lines_cpu(one, -1, True)
+    with pytest.raises(ValueError, match="data"):
+        _core.csv_lines_cpu(np.zeros(2, np.int32), 1, True)

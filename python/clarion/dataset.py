@@ -1090,7 +1090,7 @@ class _Vocabulary:
         remap = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
         new = remap < 0
         if new.any():
-            rows = np.append(new, False)[local]  # (local -1, a missing value: never new)
+            rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
             order = pd.unique(local[rows])  # new values in the order they first occur
             if len(self.values) + len(order) > MAX_CODES:
                 return None
@@ -1101,7 +1101,7 @@ class _Vocabulary:
             if len(order):
                 self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
-        return pd.Categorical.from_codes(remap[local], dtype=self.dtype)
+        return pd.Categorical.from_codes(np.take(remap, local), dtype=self.dtype)
 
 
 def _rebatched(batches, rows: int):
@@ -1151,11 +1151,13 @@ def _local_categorical(col: Any) -> Any:
         idx = ch.indices
         if idx.null_count:  # a null: the code after the dictionary's, mapped to -1
             idx = idx.fill_null(len(d))
-        parts.append(np.append(m, -1)[idx.to_numpy(zero_copy_only=False)])
-    codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        parts.append((m, idx.to_numpy(zero_copy_only=False)))
     values = list(table)
+    cd = _code_dtype(len(values))
+    out = [np.take(np.append(m, -1).astype(cd), idx) for m, idx in parts]
+    codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
-    return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 def _text_categorical(col: Any) -> Any:
@@ -1363,28 +1365,16 @@ class _Lines:
                     size *= 2
                 else:
                     self.eof = done = True
-            arr = np.frombuffer(data, dtype=np.uint8)
-            stops = np.flatnonzero(arr == 10)  # where each line's content ends (its \n)
-            if done and data and not data.endswith(b"\n"):
-                stops = np.append(stops, len(data))  # the last line, unterminated
-            starts = np.concatenate([np.zeros(1, dtype=np.int64), stops[:-1] + 1]) if len(stops) else stops
-            size_ = stops - starts
-            blank = (size_ == 0) | ((size_ == 1) & (arr[starts] == 13))  # "\n", "\r\n" (csv: no fields)
-            kept = np.flatnonzero(~blank)
+            # the lines up to the need-th non-blank one, blanks ("\n", "\r\n": no fields) passed over
+            kept, count, cut, lone_cr = _csv_lines(np.frombuffer(data, dtype=np.uint8), need, done)
             if len(kept) >= need or done:
                 break
-            if len(kept):  # read about what the missing lines take, at the lines' mean length
-                size = max(size, int((need - len(kept)) * (int(stops[-1]) + 1) / len(stops) * 1.1) + 4096)
-        if len(kept) >= need:
-            count = int(kept[need - 1]) + 1
-            kept = kept[:need]
-        else:
-            count = len(stops)
-        cut = min(int(stops[count - 1]) + 1, len(data)) if count else 0
-        block, rest = data[:cut], data[cut:]
-        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+            if count:  # read about what the missing lines take, at the lines' mean length
+                size = max(size, int((need - len(kept)) * cut / count * 1.1) + 4096)
+        if lone_cr:
             self.tail = data
             return None
+        block, rest = data[:cut], data[cut:]
         self.tail = rest
         if count:
             self.line_bytes = len(block) / count
@@ -1396,6 +1386,15 @@ class _Lines:
         """Give back what :meth:`take_block` took."""
         self.tail = block + self.tail
         self.n -= count
+
+
+def _csv_lines(data: np.ndarray, need: int, at_eof: bool) -> tuple[np.ndarray, int, int, bool]:
+    """The lines of CSV bytes up to the ``need``-th non-blank one (see ``_Lines.take_block``):
+    ``(kept, count, cut, lone_cr)`` from the compiled ``csv_lines_cpu`` (numpy reference:
+    ``clarion._reference.csv_lines``)."""
+    from clarion._core import csv_lines_cpu
+
+    return csv_lines_cpu(data, need, at_eof)
 
 
 class _CsvRecords:
