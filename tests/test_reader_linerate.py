@@ -536,3 +536,45 @@ def test_csv_lines_edges():
         _core.csv_lines_cpu(one, -1, True)
     with pytest.raises(ValueError, match="data"):
         _core.csv_lines_cpu(np.zeros(2, np.int32), 1, True)
+
+
+# ---- the performance counts on one thread -----------------------------------------------------
+
+
+@pytest.mark.parametrize("probability", [None, "s"])
+def test_performance_counts_same_on_one_thread(monkeypatch, probability):
+    """``PerformanceAccumulator.update`` counts batches of up to ``_ONE_THREAD_ROWS`` rows on the
+    calling thread: the same statistics as on the kernel's threads (weights and scores included)."""
+    from clarion.bias import PerformanceAccumulator, _engine
+    from clarion.bias import performance as perf
+
+    rng = np.random.default_rng(11)
+    n = 30_000
+    frame = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, n),
+            "f": rng.choice(["a", "b", "c"], n),
+            "p": rng.integers(0, 2, n),
+            "s": rng.random(n),
+            "w": rng.random(n) * 3,
+        }
+    )
+    seen = []
+    real = _engine.State.count
+
+    def spy(self, enc, **kw):
+        seen.append(kw.get("n_threads"))
+        return real(self, enc, **kw)
+
+    monkeypatch.setattr(_engine.State, "count", spy)
+    out = {}
+    for limit in (0, 1 << 18):
+        monkeypatch.setattr(perf, "_ONE_THREAD_ROWS", limit)
+        acc = PerformanceAccumulator(
+            label="y", facet="f", label_values=[1], predicted_label="p", probability=probability, weights="w"
+        )
+        for s in range(0, n, 7_000):
+            acc.update(frame.iloc[s : s + 7_000])
+        out[limit] = json.dumps(acc.result().to_dict(), sort_keys=True, default=str)
+    assert out[0] == out[1 << 18]
+    assert seen == [None] * 5 + [1] * 5
