@@ -72,6 +72,7 @@ void text_codes_cpu(const Off* offsets, i64 n, const std::uint8_t* data, i64 dat
                     std::vector<i64>& first) {
   first.clear();
   std::size_t cap = 64;  // a power of two, at most half full
+  int shift = 58;        // 64 - log2(cap): a slot is the hash's high bits
   std::vector<Slot> slots(cap);
   for (i64 i = 0; i < n; ++i) {
     const i64 start = static_cast<i64>(offsets[i]);
@@ -83,10 +84,12 @@ void text_codes_cpu(const Off* offsets, i64 n, const std::uint8_t* data, i64 dat
     const i64 len = stop - start;
     const std::uint8_t* p = data + start;
     const std::uint64_t word = head_word(p, len, data_len - start);
-    const std::uint64_t h =
-        len <= 8 ? mix(word ^ (static_cast<std::uint64_t>(len) << 59)) : hash_bytes(p, len);
+    // (short values: one multiply, the table indexed by the product's high bits)
+    const std::uint64_t h = len <= 8
+                                ? (word ^ (static_cast<std::uint64_t>(len) << 59)) * 0x9e3779b97f4a7c15ULL
+                                : hash_bytes(p, len);
     std::size_t mask = cap - 1;
-    std::size_t at = static_cast<std::size_t>(h) & mask;
+    std::size_t at = static_cast<std::size_t>(h >> shift);
     std::int32_t code = -1;
     while (slots[at].code1 != 0) {
       const Slot& s = slots[at];
@@ -103,11 +106,12 @@ void text_codes_cpu(const Off* offsets, i64 n, const std::uint8_t* data, i64 dat
       slots[at] = Slot{word, h, start, len, code + 1};
       if (2 * first.size() > cap) {  // grow: re-insert every value
         cap *= 2;
+        --shift;
         mask = cap - 1;
         std::vector<Slot> grown(cap);
         for (const Slot& s : slots) {
           if (s.code1 == 0) continue;
-          std::size_t k = static_cast<std::size_t>(s.hash) & mask;
+          std::size_t k = static_cast<std::size_t>(s.hash >> shift);
           while (grown[k].code1 != 0) k = (k + 1) & mask;
           grown[k] = s;
         }
