@@ -508,9 +508,9 @@ def test_sample_types_quick_rule_agrees(tmp_path_factory, monkeypatch, cols, fil
 
 @settings(max_examples=150, deadline=None)
 @given(
-    data=st.lists(st.sampled_from([b"a", b",", b"\n", b"\r", b"\r\n", b" ", b'"', b"\xc3\xa9"]), max_size=60).map(
-        b"".join
-    ),
+    data=st.lists(
+        st.sampled_from([b"a", b",", b"\n", b"\r", b"\r\n", b" ", b'"', b"\xc3\xa9", b"\x8a"]), max_size=300
+    ).map(b"".join),
     need=st.integers(0, 12),
     at_eof=st.booleans(),
 )
