@@ -52,7 +52,7 @@ struct Scan {
 }  // namespace
 
 CsvLines csv_lines_cpu(const std::uint8_t* data, i64 n, i64 need, bool at_eof) {
-  Scan s{data, n, need};
+  Scan s{data, n, need, 0, CsvLines{}};
   if (need > 0) {
     s.out.kept.reserve(static_cast<std::size_t>(need < n / 2 + 1 ? need : n / 2 + 1));
     bool done = false;
