@@ -491,16 +491,18 @@ def test_sample_types_quick_rule_agrees(tmp_path_factory, monkeypatch, cols, fil
     columns alike (a filler makes the 1%-of-bad-values allowance count)."""
     n = max(len(c) for c in cols) + fill
     frame = pd.DataFrame({f"c{j}": (c + [filler] * n)[:n] for j, c in enumerate(cols)})
-    path = tmp_path_factory.mktemp("s") / "d.csv"
-    frame.to_csv(path, index=False)
-    got = {}
-    for quick in (True, False):
-        monkeypatch.setattr(dataset, "_FAST_SAMPLE", quick)
-        try:
-            got[quick] = read_dataset(path, "text/csv")._infer_types("text/csv")
-        except DataError as exc:
-            got[quick] = str(exc)
-    assert got[True] == got[False]
+    tmp = tmp_path_factory.mktemp("s")
+    frame.to_csv(tmp / "d.csv", index=False)
+    frame.to_parquet(tmp / "d.parquet", index=False)  # (pandas' string dtype when read back)
+    for name, kind in (("d.csv", "text/csv"), ("d.parquet", "application/x-parquet")):
+        got = {}
+        for quick in (True, False):
+            monkeypatch.setattr(dataset, "_FAST_SAMPLE", quick)
+            try:
+                got[quick] = read_dataset(tmp / name, kind)._infer_types(kind)
+            except DataError as exc:
+                got[quick] = str(exc)
+        assert got[True] == got[False]
 
 
 # ---- the compiled line finding ----------------------------------------------------------------

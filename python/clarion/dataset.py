@@ -448,8 +448,8 @@ class Reader:
                         else "int"
                     )
                 continue
-            if _FAST_SAMPLE and col.dtype == object:
-                quick = _sample_kind(col.to_numpy())
+            if _FAST_SAMPLE and (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+                quick = _sample_kind(col.to_numpy(dtype=object))
                 if quick is not None:
                     if quick != "text":
                         numeric[c] = quick
