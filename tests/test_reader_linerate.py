@@ -580,3 +580,23 @@ def test_performance_counts_same_on_one_thread(monkeypatch, probability):
         out[limit] = json.dumps(acc.result().to_dict(), sort_keys=True, default=str)
     assert out[0] == out[1 << 18]
     assert seen == [None] * 5 + [1] * 5
+
+
+def test_reader_without_the_compiled_extension(tmp_path, monkeypatch):
+    """Without ``clarion._core`` the reader takes the numpy twins of its helpers: the same chunks."""
+    from clarion import _backend
+
+    rows = [
+        [TEXTS[i % len(TEXTS)], "YN"[i % 2], i % 7 - 3, TEXTS[(3 * i) % len(TEXTS)], "NY"[i % 3 > 0]] for i in range(50)
+    ]
+    text = _csv(rows).replace("\n", "\r\n", 3)  # a few CRLF line ends, then LF
+    path = tmp_path / "d.csv"
+    path.write_text(text + "\n\n")
+    kw = {"chunk_rows": 7, "codes": ("t", "y", "g", "p")}
+    compiled, end_c, _ = _read(path, True, **kw)
+    monkeypatch.setattr(_backend, "_core", None)
+    numpy_twins, end_n, _ = _read(path, True, **kw)
+    assert end_c == end_n is None and len(compiled) == len(numpy_twins) == 8
+    for (a, _, _), (b, _, _) in zip(compiled, numpy_twins):
+        np.testing.assert_array_equal(a.lines, b.lines)
+        pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)

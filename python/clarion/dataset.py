@@ -222,7 +222,6 @@ class Reader:
         exception come as without the thread, in file order. The thread stops (and the file is
         closed) when the chunks end, on an error, or when the caller stops iterating."""
         import queue
-        import threading
 
         asks: queue.SimpleQueue = queue.SimpleQueue()  # True: read the next chunk; False: stop
         got: queue.SimpleQueue = queue.SimpleQueue()  # (chunk, exception or None, skips, done)
@@ -1169,8 +1168,7 @@ def _text_categorical(col: Any) -> Any:
     import pandas as pd
     import pyarrow as pa
 
-    from clarion._core import text_codes_cpu
-
+    text_codes = _io_kernel("text_codes")
     table: dict = {}
     parts = []
     for ch in col.chunks:
@@ -1191,7 +1189,7 @@ def _text_categorical(col: Any) -> Any:
                 bufs[1], dtype=np.int64 if wide else np.int32, count=n + 1, offset=ch.offset * (8 if wide else 4)
             )
             data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, dtype=np.uint8)
-            codes, first = text_codes_cpu(offsets, data)
+            codes, first = text_codes(offsets, data)
             values, nulls = ch.take(pa.array(first)).to_pylist(), False
         m = np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int64, count=len(values))
         parts.append((m, codes, nulls))
@@ -1392,9 +1390,19 @@ def _csv_lines(data: np.ndarray, need: int, at_eof: bool) -> tuple[np.ndarray, i
     """The lines of CSV bytes up to the ``need``-th non-blank one (see ``_Lines.take_block``):
     ``(kept, count, cut, lone_cr)`` from the compiled ``csv_lines_cpu`` (numpy reference:
     ``clarion._reference.csv_lines``)."""
-    from clarion._core import csv_lines_cpu
+    return _io_kernel("csv_lines")(data, need, at_eof)
 
-    return csv_lines_cpu(data, need, at_eof)
+
+def _io_kernel(name: str) -> Any:
+    """The reader's compiled helper ``<name>_cpu``, or its numpy twin ``clarion._reference.<name>``
+    (same results, slower) when the compiled extension is unavailable."""
+    from clarion import _backend
+
+    if _backend.has_core():
+        return getattr(_backend.core(), f"{name}_cpu")
+    from clarion import _reference
+
+    return getattr(_reference, name)
 
 
 class _CsvRecords:
