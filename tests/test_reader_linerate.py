@@ -301,16 +301,22 @@ def test_error_in_the_callers_work_stops_the_thread(tmp_path):
 
 
 def test_at_most_two_chunks_and_the_next_one_is_read_ahead(tmp_path, monkeypatch):
-    """While the caller holds chunk k, the thread has made chunk k + 1 (read ahead) and no more."""
+    """While the caller holds chunk k, the thread has read block k + 1 (read ahead) and no more."""
     made = []
-    real = dataset.Reader._chunks
+    real = dataset.Reader._prefetched
 
     def counted(self, it):
-        for c in real(self, it):
-            made.append(c.start)
-            yield c
+        def blocks():
+            try:
+                for block in it:
+                    made.append(len(block[1]))
+                    yield block
+            finally:
+                it.close()
 
-    monkeypatch.setattr(dataset.Reader, "_chunks", counted)
+        return real(self, blocks())
+
+    monkeypatch.setattr(dataset.Reader, "_prefetched", counted)
     path = _big_csv(tmp_path)
     total = 9  # 60 rows in chunks of 7
     for k, _ in enumerate(read_dataset(path, "text/csv", chunk_rows=7)):
@@ -600,3 +606,25 @@ def test_reader_without_the_compiled_extension(tmp_path, monkeypatch):
     for (a, _, _), (b, _, _) in zip(compiled, numpy_twins):
         np.testing.assert_array_equal(a.lines, b.lines)
         pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_vocabulary_cap_with_blocks_read_ahead(tmp_path, monkeypatch, fmt, prefetch):
+    """A column whose vocabulary passes ``MAX_CODES`` goes back to its values from that chunk on,
+    also in a block the thread read (for coding) before the vocabulary passed it."""
+    monkeypatch.setattr(dataset, "MAX_CODES", 3)
+    t = ["a", "b", "a", "c", "d", "a", "e", "b", "f", "a", None, "g"]
+    frame = pd.DataFrame({"t": t, "y": ["Y", "N"] * 6, "n": range(12)})
+    if fmt == "parquet":
+        path, kind = tmp_path / "d.parquet", "application/x-parquet"
+        frame.to_parquet(path, index=False, row_group_size=2)
+    else:
+        path, kind = tmp_path / "d.csv", "text/csv"
+        frame.to_csv(path, index=False)
+    plain = list(read_dataset(path, kind, chunk_rows=2, prefetch=prefetch))
+    coded = list(read_dataset(path, kind, chunk_rows=2, codes=("t",), prefetch=prefetch))
+    assert [list(c.coded) for c in coded] == [["t"], ["t"], [], [], [], []]
+    for a, b in zip(coded, plain):
+        pd.testing.assert_frame_equal(a.plain(), b.frame, check_exact=True)
+        assert not isinstance(a.frame["t"].dtype, pd.CategoricalDtype) or a.coded

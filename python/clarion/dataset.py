@@ -193,34 +193,35 @@ class Reader:
         self._numeric = self._types
         self.skipped = 0
         self.skipped_examples = []
-        chunks = self._chunks(it)
         if self.prefetch and kind in ("text/csv", "application/x-parquet"):
-            chunks = self._prefetched(chunks)
-        yield from chunks
+            it = self._prefetched(it)
+        yield from self._chunks(it)
 
     def _chunks(self, it) -> Iterator[Chunk]:
-        """The chunks of the raw frames ``it``: typed, checked and coded. ``it`` is closed (its
-        file with it) when they end, on an error, or when the caller stops."""
+        """The chunks of the raw frames ``it`` (CSV blocks: their frames built here, the coded
+        text columns coded): typed, checked and coded. ``it`` is closed (its file with it) when
+        they end, on an error, or when the caller stops."""
         start = 0
         try:
             for frame, lines in it:
-                frame, lines = self._typed(frame, lines)
+                frame, lines = self._typed(_built(frame, self._vocabs), lines)
                 if len(frame) == 0:
                     continue
-                coded = self._global_codes(frame) if self._vocabs else {}
+                coded = self._global_codes(frame) if self._plain_dtypes else {}
                 yield Chunk(frame.reset_index(drop=True), start, lines, coded)
                 start += len(frame)
         finally:
             it.close()
 
-    def _prefetched(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        """``chunks`` read one ahead on a thread: chunk ``k + 1`` is read, parsed (pyarrow releases
-        the GIL), typed and coded while the caller uses chunk ``k``; at most these two are held. The
-        thread asks for a chunk only when the caller has taken the one before. The skips met
-        while reading a chunk are counted when the caller takes it, and an error is raised when
-        the caller asks for the chunk it stopped, so ``skipped``, ``skipped_examples`` and every
-        exception come as without the thread, in file order. The thread stops (and the file is
-        closed) when the chunks end, on an error, or when the caller stops iterating."""
+    def _prefetched(self, chunks: Iterator[Any]) -> Iterator[Any]:
+        """The raw blocks ``chunks`` read one ahead on a thread: block ``k + 1`` is read and parsed
+        (pyarrow releases the GIL) while the caller builds, types and uses block ``k``; at most
+        these two are held. The thread asks for a block only when the caller has taken the one
+        before. The skips met while reading a block are counted when the caller takes it, and an
+        error is raised when the caller asks for the block it stopped, so ``skipped``,
+        ``skipped_examples`` and every exception come as without the thread, in file order. The
+        thread stops (and the file is closed) when the blocks end, on an error, or when the caller
+        stops iterating."""
         import queue
 
         asks: queue.SimpleQueue = queue.SimpleQueue()  # True: read the next chunk; False: stop
@@ -307,11 +308,15 @@ class Reader:
         import pandas as pd
 
         coded = {}
-        for c, voc in list(self._vocabs.items()):
+        for c, dtype in self._plain_dtypes.items():
             if c not in frame.columns:
                 continue
             col = frame[c]
-            dtype = self._plain_dtypes[c]
+            voc = self._vocabs.get(c)
+            if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
+                continue
             if isinstance(col.dtype, pd.CategoricalDtype):
                 local = col.array.codes
                 values = col.dtype.categories.to_numpy(dtype=object)
@@ -422,7 +427,7 @@ class Reader:
             self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
         try:
             for frame, _ in self._raw(kind):
-                frames.append(frame)
+                frames.append(_built(frame, self._vocabs))
                 n += len(frame)
                 if n >= TYPE_SAMPLE_ROWS:
                     break
@@ -624,7 +629,7 @@ class Reader:
                         return
                     if rows:
                         head = pd.DataFrame(rows, columns=names, dtype=object)
-                        frame = pd.concat([head, frame], ignore_index=True) if len(frame) else head
+                        frame = pd.concat([head, frame.build(self._vocabs)], ignore_index=True) if len(frame) else head
                         flines = np.concatenate([np.asarray(lines, dtype=np.int64), flines])
                     yield frame, flines
                     if len(frame) < self.chunk_rows:
@@ -723,22 +728,11 @@ class Reader:
             for c in names:
                 col = table.column(c)
                 if c in self._vocabs:
-                    out[c] = _text_categorical(col)
+                    out[c] = col  # (coded when the frame is built)
                     continue
                 vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
-        # each column is an array of its own (pyarrow's output, copied where it is a read-only view
-        # of an Arrow buffer): the frame takes them as they are, without consolidating copies
-        cols = {}
-        for c, v in out.items():
-            if isinstance(v, pd.Categorical):
-                cols[c] = pd.Series(v, copy=False)
-                continue
-            if not v.flags.writeable:
-                v = v.copy()
-            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
-        frame = pd.DataFrame(cols, copy=False)
-        return frame, lines
+        return _PendingFrame(out, len(lines)), lines
 
     def _csv_typed(self, data: bytes, names: list[str], rows: int):
         """A block parsed with its numeric columns typed (int64 / uint64 / float64, text columns
@@ -763,7 +757,7 @@ class Reader:
             col = table.column(c)
             kind = kinds.get(c)
             if kind is None:
-                out[c] = _text_categorical(col) if c in self._vocabs else col.to_numpy(zero_copy_only=False)
+                out[c] = col if c in self._vocabs else col.to_numpy(zero_copy_only=False)  # (coded later)
                 continue
             nulls = col.null_count
             if kind == "uint" and nulls:
@@ -1157,6 +1151,44 @@ def _local_categorical(col: Any) -> Any:
     codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
     return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+class _PendingFrame:
+    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings), made a
+    frame by :meth:`build` where the block is used (the caller's thread when the reader reads
+    ahead: the thread that reads only parses)."""
+
+    __slots__ = ("cols", "rows")
+
+    def __init__(self, cols: dict, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def build(self, vocabs: dict) -> Any:
+        """The frame: each column an array of its own (pyarrow's output, copied where it is a
+        read-only view of an Arrow buffer), taken as it is, without consolidating copies; a text
+        column read for coding is coded while ``vocabs`` (the reader's running vocabularies) has
+        it, else its values (a vocabulary that passed ``MAX_CODES`` since the block was read)."""
+        import pandas as pd
+
+        cols = {}
+        for c, v in self.cols.items():
+            if not isinstance(v, np.ndarray):  # a text column read for coding
+                if c in vocabs:
+                    cols[c] = pd.Series(_text_categorical(v), copy=False)
+                    continue
+                v = v.to_numpy(zero_copy_only=False)
+            if not v.flags.writeable:
+                v = v.copy()
+            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+        return pd.DataFrame(cols, copy=False)
+
+
+def _built(frame: Any, vocabs: dict) -> Any:
+    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`)."""
+    return frame.build(vocabs) if isinstance(frame, _PendingFrame) else frame
 
 
 def _text_categorical(col: Any) -> Any:
