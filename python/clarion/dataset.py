@@ -19,11 +19,16 @@ JSON records that are objects (JSON Lines records, or what ``features`` selects)
 key name: the first record's keys fix the columns; a record with a missing or an extra key is a
 malformed record. The first record (or ``headers``) fixes how many values a row has.
 
-Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: pyarrow encodes them while
-parsing (Parquet: its dictionary pages), and each chunk's small dictionary is mapped onto one running
-vocabulary per column, so that every chunk's column is a ``pandas.Categorical`` of the same
-categories object while no new value appears (counting them needs no hashing of strings).
-:meth:`Chunk.plain` gives the values back; missing values, errors and skips are as without codes.
+Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: CSV text is coded by a
+compiled first-seen hash over pyarrow's string buffers (``text_codes_cpu``; Parquet: its dictionary
+pages), and each chunk's small dictionary is mapped onto one running vocabulary per column, so that
+every chunk's column is a ``pandas.Categorical`` of the same categories object while no new value
+appears (counting them needs no hashing of strings). :meth:`Chunk.plain` gives the values back;
+missing values, errors and skips are as without codes.
+
+CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the next block is read
+and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
+counted and errors raised when the caller takes the block that holds them, as without the thread.
 
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
@@ -175,7 +180,7 @@ class Reader:
     _names: list[str] | None = None
     _vocabs: dict[str, Any] = field(default_factory=dict)  # coded column -> _Vocabulary
     _plain_dtypes: dict[str, Any] = field(default_factory=dict)  # coded column -> dtype without codes
-    #: CSV and Parquet: read and type the next chunk on a thread while the caller uses this one
+    #: CSV and Parquet: read and parse the next chunk on a thread while the caller uses this one
     #: (see :meth:`_prefetched`); the chunks, skips and errors are the same either way.
     prefetch: bool = True
     _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
@@ -1733,7 +1738,7 @@ def read_dataset(
         without codes. A column passing ``MAX_CODES`` distinct values is given as values from the
         chunk where it would. Other formats ignore it.
     prefetch : bool
-        CSV and Parquet: read, parse and type the next chunk on a thread while the caller uses the
+        CSV and Parquet: read and parse the next chunk on a thread while the caller uses the
         current one (at most these two chunks held). The chunks, ``skipped``,
         ``skipped_examples`` and every error (raised when the caller asks for the chunk that
         meets it) are the same as without; the thread ends with the iteration (its end, an
