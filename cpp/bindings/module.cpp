@@ -11,6 +11,8 @@ void register_image(py::module_& m);
 void register_encode(py::module_& m);
 void register_knn(py::module_& m);
 void register_shap(py::module_& m);
+void register_text_codes(py::module_& m);
+void register_csv_lines(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "clarion's compiled kernels (private: use the functions re-exported by `clarion`).";
@@ -22,4 +24,6 @@ PYBIND11_MODULE(_core, m) {
   register_knn(m);
   register_shap(m);
   register_image(m);
+  register_text_codes(m);
+  register_csv_lines(m);
 }

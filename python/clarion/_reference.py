@@ -822,3 +822,55 @@ class SlotStream:
                 continue
             mine = self.patterns.setdefault(k, [0, 0])
             mine[0], mine[1] = max(mine[0], b), max(mine[1], r)
+
+
+__all__ += ["text_codes"]
+
+
+def text_codes(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of ``text_codes_cpu`` (``cpp/include/clarion/text_codes.hpp``, the reader's coding of
+    a text column): row i's value is ``bytes(data[offsets[i]:offsets[i + 1]])``; returns the codes
+    (int32) of the rows' values in first-seen order and the first row (int64) of each code."""
+    seen: dict[bytes, int] = {}
+    first: list[int] = []
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    off = np.asarray(offsets, dtype=np.int64)
+    codes = np.empty(len(off) - 1, dtype=np.int32)
+    for i in range(len(off) - 1):
+        v = raw[off[i] : off[i + 1]]
+        if v not in seen:
+            seen[v] = len(first)
+            first.append(i)
+        codes[i] = seen[v]
+    return codes, np.asarray(first, dtype=np.int64)
+
+
+__all__ += ["csv_lines"]
+
+
+def csv_lines(data: np.ndarray, need: int, at_eof: bool) -> tuple[np.ndarray, int, int, bool]:
+    """Twin of ``csv_lines_cpu`` (``cpp/include/clarion/csv_lines.hpp``, the reader's line
+    finding): the lines of ``data`` up to and including the ``need``-th non-blank one (a line ends
+    at each ``\\n``; at the end of the file the bytes after the last one are a line too; a line is
+    blank when it is ``\\n`` or ``\\r\\n``). Returns (indices of the non-blank lines among those
+    taken, how many lines are taken, the byte where they end, whether a ``\\r`` in them is not
+    followed by ``\\n``)."""
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    arr = np.frombuffer(raw, dtype=np.uint8)
+    stops = np.flatnonzero(arr == 10)
+    if at_eof and raw and not raw.endswith(b"\n"):
+        stops = np.append(stops, len(raw))
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), stops[:-1] + 1]) if len(stops) else stops
+    size = stops - starts
+    blank = (size == 0) | ((size == 1) & (arr[starts] == 13))
+    kept = np.flatnonzero(~blank).astype(np.int64)
+    if need <= 0:
+        kept, count = kept[:0], 0
+    elif len(kept) >= need:
+        count = int(kept[need - 1]) + 1
+        kept = kept[:need]
+    else:
+        count = len(stops)
+    cut = min(int(stops[count - 1]) + 1, len(raw)) if count else 0
+    block = raw[:cut]
+    return kept, count, cut, b"\r" in block and block.count(b"\r") != block.count(b"\r\n")

@@ -19,11 +19,16 @@ JSON records that are objects (JSON Lines records, or what ``features`` selects)
 key name: the first record's keys fix the columns; a record with a missing or an extra key is a
 malformed record. The first record (or ``headers``) fixes how many values a row has.
 
-Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: pyarrow encodes them while
-parsing (Parquet: its dictionary pages), and each chunk's small dictionary is mapped onto one running
-vocabulary per column, so that every chunk's column is a ``pandas.Categorical`` of the same
-categories object while no new value appears (counting them needs no hashing of strings).
-:meth:`Chunk.plain` gives the values back; missing values, errors and skips are as without codes.
+Text columns named in ``codes`` (CSV, Parquet) come as dictionary codes: CSV text is coded by a
+compiled first-seen hash over pyarrow's string buffers (``text_codes_cpu``; Parquet: its dictionary
+pages), and each chunk's small dictionary is mapped onto one running vocabulary per column, so that
+every chunk's column is a ``pandas.Categorical`` of the same categories object while no new value
+appears (counting them needs no hashing of strings). :meth:`Chunk.plain` gives the values back;
+missing values, errors and skips are as without codes.
+
+CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the next block is read
+and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
+counted and errors raised when the caller takes the block that holds them, as without the thread.
 
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
@@ -39,6 +44,7 @@ import json
 import math
 import os
 import re
+import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -174,6 +180,10 @@ class Reader:
     _names: list[str] | None = None
     _vocabs: dict[str, Any] = field(default_factory=dict)  # coded column -> _Vocabulary
     _plain_dtypes: dict[str, Any] = field(default_factory=dict)  # coded column -> dtype without codes
+    #: CSV and Parquet: read and parse the next chunk on a thread while the caller uses this one
+    #: (see :meth:`_prefetched`); the chunks, skips and errors are the same either way.
+    prefetch: bool = True
+    _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
 
     def __iter__(self) -> Iterator[Chunk]:
         self.skipped = 0
@@ -188,14 +198,79 @@ class Reader:
         self._numeric = self._types
         self.skipped = 0
         self.skipped_examples = []
+        if self.prefetch and kind in ("text/csv", "application/x-parquet"):
+            it = self._prefetched(it)
+        yield from self._chunks(it)
+
+    def _chunks(self, it) -> Iterator[Chunk]:
+        """The chunks of the raw frames ``it`` (CSV blocks: their frames built here, the coded
+        text columns coded): typed, checked and coded. ``it`` is closed (its file with it) when
+        they end, on an error, or when the caller stops."""
         start = 0
-        for frame, lines in it:
-            frame, lines = self._typed(frame, lines)
-            if len(frame) == 0:
-                continue
-            coded = self._global_codes(frame) if self._vocabs else {}
-            yield Chunk(frame.reset_index(drop=True), start, lines, coded)
-            start += len(frame)
+        try:
+            for frame, lines in it:
+                frame, lines = self._typed(_built(frame, self._vocabs), lines)
+                if len(frame) == 0:
+                    continue
+                coded = self._global_codes(frame) if self._plain_dtypes else {}
+                yield Chunk(frame.reset_index(drop=True), start, lines, coded)
+                start += len(frame)
+        finally:
+            it.close()
+
+    def _prefetched(self, chunks: Iterator[Any]) -> Iterator[Any]:
+        """The raw blocks ``chunks`` read one ahead on a thread: block ``k + 1`` is read and parsed
+        (pyarrow releases the GIL) while the caller builds, types and uses block ``k``; at most
+        these two are held. The thread asks for a block only when the caller has taken the one
+        before. The skips met while reading a block are counted when the caller takes it, and an
+        error is raised when the caller asks for the block it stopped, so ``skipped``,
+        ``skipped_examples`` and every exception come as without the thread, in file order. The
+        thread stops (and the file is closed) when the blocks end, on an error, or when the caller
+        stops iterating."""
+        import queue
+
+        asks: queue.SimpleQueue = queue.SimpleQueue()  # True: read the next chunk; False: stop
+        got: queue.SimpleQueue = queue.SimpleQueue()  # (chunk, exception or None, skips, done)
+        held: list[str] = []
+
+        def work() -> None:
+            nonlocal held
+            self._held = (threading.get_ident(), held)  # (what _bad defers to the caller's turn)
+            try:
+                while asks.get():
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        got.put((None, None, held, True))
+                        return
+                    except BaseException as exc:  # noqa: BLE001 - given to the caller in its turn
+                        got.put((None, exc, held, True))
+                        return
+                    got.put((chunk, None, held, False))
+                    held = []
+                    self._held = (threading.get_ident(), held)
+            finally:
+                chunks.close()  # (closes the file; a no-op once the chunks ended)
+
+        thread = threading.Thread(target=work, name="clarion-reader-prefetch", daemon=True)
+        thread.start()
+        asks.put(True)
+        try:
+            while True:
+                chunk, exc, skips, done = got.get()
+                for text in skips:
+                    self._skip(text)
+                if exc is not None:
+                    raise exc
+                if done:
+                    return
+                asks.put(True)  # the next chunk, read while the caller uses this one
+                yield chunk
+                chunk = None
+        finally:
+            asks.put(False)
+            thread.join()
+            self._held = None
 
     def columns(self) -> list[str]:
         """The column names, from the rows that fix the column types (the first
@@ -238,11 +313,15 @@ class Reader:
         import pandas as pd
 
         coded = {}
-        for c, voc in list(self._vocabs.items()):
+        for c, dtype in self._plain_dtypes.items():
             if c not in frame.columns:
                 continue
             col = frame[c]
-            dtype = self._plain_dtypes[c]
+            voc = self._vocabs.get(c)
+            if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
+                continue
             if isinstance(col.dtype, pd.CategoricalDtype):
                 local = col.array.codes
                 values = col.dtype.categories.to_numpy(dtype=object)
@@ -349,11 +428,11 @@ class Reader:
         self._numeric = None  # no column is coded while the types are sampled
         frames, n = [], 0
         chunk_rows = self.chunk_rows
-        if kind == "text/csv":  # CSV rows are text until typed: read no more than the sample
+        if kind in ("text/csv", "application/x-parquet"):  # read no more than the sample
             self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
         try:
             for frame, _ in self._raw(kind):
-                frames.append(frame)
+                frames.append(_built(frame, self._vocabs))
                 n += len(frame)
                 if n >= TYPE_SAMPLE_ROWS:
                     break
@@ -378,6 +457,12 @@ class Reader:
                         else "int"
                     )
                 continue
+            if _FAST_SAMPLE and (col.dtype == object or isinstance(col.dtype, pd.StringDtype)):
+                quick = _sample_kind(col.to_numpy(dtype=object))
+                if quick is not None:
+                    if quick != "text":
+                        numeric[c] = quick
+                    continue
             present = col[col.notna()]
             # a JSON number with a fraction or an exponent (a Python float) makes a float column,
             # whether the chunks put it in a float64 column or beside a null in an object column
@@ -418,6 +503,13 @@ class Reader:
         text = f"{self.path}: {where}: {message}"
         if not self.skip_bad_rows:
             raise DataError(text)
+        held = self._held
+        if held is not None and held[0] == threading.get_ident():  # the prefetch thread's
+            held[1].append(text)
+            return
+        self._skip(text)
+
+    def _skip(self, text: str) -> None:
         self.skipped += 1
         if len(self.skipped_examples) < 5:
             self.skipped_examples.append(text)
@@ -542,7 +634,7 @@ class Reader:
                         return
                     if rows:
                         head = pd.DataFrame(rows, columns=names, dtype=object)
-                        frame = pd.concat([head, frame], ignore_index=True) if len(frame) else head
+                        frame = pd.concat([head, frame.build(self._vocabs)], ignore_index=True) if len(frame) else head
                         flines = np.concatenate([np.asarray(lines, dtype=np.int64), flines])
                     yield frame, flines
                     if len(frame) < self.chunk_rows:
@@ -633,8 +725,7 @@ class Reader:
             return None
         out = self._csv_typed(data, names, len(lines))
         if out is None:
-            text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
-            table = _arrow_csv(data, names, {c: codes if c in self._vocabs else text for c in names})
+            table = _arrow_csv(data, names, {c: pa.string() for c in names})
             if table is None or table.num_rows != len(lines):
                 src.unread(data, count)
                 return None
@@ -642,22 +733,11 @@ class Reader:
             for c in names:
                 col = table.column(c)
                 if c in self._vocabs:
-                    out[c] = _local_categorical(col)
+                    out[c] = col  # (coded when the frame is built)
                     continue
                 vals = _fast_number(col, self._numeric[c]) if self._numeric and c in self._numeric else None
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
-        # each column is an array of its own (pyarrow's output, copied where it is a read-only view
-        # of an Arrow buffer): the frame takes them as they are, without consolidating copies
-        cols = {}
-        for c, v in out.items():
-            if isinstance(v, pd.Categorical):
-                cols[c] = pd.Series(v, copy=False)
-                continue
-            if not v.flags.writeable:
-                v = v.copy()
-            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
-        frame = pd.DataFrame(cols, copy=False)
-        return frame, lines
+        return _PendingFrame(out, len(lines)), lines
 
     def _csv_typed(self, data: bytes, names: list[str], rows: int):
         """A block parsed with its numeric columns typed (int64 / uint64 / float64, text columns
@@ -673,8 +753,7 @@ class Reader:
         if (b"x" in data and b"0x" in data) or (b"X" in data and b"0X" in data):
             return None
         arrow = {"int": pa.int64(), "uint": pa.uint64(), "float": pa.float64()}
-        text, codes = pa.string(), pa.dictionary(pa.int32(), pa.string())
-        types = {c: arrow[kinds[c]] if c in kinds else codes if c in self._vocabs else text for c in names}
+        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in names}
         table = _arrow_csv(data, names, types, typed=True)
         if table is None or table.num_rows != rows:
             return None
@@ -683,7 +762,7 @@ class Reader:
             col = table.column(c)
             kind = kinds.get(c)
             if kind is None:
-                out[c] = _local_categorical(col) if c in self._vocabs else col.to_numpy(zero_copy_only=False)
+                out[c] = col if c in self._vocabs else col.to_numpy(zero_copy_only=False)  # (coded later)
                 continue
             nulls = col.null_count
             if kind == "uint" and nulls:
@@ -1009,7 +1088,7 @@ class _Vocabulary:
         remap = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
         new = remap < 0
         if new.any():
-            rows = np.append(new, False)[local]  # (local -1, a missing value: never new)
+            rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
             order = pd.unique(local[rows])  # new values in the order they first occur
             if len(self.values) + len(order) > MAX_CODES:
                 return None
@@ -1020,7 +1099,7 @@ class _Vocabulary:
             if len(order):
                 self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
-        return pd.Categorical.from_codes(remap[local], dtype=self.dtype)
+        return pd.Categorical.from_codes(np.take(remap, local), dtype=self.dtype)
 
 
 def _rebatched(batches, rows: int):
@@ -1070,17 +1149,138 @@ def _local_categorical(col: Any) -> Any:
         idx = ch.indices
         if idx.null_count:  # a null: the code after the dictionary's, mapped to -1
             idx = idx.fill_null(len(d))
-        parts.append(np.append(m, -1)[idx.to_numpy(zero_copy_only=False)])
-    codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        parts.append((m, idx.to_numpy(zero_copy_only=False)))
     values = list(table)
+    cd = _code_dtype(len(values))
+    out = [np.take(np.append(m, -1).astype(cd), idx) for m, idx in parts]
+    codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
-    return pd.Categorical.from_codes(codes.astype(_code_dtype(len(values))), dtype=dtype)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+class _PendingFrame:
+    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings), made a
+    frame by :meth:`build` where the block is used (the caller's thread when the reader reads
+    ahead: the thread that reads only parses)."""
+
+    __slots__ = ("cols", "rows")
+
+    def __init__(self, cols: dict, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def build(self, vocabs: dict) -> Any:
+        """The frame: each column an array of its own (pyarrow's output, copied where it is a
+        read-only view of an Arrow buffer), taken as it is, without consolidating copies; a text
+        column read for coding is coded while ``vocabs`` (the reader's running vocabularies) has
+        it, else its values (a vocabulary that passed ``MAX_CODES`` since the block was read)."""
+        import pandas as pd
+
+        cols = {}
+        for c, v in self.cols.items():
+            if not isinstance(v, np.ndarray):  # a text column read for coding
+                if c in vocabs:
+                    cols[c] = pd.Series(_text_categorical(v), copy=False)
+                    continue
+                v = v.to_numpy(zero_copy_only=False)
+            if not v.flags.writeable:
+                v = v.copy()
+            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+        return pd.DataFrame(cols, copy=False)
+
+
+def _built(frame: Any, vocabs: dict) -> Any:
+    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`)."""
+    return frame.build(vocabs) if isinstance(frame, _PendingFrame) else frame
+
+
+def _text_categorical(col: Any) -> Any:
+    """A pyarrow string column (one chunk per parsed block) as one Categorical of the column's
+    values in first-seen order (a null as code -1): the compiled ``text_codes_cpu`` codes each
+    block's values from its offsets and bytes (one hash per row, no Python string per row; the
+    numpy reference is ``clarion._reference.text_codes``), and the blocks' values are merged as
+    :func:`_local_categorical` merges dictionaries."""
+    import pandas as pd
+    import pyarrow as pa
+
+    text_codes = _io_kernel("text_codes")
+    table: dict = {}
+    parts = []
+    for ch in col.chunks:
+        n = len(ch)
+        if n == 0:
+            continue
+        if ch.null_count or not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)):
+            enc = ch.dictionary_encode()  # (nulls: their bytes are no value)
+            d = enc.dictionary.to_pylist()
+            idx = enc.indices
+            if idx.null_count:
+                idx = idx.fill_null(len(d))
+            codes, values, nulls = idx.to_numpy(zero_copy_only=False), d, True
+        else:
+            wide = pa.types.is_large_string(ch.type)
+            bufs = ch.buffers()
+            offsets = np.frombuffer(
+                bufs[1], dtype=np.int64 if wide else np.int32, count=n + 1, offset=ch.offset * (8 if wide else 4)
+            )
+            data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, dtype=np.uint8)
+            codes, first = text_codes(offsets, data)
+            values, nulls = ch.take(pa.array(first)).to_pylist(), False
+        m = np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int64, count=len(values))
+        parts.append((m, codes, nulls))
+    values = list(table)
+    cd = _code_dtype(len(values))
+    out = []
+    for m, codes, nulls in parts:  # each block's codes into the column's (its own when they agree)
+        same = not nulls and bool(np.all(m == np.arange(len(m))))
+        out.append(codes.astype(cd) if same else np.take(np.append(m, -1).astype(cd), codes))
+    codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
+    dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
 # wholly quoted with doubled quotes inside.
 _CSV_QUOTED = re.compile(rb'(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*')
 _INT_TEXT = r"^-?[0-9]+$"
+
+
+#: Decide the sampled type of a column of short plain numbers or of plain words without parsing
+#: each value with pandas (:func:`_sample_kind`); off: always the general rule (tests compare).
+_FAST_SAMPLE = True
+_SAMPLE_INT = re.compile(r"-?[0-9]{1,15}")
+_SAMPLE_DEC = re.compile(r"-?([0-9]{1,15})\.([0-9]{1,15})")
+# ASCII text that no number parser reads as a number (no digit, no "inf"); NaN text is no number
+# for the type rule either
+_SAMPLE_WORD = re.compile(r"(?![\s\S]*[iI][nN][fF])[^0-9]*")
+
+
+def _sample_kind(values: np.ndarray) -> str | None:
+    """The type rule of :meth:`Reader._infer_types` for a sampled column of Python strings, where
+    it is decided without pandas: "text" when more values than the rule forgives are words
+    (ASCII without a digit or "inf": not numbers whatever the parser), "int" / "float" when every
+    non-blank value is a plain decimal of at most 15 digits (``-12``, ``3.50``: exact, parsed
+    alike by every parser, integral exactly when its fraction is zeros); None otherwise (the
+    general rule decides)."""
+    if not all(type(v) is str for v in values):
+        return None
+    nonempty = [v for v in values if v.strip()]
+    if not nonempty:
+        return "text"  # (no value to decide on: not numeric)
+    words = sum(1 for v in nonempty if v.isascii() and _SAMPLE_WORD.fullmatch(v) is not None)
+    if words > max(1, len(nonempty) // 100):
+        return "text"
+    integral = True
+    for v in nonempty:
+        if _SAMPLE_INT.fullmatch(v) is not None:
+            continue
+        m = _SAMPLE_DEC.fullmatch(v)
+        if m is None or len(m.group(1)) + len(m.group(2)) > 15:
+            return None
+        integral = integral and m.group(2).strip("0") == ""
+    return "int" if integral else "float"
 
 
 def _blank_next_to_field_end(data: bytes) -> bool:
@@ -1142,6 +1342,7 @@ class _Lines:
         self.eof = False
         self.n = 0
         self.line_bytes = 64.0  # mean bytes per line, from the blocks taken
+        self.measured = False  # whether line_bytes was measured
 
     def __iter__(self):
         return self
@@ -1179,6 +1380,15 @@ class _Lines:
         data = b"".join(self.buf) + self.tail
         self.buf.clear()
         self.tail = b""
+        if not self.measured and not self.eof:  # the first block: the line length from 64 KiB
+            more = self.fh.read(1 << 16)
+            if more:
+                data += more
+            else:
+                self.eof = True
+            if data.count(b"\n"):
+                self.line_bytes = len(data) / data.count(b"\n")
+        self.measured = True
         # read about what ``need`` lines take, at the mean line length seen so far
         size = max(1 << 16, int(need * self.line_bytes * 1.02) + 4096 - len(data))
         while True:
@@ -1190,28 +1400,16 @@ class _Lines:
                     size *= 2
                 else:
                     self.eof = done = True
-            arr = np.frombuffer(data, dtype=np.uint8)
-            stops = np.flatnonzero(arr == 10)  # where each line's content ends (its \n)
-            if done and data and not data.endswith(b"\n"):
-                stops = np.append(stops, len(data))  # the last line, unterminated
-            starts = np.concatenate([np.zeros(1, dtype=np.int64), stops[:-1] + 1]) if len(stops) else stops
-            size_ = stops - starts
-            blank = (size_ == 0) | ((size_ == 1) & (arr[starts] == 13))  # "\n", "\r\n" (csv: no fields)
-            kept = np.flatnonzero(~blank)
+            # the lines up to the need-th non-blank one, blanks ("\n", "\r\n": no fields) passed over
+            kept, count, cut, lone_cr = _csv_lines(np.frombuffer(data, dtype=np.uint8), need, done)
             if len(kept) >= need or done:
                 break
-            if len(kept):  # read about what the missing lines take, at the lines' mean length
-                size = max(size, int((need - len(kept)) * (int(stops[-1]) + 1) / len(stops) * 1.1) + 4096)
-        if len(kept) >= need:
-            count = int(kept[need - 1]) + 1
-            kept = kept[:need]
-        else:
-            count = len(stops)
-        cut = min(int(stops[count - 1]) + 1, len(data)) if count else 0
-        block, rest = data[:cut], data[cut:]
-        if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+            if count:  # read about what the missing lines take, at the lines' mean length
+                size = max(size, int((need - len(kept)) * cut / count * 1.1) + 4096)
+        if lone_cr:
             self.tail = data
             return None
+        block, rest = data[:cut], data[cut:]
         self.tail = rest
         if count:
             self.line_bytes = len(block) / count
@@ -1223,6 +1421,25 @@ class _Lines:
         """Give back what :meth:`take_block` took."""
         self.tail = block + self.tail
         self.n -= count
+
+
+def _csv_lines(data: np.ndarray, need: int, at_eof: bool) -> tuple[np.ndarray, int, int, bool]:
+    """The lines of CSV bytes up to the ``need``-th non-blank one (see ``_Lines.take_block``):
+    ``(kept, count, cut, lone_cr)`` from the compiled ``csv_lines_cpu`` (numpy reference:
+    ``clarion._reference.csv_lines``)."""
+    return _io_kernel("csv_lines")(data, need, at_eof)
+
+
+def _io_kernel(name: str) -> Any:
+    """The reader's compiled helper ``<name>_cpu``, or its numpy twin ``clarion._reference.<name>``
+    (same results, slower) when the compiled extension is unavailable."""
+    from clarion import _backend
+
+    if _backend.has_core():
+        return getattr(_backend.core(), f"{name}_cpu")
+    from clarion import _reference
+
+    return getattr(_reference, name)
 
 
 class _CsvRecords:
@@ -1489,6 +1706,7 @@ def read_dataset(
     skip_bad_rows: bool = False,
     required: tuple[str, ...] = (),
     codes: tuple[str, ...] = (),
+    prefetch: bool = True,
 ) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
@@ -1519,6 +1737,12 @@ def read_dataset(
         (no Python string per row). ``Chunk.coded`` names them and ``Chunk.plain()`` is the frame
         without codes. A column passing ``MAX_CODES`` distinct values is given as values from the
         chunk where it would. Other formats ignore it.
+    prefetch : bool
+        CSV and Parquet: read and parse the next chunk on a thread while the caller uses the
+        current one (at most these two chunks held). The chunks, ``skipped``,
+        ``skipped_examples`` and every error (raised when the caller asks for the chunk that
+        meets it) are the same as without; the thread ends with the iteration (its end, an
+        error, or the caller stopping early). Other formats ignore it.
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -1530,6 +1754,8 @@ def read_dataset(
         dup = sorted({h for h in names if names.count(h) > 1})
         if dup:
             raise DataError(f"{p}: `headers` lists {dup} more than once")
-    return Reader(
+    reader = Reader(
         p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
     )
+    reader.prefetch = bool(prefetch)
+    return reader

@@ -86,6 +86,8 @@ _COUNT_GRID = np.arange(1001, dtype=np.float64) / 1000.0
 CURVE_THRESHOLDS: tuple[float, ...] = tuple(float(x) for x in np.arange(101, dtype=np.float64) / 100.0)
 #: equal-width calibration bins over [0, 1]
 CALIBRATION_BINS = 10
+# batches of up to this many rows are counted on one thread (see PerformanceAccumulator.update)
+_ONE_THREAD_ROWS = 1 << 18
 
 R_EMPTY = "empty group"
 R_NO_PRED_POS = "no predicted positives"
@@ -333,7 +335,11 @@ class PerformanceAccumulator:
     def update(self, batch: Any) -> PerformanceAccumulator:
         """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns)."""
         table = Table(batch)
-        enc = self.state.update(table, "clarion")
+        # a batch of up to _ONE_THREAD_ROWS rows is counted on the calling thread: starting the
+        # kernel's threads costs more than they save there, and under load (a reader thread
+        # parsing the next chunk) they wait for a core; the counts never depend on the threads
+        kw = {"n_threads": 1} if table.n <= _ONE_THREAD_ROWS else {}
+        enc = self.state.update(table, "clarion", **kw)
         y = np.asarray(enc["y"], dtype=np.intp)
         w = enc["w"]
         _, _, roc_j = self._roles()
