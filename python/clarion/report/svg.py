@@ -153,13 +153,21 @@ def bars(
     neg = any(v < 0 for v in values)
     zero = label_w + (plot_w / 2 if neg else 0)
     scale = (plot_w / 2 if neg else plot_w) / vmax
+    if not math.isfinite(scale):  # values all below ~1e-306: the length as a fraction of the longest
+        scale = None
     parts = [
         f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{esc(title)}">'
     ]
     for i, (name, v) in enumerate(zip(names, values)):
         y = 5 + i * (bar_height + 6)
-        w = abs(v) * scale if math.isfinite(v) else 0
+        w = (
+            0.0
+            if not math.isfinite(v)
+            else abs(v) * scale
+            if scale is not None
+            else abs(v) / vmax * (plot_w / 2 if neg else plot_w)
+        )
         x0 = zero - w if v < 0 else zero
         colour = PALETTE[1] if v < 0 else PALETTE[0]
         parts.append(
@@ -199,6 +207,8 @@ def strip_plot(
     vmax = max((abs(v) for v in finite), default=1.0) or 1.0
     zero = label_w + plot_w / 2
     scale = plot_w / 2 / vmax
+    if not math.isfinite(scale):  # values all below ~1e-306: positions as fractions of the largest
+        scale = None
     parts = [
         f'<svg class="strip" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{esc(title)}">'
@@ -216,9 +226,8 @@ def strip_plot(
                 fill = f"rgb({int(37 + c * 183)},{int(99 - c * 61)},{int(235 - c * 197)})"
             else:
                 fill = "#6b7280"
-            parts.append(
-                f'<circle cx="{zero + v * scale:.1f}" cy="{yc + jitter:.1f}" r="2.2" fill="{fill}" opacity="0.7"/>'
-            )
+            cx = zero + (v * scale if scale is not None else v / vmax * (plot_w / 2))
+            parts.append(f'<circle cx="{cx:.1f}" cy="{yc + jitter:.1f}" r="2.2" fill="{fill}" opacity="0.7"/>')
     parts.append(f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height - 20}" stroke="#6b7280"/>')
     parts.append(
         f'<text x="{label_w}" y="{height - 5}" font-size="11" fill="#374151">{esc(fmt(-vmax))}</text>'
