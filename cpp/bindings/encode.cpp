@@ -110,8 +110,11 @@ SlotProblem slot_problem(const py::list& codes, const std::vector<i64>& offsets,
 
 py::tuple to_tuple(const RowError& e) { return py::make_tuple(e.what, e.row, e.col); }
 
-py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
-                          const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
+// One slot-count pass of `count` (slot_counts_cpu, or slot_counts_team: the persistent team of
+// slot_stream.hpp that an Accumulator's one-pass batches use) into `raw`, without the GIL.
+template <class Count>
+py::tuple slot_pass(const py::list& codes, const std::vector<i64>& offsets, const std::vector<i64>& sizes,
+                    const py::array& raw, int n_threads, Count count) {
   std::vector<py::array> keep;
   keep.reserve(8);
   const SlotProblem pb = slot_problem(codes, offsets, sizes, py::list(), {}, false, keep);
@@ -123,30 +126,23 @@ py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets
   RowError e;
   {
     py::gil_scoped_release release;
-    e = clarion::bias::slot_counts_cpu(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)),
-                                       n_threads);
+    e = count(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)), n_threads);
   }
   return to_tuple(e);
 }
 
-// slot_counts_cpu on the persistent team of slot_stream.hpp (an Accumulator's one-pass batches).
+py::tuple slot_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
+                          const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
+  return slot_pass(codes, offsets, sizes, raw, n_threads, [](const SlotProblem& pb, std::int64_t* o, int t) {
+    return clarion::bias::slot_counts_cpu(pb, o, t);
+  });
+}
+
 py::tuple slot_counts_team(const py::list& codes, const std::vector<i64>& offsets,
                            const std::vector<i64>& sizes, const py::array& raw, int n_threads) {
-  std::vector<py::array> keep;
-  keep.reserve(8);
-  const SlotProblem pb = slot_problem(codes, offsets, sizes, py::list(), {}, false, keep);
-  const Light out = light(raw);
-  CLARION_CHECK(out.ok_layout && out.writeable && out.kind == 'i' && out.itemsize == 8 &&
-                    static_cast<i64>(raw.size()) == pb.raw_cells(),
-                "raw must be a writeable C-contiguous int64 array with prod(sizes) elements");
-  n_threads = clarion::bind::threads_arg(n_threads);
-  RowError e;
-  {
-    py::gil_scoped_release release;
-    e = clarion::bias::slot_counts_team(pb, static_cast<std::int64_t*>(const_cast<void*>(out.data)),
-                                        n_threads);
-  }
-  return to_tuple(e);
+  return slot_pass(codes, offsets, sizes, raw, n_threads, [](const SlotProblem& pb, std::int64_t* o, int t) {
+    return clarion::bias::slot_counts_team(pb, o, t);
+  });
 }
 
 py::tuple slot_weighted_counts_cpu(const py::list& codes, const std::vector<i64>& offsets,
