@@ -567,9 +567,11 @@ def _numeric_positive(x: np.ndarray, values: list) -> np.ndarray:
 def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     if a.shape[axis] == size:
         return a
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, size - a.shape[axis])
-    return np.pad(a, pad)
+    shape = list(a.shape)
+    shape[axis] = size
+    out = np.zeros(shape, dtype=a.dtype)  # (np.pad with zeros, without its ~10 us of set-up)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
