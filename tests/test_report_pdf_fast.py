@@ -587,3 +587,20 @@ def chart_svgs(draw):
 def test_chart_generators_draw_as_svglib_reads_them(svg):
     fast, ref = _fast_shapes(svg), _svglib_shapes(svg)
     assert _close(fast, ref), (svg, fast, ref)
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        # a space that starts a run is measured in that run's font (here regular after bold): the
+        # long word's first letter then still fits on the line, as Paragraph places it
+        [Span("0 0 0 0 s 0B", "b"), Span(" 0 ·0000000", "")],
+        [Span("0 0 0 0 s 0B", "b"), Span(" 0 .0000000", "")],
+        [Span("s 0B", "b"), Span(" 0 ·0000000", "")],
+    ],
+)
+def test_a_space_starting_a_run_is_measured_in_its_font(spans):
+    new, ref = _renderers()
+    para, text = ref.para(spans, "cell"), new.para(spans, "cell")
+    assert text.wrap(30.0, 1e6)[1] == pytest.approx(para.wrap(30.0, 1e6)[1])
+    assert [" ".join("".join(t for _, t in line).split()) for line in text.lines] == _paragraph_lines(para)

@@ -279,7 +279,9 @@ def _make_text_class(base: type) -> type:
                     line, cur, spaces = [], 0.0, 0.0
                     continue
                 ww = sum(width(t, r.font, size) for r, t in word)
-                sw = width(" ", line[-1][-1][0].font, size) if line else 0.0
+                # the space before the word, in the font of the run it is in (Paragraph measures a
+                # space that starts a run in that run's font, not in the previous word's)
+                sw = width(" ", (getattr(word, "space", None) or line[-1][-1][0]).font, size) if line else 0.0
                 new = cur + sw + ww
                 if line and new > max_w + _SPACE_SHRINK * (spaces + sw):
                     if ww > max_w:  # a long word: its first piece fills this line (as Paragraph's)
