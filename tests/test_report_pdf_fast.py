@@ -597,6 +597,9 @@ def test_chart_generators_draw_as_svglib_reads_them(svg):
         [Span("0 0 0 0 s 0B", "b"), Span(" 0 ·0000000", "")],
         [Span("0 0 0 0 s 0B", "b"), Span(" 0 .0000000", "")],
         [Span("s 0B", "b"), Span(" 0 ·0000000", "")],
+        # a long word's first piece keeps the space before the word (its run's width): "0v" fits
+        # after "0mn"
+        [Span("0", ""), Span("000 0000000mn", "b"), Span(" 0v00000", "")],
     ],
 )
 def test_a_space_starting_a_run_is_measured_in_its_font(spans):

@@ -229,6 +229,10 @@ def _make_text_class(base: type) -> type:
                     cur.append((run, piece))
             if cur:
                 out.append(cur)
+            if out:  # the first piece keeps the space before the word (its run, its width)
+                first = _Word(out[0])
+                first.space = getattr(word, "space", None)
+                out[0] = first
             return out
 
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
