@@ -1099,7 +1099,8 @@ class _Vocabulary:
             if len(order):
                 self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
-        return pd.Categorical.from_codes(np.take(remap, local), dtype=self.dtype)
+        # (every code is in range by construction: the check is skipped)
+        return pd.Categorical.from_codes(np.take(remap, local), dtype=self.dtype, validate=False)
 
 
 def _rebatched(batches, rows: int):
@@ -1122,18 +1123,89 @@ def _rebatched(batches, rows: int):
 
 def _coded_frame(table, coded: list[str]) -> Any:
     """A Parquet table as a frame: the coded (dictionary) columns as Categoricals of the table's
-    values, the others as ``to_pandas`` gives them."""
+    values, the others as ``to_pandas`` gives them (the plain numeric columns taken straight from
+    their Arrow buffers where that is the same frame: :func:`_plain_columns`)."""
     import pandas as pd
 
     names = table.column_names
-    rest = table.select([c for c in names if c not in coded]).to_pandas(integer_object_nulls=True)
-    # (a stored pandas index becomes the frame's index, as to_pandas of the whole table makes it)
-    cols = {
-        c: pd.Series(_local_categorical(table.column(c)), index=rest.index, copy=False) if c in coded else rest[c]
-        for c in names
-        if c in coded or c in rest.columns
-    }
-    return pd.DataFrame(cols, index=rest.index, copy=False)
+    plain = _plain_columns(table, coded) if _LEAN_PARQUET else {}
+    if plain is None:
+        plain = {}
+    rest_names = [c for c in names if c not in coded and c not in plain]
+    if rest_names or not plain:
+        rest = table.select(rest_names).to_pandas(integer_object_nulls=True)
+        index = rest.index  # (a stored pandas index becomes the frame's index, as to_pandas makes it)
+    else:
+        rest, index = None, pd.RangeIndex(table.num_rows)
+    cols = {}
+    for c in names:
+        if c in coded:
+            cols[c] = pd.Series(_local_categorical(table.column(c)), index=index, copy=False)
+        elif c in plain:
+            cols[c] = pd.Series(plain[c], index=index, copy=False)
+        elif c in rest.columns:
+            cols[c] = rest[c]
+    return pd.DataFrame(cols, index=index, copy=False)
+
+
+#: Take plain numeric Parquet columns straight from their Arrow buffers (:func:`_plain_columns`);
+#: off: every column through ``to_pandas`` (the frames are the same; tests compare).
+_LEAN_PARQUET = True
+_PLAIN_ARROW = {
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float",
+    "double",
+    "bool",
+}
+
+
+def _plain_columns(table, coded: list[str]) -> dict[str, np.ndarray] | None:
+    """The columns of ``table`` (not in ``coded``) that ``to_pandas`` gives as plain numpy arrays of
+    their Arrow type: integers, floats (not half) and booleans without nulls, whose stored pandas
+    metadata (if any) names the same numpy dtype and the same column name; as writable numpy
+    arrays. None when the table's pandas metadata stores an index column or renames a column
+    (``to_pandas`` then makes an index or other names: the whole table goes through it)."""
+    meta = table.schema.pandas_metadata
+    stored: dict[str, Any] = {}
+    if meta is not None:
+        if any(not isinstance(ix, dict) for ix in meta.get("index_columns", [])):
+            return None  # (a range index is metadata only; a named index is a column)
+        for m in meta.get("columns", []):
+            if m.get("name") != m.get("field_name"):
+                return None
+            stored[m.get("field_name")] = m.get("numpy_type")
+    out = {}
+    for c, col in zip(table.column_names, table.columns):
+        if c in coded or str(col.type) not in _PLAIN_ARROW or col.null_count:
+            continue
+        if meta is not None and c in stored and stored[c] != col.type.to_pandas_dtype().__name__:
+            continue  # (e.g. a pandas nullable "Int64" stored as int64: to_pandas restores it)
+        out[c] = _writable(col.to_numpy())
+    return out
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a writable copy of it when it is read-only (a view of an Arrow buffer: pandas
+    writes into a frame's arrays in place). The copy's memory comes from pyarrow's memory pool,
+    which keeps freed memory for the next chunk: a fresh allocation per chunk costs the first
+    touch of every page (~250 us for 400 KB against ~15 us for the copy itself)."""
+    if a.flags.writeable:
+        return a
+    if a.dtype.hasobject:
+        return a.copy()
+    import pyarrow as pa
+
+    out = np.frombuffer(pa.allocate_buffer(a.nbytes), dtype=a.dtype)
+    if a.nbytes:
+        np.copyto(out, a)
+    return out.reshape(a.shape)
 
 
 def _local_categorical(col: Any) -> Any:
@@ -1147,15 +1219,38 @@ def _local_categorical(col: Any) -> Any:
         d = ch.dictionary.to_pylist()
         m = np.fromiter((table.setdefault(v, len(table)) for v in d), dtype=np.int64, count=len(d))
         idx = ch.indices
-        if idx.null_count:  # a null: the code after the dictionary's, mapped to -1
+        nulls = idx.null_count > 0
+        if nulls:  # a null: the code after the dictionary's, mapped to -1
             idx = idx.fill_null(len(d))
-        parts.append((m, idx.to_numpy(zero_copy_only=False)))
+        parts.append((m, idx.to_numpy(zero_copy_only=False), nulls))
     values = list(table)
     cd = _code_dtype(len(values))
-    out = [np.take(np.append(m, -1).astype(cd), idx) for m, idx in parts]
+    out = []
+    for m, idx, nulls in parts:  # (a dictionary in the column's order, no null: its indices as they are)
+        same = not nulls and (len(m) == 0 or bool(m[-1] == len(m) - 1 and np.all(m == np.arange(len(m)))))
+        out.append(idx.astype(cd) if same else np.take(np.append(m, -1).astype(cd), idx))
     codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
-    dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
-    return pd.Categorical.from_codes(codes, dtype=dtype)
+    # (every code is in range by construction: the check is skipped)
+    return pd.Categorical.from_codes(codes, dtype=_categories(values), validate=False)
+
+
+def _categories(values: list) -> Any:
+    """The CategoricalDtype of ``values`` (unordered, object categories); the last few small ones
+    are kept, so that blocks with the same values share one dtype (building one costs ~50 us)."""
+    import pandas as pd
+
+    if len(values) > 256:
+        return pd.CategoricalDtype(pd.Index(values, dtype=object))
+    key = tuple((type(v), v) for v in values)  # ("1" and 1, 1 and True are other values)
+    got = _DTYPES.get(key)
+    if got is None:
+        if len(_DTYPES) >= 64:
+            _DTYPES.clear()
+        got = _DTYPES[key] = pd.CategoricalDtype(pd.Index(values, dtype=object))
+    return got
+
+
+_DTYPES: dict = {}
 
 
 class _PendingFrame:
