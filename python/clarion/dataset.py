@@ -522,16 +522,25 @@ class Reader:
         import pandas as pd
 
         unit = "line" if self.dataset_type in ("text/csv", "application/jsonlines") else "record"
-        keep = np.ones(len(frame), dtype=bool)
-        out, exact = {}, {}
+        dtypes = dict(zip(frame.columns, frame.dtypes))  # (one call: a column fetch costs ~13 us)
         # int64 columns of an "int" column and float64 columns of a "float" one: already their
         # final values (what _number_column gives them), kept as they are
-        final = set()
+        final = {
+            c
+            for c, dt in dtypes.items()
+            if (self._numeric.get(c), dt) in (("int", np.dtype(np.int64)), ("float", np.dtype(np.float64)))
+        }
+        no_missing = all(
+            c in dtypes and isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "iub" for c in self.required
+        )
+        if no_missing and len(final) == len(self._numeric.keys() & dtypes.keys()):
+            return frame, lines  # every number final, no required value can be missing: as it came
+        keep = np.ones(len(frame), dtype=bool)
+        out, exact = {}, {}
         for c in frame.columns:
             col = frame[c]
             kind = self._numeric.get(c)
-            if (kind == "int" and col.dtype == np.int64) or (kind == "float" and col.dtype == np.float64):
-                final.add(c)
+            if c in final:
                 out[c] = col  # every value is a number of the column's type (a float may be NaN)
                 continue
             if kind is not None:
