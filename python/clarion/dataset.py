@@ -1367,12 +1367,36 @@ def _sample_kind(values: np.ndarray) -> str | None:
     (ASCII without a digit or "inf": not numbers whatever the parser), "int" / "float" when every
     non-blank value is a plain decimal of at most 15 digits (``-12``, ``3.50``: exact, parsed
     alike by every parser, integral exactly when its fraction is zeros); None otherwise (the
-    general rule decides)."""
+    general rule decides).
+
+    The usual columns (all words, all plain integers, all plain decimals) are decided by one
+    pattern over the values joined by line breaks; any other sample value by value
+    (:func:`_sample_kind_each`, the same answers)."""
     if not all(type(v) is str for v in values):
         return None
     nonempty = [v for v in values if v.strip()]
     if not nonempty:
         return "text"  # (no value to decide on: not numeric)
+    joined = "\n".join(nonempty)
+    if joined.count("\n") == len(nonempty) - 1:  # (no value holds a line break of its own)
+        if len(nonempty) > 1 and joined.isascii() and _SAMPLE_ALL_WORDS.fullmatch(joined) is not None:
+            return "text"  # every value a word: more than the rule forgives
+        if _SAMPLE_ALL_DECIMALS.fullmatch(joined) is not None:
+            return "float" if _SAMPLE_FRACTION.search(joined) is not None else "int"
+    return _sample_kind_each(nonempty)
+
+
+# the whole sample at once: words (no digit, no "inf", no line break inside), or plain decimals of
+# at most 15 digits (the lookahead counts the digits of each value), and a fraction not all zeros
+_SAMPLE_ALL_WORDS = re.compile(r"(?![\s\S]*[iI][nN][fF])[^0-9]*")
+_SAMPLE_ALL_DECIMALS = re.compile(
+    r"(?:(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)(?:\n(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)*"
+)
+_SAMPLE_FRACTION = re.compile(r"\.[0-9]*[1-9]")
+
+
+def _sample_kind_each(nonempty: list[str]) -> str | None:
+    """:func:`_sample_kind` of the non-blank values ``nonempty``, value by value."""
     words = sum(1 for v in nonempty if v.isascii() and _SAMPLE_WORD.fullmatch(v) is not None)
     if words > max(1, len(nonempty) // 100):
         return "text"
