@@ -1132,13 +1132,13 @@ class State:
             return None
 
     @staticmethod
-    def _codes(col: Any, role: Any, hints: _RangeHints | None) -> SlotCodes | None:
+    def _codes(col: Any, role: Any, hints: _RangeHints | None, hashing: bool = True) -> SlotCodes | None:
         """:func:`slot_codes` of a column; an integer column of a stream takes the range of the
         batches before it (``hints``), which spares its min/max pass."""
         if hints is None:
-            return slot_codes(col)
+            return slot_codes(col, hashing=hashing)
         h = hints.known.get(role) if hints.guessing else None
-        sc = slot_codes(col, h)
+        sc = slot_codes(col, h, hashing=hashing)
         if sc is None or sc.key is None or sc.key[0] != "range":
             return sc
         if h is not None and sc.key[1:] == h:
@@ -1209,6 +1209,13 @@ class State:
 
     def _slot_facet(self, fs: FacetState, col: Any, hints: _RangeHints | None = None) -> dict:
         if fs.threshold is not None:
+            if type(col) is np.ndarray and col.ndim == 1 and col.dtype.kind == "i" and col.size:
+                # an integer column: its own values as slots (no pass to compare them with the
+                # threshold), each slot's side of it in a lookup table; the column maximum is that
+                # of the slots that occur (committed in _slot_run)
+                sc = self._codes(col, ("facet", fs.name), hints, hashing=False)
+                if sc is not None and sc.key is not None and sc.key[0] == "range":
+                    return self._cached_part(("facet", fs.name), sc, lambda sc: self._threshold_part(fs, sc))
             codes, _ = self._facet_codes(fs, col)
             return {"sc": SlotCodes(codes, 1, 3, [0, 1], None), "lut": np.array([0, 0, 1], np.int32), "kind": "binary"}
         if fs.values is None:
@@ -1217,6 +1224,15 @@ class State:
         if sc is None:
             raise _SlowPath
         return self._cached_part(("facet", fs.name), sc, lambda sc: self._selected_part(fs, sc))
+
+    @staticmethod
+    def _threshold_part(fs: FacetState, sc: SlotCodes) -> dict:
+        """facet_threshold on an integer range: lut[slot] = 1 when the slot's value, as a float64
+        (what :meth:`_facet_codes` compares), is above the threshold."""
+        lut = np.zeros(sc.size, dtype=np.int32)
+        x = sc.values_array(np.arange(1, sc.size))
+        lut[1:] = x.astype(np.float64) > fs.threshold
+        return {"lut": lut, "kind": "threshold_range"}
 
     @staticmethod
     def _selected_part(fs: FacetState, sc: SlotCodes) -> dict:
@@ -1336,7 +1352,7 @@ class State:
             if w is None:
                 res = slot_counts_prepared(codes, offsets, sizes, backend=backend, n_threads=n_threads, team=team)
             else:
-                Fm = 2 if fp["kind"] in ("binary", "selected", "selected_numeric") else sizes[0]
+                Fm = 2 if fp["kind"] in ("binary", "selected", "selected_numeric", "threshold_range") else sizes[0]
                 Km = gp["sc"].size if gp is not None else 1
                 luts = [fp["lut"]] + ([gp["lut"]] if gp is not None else []) + [yp["lut"]]
                 strides = [Km * 2 * P] + ([2 * P] if gp is not None else []) + [P]
@@ -1430,7 +1446,14 @@ class State:
             if fp["kind"] == "vocab":
                 flut = _commit_vocab(fs.vocab, fp["sc"], pres)
             else:
-                if fp["kind"] != "binary":
+                if fp["kind"] == "threshold_range":
+                    # the column's maximum, as _native_max takes it (an int); slots are the values in
+                    # order, and an integer range has no missing slot
+                    if pres.size and pres[-1] > 0:
+                        top = fp["sc"].value(int(pres[-1]))
+                        with self.lock:
+                            fs.col_max = combine_max(fs.col_max, top)
+                elif fp["kind"] != "binary":
                     self._commit_selected(fs, fp, pres)
                 flut = fp["lut"]
             V = fs.n_codes
