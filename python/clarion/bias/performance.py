@@ -103,6 +103,7 @@ MSG_PROBABILITY_LABEL = (
 )
 MSG_NEED_MODEL = "give predicted_label (predicted labels) and/or probability (scores of the positive class)"
 MSG_THRESHOLDS = "thresholds must be numbers in [0, 1], got {value!r}"
+MSG_NO_ROWS = "result: no batch was counted yet (no update, or every update failed)"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -433,9 +434,12 @@ class PerformanceAccumulator:
         return d, total[None] - d, total
 
     def result(self) -> GroupPerformance:
-        """The statistics (and curves, with a score) of the rows counted so far."""
+        """The statistics (and curves, with a score) of the rows counted so far (``ValueError``
+        before any batch was counted)."""
         st = self.state
         with st.lock:
+            if not any(fs.counts for fs in st.facets.values()):  # (no update, or every one failed)
+                raise ValueError(MSG_NO_ROWS)
             st.check_label_values()
             facets: dict[Any, list] = {}
             pre_facets: dict[Any, list] = {}
