@@ -204,3 +204,31 @@ def test_job_shaped_stream_counts_threshold_facets(monkeypatch):
         assert _report(lambda acc=acc: acc.report(COUNT)) == _report(
             lambda want=want: want.assemble(methods=COUNT, stage="both", compat="clarion")
         )
+
+
+@pytest.mark.skipif(not _backend.has_core() or not hasattr(_backend.core(), "int_range_cpu"), reason="needs the core")
+@settings(max_examples=200, deadline=None)
+@given(
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+    n=st.integers(1, 3000),
+    seed=st.integers(0, 2**32 - 1),
+    spots=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from(["min", "max", "zero", "-1"])), max_size=4
+    ),
+)
+def test_int_range_kernel_equals_numpy(dtype, n, seed, spots):
+    """The vectorised min / max kernel (``int_range_cpu``, AVX2 or baseline) against numpy, every
+    signed dtype, lengths around the vector widths, the dtype's extremes anywhere."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(info.min, info.max, n, dtype=dtype, endpoint=True)
+    if seed % 3 == 0:
+        x = rng.integers(-3, 4, n).astype(dtype)
+    for where, what in spots:
+        x[int(where * n)] = {"min": info.min, "max": info.max, "zero": 0, "-1": -1}[what]
+    lo, hi = _backend.core().int_range_cpu(x)
+    assert (lo, hi) == (int(x.min()), int(x.max()))
+    view = x[::2]  # a strided view: the Python wrapper's own reductions, same answer
+    from clarion._counts import int_range
+
+    assert int_range(np.ascontiguousarray(view)) == int_range(view) == (int(view.min()), int(view.max()))
