@@ -376,3 +376,47 @@ def test_group_performance_is_unchanged_for_one_frame():
         kw.update(label="y", label_values=[1], predicted_label="p")
         got = json.dumps(bias.group_performance(df, **kw).to_dict(), sort_keys=True)
         assert got == _json(_Legacy(**kw).update(df))
+
+
+def test_predictions_given_as_an_array():
+    """``group_performance`` takes predicted labels as an array (or Series) as well as a column
+    name: the same result as the update before, facet by value or by threshold."""
+    rng = np.random.default_rng(4)
+    n = 500
+    df = pd.DataFrame({"y": rng.integers(0, 2, n), "f": rng.choice(list("abc"), n), "t": rng.integers(0, 50, n)})
+    p = rng.integers(0, 2, n)
+    for pred in (p, pd.Series(p)):
+        for facet in (dict(facet="f"), dict(facet="t", facet_threshold=20)):
+            kw = dict(label="y", label_values=[1], predicted_label=pred, **facet)
+            got = json.dumps(bias.group_performance(df, **kw).to_dict(), sort_keys=True)
+            assert got == _json(_Legacy(**kw).update(df))
+
+
+@pytest.mark.parametrize("kind", ["arrow", "dict"])
+def test_arrow_and_dict_batches(kind):
+    """pyarrow tables and dicts of arrays as batches: the same result as the update before."""
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(6)
+    n = 12_000
+    df = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, n),
+            "f": rng.choice(list("abc"), n),
+            "t": rng.integers(0, 50, n),
+            "p": rng.integers(0, 2, n),
+        }
+    )
+
+    def conv(d):
+        if kind == "arrow":
+            return pa.Table.from_pandas(d, preserve_index=False)
+        return {c: d[c].to_numpy() for c in d.columns}
+
+    for facet in (dict(facet="f"), dict(facet="t", facet_threshold=20), dict(facet="f", facet_values=["b"])):
+        kw = dict(label="y", label_values=[1], predicted_label="p", **facet)
+        new, old = PerformanceAccumulator(**kw), _Legacy(**kw)
+        for s in range(0, n, 1_500):
+            b = conv(df.iloc[s : s + 1_500].reset_index(drop=True))
+            new.update(b)
+            old.update(b)
+        assert _json(new) == _json(old)

@@ -336,8 +336,9 @@ class PerformanceAccumulator:
         }
         # without weights and scores a batch is counted as Accumulator.update counts it: the compiled
         # stream, else the one-pass path (one slot-count pass per facet), else the general path below
+        # (the stream reads its columns by name: predicted labels given as an array take the general path)
         self._steady: _StreamCounter | None = None
-        if weights is None and probability is None and len(self.spec.models) <= 1:
+        if weights is None and probability is None and (predicted_label is None or isinstance(predicted_label, str)):
             self._steady = _StreamCounter(self.state)
 
     def update(self, batch: Any) -> PerformanceAccumulator:
