@@ -325,8 +325,8 @@ class _Stream:
         path, so its values have codes), or None where the compiled stream does not apply:
         a label threshold, a facet threshold on a column that is not an integer range, several
         models or scores, columns that are not categorical / integer / boolean, wide slot maps,
-        another backend. ``plan``: the batch's slot plan as the one-pass
-        path made it (``State.fast_count``'s ``keep``), else made again here."""
+        another backend. ``plan``: the batch's slot plan as the one-pass path made it
+        (``State.fast_count``'s ``keep``), else made again here."""
         if not _backend.has_core() or _backend_forced():
             return None
         core = _backend.core()
