@@ -351,13 +351,15 @@ _BOOL_UVALS.setflags(write=False)
 _BOOL_KEY = ("bool",)
 
 
-def slot_codes(col: Any, range_hint: tuple | None = None) -> SlotCodes | None:
+def slot_codes(col: Any, range_hint: tuple | None = None, *, hashing: bool = True) -> SlotCodes | None:
     """The :class:`SlotCodes` of a column, or None for a column the slot kernel does not take
     (not 1-D, or a dtype :func:`factorize` refuses).
 
     ``range_hint``: ``(dtype, lo, span)`` (an integer range's key, ``key[1:]``), the slots an
     integer column of that dtype is given without its min/max pass when the span fits the batch;
-    the count pass then refuses a row outside the range (the caller retries without the hint)."""
+    the count pass then refuses a row outside the range (the caller retries without the hint).
+    ``hashing=False``: None instead of a hashing pass (:func:`factorize`) for a column that is not
+    categorical, boolean or a narrow integer range."""
     if isinstance(col, pd.Categorical):
         return _categorical_slots(col)
     col = column_values(col)
@@ -382,6 +384,8 @@ def slot_codes(col: Any, range_hint: tuple | None = None) -> SlotCodes | None:
             span = hi - lo + 1
             if span <= min(_INT_RANGE_MAX, max(1024, 4 * col.size)) and -(1 << 62) < lo and hi < (1 << 62):
                 return SlotCodes(col, 1 - lo, span + 1, None, col[:0], lo, key=("range", col.dtype, lo, span))
+    if not hashing:
+        return None
     try:
         codes, uniques, present = factorize(col)
     except (TypeError, ValueError):

@@ -323,9 +323,10 @@ class _Stream:
     def build(cls, st: State, table: Table, batch: Any, compat: str, plan: dict | None = None) -> _Stream | None:
         """The stream of a state, its slot maps taken from ``batch`` (just counted by the one-pass
         path, so its values have codes), or None where the compiled stream does not apply:
-        thresholds, several models or scores, columns that are not categorical / integer /
-        boolean, wide slot maps, another backend. ``plan``: the batch's slot plan as the one-pass
-        path made it (``State.fast_count``'s ``keep``), else made again here."""
+        a label threshold, a facet threshold on a column that is not an integer range, several
+        models or scores, columns that are not categorical / integer / boolean, wide slot maps,
+        another backend. ``plan``: the batch's slot plan as the one-pass path made it
+        (``State.fast_count``'s ``keep``), else made again here."""
         if not _backend.has_core() or _backend_forced():
             return None
         core = _backend.core()
@@ -334,8 +335,8 @@ class _Stream:
         spec = st.spec
         if spec.label_threshold is not None or len(spec.models) > 1 or st.n_rows == 0:
             return None
-        if any(fs.threshold is not None for fs in st.facets.values()):
-            return None
+        # (a facet_threshold on an integer range is a 0 / 1 lookup table of its slots, as selected
+        # facet values are; on another column its slot codes have no key: declined below)
         if spec.models and st.model_kinds != ["labels"]:
             return None
         names = list(st.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
@@ -1085,6 +1086,48 @@ class Accumulator:
             acc._next_row = total
             acc._ranges = [[0, total]] if total else []
         return acc
+
+
+class _StreamCounter:
+    """A :class:`State`'s compiled stream and one-pass path, for a caller that numbers no rows and
+    keeps no replicates (:class:`clarion.bias.PerformanceAccumulator`): the first two routes of
+    :meth:`Accumulator.update`, with its stream kept and rebuilt as :meth:`Accumulator._follow`
+    does. :meth:`count` returns False, with nothing changed, for a batch that takes the general
+    path (``State.update``) instead: an empty batch, scores, several models, weights the caller
+    counts itself, or anything the one-pass path declines."""
+
+    __slots__ = ("state", "compat", "_stream", "_stream_misses")
+
+    def __init__(self, state: State, compat: str = "clarion") -> None:
+        self.state, self.compat = state, compat
+        self._stream: _Stream | None = None
+        self._stream_misses = 0
+
+    def count(self, batch: Any) -> bool:
+        """Counts ``batch`` into the state (True), or changes nothing (False)."""
+        stream = self._stream
+        key = None
+        if stream is not None:
+            n = stream.add(batch)
+            if type(n) is int:
+                if n:
+                    self._stream_misses = 0
+                    return True
+            else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
+                key = n
+        table = Table(batch)
+        if table.n == 0:
+            return False
+        st = self.state
+        kept: dict = {}
+        fast = st.fast_count(table, self.compat, keep=kept, team=True)
+        if fast is None:
+            return False
+        st.add_counts(fast, table.n)
+        self._follow(st, table, batch, stream, key, kept)
+        return True
+
+    _follow = Accumulator._follow
 
 
 _CONFIG_KEYS = (

@@ -68,6 +68,7 @@ import numpy as np
 
 from clarion.bias._engine import Spec, State, Table
 from clarion.bias._metrics import MESSAGES, compute
+from clarion.bias.accumulator import _StreamCounter
 
 __all__ = [
     "CALIBRATION_BINS",
@@ -102,6 +103,7 @@ MSG_PROBABILITY_LABEL = (
 )
 MSG_NEED_MODEL = "give predicted_label (predicted labels) and/or probability (scores of the positive class)"
 MSG_THRESHOLDS = "thresholds must be numbers in [0, 1], got {value!r}"
+MSG_NO_ROWS = "result: no batch was counted yet (no update, or every update failed)"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -326,35 +328,59 @@ class PerformanceAccumulator:
         self.count_t = count_t
         self.threshold = pt
         self.state = State(self.spec)
-        # per facet: unweighted rows [V, 2 (label)], and with scores [V, bins, 2, 3 (rows, weight, score sum)]
+        # per facet, with weights: unweighted rows [V, 2 (label)] (without weights they are the count
+        # tables' own, summed in _rows); with scores [V, bins, 2, 3 (rows, weight, score sum)]
         self.rows: dict[Any, np.ndarray] = {f: np.zeros((0, 2), dtype=np.int64) for f in self.spec.facets}
         self.cal: dict[Any, np.ndarray] = {
             f: np.zeros((0, CALIBRATION_BINS, 2, 3), dtype=object) for f in self.spec.facets
         }
+        # without weights and scores a batch is counted as Accumulator.update counts it: the compiled
+        # stream, else the one-pass path (one slot-count pass per facet), else the general path below
+        # (the stream reads its columns by name: predicted labels given as an array take the general path)
+        self._steady: _StreamCounter | None = None
+        if weights is None and probability is None and (predicted_label is None or isinstance(predicted_label, str)):
+            self._steady = _StreamCounter(self.state)
 
     def update(self, batch: Any) -> PerformanceAccumulator:
-        """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns)."""
+        """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns).
+
+        Without weights and a score (a predicted label, or no model) a batch costs what
+        :meth:`clarion.bias.Accumulator.update` costs: the compiled stream or one slot-count pass
+        per facet, the rows per (facet value, label) read off the count tables afterwards. With
+        weights or a score it is encoded and counted by the general path (``State.update``), plus
+        one ``numpy.bincount`` per facet of the unweighted rows (weights) and the calibration sums
+        (score)."""
+        steady = self._steady
+        if steady is not None and steady.count(batch):
+            return self
         table = Table(batch)
         # a batch of up to _ONE_THREAD_ROWS rows is counted on the calling thread: starting the
         # kernel's threads costs more than they save there, and under load (a reader thread
         # parsing the next chunk) they wait for a core; the counts never depend on the threads
         kw = {"n_threads": 1} if table.n <= _ONE_THREAD_ROWS else {}
-        enc = self.state.update(table, "clarion", **kw)
-        y = np.asarray(enc["y"], dtype=np.intp)
-        w = enc["w"]
+        st = self.state
+        enc = st.update(table, "clarion", **kw)
+        if steady is not None and st.model_kinds is not None and st.model_kinds != ["labels"]:
+            self._steady = None  # a float predicted_label: a score, for every batch
+        weighted = self.spec.weights is not None
         _, _, roc_j = self._roles()
         s = enc["scores"][:, roc_j] if roc_j is not None else None
+        if not weighted and s is None:
+            return self
+        y = np.asarray(enc["y"], dtype=np.intp)
+        w = enc["w"]
         if s is not None:
             # bin b: edges[b] < s <= edges[b + 1] (bin 0 takes s <= 0.1, the last s > 0.9)
             inner = np.arange(1, CALIBRATION_BINS) / CALIBRATION_BINS
             b = np.searchsorted(inner, s, side="left")
         for f in self.spec.facets:
             codes = np.asarray(enc["facets"][f][0], dtype=np.intp)
-            V = max(self.state.facets[f].n_codes, int(codes.max()) + 1 if codes.size else 0)
-            self.rows[f] = _grow(self.rows[f], V)
-            self.rows[f] += np.bincount(codes * 2 + y, minlength=2 * V).reshape(V, 2)
+            V = max(st.facets[f].n_codes, int(codes.max()) + 1 if codes.size else 0)
+            if weighted:
+                rows = np.bincount(codes * 2 + y, minlength=2 * V).reshape(V, 2)
+                with st.lock:
+                    self.rows[f] = _grow(self.rows[f], V) + _grow(rows, self.rows[f].shape[0])
             if s is not None:
-                self.cal[f] = _grow(self.cal[f], V)
                 idx = (codes * CALIBRATION_BINS + b) * 2 + y
                 size = V * CALIBRATION_BINS * 2
                 ww = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
@@ -365,8 +391,26 @@ class PerformanceAccumulator:
                     np.asarray(_exact_sums(idx, ww, size), dtype=object),
                     np.asarray(_exact_sums(idx, ww * s, size), dtype=object),
                 ]
-                self.cal[f] = self.cal[f] + np.stack(parts, axis=-1).reshape(V, CALIBRATION_BINS, 2, 3)
+                cal = np.stack(parts, axis=-1).reshape(V, CALIBRATION_BINS, 2, 3)
+                with st.lock:
+                    self.cal[f] = _grow(self.cal[f], V) + _grow(cal, self.cal[f].shape[0])
         return self
+
+    def _rows(self, f: Any, fs: Any, V: int) -> np.ndarray:
+        """Unweighted rows per (facet code, label) [V, 2]: without weights, any count table of the
+        facet summed over the group and prediction axes (every row is counted once in each)."""
+        if self.spec.weights is not None:
+            return _grow(self.rows[f], V)
+        c = fs.counts
+        if "labels" in c:
+            r = c["labels"][0].sum(axis=(1, 3))  # [V, K, 2, 2] -> [V, 2]
+        elif "scores" in c:
+            r = c["scores"][0, 0].sum(axis=(1, 3))
+        elif "pre" in c:
+            r = c["pre"].sum(axis=1)  # [V, K, 2] -> [V, 2]
+        else:
+            r = np.zeros((0, 2), dtype=np.int64)
+        return _grow(r, V)
 
     def _roles(self) -> tuple[int | None, int | None, int | None]:
         """(index among the label models of the decision, index among the score models of the
@@ -391,9 +435,12 @@ class PerformanceAccumulator:
         return d, total[None] - d, total
 
     def result(self) -> GroupPerformance:
-        """The statistics (and curves, with a score) of the rows counted so far."""
+        """The statistics (and curves, with a score) of the rows counted so far (``ValueError``
+        before any batch was counted)."""
         st = self.state
         with st.lock:
+            if not any(fs.counts for fs in st.facets.values()):  # (no update, or every one failed)
+                raise ValueError(MSG_NO_ROWS)
             st.check_label_values()
             facets: dict[Any, list] = {}
             pre_facets: dict[Any, list] = {}
@@ -414,7 +461,7 @@ class PerformanceAccumulator:
         labels, sel, _ = st.entries(fs, "clarion")
         V = fs.n_codes
         sel = sel[:, :V]
-        rows = _grow(self.rows[f], V).astype(np.float64)
+        rows = self._rows(f, fs, V).astype(np.float64)
         rd, ra, rt = self._split(rows, sel)  # unweighted rows per label
         if "pre" in fs.counts:
             lab = _grow(fs.counts["pre"], V).sum(axis=1)
