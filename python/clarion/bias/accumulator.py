@@ -159,6 +159,14 @@ def _frame_columns(df: pd.DataFrame, names: list, locs: list | None = None) -> l
         return None
 
 
+def _uncoded_zero(lut: np.ndarray) -> np.ndarray:
+    """A copy of a slot -> code table whose slot 0 has no code (-1); the engine caches ``lut``."""
+    out = lut.copy()
+    if out.size:
+        out[0] = -1
+    return out
+
+
 class _Stream:
     """The compiled steady state of an accumulator's stream (``_core.SlotStream``, issue 21).
 
@@ -400,21 +408,26 @@ class _Stream:
             names.append(name)
             offsets.append(sc.offset)
             sizes.append(sc.size)
+            # slot 0 is a missing value for a categorical; an integer range or a boolean has none:
+            # its slot 0 is the value just below the range (lo - 1), which this stream's maps
+            # cannot name, so it has no code (-1: a batch holding it is declined and counted by
+            # the one-pass path; it was once counted as a missing value here, silently)
+            uncoded_zero = key[0] != "categorical"
             if isinstance(role, str) and role != "group":  # label, prediction: positive or not
                 lut = np.asarray(part["lut"], dtype=np.int32)
-                codes.append(lut)
-                wmaps.append(lut)
+                codes.append(_uncoded_zero(lut) if uncoded_zero else lut)
+                wmaps.append(lut)  # (the weighted sums' axis: its indices stay valid)
                 continue
             vocab = st.group_vocab if role == "group" else role.vocab
             if role != "group" and part["kind"] != "vocab":  # selected facet values: 0 / 1
                 lut = np.asarray(part["lut"], dtype=np.int32)
-                codes.append(lut)
+                codes.append(_uncoded_zero(lut) if uncoded_zero else lut)
                 wmaps.append(lut)
                 axis = 2
             else:
                 axis = K if role == "group" else role.n_codes
                 code = np.full(sc.size, -1, dtype=np.int32)
-                code[0] = 0
+                code[0] = -1 if uncoded_zero else 0
                 for j in range(1, sc.size):
                     c = vocab.code_of(sc.value(j))
                     if c is not None and c < axis:
