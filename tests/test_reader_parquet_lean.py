@@ -168,3 +168,21 @@ def test_writable_copy(nbytes):
     if len(out):
         out[0] = 7
         assert src[0] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 127),
+    n=st.sampled_from([0, 1, 4095, 4096, 5000]),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.int8, np.int16]),
+)
+def test_remapped_codes_equal_take(k, n, seed, dtype):
+    """A chunk's codes into the running vocabulary (``_remapped``, bytes.translate for int8) equal
+    ``np.take`` of the map, a missing value (-1) included."""
+    rng = np.random.default_rng(seed)
+    local = rng.integers(-1, k, n).astype(dtype)
+    remap = np.append(rng.permutation(k), -1).astype(np.int8 if k < 127 else np.int16)
+    got = dataset._remapped(remap, local)
+    np.testing.assert_array_equal(got, np.take(remap, local))
+    assert got.dtype == remap.dtype and (got.flags.writeable or n == 0)
