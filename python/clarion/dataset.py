@@ -1385,9 +1385,9 @@ def _sample_kind(values: np.ndarray) -> str | None:
     The usual columns (all words, all plain integers, all plain decimals) are decided by one
     pattern over the values joined by line breaks; any other sample value by value
     (:func:`_sample_kind_each`, the same answers)."""
-    if not all(type(v) is str for v in values):
+    if set(map(type, values)) - {str}:  # (C-level loops: a sample is 1,000 values a column)
         return None
-    nonempty = [v for v in values if v.strip()]
+    nonempty = list(filter(str.strip, values))
     if not nonempty:
         return "text"  # (no value to decide on: not numeric)
     joined = "\n".join(nonempty)

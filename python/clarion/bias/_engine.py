@@ -422,13 +422,24 @@ class Spec:
         thresholds = _as_list(probability_threshold)
         if not thresholds:
             raise ValueError(MSG_PROB.format(value=probability_threshold))
-        for t in thresholds:
-            if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or math.isnan(t):
+        if len(thresholds) > 16 and all(type(t) is float for t in thresholds):
+            # a long grid of floats (PerformanceAccumulator's ~1,100 count thresholds): the same
+            # checks in three numpy passes instead of a Python loop (~0.4 ms a build)
+            arr = np.asarray(thresholds, dtype=np.float64)
+            if np.isnan(arr).any():
                 raise ValueError(MSG_PROB.format(value=probability_threshold))
-            if not 0 <= t <= 1:
+            if ((arr < 0) | (arr > 1)).any():
                 raise ValueError(MSG_PROB_RANGE.format(value=probability_threshold))
-        if len(set(thresholds)) != len(thresholds):
-            raise ValueError(f"probability_threshold: repeated value in {thresholds}")
+            if np.unique(arr).size != arr.size:
+                raise ValueError(f"probability_threshold: repeated value in {thresholds}")
+        else:
+            for t in thresholds:
+                if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or math.isnan(t):
+                    raise ValueError(MSG_PROB.format(value=probability_threshold))
+                if not 0 <= t <= 1:
+                    raise ValueError(MSG_PROB_RANGE.format(value=probability_threshold))
+            if len(set(thresholds)) != len(thresholds):
+                raise ValueError(f"probability_threshold: repeated value in {thresholds}")
         feats = _as_list(features)
         return cls(
             label=label,
