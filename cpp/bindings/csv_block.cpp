@@ -29,7 +29,7 @@ py::array_t<T> owned(std::vector<T>&& v) {
 // (status, reason, rows, columns): columns[f] is None (a skipped field), int64[rows],
 // float64[rows], or (codes int32[rows], first int64[k], values list of k str) for a text field;
 // columns is None when the block is declined (status > 0, reason says why).
-py::tuple csv_block(const py::array& data_, const py::array& kinds_, int n_threads) {
+py::tuple csv_block(const py::array& data_, const py::array& kinds_, int n_threads, i64 part_lines) {
   using clarion::bind::host_view;
   using clarion::bind::require_array;
   const auto data = host_view(data_, "data");
@@ -47,11 +47,12 @@ py::tuple csv_block(const py::array& data_, const py::array& kinds_, int n_threa
                                               "] must be 0 (skip), 1 (int64), 2 (float64) or 3 (text), got " +
                                               std::to_string(static_cast<int>(k[f])));
   CLARION_CHECK(n_threads >= 0, "n_threads must be >= 0 (0: every core), got " + std::to_string(n_threads));
+  CLARION_CHECK(part_lines >= 1, "part_lines must be >= 1, got " + std::to_string(part_lines));
   const auto* d = data.ptr<const std::uint8_t>();
   clarion::io::CsvBlock r;
   {
     py::gil_scoped_release release;
-    r = clarion::io::csv_block_cpu(d, n, k, n_fields, n_threads);
+    r = clarion::io::csv_block_cpu(d, n, k, n_fields, n_threads, part_lines);
   }
   if (r.status != clarion::io::kCsvOk) return py::make_tuple(r.status, r.reason, 0, py::none());
   py::list cols;
@@ -81,6 +82,8 @@ py::tuple csv_block(const py::array& data_, const py::array& kinds_, int n_threa
 
 void register_csv_block(py::module_& m) {
   m.def("csv_block_cpu", &csv_block, py::arg("data"), py::arg("kinds"), py::arg("n_threads") = 0,
+        py::arg("part_lines") = clarion::io::kCsvPartLines,
         "A block of plain CSV lines parsed into typed columns, or declined: (status, reason, rows, "
-        "columns); kinds per field: 0 skip, 1 int64, 2 float64, 3 text (codes, first rows, values).");
+        "columns); kinds per field: 0 skip, 1 int64, 2 float64, 3 text (codes, first rows, values); at most "
+        "one thread per part_lines lines.");
 }

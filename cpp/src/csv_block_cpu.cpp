@@ -17,7 +17,6 @@ namespace clarion::io {
 
 namespace {
 
-constexpr i64 kLinesPerPart = 8192;  // at most one part (thread) per this many lines
 constexpr i64 kSampleBytes = 1 << 16;
 
 // What a byte is to the field scan (0: an ordinary ASCII byte).
@@ -95,12 +94,32 @@ inline std::uint64_t hash_bytes(const std::uint8_t* p, i64 len) {
   return mix(h);
 }
 
-// The distinct values of a text column (of a part, then of the block): each code's hash, bytes
-// (a range of the block) and first row, and an open-addressing table (at most half full) of
-// code + 1 by the hash's high bits.
+// The first min(len, 8) bytes of p as a little-endian word, zero-padded (one load when 8 bytes
+// can be read from p within the block).
+inline std::uint64_t head_word(const std::uint8_t* p, i64 len, i64 room) {
+  std::uint64_t w = 0;
+  if (room >= 8) {
+    std::memcpy(&w, p, 8);
+    if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
+  } else {
+    const i64 k = len < 8 ? len : 8;
+    for (i64 j = 0; j < k; ++j) w |= static_cast<std::uint64_t>(p[j]) << (8 * j);
+  }
+  return w;
+}
+
+// A value's hash (the table takes its high bits): one multiply for a value of at most 8 bytes.
+inline std::uint64_t value_hash(const std::uint8_t* p, i64 len, std::uint64_t word) {
+  if (len <= 8) return (word ^ (static_cast<std::uint64_t>(len) << 59)) * 0x9e3779b97f4a7c15ULL;
+  return hash_bytes(p, len);
+}
+
+// The distinct values of a text column (of a part, then of the block): each code's hash, first
+// 8 bytes, bytes (a range of the block) and first row, and an open-addressing table (at most half
+// full) of code + 1 by the hash's high bits.
 struct Dict {
   const std::uint8_t* data = nullptr;
-  std::vector<std::uint64_t> hash;
+  std::vector<std::uint64_t> hash, word;
   std::vector<i64> start, len, first;
   std::vector<std::int32_t> table;
   int shift = 58;
@@ -111,16 +130,17 @@ struct Dict {
     shift = 58;
   }
 
-  // The code of the value data[s .. s + l) with hash h, or -1; *at: its slot or the empty one.
-  std::int32_t find(std::uint64_t h, i64 s, i64 l, std::size_t* at) const {
+  // The code of the value data[s .. s + l) (hash h, first word w), or -1; *at: its slot or the
+  // empty one where it goes.
+  std::int32_t find(std::uint64_t h, std::uint64_t w, i64 s, i64 l, std::size_t* at) const {
     const std::size_t mask = table.size() - 1;
     std::size_t k = static_cast<std::size_t>(h >> shift);
     for (;;) {
       const std::int32_t c1 = table[k];
       if (c1 == 0) break;
       const std::size_t c = static_cast<std::size_t>(c1 - 1);
-      if (hash[c] == h && len[c] == l &&
-          std::memcmp(data + start[c], data + s, static_cast<std::size_t>(l)) == 0) {
+      if (hash[c] == h && len[c] == l && word[c] == w &&
+          (l <= 8 || std::memcmp(data + start[c] + 8, data + s + 8, static_cast<std::size_t>(l - 8)) == 0)) {
         *at = k;
         return c1 - 1;
       }
@@ -130,9 +150,10 @@ struct Dict {
     return -1;
   }
 
-  std::int32_t add(std::size_t at, std::uint64_t h, i64 s, i64 l, i64 row) {
+  std::int32_t add(std::size_t at, std::uint64_t h, std::uint64_t w, i64 s, i64 l, i64 row) {
     const auto code = static_cast<std::int32_t>(hash.size());
     hash.push_back(h);
+    word.push_back(w);
     start.push_back(s);
     len.push_back(l);
     first.push_back(row);
@@ -150,15 +171,6 @@ struct Dict {
     return code;
   }
 };
-
-inline std::uint64_t value_hash(const std::uint8_t* p, i64 len) {
-  if (len <= 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, static_cast<std::size_t>(len));
-    return mix(w ^ (static_cast<std::uint64_t>(len) << 59) ^ 0x51afd7ed558ccd5ULL);
-  }
-  return hash_bytes(p, len);
-}
 
 struct Problem {
   int status = kCsvOk;
@@ -241,9 +253,79 @@ inline int parse_float(const std::uint8_t* d, i64 s, i64 e, double* out) {
   return kCsvOk;
 }
 
+constexpr double kPow10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+// Whether a field ends at p: the block's end (*stop 0), a comma (1) or the line's end ('\n' or
+// "\r\n": 2); *next is where what follows starts.
+inline bool field_end(const std::uint8_t* d, i64 p, i64 end, int* stop, i64* next) {
+  if (p == end) {
+    *stop = 0;
+    *next = end;
+    return true;
+  }
+  const std::uint8_t c = d[p];
+  if (c == ',' || c == '\n') {
+    *stop = c == ',' ? 1 : 2;
+    *next = p + 1;
+    return true;
+  }
+  if (c == '\r' && p + 1 < end && d[p + 1] == '\n') {
+    *stop = 2;
+    *next = p + 2;
+    return true;
+  }
+  return false;
+}
+
+// The fast forms of a field starting at s, each ending where field_end says (false: the field is
+// of another form, read by the general scan): -?[0-9]{1,18}; -?[0-9]+(\.[0-9]+)? of at most 15
+// digits (m / 10^k with m < 2**53 and k <= 15: both exact, so the quotient is correctly rounded,
+// as from_chars rounds); plain ASCII bytes (no comma, quote or control byte of the scan).
+inline bool fast_int(const std::uint8_t* d, i64 s, i64 end, i64* v, int* stop, i64* next) {
+  i64 p = s;
+  const bool neg = p < end && d[p] == '-';
+  if (neg) ++p;
+  const i64 d0 = p;
+  std::uint64_t m = 0;
+  while (p < end && digit(d[p])) m = m * 10 + (d[p++] - '0');
+  const i64 nd = p - d0;
+  if (nd < 1 || nd > 18 || !field_end(d, p, end, stop, next)) return false;
+  *v = neg ? -static_cast<i64>(m) : static_cast<i64>(m);
+  return true;
+}
+
+inline bool fast_float(const std::uint8_t* d, i64 s, i64 end, double* v, int* stop, i64* next) {
+  i64 p = s;
+  const bool neg = p < end && d[p] == '-';
+  if (neg) ++p;
+  const i64 d0 = p;
+  std::uint64_t m = 0;
+  while (p < end && digit(d[p])) m = m * 10 + (d[p++] - '0');
+  i64 nd = p - d0, frac = 0;
+  if (nd < 1) return false;
+  if (p < end && d[p] == '.') {
+    const i64 f0 = ++p;
+    while (p < end && digit(d[p])) m = m * 10 + (d[p++] - '0');
+    frac = p - f0;
+    if (frac < 1) return false;
+    nd += frac;
+  }
+  if (nd > 15 || !field_end(d, p, end, stop, next)) return false;
+  const double x = static_cast<double>(m) / kPow10[frac];
+  *v = neg ? -x : x;
+  return true;
+}
+
+inline i64 fast_text(const std::uint8_t* d, i64 s, i64 end, int* stop, i64* next) {
+  i64 p = s;
+  while (p < end && kClass.of[d[p]] == kPlain) ++p;
+  return field_end(d, p, end, stop, next) ? p : -1;
+}
+
 void parse_part(const Ctx& cx, Part& pt) {
   const std::uint8_t* d = cx.data;
-  const i64 end = pt.end, nf = cx.n_fields;
+  const i64 end = pt.end, nf = cx.n_fields, n = cx.n;
   const std::int8_t* kinds = cx.kinds;
   auto fail = [&pt](int status, i64 line, i64 field, i64 fields, int kind) {
     pt.problem = Problem{status, line, field, fields, kind};
@@ -262,73 +344,105 @@ void parse_part(const Ctx& cx, Part& pt) {
     }
     i64 f = 0, s = p, next = end;
     for (;;) {
-      i64 e = s;
-      bool high = false, cr = false;
       int stop = 0;  // 0: the block's end, 1: a comma, 2: the line's end
-      next = end;
-      for (; e < end; ++e) {
-        const std::uint8_t k = kClass.of[d[e]];
-        if (k == kPlain) continue;
-        if (k == kComma) {
-          stop = 1;
-          next = e + 1;
-          break;
-        }
-        if (k == kNewline) {
-          stop = 2;
-          next = e + 1;
-          break;
-        }
-        if (k == kQuote) return fail(kCsvQuote, line, f, 0, 0);
-        if (k == kCr) {
-          if (e + 1 < end && d[e + 1] == '\n') {
-            stop = 2;
-            next = e + 2;
-            break;
-          }
-          cr = true;
-          continue;
-        }
-        high = true;
-      }
-      if (cr) return fail(kCsvCarriage, line, f, 0, 0);
-      if (f >= nf) return fail(kCsvFieldCount, line, f, -1, 0);
-      const int kind = kinds[f];
-      int st = kCsvOk;
+      const int kind = f < nf ? kinds[f] : -1;
+      // the fast forms first (a field of another form: the general scan, in the contract's order)
       if (kind == kCsvInt64) {
         i64 v = 0;
-        st = parse_int(d, s, e, &v);
-        if (st == kCsvOk) pt.ints[f].push_back(v);
+        if (fast_int(d, s, end, &v, &stop, &next)) {
+          pt.ints[f].push_back(v);
+          goto next_field;
+        }
       } else if (kind == kCsvFloat64) {
         double v = 0.0;
-        st = parse_float(d, s, e, &v);
-        if (st == kCsvOk) pt.floats[f].push_back(v);
-      } else if (kind == kCsvText) {
-        Dict& dict = pt.dicts[f];
-        const i64 l = e - s;
-        const std::uint64_t h = value_hash(d + s, l);
-        std::size_t at = 0;
-        std::int32_t code = dict.find(h, s, l, &at);
-        if (code < 0) {
-          if (high && !valid_utf8(d + s, l))
-            st = kCsvUtf8;
-          else
-            code = dict.add(at, h, s, l, rows);
+        if (fast_float(d, s, end, &v, &stop, &next)) {
+          pt.floats[f].push_back(v);
+          goto next_field;
         }
-        if (st == kCsvOk) pt.codes[f].push_back(code);
-      } else if (high && !valid_utf8(d + s, e - s)) {
-        st = kCsvUtf8;
+      } else if (kind == kCsvText) {
+        const i64 e = fast_text(d, s, end, &stop, &next);
+        if (e >= 0) {
+          Dict& dict = pt.dicts[f];
+          const i64 l = e - s;
+          const std::uint64_t w = head_word(d + s, l, n - s);
+          const std::uint64_t h = value_hash(d + s, l, w);
+          std::size_t at = 0;
+          std::int32_t code = dict.find(h, w, s, l, &at);
+          if (code < 0) code = dict.add(at, h, w, s, l, rows);  // (ASCII: valid UTF-8)
+          pt.codes[f].push_back(code);
+          goto next_field;
+        }
+      } else if (kind == kCsvSkip) {
+        if (fast_text(d, s, end, &stop, &next) >= 0) goto next_field;
       }
-      if (st != kCsvOk) return fail(st, line, f, 0, kind);
+      {
+        i64 e = s;
+        bool high = false, cr = false;
+        stop = 0;
+        next = end;
+        for (; e < end; ++e) {
+          const std::uint8_t k = kClass.of[d[e]];
+          if (k == kPlain) continue;
+          if (k == kComma) {
+            stop = 1;
+            next = e + 1;
+            break;
+          }
+          if (k == kNewline) {
+            stop = 2;
+            next = e + 1;
+            break;
+          }
+          if (k == kQuote) return fail(kCsvQuote, line, f, 0, 0);
+          if (k == kCr) {
+            if (e + 1 < end && d[e + 1] == '\n') {
+              stop = 2;
+              next = e + 2;
+              break;
+            }
+            cr = true;
+            continue;
+          }
+          high = true;
+        }
+        if (cr) return fail(kCsvCarriage, line, f, 0, 0);
+        if (f >= nf) return fail(kCsvFieldCount, line, f, -1, 0);
+        int st = kCsvOk;
+        if (kind == kCsvInt64) {
+          i64 v = 0;
+          st = parse_int(d, s, e, &v);
+          if (st == kCsvOk) pt.ints[f].push_back(v);
+        } else if (kind == kCsvFloat64) {
+          double v = 0.0;
+          st = parse_float(d, s, e, &v);
+          if (st == kCsvOk) pt.floats[f].push_back(v);
+        } else if (kind == kCsvText) {
+          Dict& dict = pt.dicts[f];
+          const i64 l = e - s;
+          const std::uint64_t w = head_word(d + s, l, n - s);
+          const std::uint64_t h = value_hash(d + s, l, w);
+          std::size_t at = 0;
+          std::int32_t code = dict.find(h, w, s, l, &at);
+          if (code < 0) {
+            if (high && !valid_utf8(d + s, l))
+              st = kCsvUtf8;
+            else
+              code = dict.add(at, h, w, s, l, rows);
+          }
+          if (st == kCsvOk) pt.codes[f].push_back(code);
+        } else if (high && !valid_utf8(d + s, e - s)) {
+          st = kCsvUtf8;
+        }
+        if (st != kCsvOk) return fail(st, line, f, 0, kind);
+      }
+    next_field:
       ++f;
       if (stop != 1) break;
       s = next;
     }
     if (f < nf) return fail(kCsvFieldCount, line, f - 1, f, 0);
     ++rows;
-    pt.rows = rows;
     ++line;
-    pt.lines = line;
     p = next;
   }
   pt.rows = rows;
@@ -359,17 +473,18 @@ std::string reason_of(const Problem& pb, i64 line, i64 n_fields) {
 
 }  // namespace
 
-CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds, i64 n_fields,
-                       int n_threads) {
+CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds, i64 n_fields, int n_threads,
+                       i64 part_lines) {
   CsvBlock out;
   out.columns.resize(static_cast<std::size_t>(n_fields));
-  // parts: about one per kLinesPerPart lines (the line length from the first 64 KiB)
+  // parts: about one per part_lines lines (the line length from the first 64 KiB)
   static const int all_cores = detail::resolve_threads(0);
   const int threads = n_threads > 0 ? n_threads : all_cores;
   const i64 sample = std::min(n, kSampleBytes);
   const i64 sample_lines = std::max<i64>(1, std::count(data, data + sample, static_cast<std::uint8_t>('\n')));
   const i64 est_lines = sample > 0 ? std::max<i64>(1, n / std::max<i64>(1, sample / sample_lines)) : 0;
-  const int n_parts = static_cast<int>(std::clamp<i64>(est_lines / kLinesPerPart, 1, std::max(1, threads)));
+  const int n_parts = static_cast<int>(
+      std::clamp<i64>(est_lines / (part_lines > 0 ? part_lines : kCsvPartLines), 1, std::max(1, threads)));
   std::vector<Part> parts(static_cast<std::size_t>(n_parts));
   const i64 est_rows = est_lines / n_parts + 16;
   for (int q = 0; q < n_parts; ++q) {
@@ -426,9 +541,10 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
       m.resize(local.hash.size());
       for (std::size_t c = 0; c < local.hash.size(); ++c) {
         std::size_t at = 0;
-        std::int32_t code = dict.find(local.hash[c], local.start[c], local.len[c], &at);
+        std::int32_t code = dict.find(local.hash[c], local.word[c], local.start[c], local.len[c], &at);
         if (code < 0)
-          code = dict.add(at, local.hash[c], local.start[c], local.len[c], row0[q] + local.first[c]);
+          code = dict.add(at, local.hash[c], local.word[c], local.start[c], local.len[c],
+                          row0[q] + local.first[c]);
         m[c] = code;
       }
     }

@@ -929,7 +929,9 @@ def _utf8(b: bytes) -> bool:
     return True
 
 
-def csv_block(data: np.ndarray, kinds: np.ndarray, n_threads: int = 0) -> tuple[int, str, int, list | None]:
+def csv_block(
+    data: np.ndarray, kinds: np.ndarray, n_threads: int = 0, part_lines: int = 8192
+) -> tuple[int, str, int, list | None]:
     """Twin of ``csv_block_cpu`` (``cpp/include/clarion/csv_block.hpp``, the reader's compiled CSV
     blocks): the lines of ``data`` (whole CSV lines, no quoting) parsed by field kind (0 skip, 1
     int64, 2 float64, 3 text), checked line by line and field by field in order; the first problem
@@ -937,7 +939,8 @@ def csv_block(data: np.ndarray, kinds: np.ndarray, n_threads: int = 0) -> tuple[
     field (None for a skipped one, an int64 / float64 array, or ``(codes int32, first rows int64,
     values)`` of a text field in first-seen order), or the decline's status (1 quote, 2 lone
     carriage return, 3 field count, 4 not a plain number, 5 beyond the exact range, 6 empty
-    number, 7 invalid UTF-8) and reason with ``columns`` None. ``n_threads`` changes nothing."""
+    number, 7 invalid UTF-8) and reason with ``columns`` None. ``n_threads`` and ``part_lines``
+    (how the kernel cuts the block for its threads) change nothing."""
     raw = np.asarray(data, dtype=np.uint8).tobytes()
     kinds = [int(k) for k in np.asarray(kinds)]
     nf = len(kinds)

@@ -1030,7 +1030,7 @@ class Reader:
 
     def _frame_from_rows(self, rows, columns, lines):
         """A frame of rows (the columns of ``usecols``); a row holding a list or an object as a
-        value is malformed."""
+        value of a used column is malformed."""
         import pandas as pd
 
         use = self._selected(list(columns))
@@ -1048,9 +1048,10 @@ class Reader:
         lines = np.asarray(lines, dtype=np.int64)
         nested = np.zeros(len(frame), dtype=bool)
         first: dict[int, str] = {}
+        used = None if self.usecols is None else set(self.usecols)  # (also while the types are sampled)
         for c in frame.columns:
             col = frame[c]
-            if col.dtype != object:
+            if col.dtype != object or (used is not None and c not in used):
                 continue
             found = col.map(type).isin((list, dict)).to_numpy()
             for i in np.flatnonzero(found & ~nested):

@@ -25,10 +25,10 @@
 //               overlong form, no surrogate, nothing beyond U+10FFFF), checked at its first row.
 // `line` of a decline is 1-based within the block, counting blank lines; `field` is 1-based.
 //
-// Threads: the block is cut at line starts into up to n_threads parts (at most one per ~8,192
-// lines), each parsed with its own dictionaries; the parts' dictionaries are merged in part order,
-// so codes are first-seen order, and the decline reported is the first in block order: every
-// result is the same for every thread count.
+// Threads: the block is cut at line starts into up to n_threads parts (at most one per ~part_lines
+// lines, 8,192 by default), each parsed with its own dictionaries; the parts' dictionaries are merged in part
+// order, so codes are first-seen order, and the decline reported is the first in block order: every result is
+// the same for every thread count.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +69,11 @@ struct CsvBlock {
   std::vector<CsvColumn> columns;  // one per field (a skipped field's stays empty)
 };
 
-// kinds[0 .. n_fields) are CsvKind values (checked by the caller); n_threads <= 0: every core.
-CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds, i64 n_fields,
-                       int n_threads);
+constexpr i64 kCsvPartLines = 8192;  // at most one part (thread) per this many lines, by default
+
+// kinds[0 .. n_fields) are CsvKind values (checked by the caller); n_threads <= 0: every core;
+// part_lines <= 0: kCsvPartLines (the tests cut small blocks into many parts with a small one).
+CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds, i64 n_fields, int n_threads,
+                       i64 part_lines = kCsvPartLines);
 
 }  // namespace clarion::io
