@@ -506,3 +506,18 @@ def test_float_bits_struct():
     assert status == 0 and [struct.pack("<d", v) for v in col] == [struct.pack("<d", -0.0)] * 2 + [
         struct.pack("<d", 0.0)
     ]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_reader_vocabulary_cap_with_compiled_blocks(tmp_path, monkeypatch, prefetch):
+    """A coded column whose vocabulary passes ``MAX_CODES`` goes back to values, also for the
+    blocks the compiled parser coded before (read ahead): the same chunks as the pyarrow path."""
+    monkeypatch.setattr(dataset, "MAX_CODES", 4)
+    rows = [f"{i},{['a', 'b', 'c', 'd', 'e', 'f'][min(i // 40, 5)]}\n" for i in range(300)]
+    path = tmp_path / "v.csv"
+    path.write_text("n,s\n" + "".join(rows))
+    calls = _spy(monkeypatch)
+    chunks, skipped, _, error = _compare(path, monkeypatch, chunk_rows=50, codes=("s",), prefetch=prefetch)
+    assert error is None and any(calls)
+    assert [bool(c.coded) for c in chunks] == [True, True, True, False, False, False]
+    assert chunks[-1].frame["s"].dtype == object
