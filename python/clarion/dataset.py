@@ -30,6 +30,12 @@ CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the n
 and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
 counted and errors raised when the caller takes the block that holds them, as without the thread.
 
+A CSV block whose columns are numbers and coded text is parsed by the compiled ``csv_block_cpu``
+(numbers and codes straight from the bytes, on the reader's thread and every core) when it is
+certain to give what pyarrow's parse gives; any other block (a quote, a number outside a strict
+grammar, another field count, ...) goes the pyarrow way, unchanged. ``usecols`` limits the chunks
+to some columns: the others are neither converted nor checked (a CSV line's field count still is).
+
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
 as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
@@ -1261,9 +1267,9 @@ class _CodedText:
 
 
 class _PendingFrame:
-    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings), made a
-    frame by :meth:`build` where the block is used (the caller's thread when the reader reads
-    ahead: the thread that reads only parses)."""
+    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings, or as
+    :class:`_CodedText` from the compiled parser), made a frame by :meth:`build` where the block
+    is used (the caller's thread when the reader reads ahead: the thread that reads only parses)."""
 
     __slots__ = ("cols", "rows")
 
