@@ -216,6 +216,12 @@ def test_floats_correctly_rounded():
     assert status == 0, reason
     want = np.array([float(t) for t in texts])
     np.testing.assert_array_equal(cols[0].view(np.int64), want.view(np.int64))
+    arrow = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=["v"]),
+        convert_options=pacsv.ConvertOptions(column_types={"v": pa.float64()}),
+    )
+    np.testing.assert_array_equal(cols[0].view(np.int64), arrow.column("v").to_numpy().view(np.int64))
 
 
 DECLINES = [
@@ -355,8 +361,11 @@ def _compare(path, monkeypatch, **kw):
 
 
 CELLS = {
-    "a": st.one_of(INTS, st.sampled_from([b"", b"x", b"1.5", b" 7", b"12345678901234567890"])),
-    "f": st.one_of(FLOATS, st.sampled_from([b"", b"nan", b"1e400", b"abc", b"0x1p3", b"1e-400"])),
+    "a": st.one_of(INTS, st.sampled_from([b"", b"x", b"1.5", b" 7", b"12345678901234567890", b"007", b"-0", b"+3"])),
+    "f": st.one_of(
+        FLOATS,
+        st.sampled_from([b"", b"nan", b"1e400", b"abc", b"0x1p3", b"1e-400", b"0001.500", b"1E-2", b"-0.0", b"5"]),
+    ),
     "s": st.one_of(st.sampled_from([b"F", b"M", b"", b"x y"]), WORDS, st.sampled_from([b'"q,1"', b"\xff"])),
     "r": st.sampled_from([b"A", b"B", b"C", b"\xc3\xa9", b"7"]),
     "t": WORDS,
