@@ -530,3 +530,17 @@ def test_reader_vocabulary_cap_with_compiled_blocks(tmp_path, monkeypatch, prefe
     assert error is None and any(calls)
     assert [bool(c.coded) for c in chunks] == [True, True, True, False, False, False]
     assert chunks[-1].frame["s"].dtype == object
+
+
+@pytest.mark.parametrize("nf", [1, 2, 3, 6])
+@pytest.mark.parametrize("tail", [b"", b"x"])
+def test_densest_rows(nf, tail):
+    """Rows of the fewest bytes (empty text fields; one byte when there is one field), with and
+    without a last line lacking its break: every row kept, whatever the parts."""
+    line = b"," * (nf - 1) + (b"z" if nf == 1 else b"") + b"\n"
+    data = line * 997 + (tail + b"," * (nf - 1) if tail else b"")
+    kinds = np.full(nf, TEXT, dtype=np.int8)
+    ref = _reference.csv_block(np.frombuffer(data, dtype=np.uint8), kinds)
+    assert ref[0] == 0 and ref[2] == 997 + (1 if tail else 0)
+    for threads, part_lines in ((1, 8192), (3, 1), (8, 7)):
+        _same(_kernel(data, kinds, n_threads=threads, part_lines=part_lines), ref)

@@ -18,10 +18,10 @@ using clarion::i64;
 namespace {
 
 // A 1-D numpy array that owns the vector's memory (no copy).
-template <class T>
-py::array_t<T> owned(std::vector<T>&& v) {
-  auto* held = new std::vector<T>(std::move(v));
-  py::capsule free_it(held, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+template <class V, class T = typename V::value_type>
+py::array_t<T> owned(V&& v) {
+  auto* held = new V(std::move(v));
+  py::capsule free_it(held, [](void* p) { delete static_cast<V*>(p); });
   return py::array_t<T>({static_cast<py::ssize_t>(held->size())}, {static_cast<py::ssize_t>(sizeof(T))},
                         held->data(), free_it);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -184,9 +185,10 @@ struct Part {
   i64 begin = 0, end = 0;  // bytes of the block
   i64 lines = 0, rows = 0;
   Problem problem;
-  std::vector<std::vector<i64>> ints;
-  std::vector<std::vector<double>> floats;
-  std::vector<std::vector<std::int32_t>> codes;
+  bool overflow = false;  // more rows than the bound (never: a row takes n_fields bytes at least)
+  std::vector<RawVector<i64>> ints;
+  std::vector<RawVector<double>> floats;
+  std::vector<RawVector<std::int32_t>> codes;
   std::vector<Dict> dicts;
 };
 
@@ -330,8 +332,36 @@ void parse_part(const Ctx& cx, Part& pt) {
   auto fail = [&pt](int status, i64 line, i64 field, i64 fields, int kind) {
     pt.problem = Problem{status, line, field, fields, kind};
   };
+  // every column sized to a bound of the part's rows (a row's line holds n_fields - 1 commas and a
+  // line break, or one byte and a line break: n_fields bytes or 2 at least, the last line's break
+  // aside; a declined line writes at most one row past them), written through raw pointers
+  const i64 cap = (end - pt.begin) / std::max<i64>(nf, 2) + 2;
+  std::vector<i64*> ints(static_cast<std::size_t>(nf), nullptr);
+  std::vector<double*> floats(static_cast<std::size_t>(nf), nullptr);
+  std::vector<std::int32_t*> codes(static_cast<std::size_t>(nf), nullptr);
+  for (i64 f = 0; f < nf; ++f) {
+    if (kinds[f] == kCsvInt64)
+      ints[f] = (pt.ints[f].resize(static_cast<std::size_t>(cap)), pt.ints[f].data());
+    if (kinds[f] == kCsvFloat64)
+      floats[f] = (pt.floats[f].resize(static_cast<std::size_t>(cap)), pt.floats[f].data());
+    if (kinds[f] == kCsvText)
+      codes[f] = (pt.codes[f].resize(static_cast<std::size_t>(cap)), pt.codes[f].data());
+  }
+  auto finish = [&pt, &cx, nf](i64 rows, i64 lines) {
+    pt.rows = rows;
+    pt.lines = lines;
+    for (i64 f = 0; f < nf; ++f) {
+      if (cx.kinds[f] == kCsvInt64) pt.ints[f].resize(static_cast<std::size_t>(rows));
+      if (cx.kinds[f] == kCsvFloat64) pt.floats[f].resize(static_cast<std::size_t>(rows));
+      if (cx.kinds[f] == kCsvText) pt.codes[f].resize(static_cast<std::size_t>(rows));
+    }
+  };
   i64 p = pt.begin, line = 0, rows = 0;
   while (p < end) {
+    if (rows + 1 >= cap) {  // (a guard: the bound holds for every block)
+      pt.overflow = true;
+      return;
+    }
     if (d[p] == '\n') {  // a blank line
       ++line;
       ++p;
@@ -350,13 +380,13 @@ void parse_part(const Ctx& cx, Part& pt) {
       if (kind == kCsvInt64) {
         i64 v = 0;
         if (fast_int(d, s, end, &v, &stop, &next)) {
-          pt.ints[f].push_back(v);
+          ints[f][rows] = v;
           goto next_field;
         }
       } else if (kind == kCsvFloat64) {
         double v = 0.0;
         if (fast_float(d, s, end, &v, &stop, &next)) {
-          pt.floats[f].push_back(v);
+          floats[f][rows] = v;
           goto next_field;
         }
       } else if (kind == kCsvText) {
@@ -369,7 +399,7 @@ void parse_part(const Ctx& cx, Part& pt) {
           std::size_t at = 0;
           std::int32_t code = dict.find(h, w, s, l, &at);
           if (code < 0) code = dict.add(at, h, w, s, l, rows);  // (ASCII: valid UTF-8)
-          pt.codes[f].push_back(code);
+          codes[f][rows] = code;
           goto next_field;
         }
       } else if (kind == kCsvSkip) {
@@ -411,11 +441,11 @@ void parse_part(const Ctx& cx, Part& pt) {
         if (kind == kCsvInt64) {
           i64 v = 0;
           st = parse_int(d, s, e, &v);
-          if (st == kCsvOk) pt.ints[f].push_back(v);
+          if (st == kCsvOk) ints[f][rows] = v;
         } else if (kind == kCsvFloat64) {
           double v = 0.0;
           st = parse_float(d, s, e, &v);
-          if (st == kCsvOk) pt.floats[f].push_back(v);
+          if (st == kCsvOk) floats[f][rows] = v;
         } else if (kind == kCsvText) {
           Dict& dict = pt.dicts[f];
           const i64 l = e - s;
@@ -429,7 +459,7 @@ void parse_part(const Ctx& cx, Part& pt) {
             else
               code = dict.add(at, h, w, s, l, rows);
           }
-          if (st == kCsvOk) pt.codes[f].push_back(code);
+          if (st == kCsvOk) codes[f][rows] = code;
         } else if (high && !valid_utf8(d + s, e - s)) {
           st = kCsvUtf8;
         }
@@ -445,8 +475,7 @@ void parse_part(const Ctx& cx, Part& pt) {
     ++line;
     p = next;
   }
-  pt.rows = rows;
-  pt.lines = line;
+  finish(rows, line);
 }
 
 std::string reason_of(const Problem& pb, i64 line, i64 n_fields) {
@@ -486,7 +515,6 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
   const int n_parts = static_cast<int>(
       std::clamp<i64>(est_lines / (part_lines > 0 ? part_lines : kCsvPartLines), 1, std::max(1, threads)));
   std::vector<Part> parts(static_cast<std::size_t>(n_parts));
-  const i64 est_rows = est_lines / n_parts + 16;
   for (int q = 0; q < n_parts; ++q) {
     Part& pt = parts[q];
     if (q == 0) {
@@ -502,17 +530,13 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
     pt.floats.resize(static_cast<std::size_t>(n_fields));
     pt.codes.resize(static_cast<std::size_t>(n_fields));
     pt.dicts.resize(static_cast<std::size_t>(n_fields));
-    for (i64 f = 0; f < n_fields; ++f) {
-      if (kinds[f] == kCsvInt64) pt.ints[f].reserve(static_cast<std::size_t>(est_rows));
-      if (kinds[f] == kCsvFloat64) pt.floats[f].reserve(static_cast<std::size_t>(est_rows));
-      if (kinds[f] == kCsvText) {
-        pt.codes[f].reserve(static_cast<std::size_t>(est_rows));
-        pt.dicts[f].init(data);
-      }
-    }
+    for (i64 f = 0; f < n_fields; ++f)
+      if (kinds[f] == kCsvText) pt.dicts[f].init(data);
   }
   const Ctx cx{data, n, kinds, n_fields};
   detail::parallel_for_threads(n_parts, [&](int q) { parse_part(cx, parts[q]); });
+  for (const Part& pt : parts)
+    if (pt.overflow) throw std::logic_error("csv_block_cpu: a part has more rows than its bound");
 
   // the first problem in block order: the first part's that has one
   i64 line0 = 0;
@@ -553,12 +577,6 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
     col.value_start = std::move(dict.start);
     col.value_len = std::move(dict.len);
   }
-  for (i64 f = 0; f < n_fields; ++f) {
-    CsvColumn& col = out.columns[f];
-    if (kinds[f] == kCsvInt64) col.ints.resize(static_cast<std::size_t>(rows));
-    if (kinds[f] == kCsvFloat64) col.floats.resize(static_cast<std::size_t>(rows));
-    if (kinds[f] == kCsvText) col.codes.resize(static_cast<std::size_t>(rows));
-  }
   if (n_parts == 1) {  // (no copy: the part's columns are the block's)
     for (i64 f = 0; f < n_fields; ++f) {
       CsvColumn& col = out.columns[f];
@@ -567,6 +585,12 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
       if (kinds[f] == kCsvText) col.codes.swap(parts[0].codes[f]);
     }
     return out;
+  }
+  for (i64 f = 0; f < n_fields; ++f) {
+    CsvColumn& col = out.columns[f];
+    if (kinds[f] == kCsvInt64) col.ints.resize(static_cast<std::size_t>(rows));
+    if (kinds[f] == kCsvFloat64) col.floats.resize(static_cast<std::size_t>(rows));
+    if (kinds[f] == kCsvText) col.codes.resize(static_cast<std::size_t>(rows));
   }
   detail::parallel_for_threads(n_parts, [&](int q) {
     const Part& pt = parts[q];

@@ -32,7 +32,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clarion/common.hpp"
@@ -52,11 +54,34 @@ enum CsvDecline : int {
   kCsvUtf8 = 7,
 };
 
+// An allocator whose resize leaves new elements uninitialised (the parser writes every row it
+// keeps; a buffer sized to a bound is not zeroed first).
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <class U>
+  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <class T>
+using RawVector = std::vector<T, NoInitAllocator<T>>;
+
 // One output column (by its kind: ints, floats, or codes + first + each code's bytes in data).
 struct CsvColumn {
-  std::vector<i64> ints;
-  std::vector<double> floats;
-  std::vector<std::int32_t> codes;
+  RawVector<i64> ints;
+  RawVector<double> floats;
+  RawVector<std::int32_t> codes;
   std::vector<i64> first;        // the first row of each code
   std::vector<i64> value_start;  // each code's value: data[value_start[c] .. + value_len[c])
   std::vector<i64> value_len;
