@@ -544,3 +544,28 @@ def test_densest_rows(nf, tail):
     assert ref[0] == 0 and ref[2] == 997 + (1 if tail else 0)
     for threads, part_lines in ((1, 8192), (3, 1), (8, 7)):
         _same(_kernel(data, kinds, n_threads=threads, part_lines=part_lines), ref)
+
+
+def test_reader_kernel_threads_from_env(tmp_path, monkeypatch):
+    """The reader runs the kernel on ``CLARION_NUM_THREADS`` threads (every core when unset); the
+    chunks are the same either way, and a bad value is refused naming the variable."""
+    path, _ = _clean_file(tmp_path, n=3000)
+    asked = []
+    real = dataset._io_kernel
+
+    def kernel(name):
+        fn = real(name)
+        if name != "csv_block":
+            return fn
+        return lambda data, kinds, n_threads: asked.append(n_threads) or fn(data, kinds, n_threads)
+
+    monkeypatch.setattr(dataset, "_io_kernel", kernel)
+    monkeypatch.setenv("CLARION_NUM_THREADS", "1")
+    one = _read(path, True, monkeypatch, chunk_rows=1000, codes=("sex", "region"))
+    monkeypatch.delenv("CLARION_NUM_THREADS")
+    every = _read(path, True, monkeypatch, chunk_rows=1000, codes=("sex", "region"))
+    assert asked == [1, 1, 1, 0, 0, 0]
+    _assert_chunks_equal(one[0], every[0])
+    monkeypatch.setenv("CLARION_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="CLARION_NUM_THREADS"):
+        list(read_dataset(path, "text/csv", codes=("sex", "region")))

@@ -789,7 +789,7 @@ class Reader:
         converted. None (the pyarrow path) for any other block, or when the parser declines it:
         a quote, a line with another field count, a number outside its strict grammar or beyond
         the exact range, an empty number, text that is not UTF-8, a lone carriage return. Off
-        when ``_COMPILED_CSV`` is False."""
+        when ``_COMPILED_CSV`` is False. Threads: ``CLARION_NUM_THREADS``, or every core."""
         if not _COMPILED_CSV or self._numeric is None or len(data) >= _CSV_BLOCK_MAX_BYTES:
             return None
         wanted = set(use)
@@ -801,7 +801,10 @@ class Reader:
             if kind == 0:
                 return None
             kinds[j] = kind
-        status, _, n, cols = _io_kernel("csv_block")(np.frombuffer(data, dtype=np.uint8), kinds, 0)
+        from clarion._counts import env_threads
+
+        # (threads: CLARION_NUM_THREADS, or every core; the parts cut at most one per 8,192 lines)
+        status, _, n, cols = _io_kernel("csv_block")(np.frombuffer(data, dtype=np.uint8), kinds, env_threads())
         if status != 0 or n != rows:
             return None
         return {
