@@ -469,7 +469,10 @@ def test_reader_takes_the_compiled_path(tmp_path, monkeypatch):
     )
 
 
-def test_reader_uncoded_text_goes_pyarrow_way(tmp_path, monkeypatch):
+def test_reader_uncoded_text_and_uint_go_pyarrow_way(tmp_path, monkeypatch):
+    """A text column that is not coded, or a "uint" column (integers beyond int64), sends the block
+    the pyarrow way (unless ``usecols`` leaves it out); the type sample's blocks are read as text
+    by the kernel (the same sample, see ``_compare``)."""
     path, _ = _clean_file(tmp_path, n=2000)
     calls = _spy(monkeypatch)
     _compare(path, monkeypatch, chunk_rows=500, codes=("sex",))
@@ -477,6 +480,15 @@ def test_reader_uncoded_text_goes_pyarrow_way(tmp_path, monkeypatch):
     calls.clear()
     _compare(path, monkeypatch, chunk_rows=500, codes=("sex",), usecols=("age", "sex", "y"))
     assert calls and all(calls)  # (region not read)
+    big = tmp_path / "u.csv"
+    big.write_text("u,s\n" + "".join(f"{2**63 + i},{'ab'[i % 2]}\n" for i in range(300)))
+    calls.clear()
+    chunks, _, _, error = _compare(big, monkeypatch, chunk_rows=100, codes=("s",))
+    assert error is None and calls and not any(calls)
+    assert chunks[0].frame["u"].dtype == np.uint64
+    calls.clear()
+    _compare(big, monkeypatch, chunk_rows=100, codes=("s",), usecols=("s",))
+    assert calls and all(calls)  # (u not read)
 
 
 def test_reader_errors_and_skips_located(tmp_path, monkeypatch):
@@ -564,7 +576,7 @@ def test_reader_kernel_threads_from_env(tmp_path, monkeypatch):
     one = _read(path, True, monkeypatch, chunk_rows=1000, codes=("sex", "region"))
     monkeypatch.delenv("CLARION_NUM_THREADS")
     every = _read(path, True, monkeypatch, chunk_rows=1000, codes=("sex", "region"))
-    assert asked == [1, 1, 1, 0, 0, 0]
+    assert asked == [1] * 4 + [0] * 4  # (the type sample's block, then the three chunks)
     _assert_chunks_equal(one[0], every[0])
     monkeypatch.setenv("CLARION_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="CLARION_NUM_THREADS"):

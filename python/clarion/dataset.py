@@ -785,33 +785,43 @@ class Reader:
         """A block parsed by the compiled ``csv_block_cpu`` (numpy twin:
         ``clarion._reference.csv_block``) when every column of ``use`` is an "int" or "float"
         column (sampled types) or a coded text column: numbers as int64 / float64 arrays, coded
-        text as each value's code and the values (:class:`_CodedText`), the other columns not
-        converted. None (the pyarrow path) for any other block, or when the parser declines it:
-        a quote, a line with another field count, a number outside its strict grammar or beyond
-        the exact range, an empty number, text that is not UTF-8, a lone carriage return. Off
-        when ``_COMPILED_CSV`` is False. Threads: ``CLARION_NUM_THREADS``, or every core."""
-        if not _COMPILED_CSV or self._numeric is None or len(data) >= _CSV_BLOCK_MAX_BYTES:
+        text as each value's code and the values (:class:`_CodedText`), the columns not in
+        ``use`` not converted; while the types are sampled, every column as text (an object array
+        of its values, as pyarrow's path gives it). None (the pyarrow path) for any other block (a
+        text column not coded, a "uint" or "bigint" column), or when the parser declines it: a
+        quote, a line with another field count, a number outside its strict grammar or beyond the
+        exact range, an empty number, text that is not UTF-8, a lone carriage return. Off when
+        ``_COMPILED_CSV`` is False. Threads: ``CLARION_NUM_THREADS``, or every core."""
+        if not _COMPILED_CSV or len(data) >= _CSV_BLOCK_MAX_BYTES:
             return None
+        from clarion._counts import env_threads
+
+        numeric = self._numeric or {}
         wanted = set(use)
         kinds = np.zeros(len(names), dtype=np.int8)  # 0: not converted
         for j, c in enumerate(names):
             if c not in wanted:
                 continue
-            kind = 3 if c in self._vocabs else _CSV_BLOCK_KINDS.get(self._numeric.get(c), 0)
+            kind = (
+                3
+                if c in self._vocabs or self._numeric is None  # (the type sample: every column is text)
+                else _CSV_BLOCK_KINDS.get(numeric.get(c), 0)
+            )
             if kind == 0:
                 return None
             kinds[j] = kind
-        from clarion._counts import env_threads
-
         # (threads: CLARION_NUM_THREADS, or every core; the parts cut at most one per 8,192 lines)
         status, _, n, cols = _io_kernel("csv_block")(np.frombuffer(data, dtype=np.uint8), kinds, env_threads())
         if status != 0 or n != rows:
             return None
-        return {
-            c: _CodedText(col[0], col[2]) if type(col) is tuple else col
-            for c, col in zip(names, cols)
-            if col is not None
-        }
+        out = {}
+        for c, col in zip(names, cols):
+            if type(col) is tuple:  # text: coded when the frame is built, or its values
+                text = _CodedText(col[0], col[2])
+                out[c] = text if c in self._vocabs else text.array()
+            elif col is not None:
+                out[c] = col
+        return out
 
     def _csv_typed(self, data: bytes, names: list[str], rows: int):
         """A block parsed with its numeric columns typed (int64 / uint64 / float64, text columns
