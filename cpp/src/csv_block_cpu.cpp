@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -534,7 +535,17 @@ CsvBlock csv_block_cpu(const std::uint8_t* data, i64 n, const std::int8_t* kinds
       if (kinds[f] == kCsvText) pt.dicts[f].init(data);
   }
   const Ctx cx{data, n, kinds, n_fields};
-  detail::parallel_for_threads(n_parts, [&](int q) { parse_part(cx, parts[q]); });
+  // (an exception on a worker, std::bad_alloc, is raised on the calling thread after the join)
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n_parts));
+  detail::parallel_for_threads(n_parts, [&](int q) {
+    try {
+      parse_part(cx, parts[q]);
+    } catch (...) {
+      errors[q] = std::current_exception();
+    }
+  });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   for (const Part& pt : parts)
     if (pt.overflow) throw std::logic_error("csv_block_cpu: a part has more rows than its bound");
 
