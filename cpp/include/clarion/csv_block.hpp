@@ -26,9 +26,10 @@
 // `line` of a decline is 1-based within the block, counting blank lines; `field` is 1-based.
 //
 // Threads: the block is cut at line starts into up to n_threads parts (at most one per ~part_lines
-// lines, 8,192 by default), each parsed with its own dictionaries; the parts' dictionaries are merged in part
-// order, so codes are first-seen order, and the decline reported is the first in block order: every result is
-// the same for every thread count.
+// lines, 8,192 by default, the line length taken from the first 64 KiB), each parsed with its own
+// dictionaries; the parts' dictionaries are merged in part order, so codes are first-seen order,
+// and the decline reported is the first in block order: every result is the same for every thread
+// count. The reasons' texts are in csv_block_cpu.cpp (reason_of) and in the twin.
 #pragma once
 
 #include <cstdint>
