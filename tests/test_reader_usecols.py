@@ -188,3 +188,15 @@ def test_parquet_reads_only_those_columns(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got["a"], df["a"])
     with pytest.raises(DataError, match=r"`usecols` names \['s'\] not among the columns \['b', 'a'\]"):
         _chunks(path, "parquet", monkeypatch, usecols=("s",), headers=["b", "a"])
+
+
+def test_usecols_argument(tmp_path, monkeypatch):
+    path = _write(_frame(20), "csv", tmp_path)
+    for bad in ("a", (), []):
+        with pytest.raises(ValueError, match="usecols must be a non-empty sequence of column names"):
+            read_dataset(path, "text/csv", usecols=bad)
+    reader = read_dataset(path, "text/csv")
+    reader.usecols = "a"  # (set on the reader: refused when the chunks are read)
+    with pytest.raises(ValueError, match="usecols must be a non-empty sequence"):
+        list(reader)
+    assert list(next(iter(read_dataset(path, "text/csv", usecols=["y", "a"]))).frame.columns) == ["a", "y"]

@@ -320,6 +320,7 @@ class Reader:
         DataError."""
         if self.usecols is None or self._numeric is None:
             return names
+        _check_usecols(self.usecols)
         use = set(self.usecols)
         missing = [c for c in self.usecols if c not in names]
         if missing:
@@ -1327,6 +1328,12 @@ def _text_frame(rows: list[list[str]], names: list[str], use: list[str]) -> Any:
     return pd.DataFrame([[r[j] for j in at] for r in rows], columns=use, dtype=object)
 
 
+def _check_usecols(usecols: Any) -> None:
+    """``usecols``: a non-empty sequence of column names (a string is refused: it is one name)."""
+    if isinstance(usecols, (str, bytes)) or not usecols:
+        raise ValueError(f"usecols must be a non-empty sequence of column names, got {usecols!r}")
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -1918,5 +1925,7 @@ def read_dataset(
         p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
     )
     reader.prefetch = bool(prefetch)
-    reader.usecols = None if usecols is None else tuple(str(c) for c in usecols)
+    if usecols is not None:
+        _check_usecols(usecols)
+        reader.usecols = tuple(str(c) for c in usecols)
     return reader
