@@ -581,3 +581,23 @@ def test_reader_kernel_threads_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CLARION_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="CLARION_NUM_THREADS"):
         list(read_dataset(path, "text/csv", codes=("sex", "region")))
+
+
+@pytest.mark.parametrize("wrap", ["plain", "bom", "gzip"])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_reader_compiled_bom_gzip_crlf(tmp_path, monkeypatch, wrap, eol):
+    """A byte-order mark, gzip and \\r\\n line ends: the compiled blocks equal the pyarrow path's."""
+    import gzip
+
+    path, _ = _clean_file(tmp_path, n=2500)
+    data = path.read_bytes().replace(b"\n", eol)
+    if wrap == "bom":
+        data = b"\xef\xbb\xbf" + data
+    if wrap == "gzip":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    calls = _spy(monkeypatch)
+    chunks, skipped, _, error = _compare(path, monkeypatch, chunk_rows=777, codes=("sex", "region"))
+    assert error is None and skipped == 0 and sum(len(c.frame) for c in chunks) == 2500
+    assert calls and all(calls)
+    assert list(chunks[0].frame.columns) == ["age", "income", "sex", "region", "y"]
