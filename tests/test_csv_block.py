@@ -601,3 +601,24 @@ def test_reader_compiled_bom_gzip_crlf(tmp_path, monkeypatch, wrap, eol):
     assert error is None and skipped == 0 and sum(len(c.frame) for c in chunks) == 2500
     assert calls and all(calls)
     assert list(chunks[0].frame.columns) == ["age", "income", "sex", "region", "y"]
+
+
+def test_utf8_check_is_pythons():
+    """Every two-byte value, and three- / four-byte ones around the overlong, surrogate and
+    U+10FFFF edges: the kernel takes a text (or unused) value exactly when Python decodes it."""
+    edges = [0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5]
+    seconds = [0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0]
+    values = [bytes([a, b]) for a in range(256) for b in range(256)]
+    values += [bytes([a, b, c]) for a in edges for b in seconds for c in (0x80, 0xBF, 0x41)]
+    values += [bytes([a, b, 0x80, c]) for a in edges for b in seconds for c in (0x80, 0xC0)]
+    for v in values:
+        if any(c in b',\n\r"' for c in v):
+            continue
+        try:
+            v.decode("utf-8")
+            want = 0
+        except UnicodeDecodeError:
+            want = 7
+        data = np.frombuffer(v + b"\n", dtype=np.uint8)
+        for kind in (TEXT, SKIP):
+            assert _core.csv_block_cpu(data, np.array([kind], dtype=np.int8), 1)[0] == want, v
