@@ -13,6 +13,7 @@ void register_knn(py::module_& m);
 void register_shap(py::module_& m);
 void register_text_codes(py::module_& m);
 void register_csv_lines(py::module_& m);
+void register_csv_block(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "clarion's compiled kernels (private: use the functions re-exported by `clarion`).";
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   register_image(m);
   register_text_codes(m);
   register_csv_lines(m);
+  register_csv_block(m);
 }

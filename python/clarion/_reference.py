@@ -874,3 +874,150 @@ def csv_lines(data: np.ndarray, need: int, at_eof: bool) -> tuple[np.ndarray, in
     cut = min(int(stops[count - 1]) + 1, len(raw)) if count else 0
     block = raw[:cut]
     return kept, count, cut, b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
+
+
+__all__ += ["csv_block"]
+
+_CSV_DBL_MIN = 2.2250738585072014e-308
+
+
+def _csv_block_problem(status: int, line: int, field: int, n_fields: int, kind: int = 0, fields: int = 0) -> str:
+    """The reason ``csv_block_cpu`` gives for a decline (``line``, ``field``: 1-based)."""
+    at = f"line {line}, field {field}: "
+    if status == 1:
+        return at + "a quote character"
+    if status == 2:
+        return at + "a carriage return not followed by a line feed"
+    if status == 3:
+        if fields < 0:
+            return f"line {line}: more than {n_fields} fields"
+        return f"line {line}: {fields} fields, expected {n_fields}"
+    if status == 4:
+        return at + ("not a plain integer" if kind == 1 else "not a plain decimal number")
+    if status == 5:
+        return at + (
+            "an integer of more than 18 digits"
+            if kind == 1
+            else "a number beyond the exact range (not finite, |v| >= 2**63, or below the normal range)"
+        )
+    if status == 6:
+        return at + "an empty numeric field"
+    return at + "not valid UTF-8"
+
+
+def _csv_mantissa_end(fb: bytes) -> int:
+    """Where the mantissa of ``-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]{1,4})?`` ends in ``fb``; -1 when
+    ``fb`` is not of that form."""
+    body = fb[1:] if fb.startswith(b"-") else fb
+    at = len(fb) - len(body)
+    mant, _, exp = body.replace(b"E", b"e").partition(b"e")
+    whole, dot, frac = mant.partition(b".")
+    if not whole.isdigit() or (dot and not frac.isdigit()):
+        return -1
+    if len(mant) < len(body):  # an exponent
+        digits = exp[1:] if exp[:1] in (b"+", b"-") else exp
+        if not digits.isdigit() or len(digits) > 4:
+            return -1
+    return at + len(mant)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def csv_block(
+    data: np.ndarray, kinds: np.ndarray, n_threads: int = 0, part_lines: int = 8192
+) -> tuple[int, str, int, list | None]:
+    """Twin of ``csv_block_cpu`` (``cpp/include/clarion/csv_block.hpp``, the reader's compiled CSV
+    blocks): the lines of ``data`` (whole CSV lines, no quoting) parsed by field kind (0 skip, 1
+    int64, 2 float64, 3 text), checked line by line and field by field in order; the first problem
+    declines the block. Returns ``(status, reason, rows, columns)``: status 0 and a column per
+    field (None for a skipped one, an int64 / float64 array, or ``(codes int32, first rows int64,
+    values)`` of a text field in first-seen order), or the decline's status (1 quote, 2 lone
+    carriage return, 3 field count, 4 not a plain number, 5 beyond the exact range, 6 empty
+    number, 7 invalid UTF-8) and reason with ``columns`` None. ``n_threads`` and ``part_lines``
+    (how the kernel cuts the block for its threads) change nothing."""
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    kinds = [int(k) for k in np.asarray(kinds)]
+    nf = len(kinds)
+    ints: dict[int, list[int]] = {f: [] for f in range(nf) if kinds[f] == 1}
+    floats: dict[int, list[float]] = {f: [] for f in range(nf) if kinds[f] == 2}
+    texts: dict[int, tuple[dict, list, list, list]] = {f: ({}, [], [], []) for f in range(nf) if kinds[f] == 3}
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":  # (the block ends with a line break: no line after it)
+        lines.pop()
+    rows = 0
+    for li, line in enumerate(lines, start=1):
+        content = line[:-1] if line.endswith(b"\r") and (li < len(lines) or raw.endswith(b"\n")) else line
+        if content == b"":
+            continue
+        fields = content.split(b",")
+        for j, fb in enumerate(fields):
+
+            def no(status: int, kind: int = 0, fields: int = 0, j: int = j, li: int = li):
+                return status, _csv_block_problem(status, li, j + 1, nf, kind, fields), 0, None
+
+            if b'"' in fb:
+                return no(1)
+            if b"\r" in fb:
+                return no(2)
+            if j >= nf:
+                return no(3, fields=-1)
+            kind = kinds[j]
+            if kind == 1:
+                if fb == b"":
+                    return no(6, 1)
+                digits = fb[1:] if fb.startswith(b"-") else fb
+                if not digits.isdigit():
+                    return no(4, 1)
+                if len(digits) > 18:
+                    return no(5, 1)
+                ints[j].append(int(fb))
+            elif kind == 2:
+                if fb == b"":
+                    return no(6, 2)
+                end = _csv_mantissa_end(fb)
+                if end < 0:
+                    return no(4, 2)
+                v = float(fb)
+                mantissa = fb[:end]
+                a = abs(v)
+                if (
+                    not math.isfinite(v)
+                    or a >= 2.0**63
+                    or 0.0 < a < _CSV_DBL_MIN
+                    or (a == 0.0 and mantissa.strip(b"-.0") != b"")
+                ):
+                    return no(5, 2)
+                floats[j].append(v)
+            elif kind == 3:
+                seen, codes, first, values = texts[j]
+                code = seen.get(fb)
+                if code is None:
+                    if not _utf8(fb):
+                        return no(7, 3)
+                    code = seen[fb] = len(first)
+                    first.append(rows)
+                    values.append(fb.decode("utf-8"))
+                codes.append(code)
+            elif not fb.isascii() and not _utf8(fb):
+                return no(7)
+        if len(fields) < nf:
+            return 3, _csv_block_problem(3, li, len(fields), nf, fields=len(fields)), 0, None
+        rows += 1
+    cols: list = []
+    for f in range(nf):
+        if kinds[f] == 1:
+            cols.append(np.asarray(ints[f], dtype=np.int64))
+        elif kinds[f] == 2:
+            cols.append(np.asarray(floats[f], dtype=np.float64))
+        elif kinds[f] == 3:
+            _, codes, first, values = texts[f]
+            cols.append((np.asarray(codes, dtype=np.int32), np.asarray(first, dtype=np.int64), values))
+        else:
+            cols.append(None)
+    return 0, "", rows, cols

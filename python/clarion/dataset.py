@@ -30,6 +30,12 @@ CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the n
 and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
 counted and errors raised when the caller takes the block that holds them, as without the thread.
 
+A CSV block whose columns are numbers and coded text is parsed by the compiled ``csv_block_cpu``
+(numbers and codes straight from the bytes, on the reader's thread and every core) when it is
+certain to give what pyarrow's parse gives; any other block (a quote, a number outside a strict
+grammar, another field count, ...) goes the pyarrow way, unchanged. ``usecols`` limits the chunks
+to some columns: the others are neither converted nor checked (a CSV line's field count still is).
+
 The text formats (CSV, JSON Lines, JSON) are UTF-8, with or without a byte-order mark, plain or
 gzip-compressed (read transparently). A file in another format than ``dataset_type`` (Parquet read
 as CSV, a zip archive, ...) is refused with an error naming the file, ``dataset_type`` and what
@@ -183,6 +189,10 @@ class Reader:
     #: CSV and Parquet: read and parse the next chunk on a thread while the caller uses this one
     #: (see :meth:`_prefetched`); the chunks, skips and errors are the same either way.
     prefetch: bool = True
+    #: The columns the chunks hold (in the file's order), or None for every column. The other
+    #: columns are not converted and their values not checked (a CSV line's field count still is);
+    #: :meth:`columns` still names every column. A name that is no column is a DataError.
+    usecols: tuple[str, ...] | None = None
     _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -302,6 +312,27 @@ class Reader:
         if not self.codes or self._numeric is None:
             return []
         return [c for c in names if c in self.codes and c not in self._numeric]
+
+    def _selected(self, names: list[str]) -> list[str]:
+        """The columns of ``names`` the chunks hold: those of ``usecols`` in the file's order, or
+        all of them (also while the types are sampled: :meth:`columns` names every column). A
+        name of ``usecols`` that is no column, or a ``required`` column left out of it, is a
+        DataError."""
+        if self.usecols is None or self._numeric is None:
+            return names
+        _check_usecols(self.usecols)
+        use = set(self.usecols)
+        missing = [c for c in self.usecols if c not in names]
+        if missing:
+            import difflib
+
+            close = difflib.get_close_matches(str(missing[0]), [str(n) for n in names], n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"{self.path}: `usecols` names {missing} not among the columns {names}{hint}")
+        left = [c for c in self.required if c not in use]
+        if left:
+            raise DataError(f"{self.path}: required columns {left} are not in `usecols` {list(self.usecols)}")
+        return names if len(use) == len(names) else [c for c in names if c in use]
 
     def _global_codes(self, frame) -> dict[str, Any]:
         """Each coded column of ``frame`` (a categorical of the chunk's own values, or text where
@@ -617,7 +648,8 @@ class Reader:
                 names, pending = list(self.headers), (first, src.n)
             if len(set(names)) != len(names):
                 raise DataError(f"{self.path}: duplicate column names in the header")
-            for c in self._coded_columns(names):
+            use = self._selected(names)
+            for c in self._coded_columns(use):
                 self._vocabs[c] = _Vocabulary()
                 self._plain_dtypes[c] = np.dtype(object)
             n = len(names)
@@ -634,7 +666,7 @@ class Reader:
                         lines.append(lineno)
                 need = self.chunk_rows - len(rows)
                 if need == 0:
-                    yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                    yield _text_frame(rows, names, use), np.asarray(lines, dtype=np.int64)
                     continue
                 fast = self._csv_fast(src, names, need)
                 if fast is not None:
@@ -642,7 +674,7 @@ class Reader:
                     if len(frame) == 0 and not rows:
                         return
                     if rows:
-                        head = pd.DataFrame(rows, columns=names, dtype=object)
+                        head = _text_frame(rows, names, use)
                         frame = pd.concat([head, frame.build(self._vocabs)], ignore_index=True) if len(frame) else head
                         flines = np.concatenate([np.asarray(lines, dtype=np.int64), flines])
                     yield frame, flines
@@ -664,7 +696,7 @@ class Reader:
                         done = False
                         break
                 if rows:
-                    yield pd.DataFrame(rows, columns=names, dtype=object), np.asarray(lines, dtype=np.int64)
+                    yield _text_frame(rows, names, use), np.asarray(lines, dtype=np.int64)
                 if done:
                     return
 
@@ -712,14 +744,18 @@ class Reader:
         return counts
 
     def _csv_fast(self, src: _Lines, names: list[str], need: int):
-        """The next ``need`` non-blank lines parsed by pyarrow, or None (lines given back to
-        ``src``) when the line-by-line path must read them.
+        """The next ``need`` non-blank lines parsed as a block (the columns of ``usecols``), or None
+        (lines given back to ``src``) when the line-by-line path must read them.
 
-        The lines are found in a block of bytes by one vectorised pass (:meth:`_Lines.take_block`)
-        and parsed by pyarrow on its threads with the numeric columns typed as the sample decided
-        (:meth:`_csv_typed`); when that parse is not certain to give what the ``csv`` module and
-        :func:`_parse_numbers` give, the block is parsed with every column as text and the numbers
-        converted column by column (:func:`_fast_number`)."""
+        The lines are found in a block of bytes by one vectorised pass (:meth:`_Lines.take_block`).
+        A plain block (no quotes; numbers in a strict grammar; see :meth:`_csv_compiled`) whose
+        columns are numbers and coded text is parsed by the compiled ``csv_block_cpu`` straight
+        into its columns. Any other block is parsed by pyarrow on its threads with the numeric
+        columns typed as the sample decided (:meth:`_csv_typed`); when that parse is not certain to
+        give what the ``csv`` module and :func:`_parse_numbers` give, the block is parsed with
+        every column as text and the numbers converted column by column (:func:`_fast_number`).
+        With ``usecols``, a block with bytes that are not UTF-8 goes the line-by-line way (which
+        names the line), as without it."""
         import pandas as pd
         import pyarrow as pa
 
@@ -727,19 +763,26 @@ class Reader:
         if got is None:
             return None
         data, lines, count = got
+        use = self._selected(names)
         if not len(lines):
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in names}), lines
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in use}), lines
+        out = self._csv_compiled(data, names, use, len(lines))
+        if out is not None:
+            return _PendingFrame(out, len(lines)), lines
         if b'"' in data and not all(_CSV_QUOTED.fullmatch(b) is not None for b in data.splitlines() if b'"' in b):
             src.unread(data, count)
             return None
+        if len(use) < len(names) and not data.isascii() and not _is_utf8(data):
+            src.unread(data, count)  # (pyarrow checks the columns it converts only)
+            return None
         out = self._csv_typed(data, names, len(lines))
         if out is None:
-            table = _arrow_csv(data, names, {c: pa.string() for c in names})
+            table = _arrow_csv(data, names, {c: pa.string() for c in use}, include=use)
             if table is None or table.num_rows != len(lines):
                 src.unread(data, count)
                 return None
             out = {}
-            for c in names:
+            for c in use:
                 col = table.column(c)
                 if c in self._vocabs:
                     out[c] = col  # (coded when the frame is built)
@@ -748,26 +791,70 @@ class Reader:
                 out[c] = col.to_numpy(zero_copy_only=False) if vals is None else vals
         return _PendingFrame(out, len(lines)), lines
 
+    def _csv_compiled(self, data: bytes, names: list[str], use: list[str], rows: int):
+        """A block parsed by the compiled ``csv_block_cpu`` (numpy twin:
+        ``clarion._reference.csv_block``) when every column of ``use`` is an "int" or "float"
+        column (sampled types) or a coded text column: numbers as int64 / float64 arrays, coded
+        text as each value's code and the values (:class:`_CodedText`), the columns not in
+        ``use`` not converted; while the types are sampled, every column as text (an object array
+        of its values, as pyarrow's path gives it). None (the pyarrow path) for any other block (a
+        text column not coded, a "uint" or "bigint" column), or when the parser declines it: a
+        quote, a line with another field count, a number outside its strict grammar or beyond the
+        exact range, an empty number, text that is not UTF-8, a lone carriage return. Off when
+        ``_COMPILED_CSV`` is False. Threads: ``CLARION_NUM_THREADS``, or every core."""
+        if not _COMPILED_CSV or len(data) >= _CSV_BLOCK_MAX_BYTES:
+            return None
+        from clarion._counts import env_threads
+
+        numeric = self._numeric or {}
+        wanted = set(use)
+        kinds = np.zeros(len(names), dtype=np.int8)  # 0: not converted
+        for j, c in enumerate(names):
+            if c not in wanted:
+                continue
+            kind = (
+                3
+                if c in self._vocabs or self._numeric is None  # (the type sample: every column is text)
+                else _CSV_BLOCK_KINDS.get(numeric.get(c), 0)
+            )
+            if kind == 0:
+                return None
+            kinds[j] = kind
+        # (threads: CLARION_NUM_THREADS, or every core; the parts cut at most one per 8,192 lines)
+        status, _, n, cols = _io_kernel("csv_block")(np.frombuffer(data, dtype=np.uint8), kinds, env_threads())
+        if status != 0 or n != rows:
+            return None
+        out = {}
+        for c, col in zip(names, cols):
+            if type(col) is tuple:  # text: coded when the frame is built, or its values
+                text = _CodedText(col[0], col[2])
+                out[c] = text if c in self._vocabs else text.array()
+            elif col is not None:
+                out[c] = col
+        return out
+
     def _csv_typed(self, data: bytes, names: list[str], rows: int):
         """A block parsed with its numeric columns typed (int64 / uint64 / float64, text columns
         as text), as numpy columns equal to what :func:`_fast_number` gives; None when the block
         needs the column-by-column conversion: a value pyarrow's number parser reads where pandas
         does not or otherwise (hexadecimal integers; blanks around a value, which it trims), a
-        value it refuses, NaN / inf text, floats where a value is not exact, or another row count."""
+        value it refuses, NaN / inf text, floats where a value is not exact, or another row count.
+        Only the columns of ``usecols`` are converted."""
         import pyarrow as pa
 
-        kinds = {c: k for c, k in (self._numeric or {}).items() if c in names and k != "bigint"}
+        use = self._selected(names)
+        kinds = {c: k for c, k in (self._numeric or {}).items() if c in use and k != "bigint"}
         if not kinds or b"\t" in data or (b" " in data and _blank_next_to_field_end(data)):
             return None
         if (b"x" in data and b"0x" in data) or (b"X" in data and b"0X" in data):
             return None
         arrow = {"int": pa.int64(), "uint": pa.uint64(), "float": pa.float64()}
-        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in names}
-        table = _arrow_csv(data, names, types, typed=True)
+        types = {c: arrow[kinds[c]] if c in kinds else pa.string() for c in use}
+        table = _arrow_csv(data, names, types, typed=True, include=use)
         if table is None or table.num_rows != rows:
             return None
         out = {}
-        for c in names:
+        for c in use:
             col = table.column(c)
             kind = kinds.get(c)
             if kind is None:
@@ -971,9 +1058,14 @@ class Reader:
             yield self._frame_from_rows(rows, columns, lines)
 
     def _frame_from_rows(self, rows, columns, lines):
-        """A frame of rows; a row holding a list or an object as a value is malformed."""
+        """A frame of rows (the columns of ``usecols``); a row holding a list or an object as a
+        value of a used column is malformed."""
         import pandas as pd
 
+        use = self._selected(list(columns))
+        if len(use) < len(columns):  # (the other values are not looked at)
+            at = [list(columns).index(c) for c in use]
+            rows, columns = [[r[j] for j in at] for r in rows], use
         frame = pd.DataFrame(rows, columns=columns)
         for j, c in enumerate(columns):  # integers beside a missing value or a float: kept exact
             if (
@@ -985,9 +1077,10 @@ class Reader:
         lines = np.asarray(lines, dtype=np.int64)
         nested = np.zeros(len(frame), dtype=bool)
         first: dict[int, str] = {}
+        used = None if self.usecols is None else set(self.usecols)  # (also while the types are sampled)
         for c in frame.columns:
             col = frame[c]
-            if col.dtype != object:
+            if col.dtype != object or (used is not None and c not in used):
                 continue
             found = col.map(type).isin((list, dict)).to_numpy()
             for i in np.flatnonzero(found & ~nested):
@@ -1034,10 +1127,15 @@ class Reader:
                         f"file (columns: {names})"
                     )
                 columns = list(self.headers)
+            if self.usecols is not None and self._numeric is not None:  # (usecols: only those)
+                every = columns if columns is not None else [str(c) for c in pf.schema_arrow.names]
+                use = self._selected(every)
+                if len(use) < len(every):
+                    columns = use
             schema = pf.schema_arrow
             coded = [
                 c
-                for c in self._coded_columns(list(schema.names))
+                for c in self._coded_columns(list(schema.names) if columns is None else columns)
                 if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
             ]
             if coded:  # text read as dictionary codes (its dictionary pages, not one string per row)
@@ -1275,10 +1373,34 @@ def _categories(values: list) -> Any:
 _DTYPES: dict = {}
 
 
+class _CodedText:
+    """A text column of a block coded by the compiled CSV parser: each row's code (int32, the
+    block's values in first-seen order) and the values (str)."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: list) -> None:
+        self.codes, self.values = codes, values
+
+    def categorical(self) -> Any:
+        """The column as :func:`_text_categorical` makes it from pyarrow's strings: a Categorical
+        of the block's values in first-seen order."""
+        import pandas as pd
+
+        dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
+        return pd.Categorical.from_codes(self.codes.astype(_code_dtype(len(self.values))), dtype=dtype)
+
+    def array(self) -> np.ndarray:
+        """The column's values (an object array of str)."""
+        values = np.empty(len(self.values), dtype=object)
+        values[:] = self.values
+        return values[self.codes]
+
+
 class _PendingFrame:
-    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings), made a
-    frame by :meth:`build` where the block is used (the caller's thread when the reader reads
-    ahead: the thread that reads only parses)."""
+    """A parsed CSV block's columns (numpy arrays; the coded text columns as Arrow strings, or as
+    :class:`_CodedText` from the compiled parser), made a frame by :meth:`build` where the block
+    is used (the caller's thread when the reader reads ahead: the thread that reads only parses)."""
 
     __slots__ = ("cols", "rows")
 
@@ -1297,7 +1419,12 @@ class _PendingFrame:
 
         cols = {}
         for c, v in self.cols.items():
-            if not isinstance(v, np.ndarray):  # a text column read for coding
+            if type(v) is _CodedText:  # coded by the compiled parser
+                if c in vocabs:
+                    cols[c] = pd.Series(v.categorical(), copy=False)
+                    continue
+                v = v.array()
+            elif not isinstance(v, np.ndarray):  # a text column read for coding
                 if c in vocabs:
                     cols[c] = pd.Series(_text_categorical(v), copy=False)
                     continue
@@ -1306,6 +1433,30 @@ class _PendingFrame:
                 v = v.copy()
             cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
         return pd.DataFrame(cols, copy=False)
+
+
+def _text_frame(rows: list[list[str]], names: list[str], use: list[str]) -> Any:
+    """Rows of text fields (the line-by-line path) as a frame of the columns ``use``."""
+    import pandas as pd
+
+    if len(use) == len(names):
+        return pd.DataFrame(rows, columns=names, dtype=object)
+    at = [names.index(c) for c in use]
+    return pd.DataFrame([[r[j] for j in at] for r in rows], columns=use, dtype=object)
+
+
+def _check_usecols(usecols: Any) -> None:
+    """``usecols``: a non-empty sequence of column names (a string is refused: it is one name)."""
+    if isinstance(usecols, (str, bytes)) or not usecols:
+        raise ValueError(f"usecols must be a non-empty sequence of column names, got {usecols!r}")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _built(frame: Any, vocabs: dict) -> Any:
@@ -1357,6 +1508,12 @@ def _text_categorical(col: Any) -> Any:
     dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
     return pd.Categorical.from_codes(codes, dtype=dtype)
 
+
+#: Parse plain CSV blocks with the compiled ``csv_block_cpu`` (:meth:`Reader._csv_compiled`); off:
+#: always the pyarrow path (tests compare the two).
+_COMPILED_CSV = True
+_CSV_BLOCK_KINDS = {"int": 1, "float": 2}  # the sampled types it reads (text: 3, coded columns)
+_CSV_BLOCK_MAX_BYTES = 2**31 - 1  # (its codes are int32)
 
 # A CSV line the csv module and pyarrow read alike: unquoted fields without quotes, or fields
 # wholly quoted with doubled quotes inside.
@@ -1445,10 +1602,11 @@ _FIELD_EDGE = np.frombuffer(b",\n\r", dtype=np.uint8)
 _EDGE_PAD = np.frombuffer(b"\n\n", dtype=np.uint8)  # the start and the end of the block are field edges
 
 
-def _arrow_csv(data: bytes, names: list[str], types: dict, typed: bool = False):
+def _arrow_csv(data: bytes, names: list[str], types: dict, typed: bool = False, include: list[str] | None = None):
     """``data`` (whole CSV lines, no line break inside a value) parsed by ``pyarrow.csv`` with the
     given column types, or None when pyarrow rejects it. Text columns are exactly the strings the
-    ``csv`` module gives (no NA conversion); with ``typed``, an empty numeric field is null."""
+    ``csv`` module gives (no NA conversion); with ``typed``, an empty numeric field is null. With
+    ``include``, only those columns are converted (every line's field count is still checked)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -1460,6 +1618,7 @@ def _arrow_csv(data: bytes, names: list[str], types: dict, typed: bool = False):
             parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
+                include_columns=None if include is None or len(include) == len(names) else include,
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=typed,
                 null_values=[""] if typed else [],
@@ -1848,6 +2007,7 @@ def read_dataset(
     required: tuple[str, ...] = (),
     codes: tuple[str, ...] = (),
     prefetch: bool = True,
+    usecols: tuple[str, ...] | list[str] | None = None,
 ) -> Reader:
     """A chunked reader of ``path`` in one of Clarify's dataset types.
 
@@ -1884,6 +2044,13 @@ def read_dataset(
         ``skipped_examples`` and every error (raised when the caller asks for the chunk that
         meets it) are the same as without; the thread ends with the iteration (its end, an
         error, or the caller stopping early). Other formats ignore it.
+    usecols : sequence of str, optional
+        The columns the chunks hold (in the file's order; default: every column). The others are
+        not converted and their values not checked (a non-number in an unused numeric column is
+        no error), but a CSV line's field count and the file's UTF-8 still are; Parquet reads only
+        these columns. ``Reader.columns()`` still names every column. A name that is no column,
+        or a ``required`` column left out, is a :class:`DataError` (raised when the chunks are
+        read).
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -1899,4 +2066,7 @@ def read_dataset(
         p, dataset_type, headers, features, label, predicted_label, chunk_rows, skip_bad_rows, required, tuple(codes)
     )
     reader.prefetch = bool(prefetch)
+    if usecols is not None:
+        _check_usecols(usecols)
+        reader.usecols = tuple(str(c) for c in usecols)
     return reader
