@@ -139,6 +139,11 @@ class _Job:
             cfg.post_training_bias.methods == "all" or "FT" in cfg.post_training_bias.methods
         )
         need_rows = cfg.shap is not None or cfg.pdp is not None or want_ft
+        if bias and not plan.need_model and not need_rows and self.windows is None:
+            # bias only: the other columns are not needed (neither converted nor checked)
+            self.source.set_usecols(
+                [plan.label, *(f.name for f in plan.facets), plan.group, plan.weights, plan.predicted]
+            )
         self.kept: list[Any] | None = [] if need_rows else None
         self.sample = _Sample(SAMPLE_ROWS, self.seed) if need_rows else None
         self.accumulators: list[Any] = []

@@ -20,6 +20,13 @@ DICTIONARY_CODES = True
 PREFETCH = True
 
 
+#: Read only the columns a job uses (``clarion.dataset.Reader.usecols``) when they are known: a
+#: bias-only job without a model or time windows reads its label, facet, group, weight and
+#: predicted-label columns, so the other columns are neither converted nor checked. Off: every
+#: column is read (the outputs are the same for well-formed files; tests compare the two).
+ONLY_USED_COLUMNS = True
+
+
 def _is_dask_frame(data: Any) -> bool:
     """Whether ``data`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
     import sys
@@ -92,6 +99,11 @@ class _Source:
         the frame without codes."""
         if self.reader is not None and DICTIONARY_CODES:
             self.reader.codes = tuple(dict.fromkeys(c for c in cols if c))
+
+    def set_usecols(self, cols: list[str]) -> None:
+        """Read only these columns (a file only; see :data:`ONLY_USED_COLUMNS`)."""
+        if self.reader is not None and ONLY_USED_COLUMNS:
+            self.reader.usecols = tuple(dict.fromkeys(c for c in cols if c))
 
     def __iter__(self) -> Iterator[Any]:
         if self.reader is not None:
