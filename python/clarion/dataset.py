@@ -1387,8 +1387,10 @@ class _CodedText:
         of the block's values in first-seen order."""
         import pandas as pd
 
-        dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
-        return pd.Categorical.from_codes(self.codes.astype(_code_dtype(len(self.values))), dtype=dtype)
+        # (the kernel's codes are in range by construction: the check is skipped; blocks with the
+        # same values share one dtype)
+        codes = self.codes.astype(_code_dtype(len(self.values)))
+        return pd.Categorical.from_codes(codes, dtype=_categories(self.values), validate=False)
 
     def array(self) -> np.ndarray:
         """The column's values (an object array of str)."""
