@@ -282,6 +282,11 @@ class Reader:
             thread.join()
             self._held = None
 
+    def numeric_columns(self) -> list[str] | None:
+        """The columns the type sample made numeric (their values are checked as numbers), once
+        :meth:`columns` has fixed the types; None before."""
+        return None if self._types is None else list(self._types)
+
     def columns(self) -> list[str]:
         """The column names, from the rows that fix the column types (the first
         ``TYPE_SAMPLE_ROWS`` rows; malformed records are passed over while looking, whatever

@@ -106,11 +106,9 @@ def analyze(
     overwrite : bool
         Write into an existing, non-empty ``output_dir`` (this run's files replace earlier ones).
     skip_bad_rows : bool
-        Skip malformed records (wrong field count, an unparseable number in a numeric column the
-        job reads, a missing label) and count them in the report, instead of raising
-        :class:`clarion.dataset.DataError` with the file, row and column. A bias-only job (no
-        model, SHAP, PDP, FlipTest or time windows) reads only its label, facet, group, weight
-        and predicted-label columns: the other columns are not converted nor checked.
+        Skip malformed records (wrong field count, an unparseable number in a numeric column, a
+        missing label) and count them in the report, instead of raising
+        :class:`clarion.dataset.DataError` with the file, row and column.
     chunk_rows : int
         Rows per chunk read. Results do not depend on it.
     memory_budget : int or str

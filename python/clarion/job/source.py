@@ -20,10 +20,11 @@ DICTIONARY_CODES = True
 PREFETCH = True
 
 
-#: Read only the columns a job uses (``clarion.dataset.Reader.usecols``) when they are known: a
+#: Leave out the text columns a job does not use (``clarion.dataset.Reader.usecols``): a
 #: bias-only job without a model or time windows reads its label, facet, group, weight and
-#: predicted-label columns, so the other columns are neither converted nor checked. Off: every
-#: column is read (the outputs are the same for well-formed files; tests compare the two).
+#: predicted-label columns and every numeric column (whose values are checked as numbers, as
+#: when every column is read); the other text columns are not converted. Off: every column is
+#: read. The outputs, errors and skips are the same either way (tests compare the two).
 ONLY_USED_COLUMNS = True
 
 
@@ -101,9 +102,18 @@ class _Source:
             self.reader.codes = tuple(dict.fromkeys(c for c in cols if c))
 
     def set_usecols(self, cols: list[str]) -> None:
-        """Read only these columns (a file only; see :data:`ONLY_USED_COLUMNS`)."""
-        if self.reader is not None and ONLY_USED_COLUMNS:
-            self.reader.usecols = tuple(dict.fromkeys(c for c in cols if c))
+        """Read only these columns and the numeric ones (a file only; see
+        :data:`ONLY_USED_COLUMNS`): a numeric column's values are still checked as numbers, so
+        a malformed record stops (or is skipped) as when every column is read; only text columns
+        the job does not use are left out. Nothing changes while the types are not known."""
+        if self.reader is None or not ONLY_USED_COLUMNS:
+            return
+        if self.reader.dataset_type not in ("text/csv", "application/x-parquet"):
+            return  # (a JSON value that is a list or an object is malformed in any column)
+        numeric = self.reader.numeric_columns()
+        if numeric is None:
+            return
+        self.reader.usecols = tuple(dict.fromkeys([*(c for c in cols if c), *numeric]))
 
     def __iter__(self) -> Iterator[Any]:
         if self.reader is not None:
