@@ -1262,6 +1262,9 @@ def _coded_frame(table, coded: list[str]) -> Any:
         index = rest.index  # (a stored pandas index becomes the frame's index, as to_pandas makes it)
     else:
         rest, index = None, pd.RangeIndex(table.num_rows)
+    if rest is None:  # every column an array of its own: the frame built from them as they are
+        cols = {c: _local_categorical(table.column(c)) if c in coded else plain[c] for c in names}
+        return pd.DataFrame(cols, index=index, copy=False)
     cols = {}
     for c in names:
         if c in coded:
