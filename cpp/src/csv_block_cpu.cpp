@@ -12,6 +12,7 @@
 #include <string>
 #include <system_error>
 
+#include "clarion/bytes_hash.hpp"
 #include "clarion/csv_block.hpp"
 #include "clarion/parallel.hpp"
 
@@ -67,33 +68,6 @@ bool valid_utf8(const std::uint8_t* p, i64 len) {
     i += more + 1;
   }
   return true;
-}
-
-inline std::uint64_t mix(std::uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
-}
-
-// A hash of the bytes p[0 .. len) (the table takes its high bits).
-inline std::uint64_t hash_bytes(const std::uint8_t* p, i64 len) {
-  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(len);
-  i64 i = 0;
-  for (; i + 8 <= len; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0x100000001b3ULL;
-    h ^= h >> 29;
-  }
-  if (i < len) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p + i, static_cast<std::size_t>(len - i));
-    h = (h ^ w) * 0x100000001b3ULL;
-  }
-  return mix(h);
 }
 
 // The first min(len, 8) bytes of p as a little-endian word, zero-padded (one load when 8 bytes
