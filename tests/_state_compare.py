@@ -43,3 +43,18 @@ def same(a, b) -> bool:
 def general_update(state: State, table: Table, compat: str) -> None:
     batch = state.count(state.encode(table, compat))
     state.add_counts(batch, table.n)
+
+
+def update_both(acc, want: State, batch, compat: str) -> tuple[str | None, str | None]:
+    """``batch`` into an Accumulator (its own paths) and into ``want`` (the general update):
+    the error message of each (None: counted)."""
+    err_a = err_b = None
+    try:
+        acc.update(batch)
+    except ValueError as exc:
+        err_a = str(exc)
+    try:
+        general_update(want, Table(batch), compat)
+    except ValueError as exc:
+        err_b = str(exc)
+    return err_a, err_b

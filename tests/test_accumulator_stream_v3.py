@@ -524,7 +524,7 @@ def test_steady_column_fetch_equals_the_general_path(monkeypatch, n):
     out otherwise (reordered or added columns, copies, new dtype objects, other dtypes, strided
     columns, strings, new values, wider ranges) must not be counted wrongly. After every batch the
     state equals the general path's bit for bit, and the steady batches took the stream."""
-    from _state_compare import general_update, same, snapshot
+    from _state_compare import same, snapshot, update_both
 
     big = _mixed_frame(12, 40 * n)
     frames = [big.iloc[i * n : (i + 1) * n] for i in range(40)]
@@ -549,15 +549,7 @@ def test_steady_column_fetch_equals_the_general_path(monkeypatch, n):
     acc = cb.Accumulator(**kw)
     want = eng.State(acc.spec)
     for b in batches:
-        err_a = err_b = None
-        try:
-            acc.update(b)
-        except ValueError as exc:
-            err_a = str(exc)
-        try:
-            general_update(want, eng.Table(b), "clarion")
-        except ValueError as exc:
-            err_b = str(exc)
+        err_a, err_b = update_both(acc, want, b, "clarion")
         assert err_a == err_b
         assert same(snapshot(acc._states["all"]), snapshot(want))
     assert acc._stream is not None

@@ -70,26 +70,6 @@ bool valid_utf8(const std::uint8_t* p, i64 len) {
   return true;
 }
 
-// The first min(len, 8) bytes of p as a little-endian word, zero-padded (one load when 8 bytes
-// can be read from p within the block).
-inline std::uint64_t head_word(const std::uint8_t* p, i64 len, i64 room) {
-  std::uint64_t w = 0;
-  if (room >= 8) {
-    std::memcpy(&w, p, 8);
-    if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
-  } else {
-    const i64 k = len < 8 ? len : 8;
-    for (i64 j = 0; j < k; ++j) w |= static_cast<std::uint64_t>(p[j]) << (8 * j);
-  }
-  return w;
-}
-
-// A value's hash (the table takes its high bits): one multiply for a value of at most 8 bytes.
-inline std::uint64_t value_hash(const std::uint8_t* p, i64 len, std::uint64_t word) {
-  if (len <= 8) return (word ^ (static_cast<std::uint64_t>(len) << 59)) * 0x9e3779b97f4a7c15ULL;
-  return hash_bytes(p, len);
-}
-
 // The distinct values of a text column (of a part, then of the block): each code's hash, first
 // 8 bytes, bytes (a range of the block) and first row, and an open-addressing table (at most half
 // full) of code + 1 by the hash's high bits.

@@ -21,20 +21,6 @@ struct Slot {
   std::int32_t code1 = 0;
 };
 
-// The first min(len, 8) bytes of p as a little-endian word, zero-padded (one load when 8 bytes
-// can be read from p within the data).
-inline std::uint64_t head_word(const std::uint8_t* p, i64 len, i64 room) {
-  std::uint64_t w = 0;
-  if (room >= 8) {
-    std::memcpy(&w, p, 8);
-    if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
-  } else {
-    const i64 k = len < 8 ? len : 8;
-    for (i64 j = 0; j < k; ++j) w |= static_cast<std::uint64_t>(p[j]) << (8 * j);
-  }
-  return w;
-}
-
 }  // namespace
 
 template <class Off>
@@ -54,10 +40,7 @@ void text_codes_cpu(const Off* offsets, i64 n, const std::uint8_t* data, i64 dat
     const i64 len = stop - start;
     const std::uint8_t* p = data + start;
     const std::uint64_t word = head_word(p, len, data_len - start);
-    // (short values: one multiply, the table indexed by the product's high bits)
-    const std::uint64_t h = len <= 8
-                                ? (word ^ (static_cast<std::uint64_t>(len) << 59)) * 0x9e3779b97f4a7c15ULL
-                                : hash_bytes(p, len);
+    const std::uint64_t h = value_hash(p, len, word);
     std::size_t mask = cap - 1;
     std::size_t at = static_cast<std::size_t>(h >> shift);
     std::int32_t code = -1;

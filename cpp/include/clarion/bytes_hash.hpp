@@ -1,5 +1,5 @@
-// The byte-string hash of the reader's compiled dictionaries (text_codes_cpu, csv_block_cpu): the
-// same values hash alike in both, so their tables agree on every value's bucket order.
+// The byte-string hashing of the reader's compiled dictionaries (text_codes_cpu, csv_block_cpu):
+// a value's first 8 bytes as a word (compared before the rest) and its hash, alike in both.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,27 @@ inline std::uint64_t hash_bytes(const std::uint8_t* p, i64 len) {
     h = (h ^ w) * 0x100000001b3ULL;
   }
   return mix_hash(h);
+}
+
+// The first min(len, 8) bytes of p as a little-endian word, zero-padded (one load when `room`, the
+// bytes readable from p, is at least 8).
+inline std::uint64_t head_word(const std::uint8_t* p, i64 len, i64 room) {
+  std::uint64_t w = 0;
+  if (room >= 8) {
+    std::memcpy(&w, p, 8);
+    if (len < 8) w &= (std::uint64_t{1} << (8 * len)) - 1;
+  } else {
+    const i64 k = len < 8 ? len : 8;
+    for (i64 j = 0; j < k; ++j) w |= static_cast<std::uint64_t>(p[j]) << (8 * j);
+  }
+  return w;
+}
+
+// A value's hash (a table takes its high bits): one multiply for a value of at most 8 bytes
+// (`word` is its head_word), hash_bytes beyond.
+inline std::uint64_t value_hash(const std::uint8_t* p, i64 len, std::uint64_t word) {
+  if (len <= 8) return (word ^ (static_cast<std::uint64_t>(len) << 59)) * 0x9e3779b97f4a7c15ULL;
+  return hash_bytes(p, len);
 }
 
 }  // namespace clarion::io
