@@ -1422,7 +1422,7 @@ class _PendingFrame:
 
     def build(self, vocabs: dict) -> Any:
         """The frame: each column an array of its own (pyarrow's output, copied where it is a
-        read-only view of an Arrow buffer), taken as it is, without consolidating copies; a text
+        read-only view of an Arrow buffer: :func:`_writable`), taken as it is, without consolidating copies; a text
         column read for coding is coded while ``vocabs`` (the reader's running vocabularies) has
         it, else its values (a vocabulary that passed ``MAX_CODES`` since the block was read)."""
         import pandas as pd
@@ -1439,8 +1439,7 @@ class _PendingFrame:
                     cols[c] = pd.Series(_text_categorical(v), copy=False)
                     continue
                 v = v.to_numpy(zero_copy_only=False)
-            if not v.flags.writeable:
-                v = v.copy()
+            v = _writable(v)
             cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
         return pd.DataFrame(cols, copy=False)
 
