@@ -358,6 +358,9 @@ class Reader:
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
                 continue
+            if col.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
+                coded[c] = dtype
+                continue
             if isinstance(col.dtype, pd.CategoricalDtype):
                 local = col.array.codes
                 values = col.dtype.categories.to_numpy(dtype=object)
@@ -1157,7 +1160,7 @@ class Reader:
                 if batch is None:
                     return
                 if coded:
-                    frame = _coded_frame(batch, coded)
+                    frame = _coded_frame(batch, coded, self._vocabs)
                 else:
                     frame = batch.to_pandas(integer_object_nulls=True)
                 if columns is not None:
@@ -1214,11 +1217,43 @@ class _Vocabulary:
         # (every code is in range by construction: the check is skipped)
         return pd.Categorical.from_codes(_remapped(remap, local), dtype=self.dtype, validate=False)
 
+    def known(self, parts: list[tuple[list, Any]]) -> Any:
+        """A block's coded column as a Categorical of this vocabulary's dtype (``parts``: for each
+        piece of the block, its values and its codes into them, -1 for a missing value), or None
+        when one of the values is not in the vocabulary yet (the block then goes through
+        :meth:`categorical`, which adds values in the order their rows come). Nothing is added
+        here, so it may run on the reader's thread while the caller adds values: it codes against
+        the dtype it reads first, whose values keep their codes (values are only appended, and
+        ``index`` names a value before ``dtype`` does). :meth:`Reader._global_codes` takes such a
+        column as it is while its dtype is still the vocabulary's (``dtype is`` the current one)."""
+        import pandas as pd
+
+        dtype = self.dtype
+        n = len(dtype.categories)
+        index = self.index
+        cd = _code_dtype(n)
+        out = []
+        for values, codes in parts:
+            remap = np.empty(len(values) + 1, dtype=cd)
+            for j, v in enumerate(values):
+                k = index.get(v)
+                if k is None or k >= n:
+                    return None
+                remap[j] = k
+            remap[-1] = -1
+            out.append(_remapped(remap, codes))
+        codes = (np.concatenate(out) if len(out) > 1 else out[0]) if out else np.empty(0, dtype=cd)
+        # (every code is in range by construction: the check is skipped)
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
 
 def _remapped(remap: np.ndarray, local: np.ndarray) -> np.ndarray:
     """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Int8 codes
     into int8 go through ``bytes.translate`` (a 256-byte table, no index conversion: about half of
     ``np.take``'s time on 100,000 rows)."""
+    if len(remap) > 1 and local.dtype == remap.dtype and remap[-1] == -1:
+        if np.array_equal(remap[:-1], np.arange(len(remap) - 1)):  # (the codes as they are)
+            return local.copy() if not local.flags.writeable else local
     if local.dtype == np.int8 and remap.dtype == np.int8 and local.ndim == 1 and len(local) >= 4096:
         table = np.arange(256, dtype=np.uint8)
         r = remap.view(np.uint8)
@@ -1246,11 +1281,21 @@ def _rebatched(batches, rows: int):
         yield pa.Table.from_batches(held)
 
 
-def _coded_frame(table, coded: list[str]) -> Any:
+def _coded_frame(table, coded: list[str], vocabs: dict | None = None) -> Any:
     """A Parquet table as a frame: the coded (dictionary) columns as Categoricals of the table's
     values, the others as ``to_pandas`` gives them (the plain numeric columns taken straight from
-    their Arrow buffers where that is the same frame: :func:`_plain_columns`)."""
+    their Arrow buffers where that is the same frame: :func:`_plain_columns`). A coded column
+    whose values are all in its vocabulary in ``vocabs`` already comes coded into it
+    (:meth:`_Vocabulary.known`)."""
     import pandas as pd
+
+    def categorical(c):
+        voc = None if vocabs is None else vocabs.get(c)
+        if voc is not None:
+            got = voc.known(_dictionary_parts(table.column(c)))
+            if got is not None:
+                return got
+        return _local_categorical(table.column(c))
 
     names = table.column_names
     plain = _plain_columns(table, coded) if _LEAN_PARQUET else {}
@@ -1263,12 +1308,12 @@ def _coded_frame(table, coded: list[str]) -> Any:
     else:
         rest, index = None, pd.RangeIndex(table.num_rows)
     if rest is None:  # every column an array of its own: the frame built from them as they are
-        cols = {c: _local_categorical(table.column(c)) if c in coded else plain[c] for c in names}
+        cols = {c: categorical(c) if c in coded else plain[c] for c in names}
         return pd.DataFrame(cols, index=index, copy=False)
     cols = {}
     for c in names:
         if c in coded:
-            cols[c] = pd.Series(_local_categorical(table.column(c)), index=index, copy=False)
+            cols[c] = pd.Series(categorical(c), index=index, copy=False)
         elif c in plain:
             cols[c] = pd.Series(plain[c], index=index, copy=False)
         elif c in rest.columns:
@@ -1334,6 +1379,18 @@ def _writable(a: np.ndarray) -> np.ndarray:
     if a.nbytes:
         np.copyto(out, a)
     return out.reshape(a.shape)
+
+
+def _dictionary_parts(col: Any) -> list[tuple[list, np.ndarray]]:
+    """A pyarrow dictionary column's pieces as (values, codes into them; -1 for a null)."""
+    parts = []
+    for ch in col.chunks:
+        d = ch.dictionary.to_pylist()
+        idx = ch.indices
+        if idx.null_count:
+            idx = idx.fill_null(-1)
+        parts.append((d, idx.to_numpy(zero_copy_only=False)))
+    return parts
 
 
 def _local_categorical(col: Any) -> Any:
@@ -1431,7 +1488,8 @@ class _PendingFrame:
         for c, v in self.cols.items():
             if type(v) is _CodedText:  # coded by the compiled parser
                 if c in vocabs:
-                    cols[c] = pd.Series(v.categorical(), copy=False)
+                    got = vocabs[c].known([(v.values, v.codes)])
+                    cols[c] = pd.Series(v.categorical() if got is None else got, copy=False)
                     continue
                 v = v.array()
             elif not isinstance(v, np.ndarray):  # a text column read for coding
