@@ -70,8 +70,61 @@ def _register_fonts() -> None:
         ("-Italic", "VeraIt.ttf", 0, 1),
         ("-BoldItalic", "VeraBI.ttf", 1, 1),
     ):
-        pdfmetrics.registerFont(TTFont(FONT + suffix, os.path.join(here, file)))
+        font = TTFont(FONT + suffix, os.path.join(here, file))
+        _keep_subsets(font.face)
+        pdfmetrics.registerFont(font)
         addMapping(FONT, bold, italic, FONT + suffix)
+
+
+def _keep_subsets(face: Any) -> None:
+    """Make ``face`` (an embedded font) keep the subsets it writes: a subset font (the glyphs of up
+    to 256 characters, as reportlab's ``makeSubset`` cuts it, Flate-compressed as reportlab
+    compresses it) is the same bytes for the same characters in the same order, and consecutive
+    reports use the same characters; kept per character sequence (the last 64)."""
+    import types
+    from collections import OrderedDict
+
+    from reportlab.pdfbase import pdfdoc
+    from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC
+
+    kept: OrderedDict[tuple[int, ...], tuple[int, bytes]] = OrderedDict()
+
+    def add_subset_objects(self: Any, doc: Any, fontname: str, subset: list[int]) -> Any:
+        # reportlab's TTFontFile.addSubsetObjects with the subset's compressed bytes kept
+        key = (bool(doc.compression), *subset)
+        hit = kept.get(key)
+        if hit is None:
+            raw = self.makeSubset(subset)
+            hit = kept[key] = (len(raw), pdfdoc.PDFZCompress.encode(raw) if doc.compression else raw)
+            if len(kept) > 64:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        fontFile = pdfdoc.PDFStream()
+        fontFile.content = hit[1]
+        fontFile.dictionary["Length1"] = hit[0]
+        if doc.compression:  # already compressed: the filter named, not applied again
+            fontFile.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+        fontFileRef = doc.Reference(fontFile, f"fontFile:{self.filename}({fontname})")
+        flags = (self.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC
+        fontDescriptor = pdfdoc.PDFDictionary(
+            {
+                "Type": "/FontDescriptor",
+                "Ascent": self.ascent,
+                "CapHeight": self.capHeight,
+                "Descent": self.descent,
+                "Flags": flags,
+                "FontBBox": pdfdoc.PDFArray(self.bbox),
+                "FontName": pdfdoc.PDFName(fontname),
+                "ItalicAngle": self.italicAngle,
+                "StemV": self.stemV,
+                "FontFile2": fontFileRef,
+                "MissingWidth": self.defaultWidth,
+            }
+        )
+        return doc.Reference(fontDescriptor, "fontDescriptor:" + fontname)
+
+    face.addSubsetObjects = types.MethodType(add_subset_objects, face)
 
 
 class _Glyphs:
@@ -85,7 +138,7 @@ class _Glyphs:
 
     def __call__(self, text: str) -> str:
         known = self.known
-        if all(c in known for c in text):
+        if known.issuperset(text):
             return text
         if all(ord(c) in self.cmap or c in "\n\t" for c in text):
             known.update(text)
@@ -98,6 +151,87 @@ class _Glyphs:
                 sub = GLYPH_SUBSTITUTES.get(c, "?")
                 out.append(sub if all(ord(x) in self.cmap for x in sub) else "?")
         return "".join(out)
+
+
+# ---- PDF operators written directly (the content reportlab's canvas and text objects write) ------
+
+
+_FP_STR: Any = None
+
+
+def _fp_str() -> Any:
+    """reportlab's number formatting for PDF operators (its C accelerator's when installed)."""
+    global _FP_STR
+    if _FP_STR is None:
+        from reportlab.lib.rl_accel import fp_str
+
+        _FP_STR = fp_str
+    return _FP_STR
+
+
+def _rg(colour: Any, op: str = "rg") -> str:
+    """``colour`` (an RGB reportlab colour, opaque: the report's) as its PDF fill (``rg``) or
+    stroke (``RG``) operator, as reportlab's ``setFillColor`` / ``setStrokeColor`` write it."""
+    return f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+
+
+class _Ink:
+    """One document's text as PDF text operators, encoded as reportlab's text objects encode a
+    TrueType font's text: each character's code assigned in the font's subsets of this document
+    (``splitString``, the same state), so the subset fonts reportlab embeds when it saves the file
+    have every glyph drawn. Printable ASCII, which reportlab's "ASCII readable" subsets code as
+    itself, is written without the per-character loop; a string's operators are kept for the
+    document (a report repeats most of its strings)."""
+
+    def __init__(self, doc: Any) -> None:
+        from reportlab.lib.rl_accel import escapePDF
+
+        self.doc = doc
+        self.escape = escapePDF
+        self.fonts: dict[str, tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]] = {}
+
+    def _font(self, name: str) -> tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]:
+        from reportlab.pdfbase import pdfmetrics
+
+        font = pdfmetrics.getFont(name)
+        state = font._assignState(self.doc)
+        # printable ASCII coded as itself in subset 0 (reportlab's ``ttfAsciiReadable``)
+        same = all(state.assignments.get(c) == c for c in range(32, 127))
+        entry = self.fonts[name] = (font, {}, same, {})
+        return entry
+
+    def show(self, out: list[str], name: str, size: float, text: str, state: list[Any]) -> None:
+        """Append ``text`` in font ``name`` at ``size`` to ``out`` (the body of a text object):
+        ``Tf`` where the font, size or subset changes (``state[0]``), then ``Tj``."""
+        entry = self.fonts.get(name)
+        if entry is None:
+            entry = self._font(name)
+        font, names, same, known = entry
+        segments = known.get(text)
+        if segments is None:
+            if same and text.isascii() and text.isprintable():
+                segments = [(0, f"({self.escape(text.encode('ascii'))}) Tj")]
+            else:
+                segments = [(k, f"({self.escape(b)}) Tj") for k, b in font.splitString(text, self.doc)]
+            known[text] = segments
+        for subset, op in segments:
+            key = (name, size, subset)
+            if key != state[0]:
+                iname = names.get(subset)
+                if iname is None:
+                    iname = names[subset] = font.getSubsetInternalName(subset, self.doc)
+                out.append(f"{iname} {(_FP_STR or _fp_str())(size)} Tf")
+                state[0] = key
+            out.append(op)
+
+
+def _ink(canv: Any) -> _Ink:
+    """The text encoder of ``canv``'s document (made on first use)."""
+    ink = getattr(canv, "_clarion_ink", None)
+    if ink is None or ink.doc is not canv._doc:
+        ink = _Ink(canv._doc)
+        canv._clarion_ink = ink
+    return ink
 
 
 # ---- fast text: runs of styled text, wrapped, split and drawn as reportlab's Paragraph does -------------
@@ -139,9 +273,11 @@ _CHART_CLASS: type | None = None
 
 
 def _make_text_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     widths: dict[tuple[str, str, float], float] = {}
+    broken: dict[tuple, tuple[list[list[tuple[int, str]]], tuple[float, ...]]] = {}  # text -> its lines
 
     def width(text: str, font: str, size: float) -> float:
         key = (text, font, size)
@@ -164,6 +300,7 @@ def _make_text_class(base: type) -> type:
         ) -> None:
             super().__init__()
             self.runs, self.size, self.leading = runs, size, leading
+            self.backs = any(r is not None and r.back is not None for r in runs)  # chips
             self.spaceBefore, self.spaceAfter = before, after
             self._aw = -1.0
             self.lines: list[list[tuple[_Run, str]]] = []
@@ -262,6 +399,32 @@ def _make_text_class(base: type) -> type:
 
         def _break(self, max_w: float) -> list[list[tuple[_Run, str]]]:
             size = self.size
+            runs = self.runs
+            if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+                # one run per line (most cells: a value, a value and its band below it): no break
+                # where each fits, as wide as its words and single spaces (Paragraph's sum)
+                fast = [[(r, r.text)] for r in runs[::2]]
+                for ((r, t),) in fast:
+                    if not (t and width(t, r.font, size) <= max_w - 1e-6 and " ".join(t.split()) == t):
+                        break
+                else:
+                    self.squeeze = [0.0] * len(fast)
+                    return fast
+            # the same texts (the legends, repeated headings) break the same way: kept by content
+            key = (size, max_w, *((None if r is None else (r.text, r.font)) for r in runs))
+            hit = broken.get(key)
+            if hit is not None:
+                self.squeeze = list(hit[1])
+                return [[(runs[k], t) for k, t in line] for line in hit[0]]
+            lines = self._break_words(max_w)
+            index = {id(r): k for k, r in enumerate(runs)}
+            if len(broken) > 4096:
+                broken.clear()
+            broken[key] = ([[(index[id(r)], t) for r, t in line] for line in lines], tuple(self.squeeze))
+            return lines
+
+        def _break_words(self, max_w: float) -> list[list[tuple[_Run, str]]]:
+            size = self.size
             lines: list[list[tuple[_Run, str]]] = []
             self.squeeze = squeeze = []  # per line: its word space, < 0 where it overruns
             line: list[Any] = []  # words
@@ -321,15 +484,19 @@ def _make_text_class(base: type) -> type:
                 squeeze.clear()
             return lines
 
-        def emit(self, canv: Any, tx: Any, x0: float, y0: float, state: list[Any]) -> None:
-            """Draw at ``(x0, y0)`` (the box's bottom left) into the text object ``tx``: the chips'
-            backgrounds straight onto ``canv`` (under the text, which is drawn with ``tx``);
-            ``state``: ``[font, colour]`` last set in ``tx``, kept up to date."""
+        def emit(self, canv: Any, out: list[str], x0: float, y0: float, state: list[Any], ink: _Ink) -> None:
+            """Draw at ``(x0, y0)`` (the box's bottom left): the text's operators appended to
+            ``out`` (the body of one PDF text object, ``BT`` ... ``ET``), the chips' backgrounds
+            straight onto ``canv`` (under the text, which is drawn when ``out`` is); ``state``:
+            ``[font, colour]`` last set in ``out``, kept up to date; ``ink``: the document's text
+            encoder (:class:`_Ink`)."""
             size, leading = self.size, self.leading
             top = y0 + self.height - size  # the first baseline one font size down, as Paragraph's
+            add = out.append
+            backs = self.backs
             for n, line in enumerate(self.lines):
                 y = top - n * leading
-                if any(r.back is not None for r, _ in line):
+                if backs and any(r.back is not None for r, _ in line):
                     x = x0
                     for r, t in line:
                         w = width(t, r.font, size)
@@ -337,31 +504,29 @@ def _make_text_class(base: type) -> type:
                             canv.setFillColor(r.back)
                             canv.rect(x, y + size - leading, w, leading, stroke=0, fill=1)
                         x += w
-                tx.setTextOrigin(x0, y)
+                add(f"1 0 0 1 {fp_str(x0, y)} Tm")
                 squeeze = self.squeeze[n]
                 if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
-                    tx.setWordSpace(squeeze)
+                    add(f"{fp_str(squeeze)} Tw")
                 k = 0
                 while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
                     j = k + 1
                     while j < len(line) and line[j][0].font == r.font and line[j][0].colour is r.colour:
                         j += 1
-                    if (r.font, size) != state[0]:
-                        tx.setFont(r.font, size, leading)
-                        state[0] = (r.font, size)
                     if r.colour is not state[1]:
-                        tx.setFillColor(r.colour)
+                        add(_rg(r.colour))
                         state[1] = r.colour
-                    tx.textOut("".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1])
+                    ink.show(out, r.font, size, "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1], state)
                     k = j
                 if squeeze:
-                    tx.setWordSpace(0)
+                    add("0 Tw")
 
         def draw(self) -> None:
-            tx = self.canv.beginText(0, 0)
-            self.emit(self.canv, tx, 0, 0, [None, None])
-            self.canv.drawText(tx)
+            out: list[str] = ["BT"]
+            self.emit(self.canv, out, 0, 0, [None, None], _ink(self.canv))
+            out.append("ET")
+            self.canv._code.append(" ".join(out))
 
     return _Text
 
@@ -586,6 +751,11 @@ def _dot(cx: float, cy: float, r: float) -> str:
     )
 
 
+#: (stroke, fill, non-zero winding) -> the operator that paints a path (reportlab's ``PATH_OPS``)
+_PATH_OPS = {(0, 0, 0): "n", (0, 0, 1): "n", (1, 0, 0): "S", (1, 0, 1): "S", (0, 1, 0): "f*", (0, 1, 1): "f"}
+_PATH_OPS.update({(1, 1, 0): "B*", (1, 1, 1): "B"})
+
+
 def _chart_class() -> type:
     global _CHART_CLASS
     if _CHART_CLASS is None:
@@ -594,6 +764,7 @@ def _chart_class() -> type:
 
 
 def _make_chart_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     class _SvgChart(base):  # type: ignore[misc, valid-type]
@@ -612,6 +783,7 @@ def _make_chart_class(base: type) -> type:
             c = self.canv
             c.saveState()
             c.transform(self.k, 0, 0, -self.k, 0, self.height)  # SVG coordinates: y down
+            add = c._code.append  # the operators reportlab's canvas calls write, written directly
             fill_c = stroke_c = width = dash = None
             texts = []
             for op in self.ops:
@@ -627,53 +799,48 @@ def _make_chart_class(base: type) -> type:
                 else:
                     fill, stroke, sw, d = op[-4:] if kind != "poly" else op[2:6]
                 if fill is not None and fill is not fill_c:
-                    c.setFillColor(fill)
+                    add(_rg(fill))
                     fill_c = fill
                 if stroke is not None:
                     if stroke is not stroke_c:
-                        c.setStrokeColor(stroke)
+                        add(_rg(stroke, "RG"))
                         stroke_c = stroke
                     if sw != width:
-                        c.setLineWidth(sw)
+                        add(f"{fp_str(sw)} w")
                         width = sw
                     if d != dash:
-                        c.setDash(d or [])
+                        add(f"[{fp_str(d or [])}] 0 d")
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
                 if kind == "rect":
-                    c.rect(op[1], op[2], op[3], op[4], stroke=s, fill=f)
+                    add(f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}")
                 elif kind == "line":
-                    c.line(x1, y1, x2, y2)
+                    add(f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S")
                 elif kind == "circle":
                     if f and not s:  # a dot (the strip plot has thousands): its path written directly
-                        c.addLiteral(_dot(op[1], op[2], op[3]))
+                        add(_dot(op[1], op[2], op[3]))
                     else:
                         c.circle(op[1], op[2], op[3], stroke=s, fill=f)
                 else:
-                    p = c.beginPath()
-                    for o, x, y in op[1]:
-                        if o == "M":
-                            p.moveTo(x, y)
-                        else:
-                            p.lineTo(x, y)
-                    if op[6]:
-                        p.close()
-                    c.drawPath(p, stroke=s, fill=f, fillMode=1)
-            for _, x, y, text, anchor, bold, sz, fill in texts:
-                if fill is None:
-                    continue
-                text = self.glyphs(text)
-                name = FONT + "-Bold" if bold else FONT
-                if anchor in ("end", "middle"):
-                    w = stringWidth(text, name, sz)
-                    x -= w if anchor == "end" else w / 2
-                # one text object per label, as svglib's drawing has (text extractors keep them apart)
-                tx = c.beginText()
-                tx.setFont(name, sz)
-                tx.setFillColor(fill)
-                tx.setTextTransform(1, 0, 0, -1, x, y)  # upright text at (x, y)
-                tx.textOut(text)
-                c.drawText(tx)
+                    pts = op[1]
+                    path = " ".join(f"{fp_str(x, y)} {'m' if o == 'M' else 'l'}" for o, x, y in pts)
+                    add(f"n {path}{' h' if op[6] else ''} {_PATH_OPS[s, f, 1]}")
+            if texts:
+                ink = _ink(c)
+                for _, x, y, text, anchor, bold, sz, fill in texts:
+                    if fill is None:
+                        continue
+                    text = self.glyphs(text)
+                    name = FONT + "-Bold" if bold else FONT
+                    if anchor in ("end", "middle"):
+                        w = stringWidth(text, name, sz)
+                        x -= w if anchor == "end" else w / 2
+                    # one text object per label, as svglib's drawing has (text extractors keep them
+                    # apart): upright text at (x, y)
+                    out = ["BT", _rg(fill), f"1 0 0 -1 {fp_str(x, y)} Tm"]
+                    ink.show(out, name, sz, text, [None, None])
+                    out.append("ET")
+                    add(" ".join(out))
             c.restoreState()
 
     return _SvgChart
@@ -748,7 +915,8 @@ def _make_grid_class(base: type) -> type:
             top = sum(heights)
             c.setFillColor(self.head)
             c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
-            tx = c.beginText(0, 0)
+            out: list[str] = ["BT"]
+            ink = _ink(c)
             state: list[Any] = [None, None]
             y_top = top
             bottoms = []
@@ -762,12 +930,13 @@ def _make_grid_class(base: type) -> type:
                     for f, h in zip(cell, sizes):
                         y -= h
                         if isinstance(f, text_class):
-                            f.emit(c, tx, x + self.PAD_X, y, state)
+                            f.emit(c, out, x + self.PAD_X, y, state, ink)
                         else:
                             f.drawOn(c, x + self.PAD_X, y)
                     x += w
                 y_top = bottom
-            c.drawText(tx)
+            out.append("ET")
+            c._code.append(" ".join(out))  # every cell's text in one text object
             c.saveState()
             c.setStrokeColor(self.line)
             c.setLineWidth(0.25)
