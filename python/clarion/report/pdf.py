@@ -523,7 +523,7 @@ def _make_text_class(base: type) -> type:
                     add("0 Tw")
 
         def draw(self) -> None:
-            out: list[str] = ["BT"]
+            out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
             self.emit(self.canv, out, 0, 0, [None, None], _ink(self.canv))
             out.append("ET")
             self.canv._code.append(" ".join(out))
@@ -837,7 +837,7 @@ def _make_chart_class(base: type) -> type:
                         x -= w if anchor == "end" else w / 2
                     # one text object per label, as svglib's drawing has (text extractors keep them
                     # apart): upright text at (x, y)
-                    out = ["BT", _rg(fill), f"1 0 0 -1 {fp_str(x, y)} Tm"]
+                    out = ["BT 1 0 0 1 0 0 Tm", _rg(fill), f"1 0 0 -1 {fp_str(x, y)} Tm"]
                     ink.show(out, name, sz, text, [None, None])
                     out.append("ET")
                     add(" ".join(out))
@@ -915,7 +915,7 @@ def _make_grid_class(base: type) -> type:
             top = sum(heights)
             c.setFillColor(self.head)
             c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
-            out: list[str] = ["BT"]
+            out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
             ink = _ink(c)
             state: list[Any] = [None, None]
             y_top = top
