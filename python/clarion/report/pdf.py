@@ -71,49 +71,102 @@ def _register_fonts() -> None:
         ("-BoldItalic", "VeraBI.ttf", 1, 1),
     ):
         font = TTFont(FONT + suffix, os.path.join(here, file))
-        _keep_subsets(font.face)
+        _keep_subsets(font)
         pdfmetrics.registerFont(font)
         addMapping(FONT, bold, italic, FONT + suffix)
 
 
-def _keep_subsets(face: Any) -> None:
-    """Make ``face`` (an embedded font) keep the subsets it writes: a subset font (the glyphs of up
-    to 256 characters, as reportlab's ``makeSubset`` cuts it, Flate-compressed as reportlab
-    compresses it) is the same bytes for the same characters in the same order, and consecutive
-    reports use the same characters; kept per character sequence (the last 64)."""
+def _keep_subsets(font: Any) -> None:
+    """Make ``font`` (an embedded TrueType font) keep the subsets it writes: a subset (the glyphs
+    of up to 256 characters, as reportlab's ``makeSubset`` cuts them, its widths and its ToUnicode
+    map, Flate-compressed as reportlab compresses them) is the same bytes for the same characters
+    in the same order, and consecutive reports use the same characters; kept per character
+    sequence (the last 64). The PDF objects are reportlab's ``TTFont.addObjects`` and
+    ``TTFontFace.addSubsetObjects``, with those bytes."""
     import types
     from collections import OrderedDict
 
     from reportlab.pdfbase import pdfdoc
-    from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC
+    from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN, TTFont, makeToUnicodeCMap
 
-    kept: OrderedDict[tuple[int, ...], tuple[int, bytes]] = OrderedDict()
+    face = font.face
+    kept: OrderedDict[tuple, Any] = OrderedDict()
+    flate = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
 
-    def add_subset_objects(self: Any, doc: Any, fontname: str, subset: list[int]) -> Any:
-        # reportlab's TTFontFile.addSubsetObjects with the subset's compressed bytes kept
-        key = (bool(doc.compression), *subset)
+    class Formatted(pdfdoc.PDFObject):
+        """A PDF value formatted once (a subset's widths)."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def format(self, document: Any) -> bytes:
+            return self.data
+
+    def keep(key: tuple, make: Any) -> Any:
         hit = kept.get(key)
         if hit is None:
-            raw = self.makeSubset(subset)
-            hit = kept[key] = (len(raw), pdfdoc.PDFZCompress.encode(raw) if doc.compression else raw)
-            if len(kept) > 64:
+            hit = kept[key] = make()
+            if len(kept) > 256:
                 kept.popitem(last=False)
         else:
             kept.move_to_end(key)
-        fontFile = pdfdoc.PDFStream()
-        fontFile.content = hit[1]
-        fontFile.dictionary["Length1"] = hit[0]
-        if doc.compression:  # already compressed: the filter named, not applied again
-            fontFile.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
-        fontFileRef = doc.Reference(fontFile, f"fontFile:{self.filename}({fontname})")
-        flags = (self.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC
+        return hit
+
+    def stream(content: bytes, compressed: bool, **entries: Any) -> Any:
+        out = pdfdoc.PDFStream()
+        out.content = content
+        out.dictionary.dict.update(entries)
+        if compressed:  # already compressed: the filter named, not applied again
+            out.dictionary["Filter"] = flate
+        return out
+
+    def add_objects(self: Any, doc: Any) -> None:
+        try:
+            state = self.state[doc]
+        except KeyError:
+            state = self.state[doc] = TTFont.State(self._asciiReadable)
+        state.frozen = 1
+        z = bool(doc.compression)
+        for n, subset in enumerate(state.subsets):
+            internalName = self.getSubsetInternalName(n, doc)[1:]
+            baseFontName = b"".join((SUBSETN(n), b"+", face.name, face.subfontNameX)).decode("pdfdoc")
+            pdfFont = pdfdoc.PDFTrueTypeFont()
+            pdfFont.__Comment__ = "Font %s subset %d" % (self.fontName, n)
+            pdfFont.Name = internalName
+            pdfFont.BaseFont = baseFontName
+            pdfFont.FirstChar = 0
+            pdfFont.LastChar = len(subset) - 1
+            key = tuple(subset)
+            widths = keep(("w", key), lambda: pdfdoc.PDFArray(list(map(face.getCharWidth, subset))).format(doc))
+            pdfFont.Widths = Formatted(widths)
+
+            def cmap() -> bytes:
+                text = makeToUnicodeCMap(baseFontName, subset).encode("latin-1")
+                return pdfdoc.PDFZCompress.encode(text) if z else text
+
+            cmapStream = stream(keep(("u", z, baseFontName, key), cmap), z)
+            pdfFont.ToUnicode = doc.Reference(cmapStream, "toUnicodeCMap:" + baseFontName)
+            pdfFont.FontDescriptor = face.addSubsetObjects(doc, baseFontName, subset)
+            doc.Reference(pdfFont, internalName)
+            doc.idToObject["BasicFonts"].dict[internalName] = pdfFont
+        del self.state[doc]
+
+    def add_subset_objects(self: Any, doc: Any, fontname: str, subset: list[int]) -> Any:
+        z = bool(doc.compression)
+
+        def cut() -> tuple[int, bytes]:
+            raw = self.makeSubset(subset)
+            return len(raw), pdfdoc.PDFZCompress.encode(raw) if z else raw
+
+        size, data = keep(("f", z, *subset), cut)
+        fontFileRef = doc.Reference(stream(data, z, Length1=size), f"fontFile:{self.filename}({fontname})")
         fontDescriptor = pdfdoc.PDFDictionary(
             {
                 "Type": "/FontDescriptor",
                 "Ascent": self.ascent,
                 "CapHeight": self.capHeight,
                 "Descent": self.descent,
-                "Flags": flags,
+                "Flags": (self.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC,
                 "FontBBox": pdfdoc.PDFArray(self.bbox),
                 "FontName": pdfdoc.PDFName(fontname),
                 "ItalicAngle": self.italicAngle,
@@ -124,6 +177,7 @@ def _keep_subsets(face: Any) -> None:
         )
         return doc.Reference(fontDescriptor, "fontDescriptor:" + fontname)
 
+    font.addObjects = types.MethodType(add_objects, font)
     face.addSubsetObjects = types.MethodType(add_subset_objects, face)
 
 
@@ -493,6 +547,7 @@ def _make_text_class(base: type) -> type:
             size, leading = self.size, self.leading
             top = y0 + self.height - size  # the first baseline one font size down, as Paragraph's
             add = out.append
+            show = ink.show
             backs = self.backs
             for n, line in enumerate(self.lines):
                 y = top - n * leading
@@ -508,6 +563,13 @@ def _make_text_class(base: type) -> type:
                 squeeze = self.squeeze[n]
                 if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
                     add(f"{fp_str(squeeze)} Tw")
+                if len(line) == 1:  # one piece (most lines)
+                    r, t = line[0]
+                    if r.colour is not state[1]:
+                        add(_rg(r.colour))
+                        state[1] = r.colour
+                    show(out, r.font, size, t, state)
+                    continue
                 k = 0
                 while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
@@ -517,7 +579,7 @@ def _make_text_class(base: type) -> type:
                     if r.colour is not state[1]:
                         add(_rg(r.colour))
                         state[1] = r.colour
-                    ink.show(out, r.font, size, "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1], state)
+                    show(out, r.font, size, "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1], state)
                     k = j
                 if squeeze:
                     add("0 Tw")
@@ -874,17 +936,23 @@ def _make_grid_class(base: type) -> type:
             self.rows, self.widths, self.head, self.line = rows, widths, head, line
             self.hAlign = "LEFT"
             self.heights: list[float] | None = None
+            self.sizes: list[list[list[float]]] = []
             self.width = sum(widths)
 
         def _measure(self) -> list[float]:
             if self.heights is None:
                 heights = []
+                sizes = []  # per row, per cell: its flowables' heights
                 for row in self.rows:
                     h = 0.0
+                    hs = []
                     for cell, w in zip(row, self.widths):
-                        h = max(h, sum(f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell))
+                        cs = [f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell]
+                        hs.append(cs)
+                        h = max(h, sum(cs))
+                    sizes.append(hs)
                     heights.append(h + 2 * self.PAD_Y)
-                self.heights = heights
+                self.heights, self.sizes = heights, sizes
             return self.heights
 
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
@@ -900,12 +968,13 @@ def _make_grid_class(base: type) -> type:
             if n <= 1 or n >= len(heights):  # not even one row fits (or all do: no split)
                 return []
             parts = []
-            for rows, hs in (
-                (self.rows[:n], heights[:n]),
-                ([self.rows[0], *self.rows[n:]], [heights[0], *heights[n:]]),
+            sizes = self.sizes
+            for rows, hs, ss in (
+                (self.rows[:n], heights[:n], sizes[:n]),
+                ([self.rows[0], *self.rows[n:]], [heights[0], *heights[n:]], [sizes[0], *sizes[n:]]),
             ):
                 g = _Grid(rows, self.widths, self.head, self.line)
-                g.heights = hs
+                g.heights, g.sizes = hs, ss
                 parts.append(g)
             return parts
 
@@ -920,19 +989,19 @@ def _make_grid_class(base: type) -> type:
             state: list[Any] = [None, None]
             y_top = top
             bottoms = []
-            for row, rh in zip(self.rows, heights):
+            pad = self.PAD_X
+            for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
                 bottom = y_top - rh
                 bottoms.append(bottom)
                 x = 0.0
-                for cell, w in zip(row, self.widths):
-                    sizes = [f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell]
+                for cell, w, sizes in zip(row, self.widths, row_sizes):
                     y = bottom + (rh + sum(sizes)) / 2  # centred: Table's VALIGN MIDDLE with equal padding
                     for f, h in zip(cell, sizes):
                         y -= h
-                        if isinstance(f, text_class):
-                            f.emit(c, out, x + self.PAD_X, y, state, ink)
+                        if type(f) is text_class:
+                            f.emit(c, out, x + pad, y, state, ink)
                         else:
-                            f.drawOn(c, x + self.PAD_X, y)
+                            f.drawOn(c, x + pad, y)
                     x += w
                 y_top = bottom
             out.append("ET")
