@@ -131,17 +131,17 @@ def _keep_subsets(font: Any) -> None:
             internalName = self.getSubsetInternalName(n, doc)[1:]
             baseFontName = b"".join((SUBSETN(n), b"+", face.name, face.subfontNameX)).decode("pdfdoc")
             pdfFont = pdfdoc.PDFTrueTypeFont()
-            pdfFont.__Comment__ = "Font %s subset %d" % (self.fontName, n)
+            pdfFont.__Comment__ = f"Font {self.fontName} subset {n}"
             pdfFont.Name = internalName
             pdfFont.BaseFont = baseFontName
             pdfFont.FirstChar = 0
             pdfFont.LastChar = len(subset) - 1
             key = tuple(subset)
-            widths = keep(("w", key), lambda: pdfdoc.PDFArray(list(map(face.getCharWidth, subset))).format(doc))
+            widths = keep(("w", key), lambda s=subset: pdfdoc.PDFArray(list(map(face.getCharWidth, s))).format(doc))
             pdfFont.Widths = Formatted(widths)
 
-            def cmap() -> bytes:
-                text = makeToUnicodeCMap(baseFontName, subset).encode("latin-1")
+            def cmap(name: str = baseFontName, s: list[int] = subset) -> bytes:
+                text = makeToUnicodeCMap(name, s).encode("latin-1")
                 return pdfdoc.PDFZCompress.encode(text) if z else text
 
             cmapStream = stream(keep(("u", z, baseFontName, key), cmap), z)
