@@ -83,6 +83,7 @@ def _keep_subsets(font: Any) -> None:
     in the same order, and consecutive reports use the same characters; kept per character
     sequence (the last 64). The PDF objects are reportlab's ``TTFont.addObjects`` and
     ``TTFontFace.addSubsetObjects``, with those bytes."""
+    import threading
     import types
     from collections import OrderedDict
 
@@ -91,6 +92,7 @@ def _keep_subsets(font: Any) -> None:
 
     face = font.face
     kept: OrderedDict[tuple, Any] = OrderedDict()
+    lock = threading.Lock()
     flate = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
 
     class Formatted(pdfdoc.PDFObject):
@@ -103,13 +105,16 @@ def _keep_subsets(font: Any) -> None:
             return self.data
 
     def keep(key: tuple, make: Any) -> Any:
-        hit = kept.get(key)
-        if hit is None:
-            hit = kept[key] = make()
+        with lock:  # documents may be written from several threads (clarion serve)
+            hit = kept.get(key)
+            if hit is not None:
+                kept.move_to_end(key)
+                return hit
+        hit = make()
+        with lock:
+            kept[key] = hit
             if len(kept) > 256:
                 kept.popitem(last=False)
-        else:
-            kept.move_to_end(key)
         return hit
 
     def stream(content: bytes, compressed: bool, **entries: Any) -> Any:
