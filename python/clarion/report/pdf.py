@@ -558,11 +558,10 @@ def _make_text_class(base: type) -> type:
                 y = top - n * leading
                 if backs and any(r.back is not None for r, _ in line):
                     x = x0
-                    for r, t in line:
+                    for r, t in line:  # a chip's background, as canvas.setFillColor + rect draw it
                         w = width(t, r.font, size)
                         if r.back is not None and t != " ":
-                            canv.setFillColor(r.back)
-                            canv.rect(x, y + size - leading, w, leading, stroke=0, fill=1)
+                            canv._code.append(f"{_rg(r.back)} n {fp_str(x, y + size - leading, w, leading)} re f*")
                         x += w
                 add(f"1 0 0 1 {fp_str(x0, y)} Tm")
                 squeeze = self.squeeze[n]
@@ -1046,6 +1045,7 @@ class _Renderer:
             "bullet": ParagraphStyle("bullet", parent=base, leftIndent=12, bulletIndent=2, spaceAfter=2),
         }
         self.charts: dict[str, Any] = {}  # an SVG -> its parsed ops (False: svglib converts it)
+        self.metrics: dict[str, tuple[bool, Any, tuple[float, float, float, float]]] = {}  # style -> para()'s
         from reportlab.lib import colors
 
         self.hex = {
@@ -1088,10 +1088,16 @@ class _Renderer:
         """A paragraph in one of :attr:`styles` (``title``, ``h2``, ``h3``, ``body``, ``muted``,
         ``cell``, ``head``): runs of styled text wrapped as reportlab's ``Paragraph`` wraps them,
         with the style's font, size, leading, colour and space before / after."""
-        st = self.styles[style]
-        colour = self.muted if style == "muted" else None
-        runs = self.runs(spans, bold=st.fontName.endswith("-Bold"), colour=colour)
-        return _text_class()(runs, st.fontSize, st.leading, st.spaceBefore, st.spaceAfter)
+        got = self.metrics.get(style)
+        if got is None:  # a ParagraphStyle's attributes, read once (each read walks its parents)
+            st = self.styles[style]
+            got = self.metrics[style] = (
+                st.fontName.endswith("-Bold"),
+                self.muted if style == "muted" else None,
+                (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
+            )
+        bold, colour, sizes = got
+        return (_TEXT_CLASS or _text_class())(self.runs(spans, bold=bold, colour=colour), *sizes)
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
