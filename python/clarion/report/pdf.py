@@ -923,6 +923,8 @@ def _grid_class() -> type:
 
 
 def _make_grid_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
+
     text_class = _text_class()
 
     class _Grid(base):  # type: ignore[misc, valid-type]
@@ -989,7 +991,9 @@ def _make_grid_class(base: type) -> type:
             c.setFillColor(self.head)
             c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
             out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
+            add = out.append
             ink = _ink(c)
+            show = ink.show
             state: list[Any] = [None, None]
             y_top = top
             bottoms = []
@@ -1002,10 +1006,20 @@ def _make_grid_class(base: type) -> type:
                     y = bottom + (rh + sum(sizes)) / 2  # centred: Table's VALIGN MIDDLE with equal padding
                     for f, h in zip(cell, sizes):
                         y -= h
-                        if type(f) is text_class:
-                            f.emit(c, out, x + pad, y, state, ink)
-                        else:
+                        if type(f) is not text_class:
                             f.drawOn(c, x + pad, y)
+                            continue
+                        lines = f.lines
+                        if len(lines) != 1 or len(lines[0]) != 1 or f.backs or f.squeeze[0]:
+                            f.emit(c, out, x + pad, y, state, ink)
+                            continue
+                        # one line of one piece (most cells): what emit writes for it
+                        r, t = lines[0][0]
+                        add(f"1 0 0 1 {fp_str(x + pad, y + h - f.size)} Tm")
+                        if r.colour is not state[1]:
+                            add(_rg(r.colour))
+                            state[1] = r.colour
+                        show(out, r.font, f.size, t, state)
                     x += w
                 y_top = bottom
             out.append("ET")
