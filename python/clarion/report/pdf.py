@@ -616,6 +616,10 @@ _KNOWN = {
 }
 
 
+#: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
+_SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
+
+
 class _Unsupported(ValueError):
     """An SVG the fast converter does not cover (svglib converts it instead)."""
 
@@ -701,6 +705,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     text, anchor, bold, size, fill)``; styles inherited from ``<g>`` as svglib inherits them, SVG's
     defaults (black fill, no stroke, width 1). Raises :class:`_Unsupported` for anything else."""
     stack: list[dict[str, str]] = [{}]
+    keys: list[tuple] = [()]  # the inherited styles of ``stack``, as keys of :data:`_SHAPE_OPS`
     ops: list[tuple] = []
     size: tuple[float, float] | None = None
     text_at: tuple[dict[str, str], list[str]] | None = None
@@ -718,6 +723,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 skip -= 1
             elif tag == "g":
                 stack.pop()
+                keys.pop()
             elif tag == "text":
                 if text_at is None:
                     raise _Unsupported("</text>")
@@ -742,6 +748,15 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                     )
                 text_at = None
             continue
+        if tag in _SHAPES and size is not None and not skip and text_at is None:
+            key = (m.group(0), keys[-1])  # a shape (its tag as written, in its inherited style)
+            hit = _SHAPE_OPS.get(key)
+            if hit is not None:
+                ops.extend(hit)
+                continue
+            made = len(ops)
+        else:
+            key = None
         a = dict(_ATTR.findall(attrs))
         if not a.keys() <= _KNOWN:
             raise _Unsupported(f"<{tag}> attributes {sorted(a.keys() - _KNOWN)}")
@@ -766,6 +781,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
         if tag == "g":
             if not empty:
                 stack.append(style)
+                keys.append(tuple(sorted(style.items())))
             continue
         if tag == "text":
             if empty:
@@ -796,6 +812,10 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
             pts, closed = _path_points(a.get("d", ""))
             if pts:
                 ops.append(("poly", pts, fill, stroke, sw, dash, closed))
+        if key is not None:  # the same shape reads the same (the bands and axes of a metric repeat)
+            if len(_SHAPE_OPS) > 20_000:
+                _SHAPE_OPS.clear()
+            _SHAPE_OPS[key] = tuple(ops[made:])
     if size is None or text_at is not None or skip or len(stack) != 1:
         raise _Unsupported("unbalanced SVG")
     return size[0], size[1], ops
