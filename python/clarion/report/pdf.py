@@ -933,6 +933,37 @@ def _make_chart_class(base: type) -> type:
 
 
 _GRID_CLASS: type | None = None
+_KEEP_CLASS: type | None = None
+
+
+def _keep_together_class() -> type:
+    """reportlab's ``KeepTogether`` that measures the report's own flowables (texts, tables,
+    charts) without copying the page's frame first: reportlab copies it so that flowables that
+    add content while measured (none of these) cannot change it; anything else is measured as
+    ``KeepTogether`` measures it."""
+    global _KEEP_CLASS
+    if _KEEP_CLASS is None:
+        from reportlab.platypus import KeepTogether
+        from reportlab.platypus.flowables import _listWrapOn
+
+        own = (_text_class(), _grid_class(), _chart_class())
+
+        class _Plain:
+            """The canvas as the measuring sees it: no document template, so no frame to copy."""
+
+        class _KeepTogether(KeepTogether):
+            def wrap(self, aW: float, aH: float) -> tuple[float, float]:
+                if not all(type(f) in own for f in self._content):
+                    return super().wrap(aW, aH)
+                dims: list[tuple[float, float]] = []
+                W, H = _listWrapOn(self._content, aW, _Plain(), dims=dims)
+                self._H = H
+                self._H0 = dims and dims[0][1] or 0
+                self._wrapInfo = aW, aH
+                return W, 0xFFFFFF  # force a split, as KeepTogether
+
+        _KEEP_CLASS = _KeepTogether
+    return _KEEP_CLASS
 
 
 def _grid_class() -> type:
@@ -1262,7 +1293,7 @@ class _Renderer:
             return [CondPageBreak(108), KeepTogether([head, grid]), Spacer(1, 4)]
         body = self.blocks(sec.blocks)
         # a heading never ends a page: it stays with what follows it
-        first = [KeepTogether([head, body[0]])] if body else [head]
+        first = [_keep_together_class()([head, body[0]])] if body else [head]
         return [CondPageBreak(108), *first, *body[1:], Spacer(1, 4)]
 
 
