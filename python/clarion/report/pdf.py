@@ -865,11 +865,19 @@ def _make_chart_class(base: type) -> type:
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
             return self.width, self.height
 
+        def draw_at(self, c: Any, x: float, y: float) -> None:
+            """``drawOn(c, x, y)``: the operators its save, translate, draw and restore write."""
+            c._code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            self.paint(c)
+            c._code.append("Q")
+
         def draw(self) -> None:
-            c = self.canv
-            c.saveState()
-            c.transform(self.k, 0, 0, -self.k, 0, self.height)  # SVG coordinates: y down
+            self.paint(self.canv)
+
+        def paint(self, c: Any) -> None:
             add = c._code.append  # the operators reportlab's canvas calls write, written directly
+            add("q")
+            add(f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm")  # SVG coordinates: y down
             fill_c = stroke_c = width = dash = None
             texts = []
             for op in self.ops:
@@ -927,7 +935,7 @@ def _make_chart_class(base: type) -> type:
                     ink.show(out, name, sz, text, [None, None])
                     out.append("ET")
                     add(" ".join(out))
-            c.restoreState()
+            add("Q")
 
     return _SvgChart
 
@@ -977,6 +985,7 @@ def _make_grid_class(base: type) -> type:
     from reportlab.lib.rl_accel import fp_str
 
     text_class = _text_class()
+    chart_class = _chart_class()
 
     class _Grid(base):  # type: ignore[misc, valid-type]
         """A report table as reportlab's ``Table`` lays it out with the report's style (fixed
@@ -1058,7 +1067,10 @@ def _make_grid_class(base: type) -> type:
                     for f, h in zip(cell, sizes):
                         y -= h
                         if type(f) is not text_class:
-                            f.drawOn(c, x + pad, y)
+                            if type(f) is chart_class:
+                                f.draw_at(c, x + pad, y)
+                            else:
+                                f.drawOn(c, x + pad, y)
                             continue
                         lines = f.lines
                         if len(lines) != 1 or len(lines[0]) != 1 or f.backs or f.squeeze[0]:
@@ -1331,13 +1343,22 @@ def render_report_pdf(report: Report) -> bytes:
     r = _Renderer(page[0] - 2 * margin)
     title_text = r.glyphs(report.title)
 
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    fp_str = _fp_str()
+    grey = "0.42 0.45 0.5 rg"
+
     def footer(canvas: Any, d: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(FONT, 7.5)
-        canvas.setFillColorRGB(0.42, 0.45, 0.5)
-        canvas.drawString(margin, margin - 2, title_text[:120])
-        canvas.drawRightString(page[0] - margin, margin - 2, f"page {d.page}")
-        canvas.restoreState()
+        # the operators of saveState, setFillColorRGB, drawString, drawRightString, restoreState
+        ink = _ink(canvas)
+        number = f"page {d.page}"
+        out = ["q", grey]
+        for x, text in ((margin, title_text[:120]), (page[0] - margin - stringWidth(number, FONT, 7.5), number)):
+            out.append(f"BT 1 0 0 1 {fp_str(x, margin - 2)} Tm {fp_str(7.5 * 1.2)} TL")  # drawString's leading
+            ink.show(out, FONT, 7.5, text, [None, None])
+            out.append("T* ET")  # drawString's textLine moves to the next line
+        out.append("Q")
+        canvas._code.append(" ".join(out))
 
     story = [r.para([Span(report.title)], "title"), r.para([Span(report.subtitle)], "muted")]
     for sec in report.sections:
