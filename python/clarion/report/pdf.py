@@ -81,8 +81,8 @@ def _keep_subsets(font: Any) -> None:
     of up to 256 characters, as reportlab's ``makeSubset`` cuts them, its widths and its ToUnicode
     map, Flate-compressed as reportlab compresses them) is the same bytes for the same characters
     in the same order, and consecutive reports use the same characters; kept per character
-    sequence (the last 64). The PDF objects are reportlab's ``TTFont.addObjects`` and
-    ``TTFontFace.addSubsetObjects``, with those bytes."""
+    sequence (the last 16 subsets, with their widths and maps). The PDF objects are reportlab's
+    ``TTFont.addObjects`` and ``TTFontFace.addSubsetObjects``, with those bytes."""
     import threading
     import types
     from collections import OrderedDict
@@ -113,7 +113,7 @@ def _keep_subsets(font: Any) -> None:
         hit = make()
         with lock:
             kept[key] = hit
-            if len(kept) > 256:
+            if len(kept) > 48:  # a subset font is ~20 kB compressed
                 kept.popitem(last=False)
         return hit
 
