@@ -396,8 +396,7 @@ def test_html_and_md_are_the_standalone_renderers(written, name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_pdf_is_the_reference_paths(written, name):
-    pdfium = pytest.importorskip("pypdfium2")
-    assert pdfium is not None
+    pytest.importorskip("pypdfium2")
     folder, doc, kwargs = written[name]
     new = (folder / "report.pdf").read_bytes()
     ref = reference_pdf(report_of(doc, kwargs, folder))
@@ -438,7 +437,8 @@ def test_drift_section_is_the_standalone_renderers(tmp_path):
     from clarion.report import render_html, render_markdown, write_report
     from clarion.report.drift import with_html_section, with_md_section
 
-    pytest.importorskip("reportlab")
+    for module in ("reportlab", "svglib", "pypdf", "pypdfium2"):
+        pytest.importorskip(module)
     rng = np.random.default_rng(0)
 
     def block(shift: float, n: int = 300) -> pd.DataFrame:
