@@ -84,7 +84,7 @@ def write_report(
     ``html_section`` / ``md_section``: a section to end the report with (``clarion monitor``'s
     drift section), rendered in the same write; the PDF shows ``md_section``'s text and tables."""
     from clarion.monitor.documents import load_analysis
-    from clarion.report.html import render_report_html, with_images
+    from clarion.report.html import render_report_html, render_report_markdown, with_images
     from clarion.report.model import build_report
 
     load_analysis(analysis)
@@ -92,7 +92,8 @@ def write_report(
         analysis, title=title, config=config, local_shap=local_shap, feature_values=feature_values, notes=notes
     )
     html_text = with_images(render_report_html(report), analysis)
-    md_text = render_markdown(analysis, title=title or "Analysis Report")
+    # render_markdown's text, with the summary already ranked for the page
+    md_text = render_report_markdown(analysis, report, title=title or "Analysis Report")
     if html_section is not None or md_section:
         from clarion.report.drift import with_html_section, with_md_section
 

@@ -8,13 +8,22 @@ __all__ = ["FORMAT_MODULES", "missing_formats", "require_format"]
 FORMAT_MODULES = {"pdf": ("reportlab", "svglib"), "ipynb": ("nbformat",)}
 
 
+#: the modules found installed (a module found stays found: only the missing are looked for again)
+_FOUND: set[str] = set()
+
+
 def _installed(module: str) -> bool:
+    if module in _FOUND:
+        return True
     import importlib.util
 
     try:
-        return importlib.util.find_spec(module) is not None
+        found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # an import hook that refuses it, a broken package
         return False
+    if found:
+        _FOUND.add(module)
+    return found
 
 
 def missing_formats() -> dict[str, str]:

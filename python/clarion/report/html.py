@@ -27,7 +27,15 @@ from clarion.report.model import (
 )
 from clarion.report.svg import esc, fmt, grid_label, md
 
-__all__ = ["METRIC_GUIDE", "largest_disparities", "render_html", "render_markdown", "render_report_html", "with_images"]
+__all__ = [
+    "METRIC_GUIDE",
+    "largest_disparities",
+    "render_html",
+    "render_markdown",
+    "render_report_html",
+    "render_report_markdown",
+    "with_images",
+]
 
 #: name: (lowest, highest axis value drawn, ideal, one-line reading), from the metric registry
 #: (:data:`clarion.bias.registry.METRIC_INFO`). Axes of unbounded metrics are clipped for drawing
@@ -230,9 +238,26 @@ def render_markdown(analysis: Mapping[str, Any], *, title: str = "Analysis Repor
     from clarion.monitor.documents import load_analysis
 
     load_analysis(analysis)  # a malformed document: AnalysisError naming the key path
+    return _markdown(
+        analysis, title, image_dir, model_warnings(analysis), [t for _, t in largest_disparities(analysis)]
+    )
+
+
+def render_report_markdown(
+    analysis: Mapping[str, Any], report: Report, *, title: str = "Analysis Report", image_dir: str = ""
+) -> str:
+    """:func:`render_markdown` of ``analysis`` (already validated) with the summary of ``report``
+    (its :func:`~clarion.report.model.build_report`, whose warnings and largest disparities it
+    reuses instead of ranking them again): the same text."""
+    return _markdown(analysis, title, image_dir, report.warnings, report.disparities)
+
+
+def _markdown(
+    analysis: Mapping[str, Any], title: str, image_dir: str, warnings: list[str], disparities: list[str]
+) -> str:
     lines = [f"# {md(title)}", ""]
-    summary = [f"- **Warning:** {md(w)}" for w in model_warnings(analysis)]
-    summary += [f"- **Largest disparity:** {md(t)}" for _, t in largest_disparities(analysis)]
+    summary = [f"- **Warning:** {md(w)}" for w in warnings]
+    summary += [f"- **Largest disparity:** {md(t)}" for t in disparities]
     if summary:
         lines += ["## Summary", "", *summary, ""]
     for stage, sec in _bias_sections(analysis):

@@ -214,6 +214,10 @@ class Report:
     title: str
     subtitle: str
     sections: list[Section]
+    #: the summary's model warnings (:func:`model_warnings`) and largest disparities' texts
+    #: (:func:`largest_disparities`), as every format's summary says them
+    warnings: list[str] = field(default_factory=list)
+    disparities: list[str] = field(default_factory=list)
 
 
 # ---- numbers and labels ----------------------------------------------------------------------------
@@ -859,8 +863,10 @@ def build_report(
     sections: list[Section] = []
 
     # summary
-    items: list[list[Span]] = [[Span("Warning: ", "warn"), Span(w)] for w in model_warnings(analysis)]
-    for _, text in largest_disparities(analysis):
+    warnings = model_warnings(analysis)
+    disparities = [text for _, text in largest_disparities(analysis)]
+    items: list[list[Span]] = [[Span("Warning: ", "warn"), Span(w)] for w in warnings]
+    for text in disparities:
         items.append([Span("Largest disparity: ", "b"), Span(text)])
     shap = (analysis.get("explanations") or {}).get("kernel_shap") or {}
     for label, block in shap.items():
@@ -1010,6 +1016,8 @@ def build_report(
         f"clarion {__version__} · bias metrics and feature attributions, compatible with SageMaker "
         "Clarify's analysis.json",
         sections,
+        warnings,
+        disparities,
     )
 
 

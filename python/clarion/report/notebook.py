@@ -11,6 +11,7 @@ needs pandas, matplotlib and a Jupyter kernel (all in the ``report`` extra:
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -303,7 +304,19 @@ def build_notebook(analysis: str = "analysis.json", *, title: str = "Analysis Re
 
 
 def render_notebook(analysis: str = "analysis.json", *, title: str = "Analysis Report") -> str:
-    """:func:`build_notebook` as the text of an ``.ipynb`` file."""
+    """:func:`build_notebook` as the text of an ``.ipynb`` file.
+
+    The notebook depends on ``analysis`` and ``title`` only (never on the results: it reads them
+    from ``analysis.json`` when it runs), so its text is built and validated once per pair and
+    kept (the last 64 pairs): every job writes the same ``report.ipynb`` for the same title."""
+    from clarion.report.formats import require_format
+
+    require_format("ipynb")
+    return _notebook_text(str(analysis), str(title))
+
+
+@functools.lru_cache(maxsize=64)
+def _notebook_text(analysis: str, title: str) -> str:
     import nbformat
 
     text = nbformat.writes(build_notebook(analysis, title=title))

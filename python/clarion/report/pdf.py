@@ -70,8 +70,120 @@ def _register_fonts() -> None:
         ("-Italic", "VeraIt.ttf", 0, 1),
         ("-BoldItalic", "VeraBI.ttf", 1, 1),
     ):
-        pdfmetrics.registerFont(TTFont(FONT + suffix, os.path.join(here, file)))
+        font = TTFont(FONT + suffix, os.path.join(here, file))
+        _keep_subsets(font)
+        pdfmetrics.registerFont(font)
         addMapping(FONT, bold, italic, FONT + suffix)
+
+
+def _keep_subsets(font: Any) -> None:
+    """Make ``font`` (an embedded TrueType font) keep the subsets it writes: a subset (the glyphs
+    of up to 256 characters, as reportlab's ``makeSubset`` cuts them, its widths and its ToUnicode
+    map, Flate-compressed as reportlab compresses them) is the same bytes for the same characters
+    in the same order, and consecutive reports use the same characters; kept per character
+    sequence (the last 16 subsets, with their widths and maps). The PDF objects are reportlab's
+    ``TTFont.addObjects`` and ``TTFontFace.addSubsetObjects``, with those bytes."""
+    import threading
+    import types
+    from collections import OrderedDict
+
+    from reportlab.pdfbase import pdfdoc
+    from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN, TTFont, makeToUnicodeCMap
+
+    face = font.face
+    kept: OrderedDict[tuple, Any] = OrderedDict()
+    lock = threading.Lock()
+    flate = pdfdoc.PDFArray([pdfdoc.PDFName(pdfdoc.PDFZCompress.pdfname)])
+
+    class Formatted(pdfdoc.PDFObject):
+        """A PDF value formatted once (a subset's widths)."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def format(self, document: Any) -> bytes:
+            return self.data
+
+    def keep(key: tuple, make: Any) -> Any:
+        with lock:  # documents may be written from several threads (clarion serve)
+            hit = kept.get(key)
+            if hit is not None:
+                kept.move_to_end(key)
+                return hit
+        hit = make()
+        with lock:
+            kept[key] = hit
+            if len(kept) > 48:  # a subset font is ~20 kB compressed
+                kept.popitem(last=False)
+        return hit
+
+    def stream(content: bytes, compressed: bool, **entries: Any) -> Any:
+        out = pdfdoc.PDFStream()
+        out.content = content
+        out.dictionary.dict.update(entries)
+        if compressed:  # already compressed: the filter named, not applied again
+            out.dictionary["Filter"] = flate
+        return out
+
+    def add_objects(self: Any, doc: Any) -> None:
+        try:
+            state = self.state[doc]
+        except KeyError:
+            state = self.state[doc] = TTFont.State(self._asciiReadable)
+        state.frozen = 1
+        z = bool(doc.compression)
+        for n, subset in enumerate(state.subsets):
+            internalName = self.getSubsetInternalName(n, doc)[1:]
+            baseFontName = b"".join((SUBSETN(n), b"+", face.name, face.subfontNameX)).decode("pdfdoc")
+            pdfFont = pdfdoc.PDFTrueTypeFont()
+            pdfFont.__Comment__ = f"Font {self.fontName} subset {n}"
+            pdfFont.Name = internalName
+            pdfFont.BaseFont = baseFontName
+            pdfFont.FirstChar = 0
+            pdfFont.LastChar = len(subset) - 1
+            key = tuple(subset)
+            widths = keep(("w", key), lambda s=subset: pdfdoc.PDFArray(list(map(face.getCharWidth, s))).format(doc))
+            pdfFont.Widths = Formatted(widths)
+
+            def cmap(name: str = baseFontName, s: list[int] = subset) -> bytes:
+                text = makeToUnicodeCMap(name, s).encode("latin-1")
+                return pdfdoc.PDFZCompress.encode(text) if z else text
+
+            cmapStream = stream(keep(("u", z, baseFontName, key), cmap), z)
+            pdfFont.ToUnicode = doc.Reference(cmapStream, "toUnicodeCMap:" + baseFontName)
+            pdfFont.FontDescriptor = face.addSubsetObjects(doc, baseFontName, subset)
+            doc.Reference(pdfFont, internalName)
+            doc.idToObject["BasicFonts"].dict[internalName] = pdfFont
+        del self.state[doc]
+
+    def add_subset_objects(self: Any, doc: Any, fontname: str, subset: list[int]) -> Any:
+        z = bool(doc.compression)
+
+        def cut() -> tuple[int, bytes]:
+            raw = self.makeSubset(subset)
+            return len(raw), pdfdoc.PDFZCompress.encode(raw) if z else raw
+
+        size, data = keep(("f", z, *subset), cut)
+        fontFileRef = doc.Reference(stream(data, z, Length1=size), f"fontFile:{self.filename}({fontname})")
+        fontDescriptor = pdfdoc.PDFDictionary(
+            {
+                "Type": "/FontDescriptor",
+                "Ascent": self.ascent,
+                "CapHeight": self.capHeight,
+                "Descent": self.descent,
+                "Flags": (self.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC,
+                "FontBBox": pdfdoc.PDFArray(self.bbox),
+                "FontName": pdfdoc.PDFName(fontname),
+                "ItalicAngle": self.italicAngle,
+                "StemV": self.stemV,
+                "FontFile2": fontFileRef,
+                "MissingWidth": self.defaultWidth,
+            }
+        )
+        return doc.Reference(fontDescriptor, "fontDescriptor:" + fontname)
+
+    font.addObjects = types.MethodType(add_objects, font)
+    face.addSubsetObjects = types.MethodType(add_subset_objects, face)
 
 
 class _Glyphs:
@@ -85,7 +197,7 @@ class _Glyphs:
 
     def __call__(self, text: str) -> str:
         known = self.known
-        if all(c in known for c in text):
+        if known.issuperset(text):
             return text
         if all(ord(c) in self.cmap or c in "\n\t" for c in text):
             known.update(text)
@@ -98,6 +210,87 @@ class _Glyphs:
                 sub = GLYPH_SUBSTITUTES.get(c, "?")
                 out.append(sub if all(ord(x) in self.cmap for x in sub) else "?")
         return "".join(out)
+
+
+# ---- PDF operators written directly (the content reportlab's canvas and text objects write) ------
+
+
+_FP_STR: Any = None
+
+
+def _fp_str() -> Any:
+    """reportlab's number formatting for PDF operators (its C accelerator's when installed)."""
+    global _FP_STR
+    if _FP_STR is None:
+        from reportlab.lib.rl_accel import fp_str
+
+        _FP_STR = fp_str
+    return _FP_STR
+
+
+def _rg(colour: Any, op: str = "rg") -> str:
+    """``colour`` (an RGB reportlab colour, opaque: the report's) as its PDF fill (``rg``) or
+    stroke (``RG``) operator, as reportlab's ``setFillColor`` / ``setStrokeColor`` write it."""
+    return f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+
+
+class _Ink:
+    """One document's text as PDF text operators, encoded as reportlab's text objects encode a
+    TrueType font's text: each character's code assigned in the font's subsets of this document
+    (``splitString``, the same state), so the subset fonts reportlab embeds when it saves the file
+    have every glyph drawn. Printable ASCII, which reportlab's "ASCII readable" subsets code as
+    itself, is written without the per-character loop; a string's operators are kept for the
+    document (a report repeats most of its strings)."""
+
+    def __init__(self, doc: Any) -> None:
+        from reportlab.lib.rl_accel import escapePDF
+
+        self.doc = doc
+        self.escape = escapePDF
+        self.fonts: dict[str, tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]] = {}
+
+    def _font(self, name: str) -> tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]:
+        from reportlab.pdfbase import pdfmetrics
+
+        font = pdfmetrics.getFont(name)
+        state = font._assignState(self.doc)
+        # printable ASCII coded as itself in subset 0 (reportlab's ``ttfAsciiReadable``)
+        same = all(state.assignments.get(c) == c for c in range(32, 127))
+        entry = self.fonts[name] = (font, {}, same, {})
+        return entry
+
+    def show(self, out: list[str], name: str, size: float, text: str, state: list[Any]) -> None:
+        """Append ``text`` in font ``name`` at ``size`` to ``out`` (the body of a text object):
+        ``Tf`` where the font, size or subset changes (``state[0]``), then ``Tj``."""
+        entry = self.fonts.get(name)
+        if entry is None:
+            entry = self._font(name)
+        font, names, same, known = entry
+        segments = known.get(text)
+        if segments is None:
+            if same and text.isascii() and text.isprintable():
+                segments = [(0, f"({self.escape(text.encode('ascii'))}) Tj")]
+            else:
+                segments = [(k, f"({self.escape(b)}) Tj") for k, b in font.splitString(text, self.doc)]
+            known[text] = segments
+        for subset, op in segments:
+            key = (name, size, subset)
+            if key != state[0]:
+                iname = names.get(subset)
+                if iname is None:
+                    iname = names[subset] = font.getSubsetInternalName(subset, self.doc)
+                out.append(f"{iname} {(_FP_STR or _fp_str())(size)} Tf")
+                state[0] = key
+            out.append(op)
+
+
+def _ink(canv: Any) -> _Ink:
+    """The text encoder of ``canv``'s document (made on first use)."""
+    ink = getattr(canv, "_clarion_ink", None)
+    if ink is None or ink.doc is not canv._doc:
+        ink = _Ink(canv._doc)
+        canv._clarion_ink = ink
+    return ink
 
 
 # ---- fast text: runs of styled text, wrapped, split and drawn as reportlab's Paragraph does -------------
@@ -139,9 +332,11 @@ _CHART_CLASS: type | None = None
 
 
 def _make_text_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     widths: dict[tuple[str, str, float], float] = {}
+    broken: dict[tuple, tuple[list[list[tuple[int, str]]], tuple[float, ...]]] = {}  # text -> its lines
 
     def width(text: str, font: str, size: float) -> float:
         key = (text, font, size)
@@ -164,6 +359,7 @@ def _make_text_class(base: type) -> type:
         ) -> None:
             super().__init__()
             self.runs, self.size, self.leading = runs, size, leading
+            self.backs = any(r is not None and r.back is not None for r in runs)  # chips
             self.spaceBefore, self.spaceAfter = before, after
             self._aw = -1.0
             self.lines: list[list[tuple[_Run, str]]] = []
@@ -262,6 +458,32 @@ def _make_text_class(base: type) -> type:
 
         def _break(self, max_w: float) -> list[list[tuple[_Run, str]]]:
             size = self.size
+            runs = self.runs
+            if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+                # one run per line (most cells: a value, a value and its band below it): no break
+                # where each fits, as wide as its words and single spaces (Paragraph's sum)
+                fast = [[(r, r.text)] for r in runs[::2]]
+                for ((r, t),) in fast:
+                    if not (t and width(t, r.font, size) <= max_w - 1e-6 and " ".join(t.split()) == t):
+                        break
+                else:
+                    self.squeeze = [0.0] * len(fast)
+                    return fast
+            # the same texts (the legends, repeated headings) break the same way: kept by content
+            key = (size, max_w, *((None if r is None else (r.text, r.font)) for r in runs))
+            hit = broken.get(key)
+            if hit is not None:
+                self.squeeze = list(hit[1])
+                return [[(runs[k], t) for k, t in line] for line in hit[0]]
+            lines = self._break_words(max_w)
+            index = {id(r): k for k, r in enumerate(runs)}
+            if len(broken) > 4096:
+                broken.clear()
+            broken[key] = ([[(index[id(r)], t) for r, t in line] for line in lines], tuple(self.squeeze))
+            return lines
+
+        def _break_words(self, max_w: float) -> list[list[tuple[_Run, str]]]:
+            size = self.size
             lines: list[list[tuple[_Run, str]]] = []
             self.squeeze = squeeze = []  # per line: its word space, < 0 where it overruns
             line: list[Any] = []  # words
@@ -321,47 +543,56 @@ def _make_text_class(base: type) -> type:
                 squeeze.clear()
             return lines
 
-        def emit(self, canv: Any, tx: Any, x0: float, y0: float, state: list[Any]) -> None:
-            """Draw at ``(x0, y0)`` (the box's bottom left) into the text object ``tx``: the chips'
-            backgrounds straight onto ``canv`` (under the text, which is drawn with ``tx``);
-            ``state``: ``[font, colour]`` last set in ``tx``, kept up to date."""
+        def emit(self, canv: Any, out: list[str], x0: float, y0: float, state: list[Any], ink: _Ink) -> None:
+            """Draw at ``(x0, y0)`` (the box's bottom left): the text's operators appended to
+            ``out`` (the body of one PDF text object, ``BT`` ... ``ET``), the chips' backgrounds
+            straight onto ``canv`` (under the text, which is drawn when ``out`` is); ``state``:
+            ``[font, colour]`` last set in ``out``, kept up to date; ``ink``: the document's text
+            encoder (:class:`_Ink`)."""
             size, leading = self.size, self.leading
             top = y0 + self.height - size  # the first baseline one font size down, as Paragraph's
+            add = out.append
+            show = ink.show
+            backs = self.backs
             for n, line in enumerate(self.lines):
                 y = top - n * leading
-                if any(r.back is not None for r, _ in line):
+                if backs and any(r.back is not None for r, _ in line):
                     x = x0
-                    for r, t in line:
+                    for r, t in line:  # a chip's background, as canvas.setFillColor + rect draw it
                         w = width(t, r.font, size)
                         if r.back is not None and t != " ":
-                            canv.setFillColor(r.back)
-                            canv.rect(x, y + size - leading, w, leading, stroke=0, fill=1)
+                            canv._code.append(f"{_rg(r.back)} n {fp_str(x, y + size - leading, w, leading)} re f*")
                         x += w
-                tx.setTextOrigin(x0, y)
+                add(f"1 0 0 1 {fp_str(x0, y)} Tm")
                 squeeze = self.squeeze[n]
                 if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
-                    tx.setWordSpace(squeeze)
+                    add(f"{fp_str(squeeze)} Tw")
+                if len(line) == 1:  # one piece (most lines)
+                    r, t = line[0]
+                    if r.colour is not state[1]:
+                        add(_rg(r.colour))
+                        state[1] = r.colour
+                    show(out, r.font, size, t, state)
+                    continue
                 k = 0
                 while k < len(line):  # runs of one style together, one string each
                     r = line[k][0]
                     j = k + 1
                     while j < len(line) and line[j][0].font == r.font and line[j][0].colour is r.colour:
                         j += 1
-                    if (r.font, size) != state[0]:
-                        tx.setFont(r.font, size, leading)
-                        state[0] = (r.font, size)
                     if r.colour is not state[1]:
-                        tx.setFillColor(r.colour)
+                        add(_rg(r.colour))
                         state[1] = r.colour
-                    tx.textOut("".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1])
+                    show(out, r.font, size, "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1], state)
                     k = j
                 if squeeze:
-                    tx.setWordSpace(0)
+                    add("0 Tw")
 
         def draw(self) -> None:
-            tx = self.canv.beginText(0, 0)
-            self.emit(self.canv, tx, 0, 0, [None, None])
-            self.canv.drawText(tx)
+            out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
+            self.emit(self.canv, out, 0, 0, [None, None], _ink(self.canv))
+            out.append("ET")
+            self.canv._code.append(" ".join(out))
 
     return _Text
 
@@ -383,6 +614,10 @@ _KNOWN = {
     *("x", "y", "width", "height", "x1", "y1", "x2", "y2", "cx", "cy", "r", "points", "d"),
     *("class", "role", "aria-label", "viewBox", "opacity", "xmlns"),
 }
+
+
+#: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
+_SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
 
 
 class _Unsupported(ValueError):
@@ -470,6 +705,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     text, anchor, bold, size, fill)``; styles inherited from ``<g>`` as svglib inherits them, SVG's
     defaults (black fill, no stroke, width 1). Raises :class:`_Unsupported` for anything else."""
     stack: list[dict[str, str]] = [{}]
+    keys: list[tuple] = [()]  # the inherited styles of ``stack``, as keys of :data:`_SHAPE_OPS`
     ops: list[tuple] = []
     size: tuple[float, float] | None = None
     text_at: tuple[dict[str, str], list[str]] | None = None
@@ -487,6 +723,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 skip -= 1
             elif tag == "g":
                 stack.pop()
+                keys.pop()
             elif tag == "text":
                 if text_at is None:
                     raise _Unsupported("</text>")
@@ -511,6 +748,15 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                     )
                 text_at = None
             continue
+        if tag in _SHAPES and size is not None and not skip and text_at is None:
+            key = (m.group(0), keys[-1])  # a shape (its tag as written, in its inherited style)
+            hit = _SHAPE_OPS.get(key)
+            if hit is not None:
+                ops.extend(hit)
+                continue
+            made = len(ops)
+        else:
+            key = None
         a = dict(_ATTR.findall(attrs))
         if not a.keys() <= _KNOWN:
             raise _Unsupported(f"<{tag}> attributes {sorted(a.keys() - _KNOWN)}")
@@ -535,6 +781,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
         if tag == "g":
             if not empty:
                 stack.append(style)
+                keys.append(tuple(sorted(style.items())))
             continue
         if tag == "text":
             if empty:
@@ -565,6 +812,10 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
             pts, closed = _path_points(a.get("d", ""))
             if pts:
                 ops.append(("poly", pts, fill, stroke, sw, dash, closed))
+        if key is not None:  # the same shape reads the same (the bands and axes of a metric repeat)
+            if len(_SHAPE_OPS) > 20_000:
+                _SHAPE_OPS.clear()
+            _SHAPE_OPS[key] = tuple(ops[made:])
     if size is None or text_at is not None or skip or len(stack) != 1:
         raise _Unsupported("unbalanced SVG")
     return size[0], size[1], ops
@@ -586,6 +837,11 @@ def _dot(cx: float, cy: float, r: float) -> str:
     )
 
 
+#: (stroke, fill, non-zero winding) -> the operator that paints a path (reportlab's ``PATH_OPS``)
+_PATH_OPS = {(0, 0, 0): "n", (0, 0, 1): "n", (1, 0, 0): "S", (1, 0, 1): "S", (0, 1, 0): "f*", (0, 1, 1): "f"}
+_PATH_OPS.update({(1, 1, 0): "B*", (1, 1, 1): "B"})
+
+
 def _chart_class() -> type:
     global _CHART_CLASS
     if _CHART_CLASS is None:
@@ -594,6 +850,7 @@ def _chart_class() -> type:
 
 
 def _make_chart_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     class _SvgChart(base):  # type: ignore[misc, valid-type]
@@ -608,10 +865,19 @@ def _make_chart_class(base: type) -> type:
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
             return self.width, self.height
 
+        def draw_at(self, c: Any, x: float, y: float) -> None:
+            """``drawOn(c, x, y)``: the operators its save, translate, draw and restore write."""
+            c._code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            self.paint(c)
+            c._code.append("Q")
+
         def draw(self) -> None:
-            c = self.canv
-            c.saveState()
-            c.transform(self.k, 0, 0, -self.k, 0, self.height)  # SVG coordinates: y down
+            self.paint(self.canv)
+
+        def paint(self, c: Any) -> None:
+            add = c._code.append  # the operators reportlab's canvas calls write, written directly
+            add("q")
+            add(f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm")  # SVG coordinates: y down
             fill_c = stroke_c = width = dash = None
             texts = []
             for op in self.ops:
@@ -627,59 +893,85 @@ def _make_chart_class(base: type) -> type:
                 else:
                     fill, stroke, sw, d = op[-4:] if kind != "poly" else op[2:6]
                 if fill is not None and fill is not fill_c:
-                    c.setFillColor(fill)
+                    add(_rg(fill))
                     fill_c = fill
                 if stroke is not None:
                     if stroke is not stroke_c:
-                        c.setStrokeColor(stroke)
+                        add(_rg(stroke, "RG"))
                         stroke_c = stroke
                     if sw != width:
-                        c.setLineWidth(sw)
+                        add(f"{fp_str(sw)} w")
                         width = sw
                     if d != dash:
-                        c.setDash(d or [])
+                        add(f"[{fp_str(d or [])}] 0 d")
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
                 if kind == "rect":
-                    c.rect(op[1], op[2], op[3], op[4], stroke=s, fill=f)
+                    add(f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}")
                 elif kind == "line":
-                    c.line(x1, y1, x2, y2)
+                    add(f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S")
                 elif kind == "circle":
                     if f and not s:  # a dot (the strip plot has thousands): its path written directly
-                        c.addLiteral(_dot(op[1], op[2], op[3]))
+                        add(_dot(op[1], op[2], op[3]))
                     else:
                         c.circle(op[1], op[2], op[3], stroke=s, fill=f)
                 else:
-                    p = c.beginPath()
-                    for o, x, y in op[1]:
-                        if o == "M":
-                            p.moveTo(x, y)
-                        else:
-                            p.lineTo(x, y)
-                    if op[6]:
-                        p.close()
-                    c.drawPath(p, stroke=s, fill=f, fillMode=1)
-            for _, x, y, text, anchor, bold, sz, fill in texts:
-                if fill is None:
-                    continue
-                text = self.glyphs(text)
-                name = FONT + "-Bold" if bold else FONT
-                if anchor in ("end", "middle"):
-                    w = stringWidth(text, name, sz)
-                    x -= w if anchor == "end" else w / 2
-                # one text object per label, as svglib's drawing has (text extractors keep them apart)
-                tx = c.beginText()
-                tx.setFont(name, sz)
-                tx.setFillColor(fill)
-                tx.setTextTransform(1, 0, 0, -1, x, y)  # upright text at (x, y)
-                tx.textOut(text)
-                c.drawText(tx)
-            c.restoreState()
+                    pts = op[1]
+                    path = " ".join(f"{fp_str(x, y)} {'m' if o == 'M' else 'l'}" for o, x, y in pts)
+                    add(f"n {path}{' h' if op[6] else ''} {_PATH_OPS[s, f, 1]}")
+            if texts:
+                ink = _ink(c)
+                for _, x, y, text, anchor, bold, sz, fill in texts:
+                    if fill is None:
+                        continue
+                    text = self.glyphs(text)
+                    name = FONT + "-Bold" if bold else FONT
+                    if anchor in ("end", "middle"):
+                        w = stringWidth(text, name, sz)
+                        x -= w if anchor == "end" else w / 2
+                    # one text object per label, as svglib's drawing has (text extractors keep them
+                    # apart): upright text at (x, y)
+                    out = ["BT 1 0 0 1 0 0 Tm", _rg(fill), f"1 0 0 -1 {fp_str(x, y)} Tm"]
+                    ink.show(out, name, sz, text, [None, None])
+                    out.append("ET")
+                    add(" ".join(out))
+            add("Q")
 
     return _SvgChart
 
 
 _GRID_CLASS: type | None = None
+_KEEP_CLASS: type | None = None
+
+
+def _keep_together_class() -> type:
+    """reportlab's ``KeepTogether`` that measures the report's own flowables (texts, tables,
+    charts) without copying the page's frame first: reportlab copies it so that flowables that
+    add content while measured (none of these) cannot change it; anything else is measured as
+    ``KeepTogether`` measures it."""
+    global _KEEP_CLASS
+    if _KEEP_CLASS is None:
+        from reportlab.platypus import KeepTogether
+        from reportlab.platypus.flowables import _listWrapOn
+
+        own = (_text_class(), _grid_class(), _chart_class())
+
+        class _Plain:
+            """The canvas as the measuring sees it: no document template, so no frame to copy."""
+
+        class _KeepTogether(KeepTogether):
+            def wrap(self, aW: float, aH: float) -> tuple[float, float]:
+                if not all(type(f) in own for f in self._content):
+                    return super().wrap(aW, aH)
+                dims: list[tuple[float, float]] = []
+                W, H = _listWrapOn(self._content, aW, _Plain(), dims=dims)
+                self._H = H
+                self._H0 = dims and dims[0][1] or 0
+                self._wrapInfo = aW, aH
+                return W, 0xFFFFFF  # force a split, as KeepTogether
+
+        _KEEP_CLASS = _KeepTogether
+    return _KEEP_CLASS
 
 
 def _grid_class() -> type:
@@ -690,7 +982,10 @@ def _grid_class() -> type:
 
 
 def _make_grid_class(base: type) -> type:
+    from reportlab.lib.rl_accel import fp_str
+
     text_class = _text_class()
+    chart_class = _chart_class()
 
     class _Grid(base):  # type: ignore[misc, valid-type]
         """A report table as reportlab's ``Table`` lays it out with the report's style (fixed
@@ -707,17 +1002,23 @@ def _make_grid_class(base: type) -> type:
             self.rows, self.widths, self.head, self.line = rows, widths, head, line
             self.hAlign = "LEFT"
             self.heights: list[float] | None = None
+            self.sizes: list[list[list[float]]] = []
             self.width = sum(widths)
 
         def _measure(self) -> list[float]:
             if self.heights is None:
                 heights = []
+                sizes = []  # per row, per cell: its flowables' heights
                 for row in self.rows:
                     h = 0.0
+                    hs = []
                     for cell, w in zip(row, self.widths):
-                        h = max(h, sum(f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell))
+                        cs = [f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell]
+                        hs.append(cs)
+                        h = max(h, sum(cs))
+                    sizes.append(hs)
                     heights.append(h + 2 * self.PAD_Y)
-                self.heights = heights
+                self.heights, self.sizes = heights, sizes
             return self.heights
 
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
@@ -733,12 +1034,13 @@ def _make_grid_class(base: type) -> type:
             if n <= 1 or n >= len(heights):  # not even one row fits (or all do: no split)
                 return []
             parts = []
-            for rows, hs in (
-                (self.rows[:n], heights[:n]),
-                ([self.rows[0], *self.rows[n:]], [heights[0], *heights[n:]]),
+            sizes = self.sizes
+            for rows, hs, ss in (
+                (self.rows[:n], heights[:n], sizes[:n]),
+                ([self.rows[0], *self.rows[n:]], [heights[0], *heights[n:]], [sizes[0], *sizes[n:]]),
             ):
                 g = _Grid(rows, self.widths, self.head, self.line)
-                g.heights = hs
+                g.heights, g.sizes = hs, ss
                 parts.append(g)
             return parts
 
@@ -748,26 +1050,43 @@ def _make_grid_class(base: type) -> type:
             top = sum(heights)
             c.setFillColor(self.head)
             c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
-            tx = c.beginText(0, 0)
+            out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
+            add = out.append
+            ink = _ink(c)
+            show = ink.show
             state: list[Any] = [None, None]
             y_top = top
             bottoms = []
-            for row, rh in zip(self.rows, heights):
+            pad = self.PAD_X
+            for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
                 bottom = y_top - rh
                 bottoms.append(bottom)
                 x = 0.0
-                for cell, w in zip(row, self.widths):
-                    sizes = [f.wrap(w - 2 * self.PAD_X, 0xFFFFFFF)[1] for f in cell]
+                for cell, w, sizes in zip(row, self.widths, row_sizes):
                     y = bottom + (rh + sum(sizes)) / 2  # centred: Table's VALIGN MIDDLE with equal padding
                     for f, h in zip(cell, sizes):
                         y -= h
-                        if isinstance(f, text_class):
-                            f.emit(c, tx, x + self.PAD_X, y, state)
-                        else:
-                            f.drawOn(c, x + self.PAD_X, y)
+                        if type(f) is not text_class:
+                            if type(f) is chart_class:
+                                f.draw_at(c, x + pad, y)
+                            else:
+                                f.drawOn(c, x + pad, y)
+                            continue
+                        lines = f.lines
+                        if len(lines) != 1 or len(lines[0]) != 1 or f.backs or f.squeeze[0]:
+                            f.emit(c, out, x + pad, y, state, ink)
+                            continue
+                        # one line of one piece (most cells): what emit writes for it
+                        r, t = lines[0][0]
+                        add(f"1 0 0 1 {fp_str(x + pad, y + h - f.size)} Tm")
+                        if r.colour is not state[1]:
+                            add(_rg(r.colour))
+                            state[1] = r.colour
+                        show(out, r.font, f.size, t, state)
                     x += w
                 y_top = bottom
-            c.drawText(tx)
+            out.append("ET")
+            c._code.append(" ".join(out))  # every cell's text in one text object
             c.saveState()
             c.setStrokeColor(self.line)
             c.setLineWidth(0.25)
@@ -803,6 +1122,7 @@ class _Renderer:
             "bullet": ParagraphStyle("bullet", parent=base, leftIndent=12, bulletIndent=2, spaceAfter=2),
         }
         self.charts: dict[str, Any] = {}  # an SVG -> its parsed ops (False: svglib converts it)
+        self.metrics: dict[str, tuple[bool, Any, tuple[float, float, float, float]]] = {}  # style -> para()'s
         from reportlab.lib import colors
 
         self.hex = {
@@ -845,10 +1165,16 @@ class _Renderer:
         """A paragraph in one of :attr:`styles` (``title``, ``h2``, ``h3``, ``body``, ``muted``,
         ``cell``, ``head``): runs of styled text wrapped as reportlab's ``Paragraph`` wraps them,
         with the style's font, size, leading, colour and space before / after."""
-        st = self.styles[style]
-        colour = self.muted if style == "muted" else None
-        runs = self.runs(spans, bold=st.fontName.endswith("-Bold"), colour=colour)
-        return _text_class()(runs, st.fontSize, st.leading, st.spaceBefore, st.spaceAfter)
+        got = self.metrics.get(style)
+        if got is None:  # a ParagraphStyle's attributes, read once (each read walks its parents)
+            st = self.styles[style]
+            got = self.metrics[style] = (
+                st.fontName.endswith("-Bold"),
+                self.muted if style == "muted" else None,
+                (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
+            )
+        bold, colour, sizes = got
+        return (_TEXT_CLASS or _text_class())(self.runs(spans, bold=bold, colour=colour), *sizes)
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
@@ -979,7 +1305,7 @@ class _Renderer:
             return [CondPageBreak(108), KeepTogether([head, grid]), Spacer(1, 4)]
         body = self.blocks(sec.blocks)
         # a heading never ends a page: it stays with what follows it
-        first = [KeepTogether([head, body[0]])] if body else [head]
+        first = [_keep_together_class()([head, body[0]])] if body else [head]
         return [CondPageBreak(108), *first, *body[1:], Spacer(1, 4)]
 
 
@@ -1017,13 +1343,22 @@ def render_report_pdf(report: Report) -> bytes:
     r = _Renderer(page[0] - 2 * margin)
     title_text = r.glyphs(report.title)
 
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    fp_str = _fp_str()
+    grey = "0.42 0.45 0.5 rg"
+
     def footer(canvas: Any, d: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(FONT, 7.5)
-        canvas.setFillColorRGB(0.42, 0.45, 0.5)
-        canvas.drawString(margin, margin - 2, title_text[:120])
-        canvas.drawRightString(page[0] - margin, margin - 2, f"page {d.page}")
-        canvas.restoreState()
+        # the operators of saveState, setFillColorRGB, drawString, drawRightString, restoreState
+        ink = _ink(canvas)
+        number = f"page {d.page}"
+        out = ["q", grey]
+        for x, text in ((margin, title_text[:120]), (page[0] - margin - stringWidth(number, FONT, 7.5), number)):
+            out.append(f"BT 1 0 0 1 {fp_str(x, margin - 2)} Tm {fp_str(7.5 * 1.2)} TL")  # drawString's leading
+            ink.show(out, FONT, 7.5, text, [None, None])
+            out.append("T* ET")  # drawString's textLine moves to the next line
+        out.append("Q")
+        canvas._code.append(" ".join(out))
 
     story = [r.para([Span(report.title)], "title"), r.para([Span(report.subtitle)], "muted")]
     for sec in report.sections:
