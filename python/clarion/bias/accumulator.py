@@ -182,12 +182,16 @@ class _Stream:
     which counts it or raises its error.
     """
 
-    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs")
+    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs", "misses", "compiled")
 
     def __init__(self, core: Any, state: State, names: list, kinds: list, expect: list, weighted: bool, maps: list):
         self.core, self.state, self.names, self.kinds = core, state, names, kinds
         self.expect, self.weighted, self.maps = expect, weighted, maps
         self.locs: list = [None]  # (a frame's column index, the names' positions in it)
+        # the compiled fetch (``SlotStream.add_frame``): frames it could not read in a row, and
+        # whether this core has it (a stale extension without it keeps the Python fetch)
+        self.misses = 0
+        self.compiled = not weighted and hasattr(core, "add_frame")
 
     # -- per batch ----------------------------------------------------------------------------
 
@@ -223,7 +227,9 @@ class _Stream:
 
     def _frame_arrays(self, df: pd.DataFrame) -> tuple[list, Any, int] | None:
         """:meth:`arrays` of an unweighted stream's DataFrame batch, in one loop over the
-        columns (the steady state's path: the same lookups and checks)."""
+        columns (the same lookups and checks); once it has read a frame, the compiled fetch
+        (``SlotStream.add_frame``) is primed with what it found (the columns' positions, the
+        categorical dtypes accepted), so that the next frames like it are read without Python."""
         try:  # (as _frame_columns)
             mgr = df._mgr
             blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
@@ -246,6 +252,9 @@ class _Stream:
                 if c is None:
                     return None
                 out.append(c)
+            if self.compiled:
+                dtypes = [exp[0] if kind == "cat" else None for kind, exp in zip(self.kinds, self.expect)]
+                self.core.prime_frame(df, pos, dtypes, _CATEGORICAL)
             return out, None, len(out[0])
         except (AttributeError, TypeError, IndexError, KeyError, ValueError):
             return None
@@ -288,7 +297,23 @@ class _Stream:
         """Counts and adds the batch when it is in the steady state: its length; else 0 or the
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
-        got = self._frame_arrays(batch) if type(batch) is pd.DataFrame and not self.weighted else self.arrays(batch)
+        if type(batch) is pd.DataFrame and not self.weighted:
+            if _backend_forced():
+                return 0
+            # the steady state: the columns read from the frame's blocks, counted and added in one
+            # compiled call (-1: a frame it does not know, read below in Python, which primes it);
+            # a stream whose frames it keeps missing (a new column index per frame) tries it again
+            # only every _STREAM_MISSES_MAX-th frame
+            misses = self.misses
+            if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
+                status = self.core.add_frame(batch, _stream_threads())
+                if type(status) is not int or status >= 0:
+                    self.misses = 0
+                    return status
+                self.misses = misses + 1
+            got = self._frame_arrays(batch)
+        else:
+            got = self.arrays(batch)
         if got is None or _backend_forced():
             return 0
         arrays, w, n = got
@@ -790,7 +815,17 @@ class Accumulator:
             if type(n) is int:
                 if n:
                     self._stream_misses = 0
-                    self._reserve(n, row_offset)
+                    if row_offset is not None:
+                        self._reserve(n, row_offset)
+                        return self
+                    with self._lock:  # (_reserve of the usual batch: right after the last one)
+                        o = self._next_row
+                        ranges = self._ranges
+                        if ranges and ranges[-1][1] == o:
+                            ranges[-1][1] = o + n
+                        else:
+                            self._add_ranges([[o, o + n]])
+                        self._next_row = o + n
                     return self
             else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
                 key = n
