@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -699,6 +700,193 @@ class SlotStream {
   }
   std::unordered_map<std::string, Seen> patterns_;
 };
+
+// The codes of a column of Python strings against the values a stream has learned (an
+// Accumulator's object-string columns, issue 21): `learn` adds the str values of a batch the
+// accumulator has counted, in row order; `encode` gives each row the index of its value among the
+// first `limit` values learned, or declines the whole batch (None) at a row that is not a str (a
+// missing value, a number, a str subclass) or whose value was not learned. Strings are equal when
+// their code points are (Python's ==). Rows that hold one string object share its lookup: a table
+// of the objects seen lately (each held by a reference, so that its address cannot be reused by
+// another object while it is there) before the table of values. Called with the GIL held.
+class ObjectCodes {
+ public:
+  ObjectCodes() = default;
+  ObjectCodes(const ObjectCodes&) = delete;
+  ObjectCodes& operator=(const ObjectCodes&) = delete;
+  ~ObjectCodes() {
+    clear_seen();
+    for (PyObject* v : values_) Py_DECREF(v);
+  }
+
+  size_t size() const { return values_.size(); }
+
+  py::list values() const {
+    py::list out(values_.size());
+    for (size_t i = 0; i < values_.size(); ++i) out[i] = py::reinterpret_borrow<py::object>(values_[i]);
+    return out;
+  }
+
+  // Adds the str values of `arr` (a 1-D object array) not learned yet, in row order; returns how
+  // many were added.
+  i64 learn(const py::array& arr) {
+    i64 n = 0, step = 0;
+    PyObject* const* rows = object_rows(arr, n, step);
+    const size_t before = values_.size();
+    for (i64 i = 0; i < n; ++i) {
+      PyObject* o = rows[i * step];
+      if (o == nullptr || !PyUnicode_CheckExact(o) || seen_code(o) >= 0) continue;
+      const Py_hash_t h = PyObject_Hash(o);
+      if (h == -1) {
+        PyErr_Clear();
+        continue;
+      }
+      if (find(o, h) < 0) insert(o, h);
+    }
+    return static_cast<i64>(values_.size() - before);
+  }
+
+  // Codes (signed integers of `itemsize` bytes) of the rows of `arr` among the first `limit`
+  // values learned, or None (see the class).
+  py::object encode(const py::array& arr, i64 limit, int itemsize) {
+    i64 n = 0, step = 0;
+    PyObject* const* rows = object_rows(arr, n, step);
+    CLARION_CHECK(itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8,
+                  "itemsize must be 1, 2, 4 or 8");
+    limit = std::min<i64>(limit, static_cast<i64>(values_.size()));
+    CLARION_CHECK(limit <= (itemsize == 8 ? i64{1} << 62 : (i64{1} << (8 * itemsize - 1)) - 1),
+                  "limit does not fit the itemsize");
+    switch (itemsize) {
+      case 1: return encode_t<std::int8_t>(rows, n, step, limit);
+      case 2: return encode_t<std::int16_t>(rows, n, step, limit);
+      case 4: return encode_t<std::int32_t>(rows, n, step, limit);
+      default: return encode_t<std::int64_t>(rows, n, step, limit);
+    }
+  }
+
+ private:
+  static PyObject* const* object_rows(const py::array& arr, i64& n, i64& step) {
+    CLARION_CHECK(arr.ndim() == 1 && arr.dtype().kind() == 'O', "arr must be a 1-D object array");
+    const auto st = static_cast<i64>(arr.strides(0));
+    CLARION_CHECK(st % static_cast<i64>(sizeof(PyObject*)) == 0 &&
+                      reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(PyObject*) == 0,
+                  "arr must be an aligned object array");
+    n = static_cast<i64>(arr.shape(0));
+    step = st / static_cast<i64>(sizeof(PyObject*));
+    return static_cast<PyObject* const*>(arr.data());
+  }
+
+  template <class T>
+  py::object encode_t(PyObject* const* rows, i64 n, i64 step, i64 limit) {
+    py::array_t<T> out(static_cast<py::ssize_t>(n));
+    T* c = out.mutable_data();
+    PyObject* last = nullptr;
+    i64 last_code = -1;
+    for (i64 i = 0; i < n; ++i) {
+      PyObject* o = rows[i * step];
+      if (o != last) {
+        i64 code = seen_code(o);
+        if (code < 0) {
+          if (o == nullptr || !PyUnicode_CheckExact(o)) return py::none();
+          const Py_hash_t h = PyObject_Hash(o);
+          if (h == -1) {
+            PyErr_Clear();
+            return py::none();
+          }
+          code = find(o, h);
+          if (code < 0) return py::none();
+          remember(o, code);
+        }
+        if (code >= limit) return py::none();
+        last = o;
+        last_code = code;
+      }
+      c[i] = static_cast<T>(last_code);
+    }
+    return std::move(out);
+  }
+
+  static bool str_eq(PyObject* a, PyObject* b) {
+    if (a == b) return true;
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(a);
+    const int kind = PyUnicode_KIND(a);
+    return len == PyUnicode_GET_LENGTH(b) && kind == static_cast<int>(PyUnicode_KIND(b)) &&
+           std::memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), static_cast<size_t>(len) * kind) == 0;
+  }
+
+  // the value table: open addressing on the str hash, entries (hash, index + 1)
+  i64 find(PyObject* o, Py_hash_t h) const {
+    if (vtab_.empty()) return -1;
+    const size_t mask = vtab_.size() - 1;
+    for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
+      const auto& e = vtab_[i];
+      if (e.second == 0) return -1;
+      if (e.first == h && str_eq(values_[static_cast<size_t>(e.second - 1)], o)) return e.second - 1;
+    }
+  }
+
+  void insert(PyObject* o, Py_hash_t h) {
+    Py_INCREF(o);
+    values_.push_back(o);
+    if (2 * values_.size() > vtab_.size()) {
+      std::vector<std::pair<Py_hash_t, i64>> grown(std::max<size_t>(64, 4 * values_.size()), {0, 0});
+      const size_t mask = grown.size() - 1;
+      for (const auto& e : vtab_) {
+        if (e.second == 0) continue;
+        size_t i = static_cast<size_t>(e.first) & mask;
+        while (grown[i].second != 0) i = (i + 1) & mask;
+        grown[i] = e;
+      }
+      vtab_.swap(grown);
+    }
+    const size_t mask = vtab_.size() - 1;
+    size_t i = static_cast<size_t>(h) & mask;
+    while (vtab_[i].second != 0) i = (i + 1) & mask;
+    vtab_[i] = {h, static_cast<i64>(values_.size())};
+    remember(o, static_cast<i64>(values_.size()) - 1);
+  }
+
+  // the objects seen lately: open addressing on the address, each held by a reference
+  static size_t slot_of(PyObject* o) {
+    return static_cast<size_t>((reinterpret_cast<std::uintptr_t>(o) >> 4) * 0x9E3779B97F4A7C15ull >> 52);
+  }
+  static constexpr size_t kSeen = size_t{1} << 12;  // (slot_of's 12 bits)
+
+  i64 seen_code(PyObject* o) const {
+    if (seen_.empty() || o == nullptr) return -1;
+    for (size_t i = slot_of(o);; i = (i + 1) & (kSeen - 1)) {
+      const auto& e = seen_[i];
+      if (e.first == o) return e.second;
+      if (e.first == nullptr) return -1;
+    }
+  }
+
+  void remember(PyObject* o, i64 code) {
+    if (seen_.empty()) seen_.assign(kSeen, {nullptr, 0});
+    if (2 * n_seen_ >= kSeen) clear_seen();  // (a stream of ever new objects: start again)
+    if (seen_.empty()) seen_.assign(kSeen, {nullptr, 0});
+    size_t i = slot_of(o);
+    while (seen_[i].first != nullptr) {
+      if (seen_[i].first == o) return;
+      i = (i + 1) & (kSeen - 1);
+    }
+    Py_INCREF(o);
+    seen_[i] = {o, code};
+    ++n_seen_;
+  }
+
+  void clear_seen() {
+    for (auto& e : seen_)
+      if (e.first != nullptr) Py_DECREF(e.first);
+    seen_.clear();
+    n_seen_ = 0;
+  }
+
+  std::vector<PyObject*> values_;                // the values learned (references)
+  std::vector<std::pair<Py_hash_t, i64>> vtab_;  // (hash, index + 1); 0: empty
+  std::vector<std::pair<PyObject*, i64>> seen_;  // (object, index); null: empty
+  size_t n_seen_ = 0;
+};
 }  // namespace
 
 void register_encode(py::module_& m) {
@@ -753,4 +941,15 @@ void register_encode(py::module_& m) {
       .def("copy_patterns", &SlotStream::copy_patterns, py::arg("other"))
       .def("fresh", &SlotStream::fresh)
       .def_property_readonly("n_patterns", &SlotStream::n_patterns);
+  py::class_<ObjectCodes>(m, "ObjectCodes",
+                          "Codes of a column of Python strings against the values learned from the batches "
+                          "an Accumulator counted (its object-string columns).")
+      .def(py::init<>())
+      .def("learn", &ObjectCodes::learn, py::arg("arr"),
+           "Learn the str values of a 1-D object array (in row order); returns how many were new.")
+      .def("encode", &ObjectCodes::encode, py::arg("arr"), py::arg("limit"), py::arg("itemsize"),
+           "Each row's index among the first `limit` values learned (signed integers of `itemsize` bytes), "
+           "or None at a row that is not a str or whose value was not learned.")
+      .def("values", &ObjectCodes::values, "The values learned, in order.")
+      .def("__len__", &ObjectCodes::size);
 }

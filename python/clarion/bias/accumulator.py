@@ -510,6 +510,47 @@ class _Stream:
         return cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
 
 
+#: an object-string column is read through its learned values while they number at most this many
+_TEXT_VALUES_MAX = _STREAM_SLOTS_MAX
+
+
+class _TextColumn:
+    """An object-string column of an accumulator's batches, read as codes (issue 21, part 2).
+
+    Hashing an object column per batch (``pandas.factorize``: its ``is_string_array`` check, its
+    hash table, the batch's values matched against the vocabulary) is most of what such a batch
+    costs. ``codes`` (``_core.ObjectCodes``) learns the str values of every batch the accumulator
+    has counted; a later batch whose every row is a str learned before becomes a
+    ``pandas.Categorical`` over the values learned (``dtype``: one dtype while no value is added,
+    so the batches of a stream share their slot maps, their pattern memo and the compiled stream).
+    Its values were all counted before, so it adds nothing to a vocabulary and checks nothing the
+    counted batches did not pass: its counts, vocabularies and errors are the general path's. A
+    batch with a missing value, another type or a value not learned yet keeps the object path.
+    """
+
+    __slots__ = ("codes", "cat")
+
+    def __init__(self, core: Any) -> None:
+        self.codes = core.ObjectCodes()
+        self.cat: tuple[int, Any] = (0, None)  # (values learned, their CategoricalDtype): one reference
+
+    def categorical(self, arr: np.ndarray) -> pd.Categorical | None:
+        """``arr`` (a 1-D object array) over the values learned, or None."""
+        size, dtype = self.cat
+        n = len(self.codes)
+        if n != size:
+            if not 0 < n <= _TEXT_VALUES_MAX:
+                return None
+            size, dtype = n, pd.CategoricalDtype(self.codes.values())
+            self.cat = (size, dtype)
+        # (the codes' dtype: pandas' for that many categories)
+        itemsize = 1 if size < 127 else 2 if size < 32767 else 4
+        codes = self.codes.encode(arr, size, itemsize)
+        if codes is None:
+            return None
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
 def _tag(v: Any) -> list:
     if isinstance(v, bool):
         return ["b", v]
@@ -658,6 +699,12 @@ class Accumulator:
         self._ranges: list[list[int]] = []  # global rows counted: sorted, disjoint, half-open
         self._stream: _Stream | None = None  # the compiled steady state of a stream (see update)
         self._stream_misses = 0  # batches since the stream last counted one (bounds rebuilding)
+        # object-string columns read as codes (_TextColumn): None until a DataFrame batch said
+        # whether there are any, False when there are none or the accumulator cannot use them
+        self._text: dict | bool | None = None
+        self._text_names: list = []
+        self._text_index: pd.Index | None = None
+        self._text_locs: list = [None]
 
     # -- config ---------------------------------------------------------------------------------
 
@@ -806,6 +853,90 @@ class Accumulator:
         Accumulator
             ``self``.
         """
+        text = self._text
+        if text is not False and type(batch) is pd.DataFrame:
+            if text is None:
+                text = self._text_setup(batch)
+            if text:
+                conv = self._text_batch(batch, text)
+                if conv is None:  # the object path; its values are learned once it counted them
+                    self._update(batch, row_offset)
+                    self._text_learn(batch, text)
+                    return self
+                batch = conv
+        return self._update(batch, row_offset)
+
+    # -- object-string columns as codes (issue 21, part 2) --------------------------------------
+
+    def _text_setup(self, batch: pd.DataFrame) -> dict | bool:
+        """Whether the bias columns of this accumulator's batches include object-string columns
+        to read as codes (see :class:`_TextColumn`): the columns of the first DataFrame batch
+        decide. Not with time windows or bootstrap replicates (they keep the general path), nor
+        with several models or probability scores."""
+        spec = self.spec
+        out: dict | bool = False
+        if (
+            self.window is None
+            and not self.n_bootstrap
+            and len(spec.models) <= 1
+            and spec.label_threshold is None
+            and _backend.has_core()
+            and hasattr(_backend.core(), "ObjectCodes")
+        ):
+            names = list(spec.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
+            names += [spec.label] + [m[1] for m in spec.models] + ([spec.weights] if spec.weights is not None else [])
+            names = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+            cols = _frame_columns(batch, names)
+            if cols is not None and len(names) == len(set(names)):
+                core = _backend.core()
+                text = {
+                    name: _TextColumn(core)
+                    for name, c in zip(names, cols)
+                    if type(c) is np.ndarray and c.dtype == object and name != spec.weights
+                }
+                if text:
+                    self._text_names = names
+                    self._text_index = pd.Index(names, dtype=object)
+                    out = text
+        self._text = out
+        return out
+
+    def _text_batch(self, batch: pd.DataFrame, text: dict) -> pd.DataFrame | None:
+        """The batch's bias columns with its object-string columns as categoricals over their
+        learned values (a new frame), or None: a column missing or not an object column any
+        more, a row that is not a learned str."""
+        cols = _frame_columns(batch, self._text_names, self._text_locs)
+        if cols is None:
+            return None
+        out = []
+        for name, c in zip(self._text_names, cols):
+            tc = text.get(name)
+            if tc is not None:
+                if type(c) is not np.ndarray or c.dtype != object:
+                    return None
+                c = tc.categorical(c)
+                if c is None:
+                    return None
+            elif type(c) is np.ndarray and c.ndim != 1:  # pragma: no cover - _frame_columns gives 1-D views
+                return None
+            out.append(c)
+        try:  # guarded: DataFrame._from_arrays (pandas' own constructor, without the dict round trip)
+            return pd.DataFrame._from_arrays(out, columns=self._text_index, index=batch.index, verify_integrity=False)
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - pandas internals
+            return pd.DataFrame(dict(zip(self._text_index, out)), index=batch.index, copy=False)
+
+    def _text_learn(self, batch: pd.DataFrame, text: dict) -> None:
+        """Learn the str values of a batch's object columns (the batch was counted)."""
+        cols = _frame_columns(batch, self._text_names, self._text_locs)
+        if cols is None:
+            return
+        for name, c in zip(self._text_names, cols):
+            tc = text.get(name)
+            if tc is not None and type(c) is np.ndarray and c.dtype == object and c.ndim == 1:
+                tc.codes.learn(c)
+
+    def _update(self, batch: Any, row_offset: int | None) -> Accumulator:
+        """:meth:`update` after the object-string columns were read (see :meth:`update`)."""
         stream = self._stream
         key = None
         if stream is not None:  # the steady state of a stream: one compiled call (issue 21)
