@@ -829,7 +829,9 @@ class ObjectCodes {
     Py_INCREF(o);
     values_.push_back(o);
     if (2 * values_.size() > vtab_.size()) {
-      std::vector<std::pair<Py_hash_t, i64>> grown(std::max<size_t>(64, 4 * values_.size()), {0, 0});
+      size_t cap = 64;  // (a power of two: the probes wrap with a mask)
+      while (cap < 4 * values_.size()) cap *= 2;
+      std::vector<std::pair<Py_hash_t, i64>> grown(cap, {0, 0});
       const size_t mask = grown.size() - 1;
       for (const auto& e : vtab_) {
         if (e.second == 0) continue;
