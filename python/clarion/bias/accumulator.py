@@ -451,12 +451,10 @@ class _Stream:
                 axis = 2
             else:
                 axis = K if role == "group" else role.n_codes
-                code = np.full(sc.size, -1, dtype=np.int32)
-                code[0] = -1 if uncoded_zero else 0
-                for j in range(1, sc.size):
-                    c = vocab.code_of(sc.value(j))
-                    if c is not None and c < axis:
-                        code[j] = c
+                found = vocab.codes_of(sc.slot_values())
+                code = np.array(
+                    [-1 if uncoded_zero else 0] + [-1 if c is None or c >= axis else c for c in found], dtype=np.int32
+                )
                 codes.append(code)
                 wmaps.append(np.arange(sc.size, dtype=np.int32))
             if role == "group" or part["kind"] == "vocab":  # its size decides the codes' axis
@@ -549,6 +547,20 @@ class _TextColumn:
         if codes is None:
             return None
         return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_config(cfg: dict) -> bool:
+    """Whether every value of a configuration is a str, int, float, bool or None, or a list /
+    tuple of them: :meth:`Accumulator._config_json` then tags each (no check needed)."""
+    for v in cfg.values():
+        if type(v) in _PLAIN:
+            continue
+        if type(v) not in (list, tuple) or any(type(x) not in _PLAIN for x in v):
+            return False
+    return True
 
 
 def _tag(v: Any) -> list:
@@ -675,7 +687,8 @@ class Accumulator:
             n_bootstrap=n_bootstrap,
             seed=seed,
         )
-        json.dumps(self._config_json())  # fail early on values that cannot be persisted
+        if not _plain_config(self._config):
+            json.dumps(self._config_json())  # fail early on values that cannot be persisted
         self.spec = Spec.build(
             label=label,
             facet=facet,
