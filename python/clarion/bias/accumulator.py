@@ -900,7 +900,9 @@ class Accumulator:
             names += [spec.label] + [m[1] for m in spec.models] + ([spec.weights] if spec.weights is not None else [])
             names = list(dict.fromkeys(n for n in names if isinstance(n, str)))
             cols = _frame_columns(batch, names)
-            if cols is not None and len(names) == len(set(names)):
+            if cols is None:  # (a column missing: the update raises; the next frame decides)
+                return False
+            if len(names) == len(set(names)):
                 core = _backend.core()
                 text = {
                     name: _TextColumn(core)
