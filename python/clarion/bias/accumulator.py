@@ -252,7 +252,9 @@ class _Stream:
                 if c is None:
                     return None
                 out.append(c)
-            if self.compiled:
+            misses = self.misses
+            if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
+                # (primed only when the next frame tries the compiled fetch: see add)
                 dtypes = [exp[0] if kind == "cat" else None for kind, exp in zip(self.kinds, self.expect)]
                 self.core.prime_frame(df, pos, dtypes, _CATEGORICAL)
             return out, None, len(out[0])
