@@ -869,6 +869,21 @@ class Accumulator:
             ``self``.
         """
         text = self._text
+        stream = self._stream
+        if text is False and stream is not None and row_offset is None:  # (as _update, one call less)
+            n = stream.add(batch)
+            if type(n) is int and n:
+                self._stream_misses = 0
+                with self._lock:  # (_reserve of the usual batch: right after the last one)
+                    o = self._next_row
+                    ranges = self._ranges
+                    if ranges and ranges[-1][1] == o:
+                        ranges[-1][1] = o + n
+                    else:
+                        self._add_ranges([[o, o + n]])
+                    self._next_row = o + n
+                return self
+            return self._update(batch, row_offset, first=n)
         if text is not False and type(batch) is pd.DataFrame:
             if text is None:
                 text = self._text_setup(batch)
@@ -952,14 +967,15 @@ class Accumulator:
             if tc is not None and type(c) is np.ndarray and c.dtype == object and c.ndim == 1:
                 tc.codes.learn(c)
 
-    def _update(self, batch: Any, row_offset: int | None) -> Accumulator:
-        """:meth:`update` after the object-string columns were read (see :meth:`update`)."""
+    def _update(self, batch: Any, row_offset: int | None, first: Any = None) -> Accumulator:
+        """:meth:`update` after the object-string columns were read (see :meth:`update`);
+        ``first``: what the compiled stream already answered for this batch (not a count)."""
         stream = self._stream
         key = None
         if stream is not None:  # the steady state of a stream: one compiled call (issue 21)
             if row_offset is not None:
                 _check_row_offset(row_offset)
-            n = stream.add(batch)
+            n = stream.add(batch) if first is None else first
             if type(n) is int:
                 if n:
                     self._stream_misses = 0
