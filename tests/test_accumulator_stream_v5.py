@@ -214,6 +214,30 @@ def test_text_stream_equals_general_path_after_every_batch(stream):
             assert acc.to_bytes() == ref.to_bytes()
 
 
+def test_values_pandas_cannot_hold_as_categories_keep_the_object_path():
+    """A lone surrogate is a str the object path counts, but pandas' str dtype refuses it as a
+    category: such a column keeps the object path (no error), and the counts are the general
+    path's."""
+    rng = np.random.default_rng(2)
+    words = np.array(["a", "\ud800", "b"], dtype=object)
+    frames = [
+        pd.DataFrame(
+            {
+                "f": pd.Series(words[rng.integers(0, 3, 50)], dtype=object),
+                "y": pd.Series(np.where(rng.random(50) < 0.5, "yes", "no"), dtype=object),
+            }
+        )
+        for _ in range(5)
+    ]
+    kw = dict(label="y", facet="f", label_values=["yes"])
+    acc = cb.Accumulator(**kw)
+    want = State(acc.spec)
+    for fr in frames:
+        assert update_both(acc, want, fr, "clarion") == (None, None)
+        assert same(snapshot(acc._states["all"]), snapshot(want))
+    assert acc._text["f"].cat == (3, None)  # three values learned, no dtype for them
+
+
 def _text_frames(seed, n_frames, n):
     rng = np.random.default_rng(seed)
     f_words = np.array(WORDS[2:], dtype=object)

@@ -541,8 +541,14 @@ class _TextColumn:
         if n != size:
             if not 0 < n <= _TEXT_VALUES_MAX:
                 return None
-            size, dtype = n, pd.CategoricalDtype(self.codes.values())
+            try:
+                dtype = pd.CategoricalDtype(self.codes.values())
+            except (TypeError, ValueError):  # e.g. a lone surrogate, which pandas' str dtype refuses
+                dtype = None
+            size = n
             self.cat = (size, dtype)
+        if dtype is None:  # (these values: the object path)
+            return None
         # (the codes' dtype: pandas' for that many categories)
         itemsize = 1 if size < 127 else 2 if size < 32767 else 4
         codes = self.codes.encode(arr, size, itemsize)
