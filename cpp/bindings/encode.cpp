@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -304,37 +305,67 @@ class SlotStream {
     i64 n = 0;
     const int st = count(arrays, weights, n_threads, b, n);
     if (st != 0) return py::int_(st);
+    return finish(b, n, false);
+  }
+
+  // The steady state straight from a pandas DataFrame (issue 21, session 17): the stream's columns
+  // read from the frame's blocks here (no Python: the positions of the columns in the frame's
+  // column index and the categorical dtypes the stream accepts come from `prime_frame`, which the
+  // Python fetch calls once it has read a frame itself), then counted and added as `add` does.
+  // Returns n > 0 (the batch's rows, added), the pattern (bytes: not accepted yet), 0 (declined:
+  // a row outside its slots, the state's tables replaced, a value without a code), or -1 (this
+  // frame is not one the fetch knows: another column index, another dtype, an unexpected block
+  // layout or pandas internals; the caller then reads it in Python). Nothing changes unless n > 0.
+  // An unweighted stream only.
+  py::object add_frame(const py::handle& df, int n_threads) {
+    thread_local std::vector<const void*> ptrs;
+    thread_local std::vector<py::object> keep;  // (the blocks' arrays, alive during the pass)
+    i64 n = 0;
+    const bool ok = !plan_.weighted && frame_arrays(df, ptrs, n, keep);
+    if (!ok) {
+      keep.clear();
+      return py::int_(-1);
+    }
+    thread_local StreamBatch b;
+    RowError e;
     {
-      std::lock_guard<std::mutex> g(mu_);
-      const auto it = patterns_.find(b.key);
-      if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
+      py::gil_scoped_release release;
+      e = clarion::bias::slot_stream_count(plan_, ptrs.data(), nullptr, n, n_threads < 0 ? 0 : n_threads, b);
     }
-    acquire_();
-    int out = 3;
-    try {
-      if (fresh()) {
-        for (size_t f = 0; f < tables_.size(); ++f) {
-          void* data = tables_[f].mutable_data();
-          if (plan_.weighted) {
-            auto* t = static_cast<double*>(data);
-            const auto& w = b.wtable[f];
-            for (size_t c = 0; c < w.size(); ++c) t[c] += w[c];
-          } else {
-            auto* t = static_cast<std::int64_t*>(data);
-            const auto& cells = b.cells[f];
-            for (size_t c = 0; c + 1 < cells.size(); c += 2) t[cells[c]] += cells[c + 1];
-          }
-        }
-        const auto n_rows = state_.attr("n_rows").cast<i64>();
-        state_.attr("n_rows") = py::int_(n_rows + n);
-        out = 0;
+    keep.clear();
+    if (e.what != 0 || !b.known) return py::int_(0);
+    return finish(b, n, true);
+  }
+
+  // What add_frame needs to read a frame's columns: the frame (its column index's identity), the
+  // stream's columns' positions in it, per column the categorical dtype accepted (None: a numpy
+  // column) and pandas.Categorical (the type a categorical column's block holds).
+  void prime_frame(const py::handle& df, const std::vector<i64>& pos, const py::list& dtypes,
+                   const py::object& cat_type) {
+    frame_cols_ = py::object();
+    frame_id_ = py::object();
+    const size_t ncols = plan_.cols.size();
+    CLARION_CHECK(pos.size() == ncols && dtypes.size() == ncols, "one position and one dtype per column");
+    py::object mgr = py::reinterpret_steal<py::object>(PyObject_GetAttr(df.ptr(), str_mgr()));
+    if (!mgr) throw py::error_already_set();
+    py::object axes = mgr.attr("axes");
+    CLARION_CHECK(PyList_Check(axes.ptr()) && PyList_GET_SIZE(axes.ptr()) >= 1, "the frame has no axes");
+    py::object cols = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(axes.ptr(), 0));
+    frame_pos_ = pos;
+    frame_dtypes_.assign(ncols, py::object());
+    frame_cat_.assign(ncols, 0);
+    for (size_t j = 0; j < ncols; ++j) {
+      CLARION_CHECK(pos[j] >= 0, "positions must be >= 0");
+      if (!dtypes[j].is_none()) {
+        frame_cat_[j] = 1;
+        frame_dtypes_[j] = py::reinterpret_borrow<py::object>(dtypes[j]);
       }
-    } catch (...) {
-      release_();
-      throw;
     }
-    release_();
-    return py::int_(out);
+    cat_type_ = cat_type;
+    py::object id = py::reinterpret_steal<py::object>(PyObject_GetAttr(cols.ptr(), str_id()));
+    if (!id) PyErr_Clear();
+    frame_id_ = id && !id.is_none() ? id : py::object();
+    frame_cols_ = cols;
   }
 
   // Notes a pattern `add` returned, once the general path has counted its batch of n_rows rows
@@ -442,6 +473,167 @@ class SlotStream {
     return v;
   }
 
+  // After a batch was counted into b (its pattern known): adds it when the pattern was accepted
+  // and the state still holds the stream's tables. Returns (rows_on_success ? n : 0) when added, the
+  // pattern (bytes) when not accepted yet, 3 (or 0 with rows_on_success) when the tables were
+  // replaced.
+  py::object finish(const StreamBatch& b, i64 n, bool rows_on_success) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      const auto it = patterns_.find(b.key);
+      if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
+    }
+    acquire_();
+    bool added = false;
+    try {
+      if (fresh()) {
+        for (size_t f = 0; f < tables_.size(); ++f) {
+          void* data = tables_[f].mutable_data();
+          if (plan_.weighted) {
+            auto* t = static_cast<double*>(data);
+            const auto& w = b.wtable[f];
+            for (size_t c = 0; c < w.size(); ++c) t[c] += w[c];
+          } else {
+            auto* t = static_cast<std::int64_t*>(data);
+            const auto& cells = b.cells[f];
+            for (size_t c = 0; c + 1 < cells.size(); c += 2) t[cells[c]] += cells[c + 1];
+          }
+        }
+        const py::object cur =
+            py::reinterpret_steal<py::object>(PyObject_GetAttr(state_.ptr(), str_n_rows()));
+        if (!cur) throw py::error_already_set();
+        const py::object next = py::int_(cur.cast<i64>() + n);
+        if (PyObject_SetAttr(state_.ptr(), str_n_rows(), next.ptr()) != 0) throw py::error_already_set();
+        added = true;
+      }
+    } catch (...) {
+      release_();
+      throw;
+    }
+    release_();
+    if (rows_on_success) return py::int_(added ? n : 0);
+    return py::int_(added ? 0 : 3);
+  }
+
+  static PyObject* interned(const char* s) {
+    PyObject* o = PyUnicode_InternFromString(s);  // (immortal once interned: kept for the process)
+    if (o == nullptr) throw py::error_already_set();
+    return o;
+  }
+  static PyObject* str_mgr() {
+    static PyObject* const s = interned("_mgr");
+    return s;
+  }
+  static PyObject* str_id() {
+    static PyObject* const s = interned("_id");
+    return s;
+  }
+  static PyObject* str_n_rows() {
+    static PyObject* const s = interned("n_rows");
+    return s;
+  }
+
+  // a new reference to obj.name, or null (the error cleared)
+  static py::object attr_or_null(PyObject* obj, PyObject* name) {
+    PyObject* r = PyObject_GetAttr(obj, name);
+    if (r == nullptr) PyErr_Clear();
+    return py::reinterpret_steal<py::object>(r);
+  }
+
+  // A 1-D intp array's data (blknos, blklocs), or null.
+  static const i64* intp_data(const py::object& a, i64& len) {
+    if (!a || !py::isinstance<py::array>(a)) return nullptr;
+    const Light v = light(py::reinterpret_borrow<py::array>(a));
+    if (v.ndim != 1 || !v.ok_layout || v.kind != 'i' || v.itemsize != 8) return nullptr;
+    len = v.n;
+    return static_cast<const i64*>(v.data);
+  }
+
+  // The stream's columns from a DataFrame's blocks (see add_frame); false: read it in Python.
+  bool frame_arrays(const py::handle& df, std::vector<const void*>& ptrs, i64& n,
+                    std::vector<py::object>& keep) {
+    if (!frame_cols_) return false;
+    static PyObject* const s_axes = interned("axes");
+    static PyObject* const s_blocks = interned("blocks");
+    static PyObject* const s_blknos_ = interned("_blknos");
+    static PyObject* const s_blklocs_ = interned("_blklocs");
+    static PyObject* const s_blknos = interned("blknos");
+    static PyObject* const s_blklocs = interned("blklocs");
+    static PyObject* const s_values = interned("values");
+    static PyObject* const s_dtype_ = interned("_dtype");
+    static PyObject* const s_ndarray_ = interned("_ndarray");
+    const py::object mgr = attr_or_null(df.ptr(), str_mgr());
+    if (!mgr) return false;
+    const py::object axes = attr_or_null(mgr.ptr(), s_axes);
+    if (!axes || !PyList_Check(axes.ptr()) || PyList_GET_SIZE(axes.ptr()) < 1) return false;
+    PyObject* cols = PyList_GET_ITEM(axes.ptr(), 0);
+    if (cols != frame_cols_.ptr()) {  // a frame iloc cut from the same frame shares its index's _id
+      if (!frame_id_) return false;
+      const py::object id = attr_or_null(cols, str_id());
+      if (!id || id.ptr() != frame_id_.ptr()) return false;
+    }
+    const py::object blocks = attr_or_null(mgr.ptr(), s_blocks);
+    if (!blocks || !PyTuple_Check(blocks.ptr())) return false;
+    py::object nos = attr_or_null(mgr.ptr(), s_blknos_);
+    if (!nos || nos.is_none()) nos = attr_or_null(mgr.ptr(), s_blknos);  // (built on first use)
+    py::object locs = attr_or_null(mgr.ptr(), s_blklocs_);
+    if (!locs || locs.is_none()) locs = attr_or_null(mgr.ptr(), s_blklocs);
+    i64 n_nos = 0, n_locs = 0;
+    const i64* blknos = intp_data(nos, n_nos);
+    const i64* blklocs = intp_data(locs, n_locs);
+    if (blknos == nullptr || blklocs == nullptr || n_nos != n_locs) return false;
+    const size_t ncols = plan_.cols.size();
+    const auto n_blocks = static_cast<i64>(PyTuple_GET_SIZE(blocks.ptr()));
+    ptrs.assign(ncols, nullptr);
+    keep.clear();
+    n = -1;
+    for (size_t j = 0; j < ncols; ++j) {
+      const i64 p = frame_pos_[j];
+      if (p >= n_nos) return false;
+      const i64 bn = blknos[p], bl = blklocs[p];
+      if (bn < 0 || bn >= n_blocks) return false;
+      py::object values = attr_or_null(PyTuple_GET_ITEM(blocks.ptr(), bn), s_values);
+      if (!values) return false;
+      const StreamColumn& c = plan_.cols[j];
+      const char kind = c.boolean ? 'b' : 'i';
+      i64 rows = 0;
+      if (frame_cat_[j] != 0) {
+        if (Py_TYPE(values.ptr()) != reinterpret_cast<PyTypeObject*>(cat_type_.ptr())) return false;
+        const py::object dt = attr_or_null(values.ptr(), s_dtype_);
+        if (!dt || dt.ptr() != frame_dtypes_[j].ptr()) return false;
+        py::object codes = attr_or_null(values.ptr(), s_ndarray_);
+        if (!codes || !py::isinstance<py::array>(codes)) return false;
+        const Light v = light(py::reinterpret_borrow<py::array>(codes));
+        if (v.ndim != 1 || !v.ok_layout || v.kind != kind || v.itemsize != c.itemsize) return false;
+        ptrs[j] = v.data;
+        rows = v.n;
+        keep.push_back(std::move(codes));
+      } else {
+        if (!py::isinstance<py::array>(values)) return false;
+        const auto a = py::reinterpret_borrow<py::array>(values);
+        const Light v = light(a);  // (a block's values: [columns of the block, rows])
+        if (v.kind != kind || v.itemsize != c.itemsize) return false;
+        if (v.ndim == 2) {
+          if (bl < 0 || bl >= v.n || a.strides(1) != v.itemsize) return false;
+          const auto* base = static_cast<const char*>(a.data()) + bl * static_cast<i64>(a.strides(0));
+          if (reinterpret_cast<std::uintptr_t>(base) % static_cast<std::uintptr_t>(v.itemsize) != 0 ||
+              !clarion::bind::native_byte_order(a.dtype().byteorder()))
+            return false;
+          ptrs[j] = base;
+          rows = static_cast<i64>(a.shape(1));
+        } else {
+          if (v.ndim != 1 || bl != 0 || !v.ok_layout) return false;
+          ptrs[j] = v.data;
+          rows = v.n;
+        }
+        keep.push_back(std::move(values));
+      }
+      if (n < 0) n = rows;
+      if (rows != n) return false;
+    }
+    return n > 0;
+  }
+
   int count(const py::list& arrays, const py::object& weights, int n_threads, StreamBatch& b, i64& n) {
     const size_t ncols = plan_.cols.size();
     CLARION_CHECK(arrays.size() == ncols, "arrays must list one array per column of the stream");
@@ -480,6 +672,11 @@ class SlotStream {
 
   StreamPlan plan_;
   py::object lock_, state_, kind_, acquire_, release_;
+  // add_frame's fetch (prime_frame; read and written with the GIL held)
+  py::object frame_cols_, frame_id_, cat_type_;
+  std::vector<i64> frame_pos_;
+  std::vector<py::object> frame_dtypes_;
+  std::vector<char> frame_cat_;
   int sightings_ = 1;
   i64 sighting_rows_ = 1;
   std::vector<py::dict> counts_;
@@ -502,6 +699,195 @@ class SlotStream {
     s.rows = std::min(s.rows + rows, sighting_rows_);
   }
   std::unordered_map<std::string, Seen> patterns_;
+};
+
+// The codes of a column of Python strings against the values a stream has learned (an
+// Accumulator's object-string columns, issue 21): `learn` adds the str values of a batch the
+// accumulator has counted, in row order; `encode` gives each row the index of its value among the
+// first `limit` values learned, or declines the whole batch (None) at a row that is not a str (a
+// missing value, a number, a str subclass) or whose value was not learned. Strings are equal when
+// their code points are (Python's ==). Rows that hold one string object share its lookup: a table
+// of the objects seen lately (each held by a reference, so that its address cannot be reused by
+// another object while it is there) before the table of values. Called with the GIL held.
+class ObjectCodes {
+ public:
+  ObjectCodes() = default;
+  ObjectCodes(const ObjectCodes&) = delete;
+  ObjectCodes& operator=(const ObjectCodes&) = delete;
+  ~ObjectCodes() {
+    clear_seen();
+    for (PyObject* v : values_) Py_DECREF(v);
+  }
+
+  size_t size() const { return values_.size(); }
+
+  py::list values() const {
+    py::list out(values_.size());
+    for (size_t i = 0; i < values_.size(); ++i) out[i] = py::reinterpret_borrow<py::object>(values_[i]);
+    return out;
+  }
+
+  // Adds the str values of `arr` (a 1-D object array) not learned yet, in row order; returns how
+  // many were added.
+  i64 learn(const py::array& arr) {
+    i64 n = 0, step = 0;
+    PyObject* const* rows = object_rows(arr, n, step);
+    const size_t before = values_.size();
+    for (i64 i = 0; i < n; ++i) {
+      PyObject* o = rows[i * step];
+      if (o == nullptr || !PyUnicode_CheckExact(o) || seen_code(o) >= 0) continue;
+      const Py_hash_t h = PyObject_Hash(o);
+      if (h == -1) {
+        PyErr_Clear();
+        continue;
+      }
+      if (find(o, h) < 0) insert(o, h);
+    }
+    return static_cast<i64>(values_.size() - before);
+  }
+
+  // Codes (signed integers of `itemsize` bytes) of the rows of `arr` among the first `limit`
+  // values learned, or None (see the class).
+  py::object encode(const py::array& arr, i64 limit, int itemsize) {
+    i64 n = 0, step = 0;
+    PyObject* const* rows = object_rows(arr, n, step);
+    CLARION_CHECK(itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8,
+                  "itemsize must be 1, 2, 4 or 8");
+    limit = std::min<i64>(limit, static_cast<i64>(values_.size()));
+    CLARION_CHECK(limit <= (itemsize == 8 ? i64{1} << 62 : (i64{1} << (8 * itemsize - 1)) - 1),
+                  "limit does not fit the itemsize");
+    switch (itemsize) {
+      case 1: return encode_t<std::int8_t>(rows, n, step, limit);
+      case 2: return encode_t<std::int16_t>(rows, n, step, limit);
+      case 4: return encode_t<std::int32_t>(rows, n, step, limit);
+      default: return encode_t<std::int64_t>(rows, n, step, limit);
+    }
+  }
+
+ private:
+  static PyObject* const* object_rows(const py::array& arr, i64& n, i64& step) {
+    CLARION_CHECK(arr.ndim() == 1 && arr.dtype().kind() == 'O', "arr must be a 1-D object array");
+    const auto st = static_cast<i64>(arr.strides(0));
+    CLARION_CHECK(st % static_cast<i64>(sizeof(PyObject*)) == 0 &&
+                      reinterpret_cast<std::uintptr_t>(arr.data()) % alignof(PyObject*) == 0,
+                  "arr must be an aligned object array");
+    n = static_cast<i64>(arr.shape(0));
+    step = st / static_cast<i64>(sizeof(PyObject*));
+    return static_cast<PyObject* const*>(arr.data());
+  }
+
+  template <class T>
+  py::object encode_t(PyObject* const* rows, i64 n, i64 step, i64 limit) {
+    py::array_t<T> out(static_cast<py::ssize_t>(n));
+    T* c = out.mutable_data();
+    PyObject* last = nullptr;
+    i64 last_code = -1;
+    for (i64 i = 0; i < n; ++i) {
+      PyObject* o = rows[i * step];
+      if (o != last) {
+        i64 code = seen_code(o);
+        if (code < 0) {
+          if (o == nullptr || !PyUnicode_CheckExact(o)) return py::none();
+          const Py_hash_t h = PyObject_Hash(o);
+          if (h == -1) {
+            PyErr_Clear();
+            return py::none();
+          }
+          code = find(o, h);
+          if (code < 0) return py::none();
+          remember(o, code);
+        }
+        if (code >= limit) return py::none();
+        last = o;
+        last_code = code;
+      }
+      c[i] = static_cast<T>(last_code);
+    }
+    return std::move(out);
+  }
+
+  static bool str_eq(PyObject* a, PyObject* b) {
+    if (a == b) return true;
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(a);
+    const int kind = PyUnicode_KIND(a);
+    return len == PyUnicode_GET_LENGTH(b) && kind == static_cast<int>(PyUnicode_KIND(b)) &&
+           std::memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), static_cast<size_t>(len) * kind) == 0;
+  }
+
+  // the value table: open addressing on the str hash, entries (hash, index + 1)
+  i64 find(PyObject* o, Py_hash_t h) const {
+    if (vtab_.empty()) return -1;
+    const size_t mask = vtab_.size() - 1;
+    for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
+      const auto& e = vtab_[i];
+      if (e.second == 0) return -1;
+      if (e.first == h && str_eq(values_[static_cast<size_t>(e.second - 1)], o)) return e.second - 1;
+    }
+  }
+
+  void insert(PyObject* o, Py_hash_t h) {
+    Py_INCREF(o);
+    values_.push_back(o);
+    if (2 * values_.size() > vtab_.size()) {
+      size_t cap = 64;  // (a power of two: the probes wrap with a mask)
+      while (cap < 4 * values_.size()) cap *= 2;
+      std::vector<std::pair<Py_hash_t, i64>> grown(cap, {0, 0});
+      const size_t mask = grown.size() - 1;
+      for (const auto& e : vtab_) {
+        if (e.second == 0) continue;
+        size_t i = static_cast<size_t>(e.first) & mask;
+        while (grown[i].second != 0) i = (i + 1) & mask;
+        grown[i] = e;
+      }
+      vtab_.swap(grown);
+    }
+    const size_t mask = vtab_.size() - 1;
+    size_t i = static_cast<size_t>(h) & mask;
+    while (vtab_[i].second != 0) i = (i + 1) & mask;
+    vtab_[i] = {h, static_cast<i64>(values_.size())};
+    remember(o, static_cast<i64>(values_.size()) - 1);
+  }
+
+  // the objects seen lately: open addressing on the address, each held by a reference
+  static size_t slot_of(PyObject* o) {
+    return static_cast<size_t>((reinterpret_cast<std::uintptr_t>(o) >> 4) * 0x9E3779B97F4A7C15ull >> 52);
+  }
+  static constexpr size_t kSeen = size_t{1} << 12;  // (slot_of's 12 bits)
+
+  i64 seen_code(PyObject* o) const {
+    if (seen_.empty() || o == nullptr) return -1;
+    for (size_t i = slot_of(o);; i = (i + 1) & (kSeen - 1)) {
+      const auto& e = seen_[i];
+      if (e.first == o) return e.second;
+      if (e.first == nullptr) return -1;
+    }
+  }
+
+  void remember(PyObject* o, i64 code) {
+    if (seen_.empty()) seen_.assign(kSeen, {nullptr, 0});
+    if (2 * n_seen_ >= kSeen) clear_seen();  // (a stream of ever new objects: start again)
+    if (seen_.empty()) seen_.assign(kSeen, {nullptr, 0});
+    size_t i = slot_of(o);
+    while (seen_[i].first != nullptr) {
+      if (seen_[i].first == o) return;
+      i = (i + 1) & (kSeen - 1);
+    }
+    Py_INCREF(o);
+    seen_[i] = {o, code};
+    ++n_seen_;
+  }
+
+  void clear_seen() {
+    for (auto& e : seen_)
+      if (e.first != nullptr) Py_DECREF(e.first);
+    seen_.clear();
+    n_seen_ = 0;
+  }
+
+  std::vector<PyObject*> values_;                // the values learned (references)
+  std::vector<std::pair<Py_hash_t, i64>> vtab_;  // (hash, index + 1); 0: empty
+  std::vector<std::pair<PyObject*, i64>> seen_;  // (object, index); null: empty
+  size_t n_seen_ = 0;
 };
 }  // namespace
 
@@ -539,6 +925,14 @@ void register_encode(py::module_& m) {
            "accepted yet), 2 (a row outside its slots or a bad weight), 3 (the state's tables were "
            "replaced), 4 "
            "(arrays do not fit), 5 (a value without a code).")
+      .def("add_frame", &SlotStream::add_frame, py::arg("frame"), py::arg("n_threads"),
+           "Count a DataFrame batch read straight from its blocks and add it when its pattern was "
+           "accepted; returns its rows (added), the pattern (bytes), 0 (declined) or -1 (read the frame "
+           "in Python, then prime_frame).")
+      .def("prime_frame", &SlotStream::prime_frame, py::arg("frame"), py::arg("positions"), py::arg("dtypes"),
+           py::arg("categorical"),
+           "What add_frame needs to read frames like this one: the columns' positions, per column the "
+           "categorical dtype accepted (None: a numpy column), pandas.Categorical.")
       .def("note", &SlotStream::note, py::arg("key"), py::arg("n_rows"),
            "Note a pattern `add` returned (the general path counted its batch).")
       .def("note_tables", &SlotStream::note_tables, py::arg("raws"), py::arg("n_rows"),
@@ -549,4 +943,15 @@ void register_encode(py::module_& m) {
       .def("copy_patterns", &SlotStream::copy_patterns, py::arg("other"))
       .def("fresh", &SlotStream::fresh)
       .def_property_readonly("n_patterns", &SlotStream::n_patterns);
+  py::class_<ObjectCodes>(m, "ObjectCodes",
+                          "Codes of a column of Python strings against the values learned from the batches "
+                          "an Accumulator counted (its object-string columns).")
+      .def(py::init<>())
+      .def("learn", &ObjectCodes::learn, py::arg("arr"),
+           "Learn the str values of a 1-D object array (in row order); returns how many were new.")
+      .def("encode", &ObjectCodes::encode, py::arg("arr"), py::arg("limit"), py::arg("itemsize"),
+           "Each row's index among the first `limit` values learned (signed integers of `itemsize` bytes), "
+           "or None at a row that is not a str or whose value was not learned.")
+      .def("values", &ObjectCodes::values, "The values learned, in order.")
+      .def("__len__", &ObjectCodes::size);
 }

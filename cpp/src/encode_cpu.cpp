@@ -439,6 +439,17 @@ struct TeamPass {
 RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
   const i64 cells = pb.raw_cells();
   const bool split = cells > 0 && cells <= kSplitCellsMax;
+  if (split && pb.n_rows > 0 && pb.n_rows <= detail::kRowsPerChunk) {
+    // One chunk (what run_chunked_ranges makes of it, on one thread): counted here into this
+    // thread's sub-tables, which stay zero between calls (flush_split zeroes them, after an error
+    // too), without the driver's allocations (a stream's small batches come every few us).
+    thread_local std::vector<std::int32_t> sub;
+    if (sub.size() < static_cast<size_t>(kWays * cells)) sub.assign(static_cast<size_t>(kWays * cells), 0);
+    std::fill(raw, raw + cells, std::int64_t{0});
+    const RowError err = count_range(pb, 0, pb.n_rows, cells, raw, sub.data());
+    flush_split(sub.data(), cells, raw);  // (with an error, raw is not the table: the caller declines)
+    return err;
+  }
   return detail::run_chunked_ranges<i64>(
       pb.n_rows, cells, n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
         // a chunk holds at most kRowsPerChunk rows: each sub-table count fits int32

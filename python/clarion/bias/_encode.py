@@ -301,6 +301,12 @@ class SlotCodes:
             return int(self.lo + slot - 1)
         return self._uniques[slot - 1]
 
+    def slot_values(self) -> Any:
+        """The values of slots ``1 .. size - 1``, in order (a list, or a range of integers)."""
+        if self._uniques is None:
+            return range(int(self.lo), int(self.lo) + self.size - 1)
+        return self._uniques
+
     def values_array(self, slots: np.ndarray) -> np.ndarray | None:
         """``uvals`` of the given slots (numeric columns only)."""
         if self.uvals is None:
@@ -407,6 +413,9 @@ def slot_codes(col: Any, range_hint: tuple | None = None, *, hashing: bool = Tru
     return SlotCodes(codes, 1, len(uniques) + 1, uniques, uvals, key=key)
 
 
+_OWN_KEYS = (str, int, bool)  # values that are their own dictionary key and never missing
+
+
 class Vocabulary:
     """Distinct values of a column, in first-seen order; code 0 means "missing".
 
@@ -447,6 +456,12 @@ class Vocabulary:
             return self._index.get(_key(v))
         except TypeError:
             return None
+
+    def codes_of(self, values: Any) -> list:
+        """:meth:`code_of` of each value, in one loop (str, int and bool values, which are their
+        own keys and never missing, are looked up directly)."""
+        get = self._index.get
+        return [get(v) if type(v) in _OWN_KEYS else self.code_of(v) for v in values]
 
     def _int_table(self) -> tuple[np.ndarray, int] | None:
         """The integer lookup table of the current values (call with the lock held)."""

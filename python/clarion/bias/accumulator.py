@@ -182,12 +182,16 @@ class _Stream:
     which counts it or raises its error.
     """
 
-    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs")
+    __slots__ = ("core", "state", "names", "kinds", "expect", "weighted", "maps", "locs", "misses", "compiled")
 
     def __init__(self, core: Any, state: State, names: list, kinds: list, expect: list, weighted: bool, maps: list):
         self.core, self.state, self.names, self.kinds = core, state, names, kinds
         self.expect, self.weighted, self.maps = expect, weighted, maps
         self.locs: list = [None]  # (a frame's column index, the names' positions in it)
+        # the compiled fetch (``SlotStream.add_frame``): frames it could not read in a row, and
+        # whether this core has it (a stale extension without it keeps the Python fetch)
+        self.misses = 0
+        self.compiled = not weighted and hasattr(core, "add_frame")
 
     # -- per batch ----------------------------------------------------------------------------
 
@@ -223,7 +227,9 @@ class _Stream:
 
     def _frame_arrays(self, df: pd.DataFrame) -> tuple[list, Any, int] | None:
         """:meth:`arrays` of an unweighted stream's DataFrame batch, in one loop over the
-        columns (the steady state's path: the same lookups and checks)."""
+        columns (the same lookups and checks); once it has read a frame, the compiled fetch
+        (``SlotStream.add_frame``) is primed with what it found (the columns' positions, the
+        categorical dtypes accepted), so that the next frames like it are read without Python."""
         try:  # (as _frame_columns)
             mgr = df._mgr
             blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
@@ -246,6 +252,11 @@ class _Stream:
                 if c is None:
                     return None
                 out.append(c)
+            misses = self.misses
+            if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
+                # (primed only when the next frame tries the compiled fetch: see add)
+                dtypes = [exp[0] if kind == "cat" else None for kind, exp in zip(self.kinds, self.expect)]
+                self.core.prime_frame(df, pos, dtypes, _CATEGORICAL)
             return out, None, len(out[0])
         except (AttributeError, TypeError, IndexError, KeyError, ValueError):
             return None
@@ -288,7 +299,23 @@ class _Stream:
         """Counts and adds the batch when it is in the steady state: its length; else 0 or the
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
-        got = self._frame_arrays(batch) if type(batch) is pd.DataFrame and not self.weighted else self.arrays(batch)
+        if type(batch) is pd.DataFrame and not self.weighted:
+            if _backend_forced():
+                return 0
+            # the steady state: the columns read from the frame's blocks, counted and added in one
+            # compiled call (-1: a frame it does not know, read below in Python, which primes it);
+            # a stream whose frames it keeps missing (a new column index per frame) tries it again
+            # only every _STREAM_MISSES_MAX-th frame
+            misses = self.misses
+            if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
+                status = self.core.add_frame(batch, _stream_threads())
+                if type(status) is not int or status >= 0:
+                    self.misses = 0
+                    return status
+                self.misses = misses + 1
+            got = self._frame_arrays(batch)
+        else:
+            got = self.arrays(batch)
         if got is None or _backend_forced():
             return 0
         arrays, w, n = got
@@ -426,12 +453,10 @@ class _Stream:
                 axis = 2
             else:
                 axis = K if role == "group" else role.n_codes
-                code = np.full(sc.size, -1, dtype=np.int32)
-                code[0] = -1 if uncoded_zero else 0
-                for j in range(1, sc.size):
-                    c = vocab.code_of(sc.value(j))
-                    if c is not None and c < axis:
-                        code[j] = c
+                found = vocab.codes_of(sc.slot_values())
+                code = np.array(
+                    [-1 if uncoded_zero else 0] + [-1 if c is None or c >= axis else c for c in found], dtype=np.int32
+                )
                 codes.append(code)
                 wmaps.append(np.arange(sc.size, dtype=np.int32))
             if role == "group" or part["kind"] == "vocab":  # its size decides the codes' axis
@@ -483,6 +508,67 @@ class _Stream:
         except ValueError:  # pragma: no cover - a vocabulary grew while the stream was built
             return None
         return cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
+
+
+#: an object-string column is read through its learned values while they number at most this many
+_TEXT_VALUES_MAX = _STREAM_SLOTS_MAX
+
+
+class _TextColumn:
+    """An object-string column of an accumulator's batches, read as codes (issue 21, part 2).
+
+    Hashing an object column per batch (``pandas.factorize``: its ``is_string_array`` check, its
+    hash table, the batch's values matched against the vocabulary) is most of what such a batch
+    costs. ``codes`` (``_core.ObjectCodes``) learns the str values of every batch the accumulator
+    has counted; a later batch whose every row is a str learned before becomes a
+    ``pandas.Categorical`` over the values learned (``dtype``: one dtype while no value is added,
+    so the batches of a stream share their slot maps, their pattern memo and the compiled stream).
+    Its values were all counted before, so it adds nothing to a vocabulary and checks nothing the
+    counted batches did not pass: its counts, vocabularies and errors are the general path's. A
+    batch with a missing value, another type or a value not learned yet keeps the object path.
+    """
+
+    __slots__ = ("codes", "cat")
+
+    def __init__(self, core: Any) -> None:
+        self.codes = core.ObjectCodes()
+        self.cat: tuple[int, Any] = (0, None)  # (values learned, their CategoricalDtype): one reference
+
+    def categorical(self, arr: np.ndarray) -> pd.Categorical | None:
+        """``arr`` (a 1-D object array) over the values learned, or None."""
+        size, dtype = self.cat
+        n = len(self.codes)
+        if n != size:
+            if not 0 < n <= _TEXT_VALUES_MAX:
+                return None
+            try:
+                dtype = pd.CategoricalDtype(self.codes.values())
+            except (TypeError, ValueError):  # e.g. a lone surrogate, which pandas' str dtype refuses
+                dtype = None
+            size = n
+            self.cat = (size, dtype)
+        if dtype is None:  # (these values: the object path)
+            return None
+        # (the codes' dtype: pandas' for that many categories)
+        itemsize = 1 if size < 127 else 2 if size < 32767 else 4
+        codes = self.codes.encode(arr, size, itemsize)
+        if codes is None:
+            return None
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_config(cfg: dict) -> bool:
+    """Whether every value of a configuration is a str, int, float, bool or None, or a list /
+    tuple of them: :meth:`Accumulator._config_json` then tags each (no check needed)."""
+    for v in cfg.values():
+        if type(v) in _PLAIN:
+            continue
+        if type(v) not in (list, tuple) or any(type(x) not in _PLAIN for x in v):
+            return False
+    return True
 
 
 def _tag(v: Any) -> list:
@@ -609,7 +695,8 @@ class Accumulator:
             n_bootstrap=n_bootstrap,
             seed=seed,
         )
-        json.dumps(self._config_json())  # fail early on values that cannot be persisted
+        if not _plain_config(self._config):
+            json.dumps(self._config_json())  # fail early on values that cannot be persisted
         self.spec = Spec.build(
             label=label,
             facet=facet,
@@ -633,6 +720,12 @@ class Accumulator:
         self._ranges: list[list[int]] = []  # global rows counted: sorted, disjoint, half-open
         self._stream: _Stream | None = None  # the compiled steady state of a stream (see update)
         self._stream_misses = 0  # batches since the stream last counted one (bounds rebuilding)
+        # object-string columns read as codes (_TextColumn): None until a DataFrame batch said
+        # whether there are any, False when there are none or the accumulator cannot use them
+        self._text: dict | bool | None = None
+        self._text_names: list = []
+        self._text_index: pd.Index | None = None
+        self._text_locs: list = [None]
 
     # -- config ---------------------------------------------------------------------------------
 
@@ -781,16 +874,128 @@ class Accumulator:
         Accumulator
             ``self``.
         """
+        text = self._text
+        stream = self._stream
+        if text is False and stream is not None and row_offset is None:  # (as _update, one call less)
+            n = stream.add(batch)
+            if type(n) is int and n:
+                self._stream_misses = 0
+                with self._lock:  # (_reserve of the usual batch: right after the last one)
+                    o = self._next_row
+                    ranges = self._ranges
+                    if ranges and ranges[-1][1] == o:
+                        ranges[-1][1] = o + n
+                    else:
+                        self._add_ranges([[o, o + n]])
+                    self._next_row = o + n
+                return self
+            return self._update(batch, row_offset, first=n)
+        if text is not False and type(batch) is pd.DataFrame:
+            if text is None:
+                text = self._text_setup(batch)
+            if text:
+                conv = self._text_batch(batch, text)
+                if conv is None:  # the object path; its values are learned once it counted them
+                    self._update(batch, row_offset)
+                    self._text_learn(batch, text)
+                    return self
+                batch = conv
+        return self._update(batch, row_offset)
+
+    # -- object-string columns as codes (issue 21, part 2) --------------------------------------
+
+    def _text_setup(self, batch: pd.DataFrame) -> dict | bool:
+        """Whether the bias columns of this accumulator's batches include object-string columns
+        to read as codes (see :class:`_TextColumn`): the columns of the first DataFrame batch
+        decide. Not with time windows or bootstrap replicates (they keep the general path), nor
+        with several models or probability scores."""
+        spec = self.spec
+        out: dict | bool = False
+        if (
+            self.window is None
+            and not self.n_bootstrap
+            and len(spec.models) <= 1
+            and spec.label_threshold is None
+            and _backend.has_core()
+            and hasattr(_backend.core(), "ObjectCodes")
+        ):
+            names = list(spec.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
+            names += [spec.label] + [m[1] for m in spec.models] + ([spec.weights] if spec.weights is not None else [])
+            names = list(dict.fromkeys(n for n in names if isinstance(n, str)))
+            cols = _frame_columns(batch, names)
+            if cols is None:  # (a column missing: the update raises; the next frame decides)
+                return False
+            if len(names) == len(set(names)):
+                core = _backend.core()
+                text = {
+                    name: _TextColumn(core)
+                    for name, c in zip(names, cols)
+                    if type(c) is np.ndarray and c.dtype == object and name != spec.weights
+                }
+                if text:
+                    self._text_names = names
+                    self._text_index = pd.Index(names, dtype=object)
+                    out = text
+        self._text = out
+        return out
+
+    def _text_batch(self, batch: pd.DataFrame, text: dict) -> pd.DataFrame | None:
+        """The batch's bias columns with its object-string columns as categoricals over their
+        learned values (a new frame), or None: a column missing or not an object column any
+        more, a row that is not a learned str."""
+        cols = _frame_columns(batch, self._text_names, self._text_locs)
+        if cols is None:
+            return None
+        out = []
+        for name, c in zip(self._text_names, cols):
+            tc = text.get(name)
+            if tc is not None:
+                if type(c) is not np.ndarray or c.dtype != object:
+                    return None
+                c = tc.categorical(c)
+                if c is None:
+                    return None
+            elif type(c) is np.ndarray and c.ndim != 1:  # pragma: no cover - _frame_columns gives 1-D views
+                return None
+            out.append(c)
+        try:  # guarded: DataFrame._from_arrays (pandas' own constructor, without the dict round trip)
+            return pd.DataFrame._from_arrays(out, columns=self._text_index, index=batch.index, verify_integrity=False)
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - pandas internals
+            return pd.DataFrame(dict(zip(self._text_index, out)), index=batch.index, copy=False)
+
+    def _text_learn(self, batch: pd.DataFrame, text: dict) -> None:
+        """Learn the str values of a batch's object columns (the batch was counted)."""
+        cols = _frame_columns(batch, self._text_names, self._text_locs)
+        if cols is None:
+            return
+        for name, c in zip(self._text_names, cols):
+            tc = text.get(name)
+            if tc is not None and type(c) is np.ndarray and c.dtype == object and c.ndim == 1:
+                tc.codes.learn(c)
+
+    def _update(self, batch: Any, row_offset: int | None, first: Any = None) -> Accumulator:
+        """:meth:`update` after the object-string columns were read (see :meth:`update`);
+        ``first``: what the compiled stream already answered for this batch (not a count)."""
         stream = self._stream
         key = None
         if stream is not None:  # the steady state of a stream: one compiled call (issue 21)
             if row_offset is not None:
                 _check_row_offset(row_offset)
-            n = stream.add(batch)
+            n = stream.add(batch) if first is None else first
             if type(n) is int:
                 if n:
                     self._stream_misses = 0
-                    self._reserve(n, row_offset)
+                    if row_offset is not None:
+                        self._reserve(n, row_offset)
+                        return self
+                    with self._lock:  # (_reserve of the usual batch: right after the last one)
+                        o = self._next_row
+                        ranges = self._ranges
+                        if ranges and ranges[-1][1] == o:
+                            ranges[-1][1] = o + n
+                        else:
+                            self._add_ranges([[o, o + n]])
+                        self._next_row = o + n
                     return self
             else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
                 key = n
