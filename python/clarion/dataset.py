@@ -468,7 +468,7 @@ class Reader:
             self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
         try:
             for frame, _ in self._raw(kind):
-                frames.append(_built(frame, self._vocabs))
+                frames.append(frame)
                 n += len(frame)
                 if n >= TYPE_SAMPLE_ROWS:
                     break
@@ -477,6 +477,11 @@ class Reader:
         numeric: dict[str, str] = {}
         if not frames:
             return numeric
+        quick = _coded_sample_kinds(frames) if _FAST_SAMPLE else None
+        if quick is not None:  # (one CSV block, every column decided on its distinct values)
+            self._names = [str(c) for c in quick]
+            return {c: k for c, k in quick.items() if k != "text"}
+        frames = [_built(f, self._vocabs) for f in frames]
         sample = _concat_exact(frames).iloc[:TYPE_SAMPLE_ROWS]
         self._names = [str(c) for c in sample.columns]
         for c in sample.columns:
@@ -832,8 +837,8 @@ class Reader:
         out = {}
         for c, col in zip(names, cols):
             if type(col) is tuple:  # text: coded when the frame is built, or its values
-                text = _CodedText(col[0], col[2])
-                out[c] = text if c in self._vocabs else text.array()
+                text = _CodedText(col[0], col[2])  # (kept coded while the types are sampled)
+                out[c] = text if c in self._vocabs or self._numeric is None else text.array()
             elif col is not None:
                 out[c] = col
         return out
@@ -1549,28 +1554,86 @@ def _sample_kind(values: np.ndarray) -> str | None:
     general rule decides).
 
     The usual columns (all words, all plain integers, all plain decimals) are decided by one
-    pattern over the values joined by line breaks; any other sample value by value
-    (:func:`_sample_kind_each`, the same answers)."""
+    pattern over the values joined by line breaks (:func:`_sample_kind_whole`); any other sample
+    value by value (:func:`_sample_kind_each`, the same answers)."""
     if set(map(type, values)) - {str}:  # (C-level loops: a sample is 1,000 values a column)
         return None
     nonempty = list(filter(str.strip, values))
     if not nonempty:
         return "text"  # (no value to decide on: not numeric)
+    quick = _sample_kind_whole(nonempty, len(nonempty) > 1)
+    return _sample_kind_each(nonempty) if quick is _EACH else quick
+
+
+def _coded_sample_kinds(frames: list) -> dict[str, str] | None:
+    """The sampled kinds of a type sample that is one block of the compiled CSV parser (every
+    column :class:`_CodedText`), each decided on the column's distinct values
+    (:func:`_sample_kind_coded`): what :meth:`Reader._infer_types` gives for the block's frame,
+    without building it. None when the sample is another or a column is not decided so."""
+    if len(frames) != 1 or type(frames[0]) is not _PendingFrame or frames[0].rows > TYPE_SAMPLE_ROWS:
+        return None
+    kinds = {}
+    for c, v in frames[0].cols.items():
+        kind = _sample_kind_coded(v) if type(v) is _CodedText else None
+        if kind is None:
+            return None
+        kinds[c] = kind
+    return kinds
+
+
+def _sample_kind_coded(text: _CodedText) -> str | None:
+    """:func:`_sample_kind` of ``text.array()`` (a sampled CSV column coded by the compiled
+    parser), decided on the column's distinct values where the whole-sample rule decides (every
+    value a word, or every value a plain decimal: properties of the set of values; the row count
+    matters only for "more than one word"); None where it does not (the caller then types the
+    column from its values, as :func:`_sample_kind` would)."""
+    values = text.values
+    if set(map(type, values)) - {str}:
+        return None
+    nonblank = [i for i, v in enumerate(values) if v.strip()]
+    if not nonblank:
+        return "text"
+    many = len(nonblank) > 1 or int(np.count_nonzero(text.codes == nonblank[0])) > 1
+    quick = _sample_kind_whole([values[i] for i in nonblank], many)
+    return None if quick is _EACH else quick
+
+
+#: :func:`_sample_kind_whole`'s answer where the sample is decided value by value
+_EACH = object()
+_DIGIT_BYTES = b"0123456789"
+
+
+def _sample_kind_whole(nonempty: list[str], many: bool) -> Any:
+    """The whole-sample rule on the non-blank values ``nonempty`` (any multiplicity: the answer
+    depends on which values occur, and ``many``, whether more than one value does): "text" when
+    every value is a word, "int" / "float" when every value is a plain decimal of at most 15
+    digits, else ``_EACH``. A word: ASCII without a digit or "inf" in any case (the joined text
+    holds neither; neither can span a line break); a plain decimal: ``-?[0-9]+(\\.[0-9]+)?``
+    (values of at most 15 characters have at most 15 digits; longer ones are counted by the
+    pattern with the look-ahead)."""
     joined = "\n".join(nonempty)
-    if joined.count("\n") == len(nonempty) - 1:  # (no value holds a line break of its own)
-        if len(nonempty) > 1 and joined.isascii() and _SAMPLE_ALL_WORDS.fullmatch(joined) is not None:
+    if joined.count("\n") != len(nonempty) - 1:  # (a value holds a line break of its own)
+        return _EACH
+    if many and joined.isascii():
+        raw = joined.encode("ascii")
+        if len(raw.translate(None, _DIGIT_BYTES)) == len(raw) and b"inf" not in raw.lower():
             return "text"  # every value a word: more than the rule forgives
-        if _SAMPLE_ALL_DECIMALS.fullmatch(joined) is not None:
-            return "float" if _SAMPLE_FRACTION.search(joined) is not None else "int"
-    return _sample_kind_each(nonempty)
+    if max(map(len, nonempty)) <= 15:
+        decimals = _SAMPLE_PLAIN_DECIMALS.fullmatch(joined) is not None
+    else:
+        decimals = _SAMPLE_ALL_DECIMALS.fullmatch(joined) is not None
+    if decimals:
+        return "float" if _SAMPLE_FRACTION.search(joined) is not None else "int"
+    return _EACH
 
 
-# the whole sample at once: words (no digit, no "inf", no line break inside), or plain decimals of
-# at most 15 digits (the lookahead counts the digits of each value), and a fraction not all zeros
-_SAMPLE_ALL_WORDS = re.compile(r"(?![\s\S]*[iI][nN][fF])[^0-9]*")
+# the whole sample at once: plain decimals of at most 15 digits (the lookahead counts the digits of
+# each value), and a fraction not all zeros
 _SAMPLE_ALL_DECIMALS = re.compile(
     r"(?:(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)(?:\n(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)*"
 )
+# (the same without the digit count: for values of at most 15 characters)
+_SAMPLE_PLAIN_DECIMALS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:\n-?[0-9]+(?:\.[0-9]+)?)*")
 _SAMPLE_FRACTION = re.compile(r"\.[0-9]*[1-9]")
 
 
