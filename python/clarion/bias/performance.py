@@ -322,7 +322,7 @@ class PerformanceAccumulator:
             label_values=label_values,
             label_threshold=label_threshold,
             predicted_label=models or None,
-            probability_threshold=[float(x) for x in count_t] if label_values is not None else pt,
+            probability_threshold=count_t.tolist() if label_values is not None else pt,  # (Python floats)
             weights=weights,
         )
         self.count_t = count_t
