@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Chunk", "DataError", "Reader", "decode_codes", "read_dataset"]
+__all__ = ["Chunk", "DataError", "Reader", "decode_codes", "decode_column", "read_dataset"]
 
 DEFAULT_CHUNK_ROWS = 200_000
 TYPE_SAMPLE_ROWS = 1000
@@ -151,18 +151,22 @@ def decode_codes(frame: Any, coded: dict[str, Any]) -> Any:
     its values in that dtype (a missing value, code -1, as None before the dtype's conversion)."""
     import pandas as pd
 
-    out = {}
-    for c in frame.columns:
-        col = frame[c]
-        dtype = coded.get(c)
-        if dtype is not None and isinstance(col.dtype, pd.CategoricalDtype):
-            cats = col.dtype.categories
-            vals = np.empty(len(cats) + 1, dtype=object)
-            vals[:-1] = cats.to_numpy(dtype=object)
-            vals[-1] = None  # code -1: missing
-            col = pd.Series(vals[col.array.codes], index=frame.index, dtype=dtype)
-        out[c] = col
+    out = {c: decode_column(frame[c], coded.get(c)) for c in frame.columns}
     return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def decode_column(col: Any, dtype: Any) -> Any:
+    """One column of :func:`decode_codes`: the Series ``col``, when categorical and ``dtype`` is
+    not None, as its values in ``dtype`` (same index and name); else ``col`` itself."""
+    import pandas as pd
+
+    if dtype is None or not isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    cats = col.dtype.categories
+    vals = np.empty(len(cats) + 1, dtype=object)
+    vals[:-1] = cats.to_numpy(dtype=object)
+    vals[-1] = None  # code -1: missing
+    return pd.Series(vals[col.array.codes], index=col.index, dtype=dtype, name=col.name)
 
 
 @dataclass

@@ -276,18 +276,22 @@ class _Job:
         import pandas as pd
 
         cfg, plan = self.cfg, self.plan
-        from clarion.dataset import decode_codes
+        from clarion.dataset import decode_codes, decode_column
 
         if not (cfg.pre_training_bias or cfg.post_training_bias):
             return
         # the first rows of the label and facet columns as read (coded columns decoded: those rows only)
         used = list(dict.fromkeys([plan.label, *(f.name for f in plan.facets)]))
-        parts, left = [], DECIDE_ROWS
-        for c in chunks:  # (each pending chunk holds some of the first DECIDE_ROWS rows)
-            part = c.frame[used].iloc[:left]
-            parts.append(decode_codes(part, c.coded) if c.coded else part)
-            left -= len(part)
-        head = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)  # (chunks start at row 0)
+        if len(chunks) == 1:  # (column by column: selecting columns of a frame costs ~0.4 ms)
+            c = chunks[0]
+            head = {n: decode_column(c.frame[n].iloc[:DECIDE_ROWS], c.coded.get(n)) for n in used}
+        else:
+            parts, left = [], DECIDE_ROWS
+            for c in chunks:  # (each pending chunk holds some of the first DECIDE_ROWS rows)
+                part = c.frame[used].iloc[:left]
+                parts.append(decode_codes(part, c.coded) if c.coded else part)
+                left -= len(part)
+            head = pd.concat(parts, ignore_index=True)
         plan.label_values, plan.label_threshold = _values_or_threshold(cfg.label_values_or_threshold, head[plan.label])
         _check_values_kind("label_values_or_threshold", plan.label_values, head[plan.label])
         plan.label_numeric = _numeric_dtype(head[plan.label])
