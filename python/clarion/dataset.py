@@ -362,19 +362,22 @@ class Reader:
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
                 continue
+            given = None
             if isinstance(col.dtype, pd.CategoricalDtype):
-                local = col.array.codes
+                given = col.array
+                local = given.codes
                 values = col.dtype.categories.to_numpy(dtype=object)
             else:  # text (the line-by-line path)
                 local, values = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
                 values = np.asarray(values, dtype=object)
-            cat = voc.categorical(local, values)
+            cat = voc.categorical(local, values, given)
             if cat is None:  # too many values: the column's values from here on
                 del self._vocabs[c]
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
                 continue
-            frame[c] = cat  # (the Categorical as the column, on the frame's index)
+            if cat is not given:  # (else the column is already the vocabulary's codes)
+                frame[c] = cat  # (the Categorical as the column, on the frame's index)
             coded[c] = dtype
         return coded
 
@@ -1197,10 +1200,13 @@ class _Vocabulary:
         self.values: list = []
         self.dtype = _categories([])  # (no value yet: one shared empty dtype)
 
-    def categorical(self, local: np.ndarray, values: np.ndarray) -> Any:
+    def categorical(self, local: np.ndarray, values: np.ndarray, given: Any = None) -> Any:
         """Codes ``local`` (-1: missing) into ``values`` as a Categorical of this vocabulary, which
         takes the values new to it in the order their rows come; None when it would pass
-        ``MAX_CODES`` values (nothing is added then)."""
+        ``MAX_CODES`` values (nothing is added then). ``given``: the Categorical ``local`` and
+        ``values`` come from, returned itself when it is already that Categorical (its dtype the
+        vocabulary's own object, its codes the vocabulary's: a first block, or one with the
+        vocabulary's values in its order)."""
         import pandas as pd
 
         index = self.index
@@ -1216,8 +1222,15 @@ class _Vocabulary:
                 remap[j] = index[v] = len(self.values)
                 self.values.append(v)
             if len(order):
-                self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
+                self.dtype = _categories(self.values)  # (the cached dtype a block of these values has)
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
+        if (
+            given is not None
+            and given.dtype is self.dtype
+            and given.codes.dtype == remap.dtype
+            and bool(np.all(remap[:-1] == np.arange(len(remap) - 1)))
+        ):
+            return given  # (remap is the identity: remap[local] is local)
         # (every code is in range by construction: the check is skipped)
         return pd.Categorical.from_codes(_remapped(remap, local), dtype=self.dtype, validate=False)
 
