@@ -469,6 +469,12 @@ class Reader:
         import pandas as pd
 
         self._numeric = None  # no column is coded while the types are sampled
+        if _FAST_SAMPLE and kind == "application/x-parquet" and self.headers is None:
+            self._check_format()  # (the error the frames' way gives first)
+            quick = _parquet_sample_kinds(self.path)
+            if quick is not None:  # (plain columns, every one decided from Arrow: see there)
+                self._names = [str(c) for c in quick]
+                return {c: k for c, k in quick.items() if k != "text"}
         frames, n = [], 0
         chunk_rows = self.chunk_rows
         if kind in ("text/csv", "application/x-parquet"):  # read no more than the sample
@@ -1594,6 +1600,79 @@ def _sample_kind(values: np.ndarray) -> str | None:
     return _sample_kind_each(nonempty) if quick is _EACH else quick
 
 
+#: the pandas types (Parquet's pandas metadata) of the columns :func:`_parquet_sample_kinds` types
+_PQ_SAMPLE_PANDAS_TYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+    + ["float16", "float32", "float64", "unicode"]
+)
+
+
+def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
+    """The sampled kinds of a Parquet file's columns from its first ``TYPE_SAMPLE_ROWS`` rows as
+    Arrow columns, where they are what :meth:`Reader._infer_types` gives for those rows as pandas
+    frames: booleans and numbers without a null typed by their Arrow type (bool: not numeric;
+    uint64: "uint"; other integers "int"; floats "float"), strings without a null by
+    :func:`_sample_kind_whole` on their distinct values (as :func:`_sample_kind`). None (the
+    frames decide) for any other file: a null in the sample, another type, a stored index or a
+    renamed column in the pandas metadata, no rows, a string column that the whole-sample rule
+    does not decide, or an error while reading."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        if pf.metadata.num_rows == 0:
+            return None
+        schema = pf.schema_arrow
+        meta = schema.pandas_metadata
+        if meta is not None:
+            if any(not isinstance(i, dict) for i in meta.get("index_columns") or []):
+                return None  # (a stored index: not a column of the frames)
+            by_field = {c.get("field_name"): c for c in meta.get("columns") or []}
+            for field in schema:
+                c = by_field.get(field.name)
+                if c is None or c.get("name") != field.name:
+                    return None
+                kind = c.get("pandas_type")
+                text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                if kind not in _PQ_SAMPLE_PANDAS_TYPES and not (text and kind == "object"):
+                    return None  # (an object column of text: pandas 3 writes its strings so)
+        batches, n = [], 0
+        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS):
+            batches.append(b)
+            n += b.num_rows
+            if n >= TYPE_SAMPLE_ROWS:
+                break
+        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
+        kinds: dict[str, str] = {}
+        for name, col in zip(table.column_names, table.columns):
+            t = col.type
+            if col.null_count:
+                return None
+            if pa.types.is_boolean(t):
+                kinds[name] = "text"  # (not numeric)
+            elif pa.types.is_integer(t):
+                kinds[name] = "uint" if t == pa.uint64() else "int"
+            elif pa.types.is_floating(t):
+                kinds[name] = "float"
+            elif pa.types.is_string(t) or pa.types.is_large_string(t):
+                values = pc.unique(col).to_pylist()
+                kind = _sample_kind_distinct(
+                    values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
+                )
+                if kind is None:
+                    return None
+                kinds[name] = kind
+            else:
+                return None
+        if list(kinds) != list(schema.names):
+            return None
+        return kinds
+    except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
+        return None
+
+
 def _coded_sample_kinds(frames: list) -> dict[str, str] | None:
     """The sampled kinds of a type sample that is one block of the compiled CSV parser (every
     column :class:`_CodedText`), each decided on the column's distinct values
@@ -1616,13 +1695,19 @@ def _sample_kind_coded(text: _CodedText) -> str | None:
     value a word, or every value a plain decimal: properties of the set of values; the row count
     matters only for "more than one word"); None where it does not (the caller then types the
     column from its values, as :func:`_sample_kind` would)."""
-    values = text.values
+    return _sample_kind_distinct(text.values, lambda i: int(np.count_nonzero(text.codes == i)))
+
+
+def _sample_kind_distinct(values: list, count: Any) -> str | None:
+    """:func:`_sample_kind` of a column whose distinct values are ``values`` (each occurring;
+    ``count(i)``: how many times ``values[i]`` does), where the whole-sample rule decides; None
+    where it does not."""
     if set(map(type, values)) - {str}:
         return None
     nonblank = [i for i, v in enumerate(values) if v.strip()]
     if not nonblank:
         return "text"
-    many = len(nonblank) > 1 or int(np.count_nonzero(text.codes == nonblank[0])) > 1
+    many = len(nonblank) > 1 or count(nonblank[0]) > 1
     quick = _sample_kind_whole([values[i] for i in nonblank], many)
     return None if quick is _EACH else quick
 
