@@ -523,3 +523,80 @@ def test_csv_sample_decided_on_distinct_values(tmp_path, monkeypatch):
     fast, slow = _sampled(tmp_path / "d.csv", "text/csv", monkeypatch)
     assert fast == slow == ({"i": "int", "f": "float", "z": "int"}, ["i", "f", "w", "z"])
     assert seen == [{"i": "int", "f": "float", "w": "text", "z": "int"}]
+
+
+# ---- one report per facet ---------------------------------------------------------------------
+
+_POST = ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "CDDPL", "TE", "GE"]
+
+
+@pytest.mark.parametrize(
+    ("methods", "combined"),
+    [
+        ({"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": _POST}}, True),
+        ({"pre_training_bias": {"methods": ["KL", "CI"]}, "post_training_bias": {"methods": ["DI", "AD"]}}, True),
+        ({"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}}, True),  # (FT on rows)
+        (
+            {
+                "pre_training_bias": {"methods": ["CI"], "confidence": 0.9, "n_bootstrap": 200},
+                "post_training_bias": {"methods": ["DPPL"], "confidence": 0.9, "n_bootstrap": 200},
+            },
+            True,
+        ),
+        (
+            {
+                "pre_training_bias": {"methods": ["CI"], "confidence": 0.9, "n_bootstrap": 200},
+                "post_training_bias": {"methods": ["DPPL"]},
+            },
+            False,
+        ),
+        ({"pre_training_bias": {"methods": "all"}}, False),
+        ({"post_training_bias": {"methods": ["FT", "DI"]}}, False),
+    ],
+)
+def test_one_report_per_facet_writes_the_same_analysis_json(tmp_path, monkeypatch, methods, combined):
+    import clarion.job.run as job_run
+    from clarion.bias import Accumulator
+
+    rng = np.random.default_rng(6)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": rng.normal(50, 10, n).round(2),
+            "sex": rng.choice(["F", "M", "X"], n),
+            "region": rng.choice(list("ABC"), n),
+            "y": rng.integers(0, 2, n),
+            "pred": rng.integers(0, 2, n),
+        }
+    )
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "predicted_label": "pred",
+        "facet": [
+            {"name_or_index": "sex", "value_or_threshold": ["F", "X"]},
+            {"name_or_index": "age", "value_or_threshold": [55]},
+            {"name_or_index": "sex"},
+        ],
+        "group_variable": "region",
+        "methods": methods,
+    }
+    stages = []
+    real = Accumulator.report
+    monkeypatch.setattr(
+        Accumulator, "report", lambda self, *a, **kw: stages.append(kw.get("stage")) or real(self, *a, **kw)
+    )
+    texts = []
+    for one in (True, False):
+        monkeypatch.setattr(job_run, "ONE_REPORT_PER_FACET", one)
+        stages.clear()
+        clarion.analyze(cfg, tmp_path / "d.csv", output_dir=tmp_path / f"o{one}", progress=False)
+        texts.append((tmp_path / f"o{one}" / "analysis.json").read_bytes())
+        if one:
+            assert ("both" in stages) == combined
+            if combined:
+                assert stages == ["both"] * 3  # (one report per facet)
+    assert texts[0] == texts[1]

@@ -60,6 +60,12 @@ from clarion.job.windows import WindowSplitter
 
 MSG_PDP_TEXT = "partial dependence is not computed for a text feature (text_config)"
 
+#: Both bias sections of a facet from one ``Accumulator.report(stage="both")`` (one assembly:
+#: the entries, count tensors and intervals once) where that gives the two one-stage reports'
+#: sections: every method named for its own stage, the same interval settings. Off: one report
+#: per stage (tests compare the two).
+ONE_REPORT_PER_FACET = True
+
 __all__: list[str] = []  # the pass is private to clarion.job; its entry points are in clarion.job.api
 
 
@@ -405,7 +411,8 @@ class _Job:
             ("pre_training_bias_metrics", "pre", cfg.pre_training_bias),
             ("post_training_bias_metrics", "post", cfg.post_training_bias),
         ]
-        for key, stage, mcfg in stages:
+        asked = {}  # stage -> (methods, interval arguments)
+        for _key, stage, mcfg in stages:
             if mcfg is None:
                 continue
             methods = mcfg.methods
@@ -413,12 +420,24 @@ class _Job:
                 from clarion.config import POST_TRAINING_METHODS
 
                 methods = [m for m in (POST_TRAINING_METHODS if methods == "all" else methods) if m != "FT"]
+            kw: dict[str, Any] = {}
+            if mcfg.confidence is not None:
+                kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap)
+            asked[stage] = (methods, kw)
+        both = _one_report_methods(asked) if ONE_REPORT_PER_FACET else None
+        reports: dict[int, dict[str, Any]] = {}  # id(accumulator) -> both sections (one report)
+        for key, stage, mcfg in stages:
+            if mcfg is None:
+                continue
+            methods, kw = asked[stage]
             section: dict[str, Any] | None = None
             for f, acc, pacc in zip(plan.facets, self.accumulators, self.perf_accumulators):
-                kw: dict[str, Any] = {"methods": methods, "stage": stage}
-                if mcfg.confidence is not None:
-                    kw.update(confidence=mcfg.confidence, n_bootstrap=mcfg.n_bootstrap)
-                part = acc.report(**kw).to_dict()[key] if methods else None
+                if both is not None:
+                    if id(acc) not in reports:
+                        reports[id(acc)] = acc.report(methods=both, stage="both", **kw).to_dict()
+                    part = reports[id(acc)][key]
+                else:
+                    part = acc.report(methods=methods, stage=stage, **kw).to_dict()[key] if methods else None
                 if stage == "post" and want_ft:
                     part = self._with_flip_test(f, part)
                 perf = self._perf(pacc)
@@ -761,3 +780,23 @@ class _Job:
             self.source.skipped_examples,
             list(self.notes),
         )
+
+
+def _one_report_methods(asked: dict[str, tuple[Any, dict[str, Any]]]) -> list[str] | None:
+    """The methods of one ``stage="both"`` report that gives both stages' sections as the two
+    one-stage reports give them (``asked``: stage -> (methods, interval arguments)), or None:
+    both stages asked for, with the same interval arguments, the pre-training methods "all" or
+    pre-training names, the post-training ones a non-empty list of post-training names (a name
+    of the other stage is an error of the one-stage report: that way it is raised)."""
+    from clarion.config import POST_TRAINING_METHODS, PRE_TRAINING_METHODS
+
+    if set(asked) != {"pre", "post"} or asked["pre"][1] != asked["post"][1]:
+        return None
+    pre, post = asked["pre"][0], asked["post"][0]
+    if pre == "all":
+        pre = list(PRE_TRAINING_METHODS)
+    if not isinstance(pre, list) or not pre or any(m not in PRE_TRAINING_METHODS for m in pre):
+        return None
+    if not isinstance(post, list) or not post or any(m not in POST_TRAINING_METHODS or m == "FT" for m in post):
+        return None
+    return [*pre, *post]
