@@ -600,3 +600,52 @@ def test_one_report_per_facet_writes_the_same_analysis_json(tmp_path, monkeypatc
             if combined:
                 assert stages == ["both"] * 3  # (one report per facet)
     assert texts[0] == texts[1]
+
+
+# ---- the previous run's files -----------------------------------------------------------------
+
+
+def _old_previous_image_files(output_dir):
+    import os
+
+    try:
+        with open(os.path.join(output_dir, "analysis.json"), encoding="utf-8") as fh:
+            images = json.load(fh)["explanations"]["image_shap"]["images"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []
+    out = []
+    for entry in images if isinstance(images, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        maps = entry.get("heatmaps")
+        names = [h.get("file") for h in maps if isinstance(h, dict)] if isinstance(maps, list) else []
+        names.append(entry.get("objects_file"))
+        out += [n for n in names if isinstance(n, str) and n and n == os.path.basename(n) and n not in (".", "..")]
+    return out
+
+
+_IMAGES = '{"images": [{"heatmaps": [{"file": "shap_0.jpeg"}], "objects_file": "boxes_0.jpeg"}]}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        '{"explanations": {"image_shap": ' + _IMAGES + "}}",
+        '{"explanations": {"image\\u005fshap": ' + _IMAGES + "}}",  # (an escaped key)
+        '{"explanations": {"kernel_shap": {}}, "note": "a \\"quote\\""}',
+        '{"version": "1.0"}',
+        "\ufeff" + '{"explanations": {"image_shap": ' + _IMAGES + "}}",
+        "not json",
+        '{"explanations": {"image_shap": ' + _IMAGES + "}",
+        "",
+    ],
+)
+def test_previous_image_files_as_before(tmp_path, text):
+    from clarion.job.outputs import _previous_image_files
+
+    if text is not None:
+        (tmp_path / "analysis.json").write_bytes(text.encode("utf-8"))
+    assert _previous_image_files(str(tmp_path)) == _old_previous_image_files(str(tmp_path))
+    if text is not None and text.startswith('{"explanations": {"image') and text.endswith("}}}"):
+        assert _previous_image_files(str(tmp_path)) == ["shap_0.jpeg", "boxes_0.jpeg"]
