@@ -649,3 +649,95 @@ def test_previous_image_files_as_before(tmp_path, text):
     assert _previous_image_files(str(tmp_path)) == _old_previous_image_files(str(tmp_path))
     if text is not None and text.startswith('{"explanations": {"image') and text.endswith("}}}"):
         assert _previous_image_files(str(tmp_path)) == ["shap_0.jpeg", "boxes_0.jpeg"]
+
+
+# ---- one PerformanceAccumulator for the facets ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("facets", "shared", "extra"),
+    [
+        (
+            [
+                {"name_or_index": "sex", "value_or_threshold": ["F", "X"]},
+                {"name_or_index": "age", "value_or_threshold": [55]},
+                {"name_or_index": "region"},
+            ],
+            True,
+            {},
+        ),
+        (
+            [
+                {"name_or_index": "sex", "value_or_threshold": ["F"]},
+                {"name_or_index": "age", "value_or_threshold": [40]},
+            ],
+            True,
+            {"label_values_or_threshold": [0]},
+        ),
+        (
+            [
+                {"name_or_index": "age", "value_or_threshold": [30]},
+                {"name_or_index": "age", "value_or_threshold": [60]},
+            ],
+            False,  # (one column twice: one accumulator each)
+            {},
+        ),
+        ([{"name_or_index": "sex", "value_or_threshold": ["M"]}], False, {}),
+        (
+            [
+                {"name_or_index": "sex", "value_or_threshold": ["F"]},
+                {"name_or_index": "region", "value_or_threshold": ["A"]},
+            ],
+            True,
+            {"weights": "w"},
+        ),
+    ],
+)
+def test_one_performance_accumulator_writes_the_same_analysis_json(tmp_path, monkeypatch, facets, shared, extra):
+    import clarion.job.run as job_run
+    from clarion.bias import PerformanceAccumulator
+
+    rng = np.random.default_rng(7)
+    n = 700
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "sex": rng.choice(["F", "M", "X"], n),
+            "region": rng.choice(list("ABC"), n),
+            "w": rng.random(n).round(3) + 0.1,
+            "y": rng.integers(0, 2, n),
+            "pred": rng.integers(0, 2, n),
+        }
+    )
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    cfg = {
+        "dataset_type": "text/csv",
+        "label": "y",
+        "label_values_or_threshold": [1],
+        "predicted_label": "pred",
+        "facet": facets,
+        "group_variable": "region" if all(f["name_or_index"] != "region" for f in facets) else None,
+        "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": _POST}},
+        **extra,
+    }
+    built = []
+    real = PerformanceAccumulator.__init__
+
+    def spy(self, **kw):
+        built.append(kw["facet"])
+        real(self, **kw)
+
+    monkeypatch.setattr(PerformanceAccumulator, "__init__", spy)
+    texts = []
+    for one in (True, False):
+        monkeypatch.setattr(job_run, "ONE_PERFORMANCE_ACCUMULATOR", one)
+        built.clear()
+        clarion.analyze(cfg, tmp_path / "d.csv", output_dir=tmp_path / f"o{one}", progress=False, chunk_rows=300)
+        texts.append((tmp_path / f"o{one}" / "analysis.json").read_bytes())
+        if one:
+            assert (len(built) == 1 and isinstance(built[0], list)) == shared
+    assert texts[0] == texts[1]
+    doc = json.loads(texts[0])
+    for key in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for entries in doc[key]["facets"].values():  # (the group statistics are there)
+            assert all(e["group_statistics"]["facet_d"]["rows"] > 0 for e in entries)

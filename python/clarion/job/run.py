@@ -66,6 +66,11 @@ MSG_PDP_TEXT = "partial dependence is not computed for a text feature (text_conf
 #: per stage (tests compare the two).
 ONE_REPORT_PER_FACET = True
 
+#: One ``PerformanceAccumulator`` for every facet (the same object listed per facet: one count
+#: grid built, the label and predictions read once a chunk) where the facets are distinct columns
+#: with the same label, prediction and weight arguments. Off: one per facet (tests compare).
+ONE_PERFORMANCE_ACCUMULATOR = True
+
 __all__: list[str] = []  # the pass is private to clarion.job; its entry points are in clarion.job.api
 
 
@@ -251,11 +256,9 @@ class _Job:
             for acc in self.accumulators:
                 acc.update(batch)
             if not self.perf_accumulators:
-                from clarion.bias import PerformanceAccumulator
-
                 prob = self.score_col if score is not None else None
-                self.perf_accumulators = [PerformanceAccumulator(**a, probability=prob) for a in self.perf_args]
-            for pacc in self.perf_accumulators:
+                self.perf_accumulators = _performance_accumulators(self.perf_args, prob)
+            for pacc in {id(p): p for p in self.perf_accumulators}.values():  # (one shared: counted once)
                 pacc.update(perf_batch)
         if self.kept is not None:
             part = self._rows_to_keep(c.plain(), pred)
@@ -800,3 +803,31 @@ def _one_report_methods(asked: dict[str, tuple[Any, dict[str, Any]]]) -> list[st
     if not isinstance(post, list) or not post or any(m not in POST_TRAINING_METHODS or m == "FT" for m in post):
         return None
     return [*pre, *post]
+
+
+def _performance_accumulators(args: list[dict[str, Any]], probability: Any) -> list[Any]:
+    """The group statistics' accumulators of the facets ``args`` (one argument set per facet, in
+    the plan's order): one ``PerformanceAccumulator`` per facet, or one for all of them, listed
+    once per facet (see :data:`ONE_PERFORMANCE_ACCUMULATOR`): its result holds each facet's
+    entries as the facet's own accumulator gives them."""
+    from clarion.bias import PerformanceAccumulator
+
+    per_facet = ("facet", "facet_values", "facet_threshold")
+    names = [a["facet"] for a in args]
+    shared = {k: v for k, v in args[0].items() if k not in per_facet}
+    if (
+        ONE_PERFORMANCE_ACCUMULATOR
+        and len(args) > 1
+        and all(isinstance(n, str) for n in names)
+        and len(set(names)) == len(names)
+        and all({k: v for k, v in a.items() if k not in per_facet} == shared for a in args)
+    ):
+        one = PerformanceAccumulator(
+            facet=names,
+            facet_values={a["facet"]: a["facet_values"] for a in args},
+            facet_threshold={a["facet"]: a["facet_threshold"] for a in args},
+            probability=probability,
+            **shared,
+        )
+        return [one] * len(args)
+    return [PerformanceAccumulator(**a, probability=probability) for a in args]
