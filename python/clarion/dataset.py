@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Chunk", "DataError", "Reader", "decode_codes", "read_dataset"]
+__all__ = ["Chunk", "DataError", "Reader", "decode_codes", "decode_column", "read_dataset"]
 
 DEFAULT_CHUNK_ROWS = 200_000
 TYPE_SAMPLE_ROWS = 1000
@@ -151,18 +151,22 @@ def decode_codes(frame: Any, coded: dict[str, Any]) -> Any:
     its values in that dtype (a missing value, code -1, as None before the dtype's conversion)."""
     import pandas as pd
 
-    out = {}
-    for c in frame.columns:
-        col = frame[c]
-        dtype = coded.get(c)
-        if dtype is not None and isinstance(col.dtype, pd.CategoricalDtype):
-            cats = col.dtype.categories
-            vals = np.empty(len(cats) + 1, dtype=object)
-            vals[:-1] = cats.to_numpy(dtype=object)
-            vals[-1] = None  # code -1: missing
-            col = pd.Series(vals[col.array.codes], index=frame.index, dtype=dtype)
-        out[c] = col
+    out = {c: decode_column(frame[c], coded.get(c)) for c in frame.columns}
     return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+def decode_column(col: Any, dtype: Any) -> Any:
+    """One column of :func:`decode_codes`: the Series ``col``, when categorical and ``dtype`` is
+    not None, as its values in ``dtype`` (same index and name); else ``col`` itself."""
+    import pandas as pd
+
+    if dtype is None or not isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    cats = col.dtype.categories
+    vals = np.empty(len(cats) + 1, dtype=object)
+    vals[:-1] = cats.to_numpy(dtype=object)
+    vals[-1] = None  # code -1: missing
+    return pd.Series(vals[col.array.codes], index=col.index, dtype=dtype, name=col.name)
 
 
 @dataclass
@@ -361,19 +365,22 @@ class Reader:
             if col.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
                 coded[c] = dtype
                 continue
+            given = None
             if isinstance(col.dtype, pd.CategoricalDtype):
-                local = col.array.codes
+                given = col.array
+                local = given.codes
                 values = col.dtype.categories.to_numpy(dtype=object)
             else:  # text (the line-by-line path)
                 local, values = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
                 values = np.asarray(values, dtype=object)
-            cat = voc.categorical(local, values)
+            cat = voc.categorical(local, values, given)
             if cat is None:  # too many values: the column's values from here on
                 del self._vocabs[c]
                 if isinstance(col.dtype, pd.CategoricalDtype):
                     frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
                 continue
-            frame[c] = cat  # (the Categorical as the column, on the frame's index)
+            if cat is not given:  # (else the column is already the vocabulary's codes)
+                frame[c] = cat  # (the Categorical as the column, on the frame's index)
             coded[c] = dtype
         return coded
 
@@ -465,13 +472,19 @@ class Reader:
         import pandas as pd
 
         self._numeric = None  # no column is coded while the types are sampled
+        if _FAST_SAMPLE and kind == "application/x-parquet" and self.headers is None:
+            self._check_format()  # (the error the frames' way gives first)
+            quick = _parquet_sample_kinds(self.path)
+            if quick is not None:  # (plain columns, every one decided from Arrow: see there)
+                self._names = [str(c) for c in quick]
+                return {c: k for c, k in quick.items() if k != "text"}
         frames, n = [], 0
         chunk_rows = self.chunk_rows
         if kind in ("text/csv", "application/x-parquet"):  # read no more than the sample
             self.chunk_rows = min(chunk_rows, TYPE_SAMPLE_ROWS)
         try:
             for frame, _ in self._raw(kind):
-                frames.append(_built(frame, self._vocabs))
+                frames.append(frame)
                 n += len(frame)
                 if n >= TYPE_SAMPLE_ROWS:
                     break
@@ -480,6 +493,11 @@ class Reader:
         numeric: dict[str, str] = {}
         if not frames:
             return numeric
+        quick = _coded_sample_kinds(frames) if _FAST_SAMPLE else None
+        if quick is not None:  # (one CSV block, every column decided on its distinct values)
+            self._names = [str(c) for c in quick]
+            return {c: k for c, k in quick.items() if k != "text"}
+        frames = [_built(f, self._vocabs) for f in frames]
         sample = _concat_exact(frames).iloc[:TYPE_SAMPLE_ROWS]
         self._names = [str(c) for c in sample.columns]
         for c in sample.columns:
@@ -835,8 +853,8 @@ class Reader:
         out = {}
         for c, col in zip(names, cols):
             if type(col) is tuple:  # text: coded when the frame is built, or its values
-                text = _CodedText(col[0], col[2])
-                out[c] = text if c in self._vocabs else text.array()
+                text = _CodedText(col[0], col[2])  # (kept coded while the types are sampled)
+                out[c] = text if c in self._vocabs or self._numeric is None else text.array()
             elif col is not None:
                 out[c] = col
         return out
@@ -1187,16 +1205,17 @@ class _Vocabulary:
     object, replaced only when a value is added)."""
 
     def __init__(self) -> None:
-        import pandas as pd
-
         self.index: dict = {}
         self.values: list = []
-        self.dtype = pd.CategoricalDtype(pd.Index([], dtype=object))
+        self.dtype = _categories([])  # (no value yet: one shared empty dtype)
 
-    def categorical(self, local: np.ndarray, values: np.ndarray) -> Any:
+    def categorical(self, local: np.ndarray, values: np.ndarray, given: Any = None) -> Any:
         """Codes ``local`` (-1: missing) into ``values`` as a Categorical of this vocabulary, which
         takes the values new to it in the order their rows come; None when it would pass
-        ``MAX_CODES`` values (nothing is added then)."""
+        ``MAX_CODES`` values (nothing is added then). ``given``: the Categorical ``local`` and
+        ``values`` come from, returned itself when it is already that Categorical (its dtype the
+        vocabulary's own object, its codes the vocabulary's: a first block, or one with the
+        vocabulary's values in its order)."""
         import pandas as pd
 
         index = self.index
@@ -1212,8 +1231,15 @@ class _Vocabulary:
                 remap[j] = index[v] = len(self.values)
                 self.values.append(v)
             if len(order):
-                self.dtype = pd.CategoricalDtype(pd.Index(self.values, dtype=object))
+                self.dtype = _categories(self.values)  # (the cached dtype a block of these values has)
         remap = np.append(remap, -1).astype(_code_dtype(len(self.values)))
+        if (
+            given is not None
+            and given.dtype is self.dtype
+            and given.codes.dtype == remap.dtype
+            and bool(np.all(remap[:-1] == np.arange(len(remap) - 1)))
+        ):
+            return given  # (remap is the identity: remap[local] is local)
         # (every code is in range by construction: the check is skipped)
         return pd.Categorical.from_codes(_remapped(remap, local), dtype=self.dtype, validate=False)
 
@@ -1485,21 +1511,35 @@ class _PendingFrame:
         import pandas as pd
 
         cols = {}
+        text = False  # (an object column: a Series keeps it object, not pandas' string dtype)
         for c, v in self.cols.items():
             if type(v) is _CodedText:  # coded by the compiled parser
                 if c in vocabs:
                     got = vocabs[c].known([(v.values, v.codes)])
-                    cols[c] = pd.Series(v.categorical() if got is None else got, copy=False)
+                    cols[c] = v.categorical() if got is None else got
                     continue
                 v = v.array()
             elif not isinstance(v, np.ndarray):  # a text column read for coding
                 if c in vocabs:
-                    cols[c] = pd.Series(_text_categorical(v), copy=False)
+                    cols[c] = _text_categorical(v)
                     continue
                 v = v.to_numpy(zero_copy_only=False)
             v = _writable(v)
-            cols[c] = pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+            text = text or v.dtype == object
+            cols[c] = v
+        if text:
+            cols = {c: _column_series(v) for c, v in cols.items()}
+        # (numbers and Categoricals taken as they are: the same frame as from Series, in half the time)
         return pd.DataFrame(cols, copy=False)
+
+
+def _column_series(v: Any) -> Any:
+    """A column of :meth:`_PendingFrame.build` as a Series (an object array stays object)."""
+    import pandas as pd
+
+    if isinstance(v, np.ndarray):
+        return pd.Series(v, dtype=object if v.dtype == object else v.dtype, copy=False)
+    return pd.Series(v, copy=False)  # (a Categorical)
 
 
 def _text_frame(rows: list[list[str]], names: list[str], use: list[str]) -> Any:
@@ -1607,28 +1647,165 @@ def _sample_kind(values: np.ndarray) -> str | None:
     general rule decides).
 
     The usual columns (all words, all plain integers, all plain decimals) are decided by one
-    pattern over the values joined by line breaks; any other sample value by value
-    (:func:`_sample_kind_each`, the same answers)."""
+    pattern over the values joined by line breaks (:func:`_sample_kind_whole`); any other sample
+    value by value (:func:`_sample_kind_each`, the same answers)."""
     if set(map(type, values)) - {str}:  # (C-level loops: a sample is 1,000 values a column)
         return None
     nonempty = list(filter(str.strip, values))
     if not nonempty:
         return "text"  # (no value to decide on: not numeric)
+    quick = _sample_kind_whole(nonempty, len(nonempty) > 1)
+    return _sample_kind_each(nonempty) if quick is _EACH else quick
+
+
+#: the pandas types (Parquet's pandas metadata) of the columns :func:`_parquet_sample_kinds` types
+_PQ_SAMPLE_PANDAS_TYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+    + ["float16", "float32", "float64", "unicode"]
+)
+
+
+def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
+    """The sampled kinds of a Parquet file's columns from its first ``TYPE_SAMPLE_ROWS`` rows as
+    Arrow columns, where they are what :meth:`Reader._infer_types` gives for those rows as pandas
+    frames: booleans and numbers without a null typed by their Arrow type (bool: not numeric;
+    uint64: "uint"; other integers "int"; floats "float"), strings without a null by
+    :func:`_sample_kind_whole` on their distinct values (as :func:`_sample_kind`). None (the
+    frames decide) for any other file: a null in the sample, another type, a stored index or a
+    renamed column in the pandas metadata, no rows, a string column that the whole-sample rule
+    does not decide, or an error while reading."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        if pf.metadata.num_rows == 0:
+            return None
+        schema = pf.schema_arrow
+        meta = schema.pandas_metadata
+        if meta is not None:
+            if any(not isinstance(i, dict) for i in meta.get("index_columns") or []):
+                return None  # (a stored index: not a column of the frames)
+            by_field = {c.get("field_name"): c for c in meta.get("columns") or []}
+            for field in schema:
+                c = by_field.get(field.name)
+                if c is None or c.get("name") != field.name:
+                    return None
+                kind = c.get("pandas_type")
+                text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                if kind not in _PQ_SAMPLE_PANDAS_TYPES and not (text and kind == "object"):
+                    return None  # (an object column of text: pandas 3 writes its strings so)
+        batches, n = [], 0
+        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS):
+            batches.append(b)
+            n += b.num_rows
+            if n >= TYPE_SAMPLE_ROWS:
+                break
+        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
+        kinds: dict[str, str] = {}
+        for name, col in zip(table.column_names, table.columns):
+            t = col.type
+            if col.null_count:
+                return None
+            if pa.types.is_boolean(t):
+                kinds[name] = "text"  # (not numeric)
+            elif pa.types.is_integer(t):
+                kinds[name] = "uint" if t == pa.uint64() else "int"
+            elif pa.types.is_floating(t):
+                kinds[name] = "float"
+            elif pa.types.is_string(t) or pa.types.is_large_string(t):
+                values = pc.unique(col).to_pylist()
+                kind = _sample_kind_distinct(
+                    values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
+                )
+                if kind is None:
+                    return None
+                kinds[name] = kind
+            else:
+                return None
+        if list(kinds) != list(schema.names):
+            return None
+        return kinds
+    except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
+        return None
+
+
+def _coded_sample_kinds(frames: list) -> dict[str, str] | None:
+    """The sampled kinds of a type sample that is one block of the compiled CSV parser (every
+    column :class:`_CodedText`), each decided on the column's distinct values
+    (:func:`_sample_kind_coded`): what :meth:`Reader._infer_types` gives for the block's frame,
+    without building it. None when the sample is another or a column is not decided so."""
+    if len(frames) != 1 or type(frames[0]) is not _PendingFrame or frames[0].rows > TYPE_SAMPLE_ROWS:
+        return None
+    kinds = {}
+    for c, v in frames[0].cols.items():
+        kind = _sample_kind_coded(v) if type(v) is _CodedText else None
+        if kind is None:
+            return None
+        kinds[c] = kind
+    return kinds
+
+
+def _sample_kind_coded(text: _CodedText) -> str | None:
+    """:func:`_sample_kind` of ``text.array()`` (a sampled CSV column coded by the compiled
+    parser), decided on the column's distinct values where the whole-sample rule decides (every
+    value a word, or every value a plain decimal: properties of the set of values; the row count
+    matters only for "more than one word"); None where it does not (the caller then types the
+    column from its values, as :func:`_sample_kind` would)."""
+    return _sample_kind_distinct(text.values, lambda i: int(np.count_nonzero(text.codes == i)))
+
+
+def _sample_kind_distinct(values: list, count: Any) -> str | None:
+    """:func:`_sample_kind` of a column whose distinct values are ``values`` (each occurring;
+    ``count(i)``: how many times ``values[i]`` does), where the whole-sample rule decides; None
+    where it does not."""
+    if set(map(type, values)) - {str}:
+        return None
+    nonblank = [i for i, v in enumerate(values) if v.strip()]
+    if not nonblank:
+        return "text"
+    many = len(nonblank) > 1 or count(nonblank[0]) > 1
+    quick = _sample_kind_whole([values[i] for i in nonblank], many)
+    return None if quick is _EACH else quick
+
+
+#: :func:`_sample_kind_whole`'s answer where the sample is decided value by value
+_EACH = object()
+_DIGIT_BYTES = b"0123456789"
+
+
+def _sample_kind_whole(nonempty: list[str], many: bool) -> Any:
+    """The whole-sample rule on the non-blank values ``nonempty`` (any multiplicity: the answer
+    depends on which values occur, and ``many``, whether more than one value does): "text" when
+    every value is a word, "int" / "float" when every value is a plain decimal of at most 15
+    digits, else ``_EACH``. A word: ASCII without a digit or "inf" in any case (the joined text
+    holds neither; neither can span a line break); a plain decimal: ``-?[0-9]+(\\.[0-9]+)?``
+    (values of at most 15 characters have at most 15 digits; longer ones are counted by the
+    pattern with the look-ahead)."""
     joined = "\n".join(nonempty)
-    if joined.count("\n") == len(nonempty) - 1:  # (no value holds a line break of its own)
-        if len(nonempty) > 1 and joined.isascii() and _SAMPLE_ALL_WORDS.fullmatch(joined) is not None:
+    if joined.count("\n") != len(nonempty) - 1:  # (a value holds a line break of its own)
+        return _EACH
+    if many and joined.isascii():
+        raw = joined.encode("ascii")
+        if len(raw.translate(None, _DIGIT_BYTES)) == len(raw) and b"inf" not in raw.lower():
             return "text"  # every value a word: more than the rule forgives
-        if _SAMPLE_ALL_DECIMALS.fullmatch(joined) is not None:
-            return "float" if _SAMPLE_FRACTION.search(joined) is not None else "int"
-    return _sample_kind_each(nonempty)
+    if max(map(len, nonempty)) <= 15:
+        decimals = _SAMPLE_PLAIN_DECIMALS.fullmatch(joined) is not None
+    else:
+        decimals = _SAMPLE_ALL_DECIMALS.fullmatch(joined) is not None
+    if decimals:
+        return "float" if _SAMPLE_FRACTION.search(joined) is not None else "int"
+    return _EACH
 
 
-# the whole sample at once: words (no digit, no "inf", no line break inside), or plain decimals of
-# at most 15 digits (the lookahead counts the digits of each value), and a fraction not all zeros
-_SAMPLE_ALL_WORDS = re.compile(r"(?![\s\S]*[iI][nN][fF])[^0-9]*")
+# the whole sample at once: plain decimals of at most 15 digits (the lookahead counts the digits of
+# each value), and a fraction not all zeros
 _SAMPLE_ALL_DECIMALS = re.compile(
     r"(?:(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)(?:\n(?=-?(?:[0-9]\.?){1,15}(?:\n|\Z))-?[0-9]+(?:\.[0-9]+)?)*"
 )
+# (the same without the digit count: for values of at most 15 characters)
+_SAMPLE_PLAIN_DECIMALS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:\n-?[0-9]+(?:\.[0-9]+)?)*")
 _SAMPLE_FRACTION = re.compile(r"\.[0-9]*[1-9]")
 
 

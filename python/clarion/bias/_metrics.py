@@ -121,17 +121,22 @@ class _Out:
     def __init__(self, value: np.ndarray) -> None:
         self.value = np.array(value, dtype=np.float64)
         self.reason = np.zeros(self.value.shape, dtype=np.int16)
+        self.failed = False  # (whether a reason was written: done() has NaNs to set)
 
     def fail(self, mask: Any, code: int) -> _Out:
         mask = np.asarray(mask)
-        if not mask.any():  # the usual case: nothing fails (no broadcast, no write)
+        # the usual case: nothing fails (no broadcast, no write); a bool mask's bytes are 0 or 1
+        # (read without numpy's reduction machinery: a few arrays of a few values per metric)
+        if not (mask.tobytes().strip(b"\x00") if mask.dtype == np.bool_ else mask.any()):
             return self
         mask = np.broadcast_to(mask, self.reason.shape) & (self.reason == 0)
         self.reason[mask] = code
+        self.failed = True
         return self
 
     def done(self) -> tuple[np.ndarray, np.ndarray]:
-        self.value[self.reason != 0] = np.nan
+        if self.failed:
+            self.value[self.reason != 0] = np.nan
         return self.value, self.reason
 
 

@@ -60,6 +60,7 @@ evaluated by the same formulas as :func:`clarion.bias.report` (so the value at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -322,7 +323,7 @@ class PerformanceAccumulator:
             label_values=label_values,
             label_threshold=label_threshold,
             predicted_label=models or None,
-            probability_threshold=[float(x) for x in count_t] if label_values is not None else pt,
+            probability_threshold=count_t.tolist() if label_values is not None else pt,  # (Python floats)
             weights=weights,
         )
         self.count_t = count_t
@@ -430,7 +431,9 @@ class PerformanceAccumulator:
     def _split(self, c: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(d [..., E, ...], a [..., E, ...], total [...]) of a tensor whose axis 0 is the facet code."""
         c = c.astype(np.float64, copy=False)
-        d = np.tensordot(sel, c, axes=(1, 0))
+        # np.tensordot(sel, c, axes=(1, 0)), as it computes it (one dot of the two as matrices),
+        # without its Python set-up
+        d = np.dot(sel, c.reshape(c.shape[0], math.prod(c.shape[1:]))).reshape(sel.shape[:1] + c.shape[1:])
         total = c.sum(axis=0)
         return d, total[None] - d, total
 

@@ -233,6 +233,10 @@ def _warn_unknown(
             raise ConfigError(MSG_UNKNOWN.format(path=p, hint=_did_you_mean(str(k), names, known)))
 
 
+#: leaf types a config holds as they are (JSON's own)
+_PLAIN_TYPES = frozenset([str, int, float, bool, type(None)])
+
+
 def _check_depth(obj: Any) -> None:
     """ConfigError when ``obj`` nests deeper than MAX_DEPTH (iterative: a YAML alias bomb or a
     recursive structure terminates too) or holds a value JSON cannot write (a YAML date...), which
@@ -241,6 +245,8 @@ def _check_depth(obj: Any) -> None:
     stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
     while stack:
         o, depth, path = stack.pop()
+        if type(o) in _PLAIN_TYPES:  # (the usual leaves, without the numbers ABCs' checks)
+            continue
         if not isinstance(o, (dict, list)):
             if o is not None and not isinstance(o, (str, numbers.Real)) and not _is_np_bool(o):
                 raise ConfigError(MSG_TYPE.format(path=path or "config", want=JSON_VALUE, got=o))
@@ -263,6 +269,8 @@ def _is_np_bool(v: Any) -> bool:
 def _plain(o: Any, memo: dict[int, Any]) -> Any:
     """A copy of a (depth-checked) config with numpy scalars as Python ones, so that every value
     read is one JSON can write (shared sub-objects are copied once)."""
+    if type(o) in _PLAIN_TYPES:  # (returned as they are, as below)
+        return o
     if isinstance(o, (dict, list)):
         if id(o) not in memo:
             memo[id(o)] = r = {} if isinstance(o, dict) else []

@@ -216,8 +216,16 @@ def _previous_image_files(output_dir: str) -> list[str]:
     ``output_dir`` (a path, ``..``) is ignored."""
     import json
 
+    path = os.path.join(output_dir, "analysis.json")
     try:
-        with open(os.path.join(output_dir, "analysis.json"), encoding="utf-8") as fh:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    if b"image_shap" not in raw and b"\\" not in raw:
+        return []  # (no key of the document can be "image_shap": its text, or an escape, would show)
+    try:
+        with open(path, encoding="utf-8") as fh:
             images = json.load(fh)["explanations"]["image_shap"]["images"]
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []

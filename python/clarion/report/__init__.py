@@ -58,10 +58,111 @@ _clean = json_document
 
 def write_analysis_json(path: str | os.PathLike, analysis: Mapping[str, Any]) -> dict[str, Any]:
     """Write ``analysis`` as JSON (infinities as strings, NaN as null), atomically; returns the
-    document as written (what reading the file back gives)."""
-    text = json.dumps(json_document(analysis), indent=2, allow_nan=False) + "\n"
+    document as written (what reading the file back gives).
+
+    The text is ``json.dumps(json_document(analysis), indent=2, allow_nan=False)`` and a line
+    break, byte for byte; it is made in one pass (:func:`_indented_json`) instead of
+    :func:`json_document` followed by the standard library's indenting encoder (pure Python, a
+    generator per level); whatever that pass does not take (an object JSON cannot hold, a cycle,
+    nesting deeper than ``_FAST_JSON_DEPTH``) goes the standard way, which raises as before."""
+    try:
+        text = _indented_json(analysis)
+    except Exception:  # noqa: BLE001 - the standard way gives the error (or the text)
+        text = json.dumps(json_document(analysis), indent=2, allow_nan=False)
+    text += "\n"
     atomic_write_text(path, text)
     return json.loads(text)
+
+
+class _NotFast(Exception):
+    """A value :func:`_indented_json` leaves to the standard way."""
+
+
+#: deeper nesting goes the standard way (its errors, e.g. a RecursionError, are the standard's)
+_FAST_JSON_DEPTH = 64
+_encode_str = json.encoder.encode_basestring_ascii  # (the C function json.dumps uses)
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+_INF, _NINF = float("inf"), float("-inf")
+
+
+def _indented_json(obj: Any) -> str:
+    """``json.dumps(json_document(obj), indent=2, allow_nan=False)``, byte for byte, in one pass
+    that appends to a list; raises (``_NotFast`` or the error met) where the standard way must
+    decide."""
+    out: list[str] = []
+    _put(obj, out, "\n")
+    return "".join(out)
+
+
+def _put(o: Any, out: list[str], nl: str) -> None:
+    """Append ``o``'s text at the indentation ``nl`` (a line break and the level's spaces): the
+    standard encoder's choices, after :func:`json_document`'s conversions."""
+    t = type(o)
+    if t is str:
+        out.append(_encode_str(o))
+    elif t is float:
+        out.append(_float_text(o))
+    elif t is int:
+        out.append(_int_repr(o))
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif t is dict or isinstance(o, Mapping):
+        d = {str(k): v for k, v in o.items()}  # (json_document's keys: later duplicates win)
+        if not d:
+            out.append("{}")
+            return
+        if len(nl) > 2 * _FAST_JSON_DEPTH:
+            raise _NotFast
+        inner = nl + "  "
+        sep = "{" + inner
+        for k, v in d.items():
+            out.append(sep)
+            out.append(_encode_str(k))
+            out.append(": ")
+            _put(v, out, inner)
+            sep = "," + inner
+        out.append(nl + "}")
+    elif t is list or t is tuple or isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        if len(nl) > 2 * _FAST_JSON_DEPTH:
+            raise _NotFast
+        inner = nl + "  "
+        sep = "[" + inner
+        for v in o:
+            out.append(sep)
+            _put(v, out, inner)
+            sep = "," + inner
+        out.append(nl + "]")
+    else:  # numpy scalars, subclasses of str / int / float: as json_document leaves them
+        v = json_document(o)
+        if isinstance(v, str):
+            out.append(_encode_str(v))
+        elif v is None or v is True or v is False:
+            out.append("null" if v is None else "true" if v else "false")
+        elif isinstance(v, int):
+            out.append(_int_repr(v))
+        elif isinstance(v, float):
+            out.append(_float_text(v))
+        else:
+            raise _NotFast
+
+
+def _float_text(v: float) -> str:
+    """A float as :func:`json_value` and the encoder write it: NaN null, infinities as strings."""
+    if v != v:
+        return "null"
+    if v == _INF:
+        return '"Infinity"'
+    if v == _NINF:
+        return '"-Infinity"'
+    return _float_repr(v)
 
 
 def write_report(
