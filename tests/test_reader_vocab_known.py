@@ -129,9 +129,9 @@ def test_known_block_is_taken_as_it_is(tmp_path, kind):
     calls = []
     old = dataset._Vocabulary.categorical
 
-    def counted(self, local, values):
+    def counted(self, local, values, *rest):
         calls.append(len(local))
-        return old(self, local, values)
+        return old(self, local, values, *rest)
 
     dataset._Vocabulary.categorical = counted
     try:

@@ -1515,7 +1515,8 @@ class _PendingFrame:
         for c, v in self.cols.items():
             if type(v) is _CodedText:  # coded by the compiled parser
                 if c in vocabs:
-                    got = vocabs[c].known([(v.values, v.codes)])
+                    voc = vocabs[c]
+                    got = None if voc is None else voc.known([(v.values, v.codes)])
                     cols[c] = v.categorical() if got is None else got
                     continue
                 v = v.array()
