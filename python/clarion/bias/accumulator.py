@@ -788,6 +788,18 @@ class Accumulator:
                 merged.append([a, b])
         self._ranges = merged
 
+    def _reserve_next(self, n: int) -> None:
+        """:meth:`_reserve` of the usual batch (no ``row_offset``): the ``n`` rows right after the
+        last batch's."""
+        with self._lock:
+            o = self._next_row
+            ranges = self._ranges
+            if ranges and ranges[-1][1] == o:
+                ranges[-1][1] = o + n
+            else:
+                self._add_ranges([[o, o + n]])
+            self._next_row = o + n
+
     def _reserve(self, n: int, row_offset: int | None) -> int:
         """Global number of the batch's first row; records rows [o, o + n) as counted."""
         if row_offset is not None:
@@ -880,14 +892,7 @@ class Accumulator:
             n = stream.add(batch)
             if type(n) is int and n:
                 self._stream_misses = 0
-                with self._lock:  # (_reserve of the usual batch: right after the last one)
-                    o = self._next_row
-                    ranges = self._ranges
-                    if ranges and ranges[-1][1] == o:
-                        ranges[-1][1] = o + n
-                    else:
-                        self._add_ranges([[o, o + n]])
-                    self._next_row = o + n
+                self._reserve_next(n)
                 return self
             return self._update(batch, row_offset, first=n)
         if text is not False and type(batch) is pd.DataFrame:
@@ -988,14 +993,7 @@ class Accumulator:
                     if row_offset is not None:
                         self._reserve(n, row_offset)
                         return self
-                    with self._lock:  # (_reserve of the usual batch: right after the last one)
-                        o = self._next_row
-                        ranges = self._ranges
-                        if ranges and ranges[-1][1] == o:
-                            ranges[-1][1] = o + n
-                        else:
-                            self._add_ranges([[o, o + n]])
-                        self._next_row = o + n
+                    self._reserve_next(n)
                     return self
             else:  # the batch's pattern, not accepted yet: noted once the batch is counted below
                 key = n
