@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clarion.bias as cb
-from clarion import _backend
+from clarion import _backend, _reference
 from clarion.bias import accumulator as acc_mod
 from clarion.bias._engine import State, Table
 
@@ -79,23 +79,43 @@ def _hits(monkeypatch) -> dict:
 )
 def test_object_codes_equal_a_dict(learned, rows, limit, itemsize, copies):
     codes = _backend.core().ObjectCodes()
+    twin = _reference.ObjectCodes()
     ref: dict = {}
     for batch in learned:
         arr = np.array([fresh(v) if copies and isinstance(v, str) else v for v in batch] + [0], dtype=object)[:-1]
         added = codes.learn(arr)
+        assert twin.learn(arr) == added
         before = len(ref)
         for v in batch:
             if type(v) is str and v not in ref:
                 ref[v] = len(ref)
         assert added == len(ref) - before
-    assert codes.values() == list(ref) and len(codes) == len(ref)
+    assert codes.values() == list(ref) == twin.values() and len(codes) == len(ref) == len(twin)
     arr = np.array(rows + [0], dtype=object)[:-1]
     got = codes.encode(arr, limit, itemsize)
+    want = twin.encode(arr, limit, itemsize)
     ok = all(type(v) is str and v in ref and ref[v] < limit for v in rows)
     if not ok:
-        assert got is None
+        assert got is None and want is None
     else:
-        assert got.dtype == np.dtype(f"i{itemsize}") and got.tolist() == [ref[v] for v in rows]
+        assert got.dtype == np.dtype(f"i{itemsize}") == want.dtype
+        assert got.tolist() == [ref[v] for v in rows] == want.tolist()
+
+
+@pytest.mark.parametrize("make", [lambda: _backend.core().ObjectCodes(), lambda: _reference.ObjectCodes()])
+def test_object_codes_bad_arguments(make):
+    """The compiled table and its twin refuse the same arguments with the same messages."""
+    codes = make()
+    with pytest.raises(ValueError, match="1-D object array"):
+        codes.learn(np.zeros(3))
+    with pytest.raises(ValueError, match="1-D object array"):
+        codes.encode(np.array([["a"]], dtype=object), 1, 1)
+    codes.learn(np.array(["a", "b"], dtype=object))
+    with pytest.raises(ValueError, match="itemsize"):
+        codes.encode(np.array(["a"], dtype=object), 1, 3)
+    assert codes.encode(np.array([], dtype=object), 2, 1).tolist() == []  # empty: no row declines
+    assert codes.encode(np.array(["b"], dtype=object), 1, 1) is None  # beyond the limit
+    assert codes.encode(np.array([np.str_("a")], dtype=object), 2, 1) is None  # a str subclass
 
 
 def test_object_codes_strided_rows_and_many_objects():

@@ -824,6 +824,55 @@ class SlotStream:
             mine[0], mine[1] = max(mine[0], b), max(mine[1], r)
 
 
+__all__ += ["ObjectCodes"]
+
+
+class ObjectCodes:
+    """Twin of ``_core.ObjectCodes`` (``cpp/bindings/encode.cpp``, an Accumulator's object-string
+    columns read as codes): ``learn`` adds the exact ``str`` values of a 1-D object array not seen
+    yet, in row order, and returns how many were new; ``encode`` gives each row the index of its
+    value among the first ``limit`` values learned, as signed integers of ``itemsize`` bytes, or
+    None when a row is not an exact ``str`` (a missing value, a number, a ``str`` subclass) or its
+    value is not among them."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def values(self) -> list[str]:
+        return list(self._index)
+
+    @staticmethod
+    def _rows(arr: np.ndarray) -> np.ndarray:
+        if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind != "O":
+            raise ValueError("arr must be a 1-D object array")
+        return arr
+
+    def learn(self, arr: np.ndarray) -> int:
+        before = len(self._index)
+        for v in self._rows(arr):
+            if type(v) is str and v not in self._index:
+                self._index[v] = len(self._index)
+        return len(self._index) - before
+
+    def encode(self, arr: np.ndarray, limit: int, itemsize: int) -> np.ndarray | None:
+        rows = self._rows(arr)
+        if itemsize not in (1, 2, 4, 8):
+            raise ValueError("itemsize must be 1, 2, 4 or 8")
+        limit = min(int(limit), len(self._index))
+        if limit > (2**62 if itemsize == 8 else 2 ** (8 * itemsize - 1) - 1):
+            raise ValueError("limit does not fit the itemsize")
+        out = np.empty(len(rows), dtype=f"i{itemsize}")
+        for i, v in enumerate(rows):
+            k = self._index.get(v) if type(v) is str else None
+            if k is None or k >= limit:
+                return None
+            out[i] = k
+        return out
+
+
 __all__ += ["text_codes"]
 
 
