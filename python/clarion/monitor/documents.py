@@ -189,17 +189,38 @@ class _Checker:
                         self.number(v, _key(dp, j))
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _check_depth(doc: Any, check: _Checker) -> None:
     """Refuse nesting deeper than :data:`MAX_ANALYSIS_DEPTH` (iterative: no RecursionError, and a
-    dict that contains itself stops here too)."""
-    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
+    dict that contains itself stops here too). Only containers are visited; a node's key path is
+    spelled (:func:`_trail_path`) only for the message."""
+    containers = (Mapping, list, tuple)
+    if not isinstance(doc, containers):
+        return
+    stack: list[tuple[Any, Any, int]] = [(doc, None, 1)]  # (node, (parent's trail, key) or None, depth)
     while stack:
-        node, path, depth = stack.pop()
-        if isinstance(node, (Mapping, list, tuple)):
-            if depth > MAX_ANALYSIS_DEPTH:
-                raise check.fail(path, f"nested more than {MAX_ANALYSIS_DEPTH} levels deep")
-            items = node.items() if isinstance(node, Mapping) else enumerate(node)
-            stack.extend((v, _key(path, k), depth + 1) for k, v in items)
+        node, trail, depth = stack.pop()
+        if depth > MAX_ANALYSIS_DEPTH:
+            raise check.fail(_trail_path(trail), f"nested more than {MAX_ANALYSIS_DEPTH} levels deep")
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for k, v in items:
+            t = type(v)
+            if t is dict or t is list or (t not in _SCALARS and isinstance(v, containers)):
+                stack.append((v, (trail, k), depth + 1))
+
+
+def _trail_path(trail: Any) -> str:
+    """The key path of a node :func:`_check_depth` reached by ``trail`` (as :func:`_key` spells it)."""
+    keys = []
+    while trail is not None:
+        trail, k = trail
+        keys.append(k)
+    path = ""
+    for k in reversed(keys):
+        path = _key(path, k)
+    return path
 
 
 def load_analysis(doc: Any, *, name: str | None = None) -> dict[str, Any]:

@@ -90,25 +90,32 @@ def _bias_sections(doc: Mapping[str, Any]):
             yield stage, sec
 
 
+# a span's style -> the markup around its text ("br" and unnamed styles apart, see _span)
+_WRAP = {
+    "b": ("<b>", "</b>"),
+    "code": ("<code>", "</code>"),
+    "flag": ('<span class="flag" title="the interval excludes the ideal value">', "</span>"),
+    "fine": ('<span class="band fine">', "</span>"),
+    "watch": ('<span class="band watch">', "</span>"),
+    "concern": ('<span class="band concern">', "</span>"),
+}
+
+
 def _span(s: Span) -> str:
-    if s.style == "br":
+    style = s.style
+    if style == "br":
         return "<br>"
     t = esc(s.text)
-    if not s.style:
+    if not style:
         return t
-    if s.style == "b":
-        return f"<b>{t}</b>"
-    if s.style == "code":
-        return f"<code>{t}</code>"
-    if s.style == "flag":
-        return f'<span class="flag" title="the interval excludes the ideal value">{t}</span>'
-    if s.style in ("fine", "watch", "concern"):
-        return f'<span class="band {s.style}">{t}</span>'
-    return f'<span class="{s.style}">{t}</span>'
+    wrap = _WRAP.get(style)
+    if wrap is None:
+        return f'<span class="{style}">{t}</span>'
+    return wrap[0] + t + wrap[1]
 
 
 def _cell(parts: list[Any]) -> str:
-    return "".join(p.svg if isinstance(p, Chart) else _span(p) for p in parts)
+    return "".join([p.svg if isinstance(p, Chart) else _span(p) for p in parts])
 
 
 def _block(b: Any) -> str:
@@ -124,14 +131,19 @@ def _block(b: Any) -> str:
     if isinstance(b, Table):
         cls = f" class='{b.cls}'" if b.cls else ""
         head = "".join(f"<th>{esc(h)}</th>" for h in b.header)
+        numeric = b.numeric
         rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td class='num'>{_cell(c)}</td>" if i in b.numeric else f"<td>{_cell(c)}</td>"
-                for i, c in enumerate(r)
-            )
-            + "</tr>"
-            for r in b.rows
+            [
+                "<tr>"
+                + "".join(
+                    [
+                        f"<td class='num'>{_cell(c)}</td>" if i in numeric else f"<td>{_cell(c)}</td>"
+                        for i, c in enumerate(r)
+                    ]
+                )
+                + "</tr>"
+                for r in b.rows
+            ]
         )
         return f"<table{cls}><tr>{head}</tr>{rows}</table>"
     if isinstance(b, Section):

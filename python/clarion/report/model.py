@@ -21,6 +21,7 @@ Reading aids (``docs/reports.md`` documents them):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -226,6 +227,11 @@ class Report:
 def _num(v: Any) -> float | None:
     """A number of analysis.json as a float: "Infinity" / "-Infinity" (Clarify's) as ±inf; None
     for null, NaN, booleans and anything else."""
+    t = type(v)
+    if t is float:  # (the common cases first)
+        return None if v != v else v
+    if t is int:
+        return float(v)
     if isinstance(v, str):
         from clarion.monitor.documents import METRIC_STRINGS
 
@@ -252,6 +258,7 @@ def _count(v: float | None) -> str:
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
 
 
+@functools.lru_cache(maxsize=512)  # (of the metric's name and the constant tables alone)
 def _guide(name: str) -> tuple[float, float, float, str]:
     info = METRIC_INFO.get(name)
     if info is None:
@@ -259,6 +266,7 @@ def _guide(name: str) -> tuple[float, float, float, str]:
     return (float(info["axis"][0]), float(info["axis"][1]), float(info["ideal"]), info["reading"])
 
 
+@functools.lru_cache(maxsize=512)
 def _band_spec(name: str) -> tuple[str, float, float]:
     if name in BANDS:
         return BANDS[name]
@@ -297,19 +305,25 @@ def band_of(name: str, value: float | None) -> str:
 
 def band_regions(name: str) -> list[tuple[float, float, str]]:
     """The metric's fine and watch bands as value ranges ``(from, to, fill)`` for the charts."""
+    return list(_band_regions(name))
+
+
+@functools.lru_cache(maxsize=512)
+def _band_regions(name: str) -> tuple[tuple[float, float, str], ...]:
     scale, fine, watch = _band_spec(name)
     ideal = _guide(name)[2]
     if scale == "log":
-        return [
+        return (
             (math.exp(-watch), math.exp(watch), BAND_COLOURS["watch"][1]),
             (math.exp(-fine), math.exp(fine), BAND_COLOURS["fine"][1]),
-        ]
-    return [
+        )
+    return (
         (ideal - watch, ideal + watch, BAND_COLOURS["watch"][1]),
         (ideal - fine, ideal + fine, BAND_COLOURS["fine"][1]),
-    ]
+    )
 
 
+@functools.lru_cache(maxsize=512)
 def band_text(name: str) -> str:
     """The metric's bands in words, e.g. "fine 0.8–1.25, watch 0.6667–1.5"."""
     scale, fine, watch = _band_spec(name)
@@ -533,27 +547,39 @@ def largest_disparities(doc: Mapping[str, Any], k: int = 3) -> list[tuple[float,
                     s = disparity_score(m)
                     if s is None:
                         continue
-                    ci = _interval(m)
-                    text = f"{name} = {fmt(_num(m.get('value')))}"
-                    if ci is not None:
-                        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]" + (" (significant)" if significant(m) else "")
-                    text += (
-                        f" for {facet_label(facet, e.get('value_or_threshold'))} "
-                        f"({STAGE_TITLES[stage].split(' (')[0].lower()}; {band_of(name, _num(m.get('value')))})"
-                    )
-                    basis = _basis_text(name, stats)
-                    if basis:
-                        text += f": {basis}"
                     found.append(
-                        ((s[0], _few(name, stats), s[1]), (stage, facet, str(e.get("value_or_threshold"))), text)
+                        (
+                            (s[0], _few(name, stats), s[1]),
+                            (stage, facet, str(e.get("value_or_threshold"))),
+                            (name, m, e, stats),
+                        )
                     )
     found.sort(key=lambda t: (-t[0][0], t[0][1], -t[0][2]))
     out, seen = [], set()
-    for s, where, text in found:
+    for s, where, said in found:
+        if 0 <= k <= len(out):
+            break
         if where not in seen:  # the largest per facet value and stage: the others say the same
             seen.add(where)
-            out.append((s[2], text))
+            out.append((s[2], _disparity_text(where[0], where[1], *said)))
     return out[:k]
+
+
+def _disparity_text(stage: str, facet: str, name: str, m: Mapping[str, Any], e: Mapping[str, Any], stats: Any) -> str:
+    """A ranked disparity in words (:func:`largest_disparities`): the metric, its value and
+    interval, the facet value, the stage and band, the group sizes when known."""
+    ci = _interval(m)
+    text = f"{name} = {fmt(_num(m.get('value')))}"
+    if ci is not None:
+        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]" + (" (significant)" if significant(m) else "")
+    text += (
+        f" for {facet_label(facet, e.get('value_or_threshold'))} "
+        f"({STAGE_TITLES[stage].split(' (')[0].lower()}; {band_of(name, _num(m.get('value')))})"
+    )
+    basis = _basis_text(name, stats)
+    if basis:
+        text += f": {basis}"
+    return text
 
 
 def _bias_sections(doc: Mapping[str, Any]):

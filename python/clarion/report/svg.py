@@ -41,16 +41,25 @@ BAND_COLOURS = {
 }
 
 
+# (a text with none of these characters is its own escape: returned as it is, without the passes)
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
+_MD_ANY = re.compile(r"[\\`*_\[\]|~#\r\n&<>]")
+
+
 def esc(s: object) -> str:
     """HTML/SVG-escape any value (quotes included)."""
-    return html.escape(str(s), quote=True)
+    t = s if type(s) is str else str(s)
+    return html.escape(t, quote=True) if _HTML_SPECIAL.search(t) else t
 
 
 def md(s: object) -> str:
     """Markdown-escape any value for inline text or a GFM table cell: Markdown punctuation
     backslash-escaped (``|`` included, so a cell cannot be split), ``&``, ``<`` and ``>`` as HTML
     entities (no inline HTML), line breaks as spaces (a row stays one line)."""
-    return html.escape(_MD_SPECIAL.sub(r"\\\1", _LINE_BREAK.sub(" ", str(s))), quote=False)
+    t = s if type(s) is str else str(s)
+    if not _MD_ANY.search(t):
+        return t
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", _LINE_BREAK.sub(" ", t)), quote=False)
 
 
 def grid_label(x: object) -> str:
@@ -63,6 +72,15 @@ def grid_label(x: object) -> str:
 
 def fmt(v: float | None, digits: int = 4) -> str:
     """Short human formatting: 4 significant digits, ±∞, n/a."""
+    if type(v) is float:  # (the common case, as below without the generic tests)
+        if v != v:
+            return "n/a"
+        a = abs(v)
+        if a == math.inf:
+            return "∞" if v > 0 else "−∞"
+        if v == 0:
+            return "0"
+        return f"{v:.{digits - 1}e}" if a >= 1e5 or a < 1e-3 else f"{v:.{digits}g}"
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     if math.isinf(v):
