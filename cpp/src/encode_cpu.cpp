@@ -115,6 +115,53 @@ CLARION_CLONES RowError block_cells(const SlotProblem& pb, i64 b0, i64 m, std::i
   return err;
 }
 
+// Narrow cells: a pass whose every column holds 8-bit codes with a small offset, into a table of
+// at most kNarrowCellsMax cells, computes its cells in int16 lanes (twice the lanes of int32: the
+// cell loops were most of a small table's pass). A code plus its offset stays within
+// [-128 - kNarrowOffsetMax, 127 + kNarrowOffsetMax], so it never wraps in int16 and the range
+// check sees every bad code; a bad row's cell may wrap, but the block then reports its error and
+// counts nothing. Integer work: the same table as the int32 cells.
+constexpr i64 kNarrowCellsMax = 32767;
+constexpr i64 kNarrowOffsetMax = 16384;
+
+bool narrow_cells(const SlotProblem& pb) {
+  if (pb.n_cols <= 0 || pb.raw_cells() > kNarrowCellsMax) return false;
+  for (int j = 0; j < pb.n_cols; ++j)
+    if (pb.itemsize[j] != 1 || pb.offset[j] > kNarrowOffsetMax || pb.offset[j] < -kNarrowOffsetMax)
+      return false;
+  return true;
+}
+
+CLARION_INLINE i64 add_column_narrow(const std::int8_t* __restrict__ codes, i64 m, i64 offset, i64 size,
+                                     i64 stride, std::int16_t* __restrict__ cell) {
+  const auto off = static_cast<std::int16_t>(offset);
+  const auto lim = static_cast<std::uint16_t>(size);
+  const auto st = static_cast<std::int16_t>(stride);
+  std::uint16_t bad = 0;
+  for (i64 r = 0; r < m; ++r) {
+    const auto s = static_cast<std::int16_t>(codes[r] + off);
+    bad |= static_cast<std::uint16_t>(static_cast<std::uint16_t>(s) >= lim);
+    cell[r] = static_cast<std::int16_t>(cell[r] + s * st);
+  }
+  if (bad != 0) {
+    for (i64 r = 0; r < m; ++r)
+      if (slot_of(static_cast<i64>(codes[r]), offset, size) < 0) return r;
+  }
+  return -1;
+}
+
+// block_cells for a narrow_cells problem.
+CLARION_CLONES RowError block_cells_narrow(const SlotProblem& pb, i64 b0, i64 m, std::int16_t* cell) {
+  std::fill(cell, cell + m, std::int16_t{0});
+  RowError err;
+  for (int j = 0; j < pb.n_cols; ++j) {
+    const i64 bad = add_column_narrow(static_cast<const std::int8_t*>(pb.codes[j]) + b0, m, pb.offset[j],
+                                      pb.size[j], pb.raw_stride[j], cell);
+    if (bad >= 0) keep_first_error(err, RowError{kErrSlot, b0 + bad, j});
+  }
+  return err;
+}
+
 // The range of a column: one min and one max reduction, which GCC vectorises at -O3 (the earlier
 // eight stack accumulators were not: ~1.6 ns a row for int8, slower than numpy's two reductions).
 // The baseline x86-64 ISA has no signed 8-bit or 64-bit vector min / max, so the loop is also
@@ -172,12 +219,20 @@ constexpr int kWays = 4;
 
 // Counts rows [begin, end) into `table` (sub == null) or into the kWays sub-tables `sub` of
 // `cells` cells each (at most kMaxSplitRows rows between two flushes: each count fits int32).
-CLARION_INLINE RowError count_range(const SlotProblem& pb, i64 begin, i64 end, i64 cells, i64* table,
-                                    std::int32_t* sub) {
-  std::int32_t cell[kBlock];
+CLARION_INLINE RowError cells_of(const SlotProblem& pb, i64 b0, i64 m, std::int32_t* cell) {
+  return block_cells(pb, b0, m, cell, nullptr, false);
+}
+CLARION_INLINE RowError cells_of(const SlotProblem& pb, i64 b0, i64 m, std::int16_t* cell) {
+  return block_cells_narrow(pb, b0, m, cell);
+}
+
+template <class C>
+CLARION_INLINE RowError count_range_t(const SlotProblem& pb, i64 begin, i64 end, i64 cells, i64* table,
+                                      std::int32_t* sub) {
+  C cell[kBlock];
   for (i64 b0 = begin; b0 < end; b0 += kBlock) {
     const i64 m = std::min(kBlock, end - b0);
-    const RowError err = block_cells(pb, b0, m, cell, nullptr, false);
+    const RowError err = cells_of(pb, b0, m, cell);
     if (err.what != 0) return err;
     if (sub == nullptr) {
       for (i64 r = 0; r < m; ++r) table[cell[r]] += 1;
@@ -193,6 +248,13 @@ CLARION_INLINE RowError count_range(const SlotProblem& pb, i64 begin, i64 end, i
     for (; r < m; ++r) sub[cell[r]] += 1;
   }
   return RowError{};
+}
+
+// `narrow`: narrow_cells(pb) (the int16 cells).
+CLARION_INLINE RowError count_range(const SlotProblem& pb, i64 begin, i64 end, i64 cells, i64* table,
+                                    std::int32_t* sub, bool narrow) {
+  return narrow ? count_range_t<std::int16_t>(pb, begin, end, cells, table, sub)
+                : count_range_t<std::int32_t>(pb, begin, end, cells, table, sub);
 }
 
 constexpr i64 kMaxSplitRows = i64{1} << 30;
@@ -399,6 +461,7 @@ struct TeamPass {
   const SlotProblem* pb = nullptr;
   i64 cells = 0;
   bool split = false;
+  bool narrow = false;  // narrow_cells(*pb)
   i64 chunk = 0, n_chunks = 0;
   std::atomic<i64> next{0};
   std::atomic<bool> failed{false};
@@ -417,7 +480,7 @@ struct TeamPass {
       const i64 c = tp.next.fetch_add(1, std::memory_order_relaxed);
       if (c >= tp.n_chunks) break;
       const i64 begin = c * tp.chunk, end = std::min(pb.n_rows, begin + tp.chunk);
-      const RowError e = count_range(pb, begin, end, tp.cells, table, sub);
+      const RowError e = count_range(pb, begin, end, tp.cells, table, sub, tp.narrow);
       if (e.what != 0) {  // chunks are pulled in order: every earlier chunk is counted to its end
         keep_first_error(tp.err[id], e);
         tp.failed.store(true, std::memory_order_relaxed);
@@ -446,15 +509,16 @@ RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads
     thread_local std::vector<std::int32_t> sub;
     if (sub.size() < static_cast<size_t>(kWays * cells)) sub.assign(static_cast<size_t>(kWays * cells), 0);
     std::fill(raw, raw + cells, std::int64_t{0});
-    const RowError err = count_range(pb, 0, pb.n_rows, cells, raw, sub.data());
+    const RowError err = count_range(pb, 0, pb.n_rows, cells, raw, sub.data(), narrow_cells(pb));
     flush_split(sub.data(), cells, raw);  // (with an error, raw is not the table: the caller declines)
     return err;
   }
+  const bool narrow = narrow_cells(pb);
   return detail::run_chunked_ranges<i64>(
       pb.n_rows, cells, n_threads, raw, [&](i64 begin, i64 end, i64* table) -> RowError {
         // a chunk holds at most kRowsPerChunk rows: each sub-table count fits int32
         std::vector<std::int32_t> sub(split ? static_cast<size_t>(kWays * cells) : 0, 0);
-        const RowError err = count_range(pb, begin, end, cells, table, split ? sub.data() : nullptr);
+        const RowError err = count_range(pb, begin, end, cells, table, split ? sub.data() : nullptr, narrow);
         if (split && err.what == 0) flush_split(sub.data(), cells, table);
         return err;
       });
@@ -474,6 +538,7 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   tp.pb = &pb;
   tp.cells = cells;
   tp.split = cells <= kSplitCellsMax;
+  tp.narrow = narrow_cells(pb);
   // chunks of 2,048 to 16,384 rows, about eight per participant: a late worker still finds some,
   // and the caller never waits for more than one chunk of a worker's
   tp.chunk = std::clamp<i64>((n / (8 * threads) + kBlock - 1) / kBlock * kBlock, 4 * kBlock, 32 * kBlock);
