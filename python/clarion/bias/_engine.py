@@ -607,13 +607,33 @@ class _RangeHints:
     that hands them to :func:`slot_codes` (and notes whether one was taken); else the record,
     which measures each column and widens its range to the hull of those measured."""
 
-    __slots__ = ("known", "guessing", "used", "misses")
+    __slots__ = ("known", "guessing", "used", "misses", "pending")
 
     def __init__(self, known: dict | None = None) -> None:
         self.guessing = known is not None
         self.known = {} if known is None else known
         self.used = False
         self.misses = 0
+        self.pending: dict = {}  # ranges of sampled guesses, known once their pass counted
+
+
+#: an integer column of at least this many rows without a known range is first counted in the
+#: range of a strided sample of it (:func:`_sampled_range`), which spares its min/max pass
+_SAMPLE_RANGE_MIN_ROWS = 1 << 16
+_SAMPLE_RANGE_ROWS = 2048
+
+
+def _sampled_range(col: Any) -> tuple | None:
+    """``(dtype, lo, span)`` of a strided sample of ``_SAMPLE_RANGE_ROWS`` rows of a 1-D integer
+    numpy column of at least ``_SAMPLE_RANGE_MIN_ROWS`` rows (a guess at its range, see
+    :meth:`State._codes`), else None. Every value of the sample is one of the column's, so when
+    the count pass finds no row outside [lo, lo + span - 1] (nor the value just below it, which
+    lands in the missing slot and is refused after the pass), that is the column's exact range."""
+    if type(col) is not np.ndarray or col.ndim != 1 or col.dtype.kind != "i" or len(col) < _SAMPLE_RANGE_MIN_ROWS:
+        return None
+    sample = col[:: len(col) // _SAMPLE_RANGE_ROWS]
+    lo, hi = int(sample.min()), int(sample.max())
+    return (col.dtype, lo, hi - lo + 1)
 
 
 class _SlowPath(Exception):
@@ -1117,6 +1137,9 @@ class State:
         if hints.misses < _HINT_MISSES_MAX:
             guess = _RangeHints(hints.known)
             out = self._fast_count(table, compat, backend, n_threads, guess, keep, team)
+            if out is not None:
+                for role, h in guess.pending.items():  # sampled ranges that held: measured
+                    hints.known.setdefault(role, h)
             if out is not None or not guess.used:
                 return out
             hints.misses += 1  # a row outside a guessed range (or a refusal): once more, measured
@@ -1149,11 +1172,19 @@ class State:
         if hints is None:
             return slot_codes(col, hashing=hashing)
         h = hints.known.get(role) if hints.guessing else None
+        sampled = False
+        if h is None and hints.guessing:
+            h = _sampled_range(col)
+            sampled = h is not None
         sc = slot_codes(col, h, hashing=hashing)
         if sc is None or sc.key is None or sc.key[0] != "range":
             return sc
         if h is not None and sc.key[1:] == h:
             hints.used = True
+            if sampled and hints.known.get(role) is None:
+                # (a sample's min and max occur in the column: counted without a refusal, the
+                # range is the column's own, as measured; refused, this pass is discarded)
+                hints.pending[role] = h
             return sc
         dt, lo, span = sc.key[1:]  # measured: the hull of the ranges seen (it settles)
         h = hints.known.get(role)
