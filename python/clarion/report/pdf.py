@@ -324,6 +324,7 @@ def _text_class() -> type:
     global _TEXT_CLASS
     if _TEXT_CLASS is None:
         _TEXT_CLASS = _make_text_class(_flowable_base())
+        _TEXT_CLASS.own_draw = _TEXT_CLASS.draw  # the draw the direct writer mirrors
     return _TEXT_CLASS
 
 
@@ -824,16 +825,17 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
 _KAPPA = 0.5522847498307936  # a quarter circle's Bézier control distance (4/3 (sqrt 2 - 1)), radius 1
 
 
-def _dot(cx: float, cy: float, r: float) -> str:
-    """A filled circle as PDF path operators: the four Bézier quarters reportlab's ``circle`` draws
-    (from the rightmost point, counter-clockwise), filled as it fills (even-odd)."""
+def _dot(cx: float, cy: float, r: float, paint: str = "f*") -> str:
+    """A circle as PDF path operators: the four Bézier quarters reportlab's ``circle`` draws
+    (from the rightmost point, counter-clockwise), painted with ``paint`` (filled even-odd, as it
+    fills, by default)."""
     k = _KAPPA * r
     a, b, c, d = cx + r, cx - r, cy + r, cy - r
     return (
         f"n {a:.3f} {cy:.3f} m {a:.3f} {cy + k:.3f} {cx + k:.3f} {c:.3f} {cx:.3f} {c:.3f} c "
         f"{cx - k:.3f} {c:.3f} {b:.3f} {cy + k:.3f} {b:.3f} {cy:.3f} c "
         f"{b:.3f} {cy - k:.3f} {cx - k:.3f} {d:.3f} {cx:.3f} {d:.3f} c "
-        f"{cx + k:.3f} {d:.3f} {a:.3f} {cy - k:.3f} {a:.3f} {cy:.3f} c f*"
+        f"{cx + k:.3f} {d:.3f} {a:.3f} {cy - k:.3f} {a:.3f} {cy:.3f} c {paint}"
     )
 
 
@@ -846,6 +848,7 @@ def _chart_class() -> type:
     global _CHART_CLASS
     if _CHART_CLASS is None:
         _CHART_CLASS = _make_chart_class(_flowable_base())
+        _CHART_CLASS.own_draw = _CHART_CLASS.draw
     return _CHART_CLASS
 
 
@@ -911,10 +914,8 @@ def _make_chart_class(base: type) -> type:
                 elif kind == "line":
                     add(f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S")
                 elif kind == "circle":
-                    if f and not s:  # a dot (the strip plot has thousands): its path written directly
-                        add(_dot(op[1], op[2], op[3]))
-                    else:
-                        c.circle(op[1], op[2], op[3], stroke=s, fill=f)
+                    # the path canvas.circle writes (the strip plot has thousands of dots)
+                    add(_dot(op[1], op[2], op[3], _PATH_OPS[s, f, 0]))
                 else:
                     pts = op[1]
                     path = " ".join(f"{fp_str(x, y)} {'m' if o == 'M' else 'l'}" for o, x, y in pts)
@@ -978,6 +979,7 @@ def _grid_class() -> type:
     global _GRID_CLASS
     if _GRID_CLASS is None:
         _GRID_CLASS = _make_grid_class(_flowable_base())
+        _GRID_CLASS.own_draw = _GRID_CLASS.draw
     return _GRID_CLASS
 
 
@@ -1045,11 +1047,15 @@ def _make_grid_class(base: type) -> type:
             return parts
 
         def draw(self) -> None:
-            c = self.canv
+            self.paint(self.canv)
+
+        def paint(self, c: Any) -> None:
+            """Draw at the origin: the operators appended to ``c._code`` (a canvas, or the page of
+            the direct writer), as the canvas calls that draw it write them."""
             heights = self._measure()
             top = sum(heights)
-            c.setFillColor(self.head)
-            c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
+            code = c._code
+            code.append(f"{_rg(self.head)} n {fp_str(0, top - heights[0], self.width, heights[0])} re f*")
             out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
             add = out.append
             ink = _ink(c)
@@ -1086,15 +1092,13 @@ def _make_grid_class(base: type) -> type:
                     x += w
                 y_top = bottom
             out.append("ET")
-            c._code.append(" ".join(out))  # every cell's text in one text object
-            c.saveState()
-            c.setStrokeColor(self.line)
-            c.setLineWidth(0.25)
-            c.setLineCap(1)
-            c.setLineJoin(1)
-            for b in bottoms:
-                c.line(0, b, self.width, b)
-            c.restoreState()
+            code.append(" ".join(out))  # every cell's text in one text object
+            # a thin line below each row (saveState, setStrokeColor, setLineWidth(0.25),
+            # setLineCap(1), setLineJoin(1), line, restoreState)
+            code.append(f"q {_rg(self.line, 'RG')} .25 w 1 J 1 j")
+            right = fp_str(self.width)
+            code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+            code.append("Q")
 
     return _Grid
 
@@ -1309,16 +1313,455 @@ class _Renderer:
         return [CondPageBreak(108), *first, *body[1:], Spacer(1, 4)]
 
 
+_OWN_RENDERER = _Renderer  # the renderer the direct writer lays out as platypus does
+
+
+# ---- the direct writer: platypus's layout of the report's flowables, written without platypus ------
+
+
+class _Fallback(Exception):
+    """Content the direct writer does not lay out (a chart svglib converts, a row of charts, a grid
+    of sections, a picture, a flowable too large for a page): the report goes through platypus."""
+
+
+class _Space:
+    """``Spacer(1, height)``."""
+
+    __slots__ = ("height",)
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+
+
+class _Cond:
+    """``CondPageBreak(height)``: a new page where less than ``height`` is left."""
+
+    __slots__ = ("height",)
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+
+
+class _Keep:
+    """``KeepTogether(content)``: on a new page when it does not fit where it is."""
+
+    __slots__ = ("content",)
+
+    def __init__(self, content: list[Any]) -> None:
+        self.content = content
+
+
+class _List:
+    """``ListFlowable`` of bulleted texts (``leftIndent`` 12, a 12 pt bullet): whole where it fits,
+    else item by item."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+class _Item:
+    """``LIIndenter``: a text 12 pt in, its bullet on its first piece."""
+
+    __slots__ = ("bullet", "text")
+
+    def __init__(self, text: Any, bullet: bool) -> None:
+        self.text, self.bullet = text, bullet
+
+
+_BREAK = object()  # FrameBreak: the page ends here
+_NULL = object()  # NullActionFlowable
+_INDENT = 12.0  # the bullets' leftIndent
+_BULLET = 12.0  # the bullets' font size
+
+
+def _direct_blocks(r: _Renderer, blocks: list[Any], own: tuple[type, type, type]) -> list[Any]:
+    """``_Renderer.blocks`` as the direct writer's story (the same flowables, the same order)."""
+    text_class, grid_class, chart_class = own
+    out: list[Any] = []
+    for b in blocks:
+        if isinstance(b, Para):
+            out.append(r.para(b.parts, "muted" if b.cls == "muted" else "body"))
+        elif isinstance(b, Bullets):
+            if not b.items:
+                raise _Fallback("an empty list")
+            out.append(_List([_Item(r.para(it, "body"), True) for it in b.items]))
+        elif isinstance(b, Chart):
+            d = r.drawing(b, r.width)
+            if type(d) is not chart_class:
+                raise _Fallback("a chart svglib converts")
+            out.append(d)
+        elif isinstance(b, Table):
+            g = r.table(b)
+            for row in g.rows:
+                for cell in row:
+                    for f in cell:
+                        if type(f) is not text_class and type(f) is not chart_class:
+                            raise _Fallback("a chart svglib converts, in a table")
+            out += [g, _Space(6)]
+        elif isinstance(b, Section):
+            out += _direct_section(r, b, own)
+        else:  # a row of charts, a picture (or a block no renderer knows: platypus says so)
+            raise _Fallback(type(b).__name__)
+    return out
+
+
+def _direct_section(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> list[Any]:
+    if sec.grid and sec.blocks:
+        raise _Fallback("a grid of sections")
+    head = r.para([Span(sec.title)], "h2" if sec.level == 2 else "h3")
+    body = _direct_blocks(r, sec.blocks, own)
+    first = [_Keep([head, body[0]])] if body else [head]
+    return [_Cond(108), *first, *body[1:], _Space(4)]
+
+
+class _Page:
+    """What the flowables draw on in the direct writer: a page's operators (``_code``) and the
+    document whose fonts code the text (``_doc``, as a canvas has them)."""
+
+    __slots__ = ("__weakref__", "_clarion_ink", "_code", "_doc")
+
+    def __init__(self, doc: Any) -> None:
+        self._code: list[str] = []
+        self._doc = doc
+        self._clarion_ink: Any = None
+
+
+class _Doc:
+    """The document a TrueType font's subsets are assigned in (reportlab's ``TTFont.state`` is
+    keyed by it): the font names it gave out."""
+
+    __slots__ = ("__weakref__", "delayedFonts", "fontMapping")
+
+    def __init__(self) -> None:
+        self.fontMapping: dict[str, str] = {}
+        self.delayedFonts: list[Any] = []
+
+
+_FUZZ = 1e-6  # platypus's layout tolerance (rl_config._FUZZ)
+_PAGE = (841.8897637795277, 595.2755905511812)  # A4 landscape, points
+_MARGIN = 14 * 72 / 25.4  # 14 mm
+
+
+def _own_classes() -> tuple[type, type, type]:
+    return _text_class(), _grid_class(), _chart_class()
+
+
+def _direct_ok() -> bool:
+    """Whether the direct writer draws what platypus would: the renderer is this module's and the
+    flowables draw as this module draws them (a test's reference renderer goes through platypus)."""
+    if _Renderer is not _OWN_RENDERER:
+        return False
+    return all(c.draw is c.own_draw for c in _own_classes())
+
+
+def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
+    """``story`` laid out as platypus lays it out in ``render_report_pdf``'s document (one frame,
+    6 pt padding; space before a flowable dropped at a page's top and overlapping the space after
+    the one before; texts and tables split at a page's foot, the rest moved on) and drawn: the
+    content of each page, footer first."""
+    from reportlab.lib.rl_accel import fp_str
+
+    text_class, grid_class, chart_class = _own_classes()
+    ink = _ink(page)
+    x1, y1 = _MARGIN, _MARGIN + 4
+    frame_h = _PAGE[1] - _MARGIN - y1
+    X, TOP, P, AW = x1 + 6, y1 + frame_h - 6, y1 + 6, _PAGE[0] - 2 * _MARGIN - 12
+    pages: list[str] = []
+    st = {"y": TOP, "top": True, "prev": 0.0, "brk": False}
+
+    def before(f: Any) -> float:
+        t = type(f)
+        if t is text_class:
+            return f.spaceBefore
+        if t is _Keep:
+            return before(f.content[0])
+        if t is _List:
+            return f.items[0].text.spaceBefore
+        if t is _Item:
+            return f.text.spaceBefore
+        return 0.0
+
+    def after(f: Any) -> float:
+        t = type(f)
+        if t is text_class:
+            return f.spaceAfter
+        if t is _Keep:
+            return after(f.content[-1])
+        if t is _List:
+            return f.items[-1].text.spaceAfter
+        if t is _Item:
+            return f.text.spaceAfter
+        return 0.0
+
+    def list_wrap(items: list[Any], aw: float) -> tuple[float, float]:
+        """(height, first height) of ``items`` stacked (``_listWrapOn``)."""
+        H = pS = 0.0
+        first = None
+        at = True
+        for f in items:
+            h = wrap(f, aw, 0xFFFFFFF)
+            if first is None:
+                first = h
+            if h <= _FUZZ:
+                continue
+            H += h
+            if not at:
+                H += max(before(f) - pS, 0.0)
+            else:
+                at = False
+            pS = after(f)
+            H += pS
+        return H - pS, first or 0.0
+
+    def wrap(f: Any, aw: float, ah: float) -> float:
+        t = type(f)
+        if t is text_class or t is grid_class or t is chart_class:
+            return f.wrap(aw, ah)[1]
+        if t is _Space:
+            return f.height
+        if t is _Item:
+            return f.text.wrap(aw - _INDENT, ah)[1]
+        if t is _List:
+            return list_wrap(f.items, aw)[0]
+        if t is _Cond:
+            return 0.0
+        raise _Fallback(f"{t.__name__} inside a KeepTogether")
+
+    def draw(f: Any, x: float, y: float) -> None:
+        t = type(f)
+        code = page._code
+        if t is text_class:
+            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            out = ["BT 1 0 0 1 0 0 Tm"]  # as Flowable.drawOn + _Text.draw write it
+            f.emit(page, out, 0, 0, [None, None], ink)
+            out.append("ET")
+            code += (" ".join(out), "Q")
+        elif t is grid_class:
+            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            f.paint(page)
+            code.append("Q")
+        elif t is chart_class:
+            f.draw_at(page, x, y)
+        elif t is _List:  # as _Container.drawOn stacks its items
+            yy = y + list_wrap(f.items, AW)[0]
+            yt = yy
+            pS = 0.0
+            last = f.items[-1]
+            for item in f.items:
+                h = wrap(item, AW, 0xFFFFFFF)
+                if h < _FUZZ:
+                    continue
+                if yt != yy:
+                    h += max(before(item) - pS, 0.0)
+                yy -= h
+                pS = after(item)
+                draw(item, x, yy)
+                if item is not last:
+                    yy -= pS
+        elif t is _Item:
+            if f.bullet:  # BulletDrawer: the bullet at the indenter's left, its height - 12 up
+                out = [f"q 1 0 0 1 {fp_str(x, y)} cm 0 0 0 rg BT 1 0 0 1 0 {fp_str(f.text.height - _BULLET)} Tm"]
+                ink.show(out, FONT, _BULLET, "•", [None, None])
+                out.append(f"{fp_str(_BULLET * 1.2)} TL T* ET Q")
+                code.append(" ".join(out))
+            draw(f.text, x + _INDENT, y)
+
+    def add(f: Any) -> bool:
+        """Frame._add: drawn where it fits (True), else nothing changes (False)."""
+        y = st["y"]
+        s = 0.0 if st["top"] else max(before(f) - st["prev"], 0.0)
+        room = y - P - s
+        t = type(f)
+        if room <= 0 or t is _Keep:  # a KeepTogether never fits (it is split)
+            return False
+        if t is _Cond:
+            if room < f.height:
+                st["brk"] = True  # a FrameBreak follows
+            h = 0.0
+        else:
+            h = wrap(f, AW, room)
+        ny = y - h - s
+        if ny < P - _FUZZ:
+            return False
+        draw(f, X, ny)
+        sa = after(f)
+        ny -= sa
+        st["prev"] = sa
+        if ny != y:
+            st["top"] = False
+        st["y"] = ny
+        return True
+
+    def split(f: Any) -> list[Any]:
+        """Frame.split: the flowable's pieces for the room left (empty: it moves on)."""
+        s = 0.0 if st["top"] else max(before(f) - st["prev"], 0.0)
+        room = st["y"] - P - s
+        if room <= 0:
+            return []
+        t = type(f)
+        if t is text_class or t is grid_class:
+            return f.split(AW, room)
+        if t is _Keep:
+            H, H0 = list_wrap(f.content, AW)
+            at = st["top"]
+            c0 = H > room
+            if c0 or H0 > room:
+                fb = (not at) if c0 else frame_h >= H
+                return [_BREAK if fb else _NULL, *f.content]
+            return list(f.content)
+        if t is _List:
+            return list(f.items)
+        if t is _Item:
+            parts = f.text.split(AW - _INDENT, room)
+            return [_Item(p, f.bullet and k == 0) for k, p in enumerate(parts)]
+        return []
+
+    def begin() -> None:
+        page._code = []
+        footer(page._code, ink, len(pages) + 1)
+        st.update(y=TOP, top=True, prev=0.0)
+
+    def end() -> None:
+        pages.append("\n".join(page._code))
+        page._code = []
+
+    flow = story[::-1]  # a stack: the next flowable last
+    postponed: dict[int, Any] = {}  # (kept alive: an id is unique while its object lives)
+    open_ = False
+    while flow:
+        if not open_:
+            begin()
+            open_ = True
+        f = flow.pop()
+        if f is _BREAK:
+            end()
+            open_ = False
+            continue
+        if f is _NULL:
+            continue
+        if add(f):
+            if st["brk"]:
+                st["brk"] = False
+                flow.append(_BREAK)
+            continue
+        parts = split(f)
+        if parts:
+            if parts[0] is _BREAK or parts[0] is _NULL:
+                flow += parts[::-1]
+                continue
+            if not add(parts[0]):
+                raise _Fallback("a split piece that does not fit")
+            flow += parts[:0:-1]
+            if st["brk"]:
+                st["brk"] = False
+                flow.append(_BREAK)
+            continue
+        if id(f) in postponed:
+            raise _Fallback(f"{type(f).__name__} too large for a page")
+        postponed[id(f)] = f
+        flow.append(f)
+        end()
+        open_ = False
+    if open_:
+        end()
+    return pages
+
+
+def _footer_ops(code: list[str], ink: _Ink, title: str, number: int) -> None:
+    """The footer of page ``number``: the title at the left, ``page n`` at the right, in grey (the
+    operators of saveState, setFillColorRGB, drawString, drawRightString, restoreState)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    fp_str = _fp_str()
+    text = f"page {number}"
+    margin = _MARGIN
+    out = ["q", "0.42 0.45 0.5 rg"]
+    for x, t in ((margin, title[:120]), (_PAGE[0] - margin - stringWidth(text, FONT, 7.5), text)):
+        out.append(f"BT 1 0 0 1 {fp_str(x, margin - 2)} Tm {fp_str(7.5 * 1.2)} TL")  # drawString's leading
+        ink.show(out, FONT, 7.5, t, [None, None])
+        out.append("T* ET")  # drawString's textLine moves to the next line
+    out.append("Q")
+    code.append(" ".join(out))
+
+
+def _direct_pdf(report: Report) -> bytes:
+    """``report`` as platypus would lay it out and draw it (:func:`_layout`), written as a PDF
+    file directly (:class:`clarion.report.pdfwriter.PdfFile`); raises :class:`_Fallback` for
+    content it does not cover."""
+    from reportlab.lib.rl_accel import fp_str
+    from reportlab.pdfbase import pdfmetrics
+
+    from clarion.report.pdfwriter import PdfFile, embed_subsets, pdf_text
+
+    r = _Renderer(_PAGE[0] - 2 * _MARGIN)
+    own = _own_classes()
+    story = [r.para([Span(report.title)], "title"), r.para([Span(report.subtitle)], "muted")]
+    for sec in report.sections:
+        story += _direct_section(r, sec, own)
+    title = r.glyphs(report.title)
+    doc = _Doc()
+    page = _Page(doc)
+    try:
+        contents = _layout(story, page, lambda code, ink, n: _footer_ops(code, ink, title, n))
+        pdf = PdfFile()
+        fonts_num, pages_num = pdf.reserve(), pdf.reserve()
+        box = fp_str(0, 0, *_PAGE).encode("ascii")
+        kids = []
+        for c in contents:
+            content = pdf.stream(c.encode("latin-1"))
+            kids.append(
+                pdf.put(
+                    b"<< /Contents %d 0 R /MediaBox [ %s ] /Parent %d 0 R /Resources << /Font %d 0 R "
+                    b"/ProcSet [ /PDF /Text ] >> /Rotate 0 /Type /Page >>" % (content, box, pages_num, fonts_num)
+                )
+            )
+        names: dict[str, int] = {}
+        for name in doc.fontMapping:
+            font = pdfmetrics.getFont(name)
+            state = font.state[doc]
+            names.update(embed_subsets(pdf, font, state.internalName, state.subsets))
+    finally:
+        for name in doc.fontMapping:
+            pdfmetrics.getFont(name).state.pop(doc, None)
+    pdf.put(b"<< " + b" ".join(b"/%s %d 0 R" % (k.encode("ascii"), v) for k, v in names.items()) + b" >>", fonts_num)
+    pdf.put(
+        b"<< /Count %d /Kids [ %s ] /Type /Pages >>" % (len(kids), b" ".join(b"%d 0 R" % k for k in kids)), pages_num
+    )
+    root = pdf.put(b"<< /PageMode /UseNone /Pages %d 0 R /Type /Catalog >>" % pages_num)
+    info = pdf.put(
+        b"<< /Author (clarion) /Creator (clarion) /Producer (clarion) /Subject %s /Title %s >>"
+        % (pdf_text(report.subtitle), pdf_text(report.title))
+    )
+    return pdf.finish(root, info)
+
+
 def render_report_pdf(report: Report) -> bytes:
     """A :class:`clarion.report.model.Report` as PDF bytes (A4 landscape).
 
-    Laid out by reportlab's platypus (pages, frames, headings kept with what follows, tables
-    split between rows with their header repeated); the texts, the report tables and the charts
-    are clarion's own flowables that lay out and draw what reportlab's ``Paragraph``, ``Table``
-    and svglib's drawings did, without their per-cell markup parsing, cell geometry and SVG
-    parsing (``benchmarks/bench_report.py``: 3-7x faster; ``tests/test_report_pdf_fast.py``:
-    same words, pages and pixels as those)."""
+    Laid out as reportlab's platypus lays it out (pages, frames, headings kept with what
+    follows, tables split between rows with their header repeated); the texts, the report tables
+    and the charts are clarion's own flowables that lay out and draw what reportlab's
+    ``Paragraph``, ``Table`` and svglib's drawings did, without their per-cell markup parsing,
+    cell geometry and SVG parsing (``tests/test_report_pdf_fast.py``: same words, pages and
+    pixels as those). The pages are laid out and the file written directly (platypus's layout
+    rules, one content stream per page, the objects, fonts and cross-reference table written as
+    bytes: ``tests/test_report_pdf_direct.py``); a report with content that layout does not
+    cover (a chart svglib converts, a row of charts, the partial dependence grid, a picture) goes
+    through platypus itself."""
     _require()
+    if _direct_ok():
+        try:
+            return _direct_pdf(report)
+        except _Fallback:
+            pass
+    return _platypus_pdf(report)
+
+
+def _platypus_pdf(report: Report) -> bytes:
+    """``render_report_pdf`` through reportlab's platypus and canvas (the reference of the direct
+    writer, and the path of the content it does not cover)."""
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
