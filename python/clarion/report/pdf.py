@@ -1361,6 +1361,17 @@ class _List:
         self.items = items
 
 
+class _Row:
+    """``chart_row``'s one-row ``Table`` of charts: columns ``per`` wide, reportlab's default cell
+    padding (6 left, 3 below and above), each chart at its cell's bottom left; not split."""
+
+    __slots__ = ("cells", "height", "per")
+
+    def __init__(self, cells: list[Any], per: float) -> None:
+        self.cells, self.per = cells, per
+        self.height = max(c.height for c in cells) + 6
+
+
 class _Item:
     """``LIIndenter``: a text 12 pt in, its bullet on its first piece."""
 
@@ -1402,7 +1413,13 @@ def _direct_blocks(r: _Renderer, blocks: list[Any], own: tuple[type, type, type]
             out += [g, _Space(6)]
         elif isinstance(b, Section):
             out += _direct_section(r, b, own)
-        else:  # a row of charts, a picture (or a block no renderer knows: platypus says so)
+        elif isinstance(b, ChartRow) and b.charts:
+            per = r.width / len(b.charts)
+            cells = [r.drawing(c, per - 8) for c in b.charts]
+            if any(type(d) is not chart_class for d in cells):
+                raise _Fallback("a chart svglib converts, in a row")
+            out.append(_Row(cells, per))
+        else:  # a picture (or a block no renderer knows: platypus says so)
             raise _Fallback(type(b).__name__)
     return out
 
@@ -1519,7 +1536,7 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         t = type(f)
         if t is text_class or t is grid_class or t is chart_class:
             return f.wrap(aw, ah)[1]
-        if t is _Space:
+        if t is _Space or t is _Row:
             return f.height
         if t is _Item:
             return f.text.wrap(aw - _INDENT, ah)[1]
@@ -1544,6 +1561,9 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
             code.append("Q")
         elif t is chart_class:
             f.draw_at(page, x, y)
+        elif t is _Row:
+            for k, c in enumerate(f.cells):
+                c.draw_at(page, x + k * f.per + 6, y + 3)
         elif t is _List:  # as _Container.drawOn stacks its items
             yy = y + list_wrap(f.items, AW)[0]
             yt = yy
