@@ -56,7 +56,7 @@ class PdfFile:
         """Write a stream object: ``data`` Flate-compressed (``compress``), or already compressed
         (``entries`` then names the filter); ``entries``: more of its dictionary."""
         if compress:
-            data = zlib.compress(data)
+            data = zlib.compress(data, 1)  # level 1: ~2x faster than the default for ~15% more bytes
             entries = b"/Filter /FlateDecode " + entries
         if num is None:
             num = self.reserve()
