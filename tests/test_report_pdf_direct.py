@@ -100,9 +100,7 @@ def blocks(depth: int) -> st.SearchStrategy:
     )
     if depth == 0:
         return leaf
-    sub = st.builds(
-        Section, WORDS, st.sampled_from([2, 3]), st.lists(blocks(depth - 1), max_size=3), st.just("")
-    )
+    sub = st.builds(Section, WORDS, st.sampled_from([2, 3]), st.lists(blocks(depth - 1), max_size=3), st.just(""))
     return st.one_of(leaf, sub)
 
 

@@ -595,6 +595,7 @@ def _make_text_class(base: type) -> type:
             out.append("ET")
             self.canv._code.append(" ".join(out))
 
+    _Text.measure = staticmethod(width)  # a string's width (kept), for the direct writer's cells
     return _Text
 
 
@@ -1169,16 +1170,19 @@ class _Renderer:
         """A paragraph in one of :attr:`styles` (``title``, ``h2``, ``h3``, ``body``, ``muted``,
         ``cell``, ``head``): runs of styled text wrapped as reportlab's ``Paragraph`` wraps them,
         with the style's font, size, leading, colour and space before / after."""
-        got = self.metrics.get(style)
-        if got is None:  # a ParagraphStyle's attributes, read once (each read walks its parents)
-            st = self.styles[style]
-            got = self.metrics[style] = (
-                st.fontName.endswith("-Bold"),
-                self.muted if style == "muted" else None,
-                (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
-            )
-        bold, colour, sizes = got
+        bold, colour, sizes = self.metrics.get(style) or self.style_metrics(style)
         return (_TEXT_CLASS or _text_class())(self.runs(spans, bold=bold, colour=colour), *sizes)
+
+    def style_metrics(self, style: str) -> tuple[bool, Any, tuple[float, float, float, float]]:
+        """(bold, colour, (size, leading, space before, space after)) of a style: its
+        ParagraphStyle's attributes, read once (each read walks its parents)."""
+        st = self.styles[style]
+        got = self.metrics[style] = (
+            st.fontName.endswith("-Bold"),
+            self.muted if style == "muted" else None,
+            (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
+        )
+        return got
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
@@ -1404,13 +1408,7 @@ def _direct_blocks(r: _Renderer, blocks: list[Any], own: tuple[type, type, type]
                 raise _Fallback("a chart svglib converts")
             out.append(d)
         elif isinstance(b, Table):
-            g = r.table(b)
-            for row in g.rows:
-                for cell in row:
-                    for f in cell:
-                        if type(f) is not text_class and type(f) is not chart_class:
-                            raise _Fallback("a chart svglib converts, in a table")
-            out += [g, _Space(6)]
+            out += [_direct_table(r, b, own), _Space(6)]
         elif isinstance(b, Section):
             out += _direct_section(r, b, own)
         elif isinstance(b, ChartRow) and b.charts:
@@ -1422,6 +1420,219 @@ def _direct_blocks(r: _Renderer, blocks: list[Any], own: tuple[type, type, type]
         else:  # a picture (or a block no renderer knows: platypus says so)
             raise _Fallback(type(b).__name__)
     return out
+
+
+class _Cell:
+    """A table cell's text, laid out (as :class:`_Text` lays it out) and ready to draw: per line
+    its chips' backgrounds ``(dx, width, fill operator)``, its word spacing (``Tw``, or "") and its
+    pieces ``(fill operator, colour, font, text)`` (one per run of one font and colour, as
+    ``_Text.emit`` groups them); ``height``: lines x leading."""
+
+    __slots__ = ("height", "leading", "lines", "size")
+
+    def __init__(self, lines: tuple, size: float, leading: float) -> None:
+        self.lines, self.size, self.leading = lines, size, leading
+        self.height = len(lines) * leading
+
+
+#: (style, the spans' texts and styles, width) -> its _Cell: a text is laid out the same way
+#: wherever it is (the headers, metric names, legends and readings repeat in every report)
+_CELLS: dict[tuple, _Cell] = {}
+
+
+def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
+    """``r.para(spans, style)`` wrapped to ``width``, as a :class:`_Cell`."""
+    key = (style, width, *[(s.text, s.style) for s in spans])
+    got = _CELLS.get(key)
+    if got is not None:
+        return got
+    from reportlab.lib.rl_accel import fp_str
+
+    text_class = _TEXT_CLASS or _text_class()
+    measure = text_class.measure
+    bold, colour, (size, leading, _, _) = r.metrics.get(style) or r.style_metrics(style)
+    runs = r.runs(spans, bold=bold, colour=colour)
+    lines: list[list[tuple[_Run, str]]] | None = None
+    squeeze: list[float] = []
+    if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+        # one run per line, each fitting (_Text._break's first case)
+        lines = []
+        for run in runs[::2]:
+            t = run.text
+            if not (t and measure(t, run.font, size) <= width - 1e-6 and " ".join(t.split()) == t):
+                lines = None
+                break
+            lines.append([(run, t)])
+        squeeze = [0.0] * len(lines or ())
+    if lines is None:
+        text = text_class(runs, size, leading)
+        text.wrap(width, 0xFFFFFFF)
+        lines, squeeze = text.lines, text.squeeze
+    out = []
+    for line, sq in zip(lines, squeeze):
+        chips = []
+        if any(run.back is not None for run, _ in line):
+            x = 0.0
+            for run, t in line:
+                w = measure(t, run.font, size)
+                if run.back is not None and t != " ":
+                    chips.append((x, w, _rg(run.back)))
+                x += w
+        pieces = []
+        k = 0
+        while k < len(line):  # runs of one font and colour together, as _Text.emit draws them
+            run = line[k][0]
+            j = k + 1
+            while j < len(line) and line[j][0].font == run.font and line[j][0].colour is run.colour:
+                j += 1
+            text = "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1]
+            pieces.append((_rg(run.colour), run.colour, run.font, text))
+            k = j
+        out.append((tuple(chips), f"{fp_str(sq)} Tw" if sq else "", tuple(pieces)))
+    got = _Cell(tuple(out), size, leading)
+    if len(_CELLS) > 8192:
+        _CELLS.clear()
+    _CELLS[key] = got
+    return got
+
+
+class _Table:
+    """A report table as :class:`_Grid` lays it out and draws it, its texts :class:`_Cell` s."""
+
+    PAD_X, PAD_Y = 3.0, 2.0
+    __slots__ = ("head", "height", "heights", "line", "rows", "sizes", "widths", "width")
+
+    def __init__(self, rows: list, widths: list[float], heights: list[float], sizes: list, head: str, line: str):
+        self.rows, self.widths, self.heights, self.sizes = rows, widths, heights, sizes
+        self.head, self.line = head, line
+        self.width = sum(widths)
+        self.height = sum(heights)
+
+    def split(self, room: float) -> list[Any]:
+        """``_Grid.split``: the rows that fit under the header, and the header with the rest."""
+        heights = self.heights
+        used, n = heights[0], 1
+        while n < len(heights) and used + heights[n] <= room:
+            used += heights[n]
+            n += 1
+        if n <= 1 or n >= len(heights):
+            return []
+        rows, sizes = self.rows, self.sizes
+        return [
+            _Table(rows[:n], self.widths, heights[:n], sizes[:n], self.head, self.line),
+            _Table(
+                [rows[0], *rows[n:]],
+                self.widths,
+                [heights[0], *heights[n:]],
+                [sizes[0], *sizes[n:]],
+                self.head,
+                self.line,
+            ),
+        ]
+
+    def paint(self, page: _Page, ink: _Ink, chart_class: type) -> None:
+        """``_Grid.paint``: the header's shade, every cell's text in one text object, the charts
+        in place, a thin line below each row."""
+        from reportlab.lib.rl_accel import fp_str
+
+        heights = self.heights
+        top = self.height
+        code = page._code
+        code.append(f"{self.head} n {fp_str(0, top - heights[0], self.width, heights[0])} re f*")
+        out = ["BT 1 0 0 1 0 0 Tm"]
+        add = out.append
+        show = ink.show
+        state: list[Any] = [None, None]
+        y_top = top
+        bottoms = []
+        pad = self.PAD_X
+        for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
+            bottom = y_top - rh
+            bottoms.append(bottom)
+            x = pad
+            for cell, w, sizes in zip(row, self.widths, row_sizes):
+                y = bottom + (rh + sum(sizes)) / 2
+                for f, h in zip(cell, sizes):
+                    y -= h
+                    if type(f) is chart_class:
+                        f.draw_at(page, x, y)
+                        continue
+                    size = f.size
+                    leading = f.leading
+                    base = y + h - size
+                    for n, (chips, tw, pieces) in enumerate(f.lines):
+                        ly = base - n * leading
+                        for dx, cw, fill in chips:
+                            code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
+                        add(f"1 0 0 1 {fp_str(x, ly)} Tm")
+                        if tw:
+                            add(tw)
+                        for fill, colour, font, text in pieces:
+                            if colour is not state[1]:
+                                add(fill)
+                                state[1] = colour
+                            show(out, font, size, text, state)
+                        if tw:
+                            add("0 Tw")
+                x += w
+            y_top = bottom
+        add("ET")
+        code.append(" ".join(out))
+        code.append(f"q {self.line} .25 w 1 J 1 j")
+        right = fp_str(self.width)
+        code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+        code.append("Q")
+
+
+def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Table:
+    """``_Renderer.table`` as a :class:`_Table`: the same widths, cells and heights."""
+    chart_class = own[2]
+    n = len(t.header)
+    rel = t.widths if t.widths and len(t.widths) == n else None
+    if rel is None:
+        lens = [
+            max([len(h)] + [sum(len(p.text) for p in row[i] if isinstance(p, Span)) for row in t.rows])
+            for i, h in enumerate(t.header)
+        ]
+        rel = [min(max(x, 4), 40) for x in lens]
+    total = sum(rel)
+    widths = [r.width * w / total for w in rel]
+    inner = [w - 2 * _Table.PAD_X for w in widths]
+    pad_y = 2 * _Table.PAD_Y
+    head = [[_cell(r, [Span(h)], "head", w)] for h, w in zip(t.header, inner)]
+    rows = [head]
+    hs = [h[0].height for h in head]
+    sizes = [[[h] for h in hs]]
+    heights = [max(hs) + pad_y]
+    for row in t.rows:
+        cells = []
+        row_sizes = []
+        tallest = 0.0
+        for i, parts in enumerate(row):
+            w = inner[i]
+            if len(parts) == 1 and type(parts[0]) is Span:
+                cell = [_cell(r, parts, "cell", w)]
+            else:
+                cell = []
+                spans = []
+                for p in parts:
+                    if isinstance(p, Chart):
+                        d = r.drawing(p, w)
+                        if type(d) is not chart_class:
+                            raise _Fallback("a chart svglib converts, in a table")
+                        cell.append(d)
+                    elif isinstance(p, Span):
+                        spans.append(p)
+                if spans or not cell:
+                    cell.append(_cell(r, spans, "cell", w))
+            cs = [f.height for f in cell]
+            cells.append(cell)
+            row_sizes.append(cs)
+            tallest = max(tallest, sum(cs))
+        rows.append(cells)
+        sizes.append(row_sizes)
+        heights.append(tallest + pad_y)
+    return _Table(rows, widths, heights, sizes, _rg(r.hex["table-head"]), _rg(r.hex["table-line"], "RG"))
 
 
 def _direct_section(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> list[Any]:
@@ -1480,7 +1691,7 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
     content of each page, footer first."""
     from reportlab.lib.rl_accel import fp_str
 
-    text_class, grid_class, chart_class = _own_classes()
+    text_class, _, chart_class = _own_classes()
     ink = _ink(page)
     x1, y1 = _MARGIN, _MARGIN + 4
     frame_h = _PAGE[1] - _MARGIN - y1
@@ -1534,9 +1745,9 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
 
     def wrap(f: Any, aw: float, ah: float) -> float:
         t = type(f)
-        if t is text_class or t is grid_class or t is chart_class:
+        if t is text_class or t is chart_class:
             return f.wrap(aw, ah)[1]
-        if t is _Space or t is _Row:
+        if t is _Table or t is _Space or t is _Row:
             return f.height
         if t is _Item:
             return f.text.wrap(aw - _INDENT, ah)[1]
@@ -1555,9 +1766,9 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
             f.emit(page, out, 0, 0, [None, None], ink)
             out.append("ET")
             code += (" ".join(out), "Q")
-        elif t is grid_class:
+        elif t is _Table:
             code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
-            f.paint(page)
+            f.paint(page, ink, chart_class)
             code.append("Q")
         elif t is chart_class:
             f.draw_at(page, x, y)
@@ -1621,8 +1832,10 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         if room <= 0:
             return []
         t = type(f)
-        if t is text_class or t is grid_class:
+        if t is text_class:
             return f.split(AW, room)
+        if t is _Table:
+            return f.split(room)
         if t is _Keep:
             H, H0 = list_wrap(f.content, AW)
             at = st["top"]
