@@ -228,10 +228,20 @@ def _fp_str() -> Any:
     return _FP_STR
 
 
+_RG: dict[tuple[Any, str], str] = {}  # (colour, operator) -> the operator written (the report's few colours)
+
+
 def _rg(colour: Any, op: str = "rg") -> str:
     """``colour`` (an RGB reportlab colour, opaque: the report's) as its PDF fill (``rg``) or
     stroke (``RG``) operator, as reportlab's ``setFillColor`` / ``setStrokeColor`` write it."""
-    return f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+    key = (colour, op)
+    got = _RG.get(key)
+    if got is None:
+        got = f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+        if len(_RG) > 4096:
+            _RG.clear()
+        _RG[key] = got
+    return got
 
 
 class _Ink:
@@ -618,6 +628,8 @@ _KNOWN = {
 }
 
 
+#: a rect's or line's ops (solid) -> its path operators (the chart painter's)
+_SHAPE_PATHS: dict[tuple, str] = {}
 #: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
 _SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
 
@@ -910,10 +922,19 @@ def _make_chart_class(base: type) -> type:
                         add(f"[{fp_str(d or [])}] 0 d")
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
-                if kind == "rect":
-                    add(f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}")
-                elif kind == "line":
-                    add(f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S")
+                if kind == "rect" or kind == "line":
+                    # a band's or an axis' path repeats in every chart of its kind: kept
+                    path = _SHAPE_PATHS.get(op) if d is None else None
+                    if path is None:
+                        if kind == "rect":
+                            path = f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}"
+                        else:
+                            path = f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S"
+                        if d is None:
+                            if len(_SHAPE_PATHS) > 20_000:
+                                _SHAPE_PATHS.clear()
+                            _SHAPE_PATHS[op] = path
+                    add(path)
                 elif kind == "circle":
                     # the path canvas.circle writes (the strip plot has thousands of dots)
                     add(_dot(op[1], op[2], op[3], _PATH_OPS[s, f, 0]))
