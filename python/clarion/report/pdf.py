@@ -258,6 +258,22 @@ class _Ink:
         self.doc = doc
         self.escape = escapePDF
         self.fonts: dict[str, tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]] = {}
+        self.plains: dict[tuple[str, float], Any] = {}
+
+    def plain(self, name: str, size: float) -> Any:
+        """``(state key, Tf operator)`` of subset 0 of font ``name`` at ``size`` where the font codes
+        printable ASCII as itself (such text is written as it is), else False."""
+        got = self.plains.get((name, size))
+        if got is None:
+            font, names, same, _ = self.fonts.get(name) or self._font(name)
+            got = False
+            if same:
+                iname = names.get(0)
+                if iname is None:
+                    iname = names[0] = font.getSubsetInternalName(0, self.doc)
+                got = ((name, size, 0), f"{iname} {(_FP_STR or _fp_str())(size)} Tf")
+            self.plains[(name, size)] = got
+        return got
 
     def _font(self, name: str) -> tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]:
         from reportlab.pdfbase import pdfmetrics
@@ -1449,11 +1465,14 @@ class _Cell:
     pieces ``(fill operator, colour, font, text)`` (one per run of one font and colour, as
     ``_Text.emit`` groups them); ``height``: lines x leading."""
 
-    __slots__ = ("height", "leading", "lines", "size")
+    __slots__ = ("height", "leading", "lines", "size", "step")
 
     def __init__(self, lines: tuple, size: float, leading: float) -> None:
+        from reportlab.lib.rl_accel import fp_str
+
         self.lines, self.size, self.leading = lines, size, leading
         self.height = len(lines) * leading
+        self.step = f"0 {fp_str(-leading)} Td"  # the next line's start
 
 
 #: (style, the spans' texts and styles, width) -> its _Cell: a text is laid out the same way
@@ -1467,6 +1486,7 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
     got = _CELLS.get(key)
     if got is not None:
         return got
+    from reportlab.lib.rl_accel import escapePDF as escape
     from reportlab.lib.rl_accel import fp_str
 
     text_class = _TEXT_CLASS or _text_class()
@@ -1507,7 +1527,9 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
             while j < len(line) and line[j][0].font == run.font and line[j][0].colour is run.colour:
                 j += 1
             text = "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1]
-            pieces.append((_rg(run.colour), run.colour, run.font, text))
+            # printable ASCII: its text operator, written as it is (coded as itself in subset 0)
+            op = f"({escape(text.encode('ascii'))}) Tj" if text.isascii() and text.isprintable() else None
+            pieces.append((_rg(run.colour), run.colour, run.font, text, op))
             k = j
         out.append((tuple(chips), f"{fp_str(sq)} Tw" if sq else "", tuple(pieces)))
     got = _Cell(tuple(out), size, leading)
@@ -1562,7 +1584,8 @@ class _Table:
         code.append(f"{self.head} n {fp_str(0, top - heights[0], self.width, heights[0])} re f*")
         out = ["BT 1 0 0 1 0 0 Tm"]
         add = out.append
-        show = ink.show
+        show, plain = ink.show, ink.plain
+        plains: dict[tuple[str, float], Any] = {}
         state: list[Any] = [None, None]
         y_top = top
         bottoms = []
@@ -1582,16 +1605,28 @@ class _Table:
                     leading = f.leading
                     base = y + h - size
                     for n, (chips, tw, pieces) in enumerate(f.lines):
-                        ly = base - n * leading
-                        for dx, cw, fill in chips:
-                            code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
-                        add(f"1 0 0 1 {fp_str(x, ly)} Tm")
+                        if chips:
+                            ly = base - n * leading
+                            for dx, cw, fill in chips:
+                                code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
+                        # the first line placed, the next ones one leading below it (Td)
+                        add(f.step if n else f"1 0 0 1 {fp_str(x, base)} Tm")
                         if tw:
                             add(tw)
-                        for fill, colour, font, text in pieces:
+                        for fill, colour, font, text, op in pieces:
                             if colour is not state[1]:
                                 add(fill)
                                 state[1] = colour
+                            if op is not None:
+                                tf = plains.get((font, size))
+                                if tf is None:
+                                    tf = plains[(font, size)] = plain(font, size)
+                                if tf:
+                                    if tf[0] != state[0]:
+                                        add(tf[1])
+                                        state[0] = tf[0]
+                                    add(op)
+                                    continue
                             show(out, font, size, text, state)
                         if tw:
                             add("0 Tw")
