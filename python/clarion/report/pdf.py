@@ -1937,7 +1937,8 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
             continue
         parts = split(f)
         if parts:
-            if parts[0] is _BREAK or parts[0] is _NULL:
+            if parts[0] is _BREAK or parts[0] is _NULL or type(parts[0]) is _Item:
+                # actions, and a list's items (``DDIndenter`` s), go back on the list as they are
                 flow += parts[::-1]
                 continue
             if not add(parts[0]):
