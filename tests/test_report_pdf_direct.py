@@ -144,7 +144,7 @@ def pypdf_warnings(caplog):
     return caplog
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(report=reports())
 def test_direct_pdf_is_platypuss(report):
     new = pdf._direct_pdf(report)  # the direct writer covers every block drawn here (no fallback)
