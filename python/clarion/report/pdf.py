@@ -228,20 +228,22 @@ def _fp_str() -> Any:
     return _FP_STR
 
 
-_RG: dict[tuple[Any, str], str] = {}  # (colour, operator) -> the operator written (the report's few colours)
+#: (id of a colour, operator) -> (the colour, kept alive so that its id stays its own; the
+#: operator written): the report's few colours
+_RG: dict[tuple[int, str], tuple[Any, str]] = {}
 
 
 def _rg(colour: Any, op: str = "rg") -> str:
     """``colour`` (an RGB reportlab colour, opaque: the report's) as its PDF fill (``rg``) or
     stroke (``RG``) operator, as reportlab's ``setFillColor`` / ``setStrokeColor`` write it."""
-    key = (colour, op)
-    got = _RG.get(key)
-    if got is None:
-        got = f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
-        if len(_RG) > 4096:
-            _RG.clear()
-        _RG[key] = got
-    return got
+    got = _RG.get((id(colour), op))
+    if got is not None and got[0] is colour:
+        return got[1]
+    text = f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+    if len(_RG) > 4096:
+        _RG.clear()
+    _RG[(id(colour), op)] = (colour, text)
+    return text
 
 
 class _Ink:
@@ -1472,9 +1474,13 @@ class _Cell:
 
         self.lines, self.size, self.leading = lines, size, leading
         self.height = len(lines) * leading
-        self.step = f"0 {fp_str(-leading)} Td"  # the next line's start
+        step = _STEPS.get(leading)
+        if step is None:
+            step = _STEPS[leading] = f"0 {fp_str(-leading)} Td"
+        self.step = step  # the next line's start
 
 
+_STEPS: dict[float, str] = {}  # a leading -> the Td operator that moves one line down
 #: (style, the spans' texts and styles, width) -> its _Cell: a text is laid out the same way
 #: wherever it is (the headers, metric names, legends and readings repeat in every report)
 _CELLS: dict[tuple, _Cell] = {}
