@@ -729,6 +729,36 @@ def _path_points(d: str) -> tuple[list[tuple[str, float, float]], bool]:
     return out, closed
 
 
+#: a tag's text between ``<`` and ``>`` -> its reading by :data:`_TAG` (closing, name, attributes,
+#: empty, the tag as written): the report's charts repeat most of their tags
+_TAGS: dict[str, tuple[str, str, str, str, str]] = {}
+
+
+def _tokens(svg: str) -> list[tuple[Any, Any, Any, Any, Any, Any]]:
+    """``svg`` as :data:`_TAG` reads it: per tag ``(closing, name, attributes, empty, None, the
+    tag as written)``, per text between tags ``(None, None, None, None, text, None)``. Cut at
+    ``<`` and ``>`` (a tag's reading kept by its text); an SVG with a ``<`` that does not open a
+    tag :data:`_TAG` reads, or a ``>`` inside an attribute, is read by the expression itself."""
+    pieces = svg.split("<")
+    out: list[tuple[Any, Any, Any, Any, Any, Any]] = []
+    if pieces[0]:
+        out.append((None, None, None, None, pieces[0], None))
+    for piece in pieces[1:]:
+        head, gt, chars = piece.partition(">")
+        got = _TAGS.get(head)
+        if got is None:
+            m = _TAG.fullmatch(f"<{head}>") if gt else None
+            if m is None:  # not a tag as the expression reads it: its reading, whole
+                return [(*m.groups(), m.group(0) if m.group(2) else None) for m in _TAG.finditer(svg)]
+            if len(_TAGS) > 20_000:
+                _TAGS.clear()
+            got = _TAGS[head] = (*m.groups()[:4], m.group(0))
+        out.append((got[0], got[1], got[2], got[3], None, got[4]))
+        if chars:
+            out.append((None, None, None, None, chars, None))
+    return out
+
+
 def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     """The report's SVG chart as ``(width, height, ops)`` in SVG units (y down): ``("rect", x, y, w,
     h, fill, stroke, stroke_width, dash)``, ``("line", x1, y1, x2, y2, stroke, stroke_width, dash)``,
@@ -742,8 +772,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     size: tuple[float, float] | None = None
     text_at: tuple[dict[str, str], list[str]] | None = None
     skip = 0  # inside <title>
-    for m in _TAG.finditer(svg):
-        closing, tag, attrs, empty, chars = m.groups()
+    for closing, tag, attrs, empty, chars, whole in _tokens(svg):
         if chars is not None:
             if text_at is not None and not skip:
                 text_at[1].append(chars)
@@ -781,7 +810,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 text_at = None
             continue
         if tag in _SHAPES and size is not None and not skip and text_at is None:
-            key = (m.group(0), keys[-1])  # a shape (its tag as written, in its inherited style)
+            key = (whole, keys[-1])  # a shape (its tag as written, in its inherited style)
             hit = _SHAPE_OPS.get(key)
             if hit is not None:
                 ops.extend(hit)
