@@ -216,6 +216,17 @@ class _Glyphs:
 
 
 _FP_STR: Any = None
+_ESCAPE: Any = None
+
+
+def _escape() -> Any:
+    """reportlab's escaping of a PDF string's bytes (its C accelerator's when installed)."""
+    global _ESCAPE
+    if _ESCAPE is None:
+        from reportlab.lib.rl_accel import escapePDF
+
+        _ESCAPE = escapePDF
+    return _ESCAPE
 
 
 def _fp_str() -> Any:
@@ -1499,13 +1510,11 @@ class _Cell:
     __slots__ = ("height", "leading", "lines", "size", "step")
 
     def __init__(self, lines: tuple, size: float, leading: float) -> None:
-        from reportlab.lib.rl_accel import fp_str
-
         self.lines, self.size, self.leading = lines, size, leading
         self.height = len(lines) * leading
         step = _STEPS.get(leading)
         if step is None:
-            step = _STEPS[leading] = f"0 {fp_str(-leading)} Td"
+            step = _STEPS[leading] = f"0 {(_FP_STR or _fp_str())(-leading)} Td"
         self.step = step  # the next line's start
 
 
@@ -1521,9 +1530,8 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
     got = _CELLS.get(key)
     if got is not None:
         return got
-    from reportlab.lib.rl_accel import escapePDF as escape
-    from reportlab.lib.rl_accel import fp_str
-
+    fp_str = _FP_STR or _fp_str()
+    escape = _ESCAPE or _escape()
     text_class = _TEXT_CLASS or _text_class()
     measure = text_class.measure
     bold, colour, (size, leading, _, _) = r.metrics.get(style) or r.style_metrics(style)
