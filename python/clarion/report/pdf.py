@@ -1554,6 +1554,13 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
         lines, squeeze = text.lines, text.squeeze
     out = []
     for line, sq in zip(lines, squeeze):
+        if len(line) == 1 and not sq:  # one piece (most lines)
+            run, text = line[0]
+            back = run.back
+            chip = ((0.0, measure(text, run.font, size), _rg(back)),) if back is not None and text != " " else ()
+            op = f"({escape(text.encode('ascii'))}) Tj" if text.isascii() and text.isprintable() else None
+            out.append((chip, "", ((_rg(run.colour), run.colour, run.font, text, op),)))
+            continue
         chips = []
         if any(run.back is not None for run, _ in line):
             x = 0.0
