@@ -39,7 +39,9 @@ from clarion.report.model import (  # noqa: E402
 )
 
 STYLES = ["", "b", "muted", "err", "flag", "warn", "code", "fine", "watch", "concern"]
-WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789.,-≤|·é→", min_size=1, max_size=14)
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABC0123456789.,-≤|·é→●"
+#: words, now and then one longer than a narrow column (split as Paragraph splits it)
+WORDS = st.text(alphabet=ALPHABET, min_size=1, max_size=14) | st.text(alphabet=ALPHABET, min_size=30, max_size=60)
 
 
 @st.composite
