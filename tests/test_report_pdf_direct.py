@@ -3,10 +3,12 @@ pdfdoc (``clarion.report.pdf._direct_pdf``, ``clarion.report.pdfwriter``) says a
 reportlab's platypus path (``_platypus_pdf``, the reference) does.
 
 Hypothesis-generated reports (sections in sections, paragraphs of styled spans, bulleted lists,
-tables of styled cells and charts with enough rows to split over pages, charts) rendered by both:
+tables of styled cells and charts with enough rows to split over pages, charts, rows of charts,
+grids of sections) rendered by both:
 the same pages, the same words on each page in the same order, pages that render to the same
 pixels (pdfium), and a file pypdf reads strictly without a warning. Content the direct writer
-does not lay out (a row of charts, a picture, a chart svglib converts) goes through platypus."""
+does not lay out (a table in the grid of sections, a picture, a chart svglib converts) goes
+through platypus."""
 
 from __future__ import annotations
 
@@ -100,10 +102,25 @@ def blocks(depth: int) -> st.SearchStrategy:
         st.lists(chart(), min_size=1, max_size=3).map(ChartRow),
         table(),
     )
+    leaf = leaf | grids()
     if depth == 0:
         return leaf
     sub = st.builds(Section, WORDS, st.sampled_from([2, 3]), st.lists(blocks(depth - 1), max_size=3), st.just(""))
     return st.one_of(leaf, sub)
+
+
+def grids() -> st.SearchStrategy:
+    """The partial dependence grid: sections three to a row, each a heading and a chart (and now
+    and then a paragraph), rows enough to split over pages."""
+    cell = st.builds(
+        Section,
+        WORDS,
+        st.just(3),
+        st.tuples(chart(), st.lists(spans().map(Para), max_size=1)).map(lambda t: [t[0], *t[1]]),
+    )
+    return st.builds(
+        Section, WORDS, st.sampled_from([2, 3]), st.lists(cell, min_size=1, max_size=14), st.just(""), st.just(True)
+    )
 
 
 @st.composite
@@ -214,7 +231,8 @@ def test_content_the_direct_writer_does_not_lay_out_goes_through_platypus(tmp_pa
     odd = '<svg width="40" height="20" viewBox="0 0 40 20"><ellipse cx="20" cy="10" rx="15" ry="5"/></svg>'
     path = tmp_path / "p.jpeg"
     path.write_bytes(encode_image(np.zeros((20, 40, 3), dtype=np.uint8)))
-    grid = Section("grid", 2, [Section("a", 3, [Chart(track, 260, 26, "a")]), Para([Span("b")])], grid=True)
+    table = Table(["a"], [[[Span("b")]]])
+    grid = Section("grid", 2, [Section("a", 3, [Chart(track, 260, 26, "a"), table])], grid=True)
     for block in (grid, Chart(odd, 40, 20, "e")):
         report = Report("T", "s", [Section("x", 2, [Para([Span("text")]), block])])
         with pytest.raises(pdf._Fallback):

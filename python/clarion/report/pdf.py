@@ -1741,10 +1741,74 @@ def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Tabl
     return _Table(rows, widths, heights, sizes, _rg(r.hex["table-head"]), _rg(r.hex["table-line"], "RG"))
 
 
+class _Sections:
+    """``_Renderer.section``'s grid of sections (the partial dependence plots): reportlab's
+    ``Table`` of three columns, default padding (6 left and right, 3 above and below), each cell
+    its flowables stacked from the top (``VALIGN TOP``) with their spaces between; split between
+    rows, no header."""
+
+    PAD_X, PAD_Y = 6.0, 3.0
+    __slots__ = ("cells", "height", "heights", "per")
+
+    def __init__(self, cells: list[list[Any]], heights: list[list[float]], per: float) -> None:
+        self.cells, self.per = cells, per  # rows of (flowables, their heights) per cell
+        self.heights = heights
+        self.height = sum(heights)
+
+    def split(self, room: float) -> list[Any]:
+        """``Table._splitRows``: the rows that fit, and the rest (none fit: it moves on)."""
+        h, n = 0.0, 0
+        for rh in self.heights:
+            if h + rh > room:
+                break
+            h += rh
+            n += 1
+        if n == 0 or n == len(self.heights):
+            return []
+        return [
+            _Sections(self.cells[:n], self.heights[:n], self.per),
+            _Sections(self.cells[n:], self.heights[n:], self.per),
+        ]
+
+
+def _sections(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> _Sections:
+    """``sec``'s blocks three to a row, as ``_Renderer.section`` puts them in a ``Table``."""
+    text_class, _, chart_class = own
+    per = r.width / 3
+    inner = _Renderer.__new__(_Renderer)
+    inner.__dict__.update(r.__dict__, width=per - 10)
+    aw = per - 2 * _Sections.PAD_X
+    cells = []
+    for b in sec.blocks:
+        if isinstance(b, Section):
+            content = [inner.para([Span(b.title)], "h3"), *_direct_blocks(inner, b.blocks, own)]
+        else:
+            content = _direct_blocks(inner, [b], own)
+        if not content or any(type(f) is not text_class and type(f) is not chart_class for f in content):
+            raise _Fallback("a grid cell beyond texts and charts")
+        cells.append(content)
+    rows, heights = [], []
+    for i in range(0, len(cells), 3):
+        row = []
+        tallest = 0.0
+        for content in cells[i : i + 3]:
+            hs = [f.wrap(aw, 0xFFFFFFF)[1] for f in content]
+            sb = [f.spaceBefore if type(f) is text_class else 0.0 for f in content]
+            sa = [f.spaceAfter if type(f) is text_class else 0.0 for f in content]
+            # Table._listCellGeom: heights and spaces, less the first's space before and the last's after
+            tallest = max(tallest, sum(hs) + sum(sb) + sum(sa) - sb[0] - sa[-1])
+            row.append((content, hs, sb, sa))
+        if len(row) < 3 and tallest < 24:  # an empty cell's line (its font's 10 pt) could be taller
+            raise _Fallback("a short row of the grid")
+        rows.append(row)
+        heights.append(tallest + 2 * _Sections.PAD_Y)
+    return _Sections(rows, heights, per)
+
+
 def _direct_section(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> list[Any]:
-    if sec.grid and sec.blocks:
-        raise _Fallback("a grid of sections")
     head = r.para([Span(sec.title)], "h2" if sec.level == 2 else "h3")
+    if sec.grid and sec.blocks:  # side by side, three to a row, a heading kept with them
+        return [_Cond(108), _Keep([head, _sections(r, sec, own)]), _Space(4)]
     body = _direct_blocks(r, sec.blocks, own)
     first = [_Keep([head, body[0]])] if body else [head]
     return [_Cond(108), *first, *body[1:], _Space(4)]
@@ -1853,7 +1917,7 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         t = type(f)
         if t is text_class or t is chart_class:
             return f.wrap(aw, ah)[1]
-        if t is _Table or t is _Space or t is _Row:
+        if t is _Table or t is _Space or t is _Row or t is _Sections:
             return f.height
         if t is _Item:
             return f.text.wrap(aw - _INDENT, ah)[1]
@@ -1881,6 +1945,16 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         elif t is _Row:
             for k, c in enumerate(f.cells):
                 c.draw_at(page, x + k * f.per + 6, y + 3)
+        elif t is _Sections:  # Table._drawCell, VALIGN TOP, each row from its top
+            top = y + f.height
+            for row, rh in zip(f.cells, f.heights):
+                for k, (content, hs, sb, sa) in enumerate(row):
+                    yy = top - _Sections.PAD_Y + sb[0]
+                    for v, h, b, a in zip(content, hs, sb, sa):
+                        yy -= b + h
+                        draw(v, x + k * f.per + _Sections.PAD_X, yy)
+                        yy -= a
+                top -= rh
         elif t is _List:  # as _Container.drawOn stacks its items
             yy = y + list_wrap(f.items, AW)[0]
             yt = yy
@@ -1940,7 +2014,7 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         t = type(f)
         if t is text_class:
             return f.split(AW, room)
-        if t is _Table:
+        if t is _Table or t is _Sections:
             return f.split(room)
         if t is _Keep:
             H, H0 = list_wrap(f.content, AW)
