@@ -1403,8 +1403,9 @@ _OWN_RENDERER = _Renderer  # the renderer the direct writer lays out as platypus
 
 
 class _Fallback(Exception):
-    """Content the direct writer does not lay out (a chart svglib converts, a row of charts, a grid
-    of sections, a picture, a flowable too large for a page): the report goes through platypus."""
+    """Content the direct writer does not lay out (a chart svglib converts, a picture, a grid cell
+    holding more than texts and charts, a flowable too large for a page): the report goes
+    through platypus."""
 
 
 class _Space:
@@ -2162,8 +2163,8 @@ def render_report_pdf(report: Report) -> bytes:
     pixels as those). The pages are laid out and the file written directly (platypus's layout
     rules, one content stream per page, the objects, fonts and cross-reference table written as
     bytes: ``tests/test_report_pdf_direct.py``); a report with content that layout does not
-    cover (a chart svglib converts, a row of charts, the partial dependence grid, a picture) goes
-    through platypus itself."""
+    cover (a chart svglib converts, a picture, a grid cell holding more than texts and charts)
+    goes through platypus itself."""
     _require()
     if _direct_ok():
         try:
