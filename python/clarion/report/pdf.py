@@ -11,7 +11,10 @@ Made with reportlab (its platypus layout engine) and svglib:
   (:func:`svg_ops`, as svglib reads it; svglib itself for an SVG beyond the report's vocabulary),
   so they are the HTML's charts, not screenshots of them;
 * table cells are runs of styled text wrapped as ``Paragraph`` wraps them, and a report table is
-  one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`).
+  one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`);
+* the pages are laid out with platypus's rules and the file written directly (``_direct_pdf``,
+  :mod:`clarion.report.pdfwriter`); platypus itself (``_platypus_pdf``) is the reference, and
+  the path of what that layout does not cover.
 
 reportlab and svglib are the ``report`` extra (``pip install 'clarion[report]'``); without them
 :func:`render_pdf` raises :class:`ModuleNotFoundError` saying so.
