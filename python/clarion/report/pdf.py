@@ -11,7 +11,10 @@ Made with reportlab (its platypus layout engine) and svglib:
   (:func:`svg_ops`, as svglib reads it; svglib itself for an SVG beyond the report's vocabulary),
   so they are the HTML's charts, not screenshots of them;
 * table cells are runs of styled text wrapped as ``Paragraph`` wraps them, and a report table is
-  one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`).
+  one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`);
+* the pages are laid out with platypus's rules and the file written directly (``_direct_pdf``,
+  :mod:`clarion.report.pdfwriter`); platypus itself (``_platypus_pdf``) is the reference, and
+  the path of what that layout does not cover.
 
 reportlab and svglib are the ``report`` extra (``pip install 'clarion[report]'``); without them
 :func:`render_pdf` raises :class:`ModuleNotFoundError` saying so.
@@ -216,6 +219,17 @@ class _Glyphs:
 
 
 _FP_STR: Any = None
+_ESCAPE: Any = None
+
+
+def _escape() -> Any:
+    """reportlab's escaping of a PDF string's bytes (its C accelerator's when installed)."""
+    global _ESCAPE
+    if _ESCAPE is None:
+        from reportlab.lib.rl_accel import escapePDF
+
+        _ESCAPE = escapePDF
+    return _ESCAPE
 
 
 def _fp_str() -> Any:
@@ -228,10 +242,22 @@ def _fp_str() -> Any:
     return _FP_STR
 
 
+#: (id of a colour, operator) -> (the colour, kept alive so that its id stays its own; the
+#: operator written): the report's few colours
+_RG: dict[tuple[int, str], tuple[Any, str]] = {}
+
+
 def _rg(colour: Any, op: str = "rg") -> str:
     """``colour`` (an RGB reportlab colour, opaque: the report's) as its PDF fill (``rg``) or
     stroke (``RG``) operator, as reportlab's ``setFillColor`` / ``setStrokeColor`` write it."""
-    return f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+    got = _RG.get((id(colour), op))
+    if got is not None and got[0] is colour:
+        return got[1]
+    text = f"{(_FP_STR or _fp_str())(colour.red, colour.green, colour.blue)} {op}"
+    if len(_RG) > 4096:
+        _RG.clear()
+    _RG[(id(colour), op)] = (colour, text)
+    return text
 
 
 class _Ink:
@@ -248,6 +274,22 @@ class _Ink:
         self.doc = doc
         self.escape = escapePDF
         self.fonts: dict[str, tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]] = {}
+        self.plains: dict[tuple[str, float], Any] = {}
+
+    def plain(self, name: str, size: float) -> Any:
+        """``(state key, Tf operator)`` of subset 0 of font ``name`` at ``size`` where the font codes
+        printable ASCII as itself (such text is written as it is), else False."""
+        got = self.plains.get((name, size))
+        if got is None:
+            font, names, same, _ = self.fonts.get(name) or self._font(name)
+            got = False
+            if same:
+                iname = names.get(0)
+                if iname is None:
+                    iname = names[0] = font.getSubsetInternalName(0, self.doc)
+                got = ((name, size, 0), f"{iname} {(_FP_STR or _fp_str())(size)} Tf")
+            self.plains[(name, size)] = got
+        return got
 
     def _font(self, name: str) -> tuple[Any, dict[int, str], bool, dict[str, list[tuple[int, str]]]]:
         from reportlab.pdfbase import pdfmetrics
@@ -324,6 +366,7 @@ def _text_class() -> type:
     global _TEXT_CLASS
     if _TEXT_CLASS is None:
         _TEXT_CLASS = _make_text_class(_flowable_base())
+        _TEXT_CLASS.own_draw = _TEXT_CLASS.draw  # the draw the direct writer mirrors
     return _TEXT_CLASS
 
 
@@ -594,6 +637,7 @@ def _make_text_class(base: type) -> type:
             out.append("ET")
             self.canv._code.append(" ".join(out))
 
+    _Text.measure = staticmethod(width)  # a string's width (kept), for the direct writer's cells
     return _Text
 
 
@@ -616,6 +660,8 @@ _KNOWN = {
 }
 
 
+#: a rect's or line's ops (solid) -> its path operators (the chart painter's)
+_SHAPE_PATHS: dict[tuple, str] = {}
 #: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
 _SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
 
@@ -697,6 +743,36 @@ def _path_points(d: str) -> tuple[list[tuple[str, float, float]], bool]:
     return out, closed
 
 
+#: a tag's text between ``<`` and ``>`` -> its reading by :data:`_TAG` (closing, name, attributes,
+#: empty, the tag as written): the report's charts repeat most of their tags
+_TAGS: dict[str, tuple[str, str, str, str, str]] = {}
+
+
+def _tokens(svg: str) -> list[tuple[Any, Any, Any, Any, Any, Any]]:
+    """``svg`` as :data:`_TAG` reads it: per tag ``(closing, name, attributes, empty, None, the
+    tag as written)``, per text between tags ``(None, None, None, None, text, None)``. Cut at
+    ``<`` and ``>`` (a tag's reading kept by its text); an SVG with a ``<`` that does not open a
+    tag :data:`_TAG` reads, or a ``>`` inside an attribute, is read by the expression itself."""
+    pieces = svg.split("<")
+    out: list[tuple[Any, Any, Any, Any, Any, Any]] = []
+    if pieces[0]:
+        out.append((None, None, None, None, pieces[0], None))
+    for piece in pieces[1:]:
+        head, gt, chars = piece.partition(">")
+        got = _TAGS.get(head)
+        if got is None:
+            m = _TAG.fullmatch(f"<{head}>") if gt else None
+            if m is None:  # not a tag as the expression reads it: its reading, whole
+                return [(*m.groups(), m.group(0) if m.group(2) else None) for m in _TAG.finditer(svg)]
+            if len(_TAGS) > 20_000:
+                _TAGS.clear()
+            got = _TAGS[head] = (*m.groups()[:4], m.group(0))
+        out.append((got[0], got[1], got[2], got[3], None, got[4]))
+        if chars:
+            out.append((None, None, None, None, chars, None))
+    return out
+
+
 def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     """The report's SVG chart as ``(width, height, ops)`` in SVG units (y down): ``("rect", x, y, w,
     h, fill, stroke, stroke_width, dash)``, ``("line", x1, y1, x2, y2, stroke, stroke_width, dash)``,
@@ -710,8 +786,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     size: tuple[float, float] | None = None
     text_at: tuple[dict[str, str], list[str]] | None = None
     skip = 0  # inside <title>
-    for m in _TAG.finditer(svg):
-        closing, tag, attrs, empty, chars = m.groups()
+    for closing, tag, attrs, empty, chars, whole in _tokens(svg):
         if chars is not None:
             if text_at is not None and not skip:
                 text_at[1].append(chars)
@@ -749,7 +824,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 text_at = None
             continue
         if tag in _SHAPES and size is not None and not skip and text_at is None:
-            key = (m.group(0), keys[-1])  # a shape (its tag as written, in its inherited style)
+            key = (whole, keys[-1])  # a shape (its tag as written, in its inherited style)
             hit = _SHAPE_OPS.get(key)
             if hit is not None:
                 ops.extend(hit)
@@ -824,16 +899,17 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
 _KAPPA = 0.5522847498307936  # a quarter circle's Bézier control distance (4/3 (sqrt 2 - 1)), radius 1
 
 
-def _dot(cx: float, cy: float, r: float) -> str:
-    """A filled circle as PDF path operators: the four Bézier quarters reportlab's ``circle`` draws
-    (from the rightmost point, counter-clockwise), filled as it fills (even-odd)."""
+def _dot(cx: float, cy: float, r: float, paint: str = "f*") -> str:
+    """A circle as PDF path operators: the four Bézier quarters reportlab's ``circle`` draws
+    (from the rightmost point, counter-clockwise), painted with ``paint`` (filled even-odd, as it
+    fills, by default)."""
     k = _KAPPA * r
     a, b, c, d = cx + r, cx - r, cy + r, cy - r
     return (
         f"n {a:.3f} {cy:.3f} m {a:.3f} {cy + k:.3f} {cx + k:.3f} {c:.3f} {cx:.3f} {c:.3f} c "
         f"{cx - k:.3f} {c:.3f} {b:.3f} {cy + k:.3f} {b:.3f} {cy:.3f} c "
         f"{b:.3f} {cy - k:.3f} {cx - k:.3f} {d:.3f} {cx:.3f} {d:.3f} c "
-        f"{cx + k:.3f} {d:.3f} {a:.3f} {cy - k:.3f} {a:.3f} {cy:.3f} c f*"
+        f"{cx + k:.3f} {d:.3f} {a:.3f} {cy - k:.3f} {a:.3f} {cy:.3f} c {paint}"
     )
 
 
@@ -846,6 +922,7 @@ def _chart_class() -> type:
     global _CHART_CLASS
     if _CHART_CLASS is None:
         _CHART_CLASS = _make_chart_class(_flowable_base())
+        _CHART_CLASS.own_draw = _CHART_CLASS.draw
     return _CHART_CLASS
 
 
@@ -906,15 +983,22 @@ def _make_chart_class(base: type) -> type:
                         add(f"[{fp_str(d or [])}] 0 d")
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
-                if kind == "rect":
-                    add(f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}")
-                elif kind == "line":
-                    add(f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S")
+                if kind == "rect" or kind == "line":
+                    # a band's or an axis' path repeats in every chart of its kind: kept
+                    path = _SHAPE_PATHS.get(op) if d is None else None
+                    if path is None:
+                        if kind == "rect":
+                            path = f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}"
+                        else:
+                            path = f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S"
+                        if d is None:
+                            if len(_SHAPE_PATHS) > 20_000:
+                                _SHAPE_PATHS.clear()
+                            _SHAPE_PATHS[op] = path
+                    add(path)
                 elif kind == "circle":
-                    if f and not s:  # a dot (the strip plot has thousands): its path written directly
-                        add(_dot(op[1], op[2], op[3]))
-                    else:
-                        c.circle(op[1], op[2], op[3], stroke=s, fill=f)
+                    # the path canvas.circle writes (the strip plot has thousands of dots)
+                    add(_dot(op[1], op[2], op[3], _PATH_OPS[s, f, 0]))
                 else:
                     pts = op[1]
                     path = " ".join(f"{fp_str(x, y)} {'m' if o == 'M' else 'l'}" for o, x, y in pts)
@@ -978,6 +1062,7 @@ def _grid_class() -> type:
     global _GRID_CLASS
     if _GRID_CLASS is None:
         _GRID_CLASS = _make_grid_class(_flowable_base())
+        _GRID_CLASS.own_draw = _GRID_CLASS.draw
     return _GRID_CLASS
 
 
@@ -1045,11 +1130,15 @@ def _make_grid_class(base: type) -> type:
             return parts
 
         def draw(self) -> None:
-            c = self.canv
+            self.paint(self.canv)
+
+        def paint(self, c: Any) -> None:
+            """Draw at the origin: the operators appended to ``c._code`` (a canvas, or the page of
+            the direct writer), as the canvas calls that draw it write them."""
             heights = self._measure()
             top = sum(heights)
-            c.setFillColor(self.head)
-            c.rect(0, top - heights[0], self.width, heights[0], stroke=0, fill=1)
+            code = c._code
+            code.append(f"{_rg(self.head)} n {fp_str(0, top - heights[0], self.width, heights[0])} re f*")
             out: list[str] = ["BT 1 0 0 1 0 0 Tm"]  # as reportlab's beginText(0, 0) starts it
             add = out.append
             ink = _ink(c)
@@ -1086,15 +1175,13 @@ def _make_grid_class(base: type) -> type:
                     x += w
                 y_top = bottom
             out.append("ET")
-            c._code.append(" ".join(out))  # every cell's text in one text object
-            c.saveState()
-            c.setStrokeColor(self.line)
-            c.setLineWidth(0.25)
-            c.setLineCap(1)
-            c.setLineJoin(1)
-            for b in bottoms:
-                c.line(0, b, self.width, b)
-            c.restoreState()
+            code.append(" ".join(out))  # every cell's text in one text object
+            # a thin line below each row (saveState, setStrokeColor, setLineWidth(0.25),
+            # setLineCap(1), setLineJoin(1), line, restoreState)
+            code.append(f"q {_rg(self.line, 'RG')} .25 w 1 J 1 j")
+            right = fp_str(self.width)
+            code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+            code.append("Q")
 
     return _Grid
 
@@ -1165,16 +1252,19 @@ class _Renderer:
         """A paragraph in one of :attr:`styles` (``title``, ``h2``, ``h3``, ``body``, ``muted``,
         ``cell``, ``head``): runs of styled text wrapped as reportlab's ``Paragraph`` wraps them,
         with the style's font, size, leading, colour and space before / after."""
-        got = self.metrics.get(style)
-        if got is None:  # a ParagraphStyle's attributes, read once (each read walks its parents)
-            st = self.styles[style]
-            got = self.metrics[style] = (
-                st.fontName.endswith("-Bold"),
-                self.muted if style == "muted" else None,
-                (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
-            )
-        bold, colour, sizes = got
+        bold, colour, sizes = self.metrics.get(style) or self.style_metrics(style)
         return (_TEXT_CLASS or _text_class())(self.runs(spans, bold=bold, colour=colour), *sizes)
+
+    def style_metrics(self, style: str) -> tuple[bool, Any, tuple[float, float, float, float]]:
+        """(bold, colour, (size, leading, space before, space after)) of a style: its
+        ParagraphStyle's attributes, read once (each read walks its parents)."""
+        st = self.styles[style]
+        got = self.metrics[style] = (
+            st.fontName.endswith("-Bold"),
+            self.muted if style == "muted" else None,
+            (st.fontSize, st.leading, st.spaceBefore, st.spaceAfter),
+        )
+        return got
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
@@ -1309,16 +1399,787 @@ class _Renderer:
         return [CondPageBreak(108), *first, *body[1:], Spacer(1, 4)]
 
 
+_OWN_RENDERER = _Renderer  # the renderer the direct writer lays out as platypus does
+
+
+# ---- the direct writer: platypus's layout of the report's flowables, written without platypus ------
+
+
+class _Fallback(Exception):
+    """Content the direct writer does not lay out (a chart svglib converts, a picture, a grid cell
+    holding more than texts and charts, a flowable too large for a page): the report goes
+    through platypus."""
+
+
+class _Space:
+    """``Spacer(1, height)``."""
+
+    __slots__ = ("height",)
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+
+
+class _Cond:
+    """``CondPageBreak(height)``: a new page where less than ``height`` is left."""
+
+    __slots__ = ("height",)
+
+    def __init__(self, height: float) -> None:
+        self.height = height
+
+
+class _Keep:
+    """``KeepTogether(content)``: on a new page when it does not fit where it is."""
+
+    __slots__ = ("content",)
+
+    def __init__(self, content: list[Any]) -> None:
+        self.content = content
+
+
+class _List:
+    """``ListFlowable`` of bulleted texts (``leftIndent`` 12, a 12 pt bullet): whole where it fits,
+    else item by item."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+class _Row:
+    """``chart_row``'s one-row ``Table`` of charts: columns ``per`` wide, reportlab's default cell
+    padding (6 left, 3 below and above), each chart at its cell's bottom left; not split."""
+
+    __slots__ = ("cells", "height", "per")
+
+    def __init__(self, cells: list[Any], per: float) -> None:
+        self.cells, self.per = cells, per
+        self.height = max(c.height for c in cells) + 6
+
+
+class _Item:
+    """``LIIndenter``: a text 12 pt in, its bullet on its first piece."""
+
+    __slots__ = ("bullet", "text")
+
+    def __init__(self, text: Any, bullet: bool) -> None:
+        self.text, self.bullet = text, bullet
+
+
+_BREAK = object()  # FrameBreak: the page ends here
+_NULL = object()  # NullActionFlowable
+_INDENT = 12.0  # the bullets' leftIndent
+_BULLET = 12.0  # the bullets' font size
+
+
+def _direct_blocks(r: _Renderer, blocks: list[Any], own: tuple[type, type, type]) -> list[Any]:
+    """``_Renderer.blocks`` as the direct writer's story (the same flowables, the same order)."""
+    text_class, grid_class, chart_class = own
+    out: list[Any] = []
+    for b in blocks:
+        if isinstance(b, Para):
+            out.append(r.para(b.parts, "muted" if b.cls == "muted" else "body"))
+        elif isinstance(b, Bullets):
+            if not b.items:
+                raise _Fallback("an empty list")
+            out.append(_List([_Item(r.para(it, "body"), True) for it in b.items]))
+        elif isinstance(b, Chart):
+            d = r.drawing(b, r.width)
+            if type(d) is not chart_class:
+                raise _Fallback("a chart svglib converts")
+            out.append(d)
+        elif isinstance(b, Table):
+            out += [_direct_table(r, b, own), _Space(6)]
+        elif isinstance(b, Section):
+            out += _direct_section(r, b, own)
+        elif isinstance(b, ChartRow) and b.charts:
+            per = r.width / len(b.charts)
+            cells = [r.drawing(c, per - 8) for c in b.charts]
+            if any(type(d) is not chart_class for d in cells):
+                raise _Fallback("a chart svglib converts, in a row")
+            out.append(_Row(cells, per))
+        else:  # a picture (or a block no renderer knows: platypus says so)
+            raise _Fallback(type(b).__name__)
+    return out
+
+
+class _Cell:
+    """A table cell's text, laid out (as :class:`_Text` lays it out) and ready to draw: per line
+    its chips' backgrounds ``(dx, width, fill operator)``, its word spacing (``Tw``, or "") and its
+    pieces ``(fill operator, colour, font, text)`` (one per run of one font and colour, as
+    ``_Text.emit`` groups them); ``height``: lines x leading."""
+
+    __slots__ = ("height", "leading", "lines", "size", "step")
+
+    def __init__(self, lines: tuple, size: float, leading: float) -> None:
+        self.lines, self.size, self.leading = lines, size, leading
+        self.height = len(lines) * leading
+        step = _STEPS.get(leading)
+        if step is None:
+            step = _STEPS[leading] = f"0 {(_FP_STR or _fp_str())(-leading)} Td"
+        self.step = step  # the next line's start
+
+
+_STEPS: dict[float, str] = {}  # a leading -> the Td operator that moves one line down
+#: (style, the spans' texts and styles, width) -> its _Cell: a text is laid out the same way
+#: wherever it is (the headers, metric names, legends and readings repeat in every report)
+_CELLS: dict[tuple, _Cell] = {}
+
+
+def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
+    """``r.para(spans, style)`` wrapped to ``width``, as a :class:`_Cell`."""
+    key = (style, width, *[(s.text, s.style) for s in spans])
+    got = _CELLS.get(key)
+    if got is not None:
+        return got
+    fp_str = _FP_STR or _fp_str()
+    escape = _ESCAPE or _escape()
+    text_class = _TEXT_CLASS or _text_class()
+    measure = text_class.measure
+    bold, colour, (size, leading, _, _) = r.metrics.get(style) or r.style_metrics(style)
+    runs = r.runs(spans, bold=bold, colour=colour)
+    lines: list[list[tuple[_Run, str]]] | None = None
+    squeeze: list[float] = []
+    if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+        # one run per line, each fitting (_Text._break's first case)
+        lines = []
+        for run in runs[::2]:
+            t = run.text
+            if not (t and measure(t, run.font, size) <= width - 1e-6 and " ".join(t.split()) == t):
+                lines = None
+                break
+            lines.append([(run, t)])
+        squeeze = [0.0] * len(lines or ())
+    if lines is None:
+        text = text_class(runs, size, leading)
+        text.wrap(width, 0xFFFFFFF)
+        lines, squeeze = text.lines, text.squeeze
+    out = []
+    for line, sq in zip(lines, squeeze):
+        if len(line) == 1 and not sq:  # one piece (most lines)
+            run, text = line[0]
+            back = run.back
+            chip = ((0.0, measure(text, run.font, size), _rg(back)),) if back is not None and text != " " else ()
+            op = f"({escape(text.encode('ascii'))}) Tj" if text.isascii() and text.isprintable() else None
+            out.append((chip, "", ((_rg(run.colour), run.colour, run.font, text, op),)))
+            continue
+        chips = []
+        if any(run.back is not None for run, _ in line):
+            x = 0.0
+            for run, t in line:
+                w = measure(t, run.font, size)
+                if run.back is not None and t != " ":
+                    chips.append((x, w, _rg(run.back)))
+                x += w
+        pieces = []
+        k = 0
+        while k < len(line):  # runs of one font and colour together, as _Text.emit draws them
+            run = line[k][0]
+            j = k + 1
+            while j < len(line) and line[j][0].font == run.font and line[j][0].colour is run.colour:
+                j += 1
+            text = "".join(t for _, t in line[k:j]) if j - k > 1 else line[k][1]
+            # printable ASCII: its text operator, written as it is (coded as itself in subset 0)
+            op = f"({escape(text.encode('ascii'))}) Tj" if text.isascii() and text.isprintable() else None
+            pieces.append((_rg(run.colour), run.colour, run.font, text, op))
+            k = j
+        out.append((tuple(chips), f"{fp_str(sq)} Tw" if sq else "", tuple(pieces)))
+    got = _Cell(tuple(out), size, leading)
+    if len(_CELLS) > 8192:
+        _CELLS.clear()
+    _CELLS[key] = got
+    return got
+
+
+class _Table:
+    """A report table as :class:`_Grid` lays it out and draws it, its texts :class:`_Cell` s."""
+
+    PAD_X, PAD_Y = 3.0, 2.0
+    __slots__ = ("head", "height", "heights", "line", "rows", "sizes", "widths", "width")
+
+    def __init__(self, rows: list, widths: list[float], heights: list[float], sizes: list, head: str, line: str):
+        self.rows, self.widths, self.heights, self.sizes = rows, widths, heights, sizes
+        self.head, self.line = head, line
+        self.width = sum(widths)
+        self.height = sum(heights)
+
+    def split(self, room: float) -> list[Any]:
+        """``_Grid.split``: the rows that fit under the header, and the header with the rest."""
+        heights = self.heights
+        used, n = heights[0], 1
+        while n < len(heights) and used + heights[n] <= room:
+            used += heights[n]
+            n += 1
+        if n <= 1 or n >= len(heights):
+            return []
+        rows, sizes = self.rows, self.sizes
+        return [
+            _Table(rows[:n], self.widths, heights[:n], sizes[:n], self.head, self.line),
+            _Table(
+                [rows[0], *rows[n:]],
+                self.widths,
+                [heights[0], *heights[n:]],
+                [sizes[0], *sizes[n:]],
+                self.head,
+                self.line,
+            ),
+        ]
+
+    def paint(self, page: _Page, ink: _Ink, chart_class: type) -> None:
+        """``_Grid.paint``: the header's shade, every cell's text in one text object, the charts
+        in place, a thin line below each row."""
+        from reportlab.lib.rl_accel import fp_str
+
+        heights = self.heights
+        top = self.height
+        code = page._code
+        code.append(f"{self.head} n {fp_str(0, top - heights[0], self.width, heights[0])} re f*")
+        out = ["BT 1 0 0 1 0 0 Tm"]
+        add = out.append
+        show, plain = ink.show, ink.plain
+        plains: dict[tuple[str, float], Any] = {}
+        state: list[Any] = [None, None]
+        y_top = top
+        bottoms = []
+        pad = self.PAD_X
+        for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
+            bottom = y_top - rh
+            bottoms.append(bottom)
+            x = pad
+            for cell, w, sizes in zip(row, self.widths, row_sizes):
+                y = bottom + (rh + sum(sizes)) / 2
+                for f, h in zip(cell, sizes):
+                    y -= h
+                    if type(f) is chart_class:
+                        f.draw_at(page, x, y)
+                        continue
+                    size = f.size
+                    leading = f.leading
+                    base = y + h - size
+                    for n, (chips, tw, pieces) in enumerate(f.lines):
+                        if chips:
+                            ly = base - n * leading
+                            for dx, cw, fill in chips:
+                                code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
+                        # the first line placed, the next ones one leading below it (Td)
+                        add(f.step if n else f"1 0 0 1 {fp_str(x, base)} Tm")
+                        if tw:
+                            add(tw)
+                        for fill, colour, font, text, op in pieces:
+                            if colour is not state[1]:
+                                add(fill)
+                                state[1] = colour
+                            if op is not None:
+                                tf = plains.get((font, size))
+                                if tf is None:
+                                    tf = plains[(font, size)] = plain(font, size)
+                                if tf:
+                                    if tf[0] != state[0]:
+                                        add(tf[1])
+                                        state[0] = tf[0]
+                                    add(op)
+                                    continue
+                            show(out, font, size, text, state)
+                        if tw:
+                            add("0 Tw")
+                x += w
+            y_top = bottom
+        add("ET")
+        code.append(" ".join(out))
+        code.append(f"q {self.line} .25 w 1 J 1 j")
+        right = fp_str(self.width)
+        code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+        code.append("Q")
+
+
+def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Table:
+    """``_Renderer.table`` as a :class:`_Table`: the same widths, cells and heights."""
+    chart_class = own[2]
+    n = len(t.header)
+    rel = t.widths if t.widths and len(t.widths) == n else None
+    if rel is None:
+        lens = [
+            max([len(h)] + [sum(len(p.text) for p in row[i] if isinstance(p, Span)) for row in t.rows])
+            for i, h in enumerate(t.header)
+        ]
+        rel = [min(max(x, 4), 40) for x in lens]
+    total = sum(rel)
+    widths = [r.width * w / total for w in rel]
+    inner = [w - 2 * _Table.PAD_X for w in widths]
+    pad_y = 2 * _Table.PAD_Y
+    head = [[_cell(r, [Span(h)], "head", w)] for h, w in zip(t.header, inner)]
+    rows = [head]
+    hs = [h[0].height for h in head]
+    sizes = [[[h] for h in hs]]
+    heights = [max(hs) + pad_y]
+    for row in t.rows:
+        cells = []
+        row_sizes = []
+        tallest = 0.0
+        for i, parts in enumerate(row):
+            w = inner[i]
+            if len(parts) == 1 and type(parts[0]) is Span:
+                cell = [_cell(r, parts, "cell", w)]
+            else:
+                cell = []
+                spans = []
+                for p in parts:
+                    if isinstance(p, Chart):
+                        d = r.drawing(p, w)
+                        if type(d) is not chart_class:
+                            raise _Fallback("a chart svglib converts, in a table")
+                        cell.append(d)
+                    elif isinstance(p, Span):
+                        spans.append(p)
+                if spans or not cell:
+                    cell.append(_cell(r, spans, "cell", w))
+            cs = [f.height for f in cell]
+            cells.append(cell)
+            row_sizes.append(cs)
+            tallest = max(tallest, sum(cs))
+        rows.append(cells)
+        sizes.append(row_sizes)
+        heights.append(tallest + pad_y)
+    return _Table(rows, widths, heights, sizes, _rg(r.hex["table-head"]), _rg(r.hex["table-line"], "RG"))
+
+
+class _Sections:
+    """``_Renderer.section``'s grid of sections (the partial dependence plots): reportlab's
+    ``Table`` of three columns, default padding (6 left and right, 3 above and below), each cell
+    its flowables stacked from the top (``VALIGN TOP``) with their spaces between; split between
+    rows, no header."""
+
+    PAD_X, PAD_Y = 6.0, 3.0
+    __slots__ = ("cells", "height", "heights", "per")
+
+    def __init__(self, cells: list[list[Any]], heights: list[list[float]], per: float) -> None:
+        self.cells, self.per = cells, per  # rows of (flowables, their heights) per cell
+        self.heights = heights
+        self.height = sum(heights)
+
+    def split(self, room: float) -> list[Any]:
+        """``Table._splitRows``: the rows that fit, and the rest (none fit: it moves on)."""
+        h, n = 0.0, 0
+        for rh in self.heights:
+            if h + rh > room:
+                break
+            h += rh
+            n += 1
+        if n == 0 or n == len(self.heights):
+            return []
+        return [
+            _Sections(self.cells[:n], self.heights[:n], self.per),
+            _Sections(self.cells[n:], self.heights[n:], self.per),
+        ]
+
+
+def _sections(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> _Sections:
+    """``sec``'s blocks three to a row, as ``_Renderer.section`` puts them in a ``Table``."""
+    text_class, _, chart_class = own
+    per = r.width / 3
+    inner = _Renderer.__new__(_Renderer)
+    inner.__dict__.update(r.__dict__, width=per - 10)
+    aw = per - 2 * _Sections.PAD_X
+    cells = []
+    for b in sec.blocks:
+        if isinstance(b, Section):
+            content = [inner.para([Span(b.title)], "h3"), *_direct_blocks(inner, b.blocks, own)]
+        else:
+            content = _direct_blocks(inner, [b], own)
+        if not content or any(type(f) is not text_class and type(f) is not chart_class for f in content):
+            raise _Fallback("a grid cell beyond texts and charts")
+        cells.append(content)
+    rows, heights = [], []
+    for i in range(0, len(cells), 3):
+        row = []
+        tallest = 0.0
+        for content in cells[i : i + 3]:
+            hs = [f.wrap(aw, 0xFFFFFFF)[1] for f in content]
+            sb = [f.spaceBefore if type(f) is text_class else 0.0 for f in content]
+            sa = [f.spaceAfter if type(f) is text_class else 0.0 for f in content]
+            # Table._listCellGeom: heights and spaces, less the first's space before and the last's after
+            tallest = max(tallest, sum(hs) + sum(sb) + sum(sa) - sb[0] - sa[-1])
+            row.append((content, hs, sb, sa))
+        if len(row) < 3 and tallest < 24:  # an empty cell's line (its font's 10 pt) could be taller
+            raise _Fallback("a short row of the grid")
+        rows.append(row)
+        heights.append(tallest + 2 * _Sections.PAD_Y)
+    return _Sections(rows, heights, per)
+
+
+def _direct_section(r: _Renderer, sec: Section, own: tuple[type, type, type]) -> list[Any]:
+    head = r.para([Span(sec.title)], "h2" if sec.level == 2 else "h3")
+    if sec.grid and sec.blocks:  # side by side, three to a row, a heading kept with them
+        return [_Cond(108), _Keep([head, _sections(r, sec, own)]), _Space(4)]
+    body = _direct_blocks(r, sec.blocks, own)
+    first = [_Keep([head, body[0]])] if body else [head]
+    return [_Cond(108), *first, *body[1:], _Space(4)]
+
+
+class _Page:
+    """What the flowables draw on in the direct writer: a page's operators (``_code``) and the
+    document whose fonts code the text (``_doc``, as a canvas has them)."""
+
+    __slots__ = ("__weakref__", "_clarion_ink", "_code", "_doc")
+
+    def __init__(self, doc: Any) -> None:
+        self._code: list[str] = []
+        self._doc = doc
+        self._clarion_ink: Any = None
+
+
+class _Doc:
+    """The document a TrueType font's subsets are assigned in (reportlab's ``TTFont.state`` is
+    keyed by it): the font names it gave out."""
+
+    __slots__ = ("__weakref__", "delayedFonts", "fontMapping")
+
+    def __init__(self) -> None:
+        self.fontMapping: dict[str, str] = {}
+        self.delayedFonts: list[Any] = []
+
+
+_FUZZ = 1e-6  # platypus's layout tolerance (rl_config._FUZZ)
+_PAGE = (841.8897637795277, 595.2755905511812)  # A4 landscape, points
+_MARGIN = 14 * 72 / 25.4  # 14 mm
+
+
+def _own_classes() -> tuple[type, type, type]:
+    return _text_class(), _grid_class(), _chart_class()
+
+
+def _direct_ok() -> bool:
+    """Whether the direct writer draws what platypus would: the renderer is this module's and the
+    flowables draw as this module draws them (a test's reference renderer goes through platypus)."""
+    if _Renderer is not _OWN_RENDERER:
+        return False
+    return all(c.draw is c.own_draw for c in _own_classes())
+
+
+def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
+    """``story`` laid out as platypus lays it out in ``render_report_pdf``'s document (one frame,
+    6 pt padding; space before a flowable dropped at a page's top and overlapping the space after
+    the one before; texts and tables split at a page's foot, the rest moved on) and drawn: the
+    content of each page, footer first."""
+    from reportlab.lib.rl_accel import fp_str
+
+    text_class, _, chart_class = _own_classes()
+    ink = _ink(page)
+    x1, y1 = _MARGIN, _MARGIN + 4
+    frame_h = _PAGE[1] - _MARGIN - y1
+    X, TOP, P, AW = x1 + 6, y1 + frame_h - 6, y1 + 6, _PAGE[0] - 2 * _MARGIN - 12
+    pages: list[str] = []
+    st = {"y": TOP, "top": True, "prev": 0.0, "brk": False}
+
+    def before(f: Any) -> float:
+        t = type(f)
+        if t is text_class:
+            return f.spaceBefore
+        if t is _Keep:
+            return before(f.content[0])
+        if t is _List:
+            return f.items[0].text.spaceBefore
+        if t is _Item:
+            return f.text.spaceBefore
+        return 0.0
+
+    def after(f: Any) -> float:
+        t = type(f)
+        if t is text_class:
+            return f.spaceAfter
+        if t is _Keep:
+            return after(f.content[-1])
+        if t is _List:
+            return f.items[-1].text.spaceAfter
+        if t is _Item:
+            return f.text.spaceAfter
+        return 0.0
+
+    def list_wrap(items: list[Any], aw: float) -> tuple[float, float]:
+        """(height, first height) of ``items`` stacked (``_listWrapOn``)."""
+        H = pS = 0.0
+        first = None
+        at = True
+        for f in items:
+            h = wrap(f, aw, 0xFFFFFFF)
+            if first is None:
+                first = h
+            if h <= _FUZZ:
+                continue
+            H += h
+            if not at:
+                H += max(before(f) - pS, 0.0)
+            else:
+                at = False
+            pS = after(f)
+            H += pS
+        return H - pS, first or 0.0
+
+    def wrap(f: Any, aw: float, ah: float) -> float:
+        t = type(f)
+        if t is text_class or t is chart_class:
+            return f.wrap(aw, ah)[1]
+        if t is _Table or t is _Space or t is _Row or t is _Sections:
+            return f.height
+        if t is _Item:
+            return f.text.wrap(aw - _INDENT, ah)[1]
+        if t is _List:
+            return list_wrap(f.items, aw)[0]
+        if t is _Cond:
+            return 0.0
+        raise _Fallback(f"{t.__name__} inside a KeepTogether")
+
+    def draw(f: Any, x: float, y: float) -> None:
+        t = type(f)
+        code = page._code
+        if t is text_class:
+            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            out = ["BT 1 0 0 1 0 0 Tm"]  # as Flowable.drawOn + _Text.draw write it
+            f.emit(page, out, 0, 0, [None, None], ink)
+            out.append("ET")
+            code += (" ".join(out), "Q")
+        elif t is _Table:
+            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            f.paint(page, ink, chart_class)
+            code.append("Q")
+        elif t is chart_class:
+            f.draw_at(page, x, y)
+        elif t is _Row:
+            for k, c in enumerate(f.cells):
+                c.draw_at(page, x + k * f.per + 6, y + 3)
+        elif t is _Sections:  # Table._drawCell, VALIGN TOP, each row from its top
+            top = y + f.height
+            for row, rh in zip(f.cells, f.heights):
+                for k, (content, hs, sb, sa) in enumerate(row):
+                    yy = top - _Sections.PAD_Y + sb[0]
+                    for v, h, b, a in zip(content, hs, sb, sa):
+                        yy -= b + h
+                        draw(v, x + k * f.per + _Sections.PAD_X, yy)
+                        yy -= a
+                top -= rh
+        elif t is _List:  # as _Container.drawOn stacks its items
+            yy = y + list_wrap(f.items, AW)[0]
+            yt = yy
+            pS = 0.0
+            last = f.items[-1]
+            for item in f.items:
+                h = wrap(item, AW, 0xFFFFFFF)
+                if h < _FUZZ:
+                    continue
+                if yt != yy:
+                    h += max(before(item) - pS, 0.0)
+                yy -= h
+                pS = after(item)
+                draw(item, x, yy)
+                if item is not last:
+                    yy -= pS
+        elif t is _Item:
+            if f.bullet:  # BulletDrawer: the bullet at the indenter's left, its height - 12 up
+                out = [f"q 1 0 0 1 {fp_str(x, y)} cm 0 0 0 rg BT 1 0 0 1 0 {fp_str(f.text.height - _BULLET)} Tm"]
+                ink.show(out, FONT, _BULLET, "•", [None, None])
+                out.append(f"{fp_str(_BULLET * 1.2)} TL T* ET Q")
+                code.append(" ".join(out))
+            draw(f.text, x + _INDENT, y)
+
+    def add(f: Any) -> bool:
+        """Frame._add: drawn where it fits (True), else nothing changes (False)."""
+        y = st["y"]
+        s = 0.0 if st["top"] else max(before(f) - st["prev"], 0.0)
+        room = y - P - s
+        t = type(f)
+        if room <= 0 or t is _Keep:  # a KeepTogether never fits (it is split)
+            return False
+        if t is _Cond:
+            if room < f.height:
+                st["brk"] = True  # a FrameBreak follows
+            h = 0.0
+        else:
+            h = wrap(f, AW, room)
+        ny = y - h - s
+        if ny < P - _FUZZ:
+            return False
+        draw(f, X, ny)
+        sa = after(f)
+        ny -= sa
+        st["prev"] = sa
+        if ny != y:
+            st["top"] = False
+        st["y"] = ny
+        return True
+
+    def split(f: Any) -> list[Any]:
+        """Frame.split: the flowable's pieces for the room left (empty: it moves on)."""
+        s = 0.0 if st["top"] else max(before(f) - st["prev"], 0.0)
+        room = st["y"] - P - s
+        if room <= 0:
+            return []
+        t = type(f)
+        if t is text_class:
+            return f.split(AW, room)
+        if t is _Table or t is _Sections:
+            return f.split(room)
+        if t is _Keep:
+            H, H0 = list_wrap(f.content, AW)
+            at = st["top"]
+            c0 = H > room
+            if c0 or H0 > room:
+                fb = (not at) if c0 else frame_h >= H
+                return [_BREAK if fb else _NULL, *f.content]
+            return list(f.content)
+        if t is _List:
+            return list(f.items)
+        if t is _Item:
+            parts = f.text.split(AW - _INDENT, room)
+            return [_Item(p, f.bullet and k == 0) for k, p in enumerate(parts)]
+        return []
+
+    def begin() -> None:
+        page._code = []
+        footer(page._code, ink, len(pages) + 1)
+        st.update(y=TOP, top=True, prev=0.0)
+
+    def end() -> None:
+        pages.append("\n".join(page._code))
+        page._code = []
+
+    flow = story[::-1]  # a stack: the next flowable last
+    postponed: dict[int, Any] = {}  # (kept alive: an id is unique while its object lives)
+    open_ = False
+    while flow:
+        if not open_:
+            begin()
+            open_ = True
+        f = flow.pop()
+        if f is _BREAK:
+            end()
+            open_ = False
+            continue
+        if f is _NULL:
+            continue
+        if add(f):
+            if st["brk"]:
+                st["brk"] = False
+                flow.append(_BREAK)
+            continue
+        parts = split(f)
+        if parts:
+            if parts[0] is _BREAK or parts[0] is _NULL or type(parts[0]) is _Item:
+                # actions, and a list's items (``DDIndenter`` s), go back on the list as they are
+                flow += parts[::-1]
+                continue
+            if not add(parts[0]):
+                raise _Fallback("a split piece that does not fit")
+            flow += parts[:0:-1]
+            if st["brk"]:
+                st["brk"] = False
+                flow.append(_BREAK)
+            continue
+        if id(f) in postponed:
+            raise _Fallback(f"{type(f).__name__} too large for a page")
+        postponed[id(f)] = f
+        flow.append(f)
+        end()
+        open_ = False
+    if open_:
+        end()
+    return pages
+
+
+def _footer_ops(code: list[str], ink: _Ink, title: str, number: int) -> None:
+    """The footer of page ``number``: the title at the left, ``page n`` at the right, in grey (the
+    operators of saveState, setFillColorRGB, drawString, drawRightString, restoreState)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    fp_str = _fp_str()
+    text = f"page {number}"
+    margin = _MARGIN
+    out = ["q", "0.42 0.45 0.5 rg"]
+    for x, t in ((margin, title[:120]), (_PAGE[0] - margin - stringWidth(text, FONT, 7.5), text)):
+        out.append(f"BT 1 0 0 1 {fp_str(x, margin - 2)} Tm {fp_str(7.5 * 1.2)} TL")  # drawString's leading
+        ink.show(out, FONT, 7.5, t, [None, None])
+        out.append("T* ET")  # drawString's textLine moves to the next line
+    out.append("Q")
+    code.append(" ".join(out))
+
+
+def _direct_pdf(report: Report) -> bytes:
+    """``report`` as platypus would lay it out and draw it (:func:`_layout`), written as a PDF
+    file directly (:class:`clarion.report.pdfwriter.PdfFile`); raises :class:`_Fallback` for
+    content it does not cover."""
+    from reportlab.lib.rl_accel import fp_str
+    from reportlab.pdfbase import pdfmetrics
+
+    from clarion.report.pdfwriter import PdfFile, embed_subsets, pdf_text
+
+    r = _Renderer(_PAGE[0] - 2 * _MARGIN)
+    own = _own_classes()
+    story = [r.para([Span(report.title)], "title"), r.para([Span(report.subtitle)], "muted")]
+    for sec in report.sections:
+        story += _direct_section(r, sec, own)
+    title = r.glyphs(report.title)
+    doc = _Doc()
+    page = _Page(doc)
+    try:
+        contents = _layout(story, page, lambda code, ink, n: _footer_ops(code, ink, title, n))
+        pdf = PdfFile()
+        fonts_num, pages_num = pdf.reserve(), pdf.reserve()
+        box = fp_str(0, 0, *_PAGE).encode("ascii")
+        kids = []
+        for c in contents:
+            content = pdf.stream(c.encode("latin-1"))
+            kids.append(
+                pdf.put(
+                    b"<< /Contents %d 0 R /MediaBox [ %s ] /Parent %d 0 R /Resources << /Font %d 0 R "
+                    b"/ProcSet [ /PDF /Text ] >> /Rotate 0 /Type /Page >>" % (content, box, pages_num, fonts_num)
+                )
+            )
+        names: dict[str, int] = {}
+        for name in doc.fontMapping:
+            font = pdfmetrics.getFont(name)
+            state = font.state[doc]
+            names.update(embed_subsets(pdf, font, state.internalName, state.subsets))
+    finally:
+        for name in doc.fontMapping:
+            pdfmetrics.getFont(name).state.pop(doc, None)
+    pdf.put(b"<< " + b" ".join(b"/%s %d 0 R" % (k.encode("ascii"), v) for k, v in names.items()) + b" >>", fonts_num)
+    pdf.put(
+        b"<< /Count %d /Kids [ %s ] /Type /Pages >>" % (len(kids), b" ".join(b"%d 0 R" % k for k in kids)), pages_num
+    )
+    root = pdf.put(b"<< /PageMode /UseNone /Pages %d 0 R /Type /Catalog >>" % pages_num)
+    info = pdf.put(
+        b"<< /Author (clarion) /Creator (clarion) /Producer (clarion) /Subject %s /Title %s >>"
+        % (pdf_text(report.subtitle), pdf_text(report.title))
+    )
+    return pdf.finish(root, info)
+
+
 def render_report_pdf(report: Report) -> bytes:
     """A :class:`clarion.report.model.Report` as PDF bytes (A4 landscape).
 
-    Laid out by reportlab's platypus (pages, frames, headings kept with what follows, tables
-    split between rows with their header repeated); the texts, the report tables and the charts
-    are clarion's own flowables that lay out and draw what reportlab's ``Paragraph``, ``Table``
-    and svglib's drawings did, without their per-cell markup parsing, cell geometry and SVG
-    parsing (``benchmarks/bench_report.py``: 3-7x faster; ``tests/test_report_pdf_fast.py``:
-    same words, pages and pixels as those)."""
+    Laid out as reportlab's platypus lays it out (pages, frames, headings kept with what
+    follows, tables split between rows with their header repeated); the texts, the report tables
+    and the charts are clarion's own flowables that lay out and draw what reportlab's
+    ``Paragraph``, ``Table`` and svglib's drawings did, without their per-cell markup parsing,
+    cell geometry and SVG parsing (``tests/test_report_pdf_fast.py``: same words, pages and
+    pixels as those). The pages are laid out and the file written directly (platypus's layout
+    rules, one content stream per page, the objects, fonts and cross-reference table written as
+    bytes: ``tests/test_report_pdf_direct.py``); a report with content that layout does not
+    cover (a chart svglib converts, a picture, a grid cell holding more than texts and charts)
+    goes through platypus itself."""
     _require()
+    if _direct_ok():
+        try:
+            return _direct_pdf(report)
+        except _Fallback:
+            pass
+    return _platypus_pdf(report)
+
+
+def _platypus_pdf(report: Report) -> bytes:
+    """``render_report_pdf`` through reportlab's platypus and canvas (the reference of the direct
+    writer, and the path of the content it does not cover)."""
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
