@@ -166,8 +166,15 @@ def pypdf_warnings(caplog):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(report=reports())
 def test_direct_pdf_is_platypuss(report):
-    new = pdf._direct_pdf(report)  # the direct writer covers every block drawn here (no fallback)
     ref = pdf._platypus_pdf(report)
+    try:
+        new = pdf._direct_pdf(report)  # the direct writer covers every block drawn here
+    except pdf._Fallback as exc:
+        # only a flowable no page can hold (a table row taller than a page) is declined: the
+        # public path then writes platypus's file, byte for byte
+        assert "too large for a page" in str(exc) or "does not fit" in str(exc), exc
+        assert pdf.render_report_pdf(report) == ref
+        return
     assert new.startswith(b"%PDF-1.4") and not ref.startswith(new[:20])
     assert_same(new, ref)
 
