@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("reportlab")
@@ -166,7 +166,12 @@ def pypdf_warnings(caplog):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(report=reports())
 def test_direct_pdf_is_platypuss(report):
-    ref = pdf._platypus_pdf(report)
+    from reportlab.platypus.doctemplate import LayoutError
+
+    try:
+        ref = pdf._platypus_pdf(report)
+    except LayoutError:  # a block larger than a page: platypus has no file to compare with
+        reject()
     try:
         new = pdf._direct_pdf(report)  # the direct writer covers every block drawn here
     except pdf._Fallback as exc:
