@@ -13,7 +13,9 @@ import errno
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "create_temp_file", "staged_output_dir"]
 
@@ -22,6 +24,19 @@ STAGE_TAG = ".clarion-partial-"
 #: prefix of the folder, inside the output folder, that holds the previous run's files while they
 #: are being replaced (removed when the swap is done, put back when it fails)
 BACKUP_TAG = ".clarion-previous-"
+#: suffix of the sibling folder (``.<name>.clarion-removed``) that holds, once a swap is done, the
+#: replaced files and the emptied staging folder while a thread removes them (nothing in it is
+#: needed by anyone: a later run into the same folder removes what a killed process left there)
+TRASH_TAG = ".clarion-removed"
+
+#: Files written into a staged output folder (:func:`staged_output_dir`) are ``fsync``-ed on a few
+#: threads while the job goes on, and every one is on disk before the folder is swapped in; the
+#: previous run's files are removed by a thread after the swap. Off: each file ``fsync``-ed as it is
+#: written and the previous files removed before the run returns (the outputs, errors and folder
+#: contents are the same either way; tests compare the two).
+DEFERRED_SYNC = os.name == "posix"
+#: fsyncs that may wait at once per staged folder (each holds its file open until done)
+_MAX_PENDING_SYNCS = 64
 
 
 def create_temp_file(directory: str, suffix: str = "") -> tuple[int, str]:
@@ -50,16 +65,31 @@ def _make_temp_dir(parent: str, prefix: str) -> str:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The data is on disk (``fsync``) before the file takes its name; inside a staged output folder
+    (:func:`staged_output_dir`), where no reader looks before the swap, the ``fsync`` runs on a
+    thread and the swap waits for it."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    syncs = _syncs_of(directory)
     fd, tmp = create_temp_file(directory, "-" + os.path.basename(path))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if syncs is None:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        else:
+            try:
+                view = memoryview(data).cast("B")
+                while view:
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                raise
+            syncs.add(fd)  # fsync-ed and closed on a thread (the name in the stage is no reader's)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -72,6 +102,134 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Text (UTF-8) version of :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# ---- deferred fsyncs and removals --------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_POOL: Any = None  # the threads that fsync staged files and remove replaced ones (made on first use)
+_STAGES: dict[str, _Syncs] = {}  # staged folder -> its files' pending fsyncs
+_REMOVING: dict[str, int] = {}  # trash folder -> removals of this process under way in it
+
+
+def _pool() -> Any:
+    global _POOL
+    with _LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="clarion-io")
+        return _POOL
+
+
+def _forget_pool() -> None:  # a forked child has none of the parent's threads
+    global _POOL
+    _POOL = None
+    _STAGES.clear()
+    _REMOVING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Syncs:
+    """The pending ``fsync``s of the files written into one staged folder."""
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+
+    def add(self, fd: int) -> None:
+        """``fsync`` and close ``fd`` on a thread (waits for the oldest beyond
+        ``_MAX_PENDING_SYNCS``, so that a job writing many files holds few open)."""
+        if len(self.pending) >= _MAX_PENDING_SYNCS:
+            self.pending.pop(0).result()
+        self.pending.append(_pool().submit(_sync_and_close, fd))
+
+    def wait(self) -> None:
+        """Wait for every pending ``fsync``; raise the first error met (after all are done)."""
+        error = None
+        while self.pending:
+            exc = self.pending.pop(0).exception()
+            if exc is not None and error is None:
+                error = exc
+        if error is not None:
+            raise error
+
+
+def _syncs_of(directory: str) -> _Syncs | None:
+    """The pending fsyncs of the staged folder that holds ``directory`` (an absolute path), or None."""
+    if not _STAGES:
+        return None
+    with _LOCK:
+        for stage, syncs in _STAGES.items():
+            if directory == stage or directory.startswith(stage + os.sep):
+                return syncs
+    return None
+
+
+def _trash_of(target: str) -> str:
+    """The sibling folder of ``target`` that holds what a finished swap left to remove."""
+    parent, name = os.path.split(target)
+    return os.path.join(parent, f".{name}{TRASH_TAG}")
+
+
+def _remove_later(paths: list[str], trash: str) -> None:
+    """Move ``paths`` (folders of ``trash``'s file system) into ``trash`` and remove them on a
+    thread (``trash`` too once empty); a path that cannot be moved is removed here and now."""
+    kept = []
+    for p in paths:
+        try:
+            os.makedirs(trash, exist_ok=True)
+            dest = _make_temp_name(trash)
+            os.rename(p, dest)
+            kept.append(dest)
+        except OSError:
+            shutil.rmtree(p, ignore_errors=True)
+    if kept:
+        with _LOCK:
+            _REMOVING[trash] = _REMOVING.get(trash, 0) + 1
+        _pool().submit(_remove_all, kept, trash)
+
+
+def _remove_all(paths: list[str], trash: str) -> None:
+    """(On a thread.) Remove ``paths``, then ``trash`` when that leaves it empty."""
+    try:
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(trash)  # (not empty while another removal is under way: the last one removes it)
+    finally:
+        with _LOCK:
+            left = _REMOVING.pop(trash, 1) - 1
+            if left:
+                _REMOVING[trash] = left
+
+
+def _clean_trash(trash: str) -> None:
+    """Remove ``trash`` on a thread when no removal of this process is under way in it: what a run
+    killed after its swap left there (nothing in it is anyone's results)."""
+    with _LOCK:
+        if trash in _REMOVING:
+            return
+        _REMOVING[trash] = 1
+    _pool().submit(_remove_all, [trash], trash)
+
+
+def _make_temp_name(parent: str) -> str:
+    """A name in ``parent`` that no entry has (for a folder moved there)."""
+    for _ in range(100):
+        path = os.path.join(parent, secrets.token_hex(6))
+        if not os.path.lexists(path):
+            return path
+    raise FileExistsError(errno.EEXIST, "no free temporary name", parent)  # pragma: no cover
 
 
 # ---- output folders ---------------------------------------------------------------------------------
@@ -106,10 +264,13 @@ def _move(src: str, dst: str) -> None:
         shutil.move(src, dst)  # another file system (the output folder is a mount point)
 
 
-def _swap_in(stage: str, target: str, stale: Iterable[str]) -> None:
+def _swap_in(stage: str, target: str, stale: Iterable[str], replaced: list[str] | None = None) -> None:
     """Put the files of ``stage`` into the existing folder ``target`` and remove ``stale`` (the
     previous run's files, relative paths) from it; the other files of ``target`` stay. On any
-    failure ``target`` is put back as it was."""
+    failure ``target`` is put back as it was.
+
+    The replaced files go into a folder inside ``target`` first; it is removed here, or, with
+    ``replaced`` (a list), appended to it for the caller to remove once the swap is done."""
     new = _files(stage)
     old = sorted(
         {r for r in (*stale, *new) if (p := _inside(target, r)) and os.path.lexists(p) and not os.path.isdir(p)}
@@ -133,7 +294,10 @@ def _swap_in(stage: str, target: str, stale: Iterable[str]) -> None:
                 _move(os.path.join(backup, r), os.path.join(target, r))
         shutil.rmtree(backup, ignore_errors=True)
         raise
-    shutil.rmtree(backup, ignore_errors=True)
+    if replaced is None:
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        replaced.append(backup)
     # folders the previous run made and this one did not fill (e.g. explanations_shap/)
     for r in sorted({os.path.dirname(os.path.normpath(r)) for r in old}, key=len, reverse=True):
         d = _inside(target, r)
@@ -164,15 +328,47 @@ def staged_output_dir(path: str | os.PathLike, stale: Callable[[str], Iterable[s
     parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
     stage = _make_temp_dir(parent, f".{name}{STAGE_TAG}")
+    deferred = DEFERRED_SYNC
+    trash = _trash_of(target)
+    if deferred and os.path.lexists(trash):  # what a run killed after its swap left there
+        _clean_trash(trash)
+    syncs = _Syncs() if deferred else None
+    if syncs is not None:
+        with _LOCK:
+            _STAGES[stage] = syncs
+    replaced: list[str] | None = [] if deferred else None
+    done = False
     try:
         yield stage
+        # (the previous run's files are listed while the last fsyncs run)
+        old = list(stale(target)) if stale is not None and os.path.isdir(target) else None
+        if syncs is not None:
+            _unregister(stage)
+            syncs.wait()  # every file of the stage on disk before any takes a place in ``target``
         if not os.path.exists(target):
             try:
                 os.rename(stage, target)
+                done = True
                 return
             except OSError:  # created meanwhile: swap into it below
                 if not os.path.isdir(target):
                     raise
-        _swap_in(stage, target, list(stale(target)) if stale is not None else [])
+        if old is None:
+            old = list(stale(target)) if stale is not None else []
+        _swap_in(stage, target, old, replaced)
+        done = True
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if syncs is not None:
+            _unregister(stage)
+            with contextlib.suppress(BaseException):  # (another error is on its way: that one is raised)
+                syncs.wait()
+        if done and replaced is not None:
+            # the emptied stage and the replaced files: nobody's results any more, removed on a thread
+            _remove_later([p for p in (stage, *replaced) if os.path.lexists(p)], trash)
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _unregister(stage: str) -> None:
+    with _LOCK:
+        _STAGES.pop(stage, None)
