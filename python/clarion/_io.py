@@ -110,6 +110,7 @@ _LOCK = threading.Lock()
 _POOL: Any = None  # the threads that fsync staged files and remove replaced ones (made on first use)
 _STAGES: dict[str, _Syncs] = {}  # staged folder -> its files' pending fsyncs
 _REMOVING: dict[str, int] = {}  # trash folder -> removals of this process under way in it
+_REMOVALS: list[Any] = []  # their futures (see wait_for_removals)
 
 
 def _pool() -> Any:
@@ -127,6 +128,7 @@ def _forget_pool() -> None:  # a forked child has none of the parent's threads
     _POOL = None
     _STAGES.clear()
     _REMOVING.clear()
+    _REMOVALS.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -196,7 +198,27 @@ def _remove_later(paths: list[str], trash: str) -> None:
     if kept:
         with _LOCK:
             _REMOVING[trash] = _REMOVING.get(trash, 0) + 1
-        _pool().submit(_remove_all, kept, trash)
+        _submit_removal(kept, trash)
+
+
+def _submit_removal(paths: list[str], trash: str) -> None:
+    future = _pool().submit(_remove_all, paths, trash)
+    with _LOCK:
+        _REMOVALS[:] = [f for f in _REMOVALS if not f.done()]
+        _REMOVALS.append(future)
+
+
+def wait_for_removals() -> None:
+    """Wait until the removals of replaced output files that this process started are done (a
+    finished run's previous files go on a thread; see :func:`staged_output_dir`)."""
+    while True:
+        with _LOCK:
+            pending = [f for f in _REMOVALS if not f.done()]
+            _REMOVALS[:] = pending
+        if not pending:
+            return
+        for f in pending:
+            f.exception()
 
 
 def _remove_all(paths: list[str], trash: str) -> None:
@@ -220,7 +242,7 @@ def _clean_trash(trash: str) -> None:
         if trash in _REMOVING:
             return
         _REMOVING[trash] = 1
-    _pool().submit(_remove_all, [trash], trash)
+    _submit_removal([trash], trash)
 
 
 def _make_temp_name(parent: str) -> str:
@@ -321,6 +343,16 @@ def staged_output_dir(path: str | os.PathLike, stale: Callable[[str], Iterable[s
     When the block raises (an error, ``KeyboardInterrupt``), the temporary folder is removed and
     ``path`` is left exactly as it was. The caller checks beforehand whether ``path`` may be
     written at all (see ``clarion.analysis``'s ``--overwrite`` rule).
+
+    With :data:`DEFERRED_SYNC` (POSIX), the files :func:`atomic_write_bytes` writes into the
+    folder are ``fsync``-ed on a few threads while the block goes on, and the swap waits for all
+    of them: no file takes a place in ``path`` before its data is on disk (an ``fsync`` error is
+    raised there, and ``path`` stays as it was). After a successful swap the emptied temporary
+    folder and the replaced files are renamed into ``<parent>/.<name>.clarion-removed`` and
+    removed on a thread (:func:`wait_for_removals` waits for that; the interpreter waits for it
+    at exit). Nothing in that folder is anyone's results: a process killed before the removal
+    ended leaves it behind, and the next run into ``path`` removes it. A process killed during
+    the run leaves ``path`` as it was (and its temporary ``.clarion-partial-`` folder, as before).
     """
     target = os.path.abspath(os.fspath(path))
     if os.path.lexists(target) and not os.path.isdir(target):

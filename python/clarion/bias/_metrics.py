@@ -440,7 +440,6 @@ def compute(
     return out
 
 
-
 # ---- one count table: the same formulas on Python floats ----------------------------------------------
 
 #: :func:`compute` on a count tensor without leading axes of more than one value (one facet value,
@@ -662,7 +661,9 @@ def _compute_one(
             r1, r2 = _fdiv(1.0, mean), _fdiv(2.0, mean)
             total = -fn + (tp + tn) * (r1 * r1 - 1.0) + fp * (r2 * r2 - 1.0)
             v = _fdiv(total, N * 2.0)
-            return _first(v, (N == 0, S_GE_EMPTY if sm else R_GE_EMPTY), (mean == 0, S_GE_ALL_FN if sm else R_GE_ALL_FN))
+            return _first(
+                v, (N == 0, S_GE_EMPTY if sm else R_GE_EMPTY), (mean == 0, S_GE_ALL_FN if sm else R_GE_ALL_FN)
+            )
 
         table.update(
             {
