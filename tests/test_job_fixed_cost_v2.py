@@ -14,6 +14,10 @@
   step leaves the previous results as they were and no staging folder; the replaced files are
   removed on a thread into a sibling ``.<name>.clarion-removed`` folder that nothing else lists,
   and what a killed process left there is removed by the next run.
+* Group statistics read off a bias accumulator's counts
+  (``PerformanceAccumulator.from_accumulator``, ``run.PERFORMANCE_FROM_ACCUMULATORS``) equal a
+  ``PerformanceAccumulator`` that counts the same batches; where the accumulator's tables do not
+  hold them (weights, windows, bootstrap replicates, scores, nothing counted) it is None.
 * The whole job with every switch on and off: the same ``analysis.json``, config and report
   files, the same result.
 """
@@ -34,8 +38,8 @@ from hypothesis import strategies as st
 import clarion
 import clarion.report
 from clarion import _io
-from clarion.bias import _engine, _metrics
-from clarion.job import source
+from clarion.bias import Accumulator, PerformanceAccumulator, _engine, _metrics
+from clarion.job import run, source
 
 # ---- metric formulas on one count table ----------------------------------------------------------------
 
@@ -238,6 +242,7 @@ SWITCHES = [
     (_engine, "INTERVAL_TEXT_DIRECT"),
     (source, "ONE_CHUNK_WITHOUT_THREAD"),
     (_io, "DEFERRED_SYNC"),
+    (run, "PERFORMANCE_FROM_ACCUMULATORS"),
 ]
 
 
@@ -515,3 +520,62 @@ def test_writes_outside_a_staged_folder_sync_inline(tmp_path, monkeypatch):
         assert len(synced) == 2
         _io.atomic_write_text(os.path.join(stage, "in.txt"), "y")
     assert len(synced) == 3
+
+
+# ---- group statistics read off a bias accumulator -----------------------------------------------------
+
+
+def _perf_data(n, seed):
+    rng = np.random.default_rng(seed)
+    df = _frame(n, seed)
+    df["grade"] = rng.choice(["lo", "mid", "hi"], n)
+    df["score"] = rng.random(n).round(3)
+    df["w"] = rng.random(n)
+    df.loc[rng.random(n) < 0.05, "sex"] = None  # missing facet values
+    df["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 3, n), unit="D")
+    return df
+
+
+PERF_CASES = [
+    dict(label="y", facet="sex", facet_values=["F"], label_values=[1], predicted_label="pred"),
+    dict(label="y", facet="age", facet_threshold=60, label_values=[1], predicted_label="pred"),
+    dict(label="y", facet="sex", label_values=[1], predicted_label="pred"),  # every value
+    dict(label="grade", facet="region", facet_values=["A", "B"], label_values=["hi"], predicted_label="grade"),
+    dict(label="income", facet="sex", facet_values=["M"], label_threshold=50.0),  # no model: pre-training only
+    dict(label="y", facet="region", label_values=[1], predicted_label="pred"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(PERF_CASES)))
+@pytest.mark.parametrize("group", [None, "region"])
+def test_performance_read_off_an_accumulator_equals_counting(case, group):
+    kw = PERF_CASES[case]
+    df = _perf_data(900, case)
+    acc = Accumulator(**kw, group_variable=group if group != kw["facet"] else None)
+    counting = PerformanceAccumulator(**kw)
+    for s in range(0, len(df), 250):
+        acc.update(df.iloc[s : s + 250])
+        counting.update(df.iloc[s : s + 250])
+        read = PerformanceAccumulator.from_accumulator(acc)
+        assert read is not None
+        assert read.result().to_dict() == counting.result().to_dict()
+    with pytest.raises(ValueError, match="update the Accumulator"):
+        read.update(df)
+
+
+def test_performance_read_off_an_accumulator_where_it_cannot(monkeypatch):
+    df = _perf_data(300, 1)
+    base = dict(label="y", facet="sex", facet_values=["F"], label_values=[1])
+    assert (
+        PerformanceAccumulator.from_accumulator(Accumulator(**base, predicted_label="pred")) is None
+    )  # nothing counted
+    for kw in (
+        dict(predicted_label="pred", weights="w"),
+        dict(predicted_label="pred", window="1D", time_column="t"),
+        dict(predicted_label="pred", n_bootstrap=20, seed=1),
+        dict(predicted_label="score"),  # a score, not labels
+        dict(predicted_label=["pred", "score"]),
+    ):
+        acc = Accumulator(**base, **kw)
+        acc.update(df)
+        assert PerformanceAccumulator.from_accumulator(acc) is None, kw

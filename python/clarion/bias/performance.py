@@ -105,6 +105,7 @@ MSG_PROBABILITY_LABEL = (
 MSG_NEED_MODEL = "give predicted_label (predicted labels) and/or probability (scores of the positive class)"
 MSG_THRESHOLDS = "thresholds must be numbers in [0, 1], got {value!r}"
 MSG_NO_ROWS = "result: no batch was counted yet (no update, or every update failed)"
+MSG_READS_ACCUMULATOR = "update: this PerformanceAccumulator reads an Accumulator's counts; update the Accumulator"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -341,6 +342,41 @@ class PerformanceAccumulator:
         self._steady: _StreamCounter | None = None
         if weights is None and probability is None and (predicted_label is None or isinstance(predicted_label, str)):
             self._steady = _StreamCounter(self.state)
+        self._reads: Any = None  # the Accumulator whose counts this one reads (see from_accumulator)
+
+    @classmethod
+    def from_accumulator(cls, accumulator: Any, *, probability_threshold: float = 0.5) -> PerformanceAccumulator | None:
+        """The group statistics of a bias :class:`clarion.bias.Accumulator`'s rows, read off its
+        count tables instead of counting the rows a second time; None where that is not possible.
+
+        Possible when the accumulator has counted a batch, has no weights, no time windows and no
+        bootstrap replicates, and its predicted label (if any) is one column of predicted labels
+        (not scores). Its tables then hold the rows per (facet value, group of the group
+        variable, label, prediction); summed over the group variable they are this class's own
+        tables for the same arguments (integer counts, so the same numbers, whatever the order of
+        the sums). ``result()`` follows the accumulator's later updates; ``update()`` raises
+        (update the accumulator)."""
+        st = accumulator._states.get("all") if accumulator.window is None else None
+        spec = accumulator.spec
+        if st is None or accumulator.n_bootstrap or spec.weights is not None or len(accumulator._states) != 1:
+            return None
+        if not any(fs.counts for fs in st.facets.values()):
+            return None
+        if spec.models and (
+            len(spec.models) != 1 or not isinstance(spec.models[0][1], str) or st.model_kinds != ["labels"]
+        ):
+            return None
+        self = cls.__new__(cls)
+        self.pred_name = spec.models[0][1] if spec.models else "predicted_label"
+        self.prob_name = "probability" if self.pred_name != "probability" else "probability (probability)"
+        self.curve_t = _curve_grid(None)
+        self.threshold = float(probability_threshold)
+        self.count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [self.threshold]]))
+        self.spec, self.state = spec, st
+        self.rows, self.cal = {}, {}
+        self._steady = None
+        self._reads = accumulator
+        return self
 
     def update(self, batch: Any) -> PerformanceAccumulator:
         """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns).
@@ -351,6 +387,8 @@ class PerformanceAccumulator:
         weights or a score it is encoded and counted by the general path (``State.update``), plus
         one ``numpy.bincount`` per facet of the unweighted rows (weights) and the calibration sums
         (score)."""
+        if self._reads is not None:
+            raise ValueError(MSG_READS_ACCUMULATOR)
         steady = self._steady
         if steady is not None and steady.count(batch):
             return self

@@ -71,6 +71,12 @@ ONE_REPORT_PER_FACET = True
 #: with the same label, prediction and weight arguments. Off: one per facet (tests compare).
 ONE_PERFORMANCE_ACCUMULATOR = True
 
+#: The group statistics read off the bias accumulators' count tables
+#: (``PerformanceAccumulator.from_accumulator``) where they hold them (no weights, score, windows
+#: or bootstrap replicates; predicted labels from a column): no second count of the rows. Off:
+#: a ``PerformanceAccumulator`` counts them (the outputs are the same; tests compare the two).
+PERFORMANCE_FROM_ACCUMULATORS = True
+
 __all__: list[str] = []  # the pass is private to clarion.job; its entry points are in clarion.job.api
 
 
@@ -159,6 +165,7 @@ class _Job:
         self.sample = _Sample(SAMPLE_ROWS, self.seed) if need_rows else None
         self.accumulators: list[Any] = []
         self.perf_accumulators: list[Any] = []
+        self.perf_read: list[Any] = []  # those reading the accumulators' counts (not updated)
         # the positive class's score, when the model gives one (a name no input column has)
         self.score_col = next(
             n
@@ -257,9 +264,10 @@ class _Job:
                 acc.update(batch)
             if not self.perf_accumulators:
                 prob = self.score_col if score is not None else None
-                self.perf_accumulators = _performance_accumulators(self.perf_args, prob)
+                self.perf_accumulators = self._performance_read(prob) or _performance_accumulators(self.perf_args, prob)
             for pacc in {id(p): p for p in self.perf_accumulators}.values():  # (one shared: counted once)
-                pacc.update(perf_batch)
+                if pacc not in self.perf_read:
+                    pacc.update(perf_batch)
         if self.kept is not None:
             part = self._rows_to_keep(c.plain(), pred)
             self.kept_bytes += int(part.memory_usage(deep=True).sum())
@@ -357,6 +365,22 @@ class _Job:
                     seed=self.seed if n_boot else None,
                 )
             )
+
+    def _performance_read(self, probability: Any) -> list[Any] | None:
+        """The facets' group statistics read off their bias accumulators (after their first
+        update; see :data:`PERFORMANCE_FROM_ACCUMULATORS`), or None where they must count."""
+        from clarion.bias import PerformanceAccumulator
+
+        if not PERFORMANCE_FROM_ACCUMULATORS or probability is not None or self.windows is not None:
+            return None
+        read = [
+            PerformanceAccumulator.from_accumulator(a, probability_threshold=self.cfg.probability_threshold)
+            for a in self.accumulators
+        ]
+        if not read or any(p is None for p in read):
+            return None
+        self.perf_read = read
+        return read
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         import pandas as pd
