@@ -548,27 +548,44 @@ PERF_CASES = [
 
 @pytest.mark.parametrize("case", range(len(PERF_CASES)))
 @pytest.mark.parametrize("group", [None, "region"])
-def test_performance_read_off_an_accumulator_equals_counting(case, group):
+def test_performance_reading_an_accumulator_equals_counting(case, group):
     kw = PERF_CASES[case]
     df = _perf_data(900, case)
     acc = Accumulator(**kw, group_variable=group if group != kw["facet"] else None)
-    counting = PerformanceAccumulator(**kw)
+    counting, reading = PerformanceAccumulator(**kw), PerformanceAccumulator(**kw)
     for s in range(0, len(df), 250):
         acc.update(df.iloc[s : s + 250])
         counting.update(df.iloc[s : s + 250])
-        read = PerformanceAccumulator.from_accumulator(acc)
-        assert read is not None
-        assert read.result().to_dict() == counting.result().to_dict()
-    with pytest.raises(ValueError, match="update the Accumulator"):
-        read.update(df)
+        if s == 0:
+            assert reading.read_counts([acc])
+        assert reading.result().to_dict() == counting.result().to_dict()
+    with pytest.raises(ValueError, match="update the Accumulators"):
+        reading.update(df)
 
 
-def test_performance_read_off_an_accumulator_where_it_cannot(monkeypatch):
+def test_one_performance_accumulator_reads_two_facets_accumulators():
+    df = _perf_data(600, 3)
+    common = dict(label="y", label_values=[1], predicted_label="pred")
+    a1 = Accumulator(**common, facet="sex", facet_values=["F"], group_variable="region")
+    a2 = Accumulator(**common, facet="age", facet_threshold=60, group_variable="region")
+    both = dict(
+        facet=["sex", "age"], facet_values={"sex": ["F"], "age": None}, facet_threshold={"sex": None, "age": 60}
+    )
+    counting, reading = PerformanceAccumulator(**common, **both), PerformanceAccumulator(**common, **both)
+    for s in range(0, len(df), 200):
+        a1.update(df.iloc[s : s + 200])
+        a2.update(df.iloc[s : s + 200])
+        counting.update(df.iloc[s : s + 200])
+    assert not reading.read_counts([a2, a1])  # (each facet's own accumulator, in order)
+    assert reading.read_counts([a1, a2])
+    assert reading.result().to_dict() == counting.result().to_dict()
+
+
+def test_performance_reading_an_accumulator_where_it_cannot():
     df = _perf_data(300, 1)
     base = dict(label="y", facet="sex", facet_values=["F"], label_values=[1])
-    assert (
-        PerformanceAccumulator.from_accumulator(Accumulator(**base, predicted_label="pred")) is None
-    )  # nothing counted
+    pacc = PerformanceAccumulator(**base, predicted_label="pred")
+    assert not pacc.read_counts([Accumulator(**base, predicted_label="pred")])  # nothing counted
     for kw in (
         dict(predicted_label="pred", weights="w"),
         dict(predicted_label="pred", window="1D", time_column="t"),
@@ -578,4 +595,17 @@ def test_performance_read_off_an_accumulator_where_it_cannot(monkeypatch):
     ):
         acc = Accumulator(**base, **kw)
         acc.update(df)
-        assert PerformanceAccumulator.from_accumulator(acc) is None, kw
+        assert not PerformanceAccumulator(**base, predicted_label=kw["predicted_label"]).read_counts([acc]), kw
+    acc = Accumulator(**base, predicted_label="pred")
+    acc.update(df)
+    other = dict(base, facet_values=["M"])
+    for pacc in (
+        PerformanceAccumulator(**other, predicted_label="pred"),  # another facet value
+        PerformanceAccumulator(**base, predicted_label="pred", weights="w"),
+        PerformanceAccumulator(**base, predicted_label="pred", probability="score"),
+        PerformanceAccumulator(**dict(base, label_values=[0]), predicted_label="pred"),
+    ):
+        assert not pacc.read_counts([acc])
+    counted = PerformanceAccumulator(**base, predicted_label="pred").update(df)
+    assert not counted.read_counts([acc])  # (it has counted rows of its own)
+    assert counted.result().to_dict()["dataset"]["rows"] == 300

@@ -105,7 +105,7 @@ MSG_PROBABILITY_LABEL = (
 MSG_NEED_MODEL = "give predicted_label (predicted labels) and/or probability (scores of the positive class)"
 MSG_THRESHOLDS = "thresholds must be numbers in [0, 1], got {value!r}"
 MSG_NO_ROWS = "result: no batch was counted yet (no update, or every update failed)"
-MSG_READS_ACCUMULATOR = "update: this PerformanceAccumulator reads an Accumulator's counts; update the Accumulator"
+MSG_READS_ACCUMULATOR = "update: this PerformanceAccumulator reads Accumulators' counts; update the Accumulators"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -342,41 +342,55 @@ class PerformanceAccumulator:
         self._steady: _StreamCounter | None = None
         if weights is None and probability is None and (predicted_label is None or isinstance(predicted_label, str)):
             self._steady = _StreamCounter(self.state)
-        self._reads: Any = None  # the Accumulator whose counts this one reads (see from_accumulator)
+        self._reads: dict[Any, State] | None = None  # facet -> the Accumulator state it reads (read_counts)
 
-    @classmethod
-    def from_accumulator(cls, accumulator: Any, *, probability_threshold: float = 0.5) -> PerformanceAccumulator | None:
-        """The group statistics of a bias :class:`clarion.bias.Accumulator`'s rows, read off its
-        count tables instead of counting the rows a second time; None where that is not possible.
+    def read_counts(self, accumulators: Sequence[Any]) -> bool:
+        """Take the counts of bias :class:`clarion.bias.Accumulator` objects instead of counting
+        the rows a second time: one accumulator per facet of this one, each made with this one's
+        label, facet (that one), label and predicted-label arguments. Returns whether it could;
+        where it could not, nothing changes (update this one as usual).
 
-        Possible when the accumulator has counted a batch, has no weights, no time windows and no
-        bootstrap replicates, and its predicted label (if any) is one column of predicted labels
-        (not scores). Its tables then hold the rows per (facet value, group of the group
-        variable, label, prediction); summed over the group variable they are this class's own
-        tables for the same arguments (integer counts, so the same numbers, whatever the order of
-        the sums). ``result()`` follows the accumulator's later updates; ``update()`` raises
-        (update the accumulator)."""
-        st = accumulator._states.get("all") if accumulator.window is None else None
-        spec = accumulator.spec
-        if st is None or accumulator.n_bootstrap or spec.weights is not None or len(accumulator._states) != 1:
-            return None
-        if not any(fs.counts for fs in st.facets.values()):
-            return None
-        if spec.models and (
-            len(spec.models) != 1 or not isinstance(spec.models[0][1], str) or st.model_kinds != ["labels"]
-        ):
-            return None
-        self = cls.__new__(cls)
-        self.pred_name = spec.models[0][1] if spec.models else "predicted_label"
-        self.prob_name = "probability" if self.pred_name != "probability" else "probability (probability)"
-        self.curve_t = _curve_grid(None)
-        self.threshold = float(probability_threshold)
-        self.count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [self.threshold]]))
-        self.spec, self.state = spec, st
-        self.rows, self.cal = {}, {}
+        Possible before this one's first update, for accumulators that have counted a batch, with
+        no weights, no time windows and no bootstrap replicates, whose predicted label (if any) is
+        one column of predicted labels (not scores), as this one's. Their tables then hold the
+        rows per (facet value, group of the group variable, label, prediction); summed over the
+        group variable they are this class's own tables (integer counts: the same numbers,
+        whatever the order of the sums). ``result()`` then follows the accumulators' later
+        updates, and ``update()`` raises (update the accumulators)."""
+        if self._reads is not None or any(fs.counts for fs in self.state.facets.values()):
+            return False
+        if self.spec.weights is not None or self.prob_name in {n for n, _ in self.spec.models}:
+            return False
+        facets = list(self.spec.facets)
+        if len(accumulators) != len(facets):
+            return False
+        reads = {}
+        for f, acc in zip(facets, accumulators):
+            st = acc._states.get("all") if acc.window is None and len(acc._states) == 1 else None
+            spec = acc.spec
+            if st is None or acc.n_bootstrap or spec.weights is not None or list(spec.facets) != [f]:
+                return False
+            if (spec.facet_values.get(f), spec.facet_threshold.get(f)) != (
+                self.spec.facet_values.get(f),
+                self.spec.facet_threshold.get(f),
+            ):
+                return False
+            if f not in st.facets or not st.facets[f].counts:
+                return False
+            if [src for _, src in spec.models] != [src for _, src in self.spec.models]:
+                return False
+            if spec.models and (not isinstance(spec.models[0][1], str) or st.model_kinds != ["labels"]):
+                return False
+            if (spec.label, spec.label_values, spec.label_threshold) != (
+                self.spec.label,
+                self.spec.label_values,
+                self.spec.label_threshold,
+            ):
+                return False
+            reads[f] = st
+        self._reads = reads
         self._steady = None
-        self._reads = accumulator
-        return self
+        return True
 
     def update(self, batch: Any) -> PerformanceAccumulator:
         """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns).
@@ -451,11 +465,11 @@ class PerformanceAccumulator:
             r = np.zeros((0, 2), dtype=np.int64)
         return _grow(r, V)
 
-    def _roles(self) -> tuple[int | None, int | None, int | None]:
+    def _roles(self, st: State | None = None) -> tuple[int | None, int | None, int | None]:
         """(index among the label models of the decision, index among the score models of the
         decision, index among the score models of the ROC / calibration score), by what each
-        model turned out to be (labels or scores) in the first batch."""
-        kinds = self.state.model_kinds or []
+        model turned out to be (labels or scores) in the first batch (of the counts ``st``)."""
+        kinds = (self.state if st is None else st).model_kinds or []
         names = [n for n, _ in self.spec.models]
         labs = [n for n, k in zip(names, kinds) if k == "labels"]
         scs = [n for n, k in zip(names, kinds) if k == "scores"]
@@ -478,16 +492,29 @@ class PerformanceAccumulator:
     def result(self) -> GroupPerformance:
         """The statistics (and curves, with a score) of the rows counted so far (``ValueError``
         before any batch was counted)."""
+        if self._reads is not None:
+            facets: dict[Any, list] = {}
+            pre_facets: dict[Any, list] = {}
+            dataset = model_perf = None
+            for f, st in self._reads.items():
+                with st.lock:
+                    st.check_label_values()
+                    pre_facets[f], post, ds, mp = self._facet(f, st.facets[f], st)
+                dataset = dataset or ds
+                if post is not None:
+                    facets[f] = post
+                    model_perf = model_perf or mp
+            return GroupPerformance(dataset=dataset, model_performance=model_perf, facets=facets, pre_facets=pre_facets)
         st = self.state
         with st.lock:
             if not any(fs.counts for fs in st.facets.values()):  # (no update, or every one failed)
                 raise ValueError(MSG_NO_ROWS)
             st.check_label_values()
-            facets: dict[Any, list] = {}
-            pre_facets: dict[Any, list] = {}
+            facets = {}
+            pre_facets = {}
             dataset = model_perf = None
             for f, fs in st.facets.items():
-                pre_facets[f], post, ds, mp = self._facet(f, fs)
+                pre_facets[f], post, ds, mp = self._facet(f, fs, st)
                 dataset = dataset or ds
                 if post is not None:
                     facets[f] = post
@@ -496,9 +523,9 @@ class PerformanceAccumulator:
                 dataset = {"rows": 0, "weight": 0.0, "observed_positive_rate": None}
             return GroupPerformance(dataset=dataset, model_performance=model_perf, facets=facets, pre_facets=pre_facets)
 
-    def _facet(self, f: Any, fs: Any) -> tuple[list, list | None, dict, dict | None]:
-        """(pre-training entries, post-training entries or None, dataset, model performance) of a facet."""
-        st = self.state
+    def _facet(self, f: Any, fs: Any, st: State) -> tuple[list, list | None, dict, dict | None]:
+        """(pre-training entries, post-training entries or None, dataset, model performance) of a
+        facet (``fs``, a facet state of the counts ``st``)."""
         labels, sel, _ = st.entries(fs, "clarion")
         V = fs.n_codes
         sel = sel[:, :V]
@@ -513,7 +540,7 @@ class PerformanceAccumulator:
         ld, la, lt = self._split(lab, sel)
         cm_d = cm_a = cm_t = None
         roc = None
-        lab_j, cm_j, roc_j = self._roles()
+        lab_j, cm_j, roc_j = self._roles(st)
 
         def scores(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             sc = np.moveaxis(fs.counts["scores"][j], 0, 1)  # [V, T, K, 2, 2]

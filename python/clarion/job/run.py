@@ -264,9 +264,10 @@ class _Job:
                 acc.update(batch)
             if not self.perf_accumulators:
                 prob = self.score_col if score is not None else None
-                self.perf_accumulators = self._performance_read(prob) or _performance_accumulators(self.perf_args, prob)
+                self.perf_accumulators = _performance_accumulators(self.perf_args, prob)
+                self._performance_read(prob)
             for pacc in {id(p): p for p in self.perf_accumulators}.values():  # (one shared: counted once)
-                if pacc not in self.perf_read:
+                if not any(pacc is p for p in self.perf_read):
                     pacc.update(perf_batch)
         if self.kept is not None:
             part = self._rows_to_keep(c.plain(), pred)
@@ -301,7 +302,8 @@ class _Job:
         used = list(dict.fromkeys([plan.label, *(f.name for f in plan.facets)]))
         if len(chunks) == 1:  # (column by column: selecting columns of a frame costs ~0.4 ms)
             c = chunks[0]
-            head = {n: decode_column(c.frame[n].iloc[:DECIDE_ROWS], c.coded.get(n)) for n in used}
+            frame = c.frame if len(c.frame) <= DECIDE_ROWS else c.frame.iloc[:DECIDE_ROWS]  # (a slice: ~20 µs)
+            head = {n: decode_column(frame[n], c.coded.get(n)) for n in used}
         else:
             parts, left = [], DECIDE_ROWS
             for c in chunks:  # (each pending chunk holds some of the first DECIDE_ROWS rows)
@@ -366,21 +368,17 @@ class _Job:
                 )
             )
 
-    def _performance_read(self, probability: Any) -> list[Any] | None:
-        """The facets' group statistics read off their bias accumulators (after their first
-        update; see :data:`PERFORMANCE_FROM_ACCUMULATORS`), or None where they must count."""
-        from clarion.bias import PerformanceAccumulator
-
+    def _performance_read(self, probability: Any) -> None:
+        """Let the group statistics' accumulators read the bias accumulators' counts (after their
+        first update) where they can, instead of counting the rows again (see
+        :data:`PERFORMANCE_FROM_ACCUMULATORS`); those that do are listed in ``perf_read``."""
         if not PERFORMANCE_FROM_ACCUMULATORS or probability is not None or self.windows is not None:
-            return None
-        read = [
-            PerformanceAccumulator.from_accumulator(a, probability_threshold=self.cfg.probability_threshold)
-            for a in self.accumulators
-        ]
-        if not read or any(p is None for p in read):
-            return None
-        self.perf_read = read
-        return read
+            return
+        by_id = {id(p): p for p in self.perf_accumulators}
+        for key, pacc in by_id.items():
+            accs = [a for a, p in zip(self.accumulators, self.perf_accumulators) if id(p) == key]
+            if pacc.read_counts(accs):
+                self.perf_read.append(pacc)
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         import pandas as pd
