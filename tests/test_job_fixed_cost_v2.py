@@ -609,3 +609,16 @@ def test_performance_reading_an_accumulator_where_it_cannot():
     counted = PerformanceAccumulator(**base, predicted_label="pred").update(df)
     assert not counted.read_counts([acc])  # (it has counted rows of its own)
     assert counted.result().to_dict()["dataset"]["rows"] == 300
+
+
+def test_removal_of_what_a_swap_left_takes_the_long_way_for_anything_else(tmp_path):
+    for extra in (None, "other.txt", "a/other.txt"):
+        f = tmp_path / f"x{extra is None}{len(extra or '')}"
+        (f / "a" / "b").mkdir(parents=True)
+        (f / "a" / "b" / "1.txt").write_text("1")
+        (f / "c").mkdir()
+        if extra:
+            (f / extra).write_text("?")
+        _io._remove_known(str(f), ["a/b/1.txt"], ["c/moved.txt"])
+        assert not f.exists()
+    assert os.listdir(tmp_path) == []

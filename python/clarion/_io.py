@@ -183,26 +183,50 @@ def _trash_of(target: str) -> str:
     return os.path.join(parent, f".{name}{TRASH_TAG}")
 
 
-def _remove_later(paths: list[str], trash: str) -> None:
-    """Move ``paths`` (folders of ``trash``'s file system) into ``trash`` and remove them on a
-    thread (``trash`` too once empty); a path that cannot be moved is removed here and now."""
+def _remove_later(folders: list[tuple[str, list[str], list[str]]], trash: str) -> None:
+    """Move ``folders`` (``(folder, files, moved)``: a folder of ``trash``'s file system, the files
+    it holds and the files moved out of it, relative paths) into ``trash`` and remove them on a
+    thread (``trash`` too once empty); a folder that cannot be moved is removed here and now."""
     kept = []
-    for p in paths:
+    for folder, files, moved in folders:
         try:
             os.makedirs(trash, exist_ok=True)
             dest = _make_temp_name(trash)
-            os.rename(p, dest)
-            kept.append(dest)
+            os.rename(folder, dest)
+            kept.append((dest, files, moved))
         except OSError:
-            shutil.rmtree(p, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
     if kept:
         with _LOCK:
             _REMOVING[trash] = _REMOVING.get(trash, 0) + 1
         _submit_removal(kept, trash)
 
 
-def _submit_removal(paths: list[str], trash: str) -> None:
-    future = _pool().submit(_remove_all, paths, trash)
+def _remove_known(folder: str, files: list[str] | None, moved: list[str]) -> None:
+    """Remove ``folder``, which holds ``files`` and the folders of ``files`` and ``moved`` (what a
+    swap left there); anything else in it, any error, or ``files`` None (not known) goes the long
+    way, ``shutil.rmtree``."""
+    if files is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    try:
+        for r in files:
+            os.unlink(os.path.join(folder, r))
+        dirs = set()
+        for r in (*files, *moved):
+            d = os.path.dirname(r)
+            while d and d not in dirs:
+                dirs.add(d)
+                d = os.path.dirname(d)
+        for d in sorted(dirs, key=len, reverse=True):  # (a folder's path is longer than its parent's)
+            os.rmdir(os.path.join(folder, d))
+        os.rmdir(folder)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _submit_removal(folders: list[tuple[str, Any, list[str]]], trash: str) -> None:
+    future = _pool().submit(_remove_all, folders, trash)
     with _LOCK:
         _REMOVALS[:] = [f for f in _REMOVALS if not f.done()]
         _REMOVALS.append(future)
@@ -221,11 +245,12 @@ def wait_for_removals() -> None:
             f.exception()
 
 
-def _remove_all(paths: list[str], trash: str) -> None:
-    """(On a thread.) Remove ``paths``, then ``trash`` when that leaves it empty."""
+def _remove_all(folders: list[tuple[str, Any, list[str]]], trash: str) -> None:
+    """(On a thread.) Remove ``folders`` (see :func:`_remove_known`), then ``trash`` when that
+    leaves it empty."""
     try:
-        for p in paths:
-            shutil.rmtree(p, ignore_errors=True)
+        for folder, files, moved in folders:
+            _remove_known(folder, files, moved)
         with contextlib.suppress(OSError):
             os.rmdir(trash)  # (not empty while another removal is under way: the last one removes it)
     finally:
@@ -242,7 +267,7 @@ def _clean_trash(trash: str) -> None:
         if trash in _REMOVING:
             return
         _REMOVING[trash] = 1
-    _submit_removal([trash], trash)
+    _submit_removal([(trash, None, [])], trash)  # (what is in it is not known: the long way)
 
 
 def _make_temp_name(parent: str) -> str:
@@ -286,13 +311,16 @@ def _move(src: str, dst: str) -> None:
         shutil.move(src, dst)  # another file system (the output folder is a mount point)
 
 
-def _swap_in(stage: str, target: str, stale: Iterable[str], replaced: list[str] | None = None) -> None:
+def _swap_in(
+    stage: str, target: str, stale: Iterable[str], replaced: list[tuple[str, list[str], list[str]]] | None = None
+) -> None:
     """Put the files of ``stage`` into the existing folder ``target`` and remove ``stale`` (the
     previous run's files, relative paths) from it; the other files of ``target`` stay. On any
     failure ``target`` is put back as it was.
 
     The replaced files go into a folder inside ``target`` first; it is removed here, or, with
-    ``replaced`` (a list), appended to it for the caller to remove once the swap is done."""
+    ``replaced`` (a list), appended to it for the caller to remove once the swap is done, with the
+    emptied ``stage``: ``(folder, files it holds, files moved out of it)``."""
     new = _files(stage)
     old = sorted(
         {r for r in (*stale, *new) if (p := _inside(target, r)) and os.path.lexists(p) and not os.path.isdir(p)}
@@ -319,7 +347,7 @@ def _swap_in(stage: str, target: str, stale: Iterable[str], replaced: list[str] 
     if replaced is None:
         shutil.rmtree(backup, ignore_errors=True)
     else:
-        replaced.append(backup)
+        replaced += [(backup, old, []), (stage, [], new)]
     # folders the previous run made and this one did not fill (e.g. explanations_shap/)
     for r in sorted({os.path.dirname(os.path.normpath(r)) for r in old}, key=len, reverse=True):
         d = _inside(target, r)
@@ -368,7 +396,7 @@ def staged_output_dir(path: str | os.PathLike, stale: Callable[[str], Iterable[s
     if syncs is not None:
         with _LOCK:
             _STAGES[stage] = syncs
-    replaced: list[str] | None = [] if deferred else None
+    replaced: list[tuple[str, list[str], list[str]]] | None = [] if deferred else None
     done = False
     try:
         yield stage
@@ -394,9 +422,9 @@ def staged_output_dir(path: str | os.PathLike, stale: Callable[[str], Iterable[s
             _unregister(stage)
             with contextlib.suppress(BaseException):  # (another error is on its way: that one is raised)
                 syncs.wait()
-        if done and replaced is not None:
+        if done and replaced:
             # the emptied stage and the replaced files: nobody's results any more, removed on a thread
-            _remove_later([p for p in (stage, *replaced) if os.path.lexists(p)], trash)
+            _remove_later(replaced, trash)
         else:
             shutil.rmtree(stage, ignore_errors=True)
 
