@@ -481,6 +481,7 @@ def test_removal_folder_is_not_an_output_nor_a_staging_folder(tmp_path, monkeypa
     assert sorted(os.listdir(out)) == ["a.json", "c.bin", "mine.txt", "sub"]
     assert sorted(os.listdir(tmp_path)) == [".out.clarion-removed", "out"]
     assert not any(_io.STAGE_TAG in n for n in os.listdir(tmp_path))
+    _io.wait_for_removals()  # (the held removal: on its thread)
     ((paths, trash),) = hold
     kept = sorted(os.path.relpath(os.path.join(d, f), trash) for d, _, fs in os.walk(trash) for f in fs)
     assert len(paths) == 2 and sorted(x.split(os.sep, 1)[1] for x in kept) == ["a.json", "gone.txt", "sub/b.txt"]
