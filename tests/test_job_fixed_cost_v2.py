@@ -623,3 +623,49 @@ def test_removal_of_what_a_swap_left_takes_the_long_way_for_anything_else(tmp_pa
         _io._remove_known(str(f), ["a/b/1.txt"], ["c/moved.txt"])
         assert not f.exists()
     assert os.listdir(tmp_path) == []
+
+
+# ---- a long threshold grid's checks ------------------------------------------------------------------
+
+
+def _old_grid_check(thresholds):
+    """Spec.build's checks of a long grid of floats before session 18 (the reference)."""
+    arr = np.asarray(thresholds, dtype=np.float64)
+    if np.isnan(arr).any():
+        return "nan"
+    if ((arr < 0) | (arr > 1)).any():
+        return "range"
+    if np.unique(arr).size != arr.size:
+        return "repeat"
+    return [float(t) for t in thresholds]
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        [i / 20 for i in range(21)],  # increasing: no sort needed
+        [i / 20 for i in range(20, -1, -1)],  # decreasing: no repeat either
+        [i / 20 for i in range(21)] + [0.5],  # a repeat
+        [i / 20 for i in range(21)] + [float("nan")],
+        [i / 20 for i in range(21)] + [1.5],
+        [1.5] + [i / 20 for i in range(21)] + [float("nan")],
+        [i / 20 for i in range(21)] + [-0.0, 0.0],  # -0.0 == 0.0: a repeat
+        [0.0, -0.0] + [i / 20 for i in range(1, 21)],
+    ],
+)
+def test_long_threshold_grid_checks_equal_the_former_ones(grid):
+    try:
+        got = _engine.Spec.build(
+            label="y", label_values=[1], facet="f", predicted_label="p", probability_threshold=grid
+        ).thresholds
+    except ValueError as exc:
+        msg = str(exc)
+        got = {
+            _engine.MSG_PROB.format(value=grid): "nan",
+            _engine.MSG_PROB_RANGE.format(value=grid): "range",
+            f"probability_threshold: repeated value in {grid}": "repeat",
+        }[msg]
+    want = _old_grid_check(grid)
+    assert got == want
+    if isinstance(got, list):
+        assert [t.hex() for t in got] == [t.hex() for t in want]  # (signed zeros kept)

@@ -60,6 +60,7 @@ evaluated by the same formulas as :func:`clarion.bias.report` (so the value at
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -315,7 +316,11 @@ class PerformanceAccumulator:
             models[self.prob_name] = probability
         self.curve_t = _curve_grid(thresholds)
         pt = float(probability_threshold)
-        count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [pt]]))
+        if thresholds is None:
+            count_t, count_list = _default_count_grid(pt)
+        else:
+            count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [pt]]))
+            count_list = count_t.tolist()
         self.spec = Spec.build(
             label=label,
             facet=facet,
@@ -324,7 +329,7 @@ class PerformanceAccumulator:
             label_values=label_values,
             label_threshold=label_threshold,
             predicted_label=models or None,
-            probability_threshold=count_t.tolist() if label_values is not None else pt,  # (Python floats)
+            probability_threshold=list(count_list) if label_values is not None else pt,  # (Python floats)
             weights=weights,
         )
         self.count_t = count_t
@@ -633,6 +638,15 @@ class PerformanceAccumulator:
             curve["undefined"] = undefined
             out.append(curve)
         return out
+
+
+@functools.lru_cache(maxsize=8)
+def _default_count_grid(threshold: float) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The count thresholds with the default curve thresholds and ``threshold`` (the array, read
+    only, and its values as Python floats), made once per threshold."""
+    t = np.unique(np.concatenate([_COUNT_GRID, np.asarray(CURVE_THRESHOLDS, dtype=np.float64), [threshold]]))
+    t.flags.writeable = False
+    return t, tuple(t.tolist())
 
 
 def _grow(a: np.ndarray, V: int) -> np.ndarray:
