@@ -116,7 +116,7 @@ def _ratio(num: float, den: float) -> float:
 def _num(v: float) -> float | None:
     """A float for JSON: NaN → None (±inf stays and is written as Clarify writes it)."""
     v = float(v)
-    return None if np.isnan(v) else v
+    return None if v != v else v
 
 
 def _roc_auc(tp: np.ndarray, fp: np.ndarray, P: float, N: float) -> float:
@@ -143,11 +143,11 @@ def _stats(
     undefined: dict[str, str] = {}
     g: dict[str, Any] = {"rows": int(rows), "weight": weight}
     opr = _ratio(label_w[1], weight)
-    if np.isnan(opr):
+    if opr != opr:
         undefined["observed_positive_rate"] = R_EMPTY
     g["observed_positive_rate"] = _num(opr)
     if cm is not None:
-        tn, fp, fn, tp = (float(x) for x in (cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]))
+        tn, fp, fn, tp = (float(x) for x in np.asarray(cm, dtype=np.float64).reshape(4).tolist())
         n = tp + fp + fn + tn
         vals = {
             "predicted_positive_rate": (_ratio(tp + fp, n), R_EMPTY),
@@ -164,12 +164,12 @@ def _stats(
         for k in list(vals)[1:]:
             g[k] = _num(vals[k][0])
         for k, (v, why) in vals.items():
-            if np.isnan(v):
+            if v != v:
                 undefined[k] = why
     if roc is not None:
         auc = _roc_auc(roc[0], roc[1], float(label_w[1]), float(label_w[0]))
         g["roc_auc"] = _num(auc)
-        if np.isnan(auc):
+        if auc != auc:
             undefined["roc_auc"] = R_EMPTY if weight <= 0 else (R_NO_POS if label_w[1] <= 0 else R_NO_NEG)
     if cal is not None:
         c_rows, c_w, c_pos, c_sum = cal
