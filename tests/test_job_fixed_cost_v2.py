@@ -669,3 +669,42 @@ def test_long_threshold_grid_checks_equal_the_former_ones(grid):
     assert got == want
     if isinstance(got, list):
         assert [t.hex() for t in got] == [t.hex() for t in want]  # (signed zeros kept)
+
+
+def test_many_files_hold_few_open_and_an_early_error_stops_the_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(_io, "DEFERRED_SYNC", True)
+    monkeypatch.setattr(_io, "_MAX_PENDING_SYNCS", 3)
+    with _io.staged_output_dir(tmp_path / "many") as stage:
+        for i in range(20):
+            _io.atomic_write_bytes(os.path.join(stage, f"f{i}.bin"), bytes([i]) * 100)
+        assert len(_io._STAGES[stage].pending) <= 3
+    assert sorted(os.listdir(tmp_path / "many")) == sorted(f"f{i}.bin" for i in range(20))
+    real, calls = os.fsync, []
+
+    def failing(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        with _io.staged_output_dir(tmp_path / "bad") as stage:
+            for i in range(20):
+                _io.atomic_write_bytes(os.path.join(stage, f"f{i}.bin"), b"x")
+    assert sorted(os.listdir(tmp_path)) == ["many"]
+
+
+def test_no_thread_work_left_syncs_here(tmp_path, monkeypatch):
+    """At interpreter shutdown the pool takes no new work: the file is fsync-ed at once."""
+    monkeypatch.setattr(_io, "DEFERRED_SYNC", True)
+
+    class Closed:
+        def submit(self, *a, **kw):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    with _io.staged_output_dir(tmp_path / "out") as stage:
+        monkeypatch.setattr(_io, "_pool", lambda: Closed())
+        _io.atomic_write_text(os.path.join(stage, "a.txt"), "a")
+        assert _io._STAGES[stage].pending == []
+    assert (tmp_path / "out" / "a.txt").read_text() == "a"

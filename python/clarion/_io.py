@@ -151,9 +151,15 @@ class _Syncs:
     def add(self, fd: int) -> None:
         """``fsync`` and close ``fd`` on a thread (waits for the oldest beyond
         ``_MAX_PENDING_SYNCS``, so that a job writing many files holds few open)."""
-        if len(self.pending) >= _MAX_PENDING_SYNCS:
-            self.pending.pop(0).result()
-        self.pending.append(_pool().submit(_sync_and_close, fd))
+        try:
+            if len(self.pending) >= _MAX_PENDING_SYNCS:
+                self.pending.pop(0).result()
+            self.pending.append(_pool().submit(_sync_and_close, fd))
+        except RuntimeError:  # no new thread work (the interpreter is shutting down): here and now
+            _sync_and_close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def wait(self) -> None:
         """Wait for every pending ``fsync``; raise the first error met (after all are done)."""
