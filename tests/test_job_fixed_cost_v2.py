@@ -708,3 +708,29 @@ def test_no_thread_work_left_syncs_here(tmp_path, monkeypatch):
         _io.atomic_write_text(os.path.join(stage, "a.txt"), "a")
         assert _io._STAGES[stage].pending == []
     assert (tmp_path / "out" / "a.txt").read_text() == "a"
+
+
+def _walk_files(root):
+    """The former ``_io._files`` (os.walk), the reference."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+            out.append(os.path.relpath(os.path.join(d, name), root))
+    return sorted(out)
+
+
+def test_staged_files_listed_as_os_walk_lists_them(tmp_path):
+    root = tmp_path / "stage"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "x.json").write_text("1")
+    (root / "a" / "y.csv").write_text("2")
+    (root / "a" / "b" / "z.bin").write_text("3")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "w.txt").write_text("4")
+    os.symlink(tmp_path / "elsewhere", root / "a" / "linked_folder")  # not followed: listed as a file
+    os.symlink(tmp_path / "nowhere", root / "broken")
+    os.symlink(root / "x.json", root / "a" / "b" / "linked_file")
+    assert _io._files(str(root)) == _walk_files(str(root))
+    assert "a/linked_folder" in _io._files(str(root)) and "broken" in _io._files(str(root))
+    assert _io._files(str(tmp_path / "missing")) == _walk_files(str(tmp_path / "missing")) == []

@@ -289,11 +289,27 @@ def _make_temp_name(parent: str) -> str:
 
 
 def _files(root: str) -> list[str]:
-    """Paths (relative to ``root``) of every file and link under ``root``."""
-    out = []
-    for d, dirs, files in os.walk(root):
-        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
-            out.append(os.path.relpath(os.path.join(d, name), root))
+    """Paths (relative to ``root``) of every file and link under ``root`` (as ``os.walk`` finds
+    them: links to folders are not followed, folders that cannot be read are passed over)."""
+    out: list[str] = []
+
+    def walk(folder: str, rel: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for e in entries:
+            r = os.path.join(rel, e.name) if rel else e.name
+            try:
+                is_folder = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            if is_folder:
+                walk(e.path, r)
+            else:
+                out.append(r)
+
+    walk(root, "")
     return sorted(out)
 
 
