@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "create_temp_file", "staged_output_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "create_temp_file", "staged_output_dir", "wait_for_removals"]
 
 #: prefix of the temporary sibling folder a run writes into (``.<name>.clarion-partial-…``)
 STAGE_TAG = ".clarion-partial-"
