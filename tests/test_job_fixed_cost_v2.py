@@ -13,11 +13,13 @@
   place in the output folder; the same bytes and modes; an ``fsync`` error or an exception in any
   step leaves the previous results as they were and no staging folder; the replaced files are
   removed on a thread into a sibling ``.<name>.clarion-removed`` folder that nothing else lists,
-  and what a killed process left there is removed by the next run.
+  and what a killed process left there is removed by the next run; the staged files are listed as
+  ``os.walk`` lists them.
 * Group statistics read off a bias accumulator's counts
-  (``PerformanceAccumulator.from_accumulator``, ``run.PERFORMANCE_FROM_ACCUMULATORS``) equal a
+  (``PerformanceAccumulator.read_counts``, ``run.PERFORMANCE_FROM_ACCUMULATORS``) equal a
   ``PerformanceAccumulator`` that counts the same batches; where the accumulator's tables do not
-  hold them (weights, windows, bootstrap replicates, scores, nothing counted) it is None.
+  hold them (weights, windows, bootstrap replicates, scores, nothing counted, other arguments) it
+  says so and counts as before. Spec.build's long threshold grid checks equal the former ones.
 * The whole job with every switch on and off: the same ``analysis.json``, config and report
   files, the same result.
 """

@@ -72,7 +72,7 @@ ONE_REPORT_PER_FACET = True
 ONE_PERFORMANCE_ACCUMULATOR = True
 
 #: The group statistics read off the bias accumulators' count tables
-#: (``PerformanceAccumulator.from_accumulator``) where they hold them (no weights, score, windows
+#: (``PerformanceAccumulator.read_counts``) where they hold them (no weights, score, windows
 #: or bootstrap replicates; predicted labels from a column): no second count of the rows. Off:
 #: a ``PerformanceAccumulator`` counts them (the outputs are the same; tests compare the two).
 PERFORMANCE_FROM_ACCUMULATORS = True
