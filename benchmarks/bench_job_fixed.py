@@ -12,62 +12,66 @@ It also times ``pyarrow`` reading the same file once and the count passes, the f
 ``bench_linerate.py`` at that size: the fixed cost is what stays of the job when the rows go to
 zero.
 
+With ``--report-files`` the report files are written too, and timed apart (as
+``bench_linerate.py`` does); the table then also gives the whole job with them (``with report
+files``): where the files' ``fsync``s run on threads until the output folder's swap (session 18),
+part of what the report files cost moves into the job's own time, so compare that total.
+
+With ``--base COMMIT`` the same measure runs in two worker processes, this tree and the base
+commit's ``python/`` (``git archive``, this tree's compiled core copied beside it), alternating
+for ``--rounds`` rounds; each step's best over the rounds is kept, and the table pairs them.
+
 Usage::
 
     python benchmarks/bench_job_fixed.py                   # CSV and Parquet, 40 runs each
     python benchmarks/bench_job_fixed.py --formats parquet --repeat 100
     python benchmarks/bench_job_fixed.py --report-files    # report files written (timed apart)
+    python benchmarks/bench_job_fixed.py --base 3c5d94e --rounds 5 --repeat 20
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import glob
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-from bench_linerate import ANALYZE_CFG, analyze_frame
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
-import clarion
-import clarion._io as cio
-import clarion.bias._engine as engine
-import clarion.bias.accumulator as acc
-import clarion.bias.performance as perf
-import clarion.config as config
-import clarion.dataset as ds
-import clarion.job.outputs as outputs
-import clarion.job.run as run
-import clarion.job.source as source
-import clarion.report as report
-
-# (module or class, function name, row label, owner: what the step is)
-STEPS = [
-    (config, "read_config", "read the config"),
-    (source._Source, "columns", "type sample (first 1,000 rows read and typed)"),
-    (run._Job, "_decide", "decisions on the first rows + accumulators built"),
-    (run._Job, "_process", "chunks counted (first updates included)"),
-    (acc.Accumulator, "update", "  Accumulator.update"),
-    (perf.PerformanceAccumulator, "__init__", "  PerformanceAccumulator built"),
-    (perf.PerformanceAccumulator, "update", "  PerformanceAccumulator.update"),
-    (ds.Reader, "_global_codes", "  chunk coded into the vocabularies"),
-    (ds._PendingFrame, "build", "  chunk frame built"),
-    (run._Job, "_bias_sections", "bias sections (reports + group statistics)"),
-    (acc.Accumulator, "report", "  Accumulator.report"),
-    (engine, "compute", "    metric formulas (compute)"),
-    (engine, "interval_string", "    threshold facet's interval text"),
-    (perf.PerformanceAccumulator, "result", "  PerformanceAccumulator.result"),
-    (report, "write_analysis_json", "analysis.json written"),
-    (config.AnalysisConfig, "write", "analysis_config.json written"),
-    (cio.os, "fsync", "  fsync (both files)"),
-    (outputs, "_previous_outputs", "previous run's files listed"),
-    (cio, "_swap_in", "output folder swapped in"),
-    (shutil, "rmtree", "  folders removed (rmtree)"),
-    (ds.Reader, "_csv_fast", "CSV blocks found and parsed (reader's thread)"),
-    (ds, "_coded_frame", "Parquet batches made frames"),
-    (ds.Reader, "_typed", "chunks typed"),
+# (module or class, function name, row label): what the step is (resolved once clarion is imported)
+STEPS_BY_NAME = [
+    ("clarion.config", "read_config", "read the config"),
+    ("clarion.job.source._Source", "columns", "type sample (first 1,000 rows read and typed)"),
+    ("clarion.job.run._Job", "_decide", "decisions on the first rows + accumulators built"),
+    ("clarion.job.run._Job", "_process", "chunks counted (first updates included)"),
+    ("clarion.bias.accumulator.Accumulator", "update", "  Accumulator.update"),
+    ("clarion.bias.performance.PerformanceAccumulator", "__init__", "  PerformanceAccumulator built"),
+    ("clarion.bias.performance.PerformanceAccumulator", "update", "  PerformanceAccumulator.update"),
+    ("clarion.dataset.Reader", "_global_codes", "  chunk coded into the vocabularies"),
+    ("clarion.dataset._PendingFrame", "build", "  chunk frame built"),
+    ("clarion.job.run._Job", "_bias_sections", "bias sections (reports + group statistics)"),
+    ("clarion.bias.accumulator.Accumulator", "report", "  Accumulator.report"),
+    ("clarion.bias._engine", "compute", "    metric formulas (compute)"),
+    ("clarion.bias._engine", "interval_string", "    threshold facet's interval text"),
+    ("clarion.bias.performance.PerformanceAccumulator", "result", "  PerformanceAccumulator.result"),
+    ("clarion.report", "write_analysis_json", "analysis.json written"),
+    ("clarion.config.AnalysisConfig", "write", "analysis_config.json written"),
+    ("os", "fsync", "  fsync (every file; on threads since session 18)"),
+    ("clarion._io._Syncs", "wait", "  fsyncs waited for before the swap (session 18)"),
+    ("clarion.job.outputs", "_previous_outputs", "previous run's files listed"),
+    ("clarion._io", "_swap_in", "output folder swapped in"),
+    ("shutil", "rmtree", "  folders removed (rmtree; on a thread since session 18)"),
+    ("clarion.dataset.Reader", "_csv_fast", "CSV blocks found and parsed (reader's thread)"),
+    ("clarion.dataset", "_coded_frame", "Parquet batches made frames"),
+    ("clarion.dataset.Reader", "_typed", "chunks typed"),
 ]
 #: the steps that do not hold one another (what stays of the total is shown as "the rest")
 TOP = {
@@ -86,6 +90,24 @@ TOP = {
 }
 
 
+def _resolve(dotted: str):
+    """The module or class named ``dotted`` (None when this tree has no such name)."""
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                return None
+        return obj
+    return None
+
+
 def _timed(owner, name, label, times):
     real = getattr(owner, name)
 
@@ -102,8 +124,15 @@ def _timed(owner, name, label, times):
 
 
 def measure(fmt, repeat, tmp, report_files=False):
+    """(best job, median job, best pyarrow read, best per step, best job with the report files)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    sys.path.insert(0, HERE)
+    from bench_linerate import ANALYZE_CFG, analyze_frame
+
+    import clarion
+    import clarion.report as report
 
     df = analyze_frame(1000)
     if fmt == "csv":
@@ -115,7 +144,8 @@ def measure(fmt, repeat, tmp, report_files=False):
     cfg = {**ANALYZE_CFG, "dataset_type": dtype}
     out = os.path.join(tmp, f"out_{fmt}")
     times: dict[str, float] = {}
-    saved = [(o, n, _timed(o, n, label, times)) for o, n, label in STEPS]
+    steps = [(_resolve(o), n, label) for o, n, label in STEPS_BY_NAME]
+    saved = [(o, n, _timed(o, n, label, times)) for o, n, label in steps if o is not None and hasattr(o, n)]
     real_write, written = report.write_report, []
 
     def timed_write(*a, **kw):  # the report files written and timed apart (as bench_linerate does)
@@ -129,13 +159,15 @@ def measure(fmt, repeat, tmp, report_files=False):
     try:
         clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True)
         best: dict[str, float] = {}
-        totals, reads = [], []
+        totals, whole, reads = [], [], []
         for _ in range(repeat):
             times.clear()
             written.clear()
             t0 = time.perf_counter()
             clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True)
-            totals.append(time.perf_counter() - t0 - sum(written))
+            t = time.perf_counter() - t0
+            totals.append(t - sum(written))
+            whole.append(t)
             for k, v in times.items():
                 best[k] = min(best.get(k, v), v)
             t0 = time.perf_counter()
@@ -145,7 +177,63 @@ def measure(fmt, repeat, tmp, report_files=False):
         report.write_report = real_write
         for o, n, real in saved:
             setattr(o, n, real)
-    return min(totals), statistics.median(totals), min(reads), best
+    return min(totals), statistics.median(totals), min(reads), best, min(whole)
+
+
+def _run_worker(pythonpath, formats, repeat, report_files):
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--repeat", str(repeat), "--formats", *formats]
+    if report_files:
+        cmd.append("--report-files")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _base_tree(commit, tmp):
+    """The base commit's ``python/`` (with this tree's compiled core beside it)."""
+    dest = os.path.join(tmp, "base")
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "python"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    for so in glob.glob(os.path.join(ROOT, "python", "clarion", "_core*")):
+        shutil.copy(so, os.path.join(dest, "python", "clarion"))
+    return os.path.join(dest, "python")
+
+
+def _merge(a, b):
+    """The best of two workers' results of one format (medians: the lower)."""
+    if a is None:
+        return b
+    steps = {k: min(v, a[3].get(k, v)) for k, v in b[3].items()}
+    steps.update({k: v for k, v in a[3].items() if k not in steps})
+    return [min(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), steps, min(a[4], b[4])]
+
+
+def _table(columns, report_files):
+    """Print the steps table: ``columns`` is a list of (heading, result of one format)."""
+    print("| step | " + " | ".join(h for h, _ in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    print(
+        "| **the job on 1,000 rows, best (median)** | "
+        + " | ".join(f"**{r[0] * 1e3:.2f} ms** ({r[1] * 1e3:.2f})" for _, r in columns)
+        + " |"
+    )
+    if report_files:
+        cells = " | ".join(f"{r[4] * 1e3:.2f} ms" for _, r in columns)
+        print(f"| the job with its report files, best | {cells} |")
+    print("| pyarrow reading the file once | " + " | ".join(f"{r[2] * 1e3:.2f} ms" for _, r in columns) + " |")
+    for _o, _n, label in STEPS_BY_NAME:
+        cells = []
+        for _, r in columns:
+            v = r[3].get(label)
+            cells.append("–" if v is None else f"{v * 1e3:.2f} ms")
+        print(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
+    rest = [r[0] - sum(v for k, v in r[3].items() if k in TOP) for _, r in columns]
+    print(
+        "| the rest, by difference (reader thread start and hand-off, file opens, staging, Python around) | "
+        + " | ".join(f"{v * 1e3:.2f} ms" for v in rest)
+        + " |"
+    )
 
 
 def main(argv=None):
@@ -157,29 +245,35 @@ def main(argv=None):
         action="store_true",
         help="write the report files too (timed apart, as bench_linerate's column; the folder swap then moves them)",
     )
+    ap.add_argument("--base", help="a commit whose job is timed beside this tree's, in alternating worker processes")
+    ap.add_argument("--rounds", type=int, default=5, help="with --base: rounds of the two workers")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker or not args.base:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = {fmt: measure(fmt, args.repeat, tmp, args.report_files) for fmt in args.formats}
+        if args.worker:
+            print(json.dumps(results))
+            return
+        _table(list(results.items()), args.report_files)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        results = {fmt: measure(fmt, args.repeat, tmp, args.report_files) for fmt in args.formats}
-    print("| step | " + " | ".join(args.formats) + " |")
-    print("|---|" + "---:|" * len(args.formats))
-    print(
-        "| **the job on 1,000 rows, best (median)** | "
-        + " | ".join(f"**{r[0] * 1e3:.2f} ms** ({r[1] * 1e3:.2f})" for r in results.values())
-        + " |"
-    )
-    print("| pyarrow reading the file once | " + " | ".join(f"{r[2] * 1e3:.2f} ms" for r in results.values()) + " |")
-    for _o, _n, label in STEPS:
-        cells = []
-        for r in results.values():
-            v = r[3].get(label)
-            cells.append("–" if v is None else f"{v * 1e3:.2f} ms")
-        print(f"| {label.replace('  ', '&nbsp;&nbsp;')} | " + " | ".join(cells) + " |")
-    rest = [r[0] - sum(v for k, v in r[3].items() if k in TOP) for r in results.values()]
-    print(
-        "| the rest, by difference (reader thread start and hand-off, file opens, staging, Python around) | "
-        + " | ".join(f"{v * 1e3:.2f} ms" for v in rest)
-        + " |"
-    )
+        trees = [(f"base {args.base}", _base_tree(args.base, tmp)), ("this tree", os.path.join(ROOT, "python"))]
+        best: dict[str, dict] = {name: {} for name, _ in trees}
+        for _ in range(args.rounds):
+            for name, path in trees:  # alternating
+                r = _run_worker(path, args.formats, args.repeat, args.report_files)
+                for fmt, res in r.items():
+                    best[name][fmt] = _merge(best[name].get(fmt), res)
+    columns = [(f"{fmt}, {name}", best[name][fmt]) for fmt in args.formats for name, _ in trees]
+    _table(columns, args.report_files)
+    print()
+    for fmt in args.formats:
+        b, n = best[trees[0][0]][fmt], best["this tree"][fmt]
+        line = f"{fmt}: the job {b[0] * 1e3:.2f} -> {n[0] * 1e3:.2f} ms ({n[0] / b[0]:.2f}x)"
+        if args.report_files:
+            line += f"; with its report files {b[4] * 1e3:.2f} -> {n[4] * 1e3:.2f} ms ({n[4] / b[4]:.2f}x)"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -422,15 +422,17 @@ class Spec:
         thresholds = _as_list(probability_threshold)
         if not thresholds:
             raise ValueError(MSG_PROB.format(value=probability_threshold))
-        if len(thresholds) > 16 and all(type(t) is float for t in thresholds):
+        grid = len(thresholds) > 16 and set(map(type, thresholds)) == {float}
+        if grid:
             # a long grid of floats (PerformanceAccumulator's ~1,100 count thresholds): the same
-            # checks in three numpy passes instead of a Python loop (~0.4 ms a build)
-            arr = np.asarray(thresholds, dtype=np.float64)
+            # checks in three numpy passes instead of a Python loop (~0.4 ms a build); a strictly
+            # increasing grid has no repeated value (no sort needed to tell)
+            arr = np.array(thresholds, dtype=np.float64)
             if np.isnan(arr).any():
                 raise ValueError(MSG_PROB.format(value=probability_threshold))
             if ((arr < 0) | (arr > 1)).any():
                 raise ValueError(MSG_PROB_RANGE.format(value=probability_threshold))
-            if np.unique(arr).size != arr.size:
+            if not (arr[1:] > arr[:-1]).all() and np.unique(arr).size != arr.size:
                 raise ValueError(f"probability_threshold: repeated value in {thresholds}")
         else:
             for t in thresholds:
@@ -449,7 +451,7 @@ class Spec:
             label_values=lv,
             label_threshold=lt,
             models=models,
-            thresholds=[float(t) for t in thresholds],
+            thresholds=list(thresholds) if grid else [float(t) for t in thresholds],  # (floats already)
             multi_model=len(models) > 1 or multi_thr,
             group_variable=group_variable,
             weights=weights,
@@ -518,7 +520,37 @@ def interval_string(threshold: Any, col_max: Any, compat: str = "clarion") -> st
     breaks = [threshold]
     if abs(col_max) not in breaks:
         breaks.append(col_max)
-    return ",".join(map(str, pd.IntervalIndex.from_breaks(sorted(breaks))))
+    breaks = sorted(breaks)
+    if INTERVAL_TEXT_DIRECT:
+        text = _interval_text(breaks)
+        if text is not None:
+            return text
+    return ",".join(map(str, pd.IntervalIndex.from_breaks(breaks)))
+
+
+#: :func:`interval_string` writes the text of ``pandas.IntervalIndex.from_breaks`` itself for
+#: Python ints and floats (what pandas writes: one int64 or float64 dtype for both breaks, each
+#: printed as numpy prints it, which for a float64 is Python's ``repr``); anything else goes through
+#: pandas. Off: always pandas (the strings are the same; tests compare the two).
+INTERVAL_TEXT_DIRECT = True
+_EXACT_INT = 1 << 53
+
+
+def _interval_text(breaks: list) -> str | None:
+    """``",".join(map(str, pd.IntervalIndex.from_breaks(breaks)))`` for one or two sorted breaks
+    that are Python ints (of at most 53 bits) or floats (not NaN); None for anything else."""
+    kinds = {type(b) for b in breaks}
+    if not kinds <= {int, float}:
+        return None
+    if float in kinds:
+        if any(b != b for b in breaks) or any(type(b) is int and abs(b) >= _EXACT_INT for b in breaks):
+            return None
+        breaks = [float(b) for b in breaks]
+    elif any(abs(b) >= _EXACT_INT for b in breaks):
+        return None
+    if len(breaks) < 2:
+        return ""
+    return f"({breaks[0]!r}, {breaks[1]!r}]"
 
 
 _INTERVAL = re.compile(r"\(\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]")

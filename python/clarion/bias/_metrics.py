@@ -27,6 +27,7 @@ The formulas are in ``docs/metrics.md`` and in the metric registry,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -399,6 +400,8 @@ def compute(
     if compat not in ("clarion", "smclarify"):
         raise ValueError(f"compat must be 'clarion' or 'smclarify', got {compat!r}")
     c = _Counts(C)
+    if SCALAR_FORMULAS and c.n.size == 2:  # one count table (a facet value, a model): Python floats
+        return _compute_one(c, methods, compat, has_group, missing_subgroup)
     table: dict[str, Callable[[], _Out]] = {
         "CI": lambda: _ci(c, compat),
         "DPL": lambda: _proportion_diff(c, c.ny[..., 1], compat),
@@ -435,3 +438,259 @@ def compute(
             raise ValueError(f"unknown count-based metric {name!r}; known: {', '.join(COUNT_METRICS)}")
         out[name] = table[name]().done()
     return out
+
+
+# ---- one count table: the same formulas on Python floats ----------------------------------------------
+
+#: :func:`compute` on a count tensor without leading axes of more than one value (one facet value,
+#: one model: what ``clarion analyze`` and most reports evaluate) takes each metric's formula on
+#: Python floats (:func:`_compute_one`) instead of numpy calls on arrays of one value: the same
+#: IEEE operations in the same order (the marginals, the sums over subgroups and the logarithms
+#: are numpy's, as in the array path), so the same numbers and reasons. Off: always the array path
+#: (tests compare the two).
+SCALAR_FORMULAS = True
+
+_NAN = float("nan")
+_INF = float("inf")
+
+
+def _fdiv(x: float, y: float) -> float:
+    """``x / y`` as numpy divides (IEEE: x/±0 is ±inf, 0/0 and nan/0 are NaN)."""
+    if y != 0 or y != y:
+        return x / y
+    if x != x or x == 0:
+        return _NAN
+    return _INF if (x > 0) == (math.copysign(1.0, y) > 0) else -_INF
+
+
+def _sdiv(x: float, y: float, smclarify: bool) -> float:
+    """:func:`_div` on floats."""
+    if smclarify and x == 0 and y == 0:
+        return 0.0
+    return _fdiv(x, y)
+
+
+def _sdiff(r1: float, r2: float, smclarify: bool) -> tuple[float, bool]:
+    """:func:`_diff_inf` on floats."""
+    both = r1 == _INF and r2 == _INF
+    return (0.0 if smclarify and both else r1 - r2), both
+
+
+def _first(v: float, *fails: tuple[Any, int]) -> tuple[float, int]:
+    """``_Out(v).fail(...)...done()`` on one value: the first failing mask's code (value NaN)."""
+    for mask, code in fails:
+        if mask:
+            return _NAN, code
+    return v, 0
+
+
+def _np_sum(values: list[float]) -> float:
+    """numpy's sum of ``values`` (its pairwise order, as the array path sums a subgroup axis)."""
+    return np.add.reduce(np.array(values, dtype=np.float64)).item()
+
+
+def _logs(args: list[float]) -> list[float]:
+    """``numpy.log`` of ``args`` (numpy's logarithm, as the array path takes it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.array(args, dtype=np.float64)).tolist()
+
+
+def _compute_one(
+    c: _Counts, methods: Iterable[str], compat: str, has_group: bool, missing_subgroup: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`compute` on a count tensor whose leading axes hold one value, each formula on floats."""
+    sm = compat == "smclarify"
+    lead = c.n.shape[:-1]
+    na, nd = c.n.reshape(2).tolist()
+    ny = c.ny.reshape(4).tolist()  # [g * 2 + y]
+    a_empty, d_empty = na == 0, nd == 0
+    if sm:
+        empty = {
+            "CI": ((a_empty, S_CI_A), (d_empty, S_CI_D)),
+            "DPL": ((a_empty, S_DPL_A), (d_empty, S_DPL_D)),
+            "AD": ((d_empty, S_D), (a_empty, S_A)),
+        }
+    clarion_empty = ((d_empty, R_D_EMPTY), (a_empty, R_A_EMPTY))
+    dist: list[Any] = []  # (Pa, Pd, use), made once
+
+    def distributions() -> tuple[list[float], list[float], list[bool]]:
+        if not dist:
+            Pa = [_fdiv(ny[0], na), _fdiv(ny[1], na)]
+            Pd = [_fdiv(ny[2], nd), _fdiv(ny[3], nd)]
+            use = [Pa[y] > 0 and Pd[y] > 0 for y in (0, 1)] if sm else [True, True]
+            dist.extend((Pa, Pd, use))
+        return dist[0], dist[1], dist[2]
+
+    def divergence(v: float, use: list[bool]) -> tuple[float, int]:
+        if sm:
+            return _first(v, (not (use[0] or use[1]), S_SHARED))
+        return _first(v, *clarion_empty)
+
+    def xlogy(p: list[float], q: list[float]) -> list[float]:
+        logs = _logs([_fdiv(p[y], q[y]) for y in (0, 1)])
+        return [0.0 if p[y] == 0 else p[y] * logs[y] for y in (0, 1)]
+
+    def proportion(n1: list[float], key: str) -> tuple[float, int]:
+        v = _fdiv(n1[0], na) - _fdiv(n1[1], nd)
+        return _first(v, *(empty[key] if sm else clarion_empty))
+
+    def ci() -> tuple[float, int]:
+        return _first(_fdiv(na - nd, na + nd), *(empty["CI"] if sm else clarion_empty))
+
+    def kl() -> tuple[float, int]:
+        Pa, Pd, use = distributions()
+        t = xlogy(Pa, Pd)
+        t = [t[y] if use[y] else 0.0 for y in (0, 1)]
+        return divergence(t[0] + t[1], use)
+
+    def js() -> tuple[float, int]:
+        Pa, Pd, use = distributions()
+        P = [0.5 * (Pa[y] + Pd[y]) for y in (0, 1)]
+        ta, td = xlogy(Pa, P), xlogy(Pd, P)
+        ta = [ta[y] if use[y] else 0.0 for y in (0, 1)]
+        td = [td[y] if use[y] else 0.0 for y in (0, 1)]
+        return divergence(0.5 * ((ta[0] + ta[1]) + (td[0] + td[1])), use)
+
+    def lp(order: str) -> tuple[float, int]:
+        Pa, Pd, use = distributions()
+        x = [Pa[y] - Pd[y] if use[y] else 0.0 for y in (0, 1)]
+        if order == "LP":
+            v = math.sqrt(x[0] * x[0] + x[1] * x[1])
+        elif order == "TVD":
+            v = 0.5 * (abs(x[0]) + abs(x[1]))
+        else:
+            u, w = abs(x[0]), abs(x[1])
+            v = u if u != u else (w if w != w or w > u else u)  # numpy.maximum: a NaN wins
+        return divergence(v, use)
+
+    def cdd(predicted: bool) -> tuple[float, int]:
+        X = c.C.sum(axis=-2) if predicted else c.C.sum(axis=-1)  # [..., 2(group), K, 2(outcome)]
+        pos, neg = X[..., 1].sum(axis=-2), X[..., 0].sum(axis=-2)  # [..., K] (numpy's sums, as _cdd)
+        pos_all, neg_all = pos.sum(axis=-1).item(), neg.sum(axis=-1).item()
+        K = X.shape[-2]
+        pos_i, neg_i = pos.reshape(K).tolist(), neg.reshape(K).tolist()
+        pos_d, neg_d = X[..., 1, :, 1].reshape(K).tolist(), X[..., 1, :, 0].reshape(K).tolist()
+        n_i = [p + q for p, q in zip(pos_i, neg_i)]
+        A = [_fdiv(x, y) for x, y in zip(pos_d, pos_i)]
+        D = [_fdiv(x, y) for x, y in zip(neg_d, neg_i)]
+        if sm:
+            if missing_subgroup:
+                n_i[0] = 0.0
+            A = [a if p != 0 else 0.0 for a, p in zip(A, pos_i)]
+            D = [d if q != 0 else 0.0 for d, q in zip(D, neg_i)]
+            num = _np_sum([n * (d - a) for n, d, a in zip(n_i, D, A)])
+            v = _sdiv(num, _np_sum(n_i), sm)
+            if not has_group:
+                return _first(v, (True, S_NO_GROUP))
+            return _first(v, (pos_all == 0, S_NO_POS), (neg_all == 0, S_NO_NEG))
+        ok = [p != 0 and q != 0 for p, q in zip(pos_i, neg_i)]
+        w = [n if k else 0.0 for n, k in zip(n_i, ok)]
+        dd = [d - a if k else 0.0 for d, a, k in zip(D, A, ok)]
+        w_all = _np_sum(w)
+        v = _fdiv(_np_sum([x * y for x, y in zip(w, dd)]), w_all)
+        if not has_group:
+            return _first(v, (True, R_NO_GROUP))
+        return _first(
+            v,
+            *clarion_empty,
+            (pos_all == 0, R_NO_PRED_POS if predicted else R_NO_POS),
+            (neg_all == 0, R_NO_PRED_NEG if predicted else R_NO_NEG),
+            (w_all == 0, R_CDD_NO_SUBGROUP),
+        )
+
+    table: dict[str, Callable[[], tuple[float, int]]] = {
+        "CI": ci,
+        "DPL": lambda: proportion([ny[1], ny[3]], "DPL"),
+        "KL": kl,
+        "JS": js,
+        "LP": lambda: lp("LP"),
+        "TVD": lambda: lp("TVD"),
+        "KS": lambda: lp("KS"),
+        "CDDL": lambda: cdd(False),
+    }
+    if c.has_pred:
+        nyhat = c.nyhat.reshape(4).tolist()
+        TN, FP = c.TN.reshape(2).tolist(), c.FP.reshape(2).tolist()
+        FN, TP = c.FN.reshape(2).tolist(), c.TP.reshape(2).tolist()
+
+        def di() -> tuple[float, int]:
+            qa, qd = _fdiv(nyhat[1], na), _fdiv(nyhat[3], nd)
+            v = _sdiv(qd, qa, sm)
+            if sm:
+                return _first(v, (a_empty, S_DI_A), (d_empty, S_D))
+            return _first(v, *clarion_empty, (qa == 0 and qd == 0, R_DI_ZERO))
+
+        def dco(which: str) -> tuple[float, int]:
+            if which == "DCA":
+                ra, rd = _sdiv(ny[1], nyhat[1], sm), _sdiv(ny[3], nyhat[3], sm)
+                v, both = _sdiff(ra, rd, sm)
+                codes = (R_DCA_A, R_DCA_D, R_DCA_INF)
+            else:
+                ra, rd = _sdiv(ny[0], nyhat[0], sm), _sdiv(ny[2], nyhat[2], sm)
+                v, both = _sdiff(rd, ra, sm)
+                codes = (R_DCR_A, R_DCR_D, R_DCR_INF)
+            if sm:
+                return _first(v, (d_empty, S_DCO_D), (a_empty, S_DCO_A))
+            return _first(v, *clarion_empty, (ra != ra, codes[0]), (rd != rd, codes[1]), (both, codes[2]))
+
+        def rate_diff(num: tuple, den: tuple, d_minus_a: bool, codes: tuple, s_codes: tuple) -> tuple[float, int]:
+            ra, rd = (_sdiv(sum(a[g] for a in num), sum(a[g] for a in den), sm) for g in (0, 1))
+            v, _ = _sdiff(rd, ra, sm) if d_minus_a else _sdiff(ra, rd, sm)
+            if sm:
+                return _first(v, (d_empty, s_codes[0]), (a_empty, s_codes[1]))
+            return _first(v, *clarion_empty, (ra != ra, codes[0]), (rd != rd, codes[1]))
+
+        def ad() -> tuple[float, int]:
+            acc_a = _sdiv(TP[0] + TN[0], na, sm)
+            acc_d = _sdiv(TP[1] + TN[1], nd, sm)
+            v, _ = _sdiff(acc_a, acc_d, sm)
+            return _first(v, *(empty["AD"] if sm else clarion_empty))
+
+        def te() -> tuple[float, int]:
+            ta, td = _sdiv(FN[0], FP[0], sm), _sdiv(FN[1], FP[1], sm)
+            v, both = _sdiff(td, ta, sm)
+            if sm:
+                return _first(v, (d_empty, S_D), (a_empty, S_A))
+            return _first(v, *clarion_empty, (ta != ta, R_TE_A), (td != td, R_TE_D), (both, R_TE_INF))
+
+        def ge() -> tuple[float, int]:
+            tp, tn = c.TP.sum(axis=-1).item(), c.TN.sum(axis=-1).item()  # (numpy's sums, as the array path)
+            fp, fn = c.FP.sum(axis=-1).item(), c.FN.sum(axis=-1).item()
+            N = tp + tn + fp + fn
+            mean = _fdiv(tp + tn + 2.0 * fp, N)
+            r1, r2 = _fdiv(1.0, mean), _fdiv(2.0, mean)
+            total = -fn + (tp + tn) * (r1 * r1 - 1.0) + fp * (r2 * r2 - 1.0)
+            v = _fdiv(total, N * 2.0)
+            return _first(
+                v, (N == 0, S_GE_EMPTY if sm else R_GE_EMPTY), (mean == 0, S_GE_ALL_FN if sm else R_GE_ALL_FN)
+            )
+
+        table.update(
+            {
+                "DPPL": lambda: proportion([nyhat[1], nyhat[3]], "DPL"),
+                "DI": di,
+                "DCA": lambda: dco("DCA"),
+                "DCR": lambda: dco("DCR"),
+                "RD": lambda: rate_diff((TP,), (TP, FN), False, (R_RD_A, R_RD_D), (S_DLA_D, S_DLA_A)),
+                "SD": lambda: rate_diff((TN,), (TN, FP), True, (R_SD_A, R_SD_D), (S_DLA_D, S_DLA_A)),
+                "DAR": lambda: rate_diff((TP,), (TP, FP), False, (R_DAR_A, R_DAR_D), (S_DLR_D, S_DLR_A)),
+                "DRR": lambda: rate_diff((TN,), (TN, FN), True, (R_DRR_A, R_DRR_D), (S_DLR_D, S_DLR_A)),
+                "AD": ad,
+                "TE": te,
+                "CDDPL": lambda: cdd(True),
+                "GE": ge,
+            }
+        )
+    names, values, reasons = [], [], []
+    for name in methods:
+        if name not in table:
+            if name in COUNT_METRICS:
+                raise ValueError(f"metric {name} needs predicted labels (a count tensor with P == 2)")
+            raise ValueError(f"unknown count-based metric {name!r}; known: {', '.join(COUNT_METRICS)}")
+        v, r = table[name]()
+        names.append(name)
+        values.append(v)
+        reasons.append(r)
+    V = np.array(values, dtype=np.float64)
+    R = np.array(reasons, dtype=np.int16)
+    return {name: (V[i : i + 1].reshape(lead), R[i : i + 1].reshape(lead)) for i, name in enumerate(names)}

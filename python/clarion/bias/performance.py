@@ -60,6 +60,7 @@ evaluated by the same formulas as :func:`clarion.bias.report` (so the value at
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ MSG_PROBABILITY_LABEL = (
 MSG_NEED_MODEL = "give predicted_label (predicted labels) and/or probability (scores of the positive class)"
 MSG_THRESHOLDS = "thresholds must be numbers in [0, 1], got {value!r}"
 MSG_NO_ROWS = "result: no batch was counted yet (no update, or every update failed)"
+MSG_READS_ACCUMULATOR = "update: this PerformanceAccumulator reads Accumulators' counts; update the Accumulators"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -114,7 +116,7 @@ def _ratio(num: float, den: float) -> float:
 def _num(v: float) -> float | None:
     """A float for JSON: NaN → None (±inf stays and is written as Clarify writes it)."""
     v = float(v)
-    return None if np.isnan(v) else v
+    return None if v != v else v
 
 
 def _roc_auc(tp: np.ndarray, fp: np.ndarray, P: float, N: float) -> float:
@@ -141,11 +143,11 @@ def _stats(
     undefined: dict[str, str] = {}
     g: dict[str, Any] = {"rows": int(rows), "weight": weight}
     opr = _ratio(label_w[1], weight)
-    if np.isnan(opr):
+    if opr != opr:
         undefined["observed_positive_rate"] = R_EMPTY
     g["observed_positive_rate"] = _num(opr)
     if cm is not None:
-        tn, fp, fn, tp = (float(x) for x in (cm[0, 0], cm[0, 1], cm[1, 0], cm[1, 1]))
+        tn, fp, fn, tp = (float(x) for x in np.asarray(cm, dtype=np.float64).reshape(4).tolist())
         n = tp + fp + fn + tn
         vals = {
             "predicted_positive_rate": (_ratio(tp + fp, n), R_EMPTY),
@@ -162,12 +164,12 @@ def _stats(
         for k in list(vals)[1:]:
             g[k] = _num(vals[k][0])
         for k, (v, why) in vals.items():
-            if np.isnan(v):
+            if v != v:
                 undefined[k] = why
     if roc is not None:
         auc = _roc_auc(roc[0], roc[1], float(label_w[1]), float(label_w[0]))
         g["roc_auc"] = _num(auc)
-        if np.isnan(auc):
+        if auc != auc:
             undefined["roc_auc"] = R_EMPTY if weight <= 0 else (R_NO_POS if label_w[1] <= 0 else R_NO_NEG)
     if cal is not None:
         c_rows, c_w, c_pos, c_sum = cal
@@ -314,7 +316,11 @@ class PerformanceAccumulator:
             models[self.prob_name] = probability
         self.curve_t = _curve_grid(thresholds)
         pt = float(probability_threshold)
-        count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [pt]]))
+        if thresholds is None:
+            count_t, count_list = _default_count_grid(pt)
+        else:
+            count_t = np.unique(np.concatenate([_COUNT_GRID, self.curve_t, [pt]]))
+            count_list = count_t.tolist()
         self.spec = Spec.build(
             label=label,
             facet=facet,
@@ -323,7 +329,7 @@ class PerformanceAccumulator:
             label_values=label_values,
             label_threshold=label_threshold,
             predicted_label=models or None,
-            probability_threshold=count_t.tolist() if label_values is not None else pt,  # (Python floats)
+            probability_threshold=list(count_list) if label_values is not None else pt,  # (Python floats)
             weights=weights,
         )
         self.count_t = count_t
@@ -341,6 +347,55 @@ class PerformanceAccumulator:
         self._steady: _StreamCounter | None = None
         if weights is None and probability is None and (predicted_label is None or isinstance(predicted_label, str)):
             self._steady = _StreamCounter(self.state)
+        self._reads: dict[Any, State] | None = None  # facet -> the Accumulator state it reads (read_counts)
+
+    def read_counts(self, accumulators: Sequence[Any]) -> bool:
+        """Take the counts of bias :class:`clarion.bias.Accumulator` objects instead of counting
+        the rows a second time: one accumulator per facet of this one, each made with this one's
+        label, facet (that one), label and predicted-label arguments. Returns whether it could;
+        where it could not, nothing changes (update this one as usual).
+
+        Possible before this one's first update, for accumulators that have counted a batch, with
+        no weights, no time windows and no bootstrap replicates, whose predicted label (if any) is
+        one column of predicted labels (not scores), as this one's. Their tables then hold the
+        rows per (facet value, group of the group variable, label, prediction); summed over the
+        group variable they are this class's own tables (integer counts: the same numbers,
+        whatever the order of the sums). ``result()`` then follows the accumulators' later
+        updates, and ``update()`` raises (update the accumulators)."""
+        if self._reads is not None or any(fs.counts for fs in self.state.facets.values()):
+            return False
+        if self.spec.weights is not None or self.prob_name in {n for n, _ in self.spec.models}:
+            return False
+        facets = list(self.spec.facets)
+        if len(accumulators) != len(facets):
+            return False
+        reads = {}
+        for f, acc in zip(facets, accumulators):
+            st = acc._states.get("all") if acc.window is None and len(acc._states) == 1 else None
+            spec = acc.spec
+            if st is None or acc.n_bootstrap or spec.weights is not None or list(spec.facets) != [f]:
+                return False
+            if (spec.facet_values.get(f), spec.facet_threshold.get(f)) != (
+                self.spec.facet_values.get(f),
+                self.spec.facet_threshold.get(f),
+            ):
+                return False
+            if f not in st.facets or not st.facets[f].counts:
+                return False
+            if [src for _, src in spec.models] != [src for _, src in self.spec.models]:
+                return False
+            if spec.models and (not isinstance(spec.models[0][1], str) or st.model_kinds != ["labels"]):
+                return False
+            if (spec.label, spec.label_values, spec.label_threshold) != (
+                self.spec.label,
+                self.spec.label_values,
+                self.spec.label_threshold,
+            ):
+                return False
+            reads[f] = st
+        self._reads = reads
+        self._steady = None
+        return True
 
     def update(self, batch: Any) -> PerformanceAccumulator:
         """Count a batch (a DataFrame, pyarrow table or dict of arrays holding the columns).
@@ -351,6 +406,8 @@ class PerformanceAccumulator:
         weights or a score it is encoded and counted by the general path (``State.update``), plus
         one ``numpy.bincount`` per facet of the unweighted rows (weights) and the calibration sums
         (score)."""
+        if self._reads is not None:
+            raise ValueError(MSG_READS_ACCUMULATOR)
         steady = self._steady
         if steady is not None and steady.count(batch):
             return self
@@ -413,11 +470,11 @@ class PerformanceAccumulator:
             r = np.zeros((0, 2), dtype=np.int64)
         return _grow(r, V)
 
-    def _roles(self) -> tuple[int | None, int | None, int | None]:
+    def _roles(self, st: State | None = None) -> tuple[int | None, int | None, int | None]:
         """(index among the label models of the decision, index among the score models of the
         decision, index among the score models of the ROC / calibration score), by what each
-        model turned out to be (labels or scores) in the first batch."""
-        kinds = self.state.model_kinds or []
+        model turned out to be (labels or scores) in the first batch (of the counts ``st``)."""
+        kinds = (self.state if st is None else st).model_kinds or []
         names = [n for n, _ in self.spec.models]
         labs = [n for n, k in zip(names, kinds) if k == "labels"]
         scs = [n for n, k in zip(names, kinds) if k == "scores"]
@@ -440,16 +497,29 @@ class PerformanceAccumulator:
     def result(self) -> GroupPerformance:
         """The statistics (and curves, with a score) of the rows counted so far (``ValueError``
         before any batch was counted)."""
+        if self._reads is not None:
+            facets: dict[Any, list] = {}
+            pre_facets: dict[Any, list] = {}
+            dataset = model_perf = None
+            for f, st in self._reads.items():
+                with st.lock:
+                    st.check_label_values()
+                    pre_facets[f], post, ds, mp = self._facet(f, st.facets[f], st)
+                dataset = dataset or ds
+                if post is not None:
+                    facets[f] = post
+                    model_perf = model_perf or mp
+            return GroupPerformance(dataset=dataset, model_performance=model_perf, facets=facets, pre_facets=pre_facets)
         st = self.state
         with st.lock:
             if not any(fs.counts for fs in st.facets.values()):  # (no update, or every one failed)
                 raise ValueError(MSG_NO_ROWS)
             st.check_label_values()
-            facets: dict[Any, list] = {}
-            pre_facets: dict[Any, list] = {}
+            facets = {}
+            pre_facets = {}
             dataset = model_perf = None
             for f, fs in st.facets.items():
-                pre_facets[f], post, ds, mp = self._facet(f, fs)
+                pre_facets[f], post, ds, mp = self._facet(f, fs, st)
                 dataset = dataset or ds
                 if post is not None:
                     facets[f] = post
@@ -458,9 +528,9 @@ class PerformanceAccumulator:
                 dataset = {"rows": 0, "weight": 0.0, "observed_positive_rate": None}
             return GroupPerformance(dataset=dataset, model_performance=model_perf, facets=facets, pre_facets=pre_facets)
 
-    def _facet(self, f: Any, fs: Any) -> tuple[list, list | None, dict, dict | None]:
-        """(pre-training entries, post-training entries or None, dataset, model performance) of a facet."""
-        st = self.state
+    def _facet(self, f: Any, fs: Any, st: State) -> tuple[list, list | None, dict, dict | None]:
+        """(pre-training entries, post-training entries or None, dataset, model performance) of a
+        facet (``fs``, a facet state of the counts ``st``)."""
         labels, sel, _ = st.entries(fs, "clarion")
         V = fs.n_codes
         sel = sel[:, :V]
@@ -475,7 +545,7 @@ class PerformanceAccumulator:
         ld, la, lt = self._split(lab, sel)
         cm_d = cm_a = cm_t = None
         roc = None
-        lab_j, cm_j, roc_j = self._roles()
+        lab_j, cm_j, roc_j = self._roles(st)
 
         def scores(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             sc = np.moveaxis(fs.counts["scores"][j], 0, 1)  # [V, T, K, 2, 2]
@@ -568,6 +638,15 @@ class PerformanceAccumulator:
             curve["undefined"] = undefined
             out.append(curve)
         return out
+
+
+@functools.lru_cache(maxsize=8)
+def _default_count_grid(threshold: float) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The count thresholds with the default curve thresholds and ``threshold`` (the array, read
+    only, and its values as Python floats), made once per threshold."""
+    t = np.unique(np.concatenate([_COUNT_GRID, np.asarray(CURVE_THRESHOLDS, dtype=np.float64), [threshold]]))
+    t.flags.writeable = False
+    return t, tuple(t.tolist())
 
 
 def _grow(a: np.ndarray, V: int) -> np.ndarray:

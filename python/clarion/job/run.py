@@ -71,6 +71,12 @@ ONE_REPORT_PER_FACET = True
 #: with the same label, prediction and weight arguments. Off: one per facet (tests compare).
 ONE_PERFORMANCE_ACCUMULATOR = True
 
+#: The group statistics read off the bias accumulators' count tables
+#: (``PerformanceAccumulator.read_counts``) where they hold them (no weights, score, windows
+#: or bootstrap replicates; predicted labels from a column): no second count of the rows. Off:
+#: a ``PerformanceAccumulator`` counts them (the outputs are the same; tests compare the two).
+PERFORMANCE_FROM_ACCUMULATORS = True
+
 __all__: list[str] = []  # the pass is private to clarion.job; its entry points are in clarion.job.api
 
 
@@ -159,6 +165,7 @@ class _Job:
         self.sample = _Sample(SAMPLE_ROWS, self.seed) if need_rows else None
         self.accumulators: list[Any] = []
         self.perf_accumulators: list[Any] = []
+        self.perf_read: list[Any] = []  # those reading the accumulators' counts (not updated)
         # the positive class's score, when the model gives one (a name no input column has)
         self.score_col = next(
             n
@@ -258,8 +265,10 @@ class _Job:
             if not self.perf_accumulators:
                 prob = self.score_col if score is not None else None
                 self.perf_accumulators = _performance_accumulators(self.perf_args, prob)
+                self._performance_read(prob)
             for pacc in {id(p): p for p in self.perf_accumulators}.values():  # (one shared: counted once)
-                pacc.update(perf_batch)
+                if not any(pacc is p for p in self.perf_read):
+                    pacc.update(perf_batch)
         if self.kept is not None:
             part = self._rows_to_keep(c.plain(), pred)
             self.kept_bytes += int(part.memory_usage(deep=True).sum())
@@ -293,7 +302,8 @@ class _Job:
         used = list(dict.fromkeys([plan.label, *(f.name for f in plan.facets)]))
         if len(chunks) == 1:  # (column by column: selecting columns of a frame costs ~0.4 ms)
             c = chunks[0]
-            head = {n: decode_column(c.frame[n].iloc[:DECIDE_ROWS], c.coded.get(n)) for n in used}
+            frame = c.frame if len(c.frame) <= DECIDE_ROWS else c.frame.iloc[:DECIDE_ROWS]  # (a slice: ~20 µs)
+            head = {n: decode_column(frame[n], c.coded.get(n)) for n in used}
         else:
             parts, left = [], DECIDE_ROWS
             for c in chunks:  # (each pending chunk holds some of the first DECIDE_ROWS rows)
@@ -357,6 +367,18 @@ class _Job:
                     seed=self.seed if n_boot else None,
                 )
             )
+
+    def _performance_read(self, probability: Any) -> None:
+        """Let the group statistics' accumulators read the bias accumulators' counts (after their
+        first update) where they can, instead of counting the rows again (see
+        :data:`PERFORMANCE_FROM_ACCUMULATORS`); those that do are listed in ``perf_read``."""
+        if not PERFORMANCE_FROM_ACCUMULATORS or probability is not None or self.windows is not None:
+            return
+        by_id = {id(p): p for p in self.perf_accumulators}
+        for key, pacc in by_id.items():
+            accs = [a for a, p in zip(self.accumulators, self.perf_accumulators) if id(p) == key]
+            if pacc.read_counts(accs):
+                self.perf_read.append(pacc)
 
     def _bias_batch(self, frame: Any, pred: Any) -> Any:
         import pandas as pd

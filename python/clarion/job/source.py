@@ -19,6 +19,26 @@ DICTIONARY_CODES = True
 #: the same; tests compare the two).
 PREFETCH = True
 
+#: ... except for a file that holds at most one chunk (a CSV file of at most ``chunk_rows`` bytes:
+#: every record takes one byte at least, its line break; a Parquet file of at most ``chunk_rows``
+#: rows by its footer): there is nothing to overlap, and the thread's start and hand-off are all it
+#: would add. Off: such a file is read on the thread too (the outputs are the same; tests compare).
+ONE_CHUNK_WITHOUT_THREAD = True
+
+
+def _at_most_one_chunk(path: str, dataset_type: str, chunk_rows: int) -> bool:
+    """Whether the file ``path`` surely holds at most ``chunk_rows`` records (False when unsure)."""
+    try:
+        if dataset_type == "text/csv":
+            return os.path.getsize(path) <= chunk_rows
+        if dataset_type == "application/x-parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_metadata(path).num_rows <= chunk_rows
+    except Exception:  # noqa: BLE001 - unsure: the reader meets (and reports) what is wrong
+        return False
+    return False
+
 
 #: Leave out the text columns a job does not use (``clarion.dataset.Reader.usecols``): a
 #: bias-only job without a model or time windows reads its label, facet, group, weight and
@@ -79,7 +99,9 @@ class _Source:
                 chunk_rows=chunk_rows,
                 skip_bad_rows=skip_bad_rows,
             )
-            self.reader.prefetch = PREFETCH
+            self.reader.prefetch = PREFETCH and not (
+                ONE_CHUNK_WITHOUT_THREAD and _at_most_one_chunk(self.path, cfg.dataset_type, chunk_rows)
+            )
 
     def columns(self) -> list[str]:
         """The column names. A file's come from the reader's type sample (its first rows, read
