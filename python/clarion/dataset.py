@@ -223,6 +223,14 @@ class Reader:
         start = 0
         try:
             for frame, lines in it:
+                if type(frame) is _ArrowBlock:  # a Parquet batch: as it is where that is certain
+                    got = self._block_chunk(frame)
+                    if got is not None:
+                        if len(got[0]):
+                            yield Chunk(got[0], start, lines, got[1])
+                            start += len(got[0])
+                        continue
+                    frame = frame.frame()
                 frame, lines = self._typed(_built(frame, self._vocabs), lines)
                 if len(frame) == 0:
                     continue
@@ -350,39 +358,76 @@ class Reader:
         they first occur among the kept rows (what ``pandas.factorize`` of the values gives), so
         the categories are the file's values in first-seen order. A column whose vocabulary would
         pass ``MAX_CODES`` values goes back to its values from that chunk on."""
-        import pandas as pd
-
         coded = {}
         for c, dtype in self._plain_dtypes.items():
             if c not in frame.columns:
                 continue
             col = frame[c]
-            voc = self._vocabs.get(c)
-            if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
-                if isinstance(col.dtype, pd.CategoricalDtype):
-                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
-                continue
-            if col.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
+            new, is_coded = self._global_column(c, dtype, col.array, col)
+            if new is not None:
+                frame[c] = new  # (a Categorical as the column, on the frame's index; or values)
+            if is_coded:
                 coded[c] = dtype
-                continue
-            given = None
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                given = col.array
-                local = given.codes
-                values = col.dtype.categories.to_numpy(dtype=object)
-            else:  # text (the line-by-line path)
-                local, values = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-                values = np.asarray(values, dtype=object)
-            cat = voc.categorical(local, values, given)
-            if cat is None:  # too many values: the column's values from here on
-                del self._vocabs[c]
-                if isinstance(col.dtype, pd.CategoricalDtype):
-                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
-                continue
-            if cat is not given:  # (else the column is already the vocabulary's codes)
-                frame[c] = cat  # (the Categorical as the column, on the frame's index)
-            coded[c] = dtype
         return coded
+
+    def _global_column(self, c: str, dtype: Any, values: Any, col: Any = None) -> tuple[Any, bool]:
+        """One column of :meth:`_global_codes`: ``values`` (a Categorical of the chunk's own
+        values, or text; ``col`` the Series it is, if any) coded into the running vocabulary of
+        ``c``. Returns (the column's new values, or None when they stay as they are; whether the
+        column is coded)."""
+        import pandas as pd
+
+        voc = self._vocabs.get(c)
+        cat = isinstance(values.dtype, pd.CategoricalDtype)
+        if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
+            return (_decoded(values, dtype, col) if cat else None), False
+        if values.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
+            return None, True
+        given = None
+        if cat:
+            given = values
+            local = given.codes
+            uniq = values.dtype.categories.to_numpy(dtype=object)
+        else:  # text (the line-by-line path)
+            src = col if col is not None else pd.Series(values, copy=False)
+            local, uniq = pd.factorize(src.to_numpy(dtype=object), use_na_sentinel=True)
+            uniq = np.asarray(uniq, dtype=object)
+        got = voc.categorical(local, uniq, given)
+        if got is None:  # too many values: the column's values from here on
+            del self._vocabs[c]
+            return (_decoded(values, dtype, col) if cat else None), False
+        return (None if got is given else got), True
+
+    def _block_chunk(self, block: _ArrowBlock) -> tuple[Any, dict[str, Any]] | None:
+        """The chunk frame and ``Chunk.coded`` of a Parquet batch, built once from its arrays,
+        where :meth:`_typed` would take the frame as it is (every numeric column already of its
+        final type, no required column that could hold a missing value) and no row is dropped:
+        the coded columns are coded into their vocabularies (:meth:`_global_column`) before the
+        frame is made (the same frame as through :meth:`_typed` and :meth:`_global_codes`,
+        without fetching its columns back). None otherwise (the caller then goes the general
+        way)."""
+        if len(block) == 0:
+            return None  # (the general way: what _typed says of an empty frame)
+        dtypes = block.dtypes()
+        numeric = self._numeric
+        for c, kind in numeric.items():
+            dt = dtypes.get(c)
+            if dt is not None and (kind, dt) not in (("int", _INT64), ("float", _FLOAT64)):
+                return None
+        for c in self.required:
+            dt = dtypes.get(c)
+            if not (isinstance(dt, np.dtype) and dt.kind in "iub"):
+                return None  # (absent, or might hold a missing value: _typed says which)
+        coded = {}
+        for c, dtype in self._plain_dtypes.items():
+            if c not in dtypes:
+                continue
+            new, is_coded = self._global_column(c, dtype, block.column_values(c))
+            if new is not None:
+                block.put(c, new)
+            if is_coded:
+                coded[c] = dtype
+        return block.frame(), coded
 
     def _raw(self, kind: str):
         if kind == "text/csv":
@@ -1172,16 +1217,19 @@ class Reader:
             batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
             if coded:  # (dictionary batches end at row groups: regrouped into chunks of chunk_rows)
                 batches = _rebatched(batches, self.chunk_rows)
+            fast = _FAST_PARQUET and _LEAN_PARQUET
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
-                if coded:
+                if fast:  # (made a frame where it is used: Reader._block_chunk)
+                    frame = _arrow_block(batch, coded, self._vocabs, columns)
+                elif coded:
                     frame = _coded_frame(batch, coded, self._vocabs)
                 else:
                     frame = batch.to_pandas(integer_object_nulls=True)
-                if columns is not None:
+                if columns is not None and type(frame) is not _ArrowBlock:
                     frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
                 start += len(frame)
@@ -1347,6 +1395,98 @@ def _coded_frame(table, coded: list[str], vocabs: dict | None = None) -> Any:
     return pd.DataFrame(cols, index=index, copy=False)
 
 
+#: Parquet batches prepared on the reader's thread and made frames where they are used
+#: (:func:`_arrow_block`, :meth:`Reader._block_chunk`); off: each batch made a frame on the
+#: reader's thread and typed and coded as a frame (the chunks are the same; tests compare).
+_FAST_PARQUET = True
+_INT64, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float64)
+
+
+class _ArrowBlock:
+    """A Parquet batch's columns as the reader's thread prepares them: the plain numeric columns
+    as numpy arrays over the decoded buffers (:func:`_plain_columns`, ``owned``), the coded text
+    columns as Categoricals (coded into their vocabularies where every value is known), the other
+    columns through ``to_pandas`` (``rest``, a frame); ``names`` in the chunk's order. Made a frame
+    by :meth:`frame` on the caller's thread (see :meth:`Reader._block_chunk`)."""
+
+    __slots__ = ("cols", "names", "rest", "rows")
+
+    def __init__(self, names: list[str], cols: dict, rest: Any, rows: int) -> None:
+        self.names, self.cols, self.rest, self.rows = names, cols, rest, rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def dtypes(self) -> dict[str, Any]:
+        """Each column's dtype, as the frame will have it."""
+        out = {c: v.dtype for c, v in self.cols.items()}
+        if self.rest is not None:
+            out.update(zip(self.rest.columns, self.rest.dtypes))
+        return {c: out[c] for c in self.names if c in out}
+
+    def column_values(self, c: str) -> Any:
+        """Column ``c``'s values (a numpy array, a Categorical, or an extension array)."""
+        return self.cols[c] if c in self.cols else self.rest[c].array
+
+    def put(self, c: str, values: Any) -> None:
+        """Replace column ``c``'s values (an array, a Categorical, or a Series on a range index)."""
+        if self.rest is not None and c in self.rest.columns:
+            self.rest = self.rest.drop(columns=[c])
+        self.cols[c] = values.array if hasattr(values, "array") and hasattr(values, "index") else values
+
+    def frame(self) -> Any:
+        """The batch as the frame :func:`_coded_frame` makes (columns in ``names``' order; the
+        index ``to_pandas`` gives the other columns, else a range index): each array taken as it
+        is (no copy; a Categorical's dtype kept)."""
+        import pandas as pd
+
+        rest = self.rest
+        if rest is None:
+            return pd.DataFrame({c: self.cols[c] for c in self.names}, copy=False)
+        index = rest.index
+        cols = {}
+        for c in self.names:
+            if c in self.cols:
+                cols[c] = pd.Series(self.cols[c], index=index, copy=False)
+            elif c in rest.columns:
+                cols[c] = rest[c]
+        return pd.DataFrame(cols, index=index, copy=False)
+
+
+def _arrow_block(batch: Any, coded: list[str], vocabs: dict, columns: list[str] | None) -> Any:
+    """A Parquet batch (or table) the reader decoded and holds alone, prepared on the reader's
+    thread: an :class:`_ArrowBlock`, or the frame :func:`_coded_frame` makes (its ``columns``) for
+    a file whose pandas metadata stores an index or renames a column, or a batch with a name twice
+    (``to_pandas`` then decides the frame). Coded columns: as :func:`_coded_frame` codes them."""
+    import pyarrow as pa
+
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    names = list(table.column_names)
+    plain = _plain_columns(table, coded, owned=True) if len(set(names)) == len(names) else None
+    if plain is None:
+        frame = _coded_frame(table, coded, vocabs) if coded else table.to_pandas(integer_object_nulls=True)
+        return frame if columns is None else frame[columns]
+    cols = {}
+    for c in coded:
+        if c in names:
+            col = table.column(c)
+            voc = vocabs.get(c)
+            got = None if voc is None else voc.known(_dictionary_parts(col))
+            cols[c] = _local_categorical(col) if got is None else got
+    cols.update(plain)
+    rest_names = [c for c in names if c not in cols]
+    rest = table.select(rest_names).to_pandas(integer_object_nulls=True) if rest_names else None
+    return _ArrowBlock(names if columns is None else list(columns), cols, rest, table.num_rows)
+
+
+def _decoded(values: Any, dtype: Any, col: Any = None) -> Any:
+    """A coded column (the Categorical ``values``; ``col``: its Series, if any) as its values in
+    ``dtype`` (:func:`decode_column`)."""
+    import pandas as pd
+
+    return decode_column(pd.Series(values, copy=False) if col is None else col, dtype)
+
+
 #: Take plain numeric Parquet columns straight from their Arrow buffers (:func:`_plain_columns`);
 #: off: every column through ``to_pandas`` (the frames are the same; tests compare).
 _LEAN_PARQUET = True
@@ -1365,12 +1505,14 @@ _PLAIN_ARROW = {
 }
 
 
-def _plain_columns(table, coded: list[str]) -> dict[str, np.ndarray] | None:
+def _plain_columns(table, coded: list[str], owned: bool = False) -> dict[str, np.ndarray] | None:
     """The columns of ``table`` (not in ``coded``) that ``to_pandas`` gives as plain numpy arrays of
     their Arrow type: integers, floats (not half) and booleans without nulls, whose stored pandas
     metadata (if any) names the same numpy dtype and the same column name; as writable numpy
     arrays. None when the table's pandas metadata stores an index column or renames a column
-    (``to_pandas`` then makes an index or other names: the whole table goes through it)."""
+    (``to_pandas`` then makes an index or other names: the whole table goes through it).
+    ``owned``: the caller alone holds ``table`` (a batch the reader decoded, used once): a column
+    of one chunk is then a writable view of its decoded buffer (:func:`_owned_array`), no copy."""
     meta = table.schema.pandas_metadata
     stored: dict[str, Any] = {}
     if meta is not None:
@@ -1386,8 +1528,24 @@ def _plain_columns(table, coded: list[str]) -> dict[str, np.ndarray] | None:
             continue
         if meta is not None and c in stored and stored[c] != col.type.to_pandas_dtype().__name__:
             continue  # (e.g. a pandas nullable "Int64" stored as int64: to_pandas restores it)
-        out[c] = _writable(col.to_numpy())
+        out[c] = _owned_array(col) if owned else _writable(col.to_numpy())
     return out
+
+
+def _owned_array(col: Any) -> np.ndarray:
+    """A plain numeric column without nulls (:func:`_plain_columns`) of a table whose caller alone
+    holds it, as a writable numpy array: a view of its values buffer when that is one chunk and
+    a mutable buffer (what Arrow's Parquet reader allocates and fills for each batch: writing
+    into it changes only the rows of this column of this batch), else a writable copy."""
+    if col.num_chunks == 1:
+        ch = col.chunk(0)
+        bufs = ch.buffers()
+        t = ch.type
+        if len(bufs) == 2 and bufs[1] is not None and bufs[1].is_mutable and t.bit_width % 8 == 0 and t.bit_width:
+            dt = np.dtype(t.to_pandas_dtype())
+            if dt.itemsize * 8 == t.bit_width:
+                return np.frombuffer(bufs[1], dtype=dt, count=len(ch), offset=ch.offset * dt.itemsize)
+    return _writable(col.to_numpy())
 
 
 def _writable(a: np.ndarray) -> np.ndarray:
@@ -1568,7 +1726,10 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _built(frame: Any, vocabs: dict) -> Any:
-    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`)."""
+    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`,
+    :meth:`_ArrowBlock.frame`)."""
+    if type(frame) is _ArrowBlock:
+        return frame.frame()
     return frame.build(vocabs) if isinstance(frame, _PendingFrame) else frame
 
 
