@@ -198,6 +198,7 @@ class Reader:
     #: :meth:`columns` still names every column. A name that is no column is a DataError.
     usecols: tuple[str, ...] | None = None
     _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
+    _pq_meta: Any = field(default=None, repr=False)  # Parquet: (file's size, mtime, inode; its FileMetaData)
 
     def __iter__(self) -> Iterator[Chunk]:
         self.skipped = 0
@@ -509,6 +510,21 @@ class Reader:
             raise
         return fh
 
+    def _parquet_file(self, read_dictionary: list[str] | None = None) -> Any:
+        """``pyarrow.parquet.ParquetFile`` of the file, its footer parsed once while the file is
+        unchanged (the same size, modification time and inode): the type sample and the pass
+        share it."""
+        import pyarrow.parquet as pq
+
+        st = os.stat(self.path)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        held = self._pq_meta
+        meta = held[1] if held is not None and held[0] == key else None
+        pf = pq.ParquetFile(self.path, metadata=meta, read_dictionary=read_dictionary)
+        if meta is None:
+            self._pq_meta = (key, pf.metadata)
+        return pf
+
     def _infer_types(self, kind: str) -> dict[str, str]:
         """Numeric columns, from the first TYPE_SAMPLE_ROWS rows whatever the chunk size: a text
         column is numeric when most of its non-empty sampled values parse as numbers and at most
@@ -519,7 +535,11 @@ class Reader:
         self._numeric = None  # no column is coded while the types are sampled
         if _FAST_SAMPLE and kind == "application/x-parquet" and self.headers is None:
             self._check_format()  # (the error the frames' way gives first)
-            quick = _parquet_sample_kinds(self.path)
+            try:
+                pf = self._parquet_file()
+            except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
+                pf = None
+            quick = None if pf is None else _parquet_sample_kinds(self.path, pf)
             if quick is not None:  # (plain columns, every one decided from Arrow: see there)
                 self._names = [str(c) for c in quick]
                 return {c: k for c, k in quick.items() if k != "text"}
@@ -1184,10 +1204,9 @@ class Reader:
         """Parquet row batches; integer columns with nulls stay exact (Python ints, not float64);
         ``headers`` selects columns by name."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            pf = self._parquet_file()
             columns = None
             if self.headers is not None:  # only these columns are read
                 names = list(pf.schema_arrow.names)
@@ -1210,7 +1229,7 @@ class Reader:
                 if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
             ]
             if coded:  # text read as dictionary codes (its dictionary pages, not one string per row)
-                pf = pq.ParquetFile(self.path, read_dictionary=coded)
+                pf = self._parquet_file(read_dictionary=coded)
                 for c in coded:
                     self._vocabs[c] = _Vocabulary()
                     self._plain_dtypes[c] = pa.array([], type=schema.field(c).type).to_pandas().dtype
@@ -1827,7 +1846,7 @@ _PQ_SAMPLE_PANDAS_TYPES = frozenset(
 )
 
 
-def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
+def _parquet_sample_kinds(path: str, pf: Any = None) -> dict[str, str] | None:
     """The sampled kinds of a Parquet file's columns from its first ``TYPE_SAMPLE_ROWS`` rows as
     Arrow columns, where they are what :meth:`Reader._infer_types` gives for those rows as pandas
     frames: booleans and numbers without a null typed by their Arrow type (bool: not numeric;
@@ -1835,13 +1854,19 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
     :func:`_sample_kind_whole` on their distinct values (as :func:`_sample_kind`). None (the
     frames decide) for any other file: a null in the sample, another type, a stored index or a
     renamed column in the pandas metadata, no rows, a string column that the whole-sample rule
-    does not decide, or an error while reading."""
+    does not decide, or an error while reading. ``pf``: the file opened (``pyarrow.parquet.
+    ParquetFile``), if it is.
+
+    Only the string columns are read (and any other whose row groups' statistics do not say it
+    has no null where the sample is: :func:`_sample_without_nulls`); a boolean or number column is
+    typed by its Arrow type alone."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        if pf is None:
+            pf = pq.ParquetFile(path)
         if pf.metadata.num_rows == 0:
             return None
         schema = pf.schema_arrow
@@ -1858,18 +1883,11 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
                 text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
                 if kind not in _PQ_SAMPLE_PANDAS_TYPES and not (text and kind == "object"):
                     return None  # (an object column of text: pandas 3 writes its strings so)
-        batches, n = [], 0
-        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS):
-            batches.append(b)
-            n += b.num_rows
-            if n >= TYPE_SAMPLE_ROWS:
-                break
-        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
         kinds: dict[str, str] = {}
-        for name, col in zip(table.column_names, table.columns):
-            t = col.type
-            if col.null_count:
-                return None
+        read: list[str] = []
+        clean = _sample_without_nulls(pf.metadata)
+        for field in schema:
+            name, t = field.name, field.type
             if pa.types.is_boolean(t):
                 kinds[name] = "text"  # (not numeric)
             elif pa.types.is_integer(t):
@@ -1877,20 +1895,63 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
             elif pa.types.is_floating(t):
                 kinds[name] = "float"
             elif pa.types.is_string(t) or pa.types.is_large_string(t):
-                values = pc.unique(col).to_pylist()
-                kind = _sample_kind_distinct(
-                    values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
-                )
-                if kind is None:
-                    return None
-                kinds[name] = kind
+                kinds[name] = ""  # (decided on its values below)
+                read.append(name)
+                continue
             else:
                 return None
+            if name not in clean:
+                read.append(name)  # (its nulls are looked for in its values)
         if list(kinds) != list(schema.names):
             return None
+        if not read:
+            return kinds
+        batches, n = [], 0
+        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS, columns=read):
+            batches.append(b)
+            n += b.num_rows
+            if n >= TYPE_SAMPLE_ROWS:
+                break
+        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
+        for name, col in zip(table.column_names, table.columns):
+            if col.null_count:
+                return None
+            if kinds[name]:
+                continue
+            values = pc.unique(col).to_pylist()
+            kind = _sample_kind_distinct(
+                values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
+            )
+            if kind is None:
+                return None
+            kinds[name] = kind
         return kinds
     except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
         return None
+
+
+def _sample_without_nulls(meta: Any) -> set[str]:
+    """The top-level columns of a Parquet file (its ``FileMetaData``) whose statistics say they
+    hold no null in the row groups that hold the first ``TYPE_SAMPLE_ROWS`` rows: a column stored
+    as one leaf of its own name, every such row group with a null count of 0."""
+    rows, groups = 0, []
+    for i in range(meta.num_row_groups):
+        if rows >= TYPE_SAMPLE_ROWS:
+            break
+        groups.append(meta.row_group(i))
+        rows += groups[-1].num_rows
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    clean = set()
+    for j, name in enumerate(names):
+        if "." in name or names.count(name) > 1:
+            continue  # (a nested column's leaf)
+        for g in groups:
+            st = g.column(j).statistics
+            if st is None or not st.has_null_count or st.null_count != 0:
+                break
+        else:
+            clean.add(name)
+    return clean
 
 
 def _coded_sample_kinds(frames: list) -> dict[str, str] | None:
