@@ -1289,8 +1289,7 @@ class _Vocabulary:
         remap = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
         new = remap < 0
         if new.any():
-            rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
-            order = pd.unique(local[rows])  # new values in the order they first occur
+            order = _first_seen(local, new)  # new values in the order they first occur
             if len(self.values) + len(order) > MAX_CODES:
                 return None
             for j in order:
@@ -1340,13 +1339,30 @@ class _Vocabulary:
         return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
+def _first_seen(local: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The codes ``j`` with ``new[j]`` that occur in ``local`` (codes, -1 for a missing value), in
+    the order of their first occurrence (what ``pandas.unique`` of the rows holding them gives).
+    Few values: each one's first row found by a comparison and a (short-circuiting) ``argmax``,
+    not a hash of every row."""
+    import pandas as pd
+
+    cand = np.flatnonzero(new)
+    if len(cand) > 32 or len(local) == 0:
+        rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
+        return pd.unique(local[rows])
+    first = np.fromiter((np.argmax(local == int(j)) for j in cand), dtype=np.int64, count=len(cand))
+    hit = local[first] == cand
+    return cand[hit][np.argsort(first[hit], kind="stable")].astype(local.dtype)
+
+
 def _remapped(remap: np.ndarray, local: np.ndarray) -> np.ndarray:
     """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Int8 codes
     into int8 go through ``bytes.translate`` (a 256-byte table, no index conversion: about half of
     ``np.take``'s time on 100,000 rows)."""
-    if len(remap) > 1 and local.dtype == remap.dtype and remap[-1] == -1:
-        if np.array_equal(remap[:-1], np.arange(len(remap) - 1)):  # (the codes as they are)
-            return local.copy() if not local.flags.writeable else local
+    if len(remap) > 1 and remap[-1] == -1 and np.array_equal(remap[:-1], np.arange(len(remap) - 1)):
+        if local.dtype != remap.dtype:  # (the codes as they are, in the codes' dtype)
+            return local.astype(remap.dtype)
+        return local.copy() if not local.flags.writeable else local
     if local.dtype == np.int8 and remap.dtype == np.int8 and local.ndim == 1 and len(local) >= 4096:
         table = np.arange(256, dtype=np.uint8)
         r = remap.view(np.uint8)
