@@ -88,6 +88,10 @@ def _array(kind: str, n: int, rng: np.random.Generator) -> pa.Array:
 def _write(path, table: pa.Table, sizes: list[int], how: str, dictionary: bool) -> None:
     if how == "pandas":  # with pandas metadata (a category column stays categorical)
         table = pa.Table.from_pandas(table.to_pandas(), preserve_index=False)
+    elif how == "range_index":  # a range index from 5 stored in the metadata (to_pandas restores it)
+        df = table.to_pandas()
+        df.index = pd.RangeIndex(5, 5 + len(df))
+        table = pa.Table.from_pandas(df, preserve_index=None)
     with pq.ParquetWriter(path, table.schema, use_dictionary=dictionary) as w:
         at = 0
         for s in sizes:  # one row group each
@@ -138,7 +142,7 @@ def _files(draw):
         "names": names,
         "sizes": sizes,
         "seed": draw(st.integers(0, 2**16)),
-        "how": draw(st.sampled_from(["pandas", "pyarrow"])),
+        "how": draw(st.sampled_from(["pandas", "pyarrow", "range_index"])),
         "dictionary": draw(st.booleans()),
         "chunk_rows": draw(st.integers(1, n + 10)),
         "codes": tuple(codes),
@@ -169,6 +173,39 @@ def test_fast_chunks_equal_former_chunks(tmp_path, monkeypatch, spec):
     want = _read(path, fast=False, prefetch=False, monkeypatch=monkeypatch, **kw)
     for prefetch in (False, True):
         _same(_read(path, fast=True, prefetch=prefetch, monkeypatch=monkeypatch, **kw), want)
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 10, 100])
+@pytest.mark.parametrize("codes", [(), ("s",)])
+def test_stored_range_index(tmp_path, monkeypatch, chunk_rows, codes):
+    """A range index stored in the pandas metadata (from 5): ``to_pandas`` restores it on a batch
+    of the whole file; the chunks' index is 0 .. n - 1 as the former way makes it."""
+    df = pd.DataFrame(
+        {"x": np.arange(10), "t": list("abcdefghij"), "s": list("uvuvuvuvuv")}, index=pd.RangeIndex(5, 15)
+    )
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path)
+    kw = {"chunk_rows": chunk_rows, "codes": codes}
+    got = _read(path, fast=True, prefetch=True, monkeypatch=monkeypatch, **kw)
+    _same(got, _read(path, fast=False, prefetch=False, monkeypatch=monkeypatch, **kw))
+    assert all(type(f.index) is pd.RangeIndex and f.index.start == 0 for f, *_ in got[0])
+
+
+def test_vocabulary_past_max_codes_equals_former(tmp_path, monkeypatch):
+    """A coded column whose vocabulary would pass ``MAX_CODES`` values goes back to its values
+    from that chunk on: the same chunks as the former way."""
+    n = dataset.MAX_CODES + 9000
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {"s": [f"v{i}" for i in rng.permutation(n)], "g": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)}
+    )
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path, index=False, row_group_size=7000)
+    kw = {"chunk_rows": 10_000, "codes": ("s", "g"), "required": ("s",)}
+    got = _read(path, fast=True, prefetch=True, monkeypatch=monkeypatch, **kw)
+    _same(got, _read(path, fast=False, prefetch=False, monkeypatch=monkeypatch, **kw))
+    coded = [c[3] for c in got[0]]
+    assert "s" in coded[0] and "s" not in coded[-1] and all("g" in c for c in coded)
 
 
 def test_values_are_the_files(tmp_path):

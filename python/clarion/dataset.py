@@ -407,6 +407,8 @@ class Reader:
         frame is made (the same frame as through :meth:`_typed` and :meth:`_global_codes`,
         without fetching its columns back). None otherwise (the caller then goes the general
         way)."""
+        import pandas as pd
+
         if len(block) == 0:
             return None  # (the general way: what _typed says of an empty frame)
         dtypes = block.dtypes()
@@ -428,7 +430,11 @@ class Reader:
                 block.put(c, new)
             if is_coded:
                 coded[c] = dtype
-        return block.frame(), coded
+        frame = block.frame()
+        index = frame.index  # (a range index stored in pandas metadata: the chunk's is 0 .. n - 1)
+        if not (type(index) is pd.RangeIndex and index.start == 0 and index.step == 1):
+            frame = frame.reset_index(drop=True)
+        return frame, coded
 
     def _raw(self, kind: str):
         if kind == "text/csv":
