@@ -12,7 +12,9 @@ thread, whatever the column types, nulls, row groups, chunk sizes, codes, ``usec
 ``headers`` and required columns. Memory stays bounded by the chunk: a file of one large row
 group is read chunk by chunk (Arrow's peak allocation, measured in a fresh interpreter, is a
 small part of the decoded file). The type sample's row-group statistics, the first-seen order of
-new vocabulary values and the identity remap are compared with their plain references.
+new vocabulary values and the identity remap are compared with their plain references. CSV
+blocks are typed and coded before their frame is made the same way (``_CSV_BLOCK_FRAMES``):
+the same chunks as made a frame first.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _KINDS = [
     "numtext",
     "category",
 ]
+_AS_THEY_ARE = ["int64", "float64", "bool", "text", "text_null", "large_text"]
 _WORDS = ["F", "M", "é", "", "north", "東京", "a b"]
 
 
@@ -131,7 +134,9 @@ def _same(got, want) -> None:
 @st.composite
 def _files(draw):
     n = draw(st.integers(1, 90))
-    kinds = draw(st.lists(st.sampled_from(_KINDS), min_size=1, max_size=6))
+    # half the files of the kinds a chunk takes as they are (int64, float64, bool, text: the
+    # frame built once), half of any kind (most then typed as a frame)
+    kinds = draw(st.lists(st.sampled_from(draw(st.sampled_from([_KINDS, _AS_THEY_ARE]))), min_size=1, max_size=6))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=4, unique=True)))
     sizes = [b - a for a, b in zip([0, *cuts], [*cuts, n]) if b > a]
     names = [f"c{i}_{k}" for i, k in enumerate(kinds)]
@@ -206,6 +211,58 @@ def test_vocabulary_past_max_codes_equals_former(tmp_path, monkeypatch):
     _same(got, _read(path, fast=False, prefetch=False, monkeypatch=monkeypatch, **kw))
     coded = [c[3] for c in got[0]]
     assert "s" in coded[0] and "s" not in coded[-1] and all("g" in c for c in coded)
+
+
+_CSV_COLUMNS = {
+    "int": lambda rng, n: [str(v) for v in rng.integers(-9, 99, n)],
+    "float": lambda rng, n: [f"{v:.3f}" for v in rng.normal(0, 9, n)],
+    "word": lambda rng, n: rng.choice(["F", "M", "north", "é"], n).tolist(),
+    "word_empty": lambda rng, n: rng.choice(["a", "b", ""], n).tolist(),
+    "quoted": lambda rng, n: rng.choice(['"x, y"', "z", '"q""r"'], n).tolist(),
+    "badnum": lambda rng, n: [str(v) if i != n // 2 or n < 4 else "7x" for i, v in enumerate(rng.integers(0, 9, n))],
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kinds=st.lists(st.sampled_from(sorted(_CSV_COLUMNS)), min_size=1, max_size=5),
+    n=st.integers(1, 80),
+    seed=st.integers(0, 2**16),
+    chunk_rows=st.integers(1, 90),
+    codes=st.lists(st.integers(0, 4), max_size=5),
+    required=st.lists(st.integers(0, 4), max_size=2),
+    skip=st.booleans(),
+    usecols=st.booleans(),
+)
+def test_csv_blocks_typed_before_their_frame_equal_former(
+    tmp_path, monkeypatch, kinds, n, seed, chunk_rows, codes, required, skip, usecols
+):
+    """CSV blocks typed and coded before their frame is made (``_CSV_BLOCK_FRAMES``): the same
+    chunks, skips and errors as made a frame first, with and without the read-ahead thread."""
+    rng = np.random.default_rng(seed)
+    names = [f"c{i}_{k}" for i, k in enumerate(kinds)]
+    cols = [_CSV_COLUMNS[k](rng, n) for k in kinds]
+    path = tmp_path / "d.csv"
+    path.write_text(",".join(names) + "\n" + "".join(",".join(r) + "\n" for r in zip(*cols)))
+    req = tuple(dict.fromkeys(names[i] for i in required if i < len(names)))
+    kw = {"chunk_rows": chunk_rows, "codes": tuple(names[i] for i in codes if i < len(names)), "required": req}
+    kw["skip_bad_rows"] = skip
+    if usecols:
+        kw["usecols"] = [c for j, c in enumerate(names) if j % 2 == 0 or c in req]
+
+    def read(on, prefetch):
+        monkeypatch.setattr(dataset, "_CSV_BLOCK_FRAMES", on)
+        r = read_dataset(str(path), "text/csv", prefetch=prefetch, **kw)
+        chunks, error = [], None
+        try:
+            chunks = [(c.frame, c.start, c.lines.tolist(), dict(c.coded)) for c in r]
+        except DataError as exc:
+            error = str(exc)
+        return chunks, error, r.skipped, list(r.skipped_examples)
+
+    want = read(False, False)
+    for prefetch in (False, True):
+        _same(read(True, prefetch), want)
 
 
 def test_values_are_the_files(tmp_path):

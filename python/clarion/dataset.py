@@ -224,7 +224,9 @@ class Reader:
         start = 0
         try:
             for frame, lines in it:
-                if type(frame) is _ArrowBlock:  # a Parquet batch: as it is where that is certain
+                if type(frame) is _PendingFrame and _CSV_BLOCK_FRAMES:
+                    frame = frame.block(self._vocabs)
+                if type(frame) is _ArrowBlock:  # a Parquet batch or CSV block: as it is where that is certain
                     got = self._block_chunk(frame)
                     if got is not None:
                         if len(got[0]):
@@ -1440,6 +1442,9 @@ def _coded_frame(table, coded: list[str], vocabs: dict | None = None) -> Any:
 #: (:func:`_arrow_block`, :meth:`Reader._block_chunk`); off: each batch made a frame on the
 #: reader's thread and typed and coded as a frame (the chunks are the same; tests compare).
 _FAST_PARQUET = True
+#: CSV blocks typed and coded before their frame is made, as Parquet batches
+#: (:meth:`Reader._block_chunk`); off: made a frame, then typed and coded (tests compare).
+_CSV_BLOCK_FRAMES = True
 _INT64, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float64)
 
 
@@ -1448,12 +1453,14 @@ class _ArrowBlock:
     as numpy arrays over the decoded buffers (:func:`_plain_columns`, ``owned``), the coded text
     columns as Categoricals (coded into their vocabularies where every value is known), the other
     columns through ``to_pandas`` (``rest``, a frame); ``names`` in the chunk's order. Made a frame
-    by :meth:`frame` on the caller's thread (see :meth:`Reader._block_chunk`)."""
+    by :meth:`frame` on the caller's thread (see :meth:`Reader._block_chunk`). A CSV block's
+    columns come so too (:meth:`_PendingFrame.block`; ``series``: every column made a Series, so
+    that an object column stays object)."""
 
-    __slots__ = ("cols", "names", "rest", "rows")
+    __slots__ = ("cols", "names", "rest", "rows", "series")
 
-    def __init__(self, names: list[str], cols: dict, rest: Any, rows: int) -> None:
-        self.names, self.cols, self.rest, self.rows = names, cols, rest, rows
+    def __init__(self, names: list[str], cols: dict, rest: Any, rows: int, series: bool = False) -> None:
+        self.names, self.cols, self.rest, self.rows, self.series = names, cols, rest, rows, series
 
     def __len__(self) -> int:
         return self.rows
@@ -1473,7 +1480,7 @@ class _ArrowBlock:
         """Replace column ``c``'s values (an array, a Categorical, or a Series on a range index)."""
         if self.rest is not None and c in self.rest.columns:
             self.rest = self.rest.drop(columns=[c])
-        self.cols[c] = values.array if hasattr(values, "array") and hasattr(values, "index") else values
+        self.cols[c] = values
 
     def frame(self) -> Any:
         """The batch as the frame :func:`_coded_frame` makes (columns in ``names``' order; the
@@ -1483,12 +1490,17 @@ class _ArrowBlock:
 
         rest = self.rest
         if rest is None:
-            return pd.DataFrame({c: self.cols[c] for c in self.names}, copy=False)
+            cols = {c: self.cols[c] for c in self.names}
+            if self.series:
+                cols = {c: v if isinstance(v, pd.Series) else _column_series(v) for c, v in cols.items()}
+            # (numbers and Categoricals taken as they are: the same frame as from Series, in half the time)
+            return pd.DataFrame(cols, copy=False)
         index = rest.index
         cols = {}
         for c in self.names:
             if c in self.cols:
-                cols[c] = pd.Series(self.cols[c], index=index, copy=False)
+                v = self.cols[c]
+                cols[c] = v.set_axis(index) if isinstance(v, pd.Series) else pd.Series(v, index=index, copy=False)
             elif c in rest.columns:
                 cols[c] = rest[c]
         return pd.DataFrame(cols, index=index, copy=False)
@@ -1707,8 +1719,10 @@ class _PendingFrame:
         read-only view of an Arrow buffer: :func:`_writable`), taken as it is, without consolidating copies; a text
         column read for coding is coded while ``vocabs`` (the reader's running vocabularies) has
         it, else its values (a vocabulary that passed ``MAX_CODES`` since the block was read)."""
-        import pandas as pd
+        return self.block(vocabs).frame()
 
+    def block(self, vocabs: dict) -> _ArrowBlock:
+        """The columns :meth:`build` makes a frame of, as an :class:`_ArrowBlock`."""
         cols = {}
         text = False  # (an object column: a Series keeps it object, not pandas' string dtype)
         for c, v in self.cols.items():
@@ -1727,10 +1741,7 @@ class _PendingFrame:
             v = _writable(v)
             text = text or v.dtype == object
             cols[c] = v
-        if text:
-            cols = {c: _column_series(v) for c, v in cols.items()}
-        # (numbers and Categoricals taken as they are: the same frame as from Series, in half the time)
-        return pd.DataFrame(cols, copy=False)
+        return _ArrowBlock(list(cols), cols, None, self.rows, series=text)
 
 
 def _column_series(v: Any) -> Any:
