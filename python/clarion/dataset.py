@@ -29,6 +29,12 @@ missing values, errors and skips are as without codes.
 CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the next block is read
 and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
 counted and errors raised when the caller takes the block that holds them, as without the thread.
+A Parquet batch is prepared on that thread (numbers as writable views of the buffers Arrow decoded
+them into, coded text coded into its vocabulary where every value is known) and made a frame once
+on the caller's: where no row can be dropped (every number of its final type, no required column
+that could hold a missing value) it is typed and coded before its frame is built (CSV blocks too).
+The Parquet type sample reads only the text columns of the first rows: a number or boolean column
+without a null in its row groups' statistics is typed by its Arrow type.
 
 A CSV block whose columns are numbers and coded text is parsed by the compiled ``csv_block_cpu``
 (numbers and codes straight from the bytes, on the reader's thread and every core) when it is
@@ -402,7 +408,7 @@ class Reader:
         return (None if got is given else got), True
 
     def _block_chunk(self, block: _ArrowBlock) -> tuple[Any, dict[str, Any]] | None:
-        """The chunk frame and ``Chunk.coded`` of a Parquet batch, built once from its arrays,
+        """The chunk frame and ``Chunk.coded`` of a Parquet batch or CSV block, built once from its arrays,
         where :meth:`_typed` would take the frame as it is (every numeric column already of its
         final type, no required column that could hold a missing value) and no row is dropped:
         the coded columns are coded into their vocabularies (:meth:`_global_column`) before the
