@@ -476,11 +476,14 @@ def test_first_seen_equals_unique(k, codes, new, dtype):
     remap_dtype=st.sampled_from([np.int8, np.int16, np.int32]),
     identity=st.booleans(),
     seed=st.integers(0, 99),
+    long=st.booleans(),
 )
-def test_remapped_equals_take(k, codes, local_dtype, remap_dtype, identity, seed):
-    """Codes mapped through a table, the identity cast rather than taken: ``np.take``'s codes in
-    the table's dtype, writable."""
+def test_remapped_equals_take(k, codes, local_dtype, remap_dtype, identity, seed, long):
+    """Codes mapped through a table, the identity cast rather than taken, long codes into int8
+    translated as bytes: ``np.take``'s codes in the table's dtype, writable."""
     local = np.array([c % k if c >= 0 else -1 for c in codes], dtype=local_dtype)
+    if long:  # (the bytes-translate path: 4,096 codes or more)
+        local = np.tile(local, 4096 // max(1, len(local)) + 1) if len(local) else local
     local.flags.writeable = bool(seed % 2)
     table = np.arange(k) if identity else np.random.default_rng(seed).permutation(k)
     remap = np.append(table, -1).astype(remap_dtype)

@@ -1370,19 +1370,21 @@ def _first_seen(local: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def _remapped(remap: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Int8 codes
-    into int8 go through ``bytes.translate`` (a 256-byte table, no index conversion: about half of
-    ``np.take``'s time on 100,000 rows)."""
+    """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Codes into
+    int8 (fewer than 127 values: every code fits a byte, -1 as 0xFF) go through
+    ``bytearray.translate`` (a 256-byte table, no index conversion: about a third of ``np.take``'s
+    time on 100,000 int32 codes, half on int8 ones)."""
     if len(remap) > 1 and remap[-1] == -1 and np.array_equal(remap[:-1], np.arange(len(remap) - 1)):
         if local.dtype != remap.dtype:  # (the codes as they are, in the codes' dtype)
             return local.astype(remap.dtype)
         return local.copy() if not local.flags.writeable else local
-    if local.dtype == np.int8 and remap.dtype == np.int8 and local.ndim == 1 and len(local) >= 4096:
+    if remap.dtype == np.int8 and local.dtype.kind == "i" and local.ndim == 1 and len(local) >= 4096:
         table = np.arange(256, dtype=np.uint8)
         r = remap.view(np.uint8)
         table[: len(r) - 1] = r[:-1]
         table[255] = r[-1]  # (-1 as a byte)
-        return np.frombuffer(local.tobytes().translate(table.tobytes()), dtype=np.int8).copy()
+        small = local if local.dtype == np.int8 else local.astype(np.int8)  # (codes -1 .. 125: exact)
+        return np.frombuffer(bytearray(small.tobytes()).translate(table.tobytes()), dtype=np.int8)
     return np.take(remap, local)
 
 
