@@ -54,7 +54,7 @@ _KINDS = [
     "numtext",
     "category",
 ]
-_AS_THEY_ARE = ["int64", "float64", "bool", "text", "text_null", "large_text"]
+_AS_THEY_ARE = ["int64", "float64", "float_nan", "bool", "text", "text_null", "large_text"]
 _WORDS = ["F", "M", "é", "", "north", "東京", "a b"]
 
 
@@ -263,6 +263,39 @@ def test_csv_blocks_typed_before_their_frame_equal_former(
     want = read(False, False)
     for prefetch in (False, True):
         _same(read(True, prefetch), want)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("column", ["x", "s", "t"])
+@pytest.mark.parametrize("coded", [True, False])
+def test_required_missing_found_in_a_block(tmp_path, monkeypatch, fmt, column, coded):
+    """A missing value in a required column of a block otherwise taken as it is (a float NaN, an
+    empty text, a null): found and located as the former way finds it, or skipped and counted."""
+    n = 50
+    x = np.arange(n) / 4.0
+    s = ["u", "v"] * (n // 2)
+    t = ["p", "q"] * (n // 2)
+    x[37] = np.nan
+    s[23] = ""
+    t[11] = None
+    df = pd.DataFrame({"x": x, "s": s, "t": t, "y": np.arange(n)})
+    path = tmp_path / f"d.{fmt}"
+    kind = "text/csv" if fmt == "csv" else PARQUET
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False, row_group_size=20)
+    line = {"x": 38, "s": 24, "t": 12}[column] + (fmt == "csv")
+    unit = "line" if fmt == "csv" else "record"
+    for on in (True, False):
+        monkeypatch.setattr(dataset, "_CSV_BLOCK_FRAMES", on)
+        monkeypatch.setattr(dataset, "_FAST_PARQUET", on)
+        kw = {"chunk_rows": 16, "codes": ("s", "t") if coded else (), "required": (column,)}
+        with pytest.raises(DataError) as err:
+            list(read_dataset(str(path), kind, **kw))
+        assert str(err.value) == f"{path}: {unit} {line}, column {column!r}: missing value"
+        r = read_dataset(str(path), kind, skip_bad_rows=True, **kw)
+        assert sum(len(c.frame) for c in r) == n - 1 and r.skipped == 1
 
 
 def test_values_are_the_files(tmp_path):

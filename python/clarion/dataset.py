@@ -410,7 +410,7 @@ class Reader:
     def _block_chunk(self, block: _ArrowBlock) -> tuple[Any, dict[str, Any]] | None:
         """The chunk frame and ``Chunk.coded`` of a Parquet batch or CSV block, built once from its arrays,
         where :meth:`_typed` would take the frame as it is (every numeric column already of its
-        final type, no required column that could hold a missing value) and no row is dropped:
+        final type, no missing value in a required column: :func:`_present`) and no row is dropped:
         the coded columns are coded into their vocabularies (:meth:`_global_column`) before the
         frame is made (the same frame as through :meth:`_typed` and :meth:`_global_codes`,
         without fetching its columns back). None otherwise (the caller then goes the general
@@ -427,8 +427,8 @@ class Reader:
                 return None
         for c in self.required:
             dt = dtypes.get(c)
-            if not (isinstance(dt, np.dtype) and dt.kind in "iub"):
-                return None  # (absent, or might hold a missing value: _typed says which)
+            if dt is None or not (isinstance(dt, np.dtype) and dt.kind in "iub" or _present(block.column_values(c))):
+                return None  # (absent, or holding a missing value: _typed says which)
         coded = {}
         for c, dtype in self._plain_dtypes.items():
             if c not in dtypes:
@@ -1538,6 +1538,22 @@ def _arrow_block(batch: Any, coded: list[str], vocabs: dict, columns: list[str] 
     rest_names = [c for c in names if c not in cols]
     rest = table.select(rest_names).to_pandas(integer_object_nulls=True) if rest_names else None
     return _ArrowBlock(names if columns is None else list(columns), cols, rest, table.num_rows)
+
+
+def _present(values: Any) -> bool:
+    """Whether a required column's values (a block's: :meth:`Reader._block_chunk`) certainly hold
+    no value :meth:`Reader._typed` counts missing: a Categorical without code -1 whose categories
+    have no empty text, or floats without NaN. False for anything else (it then decides)."""
+    import pandas as pd
+
+    if isinstance(values, np.ndarray):
+        return values.dtype.kind == "f" and not np.isnan(values).any()
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        codes = values.codes
+        if len(codes) and codes.min() < 0:
+            return False
+        return all(len(str(v)) for v in values.categories)
+    return False
 
 
 def _decoded(values: Any, dtype: Any, col: Any = None) -> Any:
