@@ -54,7 +54,7 @@ _KINDS = [
     "numtext",
     "category",
 ]
-_AS_THEY_ARE = ["int64", "float64", "float_nan", "bool", "text", "text_null", "large_text"]
+_AS_THEY_ARE = ["int64", "int32", "uint8", "uint64_big", "float64", "float32", "float_nan", "bool", "text", "text_null"]
 _WORDS = ["F", "M", "é", "", "north", "東京", "a b"]
 
 

@@ -410,7 +410,8 @@ class Reader:
     def _block_chunk(self, block: _ArrowBlock) -> tuple[Any, dict[str, Any]] | None:
         """The chunk frame and ``Chunk.coded`` of a Parquet batch or CSV block, built once from its arrays,
         where :meth:`_typed` would take the frame as it is (every numeric column already of its
-        final type, no missing value in a required column: :func:`_present`) and no row is dropped:
+        final type, or of a narrower one that it widens: ``_WIDENED``; no missing value in a
+        required column: :func:`_present`) and no row is dropped:
         the coded columns are coded into their vocabularies (:meth:`_global_column`) before the
         frame is made (the same frame as through :meth:`_typed` and :meth:`_global_codes`,
         without fetching its columns back). None otherwise (the caller then goes the general
@@ -421,14 +422,21 @@ class Reader:
             return None  # (the general way: what _typed says of an empty frame)
         dtypes = block.dtypes()
         numeric = self._numeric
+        widen = {}
         for c, kind in numeric.items():
             dt = dtypes.get(c)
-            if dt is not None and (kind, dt) not in (("int", _INT64), ("float", _FLOAT64)):
+            if dt is None or (kind, dt) in _FINAL:
+                continue
+            to = _WIDENED.get((kind, dt))
+            if to is None:
                 return None
+            widen[c] = to
         for c in self.required:
             dt = dtypes.get(c)
             if dt is None or not (isinstance(dt, np.dtype) and dt.kind in "iub" or _present(block.column_values(c))):
                 return None  # (absent, or holding a missing value: _typed says which)
+        for c, to in widen.items():  # (what _typed makes of them: the same numbers, widened)
+            block.put(c, block.column_values(c).astype(to))
         coded = {}
         for c, dtype in self._plain_dtypes.items():
             if c not in dtypes:
@@ -1454,6 +1462,13 @@ _FAST_PARQUET = True
 #: (:meth:`Reader._block_chunk`); off: made a frame, then typed and coded (tests compare).
 _CSV_BLOCK_FRAMES = True
 _INT64, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float64)
+#: (sampled kind, dtype) pairs :meth:`Reader._typed` keeps as they are, and those it widens (no
+#: value missing: integers to int64, floats to float64, the same numbers)
+_FINAL = {("int", _INT64), ("float", _FLOAT64), ("uint", np.dtype(np.uint64))}
+_WIDENED = {
+    **{("int", np.dtype(t)): _INT64 for t in ("int8", "int16", "int32", "uint8", "uint16", "uint32")},
+    **{("float", np.dtype(t)): _FLOAT64 for t in ("float16", "float32")},
+}
 
 
 class _ArrowBlock:
