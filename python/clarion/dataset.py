@@ -225,8 +225,9 @@ class Reader:
 
     def _chunks(self, it) -> Iterator[Chunk]:
         """The chunks of the raw frames ``it`` (CSV blocks: their frames built here, the coded
-        text columns coded): typed, checked and coded. ``it`` is closed (its file with it) when
-        they end, on an error, or when the caller stops."""
+        text columns coded): typed, checked and coded. A Parquet batch or CSV block that
+        :meth:`_block_chunk` can take is typed and coded on its arrays and made a frame once.
+        ``it`` is closed (its file with it) when they end, on an error, or when the caller stops."""
         start = 0
         try:
             for frame, lines in it:
