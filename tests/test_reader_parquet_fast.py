@@ -134,8 +134,8 @@ def _same(got, want) -> None:
 @st.composite
 def _files(draw):
     n = draw(st.integers(1, 90))
-    # half the files of the kinds a chunk takes as they are (int64, float64, bool, text: the
-    # frame built once), half of any kind (most then typed as a frame)
+    # half the files of the kinds a chunk takes without typing it as a frame (numbers, widened or
+    # not, booleans, text: the frame built once), half of any kind (most then typed as a frame)
     kinds = draw(st.lists(st.sampled_from(draw(st.sampled_from([_KINDS, _AS_THEY_ARE]))), min_size=1, max_size=6))
     cuts = sorted(draw(st.lists(st.integers(1, max(1, n - 1)), max_size=4, unique=True)))
     sizes = [b - a for a, b in zip([0, *cuts], [*cuts, n]) if b > a]
@@ -161,6 +161,10 @@ def _files(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=_files())
 def test_fast_chunks_equal_former_chunks(tmp_path, monkeypatch, spec):
+    """Generated files (column types, nulls, row groups of random sizes, dictionary or plain
+    pages, pandas metadata or none, a stored range index), read with random chunk sizes, codes,
+    ``usecols`` / ``headers``, required columns and skips: the chunks, skips and errors of the
+    former way, with and without the read-ahead thread."""
     rng = np.random.default_rng(spec["seed"])
     table = pa.table({c: _array(k, spec["n"], rng) for c, k in zip(spec["names"], spec["kinds"])})
     path = tmp_path / "d.parquet"
