@@ -200,6 +200,32 @@ def test_stored_range_index(tmp_path, monkeypatch, chunk_rows, codes):
     assert all(type(f.index) is pd.RangeIndex and f.index.start == 0 for f, *_ in got[0])
 
 
+def test_values_known_since_the_thread_looked(tmp_path, monkeypatch):
+    """A batch the reader's thread prepared before the job's thread added its values to the
+    vocabulary (here: the thread never sees it) is coded into the vocabulary on the job's thread
+    without adding anything: one shared dtype after the first chunk, the same chunks."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    df = pd.DataFrame({"f": rng.choice(["u", "v", "w"], n), "y": rng.integers(0, 2, n)})
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path, index=False, row_group_size=1000)
+    blind = dataset._arrow_block
+    monkeypatch.setattr(dataset, "_arrow_block", lambda b, coded, vocabs, cols: blind(b, coded, {}, cols))
+    calls = []
+    learn = dataset._Vocabulary.categorical
+
+    def counted(self, local, values, *rest):
+        calls.append(len(local))
+        return learn(self, local, values, *rest)
+
+    monkeypatch.setattr(dataset._Vocabulary, "categorical", counted)
+    got = _read(path, fast=True, prefetch=True, monkeypatch=monkeypatch, chunk_rows=1000, codes=("f",))
+    assert calls == [1000]  # (the first chunk's values only)
+    assert all(f["f"].dtype is got[0][0][0]["f"].dtype for f, *_ in got[0])
+    monkeypatch.setattr(dataset, "_arrow_block", blind)
+    _same(got, _read(path, fast=False, prefetch=False, monkeypatch=monkeypatch, chunk_rows=1000, codes=("f",)))
+
+
 def test_vocabulary_past_max_codes_equals_former(tmp_path, monkeypatch):
     """A coded column whose vocabulary would pass ``MAX_CODES`` values goes back to its values
     from that chunk on: the same chunks as the former way."""

@@ -398,6 +398,10 @@ class Reader:
             given = values
             local = given.codes
             uniq = values.dtype.categories.to_numpy(dtype=object)
+            if len(uniq) <= 256:  # (values the vocabulary took since the reader's thread looked)
+                got = voc.known([(uniq, local)])
+                if got is not None:
+                    return got, True
         else:  # text (the line-by-line path)
             src = col if col is not None else pd.Series(values, copy=False)
             local, uniq = pd.factorize(src.to_numpy(dtype=object), use_na_sentinel=True)
@@ -1543,14 +1547,13 @@ def _arrow_block(batch: Any, coded: list[str], vocabs: dict, columns: list[str] 
     if plain is None:
         frame = _coded_frame(table, coded, vocabs) if coded else table.to_pandas(integer_object_nulls=True)
         return frame if columns is None else frame[columns]
-    cols = {}
+    cols = dict(plain)
     for c in coded:
         if c in names:
             col = table.column(c)
             voc = vocabs.get(c)
             got = None if voc is None else voc.known(_dictionary_parts(col))
             cols[c] = _local_categorical(col) if got is None else got
-    cols.update(plain)
     rest_names = [c for c in names if c not in cols]
     rest = table.select(rest_names).to_pandas(integer_object_nulls=True) if rest_names else None
     return _ArrowBlock(names if columns is None else list(columns), cols, rest, table.num_rows)
