@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_linerate.py --big            # adds 1e7 rows to part 1
     python benchmarks/bench_linerate.py --parts report --rows 1e6
     python benchmarks/bench_linerate.py --parts analyze --analyze-rows 1e6 1e7
+    python benchmarks/bench_linerate.py --parts analyze --repeat 11 --base-reader 3c5d94e  # the reader change, paired
 """
 
 from __future__ import annotations
@@ -257,7 +258,24 @@ def analyze_frame(n):
     )
 
 
-def part_analyze(n, repeat, chunk_rows, out):
+def base_dataset(commit, tmp):
+    """``clarion/dataset.py`` of ``commit`` as a module of its own (``--base-reader``)."""
+    import importlib.util
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    show = ["git", "-C", root, "show", f"{commit}:python/clarion/dataset.py"]
+    path = os.path.join(tmp, "base_dataset.py")
+    with open(path, "wb") as fh:
+        fh.write(subprocess.run(show, capture_output=True, check=True).stdout)
+    spec = importlib.util.spec_from_file_location("clarion._base_dataset", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def part_analyze(n, repeat, chunk_rows, out, base=None):
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -311,8 +329,25 @@ def part_analyze(n, repeat, chunk_rows, out):
             # read and analyze interleaved round by round; the report files (HTML, Markdown and,
             # with the report extra installed, PDF) are timed inside each run: a fixed cost of the
             # job's outputs, whatever the rows
-            t_read, t_reader, runs = [], [], []
-            for _ in range(repeat):
+            t_read, t_reader, runs, b_reader, b_runs = [], [], [], [], []
+
+            def base_round():  # the reader and the job again, with --base-reader's clarion.dataset
+                t0 = time.perf_counter()
+                for _ in base.read_dataset(path, dtype, chunk_rows=chunk_rows, codes=BIAS_COLUMNS):
+                    pass
+                b_reader.append(time.perf_counter() - t0)
+                this, sys.modules["clarion.dataset"] = sys.modules["clarion.dataset"], base
+                rep_t.clear()
+                t0 = time.perf_counter()
+                try:
+                    clarion.analyze(cfg, path, output_dir=outdir, progress=False, overwrite=True, chunk_rows=chunk_rows)
+                finally:
+                    sys.modules["clarion.dataset"] = this
+                b_runs.append((time.perf_counter() - t0, sum(rep_t)))
+
+            for k in range(repeat):
+                if base is not None and k % 2:  # (base first in every other round: no order favoured)
+                    base_round()
                 t0 = time.perf_counter()
                 read(path)
                 t_read.append(time.perf_counter() - t0)
@@ -324,6 +359,8 @@ def part_analyze(n, repeat, chunk_rows, out):
                 t0 = time.perf_counter()
                 clarion.analyze(cfg, path, output_dir=outdir, progress=False, overwrite=True, chunk_rows=chunk_rows)
                 runs.append((time.perf_counter() - t0, sum(rep_t)))
+                if base is not None and not k % 2:
+                    base_round()
             t_read = min(t_read)
             t_an, t_rep = min(runs)
             floor = t_read + t_count
@@ -341,6 +378,9 @@ def part_analyze(n, repeat, chunk_rows, out):
                 "ratio_without_report_files": (t_an - t_rep) / floor,
                 "job_fixed_s": min(fixed),
             }
+            if base is not None:
+                b_an, b_rep = min(b_runs)
+                r.update({"base_reader_s": min(b_reader), "base_analyze_s": b_an, "base_report_files_s": b_rep})
             print(json.dumps(r), flush=True)
             out.append(r)
     creport.write_report = real_write
@@ -389,6 +429,16 @@ def tables(out):
                 f"{r['ratio']:.2f}× | {r['ratio_without_report_files']:.2f}× | "
                 f"{ms(r.get('job_fixed_s', float('nan')))} |"
             )
+        based = [r for r in an if "base_reader_s" in r]
+        if based:
+            print("\n| rows | format | reader alone: base → this | pass (without report files): base → this |")
+            print("|---:|---|---:|---:|")
+            for r in based:
+                bp, tp = r["base_analyze_s"] - r["base_report_files_s"], r["analyze_s"] - r["report_files_s"]
+                print(
+                    f"| {r['rows']:.0e} | {r['format']} | {ms(r['base_reader_s'])} → {ms(r['reader_s'])} | "
+                    f"{ms(bp)} → {ms(tp)} |"
+                )
 
 
 def main(argv=None):
@@ -401,6 +451,10 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--parts", nargs="+", default=["report", "accumulator", "analyze"])
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument(
+        "--base-reader",
+        help="part 3: also time the reader alone and the job with this commit's clarion/dataset.py, in the same rounds",
+    )
     args = ap.parse_args(argv)
     rows = [int(r) for r in args.rows] + ([10**7] if args.big else [])
     print(
@@ -415,7 +469,9 @@ def main(argv=None):
         part_accumulator(int(args.acc_rows), args.repeat, out)
     if "analyze" in args.parts:
         for n in args.analyze_rows:
-            part_analyze(int(n), max(2, args.repeat // 2), args.chunk_rows, out)
+            with tempfile.TemporaryDirectory() as tmp:
+                base = base_dataset(args.base_reader, tmp) if args.base_reader else None
+                part_analyze(int(n), max(2, args.repeat // 2), args.chunk_rows, out, base)
     tables(out)
     if args.json:
         with open(args.json, "w") as fh:

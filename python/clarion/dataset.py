@@ -29,6 +29,12 @@ missing values, errors and skips are as without codes.
 CSV and Parquet files are read one chunk ahead on a thread (``prefetch``): the next block is read
 and parsed (pyarrow releases the GIL) while the caller builds, types and uses this one; skips are
 counted and errors raised when the caller takes the block that holds them, as without the thread.
+A Parquet batch is prepared on that thread (numbers as writable views of the buffers Arrow decoded
+them into, coded text coded into its vocabulary where every value is known) and made a frame once
+on the caller's: where no row can be dropped (every number of its final type, no required column
+that could hold a missing value) it is typed and coded before its frame is built (CSV blocks too).
+The Parquet type sample reads only the text columns of the first rows: a number or boolean column
+without a null in its row groups' statistics is typed by its Arrow type.
 
 A CSV block whose columns are numbers and coded text is parsed by the compiled ``csv_block_cpu``
 (numbers and codes straight from the bytes, on the reader's thread and every core) when it is
@@ -198,6 +204,7 @@ class Reader:
     #: :meth:`columns` still names every column. A name that is no column is a DataError.
     usecols: tuple[str, ...] | None = None
     _held: Any = field(default=None, repr=False)  # (thread id, skips) while a prefetch thread reads
+    _pq_meta: Any = field(default=None, repr=False)  # Parquet: (file's size, mtime, inode; its FileMetaData)
 
     def __iter__(self) -> Iterator[Chunk]:
         self.skipped = 0
@@ -218,11 +225,22 @@ class Reader:
 
     def _chunks(self, it) -> Iterator[Chunk]:
         """The chunks of the raw frames ``it`` (CSV blocks: their frames built here, the coded
-        text columns coded): typed, checked and coded. ``it`` is closed (its file with it) when
-        they end, on an error, or when the caller stops."""
+        text columns coded): typed, checked and coded. A Parquet batch or CSV block that
+        :meth:`_block_chunk` can take is typed and coded on its arrays and made a frame once.
+        ``it`` is closed (its file with it) when they end, on an error, or when the caller stops."""
         start = 0
         try:
             for frame, lines in it:
+                if type(frame) is _PendingFrame and _CSV_BLOCK_FRAMES:
+                    frame = frame.block(self._vocabs)
+                if type(frame) is _ArrowBlock:  # a Parquet batch or CSV block: as it is where that is certain
+                    got = self._block_chunk(frame)
+                    if got is not None:
+                        if len(got[0]):
+                            yield Chunk(got[0], start, lines, got[1])
+                            start += len(got[0])
+                        continue
+                    frame = frame.frame()
                 frame, lines = self._typed(_built(frame, self._vocabs), lines)
                 if len(frame) == 0:
                     continue
@@ -350,39 +368,94 @@ class Reader:
         they first occur among the kept rows (what ``pandas.factorize`` of the values gives), so
         the categories are the file's values in first-seen order. A column whose vocabulary would
         pass ``MAX_CODES`` values goes back to its values from that chunk on."""
-        import pandas as pd
-
         coded = {}
         for c, dtype in self._plain_dtypes.items():
             if c not in frame.columns:
                 continue
             col = frame[c]
-            voc = self._vocabs.get(c)
-            if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
-                if isinstance(col.dtype, pd.CategoricalDtype):
-                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
-                continue
-            if col.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
+            new, is_coded = self._global_column(c, dtype, col.array, col)
+            if new is not None:
+                frame[c] = new  # (a Categorical as the column, on the frame's index; or values)
+            if is_coded:
                 coded[c] = dtype
-                continue
-            given = None
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                given = col.array
-                local = given.codes
-                values = col.dtype.categories.to_numpy(dtype=object)
-            else:  # text (the line-by-line path)
-                local, values = pd.factorize(col.to_numpy(dtype=object), use_na_sentinel=True)
-                values = np.asarray(values, dtype=object)
-            cat = voc.categorical(local, values, given)
-            if cat is None:  # too many values: the column's values from here on
-                del self._vocabs[c]
-                if isinstance(col.dtype, pd.CategoricalDtype):
-                    frame[c] = decode_codes(frame[[c]], {c: dtype})[c]
-                continue
-            if cat is not given:  # (else the column is already the vocabulary's codes)
-                frame[c] = cat  # (the Categorical as the column, on the frame's index)
-            coded[c] = dtype
         return coded
+
+    def _global_column(self, c: str, dtype: Any, values: Any, col: Any = None) -> tuple[Any, bool]:
+        """One column of :meth:`_global_codes`: ``values`` (a Categorical of the chunk's own
+        values, or text; ``col`` the Series it is, if any) coded into the running vocabulary of
+        ``c``. Returns (the column's new values, or None when they stay as they are; whether the
+        column is coded)."""
+        import pandas as pd
+
+        voc = self._vocabs.get(c)
+        cat = isinstance(values.dtype, pd.CategoricalDtype)
+        if voc is None:  # gone to values (MAX_CODES): a block read as codes before, as values
+            return (_decoded(values, dtype, col) if cat else None), False
+        if values.dtype is voc.dtype:  # coded into the vocabulary as it is (_Vocabulary.known)
+            return None, True
+        given = None
+        if cat:
+            given = values
+            local = given.codes
+            uniq = values.dtype.categories.to_numpy(dtype=object)
+            if len(uniq) <= 256:  # (values the vocabulary took since the reader's thread looked)
+                got = voc.known([(uniq, local)])
+                if got is not None:
+                    return got, True
+        else:  # text (the line-by-line path)
+            src = col if col is not None else pd.Series(values, copy=False)
+            local, uniq = pd.factorize(src.to_numpy(dtype=object), use_na_sentinel=True)
+            uniq = np.asarray(uniq, dtype=object)
+        got = voc.categorical(local, uniq, given)
+        if got is None:  # too many values: the column's values from here on
+            del self._vocabs[c]
+            return (_decoded(values, dtype, col) if cat else None), False
+        return (None if got is given else got), True
+
+    def _block_chunk(self, block: _ArrowBlock) -> tuple[Any, dict[str, Any]] | None:
+        """The chunk frame and ``Chunk.coded`` of a Parquet batch or CSV block, built once from its arrays,
+        where :meth:`_typed` would take the frame as it is (every numeric column already of its
+        final type, or of a narrower one that it widens: ``_WIDENED``; no missing value in a
+        required column: :func:`_present`) and no row is dropped:
+        the coded columns are coded into their vocabularies (:meth:`_global_column`) before the
+        frame is made (the same frame as through :meth:`_typed` and :meth:`_global_codes`,
+        without fetching its columns back). None otherwise (the caller then goes the general
+        way)."""
+        import pandas as pd
+
+        if len(block) == 0:
+            return None  # (the general way: what _typed says of an empty frame)
+        dtypes = block.dtypes()
+        numeric = self._numeric
+        widen = {}
+        for c, kind in numeric.items():
+            dt = dtypes.get(c)
+            if dt is None or (kind, dt) in _FINAL:
+                continue
+            to = _WIDENED.get((kind, dt))
+            if to is None:
+                return None
+            widen[c] = to
+        for c in self.required:
+            dt = dtypes.get(c)
+            if dt is None or not (isinstance(dt, np.dtype) and dt.kind in "iub" or _present(block.column_values(c))):
+                return None  # (absent, or holding a missing value: _typed says which)
+        for c, to in widen.items():  # (what _typed makes of them: the same numbers, widened)
+            block.put(c, block.column_values(c).astype(to))
+        coded = {}
+        for c, dtype in self._plain_dtypes.items():
+            if c not in dtypes:
+                continue
+            new, is_coded = self._global_column(c, dtype, block.column_values(c))
+            if new is not None:
+                block.put(c, new)
+            if is_coded:
+                coded[c] = dtype
+        frame = block.frame()
+        index = frame.index  # (a range index stored in pandas metadata: the chunk's is 0 .. n - 1)
+        if not (type(index) is pd.RangeIndex and index.start == 0 and index.step == 1):
+            frame = frame.reset_index(drop=True)
+        return frame, coded
 
     def _raw(self, kind: str):
         if kind == "text/csv":
@@ -464,6 +537,21 @@ class Reader:
             raise
         return fh
 
+    def _parquet_file(self, read_dictionary: list[str] | None = None) -> Any:
+        """``pyarrow.parquet.ParquetFile`` of the file, its footer parsed once while the file is
+        unchanged (the same size, modification time and inode): the type sample and the pass
+        share it."""
+        import pyarrow.parquet as pq
+
+        st = os.stat(self.path)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        held = self._pq_meta
+        meta = held[1] if held is not None and held[0] == key else None
+        pf = pq.ParquetFile(self.path, metadata=meta, read_dictionary=read_dictionary)
+        if meta is None:
+            self._pq_meta = (key, pf.metadata)
+        return pf
+
     def _infer_types(self, kind: str) -> dict[str, str]:
         """Numeric columns, from the first TYPE_SAMPLE_ROWS rows whatever the chunk size: a text
         column is numeric when most of its non-empty sampled values parse as numbers and at most
@@ -474,7 +562,11 @@ class Reader:
         self._numeric = None  # no column is coded while the types are sampled
         if _FAST_SAMPLE and kind == "application/x-parquet" and self.headers is None:
             self._check_format()  # (the error the frames' way gives first)
-            quick = _parquet_sample_kinds(self.path)
+            try:
+                pf = self._parquet_file()
+            except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
+                pf = None
+            quick = None if pf is None else _parquet_sample_kinds(self.path, pf)
             if quick is not None:  # (plain columns, every one decided from Arrow: see there)
                 self._names = [str(c) for c in quick]
                 return {c: k for c, k in quick.items() if k != "text"}
@@ -1139,10 +1231,9 @@ class Reader:
         """Parquet row batches; integer columns with nulls stay exact (Python ints, not float64);
         ``headers`` selects columns by name."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(self.path)
+            pf = self._parquet_file()
             columns = None
             if self.headers is not None:  # only these columns are read
                 names = list(pf.schema_arrow.names)
@@ -1165,23 +1256,26 @@ class Reader:
                 if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)
             ]
             if coded:  # text read as dictionary codes (its dictionary pages, not one string per row)
-                pf = pq.ParquetFile(self.path, read_dictionary=coded)
+                pf = self._parquet_file(read_dictionary=coded)
                 for c in coded:
                     self._vocabs[c] = _Vocabulary()
                     self._plain_dtypes[c] = pa.array([], type=schema.field(c).type).to_pandas().dtype
             batches = pf.iter_batches(batch_size=self.chunk_rows, columns=columns)
             if coded:  # (dictionary batches end at row groups: regrouped into chunks of chunk_rows)
                 batches = _rebatched(batches, self.chunk_rows)
+            fast = _FAST_PARQUET and _LEAN_PARQUET
             start = 1
             while True:
                 batch = next(batches, None)
                 if batch is None:
                     return
-                if coded:
+                if fast:  # (made a frame where it is used: Reader._block_chunk)
+                    frame = _arrow_block(batch, coded, self._vocabs, columns)
+                elif coded:
                     frame = _coded_frame(batch, coded, self._vocabs)
                 else:
                     frame = batch.to_pandas(integer_object_nulls=True)
-                if columns is not None:
+                if columns is not None and type(frame) is not _ArrowBlock:
                     frame = frame[columns]
                 lines = np.arange(start, start + len(frame), dtype=np.int64)
                 start += len(frame)
@@ -1222,8 +1316,7 @@ class _Vocabulary:
         remap = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
         new = remap < 0
         if new.any():
-            rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
-            order = pd.unique(local[rows])  # new values in the order they first occur
+            order = _first_seen(local, new)  # new values in the order they first occur
             if len(self.values) + len(order) > MAX_CODES:
                 return None
             for j in order:
@@ -1273,19 +1366,38 @@ class _Vocabulary:
         return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
+def _first_seen(local: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The codes ``j`` with ``new[j]`` that occur in ``local`` (codes, -1 for a missing value), in
+    the order of their first occurrence (what ``pandas.unique`` of the rows holding them gives).
+    Few values: each one's first row found by a comparison and a (short-circuiting) ``argmax``,
+    not a hash of every row."""
+    import pandas as pd
+
+    cand = np.flatnonzero(new)
+    if len(cand) > 32 or len(local) == 0:
+        rows = np.take(np.append(new, False), local)  # (local -1, a missing value: never new)
+        return pd.unique(local[rows])
+    first = np.fromiter((np.argmax(local == int(j)) for j in cand), dtype=np.int64, count=len(cand))
+    hit = local[first] == cand
+    return cand[hit][np.argsort(first[hit], kind="stable")].astype(local.dtype)
+
+
 def _remapped(remap: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Int8 codes
-    into int8 go through ``bytes.translate`` (a 256-byte table, no index conversion: about half of
-    ``np.take``'s time on 100,000 rows)."""
-    if len(remap) > 1 and local.dtype == remap.dtype and remap[-1] == -1:
-        if np.array_equal(remap[:-1], np.arange(len(remap) - 1)):  # (the codes as they are)
-            return local.copy() if not local.flags.writeable else local
-    if local.dtype == np.int8 and remap.dtype == np.int8 and local.ndim == 1 and len(local) >= 4096:
+    """``remap[local]`` (``local`` codes 0 .. len(remap) - 2, or -1 for ``remap[-1]``). Codes into
+    int8 (fewer than 127 values: every code fits a byte, -1 as 0xFF) go through
+    ``bytearray.translate`` (a 256-byte table, no index conversion: about a third of ``np.take``'s
+    time on 100,000 int32 codes, half on int8 ones)."""
+    if len(remap) > 1 and remap[-1] == -1 and np.array_equal(remap[:-1], np.arange(len(remap) - 1)):
+        if local.dtype != remap.dtype:  # (the codes as they are, in the codes' dtype)
+            return local.astype(remap.dtype)
+        return local.copy() if not local.flags.writeable else local
+    if remap.dtype == np.int8 and local.dtype.kind == "i" and local.ndim == 1 and len(local) >= 4096:
         table = np.arange(256, dtype=np.uint8)
         r = remap.view(np.uint8)
         table[: len(r) - 1] = r[:-1]
         table[255] = r[-1]  # (-1 as a byte)
-        return np.frombuffer(local.tobytes().translate(table.tobytes()), dtype=np.int8).copy()
+        small = local if local.dtype == np.int8 else local.astype(np.int8)  # (codes -1 .. 125: exact)
+        return np.frombuffer(bytearray(small.tobytes()).translate(table.tobytes()), dtype=np.int8)
     return np.take(remap, local)
 
 
@@ -1347,6 +1459,130 @@ def _coded_frame(table, coded: list[str], vocabs: dict | None = None) -> Any:
     return pd.DataFrame(cols, index=index, copy=False)
 
 
+#: Parquet batches prepared on the reader's thread and made frames where they are used
+#: (:func:`_arrow_block`, :meth:`Reader._block_chunk`); off: each batch made a frame on the
+#: reader's thread and typed and coded as a frame (the chunks are the same; tests compare).
+_FAST_PARQUET = True
+#: CSV blocks typed and coded before their frame is made, as Parquet batches
+#: (:meth:`Reader._block_chunk`); off: made a frame, then typed and coded (tests compare).
+_CSV_BLOCK_FRAMES = True
+_INT64, _FLOAT64 = np.dtype(np.int64), np.dtype(np.float64)
+#: (sampled kind, dtype) pairs :meth:`Reader._typed` keeps as they are, and those it widens (no
+#: value missing: integers to int64, floats to float64, the same numbers)
+_FINAL = {("int", _INT64), ("float", _FLOAT64), ("uint", np.dtype(np.uint64))}
+_WIDENED = {
+    **{("int", np.dtype(t)): _INT64 for t in ("int8", "int16", "int32", "uint8", "uint16", "uint32")},
+    **{("float", np.dtype(t)): _FLOAT64 for t in ("float16", "float32")},
+}
+
+
+class _ArrowBlock:
+    """A Parquet batch's columns as the reader's thread prepares them: the plain numeric columns
+    as numpy arrays over the decoded buffers (:func:`_plain_columns`, ``owned``), the coded text
+    columns as Categoricals (coded into their vocabularies where every value is known), the other
+    columns through ``to_pandas`` (``rest``, a frame); ``names`` in the chunk's order. Made a frame
+    by :meth:`frame` on the caller's thread (see :meth:`Reader._block_chunk`). A CSV block's
+    columns come so too (:meth:`_PendingFrame.block`; ``series``: every column made a Series, so
+    that an object column stays object)."""
+
+    __slots__ = ("cols", "names", "rest", "rows", "series")
+
+    def __init__(self, names: list[str], cols: dict, rest: Any, rows: int, series: bool = False) -> None:
+        self.names, self.cols, self.rest, self.rows, self.series = names, cols, rest, rows, series
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def dtypes(self) -> dict[str, Any]:
+        """Each column's dtype, as the frame will have it."""
+        out = {c: v.dtype for c, v in self.cols.items()}
+        if self.rest is not None:
+            out.update(zip(self.rest.columns, self.rest.dtypes))
+        return {c: out[c] for c in self.names if c in out}
+
+    def column_values(self, c: str) -> Any:
+        """Column ``c``'s values (a numpy array, a Categorical, or an extension array)."""
+        return self.cols[c] if c in self.cols else self.rest[c].array
+
+    def put(self, c: str, values: Any) -> None:
+        """Replace column ``c``'s values (an array, a Categorical, or a Series on a range index)."""
+        if self.rest is not None and c in self.rest.columns:
+            self.rest = self.rest.drop(columns=[c])
+        self.cols[c] = values
+
+    def frame(self) -> Any:
+        """The batch as the frame :func:`_coded_frame` makes (columns in ``names``' order; the
+        index ``to_pandas`` gives the other columns, else a range index): each array taken as it
+        is (no copy; a Categorical's dtype kept)."""
+        import pandas as pd
+
+        rest = self.rest
+        if rest is None:
+            cols = {c: self.cols[c] for c in self.names}
+            if self.series:
+                cols = {c: v if isinstance(v, pd.Series) else _column_series(v) for c, v in cols.items()}
+            # (numbers and Categoricals taken as they are: the same frame as from Series, in half the time)
+            return pd.DataFrame(cols, copy=False)
+        index = rest.index
+        cols = {}
+        for c in self.names:
+            if c in self.cols:
+                v = self.cols[c]
+                cols[c] = v.set_axis(index) if isinstance(v, pd.Series) else pd.Series(v, index=index, copy=False)
+            elif c in rest.columns:
+                cols[c] = rest[c]
+        return pd.DataFrame(cols, index=index, copy=False)
+
+
+def _arrow_block(batch: Any, coded: list[str], vocabs: dict, columns: list[str] | None) -> Any:
+    """A Parquet batch (or table) the reader decoded and holds alone, prepared on the reader's
+    thread: an :class:`_ArrowBlock`, or the frame :func:`_coded_frame` makes (its ``columns``) for
+    a file whose pandas metadata stores an index or renames a column, or a batch with a name twice
+    (``to_pandas`` then decides the frame). Coded columns: as :func:`_coded_frame` codes them."""
+    import pyarrow as pa
+
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    names = list(table.column_names)
+    plain = _plain_columns(table, coded, owned=True) if len(set(names)) == len(names) else None
+    if plain is None:
+        frame = _coded_frame(table, coded, vocabs) if coded else table.to_pandas(integer_object_nulls=True)
+        return frame if columns is None else frame[columns]
+    cols = dict(plain)
+    for c in coded:
+        if c in names:
+            col = table.column(c)
+            voc = vocabs.get(c)
+            got = None if voc is None else voc.known(_dictionary_parts(col))
+            cols[c] = _local_categorical(col) if got is None else got
+    rest_names = [c for c in names if c not in cols]
+    rest = table.select(rest_names).to_pandas(integer_object_nulls=True) if rest_names else None
+    return _ArrowBlock(names if columns is None else list(columns), cols, rest, table.num_rows)
+
+
+def _present(values: Any) -> bool:
+    """Whether a required column's values (a block's: :meth:`Reader._block_chunk`) certainly hold
+    no value :meth:`Reader._typed` counts missing: a Categorical without code -1 whose categories
+    have no empty text, or floats without NaN. False for anything else (it then decides)."""
+    import pandas as pd
+
+    if isinstance(values, np.ndarray):
+        return values.dtype.kind == "f" and not np.isnan(values).any()
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        codes = values.codes
+        if len(codes) and codes.min() < 0:
+            return False
+        return all(len(str(v)) for v in values.categories)
+    return False
+
+
+def _decoded(values: Any, dtype: Any, col: Any = None) -> Any:
+    """A coded column (the Categorical ``values``; ``col``: its Series, if any) as its values in
+    ``dtype`` (:func:`decode_column`)."""
+    import pandas as pd
+
+    return decode_column(pd.Series(values, copy=False) if col is None else col, dtype)
+
+
 #: Take plain numeric Parquet columns straight from their Arrow buffers (:func:`_plain_columns`);
 #: off: every column through ``to_pandas`` (the frames are the same; tests compare).
 _LEAN_PARQUET = True
@@ -1365,12 +1601,14 @@ _PLAIN_ARROW = {
 }
 
 
-def _plain_columns(table, coded: list[str]) -> dict[str, np.ndarray] | None:
+def _plain_columns(table, coded: list[str], owned: bool = False) -> dict[str, np.ndarray] | None:
     """The columns of ``table`` (not in ``coded``) that ``to_pandas`` gives as plain numpy arrays of
     their Arrow type: integers, floats (not half) and booleans without nulls, whose stored pandas
     metadata (if any) names the same numpy dtype and the same column name; as writable numpy
     arrays. None when the table's pandas metadata stores an index column or renames a column
-    (``to_pandas`` then makes an index or other names: the whole table goes through it)."""
+    (``to_pandas`` then makes an index or other names: the whole table goes through it).
+    ``owned``: the caller alone holds ``table`` (a batch the reader decoded, used once): a column
+    of one chunk is then a writable view of its decoded buffer (:func:`_owned_array`), no copy."""
     meta = table.schema.pandas_metadata
     stored: dict[str, Any] = {}
     if meta is not None:
@@ -1386,8 +1624,24 @@ def _plain_columns(table, coded: list[str]) -> dict[str, np.ndarray] | None:
             continue
         if meta is not None and c in stored and stored[c] != col.type.to_pandas_dtype().__name__:
             continue  # (e.g. a pandas nullable "Int64" stored as int64: to_pandas restores it)
-        out[c] = _writable(col.to_numpy())
+        out[c] = _owned_array(col) if owned else _writable(col.to_numpy())
     return out
+
+
+def _owned_array(col: Any) -> np.ndarray:
+    """A plain numeric column without nulls (:func:`_plain_columns`) of a table whose caller alone
+    holds it, as a writable numpy array: a view of its values buffer when that is one chunk and
+    a mutable buffer (what Arrow's Parquet reader allocates and fills for each batch: writing
+    into it changes only the rows of this column of this batch), else a writable copy."""
+    if col.num_chunks == 1:
+        ch = col.chunk(0)
+        bufs = ch.buffers()
+        t = ch.type
+        if len(bufs) == 2 and bufs[1] is not None and bufs[1].is_mutable and t.bit_width % 8 == 0 and t.bit_width:
+            dt = np.dtype(t.to_pandas_dtype())
+            if dt.itemsize * 8 == t.bit_width:
+                return np.frombuffer(bufs[1], dtype=dt, count=len(ch), offset=ch.offset * dt.itemsize)
+    return _writable(col.to_numpy())
 
 
 def _writable(a: np.ndarray) -> np.ndarray:
@@ -1508,8 +1762,10 @@ class _PendingFrame:
         read-only view of an Arrow buffer: :func:`_writable`), taken as it is, without consolidating copies; a text
         column read for coding is coded while ``vocabs`` (the reader's running vocabularies) has
         it, else its values (a vocabulary that passed ``MAX_CODES`` since the block was read)."""
-        import pandas as pd
+        return self.block(vocabs).frame()
 
+    def block(self, vocabs: dict) -> _ArrowBlock:
+        """The columns :meth:`build` makes a frame of, as an :class:`_ArrowBlock`."""
         cols = {}
         text = False  # (an object column: a Series keeps it object, not pandas' string dtype)
         for c, v in self.cols.items():
@@ -1528,10 +1784,7 @@ class _PendingFrame:
             v = _writable(v)
             text = text or v.dtype == object
             cols[c] = v
-        if text:
-            cols = {c: _column_series(v) for c, v in cols.items()}
-        # (numbers and Categoricals taken as they are: the same frame as from Series, in half the time)
-        return pd.DataFrame(cols, copy=False)
+        return _ArrowBlock(list(cols), cols, None, self.rows, series=text)
 
 
 def _column_series(v: Any) -> Any:
@@ -1568,7 +1821,10 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _built(frame: Any, vocabs: dict) -> Any:
-    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`)."""
+    """``frame``, or the frame of a pending block (see :meth:`_PendingFrame.build`,
+    :meth:`_ArrowBlock.frame`)."""
+    if type(frame) is _ArrowBlock:
+        return frame.frame()
     return frame.build(vocabs) if isinstance(frame, _PendingFrame) else frame
 
 
@@ -1666,7 +1922,7 @@ _PQ_SAMPLE_PANDAS_TYPES = frozenset(
 )
 
 
-def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
+def _parquet_sample_kinds(path: str, pf: Any = None) -> dict[str, str] | None:
     """The sampled kinds of a Parquet file's columns from its first ``TYPE_SAMPLE_ROWS`` rows as
     Arrow columns, where they are what :meth:`Reader._infer_types` gives for those rows as pandas
     frames: booleans and numbers without a null typed by their Arrow type (bool: not numeric;
@@ -1674,13 +1930,19 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
     :func:`_sample_kind_whole` on their distinct values (as :func:`_sample_kind`). None (the
     frames decide) for any other file: a null in the sample, another type, a stored index or a
     renamed column in the pandas metadata, no rows, a string column that the whole-sample rule
-    does not decide, or an error while reading."""
+    does not decide, or an error while reading. ``pf``: the file opened (``pyarrow.parquet.
+    ParquetFile``), if it is.
+
+    Only the string columns are read (and any other whose row groups' statistics do not say it
+    has no null where the sample is: :func:`_sample_without_nulls`); a boolean or number column is
+    typed by its Arrow type alone."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        if pf is None:
+            pf = pq.ParquetFile(path)
         if pf.metadata.num_rows == 0:
             return None
         schema = pf.schema_arrow
@@ -1697,18 +1959,11 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
                 text = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
                 if kind not in _PQ_SAMPLE_PANDAS_TYPES and not (text and kind == "object"):
                     return None  # (an object column of text: pandas 3 writes its strings so)
-        batches, n = [], 0
-        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS):
-            batches.append(b)
-            n += b.num_rows
-            if n >= TYPE_SAMPLE_ROWS:
-                break
-        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
         kinds: dict[str, str] = {}
-        for name, col in zip(table.column_names, table.columns):
-            t = col.type
-            if col.null_count:
-                return None
+        read: list[str] = []
+        clean = _sample_without_nulls(pf.metadata)
+        for field in schema:
+            name, t = field.name, field.type
             if pa.types.is_boolean(t):
                 kinds[name] = "text"  # (not numeric)
             elif pa.types.is_integer(t):
@@ -1716,20 +1971,63 @@ def _parquet_sample_kinds(path: str) -> dict[str, str] | None:
             elif pa.types.is_floating(t):
                 kinds[name] = "float"
             elif pa.types.is_string(t) or pa.types.is_large_string(t):
-                values = pc.unique(col).to_pylist()
-                kind = _sample_kind_distinct(
-                    values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
-                )
-                if kind is None:
-                    return None
-                kinds[name] = kind
+                kinds[name] = ""  # (decided on its values below)
+                read.append(name)
+                continue
             else:
                 return None
+            if name not in clean:
+                read.append(name)  # (its nulls are looked for in its values)
         if list(kinds) != list(schema.names):
             return None
+        if not read:
+            return kinds
+        batches, n = [], 0
+        for b in pf.iter_batches(batch_size=TYPE_SAMPLE_ROWS, columns=read):
+            batches.append(b)
+            n += b.num_rows
+            if n >= TYPE_SAMPLE_ROWS:
+                break
+        table = pa.Table.from_batches(batches, schema=batches[0].schema).slice(0, TYPE_SAMPLE_ROWS)
+        for name, col in zip(table.column_names, table.columns):
+            if col.null_count:
+                return None
+            if kinds[name]:
+                continue
+            values = pc.unique(col).to_pylist()
+            kind = _sample_kind_distinct(
+                values, lambda i, col=col, values=values: int(pc.sum(pc.equal(col, values[i])).as_py() or 0)
+            )
+            if kind is None:
+                return None
+            kinds[name] = kind
         return kinds
     except Exception:  # noqa: BLE001 - the frames' way reads the file and gives the error
         return None
+
+
+def _sample_without_nulls(meta: Any) -> set[str]:
+    """The top-level columns of a Parquet file (its ``FileMetaData``) whose statistics say they
+    hold no null in the row groups that hold the first ``TYPE_SAMPLE_ROWS`` rows: a column stored
+    as one leaf of its own name, every such row group with a null count of 0."""
+    rows, groups = 0, []
+    for i in range(meta.num_row_groups):
+        if rows >= TYPE_SAMPLE_ROWS:
+            break
+        groups.append(meta.row_group(i))
+        rows += groups[-1].num_rows
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    clean = set()
+    for j, name in enumerate(names):
+        if "." in name or names.count(name) > 1:
+            continue  # (a nested column's leaf)
+        for g in groups:
+            st = g.column(j).statistics
+            if st is None or not st.has_null_count or st.null_count != 0:
+                break
+        else:
+            clean.add(name)
+    return clean
 
 
 def _coded_sample_kinds(frames: list) -> dict[str, str] | None:
