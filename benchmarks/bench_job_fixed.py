@@ -17,6 +17,11 @@ With ``--report-files`` the report files are written too, and timed apart (as
 files``): where the files' ``fsync``s run on threads until the output folder's swap (session 18),
 part of what the report files cost moves into the job's own time, so compare that total.
 
+With ``--rows 1e6`` (``--chunk-rows``, 100,000 by default) the file has that many rows: the job's
+per-chunk costs (the compiled stream's updates, the hand-off of the reader's chunks) count too; the
+table then also gives the reader alone (``read_dataset`` with the bias columns coded, as
+``bench_linerate.py``'s floor) and the job above it (session 18).
+
 With ``--base COMMIT`` the same measure runs in two worker processes, this tree and the base
 commit's ``python/`` (``git archive``, this tree's compiled core copied beside it), alternating
 for ``--rounds`` rounds; each step's best over the rounds is kept, and the table pairs them.
@@ -27,6 +32,7 @@ Usage::
     python benchmarks/bench_job_fixed.py --formats parquet --repeat 100
     python benchmarks/bench_job_fixed.py --report-files    # report files written (timed apart)
     python benchmarks/bench_job_fixed.py --base 3c5d94e --rounds 5 --repeat 20
+    python benchmarks/bench_job_fixed.py --rows 1e6 --base f75ad18 --rounds 4 --repeat 6  # per-chunk costs too
 """
 
 from __future__ import annotations
@@ -123,24 +129,27 @@ def _timed(owner, name, label, times):
     return real
 
 
-def measure(fmt, repeat, tmp, report_files=False):
-    """(best job, median job, best pyarrow read, best per step, best job with the report files)."""
+def measure(fmt, repeat, tmp, report_files=False, rows=1000, chunk_rows=100_000):
+    """(best job, median job, best pyarrow read, best per step, best job with the report files,
+    best reader alone: ``clarion.dataset.read_dataset`` with the bias columns coded, as
+    ``bench_linerate.py``'s floor row)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     sys.path.insert(0, HERE)
-    from bench_linerate import ANALYZE_CFG, analyze_frame
+    from bench_linerate import ANALYZE_CFG, BIAS_COLUMNS, analyze_frame
 
     import clarion
     import clarion.report as report
+    from clarion.dataset import read_dataset
 
-    df = analyze_frame(1000)
+    df = analyze_frame(rows)
     if fmt == "csv":
         path, dtype, read = os.path.join(tmp, "s.csv"), "text/csv", pacsv.read_csv
         df.to_csv(path, index=False)
     else:
         path, dtype, read = os.path.join(tmp, "s.parquet"), "application/x-parquet", pq.read_table
-        df.to_parquet(path, index=False)
+        df.to_parquet(path, index=False, row_group_size=chunk_rows)
     cfg = {**ANALYZE_CFG, "dataset_type": dtype}
     out = os.path.join(tmp, f"out_{fmt}")
     times: dict[str, float] = {}
@@ -157,14 +166,14 @@ def measure(fmt, repeat, tmp, report_files=False):
 
     report.write_report = timed_write if report_files else (lambda *a, **kw: {})
     try:
-        clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True)
+        clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True, chunk_rows=chunk_rows)
         best: dict[str, float] = {}
-        totals, whole, reads = [], [], []
+        totals, whole, reads, readers = [], [], [], []
         for _ in range(repeat):
             times.clear()
             written.clear()
             t0 = time.perf_counter()
-            clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True)
+            clarion.analyze(cfg, path, output_dir=out, progress=False, overwrite=True, chunk_rows=chunk_rows)
             t = time.perf_counter() - t0
             totals.append(t - sum(written))
             whole.append(t)
@@ -173,16 +182,21 @@ def measure(fmt, repeat, tmp, report_files=False):
             t0 = time.perf_counter()
             read(path)
             reads.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for _ in read_dataset(path, dtype, chunk_rows=chunk_rows, codes=BIAS_COLUMNS):
+                pass
+            readers.append(time.perf_counter() - t0)
     finally:
         report.write_report = real_write
         for o, n, real in saved:
             setattr(o, n, real)
-    return min(totals), statistics.median(totals), min(reads), best, min(whole)
+    return min(totals), statistics.median(totals), min(reads), best, min(whole), min(readers)
 
 
-def _run_worker(pythonpath, formats, repeat, report_files):
+def _run_worker(pythonpath, formats, repeat, report_files, rows=1000, chunk_rows=100_000):
     env = {**os.environ, "PYTHONPATH": pythonpath}
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--repeat", str(repeat), "--formats", *formats]
+    cmd += ["--rows", str(rows), "--chunk-rows", str(chunk_rows)]
     if report_files:
         cmd.append("--report-files")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -206,15 +220,15 @@ def _merge(a, b):
         return b
     steps = {k: min(v, a[3].get(k, v)) for k, v in b[3].items()}
     steps.update({k: v for k, v in a[3].items() if k not in steps})
-    return [min(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), steps, min(a[4], b[4])]
+    return [min(a[0], b[0]), min(a[1], b[1]), min(a[2], b[2]), steps, min(a[4], b[4]), min(a[5], b[5])]
 
 
-def _table(columns, report_files):
+def _table(columns, report_files, rows=1000):
     """Print the steps table: ``columns`` is a list of (heading, result of one format)."""
     print("| step | " + " | ".join(h for h, _ in columns) + " |")
     print("|---|" + "---:|" * len(columns))
     print(
-        "| **the job on 1,000 rows, best (median)** | "
+        f"| **the job on {rows:,} rows, best (median)** | "
         + " | ".join(f"**{r[0] * 1e3:.2f} ms** ({r[1] * 1e3:.2f})" for _, r in columns)
         + " |"
     )
@@ -222,6 +236,13 @@ def _table(columns, report_files):
         cells = " | ".join(f"{r[4] * 1e3:.2f} ms" for _, r in columns)
         print(f"| the job with its report files, best | {cells} |")
     print("| pyarrow reading the file once | " + " | ".join(f"{r[2] * 1e3:.2f} ms" for _, r in columns) + " |")
+    print(
+        "| the reader alone (read_dataset, bias columns coded) | "
+        + " | ".join(f"{r[5] * 1e3:.2f} ms" for _, r in columns)
+        + " |"
+    )
+    cells = " | ".join(f"{(r[0] - r[5]) * 1e3:.2f} ms" for _, r in columns)
+    print(f"| the job above the reader alone (its counts included) | {cells} |")
     for _o, _n, label in STEPS_BY_NAME:
         cells = []
         for _, r in columns:
@@ -247,30 +268,36 @@ def main(argv=None):
     )
     ap.add_argument("--base", help="a commit whose job is timed beside this tree's, in alternating worker processes")
     ap.add_argument("--rounds", type=int, default=5, help="with --base: rounds of the two workers")
+    ap.add_argument("--rows", type=float, default=1000, help="rows of the file (1e6: the per-chunk costs too)")
+    ap.add_argument("--chunk-rows", type=int, default=100_000, help="the job's and the reader's chunk rows")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker or not args.base:
         with tempfile.TemporaryDirectory() as tmp:
-            results = {fmt: measure(fmt, args.repeat, tmp, args.report_files) for fmt in args.formats}
+            results = {
+                fmt: measure(fmt, args.repeat, tmp, args.report_files, int(args.rows), args.chunk_rows)
+                for fmt in args.formats
+            }
         if args.worker:
             print(json.dumps(results))
             return
-        _table(list(results.items()), args.report_files)
+        _table(list(results.items()), args.report_files, int(args.rows))
         return
     with tempfile.TemporaryDirectory() as tmp:
         trees = [(f"base {args.base}", _base_tree(args.base, tmp)), ("this tree", os.path.join(ROOT, "python"))]
         best: dict[str, dict] = {name: {} for name, _ in trees}
         for _ in range(args.rounds):
             for name, path in trees:  # alternating
-                r = _run_worker(path, args.formats, args.repeat, args.report_files)
+                r = _run_worker(path, args.formats, args.repeat, args.report_files, int(args.rows), args.chunk_rows)
                 for fmt, res in r.items():
                     best[name][fmt] = _merge(best[name].get(fmt), res)
     columns = [(f"{fmt}, {name}", best[name][fmt]) for fmt in args.formats for name, _ in trees]
-    _table(columns, args.report_files)
+    _table(columns, args.report_files, int(args.rows))
     print()
     for fmt in args.formats:
         b, n = best[trees[0][0]][fmt], best["this tree"][fmt]
         line = f"{fmt}: the job {b[0] * 1e3:.2f} -> {n[0] * 1e3:.2f} ms ({n[0] / b[0]:.2f}x)"
+        line += f"; above the reader alone {(b[0] - b[5]) * 1e3:.2f} -> {(n[0] - n[5]) * 1e3:.2f} ms"
         if args.report_files:
             line += f"; with its report files {b[4] * 1e3:.2f} -> {n[4] * 1e3:.2f} ms ({n[4] / b[4]:.2f}x)"
         print(line)
