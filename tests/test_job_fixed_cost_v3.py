@@ -99,3 +99,31 @@ def test_a_chunk_with_other_names_keeps_its_own_index(tmp_path):
     assert job._bias_batch(a, None) is a
     assert job._bias_batch(b, None) is b and b.columns is a.columns
     assert job._bias_batch(c, None) is c and c.columns is not a.columns and list(c.columns) == ["x", "z"]
+
+
+def test_equal_names_of_another_type_keep_their_own_index():
+    # Index([1, 2]).equals(Index([1.0, 2.0])) is True: such a chunk must keep its float names
+    job = job_run._Job.__new__(job_run._Job)
+    job.windows = None
+    job.plan = None
+    a = pd.DataFrame([[1, 2]], columns=pd.Index([1, 2]))
+    b = pd.DataFrame([[3, 4]], columns=pd.Index([1.0, 2.0]))
+    job._bias_batch(a, None)
+    assert job._bias_batch(b, None) is b and b.columns is not a.columns and b.columns.dtype == np.float64
+
+
+def test_a_copied_batch_with_predictions_shares_the_index_too():
+    # the model path: each chunk's bias columns copied and the predictions added (a new index each time)
+    from types import SimpleNamespace
+
+    job = job_run._Job.__new__(job_run._Job)
+    job.windows = None
+    job.pred_col = "p"
+    facet = SimpleNamespace(name="s")
+    job.plan = SimpleNamespace(label="y", facets=[facet], group=None, weights=None, predicted=None)
+    f1 = pd.DataFrame({"y": [1, 0], "s": [0, 1], "x": [0.5, 0.2]})
+    f2 = pd.DataFrame({"y": [0, 0], "s": [1, 1], "x": [0.1, 0.3]})
+    b1 = job._bias_batch(f1, np.array([1, 0]))
+    b2 = job._bias_batch(f2, np.array([0, 1]))
+    assert list(b1.columns) == ["y", "s", "p"] and b2.columns is b1.columns
+    assert b2["p"].tolist() == [0, 1] and b2["y"].tolist() == [0, 0] and b2["s"].tolist() == [1, 1]
