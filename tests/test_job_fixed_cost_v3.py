@@ -12,6 +12,7 @@ import pytest
 
 import clarion
 import clarion.bias.accumulator as acc_mod
+import clarion.dataset
 import clarion.job.run as job_run
 
 CFG = {
@@ -66,6 +67,9 @@ def test_chunks_share_the_first_index_and_outputs_match(tmp_path, monkeypatch, f
         df.to_parquet(path, index=False, row_group_size=2_000)
         dtype = "application/x-parquet"
     cfg = {**CFG, "dataset_type": dtype}
+    # the reader as it was: a new column index per chunk (its kept index is
+    # tests/test_reader_column_index.py's; with it the chunks share one index already)
+    monkeypatch.setattr(clarion.dataset, "_KEPT_COLUMN_INDEX", False)
     calls = []
     real = acc_mod._Stream._frame_arrays
 
