@@ -1310,16 +1310,7 @@ class _Renderer:
 
     # -- blocks ------------------------------------------------------------------------------------
     def table(self, t: Table) -> Any:
-        n = len(t.header)
-        rel = t.widths if t.widths and len(t.widths) == n else None
-        if rel is None:
-            # proportional to the longest text in each column, within bounds
-            lens = [
-                max([len(h)] + [sum(len(p.text) for p in r[i] if isinstance(p, Span)) for r in t.rows])
-                for i, h in enumerate(t.header)
-            ]
-            rel = [min(max(x, 4), 40) for x in lens]
-        widths = [self.width * w / sum(rel) for w in rel]
+        widths = _table_widths(t, self.width)
         rows = [[[self.para([Span(h)], "head")] for h in t.header]]
         for r in t.rows:
             row = []
@@ -1694,9 +1685,9 @@ class _Table:
         code.append("Q")
 
 
-def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Table:
-    """``_Renderer.table`` as a :class:`_Table`: the same widths, cells and heights."""
-    chart_class = own[2]
+def _table_widths(t: Table, width: float) -> list[float]:
+    """A report table's column widths on a frame ``width`` wide: its relative ``widths``, else
+    proportional to the longest text in each column, within bounds."""
     n = len(t.header)
     rel = t.widths if t.widths and len(t.widths) == n else None
     if rel is None:
@@ -1706,7 +1697,13 @@ def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Tabl
         ]
         rel = [min(max(x, 4), 40) for x in lens]
     total = sum(rel)
-    widths = [r.width * w / total for w in rel]
+    return [width * w / total for w in rel]
+
+
+def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Table:
+    """``_Renderer.table`` as a :class:`_Table`: the same widths, cells and heights."""
+    chart_class = own[2]
+    widths = _table_widths(t, r.width)
     inner = [w - 2 * _Table.PAD_X for w in widths]
     pad_y = 2 * _Table.PAD_Y
     head = [[_cell(r, [Span(h)], "head", w)] for h, w in zip(t.header, inner)]
