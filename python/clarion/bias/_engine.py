@@ -1213,7 +1213,7 @@ class State:
             return sc
         if h is not None and sc.key[1:] == h:
             hints.used = True
-            if sampled and hints.known.get(role) is None:
+            if sampled:
                 # (a sample's min and max occur in the column: counted without a refusal, the
                 # range is the column's own, as measured; refused, this pass is discarded)
                 hints.pending[role] = h
