@@ -37,6 +37,12 @@ TRASH_TAG = ".clarion-removed"
 DEFERRED_SYNC = os.name == "posix"
 #: fsyncs that may wait at once per staged folder (each holds its file open until done)
 _MAX_PENDING_SYNCS = 64
+#: A file that does not exist yet in a staged output folder is written under its own name (no
+#: temporary name, no rename: ~0.05 ms a file, session 19); one written before in the same stage is
+#: replaced through a temporary file as anywhere else. Off: every file through a temporary name
+#: (the outputs are the same either way; tests compare the two).
+STAGE_DIRECT = True
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def create_temp_file(directory: str, suffix: str = "") -> tuple[int, str]:
@@ -74,6 +80,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     syncs = _syncs_of(directory)
+    if syncs is not None and STAGE_DIRECT:
+        # a new file of the stage under its own name: no reader looks there before the swap, so
+        # no temporary name and rename are needed (on an error the file is removed, so that a
+        # caller that goes on past it leaves no part of it to be swapped in)
+        try:
+            fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
+        except FileExistsError:  # (written before in this stage: replaced whole, the usual way)
+            pass
+        else:
+            try:
+                _write_staged(fd, data, syncs)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                raise
+            return
     fd, tmp = create_temp_file(directory, "-" + os.path.basename(path))
     try:
         if syncs is None:
@@ -82,14 +104,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         else:
-            try:
-                view = memoryview(data).cast("B")
-                while view:
-                    view = view[os.write(fd, view) :]
-            except BaseException:
-                os.close(fd)
-                raise
-            syncs.add(fd)  # fsync-ed and closed on a thread (the name in the stage is no reader's)
+            _write_staged(fd, data, syncs)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -97,6 +112,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _write_staged(fd: int, data: bytes, syncs: _Syncs) -> None:
+    """Write ``data`` into ``fd`` (a file of a staged folder), then hand it to ``syncs``: fsync-ed
+    and closed on a thread, the swap waits for it. ``fd`` is closed on an error."""
+    try:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    syncs.add(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -205,6 +205,12 @@ def write_report(
     atomic_write_text(paths["html"], html_text)
     atomic_write_text(paths["md"], md_text)
     missing = missing_formats()
+    notebook = None
+    if "ipynb" not in missing:  # (written before the PDF: its fsync runs while the PDF is drawn)
+        from clarion.report.notebook import render_notebook
+
+        notebook = os.path.join(output_dir, f"{name}.ipynb")
+        atomic_write_text(notebook, render_notebook("analysis.json", title=report.title))
     if "pdf" not in missing:
         from clarion._io import atomic_write_bytes
         from clarion.report.image import image_sections
@@ -219,9 +225,6 @@ def write_report(
             report.sections.append(drift)
         paths["pdf"] = os.path.join(output_dir, f"{name}.pdf")
         atomic_write_bytes(paths["pdf"], render_report_pdf(report))
-    if "ipynb" not in missing:
-        from clarion.report.notebook import render_notebook
-
-        paths["ipynb"] = os.path.join(output_dir, f"{name}.ipynb")
-        atomic_write_text(paths["ipynb"], render_notebook("analysis.json", title=report.title))
+    if notebook is not None:
+        paths["ipynb"] = notebook
     return paths
