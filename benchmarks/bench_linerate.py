@@ -16,7 +16,10 @@ Three parts (each prints JSON lines, then a markdown table of ratios):
    Target: ≤ 1.5. The job's report files (HTML, Markdown, PDF: a fixed cost whatever the rows) are
    timed inside each run and shown apart, and the reader alone (``clarion.read_dataset`` with the
    job's bias columns as codes, every chunk taken) is timed in the same rounds, and the job's fixed
-   cost (the same job on the file's first 1,000 rows, report files apart).
+   cost (the same job on the file's first 1,000 rows, report files apart). Up to 2e6 rows each
+   round reads a file of its own (other rows, other rates: ``--fresh``, session 19), so that every
+   report has numbers no earlier run drew, as a pipeline's next file does; ``--no-fresh`` repeats
+   one file (what sessions 16-18 measured: report.pdf's per-process caches then hit).
 
 Times are the best of ``--repeat`` runs (the machine these were measured on is shared: take the
 ratios of one run, not the absolute times).
@@ -240,11 +243,12 @@ ANALYZE_CFG = {
 BIAS_COLUMNS = ("y", "sex", "age", "region", "pred")
 
 
-def analyze_frame(n):
-    rng = np.random.default_rng(0)
+def analyze_frame(n, seed=0):
+    """Part 3's data; ``seed`` > 0: other rows with other rates (every metric of the report moves)."""
+    rng = np.random.default_rng(seed)
     sex = rng.choice(["F", "M"], n)
     age = rng.integers(18, 90, n)
-    y = (rng.random(n) < np.where(sex == "F", 0.35, 0.45)).astype(int)
+    y = (rng.random(n) < np.where(sex == "F", 0.35 + 0.003 * seed, 0.45 - 0.002 * seed)).astype(int)
     pred = np.where(rng.random(n) < 0.8, y, 1 - y)
     return pd.DataFrame(
         {
@@ -275,7 +279,7 @@ def base_dataset(commit, tmp):
     return mod
 
 
-def part_analyze(n, repeat, chunk_rows, out, base=None):
+def part_analyze(n, repeat, chunk_rows, out, base=None, fresh=False):
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -306,25 +310,33 @@ def part_analyze(n, repeat, chunk_rows, out, base=None):
 
     creport.write_report = timed_write
     with tempfile.TemporaryDirectory() as tmp:
-        csv_path = os.path.join(tmp, "data.csv")
-        pq_path = os.path.join(tmp, "data.parquet")
-        df.to_csv(csv_path, index=False)
-        df.to_parquet(pq_path, index=False, row_group_size=chunk_rows)
-        # the job's fixed cost: the same job on the first 1,000 rows (report files apart)
-        small = {"csv": os.path.join(tmp, "small.csv"), "parquet": os.path.join(tmp, "small.parquet")}
-        df.iloc[:1000].to_csv(small["csv"], index=False)
-        df.iloc[:1000].to_parquet(small["parquet"], index=False)
-        for fmt, path, read, dtype in (
-            ("csv", csv_path, lambda p: pacsv.read_csv(p), "text/csv"),
-            ("parquet", pq_path, lambda p: pq.read_table(p), "application/x-parquet"),
+        # fresh: one file per round, each with other rows and rates, so that no report number is
+        # one an earlier run drew (what is kept per process by text or shape, as report.pdf keeps
+        # cells and chart shapes, misses as in a pipeline whose next file has other numbers)
+        n_files = repeat if fresh else 1
+        files = {"csv": [], "parquet": []}
+        small = {"csv": [], "parquet": []}  # the job's fixed cost: its first 1,000 rows (report files apart)
+        for k in range(n_files):
+            d = df if k == 0 else analyze_frame(n, seed=k)
+            files["csv"].append(os.path.join(tmp, f"data{k}.csv"))
+            files["parquet"].append(os.path.join(tmp, f"data{k}.parquet"))
+            d.to_csv(files["csv"][-1], index=False)
+            d.to_parquet(files["parquet"][-1], index=False, row_group_size=chunk_rows)
+            small["csv"].append(os.path.join(tmp, f"small{k}.csv"))
+            small["parquet"].append(os.path.join(tmp, f"small{k}.parquet"))
+            d.iloc[:1000].to_csv(small["csv"][-1], index=False)
+            d.iloc[:1000].to_parquet(small["parquet"][-1], index=False)
+        for fmt, read, dtype in (
+            ("csv", lambda p: pacsv.read_csv(p), "text/csv"),
+            ("parquet", lambda p: pq.read_table(p), "application/x-parquet"),
         ):
             cfg = {**ANALYZE_CFG, "dataset_type": dtype}
             outdir = os.path.join(tmp, f"out_{fmt}")
             fixed = []
-            for _ in range(max(3, repeat)):
+            for k in range(max(3, repeat)):
                 rep_t.clear()
                 t0 = time.perf_counter()
-                clarion.analyze(cfg, small[fmt], output_dir=outdir, progress=False, overwrite=True)
+                clarion.analyze(cfg, small[fmt][k % n_files], output_dir=outdir, progress=False, overwrite=True)
                 fixed.append(time.perf_counter() - t0 - sum(rep_t))
             # read and analyze interleaved round by round; the report files (HTML, Markdown and,
             # with the report extra installed, PDF) are timed inside each run: a fixed cost of the
@@ -346,6 +358,7 @@ def part_analyze(n, repeat, chunk_rows, out, base=None):
                 b_runs.append((time.perf_counter() - t0, sum(rep_t)))
 
             for k in range(repeat):
+                path = files[fmt][k % n_files]
                 if base is not None and k % 2:  # (base first in every other round: no order favoured)
                     base_round()
                 t0 = time.perf_counter()
@@ -377,6 +390,7 @@ def part_analyze(n, repeat, chunk_rows, out, base=None):
                 "ratio": t_an / floor,
                 "ratio_without_report_files": (t_an - t_rep) / floor,
                 "job_fixed_s": min(fixed),
+                "fresh_files": n_files,
             }
             if base is not None:
                 b_an, b_rep = min(b_runs)
@@ -416,14 +430,15 @@ def tables(out):
     an = [r for r in out if r["part"] == "analyze"]
     if an:
         print(
-            "\n| rows | format | chunk rows | clarion analyze | of which report files | pass (without them) | "
+            "\n| rows | format | files | chunk rows | clarion analyze | of which report files | pass (without them) | "
             "reader alone | pyarrow read | count passes | ratio | ratio without report files | "
             "job on 1,000 rows (without report files) |"
         )
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in an:
+            files = "one" if r.get("fresh_files", 1) == 1 else f"{r['fresh_files']} (fresh)"
             print(
-                f"| {r['rows']:.0e} | {r['format']} | {r['chunk_rows']:,} | {ms(r['analyze_s'])} | "
+                f"| {r['rows']:.0e} | {r['format']} | {files} | {r['chunk_rows']:,} | {ms(r['analyze_s'])} | "
                 f"{ms(r['report_files_s'])} | {ms(r['analyze_s'] - r['report_files_s'])} | "
                 f"{ms(r.get('reader_s', float('nan')))} | {ms(r['pyarrow_read_s'])} | {ms(r['count_s'])} | "
                 f"{r['ratio']:.2f}× | {r['ratio_without_report_files']:.2f}× | "
@@ -450,6 +465,13 @@ def main(argv=None):
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--parts", nargs="+", default=["report", "accumulator", "analyze"])
+    ap.add_argument(
+        "--fresh",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="part 3: a file of other rows and rates per round, so that every report has new numbers "
+        "(default: on up to 2e6 rows, where the report files weigh; --no-fresh: one file, every round)",
+    )
     ap.add_argument("--json", help="write the results here")
     ap.add_argument(
         "--base-reader",
@@ -471,7 +493,8 @@ def main(argv=None):
         for n in args.analyze_rows:
             with tempfile.TemporaryDirectory() as tmp:
                 base = base_dataset(args.base_reader, tmp) if args.base_reader else None
-                part_analyze(int(n), max(2, args.repeat // 2), args.chunk_rows, out, base)
+                fresh = args.fresh if args.fresh is not None else n <= 2e6
+                part_analyze(int(n), max(2, args.repeat // 2), args.chunk_rows, out, base, fresh)
     tables(out)
     if args.json:
         with open(args.json, "w") as fh:
