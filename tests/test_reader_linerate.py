@@ -300,8 +300,11 @@ def test_error_in_the_callers_work_stops_the_thread(tmp_path):
     assert not _prefetch_threads() and _open_fds(path) == 0
 
 
-def test_at_most_two_chunks_and_the_next_one_is_read_ahead(tmp_path, monkeypatch):
-    """While the caller holds chunk k, the thread has read block k + 1 (read ahead) and no more."""
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_at_most_two_chunks_and_the_next_one_is_read_ahead(tmp_path, monkeypatch, depth):
+    """While the caller holds chunk k, the thread has read blocks k + 1 .. k + depth (read ahead,
+    ``dataset.PREFETCH_BLOCKS``: 1 until session 19, 2 since) and no more."""
+    monkeypatch.setattr(dataset, "PREFETCH_BLOCKS", depth)
     made = []
     real = dataset.Reader._prefetched
 
@@ -320,7 +323,7 @@ def test_at_most_two_chunks_and_the_next_one_is_read_ahead(tmp_path, monkeypatch
     path = _big_csv(tmp_path)
     total = 9  # 60 rows in chunks of 7
     for k, _ in enumerate(read_dataset(path, "text/csv", chunk_rows=7)):
-        want = min(k + 2, total)
+        want = min(k + 1 + depth, total)
         deadline = time.monotonic() + 10
         while len(made) < want and time.monotonic() < deadline:
             time.sleep(0.005)

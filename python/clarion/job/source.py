@@ -14,8 +14,8 @@ import numpy as np
 #: gives it without codes (the outputs are the same; tests compare the two).
 DICTIONARY_CODES = True
 
-#: Read CSV / Parquet chunks one ahead on a thread (``clarion.dataset.Reader.prefetch``): the
-#: parse of the next chunk overlaps the counting of this one. Off: one thread (the outputs are
+#: Read CSV / Parquet chunks ahead on a thread (``clarion.dataset.Reader.prefetch``): the parse
+#: of the next chunks overlaps the counting of this one. Off: one thread (the outputs are
 #: the same; tests compare the two).
 PREFETCH = True
 
