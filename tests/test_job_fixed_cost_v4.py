@@ -11,57 +11,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
 import numpy as np
-import pandas as pd
 import pytest
+from test_job_fixed_cost_v2 import CFG, _frame, _tree
 
 import clarion
 import clarion.report
 from clarion import _io
-
-CFG = {
-    "label": "y",
-    "label_values_or_threshold": [1],
-    "predicted_label": "pred",
-    "facet": [
-        {"name_or_index": "sex", "value_or_threshold": ["F"]},
-        {"name_or_index": "age", "value_or_threshold": [60]},
-    ],
-    "group_variable": "region",
-    "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}},
-}
-
-
-def _frame(n, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    return pd.DataFrame(
-        {
-            "age": rng.integers(18, 90, n),
-            "sex": rng.choice(["F", "M"], n),
-            "region": rng.choice(list("ABCDEFGH"), n),
-            "y": y,
-            "pred": np.where(rng.random(n) < 0.8, y, 1 - y),
-        }
-    )
-
-
-def _tree(folder):
-    """relative path -> (sha256, mode) of every file under ``folder``."""
-    out = {}
-    for d, _dirs, files in os.walk(folder):
-        for f in files:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, folder)] = (
-                    hashlib.sha256(fh.read()).hexdigest(),
-                    stat.S_IMODE(os.stat(p).st_mode),
-                )
-    return out
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

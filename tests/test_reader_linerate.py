@@ -147,8 +147,15 @@ def _read(path, prefetch, dataset_type="text/csv", **kw):
 
 
 def _same_reads(path, dataset_type="text/csv", **kw):
-    off, end_off, r_off = _read(path, False, dataset_type, **kw)
-    on, end_on, r_on = _read(path, True, dataset_type, **kw)
+    off = _read(path, False, dataset_type, **kw)
+    on = _read(path, True, dataset_type, **kw)
+    _assert_same_reads(on, off)
+    return on[0], on[1]
+
+
+def _assert_same_reads(on, off):
+    """Two :func:`_read` results: the same chunks (frames, codes, lines), skips and ending."""
+    (on, end_on, r_on), (off, end_off, r_off) = on, off
     assert end_on == end_off
     assert (r_on.skipped, r_on.skipped_examples) == (r_off.skipped, r_off.skipped_examples)
     assert len(on) == len(off)
@@ -158,7 +165,6 @@ def _same_reads(path, dataset_type="text/csv", **kw):
         pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
         pd.testing.assert_frame_equal(a.plain(), b.plain(), check_exact=True)
     assert not _prefetch_threads()
-    return on, end_on
 
 
 def _prefetch_threads():
@@ -176,6 +182,17 @@ row = st.tuples(
 BAD = ["a,Y,1\n", "a,Y,zz,g,N\n", "a,,1,g,N\n"]
 
 
+def _csv_with_bad_lines(tmp_path_factory, rows, bad):
+    """A CSV of ``rows`` with the lines ``bad`` names (row, text) replaced."""
+    lines = _csv(rows).splitlines(keepends=True)
+    for at, text in bad:
+        if at < len(rows):
+            lines[at + 1] = text
+    path = tmp_path_factory.mktemp("p") / "d.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.lists(row, min_size=1, max_size=40),
@@ -185,12 +202,7 @@ BAD = ["a,Y,1\n", "a,Y,zz,g,N\n", "a,,1,g,N\n"]
     codes=st.booleans(),
 )
 def test_prefetch_gives_the_same_chunks_skips_and_errors(tmp_path_factory, rows, chunk_rows, bad, skip, codes):
-    lines = _csv(rows).splitlines(keepends=True)
-    for at, text in bad:
-        if at < len(rows):
-            lines[at + 1] = text
-    path = tmp_path_factory.mktemp("p") / "d.csv"
-    path.write_text("".join(lines), encoding="utf-8")
+    path = _csv_with_bad_lines(tmp_path_factory, rows, bad)
     kw = {"codes": ("t", "y", "g", "p")} if codes else {}
     _same_reads(path, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("y",), **kw)
 
@@ -412,12 +424,7 @@ def _analyze(cfg, path, out, prefetch, monkeypatch, **kw):
     skip=st.booleans(),
 )
 def test_analysis_identical_with_prefetch(tmp_path_factory, monkeypatch, no_report, rows, chunk_rows, bad, skip):
-    lines = _csv(rows).splitlines(keepends=True)
-    for at, text in bad:
-        if at < len(rows):
-            lines[at + 1] = text
-    path = tmp_path_factory.mktemp("a") / "d.csv"
-    path.write_text("".join(lines), encoding="utf-8")
+    path = _csv_with_bad_lines(tmp_path_factory, rows, bad)
     tmp = tmp_path_factory.mktemp("o")
     off = _analyze(CFG, path, tmp / "off", False, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip)
     on = _analyze(CFG, path, tmp / "on", True, monkeypatch, chunk_rows=chunk_rows, skip_bad_rows=skip)

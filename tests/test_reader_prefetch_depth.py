@@ -14,7 +14,17 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_reader_linerate import BAD, _csv, _open_fds, _prefetch_threads, _read, row
+from test_job_fixed_cost_v2 import CFG
+from test_reader_linerate import (
+    BAD,
+    _assert_same_reads,
+    _csv,
+    _csv_with_bad_lines,
+    _open_fds,
+    _prefetch_threads,
+    _read,
+    row,
+)
 
 import clarion
 from clarion import dataset
@@ -24,20 +34,11 @@ DEPTHS = [1, 2, 3, 6]
 
 
 def _same_at_every_depth(monkeypatch, path, dataset_type="text/csv", **kw):
-    off, end_off, r_off = _read(path, False, dataset_type, **kw)
+    off = _read(path, False, dataset_type, **kw)
     for depth in DEPTHS:
         monkeypatch.setattr(dataset, "PREFETCH_BLOCKS", depth)
-        on, end_on, r_on = _read(path, True, dataset_type, **kw)
-        assert end_on == end_off, depth
-        assert (r_on.skipped, r_on.skipped_examples) == (r_off.skipped, r_off.skipped_examples)
-        assert len(on) == len(off)
-        for (a, sa, ea), (b, sb, eb) in zip(on, off):
-            assert (a.start, sa, ea, list(a.coded)) == (b.start, sb, eb, list(b.coded))
-            np.testing.assert_array_equal(a.lines, b.lines)
-            pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
-            pd.testing.assert_frame_equal(a.plain(), b.plain(), check_exact=True)
-        assert not _prefetch_threads()
-    return off, end_off
+        _assert_same_reads(_read(path, True, dataset_type, **kw), off)
+    return off[0], off[1]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -51,12 +52,7 @@ def _same_at_every_depth(monkeypatch, path, dataset_type="text/csv", **kw):
 def test_every_depth_gives_the_same_chunks_skips_and_errors(
     tmp_path_factory, monkeypatch, rows, chunk_rows, bad, skip, codes
 ):
-    lines = _csv(rows).splitlines(keepends=True)
-    for at, text in bad:
-        if at < len(rows):
-            lines[at + 1] = text
-    path = tmp_path_factory.mktemp("p") / "d.csv"
-    path.write_text("".join(lines), encoding="utf-8")
+    path = _csv_with_bad_lines(tmp_path_factory, rows, bad)
     kw = {"codes": ("t", "y", "g", "p")} if codes else {}
     _same_at_every_depth(monkeypatch, path, chunk_rows=chunk_rows, skip_bad_rows=skip, required=("y",), **kw)
 
@@ -155,18 +151,7 @@ def test_the_analysis_is_the_same_at_every_depth(tmp_path, monkeypatch, fmt):
     else:
         path, kind = tmp_path / "d.csv", "text/csv"
         frame.to_csv(path, index=False)
-    cfg = {
-        "dataset_type": kind,
-        "label": "y",
-        "label_values_or_threshold": [1],
-        "predicted_label": "pred",
-        "facet": [
-            {"name_or_index": "sex", "value_or_threshold": ["F"]},
-            {"name_or_index": "age", "value_or_threshold": [60]},
-        ],
-        "group_variable": "region",
-        "methods": {"pre_training_bias": {"methods": "all"}, "post_training_bias": {"methods": "all"}},
-    }
+    cfg = {**CFG, "dataset_type": kind}
     got = []
     for depth in DEPTHS:
         monkeypatch.setattr(dataset, "PREFETCH_BLOCKS", depth)
