@@ -148,6 +148,9 @@ class Chart:
     width: float
     height: float
     title: str = ""
+    #: the shapes the SVG's generator drew (see :mod:`clarion.report.svg`), or None: report.pdf
+    #: draws them instead of reading the SVG back (a chart made from other SVG text has none)
+    shapes: list | None = field(default=None, repr=False, compare=False)
 
 
 Cell = list  # of Span | Chart
@@ -758,6 +761,7 @@ def _metric_table(metrics: list[Mapping[str, Any]]) -> Table:
             chart_cell = [Span(f"n/a: {why}", "muted")]  # no empty chart
         else:
             value_cell = [Span(fmt(v)), Span("", "br"), Span(_BAND_WORD[band], band)]
+            shapes: list = []
             chart_cell = [
                 Chart(
                     interval_track(
@@ -769,10 +773,12 @@ def _metric_table(metrics: list[Mapping[str, Any]]) -> Table:
                         label=name,
                         colour=BAND_COLOURS[band][0],
                         regions=band_regions(name),
+                        shapes=shapes,
                     ),
                     260,
                     26,
                     name,
+                    shapes,
                 )
             ]
         ci_cell: list[Span] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from typing import Any
 
 from clarion.report.model import Bullets, Chart, ChartRow, Para, Picture, Report, Section, Span, Table, build_report
 
-__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf", "svg_ops"]
+__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf", "shape_ops", "svg_ops"]
 
 #: the embedded font family's name in the PDF
 FONT = "ClarionVera"
@@ -803,10 +804,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 if text_at is None:
                     raise _Unsupported("</text>")
                 a, chunks = text_at
-                text = html.unescape("".join(chunks)).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
-                text = text.strip()
-                while "  " in text:
-                    text = text.replace("  ", " ")
+                text = _text_of("".join(chunks))
                 if text:
                     weight = a.get("font-weight", "normal")
                     ops.append(
@@ -894,6 +892,85 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     if size is None or text_at is not None or skip or len(stack) != 1:
         raise _Unsupported("unbalanced SVG")
     return size[0], size[1], ops
+
+
+def _text_of(chunks: str) -> str:
+    """A ``<text>`` element's characters as :func:`svg_ops` reads them: entities decoded, line
+    breaks and tabs as spaces, runs of spaces as one, trimmed."""
+    text = html.unescape(chunks).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    text = text.strip()
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
+
+
+def shape_ops(shapes: list) -> tuple[float, float, list[tuple]] | None:
+    """A chart's shapes, as its generator drew them (:mod:`clarion.report.svg`), as :func:`svg_ops`
+    reads its SVG: the paints as reportlab colours, the texts as read. None where the shapes are
+    not what the SVG reads (a number that is not finite: ``float`` of its text may not be it; a
+    paint ``svg_ops`` does not read) or are malformed: the SVG is then read as before."""
+    colours = _COLOURS_CACHE
+    try:
+        kind, w, h = shapes[0]
+        if kind != "svg" or not math.isfinite(w + h):
+            return None
+        ops: list[tuple] = []
+        add = ops.append
+        for s in shapes[1:]:
+            kind = s[0]
+            dash = None
+            if kind == "rect":
+                _, x, y, ww, hh, fill, stroke, sw, dash = s
+                if not math.isfinite(x + y + ww + hh + sw):
+                    return None
+                fill = colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                add(("rect", x, y, ww, hh, fill, stroke, sw, dash))
+            elif kind == "line":
+                _, x1, y1, x2, y2, stroke, sw, dash = s
+                if not math.isfinite(x1 + y1 + x2 + y2 + sw):
+                    return None
+                add(
+                    (
+                        "line",
+                        x1,
+                        y1,
+                        x2,
+                        y2,
+                        None if stroke is None else colours.get(stroke) or _colour(stroke),
+                        sw,
+                        dash,
+                    )
+                )
+            elif kind == "circle":
+                _, cx, cy, r, fill, stroke, sw, dash = s
+                if not math.isfinite(cx + cy + r + sw):
+                    return None
+                fill = colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                add(("circle", cx, cy, r, fill, stroke, sw, dash))
+            elif kind == "poly":
+                _, pts, fill, stroke, sw, dash, closed = s
+                if not math.isfinite(sum(x + y for _, x, y in pts) + sw):
+                    return None
+                fill = None if fill is None else colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                if pts:
+                    add(("poly", pts, fill, stroke, sw, dash, closed))
+            elif kind == "text":
+                _, x, y, chunks, anchor, bold, size, fill = s
+                if not math.isfinite(x + y + size):
+                    return None
+                text = _text_of(chunks)
+                if text:
+                    add(("text", x, y, text, anchor, bold, size, colours.get(fill) or _colour(fill)))
+            else:
+                return None
+            if dash is not None and not math.isfinite(sum(dash)):
+                return None
+    except (_Unsupported, TypeError, ValueError):
+        return None
+    return w, h, ops
 
 
 _KAPPA = 0.5522847498307936  # a quarter circle's Bézier control distance (4/3 (sqrt 2 - 1)), radius 1
@@ -1270,7 +1347,10 @@ class _Renderer:
     def drawing(self, chart: Chart, max_width: float) -> Any:
         """``chart`` as vector graphics no wider than ``max_width``: drawn straight from its SVG
         (:func:`svg_ops`), or, for an SVG beyond the report's own vocabulary, through svglib."""
-        parsed = self.charts.get(chart.svg)
+        shapes = chart.shapes
+        parsed = None if shapes is None else shape_ops(shapes)
+        if parsed is None:
+            parsed = self.charts.get(chart.svg)
         if parsed is None:
             try:
                 parsed = svg_ops(chart.svg)

@@ -1,6 +1,14 @@
 """Tiny, dependency-free SVG charts for the self-contained HTML report.
 
 Every string that reaches the SVG goes through :func:`esc`; numbers are formatted by the helpers.
+
+Shapes: a generator given a list as ``shapes`` also appends to it what it draws, as
+:func:`clarion.report.pdf.svg_ops` reads it back from the SVG text: first ``("svg", width,
+height)``, then that function's ops in SVG order, with each paint the SVG's text (``"#2563eb"``,
+``None`` for no stroke) where ``svg_ops`` has a reportlab colour. Every number is ``float`` of the
+very text written into the SVG, so the two agree to the bit (``tests/test_report_pdf_ops.py``);
+report.pdf draws the chart from them without parsing the SVG (the reading converts the paints and
+declines shapes with a number that is not finite: those charts' SVG is read as before).
 """
 
 from __future__ import annotations
@@ -104,57 +112,96 @@ def interval_track(
     label: str = "",
     colour: str | None = None,
     regions: Sequence[tuple[float, float, str]] = (),
+    shapes: list | None = None,
 ) -> str:
     """One metric on its own axis [lo, hi]: the ideal value as a line, the value as a bar from the
     ideal, an optional confidence interval as an error bar; values beyond the axis are clipped
     and drawn with an arrow head.
 
     ``colour``: the bar's colour (default: by distance from ideal relative to the axis);
-    ``regions``: ``(from, to, fill)`` value ranges shaded behind the axis (a metric's bands)."""
+    ``regions``: ``(from, to, fill)`` value ranges shaded behind the axis (a metric's bands);
+    ``shapes``: a list that receives the chart's shapes (see the module's note on shapes)."""
     pad = 8
     span = hi - lo
+    add = shapes.append if shapes is not None else None
 
     def x(v: float) -> float:
         v = min(max(v, lo), hi)
         return pad + (v - lo) / span * (width - 2 * pad)
 
+    w_s, h_s = f"{width}", f"{height}"
     parts = [
-        f'<svg class="track" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="track" width="{w_s}" height="{h_s}" viewBox="0 0 {w_s} {h_s}" role="img" '
         f'aria-label="{esc(label)}">'
     ]
+    if add:
+        add(("svg", float(w_s), float(h_s)))
+    band_h = f"{height - 4}"
     for a, b, fill in regions:
         if math.isfinite(a) or math.isfinite(b):
             xa, xb = sorted((x(max(a, lo)), x(min(b, hi))))
             if xb > xa:
-                parts.append(
-                    f'<rect class="band" x="{xa:.1f}" y="2" width="{xb - xa:.1f}" height="{height - 4}" fill="{fill}"/>'
-                )
+                xa_s, bw_s = f"{xa:.1f}", f"{xb - xa:.1f}"
+                parts.append(f'<rect class="band" x="{xa_s}" y="2" width="{bw_s}" height="{band_h}" fill="{fill}"/>')
+                if add:
+                    add(("rect", float(xa_s), 2.0, float(bw_s), float(band_h), fill, None, 1.0, None))
+    mid = f"{height / 2}"
+    right = f"{width - pad}"
+    xi = f"{x(ideal):.1f}"
+    foot = f"{height - 3}"
     parts += [
-        f'<line x1="{pad}" y1="{height / 2}" x2="{width - pad}" y2="{height / 2}" stroke="#cbd5e1"/>',
-        f'<line x1="{x(ideal):.1f}" y1="3" x2="{x(ideal):.1f}" y2="{height - 3}" stroke="#059669" '
+        f'<line x1="{pad}" y1="{mid}" x2="{right}" y2="{mid}" stroke="#cbd5e1"/>',
+        f'<line x1="{xi}" y1="3" x2="{xi}" y2="{foot}" stroke="#059669" '
         f'stroke-width="2"><title>ideal {fmt(ideal)}</title></line>',
     ]
+    if add:
+        add(("line", float(pad), float(mid), float(right), float(mid), "#cbd5e1", 1.0, None))
+        add(("line", float(xi), 3.0, float(xi), float(foot), "#059669", 2.0, None))
     if value is not None and not math.isnan(value):
         x0, x1 = sorted((x(ideal), x(value)))
         far = abs(value - ideal) / (span / 2 if span else 1)
         if colour is None:
             colour = "#2563eb" if far < 0.1 else ("#d97706" if far < 0.3 else "#dc2626")
+        x0_s, top, bw_s = f"{x0:.1f}", f"{height / 2 - 5}", f"{max(x1 - x0, 1.5):.1f}"
         parts.append(
-            f'<rect class="bar" x="{x0:.1f}" y="{height / 2 - 5}" width="{max(x1 - x0, 1.5):.1f}" '
+            f'<rect class="bar" x="{x0_s}" y="{top}" width="{bw_s}" '
             f'height="10" fill="{colour}" opacity="0.85"><title>{esc(label)} = {esc(fmt(value))}</title></rect>'
         )
+        if add:
+            add(("rect", float(x0_s), float(top), float(bw_s), 10.0, colour, None, 1.0, None))
         if value > hi or value < lo:
-            tip = x(value)
+            tip = f"{x(value):.1f}"
             d = 6 if value > hi else -6
-            parts.append(f'<path d="M{tip:.1f},{height / 2 - 7} l{d},7 l{-d},7 z" fill="{colour}"/>')
+            up = f"{height / 2 - 7}"
+            parts.append(f'<path d="M{tip},{up} l{d},7 l{-d},7 z" fill="{colour}"/>')
+            if add:  # the points as the path's relative moves add up
+                px, py = float(tip), float(up)
+                qx, qy = px + float(d), py + 7.0
+                add(
+                    (
+                        "poly",
+                        [("M", px, py), ("L", qx, qy), ("L", qx + float(-d), qy + 7.0)],
+                        colour,
+                        None,
+                        1.0,
+                        None,
+                        True,
+                    )
+                )
     if ci is not None and all(c is not None and math.isfinite(c) for c in ci):
-        a, b = x(ci[0]), x(ci[1])
+        a, b = f"{x(ci[0]):.1f}", f"{x(ci[1]):.1f}"
+        lo5, hi5 = f"{height / 2 - 5}", f"{height / 2 + 5}"
         parts.append(
-            f'<g class="ci" stroke="#111827" stroke-width="1.5"><line x1="{a:.1f}" y1="{height / 2}" '
-            f'x2="{b:.1f}" y2="{height / 2}"/><line x1="{a:.1f}" y1="{height / 2 - 5}" x2="{a:.1f}" '
-            f'y2="{height / 2 + 5}"/><line x1="{b:.1f}" y1="{height / 2 - 5}" x2="{b:.1f}" '
-            f'y2="{height / 2 + 5}"/><title>interval [{fmt(ci[0])}, {fmt(ci[1])}]</title></g>'
+            f'<g class="ci" stroke="#111827" stroke-width="1.5"><line x1="{a}" y1="{mid}" '
+            f'x2="{b}" y2="{mid}"/><line x1="{a}" y1="{lo5}" x2="{a}" '
+            f'y2="{hi5}"/><line x1="{b}" y1="{lo5}" x2="{b}" '
+            f'y2="{hi5}"/><title>interval [{fmt(ci[0])}, {fmt(ci[1])}]</title></g>'
         )
+        if add:
+            fa, fb, fm, f5, g5 = float(a), float(b), float(mid), float(lo5), float(hi5)
+            add(("line", fa, fm, fb, fm, "#111827", 1.5, None))
+            add(("line", fa, f5, fa, g5, "#111827", 1.5, None))
+            add(("line", fb, f5, fb, g5, "#111827", 1.5, None))
     parts.append("</svg>")
     return "".join(parts)
 
