@@ -258,6 +258,9 @@ def _fp(v: float) -> str:
     return s
 
 
+#: (a chart's scale, its height) -> the operator that puts its SVG coordinates (y down) on the page
+_CM: dict[tuple[float, float], str] = {}
+
 #: (id of a colour, operator) -> (the colour, kept alive so that its id stays its own; the
 #: operator written): the report's few colours
 _RG: dict[tuple[int, str], tuple[Any, str]] = {}
@@ -622,7 +625,7 @@ def _make_text_class(base: type) -> type:
                         if r.back is not None and t != " ":
                             canv._code.append(f"{_rg(r.back)} n {fp_str(x, y + size - leading, w, leading)} re f*")
                         x += w
-                add(f"1 0 0 1 {fp_str(x0, y)} Tm")
+                add(f"1 0 0 1 {_FP.get(x0) or _fp(x0)} {_FP.get(y) or _fp(y)} Tm")
                 squeeze = self.squeeze[n]
                 if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
                     add(f"{fp_str(squeeze)} Tw")
@@ -1036,7 +1039,7 @@ def _make_chart_class(base: type) -> type:
 
         def draw_at(self, c: Any, x: float, y: float) -> None:
             """``drawOn(c, x, y)``: the operators its save, translate, draw and restore write."""
-            c._code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            c._code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             self.paint(c)
             c._code.append("Q")
 
@@ -1046,7 +1049,13 @@ def _make_chart_class(base: type) -> type:
         def paint(self, c: Any) -> None:
             add = c._code.append  # the operators reportlab's canvas calls write, written directly
             add("q")
-            add(f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm")  # SVG coordinates: y down
+            key = (self.k, self.height)  # SVG coordinates: y down
+            cm = _CM.get(key)
+            if cm is None:
+                if len(_CM) > 4096:
+                    _CM.clear()
+                cm = _CM[key] = f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm"
+            add(cm)
             fill_c = stroke_c = width = dash = None
             texts = []
             for op in self.ops:
@@ -1786,8 +1795,10 @@ class _Table:
         add("ET")
         code.append(" ".join(out))
         code.append(f"q {self.line} .25 w 1 J 1 j")
-        right = fp_str(self.width)
-        code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+        right = _FP.get(self.width) or _fp(self.width)
+        for b in bottoms:
+            b = _FP.get(b) or _fp(b)
+            code.append(f"n 0 {b} m {right} {b} l S")
         code.append("Q")
 
 
@@ -1817,27 +1828,36 @@ def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Tabl
     hs = [h[0].height for h in head]
     sizes = [[[h] for h in hs]]
     heights = [max(hs) + pad_y]
+    get = _CELLS.get
     for row in t.rows:
         cells = []
         row_sizes = []
         tallest = 0.0
         for i, parts in enumerate(row):
             w = inner[i]
-            if len(parts) == 1 and type(parts[0]) is Span:
-                cell = [_cell(r, parts, "cell", w)]
-            else:
-                cell = []
-                spans = []
-                for p in parts:
-                    if isinstance(p, Chart):
-                        d = r.drawing(p, w)
-                        if type(d) is not chart_class:
-                            raise _Fallback("a chart svglib converts, in a table")
-                        cell.append(d)
-                    elif isinstance(p, Span):
-                        spans.append(p)
-                if spans or not cell:
-                    cell.append(_cell(r, spans, "cell", w))
+            for p in parts:
+                if type(p) is not Span:
+                    break
+            else:  # spans only (most cells): _cell, its key made here (a hit costs no call)
+                f = get(("cell", w, *[(p.text, p.style) for p in parts])) or _cell(r, parts, "cell", w)
+                h = f.height
+                cells.append((f,))
+                row_sizes.append((h,))
+                if h > tallest:
+                    tallest = h
+                continue
+            cell = []
+            spans = []
+            for p in parts:
+                if isinstance(p, Chart):
+                    d = r.drawing(p, w)
+                    if type(d) is not chart_class:
+                        raise _Fallback("a chart svglib converts, in a table")
+                    cell.append(d)
+                elif isinstance(p, Span):
+                    spans.append(p)
+            if spans or not cell:
+                cell.append(_cell(r, spans, "cell", w))
             cs = [f.height for f in cell]
             cells.append(cell)
             row_sizes.append(cs)
@@ -2038,13 +2058,13 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         t = type(f)
         code = page._code
         if t is text_class:
-            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             out = ["BT 1 0 0 1 0 0 Tm"]  # as Flowable.drawOn + _Text.draw write it
             f.emit(page, out, 0, 0, [None, None], ink)
             out.append("ET")
             code += (" ".join(out), "Q")
         elif t is _Table:
-            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             f.paint(page, ink, chart_class)
             code.append("Q")
         elif t is chart_class:
