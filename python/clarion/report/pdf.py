@@ -1745,16 +1745,19 @@ class _Table:
         show, plain = ink.show, ink.plain
         fp = _FP.get
         plains: dict[tuple[str, float], Any] = {}
-        state: list[Any] = [None, None]
+        state: list[Any] = [None, None]  # [font key, colour] last set: in locals, synced around show
+        font_key = colour_now = None
         y_top = top
         bottoms = []
-        pad = self.PAD_X
+        cols = []  # each column's left (its text's x) and that number written
+        x = self.PAD_X
+        for w in self.widths:
+            cols.append((x, fp(x) or _fp(x)))
+            x += w
         for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
             bottom = y_top - rh
             bottoms.append(bottom)
-            x = pad
-            for cell, w, sizes in zip(row, self.widths, row_sizes):
-                xs = fp(x) or _fp(x)
+            for cell, (x, xs), sizes in zip(row, cols, row_sizes):
                 y = bottom + (rh + sum(sizes)) / 2
                 for f, h in zip(cell, sizes):
                     y -= h
@@ -1762,10 +1765,10 @@ class _Table:
                         f.draw_at(page, x, y)
                         continue
                     size = f.size
-                    leading = f.leading
                     base = y + h - size
                     for n, (chips, tw, pieces) in enumerate(f.lines):
                         if chips:
+                            leading = f.leading
                             ly = base - n * leading
                             for dx, cw, fill in chips:
                                 code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
@@ -1774,23 +1777,24 @@ class _Table:
                         if tw:
                             add(tw)
                         for fill, colour, font, text, op in pieces:
-                            if colour is not state[1]:
+                            if colour is not colour_now:
                                 add(fill)
-                                state[1] = colour
+                                colour_now = colour
                             if op is not None:
                                 tf = plains.get((font, size))
                                 if tf is None:
                                     tf = plains[(font, size)] = plain(font, size)
                                 if tf:
-                                    if tf[0] != state[0]:
+                                    if tf[0] != font_key:
                                         add(tf[1])
-                                        state[0] = tf[0]
+                                        font_key = tf[0]
                                     add(op)
                                     continue
+                            state[0], state[1] = font_key, colour_now
                             show(out, font, size, text, state)
+                            font_key, colour_now = state
                         if tw:
                             add("0 Tw")
-                x += w
             y_top = bottom
         add("ET")
         code.append(" ".join(out))
