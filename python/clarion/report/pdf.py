@@ -190,14 +190,23 @@ def _keep_subsets(font: Any) -> None:
     face.addSubsetObjects = types.MethodType(add_subset_objects, face)
 
 
+#: id of a font's character map -> (the map, kept alive; the characters it draws)
+_DRAWN: dict[int, tuple[Any, set[str]]] = {}
+
+
 class _Glyphs:
     """Replaces characters the embedded font cannot draw."""
 
     def __init__(self) -> None:
         from reportlab.pdfbase import pdfmetrics
 
-        self.cmap = pdfmetrics.getFont(FONT).face.charToGlyph
-        self.known: set[str] = set()  # characters the font draws (or that need no glyph)
+        self.cmap = cmap = pdfmetrics.getFont(FONT).face.charToGlyph
+        # characters the font draws (or that need no glyph): a property of the font, so kept for
+        # the process (each report's renderer would otherwise check its texts' characters again)
+        kept = _DRAWN.get(id(cmap))
+        if kept is None or kept[0] is not cmap:
+            kept = _DRAWN[id(cmap)] = (cmap, set())
+        self.known: set[str] = kept[1]
 
     def __call__(self, text: str) -> str:
         known = self.known
