@@ -286,3 +286,58 @@ def test_the_report_tracks_are_drawn_from_their_shapes():
         assert _check(charts.interval_track(**args, shapes=shapes), charts.interval_track(**args), shapes)
 
     read()
+
+
+NAMES = st.lists(LABELS, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=NAMES,
+    data=st.data(),
+    width=st.sampled_from([560, 300, 561]),
+    bar_height=st.sampled_from([18, 7, 19]),
+    title=LABELS,
+)
+def test_bars_shapes_are_its_svg_read(names, data, width, bar_height, title):
+    values = data.draw(st.lists(FLOATS, min_size=len(names), max_size=len(names)))
+    args = {"width": width, "bar_height": bar_height, "title": title}
+    try:
+        plain = charts.bars(names, values, **args)
+    except (ZeroDivisionError, OverflowError, ValueError) as e:
+        with pytest.raises(type(e)):
+            charts.bars(names, values, **args, shapes=[])
+        return
+    shapes: list = []
+    _check(charts.bars(names, values, **args, shapes=shapes), plain, shapes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=NAMES, data=st.data(), width=st.sampled_from([560, 300]), row_height=st.sampled_from([22, 9]))
+def test_strip_plot_shapes_are_its_svg_read(names, data, width, row_height):
+    rows = st.lists(st.lists(FLOATS, min_size=0, max_size=6), min_size=len(names), max_size=len(names))
+    values = data.draw(rows)
+    colours = data.draw(st.none() | st.just([[data.draw(FLOATS) for _ in row] for row in values]))
+    args = {"width": width, "row_height": row_height, "title": "local"}
+    try:
+        plain = charts.strip_plot(names, values, colours, **args)
+    except (ZeroDivisionError, OverflowError, ValueError) as e:
+        with pytest.raises(type(e)):
+            charts.strip_plot(names, values, colours, **args, shapes=[])
+        return
+    shapes: list = []
+    _check(charts.strip_plot(names, values, colours, **args, shapes=shapes), plain, shapes)
+
+
+def test_bars_and_strip_plot_shapes_are_read_for_the_reports_charts():
+    """The report's own bars and strip plots (finite numbers, names with markup characters, the
+    colour ramp) are drawn from their shapes, not declined."""
+    names = ["age", "income & tax", "<b>", "région", "  x  y "]
+    shapes: list = []
+    svg = charts.bars(names, [0.3, -0.2, 0.0, float("nan"), 1e-9], title="g", shapes=shapes)
+    assert _check(svg, charts.bars(names, [0.3, -0.2, 0.0, float("nan"), 1e-9], title="g"), shapes)
+    values = [[0.1 * k - 0.3 for k in range(8)] for _ in names]
+    colours = [[k / 7 for k in range(8)] for _ in names]
+    shapes = []
+    svg = charts.strip_plot(names, values, colours, title="s", shapes=shapes)
+    assert _check(svg, charts.strip_plot(names, values, colours, title="s"), shapes)

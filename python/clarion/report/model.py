@@ -971,7 +971,8 @@ def build_report(
             g = block.get("global_shap_values", {})
             items_sorted = sorted(g.items(), key=lambda kv: -abs(kv[1]))
             names = [str(k) for k, _ in items_sorted]
-            svg = bars(names, [float(v) for _, v in items_sorted], title=f"global SHAP {label}")
+            bar_shapes: list = []
+            svg = bars(names, [float(v) for _, v in items_sorted], title=f"global SHAP {label}", shapes=bar_shapes)
             sections.append(
                 Section(
                     f"Global importance — {label}",
@@ -986,7 +987,7 @@ def build_report(
                             ],
                             cls="muted",
                         ),
-                        Chart(svg, 560, len(names) * 24 + 10, f"global SHAP {label}"),
+                        Chart(svg, 560, len(names) * 24 + 10, f"global SHAP {label}", bar_shapes),
                     ],
                     cls="shap",
                 )
@@ -1088,7 +1089,8 @@ def _local_summary(
     names = [feature_label(c, labels if len(labels) == 1 else (), features) for c in order]
     if len(labels) > 1:  # several outputs: keep the output in the name
         names = [str(c) for c in order]
-    svg = strip_plot(names, values, colours, title="local SHAP summary")
+    shapes: list = []
+    svg = strip_plot(names, values, colours, title="local SHAP summary", shapes=shapes)
     return Section(
         "Local attributions",
         3,
@@ -1102,7 +1104,7 @@ def _local_summary(
                 ],
                 cls="muted",
             ),
-            Chart(svg, 560, len(names) * 22 + 26, "local SHAP summary"),
+            Chart(svg, 560, len(names) * 22 + 26, "local SHAP summary", shapes),
         ],
         cls="local",
     )

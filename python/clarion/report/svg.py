@@ -207,9 +207,16 @@ def interval_track(
 
 
 def bars(
-    names: Sequence[str], values: Sequence[float], *, width: int = 560, bar_height: int = 18, title: str = ""
+    names: Sequence[str],
+    values: Sequence[float],
+    *,
+    width: int = 560,
+    bar_height: int = 18,
+    title: str = "",
+    shapes: list | None = None,
 ) -> str:
-    """Horizontal bar chart (sorted as given), signed values around a zero line."""
+    """Horizontal bar chart (sorted as given), signed values around a zero line. ``shapes``: a
+    list that receives the chart's shapes (see the module's note on shapes)."""
     n = len(names)
     label_w = min(220, 12 + 7 * max((len(str(s)) for s in names), default=4))
     plot_w = width - label_w - 70
@@ -220,10 +227,16 @@ def bars(
     scale = (plot_w / 2 if neg else plot_w) / vmax
     if not math.isfinite(scale):  # values all below ~1e-306: the length as a fraction of the longest
         scale = None
+    add = shapes.append if shapes is not None else None
+    w_s, h_s = f"{width}", f"{height}"
     parts = [
-        f'<svg class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="bars" width="{w_s}" height="{h_s}" viewBox="0 0 {w_s} {h_s}" role="img" '
         f'aria-label="{esc(title)}">'
     ]
+    if add:
+        add(("svg", float(w_s), float(h_s)))
+    label_x = f"{label_w - 6}"
+    bar_h = f"{bar_height}"
     for i, (name, v) in enumerate(zip(names, values)):
         y = 5 + i * (bar_height + 6)
         w = (
@@ -235,21 +248,25 @@ def bars(
         )
         x0 = zero - w if v < 0 else zero
         colour = PALETTE[1] if v < 0 else PALETTE[0]
+        ty, name_s, value_s = f"{y + bar_height * 0.75:.1f}", esc(name), esc(fmt(v))
+        x0_s, y_s, bw_s = f"{x0:.1f}", f"{y}", f"{max(w, 1):.1f}"
+        parts.append(f'<text x="{label_x}" y="{ty}" text-anchor="end" font-size="12">{name_s}</text>')
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + bar_height * 0.75:.1f}" text-anchor="end" '
-            f'font-size="12">{esc(name)}</text>'
+            f'<rect class="bar" x="{x0_s}" y="{y_s}" width="{bw_s}" height="{bar_h}" '
+            f'fill="{colour}"><title>{name_s}: {value_s}</title></rect>'
         )
-        parts.append(
-            f'<rect class="bar" x="{x0:.1f}" y="{y}" width="{max(w, 1):.1f}" height="{bar_height}" '
-            f'fill="{colour}"><title>{esc(name)}: {esc(fmt(v))}</title></rect>'
-        )
-        tx = (x0 + max(w, 1) + 4) if v >= 0 else (x0 - 4)
+        tx = f"{(x0 + max(w, 1) + 4) if v >= 0 else (x0 - 4):.1f}"
         anchor = "start" if v >= 0 else "end"
-        parts.append(
-            f'<text x="{tx:.1f}" y="{y + bar_height * 0.75:.1f}" font-size="11" text-anchor="{anchor}" '
-            f'fill="#374151">{esc(fmt(v))}</text>'
-        )
-    parts.append(f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height}" stroke="#6b7280"/></svg>')
+        parts.append(f'<text x="{tx}" y="{ty}" font-size="11" text-anchor="{anchor}" fill="#374151">{value_s}</text>')
+        if add:
+            fy = float(ty)
+            add(("text", float(label_x), fy, name_s, "end", False, 12.0, "black"))
+            add(("rect", float(x0_s), float(y_s), float(bw_s), float(bar_h), colour, None, 1.0, None))
+            add(("text", float(tx), fy, value_s, anchor, False, 11.0, "#374151"))
+    zx = f"{zero:.1f}"
+    parts.append(f'<line x1="{zx}" y1="0" x2="{zx}" y2="{h_s}" stroke="#6b7280"/></svg>')
+    if add:
+        add(("line", float(zx), 0.0, float(zx), float(h_s), "#6b7280", 1.0, None))
     return "".join(parts)
 
 
@@ -261,9 +278,11 @@ def strip_plot(
     width: int = 560,
     row_height: int = 22,
     title: str = "",
+    shapes: list | None = None,
 ) -> str:
     """Beeswarm-style summary: one row per feature, one dot per record at its local attribution,
-    coloured from blue (low feature value) to red (high) when ``colours`` (in [0, 1]) are given."""
+    coloured from blue (low feature value) to red (high) when ``colours`` (in [0, 1]) are given.
+    ``shapes``: a list that receives the chart's shapes (see the module's note on shapes)."""
     n = len(names)
     label_w = min(220, 12 + 7 * max((len(str(s)) for s in names), default=4))
     plot_w = width - label_w - 20
@@ -274,13 +293,21 @@ def strip_plot(
     scale = plot_w / 2 / vmax
     if not math.isfinite(scale):  # values all below ~1e-306: positions as fractions of the largest
         scale = None
+    add = shapes.append if shapes is not None else None
+    w_s, h_s = f"{width}", f"{height}"
     parts = [
-        f'<svg class="strip" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="strip" width="{w_s}" height="{h_s}" viewBox="0 0 {w_s} {h_s}" role="img" '
         f'aria-label="{esc(title)}">'
     ]
+    if add:
+        add(("svg", float(w_s), float(h_s)))
+    label_x = f"{label_w - 6}"
     for i, name in enumerate(names):
         yc = 6 + i * row_height + row_height / 2
-        parts.append(f'<text x="{label_w - 6}" y="{yc + 4:.1f}" text-anchor="end" font-size="12">{esc(name)}</text>')
+        ty, name_s = f"{yc + 4:.1f}", esc(name)
+        parts.append(f'<text x="{label_x}" y="{ty}" text-anchor="end" font-size="12">{name_s}</text>')
+        if add:
+            add(("text", float(label_x), float(ty), name_s, "end", False, 12.0, "black"))
         row = values[i]
         for j, v in enumerate(row):
             if not math.isfinite(v):
@@ -292,13 +319,22 @@ def strip_plot(
             else:
                 fill = "#6b7280"
             cx = zero + (v * scale if scale is not None else v / vmax * (plot_w / 2))
-            parts.append(f'<circle cx="{cx:.1f}" cy="{yc + jitter:.1f}" r="2.2" fill="{fill}" opacity="0.7"/>')
-    parts.append(f'<line x1="{zero:.1f}" y1="0" x2="{zero:.1f}" y2="{height - 20}" stroke="#6b7280"/>')
+            cx_s, cy_s = f"{cx:.1f}", f"{yc + jitter:.1f}"
+            parts.append(f'<circle cx="{cx_s}" cy="{cy_s}" r="2.2" fill="{fill}" opacity="0.7"/>')
+            if add:
+                add(("circle", float(cx_s), float(cy_s), 2.2, fill, None, 1.0, None))
+    zx, foot, base = f"{zero:.1f}", f"{height - 20}", f"{height - 5}"
+    lo_s, hi_s, right = esc(fmt(-vmax)), esc(fmt(vmax)), f"{width - 20}"
+    parts.append(f'<line x1="{zx}" y1="0" x2="{zx}" y2="{foot}" stroke="#6b7280"/>')
     parts.append(
-        f'<text x="{label_w}" y="{height - 5}" font-size="11" fill="#374151">{esc(fmt(-vmax))}</text>'
-        f'<text x="{width - 20}" y="{height - 5}" font-size="11" text-anchor="end" fill="#374151">'
-        f"{esc(fmt(vmax))}</text></svg>"
+        f'<text x="{label_w}" y="{base}" font-size="11" fill="#374151">{lo_s}</text>'
+        f'<text x="{right}" y="{base}" font-size="11" text-anchor="end" fill="#374151">'
+        f"{hi_s}</text></svg>"
     )
+    if add:
+        add(("line", float(zx), 0.0, float(zx), float(foot), "#6b7280", 1.0, None))
+        add(("text", float(label_w), float(base), lo_s, "start", False, 11.0, "#374151"))
+        add(("text", float(right), float(base), hi_s, "end", False, 11.0, "#374151"))
     return "".join(parts)
 
 
