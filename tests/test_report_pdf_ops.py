@@ -341,3 +341,75 @@ def test_bars_and_strip_plot_shapes_are_read_for_the_reports_charts():
     shapes = []
     svg = charts.strip_plot(names, values, colours, title="s", shapes=shapes)
     assert _check(svg, charts.strip_plot(names, values, colours, title="s"), shapes)
+
+
+#: a value as an analysis document may hold it (numbers, None, text)
+ANY = st.one_of(FLOATS, st.none(), st.integers(-5, 5), st.sampled_from(["Infinity", "a", True]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(0, 7),
+    categorical=st.booleans(),
+    dist=st.booleans(),
+    series=st.integers(0, 3),
+)
+def test_line_with_distribution_shapes_are_its_svg_read(data, n, categorical, dist, series):
+    xs = data.draw(st.lists(st.one_of(FLOATS, LABELS, st.none(), st.booleans()), min_size=n, max_size=n))
+    ys = [data.draw(st.lists(ANY, min_size=n, max_size=n)) for _ in range(series)]
+    d = data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)) if dist else None
+    args = {"series_names": data.draw(st.lists(LABELS, max_size=3)), "title": "pdp", "categorical": categorical}
+    try:
+        plain = charts.line_with_distribution(xs, ys, d, **args)
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as e:
+        with pytest.raises(type(e)):
+            charts.line_with_distribution(xs, ys, d, **args, shapes=[])
+        return
+    shapes: list = []
+    _check(charts.line_with_distribution(xs, ys, d, **args, shapes=shapes), plain, shapes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), n=st.integers(0, 8))
+def test_curve_chart_shapes_are_its_svg_read(data, n):
+    xs = data.draw(st.lists(st.one_of(FLOATS, st.integers(-3, 3)), min_size=n, max_size=n))
+    ys = data.draw(st.lists(ANY, min_size=n, max_size=n))
+    regions = data.draw(st.lists(st.tuples(FLOATS, FLOATS, PAINTS), max_size=3))
+    args = {
+        "marker": data.draw(st.none() | FLOATS | st.sampled_from(xs or [0.5])),
+        "ideal": data.draw(st.none() | FLOATS),
+        "regions": regions,
+        "y_range": data.draw(st.none() | st.tuples(FLOATS, FLOATS)),
+        "title": data.draw(LABELS),
+        "colour": data.draw(PAINTS),
+    }
+    try:
+        plain = charts.curve_chart(xs, ys, **args)
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as e:
+        with pytest.raises(type(e)):
+            charts.curve_chart(xs, ys, **args, shapes=[])
+        return
+    shapes: list = []
+    _check(charts.curve_chart(xs, ys, **args, shapes=shapes), plain, shapes)
+
+
+def test_curve_and_pdp_shapes_are_read_for_the_reports_charts():
+    """The report's own curves (a gap, a lone point, the dashed marker on a point, bands) and
+    partial dependence plots (lines and categories) are drawn from their shapes, not declined."""
+    xs = [0.0, 0.25, 0.5, 0.75, 1.0]
+    ys = [0.1, None, 0.3, 0.2, 0.25]
+    args = {"marker": 0.5, "ideal": 0.0, "regions": [(-0.1, 0.1, "#dcfce7")], "title": "DPPL & <x>"}
+    shapes: list = []
+    assert _check(charts.curve_chart(xs, ys, **args, shapes=shapes), charts.curve_chart(xs, ys, **args), shapes)
+    for categorical, grid in ((False, [1.0, 2.0, 3.0, 4.0]), (True, ["a", "b & c", True, None])):
+        series = [[0.2, 0.4, None, 0.3], [0.5, 0.1, 0.2, 0.3]]
+        args = {"series_names": ["p", "q"], "title": "PDP x", "categorical": categorical}
+        shapes = []
+        svg = charts.line_with_distribution(grid, series, [0.1, 0.2, 0.3, 0.4], **args, shapes=shapes)
+        assert _check(svg, charts.line_with_distribution(grid, series, [0.1, 0.2, 0.3, 0.4], **args), shapes)
+        shapes = []
+        svg = charts.line_with_distribution(grid, series[:1], None, title="one", categorical=categorical, shapes=shapes)
+        assert _check(
+            svg, charts.line_with_distribution(grid, series[:1], None, title="one", categorical=categorical), shapes
+        )

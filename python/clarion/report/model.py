@@ -820,14 +820,11 @@ def _curve_charts(curve: Mapping[str, Any]) -> ChartRow | None:
         ys = curve.get(key)
         if not isinstance(ys, list) or not any(_finite(y) is not None for y in ys):
             continue
-        charts.append(
-            Chart(
-                curve_chart(xs, ys, marker=marker, ideal=ideal, regions=regions, y_range=y_range, title=title),
-                250,
-                150,
-                title,
-            )
+        shapes: list = []
+        svg = curve_chart(
+            xs, ys, marker=marker, ideal=ideal, regions=regions, y_range=y_range, title=title, shapes=shapes
         )
+        charts.append(Chart(svg, 250, 150, title, shapes))
     return ChartRow(charts) if charts else None
 
 
@@ -1016,6 +1013,7 @@ def build_report(
                 isinstance(x, (str, bool)) or x is None for x in xs
             )
             heads = entry.get("label_headers")
+            pdp_shapes: list = []
             svg = line_with_distribution(
                 xs,
                 entry.get("model_predictions", []),
@@ -1023,6 +1021,7 @@ def build_report(
                 series_names=[str(h) for h in heads] if isinstance(heads, list) else (),
                 title=f"PDP {name}",
                 categorical=categorical,
+                shapes=pdp_shapes,
             )
             how = "points" if categorical else "line"
             grid.blocks.append(
@@ -1030,7 +1029,7 @@ def build_report(
                     name,
                     3,
                     [
-                        Chart(svg, 420, 220, f"PDP {name}"),
+                        Chart(svg, 420, 220, f"PDP {name}", pdp_shapes),
                         Para(
                             [
                                 Span(

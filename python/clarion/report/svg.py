@@ -377,11 +377,13 @@ def line_with_distribution(
     height: int = 220,
     title: str = "",
     categorical: bool = False,
+    shapes: list | None = None,
 ) -> str:
     """PDP: model output per grid value (one line per output) above bars of the data distribution.
 
     ``categorical``: the grid values are categories, with no order between them: each output is
-    drawn as points (with their value written above), not as a line joining the categories."""
+    drawn as points (with their value written above), not as a line joining the categories.
+    ``shapes``: a list that receives the chart's shapes (see the module's note on shapes)."""
     pad_l, pad_r, pad_t = 46, 10, 10
     dist_h = 40 if dist else 0
     plot_h = height - pad_t - 30 - dist_h
@@ -398,13 +400,21 @@ def line_with_distribution(
     def py(v: float) -> float:
         return pad_t + axis_fraction(v, lo, hi) * plot_h
 
+    add = shapes.append if shapes is not None else None
+    w_s, h_s, bottom, label_x, top_y = f"{width}", f"{height}", f"{pad_t + plot_h}", f"{pad_l - 4}", f"{pad_t + 9}"
+    hi_s, lo_s = esc(fmt(hi, 3)), esc(fmt(lo, 3))
     parts = [
-        f'<svg class="pdp" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="pdp" width="{w_s}" height="{h_s}" viewBox="0 0 {w_s} {h_s}" role="img" '
         f'aria-label="{esc(title)}">',
-        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + plot_h}" stroke="#6b7280"/>',
-        f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end">{esc(fmt(hi, 3))}</text>',
-        f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end">{esc(fmt(lo, 3))}</text>',
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{bottom}" stroke="#6b7280"/>',
+        f'<text x="{label_x}" y="{top_y}" font-size="10" text-anchor="end">{hi_s}</text>',
+        f'<text x="{label_x}" y="{bottom}" font-size="10" text-anchor="end">{lo_s}</text>',
     ]
+    if add:
+        add(("svg", float(w_s), float(h_s)))
+        add(("line", float(pad_l), float(pad_t), float(pad_l), float(bottom), "#6b7280", 1.0, None))
+        add(("text", float(label_x), float(top_y), hi_s, "end", False, 10.0, "black"))
+        add(("text", float(label_x), float(bottom), lo_s, "end", False, 10.0, "black"))
     for k, s in enumerate(series):
         name = series_names[k] if k < len(series_names) else f"output {k}"
         if categorical:
@@ -412,36 +422,51 @@ def line_with_distribution(
             for i, v in enumerate(s):
                 if v is None:
                     continue
+                cx, cy = f"{px(i):.1f}", f"{py(v):.1f}"
+                xa, xb = f"{px(i) - step * 0.3:.1f}", f"{px(i) + step * 0.3:.1f}"
                 parts.append(
-                    f'<circle class="point" cx="{px(i):.1f}" cy="{py(v):.1f}" r="4.5" fill="{colour}">'
+                    f'<circle class="point" cx="{cx}" cy="{cy}" r="4.5" fill="{colour}">'
                     f"<title>{esc(name)} at {esc(grid_label(xs[i]))}: {esc(fmt(v))}</title></circle>"
-                    f'<line x1="{px(i) - step * 0.3:.1f}" y1="{py(v):.1f}" x2="{px(i) + step * 0.3:.1f}" '
-                    f'y2="{py(v):.1f}" stroke="{colour}" stroke-width="2"/>'
+                    f'<line x1="{xa}" y1="{cy}" x2="{xb}" '
+                    f'y2="{cy}" stroke="{colour}" stroke-width="2"/>'
                 )
+                if add:
+                    add(("circle", float(cx), float(cy), 4.5, colour, None, 1.0, None))
+                    add(("line", float(xa), float(cy), float(xb), float(cy), colour, 2.0, None))
                 if len(series) == 1:
-                    parts.append(
-                        f'<text x="{px(i) + step * 0.3 + 3:.1f}" y="{py(v) + 3.5:.1f}" font-size="10" '
-                        f'fill="#374151">{esc(fmt(v, 3))}</text>'
-                    )
+                    tx, ty, value_s = f"{px(i) + step * 0.3 + 3:.1f}", f"{py(v) + 3.5:.1f}", esc(fmt(v, 3))
+                    parts.append(f'<text x="{tx}" y="{ty}" font-size="10" fill="#374151">{value_s}</text>')
+                    if add:
+                        add(("text", float(tx), float(ty), value_s, "start", False, 10.0, "#374151"))
             continue
-        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(s) if v is not None and math.isfinite(v))
+        at = [(f"{px(i):.1f}", f"{py(v):.1f}") for i, v in enumerate(s) if v is not None and math.isfinite(v)]
+        pts = " ".join(f"{a},{b}" for a, b in at)
         parts.append(
             f'<polyline class="line" points="{pts}" fill="none" stroke="{PALETTE[k % len(PALETTE)]}" '
             f'stroke-width="2"><title>{esc(name)}</title></polyline>'
         )
+        if add:
+            line = [("M" if j == 0 else "L", float(a), float(b)) for j, (a, b) in enumerate(at)]
+            add(("poly", line, "none", PALETTE[k % len(PALETTE)], 2.0, None, False))
     if dist:
         dmax = max(dist) or 1.0
         base = height - 30
         for i, d in enumerate(dist):
             h = d / dmax * (dist_h - 4)
+            rx, ry, rw, rh = f"{px(i) - step * 0.4:.1f}", f"{base - h:.1f}", f"{step * 0.8:.1f}", f"{h:.1f}"
             parts.append(
-                f'<rect x="{px(i) - step * 0.4:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" '
-                f'height="{h:.1f}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>'
+                f'<rect x="{rx}" y="{ry}" width="{rw}" '
+                f'height="{rh}" fill="#cbd5e1"><title>{esc(xs[i])}: {d:.1%} of rows</title></rect>'
             )
+            if add:
+                add(("rect", float(rx), float(ry), float(rw), float(rh), "#cbd5e1", None, 1.0, None))
     every = 1 if categorical else max(1, n // 6)
+    foot = f"{height - 14}"
     for i in range(0, n, every):
-        label = grid_label(xs[i])
-        parts.append(f'<text x="{px(i):.1f}" y="{height - 14}" font-size="10" text-anchor="middle">{esc(label)}</text>')
+        tx, label = f"{px(i):.1f}", esc(grid_label(xs[i]))
+        parts.append(f'<text x="{tx}" y="{foot}" font-size="10" text-anchor="middle">{label}</text>')
+        if add:
+            add(("text", float(tx), float(foot), label, "middle", False, 10.0, "black"))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -458,11 +483,13 @@ def curve_chart(
     height: int = 150,
     title: str = "",
     colour: str = PALETTE[0],
+    shapes: list | None = None,
 ) -> str:
     """One quantity across thresholds (a threshold trade-off curve): ``ys`` over ``xs`` as a line
     (None / non-finite values leave a gap), the configured threshold ``marker`` as a dashed
     vertical line, the ``ideal`` as a green horizontal line, ``regions`` ``(from, to, fill)``
-    shaded, the y axis ``y_range`` (default: the values' range), the title above."""
+    shaded, the y axis ``y_range`` (default: the values' range), the title above. ``shapes``: a
+    list that receives the chart's shapes (see the module's note on shapes)."""
     pad_l, pad_r, pad_t, pad_b = 40, 14, 18, 22
     pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
     pts = [(float(x), _finite_or_none(y)) for x, y in zip(xs, ys) if _finite_or_none(x) is not None]
@@ -479,32 +506,52 @@ def curve_chart(
     def py(y: float) -> float:
         return pad_t + axis_fraction(min(max(y, lo), hi), lo, hi) * ph
 
+    add = shapes.append if shapes is not None else None
+    w_s, h_s, title_s = f"{width}", f"{height}", esc(title)
     parts = [
-        f'<svg class="curve" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{esc(title)}">',
-        f'<text x="{pad_l}" y="12" font-size="11" font-weight="bold">{esc(title)}</text>',
+        f'<svg class="curve" width="{w_s}" height="{h_s}" viewBox="0 0 {w_s} {h_s}" role="img" aria-label="{title_s}">',
+        f'<text x="{pad_l}" y="12" font-size="11" font-weight="bold">{title_s}</text>',
     ]
+    if add:
+        add(("svg", float(w_s), float(h_s)))
+        add(("text", float(pad_l), 12.0, title_s, "start", True, 11.0, "black"))
+    pw_s = f"{pw}"
     for a, b, fill in regions:
         ya, yb = sorted((py(max(a, lo)), py(min(b, hi))))
         if yb > ya:
-            parts.append(
-                f'<rect class="band" x="{pad_l}" y="{ya:.1f}" width="{pw}" height="{yb - ya:.1f}" fill="{fill}"/>'
-            )
+            ya_s, bh_s = f"{ya:.1f}", f"{yb - ya:.1f}"
+            parts.append(f'<rect class="band" x="{pad_l}" y="{ya_s}" width="{pw_s}" height="{bh_s}" fill="{fill}"/>')
+            if add:
+                add(("rect", float(pad_l), float(ya_s), float(pw_s), float(bh_s), fill, None, 1.0, None))
+    axis_y, right, foot = f"{pad_t + ph}", f"{pad_l + pw}", f"{height - 8}"
+    label_x, top_y, mid_x = f"{pad_l - 3}", f"{pad_t + 8}", f"{pad_l + pw / 2}"
+    hi_s, lo_s, xlo_s, xhi_s = esc(fmt(hi, 3)), esc(fmt(lo, 3)), esc(fmt(x_lo, 3)), esc(fmt(x_hi, 3))
     parts += [
-        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + ph}" stroke="#6b7280"/>',
-        f'<line x1="{pad_l}" y1="{pad_t + ph}" x2="{pad_l + pw}" y2="{pad_t + ph}" stroke="#6b7280"/>',
-        f'<text x="{pad_l - 3}" y="{pad_t + 8}" font-size="9" text-anchor="end">{esc(fmt(hi, 3))}</text>',
-        f'<text x="{pad_l - 3}" y="{pad_t + ph}" font-size="9" text-anchor="end">{esc(fmt(lo, 3))}</text>',
-        f'<text x="{pad_l}" y="{height - 8}" font-size="9" text-anchor="middle">{esc(fmt(x_lo, 3))}</text>',
-        f'<text x="{pad_l + pw}" y="{height - 8}" font-size="9" text-anchor="middle">{esc(fmt(x_hi, 3))}</text>',
-        f'<text x="{pad_l + pw / 2}" y="{height - 8}" font-size="9" text-anchor="middle" fill="#6b7280">'
-        "threshold</text>",
+        f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{axis_y}" stroke="#6b7280"/>',
+        f'<line x1="{pad_l}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="#6b7280"/>',
+        f'<text x="{label_x}" y="{top_y}" font-size="9" text-anchor="end">{hi_s}</text>',
+        f'<text x="{label_x}" y="{axis_y}" font-size="9" text-anchor="end">{lo_s}</text>',
+        f'<text x="{pad_l}" y="{foot}" font-size="9" text-anchor="middle">{xlo_s}</text>',
+        f'<text x="{right}" y="{foot}" font-size="9" text-anchor="middle">{xhi_s}</text>',
+        f'<text x="{mid_x}" y="{foot}" font-size="9" text-anchor="middle" fill="#6b7280">threshold</text>',
     ]
+    if add:
+        fl, fa, fr, ff = float(pad_l), float(axis_y), float(right), float(foot)
+        add(("line", fl, float(pad_t), fl, fa, "#6b7280", 1.0, None))
+        add(("line", fl, fa, fr, fa, "#6b7280", 1.0, None))
+        add(("text", float(label_x), float(top_y), hi_s, "end", False, 9.0, "black"))
+        add(("text", float(label_x), fa, lo_s, "end", False, 9.0, "black"))
+        add(("text", fl, ff, xlo_s, "middle", False, 9.0, "black"))
+        add(("text", fr, ff, xhi_s, "middle", False, 9.0, "black"))
+        add(("text", float(mid_x), ff, "threshold", "middle", False, 9.0, "#6b7280"))
     if ideal is not None and lo <= ideal <= hi:
+        iy = f"{py(ideal):.1f}"
         parts.append(
-            f'<line class="ideal" x1="{pad_l}" y1="{py(ideal):.1f}" x2="{pad_l + pw}" y2="{py(ideal):.1f}" '
+            f'<line class="ideal" x1="{pad_l}" y1="{iy}" x2="{right}" y2="{iy}" '
             f'stroke="#059669" stroke-width="1.5"><title>ideal {esc(fmt(ideal))}</title></line>'
         )
+        if add:
+            add(("line", float(pad_l), float(iy), float(right), float(iy), "#059669", 1.5, None))
     run: list[str] = []
     runs = []
     for x, y in pts:
@@ -513,25 +560,34 @@ def curve_chart(
                 runs.append(run)
             run = []
         else:
-            run.append(f"{px(x):.1f},{py(y):.1f}")
+            run.append((f"{px(x):.1f}", f"{py(y):.1f}"))
     if run:
         runs.append(run)
     for r in runs:
         if len(r) == 1:
-            cx, cy = r[0].split(",")
+            cx, cy = r[0]
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+            if add:
+                add(("circle", float(cx), float(cy), 2.0, colour, None, 1.0, None))
         else:
-            parts.append(
-                f'<polyline class="line" points="{" ".join(r)}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            )
+            points = " ".join(f"{a},{b}" for a, b in r)
+            parts.append(f'<polyline class="line" points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            if add:
+                line = [("M" if j == 0 else "L", float(a), float(b)) for j, (a, b) in enumerate(r)]
+                add(("poly", line, "none", colour, 2.0, None, False))
     if marker is not None and math.isfinite(marker):
-        mx = px(marker)
+        mx = f"{px(marker):.1f}"
         parts.append(
-            f'<line class="marker" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + ph}" stroke="#111827" '
+            f'<line class="marker" x1="{mx}" y1="{pad_t}" x2="{mx}" y2="{axis_y}" stroke="#111827" '
             f'stroke-dasharray="4,3"><title>configured threshold {esc(fmt(marker))}</title></line>'
         )
+        if add:
+            add(("line", float(mx), float(pad_t), float(mx), float(axis_y), "#111827", 1.0, [4.0, 3.0]))
         at = min(range(len(pts)), key=lambda i: abs(pts[i][0] - marker), default=None)
         if at is not None and pts[at][1] is not None and abs(pts[at][0] - marker) < 1e-9:
-            parts.append(f'<circle cx="{mx:.1f}" cy="{py(pts[at][1]):.1f}" r="3.5" fill="#111827"/>')
+            cy = f"{py(pts[at][1]):.1f}"
+            parts.append(f'<circle cx="{mx}" cy="{cy}" r="3.5" fill="#111827"/>')
+            if add:
+                add(("circle", float(mx), float(cy), 3.5, "#111827", None, 1.0, None))
     parts.append("</svg>")
     return "".join(parts)
