@@ -7,9 +7,10 @@ Made with reportlab (its platypus layout engine) and svglib:
   with itself, so no system font is needed and every reader shows the same glyphs (a character
   Vera lacks is replaced, see :data:`GLYPH_SUBSTITUTES`);
 * tables repeat their header row on every page and split only between rows;
-* charts are vector graphics: the report's own SVG charts drawn straight from their SVG
-  (:func:`svg_ops`, as svglib reads it; svglib itself for an SVG beyond the report's vocabulary),
-  so they are the HTML's charts, not screenshots of them;
+* charts are vector graphics: the report's own SVG charts drawn from the shapes their generator
+  drew (:func:`shape_ops`, ``Chart.shapes``), else straight from their SVG (:func:`svg_ops`, as
+  svglib reads it; svglib itself for an SVG beyond the report's vocabulary), so they are the
+  HTML's charts, not screenshots of them;
 * table cells are runs of styled text wrapped as ``Paragraph`` wraps them, and a report table is
   one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`);
 * the pages are laid out with platypus's rules and the file written directly (``_direct_pdf``,
@@ -1387,8 +1388,10 @@ class _Renderer:
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
-        """``chart`` as vector graphics no wider than ``max_width``: drawn straight from its SVG
-        (:func:`svg_ops`), or, for an SVG beyond the report's own vocabulary, through svglib."""
+        """``chart`` as vector graphics no wider than ``max_width``: drawn from the shapes its
+        generator drew (:func:`shape_ops`: what :func:`svg_ops` reads from its SVG, without the
+        parse), else straight from its SVG (:func:`svg_ops`), or, for an SVG beyond the report's
+        own vocabulary, through svglib."""
         shapes = chart.shapes
         parsed = None if shapes is None else shape_ops(shapes)
         if parsed is None:
