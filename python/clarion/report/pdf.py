@@ -689,7 +689,7 @@ _KNOWN = {
 }
 
 
-#: a rect's or line's ops (solid) -> its path operators (the chart painter's)
+#: (a rect's or solid line's kind, numbers, stroked, filled) -> its path operators (the chart painter's)
 _SHAPE_PATHS: dict[tuple, str] = {}
 #: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
 _SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
@@ -1095,8 +1095,11 @@ def _make_chart_class(base: type) -> type:
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
                 if kind == "rect" or kind == "line":
-                    # a band's or an axis' path repeats in every chart of its kind: kept
-                    path = _SHAPE_PATHS.get(op) if d is None else None
+                    # a band's or an axis' path repeats in every chart of its kind: kept (by what
+                    # the path is made of: its numbers and paint, not the op's colours, whose
+                    # hashing is Python code)
+                    key = (kind, op[1], op[2], op[3], op[4], s, f)
+                    path = _SHAPE_PATHS.get(key) if d is None else None
                     if path is None:
                         fp = _FP.get
                         if kind == "rect":
@@ -1114,7 +1117,7 @@ def _make_chart_class(base: type) -> type:
                         if d is None:
                             if len(_SHAPE_PATHS) > 20_000:
                                 _SHAPE_PATHS.clear()
-                            _SHAPE_PATHS[op] = path
+                            _SHAPE_PATHS[key] = path
                     add(path)
                 elif kind == "circle":
                     # the path canvas.circle writes (the strip plot has thousands of dots)
@@ -1659,6 +1662,26 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
     lines: list[list[tuple[_Run, str]]] | None = None
     squeeze: list[float] = []
     if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+        # one run per line, each fitting (most cells: a value, a value and its band): each line
+        # made as the loops below make it, in one pass (the width measured once)
+        done: list | None = []
+        limit = width - 1e-6
+        for run in runs[::2]:
+            t = run.text
+            w = measure(t, run.font, size) if t else 0.0
+            if not (t and w <= limit and " ".join(t.split()) == t):
+                done = None
+                break
+            back = run.back
+            chip = ((0.0, w, _rg(back)),) if back is not None and t != " " else ()
+            op = f"({escape(t.encode('ascii'))}) Tj" if t.isascii() and t.isprintable() else None
+            done.append((chip, "", ((_rg(run.colour), run.colour, run.font, t, op),)))
+        if done is not None:
+            got = _Cell(tuple(done), size, leading)
+            if len(_CELLS) > 8192:
+                _CELLS.clear()
+            _CELLS[key] = got
+            return got
         # one run per line, each fitting (_Text._break's first case)
         lines = []
         for run in runs[::2]:
