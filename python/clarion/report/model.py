@@ -148,6 +148,9 @@ class Chart:
     width: float
     height: float
     title: str = ""
+    #: the shapes the SVG's generator drew (see :mod:`clarion.report.svg`), or None: report.pdf
+    #: draws them instead of reading the SVG back (a chart made from other SVG text has none)
+    shapes: list | None = field(default=None, repr=False, compare=False)
 
 
 Cell = list  # of Span | Chart
@@ -758,6 +761,7 @@ def _metric_table(metrics: list[Mapping[str, Any]]) -> Table:
             chart_cell = [Span(f"n/a: {why}", "muted")]  # no empty chart
         else:
             value_cell = [Span(fmt(v)), Span("", "br"), Span(_BAND_WORD[band], band)]
+            shapes: list = []
             chart_cell = [
                 Chart(
                     interval_track(
@@ -769,10 +773,12 @@ def _metric_table(metrics: list[Mapping[str, Any]]) -> Table:
                         label=name,
                         colour=BAND_COLOURS[band][0],
                         regions=band_regions(name),
+                        shapes=shapes,
                     ),
                     260,
                     26,
                     name,
+                    shapes,
                 )
             ]
         ci_cell: list[Span] = []
@@ -814,14 +820,11 @@ def _curve_charts(curve: Mapping[str, Any]) -> ChartRow | None:
         ys = curve.get(key)
         if not isinstance(ys, list) or not any(_finite(y) is not None for y in ys):
             continue
-        charts.append(
-            Chart(
-                curve_chart(xs, ys, marker=marker, ideal=ideal, regions=regions, y_range=y_range, title=title),
-                250,
-                150,
-                title,
-            )
+        shapes: list = []
+        svg = curve_chart(
+            xs, ys, marker=marker, ideal=ideal, regions=regions, y_range=y_range, title=title, shapes=shapes
         )
+        charts.append(Chart(svg, 250, 150, title, shapes))
     return ChartRow(charts) if charts else None
 
 
@@ -965,7 +968,8 @@ def build_report(
             g = block.get("global_shap_values", {})
             items_sorted = sorted(g.items(), key=lambda kv: -abs(kv[1]))
             names = [str(k) for k, _ in items_sorted]
-            svg = bars(names, [float(v) for _, v in items_sorted], title=f"global SHAP {label}")
+            bar_shapes: list = []
+            svg = bars(names, [float(v) for _, v in items_sorted], title=f"global SHAP {label}", shapes=bar_shapes)
             sections.append(
                 Section(
                     f"Global importance — {label}",
@@ -980,7 +984,7 @@ def build_report(
                             ],
                             cls="muted",
                         ),
-                        Chart(svg, 560, len(names) * 24 + 10, f"global SHAP {label}"),
+                        Chart(svg, 560, len(names) * 24 + 10, f"global SHAP {label}", bar_shapes),
                     ],
                     cls="shap",
                 )
@@ -1009,6 +1013,7 @@ def build_report(
                 isinstance(x, (str, bool)) or x is None for x in xs
             )
             heads = entry.get("label_headers")
+            pdp_shapes: list = []
             svg = line_with_distribution(
                 xs,
                 entry.get("model_predictions", []),
@@ -1016,6 +1021,7 @@ def build_report(
                 series_names=[str(h) for h in heads] if isinstance(heads, list) else (),
                 title=f"PDP {name}",
                 categorical=categorical,
+                shapes=pdp_shapes,
             )
             how = "points" if categorical else "line"
             grid.blocks.append(
@@ -1023,7 +1029,7 @@ def build_report(
                     name,
                     3,
                     [
-                        Chart(svg, 420, 220, f"PDP {name}"),
+                        Chart(svg, 420, 220, f"PDP {name}", pdp_shapes),
                         Para(
                             [
                                 Span(
@@ -1082,7 +1088,8 @@ def _local_summary(
     names = [feature_label(c, labels if len(labels) == 1 else (), features) for c in order]
     if len(labels) > 1:  # several outputs: keep the output in the name
         names = [str(c) for c in order]
-    svg = strip_plot(names, values, colours, title="local SHAP summary")
+    shapes: list = []
+    svg = strip_plot(names, values, colours, title="local SHAP summary", shapes=shapes)
     return Section(
         "Local attributions",
         3,
@@ -1096,7 +1103,7 @@ def _local_summary(
                 ],
                 cls="muted",
             ),
-            Chart(svg, 560, len(names) * 22 + 26, "local SHAP summary"),
+            Chart(svg, 560, len(names) * 22 + 26, "local SHAP summary", shapes),
         ],
         cls="local",
     )

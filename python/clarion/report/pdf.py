@@ -7,9 +7,10 @@ Made with reportlab (its platypus layout engine) and svglib:
   with itself, so no system font is needed and every reader shows the same glyphs (a character
   Vera lacks is replaced, see :data:`GLYPH_SUBSTITUTES`);
 * tables repeat their header row on every page and split only between rows;
-* charts are vector graphics: the report's own SVG charts drawn straight from their SVG
-  (:func:`svg_ops`, as svglib reads it; svglib itself for an SVG beyond the report's vocabulary),
-  so they are the HTML's charts, not screenshots of them;
+* charts are vector graphics: the report's own SVG charts drawn from the shapes their generator
+  drew (:func:`shape_ops`, ``Chart.shapes``), else straight from their SVG (:func:`svg_ops`, as
+  svglib reads it; svglib itself for an SVG beyond the report's vocabulary), so they are the
+  HTML's charts, not screenshots of them;
 * table cells are runs of styled text wrapped as ``Paragraph`` wraps them, and a report table is
   one flowable laid out as reportlab's ``Table`` lays it out (see :func:`render_report_pdf`);
 * the pages are laid out with platypus's rules and the file written directly (``_direct_pdf``,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -31,7 +33,7 @@ from typing import Any
 
 from clarion.report.model import Bullets, Chart, ChartRow, Para, Picture, Report, Section, Span, Table, build_report
 
-__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf", "svg_ops"]
+__all__ = ["FONT", "GLYPH_SUBSTITUTES", "render_pdf", "render_report_pdf", "shape_ops", "svg_ops"]
 
 #: the embedded font family's name in the PDF
 FONT = "ClarionVera"
@@ -189,14 +191,23 @@ def _keep_subsets(font: Any) -> None:
     face.addSubsetObjects = types.MethodType(add_subset_objects, face)
 
 
+#: id of a font's character map -> (the map, kept alive; the characters it draws)
+_DRAWN: dict[int, tuple[Any, set[str]]] = {}
+
+
 class _Glyphs:
     """Replaces characters the embedded font cannot draw."""
 
     def __init__(self) -> None:
         from reportlab.pdfbase import pdfmetrics
 
-        self.cmap = pdfmetrics.getFont(FONT).face.charToGlyph
-        self.known: set[str] = set()  # characters the font draws (or that need no glyph)
+        self.cmap = cmap = pdfmetrics.getFont(FONT).face.charToGlyph
+        # characters the font draws (or that need no glyph): a property of the font, so kept for
+        # the process (each report's renderer would otherwise check its texts' characters again)
+        kept = _DRAWN.get(id(cmap))
+        if kept is None or kept[0] is not cmap:
+            kept = _DRAWN[id(cmap)] = (cmap, set())
+        self.known: set[str] = kept[1]
 
     def __call__(self, text: str) -> str:
         known = self.known
@@ -241,6 +252,24 @@ def _fp_str() -> Any:
         _FP_STR = fp_str
     return _FP_STR
 
+
+#: a number -> ``fp_str`` of it: the report's coordinates repeat from page to page and report to
+#: report (the columns, rows and the charts' one-decimal positions), and ``fp_str`` is ~0.4 µs a
+#: call; ``fp_str(a, b, ...)`` is ``fp_str(a) + " " + fp_str(b) ...``
+_FP: dict[float, str] = {}
+
+
+def _fp(v: float) -> str:
+    """``fp_str(v)``, kept (:data:`_FP`); use as ``_FP.get(v) or _fp(v)``."""
+    s = (_FP_STR or _fp_str())(v)
+    if len(_FP) > 65536:
+        _FP.clear()
+    _FP[v] = s
+    return s
+
+
+#: (a chart's scale, its height) -> the operator that puts its SVG coordinates (y down) on the page
+_CM: dict[tuple[float, float], str] = {}
 
 #: (id of a colour, operator) -> (the colour, kept alive so that its id stays its own; the
 #: operator written): the report's few colours
@@ -606,7 +635,7 @@ def _make_text_class(base: type) -> type:
                         if r.back is not None and t != " ":
                             canv._code.append(f"{_rg(r.back)} n {fp_str(x, y + size - leading, w, leading)} re f*")
                         x += w
-                add(f"1 0 0 1 {fp_str(x0, y)} Tm")
+                add(f"1 0 0 1 {_FP.get(x0) or _fp(x0)} {_FP.get(y) or _fp(y)} Tm")
                 squeeze = self.squeeze[n]
                 if squeeze:  # an overrunning line's spaces shrink to fit, as Paragraph draws it
                     add(f"{fp_str(squeeze)} Tw")
@@ -660,7 +689,7 @@ _KNOWN = {
 }
 
 
-#: a rect's or line's ops (solid) -> its path operators (the chart painter's)
+#: (a rect's or solid line's kind, numbers, stroked, filled) -> its path operators (the chart painter's)
 _SHAPE_PATHS: dict[tuple, str] = {}
 #: (a shape's tag as written, its inherited style) -> its ops (svg_ops' reading of it)
 _SHAPE_OPS: dict[tuple[str, tuple], tuple[tuple, ...]] = {}
@@ -803,10 +832,7 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
                 if text_at is None:
                     raise _Unsupported("</text>")
                 a, chunks = text_at
-                text = html.unescape("".join(chunks)).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
-                text = text.strip()
-                while "  " in text:
-                    text = text.replace("  ", " ")
+                text = _text_of("".join(chunks))
                 if text:
                     weight = a.get("font-weight", "normal")
                     ops.append(
@@ -896,6 +922,85 @@ def svg_ops(svg: str) -> tuple[float, float, list[tuple]]:
     return size[0], size[1], ops
 
 
+def _text_of(chunks: str) -> str:
+    """A ``<text>`` element's characters as :func:`svg_ops` reads them: entities decoded, line
+    breaks and tabs as spaces, runs of spaces as one, trimmed."""
+    text = html.unescape(chunks).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
+    text = text.strip()
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
+
+
+def shape_ops(shapes: list) -> tuple[float, float, list[tuple]] | None:
+    """A chart's shapes, as its generator drew them (:mod:`clarion.report.svg`), as :func:`svg_ops`
+    reads its SVG: the paints as reportlab colours, the texts as read. None where the shapes are
+    not what the SVG reads (a number that is not finite: ``float`` of its text may not be it; a
+    paint ``svg_ops`` does not read) or are malformed: the SVG is then read as before."""
+    colours = _COLOURS_CACHE
+    try:
+        kind, w, h = shapes[0]
+        if kind != "svg" or not math.isfinite(w + h):
+            return None
+        ops: list[tuple] = []
+        add = ops.append
+        for s in shapes[1:]:
+            kind = s[0]
+            dash = None
+            if kind == "rect":
+                _, x, y, ww, hh, fill, stroke, sw, dash = s
+                if not math.isfinite(x + y + ww + hh + sw):
+                    return None
+                fill = colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                add(("rect", x, y, ww, hh, fill, stroke, sw, dash))
+            elif kind == "line":
+                _, x1, y1, x2, y2, stroke, sw, dash = s
+                if not math.isfinite(x1 + y1 + x2 + y2 + sw):
+                    return None
+                add(
+                    (
+                        "line",
+                        x1,
+                        y1,
+                        x2,
+                        y2,
+                        None if stroke is None else colours.get(stroke) or _colour(stroke),
+                        sw,
+                        dash,
+                    )
+                )
+            elif kind == "circle":
+                _, cx, cy, r, fill, stroke, sw, dash = s
+                if not math.isfinite(cx + cy + r + sw):
+                    return None
+                fill = colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                add(("circle", cx, cy, r, fill, stroke, sw, dash))
+            elif kind == "poly":
+                _, pts, fill, stroke, sw, dash, closed = s
+                if not math.isfinite(sum(x + y for _, x, y in pts) + sw):
+                    return None
+                fill = None if fill is None else colours.get(fill) or _colour(fill)
+                stroke = None if stroke is None else colours.get(stroke) or _colour(stroke)
+                if pts:
+                    add(("poly", pts, fill, stroke, sw, dash, closed))
+            elif kind == "text":
+                _, x, y, chunks, anchor, bold, size, fill = s
+                if not math.isfinite(x + y + size):
+                    return None
+                text = _text_of(chunks)
+                if text:
+                    add(("text", x, y, text, anchor, bold, size, colours.get(fill) or _colour(fill)))
+            else:
+                return None
+            if dash is not None and not math.isfinite(sum(dash)):
+                return None
+    except (_Unsupported, TypeError, ValueError):
+        return None
+    return w, h, ops
+
+
 _KAPPA = 0.5522847498307936  # a quarter circle's Bézier control distance (4/3 (sqrt 2 - 1)), radius 1
 
 
@@ -944,7 +1049,7 @@ def _make_chart_class(base: type) -> type:
 
         def draw_at(self, c: Any, x: float, y: float) -> None:
             """``drawOn(c, x, y)``: the operators its save, translate, draw and restore write."""
-            c._code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            c._code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             self.paint(c)
             c._code.append("Q")
 
@@ -954,7 +1059,13 @@ def _make_chart_class(base: type) -> type:
         def paint(self, c: Any) -> None:
             add = c._code.append  # the operators reportlab's canvas calls write, written directly
             add("q")
-            add(f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm")  # SVG coordinates: y down
+            key = (self.k, self.height)  # SVG coordinates: y down
+            cm = _CM.get(key)
+            if cm is None:
+                if len(_CM) > 4096:
+                    _CM.clear()
+                cm = _CM[key] = f"{fp_str(self.k, 0, 0, -self.k, 0, self.height)} cm"
+            add(cm)
             fill_c = stroke_c = width = dash = None
             texts = []
             for op in self.ops:
@@ -984,17 +1095,29 @@ def _make_chart_class(base: type) -> type:
                         dash = d
                 s, f = int(stroke is not None), int(fill is not None)
                 if kind == "rect" or kind == "line":
-                    # a band's or an axis' path repeats in every chart of its kind: kept
-                    path = _SHAPE_PATHS.get(op) if d is None else None
+                    # a band's or an axis' path repeats in every chart of its kind: kept (by what
+                    # the path is made of: its numbers and paint, not the op's colours, whose
+                    # hashing is Python code)
+                    key = (kind, op[1], op[2], op[3], op[4], s, f)
+                    path = _SHAPE_PATHS.get(key) if d is None else None
                     if path is None:
+                        fp = _FP.get
                         if kind == "rect":
-                            path = f"n {fp_str(op[1], op[2], op[3], op[4])} re {_PATH_OPS[s, f, 0]}"
+                            _, r0, r1, r2, r3 = op[:5]
+                            path = (
+                                f"n {fp(r0) or _fp(r0)} {fp(r1) or _fp(r1)} {fp(r2) or _fp(r2)} {fp(r3) or _fp(r3)} re "
+                                f"{_PATH_OPS[s, f, 0]}"
+                            )
                         else:
-                            path = f"n {fp_str(x1, y1)} m {fp_str(x2, y2)} l S"
+                            a, b = (
+                                f"{fp(x1) or _fp(x1)} {fp(y1) or _fp(y1)}",
+                                f"{fp(x2) or _fp(x2)} {fp(y2) or _fp(y2)}",
+                            )
+                            path = f"n {a} m {b} l S"
                         if d is None:
                             if len(_SHAPE_PATHS) > 20_000:
                                 _SHAPE_PATHS.clear()
-                            _SHAPE_PATHS[op] = path
+                            _SHAPE_PATHS[key] = path
                     add(path)
                 elif kind == "circle":
                     # the path canvas.circle writes (the strip plot has thousands of dots)
@@ -1268,9 +1391,14 @@ class _Renderer:
 
     # -- charts ------------------------------------------------------------------------------------
     def drawing(self, chart: Chart, max_width: float) -> Any:
-        """``chart`` as vector graphics no wider than ``max_width``: drawn straight from its SVG
-        (:func:`svg_ops`), or, for an SVG beyond the report's own vocabulary, through svglib."""
-        parsed = self.charts.get(chart.svg)
+        """``chart`` as vector graphics no wider than ``max_width``: drawn from the shapes its
+        generator drew (:func:`shape_ops`: what :func:`svg_ops` reads from its SVG, without the
+        parse), else straight from its SVG (:func:`svg_ops`), or, for an SVG beyond the report's
+        own vocabulary, through svglib."""
+        shapes = chart.shapes
+        parsed = None if shapes is None else shape_ops(shapes)
+        if parsed is None:
+            parsed = self.charts.get(chart.svg)
         if parsed is None:
             try:
                 parsed = svg_ops(chart.svg)
@@ -1534,6 +1662,26 @@ def _cell(r: _Renderer, spans: list[Span], style: str, width: float) -> _Cell:
     lines: list[list[tuple[_Run, str]]] | None = None
     squeeze: list[float] = []
     if len(runs) % 2 and None not in runs[::2] and runs[1::2].count(None) == len(runs) // 2:
+        # one run per line, each fitting (most cells: a value, a value and its band): each line
+        # made as the loops below make it, in one pass (the width measured once)
+        done: list | None = []
+        limit = width - 1e-6
+        for run in runs[::2]:
+            t = run.text
+            w = measure(t, run.font, size) if t else 0.0
+            if not (t and w <= limit and " ".join(t.split()) == t):
+                done = None
+                break
+            back = run.back
+            chip = ((0.0, w, _rg(back)),) if back is not None and t != " " else ()
+            op = f"({escape(t.encode('ascii'))}) Tj" if t.isascii() and t.isprintable() else None
+            done.append((chip, "", ((_rg(run.colour), run.colour, run.font, t, op),)))
+        if done is not None:
+            got = _Cell(tuple(done), size, leading)
+            if len(_CELLS) > 8192:
+                _CELLS.clear()
+            _CELLS[key] = got
+            return got
         # one run per line, each fitting (_Text._break's first case)
         lines = []
         for run in runs[::2]:
@@ -1630,16 +1778,21 @@ class _Table:
         out = ["BT 1 0 0 1 0 0 Tm"]
         add = out.append
         show, plain = ink.show, ink.plain
+        fp = _FP.get
         plains: dict[tuple[str, float], Any] = {}
-        state: list[Any] = [None, None]
+        state: list[Any] = [None, None]  # [font key, colour] last set: in locals, synced around show
+        font_key = colour_now = None
         y_top = top
         bottoms = []
-        pad = self.PAD_X
+        cols = []  # each column's left (its text's x) and that number written
+        x = self.PAD_X
+        for w in self.widths:
+            cols.append((x, fp(x) or _fp(x)))
+            x += w
         for row, rh, row_sizes in zip(self.rows, heights, self.sizes):
             bottom = y_top - rh
             bottoms.append(bottom)
-            x = pad
-            for cell, w, sizes in zip(row, self.widths, row_sizes):
+            for cell, (x, xs), sizes in zip(row, cols, row_sizes):
                 y = bottom + (rh + sum(sizes)) / 2
                 for f, h in zip(cell, sizes):
                     y -= h
@@ -1647,41 +1800,44 @@ class _Table:
                         f.draw_at(page, x, y)
                         continue
                     size = f.size
-                    leading = f.leading
                     base = y + h - size
                     for n, (chips, tw, pieces) in enumerate(f.lines):
                         if chips:
+                            leading = f.leading
                             ly = base - n * leading
                             for dx, cw, fill in chips:
                                 code.append(f"{fill} n {fp_str(x + dx, ly + size - leading, cw, leading)} re f*")
                         # the first line placed, the next ones one leading below it (Td)
-                        add(f.step if n else f"1 0 0 1 {fp_str(x, base)} Tm")
+                        add(f.step if n else f"1 0 0 1 {xs} {fp(base) or _fp(base)} Tm")
                         if tw:
                             add(tw)
                         for fill, colour, font, text, op in pieces:
-                            if colour is not state[1]:
+                            if colour is not colour_now:
                                 add(fill)
-                                state[1] = colour
+                                colour_now = colour
                             if op is not None:
                                 tf = plains.get((font, size))
                                 if tf is None:
                                     tf = plains[(font, size)] = plain(font, size)
                                 if tf:
-                                    if tf[0] != state[0]:
+                                    if tf[0] != font_key:
                                         add(tf[1])
-                                        state[0] = tf[0]
+                                        font_key = tf[0]
                                     add(op)
                                     continue
+                            state[0], state[1] = font_key, colour_now
                             show(out, font, size, text, state)
+                            font_key, colour_now = state
                         if tw:
                             add("0 Tw")
-                x += w
             y_top = bottom
         add("ET")
         code.append(" ".join(out))
         code.append(f"q {self.line} .25 w 1 J 1 j")
-        right = fp_str(self.width)
-        code += [f"n 0 {fp_str(b)} m {right} {fp_str(b)} l S" for b in bottoms]
+        right = _FP.get(self.width) or _fp(self.width)
+        for b in bottoms:
+            b = _FP.get(b) or _fp(b)
+            code.append(f"n 0 {b} m {right} {b} l S")
         code.append("Q")
 
 
@@ -1711,27 +1867,36 @@ def _direct_table(r: _Renderer, t: Table, own: tuple[type, type, type]) -> _Tabl
     hs = [h[0].height for h in head]
     sizes = [[[h] for h in hs]]
     heights = [max(hs) + pad_y]
+    get = _CELLS.get
     for row in t.rows:
         cells = []
         row_sizes = []
         tallest = 0.0
         for i, parts in enumerate(row):
             w = inner[i]
-            if len(parts) == 1 and type(parts[0]) is Span:
-                cell = [_cell(r, parts, "cell", w)]
-            else:
-                cell = []
-                spans = []
-                for p in parts:
-                    if isinstance(p, Chart):
-                        d = r.drawing(p, w)
-                        if type(d) is not chart_class:
-                            raise _Fallback("a chart svglib converts, in a table")
-                        cell.append(d)
-                    elif isinstance(p, Span):
-                        spans.append(p)
-                if spans or not cell:
-                    cell.append(_cell(r, spans, "cell", w))
+            for p in parts:
+                if type(p) is not Span:
+                    break
+            else:  # spans only (most cells): _cell, its key made here (a hit costs no call)
+                f = get(("cell", w, *[(p.text, p.style) for p in parts])) or _cell(r, parts, "cell", w)
+                h = f.height
+                cells.append((f,))
+                row_sizes.append((h,))
+                if h > tallest:
+                    tallest = h
+                continue
+            cell = []
+            spans = []
+            for p in parts:
+                if isinstance(p, Chart):
+                    d = r.drawing(p, w)
+                    if type(d) is not chart_class:
+                        raise _Fallback("a chart svglib converts, in a table")
+                    cell.append(d)
+                elif isinstance(p, Span):
+                    spans.append(p)
+            if spans or not cell:
+                cell.append(_cell(r, spans, "cell", w))
             cs = [f.height for f in cell]
             cells.append(cell)
             row_sizes.append(cs)
@@ -1932,13 +2097,13 @@ def _layout(story: list[Any], page: _Page, footer: Any) -> list[str]:
         t = type(f)
         code = page._code
         if t is text_class:
-            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             out = ["BT 1 0 0 1 0 0 Tm"]  # as Flowable.drawOn + _Text.draw write it
             f.emit(page, out, 0, 0, [None, None], ink)
             out.append("ET")
             code += (" ".join(out), "Q")
         elif t is _Table:
-            code.append(f"q 1 0 0 1 {fp_str(x, y)} cm")
+            code.append(f"q 1 0 0 1 {_FP.get(x) or _fp(x)} {_FP.get(y) or _fp(y)} cm")
             f.paint(page, ink, chart_class)
             code.append("Q")
         elif t is chart_class:
