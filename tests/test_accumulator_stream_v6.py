@@ -161,3 +161,33 @@ def test_a_steady_stream_counts_in_the_compiled_call_whatever_the_threads(monkey
         pd.testing.assert_frame_equal(
             _report(acc), cb.report(pd.concat([whole, whole.iloc[:6_000]]), methods=COUNT, **kw).to_frame()
         )
+
+
+@pytest.mark.parametrize("kind", ["categorical", "numeric"])
+def test_the_stream_built_by_a_frame_reads_the_next_frames_without_python(monkeypatch, kind):
+    """The compiled fetch is primed with the frame the stream was built from: the second and later
+    frames cut from the same DataFrame are read by ``add_frame`` (no Python fetch), and the state
+    equals the general path's."""
+    rng = np.random.default_rng(3)
+    whole = _frame(rng, 50_000, kind, 0)
+    kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
+    fetched = []
+    real = acc_mod._Stream._frame_arrays
+
+    def frame_arrays(self, df):
+        fetched.append(len(df))
+        return real(self, df)
+
+    monkeypatch.setattr(acc_mod._Stream, "_frame_arrays", frame_arrays)
+    acc = cb.Accumulator(**kw)
+    want = State(acc.spec)
+    for i in range(0, 50_000, 10_000):
+        batch = whole.iloc[i : i + 10_000]
+        acc.update(batch)
+        general_update(want, Table(batch), "clarion")
+        if i == 0:
+            assert acc._stream is not None and fetched == [10_000]
+        assert same(snapshot(acc._states["all"]), snapshot(want))
+    assert fetched == [10_000]
+    assert acc._stream.misses == 0
+    _same_report(_report(acc), _report(want))

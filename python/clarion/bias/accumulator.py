@@ -872,6 +872,11 @@ class Accumulator:
             noted = new.allow(batch)
         if noted == 0:
             self._stream = new
+            if new.compiled and type(batch) is pd.DataFrame:
+                # primes the compiled fetch with this frame (its columns' positions, the dtypes
+                # accepted): the next frame cut from the same one is read without the Python fetch
+                # (~15 us of the second batch otherwise: a refused add_frame, the fetch, add)
+                new._frame_arrays(batch)
 
     def update(self, batch: Any, *, row_offset: int | None = None) -> Accumulator:
         """Count one batch (DataFrame, pyarrow Table / RecordBatch, or dict of arrays).
