@@ -191,3 +191,48 @@ def test_the_stream_built_by_a_frame_reads_the_next_frames_without_python(monkey
     assert fetched == [10_000]
     assert acc._stream.misses == 0
     _same_report(_report(acc), _report(want))
+
+
+_COLUMN_KINDS = {
+    "int": lambda n: np.arange(n, dtype=np.int64),
+    "bool": lambda n: np.arange(n) % 2 == 0,
+    "float": lambda n: np.arange(n, dtype=np.float64),
+    "object": lambda n: np.array([f"v{i % 3}" for i in range(n)], dtype=object),
+    "category": lambda n: pd.Categorical([f"v{i % 3}" for i in range(n)]),
+    "string": lambda n: pd.array([f"v{i % 3}" for i in range(n)], dtype="string"),
+    "nullable": lambda n: pd.array(list(range(n)), dtype="Int64"),
+}
+
+
+@SETTINGS
+@given(
+    kinds=st.lists(st.sampled_from(sorted(_COLUMN_KINDS)), min_size=1, max_size=6),
+    n=st.integers(0, 5),
+    copy=st.booleans(),
+)
+def test_object_blocks_says_whether_a_frame_has_a_numpy_object_column(kinds, n, copy):
+    df = pd.DataFrame({f"c{i}": _COLUMN_KINDS[k](n) for i, k in enumerate(kinds)})
+    if copy:  # (consolidated blocks)
+        df = df.copy()
+    want = any(isinstance(df[c].dtype, np.dtype) and df[c].dtype.kind == "O" for c in df.columns)
+    assert acc_mod._object_blocks(df) == want
+
+
+@pytest.mark.parametrize("kind", ["object", "categorical", "numeric"])
+def test_text_columns_are_set_up_as_before(kind):
+    """An accumulator reads its object bias columns as codes, and none of a frame without one (an
+    object column that is not a bias column included); the reports equal the one-shot report."""
+    rng = np.random.default_rng(5)
+    whole = _frame(rng, 30_000, "categorical" if kind == "object" else kind, 0)
+    if kind == "object":
+        whole["f"] = whole["f"].astype(str).astype(object)
+    whole["note"] = np.array(["x"] * len(whole), dtype=object)
+    kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
+    acc = cb.Accumulator(**kw)
+    for i in range(0, 30_000, 10_000):
+        acc.update(whole.iloc[i : i + 10_000])
+    if kind == "object":
+        assert isinstance(acc._text, dict) and set(acc._text) == {"f"}
+    else:
+        assert acc._text is False
+    pd.testing.assert_frame_equal(acc.report(COUNT).to_frame(), cb.report(whole, methods=COUNT, **kw).to_frame())

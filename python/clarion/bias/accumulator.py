@@ -159,6 +159,19 @@ def _frame_columns(df: pd.DataFrame, names: list, locs: list | None = None) -> l
         return None
 
 
+def _object_blocks(df: pd.DataFrame) -> bool:
+    """Whether a DataFrame may hold an object column: True unless its blocks (pandas' block
+    manager) are all of other dtypes."""
+    try:  # guarded: pandas' internals (True: the caller looks at the columns)
+        for b in df._mgr.blocks:
+            dt = b.dtype  # (an extension dtype's column is never a numpy object array)
+            if isinstance(dt, np.dtype) and dt.kind == "O":
+                return True
+        return False
+    except (AttributeError, TypeError):
+        return True
+
+
 def _uncoded_zero(lut: np.ndarray) -> np.ndarray:
     """A copy of a slot -> code table whose slot 0 has no code (-1); the engine caches ``lut``."""
     out = lut.copy()
@@ -384,8 +397,9 @@ class _Stream:
             return None
         names = list(st.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
         names += [spec.label] + ([spec.models[0][1]] if spec.models else [])
+        locs: list = [None]  # (the frame's column positions: the stream's own, without weights)
         if type(batch) is pd.DataFrame:
-            first = _frame_columns(batch, names)
+            first = _frame_columns(batch, names, locs)
         else:
             try:
                 first = [table.codes_col(name, "") for name in names]
@@ -515,7 +529,10 @@ class _Stream:
             )
         except ValueError:  # pragma: no cover - a vocabulary grew while the stream was built
             return None
-        return cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
+        stream = cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
+        if spec.weights is None:  # the same names in the same order: its fetch needs no lookup
+            stream.locs = locs
+        return stream
 
 
 #: an object-string column is read through its learned values while they number at most this many
@@ -936,6 +953,11 @@ class Accumulator:
         with several models or probability scores."""
         spec = self.spec
         out: dict | bool = False
+        if not _object_blocks(batch):
+            # no numpy object column in the frame (its blocks say so without a lookup per column:
+            # ~7 us of a first update after other work): nothing to read as codes
+            self._text = False
+            return False
         if (
             self.window is None
             and not self.n_bootstrap
