@@ -888,12 +888,13 @@ class Accumulator:
         else:  # pragma: no cover - fast_count fills ``kept`` whenever it counts
             noted = new.allow(batch)
         if noted == 0:
-            self._stream = new
             if new.compiled and type(batch) is pd.DataFrame:
                 # primes the compiled fetch with this frame (its columns' positions, the dtypes
-                # accepted): the next frame cut from the same one is read without the Python fetch
-                # (~15 us of the second batch otherwise: a refused add_frame, the fetch, add)
+                # accepted) before other threads see the stream: the next frame cut from the same
+                # one is read without the Python fetch (~10 us of the second batch otherwise: a
+                # refused add_frame, the fetch, add)
                 new._frame_arrays(batch)
+            self._stream = new
 
     def update(self, batch: Any, *, row_offset: int | None = None) -> Accumulator:
         """Count one batch (DataFrame, pyarrow Table / RecordBatch, or dict of arrays).
