@@ -159,6 +159,19 @@ def _frame_columns(df: pd.DataFrame, names: list, locs: list | None = None) -> l
         return None
 
 
+def _object_blocks(df: pd.DataFrame) -> bool:
+    """Whether a DataFrame may hold an object column: True unless its blocks (pandas' block
+    manager) are all of other dtypes."""
+    try:  # guarded: pandas' internals (True: the caller looks at the columns)
+        for b in df._mgr.blocks:
+            dt = b.dtype  # (an extension dtype's column is never a numpy object array)
+            if isinstance(dt, np.dtype) and dt.kind == "O":
+                return True
+        return False
+    except (AttributeError, TypeError):
+        return True
+
+
 def _uncoded_zero(lut: np.ndarray) -> np.ndarray:
     """A copy of a slot -> code table whose slot 0 has no code (-1); the engine caches ``lut``."""
     out = lut.copy()
@@ -300,15 +313,23 @@ class _Stream:
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
         if type(batch) is pd.DataFrame and not self.weighted:
-            if _backend_forced():
+            # (_backend_forced() and _stream_threads() read in line where os.environ's own mapping
+            # allows: ~0.2 us of a 10,000-row batch's ~8 us, issue 21 part 2)
+            if type(_ENV) is dict and _ENV_BACKEND is not None and _ENV_THREADS is not None:
+                if _ENV.get(_ENV_BACKEND):
+                    return 0
+                threads = 0 if not _ENV.get(_ENV_THREADS) else _counts.env_threads()
+            elif _backend_forced():
                 return 0
+            else:
+                threads = _stream_threads()
             # the steady state: the columns read from the frame's blocks, counted and added in one
             # compiled call (-1: a frame it does not know, read below in Python, which primes it);
             # a stream whose frames it keeps missing (a new column index per frame) tries it again
             # only every _STREAM_MISSES_MAX-th frame
             misses = self.misses
             if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
-                status = self.core.add_frame(batch, _stream_threads())
+                status = self.core.add_frame(batch, threads)
                 if type(status) is not int or status >= 0:
                     self.misses = 0
                     return status
@@ -376,8 +397,9 @@ class _Stream:
             return None
         names = list(st.facets) + ([spec.group_variable] if spec.group_variable is not None else [])
         names += [spec.label] + ([spec.models[0][1]] if spec.models else [])
+        locs: list = [None]  # (the frame's column positions: the stream's own, without weights)
         if type(batch) is pd.DataFrame:
-            first = _frame_columns(batch, names)
+            first = _frame_columns(batch, names, locs)
         else:
             try:
                 first = [table.codes_col(name, "") for name in names]
@@ -507,7 +529,10 @@ class _Stream:
             )
         except ValueError:  # pragma: no cover - a vocabulary grew while the stream was built
             return None
-        return cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
+        stream = cls(core_stream, st, names, kinds, expect, spec.weights is not None, maps)
+        if spec.weights is None:  # the same names in the same order: its fetch needs no lookup
+            stream.locs = locs
+        return stream
 
 
 #: an object-string column is read through its learned values while they number at most this many
@@ -863,6 +888,12 @@ class Accumulator:
         else:  # pragma: no cover - fast_count fills ``kept`` whenever it counts
             noted = new.allow(batch)
         if noted == 0:
+            if new.compiled and type(batch) is pd.DataFrame:
+                # primes the compiled fetch with this frame (its columns' positions, the dtypes
+                # accepted) before other threads see the stream: the next frame cut from the same
+                # one is read without the Python fetch (~10 us of the second batch otherwise: a
+                # refused add_frame, the fetch, add)
+                new._frame_arrays(batch)
             self._stream = new
 
     def update(self, batch: Any, *, row_offset: int | None = None) -> Accumulator:
@@ -892,7 +923,14 @@ class Accumulator:
             n = stream.add(batch)
             if type(n) is int and n:
                 self._stream_misses = 0
-                self._reserve_next(n)
+                with self._lock:  # (_reserve_next, in line: the steady batch's one other step)
+                    o = self._next_row
+                    ranges = self._ranges
+                    if ranges and ranges[-1][1] == o:
+                        ranges[-1][1] = o + n
+                    else:
+                        self._add_ranges([[o, o + n]])
+                    self._next_row = o + n
                 return self
             return self._update(batch, row_offset, first=n)
         if text is not False and type(batch) is pd.DataFrame:
@@ -916,6 +954,11 @@ class Accumulator:
         with several models or probability scores."""
         spec = self.spec
         out: dict | bool = False
+        if not _object_blocks(batch):
+            # no numpy object column in the frame (its blocks say so without a lookup per column:
+            # ~7 us of a first update after other work): nothing to read as codes
+            self._text = False
+            return False
         if (
             self.window is None
             and not self.n_bootstrap
