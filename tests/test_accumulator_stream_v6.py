@@ -1,6 +1,7 @@
-"""Issue 21, part 2 (session 19): ``_Stream.add`` reads ``CLARION_BACKEND`` and
-``CLARION_NUM_THREADS`` from os.environ's own mapping in line, and ``Accumulator.update`` records
-a steady batch's rows without a call (``_reserve_next`` in line).
+"""Issue 21, part 2 (session 19): the steady batch of a DataFrame stream (``_Stream.add``, which
+reads ``CLARION_BACKEND`` and ``CLARION_NUM_THREADS`` on every batch, and the rows
+``Accumulator.update`` records), the stream primed with the frame it was built from, and the text
+set-up's look at the frame's blocks.
 
 Checked against the general path (``State.encode`` + ``State.count`` on each batch) after every
 batch of hypothesis-generated DataFrame streams, with the variables set, unset or empty, and

@@ -15,9 +15,7 @@ values and intervals outside the axis, unicode labels, paints the PDF does not r
 from __future__ import annotations
 
 import copy
-import json
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -26,11 +24,11 @@ from hypothesis import strategies as st
 pytest.importorskip("reportlab")
 pytest.importorskip("svglib")
 
+from test_report_pdf_fast import _demo  # (the demo fixture: analysis, config, local SHAP)
+
 from clarion.report import pdf
 from clarion.report import svg as charts
 from clarion.report.model import Chart, ChartRow, Para, Report, Section, Span, Table, build_report
-
-FIXTURE = Path(__file__).parent / "data" / "report_demo"
 
 #: any float: the edge cases drawn often
 FLOATS = st.one_of(
@@ -168,15 +166,6 @@ def _scaled(doc, factor: float):
     if isinstance(doc, list):
         return [_scaled(v, factor) for v in doc]
     return doc * factor if isinstance(doc, float) else doc
-
-
-def _demo():
-    import pandas as pd
-
-    doc = json.loads((FIXTURE / "analysis.json").read_text())
-    config = json.loads((FIXTURE / "analysis_config.json").read_text())
-    local = pd.read_csv(FIXTURE / "explanations_shap" / "out.csv")
-    return doc, config, local
 
 
 def test_the_demo_report_pdf_is_the_one_drawn_from_its_svg():

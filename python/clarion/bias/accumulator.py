@@ -313,23 +313,15 @@ class _Stream:
         batch's pattern (bytes, not accepted yet), and nothing changed (the caller takes the
         one-pass path)."""
         if type(batch) is pd.DataFrame and not self.weighted:
-            # (_backend_forced() and _stream_threads() read in line where os.environ's own mapping
-            # allows: ~0.2 us of a 10,000-row batch's ~8 us, issue 21 part 2)
-            if type(_ENV) is dict and _ENV_BACKEND is not None and _ENV_THREADS is not None:
-                if _ENV.get(_ENV_BACKEND):
-                    return 0
-                threads = 0 if not _ENV.get(_ENV_THREADS) else _counts.env_threads()
-            elif _backend_forced():
+            if _backend_forced():
                 return 0
-            else:
-                threads = _stream_threads()
             # the steady state: the columns read from the frame's blocks, counted and added in one
             # compiled call (-1: a frame it does not know, read below in Python, which primes it);
             # a stream whose frames it keeps missing (a new column index per frame) tries it again
             # only every _STREAM_MISSES_MAX-th frame
             misses = self.misses
             if self.compiled and (misses < _STREAM_MISSES_MAX or not misses % _STREAM_MISSES_MAX):
-                status = self.core.add_frame(batch, threads)
+                status = self.core.add_frame(batch, _stream_threads())
                 if type(status) is not int or status >= 0:
                     self.misses = 0
                     return status
@@ -923,14 +915,7 @@ class Accumulator:
             n = stream.add(batch)
             if type(n) is int and n:
                 self._stream_misses = 0
-                with self._lock:  # (_reserve_next, in line: the steady batch's one other step)
-                    o = self._next_row
-                    ranges = self._ranges
-                    if ranges and ranges[-1][1] == o:
-                        ranges[-1][1] = o + n
-                    else:
-                        self._add_ranges([[o, o + n]])
-                    self._next_row = o + n
+                self._reserve_next(n)
                 return self
             return self._update(batch, row_offset, first=n)
         if text is not False and type(batch) is pd.DataFrame:
