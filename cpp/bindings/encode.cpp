@@ -897,6 +897,16 @@ void register_encode(py::module_& m) {
         py::arg("raw"), py::arg("n_threads"),
         "Fill `raw` ([S_0]...[S_k-1], int64) with the counts of each combination of slots "
         "(slot = code + offset) of the code columns; returns (error_code, row, column).");
+  m.def(
+      "team_wake",
+      [](int n_threads, i64 hold_us) {
+        CLARION_CHECK(n_threads >= 0, "n_threads must be >= 0");
+        CLARION_CHECK(hold_us >= 0, "hold_us must be >= 0");
+        clarion::bias::team_wake(n_threads, hold_us);
+      },
+      py::arg("n_threads"), py::arg("hold_us"),
+      "Ready the helpers of slot_counts_team (n_threads: 0 = every core) for a pass about to come: "
+      "start them, wake the sleeping ones, keep them watching for hold_us microseconds (<= 0.1 s).");
   m.def("slot_counts_team", &slot_counts_team, py::arg("codes"), py::arg("offsets"), py::arg("sizes"),
         py::arg("raw"), py::arg("n_threads"),
         "slot_counts_cpu counted by the calling thread with the persistent helper team of a stream's "

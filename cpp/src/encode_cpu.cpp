@@ -44,6 +44,20 @@ constexpr i64 kSplitCellsMax = 4096;
 // per-pass threads of slot_counts_cpu (a table per participant to allocate and merge)
 constexpr i64 kTeamMinRows = 4096;
 constexpr i64 kTeamCellsMax = i64{1} << 16;
+// An adaptive team pass (n_threads = 0) over fewer code bytes than this counts alone. A helper's
+// share has fixed costs of its own: its flush, the caller's merge of its table (cache lines that
+// cross cores both ways) and the wait for its last chunk, ~2-3 us in all on a two-core machine,
+// while one core counts ~1.5-2 bytes of codes a nanosecond (four int8 columns: ~0.5 ns a row).
+// Measured (benchmarks/README.md, "The team's threshold"): 10,000 rows of four int8 columns
+// (40 KB) count in ~5.3 us alone and ~5.9 us with a helper, 20,000 rows break even, 50,000 gain
+// ~30%; 10,000 rows of int64 facet and group columns (180 KB) gain ~20%.
+constexpr i64 kTeamMinBytes = i64{128} << 10;
+
+bool team_alone(const SlotProblem& pb) {
+  i64 bytes = 0;
+  for (int j = 0; j < pb.n_cols; ++j) bytes += pb.itemsize[j];
+  return bytes * pb.n_rows < kTeamMinBytes;
+}
 
 // cell[r] += slot(row b0 + r) * stride (and mcell[r] += lut[slot] * mstride when lut != null);
 // returns the first block row with a code outside the column's slots, or -1. Cells fit int32
@@ -311,6 +325,27 @@ class Team {
     return false;
   }
 
+  // Readies up to `helpers` workers for a pass about to come (team_wake): starts those missing,
+  // wakes sleeping ones, and keeps them watching (not sleeping) for `hold`. A worker asleep on the
+  // condition variable takes tens of microseconds to run again (its core may have gone idle), so
+  // a pass offered to it counts alone; woken while the caller still prepares the pass, it is
+  // there when the offer comes. Nothing when another pass holds the team (its workers are awake).
+  void wake(int helpers, std::chrono::microseconds hold) {
+    if (helpers <= 0) return;
+    bool idle = false;
+    if (!busy_.compare_exchange_strong(idle, true)) return;
+    grow(helpers);
+    busy_.store(false);
+    const auto until = std::chrono::steady_clock::now() + hold;
+    hot_until_ns_.store(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count());
+    if (sleepers_.load() > 0) {
+      std::lock_guard<std::mutex> g(mu_);
+      wakes_.fetch_add(1);
+      wake_.notify_all();
+    }
+  }
+
   // Runs body(ctx, 0) on the calling thread and body(ctx, 1..k) on up to `helpers` workers that
   // take the offer before the caller is done; returns k (the participants 1..k that ran).
   // *caller_parts: the parts of the pass's n_parts the caller did itself (read after the pass).
@@ -380,6 +415,15 @@ class Team {
     }
   }
 
+  // Whether a worker that has watched since `start` may sleep: past kSpin, and past the hold of
+  // the last wake.
+  bool idle_for(std::chrono::steady_clock::time_point start) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start <= kSpin) return false;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() >
+           hot_until_ns_.load();
+  }
+
   void grow(int want) {  // under busy_
     want = std::min(want, kMaxWorkers);
     while (workers_.load() < want) {
@@ -400,14 +444,19 @@ class Team {
       std::uint64_t s = seq_.load();
       const auto start = std::chrono::steady_clock::now();
       for (int spins = 0; s == seen || (s & 1) == 0; ++spins) {
-        if (surplus || ((spins & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)) {
+        if (surplus || ((spins & 255) == 255 && idle_for(start))) {
+          const bool forced = surplus;
           surplus = false;
           std::unique_lock<std::mutex> lk(mu_);
+          const std::uint64_t woken = wakes_.load();
           sleepers_.fetch_add(1);
-          wake_.wait(lk, [&] {
-            const std::uint64_t t = seq_.load();
-            return t != seen && (t & 1) != 0;
-          });
+          // (checked again once counted among the sleepers: a wake() that set its hold before
+          // then is seen here, one after it sees this worker asleep and notifies)
+          if (forced || idle_for(start))
+            wake_.wait(lk, [&] {
+              const std::uint64_t t = seq_.load();
+              return (t != seen && (t & 1) != 0) || wakes_.load() != woken;
+            });
           sleepers_.fetch_sub(1);
         } else {
           pause(spins);
@@ -448,7 +497,9 @@ class Team {
   std::atomic<int> running_{0};        // workers inside an offer
   std::atomic<int> joined_{0};
   std::atomic<int> sleepers_{0};
-  Body body_ = nullptr;  // the open offer (written before seq_ opens it)
+  std::atomic<std::uint64_t> wakes_{0};        // wake() calls that found sleepers (under mu_)
+  std::atomic<std::int64_t> hot_until_ns_{0};  // workers watch until then (steady_clock, ns)
+  Body body_ = nullptr;                        // the open offer (written before seq_ opens it)
   void* ctx_ = nullptr;
   int helpers_ = 0;
   std::mutex mu_;
@@ -531,8 +582,9 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
   if (threads <= 1 || n < kTeamMinRows || cells <= 0 || cells > kTeamCellsMax)  // (as the one-pass path)
     return slot_counts_cpu(pb, raw, n > detail::kRowsPerChunk ? threads : 1);
+  if (n_threads <= 0 && team_alone(pb)) return slot_counts_cpu(pb, raw, 1);  // (asked threads: offered)
   Team& team = Team::instance();
-  if (n_threads <= 0 && team.take_rest()) return slot_counts_cpu(pb, raw, 1);  // (asked threads: offered)
+  if (n_threads <= 0 && team.take_rest()) return slot_counts_cpu(pb, raw, 1);
   std::fill(raw, raw + cells, std::int64_t{0});
   TeamPass tp;
   tp.pb = &pb;
@@ -570,6 +622,13 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
     }
   }
   return err;  // (with an error, raw is not the table: the caller declines the batch)
+}
+
+void team_wake(int n_threads, i64 hold_us) {
+  static const int all_cores = detail::resolve_threads(0);
+  const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
+  if (threads <= 1) return;
+  Team::instance().wake(threads - 1, std::chrono::microseconds(std::clamp<i64>(hold_us, 0, 100000)));
 }
 
 RowError slot_weighted_counts_cpu(const SlotProblem& pb, const double* weights, i64 mapped_cells,

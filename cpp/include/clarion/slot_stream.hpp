@@ -92,4 +92,11 @@ void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws
 // one thread up to 65,536 rows, on n_threads above).
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads);
 
+// Readies slot_counts_team's helpers for a pass the caller is about to offer (n_threads as there):
+// starts them, wakes those asleep and keeps them watching for hold_us microseconds (at most 0.1 s)
+// instead of going back to sleep. An accumulator calls it before it prepares a one-pass batch, so
+// that the batch's count pass finds its helpers awake (a sleeping helper joins tens of
+// microseconds late, and the caller has counted most of the pass alone by then).
+void team_wake(int n_threads, i64 hold_us);
+
 }  // namespace clarion::bias
