@@ -192,6 +192,7 @@ def slot_counts_cpu(
 def slot_counts_team(
     codes: list[np.ndarray], offsets: list[int], sizes: list[int], raw: np.ndarray, n_threads: int
 ) -> tuple[int, int, int]: ...
+def team_wake(n_threads: int, hold_us: int) -> None: ...
 def slot_weighted_counts_cpu(
     codes: list[np.ndarray],
     offsets: list[int],
