@@ -48,7 +48,7 @@ constexpr i64 kTeamCellsMax = i64{1} << 16;
 // share has fixed costs of its own: its flush, the caller's merge of its table (cache lines that
 // cross cores both ways) and the wait for its last chunk, ~2-3 us in all on a two-core machine,
 // while one core counts ~1.5-2 bytes of codes a nanosecond (four int8 columns: ~0.5 ns a row).
-// Measured (benchmarks/README.md, "The team's threshold"): 10,000 rows of four int8 columns
+// Measured (docs/scaling.md, "The count team's threshold and wake"): 10,000 rows of four int8 columns
 // (40 KB) count in ~5.3 us alone and ~5.9 us with a helper, 20,000 rows break even, 50,000 gain
 // ~30%; 10,000 rows of int64 facet and group columns (180 KB) gain ~20%.
 constexpr i64 kTeamMinBytes = i64{128} << 10;

@@ -87,9 +87,11 @@ void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws
 // 8,192 rows of the batch, two at least) that wait between passes
 // instead of being started per pass; a helper that is late (or busy with another thread's pass)
 // leaves its share to the caller. With n_threads = 0 the team backs off while its helpers keep
-// missing (the cores are busy): the next passes count alone, then it tries again. Batches under
-// 4,096 rows, and tables over 65,536 cells, count as the one-pass path does (slot_counts_cpu on
-// one thread up to 65,536 rows, on n_threads above).
+// missing (the cores are busy): the next passes count alone, then it tries again; with
+// n_threads = 0 a pass over fewer than 128 KiB of codes (rows x the columns' item sizes) counts
+// alone too (a helper's flush and merge cost more than it would count). Batches under 4,096
+// rows, and tables over 65,536 cells, count as the one-pass path does (slot_counts_cpu on one
+// thread up to 65,536 rows, on n_threads above).
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads);
 
 // Readies slot_counts_team's helpers for a pass the caller is about to offer (n_threads as there):

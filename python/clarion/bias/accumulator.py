@@ -88,7 +88,7 @@ _STREAM_SIGHTING_ROWS = 10_000
 _STREAM_SLOTS_MAX = 4096
 #: rows up to which ``allow`` counts a batch on one thread (grouped_counts' chunk). A steady
 #: batch's pass (``SlotStream.add``) picks its own threads: a persistent team of
-#: CLARION_NUM_THREADS - 1 helpers from 4,096 rows (see docs/scaling.md)
+#: CLARION_NUM_THREADS - 1 helpers from 4,096 rows and 128 KiB of codes (see docs/scaling.md)
 _STREAM_ROWS_PER_THREAD = 1 << 16
 #: a one-pass batch of at least this many rows wakes the count team's helpers before it is
 #: prepared (``_core.team_wake``), and keeps them watching this many microseconds: the batch's
