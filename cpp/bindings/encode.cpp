@@ -231,6 +231,7 @@ class SlotStream {
     CLARION_CHECK(n_facets >= 1, "n_facets must be >= 1");
     CLARION_CHECK(sightings >= 1 && sighting_rows >= 1, "sightings and sighting_rows must be >= 1");
     StreamPlan& pl = plan_;
+    pl.serial = clarion::bias::next_stream_serial();
     pl.n_facets = n_facets;
     pl.has_group = has_group;
     pl.has_pred = has_pred;
@@ -483,7 +484,7 @@ class SlotStream {
       const auto it = patterns_.find(b.key);
       if (it == patterns_.end() || !accepted(it->second)) return py::bytes(b.key);
     }
-    acquire_();
+    call_no_args(acquire_);
     bool added = false;
     try {
       if (fresh()) {
@@ -507,12 +508,20 @@ class SlotStream {
         added = true;
       }
     } catch (...) {
-      release_();
+      call_no_args(release_);
       throw;
     }
-    release_();
+    call_no_args(release_);
     if (rows_on_success) return py::int_(added ? n : 0);
     return py::int_(added ? 0 : 3);
+  }
+
+  // f() through the C API (the state lock's bound acquire / release, once a batch: pybind11's
+  // call builds an argument tuple and a wrapper around the result, ~0.1 us each)
+  static void call_no_args(const py::object& f) {
+    PyObject* r = PyObject_CallNoArgs(f.ptr());
+    if (r == nullptr) throw py::error_already_set();
+    Py_DECREF(r);
   }
 
   static PyObject* interned(const char* s) {

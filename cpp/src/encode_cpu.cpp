@@ -709,7 +709,7 @@ void stream_key_init(const StreamPlan& plan, StreamBatch& out) {
 // (out.known = false) and, when `cells`, appends each occupied cell's count-table cell
 // ((v * K + k) * 2 + y) * P + p and its count through the columns' slot -> code tables.
 void stream_walk(const StreamPlan& plan, int f, const std::int64_t* raw, StreamBatch& out,
-                 std::vector<i64>* cells) {
+                 std::vector<i64>* cells, std::uint8_t* mask = nullptr, std::vector<i64>* pairs = nullptr) {
   int cols[kMaxCodeColumns];
   const int nc = facet_columns(plan, f, cols);
   char sink_byte[kMaxCodeColumns] = {};
@@ -749,6 +749,7 @@ void stream_walk(const StreamPlan& plan, int f, const std::int64_t* raw, StreamB
         const bool bad = (c0 | c1 | c2) < 0;
         for (i64 s3 = 0; s3 < dim[3]; ++s3, ++r) {
           const std::int64_t cnt = *r;
+          if (mask != nullptr) mask[r - raw] = cnt != 0 ? 1 : 0;
           if (cnt == 0) continue;
           ckey[0][s0 & ckey_mask[0]] = 1;
           ckey[1][s1 & ckey_mask[1]] = 1;
@@ -762,6 +763,10 @@ void stream_walk(const StreamPlan& plan, int f, const std::int64_t* raw, StreamB
           if (cells != nullptr) {
             cells->push_back(base + c3 * mult[3]);
             cells->push_back(cnt);
+          }
+          if (pairs != nullptr) {
+            pairs->push_back(r - raw);
+            pairs->push_back(base + c3 * mult[3]);
           }
         }
       }
@@ -777,9 +782,95 @@ void slot_stream_pattern(const StreamPlan& plan, const std::int64_t* const* raws
   for (int f = 0; f < plan.n_facets; ++f) stream_walk(plan, f, raws[f], out, nullptr);
 }
 
+namespace {
+
+// Facet f's slot-count problem over the stream's columns.
+SlotProblem facet_problem(const StreamPlan& plan, int f, const void* const* codes, i64 n, int* cols) {
+  SlotProblem pb;
+  pb.n_rows = n;
+  pb.n_cols = facet_columns(plan, f, cols);
+  i64 stride = 1;
+  for (int k = pb.n_cols - 1; k >= 0; --k) {
+    const StreamColumn& c = plan.cols[static_cast<size_t>(cols[k])];
+    pb.codes[k] = codes[cols[k]];
+    pb.itemsize[k] = c.itemsize;
+    pb.offset[k] = c.offset;
+    pb.size[k] = c.size;
+    pb.raw_stride[k] = stride;
+    stride *= c.size;
+  }
+  return pb;
+}
+
+// Whether the occupied cells of `raw` are those of `mask`.
+bool same_occupied(const std::int64_t* raw, const std::uint8_t* mask, i64 cells) {
+  unsigned diff = 0;
+  for (i64 c = 0; c < cells; ++c) diff |= static_cast<unsigned>(raw[c] != 0) ^ mask[c];
+  return diff == 0;
+}
+
+// slot_stream_count of an unweighted batch of a plan with a serial (see StreamBatch::raws).
+RowError slot_stream_count_walked(const StreamPlan& plan, const void* const* codes, i64 n, int n_threads,
+                                  StreamBatch& out) {
+  const auto F = static_cast<size_t>(plan.n_facets);
+  out.raws.resize(F);
+  out.cells.resize(F);
+  bool same = out.walked_for == plan.serial && out.walked_mask.size() == F && out.walked_cells.size() == F;
+  for (size_t f = 0; f < F; ++f) {
+    int cols[kMaxCodeColumns];
+    const SlotProblem pb = facet_problem(plan, static_cast<int>(f), codes, n, cols);
+    const i64 cells = pb.raw_cells();
+    auto& raw = out.raws[f];
+    raw.resize(static_cast<size_t>(cells));
+    const RowError err = slot_counts_team(pb, raw.data(), n_threads);
+    if (err.what != 0) return err;
+    if (same)
+      same = out.walked_mask[f].size() == raw.size() &&
+             same_occupied(raw.data(), out.walked_mask[f].data(), cells);
+  }
+  if (same) {  // the cells of the last walk: its pattern, and this batch's counts of its pairs
+    out.key = out.walked_key;
+    out.known = out.walked_known;
+    if (!out.known) return RowError{};
+    for (size_t f = 0; f < F; ++f) {
+      const auto& pairs = out.walked_cells[f];
+      const std::int64_t* raw = out.raws[f].data();
+      auto& cells = out.cells[f];
+      cells.resize(pairs.size());
+      for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+        cells[i] = pairs[i + 1];
+        cells[i + 1] = raw[pairs[i]];
+      }
+    }
+    return RowError{};
+  }
+  out.walked_for = 0;  // (the walk below replaces it)
+  stream_key_init(plan, out);
+  out.walked_mask.resize(F);
+  out.walked_cells.resize(F);
+  for (size_t f = 0; f < F; ++f) {
+    out.cells[f].clear();
+    out.walked_cells[f].clear();
+    out.walked_mask[f].resize(out.raws[f].size());
+    stream_walk(plan, static_cast<int>(f), out.raws[f].data(), out, &out.cells[f], out.walked_mask[f].data(),
+                &out.walked_cells[f]);
+  }
+  out.walked_key = out.key;
+  out.walked_known = out.known;
+  out.walked_for = plan.serial;
+  return RowError{};
+}
+
+std::atomic<std::uint64_t> g_stream_serial{0};
+
+}  // namespace
+
+std::uint64_t next_stream_serial() { return g_stream_serial.fetch_add(1) + 1; }
+
 RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
                            int n_threads, StreamBatch& out) {
   const int F = plan.n_facets;
+  if (!plan.weighted && plan.serial != 0) return slot_stream_count_walked(plan, codes, n, n_threads, out);
   stream_key_init(plan, out);
   out.cells.resize(plan.weighted ? 0 : static_cast<size_t>(F));
   for (auto& c : out.cells) c.clear();

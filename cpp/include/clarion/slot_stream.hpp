@@ -50,6 +50,10 @@ struct StreamPlan {
   std::vector<i64> V;             // facet codes, per facet
   std::vector<bool> facet_slots;  // weighted: the facet's weighted axis is its slots (vocabulary facet)
   std::vector<i64> mapped_cells;  // weighted: Fm * Km * 2 * P, per facet
+  // Non-zero: this plan's serial number (unique in the process, never reused), which lets a
+  // StreamBatch reuse its last walk over the slot tables for the next batch of the same plan
+  // (see StreamBatch::walked_for). 0: no reuse.
+  std::uint64_t serial = 0;
 
   int group_col() const { return n_facets; }
   int label_col() const { return n_facets + (has_group ? 1 : 0); }
@@ -69,7 +73,22 @@ struct StreamBatch {
   std::vector<std::int64_t> raw;
   std::vector<double> mapped;
   std::vector<size_t> key_at;
+  // Unweighted batches of a plan with a serial: each facet's slot table (raws), and what the last
+  // walk over them found: per facet which cells were occupied (a byte each) and its coded cells as
+  // (slot-table cell, count-table cell) pairs, and the pattern. The pattern, `known` and the pairs
+  // are functions of the occupied cells alone (the plan's code tables do not change), so a batch
+  // of the same plan (walked_for) that occupies the same cells takes them over and only gathers its
+  // counts: ~0.1 us instead of a walk over every cell of every table (~0.6 us for 594 cells).
+  std::vector<std::vector<std::int64_t>> raws;
+  std::vector<std::vector<std::uint8_t>> walked_mask;
+  std::vector<std::vector<i64>> walked_cells;
+  std::string walked_key;
+  bool walked_known = true;
+  std::uint64_t walked_for = 0;
 };
+
+// A new StreamPlan::serial (thread-safe; never 0).
+std::uint64_t next_stream_serial();
 
 // Counts one batch: codes[j] are the columns' arrays (n rows each), weights null or [n] float64.
 // A non-zero RowError names a row whose code falls outside its column's slots or whose weight is
