@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -79,26 +79,18 @@ def test_wakes_and_passes_from_many_threads():
     rng = np.random.default_rng(5)
     problems = [_problem(rng, int(rng.choice([5_000, 20_000, 60_000])), False) for _ in range(8)]
     wants = [_reference.slot_counts(c, o, s) for c, o, s in problems]
-    errors: list = []
 
     def run(i):
-        try:
-            for r in range(30):
-                codes, offsets, sizes = problems[(i + r) % len(problems)]
-                if r % 3 == 0:
-                    core.team_wake(0, 300)
-                got = np.empty(sizes, dtype=np.int64)
-                assert core.slot_counts_team(codes, offsets, sizes, got, 0) == (0, -1, -1)
-                np.testing.assert_array_equal(got, wants[(i + r) % len(problems)])
-        except (AssertionError, ValueError) as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for r in range(30):
+            codes, offsets, sizes = problems[(i + r) % len(problems)]
+            if r % 3 == 0:
+                core.team_wake(0, 300)
+            got = np.empty(sizes, dtype=np.int64)
+            assert core.slot_counts_team(codes, offsets, sizes, got, 0) == (0, -1, -1)
+            np.testing.assert_array_equal(got, wants[(i + r) % len(problems)])
 
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors[0]
+    with ThreadPoolExecutor(4) as ex:  # (an error in a thread is raised here)
+        list(ex.map(run, range(4)))
 
 
 def _frame(n, seed=0):

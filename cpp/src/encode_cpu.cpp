@@ -916,21 +916,9 @@ RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, con
   for (auto& c : out.cells) c.clear();
   out.wtable.resize(plan.weighted ? static_cast<size_t>(F) : 0);
   for (int f = 0; f < F; ++f) {
-    SlotProblem pb;
-    pb.n_rows = n;
     int cols[kMaxCodeColumns];
-    pb.n_cols = facet_columns(plan, f, cols);
-    i64 stride = 1;
-    for (int k = pb.n_cols - 1; k >= 0; --k) {
-      const StreamColumn& c = plan.cols[static_cast<size_t>(cols[k])];
-      pb.codes[k] = codes[cols[k]];
-      pb.itemsize[k] = c.itemsize;
-      pb.offset[k] = c.offset;
-      pb.size[k] = c.size;
-      pb.raw_stride[k] = stride;
-      stride *= c.size;
-    }
-    out.raw.resize(static_cast<size_t>(stride));
+    SlotProblem pb = facet_problem(plan, f, codes, n, cols);
+    out.raw.resize(static_cast<size_t>(pb.raw_cells()));
     RowError err;
     if (!plan.weighted) {
       err = slot_counts_team(pb, out.raw.data(), n_threads);
