@@ -352,15 +352,27 @@ def test_team_pass_equals_numpy(seed, n, threads, bad):
     """``slot_counts_team`` (the one-pass batches of an accumulator) against the numpy twin of
     the slot counts, every dtype, small and large tables; a bad row is the same error as
     ``slot_counts_cpu``'s (the first one)."""
-    rng = np.random.default_rng(seed)
+    assert_team_pass(*team_problem(np.random.default_rng(seed), n, bad), threads)
+
+
+def team_problem(rng: np.random.Generator, n: int, bad: bool) -> tuple:
+    """A slot-count problem of n rows (1 to 4 code columns of every dtype, small and large
+    tables), with ``bad``: a code outside its slots at up to 3 rows. Returns (codes, offsets,
+    sizes, the bad rows)."""
     k = int(rng.integers(1, 5))
     sizes = [int(rng.choice([1, 3, 11, 40])) for _ in range(k)]
     offsets = [int(rng.integers(-5, 6)) for _ in range(k)]
     codes = [(rng.integers(0, s, n) - o).astype(DTYPES[int(rng.choice([1, 2, 4, 8]))]) for s, o in zip(sizes, offsets)]
-    if bad and n:
-        j, rows = int(rng.integers(0, k)), rng.integers(0, n, 3)
+    rows = rng.integers(0, n, 3) if bad and n else np.zeros(0, dtype=np.int64)
+    if rows.size:
+        j = int(rng.integers(0, k))
         for r in rows:
             codes[j][r] = sizes[j] - offsets[j]
+    return codes, offsets, sizes, rows
+
+
+def assert_team_pass(codes: list, offsets: list, sizes: list, rows: np.ndarray, threads: int) -> None:
+    """``slot_counts_team`` gives ``slot_counts_cpu``'s error and the numpy twin's table."""
     core = _backend.core()
     got = np.full(sizes, -7, dtype=np.int64)
     err = core.slot_counts_team(codes, offsets, sizes, got, threads)
@@ -369,7 +381,7 @@ def test_team_pass_equals_numpy(seed, n, threads, bad):
     if err[0] == 0:
         np.testing.assert_array_equal(got, ref.slot_counts(codes, offsets, sizes))
     else:
-        assert bad and err[1] == min(r for r in rows)
+        assert rows.size and err[1] == int(rows.min())
 
 
 # -- the accumulator ----------------------------------------------------------------------------

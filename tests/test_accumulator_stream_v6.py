@@ -86,13 +86,10 @@ def test_steady_batches_equal_the_general_path(seed, kind, sizes, envs, lo):
         _steady_case(monkeypatch, seed, kind, sizes, envs, lo)
 
 
-def _steady_case(monkeypatch, seed, kind, sizes, envs, lo):
-    rng = np.random.default_rng(seed)
-    whole = _frame(rng, sum(sizes), kind, lo)
-    kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
-    acc = cb.Accumulator(**kw)
-    want = State(acc.spec)
-    counted = []
+def _spy_stream_adds(monkeypatch) -> list:
+    """A list that gets, for every ``_Stream.add`` from now on, whether the compiled stream
+    counted the batch."""
+    counted: list = []
     real = acc_mod._Stream.add
 
     def add(self, batch):
@@ -101,6 +98,16 @@ def _steady_case(monkeypatch, seed, kind, sizes, envs, lo):
         return out
 
     monkeypatch.setattr(acc_mod._Stream, "add", add)
+    return counted
+
+
+def _steady_case(monkeypatch, seed, kind, sizes, envs, lo):
+    rng = np.random.default_rng(seed)
+    whole = _frame(rng, sum(sizes), kind, lo)
+    kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
+    acc = cb.Accumulator(**kw)
+    want = State(acc.spec)
+    counted = _spy_stream_adds(monkeypatch)
     at, rows = 0, 0
     for i, n in enumerate(sizes):
         backend, threads = envs[i % len(envs)]
@@ -133,15 +140,7 @@ def test_a_steady_stream_counts_in_the_compiled_call_whatever_the_threads(monkey
     rng = np.random.default_rng(7)
     whole = _frame(rng, 60_000, "categorical", 0)
     kw = dict(label="y", facet="f", label_values=[True], predicted_label="p", group_variable="g")
-    counted = []
-    real = acc_mod._Stream.add
-
-    def add(self, batch):
-        out = real(self, batch)
-        counted.append(type(out) is int and out > 0)
-        return out
-
-    monkeypatch.setattr(acc_mod._Stream, "add", add)
+    counted = _spy_stream_adds(monkeypatch)
     for threads in (None, "", "1", "3"):
         monkeypatch.delenv("CLARION_BACKEND", raising=False)
         if threads is None:

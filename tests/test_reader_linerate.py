@@ -193,14 +193,31 @@ def _csv_with_bad_lines(tmp_path_factory, rows, bad):
     return path
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
+def _write(frame: pd.DataFrame, folder, fmt: str, row_group_size: int) -> tuple:
+    """``frame`` written into ``folder`` as Parquet (row groups of ``row_group_size``) or CSV: the
+    file's path and dataset type."""
+    if fmt == "parquet":
+        path = folder / "d.parquet"
+        frame.to_parquet(path, index=False, row_group_size=row_group_size)
+        return path, "application/x-parquet"
+    path = folder / "d.csv"
+    frame.to_csv(path, index=False)
+    return path, "text/csv"
+
+
+#: a CSV of up to 40 rows with bad lines among them, read in chunks, skipping or not, as codes or not
+#: (also read at every prefetch depth by test_reader_prefetch_depth)
+READ_CASES = dict(
     rows=st.lists(row, min_size=1, max_size=40),
     chunk_rows=st.integers(1, 9),
     bad=st.lists(st.tuples(st.integers(0, 39), st.sampled_from(BAD)), max_size=4),
     skip=st.booleans(),
     codes=st.booleans(),
 )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(**READ_CASES)
 def test_prefetch_gives_the_same_chunks_skips_and_errors(tmp_path_factory, rows, chunk_rows, bad, skip, codes):
     path = _csv_with_bad_lines(tmp_path_factory, rows, bad)
     kw = {"codes": ("t", "y", "g", "p")} if codes else {}
@@ -233,12 +250,7 @@ def test_prefetch_parquet_and_csv_same_chunks(tmp_path, fmt):
             "p": rng.choice(["Y", "N"], n),
         }
     )
-    if fmt == "parquet":
-        path, kind = tmp_path / "d.parquet", "application/x-parquet"
-        frame.to_parquet(path, index=False, row_group_size=50)
-    else:
-        path, kind = tmp_path / "d.csv", "text/csv"
-        frame.to_csv(path, index=False)
+    path, kind = _write(frame, tmp_path, fmt, 50)
     for codes in ((), ("t", "y", "g")):
         on, end = _same_reads(path, kind, chunk_rows=64, codes=codes)
         assert end is None and sum(len(c.frame) for c, _, _ in on) == n
@@ -626,12 +638,7 @@ def test_vocabulary_cap_with_blocks_read_ahead(tmp_path, monkeypatch, fmt, prefe
     monkeypatch.setattr(dataset, "MAX_CODES", 3)
     t = ["a", "b", "a", "c", "d", "a", "e", "b", "f", "a", None, "g"]
     frame = pd.DataFrame({"t": t, "y": ["Y", "N"] * 6, "n": range(12)})
-    if fmt == "parquet":
-        path, kind = tmp_path / "d.parquet", "application/x-parquet"
-        frame.to_parquet(path, index=False, row_group_size=2)
-    else:
-        path, kind = tmp_path / "d.csv", "text/csv"
-        frame.to_csv(path, index=False)
+    path, kind = _write(frame, tmp_path, fmt, 2)
     plain = list(read_dataset(path, kind, chunk_rows=2, prefetch=prefetch))
     coded = list(read_dataset(path, kind, chunk_rows=2, codes=("t",), prefetch=prefetch))
     assert [list(c.coded) for c in coded] == [["t"], ["t"], [], [], [], []]

@@ -13,17 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from test_job_fixed_cost_v2 import CFG
 from test_reader_linerate import (
-    BAD,
+    READ_CASES,
     _assert_same_reads,
     _csv,
     _csv_with_bad_lines,
     _open_fds,
     _prefetch_threads,
     _read,
-    row,
+    _write,
 )
 
 import clarion
@@ -42,13 +41,7 @@ def _same_at_every_depth(monkeypatch, path, dataset_type="text/csv", **kw):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    rows=st.lists(row, min_size=1, max_size=40),
-    chunk_rows=st.integers(1, 9),
-    bad=st.lists(st.tuples(st.integers(0, 39), st.sampled_from(BAD)), max_size=4),
-    skip=st.booleans(),
-    codes=st.booleans(),
-)
+@given(**READ_CASES)
 def test_every_depth_gives_the_same_chunks_skips_and_errors(
     tmp_path_factory, monkeypatch, rows, chunk_rows, bad, skip, codes
 ):
@@ -67,12 +60,7 @@ def test_new_values_in_blocks_read_ahead(tmp_path, monkeypatch, fmt):
     frame = pd.DataFrame(
         {"t": pd.array(t, dtype=object), "y": np.arange(n) % 2, "g": [f"g{i // 200}" for i in range(n)]}
     )
-    if fmt == "parquet":
-        path, kind = tmp_path / "d.parquet", "application/x-parquet"
-        frame.to_parquet(path, index=False, row_group_size=per)
-    else:
-        path, kind = tmp_path / "d.csv", "text/csv"
-        frame.to_csv(path, index=False)
+    path, kind = _write(frame, tmp_path, fmt, per)
     off, end = _same_at_every_depth(monkeypatch, path, kind, chunk_rows=per, codes=("t", "g"))
     assert end is None and sum(len(c.frame) for c, _, _ in off) == n
     cats = off[-1][0].frame["t"].cat.categories.tolist()
@@ -145,12 +133,7 @@ def test_the_analysis_is_the_same_at_every_depth(tmp_path, monkeypatch, fmt):
             "pred": np.where(rng.random(n) < 0.8, y, 1 - y),
         }
     )
-    if fmt == "parquet":
-        path, kind = tmp_path / "d.parquet", "application/x-parquet"
-        frame.to_parquet(path, index=False, row_group_size=250)
-    else:
-        path, kind = tmp_path / "d.csv", "text/csv"
-        frame.to_csv(path, index=False)
+    path, kind = _write(frame, tmp_path, fmt, 250)
     cfg = {**CFG, "dataset_type": kind}
     got = []
     for depth in DEPTHS:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_accumulator_stream_v3 import assert_team_pass, team_problem
 
 import clarion.bias as cb
 from clarion import _backend, _reference
@@ -26,20 +27,6 @@ from clarion.bias import accumulator as acc_mod
 pytestmark = pytest.mark.skipif(
     not _backend.has_core() or not hasattr(_backend.core(), "team_wake"), reason="needs the compiled kernel"
 )
-
-DTYPES = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
-
-
-def _problem(rng, n, bad):
-    k = int(rng.integers(1, 5))
-    sizes = [int(rng.choice([1, 3, 11, 40])) for _ in range(k)]
-    offsets = [int(rng.integers(-5, 6)) for _ in range(k)]
-    codes = [(rng.integers(0, s, n) - o).astype(DTYPES[int(rng.choice([1, 2, 4, 8]))]) for s, o in zip(sizes, offsets)]
-    if bad and n:
-        j = int(rng.integers(0, k))
-        for r in rng.integers(0, n, 2):
-            codes[j][r] = sizes[j] - offsets[j]
-    return codes, offsets, sizes
 
 
 @settings(max_examples=40, deadline=None)
@@ -51,16 +38,9 @@ def _problem(rng, n, bad):
     bad=st.booleans(),
 )
 def test_passes_after_a_wake_equal_the_one_thread_pass(seed, n, threads, hold, bad):
-    core = _backend.core()
-    rng = np.random.default_rng(seed)
-    codes, offsets, sizes = _problem(rng, n, bad)
-    core.team_wake(threads, hold)
-    got = np.full(sizes, -7, dtype=np.int64)
-    err = core.slot_counts_team(codes, offsets, sizes, got, threads)
-    want = np.empty(sizes, dtype=np.int64)
-    assert err == core.slot_counts_cpu(codes, offsets, sizes, want, 1)
-    if err[0] == 0:
-        np.testing.assert_array_equal(got, _reference.slot_counts(codes, offsets, sizes))
+    problem = team_problem(np.random.default_rng(seed), n, bad)
+    _backend.core().team_wake(threads, hold)
+    assert_team_pass(*problem, threads)
 
 
 def test_team_wake_refuses_bad_arguments():
@@ -77,7 +57,7 @@ def test_wakes_and_passes_from_many_threads():
     """Threads waking the team and counting on it at once: every pass is its own table."""
     core = _backend.core()
     rng = np.random.default_rng(5)
-    problems = [_problem(rng, int(rng.choice([5_000, 20_000, 60_000])), False) for _ in range(8)]
+    problems = [team_problem(rng, int(rng.choice([5_000, 20_000, 60_000])), False)[:3] for _ in range(8)]
     wants = [_reference.slot_counts(c, o, s) for c, o, s in problems]
 
     def run(i):

@@ -601,11 +601,20 @@ RowError slot_counts_cpu(const SlotProblem& pb, std::int64_t* raw, int n_threads
       });
 }
 
+namespace {
+
+// The participants of a team pass asked for n_threads (0: every core; hardware_concurrency reads
+// /sys on every call, ~8 us: asked once).
+int team_threads(int n_threads) {
+  static const int all_cores = detail::resolve_threads(0);
+  return std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
+}
+
+}  // namespace
+
 RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_threads) {
   const i64 n = pb.n_rows, cells = pb.raw_cells();
-  // (0: every core; hardware_concurrency reads /sys on every call, ~8 us: asked once)
-  static const int all_cores = detail::resolve_threads(0);
-  const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
+  const int threads = team_threads(n_threads);
   if (threads <= 1 || n < kTeamMinRows || n >= kTeamMaxRows || cells <= 0 ||
       cells > kTeamCellsMax)  // (as the one-pass path)
     return slot_counts_cpu(pb, raw, n > detail::kRowsPerChunk ? threads : 1);
@@ -626,8 +635,10 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
   // merge) and then watches for the next offer, so a 10,000-row pass takes one, 100,000 rows 11
   const i64 participants = std::min<i64>(threads, std::max<i64>(2, n / 8192));
   const int helpers = static_cast<int>(std::min<i64>(participants - 1, tp.n_chunks - 1));
-  // every table before the offer (a worker never allocates): this thread's scratch, all zero
-  // between passes (a sub-table is zeroed by its flush, a helper's table by its merge below)
+  // every table before the offer (a worker never allocates): this thread's scratch. Sub-tables
+  // are zero between passes (zeroed by their flush), so are the int64 helper tables of a pass
+  // without split (zeroed by the merge below); a split pass's int32 helper tables are written
+  // whole by each helper's first flush
   thread_local std::vector<std::int64_t> tables;
   thread_local std::vector<std::int32_t> smalls;
   thread_local std::vector<std::int32_t> subs;
@@ -665,8 +676,7 @@ RowError slot_counts_team(const SlotProblem& pb, std::int64_t* raw, int n_thread
 }
 
 void team_wake(int n_threads, i64 hold_us) {
-  static const int all_cores = detail::resolve_threads(0);
-  const int threads = std::min(n_threads > 0 ? n_threads : all_cores, TeamPass::kMaxParticipants);
+  const int threads = team_threads(n_threads);
   if (threads <= 1) return;
   Team::instance().wake(threads - 1, std::chrono::microseconds(std::clamp<i64>(hold_us, 0, 100000)));
 }
@@ -849,13 +859,16 @@ bool same_occupied(const std::int64_t* raw, const std::uint8_t* mask, i64 cells)
   return diff == 0;
 }
 
-// slot_stream_count of an unweighted batch of a plan with a serial (see StreamBatch::raws).
-RowError slot_stream_count_walked(const StreamPlan& plan, const void* const* codes, i64 n, int n_threads,
-                                  StreamBatch& out) {
+// slot_stream_count of an unweighted batch: each facet's pass on the team, then the walk over the
+// slot tables, or the last walk's result when the plan has a serial and the tables occupy the same
+// cells (see StreamBatch::raws).
+RowError slot_stream_count_unweighted(const StreamPlan& plan, const void* const* codes, i64 n, int n_threads,
+                                      StreamBatch& out) {
   const auto F = static_cast<size_t>(plan.n_facets);
   out.raws.resize(F);
   out.cells.resize(F);
-  bool same = out.walked_for == plan.serial && out.walked_mask.size() == F && out.walked_cells.size() == F;
+  bool same = plan.serial != 0 && out.walked_for == plan.serial && out.walked_mask.size() == F &&
+              out.walked_cells.size() == F;
   for (size_t f = 0; f < F; ++f) {
     int cols[kMaxCodeColumns];
     const SlotProblem pb = facet_problem(plan, static_cast<int>(f), codes, n, cols);
@@ -884,7 +897,7 @@ RowError slot_stream_count_walked(const StreamPlan& plan, const void* const* cod
     }
     return RowError{};
   }
-  out.walked_for = 0;  // (the walk below replaces it)
+  out.walked_for = 0;  // (the walk below replaces it; an exception leaves nothing to reuse)
   stream_key_init(plan, out);
   out.walked_mask.resize(F);
   out.walked_cells.resize(F);
@@ -910,49 +923,39 @@ std::uint64_t next_stream_serial() { return g_stream_serial.fetch_add(1) + 1; }
 RowError slot_stream_count(const StreamPlan& plan, const void* const* codes, const double* weights, i64 n,
                            int n_threads, StreamBatch& out) {
   const int F = plan.n_facets;
-  if (!plan.weighted && plan.serial != 0) return slot_stream_count_walked(plan, codes, n, n_threads, out);
+  if (!plan.weighted) return slot_stream_count_unweighted(plan, codes, n, n_threads, out);
   stream_key_init(plan, out);
-  out.cells.resize(plan.weighted ? 0 : static_cast<size_t>(F));
-  for (auto& c : out.cells) c.clear();
-  out.wtable.resize(plan.weighted ? static_cast<size_t>(F) : 0);
+  out.cells.clear();
+  out.wtable.resize(static_cast<size_t>(F));
   for (int f = 0; f < F; ++f) {
     int cols[kMaxCodeColumns];
     SlotProblem pb = facet_problem(plan, f, codes, n, cols);
     out.raw.resize(static_cast<size_t>(pb.raw_cells()));
-    RowError err;
-    if (!plan.weighted) {
-      err = slot_counts_team(pb, out.raw.data(), n_threads);
-    } else {
-      // the weighted table's axes: facet (its slots, or 0/1 for selected values), group slots,
-      // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it; its
-      // threads are slot_counts_cpu's (the sums' order is fixed by the row count alone)
-      const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
-      const i64 P = plan.P;
-      const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1,
-                                             1};
-      for (int k = 0; k < pb.n_cols; ++k) {
-        pb.lut[k] = plan.cols[static_cast<size_t>(cols[k])].wmap.data();
-        pb.map_stride[k] = mstrides[k];
-      }
-      out.mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
-      err =
-          slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], out.mapped.data(),
-                                   out.raw.data(), n <= detail::kRowsPerChunk ? 1 : n_threads);
+    // the weighted table's axes: facet (its slots, or 0/1 for selected values), group slots,
+    // label (0/1), prediction (0/1): [Fm][Km][2][P], as the one-pass path counts it; its
+    // threads are slot_counts_cpu's (the sums' order is fixed by the row count alone)
+    const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
+    const i64 P = plan.P;
+    const i64 mstrides[kMaxCodeColumns] = {Km * 2 * P, plan.has_group ? 2 * P : P, plan.has_group ? P : 1, 1};
+    for (int k = 0; k < pb.n_cols; ++k) {
+      pb.lut[k] = plan.cols[static_cast<size_t>(cols[k])].wmap.data();
+      pb.map_stride[k] = mstrides[k];
     }
+    out.mapped.resize(static_cast<size_t>(plan.mapped_cells[static_cast<size_t>(f)]));
+    const RowError err =
+        slot_weighted_counts_cpu(pb, weights, plan.mapped_cells[static_cast<size_t>(f)], out.mapped.data(),
+                                 out.raw.data(), n <= detail::kRowsPerChunk ? 1 : n_threads);
     if (err.what != 0) return err;
-    std::vector<i64>* cells = plan.weighted ? nullptr : &out.cells[static_cast<size_t>(f)];
-    stream_walk(plan, f, out.raw.data(), out, cells);
+    stream_walk(plan, f, out.raw.data(), out, nullptr);
     if (!out.known) return RowError{};
-    if (!plan.weighted) continue;
     // the weighted sums, one-to-one onto the codes (the occurring facet slots of a vocabulary
     // facet, both codes of a selected facet; the occurring group slots)
-    const i64 K = plan.K, P = plan.P;
+    const i64 K = plan.K;
     const StreamColumn& fc = plan.cols[static_cast<size_t>(f)];
     auto& tab = out.wtable[static_cast<size_t>(f)];
     tab.assign(static_cast<size_t>(plan.table_cells(f)), 0.0);
     const bool fslots = plan.facet_slots[static_cast<size_t>(f)];
     const i64 Fm = fslots ? fc.size : 2;
-    const i64 Km = plan.has_group ? plan.cols[static_cast<size_t>(plan.group_col())].size : 1;
     const char* fk = &out.key[out.key_at[static_cast<size_t>(f)]];
     const char* gk = plan.has_group ? &out.key[out.key_at[static_cast<size_t>(plan.group_col())]] : nullptr;
     const std::vector<double>& mapped = out.mapped;
